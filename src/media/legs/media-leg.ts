@@ -1,0 +1,62 @@
+import type { EventEmitter } from 'node:events';
+
+/**
+ * The contract between a media element (RtpEndpoint, WebRtcEndpoint in src/media/objects/) and the
+ * transport that carries its packets to the outside world (a plain RTP/RTCP socket pair in
+ * src/media/rtp/, or a werift PeerConnection in src/media/webrtc/). Elements relay between legs;
+ * legs know sockets, SRTP, ICE and RTCP. Anything replacing werift (node-datachannel) implements this.
+ *
+ * Packets crossing this boundary are plain (decrypted) RTP as Buffers. A leg never rewrites payload
+ * bytes; the element that forwards a packet rewrites payload type / SSRC / sequence / timestamp for
+ * the leg it sends on (see src/media/objects/ for the relay).
+ */
+export type LegEndReason =
+  | 'rtcp-bye'
+  | 'dtls-close'
+  | 'icmp-unreachable'
+  | 'ice-failed'
+  | 'media-timeout'
+  | 'hold-timeout'
+  | 'control-release'
+  | 'session-expired'
+  | 'sip-bye'
+  | 'sip-cancel';
+
+/** What the leg has seen from its peer, for liveness decisions (lifecycle.md). Times are ms since epoch (or of the injected clock). */
+export interface LegActivity {
+  lastRtpInAt: number | undefined;
+  lastRtcpInAt: number | undefined;
+  lastRtpOutAt: number | undefined;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface MediaLegEvents {
+  /** A plain RTP packet arrived from the peer (after SRTP decryption for WebRTC). */
+  rtp: [packet: Buffer];
+  /** A (decrypted) RTCP compound packet arrived from the peer; `bye` is true when it contains a BYE. */
+  rtcp: [packet: Buffer, info: { bye: boolean }];
+  /** The transport is up (ICE+DTLS connected for WebRTC; first packet / SDP applied for RTP). */
+  connected: [];
+  /** An explicit end signal seen by the transport (RTCP BYE, DTLS close_notify, ICMP unreachable, ICE failure). */
+  signal: [reason: LegEndReason];
+  /** The leg closed (after close()); no more events follow. */
+  closed: [];
+}
+
+export interface MediaLeg extends EventEmitter {
+  readonly kind: 'rtp' | 'webrtc';
+  /** Send a plain RTP packet to the peer (the leg encrypts when it must). Dropped silently before connect or after close. */
+  sendRtp(packet: Buffer): void;
+  /** Counters for liveness and /stats. */
+  activity(): LegActivity;
+  /** Number of local UDP ports this leg holds right now (for /stats boundPorts; 0 after close). */
+  boundPorts(): number;
+  /**
+   * Tell the peer goodbye (RTCP BYE on RTP; RTCP BYE + DTLS close_notify on WebRTC), then free every socket
+   * and timer. Idempotent: a second call resolves at once.
+   */
+  close(options?: { notifyPeer?: boolean }): Promise<void>;
+}
