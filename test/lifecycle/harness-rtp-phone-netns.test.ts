@@ -1,0 +1,87 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
+import { NetNamespace } from '../helpers/netns';
+
+/** The lifecycle harness proves itself first: the scripted phone and the namespace faults do what the scenarios rely on. */
+describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
+  test('two scripted phones exchange RTP at 50 pps and RTCP; mute stops RTP only; RTCP BYE is counted', async () => {
+    const a = new RtpPhone({ rtcpIntervalMs: 500 });
+    const b = new RtpPhone({ rtcpIntervalMs: 500 });
+    after(() => Promise.all([a.close(), b.close()]));
+    const pa = await a.start();
+    const pb = await b.start();
+    assert.equal(pa.rtcpPort, pa.rtpPort + 1);
+    await a.applyRemoteSdp(await b.sdp());
+    await b.applyRemoteSdp(await a.sdp());
+    await a.startMedia();
+    await b.startMedia();
+    await sleep(1500);
+    const t0 = Date.now();
+    const s1 = await b.stats();
+    assert.ok(s1.rtpReceived >= 50, `b received ${s1.rtpReceived} RTP in 1.5 s`);
+    assert.ok(s1.rtcpReceived >= 2, `b received ${s1.rtcpReceived} RTCP`);
+    assert.equal(s1.lastPayloadHex?.length, 320);
+    assert.ok((await b.maxRtpGap(t0 - 1000, t0)) < 200);
+    await a.mute();
+    await sleep(300);
+    const s2 = await b.stats();
+    await sleep(1200);
+    const s3 = await b.stats();
+    assert.equal(s3.rtpReceived, s2.rtpReceived, 'muted phone sends no RTP');
+    assert.ok(s3.rtcpReceived > s2.rtcpReceived, 'muted phone keeps sending RTCP');
+    await a.sendBye();
+    await sleep(200);
+    assert.equal((await b.stats()).byeReceived, 1);
+  });
+
+  test('a phone in its own namespace: traffic flows over the veth, the cable pull and the netem blip silence it, both recover, the namespace is deleted', async (t) => {
+    const ns = await NetNamespace.create();
+    const host = new RtpPhone({ address: ns.hostAddress, rtcpIntervalMs: 500 });
+    let phone: RtpPhoneProcess | undefined;
+    after(async () => {
+      await phone?.close();
+      await host.close();
+      await ns.destroy();
+    });
+    phone = await RtpPhoneProcess.spawn({ namespace: ns.name, address: ns.phoneAddress, rtcpIntervalMs: 500 });
+    await phone.start();
+    await host.start();
+    await phone.applyRemoteSdp(await host.sdp());
+    await host.applyRemoteSdp(await phone.sdp());
+    await phone.startMedia();
+    await host.startMedia();
+    await sleep(1000);
+    const flowing = await host.stats();
+    assert.ok(flowing.rtpReceived >= 30, `host received ${flowing.rtpReceived} from the namespace`);
+    assert.ok((await phone.stats()).rtpReceived >= 30);
+
+    await ns.pullCable();
+    await sleep(300);
+    const cut0 = (await host.stats()).rtpReceived;
+    await sleep(1000);
+    assert.equal((await host.stats()).rtpReceived, cut0, 'nothing arrives from a phone whose cable is pulled');
+    await ns.plugCable();
+    await sleep(1000);
+    assert.ok((await host.stats()).rtpReceived > cut0 + 20, 'media resumes after re-plug');
+
+    const method = await ns.dropAll();
+    t.diagnostic('blip method: ' + method);
+    await sleep(300);
+    const blip0 = (await host.stats()).rtpReceived;
+    const phoneBlip0 = (await phone.stats()).rtpReceived;
+    await sleep(1000);
+    assert.equal((await host.stats()).rtpReceived, blip0, 'netem loss 100% drops phone -> host');
+    assert.equal((await phone.stats()).rtpReceived, phoneBlip0, 'netem loss 100% drops host -> phone');
+    await ns.restore();
+    await sleep(1000);
+    assert.ok((await host.stats()).rtpReceived > blip0 + 20, 'media resumes after the blip');
+
+    await phone.close();
+    phone = undefined;
+    await ns.destroy();
+    assert.equal(await NetNamespace.exists(ns.name), false);
+  });
+});
