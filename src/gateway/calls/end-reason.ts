@@ -1,0 +1,39 @@
+/**
+ * Why a call ended: the lifecycle signals (shared/design/lifecycle.md rule 8) plus the ways a call
+ * fails before it is answered. The first reason recorded wins; later ones are timeline evidence.
+ */
+export const END_REASONS = [
+  'sip-bye',
+  'sip-cancel',
+  'rtcp-bye',
+  'dtls-close',
+  'icmp-unreachable',
+  'ice-failed',
+  'media-timeout',
+  'hold-timeout',
+  'control-release',
+  'session-expired',
+  'busy',
+  'no-answer',
+  'declined',
+  'not-found',
+  'unavailable',
+  'failed',
+  'media-error',
+] as const;
+
+export type EndReason = (typeof END_REASONS)[number];
+
+export function isEndReason(x: unknown): x is EndReason {
+  return typeof x === 'string' && (END_REASONS as readonly string[]).includes(x);
+}
+
+/** The reason a final SIP failure response from the called party stands for. */
+export function reasonForStatus(status: number): EndReason {
+  if (status === 486 || status === 600) return 'busy';
+  if (status === 408 || status === 480) return 'no-answer';
+  if (status === 603) return 'declined';
+  if (status === 404 || status === 604) return 'not-found';
+  if (status === 487) return 'sip-cancel';
+  return 'failed';
+}

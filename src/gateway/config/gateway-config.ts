@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { ConfigError } from './config-error';
+import { loadSipConfig } from './sip-config-loader';
+import { SipConfig } from './sip-config';
+
+/** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
+export interface GatewayConfig {
+  sipControl: { host: string; port: number; secret: string };
+  mediaUrl: string;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  http: { host: string; port: number };
+  instanceId: string;
+  leaseMs: number;
+  adoptIntervalMs: number;
+  endedRecordTtlMs: number;
+  noAnswerMs: number;
+  sipConfigFile: string;
+  sip: SipConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function defaultSipConfigFile(): string {
+  return path.join(__dirname, '..', '..', '..', 'sip-config', 'ferry.json');
+}
+
+export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const get = (name: string, fallback: string): string => {
+    const v = env[name];
+    return v === undefined || v === '' ? fallback : v;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`environment: ${name}=${JSON.stringify(raw)}: must be an integer between ${min} and ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const control = get('FERRY_SIP_CONTROL_URL', '127.0.0.1:9022').replace(/^tcp:\/\//, '');
+  const m = /^([^:/]+):(\d{1,5})$/.exec(control);
+  if (!m) problems.push(`environment: FERRY_SIP_CONTROL_URL=${JSON.stringify(control)}: must be host:port`);
+  const mediaUrl = get('FERRY_MEDIA_URL', 'ws://127.0.0.1:8888/kurento');
+  if (!/^wss?:\/\/[^/]+/.test(mediaUrl)) problems.push(`environment: FERRY_MEDIA_URL=${JSON.stringify(mediaUrl)}: must be a ws:// or wss:// URL`);
+  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push(`environment: REDIS_URL=${JSON.stringify(redisUrl)}: must be a redis:// URL`);
+  const leaseMs = int('FERRY_GATEWAY_LEASE_MS', 10000, 500, 3600000);
+  const config = {
+    sipControl: { host: m?.[1] ?? '127.0.0.1', port: Number(m?.[2] ?? 9022), secret: get('FERRY_SIP_SECRET', 'cymru') },
+    mediaUrl,
+    redisUrl,
+    redisPrefix: get('FERRY_REDIS_PREFIX', 'ferry:'),
+    http: { host: get('FERRY_HTTP_HOST', '127.0.0.1'), port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
+    instanceId: get('FERRY_GATEWAY_ID', `gw-${randomUUID().slice(0, 8)}`),
+    leaseMs,
+    adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),
+    endedRecordTtlMs: int('FERRY_CALL_RECORD_TTL_MS', 3600000, 1000, 30 * 86400000),
+    noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
+    sipConfigFile: get('FERRY_SIP_CONFIG', defaultSipConfigFile()),
+  };
+  let sip: SipConfig | undefined;
+  try {
+    sip = loadSipConfig(config.sipConfigFile);
+  } catch (err) {
+    if (err instanceof ConfigError) problems.push(...err.problems);
+    else throw err;
+  }
+  if (problems.length > 0 || !sip) throw new ConfigError(problems);
+  return { ...config, sip };
+}

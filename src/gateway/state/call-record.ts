@@ -1,0 +1,62 @@
+import { EndReason } from '../calls/end-reason';
+
+/**
+ * The call record kept in the state store (Redis key `<prefix>call:<id>`), written before the call
+ * is answered and kept current. It holds everything another gateway needs to take the call over
+ * or finish it: both dialogs, the media object ids, the owner and its lease. docs/gateway.md.
+ */
+export type CallState = 'routing' | 'ringing' | 'answered' | 'ending' | 'ended';
+export type LegKind = 'webrtc' | 'rtp';
+
+export interface DialogSnapshot {
+  /** drachtio dialog id (stack-level) */
+  dialogId: string;
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  /** our last CSeq number on this dialog (in-dialog requests we send use the next one) */
+  localCseq: number;
+  /** URI our in-dialog requests go to (the peer's Contact) */
+  remoteTarget: string;
+  /** Record-Route set in the order our requests must use */
+  routeSet: string[];
+  localUri: string;
+  remoteUri: string;
+  /** our side: 'uas' when the peer called us, 'uac' when we called the peer */
+  role: 'uas' | 'uac';
+}
+
+export interface CallLeg {
+  /** the party's SIP URI (AOR or trunk target) */
+  uri: string;
+  kind: LegKind;
+  /** trunk name or user name */
+  party: string;
+  dialog?: DialogSnapshot;
+  /** this leg's last SDP direction as the peer sent it */
+  direction?: string;
+}
+
+export interface TimelineEntry {
+  /** epoch ms */
+  t: number;
+  event: string;
+  detail?: string;
+  by?: string;
+}
+
+export interface CallRecord {
+  id: string;
+  state: CallState;
+  createdAt: number;
+  answeredAt?: number;
+  endedAt?: number;
+  caller: CallLeg;
+  callee: CallLeg;
+  media: { pipelineId?: string; callerEndpointId?: string; calleeEndpointId?: string; mediaUrl: string };
+  owner: string;
+  reason?: EndReason;
+  /** set when the media server decided the end (reason came from a media event) */
+  endedBy?: 'caller' | 'callee' | 'media' | 'gateway';
+  timeline: TimelineEntry[];
+}

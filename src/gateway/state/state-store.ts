@@ -1,0 +1,33 @@
+import { CallRecord } from './call-record';
+import { Registration } from './registration';
+
+/**
+ * Where the gateway keeps everything that must outlive it: registrations, call records and
+ * instance leases. Two implementations with the same behaviour: Redis (ioredis) and in-memory.
+ */
+export interface StateStore {
+  readonly kind: 'redis' | 'memory';
+
+  putRegistration(reg: Registration): Promise<void>;
+  /** live (unexpired) bindings of an AOR user */
+  getRegistrations(user: string): Promise<Registration[]>;
+  removeRegistration(user: string, contact: string): Promise<void>;
+  countRegistrations(): Promise<number>;
+
+  /** create or replace a call record; `ttlMs` only after the call ended (a backstop, never while live) */
+  putCall(record: CallRecord, ttlMs?: number): Promise<void>;
+  getCall(id: string): Promise<CallRecord | undefined>;
+  listCalls(): Promise<CallRecord[]>;
+  deleteCall(id: string): Promise<void>;
+  /** number of call keys present (S16 leak checks) */
+  countCallKeys(): Promise<number>;
+
+  /** renew the lease of a gateway instance */
+  renewLease(instanceId: string, ttlMs: number): Promise<void>;
+  dropLease(instanceId: string): Promise<void>;
+  leaseAlive(instanceId: string): Promise<boolean>;
+  /** atomically take the right to adopt a call for `ttlMs`; false when another gateway holds it */
+  claimAdoption(callId: string, instanceId: string, ttlMs: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}
