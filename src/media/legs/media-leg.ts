@@ -34,13 +34,21 @@ export interface LegActivity {
 }
 
 export interface MediaLegEvents {
-  /** A plain RTP packet arrived from the peer (after SRTP decryption for WebRTC). */
+  /**
+   * A plain RTP packet arrived from the peer (after SRTP decryption for WebRTC). Legs emit only packets
+   * of at least 12 bytes with RTP version 2 (the relay reads the fixed header without checking), and the
+   * receiver may rewrite the header in place and send the same Buffer on (media-core note, h1).
+   */
   rtp: [packet: Buffer];
   /** A (decrypted) RTCP compound packet arrived from the peer; `bye` is true when it contains a BYE. */
   rtcp: [packet: Buffer, info: { bye: boolean }];
   /** The transport is up (ICE+DTLS connected for WebRTC; first packet / SDP applied for RTP). */
   connected: [];
-  /** An explicit end signal seen by the transport (RTCP BYE, DTLS close_notify, ICMP unreachable, ICE failure). */
+  /**
+   * An explicit end signal seen by the transport (RTCP BYE, DTLS close_notify, ICMP unreachable, ICE failure).
+   * Only the RTP (phone) leg signals 'rtcp-bye'; a WebRTC leg reports a browser's BYE through `rtcp` with
+   * `bye: true` and never as a signal (a browser's BYE means one track stopped; lifecycle.md).
+   */
   signal: [reason: LegEndReason];
   /** The leg closed (after close()); no more events follow. */
   closed: [];

@@ -1,0 +1,294 @@
+import { KurentoErrors } from '../errors/kurento-error';
+import type { MediaLeg } from '../legs/media-leg';
+import { EMPTY_CODECS, type CodecTable } from '../relay/codec-table';
+import { RtpStreamRewriter } from '../relay/rtp-stream-rewriter';
+import type { TimerHandle } from '../../common/clock';
+import { MediaObject, requireString, type OperationParams } from './media-object';
+import type { ElementContext } from './object-context';
+
+/**
+ * Kurento's MediaElement: connections to other elements of the same pipeline, the RTP relay between
+ * them, and the MediaFlowIn/Out states.
+ *
+ * ## Extension API (how a new element type plugs in; the WebRTC engineer uses this)
+ * - Subclass `SdpEndpoint` (./sdp-endpoint.ts) for anything with a transport leg (RtpEndpoint,
+ *   WebRtcEndpoint), or `MediaElement` directly for a leg-less element.
+ * - Describe the type with an `ElementType` (./element-type.ts): `type`, `hierarchy` (nearest ancestor
+ *   first, e.g. BASE_RTP_ENDPOINT_HIERARCHY), `events` (every IDL event name of the class, so
+ *   subscribe never fails) and `create(ctx)`.
+ * - `src/media/objects/webrtc-endpoint.ts` must export `const elementType: ElementType`; the factory
+ *   table (./element-types.ts) loads that file when it exists, so nobody edits anybody's files.
+ * - Operations: override `invoke(operation, params)`, handle your names, `return super.invoke(...)`
+ *   for the rest. Throw `KurentoErrors.*` (../errors/kurento-error.ts) for failures.
+ * - Events: `this.emitEvent('IceCandidateFound', { candidate: {...} })` — source/tags/timestampMillis/type
+ *   are filled in; delivery to subscribed sessions is the registry's job.
+ * - Media: after negotiation call `this.useLeg(leg)` / `this.setCodecs(table)` (SdpEndpoint does it in
+ *   `negotiated()`); RTP from the leg is relayed to connected sinks with payload type mapped by codec
+ *   name and SSRC/seq/timestamp rewritten per outgoing leg. Nothing else is needed for the relay.
+ * - Teardown: override `teardown()` and call `super.teardown()`; it must be idempotent.
+ */
+export type MediaType = 'AUDIO' | 'VIDEO' | 'DATA';
+const ALL_MEDIA_TYPES: readonly MediaType[] = ['AUDIO', 'VIDEO', 'DATA'];
+const FLOW_CHECK_MS = 2000;
+
+export abstract class MediaElement extends MediaObject {
+  /** Sinks this element feeds, per media type. */
+  private readonly sinks = new Map<MediaType, Set<MediaElement>>();
+  /** The one source feeding this element, per media type. */
+  private readonly sources = new Map<MediaType, MediaElement>();
+  /** Cached AUDIO sinks for the per-packet path. */
+  private audioSinks: MediaElement[] = [];
+
+  protected leg: MediaLeg | undefined;
+  protected codecs: CodecTable = EMPTY_CODECS;
+  private rewriter: RtpStreamRewriter;
+
+  /** Packets that left this element into the pipeline (received from its peer). */
+  private flowOutCount = 0;
+  /** Packets that entered this element from the pipeline (to be sent to its peer). */
+  private flowInCount = 0;
+  private flowingOut = false;
+  private flowingIn = false;
+  private flowOutSeen = 0;
+  private flowInSeen = 0;
+  private flowTimer: TimerHandle | undefined;
+  /** Packets dropped because the sink did not negotiate the codec. */
+  protected droppedNoCodec = 0;
+
+  constructor(protected readonly ctx: ElementContext, type: string) {
+    super(ctx.id, type, ctx.host, ctx.clock, ctx.pipelineId);
+    this.rewriter = new RtpStreamRewriter(randomSsrc());
+  }
+
+  get pipelineId(): string {
+    return this.ctx.pipelineId;
+  }
+
+  /** The SSRC this element uses for every packet it sends to its peer (legs put it in their RTCP too). */
+  get outgoingSsrc(): number {
+    return this.rewriter.outSsrc;
+  }
+
+  protected useLeg(leg: MediaLeg): void {
+    this.leg = leg;
+  }
+
+  protected setCodecs(codecs: CodecTable): void {
+    this.codecs = codecs;
+  }
+
+  /** The codec keys this element negotiated, in preference order (used by a sink generating an offer). */
+  negotiatedCodecKeys(): string[] {
+    return [...this.codecs.send.keys()];
+  }
+
+  /** Source elements currently connected to this one. */
+  connectedSources(): MediaElement[] {
+    return [...new Set(this.sources.values())];
+  }
+
+  // ---- per-packet path ----------------------------------------------------------------------
+
+  /** A packet arrived from this element's peer: relay it to every AUDIO sink. `packet` is a valid RTP packet. */
+  protected relayFromPeer(packet: Buffer): void {
+    this.flowOutCount++;
+    if (!this.flowingOut) this.setFlowOut(true);
+    const sinks = this.audioSinks;
+    const n = sinks.length;
+    if (n === 0) return;
+    const key = this.codecs.receive[packet[1]! & 0x7f];
+    if (key === undefined) return;
+    for (let i = 0; i < n - 1; i++) sinks[i]!.deliverFromPipeline(Buffer.from(packet), key);
+    sinks[n - 1]!.deliverFromPipeline(packet, key);
+  }
+
+  /** A packet from a connected source, to be sent to this element's peer. */
+  deliverFromPipeline(packet: Buffer, codec: string): void {
+    this.flowInCount++;
+    if (!this.flowingIn) this.setFlowIn(true);
+    const leg = this.leg;
+    if (leg === undefined) return;
+    const pt = this.codecs.send.get(codec);
+    if (pt === undefined) {
+      this.droppedNoCodec++;
+      return;
+    }
+    this.rewriter.rewrite(packet, pt, this.codecs.clockRates.get(codec) ?? 8000, this.clock.now());
+    leg.sendRtp(packet);
+  }
+
+  // ---- media flow states (packet presence only, as in KMS: FLOWING at once, NOT_FLOWING 2-4 s after the last packet)
+
+  private setFlowOut(flowing: boolean): void {
+    this.flowingOut = flowing;
+    this.emitEvent('MediaFlowOutStateChanged', { state: flowing ? 'FLOWING' : 'NOT_FLOWING', padName: 'default', mediaType: 'AUDIO' });
+    this.armFlowTimer();
+  }
+
+  private setFlowIn(flowing: boolean): void {
+    this.flowingIn = flowing;
+    this.emitEvent('MediaFlowInStateChanged', { state: flowing ? 'FLOWING' : 'NOT_FLOWING', padName: 'default', mediaType: 'AUDIO' });
+    this.armFlowTimer();
+  }
+
+  private armFlowTimer(): void {
+    if (this.released) return;
+    if (this.flowingIn || this.flowingOut) {
+      if (this.flowTimer) return;
+      this.flowOutSeen = this.flowOutCount;
+      this.flowInSeen = this.flowInCount;
+      this.flowTimer = this.clock.setInterval(() => this.checkFlow(), FLOW_CHECK_MS);
+    } else if (this.flowTimer) {
+      this.flowTimer.cancel();
+      this.flowTimer = undefined;
+    }
+  }
+
+  private checkFlow(): void {
+    if (this.flowingOut && this.flowOutCount === this.flowOutSeen) this.setFlowOut(false);
+    if (this.flowingIn && this.flowInCount === this.flowInSeen) this.setFlowIn(false);
+    this.flowOutSeen = this.flowOutCount;
+    this.flowInSeen = this.flowInCount;
+  }
+
+  // ---- connections ----------------------------------------------------------------------------
+
+  connectTo(sink: MediaElement, mediaType: MediaType | undefined): void {
+    if (sink.pipelineId !== this.pipelineId) throw KurentoErrors.connect('Media elements do not share pipeline');
+    if (sink.isReleased || this.released) throw KurentoErrors.connect('Media element already released');
+    for (const t of mediaType ? [mediaType] : ALL_MEDIA_TYPES) {
+      const old = sink.sources.get(t);
+      if (old === this) continue;
+      if (old) old.disconnectFrom(sink, t);
+      sink.sources.set(t, this);
+      let set = this.sinks.get(t);
+      if (!set) this.sinks.set(t, (set = new Set()));
+      set.add(sink);
+      this.emitEvent('ElementConnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
+    }
+    this.refreshAudioSinks();
+  }
+
+  disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
+    for (const t of mediaType ? [mediaType] : ALL_MEDIA_TYPES) {
+      const set = this.sinks.get(t);
+      if (!set || !set.delete(sink)) continue;
+      if (sink.sources.get(t) === this) sink.sources.delete(t);
+      this.emitEvent('ElementDisconnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
+    }
+    this.refreshAudioSinks();
+  }
+
+  private disconnectAll(): void {
+    for (const [t, set] of this.sinks) for (const sink of [...set]) this.disconnectFrom(sink, t);
+    for (const [t, src] of [...this.sources]) src.disconnectFrom(this, t);
+  }
+
+  private refreshAudioSinks(): void {
+    this.audioSinks = [...(this.sinks.get('AUDIO') ?? [])];
+  }
+
+  private connectionData(source: MediaElement, sink: MediaElement, t: MediaType): Record<string, unknown> {
+    return {
+      __module__: 'kurento',
+      __type__: 'ElementConnectionData',
+      source: source.id,
+      sink: sink.id,
+      type: t,
+      sourceDescription: 'default',
+      sinkDescription: 'default',
+    };
+  }
+
+  override async invoke(operation: string, params: OperationParams): Promise<unknown> {
+    switch (operation) {
+      case 'connect':
+      case 'disconnect': {
+        const sinkId = requireString(params, 'sink');
+        const sink = this.host.lookup(sinkId);
+        if (!(sink instanceof MediaElement)) throw KurentoErrors.objectNotFound(sinkId);
+        const mediaType = parseMediaType(params.mediaType);
+        if (operation === 'connect') this.connectTo(sink, mediaType);
+        else this.disconnectFrom(sink, mediaType);
+        return null;
+      }
+      case 'getSourceConnections': {
+        const t = parseMediaType(params.mediaType);
+        return [...this.sources]
+          .filter(([mt]) => !t || mt === t)
+          .map(([mt, src]) => this.connectionData(src, this, mt));
+      }
+      case 'getSinkConnections': {
+        const t = parseMediaType(params.mediaType);
+        const out: Record<string, unknown>[] = [];
+        for (const [mt, set] of this.sinks) if (!t || mt === t) for (const s of set) out.push(this.connectionData(this, s, mt));
+        return out;
+      }
+      case 'isMediaFlowingIn':
+        return parseMediaType(params.mediaType) === 'AUDIO' && this.flowingIn;
+      case 'isMediaFlowingOut':
+        return parseMediaType(params.mediaType) === 'AUDIO' && this.flowingOut;
+      case 'isMediaTranscoding':
+        return false;
+      case 'setAudioFormat':
+      case 'setVideoFormat':
+      case 'setOutputBitrate':
+      case 'setMinEncoderBitrate':
+      case 'setMaxEncoderBitrate':
+      case 'setEncoderBitrate':
+        return null;
+      case 'getMinEncoderBitrate':
+      case 'getMaxEncoderBitrate':
+      case 'getEncoderBitrate':
+        return 0;
+      case 'getStats':
+        return this.statsValue();
+      case 'getGstreamerDot':
+        return `digraph "${this.id}" {}`;
+      default:
+        return super.invoke(operation, params);
+    }
+  }
+
+  /** `getStats` result: a map of stat id -> stats object (kurento ElementStats shape, simplified). */
+  protected statsValue(): Record<string, unknown> {
+    return {};
+  }
+
+  /** Summary for /stats. Subclasses add their own fields. */
+  describeForStats(): Record<string, unknown> {
+    return {
+      id: this.id,
+      type: this.type,
+      flowingIn: this.flowingIn,
+      flowingOut: this.flowingOut,
+      packetsFromPeer: this.flowOutCount,
+      packetsToPeer: this.flowInCount,
+      droppedNoCodec: this.droppedNoCodec,
+      sinks: [...new Set([...this.sinks.values()].flatMap((s) => [...s].map((e) => e.id)))],
+    };
+  }
+
+  /** Number of local UDP ports held by this element (for /stats). */
+  boundPorts(): number {
+    return this.leg?.boundPorts() ?? 0;
+  }
+
+  override async teardown(_options: { notifyPeer: boolean }): Promise<void> {
+    if (this.released) return;
+    this.disconnectAll();
+    this.released = true;
+    this.flowTimer?.cancel();
+    this.flowTimer = undefined;
+  }
+}
+
+export function parseMediaType(v: unknown): MediaType | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (v === 'AUDIO' || v === 'VIDEO' || v === 'DATA') return v;
+  throw KurentoErrors.marshall(`'mediaType' parameter should be one of AUDIO, VIDEO, DATA (got ${JSON.stringify(v)})`);
+}
+
+function randomSsrc(): number {
+  return (Math.random() * 0xffffffff) >>> 0 || 1;
+}

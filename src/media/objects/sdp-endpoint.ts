@@ -1,0 +1,191 @@
+import { KurentoErrors } from '../errors/kurento-error';
+import { LegLiveness } from '../lifecycle/leg-liveness';
+import type { LegEndReason, MediaLeg } from '../legs/media-leg';
+import type { CodecTable } from '../relay/codec-table';
+import { MediaElement } from './media-element';
+import type { OperationParams } from './media-object';
+import type { ElementContext } from './object-context';
+
+export type MediaState = 'CONNECTED' | 'DISCONNECTED';
+export type ConnectionState = 'CONNECTED' | 'DISCONNECTED';
+
+/** `describe` hierarchy of RtpEndpoint and WebRtcEndpoint (nearest ancestor first, the class itself excluded). */
+export const BASE_RTP_ENDPOINT_HIERARCHY: readonly string[] = [
+  'kurento.BaseRtpEndpoint',
+  'kurento.SdpEndpoint',
+  'kurento.SessionEndpoint',
+  'kurento.Endpoint',
+  'kurento.MediaElement',
+  'kurento.MediaObject',
+];
+
+/** Events every BaseRtpEndpoint accepts (the 7.x IDL); subclasses append their own. */
+export const BASE_RTP_ENDPOINT_EVENTS: readonly string[] = [
+  'Error',
+  'ElementConnected',
+  'ElementDisconnected',
+  'MediaFlowInStateChanged',
+  'MediaFlowOutStateChanged',
+  'MediaTranscodingStateChanged',
+  'MediaSessionStarted',
+  'MediaSessionTerminated',
+  'ConnectionStateChanged',
+  'MediaStateChanged',
+];
+
+/**
+ * Kurento's SdpEndpoint/BaseRtpEndpoint: an element with one transport leg (src/media/legs/media-leg.ts),
+ * SDP state, MediaState/ConnectionState and the leg's liveness (lifecycle.md).
+ *
+ * Subclasses (RtpEndpoint, WebRtcEndpoint) implement generateOffer/processOffer/processAnswer in
+ * `invoke()`, and call:
+ * - `attachLeg(leg)` once the leg exists (wires rtp/rtcp/connected/signal to relay, states and liveness);
+ * - `negotiated({ codecs, peerWillSend, localSdp, remoteSdp })` when SDP is applied (emits
+ *   MediaSessionStarted the first time, starts liveness; call again on renegotiation / hold);
+ * - `endLeg(reason)` for an end they detect themselves (emits MediaSessionTerminated +
+ *   MediaStateChanged(DISCONNECTED) with `reason`, then tells the registry).
+ * A WebRTC leg must NOT emit `signal('rtcp-bye')`: from a browser a BYE only means a track stopped.
+ */
+export abstract class SdpEndpoint extends MediaElement {
+  protected localSdp: string | undefined;
+  protected remoteSdp: string | undefined;
+  private mediaState: MediaState = 'DISCONNECTED';
+  private connectionState: ConnectionState = 'DISCONNECTED';
+  private sessionStarted = false;
+  private readonly liveness: LegLiveness;
+  private legEndReason: LegEndReason | undefined;
+
+  constructor(ctx: ElementContext, type: string) {
+    super(ctx, type);
+    this.liveness = new LegLiveness(
+      ctx.clock,
+      { deadMs: ctx.config.deadMs, holdMs: ctx.config.holdMs },
+      () => this.leg?.activity() ?? NO_ACTIVITY,
+      (reason) => this.onLegEnded(reason),
+    );
+  }
+
+  get endReason(): LegEndReason | undefined {
+    return this.legEndReason;
+  }
+
+  protected attachLeg(leg: MediaLeg): void {
+    this.useLeg(leg);
+    leg.on('rtp', (packet: Buffer) => {
+      if (this.mediaState !== 'CONNECTED') this.setMediaState('CONNECTED');
+      this.relayFromPeer(packet);
+    });
+    leg.on('rtcp', () => {
+      if (this.mediaState !== 'CONNECTED') this.setMediaState('CONNECTED');
+    });
+    leg.on('connected', () => this.setConnectionState('CONNECTED'));
+    leg.on('signal', (reason: LegEndReason) => this.endLeg(reason));
+  }
+
+  protected negotiated(n: { codecs: CodecTable; peerWillSend: boolean; localSdp: string; remoteSdp: string }): void {
+    this.setCodecs(n.codecs);
+    this.localSdp = n.localSdp;
+    this.remoteSdp = n.remoteSdp;
+    this.liveness.setPeerWillSend(n.peerWillSend);
+    if (!this.sessionStarted) {
+      this.sessionStarted = true;
+      this.emitEvent('MediaSessionStarted');
+    }
+    if (!this.legEndReason) this.liveness.start();
+  }
+
+  /** End this leg now (explicit signal). Idempotent; the first reason wins. */
+  endLeg(reason: LegEndReason): void {
+    if (this.released) return;
+    this.liveness.signal(reason);
+  }
+
+  private onLegEnded(reason: LegEndReason): void {
+    if (this.legEndReason || this.released) return;
+    this.legEndReason = reason;
+    this.ctx.logger.info('media leg ended', { element: this.id, reason });
+    const old = this.mediaState;
+    this.mediaState = 'DISCONNECTED';
+    this.emitEvent('MediaStateChanged', { oldState: old, newState: 'DISCONNECTED', reason });
+    this.emitEvent('MediaSessionTerminated', { reason });
+    this.host.legEnded(this.id, reason);
+  }
+
+  private setMediaState(state: MediaState): void {
+    if (this.legEndReason) return;
+    const old = this.mediaState;
+    if (old === state) return;
+    this.mediaState = state;
+    this.emitEvent('MediaStateChanged', { oldState: old, newState: state });
+  }
+
+  protected setConnectionState(state: ConnectionState): void {
+    const old = this.connectionState;
+    if (old === state) return;
+    this.connectionState = state;
+    this.emitEvent('ConnectionStateChanged', { oldState: old, newState: state });
+  }
+
+  override async invoke(operation: string, params: OperationParams): Promise<unknown> {
+    switch (operation) {
+      case 'getLocalSessionDescriptor':
+        if (this.localSdp === undefined) throw KurentoErrors.sdpNoLocal();
+        return this.localSdp;
+      case 'getRemoteSessionDescriptor':
+        if (this.remoteSdp === undefined) throw KurentoErrors.sdpNoRemote();
+        return this.remoteSdp;
+      case 'getMediaState':
+        return this.mediaState;
+      case 'getConnectionState':
+        return this.connectionState;
+      case 'requestKeyframe':
+        return null;
+      case 'getMaxAudioRecvBandwidth':
+      case 'getMaxVideoRecvBandwidth':
+      case 'getMinVideoRecvBandwidth':
+      case 'getMinVideoSendBandwidth':
+      case 'getMaxVideoSendBandwidth':
+        return 0;
+      case 'getMtu':
+        return 1200;
+      case 'setMaxAudioRecvBandwidth':
+      case 'setMaxVideoRecvBandwidth':
+      case 'setMinVideoRecvBandwidth':
+      case 'setMinVideoSendBandwidth':
+      case 'setMaxVideoSendBandwidth':
+      case 'setMtu':
+        return null;
+      default:
+        return super.invoke(operation, params);
+    }
+  }
+
+  override describeForStats(): Record<string, unknown> {
+    const a = this.leg?.activity();
+    return {
+      ...super.describeForStats(),
+      mediaState: this.mediaState,
+      connectionState: this.connectionState,
+      negotiated: this.remoteSdp !== undefined,
+      legEnded: this.legEndReason ?? null,
+      leg: a ? { kind: this.leg!.kind, ...a, boundPorts: this.leg!.boundPorts() } : null,
+    };
+  }
+
+  override async teardown(options: { notifyPeer: boolean }): Promise<void> {
+    if (this.released) return;
+    this.liveness.stop();
+    await super.teardown(options);
+    await this.leg?.close({ notifyPeer: options.notifyPeer });
+  }
+}
+
+const NO_ACTIVITY = {
+  lastRtpInAt: undefined,
+  lastRtcpInAt: undefined,
+  lastRtpOutAt: undefined,
+  packetsIn: 0,
+  packetsOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+};

@@ -1,0 +1,65 @@
+import dgram from 'node:dgram';
+
+/**
+ * Binds UDP sockets for RTP legs: an even port for RTP and, unless rtcp-mux, port+1 for RTCP
+ * (RFC 3550 §11). Ports come from the OS, or from FERRY_MEDIA_RTP_PORT_MIN..MAX when a range is set.
+ */
+export class PortAllocator {
+  private next: number;
+
+  constructor(
+    private readonly host: string,
+    private readonly min: number,
+    private readonly max: number,
+  ) {
+    this.next = min + (min % 2);
+  }
+
+  /** Bind an RTP socket (and an RTCP socket on port+1 when `withRtcp`). */
+  async bindPair(withRtcp: boolean): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket | undefined }> {
+    const attempts = this.min > 0 ? Math.max(1, Math.floor((this.max - this.min + 1) / 2)) : 50;
+    for (let i = 0; i < attempts; i++) {
+      const port = this.min > 0 ? this.nextInRange() : 0;
+      const rtp = await bindOrUndefined(this.host, port);
+      if (!rtp) continue;
+      const rtpPort = rtp.address().port;
+      if (!withRtcp) return { rtp, rtcp: undefined };
+      if (this.min === 0 && rtpPort % 2 === 1) {
+        rtp.close();
+        continue;
+      }
+      const rtcp = rtpPort + 1 <= 65535 ? await bindOrUndefined(this.host, rtpPort + 1) : undefined;
+      if (rtcp) return { rtp, rtcp };
+      rtp.close();
+    }
+    throw new Error(
+      this.min > 0 ? `no free RTP port pair in ${this.min}-${this.max} on ${this.host}` : `could not bind an RTP port pair on ${this.host}`,
+    );
+  }
+
+  private nextInRange(): number {
+    if (this.next + 1 > this.max) this.next = this.min + (this.min % 2);
+    const p = this.next;
+    this.next += 2;
+    return p;
+  }
+}
+
+function bindOrUndefined(host: string, port: number): Promise<dgram.Socket | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+    const onError = () => {
+      try {
+        s.close();
+      } catch {
+        // a socket that never bound may refuse close(); nothing is held either way
+      }
+      resolve(undefined);
+    };
+    s.once('error', onError);
+    s.bind(port, host, () => {
+      s.removeListener('error', onError);
+      resolve(s);
+    });
+  });
+}

@@ -1,0 +1,46 @@
+import { envInt, envString } from '../../common/env';
+
+export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
+
+/** ferry media's configuration, read once at start (style.md §10). */
+export interface MediaConfig {
+  /** Address the server listens on and puts in SDP / ICE candidates. */
+  host: string;
+  /** WebSocket + /stats port (0 = any free port). */
+  port: number;
+  /** RTP port range for RtpEndpoints; 0/0 = ports chosen by the OS. */
+  rtpPortMin: number;
+  rtpPortMax: number;
+  /** A leg with neither RTP nor RTCP for this long is dead (lifecycle.md T_dead). */
+  deadMs: number;
+  /** Same when the SDP says the peer will not send (hold) (T_hold). */
+  holdMs: number;
+  autoRelease: AutoReleasePolicy;
+  /** With autoRelease=always: how long after a leg ends ferry media waits for the app to release. */
+  releaseGraceMs: number;
+  /** RTCP report interval on RTP legs. */
+  rtcpIntervalMs: number;
+}
+
+export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConfig {
+  const policy = envString('FERRY_MEDIA_AUTO_RELEASE', 'orphans');
+  if (policy !== 'orphans' && policy !== 'always' && policy !== 'never') {
+    throw new Error(`FERRY_MEDIA_AUTO_RELEASE=${JSON.stringify(policy)} must be one of orphans, always, never`);
+  }
+  const config: MediaConfig = {
+    host: envString('FERRY_MEDIA_HOST', '127.0.0.1'),
+    port: envInt('FERRY_MEDIA_PORT', 8888),
+    rtpPortMin: envInt('FERRY_MEDIA_RTP_PORT_MIN', 0),
+    rtpPortMax: envInt('FERRY_MEDIA_RTP_PORT_MAX', 0),
+    deadMs: envInt('FERRY_MEDIA_DEAD_MS', 15000),
+    holdMs: envInt('FERRY_MEDIA_HOLD_MS', 3600000),
+    autoRelease: policy,
+    releaseGraceMs: envInt('FERRY_MEDIA_RELEASE_GRACE_MS', 5000),
+    rtcpIntervalMs: envInt('FERRY_MEDIA_RTCP_INTERVAL_MS', 5000),
+    ...overrides,
+  };
+  if (config.rtpPortMin > config.rtpPortMax) {
+    throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);
+  }
+  return config;
+}
