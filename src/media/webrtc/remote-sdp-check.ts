@@ -1,0 +1,89 @@
+import { parse } from 'sdp-transform';
+import { WebRtcSdpError } from './webrtc-sdp-error';
+import type { G711Codec } from './webrtc-leg';
+
+/**
+ * Checks a browser's SDP before werift sees it, so bad input gets a clear message instead of a werift
+ * stack trace (or a hang): one usable audio m-line over UDP/TLS/RTP/SAVP(F) with ICE credentials, a DTLS
+ * fingerprint and a G.711 codec. Returns what the answer needs (payload types as the peer numbered them).
+ */
+export interface RemoteAudioOffer {
+  mid: string | undefined;
+  mLineIndex: number;
+  pcmu: number | undefined;
+  pcma: number | undefined;
+  telephoneEvent: number | undefined;
+  direction: 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+}
+
+const MAX_SDP_BYTES = 64 * 1024;
+
+export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-answer'): RemoteAudioOffer {
+  if (typeof sdp !== 'string' || sdp.trim() === '') throw new WebRtcSdpError('parse', 'Empty SDP not valid');
+  if (sdp.length > MAX_SDP_BYTES) throw new WebRtcSdpError('parse', `SDP too large (${sdp.length} bytes)`);
+  if (!/^v=0\r?\n/.test(sdp)) throw new WebRtcSdpError('parse', 'SDP must start with "v=0"');
+  let session: ReturnType<typeof parse>;
+  try {
+    session = parse(sdp);
+  } catch (err) {
+    throw new WebRtcSdpError('parse', `SDP parse error: ${(err as Error).message}`);
+  }
+  const media = Array.isArray(session.media) ? session.media : [];
+  const index = media.findIndex((m) => m.type === 'audio' && Number(m.port) !== 0);
+  if (index < 0) throw new WebRtcSdpError(stage, 'SDP has no active audio m-line');
+  const m = media[index]!;
+  const proto = String(m.protocol ?? '');
+  if (!/^(UDP\/TLS\/RTP\/SAVPF?|RTP\/SAVPF)$/i.test(proto)) {
+    throw new WebRtcSdpError(stage, `audio m-line protocol ${JSON.stringify(proto)} is not DTLS-SRTP (UDP/TLS/RTP/SAVPF)`);
+  }
+  const ufrag = m.iceUfrag ?? session.iceUfrag;
+  const pwd = m.icePwd ?? session.icePwd;
+  if (!ufrag || !pwd) throw new WebRtcSdpError(stage, 'SDP lacks a=ice-ufrag / a=ice-pwd');
+  if (!/^[A-Za-z0-9+/]{4,256}$/.test(String(ufrag)) || !/^[A-Za-z0-9+/]{22,256}$/.test(String(pwd))) {
+    throw new WebRtcSdpError(stage, 'SDP has malformed ICE credentials');
+  }
+  const fp = m.fingerprint ?? session.fingerprint;
+  if (!fp || !/^sha-(1|224|256|384|512)$/i.test(String(fp.type)) || !/^([0-9A-Fa-f]{2}:)+[0-9A-Fa-f]{2}$/.test(String(fp.hash))) {
+    throw new WebRtcSdpError(stage, 'SDP lacks a valid a=fingerprint');
+  }
+  const setup = m.setup ?? session.setup;
+  if (setup !== undefined && !['active', 'passive', 'actpass', 'holdconn'].includes(String(setup))) {
+    throw new WebRtcSdpError(stage, `SDP has invalid a=setup:${String(setup)}`);
+  }
+  if (stage === 'process-offer' && setup !== undefined && setup !== 'actpass' && setup !== 'active' && setup !== 'passive') {
+    throw new WebRtcSdpError(stage, `offer has a=setup:${String(setup)}`);
+  }
+  const payloads = String(m.payloads ?? '').trim().split(/\s+/).filter((p) => p !== '').map(Number);
+  if (payloads.length === 0 || payloads.some((p) => !Number.isInteger(p) || p < 0 || p > 127)) {
+    throw new WebRtcSdpError(stage, 'audio m-line has invalid payload types');
+  }
+  const rtpmap = new Map<number, string>();
+  for (const r of m.rtp ?? []) {
+    if (Number.isInteger(r.payload) && typeof r.codec === 'string') rtpmap.set(r.payload, `${r.codec.toUpperCase()}/${r.rate ?? ''}`);
+  }
+  const nameOf = (pt: number): string | undefined => rtpmap.get(pt) ?? (pt === 0 ? 'PCMU/8000' : pt === 8 ? 'PCMA/8000' : undefined);
+  const find = (name: string): number | undefined => payloads.find((pt) => nameOf(pt) === name);
+  const pcmu = find('PCMU/8000');
+  const pcma = find('PCMA/8000');
+  // PCMU/PCMA are static types; werift needs them at 0/8.
+  if (pcmu === undefined && pcma === undefined) throw new WebRtcSdpError(stage, 'SDP offers neither PCMU/8000 nor PCMA/8000');
+  const telephoneEvent = find('TELEPHONE-EVENT/8000');
+  const direction = (['sendrecv', 'sendonly', 'recvonly', 'inactive'] as const).find((d) => m.direction === d) ?? 'sendrecv';
+  return {
+    mid: m.mid !== undefined ? String(m.mid) : undefined,
+    mLineIndex: index,
+    pcmu: pcmu === 0 ? 0 : undefined,
+    pcma: pcma === 8 ? 8 : undefined,
+    telephoneEvent,
+    direction,
+  };
+}
+
+/** The G.711 codec to answer with: the preferred one if offered, else the other. */
+export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711Codec {
+  const has = (c: G711Codec) => (c === 'PCMU' ? offer.pcmu !== undefined : offer.pcma !== undefined);
+  if (has(preferred)) return preferred;
+  const other: G711Codec = preferred === 'PCMU' ? 'PCMA' : 'PCMU';
+  if (has(other)) return other;
+  throw new WebRtcSdpError('process-offer', 'SDP offers PCMU/PCMA only at non-standard payload types');
+}

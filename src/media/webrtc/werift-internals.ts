@@ -1,0 +1,240 @@
+import type { Socket } from 'node:dgram';
+import { SrtpAuthenticationError, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
+import { ReplayGuard } from './srtp-replay-window';
+
+/**
+ * Every place ferry reaches into werift 0.25.2 below its public API, in one file (media-engine-research.md:
+ * werift drops RTCP BYE, sends no DTLS close_notify, keeps no SRTP replay list). The narrow interfaces
+ * below describe exactly the internals used; a werift upgrade is checked against this file and its tests.
+ */
+
+interface SrtpSessionInternals {
+  decrypt: (buf: Buffer) => Buffer;
+  encrypt(payload: Buffer, header: RtpHeaderLike): Buffer;
+  remoteContext: { srtpSSRCStates: Record<number, { rolloverCounter: number } | undefined> };
+  config: { profile: number };
+}
+interface SrtcpSessionInternals {
+  decrypt: (buf: Buffer) => Buffer;
+  encrypt(raw: Buffer): Buffer;
+  config: { profile: number };
+}
+interface DtlsSocketInternals {
+  dtls: { recordSequenceNumber: number; epoch: number; version: { major: number; minor: number } };
+  cipher: { encryptPacket(pkt: PlaintextLike): PlaintextLike };
+  transport: { send(buf: Buffer): Promise<unknown> | unknown };
+}
+interface IceConnectionInternals {
+  send(data: Buffer): Promise<void>;
+  protocols: Array<{ transport?: { socket?: Socket } }>;
+  nominated?: { protocol: { transport?: { socket?: Socket } }; remoteAddr: [string, number] };
+}
+interface DtlsTransportInternals {
+  dtls?: DtlsSocketInternals;
+  srtp?: SrtpSessionInternals;
+  srtcp?: SrtcpSessionInternals;
+  iceTransport: { connection: IceConnectionInternals };
+}
+
+/** The header shape werift's SRTP ciphers read (CTR and GCM): ssrc, sequenceNumber and the header bytes. */
+interface RtpHeaderLike {
+  ssrc: number;
+  sequenceNumber: number;
+  serializeSize: number;
+  serialize(size?: number): Buffer;
+}
+interface PlaintextLike {
+  recordLayerHeader: {
+    contentType: number;
+    protocolVersion: { major: number; minor: number };
+    epoch: number;
+    sequenceNumber: number;
+    contentLen: number;
+  };
+  fragment: Buffer;
+}
+
+const PROFILE_AEAD_AES_128_GCM = 0x0007;
+const DTLS_CONTENT_TYPE_ALERT = 21;
+
+function internals(t: RTCDtlsTransport): DtlsTransportInternals {
+  return t as unknown as DtlsTransportInternals;
+}
+
+export interface DecryptedMediaSink {
+  rtp(packet: Buffer): void;
+  rtcp(packet: Buffer): void;
+  replayed(kind: 'rtp' | 'rtcp'): void;
+}
+
+/**
+ * Wrap the SRTP and SRTCP decrypt functions of a connected DTLS transport: every authenticated packet
+ * passes the replay check (a replay is dropped the way werift drops a forged one) and is handed to `sink`
+ * as plain bytes, before werift parses it (werift's RTCP parser would drop a BYE).
+ */
+export function tapDecryptedMedia(transport: RTCDtlsTransport, sink: DecryptedMediaSink): void {
+  const t = internals(transport);
+  const srtp = t.srtp;
+  const srtcp = t.srtcp;
+  if (!srtp || !srtcp) throw new Error('SRTP is not started on this DTLS transport');
+  const rtpReplay = new ReplayGuard();
+  const rtcpReplay = new ReplayGuard();
+  const decryptRtp = srtp.decrypt;
+  srtp.decrypt = (buf: Buffer): Buffer => {
+    const plain = decryptRtp(buf); // throws SrtpAuthenticationError on a bad tag
+    const ssrc = plain.readUInt32BE(8);
+    const seq = plain.readUInt16BE(2);
+    const roc = srtp.remoteContext.srtpSSRCStates[ssrc]?.rolloverCounter ?? 0;
+    if (!rtpReplay.accept(ssrc, roc * 65536 + seq)) {
+      sink.replayed('rtp');
+      throw new SrtpAuthenticationError('replayed SRTP packet');
+    }
+    // The relay may rewrite the header in place and send the buffer on; werift's receiver (RR statistics)
+    // must parse the packet as the peer sent it, so it gets its own copy.
+    const forWerift = Buffer.from(plain);
+    sink.rtp(plain);
+    return forWerift;
+  };
+  const decryptRtcp = srtcp.decrypt;
+  srtcp.decrypt = (buf: Buffer): Buffer => {
+    const plain = decryptRtcp(buf);
+    const ssrc = buf.readUInt32BE(4);
+    // SRTCP index (E flag + 31 bits): before the 10-byte tag for AES-CM, the last 4 bytes for AEAD-GCM (RFC 7714 §9.1).
+    const at = srtcp.config.profile === PROFILE_AEAD_AES_128_GCM ? buf.length - 4 : buf.length - 14;
+    const index = buf.readUInt32BE(at) & 0x7fffffff;
+    if (!rtcpReplay.accept(ssrc, index)) {
+      sink.replayed('rtcp');
+      throw new SrtpAuthenticationError('replayed SRTCP packet');
+    }
+    sink.rtcp(plain);
+    return plain;
+  };
+}
+
+/** RTP header length (fixed part + CSRCs + extension), or -1 if the packet is too short to hold it. */
+export function rtpHeaderLength(packet: Buffer): number {
+  if (packet.length < 12) return -1;
+  let len = 12 + (packet[0]! & 0x0f) * 4;
+  if (packet[0]! & 0x10) {
+    if (packet.length < len + 4) return -1;
+    len += 4 + packet.readUInt16BE(len + 2) * 4;
+  }
+  return packet.length < len ? -1 : len;
+}
+
+/** Encrypt a plain RTP packet with our SSRC stamped on it and send it on the selected ICE pair. Returns bytes sent (0 if not sent). */
+export function sendSrtp(transport: RTCDtlsTransport, packet: Buffer, ssrc: number): number {
+  const t = internals(transport);
+  const srtp = t.srtp;
+  if (!srtp) return 0;
+  const headerLength = rtpHeaderLength(packet);
+  if (headerLength < 0) return 0;
+  const headerBytes = Buffer.from(packet.subarray(0, headerLength));
+  headerBytes.writeUInt32BE(ssrc >>> 0, 8);
+  const header: RtpHeaderLike = {
+    ssrc: ssrc >>> 0,
+    sequenceNumber: headerBytes.readUInt16BE(2),
+    serializeSize: headerLength,
+    serialize: () => headerBytes,
+  };
+  const enc = srtp.encrypt(packet.subarray(headerLength), header);
+  t.iceTransport.connection.send(enc).catch(() => undefined);
+  return enc.length;
+}
+
+/**
+ * Send a datagram on the selected pair's socket and resolve once the kernel has it: used for the goodbye
+ * packets sent right before the sockets close (a send still queued in libuv is cancelled by close()).
+ */
+function sendOnSelectedPair(t: DtlsTransportInternals, datagram: Buffer): Promise<boolean> {
+  const pair = t.iceTransport.connection.nominated;
+  const socket = pair?.protocol.transport?.socket;
+  if (!pair || !socket) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      socket.send(datagram, pair.remoteAddr[1], pair.remoteAddr[0], (err) => resolve(!err));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
+/** Encrypt a plain RTCP compound and send it, resolving when it is on the wire (for a goodbye before close). */
+export function sendSrtcpNow(transport: RTCDtlsTransport, compound: Buffer): Promise<boolean> {
+  const t = internals(transport);
+  if (!t.srtcp) return Promise.resolve(false);
+  return sendOnSelectedPair(t, t.srtcp.encrypt(compound));
+}
+
+/** Encrypt a plain RTCP compound and send it. */
+export function sendSrtcp(transport: RTCDtlsTransport, compound: Buffer): boolean {
+  const t = internals(transport);
+  if (!t.srtcp) return false;
+  const enc = t.srtcp.encrypt(compound);
+  t.iceTransport.connection.send(enc).catch(() => undefined);
+  return true;
+}
+
+/**
+ * Send a DTLS close_notify alert (level warning=1, description close_notify=0) as one protected record
+ * of the current epoch, the way werift's own application-data `send` builds its records. werift 0.25.2
+ * has no call for this (`RTCDtlsTransport.stop()`: "todo impl send alert").
+ */
+export async function sendDtlsCloseNotify(transport: RTCDtlsTransport): Promise<boolean> {
+  const socket = internals(transport).dtls;
+  if (!socket) return false;
+  const ctx = socket.dtls;
+  const fragment = Buffer.from([1, 0]);
+  const pkt = socket.cipher.encryptPacket({
+    recordLayerHeader: {
+      contentType: DTLS_CONTENT_TYPE_ALERT,
+      protocolVersion: ctx.version,
+      epoch: ctx.epoch,
+      sequenceNumber: ++ctx.recordSequenceNumber,
+      contentLen: fragment.length,
+    },
+    fragment,
+  });
+  const h = pkt.recordLayerHeader;
+  const record = Buffer.alloc(13 + pkt.fragment.length);
+  record[0] = h.contentType;
+  record[1] = h.protocolVersion.major;
+  record[2] = h.protocolVersion.minor;
+  record.writeUInt16BE(h.epoch, 3);
+  record.writeUIntBE(h.sequenceNumber, 5, 6);
+  record.writeUInt16BE(pkt.fragment.length, 11);
+  pkt.fragment.copy(record, 13);
+  return sendOnSelectedPair(internals(transport), record);
+}
+
+/** The UDP sockets the peer connection's ICE agents hold right now. */
+export function iceSockets(pc: RTCPeerConnection): Socket[] {
+  const out: Socket[] = [];
+  for (const it of pc.iceTransports) {
+    const conn = (it as unknown as { connection: IceConnectionInternals }).connection;
+    for (const p of conn.protocols ?? []) {
+      const s = p.transport?.socket;
+      if (s) out.push(s);
+    }
+  }
+  return out;
+}
+
+interface IceBaseModule {
+  CONSENT_INTERVAL: number;
+  CONSENT_TIMEOUT: number;
+}
+
+/**
+ * Tune werift's RFC 7675 consent timing (process-wide: werift reads these module constants at each use).
+ * Defaults are werift's: a check every 5 s, consent lost 30 s after the last answer.
+ */
+export function configureIceConsent(timing: { intervalMs: number; timeoutMs: number }): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require('node:path') as typeof import('node:path');
+  const iceBasePath = path.join(path.dirname(require.resolve('werift')), '../../ice/src/iceBase.js');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const iceBase = require(iceBasePath) as IceBaseModule;
+  iceBase.CONSENT_INTERVAL = timing.intervalMs / 1000;
+  iceBase.CONSENT_TIMEOUT = timing.timeoutMs / 1000;
+}

@@ -1,0 +1,604 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { parse as parseSdp } from 'sdp-transform';
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  type RTCDtlsTransport,
+  type RTCRtpTransceiver,
+} from 'werift';
+import type { Clock, TimerHandle } from '../../common/clock';
+import type { Logger } from '../../common/logger';
+import type { LegActivity, LegEndReason } from '../legs/media-leg';
+import type { IceSettings } from './ice-settings';
+import { checkRemoteSdp, chooseG711, type RemoteAudioOffer } from './remote-sdp-check';
+import {
+  buildBye,
+  buildEmptyReceiverReport,
+  buildSdesCname,
+  buildSenderReport,
+  inspectRtcpCompound,
+} from './rtcp-compound';
+import { WebRtcSdpError } from './webrtc-sdp-error';
+import type {
+  DtlsConnectionState,
+  G711Codec,
+  IceCandidateInit,
+  IceComponentState,
+  NegotiatedAudio,
+  SelectedCandidatePair,
+  WebRtcLeg,
+  WebRtcLegEvents,
+} from './webrtc-leg';
+import { configureIceConsent, iceSockets, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, tapDecryptedMedia } from './werift-internals';
+
+export interface WeriftLegOptions {
+  clock: Clock;
+  logger: Logger;
+  ice: IceSettings;
+  /** How long processOffer/generateOffer wait for host candidates before answering (ms). */
+  gatherTimeoutMs?: number;
+  /** Mean RTCP report interval (ms); each report is sent at 0.5..1.5 times it (RFC 3550 §6.3.1). */
+  rtcpIntervalMs?: number;
+}
+
+const TELEPHONE_EVENT_DEFAULT_PT = 101;
+
+/**
+ * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
+ * host addresses only, DTLS-SRTP, one audio m-line with G.711 + telephone-event. werift does ICE, DTLS
+ * and SDP; this class does the media path itself (werift-internals.ts): it taps decrypted RTP/RTCP
+ * (with replay protection and BYE detection), sends RTP under its signalled SSRC, sends its own RTCP SR
+ * and BYE, and sends a real DTLS close_notify on close so the browser learns at once.
+ */
+export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLeg {
+  readonly kind = 'webrtc' as const;
+
+  private pc: RTCPeerConnection | undefined;
+  private transceiver: RTCRtpTransceiver | undefined;
+  private dtlsTransport: RTCDtlsTransport | undefined;
+  private readonly track = new MediaStreamTrack({ kind: 'audio' });
+  private readonly cname = randomBytes(8).toString('hex');
+
+  private role: 'none' | 'answerer' | 'offerer' = 'none';
+  private remoteSdp: string | undefined;
+  private remoteAudio: RemoteAudioOffer | undefined;
+  private negotiation: NegotiatedAudio | undefined;
+  private pendingCandidates: IceCandidateInit[] = [];
+
+  private gatherRequested = false;
+  private gatheringComplete = false;
+  private gatheringDoneEmitted = false;
+  private readonly localCandidates: IceCandidateInit[] = [];
+  private emittedCandidates = 0;
+
+  private ice: IceComponentState = 'DISCONNECTED';
+  private dtls: DtlsConnectionState = 'NEW';
+  private pair: SelectedCandidatePair | undefined;
+  private isConnected = false;
+  private closing = false;
+  private closePromise: Promise<void> | undefined;
+  private readonly sockets = new Set<Socket>();
+  private rtcpTimer: TimerHandle | undefined;
+
+  private stats: LegActivity = {
+    lastRtpInAt: undefined,
+    lastRtcpInAt: undefined,
+    lastRtpOutAt: undefined,
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  private srPacketsSent = 0;
+  private srOctetsSent = 0;
+  private lastRtpTimestampOut = 0;
+  private sentSinceReport = false;
+  /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
+  readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
+
+  constructor(private readonly options: WeriftLegOptions) {
+    super();
+  }
+
+  // ---- negotiation ---------------------------------------------------------------------------
+
+  async processOffer(offer: string, preferred: G711Codec): Promise<string> {
+    this.assertOpen();
+    if (this.role !== 'none') throw new WebRtcSdpError('process-offer', 'Endpoint already negotiated');
+    const remote = checkRemoteSdp(offer, 'process-offer');
+    const codec = chooseG711(remote, preferred);
+    this.role = 'answerer';
+    this.remoteAudio = remote;
+    const pc = this.createPeerConnection(codec, remote.telephoneEvent);
+    pc.onRemoteTransceiverAdded.subscribe((t) => {
+      if (t.kind !== 'audio' || this.transceiver) return;
+      this.transceiver = t;
+      void t.sender.replaceTrack(this.track);
+      // Without this werift answers recvonly (media-engine-research.md): the browser would never get our audio.
+      t.setDirection('sendrecv');
+    });
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    } catch (err) {
+      throw new WebRtcSdpError('process-offer', `cannot apply offer: ${(err as Error).message}`);
+    }
+    this.remoteSdp = offer;
+    this.assertOpen();
+    await this.flushPendingCandidates();
+    try {
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+    } catch (err) {
+      throw new WebRtcSdpError('process-offer', `cannot create answer: ${(err as Error).message}`);
+    }
+    this.watchTransports();
+    await this.waitForGathering();
+    this.assertOpen();
+    const sdp = this.localDescription();
+    if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
+    this.negotiation = this.readNegotiation(sdp);
+    return sdp;
+  }
+
+  async generateOffer(preferred: G711Codec): Promise<string> {
+    this.assertOpen();
+    if (this.role !== 'none') throw new WebRtcSdpError('generate-offer', 'Endpoint already negotiated');
+    this.role = 'offerer';
+    const pc = this.createPeerConnection(preferred, TELEPHONE_EVENT_DEFAULT_PT, true);
+    this.transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+    } catch (err) {
+      throw new WebRtcSdpError('generate-offer', `cannot create offer: ${(err as Error).message}`);
+    }
+    this.watchTransports();
+    await this.waitForGathering();
+    this.assertOpen();
+    const sdp = this.localDescription();
+    if (!sdp) throw new WebRtcSdpError('generate-offer', 'no local description after offering');
+    return sdp;
+  }
+
+  async processAnswer(answer: string): Promise<void> {
+    this.assertOpen();
+    if (this.role !== 'offerer' || !this.pc) throw new WebRtcSdpError('process-answer', 'Offer not generated');
+    if (this.remoteSdp !== undefined) throw new WebRtcSdpError('process-answer', 'Sdp answer already processed');
+    const remote = checkRemoteSdp(answer, 'process-answer');
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    } catch (err) {
+      throw new WebRtcSdpError('process-answer', `cannot apply answer: ${(err as Error).message}`);
+    }
+    this.remoteSdp = answer;
+    this.remoteAudio = remote;
+    this.watchTransports();
+    await this.flushPendingCandidates();
+    const local = this.localDescription();
+    const neg = local ? this.readNegotiation(local) : undefined;
+    if (neg) {
+      // The answer decides: keep the codec the peer accepted first.
+      const chosen = remote.pcmu !== undefined && (neg.codec.name === 'PCMU' || remote.pcma === undefined) ? 'PCMU' : 'PCMA';
+      neg.codec = { name: chosen, payloadType: chosen === 'PCMU' ? 0 : 8, clockRate: 8000 };
+      neg.telephoneEvent = remote.telephoneEvent !== undefined && neg.telephoneEvent ? { payloadType: remote.telephoneEvent } : undefined;
+    }
+    this.negotiation = neg;
+  }
+
+  async addRemoteCandidate(candidate: IceCandidateInit): Promise<void> {
+    this.assertOpen();
+    if (typeof candidate?.candidate !== 'string') throw new WebRtcSdpError('add-candidate', 'candidate must be a string');
+    const text = candidate.candidate.trim();
+    if (text === '') return; // end-of-candidates marker
+    if (!/^(a=)?candidate:\S+ \d+ (udp|tcp) \d+ \S+ \d+ typ \S+/i.test(text)) {
+      throw new WebRtcSdpError('add-candidate', `malformed candidate ${JSON.stringify(text.slice(0, 120))}`);
+    }
+    if (!this.pc || this.remoteSdp === undefined) {
+      if (this.pendingCandidates.length < 64) this.pendingCandidates.push(candidate);
+      return;
+    }
+    await this.applyCandidate(candidate);
+  }
+
+  async gatherCandidates(): Promise<void> {
+    this.assertOpen();
+    if (this.gatherRequested) return;
+    this.gatherRequested = true;
+    this.setIce('GATHERING');
+    this.flushLocalCandidates();
+  }
+
+  localDescription(): string | undefined {
+    return this.pc?.localDescription?.sdp;
+  }
+
+  remoteDescription(): string | undefined {
+    return this.remoteSdp;
+  }
+
+  negotiated(): NegotiatedAudio | undefined {
+    return this.negotiation;
+  }
+
+  iceState(): IceComponentState {
+    return this.ice;
+  }
+
+  dtlsState(): DtlsConnectionState {
+    return this.dtls;
+  }
+
+  selectedPair(): SelectedCandidatePair | undefined {
+    return this.pair;
+  }
+
+  // ---- media ---------------------------------------------------------------------------------
+
+  sendRtp(packet: Buffer): void {
+    const t = this.dtlsTransport;
+    const neg = this.negotiation;
+    if (!this.isConnected || this.closing || !t || !neg) return;
+    if (neg.direction === 'recvonly' || neg.direction === 'inactive') return;
+    const sent = sendSrtp(t, packet, neg.localSsrc);
+    if (sent === 0) return;
+    const now = this.options.clock.now();
+    this.stats.lastRtpOutAt = now;
+    this.stats.packetsOut++;
+    this.stats.bytesOut += packet.length;
+    this.srPacketsSent++;
+    this.srOctetsSent += packet.length - 12;
+    this.lastRtpTimestampOut = packet.readUInt32BE(4);
+    this.lastRtpOutWall = now;
+    this.sentSinceReport = true;
+  }
+  private lastRtpOutWall = 0;
+
+  activity(): LegActivity {
+    return { ...this.stats };
+  }
+
+  boundPorts(): number {
+    if (this.pc && !this.closing) for (const s of iceSockets(this.pc)) this.trackSocket(s);
+    return this.sockets.size;
+  }
+
+  close(options: { notifyPeer?: boolean } = {}): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.closing = true;
+    this.closePromise = this.teardown(options.notifyPeer ?? true);
+    return this.closePromise;
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private createPeerConnection(codec: G711Codec, telephoneEventPt: number | undefined, offerBoth = false): RTCPeerConnection {
+    const g711 = (name: G711Codec) =>
+      new RTCRtpCodecParameters({ mimeType: `audio/${name}`, clockRate: 8000, channels: 1, payloadType: name === 'PCMU' ? 0 : 8 });
+    const audio = [g711(codec)];
+    if (offerBoth) audio.push(g711(codec === 'PCMU' ? 'PCMA' : 'PCMU'));
+    if (telephoneEventPt !== undefined) {
+      audio.push(
+        new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: telephoneEventPt, parameters: '0-16' }),
+      );
+    }
+    const { addresses, portRange, consentIntervalMs, consentTimeoutMs } = this.options.ice;
+    configureIceConsent({ intervalMs: consentIntervalMs, timeoutMs: consentTimeoutMs });
+    const pc = new RTCPeerConnection({
+      codecs: { audio, video: [] },
+      iceServers: [],
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: [...addresses],
+      ...(addresses.length === 1 ? { iceInterfaceAddresses: { udp4: addresses[0]! } } : {}),
+      ...(portRange ? { icePortRange: [portRange[0], portRange[1]] as [number, number] } : {}),
+      iceUseTcp: false,
+    });
+    this.pc = pc;
+    pc.onIceCandidate.subscribe((c) => {
+      if (!c || this.closing) return;
+      const init: IceCandidateInit = { candidate: c.candidate.startsWith('candidate:') ? c.candidate : `candidate:${c.candidate}`, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 };
+      this.localCandidates.push(init);
+      this.flushLocalCandidates();
+    });
+    pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete') {
+        this.gatheringComplete = true;
+        for (const sock of iceSockets(pc)) this.trackSocket(sock);
+        this.flushLocalCandidates();
+      }
+    });
+    pc.iceConnectionStateChange.subscribe((s) => this.onIceConnectionState(s));
+    return pc;
+  }
+
+  private trackSocket(s: Socket): void {
+    if (this.sockets.has(s)) return;
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+  }
+
+  private flushLocalCandidates(): void {
+    if (!this.gatherRequested || this.closing) return;
+    while (this.emittedCandidates < this.localCandidates.length) {
+      this.emit('local-candidate', this.localCandidates[this.emittedCandidates++]!);
+    }
+    if (this.gatheringComplete && !this.gatheringDoneEmitted && this.localCandidates.length > 0) {
+      this.gatheringDoneEmitted = true;
+      this.emit('gathering-done');
+    }
+  }
+
+  private waitForGathering(): Promise<void> {
+    const pc = this.pc;
+    if (!pc || pc.iceGatheringState === 'complete') {
+      this.gatheringComplete = pc !== undefined;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = this.options.clock.setTimeout(() => {
+        sub.unSubscribe();
+        resolve();
+      }, this.options.gatherTimeoutMs ?? 5000);
+      const sub = pc.iceGatheringStateChange.subscribe((s) => {
+        if (s !== 'complete') return;
+        timer.cancel();
+        sub.unSubscribe();
+        resolve();
+      });
+    });
+  }
+
+  private watchTransports(): void {
+    const pc = this.pc;
+    if (!pc) return;
+    for (const t of pc.dtlsTransports) {
+      if (this.dtlsTransport === t) continue;
+      if (this.dtlsTransport) continue; // bundle: one transport carries the audio m-line
+      this.dtlsTransport = t;
+      t.onStateChange.subscribe((s) => this.onDtlsState(t, s));
+    }
+  }
+
+  private async flushPendingCandidates(): Promise<void> {
+    const pending = this.pendingCandidates;
+    this.pendingCandidates = [];
+    for (const c of pending) {
+      try {
+        await this.applyCandidate(c);
+      } catch (err) {
+        this.options.logger.warn('buffered ICE candidate rejected', { error: (err as Error).message });
+      }
+    }
+  }
+
+  private async applyCandidate(c: IceCandidateInit): Promise<void> {
+    const pc = this.pc;
+    if (!pc) return;
+    const text = c.candidate.trim().replace(/^a=/, '');
+    const mid = this.remoteAudio?.mid;
+    try {
+      await pc.addIceCandidate({
+        candidate: text,
+        sdpMid: mid ?? (c.sdpMid ?? undefined),
+        sdpMLineIndex: this.remoteAudio?.mLineIndex ?? (c.sdpMLineIndex ?? 0),
+      });
+    } catch (err) {
+      throw new WebRtcSdpError('add-candidate', `cannot add candidate: ${(err as Error).message}`);
+    }
+  }
+
+  private onIceConnectionState(s: string): void {
+    if (this.closing) return;
+    const pc = this.pc;
+    switch (s) {
+      case 'checking':
+        this.setIce('CONNECTING');
+        break;
+      case 'connected':
+      case 'completed': {
+        // werift reports 'completed' for gathering before checks start; only a nominated pair counts.
+        const pair = pc?.iceTransports[0]?.getSelectedCandidatePair();
+        if (!pair) break;
+        if (!this.pair) {
+          this.pair = { localCandidate: `candidate:${pair.local.candidate.replace(/^candidate:/, '')}`, remoteCandidate: `candidate:${pair.remote.candidate.replace(/^candidate:/, '')}` };
+          this.emit('candidate-pair', this.pair);
+        }
+        this.setIce('CONNECTED');
+        break;
+      }
+      case 'failed':
+        this.setIce('FAILED');
+        this.emit('signal', 'ice-failed');
+        break;
+      case 'disconnected':
+      case 'closed':
+        this.setIce('DISCONNECTED');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private setIce(state: IceComponentState): void {
+    if (this.ice === state) return;
+    this.ice = state;
+    this.emit('ice-state', state);
+  }
+
+  private setDtls(state: DtlsConnectionState): void {
+    if (this.dtls === state) return;
+    this.dtls = state;
+    this.emit('dtls-state', state);
+  }
+
+  private onDtlsState(t: RTCDtlsTransport, s: string): void {
+    if (this.closing) return;
+    switch (s) {
+      case 'connecting':
+        this.setDtls('CONNECTING');
+        break;
+      case 'connected':
+        this.onDtlsConnected(t);
+        break;
+      case 'closed':
+        // A DTLS alert from the peer (close_notify): the browser closed its peer connection.
+        this.setDtls('CLOSED');
+        this.isConnected = false;
+        this.emit('signal', 'dtls-close');
+        break;
+      case 'failed':
+        this.setDtls('FAILED');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onDtlsConnected(t: RTCDtlsTransport): void {
+    try {
+      tapDecryptedMedia(t, {
+        rtp: (p) => this.onRtpIn(p),
+        rtcp: (p) => this.onRtcpIn(p),
+        replayed: () => {
+          this.counters.replayedDropped++;
+        },
+      });
+    } catch (err) {
+      this.options.logger.error('cannot tap SRTP on the DTLS transport', { error: (err as Error).message });
+      this.setDtls('FAILED');
+      return;
+    }
+    this.isConnected = true;
+    this.setDtls('CONNECTED');
+    this.setIce('READY');
+    this.scheduleRtcp();
+    this.emit('connected');
+  }
+
+  private onRtpIn(packet: Buffer): void {
+    if (this.closing || packet.length < 12 || packet[0]! >> 6 !== 2) return;
+    this.stats.lastRtpInAt = this.options.clock.now();
+    this.stats.packetsIn++;
+    this.stats.bytesIn += packet.length;
+    this.emit('rtp', packet);
+  }
+
+  private onRtcpIn(packet: Buffer): void {
+    if (this.closing) return;
+    const info = inspectRtcpCompound(packet);
+    if (!info.valid) {
+      this.counters.malformedRtcpIn++;
+      return;
+    }
+    this.stats.lastRtcpInAt = this.options.clock.now();
+    this.counters.rtcpIn++;
+    if (info.bye) this.counters.rtcpByeIn++;
+    // A browser's BYE only means a track stopped (lifecycle.md): reported, never turned into an end signal here.
+    this.emit('rtcp', packet, { bye: info.bye });
+  }
+
+  private scheduleRtcp(): void {
+    if (this.closing) return;
+    const mean = this.options.rtcpIntervalMs ?? 5000;
+    const delay = mean * (0.5 + Math.random());
+    this.rtcpTimer = this.options.clock.setTimeout(() => {
+      this.rtcpTimer = undefined;
+      this.sendReport();
+      this.scheduleRtcp();
+    }, delay);
+  }
+
+  /** SR + SDES when we sent RTP since the last report (werift's receiver already sends the RRs). */
+  private sendReport(): void {
+    const t = this.dtlsTransport;
+    const neg = this.negotiation;
+    if (!t || !neg || !this.isConnected || !this.sentSinceReport) return;
+    this.sentSinceReport = false;
+    const compound = Buffer.concat([this.senderReport(neg.localSsrc), buildSdesCname(neg.localSsrc, this.cname)]);
+    if (sendSrtcp(t, compound)) this.counters.rtcpOut++;
+  }
+
+  private senderReport(ssrc: number): Buffer {
+    const now = this.options.clock.now();
+    const elapsed = this.lastRtpOutWall > 0 ? Math.max(0, now - this.lastRtpOutWall) : 0;
+    return buildSenderReport(ssrc, {
+      ntpMs: now,
+      rtpTimestamp: (this.lastRtpTimestampOut + elapsed * 8) >>> 0,
+      packetCount: this.srPacketsSent,
+      octetCount: this.srOctetsSent,
+    });
+  }
+
+  private readNegotiation(sdp: string): NegotiatedAudio | undefined {
+    const session = parseSdp(sdp);
+    const m = (session.media ?? []).find((x) => x.type === 'audio' && Number(x.port) !== 0);
+    const ssrc = this.transceiver?.sender.ssrc;
+    if (!m || ssrc === undefined) return undefined;
+    const order = String(m.payloads ?? '').split(/\s+/).map(Number);
+    const names = new Map((m.rtp ?? []).map((r) => [r.payload, r.codec.toUpperCase()]));
+    const nameOf = (pt: number) => names.get(pt) ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '');
+    const first = order.find((pt) => nameOf(pt) === 'PCMU' || nameOf(pt) === 'PCMA');
+    if (first === undefined) return undefined;
+    const name = nameOf(first) as G711Codec;
+    const te = order.find((pt) => names.get(pt) === 'TELEPHONE-EVENT');
+    const direction = (['sendrecv', 'sendonly', 'recvonly', 'inactive'] as const).find((d) => m.direction === d) ?? 'sendrecv';
+    return {
+      codec: { name, payloadType: first, clockRate: 8000 },
+      telephoneEvent: te !== undefined ? { payloadType: te } : undefined,
+      localSsrc: ssrc >>> 0,
+      direction,
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new WebRtcSdpError('process-offer', 'the WebRTC leg is closed');
+  }
+
+  private async teardown(notifyPeer: boolean): Promise<void> {
+    this.rtcpTimer?.cancel();
+    this.rtcpTimer = undefined;
+    const t = this.dtlsTransport;
+    const neg = this.negotiation;
+    if (notifyPeer && t && this.isConnected && neg) {
+      try {
+        const first = this.srPacketsSent > 0 ? this.senderReport(neg.localSsrc) : buildEmptyReceiverReport(neg.localSsrc);
+        if (await sendSrtcpNow(t, Buffer.concat([first, buildSdesCname(neg.localSsrc, this.cname), buildBye(neg.localSsrc, 'call ended')]))) {
+          this.counters.rtcpOut++;
+        }
+        this.counters.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
+      } catch (err) {
+        this.options.logger.warn('could not tell the browser goodbye', { error: (err as Error).message });
+      }
+    }
+    this.isConnected = false;
+    const pc = this.pc;
+    if (pc) {
+      for (const s of iceSockets(pc)) this.trackSocket(s);
+      try {
+        await pc.close();
+      } catch (err) {
+        this.options.logger.warn('werift close failed', { error: (err as Error).message });
+      }
+    }
+    // Whatever werift left open, close it: boundPorts() must reach 0.
+    await Promise.all(
+      [...this.sockets].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            try {
+              s.close(() => resolve());
+            } catch {
+              resolve();
+            }
+          }),
+      ),
+    );
+    this.sockets.clear();
+    this.track.stop();
+    this.emit('closed');
+    this.removeAllListeners();
+  }
+}
