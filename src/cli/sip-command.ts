@@ -1,4 +1,30 @@
-/** `ferry sip`: placeholder until its issue lands. */
+import { envInt, envString } from '../common/env';
+import { startSipEngine } from '../sip/sip-engine-server';
+
+/**
+ * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT,
+ * drachtio control port FERRY_SIP_CONTROL_PORT with secret FERRY_SIP_SECRET. Port 0 picks a free port;
+ * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
+ * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
+ */
 export async function run(_args: string[]): Promise<void> {
-  throw new Error('ferry sip is not built yet');
+  const engine = await startSipEngine({
+    host: envString('FERRY_SIP_HOST', '127.0.0.1'),
+    sipPort: envInt('FERRY_SIP_PORT', 5060),
+    wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
+    controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
+    secret: envString('FERRY_SIP_SECRET', 'cymru'),
+    timers: {
+      t1: envInt('FERRY_SIP_T1_MS', 500),
+      t2: envInt('FERRY_SIP_T2_MS', 4000),
+      t4: envInt('FERRY_SIP_T4_MS', 5000),
+    },
+  });
+  process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
+  const stop = (): void => {
+    engine.close().finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  // keep the process alive: transports hold the event loop open
 }

@@ -1,0 +1,34 @@
+import { randomUUID } from 'node:crypto';
+import type net from 'node:net';
+import { encodeControlFrame } from './control-frame-decoder';
+
+/** One drachtio-srf application connected to the control port. */
+export class AppConnection {
+  authenticated = false;
+  closed = false;
+  readonly routes = new Set<string>();
+  tags: string[] = [];
+
+  constructor(readonly id: string, private readonly socket: net.Socket) {}
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  /** Sends `<uuid>|<tokens...>[CRLF<sip>]`; returns the message id. */
+  send(tokens: string[], sip?: string): string {
+    const id = randomUUID();
+    const payload = `${id}|${tokens.join('|')}${sip !== undefined ? `\r\n${sip}` : ''}`;
+    if (!this.closed) this.socket.write(encodeControlFrame(payload));
+    return id;
+  }
+
+  /** `response|<rid>|OK|...` or `NOK|reason` answers to one app message. */
+  respond(rid: string, tokens: string[], sip?: string): void {
+    this.send(['response', rid, ...tokens], sip);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

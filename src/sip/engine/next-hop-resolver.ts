@@ -1,0 +1,38 @@
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import { parseNameAddr } from '../message/name-addr';
+import { parseSipUri } from '../message/sip-uri';
+import type { FlowBindings } from '../registrar/flow-bindings';
+import type { Flow } from '../transport/flow';
+import type { TcpTransport } from '../transport/tcp-transport';
+import type { UdpTransport } from '../transport/udp-transport';
+
+/**
+ * Picks the Flow for a request to a URI (RFC 3263 without SRV/NAPTR: IP or A record, default port 5060).
+ * A Contact bound by a REGISTER over a connection wins; `.invalid` hosts are never resolved.
+ */
+export class NextHopResolver {
+  constructor(
+    private readonly udp: UdpTransport,
+    private readonly tcp: TcpTransport,
+    private readonly bindings: FlowBindings,
+  ) {}
+
+  async resolve(uriOrNameAddr: string): Promise<Flow> {
+    const n = parseNameAddr(uriOrNameAddr);
+    const text = n ? n.uri : uriOrNameAddr;
+    const bound = this.bindings.lookup(text);
+    if (bound) return bound;
+    const u = parseSipUri(text.startsWith('sip') ? text : `sip:${text}`);
+    if (!u || u.scheme === 'tel') throw new Error(`cannot route to ${text}`);
+    const host = u.host.replace(/^\[|\]$/g, '');
+    if (host.toLowerCase().endsWith('.invalid')) throw new Error(`no connection for ${text}`);
+    const transport = (u.params.get('transport') ?? 'udp')?.toLowerCase();
+    if (transport === 'ws' || transport === 'wss') throw new Error(`no WebSocket connection for ${text}`);
+    if (u.scheme === 'sips' || transport === 'tls') throw new Error(`TLS is not supported yet (${text})`);
+    const address = net.isIP(host) ? host : host.toLowerCase() === 'localhost' ? '127.0.0.1' : (await dns.lookup(host, { family: 4 })).address;
+    const port = u.port ?? 5060;
+    if (transport === 'tcp') return this.tcp.connect(address, port);
+    return this.udp.flowTo(address, port);
+  }
+}

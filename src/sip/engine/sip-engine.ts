@@ -1,0 +1,689 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, TimerHandle } from '../../common/clock';
+import type { Logger } from '../../common/logger';
+import type { AppConnection } from '../control/app-connection';
+import type { AppSipMessage, ControlHandler } from '../control/control-server';
+import type { AppRouter } from '../control/app-router';
+import { Dialog, makeDialogId } from '../dialog/dialog';
+import { DialogTable } from '../dialog/dialog-table';
+import { parseNameAddr, tagOf, withTag } from '../message/name-addr';
+import { SipHeaders } from '../message/sip-headers';
+import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message';
+import { callIdOf, cseqOf, parseCSeq } from '../message/sip-message';
+import { SipParseError } from '../message/sip-parse-error';
+import { parseSipMessage } from '../message/sip-parser';
+import { serializeSipMessage } from '../message/sip-serializer';
+import { parseVia, formatVia } from '../message/via';
+import { FlowBindings } from '../registrar/flow-bindings';
+import { ClientInviteTransaction, type ClientTransactionUser } from '../transaction/client-invite-transaction';
+import { ClientNonInviteTransaction } from '../transaction/client-non-invite-transaction';
+import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
+import { ServerNonInviteTransaction } from '../transaction/server-non-invite-transaction';
+import type { TimerConfig } from '../transaction/timer-config';
+import { type Flow, viaTransportName } from '../transport/flow';
+import { ENGINE_OWNED, makeResponse, newBranch, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
+import type { NextHopResolver } from './next-hop-resolver';
+
+type ServerTxn = ServerInviteTransaction | ServerNonInviteTransaction;
+type ClientTxn = ClientInviteTransaction | ClientNonInviteTransaction;
+
+/** A network request handed to an app, waiting for the app's final response. */
+interface PendingServerRequest {
+  txnId: string;
+  request: SipRequest;
+  flow: Flow;
+  txn: ServerTxn;
+  appId: string;
+  dialog: Dialog | undefined;
+  toTag: string;
+  done: boolean;
+  timeout: TimerHandle;
+}
+
+/** A request the engine sent, for an app (appId set) or for itself (unsolicited BYE, CANCEL). */
+interface ClientRequest {
+  txnId: string;
+  appId: string | undefined;
+  request: SipRequest;
+  txn: ClientTxn;
+  flow: Flow;
+  dialog: Dialog | undefined;
+  finalForwarded: boolean;
+}
+
+export interface EngineAddressing {
+  host: string;
+  sipPort(): number;
+  wsPort(): number;
+}
+
+/** Header name the surviving-app extension uses (docs/sip-control-extension.md). */
+export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
+
+/**
+ * drachtio-server's semantics on top of the transaction layer (research note §1.4-1.8): delivers
+ * network requests to apps, turns app messages into SIP, keeps dialogs, and keeps them when an app
+ * goes away (the "surviving the app" extension).
+ */
+export class SipEngine implements ControlHandler {
+  readonly dialogs = new DialogTable();
+  readonly bindings: FlowBindings;
+  private readonly serverTxns = new Map<string, { txn: ServerTxn; pending: PendingServerRequest | undefined }>();
+  private readonly pendingServer = new Map<string, PendingServerRequest>();
+  private readonly clientByBranch = new Map<string, ClientRequest>();
+  private readonly clientByTxnId = new Map<string, ClientRequest>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timers: TimerConfig,
+    private readonly router: AppRouter,
+    private readonly resolver: NextHopResolver,
+    bindings: FlowBindings,
+    private readonly addressing: EngineAddressing,
+    private readonly log: Logger,
+  ) {
+    this.bindings = bindings;
+  }
+
+  /** Counts for tests and dumps: everything returns to zero when calls end. */
+  stats(): { serverTransactions: number; clientTransactions: number; pending: number; dialogs: number; bindings: number } {
+    return {
+      serverTransactions: this.serverTxns.size,
+      clientTransactions: this.clientByBranch.size,
+      pending: this.pendingServer.size,
+      dialogs: this.dialogs.size,
+      bindings: this.bindings.size,
+    };
+  }
+
+  // ---------------------------------------------------------------- network side
+
+  onNetworkData(data: Buffer, flow: Flow): void {
+    let msg: SipMessage;
+    try {
+      msg = parseSipMessage(data, flow.protocol !== 'tcp');
+    } catch (err) {
+      this.onParseError(err, flow);
+      return;
+    }
+    try {
+      if (msg.kind === 'request') this.onNetworkRequest(msg, flow);
+      else this.onNetworkResponse(msg);
+    } catch (err) {
+      this.log.error('failed to handle SIP message', { error: err instanceof Error ? err.stack : String(err), callId: callIdOf(msg) });
+    }
+  }
+
+  onFlowClosed(flow: Flow): void {
+    this.bindings.forgetFlow(flow);
+  }
+
+  private onParseError(err: unknown, flow: Flow): void {
+    const why = err instanceof Error ? err.message : String(err);
+    if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
+      const h = err.headers;
+      const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
+      const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[\r\n]/g, ' ').slice(0, 80)})`);
+      flow.send(serializeSipMessage(res));
+      this.log.info('answered malformed request with 400', { reason: why, from: flow.id });
+      return;
+    }
+    this.log.info('dropped malformed SIP message', { reason: why, from: flow.id });
+  }
+
+  private onNetworkRequest(req: SipRequest, flow: Flow): void {
+    this.stampVia(req, flow);
+    const via = parseVia(req.headers.getAll('Via')[0])!;
+    const branch = via.params.get('branch') || `${callIdOf(req)}|${req.headers.get('CSeq')}|${tagOf(req.headers.get('From'))}`;
+    const sentBy = `${via.host}:${via.port ?? ''}`;
+    const keyFor = (method: string): string => `${branch}|${sentBy}|${method}`;
+
+    if (req.method === 'ACK') {
+      const ist = this.serverTxns.get(keyFor('INVITE'))?.txn;
+      if (ist instanceof ServerInviteTransaction && ist.receiveAck()) return;
+      this.onAck2xx(req, flow);
+      return;
+    }
+    if (req.method === 'CANCEL') {
+      this.onCancel(req, flow, keyFor('INVITE'), keyFor('CANCEL'));
+      return;
+    }
+    const existing = this.serverTxns.get(keyFor(req.method));
+    if (existing) {
+      existing.txn.receiveRetransmission();
+      return;
+    }
+    const key = keyFor(req.method);
+    const txn: ServerTxn = req.method === 'INVITE'
+      ? new ServerInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(key))
+      : new ServerNonInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(key));
+    this.serverTxns.set(key, { txn, pending: undefined });
+    if (req.method === 'INVITE') txn.respond(makeResponse(req, 100));
+
+    const toTag = tagOf(req.headers.get('To'));
+    const fromTag = tagOf(req.headers.get('From')) ?? '';
+    if (toTag) {
+      const dialog = this.dialogs.find(callIdOf(req), toTag, fromTag);
+      if (!dialog) {
+        txn.respond(makeResponse(req, 481));
+        return;
+      }
+      this.onInDialogRequest(req, flow, key, txn, dialog);
+      return;
+    }
+    const app = this.router.next(req.method);
+    if (!app) {
+      txn.respond(makeResponse(req, 503, randomToken()));
+      this.log.info('no app routed for request', { method: req.method, callId: callIdOf(req) });
+      return;
+    }
+    this.deliverRequest(app, req, flow, key, txn, undefined);
+  }
+
+  private onInDialogRequest(req: SipRequest, flow: Flow, key: string, txn: ServerTxn, dialog: Dialog): void {
+    const cseq = cseqOf(req).seq;
+    if (req.method === 'INVITE' && dialog.pending2xx) {
+      txn.respond(makeResponse(req, 491));
+      return;
+    }
+    dialog.remoteCSeq = Math.max(dialog.remoteCSeq ?? 0, cseq);
+    if (flow.reliable && (!dialog.flow || dialog.flow.closed)) dialog.flow = flow;
+    if (req.method === 'BYE') {
+      dialog.pending2xx?.cancel();
+      dialog.pending2xx = undefined;
+    }
+    let app = this.router.find(dialog.ownerId);
+    if (!app) {
+      app = this.router.next(req.method);
+      if (!app) {
+        txn.respond(makeResponse(req, 481));
+        if (req.method === 'BYE') this.dialogs.remove(dialog);
+        return;
+      }
+      this.log.info('orphaned dialog adopted by another app', { dialogId: dialog.id, app: app.id, method: req.method, callId: dialog.callId });
+      dialog.ownerId = app.id;
+    }
+    this.deliverRequest(app, req, flow, key, txn, dialog);
+  }
+
+  private deliverRequest(app: AppConnection, req: SipRequest, flow: Flow, key: string, txn: ServerTxn, dialog: Dialog | undefined): void {
+    const txnId = randomUUID();
+    const pending: PendingServerRequest = {
+      txnId, request: req, flow, txn, appId: app.id, dialog, toTag: dialog ? dialog.localTag : randomToken(), done: false,
+      timeout: this.clock.setTimeout(() => this.expirePending(pending), 64 * this.timers.t1 * 2),
+    };
+    this.pendingServer.set(txnId, pending);
+    const entry = this.serverTxns.get(key);
+    if (entry) entry.pending = pending;
+    this.sendToApp(app, 'network', req, flow, txnId, dialog?.id ?? '');
+  }
+
+  /** drachtio drops an unanswered request after 64 s; we also close the transaction with 408/500. */
+  private expirePending(p: PendingServerRequest): void {
+    if (p.done) return;
+    this.finishPending(p);
+    if (!p.txn.finalSent && p.request.method !== 'ACK') p.txn.respond(makeResponse(p.request, 408, p.toTag));
+  }
+
+  private finishPending(p: PendingServerRequest): void {
+    p.done = true;
+    p.timeout.cancel();
+    this.pendingServer.delete(p.txnId);
+  }
+
+  private onAck2xx(req: SipRequest, flow: Flow): void {
+    const dialog = this.dialogs.find(callIdOf(req), tagOf(req.headers.get('To')) ?? '', tagOf(req.headers.get('From')) ?? '');
+    if (!dialog) return;
+    const cseq = cseqOf(req).seq;
+    if (dialog.pending2xx && dialog.pending2xx.cseq === cseq) {
+      dialog.pending2xx.cancel();
+      dialog.pending2xx = undefined;
+    }
+    const app = this.router.find(dialog.ownerId);
+    if (app) this.sendToApp(app, 'network', req, flow, randomUUID(), dialog.id);
+  }
+
+  private onCancel(req: SipRequest, flow: Flow, inviteKey: string, cancelKey: string): void {
+    const existing = this.serverTxns.get(cancelKey);
+    if (existing) {
+      existing.txn.receiveRetransmission();
+      return;
+    }
+    const txn = new ServerNonInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(cancelKey));
+    this.serverTxns.set(cancelKey, { txn, pending: undefined });
+    const entry = this.serverTxns.get(inviteKey);
+    if (!entry || !(entry.txn instanceof ServerInviteTransaction)) {
+      txn.respond(makeResponse(req, 481, randomToken()));
+      return;
+    }
+    const pending = entry.pending;
+    txn.respond(makeResponse(req, 200, pending?.toTag ?? randomToken()));
+    if (entry.txn.finalSent) return;
+    entry.txn.respond(makeResponse(entry.txn.request, 487, pending?.toTag ?? randomToken()));
+    if (pending && !pending.done) {
+      this.finishPending(pending);
+      const app = this.router.find(pending.appId);
+      if (app) this.sendToApp(app, 'network', req, flow, pending.txnId, '');
+    }
+  }
+
+  private onNetworkResponse(res: SipResponse): void {
+    const topVia = res.headers.getAll('Via')[0];
+    const branch = topVia ? parseVia(topVia)?.params.get('branch') : undefined;
+    const cseq = parseCSeq(res.headers.get('CSeq'));
+    if (!branch || !cseq) return;
+    const entry = this.clientByBranch.get(`${branch}|${cseq.method}`);
+    if (!entry) return;
+    entry.txn.receiveResponse(res);
+  }
+
+  /** Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581). */
+  private stampVia(req: SipRequest, flow: Flow): void {
+    const top = req.headers.getAll('Via')[0];
+    const via = parseVia(top);
+    if (!via) return;
+    if (via.host !== flow.remoteAddress) via.params.set('received', flow.remoteAddress);
+    if (via.params.has('rport') && !via.params.get('rport')) via.params.set('rport', String(flow.remotePort));
+    req.headers.replaceFirst('Via', formatVia(via));
+  }
+
+  // ---------------------------------------------------------------- app side
+
+  onAppClosed(app: AppConnection): void {
+    let reoffered = 0;
+    for (const p of [...this.pendingServer.values()]) {
+      if (p.appId !== app.id || p.done) continue;
+      const other = p.dialog ? this.router.next(p.request.method) : undefined;
+      if (other && p.dialog) {
+        p.appId = other.id;
+        p.dialog.ownerId = other.id;
+        this.sendToApp(other, 'network', p.request, p.flow, p.txnId, p.dialog.id);
+        reoffered++;
+        continue;
+      }
+      this.finishPending(p);
+      p.txn.respond(makeResponse(p.request, p.dialog ? 481 : 503, p.toTag));
+    }
+    for (const c of this.clientByTxnId.values()) if (c.appId === app.id) c.appId = undefined;
+    const orphaned = this.dialogs.ownedBy(app.id).length;
+    if (orphaned || reoffered) this.log.info('app gone; its dialogs stay', { app: app.id, orphanedDialogs: orphaned, reoffered });
+  }
+
+  onAppSip(app: AppConnection, m: AppSipMessage): void {
+    let msg: SipMessage;
+    try {
+      msg = parseSipMessage(Buffer.from(m.raw, 'utf8'), true, true);
+    } catch (err) {
+      app.respond(m.rid, ['NOK', `invalid SIP message: ${err instanceof Error ? err.message : String(err)}`]);
+      return;
+    }
+    const fail = (err: unknown): void => {
+      const reason = (err instanceof Error ? err.message : String(err)).replace(/[|\r\n]/g, ' ');
+      this.log.info('app SIP message refused', { app: app.id, reason });
+      app.respond(m.rid, ['NOK', reason]);
+    };
+    try {
+      if (msg.kind === 'response') return this.onAppResponse(app, m, msg);
+      if (msg.method === 'CANCEL' && m.transactionId) return this.onAppCancel(app, m, msg);
+      if (m.dialogId) {
+        const dialog = this.dialogs.get(m.dialogId);
+        if (!dialog) return fail(new Error('unable to find dialog for dialog id'));
+        this.sendInDialog(app, m, msg, dialog).catch(fail);
+        return;
+      }
+      this.onAppNewRequest(app, m, msg).catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  private onAppResponse(app: AppConnection, m: AppSipMessage, appRes: SipResponse): void {
+    const p = this.pendingServer.get(m.transactionId);
+    if (!p || p.done) {
+      app.respond(m.rid, ['NOK', 'transaction not found or already completed']);
+      return;
+    }
+    const req = p.request;
+    const status = appRes.status;
+    const appToTag = tagOf(appRes.headers.get('To'));
+    if (!p.dialog && appToTag) p.toTag = appToTag;
+    const res = makeResponse(req, status, p.toTag, appRes.reason || undefined);
+    const skip = new Set([...ENGINE_OWNED, 'from', 'to', 'call-id', 'cseq']);
+    for (const h of appRes.headers.list()) if (!skip.has(h.name.toLowerCase())) res.headers.append(h.name, h.value);
+    const dialogCreating = req.method === 'INVITE' || req.method === 'SUBSCRIBE';
+    if (dialogCreating && status > 100 && status < 300) {
+      for (const rr of req.headers.getAll('Record-Route')) res.headers.append('Record-Route', rr);
+      if (!res.headers.has('Contact')) res.headers.append('Contact', this.ourContact(p.flow));
+    }
+    const contact = res.headers.get('Contact');
+    if (contact) res.headers.set('Contact', replaceLocalhost(contact, this.advertisedHost(p.flow), this.portFor(p.flow), p.flow.protocol));
+    res.body = appRes.body;
+    sniffContentType(res.headers, res.body);
+
+    let dialogId = '';
+    const data = serializeSipMessage(res);
+    p.txn.respond(res);
+    if (status >= 200) this.finishPending(p);
+    if (req.method === 'INVITE' && status >= 200 && status < 300) {
+      const cseq = cseqOf(req).seq;
+      let dialog = p.dialog;
+      if (!dialog) {
+        const fromTag = tagOf(req.headers.get('From')) ?? '';
+        const remoteContact = parseNameAddr(req.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
+        dialog = new Dialog(makeDialogId(callIdOf(req), fromTag), 'uas', callIdOf(req), p.toTag, fromTag,
+          res.headers.get('To') ?? '', req.headers.get('From') ?? '', remoteContact, req.headers.getAll('Record-Route'),
+          p.flow.reliable ? p.flow : undefined, res.headers.get('Contact') ?? this.ourContact(p.flow), 0);
+        dialog.remoteCSeq = cseq;
+        dialog.ownerId = app.id;
+        this.dialogs.add(dialog);
+      } else {
+        const c = res.headers.get('Contact');
+        if (c) dialog.localContact = c;
+      }
+      this.start2xxRetransmission(dialog, data, p.flow, cseq);
+      dialogId = dialog.id;
+    }
+    if (p.dialog && req.method === 'BYE' && status >= 200) this.dialogs.remove(p.dialog);
+    if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.reliable) this.bindRegistration(req, res, p.flow);
+    app.respond(m.rid, ['OK', 'application', String(data.length), p.flow.protocol, p.flow.remoteAddress, String(p.flow.remotePort),
+      this.time(), p.txnId, dialogId, '', 'Msg sent:', ''], data.toString('utf8'));
+  }
+
+  private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
+    const contacts = res.headers.getAll('Contact').length ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
+    const expiresHeader = res.headers.get('Expires') ?? req.headers.get('Expires');
+    for (const c of contacts) {
+      const n = parseNameAddr(c);
+      if (!n || n.uri === '*') continue;
+      const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
+      if (Number(exp) === 0) this.bindings.unbind(n.uri);
+      else this.bindings.bind(n.uri, flow);
+    }
+  }
+
+  /** UAS 2xx retransmission (RFC 3261 §13.3.1.4) until ACK; BYE and an unsolicited report after 64*T1. */
+  private start2xxRetransmission(dialog: Dialog, data: Buffer, flow: Flow, cseq: number): void {
+    dialog.pending2xx?.cancel();
+    let interval = this.timers.t1;
+    let handle: TimerHandle | undefined;
+    const giveUp = this.clock.setTimeout(() => {
+      handle?.cancel();
+      dialog.pending2xx = undefined;
+      this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: dialog.id, callId: dialog.callId });
+      this.sendUnsolicitedBye(dialog);
+    }, 64 * this.timers.t1);
+    const arm = (): void => {
+      if (flow.reliable) return;
+      handle = this.clock.setTimeout(() => {
+        flow.send(data);
+        interval = Math.min(2 * interval, this.timers.t2);
+        arm();
+      }, interval);
+    };
+    arm();
+    dialog.pending2xx = {
+      cseq,
+      timer: giveUp,
+      cancel: () => { giveUp.cancel(); handle?.cancel(); },
+    };
+  }
+
+  private sendUnsolicitedBye(dialog: Dialog): void {
+    const bye = this.buildInDialogRequest(dialog, 'BYE', undefined);
+    this.dialogs.remove(dialog);
+    this.sendRequest(bye, dialog, undefined, undefined, undefined)
+      .then(({ flow, data }) => {
+        const app = this.router.find(dialog.ownerId);
+        if (app) {
+          app.send(['sip', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
+            'unsolicited', dialog.id, ''], data.toString('utf8'));
+        }
+      })
+      .catch((err) => this.log.warn('could not send BYE', { dialogId: dialog.id, error: String(err) }));
+  }
+
+  private onAppCancel(app: AppConnection, m: AppSipMessage, appReq: SipRequest): void {
+    const c = this.clientByTxnId.get(m.transactionId);
+    if (!c || !(c.txn instanceof ClientInviteTransaction) || c.txn.finalReceived) {
+      app.respond(m.rid, ['NOK', 'transaction not found or already completed']);
+      return;
+    }
+    const inv = c.request;
+    const h = new SipHeaders();
+    h.append('Via', inv.headers.getAll('Via')[0]);
+    for (const r of inv.headers.getAll('Route')) h.append('Route', r);
+    h.append('Max-Forwards', '70');
+    h.append('From', inv.headers.get('From') ?? '');
+    h.append('To', inv.headers.get('To') ?? '');
+    h.append('Call-ID', callIdOf(inv));
+    h.append('CSeq', `${cseqOf(inv).seq} CANCEL`);
+    for (const x of appReq.headers.list()) if (x.name.toLowerCase() === 'reason') h.append(x.name, x.value);
+    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: inv.uri, headers: h, body: Buffer.alloc(0) };
+    const data = this.startClientTxn(cancel, c.flow, undefined, undefined, undefined);
+    app.respond(m.rid, ['OK', 'application', String(data.length), c.flow.protocol, c.flow.remoteAddress, String(c.flow.remotePort),
+      this.time(), c.txnId, 'Msg sent:', ''], data.toString('utf8'));
+  }
+
+  private async onAppNewRequest(app: AppConnection, m: AppSipMessage, req: SipRequest): Promise<void> {
+    const adoptId = req.headers.get(FERRY_DIALOG_HEADER);
+    if (adoptId !== undefined) {
+      req.headers.remove(FERRY_DIALOG_HEADER);
+      const dialog = this.dialogs.get(adoptId.trim()) ?? this.dialogFromSnapshot(adoptId.trim(), req);
+      return this.sendInDialog(app, m, req, dialog);
+    }
+    const callId = req.headers.get('Call-ID');
+    if (callId) {
+      const fromTag = tagOf(req.headers.get('From'));
+      const d = this.dialogs.findByCallId(callId, fromTag);
+      if (d && (fromTag || req.method !== 'INVITE')) return this.sendInDialog(app, m, req, d);
+    }
+    for (const h of ENGINE_OWNED) req.headers.remove(h);
+    req.headers.remove('Route');
+    const flowHint = await this.resolver.resolve(m.proxy ?? req.uri);
+    const host = this.advertisedHost(flowHint);
+    const port = this.portFor(flowHint);
+    const from = req.headers.get('From') ?? `<sip:ferry@${host}:${port}>`;
+    req.headers.set('From', withTag(replaceLocalhost(from, host, port, undefined), randomToken()));
+    if (!req.headers.has('To')) req.headers.set('To', `<${req.uri}>`);
+    if (!req.headers.has('Call-ID')) req.headers.set('Call-ID', randomUUID());
+    if (!req.headers.has('CSeq')) req.headers.set('CSeq', `1 ${req.method}`);
+    if (!req.headers.has('Max-Forwards')) req.headers.set('Max-Forwards', '70');
+    if (req.method === 'INVITE' || req.method === 'SUBSCRIBE' || req.method === 'REFER') {
+      const contact = req.headers.get('Contact');
+      req.headers.set('Contact', contact ? replaceLocalhost(contact, host, port, flowHint.protocol) : this.ourContact(flowHint));
+    }
+    sniffContentType(req.headers, req.body);
+    const { data, flow, txnId } = await this.sendRequest(req, undefined, app, flowHint, undefined);
+    app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
+      txnId, 'Msg sent:', ''], data.toString('utf8'));
+  }
+
+  /**
+   * Extension: rebuild a dialog the engine does not know (it was restarted, or never saw it) from a
+   * request carrying `X-Ferry-Dialog: <dialogId>` and the stored identifiers in its own headers.
+   */
+  private dialogFromSnapshot(id: string, req: SipRequest): Dialog {
+    const callId = req.headers.get('Call-ID');
+    const from = req.headers.get('From');
+    const to = req.headers.get('To');
+    const cseq = parseCSeq(req.headers.get('CSeq'));
+    const localTag = tagOf(from);
+    const remoteTag = tagOf(to);
+    if (!callId || !from || !to || !localTag || !remoteTag || !cseq) {
+      throw new Error('unable to find dialog: X-Ferry-Dialog needs Call-ID, From with tag, To with tag and CSeq');
+    }
+    const d = new Dialog(id, 'uac', callId, localTag, remoteTag, from, to, req.uri, req.headers.getAll('Route'), undefined,
+      req.headers.get('Contact') ?? '', Math.max(0, cseq.seq - 1));
+    this.dialogs.add(d);
+    this.log.info('dialog rebuilt from snapshot', { dialogId: id, callId });
+    return d;
+  }
+
+  private async sendInDialog(app: AppConnection, m: AppSipMessage, appReq: SipRequest, dialog: Dialog): Promise<void> {
+    if (dialog.ownerId !== app.id) {
+      this.log.info('dialog taken over by app', { dialogId: dialog.id, from: dialog.ownerId, to: app.id, method: appReq.method });
+      dialog.ownerId = app.id;
+    }
+    if (appReq.method === 'ACK') {
+      if (dialog.lastInviteCSeq === undefined) throw new Error('no INVITE to acknowledge in this dialog');
+      const ack = this.buildInDialogRequest(dialog, 'ACK', appReq);
+      const flow = await this.flowForDialog(dialog);
+      this.addVia(ack, flow);
+      const data = serializeSipMessage(ack);
+      flow.send(data);
+      dialog.lastAck = { cseq: dialog.lastInviteCSeq, data };
+      app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
+        randomUUID(), 'Msg sent:', ''], data.toString('utf8'));
+      return;
+    }
+    const req = this.buildInDialogRequest(dialog, appReq.method, appReq);
+    if (req.method === 'BYE') {
+      dialog.pending2xx?.cancel();
+      dialog.pending2xx = undefined;
+    }
+    const { data, flow, txnId } = await this.sendRequest(req, dialog, app, undefined, m.proxy);
+    app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
+      txnId, 'Msg sent:', ''], data.toString('utf8'));
+  }
+
+  /** RFC 3261 §12.2.1.1: R-URI = remote target, Route = route set, tags and CSeq from the dialog. */
+  private buildInDialogRequest(dialog: Dialog, method: string, appReq: SipRequest | undefined): SipRequest {
+    const h = new SipHeaders();
+    for (const r of dialog.routeSet) h.append('Route', r);
+    h.append('Max-Forwards', '70');
+    h.append('From', dialog.localParty);
+    h.append('To', dialog.remoteParty);
+    h.append('Call-ID', dialog.callId);
+    let seq: number;
+    if (method === 'ACK') seq = dialog.lastInviteCSeq ?? dialog.localCSeq;
+    else seq = ++dialog.localCSeq;
+    if (method === 'INVITE') dialog.lastInviteCSeq = seq;
+    h.append('CSeq', `${seq} ${method}`);
+    const skip = new Set([...ENGINE_OWNED, 'route', 'from', 'to', 'call-id', 'cseq', 'max-forwards']);
+    if (appReq) for (const x of appReq.headers.list()) if (!skip.has(x.name.toLowerCase())) h.append(x.name, x.value);
+    if ((method === 'INVITE' || method === 'UPDATE') && !h.has('Contact') && dialog.localContact) h.append('Contact', dialog.localContact);
+    const body = appReq?.body ?? Buffer.alloc(0);
+    sniffContentType(h, body);
+    return { kind: 'request', method, uri: dialog.remoteTarget, headers: h, body };
+  }
+
+  private async flowForDialog(dialog: Dialog): Promise<Flow> {
+    if (dialog.flow && !dialog.flow.closed) return dialog.flow;
+    const first = dialog.routeSet[0];
+    if (first && /;lr\b/i.test(first)) return this.resolver.resolve(first);
+    return this.resolver.resolve(dialog.remoteTarget);
+  }
+
+  private addVia(req: SipRequest, flow: Flow): void {
+    req.headers.remove('Via');
+    req.headers.prepend('Via', `SIP/2.0/${viaTransportName(flow.protocol)} ${this.advertisedHost(flow)}:${this.portFor(flow)};rport;branch=${newBranch()}`);
+  }
+
+  private async sendRequest(req: SipRequest, dialog: Dialog | undefined, app: AppConnection | undefined, flowHint: Flow | undefined,
+    proxy: string | undefined): Promise<{ data: Buffer; flow: Flow; txnId: string }> {
+    const flow = flowHint ?? (proxy ? await this.resolver.resolve(proxy) : dialog ? await this.flowForDialog(dialog) : await this.resolver.resolve(req.uri));
+    this.addVia(req, flow);
+    const txnId = randomUUID();
+    const data = this.startClientTxn(req, flow, dialog, app, txnId);
+    return { data, flow, txnId };
+  }
+
+  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string | undefined): Buffer {
+    const branch = parseVia(req.headers.getAll('Via')[0])!.params.get('branch')!;
+    const key = `${branch}|${req.method}`;
+    const entry: ClientRequest = {
+      txnId: txnId ?? randomUUID(), appId: app?.id, request: req, flow, dialog, finalForwarded: false,
+      txn: undefined as unknown as ClientTxn,
+    };
+    const user: ClientTransactionUser = {
+      onResponse: (res) => this.onClientResponse(entry, res),
+      onTimeout: () => this.onClientResponse(entry, makeResponse(req, 408, undefined)),
+    };
+    const done = (): void => {
+      this.clientByBranch.delete(key);
+      if (txnId) this.clientByTxnId.delete(entry.txnId);
+    };
+    entry.txn = req.method === 'INVITE'
+      ? new ClientInviteTransaction(req, flow, this.clock, this.timers, done, user)
+      : new ClientNonInviteTransaction(req, flow, this.clock, this.timers, done, user);
+    this.clientByBranch.set(key, entry);
+    if (txnId) this.clientByTxnId.set(entry.txnId, entry);
+    entry.txn.start();
+    return serializeSipMessage(req);
+  }
+
+  private onClientResponse(c: ClientRequest, res: SipResponse): void {
+    const req = c.request;
+    let dialogId = '';
+    if (req.method === 'INVITE' && res.status >= 200 && res.status < 300) {
+      let dialog = c.dialog;
+      const cseq = cseqOf(req).seq;
+      if (!dialog) {
+        const fromTag = tagOf(req.headers.get('From')) ?? '';
+        const id = makeDialogId(callIdOf(req), fromTag);
+        dialog = this.dialogs.get(id);
+        if (!dialog) {
+          const remoteTarget = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
+          dialog = new Dialog(id, 'uac', callIdOf(req), fromTag, tagOf(res.headers.get('To')) ?? '', req.headers.get('From') ?? '',
+            res.headers.get('To') ?? '', remoteTarget, res.headers.getAll('Record-Route').reverse(), c.flow.reliable ? c.flow : undefined,
+            req.headers.get('Contact') ?? '', cseq);
+          dialog.lastInviteCSeq = cseq;
+          dialog.ownerId = c.appId;
+          this.dialogs.add(dialog);
+          c.dialog = dialog;
+        }
+      } else {
+        const contact = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri;
+        if (contact) dialog.remoteTarget = contact;
+      }
+      dialogId = dialog.id;
+      if (c.finalForwarded) {
+        if (dialog.lastAck && dialog.lastAck.cseq === cseq) dialog.lastAck.data && c.flow.send(dialog.lastAck.data);
+        return;
+      }
+    } else if (res.status >= 200 && c.finalForwarded) {
+      return;
+    }
+    if (res.status >= 200) c.finalForwarded = true;
+    if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dialogs.remove(c.dialog);
+    if (req.method === 'INVITE' && res.status >= 300 && !c.dialog) { /* no dialog was created */ }
+    const app = this.router.find(c.appId);
+    if (!app || c.txnId === undefined || c.appId === undefined) return;
+    if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
+    this.sendToApp(app, 'network', res, c.flow, c.txnId, dialogId);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private sendToApp(app: AppConnection, source: 'network' | 'application', msg: SipMessage, flow: Flow, txnId: string, dialogId: string): void {
+    const raw = serializeSipMessage(msg);
+    app.send(['sip', source, String(raw.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(), txnId, dialogId,
+      this.advertisedHost(flow), String(this.portFor(flow))], raw.toString('utf8'));
+  }
+
+  private time(): string {
+    return new Date(this.clock.now()).toISOString().slice(11, 23);
+  }
+
+  advertisedHost(flow: Flow): string {
+    const h = this.addressing.host;
+    return h === '0.0.0.0' || h === '::' ? flow.localAddress : h;
+  }
+
+  portFor(flow: Flow): number {
+    return flow.protocol === 'ws' ? this.addressing.wsPort() : this.addressing.sipPort();
+  }
+
+  ourContact(flow: Flow): string {
+    const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
+    return `<sip:${this.advertisedHost(flow)}:${this.portFor(flow)}${t}>`;
+  }
+
+  /** Stops every transaction and timer (engine shutdown). */
+  shutdown(): void {
+    for (const e of [...this.serverTxns.values()]) e.txn.abort();
+    for (const c of [...this.clientByBranch.values()]) c.txn.abort();
+    for (const p of [...this.pendingServer.values()]) this.finishPending(p);
+    for (const d of this.dialogs.all()) this.dialogs.remove(d);
+  }
+}

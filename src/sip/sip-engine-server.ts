@@ -1,0 +1,88 @@
+import { systemClock, type Clock } from '../common/clock';
+import { createLogger } from '../common/logger';
+import { ControlServer } from './control/control-server';
+import { NextHopResolver } from './engine/next-hop-resolver';
+import { SipEngine } from './engine/sip-engine';
+import { FlowBindings } from './registrar/flow-bindings';
+import { DEFAULT_TIMERS, type TimerConfig } from './transaction/timer-config';
+import { TcpTransport } from './transport/tcp-transport';
+import { UdpTransport } from './transport/udp-transport';
+import { WsTransport } from './transport/ws-transport';
+
+export interface SipEngineOptions {
+  host?: string;
+  sipPort?: number;
+  wsPort?: number;
+  controlPort?: number;
+  secret?: string;
+  clock?: Clock;
+  timers?: Partial<TimerConfig>;
+}
+
+export interface RunningSipEngine {
+  ports: { sip: number; ws: number; control: number };
+  engine: SipEngine;
+  close(): Promise<void>;
+}
+
+export const FERRY_SIP_VERSION = 'v0.8.26-ferry';
+
+/** Starts transports (UDP+TCP on one port, WS), the engine and the drachtio control port. Port 0 = any free port. */
+export async function startSipEngine(options: SipEngineOptions = {}): Promise<RunningSipEngine> {
+  const host = options.host ?? '127.0.0.1';
+  const log = createLogger('sip.engine');
+  const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
+  const ports = { sip: 0, ws: 0, control: 0 };
+  let engine: SipEngine | undefined;
+  const events = {
+    onMessage: (d: Buffer, f: import('./transport/flow').Flow) => engine?.onNetworkData(d, f),
+    onClose: (f: import('./transport/flow').Flow) => engine?.onFlowClosed(f),
+  };
+  const udp = new UdpTransport((d, f) => engine?.onNetworkData(d, f));
+  const tcp = new TcpTransport(events);
+  const ws = new WsTransport(events);
+  const bindings = new FlowBindings();
+  const control = new ControlServer({
+    secret: options.secret ?? 'cymru',
+    version: FERRY_SIP_VERSION,
+    hostports: () => `udp/${host}:${ports.sip},tcp/${host}:${ports.sip},ws/${host}:${ports.ws}`,
+  }, {
+    onAppSip: (app, m) => engine?.onAppSip(app, m),
+    onAppClosed: (app) => engine?.onAppClosed(app),
+  }, createLogger('sip.control'));
+  engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings), bindings,
+    { host, sipPort: () => ports.sip, wsPort: () => ports.ws }, log);
+
+  try {
+    ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
+    ports.ws = await ws.listen(host, options.wsPort ?? 0);
+    ports.control = await control.listen(host, options.controlPort ?? 0);
+  } catch (err) {
+    await Promise.allSettled([udp.close(), tcp.close(), ws.close(), control.close()]);
+    throw err;
+  }
+  log.info('ferry sip listening', { host, ...ports });
+  const e = engine;
+  return {
+    ports,
+    engine: e,
+    close: async () => {
+      e.shutdown();
+      await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close()]);
+    },
+  };
+}
+
+/** UDP and TCP share one port number; with port 0 retry until both bind the same free port. */
+async function bindUdpAndTcp(udp: UdpTransport, tcp: TcpTransport, host: string, port: number): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const p = await udp.listen(host, port);
+    try {
+      await tcp.listen(host, p);
+      return p;
+    } catch (err) {
+      await udp.close();
+      if (port !== 0 || attempt >= 20) throw err;
+    }
+  }
+}
