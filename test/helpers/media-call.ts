@@ -3,6 +3,16 @@ import { MediaProxyProcess, type CallAnswer } from './media-proxy-process';
 import type { PhonePeer } from './rtp-phone';
 import { WeriftWebphone } from './werift-webphone';
 
+/** What a call needs from a webphone (WeriftWebphone or BrowserWebphone). */
+export interface WebphoneMedia {
+  createOffer(): Promise<string>;
+  setAnswer(sdp: string): Promise<void>;
+  addIceCandidate(c: { candidate: string; sdpMid?: string; sdpMLineIndex?: number }): Promise<void>;
+  waitConnected(timeoutMs?: number): Promise<void>;
+  startMedia?(): void;
+  close(): Promise<void>;
+}
+
 /**
  * One bridged call without SIP, for the media-only lifecycle scenarios (S3-S8, S10, S15, S16):
  * ferry media (child process) + a kurento-client "proxy" (child process, killable) + a scripted
@@ -10,8 +20,8 @@ import { WeriftWebphone } from './werift-webphone';
  * media flowing both ways. The caller owns `media` unless it passed one in; `close()` ends everything
  * this object started (use it in after()).
  */
-export class MediaCall {
-  webphone: WeriftWebphone | undefined;
+export class MediaCall<W extends WebphoneMedia = WeriftWebphone> {
+  webphone: W | undefined;
   answer: CallAnswer | undefined;
   private ownsMedia = false;
 
@@ -21,13 +31,19 @@ export class MediaCall {
     readonly phone: PhonePeer,
   ) {}
 
-  static async start(options: { media?: MediaServerProcess; mediaEnv?: Record<string, string>; phone: PhonePeer; webphone?: boolean }): Promise<MediaCall> {
+  /** A call with a werift webphone (or none, `webphone: false`: a single RtpEndpoint). */
+  static async start(options: { media?: MediaServerProcess; mediaEnv?: Record<string, string>; phone: PhonePeer; webphone?: boolean }): Promise<MediaCall<WeriftWebphone>> {
+    return MediaCall.startWith<WeriftWebphone>({ ...options, webphone: options.webphone === false ? undefined : new WeriftWebphone() });
+  }
+
+  /** A call with the given webphone (e.g. a BrowserWebphone in Chromium). */
+  static async startWith<W extends WebphoneMedia>(options: { media?: MediaServerProcess; mediaEnv?: Record<string, string>; phone: PhonePeer; webphone: W | undefined }): Promise<MediaCall<W>> {
     const media = options.media ?? (await MediaServerProcess.start(options.mediaEnv));
-    const proxy = await MediaProxyProcess.spawn(media.url);
-    const call = new MediaCall(media, proxy, options.phone);
+    const call = new MediaCall<W>(media, await MediaProxyProcess.spawn(media.url), options.phone);
     call.ownsMedia = !options.media;
+    call.webphone = options.webphone;
     try {
-      await call.connect(options.webphone ?? true);
+      await call.connect();
     } catch (err) {
       await call.close();
       throw new Error(`call set-up failed: ${err instanceof Error ? err.message : String(err)}\nferry media log:\n${media.log(40)}`);
@@ -35,11 +51,10 @@ export class MediaCall {
     return call;
   }
 
-  private async connect(withWebphone: boolean): Promise<void> {
+  private async connect(): Promise<void> {
     await this.phone.start();
     const legs: { kind: 'rtp' | 'webrtc'; offer: string }[] = [{ kind: 'rtp', offer: await this.phone.sdp() }];
-    if (withWebphone) {
-      this.webphone = new WeriftWebphone();
+    if (this.webphone) {
       legs.push({ kind: 'webrtc', offer: await this.webphone.createOffer() });
     }
     this.answer = await this.proxy.createCall(legs);
@@ -63,7 +78,7 @@ export class MediaCall {
       } finally {
         clearInterval(timer);
       }
-      webphone.startMedia();
+      webphone.startMedia?.();
     }
   }
 

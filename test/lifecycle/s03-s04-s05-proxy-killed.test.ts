@@ -1,0 +1,101 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MediaServerProcess } from '../helpers/media-server-process';
+import { MediaCall } from '../helpers/media-call';
+import { RtpPhone } from '../helpers/rtp-phone';
+
+/**
+ * lifecycle.md S3-S5, media side: the proxy (a kurento-client app in its own process) is SIGKILLed
+ * mid-call; ferry media must keep the orphaned call's media flowing (rule 1), then release it itself
+ * on the phone's explicit end signals (rule 7, FERRY_MEDIA_AUTO_RELEASE=orphans), telling both peers
+ * first (rule 4: RTCP BYE to the phone, DTLS close_notify to the webphone).
+ * The gateway variant of S4 (restarted proxy cleans the state store) is in s04-gateway-*.
+ */
+const DEAD_MS = 3000;
+
+describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client proxy SIGKILLed, scripted phone, werift webphone)', () => {
+  let media: MediaServerProcess;
+  const calls: MediaCall[] = [];
+
+  before(async () => {
+    media = await MediaServerProcess.start({
+      FERRY_MEDIA_DEAD_MS: String(DEAD_MS),
+      FERRY_MEDIA_AUTO_RELEASE: 'orphans',
+      FERRY_MEDIA_RTCP_INTERVAL_MS: '1000',
+    });
+  });
+  after(async () => {
+    for (const c of calls) await c.close();
+    await media.stop();
+  });
+
+  async function orphanedCall(): Promise<MediaCall> {
+    const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+    calls.push(call);
+    await sleep(1000);
+    assert.ok((await call.phone.stats()).rtpReceived > 20, 'phone receives RTP from the webphone before the kill');
+    assert.ok(call.webphone!.rtpReceived() > 20, 'webphone receives RTP from the phone before the kill');
+    await call.proxy.kill('SIGKILL');
+    return call;
+  }
+
+  test('S3: proxy killed (SIGKILL) mid-call -> RTP keeps flowing both ways, no gap > 100 ms, pipeline kept past T_dead', async () => {
+    const call = await orphanedCall();
+    const killedAt = Date.now();
+    await sleep(DEAD_MS * 2);
+    const end = Date.now();
+    const phoneGap = await call.phone.maxRtpGap(killedAt - 200, end);
+    const webGap = call.webphone!.maxRtpGap(killedAt - 200, end);
+    const phoneCount = await call.phone.rtpReceivedBetween(killedAt, end);
+    const webCount = call.webphone!.rtpReceivedBetween(killedAt, end);
+    const expected = ((end - killedAt) / 20) * 0.9;
+    assert.ok(phoneCount >= expected, `webphone -> phone after the kill: ${phoneCount} packets, expected >= ${expected.toFixed(0)}`);
+    assert.ok(webCount >= expected, `phone -> webphone after the kill: ${webCount} packets, expected >= ${expected.toFixed(0)}`);
+    assert.ok(phoneGap <= 100, `largest gap webphone -> phone: ${phoneGap} ms`);
+    assert.ok(webGap <= 100, `largest gap phone -> webphone: ${webGap} ms`);
+    const stats = await media.stats();
+    assert.ok(stats.pipelines >= 1, `orphaned pipeline kept: ${JSON.stringify(stats)}`);
+    assert.equal(call.webphone!.dtlsEndedAt(), undefined, 'the webphone was not cut');
+    await call.phone.sendBye();
+    await media.waitForStats((s) => s.pipelines === 0, 5000);
+  });
+
+  test('S4: S3, then the IP phone hangs up (RTCP BYE, RTP stops) -> ferry media releases within 1 s and tells both peers first', async () => {
+    const call = await orphanedCall();
+    await sleep(500);
+    await call.phone.sendBye();
+    const byeAt = Date.now();
+    await call.phone.stopMedia();
+    const { at: releasedAt, stats } = await media.waitForStats((s) => s.pipelines === 0, 5000);
+    const latency = releasedAt - byeAt;
+    assert.ok(latency < 1000, `released ${latency} ms after the RTCP BYE (bound < 1 s)`);
+    assert.equal(stats.elements, 0);
+    assert.equal(stats.boundPorts, 0, `ports freed: ${JSON.stringify(stats)}`);
+    // Rule 4: the webphone learns at once (DTLS close_notify), the phone gets our RTCP BYE.
+    await sleep(300);
+    const told = call.webphone!.dtlsEndedAt();
+    assert.ok(told !== undefined, `webphone's DTLS transport never closed: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    assert.ok(told - byeAt < 1000, `webphone told ${told - byeAt} ms after the RTCP BYE`);
+    assert.ok((await call.phone.stats()).byeReceived >= 1, 'ferry media sent an RTCP BYE to the phone before releasing');
+    const reasons = media.logsMatching('rtcp-bye');
+    assert.ok(reasons.length > 0, `the end reason rtcp-bye is logged; log tail:\n${media.log(20)}`);
+    console.log(`[measure] S4 release latency after RTCP BYE: ${latency} ms; webphone DTLS closed after ${told - byeAt} ms`);
+  });
+
+  test('S5: S3, then the IP phone hangs up with no RTCP BYE and closes its socket -> released on ICMP port unreachable within 2 s', async () => {
+    const call = await orphanedCall();
+    await sleep(500);
+    await call.phone.closeSockets();
+    const closedAt = Date.now();
+    const { at: releasedAt, stats } = await media.waitForStats((s) => s.pipelines === 0, 2000 + DEAD_MS);
+    const latency = releasedAt - closedAt;
+    assert.ok(latency < 2000, `released ${latency} ms after the socket closed (bound < 2 s; T_dead is ${DEAD_MS} ms, so this was not a timeout)`);
+    assert.equal(stats.boundPorts, 0);
+    assert.ok(media.logsMatching('icmp-unreachable').length > 0, `the end reason icmp-unreachable is logged; log tail:\n${media.log(20)}`);
+    await sleep(300);
+    const told = call.webphone!.dtlsEndedAt();
+    assert.ok(told !== undefined && told - closedAt < 2000, `webphone told (DTLS close) within 2 s: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    console.log(`[measure] S5 release latency after the phone closed its socket: ${latency} ms`);
+  });
+});

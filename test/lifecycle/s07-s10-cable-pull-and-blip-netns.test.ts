@@ -1,0 +1,78 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NetNamespace } from '../helpers/netns';
+import { MediaServerProcess } from '../helpers/media-server-process';
+import { MediaCall } from '../helpers/media-call';
+import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
+
+/**
+ * lifecycle.md S7 (IP phone cable pulled -> released after T_dead ± 2 s) and S10 (network blip: all
+ * packets dropped for T_dead - 5 s, then back -> the call continues, 0 false ends), with the phone
+ * (scripted RTP peer) in its own network namespace behind a veth pair. ferry media listens on the
+ * veth's root-side address (FERRY_MEDIA_HOST), so its RtpEndpoint reaches the phone over the veth;
+ * the webphone (werift) stays on 127.0.0.1. Needs root.
+ */
+describe('S7/S10: the phone behind a veth in its own network namespace', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  });
+
+  async function namespacedCall(deadMs: number): Promise<{ ns: NetNamespace; media: MediaServerProcess; call: MediaCall }> {
+    const ns = await NetNamespace.create();
+    cleanups.push(() => ns.destroy());
+    const media = await MediaServerProcess.start({
+      FERRY_MEDIA_HOST: ns.hostAddress,
+      FERRY_MEDIA_DEAD_MS: String(deadMs),
+      FERRY_MEDIA_AUTO_RELEASE: 'orphans',
+      FERRY_MEDIA_RTCP_INTERVAL_MS: '1000',
+    });
+    cleanups.push(() => media.stop());
+    const phone = await RtpPhoneProcess.spawn({ namespace: ns.name, address: ns.phoneAddress, rtcpIntervalMs: 1000 });
+    const call = await MediaCall.start({ media, phone });
+    cleanups.push(() => call.close());
+    await sleep(1000);
+    assert.ok((await phone.stats()).rtpReceived > 20, 'the namespaced phone receives RTP over the veth');
+    assert.ok(call.webphone!.rtpReceived() > 20, 'the webphone receives the namespaced phone');
+    return { ns, media, call };
+  }
+
+  test('S7: IP phone cable pulled (link down in its namespace), proxy gone -> ferry media releases after T_dead ± 2 s (media-timeout) and tells the webphone', async () => {
+    const deadMs = 3000;
+    const { ns, media, call } = await namespacedCall(deadMs);
+    await call.proxy.kill('SIGKILL');
+    await ns.pullCable();
+    const pulledAt = Date.now();
+    const { at, stats } = await media.waitForStats((s) => s.pipelines === 0, deadMs + 5000);
+    const latency = at - pulledAt;
+    assert.ok(Math.abs(latency - deadMs) <= 2000, `released ${latency} ms after the cable pull (T_dead ${deadMs} ± 2 s)`);
+    assert.equal(stats.boundPorts, 0);
+    assert.ok(media.logsMatching('media-timeout').length > 0, `end reason media-timeout logged; log tail:\n${media.log(20)}`);
+    await sleep(300);
+    const told = call.webphone!.dtlsEndedAt();
+    assert.ok(told !== undefined && told - at < 1000, `webphone told (DTLS close) at release: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    console.log(`[measure] S7 release latency after cable pull: ${latency} ms (T_dead ${deadMs} ms)`);
+  });
+
+  test('S10: network blip (100% loss both ways for T_dead - 5 s), then back -> the call continues, 0 false ends', async (t) => {
+    const deadMs = 8000;
+    const { ns, media, call } = await namespacedCall(deadMs);
+    const method = await ns.dropAll();
+    t.diagnostic(`blip by ${method}`);
+    const blipAt = Date.now();
+    await sleep(deadMs - 5000);
+    await ns.restore();
+    const backAt = Date.now();
+    await sleep(2000);
+    const end = Date.now();
+    const phoneDuring = await call.phone.rtpReceivedBetween(blipAt + 200, backAt - 50);
+    assert.equal(phoneDuring, 0, 'the blip really dropped everything');
+    assert.ok((await call.phone.rtpReceivedBetween(backAt + 500, end)) > 40, 'RTP to the phone resumed after the blip');
+    assert.ok(call.webphone!.rtpReceivedBetween(backAt + 500, end) > 40, 'RTP from the phone resumed after the blip');
+    const ends = call.proxy.events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
+    assert.deepEqual(ends, [], 'no end event during or after the blip');
+    assert.equal((await media.stats()).pipelines, 1, 'the pipeline is still there');
+    assert.equal(call.webphone!.dtlsEndedAt(), undefined, 'the webphone was not cut');
+  });
+});

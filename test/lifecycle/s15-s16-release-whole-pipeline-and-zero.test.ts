@@ -1,0 +1,85 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MediaServerProcess } from '../helpers/media-server-process';
+import { MediaCall } from '../helpers/media-call';
+import { RtpPhone } from '../helpers/rtp-phone';
+
+/**
+ * lifecycle.md S15 (release() on one endpoint takes the whole pipeline; a repeat release is a no-op)
+ * and S16 (after all calls end: 0 pipelines, 0 elements, 0 bound ports, 0 live sessions, memory back
+ * near its baseline) on ferry media, with calls ended every way the media server sees: app release,
+ * RTCP BYE and ICMP on orphans. The gateway's Redis half of S16 is in s16-gateway-*.
+ */
+async function rssKb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+describe('S15/S16: release everything, once; everything back to zero', () => {
+  let media: MediaServerProcess;
+  const calls: MediaCall[] = [];
+
+  before(async () => {
+    media = await MediaServerProcess.start({ FERRY_MEDIA_DEAD_MS: '3000', FERRY_MEDIA_AUTO_RELEASE: 'orphans' });
+  });
+  after(async () => {
+    for (const c of calls) await c.close();
+    await media.stop();
+  });
+
+  test('S15: release() on the RtpEndpoint releases the whole pipeline (both endpoints, ports); releasing again, and the pipeline, is a no-op', async () => {
+    const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+    calls.push(call);
+    await sleep(500);
+    const during = await media.stats();
+    assert.equal(during.pipelines, 1);
+    assert.ok(during.elements >= 2, `two endpoints during the call: ${JSON.stringify(during)}`);
+    assert.ok(during.boundPorts >= 2, `RTP/RTCP (+ICE) ports bound during the call: ${JSON.stringify(during)}`);
+    const releasedAt = Date.now();
+    await call.proxy.release('leg0');
+    const { stats } = await media.waitForStats((s) => s.pipelines === 0, 2000);
+    assert.equal(stats.elements, 0, 'the WebRtcEndpoint went with the RtpEndpoint');
+    assert.equal(stats.boundPorts, 0);
+    await call.proxy.release('leg0');
+    await call.proxy.release('leg1');
+    await call.proxy.release('pipeline');
+    assert.deepEqual(
+      { pipelines: (await media.stats()).pipelines, elements: (await media.stats()).elements },
+      { pipelines: 0, elements: 0 },
+    );
+    // Rule 4 applies to every release: peers are told (RTCP BYE to the phone, close_notify to the browser).
+    await sleep(300);
+    assert.ok((await call.phone.stats()).byeReceived >= 1, 'phone got an RTCP BYE');
+    const told = call.webphone!.dtlsEndedAt();
+    assert.ok(told !== undefined && told - releasedAt < 1000, `webphone DTLS closed within 1 s: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    // The released objects are gone for the client too: an operation on them fails (object not found).
+    await assert.rejects(call.proxy.invoke(0, 'getMediaState'));
+  });
+
+  test('S16: after calls ended by app release, RTCP BYE (orphan), ICMP (orphan) and proxy exit -> 0 pipelines, 0 elements, 0 bound ports, 0 sessions, RSS near baseline', async () => {
+    const baseline = await rssKb(media.pid!);
+    for (let round = 0; round < 2; round++) {
+      const released = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+      const byeOrphan = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+      const icmpOrphan = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+      calls.push(released, byeOrphan, icmpOrphan);
+      await sleep(800);
+      assert.equal((await media.stats()).pipelines, 3);
+      await released.proxy.release('pipeline');
+      await released.proxy.kill('SIGTERM');
+      await byeOrphan.proxy.kill('SIGKILL');
+      await icmpOrphan.proxy.kill('SIGKILL');
+      await byeOrphan.phone.sendBye();
+      await byeOrphan.phone.stopMedia();
+      await icmpOrphan.phone.closeSockets();
+      await media.waitForStats((s) => s.pipelines === 0, 5000);
+      for (const c of [released, byeOrphan, icmpOrphan]) await c.close();
+    }
+    const { stats } = await media.waitForStats((s) => s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0 && s.sessions === 0, 5000);
+    assert.deepEqual({ pipelines: stats.pipelines, elements: stats.elements, boundPorts: stats.boundPorts, sessions: stats.sessions }, { pipelines: 0, elements: 0, boundPorts: 0, sessions: 0 });
+    const afterKb = await rssKb(media.pid!);
+    assert.ok(afterKb - baseline < 40_000, `RSS grew ${afterKb - baseline} kB over 6 calls (baseline ${baseline} kB)`);
+  });
+});
