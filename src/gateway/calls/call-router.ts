@@ -1,0 +1,42 @@
+import { SipConfig, SipTrunk } from '../config/sip-config';
+import { LegKind } from '../state/call-record';
+import { StateStore } from '../state/state-store';
+
+/** Where a dialled number goes, or why it cannot (a SIP status for the caller). */
+export type RouteResult =
+  | { ok: true; uri: string; kind: LegKind; party: string; user?: string; trunk?: SipTrunk }
+  | { ok: false; status: number; reason: string };
+
+/**
+ * The dial plan: first route whose pattern matches the dialled user part wins; `user` targets go
+ * to the user's most recent registration (browser -> WebRTC leg, phone -> RTP leg), `trunk`
+ * targets to the trunk's address.
+ */
+export class CallRouter {
+  constructor(private readonly config: SipConfig, private readonly store: StateStore) {}
+
+  async route(dialled: string): Promise<RouteResult> {
+    const route = this.config.routes.find((r) => r.match.test(dialled));
+    if (!route) return { ok: false, status: 404, reason: 'Not Found' };
+    const number = route.rewrite !== undefined ? dialled.replace(route.match, route.rewrite) : dialled;
+    if (route.to.kind === 'trunk') {
+      const name = route.to.trunk;
+      const trunk = this.config.trunks.find((t) => t.name === name);
+      if (!trunk) return { ok: false, status: 404, reason: 'Not Found' };
+      const uri = `sip:${number}@${trunk.address}${trunk.transport === 'tcp' ? ';transport=tcp' : ''}`;
+      return { ok: true, uri, kind: 'rtp', party: trunk.name, trunk };
+    }
+    const user = route.to.user ?? number;
+    if (!this.config.users.some((u) => u.user === user)) return { ok: false, status: 404, reason: 'Not Found' };
+    const regs = await this.store.getRegistrations(user);
+    if (regs.length === 0) return { ok: false, status: 480, reason: 'Temporarily Unavailable' };
+    const reg = regs.reduce((a, b) => (b.registeredAt > a.registeredAt ? b : a));
+    return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user };
+  }
+
+  /** the trunk an INVITE came from, when its source is listed in a trunk's acceptFrom */
+  trunkFor(transport: string, address: string, port: number): SipTrunk | undefined {
+    if (transport === 'ws' || transport === 'wss') return undefined;
+    return this.config.trunks.find((t) => t.acceptFrom.some((a) => a === address || a === `${address}:${port}`));
+  }
+}

@@ -1,0 +1,222 @@
+import { EventEmitter } from 'node:events';
+import { Clock, TimerHandle } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { CallMedia, Side } from '../media/call-media';
+import { CallRecord, CallState } from '../state/call-record';
+import { StateStore } from '../state/state-store';
+import { DialogLike, InDialogRequest, InDialogResponse } from './dialog-like';
+import { snapshotDialog } from './dialog-snapshot';
+import { EndReason } from './end-reason';
+import { answerDirection, bumpVersion, direction, withDirection } from './sdp-rewriter';
+
+export interface CallEvents {
+  ended: [record: CallRecord];
+}
+
+export interface CallDeps {
+  store: StateStore;
+  clock: Clock;
+  log: Logger;
+  endedRecordTtlMs: number;
+}
+
+/**
+ * One bridged call: two SIP dialogs and one media pipeline. The record in the state store is
+ * written on every change. `end(reason)` is the only exit; it runs once (the first reason wins,
+ * later ones are timeline evidence) and follows lifecycle.md rule 4: record the end, BYE whoever
+ * is still there, release the media, keep the record only as a TTL backstop.
+ */
+export class Call extends EventEmitter<CallEvents> {
+  readonly record: CallRecord;
+  media: CallMedia | undefined;
+  private dialogs: { caller?: DialogLike; callee?: DialogLike } = {};
+  private ending: Promise<void> | undefined;
+  private persistChain: Promise<void> = Promise.resolve();
+  private timers: TimerHandle[] = [];
+  readonly log: Logger;
+
+  constructor(record: CallRecord, private readonly deps: CallDeps) {
+    super();
+    this.record = record;
+    this.log = deps.log.child({ callId: record.id });
+  }
+
+  get state(): CallState {
+    return this.record.state;
+  }
+
+  get isEnding(): boolean {
+    return this.ending !== undefined;
+  }
+
+  note(event: string, detail?: string): void {
+    this.record.timeline.push({ t: this.deps.clock.now(), event, ...(detail ? { detail } : {}) });
+    this.log.info(event, detail ? { detail } : {});
+  }
+
+  setState(state: CallState, event?: string, detail?: string): void {
+    this.record.state = state;
+    if (event) this.note(event, detail);
+  }
+
+  /** writes the record (serialised, so writes never reorder) */
+  persist(ttlMs?: number): Promise<void> {
+    const snapshot = JSON.parse(JSON.stringify(this.record)) as CallRecord;
+    this.persistChain = this.persistChain
+      .then(() => this.deps.store.putCall(snapshot, ttlMs))
+      .catch((err: Error) => {
+        this.log.error('state store write failed', { err: err.message });
+      });
+    return this.persistChain;
+  }
+
+  attachMedia(media: CallMedia): void {
+    this.media = media;
+    this.record.media = { ...this.record.media, ...media.ids };
+    media.on('ended', (reason, side, detail) => {
+      this.note('media-ended', `${side}: ${detail}`);
+      void this.end(reason, 'media');
+    });
+  }
+
+  addTimer(t: TimerHandle): void {
+    this.timers.push(t);
+  }
+
+  /** both dialogs are up: watch them for BYE, re-INVITE, INFO, UPDATE */
+  connect(caller: DialogLike, callee: DialogLike, opts: { adopted?: boolean } = {}): void {
+    this.dialogs = { caller, callee };
+    if (!opts.adopted) {
+      this.record.caller.dialog = snapshotDialog(caller as never, 'uas');
+      this.record.callee.dialog = snapshotDialog(callee as never, 'uac');
+      this.record.answeredAt = this.deps.clock.now();
+      this.setState('answered', 'answered');
+    }
+    for (const side of ['caller', 'callee'] as const) {
+      const d = side === 'caller' ? caller : callee;
+      d.on('destroy', () => {
+        this.note('bye', `from ${side}`);
+        void this.end('sip-bye', side);
+      });
+      d.on('modify', (req: InDialogRequest, res: InDialogResponse) => void this.onReinvite(side, req, res));
+      d.on('info', (req: InDialogRequest, res: InDialogResponse) => void this.onInfo(side, req, res));
+      d.on('update', (req: InDialogRequest, res: InDialogResponse) => this.onUpdate(side, req, res));
+    }
+    void this.persist();
+  }
+
+  private other(side: Side): Side {
+    return side === 'caller' ? 'callee' : 'caller';
+  }
+
+  /** re-INVITE from one party: carry hold/resume across and update the media endpoint */
+  private async onReinvite(side: Side, req: InDialogRequest, res: InDialogResponse): Promise<void> {
+    const from = this.dialogs[side];
+    const to = this.dialogs[this.other(side)];
+    if (!from || !to || this.ending) {
+      res.send(481);
+      return;
+    }
+    try {
+      const offer = req.body;
+      if (!offer) {
+        // offerless re-INVITE (session refresh): answer with what we have
+        res.send(200, { body: from.local.sdp, headers: { 'Content-Type': 'application/sdp' } });
+        return;
+      }
+      const dir = direction(offer);
+      const legRecord = side === 'caller' ? this.record.caller : this.record.callee;
+      const changed = legRecord.direction !== dir && !(legRecord.direction === undefined && dir === 'sendrecv');
+      legRecord.direction = dir;
+      let answer = await this.media?.renegotiate(side, offer);
+      if (!answer) answer = bumpVersion(withDirection(from.local.sdp, answerDirection(dir)));
+      from.local.sdp = answer;
+      res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });
+      if (changed) {
+        this.note(dir === 'sendrecv' ? 'resume' : 'hold', `${side} sent a=${dir}`);
+        const toOffer = bumpVersion(withDirection(to.local.sdp, dir));
+        const theirAnswer = await to.modify(toOffer);
+        to.local.sdp = toOffer;
+        const otherRecord = side === 'caller' ? this.record.callee : this.record.caller;
+        if (theirAnswer) otherRecord.direction = direction(theirAnswer);
+        void this.persist();
+      }
+    } catch (err) {
+      this.log.warn('re-INVITE failed', { side, err: (err as Error).message });
+      try {
+        res.send(488);
+      } catch {
+        /* already answered */
+      }
+    }
+  }
+
+  /** SIP INFO (e.g. application/dtmf-relay): relay to the other party */
+  private async onInfo(side: Side, req: InDialogRequest, res: InDialogResponse): Promise<void> {
+    const to = this.dialogs[this.other(side)];
+    if (!to) {
+      res.send(481);
+      return;
+    }
+    try {
+      const ct = req.get('Content-Type');
+      const r = await to.request({ method: 'INFO', body: req.body, headers: ct ? { 'Content-Type': ct } : {} });
+      res.send(r.status ?? 200);
+      this.note('info', `${side} -> ${this.other(side)}${ct ? ` (${ct})` : ''}`);
+    } catch {
+      res.send(200);
+    }
+  }
+
+  /** UPDATE: JsSIP's session-timer refresh carries no SDP; answer it ourselves */
+  private onUpdate(side: Side, req: InDialogRequest, res: InDialogResponse): void {
+    const d = this.dialogs[side];
+    const headers: Record<string, string> = {};
+    if (req.has('Session-Expires')) headers['Session-Expires'] = `${req.get('Session-Expires')!.split(';')[0]};refresher=uac`;
+    if (req.body && d) res.send(200, { body: d.local.sdp, headers: { ...headers, 'Content-Type': 'application/sdp' } });
+    else res.send(200, { headers });
+  }
+
+  /**
+   * Ends the call once: (a) record the end and reason, (b) BYE whoever is still there, (c, d) release
+   * the media (the media server tells the peers: RTCP BYE, DTLS close), then keep the record ended
+   * with a TTL backstop. `by` is the side that ended it, or 'media'/'gateway'.
+   */
+  end(reason: EndReason, by: Side | 'media' | 'gateway'): Promise<void> {
+    if (this.ending) {
+      this.note('end-signal-ignored', `${reason} from ${by} (already ending: ${this.record.reason})`);
+      return this.ending;
+    }
+    this.ending = (async () => {
+      this.record.reason = reason;
+      this.record.endedBy = by;
+      this.setState('ending', 'ending', `${reason} (by ${by})`);
+      await this.persist();
+      for (const t of this.timers) t.cancel();
+      this.timers = [];
+      const byes: Promise<unknown>[] = [];
+      for (const side of ['caller', 'callee'] as const) {
+        const d = this.dialogs[side];
+        if (d && d.connected && side !== by) {
+          byes.push(
+            d.destroy({ headers: { Reason: `SIP;cause=200;text="${reason}"` } }).then(
+              () => this.note('bye-sent', `to ${side}`),
+              (err: Error) => this.note('bye-failed', `to ${side}: ${err?.message ?? err}`),
+            ),
+          );
+        }
+      }
+      await Promise.all(byes);
+      if (this.media) {
+        await this.media.release();
+        this.note('media-released');
+      }
+      this.record.endedAt = this.deps.clock.now();
+      this.setState('ended', 'ended', reason);
+      this.log.info('call ended', { reason, by, timeline: this.record.timeline.map((e) => e.event).join(',') });
+      await this.persist(this.deps.endedRecordTtlMs);
+      this.emit('ended', this.record);
+    })();
+    return this.ending;
+  }
+}

@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import type Srf from 'drachtio-srf';
+import { Clock } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { SipConfig } from '../config/sip-config';
+import { CallMedia } from '../media/call-media';
+import { MediaConnection } from '../media/media-connection';
+import { DigestAuth } from '../registrar/digest-auth';
+import { CallRecord, LegKind } from '../state/call-record';
+import { StateStore } from '../state/state-store';
+import { Call } from './call';
+import { CallRegistry } from './call-registry';
+import { CallRouter } from './call-router';
+import { DialogLike } from './dialog-like';
+import { EndReason, reasonForStatus } from './end-reason';
+import { chosenCodec, g711Codecs, isWebRtc, restrictCodecs, SdpError } from './sdp-rewriter';
+
+export interface InviteHandlerDeps {
+  srf: Srf;
+  config: SipConfig;
+  store: StateStore;
+  media: MediaConnection;
+  router: CallRouter;
+  auth: DigestAuth;
+  registry: CallRegistry;
+  clock: Clock;
+  log: Logger;
+  instanceId: string;
+  mediaUrl: string;
+  noAnswerMs: number;
+  endedRecordTtlMs: number;
+  onEnded: (record: CallRecord) => void;
+}
+
+type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
+interface SrfRes {
+  finalResponseSent?: boolean;
+  send(status: number, reason?: string | { headers?: Record<string, string>; body?: string }, opts?: { headers?: Record<string, string>; body?: string }): void;
+}
+
+function userOf(uri: string | undefined): string | undefined {
+  return uri ? /^sips?:([^@;>]+)@/.exec(uri)?.[1] : undefined;
+}
+
+/**
+ * New INVITEs: authenticate the caller (digest for users, source address for trunks), route the
+ * dialled number, build the pipeline, then bridge the two dialogs with srf.createB2BUA: the callee
+ * gets our endpoint's offer, the caller gets our endpoint's answer once the callee answered, so
+ * both legs share the callee's chosen G.711 codec. Failures map both ways.
+ */
+export class InviteHandler {
+  constructor(private readonly d: InviteHandlerDeps) {}
+
+  async handle(req: SrfReq, res: SrfRes): Promise<void> {
+    const { d } = this;
+    const transport = String(req.protocol ?? 'udp').toLowerCase();
+    const trunk = d.router.trunkFor(transport, req.source_address, req.source_port);
+    let callerParty: string;
+    let callerUri: string;
+    let fromHeader: string;
+    if (trunk) {
+      callerParty = trunk.name;
+      const num = userOf((req.getParsedHeader('From') as { uri?: string } | undefined)?.uri) ?? 'anonymous';
+      callerUri = `sip:${num}@${trunk.address}`;
+      fromHeader = `<sip:${num}@${d.config.domain}>`;
+    } else {
+      const creds = DigestAuth.parse(req.get('Proxy-Authorization'));
+      const user = creds ? d.config.users.find((u) => u.user === creds.username) : undefined;
+      const check = creds && user ? d.auth.verify(creds, 'INVITE', user.password) : undefined;
+      if (!user || !check?.ok) {
+        res.send(407, { headers: { 'Proxy-Authenticate': d.auth.challenge(check !== undefined && !check.ok && check.stale) } });
+        return;
+      }
+      callerParty = user.user;
+      callerUri = `sip:${user.user}@${d.config.domain}`;
+      fromHeader = `${user.displayName ? `"${user.displayName.replace(/"/g, '')}" ` : ''}<sip:${user.user}@${d.config.domain}>`;
+    }
+
+    const dialled = userOf(req.uri) ?? '';
+    if (!req.body || !/^v=0/.test(req.body)) {
+      res.send(488, 'Not Acceptable Here', { headers: { Warning: '399 ferry "an SDP offer is required in the INVITE"' } });
+      return;
+    }
+    let callerKind: LegKind;
+    let callerCodecs: string[];
+    try {
+      callerKind = isWebRtc(req.body) ? 'webrtc' : 'rtp';
+      callerCodecs = g711Codecs(req.body);
+    } catch (err) {
+      res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${(err as Error).message.replace(/"/g, "'")}"` } });
+      return;
+    }
+    if (callerCodecs.length === 0) {
+      res.send(488, 'Not Acceptable Here', { headers: { Warning: '399 ferry "no G.711 codec (PCMU/PCMA) offered"' } });
+      return;
+    }
+
+    const target = await d.router.route(dialled);
+    if (!target.ok) {
+      d.log.info('call not routed', { dialled, status: target.status });
+      res.send(target.status, target.reason);
+      return;
+    }
+
+    const record: CallRecord = {
+      id: randomUUID(),
+      state: 'routing',
+      createdAt: d.clock.now(),
+      caller: { uri: callerUri, kind: callerKind, party: callerParty },
+      callee: { uri: target.uri, kind: target.kind, party: target.party },
+      media: { mediaUrl: d.mediaUrl },
+      owner: d.instanceId,
+      timeline: [],
+    };
+    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs });
+    d.registry.add(call);
+    call.once('ended', (r) => d.onEnded(r));
+    call.note('invite', `${callerParty} (${callerKind}/${transport}) -> ${dialled} => ${target.party} (${target.kind})`);
+    await call.persist();
+
+    let cancelled = false;
+    let noAnswer = false;
+    req.on('cancel', () => {
+      cancelled = true;
+      call.note('cancel', 'from caller');
+    });
+
+    try {
+      const media = await CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log);
+      call.attachMedia(media);
+      call.note('media-created', media.ids.pipelineId);
+      await call.persist();
+      if (cancelled) throw Object.assign(new Error('cancelled'), { status: 487 });
+      const offerB = await media.offer('callee', callerCodecs);
+      let uacReq: { cancel: () => void } | undefined;
+      const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
+        localSdpB: offerB,
+        localSdpA: async (sdpB: string) => {
+          await media.acceptAnswer('callee', sdpB);
+          const codec = chosenCodec(sdpB);
+          call.note('callee-answered', `codec ${codec}`);
+          return media.answer('caller', restrictCodecs(req.body, [codec]));
+        },
+        headers: { From: fromHeader },
+        proxyRequestHeaders: [],
+        proxyResponseHeaders: [],
+        passFailure: true,
+        passProvisionalResponses: false,
+      } as unknown as Srf.CreateB2BUAOptions, {
+        cbRequest: (r: unknown) => {
+          uacReq = r as { cancel: () => void };
+          call.addTimer(d.clock.setTimeout(() => {
+            if (call.state === 'answered' || call.isEnding) return;
+            noAnswer = true;
+            call.note('no-answer', `after ${d.noAnswerMs} ms`);
+            uacReq?.cancel();
+          }, d.noAnswerMs));
+        },
+        cbProvisional: (p: unknown) => {
+          const pr = p as { status: number; reason: string };
+          if (pr.status === 180 || pr.status === 183) {
+            if (call.state === 'routing') {
+              call.setState('ringing', 'ringing', String(pr.status));
+              void call.persist();
+            }
+            if (!res.finalResponseSent) res.send(pr.status === 183 ? 183 : 180, pr.reason);
+          }
+        },
+      } as never) as unknown as { uas: DialogLike; uac: DialogLike };
+      call.connect(uas, uac);
+      if (cancelled || call.isEnding) void call.end('sip-cancel', 'caller');
+    } catch (err) {
+      const e = err as { status?: number; reason?: string; message?: string };
+      let reason: EndReason;
+      if (cancelled) reason = 'sip-cancel';
+      else if (noAnswer) reason = 'no-answer';
+      else if (e.status) reason = reasonForStatus(e.status);
+      else reason = err instanceof SdpError ? 'failed' : 'media-error';
+      call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
+      if (!res.finalResponseSent) {
+        try {
+          if (noAnswer) res.send(480, 'Temporarily Unavailable');
+          else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here');
+          else res.send(e.status && e.status >= 400 ? e.status : 500);
+        } catch {
+          /* the caller's transaction is gone */
+        }
+      }
+      await call.end(reason, cancelled ? 'caller' : 'callee');
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { EndReason } from '../calls/end-reason';
+
+/** Counters behind GET /metrics (Prometheus text format). */
+export class GatewayMetrics {
+  private readonly endedByReason = new Map<EndReason, number>();
+  callsStarted = 0;
+  callsAdopted = 0;
+
+  callEnded(reason: EndReason | undefined): void {
+    const r = reason ?? 'failed';
+    this.endedByReason.set(r, (this.endedByReason.get(r) ?? 0) + 1);
+  }
+
+  render(g: { activeCalls: number; ownedCalls: number; registrations: number; instanceId: string }): string {
+    const lines = [
+      '# HELP ferry_active_calls Calls not yet ended, in the state store (all gateways).',
+      '# TYPE ferry_active_calls gauge',
+      `ferry_active_calls ${g.activeCalls}`,
+      '# HELP ferry_owned_calls Calls driven by this gateway instance.',
+      '# TYPE ferry_owned_calls gauge',
+      `ferry_owned_calls{instance="${g.instanceId}"} ${g.ownedCalls}`,
+      '# HELP ferry_registrations Live registrations (bindings).',
+      '# TYPE ferry_registrations gauge',
+      `ferry_registrations ${g.registrations}`,
+      '# HELP ferry_calls_started_total Calls this instance started routing.',
+      '# TYPE ferry_calls_started_total counter',
+      `ferry_calls_started_total ${this.callsStarted}`,
+      '# HELP ferry_calls_adopted_total Calls this instance took over from a dead gateway.',
+      '# TYPE ferry_calls_adopted_total counter',
+      `ferry_calls_adopted_total ${this.callsAdopted}`,
+      '# HELP ferry_calls_ended_total Calls ended by this instance, by end reason.',
+      '# TYPE ferry_calls_ended_total counter',
+    ];
+    for (const [reason, n] of [...this.endedByReason].sort()) lines.push(`ferry_calls_ended_total{reason="${reason}"} ${n}`);
+    return `${lines.join('\n')}\n`;
+  }
+}

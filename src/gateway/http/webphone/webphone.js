@@ -1,0 +1,154 @@
+// ferry webphone: a small JsSIP client. Element ids are stable so tests can drive the page.
+(function () {
+  'use strict';
+  var $ = function (id) { return document.getElementById(id); };
+  var ua = null;
+  var session = null;
+  var muted = false;
+  var held = false;
+  var config = { wsUrl: '', domain: 'ferry.local' };
+
+  function setRegState(s) { $('reg-state').textContent = s; }
+  function setCallState(s) { $('call-state').textContent = s; window.ferryCallState = s; }
+  function message(text, kind) { var m = $('message'); m.textContent = text; m.className = kind || ''; }
+  function buttons() {
+    var registered = !!ua && ua.isRegistered();
+    var inCall = !!session && !session.isEnded();
+    var ringingIn = inCall && session.direction === 'incoming' && !session.isEstablished();
+    $('register').disabled = !!ua;
+    $('unregister').disabled = !ua;
+    $('call').disabled = !registered || inCall;
+    $('answer').disabled = !ringingIn;
+    $('hangup').disabled = !inCall;
+    $('mute').disabled = !(inCall && session.isEstablished());
+    $('hold').disabled = !(inCall && session.isEstablished());
+    $('mute').textContent = muted ? 'Unmute' : 'Mute';
+    $('hold').textContent = held ? 'Resume' : 'Hold';
+  }
+
+  function attachRemoteAudio(pc) {
+    var remote = new MediaStream();
+    pc.getReceivers().forEach(function (r) { if (r.track) remote.addTrack(r.track); });
+    $('remote-audio').srcObject = remote;
+  }
+
+  function watchSession(s) {
+    session = s;
+    muted = false;
+    held = false;
+    var peer = s.remote_identity ? s.remote_identity.uri.user : '';
+    $('peer').textContent = peer ? '(' + peer + ')' : '';
+    setCallState(s.direction === 'incoming' ? 'ringing-in' : 'calling');
+    message('');
+    s.on('progress', function () { if (s.direction === 'outgoing') setCallState('ringing'); buttons(); });
+    s.on('accepted', function () { setCallState('connected'); buttons(); });
+    s.on('confirmed', function () { setCallState('connected'); if (s.connection) attachRemoteAudio(s.connection); buttons(); });
+    s.on('peerconnection', function (e) {
+      e.peerconnection.addEventListener('track', function () { attachRemoteAudio(e.peerconnection); });
+    });
+    s.on('hold', function (e) { if (e.originator === 'local') held = true; else setCallState('held by the other side'); buttons(); });
+    s.on('unhold', function (e) { if (e.originator === 'local') held = false; else setCallState('connected'); buttons(); });
+    s.on('ended', function (e) {
+      setCallState('ended');
+      window.ferryEndedAt = Date.now();
+      message(e.originator === 'remote' ? 'The other side hung up.' : 'Call ended.', e.originator === 'remote' ? '' : 'info');
+      session = null; buttons();
+    });
+    s.on('failed', function (e) {
+      setCallState('failed');
+      window.ferryEndedAt = Date.now();
+      var why = e.cause || 'failed';
+      var text = why === 'Busy' ? 'The other side is busy.' :
+        why === 'Canceled' ? (e.originator === 'remote' ? 'The caller hung up before you answered.' : 'Call cancelled.') :
+        why === 'Unavailable' || why === 'Not Found' ? 'Nobody to reach at that number (' + why + ').' :
+        'Call failed: ' + why + '.';
+      message(text);
+      session = null; buttons();
+    });
+    buttons();
+  }
+
+  function register() {
+    var user = $('user').value.trim();
+    if (!user) { message('Enter a user.'); return; }
+    var socket = new JsSIP.WebSocketInterface($('ws-url').value.trim());
+    ua = new JsSIP.UA({
+      sockets: [socket],
+      uri: 'sip:' + user + '@' + config.domain,
+      password: $('password').value,
+      register: true,
+      session_timers: true,
+    });
+    ua.on('registered', function () { setRegState('registered'); buttons(); });
+    ua.on('unregistered', function () { setRegState('unregistered'); buttons(); });
+    ua.on('registrationFailed', function (e) { setRegState('failed'); message('Registration failed: ' + e.cause + '.'); buttons(); });
+    ua.on('disconnected', function () { if (ua) setRegState('disconnected'); buttons(); });
+    ua.on('newRTCSession', function (e) {
+      if (session && !session.isEnded() && e.originator === 'remote') { e.session.terminate({ status_code: 486 }); return; }
+      watchSession(e.session);
+    });
+    ua.start();
+    setRegState('registering');
+    buttons();
+  }
+
+  function unregister() {
+    if (!ua) return;
+    ua.stop();
+    ua = null;
+    setRegState('unregistered');
+    buttons();
+  }
+
+  var callOptions = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] }, rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: false } };
+
+  $('register').onclick = register;
+  $('unregister').onclick = unregister;
+  $('call').onclick = function () {
+    var target = $('target').value.trim();
+    if (!target) { message('Enter a number or user.'); return; }
+    if (target.indexOf('@') < 0) target = 'sip:' + target + '@' + config.domain;
+    ua.call(target, callOptions);
+  };
+  $('answer').onclick = function () { if (session) session.answer(callOptions); };
+  $('hangup').onclick = function () { if (session) session.terminate(); };
+  $('mute').onclick = function () {
+    if (!session) return;
+    if (muted) session.unmute({ audio: true }); else session.mute({ audio: true });
+    muted = !muted; buttons();
+  };
+  $('hold').onclick = function () {
+    if (!session) return;
+    if (held) session.unhold(); else session.hold();
+  };
+  '123456789*0#'.split('').forEach(function (d) {
+    var b = document.createElement('button');
+    b.id = 'dtmf-' + (d === '*' ? 'star' : d === '#' ? 'pound' : d);
+    b.textContent = d;
+    b.onclick = function () { if (session && session.isEstablished()) session.sendDTMF(d, { transportType: 'RFC2833', duration: 160 }); };
+    $('keypad').appendChild(b);
+  });
+
+  /** RTP counters of the current call, for tests and the curious: {sent, received} packets */
+  window.ferryStats = async function () {
+    if (!session || !session.connection) return { sent: 0, received: 0 };
+    var stats = await session.connection.getStats();
+    var out = { sent: 0, received: 0 };
+    stats.forEach(function (r) {
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') out.sent += r.packetsSent || 0;
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') out.received += r.packetsReceived || 0;
+    });
+    return out;
+  };
+
+  fetch('/api/webphone-config').then(function (r) { return r.json(); }).then(function (c) {
+    config = c;
+    var q = new URLSearchParams(location.search);
+    $('ws-url').value = q.get('ws') || c.wsUrl;
+    if (q.get('user')) $('user').value = q.get('user');
+    if (q.get('password')) $('password').value = q.get('password');
+    window.ferryReady = true;
+    buttons();
+  });
+  setCallState('idle');
+})();

@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import { Logger } from '../../common/logger';
+import { EndReason, isEndReason } from '../calls/end-reason';
+import { LegKind } from '../state/call-record';
+import { g711Codecs, restrictCodecs, withCandidates } from '../calls/sdp-rewriter';
+import { MediaConnection } from './media-connection';
+import { KEventData, KMediaPipeline, KSdpEndpoint, KWebRtcEndpoint } from './kurento-types';
+
+export type Side = 'caller' | 'callee';
+
+export interface CallMediaEvents {
+  ended: [reason: EndReason, side: Side, detail: string];
+}
+
+/**
+ * One call's media: a pipeline with one endpoint per leg (WebRtcEndpoint for a browser,
+ * RtpEndpoint for a phone), connected both ways. Turns the media server's end events
+ * (MediaSessionTerminated, MediaStateChanged -> DISCONNECTED, with ferry media's `reason`) into
+ * one `ended` event. `release()` is idempotent.
+ */
+export class CallMedia extends EventEmitter<CallMediaEvents> {
+  private released = false;
+  private endedEmitted = false;
+
+  private constructor(
+    readonly pipeline: KMediaPipeline,
+    readonly caller: KSdpEndpoint,
+    readonly callee: KSdpEndpoint,
+    readonly kinds: { caller: LegKind; callee: LegKind },
+    private readonly log: Logger,
+  ) {
+    super();
+    this.watch(caller, 'caller');
+    this.watch(callee, 'callee');
+  }
+
+  static async build(conn: MediaConnection, kinds: { caller: LegKind; callee: LegKind }, log: Logger): Promise<CallMedia> {
+    const pipeline = await conn.createPipeline();
+    try {
+      const mk = async (k: LegKind): Promise<KSdpEndpoint> => {
+        const ep = await pipeline.create(k === 'webrtc' ? 'WebRtcEndpoint' : 'RtpEndpoint');
+        ep.on('error', (err: Error) => log.warn('endpoint error', { endpointId: ep.id, err: err?.message }));
+        return ep;
+      };
+      const caller = await mk(kinds.caller);
+      const callee = await mk(kinds.callee);
+      await caller.connect(callee);
+      await callee.connect(caller);
+      return new CallMedia(pipeline, caller, callee, kinds, log);
+    } catch (err) {
+      await pipeline.release().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** re-attach to the objects of a call another gateway created (adoption) */
+  static async attach(conn: MediaConnection, ids: { pipelineId: string; callerEndpointId: string; calleeEndpointId: string }, kinds: { caller: LegKind; callee: LegKind }, log: Logger): Promise<CallMedia> {
+    const pipeline = await conn.byId<KMediaPipeline>(ids.pipelineId);
+    const caller = await conn.byId<KSdpEndpoint>(ids.callerEndpointId);
+    const callee = await conn.byId<KSdpEndpoint>(ids.calleeEndpointId);
+    return new CallMedia(pipeline, caller, callee, kinds, log);
+  }
+
+  get ids(): { pipelineId: string; callerEndpointId: string; calleeEndpointId: string } {
+    return { pipelineId: this.pipeline.id, callerEndpointId: this.caller.id, calleeEndpointId: this.callee.id };
+  }
+
+  private endpoint(side: Side): KSdpEndpoint {
+    return side === 'caller' ? this.caller : this.callee;
+  }
+
+  /** an offer from our endpoint for `side`, restricted to `codecs` (G.711) + telephone-event */
+  async offer(side: Side, codecs: readonly string[]): Promise<string> {
+    const ep = this.endpoint(side);
+    const kind = this.kinds[side];
+    const sdp = await this.withGathering(ep, kind, () => ep.generateOffer());
+    return restrictCodecs(sdp, codecs);
+  }
+
+  /** our endpoint for `side` answers the peer's offer */
+  async answer(side: Side, offer: string): Promise<string> {
+    const ep = this.endpoint(side);
+    return this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer));
+  }
+
+  /** the peer's answer to our earlier offer */
+  async acceptAnswer(side: Side, answer: string): Promise<void> {
+    await this.endpoint(side).processAnswer(answer);
+  }
+
+  /**
+   * Renegotiation (re-INVITE: hold/resume). Tries the media server's own renegotiation; returns
+   * undefined when it does not support one (KMS does not), so the caller falls back to SDP edits.
+   */
+  async renegotiate(side: Side, offer: string): Promise<string | undefined> {
+    try {
+      return await this.endpoint(side).processOffer(offer);
+    } catch (err) {
+      this.log.info('media server did not renegotiate; direction carried in SIP only', { side, err: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.pipeline.release().catch((err: Error) => this.log.warn('pipeline release failed', { err: err.message }));
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  private async withGathering(ep: KSdpEndpoint, kind: LegKind, negotiate: () => Promise<string>): Promise<string> {
+    if (kind !== 'webrtc') return negotiate();
+    const w = ep as KWebRtcEndpoint;
+    const candidates: string[] = [];
+    let done!: () => void;
+    const gathered = new Promise<void>((r) => (done = r));
+    const onCandidate = (e: KEventData): void => {
+      if (e.candidate?.candidate) candidates.push(e.candidate.candidate);
+    };
+    w.on('IceCandidateFound', onCandidate);
+    w.on('IceGatheringDone', done);
+    try {
+      const sdp = await negotiate();
+      await w.gatherCandidates();
+      await Promise.race([gathered, new Promise((r) => setTimeout(r, 3000).unref())]);
+      return withCandidates(sdp, candidates);
+    } finally {
+      w.removeListener('IceCandidateFound', onCandidate);
+      w.removeListener('IceGatheringDone', done);
+    }
+  }
+
+  private watch(ep: KSdpEndpoint, side: Side): void {
+    ep.on('MediaSessionTerminated', (e: KEventData) => this.fire(isEndReason(e.reason) ? e.reason : 'session-expired', side, `MediaSessionTerminated${e.reason ? ` reason=${e.reason}` : ''}`));
+    ep.on('MediaStateChanged', (e: KEventData) => {
+      if (e.newState !== 'DISCONNECTED' || e.oldState !== 'CONNECTED') return;
+      this.fire(isEndReason(e.reason) ? e.reason : 'media-timeout', side, `MediaStateChanged DISCONNECTED${e.reason ? ` reason=${e.reason}` : ''}`);
+    });
+  }
+
+  private fire(reason: EndReason, side: Side, detail: string): void {
+    if (this.released || this.endedEmitted) return;
+    this.endedEmitted = true;
+    this.emit('ended', reason, side, detail);
+  }
+}
+
+export { g711Codecs };

@@ -1,0 +1,88 @@
+import type Srf from 'drachtio-srf';
+import { Logger } from '../../common/logger';
+import { SipConfig } from '../config/sip-config';
+import { Registration } from '../state/registration';
+import { StateStore } from '../state/state-store';
+import { DigestAuth } from './digest-auth';
+import { parseContacts } from './contact-header';
+
+export interface RegisterResponse {
+  send(status: number, reason?: string | { headers?: Record<string, string> }, opts?: { headers?: Record<string, string> }): void;
+}
+
+/**
+ * The registrar: REGISTER with digest authentication (webphones over WebSocket, IP phones over
+ * UDP/TCP); bindings go to the state store with their expiry. `Expires: 0` / `*` removes them.
+ */
+export class Registrar {
+  constructor(
+    private readonly config: SipConfig,
+    private readonly store: StateStore,
+    private readonly auth: DigestAuth,
+    private readonly log: Logger,
+    private readonly instanceId: string,
+    private readonly onChange: () => void = () => {},
+  ) {}
+
+  async handle(req: Srf.SrfRequest & { protocol?: string; source_address?: string; source_port?: number }, res: RegisterResponse): Promise<void> {
+    const creds = DigestAuth.parse(req.get('Authorization'));
+    const user = creds ? this.config.users.find((u) => u.user === creds.username) : undefined;
+    const check = creds && user ? this.auth.verify(creds, 'REGISTER', user.password) : undefined;
+    if (!creds || !user || !check?.ok) {
+      if (creds) this.log.info('register refused', { user: creds.username, why: !user ? 'unknown user' : check && !check.ok ? check.why : '?', source: req.source_address });
+      res.send(401, { headers: { 'WWW-Authenticate': this.auth.challenge(check !== undefined && !check.ok && check.stale) } });
+      return;
+    }
+    const toUser = (req.getParsedHeader('To') as { uri?: string } | undefined)?.uri;
+    const toUserPart = toUser ? /^sips?:([^@;>]+)@/.exec(toUser)?.[1] : undefined;
+    if (toUserPart && toUserPart !== user.user) {
+      res.send(403, 'Forbidden', { headers: {} });
+      return;
+    }
+    const contactHeader = req.get('Contact') ?? '';
+    const defaultExpires = req.has('Expires') ? Number(req.get('Expires')) : 3600;
+    const transport = String(req.protocol ?? 'udp').toLowerCase() as Registration['transport'];
+    const now = Date.now();
+    if (contactHeader.trim() === '*') {
+      for (const r of await this.store.getRegistrations(user.user)) await this.store.removeRegistration(user.user, r.contact);
+      this.onChange();
+      res.send(200);
+      return;
+    }
+    const contacts = parseContacts(contactHeader);
+    const accepted: string[] = [];
+    for (const c of contacts) {
+      const asked = c.expires ?? defaultExpires;
+      if (!Number.isFinite(asked) || asked < 0) continue;
+      if (asked === 0) {
+        await this.store.removeRegistration(user.user, c.uri);
+        this.log.info('unregistered', { user: user.user, contact: c.uri });
+        continue;
+      }
+      if (asked < this.config.minExpires) {
+        res.send(423, 'Interval Too Brief', { headers: { 'Min-Expires': String(this.config.minExpires) } });
+        return;
+      }
+      const expires = Math.min(asked, this.config.maxExpires);
+      await this.store.putRegistration({
+        aor: `sip:${user.user}@${this.config.domain}`,
+        user: user.user,
+        contact: c.uri,
+        transport,
+        source: `${req.source_address}:${req.source_port}`,
+        webrtc: transport === 'ws' || transport === 'wss',
+        registeredAt: now,
+        expiresAt: now + expires * 1000,
+        instanceId: this.instanceId,
+      });
+      accepted.push(`<${c.uri}>;expires=${expires}`);
+      this.log.info('registered', { user: user.user, contact: c.uri, transport, expires });
+    }
+    this.onChange();
+    const current = await this.store.getRegistrations(user.user);
+    const contactOut = current
+      .map((r) => `<${r.contact}>;expires=${Math.max(0, Math.round((r.expiresAt - now) / 1000))}`)
+      .join(', ');
+    res.send(200, { headers: contactOut ? { Contact: contactOut } : {} });
+  }
+}
