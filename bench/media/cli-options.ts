@@ -1,0 +1,143 @@
+/** Command-line options of `npm run bench:media -- [options]`, parsed and checked once. */
+export type TargetId = 'rtpengine' | 'ferry-rtp' | 'ferry-webrtc';
+const ALL_TARGETS: TargetId[] = ['rtpengine', 'ferry-rtp', 'ferry-webrtc'];
+
+export interface BenchOptions {
+  quick: boolean;
+  steps: number[];
+  windowMs: number;
+  settleMs: number;
+  drainMs: number;
+  lossLimitPct: number;
+  targets: TargetId[];
+  rtpWorkers: number;
+  webrtcWorkers: number;
+  setupConcurrency: number;
+  profile: boolean;
+  outDir: string | undefined;
+  logLevel: string;
+  rtpengineBinary: string;
+  rtpenginePortMin: number;
+  rtpenginePortMax: number;
+  writeDocs: boolean;
+}
+
+export const USAGE = `usage: npm run bench:media -- [options]
+  --quick                  2 steps (25, 50 calls), 5 s windows: under 2 minutes
+  --steps 25,50,100,...    concurrency steps (default 25,50,100,150,200,250,300,400,500)
+  --window <s>             measurement window per step (default 15; quick 5)
+  --targets a,b,c          any of rtpengine,ferry-rtp,ferry-webrtc (default all three)
+  --rtp-workers <n>        plain-RTP load processes (default 2)
+  --webrtc-workers <n>     werift load processes (default 2)
+  --setup-concurrency <n>  calls set up in parallel (default 10)
+  --loss-limit <pct>       stop stepping above this loss (default 0.1)
+  --profile                run ferry media with --cpu-prof and print its hottest functions
+  --out <dir>              results directory (default bench/media/results/<timestamp>)
+  --log-level <level>      ferry media FERRY_LOG_LEVEL (default warn)
+  --rtpengine <path>       rtpengine binary (default /usr/bin/rtpengine)
+  --rtpengine-ports a-b    rtpengine media port range (default 21000-24999, below the ephemeral range)
+  --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
+
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  const quick = argv.includes('--quick');
+  const o: BenchOptions = {
+    quick,
+    steps: quick ? [25, 50] : [25, 50, 100, 150, 200, 250, 300, 400, 500],
+    windowMs: quick ? 5000 : 15000,
+    settleMs: quick ? 1500 : 3000,
+    drainMs: 1000,
+    lossLimitPct: 0.1,
+    targets: [...ALL_TARGETS],
+    rtpWorkers: 2,
+    webrtcWorkers: 2,
+    setupConcurrency: 10,
+    profile: false,
+    outDir: undefined,
+    logLevel: 'warn',
+    rtpengineBinary: '/usr/bin/rtpengine',
+    rtpenginePortMin: 21000,
+    rtpenginePortMax: 24999,
+    writeDocs: false,
+  };
+  const errors: string[] = [];
+  const positiveInt = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) errors.push(`${flag} needs a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = (): string | undefined => argv[++i];
+    switch (flag) {
+      case '--quick':
+        break;
+      case '--steps': {
+        const v = value() ?? '';
+        o.steps = v.split(',').map((x) => positiveInt('--steps', x));
+        if ([...o.steps].sort((a, b) => a - b).join() !== o.steps.join()) errors.push('--steps must be increasing');
+        break;
+      }
+      case '--window':
+        o.windowMs = positiveInt(flag, value()) * 1000;
+        break;
+      case '--targets': {
+        const list = (value() ?? '').split(',') as TargetId[];
+        for (const t of list) if (!ALL_TARGETS.includes(t)) errors.push(`unknown target ${JSON.stringify(t)}`);
+        o.targets = list;
+        break;
+      }
+      case '--rtp-workers':
+        o.rtpWorkers = positiveInt(flag, value());
+        break;
+      case '--webrtc-workers':
+        o.webrtcWorkers = positiveInt(flag, value());
+        break;
+      case '--setup-concurrency':
+        o.setupConcurrency = positiveInt(flag, value());
+        break;
+      case '--loss-limit': {
+        const n = Number(value());
+        if (!(n >= 0)) errors.push('--loss-limit needs a number >= 0');
+        o.lossLimitPct = n;
+        break;
+      }
+      case '--profile':
+        o.profile = true;
+        break;
+      case '--out':
+        o.outDir = value();
+        break;
+      case '--log-level':
+        o.logLevel = value() ?? 'warn';
+        break;
+      case '--rtpengine':
+        o.rtpengineBinary = value() ?? '';
+        break;
+      case '--rtpengine-ports': {
+        const m = /^(\d+)-(\d+)$/.exec(value() ?? '');
+        if (!m || Number(m[1]) >= Number(m[2])) errors.push('--rtpengine-ports needs <min>-<max>');
+        else {
+          o.rtpenginePortMin = Number(m[1]);
+          o.rtpenginePortMax = Number(m[2]);
+        }
+        break;
+      }
+      case '--write-docs':
+        o.writeDocs = true;
+        break;
+      case '--help':
+      case '-h':
+        throw new UsageRequested();
+      default:
+        errors.push(`unknown option ${flag}`);
+    }
+  }
+  if (errors.length > 0) throw new Error(`${errors.join('\n')}\n${USAGE}`);
+  return o;
+}
+
+export class UsageRequested extends Error {
+  constructor() {
+    super(USAGE);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Load worker (a separate process, started with fork()): plays the phone side of many calls with
+ * plain RTP over node:dgram. Each stream owns an RTP socket on an even port and an RTCP socket on
+ * port+1 (like a phone without rtcp-mux), sends 50 packets/s of 172-byte PCMU from the RTP socket
+ * (symmetric RTP) to the media server, and counts the stamped packets it receives.
+ */
+import dgram from 'node:dgram';
+import { SendPacer, type PacedStream } from './send-pacer';
+import { StreamMeter } from './stream-meter';
+import { createPacketBuffer, rtpPayload, stampNext } from './stream-stamp';
+import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
+
+const HOST = '127.0.0.1';
+let epoch = 0;
+let rtcpReceived = 0;
+const meter = new StreamMeter();
+const pacer = new SendPacer((n) => meter.onSkipped(epoch, n));
+
+class RtpPeer implements PacedStream {
+  private seq = Math.floor(Math.random() * 30000);
+  private readonly packet: Buffer;
+  private target: { host: string; port: number } | undefined;
+
+  constructor(
+    readonly spec: StreamSpec,
+    readonly rtp: dgram.Socket,
+    readonly rtcp: dgram.Socket,
+  ) {
+    this.packet = createPacketBuffer(spec.ssrc, spec.streamId, spec.direction);
+    rtp.on('message', (msg) => {
+      const payload = rtpPayload(msg);
+      if (payload) meter.onReceived(payload, process.hrtime.bigint());
+      else rtcpReceived += 1; // rtcp-mux style RTCP on the RTP port
+    });
+    rtcp.on('message', () => {
+      rtcpReceived += 1;
+    });
+    // ICMP errors from a closed far end must not kill the worker.
+    rtp.on('error', () => undefined);
+    rtcp.on('error', () => undefined);
+  }
+
+  get port(): number {
+    return this.rtp.address().port;
+  }
+
+  setTarget(host: string, port: number): void {
+    const first = this.target === undefined;
+    this.target = { host, port };
+    if (first) pacer.add(this);
+  }
+
+  send(nowNs: bigint): void {
+    if (!this.target) return;
+    this.seq = (this.seq + 1) & 0xffff;
+    stampNext(this.packet, this.seq, epoch, nowNs);
+    const e = epoch;
+    this.rtp.send(this.packet, this.target.port, this.target.host);
+    meter.onSent(e, this.spec.direction);
+  }
+
+  close(): void {
+    pacer.remove(this);
+    this.rtp.close();
+    this.rtcp.close();
+  }
+}
+
+const peers = new Map<number, RtpPeer>();
+
+function bindSocket(port: number): Promise<dgram.Socket | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 256 * 1024 });
+    s.once('error', () => {
+      s.close();
+      resolve(undefined);
+    });
+    s.bind(port, HOST, () => resolve(s));
+  });
+}
+
+/** An RTP socket on an even port with its RTCP socket on port+1 (RFC 3550 section 11). */
+async function bindRtpPair(): Promise<[dgram.Socket, dgram.Socket]> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const rtp = await bindSocket(0);
+    if (!rtp) continue;
+    const port = rtp.address().port;
+    if (port % 2 === 0) {
+      const rtcp = await bindSocket(port + 1);
+      if (rtcp) return [rtp, rtcp];
+    }
+    rtp.close();
+  }
+  throw new Error('could not bind an even/odd RTP/RTCP port pair on 127.0.0.1');
+}
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'open': {
+      const ports: { streamId: number; port: number }[] = [];
+      for (const spec of req.streams) {
+        const [rtp, rtcp] = await bindRtpPair();
+        const peer = new RtpPeer(spec, rtp, rtcp);
+        peers.set(spec.streamId, peer);
+        ports.push({ streamId: spec.streamId, port: peer.port });
+      }
+      pacer.start();
+      return ports;
+    }
+    case 'target': {
+      const peer = peers.get(req.streamId);
+      if (!peer) throw new Error(`unknown stream ${req.streamId}`);
+      peer.setTarget(req.host, req.port);
+      return undefined;
+    }
+    case 'epoch':
+      epoch = req.epoch;
+      return undefined;
+    case 'report': {
+      const report: WorkerReport = {
+        ...meter.report(req.epoch),
+        foreign: meter.foreign,
+        rtcpReceived,
+        streams: peers.size,
+      };
+      return report;
+    }
+    case 'close':
+      for (const id of req.streamIds) {
+        peers.get(id)?.close();
+        peers.delete(id);
+      }
+      return undefined;
+    case 'exit':
+      for (const p of peers.values()) p.close();
+      peers.clear();
+      pacer.stop();
+      setImmediate(() => process.exit(0));
+      return undefined;
+    default:
+      throw new Error(`rtp-peer-worker: unsupported op ${req.op}`);
+  }
+}
+
+serveWorker(handle);

@@ -1,0 +1,80 @@
+import { LogHistogram } from './log-histogram';
+import { type Direction, readStamp } from './stream-stamp';
+
+/** What one worker saw during one measurement epoch (sent by it, received by it). */
+export interface EpochReport {
+  epoch: number;
+  /** Packets sent, indexed by direction (0 = a-to-b, 1 = b-to-a). */
+  sent: [number, number];
+  /** Packets received that were sent in this epoch, by direction. */
+  received: [number, number];
+  /** Sends skipped because the pacer fell more than one period behind (generator overload). */
+  skipped: number;
+  /** Distinct streams that received at least one packet of this epoch. */
+  streamsHeard: number;
+  /** One-way latency histogram counts (us, LogHistogram buckets). */
+  latencyCounts: number[];
+}
+
+class EpochCounters {
+  readonly sent: [number, number] = [0, 0];
+  readonly received: [number, number] = [0, 0];
+  skipped = 0;
+  readonly streamsHeard = new Set<number>();
+  readonly latency = new LogHistogram();
+}
+
+/** Counts stamped packets per epoch on the sending and receiving side of a load worker. */
+export class StreamMeter {
+  private readonly epochs = new Map<number, EpochCounters>();
+  /** Unstamped or foreign packets received (RTCP is counted separately by the caller). */
+  foreign = 0;
+
+  private counters(epoch: number): EpochCounters {
+    let c = this.epochs.get(epoch);
+    if (!c) {
+      c = new EpochCounters();
+      this.epochs.set(epoch, c);
+    }
+    return c;
+  }
+
+  onSent(epoch: number, direction: Direction): void {
+    if (epoch !== 0) this.counters(epoch).sent[direction] += 1;
+  }
+
+  onSkipped(epoch: number, count: number): void {
+    if (epoch !== 0) this.counters(epoch).skipped += count;
+  }
+
+  /** Account a received RTP payload; returns false if it carried no stamp of ours. */
+  onReceived(payload: Buffer, nowNs: bigint): boolean {
+    const stamp = readStamp(payload);
+    if (!stamp) {
+      this.foreign += 1;
+      return false;
+    }
+    if (stamp.epoch === 0) return true;
+    const c = this.counters(stamp.epoch);
+    c.received[stamp.direction] += 1;
+    c.streamsHeard.add(stamp.streamId);
+    c.latency.record(Number(nowNs - stamp.sentAtNs) / 1000);
+    return true;
+  }
+
+  report(epoch: number): EpochReport {
+    const c = this.counters(epoch);
+    return {
+      epoch,
+      sent: [c.sent[0], c.sent[1]],
+      received: [c.received[0], c.received[1]],
+      skipped: c.skipped,
+      streamsHeard: c.streamsHeard.size,
+      latencyCounts: [...c.latency.counts],
+    };
+  }
+
+  forget(epoch: number): void {
+    this.epochs.delete(epoch);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Load worker (a separate process, started with fork()): plays the browser side of many calls with
+ * werift 0.25.2 PeerConnections (ICE + DTLS-SRTP, PCMU only, loopback only). For each stream it
+ * makes the offer, applies the media server's answer and trickled candidates, and once connected
+ * sends 50 packets/s of 172-byte PCMU and counts the stamped packets it receives.
+ */
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { SendPacer, type PacedStream } from './send-pacer';
+import { StreamMeter } from './stream-meter';
+import { createPacketBuffer, stampNext } from './stream-stamp';
+import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
+
+let epoch = 0;
+const meter = new StreamMeter();
+const pacer = new SendPacer((n) => meter.onSkipped(epoch, n));
+
+function peerConfig(): ConstructorParameters<typeof RTCPeerConnection>[0] {
+  return {
+    codecs: {
+      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 })],
+    },
+    // Loopback only: no interface scan, one host candidate on 127.0.0.1.
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+  };
+}
+
+class WebRtcPeer implements PacedStream {
+  readonly pc = new RTCPeerConnection(peerConfig());
+  private readonly track = new MediaStreamTrack({ kind: 'audio' });
+  private seq = Math.floor(Math.random() * 30000);
+  private readonly packet: Buffer;
+  private remoteSet = false;
+  private readonly queuedCandidates: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[] = [];
+  readonly connected: Promise<void>;
+  private closed = false;
+
+  constructor(readonly spec: StreamSpec) {
+    this.packet = createPacketBuffer(spec.ssrc, spec.streamId, spec.direction);
+    this.pc.addTransceiver(this.track, { direction: 'sendrecv' });
+    this.pc.onTrack.subscribe((t) => {
+      t.onReceiveRtp.subscribe((rtp) => {
+        meter.onReceived(rtp.payload, process.hrtime.bigint());
+      });
+    });
+    this.connected = new Promise((resolve, reject) => {
+      this.pc.connectionStateChange.subscribe((state) => {
+        if (state === 'connected') {
+          pacer.add(this);
+          resolve();
+        } else if (state === 'failed' || state === 'closed') {
+          pacer.remove(this);
+          reject(new Error(`peer connection ${state}`));
+        }
+      });
+    });
+    this.connected.catch(() => undefined);
+  }
+
+  async offer(): Promise<string> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    if (this.pc.iceGatheringState !== 'complete') {
+      await new Promise<void>((resolve) => {
+        this.pc.iceGatheringStateChange.subscribe((s) => {
+          if (s === 'complete') resolve();
+        });
+      });
+    }
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new Error('werift produced no local description');
+    return sdp;
+  }
+
+  async answer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    this.remoteSet = true;
+    for (const c of this.queuedCandidates.splice(0)) await this.pc.addIceCandidate(c);
+  }
+
+  async candidate(c: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }): Promise<void> {
+    if (!this.remoteSet) {
+      this.queuedCandidates.push(c);
+      return;
+    }
+    await this.pc.addIceCandidate(c);
+  }
+
+  send(nowNs: bigint): void {
+    if (this.closed) return;
+    this.seq = (this.seq + 1) & 0xffff;
+    stampNext(this.packet, this.seq, epoch, nowNs);
+    // werift parses the Buffer into its own packet object; hand it a copy it may keep.
+    this.track.writeRtp(Buffer.from(this.packet));
+    meter.onSent(epoch, this.spec.direction);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    pacer.remove(this);
+    await this.pc.close().catch(() => undefined);
+  }
+}
+
+const peers = new Map<number, WebRtcPeer>();
+
+function peer(streamId: number): WebRtcPeer {
+  const p = peers.get(streamId);
+  if (!p) throw new Error(`unknown stream ${streamId}`);
+  return p;
+}
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'offer': {
+      const p = new WebRtcPeer(req.stream);
+      peers.set(req.stream.streamId, p);
+      pacer.start();
+      return p.offer();
+    }
+    case 'answer':
+      await peer(req.streamId).answer(req.sdp);
+      return undefined;
+    case 'candidate':
+      await peer(req.streamId).candidate({ candidate: req.candidate, sdpMid: req.sdpMid, sdpMLineIndex: req.sdpMLineIndex });
+      return undefined;
+    case 'waitConnected': {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          peer(req.streamId).connected,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`not connected after ${req.timeoutMs} ms`)), req.timeoutMs);
+          }),
+        ]);
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+      return undefined;
+    }
+    case 'epoch':
+      epoch = req.epoch;
+      return undefined;
+    case 'report': {
+      const report: WorkerReport = { ...meter.report(req.epoch), foreign: meter.foreign, rtcpReceived: 0, streams: peers.size };
+      return report;
+    }
+    case 'close':
+      await Promise.all(
+        req.streamIds.map(async (id) => {
+          await peers.get(id)?.close();
+          peers.delete(id);
+        }),
+      );
+      return undefined;
+    case 'exit':
+      await Promise.all([...peers.values()].map((p) => p.close()));
+      peers.clear();
+      pacer.stop();
+      setImmediate(() => process.exit(0));
+      return undefined;
+    default:
+      throw new Error(`webrtc-peer-worker: unsupported op ${req.op}`);
+  }
+}
+
+serveWorker(handle);

@@ -1,0 +1,111 @@
+/**
+ * The gateway's call shape through ferry media: per call one MediaPipeline with a WebRtcEndpoint
+ * (facing a werift "browser" in a webrtc-peer-worker) and an RtpEndpoint (facing a plain-RTP
+ * "phone" in an rtp-peer-worker), connected both ways, negotiated through the real kurento-client
+ * the way a gateway does it: phone offer -> RtpEndpoint.processOffer; browser offer ->
+ * WebRtcEndpoint.processOffer, gatherCandidates, IceCandidateFound trickled to the browser.
+ * Setup time runs from MediaPipeline creation until the browser's DTLS is connected (the browser's
+ * own offer creation is not counted).
+ */
+import { LoadWorker } from '../load/load-worker';
+import { PhonePool } from '../load/phone-pool';
+import type { StreamSpec } from '../load/worker-protocol';
+import type { KurentoIceCandidate } from '../kurento/kurento-types';
+import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
+import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
+import { FerryMediaHarness, type FerryHarnessOptions } from './ferry-media-harness';
+
+export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
+  rtpWorkers: number;
+  webrtcWorkers: number;
+  setupConcurrency: number;
+}
+
+const CONNECT_TIMEOUT_MS = 20000;
+
+export class FerryWebRtcTarget implements BenchTarget {
+  readonly name = 'ferry webrtc-rtp';
+  private readonly harness: FerryMediaHarness;
+  private readonly phones: PhonePool;
+  private readonly browsers: LoadWorker[];
+  private nextBrowser = 0;
+  private streamId = 0;
+  private readonly browserStreams = new Map<LoadWorker, number[]>();
+
+  constructor(private readonly opts: FerryWebRtcTargetOptions) {
+    this.harness = new FerryMediaHarness(opts);
+    this.phones = new PhonePool(opts.rtpWorkers, () => ++this.streamId, 'ferry-webrtc');
+    this.browsers = Array.from({ length: Math.max(1, opts.webrtcWorkers) }, (_, i) => new LoadWorker('webrtc-peer', `ferry-webrtc-werift${i}`));
+  }
+
+  start(): Promise<void> {
+    return this.harness.start();
+  }
+
+  serverPids(): number[] {
+    return [this.harness.server.pid];
+  }
+
+  workers(): LoadWorker[] {
+    return [...this.browsers, ...this.phones.workers()];
+  }
+
+  loopLag(fromMs: number, toMs: number): ReturnType<FerryMediaHarness['loopLag']> {
+    return this.harness.loopLag(fromMs, toMs);
+  }
+
+  serverStats(): Promise<Record<string, unknown> | undefined> {
+    return this.harness.stats();
+  }
+
+  async addCalls(count: number): Promise<CallSetup[]> {
+    // Phones send b-to-a (rtp -> webrtc); browsers send a-to-b (webrtc -> rtp).
+    const phones = await this.phones.open(Array.from({ length: count }, () => 1 as const));
+    const kurento = this.harness.kurento();
+    return runLimited(phones, this.opts.setupConcurrency, async (phone) => {
+      const browser = this.browsers[this.nextBrowser++ % this.browsers.length]!;
+      const streamId = ++this.streamId;
+      const spec: StreamSpec = { streamId, direction: 0, ssrc: (0x20000000 + streamId) >>> 0 };
+      this.browserStreams.set(browser, [...(this.browserStreams.get(browser) ?? []), streamId]);
+      let offer: string;
+      try {
+        offer = await browser.request<string>({ op: 'offer', stream: spec });
+      } catch (err) {
+        return { ok: false, ms: 0, error: `browser offer failed: ${err instanceof Error ? err.message : String(err)}` };
+      }
+      return timeSetup(async () => {
+        const pipeline = await kurento.create('MediaPipeline');
+        this.harness.pipelines.push(pipeline);
+        const [webrtc, rtp] = await Promise.all([pipeline.create('WebRtcEndpoint'), pipeline.create('RtpEndpoint')]);
+        webrtc.on('IceCandidateFound', (ev) => {
+          const c = ev.candidate as KurentoIceCandidate | undefined;
+          if (!c?.candidate) return;
+          browser
+            .request({ op: 'candidate', streamId, candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null })
+            .catch(() => undefined);
+        });
+        await Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]);
+        const phoneAnswer = await rtp.processOffer(phoneSdp(phone.port, phone.streamId));
+        const toPhone = audioTarget(phoneAnswer);
+        await this.phones.target(phone, toPhone.host, toPhone.port);
+        const answer = await webrtc.processOffer(offer);
+        await browser.request({ op: 'answer', streamId, sdp: answer });
+        await webrtc.gatherCandidates();
+        await browser.request({ op: 'waitConnected', streamId, timeoutMs: CONNECT_TIMEOUT_MS });
+      }, CONNECT_TIMEOUT_MS + 10000);
+    });
+  }
+
+  async releaseAll(): Promise<string> {
+    await this.phones.closeAll();
+    const streams = [...this.browserStreams.entries()];
+    this.browserStreams.clear();
+    await Promise.all(streams.map(([w, ids]) => w.request({ op: 'close', streamIds: ids }).catch(() => undefined)));
+    return this.harness.releaseAll();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.phones.stop(), ...this.browsers.map((b) => b.stop())]);
+    await this.harness.stop();
+  }
+}

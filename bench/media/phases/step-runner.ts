@@ -1,0 +1,158 @@
+/**
+ * Steps one target through increasing numbers of concurrent calls. At each step: add the calls
+ * (timing their setup), let them settle, then measure one window: every packet sent in the window
+ * carries the window's epoch, so loss = sent - received per epoch, immune to packets in flight at
+ * the window edges. Stops after the first step with loss above the limit or failed setups.
+ */
+import { LogHistogram, percentileOf } from '../load/log-histogram';
+import type { WorkerReport } from '../load/worker-protocol';
+import { sampleMachine, sampleProcesses } from '../servers/proc-sampler';
+import type { StepResult } from '../report/step-result';
+import type { BenchTarget, CallSetup } from './bench-target';
+
+export interface StepPlan {
+  steps: number[];
+  windowMs: number;
+  settleMs: number;
+  drainMs: number;
+  /** Stop stepping once loss exceeds this (%). */
+  lossLimitPct: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function runSteps(
+  target: BenchTarget,
+  plan: StepPlan,
+  progress: (line: string) => void,
+  onStep: (r: StepResult) => void,
+): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  const workers = target.workers();
+  const broadcast = (epoch: number): Promise<unknown> => Promise.all(workers.map((w) => w.request({ op: 'epoch', epoch })));
+  const baseline = sampleProcesses(target.serverPids());
+  let callsUp = 0;
+  let callsAsked = 0;
+  let epoch = 0;
+  for (const n of plan.steps) {
+    if (n <= callsAsked) continue;
+    await broadcast(0);
+    progress(`${target.name}: setting up calls ${callsAsked + 1}..${n}`);
+    const setups: CallSetup[] = await target.addCalls(n - callsAsked);
+    callsAsked = n;
+    const ok = setups.filter((s) => s.ok);
+    callsUp += ok.length;
+    const failures = setups.length - ok.length;
+    const setupMs = ok.map((s) => s.ms);
+    progress(
+      `${target.name}: ${ok.length}/${setups.length} calls up` +
+        (setupMs.length ? ` (setup p50 ${fmt(percentileOf(setupMs, 50))} ms, p99 ${fmt(percentileOf(setupMs, 99))} ms)` : '') +
+        (failures ? `; ${failures} failed: ${setups.find((s) => !s.ok)?.error}` : '') +
+        `; measuring ${plan.windowMs / 1000} s`,
+    );
+    await sleep(plan.settleMs);
+
+    epoch += 1;
+    await broadcast(epoch);
+    const t0Wall = Date.now();
+    const s0 = sampleProcesses(target.serverPids());
+    const g0 = sampleProcesses(workers.map((w) => w.pid));
+    const m0 = sampleMachine();
+    await sleep(plan.windowMs);
+    const s1 = sampleProcesses(target.serverPids());
+    const g1 = sampleProcesses(workers.map((w) => w.pid));
+    const m1 = sampleMachine();
+    const t1Wall = Date.now();
+    await broadcast(0);
+    const serverStats = target.serverStats ? await target.serverStats() : undefined;
+    await sleep(plan.drainMs);
+    const reports: WorkerReport[] = await Promise.all(workers.map((w) => w.report(epoch)));
+
+    const wallS = (s1.atMs - s0.atMs) / 1000;
+    const sent: [number, number] = [0, 0];
+    const received: [number, number] = [0, 0];
+    let skipped = 0;
+    let heard = 0;
+    const latency = new LogHistogram();
+    for (const r of reports) {
+      sent[0] += r.sent[0];
+      sent[1] += r.sent[1];
+      received[0] += r.received[0];
+      received[1] += r.received[1];
+      skipped += r.skipped;
+      heard += r.streamsHeard;
+      latency.merge({ counts: r.latencyCounts });
+    }
+    const totalSent = sent[0] + sent[1];
+    const totalRecv = received[0] + received[1];
+    const cpuS = s1.user + s1.system - (s0.user + s0.system);
+    const lag = target.loopLag?.(t0Wall, t1Wall);
+    const statsLag = serverStats?.eventLoopLagP99Ms;
+    const result: StepResult = {
+      target: target.name,
+      calls: n,
+      callsUp,
+      setupFailures: failures,
+      ...(failures ? { firstSetupError: setups.find((s) => !s.ok)?.error } : {}),
+      setupP50Ms: percentileOf(setupMs, 50),
+      setupP99Ms: percentileOf(setupMs, 99),
+      windowS: wallS,
+      serverCpuPct: (100 * cpuS) / wallS,
+      serverUserPct: (100 * (s1.user - s0.user)) / wallS,
+      serverSysPct: (100 * (s1.system - s0.system)) / wallS,
+      cpuPerCall: callsUp > 0 ? cpuS / wallS / callsUp : 0,
+      cpuUsPerPacket: totalSent > 0 ? (cpuS * 1e6) / totalSent : 0,
+      rssMiB: s1.rssBytes / 1048576,
+      rssPerCallKiB: callsUp > 0 ? (s1.rssBytes - baseline.rssBytes) / 1024 / callsUp : 0,
+      loopLagP99Ms: lag?.p99Ms,
+      loopLagMaxMs: lag?.maxMs,
+      statsLagP99Ms: typeof statsLag === 'number' ? statsLag : undefined,
+      sentPps: totalSent / wallS,
+      lossPct: lossPct(totalSent, totalRecv),
+      lossPctAB: lossPct(sent[0], received[0]),
+      lossPctBA: lossPct(sent[1], received[1]),
+      latencyP50Ms: ms(latency.percentile(50)),
+      latencyP99Ms: ms(latency.percentile(99)),
+      generatorCpuPct: (100 * (g1.user + g1.system - (g0.user + g0.system))) / wallS,
+      generatorSkippedPct: totalSent + skipped > 0 ? (100 * skipped) / (totalSent + skipped) : 0,
+      machineBusyCores: (m1.busy - m0.busy) / ((t1Wall - t0Wall) / 1000),
+      silentStreams: Math.max(0, 2 * callsUp - heard),
+      ...(serverStats ? { serverStats } : {}),
+    };
+    results.push(result);
+    onStep(result);
+    progress(
+      `${target.name}: N=${n} up=${callsUp} cpu=${result.serverCpuPct.toFixed(1)}% ` +
+        `(${(result.cpuPerCall * 1000).toFixed(2)} ms/call/s, ${result.cpuUsPerPacket.toFixed(1)} us/pkt) ` +
+        `rss/call=${result.rssPerCallKiB.toFixed(0)} KiB lagP99=${fmt(result.loopLagP99Ms)} ms ` +
+        `loss=${result.lossPct.toFixed(3)}% (ab ${result.lossPctAB.toFixed(3)} ba ${result.lossPctBA.toFixed(3)}) ` +
+        `gen=${result.generatorCpuPct.toFixed(0)}% skipped=${result.generatorSkippedPct.toFixed(2)}% ` +
+        `machine=${result.machineBusyCores.toFixed(2)} cores silent=${result.silentStreams}`,
+    );
+    const stop =
+      failures > 0
+        ? 'setup failures'
+        : totalSent === 0
+          ? 'no packets sent'
+          : result.lossPct > plan.lossLimitPct
+            ? `loss ${result.lossPct.toFixed(3)}% > ${plan.lossLimitPct}%`
+            : undefined;
+    if (stop) {
+      progress(`${target.name}: stopping here (${stop})`);
+      break;
+    }
+  }
+  return results;
+}
+
+function lossPct(sent: number, received: number): number {
+  return sent > 0 ? (100 * Math.max(0, sent - received)) / sent : 0;
+}
+
+function ms(us: number | undefined): number | undefined {
+  return us === undefined ? undefined : us / 1000;
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? '-' : v.toFixed(1);
+}

@@ -1,0 +1,45 @@
+/** The measurements of one target at one concurrency step. */
+export interface StepResult {
+  target: string;
+  /** Calls asked for. */
+  calls: number;
+  /** Calls whose setup succeeded (per-call figures divide by this). */
+  callsUp: number;
+  setupFailures: number;
+  firstSetupError?: string;
+  /** Setup time of the calls added in this step. */
+  setupP50Ms: number | undefined;
+  setupP99Ms: number | undefined;
+  windowS: number;
+  /** Media-server CPU over the window, % of one core (user+system, all threads and child processes). */
+  serverCpuPct: number;
+  serverUserPct: number;
+  serverSysPct: number;
+  /** Media-server CPU seconds per call per second of wall time. */
+  cpuPerCall: number;
+  /** Media-server CPU per forwarded packet (us): CPU / packets it was sent in the window. */
+  cpuUsPerPacket: number;
+  rssMiB: number;
+  /** (RSS now - RSS before the first call) / callsUp. */
+  rssPerCallKiB: number;
+  loopLagP99Ms: number | undefined;
+  loopLagMaxMs: number | undefined;
+  /** eventLoopLagP99Ms from ferry media's /stats, when it reports one. */
+  statsLagP99Ms: number | undefined;
+  sentPps: number;
+  /** Loss over both directions, %, and per direction (0 = a-to-b / webrtc-to-rtp, 1 = b-to-a / rtp-to-webrtc). */
+  lossPct: number;
+  lossPctAB: number;
+  lossPctBA: number;
+  latencyP50Ms: number | undefined;
+  latencyP99Ms: number | undefined;
+  /** Load-generator CPU (all worker processes), % of one core. */
+  generatorCpuPct: number;
+  /** Share of sends the generator skipped because it fell behind: > 1 % means it, not the server, was the limit. */
+  generatorSkippedPct: number;
+  /** Whole-machine busy cores (of `cores`). */
+  machineBusyCores: number;
+  /** Streams that heard nothing in the window (dead calls). */
+  silentStreams: number;
+  serverStats?: Record<string, unknown>;
+}

@@ -1,0 +1,191 @@
+/**
+ * `npm run bench:media`: ferry media under load, compared with rtpengine in the same run.
+ * Targets (in this order): rtpengine RTP<->RTP, ferry RtpEndpoint<->RtpEndpoint, ferry
+ * WebRtcEndpoint<->RtpEndpoint. Each is stepped up through the concurrency steps until loss
+ * exceeds the limit; results go to <out>/results.json and <out>/results.md (and, with
+ * --write-docs, into docs/benchmarks.md).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
+import type { BenchTarget } from './phases/bench-target';
+import { runSteps } from './phases/step-runner';
+import { capacity, ratioTable, resultsTable } from './report/markdown-report';
+import type { StepResult } from './report/step-result';
+import { summarizeCpuProfiles } from './report/cpu-profile-summary';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const started = Date.now();
+
+function progress(line: string): void {
+  const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+  process.stdout.write(`[bench ${t}s] ${line}\n`);
+}
+
+async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Promise<BenchTarget> {
+  switch (id) {
+    case 'rtpengine': {
+      const { RtpengineTarget } = await import('./phases/rtpengine-target');
+      return new RtpengineTarget({
+        binary: o.rtpengineBinary,
+        portMin: o.rtpenginePortMin,
+        portMax: o.rtpenginePortMax,
+        logFile: path.join(outDir, 'rtpengine.log'),
+        rtpWorkers: o.rtpWorkers,
+        setupConcurrency: o.setupConcurrency,
+      });
+    }
+    case 'ferry-rtp': {
+      const { FerryRtpTarget } = await import('./phases/ferry-rtp-target');
+      return new FerryRtpTarget({
+        logFile: path.join(outDir, 'ferry-media-rtp.log'),
+        lagFile: path.join(outDir, 'ferry-media-rtp.lag.jsonl'),
+        logLevel: o.logLevel,
+        rtpWorkers: o.rtpWorkers,
+        setupConcurrency: o.setupConcurrency,
+        ...(o.profile ? { cpuProfDir: path.join(outDir, 'cpuprof-rtp') } : {}),
+      });
+    }
+    case 'ferry-webrtc': {
+      const { FerryWebRtcTarget } = await import('./phases/ferry-webrtc-target');
+      return new FerryWebRtcTarget({
+        logFile: path.join(outDir, 'ferry-media-webrtc.log'),
+        lagFile: path.join(outDir, 'ferry-media-webrtc.lag.jsonl'),
+        logLevel: o.logLevel,
+        rtpWorkers: o.rtpWorkers,
+        webrtcWorkers: o.webrtcWorkers,
+        setupConcurrency: o.setupConcurrency,
+        ...(o.profile ? { cpuProfDir: path.join(outDir, 'cpuprof-webrtc') } : {}),
+      });
+    }
+  }
+}
+
+function environment(o: BenchOptions, argv: string[]): string {
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+  const tryRun = (cmd: string, args: string[]): string => {
+    try {
+      // rtpengine prints its version on stderr.
+      return execFileSync(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }).trim() || 'n/a';
+    } catch {
+      return 'n/a';
+    }
+  };
+  return [
+    `- command: \`npm run bench:media${argv.length ? ` -- ${argv.join(' ')}` : ''}\``,
+    `- date: ${new Date(started).toISOString()}, git ${tryRun('git', ['rev-parse', '--short', 'HEAD'])}`,
+    `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
+    `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
+    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes; window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let o: BenchOptions;
+  try {
+    o = parseOptions(argv);
+  } catch (err) {
+    process.stdout.write(`${(err as Error).message}\n`);
+    process.exitCode = err instanceof UsageRequested ? 0 : 2;
+    return;
+  }
+  const outDir = o.outDir ?? path.join(__dirname, 'results', new Date(started).toISOString().replace(/[:.]/g, '-'));
+  mkdirSync(outDir, { recursive: true });
+  progress(`results in ${outDir}; steps ${o.steps.join(',')}; targets ${o.targets.join(',')}`);
+
+  const results: StepResult[] = [];
+  const notes: string[] = [];
+  const active: BenchTarget[] = [];
+  const onSignal = (): void => {
+    progress('interrupted: stopping servers and load workers');
+    void Promise.all(active.map((t) => t.stop().catch(() => undefined))).then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  for (const id of o.targets) {
+    const target = await createTarget(id, o, outDir);
+    active.push(target);
+    try {
+      progress(`${target.name}: starting`);
+      await target.start();
+      const r = await runSteps(
+        target,
+        { steps: o.steps, windowMs: o.windowMs, settleMs: o.settleMs, drainMs: o.drainMs, lossLimitPct: o.lossLimitPct },
+        progress,
+        (step) => {
+          results.push(step);
+          writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
+        },
+      );
+      progress(`${target.name}: releasing ${r.at(-1)?.callsUp ?? 0} calls`);
+      const verdict = await target.releaseAll();
+      progress(`${target.name}: ${verdict}`);
+      notes.push(`- ${target.name}: after release: ${verdict}`);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      progress(`${target.name}: FAILED: ${msg}`);
+      notes.push(`- ${target.name}: failed: ${msg.split('\n')[0]}`);
+    } finally {
+      await target.stop().catch((e: unknown) => progress(`${target.name}: stop failed: ${String(e)}`));
+      active.splice(active.indexOf(target), 1);
+    }
+  }
+
+  let profile = '';
+  if (o.profile) {
+    profile = summarizeCpuProfiles([path.join(outDir, 'cpuprof-webrtc'), path.join(outDir, 'cpuprof-rtp')], REPO, 25);
+    writeFileSync(path.join(outDir, 'cpu-profile.md'), profile);
+  }
+
+  const webrtcCap = capacity(results, 'ferry webrtc-rtp', o.lossLimitPct);
+  const md = [
+    '### Environment',
+    environment(o, argv),
+    '',
+    '### Per step',
+    resultsTable(results),
+    '',
+    '### ferry CPU per call relative to rtpengine (same run, same N)',
+    ratioTable(results),
+    '',
+    '### Verdict',
+    `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with all calls up and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**`,
+    `- ferry RTP↔RTP: ${capacity(results, 'ferry rtp-rtp', o.lossLimitPct)}; rtpengine RTP↔RTP: ${capacity(results, 'rtpengine rtp-rtp', o.lossLimitPct)} (largest step tried: ${Math.max(...o.steps)})`,
+    ...notes,
+    ...(profile ? ['', '### ferry media CPU profile (hottest functions, self time)', profile] : []),
+    '',
+  ].join('\n');
+  writeFileSync(path.join(outDir, 'results.md'), md);
+  process.stdout.write(`\n${md}\n`);
+  if (o.writeDocs) {
+    writeDocs(md);
+    progress('docs/benchmarks.md updated');
+  }
+  progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+const BEGIN = '<!-- bench:media results begin -->';
+const END = '<!-- bench:media results end -->';
+
+function writeDocs(md: string): void {
+  const file = path.join(REPO, 'docs', 'benchmarks.md');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    text = `# Benchmarks\n\n${BEGIN}\n${END}\n`;
+  }
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  text = a >= 0 && b > a ? `${text.slice(0, a + BEGIN.length)}\n${md}\n${text.slice(b)}` : `${text}\n${BEGIN}\n${md}\n${END}\n`;
+  writeFileSync(file, text);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:media failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,125 @@
+/**
+ * `bin/ferry media` under benchmark: started on a free port (FERRY_MEDIA_PORT=0, it prints
+ * `ferry media ready {"port":<port>}`), with the event-loop lag probe preloaded and optionally
+ * `--cpu-prof`. Its log goes to a file; its /stats is read over HTTP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const PROBE = path.join(__dirname, '..', 'probe', 'loop-lag-probe.cjs');
+const READY = /ferry media ready (\{[^}\n]*\})/;
+
+export interface FerryMediaOptions {
+  logFile: string;
+  lagFile: string;
+  logLevel: string;
+  /** Directory for --cpu-prof output; no profiling when undefined. */
+  cpuProfDir?: string;
+  extraEnv?: Record<string, string>;
+}
+
+export class FerryMediaProcess {
+  private child: ChildProcess | undefined;
+  private exitPromise: Promise<void> = Promise.resolve();
+  port = 0;
+
+  constructor(private readonly opts: FerryMediaOptions) {}
+
+  get pid(): number {
+    return this.child?.pid ?? -1;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}/kurento`;
+  }
+
+  async start(timeoutMs = 30000): Promise<void> {
+    const nodeOptions = [`--require ${PROBE}`];
+    if (this.opts.cpuProfDir) {
+      mkdirSync(this.opts.cpuProfDir, { recursive: true });
+      nodeOptions.push('--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProfDir}`);
+    }
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.opts.extraEnv,
+      FERRY_MEDIA_HOST: '127.0.0.1',
+      FERRY_MEDIA_PORT: '0',
+      FERRY_LOG_LEVEL: this.opts.logLevel,
+      FERRY_BENCH_LAG_FILE: this.opts.lagFile,
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim(),
+    };
+    delete env.NODE_ENV;
+    const log = createWriteStream(this.opts.logFile);
+    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'ferry'), 'media'], {
+      cwd: REPO,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exitPromise = new Promise((resolve) => child.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      const timer = setTimeout(
+        () => reject(new Error(`ferry media did not print "ferry media ready" within ${timeoutMs} ms (see ${this.opts.logFile})`)),
+        timeoutMs,
+      );
+      const onData = (chunk: Buffer): void => {
+        log.write(chunk);
+        if (this.port) return;
+        seen = (seen + chunk.toString()).slice(-4096);
+        const m = READY.exec(seen);
+        if (m) {
+          try {
+            this.port = Number((JSON.parse(m[1]!) as { port: number }).port);
+          } catch {
+            return;
+          }
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`ferry media exited during start (${code ?? signal}); see ${this.opts.logFile}`));
+      });
+    });
+  }
+
+  /** GET /stats as JSON (undefined if it fails). */
+  stats(timeoutMs = 5000): Promise<Record<string, unknown> | undefined> {
+    return new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: this.port, path: '/stats', timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body) as Record<string, unknown>);
+          } catch {
+            resolve(undefined);
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(undefined));
+    });
+  }
+
+  /**
+   * SIGTERM (SIGUSR2 when profiling: the probe then exits normally so --cpu-prof writes its
+   * profile), SIGKILL after `graceMs`.
+   */
+  async stop(graceMs = 10000): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(this.opts.cpuProfDir ? 'SIGUSR2' : 'SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+}
