@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
 import { NetNamespace } from '../helpers/netns';
+import { SipPhone } from '../helpers/sip-phone';
 
 /** The lifecycle harness proves itself first: the scripted phone and the namespace faults do what the scenarios rely on. */
 describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
@@ -83,5 +84,24 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     phone = undefined;
     await ns.destroy();
     assert.equal(await NetNamespace.exists(ns.name), false);
+  });
+
+  test('two scripted SIP phones: INVITE/200/ACK with RTP both ways, sendonly re-INVITE answered recvonly, BYE answered 200', async () => {
+    const caller = new SipPhone(new RtpPhone(), { user: 'a' });
+    const callee = new SipPhone(new RtpPhone(), { user: 'b' });
+    after(() => Promise.all([caller.close(), callee.close()]));
+    await caller.start();
+    const calleePort = await callee.start();
+    await caller.call(`sip:b@127.0.0.1:${calleePort}`, { host: '127.0.0.1', port: calleePort });
+    await sleep(1000);
+    assert.ok((await callee.media.stats()).rtpReceived > 20);
+    assert.ok((await caller.media.stats()).rtpReceived > 20);
+    const answer = await caller.reinvite('sendonly');
+    assert.match(answer, /a=recvonly/);
+    const byeSentAt = await caller.hangup();
+    const bye = await callee.waitForRequest('BYE', 2000);
+    assert.ok(bye.at - byeSentAt < 500);
+    assert.equal(callee.inCall, false);
+    assert.equal(caller.inCall, false);
   });
 });
