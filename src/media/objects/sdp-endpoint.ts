@@ -69,6 +69,11 @@ export abstract class SdpEndpoint extends MediaElement {
     return this.legEndReason;
   }
 
+  /** Negotiated and its leg not ended: the registry keeps such a pipeline alive even when orphaned. */
+  get mediaLive(): boolean {
+    return this.remoteSdp !== undefined && this.legEndReason === undefined && !this.released;
+  }
+
   protected attachLeg(leg: MediaLeg): void {
     this.useLeg(leg);
     leg.on('rtp', (packet: Buffer) => {

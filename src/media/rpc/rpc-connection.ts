@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../../common/logger';
+import { KurentoErrors } from '../errors/kurento-error';
+import type { MediaSession, SessionConnection } from '../server/media-session';
+import { pipelineIdOf, type MediaSet } from '../server/media-set';
+import { SERVER_MANAGER_ID } from '../server/server-manager';
+import {
+  errorFrame,
+  idOf,
+  JsonRpcError,
+  JSONRPC_INVALID_REQUEST,
+  JSONRPC_METHOD_NOT_FOUND,
+  JSONRPC_PARSE_ERROR,
+  successFrame,
+  toRequest,
+  type JsonRpcRequest,
+} from './json-rpc';
+import { KeyedQueue } from './keyed-queue';
+
+/** Methods whose request creates/uses a session (kurento-protocol.md §1.3 getOrCreateSessionId). */
+const SESSION_METHODS = new Set(['create', 'describe', 'invoke', 'subscribe', 'unsubscribe', 'release', 'ref', 'unref', 'transaction']);
+
+let nextConnectionId = 1;
+
+/**
+ * One Kurento control connection (a WebSocket): frames in, frames out, session binding, FIFO per
+ * pipeline. Turns JSON-RPC into MediaSet calls; no media object sees a request id or a socket.
+ */
+export class RpcConnection implements SessionConnection {
+  readonly connectionId = nextConnectionId++;
+  private boundSessionId: string | undefined;
+  private readonly queue = new KeyedQueue();
+  private closed = false;
+
+  constructor(
+    private readonly set: MediaSet,
+    private readonly send: (text: string) => void,
+    private readonly serverId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get sessionId(): string | undefined {
+    return this.boundSessionId;
+  }
+
+  sendNotification(method: string, params: Record<string, unknown>): void {
+    if (this.closed) return;
+    this.send(JSON.stringify({ jsonrpc: '2.0', method, params }));
+  }
+
+  /** The session was taken over by another connection. */
+  sessionLost(sessionId: string): void {
+    if (this.boundSessionId === sessionId) this.boundSessionId = undefined;
+  }
+
+  closedByPeer(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.set.connectionClosed(this, this.boundSessionId);
+  }
+
+  handleFrame(text: string): void {
+    let decoded: unknown;
+    try {
+      decoded = JSON.parse(text);
+    } catch {
+      this.reply(errorFrame(null, new JsonRpcError(JSONRPC_PARSE_ERROR, 'Parse error')));
+      return;
+    }
+    if (Array.isArray(decoded)) {
+      if (decoded.length === 0) {
+        this.reply(errorFrame(null, new JsonRpcError(JSONRPC_INVALID_REQUEST, 'Invalid request: empty batch')));
+        return;
+      }
+      this.queue.run('', async () => {
+        const out: Record<string, unknown>[] = [];
+        for (const item of decoded as unknown[]) {
+          const frame = await this.handleOne(item);
+          if (frame) out.push(frame);
+        }
+        if (out.length) this.reply(out);
+      });
+      return;
+    }
+    let req: JsonRpcRequest;
+    try {
+      req = toRequest(decoded);
+    } catch (err) {
+      this.reply(errorFrame(idOf(decoded) ?? null, err));
+      return;
+    }
+    this.queue.run(queueKey(req), async () => {
+      const frame = await this.execute(req);
+      if (frame) this.reply(frame);
+    });
+  }
+
+  private async handleOne(item: unknown): Promise<Record<string, unknown> | undefined> {
+    let req: JsonRpcRequest;
+    try {
+      req = toRequest(item);
+    } catch (err) {
+      return errorFrame(idOf(item) ?? null, err);
+    }
+    return this.execute(req);
+  }
+
+  /** Run one request; returns its response frame (undefined for notifications). */
+  private async execute(req: JsonRpcRequest): Promise<Record<string, unknown> | undefined> {
+    try {
+      const result = await this.dispatch(req.method, req.params);
+      return req.id === undefined ? undefined : successFrame(req.id, result);
+    } catch (err) {
+      if (!(err instanceof JsonRpcError) && !(err instanceof Error && 'code' in err)) {
+        this.logger.error('unexpected error in request', { method: req.method, error: String(err) });
+      }
+      return req.id === undefined ? undefined : errorFrame(req.id, err);
+    }
+  }
+
+  private async dispatch(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    switch (method) {
+      case 'ping':
+        return this.boundSessionId ? { value: 'pong', sessionId: this.boundSessionId } : { value: 'pong' };
+      case 'connect':
+        return this.connect(params);
+      case 'keepAlive': {
+        const sid = stringOr(params.sessionId, this.boundSessionId);
+        if (!sid || !this.set.session(sid)) throw KurentoErrors.invalidSession();
+        return { sessionId: sid };
+      }
+      case 'closeSession': {
+        const sid = stringOr(params.sessionId, this.boundSessionId);
+        const s = sid ? this.set.session(sid) : undefined;
+        if (s) await this.set.closeSession(s, params.release === true);
+        if (sid && this.boundSessionId === sid) this.boundSessionId = undefined;
+        return sid ? { sessionId: sid } : {};
+      }
+      default:
+        if (!SESSION_METHODS.has(method)) throw new JsonRpcError(JSONRPC_METHOD_NOT_FOUND, 'Method not found.');
+        return this.sessionMethod(method, params);
+    }
+  }
+
+  private connect(params: Record<string, unknown>): Record<string, unknown> {
+    const asked = typeof params.sessionId === 'string' && params.sessionId !== '' ? params.sessionId : undefined;
+    if (asked && !this.set.session(asked)) throw KurentoErrors.invalidSession();
+    const session = this.set.getOrCreateSession(asked ?? randomUUID());
+    this.bindTo(session);
+    return { sessionId: session.id, serverId: this.serverId };
+  }
+
+  private bindTo(session: MediaSession): void {
+    if (this.closed) return;
+    const previous = this.boundSessionId ? this.set.session(this.boundSessionId) : undefined;
+    const oldConn = session.connection;
+    if (oldConn && oldConn !== this && oldConn instanceof RpcConnection) oldConn.sessionLost(session.id);
+    this.boundSessionId = session.id;
+    this.set.bind(session, this, previous);
+  }
+
+  private async sessionMethod(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const sid = stringOr(params.sessionId, this.boundSessionId) ?? randomUUID();
+    const session = this.set.getOrCreateSession(sid);
+    this.bindTo(session);
+    const fields = await this.sessionOperation(method, params, session);
+    return { ...fields, sessionId: sid };
+  }
+
+  /** The result fields of one session method, without sessionId. */
+  private async sessionOperation(method: string, params: Record<string, unknown>, session: MediaSession): Promise<Record<string, unknown>> {
+    switch (method) {
+      case 'create':
+        return { value: await this.set.create(session, params.type, asObject(params.constructorParams, 'constructorParams')) };
+      case 'describe': {
+        const d = this.set.describe(params.object);
+        this.set.adopt(session, params.object as string);
+        return { ...d };
+      }
+      case 'invoke': {
+        const target = this.set.get(params.object);
+        if (typeof params.operation !== 'string' || params.operation === '') throw KurentoErrors.marshall("'operation' parameter should be a string");
+        this.set.adopt(session, target.id);
+        const value = await target.invoke(params.operation, asObject(params.operationParams, 'operationParams'));
+        return { value: value === undefined ? null : value };
+      }
+      case 'subscribe':
+        return { value: this.set.subscribe(session, params.object, params.type) };
+      case 'unsubscribe':
+        this.set.unsubscribe(session, params.subscription);
+        return {};
+      case 'release':
+        await this.set.release(params.object);
+        return {};
+      case 'ref':
+        this.set.get(params.object);
+        this.set.adopt(session, params.object as string);
+        return {};
+      case 'unref':
+        await this.set.unref(session, params.object);
+        return {};
+      case 'transaction':
+        return { value: await this.transaction(params.operations) };
+      default:
+        throw new JsonRpcError(JSONRPC_METHOD_NOT_FOUND, 'Method not found.');
+    }
+  }
+
+  /** `transaction`: run operations in order, substituting "newref:K" with result K's value; stop at the first error. */
+  private async transaction(operations: unknown): Promise<unknown> {
+    if (!Array.isArray(operations)) throw KurentoErrors.malformedTransaction("'operations' must be an array");
+    const reqs: JsonRpcRequest[] = [];
+    operations.forEach((op, i) => {
+      let r: JsonRpcRequest;
+      try {
+        r = toRequest(op);
+      } catch {
+        throw KurentoErrors.malformedTransaction(`operation ${i} is not a valid request`);
+      }
+      if (r.id !== i) throw KurentoErrors.malformedTransaction(`operation ids must be 0..${operations.length - 1}`);
+      if (r.method === 'transaction') throw KurentoErrors.malformedTransaction('nested transactions are not allowed');
+      reqs.push(r);
+    });
+    const values: unknown[] = [];
+    const responses: Record<string, unknown>[] = [];
+    for (const r of reqs) {
+      let params: Record<string, unknown>;
+      try {
+        params = substituteNewRefs(r.params, values) as Record<string, unknown>;
+      } catch (err) {
+        responses.push(errorFrame(r.id ?? null, err));
+        break;
+      }
+      const frame = (await this.execute({ ...r, params }))!;
+      responses.push(frame);
+      if ('error' in frame) break;
+      values.push((frame.result as Record<string, unknown>).value);
+    }
+    return responses;
+  }
+
+  private reply(frame: unknown): void {
+    if (this.closed) return;
+    this.send(JSON.stringify(frame));
+  }
+}
+
+function queueKey(req: JsonRpcRequest): string {
+  const p = req.params;
+  const target = typeof p.object === 'string' ? p.object : undefined;
+  if (target && target !== SERVER_MANAGER_ID) return pipelineIdOf(target) ?? target;
+  const cp = p.constructorParams as Record<string, unknown> | undefined;
+  if (req.method === 'create' && cp && typeof cp.mediaPipeline === 'string') return cp.mediaPipeline;
+  return '';
+}
+
+function stringOr(v: unknown, fallback: string | undefined): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : fallback;
+}
+
+function asObject(v: unknown, name: string): Record<string, unknown> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw KurentoErrors.marshall(`'${name}' should be an object`);
+  return v as Record<string, unknown>;
+}
+
+function substituteNewRefs(v: unknown, values: unknown[]): unknown {
+  if (typeof v === 'string' && v.startsWith('newref:')) {
+    const k = Number(v.slice('newref:'.length));
+    if (!Number.isInteger(k) || k < 0 || k >= values.length) throw KurentoErrors.noCommitTransaction(`Reference '${v}' is not resolved`);
+    return values[k];
+  }
+  if (Array.isArray(v)) return v.map((x) => substituteNewRefs(x, values));
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = substituteNewRefs(x, values);
+    return out;
+  }
+  return v;
+}

@@ -1,0 +1,297 @@
+import { EventEmitter } from 'node:events';
+import type dgram from 'node:dgram';
+import type { Clock, TimerHandle } from '../../common/clock';
+import type { Logger } from '../../common/logger';
+import type { LegActivity, LegEndReason, MediaLeg, MediaLegEvents } from '../legs/media-leg';
+import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound } from './rtcp-packets';
+import { ReceptionStats } from './reception-stats';
+
+export interface RemoteRtpAddress {
+  address: string;
+  rtpPort: number;
+  /** Where RTCP goes when not muxed (a=rtcp or port+1). */
+  rtcpAddress: string;
+  rtcpPort: number;
+  rtcpMux: boolean;
+}
+
+/** One UDP path (RTP or RTCP) with its latching state. */
+interface Path {
+  socket: dgram.Socket;
+  /** Where we send: the SDP address until latched, then the latched source. */
+  targetAddress: string | undefined;
+  targetPort: number;
+  latched: boolean;
+  connecting: boolean;
+  connected: boolean;
+}
+
+/**
+ * The plain RTP leg of a phone call on node:dgram (MediaLeg). Symmetric RTP (RFC 4961): we send from
+ * the port we receive on. Latching: the first packet's source becomes the only accepted peer (usually
+ * the address the SDP named); afterwards the socket is connect()ed to it, so the kernel drops
+ * strangers and an ICMP port unreachable surfaces as ECONNREFUSED ('icmp-unreachable' signal).
+ * RTCP on port+1 or muxed (RFC 5761); SR/RR every `rtcpIntervalMs`; an incoming BYE is the
+ * 'rtcp-bye' end signal. Per-packet path: header checks, counters, one emit; no allocation.
+ */
+export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
+  readonly kind = 'rtp' as const;
+  private readonly rtp: Path;
+  private rtcp: Path | undefined;
+  private remote: RemoteRtpAddress | undefined;
+  private sendAllowed = true;
+  private closed = false;
+  private reportTimer: TimerHandle | undefined;
+  private readonly reception = new ReceptionStats();
+  private readonly ownSsrc = (Math.random() * 0xffffffff) >>> 0 || 1;
+  private lastSentSsrc = 0;
+  private lastSentTs = 0;
+  private lastSentTsAt = 0;
+  private payloadOctetsOut = 0;
+  private strangersDropped = 0;
+  private readonly counters: LegActivity = {
+    lastRtpInAt: undefined,
+    lastRtcpInAt: undefined,
+    lastRtpOutAt: undefined,
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+
+  constructor(
+    sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
+    private readonly clock: Clock,
+    private readonly rtcpIntervalMs: number,
+    private readonly cname: string,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.rtp = newPath(sockets.rtp);
+    this.rtcp = sockets.rtcp ? newPath(sockets.rtcp) : undefined;
+    sockets.rtp.on('message', (msg, rinfo) => this.onRtpSocket(msg, rinfo));
+    sockets.rtp.on('error', (err) => this.onSocketError(err, 'rtp'));
+    if (sockets.rtcp) {
+      sockets.rtcp.on('message', (msg, rinfo) => this.onRtcpSocket(msg, rinfo));
+      sockets.rtcp.on('error', (err) => this.onSocketError(err, 'rtcp'));
+    }
+  }
+
+  get localRtpPort(): number {
+    return this.rtp.socket.address().port;
+  }
+
+  /** Local RTCP port, or undefined when muxed / not bound. */
+  get localRtcpPort(): number | undefined {
+    return this.rtcp ? this.rtcp.socket.address().port : undefined;
+  }
+
+  /** Remove the separate RTCP socket (the answer accepted rtcp-mux). */
+  useRtcpMux(): void {
+    if (!this.rtcp) return;
+    closeQuietly(this.rtcp.socket);
+    this.rtcp = undefined;
+  }
+
+  /**
+   * Apply the peer's address from SDP. A changed address (re-INVITE moving media) resets latching.
+   * `peerReceives` false (peer is sendonly/inactive) stops RTP to it; RTCP continues.
+   */
+  setRemote(remote: RemoteRtpAddress, peerReceives: boolean): void {
+    if (this.closed) return;
+    const changed =
+      !this.remote || this.remote.address !== remote.address || this.remote.rtpPort !== remote.rtpPort || this.remote.rtcpPort !== remote.rtcpPort;
+    this.remote = remote;
+    this.sendAllowed = peerReceives;
+    if (remote.rtcpMux) this.useRtcpMux();
+    if (changed) {
+      this.retarget(this.rtp, remote.address, remote.rtpPort);
+      if (this.rtcp) this.retarget(this.rtcp, remote.rtcpAddress, remote.rtcpPort);
+    }
+    if (!this.reportTimer) {
+      this.reportTimer = this.clock.setInterval(() => this.sendReport(), this.rtcpIntervalMs);
+      this.emit('connected');
+    }
+  }
+
+  private retarget(path: Path, address: string, port: number): void {
+    if (path.connected || path.connecting) {
+      // A connected socket cannot be re-pointed cheaply; disconnect and fall back to unconnected sends.
+      try {
+        path.socket.disconnect();
+      } catch {
+        // not connected yet; nothing to undo
+      }
+    }
+    path.connected = false;
+    path.connecting = false;
+    path.latched = false;
+    path.targetAddress = port > 0 ? address : undefined;
+    path.targetPort = port;
+  }
+
+  sendRtp(packet: Buffer): void {
+    if (this.closed || !this.sendAllowed) return;
+    const p = this.rtp;
+    if (p.targetAddress === undefined || p.connecting) return;
+    this.lastSentSsrc = packet.readUInt32BE(8);
+    this.lastSentTs = packet.readUInt32BE(4);
+    const now = this.clock.now();
+    this.lastSentTsAt = now;
+    const c = this.counters;
+    c.packetsOut++;
+    c.bytesOut += packet.length;
+    c.lastRtpOutAt = now;
+    this.payloadOctetsOut += packet.length - 12;
+    if (p.connected) p.socket.send(packet);
+    else p.socket.send(packet, p.targetPort, p.targetAddress);
+  }
+
+  activity(): LegActivity {
+    return { ...this.counters };
+  }
+
+  boundPorts(): number {
+    if (this.closed) return 0;
+    return 1 + (this.rtcp ? 1 : 0);
+  }
+
+  /** Packets dropped because they came from an address other than the latched peer. */
+  get strangerPackets(): number {
+    return this.strangersDropped;
+  }
+
+  async close(options: { notifyPeer?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    if (options.notifyPeer) await this.sendBye();
+    if (this.closed) return;
+    this.closed = true;
+    this.reportTimer?.cancel();
+    this.reportTimer = undefined;
+    const sockets = [this.rtp.socket, ...(this.rtcp ? [this.rtcp.socket] : [])];
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => closeQuietly(s, resolve))));
+    this.emit('closed');
+    this.removeAllListeners();
+  }
+
+  // ---- receive ------------------------------------------------------------------------------
+
+  private onRtpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed || msg.length < 12 || msg[0]! >> 6 !== 2) return;
+    if (!this.accept(this.rtp, rinfo)) return;
+    if (looksLikeRtcp(msg)) {
+      this.onRtcp(msg);
+      return;
+    }
+    const c = this.counters;
+    c.packetsIn++;
+    c.bytesIn += msg.length;
+    c.lastRtpInAt = this.clock.now();
+    this.reception.onPacket(msg.readUInt32BE(8), msg.readUInt16BE(2));
+    this.emit('rtp', msg);
+  }
+
+  private onRtcpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed || !this.rtcp) return;
+    if (!this.accept(this.rtcp, rinfo)) return;
+    this.onRtcp(msg);
+  }
+
+  private onRtcp(msg: Buffer): void {
+    const summary = parseRtcpCompound(msg);
+    if (!summary.valid) return;
+    this.counters.lastRtcpInAt = this.clock.now();
+    this.emit('rtcp', msg, { bye: summary.bye });
+    if (summary.bye) this.signal('rtcp-bye');
+  }
+
+  /** Latching (symmetric RTP): the first source is the peer; strangers are dropped afterwards. */
+  private accept(path: Path, rinfo: dgram.RemoteInfo): boolean {
+    if (path.latched) {
+      if (path.connected) return true; // the kernel filters for a connected socket
+      if (rinfo.address === path.targetAddress && rinfo.port === path.targetPort) return true;
+      this.strangersDropped++;
+      return false;
+    }
+    if (this.remote === undefined) {
+      // No SDP yet: nothing to latch against; accept nothing (the peer cannot know our port anyway).
+      this.strangersDropped++;
+      return false;
+    }
+    path.latched = true;
+    path.targetAddress = rinfo.address;
+    path.targetPort = rinfo.port;
+    path.connecting = true;
+    const { address, port } = rinfo;
+    path.socket.connect(port, address, () => {
+      if (path.targetAddress !== address || path.targetPort !== port || !path.latched) return;
+      path.connecting = false;
+      path.connected = true;
+    });
+    return true;
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException, which: 'rtp' | 'rtcp'): void {
+    if (this.closed) return;
+    if (err.code === 'ECONNREFUSED') {
+      this.logger.info('ICMP port unreachable from media peer', { which });
+      this.signal('icmp-unreachable');
+      return;
+    }
+    this.logger.warn('RTP socket error', { which, code: err.code, message: err.message });
+  }
+
+  private signal(reason: LegEndReason): void {
+    this.emit('signal', reason);
+  }
+
+  // ---- RTCP out -------------------------------------------------------------------------------
+
+  private sendRtcp(buf: Buffer, done?: () => void): void {
+    const p = this.rtcp ?? this.rtp;
+    if (this.closed || p.targetAddress === undefined || p.connecting) {
+      done?.();
+      return;
+    }
+    if (p.connected) p.socket.send(buf, done);
+    else p.socket.send(buf, p.targetPort, p.targetAddress, done);
+  }
+
+  private senderSsrc(): number {
+    return this.lastSentSsrc || this.ownSsrc;
+  }
+
+  private sendReport(): void {
+    const now = this.clock.now();
+    const block = this.reception.block();
+    const sending = this.counters.lastRtpOutAt !== undefined && now - this.counters.lastRtpOutAt < 2 * this.rtcpIntervalMs;
+    const sender = sending
+      ? {
+          ntpMs: now,
+          rtpTimestamp: (this.lastSentTs + Math.round((now - this.lastSentTsAt) * 8)) >>> 0,
+          packetCount: this.counters.packetsOut,
+          octetCount: this.payloadOctetsOut,
+        }
+      : undefined;
+    this.sendRtcp(buildReport(this.senderSsrc(), this.cname, sender, block ? [block] : []));
+  }
+
+  /** Send RTCP BYE and wait until the datagram left (so close() cannot cancel it). */
+  private sendBye(): Promise<void> {
+    const ssrcs = [this.senderSsrc()];
+    if (this.lastSentSsrc && this.lastSentSsrc !== this.ownSsrc) ssrcs.push(this.ownSsrc);
+    return new Promise((resolve) => this.sendRtcp(buildByeCompound(ssrcs, this.cname, 'ferry: call ended'), () => resolve()));
+  }
+}
+
+function newPath(socket: dgram.Socket): Path {
+  return { socket, targetAddress: undefined, targetPort: 0, latched: false, connecting: false, connected: false };
+}
+
+function closeQuietly(s: dgram.Socket, done?: () => void): void {
+  try {
+    s.close(done);
+  } catch {
+    done?.();
+  }
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { systemClock, type Clock } from '../../common/clock';
+import { createLogger, type Logger } from '../../common/logger';
+import { envInt } from '../../common/env';
+import { defaultElementTypes } from '../objects/element-types';
+import type { ElementTypeRegistry } from '../objects/element-type';
+import { RpcConnection } from '../rpc/rpc-connection';
+import { PortAllocator } from '../rtp/port-allocator';
+import { loadMediaConfig, type MediaConfig } from './media-config';
+import { MediaSet } from './media-set';
+
+export interface MediaServerOptions {
+  /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
+  config?: Partial<MediaConfig>;
+  clock?: Clock;
+  logger?: Logger;
+  elementTypes?: ElementTypeRegistry;
+  /** Orphaned pipelines that never negotiated media are released after this long (default 240000, as KMS's GC). */
+  orphanTtlMs?: number;
+}
+
+export interface RunningMediaServer {
+  port: number;
+  /** `ws://host:port/kurento` */
+  url: string;
+  config: MediaConfig;
+  mediaSet: MediaSet;
+  /** Release everything (peers told), close every connection and the listener. Idempotent. */
+  close(): Promise<void>;
+}
+
+const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+
+/**
+ * ferry media: the Kurento JSON-RPC server on ws://HOST:PORT/kurento plus plain HTTP GET /stats on the
+ * same port (issue 2).
+ */
+export async function startMediaServer(options: MediaServerOptions = {}): Promise<RunningMediaServer> {
+  const config = loadMediaConfig(options.config);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger('media.server');
+  const mediaSet = new MediaSet({
+    config,
+    clock,
+    logger,
+    elementTypes: options.elementTypes ?? defaultElementTypes(),
+    ports: new PortAllocator(config.host, config.rtpPortMin, config.rtpPortMax),
+    orphanTtlMs: options.orphanTtlMs ?? envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000),
+  });
+  const serverId = randomUUID();
+  const sockets = new Set<WebSocket>();
+
+  const httpServer = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/stats') {
+      const body = JSON.stringify(mediaSet.stats());
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found (ferry media serves ws://HOST:PORT/kurento and GET /stats)\n');
+  });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  httpServer.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '').split('?')[0]!.replace(/^\/+/, '');
+    if (path !== 'kurento') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  wss.on('connection', (ws: WebSocket) => {
+    sockets.add(ws);
+    const conn = new RpcConnection(
+      mediaSet,
+      (text) => {
+        if (ws.readyState === ws.OPEN) ws.send(text);
+      },
+      serverId,
+      logger.child({ component: 'media.rpc' }),
+    );
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+      conn.handleFrame(text);
+    });
+    ws.on('close', () => {
+      sockets.delete(ws);
+      conn.closedByPeer();
+    });
+    ws.on('error', (err) => logger.warn('control socket error', { error: err.message }));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => {
+      httpServer.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  logger.info('ferry media listening', { host: config.host, port });
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    url: `ws://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/kurento`,
+    config,
+    mediaSet,
+    close() {
+      closing ??= (async () => {
+        await mediaSet.closeAll();
+        for (const ws of sockets) ws.terminate();
+        wss.close();
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      })();
+      return closing;
+    },
+  };
+}

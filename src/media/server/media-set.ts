@@ -1,0 +1,395 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, TimerHandle } from '../../common/clock';
+import type { Logger } from '../../common/logger';
+import { KurentoErrors } from '../errors/kurento-error';
+import type { LegEndReason } from '../legs/media-leg';
+import type { ElementTypeRegistry } from '../objects/element-type';
+import { MediaElement } from '../objects/media-element';
+import type { MediaObject } from '../objects/media-object';
+import { MediaPipeline, PIPELINE_EVENTS, PIPELINE_HIERARCHY } from '../objects/media-pipeline';
+import type { ObjectHost } from '../objects/object-context';
+import { SdpEndpoint } from '../objects/sdp-endpoint';
+import type { PortAllocator } from '../rtp/port-allocator';
+import type { MediaConfig } from './media-config';
+import { MediaSession, type SessionConnection } from './media-session';
+import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './server-manager';
+
+interface PipelineRecord {
+  pipeline: MediaPipeline;
+  elements: Map<string, MediaElement>;
+  owners: Set<MediaSession>;
+  release: Promise<void> | undefined;
+  graceTimer: TimerHandle | undefined;
+  orphanTimer: TimerHandle | undefined;
+}
+
+export interface MediaSetOptions {
+  config: MediaConfig;
+  clock: Clock;
+  logger: Logger;
+  elementTypes: ElementTypeRegistry;
+  ports: PortAllocator;
+  /** An orphaned pipeline with no live media (never negotiated) is released after this long. */
+  orphanTtlMs: number;
+}
+
+/**
+ * Every media object, session and subscription of one ferry media process, and the lifecycle rules
+ * (lifecycle.md): release is global, recursive and idempotent, and releasing ANY element releases its
+ * whole pipeline (rule 5); a session expires the moment it has no connection and owns nothing (rule 6);
+ * an orphaned pipeline (every owner session without a connection) keeps running while its media lives
+ * (rule 1) and is released when a leg ends, per FERRY_MEDIA_AUTO_RELEASE (rule 7). Legs are told first
+ * (RTCP BYE / close_notify) on every release (rule 4).
+ */
+export class MediaSet implements ObjectHost {
+  readonly manager: ServerManager;
+  private readonly objects = new Map<string, MediaObject>();
+  private readonly pipelines = new Map<string, PipelineRecord>();
+  private readonly sessions = new Map<string, MediaSession>();
+  /** objectId -> event type -> sessions subscribed (one delivery per session, as KMS). */
+  private readonly subs = new Map<string, Map<string, Set<MediaSession>>>();
+  private readonly logger: Logger;
+
+  constructor(private readonly o: MediaSetOptions) {
+    this.logger = o.logger;
+    this.manager = new ServerManager(this, o.clock, {
+      pipelineIds: () => [...this.pipelines.keys()],
+      sessionIds: () => [...this.sessions.keys()],
+      factories: () => ({ core: ['MediaPipeline'], elements: o.elementTypes.names(), filters: [] }),
+    });
+    this.objects.set(SERVER_MANAGER_ID, this.manager);
+  }
+
+  // ---- sessions -----------------------------------------------------------------------------
+
+  session(id: string): MediaSession | undefined {
+    return this.sessions.get(id);
+  }
+
+  getOrCreateSession(id: string): MediaSession {
+    let s = this.sessions.get(id);
+    if (!s) {
+      s = new MediaSession(id);
+      this.sessions.set(id, s);
+    }
+    return s;
+  }
+
+  /** Bind a connection to a session (the previous holder of either side loses its binding). */
+  bind(session: MediaSession, conn: SessionConnection, previous: MediaSession | undefined): void {
+    if (previous && previous !== session && previous.connection === conn) {
+      previous.connection = undefined;
+      this.sessionLostConnection(previous);
+    }
+    if (session.connection === conn) return;
+    session.connection = conn;
+    for (const pid of session.pipelines) this.evaluate(pid);
+  }
+
+  connectionClosed(conn: SessionConnection, sessionId: string | undefined): void {
+    const s = sessionId ? this.sessions.get(sessionId) : undefined;
+    if (!s || s.connection !== conn) return;
+    s.connection = undefined;
+    this.sessionLostConnection(s);
+  }
+
+  private sessionLostConnection(s: MediaSession): void {
+    this.logger.info('media session orphaned', { sessionId: s.id, pipelines: s.pipelines.size });
+    for (const pid of [...s.pipelines]) this.evaluate(pid);
+    this.expireIfIdle(s);
+  }
+
+  private expireIfIdle(s: MediaSession): void {
+    if (s.connection || s.pipelines.size > 0) return;
+    if (this.sessions.get(s.id) !== s) return;
+    this.sessions.delete(s.id);
+    for (const { objectId, type } of s.subscriptions.values()) this.subs.get(objectId)?.get(type)?.delete(s);
+    s.subscriptions.clear();
+  }
+
+  // ---- objects --------------------------------------------------------------------------------
+
+  lookup(id: string): MediaObject | undefined {
+    return this.objects.get(id);
+  }
+
+  get(id: unknown): MediaObject {
+    if (typeof id !== 'string') throw KurentoErrors.marshall("'object' parameter should be a string");
+    const o = this.objects.get(id);
+    if (!o || o.isReleased) throw KurentoErrors.objectNotFound(id);
+    return o;
+  }
+
+  async create(session: MediaSession, typeName: unknown, constructorParams: Record<string, unknown>): Promise<string> {
+    if (typeof typeName !== 'string' || typeName === '') throw KurentoErrors.marshall("'type' parameter should be a string");
+    const type = typeName.startsWith('kurento.') ? typeName.slice('kurento.'.length) : typeName;
+    if (type === 'MediaPipeline') {
+      const id = `${randomUUID()}_kurento.MediaPipeline`;
+      const pipeline = new MediaPipeline(id, this, this.o.clock);
+      this.objects.set(id, pipeline);
+      this.pipelines.set(id, { pipeline, elements: new Map(), owners: new Set(), release: undefined, graceTimer: undefined, orphanTimer: undefined });
+      this.adopt(session, id);
+      this.manager.objectCreated(id);
+      return id;
+    }
+    const t = this.o.elementTypes.get(type);
+    if (!t) throw KurentoErrors.notAvailable(`Factory '${typeName}' not found`);
+    const pid = constructorParams.mediaPipeline;
+    if (typeof pid !== 'string') throw KurentoErrors.marshall("'mediaPipeline' constructor parameter is required");
+    const rec = this.pipelines.get(pid);
+    if (!rec || rec.release) throw KurentoErrors.objectNotFound(pid);
+    const id = `${pid}/${randomUUID()}_kurento.${t.type}`;
+    const element = await t.create({
+      id,
+      pipelineId: pid,
+      constructorParams,
+      host: this,
+      clock: this.o.clock,
+      config: this.o.config,
+      ports: this.o.ports,
+      logger: this.logger.child({ element: id }),
+    });
+    if (rec.release) {
+      await element.teardown({ notifyPeer: false });
+      throw KurentoErrors.objectNotFound(pid);
+    }
+    this.objects.set(id, element);
+    rec.elements.set(id, element);
+    rec.pipeline.addChild(id);
+    this.adopt(session, pid);
+    this.manager.objectCreated(id);
+    return id;
+  }
+
+  /** KMS "ownership by touching": describe/invoke/subscribe/ref make the session a co-owner of the pipeline. */
+  adopt(session: MediaSession, objectId: string): void {
+    const pid = pipelineIdOf(objectId);
+    const rec = pid ? this.pipelines.get(pid) : undefined;
+    if (!rec || rec.release || rec.owners.has(session)) return;
+    rec.owners.add(session);
+    session.pipelines.add(rec.pipeline.id);
+    this.evaluate(rec.pipeline.id);
+  }
+
+  describe(id: unknown): { type: string; qualifiedType: string; hierarchy: readonly string[] } {
+    const o = this.get(id);
+    return { type: o.type, qualifiedType: `kurento.${o.type}`, hierarchy: this.hierarchyOf(o) };
+  }
+
+  private hierarchyOf(o: MediaObject): readonly string[] {
+    if (o === this.manager) return ['kurento.MediaObject'];
+    if (o instanceof MediaPipeline) return PIPELINE_HIERARCHY;
+    return this.o.elementTypes.get(o.type)?.hierarchy ?? ['kurento.MediaElement', 'kurento.MediaObject'];
+  }
+
+  private eventsOf(o: MediaObject): readonly string[] {
+    if (o === this.manager) return SERVER_MANAGER_EVENTS;
+    if (o instanceof MediaPipeline) return PIPELINE_EVENTS;
+    return this.o.elementTypes.get(o.type)?.events ?? ['Error'];
+  }
+
+  subscribe(session: MediaSession, objectId: unknown, type: unknown): string {
+    const o = this.get(objectId);
+    if (typeof type !== 'string') throw KurentoErrors.marshall("'type' parameter should be a string");
+    if (!this.eventsOf(o).includes(type)) throw KurentoErrors.eventNotSupported(`Event '${type}' is not supported by ${o.type}`);
+    const subId = randomUUID();
+    session.subscriptions.set(subId, { objectId: o.id, type });
+    let byType = this.subs.get(o.id);
+    if (!byType) this.subs.set(o.id, (byType = new Map()));
+    let set = byType.get(type);
+    if (!set) byType.set(type, (set = new Set()));
+    set.add(session);
+    this.adopt(session, o.id);
+    return subId;
+  }
+
+  unsubscribe(session: MediaSession, subId: unknown): void {
+    if (typeof subId !== 'string') throw KurentoErrors.marshall("'subscription' parameter should be a string");
+    const sub = session.subscriptions.get(subId);
+    if (!sub) return;
+    session.subscriptions.delete(subId);
+    const stillWanted = [...session.subscriptions.values()].some((s) => s.objectId === sub.objectId && s.type === sub.type);
+    if (!stillWanted) this.subs.get(sub.objectId)?.get(sub.type)?.delete(session);
+  }
+
+  emitEvent(objectId: string, type: string, data: Record<string, unknown>): void {
+    const sessions = this.subs.get(objectId)?.get(type);
+    if (!sessions || sessions.size === 0) return;
+    const params = { value: { data, object: objectId, type } };
+    for (const s of sessions) s.connection?.sendNotification('onEvent', params);
+  }
+
+  // ---- release ----------------------------------------------------------------------------------
+
+  /** Global release (kurento-protocol.md §1.4): any element releases its whole pipeline; unknown ids succeed. */
+  release(id: unknown, reason: LegEndReason = 'control-release'): Promise<void> {
+    if (typeof id !== 'string') return Promise.reject(KurentoErrors.marshall("'object' parameter should be a string"));
+    const pid = pipelineIdOf(id);
+    const rec = pid ? this.pipelines.get(pid) : undefined;
+    if (!rec) return Promise.resolve();
+    if (!rec.release) rec.release = this.releasePipeline(rec, reason);
+    return rec.release;
+  }
+
+  /** Drop one session's ownership; the pipeline goes when nobody owns it any more (KMS unref). */
+  async unref(session: MediaSession, id: unknown): Promise<void> {
+    if (typeof id !== 'string') throw KurentoErrors.marshall("'object' parameter should be a string");
+    const pid = pipelineIdOf(id);
+    const rec = pid ? this.pipelines.get(pid) : undefined;
+    if (!rec) return;
+    rec.owners.delete(session);
+    session.pipelines.delete(rec.pipeline.id);
+    if (rec.owners.size === 0) await this.release(rec.pipeline.id, 'control-release');
+    this.expireIfIdle(session);
+  }
+
+  /** closeSession: drop (or release, with `release: true`) everything the session owns, and forget it. */
+  async closeSession(session: MediaSession, release: boolean): Promise<void> {
+    for (const pid of [...session.pipelines]) {
+      if (release) await this.release(pid, 'control-release');
+      else await this.unref(session, pid);
+    }
+    session.connection = undefined;
+    this.expireIfIdle(session);
+  }
+
+  private async releasePipeline(rec: PipelineRecord, reason: LegEndReason): Promise<void> {
+    const pid = rec.pipeline.id;
+    rec.graceTimer?.cancel();
+    rec.orphanTimer?.cancel();
+    rec.graceTimer = rec.orphanTimer = undefined;
+    this.logger.info('releasing pipeline', { pipeline: pid, reason, elements: rec.elements.size });
+    const elements = [...rec.elements.values()];
+    await Promise.all(
+      elements.map((e) =>
+        e.teardown({ notifyPeer: true }).catch((err: unknown) => this.logger.warn('element teardown failed', { element: e.id, error: String(err) })),
+      ),
+    );
+    await rec.pipeline.teardown();
+    const ids = [...rec.elements.keys(), pid];
+    for (const id of ids) {
+      this.objects.delete(id);
+      const byType = this.subs.get(id);
+      if (byType) {
+        for (const sessions of byType.values()) {
+          for (const s of sessions) for (const [subId, sub] of s.subscriptions) if (sub.objectId === id) s.subscriptions.delete(subId);
+        }
+        this.subs.delete(id);
+      }
+    }
+    this.pipelines.delete(pid);
+    for (const s of rec.owners) {
+      s.pipelines.delete(pid);
+      this.expireIfIdle(s);
+    }
+    rec.owners.clear();
+    for (const id of ids) this.manager.objectDestroyed(id);
+  }
+
+  // ---- lifecycle policy ---------------------------------------------------------------------------
+
+  legEnded(elementId: string, reason: LegEndReason): void {
+    const pid = pipelineIdOf(elementId);
+    if (pid) this.evaluate(pid, reason);
+  }
+
+  private isOrphaned(rec: PipelineRecord): boolean {
+    for (const s of rec.owners) if (s.connection) return false;
+    return true;
+  }
+
+  /** Apply FERRY_MEDIA_AUTO_RELEASE to one pipeline after something changed (a leg ended, an owner came or went). */
+  private evaluate(pid: string, reasonHint?: LegEndReason): void {
+    const rec = this.pipelines.get(pid);
+    if (!rec || rec.release) return;
+    let ended: LegEndReason | undefined = reasonHint;
+    let live = false;
+    for (const e of rec.elements.values()) {
+      if (e instanceof SdpEndpoint) {
+        ended ??= e.endReason;
+        if (e.mediaLive) live = true;
+      }
+    }
+    const policy = this.o.config.autoRelease;
+    const orphaned = this.isOrphaned(rec);
+    if (orphaned) {
+      if (ended && policy !== 'never') {
+        void this.release(pid, ended).catch((err: unknown) => this.logger.error('auto-release failed', { pipeline: pid, error: String(err) }));
+        return;
+      }
+      if (!live && !rec.orphanTimer) {
+        rec.orphanTimer = this.o.clock.setTimeout(() => {
+          rec.orphanTimer = undefined;
+          const r = this.pipelines.get(pid);
+          if (!r || r.release || !this.isOrphaned(r)) return;
+          if ([...r.elements.values()].some((e) => e instanceof SdpEndpoint && e.mediaLive)) return;
+          void this.release(pid, 'session-expired').catch(() => undefined);
+        }, this.o.orphanTtlMs);
+      }
+      return;
+    }
+    rec.orphanTimer?.cancel();
+    rec.orphanTimer = undefined;
+    if (ended && policy === 'always' && !rec.graceTimer) {
+      const reason = ended;
+      rec.graceTimer = this.o.clock.setTimeout(() => {
+        rec.graceTimer = undefined;
+        void this.release(pid, reason).catch(() => undefined);
+      }, this.o.config.releaseGraceMs);
+    }
+  }
+
+  // ---- reporting --------------------------------------------------------------------------------
+
+  stats(): Record<string, unknown> {
+    let elements = 0;
+    let boundPorts = 0;
+    const pipelinesDetail = [...this.pipelines.values()].map((rec) => {
+      elements += rec.elements.size;
+      const els = [...rec.elements.values()].map((e) => {
+        boundPorts += e.boundPorts();
+        return e.describeForStats();
+      });
+      return {
+        id: rec.pipeline.id,
+        owners: [...rec.owners].map((s) => s.id),
+        orphaned: this.isOrphaned(rec),
+        releasing: rec.release !== undefined,
+        elements: els,
+      };
+    });
+    return {
+      pipelines: this.pipelines.size,
+      elements,
+      sessions: this.sessions.size,
+      boundPorts,
+      pipelinesDetail,
+      sessionsDetail: [...this.sessions.values()].map((s) => ({
+        id: s.id,
+        bound: s.connection !== undefined,
+        pipelines: [...s.pipelines],
+        subscriptions: s.subscriptions.size,
+      })),
+    };
+  }
+
+  pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  /** Release everything (shutdown): peers are told, sockets closed, sessions forgotten. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.pipelines.keys()].map((pid) => this.release(pid, 'control-release')));
+    for (const s of [...this.sessions.values()]) {
+      s.connection = undefined;
+      this.expireIfIdle(s);
+    }
+  }
+}
+
+/** `<pid>_kurento.MediaPipeline/<eid>_kurento.X` -> `<pid>_kurento.MediaPipeline`; undefined for other ids. */
+export function pipelineIdOf(id: string): string | undefined {
+  const slash = id.indexOf('/');
+  const head = slash < 0 ? id : id.slice(0, slash);
+  return head.endsWith('_kurento.MediaPipeline') ? head : undefined;
+}
