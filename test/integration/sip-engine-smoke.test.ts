@@ -1,0 +1,174 @@
+/**
+ * Smoke test of `bin/ferry sip` with the real npm drachtio-srf and real SIP peers (SIPp, a scripted
+ * UDP phone). Runs against ferry sip only (no drachtio-server here).
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { SipUdpPhone, inviteText, sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const Srf = require('drachtio-srf');
+
+async function connectSrf(port: number): Promise<any> {
+  const srf = new Srf();
+  await new Promise<void>((resolve, reject) => {
+    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
+    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+  return srf;
+}
+
+function runSipp(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('sipp', [...args, '-nostdin', '-timeout', String(Math.floor(timeoutMs / 1000)) + 's'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs + 5_000);
+    child.on('exit', (code) => { clearTimeout(t); resolve({ code, out }); });
+  });
+}
+
+describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => {
+  let engine: SipEngineProcess;
+  let srf: any;
+  const events: string[] = [];
+  let answerMode: 'answer' | 'hold-for-cancel' = 'answer';
+
+  before(async () => {
+    engine = await spawnSipEngine({ FERRY_SIP_T1_MS: '50', FERRY_SIP_T2_MS: '400', FERRY_SIP_T4_MS: '500' });
+    srf = await connectSrf(engine.ports.control);
+    srf.invite(async (req: any, res: any) => {
+      events.push(`invite:${req.protocol}`);
+      if (answerMode === 'hold-for-cancel') {
+        req.on('cancel', () => events.push('cancel'));
+        return;
+      }
+      const dlg = await srf.createUAS(req, res, { localSdp: TEST_SDP });
+      events.push(`dialog:${dlg.id}`);
+      dlg.on('destroy', (_m: unknown, reason: string) => events.push(`destroy:${dlg.id}:${reason ?? ''}`));
+    });
+  });
+
+  after(async () => {
+    srf?.disconnect();
+    await engine?.stop();
+  });
+
+  test('createUAS answers a SIPp UAC over UDP, BYE from SIPp ends the dialog', async () => {
+    events.length = 0;
+    answerMode = 'answer';
+    const r = await runSipp(['-sn', 'uac', '-i', '127.0.0.1', '-p', '0', `127.0.0.1:${engine.ports.sip}`, '-m', '1', '-d', '200']);
+    assert.equal(r.code, 0, r.out.slice(-2000));
+    assert.ok(events.includes('invite:udp'), events.join());
+    const dialog = events.find((e) => e.startsWith('dialog:'));
+    assert.ok(dialog, events.join());
+    await waitUntil(() => events.some((e) => e.startsWith('destroy:')));
+  });
+
+  test('createUAS answers a SIPp UAC over TCP', async () => {
+    events.length = 0;
+    const r = await runSipp(['-sn', 'uac', '-t', 't1', '-i', '127.0.0.1', '-p', '0', `127.0.0.1:${engine.ports.sip}`, '-m', '1', '-d', '200']);
+    assert.equal(r.code, 0, r.out.slice(-2000));
+    assert.ok(events.includes('invite:tcp'), events.join());
+    await waitUntil(() => events.some((e) => e.startsWith('destroy:')));
+  });
+
+  test('CANCEL before answer: engine answers 200 + 487 and tells the app', async () => {
+    events.length = 0;
+    answerMode = 'hold-for-cancel';
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
+      await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 100'));
+      await waitUntil(() => events.includes('invite:udp'));
+      phone.sendRaw([
+        `CANCEL sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
+        `To: <sip:service@127.0.0.1:${engine.ports.sip}>`,
+        `Call-ID: ${ids.callId}`, 'CSeq: 1 CANCEL', 'Content-Length: 0', '', ''].join('\r\n'));
+      await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /CANCEL/.test(m.header('CSeq') ?? ''));
+      const r487 = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 487'));
+      assert.match(r487.header('CSeq') ?? '', /1 INVITE/);
+      await waitUntil(() => events.includes('cancel'));
+      // no ACK yet: the 487 is retransmitted (Timer G) until we ACK it
+      await waitUntil(() => phone.count((m) => m.startLine.startsWith('SIP/2.0 487')) >= 2);
+      phone.sendRaw([
+        `ACK sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
+        `To: ${r487.header('To')}`,
+        `Call-ID: ${ids.callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'));
+      await sleep(300);
+      const n = phone.count((m) => m.startLine.startsWith('SIP/2.0 487'));
+      await sleep(600);
+      assert.equal(phone.count((m) => m.startLine.startsWith('SIP/2.0 487')), n, '487 retransmissions stop after ACK');
+    } finally {
+      phone.close();
+    }
+  });
+
+  test('an ACK that never comes: 2xx retransmitted, then the engine sends BYE and reports it as unsolicited', async () => {
+    events.length = 0;
+    answerMode = 'answer';
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    phone.autoAnswer = (m) => {
+      if (!m.startLine.startsWith('BYE ')) return undefined;
+      return ['SIP/2.0 200 OK', `Via: ${m.header('Via')}`, `From: ${m.header('From')}`, `To: ${m.header('To')}`,
+        `Call-ID: ${m.header('Call-ID')}`, `CSeq: ${m.header('CSeq')}`, 'Content-Length: 0', '', ''].join('\r\n');
+    };
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
+      await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200'));
+      const bye = await phone.waitFor((m) => m.startLine.startsWith('BYE '), 15_000);
+      assert.equal(bye.header('Call-ID'), ids.callId);
+      const oks = phone.count((m) => m.startLine.startsWith('SIP/2.0 200'));
+      assert.ok(oks >= 4, `2xx was retransmitted (${oks} copies)`);
+      await waitUntil(() => events.some((e) => e.startsWith('destroy:')));
+    } finally {
+      phone.close();
+    }
+  });
+
+  test('malformed SIP gets 400 or is dropped, and the next call still works', async () => {
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      phone.sendRaw('\x00\x01garbage that is not SIP\r\n\r\n');
+      phone.sendRaw([`OPTIONS sip:x@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKbad1`,
+        'From: <sip:a@b>;tag=1', 'To: <sip:x@127.0.0.1>', 'Call-ID: bad1', 'CSeq: nonsense', 'Content-Length: 0', '', ''].join('\r\n'));
+      const r = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 400'));
+      assert.equal(r.header('Call-ID'), 'bad1');
+      events.length = 0;
+      answerMode = 'answer';
+      const sipp = await runSipp(['-sn', 'uac', '-i', '127.0.0.1', '-p', '0', `127.0.0.1:${engine.ports.sip}`, '-m', '1']);
+      assert.equal(sipp.code, 0);
+    } finally {
+      phone.close();
+    }
+  });
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(25);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
