@@ -1,4 +1,64 @@
-/** `ferry start`: placeholder until its issue lands. */
+import { ConfigError } from '../gateway/config/config-error';
+import { loadGatewayConfig } from '../gateway/config/gateway-config';
+import { SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
+
+/**
+ * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
+ * processes on embedded defaults (each overridable by the same variables the parts read), prints
+ * where the webphone page is, and stops them all on Ctrl-C / SIGTERM.
+ */
 export async function run(_args: string[]): Promise<void> {
-  throw new Error('ferry start is not built yet');
+  const env = process.env;
+  const host = env.FERRY_HOST ?? '127.0.0.1';
+  // fail fast on a bad configuration, before anything is spawned
+  try {
+    loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ferry start: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: env.FERRY_SIP_HOST ?? host } }, log);
+  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: env.FERRY_MEDIA_HOST ?? host } }, log);
+  const parts = [sip, media];
+  let stopping = false;
+  const stopAll = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('ferry: stopping\n');
+    // gateway first (it leaves calls to the others), then the engines
+    for (const p of [...parts].reverse()) await p.stop().catch(() => {});
+    process.stdout.write('ferry: stopped\n');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+  try {
+    const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start()]);
+    const gateway = new SupervisedPart(
+      {
+        name: 'gateway',
+        env: {
+          FERRY_SIP_CONTROL_URL: `${env.FERRY_SIP_HOST ?? host}:${sipInfo.control}`,
+          FERRY_MEDIA_URL: `ws://${env.FERRY_MEDIA_HOST ?? host}:${mediaInfo.port}/kurento`,
+          FERRY_WEBPHONE_WS_URL: env.FERRY_WEBPHONE_WS_URL ?? `ws://${env.FERRY_SIP_HOST ?? host}:${sipInfo.ws}`,
+          FERRY_HTTP_HOST: env.FERRY_HTTP_HOST ?? host,
+        },
+      },
+      log,
+    );
+    parts.push(gateway);
+    const gw = await gateway.start();
+    const info = { sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http };
+    process.stdout.write(`ferry ready ${JSON.stringify(info)}\n`);
+    process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
+  } catch (err) {
+    log(`ferry start: ${(err as Error).message}`);
+    await stopAll(1);
+  }
 }

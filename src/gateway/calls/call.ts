@@ -92,6 +92,10 @@ export class Call extends EventEmitter<CallEvents> {
       this.record.answeredAt = this.deps.clock.now();
       this.setState('answered', 'answered');
     }
+    this.record.caller.localSdp = caller.local.sdp;
+    this.record.caller.remoteSdp = caller.remote.sdp;
+    this.record.callee.localSdp = callee.local.sdp;
+    this.record.callee.remoteSdp = callee.remote.sdp;
     for (const side of ['caller', 'callee'] as const) {
       const d = side === 'caller' ? caller : callee;
       d.on('destroy', () => {
@@ -131,14 +135,21 @@ export class Call extends EventEmitter<CallEvents> {
       let answer = await this.media?.renegotiate(side, offer);
       if (!answer) answer = bumpVersion(withDirection(from.local.sdp, answerDirection(dir)));
       from.local.sdp = answer;
+      legRecord.localSdp = answer;
+      legRecord.remoteSdp = offer;
       res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });
+      void this.persist();
       if (changed) {
         this.note(dir === 'sendrecv' ? 'resume' : 'hold', `${side} sent a=${dir}`);
         const toOffer = bumpVersion(withDirection(to.local.sdp, dir));
         const theirAnswer = await to.modify(toOffer);
         to.local.sdp = toOffer;
         const otherRecord = side === 'caller' ? this.record.callee : this.record.caller;
-        if (theirAnswer) otherRecord.direction = direction(theirAnswer);
+        otherRecord.localSdp = toOffer;
+        if (theirAnswer) {
+          otherRecord.direction = direction(theirAnswer);
+          otherRecord.remoteSdp = theirAnswer;
+        }
         void this.persist();
       }
     } catch (err) {

@@ -35,6 +35,9 @@ export interface CallLeg {
   dialog?: DialogSnapshot;
   /** this leg's last SDP direction as the peer sent it */
   direction?: string;
+  /** the SDP we last gave this party, and the one it gave us (an adopting gateway answers re-INVITEs with it) */
+  localSdp?: string;
+  remoteSdp?: string;
 }
 
 export interface TimelineEntry {

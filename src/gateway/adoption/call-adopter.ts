@@ -1,0 +1,130 @@
+import type Srf from 'drachtio-srf';
+import { Clock, TimerHandle } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { Call } from '../calls/call';
+import { CallRegistry } from '../calls/call-registry';
+import { CallMedia } from '../media/call-media';
+import { MediaConnection } from '../media/media-connection';
+import { GatewayMetrics } from '../http/metrics';
+import { CallRecord } from '../state/call-record';
+import { StateStore } from '../state/state-store';
+import { AdoptedDialog } from './adopted-dialog';
+import { AdoptedDialogs } from './adopted-dialogs';
+
+export interface CallAdopterDeps {
+  store: StateStore;
+  media: MediaConnection;
+  srf: Srf;
+  registry: CallRegistry;
+  clock: Clock;
+  log: Logger;
+  instanceId: string;
+  leaseMs: number;
+  intervalMs: number;
+  endedRecordTtlMs: number;
+  metrics: GatewayMetrics;
+}
+
+/**
+ * Takes over calls whose owning gateway's lease expired (at start and then periodically):
+ * - answered calls whose media objects still exist: re-attach to them by id
+ *   (kurento-client getMediaobjectById), subscribe to their events, rebuild both dialogs from the
+ *   record, and from then on handle BYE / re-INVITE / INFO / UPDATE for them;
+ * - calls whose media is gone (the media server released them while no gateway was alive), calls
+ *   caught half-way through ending, and calls never answered: finish them (BYE whoever is still
+ *   there, release what is left, mark the record ended with a TTL backstop).
+ * A claim in the store (SET NX) makes sure only one gateway adopts a given call.
+ */
+export class CallAdopter {
+  readonly dialogs = new AdoptedDialogs();
+  private timer: TimerHandle | undefined;
+  private scanning = false;
+
+  constructor(private readonly d: CallAdopterDeps) {}
+
+  async start(): Promise<void> {
+    await this.scan();
+    this.timer = this.d.clock.setInterval(() => void this.scan(), this.d.intervalMs);
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  async scan(): Promise<number> {
+    if (this.scanning) return 0;
+    this.scanning = true;
+    let adopted = 0;
+    try {
+      const calls = await this.d.store.listCalls();
+      for (const rec of calls) {
+        if (rec.state === 'ended' || rec.owner === this.d.instanceId || this.d.registry.has(rec.id)) continue;
+        if (await this.d.store.leaseAlive(rec.owner)) continue;
+        if (!(await this.d.store.claimAdoption(rec.id, this.d.instanceId, this.d.leaseMs))) continue;
+        try {
+          await this.adopt(rec);
+          adopted++;
+        } catch (err) {
+          this.d.log.error('adoption failed', { callId: rec.id, err: (err as Error).message });
+        }
+      }
+    } catch (err) {
+      this.d.log.warn('adoption scan failed', { err: (err as Error).message });
+    } finally {
+      this.scanning = false;
+    }
+    return adopted;
+  }
+
+  private async adopt(rec: CallRecord): Promise<void> {
+    const previous = rec.owner;
+    rec.owner = this.d.instanceId;
+    const call = new Call(rec, { store: this.d.store, clock: this.d.clock, log: this.d.log, endedRecordTtlMs: this.d.endedRecordTtlMs });
+    call.note('adopted', `from ${previous} (lease expired), state ${rec.state}`);
+    this.d.registry.add(call);
+    this.d.metrics.callsAdopted++;
+    call.once('ended', (r) => this.d.metrics.callEnded(r.reason));
+
+    const dialogs: { caller?: AdoptedDialog; callee?: AdoptedDialog } = {};
+    for (const side of ['caller', 'callee'] as const) {
+      const leg = rec[side];
+      if (!leg.dialog) continue;
+      const dlg = new AdoptedDialog(this.d.srf, leg.dialog, { local: leg.localSdp ?? '', remote: leg.remoteSdp ?? '' });
+      dialogs[side] = dlg;
+      this.dialogs.add(dlg);
+    }
+
+    const { pipelineId, callerEndpointId, calleeEndpointId } = rec.media;
+    let media: CallMedia | undefined;
+    if (pipelineId && callerEndpointId && calleeEndpointId) {
+      try {
+        media = await CallMedia.attach(this.d.media, { pipelineId, callerEndpointId, calleeEndpointId }, { caller: rec.caller.kind, callee: rec.callee.kind }, call.log);
+        call.attachMedia(media);
+        call.note('media-reattached', pipelineId);
+      } catch (err) {
+        call.note('media-gone', `${pipelineId}: ${(err as Error).message}`);
+      }
+    }
+
+    if (rec.state === 'answered' && media && dialogs.caller && dialogs.callee) {
+      call.connect(dialogs.caller, dialogs.callee, { adopted: true });
+      await call.persist();
+      this.d.log.info('call adopted', { callId: rec.id, from: previous });
+      return;
+    }
+    // finish: the call ended (or never got answered) while no gateway was alive
+    call.connect(dialogs.caller ?? new DeadDialog(), dialogs.callee ?? new DeadDialog(), { adopted: true });
+    const reason = rec.reason ?? (rec.state === 'answered' ? 'session-expired' : 'failed');
+    await call.end(reason, 'gateway');
+    for (const dlg of Object.values(dialogs)) if (dlg) this.dialogs.remove(dlg);
+  }
+}
+
+/** stands in for a leg that never had a dialog (the call was not answered) */
+class DeadDialog extends AdoptedDialog {
+  constructor() {
+    super(undefined as never, { dialogId: '', callId: '', localTag: '', remoteTag: '', localCseq: 0, remoteTarget: '', routeSet: [], localUri: '', remoteUri: '', role: 'uas' }, { local: '', remote: '' });
+    this.connected = false;
+  }
+}

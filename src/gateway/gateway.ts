@@ -1,0 +1,174 @@
+import Srf from 'drachtio-srf';
+import { Clock, systemClock } from '../common/clock';
+import { createLogger, Logger } from '../common/logger';
+import { LeaseKeeper } from './adoption/lease-keeper';
+import { CallAdopter } from './adoption/call-adopter';
+import { CallRegistry } from './calls/call-registry';
+import { CallRouter } from './calls/call-router';
+import { InviteHandler } from './calls/invite-handler';
+import { GatewayConfig } from './config/gateway-config';
+import { HttpServer } from './http/http-server';
+import { GatewayMetrics } from './http/metrics';
+import { MediaConnection } from './media/media-connection';
+import { DigestAuth } from './registrar/digest-auth';
+import { Registrar } from './registrar/registrar';
+import { createStateStore } from './state/create-state-store';
+import { StateStore } from './state/state-store';
+
+type VerbHandler = (req: Srf.SrfRequest & { stackDialogId?: string }, res: Srf.SrfResponse) => void;
+/** srf's per-verb registration methods (generated at runtime; missing from its typings) */
+type SrfVerbs = Record<'register' | 'invite' | 'options' | 'bye' | 'info' | 'update', (handler: VerbHandler) => void>;
+
+export interface GatewayOptions {
+  clock?: Clock;
+  /** ws:// URL of the SIP engine's WebSocket listener, shown to the webphone page */
+  webphoneWsUrl?: string;
+}
+
+/**
+ * The B2BUA app: one root object holding the srf connection to the SIP engine, the kurento-client
+ * connection to the media server, the state store, the registrar, the call handlers, adoption and
+ * the HTTP side. `start()` resolves once every connection is up; `stop()` leaves calls running
+ * (media and SIP engine outlive the gateway; another gateway adopts them).
+ */
+export class Gateway {
+  readonly log: Logger;
+  readonly store: StateStore;
+  readonly registry = new CallRegistry();
+  readonly metrics = new GatewayMetrics();
+  private readonly srf = new Srf();
+  private readonly media: MediaConnection;
+  private readonly http: HttpServer;
+  private readonly lease: LeaseKeeper;
+  private adopter: CallAdopter | undefined;
+  private readonly clock: Clock;
+  httpPort = 0;
+
+  constructor(readonly config: GatewayConfig, private readonly opts: GatewayOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = createLogger('gateway', { instanceId: config.instanceId });
+    this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock);
+    this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
+    this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
+    this.http = new HttpServer(
+      {
+        listCalls: () => this.store.listCalls(),
+        getCall: (id) => this.store.getCall(id),
+        metrics: async () => {
+          const calls = await this.store.listCalls();
+          return this.metrics.render({
+            activeCalls: calls.filter((c) => c.state !== 'ended').length,
+            ownedCalls: this.registry.size,
+            registrations: await this.store.countRegistrations(),
+            instanceId: config.instanceId,
+          });
+        },
+        webphoneConfig: () => ({ wsUrl: opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088', domain: config.sip.domain }),
+      },
+      this.log.child({ component: 'gateway.http' }),
+    );
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    await this.media.connect();
+    await this.connectSip();
+    const auth = new DigestAuth(config.sip.domain);
+    const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId);
+    const router = new CallRouter(config.sip, this.store);
+    const invites = new InviteHandler({
+      srf: this.srf,
+      config: config.sip,
+      store: this.store,
+      media: this.media,
+      router,
+      auth,
+      registry: this.registry,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.call' }),
+      instanceId: config.instanceId,
+      mediaUrl: config.mediaUrl,
+      noAnswerMs: config.noAnswerMs,
+      endedRecordTtlMs: config.endedRecordTtlMs,
+      onEnded: (r) => this.metrics.callEnded(r.reason),
+    });
+    const verbs = this.srf as unknown as SrfVerbs;
+    verbs.register((req, res) => {
+      registrar.handle(req as never, res as never).catch((err: Error) => {
+        this.log.error('register failed', { err: err.message });
+        try {
+          res.send(500);
+        } catch {
+          /* gone */
+        }
+      });
+    });
+    verbs.invite((req, res) => {
+      if (/;\s*tag=/i.test(req.get('To') ?? '')) {
+        // a re-INVITE srf has no Dialog for: a dialog adopted from a dead gateway, or unknown
+        if (!this.adopter?.dialogs.dispatch(req as never, res as never)) res.send(481);
+        return;
+      }
+      this.metrics.callsStarted++;
+      invites.handle(req as never, res as never).catch((err: Error) => {
+        this.log.error('invite failed', { err: err.message, stack: err.stack });
+        try {
+          res.send(500);
+        } catch {
+          /* gone */
+        }
+      });
+    });
+    verbs.options((_req, res) => res.send(200));
+    for (const verb of ['bye', 'info', 'update'] as const) {
+      verbs[verb]((req, res) => {
+        if (!this.adopter?.dialogs.dispatch(req as never, res as never)) res.send(481);
+      });
+    }
+    await this.lease.start();
+    this.adopter = new CallAdopter({
+      store: this.store,
+      media: this.media,
+      srf: this.srf,
+      registry: this.registry,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.adoption' }),
+      instanceId: config.instanceId,
+      leaseMs: config.leaseMs,
+      intervalMs: config.adoptIntervalMs,
+      endedRecordTtlMs: config.endedRecordTtlMs,
+      metrics: this.metrics,
+    });
+    await this.adopter.start();
+    this.httpPort = await this.http.listen(config.http.host, config.http.port);
+  }
+
+  private connectSip(): Promise<void> {
+    const { host, port, secret } = this.config.sipControl;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`SIP engine at ${host}:${port} did not accept the control connection`)), 15000);
+      this.srf.on('error', (err: Error) => this.log.warn('sip control connection error', { err: err.message }));
+      this.srf.once('connect', (err: Error | null, hostport: string) => {
+        clearTimeout(timer);
+        if (err) return reject(err);
+        this.log.info('connected to SIP engine', { hostport });
+        resolve();
+      });
+      this.srf.connect({ host, port, secret } as never);
+    });
+  }
+
+  /** stops handling new work; live calls stay up for the next gateway to adopt */
+  async stop(): Promise<void> {
+    this.adopter?.stop();
+    await this.http.close();
+    await this.lease.stop({ release: false });
+    try {
+      this.srf.disconnect();
+    } catch {
+      /* not connected */
+    }
+    this.media.close();
+    await this.store.close();
+  }
+}
