@@ -48,6 +48,10 @@ export class RpcConnection implements SessionConnection {
     this.send(JSON.stringify({ jsonrpc: '2.0', method, params }));
   }
 
+  sessionExpired(sessionId: string): void {
+    this.sessionLost(sessionId);
+  }
+
   /** The session was taken over by another connection. */
   sessionLost(sessionId: string): void {
     if (this.boundSessionId === sessionId) this.boundSessionId = undefined;

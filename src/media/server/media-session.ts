@@ -2,6 +2,8 @@
 export interface SessionConnection {
   readonly connectionId: number;
   sendNotification(method: string, params: Record<string, unknown>): void;
+  /** The session this connection is bound to expired (its last object was released). */
+  sessionExpired(sessionId: string): void;
 }
 
 /**

@@ -99,8 +99,20 @@ export class MediaSet implements ObjectHost {
     this.expireIfIdle(s);
   }
 
-  private expireIfIdle(s: MediaSession): void {
-    if (s.connection || s.pipelines.size > 0) return;
+  /**
+   * Forget a session that owns nothing and has no connection. With `lastObjectReleased`, a session
+   * whose last pipeline just went also expires while connected (lifecycle.md rule 6), unless it still
+   * listens to the ServerManager; its connection is unbound and a later request simply re-creates it.
+   */
+  private expireIfIdle(s: MediaSession, lastObjectReleased = false): void {
+    if (s.pipelines.size > 0) return;
+    if (s.connection) {
+      if (!lastObjectReleased) return;
+      for (const sub of s.subscriptions.values()) if (sub.objectId === SERVER_MANAGER_ID) return;
+      const conn = s.connection;
+      s.connection = undefined;
+      conn.sessionExpired(s.id);
+    }
     if (this.sessions.get(s.id) !== s) return;
     this.sessions.delete(s.id);
     for (const { objectId, type } of s.subscriptions.values()) this.subs.get(objectId)?.get(type)?.delete(s);
@@ -240,7 +252,7 @@ export class MediaSet implements ObjectHost {
     rec.owners.delete(session);
     session.pipelines.delete(rec.pipeline.id);
     if (rec.owners.size === 0) await this.release(rec.pipeline.id, 'control-release');
-    this.expireIfIdle(session);
+    this.expireIfIdle(session, true);
   }
 
   /** closeSession: drop (or release, with `release: true`) everything the session owns, and forget it. */
@@ -280,7 +292,7 @@ export class MediaSet implements ObjectHost {
     this.pipelines.delete(pid);
     for (const s of rec.owners) {
       s.pipelines.delete(pid);
-      this.expireIfIdle(s);
+      this.expireIfIdle(s, true);
     }
     rec.owners.clear();
     for (const id of ids) this.manager.objectDestroyed(id);
