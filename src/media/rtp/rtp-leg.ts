@@ -177,12 +177,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   // ---- receive ------------------------------------------------------------------------------
 
   private onRtpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.closed || msg.length < 12 || msg[0]! >> 6 !== 2) return;
-    if (!this.accept(this.rtp, rinfo)) return;
+    if (this.closed || msg.length < 8 || msg[0]! >> 6 !== 2) return;
     if (looksLikeRtcp(msg)) {
-      this.onRtcp(msg);
+      if (this.accept(this.rtp, rinfo)) this.onRtcp(msg);
       return;
     }
+    if (msg.length < 12 || !this.accept(this.rtp, rinfo)) return;
     const c = this.counters;
     c.packetsIn++;
     c.bytesIn += msg.length;

@@ -1,0 +1,180 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
+import type { MediaConfig } from '../../src/media/server/media-config';
+import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
+import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+
+/**
+ * How a phone leg ends, with real packets (lifecycle.md rules 1-7, media side): RTCP BYE, ICMP port
+ * unreachable, silent death after DEAD_MS, RTCP-only (mute) that must NOT end, orphans kept while media
+ * lives and released when a leg ends, the 'always' policy, latching against strangers, RTCP reports.
+ */
+interface Call {
+  pipeline: KurentoObjectLike;
+  a: KurentoObjectLike;
+  b: KurentoObjectLike;
+  pa: RtpTestPeer;
+  pb: RtpTestPeer;
+  events: { source: string; type: string; data: Record<string, unknown> }[];
+}
+
+const servers: RunningMediaServer[] = [];
+const clients: KurentoClientLike[] = [];
+const peers: RtpTestPeer[] = [];
+after(async () => {
+  clients.forEach((c) => c.close());
+  peers.forEach((p) => p.close());
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function server(config: Partial<MediaConfig>): Promise<RunningMediaServer> {
+  const s = await startMediaServer({ config: { port: 0, host: '127.0.0.1', deadMs: 800, rtcpIntervalMs: 200, ...config } });
+  servers.push(s);
+  return s;
+}
+
+async function client(s: RunningMediaServer): Promise<KurentoClientLike> {
+  const c = await connectKurento(s.url);
+  clients.push(c);
+  return c;
+}
+
+async function newCall(c: KurentoClientLike): Promise<Call> {
+  const pipeline = await c.create('MediaPipeline');
+  const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+  const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+  const events: Call['events'] = [];
+  for (const ep of [a, b]) {
+    for (const type of ['MediaSessionTerminated', 'MediaStateChanged']) ep.on(type, (data) => events.push({ source: ep.id, type, data }));
+  }
+  const pa = await RtpTestPeer.open();
+  const pb = await RtpTestPeer.open();
+  peers.push(pa, pb);
+  pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
+  pb.useRemoteSdp(await call<string>(b, 'processOffer', pb.sdp()));
+  await call(a, 'connect', b);
+  await call(b, 'connect', a);
+  return { pipeline, a, b, pa, pb, events };
+}
+
+async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const start = Date.now();
+  while (!(await pred())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - start;
+}
+
+function terminated(c: Call, source: string): Record<string, unknown> | undefined {
+  return c.events.find((e) => e.source === source && e.type === 'MediaSessionTerminated')?.data;
+}
+
+describe('media: phone leg end signals', () => {
+  test('RTCP BYE from the phone -> MediaSessionTerminated + MediaStateChanged(DISCONNECTED) with reason rtcp-bye; owner alive keeps the pipeline', async () => {
+    const s = await server({ deadMs: 15000 });
+    const c = await newCall(await client(s));
+    c.pa.send(0, Buffer.from('x'));
+    await c.pb.waitFor(() => c.pb.received.length === 1);
+    c.pa.sendRtcpBye();
+    const ms = await until(() => terminated(c, c.a.id) !== undefined, 3000, 'MediaSessionTerminated');
+    assert.equal(terminated(c, c.a.id)!.reason, 'rtcp-bye');
+    const msc = c.events.find((e) => e.source === c.a.id && e.type === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED');
+    assert.equal(msc?.data.reason, 'rtcp-bye');
+    assert.ok(ms < 1000, `BYE noticed in ${ms} ms`);
+    // policy 'orphans' and the app is connected: the app decides, nothing is released yet
+    assert.equal((await fetchStats(s.port)).pipelines, 1);
+    assert.equal(terminated(c, c.b.id), undefined, 'the other leg did not end');
+    await c.pipeline.release();
+    assert.equal((await fetchStats(s.port)).boundPorts, 0);
+  });
+
+  test('ICMP port unreachable on our sends -> reason icmp-unreachable', async () => {
+    const s = await server({ deadMs: 15000 });
+    const c = await newCall(await client(s));
+    c.pa.send(0, Buffer.from('latch me'));
+    await c.pb.waitFor(() => c.pb.received.length === 1);
+    c.pa.close(); // the phone closed its media socket
+    for (let i = 0; i < 10 && terminated(c, c.a.id) === undefined; i++) {
+      c.pb.send(0, Buffer.from(`to the closed phone ${i}`));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await until(() => terminated(c, c.a.id) !== undefined, 3000, 'MediaSessionTerminated');
+    assert.equal(terminated(c, c.a.id)!.reason, 'icmp-unreachable');
+    await c.pipeline.release();
+  });
+
+  test('silent death: no RTP and no RTCP for DEAD_MS -> media-timeout; RTCP-only (mute) for 3x DEAD_MS is not an end', async () => {
+    const s = await server({ deadMs: 800 });
+    const c = await newCall(await client(s));
+    const t0 = Date.now();
+    // B is muted: sends only RTCP receiver reports; A goes silent after one packet
+    c.pa.send(0, Buffer.from('one'));
+    while (Date.now() - t0 < 2600) {
+      c.pb.sendRtcpRr();
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.equal(terminated(c, c.a.id)?.reason, 'media-timeout');
+    assert.equal(terminated(c, c.b.id), undefined, 'RTCP alone keeps the muted leg alive');
+    await c.pipeline.release();
+  });
+
+  test('orphaned pipeline: media keeps flowing after the app disconnects, then a leg end releases it and the other phone gets RTCP BYE', async () => {
+    const s = await server({ deadMs: 15000, autoRelease: 'orphans' });
+    const app = await client(s);
+    const c = await newCall(app);
+    app.close();
+    await until(async () => (await fetchStats(s.port)).pipelinesDetail !== undefined && ((await fetchStats(s.port)) as { pipelinesDetail: { orphaned: boolean }[] }).pipelinesDetail[0]!.orphaned, 3000, 'orphaned');
+    for (let i = 0; i < 20; i++) c.pa.send(0, Buffer.from([i]));
+    await c.pb.waitFor(() => c.pb.received.length >= 20, 3000, 'media through an orphaned pipeline');
+    assert.equal((await fetchStats(s.port)).pipelines, 1);
+    c.pa.sendRtcpBye();
+    const ms = await until(async () => (await fetchStats(s.port)).pipelines === 0, 3000, 'auto-release');
+    assert.ok(ms < 1000, `released ${ms} ms after the BYE`);
+    const st = await fetchStats(s.port);
+    assert.deepEqual([st.elements, st.boundPorts, st.sessions], [0, 0, 0]);
+    await c.pb.waitFor(() => c.pb.rtcpReceived.some((b) => parseRtcpCompound(b).bye), 2000, 'RTCP BYE to the other phone');
+  });
+
+  test("policy 'always': the app is alive but does not release -> released after RELEASE_GRACE_MS", async () => {
+    const s = await server({ deadMs: 15000, autoRelease: 'always', releaseGraceMs: 300 });
+    const c = await newCall(await client(s));
+    c.pb.sendRtcpBye();
+    await until(() => terminated(c, c.b.id) !== undefined, 2000, 'terminated');
+    assert.equal((await fetchStats(s.port)).pipelines, 1, 'not before the grace period');
+    const ms = await until(async () => (await fetchStats(s.port)).pipelines === 0, 3000, 'grace release');
+    assert.ok(ms >= 150, `released after ${ms} ms`);
+  });
+
+  test('latching: after the first source, packets from a stranger are dropped', async () => {
+    const s = await server({ deadMs: 15000 });
+    const c = await newCall(await client(s));
+    c.pa.send(0, Buffer.from('real'));
+    await c.pb.waitFor(() => c.pb.received.length === 1);
+    const stranger = await RtpTestPeer.open();
+    peers.push(stranger);
+    stranger.remote = c.pa.remote;
+    for (let i = 0; i < 5; i++) stranger.send(0, Buffer.from('evil'));
+    c.pa.send(0, Buffer.from('real2'));
+    await c.pb.waitFor(() => c.pb.received.length >= 2);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(c.pb.received.map((p) => p.payload.toString()), ['real', 'real2']);
+    await c.pipeline.release();
+  });
+
+  test('the RTP leg sends RTCP reports (SR while sending, with SDES) to the peer', async () => {
+    const s = await server({ deadMs: 15000, rtcpIntervalMs: 150 });
+    const c = await newCall(await client(s));
+    for (let i = 0; i < 10; i++) c.pa.send(0, Buffer.from([i]));
+    await c.pb.waitFor(() => c.pb.rtcpReceived.some((b) => parseRtcpCompound(b).types[0] === 200), 3000, 'an SR at B');
+    const sr = c.pb.rtcpReceived.find((b) => parseRtcpCompound(b).types[0] === 200)!;
+    const summary = parseRtcpCompound(sr);
+    assert.deepEqual(summary.types, [200, 202]);
+    assert.equal(summary.senderSsrc, c.pb.received[0]!.ssrc, 'SR carries the SSRC of the relayed stream');
+    assert.ok(sr.readUInt32BE(20) >= 10, 'sender packet count');
+    await c.pa.waitFor(() => c.pa.rtcpReceived.some((b) => parseRtcpCompound(b).valid), 3000, 'a report at A');
+    await c.pipeline.release();
+  });
+});
