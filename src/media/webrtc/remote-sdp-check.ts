@@ -1,4 +1,4 @@
-import { parse } from 'sdp-transform';
+import { parse, write } from 'sdp-transform';
 import { WebRtcSdpError } from './webrtc-sdp-error';
 import type { G711Codec } from './webrtc-leg';
 
@@ -86,4 +86,22 @@ export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711C
   const other: G711Codec = preferred === 'PCMU' ? 'PCMA' : 'PCMU';
   if (has(other)) return other;
   throw new WebRtcSdpError('process-offer', 'SDP offers PCMU/PCMA only at non-standard payload types');
+}
+
+/**
+ * The offer as handed to the WebRTC stack: the audio m-line keeps only the payload types we answer with
+ * (the chosen G.711 and telephone-event/8000). werift matches telephone-event by name and could otherwise
+ * answer Chromium's telephone-event/48000. The original text stays the remote session descriptor.
+ */
+export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, codec: G711Codec): string {
+  const session = parse(offer);
+  const m = session.media[audio.mLineIndex];
+  if (!m) return offer;
+  const keep = new Set<number>([codec === 'PCMU' ? 0 : 8]);
+  if (audio.telephoneEvent !== undefined) keep.add(audio.telephoneEvent);
+  m.payloads = [...keep].join(' ');
+  m.rtp = (m.rtp ?? []).filter((r) => keep.has(r.payload));
+  if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
+  if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
+  return write(session);
 }

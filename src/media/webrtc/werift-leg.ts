@@ -13,7 +13,7 @@ import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import type { LegActivity, LegEndReason } from '../legs/media-leg';
 import type { IceSettings } from './ice-settings';
-import { checkRemoteSdp, chooseG711, type RemoteAudioOffer } from './remote-sdp-check';
+import { checkRemoteSdp, chooseG711, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
 import {
   buildBye,
   buildEmptyReceiverReport,
@@ -121,7 +121,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       t.setDirection('sendrecv');
     });
     try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      await pc.setRemoteDescription({ type: 'offer', sdp: restrictOfferCodecs(offer, remote, codec) });
     } catch (err) {
       throw new WebRtcSdpError('process-offer', `cannot apply offer: ${(err as Error).message}`);
     }
@@ -140,6 +140,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
     this.negotiation = this.readNegotiation(sdp);
+    if (!this.negotiation) throw new WebRtcSdpError('process-offer', 'the offer left no usable audio stream (G.711) to answer');
     return sdp;
   }
 

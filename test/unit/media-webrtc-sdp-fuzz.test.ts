@@ -1,0 +1,214 @@
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'sdp-transform';
+import { FakeClock } from '../../src/common/clock';
+import { createLogger } from '../../src/common/logger';
+import { KurentoError } from '../../src/media/errors/kurento-error';
+import { loadMediaConfig } from '../../src/media/server/media-config';
+import { PortAllocator } from '../../src/media/rtp/port-allocator';
+import { WebRtcEndpoint } from '../../src/media/objects/webrtc-endpoint';
+import type { ObjectHost } from '../../src/media/objects/object-context';
+
+/**
+ * Seeded mutation fuzz of WebRtcEndpoint.processOffer over real browser offers: every mutated offer
+ * either gets a usable sendrecv G.711 answer or a Kurento SDP error (402xx / 40001), never a crash, a
+ * hang or an unhandled rejection, and every endpoint frees its UDP ports on release.
+ * The ObjectHost is a recording stand-in for ferry media's registry (named as such: only events are kept).
+ */
+
+// A Chromium 156 offer (audio only, fake microphone), as captured on this machine's loopback.
+const CHROMIUM_OFFER = [
+  'v=0',
+  'o=- 4611731400430051336 2 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'a=group:BUNDLE 0',
+  'a=extmap-allow-mixed',
+  'a=msid-semantic: WMS 3b1f0c8e-0d6f-4c43-9b0e-6f1a2f1d3c11',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126',
+  'c=IN IP4 0.0.0.0',
+  'a=rtcp:9 IN IP4 0.0.0.0',
+  'a=ice-ufrag:Vq3n',
+  'a=ice-pwd:0dV3yMqA0Qh1p0sY5rQ0vZkW',
+  'a=ice-options:trickle',
+  'a=fingerprint:sha-256 1C:9A:41:6E:7F:06:42:B4:0E:DB:3A:77:85:38:6E:1F:8D:0A:5B:C2:4E:93:12:7A:AC:51:E4:0F:3B:68:24:D9',
+  'a=setup:actpass',
+  'a=mid:0',
+  'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+  'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid',
+  'a=sendrecv',
+  'a=msid:3b1f0c8e-0d6f-4c43-9b0e-6f1a2f1d3c11 8d8f2a36-6c41-4e4f-8f0b-3c7a0f4b2e55',
+  'a=rtcp-mux',
+  'a=rtcp-rsize',
+  'a=rtpmap:111 opus/48000/2',
+  'a=rtcp-fb:111 transport-cc',
+  'a=fmtp:111 minptime=10;useinbandfec=1',
+  'a=rtpmap:63 red/48000/2',
+  'a=fmtp:63 111/111',
+  'a=rtpmap:9 G722/8000',
+  'a=rtpmap:0 PCMU/8000',
+  'a=rtpmap:8 PCMA/8000',
+  'a=rtpmap:13 CN/8000',
+  'a=rtpmap:110 telephone-event/48000',
+  'a=rtpmap:126 telephone-event/8000',
+  'a=ssrc:2779512345 cname:kR2bq4yVt0o3u1Yk',
+  'a=ssrc:2779512345 msid:3b1f0c8e-0d6f-4c43-9b0e-6f1a2f1d3c11 8d8f2a36-6c41-4e4f-8f0b-3c7a0f4b2e55',
+  '',
+].join('\r\n');
+
+/** Deterministic PRNG (mulberry32) so a failure reproduces from its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function mutate(sdp: string, r: () => number): string {
+  const lines = sdp.split('\r\n');
+  const pick = () => Math.floor(r() * lines.length);
+  const garbage = ['', '=', 'a=', 'm=audio', 'a=rtpmap:0', 'a=fingerprint:sha-256 ZZ', 'a=setup:holdconn', 'm=video 9 UDP/TLS/RTP/SAVPF 96',
+    'a=candidate:1 1 udp 1 127.0.0.1 1 typ host', 'c=IN IP4 999.1.1.1', 'a=ice-ufrag:', 'a=mid:', '\u0000\u00ff', 'a=rtcp-mux', 'a=inactive', 'a=recvonly', 'a=sendonly'];
+  const n = 1 + Math.floor(r() * 3);
+  for (let k = 0; k < n; k++) {
+    const op = Math.floor(r() * 7);
+    const i = pick();
+    switch (op) {
+      case 0: lines.splice(i, 1); break;
+      case 1: lines.splice(i, 0, lines[i] ?? ''); break;
+      case 2: lines.splice(i, 0, garbage[Math.floor(r() * garbage.length)]!); break;
+      case 3: { // flip a character
+        const l = lines[i] ?? '';
+        const j = Math.floor(r() * Math.max(1, l.length));
+        lines[i] = l.slice(0, j) + String.fromCharCode(32 + Math.floor(r() * 95)) + l.slice(j + 1);
+        break;
+      }
+      case 4: { // change a number
+        lines[i] = (lines[i] ?? '').replace(/\d+/, String(Math.floor(r() * 70000)));
+        break;
+      }
+      case 5: lines[i] = (lines[i] ?? '').slice(0, Math.floor(r() * (lines[i] ?? '').length)); break;
+      default: { const j = pick(); const t = lines[i]!; lines[i] = lines[j]!; lines[j] = t; }
+    }
+  }
+  return r() < 0.1 ? lines.join('\n') : lines.join('\r\n');
+}
+
+class RecordingHost implements ObjectHost {
+  events: string[] = [];
+  emitEvent(_id: string, type: string): void {
+    this.events.push(type);
+  }
+  lookup(): unknown {
+    return undefined;
+  }
+  legEnded(): void {}
+}
+
+const config = loadMediaConfig({ port: 0 });
+const ports = new PortAllocator('127.0.0.1', 0, 0);
+const logger = createLogger('test.media-webrtc-sdp-fuzz');
+let n = 0;
+function endpoint(host: ObjectHost): WebRtcEndpoint {
+  n++;
+  return new WebRtcEndpoint({
+    id: `p_kurento.MediaPipeline/${n}_kurento.WebRtcEndpoint`,
+    pipelineId: 'p_kurento.MediaPipeline',
+    constructorParams: {},
+    host,
+    clock: new FakeClock(),
+    config,
+    ports,
+    logger,
+  });
+}
+
+const unhandled: unknown[] = [];
+const onUnhandled = (e: unknown) => unhandled.push(e);
+process.on('unhandledRejection', onUnhandled);
+after(() => {
+  process.off('unhandledRejection', onUnhandled);
+});
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, rej) => (timer = setTimeout(() => rej(new Error(`hang: ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('WebRtcEndpoint.processOffer fuzz', () => {
+  test('the unmutated Chromium offer is answered sendrecv PCMU + telephone-event/8000', async () => {
+    const host = new RecordingHost();
+    const ep = endpoint(host);
+    const answer = (await ep.invoke('processOffer', { offer: CHROMIUM_OFFER })) as string;
+    const m = parse(answer).media[0]!;
+    assert.equal(m.direction, 'sendrecv');
+    assert.deepEqual(m.rtp.map((x) => `${x.payload} ${x.codec}/${x.rate}`), ['0 PCMU/8000', '126 telephone-event/8000']);
+    assert.ok(host.events.includes('MediaSessionStarted'));
+    await assert.rejects(ep.invoke('processOffer', { offer: CHROMIUM_OFFER }), (e: KurentoError) => e.code === 40208);
+    assert.ok(ep.boundPorts() >= 1);
+    await ep.teardown({ notifyPeer: true });
+    assert.equal(ep.boundPorts(), 0);
+  });
+
+  test('clear Kurento errors for obviously bad offers', async () => {
+    const cases: [unknown, number, RegExp][] = [
+      ['', 40201, /Empty offer/],
+      [42, 40001, /offer/],
+      ['hello', 40201, /v=0/],
+      [CHROMIUM_OFFER.replace(/m=audio[^]*$/, ''), 40205, /no active audio/],
+      [CHROMIUM_OFFER.replace(/a=fingerprint[^\r]*\r\n/, ''), 40205, /fingerprint/],
+      [CHROMIUM_OFFER.replace(/a=ice-pwd[^\r]*\r\n/, ''), 40205, /ice-ufrag/],
+      [CHROMIUM_OFFER.replace(' 0 8 ', ' ').replace(/a=rtpmap:[08] [^\r]*\r\n/g, ''), 40205, /PCMU|PCMA/],
+      [CHROMIUM_OFFER.replace('UDP/TLS/RTP/SAVPF', 'RTP/AVP'), 40205, /DTLS-SRTP/],
+    ];
+    for (const [offer, code, msg] of cases) {
+      const ep = endpoint(new RecordingHost());
+      await assert.rejects(ep.invoke('processOffer', { offer }), (e: unknown) => {
+        assert.ok(e instanceof KurentoError, String(e));
+        assert.equal(e.code, code, `${e.message} for ${JSON.stringify(String(offer).slice(0, 40))}`);
+        assert.match(e.message, msg);
+        return true;
+      });
+      await ep.teardown({ notifyPeer: false });
+      assert.equal(ep.boundPorts(), 0);
+    }
+  });
+
+  test('300 seeded mutations: an answer or a Kurento SDP error, never a crash, hang or leaked port', { timeout: 120_000 }, async () => {
+    const r = rng(0xfe44);
+    let answered = 0;
+    let rejected = 0;
+    for (let i = 0; i < 300; i++) {
+      const offer = mutate(CHROMIUM_OFFER, r);
+      const ep = endpoint(new RecordingHost());
+      try {
+        const answer = (await withTimeout(ep.invoke('processOffer', { offer }), 10_000, `seed #${i}`)) as string;
+        const m = parse(answer).media.find((x) => x.type === 'audio' && Number(x.port) !== 0);
+        assert.ok(m, `answer #${i} has an audio m-line`);
+        assert.ok(m.rtp.some((x) => x.codec === 'PCMU' || x.codec === 'PCMA'), `answer #${i} has G.711`);
+        assert.notEqual(m.direction, undefined);
+        answered++;
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith('hang')) throw err;
+        assert.ok(err instanceof KurentoError, `mutation #${i} threw a non-Kurento error: ${String(err)}\n${offer}`);
+        assert.ok([40001, 40201, 40205].includes(err.code), `mutation #${i}: code ${err.code} ${err.message}`);
+        rejected++;
+      } finally {
+        await ep.teardown({ notifyPeer: true });
+      }
+      assert.equal(ep.boundPorts(), 0, `mutation #${i} left ports bound`);
+    }
+    assert.ok(answered > 10 && rejected > 10, `answered ${answered}, rejected ${rejected}`);
+    assert.deepEqual(unhandled, []);
+  });
+});
