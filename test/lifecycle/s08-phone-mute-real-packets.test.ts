@@ -4,13 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
-import { BrowserWebphone } from '../helpers/browser-webphone';
 import type { ProxyEvent } from '../helpers/media-proxy-process';
 
 /**
- * lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) and S9 (webphone mutes: track disabled
- * or replaceTrack(null)) with real packets and real processes, scaled down: T_dead = 3 s and the mute
- * lasts 3 x T_dead (the 10-minute versions run on a fake clock in s08-s09-s11-s12-long-durations-*).
+ * lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) with real packets and real processes,
+ * scaled down: T_dead = 3 s, the scripted phone's RTCP every 1 s, and the mute lasts 3 x T_dead
+ * (the 10-minute version runs on a fake clock in s08-s09-s11-s12-long-durations-*; S9 is in s09-*).
  * A false end shows as a MediaSessionTerminated / MediaStateChanged(DISCONNECTED) event to the live
  * proxy, or (orphaned call) as ferry media releasing the pipeline.
  */
@@ -21,7 +20,7 @@ function endEvents(events: ProxyEvent[]): ProxyEvent[] {
   return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
 }
 
-describe('S8/S9: mute never ends a call (real packets, T_dead 3 s, mute 9 s)', () => {
+describe('S8: IP phone mute never ends a call (real packets, T_dead 3 s, mute 9 s)', () => {
   let media: MediaServerProcess;
   const closers: (() => Promise<void>)[] = [];
 
@@ -67,32 +66,4 @@ describe('S8/S9: mute never ends a call (real packets, T_dead 3 s, mute 9 s)', (
     await media.waitForStats((s) => s.pipelines === 0, 3000);
   });
 
-  for (const variant of ['replaceTrack(null)', 'track.enabled = false'] as const) {
-    test(`S9: webphone in Chromium mutes by ${variant} for 3 x T_dead, proxy alive -> 0 false ends; media resumes`, async (t) => {
-      const browser = await BrowserWebphone.launch();
-      closers.push(() => browser.close());
-      const call = await MediaCall.startWith({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }), webphone: browser });
-      closers.push(() => call.close());
-      await sleep(1000);
-      assert.ok((await call.phone.stats()).rtpReceived > 20, 'the phone receives the browser before the mute');
-      if (variant === 'replaceTrack(null)') await browser.replaceTrackNull();
-      else await browser.disableTrack();
-      const mutedAt = Date.now();
-      await sleep(MUTE_MS);
-      const duringMute = await call.phone.rtpReceivedBetween(mutedAt + 300, Date.now());
-      t.diagnostic(`RTP from the muted browser to the phone during ${MUTE_MS} ms: ${duringMute} packets`);
-      if (variant === 'replaceTrack(null)') assert.ok(duringMute <= 10, `replaceTrack(null) stops RTP (got ${duringMute})`);
-      if (variant === 'replaceTrack(null)') await browser.replaceTrackBack();
-      else await browser.enableTrack();
-      const unmutedAt = Date.now();
-      await sleep(1500);
-      assert.deepEqual(endEvents(call.proxy.events), [], 'no end event');
-      assert.ok((await call.phone.rtpReceivedBetween(unmutedAt + 500, Date.now())) > 20, 'browser RTP reaches the phone again');
-      const s = await browser.stats();
-      assert.equal(s.connectionState, 'connected');
-      assert.equal((await media.stats()).pipelines, 1);
-      await call.proxy.release('pipeline');
-      await media.waitForStats((x) => x.pipelines === 0, 2000);
-    });
-  }
 });
