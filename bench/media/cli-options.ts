@@ -12,6 +12,8 @@ export interface BenchOptions {
   targets: TargetId[];
   rtpWorkers: number;
   webrtcWorkers: number;
+  /** 'lean' (default): werift browsers whose packets bypass werift's track machinery; 'full': track.writeRtp/onReceiveRtp. */
+  browser: 'lean' | 'full';
   setupConcurrency: number;
   profile: boolean;
   outDir: string | undefined;
@@ -29,6 +31,7 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --targets a,b,c          any of rtpengine,ferry-rtp,ferry-webrtc (default all three)
   --rtp-workers <n>        plain-RTP load processes (default 2)
   --webrtc-workers <n>     werift load processes (default 2)
+  --browser lean|full      werift browsers: lean packet path after DTLS (default) or full track API
   --setup-concurrency <n>  calls set up in parallel (default 10)
   --loss-limit <pct>       stop stepping above this loss (default 0.1)
   --profile                run ferry media with --cpu-prof and print its hottest functions
@@ -50,6 +53,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     targets: [...ALL_TARGETS],
     rtpWorkers: 2,
     webrtcWorkers: 2,
+    browser: 'lean',
     setupConcurrency: 10,
     profile: false,
     outDir: undefined,
@@ -92,6 +96,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       case '--webrtc-workers':
         o.webrtcWorkers = positiveInt(flag, value());
         break;
+      case '--browser': {
+        const v = value();
+        if (v !== 'lean' && v !== 'full') errors.push('--browser must be lean or full');
+        else o.browser = v;
+        break;
+      }
       case '--setup-concurrency':
         o.setupConcurrency = positiveInt(flag, value());
         break;

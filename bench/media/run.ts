@@ -57,6 +57,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         rtpWorkers: o.rtpWorkers,
         webrtcWorkers: o.webrtcWorkers,
         setupConcurrency: o.setupConcurrency,
+        leanBrowsers: o.browser === 'lean',
         ...(o.profile ? { cpuProfDir: path.join(outDir, 'cpuprof-webrtc') } : {}),
       });
     }
@@ -78,7 +79,7 @@ function environment(o: BenchOptions, argv: string[]): string {
     `- date: ${new Date(started).toISOString()}, git ${tryRun('git', ['rev-parse', '--short', 'HEAD'])}`,
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
-    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes; window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
+    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
   ].join('\n');
 }
 

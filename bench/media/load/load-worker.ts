@@ -17,8 +17,10 @@ export class LoadWorker {
     readonly name: string,
   ) {
     const file = path.join(__dirname, `${kind}-worker.ts`);
+    // Debugging aid: FERRY_BENCH_WORKER_CPU_PROF=<dir> profiles the load workers themselves.
+    const profDir = process.env.FERRY_BENCH_WORKER_CPU_PROF;
     this.child = fork(file, [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, FERRY_BENCH_WORKER: name },
     });

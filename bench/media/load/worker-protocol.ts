@@ -19,7 +19,7 @@ export type WorkerRequest =
   | { op: 'open'; streams: StreamSpec[] }
   | { op: 'target'; streamId: number; host: string; port: number }
   // webrtc-peer-worker
-  | { op: 'offer'; stream: StreamSpec }
+  | { op: 'offer'; stream: StreamSpec; lean: boolean }
   | { op: 'answer'; streamId: number; sdp: string }
   | { op: 'candidate'; streamId: number; candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
   | { op: 'waitConnected'; streamId: number; timeoutMs: number };

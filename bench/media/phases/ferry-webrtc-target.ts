@@ -19,6 +19,8 @@ export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
   rtpWorkers: number;
   webrtcWorkers: number;
   setupConcurrency: number;
+  /** Lean werift browsers (packets bypass werift's track/sender/receiver; see webrtc-peer-worker.ts). */
+  leanBrowsers: boolean;
 }
 
 const CONNECT_TIMEOUT_MS = 20000;
@@ -69,7 +71,7 @@ export class FerryWebRtcTarget implements BenchTarget {
       this.browserStreams.set(browser, [...(this.browserStreams.get(browser) ?? []), streamId]);
       let offer: string;
       try {
-        offer = await browser.request<string>({ op: 'offer', stream: spec });
+        offer = await browser.request<string>({ op: 'offer', stream: spec, lean: this.opts.leanBrowsers });
       } catch (err) {
         return { ok: false, ms: 0, error: `browser offer failed: ${err instanceof Error ? err.message : String(err)}` };
       }

@@ -38,9 +38,11 @@ export class FerryMediaProcess {
 
   async start(timeoutMs = 30000): Promise<void> {
     const nodeOptions = [`--require ${PROBE}`];
+    // --cpu-prof is refused in NODE_OPTIONS: it goes on the node command line.
+    const nodeArgs: string[] = [];
     if (this.opts.cpuProfDir) {
       mkdirSync(this.opts.cpuProfDir, { recursive: true });
-      nodeOptions.push('--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProfDir}`);
+      nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProfDir}`);
     }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -53,7 +55,7 @@ export class FerryMediaProcess {
     };
     delete env.NODE_ENV;
     const log = createWriteStream(this.opts.logFile);
-    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'ferry'), 'media'], {
+    const child = spawn(process.execPath, [...nodeArgs, path.join(REPO, 'bin', 'ferry'), 'media'], {
       cwd: REPO,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
