@@ -1,0 +1,113 @@
+/**
+ * A drachtio-srf application for tests: the real npm drachtio-srf, connected in inbound mode to the
+ * server under test (ferry sip or a real drachtio-server). Handlers are installed before connecting
+ * so the `route` messages go out right after authentication, as in a production app.
+ *
+ * The SIP addresses phones must use are read from the server's answer to `authenticate`
+ * (`udp/1.2.3.4:5060,tcp/...`), so the same test works against either server.
+ */
+import Srf from 'drachtio-srf';
+
+export type SrfTransport = 'udp' | 'tcp' | 'ws' | 'wss' | 'tls';
+
+export interface ConnectedSrf {
+  srf: Srf;
+  /** The server's SIP listen addresses as it announced them (`udp/127.0.0.1:5060,...`). */
+  hostports: string;
+  /** host:port of the server's SIP listener for a transport; throws when it announced none. */
+  sipAddress(transport: SrfTransport): string;
+  /** Disconnects without reconnecting. Safe to call twice. */
+  close(): void;
+}
+
+export interface ControlAddress {
+  host: string;
+  port: number;
+  secret: string;
+}
+
+/** Parses drachtio's hostports list into transport -> host:port. */
+export function parseHostports(hostports: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const item of hostports.split(',')) {
+    const m = /^\s*([a-z]+)\/(.+)\s*$/i.exec(item);
+    if (m && !out.has(m[1].toLowerCase())) out.set(m[1].toLowerCase(), m[2]);
+  }
+  return out;
+}
+
+/**
+ * Creates an Srf, lets `setup` install handlers (srf.invite, srf.use('register'), ...), connects and
+ * waits for the authenticated `connect` event. Rejects on a refused secret or after `timeoutMs`.
+ */
+export async function connectSrf(
+  control: ControlAddress,
+  setup: (srf: Srf) => void = () => {},
+  timeoutMs = 10_000,
+): Promise<ConnectedSrf> {
+  const srf = new Srf();
+  setup(srf);
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      srf.disconnect();
+    } catch {
+      // never connected: nothing to close
+    }
+  };
+  // srf re-emits socket errors; without a listener a refused connection would throw
+  srf.on('error', () => {});
+  const hostports = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      close();
+      reject(new Error(`drachtio-srf did not connect to ${control.host}:${control.port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    srf.on('connect', (err: Error | null, hp: string) => {
+      clearTimeout(timer);
+      if (err) {
+        close();
+        reject(err);
+      } else resolve(hp);
+    });
+    (srf as unknown as { connect(o: ControlAddress): void }).connect(control);
+  });
+  // let the `route` frames sent right after authentication reach the server before traffic starts
+  await new Promise((r) => setTimeout(r, 100));
+  const map = parseHostports(hostports);
+  return {
+    srf,
+    hostports,
+    sipAddress(transport) {
+      const address = map.get(transport);
+      if (!address) throw new Error(`server announced no ${transport} listener in "${hostports}"`);
+      return address;
+    },
+    close,
+  };
+}
+
+/** A simple G.711 SDP an srf app offers or answers with. */
+export function g711Sdp(port: number, direction: 'sendrecv' | 'sendonly' | 'recvonly' = 'sendrecv', version = 1): string {
+  return [
+    'v=0',
+    `o=ferry-test 1000 ${version} IN IP4 127.0.0.1`,
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${port} RTP/AVP 0`,
+    'a=rtpmap:0 PCMU/8000',
+    `a=${direction}`,
+    '',
+  ].join('\r\n');
+}
+
+/** Resolves when `predicate()` becomes true; rejects with `what` after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
