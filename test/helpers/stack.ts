@@ -181,13 +181,13 @@ export async function getJson<T = unknown>(port: number, p: string): Promise<T> 
 }
 
 /** poll `fn` until it returns a truthy value or `timeoutMs` passes */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10000, stepMs = 50, what = 'condition'): Promise<T> {
+export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10000, stepMs = 50, what = 'condition'): Promise<NonNullable<T>> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       last = err;
     }

@@ -3,7 +3,7 @@ import { Logger } from '../../common/logger';
 import { EndReason, isEndReason } from '../calls/end-reason';
 import { LegKind } from '../state/call-record';
 import { g711Codecs, restrictCodecs, withCandidates } from '../calls/sdp-rewriter';
-import { MediaConnection } from './media-connection';
+import { guardErrors, MediaConnection } from './media-connection';
 import { KEventData, KMediaPipeline, KSdpEndpoint, KWebRtcEndpoint } from './kurento-types';
 
 export type Side = 'caller' | 'callee';
@@ -39,7 +39,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     try {
       const mk = async (k: LegKind): Promise<KSdpEndpoint> => {
         const ep = await pipeline.create(k === 'webrtc' ? 'WebRtcEndpoint' : 'RtpEndpoint');
-        ep.on('error', (err: Error) => log.warn('endpoint error', { endpointId: ep.id, err: err?.message }));
+        guardErrors(ep, (err) => log.warn('endpoint error', { endpointId: ep.id, err: err?.message }));
         return ep;
       };
       const caller = await mk(kinds.caller);

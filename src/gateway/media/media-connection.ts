@@ -3,6 +3,19 @@ import { Logger } from '../../common/logger';
 import { KClient, KMediaObject, KMediaPipeline, KurentoFactory } from './kurento-types';
 
 /**
+ * kurento-client objects turn every new listener into a server subscription (a 'newListener'
+ * hook) and refuse 'error' there; yet they emit 'error' when a subscription or unsubscription
+ * fails, which would crash the process unhandled (kurento-protocol.md §2.3). So the guard is
+ * installed in the emitter's listener table directly, bypassing the hook.
+ */
+export function guardErrors(o: EventEmitter, fn: (err: Error) => void): void {
+  const e = o as unknown as { _events?: Record<string, unknown>; _eventsCount?: number };
+  if (!e._events || e._events.error) return;
+  e._events.error = fn;
+  e._eventsCount = (e._eventsCount ?? 0) + 1;
+}
+
+/**
  * The gateway's one connection to the media server (ferry media or a real KMS) through the
  * unmodified kurento-client. Guards the client so a media-server restart never kills the gateway
  * (kurento-protocol.md §7: a refused reconnect throws an unhandled 'error' otherwise).
@@ -40,13 +53,13 @@ export class MediaConnection extends EventEmitter {
 
   async createPipeline(): Promise<KMediaPipeline> {
     const p = await this.c.create('MediaPipeline');
-    p.on('error', (err: Error) => this.log.warn('pipeline error', { pipelineId: p.id, err: err?.message }));
+    guardErrors(p, (err) => this.log.warn('pipeline error', { pipelineId: p.id, err: err?.message }));
     return p;
   }
 
   async byId<T extends KMediaObject>(id: string): Promise<T> {
     const o = (await this.c.getMediaobjectById(id)) as T;
-    o.on('error', (err: Error) => this.log.warn('media object error', { objectId: id, err: err?.message }));
+    guardErrors(o, (err) => this.log.warn('media object error', { objectId: id, err: err?.message }));
     return o;
   }
 

@@ -1,0 +1,3 @@
+import { gatewayCallScenarios } from '../helpers/gateway-call-scenarios';
+
+gatewayCallScenarios('redis');

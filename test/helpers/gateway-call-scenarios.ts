@@ -1,0 +1,273 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from './browser-webphone';
+import { freePort } from './free-port';
+import { describeSipp, startSipp, type SippProcess } from './sipp';
+import { getJson, startStack, waitFor, type Stack } from './stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * The gateway's end-to-end acceptance scenarios (issue 4), run through the real three processes
+ * with real Chromium on the webphone page and SIPp as the IP phone. Used twice: with the
+ * in-memory store and with Redis (test/e2e/gateway-calls-*.test.ts).
+ */
+interface MediaStats {
+  pipelines: number;
+  elements: number;
+  boundPorts: number;
+}
+
+class PageDriver {
+  constructor(readonly browser: Browser, readonly page: Page) {}
+  state(): Promise<string> {
+    return this.page.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState ?? '');
+  }
+  async waitState(s: string | RegExp, timeoutMs = 10000): Promise<void> {
+    await waitFor(async () => {
+      const cur = await this.state();
+      return typeof s === 'string' ? cur === s : s.test(cur);
+    }, timeoutMs, 25, `webphone call state ${String(s)} (is ${await this.state()})`);
+  }
+  stats(): Promise<{ sent: number; received: number }> {
+    return this.page.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
+  }
+  endedAt(): Promise<number | undefined> {
+    return this.page.evaluate(() => (window as unknown as { ferryEndedAt?: number }).ferryEndedAt);
+  }
+  async message(): Promise<string> {
+    return (await this.page.textContent('#message')) ?? '';
+  }
+  async dial(target: string): Promise<void> {
+    await this.page.evaluate(() => {
+      (window as unknown as { ferryEndedAt?: number }).ferryEndedAt = undefined;
+    });
+    await this.page.fill('#target', target);
+    await this.page.click('#call');
+  }
+}
+
+export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
+  const redisUrl = storeName === 'redis' ? 'redis://127.0.0.1:6379' : undefined;
+  describe(`gateway calls end to end (${storeName} store)`, { timeout: 120_000 }, () => {
+    let stack: Stack;
+    let browser: Browser;
+    let phone: PageDriver;
+    let dir: string;
+    let uasPort: number;
+    let uacPort: number;
+    let redis: Redis | undefined;
+    const sipps: SippProcess[] = [];
+
+    before(async () => {
+      uasPort = await freePort();
+      uacPort = await freePort();
+      dir = mkdtempSync(path.join(tmpdir(), 'ferry-gw-e2e-'));
+      const config = {
+        domain: 'ferry.local',
+        users: [{ user: 'alice', password: 'alice-e2e-secret', displayName: 'Alice' }],
+        trunks: [{ name: 'pbx', address: `127.0.0.1:${uasPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${uacPort}`] }],
+        routes: [{ match: '9(\\d+)', to: 'trunk:pbx', rewrite: '$1' }, { match: '.*', to: 'user' }],
+      };
+      writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify(config, null, 2));
+      stack = await startStack({ ...(redisUrl ? { redisUrl } : {}), partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_CALL_RECORD_TTL_MS: '60000' } } });
+      if (redisUrl) redis = new Redis(redisUrl);
+      browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=alice-e2e-secret`);
+      await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+      assert.equal(await page.inputValue('#ws-url'), `ws://127.0.0.1:${stack.wsPort}`, 'the page points at the SIP engine');
+      await page.click('#register');
+      await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
+      phone = new PageDriver(browser, page);
+    });
+
+    after(async () => {
+      for (const s of sipps) await s.stop().catch(() => undefined);
+      await browser?.close().catch(() => undefined);
+      if (redis) {
+        const keys = await redis.keys(`${stack.redisPrefix}*`);
+        if (keys.length) await redis.del(...keys);
+        redis.disconnect();
+      }
+      await stack?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    const mediaStats = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
+    const calls = (): Promise<CallRecord[]> => getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all').then((r) => r.calls);
+    const latestCall = async (): Promise<CallRecord> => {
+      const all = await calls();
+      assert.ok(all.length > 0, 'a call record exists');
+      return all.sort((a, b) => b.createdAt - a.createdAt)[0]!;
+    };
+    const callKeys = async (): Promise<string[]> => (redis ? redis.keys(`${stack.redisPrefix}call:*`) : []);
+    const uas = async (scenario: string, extra: string[] = []): Promise<SippProcess> => {
+      const s = await startSipp({ scenario, localPort: uasPort, mediaPort: await freePort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 });
+      sipps.push(s);
+      await s.ready();
+      return s;
+    };
+    const expectClean = async (): Promise<void> => {
+      await waitFor(async () => (await mediaStats()).pipelines === 0, 3000, 25, 'media pipelines back to 0');
+      const st = await mediaStats();
+      assert.equal(st.elements, 0);
+      assert.equal(st.boundPorts, 0);
+      const live = (await calls()).filter((c) => c.state !== 'ended');
+      assert.deepEqual(live.map((c) => c.id), [], 'no live call records');
+    };
+
+    test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', async () => {
+      const sipp = await uas('gateway-uas-echo.xml');
+      await phone.dial('95550100');
+      await phone.waitState('connected', 15000);
+      const during = await latestCall();
+      assert.equal(during.state, 'answered');
+      assert.equal(during.caller.kind, 'webrtc');
+      assert.equal(during.callee.kind, 'rtp');
+      assert.ok(during.caller.dialog?.callId && during.callee.dialog?.remoteTag, 'both dialogs recorded');
+      assert.ok(during.media.pipelineId && during.media.callerEndpointId && during.media.calleeEndpointId, 'media ids recorded');
+      assert.deepEqual(during.timeline.slice(0, 1).map((e) => e.event), ['invite']);
+      if (redis) {
+        const keys = await callKeys();
+        assert.ok(keys.includes(`${stack.redisPrefix}call:${during.id}`), 'call key exists in Redis during the call');
+        assert.equal(await redis.pttl(`${stack.redisPrefix}call:${during.id}`), -1, 'no TTL while the call is live');
+      }
+      assert.equal((await mediaStats()).pipelines, 1);
+      // RTP: the browser sends, SIPp echoes it back through the gateway, the browser receives
+      const stats = await waitFor(async () => {
+        const s = await phone.stats();
+        return s.sent >= 50 && s.received >= 50 ? s : undefined;
+      }, 15000, 100, 'RTP both ways');
+      assert.ok(stats.received > 0 && stats.sent > 0);
+      const metrics = await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text();
+      assert.match(metrics, /^ferry_active_calls 1$/m);
+      assert.match(metrics, /^ferry_registrations 1$/m);
+
+      const hungUpAt = Date.now();
+      await phone.page.click('#hangup');
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `SIPp got BYE and answered it: ${describeSipp(result)}`);
+      await waitFor(async () => (await mediaStats()).pipelines === 0, 3000, 20, 'pipeline released');
+      const releaseMs = Date.now() - hungUpAt;
+      assert.ok(releaseMs < 1500, `released ${releaseMs} ms after hang-up`);
+      const ended = await waitFor(async () => {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${during.id}`);
+        return r.state === 'ended' ? r : undefined;
+      }, 3000, 25, 'record ended');
+      assert.equal(ended.reason, 'sip-bye');
+      assert.equal(ended.endedBy, 'caller');
+      const events = ended.timeline.map((e) => e.event);
+      assert.ok(events.indexOf('bye-sent') < events.indexOf('media-released'), `BYE to the phone before release: ${events.join(',')}`);
+      if (redis) {
+        const ttl = await redis.pttl(`${stack.redisPrefix}call:${during.id}`);
+        assert.ok(ttl > 0 && ttl <= 60000, `ended record kept only with a TTL backstop (pttl ${ttl})`);
+      }
+      await expectClean();
+      const after = await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text();
+      assert.match(after, /^ferry_calls_ended_total\{reason="sip-bye"\} 1$/m);
+      assert.match(after, /^ferry_active_calls 0$/m);
+    });
+
+    test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', async () => {
+      const sipp = await startSipp({
+        scenario: 'gateway-uac-call.xml', localPort: uacPort, mediaPort: await freePort(),
+        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', keys: { talk: '3000' }, extraArgs: ['-rtp_echo'], timeoutS: 40,
+      });
+      sipps.push(sipp);
+      await phone.waitState('ringing-in', 15000);
+      await phone.page.click('#answer');
+      await phone.waitState('connected', 15000);
+      const call = await latestCall();
+      assert.equal(call.caller.kind, 'rtp');
+      assert.equal(call.callee.kind, 'webrtc');
+      assert.equal(call.caller.party, 'pbx');
+      const s = await waitFor(async () => {
+        const x = await phone.stats();
+        return x.received >= 40 && x.sent >= 40 ? x : undefined;
+      }, 10000, 100, 'RTP both ways (phone plays PCMA, echoes the browser)');
+      assert.ok(s.received > 0);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, describeSipp(result));
+      await phone.waitState('ended', 3000);
+      const ended = await waitFor(async () => {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+        return r.state === 'ended' ? r : undefined;
+      }, 3000, 25, 'record ended');
+      const byeAt = ended.timeline.find((e) => e.event === 'bye')!.t;
+      const shownAt = (await phone.endedAt())!;
+      assert.ok(shownAt - byeAt < 1000, `browser showed the end ${shownAt - byeAt} ms after the phone's BYE reached the gateway`);
+      assert.match(await phone.message(), /other side hung up/);
+      assert.equal(ended.reason, 'sip-bye');
+      assert.equal(ended.endedBy, 'caller');
+      await expectClean();
+    });
+
+    test('webphone cancels before the phone answers: CANCEL reaches the phone, pipeline released', async () => {
+      const sipp = await uas('gateway-uas-ring.xml');
+      await phone.dial('95550101');
+      await phone.waitState('ringing', 15000);
+      const ringing = await latestCall();
+      assert.equal(ringing.state, 'ringing');
+      if (redis) assert.ok((await callKeys()).includes(`${stack.redisPrefix}call:${ringing.id}`), 'record written before answer');
+      await phone.page.click('#hangup');
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `SIPp saw CANCEL, answered 487, got ACK: ${describeSipp(result)}`);
+      const ended = await waitFor(async () => {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`);
+        return r.state === 'ended' ? r : undefined;
+      }, 5000, 25, 'record ended');
+      assert.equal(ended.reason, 'sip-cancel');
+      await phone.waitState('failed', 3000);
+      await expectClean();
+    });
+
+    test('busy phone: 486 is relayed to the webphone, call ends with reason busy', async () => {
+      const sipp = await uas('gateway-uas-busy.xml');
+      await phone.dial('95550102');
+      await phone.waitState('failed', 15000);
+      assert.match(await phone.message(), /busy/i);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, describeSipp(result));
+      const rec = await waitFor(async () => {
+        const r = await latestCall();
+        return r.state === 'ended' ? r : undefined;
+      }, 5000, 25, 'record ended');
+      assert.equal(rec.reason, 'busy');
+      await expectClean();
+    });
+
+    test('hold and resume from the phone are carried to the webphone', async () => {
+      const sipp = await startSipp({
+        scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await freePort(),
+        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', keys: { holdafter: '1500', holdfor: '2500', talkafter: '1000' }, extraArgs: ['-rtp_echo'], timeoutS: 40,
+      });
+      sipps.push(sipp);
+      await phone.waitState('ringing-in', 15000);
+      await phone.page.click('#answer');
+      await phone.waitState('connected', 15000);
+      await phone.waitState('held by the other side', 8000);
+      const held = await latestCall();
+      assert.equal(held.caller.direction, 'sendonly', 'phone put the call on hold');
+      assert.equal(held.callee.direction, 'recvonly', 'the webphone answered the carried hold with recvonly');
+      assert.ok(held.timeline.some((e) => e.event === 'hold'));
+      await phone.waitState('connected', 8000);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `hold answered recvonly, resume answered sendrecv: ${describeSipp(result)}`);
+      await phone.waitState('ended', 3000);
+      const ended = await waitFor(async () => {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${held.id}`);
+        return r.state === 'ended' ? r : undefined;
+      }, 3000, 25, 'record ended');
+      assert.ok(ended.timeline.some((e) => e.event === 'resume'), ended.timeline.map((e) => e.event).join(','));
+      await expectClean();
+      if (redis) {
+        for (const k of await callKeys()) assert.ok((await redis.pttl(k)) > 0, `${k} has a TTL once ended`);
+      }
+    });
+  });
+}
