@@ -28,11 +28,11 @@ export class SipUdpPhone {
   autoAnswer: ((m: ReceivedSip) => string | undefined) | undefined;
 
   async start(): Promise<void> {
-    this.socket.on('message', (d) => {
+    this.socket.on('message', (d, rinfo) => {
       const m = parse(d.toString('utf8'));
       this.received.push(m);
       const reply = this.autoAnswer?.(m);
-      if (reply) this.sendRaw(reply);
+      if (reply) this.socket.send(Buffer.from(reply, 'utf8'), rinfo.port, rinfo.address);
       for (const w of this.waiters.splice(0)) w();
     });
     await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));

@@ -13,6 +13,7 @@ const Srf = require('drachtio-srf');
 
 async function connectSrf(port: number): Promise<any> {
   const srf = new Srf();
+  srf.on('error', () => { /* reconnect noise after an engine is stopped */ });
   await new Promise<void>((resolve, reject) => {
     srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
     srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));

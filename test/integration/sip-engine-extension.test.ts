@@ -1,0 +1,168 @@
+/**
+ * The "surviving the app" extension (docs/sip-control-extension.md) with the real npm drachtio-srf:
+ * an app dies mid-call, its dialog stays in ferry sip, the phone's BYE goes to another app, another
+ * app can re-INVITE and BYE on the dialog, and a dialog can be rebuilt from stored identifiers.
+ * Runs against ferry sip only.
+ */
+import { describe, test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const Srf = require('drachtio-srf');
+
+async function connectSrf(port: number): Promise<any> {
+  const srf = new Srf();
+  srf.on('error', () => { /* reconnect noise after an engine is stopped */ });
+  await new Promise<void>((resolve, reject) => {
+    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
+    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+  return srf;
+}
+
+function safeDisconnect(srf: any): void {
+  try { srf.disconnect(); } catch { /* already disconnected */ }
+}
+
+/** Phone that answers in-dialog INVITE and BYE with 200. */
+function answering(phone: SipUdpPhone): void {
+  phone.autoAnswer = (m: ReceivedSip) => {
+    const method = m.startLine.split(' ')[0];
+    if (method !== 'BYE' && method !== 'INVITE') return undefined;
+    const body = method === 'INVITE' ? TEST_SDP : '';
+    return ['SIP/2.0 200 OK', `Via: ${m.header('Via')}`, `From: ${m.header('From')}`, `To: ${m.header('To')}`,
+      `Call-ID: ${m.header('Call-ID')}`, `CSeq: ${m.header('CSeq')}`, `Contact: <sip:phone@127.0.0.1:${phone.port}>`,
+      ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+  };
+}
+
+function ackFor(phone: SipUdpPhone, ok: ReceivedSip, enginePort: number): string {
+  return [`ACK sip:service@127.0.0.1:${enginePort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+    'Max-Forwards: 70', `From: ${ok.header('From')}`, `To: ${ok.header('To')}`, `Call-ID: ${ok.header('Call-ID')}`, 'CSeq: 1 ACK',
+    'Content-Length: 0', '', ''].join('\r\n');
+}
+
+function byeFromPhone(phone: SipUdpPhone, ok: ReceivedSip, enginePort: number): string {
+  return [`BYE sip:service@127.0.0.1:${enginePort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+    'Max-Forwards: 70', `From: ${ok.header('From')}`, `To: ${ok.header('To')}`, `Call-ID: ${ok.header('Call-ID')}`, 'CSeq: 2 BYE',
+    'Content-Length: 0', '', ''].join('\r\n');
+}
+
+describe('ferry sip extension: dialogs survive their app (against ferry sip only)', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function callUp(engine: SipEngineProcess, appA: any): Promise<{ phone: SipUdpPhone; ok: ReceivedSip; dialogId: string }> {
+    let dialogId = '';
+    appA.invite(async (req: any, res: any) => {
+      const d = await appA.createUAS(req, res, { localSdp: TEST_SDP });
+      dialogId = d.id;
+    });
+    await new Promise((r) => setTimeout(r, 100)); // route|invite reaches the engine
+    const phone = new SipUdpPhone();
+    await phone.start();
+    cleanup.push(() => phone.close());
+    phone.target.port = engine.ports.sip;
+    answering(phone);
+    phone.sendRaw(inviteText(phone, { callId: sipToken(), fromTag: sipToken(), branch: sipToken() }, engine.ports.sip));
+    const ok = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.header('CSeq') ?? ''));
+    phone.sendRaw(ackFor(phone, ok, engine.ports.sip));
+    for (let i = 0; i < 200 && !dialogId; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(dialogId, 'app A created the dialog');
+    return { phone, ok, dialogId };
+  }
+
+  test('app A dies mid-call: the phone BYE is offered to app B (srf.use("bye")) and answered by it', async () => {
+    const engine = await spawnSipEngine();
+    cleanup.push(() => engine.stop());
+    const appA = await connectSrf(engine.ports.control);
+    const appB = await connectSrf(engine.ports.control);
+    cleanup.push(() => safeDisconnect(appB));
+    const byes: string[] = [];
+    appB.use('bye', (req: any, res: any) => {
+      byes.push(req.stackDialogId);
+      assert.equal(appB.findDialogById(req.stackDialogId), undefined, 'B did not create this dialog');
+      res.send(200);
+    });
+    const { phone, ok, dialogId } = await callUp(engine, appA);
+    appA.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+    phone.sendRaw(byeFromPhone(phone, ok, engine.ports.sip));
+    const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? '') && m.startLine.startsWith('SIP/2.0 '));
+    assert.equal(r.startLine, 'SIP/2.0 200 OK');
+    assert.deepEqual(byes, [dialogId]);
+  });
+
+  test('without the extension in use (no app routes bye) the BYE of an orphaned dialog gets 481, as drachtio-server', async () => {
+    const engine = await spawnSipEngine();
+    cleanup.push(() => engine.stop());
+    const appA = await connectSrf(engine.ports.control);
+    const { phone, ok } = await callUp(engine, appA);
+    appA.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+    phone.sendRaw(byeFromPhone(phone, ok, engine.ports.sip));
+    const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? '') && m.startLine.startsWith('SIP/2.0 '));
+    assert.match(r.startLine, /^SIP\/2\.0 481/);
+  });
+
+  test('app B re-INVITEs (hold) and BYEs a dialog app A created, by its stored dialog id', async () => {
+    const engine = await spawnSipEngine();
+    cleanup.push(() => engine.stop());
+    const appA = await connectSrf(engine.ports.control);
+    const appB = await connectSrf(engine.ports.control);
+    cleanup.push(() => safeDisconnect(appB));
+    const { phone, ok, dialogId } = await callUp(engine, appA);
+    appA.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+
+    const reinvite = await appB.request({ uri: 'sip:placeholder', method: 'INVITE', stackDialogId: dialogId, body: TEST_SDP.replace('a=rtpmap:0 PCMU/8000', 'a=sendonly') });
+    const status = await new Promise<number>((resolve) => reinvite.on('response', (res: any, ack: () => void) => { if (res.status >= 200) { ack(); resolve(res.status); } }));
+    assert.equal(status, 200);
+    const inv = await phone.waitFor((m) => m.startLine.startsWith('INVITE '));
+    assert.equal(inv.header('Call-ID'), ok.header('Call-ID'));
+    assert.match(inv.header('From') ?? '', new RegExp(`tag=${/tag=([^;>]+)/.exec(ok.header('To')!)![1]}`));
+    assert.equal(inv.startLine.split(' ')[1], `sip:phone@127.0.0.1:${phone.port}`, 'R-URI is the remote target (phone Contact)');
+    await phone.waitFor((m) => m.startLine.startsWith('ACK '));
+
+    const bye = await appB.request({ uri: 'sip:placeholder', method: 'BYE', stackDialogId: dialogId });
+    const byeStatus = await new Promise<number>((resolve) => bye.on('response', (res: any) => resolve(res.status)));
+    assert.equal(byeStatus, 200);
+    const b = await phone.waitFor((m) => m.startLine.startsWith('BYE '));
+    const seqInvite = Number(inv.header('CSeq')!.split(' ')[0]);
+    assert.equal(Number(b.header('CSeq')!.split(' ')[0]), seqInvite + 1, 'CSeq continues from the dialog');
+  });
+
+  test('a dialog unknown to the engine is rebuilt from X-Ferry-Dialog + stored identifiers (engine restarted)', async () => {
+    const engine1 = await spawnSipEngine();
+    cleanup.push(() => engine1.stop());
+    const appA = await connectSrf(engine1.ports.control);
+    cleanup.push(() => safeDisconnect(appA));
+    const { phone, ok, dialogId } = await callUp(engine1, appA);
+    // what a gateway stores for this dialog (UAS side: local = our To, remote = the phone's From)
+    const stored = { callId: ok.header('Call-ID')!, local: ok.header('To')!, remote: ok.header('From')!, cseq: 1,
+      remoteTarget: `sip:phone@127.0.0.1:${phone.port}` };
+    appA.disconnect();
+    await engine1.stop();
+
+    const engine2 = await spawnSipEngine();
+    cleanup.push(() => engine2.stop());
+    const appB = await connectSrf(engine2.ports.control);
+    cleanup.push(() => safeDisconnect(appB));
+    const bye = await appB.request(stored.remoteTarget, {
+      method: 'BYE',
+      headers: { 'X-Ferry-Dialog': dialogId, 'Call-ID': stored.callId, From: stored.local, To: stored.remote, CSeq: `${stored.cseq + 1} BYE` },
+    });
+    const status = await new Promise<number>((resolve) => bye.on('response', (res: any) => resolve(res.status)));
+    assert.equal(status, 200);
+    const b = await phone.waitFor((m) => m.startLine.startsWith('BYE '));
+    assert.equal(b.header('Call-ID'), stored.callId);
+    assert.equal(b.header('From'), stored.local);
+    assert.equal(b.header('To'), stored.remote);
+    assert.equal(b.header('CSeq'), '2 BYE');
+    assert.equal(b.header('X-Ferry-Dialog'), undefined, 'extension header is not sent on the wire');
+  });
+});
