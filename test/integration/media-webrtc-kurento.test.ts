@@ -185,6 +185,35 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     assert.equal((await fetchStats(server.port)).boundPorts, 0);
   });
 
+  test('generateOffer / processAnswer: ferry offers to the WebRTC peer, audio flows', async () => {
+    const pipeline = await client.create('MediaPipeline');
+    const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+    const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const phone = await RtpTestPeer.open();
+    const browser = new WebRtcTestPeer();
+    closers.push(() => browser.close(), () => phone.close());
+    phone.useRemoteSdp(await call<string>(rtp, 'processOffer', phone.sdp()));
+    await call(webrtc, 'connect', rtp);
+    await call(rtp, 'connect', webrtc);
+    const offer = await call<string>(webrtc, 'generateOffer');
+    assert.match(offer, /a=sendrecv/);
+    await assert.rejects(call(webrtc, 'processAnswer', 'v=0\r\n'), (e: { code?: number }) => e.code === 40206 || e.code === 40201);
+    const answer = await browser.answer(offer);
+    assert.equal(await call<string>(webrtc, 'processAnswer', answer), offer);
+    await browser.connected;
+    for (let i = 0; i < 10; i++) {
+      browser.sendRtp(rtpPacket(0, 700 + i, 160 * i, 0, Buffer.alloc(160, i)));
+      phone.send(0, Buffer.alloc(160, 100 + i));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await phone.waitFor(() => phone.received.filter((p) => p.pt === 0).length >= 10, 5000, 'browser audio at the phone');
+    await waitFor(() => browser.rtpIn.filter((p) => (p[1]! & 0x7f) === 0).length >= 10, 5000, 'phone audio at the browser');
+    assert.deepEqual(phone.received.filter((p) => p.pt === 0).map((p) => p.payload[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await assert.rejects(call(webrtc, 'processAnswer', answer), (e: { code?: number }) => e.code === 40210);
+    await pipeline.release();
+    assert.equal((await fetchStats(server.port)).boundPorts, 0);
+  });
+
   test('bad SDP gets a Kurento SDP error and leaves the endpoint usable; unknown candidates get 40401', async () => {
     const pipeline = await client.create('MediaPipeline');
     const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');

@@ -190,6 +190,24 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     configureIceConsent({ intervalMs: 5000, timeoutMs: 30000 });
   });
 
+  test('a DTLS fingerprint mismatch fails the DTLS transport: no media, no crash, ports freed', async () => {
+    const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
+    const peer = new WebRtcTestPeer();
+    cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
+    const dtls: string[] = [];
+    leg.on('dtls-state', (s) => dtls.push(s));
+    let rtp = 0;
+    leg.on('rtp', () => rtp++);
+    const offer = (await peer.createOffer()).replace(/(a=fingerprint:sha-256 )(..)/, (_m, a: string, b: string) => a + (b === 'AA' ? 'BB' : 'AA'));
+    for (const c of peer.candidates) await leg.addRemoteCandidate(c);
+    await peer.setAnswer(await leg.processOffer(offer, 'PCMU'));
+    await waitFor(() => dtls.includes('FAILED'), 10000, 'DTLS FAILED');
+    assert.equal(rtp, 0);
+    assert.equal(leg.dtlsState(), 'FAILED');
+    await leg.close({ notifyPeer: true });
+    assert.equal(leg.boundPorts(), 0);
+  });
+
   test('PCMA when the peer offers only PCMA, even if PCMU is preferred', async () => {
     const h = await connectedPair({ pcmaOnly: true, preferred: 'PCMU' });
     assert.equal(h.leg.negotiated()!.codec.name, 'PCMA');

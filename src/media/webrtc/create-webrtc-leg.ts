@@ -10,7 +10,7 @@ import { WeriftLeg } from './werift-leg';
  */
 let processIceSettings: IceSettings | undefined;
 
-export function createWebRtcLeg(opts: { clock: Clock; logger: Logger; ice?: IceSettings }): WebRtcLeg {
+export function createWebRtcLeg(opts: { clock: Clock; logger: Logger; ice?: IceSettings; rtcpIntervalMs?: number }): WebRtcLeg {
   const ice = opts.ice ?? (processIceSettings ??= loadIceSettings(process.env));
-  return new WeriftLeg({ clock: opts.clock, logger: opts.logger, ice });
+  return new WeriftLeg({ clock: opts.clock, logger: opts.logger, ice, rtcpIntervalMs: opts.rtcpIntervalMs });
 }

@@ -95,6 +95,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private srPacketsSent = 0;
   private srOctetsSent = 0;
   private lastRtpTimestampOut = 0;
+  private lastRtpOutWall = 0;
   private sentSinceReport = false;
   /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
   readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
@@ -255,7 +256,6 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.lastRtpOutWall = now;
     this.sentSinceReport = true;
   }
-  private lastRtpOutWall = 0;
 
   activity(): LegActivity {
     return { ...this.stats };
