@@ -38,7 +38,17 @@ export function call<T = unknown>(obj: KurentoObjectLike, method: string, ...arg
   });
 }
 
-export async function fetchStats(port: number): Promise<{ pipelines: number; elements: number; sessions: number; boundPorts: number; [k: string]: unknown }> {
-  const res = await fetch(`http://127.0.0.1:${port}/stats`);
-  return (await res.json()) as { pipelines: number; elements: number; sessions: number; boundPorts: number };
+/** ferry media's GET /stats. */
+export interface MediaStatsReport {
+  pipelines: number;
+  elements: number;
+  sessions: number;
+  boundPorts: number;
+  pipelinesDetail: { id: string; owners: string[]; orphaned: boolean; elements: Record<string, unknown>[] }[];
+  sessionsDetail: { id: string; bound: boolean; pipelines: string[]; subscriptions: number }[];
+}
+
+export async function fetchStats(port: number, host = '127.0.0.1'): Promise<MediaStatsReport> {
+  const res = await fetch(`http://${host}:${port}/stats`);
+  return (await res.json()) as MediaStatsReport;
 }

@@ -162,17 +162,17 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r2.ok('ref', { object: p.value, sessionId: s2 });
     await r1.ok('unref', { object: p.value });
     const mid = await fetchStats(server.port);
-    assert.ok((mid as unknown as { pipelinesDetail: { id: string }[] }).pipelinesDetail.some((x) => x.id === p.value), 'still owned by session 2');
+    assert.ok(mid.pipelinesDetail.some((x) => x.id === p.value), 'still owned by session 2');
     await r2.ok('unref', { object: p.value });
     const after = await fetchStats(server.port);
-    assert.ok(!(after as unknown as { pipelinesDetail: { id: string }[] }).pipelinesDetail.some((x) => x.id === p.value), 'released when nobody owns it');
+    assert.ok(!after.pipelinesDetail.some((x) => x.id === p.value), 'released when nobody owns it');
 
     const r3 = await rpc();
     const q = await r3.ok('create', { type: 'MediaPipeline' });
     await r3.ok('closeSession');
     const st = await fetchStats(server.port);
-    assert.ok(!(st as unknown as { pipelinesDetail: { id: string }[] }).pipelinesDetail.some((x) => x.id === q.value));
-    assert.ok(!(st as unknown as { sessionsDetail: { id: string }[] }).sessionsDetail.some((x) => x.id === q.sessionId), 'session forgotten');
+    assert.ok(!st.pipelinesDetail.some((x) => x.id === q.value));
+    assert.ok(!st.sessionsDetail.some((x) => x.id === q.sessionId), 'session forgotten');
   });
 
   test('per-connection FIFO: requests pipelined without waiting run in order (getLocalSessionDescriptor after processOffer)', async () => {

@@ -126,7 +126,7 @@ describe('media: phone leg end signals', () => {
     const app = await client(s);
     const c = await newCall(app);
     app.close();
-    await until(async () => (await fetchStats(s.port)).pipelinesDetail !== undefined && ((await fetchStats(s.port)) as { pipelinesDetail: { orphaned: boolean }[] }).pipelinesDetail[0]!.orphaned, 3000, 'orphaned');
+    await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.orphaned === true, 3000, 'orphaned');
     for (let i = 0; i < 20; i++) c.pa.send(0, Buffer.from([i]));
     await c.pb.waitFor(() => c.pb.received.length >= 20, 3000, 'media through an orphaned pipeline');
     assert.equal((await fetchStats(s.port)).pipelines, 1);

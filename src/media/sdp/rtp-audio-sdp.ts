@@ -81,7 +81,7 @@ export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: 
     throw fail(audio ? `no usable audio line in ${what} (profile ${audio.protocol}, port ${audio.port}; need RTP/AVP or RTP/AVPF)` : `no audio line in ${what}`);
   }
   const m = media[index]!;
-  const ip = m.connection?.ip ?? parsed.connection?.ip;
+  const ip: unknown = m.connection?.ip ?? parsed.connection?.ip;
   if (!ip || !isIpAddress(ip)) throw KurentoErrors.sdpParse(`SDP ${what} has no valid c= address for audio`);
   const port = mlines[index]!.port;
   const codecs: SdpCodec[] = [];
@@ -202,6 +202,7 @@ function ipVer(a: string): string {
   return a.includes(':') ? 'IP6' : 'IP4';
 }
 
-function isIpAddress(s: string): boolean {
+function isIpAddress(s: unknown): s is string {
+  if (typeof s !== 'string') return false;
   return /^(\d{1,3})(\.\d{1,3}){3}$/.test(s) ? s.split('.').every((p) => Number(p) <= 255) : /^[0-9a-fA-F:.]+$/.test(s) && s.includes(':');
 }
