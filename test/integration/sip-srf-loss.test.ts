@@ -1,0 +1,118 @@
+/**
+ * Acceptance (issue 3): under 10% packet loss the transaction layer completes every call by
+ * retransmission. Loss method: SIPp's own `-lost 10` on both phones, i.e. each SIPp drops 10% of the
+ * SIP messages it sends and 10% of those it receives (so each hop of the call loses up to ~19%).
+ * A drachtio-srf createB2BUA app bridges caller SIPp A to callee SIPp B through the SIP server
+ * under test, with the server's standard RFC 3261 timers (T1 = 500 ms).
+ *
+ * Runs against ferry sip, or a real drachtio-server when DRACHTIO_URL is set.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type Srf from 'drachtio-srf';
+import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
+import { connectSrf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { freePorts } from '../helpers/free-port';
+import { startSipp, killAllSipp, describeSipp, type SippResult } from '../helpers/sipp';
+
+const CALLS = 10;
+const LOSS_PERCENT = 10;
+
+/** Messages a SIPp received more than once (same start line, Call-ID and CSeq): the server's retransmissions. */
+function duplicatesReceived(r: SippResult): number {
+  const seen = new Map<string, number>();
+  const re = /message received[^\n]*\n\n([^\n]*)\n([\s\S]*?)(?=\n-{10,} |$)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(r.messages)) !== null) {
+    const callId = /^Call-ID:\s*(\S+)/im.exec(m[2])?.[1] ?? '';
+    const cseq = /^CSeq:\s*([^\r\n]+)/im.exec(m[2])?.[1]?.trim() ?? '';
+    const key = `${m[1].trim()}|${callId}|${cseq}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  let dups = 0;
+  for (const n of seen.values()) dups += n - 1;
+  return dups;
+}
+
+describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`, () => {
+  let target: SipServerTarget;
+  let app: ConnectedSrf;
+  let bLegUri = '';
+  let bridged = 0;
+  let released = 0;
+  const failures: string[] = [];
+
+  before(async () => {
+    target = await startSipServerTarget();
+    console.log(`sip-srf-loss: ${target.description}`);
+    app = await connectSrf(target.control, (srf: Srf) => {
+      srf.invite(async (req, res) => {
+        try {
+          const { uas, uac } = await srf.createB2BUA(req, res, bLegUri, { localSdpB: req.body });
+          bridged++;
+          let done = false;
+          const release = (other: Srf.Dialog) => () => {
+            if (done) return;
+            done = true;
+            other.destroy().then(
+              () => released++,
+              (e: unknown) => failures.push(`BYE failed: ${String(e)}`),
+            );
+          };
+          uas.on('destroy', release(uac));
+          uac.on('destroy', release(uas));
+        } catch (e) {
+          failures.push(`createB2BUA failed: ${(e as { status?: number }).status ?? String(e)}`);
+        }
+      });
+    });
+  });
+
+  after(async () => {
+    killAllSipp();
+    app?.close();
+    await target?.stop();
+  });
+
+  test(`${CALLS} B2BUA calls with SIPp -lost ${LOSS_PERCENT} on both phones (UDP, standard timers): all succeed`, async (t) => {
+    t.diagnostic(target.description);
+    t.diagnostic(`loss method: SIPp -lost ${LOSS_PERCENT} on caller and callee (drops sent and received SIP messages)`);
+    const [aPort, bPort] = await freePorts(2);
+    const b = await startSipp({
+      scenario: 'uas-answer.xml',
+      localPort: bPort,
+      calls: CALLS,
+      lossPercent: LOSS_PERCENT,
+      lingerMs: 12_000, // keep answering retransmitted BYEs after the call
+      timeoutS: 50,
+    });
+    await b.ready();
+    bLegUri = `sip:callee@127.0.0.1:${bPort}`;
+    const a = await startSipp({
+      scenario: 'uac-call.xml',
+      localPort: aPort,
+      remote: app.sipAddress('udp'),
+      calls: CALLS,
+      rate: 5,
+      lossPercent: LOSS_PERCENT,
+      talkMs: 500,
+      lingerMs: 4000,
+      timeoutS: 50,
+    });
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(ra.exitCode, 0, `caller A: ${describeSipp(ra)}`);
+    assert.equal(rb.exitCode, 0, `callee B: ${describeSipp(rb)}`);
+    assert.equal(ra.stats?.successfulCalls, CALLS, describeSipp(ra));
+    assert.equal(ra.stats?.failedCalls, 0, describeSipp(ra));
+    assert.equal(rb.stats?.successfulCalls, CALLS, describeSipp(rb));
+    await waitFor(() => released === CALLS || failures.length > 0, 'every call released by the app', 40_000);
+    assert.deepEqual(failures, []);
+    assert.equal(bridged, CALLS, 'the app bridged every call');
+    assert.equal(released, CALLS);
+    const serverRetransmissions = duplicatesReceived(ra) + duplicatesReceived(rb);
+    t.diagnostic(`messages the phones received more than once (server retransmissions): ${serverRetransmissions}; ` +
+      `SIPp's own retransmissions: caller ${ra.stats?.retransmissions}, callee ${rb.stats?.retransmissions}`);
+    assert.ok(serverRetransmissions > 0, 'the server retransmitted (loss was really exercised)');
+    assert.equal((app.srf as unknown as { _dialogs: Map<string, unknown> })._dialogs.size, 0, 'no dialog left in srf');
+  });
+});
