@@ -1,0 +1,84 @@
+import { test, describe, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MediaServerProcess, type MediaStats } from '../helpers/media-server-process';
+import { MediaCall } from '../helpers/media-call';
+import { RtpPhone } from '../helpers/rtp-phone';
+import type { ProxyEvent } from '../helpers/media-proxy-process';
+
+/**
+ * lifecycle.md S11: hold via re-INVITE (sendonly). The proxy passes the phone's sendonly re-offer to
+ * the RtpEndpoint (processOffer again, as the gateway does on a re-INVITE), and the phone then goes
+ * completely silent (no RTP and no RTCP: the worst holder). Scaled down with real packets:
+ * T_dead = 3 s, T_hold = 12 s; the hold lasts 3 x T_dead and must not end the call; a hold longer
+ * than T_hold ends it with reason hold-timeout at T_hold ± 2 s. The 10-minute hold is on a fake clock
+ * (s08-s09-s11-s12-long-durations-*); the SIP re-INVITE through the gateway is in s11-gateway-*.
+ */
+const DEAD_MS = 3000;
+const HOLD_MS = 12_000;
+
+function hasPipeline(stats: MediaStats, id: string): boolean {
+  return ((stats.pipelinesDetail ?? []) as { id: string }[]).some((p) => p.id === id);
+}
+
+function endEvents(events: ProxyEvent[]): ProxyEvent[] {
+  return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
+}
+
+describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 3 s, T_hold 12 s)', () => {
+  let media: MediaServerProcess;
+  const closers: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    media = await MediaServerProcess.start({
+      FERRY_MEDIA_DEAD_MS: String(DEAD_MS),
+      FERRY_MEDIA_HOLD_MS: String(HOLD_MS),
+      FERRY_MEDIA_AUTO_RELEASE: 'orphans',
+      FERRY_MEDIA_RTCP_INTERVAL_MS: '1000',
+    });
+  });
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  });
+  after(async () => {
+    await media.stop();
+  });
+
+  async function holdCall(direction: 'sendonly' | 'inactive' = 'sendonly'): Promise<{ call: MediaCall; heldAt: number }> {
+    const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
+    closers.push(async () => {
+      await call.proxy.release('pipeline').catch(() => undefined);
+      await call.close();
+    });
+    await sleep(500);
+    const answer = await call.proxy.invoke<string>(0, 'processOffer', [await call.phone.sdp(direction)]);
+    assert.match(answer, direction === 'sendonly' ? /a=recvonly/ : /a=inactive/, `ferry media answers a ${direction} hold`);
+    await call.phone.applyRemoteSdp(answer);
+    await call.phone.stopMedia();
+    return { call, heldAt: Date.now() };
+  }
+
+  for (const direction of ['sendonly', 'inactive'] as const) test(`S11: held (${direction} re-offer) for 3 x T_dead with neither RTP nor RTCP from the phone -> 0 false ends; resume (sendrecv re-offer) brings media back`, async () => {
+    const { call, heldAt } = await holdCall(direction);
+    await sleep(3 * DEAD_MS);
+    assert.deepEqual(endEvents(call.proxy.events), [], `no end while on hold (${Date.now() - heldAt} ms)`);
+    const answer = await call.proxy.invoke<string>(0, 'processOffer', [await call.phone.sdp('sendrecv')]);
+    assert.match(answer, /a=sendrecv/);
+    await call.phone.applyRemoteSdp(answer);
+    await call.phone.startMedia();
+    const resumedAt = Date.now();
+    await sleep(1500);
+    assert.ok(call.webphone!.rtpReceivedBetween(resumedAt + 300, Date.now()) > 20, 'phone RTP reaches the webphone after resume');
+    assert.ok((await call.phone.rtpReceivedBetween(resumedAt + 300, Date.now())) > 20, 'webphone RTP reaches the phone after resume');
+    assert.deepEqual(endEvents(call.proxy.events), []);
+    assert.ok(hasPipeline(await media.stats(), call.answer!.pipelineId), 'the pipeline is still there');
+  });
+
+  test('S11 bound: a silent hold that never resumes ends with hold-timeout at T_hold ± 2 s (not media-timeout at T_dead)', async () => {
+    const { call, heldAt } = await holdCall();
+    const ended = await call.proxy.waitForEvent((e) => e.event === 'MediaSessionTerminated' && e.leg === 0, HOLD_MS + 5000);
+    const after = ended.at - heldAt;
+    assert.equal(ended.data.reason, 'hold-timeout');
+    assert.ok(Math.abs(after - HOLD_MS) <= 2000, `hold-timeout ${after} ms after the hold (T_hold ${HOLD_MS} ± 2 s)`);
+  });
+});
