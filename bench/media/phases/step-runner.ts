@@ -57,14 +57,16 @@ export async function runSteps(
     const t0Wall = Date.now();
     const s0 = sampleProcesses(target.serverPids());
     const g0 = sampleProcesses(workers.map((w) => w.pid));
+    const o0 = process.cpuUsage();
     const m0 = sampleMachine();
     await sleep(plan.windowMs);
     const s1 = sampleProcesses(target.serverPids());
     const g1 = sampleProcesses(workers.map((w) => w.pid));
+    const o1 = process.cpuUsage(o0);
     const m1 = sampleMachine();
     const t1Wall = Date.now();
     await broadcast(0);
-    const serverStats = target.serverStats ? await target.serverStats() : undefined;
+    const serverStats = scalarsOf(target.serverStats ? await target.serverStats() : undefined);
     await sleep(plan.drainMs);
     const reports: WorkerReport[] = await Promise.all(workers.map((w) => w.report(epoch)));
 
@@ -116,6 +118,11 @@ export async function runSteps(
       generatorCpuPct: (100 * (g1.user + g1.system - (g0.user + g0.system))) / wallS,
       generatorSkippedPct: totalSent + skipped > 0 ? (100 * skipped) / (totalSent + skipped) : 0,
       machineBusyCores: (m1.busy - m0.busy) / ((t1Wall - t0Wall) / 1000),
+      otherProcessesCores: Math.max(
+        0,
+        (m1.busy - m0.busy) / ((t1Wall - t0Wall) / 1000) -
+          (cpuS + (g1.user + g1.system - (g0.user + g0.system)) + (o1.user + o1.system) / 1e6) / wallS,
+      ),
       silentStreams: Math.max(0, 2 * callsUp - heard),
       ...(serverStats ? { serverStats } : {}),
     };
@@ -127,7 +134,7 @@ export async function runSteps(
         `rss/call=${result.rssPerCallKiB.toFixed(0)} KiB lagP99=${fmt(result.loopLagP99Ms)} ms ` +
         `loss=${result.lossPct.toFixed(3)}% (ab ${result.lossPctAB.toFixed(3)} ba ${result.lossPctBA.toFixed(3)}) ` +
         `gen=${result.generatorCpuPct.toFixed(0)}% skipped=${result.generatorSkippedPct.toFixed(2)}% ` +
-        `machine=${result.machineBusyCores.toFixed(2)} cores silent=${result.silentStreams}`,
+        `machine=${result.machineBusyCores.toFixed(2)} cores (others ${result.otherProcessesCores.toFixed(2)}) silent=${result.silentStreams}`,
     );
     const stop =
       failures > 0
@@ -143,6 +150,12 @@ export async function runSteps(
     }
   }
   return results;
+}
+
+/** The top-level numbers of a /stats reply (its per-pipeline detail would bloat results.json). */
+function scalarsOf(stats: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!stats) return undefined;
+  return Object.fromEntries(Object.entries(stats).filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean'));
 }
 
 function lossPct(sent: number, received: number): number {

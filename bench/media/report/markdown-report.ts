@@ -17,7 +17,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     'loss % (a→b / b→a)',
     'latency p50 / p99 ms',
     'generator CPU % (skipped %)',
-    'machine busy cores of 2',
+    'machine busy cores of 2 (of which other processes)',
   ];
   const rows = results.map((r) => [
     r.target,
@@ -32,7 +32,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     `${r.lossPct.toFixed(3)} (${r.lossPctAB.toFixed(3)} / ${r.lossPctBA.toFixed(3)})${r.silentStreams ? `, ${r.silentStreams} silent streams` : ''}`,
     `${f(r.latencyP50Ms, 2)} / ${f(r.latencyP99Ms, 2)}`,
     `${f(r.generatorCpuPct, 0)} (${f(r.generatorSkippedPct, 2)})`,
-    f(r.machineBusyCores, 2),
+    `${f(r.machineBusyCores, 2)} (${f(r.otherProcessesCores, 2)})`,
   ]);
   return table(head, rows);
 }

@@ -39,6 +39,8 @@ export interface StepResult {
   generatorSkippedPct: number;
   /** Whole-machine busy cores (of `cores`). */
   machineBusyCores: number;
+  /** Machine busy cores not spent by the server, the load workers or the orchestrator: other people's processes. */
+  otherProcessesCores: number;
   /** Streams that heard nothing in the window (dead calls). */
   silentStreams: number;
   serverStats?: Record<string, unknown>;
