@@ -26,7 +26,9 @@ function loadOptional(path: string): ElementType | undefined {
     mod = require(path) as { elementType?: ElementType };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(path.slice(2))) return undefined;
+    // Only "this very file is missing" is optional; a missing import *inside* it is a real error.
+    const firstLine = String(e.message).split('\n', 1)[0] ?? '';
+    if (e.code === 'MODULE_NOT_FOUND' && firstLine.includes(`'${path}'`)) return undefined;
     throw err;
   }
   if (!mod.elementType) throw new Error(`${path} does not export 'elementType'`);
