@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
+import WebSocket from 'ws';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const Srf = require('drachtio-srf');
@@ -159,6 +160,62 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
     } finally {
       phone.close();
     }
+  });
+});
+
+describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () => {
+  let engine: SipEngineProcess;
+  let srf: any;
+  before(async () => {
+    engine = await spawnSipEngine();
+    srf = await connectSrf(engine.ports.control);
+    srf.register((req: any, res: any) => {
+      res.send(200, { headers: { Contact: `${req.get('Contact')};expires=600`, Expires: '600' } });
+    });
+    await sleep(100);
+  });
+  after(async () => {
+    srf?.disconnect();
+    await engine?.stop();
+  });
+
+  test('REGISTER over WS binds the .invalid Contact; an INVITE from the app reaches the socket; close forgets it', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    assert.equal(ws.protocol, 'sip');
+    const inbox: string[] = [];
+    ws.on('message', (d) => {
+      const text = d.toString();
+      inbox.push(text);
+      if (text.startsWith('INVITE ') || text.startsWith('BYE ')) {
+        const h = (n: string) => new RegExp(`^${n}: (.*)$`, 'mi').exec(text)?.[1];
+        const body = text.startsWith('INVITE') ? TEST_SDP : '';
+        ws.send(['SIP/2.0 200 OK', ...text.split('\r\n').filter((l) => /^Via:/i.test(l)), `From: ${h('From')}`,
+          `To: ${h('To')}${text.startsWith('INVITE') ? ';tag=wsphone' : ''}`, `Call-ID: ${h('Call-ID')}`, `CSeq: ${h('CSeq')}`,
+          'Contact: <sip:k7m2@df7jal23ls0d.invalid;transport=ws>', ...(body ? ['Content-Type: application/sdp'] : []),
+          `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'));
+      }
+    });
+    // keep-alive: CRLFCRLF is answered with CRLF
+    ws.send('\r\n\r\n');
+    await waitUntil(() => inbox.includes('\r\n'));
+    ws.send(['REGISTER sip:127.0.0.1 SIP/2.0', 'Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKreg1', 'Max-Forwards: 69',
+      'From: <sip:1001@127.0.0.1>;tag=r1', 'To: <sip:1001@127.0.0.1>', 'Call-ID: ws-reg-1', 'CSeq: 1 REGISTER',
+      'Contact: <sip:k7m2@df7jal23ls0d.invalid;transport=ws>;+sip.ice;reg-id=1;+sip.instance="<urn:uuid:0d3b>"',
+      'Expires: 600', 'Content-Length: 0', '', ''].join('\r\n'));
+    await waitUntil(() => inbox.some((m) => m.startsWith('SIP/2.0 200') && /REGISTER/.test(m)));
+
+    const dlg = await srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP });
+    const invite = inbox.find((m) => m.startsWith('INVITE '))!;
+    assert.match(invite, /^Via: SIP\/2\.0\/WS /m);
+    assert.match(invite, /^INVITE sip:k7m2@df7jal23ls0d\.invalid;transport=ws SIP\/2\.0/);
+    await waitUntil(() => inbox.some((m) => m.startsWith('ACK ')));
+    await dlg.destroy();
+    assert.ok(inbox.some((m) => m.startsWith('BYE ')));
+
+    ws.close();
+    await sleep(200);
+    await assert.rejects(srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP }), /no connection/);
   });
 });
 
