@@ -63,7 +63,7 @@ export class ControlServer {
         }
       }
       if (out.error) {
-        this.log.warn('bad control frame, closing app connection', { app: app.id, error: out.error });
+        this.log.info('bad control frame, closing app connection', { app: app.id, error: out.error });
         socket.destroy();
       }
     });
@@ -92,7 +92,7 @@ export class ControlServer {
       case 'authenticate': {
         if (tokens[2] !== this.options.secret) {
           app.respond(rid, ['NO', 'incorrect secret']);
-          this.log.warn('app failed to authenticate', { app: app.id, remote: app.remote });
+          this.log.info('app failed to authenticate', { app: app.id, remote: app.remote });
           setImmediate(() => app.close());
           return;
         }
