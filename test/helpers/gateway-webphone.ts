@@ -1,0 +1,82 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from './browser-webphone';
+
+/**
+ * The gateway's own JsSIP webphone page (served at `/` by ferry gateway) in real Chromium, driven by
+ * its stable element ids (#register, #target, #call, #answer, #hangup, #mute, #hold, #call-state) and
+ * its test hooks (window.ferryCallState, window.ferryEndedAt, window.ferryStats()).
+ * The webphone of the gateway lifecycle scenarios (S1, S2, S4, S9, S13, S14).
+ */
+export class GatewayWebphone {
+  private constructor(
+    private readonly browser: Browser,
+    readonly page: Page,
+  ) {}
+
+  static async open(options: { httpPort: number; wsPort: number; user: string; password: string }): Promise<GatewayWebphone> {
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    try {
+      const page = await (await browser.newContext()).newPage();
+      const q = new URLSearchParams({ ws: `ws://127.0.0.1:${options.wsPort}`, user: options.user, password: options.password });
+      await page.goto(`http://127.0.0.1:${options.httpPort}/?${q.toString()}`);
+      await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 10_000 });
+      const phone = new GatewayWebphone(browser, page);
+      await page.click('#register');
+      await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 10_000 });
+      return phone;
+    } catch (err) {
+      await browser.close();
+      throw err;
+    }
+  }
+
+  async callState(): Promise<string> {
+    return this.page.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState ?? '');
+  }
+
+  async waitCallState(state: string, timeoutMs: number): Promise<void> {
+    await this.page.waitForFunction((s) => (window as unknown as { ferryCallState?: string }).ferryCallState === s, state, { timeout: timeoutMs });
+  }
+
+  async dial(target: string): Promise<void> {
+    await this.page.fill('#target', target);
+    await this.page.click('#call');
+  }
+
+  async answer(): Promise<void> {
+    await this.page.waitForSelector('#answer:not([disabled])', { timeout: 10_000 });
+    await this.page.click('#answer');
+  }
+
+  /** Click hang up; returns the time of the click. */
+  async hangup(): Promise<number> {
+    const at = Date.now();
+    await this.page.click('#hangup');
+    return at;
+  }
+
+  async toggleMute(): Promise<void> {
+    await this.page.click('#mute');
+  }
+
+  async toggleHold(): Promise<void> {
+    await this.page.click('#hold');
+  }
+
+  /** When the page saw the call end (JsSIP 'ended'/'failed'), or undefined. */
+  async endedAt(): Promise<number | undefined> {
+    return this.page.evaluate(() => (window as unknown as { ferryEndedAt?: number }).ferryEndedAt);
+  }
+
+  async message(): Promise<string> {
+    return (await this.page.textContent('#message')) ?? '';
+  }
+
+  async rtpStats(): Promise<{ sent: number; received: number }> {
+    return this.page.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
+  }
+
+  async close(): Promise<void> {
+    await this.browser.close().catch(() => undefined);
+  }
+}
