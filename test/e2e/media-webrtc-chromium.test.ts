@@ -78,7 +78,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
     stopTrickle: () => void;
   }
 
-  async function startCall(): Promise<Call> {
+  async function startCall(mode: { ferryOffers?: boolean; phoneCodec?: 'PCMU' | 'PCMA' } = {}): Promise<Call> {
     const ctx = await browser.newContext();
     closers.push(() => ctx.close());
     const page = await ctx.newPage();
@@ -95,13 +95,21 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
         if (type === 'IceCandidateFound') void page.evaluate((c) => (window as unknown as { ferryAddCandidate(c: unknown): Promise<void> }).ferryAddCandidate(c), data.candidate).catch(() => undefined);
       });
     }
-    phone.useRemoteSdp(await call<string>(rtp, 'processOffer', phone.sdp()));
+    const pt = mode.phoneCodec === 'PCMA' ? 8 : 0;
+    phone.useRemoteSdp(await call<string>(rtp, 'processOffer', phone.sdp({ codecs: [[pt, `${mode.phoneCodec ?? 'PCMU'}/8000`], [101, 'telephone-event/8000']] })));
     await call(webrtc, 'connect', rtp);
     await call(rtp, 'connect', webrtc);
 
-    const offer = await page.evaluate(() => (window as unknown as { ferryOffer(): Promise<string> }).ferryOffer());
-    const answer = await call<string>(webrtc, 'processOffer', offer);
-    await page.evaluate((sdp) => (window as unknown as { ferryAnswer(s: string): Promise<void> }).ferryAnswer(sdp), answer);
+    type PageApi = { ferryOffer(): Promise<string>; ferryAnswer(s: string): Promise<void>; ferryAnswerOffer(s: string): Promise<string> };
+    if (mode.ferryOffers) {
+      const offer = await call<string>(webrtc, 'generateOffer');
+      const answer = await page.evaluate((sdp) => (window as unknown as PageApi).ferryAnswerOffer(sdp), offer);
+      await call(webrtc, 'processAnswer', answer);
+    } else {
+      const offer = await page.evaluate(() => (window as unknown as PageApi).ferryOffer());
+      const answer = await call<string>(webrtc, 'processOffer', offer);
+      await page.evaluate((sdp) => (window as unknown as PageApi).ferryAnswer(sdp), answer);
+    }
     await call(webrtc, 'gatherCandidates');
     // Browser candidates trickle to ferry media; only loopback UDP host candidates are used.
     let trickling = true;
@@ -173,6 +181,25 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
     const latency = closed.at - t0;
     console.log(`# measured: ferry release -> Chromium DTLS ${closed.state} in ${latency} ms`);
     assert.ok(latency < 1000, `Chromium learned after ${latency} ms`);
+    const s = await fetchStats(server.port);
+    assert.deepEqual([s.pipelines, s.elements, s.boundPorts], [0, 0, 0]);
+  });
+
+  test('ferry offers (generateOffer), Chromium answers: a PCMA phone and the browser hear each other', async () => {
+    const c = await startCall({ ferryOffers: true, phoneCodec: 'PCMA' });
+    const timer = setInterval(() => c.phone.send(8, Buffer.alloc(160, 0xd5)), 20);
+    closers.push(() => clearInterval(timer));
+    await c.phone.waitFor(() => c.phone.received.filter((p) => p.pt === 8).length >= 50, 15_000, 'the phone to receive 50 PCMA packets from Chromium');
+    let stats = await pageStats(c.page);
+    for (let i = 0; i < 50 && stats.inPackets < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      stats = await pageStats(c.page);
+    }
+    clearInterval(timer);
+    assert.ok(stats.inPackets >= 50, `Chromium received ${stats.inPackets} packets`);
+    assert.equal(stats.inCodec, 'audio/PCMA');
+    c.stopTrickle();
+    await c.pipeline.release();
     const s = await fetchStats(server.port);
     assert.deepEqual([s.pipelines, s.elements, s.boundPorts], [0, 0, 0]);
   });
