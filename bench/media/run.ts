@@ -45,7 +45,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         logLevel: o.logLevel,
         rtpWorkers: o.rtpWorkers,
         setupConcurrency: o.setupConcurrency,
-        ...(o.profile ? { cpuProfDir: path.join(outDir, 'cpuprof-rtp') } : {}),
+        profile: o.profile,
       });
     }
     case 'ferry-webrtc': {
@@ -58,7 +58,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         webrtcWorkers: o.webrtcWorkers,
         setupConcurrency: o.setupConcurrency,
         leanBrowsers: o.browser === 'lean',
-        ...(o.profile ? { cpuProfDir: path.join(outDir, 'cpuprof-webrtc') } : {}),
+        profile: o.profile,
       });
     }
   }
@@ -115,7 +115,14 @@ async function main(): Promise<void> {
       await target.start();
       const r = await runSteps(
         target,
-        { steps: o.steps, windowMs: o.windowMs, settleMs: o.settleMs, drainMs: o.drainMs, lossLimitPct: o.lossLimitPct },
+        {
+          steps: o.steps,
+          windowMs: o.windowMs,
+          settleMs: o.settleMs,
+          drainMs: o.drainMs,
+          lossLimitPct: o.lossLimitPct,
+          ...(o.profile ? { profileDir: outDir } : {}),
+        },
         progress,
         (step) => {
           results.push(step);
@@ -138,7 +145,16 @@ async function main(): Promise<void> {
 
   let profile = '';
   if (o.profile) {
-    profile = summarizeCpuProfiles([path.join(outDir, 'cpuprof-webrtc'), path.join(outDir, 'cpuprof-rtp')], REPO, 25);
+    // Per ferry target: the window profile of its largest step within the loss limit (else its last step).
+    const parts: string[] = [];
+    for (const name of ['ferry webrtc-rtp', 'ferry rtp-rtp']) {
+      const steps = results.filter((r) => r.target === name);
+      const pick = [...steps].reverse().find((r) => r.lossPct <= o.lossLimitPct && r.setupFailures === 0) ?? steps.at(-1);
+      if (!pick) continue;
+      const file = path.join(outDir, `${name.replace(/\W+/g, '-')}-N${pick.calls}.cpuprofile`);
+      parts.push(`#### ${name}, N=${pick.calls}, one ${o.windowMs / 1000} s window`, '', summarizeCpuProfiles([file], REPO, 25), '');
+    }
+    profile = parts.join('\n');
     writeFileSync(path.join(outDir, 'cpu-profile.md'), profile);
   }
 

@@ -40,6 +40,10 @@ class RtpPeer implements PacedStream {
     rtcp.on('error', () => undefined);
   }
 
+  get sending(): boolean {
+    return this.target !== undefined;
+  }
+
   get port(): number {
     return this.rtp.address().port;
   }
@@ -122,6 +126,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
         foreign: meter.foreign,
         rtcpReceived,
         streams: peers.size,
+        sendingIds: [...peers.values()].filter((p) => p.sending).map((p) => p.spec.streamId),
       };
       return report;
     }

@@ -12,6 +12,8 @@ export interface EpochReport {
   skipped: number;
   /** Distinct streams that received at least one packet of this epoch. */
   streamsHeard: number;
+  /** Their stream ids (to name the silent ones). */
+  heardIds: number[];
   /** One-way latency histogram counts (us, LogHistogram buckets). */
   latencyCounts: number[];
 }
@@ -70,6 +72,7 @@ export class StreamMeter {
       received: [c.received[0], c.received[1]],
       skipped: c.skipped,
       streamsHeard: c.streamsHeard.size,
+      heardIds: [...c.streamsHeard],
       latencyCounts: [...c.latency.counts],
     };
   }

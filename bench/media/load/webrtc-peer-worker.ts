@@ -43,6 +43,7 @@ class WebRtcPeer implements PacedStream {
   private readonly queuedCandidates: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[] = [];
   readonly connected: Promise<void>;
   private closed = false;
+  private isConnected = false;
   private lean: { header: RtpHeader; send: (payload: Buffer, header: RtpHeader) => Promise<number> } | undefined;
 
   constructor(
@@ -59,6 +60,7 @@ class WebRtcPeer implements PacedStream {
     this.connected = new Promise((resolve, reject) => {
       this.pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
+          this.isConnected = true;
           if (this.leanMode) this.goLean();
           pacer.add(this);
           resolve();
@@ -97,6 +99,10 @@ class WebRtcPeer implements PacedStream {
       return;
     }
     await this.pc.addIceCandidate(c);
+  }
+
+  get sending(): boolean {
+    return this.isConnected && !this.closed;
   }
 
   /** Switch to the lean packet path (see the file comment). */
@@ -176,7 +182,13 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       epoch = req.epoch;
       return undefined;
     case 'report': {
-      const report: WorkerReport = { ...meter.report(req.epoch), foreign: meter.foreign, rtcpReceived: 0, streams: peers.size };
+      const report: WorkerReport = {
+        ...meter.report(req.epoch),
+        foreign: meter.foreign,
+        rtcpReceived: 0,
+        streams: peers.size,
+        sendingIds: [...peers.values()].filter((p) => p.sending).map((p) => p.spec.streamId),
+      };
       return report;
     }
     case 'close':

@@ -31,6 +31,8 @@ export interface WorkerReport extends EpochReport {
   rtcpReceived: number;
   /** Streams this worker currently plays. */
   streams: number;
+  /** Ids of the streams this worker is sending on (set up and started). */
+  sendingIds: number[];
 }
 
 export type WorkerReply =

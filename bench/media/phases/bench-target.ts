@@ -27,6 +27,10 @@ export interface BenchTarget {
   loopLag?(fromMs: number, toMs: number): LoopLag | undefined;
   /** Extra live figures from the server (ferry: its /stats), read at the end of a window. */
   serverStats?(): Promise<Record<string, unknown> | undefined>;
+  /** Name a stream for diagnostics (which call, which pipeline, which direction). */
+  describeStream?(streamId: number): string;
+  /** Window-exact CPU profiling of the server, when it was started for it. */
+  profiler?(): { start(): Promise<unknown>; stop(file: string): Promise<void> } | undefined;
   /** Release every call and check the server is back to zero; returns a one-line verdict. */
   releaseAll(): Promise<string>;
   /** Stop the server and the workers (always safe to call). */

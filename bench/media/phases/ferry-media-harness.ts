@@ -5,31 +5,39 @@
 import { connectKurento, type KurentoClientInstance, type KurentoPipeline } from '../kurento/kurento-types';
 import { readLoopLag, type LoopLag } from '../probe/loop-lag-reader';
 import { FerryMediaProcess } from '../servers/ferry-media-process';
+import { InspectorProfiler } from '../servers/inspector-profiler';
 import { runLimited } from './bench-target';
 
 export interface FerryHarnessOptions {
   logFile: string;
   lagFile: string;
   logLevel: string;
-  cpuProfDir?: string;
+  /** Profile each measurement window through the V8 inspector. */
+  profile?: boolean;
 }
 
 export class FerryMediaHarness {
   readonly server: FerryMediaProcess;
   private client: KurentoClientInstance | undefined;
   readonly pipelines: KurentoPipeline[] = [];
+  profiler: InspectorProfiler | undefined;
 
   constructor(private readonly opts: FerryHarnessOptions) {
     this.server = new FerryMediaProcess({
       logFile: opts.logFile,
       lagFile: opts.lagFile,
       logLevel: opts.logLevel,
-      ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
+      inspect: opts.profile === true,
     });
   }
 
   async start(): Promise<void> {
     await this.server.start();
+    if (this.opts.profile) {
+      if (!this.server.inspectorUrl) throw new Error('ferry media printed no inspector URL');
+      this.profiler = new InspectorProfiler();
+      await this.profiler.connect(this.server.inspectorUrl);
+    }
     this.client = await connectKurento(this.server.url);
   }
 
@@ -74,6 +82,8 @@ export class FerryMediaHarness {
       // already closed
     }
     this.client = undefined;
+    this.profiler?.close();
+    this.profiler = undefined;
     await this.server.stop();
   }
 }

@@ -19,6 +19,7 @@ export class FerryRtpTarget implements BenchTarget {
   private readonly harness: FerryMediaHarness;
   private readonly phones: PhonePool;
   private streamId = 0;
+  private readonly streamNames = new Map<number, string>();
 
   constructor(private readonly opts: FerryRtpTargetOptions) {
     this.harness = new FerryMediaHarness(opts);
@@ -45,6 +46,10 @@ export class FerryRtpTarget implements BenchTarget {
     return this.harness.stats();
   }
 
+  profiler(): FerryMediaHarness['profiler'] {
+    return this.harness.profiler;
+  }
+
   async addCalls(count: number): Promise<CallSetup[]> {
     const dirs = Array.from({ length: count }, () => [0, 1] as const).flat();
     const phones = await this.phones.open(dirs);
@@ -54,6 +59,8 @@ export class FerryRtpTarget implements BenchTarget {
       timeSetup(async () => {
         const pipeline = await kurento.create('MediaPipeline');
         this.harness.pipelines.push(pipeline);
+        this.streamNames.set(call.a.streamId, `A->B of pipeline ${pipeline.id}`);
+        this.streamNames.set(call.b.streamId, `B->A of pipeline ${pipeline.id}`);
         const [epA, epB] = await Promise.all([pipeline.create('RtpEndpoint'), pipeline.create('RtpEndpoint')]);
         await Promise.all([epA.connect(epB), epB.connect(epA)]);
         const [answerA, answerB] = await Promise.all([
@@ -65,6 +72,10 @@ export class FerryRtpTarget implements BenchTarget {
         await Promise.all([this.phones.target(call.a, toA.host, toA.port), this.phones.target(call.b, toB.host, toB.port)]);
       }, 30000),
     );
+  }
+
+  describeStream(streamId: number): string {
+    return this.streamNames.get(streamId) ?? `stream ${streamId}`;
   }
 
   async releaseAll(): Promise<string> {

@@ -33,6 +33,7 @@ export class FerryWebRtcTarget implements BenchTarget {
   private nextBrowser = 0;
   private streamId = 0;
   private readonly browserStreams = new Map<LoadWorker, number[]>();
+  private readonly streamNames = new Map<number, string>();
 
   constructor(private readonly opts: FerryWebRtcTargetOptions) {
     this.harness = new FerryMediaHarness(opts);
@@ -60,6 +61,10 @@ export class FerryWebRtcTarget implements BenchTarget {
     return this.harness.stats();
   }
 
+  profiler(): FerryMediaHarness['profiler'] {
+    return this.harness.profiler;
+  }
+
   async addCalls(count: number): Promise<CallSetup[]> {
     // Phones send b-to-a (rtp -> webrtc); browsers send a-to-b (webrtc -> rtp).
     const phones = await this.phones.open(Array.from({ length: count }, () => 1 as const));
@@ -78,6 +83,8 @@ export class FerryWebRtcTarget implements BenchTarget {
       return timeSetup(async () => {
         const pipeline = await kurento.create('MediaPipeline');
         this.harness.pipelines.push(pipeline);
+        this.streamNames.set(streamId, `browser->phone of pipeline ${pipeline.id} (${browser.name})`);
+        this.streamNames.set(phone.streamId, `phone->browser of pipeline ${pipeline.id} (${phone.worker.name})`);
         const [webrtc, rtp] = await Promise.all([pipeline.create('WebRtcEndpoint'), pipeline.create('RtpEndpoint')]);
         webrtc.on('IceCandidateFound', (ev) => {
           const c = ev.candidate as KurentoIceCandidate | undefined;
@@ -96,6 +103,10 @@ export class FerryWebRtcTarget implements BenchTarget {
         await browser.request({ op: 'waitConnected', streamId, timeoutMs: CONNECT_TIMEOUT_MS });
       }, CONNECT_TIMEOUT_MS + 10000);
     });
+  }
+
+  describeStream(streamId: number): string {
+    return this.streamNames.get(streamId) ?? `stream ${streamId}`;
   }
 
   async releaseAll(): Promise<string> {

@@ -4,6 +4,7 @@
  * carries the window's epoch, so loss = sent - received per epoch, immune to packets in flight at
  * the window edges. Stops after the first step with loss above the limit or failed setups.
  */
+import path from 'node:path';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
 import { sampleMachine, sampleProcesses } from '../servers/proc-sampler';
@@ -17,6 +18,8 @@ export interface StepPlan {
   drainMs: number;
   /** Stop stepping once loss exceeds this (%). */
   lossLimitPct: number;
+  /** Where window CPU profiles go (targets that support profiling). */
+  profileDir?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -53,6 +56,8 @@ export async function runSteps(
     await sleep(plan.settleMs);
 
     epoch += 1;
+    const profiler = plan.profileDir ? target.profiler?.() : undefined;
+    await profiler?.start();
     await broadcast(epoch);
     const t0Wall = Date.now();
     const s0 = sampleProcesses(target.serverPids());
@@ -66,6 +71,11 @@ export async function runSteps(
     const m1 = sampleMachine();
     const t1Wall = Date.now();
     await broadcast(0);
+    if (profiler && plan.profileDir) {
+      const file = path.join(plan.profileDir, `${target.name.replace(/\W+/g, '-')}-N${n}.cpuprofile`);
+      await profiler.stop(file);
+      progress(`${target.name}: window CPU profile ${file}`);
+    }
     const serverStats = scalarsOf(target.serverStats ? await target.serverStats() : undefined);
     await sleep(plan.drainMs);
     const reports: WorkerReport[] = await Promise.all(workers.map((w) => w.report(epoch)));
@@ -74,7 +84,8 @@ export async function runSteps(
     const sent: [number, number] = [0, 0];
     const received: [number, number] = [0, 0];
     let skipped = 0;
-    let heard = 0;
+    const sendingIds = new Set<number>();
+    const heardIds = new Set<number>();
     const latency = new LogHistogram();
     for (const r of reports) {
       sent[0] += r.sent[0];
@@ -82,7 +93,8 @@ export async function runSteps(
       received[0] += r.received[0];
       received[1] += r.received[1];
       skipped += r.skipped;
-      heard += r.streamsHeard;
+      for (const id of r.sendingIds) sendingIds.add(id);
+      for (const id of r.heardIds) heardIds.add(id);
       latency.merge({ counts: r.latencyCounts });
     }
     const totalSent = sent[0] + sent[1];
@@ -123,9 +135,15 @@ export async function runSteps(
         (m1.busy - m0.busy) / ((t1Wall - t0Wall) / 1000) -
           (cpuS + (g1.user + g1.system - (g0.user + g0.system)) + (o1.user + o1.system) / 1e6) / wallS,
       ),
-      silentStreams: Math.max(0, 2 * callsUp - heard),
+      silentStreams: [...sendingIds].filter((id) => !heardIds.has(id)).length,
       ...(serverStats ? { serverStats } : {}),
     };
+    const silentIds = [...sendingIds].filter((id) => !heardIds.has(id));
+    if (silentIds.length > 0) {
+      const named = silentIds.slice(0, 6).map((id) => target.describeStream?.(id) ?? `stream ${id}`);
+      progress(`${target.name}: ${silentIds.length} stream(s) delivered nothing: ${named.join('; ')}${silentIds.length > 6 ? '; ...' : ''}`);
+      result.silentStreamNames = named;
+    }
     results.push(result);
     onStep(result);
     progress(

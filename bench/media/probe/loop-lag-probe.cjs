@@ -6,8 +6,6 @@
  * samples are appended as one JSON line {t, pid, lagUs:[...]} to $FERRY_BENCH_LAG_FILE. 50 wake-ups/s
  * cost nothing measurable. Node child processes of the media server inherit NODE_OPTIONS and report
  * under their own pid. Does nothing when the variable is unset.
- * SIGUSR2 makes the process exit normally, so `--cpu-prof` can write its profile whatever the
- * server does on SIGINT/SIGTERM.
  */
 const file = process.env.FERRY_BENCH_LAG_FILE;
 if (file) {
@@ -28,5 +26,4 @@ if (file) {
     samples = [];
     fs.appendFile(file, line, () => undefined);
   }, 1000).unref();
-  process.on('SIGUSR2', () => process.exit(0));
 }

@@ -3,7 +3,7 @@
  * by area (src/media, werift, node internals, GC...) and the hottest functions by self time, with
  * the ones in src/media listed separately for their owners.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 interface ProfileNode {
@@ -36,16 +36,25 @@ function areaOf(url: string, fn: string, repo: string): string {
   return p;
 }
 
-export function summarizeCpuProfiles(dirs: readonly string[], repo: string, top: number): string {
+/** Summarize .cpuprofile files (or every .cpuprofile in the directories given). */
+export function summarizeCpuProfiles(paths: readonly string[], repo: string, top: number): string {
   const hot = new Map<string, Hot>();
   const areas = new Map<string, number>();
   let totalUs = 0;
   let files = 0;
-  for (const dir of dirs) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))) {
+  const list = paths.flatMap((p) =>
+    !existsSync(p)
+      ? []
+      : statSync(p).isDirectory()
+        ? readdirSync(p)
+            .filter((n) => n.endsWith('.cpuprofile'))
+            .map((n) => path.join(p, n))
+        : [p],
+  );
+  {
+    for (const file of list) {
       files++;
-      const prof = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as CpuProfile;
+      const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
       const byId = new Map(prof.nodes.map((n) => [n.id, n]));
       const parent = new Map<number, number>();
       for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -81,7 +90,7 @@ export function summarizeCpuProfiles(dirs: readonly string[], repo: string, top:
       });
     }
   }
-  if (files === 0) return '_no .cpuprofile written (did ferry media exit normally?)_';
+  if (files === 0) return '_no .cpuprofile found_';
   const pct = (us: number): string => ((100 * us) / totalUs).toFixed(1);
   const sorted = [...hot.values()].filter((h) => h.selfUs > 0).sort((a, b) => b.selfUs - a.selfUs);
   const lines: string[] = [];

@@ -41,7 +41,9 @@ export interface StepResult {
   machineBusyCores: number;
   /** Machine busy cores not spent by the server, the load workers or the orchestrator: other people's processes. */
   otherProcessesCores: number;
-  /** Streams that heard nothing in the window (dead calls). */
+  /** Sending streams of which nothing arrived in the window (dead calls or directions). */
   silentStreams: number;
+  /** The first few of them, described by the target (call / pipeline). */
+  silentStreamNames?: string[];
   serverStats?: Record<string, unknown>;
 }

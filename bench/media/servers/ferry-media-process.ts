@@ -1,23 +1,25 @@
 /**
  * `bin/ferry media` under benchmark: started on a free port (FERRY_MEDIA_PORT=0, it prints
- * `ferry media ready {"port":<port>}`), with the event-loop lag probe preloaded and optionally
- * `--cpu-prof`. Its log goes to a file; its /stats is read over HTTP.
+ * `ferry media ready {"port":<port>}`), with the event-loop lag probe preloaded and, when
+ * profiling, the V8 inspector on a free loopback port. Its log goes to a file; its /stats is read
+ * over HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PROBE = path.join(__dirname, '..', 'probe', 'loop-lag-probe.cjs');
 const READY = /ferry media ready (\{[^}\n]*\})/;
+const INSPECTOR = /Debugger listening on (ws:\/\/\S+)/;
 
 export interface FerryMediaOptions {
   logFile: string;
   lagFile: string;
   logLevel: string;
-  /** Directory for --cpu-prof output; no profiling when undefined. */
-  cpuProfDir?: string;
+  /** Start the V8 inspector (for window-exact CPU profiles). */
+  inspect?: boolean;
   extraEnv?: Record<string, string>;
 }
 
@@ -25,6 +27,8 @@ export class FerryMediaProcess {
   private child: ChildProcess | undefined;
   private exitPromise: Promise<void> = Promise.resolve();
   port = 0;
+  /** The inspector's WebSocket URL when started with `inspect`. */
+  inspectorUrl: string | undefined;
 
   constructor(private readonly opts: FerryMediaOptions) {}
 
@@ -38,12 +42,7 @@ export class FerryMediaProcess {
 
   async start(timeoutMs = 30000): Promise<void> {
     const nodeOptions = [`--require ${PROBE}`];
-    // --cpu-prof is refused in NODE_OPTIONS: it goes on the node command line.
-    const nodeArgs: string[] = [];
-    if (this.opts.cpuProfDir) {
-      mkdirSync(this.opts.cpuProfDir, { recursive: true });
-      nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProfDir}`);
-    }
+    const nodeArgs = this.opts.inspect ? ['--inspect=127.0.0.1:0'] : [];
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...this.opts.extraEnv,
@@ -72,6 +71,7 @@ export class FerryMediaProcess {
         log.write(chunk);
         if (this.port) return;
         seen = (seen + chunk.toString()).slice(-4096);
+        this.inspectorUrl ??= INSPECTOR.exec(seen)?.[1];
         const m = READY.exec(seen);
         if (m) {
           try {
@@ -112,14 +112,11 @@ export class FerryMediaProcess {
     });
   }
 
-  /**
-   * SIGTERM (SIGUSR2 when profiling: the probe then exits normally so --cpu-prof writes its
-   * profile), SIGKILL after `graceMs`.
-   */
+  /** SIGTERM (ferry media releases everything and exits), SIGKILL after `graceMs`. */
   async stop(graceMs = 10000): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(this.opts.cpuProfDir ? 'SIGUSR2' : 'SIGTERM');
+    child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await this.exitPromise;
     clearTimeout(timer);
