@@ -148,6 +148,28 @@ describe('media: phone leg end signals', () => {
     assert.ok(ms >= 150, `released after ${ms} ms`);
   });
 
+  test('without rtcp-mux: RTCP on its own port (a=rtcp), two bound ports, a BYE there ends the leg', async () => {
+    const s = await server({ deadMs: 15000 });
+    const app = await client(s);
+    const pipeline = await app.create('MediaPipeline');
+    const ep = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const ended: Record<string, unknown>[] = [];
+    ep.on('MediaSessionTerminated', (d) => ended.push(d));
+    const phone = await RtpTestPeer.open();
+    peers.push(phone);
+    const answer = await call<string>(ep, 'processOffer', phone.sdp({ rtcpMux: false }));
+    assert.doesNotMatch(answer, /a=rtcp-mux/);
+    const rtcpPort = Number(/^a=rtcp:(\d+)/m.exec(answer)![1]);
+    phone.useRemoteSdp(answer);
+    assert.equal(rtcpPort, phone.remote!.port + 1);
+    assert.equal((await fetchStats(s.port)).boundPorts, 2);
+    phone.sendRtcpBye(rtcpPort);
+    await until(() => ended.length > 0, 3000, 'MediaSessionTerminated');
+    assert.equal(ended[0]!.reason, 'rtcp-bye');
+    await pipeline.release();
+    assert.equal((await fetchStats(s.port)).boundPorts, 0);
+  });
+
   test('latching: after the first source, packets from a stranger are dropped', async () => {
     const s = await server({ deadMs: 15000 });
     const c = await newCall(await client(s));

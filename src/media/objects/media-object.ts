@@ -49,6 +49,24 @@ export abstract class MediaObject {
     this.host.emitEvent(this.id, type, data);
   }
 
+  /**
+   * Kurento's `Error` event (kurento-protocol.md §3.1): `type` is the error kind (e.g.
+   * 'STREAM_ERROR_FAILED'), plus `description` and `errorCode`. Not a media-flow event, so it is emitted
+   * with the common fields but `type` overridden by the error kind, as KMS does.
+   */
+  protected emitError(errorType: string, description: string, errorCode: number): void {
+    if (this.released) return;
+    const data: Record<string, unknown> = {
+      source: this.id,
+      tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],
+      timestampMillis: String(this.clock.now()),
+      type: errorType,
+      description,
+      errorCode,
+    };
+    this.host.emitEvent(this.id, 'Error', data);
+  }
+
   async invoke(operation: string, params: OperationParams): Promise<unknown> {
     switch (operation) {
       case 'getId':
