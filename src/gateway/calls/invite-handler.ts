@@ -131,7 +131,17 @@ export class InviteHandler {
       call.note('media-created', media.ids.pipelineId);
       await call.persist();
       if (cancelled) throw Object.assign(new Error('cancelled'), { status: 487 });
-      const offerB = await media.offer('callee', callerCodecs);
+      // the media server answers a browser with the codec its RTP side negotiated (no transcoding):
+      // when a phone calls a browser, negotiate the phone side first and offer the browser that codec
+      let earlyAnswerA: string | undefined;
+      let offerB: string;
+      if (callerKind === 'rtp' && target.kind === 'webrtc') {
+        const codec = callerCodecs[0]!;
+        earlyAnswerA = await media.answer('caller', restrictCodecs(req.body, [codec]));
+        offerB = await media.offer('callee', [codec]);
+      } else {
+        offerB = await media.offer('callee', callerCodecs);
+      }
       let uacReq: { cancel: () => void } | undefined;
       const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
         localSdpB: offerB,
@@ -139,7 +149,7 @@ export class InviteHandler {
           await media.acceptAnswer('callee', sdpB);
           const codec = chosenCodec(sdpB);
           call.note('callee-answered', `codec ${codec}`);
-          return media.answer('caller', restrictCodecs(req.body, [codec]));
+          return earlyAnswerA ?? media.answer('caller', restrictCodecs(req.body, [codec]));
         },
         headers: { From: fromHeader },
         proxyRequestHeaders: [],

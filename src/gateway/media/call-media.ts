@@ -74,17 +74,22 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     const ep = this.endpoint(side);
     const kind = this.kinds[side];
     const sdp = await this.withGathering(ep, kind, () => ep.generateOffer());
-    return restrictCodecs(sdp, codecs);
+    const offer = restrictCodecs(sdp, codecs);
+    this.log.debug('offer', { side, generated: sdp, sent: offer });
+    return offer;
   }
 
   /** our endpoint for `side` answers the peer's offer */
   async answer(side: Side, offer: string): Promise<string> {
     const ep = this.endpoint(side);
-    return this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer));
+    const answer = await this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer));
+    this.log.debug('answer', { side, offer, answer });
+    return answer;
   }
 
   /** the peer's answer to our earlier offer */
   async acceptAnswer(side: Side, answer: string): Promise<void> {
+    this.log.debug('peer answer', { side, answer });
     await this.endpoint(side).processAnswer(answer);
   }
 
