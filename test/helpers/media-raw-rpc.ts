@@ -32,9 +32,9 @@ export class RawRpc {
     });
   }
 
-  static open(url: string): Promise<RawRpc> {
+  static open(url: string, options: WebSocket.ClientOptions = {}): Promise<RawRpc> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, options);
       ws.once('open', () => resolve(new RawRpc(ws)));
       ws.once('error', reject);
     });

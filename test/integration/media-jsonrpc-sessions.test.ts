@@ -192,6 +192,23 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r.ok('release', { object: p.value });
   });
 
+  test('a control peer that stops answering WebSocket pings (half-open TCP) is dropped: its session is orphaned, a healthy one is not', async () => {
+    const pinging = await startMediaServer({ config: { port: 0, host: '127.0.0.1', wsPingMs: 150 } });
+    try {
+      const silent = await RawRpc.open(pinging.url, { autoPong: false });
+      const healthy = await RawRpc.open(pinging.url);
+      open.push(silent, healthy);
+      const p1 = await silent.ok('create', { type: 'MediaPipeline' });
+      const p2 = await healthy.ok('create', { type: 'MediaPipeline' });
+      await new Promise((r) => setTimeout(r, 800));
+      const st = await fetchStats(pinging.port);
+      assert.equal(st.pipelinesDetail.find((p) => p.id === p1.value)?.orphaned, true, 'silent peer dropped');
+      assert.equal(st.pipelinesDetail.find((p) => p.id === p2.value)?.orphaned, false, 'healthy peer kept');
+    } finally {
+      await pinging.close();
+    }
+  });
+
   test('the ?query on the path is tolerated; another path is refused; a released session leaves /stats at zero', async () => {
     const r = await RawRpc.open(`${server.url}?access_token=abc`);
     open.push(r);

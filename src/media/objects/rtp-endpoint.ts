@@ -87,7 +87,7 @@ export class RtpEndpoint extends SdpEndpoint {
     this.localSdp = writeAudioSdp({
       sessionId: this.sdpSessionId,
       version: this.sdpVersion++,
-      address: this.ctx.config.host,
+      address: this.ctx.config.sdpAddress,
       port: leg.localRtpPort,
       rtcpPort: leg.localRtcpPort,
       rtcpMux: true,
@@ -124,7 +124,7 @@ export class RtpEndpoint extends SdpEndpoint {
     const local = writeAudioSdp({
       sessionId: this.sdpSessionId,
       version: this.sdpVersion++,
-      address: this.ctx.config.host,
+      address: this.ctx.config.sdpAddress,
       port: leg.localRtpPort,
       rtcpPort: leg.localRtcpPort,
       rtcpMux: remote.rtcpMux,

@@ -188,7 +188,18 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     c.bytesIn += msg.length;
     c.lastRtpInAt = this.clock.now();
     this.reception.onPacket(msg.readUInt32BE(8), msg.readUInt16BE(2));
-    this.emit('rtp', msg);
+    try {
+      this.emit('rtp', msg);
+    } catch (err) {
+      // A bug downstream must cost one packet, never the process (and never other calls).
+      this.reportHandlerError(err);
+    }
+  }
+
+  private handlerErrors = 0;
+
+  private reportHandlerError(err: unknown): void {
+    if (this.handlerErrors++ < 3) this.logger.error('error while relaying a packet', { error: err instanceof Error ? err.stack : String(err) });
   }
 
   private onRtcpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -201,8 +212,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const summary = parseRtcpCompound(msg);
     if (!summary.valid) return;
     this.counters.lastRtcpInAt = this.clock.now();
-    this.emit('rtcp', msg, { bye: summary.bye });
-    if (summary.bye) this.signal('rtcp-bye');
+    try {
+      this.emit('rtcp', msg, { bye: summary.bye });
+      if (summary.bye) this.signal('rtcp-bye');
+    } catch (err) {
+      this.reportHandlerError(err);
+    }
   }
 
   /** Latching (symmetric RTP): the first source is the peer; strangers are dropped afterwards. */

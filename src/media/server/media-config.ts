@@ -4,8 +4,12 @@ export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
 /** ferry media's configuration, read once at start (style.md §10). */
 export interface MediaConfig {
-  /** Address the server listens on and puts in SDP / ICE candidates. */
+  /** Address the server listens on (control port and RTP sockets). */
   host: string;
+  /** Address written in RtpEndpoint SDP (FERRY_MEDIA_SDP_ADDRESS; defaults to `host`, required when host is a wildcard). */
+  sdpAddress: string;
+  /** Ping interval for control WebSockets (a dead peer without FIN is dropped after two missed pongs); 0 = off. */
+  wsPingMs: number;
   /** WebSocket + /stats port (0 = any free port). */
   port: number;
   /** RTP port range for RtpEndpoints; 0/0 = ports chosen by the OS. */
@@ -27,8 +31,11 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConf
   if (policy !== 'orphans' && policy !== 'always' && policy !== 'never') {
     throw new Error(`FERRY_MEDIA_AUTO_RELEASE=${JSON.stringify(policy)} must be one of orphans, always, never`);
   }
+  const host = overrides.host ?? envString('FERRY_MEDIA_HOST', '127.0.0.1');
   const config: MediaConfig = {
-    host: envString('FERRY_MEDIA_HOST', '127.0.0.1'),
+    host,
+    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', host),
+    wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000),
     port: envInt('FERRY_MEDIA_PORT', 8888),
     rtpPortMin: envInt('FERRY_MEDIA_RTP_PORT_MIN', 0),
     rtpPortMax: envInt('FERRY_MEDIA_RTP_PORT_MAX', 0),
@@ -39,6 +46,9 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConf
     rtcpIntervalMs: envInt('FERRY_MEDIA_RTCP_INTERVAL_MS', 5000),
     ...overrides,
   };
+  if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
+    throw new Error(`FERRY_MEDIA_HOST=${config.host} is a wildcard: set FERRY_MEDIA_SDP_ADDRESS to the address phones should send RTP to`);
+  }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);
   }

@@ -73,8 +73,26 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
+  const alive = new WeakMap<WebSocket, boolean>();
+  const pingTimer =
+    config.wsPingMs > 0
+      ? setInterval(() => {
+          for (const ws of sockets) {
+            if (alive.get(ws) === false) {
+              logger.info('control socket missed a pong; dropping it', {});
+              ws.terminate();
+              continue;
+            }
+            alive.set(ws, false);
+            ws.ping();
+          }
+        }, config.wsPingMs)
+      : undefined;
+  pingTimer?.unref();
   wss.on('connection', (ws: WebSocket) => {
     sockets.add(ws);
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
     const conn = new RpcConnection(
       mediaSet,
       (text) => {
@@ -107,11 +125,12 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   let closing: Promise<void> | undefined;
   return {
     port,
-    url: `ws://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/kurento`,
+    url: `ws://${urlHost(config.host)}:${port}/kurento`,
     config,
     mediaSet,
     close() {
       closing ??= (async () => {
+        if (pingTimer) clearInterval(pingTimer);
         await mediaSet.closeAll();
         for (const ws of sockets) ws.terminate();
         wss.close();
@@ -120,4 +139,10 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       return closing;
     },
   };
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }
