@@ -42,8 +42,12 @@ export class WebRtcEndpoint extends SdpEndpoint {
       case 'processAnswer':
         return this.processAnswer(params.answer);
       case 'gatherCandidates':
-        if (this.state === 'none') throw KurentoErrors.iceGatherCandidates('gatherCandidates needs an SDP negotiation first');
-        await this.webrtc.gatherCandidates();
+        // Allowed before negotiation too: candidates are then reported as soon as the SDP exchange gathers them.
+        try {
+          await this.webrtc.gatherCandidates();
+        } catch (err) {
+          throw KurentoErrors.iceGatherCandidates((err as Error).message);
+        }
         return null;
       case 'addIceCandidate':
         await this.addIceCandidate(params.candidate);

@@ -209,7 +209,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.assertOpen();
     if (this.gatherRequested) return;
     this.gatherRequested = true;
-    this.setIce('GATHERING');
+    if (this.ice === 'DISCONNECTED') this.setIce('GATHERING');
     this.flushLocalCandidates();
   }
 
