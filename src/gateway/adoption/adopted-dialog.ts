@@ -7,7 +7,7 @@ import { DialogSnapshot } from '../state/call-record';
 export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
 
 interface SentRequest {
-  on(event: 'response', cb: (res: { status: number; body?: string }) => void): void;
+  on(event: 'response', cb: (res: { status: number; body?: string }, ack?: () => void) => void): void;
 }
 
 type SrfRequestFn = (uri: string, opts: { method: string; headers: Record<string, string>; body?: string }) => Promise<SentRequest>;
@@ -56,8 +56,14 @@ export class AdoptedDialog extends EventEmitter implements DialogLike {
       request(this.snapshot.remoteTarget, { method, headers: { ...this.headers(method, seq), ...extra }, ...(body ? { body } : {}) })
         .then((sent) => {
           if (method === 'ACK') return resolve({ status: 0 });
-          sent.on('response', (res) => {
-            if (res.status >= 200) resolve(res);
+          sent.on('response', (res, ack) => {
+            if (res.status < 200) return;
+            // a 2xx to our re-INVITE: srf hands an ack() bound to the dialog; fall back to our own ACK
+            if (method === 'INVITE' && res.status < 300) {
+              if (ack) ack();
+              else void this.send('ACK', undefined, {}, seq).catch(() => {});
+            }
+            resolve(res);
           });
         })
         .catch(reject);
@@ -73,7 +79,6 @@ export class AdoptedDialog extends EventEmitter implements DialogLike {
   async modify(sdp: string): Promise<string> {
     const seq = ++this.cseq;
     const res = await this.send('INVITE', sdp, { 'Content-Type': 'application/sdp' }, seq);
-    if (res.status >= 200 && res.status < 300) await this.send('ACK', undefined, {}, seq);
     if (res.status >= 300) throw Object.assign(new Error(`re-INVITE answered ${res.status}`), { status: res.status });
     this.local.sdp = sdp;
     if (res.body) this.remote.sdp = res.body;

@@ -149,6 +149,9 @@ export class Call extends EventEmitter<CallEvents> {
         if (theirAnswer) {
           otherRecord.direction = direction(theirAnswer);
           otherRecord.remoteSdp = theirAnswer;
+          // tell the RTP endpoint what the phone now sends (hold switches its liveness to T_hold);
+          // ferry media takes a second SDP on an RtpEndpoint as a re-INVITE, its answer is not needed
+          if (otherRecord.kind === 'rtp') await this.media?.renegotiate(this.other(side), theirAnswer);
         }
         void this.persist();
       }
