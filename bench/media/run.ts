@@ -121,6 +121,7 @@ async function main(): Promise<void> {
           settleMs: o.settleMs,
           drainMs: o.drainMs,
           lossLimitPct: o.lossLimitPct,
+          outDir,
           ...(o.profile ? { profileDir: outDir } : {}),
         },
         progress,

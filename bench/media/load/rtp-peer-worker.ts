@@ -40,6 +40,10 @@ class RtpPeer implements PacedStream {
     rtcp.on('error', () => undefined);
   }
 
+  diag(): Record<string, unknown> {
+    return { streamId: this.spec.streamId, port: this.port, target: this.target ?? null, seq: this.seq };
+  }
+
   get sending(): boolean {
     return this.target !== undefined;
   }
@@ -117,6 +121,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       peer.setTarget(req.host, req.port);
       return undefined;
     }
+    case 'diag':
+      return req.streamIds.map((id) => peers.get(id)?.diag() ?? { streamId: id, unknown: true });
     case 'epoch':
       epoch = req.epoch;
       return undefined;

@@ -101,6 +101,24 @@ class WebRtcPeer implements PacedStream {
     await this.pc.addIceCandidate(c);
   }
 
+  diag(): Record<string, unknown> {
+    const dtls = this.pc.dtlsTransports[0];
+    const ice = dtls?.iceTransport;
+    const pair = (ice?.connection as unknown as { nominated?: { localCandidate?: unknown; remoteCandidate?: unknown } } | undefined)
+      ?.nominated;
+    return {
+      streamId: this.spec.streamId,
+      connectionState: this.pc.connectionState,
+      iceConnectionState: this.pc.iceConnectionState,
+      dtlsState: dtls?.state,
+      lean: this.lean !== undefined,
+      packetsSent: (dtls as unknown as { packetsSent?: number } | undefined)?.packetsSent,
+      packetsReceived: (dtls as unknown as { packetsReceived?: number } | undefined)?.packetsReceived,
+      nominated: pair ? { local: String(pair.localCandidate), remote: String(pair.remoteCandidate) } : null,
+      remoteCandidates: this.pc.remoteDescription?.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')),
+    };
+  }
+
   get sending(): boolean {
     return this.isConnected && !this.closed;
   }
@@ -178,6 +196,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       }
       return undefined;
     }
+    case 'diag':
+      return req.streamIds.map((id) => peers.get(id)?.diag() ?? { streamId: id, unknown: true });
     case 'epoch':
       epoch = req.epoch;
       return undefined;

@@ -22,7 +22,9 @@ export type WorkerRequest =
   | { op: 'offer'; stream: StreamSpec; lean: boolean }
   | { op: 'answer'; streamId: number; sdp: string }
   | { op: 'candidate'; streamId: number; candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
-  | { op: 'waitConnected'; streamId: number; timeoutMs: number };
+  | { op: 'waitConnected'; streamId: number; timeoutMs: number }
+  // both: the state of some streams, for diagnosing silent ones
+  | { op: 'diag'; streamIds: number[] };
 
 export interface WorkerReport extends EpochReport {
   /** Packets that were not stamped RTP (RTCP on the RTP socket, STUN leftovers...). */

@@ -29,6 +29,8 @@ export interface BenchTarget {
   serverStats?(): Promise<Record<string, unknown> | undefined>;
   /** Name a stream for diagnostics (which call, which pipeline, which direction). */
   describeStream?(streamId: number): string;
+  /** Everything known about some silent streams (server and generator side), for a diagnostics file. */
+  diagnose?(streamIds: number[]): Promise<unknown>;
   /** Window-exact CPU profiling of the server, when it was started for it. */
   profiler?(): { start(): Promise<unknown>; stop(file: string): Promise<void> } | undefined;
   /** Release every call and check the server is back to zero; returns a one-line verdict. */

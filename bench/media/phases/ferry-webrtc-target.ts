@@ -8,7 +8,7 @@
  * own offer creation is not counted).
  */
 import { LoadWorker } from '../load/load-worker';
-import { PhonePool } from '../load/phone-pool';
+import { PhonePool, type Phone } from '../load/phone-pool';
 import type { StreamSpec } from '../load/worker-protocol';
 import type { KurentoIceCandidate } from '../kurento/kurento-types';
 import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
@@ -34,6 +34,8 @@ export class FerryWebRtcTarget implements BenchTarget {
   private streamId = 0;
   private readonly browserStreams = new Map<LoadWorker, number[]>();
   private readonly streamNames = new Map<number, string>();
+  /** streamId -> the call it belongs to (both directions), for diagnostics. */
+  private readonly calls = new Map<number, { pipelineId: string; browser: LoadWorker; browserStream: number; phone: Phone }>();
 
   constructor(private readonly opts: FerryWebRtcTargetOptions) {
     this.harness = new FerryMediaHarness(opts);
@@ -85,6 +87,9 @@ export class FerryWebRtcTarget implements BenchTarget {
         this.harness.pipelines.push(pipeline);
         this.streamNames.set(streamId, `browser->phone of pipeline ${pipeline.id} (${browser.name})`);
         this.streamNames.set(phone.streamId, `phone->browser of pipeline ${pipeline.id} (${phone.worker.name})`);
+        const call = { pipelineId: pipeline.id, browser, browserStream: streamId, phone };
+        this.calls.set(streamId, call);
+        this.calls.set(phone.streamId, call);
         const [webrtc, rtp] = await Promise.all([pipeline.create('WebRtcEndpoint'), pipeline.create('RtpEndpoint')]);
         webrtc.on('IceCandidateFound', (ev) => {
           const c = ev.candidate as KurentoIceCandidate | undefined;
@@ -107,6 +112,19 @@ export class FerryWebRtcTarget implements BenchTarget {
 
   describeStream(streamId: number): string {
     return this.streamNames.get(streamId) ?? `stream ${streamId}`;
+  }
+
+  async diagnose(streamIds: number[]): Promise<unknown> {
+    const calls = [...new Set(streamIds.map((id) => this.calls.get(id)).filter((c) => c !== undefined))];
+    const stats = await this.harness.stats();
+    const detail = (stats?.pipelinesDetail ?? []) as { id: string }[];
+    return Promise.all(
+      calls.map(async (c) => ({
+        pipeline: detail.find((p) => p.id === c.pipelineId) ?? `${c.pipelineId} not in /stats`,
+        browser: await c.browser.request({ op: 'diag', streamIds: [c.browserStream] }).catch((e: unknown) => String(e)),
+        phone: await c.phone.worker.request({ op: 'diag', streamIds: [c.phone.streamId] }).catch((e: unknown) => String(e)),
+      })),
+    );
   }
 
   async releaseAll(): Promise<string> {

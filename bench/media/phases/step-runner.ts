@@ -4,6 +4,7 @@
  * carries the window's epoch, so loss = sent - received per epoch, immune to packets in flight at
  * the window edges. Stops after the first step with loss above the limit or failed setups.
  */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
@@ -20,6 +21,8 @@ export interface StepPlan {
   lossLimitPct: number;
   /** Where window CPU profiles go (targets that support profiling). */
   profileDir?: string;
+  /** Where diagnostics of silent streams go. */
+  outDir: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -143,6 +146,12 @@ export async function runSteps(
       const named = silentIds.slice(0, 6).map((id) => target.describeStream?.(id) ?? `stream ${id}`);
       progress(`${target.name}: ${silentIds.length} stream(s) delivered nothing: ${named.join('; ')}${silentIds.length > 6 ? '; ...' : ''}`);
       result.silentStreamNames = named;
+      if (target.diagnose) {
+        const file = path.join(plan.outDir, `silent-${target.name.replace(/\W+/g, '-')}-N${n}.json`);
+        const diag = await target.diagnose(silentIds.slice(0, 20)).catch((e: unknown) => ({ error: String(e) }));
+        writeFileSync(file, JSON.stringify(diag, null, 2));
+        progress(`${target.name}: diagnostics of the silent streams in ${file}`);
+      }
     }
     results.push(result);
     onStep(result);
