@@ -54,7 +54,10 @@ export async function run(_args: string[]): Promise<void> {
     );
     parts.push(gateway);
     const gw = await gateway.start();
-    const info = { sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http };
+    const info = {
+      sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http,
+      pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid },
+    };
     process.stdout.write(`ferry ready ${JSON.stringify(info)}\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
   } catch (err) {

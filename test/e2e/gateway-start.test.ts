@@ -1,0 +1,95 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+/**
+ * `ferry gateway` and `ferry start` (npm start) as processes: a bad sip-config fails start-up naming
+ * file, line and field; `ferry start` runs the three parts, prints where the webphone page is, and
+ * Ctrl-C (SIGINT) stops every child.
+ */
+const BIN = path.join(__dirname, '..', '..', 'bin', 'ferry');
+const FREE_PORTS = {
+  FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
+};
+const dir = mkdtempSync(path.join(tmpdir(), 'ferry-start-'));
+const badConfig = path.join(dir, 'bad.json');
+writeFileSync(badConfig, '{\n  "domain": "ferry.local",\n  "users": [\n    { "user": "alice", "secret": "x" }\n  ]\n}\n');
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function run(args: string[], env: Record<string, string>): { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_ENV: 'test', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => stdout.push(l));
+  readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, stdout, stderr, exit };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('ferry gateway / ferry start processes', { timeout: 60_000 }, () => {
+  test('ferry gateway: a bad sip-config fails start-up naming file, line and field', async () => {
+    const p = run(['gateway'], { FERRY_SIP_CONFIG: badConfig, FERRY_HTTP_PORT: '0', FERRY_SIP_CONTROL_URL: '127.0.0.1:1' });
+    assert.equal(await p.exit, 1);
+    const err = p.stderr.join('\n');
+    assert.ok(err.includes(`${badConfig}:4: users[0].secret: unknown field`), err);
+    assert.ok(err.includes(`${badConfig}:4: users[0].password: is required`), err);
+  });
+
+  test('ferry start: a bad sip-config fails before anything is spawned', async () => {
+    const p = run(['start'], { ...FREE_PORTS, FERRY_SIP_CONFIG: badConfig });
+    assert.equal(await p.exit, 1);
+    assert.ok(p.stderr.join('\n').includes(`${badConfig}:4: users[0].secret: unknown field`), p.stderr.join('\n'));
+    assert.ok(!p.stdout.some((l) => l.startsWith('ferry ready')));
+  });
+
+  test('ferry start: runs sip, media and gateway, prints the webphone page, Ctrl-C stops them all', async () => {
+    const p = run(['start'], { ...FREE_PORTS, FERRY_LOG_LEVEL: 'warn' });
+    const ready = await new Promise<{ http: number; media: number; ws: number; pids: Record<string, number> }>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`not ready: ${p.stdout.join('\n')}\n${p.stderr.join('\n')}`)), 40_000);
+      const check = setInterval(() => {
+        const line = p.stdout.find((l) => l.startsWith('ferry ready '));
+        if (line) {
+          clearInterval(check);
+          clearTimeout(t);
+          resolve(JSON.parse(line.slice('ferry ready '.length)));
+        }
+      }, 50);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(p.stdout.some((l) => l.includes(`webphone page at http://127.0.0.1:${ready.http}/`)), p.stdout.join('\n'));
+    const page = await (await fetch(`http://127.0.0.1:${ready.http}/`)).text();
+    assert.match(page, /<title>ferry webphone<\/title>/);
+    const js = await fetch(`http://127.0.0.1:${ready.http}/jssip.js`);
+    assert.equal(js.status, 200);
+    assert.ok((await js.text()).length > 100_000, 'JsSIP bundle served from node_modules');
+    const cfg = (await (await fetch(`http://127.0.0.1:${ready.http}/api/webphone-config`)).json()) as { wsUrl: string };
+    assert.equal(cfg.wsUrl, `ws://127.0.0.1:${ready.ws}`);
+    const stats = (await (await fetch(`http://127.0.0.1:${ready.media}/stats`)).json()) as { sessions: number };
+    assert.equal(stats.sessions, 1, 'the gateway holds one media session');
+    const pids = Object.values(ready.pids);
+    assert.equal(pids.length, 3);
+    for (const pid of pids) assert.ok(alive(pid), `child ${pid} runs`);
+    p.child.kill('SIGINT');
+    assert.equal(await p.exit, 0);
+    assert.ok(p.stdout.includes('ferry: stopped'));
+    for (const pid of pids) assert.ok(!alive(pid), `child ${pid} stopped`);
+  });
+});
