@@ -143,6 +143,7 @@ export class RtpEndpoint extends SdpEndpoint {
     leg.setRemote(
       { address: remote.address, rtpPort: remote.port, rtcpAddress: remote.rtcpAddress, rtcpPort: remote.rtcpPort, rtcpMux: remote.rtcpMux },
       peerReceives(remote.direction) && !holdAddress,
+      codecs.map((c) => c.pt),
     );
     const pairs = codecs.map((c) => [c.pt, c.key] as const);
     // lifecycle.md rule 3: any hold direction (sendonly/recvonly/inactive, or c=0.0.0.0) switches the

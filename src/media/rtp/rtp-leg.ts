@@ -3,7 +3,7 @@ import type dgram from 'node:dgram';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import type { LegActivity, LegEndReason, MediaLeg, MediaLegEvents } from '../legs/media-leg';
-import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound } from './rtcp-packets';
+import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from './rtcp-packets';
 import { ReceptionStats } from './reception-stats';
 
 export interface RemoteRtpAddress {
@@ -18,6 +18,9 @@ export interface RemoteRtpAddress {
 /** One UDP path (RTP or RTCP) with its latching state. */
 interface Path {
   socket: dgram.Socket;
+  /** The address the SDP named for this path (authoritative: it always wins the latch). */
+  sdpAddress: string | undefined;
+  sdpPort: number;
   /** Where we send: the SDP address until latched, then the latched source. */
   targetAddress: string | undefined;
   targetPort: number;
@@ -28,9 +31,9 @@ interface Path {
 
 /**
  * The plain RTP leg of a phone call on node:dgram (MediaLeg). Symmetric RTP (RFC 4961): we send from
- * the port we receive on. Latching: the first packet's source becomes the only accepted peer (usually
- * the address the SDP named); afterwards the socket is connect()ed to it, so the kernel drops
- * strangers and an ICMP port unreachable surfaces as ECONNREFUSED ('icmp-unreachable' signal).
+ * the port we receive on. Latching (see accept()): the SDP-named address always wins and the socket
+ * is then connect()ed to it, so the kernel drops strangers and an ICMP port unreachable surfaces as
+ * ECONNREFUSED ('icmp-unreachable' signal); a NAT'd phone is latched by its first plausible packet.
  * RTCP on port+1 or muxed (RFC 5761); SR/RR every `rtcpIntervalMs`; an incoming BYE is the
  * 'rtcp-bye' end signal. Per-packet path: header checks, counters, one emit; no allocation.
  */
@@ -49,6 +52,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private lastSentTsAt = 0;
   private payloadOctetsOut = 0;
   private strangersDropped = 0;
+  /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
+  private acceptedPts = new Uint8Array(128);
   private readonly counters: LegActivity = {
     lastRtpInAt: undefined,
     lastRtcpInAt: undefined,
@@ -97,8 +102,10 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    * Apply the peer's address from SDP. A changed address (re-INVITE moving media) resets latching.
    * `peerReceives` false (peer is sendonly/inactive) stops RTP to it; RTCP continues.
    */
-  setRemote(remote: RemoteRtpAddress, peerReceives: boolean): void {
+  setRemote(remote: RemoteRtpAddress, peerReceives: boolean, payloadTypes: readonly number[] = []): void {
     if (this.closed) return;
+    this.acceptedPts = new Uint8Array(128);
+    for (const pt of payloadTypes) if (pt >= 0 && pt < 128) this.acceptedPts[pt] = 1;
     const changed =
       !this.remote || this.remote.address !== remote.address || this.remote.rtpPort !== remote.rtpPort || this.remote.rtcpPort !== remote.rtcpPort;
     this.remote = remote;
@@ -128,6 +135,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     path.latched = false;
     path.targetAddress = port > 0 ? address : undefined;
     path.targetPort = port;
+    path.sdpAddress = path.targetAddress;
+    path.sdpPort = port;
   }
 
   sendRtp(packet: Buffer): void {
@@ -179,10 +188,11 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private onRtpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed || msg.length < 8 || msg[0]! >> 6 !== 2) return;
     if (looksLikeRtcp(msg)) {
-      if (this.accept(this.rtp, rinfo)) this.onRtcp(msg);
+      const summary = parseRtcpCompound(msg);
+      if (this.accept(this.rtp, rinfo, summary.valid)) this.onRtcp(summary, msg);
       return;
     }
-    if (msg.length < 12 || !this.accept(this.rtp, rinfo)) return;
+    if (msg.length < 12 || !this.accept(this.rtp, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1)) return;
     const c = this.counters;
     c.packetsIn++;
     c.bytesIn += msg.length;
@@ -204,12 +214,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 
   private onRtcpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed || !this.rtcp) return;
-    if (!this.accept(this.rtcp, rinfo)) return;
-    this.onRtcp(msg);
+    const summary = parseRtcpCompound(msg);
+    if (!this.accept(this.rtcp, rinfo, summary.valid)) return;
+    this.onRtcp(summary, msg);
   }
 
-  private onRtcp(msg: Buffer): void {
-    const summary = parseRtcpCompound(msg);
+  private onRtcp(summary: RtcpSummary, msg: Buffer): void {
     if (!summary.valid) return;
     this.counters.lastRtcpInAt = this.clock.now();
     try {
@@ -220,30 +230,51 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     }
   }
 
-  /** Latching (symmetric RTP): the first source is the peer; strangers are dropped afterwards. */
-  private accept(path: Path, rinfo: dgram.RemoteInfo): boolean {
+  /**
+   * Latching (symmetric RTP, RFC 4961). The address the SDP named always wins: a packet from it latches
+   * there and connect()s the socket (the kernel then drops strangers and reports ICMP unreachable).
+   * Before that, the first *plausible* packet (valid RTP of a negotiated payload type, or valid RTCP)
+   * from elsewhere latches to its source without connecting (a phone behind NAT), so the SDP address
+   * can still take over; once latched, any other source is a stranger and is dropped.
+   */
+  private accept(path: Path, rinfo: dgram.RemoteInfo, plausible: boolean): boolean {
+    if (path.connected || path.connecting) return true; // latched to the SDP address; the kernel filters
+    if (this.remote === undefined) {
+      // No SDP yet: nothing to latch against; accept nothing (the peer cannot know our port anyway).
+      this.strangersDropped++;
+      return false;
+    }
+    const fromSdp = rinfo.address === path.sdpAddress && rinfo.port === path.sdpPort;
+    if (fromSdp) {
+      if (!plausible) return false;
+      this.latchConnected(path, rinfo.address, rinfo.port);
+      return true;
+    }
     if (path.latched) {
-      if (path.connected) return true; // the kernel filters for a connected socket
       if (rinfo.address === path.targetAddress && rinfo.port === path.targetPort) return true;
       this.strangersDropped++;
       return false;
     }
-    if (this.remote === undefined) {
-      // No SDP yet: nothing to latch against; accept nothing (the peer cannot know our port anyway).
+    if (!plausible) {
       this.strangersDropped++;
       return false;
     }
     path.latched = true;
     path.targetAddress = rinfo.address;
     path.targetPort = rinfo.port;
+    return true;
+  }
+
+  private latchConnected(path: Path, address: string, port: number): void {
+    path.latched = true;
+    path.targetAddress = address;
+    path.targetPort = port;
     path.connecting = true;
-    const { address, port } = rinfo;
     path.socket.connect(port, address, () => {
       if (path.targetAddress !== address || path.targetPort !== port || !path.latched) return;
       path.connecting = false;
       path.connected = true;
     });
-    return true;
   }
 
   private onSocketError(err: NodeJS.ErrnoException, which: 'rtp' | 'rtcp'): void {
@@ -300,7 +331,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 }
 
 function newPath(socket: dgram.Socket): Path {
-  return { socket, targetAddress: undefined, targetPort: 0, latched: false, connecting: false, connected: false };
+  return { socket, sdpAddress: undefined, sdpPort: 0, targetAddress: undefined, targetPort: 0, latched: false, connecting: false, connected: false };
 }
 
 function closeQuietly(s: dgram.Socket, done?: () => void): void {
