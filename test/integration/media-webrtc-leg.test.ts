@@ -6,7 +6,8 @@ import { createLogger } from '../../src/common/logger';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
 import { configureIceConsent } from '../../src/media/webrtc/werift-internals';
-import { buildBye, buildEmptyReceiverReport } from '../../src/media/webrtc/rtcp-compound';
+import { buildBye } from '../../src/media/webrtc/rtcp-compound';
+import { buildReport } from '../../src/media/rtp/rtcp-packets';
 import type { IceCandidateInit, IceComponentState } from '../../src/media/webrtc/webrtc-leg';
 import type { LegEndReason } from '../../src/media/legs/media-leg';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
@@ -130,11 +131,17 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     await waitFor(() => h.peer.rtcpIn.some((r) => r.packet[1] === 200 && r.packet.readUInt32BE(4) === neg.localSsrc), 5000, 'SR from the leg');
     const sr = h.peer.rtcpIn.find((r) => r.packet[1] === 200 && r.packet.readUInt32BE(4) === neg.localSsrc)!.packet;
     assert.ok(sr.readUInt32BE(20) > 0, 'SR packet count');
+    assert.equal(sr[0]! & 0x1f, 1, 'one report block: the stream we receive');
+    assert.equal(sr.readUInt32BE(28), h.peer.ssrc, 'report block about the peer SSRC');
+    const isOurs = (p: Buffer) => p[1] === 200 && p.readUInt32BE(4) === neg.localSsrc && (p[0]! & 0x1f) === 1;
+    await waitFor(() => h.peer.rtcpIn.some((r) => isOurs(r.packet) && (r.packet.readUInt32BE(36) & 0xffff) === 2102), 5000, 'an SR reporting the last packet received (seq 2102)');
+    const last = h.peer.rtcpIn.filter((r) => isOurs(r.packet)).at(-1)!.packet;
+    assert.equal(last.readIntBE(33, 3), 50, 'cumulative lost: the test skipped seq 2050..2099 before its DTMF');
   });
 
   test('a browser RTCP BYE is reported as rtcp{bye:true}, never as an end signal', async () => {
     const h = await connectedPair();
-    h.peer.sendRtcp(Buffer.concat([buildEmptyReceiverReport(h.peer.ssrc), buildBye(h.peer.ssrc, 'track stopped')]));
+    h.peer.sendRtcp(Buffer.concat([buildReport(h.peer.ssrc, 'peer', undefined, []), buildBye(h.peer.ssrc, 'track stopped')]));
     await waitFor(() => h.rtcpSeen.some((r) => r.bye), 5000, 'BYE seen by the leg');
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(h.signals, []);

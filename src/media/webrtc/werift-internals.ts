@@ -1,5 +1,5 @@
 import type { Socket } from 'node:dgram';
-import { SrtpAuthenticationError, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
+import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
 import { ReplayGuard } from './srtp-replay-window';
 
 /**
@@ -67,46 +67,87 @@ export interface DecryptedMediaSink {
   replayed(kind: 'rtp' | 'rtcp'): void;
 }
 
+interface WeriftEventInternals {
+  event: { stack: Array<{ execute: (...args: unknown[]) => void }> };
+  subscribe(fn: (data: Buffer) => void): { unSubscribe(): void };
+}
+
+const PROFILE_GCM = PROFILE_AEAD_AES_128_GCM;
+
 /**
- * Wrap the SRTP and SRTCP decrypt functions of a connected DTLS transport: every authenticated packet
- * passes the replay check (a replay is dropped the way werift drops a forged one) and is handed to `sink`
- * as plain bytes, before werift parses it (werift's RTCP parser would drop a BYE).
+ * Take over the media receive path of a connected DTLS transport: werift's own SRTP handler (decrypt,
+ * parse into objects, route to receivers and tracks, and an RTCP parser that drops BYE) is removed from
+ * the ICE connection, and ours decrypts with werift's SRTP contexts, applies the replay check (werift
+ * keeps no replay list), and hands plain RTP/RTCP bytes to `sink`. DTLS records still go to werift.
+ * werift's receivers therefore see nothing and send no RTCP: the leg sends its own SR/RR.
+ */
+export function takeOverMediaReceive(transport: RTCDtlsTransport, sink: DecryptedMediaSink): void {
+  const t = internals(transport);
+  const srtp = t.srtp;
+  const srtcp = t.srtcp;
+  if (!srtp || !srtcp) throw new Error('SRTP is not started on this DTLS transport');
+  const onData = (t.iceTransport.connection as unknown as { onData: WeriftEventInternals }).onData;
+  const stack = onData.event.stack;
+  const weriftSrtp = stack.filter((item) => String(item.execute).includes('srtcp.decrypt'));
+  if (weriftSrtp.length !== 1) throw new Error(`expected one werift SRTP handler on the ICE connection, found ${weriftSrtp.length}`);
+  stack.splice(stack.indexOf(weriftSrtp[0]!), 1);
+  const rtpReplay = new ReplayGuard();
+  const rtcpReplay = new ReplayGuard();
+  const rtcpIndexAt = srtcp.config.profile === PROFILE_GCM ? 4 : 14;
+  onData.subscribe((data: Buffer) => {
+    // RFC 7983 demultiplexing: RTP/RTCP first byte 128..191; RTCP packet types 192..223 (RFC 5761).
+    if (data.length < 12 || data[0]! < 128 || data[0]! > 191) return;
+    const pt = data[1]!;
+    if (pt >= 192 && pt <= 223) {
+      let plain: Buffer;
+      try {
+        plain = srtcp.decrypt(data);
+      } catch {
+        return; // failed authentication: dropped, as werift does
+      }
+      // SRTCP index (E flag + 31 bits): before the 10-byte tag for AES-CM, the last 4 bytes for AEAD-GCM (RFC 7714 §9.1).
+      if (!rtcpReplay.accept(data.readUInt32BE(4), data.readUInt32BE(data.length - rtcpIndexAt) & 0x7fffffff)) {
+        sink.replayed('rtcp');
+        return;
+      }
+      sink.rtcp(plain);
+      return;
+    }
+    let plain: Buffer;
+    try {
+      plain = srtp.decrypt(data);
+    } catch {
+      return;
+    }
+    const ssrc = plain.readUInt32BE(8);
+    const roc = srtp.remoteContext.srtpSSRCStates[ssrc]?.rolloverCounter ?? 0;
+    if (!rtpReplay.accept(ssrc, roc * 65536 + plain.readUInt16BE(2))) {
+      sink.replayed('rtp');
+      return;
+    }
+    sink.rtp(plain);
+  });
+}
+
+/**
+ * Observe (not replace) the decrypted packets of a transport whose werift receive path stays in place:
+ * wraps the SRTP/SRTCP decrypt functions. Used by test peers that keep werift's own machinery.
  */
 export function tapDecryptedMedia(transport: RTCDtlsTransport, sink: DecryptedMediaSink): void {
   const t = internals(transport);
   const srtp = t.srtp;
   const srtcp = t.srtcp;
   if (!srtp || !srtcp) throw new Error('SRTP is not started on this DTLS transport');
-  const rtpReplay = new ReplayGuard();
-  const rtcpReplay = new ReplayGuard();
   const decryptRtp = srtp.decrypt;
   srtp.decrypt = (buf: Buffer): Buffer => {
-    const plain = decryptRtp(buf); // throws SrtpAuthenticationError on a bad tag
-    const ssrc = plain.readUInt32BE(8);
-    const seq = plain.readUInt16BE(2);
-    const roc = srtp.remoteContext.srtpSSRCStates[ssrc]?.rolloverCounter ?? 0;
-    if (!rtpReplay.accept(ssrc, roc * 65536 + seq)) {
-      sink.replayed('rtp');
-      throw new SrtpAuthenticationError('replayed SRTP packet');
-    }
-    // The relay may rewrite the header in place and send the buffer on; werift's receiver (RR statistics)
-    // must parse the packet as the peer sent it, so it gets its own copy.
-    const forWerift = Buffer.from(plain);
-    sink.rtp(plain);
-    return forWerift;
+    const plain = decryptRtp(buf);
+    sink.rtp(Buffer.from(plain));
+    return plain;
   };
   const decryptRtcp = srtcp.decrypt;
   srtcp.decrypt = (buf: Buffer): Buffer => {
     const plain = decryptRtcp(buf);
-    const ssrc = buf.readUInt32BE(4);
-    // SRTCP index (E flag + 31 bits): before the 10-byte tag for AES-CM, the last 4 bytes for AEAD-GCM (RFC 7714 §9.1).
-    const at = srtcp.config.profile === PROFILE_AEAD_AES_128_GCM ? buf.length - 4 : buf.length - 14;
-    const index = buf.readUInt32BE(at) & 0x7fffffff;
-    if (!rtcpReplay.accept(ssrc, index)) {
-      sink.replayed('rtcp');
-      throw new SrtpAuthenticationError('replayed SRTCP packet');
-    }
-    sink.rtcp(plain);
+    sink.rtcp(Buffer.from(plain));
     return plain;
   };
 }

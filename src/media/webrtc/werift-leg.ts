@@ -14,13 +14,9 @@ import type { Logger } from '../../common/logger';
 import type { LegActivity, LegEndReason } from '../legs/media-leg';
 import type { IceSettings } from './ice-settings';
 import { checkRemoteSdp, chooseG711, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
-import {
-  buildBye,
-  buildEmptyReceiverReport,
-  buildSdesCname,
-  buildSenderReport,
-  inspectRtcpCompound,
-} from './rtcp-compound';
+import { buildReport } from '../rtp/rtcp-packets';
+import { ReceptionStats } from '../rtp/reception-stats';
+import { buildBye, inspectRtcpCompound } from './rtcp-compound';
 import { WebRtcSdpError } from './webrtc-sdp-error';
 import type {
   DtlsConnectionState,
@@ -32,7 +28,7 @@ import type {
   WebRtcLeg,
   WebRtcLegEvents,
 } from './webrtc-leg';
-import { configureIceConsent, iceSockets, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, tapDecryptedMedia } from './werift-internals';
+import { configureIceConsent, iceSockets, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -97,6 +93,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private lastRtpTimestampOut = 0;
   private lastRtpOutWall = 0;
   private sentSinceReport = false;
+  private readonly reception = new ReceptionStats();
+  private receivedSinceReport = false;
   /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
   readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
 
@@ -460,7 +458,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   private onDtlsConnected(t: RTCDtlsTransport): void {
     try {
-      tapDecryptedMedia(t, {
+      takeOverMediaReceive(t, {
         rtp: (p) => this.onRtpIn(p),
         rtcp: (p) => this.onRtcpIn(p),
         replayed: () => {
@@ -484,6 +482,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.stats.lastRtpInAt = this.options.clock.now();
     this.stats.packetsIn++;
     this.stats.bytesIn += packet.length;
+    this.reception.onPacket(packet.readUInt32BE(8), packet.readUInt16BE(2));
+    this.receivedSinceReport = true;
     this.emit('rtp', packet);
   }
 
@@ -512,25 +512,29 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     }, delay);
   }
 
-  /** SR + SDES when we sent RTP since the last report (werift's receiver already sends the RRs). */
+  /**
+   * Our RTCP (RFC 3550 §6.4): SR + SDES when we sent RTP since the last report, else RR + SDES, with a
+   * report block for the stream we receive. werift sends none (its receive path is replaced).
+   */
   private sendReport(): void {
     const t = this.dtlsTransport;
     const neg = this.negotiation;
-    if (!t || !neg || !this.isConnected || !this.sentSinceReport) return;
+    if (!t || !neg || !this.isConnected) return;
+    if (!this.sentSinceReport && !this.receivedSinceReport) return;
+    const compound = this.report(neg.localSsrc, this.sentSinceReport);
     this.sentSinceReport = false;
-    const compound = Buffer.concat([this.senderReport(neg.localSsrc), buildSdesCname(neg.localSsrc, this.cname)]);
+    this.receivedSinceReport = false;
     if (sendSrtcp(t, compound)) this.counters.rtcpOut++;
   }
 
-  private senderReport(ssrc: number): Buffer {
+  private report(ssrc: number, asSender: boolean): Buffer {
     const now = this.options.clock.now();
     const elapsed = this.lastRtpOutWall > 0 ? Math.max(0, now - this.lastRtpOutWall) : 0;
-    return buildSenderReport(ssrc, {
-      ntpMs: now,
-      rtpTimestamp: (this.lastRtpTimestampOut + elapsed * 8) >>> 0,
-      packetCount: this.srPacketsSent,
-      octetCount: this.srOctetsSent,
-    });
+    const block = this.reception.block();
+    const sender = asSender
+      ? { ntpMs: now, rtpTimestamp: (this.lastRtpTimestampOut + elapsed * 8) >>> 0, packetCount: this.srPacketsSent, octetCount: this.srOctetsSent }
+      : undefined;
+    return buildReport(ssrc, this.cname, sender, block ? [block] : []);
   }
 
   private readNegotiation(sdp: string): NegotiatedAudio | undefined {
@@ -565,8 +569,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const neg = this.negotiation;
     if (notifyPeer && t && this.isConnected && neg) {
       try {
-        const first = this.srPacketsSent > 0 ? this.senderReport(neg.localSsrc) : buildEmptyReceiverReport(neg.localSsrc);
-        if (await sendSrtcpNow(t, Buffer.concat([first, buildSdesCname(neg.localSsrc, this.cname), buildBye(neg.localSsrc, 'call ended')]))) {
+        const report = this.report(neg.localSsrc, this.srPacketsSent > 0);
+        if (await sendSrtcpNow(t, Buffer.concat([report, buildBye(neg.localSsrc, 'call ended')]))) {
           this.counters.rtcpOut++;
         }
         this.counters.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
