@@ -20,7 +20,7 @@ describe('S4/S13: the gateway killed mid-call, restarted', { timeout: 180_000 },
   let fx: GatewayCallFixture;
 
   before(async () => {
-    fx = await GatewayCallFixture.start({ env: { FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_MEDIA_DEAD_MS: '5000', FERRY_CALL_RECORD_TTL_MS: '1000' } });
+    fx = await GatewayCallFixture.start({ env: { FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_MEDIA_DEAD_MS: '5000' } });
   });
   afterEach(async () => {
     // A failed test must not leave its call to the next one.
@@ -100,15 +100,4 @@ describe('S4/S13: the gateway killed mid-call, restarted', { timeout: 180_000 },
       assert.equal(record.reason, 'sip-bye');
     });
   }
-
-  test('S16 (gateway): after all these calls ended -> 0 pipelines, 0 elements, 0 bound ports in ferry media, only the live gateway\'s empty session, 0 call keys in Redis', async () => {
-    const stats = await fx.mediaStats();
-    assert.deepEqual({ pipelines: stats.pipelines, elements: stats.elements, boundPorts: stats.boundPorts }, { pipelines: 0, elements: 0, boundPorts: 0 });
-    const sessions = stats.sessionsDetail ?? [];
-    assert.ok(sessions.every((s) => s.pipelines.length === 0), `no session holds a pipeline: ${JSON.stringify(sessions)}`);
-    assert.ok(stats.sessions <= 1, `only the live gateway's session remains (the killed gateways' sessions expired): ${JSON.stringify(sessions)}`);
-    // Ended records carry a 1 s TTL here (FERRY_CALL_RECORD_TTL_MS): after it, no call key is left.
-    await sleep(1500);
-    assert.deepEqual(await fx.redisCallKeys(), [], 'no call keys left in Redis');
-  });
 });
