@@ -186,6 +186,28 @@ describe('media: phone leg end signals', () => {
     await c.pipeline.release();
   });
 
+  test('symmetric RTP behind NAT: the SDP names one port, the phone sends from another -> we answer to the real source', async () => {
+    const s = await server({ deadMs: 15000 });
+    const app = await client(s);
+    const pipeline = await app.create('MediaPipeline');
+    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const advertised = await RtpTestPeer.open(); // the port the phone's SDP names (its private address, unreachable in real NAT)
+    const natted = await RtpTestPeer.open(); // where its packets really come from
+    const other = await RtpTestPeer.open();
+    peers.push(advertised, natted, other);
+    natted.useRemoteSdp(await call<string>(a, 'processOffer', advertised.sdp()));
+    other.useRemoteSdp(await call<string>(b, 'processOffer', other.sdp()));
+    await call(a, 'connect', b);
+    await call(b, 'connect', a);
+    natted.send(0, Buffer.from('from behind NAT'));
+    await other.waitFor(() => other.received.length === 1, 3000, 'relayed from the NAT source');
+    other.send(0, Buffer.from('back to the phone'));
+    await natted.waitFor(() => natted.received.length === 1, 3000, 'answered to the real source');
+    assert.equal(advertised.received.length, 0);
+    await pipeline.release();
+  });
+
   test('the RTP leg sends RTCP reports (SR while sending, with SDES) to the peer', async () => {
     const s = await server({ deadMs: 15000, rtcpIntervalMs: 150 });
     const c = await newCall(await client(s));
