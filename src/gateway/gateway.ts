@@ -73,7 +73,8 @@ export class Gateway {
     const { config } = this;
     await this.media.connect();
     await this.connectSip();
-    const auth = new DigestAuth(config.sip.domain);
+    // one nonce key for every gateway on the store: a challenge from one is answerable at another
+    const auth = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'));
     const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId);
     const router = new CallRouter(config.sip, this.store);
     const invites = new InviteHandler({

@@ -59,8 +59,9 @@ export class CallAdopter {
     try {
       const calls = await this.d.store.listCalls();
       for (const rec of calls) {
-        if (rec.state === 'ended' || rec.owner === this.d.instanceId || this.d.registry.has(rec.id)) continue;
-        if (await this.d.store.leaseAlive(rec.owner)) continue;
+        if (rec.state === 'ended' || this.d.registry.has(rec.id)) continue;
+        // a record owned by our own id that we do not drive is from our previous life (restart)
+        if (rec.owner !== this.d.instanceId && (await this.d.store.leaseAlive(rec.owner))) continue;
         if (!(await this.d.store.claimAdoption(rec.id, this.d.instanceId, this.d.leaseMs))) continue;
         try {
           await this.adopt(rec);
@@ -81,7 +82,7 @@ export class CallAdopter {
     const previous = rec.owner;
     rec.owner = this.d.instanceId;
     const call = new Call(rec, { store: this.d.store, clock: this.d.clock, log: this.d.log, endedRecordTtlMs: this.d.endedRecordTtlMs });
-    call.note('adopted', `from ${previous} (lease expired), state ${rec.state}`);
+    call.note('adopted', `from ${previous}${previous === this.d.instanceId ? ' (this instance, restarted)' : ' (lease expired)'}, state ${rec.state}`);
     this.d.registry.add(call);
     this.d.metrics.callsAdopted++;
     call.once('ended', (r) => this.d.metrics.callEnded(r.reason));

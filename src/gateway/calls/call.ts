@@ -9,6 +9,9 @@ import { snapshotDialog } from './dialog-snapshot';
 import { EndReason } from './end-reason';
 import { answerDirection, bumpVersion, direction, withDirection } from './sdp-rewriter';
 
+/** how long the release waits for a BYE to be answered */
+const BYE_WAIT_MS = 2000;
+
 export interface CallEvents {
   ended: [record: CallRecord];
 }
@@ -212,11 +215,16 @@ export class Call extends EventEmitter<CallEvents> {
       for (const side of ['caller', 'callee'] as const) {
         const d = this.dialogs[side];
         if (d && d.connected && side !== by) {
+          // a peer that never answers our BYE must not hold the release back
+          let timer: TimerHandle | undefined;
+          const timeout = new Promise<'timeout'>((r) => {
+            timer = this.deps.clock.setTimeout(() => r('timeout'), BYE_WAIT_MS);
+          });
           byes.push(
-            d.destroy({ headers: { Reason: `SIP;cause=200;text="${reason}"` } }).then(
-              () => this.note('bye-sent', `to ${side}`),
+            Promise.race([d.destroy({ headers: { Reason: `SIP;cause=200;text="${reason}"` } }), timeout]).then(
+              (r) => this.note(r === 'timeout' ? 'bye-unanswered' : 'bye-sent', `to ${side}`),
               (err: Error) => this.note('bye-failed', `to ${side}: ${err?.message ?? err}`),
-            ),
+            ).finally(() => timer?.cancel()),
           );
         }
       }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Clock, systemClock } from '../../common/clock';
 import { CallRecord } from './call-record';
 import { Registration } from './registration';
@@ -13,6 +14,7 @@ export class MemoryStateStore implements StateStore {
   private readonly calls = new Map<string, { json: string; expiresAt?: number }>();
   private readonly leases = new Map<string, number>();
   private readonly claims = new Map<string, { owner: string; expiresAt: number }>();
+  private readonly keys = new Map<string, Buffer>();
 
   constructor(private readonly clock: Clock = systemClock) {}
 
@@ -87,6 +89,12 @@ export class MemoryStateStore implements StateStore {
     if (c && c.expiresAt > now && c.owner !== instanceId) return false;
     this.claims.set(callId, { owner: instanceId, expiresAt: now + ttlMs });
     return true;
+  }
+
+  async sharedKey(name: string): Promise<Buffer> {
+    let k = this.keys.get(name);
+    if (!k) this.keys.set(name, (k = randomBytes(32)));
+    return k;
   }
 
   async close(): Promise<void> {}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { Clock, systemClock } from '../../common/clock';
 import { CallRecord } from './call-record';
@@ -12,6 +13,7 @@ import { StateStore } from './state-store';
  *   regs               sorted set "<user> <contact>" scored by expiry (counting)
  *   lease:<instance>   gateway instance lease, PX = lease time, renewed while the gateway lives
  *   adopt:<callId>     adoption claim, SET NX PX, so only one gateway adopts a call
+ *   key:<name>         secrets shared by all gateways (digest nonce key), created once with SET NX
  */
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
@@ -124,6 +126,12 @@ export class RedisStateStore implements StateStore {
     const ok = await this.redis.set(key, instanceId, 'PX', ttlMs, 'NX');
     if (ok === 'OK') return true;
     return (await this.redis.get(key)) === instanceId;
+  }
+
+  async sharedKey(name: string): Promise<Buffer> {
+    const key = this.k(`key:${name}`);
+    await this.redis.set(key, randomBytes(32).toString('hex'), 'NX');
+    return Buffer.from((await this.redis.get(key))!, 'hex');
   }
 
   async close(): Promise<void> {

@@ -29,5 +29,8 @@ export interface StateStore {
   /** atomically take the right to adopt a call for `ttlMs`; false when another gateway holds it */
   claimAdoption(callId: string, instanceId: string, ttlMs: number): Promise<boolean>;
 
+  /** a random secret shared by every gateway on this store (created by the first to ask), e.g. the digest nonce key */
+  sharedKey(name: string): Promise<Buffer>;
+
   close(): Promise<void>;
 }
