@@ -22,6 +22,8 @@ export interface BenchOptions {
   rtpenginePortMin: number;
   rtpenginePortMax: number;
   writeDocs: boolean;
+  /** Extra environment for ferry media (e.g. FERRY_MEDIA_* settings, DEBUG=werift*). */
+  mediaEnv: Record<string, string>;
 }
 
 export const USAGE = `usage: npm run bench:media -- [options]
@@ -39,6 +41,7 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --log-level <level>      ferry media FERRY_LOG_LEVEL (default warn)
   --rtpengine <path>       rtpengine binary (default /usr/bin/rtpengine)
   --rtpengine-ports a-b    rtpengine media port range (default 21000-24999, below the ephemeral range)
+  --media-env K=V          extra environment for ferry media (repeatable)
   --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -62,6 +65,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     rtpenginePortMin: 21000,
     rtpenginePortMax: 24999,
     writeDocs: false,
+    mediaEnv: {},
   };
   const errors: string[] = [];
   const positiveInt = (flag: string, v: string | undefined): number => {
@@ -130,6 +134,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
           o.rtpenginePortMin = Number(m[1]);
           o.rtpenginePortMax = Number(m[2]);
         }
+        break;
+      }
+      case '--media-env': {
+        const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(value() ?? '');
+        if (!m) errors.push('--media-env needs NAME=value');
+        else o.mediaEnv[m[1]!] = m[2]!;
         break;
       }
       case '--write-docs':

@@ -46,6 +46,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         rtpWorkers: o.rtpWorkers,
         setupConcurrency: o.setupConcurrency,
         profile: o.profile,
+        env: o.mediaEnv,
       });
     }
     case 'ferry-webrtc': {
@@ -59,6 +60,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         setupConcurrency: o.setupConcurrency,
         leanBrowsers: o.browser === 'lean',
         profile: o.profile,
+        env: o.mediaEnv,
       });
     }
   }

@@ -104,8 +104,10 @@ class WebRtcPeer implements PacedStream {
   diag(): Record<string, unknown> {
     const dtls = this.pc.dtlsTransports[0];
     const ice = dtls?.iceTransport;
-    const pair = (ice?.connection as unknown as { nominated?: { localCandidate?: unknown; remoteCandidate?: unknown } } | undefined)
+    type Cand = { host?: string; port?: number; type?: string };
+    const pair = (ice?.connection as unknown as { nominated?: { localCandidate?: Cand; remoteCandidate?: Cand } } | undefined)
       ?.nominated;
+    const c = (x: Cand | undefined): string => (x ? `${x.host}:${x.port} ${x.type}` : '?');
     return {
       streamId: this.spec.streamId,
       connectionState: this.pc.connectionState,
@@ -114,7 +116,7 @@ class WebRtcPeer implements PacedStream {
       lean: this.lean !== undefined,
       packetsSent: (dtls as unknown as { packetsSent?: number } | undefined)?.packetsSent,
       packetsReceived: (dtls as unknown as { packetsReceived?: number } | undefined)?.packetsReceived,
-      nominated: pair ? { local: String(pair.localCandidate), remote: String(pair.remoteCandidate) } : null,
+      nominated: pair ? { local: c(pair.localCandidate), remote: c(pair.remoteCandidate) } : null,
       remoteCandidates: this.pc.remoteDescription?.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')),
     };
   }

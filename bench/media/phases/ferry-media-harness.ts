@@ -14,6 +14,8 @@ export interface FerryHarnessOptions {
   logLevel: string;
   /** Profile each measurement window through the V8 inspector. */
   profile?: boolean;
+  /** Extra environment for ferry media. */
+  env?: Record<string, string>;
 }
 
 export class FerryMediaHarness {
@@ -28,6 +30,7 @@ export class FerryMediaHarness {
       lagFile: opts.lagFile,
       logLevel: opts.logLevel,
       inspect: opts.profile === true,
+      ...(opts.env ? { extraEnv: opts.env } : {}),
     });
   }
 

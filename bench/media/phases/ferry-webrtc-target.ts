@@ -117,14 +117,22 @@ export class FerryWebRtcTarget implements BenchTarget {
   async diagnose(streamIds: number[]): Promise<unknown> {
     const calls = [...new Set(streamIds.map((id) => this.calls.get(id)).filter((c) => c !== undefined))];
     const stats = await this.harness.stats();
-    const detail = (stats?.pipelinesDetail ?? []) as { id: string }[];
-    return Promise.all(
+    const detail = (stats?.pipelinesDetail ?? []) as { id: string; elements?: Record<string, unknown>[] }[];
+    const out = await Promise.all(
       calls.map(async (c) => ({
         pipeline: detail.find((p) => p.id === c.pipelineId) ?? `${c.pipelineId} not in /stats`,
         browser: await c.browser.request({ op: 'diag', streamIds: [c.browserStream] }).catch((e: unknown) => String(e)),
         phone: await c.phone.worker.request({ op: 'diag', streamIds: [c.phone.streamId] }).catch((e: unknown) => String(e)),
       })),
     );
+    // One line for the progress output: the server's WebRtcEndpoint states of the silent calls.
+    const states = new Map<string, number>();
+    for (const c of out) {
+      const ep = typeof c.pipeline === 'object' ? c.pipeline.elements?.find((e) => e.type === 'WebRtcEndpoint') : undefined;
+      const key = ep ? `server ICE ${String(ep.ice)} DTLS ${String(ep.dtls)} leg ended ${String(ep.legEnded)}` : 'pipeline gone';
+      states.set(key, (states.get(key) ?? 0) + 1);
+    }
+    return { summary: [...states.entries()].map(([k, v]) => `${v}× ${k}`).join('; '), calls: out };
   }
 
   async releaseAll(): Promise<string> {

@@ -150,7 +150,9 @@ export async function runSteps(
         const file = path.join(plan.outDir, `silent-${target.name.replace(/\W+/g, '-')}-N${n}.json`);
         const diag = await target.diagnose(silentIds.slice(0, 20)).catch((e: unknown) => ({ error: String(e) }));
         writeFileSync(file, JSON.stringify(diag, null, 2));
-        progress(`${target.name}: diagnostics of the silent streams in ${file}`);
+        const summary = (diag as { summary?: unknown }).summary;
+        if (typeof summary === 'string') result.silentDiagnosis = summary;
+        progress(`${target.name}: silent calls: ${typeof summary === 'string' ? summary : '?'} (details in ${file})`);
       }
     }
     results.push(result);

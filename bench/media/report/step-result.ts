@@ -45,5 +45,7 @@ export interface StepResult {
   silentStreams: number;
   /** The first few of them, described by the target (call / pipeline). */
   silentStreamNames?: string[];
+  /** What the server says about them (e.g. "16× server ICE CONNECTED DTLS FAILED ..."). */
+  silentDiagnosis?: string;
   serverStats?: Record<string, unknown>;
 }
