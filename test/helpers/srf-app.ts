@@ -111,3 +111,16 @@ export async function waitFor(predicate: () => boolean, what: string, timeoutMs 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * `Dialog.destroy()` without a callback returns a Promise of the BYE it sent (drachtio-srf 5.0.29
+ * lib/dialog.js); its bundled typings say `void`.
+ */
+export function destroyDialog(dialog: Srf.Dialog): Promise<Srf.SrfRequest> {
+  return (dialog.destroy as unknown as () => Promise<Srf.SrfRequest>).call(dialog);
+}
+
+/** The server-assigned dialog id (`Dialog#id`, missing from the bundled typings). */
+export function dialogIdOf(dialog: Srf.Dialog): string {
+  return (dialog as unknown as { id: string }).id;
+}

@@ -11,7 +11,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, countReceived } from '../helpers/sipp';
 
@@ -35,7 +35,7 @@ describe('ACK timeout: the server retransmits the 200, then BYEs the caller and 
           uas.on('ack', () => events.push('A:ack'));
           uas.on('destroy', (bye: Srf.SrfRequest) => {
             events.push(`A:destroy:${(bye as unknown as { meta?: { source?: string } }).meta?.source ?? '?'}`);
-            uac.destroy().then(() => (bReleased = true), () => {});
+            destroyDialog(uac).then(() => (bReleased = true), () => {});
           });
           uac.on('destroy', () => events.push('B:destroy'));
         } catch (e) {

@@ -8,7 +8,7 @@ import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, countReceived, type SippTransport, type SippResult } from '../helpers/sipp';
 
@@ -51,7 +51,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
           const bridge = (from: Srf.Dialog, to: Srf.Dialog, leg: 'A' | 'B') => {
             from.on('destroy', () => {
               call.hungUpBy ??= leg;
-              to.destroy().then(() => (call.otherLegReleased = true), () => {});
+              destroyDialog(to).then(() => (call.otherLegReleased = true), () => {});
             });
             from.on('modify', async (mreq, mres) => {
               call.modifies.push(`${leg}:${/a=(sendonly|recvonly|inactive|sendrecv)/.exec(mreq.body)?.[1] ?? 'none'}`);

@@ -136,10 +136,11 @@ describe('JsSIP over WebSocket registers with digest auth and receives an INVITE
     ua.on('registered', () => uaEvents.push('registered'));
     ua.on('registrationFailed', (e: { cause?: string }) => uaEvents.push(`registrationFailed:${e.cause}`));
     ua.on('disconnected', () => uaEvents.push('disconnected'));
-    ua.on('newRTCSession', (e: { originator: string; request: { call_id: string; from: { uri: { toString(): string } } }; session: never }) => {
+    const onNewSession = (e: { originator: string; request: { call_id: string; from: { uri: { toString(): string } } }; session: never }) => {
       if (e.originator !== 'remote') return;
       incoming.push({ from: e.request.from.uri.toString(), callId: e.request.call_id, session: e.session });
-    });
+    };
+    ua.on('newRTCSession', onNewSession as never);
     ua.start();
     try {
       await waitFor(() => uaEvents.length > 0, 'JsSIP registration result', 15_000);

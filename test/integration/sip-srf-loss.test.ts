@@ -11,7 +11,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, type SippResult } from '../helpers/sipp';
 
@@ -54,7 +54,7 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
           const release = (other: Srf.Dialog) => () => {
             if (done) return;
             done = true;
-            other.destroy().then(
+            destroyDialog(other).then(
               () => released++,
               (e: unknown) => failures.push(`BYE failed: ${String(e)}`),
             );

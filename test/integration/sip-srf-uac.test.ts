@@ -6,7 +6,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, dialogIdOf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, countReceived, type SippTransport } from '../helpers/sipp';
 
@@ -46,12 +46,12 @@ describe('drachtio-srf createUAC calls a SIPp phone', () => {
         { localSdp: g711Sdp(31000) },
         { cbProvisional: (res) => provisional.push(res.status) },
       );
-      assert.ok(dialog.id, 'dialog has the server-assigned id');
+      assert.ok(dialogIdOf(dialog), 'dialog has the server-assigned id');
       assert.match(dialog.remote.sdp, /m=audio \d+ RTP\/AVP 0/, "the phone's SDP answer reached the app");
       assert.equal(dialog.sip.callId.length > 0, true);
       let destroyedEvent = false;
       dialog.on('destroy', () => (destroyedEvent = true));
-      const bye = await dialog.destroy();
+      const bye = await destroyDialog(dialog);
       assert.equal(bye.method, 'BYE', 'destroy() sent a BYE');
       const result = await phone.done;
       assert.equal(result.exitCode, 0, describeSipp(result));

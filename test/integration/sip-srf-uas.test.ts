@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, dialogIdOf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
 import { runSipp, killAllSipp, describeSipp, countReceived } from '../helpers/sipp';
 
@@ -34,7 +34,7 @@ describe('drachtio-srf createUAS answers a SIPp call', () => {
         calls.push(call);
         try {
           const dialog = await srf.createUAS(req, res, { localSdp: g711Sdp(30000) });
-          call.dialogId = dialog.id as unknown as string;
+          call.dialogId = dialogIdOf(dialog);
           dialog.on('ack', () => (call.acked = true));
           dialog.on('destroy', () => (call.destroyed = true));
         } catch (e) {
