@@ -192,6 +192,26 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r.ok('release', { object: p.value });
   });
 
+  test('ServerManager ObjectCreated/ObjectDestroyed events; getSessions; a session listening to the manager does not expire', async () => {
+    const r = await rpc();
+    const sub = await r.ok('subscribe', { object: 'manager_ServerManager', type: 'ObjectCreated' });
+    await r.ok('subscribe', { object: 'manager_ServerManager', type: 'ObjectDestroyed' });
+    const p = await r.ok('create', { type: 'MediaPipeline' });
+    assert.equal(p.sessionId, sub.sessionId);
+    const sessions = (await r.ok('invoke', { object: 'manager_ServerManager', operation: 'getSessions' })).value as string[];
+    assert.ok(sessions.includes(String(sub.sessionId)));
+    await r.ok('release', { object: p.value });
+    const peer = await RtpTestPeer.open();
+    peers.push(peer);
+    await peer.waitFor(() => r.notifications.length >= 2, 3000, 'manager events');
+    const types = r.notifications.map((n) => (n as { value: { type: string; data: Record<string, unknown> } }).value);
+    assert.equal(types[0]!.type, 'ObjectCreated');
+    assert.equal(types[0]!.data.object, p.value);
+    assert.equal(types[1]!.type, 'ObjectDestroyed');
+    assert.equal(types[1]!.data.objectId, p.value);
+    assert.deepEqual(await r.ok('ping'), { value: 'pong', sessionId: sub.sessionId }, 'still bound');
+  });
+
   test('a control peer that stops answering WebSocket pings (half-open TCP) is dropped: its session is orphaned, a healthy one is not', async () => {
     const pinging = await startMediaServer({ config: { port: 0, host: '127.0.0.1', wsPingMs: 150 } });
     try {

@@ -170,6 +170,20 @@ describe('media: phone leg end signals', () => {
     assert.equal((await fetchStats(s.port)).boundPorts, 0);
   });
 
+  test("policy 'never': an orphan whose leg ended is only reported, never released by ferry media", async () => {
+    const s = await server({ deadMs: 15000, autoRelease: 'never' });
+    const app = await client(s);
+    const c = await newCall(app);
+    app.close();
+    await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.orphaned === true, 3000, 'orphaned');
+    c.pa.sendRtcpBye();
+    await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.elements.some((e) => e.legEnded === 'rtcp-bye') === true, 3000, 'leg ended');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await fetchStats(s.port)).pipelines, 1);
+    await s.mediaSet.release(c.pipeline.id);
+    assert.equal((await fetchStats(s.port)).boundPorts, 0);
+  });
+
   test('latching: after the first source, packets from a stranger are dropped', async () => {
     const s = await server({ deadMs: 15000 });
     const c = await newCall(await client(s));
