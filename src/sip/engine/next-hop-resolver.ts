@@ -19,8 +19,9 @@ export class NextHopResolver {
   ) {}
 
   async resolve(uriOrNameAddr: string): Promise<Flow> {
-    const n = parseNameAddr(uriOrNameAddr);
-    const text = n ? n.uri : uriOrNameAddr;
+    // a Route value is <uri>;params, a Request-URI is a bare uri whose ;params belong to it
+    const n = uriOrNameAddr.includes('<') ? parseNameAddr(uriOrNameAddr) : undefined;
+    const text = n ? n.uri : uriOrNameAddr.trim();
     const bound = this.bindings.lookup(text);
     if (bound) return bound;
     const u = parseSipUri(text.startsWith('sip') ? text : `sip:${text}`);
