@@ -1,0 +1,116 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
+import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * Webphone <-> webphone through the gateway (two WebRtcEndpoints in one pipeline), with the page's
+ * hold and mute buttons and the DTMF keypad, in two real Chromium pages.
+ */
+describe('webphone calls webphone', { timeout: 90_000 }, () => {
+  let stack: Stack;
+  let browser: Browser;
+  let alice: Page;
+  let bob: Page;
+  let dir: string;
+
+  const state = (p: Page): Promise<string> => p.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState ?? '');
+  const waitState = (p: Page, s: string, ms = 10000): Promise<unknown> => waitFor(async () => (await state(p)) === s, ms, 25, `state ${s}`);
+  const stats = (p: Page): Promise<{ sent: number; received: number }> =>
+    p.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
+
+  async function open(user: string, password: string): Promise<Page> {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=${user}&password=${password}`);
+    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+    await page.click('#register');
+    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
+    return page;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'ferry-wp-'));
+    writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
+      domain: 'ferry.local',
+      users: [{ user: 'alice', password: 'pa' }, { user: 'bob', password: 'pb', displayName: 'Bob' }],
+    }));
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    alice = await open('alice', 'pa');
+    bob = await open('bob', 'pb');
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a wrong password is refused at registration', async () => {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=nope`);
+    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+    await page.click('#register');
+    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'failed', undefined, { timeout: 15000 });
+    assert.match((await page.textContent('#message')) ?? '', /Registration failed/);
+    await page.close();
+  });
+
+  test('alice calls bob: both WebRTC legs carry RTP, hold/resume from the page, DTMF keys, bob hangs up', async () => {
+    await alice.fill('#target', 'bob');
+    await alice.click('#call');
+    await waitState(bob, 'ringing-in');
+    assert.equal(await bob.textContent('#peer'), '(alice)');
+    await bob.click('#answer');
+    await waitState(alice, 'connected');
+    await waitState(bob, 'connected');
+    const call = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls[0]!;
+    assert.equal(call.caller.kind, 'webrtc');
+    assert.equal(call.callee.kind, 'webrtc');
+    await waitFor(async () => {
+      const [a, b] = [await stats(alice), await stats(bob)];
+      return a.received > 50 && b.received > 50 && a.sent > 50 && b.sent > 50;
+    }, 15000, 100, 'RTP both ways between the browsers');
+
+    await alice.click('#hold');
+    await waitState(bob, 'held by the other side');
+    const held = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+    assert.equal(held.caller.direction, 'sendonly');
+    await waitFor(async () => (await alice.textContent('#hold')) === 'Resume', 5000, 25, 'hold button shows Resume');
+    await alice.click('#hold');
+    await waitState(bob, 'connected');
+    assert.ok((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).timeline.some((e) => e.event === 'resume'));
+
+    await alice.click('#mute');
+    assert.equal(await alice.textContent('#mute'), 'Unmute');
+    await alice.click('#mute');
+    for (const d of ['1', 'star', 'pound']) await alice.click(`#dtmf-${d}`);
+    assert.equal(await state(alice), 'connected', 'DTMF keys do not disturb the call');
+
+    const byeAt = Date.now();
+    await bob.click('#hangup');
+    await waitState(alice, 'ended', 3000);
+    const shownAt = await alice.evaluate(() => (window as unknown as { ferryEndedAt?: number }).ferryEndedAt!);
+    assert.ok(shownAt - byeAt < 1000, `alice saw the end ${shownAt - byeAt} ms after bob hung up`);
+    assert.match((await alice.textContent('#message')) ?? '', /other side hung up/);
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
+    const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+    assert.equal(ended.state, 'ended');
+    assert.ok(['sip-bye', 'dtls-close'].includes(ended.reason!));
+  });
+
+  test('calling a user who is not registered gets a clear failure', async () => {
+    await bob.evaluate(() => document.getElementById('unregister')!.click());
+    await waitFor(async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls.length === 0, 2000);
+    await waitFor(async () => /ferry_registrations 1$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 5000, 50, 'bob unregistered');
+    await alice.fill('#target', 'bob');
+    await alice.click('#call');
+    await waitState(alice, 'failed');
+    assert.match((await alice.textContent('#message')) ?? '', /Unavailable|Nobody/);
+  });
+});
