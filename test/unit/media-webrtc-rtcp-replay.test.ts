@@ -134,6 +134,9 @@ describe('ICE settings', () => {
     assert.deepEqual(loadIceSettings({}), { addresses: ['127.0.0.1'], portRange: undefined, consentIntervalMs: 5000, consentTimeoutMs: 30000 });
     assert.deepEqual(loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.1, 127.0.0.2', FERRY_MEDIA_ICE_PORT_MIN: '40000', FERRY_MEDIA_ICE_PORT_MAX: '40100' }).addresses, ['127.0.0.1', '127.0.0.2']);
     assert.throws(() => loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: 'localhost' }), /not an IPv4 address/);
+    assert.deepEqual(loadIceSettings({}, '10.99.0.1').addresses, ['10.99.0.1'], 'the media host is the default');
+    assert.deepEqual(loadIceSettings({}, '0.0.0.0').addresses, ['127.0.0.1']);
+    assert.deepEqual(loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.3' }, '10.99.0.1').addresses, ['127.0.0.3']);
     assert.throws(() => loadIceSettings({ FERRY_MEDIA_ICE_PORT_MIN: '5000' }), /PORT_MIN\/MAX/);
     assert.throws(() => loadIceSettings({ FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS: '1000', FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS: '2000' }), /must exceed/);
   });

@@ -3,7 +3,8 @@ import { isIP } from 'node:net';
 /**
  * Where the WebRTC leg's ICE agent gathers host candidates. Default: loopback only, so nothing leaves
  * 127.0.0.1 in tests. Production sets FERRY_MEDIA_ICE_ADDRESSES to the addresses browsers can reach.
- *   FERRY_MEDIA_ICE_ADDRESSES  comma-separated IPv4 addresses to advertise (default 127.0.0.1)
+ *   FERRY_MEDIA_ICE_ADDRESSES  comma-separated IPv4 addresses to advertise (default: the media server's
+ *                              FERRY_MEDIA_HOST when it is a concrete IPv4 address, else 127.0.0.1)
  *   FERRY_MEDIA_ICE_PORT_MIN / FERRY_MEDIA_ICE_PORT_MAX  optional UDP port range (both or neither)
  *   FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS (default 5000), FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS (default 30000, RFC 7675)
  * No STUN/TURN server is ever contacted (werift's default public STUN server is switched off).
@@ -16,9 +17,10 @@ export interface IceSettings {
   readonly consentTimeoutMs: number;
 }
 
-export function loadIceSettings(env: NodeJS.ProcessEnv = process.env): IceSettings {
+export function loadIceSettings(env: NodeJS.ProcessEnv = process.env, defaultAddress = '127.0.0.1'): IceSettings {
   const raw = env.FERRY_MEDIA_ICE_ADDRESSES ?? '';
-  const addresses = (raw.trim() === '' ? '127.0.0.1' : raw).split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const fallback = isIP(defaultAddress) === 4 && defaultAddress !== '0.0.0.0' ? defaultAddress : '127.0.0.1';
+  const addresses = (raw.trim() === '' ? fallback : raw).split(',').map((a) => a.trim()).filter((a) => a !== '');
   const errors: string[] = [];
   for (const a of addresses) {
     if (isIP(a) !== 4) errors.push(`FERRY_MEDIA_ICE_ADDRESSES: ${JSON.stringify(a)} is not an IPv4 address`);
