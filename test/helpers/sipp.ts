@@ -234,19 +234,61 @@ export function countSent(result: SippResult, startLine: RegExp): number {
     .filter((m) => startLine.test(m.firstLine)).length;
 }
 
-interface TracedMessage {
+export interface TracedMessage {
   direction: 'sent' | 'received';
   firstLine: string;
+  /** The whole message as SIPp logged it. */
+  text: string;
+}
+
+/** Every message in SIPp's trace, in order (retransmissions included). */
+export function tracedMessages(result: SippResult): TracedMessage[] {
+  return splitTrace(result.messages);
+}
+
+/** First value of a header in a traced message (case-insensitive name, no compact forms). */
+export function headerOf(message: TracedMessage, name: string): string | undefined {
+  const re = new RegExp(`^${name.replace(/[-]/g, '\\-')}\\s*:\\s*(.*)$`, 'im');
+  return re.exec(message.text)?.[1]?.trim();
+}
+
+/** The Via branch of a traced message's top Via. */
+export function branchOf(message: TracedMessage): string | undefined {
+  return /;\s*branch=([^;,\s]+)/i.exec(headerOf(message, 'Via') ?? '')?.[1];
+}
+
+/**
+ * ACKs a SIPp received that belong to no INVITE it received: another Call-ID, or (for an ACK of a
+ * non-2xx, which shares the INVITE's transaction) a branch no received INVITE had while no 2xx was
+ * sent for that Call-ID. An ACK for a 2xx is its own transaction and may have any branch.
+ */
+export function strayAcks(result: SippResult): TracedMessage[] {
+  const all = tracedMessages(result);
+  const invites = all.filter((m) => m.direction === 'received' && m.firstLine.startsWith('INVITE '));
+  const sent2xx = new Set(
+    all
+      .filter((m) => m.direction === 'sent' && /^SIP\/2\.0 2\d\d/.test(m.firstLine) && /INVITE/i.test(headerOf(m, 'CSeq') ?? ''))
+      .map((m) => headerOf(m, 'Call-ID')),
+  );
+  return all.filter((m) => {
+    if (m.direction !== 'received' || !m.firstLine.startsWith('ACK ')) return false;
+    const callId = headerOf(m, 'Call-ID');
+    const sameCall = invites.filter((i) => headerOf(i, 'Call-ID') === callId);
+    if (sameCall.length === 0) return true;
+    if (sent2xx.has(callId)) return false;
+    return !sameCall.some((i) => branchOf(i) === branchOf(m));
+  });
 }
 
 function splitTrace(trace: string): TracedMessage[] {
   // SIPp writes "----------------------------------------------- <time>\n<PROTO> message sent (N bytes):\n\n<msg>"
   // or "... message received [N] bytes :\n\n<msg>".
   const out: TracedMessage[] = [];
-  const re = /message (sent|received)[^\n]*\n\n([^\n]*)/g;
+  const re = /message (sent|received)[^\n]*\n\n([\s\S]*?)(?=\n-{10,} |$)/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(trace)) !== null) {
-    out.push({ direction: m[1] === 'sent' ? 'sent' : 'received', firstLine: m[2].trim() });
+    const text = m[2];
+    out.push({ direction: m[1] === 'sent' ? 'sent' : 'received', firstLine: text.split('\n')[0].trim(), text });
   }
   return out;
 }

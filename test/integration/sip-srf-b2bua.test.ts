@@ -10,7 +10,7 @@ import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
 import { connectSrf, destroyDialog, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
-import { startSipp, killAllSipp, describeSipp, countReceived, type SippTransport, type SippResult } from '../helpers/sipp';
+import { startSipp, killAllSipp, describeSipp, countReceived, strayAcks, type SippTransport, type SippResult } from '../helpers/sipp';
 
 interface BridgedCall {
   callId: string;
@@ -151,6 +151,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
     assert.equal(countReceived(r.a, /^SIP\/2\.0 487/) >= 1, true, 'A got 487 Request Terminated');
     assert.equal(countReceived(r.b, /^CANCEL /) >= 1, true, 'B got the CANCEL');
     assert.equal(countReceived(r.b, /^ACK /) >= 1, true, "B's 487 was ACKed");
+    assert.deepEqual(strayAcks(r.b).map((m) => m.text), [], "B got no ACK outside its INVITE transaction (srf's ack() of the 487 must not go out)");
     const call = calls[0];
     await waitFor(() => call.failureStatus !== undefined, 'createB2BUA to settle');
     assert.equal(call.cancelledByA, true, "srf emitted 'cancel' on the A-leg request");

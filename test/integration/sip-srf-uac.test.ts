@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
 import { connectSrf, destroyDialog, dialogIdOf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
-import { startSipp, killAllSipp, describeSipp, countReceived, type SippTransport } from '../helpers/sipp';
+import { startSipp, killAllSipp, describeSipp, countReceived, strayAcks, type SippTransport } from '../helpers/sipp';
 
 describe('drachtio-srf createUAC calls a SIPp phone', () => {
   let target: SipServerTarget;
@@ -77,5 +77,26 @@ describe('drachtio-srf createUAC calls a SIPp phone', () => {
     assert.equal(result.stats?.successfulCalls, 1, describeSipp(result));
     assert.equal(countReceived(result, /^SIP\/2\.0 200/), 1, 'the phone got the 200 for its BYE');
     assert.equal(srfDialogCount(), 0, 'no dialog left in srf');
+  });
+
+  test('over UDP: SIPp answers 486; createUAC rejects with 486 and the phone gets one ACK, in the INVITE transaction', async (t) => {
+    t.diagnostic(target.description);
+    const port = await freePort();
+    const phone = await startSipp({ scenario: 'uas-busy.xml', localPort: port, transport: 'udp', lingerMs: 2500, timeoutS: 20 });
+    await phone.ready();
+    const status = await app.srf.createUAC(phoneUri(port, 'udp'), { localSdp: g711Sdp(31004) }).then(
+      () => 200,
+      (e: { status?: number }) => e.status ?? -1,
+    );
+    assert.equal(status, 486, 'createUAC rejected with the phone\'s 486');
+    const result = await phone.done;
+    assert.equal(result.exitCode, 0, describeSipp(result));
+    assert.ok(countReceived(result, /^ACK /) >= 1, 'the 486 was ACKed');
+    // RFC 3261 17.1.1.3: the ACK for a non-2xx belongs to the INVITE transaction (same Call-ID and
+    // branch). srf's createUAC also calls ack() for a non-2xx; drachtio-server answers that NOK
+    // (already ACKed by the stack) and sends nothing.
+    const strays = strayAcks(result);
+    assert.deepEqual(strays.map((m) => m.text), [], 'no ACK outside the INVITE transaction reached the phone');
+    assert.equal(srfDialogCount(), 0, 'no dialog in srf');
   });
 });
