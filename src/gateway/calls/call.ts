@@ -9,8 +9,8 @@ import { snapshotDialog } from './dialog-snapshot';
 import { EndReason } from './end-reason';
 import { answerDirection, bumpVersion, direction, withDirection } from './sdp-rewriter';
 
-/** how long the release waits for a BYE to be answered */
-const BYE_WAIT_MS = 2000;
+/** how long the release waits for a BYE to be answered (the BYE is already on the wire; a dead peer must not hold the release) */
+const BYE_WAIT_MS = 500;
 
 export interface CallEvents {
   ended: [record: CallRecord];
