@@ -46,6 +46,8 @@ export interface MediaStatsReport {
   boundPorts: number;
   pipelinesDetail: { id: string; owners: string[]; orphaned: boolean; elements: Record<string, unknown>[] }[];
   sessionsDetail: { id: string; bound: boolean; pipelines: string[]; subscriptions: number }[];
+  legEndsByReason: Record<string, number>;
+  releasesByReason: Record<string, number>;
 }
 
 export async function fetchStats(port: number, host = '127.0.0.1'): Promise<MediaStatsReport> {

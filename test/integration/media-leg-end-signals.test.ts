@@ -135,6 +135,8 @@ describe('media: phone leg end signals', () => {
     assert.ok(ms < 1000, `released ${ms} ms after the BYE`);
     const st = await fetchStats(s.port);
     assert.deepEqual([st.elements, st.boundPorts, st.sessions], [0, 0, 0]);
+    assert.deepEqual(st.legEndsByReason, { 'rtcp-bye': 1 });
+    assert.deepEqual(st.releasesByReason, { 'rtcp-bye': 1 });
     await c.pb.waitFor(() => c.pb.rtcpReceived.some((b) => parseRtcpCompound(b).bye), 2000, 'RTCP BYE to the other phone');
   });
 

@@ -49,6 +49,9 @@ export class MediaSet implements ObjectHost {
   /** objectId -> event type -> sessions subscribed (one delivery per session, as KMS). */
   private readonly subs = new Map<string, Map<string, Set<MediaSession>>>();
   private readonly logger: Logger;
+  /** Lifetime counters for /stats (operators and leak tests): leg ends and pipeline releases by reason. */
+  private readonly legEnds = new Map<string, number>();
+  private readonly releases = new Map<string, number>();
 
   constructor(private readonly o: MediaSetOptions) {
     this.logger = o.logger;
@@ -270,7 +273,8 @@ export class MediaSet implements ObjectHost {
     rec.graceTimer?.cancel();
     rec.orphanTimer?.cancel();
     rec.graceTimer = rec.orphanTimer = undefined;
-    this.logger.info('releasing pipeline', { pipeline: pid, reason, elements: rec.elements.size });
+    this.logger.info('releasing pipeline', { pipeline: pid, reason, elements: rec.elements.size, orphaned: this.isOrphaned(rec) });
+    this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
     const elements = [...rec.elements.values()];
     await Promise.all(
       elements.map((e) =>
@@ -301,6 +305,7 @@ export class MediaSet implements ObjectHost {
   // ---- lifecycle policy ---------------------------------------------------------------------------
 
   legEnded(elementId: string, reason: LegEndReason): void {
+    this.legEnds.set(reason, (this.legEnds.get(reason) ?? 0) + 1);
     const pid = pipelineIdOf(elementId);
     if (pid) this.evaluate(pid, reason);
   }
@@ -376,6 +381,8 @@ export class MediaSet implements ObjectHost {
       sessions: this.sessions.size,
       boundPorts,
       pipelinesDetail,
+      legEndsByReason: Object.fromEntries(this.legEnds),
+      releasesByReason: Object.fromEntries(this.releases),
       sessionsDetail: [...this.sessions.values()].map((s) => ({
         id: s.id,
         bound: s.connection !== undefined,
