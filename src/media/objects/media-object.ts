@@ -15,6 +15,7 @@ export abstract class MediaObject {
   private readonly tags = new Map<string, string>();
   private sendTagsInEvents = false;
   protected released = false;
+  private eventsMuted = false;
 
   constructor(
     readonly id: string,
@@ -31,6 +32,14 @@ export abstract class MediaObject {
     return this.released;
   }
 
+  /**
+   * Stop emitting events: the registry calls this on every object of a pipeline before tearing it
+   * down, so a release does not send ElementDisconnected & co. for objects the client already dropped.
+   */
+  muteEvents(): void {
+    this.eventsMuted = true;
+  }
+
   /** Ids of this object's children (a pipeline's elements). */
   childIds(): string[] {
     return [];
@@ -38,7 +47,7 @@ export abstract class MediaObject {
 
   /** Emit a Kurento event with the common fields (source, tags, timestampMillis, type) filled in. */
   protected emitEvent(type: string, fields: Record<string, unknown> = {}): void {
-    if (this.released && type !== 'MediaStateChanged' && type !== 'MediaSessionTerminated') return;
+    if (this.released || this.eventsMuted) return;
     const data: Record<string, unknown> = {
       source: this.id,
       tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],
@@ -55,7 +64,7 @@ export abstract class MediaObject {
    * with the common fields but `type` overridden by the error kind, as KMS does.
    */
   protected emitError(errorType: string, description: string, errorCode: number): void {
-    if (this.released) return;
+    if (this.released || this.eventsMuted) return;
     const data: Record<string, unknown> = {
       source: this.id,
       tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],

@@ -276,6 +276,8 @@ export class MediaSet implements ObjectHost {
     this.logger.info('releasing pipeline', { pipeline: pid, reason, elements: rec.elements.size, orphaned: this.isOrphaned(rec) });
     this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
     const elements = [...rec.elements.values()];
+    rec.pipeline.muteEvents();
+    for (const e of elements) e.muteEvents();
     await Promise.all(
       elements.map((e) =>
         e.teardown({ notifyPeer: true }).catch((err: unknown) => this.logger.warn('element teardown failed', { element: e.id, error: String(err) })),
