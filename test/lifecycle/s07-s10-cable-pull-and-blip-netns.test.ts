@@ -24,6 +24,7 @@ describe('S7/S10: the phone behind a veth in its own network namespace', () => {
     cleanups.push(() => ns.destroy());
     const media = await MediaServerProcess.start({
       FERRY_MEDIA_HOST: ns.hostAddress,
+      FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.1', // the webphone stays on loopback
       FERRY_MEDIA_DEAD_MS: String(deadMs),
       FERRY_MEDIA_AUTO_RELEASE: 'orphans',
       FERRY_MEDIA_RTCP_INTERVAL_MS: '1000',
