@@ -15,11 +15,11 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
 import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { installDigestRegistrar, type DigestRegistrarLog } from '../helpers/srf-digest-registrar';
 
 /** Stand-in for the browser API; JsSIP only checks that it exists before accepting an INVITE. */
 class FakeRTCPeerConnectionNeverConstructed {
@@ -37,18 +37,6 @@ const REALM = 'ferry.test';
 const USER = 'alice';
 const PASSWORD = 's3cret-pa55';
 
-const md5 = (s: string) => createHash('md5').update(s).digest('hex');
-
-/** Parses `Digest k="v", k2=v2` into a map. */
-function parseDigest(header: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const body = header.replace(/^\s*Digest\s+/i, '');
-  const re = /([a-z0-9-]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))/gi;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(body)) !== null) out.set(m[1].toLowerCase(), m[2] ?? m[3] ?? '');
-  return out;
-}
-
 /**
  * JsSIP's invite server transaction keeps its timer H (64*T1 = 32 s) running after the ACK for a
  * non-2xx arrived (Transactions.js sets CONFIRMED without clearing H); it would hold this test process
@@ -62,53 +50,16 @@ function clearJsSipTimerH(ua: unknown): void {
   }
 }
 
-interface RegistrarLog {
-  challenges: number;
-  accepted: number;
-  rejected: string[];
-  contactUri?: string;
-  protocols: string[];
-}
-
 describe('JsSIP over WebSocket registers with digest auth and receives an INVITE routed to its Contact', () => {
   let target: SipServerTarget;
   let app: ConnectedSrf;
-  const nonces = new Set<string>();
-  const reg: RegistrarLog = { challenges: 0, accepted: 0, rejected: [], protocols: [] };
+  let reg: DigestRegistrarLog;
 
   before(async () => {
     target = await startSipServerTarget();
     console.log(`sip-srf-jssip-ws: ${target.description}`);
     app = await connectSrf(target.control, (srf: Srf) => {
-      srf.use('register', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
-        reg.protocols.push(req.protocol);
-        const authorization = req.get('Authorization');
-        if (!authorization) {
-          const nonce = randomBytes(16).toString('hex');
-          nonces.add(nonce);
-          reg.challenges++;
-          res.send(401, {
-            headers: { 'WWW-Authenticate': `Digest realm="${REALM}", nonce="${nonce}", algorithm=MD5, qop="auth"` },
-          });
-          return;
-        }
-        const d = parseDigest(authorization);
-        const nonce = d.get('nonce') ?? '';
-        const ha1 = md5(`${d.get('username')}:${REALM}:${PASSWORD}`);
-        const ha2 = md5(`REGISTER:${d.get('uri')}`);
-        const expected = md5(`${ha1}:${nonce}:${d.get('nc')}:${d.get('cnonce')}:${d.get('qop')}:${ha2}`);
-        if (d.get('username') !== USER || d.get('realm') !== REALM || !nonces.has(nonce) || d.get('response') !== expected) {
-          reg.rejected.push(authorization);
-          res.send(403);
-          return;
-        }
-        const contactHeader = req.get('Contact');
-        const contact = req.getParsedHeader('Contact')[0];
-        reg.accepted++;
-        reg.contactUri = contact.uri;
-        const expires = req.get('Expires') || '600';
-        res.send(200, { headers: { Contact: `${contactHeader.replace(/;expires=\d+/i, '')};expires=${expires}`, Expires: expires } });
-      });
+      reg = installDigestRegistrar(srf, REALM, USER, PASSWORD);
     });
   });
 
