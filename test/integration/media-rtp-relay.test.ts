@@ -100,6 +100,12 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     assert.equal(await call(b, 'isMediaFlowingOut', 'AUDIO'), true);
     assert.equal(await call(b, 'isMediaFlowingIn', 'VIDEO'), false);
 
+    const epStats = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(a, 'getStats', 'AUDIO');
+    const inbound = Object.values(epStats).find((x) => x.type === 'inboundrtp');
+    const outbound = Object.values(epStats).find((x) => x.type === 'outboundrtp');
+    assert.equal(inbound?.packetsReceived, 50);
+    assert.equal(outbound?.packetsSent, 50);
+
     const stats = await fetchStats(server.port);
     assert.equal(stats.pipelines, 1);
     assert.equal(stats.elements, 2);

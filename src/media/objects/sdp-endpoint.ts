@@ -165,6 +165,34 @@ export abstract class SdpEndpoint extends MediaElement {
     }
   }
 
+  /** `getStats`: inbound/outbound RTP counters of the leg, in Kurento's RTC*RTPStreamStats shape (a subset). */
+  protected override statsValue(): Record<string, unknown> {
+    const leg = this.leg;
+    if (!leg) return {};
+    const a = leg.activity();
+    const now = this.clock.now();
+    const common = { __module__: 'kurento', timestamp: Math.floor(now / 1000), timestampMillis: now, mediaType: 'AUDIO' };
+    return {
+      [`${this.id}_inbound`]: {
+        ...common,
+        __type__: 'RTCInboundRTPStreamStats',
+        id: `${this.id}_inbound`,
+        type: 'inboundrtp',
+        packetsReceived: a.packetsIn,
+        bytesReceived: a.bytesIn,
+      },
+      [`${this.id}_outbound`]: {
+        ...common,
+        __type__: 'RTCOutboundRTPStreamStats',
+        id: `${this.id}_outbound`,
+        type: 'outboundrtp',
+        ssrc: String(this.outgoingSsrc),
+        packetsSent: a.packetsOut,
+        bytesSent: a.bytesOut,
+      },
+    };
+  }
+
   override describeForStats(): Record<string, unknown> {
     const a = this.leg?.activity();
     return {
