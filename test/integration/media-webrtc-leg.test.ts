@@ -216,6 +216,15 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(leg.boundPorts(), 0);
   });
 
+  test('an ICE address that cannot be bound gives a clear error, not an unreachable answer', async () => {
+    const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: '192.0.2.77' }) });
+    const peer = new WebRtcTestPeer();
+    cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
+    await assert.rejects(leg.processOffer(await peer.createOffer(), 'PCMU'), /no ICE candidate could be gathered on 192\.0\.2\.77/);
+    await leg.close();
+    assert.equal(leg.boundPorts(), 0);
+  });
+
   test('PCMA when the peer offers only PCMA, even if PCMU is preferred', async () => {
     const h = await connectedPair({ pcmaOnly: true, preferred: 'PCMU' });
     assert.equal(h.leg.negotiated()!.codec.name, 'PCMA');

@@ -12,6 +12,7 @@ import {
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import type { LegActivity, LegEndReason } from '../legs/media-leg';
+import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
 import { checkRemoteSdp, chooseG711, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
 import { buildReport } from '../rtp/rtcp-packets';
@@ -110,6 +111,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const remote = checkRemoteSdp(offer, 'process-offer');
     const codec = chooseG711(remote, preferred);
     this.role = 'answerer';
+    await this.assertAddressesUsable('process-offer');
     this.remoteAudio = remote;
     const pc = this.createPeerConnection(codec, remote.telephoneEvent);
     pc.onRemoteTransceiverAdded.subscribe((t) => {
@@ -136,6 +138,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.watchTransports();
     await this.waitForGathering();
     this.assertOpen();
+    this.assertCandidates('process-offer');
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
     this.negotiation = this.readNegotiation(sdp);
@@ -147,6 +150,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.assertOpen();
     if (this.role !== 'none') throw new WebRtcSdpError('generate-offer', 'Endpoint already negotiated');
     this.role = 'offerer';
+    await this.assertAddressesUsable('generate-offer');
     const pc = this.createPeerConnection(preferred, TELEPHONE_EVENT_DEFAULT_PT, true);
     this.transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
     try {
@@ -158,6 +162,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.watchTransports();
     await this.waitForGathering();
     this.assertOpen();
+    this.assertCandidates('generate-offer');
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('generate-offer', 'no local description after offering');
     return sdp;
@@ -324,7 +329,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     while (this.emittedCandidates < this.localCandidates.length) {
       this.emit('local-candidate', this.localCandidates[this.emittedCandidates++]!);
     }
-    if (this.gatheringComplete && !this.gatheringDoneEmitted && this.localCandidates.length > 0) {
+    if (this.gatheringComplete && !this.gatheringDoneEmitted) {
       this.gatheringDoneEmitted = true;
       this.emit('gathering-done');
     }
@@ -556,6 +561,20 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       localSsrc: ssrc >>> 0,
       direction,
     };
+  }
+
+  private async assertAddressesUsable(stage: 'process-offer' | 'generate-offer'): Promise<void> {
+    const bad = await unbindableAddresses(this.options.ice.addresses);
+    if (bad.length > 0) {
+      throw new WebRtcSdpError(stage, `no ICE candidate could be gathered on ${bad.join(', ')}: not an address of this host (FERRY_MEDIA_ICE_ADDRESSES / FERRY_MEDIA_HOST)`);
+    }
+    this.assertOpen();
+  }
+
+  /** A host address that cannot be bound leaves no candidate: say so now instead of answering an unreachable SDP. */
+  private assertCandidates(stage: 'process-offer' | 'generate-offer'): void {
+    if (this.localCandidates.length > 0) return;
+    throw new WebRtcSdpError(stage, `no ICE candidate could be gathered on ${this.options.ice.addresses.join(', ')} (FERRY_MEDIA_ICE_ADDRESSES / FERRY_MEDIA_HOST)`);
   }
 
   private assertOpen(): void {
