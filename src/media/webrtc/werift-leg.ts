@@ -322,6 +322,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (this.sockets.has(s)) return;
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
+    // werift adds no 'error' listener to its ICE sockets; an emitted socket error must never take the server down.
+    s.on('error', (err) => this.options.logger.warn('ICE socket error', { error: err.message }));
   }
 
   private flushLocalCandidates(): void {
