@@ -86,6 +86,14 @@ describe('media: phone leg end signals', () => {
     assert.ok(ms < 1000, `BYE noticed in ${ms} ms`);
     // policy 'orphans' and the app is connected: the app decides, nothing is released yet
     assert.equal((await fetchStats(s.port)).pipelines, 1);
+    // a late subscriber (a gateway adopting the call) still learns the end, with its reason
+    const late: Record<string, unknown>[] = [];
+    const adopter = await client(s);
+    const adopted = await adopter.getMediaobjectById(c.a.id);
+    adopted.on('MediaSessionTerminated', (d) => late.push(d));
+    await until(() => late.length > 0, 3000, 'replayed MediaSessionTerminated');
+    assert.equal(late[0]!.reason, 'rtcp-bye');
+    assert.equal(late[0]!.timestampMillis, terminated(c, c.a.id)!.timestampMillis);
     assert.equal(terminated(c, c.b.id), undefined, 'the other leg did not end');
     await c.pipeline.release();
     assert.equal((await fetchStats(s.port)).boundPorts, 0);

@@ -48,14 +48,26 @@ export abstract class MediaObject {
   /** Emit a Kurento event with the common fields (source, tags, timestampMillis, type) filled in. */
   protected emitEvent(type: string, fields: Record<string, unknown> = {}): void {
     if (this.released || this.eventsMuted) return;
-    const data: Record<string, unknown> = {
+    this.host.emitEvent(this.id, type, this.eventData(type, fields));
+  }
+
+  /** Build an event payload with the common fields (source, tags, timestampMillis, type). */
+  protected eventData(type: string, fields: Record<string, unknown>, at = this.clock.now()): Record<string, unknown> {
+    return {
       source: this.id,
       tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],
-      timestampMillis: String(this.clock.now()),
+      timestampMillis: String(at),
       type,
       ...fields,
     };
-    this.host.emitEvent(this.id, type, data);
+  }
+
+  /**
+   * Events a new subscriber of `type` should get at once because they describe a final state it would
+   * otherwise never see (ferry extension; KMS replays nothing). Default: none.
+   */
+  replayOnSubscribe(_type: string): Record<string, unknown> | undefined {
+    return undefined;
   }
 
   /**
@@ -65,15 +77,7 @@ export abstract class MediaObject {
    */
   protected emitError(errorType: string, description: string, errorCode: number): void {
     if (this.released || this.eventsMuted) return;
-    const data: Record<string, unknown> = {
-      source: this.id,
-      tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],
-      timestampMillis: String(this.clock.now()),
-      type: errorType,
-      description,
-      errorCode,
-    };
-    this.host.emitEvent(this.id, 'Error', data);
+    this.host.emitEvent(this.id, 'Error', this.eventData(errorType, { description, errorCode }));
   }
 
   async invoke(operation: string, params: OperationParams): Promise<unknown> {

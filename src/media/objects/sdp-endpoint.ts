@@ -54,6 +54,7 @@ export abstract class SdpEndpoint extends MediaElement {
   private sessionStarted = false;
   private readonly liveness: LegLiveness;
   private legEndReason: LegEndReason | undefined;
+  private legEndedAt = 0;
 
   constructor(ctx: ElementContext, type: string) {
     super(ctx, type);
@@ -108,12 +109,26 @@ export abstract class SdpEndpoint extends MediaElement {
   private onLegEnded(reason: LegEndReason): void {
     if (this.legEndReason || this.released) return;
     this.legEndReason = reason;
+    this.legEndedAt = this.clock.now();
     this.ctx.logger.info('media leg ended', { element: this.id, reason });
     const old = this.mediaState;
     this.mediaState = 'DISCONNECTED';
     this.emitEvent('MediaStateChanged', { oldState: old, newState: 'DISCONNECTED', reason });
     this.emitEvent('MediaSessionTerminated', { reason });
     this.host.legEnded(this.id, reason);
+  }
+
+  /**
+   * A subscriber that arrives after this leg ended (e.g. a gateway adopting the call) still learns it:
+   * MediaSessionTerminated and the final MediaStateChanged are replayed to it, with their reason.
+   */
+  override replayOnSubscribe(type: string): Record<string, unknown> | undefined {
+    if (!this.legEndReason) return undefined;
+    if (type === 'MediaSessionTerminated') return this.eventData(type, { reason: this.legEndReason }, this.legEndedAt);
+    if (type === 'MediaStateChanged') {
+      return this.eventData(type, { oldState: 'CONNECTED', newState: 'DISCONNECTED', reason: this.legEndReason }, this.legEndedAt);
+    }
+    return undefined;
   }
 
   private setMediaState(state: MediaState): void {

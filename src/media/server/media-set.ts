@@ -215,6 +215,13 @@ export class MediaSet implements ObjectHost {
     if (!set) byType.set(type, (set = new Set()));
     set.add(session);
     this.adopt(session, o.id);
+    const replay = o.replayOnSubscribe(type);
+    if (replay) {
+      // after the subscribe response has been written (it is sent when this request's promise settles)
+      setImmediate(() => {
+        if (session.subscriptions.has(subId)) session.connection?.sendNotification('onEvent', { value: { data: replay, object: o.id, type } });
+      });
+    }
     return subId;
   }
 
