@@ -91,12 +91,17 @@ export class WebRtcTestPeer {
             rtcp: (p) => this.rtcpIn.push({ packet: Buffer.from(p), bye: inspectRtcpCompound(p).bye, at: Date.now() }),
             replayed: () => undefined,
           });
-          const conn = (t as unknown as { iceTransport: { connection: { send(b: Buffer): Promise<void> } } }).iceTransport.connection;
-          const send = conn.send.bind(conn);
-          conn.send = (b: Buffer) => {
-            if (b.length > 12 && b[1]! < 192) this.sentSrtp.push(Buffer.from(b));
-            return send(b);
-          };
+          // Record every SRTP datagram this peer sends (for the replay test), at the socket.
+          const conn = (t as unknown as { iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: import('node:dgram').Socket } } } } } }).iceTransport.connection;
+          const socket = conn.nominated?.protocol.transport?.socket;
+          if (socket) {
+            const send = socket.send.bind(socket) as (...a: unknown[]) => void;
+            (socket as unknown as { send: (...a: unknown[]) => void }).send = (...args: unknown[]) => {
+              const b = args[0];
+              if (Buffer.isBuffer(b) && b.length > 12 && b[0]! >= 128 && b[0]! <= 191 && b[1]! < 192) this.sentSrtp.push(Buffer.from(b));
+              send(...args);
+            };
+          }
           this.connectedResolve?.();
         }
       });

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
 import { ReplayGuard } from './srtp-replay-window';
 
@@ -26,8 +27,9 @@ interface DtlsSocketInternals {
 }
 interface IceConnectionInternals {
   send(data: Buffer): Promise<void>;
+  canSendApplicationData(): boolean;
   protocols: Array<{ transport?: { socket?: Socket } }>;
-  nominated?: { protocol: { transport?: { socket?: Socket } }; remoteAddr: [string, number] };
+  nominated?: { protocol: { transport?: { socket?: Socket; closed?: boolean } }; remoteAddr: [string, number] };
 }
 interface DtlsTransportInternals {
   dtls?: DtlsSocketInternals;
@@ -163,6 +165,22 @@ export function rtpHeaderLength(packet: Buffer): number {
   return packet.length < len ? -1 : len;
 }
 
+/**
+ * Send one media datagram on the selected pair, as werift's `IceConnection.send` does (no send while RFC 7675
+ * consent is not fresh) but without its three promise-returning layers per packet.
+ */
+function sendMedia(conn: IceConnectionInternals, datagram: Buffer): void {
+  if (!conn.canSendApplicationData()) return;
+  const pair = conn.nominated;
+  const transport = pair?.protocol.transport;
+  const socket = transport?.socket;
+  if (!pair || !socket || transport.closed || isIP(pair.remoteAddr[0]) === 0) {
+    conn.send(datagram).catch(() => undefined);
+    return;
+  }
+  socket.send(datagram, pair.remoteAddr[1], pair.remoteAddr[0]);
+}
+
 /** Encrypt a plain RTP packet with our SSRC stamped on it and send it on the selected ICE pair. Returns bytes sent (0 if not sent). */
 export function sendSrtp(transport: RTCDtlsTransport, packet: Buffer, ssrc: number): number {
   const t = internals(transport);
@@ -179,7 +197,7 @@ export function sendSrtp(transport: RTCDtlsTransport, packet: Buffer, ssrc: numb
     serialize: () => headerBytes,
   };
   const enc = srtp.encrypt(packet.subarray(headerLength), header);
-  t.iceTransport.connection.send(enc).catch(() => undefined);
+  sendMedia(t.iceTransport.connection, enc);
   return enc.length;
 }
 
@@ -211,8 +229,7 @@ export function sendSrtcpNow(transport: RTCDtlsTransport, compound: Buffer): Pro
 export function sendSrtcp(transport: RTCDtlsTransport, compound: Buffer): boolean {
   const t = internals(transport);
   if (!t.srtcp) return false;
-  const enc = t.srtcp.encrypt(compound);
-  t.iceTransport.connection.send(enc).catch(() => undefined);
+  sendMedia(t.iceTransport.connection, t.srtcp.encrypt(compound));
   return true;
 }
 
