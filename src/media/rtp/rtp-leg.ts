@@ -133,7 +133,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     path.connected = false;
     path.connecting = false;
     path.latched = false;
-    path.targetAddress = port > 0 ? address : undefined;
+    // c=0.0.0.0 (RFC 2543 hold) names no one: on Linux it would reach this very host, so send nothing.
+    path.targetAddress = port > 0 && address !== '0.0.0.0' && address !== '::' ? address : undefined;
     path.targetPort = port;
     path.sdpAddress = path.targetAddress;
     path.sdpPort = port;
