@@ -22,6 +22,8 @@ export interface BenchOptions {
   rtpenginePortMin: number;
   rtpenginePortMax: number;
   writeDocs: boolean;
+  /** Stop at the first step with total loss above the limit, dead calls included. */
+  strictStop: boolean;
   /** Extra environment for ferry media (e.g. FERRY_MEDIA_* settings, DEBUG=werift*). */
   mediaEnv: Record<string, string>;
 }
@@ -35,7 +37,9 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --webrtc-workers <n>     werift load processes (default 2)
   --browser lean|full      werift browsers: lean packet path after DTLS (default) or full track API
   --setup-concurrency <n>  calls set up in parallel (default 10)
-  --loss-limit <pct>       stop stepping above this loss (default 0.1)
+  --loss-limit <pct>       stop stepping when working calls lose more than this (default 0.1), or >10 % of
+                           streams are dead; dead calls always count in the verdict
+  --strict-stop            stop at the first step whose total loss (dead calls included) is above the limit
   --profile                run ferry media with --cpu-prof and print its hottest functions
   --out <dir>              results directory (default bench/media/results/<timestamp>)
   --log-level <level>      ferry media FERRY_LOG_LEVEL (default warn)
@@ -65,6 +69,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     rtpenginePortMin: 21000,
     rtpenginePortMax: 24999,
     writeDocs: false,
+    strictStop: false,
     mediaEnv: {},
   };
   const errors: string[] = [];
@@ -115,6 +120,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         o.lossLimitPct = n;
         break;
       }
+      case '--strict-stop':
+        o.strictStop = true;
+        break;
       case '--profile':
         o.profile = true;
         break;

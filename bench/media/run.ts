@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
 import type { BenchTarget } from './phases/bench-target';
 import { runSteps } from './phases/step-runner';
-import { capacity, ratioTable, resultsTable } from './report/markdown-report';
+import { capacity, liveCapacity, ratioTable, resultsTable } from './report/markdown-report';
 import type { StepResult } from './report/step-result';
 import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
@@ -124,6 +124,7 @@ async function main(): Promise<void> {
           drainMs: o.drainMs,
           lossLimitPct: o.lossLimitPct,
           outDir,
+          strictStop: o.strictStop,
           ...(o.profile ? { profileDir: outDir } : {}),
         },
         progress,
@@ -173,9 +174,15 @@ async function main(): Promise<void> {
     ratioTable(results),
     '',
     '### Verdict',
-    `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with all calls up and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**`,
-    `- ferry RTP↔RTP: ${capacity(results, 'ferry rtp-rtp', o.lossLimitPct)}; rtpengine RTP↔RTP: ${capacity(results, 'rtpengine rtp-rtp', o.lossLimitPct)} (largest step tried: ${Math.max(...o.steps)})`,
+    `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with every call up and carrying media and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**; counting only the calls that carried media: ${liveCapacity(results, 'ferry webrtc-rtp', o.lossLimitPct)}`,
+    `- ferry RTP↔RTP: ${capacity(results, 'ferry rtp-rtp', o.lossLimitPct)} (working calls only: ${liveCapacity(results, 'ferry rtp-rtp', o.lossLimitPct)}); rtpengine RTP↔RTP: ${capacity(results, 'rtpengine rtp-rtp', o.lossLimitPct)} (largest step tried: ${Math.max(...o.steps)})`,
     ...notes,
+    ...results
+      .filter((r) => r.silentStreams > 0)
+      .map(
+        (r) =>
+          `- ${r.target} N=${r.calls}: ${r.silentStreams} stream(s) delivered nothing${r.silentDiagnosis ? `: ${r.silentDiagnosis}` : ''}`,
+      ),
     ...(profile ? ['', '### ferry media CPU profile (hottest functions, self time)', profile] : []),
     '',
   ].join('\n');

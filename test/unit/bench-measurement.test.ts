@@ -61,15 +61,17 @@ describe('bench stream meter', () => {
     const buf = createPacketBuffer(9, 1, 0);
     for (let seq = 0; seq < 10; seq++) {
       stampNext(buf, seq, 2, process.hrtime.bigint());
-      sender.onSent(2, 0);
+      sender.onSent(2, 0, 1);
       // Packet 9 arrives "after the window closed": it still belongs to epoch 2.
       if (seq !== 4) receiver.onReceived(rtpPayload(buf)!, process.hrtime.bigint());
     }
-    sender.onSent(0, 0); // epoch 0 is never counted
+    sender.onSent(0, 0, 1); // epoch 0 is never counted
     assert.deepEqual(sender.report(2).sent, [10, 0]);
+    assert.deepEqual(sender.report(2).sentByStream, [[1, 10]]);
     const r = receiver.report(2);
     assert.deepEqual(r.received, [9, 0]);
     assert.equal(r.streamsHeard, 1);
+    assert.deepEqual(r.receivedByStream, [[1, 9]]);
     assert.equal(new LogHistogram(r.latencyCounts).total, 9);
     assert.deepEqual(receiver.report(3).received, [0, 0]);
   });

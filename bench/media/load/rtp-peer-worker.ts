@@ -64,7 +64,7 @@ class RtpPeer implements PacedStream {
     stampNext(this.packet, this.seq, epoch, nowNs);
     const e = epoch;
     this.rtp.send(this.packet, this.target.port, this.target.host);
-    meter.onSent(e, this.spec.direction);
+    meter.onSent(e, this.spec.direction, this.spec.streamId);
   }
 
   close(): void {

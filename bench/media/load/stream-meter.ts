@@ -14,6 +14,10 @@ export interface EpochReport {
   streamsHeard: number;
   /** Their stream ids (to name the silent ones). */
   heardIds: number[];
+  /** Per stream: [streamId, packets sent in this epoch] (for loss among the streams that work at all). */
+  sentByStream: [number, number][];
+  /** Per stream: [streamId, packets of this epoch received]. */
+  receivedByStream: [number, number][];
   /** One-way latency histogram counts (us, LogHistogram buckets). */
   latencyCounts: number[];
 }
@@ -23,6 +27,8 @@ class EpochCounters {
   readonly received: [number, number] = [0, 0];
   skipped = 0;
   readonly streamsHeard = new Set<number>();
+  readonly sentByStream = new Map<number, number>();
+  readonly receivedByStream = new Map<number, number>();
   readonly latency = new LogHistogram();
 }
 
@@ -41,8 +47,11 @@ export class StreamMeter {
     return c;
   }
 
-  onSent(epoch: number, direction: Direction): void {
-    if (epoch !== 0) this.counters(epoch).sent[direction] += 1;
+  onSent(epoch: number, direction: Direction, streamId: number): void {
+    if (epoch === 0) return;
+    const c = this.counters(epoch);
+    c.sent[direction] += 1;
+    c.sentByStream.set(streamId, (c.sentByStream.get(streamId) ?? 0) + 1);
   }
 
   onSkipped(epoch: number, count: number): void {
@@ -60,6 +69,7 @@ export class StreamMeter {
     const c = this.counters(stamp.epoch);
     c.received[stamp.direction] += 1;
     c.streamsHeard.add(stamp.streamId);
+    c.receivedByStream.set(stamp.streamId, (c.receivedByStream.get(stamp.streamId) ?? 0) + 1);
     c.latency.record(Number(nowNs - stamp.sentAtNs) / 1000);
     return true;
   }
@@ -73,6 +83,8 @@ export class StreamMeter {
       skipped: c.skipped,
       streamsHeard: c.streamsHeard.size,
       heardIds: [...c.streamsHeard],
+      sentByStream: [...c.sentByStream.entries()],
+      receivedByStream: [...c.receivedByStream.entries()],
       latencyCounts: [...c.latency.counts],
     };
   }

@@ -151,7 +151,7 @@ class WebRtcPeer implements PacedStream {
       // werift parses the Buffer into its own packet object; hand it a copy it may keep.
       this.track.writeRtp(Buffer.from(this.packet));
     }
-    meter.onSent(epoch, this.spec.direction);
+    meter.onSent(epoch, this.spec.direction, this.spec.streamId);
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     'RSS per call KiB',
     'event-loop lag p99 / max ms',
     'setup p50 / p99 ms',
-    'loss % (a→b / b→a)',
+    'loss % (a→b / b→a) [working calls only]',
     'latency p50 / p99 ms',
     'generator CPU % (skipped %)',
     'machine busy cores of 2 (of which other processes)',
@@ -29,7 +29,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     f(r.rssPerCallKiB, 0),
     r.loopLagP99Ms === undefined ? 'n/a (C daemon)' : `${f(r.loopLagP99Ms)} / ${f(r.loopLagMaxMs)}`,
     `${f(r.setupP50Ms)} / ${f(r.setupP99Ms)}`,
-    `${r.lossPct.toFixed(3)} (${r.lossPctAB.toFixed(3)} / ${r.lossPctBA.toFixed(3)})${r.silentStreams ? `, ${r.silentStreams} silent streams` : ''}`,
+    `${r.lossPct.toFixed(3)} (${r.lossPctAB.toFixed(3)} / ${r.lossPctBA.toFixed(3)}) [${r.liveLossPct.toFixed(3)}]${r.silentStreams ? `, ${r.silentStreams} silent streams` : ''}`,
     `${f(r.latencyP50Ms, 2)} / ${f(r.latencyP99Ms, 2)}`,
     `${f(r.generatorCpuPct, 0)} (${f(r.generatorSkippedPct, 2)})`,
     `${f(r.machineBusyCores, 2)} (${f(r.otherProcessesCores, 2)})`,
@@ -74,11 +74,22 @@ export function ratioTable(results: readonly StepResult[]): string {
   );
 }
 
-/** The largest N of a target with every call up and loss within the limit. */
+/** The largest N of a target with every call up, no dead stream, and total loss within the limit. */
+/** The largest N whose working calls (dead ones aside) kept loss within the limit: the CPU-bound capacity. */
+export function liveCapacity(results: readonly StepResult[], target: string, lossLimitPct: number): number {
+  let best = 0;
+  for (const r of results) {
+    if (r.target === target && r.setupFailures === 0 && r.liveLossPct <= lossLimitPct) best = Math.max(best, r.calls);
+  }
+  return best;
+}
+
 export function capacity(results: readonly StepResult[], target: string, lossLimitPct: number): number {
   let best = 0;
   for (const r of results) {
-    if (r.target === target && r.setupFailures === 0 && r.callsUp === r.calls && r.lossPct <= lossLimitPct) best = Math.max(best, r.calls);
+    if (r.target === target && r.setupFailures === 0 && r.callsUp === r.calls && r.silentStreams === 0 && r.lossPct <= lossLimitPct) {
+      best = Math.max(best, r.calls);
+    }
   }
   return best;
 }

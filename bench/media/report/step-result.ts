@@ -31,6 +31,8 @@ export interface StepResult {
   lossPct: number;
   lossPctAB: number;
   lossPctBA: number;
+  /** Loss among the streams that delivered at least one packet (excludes dead calls). */
+  liveLossPct: number;
   latencyP50Ms: number | undefined;
   latencyP99Ms: number | undefined;
   /** Load-generator CPU (all worker processes), % of one core. */
