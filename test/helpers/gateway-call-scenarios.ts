@@ -243,6 +243,38 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
+    test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', async () => {
+      const sipp = await startSipp({
+        scenario: 'gateway-uac-update-info.xml', localPort: uacPort, mediaPort: await freePort(),
+        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
+      });
+      sipps.push(sipp);
+      await phone.waitState('ringing-in', 15000);
+      await phone.page.click('#answer');
+      await phone.waitState('connected', 15000);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `UPDATE and INFO both got 200: ${describeSipp(result)}`);
+      await phone.waitState('ended', 3000);
+      const rec = await latestCall();
+      assert.ok(rec.timeline.some((e) => e.event === 'info' && /application\/dtmf-relay/.test(e.detail ?? '')), rec.timeline.map((e) => e.event).join(','));
+      await expectClean();
+    });
+
+    test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', async () => {
+      const before = (await calls()).length;
+      const sipp = await startSipp({
+        scenario: 'gateway-uac-bad-sdp.xml', localPort: uacPort, mediaPort: await freePort(),
+        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
+      });
+      sipps.push(sipp);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, describeSipp(result));
+      assert.match(result.messages, /Warning: 399 ferry "no G\.711 codec/);
+      assert.equal((await calls()).length, before, 'no call record');
+      assert.equal((await mediaStats()).pipelines, 0);
+      assert.equal(await phone.state(), 'ended', 'the webphone was never rung');
+    });
+
     test('hold and resume from the phone are carried to the webphone', async () => {
       const sipp = await startSipp({
         scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await freePort(),
@@ -257,7 +289,12 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       assert.equal(held.caller.direction, 'sendonly', 'phone put the call on hold');
       assert.equal(held.callee.direction, 'recvonly', 'the webphone answered the carried hold with recvonly');
       assert.ok(held.timeline.some((e) => e.event === 'hold'));
-      await phone.waitState('connected', 8000);
+      try {
+        await phone.waitState('connected', 8000);
+      } catch (err) {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${held.id}`);
+        throw new Error(`${(err as Error).message}; timeline: ${JSON.stringify(r.timeline)}`);
+      }
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `hold answered recvonly, resume answered sendrecv: ${describeSipp(result)}`);
       await phone.waitState('ended', 3000);

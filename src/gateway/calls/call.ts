@@ -145,7 +145,7 @@ export class Call extends EventEmitter<CallEvents> {
       if (changed) {
         this.note(dir === 'sendrecv' ? 'resume' : 'hold', `${side} sent a=${dir}`);
         const toOffer = bumpVersion(withDirection(to.local.sdp, dir));
-        const theirAnswer = await to.modify(toOffer);
+        const theirAnswer = await this.modifyWithRetry(to, toOffer);
         to.local.sdp = toOffer;
         const otherRecord = side === 'caller' ? this.record.callee : this.record.caller;
         otherRecord.localSdp = toOffer;
@@ -159,11 +159,26 @@ export class Call extends EventEmitter<CallEvents> {
         void this.persist();
       }
     } catch (err) {
-      this.log.warn('re-INVITE failed', { side, err: (err as Error).message });
+      const e = err as { status?: number; message?: string };
+      this.note('reinvite-failed', `${side}: ${e.status ?? ''} ${e.message ?? err}`.trim());
       try {
         res.send(488);
       } catch {
         /* already answered */
+      }
+    }
+  }
+
+  /** re-INVITE the other party; on 491 (glare, RFC 3261 14.1) wait a little and try again */
+  private async modifyWithRetry(d: DialogLike, sdp: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await d.modify(sdp);
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        if (status !== 491 || attempt >= 4 || this.ending) throw err;
+        this.note('reinvite-glare', `491, retry ${attempt}`);
+        await new Promise<void>((r) => this.deps.clock.setTimeout(r, 200 + Math.floor(Math.random() * 800)));
       }
     }
   }
