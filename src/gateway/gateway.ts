@@ -159,11 +159,11 @@ export class Gateway {
     });
   }
 
-  /** stops handling new work; live calls stay up for the next gateway to adopt */
+  /** stops handling new work; live calls stay up, and dropping the lease lets another gateway adopt them at once */
   async stop(): Promise<void> {
     this.adopter?.stop();
     await this.http.close();
-    await this.lease.stop({ release: false });
+    await this.lease.stop({ release: true });
     try {
       this.srf.disconnect();
     } catch {

@@ -55,7 +55,7 @@ async function setUp(secondGateway: boolean): Promise<Ctx> {
 
 async function tearDown(c: Ctx | undefined): Promise<void> {
   if (!c) return;
-  if (process.env.FERRY_TEST_DUMP) console.log(c.stack.output.filter((l) => l.startsWith('[gateway')).join('\n'));
+  if (process.env.FERRY_TEST_DUMP) console.log(c.stack.output.filter((l) => l.startsWith('[gateway') || (process.env.FERRY_TEST_DUMP === 'all' && l.startsWith('[sip]'))).join('\n'));
   for (const s of c.sipps) await s.stop().catch(() => undefined);
   await c.browser.close().catch(() => undefined);
   const keys = await c.redis.keys(`${c.stack.redisPrefix}*`);
