@@ -24,6 +24,8 @@ export interface BenchOptions {
   writeDocs: boolean;
   /** Stop at the first step with total loss above the limit, dead calls included. */
   strictStop: boolean;
+  /** Niceness for the servers, load workers and orchestrator (0 = unchanged; negative needs root). */
+  nice: number;
   /** Extra environment for ferry media (e.g. FERRY_MEDIA_* settings, DEBUG=werift*). */
   mediaEnv: Record<string, string>;
 }
@@ -45,6 +47,8 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --log-level <level>      ferry media FERRY_LOG_LEVEL (default warn)
   --rtpengine <path>       rtpengine binary (default /usr/bin/rtpengine)
   --rtpengine-ports a-b    rtpengine media port range (default 21000-24999, below the ephemeral range)
+  --nice <n>               run servers, load workers and this process at niceness n (e.g. -5, root only):
+                           both servers alike, so other processes on a shared machine disturb less
   --media-env K=V          extra environment for ferry media (repeatable)
   --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
 
@@ -70,6 +74,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     rtpenginePortMax: 24999,
     writeDocs: false,
     strictStop: false,
+    nice: 0,
     mediaEnv: {},
   };
   const errors: string[] = [];
@@ -118,6 +123,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         const n = Number(value());
         if (!(n >= 0)) errors.push('--loss-limit needs a number >= 0');
         o.lossLimitPct = n;
+        break;
+      }
+      case '--nice': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < -20 || n > 19) errors.push('--nice needs an integer from -20 to 19');
+        else o.nice = n;
         break;
       }
       case '--strict-stop':

@@ -81,6 +81,7 @@ function environment(o: BenchOptions, argv: string[]): string {
     `- date: ${new Date(started).toISOString()}, git ${tryRun('git', ['rev-parse', '--short', 'HEAD'])}`,
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
+    `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
     `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
   ].join('\n');
 }
@@ -94,6 +95,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${(err as Error).message}\n`);
     process.exitCode = err instanceof UsageRequested ? 0 : 2;
     return;
+  }
+  if (o.nice !== 0) {
+    process.env.FERRY_BENCH_NICE = String(o.nice);
+    os.setPriority(o.nice);
   }
   const outDir = o.outDir ?? path.join(__dirname, 'results', new Date(started).toISOString().replace(/[:.]/g, '-'));
   mkdirSync(outDir, { recursive: true });

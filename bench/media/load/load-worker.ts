@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { niced } from '../servers/niceness';
 import type { WorkerReport, WorkerRequest, WorkerResponseEnvelope } from './worker-protocol';
 
 export type LoadWorkerKind = 'rtp-peer' | 'webrtc-peer';
@@ -19,8 +20,12 @@ export class LoadWorker {
     const file = path.join(__dirname, `${kind}-worker.ts`);
     // Debugging aid: FERRY_BENCH_WORKER_CPU_PROF=<dir> profiles the load workers themselves.
     const profDir = process.env.FERRY_BENCH_WORKER_CPU_PROF;
+    const nodeArgs = ['--import', 'tsx', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
+    // fork() runs `execPath ...execArgv file`: with --nice that is `nice -n <n> node ... file`.
+    const [execPath, execArgv] = niced(process.execPath, nodeArgs);
     this.child = fork(file, [], {
-      execArgv: ['--import', 'tsx', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
+      execPath,
+      execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, FERRY_BENCH_WORKER: name },
     });

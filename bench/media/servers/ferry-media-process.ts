@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
+import { niced } from './niceness';
 import path from 'node:path';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -54,7 +55,8 @@ export class FerryMediaProcess {
     };
     delete env.NODE_ENV;
     const log = createWriteStream(this.opts.logFile);
-    const child = spawn(process.execPath, [...nodeArgs, path.join(REPO, 'bin', 'ferry'), 'media'], {
+    const [cmd, cmdArgs] = niced(process.execPath, [...nodeArgs, path.join(REPO, 'bin', 'ferry'), 'media']);
+    const child = spawn(cmd, cmdArgs, {
       cwd: REPO,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

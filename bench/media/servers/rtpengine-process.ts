@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { freeTcpPort, freeUdpPort } from './free-port';
+import { niced } from './niceness';
 
 export interface NgResponse {
   result: string;
@@ -70,7 +71,8 @@ export class RtpengineProcess {
       '--num-threads=2',
     ];
     const log = createWriteStream(this.opts.logFile);
-    const child = spawn(this.opts.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, cmdArgs] = niced(this.opts.binary, args);
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
