@@ -7,7 +7,6 @@ import type { AppRouter } from '../control/app-router';
 import { Dialog, makeDialogId } from '../dialog/dialog';
 import { DialogTable } from '../dialog/dialog-table';
 import { parseNameAddr, tagOf, withTag } from '../message/name-addr';
-import { SipHeaders } from '../message/sip-headers';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message';
 import { callIdOf, cseqOf, parseCSeq } from '../message/sip-message';
 import { SipParseError } from '../message/sip-parse-error';
@@ -23,6 +22,9 @@ import type { TimerConfig } from '../transaction/timer-config';
 import { type Flow, viaTransportName } from '../transport/flow';
 import { ENGINE_OWNED, makeResponse, newBranch, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
 import type { NextHopResolver } from './next-hop-resolver';
+import { networkSipTokens, requestSentTokens, responseSentTokens, unsolicitedTokens, type WireMeta } from './app-wire-format';
+import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
+import { start2xxRetransmission } from './uas-2xx-retransmitter';
 
 type ServerTxn = ServerInviteTransaction | ServerNonInviteTransaction;
 type ClientTxn = ClientInviteTransaction | ClientNonInviteTransaction;
@@ -133,6 +135,11 @@ export class SipEngine implements ControlHandler {
 
   private onNetworkRequest(req: SipRequest, flow: Flow): void {
     this.stampVia(req, flow);
+    const mf = req.headers.get('Max-Forwards');
+    if (mf !== undefined && Number(mf) === 0 && req.method !== 'ACK' && req.method !== 'OPTIONS') {
+      flow.send(serializeSipMessage(makeResponse(req, 483, randomToken())));
+      return;
+    }
     const via = parseVia(req.headers.getAll('Via')[0])!;
     const branch = via.params.get('branch') || `${callIdOf(req)}|${req.headers.get('CSeq')}|${tagOf(req.headers.get('From'))}`;
     const sentBy = `${via.host}:${via.port ?? ''}`;
@@ -215,7 +222,7 @@ export class SipEngine implements ControlHandler {
     this.pendingServer.set(txnId, pending);
     const entry = this.serverTxns.get(key);
     if (entry) entry.pending = pending;
-    this.sendToApp(app, 'network', req, flow, txnId, dialog?.id ?? '');
+    this.sendToApp(app, req, flow, txnId, dialog?.id ?? '');
   }
 
   /** drachtio drops an unanswered request after 64 s; we also close the transaction with 408/500. */
@@ -240,7 +247,7 @@ export class SipEngine implements ControlHandler {
       dialog.pending2xx = undefined;
     }
     const app = this.router.find(dialog.ownerId);
-    if (app) this.sendToApp(app, 'network', req, flow, randomUUID(), dialog.id);
+    if (app) this.sendToApp(app, req, flow, randomUUID(), dialog.id);
   }
 
   private onCancel(req: SipRequest, flow: Flow, inviteKey: string, cancelKey: string): void {
@@ -263,7 +270,7 @@ export class SipEngine implements ControlHandler {
     if (pending && !pending.done) {
       this.finishPending(pending);
       const app = this.router.find(pending.appId);
-      if (app) this.sendToApp(app, 'network', req, flow, pending.txnId, '');
+      if (app) this.sendToApp(app, req, flow, pending.txnId, '');
     }
   }
 
@@ -297,7 +304,7 @@ export class SipEngine implements ControlHandler {
       if (other && p.dialog) {
         p.appId = other.id;
         p.dialog.ownerId = other.id;
-        this.sendToApp(other, 'network', p.request, p.flow, p.txnId, p.dialog.id);
+        this.sendToApp(other, p.request, p.flow, p.txnId, p.dialog.id);
         reoffered++;
         continue;
       }
@@ -381,13 +388,16 @@ export class SipEngine implements ControlHandler {
         const c = res.headers.get('Contact');
         if (c) dialog.localContact = c;
       }
-      this.start2xxRetransmission(dialog, data, p.flow, cseq);
+      const d = dialog;
+      start2xxRetransmission(this.clock, this.timers, d, data, p.flow, cseq, () => {
+        this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: d.id, callId: d.callId });
+        this.sendUnsolicitedBye(d);
+      });
       dialogId = dialog.id;
     }
     if (p.dialog && req.method === 'BYE' && status >= 200) this.dialogs.remove(p.dialog);
     if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.reliable) this.bindRegistration(req, res, p.flow);
-    app.respond(m.rid, ['OK', 'application', String(data.length), p.flow.protocol, p.flow.remoteAddress, String(p.flow.remotePort),
-      this.time(), p.txnId, dialogId, '', 'Msg sent:', ''], data.toString('utf8'));
+    app.respond(m.rid, responseSentTokens(this.meta(data, p.flow), p.txnId, dialogId), data.toString('utf8'));
   }
 
   private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
@@ -402,42 +412,14 @@ export class SipEngine implements ControlHandler {
     }
   }
 
-  /** UAS 2xx retransmission (RFC 3261 §13.3.1.4) until ACK; BYE and an unsolicited report after 64*T1. */
-  private start2xxRetransmission(dialog: Dialog, data: Buffer, flow: Flow, cseq: number): void {
-    dialog.pending2xx?.cancel();
-    let interval = this.timers.t1;
-    let handle: TimerHandle | undefined;
-    const giveUp = this.clock.setTimeout(() => {
-      handle?.cancel();
-      dialog.pending2xx = undefined;
-      this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: dialog.id, callId: dialog.callId });
-      this.sendUnsolicitedBye(dialog);
-    }, 64 * this.timers.t1);
-    const arm = (): void => {
-      if (flow.reliable) return;
-      handle = this.clock.setTimeout(() => {
-        flow.send(data);
-        interval = Math.min(2 * interval, this.timers.t2);
-        arm();
-      }, interval);
-    };
-    arm();
-    dialog.pending2xx = {
-      cseq,
-      timer: giveUp,
-      cancel: () => { giveUp.cancel(); handle?.cancel(); },
-    };
-  }
-
   private sendUnsolicitedBye(dialog: Dialog): void {
-    const bye = this.buildInDialogRequest(dialog, 'BYE', undefined);
+    const bye = buildInDialogRequest(dialog, 'BYE', undefined);
     this.dialogs.remove(dialog);
     this.sendRequest(bye, dialog, undefined, undefined, undefined)
       .then(({ flow, data }) => {
         const app = this.router.find(dialog.ownerId);
         if (app) {
-          app.send(['sip', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
-            'unsolicited', dialog.id, ''], data.toString('utf8'));
+          app.send(unsolicitedTokens(this.meta(data, flow), dialog.id), data.toString('utf8'));
         }
       })
       .catch((err) => this.log.warn('could not send BYE', { dialogId: dialog.id, error: String(err) }));
@@ -449,20 +431,9 @@ export class SipEngine implements ControlHandler {
       app.respond(m.rid, ['NOK', 'transaction not found or already completed']);
       return;
     }
-    const inv = c.request;
-    const h = new SipHeaders();
-    h.append('Via', inv.headers.getAll('Via')[0]);
-    for (const r of inv.headers.getAll('Route')) h.append('Route', r);
-    h.append('Max-Forwards', '70');
-    h.append('From', inv.headers.get('From') ?? '');
-    h.append('To', inv.headers.get('To') ?? '');
-    h.append('Call-ID', callIdOf(inv));
-    h.append('CSeq', `${cseqOf(inv).seq} CANCEL`);
-    for (const x of appReq.headers.list()) if (x.name.toLowerCase() === 'reason') h.append(x.name, x.value);
-    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: inv.uri, headers: h, body: Buffer.alloc(0) };
+    const cancel = buildCancel(c.request, appReq);
     const data = this.startClientTxn(cancel, c.flow, undefined, undefined, undefined);
-    app.respond(m.rid, ['OK', 'application', String(data.length), c.flow.protocol, c.flow.remoteAddress, String(c.flow.remotePort),
-      this.time(), c.txnId, 'Msg sent:', ''], data.toString('utf8'));
+    app.respond(m.rid, requestSentTokens(this.meta(data, c.flow), c.txnId), data.toString('utf8'));
   }
 
   private async onAppNewRequest(app: AppConnection, m: AppSipMessage, req: SipRequest): Promise<void> {
@@ -495,8 +466,7 @@ export class SipEngine implements ControlHandler {
     }
     sniffContentType(req.headers, req.body);
     const { data, flow, txnId } = await this.sendRequest(req, undefined, app, flowHint, undefined);
-    app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
-      txnId, 'Msg sent:', ''], data.toString('utf8'));
+    app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
   }
 
   /**
@@ -527,45 +497,22 @@ export class SipEngine implements ControlHandler {
     }
     if (appReq.method === 'ACK') {
       if (dialog.lastInviteCSeq === undefined) throw new Error('no INVITE to acknowledge in this dialog');
-      const ack = this.buildInDialogRequest(dialog, 'ACK', appReq);
+      const ack = buildInDialogRequest(dialog, 'ACK', appReq);
       const flow = await this.flowForDialog(dialog);
       this.addVia(ack, flow);
       const data = serializeSipMessage(ack);
       flow.send(data);
       dialog.lastAck = { cseq: dialog.lastInviteCSeq, data };
-      app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
-        randomUUID(), 'Msg sent:', ''], data.toString('utf8'));
+      app.respond(m.rid, requestSentTokens(this.meta(data, flow), randomUUID()), data.toString('utf8'));
       return;
     }
-    const req = this.buildInDialogRequest(dialog, appReq.method, appReq);
+    const req = buildInDialogRequest(dialog, appReq.method, appReq);
     if (req.method === 'BYE') {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
     }
     const { data, flow, txnId } = await this.sendRequest(req, dialog, app, undefined, m.proxy);
-    app.respond(m.rid, ['OK', 'application', String(data.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(),
-      txnId, 'Msg sent:', ''], data.toString('utf8'));
-  }
-
-  /** RFC 3261 §12.2.1.1: R-URI = remote target, Route = route set, tags and CSeq from the dialog. */
-  private buildInDialogRequest(dialog: Dialog, method: string, appReq: SipRequest | undefined): SipRequest {
-    const h = new SipHeaders();
-    for (const r of dialog.routeSet) h.append('Route', r);
-    h.append('Max-Forwards', '70');
-    h.append('From', dialog.localParty);
-    h.append('To', dialog.remoteParty);
-    h.append('Call-ID', dialog.callId);
-    let seq: number;
-    if (method === 'ACK') seq = dialog.lastInviteCSeq ?? dialog.localCSeq;
-    else seq = ++dialog.localCSeq;
-    if (method === 'INVITE') dialog.lastInviteCSeq = seq;
-    h.append('CSeq', `${seq} ${method}`);
-    const skip = new Set([...ENGINE_OWNED, 'route', 'from', 'to', 'call-id', 'cseq', 'max-forwards']);
-    if (appReq) for (const x of appReq.headers.list()) if (!skip.has(x.name.toLowerCase())) h.append(x.name, x.value);
-    if ((method === 'INVITE' || method === 'UPDATE') && !h.has('Contact') && dialog.localContact) h.append('Contact', dialog.localContact);
-    const body = appReq?.body ?? Buffer.alloc(0);
-    sniffContentType(h, body);
-    return { kind: 'request', method, uri: dialog.remoteTarget, headers: h, body };
+    app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
   }
 
   private async flowForDialog(dialog: Dialog): Promise<Flow> {
@@ -651,15 +598,18 @@ export class SipEngine implements ControlHandler {
     const app = this.router.find(c.appId);
     if (!app || c.txnId === undefined || c.appId === undefined) return;
     if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
-    this.sendToApp(app, 'network', res, c.flow, c.txnId, dialogId);
+    this.sendToApp(app, res, c.flow, c.txnId, dialogId);
   }
 
   // ---------------------------------------------------------------- helpers
 
-  private sendToApp(app: AppConnection, source: 'network' | 'application', msg: SipMessage, flow: Flow, txnId: string, dialogId: string): void {
+  private sendToApp(app: AppConnection, msg: SipMessage, flow: Flow, txnId: string, dialogId: string): void {
     const raw = serializeSipMessage(msg);
-    app.send(['sip', source, String(raw.length), flow.protocol, flow.remoteAddress, String(flow.remotePort), this.time(), txnId, dialogId,
-      this.advertisedHost(flow), String(this.portFor(flow))], raw.toString('utf8'));
+    app.send(networkSipTokens(this.meta(raw, flow), txnId, dialogId, this.advertisedHost(flow), this.portFor(flow)), raw.toString('utf8'));
+  }
+
+  private meta(data: Buffer, flow: Flow): WireMeta {
+    return { bytes: data.length, flow, time: this.time() };
   }
 
   private time(): string {

@@ -11,7 +11,8 @@ const TOKEN = /^[A-Za-z0-9!%*_+`'~.-]+$/;
  * Parses one complete SIP message (datagram, WebSocket message, or a frame cut by SipStreamFramer).
  * Throws SipParseError on anything malformed; never throws anything else.
  * `datagram`: when true and Content-Length is absent, the rest of the packet is the body (RFC 3261 §18.3).
- * `lenient`: skip the mandatory-header checks (messages from apps, which the engine completes).
+ * `lenient`: skip the mandatory-header checks and take the rest of the data as body (messages from
+ *   apps arrive framed by the control protocol; the engine completes them and recomputes Content-Length).
  */
 export function parseSipMessage(data: Buffer, datagram = true, lenient = false): SipMessage {
   let headEnd = data.indexOf('\r\n\r\n');
@@ -92,7 +93,7 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
   if (mf !== undefined && !/^\d{1,3}$/.test(mf.trim())) fail('bad Max-Forwards');
 
   const bodyStart = Math.min(data.length, headEnd + sepLen);
-  const clRaw = headers.get('Content-Length');
+  const clRaw = lenient ? undefined : headers.get('Content-Length');
   let body: Buffer;
   if (clRaw !== undefined) {
     if (!/^\d{1,9}$/.test(clRaw.trim())) fail('bad Content-Length');
