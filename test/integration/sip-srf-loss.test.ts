@@ -1,9 +1,11 @@
 /**
  * Acceptance (issue 3): under 10% packet loss the transaction layer completes every call by
- * retransmission. Loss method: SIPp's own `-lost 10` on both phones, i.e. each SIPp drops 10% of the
- * SIP messages it sends and 10% of those it receives (so each hop of the call loses up to ~19%).
- * A drachtio-srf createB2BUA app bridges caller SIPp A to callee SIPp B through the SIP server
- * under test, with the server's standard RFC 3261 timers (T1 = 500 ms).
+ * retransmission. A drachtio-srf createB2BUA app bridges caller SIPp A to callee SIPp B through the
+ * SIP server under test, with the server's standard RFC 3261 timers (T1 = 500 ms). Two loss methods:
+ *  - SIPp's own `-lost 10` on both phones: each SIPp drops 10% of the SIP messages it sends and 10%
+ *    of those it receives (so each hop of the call loses up to ~19%);
+ *  - kernel loss: iptables drops 10% of the UDP datagrams sent to either phone or to the server on
+ *    loopback (test/helpers/loopback-udp-loss.ts; `tc netem` is not available in this kernel).
  *
  * Runs against ferry sip, or a real drachtio-server when DRACHTIO_URL is set.
  */
@@ -14,6 +16,7 @@ import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engin
 import { connectSrf, destroyDialog, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, type SippResult } from '../helpers/sipp';
+import { LoopbackUdpLoss } from '../helpers/loopback-udp-loss';
 
 const CALLS = 10;
 const LOSS_PERCENT = 10;
@@ -74,15 +77,24 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
     await target?.stop();
   });
 
-  test(`${CALLS} B2BUA calls with SIPp -lost ${LOSS_PERCENT} on both phones (UDP, standard timers): all succeed`, async (t) => {
-    t.diagnostic(target.description);
-    t.diagnostic(`loss method: SIPp -lost ${LOSS_PERCENT} on caller and callee (drops sent and received SIP messages)`);
-    const [aPort, bPort] = await freePorts(2);
+  interface LossRun {
+    a: SippResult;
+    b: SippResult;
+  }
+
+  /** Runs CALLS bridged calls (A: uac-call, B: uas-answer) and checks every one completed. */
+  async function runCalls(t: { diagnostic(m: string): void }, sippLossPercent: number | undefined,
+    withPorts: (ports: { a: number; b: number; server: number }) => Promise<void> = async () => {}): Promise<LossRun> {
+    bridged = 0;
+    released = 0;
+    failures.length = 0;
+    const [aPort, bPort] = await freePorts(2, { protocols: ['udp'] });
+    await withPorts({ a: aPort, b: bPort, server: Number(app.sipAddress('udp').split(':').pop()) });
     const b = await startSipp({
       scenario: 'uas-answer.xml',
       localPort: bPort,
       calls: CALLS,
-      lossPercent: LOSS_PERCENT,
+      lossPercent: sippLossPercent,
       lingerMs: 12_000, // keep answering retransmitted BYEs after the call
       timeoutS: 50,
     });
@@ -94,7 +106,7 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
       remote: app.sipAddress('udp'),
       calls: CALLS,
       rate: 5,
-      lossPercent: LOSS_PERCENT,
+      lossPercent: sippLossPercent,
       talkMs: 500,
       lingerMs: 4000,
       timeoutS: 50,
@@ -114,5 +126,28 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
       `SIPp's own retransmissions: caller ${ra.stats?.retransmissions}, callee ${rb.stats?.retransmissions}`);
     assert.ok(serverRetransmissions > 0, 'the server retransmitted (loss was really exercised)');
     assert.equal((app.srf as unknown as { _dialogs: Map<string, unknown> })._dialogs.size, 0, 'no dialog left in srf');
+    return { a: ra, b: rb };
+  }
+
+  test(`${CALLS} B2BUA calls with SIPp -lost ${LOSS_PERCENT} on both phones (UDP, standard timers): all succeed`, async (t) => {
+    t.diagnostic(target.description);
+    t.diagnostic(`loss method: SIPp -lost ${LOSS_PERCENT} on caller and callee (drops sent and received SIP messages)`);
+    await runCalls(t, LOSS_PERCENT);
+  });
+
+  test(`${CALLS} B2BUA calls with ${LOSS_PERCENT}% kernel packet loss (iptables statistic DROP on loopback UDP to both phones and the server): all succeed`, async (t) => {
+    t.diagnostic(target.description);
+    let loss: LoopbackUdpLoss | undefined;
+    try {
+      await runCalls(t, undefined, async (ports) => {
+        loss = await LoopbackUdpLoss.apply([ports.a, ports.b, ports.server], LOSS_PERCENT / 100);
+        t.diagnostic(`loss method: ${loss.method}`);
+      });
+      const dropped = await loss!.droppedPackets();
+      t.diagnostic(`datagrams the kernel dropped: ${dropped}`);
+      assert.ok(dropped > 0, 'the kernel dropped some SIP datagrams');
+    } finally {
+      await loss?.remove();
+    }
   });
 });
