@@ -37,7 +37,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   let engine: SipEngineProcess;
   let srf: any;
   const events: string[] = [];
-  let answerMode: 'answer' | 'hold-for-cancel' = 'answer';
+  let answerMode: 'answer' | 'hold-for-cancel' | 'ring-then-update' = 'answer';
 
   before(async () => {
     engine = await spawnSipEngine({ FERRY_SIP_T1_MS: '50', FERRY_SIP_T2_MS: '400', FERRY_SIP_T4_MS: '500' });
@@ -46,6 +46,11 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       events.push(`invite:${req.protocol}`);
       if (answerMode === 'hold-for-cancel') {
         req.on('cancel', () => events.push('cancel'));
+        return;
+      }
+      if (answerMode === 'ring-then-update') {
+        req.on('update', (_u: any, ures: any) => { events.push('early-update'); ures.send(200); res.send(486); });
+        res.send(180);
         return;
       }
       const dlg = await srf.createUAS(req, res, { localSdp: TEST_SDP });
@@ -140,6 +145,32 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       await waitUntil(() => events.some((e) => e.startsWith('destroy:')));
     } finally {
       phone.close();
+    }
+  });
+
+  test('UPDATE in the early dialog reaches the app holding the unanswered INVITE', async () => {
+    events.length = 0;
+    answerMode = 'ring-then-update';
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
+      const ringing = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 180'));
+      assert.match(ringing.header('To') ?? '', /;tag=/);
+      phone.sendRaw([
+        `UPDATE sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+        'Max-Forwards: 70', `From: ${ringing.header('From')}`, `To: ${ringing.header('To')}`,
+        `Call-ID: ${ids.callId}`, 'CSeq: 2 UPDATE', `Contact: <sip:phone@127.0.0.1:${phone.port}>`, 'Content-Length: 0', '', ''].join('\r\n'));
+      const r = await phone.waitFor((m) => /UPDATE/.test(m.header('CSeq') ?? ''));
+      assert.equal(r.startLine, 'SIP/2.0 200 OK');
+      await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 486'));
+      assert.ok(events.includes('early-update'));
+    } finally {
+      phone.close();
+      answerMode = 'answer';
     }
   });
 

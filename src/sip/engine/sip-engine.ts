@@ -172,6 +172,13 @@ export class SipEngine implements ControlHandler {
     if (toTag) {
       const dialog = this.dialogs.find(callIdOf(req), toTag, fromTag);
       if (!dialog) {
+        // UPDATE in an early dialog goes to the app that holds the unanswered INVITE (srf matches it by Call-ID)
+        const early = req.method === 'UPDATE' ? this.pendingInviteFor(callIdOf(req), fromTag, toTag) : undefined;
+        const earlyApp = early ? this.router.find(early.appId) : undefined;
+        if (earlyApp) {
+          this.deliverRequest(earlyApp, req, flow, key, txn, undefined);
+          return;
+        }
         txn.respond(makeResponse(req, 481));
         return;
       }
@@ -211,6 +218,14 @@ export class SipEngine implements ControlHandler {
       dialog.ownerId = app.id;
     }
     this.deliverRequest(app, req, flow, key, txn, dialog);
+  }
+
+  private pendingInviteFor(callId: string, fromTag: string, toTag: string): PendingServerRequest | undefined {
+    for (const p of this.pendingServer.values()) {
+      if (p.request.method === 'INVITE' && !p.dialog && p.toTag === toTag && callIdOf(p.request) === callId
+        && tagOf(p.request.headers.get('From')) === fromTag) return p;
+    }
+    return undefined;
   }
 
   private deliverRequest(app: AppConnection, req: SipRequest, flow: Flow, key: string, txn: ServerTxn, dialog: Dialog | undefined): void {
