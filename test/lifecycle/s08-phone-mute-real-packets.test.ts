@@ -8,19 +8,19 @@ import type { ProxyEvent } from '../helpers/media-proxy-process';
 
 /**
  * lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) with real packets and real processes,
- * scaled down: T_dead = 3 s, the scripted phone's RTCP every 1 s, and the mute lasts 3 x T_dead
+ * scaled down: T_dead = 2 s, the scripted phone's RTCP every 1 s, and the mute lasts 3 x T_dead
  * (the 10-minute version runs on a fake clock in s08-s09-s11-s12-long-durations-*; S9 is in s09-*).
  * A false end shows as a MediaSessionTerminated / MediaStateChanged(DISCONNECTED) event to the live
  * proxy, or (orphaned call) as ferry media releasing the pipeline.
  */
-const DEAD_MS = 3000;
+const DEAD_MS = 2000;
 const MUTE_MS = 3 * DEAD_MS;
 
 function endEvents(events: ProxyEvent[]): ProxyEvent[] {
   return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
 }
 
-describe('S8: IP phone mute never ends a call (real packets, T_dead 3 s, mute 9 s)', () => {
+describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 s)', () => {
   let media: MediaServerProcess;
   const closers: (() => Promise<void>)[] = [];
 

@@ -10,12 +10,12 @@ import type { ProxyEvent } from '../helpers/media-proxy-process';
  * lifecycle.md S11: hold via re-INVITE (sendonly). The proxy passes the phone's sendonly re-offer to
  * the RtpEndpoint (processOffer again, as the gateway does on a re-INVITE), and the phone then goes
  * completely silent (no RTP and no RTCP: the worst holder). Scaled down with real packets:
- * T_dead = 3 s, T_hold = 12 s; the hold lasts 3 x T_dead and must not end the call; a hold longer
+ * T_dead = 2 s, T_hold = 8 s; the hold lasts 3 x T_dead and must not end the call; a hold longer
  * than T_hold ends it with reason hold-timeout at T_hold ± 2 s. The 10-minute hold is on a fake clock
  * (s08-s09-s11-s12-long-durations-*); the SIP re-INVITE through the gateway is in s11-gateway-*.
  */
-const DEAD_MS = 3000;
-const HOLD_MS = 12_000;
+const DEAD_MS = 2000;
+const HOLD_MS = 8000;
 
 function hasPipeline(stats: MediaStats, id: string): boolean {
   return ((stats.pipelinesDetail ?? []) as { id: string }[]).some((p) => p.id === id);
@@ -25,7 +25,7 @@ function endEvents(events: ProxyEvent[]): ProxyEvent[] {
   return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
 }
 
-describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 3 s, T_hold 12 s)', () => {
+describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 2 s, T_hold 8 s)', () => {
   let media: MediaServerProcess;
   const closers: (() => Promise<void>)[] = [];
 
