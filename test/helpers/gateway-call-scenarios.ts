@@ -74,7 +74,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
         routes: [{ match: '9(\\d+)', to: 'trunk:pbx', rewrite: '$1' }, { match: '.*', to: 'user' }],
       };
       writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify(config, null, 2));
-      stack = await startStack({ ...(redisUrl ? { redisUrl } : {}), partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_CALL_RECORD_TTL_MS: '60000' } } });
+      stack = await startStack({ ...(redisUrl ? { redisUrl } : {}), partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '4000' } } });
       if (redisUrl) redis = new Redis(redisUrl);
       browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
       const page = await (await browser.newContext()).newPage();
@@ -273,6 +273,43 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       assert.equal((await calls()).length, before, 'no call record');
       assert.equal((await mediaStats()).pipelines, 0);
       assert.equal(await phone.state(), 'ended', 'the webphone was never rung');
+    });
+
+    test('nobody answers the phone: the gateway cancels it after FERRY_NO_ANSWER_MS and tells the webphone (480)', async () => {
+      const sipp = await uas('gateway-uas-ring.xml');
+      const dialled = Date.now();
+      await phone.dial('95550103');
+      await phone.waitState('ringing', 15000);
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `the phone got CANCEL: ${describeSipp(result)}`);
+      await phone.waitState('failed', 5000);
+      const waited = Date.now() - dialled;
+      assert.ok(waited >= 3500 && waited < 9000, `cancelled after ${waited} ms (configured 4000)`);
+      assert.match(await phone.message(), /Unavailable/);
+      const rec = await waitFor(async () => {
+        const r = await latestCall();
+        return r.state === 'ended' ? r : undefined;
+      }, 3000, 25, 'record ended');
+      assert.equal(rec.reason, 'no-answer');
+      await expectClean();
+    });
+
+    test('the webphone declines an incoming call: the failure reaches the phone', async () => {
+      const sipp = await startSipp({
+        scenario: 'gateway-uac-rejected.xml', localPort: uacPort, mediaPort: await freePort(),
+        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
+      });
+      sipps.push(sipp);
+      await phone.waitState('ringing-in', 15000);
+      await phone.page.click('#hangup');
+      const result = await sipp.done;
+      assert.equal(result.exitCode, 0, `the phone got 480: ${describeSipp(result)}`);
+      const rec = await waitFor(async () => {
+        const r = await latestCall();
+        return r.state === 'ended' ? r : undefined;
+      }, 3000, 25, 'record ended');
+      assert.equal(rec.reason, 'no-answer');
+      await expectClean();
     });
 
     test('hold and resume from the phone are carried to the webphone', async () => {

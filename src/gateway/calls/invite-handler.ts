@@ -157,12 +157,15 @@ export class InviteHandler {
         passFailure: true,
         passProvisionalResponses: false,
       } as unknown as Srf.CreateB2BUAOptions, {
-        cbRequest: (r: unknown) => {
+        cbRequest: (err: unknown, r: unknown) => {
+          if (err || !r) return;
           uacReq = r as { cancel: () => void };
           call.addTimer(d.clock.setTimeout(() => {
             if (call.state === 'answered' || call.isEnding) return;
             noAnswer = true;
             call.note('no-answer', `after ${d.noAnswerMs} ms`);
+            // tell the caller first (480, not the 487 the callee will send back), then cancel the callee
+            if (!res.finalResponseSent) res.send(480, 'Temporarily Unavailable');
             uacReq?.cancel();
           }, d.noAnswerMs));
         },
