@@ -108,6 +108,8 @@ export class SipEngine implements ControlHandler {
       this.onParseError(err, flow);
       return;
     }
+    this.log.debug('sip received', { from: flow.id, line: msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`,
+      callId: callIdOf(msg), cseq: msg.headers.get('CSeq') });
     try {
       if (msg.kind === 'request') this.onNetworkRequest(msg, flow);
       else this.onNetworkResponse(msg);
@@ -198,6 +200,10 @@ export class SipEngine implements ControlHandler {
     const cseq = cseqOf(req).seq;
     if (req.method === 'INVITE' && dialog.pending2xx) {
       txn.respond(makeResponse(req, 491));
+      return;
+    }
+    if (dialog.remoteCSeq !== undefined && cseq < dialog.remoteCSeq) {
+      txn.respond(makeResponse(req, 500, undefined, 'Server Internal Error (CSeq out of order)')); // RFC 3261 §12.2.2
       return;
     }
     dialog.remoteCSeq = Math.max(dialog.remoteCSeq ?? 0, cseq);
