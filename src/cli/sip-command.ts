@@ -5,11 +5,13 @@ import { startSipEngine } from '../sip/sip-engine-server';
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT,
  * drachtio control port FERRY_SIP_CONTROL_PORT with secret FERRY_SIP_SECRET. Port 0 picks a free port;
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
+ * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
  */
 export async function run(_args: string[]): Promise<void> {
   const engine = await startSipEngine({
     host: envString('FERRY_SIP_HOST', '127.0.0.1'),
+    advertisedHost: process.env.FERRY_SIP_ADVERTISED_HOST || undefined,
     sipPort: envInt('FERRY_SIP_PORT', 5060),
     wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { systemClock, type Clock } from '../common/clock';
 import { createLogger } from '../common/logger';
 import { ControlServer } from './control/control-server';
@@ -11,6 +12,8 @@ import { WsTransport } from './transport/ws-transport';
 
 export interface SipEngineOptions {
   host?: string;
+  /** address put in Via/Contact/hostports; defaults to `host`, or the first external IPv4 when host is a wildcard */
+  advertisedHost?: string;
   sipPort?: number;
   wsPort?: number;
   controlPort?: number;
@@ -30,6 +33,7 @@ export const FERRY_SIP_VERSION = 'v0.8.26-ferry';
 /** Starts transports (UDP+TCP on one port, WS), the engine and the drachtio control port. Port 0 = any free port. */
 export async function startSipEngine(options: SipEngineOptions = {}): Promise<RunningSipEngine> {
   const host = options.host ?? '127.0.0.1';
+  const advertised = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
   const log = createLogger('sip.engine');
   const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
   const ports = { sip: 0, ws: 0, control: 0 };
@@ -45,13 +49,13 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const control = new ControlServer({
     secret: options.secret ?? 'cymru',
     version: FERRY_SIP_VERSION,
-    hostports: () => `udp/${host}:${ports.sip},tcp/${host}:${ports.sip},ws/${host}:${ports.ws}`,
+    hostports: () => `udp/${advertised}:${ports.sip},tcp/${advertised}:${ports.sip},ws/${advertised}:${ports.ws}`,
   }, {
     onAppSip: (app, m) => engine?.onAppSip(app, m),
     onAppClosed: (app) => engine?.onAppClosed(app),
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings), bindings,
-    { host, sipPort: () => ports.sip, wsPort: () => ports.ws }, log);
+    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws }, log);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
@@ -71,6 +75,13 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
       await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close()]);
     },
   };
+}
+
+function firstExternalIPv4(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
 }
 
 /** UDP and TCP share one port number; with port 0 retry until both bind the same free port. */
