@@ -46,9 +46,9 @@ export abstract class MediaObject {
   }
 
   /** Emit a Kurento event with the common fields (source, tags, timestampMillis, type) filled in. */
-  protected emitEvent(type: string, fields: Record<string, unknown> = {}): void {
+  protected emitEvent(type: string, fields: Record<string, unknown> = {}, at = this.clock.now()): void {
     if (this.released || this.eventsMuted) return;
-    this.host.emitEvent(this.id, type, this.eventData(type, fields));
+    this.host.emitEvent(this.id, type, this.eventData(type, fields, at));
   }
 
   /** Build an event payload with the common fields (source, tags, timestampMillis, type). */

@@ -113,8 +113,8 @@ export abstract class SdpEndpoint extends MediaElement {
     this.ctx.logger.info('media leg ended', { element: this.id, reason });
     const old = this.mediaState;
     this.mediaState = 'DISCONNECTED';
-    this.emitEvent('MediaStateChanged', { oldState: old, newState: 'DISCONNECTED', reason });
-    this.emitEvent('MediaSessionTerminated', { reason });
+    this.emitEvent('MediaStateChanged', { oldState: old, newState: 'DISCONNECTED', reason }, this.legEndedAt);
+    this.emitEvent('MediaSessionTerminated', { reason }, this.legEndedAt);
     this.host.legEnded(this.id, reason);
   }
 
