@@ -5,7 +5,7 @@ import {
   type RTCDtlsTransport,
 } from 'werift';
 import { inspectRtcpCompound } from '../../src/media/webrtc/rtcp-compound';
-import { sendDtlsCloseNotify, sendSrtcp, sendSrtp, tapDecryptedMedia } from '../../src/media/webrtc/werift-internals';
+import { disableDefaultStunServer, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtp, tapDecryptedMedia } from '../../src/media/webrtc/werift-internals';
 
 /**
  * A browser-like WebRTC peer for the WebRTC-leg tests: werift (full ICE, DTLS-SRTP) on 127.0.0.1, offering
@@ -48,7 +48,9 @@ export class WebRtcTestPeer {
   /** Our offer without candidates (they trickle: read `candidates` after gathering). */
   async createOffer(): Promise<string> {
     this.pc.addTransceiver(this.track, { direction: 'sendrecv' });
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const offer = await this.pc.createOffer();
+    disableDefaultStunServer(this.pc);
+    await this.pc.setLocalDescription(offer);
     await this.gathered();
     this.watch();
     return this.pc.localDescription!.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate') && !l.startsWith('a=end-of-candidates')).join('\r\n');
@@ -61,7 +63,9 @@ export class WebRtcTestPeer {
       t.setDirection('sendrecv');
     });
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    const answer = await this.pc.createAnswer();
+    disableDefaultStunServer(this.pc);
+    await this.pc.setLocalDescription(answer);
     await this.gathered();
     this.watch();
     return this.pc.localDescription!.sdp;
@@ -84,6 +88,7 @@ export class WebRtcTestPeer {
     for (const t of this.pc.dtlsTransports) {
       t.onStateChange.subscribe((s) => {
         this.dtlsStates.push({ state: s, at: Date.now() });
+        if (s === 'connecting') ignoreDuplicateHelloVerify(t); // this peer is the DTLS client when it answers
         if (s === 'connected' && !this.transport) {
           this.transport = t;
           tapDecryptedMedia(t, {
@@ -126,6 +131,36 @@ export class WebRtcTestPeer {
 
   async closeNotify(): Promise<void> {
     if (this.transport) await sendDtlsCloseNotify(this.transport);
+  }
+
+  /**
+   * Hold back this peer's outgoing datagrams that `match` selects, from the first one for `holdMs`, then
+   * send them all at once (late, not lost): e.g. DTLS HelloVerifyRequests, so the other side, having
+   * retransmitted its ClientHello meanwhile, receives two of them back to back (a slow peer).
+   */
+  holdDatagrams(match: (b: Buffer) => boolean, holdMs: number): void {
+    let queue: (() => void)[] | undefined;
+    let released = false;
+    for (const it of this.pc.iceTransports) {
+      const conn = (it as unknown as { connection: { protocols: Array<{ transport?: { send: (d: Buffer, a?: unknown) => Promise<void> } }> } }).connection;
+      for (const p of conn.protocols) {
+        const t = p.transport;
+        if (!t) continue;
+        const send = t.send;
+        t.send = (d: Buffer, a?: unknown) => {
+          if (released || !match(d)) return send(d, a);
+          if (!queue) {
+            queue = [];
+            setTimeout(() => {
+              released = true;
+              for (const f of queue!) f();
+            }, holdMs);
+          }
+          queue.push(() => void send(d, a).catch(() => undefined));
+          return Promise.resolve();
+        };
+      }
+    }
   }
 
   /** Stop answering and sending anything (a frozen peer: cable pulled). */

@@ -225,6 +225,28 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(leg.boundPorts(), 0);
   });
 
+  test('a late duplicate DTLS HelloVerifyRequest (slow peer) does not fail the handshake', async () => {
+    const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
+    const peer = new WebRtcTestPeer();
+    cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
+    const dtls: string[] = [];
+    leg.on('dtls-state', (s) => dtls.push(s));
+    const offer = await peer.createOffer();
+    // DTLS record (content type 22 handshake) whose first handshake message is HelloVerifyRequest (type 3):
+    // held back 700 ms, so the leg (DTLS client) retransmits its ClientHello (at 500 ms) and then receives
+    // both answers back to back. werift alone fails the handshake here (client Flight3 throws).
+    peer.holdDatagrams((b) => b.length > 13 && b[0] === 22 && b[13] === 3, 700);
+    for (const c of peer.candidates) await leg.addRemoteCandidate(c);
+    await peer.setAnswer(await leg.processOffer(offer, 'PCMU'));
+    await waitFor(() => dtls.includes('CONNECTED') || dtls.includes('FAILED'), 15000, 'DTLS outcome');
+    assert.deepEqual(dtls.filter((s) => s === 'FAILED'), [], `DTLS states: ${dtls.join(' > ')}`);
+    await peer.connected;
+    peer.sendRtp(rtpPacket(0, 1, 0, 0, Buffer.alloc(160, 9)));
+    let got = 0;
+    leg.on('rtp', () => got++);
+    await waitFor(() => got === 1, 5000, 'RTP after the slow handshake');
+  });
+
   test('PCMA when the peer offers only PCMA, even if PCMU is preferred', async () => {
     const h = await connectedPair({ pcmaOnly: true, preferred: 'PCMU' });
     assert.equal(h.leg.negotiated()!.codec.name, 'PCMA');

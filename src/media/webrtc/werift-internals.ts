@@ -21,7 +21,8 @@ interface SrtcpSessionInternals {
   config: { profile: number };
 }
 interface DtlsSocketInternals {
-  dtls: { recordSequenceNumber: number; epoch: number; version: { major: number; minor: number } };
+  dtls: { recordSequenceNumber: number; epoch: number; version: { major: number; minor: number }; flight: number };
+  onHandleHandshakes: (assembled: Array<{ msg_type: number }>) => Promise<void>;
   cipher: { encryptPacket(pkt: PlaintextLike): PlaintextLike };
   transport: { send(buf: Buffer): Promise<unknown> | unknown };
 }
@@ -263,6 +264,43 @@ export async function sendDtlsCloseNotify(transport: RTCDtlsTransport): Promise<
   record.writeUInt16BE(pkt.fragment.length, 11);
   pkt.fragment.copy(record, 13);
   return sendOnSelectedPair(internals(transport), record);
+}
+
+/**
+ * werift 0.25.2 falls back to stun.l.google.com:19302 whenever no STUN server is configured
+ * (ice.js DEFAULT_STUN_SERVER), even with `iceServers: []`: every gathering would resolve that name and send
+ * a STUN request off the machine. Clear it on every ICE agent of `pc`; call before setLocalDescription
+ * (which gathers). Host candidates only.
+ */
+export function disableDefaultStunServer(pc: RTCPeerConnection): void {
+  for (const it of pc.iceTransports) {
+    const conn = (it as unknown as { connection: { stunServer?: unknown } }).connection;
+    conn.stunServer = undefined;
+  }
+}
+
+const HANDSHAKE_HELLO_VERIFY_REQUEST = 3;
+
+/**
+ * werift's DTLS client fails the whole handshake when a second HelloVerifyRequest arrives (client
+ * Flight3: `if (flight === 3) throw new Error()`), and restarts it from flight 3 when one arrives later.
+ * That happens whenever the client's first ClientHello is retransmitted (the peer was slower than 0.5 s, e.g.
+ * a loaded machine) and the server answers both: the browser then shows "connected" while we are FAILED,
+ * and the call is silent. A duplicate HelloVerifyRequest is ignored here (the first Flight3 already answers
+ * and retransmits), as RFC 6347 §4.2.1 allows. Call when the DTLS transport enters 'connecting'; the DTLS
+ * socket is created right after that state change, so the guard is installed on the next microtask.
+ */
+export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
+  queueMicrotask(() => {
+    const socket = internals(transport).dtls;
+    if (!socket || typeof socket.onHandleHandshakes !== 'function') return;
+    const original = socket.onHandleHandshakes;
+    socket.onHandleHandshakes = (assembled) => {
+      if (socket.dtls.flight < 3) return original(assembled);
+      const kept = assembled.filter((h) => h.msg_type !== HANDSHAKE_HELLO_VERIFY_REQUEST);
+      return kept.length > 0 ? original(kept) : Promise.resolve();
+    };
+  });
 }
 
 /** The UDP sockets the peer connection's ICE agents hold right now. */

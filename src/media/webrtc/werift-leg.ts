@@ -29,7 +29,7 @@ import type {
   WebRtcLeg,
   WebRtcLegEvents,
 } from './webrtc-leg';
-import { configureIceConsent, iceSockets, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
+import { configureIceConsent, disableDefaultStunServer, iceSockets, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -131,6 +131,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.flushPendingCandidates();
     try {
       const answer = await pc.createAnswer();
+      disableDefaultStunServer(pc);
       await pc.setLocalDescription(answer);
     } catch (err) {
       throw new WebRtcSdpError('process-offer', `cannot create answer: ${(err as Error).message}`);
@@ -155,6 +156,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
     try {
       const offer = await pc.createOffer();
+      disableDefaultStunServer(pc);
       await pc.setLocalDescription(offer);
     } catch (err) {
       throw new WebRtcSdpError('generate-offer', `cannot create offer: ${(err as Error).message}`);
@@ -444,6 +446,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (this.closing) return;
     switch (s) {
       case 'connecting':
+        ignoreDuplicateHelloVerify(t);
         this.setDtls('CONNECTING');
         break;
       case 'connected':
