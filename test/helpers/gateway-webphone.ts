@@ -48,11 +48,17 @@ export class GatewayWebphone {
     await this.page.click('#answer');
   }
 
-  /** Click hang up; returns the time of the click. */
+  /** Click hang up; returns when the page handled the click (page clock = this machine's clock; Playwright's own click latency excluded). */
   async hangup(): Promise<number> {
-    const at = Date.now();
+    const before = Date.now();
+    await this.page.evaluate(() => {
+      const w = window as unknown as { lifecycleHangupAt?: number };
+      w.lifecycleHangupAt = undefined;
+      document.getElementById('hangup')?.addEventListener('click', () => { w.lifecycleHangupAt = Date.now(); }, { capture: true, once: true });
+    });
     await this.page.click('#hangup');
-    return at;
+    const at = await this.page.evaluate(() => (window as unknown as { lifecycleHangupAt?: number }).lifecycleHangupAt);
+    return at ?? before;
   }
 
   async toggleMute(): Promise<void> {

@@ -104,6 +104,16 @@ export class MediaServerProcess {
     }
   }
 
+  /** Is this pipeline (id from kurento-client) still in /stats' pipelinesDetail? */
+  static hasPipeline(stats: MediaStats, pipelineId: string): boolean {
+    return ((stats.pipelinesDetail ?? []) as { id: string }[]).some((p) => p.id === pipelineId);
+  }
+
+  /** Resolves with the time `pipelineId` left /stats (polling every 10 ms), so tests sharing one server stay independent. */
+  waitForPipelineGone(pipelineId: string, timeoutMs: number): Promise<{ at: number; stats: MediaStats }> {
+    return this.waitForStats((s) => !MediaServerProcess.hasPipeline(s, pipelineId), timeoutMs);
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;

@@ -23,6 +23,7 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   stats: () => phone.stats(),
   maxRtpGap: (from: never, to: never) => phone.maxRtpGap(from, to),
   rtpReceivedBetween: (from: never, to: never) => phone.rtpReceivedBetween(from, to),
+  maxSendGap: (from: never, to: never) => phone.maxSendGap(from, to),
   close: () => phone.close(),
 };
 

@@ -65,12 +65,30 @@ export interface PhonePeer {
   maxRtpGap(from: number, to: number): Promise<number>;
   /** RTP packets received with arrival time within [from, to]. */
   rtpReceivedBetween(from: number, to: number): Promise<number>;
+  /** Largest gap between consecutive RTP sends within [from, to] (a starved test process stalls its own sender). */
+  maxSendGap(from: number, to: number): Promise<number>;
   close(): Promise<void>;
 }
 
 const RTP_HEADER = 12;
 const PCMU_PAYLOAD = 160;
 const NTP_EPOCH_OFFSET = 2208988800;
+
+/** Largest difference between consecutive sorted times whose later one falls within [from, to]. */
+export function maxGap(times: readonly number[], from: number, to: number): number {
+  let max = 0;
+  let previous: number | undefined;
+  for (const t of times) {
+    if (t < from) {
+      previous = t;
+      continue;
+    }
+    if (t > to) break;
+    if (previous !== undefined) max = Math.max(max, t - previous);
+    previous = t;
+  }
+  return max;
+}
 
 export function isRtcp(packet: Buffer): boolean {
   // RFC 5761 section 4: RTCP packet types 192-223 occupy the second byte's range that RTP PTs avoid.
@@ -103,6 +121,7 @@ export class RtpPhone implements PhonePeer {
   private seq = randomInt(0, 0xffff);
   private timestamp = randomInt(0, 0x7fffffff);
   private readonly arrivals: number[] = [];
+  private readonly sends: number[] = [];
   private readonly counters: RtpPhoneStats = {
     rtpPort: 0,
     rtcpPort: 0,
@@ -239,18 +258,11 @@ export class RtpPhone implements PhonePeer {
   }
 
   async maxRtpGap(from: number, to: number): Promise<number> {
-    let max = 0;
-    let previous: number | undefined;
-    for (const t of this.arrivals) {
-      if (t < from) {
-        previous = t;
-        continue;
-      }
-      if (t > to) break;
-      if (previous !== undefined) max = Math.max(max, t - previous);
-      previous = t;
-    }
-    return max;
+    return maxGap(this.arrivals, from, to);
+  }
+
+  async maxSendGap(from: number, to: number): Promise<number> {
+    return maxGap(this.sends, from, to);
   }
 
   async rtpReceivedBetween(from: number, to: number): Promise<number> {
@@ -323,6 +335,7 @@ export class RtpPhone implements PhonePeer {
       if (err) this.counters.sendErrors++;
     });
     this.counters.rtpSent++;
+    this.sends.push(Date.now());
   }
 
   private buildSr(): Buffer {

@@ -1,3 +1,4 @@
+import { maxGap } from './rtp-phone';
 import {
   MediaStreamTrack,
   RTCPeerConnection,
@@ -21,6 +22,7 @@ export class WeriftWebphone {
   private sendTimer: NodeJS.Timeout | undefined;
   private seq = 1000;
   private readonly arrivals: number[] = [];
+  private readonly sends: number[] = [];
   private muted = false;
   /** Times the DTLS transport reached each state (e.g. closed on a received close_notify). */
   readonly dtlsStates: { state: string; at: number }[] = [];
@@ -82,6 +84,7 @@ export class WeriftWebphone {
       const header = new RtpHeader({ payloadType: 0, sequenceNumber: this.seq, timestamp: this.seq * 160, ssrc: 0x5eb0 });
       this.track.writeRtp(new RtpPacket(header, Buffer.alloc(160, 0xd5)));
       this.rtpSent++;
+      this.sends.push(Date.now());
     }, 20);
   }
 
@@ -103,18 +106,12 @@ export class WeriftWebphone {
   }
 
   maxRtpGap(from: number, to: number): number {
-    let max = 0;
-    let previous: number | undefined;
-    for (const t of this.arrivals) {
-      if (t < from) {
-        previous = t;
-        continue;
-      }
-      if (t > to) break;
-      if (previous !== undefined) max = Math.max(max, t - previous);
-      previous = t;
-    }
-    return max;
+    return maxGap(this.arrivals, from, to);
+  }
+
+  /** Largest gap between our own consecutive sends (the test process may be starved on a shared CPU). */
+  maxSendGap(from: number, to: number): number {
+    return maxGap(this.sends, from, to);
   }
 
   /** First time the DTLS transport left `connected` for closed/failed (undefined while still up). */

@@ -59,6 +59,8 @@ describe('S14: two gateways on one Redis, the call owner dies', { timeout: 120_0
     assert.ok(released - byeAt < 1000, `released ${released - byeAt} ms after the phone's BYE`);
     const ended = await fx.call(call.id, survivorHttp);
     assert.equal(ended.state, 'ended');
+    const metrics = await (await fetch(`http://127.0.0.1:${survivorHttp}/metrics`)).text();
+    assert.match(metrics, /^ferry_calls_adopted_total 1$/m, 'the survivor counts the adoption');
     console.log(`[measure] S14 adoption ${adoptedAfter} ms after the owner died; hang-up: webphone told ${told - byeAt} ms, released ${released - byeAt} ms`);
   });
 
