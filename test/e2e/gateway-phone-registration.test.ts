@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, startSipp, type SippProcess } from '../helpers/sipp';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -45,7 +45,7 @@ describe('IP phone registration over UDP, then a call to it', { timeout: 60_000 
 
   test('a wrong phone password gets no binding', async () => {
     const bad = await startSipp({
-      scenario: 'gateway-phone-register.xml', localPort: await freePort(), mediaPort: await freePort(),
+      scenario: 'gateway-phone-register.xml', localPort: await freePort(), mediaPort: await sippMediaPort(),
       remote: `127.0.0.1:${stack.sipPort}`, service: '1001', extraArgs: ['-au', '1001', '-ap', 'wrong'], timeoutS: 5,
     });
     const r = await bad.done;
@@ -57,13 +57,13 @@ describe('IP phone registration over UDP, then a call to it', { timeout: 60_000 
   test('phone registers with digest, webphone dials 1001, RTP both ways, webphone hangs up', async () => {
     const port = await freePort();
     const reg = await startSipp({
-      scenario: 'gateway-phone-register.xml', localPort: port, mediaPort: await freePort(),
+      scenario: 'gateway-phone-register.xml', localPort: port, mediaPort: await sippMediaPort(),
       remote: `127.0.0.1:${stack.sipPort}`, service: '1001', extraArgs: ['-au', '1001', '-ap', 'desk-secret'], timeoutS: 10,
     });
     const regResult = await reg.done;
     assert.equal(regResult.exitCode, 0, describeSipp(regResult));
     // the phone, now registered at 127.0.0.1:<port>, answers calls there
-    sipp = await startSipp({ scenario: 'gateway-uas-echo.xml', localPort: port, mediaPort: await freePort(), extraArgs: ['-rtp_echo'], timeoutS: 40 });
+    sipp = await startSipp({ scenario: 'gateway-uas-echo.xml', localPort: port, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo'], timeoutS: 40 });
     await sipp.ready();
     await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10000, 50, 'phone registered');
     await page.fill('#target', '1001');

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, startSipp, type SippProcess } from '../helpers/sipp';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -78,7 +78,7 @@ async function callRecord(c: Ctx): Promise<CallRecord> {
 /** phone calls the webphone, webphone answers; the phone hangs up `lingerMs` after answer */
 async function answeredCall(c: Ctx, lingerMs: number): Promise<{ sipp: SippProcess; record: CallRecord }> {
   const sipp = await startSipp({
-    scenario: 'gateway-uac-call.xml', localPort: c.uacPort, mediaPort: await freePort(),
+    scenario: 'gateway-uac-call.xml', localPort: c.uacPort, mediaPort: await sippMediaPort(),
     remote: `127.0.0.1:${c.stack.sipPort}`, service: 'alice', lingerMs, extraArgs: ['-rtp_echo'], timeoutS: 60,
   });
   c.sipps.push(sipp);
@@ -98,8 +98,10 @@ async function expectEndedAndClean(c: Ctx, sipp: SippProcess, id: string): Promi
   assert.equal(result.exitCode, 0, `the phone's BYE was answered: ${describeSipp(result)}`);
   await waitFor(async () => (await state(c.page)) === 'ended', 3000, 25, 'browser told the call ended');
   await waitFor(async () => (await getJson<{ pipelines: number }>(c.stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
-  const rec = JSON.parse((await c.redis.get(`${c.stack.redisPrefix}call:${id}`))!) as CallRecord;
-  assert.equal(rec.state, 'ended');
+  const rec = await waitFor(async () => {
+    const r = JSON.parse((await c.redis.get(`${c.stack.redisPrefix}call:${id}`))!) as CallRecord;
+    return r.state === 'ended' ? r : undefined;
+  }, 2000, 20, 'record ended');
   assert.equal(rec.reason, 'sip-bye');
   const ttl = await c.redis.pttl(`${c.stack.redisPrefix}call:${id}`);
   assert.ok(ttl > 0 && ttl <= 30000, `ended record has a TTL backstop (${ttl})`);

@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
 import { freePort } from '../helpers/free-port';
 import { startSipp, type SippProcess } from '../helpers/sipp';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -51,7 +51,7 @@ describe('media events end the call (phone vanishes without BYE)', { timeout: 60
   });
 
   test('SIGKILLed phone: the webphone is told (BYE) and the pipeline released, reason from the media server', async () => {
-    sipp = await startSipp({ scenario: 'gateway-uas-echo.xml', localPort: uasPort, mediaPort: await freePort(), extraArgs: ['-rtp_echo'], timeoutS: 40 });
+    sipp = await startSipp({ scenario: 'gateway-uas-echo.xml', localPort: uasPort, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo'], timeoutS: 40 });
     await sipp.ready();
     await page.fill('#target', '95550199');
     await page.click('#call');

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from './browser-webphone';
 import { freePort } from './free-port';
 import { describeSipp, startSipp, type SippProcess } from './sipp';
-import { getJson, startStack, waitFor, type Stack } from './stack';
+import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -108,10 +108,19 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     };
     const callKeys = async (): Promise<string[]> => (redis ? redis.keys(`${stack.redisPrefix}call:*`) : []);
     const uas = async (scenario: string, extra: string[] = []): Promise<SippProcess> => {
-      const s = await startSipp({ scenario, localPort: uasPort, mediaPort: await freePort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 });
+      const s = await startSipp({ scenario, localPort: uasPort, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 });
       sipps.push(s);
       await s.ready();
       return s;
+    };
+    /** waits for the incoming call on the page; on failure shows what SIPp sent and got */
+    const ringsOrExplain = async (sipp: SippProcess): Promise<void> => {
+      try {
+        await phone.waitState('ringing-in', 15000);
+      } catch (err) {
+        const r = await sipp.stop();
+        throw new Error(`${(err as Error).message}\n${describeSipp(r)}`);
+      }
     };
     const expectClean = async (): Promise<void> => {
       await waitFor(async () => (await mediaStats()).pipelines === 0, 3000, 25, 'media pipelines back to 0');
@@ -177,11 +186,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', async () => {
       const sipp = await startSipp({
-        scenario: 'gateway-uac-call.xml', localPort: uacPort, mediaPort: await freePort(),
+        scenario: 'gateway-uac-call.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', lingerMs: 3000, extraArgs: ['-rtp_echo'], timeoutS: 40,
       });
       sipps.push(sipp);
-      await phone.waitState('ringing-in', 15000);
+      await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 15000);
       const call = await latestCall();
@@ -245,11 +254,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', async () => {
       const sipp = await startSipp({
-        scenario: 'gateway-uac-update-info.xml', localPort: uacPort, mediaPort: await freePort(),
+        scenario: 'gateway-uac-update-info.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
       });
       sipps.push(sipp);
-      await phone.waitState('ringing-in', 15000);
+      await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 15000);
       const result = await sipp.done;
@@ -263,7 +272,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', async () => {
       const before = (await calls()).length;
       const sipp = await startSipp({
-        scenario: 'gateway-uac-bad-sdp.xml', localPort: uacPort, mediaPort: await freePort(),
+        scenario: 'gateway-uac-bad-sdp.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
       });
       sipps.push(sipp);
@@ -296,11 +305,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('the webphone declines an incoming call: the failure reaches the phone', async () => {
       const sipp = await startSipp({
-        scenario: 'gateway-uac-rejected.xml', localPort: uacPort, mediaPort: await freePort(),
+        scenario: 'gateway-uac-rejected.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
       });
       sipps.push(sipp);
-      await phone.waitState('ringing-in', 15000);
+      await ringsOrExplain(sipp);
       await phone.page.click('#hangup');
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `the phone got 480: ${describeSipp(result)}`);
@@ -314,11 +323,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('hold and resume from the phone are carried to the webphone', async () => {
       const sipp = await startSipp({
-        scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await freePort(),
+        scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
       });
       sipps.push(sipp);
-      await phone.waitState('ringing-in', 15000);
+      await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 15000);
       await phone.waitState('held by the other side', 8000);

@@ -195,3 +195,9 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10000, st
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/** a media port for SIPp: it binds the port, +1 and, with -rtp_echo, +2/+3 (video), so four free UDP ports */
+export async function sippMediaPort(): Promise<number> {
+  const { freePort } = await import('./free-port');
+  return freePort({ protocols: ['udp'], count: 4, even: true });
+}
