@@ -53,14 +53,14 @@ export class LoopbackUdpLoss {
     return loss;
   }
 
-  /** Packets each rule dropped so far (iptables counters), summed. */
-  async droppedPackets(): Promise<number> {
+  /** Packets dropped so far (iptables counters), for one port or summed over all of this instance's ports. */
+  async droppedPackets(port?: number): Promise<number> {
     const { stdout } = await run('iptables', ['-L', 'INPUT', '-v', '-n', '-x']);
     let total = 0;
     for (const line of stdout.split('\n')) {
       if (!line.includes(`ferry-test-loss-${process.pid}`)) continue;
-      const port = /dpt:(\d+)/.exec(line)?.[1];
-      if (!port || !this.ports.includes(Number(port))) continue;
+      const dport = Number(/dpt:(\d+)/.exec(line)?.[1]);
+      if (!this.ports.includes(dport) || (port !== undefined && dport !== port)) continue;
       total += Number(line.trim().split(/\s+/)[0]) || 0;
     }
     return total;
