@@ -130,6 +130,7 @@ describe('gateway adoption (Redis)', { timeout: 120_000 }, () => {
       }, LEASE_MS + 3000, 50, 'adoption by the surviving gateway');
       const adoptMs = Date.now() - killedAt;
       assert.ok(adoptMs < LEASE_MS + 2000, `adopted ${adoptMs} ms after the kill (lease ${LEASE_MS} ms)`);
+      console.log(`# measured: owner SIGKILL -> call adopted by the other gateway ${adoptMs} ms (lease ${LEASE_MS} ms, scan 250 ms)`);
       assert.equal(adopted.state, 'answered');
       assert.ok(adopted.timeline.some((e) => e.event === 'adopted'));
       assert.ok(adopted.timeline.some((e) => e.event === 'media-reattached'), adopted.timeline.map((e) => e.event).join(','));

@@ -165,6 +165,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await waitFor(async () => (await mediaStats()).pipelines === 0, 3000, 20, 'pipeline released');
       const releaseMs = Date.now() - hungUpAt;
       assert.ok(releaseMs < 1500, `released ${releaseMs} ms after hang-up`);
+      console.log(`# measured (${storeName}): webphone hang-up click -> pipeline released ${releaseMs} ms`);
       const ended = await waitFor(async () => {
         const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${during.id}`);
         return r.state === 'ended' ? r : undefined;
@@ -212,6 +213,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const byeAt = ended.timeline.find((e) => e.event === 'bye')!.t;
       const shownAt = (await phone.endedAt())!;
       assert.ok(shownAt - byeAt < 1000, `browser showed the end ${shownAt - byeAt} ms after the phone's BYE reached the gateway`);
+      console.log(`# measured (${storeName}): phone BYE at the gateway -> webphone shows ended ${shownAt - byeAt} ms`);
       assert.match(await phone.message(), /other side hung up/);
       assert.equal(ended.reason, 'sip-bye');
       assert.equal(ended.endedBy, 'caller');
