@@ -30,12 +30,8 @@ export class GatewayCallFixture {
     private readonly removeConfig: () => Promise<void>,
   ) {}
 
-  /**
-   * `secondGateway`: a second gateway on the same engine, media server and Redis. With
-   * `registerThroughFirstGatewayOnly` the second one is stopped while the webphone registers and
-   * started again afterwards (the digest nonce of one gateway is refused by the other, see s14-*).
-   */
-  static async start(options: { env?: Record<string, string>; secondGateway?: boolean; registerThroughFirstGatewayOnly?: boolean } = {}): Promise<GatewayCallFixture> {
+  /** `secondGateway`: a second gateway on the same engine, media server and Redis. */
+  static async start(options: { env?: Record<string, string>; secondGateway?: boolean } = {}): Promise<GatewayCallFixture> {
     const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
     const phonePort = await phone.start();
     const config = await writeLifecycleSipConfig({ port: phonePort });
@@ -47,9 +43,7 @@ export class GatewayCallFixture {
         ...(options.secondGateway ? { secondGateway: true } : {}),
       };
       stack = await startStack(stackOptions);
-      if (options.secondGateway && options.registerThroughFirstGatewayOnly) await stack.kill('gateway2', 'SIGTERM');
       const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: WEBPHONE_USERS.alice });
-      if (options.secondGateway && options.registerThroughFirstGatewayOnly) await stack.restart('gateway2');
       return new GatewayCallFixture(stack, phone, webphone, new Redis('redis://127.0.0.1:6379', { lazyConnect: false, maxRetriesPerRequest: 2 }), config.remove);
     } catch (err) {
       const tail = stack?.output.slice(-30).join('\n') ?? '';

@@ -24,6 +24,7 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   maxRtpGap: (from: never, to: never) => phone.maxRtpGap(from, to),
   rtpReceivedBetween: (from: never, to: never) => phone.rtpReceivedBetween(from, to),
   maxSendGap: (from: never, to: never) => phone.maxSendGap(from, to),
+  rtpSentBetween: (from: never, to: never) => phone.rtpSentBetween(from, to),
   close: () => phone.close(),
 };
 

@@ -82,6 +82,7 @@ export class RtpPhoneProcess implements PhonePeer {
   maxRtpGap(from: number, to: number): Promise<number> { return this.call('maxRtpGap', from, to); }
   rtpReceivedBetween(from: number, to: number): Promise<number> { return this.call('rtpReceivedBetween', from, to); }
   maxSendGap(from: number, to: number): Promise<number> { return this.call('maxSendGap', from, to); }
+  rtpSentBetween(from: number, to: number): Promise<number> { return this.call('rtpSentBetween', from, to); }
 
   /** Close the phone's sockets and end the child (waits for its exit; SIGKILL after 3 s). */
   async close(): Promise<void> {

@@ -67,6 +67,8 @@ export interface PhonePeer {
   rtpReceivedBetween(from: number, to: number): Promise<number>;
   /** Largest gap between consecutive RTP sends within [from, to] (a starved test process stalls its own sender). */
   maxSendGap(from: number, to: number): Promise<number>;
+  /** RTP packets sent within [from, to]. */
+  rtpSentBetween(from: number, to: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -263,6 +265,10 @@ export class RtpPhone implements PhonePeer {
 
   async maxSendGap(from: number, to: number): Promise<number> {
     return maxGap(this.sends, from, to);
+  }
+
+  async rtpSentBetween(from: number, to: number): Promise<number> {
+    return this.sends.filter((t) => t >= from && t <= to).length;
   }
 
   async rtpReceivedBetween(from: number, to: number): Promise<number> {

@@ -109,6 +109,10 @@ export class WeriftWebphone {
     return maxGap(this.arrivals, from, to);
   }
 
+  rtpSentBetween(from: number, to: number): number {
+    return this.sends.filter((t) => t >= from && t <= to).length;
+  }
+
   /** Largest gap between our own consecutive sends (the test process may be starved on a shared CPU). */
   maxSendGap(from: number, to: number): number {
     return maxGap(this.sends, from, to);

@@ -58,9 +58,14 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     const webGap = call.webphone!.maxRtpGap(killedAt - 200, end);
     const phoneCount = await call.phone.rtpReceivedBetween(killedAt, end);
     const webCount = call.webphone!.rtpReceivedBetween(killedAt, end);
-    const expected = ((end - killedAt) / 20) * 0.9;
-    assert.ok(phoneCount >= expected, `webphone -> phone after the kill: ${phoneCount} packets, expected >= ${expected.toFixed(0)}`);
-    assert.ok(webCount >= expected, `phone -> webphone after the kill: ${webCount} packets, expected >= ${expected.toFixed(0)}`);
+    // Every packet sent after the kill arrives (95%: packets in flight at the window's edges), whatever
+    // rate the starved test process managed; and that rate is RTP's 50 pps within 25%.
+    const webSent = call.webphone!.rtpSentBetween(killedAt, end - 200);
+    const phoneSent = await call.phone.rtpSentBetween(killedAt, end - 200);
+    assert.ok(phoneCount >= webSent * 0.95, `webphone -> phone after the kill: ${phoneCount} packets received of ${webSent} sent`);
+    assert.ok(webCount >= phoneSent * 0.95, `phone -> webphone after the kill: ${webCount} packets received of ${phoneSent} sent`);
+    const nominal = (end - killedAt) / 20;
+    assert.ok(webSent >= nominal * 0.75 && phoneSent >= nominal * 0.75, `senders kept ~50 pps (${webSent}, ${phoneSent} of ${nominal.toFixed(0)})`);
     // Bound 100 ms for what ferry media adds: where the test process itself stalled its sender
     // (shared 2-core machine), the receiver's gap may be that stall plus 100 ms, not more.
     const webSendGap = call.webphone!.maxSendGap(killedAt - 200, end);
