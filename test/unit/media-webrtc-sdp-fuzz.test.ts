@@ -8,6 +8,7 @@ import { loadMediaConfig } from '../../src/media/server/media-config';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
 import { WebRtcEndpoint } from '../../src/media/objects/webrtc-endpoint';
 import type { ObjectHost } from '../../src/media/objects/object-context';
+import { checkRemoteSdp, isMdnsCandidate, restrictOfferCodecs } from '../../src/media/webrtc/remote-sdp-check';
 
 /**
  * Seeded mutation fuzz of WebRtcEndpoint.processOffer over real browser offers: every mutated offer
@@ -182,6 +183,57 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
       await ep.teardown({ notifyPeer: false });
       assert.equal(ep.boundPorts(), 0);
     }
+  });
+
+  test('mDNS (.local) candidates are never handed to werift (it would send multicast DNS)', async () => {
+    assert.equal(isMdnsCandidate('candidate:1 1 udp 2122260223 2a1b3c4d-0000-4e5f-8a9b-0123456789ab.local 54321 typ host'), true);
+    assert.equal(isMdnsCandidate('candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host'), false);
+    const withMdns = CHROMIUM_OFFER.replace('a=sendrecv\r\n', 'a=sendrecv\r\na=candidate:1 1 udp 2122260223 2a1b3c4d.local 54321 typ host generation 0\r\na=candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host generation 0\r\n');
+    const remote = checkRemoteSdp(withMdns, 'process-offer');
+    const forStack = restrictOfferCodecs(withMdns, remote, 'PCMU');
+    assert.ok(!forStack.includes('.local'));
+    assert.match(forStack, /a=candidate:2 1 udp 2122260223 127\.0\.0\.1 54322 typ host/);
+    const ep = endpoint(new RecordingHost());
+    await ep.invoke('addIceCandidate', { candidate: { candidate: 'candidate:1 1 udp 2122260223 abc.local 5 typ host', sdpMid: '0', sdpMLineIndex: 0 } });
+    const answer = (await ep.invoke('processOffer', { offer: withMdns })) as string;
+    assert.match(answer, /a=sendrecv/);
+    await ep.teardown({ notifyPeer: false });
+  });
+
+  test('addIceCandidate fuzz (before and after the offer): accepted or 40401/40001, never a crash', { timeout: 60_000 }, async () => {
+    const r = rng(0xca11);
+    const base = 'candidate:842163049 1 udp 1677729535 127.0.0.1 55123 typ host generation 0 ufrag Vq3n network-cost 999';
+    const pieces = ['', ' ', 'candidate:', 'udp', 'tcp', 'typ', 'host', 'srflx', 'raddr', '999.999.1.1', '::1', 'fe80::1%eth0', 'x.local', '-1', '70000', '\u0000', 'a=', 'tcptype passive'];
+    const mutateCandidate = (): string => {
+      const parts = base.split(' ');
+      for (let k = 0; k < 1 + Math.floor(r() * 3); k++) {
+        const i = Math.floor(r() * parts.length);
+        const op = Math.floor(r() * 3);
+        if (op === 0) parts.splice(i, 1);
+        else if (op === 1) parts[i] = pieces[Math.floor(r() * pieces.length)]!;
+        else parts.splice(i, 0, pieces[Math.floor(r() * pieces.length)]!);
+      }
+      return parts.join(' ');
+    };
+    for (let round = 0; round < 2; round++) {
+      const ep = endpoint(new RecordingHost());
+      if (round === 1) await ep.invoke('processOffer', { offer: CHROMIUM_OFFER });
+      let accepted = 0;
+      for (let i = 0; i < 200; i++) {
+        const c = i % 20 === 0 ? { candidate: 42 } : { candidate: mutateCandidate(), sdpMid: r() < 0.5 ? '0' : 'zz', sdpMLineIndex: Math.floor(r() * 3) };
+        try {
+          await withTimeout(ep.invoke('addIceCandidate', { candidate: c }), 5000, `candidate #${i}`);
+          accepted++;
+        } catch (err) {
+          assert.ok(err instanceof KurentoError, `candidate #${i}: ${String(err)}`);
+          assert.ok([40001, 40401].includes(err.code), `candidate #${i}: ${err.code} ${err.message}`);
+        }
+      }
+      assert.ok(accepted > 0);
+      await ep.teardown({ notifyPeer: false });
+      assert.equal(ep.boundPorts(), 0);
+    }
+    assert.deepEqual(unhandled, []);
   });
 
   test('300 seeded mutations: an answer or a Kurento SDP error, never a crash, hang or leaked port', { timeout: 120_000 }, async () => {

@@ -103,5 +103,31 @@ export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, code
   m.rtp = (m.rtp ?? []).filter((r) => keep.has(r.payload));
   if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
   if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
+  dropMdnsCandidates(session);
+  return write(session);
+}
+
+/** An `xxx.local` host (a browser hiding its address behind mDNS): ferry media does not resolve those. */
+export function isMdnsCandidate(candidate: string): boolean {
+  const host = candidate.trim().replace(/^(a=)?candidate:/i, '').split(/\s+/)[4] ?? '';
+  return /\.local\.?$/i.test(host);
+}
+
+/**
+ * werift resolves `.local` candidates with multicast DNS on every interface: traffic off the configured ICE
+ * addresses, and useless for a server that is not on the browser's LAN. Such candidates are dropped (the
+ * browser's other candidates, srflx/relay, still work).
+ */
+function dropMdnsCandidates(session: ReturnType<typeof parse>): void {
+  for (const m of session.media ?? []) {
+    if (m.candidates) m.candidates = m.candidates.filter((c) => !/\.local\.?$/i.test(String(c.ip)));
+  }
+}
+
+/** The remote answer as handed to the WebRTC stack: mDNS candidates removed (see dropMdnsCandidates). */
+export function answerForStack(answer: string): string {
+  if (!/\.local[.\s]/i.test(answer)) return answer;
+  const session = parse(answer);
+  dropMdnsCandidates(session);
   return write(session);
 }

@@ -14,7 +14,7 @@ import type { Logger } from '../../common/logger';
 import type { LegActivity, LegEndReason } from '../legs/media-leg';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
-import { checkRemoteSdp, chooseG711, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
+import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
 import { buildReport } from '../rtp/rtcp-packets';
 import { ReceptionStats } from '../rtp/reception-stats';
 import { buildBye, inspectRtcpCompound } from './rtcp-compound';
@@ -176,7 +176,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (this.remoteSdp !== undefined) throw new WebRtcSdpError('process-answer', 'Sdp answer already processed');
     const remote = checkRemoteSdp(answer, 'process-answer');
     try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: answerForStack(answer) });
     } catch (err) {
       throw new WebRtcSdpError('process-answer', `cannot apply answer: ${(err as Error).message}`);
     }
@@ -202,6 +202,10 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (text === '') return; // end-of-candidates marker
     if (!/^(a=)?candidate:\S+ \d+ (udp|tcp) \d+ \S+ \d+ typ \S+/i.test(text)) {
       throw new WebRtcSdpError('add-candidate', `malformed candidate ${JSON.stringify(text.slice(0, 120))}`);
+    }
+    if (isMdnsCandidate(text)) {
+      this.options.logger.info('ignoring an mDNS (.local) ICE candidate', { candidate: text.slice(0, 120) });
+      return;
     }
     if (!this.pc || this.remoteSdp === undefined) {
       if (this.pendingCandidates.length < 64) this.pendingCandidates.push(candidate);
