@@ -97,7 +97,9 @@ describe('S4/S13: the gateway killed mid-call, restarted', { timeout: 180_000 },
       }
       const record = await fx.call(call.id);
       assert.equal(record.state, 'ended');
-      assert.equal(record.reason, 'sip-bye');
+      // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+      const expected = who === 'phone' ? ['sip-bye'] : ['sip-bye', 'dtls-close'];
+      assert.ok(expected.includes(record.reason ?? ''), `end reason ${record.reason}`);
     });
   }
 });
