@@ -9,6 +9,7 @@ import path from 'node:path';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
 import { sampleMachine, sampleProcesses } from '../servers/proc-sampler';
+import { udpDropsOf } from '../servers/udp-drops';
 import type { StepResult } from '../report/step-result';
 import type { BenchTarget, CallSetup } from './bench-target';
 
@@ -65,6 +66,7 @@ export async function runSteps(
     await profiler?.start();
     await broadcast(epoch);
     const t0Wall = Date.now();
+    const d0 = { server: udpDropsOf(target.serverPids()), generator: udpDropsOf(workers.map((w) => w.pid)) };
     const s0 = sampleProcesses(target.serverPids());
     const g0 = sampleProcesses(workers.map((w) => w.pid));
     const o0 = process.cpuUsage();
@@ -76,6 +78,11 @@ export async function runSteps(
     const m1 = sampleMachine();
     const t1Wall = Date.now();
     await broadcast(0);
+    // Sockets are read after the drain too: packets of the window dropped late still count.
+    const dropsAfterWindow = (): { server: number; generator: number } => ({
+      server: udpDropsOf(target.serverPids()) - d0.server,
+      generator: udpDropsOf(workers.map((w) => w.pid)) - d0.generator,
+    });
     if (profiler && plan.profileDir) {
       const file = path.join(plan.profileDir, `${target.name.replace(/\W+/g, '-')}-N${n}.cpuprofile`);
       await profiler.stop(file);
@@ -84,6 +91,7 @@ export async function runSteps(
     const serverStats = scalarsOf(target.serverStats ? await target.serverStats() : undefined);
     await sleep(plan.drainMs);
     const reports: WorkerReport[] = await Promise.all(workers.map((w) => w.report(epoch)));
+    const drops = dropsAfterWindow();
 
     const wallS = (s1.atMs - s0.atMs) / 1000;
     const sent: [number, number] = [0, 0];
@@ -144,6 +152,8 @@ export async function runSteps(
       lossPctAB: lossPct(sent[0], received[0]),
       lossPctBA: lossPct(sent[1], received[1]),
       liveLossPct: lossPct(liveSent, liveReceived),
+      serverUdpDrops: drops.server,
+      generatorUdpDrops: drops.generator,
       latencyP50Ms: ms(latency.percentile(50)),
       latencyP99Ms: ms(latency.percentile(99)),
       generatorCpuPct: (100 * (g1.user + g1.system - (g0.user + g0.system))) / wallS,
@@ -178,6 +188,7 @@ export async function runSteps(
         `(${(result.cpuPerCall * 1000).toFixed(2)} ms/call/s, ${result.cpuUsPerPacket.toFixed(1)} us/pkt) ` +
         `rss/call=${result.rssPerCallKiB.toFixed(0)} KiB lagP99=${fmt(result.loopLagP99Ms)} ms ` +
         `loss=${result.lossPct.toFixed(3)}% (ab ${result.lossPctAB.toFixed(3)} ba ${result.lossPctBA.toFixed(3)}, live streams ${result.liveLossPct.toFixed(3)}) ` +
+        `udp drops server/gen=${drops.server}/${drops.generator} ` +
         `gen=${result.generatorCpuPct.toFixed(0)}% skipped=${result.generatorSkippedPct.toFixed(2)}% ` +
         `machine=${result.machineBusyCores.toFixed(2)} cores (others ${result.otherProcessesCores.toFixed(2)}) silent=${result.silentStreams}`,
     );

@@ -15,6 +15,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     'event-loop lag p99 / max ms',
     'setup p50 / p99 ms',
     'loss % (a→b / b→a) [working calls only]',
+    'UDP buffer drops server / generator',
     'latency p50 / p99 ms',
     'generator CPU % (skipped %)',
     'machine busy cores of 2 (of which other processes)',
@@ -30,6 +31,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     r.loopLagP99Ms === undefined ? 'n/a (C daemon)' : `${f(r.loopLagP99Ms)} / ${f(r.loopLagMaxMs)}`,
     `${f(r.setupP50Ms)} / ${f(r.setupP99Ms)}`,
     `${r.lossPct.toFixed(3)} (${r.lossPctAB.toFixed(3)} / ${r.lossPctBA.toFixed(3)}) [${r.liveLossPct.toFixed(3)}]${r.silentStreams ? `, ${r.silentStreams} silent streams` : ''}`,
+    `${r.serverUdpDrops} / ${r.generatorUdpDrops}`,
     `${f(r.latencyP50Ms, 2)} / ${f(r.latencyP99Ms, 2)}`,
     `${f(r.generatorCpuPct, 0)} (${f(r.generatorSkippedPct, 2)})`,
     `${f(r.machineBusyCores, 2)} (${f(r.otherProcessesCores, 2)})`,
@@ -37,13 +39,18 @@ export function resultsTable(results: readonly StepResult[]): string {
   return table(head, rows);
 }
 
-/** Ferry's CPU per call as a multiple of rtpengine's at the same N (both from the same run). */
+/**
+ * Ferry's CPU per call as a multiple of rtpengine's at the same N (both from the same run). Per-call
+ * CPU is normalised to the packets actually sent (µs per packet × 100 packets/s per call), so a load
+ * generator that skipped sends on a busy machine does not flatter either server.
+ */
 export function ratioTable(results: readonly StepResult[]): string {
   const by = (target: string): Map<number, StepResult> =>
-    new Map(results.filter((r) => r.target === target && r.callsUp > 0).map((r) => [r.calls, r]));
+    new Map(results.filter((r) => r.target === target && r.callsUp > 0 && r.cpuUsPerPacket > 0).map((r) => [r.calls, r]));
   const rtpe = by('rtpengine rtp-rtp');
   const ferryRtp = by('ferry rtp-rtp');
   const ferryWebrtc = by('ferry webrtc-rtp');
+  const perCall = (r: StepResult): string => ((r.cpuUsPerPacket * 100) / 1e6).toFixed(5);
   const ns = [...new Set(results.map((r) => r.calls))].sort((a, b) => a - b);
   const rows: string[][] = [];
   for (const n of ns) {
@@ -53,11 +60,11 @@ export function ratioTable(results: readonly StepResult[]): string {
     if (!base || (!fr && !fw)) continue;
     rows.push([
       String(n),
-      base.cpuPerCall.toFixed(5),
-      fr ? fr.cpuPerCall.toFixed(5) : '–',
-      fr ? `${(fr.cpuPerCall / base.cpuPerCall).toFixed(1)}×` : '–',
-      fw ? fw.cpuPerCall.toFixed(5) : '–',
-      fw ? `${(fw.cpuPerCall / base.cpuPerCall).toFixed(1)}×` : '–',
+      `${perCall(base)} (${base.cpuUsPerPacket.toFixed(1)} µs/pkt)`,
+      fr ? `${perCall(fr)} (${fr.cpuUsPerPacket.toFixed(1)} µs/pkt)` : '–',
+      fr ? `${(fr.cpuUsPerPacket / base.cpuUsPerPacket).toFixed(1)}×` : '–',
+      fw ? `${perCall(fw)} (${fw.cpuUsPerPacket.toFixed(1)} µs/pkt)` : '–',
+      fw ? `${(fw.cpuUsPerPacket / base.cpuUsPerPacket).toFixed(1)}×` : '–',
     ]);
   }
   if (rows.length === 0) return '_no step had both rtpengine and ferry results_';
@@ -74,7 +81,6 @@ export function ratioTable(results: readonly StepResult[]): string {
   );
 }
 
-/** The largest N of a target with every call up, no dead stream, and total loss within the limit. */
 /** The largest N whose working calls (dead ones aside) kept loss within the limit: the CPU-bound capacity. */
 export function liveCapacity(results: readonly StepResult[], target: string, lossLimitPct: number): number {
   let best = 0;

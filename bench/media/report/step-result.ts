@@ -31,6 +31,9 @@ export interface StepResult {
   lossPct: number;
   lossPctAB: number;
   lossPctBA: number;
+  /** Kernel receive-buffer drops during the window (and drain) on the server's sockets / the load generator's. */
+  serverUdpDrops: number;
+  generatorUdpDrops: number;
   /** Loss among the streams that delivered at least one packet (excludes dead calls). */
   liveLossPct: number;
   latencyP50Ms: number | undefined;
