@@ -29,7 +29,8 @@ interface DtlsSocketInternals {
 interface IceConnectionInternals {
   send(data: Buffer): Promise<void>;
   canSendApplicationData(): boolean;
-  protocols: Array<{ transport?: { socket?: Socket } }>;
+  protocols: Array<{ transport?: { socket?: Socket; onData?: (data: Buffer, addr: [string, number]) => void } }>;
+  checkList?: Array<{ remoteAddr: [string, number] }>;
   nominated?: { protocol: { transport?: { socket?: Socket; closed?: boolean } }; remoteAddr: [string, number] };
 }
 interface DtlsTransportInternals {
@@ -301,6 +302,47 @@ export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
       return kept.length > 0 ? original(kept) : Promise.resolve();
     };
   });
+}
+
+/**
+ * werift hands every non-STUN datagram that reaches an ICE socket to DTLS/SRTP, whoever sent it, and its DTLS
+ * layer treats any record of content type alert as the end of the connection, without authentication: a
+ * 15-byte datagram from a stranger would close the call. Only STUN (which werift authenticates) is taken from
+ * anyone; DTLS and media are taken only from the addresses of the agent's candidate pairs (RFC 8445 checks
+ * passed or in progress; the nominated pair first). Returns a counter of dropped datagrams.
+ * Call after gathering (the ICE sockets exist then).
+ */
+export function acceptDataOnlyFromPeers(pc: RTCPeerConnection): { dropped: number } {
+  const counter = { dropped: 0 };
+  for (const it of pc.iceTransports) {
+    const conn = (it as unknown as { connection: IceConnectionInternals }).connection;
+    for (const p of conn.protocols) {
+      const t = p.transport;
+      const inner = t?.onData;
+      if (!t || typeof inner !== 'function') continue;
+      t.onData = (data: Buffer, addr: [string, number]) => {
+        // RFC 7983: first byte 0..3 is STUN; everything else (DTLS 20..63, RTP/RTCP 128..191, junk) must come from a peer.
+        if (data.length > 0 && data[0]! > 3 && !fromPeer(conn, addr)) {
+          counter.dropped++;
+          return;
+        }
+        inner.call(t, data, addr);
+      };
+    }
+  }
+  return counter;
+}
+
+function fromPeer(conn: IceConnectionInternals, addr: [string, number]): boolean {
+  const n = conn.nominated?.remoteAddr;
+  if (n && n[1] === addr[1] && n[0] === addr[0]) return true;
+  const pairs = conn.checkList;
+  if (!pairs) return false;
+  for (const pair of pairs) {
+    const r = pair.remoteAddr;
+    if (r[1] === addr[1] && r[0] === addr[0]) return true;
+  }
+  return false;
 }
 
 /** The UDP sockets the peer connection's ICE agents hold right now. */

@@ -29,7 +29,7 @@ import type {
   WebRtcLeg,
   WebRtcLegEvents,
 } from './webrtc-leg';
-import { configureIceConsent, disableDefaultStunServer, iceSockets, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
+import { acceptDataOnlyFromPeers, configureIceConsent, disableDefaultStunServer, iceSockets, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -96,6 +96,11 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private sentSinceReport = false;
   private readonly reception = new ReceptionStats();
   private receivedSinceReport = false;
+  /** Datagrams (non-STUN) dropped because they came from an address that is not one of the peer's. */
+  private strangers = { dropped: 0 };
+  get strangerDatagrams(): number {
+    return this.strangers.dropped;
+  }
   /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
   readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
 
@@ -140,6 +145,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('process-offer');
+    this.strangers = acceptDataOnlyFromPeers(pc);
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
     this.negotiation = this.readNegotiation(sdp);
@@ -165,6 +171,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('generate-offer');
+    this.strangers = acceptDataOnlyFromPeers(pc);
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('generate-offer', 'no local description after offering');
     return sdp;
