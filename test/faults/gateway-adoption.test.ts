@@ -93,6 +93,23 @@ async function answeredCall(c: Ctx, lingerMs: number): Promise<{ sipp: SippProce
   return { sipp, record };
 }
 
+/** like answeredCall, with the phone holding 6 s after answer, resuming 2.5 s later, hanging up 1 s after that */
+async function answeredHoldingCall(c: Ctx): Promise<{ sipp: SippProcess; record: CallRecord }> {
+  const sipp = await startSipp({
+    scenario: 'gateway-uac-hold-late.xml', localPort: c.uacPort, mediaPort: await sippMediaPort(),
+    remote: `127.0.0.1:${c.stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 60,
+  });
+  c.sipps.push(sipp);
+  await waitFor(async () => (await state(c.page)) === 'ringing-in', 15000, 25, 'incoming call');
+  await c.page.click('#answer');
+  await waitFor(async () => (await state(c.page)) === 'connected', 15000, 25, 'connected');
+  const record = await waitFor(async () => {
+    const r = await callRecord(c);
+    return r.state === 'answered' ? r : undefined;
+  }, 5000, 50, 'answered record');
+  return { sipp, record };
+}
+
 async function expectEndedAndClean(c: Ctx, sipp: SippProcess, id: string): Promise<CallRecord> {
   const result = await sipp.done;
   assert.equal(result.exitCode, 0, `the phone's BYE was answered: ${describeSipp(result)}`);
@@ -169,6 +186,29 @@ describe('gateway adoption (Redis)', { timeout: 120_000 }, () => {
       await expectEndedAndClean(ctx, sipp, record.id);
     });
   });
+  describe('re-INVITE (hold/resume) on an adopted call', () => {
+    let c: Ctx | undefined;
+    before(async () => {
+      c = await setUp(true);
+    });
+    after(() => tearDown(c));
+
+    test('the adopting gateway answers the phone\'s hold, carries it to the webphone over the extension, then the resume and the BYE', async () => {
+      const ctx = c!;
+      const { sipp, record } = await answeredHoldingCall(ctx);
+      const ownerPart = record.owner.startsWith('gw-a-') ? 'gateway' : 'gateway2';
+      const survivorPort = ownerPart === 'gateway' ? ctx.stack.httpPort2! : ctx.stack.httpPort;
+      await ctx.stack.kill(ownerPart, 'SIGKILL');
+      await waitFor(async () => (await getJson<CallRecord>(survivorPort, `/api/calls/${record.id}`)).owner !== record.owner, LEASE_MS + 3000, 50, 'adopted');
+      await waitFor(async () => (await state(ctx.page)) === 'held by the other side', 10000, 25, 'webphone told of the hold by the adopter');
+      await waitFor(async () => (await state(ctx.page)) === 'connected', 8000, 25, 'resume carried');
+      const ended = await expectEndedAndClean(ctx, sipp, record.id);
+      const events = ended.timeline.map((e) => e.event);
+      assert.ok(events.indexOf('adopted') < events.indexOf('hold') && events.indexOf('hold') < events.indexOf('resume'), events.join(','));
+      assert.ok(!events.includes('reinvite-failed'), events.join(','));
+    });
+  });
+
   describe('the call ends while no gateway is alive (phone vanishes; media server releases the orphan)', () => {
     let c: Ctx | undefined;
     before(async () => {
