@@ -173,6 +173,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
 }
 
+/** the same as startStack (the name the lifecycle tests were promised) */
+export const start = startStack;
+
 /** GET a JSON document from a local port */
 export async function getJson<T = unknown>(port: number, p: string): Promise<T> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`);
