@@ -98,12 +98,23 @@ describe('WebRTC leg under garbage from a stranger', () => {
     // either as the end of the connection (it does not authenticate alerts).
     const signals: string[] = [];
     leg.on('signal', (r) => signals.push(r));
+    const ended = (reason: string): boolean => signals.includes(reason);
     const alert = (level: number, desc: number) => Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 99, 0, 2, level, desc]);
     stranger.send(alert(1, 0), port, '127.0.0.1');
     stranger.send(alert(2, 40), port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(signals, [], 'a stranger cannot end the call');
     assert.equal(leg.dtlsState(), 'CONNECTED');
+    // The same forged alerts from the peer's own address (as an off-path attacker spoofing it would send):
+    // dropped because they are not protected under the session keys.
+    peer.sendRaw(alert(1, 0));
+    peer.sendRaw(Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 26, ...bytes(26)]));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(signals, [], 'an unauthenticated alert from the peer address cannot end the call');
+    assert.equal(leg.forgedAlerts, 2);
+    // The peer's real (encrypted) close_notify still ends it at once.
+    await peer.closeNotify();
+    await waitFor(() => ended('dtls-close'), 1000, 'dtls-close from the authentic alert');
     assert.ok(leg.strangerDatagrams >= 4000, `stranger datagrams dropped: ${leg.strangerDatagrams}`);
     assert.deepEqual(problems, []);
     await leg.close({ notifyPeer: true });

@@ -129,6 +129,13 @@ export class WebRtcTestPeer {
     await conn.send(datagram);
   }
 
+  /** Send raw bytes on the selected pair, unprotected (forged DTLS records for fault tests). */
+  sendRaw(datagram: Buffer): void {
+    const conn = (this.transport as unknown as { iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: import('node:dgram').Socket } }; remoteAddr: [string, number] } } } }).iceTransport.connection;
+    const pair = conn.nominated;
+    pair?.protocol.transport?.socket?.send(datagram, pair.remoteAddr[1], pair.remoteAddr[0]);
+  }
+
   async closeNotify(): Promise<void> {
     if (this.transport) await sendDtlsCloseNotify(this.transport);
   }

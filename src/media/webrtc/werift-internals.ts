@@ -21,9 +21,10 @@ interface SrtcpSessionInternals {
   config: { profile: number };
 }
 interface DtlsSocketInternals {
+  connected: boolean;
   dtls: { recordSequenceNumber: number; epoch: number; version: { major: number; minor: number }; flight: number };
   onHandleHandshakes: (assembled: Array<{ msg_type: number }>) => Promise<void>;
-  cipher: { encryptPacket(pkt: PlaintextLike): PlaintextLike };
+  cipher: { encryptPacket(pkt: PlaintextLike): PlaintextLike; decryptPacket(pkt: PlaintextLike): Buffer };
   transport: { send(buf: Buffer): Promise<unknown> | unknown };
 }
 interface IceConnectionInternals {
@@ -312,8 +313,8 @@ export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
  * passed or in progress; the nominated pair first). Returns a counter of dropped datagrams.
  * Call after gathering (the ICE sockets exist then).
  */
-export function acceptDataOnlyFromPeers(pc: RTCPeerConnection): { dropped: number } {
-  const counter = { dropped: 0 };
+export function acceptDataOnlyFromPeers(pc: RTCPeerConnection): { dropped: number; forgedAlerts: number } {
+  const counter = { dropped: 0, forgedAlerts: 0 };
   for (const it of pc.iceTransports) {
     const conn = (it as unknown as { connection: IceConnectionInternals }).connection;
     for (const p of conn.protocols) {
@@ -326,11 +327,52 @@ export function acceptDataOnlyFromPeers(pc: RTCPeerConnection): { dropped: numbe
           counter.dropped++;
           return;
         }
+        if (data.length > 0 && data[0]! >= 20 && data[0]! <= 63 && !alertsAuthentic(pc, data)) {
+          counter.forgedAlerts++;
+          return;
+        }
         inner.call(t, data, addr);
       };
     }
   }
   return counter;
+}
+
+/**
+ * Once the DTLS handshake is done, an alert record counts only if it decrypts under the session keys (werift
+ * takes a plaintext alert, or any record whose second byte looks like an alert code, as the end of the
+ * connection). Before that, plaintext alerts (handshake failures) pass. Datagrams without alerts pass.
+ */
+function alertsAuthentic(pc: RTCPeerConnection, data: Buffer): boolean {
+  let pos = 0;
+  let socket: DtlsSocketInternals | undefined;
+  while (pos + 13 <= data.length) {
+    const type = data[pos]!;
+    const length = data.readUInt16BE(pos + 11);
+    if (type === DTLS_CONTENT_TYPE_ALERT) {
+      socket ??= pc.dtlsTransports.map((t) => internals(t).dtls).find((d) => d !== undefined);
+      if (socket?.connected) {
+        const epoch = data.readUInt16BE(pos + 3);
+        if (epoch === 0) return false;
+        try {
+          socket.cipher.decryptPacket({
+            recordLayerHeader: {
+              contentType: type,
+              protocolVersion: { major: data[pos + 1]!, minor: data[pos + 2]! },
+              epoch,
+              sequenceNumber: data.readUIntBE(pos + 5, 6),
+              contentLen: length,
+            },
+            fragment: data.subarray(pos + 13, pos + 13 + length),
+          });
+        } catch {
+          return false;
+        }
+      }
+    }
+    pos += 13 + length;
+  }
+  return true;
 }
 
 function fromPeer(conn: IceConnectionInternals, addr: [string, number]): boolean {

@@ -97,9 +97,13 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private readonly reception = new ReceptionStats();
   private receivedSinceReport = false;
   /** Datagrams (non-STUN) dropped because they came from an address that is not one of the peer's. */
-  private strangers = { dropped: 0 };
+  private strangers = { dropped: 0, forgedAlerts: 0 };
   get strangerDatagrams(): number {
     return this.strangers.dropped;
+  }
+  /** DTLS alerts dropped because they did not decrypt under the session keys (forged). */
+  get forgedAlerts(): number {
+    return this.strangers.forgedAlerts;
   }
   /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
   readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
