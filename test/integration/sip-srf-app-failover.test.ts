@@ -71,11 +71,21 @@ function startChildApp(controlPort: number, bLegUri: string): Promise<ChildApp> 
   });
 }
 
-/** Sends an in-dialog BYE on a dialog this app did not create, by its stored id; resolves with the status. */
-async function byeByDialogId(srf: Srf, dialogId: string): Promise<number> {
-  const request = srf.request as unknown as (o: object) => Promise<Srf.SrfRequest>;
-  const bye = await request.call(srf, { uri: 'sip:placeholder', method: 'BYE', stackDialogId: dialogId });
-  return new Promise((resolve) => bye.on('response', (res?: Srf.SrfResponse) => resolve(res?.status ?? -1)));
+/**
+ * Sends an in-dialog BYE on a dialog this app did not create, by its stored id; resolves with the
+ * status. Uses srf.request's callback form: the callback runs while srf handles the server's "sent"
+ * answer, so the 'response' listener is in place before the next frame. With the promise form the
+ * listener is attached a microtask later, and when the server's answer and the SIP response arrive
+ * in one TCP read (a loaded machine, a fast peer) srf emits 'response' before anyone listens.
+ */
+function byeByDialogId(srf: Srf, dialogId: string): Promise<number> {
+  const request = srf.request as unknown as (o: object, cb: (err: Error | null, req: Srf.SrfRequest) => void) => void;
+  return new Promise((resolve, reject) => {
+    request.call(srf, { uri: 'sip:placeholder', method: 'BYE', stackDialogId: dialogId }, (err, bye) => {
+      if (err) return reject(err);
+      bye.on('response', (res?: Srf.SrfResponse) => resolve(res?.status ?? -1));
+    });
+  });
 }
 
 describe('two srf apps: the survivor takes over the calls of an app killed mid-call (ferry sip extension)', () => {
