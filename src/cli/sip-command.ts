@@ -11,7 +11,7 @@ import { startSipEngine } from '../sip/sip-engine-server';
 export async function run(_args: string[]): Promise<void> {
   const engine = await startSipEngine({
     host: envString('FERRY_SIP_HOST', '127.0.0.1'),
-    advertisedHost: process.env.FERRY_SIP_ADVERTISED_HOST || undefined,
+    advertisedHost: envString('FERRY_SIP_ADVERTISED_HOST', '') || undefined,
     sipPort: envInt('FERRY_SIP_PORT', 5060),
     wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),

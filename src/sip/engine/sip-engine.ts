@@ -14,20 +14,20 @@ import { parseSipMessage } from '../message/sip-parser';
 import { serializeSipMessage } from '../message/sip-serializer';
 import { parseVia, formatVia } from '../message/via';
 import { FlowBindings } from '../registrar/flow-bindings';
-import { ClientInviteTransaction, type ClientTransactionUser } from '../transaction/client-invite-transaction';
-import { ClientNonInviteTransaction } from '../transaction/client-non-invite-transaction';
+import { ClientInviteTransaction } from '../transaction/client-invite-transaction';
+import { ClientTransactionTable, type ClientTransaction } from '../transaction/client-transaction-table';
 import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
-import { ServerNonInviteTransaction } from '../transaction/server-non-invite-transaction';
+import { ServerTransactionTable, type ServerTransaction } from '../transaction/server-transaction-table';
 import type { TimerConfig } from '../transaction/timer-config';
-import { type Flow, viaTransportName } from '../transport/flow';
-import { ENGINE_OWNED, makeResponse, newBranch, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
+import type { Flow } from '../transport/flow';
+import { LocalAddress, type EngineAddressing } from './local-address';
+import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
 import type { NextHopResolver } from './next-hop-resolver';
 import { networkSipTokens, requestSentTokens, responseSentTokens, unsolicitedTokens, type WireMeta } from './app-wire-format';
 import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 
-type ServerTxn = ServerInviteTransaction | ServerNonInviteTransaction;
-type ClientTxn = ClientInviteTransaction | ClientNonInviteTransaction;
+type ServerTxn = ServerTransaction;
 
 /** A network request handed to an app, waiting for the app's final response. */
 interface PendingServerRequest {
@@ -47,17 +47,13 @@ interface ClientRequest {
   txnId: string;
   appId: string | undefined;
   request: SipRequest;
-  txn: ClientTxn;
+  txn: ClientTransaction;
   flow: Flow;
   dialog: Dialog | undefined;
   finalForwarded: boolean;
 }
 
-export interface EngineAddressing {
-  host: string;
-  sipPort(): number;
-  wsPort(): number;
-}
+export type { EngineAddressing } from './local-address';
 
 /** Header name the surviving-app extension uses (docs/sip-control-extension.md). */
 export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
@@ -70,10 +66,10 @@ export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
 export class SipEngine implements ControlHandler {
   readonly dialogs = new DialogTable();
   readonly bindings: FlowBindings;
-  private readonly serverTxns = new Map<string, { txn: ServerTxn; pending: PendingServerRequest | undefined }>();
+  private readonly serverTxns: ServerTransactionTable<PendingServerRequest>;
   private readonly pendingServer = new Map<string, PendingServerRequest>();
-  private readonly clientByBranch = new Map<string, ClientRequest>();
-  private readonly clientByTxnId = new Map<string, ClientRequest>();
+  private readonly clients: ClientTransactionTable<ClientRequest>;
+  private readonly local: LocalAddress;
 
   constructor(
     private readonly clock: Clock,
@@ -81,17 +77,20 @@ export class SipEngine implements ControlHandler {
     private readonly router: AppRouter,
     private readonly resolver: NextHopResolver,
     bindings: FlowBindings,
-    private readonly addressing: EngineAddressing,
+    addressing: EngineAddressing,
     private readonly log: Logger,
   ) {
     this.bindings = bindings;
+    this.serverTxns = new ServerTransactionTable(clock, timers);
+    this.clients = new ClientTransactionTable(clock, timers);
+    this.local = new LocalAddress(addressing);
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */
   stats(): { serverTransactions: number; clientTransactions: number; pending: number; dialogs: number; bindings: number } {
     return {
       serverTransactions: this.serverTxns.size,
-      clientTransactions: this.clientByBranch.size,
+      clientTransactions: this.clients.size,
       pending: this.pendingServer.size,
       dialogs: this.dialogs.size,
       bindings: this.bindings.size,
@@ -142,10 +141,7 @@ export class SipEngine implements ControlHandler {
       flow.send(serializeSipMessage(makeResponse(req, 483, randomToken())));
       return;
     }
-    const via = parseVia(req.headers.getAll('Via')[0])!;
-    const branch = via.params.get('branch') || `${callIdOf(req)}|${req.headers.get('CSeq')}|${tagOf(req.headers.get('From'))}`;
-    const sentBy = `${via.host}:${via.port ?? ''}`;
-    const keyFor = (method: string): string => `${branch}|${sentBy}|${method}`;
+    const keyFor = (method: string): string => ServerTransactionTable.keyOf(req, method);
 
     if (req.method === 'ACK') {
       const ist = this.serverTxns.get(keyFor('INVITE'))?.txn;
@@ -163,10 +159,7 @@ export class SipEngine implements ControlHandler {
       return;
     }
     const key = keyFor(req.method);
-    const txn: ServerTxn = req.method === 'INVITE'
-      ? new ServerInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(key))
-      : new ServerNonInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(key));
-    this.serverTxns.set(key, { txn, pending: undefined });
+    const txn = this.serverTxns.create(req, flow, key);
     if (req.method === 'INVITE') txn.respond(makeResponse(req, 100));
 
     const toTag = tagOf(req.headers.get('To'));
@@ -241,8 +234,7 @@ export class SipEngine implements ControlHandler {
       timeout: this.clock.setTimeout(() => this.expirePending(pending), 64 * this.timers.t1 * 2),
     };
     this.pendingServer.set(txnId, pending);
-    const entry = this.serverTxns.get(key);
-    if (entry) entry.pending = pending;
+    this.serverTxns.attach(key, pending);
     this.sendToApp(app, req, flow, txnId, dialog?.id ?? '');
   }
 
@@ -277,14 +269,13 @@ export class SipEngine implements ControlHandler {
       existing.txn.receiveRetransmission();
       return;
     }
-    const txn = new ServerNonInviteTransaction(req, flow, this.clock, this.timers, () => this.serverTxns.delete(cancelKey));
-    this.serverTxns.set(cancelKey, { txn, pending: undefined });
+    const txn = this.serverTxns.create(req, flow, cancelKey);
     const entry = this.serverTxns.get(inviteKey);
     if (!entry || !(entry.txn instanceof ServerInviteTransaction)) {
       txn.respond(makeResponse(req, 481, randomToken()));
       return;
     }
-    const pending = entry.pending;
+    const pending = entry.value;
     txn.respond(makeResponse(req, 200, pending?.toTag ?? randomToken()));
     if (entry.txn.finalSent) return;
     entry.txn.respond(makeResponse(entry.txn.request, 487, pending?.toTag ?? randomToken()));
@@ -296,13 +287,7 @@ export class SipEngine implements ControlHandler {
   }
 
   private onNetworkResponse(res: SipResponse): void {
-    const topVia = res.headers.getAll('Via')[0];
-    const branch = topVia ? parseVia(topVia)?.params.get('branch') : undefined;
-    const cseq = parseCSeq(res.headers.get('CSeq'));
-    if (!branch || !cseq) return;
-    const entry = this.clientByBranch.get(`${branch}|${cseq.method}`);
-    if (!entry) return;
-    entry.txn.receiveResponse(res);
+    if (!this.clients.dispatch(res)) this.log.debug('response matches no transaction', { callId: callIdOf(res), cseq: res.headers.get('CSeq') });
   }
 
   /** Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581). */
@@ -332,7 +317,7 @@ export class SipEngine implements ControlHandler {
       this.finishPending(p);
       p.txn.respond(makeResponse(p.request, p.dialog ? 481 : 503, p.toTag));
     }
-    for (const c of this.clientByTxnId.values()) if (c.appId === app.id) c.appId = undefined;
+    for (const c of this.clients.entries()) if (c.appId === app.id) c.appId = undefined;
     const orphaned = this.dialogs.ownedBy(app.id).length;
     if (orphaned || reoffered) this.log.info('app gone; its dialogs stay', { app: app.id, orphanedDialogs: orphaned, reoffered });
   }
@@ -382,10 +367,10 @@ export class SipEngine implements ControlHandler {
     const dialogCreating = req.method === 'INVITE' || req.method === 'SUBSCRIBE';
     if (dialogCreating && status > 100 && status < 300) {
       for (const rr of req.headers.getAll('Record-Route')) res.headers.append('Record-Route', rr);
-      if (!res.headers.has('Contact')) res.headers.append('Contact', this.ourContact(p.flow));
+      if (!res.headers.has('Contact')) res.headers.append('Contact', this.local.contact(p.flow));
     }
     const contact = res.headers.get('Contact');
-    if (contact) res.headers.set('Contact', replaceLocalhost(contact, this.advertisedHost(p.flow), this.portFor(p.flow), p.flow.protocol));
+    if (contact) res.headers.set('Contact', replaceLocalhost(contact, this.local.host(p.flow), this.local.port(p.flow), p.flow.protocol));
     res.body = appRes.body;
     sniffContentType(res.headers, res.body);
 
@@ -401,7 +386,7 @@ export class SipEngine implements ControlHandler {
         const remoteContact = parseNameAddr(req.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
         dialog = new Dialog(makeDialogId(callIdOf(req), fromTag), 'uas', callIdOf(req), p.toTag, fromTag,
           res.headers.get('To') ?? '', req.headers.get('From') ?? '', remoteContact, req.headers.getAll('Record-Route'),
-          p.flow.reliable ? p.flow : undefined, res.headers.get('Contact') ?? this.ourContact(p.flow), 0);
+          p.flow.reliable ? p.flow : undefined, res.headers.get('Contact') ?? this.local.contact(p.flow), 0);
         dialog.remoteCSeq = cseq;
         dialog.ownerId = app.id;
         this.dialogs.add(dialog);
@@ -436,7 +421,7 @@ export class SipEngine implements ControlHandler {
   private sendUnsolicitedBye(dialog: Dialog): void {
     const bye = buildInDialogRequest(dialog, 'BYE', undefined);
     this.dialogs.remove(dialog);
-    this.sendRequest(bye, dialog, undefined, undefined, undefined)
+    this.sendRequest(bye, dialog, undefined, undefined, undefined, '')
       .then(({ flow, data }) => {
         const app = this.router.find(dialog.ownerId);
         if (app) {
@@ -447,13 +432,13 @@ export class SipEngine implements ControlHandler {
   }
 
   private onAppCancel(app: AppConnection, m: AppSipMessage, appReq: SipRequest): void {
-    const c = this.clientByTxnId.get(m.transactionId);
+    const c = this.clients.get(m.transactionId);
     if (!c || !(c.txn instanceof ClientInviteTransaction) || c.txn.finalReceived) {
       app.respond(m.rid, ['NOK', 'transaction not found or already completed']);
       return;
     }
     const cancel = buildCancel(c.request, appReq);
-    const data = this.startClientTxn(cancel, c.flow, undefined, undefined, undefined);
+    const data = this.startClientTxn(cancel, c.flow, undefined, undefined, '');
     app.respond(m.rid, requestSentTokens(this.meta(data, c.flow), c.txnId), data.toString('utf8'));
   }
 
@@ -473,8 +458,8 @@ export class SipEngine implements ControlHandler {
     for (const h of ENGINE_OWNED) req.headers.remove(h);
     req.headers.remove('Route');
     const flowHint = await this.resolver.resolve(m.proxy ?? req.uri);
-    const host = this.advertisedHost(flowHint);
-    const port = this.portFor(flowHint);
+    const host = this.local.host(flowHint);
+    const port = this.local.port(flowHint);
     const from = req.headers.get('From') ?? `<sip:ferry@${host}:${port}>`;
     req.headers.set('From', withTag(replaceLocalhost(from, host, port, undefined), randomToken()));
     if (!req.headers.has('To')) req.headers.set('To', `<${req.uri}>`);
@@ -483,7 +468,7 @@ export class SipEngine implements ControlHandler {
     if (!req.headers.has('Max-Forwards')) req.headers.set('Max-Forwards', '70');
     if (req.method === 'INVITE' || req.method === 'SUBSCRIBE' || req.method === 'REFER') {
       const contact = req.headers.get('Contact');
-      req.headers.set('Contact', contact ? replaceLocalhost(contact, host, port, flowHint.protocol) : this.ourContact(flowHint));
+      req.headers.set('Contact', contact ? replaceLocalhost(contact, host, port, flowHint.protocol) : this.local.contact(flowHint));
     }
     sniffContentType(req.headers, req.body);
     const { data, flow, txnId } = await this.sendRequest(req, undefined, app, flowHint, undefined);
@@ -545,39 +530,23 @@ export class SipEngine implements ControlHandler {
 
   private addVia(req: SipRequest, flow: Flow): void {
     req.headers.remove('Via');
-    req.headers.prepend('Via', `SIP/2.0/${viaTransportName(flow.protocol)} ${this.advertisedHost(flow)}:${this.portFor(flow)};rport;branch=${newBranch()}`);
+    req.headers.prepend('Via', this.local.via(flow));
   }
 
   private async sendRequest(req: SipRequest, dialog: Dialog | undefined, app: AppConnection | undefined, flowHint: Flow | undefined,
-    proxy: string | undefined): Promise<{ data: Buffer; flow: Flow; txnId: string }> {
+    proxy: string | undefined, txnId: string = randomUUID()): Promise<{ data: Buffer; flow: Flow; txnId: string }> {
     const flow = flowHint ?? (proxy ? await this.resolver.resolve(proxy) : dialog ? await this.flowForDialog(dialog) : await this.resolver.resolve(req.uri));
     this.addVia(req, flow);
-    const txnId = randomUUID();
     const data = this.startClientTxn(req, flow, dialog, app, txnId);
     return { data, flow, txnId };
   }
 
-  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string | undefined): Buffer {
-    const branch = parseVia(req.headers.getAll('Via')[0])!.params.get('branch')!;
-    const key = `${branch}|${req.method}`;
-    const entry: ClientRequest = {
-      txnId: txnId ?? randomUUID(), appId: app?.id, request: req, flow, dialog, finalForwarded: false,
-      txn: undefined as unknown as ClientTxn,
-    };
-    const user: ClientTransactionUser = {
+  /** Starts a client transaction; `txnId` '' = a request the engine sends for itself (no app sees its responses). */
+  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string): Buffer {
+    this.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false }, (entry) => ({
       onResponse: (res) => this.onClientResponse(entry, res),
       onTimeout: () => this.onClientResponse(entry, makeResponse(req, 408, undefined)),
-    };
-    const done = (): void => {
-      this.clientByBranch.delete(key);
-      if (txnId) this.clientByTxnId.delete(entry.txnId);
-    };
-    entry.txn = req.method === 'INVITE'
-      ? new ClientInviteTransaction(req, flow, this.clock, this.timers, done, user)
-      : new ClientNonInviteTransaction(req, flow, this.clock, this.timers, done, user);
-    this.clientByBranch.set(key, entry);
-    if (txnId) this.clientByTxnId.set(entry.txnId, entry);
-    entry.txn.start();
+    }));
     return serializeSipMessage(req);
   }
 
@@ -617,7 +586,7 @@ export class SipEngine implements ControlHandler {
     if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dialogs.remove(c.dialog);
     if (req.method === 'INVITE' && res.status >= 300 && !c.dialog) { /* no dialog was created */ }
     const app = this.router.find(c.appId);
-    if (!app || c.txnId === undefined || c.appId === undefined) return;
+    if (!app || !c.txnId) return;
     if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
     this.sendToApp(app, res, c.flow, c.txnId, dialogId);
   }
@@ -626,7 +595,7 @@ export class SipEngine implements ControlHandler {
 
   private sendToApp(app: AppConnection, msg: SipMessage, flow: Flow, txnId: string, dialogId: string): void {
     const raw = serializeSipMessage(msg);
-    app.send(networkSipTokens(this.meta(raw, flow), txnId, dialogId, this.advertisedHost(flow), this.portFor(flow)), raw.toString('utf8'));
+    app.send(networkSipTokens(this.meta(raw, flow), txnId, dialogId, this.local.host(flow), this.local.port(flow)), raw.toString('utf8'));
   }
 
   private meta(data: Buffer, flow: Flow): WireMeta {
@@ -637,24 +606,10 @@ export class SipEngine implements ControlHandler {
     return new Date(this.clock.now()).toISOString().slice(11, 23);
   }
 
-  advertisedHost(flow: Flow): string {
-    const h = this.addressing.host;
-    return h === '0.0.0.0' || h === '::' ? flow.localAddress : h;
-  }
-
-  portFor(flow: Flow): number {
-    return flow.protocol === 'ws' ? this.addressing.wsPort() : this.addressing.sipPort();
-  }
-
-  ourContact(flow: Flow): string {
-    const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
-    return `<sip:${this.advertisedHost(flow)}:${this.portFor(flow)}${t}>`;
-  }
-
   /** Stops every transaction and timer (engine shutdown). */
   shutdown(): void {
-    for (const e of [...this.serverTxns.values()]) e.txn.abort();
-    for (const c of [...this.clientByBranch.values()]) c.txn.abort();
+    this.serverTxns.abortAll();
+    this.clients.abortAll();
     for (const p of [...this.pendingServer.values()]) this.finishPending(p);
     for (const d of this.dialogs.all()) this.dialogs.remove(d);
   }
