@@ -37,7 +37,7 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-wp-'));
     writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
       domain: 'ferry.local',
-      users: [{ user: 'alice', password: 'pa' }, { user: 'bob', password: 'pb', displayName: 'Bob' }],
+      users: [{ user: 'alice', password: 'pa' }, { user: 'bob', password: 'pb', displayName: 'Bob' }, { user: 'carol', password: 'pc' }],
     }));
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
@@ -64,7 +64,12 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
   test('alice calls bob: both WebRTC legs carry RTP, hold/resume from the page, DTMF keys, bob hangs up', async () => {
     await alice.fill('#target', 'bob');
     await alice.click('#call');
-    await waitState(bob, 'ringing-in');
+    try {
+      await waitState(bob, 'ringing-in');
+    } catch (err) {
+      const all = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.sort((a, b) => b.createdAt - a.createdAt);
+      throw new Error(`${(err as Error).message}; alice: ${await alice.textContent('#message')}; ${JSON.stringify(all.slice(0, 2).map((c) => [c.callee.uri, c.reason, c.timeline]))}`);
+    }
     assert.equal(await bob.textContent('#peer'), '(alice)');
     await bob.click('#answer');
     await waitState(alice, 'connected');
@@ -102,6 +107,30 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
     const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
     assert.equal(ended.state, 'ended');
     assert.ok(['sip-bye', 'dtls-close'].includes(ended.reason!));
+  });
+
+  // srf's createB2BUA itself answers 500 when the request to the callee cannot be sent, before the
+  // gateway sees the error; the gateway records why and drops the stale binding
+  test('a webphone that vanished without unregistering: callers fail at once, the stale binding is dropped', async () => {
+    const carol = await open('carol', 'pc');
+    await carol.close(); // WebSocket closed, REGISTER binding still in the store
+    await alice.fill('#target', 'carol');
+    const dialled = Date.now();
+    await alice.click('#call');
+    await waitState(alice, 'failed', 10000);
+    assert.ok(Date.now() - dialled < 5000, `failed after ${Date.now() - dialled} ms`);
+    assert.match((await alice.textContent('#message')) ?? '', /Call failed|Unavailable/);
+    const rec = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.sort((a, b) => b.createdAt - a.createdAt)[0]!;
+    assert.equal(rec.reason, 'unavailable');
+    assert.ok(rec.timeline.some((e) => e.event === 'stale-registration-removed'), rec.timeline.map((e) => e.event).join(','));
+    assert.equal((await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines, 0);
+    // the binding is gone: the next call is refused by the router (480, no media built)
+    await alice.evaluate(() => {
+      (window as unknown as { ferryCallState?: string }).ferryCallState = 'idle';
+    });
+    await alice.click('#call');
+    await waitState(alice, 'failed', 10000);
+    assert.match((await alice.textContent('#message')) ?? '', /Nobody|Unavailable/);
   });
 
   test('calling a user who is not registered gets a clear failure', async () => {

@@ -120,6 +120,7 @@ export class InviteHandler {
 
     let cancelled = false;
     let noAnswer = false;
+    let phase: 'media' | 'signalling' = 'media';
     req.on('cancel', () => {
       cancelled = true;
       call.note('cancel', 'from caller');
@@ -143,6 +144,7 @@ export class InviteHandler {
         offerB = await media.offer('callee', callerCodecs);
       }
       let uacReq: { cancel: () => void } | undefined;
+      phase = 'signalling';
       const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
         localSdpB: offerB,
         localSdpA: async (sdpB: string) => {
@@ -185,14 +187,22 @@ export class InviteHandler {
     } catch (err) {
       const e = err as { status?: number; reason?: string; message?: string };
       let reason: EndReason;
+      // the callee could not even be reached (e.g. a webphone whose WebSocket is gone): 480
+      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError);
       if (cancelled) reason = 'sip-cancel';
       else if (noAnswer) reason = 'no-answer';
       else if (e.status) reason = reasonForStatus(e.status);
+      else if (unreachable) reason = 'unavailable';
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
+      if (unreachable && target.user) {
+        // a binding we cannot send to is stale: forget it so the next call does not try it
+        await d.store.removeRegistration(target.user, target.uri).catch(() => {});
+        call.note('stale-registration-removed', target.uri);
+      }
       call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
       if (!res.finalResponseSent) {
         try {
-          if (noAnswer) res.send(480, 'Temporarily Unavailable');
+          if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
           else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here');
           else res.send(e.status && e.status >= 400 ? e.status : 500);
         } catch {
