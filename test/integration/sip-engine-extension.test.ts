@@ -22,6 +22,22 @@ async function connectSrf(port: number): Promise<any> {
   return srf;
 }
 
+/**
+ * srf.request in callback form: the 'response' listener is attached while srf handles the engine's
+ * "sent" answer. With the promise form it is attached a microtask later, and a response arriving in
+ * the same TCP read as that answer is emitted before anyone listens.
+ */
+function request(srf: any, uriOrOpts: string | object, opts?: object): Promise<{ status: number; ack: () => void }> {
+  return new Promise((resolve, reject) => {
+    const cb = (err: Error | null, req: any) => {
+      if (err) return reject(err);
+      req.on('response', (res: any, ack: () => void) => { if (res.status >= 200) resolve({ status: res.status, ack }); });
+    };
+    if (opts) srf.request(uriOrOpts, opts, cb);
+    else srf.request(uriOrOpts, cb);
+  });
+}
+
 function safeDisconnect(srf: any): void {
   try { srf.disconnect(); } catch { /* already disconnected */ }
 }
@@ -119,18 +135,18 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
     appA.disconnect();
     await new Promise((r) => setTimeout(r, 200));
 
-    const reinvite = await appB.request({ uri: 'sip:placeholder', method: 'INVITE', stackDialogId: dialogId, body: TEST_SDP.replace('a=rtpmap:0 PCMU/8000', 'a=sendonly') });
-    const status = await new Promise<number>((resolve) => reinvite.on('response', (res: any, ack: () => void) => { if (res.status >= 200) { ack(); resolve(res.status); } }));
-    assert.equal(status, 200);
+    const reinvite = await request(appB, { uri: 'sip:placeholder', method: 'INVITE', stackDialogId: dialogId,
+      body: TEST_SDP.replace('a=rtpmap:0 PCMU/8000', 'a=sendonly') });
+    assert.equal(reinvite.status, 200);
+    reinvite.ack();
     const inv = await phone.waitFor((m) => m.startLine.startsWith('INVITE '));
     assert.equal(inv.header('Call-ID'), ok.header('Call-ID'));
     assert.match(inv.header('From') ?? '', new RegExp(`tag=${/tag=([^;>]+)/.exec(ok.header('To')!)![1]}`));
     assert.equal(inv.startLine.split(' ')[1], `sip:phone@127.0.0.1:${phone.port}`, 'R-URI is the remote target (phone Contact)');
     await phone.waitFor((m) => m.startLine.startsWith('ACK '));
 
-    const bye = await appB.request({ uri: 'sip:placeholder', method: 'BYE', stackDialogId: dialogId });
-    const byeStatus = await new Promise<number>((resolve) => bye.on('response', (res: any) => resolve(res.status)));
-    assert.equal(byeStatus, 200);
+    const bye = await request(appB, { uri: 'sip:placeholder', method: 'BYE', stackDialogId: dialogId });
+    assert.equal(bye.status, 200);
     const b = await phone.waitFor((m) => m.startLine.startsWith('BYE '));
     const seqInvite = Number(inv.header('CSeq')!.split(' ')[0]);
     assert.equal(Number(b.header('CSeq')!.split(' ')[0]), seqInvite + 1, 'CSeq continues from the dialog');
@@ -152,12 +168,11 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
     cleanup.push(() => engine2.stop());
     const appB = await connectSrf(engine2.ports.control);
     cleanup.push(() => safeDisconnect(appB));
-    const bye = await appB.request(stored.remoteTarget, {
+    const bye = await request(appB, stored.remoteTarget, {
       method: 'BYE',
       headers: { 'X-Ferry-Dialog': dialogId, 'Call-ID': stored.callId, From: stored.local, To: stored.remote, CSeq: `${stored.cseq + 1} BYE` },
     });
-    const status = await new Promise<number>((resolve) => bye.on('response', (res: any) => resolve(res.status)));
-    assert.equal(status, 200);
+    assert.equal(bye.status, 200);
     const b = await phone.waitFor((m) => m.startLine.startsWith('BYE '));
     assert.equal(b.header('Call-ID'), stored.callId);
     assert.equal(b.header('From'), stored.local);

@@ -99,8 +99,13 @@ describe('ferry sip under malformed input', () => {
       sock.end();
     }
     await sleep(300);
-    const r = await srf.request(`sip:probe@127.0.0.1:${engine.ports.sip}`, { method: 'OPTIONS' });
-    const status = await new Promise<number>((resolve) => r.on('response', (res: any) => resolve(res.status)));
+    // callback form: the 'response' listener is in place before the next control frame is read
+    const status = await new Promise<number>((resolve, reject) => {
+      srf.request(`sip:probe@127.0.0.1:${engine.ports.sip}`, { method: 'OPTIONS' }, (err: Error | null, r: any) => {
+        if (err) return reject(err);
+        r.on('response', (res: any) => resolve(res.status));
+      });
+    });
     assert.equal(status, 200, 'the engine routed our own OPTIONS back to the app, which answered it');
   });
 
