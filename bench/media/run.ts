@@ -162,6 +162,8 @@ async function main(): Promise<void> {
       if (!pick) continue;
       const file = path.join(outDir, `${name.replace(/\W+/g, '-')}-N${pick.calls}.cpuprofile`);
       parts.push(`#### ${name}, N=${pick.calls}, one ${o.windowMs / 1000} s window`, '', summarizeCpuProfiles([file], REPO, 25), '');
+      const setupFile = path.join(outDir, `${name.replace(/\W+/g, '-')}-setup-N${pick.calls}.cpuprofile`);
+      parts.push(`#### ${name}: setting up the calls of the step to N=${pick.calls}`, '', summarizeCpuProfiles([setupFile], REPO, 15), '');
     }
     profile = parts.join('\n');
     writeFileSync(path.join(outDir, 'cpu-profile.md'), profile);

@@ -47,7 +47,12 @@ export async function runSteps(
     if (n <= callsAsked) continue;
     await broadcast(0);
     progress(`${target.name}: setting up calls ${callsAsked + 1}..${n}`);
+    const setupProfiler = plan.profileDir ? target.profiler?.() : undefined;
+    await setupProfiler?.start();
     const setups: CallSetup[] = await target.addCalls(n - callsAsked);
+    if (setupProfiler && plan.profileDir) {
+      await setupProfiler.stop(path.join(plan.profileDir, `${target.name.replace(/\W+/g, '-')}-setup-N${n}.cpuprofile`));
+    }
     callsAsked = n;
     const ok = setups.filter((s) => s.ok);
     callsUp += ok.length;
