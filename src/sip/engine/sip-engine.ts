@@ -167,8 +167,9 @@ export class SipEngine implements ControlHandler {
     if (toTag) {
       const dialog = this.dialogs.find(callIdOf(req), toTag, fromTag);
       if (!dialog) {
-        // UPDATE in an early dialog goes to the app that holds the unanswered INVITE (srf matches it by Call-ID)
-        const early = req.method === 'UPDATE' ? this.pendingInviteFor(callIdOf(req), fromTag, toTag) : undefined;
+        // UPDATE/PRACK in an early dialog go to the app that holds the unanswered INVITE (srf matches UPDATE by
+        // Call-ID and answers a PRACK it does not expect with 200)
+        const early = req.method === 'UPDATE' || req.method === 'PRACK' ? this.pendingInviteFor(callIdOf(req), fromTag, toTag) : undefined;
         const earlyApp = early ? this.router.find(early.appId) : undefined;
         if (earlyApp) {
           this.deliverRequest(earlyApp, req, flow, key, txn, undefined);
