@@ -422,13 +422,10 @@ export class SipEngine implements ControlHandler {
   private sendUnsolicitedBye(dialog: Dialog): void {
     const bye = buildInDialogRequest(dialog, 'BYE', undefined);
     this.dialogs.remove(dialog);
-    this.sendRequest(bye, dialog, undefined, undefined, undefined, '')
-      .then(({ flow, data }) => {
-        const app = this.router.find(dialog.ownerId);
-        if (app) {
-          app.send(unsolicitedTokens(this.meta(data, flow), dialog.id), data.toString('utf8'));
-        }
-      })
+    this.sendRequest(bye, dialog, undefined, undefined, undefined, '', (data, flow) => {
+      const app = this.router.find(dialog.ownerId);
+      if (app) app.send(unsolicitedTokens(this.meta(data, flow), dialog.id), data.toString('utf8'));
+    })
       .catch((err) => this.log.warn('could not send BYE', { dialogId: dialog.id, error: String(err) }));
   }
 
@@ -439,8 +436,9 @@ export class SipEngine implements ControlHandler {
       return;
     }
     const cancel = buildCancel(c.request, appReq);
-    const data = this.startClientTxn(cancel, c.flow, undefined, undefined, '');
+    const data = serializeSipMessage(cancel);
     app.respond(m.rid, requestSentTokens(this.meta(data, c.flow), c.txnId), data.toString('utf8'));
+    this.startClientTxn(cancel, c.flow, undefined, undefined, '');
   }
 
   private async onAppNewRequest(app: AppConnection, m: AppSipMessage, req: SipRequest): Promise<void> {
@@ -472,8 +470,8 @@ export class SipEngine implements ControlHandler {
       req.headers.set('Contact', contact ? replaceLocalhost(contact, host, port, flowHint.protocol) : this.local.contact(flowHint));
     }
     sniffContentType(req.headers, req.body);
-    const { data, flow, txnId } = await this.sendRequest(req, undefined, app, flowHint, undefined);
-    app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
+    await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(),
+      (data, flow, txnId) => app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8')));
   }
 
   /**
@@ -518,8 +516,8 @@ export class SipEngine implements ControlHandler {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
     }
-    const { data, flow, txnId } = await this.sendRequest(req, dialog, app, undefined, m.proxy);
-    app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
+    await this.sendRequest(req, dialog, app, undefined, m.proxy, randomUUID(),
+      (data, flow, txnId) => app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8')));
   }
 
   private async flowForDialog(dialog: Dialog): Promise<Flow> {
@@ -534,21 +532,24 @@ export class SipEngine implements ControlHandler {
     req.headers.prepend('Via', this.local.via(flow));
   }
 
+  /**
+   * Picks the flow, adds our Via, tells the app what is being sent (`announce`), then starts the client
+   * transaction: the app's "sent" answer is written before any response to the request can exist.
+   */
   private async sendRequest(req: SipRequest, dialog: Dialog | undefined, app: AppConnection | undefined, flowHint: Flow | undefined,
-    proxy: string | undefined, txnId: string = randomUUID()): Promise<{ data: Buffer; flow: Flow; txnId: string }> {
+    proxy: string | undefined, txnId: string, announce: (data: Buffer, flow: Flow, txnId: string) => void): Promise<void> {
     const flow = flowHint ?? (proxy ? await this.resolver.resolve(proxy) : dialog ? await this.flowForDialog(dialog) : await this.resolver.resolve(req.uri));
     this.addVia(req, flow);
-    const data = this.startClientTxn(req, flow, dialog, app, txnId);
-    return { data, flow, txnId };
+    announce(serializeSipMessage(req), flow, txnId);
+    this.startClientTxn(req, flow, dialog, app, txnId);
   }
 
   /** Starts a client transaction; `txnId` '' = a request the engine sends for itself (no app sees its responses). */
-  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string): Buffer {
+  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string): void {
     this.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false }, (entry) => ({
       onResponse: (res) => this.onClientResponse(entry, res),
       onTimeout: () => this.onClientResponse(entry, makeResponse(req, 408, undefined)),
     }));
-    return serializeSipMessage(req);
   }
 
   private onClientResponse(c: ClientRequest, res: SipResponse): void {
