@@ -339,7 +339,7 @@ export class SipEngine implements ControlHandler {
     try {
       if (msg.kind === 'response') return this.onAppResponse(app, m, msg);
       if (msg.method === 'CANCEL' && m.transactionId) return this.onAppCancel(app, m, msg);
-      if (msg.method === 'ACK' && !m.dialogId) return fail(new Error('ACK for a non-2xx final response is sent by the stack'));
+      if (msg.method === 'ACK' && !m.dialogId && !msg.headers.has(FERRY_DIALOG_HEADER)) return fail(new Error('ACK for a non-2xx final response is sent by the stack'));
       if (m.dialogId) {
         const dialog = this.dialogs.get(m.dialogId);
         if (!dialog) return fail(new Error('unable to find dialog for dialog id'));
