@@ -22,6 +22,22 @@ interface MediaStats {
   boundPorts: number;
 }
 
+/** runs `fn`; on failure adds the newest call record's timeline to the error */
+async function explained<T>(port: number, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    let extra = '';
+    try {
+      const all = (await getJson<{ calls: CallRecord[] }>(port, '/api/calls?state=all')).calls.sort((a, b) => b.createdAt - a.createdAt);
+      extra = all[0] ? ` | newest call ${all[0].state}: ${all[0].timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ')}` : ' | no call record';
+    } catch {
+      /* gateway gone */
+    }
+    throw new Error(`${(err as Error).message}${extra}`);
+  }
+}
+
 class PageDriver {
   constructor(readonly browser: Browser, readonly page: Page) {}
   state(): Promise<string> {
@@ -107,7 +123,12 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       return all.sort((a, b) => b.createdAt - a.createdAt)[0]!;
     };
     const callKeys = async (): Promise<string[]> => (redis ? redis.keys(`${stack.redisPrefix}call:*`) : []);
+    /** a SIPp left over by a failed test would hold the port: stop them all before the next one */
+    const stopLeftovers = async (): Promise<void> => {
+      for (const s of sipps.splice(0)) await s.stop().catch(() => undefined);
+    };
     const uas = async (scenario: string, extra: string[] = []): Promise<SippProcess> => {
+      await stopLeftovers();
       const s = await startSipp({ scenario, localPort: uasPort, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 });
       sipps.push(s);
       await s.ready();
@@ -134,7 +155,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', async () => {
       const sipp = await uas('gateway-uas-echo.xml');
       await phone.dial('95550100');
-      await phone.waitState('connected', 15000);
+      await explained(stack.httpPort, () => phone.waitState('connected', 15000));
       const during = await latestCall();
       assert.equal(during.state, 'answered');
       assert.equal(during.caller.kind, 'webrtc');
@@ -186,6 +207,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     });
 
     test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', async () => {
+      await stopLeftovers();
       const sipp = await startSipp({
         scenario: 'gateway-uac-call.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', lingerMs: 3000, extraArgs: ['-rtp_echo'], timeoutS: 40,
@@ -223,7 +245,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('webphone cancels before the phone answers: CANCEL reaches the phone, pipeline released', async () => {
       const sipp = await uas('gateway-uas-ring.xml');
       await phone.dial('95550101');
-      await phone.waitState('ringing', 15000);
+      await explained(stack.httpPort, () => phone.waitState('ringing', 15000));
       const ringing = await latestCall();
       assert.equal(ringing.state, 'ringing');
       if (redis) assert.ok((await callKeys()).includes(`${stack.redisPrefix}call:${ringing.id}`), 'record written before answer');
@@ -242,7 +264,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('busy phone: 486 is relayed to the webphone, call ends with reason busy', async () => {
       const sipp = await uas('gateway-uas-busy.xml');
       await phone.dial('95550102');
-      await phone.waitState('failed', 15000);
+      await explained(stack.httpPort, () => phone.waitState('failed', 15000));
       assert.match(await phone.message(), /busy/i);
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
@@ -255,6 +277,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     });
 
     test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', async () => {
+      await stopLeftovers();
       const sipp = await startSipp({
         scenario: 'gateway-uac-update-info.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
@@ -273,6 +296,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', async () => {
       const before = (await calls()).length;
+      await stopLeftovers();
       const sipp = await startSipp({
         scenario: 'gateway-uac-bad-sdp.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
@@ -290,7 +314,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const sipp = await uas('gateway-uas-ring.xml');
       const dialled = Date.now();
       await phone.dial('95550103');
-      await phone.waitState('ringing', 15000);
+      await explained(stack.httpPort, () => phone.waitState('ringing', 15000));
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `the phone got CANCEL: ${describeSipp(result)}`);
       await phone.waitState('failed', 5000);
@@ -306,6 +330,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     });
 
     test('the webphone declines an incoming call: the failure reaches the phone', async () => {
+      await stopLeftovers();
       const sipp = await startSipp({
         scenario: 'gateway-uac-rejected.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
@@ -324,6 +349,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     });
 
     test('hold and resume from the phone are carried to the webphone', async () => {
+      await stopLeftovers();
       const sipp = await startSipp({
         scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
         remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
