@@ -37,7 +37,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   let engine: SipEngineProcess;
   let srf: any;
   const events: string[] = [];
-  let answerMode: 'answer' | 'hold-for-cancel' | 'ring-then-update' = 'answer';
+  let answerMode: 'answer' | 'hold-for-cancel' | 'ring-then-update' | 'reliable-183' = 'answer';
 
   before(async () => {
     engine = await spawnSipEngine({ FERRY_SIP_T1_MS: '50', FERRY_SIP_T2_MS: '400', FERRY_SIP_T4_MS: '500' });
@@ -46,6 +46,13 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       events.push(`invite:${req.protocol}`);
       if (answerMode === 'hold-for-cancel') {
         req.on('cancel', () => events.push('cancel'));
+        return;
+      }
+      if (answerMode === 'reliable-183') {
+        res.send(183, { headers: { Require: '100rel' }, body: TEST_SDP }, undefined, () => {
+          events.push('prack');
+          setTimeout(() => res.send(200, { body: TEST_SDP }), 50);
+        });
         return;
       }
       if (answerMode === 'ring-then-update') {
@@ -168,6 +175,37 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       assert.equal(r.startLine, 'SIP/2.0 200 OK');
       await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 486'));
       assert.ok(events.includes('early-update'));
+    } finally {
+      phone.close();
+      answerMode = 'answer';
+    }
+  });
+
+  test('reliable 183 (RFC 3262): RSeq added, retransmitted until PRACK, PRACK reaches srf\'s callback and gets 200', async () => {
+    events.length = 0;
+    answerMode = 'reliable-183';
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      phone.sendRaw(inviteText(phone, ids, engine.ports.sip).replace('CSeq: 1 INVITE', 'CSeq: 1 INVITE\r\nSupported: 100rel'));
+      const p183 = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 183'));
+      const rseq = p183.header('RSeq');
+      assert.match(rseq ?? '', /^\d+$/);
+      await waitUntil(() => phone.count((m) => m.startLine.startsWith('SIP/2.0 183')) >= 3);
+      phone.sendRaw([
+        `PRACK sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+        'Max-Forwards: 70', `From: ${p183.header('From')}`, `To: ${p183.header('To')}`,
+        `Call-ID: ${ids.callId}`, 'CSeq: 2 PRACK', `RAck: ${rseq} 1 INVITE`, 'Content-Length: 0', '', ''].join('\r\n'));
+      const prackOk = await phone.waitFor((m) => /PRACK/.test(m.header('CSeq') ?? ''));
+      assert.equal(prackOk.startLine, 'SIP/2.0 200 OK');
+      await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.header('CSeq') ?? ''));
+      assert.ok(events.includes('prack'), events.join());
+      const n = phone.count((m) => m.startLine.startsWith('SIP/2.0 183'));
+      await sleep(400);
+      assert.equal(phone.count((m) => m.startLine.startsWith('SIP/2.0 183')), n, 'no 183 retransmission after PRACK');
     } finally {
       phone.close();
       answerMode = 'answer';

@@ -26,6 +26,7 @@ import type { NextHopResolver } from './next-hop-resolver';
 import { networkSipTokens, requestSentTokens, responseSentTokens, unsolicitedTokens, type WireMeta } from './app-wire-format';
 import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
+import { ReliableProvisional } from './reliable-provisional';
 
 type ServerTxn = ServerTransaction;
 
@@ -40,6 +41,9 @@ interface PendingServerRequest {
   toTag: string;
   done: boolean;
   timeout: TimerHandle;
+  /** RFC 3262: the last RSeq we used and the reliable 1xx waiting for its PRACK */
+  rseq?: number;
+  reliable1xx?: ReliableProvisional;
 }
 
 /** A request the engine sent, for an app (appId set) or for itself (unsolicited BYE, CANCEL). */
@@ -171,8 +175,14 @@ export class SipEngine implements ControlHandler {
         // Call-ID and answers a PRACK it does not expect with 200)
         const early = req.method === 'UPDATE' || req.method === 'PRACK' ? this.pendingInviteFor(callIdOf(req), fromTag, toTag) : undefined;
         const earlyApp = early ? this.router.find(early.appId) : undefined;
-        if (earlyApp) {
-          this.deliverRequest(earlyApp, req, flow, key, txn, undefined);
+        if (early && earlyApp) {
+          let earlyDialogId = '';
+          if (req.method === 'PRACK' && early.reliable1xx?.matches(req.headers.get('RAck'))) {
+            early.reliable1xx.stop();
+            early.reliable1xx.acknowledged = true;
+            earlyDialogId = makeDialogId(callIdOf(early.request), fromTag); // srf resolves the 1xx's fnPrack by it
+          }
+          this.deliverRequest(earlyApp, req, flow, key, txn, undefined, earlyDialogId);
           return;
         }
         txn.respond(makeResponse(req, 481));
@@ -228,7 +238,8 @@ export class SipEngine implements ControlHandler {
     return undefined;
   }
 
-  private deliverRequest(app: AppConnection, req: SipRequest, flow: Flow, key: string, txn: ServerTxn, dialog: Dialog | undefined): void {
+  private deliverRequest(app: AppConnection, req: SipRequest, flow: Flow, key: string, txn: ServerTxn, dialog: Dialog | undefined,
+    dialogId = dialog?.id ?? ''): void {
     const txnId = randomUUID();
     const pending: PendingServerRequest = {
       txnId, request: req, flow, txn, appId: app.id, dialog, toTag: dialog ? dialog.localTag : randomToken(), done: false,
@@ -236,7 +247,7 @@ export class SipEngine implements ControlHandler {
     };
     this.pendingServer.set(txnId, pending);
     this.serverTxns.attach(key, pending);
-    this.sendToApp(app, req, flow, txnId, dialog?.id ?? '');
+    this.sendToApp(app, req, flow, txnId, dialogId);
   }
 
   /** drachtio drops an unanswered request after 64 s; we also close the transaction with 408/500. */
@@ -247,6 +258,7 @@ export class SipEngine implements ControlHandler {
   }
 
   private finishPending(p: PendingServerRequest): void {
+    p.reliable1xx?.stop();
     p.done = true;
     p.timeout.cancel();
     this.pendingServer.delete(p.txnId);
@@ -376,8 +388,18 @@ export class SipEngine implements ControlHandler {
     sniffContentType(res.headers, res.body);
 
     let dialogId = '';
+    const reliable = req.method === 'INVITE' && status > 100 && status < 200 && /\b100rel\b/i.test(res.headers.getAll('Require').join(','));
+    if (reliable) {
+      p.rseq = p.rseq === undefined ? 1 + Math.floor(Math.random() * 10_000) : p.rseq + 1;
+      res.headers.set('RSeq', String(p.rseq));
+      dialogId = makeDialogId(callIdOf(req), tagOf(req.headers.get('From')) ?? '');
+    }
     const data = serializeSipMessage(res);
     p.txn.respond(res);
+    if (reliable) {
+      p.reliable1xx?.stop();
+      p.reliable1xx = new ReliableProvisional(p.rseq!, cseqOf(req).seq, data, p.flow, this.clock, this.timers);
+    }
     if (status >= 200) this.finishPending(p);
     if (req.method === 'INVITE' && status >= 200 && status < 300) {
       const cseq = cseqOf(req).seq;
