@@ -137,7 +137,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     /** waits for the incoming call on the page; on failure shows what SIPp sent and got */
     const ringsOrExplain = async (sipp: SippProcess): Promise<void> => {
       try {
-        await phone.waitState('ringing-in', 15000);
+        await phone.waitState('ringing-in', 25000);
       } catch (err) {
         const r = await sipp.stop();
         throw new Error(`${(err as Error).message}\n${describeSipp(r)}`);
@@ -155,7 +155,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', async () => {
       const sipp = await uas('gateway-uas-echo.xml');
       await phone.dial('95550100');
-      await explained(stack.httpPort, () => phone.waitState('connected', 15000));
+      await explained(stack.httpPort, () => phone.waitState('connected', 25000));
       const during = await latestCall();
       assert.equal(during.state, 'answered');
       assert.equal(during.caller.kind, 'webrtc');
@@ -215,7 +215,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       sipps.push(sipp);
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
-      await phone.waitState('connected', 15000);
+      await phone.waitState('connected', 25000);
       const call = await latestCall();
       assert.equal(call.caller.kind, 'rtp');
       assert.equal(call.callee.kind, 'webrtc');
@@ -245,7 +245,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('webphone cancels before the phone answers: CANCEL reaches the phone, pipeline released', async () => {
       const sipp = await uas('gateway-uas-ring.xml');
       await phone.dial('95550101');
-      await explained(stack.httpPort, () => phone.waitState('ringing', 15000));
+      await explained(stack.httpPort, () => phone.waitState('ringing', 25000));
       const ringing = await latestCall();
       assert.equal(ringing.state, 'ringing');
       if (redis) assert.ok((await callKeys()).includes(`${stack.redisPrefix}call:${ringing.id}`), 'record written before answer');
@@ -264,7 +264,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     test('busy phone: 486 is relayed to the webphone, call ends with reason busy', async () => {
       const sipp = await uas('gateway-uas-busy.xml');
       await phone.dial('95550102');
-      await explained(stack.httpPort, () => phone.waitState('failed', 15000));
+      await explained(stack.httpPort, () => phone.waitState('failed', 25000));
       assert.match(await phone.message(), /busy/i);
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
@@ -285,7 +285,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       sipps.push(sipp);
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
-      await phone.waitState('connected', 15000);
+      await phone.waitState('connected', 25000);
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `UPDATE and INFO both got 200: ${describeSipp(result)}`);
       await phone.waitState('ended', 3000);
@@ -314,7 +314,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const sipp = await uas('gateway-uas-ring.xml');
       const dialled = Date.now();
       await phone.dial('95550103');
-      await explained(stack.httpPort, () => phone.waitState('ringing', 15000));
+      await explained(stack.httpPort, () => phone.waitState('ringing', 25000));
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `the phone got CANCEL: ${describeSipp(result)}`);
       await phone.waitState('failed', 5000);
@@ -357,7 +357,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       sipps.push(sipp);
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
-      await phone.waitState('connected', 15000);
+      await phone.waitState('connected', 25000);
       await phone.waitState('held by the other side', 8000);
       const held = await latestCall();
       assert.equal(held.caller.direction, 'sendonly', 'phone put the call on hold');

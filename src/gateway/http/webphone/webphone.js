@@ -43,6 +43,12 @@
     s.on('progress', function () { if (s.direction === 'outgoing') setCallState('ringing'); buttons(); });
     s.on('accepted', function () { setCallState('connected'); buttons(); });
     s.on('confirmed', function () { setCallState('connected'); if (s.connection) attachRemoteAudio(s.connection); buttons(); });
+    // JsSIP sends the SDP only when ICE gathering completes; with several interfaces (or an
+    // unreachable STUN server) that can take long. Half a second after the first candidate is enough.
+    var gatherTimer = null;
+    s.on('icecandidate', function (e) {
+      if (!gatherTimer) gatherTimer = setTimeout(function () { e.ready(); }, 500);
+    });
     s.on('peerconnection', function (e) {
       e.peerconnection.addEventListener('track', function () { attachRemoteAudio(e.peerconnection); });
     });
