@@ -212,6 +212,43 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
     }
   });
 
+  test('createUAC to a phone that answers with a reliable 183: srf PRACKs it in the early dialog, then the call is up', async () => {
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    const reply = (m: any, status: string, extra: string[], body = '') => ['SIP/2.0 ' + status, `Via: ${m.header('Via')}`,
+      `From: ${m.header('From')}`, `To: ${m.header('To')}${/;tag=/.test(m.header('To') ?? '') ? '' : ';tag=uas1'}`,
+      `Call-ID: ${m.header('Call-ID')}`, `CSeq: ${m.header('CSeq')}`, `Contact: <sip:phone@127.0.0.1:${phone.port}>`, ...extra,
+      ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+    let invite: any;
+    phone.autoAnswer = (m) => {
+      if (m.startLine.startsWith('INVITE ')) {
+        invite = m;
+        return reply(m, '183 Session Progress', ['Require: 100rel', 'RSeq: 77'], TEST_SDP);
+      }
+      if (m.startLine.startsWith('PRACK ')) {
+        setTimeout(() => phone.socket.send(Buffer.from(reply(invite, '200 OK', [], TEST_SDP)), engine.ports.sip, '127.0.0.1'), 20);
+        return reply(m, '200 OK', []);
+      }
+      if (m.startLine.startsWith('BYE ')) return reply(m, '200 OK', []);
+      return undefined;
+    };
+    try {
+      const dlg = await srf.createUAC(`sip:phone@127.0.0.1:${phone.port}`, { localSdp: TEST_SDP });
+      const prack = await phone.waitFor((m) => m.startLine.startsWith('PRACK '));
+      assert.equal(prack.header('RAck'), '77 1 INVITE');
+      assert.equal(prack.header('Call-ID'), invite.header('Call-ID'));
+      assert.match(prack.header('To') ?? '', /tag=uas1/);
+      assert.equal(prack.header('CSeq'), '2 PRACK');
+      await phone.waitFor((m) => m.startLine.startsWith('ACK '));
+      await dlg.destroy();
+      const bye = await phone.waitFor((m) => m.startLine.startsWith('BYE '));
+      assert.equal(bye.header('CSeq'), '3 BYE');
+    } finally {
+      phone.close();
+    }
+  });
+
   test('malformed SIP gets 400 or is dropped, and the next call still works', async () => {
     const phone = new SipUdpPhone();
     await phone.start();

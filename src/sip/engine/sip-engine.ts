@@ -55,6 +55,8 @@ interface ClientRequest {
   flow: Flow;
   dialog: Dialog | undefined;
   finalForwarded: boolean;
+  /** the dialog was created early, by a reliable 1xx (RFC 3262), and is dropped if the INVITE fails */
+  earlyDialog?: boolean;
 }
 
 export type { EngineAddressing } from './local-address';
@@ -577,30 +579,26 @@ export class SipEngine implements ControlHandler {
   private onClientResponse(c: ClientRequest, res: SipResponse): void {
     const req = c.request;
     let dialogId = '';
+    if (req.method === 'INVITE' && !c.dialog && res.status > 100 && res.status < 200 && res.headers.has('RSeq') && tagOf(res.headers.get('To'))) {
+      // reliable 1xx: srf PRACKs it with `sip||<dialogId>`, so the (early) dialog must exist now
+      c.dialog = this.uacDialog(c, res);
+      c.earlyDialog = true;
+      dialogId = c.dialog.id;
+    } else if (req.method === 'INVITE' && c.dialog && res.status > 100 && res.status < 200 && res.headers.has('RSeq')) {
+      dialogId = c.dialog.id; // reliable 1xx to a re-INVITE
+    }
     if (req.method === 'INVITE' && res.status >= 200 && res.status < 300) {
-      let dialog = c.dialog;
       const cseq = cseqOf(req).seq;
-      if (!dialog) {
-        const fromTag = tagOf(req.headers.get('From')) ?? '';
-        const id = makeDialogId(callIdOf(req), fromTag);
-        dialog = this.dialogs.get(id);
-        if (!dialog) {
-          const remoteTarget = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
-          dialog = new Dialog(id, 'uac', callIdOf(req), fromTag, tagOf(res.headers.get('To')) ?? '', req.headers.get('From') ?? '',
-            res.headers.get('To') ?? '', remoteTarget, res.headers.getAll('Record-Route').reverse(), c.flow.reliable ? c.flow : undefined,
-            req.headers.get('Contact') ?? '', cseq);
-          dialog.lastInviteCSeq = cseq;
-          dialog.ownerId = c.appId;
-          this.dialogs.add(dialog);
-          c.dialog = dialog;
-        }
+      if (!c.dialog) {
+        c.dialog = this.uacDialog(c, res);
       } else {
         const contact = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri;
-        if (contact) dialog.remoteTarget = contact;
+        if (contact) c.dialog.remoteTarget = contact;
       }
+      const dialog = c.dialog;
       dialogId = dialog.id;
       if (c.finalForwarded) {
-        if (dialog.lastAck && dialog.lastAck.cseq === cseq) dialog.lastAck.data && c.flow.send(dialog.lastAck.data);
+        if (dialog.lastAck && dialog.lastAck.cseq === cseq) c.flow.send(dialog.lastAck.data);
         return;
       }
     } else if (res.status >= 200 && c.finalForwarded) {
@@ -608,11 +606,32 @@ export class SipEngine implements ControlHandler {
     }
     if (res.status >= 200) c.finalForwarded = true;
     if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dialogs.remove(c.dialog);
-    if (req.method === 'INVITE' && res.status >= 300 && !c.dialog) { /* no dialog was created */ }
+    if (req.method === 'INVITE' && res.status >= 300 && c.earlyDialog && c.dialog) {
+      this.dialogs.remove(c.dialog);
+      c.dialog = undefined;
+    }
     const app = this.router.find(c.appId);
     if (!app || !c.txnId) return;
     if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
     this.sendToApp(app, res, c.flow, c.txnId, dialogId);
+  }
+
+  /** The UAC dialog of an app's initial INVITE (RFC 3261 §12.1.2), created on its 2xx or reliable 1xx. */
+  private uacDialog(c: ClientRequest, res: SipResponse): Dialog {
+    const req = c.request;
+    const fromTag = tagOf(req.headers.get('From')) ?? '';
+    const id = makeDialogId(callIdOf(req), fromTag);
+    const existing = this.dialogs.get(id);
+    if (existing) return existing;
+    const cseq = cseqOf(req).seq;
+    const remoteTarget = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
+    const dialog = new Dialog(id, 'uac', callIdOf(req), fromTag, tagOf(res.headers.get('To')) ?? '', req.headers.get('From') ?? '',
+      res.headers.get('To') ?? '', remoteTarget, res.headers.getAll('Record-Route').reverse(), c.flow.reliable ? c.flow : undefined,
+      req.headers.get('Contact') ?? '', cseq);
+    dialog.lastInviteCSeq = cseq;
+    dialog.ownerId = c.appId;
+    this.dialogs.add(dialog);
+    return dialog;
   }
 
   // ---------------------------------------------------------------- helpers
