@@ -285,6 +285,15 @@ describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () 
     await engine?.stop();
   });
 
+  test('a WebSocket client that does not offer the sip subprotocol is refused', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'chat');
+    const outcome = await new Promise<string>((resolve) => {
+      ws.once('open', () => resolve('open'));
+      ws.once('error', (e) => resolve(`error: ${e.message}`));
+    });
+    assert.match(outcome, /^error: Unexpected server response: 401/);
+  });
+
   test('REGISTER over WS binds the .invalid Contact; an INVITE from the app reaches the socket; close forgets it', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });

@@ -23,6 +23,8 @@ export class WsTransport {
       server,
       maxPayload: 1_048_576,
       handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
+      // RFC 7118 §4: a client that does not offer the `sip` subprotocol is refused (the upgrade gets 401)
+      verifyClient: (info: { req: http.IncomingMessage }) => /(^|,)\s*sip\s*(,|$)/i.test(String(info.req.headers['sec-websocket-protocol'] ?? '')),
     });
     wss.on('connection', (ws, req) => this.adopt(ws, req));
     this.server = server;
