@@ -84,12 +84,12 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
 
     await alice.click('#hold');
     await waitState(bob, 'held by the other side');
-    const held = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
-    assert.equal(held.caller.direction, 'sendonly');
+    await waitFor(async () => (await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).caller.direction === 'sendonly', 5000, 25, 'hold recorded');
     await waitFor(async () => (await alice.textContent('#hold')) === 'Resume', 5000, 25, 'hold button shows Resume');
     await alice.click('#hold');
     await waitState(bob, 'connected');
-    assert.ok((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).timeline.some((e) => e.event === 'resume'));
+    // recorded once bob's answer to the carried re-INVITE is back
+    await waitFor(async () => (await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).timeline.some((e) => e.event === 'resume'), 5000, 25, 'resume recorded');
 
     await alice.click('#mute');
     assert.equal(await alice.textContent('#mute'), 'Unmute');

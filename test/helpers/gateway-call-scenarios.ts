@@ -359,7 +359,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await phone.page.click('#answer');
       await phone.waitState('connected', 25000);
       await phone.waitState('held by the other side', 8000);
-      const held = await latestCall();
+      // the record is written once the webphone's answer to the carried re-INVITE is back
+      const held = await waitFor(async () => {
+        const r = await latestCall();
+        return r.callee.direction === 'recvonly' ? r : undefined;
+      }, 5000, 25, 'hold recorded');
       assert.equal(held.caller.direction, 'sendonly', 'phone put the call on hold');
       assert.equal(held.callee.direction, 'recvonly', 'the webphone answered the carried hold with recvonly');
       assert.ok(held.timeline.some((e) => e.event === 'hold'));
