@@ -4,11 +4,12 @@ import type { Logger } from '../../common/logger';
 import type { AppConnection } from '../control/app-connection';
 import type { AppSipMessage, ControlHandler } from '../control/control-server';
 import type { AppRouter } from '../control/app-router';
-import { Dialog, makeDialogId } from '../dialog/dialog';
+import { type Dialog, makeDialogId } from '../dialog/dialog';
+import { dialogFromSnapshot, uacDialog, uasDialog } from '../dialog/dialog-factory';
 import { DialogTable } from '../dialog/dialog-table';
 import { parseNameAddr, tagOf, withTag } from '../message/name-addr';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message';
-import { callIdOf, cseqOf, parseCSeq } from '../message/sip-message';
+import { callIdOf, cseqOf } from '../message/sip-message';
 import { SipParseError } from '../message/sip-parse-error';
 import { parseSipMessage } from '../message/sip-parser';
 import { serializeSipMessage } from '../message/sip-serializer';
@@ -407,13 +408,7 @@ export class SipEngine implements ControlHandler {
       const cseq = cseqOf(req).seq;
       let dialog = p.dialog;
       if (!dialog) {
-        const fromTag = tagOf(req.headers.get('From')) ?? '';
-        const remoteContact = parseNameAddr(req.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
-        dialog = new Dialog(makeDialogId(callIdOf(req), fromTag), 'uas', callIdOf(req), p.toTag, fromTag,
-          res.headers.get('To') ?? '', req.headers.get('From') ?? '', remoteContact, req.headers.getAll('Record-Route'),
-          p.flow.reliable ? p.flow : undefined, res.headers.get('Contact') ?? this.local.contact(p.flow), 0);
-        dialog.remoteCSeq = cseq;
-        dialog.ownerId = app.id;
+        dialog = uasDialog(req, res, p.toTag, p.flow, this.local.contact(p.flow), app.id);
         this.dialogs.add(dialog);
       } else {
         const c = res.headers.get('Contact');
@@ -469,7 +464,12 @@ export class SipEngine implements ControlHandler {
     const adoptId = req.headers.get(FERRY_DIALOG_HEADER);
     if (adoptId !== undefined) {
       req.headers.remove(FERRY_DIALOG_HEADER);
-      const dialog = this.dialogs.get(adoptId.trim()) ?? this.dialogFromSnapshot(adoptId.trim(), req);
+      let dialog = this.dialogs.get(adoptId.trim());
+      if (!dialog) {
+        dialog = dialogFromSnapshot(adoptId.trim(), req, app.id);
+        this.dialogs.add(dialog);
+        this.log.info('dialog rebuilt from snapshot', { dialogId: dialog.id, callId: dialog.callId, app: app.id });
+      }
       return this.sendInDialog(app, m, req, dialog);
     }
     const callId = req.headers.get('Call-ID');
@@ -496,27 +496,6 @@ export class SipEngine implements ControlHandler {
     sniffContentType(req.headers, req.body);
     await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(),
       (data, flow, txnId) => app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8')));
-  }
-
-  /**
-   * Extension: rebuild a dialog the engine does not know (it was restarted, or never saw it) from a
-   * request carrying `X-Ferry-Dialog: <dialogId>` and the stored identifiers in its own headers.
-   */
-  private dialogFromSnapshot(id: string, req: SipRequest): Dialog {
-    const callId = req.headers.get('Call-ID');
-    const from = req.headers.get('From');
-    const to = req.headers.get('To');
-    const cseq = parseCSeq(req.headers.get('CSeq'));
-    const localTag = tagOf(from);
-    const remoteTag = tagOf(to);
-    if (!callId || !from || !to || !localTag || !remoteTag || !cseq) {
-      throw new Error('unable to find dialog: X-Ferry-Dialog needs Call-ID, From with tag, To with tag and CSeq');
-    }
-    const d = new Dialog(id, 'uac', callId, localTag, remoteTag, from, to, req.uri, req.headers.getAll('Route'), undefined,
-      req.headers.get('Contact') ?? '', Math.max(0, cseq.seq - 1));
-    this.dialogs.add(d);
-    this.log.info('dialog rebuilt from snapshot', { dialogId: id, callId });
-    return d;
   }
 
   private async sendInDialog(app: AppConnection, m: AppSipMessage, appReq: SipRequest, dialog: Dialog): Promise<void> {
@@ -618,18 +597,9 @@ export class SipEngine implements ControlHandler {
 
   /** The UAC dialog of an app's initial INVITE (RFC 3261 §12.1.2), created on its 2xx or reliable 1xx. */
   private uacDialog(c: ClientRequest, res: SipResponse): Dialog {
-    const req = c.request;
-    const fromTag = tagOf(req.headers.get('From')) ?? '';
-    const id = makeDialogId(callIdOf(req), fromTag);
-    const existing = this.dialogs.get(id);
+    const existing = this.dialogs.get(makeDialogId(callIdOf(c.request), tagOf(c.request.headers.get('From')) ?? ''));
     if (existing) return existing;
-    const cseq = cseqOf(req).seq;
-    const remoteTarget = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri ?? req.uri;
-    const dialog = new Dialog(id, 'uac', callIdOf(req), fromTag, tagOf(res.headers.get('To')) ?? '', req.headers.get('From') ?? '',
-      res.headers.get('To') ?? '', remoteTarget, res.headers.getAll('Record-Route').reverse(), c.flow.reliable ? c.flow : undefined,
-      req.headers.get('Contact') ?? '', cseq);
-    dialog.lastInviteCSeq = cseq;
-    dialog.ownerId = c.appId;
+    const dialog = uacDialog(c.request, res, c.flow, c.appId);
     this.dialogs.add(dialog);
     return dialog;
   }
