@@ -133,7 +133,7 @@ export class SipEngine implements ControlHandler {
     if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
       const h = err.headers;
       const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
-      const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[\r\n]/g, ' ').slice(0, 80)})`);
+      const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
       flow.send(serializeSipMessage(res));
       this.log.info('answered malformed request with 400', { reason: why, from: flow.id });
       return;
