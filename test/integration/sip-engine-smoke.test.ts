@@ -269,6 +269,80 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   });
 });
 
+describe('ferry sip: several apps and other methods (against ferry sip only)', () => {
+  let engine: SipEngineProcess;
+  before(async () => { engine = await spawnSipEngine(); });
+  after(async () => { await engine?.stop(); });
+
+  function optionsText(phone: SipUdpPhone, i: number): string {
+    return [`OPTIONS sip:ping@127.0.0.1:${engine.ports.sip} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+      'Max-Forwards: 70', `From: <sip:phone@127.0.0.1>;tag=${sipToken()}`, `To: <sip:ping@127.0.0.1>`, `Call-ID: opt-${i}-${sipToken()}`,
+      'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
+  }
+
+  test('new requests are dealt round-robin between the apps that routed the method', async () => {
+    const apps = [await connectSrf(engine.ports.control), await connectSrf(engine.ports.control), await connectSrf(engine.ports.control)];
+    const seen = [0, 0, 0];
+    apps.forEach((a, i) => a.options((_req: any, res: any) => { seen[i]++; res.send(200); }));
+    await sleep(150);
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      for (let i = 0; i < 6; i++) phone.sendRaw(optionsText(phone, i));
+      await waitUntil(() => phone.count((m) => m.startLine === 'SIP/2.0 200 OK') === 6);
+      assert.deepEqual(seen, [2, 2, 2]);
+      apps[1].disconnect();
+      await sleep(150);
+      for (let i = 6; i < 10; i++) phone.sendRaw(optionsText(phone, i));
+      await waitUntil(() => phone.count((m) => m.startLine === 'SIP/2.0 200 OK') === 10);
+      assert.deepEqual(seen, [4, 2, 4]);
+    } finally {
+      phone.close();
+      apps[0].disconnect();
+      apps[2].disconnect();
+    }
+  });
+
+  test('in-dialog INFO and MESSAGE from the phone reach the srf Dialog; REGISTER over UDP passes through', async () => {
+    const srf = await connectSrf(engine.ports.control);
+    const got: string[] = [];
+    srf.invite(async (req: any, res: any) => {
+      const d = await srf.createUAS(req, res, { localSdp: TEST_SDP });
+      d.on('info', (_r: any, rs: any) => { got.push('info'); rs.send(200); });
+      d.on('message', (_r: any, rs: any) => { got.push('message'); rs.send(202); });
+    });
+    srf.register((req: any, res: any) => { got.push(`register:${req.protocol}`); res.send(401, { headers: { 'WWW-Authenticate': 'Digest realm="ferry", nonce="abc"' } }); });
+    await sleep(150);
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = engine.ports.sip;
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
+      const ok = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200'));
+      const inDialog = (method: string, cseq: number, body = '') => [`${method} sip:service@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`, 'Max-Forwards: 70', `From: ${ok.header('From')}`,
+        `To: ${ok.header('To')}`, `Call-ID: ${ids.callId}`, `CSeq: ${cseq} ${method}`, ...(body ? ['Content-Type: text/plain'] : []),
+        `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+      phone.sendRaw(inDialog('ACK', 1));
+      phone.sendRaw(inDialog('INFO', 2, 'Signal=5'));
+      phone.sendRaw(inDialog('MESSAGE', 3, 'hello ☎'));
+      await waitUntil(() => phone.count((m) => /INFO|MESSAGE/.test(m.header('CSeq') ?? '') && /^SIP\/2\.0 20[02]/.test(m.startLine)) === 2);
+      assert.deepEqual(got, ['info', 'message']);
+      phone.sendRaw(['REGISTER sip:127.0.0.1 SIP/2.0', `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
+        'Max-Forwards: 70', `From: <sip:1001@127.0.0.1>;tag=${sipToken()}`, 'To: <sip:1001@127.0.0.1>', `Call-ID: reg-${sipToken()}`,
+        'CSeq: 1 REGISTER', `Contact: <sip:1001@127.0.0.1:${phone.port}>`, 'Expires: 60', 'Content-Length: 0', '', ''].join('\r\n'));
+      const challenge = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 401'));
+      assert.equal(challenge.header('WWW-Authenticate'), 'Digest realm="ferry", nonce="abc"');
+      assert.ok(got.includes('register:udp'));
+    } finally {
+      phone.close();
+      srf.disconnect();
+    }
+  });
+});
+
 describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () => {
   let engine: SipEngineProcess;
   let srf: any;
