@@ -10,7 +10,17 @@ interface SentRequest {
   on(event: 'response', cb: (res: { status: number; body?: string }, ack?: () => void) => void): void;
 }
 
-type SrfRequestFn = (uri: string, opts: { method: string; headers: Record<string, string>; body?: string }) => Promise<SentRequest>;
+/**
+ * srf.request in its callback form: the callback runs as soon as the engine confirms the request was
+ * sent, before srf reads the next control frame, so a 'response' listener attached inside it can
+ * never miss a fast answer (the promise form attaches it a microtask too late: see
+ * docs/sip-control-extension.md §3).
+ */
+type SrfRequestFn = (
+  uri: string,
+  opts: { method: string; headers: Record<string, string>; body?: string },
+  callback: (err: Error | null, sent: SentRequest) => void,
+) => void;
 
 /**
  * A dialog this gateway did not create, rebuilt from the call record's snapshot after the gateway
@@ -53,20 +63,20 @@ export class AdoptedDialog extends EventEmitter implements DialogLike {
   private send(method: string, body?: string, extra: Record<string, string> = {}, seq = ++this.cseq): Promise<{ status: number; body?: string }> {
     const request = this.srf.request.bind(this.srf) as unknown as SrfRequestFn;
     return new Promise((resolve, reject) => {
-      request(this.snapshot.remoteTarget, { method, headers: { ...this.headers(method, seq), ...extra }, ...(body ? { body } : {}) })
-        .then((sent) => {
-          if (method === 'ACK') return resolve({ status: 0 });
-          sent.on('response', (res, ack) => {
-            if (res.status < 200) return;
-            // a 2xx to our re-INVITE: srf hands an ack() bound to the dialog; fall back to our own ACK
-            if (method === 'INVITE' && res.status < 300) {
-              if (ack) ack();
-              else void this.send('ACK', undefined, {}, seq).catch(() => {});
-            }
-            resolve(res);
-          });
-        })
-        .catch(reject);
+      const opts = { method, headers: { ...this.headers(method, seq), ...extra }, ...(body ? { body } : {}) };
+      request(this.snapshot.remoteTarget, opts, (err, sent) => {
+        if (err) return reject(err);
+        if (method === 'ACK') return resolve({ status: 0 });
+        sent.on('response', (res, ack) => {
+          if (res.status < 200) return;
+          // a 2xx to our re-INVITE: srf hands an ack() bound to the dialog; fall back to our own ACK
+          if (method === 'INVITE' && res.status < 300) {
+            if (ack) ack();
+            else void this.send('ACK', undefined, {}, seq).catch(() => {});
+          }
+          resolve(res);
+        });
+      });
     });
   }
 
