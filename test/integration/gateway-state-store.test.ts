@@ -36,11 +36,11 @@ function contract(name: string, make: () => { store: StateStore; wait: (ms: numb
     test('registrations expire and are counted', async () => {
       const now = clockNow();
       await store.putRegistration(reg('u1', 'sip:a@x.invalid', now + 60_000));
-      await store.putRegistration(reg('u1', 'sip:b@x.invalid', now + 150));
+      await store.putRegistration(reg('u1', 'sip:b@x.invalid', now + 1000));
       await store.putRegistration(reg('u2', 'sip:c@x.invalid', now + 60_000));
       assert.equal((await store.getRegistrations('u1')).length, 2);
       assert.equal(await store.countRegistrations(), 3);
-      await wait(300);
+      await wait(1300); // well past the short binding's expiry, with room for a loaded machine
       assert.deepEqual((await store.getRegistrations('u1')).map((r) => r.contact), ['sip:a@x.invalid']);
       assert.equal(await store.countRegistrations(), 2);
       await store.removeRegistration('u1', 'sip:a@x.invalid');
