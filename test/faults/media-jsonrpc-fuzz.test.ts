@@ -4,18 +4,7 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import { fetchStats } from '../helpers/media-kurento';
 import { RawRpc } from '../helpers/media-raw-rpc';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-
-/** Seeded PRNG (mulberry32) so a failing mutation can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/seeded-random';
 
 const JUNK: unknown[] = [null, true, 0, -1, 1e308, '', 'x', 'newref:9', [], {}, { a: 1 }, '\u0000', 'manager_ServerManager', 'a'.repeat(5000)];
 

@@ -4,17 +4,7 @@ import dgram from 'node:dgram';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { RawRpc } from '../helpers/media-raw-rpc';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/seeded-random';
 
 /**
  * Garbage datagrams on the RTP ports (from the latched phone itself and from a stranger, before and

@@ -31,16 +31,7 @@ export const SAMPLES: string[] = [
 ];
 
 /** Small deterministic PRNG (mulberry32) so a failing fuzz case can be replayed by seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng as prng } from './seeded-random';
 
 export function mutate(sample: Buffer, rnd: () => number): Buffer {
   const b = Buffer.from(sample);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
 import type { LegActivity, LegEndReason } from '../../src/media/legs/media-leg';
 import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
+import { rng } from '../helpers/seeded-random';
 
 /**
  * The 10- and 30-minute scenarios of lifecycle.md, run on a fake clock over ferry media's liveness rule
@@ -16,17 +17,6 @@ import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
 const DEAD_MS = 15_000;
 const HOLD_MS = 3_600_000;
 const MINUTE = 60_000;
-
-/** A deterministic PRNG so each run replays the same jitter (seeded; failures are reproducible). */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A simulated peer feeding one leg's counters on the fake clock. RTP every 20 ms (with up to 15 ms of
@@ -50,7 +40,7 @@ class SimulatedPeer {
   private readonly random: () => number;
 
   constructor(private readonly clock: FakeClock, seed: number, private readonly rtcpMeanMs = 5000) {
-    this.random = mulberry32(seed);
+    this.random = rng(seed); // seeded, so each run replays the same jitter
     clock.setInterval(() => {
       if (!this.rtpOn || !this.linkUp) return;
       const jitter = Math.floor(this.random() * 15);

@@ -9,19 +9,9 @@ const { ByePacket, CompoundPacket, ReceiverReportPacket: RR } = require('rtp.js/
 
 const RtcpPacketType = { SR: 200, RR: 201, SDES: 202, BYE: 203 } as const;
 import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { rng } from '../helpers/seeded-random';
 
 const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.length);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** ferry's hand-rolled RTCP checked against rtp.js (an independent implementation), plus fuzz. */
 describe('media: RTCP packets', () => {

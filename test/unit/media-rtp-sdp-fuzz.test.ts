@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KurentoError, KurentoErrors } from '../../src/media/errors/kurento-error';
 import { answerCodecs, offerCodecs, parseRemoteAudio, writeAudioSdp } from '../../src/media/sdp/rtp-audio-sdp';
+import { rng } from '../helpers/seeded-random';
 
 const PHONE_OFFER = [
   'v=0',
@@ -20,17 +21,6 @@ const PHONE_OFFER = [
   'm=video 0 RTP/AVP 96',
   '',
 ].join('\r\n');
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('media: RTP SDP parsing and writing', () => {
   test('a phone offer: PCMA first, telephone-event, RTCP on port+1, rejected video kept in the answer', () => {

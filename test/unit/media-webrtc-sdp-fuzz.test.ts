@@ -9,6 +9,7 @@ import { PortAllocator } from '../../src/media/rtp/port-allocator';
 import { WebRtcEndpoint } from '../../src/media/objects/webrtc-endpoint';
 import type { ObjectHost } from '../../src/media/objects/object-context';
 import { checkRemoteSdp, isMdnsCandidate, restrictOfferCodecs } from '../../src/media/webrtc/remote-sdp-check';
+import { rng } from '../helpers/seeded-random';
 
 /**
  * Seeded mutation fuzz of WebRtcEndpoint.processOffer over real browser offers: every mutated offer
@@ -58,18 +59,6 @@ const CHROMIUM_OFFER = [
   'a=ssrc:2779512345 msid:3b1f0c8e-0d6f-4c43-9b0e-6f1a2f1d3c11 8d8f2a36-6c41-4e4f-8f0b-3c7a0f4b2e55',
   '',
 ].join('\r\n');
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(sdp: string, r: () => number): string {
   const lines = sdp.split('\r\n');
