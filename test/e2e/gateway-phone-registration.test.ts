@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, startSipp, type SippProcess } from '../helpers/sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
@@ -28,7 +28,7 @@ describe('IP phone registration over UDP, then a call to it', { timeout: 60_000 
       users: [{ user: 'alice', password: 'pa' }, { user: '1001', password: 'desk-secret' }],
     }));
     stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await (await browser.newContext()).newPage();
     await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=pa`);
     await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);

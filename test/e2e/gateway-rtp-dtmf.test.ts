@@ -4,8 +4,8 @@ import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, startSipp, type SippProcess } from '../helpers/sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
@@ -36,7 +36,7 @@ describe('RTP both ways and DTMF from the webphone to the phone', { timeout: 60_
       trunks: [{ name: 'pbx', address: `127.0.0.1:${uasPort}` }], routes: [{ match: '9(\\d+)', to: 'trunk:pbx', rewrite: '$1' }],
     }));
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await (await browser.newContext()).newPage();
     await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=pa`);
     await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../helpers/browser-webphone';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
 import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -40,7 +40,7 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
       users: [{ user: 'alice', password: 'pa' }, { user: 'bob', password: 'pb', displayName: 'Bob' }, { user: 'carol', password: 'pc' }],
     }));
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     alice = await open('alice', 'pa');
     bob = await open('bob', 'pb');
   });

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
@@ -22,20 +23,6 @@ const IceCandidate = (require('kurento-client') as { getComplexType(n: string): 
  * - browser pc.close(): the WebRtcEndpoint ends with reason dtls-close within 1 s (measured).
  * Signalling: kurento-client with trickle ICE both ways.
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-];
 const PAGE = fs.readFileSync(path.join(__dirname, 'pages', 'media-webrtc-call.html'), 'utf8');
 
 interface PageLog {
@@ -59,7 +46,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
       res.end(PAGE);
     });
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     for (const c of closers.splice(0)) await Promise.resolve(c()).catch(() => undefined);

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './chromium';
 
 /**
  * The webphone's media side in real Chromium (Debian /usr/bin/chromium via playwright-core, fake
@@ -44,20 +45,7 @@ window.replaceTrackBack = async () => { await pc.getSenders()[0].replaceTrack(wi
 window.closePc = () => { pc.close(); rec('connection', 'closed-by-page'); };
 </script>`;
 
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-];
+export { CHROMIUM_ARGS } from './chromium';
 
 export interface BrowserStats {
   inPackets: number;
@@ -81,7 +69,7 @@ export class BrowserWebphone {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     const page = await (await browser.newContext()).newPage();
     await page.goto(`http://127.0.0.1:${port}/`);
     return new BrowserWebphone(server, browser, page);

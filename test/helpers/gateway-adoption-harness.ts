@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from './browser-webphone';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './chromium';
 import { freePort } from './free-port';
 import { describeSipp, startSipp, type SippProcess } from './sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack';
@@ -42,7 +42,7 @@ export async function setUp(secondGateway: boolean): Promise<Ctx> {
     secondGateway,
     partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_GATEWAY_ADOPT_INTERVAL_MS: '250', FERRY_CALL_RECORD_TTL_MS: '30000' } },
   });
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   const page = await (await browser.newContext()).newPage();
   await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=alice-adopt`);
   await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);

@@ -1,5 +1,5 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from './browser-webphone';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './chromium';
 
 /**
  * The gateway's own JsSIP webphone page (served at `/` by ferry gateway) in real Chromium, driven by
@@ -14,7 +14,7 @@ export class GatewayWebphone {
   ) {}
 
   static async open(options: { httpPort: number; wsPort: number; user: string; password: string }): Promise<GatewayWebphone> {
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     try {
       const page = await (await browser.newContext()).newPage();
       const q = new URLSearchParams({ ws: `ws://127.0.0.1:${options.wsPort}`, user: options.user, password: options.password });

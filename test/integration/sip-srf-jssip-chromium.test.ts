@@ -15,7 +15,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
 import { connectSrf, destroyDialog, dialogIdOf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
@@ -24,21 +25,6 @@ import { installDigestRegistrar, type DigestRegistrarLog } from '../helpers/srf-
 const REALM = 'ferry.test';
 const USER = 'webphone';
 const PASSWORD = 'w3b-pa55';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-];
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>ferry sip acceptance webphone</title>
 <script src="/jssip.js"></script>
@@ -135,7 +121,7 @@ describe('JsSIP in Chromium: register with digest, receive and answer a routed I
       }
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
   });
