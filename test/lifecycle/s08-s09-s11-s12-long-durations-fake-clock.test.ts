@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
-import type { LegActivity, LegEndReason } from '../../src/media/legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason } from '../../src/media/legs/media-leg';
 import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
 import { rng } from '../helpers/seeded-random';
 
@@ -23,15 +23,7 @@ const MINUTE = 60_000;
  * arrival jitter), RTCP at RFC 3550 randomised intervals; either can be switched off and on.
  */
 class SimulatedPeer {
-  readonly activity: LegActivity = {
-    lastRtpInAt: undefined,
-    lastRtcpInAt: undefined,
-    lastRtpOutAt: undefined,
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  readonly activity: LegActivity = emptyLegActivity();
   rtpOn = true;
   rtcpOn = true;
   /** Drop everything (a blip or a pulled cable). */

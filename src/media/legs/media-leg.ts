@@ -33,6 +33,19 @@ export interface LegActivity {
   bytesOut: number;
 }
 
+/** A fresh LegActivity with nothing seen yet (no packets, no times). */
+export function emptyLegActivity(): LegActivity {
+  return {
+    lastRtpInAt: undefined,
+    lastRtcpInAt: undefined,
+    lastRtpOutAt: undefined,
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
+
 export interface MediaLegEvents {
   /**
    * A plain RTP packet arrived from the peer (after SRTP decryption for WebRTC). Legs emit only packets

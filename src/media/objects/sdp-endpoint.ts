@@ -1,6 +1,6 @@
 import { KurentoErrors } from '../errors/kurento-error';
 import { LegLiveness } from '../lifecycle/leg-liveness';
-import type { LegEndReason, MediaLeg } from '../legs/media-leg';
+import { emptyLegActivity, type LegEndReason, type MediaLeg } from '../legs/media-leg';
 import type { CodecTable } from '../relay/codec-table';
 import { MediaElement } from './media-element';
 import type { OperationParams } from './media-object';
@@ -228,12 +228,4 @@ export abstract class SdpEndpoint extends MediaElement {
   }
 }
 
-const NO_ACTIVITY = {
-  lastRtpInAt: undefined,
-  lastRtcpInAt: undefined,
-  lastRtpOutAt: undefined,
-  packetsIn: 0,
-  packetsOut: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-};
+const NO_ACTIVITY = emptyLegActivity();

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import type { LegActivity, LegEndReason, MediaLeg, MediaLegEvents } from '../legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../legs/media-leg';
 import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from './rtcp-packets';
 import { ReceptionStats } from './reception-stats';
 
@@ -54,15 +54,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private strangersDropped = 0;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
-  private readonly counters: LegActivity = {
-    lastRtpInAt: undefined,
-    lastRtcpInAt: undefined,
-    lastRtpOutAt: undefined,
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  private readonly counters: LegActivity = emptyLegActivity();
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },

@@ -11,7 +11,7 @@ import {
 } from 'werift';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import type { LegActivity, LegEndReason } from '../legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason } from '../legs/media-leg';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
 import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
@@ -80,15 +80,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private readonly sockets = new Set<Socket>();
   private rtcpTimer: TimerHandle | undefined;
 
-  private stats: LegActivity = {
-    lastRtpInAt: undefined,
-    lastRtcpInAt: undefined,
-    lastRtpOutAt: undefined,
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  private stats: LegActivity = emptyLegActivity();
   private srPacketsSent = 0;
   private srOctetsSent = 0;
   private lastRtpTimestampOut = 0;
