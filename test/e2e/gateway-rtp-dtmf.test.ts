@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/chromium';
+import { openRegisteredPage } from '../helpers/gateway-webphone';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, startSipp, type SippProcess } from '../helpers/sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
@@ -37,11 +38,7 @@ describe('RTP both ways and DTMF from the webphone to the phone', { timeout: 60_
     }));
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
     browser = await launchChromium();
-    page = await (await browser.newContext()).newPage();
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=pa`);
-    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
-    await page.click('#register');
-    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
+    page = await openRegisteredPage(browser, stack.httpPort, 'alice', 'pa');
   });
 
   after(async () => {

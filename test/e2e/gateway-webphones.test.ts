@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/chromium';
+import { openRegisteredPage } from '../helpers/gateway-webphone';
 import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -24,14 +25,7 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
   const stats = (p: Page): Promise<{ sent: number; received: number }> =>
     p.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
 
-  async function open(user: string, password: string): Promise<Page> {
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=${user}&password=${password}`);
-    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
-    await page.click('#register');
-    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
-    return page;
-  }
+  const open = (user: string, password: string): Promise<Page> => openRegisteredPage(browser, stack.httpPort, user, password);
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-wp-'));

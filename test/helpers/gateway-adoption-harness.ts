@@ -5,6 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './chromium';
+import { openRegisteredPage } from './gateway-webphone';
 import { freePort } from './free-port';
 import { describeSipp, startSipp, type SippProcess } from './sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack';
@@ -43,11 +44,7 @@ export async function setUp(secondGateway: boolean): Promise<Ctx> {
     partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_GATEWAY_ADOPT_INTERVAL_MS: '250', FERRY_CALL_RECORD_TTL_MS: '30000' } },
   });
   const browser = await launchChromium();
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=alice-adopt`);
-  await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
-  await page.click('#register');
-  await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
+  const page = await openRegisteredPage(browser, stack.httpPort, 'alice', 'alice-adopt');
   return { stack, browser, page, uacPort, dir, redis: new Redis(REDIS_URL), sipps: [] };
 }
 

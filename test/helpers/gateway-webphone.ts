@@ -2,6 +2,19 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './chromium';
 
 /**
+ * Opens the gateway's webphone page (served at `/` on httpPort) in a new context of `browser` as
+ * user/password, waits for the page to be ready, clicks Register and waits (15 s) for 'registered'.
+ */
+export async function openRegisteredPage(browser: Browser, httpPort: number, user: string, password: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`http://127.0.0.1:${httpPort}/?user=${user}&password=${password}`);
+  await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+  await page.click('#register');
+  await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
+  return page;
+}
+
+/**
  * The gateway's own JsSIP webphone page (served at `/` by ferry gateway) in real Chromium, driven by
  * its stable element ids (#register, #target, #call, #answer, #hangup, #mute, #hold, #call-state) and
  * its test hooks (window.ferryCallState, window.ferryEndedAt, window.ferryStats()).
