@@ -37,6 +37,20 @@ export function parseHostports(hostports: string): Map<string, string> {
 }
 
 /**
+ * A bare drachtio-srf connected to ferry sip's control port on 127.0.0.1 (secret `cymru`), untyped as
+ * the sip-engine tests drive it; its 'error' events (reconnect noise after an engine is stopped) are ignored.
+ */
+export async function connectBareSrf(port: number): Promise<any> {
+  const srf: any = new Srf();
+  srf.on('error', () => { /* reconnect noise after an engine is stopped */ });
+  await new Promise<void>((resolve, reject) => {
+    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
+    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+  return srf;
+}
+
+/**
  * Creates an Srf, lets `setup` install handlers (srf.invite, srf.use('register'), ...), connects and
  * waits for the authenticated `connect` event. Rejects on a refused secret or after `timeoutMs`.
  */

@@ -8,19 +8,7 @@ import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
-
-async function connectSrf(port: number): Promise<any> {
-  const srf = new Srf();
-  srf.on('error', () => { /* reconnect noise after an engine is stopped */ });
-  await new Promise<void>((resolve, reject) => {
-    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
-    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-  });
-  return srf;
-}
+import { connectBareSrf as connectSrf } from '../helpers/srf-app';
 
 /**
  * srf.request in callback form: the 'response' listener is attached while srf handles the engine's

@@ -7,20 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
+import { connectBareSrf as connectSrf } from '../helpers/srf-app';
 import WebSocket from 'ws';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
-
-async function connectSrf(port: number): Promise<any> {
-  const srf = new Srf();
-  srf.on('error', () => { /* reconnect noise after an engine is stopped */ });
-  await new Promise<void>((resolve, reject) => {
-    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
-    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-  });
-  return srf;
-}
 
 function runSipp(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {

@@ -7,20 +7,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
+import { connectBareSrf as connect } from '../helpers/srf-app';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function connect(port: number): Promise<any> {
-  const srf = new Srf();
-  srf.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    srf.connect({ host: '127.0.0.1', port, secret: 'cymru' });
-    srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-  });
-  return srf;
-}
 
 function req(phone: SipUdpPhone, method: string, ok: ReceivedSip, cseq: number): string {
   return [`${method} sip:service@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
