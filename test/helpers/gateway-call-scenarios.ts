@@ -134,6 +134,19 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await s.ready();
       return s;
     };
+    /** the calling phone: SIPp from uacPort to the SIP engine, dialling alice */
+    const uac = async (scenario: string, options: { lingerMs?: number; extraArgs?: string[]; timeoutS: number }): Promise<SippProcess> => {
+      await stopLeftovers();
+      const s = await startSipp({ scenario, localPort: uacPort, mediaPort: await sippMediaPort(), remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', ...options });
+      sipps.push(s);
+      return s;
+    };
+    /** polls `get` every 25 ms until the record it returns has ended */
+    const recordEnded = (get: () => Promise<CallRecord>, timeoutMs: number): Promise<CallRecord> =>
+      waitFor(async () => {
+        const r = await get();
+        return r.state === 'ended' ? r : undefined;
+      }, timeoutMs, 25, 'record ended');
     /** waits for the incoming call on the page; on failure shows what SIPp sent and got */
     const ringsOrExplain = async (sipp: SippProcess): Promise<void> => {
       try {
@@ -187,10 +200,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const releaseMs = Date.now() - hungUpAt;
       assert.ok(releaseMs < 1500, `released ${releaseMs} ms after hang-up`);
       console.log(`# measured (${storeName}): webphone hang-up click -> pipeline released ${releaseMs} ms`);
-      const ended = await waitFor(async () => {
-        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${during.id}`);
-        return r.state === 'ended' ? r : undefined;
-      }, 3000, 25, 'record ended');
+      const ended = await recordEnded(() => getJson<CallRecord>(stack.httpPort, `/api/calls/${during.id}`), 3000);
       // the browser's BYE and its DTLS close_notify leave together; whichever reaches the gateway first wins
       assert.ok(['sip-bye', 'dtls-close'].includes(ended.reason!), `reason ${ended.reason}`);
       assert.ok(ended.endedBy === 'caller' || ended.endedBy === 'media', `ended by ${ended.endedBy}`);
@@ -207,12 +217,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     });
 
     test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', async () => {
-      await stopLeftovers();
-      const sipp = await startSipp({
-        scenario: 'gateway-uac-call.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
-        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', lingerMs: 3000, extraArgs: ['-rtp_echo'], timeoutS: 40,
-      });
-      sipps.push(sipp);
+      const sipp = await uac('gateway-uac-call.xml', { lingerMs: 3000, extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 25000);
@@ -228,10 +233,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
       await phone.waitState('ended', 3000);
-      const ended = await waitFor(async () => {
-        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
-        return r.state === 'ended' ? r : undefined;
-      }, 3000, 25, 'record ended');
+      const ended = await recordEnded(() => getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`), 3000);
       const byeAt = ended.timeline.find((e) => e.event === 'bye')!.t;
       const shownAt = (await phone.endedAt())!;
       assert.ok(shownAt - byeAt < 1000, `browser showed the end ${shownAt - byeAt} ms after the phone's BYE reached the gateway`);
@@ -252,10 +254,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await phone.page.click('#hangup');
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `SIPp saw CANCEL, answered 487, got ACK: ${describeSipp(result)}`);
-      const ended = await waitFor(async () => {
-        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`);
-        return r.state === 'ended' ? r : undefined;
-      }, 5000, 25, 'record ended');
+      const ended = await recordEnded(() => getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`), 5000);
       assert.equal(ended.reason, 'sip-cancel');
       await phone.waitState('failed', 3000);
       await expectClean();
@@ -268,21 +267,13 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       assert.match(await phone.message(), /busy/i);
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
-      const rec = await waitFor(async () => {
-        const r = await latestCall();
-        return r.state === 'ended' ? r : undefined;
-      }, 5000, 25, 'record ended');
+      const rec = await recordEnded(latestCall, 5000);
       assert.equal(rec.reason, 'busy');
       await expectClean();
     });
 
     test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', async () => {
-      await stopLeftovers();
-      const sipp = await startSipp({
-        scenario: 'gateway-uac-update-info.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
-        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
-      });
-      sipps.push(sipp);
+      const sipp = await uac('gateway-uac-update-info.xml', { extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 25000);
@@ -296,12 +287,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', async () => {
       const before = (await calls()).length;
-      await stopLeftovers();
-      const sipp = await startSipp({
-        scenario: 'gateway-uac-bad-sdp.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
-        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
-      });
-      sipps.push(sipp);
+      const sipp = await uac('gateway-uac-bad-sdp.xml', { timeoutS: 20 });
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
       assert.match(result.messages, /Warning: 399 ferry "no G\.711 codec/);
@@ -321,40 +307,24 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const waited = Date.now() - dialled;
       assert.ok(waited >= 3500 && waited < 9000, `cancelled after ${waited} ms (configured 4000)`);
       assert.match(await phone.message(), /Unavailable/);
-      const rec = await waitFor(async () => {
-        const r = await latestCall();
-        return r.state === 'ended' ? r : undefined;
-      }, 3000, 25, 'record ended');
+      const rec = await recordEnded(latestCall, 3000);
       assert.equal(rec.reason, 'no-answer');
       await expectClean();
     });
 
     test('the webphone declines an incoming call: the failure reaches the phone', async () => {
-      await stopLeftovers();
-      const sipp = await startSipp({
-        scenario: 'gateway-uac-rejected.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
-        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', timeoutS: 20,
-      });
-      sipps.push(sipp);
+      const sipp = await uac('gateway-uac-rejected.xml', { timeoutS: 20 });
       await ringsOrExplain(sipp);
       await phone.page.click('#hangup');
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `the phone got 480: ${describeSipp(result)}`);
-      const rec = await waitFor(async () => {
-        const r = await latestCall();
-        return r.state === 'ended' ? r : undefined;
-      }, 3000, 25, 'record ended');
+      const rec = await recordEnded(latestCall, 3000);
       assert.equal(rec.reason, 'no-answer');
       await expectClean();
     });
 
     test('hold and resume from the phone are carried to the webphone', async () => {
-      await stopLeftovers();
-      const sipp = await startSipp({
-        scenario: 'gateway-uac-hold.xml', localPort: uacPort, mediaPort: await sippMediaPort(),
-        remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', extraArgs: ['-rtp_echo'], timeoutS: 40,
-      });
-      sipps.push(sipp);
+      const sipp = await uac('gateway-uac-hold.xml', { extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 25000);
@@ -376,10 +346,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `hold answered recvonly, resume answered sendrecv: ${describeSipp(result)}`);
       await phone.waitState('ended', 3000);
-      const ended = await waitFor(async () => {
-        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${held.id}`);
-        return r.state === 'ended' ? r : undefined;
-      }, 3000, 25, 'record ended');
+      const ended = await recordEnded(() => getJson<CallRecord>(stack.httpPort, `/api/calls/${held.id}`), 3000);
       assert.ok(ended.timeline.some((e) => e.event === 'resume'), ended.timeline.map((e) => e.event).join(','));
       await expectClean();
       if (redis) {
