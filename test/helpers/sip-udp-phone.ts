@@ -41,6 +41,14 @@ export class SipUdpPhone {
 
   target = { host: '127.0.0.1', port: 0 };
 
+  /** A started phone (bound on 127.0.0.1) that sends to 127.0.0.1:targetPort. */
+  static async open(targetPort: number): Promise<SipUdpPhone> {
+    const phone = new SipUdpPhone();
+    await phone.start();
+    phone.target.port = targetPort;
+    return phone;
+  }
+
   sendRaw(text: string): void {
     this.socket.send(Buffer.from(text, 'utf8'), this.target.port, this.target.host);
   }

@@ -81,9 +81,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   test('CANCEL before answer: engine answers 200 + 487 and tells the app', async () => {
     events.length = 0;
     answerMode = 'hold-for-cancel';
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
@@ -121,9 +119,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   test('an ACK that never comes: 2xx retransmitted, then the engine sends BYE and reports it as unsolicited', async () => {
     events.length = 0;
     answerMode = 'answer';
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     phone.autoAnswer = (m) => {
       if (!m.startLine.startsWith('BYE ')) return undefined;
       return ['SIP/2.0 200 OK', `Via: ${m.header('Via')}`, `From: ${m.header('From')}`, `To: ${m.header('To')}`,
@@ -146,9 +142,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   test('UPDATE in the early dialog reaches the app holding the unanswered INVITE', async () => {
     events.length = 0;
     answerMode = 'ring-then-update';
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
@@ -172,9 +166,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   test('reliable 183 (RFC 3262): RSeq added, retransmitted until PRACK, PRACK reaches srf\'s callback and gets 200', async () => {
     events.length = 0;
     answerMode = 'reliable-183';
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip).replace('CSeq: 1 INVITE', 'CSeq: 1 INVITE\r\nSupported: 100rel'));
@@ -201,9 +193,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   });
 
   test('createUAC to a phone that answers with a reliable 183: srf PRACKs it in the early dialog, then the call is up', async () => {
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     const reply = (m: any, status: string, extra: string[], body = '') => ['SIP/2.0 ' + status, `Via: ${m.header('Via')}`,
       `From: ${m.header('From')}`, `To: ${m.header('To')}${/;tag=/.test(m.header('To') ?? '') ? '' : ';tag=uas1'}`,
       `Call-ID: ${m.header('Call-ID')}`, `CSeq: ${m.header('CSeq')}`, `Contact: <sip:phone@127.0.0.1:${phone.port}>`, ...extra,
@@ -238,9 +228,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   });
 
   test('malformed SIP gets 400 or is dropped, and the next call still works', async () => {
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       phone.sendRaw('\x00\x01garbage that is not SIP\r\n\r\n');
       phone.sendRaw([`OPTIONS sip:x@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKbad1`,
@@ -273,9 +261,7 @@ describe('ferry sip: several apps and other methods (against ferry sip only)', (
     const seen = [0, 0, 0];
     apps.forEach((a, i) => a.options((_req: any, res: any) => { seen[i]++; res.send(200); }));
     await sleep(150);
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       for (let i = 0; i < 6; i++) phone.sendRaw(optionsText(phone, i));
       await waitUntil(() => phone.count((m) => m.startLine === 'SIP/2.0 200 OK') === 6);
@@ -302,9 +288,7 @@ describe('ferry sip: several apps and other methods (against ferry sip only)', (
     });
     srf.register((req: any, res: any) => { got.push(`register:${req.protocol}`); res.send(401, { headers: { 'WWW-Authenticate': 'Digest realm="ferry", nonce="abc"' } }); });
     await sleep(150);
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));

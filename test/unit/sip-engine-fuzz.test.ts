@@ -43,9 +43,7 @@ describe('ferry sip under malformed input', () => {
   });
 
   test('thousands of mutated datagrams and TCP streams mid-call: no crash, the call still ends cleanly', async () => {
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
@@ -53,9 +51,7 @@ describe('ferry sip under malformed input', () => {
       phone.sendRaw([`ACK sip:service@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()}`,
         `From: ${ok.header('From')}`, `To: ${ok.header('To')}`, `Call-ID: ${ids.callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'));
 
-      const fuzzer = new SipUdpPhone();
-      await fuzzer.start();
-      fuzzer.target.port = engine.ports.sip;
+      const fuzzer = await SipUdpPhone.open(engine.ports.sip);
       const rnd = prng(42);
       for (let i = 0; i < 3000; i++) {
         const sample = Buffer.from(SAMPLES[i % SAMPLES.length].replace(/127\.0\.0\.1:5070/g, `127.0.0.1:${fuzzer.port}`));

@@ -31,9 +31,7 @@ describe('ferry sip resources return to zero', () => {
     try {
       srf.invite(async (rq: any, rs: any) => { await srf.createUAS(rq, rs, { localSdp: TEST_SDP }); });
       await sleep(100);
-      const phone = new SipUdpPhone();
-      await phone.start();
-      phone.target.port = engine.ports.sip;
+      const phone = await SipUdpPhone.open(engine.ports.sip);
       try {
         for (let i = 0; i < 5; i++) {
           const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
@@ -58,9 +56,7 @@ describe('ferry sip resources return to zero', () => {
     const srf = await connect(engine.ports.control);
     srf.invite(async (rq: any, rs: any) => { await srf.createUAS(rq, rs, { localSdp: TEST_SDP }); });
     await sleep(100);
-    const phone = new SipUdpPhone();
-    await phone.start();
-    phone.target.port = engine.ports.sip;
+    const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
