@@ -11,6 +11,7 @@ import { RpcConnection } from '../rpc/rpc-connection';
 import { PortAllocator } from '../rtp/port-allocator';
 import { loadMediaConfig, type MediaConfig } from './media-config';
 import { MediaSet } from './media-set';
+import { EventLoopLag } from './event-loop-lag';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -52,11 +53,12 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   });
   const serverId = randomUUID();
   const sockets = new Set<WebSocket>();
+  const loopLag = new EventLoopLag(envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000));
 
   const httpServer = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/stats') {
-      const body = JSON.stringify(mediaSet.stats());
+      const body = JSON.stringify({ ...mediaSet.stats(), ...loopLag.snapshot() });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(body);
       return;
@@ -131,6 +133,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     close() {
       closing ??= (async () => {
         if (pingTimer) clearInterval(pingTimer);
+        loopLag.close();
         await mediaSet.closeAll();
         for (const ws of sockets) ws.terminate();
         wss.close();
