@@ -91,7 +91,7 @@ export class Gateway {
       mediaUrl: config.mediaUrl,
       noAnswerMs: config.noAnswerMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
-      onEnded: (r) => this.metrics.callEnded(r.reason),
+      onEnded: (r) => this.metrics.callEnded(r),
     });
     const verbs = this.srf as unknown as SrfVerbs;
     verbs.register((req, res) => {

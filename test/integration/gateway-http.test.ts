@@ -30,7 +30,8 @@ describe('gateway HTTP API', () => {
     port = await server.listen('127.0.0.1', 0);
     await store.putCall(rec('11111111-live', 'answered'));
     await store.putCall(rec('22222222-gone', 'ended'), 60000);
-    metrics.callEnded('busy');
+    metrics.callEnded({ reason: 'busy' });
+    metrics.callEnded({ reason: 'media-timeout', suspectedFalseEnd: true });
   });
   after(() => server.close());
 
@@ -76,6 +77,8 @@ describe('gateway HTTP API', () => {
     assert.match(m.body, /^# TYPE ferry_active_calls gauge$/m);
     assert.match(m.body, /^ferry_active_calls 1$/m);
     assert.match(m.body, /^ferry_calls_ended_total\{reason="busy"\} 1$/m);
+    assert.match(m.body, /^ferry_calls_suspected_false_end_total\{reason="media-timeout"\} 1$/m);
+    assert.doesNotMatch(m.body, /^ferry_calls_suspected_false_end_total\{reason="busy"\}/m);
     for (const line of m.body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? \d+)$/, line);
   });
 

@@ -85,7 +85,7 @@ export class CallAdopter {
     call.note('adopted', `from ${previous}${previous === this.d.instanceId ? ' (this instance, restarted)' : ' (lease expired)'}, state ${rec.state}`);
     this.d.registry.add(call);
     this.d.metrics.callsAdopted++;
-    call.once('ended', (r) => this.d.metrics.callEnded(r.reason));
+    call.once('ended', (r) => this.d.metrics.callEnded(r));
 
     const dialogs: { caller?: AdoptedDialog; callee?: AdoptedDialog } = {};
     for (const side of ['caller', 'callee'] as const) {

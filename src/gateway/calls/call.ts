@@ -12,6 +12,9 @@ import { answerDirection, bumpVersion, direction, withDirection } from './sdp-re
 /** how long the release waits for a BYE to be answered (the BYE is already on the wire; a dead peer must not hold the release) */
 const BYE_WAIT_MS = 500;
 
+/** End reasons decided by silence rather than by an explicit signal: the only ones that can be false. */
+const SILENCE_REASONS: ReadonlySet<EndReason> = new Set<EndReason>(['media-timeout', 'hold-timeout', 'ice-failed']);
+
 export interface CallEvents {
   ended: [record: CallRecord];
 }
@@ -36,6 +39,8 @@ export class Call extends EventEmitter<CallEvents> {
   private ending: Promise<void> | undefined;
   private persistChain: Promise<void> = Promise.resolve();
   private timers: TimerHandle[] = [];
+  /** the party whose media leg went silent, when the media server ended the call on silence */
+  private silentSide: Side | undefined;
   readonly log: Logger;
 
   constructor(record: CallRecord, private readonly deps: CallDeps) {
@@ -78,6 +83,7 @@ export class Call extends EventEmitter<CallEvents> {
     this.record.media = { ...this.record.media, ...media.ids };
     media.on('ended', (reason, side, detail) => {
       this.note('media-ended', `${side}: ${detail}`);
+      if (SILENCE_REASONS.has(reason) && !this.ending) this.silentSide = side;
       void this.end(reason, 'media');
     });
   }
@@ -237,7 +243,15 @@ export class Call extends EventEmitter<CallEvents> {
           });
           byes.push(
             Promise.race([d.destroy({ headers: { Reason: `SIP;cause=200;text="${reason}"` } }), timeout]).then(
-              (r) => this.note(r === 'timeout' ? 'bye-unanswered' : 'bye-sent', `to ${side}`),
+              (r) => {
+                this.note(r === 'timeout' ? 'bye-unanswered' : 'bye-sent', `to ${side}`);
+                if (r !== 'timeout' && side === this.silentSide) {
+                  // the party we judged gone answered at once: it was there all along
+                  this.record.suspectedFalseEnd = true;
+                  this.note('suspected-false-end', `${reason} on the ${side}'s leg, but the ${side} answered our BYE`);
+                  this.log.warn('suspected false end', { reason, side });
+                }
+              },
               (err: Error) => this.note('bye-failed', `to ${side}: ${err?.message ?? err}`),
             ).finally(() => timer?.cancel()),
           );

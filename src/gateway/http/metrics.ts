@@ -3,12 +3,14 @@ import { EndReason } from '../calls/end-reason';
 /** Counters behind GET /metrics (Prometheus text format). */
 export class GatewayMetrics {
   private readonly endedByReason = new Map<EndReason, number>();
+  private readonly suspectedFalseEndsByReason = new Map<EndReason, number>();
   callsStarted = 0;
   callsAdopted = 0;
 
-  callEnded(reason: EndReason | undefined): void {
-    const r = reason ?? 'failed';
+  callEnded(record: { reason?: EndReason; suspectedFalseEnd?: boolean }): void {
+    const r = record.reason ?? 'failed';
     this.endedByReason.set(r, (this.endedByReason.get(r) ?? 0) + 1);
+    if (record.suspectedFalseEnd) this.suspectedFalseEndsByReason.set(r, (this.suspectedFalseEndsByReason.get(r) ?? 0) + 1);
   }
 
   render(g: { activeCalls: number; ownedCalls: number; registrations: number; instanceId: string }): string {
@@ -32,6 +34,13 @@ export class GatewayMetrics {
       '# TYPE ferry_calls_ended_total counter',
     ];
     for (const [reason, n] of [...this.endedByReason].sort()) lines.push(`ferry_calls_ended_total{reason="${reason}"} ${n}`);
+    lines.push(
+      '# HELP ferry_calls_suspected_false_end_total Calls ended on silence (media-timeout, hold-timeout, ice-failed) whose silent party then answered our BYE at once: probably a mute, hold or blip taken for a dead peer.',
+      '# TYPE ferry_calls_suspected_false_end_total counter',
+    );
+    const falseEnds = [...this.suspectedFalseEndsByReason].sort();
+    if (falseEnds.length === 0) lines.push('ferry_calls_suspected_false_end_total 0');
+    for (const [reason, n] of falseEnds) lines.push(`ferry_calls_suspected_false_end_total{reason="${reason}"} ${n}`);
     return `${lines.join('\n')}\n`;
   }
 }

@@ -61,5 +61,11 @@ export interface CallRecord {
   reason?: EndReason;
   /** set when the media server decided the end (reason came from a media event) */
   endedBy?: 'caller' | 'callee' | 'media' | 'gateway';
+  /**
+   * Set when the call was ended on silence (media-timeout, hold-timeout, ice-failed) on one party's
+   * leg, yet that party answered our BYE at once: it was still there, so the end was probably false
+   * (a mute, hold or blip taken for a dead peer). Counted in /metrics; lifecycle tests assert 0.
+   */
+  suspectedFalseEnd?: boolean;
   timeline: TimelineEntry[];
 }
