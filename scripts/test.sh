@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
-# The README's test command (`npm test`) and CI's (.ci/run): installs the Debian tools the tests
-# drive (real Chromium, SIPp, baresip, iproute2) when missing, type-checks, then runs every test.
+# The README's test command (`npm test`) and CI's (.ci/run): installs the Debian packages of every
+# external program the tests run (scripts/test-tools.txt) when missing, makes sure a Redis answers on
+# 127.0.0.1:6379, type-checks, then runs every test (or only the test files given as arguments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# 1. tools: scripts/test-tools.txt maps each program to its Debian package
 need=()
-command -v chromium >/dev/null || need+=(chromium)
-command -v sipp >/dev/null || need+=(sip-tester)
-command -v baresip >/dev/null || need+=(baresip)
-command -v ip >/dev/null || need+=(iproute2)
-command -v tc >/dev/null || need+=(iproute2)
+missing=()
+while read -r program package _; do
+  case "$program" in '' | '#'*) continue ;; esac
+  if ! command -v "$program" >/dev/null 2>&1; then
+    missing+=("$program")
+    case " ${need[*]-} " in *" $package "*) ;; *) need+=("$package") ;; esac
+  fi
+done < scripts/test-tools.txt
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test: installing missing Debian packages: ${need[*]}"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing Debian packages for missing programs (${missing[*]}): ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "test: missing Debian packages: ${need[*]} (install them: apt-get install ${need[*]})" >&2
+    echo "test: missing programs: ${missing[*]}; install their Debian packages: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  still=()
+  for program in "${missing[@]}"; do command -v "$program" >/dev/null 2>&1 || still+=("$program"); done
+  if [ ${#still[@]} -gt 0 ]; then
+    echo "test: still missing after the install: ${still[*]} (see scripts/test-tools.txt)" >&2
     exit 1
   fi
 fi
+
+# 2. the shared Redis the Redis-backed tests use: start one when nothing answers on 6379
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  echo "test: note: no Redis on 127.0.0.1:6379; Redis-backed tests will fail (start redis-server)" >&2
+  echo "test: no Redis answers on 127.0.0.1:6379; starting redis-server there (no persistence) for the Redis-backed tests"
+  redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test-redis.XXXXXX")
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --dir "$redis_dir" --logfile "$redis_dir/redis.log" >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "test: redis-server did not answer on 127.0.0.1:6379 within 5 s (log: $redis_dir/redis.log)" >&2
+    exit 1
+  fi
 fi
 
+# 3. dependencies, type-check, tests
 [ -d node_modules ] || npm ci
 npx tsc --noEmit -p tsconfig.json
 
