@@ -1,3 +1,5 @@
+import { createLogger } from '../common/logger';
+import { runProcess } from '../common/process-runner';
 import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { Gateway } from '../gateway/gateway';
@@ -5,8 +7,9 @@ import { Gateway } from '../gateway/gateway';
 /**
  * `ferry gateway`: the B2BUA app. Reads its environment and sip-config (docs/configuration.md);
  * a bad configuration fails start-up naming file, line and field. Once up it prints one stdout
- * line, `ferry gateway ready {"http":<port>}`. SIGTERM/SIGINT stop it without ending calls (the
- * media server and SIP engine keep them; another gateway adopts them).
+ * line, `ferry gateway ready {"http":<port>}`. SIGTERM/SIGINT/SIGHUP stop it without ending calls
+ * (the media server and SIP engine keep them; another gateway adopts them). Signals, watchdog,
+ * parent watch and fault counting (/metrics `ferry_process_faults_total`): src/common/process-runner.ts.
  */
 export async function run(_args: string[]): Promise<void> {
   let config;
@@ -20,14 +23,7 @@ export async function run(_args: string[]): Promise<void> {
     throw err;
   }
   const gateway = new Gateway(config);
+  runProcess({ name: 'gateway', logger: createLogger('gateway'), stop: () => gateway.stop() });
   await gateway.start();
   process.stdout.write(`ferry gateway ready ${JSON.stringify({ http: gateway.httpPort, instance: config.instanceId })}\n`);
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    gateway.stop().finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }

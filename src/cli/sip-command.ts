@@ -1,4 +1,6 @@
 import { envInt, envString } from '../common/env';
+import { createLogger } from '../common/logger';
+import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
 
 /**
@@ -7,9 +9,13 @@ import { startSipEngine } from '../sip/sip-engine-server';
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
  * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
+ * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
  */
 export async function run(_args: string[]): Promise<void> {
-  const engine = await startSipEngine({
+  const logger = createLogger('sip');
+  let engine: Awaited<ReturnType<typeof startSipEngine>> | undefined;
+  runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
+  engine = await startSipEngine({
     host: envString('FERRY_SIP_HOST', '127.0.0.1'),
     advertisedHost: envString('FERRY_SIP_ADVERTISED_HOST', '') || undefined,
     sipPort: envInt('FERRY_SIP_PORT', 5060),
@@ -23,10 +29,5 @@ export async function run(_args: string[]): Promise<void> {
     },
   });
   process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
-  const stop = (): void => {
-    engine.close().finally(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
   // keep the process alive: transports hold the event loop open
 }

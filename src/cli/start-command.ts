@@ -1,6 +1,9 @@
 import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
-import { SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
+import { createLogger } from '../common/logger';
+import { runProcess } from '../common/process-runner';
+import { stopChildrenInOrder } from '../gateway/supervisor/stop-children';
+import { SupervisedChild, SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
@@ -25,22 +28,28 @@ export async function run(_args: string[]): Promise<void> {
   };
   const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: env.FERRY_SIP_HOST ?? host } }, log);
   const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: env.FERRY_MEDIA_HOST ?? host } }, log);
-  const parts = [sip, media];
-  let stopping = false;
-  const stopAll = async (code: number): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write('ferry: stopping\n');
-    // gateway first (it leaves calls to the others), then the engines
-    for (const p of [...parts].reverse()) await p.stop().catch(() => {});
-    process.stdout.write('ferry: stopped\n');
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
+  const parts: SupervisedChild[] = [sip, media];
+  let gateway: SupervisedChild | undefined;
+  /** Children stopped after the engines (e.g. a private store the gateway writes to). */
+  const stopLast: SupervisedChild[] = [];
+  // SIGTERM/SIGINT/SIGHUP (terminal closed) stop the whole tree within the shutdown watchdog;
+  // a second signal, or the watchdog, SIGKILLs the children and exits at once
+  const runner = runProcess({
+    name: 'start',
+    logger: createLogger('start'),
+    stop: async () => {
+      process.stdout.write('ferry: stopping\n');
+      // gateway first (it leaves calls to the others), then the engines
+      const engines = parts.filter((p) => p !== gateway && !stopLast.includes(p));
+      await stopChildrenInOrder([gateway ? [gateway] : [], engines, stopLast]);
+      process.stdout.write('ferry: stopped\n');
+    },
+    forceStop: () => [...parts, ...stopLast].forEach((p) => p.kill()),
+  });
+  const stopAll = async (code: number): Promise<void> => runner.shutdown('start-failed', code);
   try {
     const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start()]);
-    const gateway = new SupervisedPart(
+    gateway = new SupervisedPart(
       {
         name: 'gateway',
         env: {

@@ -2,6 +2,26 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import readline from 'node:readline';
+import { guarded } from '../../common/process-faults';
+import { withParentDeathSignal } from './parent-death-signal';
+
+/** Any program run as a supervised child. */
+export interface ChildSpec {
+  /** Names the child in its prefixed output lines, e.g. 'sip' or 'redis'. */
+  name: string;
+  command: string;
+  args: string[];
+  /** Added to this process's environment; read again at every (re)start, so it may be updated. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /**
+   * Readiness test on each output line (stdout and stderr): returns the child's info once a line
+   * says it is ready, undefined otherwise.
+   */
+  ready: (line: string) => Record<string, unknown> | undefined;
+  /** Restart (with back-off) when it dies unexpectedly. Default true. */
+  restart?: boolean;
+}
 
 /** One ferry part run as a child process: `bin/ferry <name>` with an environment. */
 export interface PartSpec {
@@ -16,17 +36,36 @@ export interface Ready {
 
 const FERRY_BIN = path.join(__dirname, '..', '..', '..', 'bin', 'ferry');
 
+/** Children alive right now; SIGKILLed if this process exits with them still running. */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function trackChild(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const c of liveChildren) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+  }
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+}
+
 /**
- * Runs one part, waits for its `ferry <name> ready {...}` line, restarts it (with back-off) if it
- * dies unexpectedly, and stops it with SIGTERM (SIGKILL after a grace period).
+ * Runs one program, waits for its readiness line, restarts it (with back-off) if it dies
+ * unexpectedly, and stops it with SIGTERM (SIGKILL after a grace period). The child cannot outlive
+ * this process: it is started through a parent-death signal where available, gets this process's
+ * pid in FERRY_PARENT_PID (ferry children watch it), is SIGKILLed if this process exits, and runs in
+ * its own session so a terminal's Ctrl-C or hang-up reaches only the supervisor, which stops the
+ * children in order. Events: 'ready' (info) after every (re)start, 'exit' (code, signal).
  */
-export class SupervisedPart extends EventEmitter {
+export class SupervisedChild extends EventEmitter {
   private child: ChildProcess | undefined;
   private stopping = false;
   private restarts = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
   info: Record<string, unknown> = {};
 
-  constructor(readonly spec: PartSpec, private readonly out: (line: string) => void) {
+  constructor(readonly spec: ChildSpec, private readonly out: (line: string) => void) {
     super();
   }
 
@@ -34,49 +73,76 @@ export class SupervisedPart extends EventEmitter {
     return this.child?.pid;
   }
 
+  get running(): boolean {
+    const c = this.child;
+    return !!c && c.exitCode === null && c.signalCode === null;
+  }
+
   start(timeoutMs = 30000): Promise<Record<string, unknown>> {
+    this.stopping = false;
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [FERRY_BIN, this.spec.name], {
-        env: { ...process.env, ...this.spec.env },
+      const { command, args } = withParentDeathSignal(this.spec.command, this.spec.args);
+      const child = spawn(command, args, {
+        env: { ...process.env, ...this.spec.env, FERRY_PARENT_PID: String(process.pid) },
+        cwd: this.spec.cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
       this.child = child;
-      const timer = setTimeout(() => reject(new Error(`ferry ${this.spec.name} did not become ready within ${timeoutMs} ms`)), timeoutMs);
+      trackChild(child);
       const prefix = `[${this.spec.name}] `;
-      const marker = `ferry ${this.spec.name} ready `;
-      readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (line.startsWith(marker)) {
-          clearTimeout(timer);
-          try {
-            this.info = JSON.parse(line.slice(marker.length)) as Record<string, unknown>;
-          } catch {
-            this.info = {};
-          }
-          this.emit('ready', this.info);
-          resolve(this.info);
-        } else this.out(prefix + line);
+      let ready = false;
+      const timer = setTimeout(() => {
+        reject(new Error(`${this.spec.name} did not become ready within ${timeoutMs} ms`));
+        if (this.running && this.child === child) child.kill('SIGKILL');
+      }, timeoutMs);
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.spec.name} could not be started: ${err.message}`));
       });
-      readline.createInterface({ input: child.stderr! }).on('line', (line) => this.out(prefix + line));
+      const onLine = (line: string): void => {
+        if (!ready) {
+          const info = this.spec.ready(line);
+          if (info) {
+            ready = true;
+            clearTimeout(timer);
+            this.info = info;
+            this.restarts = 0;
+            this.emit('ready', info);
+            resolve(info);
+            return;
+          }
+        }
+        this.out(prefix + line);
+      };
+      readline.createInterface({ input: child.stdout! }).on('line', onLine);
+      readline.createInterface({ input: child.stderr! }).on('line', onLine);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         if (this.child === child) this.child = undefined;
-        reject(new Error(`ferry ${this.spec.name} exited (${signal ?? code}) before it was ready`));
-        if (this.stopping) return;
-        this.out(`${prefix}exited unexpectedly (${signal ?? `code ${code}`}); restarting`);
+        reject(new Error(`${this.spec.name} exited (${signal ?? code}) before it was ready`));
+        this.emit('exit', code, signal);
+        if (this.stopping || this.spec.restart === false) return;
         const delay = Math.min(10000, 250 * 2 ** this.restarts++);
-        setTimeout(() => {
-          if (this.stopping) return;
-          this.start(timeoutMs).then(
-            () => { this.restarts = 0; },
-            (err: Error) => this.out(`${prefix}${err.message}`),
-          );
-        }, delay).unref();
+        this.out(`${prefix}exited unexpectedly (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
+        this.restartTimer = setTimeout(
+          guarded(`supervisor.restart.${this.spec.name}`, () => {
+            this.restartTimer = undefined;
+            if (this.stopping) return;
+            this.start(timeoutMs).catch((err: Error) => this.out(`${prefix}${err.message}`));
+          }),
+          delay,
+        );
+        this.restartTimer.unref();
       });
     });
   }
 
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. No restart follows. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -87,5 +153,39 @@ export class SupervisedPart extends EventEmitter {
       });
       child.kill('SIGTERM');
     });
+  }
+
+  /** SIGKILL now (a forced stop); no restart follows. */
+  kill(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    if (this.running) this.child!.kill('SIGKILL');
+  }
+}
+
+/** The spec of a ferry part: `node bin/ferry <name>`, ready on its `ferry <name> ready {...}` line. */
+export function ferryPartSpec(spec: PartSpec): ChildSpec {
+  const marker = `ferry ${spec.name} ready `;
+  return {
+    name: spec.name,
+    command: process.execPath,
+    args: [FERRY_BIN, spec.name],
+    env: spec.env,
+    ready: (line) => {
+      if (!line.startsWith(marker)) return undefined;
+      try {
+        return JSON.parse(line.slice(marker.length)) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    },
+  };
+}
+
+/** A ferry part (sip, media, gateway) as a supervised child. */
+export class SupervisedPart extends SupervisedChild {
+  constructor(part: PartSpec, out: (line: string) => void) {
+    super(ferryPartSpec(part), out);
   }
 }
