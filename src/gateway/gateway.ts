@@ -40,7 +40,8 @@ export class Gateway {
   private readonly media: MediaConnection;
   private readonly http: HttpServer;
   private readonly lease: LeaseKeeper;
-  private adopter: CallAdopter | undefined;
+  /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
+  private readonly adopter: CallAdopter;
   private readonly clock: Clock;
   httpPort = 0;
 
@@ -67,6 +68,19 @@ export class Gateway {
       },
       this.log.child({ component: 'gateway.http' }),
     );
+    this.adopter = new CallAdopter({
+      store: this.store,
+      media: this.media,
+      srf: this.srf,
+      registry: this.registry,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.adoption' }),
+      instanceId: config.instanceId,
+      leaseMs: config.leaseMs,
+      intervalMs: config.adoptIntervalMs,
+      endedRecordTtlMs: config.endedRecordTtlMs,
+      metrics: this.metrics,
+    });
   }
 
   async start(): Promise<void> {
@@ -106,8 +120,8 @@ export class Gateway {
     });
     verbs.invite((req, res) => {
       if (/;\s*tag=/i.test(req.get('To') ?? '')) {
-        // a re-INVITE srf has no Dialog for: a dialog adopted from a dead gateway, or unknown
-        if (!this.adopter?.dialogs.dispatch(req as never, res as never)) res.send(481);
+        // a re-INVITE srf has no Dialog for: a dialog adopted (or about to be) from a dead gateway, or unknown
+        this.adopter.offer(req as never, res as never);
         return;
       }
       this.metrics.callsStarted++;
@@ -122,24 +136,11 @@ export class Gateway {
     });
     verbs.options((_req, res) => res.send(200));
     for (const verb of ['bye', 'info', 'update'] as const) {
-      verbs[verb]((req, res) => {
-        if (!this.adopter?.dialogs.dispatch(req as never, res as never)) res.send(481);
-      });
+      verbs[verb]((req, res) => this.adopter.offer(req as never, res as never));
     }
     await this.lease.start();
-    this.adopter = new CallAdopter({
-      store: this.store,
-      media: this.media,
-      srf: this.srf,
-      registry: this.registry,
-      clock: this.clock,
-      log: this.log.child({ component: 'gateway.adoption' }),
-      instanceId: config.instanceId,
-      leaseMs: config.leaseMs,
-      intervalMs: config.adoptIntervalMs,
-      endedRecordTtlMs: config.endedRecordTtlMs,
-      metrics: this.metrics,
-    });
+    // a gateway restarted with its previous id adopts its own calls here, at once; in-dialog
+    // requests offered before this scan ends are held and delivered to the adopted calls
     await this.adopter.start();
     this.httpPort = await this.http.listen(config.http.host, config.http.port);
   }
@@ -161,7 +162,7 @@ export class Gateway {
 
   /** stops handling new work; live calls stay up, and dropping the lease lets another gateway adopt them at once */
   async stop(): Promise<void> {
-    this.adopter?.stop();
+    this.adopter.stop();
     await this.http.close();
     await this.lease.stop({ release: true });
     try {

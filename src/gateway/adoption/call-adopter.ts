@@ -10,6 +10,11 @@ import { CallRecord } from '../state/call-record';
 import { StateStore } from '../state/state-store';
 import { AdoptedDialog } from './adopted-dialog';
 import { AdoptedDialogs } from './adopted-dialogs';
+import { DialogRequest, HeldInDialogRequests } from './held-in-dialog-requests';
+import { InDialogResponse } from '../calls/dialog-like';
+
+/** how long an adopted dialog's claim in ferry sip may take before it is logged as unanswered */
+const CLAIM_WAIT_MS = 5000;
 
 export interface CallAdopterDeps {
   store: StateStore;
@@ -33,17 +38,33 @@ export interface CallAdopterDeps {
  * - calls whose media is gone (the media server released them while no gateway was alive), calls
  *   caught half-way through ending, and calls never answered: finish them (BYE whoever is still
  *   there, release what is left, mark the record ended with a TTL backstop).
- * A claim in the store (SET NX) makes sure only one gateway adopts a given call.
+ * A claim in the store (SET NX) makes sure only one gateway adopts a given call. A gateway restarted
+ * with its previous instance id adopts its own calls in its first scan, without waiting for a lease.
+ * In-dialog requests for unknown dialogs that arrive before the first scan has finished are held
+ * (HeldInDialogRequests) and delivered to the call they belong to once it is adopted. Every adopted
+ * dialog is claimed in ferry sip, so the engine's orphan-dialog timer never ends an adopted call.
  */
 export class CallAdopter {
   readonly dialogs = new AdoptedDialogs();
+  private readonly held: HeldInDialogRequests;
   private timer: TimerHandle | undefined;
   private scanning = false;
 
-  constructor(private readonly d: CallAdopterDeps) {}
+  constructor(private readonly d: CallAdopterDeps) {
+    this.held = new HeldInDialogRequests((req, res) => this.dialogs.dispatch(req, res), d.log, () => d.clock.now());
+  }
+
+  /** an in-dialog request srf has no Dialog for (a dialog adopted, or to be adopted, from a dead gateway, or unknown) */
+  offer(req: DialogRequest, res: InDialogResponse): void {
+    this.held.offer(req, res);
+  }
 
   async start(): Promise<void> {
-    await this.scan();
+    try {
+      await this.scan();
+    } finally {
+      this.held.open();
+    }
     this.timer = this.d.clock.setInterval(() => void this.scan(), this.d.intervalMs);
   }
 
@@ -110,15 +131,52 @@ export class CallAdopter {
 
     if (rec.state === 'answered' && media && dialogs.caller && dialogs.callee) {
       call.connect(dialogs.caller, dialogs.callee, { adopted: true });
+      // requests ferry sip held for this call while no gateway was connected (a party's BYE, say)
+      this.held.deliver();
       await call.persist();
       this.d.log.info('call adopted', { callId: rec.id, from: previous });
+      if (!call.isEnding) void this.claimDialogs(call, { caller: dialogs.caller, callee: dialogs.callee });
       return;
     }
     // finish: the call ended (or never got answered) while no gateway was alive
     call.connect(dialogs.caller ?? new DeadDialog(), dialogs.callee ?? new DeadDialog(), { adopted: true });
+    // a party's held BYE ends it as that party's hang-up (only the other one gets our BYE)
+    this.held.deliver();
     const reason = rec.reason ?? (rec.state === 'answered' ? 'session-expired' : 'failed');
     await call.end(reason, 'gateway');
     for (const dlg of Object.values(dialogs)) if (dlg) this.dialogs.remove(dlg);
+  }
+
+  /**
+   * Claims both dialogs of an adopted call in ferry sip. A 481 means the engine no longer has that
+   * dialog (its party is gone): the call ends as that party's, and only the other party gets a BYE.
+   */
+  private async claimDialogs(call: Call, dialogs: { caller: AdoptedDialog; callee: AdoptedDialog }): Promise<void> {
+    await Promise.all(
+      (['caller', 'callee'] as const).map(async (side) => {
+        const dlg = dialogs[side];
+        let timer: TimerHandle | undefined;
+        const timeout = new Promise<'timeout'>((r) => {
+          timer = this.d.clock.setTimeout(() => r('timeout'), CLAIM_WAIT_MS);
+        });
+        try {
+          const status = await Promise.race([dlg.claim(), timeout]);
+          if (status === 'timeout') return call.note('claim-unanswered', `${side} dialog ${dlg.id}`);
+          if (status === 481) {
+            call.note('dialog-gone', `${side}: ferry sip answered our claim 481`);
+            dlg.connected = false;
+            if (!call.isEnding) await call.end('session-expired', side);
+            return;
+          }
+          if (status >= 300) call.note('claim-refused', `${side}: ${status}`);
+          else this.d.log.info('dialog claimed', { callId: call.record.id, side, dialogId: dlg.id });
+        } catch (err) {
+          call.note('claim-failed', `${side}: ${(err as Error).message}`);
+        } finally {
+          timer?.cancel();
+        }
+      }),
+    );
   }
 }
 
