@@ -1,3 +1,4 @@
+import { processFaultCounts } from '../../common/process-faults';
 import { EndReason } from '../calls/end-reason';
 
 /** Counters behind GET /metrics (Prometheus text format). */
@@ -41,6 +42,11 @@ export class GatewayMetrics {
     const falseEnds = [...this.suspectedFalseEndsByReason].sort();
     if (falseEnds.length === 0) lines.push('ferry_calls_suspected_false_end_total 0');
     for (const [reason, n] of falseEnds) lines.push(`ferry_calls_suspected_false_end_total{reason="${reason}"} ${n}`);
+    lines.push(
+      '# HELP ferry_process_faults_total Faults this gateway process survived (logged, not fatal), by kind.',
+      '# TYPE ferry_process_faults_total counter',
+    );
+    for (const [kind, n] of Object.entries(processFaultCounts())) lines.push(`ferry_process_faults_total{kind="${kind}"} ${n}`);
     return `${lines.join('\n')}\n`;
   }
 }

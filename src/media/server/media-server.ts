@@ -12,6 +12,7 @@ import { PortAllocator } from '../rtp/port-allocator';
 import { loadMediaConfig, type MediaConfig } from './media-config';
 import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
+import { processFaultCounts } from '../../common/process-faults';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -58,7 +59,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const httpServer = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/stats') {
-      const body = JSON.stringify({ ...mediaSet.stats(), ...loopLag.snapshot() });
+      const body = JSON.stringify({ ...mediaSet.stats(), ...loopLag.snapshot(), processFaults: processFaultCounts() });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(body);
       return;
