@@ -131,6 +131,22 @@ export abstract class SdpEndpoint extends MediaElement {
     return undefined;
   }
 
+  /**
+   * The end events a subscriber gets when another control session releases this endpoint's pipeline:
+   * MediaStateChanged(DISCONNECTED) (when it was CONNECTED) and MediaSessionTerminated, both with
+   * reason `control-release` and `detail`. None when the leg had already ended (that end was told).
+   */
+  releaseNotice(detail: string): { type: string; data: Record<string, unknown> }[] {
+    if (this.legEndReason || this.released) return [];
+    const at = this.clock.now();
+    const notice: { type: string; data: Record<string, unknown> }[] = [];
+    if (this.mediaState !== 'DISCONNECTED') {
+      notice.push({ type: 'MediaStateChanged', data: this.eventData('MediaStateChanged', { oldState: this.mediaState, newState: 'DISCONNECTED', reason: 'control-release', detail }, at) });
+    }
+    notice.push({ type: 'MediaSessionTerminated', data: this.eventData('MediaSessionTerminated', { reason: 'control-release', detail }, at) });
+    return notice;
+  }
+
   private setMediaState(state: MediaState): void {
     if (this.legEndReason) return;
     const old = this.mediaState;

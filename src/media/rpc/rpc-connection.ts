@@ -194,7 +194,7 @@ export class RpcConnection implements SessionConnection {
         this.set.unsubscribe(session, params.subscription);
         return {};
       case 'release':
-        await this.set.release(params.object);
+        await this.set.release(params.object, 'control-release', session);
         return {};
       case 'ref':
         this.set.get(params.object);

@@ -14,6 +14,9 @@ import type { MediaConfig } from './media-config';
 import { MediaSession, type SessionConnection } from './media-session';
 import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './server-manager';
 
+/** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
+export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
+
 interface PipelineRecord {
   pipeline: MediaPipeline;
   elements: Map<string, MediaElement>;
@@ -243,14 +246,39 @@ export class MediaSet implements ObjectHost {
 
   // ---- release ----------------------------------------------------------------------------------
 
-  /** Global release (kurento-protocol.md §1.4): any element releases its whole pipeline; unknown ids succeed. */
-  release(id: unknown, reason: LegEndReason = 'control-release'): Promise<void> {
+  /**
+   * Global release (kurento-protocol.md §1.4): any element releases its whole pipeline; unknown ids
+   * succeed. `by` is the control session that asked: every OTHER session subscribed to an endpoint's
+   * end events is told first (releaseNotice: reason control-release, detail released-by-other-session).
+   */
+  release(id: unknown, reason: LegEndReason = 'control-release', by?: MediaSession): Promise<void> {
     if (typeof id !== 'string') return Promise.reject(KurentoErrors.marshall("'object' parameter should be a string"));
     const pid = pipelineIdOf(id);
     const rec = pid ? this.pipelines.get(pid) : undefined;
     if (!rec) return Promise.resolve();
-    if (!rec.release) rec.release = this.releasePipeline(rec, reason);
+    if (!rec.release) {
+      if (by) this.tellOtherSessions(rec, by);
+      rec.release = this.releasePipeline(rec, reason);
+    }
     return rec.release;
+  }
+
+  /** A pipeline is being released by session `by`: its endpoints' other subscribers get the end events now. */
+  private tellOtherSessions(rec: PipelineRecord, by: MediaSession): void {
+    const told = new Set<string>();
+    for (const e of rec.elements.values()) {
+      if (!(e instanceof SdpEndpoint)) continue;
+      for (const { type, data } of e.releaseNotice(RELEASED_BY_OTHER_SESSION)) {
+        for (const s of this.subs.get(e.id)?.get(type) ?? []) {
+          if (s === by || !s.connection) continue;
+          s.connection.sendNotification('onEvent', { value: { data, object: e.id, type } });
+          told.add(s.id);
+        }
+      }
+    }
+    if (told.size > 0) {
+      this.logger.info('pipeline released by another session', { pipeline: rec.pipeline.id, releasedBy: by.id, told: [...told] });
+    }
   }
 
   /** Drop one session's ownership; the pipeline goes when nobody owns it any more (KMS unref). */
@@ -268,7 +296,7 @@ export class MediaSet implements ObjectHost {
   /** closeSession: drop (or release, with `release: true`) everything the session owns, and forget it. */
   async closeSession(session: MediaSession, release: boolean): Promise<void> {
     for (const pid of [...session.pipelines]) {
-      if (release) await this.release(pid, 'control-release');
+      if (release) await this.release(pid, 'control-release', session);
       else await this.unref(session, pid);
     }
     session.connection = undefined;
