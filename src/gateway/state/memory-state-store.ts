@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Clock, systemClock } from '../../common/clock';
 import { CallRecord } from './call-record';
 import { Registration } from './registration';
-import { StateStore } from './state-store';
+import { StateStore, StoreHealth } from './state-store';
 
 /**
  * The state store used when no REDIS_URL is set: same behaviour as the Redis store (expiry
@@ -95,6 +95,11 @@ export class MemoryStateStore implements StateStore {
     let k = this.keys.get(name);
     if (!k) this.keys.set(name, (k = randomBytes(32)));
     return k;
+  }
+
+  /** in the gateway's own memory: it cannot be down */
+  health(): StoreHealth {
+    return { up: true, errorsTotal: 0 };
   }
 
   async close(): Promise<void> {}

@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { Clock, systemClock } from '../../common/clock';
 import { CallRecord } from './call-record';
 import { Registration } from './registration';
-import { StateStore } from './state-store';
+import { StateStore, StoreHealth } from './state-store';
 
 /**
  * The state store on Redis (ioredis). Keys, all under a configurable prefix (default `ferry:`):
@@ -15,14 +15,72 @@ import { StateStore } from './state-store';
  *   adopt:<callId>     adoption claim, SET NX PX, so only one gateway adopts a call
  *   key:<name>         secrets shared by all gateways (digest nonce key), created once with SET NX
  */
+export interface RedisStateStoreOptions {
+  /** bound of every Redis command (ioredis commandTimeout) */
+  commandTimeoutMs?: number;
+  /** how long the first operations wait for the very first connection */
+  connectTimeoutMs?: number;
+}
+
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
+  private readonly connectionListeners: ((up: boolean) => void)[] = [];
+  private readonly firstReady: Promise<void>;
+  private everReady = false;
 
-  constructor(url: string, private readonly prefix = 'ferry:', private readonly clock: Clock = systemClock) {
-    this.redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 3, enableOfflineQueue: true });
-    // a Redis outage must not crash the gateway: operations reject and callers log
+  constructor(url: string, private readonly prefix = 'ferry:', private readonly clock: Clock = systemClock, private readonly opts: RedisStateStoreOptions = {}) {
+    // No offline queue: while Redis is unreachable a command fails at once instead of waiting for
+    // the reconnection, and nothing stale is replayed when it returns (ResilientStateStore writes
+    // back what matters). Every command is bounded by commandTimeout (a frozen Redis too).
+    this.redis = new Redis(url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs ?? 500,
+      retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
+    });
+    // a Redis outage must not crash the gateway: operations reject and callers (or the resilient store) log
     this.redis.on('error', () => {});
+    let ready: () => void = () => {};
+    this.firstReady = new Promise<void>((resolve) => (ready = resolve));
+    this.redis.on('ready', () => {
+      this.everReady = true;
+      ready();
+      for (const l of this.connectionListeners) l(true);
+    });
+    this.redis.on('close', () => {
+      if (this.everReady) for (const l of this.connectionListeners) l(false);
+    });
+  }
+
+  /** called with true when the connection to Redis is (again) ready, false when it is lost */
+  onConnectionChange(listener: (up: boolean) => void): void {
+    this.connectionListeners.push(listener);
+  }
+
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  health(): StoreHealth {
+    return { up: this.connected, errorsTotal: 0 };
+  }
+
+  /** the client, once it has connected the first time (later, commands fail fast while disconnected) */
+  private async r(): Promise<Redis> {
+    if (!this.everReady) {
+      const ms = this.opts.connectTimeoutMs ?? 10000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.firstReady,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no connection to Redis within ${ms} ms`)), ms);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    }
+    return this.redis;
   }
 
   private k(s: string): string {
@@ -31,7 +89,7 @@ export class RedisStateStore implements StateStore {
 
   async putRegistration(reg: Registration): Promise<void> {
     const key = this.k(`reg:${reg.user}`);
-    await this.redis
+    await (await this.r())
       .multi()
       .hset(key, reg.contact, JSON.stringify(reg))
       .pexpireat(key, Math.max(reg.expiresAt, await this.latestExpiry(reg.user)))
@@ -40,13 +98,13 @@ export class RedisStateStore implements StateStore {
   }
 
   private async latestExpiry(user: string): Promise<number> {
-    const all = await this.redis.hvals(this.k(`reg:${user}`));
+    const all = await (await this.r()).hvals(this.k(`reg:${user}`));
     return all.reduce((m, j) => Math.max(m, (JSON.parse(j) as Registration).expiresAt), 0);
   }
 
   async getRegistrations(user: string): Promise<Registration[]> {
     const now = this.clock.now();
-    const all = await this.redis.hgetall(this.k(`reg:${user}`));
+    const all = await (await this.r()).hgetall(this.k(`reg:${user}`));
     const live: Registration[] = [];
     for (const [contact, json] of Object.entries(all)) {
       const r = JSON.parse(json) as Registration;
@@ -57,18 +115,18 @@ export class RedisStateStore implements StateStore {
   }
 
   async removeRegistration(user: string, contact: string): Promise<void> {
-    await this.redis.multi().hdel(this.k(`reg:${user}`), contact).zrem(this.k('regs'), `${user} ${contact}`).exec();
+    await (await this.r()).multi().hdel(this.k(`reg:${user}`), contact).zrem(this.k('regs'), `${user} ${contact}`).exec();
   }
 
   async countRegistrations(): Promise<number> {
-    await this.redis.zremrangebyscore(this.k('regs'), '-inf', this.clock.now());
-    return this.redis.zcard(this.k('regs'));
+    await (await this.r()).zremrangebyscore(this.k('regs'), '-inf', this.clock.now());
+    return (await this.r()).zcard(this.k('regs'));
   }
 
   async putCall(record: CallRecord, ttlMs?: number): Promise<void> {
     const key = this.k(`call:${record.id}`);
     const json = JSON.stringify(record);
-    const m = this.redis.multi();
+    const m = (await this.r()).multi();
     if (ttlMs !== undefined) m.set(key, json, 'PX', Math.max(1, Math.round(ttlMs)));
     else m.set(key, json);
     m.sadd(this.k('calls'), record.id);
@@ -76,33 +134,33 @@ export class RedisStateStore implements StateStore {
   }
 
   async getCall(id: string): Promise<CallRecord | undefined> {
-    const json = await this.redis.get(this.k(`call:${id}`));
+    const json = await (await this.r()).get(this.k(`call:${id}`));
     return json ? (JSON.parse(json) as CallRecord) : undefined;
   }
 
   async listCalls(): Promise<CallRecord[]> {
-    const ids = await this.redis.smembers(this.k('calls'));
+    const ids = await (await this.r()).smembers(this.k('calls'));
     if (ids.length === 0) return [];
-    const values = await this.redis.mget(ids.map((id) => this.k(`call:${id}`)));
+    const values = await (await this.r()).mget(ids.map((id) => this.k(`call:${id}`)));
     const out: CallRecord[] = [];
     const gone: string[] = [];
     values.forEach((v, i) => {
       if (v) out.push(JSON.parse(v) as CallRecord);
       else gone.push(ids[i]!);
     });
-    if (gone.length > 0) await this.redis.srem(this.k('calls'), ...gone);
+    if (gone.length > 0) await (await this.r()).srem(this.k('calls'), ...gone);
     return out;
   }
 
   async deleteCall(id: string): Promise<void> {
-    await this.redis.multi().del(this.k(`call:${id}`), this.k(`adopt:${id}`)).srem(this.k('calls'), id).exec();
+    await (await this.r()).multi().del(this.k(`call:${id}`), this.k(`adopt:${id}`)).srem(this.k('calls'), id).exec();
   }
 
   async countCallKeys(): Promise<number> {
     let cursor = '0';
     let n = 0;
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.k('call:*'), 'COUNT', 500);
+      const [next, keys] = await (await this.r()).scan(cursor, 'MATCH', this.k('call:*'), 'COUNT', 500);
       cursor = next;
       n += keys.length;
     } while (cursor !== '0');
@@ -110,28 +168,28 @@ export class RedisStateStore implements StateStore {
   }
 
   async renewLease(instanceId: string, ttlMs: number): Promise<void> {
-    await this.redis.set(this.k(`lease:${instanceId}`), String(this.clock.now() + ttlMs), 'PX', ttlMs);
+    await (await this.r()).set(this.k(`lease:${instanceId}`), String(this.clock.now() + ttlMs), 'PX', ttlMs);
   }
 
   async dropLease(instanceId: string): Promise<void> {
-    await this.redis.del(this.k(`lease:${instanceId}`));
+    await (await this.r()).del(this.k(`lease:${instanceId}`));
   }
 
   async leaseAlive(instanceId: string): Promise<boolean> {
-    return (await this.redis.exists(this.k(`lease:${instanceId}`))) === 1;
+    return (await (await this.r()).exists(this.k(`lease:${instanceId}`))) === 1;
   }
 
   async claimAdoption(callId: string, instanceId: string, ttlMs: number): Promise<boolean> {
     const key = this.k(`adopt:${callId}`);
-    const ok = await this.redis.set(key, instanceId, 'PX', ttlMs, 'NX');
+    const ok = await (await this.r()).set(key, instanceId, 'PX', ttlMs, 'NX');
     if (ok === 'OK') return true;
-    return (await this.redis.get(key)) === instanceId;
+    return (await (await this.r()).get(key)) === instanceId;
   }
 
   async sharedKey(name: string): Promise<Buffer> {
     const key = this.k(`key:${name}`);
-    await this.redis.set(key, randomBytes(32).toString('hex'), 'NX');
-    return Buffer.from((await this.redis.get(key))!, 'hex');
+    await (await this.r()).set(key, randomBytes(32).toString('hex'), 'NX');
+    return Buffer.from((await (await this.r()).get(key))!, 'hex');
   }
 
   async close(): Promise<void> {

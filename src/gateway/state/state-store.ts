@@ -1,6 +1,12 @@
 import { CallRecord } from './call-record';
 import { Registration } from './registration';
 
+/** What /metrics shows about the store: whether it answers, and how many operations failed. */
+export interface StoreHealth {
+  up: boolean;
+  errorsTotal: number;
+}
+
 /**
  * Where the gateway keeps everything that must outlive it: registrations, call records and
  * instance leases. Two implementations with the same behaviour: Redis (ioredis) and in-memory.
@@ -31,6 +37,9 @@ export interface StateStore {
 
   /** a random secret shared by every gateway on this store (created by the first to ask), e.g. the digest nonce key */
   sharedKey(name: string): Promise<Buffer>;
+
+  /** whether the store currently answers, and the number of failed operations so far */
+  health(): StoreHealth;
 
   close(): Promise<void>;
 }

@@ -1,0 +1,261 @@
+import { Clock, systemClock } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { CallRecord } from './call-record';
+import { Registration } from './registration';
+import { StateStore, StoreHealth } from './state-store';
+import { bindingKey, StateStoreMirror } from './state-store-mirror';
+import { StoreUnavailableError } from './store-unavailable-error';
+
+/** A store that can tell when its connection is lost and when it is ready again (RedisStateStore). */
+export interface ConnectionAwareStore extends StateStore {
+  onConnectionChange?(listener: (up: boolean) => void): void;
+}
+
+export interface ResilientStateStoreOptions {
+  /** bound of every operation (FERRY_STORE_TIMEOUT_MS) */
+  timeoutMs: number;
+  /** bound of `sharedKey`, asked once at start-up while the first connection may still be opening */
+  startupTimeoutMs?: number;
+  log: Logger;
+  clock?: Clock;
+}
+
+/**
+ * The state store as the gateway uses it when the store can fail (Redis):
+ * - every operation is bounded (`timeoutMs`); a failure is counted (`health().errorsTotal`) and the
+ *   transitions are logged once each ("state store unavailable" / "available again"), not per operation;
+ * - writes (calls, registrations, lease) go to a local mirror first and always resolve: a write the
+ *   store did not take is written again when it answers again;
+ * - reads that fail reject with StoreUnavailableError (the HTTP API answers 503, adoption skips the
+ *   scan: a peer's lease that could not be read is never taken for expired), except the lookup of a
+ *   user's bindings, which falls back to the bindings this gateway accepted (calls still route);
+ * - when the store is back (ready after a lost connection, or answering after failures), the lease,
+ *   every live call record and every unexpired binding this gateway wrote are written back, and the
+ *   ends, deletions and removals it has not confirmed are applied; a call that ended is never written
+ *   back as live.
+ * Writes to one call or one binding are serialised, so a write-back never overtakes a newer write.
+ */
+export class ResilientStateStore implements StateStore {
+  readonly kind: StateStore['kind'];
+  private readonly mirror: StateStoreMirror;
+  private readonly clock: Clock;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private up = true;
+  private downSince = 0;
+  private failedWhileDown = 0;
+  private errorsTotal = 0;
+  private writingBack: Promise<void> | undefined;
+  private writeBackAgain = false;
+  private closed = false;
+
+  constructor(private readonly inner: ConnectionAwareStore, private readonly opts: ResilientStateStoreOptions) {
+    this.kind = inner.kind;
+    this.clock = opts.clock ?? systemClock;
+    this.mirror = new StateStoreMirror(() => this.clock.now());
+    inner.onConnectionChange?.((connected) => {
+      if (this.closed) return;
+      if (connected) this.markUp('reconnected');
+      else this.markDown('connection', 'connection lost');
+    });
+  }
+
+  health(): StoreHealth {
+    return { up: this.up && this.inner.health().up, errorsTotal: this.errorsTotal };
+  }
+
+  /** resolves when a write-back in progress (if any) has finished (tests, shutdown) */
+  async settled(): Promise<void> {
+    while (this.writingBack) await this.writingBack;
+  }
+
+  // --- writes: mirrored, attempted, never rejected ---
+
+  async putCall(record: CallRecord, ttlMs?: number): Promise<void> {
+    this.mirror.callWritten(record, ttlMs);
+    await this.syncCall(record.id);
+  }
+
+  async deleteCall(id: string): Promise<void> {
+    this.mirror.callDeleted(id);
+    await this.syncCall(id);
+  }
+
+  async putRegistration(reg: Registration): Promise<void> {
+    this.mirror.registrationWritten(reg);
+    await this.syncRegistration(bindingKey(reg.user, reg.contact));
+  }
+
+  async removeRegistration(user: string, contact: string): Promise<void> {
+    this.mirror.registrationRemoved(user, contact);
+    await this.syncRegistration(bindingKey(user, contact));
+  }
+
+  async renewLease(instanceId: string, ttlMs: number): Promise<void> {
+    this.mirror.lease = { instanceId, ttlMs };
+    await this.bounded('renewLease', () => this.inner.renewLease(instanceId, ttlMs)).catch(() => {});
+  }
+
+  async dropLease(instanceId: string): Promise<void> {
+    if (this.mirror.lease?.instanceId === instanceId) this.mirror.lease = undefined;
+    await this.bounded('dropLease', () => this.inner.dropLease(instanceId)).catch(() => {});
+  }
+
+  // --- reads ---
+
+  async getRegistrations(user: string): Promise<Registration[]> {
+    try {
+      return await this.bounded('getRegistrations', () => this.inner.getRegistrations(user));
+    } catch {
+      return this.mirror.registrationsOf(user);
+    }
+  }
+
+  async countRegistrations(): Promise<number> {
+    try {
+      return await this.bounded('countRegistrations', () => this.inner.countRegistrations());
+    } catch {
+      return this.mirror.liveRegistrationCount;
+    }
+  }
+
+  getCall(id: string): Promise<CallRecord | undefined> {
+    return this.bounded('getCall', () => this.inner.getCall(id));
+  }
+
+  listCalls(): Promise<CallRecord[]> {
+    return this.bounded('listCalls', () => this.inner.listCalls());
+  }
+
+  countCallKeys(): Promise<number> {
+    return this.bounded('countCallKeys', () => this.inner.countCallKeys());
+  }
+
+  leaseAlive(instanceId: string): Promise<boolean> {
+    return this.bounded('leaseAlive', () => this.inner.leaseAlive(instanceId));
+  }
+
+  claimAdoption(callId: string, instanceId: string, ttlMs: number): Promise<boolean> {
+    return this.bounded('claimAdoption', () => this.inner.claimAdoption(callId, instanceId, ttlMs));
+  }
+
+  sharedKey(name: string): Promise<Buffer> {
+    return this.bounded('sharedKey', () => this.inner.sharedKey(name), this.opts.startupTimeoutMs ?? Math.max(10000, this.opts.timeoutMs));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inner.close();
+  }
+
+  // --- internals ---
+
+  private syncCall(id: string): Promise<boolean> {
+    return this.serial(`call ${id}`, async () => {
+      const want = this.mirror.desiredCall(id);
+      if (!want) return true;
+      try {
+        await this.bounded(want.kind === 'deleted' ? 'deleteCall' : 'putCall', () =>
+          want.kind === 'deleted' ? this.inner.deleteCall(id) : this.inner.putCall(want.record, want.kind === 'ended' ? want.ttlMs : undefined),
+        );
+        this.mirror.callConfirmed(id, want);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  private syncRegistration(key: string): Promise<boolean> {
+    return this.serial(`reg ${key}`, async () => {
+      const want = this.mirror.desiredRegistration(key);
+      if (!want) return true;
+      try {
+        await this.bounded(want.kind === 'bound' ? 'putRegistration' : 'removeRegistration', () =>
+          want.kind === 'bound' ? this.inner.putRegistration(want.reg) : this.inner.removeRegistration(want.user, want.contact),
+        );
+        this.mirror.registrationConfirmed(key, want);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** runs `fn` after every earlier operation queued on `key` */
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(key) ?? Promise.resolve();
+    const run = previous.then(fn);
+    const tail = run.catch(() => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return run;
+  }
+
+  private async bounded<T>(operation: string, fn: () => Promise<T>, ms = this.opts.timeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const value = await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+        }),
+      ]);
+      this.markUp('answered');
+      return value;
+    } catch (err) {
+      this.errorsTotal++;
+      const message = (err as Error).message;
+      if (this.up) this.markDown(operation, message);
+      else this.failedWhileDown++;
+      throw new StoreUnavailableError(operation, message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private markDown(operation: string, err: string): void {
+    if (!this.up) return;
+    this.up = false;
+    this.downSince = this.clock.now();
+    this.failedWhileDown = 0;
+    this.opts.log.warn('state store unavailable', { operation, err });
+  }
+
+  private markUp(how: 'reconnected' | 'answered'): void {
+    if (this.up || this.closed) return;
+    this.up = true;
+    this.opts.log.info('state store available again', { how, downMs: this.clock.now() - this.downSince, failedOperations: this.failedWhileDown });
+    void this.writeBack();
+  }
+
+  /** writes the lease, then every call record and binding the mirror holds */
+  private writeBack(): Promise<void> {
+    if (this.writingBack) {
+      this.writeBackAgain = true;
+      return this.writingBack;
+    }
+    this.writingBack = (async () => {
+      do {
+        this.writeBackAgain = false;
+        const started = this.clock.now();
+        // the lease first: another gateway must not see our written-back calls as ownerless
+        const lease = this.mirror.lease;
+        if (lease) await this.bounded('renewLease', () => this.inner.renewLease(lease.instanceId, lease.ttlMs)).catch(() => {});
+        const callIds = this.mirror.callIds();
+        const bindingKeys = this.mirror.registrationKeys();
+        const results = await Promise.all([...callIds.map((id) => this.syncCall(id)), ...bindingKeys.map((k) => this.syncRegistration(k))]);
+        this.opts.log.info('state store written back', {
+          calls: callIds.length,
+          registrations: bindingKeys.length,
+          failed: results.filter((ok) => !ok).length,
+          ms: this.clock.now() - started,
+        });
+      } while (this.writeBackAgain && this.up && !this.closed);
+    })().finally(() => {
+      this.writingBack = undefined;
+    });
+    return this.writingBack;
+  }
+}
