@@ -1,5 +1,6 @@
 import { envInt, envString } from '../common/env';
 import { createLogger } from '../common/logger';
+import { guarded } from '../common/process-faults';
 import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
 
@@ -9,6 +10,8 @@ import { startSipEngine } from '../sip/sip-engine-server';
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
  * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
+ * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
+ * at that interval, for leak checks from outside the process (the soak).
  * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
  */
 export async function run(_args: string[]): Promise<void> {
@@ -29,5 +32,11 @@ export async function run(_args: string[]): Promise<void> {
     },
   });
   process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
+  const statsIntervalMs = envInt('FERRY_SIP_STATS_INTERVAL_MS', 0);
+  if (statsIntervalMs > 0) {
+    const running = engine;
+    const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify(running.engine.stats())}\n`));
+    setInterval(printStats, statsIntervalMs).unref();
+  }
   // keep the process alive: transports hold the event loop open
 }
