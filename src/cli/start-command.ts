@@ -4,6 +4,7 @@ import { createLogger } from '../common/logger';
 import { runProcess } from '../common/process-runner';
 import { stopChildrenInOrder } from '../gateway/supervisor/stop-children';
 import { SupervisedChild, SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
+import { chooseGatewayStateStore } from './gateway-state-store';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
@@ -48,7 +49,10 @@ export async function run(_args: string[]): Promise<void> {
   });
   const stopAll = async (code: number): Promise<void> => runner.shutdown('start-failed', code);
   try {
-    const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start()]);
+    // the gateway's calls and registrations: REDIS_URL, else a private supervised redis-server, else memory (warned)
+    const store = await chooseGatewayStateStore(env, log);
+    if (store.privateRedis) stopLast.push(store.privateRedis.child);
+    const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start(), store.privateRedis?.child.start()]);
     gateway = new SupervisedPart(
       {
         name: 'gateway',
@@ -57,6 +61,8 @@ export async function run(_args: string[]): Promise<void> {
           FERRY_MEDIA_URL: `ws://${env.FERRY_MEDIA_HOST ?? host}:${mediaInfo.port}/kurento`,
           FERRY_WEBPHONE_WS_URL: env.FERRY_WEBPHONE_WS_URL ?? `ws://${env.FERRY_SIP_HOST ?? host}:${sipInfo.ws}`,
           FERRY_HTTP_HOST: env.FERRY_HTTP_HOST ?? host,
+          // the same instance id for every restart of the gateway: it resumes its own calls at once
+          ...store.gatewayEnv,
         },
       },
       log,
@@ -65,7 +71,9 @@ export async function run(_args: string[]): Promise<void> {
     const gw = await gateway.start();
     const info = {
       sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http,
-      pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid },
+      pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid, ...(store.privateRedis ? { redis: store.privateRedis.child.pid } : {}) },
+      store: store.mode, gatewayId: store.gatewayEnv.FERRY_GATEWAY_ID,
+      ...(store.privateRedis ? { redis: store.privateRedis.port, dataDir: store.privateRedis.dataDir } : {}),
     };
     process.stdout.write(`ferry ready ${JSON.stringify(info)}\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
