@@ -48,7 +48,7 @@ export class Gateway {
   constructor(readonly config: GatewayConfig, private readonly opts: GatewayOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.log = createLogger('gateway', { instanceId: config.instanceId });
-    this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock);
+    this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock, { timeoutMs: config.storeTimeoutMs, log: this.log.child({ component: 'gateway.store' }) });
     this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
     this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
     this.http = new HttpServer(
@@ -56,12 +56,15 @@ export class Gateway {
         listCalls: () => this.store.listCalls(),
         getCall: (id) => this.store.getCall(id),
         metrics: async () => {
-          const calls = await this.store.listCalls();
+          // in parallel, each bounded: /metrics renders within one store timeout even while Redis is down
+          const [calls, registrations] = await Promise.all([this.store.listCalls().catch(() => undefined), this.store.countRegistrations()]);
           return this.metrics.render({
-            activeCalls: calls.filter((c) => c.state !== 'ended').length,
+            // while the store does not answer: the calls this gateway drives (ferry_store_up 0 says so)
+            activeCalls: calls ? calls.filter((c) => c.state !== 'ended').length : this.registry.size,
             ownedCalls: this.registry.size,
-            registrations: await this.store.countRegistrations(),
+            registrations,
             instanceId: config.instanceId,
+            store: this.store.health(),
           });
         },
         webphoneConfig: () => ({ wsUrl: opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088', domain: config.sip.domain }),

@@ -10,6 +10,8 @@ export interface GatewayConfig {
   mediaUrl: string;
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** bound of every state store operation (the HTTP API answers 503 within it while Redis is down) */
+  storeTimeoutMs: number;
   http: { host: string; port: number };
   instanceId: string;
   leaseMs: number;
@@ -56,6 +58,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     mediaUrl,
     redisUrl,
     redisPrefix: get('FERRY_REDIS_PREFIX', 'ferry:'),
+    storeTimeoutMs: int('FERRY_STORE_TIMEOUT_MS', 500, 50, 5000),
     http: { host: get('FERRY_HTTP_HOST', '127.0.0.1'), port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
     instanceId: get('FERRY_GATEWAY_ID', `gw-${randomUUID().slice(0, 8)}`),
     leaseMs,

@@ -4,6 +4,7 @@ import { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Logger } from '../../common/logger';
 import { CallRecord } from '../state/call-record';
+import { StoreUnavailableError } from '../state/store-unavailable-error';
 import { jssipBundle } from './jssip-bundle';
 
 export interface HttpApi {
@@ -21,6 +22,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
 /**
  * The gateway's HTTP side: the webphone page at `/`, `/jssip.js`, `GET /api/calls`,
  * `GET /api/calls/:id`, `GET /api/webphone-config`, `GET /metrics`, `GET /healthz`.
+ * While the state store does not answer, the call API answers 503 (JSON error, Retry-After).
  */
 export class HttpServer {
   private server: http.Server | undefined;
@@ -30,6 +32,14 @@ export class HttpServer {
   async listen(host: string, port: number): Promise<number> {
     const server = http.createServer((req, res) => {
       this.route(req, res).catch((err: Error) => {
+        if (err instanceof StoreUnavailableError) {
+          // the store's operations are bounded, so this answer comes within FERRY_STORE_TIMEOUT_MS
+          if (!res.headersSent) {
+            res.writeHead(503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Retry-After': '1' });
+            res.end(JSON.stringify({ error: 'state store unavailable', detail: err.message }));
+          } else res.end();
+          return;
+        }
         this.log.error('http handler failed', { url: req.url, err: err.message });
         if (!res.headersSent) this.send(res, 500, 'application/json', JSON.stringify({ error: 'internal error' }));
         else res.end();

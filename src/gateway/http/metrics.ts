@@ -14,8 +14,19 @@ export class GatewayMetrics {
     if (record.suspectedFalseEnd) this.suspectedFalseEndsByReason.set(r, (this.suspectedFalseEndsByReason.get(r) ?? 0) + 1);
   }
 
-  render(g: { activeCalls: number; ownedCalls: number; registrations: number; instanceId: string }): string {
+  /**
+   * `store` is the state store's health; when it is down, `activeCalls` and `registrations` are what
+   * this gateway knows itself (its own live calls, the bindings it accepted): see docs/gateway.md.
+   */
+  render(g: { activeCalls: number; ownedCalls: number; registrations: number; instanceId: string; store?: { up: boolean; errorsTotal: number } }): string {
+    const store = g.store ?? { up: true, errorsTotal: 0 };
     const lines = [
+      '# HELP ferry_store_up 1 when the state store answers, 0 while it does not (then the other gauges are what this gateway knows itself).',
+      '# TYPE ferry_store_up gauge',
+      `ferry_store_up ${store.up ? 1 : 0}`,
+      '# HELP ferry_store_errors_total State store operations that failed or timed out (FERRY_STORE_TIMEOUT_MS).',
+      '# TYPE ferry_store_errors_total counter',
+      `ferry_store_errors_total ${store.errorsTotal}`,
       '# HELP ferry_active_calls Calls not yet ended, in the state store (all gateways).',
       '# TYPE ferry_active_calls gauge',
       `ferry_active_calls ${g.activeCalls}`,
