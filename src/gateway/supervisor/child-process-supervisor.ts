@@ -133,7 +133,6 @@ export class SupervisedChild extends EventEmitter {
           }),
           delay,
         );
-        this.restartTimer.unref();
       });
     });
   }

@@ -1,0 +1,58 @@
+/**
+ * A child process whose stdout lines a test waits on (with deadlines), its stderr kept for
+ * assertion messages, and its exit observed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+
+export class LineProcess {
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly child: ChildProcess) {
+    readline.createInterface({ input: child.stdout! }).on('line', (l) => {
+      this.stdout.push(l);
+      for (const w of [...this.waiters]) w();
+    });
+    readline.createInterface({ input: child.stderr! }).on('line', (l) => this.stderr.push(l));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+  }
+
+  static spawn(command: string, args: string[], env: Record<string, string | undefined> = {}): LineProcess {
+    return new LineProcess(spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves with the first stdout line matching `pattern` (already seen or still to come). */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        for (const l of this.stdout) {
+          const m = pattern.exec(l);
+          if (m) {
+            this.waiters.delete(onLine);
+            clearTimeout(timer);
+            resolve(m);
+            return true;
+          }
+        }
+        return false;
+      };
+      const onLine = (): void => void check();
+      const timer = setTimeout(() => {
+        this.waiters.delete(onLine);
+        reject(new Error(`no stdout line matching ${pattern} within ${timeoutMs} ms\nstdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.slice(-40).join('\n')}`));
+      }, timeoutMs);
+      if (!check()) this.waiters.add(onLine);
+    });
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+}

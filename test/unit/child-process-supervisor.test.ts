@@ -1,0 +1,68 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import path from 'node:path';
+import { SupervisedChild } from '../../src/gateway/supervisor/child-process-supervisor';
+import { parentDeathSignalAvailable } from '../../src/gateway/supervisor/parent-death-signal';
+import { LineProcess } from '../helpers/line-process';
+import { isRunning, waitUntilGone } from '../helpers/process-tree';
+
+/**
+ * The supervisor runs any program (not only ferry parts): readiness from an output line, restart
+ * with back-off when it dies, no restart after stop(), and the program dies with its supervisor even
+ * when the supervisor is SIGKILLed (parent-death signal through setpriv).
+ */
+const HOST = path.join(__dirname, '..', 'helpers', 'supervisor-host.ts');
+const cleanup: (() => void)[] = [];
+after(() => cleanup.forEach((c) => c()));
+
+describe('child process supervisor', { timeout: 60_000 }, () => {
+  test('any command: ready on its line, restarted after it dies, not after stop()', async () => {
+    const out: string[] = [];
+    const child = new SupervisedChild(
+      {
+        name: 'echoer',
+        command: process.execPath,
+        args: ['-e', "console.log('listening on ' + process.pid); setInterval(() => {}, 60000)"],
+        ready: (line) => {
+          const m = /^listening on (\d+)$/.exec(line);
+          return m ? { pid: Number(m[1]) } : undefined;
+        },
+      },
+      (l) => out.push(l),
+    );
+    cleanup.push(() => child.kill());
+    const info = await child.start(15_000);
+    const firstPid = child.pid!;
+    assert.equal(info.pid, firstPid, 'readiness info parsed from its line');
+    assert.ok(isRunning(firstPid));
+    const readyAgain = once(child, 'ready');
+    process.kill(firstPid, 'SIGKILL');
+    const [again] = (await readyAgain) as [{ pid: number }]; // bounded by the suite's timeout
+    assert.notEqual(again.pid, firstPid);
+    assert.equal(child.pid, again.pid);
+    assert.ok(out.some((l) => l.startsWith('[echoer] exited unexpectedly (SIGKILL); restarting')), out.join('\n'));
+    const secondPid = child.pid!;
+    await child.stop(2000);
+    await waitUntilGone([secondPid], 2000);
+    // no restart follows a stop: wait past the first back-off step, polling for a new child
+    const deadline = Date.now() + 1000;
+    while (Date.now() < deadline) {
+      assert.equal(child.pid, undefined, 'not restarted after stop()');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  });
+
+  test('a supervised program dies with its supervisor, SIGKILL of the supervisor included', async () => {
+    assert.ok(parentDeathSignalAvailable(), 'setpriv --pdeathsig works on this machine');
+    const host = LineProcess.spawn(process.execPath, ['--import', 'tsx', HOST]);
+    cleanup.push(() => host.kill('SIGKILL'));
+    const pid = Number((await host.waitForLine(/^child (\d+)$/, 15_000))[1]);
+    cleanup.push(() => isRunning(pid) && process.kill(pid, 'SIGKILL'));
+    assert.ok(isRunning(pid), 'positive control: the program runs while its supervisor lives');
+    const killedAt = Date.now();
+    host.kill('SIGKILL');
+    const took = await waitUntilGone([pid], 2000, killedAt);
+    assert.ok(took < 2000, `gone ${took} ms after the supervisor's SIGKILL`);
+  });
+});
