@@ -25,7 +25,8 @@ after(() => {
 });
 
 function run(args: string[], env: Record<string, string>): { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_ENV: 'test', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // its own data directory: the private Redis of `ferry start` locks the default one
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_ENV: 'test', FERRY_DATA_DIR: path.join(dir, 'data'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const stdout: string[] = [];
   const stderr: string[] = [];
@@ -85,7 +86,7 @@ describe('ferry gateway / ferry start processes', { timeout: 60_000 }, () => {
     const stats = (await (await fetch(`http://127.0.0.1:${ready.media}/stats`)).json()) as { sessions: number };
     assert.equal(stats.sessions, 1, 'the gateway holds one media session');
     const pids = Object.values(ready.pids);
-    assert.equal(pids.length, 3);
+    assert.equal(pids.length, 4, 'sip, media, gateway and the private redis-server');
     for (const pid of pids) assert.ok(alive(pid), `child ${pid} runs`);
     p.child.kill('SIGINT');
     assert.equal(await p.exit, 0);
