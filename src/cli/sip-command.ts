@@ -10,6 +10,7 @@ import { startSipEngine } from '../sip/sip-engine-server';
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
  * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
+ * FERRY_SIP_ORPHAN_DIALOG_MS: a dialog no connected app owns is BYEd by the engine after this long (default 30000).
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
  * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
@@ -25,6 +26,7 @@ export async function run(_args: string[]): Promise<void> {
     wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
     secret: envString('FERRY_SIP_SECRET', 'cymru'),
+    orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000),
     timers: {
       t1: envInt('FERRY_SIP_T1_MS', 500),
       t2: envInt('FERRY_SIP_T2_MS', 4000),

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../common/clock';
 import { createLogger } from '../common/logger';
 import { ControlServer } from './control/control-server';
 import { NextHopResolver } from './engine/next-hop-resolver';
-import { SipEngine } from './engine/sip-engine';
+import { DEFAULT_ORPHAN_DIALOG_MS, SHUTDOWN_BYE_REASON, SipEngine } from './engine/sip-engine';
 import { FlowBindings } from './registrar/flow-bindings';
 import { DEFAULT_TIMERS, type TimerConfig } from './transaction/timer-config';
 import { TcpTransport } from './transport/tcp-transport';
@@ -20,11 +20,16 @@ export interface SipEngineOptions {
   secret?: string;
   clock?: Clock;
   timers?: Partial<TimerConfig>;
+  /** how long a dialog with no connected owner waits for an app before the engine BYEs it (default 30000) */
+  orphanDialogMs?: number;
+  /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
+  shutdownByeWaitMs?: number;
 }
 
 export interface RunningSipEngine {
   ports: { sip: number; ws: number; control: number };
   engine: SipEngine;
+  /** Graceful stop: BYEs every confirmed dialog (waiting briefly for the answers), then closes everything. */
   close(): Promise<void>;
 }
 
@@ -53,9 +58,10 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   }, {
     onAppSip: (app, m) => engine?.onAppSip(app, m),
     onAppClosed: (app) => engine?.onAppClosed(app),
+    onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings), bindings,
-    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws }, log);
+    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
@@ -67,13 +73,20 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   }
   log.info('ferry sip listening', { host, ...ports });
   const e = engine;
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    try {
+      await e.endAllDialogs(SHUTDOWN_BYE_REASON, options.shutdownByeWaitMs ?? 1000);
+    } catch (err) {
+      log.warn('could not end dialogs at shutdown', { error: err instanceof Error ? err.message : String(err) });
+    }
+    e.shutdown();
+    await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close()]);
+  };
   return {
     ports,
     engine: e,
-    close: async () => {
-      e.shutdown();
-      await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close()]);
-    },
+    close: () => (closing ??= close()),
   };
 }
 

@@ -16,6 +16,8 @@ export interface AppSipMessage {
 export interface ControlHandler {
   onAppSip(app: AppConnection, msg: AppSipMessage): void;
   onAppClosed(app: AppConnection): void;
+  /** The app now routes `verb` (lower case): requests held for such an app go to it. */
+  onAppRoute?(app: AppConnection, verb: string): void;
 }
 
 export interface ControlServerOptions {
@@ -107,7 +109,9 @@ export class ControlServer {
       case 'route':
         if (!tokens[2]) return app.respond(rid, ['NO', 'missing verb']);
         app.routes.add(tokens[2].toLowerCase());
-        return app.respond(rid, ['OK']);
+        app.respond(rid, ['OK']);
+        this.handler.onAppRoute?.(app, tokens[2].toLowerCase());
+        return;
       case 'remove_route':
         app.routes.delete((tokens[2] ?? '').toLowerCase());
         return app.respond(rid, ['OK']);

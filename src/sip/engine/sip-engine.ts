@@ -28,6 +28,9 @@ import { networkSipTokens, requestSentTokens, responseSentTokens, unsolicitedTok
 import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { ReliableProvisional } from './reliable-provisional';
+import { OrphanDialogs, type HeldRequest } from './orphan-dialogs';
+import { SipHeaders } from '../message/sip-headers';
+import { parseSipUri } from '../message/sip-uri';
 
 type ServerTxn = ServerTransaction;
 
@@ -36,6 +39,7 @@ interface PendingServerRequest {
   txnId: string;
   request: SipRequest;
   flow: Flow;
+  key: string;
   txn: ServerTxn;
   appId: string;
   dialog: Dialog | undefined;
@@ -58,12 +62,29 @@ interface ClientRequest {
   finalForwarded: boolean;
   /** the dialog was created early, by a reliable 1xx (RFC 3262), and is dropped if the INVITE fails */
   earlyDialog?: boolean;
+  /** a provisional response arrived (a CANCEL may be sent, RFC 3261 §9.1) */
+  provisionalSeen?: boolean;
+  /** an INVITE whose app went away before its final response: the engine cancels it, and ACKs then BYEs a 2xx */
+  abandoned?: boolean;
+  cancelSent?: boolean;
+  /** a request the engine sent for itself: told its final status once (-1 when it could not be sent) */
+  onFinal?: (status: number) => void;
 }
 
 export type { EngineAddressing } from './local-address';
 
 /** Header name the surviving-app extension uses (docs/sip-control-extension.md). */
 export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
+/** An in-dialog OPTIONS from an app carrying `X-Ferry-Claim: true` claims the dialog; nothing goes on the wire. */
+export const FERRY_CLAIM_HEADER = 'X-Ferry-Claim';
+/** Default time an orphaned dialog waits for an app before the engine ends it (FERRY_SIP_ORPHAN_DIALOG_MS). */
+export const DEFAULT_ORPHAN_DIALOG_MS = 30_000;
+/** `Reason` (RFC 3326) on the BYE that ends a dialog no app took within the orphan deadline. */
+export const ORPHAN_BYE_REASON = 'SIP;cause=480;text="no app owns this dialog"';
+/** `Reason` on the CANCEL of an outgoing INVITE whose app went away, and on the BYE of its late 2xx. */
+export const APP_GONE_REASON = 'SIP;cause=480;text="the app that placed this call is gone"';
+/** `Reason` on the BYE of every dialog when ferry sip stops. */
+export const SHUTDOWN_BYE_REASON = 'SIP;cause=503;text="ferry sip is shutting down"';
 
 /**
  * drachtio-server's semantics on top of the transaction layer (research note §1.4-1.8): delivers
@@ -77,6 +98,8 @@ export class SipEngine implements ControlHandler {
   private readonly pendingServer = new Map<string, PendingServerRequest>();
   private readonly clients: ClientTransactionTable<ClientRequest>;
   private readonly local: LocalAddress;
+  private readonly orphans: OrphanDialogs;
+  private closing = false;
 
   constructor(
     private readonly clock: Clock,
@@ -86,21 +109,28 @@ export class SipEngine implements ControlHandler {
     bindings: FlowBindings,
     addressing: EngineAddressing,
     private readonly log: Logger,
+    orphanDialogMs = DEFAULT_ORPHAN_DIALOG_MS,
   ) {
     this.bindings = bindings;
     this.serverTxns = new ServerTransactionTable(clock, timers);
     this.clients = new ClientTransactionTable(clock, timers);
     this.local = new LocalAddress(addressing);
+    this.orphans = new OrphanDialogs(clock, orphanDialogMs, (d, held, ms) => this.onOrphanDeadline(d, held, ms));
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */
-  stats(): { serverTransactions: number; clientTransactions: number; pending: number; dialogs: number; bindings: number } {
+  stats(): {
+    serverTransactions: number; clientTransactions: number; pending: number; dialogs: number; bindings: number;
+    orphanedDialogs: number; heldRequests: number;
+  } {
     return {
       serverTransactions: this.serverTxns.size,
       clientTransactions: this.clients.size,
       pending: this.pendingServer.size,
       dialogs: this.dialogs.size,
       bindings: this.bindings.size,
+      orphanedDialogs: this.orphans.size,
+      heldRequests: this.orphans.heldCount,
     };
   }
 
@@ -194,7 +224,7 @@ export class SipEngine implements ControlHandler {
       this.onInDialogRequest(req, flow, key, txn, dialog);
       return;
     }
-    const app = this.router.next(req.method);
+    const app = this.closing ? undefined : this.router.next(req.method);
     if (!app) {
       txn.respond(makeResponse(req, 503, randomToken()));
       this.log.info('no app routed for request', { method: req.method, callId: callIdOf(req) });
@@ -223,14 +253,41 @@ export class SipEngine implements ControlHandler {
     if (!app) {
       app = this.router.next(req.method);
       if (!app) {
-        txn.respond(makeResponse(req, 481));
-        if (req.method === 'BYE') this.dialogs.remove(dialog);
+        this.holdRequest(dialog, { request: req, flow, key, txn });
         return;
       }
       this.log.info('orphaned dialog adopted by another app', { dialogId: dialog.id, app: app.id, method: req.method, callId: dialog.callId });
-      dialog.ownerId = app.id;
+      this.setOwner(dialog, app);
     }
     this.deliverRequest(app, req, flow, key, txn, dialog);
+  }
+
+  /** C4: an in-dialog request no connected app can take waits for one (or for the dialog's orphan deadline). */
+  private holdRequest(dialog: Dialog, held: HeldRequest): void {
+    this.orphans.hold(dialog, held);
+    this.log.info('in-dialog request held: no connected app takes it', {
+      callId: dialog.callId, dialogId: dialog.id, method: held.request.method, deadlineMs: this.orphans.deadlineMs,
+    });
+  }
+
+  /** `app` owns the dialog from now on: its orphan deadline stops and the requests held for it go to the app. */
+  private setOwner(dialog: Dialog, app: AppConnection): void {
+    dialog.ownerId = app.id;
+    for (const h of this.orphans.release(dialog)) {
+      if (h.txn.finalSent || h.txn.terminated) continue;
+      this.log.info('held request offered to app', { callId: dialog.callId, dialogId: dialog.id, method: h.request.method, app: app.id });
+      this.deliverRequest(app, h.request, h.flow, h.key, h.txn, dialog);
+    }
+  }
+
+  /** A new app routed `verb`: it takes every orphaned dialog holding a request of that method, at once. */
+  onAppRoute(app: AppConnection, verb: string): void {
+    const method = verb.toUpperCase();
+    for (const d of this.orphans.holdingMethod(method)) {
+      if (this.dialogs.get(d.id) !== d || !this.router.find(app.id)) continue;
+      this.log.info('orphaned dialog adopted by an app that routes its held request', { callId: d.callId, dialogId: d.id, app: app.id, method });
+      this.setOwner(d, app);
+    }
   }
 
   private pendingInviteFor(callId: string, fromTag: string, toTag: string): PendingServerRequest | undefined {
@@ -245,7 +302,7 @@ export class SipEngine implements ControlHandler {
     dialogId = dialog?.id ?? ''): void {
     const txnId = randomUUID();
     const pending: PendingServerRequest = {
-      txnId, request: req, flow, txn, appId: app.id, dialog, toTag: dialog ? dialog.localTag : randomToken(), done: false,
+      txnId, request: req, flow, key, txn, appId: app.id, dialog, toTag: dialog ? dialog.localTag : randomToken(), done: false,
       timeout: this.clock.setTimeout(() => this.expirePending(pending), 64 * this.timers.t1 * 2),
     };
     this.pendingServer.set(txnId, pending);
@@ -318,24 +375,93 @@ export class SipEngine implements ControlHandler {
 
   // ---------------------------------------------------------------- app side
 
+  /**
+   * An app connection dropped. Its in-dialog requests go to another app that routes the method, or are
+   * held; its unanswered out-of-dialog requests get 503; its unanswered outgoing INVITEs are cancelled;
+   * its dialogs become orphaned and are ended at the orphan deadline unless an app takes them.
+   */
   onAppClosed(app: AppConnection): void {
     let reoffered = 0;
+    let held = 0;
+    let refused = 0;
     for (const p of [...this.pendingServer.values()]) {
       if (p.appId !== app.id || p.done) continue;
       const other = p.dialog ? this.router.next(p.request.method) : undefined;
       if (other && p.dialog) {
         p.appId = other.id;
-        p.dialog.ownerId = other.id;
+        this.setOwner(p.dialog, other);
         this.sendToApp(other, p.request, p.flow, p.txnId, p.dialog.id);
         reoffered++;
         continue;
       }
       this.finishPending(p);
-      p.txn.respond(makeResponse(p.request, p.dialog ? 481 : 503, p.toTag));
+      if (p.dialog) {
+        this.holdRequest(p.dialog, { request: p.request, flow: p.flow, key: p.key, txn: p.txn });
+        held++;
+        continue;
+      }
+      p.txn.respond(makeResponse(p.request, 503, p.toTag));
+      this.log.info('request pending at a gone app answered 503', { callId: callIdOf(p.request), method: p.request.method, app: app.id });
+      refused++;
     }
-    for (const c of this.clients.entries()) if (c.appId === app.id) c.appId = undefined;
-    const orphaned = this.dialogs.ownedBy(app.id).length;
-    if (orphaned || reoffered) this.log.info('app gone; its dialogs stay', { app: app.id, orphanedDialogs: orphaned, reoffered });
+    let cancelled = 0;
+    for (const c of this.clients.entries()) {
+      if (c.appId !== app.id) continue;
+      c.appId = undefined;
+      const initialInvite = c.request.method === 'INVITE' && (!c.dialog || c.earlyDialog);
+      if (initialInvite && c.txn instanceof ClientInviteTransaction && !c.txn.finalReceived) {
+        c.abandoned = true;
+        cancelled++;
+        if (c.provisionalSeen) this.cancelAbandoned(c);
+      }
+    }
+    const orphaned = this.dialogs.all().filter((d) => d.ownerId === app.id || (d.ownerId !== undefined && !this.router.find(d.ownerId)));
+    for (const d of orphaned) {
+      d.ownerId = undefined;
+      this.orphans.watch(d);
+      this.log.info('dialog orphaned: its app is gone', { callId: d.callId, dialogId: d.id, app: app.id, deadlineMs: this.orphans.deadlineMs });
+    }
+    if (orphaned.length || reoffered || held || refused || cancelled) {
+      this.log.info('app gone', { app: app.id, orphanedDialogs: orphaned.length, reoffered, held, refused, cancelledInvites: cancelled });
+    }
+  }
+
+  /** RFC 3261 §9.1: CANCEL an abandoned INVITE once a provisional response has arrived. */
+  private cancelAbandoned(c: ClientRequest): void {
+    if (c.cancelSent || !(c.txn instanceof ClientInviteTransaction) || c.txn.finalReceived) return;
+    c.cancelSent = true;
+    const cancel = buildCancel(c.request, withHeader('CANCEL', 'Reason', APP_GONE_REASON));
+    this.log.info('outgoing INVITE of a gone app cancelled', { callId: callIdOf(c.request), reason: APP_GONE_REASON });
+    this.startClientTxn(cancel, c.flow, undefined, undefined, '');
+  }
+
+  /** The orphan deadline passed and nobody took the dialog: answer what was held, end the dialog. */
+  private onOrphanDeadline(dialog: Dialog, held: HeldRequest[], orphanedMs: number): void {
+    let peerHungUp = false;
+    for (const h of held) {
+      if (h.txn.finalSent || h.txn.terminated) continue;
+      const status = h.request.method === 'BYE' ? 200 : 481;
+      if (status === 200) peerHungUp = true;
+      h.txn.respond(makeResponse(h.request, status, dialog.localTag));
+      this.log.info('held request answered by ferry sip at the orphan deadline', { callId: dialog.callId, method: h.request.method, status });
+    }
+    if (this.dialogs.get(dialog.id) !== dialog) return;
+    if (peerHungUp) {
+      this.dropDialog(dialog);
+      this.log.info('orphan dialog ended: the peer hung up', { callId: dialog.callId, dialogId: dialog.id, orphanedMs });
+      return;
+    }
+    this.log.info('orphan dialog ended by ferry sip: BYE sent', { callId: dialog.callId, dialogId: dialog.id, orphanedMs, reason: ORPHAN_BYE_REASON });
+    this.sendEngineBye(dialog, ORPHAN_BYE_REASON);
+  }
+
+  /** Removes a dialog and everything kept for it (orphan deadline, held requests: a held BYE gets 200, others 481). */
+  private dropDialog(dialog: Dialog): void {
+    this.dialogs.remove(dialog);
+    for (const h of this.orphans.release(dialog)) {
+      if (h.txn.finalSent || h.txn.terminated) continue;
+      h.txn.respond(makeResponse(h.request, h.request.method === 'BYE' ? 200 : 481, dialog.localTag));
+    }
   }
 
   onAppSip(app: AppConnection, m: AppSipMessage): void {
@@ -355,6 +481,7 @@ export class SipEngine implements ControlHandler {
       if (msg.kind === 'response') return this.onAppResponse(app, m, msg);
       if (msg.method === 'CANCEL' && m.transactionId) return this.onAppCancel(app, m, msg);
       if (msg.method === 'ACK' && !m.dialogId && !msg.headers.has(FERRY_DIALOG_HEADER)) return fail(new Error('ACK for a non-2xx final response is sent by the stack'));
+      if (m.dialogId && msg.method === 'OPTIONS' && isClaim(msg.headers.get(FERRY_CLAIM_HEADER))) return this.onAppClaim(app, m, msg);
       if (m.dialogId) {
         const dialog = this.dialogs.get(m.dialogId);
         if (!dialog) return fail(new Error('unable to find dialog for dialog id'));
@@ -365,6 +492,48 @@ export class SipEngine implements ControlHandler {
     } catch (err) {
       fail(err);
     }
+  }
+
+  /**
+   * C3: `sip||<dialogId>` OPTIONS with `X-Ferry-Claim: true`. Nothing goes on the wire: the engine answers
+   * it itself (200, or 481 for a dialog it does not know), and the app becomes the dialog's owner.
+   */
+  private onAppClaim(app: AppConnection, m: AppSipMessage, req: SipRequest): void {
+    const dialog = this.dialogs.get(m.dialogId);
+    if (dialog) {
+      req.headers.set('Call-ID', dialog.callId);
+      req.headers.set('From', dialog.localParty);
+      req.headers.set('To', dialog.remoteParty);
+      req.uri = dialog.remoteTarget;
+    }
+    if (!req.headers.has('CSeq')) req.headers.set('CSeq', '1 OPTIONS');
+    const flow = dialog?.flow ?? this.claimMetaFlow(dialog);
+    req.headers.remove('Via');
+    req.headers.prepend('Via', this.local.via(flow));
+    const txnId = randomUUID();
+    const data = serializeSipMessage(req);
+    app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
+    const res = makeResponse(req, dialog ? 200 : 481, undefined);
+    // a separate turn of the event loop, so the answer to the claim arrives after srf has seen "sent"
+    setImmediate(() => this.sendToApp(app, res, flow, txnId, dialog ? dialog.id : ''));
+    if (!dialog) {
+      this.log.info('claim of an unknown dialog answered 481', { dialogId: m.dialogId, app: app.id });
+      return;
+    }
+    const previous = dialog.ownerId;
+    const wasOrphaned = this.orphans.isOrphaned(dialog);
+    this.setOwner(dialog, app);
+    this.log.info('dialog claimed by app', { callId: dialog.callId, dialogId: dialog.id, app: app.id, from: previous, wasOrphaned });
+  }
+
+  /** What the drachtio meta tokens of a claim name as the peer: the dialog's remote target (nothing is sent there). */
+  private claimMetaFlow(dialog: Dialog | undefined): Flow {
+    const uri = dialog ? parseSipUri(dialog.remoteTarget) : undefined;
+    const host = this.local.host({ localAddress: '127.0.0.1' } as Flow);
+    return {
+      id: 'claim', protocol: 'udp', reliable: false, remoteAddress: uri?.host ?? host, remotePort: uri?.port ?? 5060,
+      localAddress: host, localPort: 0, closed: false, send: () => {},
+    };
   }
 
   private onAppResponse(app: AppConnection, m: AppSipMessage, appRes: SipResponse): void {
@@ -417,11 +586,11 @@ export class SipEngine implements ControlHandler {
       const d = dialog;
       start2xxRetransmission(this.clock, this.timers, d, data, p.flow, cseq, () => {
         this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: d.id, callId: d.callId });
-        this.sendUnsolicitedBye(d);
+        this.sendEngineBye(d, undefined);
       });
       dialogId = dialog.id;
     }
-    if (p.dialog && req.method === 'BYE' && status >= 200) this.dialogs.remove(p.dialog);
+    if (p.dialog && req.method === 'BYE' && status >= 200) this.dropDialog(p.dialog);
     if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.reliable) this.bindRegistration(req, res, p.flow);
     app.respond(m.rid, responseSentTokens(this.meta(data, p.flow), p.txnId, dialogId), data.toString('utf8'));
   }
@@ -438,14 +607,29 @@ export class SipEngine implements ControlHandler {
     }
   }
 
-  private sendUnsolicitedBye(dialog: Dialog): void {
-    const bye = buildInDialogRequest(dialog, 'BYE', undefined);
-    this.dialogs.remove(dialog);
-    this.sendRequest(bye, dialog, undefined, undefined, undefined, '', (data, flow) => {
-      const app = this.router.find(dialog.ownerId);
-      if (app) app.send(unsolicitedTokens(this.meta(data, flow), dialog.id), data.toString('utf8'));
-    })
-      .catch((err) => this.log.warn('could not send BYE', { dialogId: dialog.id, error: String(err) }));
+  /**
+   * A BYE the engine sends for itself (with a `Reason` when given); the dialog is gone at once. The owning
+   * app, if connected, is told (`unsolicited`). Resolves with the final status (-1: could not be sent).
+   */
+  private sendEngineBye(dialog: Dialog, reason: string | undefined): Promise<number> {
+    const bye = buildInDialogRequest(dialog, 'BYE', reason ? withHeader('BYE', 'Reason', reason) : undefined);
+    this.dropDialog(dialog);
+    return new Promise<number>((resolve) => {
+      const onFinal = (status: number): void => {
+        if (reason) this.log.info('BYE sent by ferry sip answered', { callId: dialog.callId, dialogId: dialog.id, status });
+        resolve(status);
+      };
+      this.flowForDialog(dialog).then((flow) => {
+        this.addVia(bye, flow);
+        const data = serializeSipMessage(bye);
+        const app = this.router.find(dialog.ownerId);
+        if (app) app.send(unsolicitedTokens(this.meta(data, flow), dialog.id), data.toString('utf8'));
+        this.startClientTxn(bye, flow, dialog, undefined, '', onFinal);
+      }).catch((err) => {
+        this.log.warn('could not send BYE', { callId: dialog.callId, dialogId: dialog.id, error: String(err) });
+        resolve(-1);
+      });
+    });
   }
 
   private onAppCancel(app: AppConnection, m: AppSipMessage, appReq: SipRequest): void {
@@ -500,8 +684,8 @@ export class SipEngine implements ControlHandler {
 
   private async sendInDialog(app: AppConnection, m: AppSipMessage, appReq: SipRequest, dialog: Dialog): Promise<void> {
     if (dialog.ownerId !== app.id) {
-      this.log.info('dialog taken over by app', { dialogId: dialog.id, from: dialog.ownerId, to: app.id, method: appReq.method });
-      dialog.ownerId = app.id;
+      this.log.info('dialog taken over by app', { callId: dialog.callId, dialogId: dialog.id, from: dialog.ownerId, to: app.id, method: appReq.method });
+      this.setOwner(dialog, app);
     }
     if (appReq.method === 'ACK') {
       if (dialog.lastInviteCSeq === undefined) throw new Error('no INVITE to acknowledge in this dialog');
@@ -548,8 +732,9 @@ export class SipEngine implements ControlHandler {
   }
 
   /** Starts a client transaction; `txnId` '' = a request the engine sends for itself (no app sees its responses). */
-  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string): void {
-    this.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false }, (entry) => ({
+  private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string,
+    onFinal?: (status: number) => void): void {
+    this.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false, onFinal }, (entry) => ({
       onResponse: (res) => this.onClientResponse(entry, res),
       onTimeout: () => this.onClientResponse(entry, makeResponse(req, 408, undefined)),
     }));
@@ -558,6 +743,15 @@ export class SipEngine implements ControlHandler {
   private onClientResponse(c: ClientRequest, res: SipResponse): void {
     const req = c.request;
     let dialogId = '';
+    if (req.method === 'INVITE' && res.status < 200) {
+      c.provisionalSeen = true;
+      if (c.abandoned) this.cancelAbandoned(c);
+    }
+    if (res.status >= 200 && c.onFinal) {
+      const tell = c.onFinal;
+      c.onFinal = undefined;
+      tell(res.status);
+    }
     if (req.method === 'INVITE' && !c.dialog && res.status > 100 && res.status < 200 && res.headers.has('RSeq') && tagOf(res.headers.get('To'))) {
       // reliable 1xx: srf PRACKs it with `sip||<dialogId>`, so the (early) dialog must exist now
       c.dialog = this.uacDialog(c, res);
@@ -576,23 +770,52 @@ export class SipEngine implements ControlHandler {
       }
       const dialog = c.dialog;
       dialogId = dialog.id;
-      if (c.finalForwarded) {
+      const appGone = !this.router.find(c.appId);
+      if (c.finalForwarded || appGone) {
         if (dialog.lastAck && dialog.lastAck.cseq === cseq) c.flow.send(dialog.lastAck.data);
+        else if (appGone) this.ackItself(dialog, cseq, c.flow);
+        if (!c.finalForwarded) {
+          c.finalForwarded = true;
+          this.onInvite2xxWithoutApp(c, dialog);
+        }
         return;
       }
     } else if (res.status >= 200 && c.finalForwarded) {
       return;
     }
     if (res.status >= 200) c.finalForwarded = true;
-    if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dialogs.remove(c.dialog);
+    if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dropDialog(c.dialog);
     if (req.method === 'INVITE' && res.status >= 300 && c.earlyDialog && c.dialog) {
-      this.dialogs.remove(c.dialog);
+      this.dropDialog(c.dialog);
       c.dialog = undefined;
     }
     const app = this.router.find(c.appId);
     if (!app || !c.txnId) return;
     if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
     this.sendToApp(app, res, c.flow, c.txnId, dialogId);
+  }
+
+  /** RFC 3261 §13.2.2.4: the 2xx of an INVITE whose app is gone is ACKed by the engine (else the peer BYEs it later). */
+  private ackItself(dialog: Dialog, cseq: number, flow: Flow): void {
+    const ack = buildInDialogRequest(dialog, 'ACK', undefined);
+    ack.headers.set('CSeq', `${cseq} ACK`);
+    this.addVia(ack, flow);
+    const data = serializeSipMessage(ack);
+    flow.send(data);
+    dialog.lastAck = { cseq, data };
+  }
+
+  /** A 2xx arrived for an INVITE whose app went away: an abandoned call is BYEd at once, a re-INVITE's dialog stays orphaned. */
+  private onInvite2xxWithoutApp(c: ClientRequest, dialog: Dialog): void {
+    if (c.abandoned) {
+      this.log.info('answered INVITE of a gone app: ACKed and BYEd', { callId: dialog.callId, dialogId: dialog.id, reason: APP_GONE_REASON });
+      void this.sendEngineBye(dialog, APP_GONE_REASON);
+      return;
+    }
+    if (this.router.find(dialog.ownerId)) return;
+    dialog.ownerId = undefined;
+    this.orphans.watch(dialog);
+    this.log.info('dialog orphaned: its app is gone', { callId: dialog.callId, dialogId: dialog.id, deadlineMs: this.orphans.deadlineMs });
   }
 
   /** The UAC dialog of an app's initial INVITE (RFC 3261 §12.1.2), created on its 2xx or reliable 1xx. */
@@ -619,11 +842,71 @@ export class SipEngine implements ControlHandler {
     return new Date(this.clock.now()).toISOString().slice(11, 23);
   }
 
+  /**
+   * Graceful stop, first half: no party is left in a call with nobody. Refuses new calls, answers what
+   * waits for an app (a BYE 200, other in-dialog requests 481, new requests 503), cancels outgoing
+   * INVITEs, BYEs every confirmed dialog with `reason`, and waits for the BYEs' answers up to `maxWaitMs`.
+   */
+  async endAllDialogs(reason: string, maxWaitMs: number): Promise<{ byes: number; answered: number; waitedMs: number }> {
+    const started = this.clock.now();
+    this.closing = true;
+    for (const p of [...this.pendingServer.values()]) {
+      this.finishPending(p);
+      if (p.txn.finalSent || p.txn.terminated) continue;
+      p.txn.respond(makeResponse(p.request, p.dialog ? (p.request.method === 'BYE' ? 200 : 481) : 503, p.toTag));
+    }
+    const early = new Set<Dialog>();
+    for (const c of this.clients.entries()) {
+      if (c.request.method !== 'INVITE' || !(c.txn instanceof ClientInviteTransaction) || c.txn.finalReceived || !c.txnId) continue;
+      if (c.earlyDialog && c.dialog) early.add(c.dialog);
+      if (c.dialog && !c.earlyDialog) continue; // a re-INVITE: its dialog is BYEd below
+      c.abandoned = true;
+      if (c.provisionalSeen) this.cancelAbandoned(c);
+    }
+    const byes: Array<Promise<number>> = [];
+    for (const d of this.dialogs.all()) {
+      if (early.has(d)) continue;
+      const held = this.orphans.release(d);
+      const peerHungUp = held.some((h) => h.request.method === 'BYE');
+      for (const h of held) {
+        if (!h.txn.finalSent && !h.txn.terminated) h.txn.respond(makeResponse(h.request, h.request.method === 'BYE' ? 200 : 481, d.localTag));
+      }
+      if (peerHungUp) {
+        this.dropDialog(d);
+        continue;
+      }
+      this.log.info('dialog ended at shutdown: BYE sent', { callId: d.callId, dialogId: d.id, reason });
+      byes.push(this.sendEngineBye(d, reason));
+    }
+    let answered = 0;
+    for (const b of byes) void b.then((status) => { if (status > 0) answered++; });
+    if (byes.length) {
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(resolve, maxWaitMs);
+        void Promise.all(byes).then(() => { timer.cancel(); resolve(); });
+      });
+    }
+    const result = { byes: byes.length, answered, waitedMs: this.clock.now() - started };
+    this.log.info('ferry sip stopping: dialogs ended', result);
+    return result;
+  }
+
   /** Stops every transaction and timer (engine shutdown). */
   shutdown(): void {
+    this.closing = true;
     this.serverTxns.abortAll();
     this.clients.abortAll();
     for (const p of [...this.pendingServer.values()]) this.finishPending(p);
+    for (const d of this.orphans.dialogs()) this.orphans.release(d);
     for (const d of this.dialogs.all()) this.dialogs.remove(d);
   }
+}
+
+function isClaim(value: string | undefined): boolean {
+  return value !== undefined && value.trim().toLowerCase() === 'true';
+}
+
+/** A bare request carrying one header, for the builders that copy an app's headers (Reason on BYE/CANCEL). */
+function withHeader(method: string, name: string, value: string): SipRequest {
+  return { kind: 'request', method, uri: '', headers: SipHeaders.from([[name, value]]), body: Buffer.alloc(0) };
 }
