@@ -35,7 +35,7 @@ test('every program the tests start has its Debian package in scripts/test-tools
   const found = ['test', 'src', 'bench'].flatMap((d) => tsFiles(path.join(ROOT, d))).flatMap((f) => spawnedPrograms(readFileSync(f, 'utf8'), path.relative(ROOT, f)));
   // the scan does see the programs we know the tests run (so an empty scan cannot pass)
   const names = new Set(found.map((p) => p.program));
-  for (const known of ['sipp', 'ip', 'tc', 'iptables', 'chromium']) assert.ok(names.has(known), `the scan found no use of ${known}; found: ${[...names].sort().join(', ')}`);
+  for (const known of ['sipp', 'ip', 'tc', 'iptables', 'baresip', 'chromium']) assert.ok(names.has(known), `the scan found no use of ${known}; found: ${[...names].sort().join(', ')}`);
   const missing = unlisted(found, tools);
   assert.deepEqual(
     missing.map((p) => `${p.program} (${p.file}:${p.line})`),

@@ -1,0 +1,165 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * baresip as the desk phone a real user has, against the three ferry processes and the gateway's own
+ * webphone page in real Chromium. baresip registers as user 1001 with digest authentication, sends a
+ * tone, sends RTCP SR every 5 s and an RTCP BYE right after its SIP BYE; the calls are held past one
+ * RTCP interval so its reports are seen (and do not disturb the call).
+ */
+interface RtpEndpointStats {
+  type: string;
+  packetsFromPeer: number;
+  packetsToPeer: number;
+}
+interface MediaStats {
+  pipelines: number;
+  elements: number;
+  boundPorts: number;
+  pipelinesDetail: { elements: RtpEndpointStats[] }[];
+}
+
+const DESK = { user: '1001', password: 'desk-baresip-secret' };
+const ALICE = { user: 'alice', password: 'alice-baresip-secret' };
+
+describe('baresip desk phone <-> Chromium webphone through the gateway', { timeout: 150_000 }, () => {
+  let stack: Stack;
+  let dir: string;
+  let phone: BaresipPhone;
+  let alice: GatewayWebphone;
+
+  const media = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
+  const phoneLeg = async (): Promise<RtpEndpointStats | undefined> => (await media()).pipelinesDetail.flatMap((p) => p.elements).find((e) => e.type === 'RtpEndpoint');
+  const liveCalls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls;
+  const rtcpReports = (since: number): BaresipEvent[] => phone.events.filter((e) => e.type === 'CALL_RTCP' && e.at >= since);
+  const diagnose = (err: unknown): Error =>
+    new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
+
+  /** media both ways, counted at the browser (getStats) and at the phone's RtpEndpoint in ferry media, and baresip's RTCP */
+  async function assertAudioBothWays(callStart: number): Promise<void> {
+    await waitFor(async () => {
+      const s = await alice.rtpStats();
+      return s.sent > 100 && s.received > 100;
+    }, 15_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
+    const leg = await waitFor(async () => {
+      const l = await phoneLeg();
+      return l && l.packetsFromPeer > 100 && l.packetsToPeer > 100 ? l : undefined;
+    }, 10_000, 100, 'RTP both ways at the phone leg in ferry media');
+    assert.ok(leg.packetsFromPeer > 100 && leg.packetsToPeer > 100, JSON.stringify(leg));
+    // baresip reports every 5 s; it emits CALL_RTCP for each report it receives with its own counts
+    // baresip sends an SR every 5 s and emits CALL_RTCP with its own count (tx.sent) and the count in
+    // the report it got from ferry media (rx.sent) when one arrives
+    const sentBoth = (e: BaresipEvent): boolean => {
+      const s = e.rtcp_stats as { tx?: { sent?: number }; rx?: { sent?: number } } | undefined;
+      return (s?.tx?.sent ?? 0) > 0 && (s?.rx?.sent ?? 0) > 0;
+    };
+    const report = await phone.waitEvent((e) => e.type === 'CALL_RTCP' && e.at >= callStart && sentBoth(e), 12_000, 'an RTCP report with packets both ways');
+    console.log(`# baresip RTCP at +${report.at - callStart} ms: ${JSON.stringify(report.rtcp_stats)}; phone leg in ferry media: ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to the phone`);
+  }
+
+  async function assertReleased(): Promise<void> {
+    await waitFor(async () => {
+      const m = await media();
+      return m.pipelines === 0 && m.elements === 0 && m.boundPorts === 0;
+    }, 3000, 25, 'pipeline, elements and ports released in ferry media');
+    await waitFor(async () => (await liveCalls()).length === 0, 3000, 25, 'no live call at the gateway');
+  }
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'ferry-baresip-e2e-'));
+    writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
+      domain: 'ferry.local',
+      users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip)' }],
+    }));
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
+    phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: `127.0.0.1:${stack.sipPort}`, answer: 'auto' });
+    try {
+      await phone.waitRegistered(15_000);
+    } catch (err) {
+      throw diagnose(err);
+    }
+    alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...ALICE });
+    await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10_000, 50, 'phone and webphone registered');
+  });
+
+  afterEach(async () => {
+    // a failed test must not leave a call up for the next one
+    await phone?.command('hangup').catch(() => undefined);
+  });
+
+  after(async () => {
+    await alice?.close();
+    await phone?.stop();
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('baresip calls the webphone, audio both ways, baresip hangs up: webphone sees the end < 1 s, all released', async () => {
+    try {
+      const callStart = Date.now();
+      const dialed = await phone.command('dial', `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`);
+      assert.ok(dialed.ok, `dial: ${dialed.data}`);
+      await alice.waitCallState('ringing-in', 15_000);
+      await alice.answer();
+      await alice.waitCallState('connected', 10_000);
+      await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED');
+      const call = (await liveCalls())[0]!;
+      assert.equal(call.caller.kind, 'rtp', 'the caller leg is the phone (plain RTP)');
+      assert.equal(call.callee.kind, 'webrtc');
+      await assertAudioBothWays(callStart);
+      assert.equal(await alice.callState(), 'connected', 'RTCP reports did not disturb the call');
+
+      const hangupAt = Date.now();
+      const r = await phone.command('hangup');
+      assert.ok(r.ok, `hangup: ${r.data}`);
+      await alice.waitCallState('ended', 3000);
+      const shownAt = (await alice.endedAt())!;
+      const latency = shownAt - hangupAt;
+      console.log(`# baresip hang-up -> webphone shows the end: ${latency} ms`);
+      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after baresip hung up`);
+      assert.match(await alice.message(), /other side hung up/);
+      await assertReleased();
+      const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+      assert.equal(ended.state, 'ended');
+      assert.ok(['sip-bye', 'rtcp-bye'].includes(ended.reason!), `ended by ${ended.reason}`);
+      await phone.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= hangupAt, 2000, 'CALL_CLOSED at the phone');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('the webphone calls baresip (auto-answer), audio both ways, webphone hangs up: baresip gets the BYE, all released', async () => {
+    try {
+      const callStart = Date.now();
+      await alice.dial(DESK.user);
+      await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED (auto-answer)');
+      await alice.waitCallState('connected', 10_000);
+      const call = (await liveCalls())[0]!;
+      assert.equal(call.caller.kind, 'webrtc');
+      assert.equal(call.callee.kind, 'rtp');
+      assert.match(call.callee.uri, new RegExp(`^sip:1001[^@]*@127\\.0\\.0\\.1:${phone.sipPort}\\b`), 'routed to the Contact baresip registered');
+      await assertAudioBothWays(callStart);
+      assert.ok(rtcpReports(callStart).length >= 1);
+
+      const hangupAt = await alice.hangup();
+      const closed = await phone.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= callStart, 3000, 'CALL_CLOSED at the phone');
+      const latency = closed.at - hangupAt;
+      console.log(`# webphone hang-up -> baresip closes the call on the BYE: ${latency} ms`);
+      assert.ok(latency < 1000, `baresip saw the end ${latency} ms after the webphone hung up`);
+      assert.match(closed.param ?? '', /reset by peer/i, 'baresip closed the call because the other side sent BYE');
+      assert.ok(phone.log.some((l) => /session closed: Connection reset by peer/.test(l)), 'baresip logged the BYE');
+      await assertReleased();
+      const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+      assert.equal(ended.state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+});
