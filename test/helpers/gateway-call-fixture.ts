@@ -30,21 +30,24 @@ export class GatewayCallFixture {
     private readonly removeConfig: () => Promise<void>,
   ) {}
 
-  /** `secondGateway`: a second gateway on the same engine, media server and Redis. */
-  static async start(options: { env?: Record<string, string>; secondGateway?: boolean } = {}): Promise<GatewayCallFixture> {
+  /** `secondGateway`: a second gateway on the same engine, media server and Redis; `redisUrl`: another Redis than the shared one (e.g. a private one the test kills). */
+  static async start(options: { env?: Record<string, string>; secondGateway?: boolean; redisUrl?: string } = {}): Promise<GatewayCallFixture> {
+    const redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
     const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
     const phonePort = await phone.start();
     const config = await writeLifecycleSipConfig({ port: phonePort });
     let stack: Stack | undefined;
     try {
       const stackOptions: StackOptions = {
-        redisUrl: 'redis://127.0.0.1:6379',
+        redisUrl,
         env: { FERRY_SIP_CONFIG: config.file, ...(options.env ?? {}) },
         ...(options.secondGateway ? { secondGateway: true } : {}),
       };
       stack = await startStack(stackOptions);
       const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: WEBPHONE_USERS.alice });
-      return new GatewayCallFixture(stack, phone, webphone, new Redis('redis://127.0.0.1:6379', { lazyConnect: false, maxRetriesPerRequest: 2 }), config.remove);
+      const redis = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 });
+      redis.on('error', () => {}); // a test may take its Redis away; reads then fail and are retried by the test
+      return new GatewayCallFixture(stack, phone, webphone, redis, config.remove);
     } catch (err) {
       const tail = stack?.output.slice(-30).join('\n') ?? '';
       await stack?.stop();
