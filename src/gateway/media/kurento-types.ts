@@ -7,6 +7,11 @@ import { EventEmitter } from 'node:events';
 export interface KMediaObject extends EventEmitter {
   readonly id: string;
   release(): Promise<void>;
+  /**
+   * A cheap request on the object; with a callback, since the promise form of kurento-client's
+   * generated getters swallows errors. Fails with "not found" when the server no longer has it.
+   */
+  getName(callback: (err: Error | null | undefined, name?: string) => void): void;
 }
 
 export interface KMediaElement extends KMediaObject {
@@ -33,7 +38,14 @@ export interface KClient extends EventEmitter {
   getMediaobjectById(id: string): Promise<KMediaObject>;
   close(): void;
   readonly sessionId?: string;
-  readonly _re?: EventEmitter;
+  readonly _re?: KReconnector;
+}
+
+/** kurento-client's reconnector (reconnect-core): emits 'reconnect' per attempt, 'connect', 'disconnect', 'error' */
+export interface KReconnector extends EventEmitter {
+  readonly connected: boolean;
+  /** start a new attempt now (and restart its own back-off) */
+  reset(): void;
 }
 
 export type KurentoFactory = (url: string, options?: Record<string, unknown>) => PromiseLike<KClient>;

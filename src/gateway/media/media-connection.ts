@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Logger } from '../../common/logger';
+import { guardReconnectTransports } from './kurento-transport-guard';
 import { KClient, KMediaObject, KMediaPipeline, KurentoFactory } from './kurento-types';
+import { RedialSchedule } from './redial-schedule';
 
 /**
  * kurento-client objects turn every new listener into a server subscription (a 'newListener'
@@ -15,35 +17,125 @@ export function guardErrors(o: EventEmitter, fn: (err: Error) => void): void {
   e._eventsCount = (e._eventsCount ?? 0) + 1;
 }
 
+export interface MediaConnectionEvents {
+  /** the control connection to the media server dropped (it was up) */
+  lost: [];
+  /** the control connection is back; `sameSession`: the server still knew our session (a mere blip) */
+  restored: [sameSession: boolean];
+}
+
 /**
  * The gateway's one connection to the media server (ferry media or a real KMS) through the
- * unmodified kurento-client. Guards the client so a media-server restart never kills the gateway
- * (kurento-protocol.md §7: a refused reconnect throws an unhandled 'error' otherwise).
+ * unmodified kurento-client, and whether that server is reachable right now.
+ *
+ * Reconnection is kurento-client's own (it re-sends `connect` with its session id, so after a mere
+ * control-connection blip the server re-binds the session: subscriptions and ownership survive,
+ * which a fresh client could not offer). Two things are added around it: every transport stream
+ * gets an 'error' guard (a refused reconnect otherwise crashes the process, kurento-protocol.md §7),
+ * and the attempts are paced by RedialSchedule (100 ms doubling to 1 s) instead of kurento-client's
+ * fixed Fibonacci back-off (1 s growing to 30 s, not configurable through kurento-client), which
+ * would leave new calls refused for up to 30 s after the media server is back.
  */
-export class MediaConnection extends EventEmitter {
+export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private client: KClient | undefined;
+  private state: 'idle' | 'up' | 'down' | 'closed' = 'idle';
+  private attemptInFlight = false;
+  private redialTimer: NodeJS.Timeout | undefined;
+  private readonly schedule = new RedialSchedule();
+  private lostAt = 0;
 
   constructor(private readonly url: string, private readonly log: Logger) {
     super();
+  }
+
+  /** the media server answers our control connection right now (new calls can get media) */
+  get isUp(): boolean {
+    return this.state === 'up';
   }
 
   async connect(timeoutMs = 15000): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const kurento = require('kurento-client') as KurentoFactory;
     const pending = kurento(this.url, { failAfter: Infinity, request_timeout: 20000 });
-    const timer = new Promise<never>((_, reject) => {
-      const t = setTimeout(() => reject(new Error(`media server at ${this.url} did not answer within ${timeoutMs} ms`)), timeoutMs);
-      t.unref();
-    });
-    const client = await Promise.race([Promise.resolve(pending), timer]);
+    const client = pending as unknown as KClient;
     this.client = client;
-    client._re?.on('error', (err: Error) => this.log.warn('media connection error', { err: err.message }));
-    client.on('error', (err: Error) => this.log.warn('media client error', { err: err?.message }));
-    client.on('disconnect', () => this.log.warn('media server connection lost'));
-    client.on('reconnected', (same: boolean) => {
-      this.log.info('media server reconnected', { sameSession: same });
-      this.emit('reconnected', same);
+    this.watch(client);
+    this.state = 'down';
+    this.scheduleRedial();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`media server at ${this.url} did not answer within ${timeoutMs} ms`)), timeoutMs);
     });
+    try {
+      await Promise.race([Promise.resolve(pending), timeout]);
+    } catch (err) {
+      this.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.markUp();
+  }
+
+  private watch(client: KClient): void {
+    const re = client._re;
+    client.on('error', (err: Error) => this.log.warn('media client error', { err: err?.message }));
+    if (!re) return;
+    guardReconnectTransports(re, (err) => this.log.debug('media connection attempt failed', { err: err?.message }));
+    re.on('reconnect', () => {
+      this.attemptInFlight = true;
+    });
+    re.on('connect', () => {
+      this.attemptInFlight = false;
+    });
+    re.on('disconnect', () => {
+      this.attemptInFlight = false;
+      if (this.state === 'up') this.markDown();
+      if (this.state === 'down') this.scheduleRedial();
+    });
+    client.on('reconnected', (sameSession: boolean) => {
+      if (this.state !== 'down') return;
+      this.markUp();
+      this.log.info('media server reconnected', { sameSession, downMs: Date.now() - this.lostAt });
+      this.emit('restored', sameSession);
+    });
+  }
+
+  private markUp(): void {
+    if (this.state === 'closed') return;
+    this.state = 'up';
+    this.schedule.reset();
+    this.cancelRedial();
+  }
+
+  private markDown(): void {
+    this.state = 'down';
+    this.lostAt = Date.now();
+    this.log.warn('media server connection lost', { url: this.url });
+    this.emit('lost');
+  }
+
+  /** one paced attempt: kurento-client's reconnector is restarted at once when no attempt is running */
+  private scheduleRedial(): void {
+    if (this.redialTimer || this.state !== 'down') return;
+    this.redialTimer = setTimeout(() => {
+      this.redialTimer = undefined;
+      const re = this.client?._re;
+      if (this.state !== 'down' || !re) return;
+      if (!re.connected && !this.attemptInFlight) {
+        try {
+          re.reset();
+        } catch (err) {
+          this.log.warn('media reconnect attempt failed to start', { err: (err as Error).message });
+        }
+      }
+      this.scheduleRedial();
+    }, this.schedule.next());
+  }
+
+  private cancelRedial(): void {
+    if (this.redialTimer) clearTimeout(this.redialTimer);
+    this.redialTimer = undefined;
   }
 
   private get c(): KClient {
@@ -64,6 +156,8 @@ export class MediaConnection extends EventEmitter {
   }
 
   close(): void {
+    this.state = 'closed';
+    this.cancelRedial();
     try {
       this.client?.close();
     } catch {

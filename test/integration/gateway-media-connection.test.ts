@@ -1,0 +1,128 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createLogger } from '../../src/common/logger';
+import { MediaConnection } from '../../src/gateway/media/media-connection';
+import { probeMediaObject } from '../../src/gateway/media/media-object-probe';
+import { MediaServerProcess } from '../helpers/media-server-process';
+import { TcpCutter } from '../helpers/media-tcp-cutter';
+
+/**
+ * The gateway's media connection (the real kurento-client against a real `ferry media` process)
+ * survives the media server dying, being down and coming back: the process never crashes on the
+ * refused reconnects, `isUp` follows reality, `restored` reports whether the session survived
+ * (a restarted server: no; a mere connection blip: yes) and the objects are checked by id.
+ */
+describe('gateway media connection: media server killed, restarted, blipped', { timeout: 60_000 }, () => {
+  const servers: MediaServerProcess[] = [];
+  const conns: MediaConnection[] = [];
+  let cutter: TcpCutter | undefined;
+  after(async () => {
+    conns.forEach((c) => c.close());
+    await cutter?.close();
+    for (const s of servers) await s.stop();
+  });
+
+  function connection(url: string): MediaConnection {
+    const c = new MediaConnection(url, createLogger('test-media-connection'));
+    conns.push(c);
+    return c;
+  }
+
+  function waitEvent<T extends unknown[]>(c: MediaConnection, event: 'lost' | 'restored', timeoutMs: number): Promise<{ at: number; args: T }> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
+      c.once(event, (...args: unknown[]) => {
+        clearTimeout(t);
+        resolve({ at: Date.now(), args: args as T });
+      });
+    });
+  }
+
+  test('SIGKILL mid-call: lost at once, no crash while refused, restored (new session) < 1.5 s after the server is back; the old pipeline is gone, a new one works', async () => {
+    const media = await MediaServerProcess.start();
+    servers.push(media);
+    const port = media.port;
+    const conn = connection(media.url);
+    await conn.connect();
+    assert.equal(conn.isUp, true);
+    const pipeline = await conn.createPipeline();
+    assert.deepEqual(await probeMediaObject(pipeline, 1000), { present: true }, 'positive control: the probe finds an object that exists');
+
+    const lost = waitEvent(conn, 'lost', 3000);
+    const killedAt = Date.now();
+    process.kill(media.pid!, 'SIGKILL');
+    const lostAt = (await lost).at;
+    assert.ok(lostAt - killedAt < 1000, `lost ${lostAt - killedAt} ms after the kill`);
+    assert.equal(conn.isUp, false);
+    // refused reconnect attempts for 1.5 s: this process must survive them (it would crash unguarded)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(conn.isUp, false);
+
+    const restored = waitEvent<[boolean]>(conn, 'restored', 10_000);
+    const again = await MediaServerProcess.start({ FERRY_MEDIA_PORT: String(port) });
+    servers.push(again);
+    const backAt = Date.now();
+    const r = await restored;
+    assert.equal(r.args[0], false, 'a restarted server does not know the old session');
+    assert.ok(r.at - backAt < 1500, `restored ${r.at - backAt} ms after the server was ready`);
+    assert.equal(conn.isUp, true);
+    const probe = await probeMediaObject(pipeline, 1000);
+    assert.equal(probe.present, false, 'the old pipeline is gone on the restarted server');
+    assert.match((probe as { detail: string }).detail, /not found/);
+    const fresh = await conn.createPipeline();
+    assert.equal((await again.stats()).pipelines, 1, 'a new pipeline on the restarted server');
+    await fresh.release();
+    console.log(`# lost ${lostAt - killedAt} ms after SIGKILL; restored ${r.at - backAt} ms after the server was back`);
+  });
+
+  test('idle restart (no objects): no crash, restored', async () => {
+    const media = await MediaServerProcess.start();
+    servers.push(media);
+    const port = media.port;
+    const conn = connection(media.url);
+    await conn.connect();
+    const lost = waitEvent(conn, 'lost', 3000);
+    await media.stop();
+    await lost;
+    const restored = waitEvent<[boolean]>(conn, 'restored', 10_000);
+    const again = await MediaServerProcess.start({ FERRY_MEDIA_PORT: String(port) });
+    servers.push(again);
+    await restored;
+    assert.equal(conn.isUp, true);
+    const p = await conn.createPipeline();
+    await p.release();
+  });
+
+  test('a control-connection blip: restored with the same session, the pipeline is still there', async () => {
+    const media = await MediaServerProcess.start();
+    servers.push(media);
+    cutter = await TcpCutter.start(media.port);
+    const conn = connection(`ws://127.0.0.1:${cutter.port}/kurento`);
+    await conn.connect();
+    const pipeline = await conn.createPipeline();
+    const lost = waitEvent(conn, 'lost', 3000);
+    const restored = waitEvent<[boolean]>(conn, 'restored', 5000);
+    cutter.cut();
+    await lost;
+    const r = await restored;
+    assert.equal(r.args[0], true, 'the server re-bound our session');
+    assert.deepEqual(await probeMediaObject(pipeline, 1000), { present: true }, 'the pipeline survived the blip');
+    await pipeline.release();
+    assert.equal((await media.stats()).pipelines, 0);
+  });
+
+  test('the events are emitted once per loss (no repeated lost while down)', async () => {
+    const media = await MediaServerProcess.start();
+    servers.push(media);
+    const conn = connection(media.url);
+    await conn.connect();
+    let losses = 0;
+    conn.on('lost', () => losses++);
+    const lost = once(conn, 'lost');
+    process.kill(media.pid!, 'SIGKILL');
+    await lost;
+    await new Promise((r) => setTimeout(r, 1200)); // several refused attempts
+    assert.equal(losses, 1);
+  });
+});
