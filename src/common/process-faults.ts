@@ -81,4 +81,7 @@ export function installFaultHandlers(): void {
   handlersInstalled = true;
   process.on('unhandledRejection', (reason: unknown) => recordFault('unhandledRejection', reason));
   process.on('uncaughtException', (err: unknown) => recordFault('uncaughtException', err));
+  // stdout/stderr whose reader is gone (a supervisor killed): the output has nowhere to go. Without a
+  // listener each failed write would be an uncaught exception whose own log line fails again, a loop.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 }

@@ -1,0 +1,88 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LineProcess } from '../helpers/line-process';
+import { descendants, isRunning, waitUntilGone } from '../helpers/process-tree';
+
+/**
+ * F6: SIGHUP (the terminal closed) or SIGKILL of `ferry start` leaves no ferry process behind:
+ * within 2 s every child it started (sip, media, gateway, and any store it runs) is gone and the
+ * ports are free again for the next `npm start`. Children are found from the ready line's pids and
+ * from /proc (every descendant of ferry start); they run before the signal (positive control).
+ */
+const BIN = path.join(__dirname, '..', '..', 'bin', 'ferry');
+const FREE_PORTS = {
+  FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
+};
+const BOUND_MS = 2000;
+const started: LineProcess[] = [];
+const leftovers = new Set<number>();
+const dataRoot = mkdtempSync(path.join(tmpdir(), 'ferry-f6-'));
+after(() => {
+  rmSync(dataRoot, { recursive: true, force: true });
+  started.forEach((p) => p.kill('SIGKILL'));
+  for (const pid of leftovers) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+});
+
+interface StartReady {
+  http: number;
+  sip: number;
+  ws: number;
+  control: number;
+  media: number;
+  /** sip, media, gateway, and redis when ferry start runs a private store */
+  pids: Record<string, number>;
+}
+
+async function startFerry(): Promise<{ p: LineProcess; ready: StartReady; tree: { pid: number; comm: string }[] }> {
+  // its own data directory (the private store of `ferry start` lives there)
+  const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
+  const p = LineProcess.spawn(process.execPath, [BIN, 'start'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir });
+  started.push(p);
+  const ready = JSON.parse((await p.waitForLine(/^ferry ready (\{.*\})$/, 40_000))[1]!) as StartReady;
+  const tree = descendants(p.pid);
+  for (const d of tree) leftovers.add(d.pid);
+  return { p, ready, tree };
+}
+
+function tcpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+async function assertTreeGoneAfter(signal: 'SIGHUP' | 'SIGKILL'): Promise<number> {
+  const { p, ready, tree } = await startFerry();
+  const pids = Object.values(ready.pids);
+  for (const part of ['sip', 'media', 'gateway']) assert.ok(ready.pids[part], `${part} pid on the ready line`);
+  // with no REDIS_URL, ferry start may run its own store (a redis-server child): it must go too
+  const treePids = tree.map((d) => d.pid);
+  for (const pid of pids) assert.ok(treePids.includes(pid), `ready-line pid ${pid} is a descendant of ferry start (${JSON.stringify(tree)})`);
+  const all = [...new Set([...pids, ...treePids])];
+  for (const pid of all) assert.ok(isRunning(pid), `positive control: ${pid} runs before ${signal}`);
+  assert.equal(await tcpPortFree(ready.http), false, 'positive control: the HTTP port is taken while ferry runs');
+  const sentAt = Date.now();
+  p.kill(signal);
+  const took = await waitUntilGone([p.pid, ...all], BOUND_MS, sentAt);
+  for (const port of [ready.http, ready.control, ready.media, ready.ws, ready.sip]) {
+    assert.ok(await tcpPortFree(port), `port ${port} free again after ${signal}`);
+  }
+  return took;
+}
+
+describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000 }, () => {
+  test('F6: SIGHUP of ferry start → no ferry process remains after 2 s, ports free', async () => {
+    const took = await assertTreeGoneAfter('SIGHUP');
+    process.stdout.write(`# F6 SIGHUP: whole tree gone ${took} ms after the signal\n`);
+  });
+
+  test('F6: SIGKILL of ferry start → no ferry process remains after 2 s, ports free', async () => {
+    const took = await assertTreeGoneAfter('SIGKILL');
+    process.stdout.write(`# F6 SIGKILL: whole tree gone ${took} ms after the signal\n`);
+  });
+});
