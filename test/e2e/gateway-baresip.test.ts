@@ -12,7 +12,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * baresip as the desk phone a real user has, against the three ferry processes and the gateway's own
  * webphone page in real Chromium. baresip registers as user 1001 with digest authentication, sends a
  * tone, sends RTCP SR every 5 s and an RTCP BYE right after its SIP BYE; the calls are held past one
- * RTCP interval so its reports are seen (and do not disturb the call).
+ * RTCP interval so its reports are seen (and do not disturb the call). ferry media runs with a short
+ * FERRY_MEDIA_DEAD_MS (3 s, below baresip's 5 s RTCP interval), so only the hold rules keep a held
+ * call alive: baresip's hold stops RTP both ways for longer than that, with only RTCP every 5 s.
  */
 interface RtpEndpointStats {
   type: string;
@@ -26,6 +28,7 @@ interface MediaStats {
   pipelinesDetail: { elements: RtpEndpointStats[] }[];
 }
 
+const DEAD_MS = 3000;
 const DESK = { user: '1001', password: 'desk-baresip-secret' };
 const ALICE = { user: 'alice', password: 'alice-baresip-secret' };
 
@@ -78,7 +81,9 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
       domain: 'ferry.local',
       users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip)' }],
     }));
-    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
+    stack = await startStack({
+      partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_DEAD_MS: String(DEAD_MS) } },
+    });
     phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: `127.0.0.1:${stack.sipPort}`, answer: 'auto' });
     try {
       await phone.waitRegistered(15_000);
@@ -158,6 +163,57 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
       await assertReleased();
       const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
       assert.equal(ended.state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+  test('baresip mutes, then holds longer than FERRY_MEDIA_DEAD_MS, resumes: the call survives; then it is switched off (SIGTERM): webphone sees the end < 1 s', async () => {
+    try {
+      const callStart = Date.now();
+      await alice.dial(DESK.user);
+      await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED (auto-answer)');
+      await alice.waitCallState('connected', 10_000);
+      const call = (await liveCalls())[0]!;
+      await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from the phone');
+
+      // mute: baresip keeps sending RTP (µ-law silence); the call goes on and packets keep coming
+      assert.ok((await phone.command('mute')).ok);
+      const mutedFrom = (await phoneLeg())!.packetsFromPeer;
+      await new Promise((r) => setTimeout(r, DEAD_MS + 1000));
+      const afterMute = (await phoneLeg())!.packetsFromPeer;
+      assert.ok(afterMute - mutedFrom > 100, `RTP kept flowing while muted: ${afterMute - mutedFrom} packets`);
+      assert.equal(await alice.callState(), 'connected', 'mute did not end the call');
+      assert.ok((await phone.command('mute')).ok);
+
+      // hold: sendonly re-INVITE, RTP stops both ways for longer than FERRY_MEDIA_DEAD_MS
+      assert.ok((await phone.command('hold')).ok);
+      await alice.waitCallState('held by the other side', 5000);
+      await new Promise((r) => setTimeout(r, 500)); // packets already in flight
+      const heldFrom = (await phoneLeg())!.packetsFromPeer;
+      await new Promise((r) => setTimeout(r, DEAD_MS + 3000));
+      const leg = await phoneLeg();
+      assert.ok(leg, 'the phone leg still exists after the hold outlasted FERRY_MEDIA_DEAD_MS');
+      assert.ok(leg.packetsFromPeer - heldFrom < 10, `no RTP from the phone while held (positive control for the silence): ${leg.packetsFromPeer - heldFrom}`);
+      assert.equal((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).state, 'answered', 'the held call is still up');
+      assert.equal(await alice.callState(), 'held by the other side');
+
+      assert.ok((await phone.command('resume')).ok);
+      await alice.waitCallState('connected', 5000);
+      const resumedFrom = (await phoneLeg())!.packetsFromPeer;
+      await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) - resumedFrom > 50, 5000, 100, 'RTP from the phone again after resume');
+      const s0 = await alice.rtpStats();
+      await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the browser receives again after resume');
+
+      // the phone is switched off cleanly: baresip sends BYE (and RTCP BYE) before it exits
+      const offAt = Date.now();
+      await phone.stop();
+      await alice.waitCallState('ended', 3000);
+      const latency = (await alice.endedAt())! - offAt;
+      console.log(`# baresip SIGTERM -> webphone shows the end: ${latency} ms`);
+      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after baresip was switched off`);
+      await assertReleased();
+      const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+      assert.ok(['sip-bye', 'rtcp-bye'].includes(ended.reason!), `ended by ${ended.reason}`);
     } catch (err) {
       throw diagnose(err);
     }
