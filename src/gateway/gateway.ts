@@ -10,6 +10,7 @@ import { GatewayConfig } from './config/gateway-config';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
 import { MediaConnection } from './media/media-connection';
+import { MediaLossMonitor } from './media/media-loss-monitor';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
 import { createStateStore } from './state/create-state-store';
@@ -38,6 +39,7 @@ export class Gateway {
   readonly metrics = new GatewayMetrics();
   private readonly srf = new Srf();
   private readonly media: MediaConnection;
+  private readonly mediaLoss: MediaLossMonitor;
   private readonly http: HttpServer;
   private readonly lease: LeaseKeeper;
   /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
@@ -50,6 +52,13 @@ export class Gateway {
     this.log = createLogger('gateway', { instanceId: config.instanceId });
     this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock, { timeoutMs: config.storeTimeoutMs, log: this.log.child({ component: 'gateway.store' }) });
     this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
+    this.mediaLoss = new MediaLossMonitor({
+      media: this.media,
+      registry: this.registry,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.media' }),
+      graceMs: config.mediaLossGraceMs,
+    });
     this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
     this.http = new HttpServer(
       {
@@ -89,6 +98,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { config } = this;
     await this.media.connect();
+    this.mediaLoss.start();
     await this.connectSip();
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
     const auth = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'));
@@ -173,6 +183,7 @@ export class Gateway {
     } catch {
       /* not connected */
     }
+    this.mediaLoss.stop();
     this.media.close();
     await this.store.close();
   }

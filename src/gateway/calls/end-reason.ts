@@ -20,6 +20,8 @@ export const END_REASONS = [
   'unavailable',
   'failed',
   'media-error',
+  // the media server was lost (killed, restarted, unreachable) and the call's pipeline did not survive it
+  'media-lost',
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];

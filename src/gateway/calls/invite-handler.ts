@@ -38,6 +38,9 @@ interface SrfRes {
   send(status: number, reason?: string | { headers?: Record<string, string>; body?: string }, opts?: { headers?: Record<string, string>; body?: string }): void;
 }
 
+/** Retry-After (seconds) on the 503 a new call gets while the media server is unreachable */
+const MEDIA_DOWN_RETRY_AFTER_S = 5;
+
 function userOf(uri: string | undefined): string | undefined {
   return uri ? /^sips?:([^@;>]+)@/.exec(uri)?.[1] : undefined;
 }
@@ -77,6 +80,12 @@ export class InviteHandler {
     }
 
     const dialled = userOf(req.uri) ?? '';
+    if (!d.media.isUp) {
+      // no media server to build the call on: refuse at once, the caller may retry (RFC 3261 21.5.4)
+      d.log.warn('call refused: media server unreachable', { caller: callerParty, dialled });
+      res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S), Warning: '399 ferry "media server unreachable"' } });
+      return;
+    }
     if (!req.body || !/^v=0/.test(req.body)) {
       res.send(488, 'Not Acceptable Here', { headers: { Warning: '399 ferry "an SDP offer is required in the INVITE"' } });
       return;

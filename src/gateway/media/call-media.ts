@@ -8,6 +8,9 @@ import { KEventData, KMediaPipeline, KSdpEndpoint, KWebRtcEndpoint } from './kur
 
 export type Side = 'caller' | 'callee';
 
+/** how long a call's end waits for the media server to confirm its pipeline's release */
+const RELEASE_WAIT_MS = 2000;
+
 export interface CallMediaEvents {
   ended: [reason: EndReason, side: Side, detail: string];
 }
@@ -109,7 +112,21 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.pipeline.release().catch((err: Error) => this.log.warn('pipeline release failed', { err: err.message }));
+    // a lost media server answers nothing (kurento-client would wait its 20 s request timeout):
+    // the call's end must not hang on it; the request still goes out if the server comes back
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), RELEASE_WAIT_MS);
+    });
+    const done = await Promise.race([
+      this.pipeline.release().then(
+        () => 'released' as const,
+        (err: Error) => this.log.warn('pipeline release failed', { err: err.message }),
+      ),
+      unanswered,
+    ]);
+    clearTimeout(timer);
+    if (done === 'timeout') this.log.warn('pipeline release unanswered', { pipelineId: this.pipeline.id, waitedMs: RELEASE_WAIT_MS });
   }
 
   get isReleased(): boolean {
@@ -139,10 +156,10 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   }
 
   private watch(ep: KSdpEndpoint, side: Side): void {
-    ep.on('MediaSessionTerminated', (e: KEventData) => this.fire(isEndReason(e.reason) ? e.reason : 'session-expired', side, `MediaSessionTerminated${e.reason ? ` reason=${e.reason}` : ''}`));
+    ep.on('MediaSessionTerminated', (e: KEventData) => this.fire(isEndReason(e.reason) ? e.reason : 'session-expired', side, `MediaSessionTerminated${e.reason ? ` reason=${e.reason}` : ''}${e.detail ? ` detail=${e.detail}` : ''}`));
     ep.on('MediaStateChanged', (e: KEventData) => {
       if (e.newState !== 'DISCONNECTED' || e.oldState !== 'CONNECTED') return;
-      this.fire(isEndReason(e.reason) ? e.reason : 'media-timeout', side, `MediaStateChanged DISCONNECTED${e.reason ? ` reason=${e.reason}` : ''}`);
+      this.fire(isEndReason(e.reason) ? e.reason : 'media-timeout', side, `MediaStateChanged DISCONNECTED${e.reason ? ` reason=${e.reason}` : ''}${e.detail ? ` detail=${e.detail}` : ''}`);
     });
   }
 

@@ -58,5 +58,7 @@ export interface KEventData {
   oldState?: string;
   state?: string;
   reason?: string;
+  /** ferry media's addition to a `control-release`: who released (`released-by-other-session`) */
+  detail?: string;
   candidate?: { candidate: string; sdpMid?: string; sdpMLineIndex?: number };
 }
