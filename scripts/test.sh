@@ -19,7 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing Debian packages for missing programs (${missing[*]}): ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+    # wait for another apt/dpkg run (up to 5 min) instead of failing on its lock
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
   else
     echo "test: missing programs: ${missing[*]}; install their Debian packages: apt-get install ${need[*]}" >&2
     exit 1
