@@ -69,6 +69,8 @@ export async function run(_args: string[]): Promise<void> {
     );
     parts.push(gateway);
     const gw = await gateway.start();
+    // a restarted gateway serves the API and the webphone page on the same port
+    gateway.spec.env = { ...gateway.spec.env, FERRY_HTTP_PORT: String(gw.http) };
     const info = {
       sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http,
       pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid, ...(store.privateRedis ? { redis: store.privateRedis.child.pid } : {}) },

@@ -142,14 +142,18 @@ export class SipPhone {
     await this.media.startMedia();
   }
 
-  /** Hang up: SIP BYE, resolves with the 200's arrival time. The media is left to the test. */
+  /** Status of the final response to our last BYE (200, or 481 when nobody knew the dialog). */
+  lastHangupStatus: number | undefined;
+
+  /** Hang up: SIP BYE, resolves (with the BYE's send time) once it is answered. The media is left to the test. */
   async hangup(): Promise<number> {
     const d = this.requireDialog();
     d.cseq++;
     const branch = this.branch();
     const bye = this.inDialog('BYE', `${d.cseq} BYE`, branch);
     const sentAt = Date.now();
-    await this.sendAndAwaitFinal(bye, branch, d.remoteTarget, 10_000);
+    const final = await this.sendAndAwaitFinal(bye, branch, d.remoteTarget, 10_000);
+    this.lastHangupStatus = Number(final.startLine.split(' ')[1]);
     this.dialog = undefined;
     return sentAt;
   }

@@ -1,0 +1,262 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { SipPhone } from '../helpers/sip-phone';
+import { getJson, waitFor } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
+
+/**
+ * docs/lifecycle.md F1, F2, F10, through `ferry start` itself (what `npm start` runs): ferry sip,
+ * ferry media, the gateway and (default mode) the private redis-server as real supervised processes;
+ * a real Chromium webphone registered as alice on the gateway's page; a scripted SIP desk phone
+ * with a real RTP peer. The gateway child is SIGKILLed mid-call; ferry start restarts it with the
+ * same instance id. The gateway lease stays at its default (10 s): an adoption within 2 s can only
+ * come from the same-id restart, not from a lease running out.
+ */
+const SHARED_REDIS = 'redis://127.0.0.1:6379';
+const ADOPT_BOUND_MS = 2000;
+const HANGUP_BOUND_MS = 500;
+
+interface World {
+  fs: FerryStartProcess;
+  ready: FerryReady;
+  phone: SipPhone;
+  webphone: GatewayWebphone;
+  redis: Redis;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+async function startWorld(mode: 'default' | 'redis'): Promise<World> {
+  const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
+  const phonePort = await phone.start();
+  const config = await writeLifecycleSipConfig({ port: phonePort });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-data-'));
+  const prefix = mode === 'redis' ? `ferry-f2-${randomUUID().slice(0, 8)}:` : 'ferry:';
+  const env: Record<string, string> = { FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '' };
+  if (mode === 'redis') Object.assign(env, { REDIS_URL: SHARED_REDIS, FERRY_REDIS_PREFIX: prefix });
+  const fs = FerryStartProcess.spawn(env);
+  let webphone: GatewayWebphone | undefined;
+  let redis: Redis | undefined;
+  const close = async (): Promise<void> => {
+    if (process.env.FERRY_TEST_DUMP) console.log(fs.lines.map((l) => l.line).join('\n'));
+    await webphone?.close();
+    await phone.close();
+    if (redis && mode === 'redis') {
+      const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
+      if (keys.length) await redis.del(...keys).catch(() => undefined);
+    }
+    redis?.disconnect();
+    await fs.stop();
+    await config.remove();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const ready = await fs.ready();
+    assert.equal(ready.store, mode === 'redis' ? 'redis' : 'private-redis');
+    redis = new Redis(mode === 'redis' ? SHARED_REDIS : `redis://127.0.0.1:${ready.redis}`, { maxRetriesPerRequest: 2 });
+    webphone = await GatewayWebphone.open({ httpPort: ready.http, wsPort: ready.ws, user: 'alice', password: WEBPHONE_USERS.alice });
+    return { fs, ready, phone, webphone, redis, prefix, close };
+  } catch (err) {
+    if (err instanceof Error) err.message += `\nferry start output:\n${fs.tail(40)}`;
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function calls(w: World): Promise<CallRecord[]> {
+  return (await getJson<{ calls: CallRecord[] }>(w.ready.http, '/api/calls?state=all')).calls;
+}
+
+/** The phone calls alice, the webphone answers, RTP flows both ways; resolves with the live record. */
+async function phoneCallsWebphone(w: World): Promise<CallRecord> {
+  const since = Date.now();
+  const calling = w.phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: w.ready.sip });
+  await w.webphone.waitCallState('ringing-in', 15_000);
+  await w.webphone.answer();
+  await calling;
+  await w.webphone.waitCallState('connected', 10_000);
+  await waitFor(async () => (await w.phone.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP from the webphone at the phone');
+  const base = (await w.webphone.rtpStats()).received;
+  await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the phone at the webphone');
+  const live = (await calls(w)).filter((c) => c.state === 'answered' && c.createdAt >= since - 1000);
+  assert.equal(live.length, 1, `one answered call: ${JSON.stringify(live.map((c) => [c.id, c.state]))}`);
+  return live[0]!;
+}
+
+/** SIGKILL the gateway child; resolves with the kill time and the time the restarted gateway connected to ferry sip. */
+async function killGateway(w: World): Promise<{ killedAt: number; connectedAt: number }> {
+  const killedAt = Date.now();
+  process.kill(w.ready.pids.gateway, 'SIGKILL');
+  const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+  assert.equal(connected.meta.instanceId, w.ready.gatewayId, 'the restarted gateway runs under the same instance id');
+  return { killedAt, connectedAt: connected.at };
+}
+
+async function adoptedAt(w: World, id: string): Promise<number> {
+  const rec = await waitFor(async () => {
+    const r = await getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
+    return r?.timeline.some((e) => e.event === 'adopted') ? r : undefined;
+  }, 15_000, 25, `call ${id} adopted by the restarted gateway`);
+  return rec.timeline.find((e) => e.event === 'adopted')!.t;
+}
+
+async function endedRecord(w: World, id: string): Promise<CallRecord> {
+  return waitFor(async () => {
+    const r = await getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
+    return r?.state === 'ended' ? r : undefined;
+  }, 5000, 25, `call ${id} ended`);
+}
+
+/**
+ * The kill-and-restart part shared by F1 and F2: media never stops (the phone's largest RTP gap
+ * < 100 ms, net of this test process's own stalls), adoption < 2 s after the new gateway connected,
+ * alice's registration still in the store.
+ */
+async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<void> {
+  const webReceivedBefore = (await w.webphone.rtpStats()).received;
+  const { killedAt, connectedAt } = await killGateway(w);
+  const adopted = await adoptedAt(w, call.id);
+  const end = Date.now();
+  const phoneGap = await w.phone.media.maxRtpGap(killedAt - 200, end);
+  const phoneSendGap = await w.phone.media.maxSendGap(killedAt - 200, end);
+  // the phone's receive times are taken by this (test) process: a stall of ours shows up in its own send gaps too
+  assert.ok(phoneGap < Math.max(100, phoneSendGap + 100), `largest RTP gap webphone -> phone across the restart: ${phoneGap} ms (our own largest send gap ${phoneSendGap} ms)`);
+  const phoneSent = await w.phone.media.rtpSentBetween(killedAt, end - 300);
+  const webReceived = (await w.webphone.rtpStats()).received - webReceivedBefore;
+  assert.ok(webReceived >= phoneSent * 0.9, `phone -> webphone across the restart: ${webReceived} packets received, ${phoneSent} sent`);
+  const adoptMs = adopted - connectedAt;
+  assert.ok(adoptMs < ADOPT_BOUND_MS, `adopted ${adoptMs} ms after the restarted gateway connected (bound ${ADOPT_BOUND_MS} ms)`);
+  const bindings = await w.redis.hgetall(`${w.prefix}reg:alice`);
+  assert.ok(Object.keys(bindings).length >= 1, `alice's registration is still in the store: ${JSON.stringify(bindings)}`);
+  console.log(`[measure] ${label}: adopted ${adoptMs} ms after the restarted gateway connected (${adopted - killedAt} ms after the SIGKILL); largest RTP gap at the phone ${phoneGap} ms (own send gap ${phoneSendGap} ms); webphone received ${webReceived}/${phoneSent}`);
+}
+
+/** After the restart, a new call to alice still reaches her webphone (her registration survived). */
+async function secondCallReachesWebphone(w: World): Promise<void> {
+  const again = await phoneCallsWebphone(w);
+  const from = Date.now();
+  await w.webphone.hangup();
+  await w.phone.waitForRequest('BYE', 5000, from);
+  await w.phone.media.stopMedia();
+  await endedRecord(w, again.id);
+}
+
+describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted with the same id', { timeout: 600_000 }, () => {
+  test('F1: default mode (private Redis): media never stops, adopted < 2 s after the new gateway connects, registration kept; the phone hangs up -> webphone told < 500 ms (sip-bye)', async () => {
+    const w = await startWorld('default');
+    try {
+      assert.ok(w.ready.pids.redis, 'ferry start runs its private redis-server');
+      assert.ok(!w.fs.lines.some((l) => l.line.startsWith(MEMORY_MODE_WARNING)), 'no memory-mode warning in the default mode');
+      const call = await phoneCallsWebphone(w);
+      await killAndAdopt(w, call, 'F1');
+      const byeAt = await w.phone.hangup();
+      await w.phone.media.stopMedia();
+      assert.equal(w.phone.lastHangupStatus, 200);
+      await w.webphone.waitCallState('ended', 5000);
+      const told = (await w.webphone.endedAt())! - byeAt;
+      assert.ok(told < HANGUP_BOUND_MS, `webphone told ${told} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
+      const rec = await endedRecord(w, call.id);
+      assert.equal(rec.reason, 'sip-bye');
+      assert.equal(rec.endedBy, 'caller');
+      console.log(`[measure] F1: phone hang-up after the restart reached the webphone in ${told} ms`);
+      await secondCallReachesWebphone(w);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('F2: REDIS_URL mode: media never stops, adopted < 2 s after the new gateway connects, registration kept; the webphone hangs up -> BYE at the phone < 500 ms', async () => {
+    const w = await startWorld('redis');
+    try {
+      assert.equal(w.ready.pids.redis, undefined, 'no private redis-server when REDIS_URL is given');
+      const call = await phoneCallsWebphone(w);
+      await killAndAdopt(w, call, 'F2');
+      const from = Date.now();
+      const hangupAt = await w.webphone.hangup();
+      const bye = await w.phone.waitForRequest('BYE', 5000, from);
+      await w.phone.media.stopMedia();
+      const told = bye.at - hangupAt;
+      assert.ok(told < HANGUP_BOUND_MS, `BYE at the phone ${told} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
+      const rec = await endedRecord(w, call.id);
+      // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+      assert.ok(['sip-bye', 'dtls-close'].includes(rec.reason ?? ''), `end reason ${rec.reason}`);
+      console.log(`[measure] F2: webphone hang-up after the restart reached the phone in ${told} ms (${rec.reason})`);
+      await secondCallReachesWebphone(w);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('F10: the phone hangs up while no gateway is connected -> the restarted gateway gets the held BYE, answers 200, BYEs the webphone once (sip-bye), no BYE to the phone', async () => {
+    const w = await startWorld('default');
+    try {
+      const call = await phoneCallsWebphone(w);
+      const killedAt = Date.now();
+      process.kill(w.ready.pids.gateway, 'SIGKILL');
+      // the gateway child is dead (the supervisor restarts it after a back-off): the phone hangs up now
+      await waitFor(() => {
+        try {
+          process.kill(w.ready.pids.gateway, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 5000, 5, 'the gateway child gone');
+      const hangup = w.phone.hangup();
+      const byeSentAt = Date.now();
+      await w.phone.media.stopMedia();
+      const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+      assert.ok(byeSentAt < connected.at, 'the BYE was sent before the restarted gateway connected');
+      await hangup;
+      assert.equal(w.phone.lastHangupStatus, 200, "the phone's held BYE was answered 200");
+      await w.webphone.waitCallState('ended', 5000);
+      const toldAfterConnect = (await w.webphone.endedAt())! - connected.at;
+      const rec = await endedRecord(w, call.id);
+      assert.equal(rec.reason, 'sip-bye', `end reason; timeline ${JSON.stringify(rec.timeline)}`);
+      assert.equal(rec.endedBy, 'caller');
+      const byes = rec.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
+      assert.deepEqual(byes.map((e) => `${e.event} ${e.detail}`), ['bye-sent to callee'], 'exactly one BYE, to the webphone');
+      // the record is ended, so every BYE the gateway meant to send has gone out: none reached the phone
+      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
+      console.log(`[measure] F10: held BYE held ${connected.at - byeSentAt} ms until the restarted gateway connected; webphone told ${toldAfterConnect} ms after it connected`);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('F1: FERRY_STORE=memory prints one warning line that calls and registrations do not survive a gateway restart', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-mem-'));
+    const fs = FerryStartProcess.spawn({ FERRY_STORE: 'memory', FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'warn' });
+    try {
+      const ready = await fs.ready();
+      assert.equal(ready.store, 'memory');
+      assert.equal(ready.pids.redis, undefined, 'no redis-server in memory mode');
+      const warnings = fs.lines.filter((l) => l.line.startsWith(MEMORY_MODE_WARNING));
+      assert.equal(warnings.length, 1, `one warning line:\n${fs.tail(20)}`);
+      assert.match(warnings[0]!.line, /do not survive a gateway restart/);
+      assert.match(warnings[0]!.line, /\(FERRY_STORE=memory\)$/);
+    } finally {
+      await fs.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
