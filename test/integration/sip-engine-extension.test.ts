@@ -1,7 +1,8 @@
 /**
  * The "surviving the app" extension (docs/sip-control-extension.md) with the real npm drachtio-srf:
  * an app dies mid-call, its dialog stays in ferry sip, the phone's BYE goes to another app, another
- * app can re-INVITE and BYE on the dialog, and a dialog can be rebuilt from stored identifiers.
+ * app can re-INVITE and BYE on the dialog, a BYE no app takes is held until the orphan deadline,
+ * and a dialog can be rebuilt from stored identifiers.
  * Runs against ferry sip only.
  */
 import { describe, test, afterEach } from 'node:test';
@@ -101,16 +102,19 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
     assert.deepEqual(byes, [dialogId]);
   });
 
-  test('without the extension in use (no app routes bye) the BYE of an orphaned dialog gets 481, as drachtio-server', async () => {
-    const engine = await spawnSipEngine();
+  test('no app routes bye: the BYE of an orphaned dialog is held (no 481), then answered 200 by ferry sip at the orphan deadline', async () => {
+    const orphanMs = 1_500;
+    const engine = await spawnSipEngine({ FERRY_SIP_ORPHAN_DIALOG_MS: String(orphanMs) });
     cleanup.push(() => engine.stop());
     const appA = await connectSrf(engine.ports.control);
     const { phone, ok } = await callUp(engine, appA);
+    const disconnectedAt = Date.now();
     appA.disconnect();
-    await new Promise((r) => setTimeout(r, 200));
     phone.sendRaw(byeFromPhone(phone, ok, engine.ports.sip));
-    const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? '') && m.startLine.startsWith('SIP/2.0 '));
-    assert.match(r.startLine, /^SIP\/2\.0 481/);
+    const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? '') && m.startLine.startsWith('SIP/2.0 '), orphanMs + 5_000);
+    assert.equal(r.startLine, 'SIP/2.0 200 OK');
+    assert.ok(Date.now() - disconnectedAt >= orphanMs - 5, 'answered at the orphan deadline, not before');
+    assert.equal(phone.count((m) => m.startLine.startsWith('SIP/2.0 481')), 0);
   });
 
   test('app B re-INVITEs (hold) and BYEs a dialog app A created, by its stored dialog id', async () => {
