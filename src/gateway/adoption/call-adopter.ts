@@ -8,6 +8,7 @@ import { MediaConnection } from '../media/media-connection';
 import { GatewayMetrics } from '../http/metrics';
 import { CallRecord } from '../state/call-record';
 import { StateStore } from '../state/state-store';
+import { StoreUnavailableError } from '../state/store-unavailable-error';
 import { AdoptedDialog } from './adopted-dialog';
 import { AdoptedDialogs } from './adopted-dialogs';
 import { DialogRequest, HeldInDialogRequests } from './held-in-dialog-requests';
@@ -92,7 +93,8 @@ export class CallAdopter {
         }
       }
     } catch (err) {
-      this.d.log.warn('adoption scan failed', { err: (err as Error).message });
+      // a store outage is logged once by the store itself, not once per scan
+      if (!(err instanceof StoreUnavailableError)) this.d.log.warn('adoption scan failed', { err: (err as Error).message });
     } finally {
       this.scanning = false;
     }
