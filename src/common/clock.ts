@@ -3,6 +3,8 @@
  * leases). Production uses `systemClock`; tests inject a `FakeClock` and advance it, so a
  * 30-minute call or a 10-minute mute runs in milliseconds (DEVELOPERS.md: no long sleeps).
  */
+import { guarded } from './process-faults';
+
 export interface TimerHandle {
   cancel(): void;
 }
@@ -13,15 +15,19 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): TimerHandle;
 }
 
+/**
+ * Real time. Its callbacks are guarded (src/common/process-faults.ts): a throw in a timer is logged
+ * and counted, never fatal to the process.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
+    const t = setTimeout(guarded(`timer.${fn.name || 'timeout'}`, fn), ms);
     t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },
   setInterval(fn, ms) {
-    const t = setInterval(fn, ms);
+    const t = setInterval(guarded(`timer.${fn.name || 'interval'}`, fn), ms);
     t.unref?.();
     return { cancel: () => clearInterval(t) };
   },

@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { systemClock } from '../../src/common/clock';
 import { guarded, processFaultCounts } from '../../src/common/process-faults';
 import { FORCED_EXIT_CODE } from '../../src/common/process-runner';
 import { LineProcess } from '../helpers/line-process';
@@ -132,6 +133,29 @@ describe('guarded()', () => {
       got = n;
     })(7);
     assert.equal(got, 7);
+    assert.equal(processFaultCounts().guardedCallback, before + 2);
+  });
+
+  test('systemClock timers are guarded: a throw in one is counted and the next timers still run', async () => {
+    const before = processFaultCounts().guardedCallback;
+    let ticks = 0;
+    await new Promise<void>((resolve, reject) => {
+      // systemClock's timers do not hold the event loop open: this deadline does
+      const deadline = setTimeout(() => reject(new Error(`only ${ticks} ticks within 5 s`)), 5000);
+      systemClock.setTimeout(() => {
+        throw new Error('timer boom');
+      }, 1);
+      const interval = systemClock.setInterval(() => {
+        ticks += 1;
+        if (ticks === 3) {
+          interval.cancel();
+          clearTimeout(deadline);
+          resolve();
+        }
+        if (ticks === 1) throw new Error('interval boom');
+      }, 5);
+    });
+    assert.equal(ticks, 3, 'the interval kept running after its own throw');
     assert.equal(processFaultCounts().guardedCallback, before + 2);
   });
 });

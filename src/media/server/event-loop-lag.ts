@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, IntervalHistogram } from 'node:perf_hooks';
+import { guarded } from '../../common/process-faults';
 
 /**
  * How late ferry media's event loop runs, for operators and the benchmark (/stats
@@ -12,7 +13,7 @@ export class EventLoopLag {
 
   constructor(windowMs = 10_000) {
     this.histogram.enable();
-    this.timer = setInterval(() => this.roll(), windowMs);
+    this.timer = setInterval(guarded('media.event-loop-lag', () => this.roll()), windowMs);
     this.timer.unref();
   }
 

@@ -12,7 +12,7 @@ import { PortAllocator } from '../rtp/port-allocator';
 import { loadMediaConfig, type MediaConfig } from './media-config';
 import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
-import { processFaultCounts } from '../../common/process-faults';
+import { guarded, processFaultCounts } from '../../common/process-faults';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -79,7 +79,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const alive = new WeakMap<WebSocket, boolean>();
   const pingTimer =
     config.wsPingMs > 0
-      ? setInterval(() => {
+      ? setInterval(guarded('media.ws-ping', () => {
           for (const ws of sockets) {
             if (alive.get(ws) === false) {
               logger.info('control socket missed a pong; dropping it', {});
@@ -89,7 +89,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
             alive.set(ws, false);
             ws.ping();
           }
-        }, config.wsPingMs)
+        }), config.wsPingMs)
       : undefined;
   pingTimer?.unref();
   wss.on('connection', (ws: WebSocket) => {

@@ -13,6 +13,7 @@ import type { PortAllocator } from '../rtp/port-allocator';
 import type { MediaConfig } from './media-config';
 import { MediaSession, type SessionConnection } from './media-session';
 import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './server-manager';
+import { guarded } from '../../common/process-faults';
 
 /** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
 export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
@@ -221,9 +222,9 @@ export class MediaSet implements ObjectHost {
     const replay = o.replayOnSubscribe(type);
     if (replay) {
       // after the subscribe response has been written (it is sent when this request's promise settles)
-      setImmediate(() => {
+      setImmediate(guarded('media.event-replay', () => {
         if (session.subscriptions.has(subId)) session.connection?.sendNotification('onEvent', { value: { data: replay, object: o.id, type } });
-      });
+      }));
     }
     return subId;
   }

@@ -3,6 +3,7 @@ import type { Logger } from '../../common/logger';
 import { AppConnection } from './app-connection';
 import { ControlFrameDecoder } from './control-frame-decoder';
 import { AppRouter } from './app-router';
+import { guarded } from '../../common/process-faults';
 
 export interface AppSipMessage {
   rid: string;
@@ -95,7 +96,7 @@ export class ControlServer {
         if (tokens[2] !== this.options.secret) {
           app.respond(rid, ['NO', 'incorrect secret']);
           this.log.info('app failed to authenticate', { app: app.id, remote: app.remote });
-          setImmediate(() => app.close());
+          setImmediate(guarded('sip.close-unauthenticated-app', () => app.close()));
           return;
         }
         app.authenticated = true;

@@ -31,6 +31,7 @@ import { ReliableProvisional } from './reliable-provisional';
 import { OrphanDialogs, type HeldRequest } from './orphan-dialogs';
 import { SipHeaders } from '../message/sip-headers';
 import { parseSipUri } from '../message/sip-uri';
+import { guarded } from '../../common/process-faults';
 
 type ServerTxn = ServerTransaction;
 
@@ -515,7 +516,7 @@ export class SipEngine implements ControlHandler {
     app.respond(m.rid, requestSentTokens(this.meta(data, flow), txnId), data.toString('utf8'));
     const res = makeResponse(req, dialog ? 200 : 481, undefined);
     // a separate turn of the event loop, so the answer to the claim arrives after srf has seen "sent"
-    setImmediate(() => this.sendToApp(app, res, flow, txnId, dialog ? dialog.id : ''));
+    setImmediate(guarded('sip.claim-answer', () => this.sendToApp(app, res, flow, txnId, dialog ? dialog.id : '')));
     if (!dialog) {
       this.log.info('claim of an unknown dialog answered 481', { dialogId: m.dialogId, app: app.id });
       return;
