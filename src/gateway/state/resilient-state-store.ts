@@ -41,6 +41,8 @@ export class ResilientStateStore implements StateStore {
   private readonly clock: Clock;
   private readonly chains = new Map<string, Promise<unknown>>();
   private up = true;
+  /** false while the inner store reports its connection lost: operations then fail at once */
+  private connected = true;
   private downSince = 0;
   private failedWhileDown = 0;
   private errorsTotal = 0;
@@ -54,6 +56,7 @@ export class ResilientStateStore implements StateStore {
     this.mirror = new StateStoreMirror(() => this.clock.now());
     inner.onConnectionChange?.((connected) => {
       if (this.closed) return;
+      this.connected = connected;
       if (connected) this.markUp('reconnected');
       else this.markDown('connection', 'connection lost');
     });
@@ -196,6 +199,7 @@ export class ResilientStateStore implements StateStore {
   private async bounded<T>(operation: string, fn: () => Promise<T>, ms = this.opts.timeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
+      if (!this.connected) throw new Error('not connected');
       const value = await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
