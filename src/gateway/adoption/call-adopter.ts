@@ -137,7 +137,9 @@ export class CallAdopter {
       this.held.deliver();
       await call.persist();
       this.d.log.info('call adopted', { callId: rec.id, from: previous });
-      if (!call.isEnding) void this.claimDialogs(call, { caller: dialogs.caller, callee: dialogs.callee });
+      if (!call.isEnding) {
+        this.claimDialogs(call, { caller: dialogs.caller, callee: dialogs.callee }).catch((err: Error) => call.log.error('claiming the dialogs failed', { err: err.message }));
+      }
       return;
     }
     // finish: the call ended (or never got answered) while no gateway was alive
@@ -151,34 +153,42 @@ export class CallAdopter {
 
   /**
    * Claims both dialogs of an adopted call in ferry sip. A 481 means the engine no longer has that
-   * dialog (its party is gone): the call ends as that party's, and only the other party gets a BYE.
+   * dialog (its party is gone, e.g. the engine ended it as an orphan while no gateway was alive): the
+   * call ends, and only a party whose dialog is still there gets a BYE.
    */
   private async claimDialogs(call: Call, dialogs: { caller: AdoptedDialog; callee: AdoptedDialog }): Promise<void> {
-    await Promise.all(
-      (['caller', 'callee'] as const).map(async (side) => {
-        const dlg = dialogs[side];
-        let timer: TimerHandle | undefined;
-        const timeout = new Promise<'timeout'>((r) => {
-          timer = this.d.clock.setTimeout(() => r('timeout'), CLAIM_WAIT_MS);
-        });
-        try {
-          const status = await Promise.race([dlg.claim(), timeout]);
-          if (status === 'timeout') return call.note('claim-unanswered', `${side} dialog ${dlg.id}`);
-          if (status === 481) {
-            call.note('dialog-gone', `${side}: ferry sip answered our claim 481`);
-            dlg.connected = false;
-            if (!call.isEnding) await call.end('session-expired', side);
-            return;
-          }
-          if (status >= 300) call.note('claim-refused', `${side}: ${status}`);
-          else this.d.log.info('dialog claimed', { callId: call.record.id, side, dialogId: dlg.id });
-        } catch (err) {
-          call.note('claim-failed', `${side}: ${(err as Error).message}`);
-        } finally {
-          timer?.cancel();
-        }
-      }),
-    );
+    const sides = ['caller', 'callee'] as const;
+    const statuses = await Promise.all(sides.map((side) => this.claim(call, side, dialogs[side])));
+    const gone = sides.filter((_, i) => statuses[i] === 481);
+    if (gone.length === 0 || call.isEnding) return;
+    for (const side of gone) {
+      dialogs[side].connected = false;
+      call.note('dialog-gone', `${side}: ferry sip answered our claim 481`);
+    }
+    await call.end('session-expired', gone.length === 1 ? gone[0]! : 'gateway');
+  }
+
+  /** one claim, bounded: resolves with ferry sip's status, or undefined (unanswered, failed) */
+  private async claim(call: Call, side: 'caller' | 'callee', dlg: AdoptedDialog): Promise<number | undefined> {
+    let timer: TimerHandle | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = this.d.clock.setTimeout(() => r('timeout'), CLAIM_WAIT_MS);
+    });
+    try {
+      const status = await Promise.race([dlg.claim(), timeout]);
+      if (status === 'timeout') {
+        call.note('claim-unanswered', `${side} dialog ${dlg.id}`);
+        return undefined;
+      }
+      if (status >= 300 && status !== 481) call.note('claim-refused', `${side}: ${status}`);
+      else if (status < 300) this.d.log.info('dialog claimed', { callId: call.record.id, side, dialogId: dlg.id });
+      return status;
+    } catch (err) {
+      call.note('claim-failed', `${side}: ${(err as Error).message}`);
+      return undefined;
+    } finally {
+      timer?.cancel();
+    }
   }
 }
 
