@@ -1,7 +1,7 @@
 /**
  * Every transaction, pending request and dialog of ferry sip is released when calls end (short
  * RFC 3261 timers so Timer J/K/L/M run out in about a second), and a dialog whose app died stays
- * until its BYE.
+ * until the orphan deadline (a BYE no app takes is held until then).
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '.
 import { connectBareSrf as connect } from '../helpers/srf-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ORPHAN_MS = 3_000;
 
 function req(phone: SipUdpPhone, method: string, ok: ReceivedSip, cseq: number): string {
   return [`${method} sip:service@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,
@@ -20,7 +21,7 @@ function req(phone: SipUdpPhone, method: string, ok: ReceivedSip, cseq: number):
 describe('ferry sip resources return to zero', () => {
   let engine: RunningSipEngine;
   before(async () => {
-    engine = await startSipEngine({ timers: { t1: 20, t2: 160, t4: 200 } });
+    engine = await startSipEngine({ timers: { t1: 20, t2: 160, t4: 200 }, orphanDialogMs: ORPHAN_MS });
   });
   after(async () => {
     await engine.close();
@@ -43,7 +44,8 @@ describe('ferry sip resources return to zero', () => {
         }
         assert.equal(engine.engine.stats().dialogs, 0);
         await sleep(64 * 20 + 500);
-        assert.deepEqual(engine.engine.stats(), { serverTransactions: 0, clientTransactions: 0, pending: 0, dialogs: 0, bindings: 0 });
+        assert.deepEqual(engine.engine.stats(),
+          { serverTransactions: 0, clientTransactions: 0, pending: 0, dialogs: 0, bindings: 0, orphanedDialogs: 0, heldRequests: 0 });
       } finally {
         phone.close();
       }
@@ -52,7 +54,7 @@ describe('ferry sip resources return to zero', () => {
     }
   });
 
-  test('an app that dies leaves its dialog in place until the phone BYEs (then 481 without a bye route, dialog gone)', async () => {
+  test('an app that dies leaves its dialog in place until the orphan deadline; a BYE no app takes is held, then answered 200', async () => {
     const srf = await connect(engine.ports.control);
     srf.invite(async (rq: any, rs: any) => { await srf.createUAS(rq, rs, { localSdp: TEST_SDP }); });
     await sleep(100);
@@ -63,13 +65,17 @@ describe('ferry sip resources return to zero', () => {
       const ok = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200'));
       phone.sendRaw(req(phone, 'ACK', ok, 1));
       await sleep(100);
+      const disconnectedAt = Date.now();
       srf.disconnect();
       await sleep(64 * 20 + 300);
       assert.equal(engine.engine.stats().dialogs, 1, 'the dialog outlives its app');
+      assert.equal(engine.engine.stats().orphanedDialogs, 1, 'with an orphan deadline running');
       phone.sendRaw(req(phone, 'BYE', ok, 2));
       const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? ''));
-      assert.match(r.startLine, /^SIP\/2\.0 481/);
-      assert.equal(engine.engine.stats().dialogs, 0);
+      assert.match(r.startLine, /^SIP\/2\.0 200/);
+      assert.ok(Date.now() - disconnectedAt >= ORPHAN_MS - 5, 'answered at the orphan deadline');
+      const st = engine.engine.stats();
+      assert.deepEqual([st.dialogs, st.orphanedDialogs, st.heldRequests], [0, 0, 0]);
     } finally {
       phone.close();
     }
