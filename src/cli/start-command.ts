@@ -47,7 +47,10 @@ export async function run(_args: string[]): Promise<void> {
     },
     forceStop: () => [...parts, ...stopLast].forEach((p) => p.kill()),
   });
-  const stopAll = async (code: number): Promise<void> => runner.shutdown('start-failed', code);
+  // a start-up failure caused by a stop already under way (Ctrl-C while starting) must not force it
+  const stopAll = async (code: number): Promise<void> => {
+    if (!runner.stopping) runner.shutdown('start-failed', code);
+  };
   try {
     // the gateway's calls and registrations: REDIS_URL, else a private supervised redis-server, else memory (warned)
     const store = await chooseGatewayStateStore(env, log);
