@@ -85,4 +85,27 @@ describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000
     const took = await assertTreeGoneAfter('SIGKILL');
     process.stdout.write(`# F6 SIGKILL: whole tree gone ${took} ms after the signal\n`);
   });
+
+  test('F6: SIGHUP while ferry start is still starting → graceful stop (exit 0), nothing remains after 2 s', async () => {
+    const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
+    const p = LineProcess.spawn(process.execPath, [BIN, 'start'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir });
+    started.push(p);
+    // wait (polling /proc) until sip and media have been spawned, and send it before the ready line
+    const deadline = Date.now() + 20_000;
+    let tree = descendants(p.pid).filter((d) => d.comm === 'node');
+    while (tree.length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      tree = descendants(p.pid).filter((d) => d.comm === 'node');
+    }
+    assert.ok(tree.length >= 2, `children spawned: ${JSON.stringify(descendants(p.pid))}`);
+    const all = descendants(p.pid).map((d) => d.pid);
+    for (const pid of all) leftovers.add(pid);
+    assert.ok(!p.stdout.some((l) => l.startsWith('ferry ready')), 'still starting when the signal is sent');
+    const sentAt = Date.now();
+    p.kill('SIGHUP');
+    const exit = await p.exited;
+    assert.equal(exit.code, 0, `graceful, not forced: ${p.stderr.slice(-20).join('\n')}`);
+    const took = await waitUntilGone([p.pid, ...all], BOUND_MS, sentAt);
+    process.stdout.write(`# F6 SIGHUP during start-up: ${all.length} children gone ${took} ms after the signal\n`);
+  });
 });
