@@ -12,7 +12,7 @@ import { isRunning } from '../helpers/process-tree';
  * `processFaults`; the process keeps its pid, and a call's RTP keeps flowing through it — packets
  * counted before and after, the longest gap measured, no leg ended.
  */
-const INJECTOR = path.join(__dirname, '..', 'helpers', 'media-fault-injector.ts');
+const INJECTOR = path.join(__dirname, '..', 'helpers', 'process-fault-injector.ts');
 const PACKET_INTERVAL_MS = 20;
 const MAX_GAP_MS = 500;
 

@@ -1,5 +1,5 @@
 /**
- * Loaded into a `ferry media` process for a fault test only (`node --require tsx/cjs --require <this file>`,
+ * Loaded into ferry processes for fault tests only (`node --require tsx/cjs --require <this file>`,
  * through NODE_OPTIONS): on SIGUSR2 it makes one stray promise rejection and throws one exception
  * from a timer — the two faults that used to end every call on the box. Nothing in ferry's own code
  * paths knows about it.
