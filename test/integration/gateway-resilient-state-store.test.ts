@@ -164,7 +164,8 @@ describe('resilient state store (private redis-server)', () => {
     await store.putCall(call('c-live'));
     await store.putCall(call('c-ends'));
     await store.renewLease('gw-x', 30_000);
-    assert.equal(await reader.exists(`${prefix}call:c-live`, `${prefix}call:c-ends`, `${prefix}reg:alice`, `${prefix}reg:bob`, `${prefix}lease:gw-x`), 5);
+    const nonceKey = await store.sharedKey('digest-nonce');
+    assert.equal(await reader.exists(`${prefix}call:c-live`, `${prefix}call:c-ends`, `${prefix}reg:alice`, `${prefix}reg:bob`, `${prefix}lease:gw-x`, `${prefix}key:digest-nonce`), 6);
 
     await w.redis.kill('SIGKILL');
     // while it is down: the live call changes, the other call ends, a new binding arrives
@@ -191,6 +192,7 @@ describe('resilient state store (private redis-server)', () => {
     const endedTtl = await reader.pttl(`${prefix}call:c-ends`);
     assert.ok(endedTtl > 0 && endedTtl <= 60_000, `ended record keeps its TTL backstop: ${endedTtl}`);
     assert.ok((await reader.pttl(`${prefix}lease:gw-x`)) > 0, 'the lease is back');
+    assert.equal(await reader.get(`${prefix}key:digest-nonce`), nonceKey.toString('hex'), 'the shared nonce key is back, the same');
     assert.deepEqual(Object.keys(await reader.hgetall(`${prefix}reg:alice`)), ['sip:alice@a.invalid;transport=ws']);
     assert.deepEqual(Object.keys(await reader.hgetall(`${prefix}reg:carol`)), ['sip:carol@c.invalid']);
     assert.equal(await reader.exists(`${prefix}reg:bob`), 0, 'an expired binding is not written back');
@@ -203,7 +205,7 @@ describe('resilient state store (private redis-server)', () => {
     await store.settled();
     assert.equal(await reader.exists(`${prefix}call:c-ends`), 0, 'a confirmed end is not written again');
     console.log(`# measured: Redis restarted empty -> call record and bindings back in ${writtenBackMs} ms`);
-    await reader.del(`${prefix}call:c-live`, `${prefix}calls`, `${prefix}reg:alice`, `${prefix}reg:carol`, `${prefix}regs`, `${prefix}lease:gw-x`);
+    await reader.del(`${prefix}call:c-live`, `${prefix}calls`, `${prefix}reg:alice`, `${prefix}reg:carol`, `${prefix}regs`, `${prefix}lease:gw-x`, `${prefix}key:digest-nonce`);
   });
 
   test('F5: Redis frozen (SIGSTOP) — operations time out within the bound; after it resumes, the end and the deletion made meanwhile are applied', { timeout: 60_000 }, async () => {

@@ -192,6 +192,11 @@ export class RedisStateStore implements StateStore {
     return Buffer.from((await (await this.r()).get(key))!, 'hex');
   }
 
+  /** puts back a shared secret this gateway already uses (after Redis lost it); an existing one is kept */
+  async restoreSharedKey(name: string, key: Buffer): Promise<void> {
+    await (await this.r()).set(this.k(`key:${name}`), key.toString('hex'), 'NX');
+  }
+
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -9,6 +9,8 @@ import { StoreUnavailableError } from './store-unavailable-error';
 /** A store that can tell when its connection is lost and when it is ready again (RedisStateStore). */
 export interface ConnectionAwareStore extends StateStore {
   onConnectionChange?(listener: (up: boolean) => void): void;
+  /** puts back a shared secret (SET NX) after the store lost it */
+  restoreSharedKey?(name: string, key: Buffer): Promise<void>;
 }
 
 export interface ResilientStateStoreOptions {
@@ -30,9 +32,9 @@ export interface ResilientStateStoreOptions {
  *   scan: a peer's lease that could not be read is never taken for expired), except the lookup of a
  *   user's bindings, which falls back to the bindings this gateway accepted (calls still route);
  * - when the store is back (ready after a lost connection, or answering after failures), the lease,
- *   every live call record and every unexpired binding this gateway wrote are written back, and the
- *   ends, deletions and removals it has not confirmed are applied; a call that ended is never written
- *   back as live.
+ *   the shared keys, every live call record and every unexpired binding this gateway wrote are
+ *   written back, and the ends, deletions and removals it has not confirmed are applied; a call that
+ *   ended is never written back as live.
  * Writes to one call or one binding are serialised, so a write-back never overtakes a newer write.
  */
 export class ResilientStateStore implements StateStore {
@@ -40,6 +42,8 @@ export class ResilientStateStore implements StateStore {
   private readonly mirror: StateStoreMirror;
   private readonly clock: Clock;
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** shared secrets this gateway uses (the digest nonce key): written back too, so challenges stay answerable everywhere */
+  private readonly sharedKeys = new Map<string, Buffer>();
   private up = true;
   /** false while the inner store reports its connection lost: operations then fail at once */
   private connected = true;
@@ -141,8 +145,10 @@ export class ResilientStateStore implements StateStore {
     return this.bounded('claimAdoption', () => this.inner.claimAdoption(callId, instanceId, ttlMs));
   }
 
-  sharedKey(name: string): Promise<Buffer> {
-    return this.bounded('sharedKey', () => this.inner.sharedKey(name), this.opts.startupTimeoutMs ?? Math.max(10000, this.opts.timeoutMs));
+  async sharedKey(name: string): Promise<Buffer> {
+    const key = await this.bounded('sharedKey', () => this.inner.sharedKey(name), this.opts.startupTimeoutMs ?? Math.max(10000, this.opts.timeoutMs));
+    this.sharedKeys.set(name, key);
+    return key;
   }
 
   async close(): Promise<void> {
@@ -247,6 +253,8 @@ export class ResilientStateStore implements StateStore {
         // the lease first: another gateway must not see our written-back calls as ownerless
         const lease = this.mirror.lease;
         if (lease) await this.bounded('renewLease', () => this.inner.renewLease(lease.instanceId, lease.ttlMs)).catch(() => {});
+        const restore = this.inner.restoreSharedKey?.bind(this.inner);
+        if (restore) for (const [name, key] of this.sharedKeys) await this.bounded('restoreSharedKey', () => restore(name, key)).catch(() => {});
         const callIds = this.mirror.callIds();
         const bindingKeys = this.mirror.registrationKeys();
         const results = await Promise.all([...callIds.map((id) => this.syncCall(id)), ...bindingKeys.map((k) => this.syncRegistration(k))]);
