@@ -1,5 +1,5 @@
 /**
- * ferry sip never leaves a dialog behind (docs/sip-control-extension.md §6-8), with the real npm
+ * ferry sip never leaves a dialog behind (docs/sip-control-extension.md §6-7), with the real npm
  * drachtio-srf and real UDP phones: claiming a dialog with the X-Ferry-Claim OPTIONS, in-dialog
  * requests held while no app can take them (offered to the first app that routes them, or answered by
  * the engine at the orphan deadline), the outgoing INVITE of a dead app cancelled, and the BYEs of a
