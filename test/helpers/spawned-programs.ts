@@ -6,7 +6,8 @@ import ts from 'typescript';
  *  - calls of node:child_process's spawn, spawnSync, execFile, execFileSync, exec, execSync, fork,
  *    and of any `.exec(...)` method (wrappers such as `ns.exec('ip', …)`), and of local aliases
  *    (`const run = promisify(execFile)`; `const x = spawn`), whose first argument is a string literal
- *    or a const bound to one in the same file (for exec/execSync, the first word of the shell command);
+ *    or a const bound to one in the same file (for exec/execSync, the first word of the shell command),
+ *    and the program after `ip netns exec <namespace>`;
  *  - `command: '<program>'` in files that use the gateway's child-process supervisor;
  *  - `executablePath: '<path>'` (a browser playwright-core launches).
  * Not external: node itself (process.execPath, 'node'), and bin/ferry or any relative path.
@@ -75,7 +76,15 @@ export function spawnedPrograms(source: string, file: string): SpawnedProgram[] 
     if (ts.isCallExpression(node)) {
       const spawner = spawnerOf(node.expression);
       const program = spawner ? literal(node.arguments[0]) : undefined;
-      if (spawner && program !== undefined) record(program, node, SHELL_STRING.has(spawner));
+      if (spawner && program !== undefined) {
+        record(program, node, SHELL_STRING.has(spawner));
+        // `ip netns exec <namespace> <program> …` starts a second program
+        const args = node.arguments[1];
+        if (program === 'ip' && args && ts.isArrayLiteralExpression(args) && literal(args.elements[0]) === 'netns' && literal(args.elements[1]) === 'exec') {
+          const inner = literal(args.elements[3]);
+          if (inner !== undefined) record(inner, node, false);
+        }
+      }
     }
     if (ts.isPropertyAssignment(node) && (ts.isIdentifier(node.name) || ts.isStringLiteral(node.name))) {
       const key = node.name.text;

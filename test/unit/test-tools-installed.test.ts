@@ -36,6 +36,9 @@ test('every program the tests start has its Debian package in scripts/test-tools
   // the scan does see the programs we know the tests run (so an empty scan cannot pass)
   const names = new Set(found.map((p) => p.program));
   for (const known of ['sipp', 'ip', 'tc', 'iptables', 'baresip', 'chromium']) assert.ok(names.has(known), `the scan found no use of ${known}; found: ${[...names].sort().join(', ')}`);
+  // and a list without sipp's line would be caught on the real tree
+  const withoutSipp = new Map([...tools].filter(([program]) => program !== 'sipp'));
+  assert.ok(unlisted(found, withoutSipp).some((p) => p.program === 'sipp' && p.file.startsWith('test/')), 'removing a line from the list is noticed');
   const missing = unlisted(found, tools);
   assert.deepEqual(
     missing.map((p) => `${p.program} (${p.file}:${p.line})`),
@@ -66,6 +69,7 @@ test('positive control: a program added later without an install line is reporte
     "await ns.exec('ip', ['link']);",
     "await ns.exec('tcpdump', ['-i', 'lo']);",
     "const browser = await chromium.launch({ executablePath: '/usr/bin/firefox-esr' });",
+    "spawn('ip', ['netns', 'exec', nsName, 'linphonec', '-c', rc]);",
     // not external, or not a program at all
     "spawn(process.execPath, [BIN, 'sip']);",
     "spawn('node', ['x.js']);",
@@ -75,8 +79,8 @@ test('positive control: a program added later without an install line is reporte
     "const body = JSON.stringify({ command: 'dial' });",
   ].join('\n');
   const found = spawnedPrograms(fixture, 'fixture.ts');
-  assert.deepEqual(found.map((p) => p.program).sort(), ['ethtool', 'firefox-esr', 'ip', 'nft', 'sipp', 'socat', 'tcpdump', 'tshark'].sort());
-  assert.deepEqual(unlisted(found, tools).map((p) => `${p.program}:${p.line}`), ['tshark:6', 'nft:7', 'ethtool:8', 'socat:9', 'tcpdump:11', 'firefox-esr:12']);
+  assert.deepEqual(found.map((p) => p.program).sort(), ['ethtool', 'firefox-esr', 'ip', 'ip', 'linphonec', 'nft', 'sipp', 'socat', 'tcpdump', 'tshark'].sort());
+  assert.deepEqual(unlisted(found, tools).map((p) => `${p.program}:${p.line}`), ['tshark:6', 'nft:7', 'ethtool:8', 'socat:9', 'tcpdump:11', 'firefox-esr:12', 'linphonec:13']);
   // the supervisor's command: field counts in files that use it
   const supervised = "import { ChildProcessSupervisor } from '../gateway/supervisor/child-process-supervisor';\nnew ChildProcessSupervisor({ name: 'redis', command: 'redis-server', args: [] });";
   assert.deepEqual(spawnedPrograms(supervised, 'private-redis.ts').map((p) => p.program), ['redis-server']);
