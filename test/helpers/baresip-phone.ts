@@ -184,6 +184,7 @@ export class BaresipPhone {
 
   /** Sends one ctrl_tcp command (long name, e.g. `dial`, `accept`, `hangup`, `mute`, `hold`) and waits for its response. */
   command(command: string, params = '', timeoutMs = 5000): Promise<BaresipResponse> {
+    if (this.ctrl.destroyed) return Promise.reject(new Error(`baresip: ${command}: the phone is stopped`));
     const token = `t${++this.token}`;
     const body = Buffer.from(JSON.stringify({ command, params, token }));
     return new Promise<BaresipResponse>((resolve, reject) => {
