@@ -174,8 +174,8 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
       return calls.length === 1 && calls[0]!.state === 'ended' ? calls[0] : undefined;
     }, 10_000, 50, 'the ended record written back');
     assert.equal(ended.reason, 'sip-bye');
+    // Redis came back empty: this record is there only because the gateway wrote its end back
     assert.ok((await fx.redisCall(ended.id))!.ttlMs > 0, 'ended, with its TTL backstop (not a live record)');
-    assert.ok(!(await reader.smembers(key('calls'))).includes(ended.id) || (await fx.redisCall(ended.id))!.record.state === 'ended');
     console.log(`# measured F5: call during the outage told of the BYE in ${toldMs} ms`);
   });
 });
