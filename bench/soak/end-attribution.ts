@@ -1,0 +1,94 @@
+import type { InjectedFault } from './fault-injector';
+import type { Party, SoakCall } from './soak-call';
+
+/**
+ * Matches every call's end to its cause. Accepted: a party's hang-up (`sip-bye`; `dtls-close` when
+ * the webphone hung up, it closes its peer connection as it sends BYE), a cable pull (`media-timeout`),
+ * a ferry media kill while the call was up (`media-lost`). Anything else — a call ended with another
+ * reason, or ended with no hang-up and no such fault — is a FALSE END. Also checked: a call alive
+ * at a media kill really ended (no party left in a call without media), a cable-pulled call ended,
+ * and call set-ups that failed did so while a part was down (otherwise they are unexplained).
+ */
+export interface GatewayEnd {
+  reason?: string;
+  suspectedFalseEnd?: boolean;
+  state: string;
+}
+
+/** a media kill's calls must be ended this soon after ferry media is back */
+export const MEDIA_LOST_WITHIN_MS = 10_000;
+/** a set-up failing this long after a part came back is not explained by it */
+const SETUP_GRACE_MS = 12_000;
+
+const HANGUP_REASONS: Record<Party, string[]> = { phone: ['sip-bye', 'rtcp-bye'], webphone: ['sip-bye', 'dtls-close'] };
+
+export interface Attribution {
+  endsByReason: Record<string, number>;
+  /** ends per cause: hang-up, cable-pull, media-kill */
+  endsByCause: Record<string, number>;
+  falseEnds: { call: number; reason: string; detail: string }[];
+  explainedSetupFailures: number;
+  unexplainedSetupFailures: { call: number; error: string }[];
+  /** other party's BYE after a hang-up, ms */
+  toldAfterHangupMs: number[];
+  /** media kill -> both parties told (media-lost), ms */
+  mediaLostAfterKillMs: number[];
+  /** cable pull -> the call ended, ms */
+  cablePullEndMs: number[];
+}
+
+export function attribute(calls: SoakCall[], faults: InjectedFault[], records: Map<string, GatewayEnd>): Attribution {
+  const a: Attribution = {
+    endsByReason: {}, endsByCause: {}, falseEnds: [], explainedSetupFailures: 0, unexplainedSetupFailures: [],
+    toldAfterHangupMs: [], mediaLostAfterKillMs: [], cablePullEndMs: [],
+  };
+  const mediaKills = faults.filter((f) => f.kind === 'media-kill' && !f.skipped);
+  const processFaults = faults.filter((f) => (f.kind === 'media-kill' || f.kind === 'gateway-kill' || f.kind === 'redis-restart') && !f.skipped);
+  for (const call of calls) {
+    if (call.answeredAt === undefined) {
+      const failedAt = call.setupFailedAt ?? call.placedAt;
+      const explained = processFaults.some((f) => call.placedAt <= (f.until ?? f.at) + SETUP_GRACE_MS && failedAt >= f.at);
+      if (explained) a.explainedSetupFailures++;
+      else a.unexplainedSetupFailures.push({ call: call.id, error: call.setupError ?? 'unknown' });
+      continue;
+    }
+    const record = call.webphoneCallId ? records.get(call.webphoneCallId) : undefined;
+    call.reason = record?.reason;
+    call.suspectedFalseEnd = record?.suspectedFalseEnd;
+    const reason = record?.reason ?? (record ? `(state ${record.state})` : '(no call record)');
+    a.endsByReason[reason] = (a.endsByReason[reason] ?? 0) + 1;
+    const causes = new Map<string, string>();
+    if (call.hangupBy) for (const r of HANGUP_REASONS[call.hangupBy]) causes.set(r, 'hang-up');
+    if (call.cablePull) causes.set('media-timeout', 'cable-pull');
+    const killsDuringCall = mediaKills.filter((k) => call.answeredAt! < k.at && (call.endedAt ?? Infinity) >= k.at);
+    if (killsDuringCall.length > 0) causes.set('media-lost', 'media-kill');
+    const cause = record?.reason ? causes.get(record.reason) : undefined;
+    if (cause) a.endsByCause[cause] = (a.endsByCause[cause] ?? 0) + 1;
+    else {
+      const why = call.hangupBy ? `the ${call.hangupBy} hung up` : 'nobody hung up';
+      const faultsSeen = call.faults.map((f) => f.kind).join(', ') || 'no fault';
+      a.falseEnds.push({ call: call.id, reason, detail: `${why}; faults during the call: ${faultsSeen}; accepted: ${[...causes.keys()].join(', ') || 'none'}` });
+    }
+    if (record?.suspectedFalseEnd) call.problems.push('the gateway flagged it as a suspected false end');
+    if (call.hangupBy && call.hangupAt !== undefined) {
+      const told = call.toldAt[call.hangupBy === 'phone' ? 'webphone' : 'phone'];
+      if (told !== undefined) a.toldAfterHangupMs.push(told - call.hangupAt);
+    }
+    for (const k of killsDuringCall) {
+      const back = k.until ?? k.at;
+      if (call.endedAt === undefined || call.endedAt > back + MEDIA_LOST_WITHIN_MS) {
+        call.problems.push(`up at the media kill (+${k.at - call.answeredAt!} ms) but not ended within ${MEDIA_LOST_WITHIN_MS} ms of ferry media's restart (left without media)`);
+      } else if (record?.reason === 'media-lost') {
+        a.mediaLostAfterKillMs.push(Math.max(...Object.values(call.toldAt)) - k.at);
+      }
+    }
+    if (call.cablePull && call.endedAt !== undefined && !call.hangupBy) a.cablePullEndMs.push(call.endedAt - call.cablePull.at);
+  }
+  return a;
+}
+
+export function percentile(values: number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}

@@ -1,0 +1,129 @@
+import { percentile, type Attribution } from './end-attribution';
+import type { InjectedFault } from './fault-injector';
+import type { PlannedFault } from './fault-plan';
+import type { Census } from './leak-census';
+import type { ResourceSummary } from './resource-sampler';
+import type { SoakCall } from './soak-call';
+import { FAULT_KINDS, type SoakOptions } from './soak-options';
+
+/** The soak's result: JSON-ready, with the verdict (`ok`) and every problem that fails it. */
+export interface SoakReport {
+  ok: boolean;
+  problems: string[];
+  options: Omit<SoakOptions, 'log'>;
+  startedAt: string;
+  runSeconds: number;
+  totalSeconds: number;
+  calls: {
+    placed: number; answered: number; setupFailed: number; setupFailuresByError: Record<string, number>;
+    explainedSetupFailures: number; unexplainedSetupFailures: { call: number; error: string }[];
+  };
+  faults: { planned: number; injectedByKind: Record<string, number>; skipped: { kind: string; why: string }[]; list: InjectedFault[] };
+  endsByReason: Record<string, number>;
+  endsByCause: Record<string, number>;
+  falseEnds: { call: number; reason: string; detail: string }[];
+  partiesTold: { told: number; expected: number; notTold: { call: number; problem: string }[] };
+  latenciesMs: Record<string, { n: number; p50?: number; p95?: number; max?: number }>;
+  leaks: string[];
+  census: Census;
+  resources: Record<string, ResourceSummary>;
+  loadAverage: { avg?: number; max?: number };
+  machine: { cpus: number; memoryMb: number };
+  callProblems: { call: number; problems: string[] }[];
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
+
+function dist(values: number[]): { n: number; p50?: number; p95?: number; max?: number } {
+  return { n: values.length, p50: percentile(values, 50), p95: percentile(values, 95), max: values.length ? Math.max(...values) : undefined };
+}
+
+export function buildReport(input: {
+  options: SoakOptions; startedAt: number; runEndedAt: number; finishedAt: number; calls: SoakCall[]; plan: PlannedFault[];
+  faults: InjectedFault[]; attribution: Attribution; census: Census; leaks: string[]; resources: Record<string, ResourceSummary>;
+  loadAverages: number[]; machine: { cpus: number; memoryMb: number };
+}): SoakReport {
+  const { calls, faults, attribution: a } = input;
+  const answered = calls.filter((c) => c.answeredAt !== undefined);
+  const injectedByKind: Record<string, number> = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0]));
+  for (const f of faults) if (!f.skipped) injectedByKind[f.kind] = (injectedByKind[f.kind] ?? 0) + 1;
+  let expected = 0;
+  let told = 0;
+  for (const c of answered) {
+    for (const p of ['phone', 'webphone'] as const) {
+      if (c.hangupBy === p) continue;
+      expected++;
+      if (c.toldAt[p] !== undefined) told++;
+    }
+  }
+  const notTold = calls.flatMap((c) => c.problems.filter((p) => /never told|never sent a BYE/.test(p)).map((problem) => ({ call: c.id, problem })));
+  const callProblems = calls.filter((c) => c.problems.length > 0).map((c) => ({ call: c.id, problems: c.problems }));
+  const problems: string[] = [];
+  for (const f of a.falseEnds) problems.push(`FALSE END: call ${f.call} ended with ${f.reason} (${f.detail})`);
+  for (const c of callProblems) for (const p of c.problems) problems.push(`call ${c.call}: ${p}`);
+  for (const u of a.unexplainedSetupFailures) problems.push(`call ${u.call}: set-up failed while every part was up: ${u.error}`);
+  for (const l of input.leaks) problems.push(`LEAK: ${l}`);
+  const { log: _log, ...options } = input.options;
+  const loads = input.loadAverages;
+  return {
+    ok: problems.length === 0,
+    problems,
+    options,
+    startedAt: new Date(input.startedAt).toISOString(),
+    runSeconds: Math.round((input.runEndedAt - input.startedAt) / 1000),
+    totalSeconds: Math.round((input.finishedAt - input.startedAt) / 1000),
+    calls: {
+      placed: calls.length, answered: answered.length, setupFailed: calls.length - answered.length,
+      setupFailuresByError: countBy(calls.filter((c) => c.answeredAt === undefined).map((c) => (c.setupError ?? 'unknown').replace(/ to INVITE sip:\S+/, ''))),
+      explainedSetupFailures: a.explainedSetupFailures, unexplainedSetupFailures: a.unexplainedSetupFailures,
+    },
+    faults: {
+      planned: input.plan.length, injectedByKind,
+      skipped: faults.filter((f) => f.skipped).map((f) => ({ kind: f.kind, why: f.skipped! })),
+      list: faults,
+    },
+    endsByReason: a.endsByReason,
+    endsByCause: a.endsByCause,
+    falseEnds: a.falseEnds,
+    partiesTold: { told, expected, notTold },
+    latenciesMs: {
+      hangupToOtherPartyBye: dist(a.toldAfterHangupMs),
+      mediaKillToBothToldMediaLost: dist(a.mediaLostAfterKillMs),
+      cablePullToEnd: dist(a.cablePullEndMs),
+    },
+    leaks: input.leaks,
+    census: input.census,
+    resources: input.resources,
+    loadAverage: { avg: loads.length ? Math.round((loads.reduce((s, x) => s + x, 0) / loads.length) * 10) / 10 : undefined, max: loads.length ? Math.max(...loads) : undefined },
+    machine: input.machine,
+    callProblems,
+  };
+}
+
+export function humanSummary(r: SoakReport): string {
+  const kv = (o: Record<string, number>): string => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const lat = (name: string): string => {
+    const d = r.latenciesMs[name]!;
+    return d.n ? `n=${d.n} p50 ${d.p50} ms, p95 ${d.p95} ms, max ${d.max} ms` : 'n=0';
+  };
+  const lines = [
+    `soak ${r.ok ? 'PASSED' : 'FAILED'}: ${r.options.calls} concurrent calls, ${r.options.durationMs / 1000} s, seed ${r.options.seed} (T_dead ${r.options.deadMs} ms, blip ${r.options.blipMs} ms)`,
+    `calls: ${r.calls.placed} placed, ${r.calls.answered} answered, ${r.calls.setupFailed} set-ups failed (${r.calls.explainedSetupFailures} while a part was down, ${r.calls.unexplainedSetupFailures.length} unexplained)`,
+    `set-up failures: ${kv(r.calls.setupFailuresByError)}`,
+    `faults injected: ${kv(r.faults.injectedByKind)}${r.faults.skipped.length ? ` (skipped ${r.faults.skipped.length})` : ''}`,
+    `ends by reason: ${kv(r.endsByReason)}`,
+    `ends by cause: ${kv(r.endsByCause)}; false ends: ${r.falseEnds.length}`,
+    `parties told: ${r.partiesTold.told}/${r.partiesTold.expected}`,
+    `hang-up -> other party's BYE: ${lat('hangupToOtherPartyBye')}`,
+    `media kill -> both told (media-lost; media down ${r.options.downMs} ms + restart): ${lat('mediaKillToBothToldMediaLost')}`,
+    `cable pull -> end: ${lat('cablePullToEnd')}`,
+    `leaks: ${r.leaks.length === 0 ? 'none' : r.leaks.join('; ')} (media pipelines ${r.census.mediaPipelines}, bound ports ${r.census.mediaBoundPorts}, sip dialogs ${r.census.sipDialogs}, Redis live records ${r.census.redisLiveRecords} (index ${r.census.redisIndexEntries}), fds ${Object.entries(r.census.fds).map(([p, f]) => `${p} ${f.start}->${f.end}`).join(', ')})`,
+    `resources: ${Object.entries(r.resources).map(([n, s]) => `${n} cpu avg ${s.cpuAvgPercent}% max ${s.cpuMaxPercent}% rss max ${s.rssMaxMb} MB`).join('; ')}; load avg ${r.loadAverage.avg} (max ${r.loadAverage.max}) on ${r.machine.cpus} cpus`,
+    ...r.problems.map((p) => `  PROBLEM ${p}`),
+  ];
+  return lines.join('\n');
+}
