@@ -11,65 +11,17 @@
  */
 import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import type Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { connectSrf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePorts } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, countReceived } from '../helpers/sipp';
 import type { ChildEvent, DialogSnapshot } from '../helpers/srf-b2bua-child';
+import { startB2buaChild } from '../helpers/sip-b2bua-call';
 
 const TARGET_NOTE =
   'ran against ferry sip only: the surviving-app extension is ferry sip\'s (a real drachtio-server answers ' +
   'the BYE of a dead app\'s dialog with 481), so DRACHTIO_URL does not apply to this suite';
-
-interface ChildApp {
-  child: ChildProcess;
-  events: ChildEvent[];
-  exited: Promise<void>;
-}
-
-function startChildApp(controlPort: number, bLegUri: string): Promise<ChildApp> {
-  const script = path.join(__dirname, '..', 'helpers', 'srf-b2bua-child.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, '127.0.0.1', String(controlPort), 'cymru', bLegUri], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const events: ChildEvent[] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      if (line.startsWith('{')) events.push(JSON.parse(line) as ChildEvent);
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`app A did not connect: ${stderr.slice(-1500)}`)), 20_000);
-    const check = setInterval(() => {
-      const failed = events.find((e) => e.event === 'error');
-      if (failed) {
-        clearInterval(check);
-        clearTimeout(timer);
-        reject(new Error(`app A: ${JSON.stringify(failed)}`));
-      } else if (events.some((e) => e.event === 'ready')) {
-        clearInterval(check);
-        clearTimeout(timer);
-        resolve({ child, events, exited });
-      }
-    }, 20);
-    child.once('exit', (code) => {
-      clearInterval(check);
-      clearTimeout(timer);
-      reject(new Error(`app A exited (${code}) before connecting: ${stderr.slice(-1500)}`));
-    });
-  });
-}
 
 /**
  * Sends an in-dialog BYE on a dialog this app did not create, by its stored id; resolves with the
@@ -101,7 +53,7 @@ describe('two srf apps: the survivor takes over the calls of an app killed mid-c
     const [aPort, bPort] = await freePorts(2);
     const callee = await startSipp({ scenario: 'uas-answer.xml', localPort: bPort, timeoutS: 25 });
     await callee.ready();
-    const appA = await startChildApp(engine.ports.control, `sip:callee@127.0.0.1:${bPort}`);
+    const appA = await startB2buaChild(engine.ports.control, `sip:callee@127.0.0.1:${bPort}`);
     cleanup.push(async () => {
       appA.child.kill('SIGKILL');
       await appA.exited;
