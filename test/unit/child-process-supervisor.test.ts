@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { SupervisedChild } from '../../src/gateway/supervisor/child-process-supervisor';
 import { parentDeathSignalAvailable } from '../../src/gateway/supervisor/parent-death-signal';
+import { stopChildrenInOrder } from '../../src/gateway/supervisor/stop-children';
 import { LineProcess } from '../helpers/line-process';
 import { isRunning, waitUntilGone } from '../helpers/process-tree';
 
@@ -64,5 +65,39 @@ describe('child process supervisor', { timeout: 60_000 }, () => {
     host.kill('SIGKILL');
     const took = await waitUntilGone([pid], 2000, killedAt);
     assert.ok(took < 2000, `gone ${took} ms after the supervisor's SIGKILL`);
+  });
+
+  test('stopChildrenInOrder: group by group, a child deaf to SIGTERM is SIGKILLed within the budget', async () => {
+    const sleeper = (name: string, ignoreTerm: boolean): SupervisedChild => {
+      const c = new SupervisedChild(
+        {
+          name,
+          command: 'sh',
+          args: ['-c', `${ignoreTerm ? "trap '' TERM; " : ''}echo up; exec sleep 300`],
+          ready: (l) => (l === 'up' ? {} : undefined),
+        },
+        () => undefined,
+      );
+      cleanup.push(() => c.kill());
+      return c;
+    };
+    const deaf = sleeper('deaf', true);
+    const polite = sleeper('polite', false);
+    await Promise.all([deaf.start(10_000), polite.start(10_000)]);
+    const exits: Record<string, number> = {};
+    let deafSignal: string | null = null;
+    deaf.once('exit', (_code: number | null, signal: string | null) => {
+      exits.deaf = Date.now();
+      deafSignal = signal;
+    });
+    polite.once('exit', () => (exits.polite = Date.now()));
+    const t0 = Date.now();
+    await stopChildrenInOrder([[deaf], [polite]], 800);
+    const took = Date.now() - t0;
+    assert.ok(exits.deaf && exits.polite, 'both exited');
+    assert.equal(deafSignal, 'SIGKILL', 'SIGTERM alone did not stop it (positive control: it really is deaf)');
+    assert.ok(exits.deaf - t0 >= 300, `the deaf child got its grace share first (${exits.deaf - t0} ms)`);
+    assert.ok(exits.polite >= exits.deaf, 'the second group is stopped after the first');
+    assert.ok(took < 1500, `all stopped within the budget (+ slack): ${took} ms`);
   });
 });
