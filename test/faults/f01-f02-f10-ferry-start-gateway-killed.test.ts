@@ -25,6 +25,8 @@ import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
 const SHARED_REDIS = 'redis://127.0.0.1:6379';
 const ADOPT_BOUND_MS = 2000;
 const HANGUP_BOUND_MS = 500;
+/** ferry sip ends a dialog no app owns after this long: short here, so an unclaimed adopted call would be cut within the test */
+const ORPHAN_DIALOG_MS = 3000;
 
 interface World {
   fs: FerryStartProcess;
@@ -42,7 +44,9 @@ async function startWorld(mode: 'default' | 'redis'): Promise<World> {
   const config = await writeLifecycleSipConfig({ port: phonePort });
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-data-'));
   const prefix = mode === 'redis' ? `ferry-f2-${randomUUID().slice(0, 8)}:` : 'ferry:';
-  const env: Record<string, string> = { FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '' };
+  const env: Record<string, string> = {
+    FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
+  };
   if (mode === 'redis') Object.assign(env, { REDIS_URL: SHARED_REDIS, FERRY_REDIS_PREFIX: prefix });
   const fs = FerryStartProcess.spawn(env);
   let webphone: GatewayWebphone | undefined;
@@ -120,7 +124,8 @@ async function endedRecord(w: World, id: string): Promise<CallRecord> {
 /**
  * The kill-and-restart part shared by F1 and F2: media never stops (the phone's largest RTP gap
  * < 100 ms, net of this test process's own stalls), adoption < 2 s after the new gateway connected,
- * alice's registration still in the store.
+ * alice's registration still in the store; the adopter claimed both dialogs in ferry sip, so the
+ * call outlives ferry sip's orphan deadline untouched.
  */
 async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<void> {
   const webReceivedBefore = (await w.webphone.rtpStats()).received;
@@ -138,6 +143,18 @@ async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<
   assert.ok(adoptMs < ADOPT_BOUND_MS, `adopted ${adoptMs} ms after the restarted gateway connected (bound ${ADOPT_BOUND_MS} ms)`);
   const bindings = await w.redis.hgetall(`${w.prefix}reg:alice`);
   assert.ok(Object.keys(bindings).length >= 1, `alice's registration is still in the store: ${JSON.stringify(bindings)}`);
+  const claims = await waitFor(() => {
+    const n = w.fs.lines.filter((l) => l.at >= killedAt && l.line.startsWith('[sip] {') && l.line.includes('"message":"dialog claimed by app"')).length;
+    return n >= 2 ? n : undefined;
+  }, 5000, 25, 'ferry sip logging both dialogs claimed');
+  assert.equal(claims, 2, 'both dialogs claimed once');
+  // past ferry sip's orphan deadline (counted from the kill): nobody was sent a BYE, media still flows
+  const pastDeadline = killedAt + ORPHAN_DIALOG_MS + 1000;
+  await new Promise((r) => setTimeout(r, Math.max(0, pastDeadline - Date.now())));
+  assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
+  assert.equal(await w.webphone.callState(), 'connected', 'the webphone is still in the call');
+  const flowing = Date.now();
+  await waitFor(async () => (await w.phone.media.rtpReceivedBetween(flowing, Date.now())) > 10, 3000, 50, 'RTP still reaching the phone');
   console.log(`[measure] ${label}: adopted ${adoptMs} ms after the restarted gateway connected (${adopted - killedAt} ms after the SIGKILL); largest RTP gap at the phone ${phoneGap} ms (own send gap ${phoneSendGap} ms); webphone received ${webReceived}/${phoneSent}`);
 }
 
