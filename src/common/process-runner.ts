@@ -6,7 +6,8 @@ import { guarded, installFaultHandlers, setFaultLogger } from './process-faults'
  * The one process policy of every ferry process (sip, media, gateway, start):
  * - SIGTERM, SIGINT and SIGHUP (terminal closed) stop the process gracefully — `stop()` is the
  *   process's own graceful stop (for `ferry start`: stopping its children);
- * - a second signal while stopping forces exit at once (after `forceStop()`);
+ * - a second signal while stopping forces exit at once (after `forceStop()`), unless it comes within
+ *   REPEATED_SIGNAL_WINDOW_MS of the first: that is one Ctrl-C delivered twice (terminal and npm);
  * - a shutdown watchdog forces exit when the graceful stop hangs (FERRY_SHUTDOWN_WATCHDOG_MS);
  * - a supervised child stops when its parent dies: the supervisor passes its pid in
  *   FERRY_PARENT_PID and the child stops as soon as its parent pid changes (the parent's SIGKILL
@@ -38,6 +39,8 @@ export interface ProcessRunner {
 
 export const DEFAULT_SHUTDOWN_WATCHDOG_MS = 1500;
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+/** A signal this soon after the first is the same request (terminal + wrapper), not "force it". */
+export const REPEATED_SIGNAL_WINDOW_MS = 300;
 /** Exit code of a stop forced by a second signal or by the watchdog. */
 export const FORCED_EXIT_CODE = 70;
 
@@ -86,7 +89,18 @@ export function runProcess(options: ProcessRunnerOptions): ProcessRunner {
     );
   };
 
-  for (const signal of SIGNALS) process.on(signal, () => shutdown(signal));
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // one Ctrl-C often arrives twice at once: from the terminal (to the whole foreground group) and
+    // forwarded by a wrapper such as `npm start`; only a later signal means "force it"
+    if (stopping && firstSignalAt > 0 && Date.now() - firstSignalAt < REPEATED_SIGNAL_WINDOW_MS) {
+      logger.info('ferry process signal repeated at once; already stopping', { process: name, signal });
+      return;
+    }
+    if (!stopping) firstSignalAt = Date.now();
+    shutdown(signal);
+  };
+  for (const signal of SIGNALS) process.on(signal, () => onSignal(signal));
 
   if (parentPid !== undefined) {
     const poll = setInterval(

@@ -1,7 +1,8 @@
 /**
  * A tiny process under src/common/process-runner.ts for the runner's tests:
- * `node --import tsx process-runner-child.ts <graceful|hang>`. Prints `ready <pid>`; its graceful
- * stop prints `stopping <reason>` and then returns (graceful) or never returns (hang); a forced stop
+ * `node --import tsx process-runner-child.ts <graceful|slow|hang>`. Prints `ready <pid>`; its graceful
+ * stop prints `stopping <reason>` and then returns (graceful), returns after RUNNER_STOP_MS (slow,
+ * default 400) or never returns (hang); a forced stop
  * prints `forced`. SIGUSR2 injects a stray rejection, an uncaught exception and a throwing guarded
  * timer, then prints `faults <counts JSON>` once all three are counted.
  * Watchdog: RUNNER_WATCHDOG_MS (default the runner's).
@@ -19,6 +20,7 @@ runProcess({
   stop: async (reason) => {
     process.stdout.write(`stopping ${reason}\n`);
     if (mode === 'hang') await new Promise(() => undefined);
+    if (mode === 'slow') await new Promise((r) => setTimeout(r, Number(process.env.RUNNER_STOP_MS ?? 400)));
   },
   forceStop: () => {
     process.stdout.write('forced\n');

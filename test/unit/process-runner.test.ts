@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { systemClock } from '../../src/common/clock';
 import { guarded, processFaultCounts } from '../../src/common/process-faults';
-import { FORCED_EXIT_CODE } from '../../src/common/process-runner';
+import { FORCED_EXIT_CODE, REPEATED_SIGNAL_WINDOW_MS } from '../../src/common/process-runner';
 import { LineProcess } from '../helpers/line-process';
 import { isRunning, waitUntilGone } from '../helpers/process-tree';
 
@@ -17,7 +17,7 @@ const CHILD = path.join(__dirname, '..', 'helpers', 'process-runner-child.ts');
 const started: LineProcess[] = [];
 after(() => started.forEach((p) => p.kill('SIGKILL')));
 
-function runnerChild(mode: 'graceful' | 'hang', env: Record<string, string> = {}): LineProcess {
+function runnerChild(mode: 'graceful' | 'slow' | 'hang', env: Record<string, string> = {}): LineProcess {
   const p = LineProcess.spawn(process.execPath, ['--import', 'tsx', CHILD, mode], { FERRY_LOG_LEVEL: 'info', ...env });
   started.push(p);
   return p;
@@ -39,8 +39,11 @@ describe('process runner', { timeout: 60_000 }, () => {
   test('a second signal while the stop hangs forces exit at once', async () => {
     const p = runnerChild('hang', { RUNNER_WATCHDOG_MS: '30000' });
     await p.waitForLine(/^ready \d+$/, 15_000);
+    const firstAt = Date.now();
     p.kill('SIGTERM');
     await p.waitForLine(/^stopping SIGTERM$/, 5000);
+    // a signal right after the first is the same request; a later one means "force it"
+    while (Date.now() - firstAt <= REPEATED_SIGNAL_WINDOW_MS + 50) await new Promise((r) => setTimeout(r, 20));
     // positive control: the hung stop keeps it running (the watchdog is 30 s away)
     assert.ok(isRunning(p.pid));
     const sentAt = Date.now();
@@ -49,6 +52,17 @@ describe('process runner', { timeout: 60_000 }, () => {
     assert.equal(exit.code, FORCED_EXIT_CODE);
     assert.ok(p.stdout.includes('forced'), 'forceStop ran before the exit');
     assert.ok(exit.at - sentAt < 2000, `forced exit took ${exit.at - sentAt} ms`);
+  });
+
+  test('one Ctrl-C delivered twice at once (terminal and npm) is one graceful stop, not a forced one', async () => {
+    const p = runnerChild('slow', { RUNNER_STOP_MS: '400' });
+    await p.waitForLine(/^ready \d+$/, 15_000);
+    p.kill('SIGINT');
+    p.kill('SIGINT');
+    const exit = await p.exited;
+    assert.equal(exit.code, 0, `graceful: ${p.stdout.join('\n')}`);
+    assert.ok(!p.stdout.includes('forced'));
+    assert.equal(p.stdout.filter((l) => l.startsWith('stopping')).length, 1, 'one stop');
   });
 
   test('the shutdown watchdog forces exit when the graceful stop hangs', async () => {
