@@ -1,5 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -108,4 +109,30 @@ describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000
     const took = await waitUntilGone([p.pid, ...all], BOUND_MS, sentAt);
     process.stdout.write(`# F6 SIGHUP during start-up: ${all.length} children gone ${took} ms after the signal\n`);
   });
+
+  for (const [signal, what] of [['SIGINT', 'Ctrl-C'], ['SIGHUP', 'the terminal closed']] as const) {
+    test(`F6: ${what} under npm start (${signal} to the whole process group) → graceful stop, nothing remains after 2 s`, async () => {
+      const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
+      // `npm start` as a terminal runs it: its own process group, which the terminal signals as a whole
+      const npm = new LineProcess(spawn('npm', ['start', '--silent'], {
+        cwd: path.join(__dirname, '..', '..'),
+        env: { ...process.env, ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }));
+      started.push(npm);
+      const ready = JSON.parse((await npm.waitForLine(/^ferry ready (\{.*\})$/, 60_000))[1]!) as StartReady;
+      const tree = descendants(npm.pid);
+      for (const d of tree) leftovers.add(d.pid);
+      const parts = Object.values(ready.pids);
+      for (const pid of parts) assert.ok(tree.some((d) => d.pid === pid) && isRunning(pid), `positive control: ${pid} runs under npm`);
+      const sentAt = Date.now();
+      process.kill(-npm.pid, signal);
+      const took = await waitUntilGone([npm.pid, ...tree.map((d) => d.pid)], BOUND_MS, sentAt);
+      assert.ok(npm.stdout.includes('ferry: stopped'), `a graceful stop, not a forced one:\n${npm.stdout.join('\n')}\n${npm.stderr.slice(-20).join('\n')}`);
+      assert.ok(!npm.stderr.some((l) => l.includes('stop forced')), npm.stderr.slice(-20).join('\n'));
+      assert.ok(await tcpPortFree(ready.http), 'the next npm start finds the HTTP port free');
+      process.stdout.write(`# F6 ${what} under npm start: ${tree.length} processes gone ${took} ms after ${signal}\n`);
+    });
+  }
 });
