@@ -109,6 +109,33 @@ describe('ferry sip: claimed, held and shut-down dialogs (against ferry sip only
         'no dialog, orphan timer or held request left');
     });
 
+  test('a re-INVITE held for an orphaned dialog goes to the app that claims the dialog, at the claim', { timeout: 60_000 }, async () => {
+    const s = await bridgedCall(6_000);
+    await s.app.kill();
+    const ok = s.ok;
+    s.caller.phone.sendRaw([`INVITE sip:service@127.0.0.1:${s.engine.ports.sip} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${s.caller.phone.port};branch=z9hG4bK${sipToken()};rport`, 'Max-Forwards: 70',
+      `From: ${ok.header('From')}`, `To: ${ok.header('To')}`, `Call-ID: ${ok.header('Call-ID')}`, 'CSeq: 2 INVITE',
+      `Contact: <sip:phone@127.0.0.1:${s.caller.phone.port}>`, 'Content-Type: application/sdp',
+      `Content-Length: ${Buffer.byteLength(TEST_SDP)}`, '', TEST_SDP].join('\r\n'));
+    await waitFor(() => engineLog(s.engine, /^in-dialog request held/).length === 1, 'ferry sip holding the re-INVITE');
+    const appB = await connectBareSrf(s.engine.ports.control); // routes nothing: only a claim gives it the dialog
+    cleanup.push(() => safeDisconnect(appB));
+    const offered: string[] = [];
+    appB.use((req: any, res: any) => {
+      offered.push(`${req.method} ${req.stackDialogId}`);
+      res.send(200, { body: TEST_SDP });
+    });
+    assert.equal(finalTo(s.caller.phone, 'INVITE').filter((m) => /^2 /.test(m.header('CSeq') ?? '')).length, 0,
+      'the re-INVITE is still held while the new app has not claimed the dialog');
+    assert.equal(await claimDialog(appB, s.bridged.uas.dialogId), 200);
+    await waitFor(() => s.caller.phone.count((m) => m.startLine.startsWith('SIP/2.0 200') && m.header('CSeq') === '2 INVITE') > 0,
+      'the claimer\'s 200 to the re-INVITE at the caller');
+    assert.deepEqual(offered, [`INVITE ${s.bridged.uas.dialogId}`]);
+    assert.equal(s.caller.phone.count((m) => m.startLine.startsWith('SIP/2.0 481')), 0, 'never 481');
+    await waitFor(() => latestStats(s.engine)?.orphanedDialogs === 1, 'only the unclaimed callee leg still orphaned (its deadline runs)');
+  });
+
   test('a BYE held with no app until the orphan deadline is answered 200 by ferry sip, and the other leg is BYEd', { timeout: 60_000 }, async () => {
     const orphanMs = 1_500;
     const s = await bridgedCall(orphanMs);
