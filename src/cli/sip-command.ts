@@ -3,10 +3,15 @@ import { createLogger } from '../common/logger';
 import { guarded } from '../common/process-faults';
 import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
+import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
+import { controlLimitsFromEnv } from '../sip/control/control-limits';
 
 /**
- * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT,
- * drachtio control port FERRY_SIP_CONTROL_PORT with secret FERRY_SIP_SECRET. Port 0 picks a free port;
+ * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
+ * listeners), drachtio control port FERRY_SIP_CONTROL_HOST:FERRY_SIP_CONTROL_PORT (127.0.0.1 unless set:
+ * FERRY_SIP_HOST does not move it) with secret FERRY_SIP_SECRET; the default secret on a non-loopback
+ * control address is refused (exit 1, one line). Control-port limits before authentication:
+ * FERRY_SIP_CONTROL_PRE_AUTH_MAX_BYTES, _AUTH_TIMEOUT_MS, _MAX_CONNECTIONS, _MAX_UNAUTHENTICATED. Port 0 picks a free port;
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
  * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
@@ -16,6 +21,14 @@ import { startSipEngine } from '../sip/sip-engine-server';
  * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
  */
 export async function run(_args: string[]): Promise<void> {
+  const controlHost = envString('FERRY_SIP_CONTROL_HOST', '127.0.0.1');
+  const secret = envString('FERRY_SIP_SECRET', DEFAULT_CONTROL_SECRET);
+  const exposure = controlExposureProblem(controlHost, secret);
+  if (exposure) {
+    process.stderr.write(`ferry sip: refusing to start: ${exposure}\n`);
+    process.exit(1);
+  }
+  const controlLimits = controlLimitsFromEnv();
   const logger = createLogger('sip');
   let engine: Awaited<ReturnType<typeof startSipEngine>> | undefined;
   runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
@@ -25,7 +38,9 @@ export async function run(_args: string[]): Promise<void> {
     sipPort: envInt('FERRY_SIP_PORT', 5060),
     wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
-    secret: envString('FERRY_SIP_SECRET', 'cymru'),
+    controlHost,
+    controlLimits,
+    secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000),
     timers: {
       t1: envInt('FERRY_SIP_T1_MS', 500),

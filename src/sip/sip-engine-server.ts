@@ -2,6 +2,7 @@ import os from 'node:os';
 import { systemClock, type Clock } from '../common/clock';
 import { createLogger } from '../common/logger';
 import { ControlServer } from './control/control-server';
+import type { ControlLimits } from './control/control-limits';
 import { NextHopResolver } from './engine/next-hop-resolver';
 import { DEFAULT_ORPHAN_DIALOG_MS, SHUTDOWN_BYE_REASON, SipEngine } from './engine/sip-engine';
 import { FlowBindings } from './registrar/flow-bindings';
@@ -17,6 +18,10 @@ export interface SipEngineOptions {
   sipPort?: number;
   wsPort?: number;
   controlPort?: number;
+  /** the drachtio control port's listen address (default 127.0.0.1, whatever `host` is: it is not a public listener) */
+  controlHost?: string;
+  /** pre-authentication frame limit, authentication deadline and connection caps of the control port */
+  controlLimits?: Partial<ControlLimits>;
   secret?: string;
   clock?: Clock;
   timers?: Partial<TimerConfig>;
@@ -55,6 +60,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     secret: options.secret ?? 'cymru',
     version: FERRY_SIP_VERSION,
     hostports: () => `udp/${advertised}:${ports.sip},tcp/${advertised}:${ports.sip},ws/${advertised}:${ports.ws}`,
+    limits: options.controlLimits,
   }, {
     onAppSip: (app, m) => engine?.onAppSip(app, m),
     onAppClosed: (app) => engine?.onAppClosed(app),
@@ -66,12 +72,12 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
     ports.ws = await ws.listen(host, options.wsPort ?? 0);
-    ports.control = await control.listen(host, options.controlPort ?? 0);
+    ports.control = await control.listen(options.controlHost ?? '127.0.0.1', options.controlPort ?? 0);
   } catch (err) {
     await Promise.allSettled([udp.close(), tcp.close(), ws.close(), control.close()]);
     throw err;
   }
-  log.info('ferry sip listening', { host, ...ports });
+  log.info('ferry sip listening', { host, controlHost: options.controlHost ?? '127.0.0.1', ...ports });
   const e = engine;
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {

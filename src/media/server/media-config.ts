@@ -1,12 +1,15 @@
 import { envInt, envString } from '../../common/env';
+import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
 /** ferry media's configuration, read once at start (style.md §10). */
 export interface MediaConfig {
-  /** Address the server listens on (control port and RTP sockets). */
+  /** Address the Kurento control port and /stats listen on (FERRY_MEDIA_HOST, default 127.0.0.1: a control listener). */
   host: string;
-  /** Address written in RtpEndpoint SDP (FERRY_MEDIA_SDP_ADDRESS; defaults to `host`, required when host is a wildcard). */
+  /** Address the RTP sockets and ICE candidates bind (FERRY_MEDIA_RTP_HOST; defaults to `host`). */
+  rtpHost: string;
+  /** Address written in RtpEndpoint SDP (FERRY_MEDIA_SDP_ADDRESS; defaults to `rtpHost`, required when it is a wildcard). */
   sdpAddress: string;
   /** Ping interval for control WebSockets (a dead peer without FIN is dropped after two missed pongs); 0 = off. */
   wsPingMs: number;
@@ -24,6 +27,8 @@ export interface MediaConfig {
   releaseGraceMs: number;
   /** RTCP report interval on RTP legs. */
   rtcpIntervalMs: number;
+  /** Pipeline, element and port limits (media-quotas.ts). */
+  quotas: MediaQuotas;
 }
 
 export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConfig {
@@ -32,9 +37,11 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConf
     throw new Error(`FERRY_MEDIA_AUTO_RELEASE=${JSON.stringify(policy)} must be one of orphans, always, never`);
   }
   const host = overrides.host ?? envString('FERRY_MEDIA_HOST', '127.0.0.1');
+  const rtpHost = overrides.rtpHost ?? envString('FERRY_MEDIA_RTP_HOST', host);
   const config: MediaConfig = {
     host,
-    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', host),
+    rtpHost,
+    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', rtpHost),
     wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000),
     port: envInt('FERRY_MEDIA_PORT', 8888),
     rtpPortMin: envInt('FERRY_MEDIA_RTP_PORT_MIN', 0),
@@ -44,10 +51,11 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConf
     autoRelease: policy,
     releaseGraceMs: envInt('FERRY_MEDIA_RELEASE_GRACE_MS', 5000),
     rtcpIntervalMs: envInt('FERRY_MEDIA_RTCP_INTERVAL_MS', 5000),
+    quotas: mediaQuotasFromEnv(),
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
-    throw new Error(`FERRY_MEDIA_HOST=${config.host} is a wildcard: set FERRY_MEDIA_SDP_ADDRESS to the address phones should send RTP to`);
+    throw new Error(`the RTP address ${config.rtpHost} (FERRY_MEDIA_RTP_HOST / FERRY_MEDIA_HOST) is a wildcard: set FERRY_MEDIA_SDP_ADDRESS to the address phones should send RTP to`);
   }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);

@@ -49,7 +49,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     clock,
     logger,
     elementTypes: options.elementTypes ?? defaultElementTypes(),
-    ports: new PortAllocator(config.host, config.rtpPortMin, config.rtpPortMax),
+    ports: new PortAllocator(config.rtpHost, config.rtpPortMin, config.rtpPortMax),
     orphanTtlMs: options.orphanTtlMs ?? envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000),
   });
   const serverId = randomUUID();

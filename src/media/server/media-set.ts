@@ -14,6 +14,7 @@ import type { MediaConfig } from './media-config';
 import { MediaSession, type SessionConnection } from './media-session';
 import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './server-manager';
 import { guarded } from '../../common/process-faults';
+import { PORTS_RESERVED_PER_ENDPOINT, quotaExceeded } from './media-quotas';
 
 /** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
 export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
@@ -25,6 +26,11 @@ interface PipelineRecord {
   release: Promise<void> | undefined;
   graceTimer: TimerHandle | undefined;
   orphanTimer: TimerHandle | undefined;
+  /** The session that created the pipeline (charged for it in the per-session quota). */
+  creator: string;
+  /** element id -> the session that created it (charged for its ports). */
+  elementCreators: Map<string, string>;
+  createdAt: number;
 }
 
 export interface MediaSetOptions {
@@ -56,6 +62,10 @@ export class MediaSet implements ObjectHost {
   /** Lifetime counters for /stats (operators and leak tests): leg ends and pipeline releases by reason. */
   private readonly legEnds = new Map<string, number>();
   private readonly releases = new Map<string, number>();
+  /** Creates refused by a quota, by which limit (/stats quotaRefusals). */
+  private readonly quotaRefusals = new Map<string, number>();
+  /** Ports counted for element creates under way (checked, not yet in a pipeline). */
+  private readonly pendingPorts = new Map<string, number>();
 
   constructor(private readonly o: MediaSetOptions) {
     this.logger = o.logger;
@@ -143,10 +153,14 @@ export class MediaSet implements ObjectHost {
     if (typeof typeName !== 'string' || typeName === '') throw KurentoErrors.marshall("'type' parameter should be a string");
     const type = typeName.startsWith('kurento.') ? typeName.slice('kurento.'.length) : typeName;
     if (type === 'MediaPipeline') {
+      await this.admitPipeline(session);
       const id = `${randomUUID()}_kurento.MediaPipeline`;
       const pipeline = new MediaPipeline(id, this, this.o.clock);
       this.objects.set(id, pipeline);
-      this.pipelines.set(id, { pipeline, elements: new Map(), owners: new Set(), release: undefined, graceTimer: undefined, orphanTimer: undefined });
+      this.pipelines.set(id, {
+        pipeline, elements: new Map(), owners: new Set(), release: undefined, graceTimer: undefined, orphanTimer: undefined,
+        creator: session.id, elementCreators: new Map(), createdAt: this.o.clock.now(),
+      });
       this.adopt(session, id);
       this.manager.objectCreated(id);
       return id;
@@ -157,23 +171,34 @@ export class MediaSet implements ObjectHost {
     if (typeof pid !== 'string') throw KurentoErrors.marshall("'mediaPipeline' constructor parameter is required");
     const rec = this.pipelines.get(pid);
     if (!rec || rec.release) throw KurentoErrors.objectNotFound(pid);
+    await this.admitElement(session, rec);
+    if (rec.release) throw KurentoErrors.objectNotFound(pid);
     const id = `${pid}/${randomUUID()}_kurento.${t.type}`;
-    const element = await t.create({
-      id,
-      pipelineId: pid,
-      constructorParams,
-      host: this,
-      clock: this.o.clock,
-      config: this.o.config,
-      ports: this.o.ports,
-      logger: this.logger.child({ element: id }),
-    });
+    this.pendingPorts.set(session.id, (this.pendingPorts.get(session.id) ?? 0) + PORTS_RESERVED_PER_ENDPOINT);
+    let element: MediaElement;
+    try {
+      element = await t.create({
+        id,
+        pipelineId: pid,
+        constructorParams,
+        host: this,
+        clock: this.o.clock,
+        config: this.o.config,
+        ports: this.o.ports,
+        logger: this.logger.child({ element: id }),
+      });
+    } finally {
+      const left = (this.pendingPorts.get(session.id) ?? 0) - PORTS_RESERVED_PER_ENDPOINT;
+      if (left > 0) this.pendingPorts.set(session.id, left);
+      else this.pendingPorts.delete(session.id);
+    }
     if (rec.release) {
       await element.teardown({ notifyPeer: false });
       throw KurentoErrors.objectNotFound(pid);
     }
     this.objects.set(id, element);
     rec.elements.set(id, element);
+    rec.elementCreators.set(id, session.id);
     rec.pipeline.addChild(id);
     this.adopt(session, pid);
     this.manager.objectCreated(id);
@@ -188,6 +213,89 @@ export class MediaSet implements ObjectHost {
     rec.owners.add(session);
     session.pipelines.add(rec.pipeline.id);
     this.evaluate(rec.pipeline.id);
+  }
+
+  // ---- quotas (media-quotas.ts) --------------------------------------------------------------------
+
+  /** Refuses a new pipeline above the session's or the server's limit; idle orphans make room first. */
+  private async admitPipeline(session: MediaSession): Promise<void> {
+    const q = this.o.config.quotas;
+    const own = this.pipelinesCreatedBy(session.id);
+    if (own >= q.maxPipelinesPerSession) throw this.refuse(session, 'pipelines-per-session', 'pipeline quota of this session reached', own, q.maxPipelinesPerSession);
+    if (this.livePipelineCount() >= q.maxPipelines) await this.reclaimIdleOrphans(() => this.livePipelineCount() < q.maxPipelines);
+    const all = this.livePipelineCount();
+    if (all >= q.maxPipelines) throw this.refuse(session, 'pipelines', 'pipeline quota of the server reached', all, q.maxPipelines);
+  }
+
+  /** Refuses a new element above the pipeline's element limit or the session's or the server's port limit. */
+  private async admitElement(session: MediaSession, rec: PipelineRecord): Promise<void> {
+    const q = this.o.config.quotas;
+    if (rec.elements.size >= q.maxElementsPerPipeline) {
+      throw this.refuse(session, 'elements-per-pipeline', 'element quota of this pipeline reached', rec.elements.size, q.maxElementsPerPipeline);
+    }
+    const need = PORTS_RESERVED_PER_ENDPOINT;
+    const own = this.portsCountedFor(session.id);
+    if (own + need > q.maxPortsPerSession) throw this.refuse(session, 'ports-per-session', 'port quota of this session reached', own, q.maxPortsPerSession);
+    if (this.portsCountedFor() + need > q.maxPorts) await this.reclaimIdleOrphans(() => this.portsCountedFor() + need <= q.maxPorts, rec);
+    const all = this.portsCountedFor();
+    if (all + need > q.maxPorts) throw this.refuse(session, 'ports', 'port quota of the server reached', all, q.maxPorts);
+  }
+
+  private refuse(session: MediaSession, limit: string, what: string, used: number, max: number): Error {
+    this.quotaRefusals.set(limit, (this.quotaRefusals.get(limit) ?? 0) + 1);
+    this.logger.warn('create refused by quota', { sessionId: session.id, limit, used, max });
+    return quotaExceeded(what, used, max);
+  }
+
+  /** Pipelines not being released (a release under way frees its slot). */
+  private livePipelineCount(): number {
+    let n = 0;
+    for (const rec of this.pipelines.values()) if (!rec.release) n++;
+    return n;
+  }
+
+  private pipelinesCreatedBy(sessionId: string): number {
+    let n = 0;
+    for (const rec of this.pipelines.values()) if (!rec.release && rec.creator === sessionId) n++;
+    return n;
+  }
+
+  /**
+   * UDP ports counted against the quotas: each element's bound ports, at least one RTP+RTCP pair per
+   * element, plus creates under way; for one session (the elements it created) or for the server.
+   */
+  private portsCountedFor(sessionId?: string): number {
+    let n = 0;
+    for (const rec of this.pipelines.values()) {
+      for (const [id, e] of rec.elements) {
+        if (sessionId !== undefined && rec.elementCreators.get(id) !== sessionId) continue;
+        n += Math.max(e.boundPorts(), PORTS_RESERVED_PER_ENDPOINT);
+      }
+    }
+    if (sessionId !== undefined) return n + (this.pendingPorts.get(sessionId) ?? 0);
+    for (const p of this.pendingPorts.values()) n += p;
+    return n;
+  }
+
+  /**
+   * The server is full: orphaned pipelines (no owner session connected) whose media is not flowing are
+   * released, oldest first, until `enough()` — an orphan that never carried media must not hold a slot a
+   * connected client needs for its orphan TTL. Pipelines with live media (calls whose app is gone) stay.
+   */
+  private async reclaimIdleOrphans(enough: () => boolean, keep?: PipelineRecord): Promise<void> {
+    const idle = [...this.pipelines.values()]
+      .filter((rec) => rec !== keep && !rec.release && this.isOrphaned(rec) && !this.hasLiveMedia(rec))
+      .sort((a, b) => a.createdAt - b.createdAt);
+    for (const rec of idle) {
+      if (enough()) return;
+      this.logger.info('idle orphaned pipeline reclaimed for a new create', { pipeline: rec.pipeline.id, ageMs: this.o.clock.now() - rec.createdAt });
+      await this.release(rec.pipeline.id, 'session-expired');
+    }
+  }
+
+  private hasLiveMedia(rec: PipelineRecord): boolean {
+    for (const e of rec.elements.values()) if (e instanceof SdpEndpoint && e.mediaLive) return true;
+    return false;
   }
 
   describe(id: unknown): { type: string; qualifiedType: string; hierarchy: readonly string[] } {
@@ -377,7 +485,7 @@ export class MediaSet implements ObjectHost {
           rec.orphanTimer = undefined;
           const r = this.pipelines.get(pid);
           if (!r || r.release || !this.isOrphaned(r)) return;
-          if ([...r.elements.values()].some((e) => e instanceof SdpEndpoint && e.mediaLive)) return;
+          if (this.hasLiveMedia(r)) return;
           void this.release(pid, 'session-expired').catch(() => undefined);
         }, this.o.orphanTtlMs);
       }
@@ -421,6 +529,7 @@ export class MediaSet implements ObjectHost {
       pipelinesDetail,
       legEndsByReason: Object.fromEntries(this.legEnds),
       releasesByReason: Object.fromEntries(this.releases),
+      quotas: { ...this.o.config.quotas, portsCounted: this.portsCountedFor(), refusals: Object.fromEntries(this.quotaRefusals) },
       sessionsDetail: [...this.sessions.values()].map((s) => ({
         id: s.id,
         bound: s.connection !== undefined,

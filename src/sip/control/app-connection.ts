@@ -6,6 +6,8 @@ import { encodeControlFrame } from './control-frame-decoder';
 export class AppConnection {
   authenticated = false;
   closed = false;
+  /** Set once the server decided to drop this connection: no further frame of it is handled. */
+  closing = false;
   readonly routes = new Set<string>();
   tags: string[] = [];
 
@@ -29,6 +31,7 @@ export class AppConnection {
   }
 
   close(): void {
+    this.closing = true;
     this.socket.destroy();
   }
 }

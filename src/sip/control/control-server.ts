@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { Logger } from '../../common/logger';
 import { AppConnection } from './app-connection';
-import { ControlFrameDecoder } from './control-frame-decoder';
+import { AUTHENTICATED_MAX_FRAME_BYTES, ControlFrameDecoder } from './control-frame-decoder';
+import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-limits';
 import { AppRouter } from './app-router';
 import { guarded } from '../../common/process-faults';
 
@@ -26,19 +27,26 @@ export interface ControlServerOptions {
   version: string;
   /** `udp/127.0.0.1:5060,tcp/127.0.0.1:5060,ws/127.0.0.1:8088` */
   hostports: () => string;
+  /** Pre-authentication limits and connection caps (defaults: DEFAULT_CONTROL_LIMITS). */
+  limits?: Partial<ControlLimits>;
 }
 
 /**
  * The drachtio control port (research note §1.1-1.3): authenticate, route/remove_route, ping,
  * and `sip` messages handed to the engine. A malformed frame closes only that app's connection.
+ * Until a connection has authenticated it is held to a small frame limit and an authentication
+ * deadline, and only so many such connections (and connections in all) are accepted (control-limits.ts).
  */
 export class ControlServer {
   readonly router = new AppRouter();
   private server: net.Server | undefined;
   private readonly apps = new Set<AppConnection>();
   private seq = 0;
+  private readonly limits: ControlLimits;
 
-  constructor(private readonly options: ControlServerOptions, private readonly handler: ControlHandler, private readonly log: Logger) {}
+  constructor(private readonly options: ControlServerOptions, private readonly handler: ControlHandler, private readonly log: Logger) {
+    this.limits = { ...DEFAULT_CONTROL_LIMITS, ...options.limits };
+  }
 
   async listen(host: string, port: number): Promise<number> {
     const server = net.createServer((socket) => this.accept(socket));
@@ -51,33 +59,68 @@ export class ControlServer {
   }
 
   private accept(socket: net.Socket): void {
+    const refusal = this.refusal();
+    if (refusal) {
+      this.log.warn('control connection refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: refusal });
+      socket.on('error', () => { /* the peer may reset first */ });
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true);
     const app = new AppConnection(`app#${++this.seq}`, socket);
     this.apps.add(app);
-    const decoder = new ControlFrameDecoder();
+    const authTimer = setTimeout(guarded('sip.control-auth-timeout', () => {
+      if (app.authenticated || app.closed) return;
+      this.log.info('app did not authenticate in time, closing its connection', { app: app.id, remote: app.remote, timeoutMs: this.limits.authTimeoutMs });
+      app.close();
+    }), this.limits.authTimeoutMs);
+    authTimer.unref();
+    const decoder = new ControlFrameDecoder(() => (app.authenticated ? AUTHENTICATED_MAX_FRAME_BYTES : this.limits.preAuthMaxFrameBytes));
     socket.on('data', (chunk) => {
-      const out = decoder.push(chunk);
-      for (const f of out.frames) {
+      if (app.closed) return;
+      decoder.append(chunk);
+      for (;;) {
+        const step = decoder.next();
+        if (step === undefined) return;
+        if ('error' in step) {
+          this.log.info('bad control frame, closing app connection', { app: app.id, remote: app.remote, authenticated: app.authenticated, error: step.error });
+          app.close();
+          return;
+        }
         try {
-          this.onFrame(app, f);
+          this.onFrame(app, step.frame);
         } catch (err) {
           this.log.warn('control message failed', { app: app.id, error: err instanceof Error ? err.message : String(err) });
         }
-      }
-      if (out.error) {
-        this.log.info('bad control frame, closing app connection', { app: app.id, error: out.error });
-        socket.destroy();
+        if (app.closed || app.closing) return;
       }
     });
     socket.on('error', () => { /* close follows */ });
     socket.on('close', () => {
+      clearTimeout(authTimer);
       app.closed = true;
       this.apps.delete(app);
       this.router.remove(app);
       if (app.authenticated) this.log.info('app disconnected', { app: app.id });
       this.handler.onAppClosed(app);
     });
+  }
+
+  /** Why a new connection cannot be taken now, or undefined. */
+  private refusal(): string | undefined {
+    if (this.apps.size >= this.limits.maxConnections) return `connection cap reached (${this.limits.maxConnections})`;
+    let unauthenticated = 0;
+    for (const a of this.apps) if (!a.authenticated) unauthenticated++;
+    if (unauthenticated >= this.limits.maxUnauthenticated) return `unauthenticated connection cap reached (${this.limits.maxUnauthenticated})`;
+    return undefined;
+  }
+
+  /** Connections open now, and how many of them have not authenticated (tests, stats). */
+  connectionCounts(): { total: number; unauthenticated: number } {
+    let unauthenticated = 0;
+    for (const a of this.apps) if (!a.authenticated) unauthenticated++;
+    return { total: this.apps.size, unauthenticated };
   }
 
   private onFrame(app: AppConnection, frame: string): void {
@@ -96,6 +139,7 @@ export class ControlServer {
         if (tokens[2] !== this.options.secret) {
           app.respond(rid, ['NO', 'incorrect secret']);
           this.log.info('app failed to authenticate', { app: app.id, remote: app.remote });
+          app.closing = true;
           setImmediate(guarded('sip.close-unauthenticated-app', () => app.close()));
           return;
         }
