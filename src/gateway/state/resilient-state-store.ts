@@ -31,6 +31,7 @@ export interface ResilientStateStoreOptions {
  * - reads that fail reject with StoreUnavailableError (the HTTP API answers 503, adoption skips the
  *   scan: a peer's lease that could not be read is never taken for expired), except the lookup of a
  *   user's bindings, which falls back to the bindings this gateway accepted (calls still route);
+ *   for one lease time after the store returned, a lapsed lease still counts as alive (leaseAlive);
  * - when the store is back (ready after a lost connection, or answering after failures), the lease,
  *   the shared keys, every live call record and every unexpired binding this gateway wrote are
  *   written back, and the ends, deletions and removals it has not confirmed are applied; a call that
@@ -48,6 +49,8 @@ export class ResilientStateStore implements StateStore {
   /** false while the inner store reports its connection lost: operations then fail at once */
   private connected = true;
   private downSince = 0;
+  /** when the store last came back after an outage */
+  private recoveredAt: number | undefined;
   private failedWhileDown = 0;
   private errorsTotal = 0;
   private writingBack: Promise<void> | undefined;
@@ -137,8 +140,15 @@ export class ResilientStateStore implements StateStore {
     return this.bounded('countCallKeys', () => this.inner.countCallKeys());
   }
 
-  leaseAlive(instanceId: string): Promise<boolean> {
-    return this.bounded('leaseAlive', () => this.inner.leaseAlive(instanceId));
+  /**
+   * A lease that lapsed while the store was out of reach says nothing about its owner: the owner
+   * could not renew it either. For one lease time after the store returned, a lapsed lease is
+   * reported alive (its owner writes it back as soon as it sees the store again); after that, as is.
+   */
+  async leaseAlive(instanceId: string): Promise<boolean> {
+    const alive = await this.bounded('leaseAlive', () => this.inner.leaseAlive(instanceId));
+    if (alive || this.recoveredAt === undefined) return alive;
+    return this.clock.now() < this.recoveredAt + (this.mirror.lease?.ttlMs ?? 0);
   }
 
   claimAdoption(callId: string, instanceId: string, ttlMs: number): Promise<boolean> {
@@ -236,6 +246,7 @@ export class ResilientStateStore implements StateStore {
   private markUp(how: 'reconnected' | 'answered'): void {
     if (this.up || this.closed) return;
     this.up = true;
+    this.recoveredAt = this.clock.now();
     this.opts.log.info('state store available again', { how, downMs: this.clock.now() - this.downSince, failedOperations: this.failedWhileDown });
     void this.writeBack();
   }
@@ -252,7 +263,11 @@ export class ResilientStateStore implements StateStore {
         const started = this.clock.now();
         // the lease first: another gateway must not see our written-back calls as ownerless
         const lease = this.mirror.lease;
-        if (lease) await this.bounded('renewLease', () => this.inner.renewLease(lease.instanceId, lease.ttlMs)).catch(() => {});
+        if (lease && !(await this.bounded('renewLease', () => this.inner.renewLease(lease.instanceId, lease.ttlMs)).then(() => true, () => false))) {
+          // down again: the calls are written on the next return, after the lease
+          this.opts.log.info('state store write-back deferred', { reason: 'lease not written' });
+          continue;
+        }
         const restore = this.inner.restoreSharedKey?.bind(this.inner);
         if (restore) for (const [name, key] of this.sharedKeys) await this.bounded('restoreSharedKey', () => restore(name, key)).catch(() => {});
         const callIds = this.mirror.callIds();
