@@ -5,15 +5,29 @@ import { runProcess } from '../common/process-runner';
 import { stopChildrenInOrder } from '../gateway/supervisor/stop-children';
 import { SupervisedChild, SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
 import { chooseGatewayStateStore } from './gateway-state-store';
+import { connectHost, LOOPBACK_HOST, urlHost } from '../common/listen-address';
+import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
+import { listenerSummary, type ListenerInfo } from './listener-summary';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
  * processes on embedded defaults (each overridable by the same variables the parts read), prints
- * where the webphone page is, and stops them all on Ctrl-C / SIGTERM.
+ * where the webphone page is, and stops them all on Ctrl-C / SIGTERM. FERRY_HOST moves the public
+ * listeners (SIP, WebSocket, the page); the control listeners (drachtio control port, Kurento port)
+ * stay on 127.0.0.1 unless FERRY_SIP_CONTROL_HOST / FERRY_MEDIA_HOST say otherwise.
  */
 export async function run(_args: string[]): Promise<void> {
   const env = process.env;
   const host = env.FERRY_HOST ?? '127.0.0.1';
+  const sipHost = env.FERRY_SIP_HOST ?? host;
+  const sipControlHost = env.FERRY_SIP_CONTROL_HOST ?? LOOPBACK_HOST;
+  const mediaHost = env.FERRY_MEDIA_HOST ?? LOOPBACK_HOST;
+  const httpHost = env.FERRY_HTTP_HOST ?? host;
+  const exposure = controlExposureProblem(sipControlHost, env.FERRY_SIP_SECRET || DEFAULT_CONTROL_SECRET);
+  if (exposure) {
+    process.stderr.write(`ferry start: refusing to start: ${exposure}\n`);
+    process.exit(1);
+  }
   // fail fast on a bad configuration, before anything is spawned
   try {
     loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
@@ -27,8 +41,10 @@ export async function run(_args: string[]): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: env.FERRY_SIP_HOST ?? host } }, log);
-  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: env.FERRY_MEDIA_HOST ?? host } }, log);
+  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost } }, log);
+  // RTP follows the public address; an explicit FERRY_MEDIA_HOST keeps meaning both, as for `ferry media`
+  const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST ?? env.FERRY_MEDIA_HOST ?? host;
+  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost } }, log);
   const parts: SupervisedChild[] = [sip, media];
   let gateway: SupervisedChild | undefined;
   /** Children stopped after the engines (e.g. a private store the gateway writes to). */
@@ -60,10 +76,10 @@ export async function run(_args: string[]): Promise<void> {
       {
         name: 'gateway',
         env: {
-          FERRY_SIP_CONTROL_URL: `${env.FERRY_SIP_HOST ?? host}:${sipInfo.control}`,
-          FERRY_MEDIA_URL: `ws://${env.FERRY_MEDIA_HOST ?? host}:${mediaInfo.port}/kurento`,
+          FERRY_SIP_CONTROL_URL: `${connectHost(sipControlHost)}:${sipInfo.control}`,
+          FERRY_MEDIA_URL: `ws://${urlHost(connectHost(mediaHost))}:${mediaInfo.port}/kurento`,
           FERRY_WEBPHONE_WS_URL: env.FERRY_WEBPHONE_WS_URL ?? `ws://${env.FERRY_SIP_HOST ?? host}:${sipInfo.ws}`,
-          FERRY_HTTP_HOST: env.FERRY_HTTP_HOST ?? host,
+          FERRY_HTTP_HOST: httpHost,
           // the same instance id for every restart of the gateway: it resumes its own calls at once
           ...store.gatewayEnv,
         },
@@ -81,6 +97,15 @@ export async function run(_args: string[]): Promise<void> {
       ...(store.privateRedis ? { redis: store.privateRedis.port, dataDir: store.privateRedis.dataDir } : {}),
     };
     process.stdout.write(`ferry ready ${JSON.stringify(info)}\n`);
+    const listeners: ListenerInfo[] = [
+      { name: 'SIP udp/tcp', host: sipHost, port: Number(sipInfo.sip), kind: 'public' },
+      { name: 'SIP WebSocket', host: sipHost, port: Number(sipInfo.ws), kind: 'public' },
+      { name: 'webphone page + API', host: httpHost, port: Number(gw.http), kind: 'public' },
+      { name: 'drachtio control', host: sipControlHost, port: Number(sipInfo.control), kind: 'control' },
+      { name: 'Kurento + /stats', host: mediaHost, port: Number(mediaInfo.port), kind: 'control' },
+      ...(store.privateRedis ? [{ name: 'private Redis', host: LOOPBACK_HOST, port: store.privateRedis.port, kind: 'control' as const }] : []),
+    ];
+    process.stdout.write(`${listenerSummary(listeners).join('\n')}\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
   } catch (err) {
     log(`ferry start: ${(err as Error).message}`);
