@@ -13,6 +13,29 @@ export interface GatewayEnd {
   reason?: string;
   suspectedFalseEnd?: boolean;
   state: string;
+  /** the call record's timeline (epoch ms, event, detail) */
+  timeline?: { t: number; event: string; detail?: string; by?: string }[];
+}
+
+export interface FalseEnd {
+  call: number;
+  reason: string;
+  detail: string;
+  /** what the soak saw and did, ms after the answer */
+  soakTimeline: string[];
+  /** the gateway's record of the call, ms after the answer */
+  gatewayTimeline: string[];
+}
+
+function soakTimeline(call: SoakCall): string[] {
+  const t0 = call.answeredAt ?? call.placedAt;
+  const at = (t: number): string => `+${t - t0} ms`;
+  const lines = [`placed by the ${call.caller} ${at(call.placedAt)}`, `answered ${at(t0)}`];
+  for (const f of call.faults) lines.push(`${f.kind}${f.side ? ` (${f.side})` : ''} ${at(f.at)}${f.until ? ` .. ${at(f.until)}` : ''}`);
+  if (call.cablePull) lines.push(`cable pulled ${at(call.cablePull.at)}${call.cablePull.pluggedAt ? `, plugged back ${at(call.cablePull.pluggedAt)}` : ''}`);
+  if (call.hangupBy) lines.push(`${call.hangupBy} hung up ${at(call.hangupAt!)}`);
+  for (const [p, t] of Object.entries(call.toldAt)) lines.push(`${p} got BYE ${at(t)}`);
+  return lines;
 }
 
 /** a media kill's calls must be ended this soon after ferry media is back */
@@ -26,7 +49,7 @@ export interface Attribution {
   endsByReason: Record<string, number>;
   /** ends per cause: hang-up, cable-pull, media-kill */
   endsByCause: Record<string, number>;
-  falseEnds: { call: number; reason: string; detail: string }[];
+  falseEnds: FalseEnd[];
   explainedSetupFailures: number;
   unexplainedSetupFailures: { call: number; error: string }[];
   /** other party's BYE after a hang-up, ms */
@@ -67,7 +90,12 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
     else {
       const why = call.hangupBy ? `the ${call.hangupBy} hung up` : 'nobody hung up';
       const faultsSeen = call.faults.map((f) => f.kind).join(', ') || 'no fault';
-      a.falseEnds.push({ call: call.id, reason, detail: `${why}; faults during the call: ${faultsSeen}; accepted: ${[...causes.keys()].join(', ') || 'none'}` });
+      const t0 = call.answeredAt;
+      a.falseEnds.push({
+        call: call.id, reason, detail: `${why}; faults during the call: ${faultsSeen}; accepted: ${[...causes.keys()].join(', ') || 'none'}`,
+        soakTimeline: soakTimeline(call),
+        gatewayTimeline: (record?.timeline ?? []).map((e) => `+${e.t - t0} ms ${e.event}${e.detail ? ` ${e.detail}` : ''}${e.by ? ` (${e.by})` : ''}`),
+      });
     }
     if (record?.suspectedFalseEnd) call.problems.push('the gateway flagged it as a suspected false end');
     if (call.hangupBy && call.hangupAt !== undefined) {

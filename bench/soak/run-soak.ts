@@ -21,11 +21,11 @@ async function gatewayEnds(world: SoakWorld): Promise<Map<string, GatewayEnd>> {
       const raw = await redis.get(key);
       if (!raw) continue;
       const r = JSON.parse(raw) as {
-        state: string; reason?: string; suspectedFalseEnd?: boolean;
+        state: string; reason?: string; suspectedFalseEnd?: boolean; timeline?: GatewayEnd['timeline'];
         caller: { kind: string; dialog?: { callId: string } }; callee: { kind: string; dialog?: { callId: string } };
       };
       const leg = r.caller.kind === 'webrtc' ? r.caller : r.callee;
-      if (leg.dialog?.callId) out.set(leg.dialog.callId, { state: r.state, reason: r.reason, suspectedFalseEnd: r.suspectedFalseEnd });
+      if (leg.dialog?.callId) out.set(leg.dialog.callId, { state: r.state, reason: r.reason, suspectedFalseEnd: r.suspectedFalseEnd, timeline: r.timeline });
     }
   } finally {
     redis.disconnect();

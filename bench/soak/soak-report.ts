@@ -1,4 +1,4 @@
-import { percentile, type Attribution } from './end-attribution';
+import { percentile, type Attribution, type FalseEnd } from './end-attribution';
 import type { InjectedFault } from './fault-injector';
 import type { PlannedFault } from './fault-plan';
 import type { Census } from './leak-census';
@@ -21,7 +21,7 @@ export interface SoakReport {
   faults: { planned: number; injectedByKind: Record<string, number>; skipped: { kind: string; why: string }[]; list: InjectedFault[] };
   endsByReason: Record<string, number>;
   endsByCause: Record<string, number>;
-  falseEnds: { call: number; reason: string; detail: string }[];
+  falseEnds: FalseEnd[];
   partiesTold: { told: number; expected: number; notTold: { call: number; problem: string }[] };
   latenciesMs: Record<string, { n: number; p50?: number; p95?: number; max?: number }>;
   leaks: string[];
@@ -124,6 +124,7 @@ export function humanSummary(r: SoakReport): string {
     `leaks: ${r.leaks.length === 0 ? 'none' : r.leaks.join('; ')} (media pipelines ${r.census.mediaPipelines}, bound ports ${r.census.mediaBoundPorts}, sip dialogs ${r.census.sipDialogs}, Redis live records ${r.census.redisLiveRecords} (index ${r.census.redisIndexEntries}), fds ${Object.entries(r.census.fds).map(([p, f]) => `${p} ${f.start}->${f.end}`).join(', ')})`,
     `resources: ${Object.entries(r.resources).map(([n, s]) => `${n} cpu avg ${s.cpuAvgPercent}% max ${s.cpuMaxPercent}% rss max ${s.rssMaxMb} MB`).join('; ')}; load avg ${r.loadAverage.avg} (max ${r.loadAverage.max}) on ${r.machine.cpus} cpus`,
     ...r.problems.map((p) => `  PROBLEM ${p}`),
+    ...r.falseEnds.flatMap((f) => [`  call ${f.call} as the soak saw it: ${f.soakTimeline.join('; ')}`, `  call ${f.call} in the gateway's record: ${f.gatewayTimeline.join('; ')}`]),
   ];
   return lines.join('\n');
 }
