@@ -44,11 +44,18 @@ export class LineProcess {
         return false;
       };
       const onLine = (): void => void check();
-      const timer = setTimeout(() => {
+      const fail = (why: string): void => {
         this.waiters.delete(onLine);
-        reject(new Error(`no stdout line matching ${pattern} within ${timeoutMs} ms\nstdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.slice(-40).join('\n')}`));
-      }, timeoutMs);
-      if (!check()) this.waiters.add(onLine);
+        clearTimeout(timer);
+        reject(new Error(`no stdout line matching ${pattern}: ${why}\nstdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.slice(-40).join('\n')}`));
+      };
+      const timer = setTimeout(() => fail(`not within ${timeoutMs} ms`), timeoutMs);
+      if (check()) return;
+      this.waiters.add(onLine);
+      // a process that exits without the line fails the wait at once (its last lines are flushed first)
+      void this.exited.then((e) => setImmediate(() => {
+        if (!check()) fail(`the process exited (${e.signal ?? `code ${e.code}`})`);
+      }));
     });
   }
 
