@@ -13,7 +13,7 @@ import { CallRegistry } from './call-registry';
 import { CallRouter } from './call-router';
 import { DialogLike } from './dialog-like';
 import { EndReason, reasonForStatus } from './end-reason';
-import { chosenCodec, g711Codecs, isWebRtc, restrictCodecs, SdpError } from './sdp-rewriter';
+import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -94,6 +94,7 @@ export class InviteHandler {
     let callerCodecs: string[];
     try {
       callerKind = isWebRtc(req.body) ? 'webrtc' : 'rtp';
+      if (callerKind === 'rtp') requireUsableSdes(req.body);
       callerCodecs = g711Codecs(req.body);
     } catch (err) {
       res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${(err as Error).message.replace(/"/g, "'")}"` } });
@@ -212,7 +213,7 @@ export class InviteHandler {
       if (!res.finalResponseSent) {
         try {
           if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
-          else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here');
+          else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${err.message.replace(/"/g, "'").slice(0, 200)}"` } });
           else res.send(e.status && e.status >= 400 ? e.status : 500);
         } catch {
           /* the caller's transaction is gone */

@@ -111,9 +111,37 @@ export function bumpVersion(sdp: string): string {
   return sdpTransform.write(s);
 }
 
-/** true when the audio section is WebRTC (DTLS-SRTP: UDP/TLS/RTP/SAVPF) */
+/**
+ * true when the audio section is WebRTC (DTLS-SRTP: UDP/TLS/RTP/SAVPF, or the older RTP/SAVPF with a
+ * DTLS fingerprint and no SDES key). A phone's SRTP offer (RTP/SAVP or RTP/SAVPF with `a=crypto`) is
+ * not WebRTC: it goes to an RtpEndpoint, which answers it with its own SDES key.
+ */
 export function isWebRtc(sdp: string): boolean {
-  return /SAVPF?/.test(audio(parse(sdp)).protocol);
+  const s = parse(sdp);
+  const m = audio(s);
+  if (/TLS/.test(m.protocol)) return true;
+  if (!/SAVPF?/.test(m.protocol)) return false;
+  const sdes = (m.crypto ?? []).length > 0;
+  const dtls = m.fingerprint !== undefined || s.fingerprint !== undefined;
+  return dtls && !sdes;
+}
+
+/** the SRTP suite a phone's SDES offer must include (the one ferry media speaks) */
+export const SDES_SUITE = 'AES_CM_128_HMAC_SHA1_80';
+
+/**
+ * A phone's SRTP offer (RTP/SAVP or RTP/SAVPF, not WebRTC) must carry an SDES key ferry can use:
+ * an `a=crypto` line with AES_CM_128_HMAC_SHA1_80 and an inline key. Throws SdpError naming what is
+ * missing (the caller answers 488 with it); plain RTP offers pass.
+ */
+export function requireUsableSdes(sdp: string): void {
+  const m = audio(parse(sdp));
+  if (!/^RTP\/SAVPF?$/.test(m.protocol)) return;
+  const lines = m.crypto ?? [];
+  if (lines.length === 0) throw new SdpError(`${m.protocol} offer without a=crypto (SDES key needed)`);
+  if (!lines.some((c) => String(c.suite) === SDES_SUITE && /^inline:/.test(String(c.config)))) {
+    throw new SdpError(`no supported SRTP crypto suite offered (${lines.map((c) => String(c.suite)).join(', ')}); needed ${SDES_SUITE}`);
+  }
 }
 
 /** adds ICE candidates (`candidate:...` lines) to every active media section that lacks them */

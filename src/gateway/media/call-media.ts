@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Logger } from '../../common/logger';
 import { EndReason, isEndReason } from '../calls/end-reason';
 import { LegKind } from '../state/call-record';
-import { g711Codecs, restrictCodecs, withCandidates } from '../calls/sdp-rewriter';
+import { g711Codecs, restrictCodecs, SdpError, withCandidates } from '../calls/sdp-rewriter';
 import { guardErrors, MediaConnection } from './media-connection';
 import { KEventData, KMediaPipeline, KSdpEndpoint, KWebRtcEndpoint } from './kurento-types';
 
@@ -85,7 +85,12 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   /** our endpoint for `side` answers the peer's offer */
   async answer(side: Side, offer: string): Promise<string> {
     const ep = this.endpoint(side);
-    const answer = await this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer));
+    const answer = await this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer)).catch((err: unknown) => {
+      // the media server refused the offer's SDP (Kurento SDP error codes 402xx): a 488 for the caller, not a 500
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'number' && code >= 40200 && code < 40300) throw new SdpError(`media server refused the offer: ${(err as Error).message}`);
+      throw err;
+    });
     this.log.debug('answer', { side, offer, answer });
     return answer;
   }

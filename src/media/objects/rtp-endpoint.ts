@@ -1,10 +1,13 @@
 import { randomInt } from 'node:crypto';
-import { KurentoErrors } from '../errors/kurento-error';
+import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
 import { codecTableFrom } from '../relay/codec-table';
 import { RtpLeg } from '../rtp/rtp-leg';
+import { SrtpContext, type SrtpMaster } from '../srtp/srtp-context';
+import { chooseSdesCrypto, formatSdesCrypto, newSrtpMaster, SDES_SUITE } from '../srtp/sdes-crypto';
 import {
   answerCodecs,
   answerDirection,
+  isSecureProfile,
   offerCodecs,
   parseRemoteAudio,
   peerReceives,
@@ -22,11 +25,29 @@ import { BASE_RTP_ENDPOINT_EVENTS, BASE_RTP_ENDPOINT_HIERARCHY, SdpEndpoint } fr
 
 type Negotiation = 'none' | 'offer-generated' | 'negotiated';
 
+/** The constructor's `crypto` parameter (Kurento's SDES complex type). */
+interface SdesParam {
+  key?: unknown;
+  keyBase64?: unknown;
+  crypto?: unknown;
+}
+
+/** Kurento's CryptoSuite name for the one suite ferry speaks. */
+const KURENTO_SUITE = 'AES_128_CM_HMAC_SHA1_80';
+const SDES_OFFER_TAG = 1;
+
 /**
- * Kurento's RtpEndpoint: the IP phone side, plain RTP/RTCP over UDP (src/media/rtp/rtp-leg.ts), G.711 +
+ * Kurento's RtpEndpoint: the IP phone side, RTP/RTCP over UDP (src/media/rtp/rtp-leg.ts), G.711 +
  * telephone-event. Offers RTP/AVP (phones reject AVPF far more often than AVP) and answers AVP or AVPF
  * in the offer's profile. Unlike KMS, a second processOffer is accepted as a re-INVITE (hold/resume or a
  * moved address): the local port stays, the direction and remote address are updated.
+ *
+ * SRTP with SDES (RFC 4568, AES_CM_128_HMAC_SHA1_80 only, src/media/srtp/): an RTP/SAVP or RTP/SAVPF
+ * offer is answered in the same profile with our own fresh key under the offer's tag, and the leg
+ * protects/unprotects RTP and RTCP with the two keys. Unlike KMS this needs no `crypto` constructor
+ * parameter (a phone decides); with one (suite AES_128_CM_HMAC_SHA1_80), generateOffer offers
+ * RTP/SAVP with its key, and plain offers are refused. An SRTP offer without a usable a=crypto line is
+ * refused with SDP_END_POINT_PROCESS_OFFER_ERROR.
  */
 export class RtpEndpoint extends SdpEndpoint {
   private rtpLeg: RtpLeg | undefined;
@@ -34,12 +55,17 @@ export class RtpEndpoint extends SdpEndpoint {
   private readonly sdpSessionId = String(randomInt(1_000_000_000, 2_000_000_000));
   private sdpVersion = 0;
   private offered: { codecs: SdpCodec[]; rtcpMux: boolean; profile: RtpProfile } | undefined;
+  /** Our SDES master key: from the `crypto` parameter, else made for the first SRTP offer we answer. */
+  private localMaster: SrtpMaster | undefined;
+  private readonly cryptoRequired: boolean;
+  /** The peer's key-params text and our contexts, so a re-offer with the same key keeps the streams' state. */
+  private srtpKeys: { remoteKeyParams: string; inbound: SrtpContext; outbound: SrtpContext } | undefined;
 
   constructor(ctx: ElementContext) {
     super(ctx, 'RtpEndpoint');
-    if (ctx.constructorParams.crypto !== undefined && ctx.constructorParams.crypto !== null) {
-      throw KurentoErrors.notImplemented('RtpEndpoint: SDES crypto is not supported by ferry media');
-    }
+    const crypto = ctx.constructorParams.crypto;
+    this.cryptoRequired = crypto !== undefined && crypto !== null;
+    if (this.cryptoRequired) this.localMaster = masterFromParam(crypto as SdesParam);
   }
 
   override async invoke(operation: string, params: OperationParams): Promise<unknown> {
@@ -82,7 +108,8 @@ export class RtpEndpoint extends SdpEndpoint {
     if (this.state !== 'none') throw KurentoErrors.sdpAlreadyNegotiated();
     const leg = await this.ensureLeg(true);
     const codecs = offerCodecs(this.preferredCodecs());
-    this.offered = { codecs, rtcpMux: true, profile: 'RTP/AVP' };
+    const profile: RtpProfile = this.cryptoRequired ? 'RTP/SAVP' : 'RTP/AVP';
+    this.offered = { codecs, rtcpMux: true, profile };
     this.state = 'offer-generated';
     this.localSdp = writeAudioSdp({
       sessionId: this.sdpSessionId,
@@ -91,9 +118,10 @@ export class RtpEndpoint extends SdpEndpoint {
       port: leg.localRtpPort,
       rtcpPort: leg.localRtcpPort,
       rtcpMux: true,
-      profile: 'RTP/AVP',
+      profile,
       codecs,
       direction: 'sendrecv',
+      crypto: this.cryptoRequired ? formatSdesCrypto(SDES_OFFER_TAG, this.localMaster!) : undefined,
     });
     return this.localSdp;
   }
@@ -107,8 +135,13 @@ export class RtpEndpoint extends SdpEndpoint {
     if (!common.some((c) => c.key !== 'telephone-event/8000')) {
       throw KurentoErrors.sdpProcessAnswer('answer has no codec in common with the offer (PCMU, PCMA)');
     }
+    if (isSecureProfile(offered.profile) !== isSecureProfile(remote.profile)) {
+      throw KurentoErrors.sdpProcessAnswer(`answer profile ${remote.profile} does not match the offered ${offered.profile}`);
+    }
+    const sdes = isSecureProfile(remote.profile) ? this.sdesFor(remote, KurentoErrors.sdpProcessAnswer, SDES_OFFER_TAG) : undefined;
     this.state = 'negotiated';
     const leg = this.rtpLeg!;
+    this.applySrtp(leg, sdes);
     const local = this.localSdp!;
     this.applyRemote(leg, remote, common, local, String(answer));
     return local;
@@ -119,6 +152,10 @@ export class RtpEndpoint extends SdpEndpoint {
     const remote = parseRemoteAudio(offer, 'offer', KurentoErrors.sdpProcessOffer);
     const codecs = answerCodecs(remote.codecs, this.preferredCodecs());
     if (codecs.length === 0) throw KurentoErrors.sdpProcessOffer('offer has no supported audio codec (PCMU, PCMA)');
+    const secure = isSecureProfile(remote.profile);
+    if (this.cryptoRequired && !secure) throw KurentoErrors.sdpProcessOffer(`offer is ${remote.profile}, but this endpoint was created with SDES crypto (needs RTP/SAVP)`);
+    const sdes = secure ? this.sdesFor(remote, KurentoErrors.sdpProcessOffer) : undefined;
+    if (sdes) this.localMaster ??= newSrtpMaster();
     const leg = await this.ensureLeg(!remote.rtcpMux);
     const direction: Direction = answerDirection(remote.direction);
     const local = writeAudioSdp({
@@ -131,11 +168,40 @@ export class RtpEndpoint extends SdpEndpoint {
       profile: remote.profile,
       codecs,
       direction,
+      crypto: sdes ? formatSdesCrypto(sdes.tag, this.localMaster!) : undefined,
       mirror: { mlines: remote.mlines, index: remote.index },
     });
     this.state = 'negotiated';
+    this.applySrtp(leg, sdes);
     this.applyRemote(leg, remote, codecs, local, String(offer));
     return local;
+  }
+
+  /** The peer's SDES key, or the KurentoError `fail` makes; with `tag`, the answer must use that tag. */
+  private sdesFor(remote: RemoteAudio, fail: (msg: string) => KurentoError, tag?: number): { tag: number; master: SrtpMaster; keyParams: string } {
+    const lines = tag === undefined ? remote.crypto : remote.crypto.filter((c) => c.id === tag);
+    const choice = chooseSdesCrypto(lines);
+    if ('problem' in choice) {
+      throw fail(`${remote.profile} without a usable a=crypto (need ${SDES_SUITE} with one inline key, no MKI${tag === undefined ? '' : `, tag ${tag}`}): ${choice.problem}`);
+    }
+    return choice;
+  }
+
+  /** SRTP on or off for the leg; an unchanged peer key keeps the running contexts (rollover counters, replay windows). */
+  private applySrtp(leg: RtpLeg, sdes: { master: SrtpMaster; keyParams: string } | undefined): void {
+    if (!sdes) {
+      this.srtpKeys = undefined;
+      leg.setSrtp(undefined);
+      return;
+    }
+    if (this.srtpKeys?.remoteKeyParams !== sdes.keyParams) {
+      this.srtpKeys = {
+        remoteKeyParams: sdes.keyParams,
+        inbound: new SrtpContext(sdes.master),
+        outbound: this.srtpKeys?.outbound ?? new SrtpContext(this.localMaster!),
+      };
+    }
+    leg.setSrtp({ inbound: this.srtpKeys.inbound, outbound: this.srtpKeys.outbound });
   }
 
   private applyRemote(leg: RtpLeg, remote: RemoteAudio, codecs: SdpCodec[], localSdp: string, remoteSdp: string): void {
@@ -161,8 +227,23 @@ export class RtpEndpoint extends SdpEndpoint {
       ...super.describeForStats(),
       localRtpPort: this.rtpLeg && !this.released ? this.rtpLeg.localRtpPort : null,
       strangerPackets: this.rtpLeg?.strangerPackets ?? 0,
+      srtp: this.srtpKeys !== undefined,
+      srtpRefusedPackets: this.rtpLeg?.srtpRefused ?? 0,
     };
   }
+}
+
+/** Our master key from Kurento's SDES parameter: 30 characters in `key`, or 30 bytes base64 in `keyBase64`, or random. */
+function masterFromParam(p: SdesParam): SrtpMaster {
+  if (typeof p !== 'object' || p === null) throw KurentoErrors.illegalParam('RtpEndpoint: crypto must be an SDES object');
+  const suite = p.crypto ?? KURENTO_SUITE;
+  if (suite !== KURENTO_SUITE) throw KurentoErrors.notImplemented(`RtpEndpoint: crypto suite ${String(suite)} is not supported by ferry media (${KURENTO_SUITE} only)`);
+  let bytes: Buffer | undefined;
+  if (typeof p.keyBase64 === 'string' && p.keyBase64 !== '') bytes = Buffer.from(p.keyBase64, 'base64');
+  else if (typeof p.key === 'string' && p.key !== '') bytes = Buffer.from(p.key, 'latin1');
+  if (!bytes) return newSrtpMaster();
+  if (bytes.length !== 30) throw KurentoErrors.illegalParam(`RtpEndpoint: SDES key must be 30 bytes for ${KURENTO_SUITE}, got ${bytes.length}`);
+  return { masterKey: bytes.subarray(0, 16), masterSalt: bytes.subarray(16) };
 }
 
 export const rtpEndpointType: ElementType = {

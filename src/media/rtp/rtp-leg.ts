@@ -5,6 +5,13 @@ import type { Logger } from '../../common/logger';
 import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../legs/media-leg';
 import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from './rtcp-packets';
 import { ReceptionStats } from './reception-stats';
+import type { SrtpContext } from '../srtp/srtp-context';
+
+/** SRTP on this leg: `inbound` unprotects what the peer sends (its key), `outbound` protects ours. */
+export interface RtpLegSrtp {
+  inbound: SrtpContext;
+  outbound: SrtpContext;
+}
 
 export interface RemoteRtpAddress {
   address: string;
@@ -36,6 +43,9 @@ interface Path {
  * ECONNREFUSED ('icmp-unreachable' signal); a NAT'd phone is latched by its first plausible packet.
  * RTCP on port+1 or muxed (RFC 5761); SR/RR every `rtcpIntervalMs`; an incoming BYE is the
  * 'rtcp-bye' end signal. Per-packet path: header checks, counters, one emit; no allocation.
+ * With SRTP (setSrtp, SDES keys): every datagram is authenticated and decrypted before it counts, latches
+ * or is relayed, and everything we send (RTP, SR/RR, BYE) is protected; an unauthenticated packet is
+ * dropped and counted (srtpRefused).
  */
 export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   readonly kind = 'rtp' as const;
@@ -55,6 +65,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
   private readonly counters: LegActivity = emptyLegActivity();
+  private srtp: RtpLegSrtp | undefined;
+  private srtpDropped = 0;
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -113,6 +125,16 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     }
   }
 
+  /** Turn SRTP on (or off with undefined); takes effect on the next packet either way. */
+  setSrtp(srtp: RtpLegSrtp | undefined): void {
+    this.srtp = srtp;
+  }
+
+  /** Datagrams dropped because they failed SRTP/SRTCP authentication, replay or format checks. */
+  get srtpRefused(): number {
+    return this.srtpDropped;
+  }
+
   private retarget(path: Path, address: string, port: number): void {
     if (path.connected || path.connecting) {
       // A connected socket cannot be re-pointed cheaply; disconnect and fall back to unconnected sends.
@@ -145,8 +167,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     c.bytesOut += packet.length;
     c.lastRtpOutAt = now;
     this.payloadOctetsOut += packet.length - 12;
-    if (p.connected) p.socket.send(packet);
-    else p.socket.send(packet, p.targetPort, p.targetAddress);
+    const wire = this.srtp ? this.srtp.outbound.protectRtp(packet) : packet;
+    if (p.connected) p.socket.send(wire);
+    else p.socket.send(wire, p.targetPort, p.targetAddress);
   }
 
   activity(): LegActivity {
@@ -178,12 +201,23 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 
   // ---- receive ------------------------------------------------------------------------------
 
-  private onRtpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.closed || msg.length < 8 || msg[0]! >> 6 !== 2) return;
-    if (looksLikeRtcp(msg)) {
-      const summary = parseRtcpCompound(msg);
-      if (this.accept(this.rtp, rinfo, summary.valid)) this.onRtcp(summary, msg);
+  private onRtpSocket(datagram: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed || datagram.length < 8 || datagram[0]! >> 6 !== 2) return;
+    if (looksLikeRtcp(datagram)) {
+      const rtcp = this.unprotectRtcp(datagram);
+      if (!rtcp) return;
+      const summary = parseRtcpCompound(rtcp);
+      if (this.accept(this.rtp, rinfo, summary.valid)) this.onRtcp(summary, rtcp);
       return;
+    }
+    let msg = datagram;
+    if (this.srtp) {
+      const clear = this.srtp.inbound.unprotectRtp(datagram);
+      if (!clear) {
+        this.srtpDropped++;
+        return;
+      }
+      msg = clear;
     }
     if (msg.length < 12 || !this.accept(this.rtp, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1)) return;
     const c = this.counters;
@@ -205,8 +239,18 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (this.handlerErrors++ < 3) this.logger.error('error while relaying a packet', { error: err instanceof Error ? err.stack : String(err) });
   }
 
-  private onRtcpSocket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** The clear compound RTCP packet: `datagram` itself without SRTP, else its authenticated, decrypted form. */
+  private unprotectRtcp(datagram: Buffer): Buffer | undefined {
+    if (!this.srtp) return datagram;
+    const clear = this.srtp.inbound.unprotectRtcp(datagram);
+    if (!clear) this.srtpDropped++;
+    return clear;
+  }
+
+  private onRtcpSocket(datagram: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed || !this.rtcp) return;
+    const msg = this.unprotectRtcp(datagram);
+    if (!msg) return;
     const summary = parseRtcpCompound(msg);
     if (!this.accept(this.rtcp, rinfo, summary.valid)) return;
     this.onRtcp(summary, msg);
@@ -286,12 +330,13 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 
   // ---- RTCP out -------------------------------------------------------------------------------
 
-  private sendRtcp(buf: Buffer, done?: () => void): void {
+  private sendRtcp(clear: Buffer, done?: () => void): void {
     const p = this.rtcp ?? this.rtp;
     if (this.closed || p.targetAddress === undefined || p.connecting) {
       done?.();
       return;
     }
+    const buf = this.srtp ? this.srtp.outbound.protectRtcp(clear) : clear;
     if (p.connected) p.socket.send(buf, done);
     else p.socket.send(buf, p.targetPort, p.targetAddress, done);
   }

@@ -1,14 +1,21 @@
 import * as sdpTransform from 'sdp-transform';
 import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
 import { codecKey } from '../relay/codec-table';
+import type { CryptoAttribute } from '../srtp/sdes-crypto';
 
 /**
  * SDP for the plain RTP leg (RtpEndpoint): parse a peer's offer/answer into what the leg needs, and
- * write our offers/answers. Audio only (G.711 PCMU/PCMA + telephone-event), RTP/AVP or RTP/AVPF, no
- * SRTP. Pure functions; every failure is a KurentoError with an SDP code (kurento-protocol.md §1.5).
+ * write our offers/answers. Audio only (G.711 PCMU/PCMA + telephone-event), RTP/AVP or RTP/AVPF, or
+ * their SRTP forms RTP/SAVP and RTP/SAVPF with SDES keys (`a=crypto`, RFC 4568). Pure functions; every failure is a KurentoError with an SDP code (kurento-protocol.md §1.5).
  */
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
-export type RtpProfile = 'RTP/AVP' | 'RTP/AVPF';
+export type RtpProfile = 'RTP/AVP' | 'RTP/AVPF' | 'RTP/SAVP' | 'RTP/SAVPF';
+const PROFILES: readonly string[] = ['RTP/AVP', 'RTP/AVPF', 'RTP/SAVP', 'RTP/SAVPF'];
+
+/** RTP/SAVP and RTP/SAVPF: SRTP, keyed by SDES. */
+export function isSecureProfile(p: RtpProfile): boolean {
+  return p === 'RTP/SAVP' || p === 'RTP/SAVPF';
+}
 
 export interface SdpCodec {
   pt: number;
@@ -36,6 +43,8 @@ export interface RemoteAudio {
   /** Codecs of the audio line that we support, in the peer's order. */
   codecs: SdpCodec[];
   direction: Direction;
+  /** The audio line's `a=crypto` lines (SDES), as written. */
+  crypto: CryptoAttribute[];
   /** Index of the chosen audio m-line among `mlines`. */
   index: number;
   mlines: MLineSummary[];
@@ -75,10 +84,10 @@ export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: 
       throw KurentoErrors.sdpParse(`SDP ${what} has a malformed m= line`);
     }
   }
-  const index = media.findIndex((m, i) => m.type === 'audio' && mlines[i]!.port > 0 && (m.protocol === 'RTP/AVP' || m.protocol === 'RTP/AVPF'));
+  const index = media.findIndex((m, i) => m.type === 'audio' && mlines[i]!.port > 0 && PROFILES.includes(String(m.protocol)));
   if (index < 0) {
     const audio = media.find((m) => m.type === 'audio');
-    throw fail(audio ? `no usable audio line in ${what} (profile ${audio.protocol}, port ${audio.port}; need RTP/AVP or RTP/AVPF)` : `no audio line in ${what}`);
+    throw fail(audio ? `no usable audio line in ${what} (profile ${audio.protocol}, port ${audio.port}; need RTP/AVP, RTP/AVPF, RTP/SAVP or RTP/SAVPF)` : `no audio line in ${what}`);
   }
   const m = media[index]!;
   const ip: unknown = m.connection?.ip ?? parsed.connection?.ip;
@@ -112,6 +121,7 @@ export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: 
     profile: m.protocol as RtpProfile,
     codecs,
     direction,
+    crypto: (m.crypto ?? []).map((c) => ({ id: Number(c.id), suite: String(c.suite), config: String(c.config), sessionConfig: c.sessionConfig === undefined ? undefined : String(c.sessionConfig) })),
     index,
     mlines,
   };
@@ -127,6 +137,8 @@ export interface LocalAudioDescription {
   profile: RtpProfile;
   codecs: SdpCodec[];
   direction: Direction;
+  /** Our SDES key attribute (`<tag> <suite> inline:<key>`), for RTP/SAVP(F). */
+  crypto?: string;
   /** For answers: the offer's m-lines, every one but `index` rejected with port 0. */
   mirror?: { mlines: MLineSummary[]; index: number };
 }
@@ -153,6 +165,7 @@ export function writeAudioSdp(d: LocalAudioDescription): string {
       if (c.fmtp) lines.push(`a=fmtp:${c.pt} ${c.fmtp}`);
     }
     if (d.rtcpMux) lines.push('a=rtcp-mux');
+    if (d.crypto) lines.push(`a=crypto:${d.crypto}`);
     lines.push('a=ptime:20');
     lines.push(`a=${d.direction}`);
   }
