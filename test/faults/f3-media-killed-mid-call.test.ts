@@ -1,7 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { freePort } from '../helpers/free-port';
+import { TcpCutter } from '../helpers/media-tcp-cutter';
 import { alive, endedRecord, establishCall, reconnects, startWorld, story, type World } from '../helpers/media-fault-world';
 import { getJson, waitFor } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
  * F3 (docs/lifecycle.md): ferry media is SIGKILLed mid-call (an IP phone — scripted SIP + RTP —
@@ -15,6 +18,9 @@ import { getJson, waitFor } from '../helpers/stack';
  *      outage gets 503 with Retry-After; once media is back a new call connects (positive control).
  * In (a) the grace is raised to 10 s so the end comes from the check after reconnecting, not from
  * the grace (a restart can take longer than 1.5 s on a loaded machine).
+ * And the counterpart (c): only the control connection drops (ferry media alive, a TCP relay in
+ * between is cut): the gateway reconnects to the same session, finds the pipeline and endpoints,
+ * and the call goes on — no BYE, RTP both ways, a normal hang-up later.
  */
 const BOUND_MS = 2000;
 
@@ -23,7 +29,7 @@ for (const store of ['memory', 'redis'] as const) {
     describe('(a) media restarted at once', () => {
       let w: World;
       before(async () => {
-        w = await startWorld(store, 10_000);
+        w = await startWorld(store, { graceMs: 10_000 });
       });
       after(async () => {
         await w?.close();
@@ -64,7 +70,7 @@ for (const store of ['memory', 'redis'] as const) {
     describe('(b) media stays down', () => {
       let w: World;
       before(async () => {
-        w = await startWorld(store, undefined);
+        w = await startWorld(store);
       });
       after(async () => {
         await w?.close();
@@ -107,3 +113,49 @@ for (const store of ['memory', 'redis'] as const) {
     });
   });
 }
+
+describe('F3: the media control connection blips, ferry media stays alive (memory store)', { timeout: 120_000 }, () => {
+  let w: World;
+  let cutter: TcpCutter;
+  before(async () => {
+    const mediaPort = await freePort({ protocols: ['tcp'] });
+    cutter = await TcpCutter.start(mediaPort);
+    w = await startWorld('memory', {
+      partEnv: { media: { FERRY_MEDIA_PORT: String(mediaPort) }, gateway: { FERRY_MEDIA_URL: `ws://127.0.0.1:${cutter.port}/kurento` } },
+    });
+  });
+  after(async () => {
+    await w?.close();
+    await cutter?.close();
+  });
+
+  test('F3c (memory): a control-connection blip ends nothing: the pipeline is found by id after reconnecting, no BYE past the grace, RTP both ways, normal hang-up later', async () => {
+    const call = await establishCall(w);
+    const before = reconnects(w);
+    const cutAt = Date.now();
+    cutter.cut();
+    await waitFor(() => reconnects(w) > before, 5000, 25, 'the gateway reconnected through the relay');
+    const checked = await waitFor(async () => {
+      const r = await getJson<CallRecord>(w.stack.httpPort, `/api/calls/${call.id}`);
+      return r.timeline.some((e) => e.event === 'media-check') ? r : undefined;
+    }, 3000, 25, 'the live call checked after reconnecting');
+    assert.equal(checked.state, 'answered', story(checked));
+    // past the grace (1.5 s) by a margin: nothing may end the call
+    const quietUntil = cutAt + 3000;
+    await waitFor(() => Date.now() >= quietUntil, 5000, 50, 'the grace and a margin passed');
+    assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= cutAt).length, 0, 'no BYE at the phone');
+    assert.equal(await w.webphone.callState(), 'connected');
+    const rtpAtPhone = await w.phone.media.rtpReceivedBetween(cutAt + 1000, Date.now());
+    assert.ok(rtpAtPhone > 50, `RTP from the browser kept flowing: ${rtpAtPhone} packets in the last ${Date.now() - cutAt - 1000} ms`);
+    const base = (await w.webphone.rtpStats()).received;
+    await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 5000, 50, 'RTP from the phone at the browser');
+
+    const hangupAt = await w.phone.hangup();
+    await w.webphone.waitCallState('ended', 5000);
+    const record = await endedRecord(w, call.id);
+    assert.equal(record.reason, 'sip-bye', story(record));
+    await w.phone.media.stopMedia();
+    await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipeline released');
+    console.log(`# F3c: blip survived; hang-up reached the webphone ${(await w.webphone.endedAt())! - hangupAt} ms after the phone's BYE`);
+  });
+});

@@ -17,7 +17,7 @@ describe('F4: a call\'s pipeline released by another kurento-client session', { 
   let w: World;
   let operator: KurentoClientLike | undefined;
   before(async () => {
-    w = await startWorld('memory', undefined);
+    w = await startWorld('memory');
   });
   after(async () => {
     operator?.close();

@@ -13,8 +13,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * The world of the media fault scenarios (F3, F4): the three ferry processes on free ports (memory
  * store or the shared Redis with a unique prefix, cleaned on close), a scripted IP phone (SIP + RTP)
  * as trunk "phone", the gateway's webphone page in Chromium registered as alice, and a SIP INVITE
- * probe declared as trunk "probe" (to see how a new call is answered). `graceMs` sets
- * FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS (undefined: the default).
+ * probe declared as trunk "probe" (to see how a new call is answered). Options: `graceMs` sets
+ * FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS (default: the gateway's); `partEnv` adds per-part environment
+ * (e.g. a fixed FERRY_MEDIA_PORT and a FERRY_MEDIA_URL through a TcpCutter).
  */
 export interface World {
   stack: Stack;
@@ -24,7 +25,12 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(store: 'memory' | 'redis', graceMs: number | undefined): Promise<World> {
+export interface WorldOptions {
+  graceMs?: number;
+  partEnv?: { media?: Record<string, string>; gateway?: Record<string, string> };
+}
+
+export async function startWorld(store: 'memory' | 'redis', options: WorldOptions = {}): Promise<World> {
   const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
   const phonePort = await phone.start();
   const probe = await SipInviteProbe.open();
@@ -44,7 +50,13 @@ export async function startWorld(store: 'memory' | 'redis', graceMs: number | un
     stack = await startStack({
       ...(store === 'redis' ? { redisUrl: 'redis://127.0.0.1:6379' } : {}),
       env: { FERRY_SIP_CONFIG: file },
-      ...(graceMs !== undefined ? { partEnv: { gateway: { FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS: String(graceMs) } } } : {}),
+      partEnv: {
+        media: options.partEnv?.media ?? {},
+        gateway: {
+          ...(options.graceMs !== undefined ? { FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS: String(options.graceMs) } : {}),
+          ...(options.partEnv?.gateway ?? {}),
+        },
+      },
     });
     const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: 'alice-f3-secret' });
     const s = stack;

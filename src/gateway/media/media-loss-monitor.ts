@@ -80,6 +80,7 @@ export class MediaLossMonitor {
     const missing = results.filter((r) => !r.present).map((r) => (r.present ? '' : r.detail));
     if (missing.length === 0) {
       call.note('media-check', 'pipeline and endpoints survived the media server reconnection');
+      void call.persist();
       return;
     }
     this.end(call, `after reconnecting: ${missing.join('; ')}`);
