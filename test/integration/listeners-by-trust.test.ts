@@ -1,0 +1,126 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { LineProcess } from '../helpers/line-process';
+import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { FerryStartProcess } from '../helpers/ferry-start-process';
+
+/**
+ * Listeners split by trust, read from the kernel's socket tables: public listeners (SIP, WebSocket,
+ * the page) follow FERRY_HOST / FERRY_SIP_HOST; the drachtio control port and the Kurento port stay on
+ * 127.0.0.1 unless set explicitly, and the default drachtio secret on a public control address is refused.
+ */
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'ferry');
+/** Every port free (ports of listeners other parts add default to fixed numbers: keep them off those). */
+const FREE_PORTS = {
+  FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
+  FERRY_SIP_TLS_PORT: '0', FERRY_SIP_WSS_PORT: '0', FERRY_HTTPS_PORT: '0',
+};
+
+/** Local addresses bound to `port`: TCP sockets in LISTEN state, or UDP sockets, from /proc/net. */
+function boundAddresses(port: number, protocol: 'tcp' | 'udp'): string[] {
+  const out: string[] = [];
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const file of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      const [addrHex, p] = f[1]!.split(':');
+      if (p !== hexPort) continue;
+      if (protocol === 'tcp' && f[3] !== '0A') continue;
+      out.push(decodeAddress(addrHex!));
+    }
+  }
+  return out;
+}
+
+function decodeAddress(hex: string): string {
+  if (hex.length === 8) {
+    const b = Buffer.from(hex, 'hex');
+    return `${b[3]}.${b[2]}.${b[1]}.${b[0]}`;
+  }
+  if (/^0+$/.test(hex)) return '::';
+  if (hex === '00000000000000000000000001000000') return '::1';
+  return `ipv6:${hex}`;
+}
+
+describe('listeners split by trust', { timeout: 180_000 }, () => {
+  const engines: SipEngineProcess[] = [];
+  const starts: FerryStartProcess[] = [];
+  const dirs: string[] = [];
+  after(async () => {
+    await Promise.all(engines.map((e) => e.stop()));
+    await Promise.all(starts.map((s) => s.stop()));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  function dataDir(): string {
+    const d = mkdtempSync(path.join(os.tmpdir(), 'ferry-listeners-'));
+    dirs.push(d);
+    return d;
+  }
+
+  test('listeners: FERRY_SIP_HOST=0.0.0.0 puts SIP on every interface and leaves the drachtio control port on 127.0.0.1', async () => {
+    const e = await spawnSipEngine({ FERRY_SIP_HOST: '0.0.0.0' });
+    engines.push(e);
+    assert.deepEqual(boundAddresses(e.ports.sip, 'udp'), ['0.0.0.0'], 'SIP UDP (public)');
+    assert.deepEqual(boundAddresses(e.ports.sip, 'tcp'), ['0.0.0.0'], 'SIP TCP (public)');
+    assert.deepEqual(boundAddresses(e.ports.ws, 'tcp'), ['0.0.0.0'], 'SIP WebSocket (public)');
+    assert.deepEqual(boundAddresses(e.ports.control, 'tcp'), ['127.0.0.1'], 'drachtio control port (loopback)');
+  });
+
+  test('listeners: ferry sip with the default secret and FERRY_SIP_CONTROL_HOST=0.0.0.0 refuses to start, naming the problem; with its own secret it starts there', async () => {
+    const refused = LineProcess.spawn(process.execPath, [BIN, 'sip'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: '' });
+    const exit = await Promise.race([refused.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ferry sip did not exit within 15 s')), 15_000))]);
+    assert.equal(exit.code, 1, `exit code; stderr: ${refused.stderr.join('\n')}`);
+    assert.equal(refused.stderr.length, 1, `one line: ${refused.stderr.join('\n')}`);
+    assert.match(refused.stderr[0]!, /^ferry sip: refusing to start: .*0\.0\.0\.0.*default secret 'cymru'.*FERRY_SIP_SECRET/);
+    assert.ok(!refused.stdout.some((l) => l.startsWith('ferry sip ready')), 'never ready');
+    // positive control: the same address with a secret of its own is allowed, and binds there
+    const e = await spawnSipEngine({ FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: 'a-long-site-secret' });
+    engines.push(e);
+    assert.deepEqual(boundAddresses(e.ports.control, 'tcp'), ['0.0.0.0'], 'an explicit control address is honoured');
+  });
+
+  test('listeners: ferry start with FERRY_HOST=0.0.0.0 → SIP, WebSocket and the page on 0.0.0.0, drachtio control and Kurento on 127.0.0.1, and it says so', async () => {
+    const fs = FerryStartProcess.spawn({
+      ...FREE_PORTS,
+      FERRY_HOST: '0.0.0.0',
+      FERRY_MEDIA_SDP_ADDRESS: '127.0.0.1',
+      FERRY_STORE: 'memory',
+      FERRY_DATA_DIR: dataDir(),
+      FERRY_LOG_LEVEL: 'warn',
+    });
+    starts.push(fs);
+    const ready = await fs.ready(90_000);
+    const pub = { 'SIP udp': boundAddresses(ready.sip, 'udp'), 'SIP tcp': boundAddresses(ready.sip, 'tcp'), 'SIP WebSocket': boundAddresses(ready.ws, 'tcp'), 'page/API': boundAddresses(ready.http, 'tcp') };
+    const ctl = { 'drachtio control': boundAddresses(ready.control, 'tcp'), 'Kurento + /stats': boundAddresses(ready.media, 'tcp') };
+    console.log(`# public ${JSON.stringify(pub)} control ${JSON.stringify(ctl)}`);
+    for (const [name, addrs] of Object.entries(pub)) assert.deepEqual(addrs, ['0.0.0.0'], `${name} is public`);
+    for (const [name, addrs] of Object.entries(ctl)) assert.deepEqual(addrs, ['127.0.0.1'], `${name} is on loopback only`);
+    // the operator is told where each listener is and who can reach it
+    await fs.waitLine((l) => /^\s+control\s+drachtio control\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'control listener line');
+    await fs.waitLine((l) => /^\s+control\s+Kurento \+ \/stats\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'Kurento listener line');
+    await fs.waitLine((l) => /^\s+public\s+SIP udp\/tcp\s+0\.0\.0\.0:\d+\s+\(reachable from other hosts\)/.test(l), 0, 5000, 'SIP listener line');
+    await fs.stop();
+  });
+
+  test('listeners: ferry start with FERRY_SIP_CONTROL_HOST=0.0.0.0 and the default secret refuses to start (exit 1, one line)', async () => {
+    const fs = FerryStartProcess.spawn({ ...FREE_PORTS, FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_STORE: 'memory', FERRY_DATA_DIR: dataDir() });
+    starts.push(fs);
+    const code = await Promise.race([fs.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ferry start did not exit within 20 s')), 20_000))]);
+    assert.equal(code, 1, fs.tail(20));
+    const lines = fs.lines.map((l) => l.line);
+    assert.equal(lines.length, 1, `exactly one line: ${lines.join('\n')}`);
+    assert.match(lines[0]!, /^ferry start: refusing to start: .*default secret 'cymru'/);
+  });
+});
