@@ -7,8 +7,9 @@ import { freePort } from './free-port';
 
 /**
  * A private `redis-server` for tests that take Redis away (never the shared one): loopback, a free
- * port, its own temporary directory, no persistence — so a restart comes back EMPTY, as after a
- * crash without AOF. `kill()` ends only this process; `restart()` starts it again on the same port.
+ * port, its own temporary directory, no persistence by default — so a restart comes back EMPTY, as
+ * after a crash without AOF (`appendOnly: true`: it comes back with its data, minus expired keys).
+ * `kill()` ends only this process; `restart()` starts it again on the same port.
  *
  *   const redis = await RedisServerProcess.start();
  *   ... redis.url ...; await redis.kill('SIGKILL'); await redis.restart(); await redis.stop();
@@ -18,11 +19,12 @@ export class RedisServerProcess {
   private exited: Promise<void> = Promise.resolve();
   readonly output: string[] = [];
 
-  private constructor(readonly port: number, private readonly dir: string) {}
+  private constructor(readonly port: number, private readonly dir: string, private readonly appendOnly: boolean) {}
 
-  static async start(): Promise<RedisServerProcess> {
+  /** `appendOnly`: keep an append-only file (fsync always) in its directory, so a restart comes back with the data */
+  static async start(options: { appendOnly?: boolean } = {}): Promise<RedisServerProcess> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-redis-'));
-    const server = new RedisServerProcess(await freePort({ protocols: ['tcp'] }), dir);
+    const server = new RedisServerProcess(await freePort({ protocols: ['tcp'] }), dir, options.appendOnly ?? false);
     try {
       await server.launch();
     } catch (err) {
@@ -62,7 +64,8 @@ export class RedisServerProcess {
   }
 
   private launch(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no'];
+    const persistence = this.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', this.dir, '--daemonize', 'no'];
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.exited = new Promise<void>((r) => child.once('exit', () => r()));
