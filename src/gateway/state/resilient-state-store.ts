@@ -161,6 +161,18 @@ export class ResilientStateStore implements StateStore {
     return key;
   }
 
+  claimNonceCount(nonce: string, nc: number, ttlMs: number): Promise<boolean> {
+    return this.bounded('claimNonceCount', () => this.inner.claimNonceCount(nonce, nc, ttlMs));
+  }
+
+  countAuthFailure(subject: string, limit: number, windowMs: number, lockoutMs: number): Promise<boolean> {
+    return this.bounded('countAuthFailure', () => this.inner.countAuthFailure(subject, limit, windowMs, lockoutMs));
+  }
+
+  authLockoutLeft(subject: string): Promise<number> {
+    return this.bounded('authLockoutLeft', () => this.inner.authLockoutLeft(subject));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.inner.close();
@@ -236,7 +248,7 @@ export class ResilientStateStore implements StateStore {
   }
 
   private markDown(operation: string, err: string): void {
-    if (!this.up) return;
+    if (!this.up || this.closed) return;
     this.up = false;
     this.downSince = this.clock.now();
     this.failedWhileDown = 0;
