@@ -13,6 +13,7 @@ import { MediaConnection } from './media/media-connection';
 import { MediaLossMonitor } from './media/media-loss-monitor';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
+import { SipAuthenticator } from './registrar/sip-authenticator';
 import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
 
@@ -101,7 +102,8 @@ export class Gateway {
     this.mediaLoss.start();
     await this.connectSip();
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
-    const auth = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'));
+    const digest = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'), config.auth.nonceLifetimeMs, () => this.clock.now());
+    const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock);
     const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId);
     const router = new CallRouter(config.sip, this.store);
     const invites = new InviteHandler({

@@ -23,7 +23,7 @@ export class CallRouter {
       const name = route.to.trunk;
       const trunk = this.config.trunks.find((t) => t.name === name);
       if (!trunk) return { ok: false, status: 404, reason: 'Not Found' };
-      const uri = `sip:${number}@${trunk.address}${trunk.transport === 'tcp' ? ';transport=tcp' : ''}`;
+      const uri = `sip:${number}@${trunk.address}${trunk.transport === 'udp' ? '' : `;transport=${trunk.transport}`}`;
       return { ok: true, uri, kind: 'rtp', party: trunk.name, trunk };
     }
     const user = route.to.user ?? number;
@@ -34,9 +34,21 @@ export class CallRouter {
     return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user };
   }
 
-  /** the trunk an INVITE came from, when its source is listed in a trunk's acceptFrom */
+  /**
+   * The trunk an INVITE came from: the first whose acceptFrom lists exactly this transport, source
+   * address and source port. Another transport or another port of the same host is not the trunk.
+   */
   trunkFor(transport: string, address: string, port: number): SipTrunk | undefined {
-    if (transport === 'ws' || transport === 'wss') return undefined;
-    return this.config.trunks.find((t) => t.acceptFrom.some((a) => a === address || a === `${address}:${port}`));
+    const t = transport.toLowerCase();
+    return this.config.trunks.find((trunk) => trunk.acceptFrom.some((s) => s.transport === t && s.host === address && s.port === port));
+  }
+
+  /** the trunk whose inbound digest user name this is, when that trunk may call from this source */
+  trunkByInboundUser(username: string, transport: string, address: string, port: number): SipTrunk | undefined {
+    const trunk = this.config.trunks.find((x) => x.inboundAuth?.username === username);
+    if (!trunk) return undefined;
+    if (trunk.acceptFrom.length === 0) return trunk;
+    const t = transport.toLowerCase();
+    return trunk.acceptFrom.some((s) => s.transport === t && s.host === address && s.port === port) ? trunk : undefined;
   }
 }

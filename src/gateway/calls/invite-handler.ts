@@ -5,12 +5,13 @@ import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { CallMedia } from '../media/call-media';
 import { MediaConnection } from '../media/media-connection';
-import { DigestAuth } from '../registrar/digest-auth';
+import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
 import { StateStore } from '../state/state-store';
 import { Call } from './call';
 import { CallRegistry } from './call-registry';
 import { CallRouter } from './call-router';
+import { identifyCaller } from './caller-identity';
 import { DialogLike } from './dialog-like';
 import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
@@ -21,7 +22,7 @@ export interface InviteHandlerDeps {
   store: StateStore;
   media: MediaConnection;
   router: CallRouter;
-  auth: DigestAuth;
+  auth: SipAuthenticator;
   registry: CallRegistry;
   clock: Clock;
   log: Logger;
@@ -57,27 +58,24 @@ export class InviteHandler {
   async handle(req: SrfReq, res: SrfRes): Promise<void> {
     const { d } = this;
     const transport = String(req.protocol ?? 'udp').toLowerCase();
-    const trunk = d.router.trunkFor(transport, req.source_address, req.source_port);
-    let callerParty: string;
-    let callerUri: string;
-    let fromHeader: string;
-    if (trunk) {
-      callerParty = trunk.name;
-      const num = userOf((req.getParsedHeader('From') as { uri?: string } | undefined)?.uri) ?? 'anonymous';
-      callerUri = `sip:${num}@${trunk.address}`;
-      fromHeader = `<sip:${num}@${d.config.domain}>`;
-    } else {
-      const creds = DigestAuth.parse(req.get('Proxy-Authorization'));
-      const user = creds ? d.config.users.find((u) => u.user === creds.username) : undefined;
-      const check = creds && user ? d.auth.verify(creds, 'INVITE', user.password) : undefined;
-      if (!user || !check?.ok) {
-        res.send(407, { headers: { 'Proxy-Authenticate': d.auth.challenge(check !== undefined && !check.ok && check.stale) } });
-        return;
-      }
-      callerParty = user.user;
-      callerUri = `sip:${user.user}@${d.config.domain}`;
-      fromHeader = `${user.displayName ? `"${user.displayName.replace(/"/g, '')}" ` : ''}<sip:${user.user}@${d.config.domain}>`;
+    const caller = await identifyCaller(
+      {
+        uri: req.uri,
+        transport,
+        source: req.source_address,
+        sourcePort: req.source_port,
+        proxyAuthorization: req.get('Proxy-Authorization'),
+        fromUser: userOf((req.getParsedHeader('From') as { uri?: string } | undefined)?.uri),
+      },
+      d.config,
+      d.router,
+      d.auth,
+    );
+    if (!caller.ok) {
+      res.send(caller.status, caller.reason, { headers: caller.headers });
+      return;
     }
+    const { party: callerParty, uri: callerUri, fromHeader } = caller;
 
     const dialled = userOf(req.uri) ?? '';
     if (!d.media.isUp) {
@@ -164,6 +162,8 @@ export class InviteHandler {
           return earlyAnswerA ?? media.answer('caller', restrictCodecs(req.body, [codec]));
         },
         headers: { From: fromHeader },
+        // a PBX that challenges our INVITE gets its trunk's credentials (srf answers the 401/407)
+        ...(target.trunk?.outboundAuth ? { auth: { username: target.trunk.outboundAuth.username, password: target.trunk.outboundAuth.password } } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
         passFailure: true,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigError } from './config-error';
 import { loadSipConfig } from './sip-config-loader';
 import { SipConfig } from './sip-config';
+import { AuthLimits, DEFAULT_AUTH_LIMITS } from '../registrar/sip-authenticator';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -22,6 +23,8 @@ export interface GatewayConfig {
   mediaLossGraceMs: number;
   sipConfigFile: string;
   sip: SipConfig;
+  /** digest nonce lifetime, failure limits and lockout (FERRY_AUTH_*) */
+  auth: AuthLimits;
 }
 
 type Env = Record<string, string | undefined>;
@@ -69,6 +72,13 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
     sipConfigFile: get('FERRY_SIP_CONFIG', defaultSipConfigFile()),
+    auth: {
+      nonceLifetimeMs: int('FERRY_AUTH_NONCE_LIFETIME_MS', DEFAULT_AUTH_LIMITS.nonceLifetimeMs, 1000, 600000),
+      maxFailuresPerSource: int('FERRY_AUTH_MAX_FAILURES', DEFAULT_AUTH_LIMITS.maxFailuresPerSource, 1, 100000),
+      maxFailuresPerUser: int('FERRY_AUTH_MAX_USER_FAILURES', DEFAULT_AUTH_LIMITS.maxFailuresPerUser, 1, 100000),
+      failureWindowMs: int('FERRY_AUTH_FAILURE_WINDOW_MS', DEFAULT_AUTH_LIMITS.failureWindowMs, 1000, 86400000),
+      lockoutMs: int('FERRY_AUTH_LOCKOUT_MS', DEFAULT_AUTH_LIMITS.lockoutMs, 1000, 86400000),
+    },
   };
   let sip: SipConfig | undefined;
   try {

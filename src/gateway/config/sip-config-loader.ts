@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config-error';
 import { JsonValue, LocatedJsonError, parseLocatedJson } from './located-json';
-import { RouteTarget, SipConfig, SipRoute, SipTrunk, SipUser, Transport } from './sip-config';
+import { isIP } from 'node:net';
+import { DigestSecret, RouteTarget, SipConfig, SipRoute, SipTrunk, SipUser, Transport, TrunkSource } from './sip-config';
 
 /**
  * Loads and validates a sip-config file (format: docs/configuration.md). Every problem is
@@ -104,20 +105,45 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   });
 
   const trunks: SipTrunk[] = [];
+  const secret = (t: Obj, key: string, path: string): DigestSecret | undefined => {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    const p = `${path}.${key}`;
+    if (!isObj(v)) {
+      problem(p, 'must be an object {"username", "password"}');
+      return undefined;
+    }
+    checkKeys(v, p, ['username', 'password']);
+    const username = str(v, 'username', p, { pattern: /^[A-Za-z0-9._~+-]+$/, hint: 'a digest user name (letters, digits, . _ ~ + -)' });
+    const password = str(v, 'password', p);
+    return username && password ? { username, password } : undefined;
+  };
   list(root, 'trunks', '').forEach((t, i) => {
     const path = `trunks[${i}]`;
     if (!isObj(t)) return problem(path, 'must be an object');
-    checkKeys(t, path, ['name', 'address', 'transport', 'acceptFrom']);
+    checkKeys(t, path, ['name', 'address', 'transport', 'acceptFrom', 'inboundAuth', 'outboundAuth']);
     const name = str(t, 'name', path, { pattern: /^[A-Za-z0-9._-]+$/, hint: 'a name (letters, digits, . _ -)' });
     const address = str(t, 'address', path, { pattern: /^[A-Za-z0-9.-]+:\d{1,5}$/, hint: 'host:port' });
-    const transport = (str(t, 'transport', path, { optional: true, pattern: /^(udp|tcp)$/, hint: '"udp" or "tcp"' }) ?? 'udp') as Transport;
-    const acceptFrom: string[] = [];
+    const transport = (str(t, 'transport', path, { optional: true, pattern: /^(udp|tcp|tls)$/, hint: '"udp", "tcp" or "tls"' }) ?? 'udp') as Transport;
+    const addressPort = address ? Number(address.slice(address.lastIndexOf(':') + 1)) : 5060;
+    const acceptFrom: TrunkSource[] = [];
     list(t, 'acceptFrom', path).forEach((a, j) => {
-      if (typeof a !== 'string' || !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(a)) problem(`${path}.acceptFrom[${j}]`, 'must be "host" or "host:port"');
-      else acceptFrom.push(a);
+      const source = typeof a === 'string' ? parseTrunkSource(a, transport, addressPort) : undefined;
+      if (!source) problem(`${path}.acceptFrom[${j}]`, 'must be "[udp:|tcp:|tls:]<IP address>[:port]" (port 1-65535; default: the trunk\'s transport and the port of its address)');
+      else acceptFrom.push(source);
     });
+    const inboundAuth = secret(t, 'inboundAuth', path);
+    const outboundAuth = secret(t, 'outboundAuth', path);
+    if (inboundAuth && users.some((u) => u.user === inboundAuth.username)) {
+      problem(`${path}.inboundAuth.username`, `${JSON.stringify(inboundAuth.username)} is also a user: digest user names must name one caller`);
+    }
+    if (inboundAuth && trunks.some((x) => x.inboundAuth?.username === inboundAuth.username)) {
+      problem(`${path}.inboundAuth.username`, `${JSON.stringify(inboundAuth.username)} is already another trunk's`);
+    }
     if (name && trunks.some((x) => x.name === name)) problem(`${path}.name`, `duplicate trunk ${JSON.stringify(name)}`);
-    if (name && address) trunks.push({ name, address, transport, acceptFrom });
+    if (name && address) {
+      trunks.push({ name, address, transport, acceptFrom, ...(inboundAuth ? { inboundAuth } : {}), ...(outboundAuth ? { outboundAuth } : {}) });
+    }
   });
 
   const routes: SipRoute[] = [];
@@ -154,4 +180,17 @@ export function parseSipConfig(text: string, file: string): SipConfig {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return { domain, users, trunks, routes, minExpires, maxExpires };
+}
+
+/**
+ * One `acceptFrom` entry: `[transport:]address[:port]`, e.g. `10.0.0.20`, `10.0.0.20:5070`,
+ * `tcp:10.0.0.20:5060`. A missing transport is the trunk's, a missing port the port of the trunk's
+ * address. Only IP addresses: a request's source is an address, and names are not resolved.
+ */
+export function parseTrunkSource(entry: string, defaultTransport: Transport, defaultPort: number): TrunkSource | undefined {
+  const m = /^(?:(udp|tcp|tls):)?([0-9.]+)(?::(\d{1,5}))?$/i.exec(entry.trim());
+  if (!m || isIP(m[2]!) !== 4) return undefined;
+  const port = m[3] !== undefined ? Number(m[3]) : defaultPort;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { transport: (m[1]?.toLowerCase() as Transport | undefined) ?? defaultTransport, host: m[2]!, port };
 }

@@ -1,5 +1,19 @@
 /** The validated contents of the sip-config file: users, trunks (IP phones / PBX) and the dial plan. */
-export type Transport = 'udp' | 'tcp';
+export type Transport = 'udp' | 'tcp' | 'tls';
+
+/** One source a trunk's INVITEs are trusted from: all three must match the request's transport and source address. */
+export interface TrunkSource {
+  transport: Transport;
+  /** an IP address (source addresses are compared as they are; names are not resolved) */
+  host: string;
+  port: number;
+}
+
+/** A digest username and password, as a PBX uses them. */
+export interface DigestSecret {
+  username: string;
+  password: string;
+}
 
 export interface SipUser {
   /** user part of the AOR (`alice` in sip:alice@domain); also the digest username */
@@ -13,8 +27,16 @@ export interface SipTrunk {
   /** where calls to this trunk are sent: host:port */
   address: string;
   transport: Transport;
-  /** INVITEs arriving from these `host` or `host:port` sources (UDP/TCP only) are accepted without digest auth */
-  acceptFrom: string[];
+  /**
+   * INVITEs arriving from exactly one of these sources (transport + address + port; never over
+   * WebSocket) are this trunk's. Without `inboundAuth` they need no password: trust in an address,
+   * which over UDP anyone can forge.
+   */
+  acceptFrom: TrunkSource[];
+  /** the PBX authenticates its INVITEs to us with these (digest); with acceptFrom too, only from those sources */
+  inboundAuth?: DigestSecret;
+  /** we answer the PBX's 401/407 with these when we send it a call */
+  outboundAuth?: DigestSecret;
 }
 
 export type RouteTarget = { kind: 'user'; user?: string } | { kind: 'trunk'; trunk: string };

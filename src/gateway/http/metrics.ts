@@ -1,5 +1,6 @@
 import { processFaultCounts } from '../../common/process-faults';
 import { EndReason } from '../calls/end-reason';
+import { AuthCounters } from '../registrar/auth-counters';
 
 /** Counters behind GET /metrics (Prometheus text format). */
 export class GatewayMetrics {
@@ -7,6 +8,8 @@ export class GatewayMetrics {
   private readonly suspectedFalseEndsByReason = new Map<EndReason, number>();
   callsStarted = 0;
   callsAdopted = 0;
+  /** authentication failures and lockouts (SipAuthenticator) */
+  readonly auth = new AuthCounters();
 
   callEnded(record: { reason?: EndReason; suspectedFalseEnd?: boolean }): void {
     const r = record.reason ?? 'failed';
@@ -58,6 +61,7 @@ export class GatewayMetrics {
       '# TYPE ferry_process_faults_total counter',
     );
     for (const [kind, n] of Object.entries(processFaultCounts())) lines.push(`ferry_process_faults_total{kind="${kind}"} ${n}`);
+    lines.push(...this.auth.render());
     return `${lines.join('\n')}\n`;
   }
 }

@@ -1,10 +1,12 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * RFC 2617 / RFC 3261 §22 MD5 digest authentication, server side. Nonces are stateless
- * (timestamp + HMAC under a per-process key), so any request may carry any earlier nonce of ours
- * until it goes stale; with several gateways a shared key lets a nonce from one be accepted by
- * another (pass `key`).
+ * RFC 3261 §22 / RFC 7616 MD5 digest authentication, server side, the cryptographic half: nonces
+ * and the check of one Authorization header. A nonce is `<issue time>.<HMAC(key, time + source
+ * address)>`: stateless, bound to the address it was issued to, usable for `nonceLifetimeMs`
+ * (then `stale`). With several gateways a shared key lets a nonce from one be checked by another.
+ * Which nonce counts (`nc`) were already used is the caller's business (SipAuthenticator, in the
+ * state store): `verify` returns the count to claim.
  */
 export interface DigestCredentials {
   username: string;
@@ -19,31 +21,63 @@ export interface DigestCredentials {
   opaque?: string;
 }
 
-export type DigestCheck = { ok: true } | { ok: false; stale: boolean; why: string };
+/** What was wrong with an Authorization header (also the `kind` label of ferry_auth_failures_total). */
+export type DigestFailure = 'wrong-realm' | 'unsupported' | 'foreign-nonce' | 'uri-mismatch' | 'wrong-password' | 'bad-nc';
+
+export type DigestCheck =
+  | { ok: true; nc: number }
+  | { ok: false; stale: true; why: 'stale-nonce' }
+  | { ok: false; stale: false; why: DigestFailure };
+
+/** The request an Authorization header came with. */
+export interface DigestRequest {
+  method: string;
+  /** the Request-URI, as received */
+  uri: string;
+  /** the source IP address */
+  source: string;
+}
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** the `uri` parameter names the Request-URI; only letter case of scheme and host may differ */
+function sameUri(param: string, requestUri: string): boolean {
+  if (param === requestUri) return true;
+  const norm = (u: string): string => u.trim().replace(/^(sips?:)(?:([^@]*)@)?([^;:?>]+)/i, (_m, scheme: string, user: string | undefined, host: string) =>
+    `${scheme.toLowerCase()}${user !== undefined ? `${user}@` : ''}${host.toLowerCase()}`);
+  return norm(param) === norm(requestUri);
+}
 
 export class DigestAuth {
   private readonly key: Buffer;
 
-  constructor(readonly realm: string, key?: Buffer, private readonly nonceLifetimeMs = 300_000, private readonly now = () => Date.now()) {
+  constructor(readonly realm: string, key?: Buffer, readonly nonceLifetimeMs = 30_000, private readonly now = () => Date.now()) {
     this.key = key ?? randomBytes(32);
   }
 
-  /** value of WWW-Authenticate / Proxy-Authenticate */
-  challenge(stale = false): string {
-    return `Digest realm="${this.realm}", nonce="${this.makeNonce()}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
+  /** value of WWW-Authenticate / Proxy-Authenticate for a request from `source` */
+  challenge(source: string, stale = false): string {
+    return `Digest realm="${this.realm}", nonce="${this.makeNonce(source)}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
   }
 
-  makeNonce(): string {
+  makeNonce(source: string): string {
     const ts = this.now().toString(16);
-    const mac = createHmac('sha256', this.key).update(ts).digest('hex').slice(0, 32);
-    return `${ts}.${mac}`;
+    return `${ts}.${this.mac(ts, source)}`;
+  }
+
+  private mac(ts: string, source: string): string {
+    return createHmac('sha256', this.key).update(`${ts} ${source}`).digest('hex').slice(0, 32);
   }
 
   /** parses an Authorization / Proxy-Authorization header; undefined when it is not Digest */
   static parse(header: string | undefined): DigestCredentials | undefined {
-    if (!header) return undefined;
+    if (!header || header.length > 4096) return undefined;
     const m = /^\s*Digest\s+(.*)$/is.exec(header);
     if (!m) return undefined;
     const params: Record<string, string> = {};
@@ -62,22 +96,34 @@ export class DigestAuth {
     };
   }
 
-  verify(creds: DigestCredentials, method: string, password: string): DigestCheck {
-    if (creds.realm !== this.realm) return { ok: false, stale: false, why: 'wrong realm' };
-    if (creds.algorithm && creds.algorithm.toUpperCase() !== 'MD5') return { ok: false, stale: false, why: 'unsupported algorithm' };
-    const [ts, mac] = creds.nonce.split('.');
-    if (!ts || !mac || !/^[0-9a-f]+$/.test(ts)) return { ok: false, stale: false, why: 'foreign nonce' };
-    const expect = createHmac('sha256', this.key).update(ts).digest('hex').slice(0, 32);
-    if (mac.length !== expect.length || !timingSafeEqual(Buffer.from(mac), Buffer.from(expect))) return { ok: false, stale: false, why: 'foreign nonce' };
-    const ha1 = md5(`${creds.username}:${this.realm}:${password}`);
-    const ha2 = md5(`${method}:${creds.uri}`);
-    const want = creds.qop
-      ? md5(`${ha1}:${creds.nonce}:${creds.nc ?? ''}:${creds.cnonce ?? ''}:${creds.qop}:${ha2}`)
-      : md5(`${ha1}:${creds.nonce}:${ha2}`);
-    if (want.length !== creds.response.length || !timingSafeEqual(Buffer.from(want), Buffer.from(creds.response.toLowerCase()))) {
-      return { ok: false, stale: false, why: 'wrong credentials' };
+  /**
+   * Checks credentials against the request they came with and the caller's password. `ok` carries
+   * the nonce count to claim (0 without qop: such a nonce is good for one request). A nonce past its
+   * lifetime is `stale` only when the response was right (the client knows the password and just
+   * needs a fresh nonce).
+   */
+  verify(creds: DigestCredentials, req: DigestRequest, password: string): DigestCheck {
+    if (creds.realm !== this.realm) return { ok: false, stale: false, why: 'wrong-realm' };
+    if (creds.algorithm && creds.algorithm.toUpperCase() !== 'MD5') return { ok: false, stale: false, why: 'unsupported' };
+    if (creds.qop !== undefined && creds.qop.toLowerCase() !== 'auth') return { ok: false, stale: false, why: 'unsupported' };
+    const [ts, mac, extra] = creds.nonce.split('.');
+    if (!ts || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !sameText(mac, this.mac(ts, req.source))) {
+      return { ok: false, stale: false, why: 'foreign-nonce' };
     }
-    if (this.now() - parseInt(ts, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale nonce' };
-    return { ok: true };
+    if (!sameUri(creds.uri, req.uri)) return { ok: false, stale: false, why: 'uri-mismatch' };
+    let nc = 0;
+    if (creds.qop) {
+      if (!creds.nc || !/^[0-9a-fA-F]{8}$/.test(creds.nc) || !creds.cnonce) return { ok: false, stale: false, why: 'bad-nc' };
+      nc = parseInt(creds.nc, 16);
+      if (nc < 1) return { ok: false, stale: false, why: 'bad-nc' };
+    }
+    const ha1 = md5(`${creds.username}:${this.realm}:${password}`);
+    const ha2 = md5(`${req.method}:${creds.uri}`);
+    const want = creds.qop
+      ? md5(`${ha1}:${creds.nonce}:${creds.nc}:${creds.cnonce}:${creds.qop}:${ha2}`)
+      : md5(`${ha1}:${creds.nonce}:${ha2}`);
+    if (!sameText(want, creds.response.toLowerCase())) return { ok: false, stale: false, why: 'wrong-password' };
+    if (this.now() - parseInt(ts, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale-nonce' };
+    return { ok: true, nc };
   }
 }

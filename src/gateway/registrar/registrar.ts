@@ -3,7 +3,7 @@ import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { Registration } from '../state/registration';
 import { StateStore } from '../state/state-store';
-import { DigestAuth } from './digest-auth';
+import { SipAuthenticator } from './sip-authenticator';
 import { parseContacts } from './contact-header';
 
 export interface RegisterResponse {
@@ -12,27 +12,40 @@ export interface RegisterResponse {
 
 /**
  * The registrar: REGISTER with digest authentication (webphones over WebSocket, IP phones over
- * UDP/TCP); bindings go to the state store with their expiry. `Expires: 0` / `*` removes them.
+ * UDP/TCP; SipAuthenticator refuses replays and locks out guessing); bindings go to the state store
+ * with their expiry. `Expires: 0` / `*` removes them.
  */
 export class Registrar {
   constructor(
     private readonly config: SipConfig,
     private readonly store: StateStore,
-    private readonly auth: DigestAuth,
+    private readonly auth: SipAuthenticator,
     private readonly log: Logger,
     private readonly instanceId: string,
     private readonly onChange: () => void = () => {},
   ) {}
 
-  async handle(req: Srf.SrfRequest & { protocol?: string; source_address?: string; source_port?: number }, res: RegisterResponse): Promise<void> {
-    const creds = DigestAuth.parse(req.get('Authorization'));
-    const user = creds ? this.config.users.find((u) => u.user === creds.username) : undefined;
-    const check = creds && user ? this.auth.verify(creds, 'REGISTER', user.password) : undefined;
-    if (!creds || !user || !check?.ok) {
-      if (creds) this.log.info('register refused', { user: creds.username, why: !user ? 'unknown user' : check && !check.ok ? check.why : '?', source: req.source_address });
-      res.send(401, { headers: { 'WWW-Authenticate': this.auth.challenge(check !== undefined && !check.ok && check.stale) } });
+  async handle(req: Srf.SrfRequest & { protocol?: string; source_address?: string; source_port?: number; uri?: string }, res: RegisterResponse): Promise<void> {
+    const outcome = await this.auth.authenticate(
+      {
+        method: 'REGISTER',
+        uri: String(req.uri ?? ''),
+        header: req.get('Authorization'),
+        source: String(req.source_address ?? ''),
+        sourcePort: Number(req.source_port ?? 0),
+        transport: String(req.protocol ?? 'udp').toLowerCase(),
+      },
+      (username) => {
+        const u = this.config.users.find((x) => x.user === username);
+        return u ? { password: u.password, who: u } : undefined;
+      },
+      401,
+    );
+    if (!outcome.ok) {
+      res.send(outcome.status, outcome.reason, { headers: outcome.headers });
       return;
     }
+    const user = outcome.who;
     const toUser = (req.getParsedHeader('To') as { uri?: string } | undefined)?.uri;
     const toUserPart = toUser ? /^sips?:([^@;>]+)@/.exec(toUser)?.[1] : undefined;
     if (toUserPart && toUserPart !== user.user) {

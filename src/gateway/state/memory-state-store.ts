@@ -15,6 +15,10 @@ export class MemoryStateStore implements StateStore {
   private readonly leases = new Map<string, number>();
   private readonly claims = new Map<string, { owner: string; expiresAt: number }>();
   private readonly keys = new Map<string, Buffer>();
+  /** digest nonce -> highest claimed count; auth failure counters; lockouts (all expiring) */
+  private readonly nonceCounts = new ExpiringMap<number>();
+  private readonly authFailures = new ExpiringMap<number>();
+  private readonly authLockouts = new ExpiringMap<true>();
 
   constructor(private readonly clock: Clock = systemClock) {}
 
@@ -97,6 +101,32 @@ export class MemoryStateStore implements StateStore {
     return k;
   }
 
+  async claimNonceCount(nonce: string, nc: number, ttlMs: number): Promise<boolean> {
+    const now = this.clock.now();
+    const seen = this.nonceCounts.get(nonce, now);
+    if (seen !== undefined && seen >= nc) return false;
+    this.nonceCounts.set(nonce, nc, now + ttlMs, now);
+    return true;
+  }
+
+  async countAuthFailure(subject: string, limit: number, windowMs: number, lockoutMs: number): Promise<boolean> {
+    const now = this.clock.now();
+    const count = (this.authFailures.get(subject, now) ?? 0) + 1;
+    if (count >= limit) {
+      this.authFailures.delete(subject);
+      this.authLockouts.set(subject, true, now + lockoutMs, now);
+      return true;
+    }
+    this.authFailures.set(subject, count, this.authFailures.expiresAt(subject, now) ?? now + windowMs, now);
+    return false;
+  }
+
+  async authLockoutLeft(subject: string): Promise<number> {
+    const now = this.clock.now();
+    const until = this.authLockouts.expiresAt(subject, now);
+    return until === undefined ? 0 : until - now;
+  }
+
   /** in the gateway's own memory: it cannot be down */
   health(): StoreHealth {
     return { up: true, errorsTotal: 0 };
@@ -115,5 +145,37 @@ export class MemoryStateStore implements StateStore {
   private pruneCalls(): void {
     const now = this.clock.now();
     for (const [id, c] of this.calls) if (c.expiresAt !== undefined && c.expiresAt <= now) this.calls.delete(id);
+  }
+}
+
+/** A map whose entries expire; expired entries are swept as it grows, so it stays bounded by what is live. */
+class ExpiringMap<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private sweepAt = 1024;
+
+  get(key: string, now: number): V | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  expiresAt(key: string, now: number): number | undefined {
+    return this.get(key, now) === undefined ? undefined : this.entries.get(key)!.expiresAt;
+  }
+
+  set(key: string, value: V, expiresAt: number, now: number): void {
+    this.entries.set(key, { value, expiresAt });
+    if (this.entries.size >= this.sweepAt) {
+      for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
+      this.sweepAt = Math.max(1024, this.entries.size * 2);
+    }
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
   }
 }

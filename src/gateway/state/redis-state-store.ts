@@ -14,7 +14,28 @@ import { StateStore, StoreHealth } from './state-store';
  *   lease:<instance>   gateway instance lease, PX = lease time, renewed while the gateway lives
  *   adopt:<callId>     adoption claim, SET NX PX, so only one gateway adopts a call
  *   key:<name>         secrets shared by all gateways (digest nonce key), created once with SET NX
+ *   nonce:<nonce>      highest digest nonce count claimed, PX = nonce lifetime (replay check, Lua)
+ *   authfail:<subject> authentication failures in the current window, PX = window (Lua)
+ *   authlock:<subject> lockout of a source address or user, PX = lockout time
  */
+
+/** KEYS[1] nonce key; ARGV nc, ttl ms: 1 when nc is higher than the stored count (then stored), else 0 */
+const CLAIM_NONCE_COUNT = `
+local seen = redis.call('GET', KEYS[1])
+if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/** KEYS[1] failure counter, KEYS[2] lockout key; ARGV limit, window ms, lockout ms: 1 when this failure locks out */
+const COUNT_AUTH_FAILURE = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n >= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  return 1
+end
+return 0`;
 export interface RedisStateStoreOptions {
   /** bound of every Redis command (ioredis commandTimeout) */
   commandTimeoutMs?: number;
@@ -190,6 +211,21 @@ export class RedisStateStore implements StateStore {
     const key = this.k(`key:${name}`);
     await (await this.r()).set(key, randomBytes(32).toString('hex'), 'NX');
     return Buffer.from((await (await this.r()).get(key))!, 'hex');
+  }
+
+  async claimNonceCount(nonce: string, nc: number, ttlMs: number): Promise<boolean> {
+    const r = await this.r();
+    return (await r.eval(CLAIM_NONCE_COUNT, 1, this.k(`nonce:${nonce}`), nc, Math.max(1, Math.round(ttlMs)))) === 1;
+  }
+
+  async countAuthFailure(subject: string, limit: number, windowMs: number, lockoutMs: number): Promise<boolean> {
+    const r = await this.r();
+    const locked = await r.eval(COUNT_AUTH_FAILURE, 2, this.k(`authfail:${subject}`), this.k(`authlock:${subject}`), limit, Math.max(1, Math.round(windowMs)), Math.max(1, Math.round(lockoutMs)));
+    return locked === 1;
+  }
+
+  async authLockoutLeft(subject: string): Promise<number> {
+    return Math.max(0, await (await this.r()).pttl(this.k(`authlock:${subject}`)));
   }
 
   /** puts back a shared secret this gateway already uses (after Redis lost it); an existing one is kept */

@@ -38,6 +38,21 @@ export interface StateStore {
   /** a random secret shared by every gateway on this store (created by the first to ask), e.g. the digest nonce key */
   sharedKey(name: string): Promise<Buffer>;
 
+  /**
+   * Claims count `nc` of digest nonce `nonce`: true when it is higher than every count claimed for
+   * that nonce before (atomic, so across gateways sharing the store too), false for a replay. The
+   * record is kept `ttlMs` (the nonce's lifetime).
+   */
+  claimNonceCount(nonce: string, nc: number, ttlMs: number): Promise<boolean>;
+  /**
+   * Counts one authentication failure of `subject` (e.g. `ip:10.0.0.9`, `user:alice`) in a window
+   * of `windowMs` from its first failure; the failure that reaches `limit` locks the subject out
+   * for `lockoutMs` and returns true.
+   */
+  countAuthFailure(subject: string, limit: number, windowMs: number, lockoutMs: number): Promise<boolean>;
+  /** ms left of a subject's lockout, 0 when it is not locked out */
+  authLockoutLeft(subject: string): Promise<number>;
+
   /** whether the store currently answers, and the number of failed operations so far */
   health(): StoreHealth;
 

@@ -1,0 +1,140 @@
+import { Clock, systemClock } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { MemoryStateStore } from '../state/memory-state-store';
+import { StateStore } from '../state/state-store';
+import { AuthCounters, AuthFailureKind } from './auth-counters';
+import { DigestAuth } from './digest-auth';
+
+/** Authentication limits (docs/configuration.md: FERRY_AUTH_*). */
+export interface AuthLimits {
+  /** how long a nonce is usable; after that a right answer gets a new nonce with stale=true */
+  nonceLifetimeMs: number;
+  /** failures from one source address, within the window, that lock it out */
+  maxFailuresPerSource: number;
+  /** failures naming one user (from anywhere), within the window, that lock the user out */
+  maxFailuresPerUser: number;
+  failureWindowMs: number;
+  lockoutMs: number;
+}
+
+export const DEFAULT_AUTH_LIMITS: AuthLimits = {
+  nonceLifetimeMs: 30_000,
+  maxFailuresPerSource: 10,
+  maxFailuresPerUser: 20,
+  failureWindowMs: 60_000,
+  lockoutMs: 300_000,
+};
+
+/** A request to authenticate: what the digest is checked against. */
+export interface AuthRequest {
+  method: string;
+  /** the Request-URI as received */
+  uri: string;
+  /** Authorization (REGISTER) or Proxy-Authorization (INVITE) */
+  header: string | undefined;
+  source: string;
+  sourcePort: number;
+  transport: string;
+}
+
+/** Whom a digest user name names, and the password to check it with. */
+export interface AuthAccount<T> {
+  password: string;
+  who: T;
+}
+
+export type AuthOutcome<T> =
+  | { ok: true; who: T; username: string }
+  | { ok: false; status: 401 | 407 | 403; reason: string; headers: Record<string, string> };
+
+/**
+ * Digest authentication of REGISTER and INVITE with replay and brute-force protection:
+ * - the `uri` must be the Request-URI, the nonce ours, bound to the source address and fresh;
+ * - each nonce count is claimed once in the state store (a repeated or lower `nc` is a replay, on
+ *   every gateway sharing the store);
+ * - failures are counted per source address and per user; reaching the limit within the window
+ *   locks that address or user out (403) for the lockout time;
+ * - every refusal is counted (ferry_auth_failures_total{kind}, ferry_auth_lockouts_total) and
+ *   logged as one line with a fixed message and `src_ip` (for fail2ban).
+ * While the state store does not answer, this gateway's own memory keeps the counts and claims.
+ */
+export class SipAuthenticator {
+  private readonly local: MemoryStateStore;
+
+  constructor(
+    private readonly digest: DigestAuth,
+    private readonly store: StateStore,
+    private readonly limits: AuthLimits,
+    private readonly counters: AuthCounters,
+    private readonly log: Logger,
+    clock: Clock = systemClock,
+  ) {
+    this.local = new MemoryStateStore(clock);
+  }
+
+  async authenticate<T>(req: AuthRequest, lookup: (username: string) => AuthAccount<T> | undefined, challengeStatus: 401 | 407): Promise<AuthOutcome<T>> {
+    const challenge = (stale: boolean): AuthOutcome<T> => ({
+      ok: false,
+      status: challengeStatus,
+      reason: challengeStatus === 401 ? 'Unauthorized' : 'Proxy Authentication Required',
+      headers: { [challengeStatus === 401 ? 'WWW-Authenticate' : 'Proxy-Authenticate']: this.digest.challenge(req.source, stale) },
+    });
+    const sourceSubject = `ip:${req.source}`;
+    if (await this.lockedOut(req, sourceSubject, undefined)) return forbidden();
+    const creds = DigestAuth.parse(req.header);
+    if (!creds) return challenge(false);
+    const account = lookup(creds.username);
+    if (account && (await this.lockedOut(req, `user:${creds.username}`, creds.username))) return forbidden();
+    if (!account) return this.failed(req, 'unknown-user', creds.username, false, challenge);
+    const check = this.digest.verify(creds, { method: req.method, uri: req.uri, source: req.source }, account.password);
+    if (!check.ok) {
+      if (check.stale) return challenge(true);
+      return this.failed(req, check.why, creds.username, true, challenge);
+    }
+    const fresh = await this.attempt('claimNonceCount', (s) => s.claimNonceCount(creds.nonce, check.nc, this.limits.nonceLifetimeMs + 1000));
+    if (!fresh) return this.failed(req, 'replay', creds.username, true, challenge);
+    return { ok: true, who: account.who, username: creds.username };
+  }
+
+  private async lockedOut(req: AuthRequest, subject: string, user: string | undefined): Promise<boolean> {
+    const left = await this.attempt('authLockoutLeft', (s) => s.authLockoutLeft(subject));
+    if (left <= 0) return false;
+    this.counters.failed('locked-out');
+    this.log.warn('authentication refused: locked out', { src_ip: req.source, src_port: req.sourcePort, transport: req.transport, method: req.method, ...(user ? { user: clip(user) } : {}), lockout_left_ms: left });
+    return true;
+  }
+
+  /** counts and logs a failure; locks out the source (and the user, when it is one of ours) at the limit */
+  private async failed<T>(req: AuthRequest, kind: AuthFailureKind, user: string, knownUser: boolean, challenge: (stale: boolean) => AuthOutcome<T>): Promise<AuthOutcome<T>> {
+    const { limits } = this;
+    this.counters.failed(kind);
+    this.log.warn('authentication failed', { src_ip: req.source, src_port: req.sourcePort, transport: req.transport, method: req.method, user: clip(user), kind });
+    const sourceLocked = await this.attempt('countAuthFailure', (s) => s.countAuthFailure(`ip:${req.source}`, limits.maxFailuresPerSource, limits.failureWindowMs, limits.lockoutMs));
+    const userLocked = knownUser && (await this.attempt('countAuthFailure', (s) => s.countAuthFailure(`user:${user}`, limits.maxFailuresPerUser, limits.failureWindowMs, limits.lockoutMs)));
+    for (const [locked, scope] of [[sourceLocked, 'source'], [userLocked, 'user']] as const) {
+      if (!locked) continue;
+      this.counters.lockouts++;
+      this.log.warn('authentication lockout', { src_ip: req.source, user: clip(user), scope, lockout_ms: limits.lockoutMs });
+    }
+    return sourceLocked || userLocked ? forbidden() : challenge(false);
+  }
+
+  /** runs a store operation; while the store does not answer, on this gateway's own memory */
+  private async attempt<R>(operation: string, fn: (store: StateStore) => Promise<R>): Promise<R> {
+    try {
+      return await fn(this.store);
+    } catch (err) {
+      this.log.debug('authentication state kept locally', { operation, err: (err as Error).message });
+      return fn(this.local);
+    }
+  }
+}
+
+function forbidden<T>(): AuthOutcome<T> {
+  return { ok: false, status: 403, reason: 'Forbidden', headers: {} };
+}
+
+/** a user name as logged: bounded, whatever the client sent */
+function clip(user: string): string {
+  return user.length > 64 ? `${user.slice(0, 64)}…` : user;
+}
