@@ -56,7 +56,7 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
     reader.on('error', () => {});
   });
   afterEach(async () => {
-    if (!redis.running) await redis.restart();
+    if (redis && !redis.running) await redis.restart();
     if (!fx) return;
     await fx.phone.media.stopMedia().catch(() => undefined);
     const state = await fx.webphone.callState();
