@@ -51,7 +51,7 @@ export interface Attribution {
   endsByCause: Record<string, number>;
   falseEnds: FalseEnd[];
   explainedSetupFailures: number;
-  unexplainedSetupFailures: { call: number; error: string }[];
+  unexplainedSetupFailures: { call: number; error: string; placedAt: number }[];
   /** other party's BYE after a hang-up, ms */
   toldAfterHangupMs: number[];
   /** media kill -> both parties told (media-lost), ms */
@@ -72,7 +72,7 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
       const failedAt = call.setupFailedAt ?? call.placedAt;
       const explained = processFaults.some((f) => call.placedAt <= (f.until ?? f.at) + SETUP_GRACE_MS && failedAt >= f.at);
       if (explained) a.explainedSetupFailures++;
-      else a.unexplainedSetupFailures.push({ call: call.id, error: call.setupError ?? 'unknown' });
+      else a.unexplainedSetupFailures.push({ call: call.id, error: call.setupError ?? 'unknown', placedAt: call.placedAt });
       continue;
     }
     const record = call.webphoneCallId ? records.get(call.webphoneCallId) : undefined;

@@ -16,9 +16,9 @@ export interface SoakReport {
   totalSeconds: number;
   calls: {
     placed: number; answered: number; setupFailed: number; setupFailuresByError: Record<string, number>;
-    explainedSetupFailures: number; unexplainedSetupFailures: { call: number; error: string }[];
+    explainedSetupFailures: number; unexplainedSetupFailures: { call: number; error: string; atS: number }[];
   };
-  faults: { planned: number; injectedByKind: Record<string, number>; skipped: { kind: string; why: string }[]; list: InjectedFault[] };
+  faults: { planned: number; injectedByKind: Record<string, number>; skipped: { kind: string; why: string }[]; list: (InjectedFault & { atS: number })[] };
   endsByReason: Record<string, number>;
   endsByCause: Record<string, number>;
   falseEnds: FalseEnd[];
@@ -65,7 +65,7 @@ export function buildReport(input: {
   const problems: string[] = [];
   for (const f of a.falseEnds) problems.push(`FALSE END: call ${f.call} ended with ${f.reason} (${f.detail})`);
   for (const c of callProblems) for (const p of c.problems) problems.push(`call ${c.call}: ${p}`);
-  for (const u of a.unexplainedSetupFailures) problems.push(`call ${u.call}: set-up failed while every part was up: ${u.error}`);
+  for (const u of a.unexplainedSetupFailures) problems.push(`call ${u.call}: set-up failed while every part was up (+${Math.round((u.placedAt - input.startedAt) / 1000)} s): ${u.error}`);
   for (const l of input.leaks) problems.push(`LEAK: ${l}`);
   const { log: _log, ...options } = input.options;
   const loads = input.loadAverages;
@@ -79,12 +79,13 @@ export function buildReport(input: {
     calls: {
       placed: calls.length, answered: answered.length, setupFailed: calls.length - answered.length,
       setupFailuresByError: countBy(calls.filter((c) => c.answeredAt === undefined).map((c) => (c.setupError ?? 'unknown').replace(/ to INVITE sip:\S+/, ''))),
-      explainedSetupFailures: a.explainedSetupFailures, unexplainedSetupFailures: a.unexplainedSetupFailures,
+      explainedSetupFailures: a.explainedSetupFailures,
+      unexplainedSetupFailures: a.unexplainedSetupFailures.map((u) => ({ call: u.call, error: u.error, atS: Math.round((u.placedAt - input.startedAt) / 100) / 10 })),
     },
     faults: {
       planned: input.plan.length, injectedByKind,
       skipped: faults.filter((f) => f.skipped).map((f) => ({ kind: f.kind, why: f.skipped! })),
-      list: faults,
+      list: faults.map((f) => ({ ...f, atS: Math.round((f.at - input.startedAt) / 100) / 10 })),
     },
     endsByReason: a.endsByReason,
     endsByCause: a.endsByCause,
@@ -114,7 +115,7 @@ export function humanSummary(r: SoakReport): string {
     `soak ${r.ok ? 'PASSED' : 'FAILED'}: ${r.options.calls} concurrent calls, ${r.options.durationMs / 1000} s, seed ${r.options.seed} (T_dead ${r.options.deadMs} ms, blip ${r.options.blipMs} ms)`,
     `calls: ${r.calls.placed} placed, ${r.calls.answered} answered, ${r.calls.setupFailed} set-ups failed (${r.calls.explainedSetupFailures} while a part was down, ${r.calls.unexplainedSetupFailures.length} unexplained)`,
     `set-up failures: ${kv(r.calls.setupFailuresByError)}`,
-    `faults injected: ${kv(r.faults.injectedByKind)}${r.faults.skipped.length ? ` (skipped ${r.faults.skipped.length})` : ''}`,
+    `faults injected: ${kv(r.faults.injectedByKind)} at ${r.faults.list.filter((f) => !f.skipped).map((f) => `${f.kind} +${f.atS} s`).join(', ')}${r.faults.skipped.length ? ` (skipped ${r.faults.skipped.length})` : ''}`,
     `ends by reason: ${kv(r.endsByReason)}`,
     `ends by cause: ${kv(r.endsByCause)}; false ends: ${r.falseEnds.length}`,
     `parties told: ${r.partiesTold.told}/${r.partiesTold.expected}`,
