@@ -34,6 +34,11 @@ export interface BaresipOptions {
   answer?: 'auto' | 'manual';
   /** length of the generated tone it sends (s); longer than the test */
   toneSeconds?: number;
+  /**
+   * media encryption of the account (baresip's srtp module, SDES): `srtp` offers RTP/AVP with a=crypto
+   * (SRTP when the other side answers with a key), `srtp-mand` offers RTP/SAVP (SRTP or no call)
+   */
+  mediaenc?: 'srtp' | 'srtp-mand';
 }
 
 export interface BaresipEvent {
@@ -135,7 +140,7 @@ export class BaresipPhone {
         'audio_player alsa,null',
         'audio_alert alsa,null',
         'module_path /usr/lib/baresip/modules',
-        ...MODULES.map((m) => `module ${m}`),
+        ...[...MODULES, ...(options.mediaenc ? ['srtp.so'] : [])].map((m) => `module ${m}`),
         'module_tmp account.so',
         'module_app menu.so',
         'module_app ctrl_tcp.so',
@@ -147,6 +152,7 @@ export class BaresipPhone {
         options.password !== undefined ? `auth_pass=${options.password}` : '',
         `regint=${options.register === false ? 0 : 600}`,
         `answermode=${options.answer ?? 'manual'}`,
+        options.mediaenc ? `mediaenc=${options.mediaenc}` : '',
       ].filter(Boolean);
       await writeFile(path.join(dir, 'accounts'), `<sip:${options.user}@${options.registrar};transport=udp>;${params.join(';')}\n`);
       // no `-d`: it would daemonise and the pid held here would be useless

@@ -44,7 +44,8 @@ const SDES_OFFER_TAG = 1;
  *
  * SRTP with SDES (RFC 4568, AES_CM_128_HMAC_SHA1_80 only, src/media/srtp/): an RTP/SAVP or RTP/SAVPF
  * offer is answered in the same profile with our own fresh key under the offer's tag, and the leg
- * protects/unprotects RTP and RTCP with the two keys. Unlike KMS this needs no `crypto` constructor
+ * protects/unprotects RTP and RTCP with the two keys. An RTP/AVP offer that carries a usable a=crypto
+ * (optional SRTP) is answered the same way in RTP/AVP. Unlike KMS this needs no `crypto` constructor
  * parameter (a phone decides); with one (suite AES_128_CM_HMAC_SHA1_80), generateOffer offers
  * RTP/SAVP with its key, and plain offers are refused. An SRTP offer without a usable a=crypto line is
  * refused with SDP_END_POINT_PROCESS_OFFER_ERROR.
@@ -152,9 +153,7 @@ export class RtpEndpoint extends SdpEndpoint {
     const remote = parseRemoteAudio(offer, 'offer', KurentoErrors.sdpProcessOffer);
     const codecs = answerCodecs(remote.codecs, this.preferredCodecs());
     if (codecs.length === 0) throw KurentoErrors.sdpProcessOffer('offer has no supported audio codec (PCMU, PCMA)');
-    const secure = isSecureProfile(remote.profile);
-    if (this.cryptoRequired && !secure) throw KurentoErrors.sdpProcessOffer(`offer is ${remote.profile}, but this endpoint was created with SDES crypto (needs RTP/SAVP)`);
-    const sdes = secure ? this.sdesFor(remote, KurentoErrors.sdpProcessOffer) : undefined;
+    const sdes = this.offeredSdes(remote);
     if (sdes) this.localMaster ??= newSrtpMaster();
     const leg = await this.ensureLeg(!remote.rtcpMux);
     const direction: Direction = answerDirection(remote.direction);
@@ -175,6 +174,22 @@ export class RtpEndpoint extends SdpEndpoint {
     this.applySrtp(leg, sdes);
     this.applyRemote(leg, remote, codecs, local, String(offer));
     return local;
+  }
+
+  /**
+   * The offer's SDES key to use: required on RTP/SAVP(F) (refused when unusable); on RTP/AVP(F) a usable
+   * a=crypto line is taken too ("best-effort SRTP": phones that offer SRTP optionally, such as baresip's
+   * mediaenc=srtp, do it that way) and an unusable one is ignored, leaving plain RTP.
+   */
+  private offeredSdes(remote: RemoteAudio): { tag: number; master: SrtpMaster; keyParams: string } | undefined {
+    let sdes: { tag: number; master: SrtpMaster; keyParams: string } | undefined;
+    if (isSecureProfile(remote.profile)) sdes = this.sdesFor(remote, KurentoErrors.sdpProcessOffer);
+    else if (remote.crypto.length > 0) {
+      const choice = chooseSdesCrypto(remote.crypto);
+      if (!('problem' in choice)) sdes = choice;
+    }
+    if (this.cryptoRequired && !sdes) throw KurentoErrors.sdpProcessOffer(`offer is ${remote.profile} without a usable a=crypto, but this endpoint was created with SDES crypto`);
+    return sdes;
   }
 
   /** The peer's SDES key, or the KurentoError `fail` makes; with `tag`, the answer must use that tag. */

@@ -1,0 +1,204 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SrtpContext } from '../../src/media/srtp/srtp-context';
+import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+import { BaresipPhone } from '../helpers/baresip-phone';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { call as kcall, connectKurento } from '../helpers/media-kurento';
+import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { UdpCapture, type CapturedUdp } from '../helpers/udp-capture';
+
+/**
+ * baresip with SRTP-SDES (its srtp module) calls the gateway's webphone page in real Chromium. On the
+ * phone leg, tcpdump records every datagram between baresip's RTP ports and ferry media; each one is
+ * checked against the keys the two sides exchanged in SDP (read back from ferry media's RtpEndpoint):
+ * every RTP packet authenticates with its sender's key and its payload on the wire is not the payload
+ * it carries. Two ways to ask for SRTP: `srtp-mand` (RTP/SAVP, the IETF way) and `srtp` (RTP/AVP with
+ * a=crypto, SRTP when the answer carries a key).
+ */
+interface PhoneLegStats {
+  type: string;
+  packetsFromPeer: number;
+  packetsToPeer: number;
+  srtp?: boolean;
+  srtpRefusedPackets?: number;
+}
+interface MediaStats {
+  pipelines: number;
+  elements: number;
+  boundPorts: number;
+  pipelinesDetail: { elements: PhoneLegStats[] }[];
+}
+
+/** ferry media's SR/RR interval here: several reports fit in the call */
+const RTCP_INTERVAL_MS = 1000;
+const DESK = { user: '1001', password: 'desk-srtp-secret' };
+const ALICE = { user: 'alice', password: 'alice-srtp-secret' };
+
+function keyOf(sdp: string): SrtpContext {
+  const k = /^a=crypto:\d+ AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)/m.exec(sdp);
+  if (!k) throw new Error(`no AES_CM_128_HMAC_SHA1_80 key in\n${sdp}`);
+  const bytes = Buffer.from(k[1]!, 'base64');
+  return new SrtpContext({ masterKey: bytes.subarray(0, 16), masterSalt: bytes.subarray(16) });
+}
+
+const isRtcp = (b: Buffer) => b.length >= 8 && b[1]! >= 192 && b[1]! <= 223;
+/**
+ * baresip sends a few RTCP packets in the clear even with SRTP: the APP packet named PING that opens its
+ * RTCP path, and sometimes its goodbye (BYE) when its SRTP state is already gone. They carry no audio;
+ * ferry refuses and counts them (srtpRefusedPackets).
+ */
+const isClearRtcpControl = (b: Buffer) => {
+  const s = parseRtcpCompound(b);
+  return s.valid && s.types.every((t) => t === 204 || t === 203 || t === 201 || t === 202);
+};
+
+for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
+  describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) calls the Chromium webphone through the gateway`, { timeout: 150_000 }, () => {
+    let stack: Stack;
+    let dir: string;
+    let phone: BaresipPhone;
+    let alice: GatewayWebphone;
+
+    const media = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
+    const phoneLeg = async (): Promise<PhoneLegStats | undefined> => (await media()).pipelinesDetail.flatMap((p) => p.elements).find((e) => e.type === 'RtpEndpoint');
+    const liveCalls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls;
+    const diagnose = (err: unknown): Error =>
+      new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
+
+    before(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), 'ferry-baresip-srtp-'));
+      writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
+        domain: 'ferry.local',
+        users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip, SRTP)' }],
+      }));
+      stack = await startStack({
+        partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_RTCP_INTERVAL_MS: String(RTCP_INTERVAL_MS) } },
+      });
+      phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: `127.0.0.1:${stack.sipPort}`, answer: 'auto', mediaenc });
+      try {
+        await phone.waitRegistered(15_000);
+      } catch (err) {
+        throw diagnose(err);
+      }
+      alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...ALICE });
+      await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10_000, 50, 'phone and webphone registered');
+    });
+
+    afterEach(async () => {
+      await phone?.command('hangup').catch(() => undefined);
+    });
+
+    after(async () => {
+      await alice?.close();
+      await phone?.stop();
+      await stack?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test(`SRTP-SDES (${mediaenc}): baresip calls the webphone, audio both ways, the phone leg's wire carries only SRTP/SRTCP that authenticates with the exchanged keys`, async () => {
+      const capture = await UdpCapture.start(`udp and portrange ${phone.rtpPorts[0]}-${phone.rtpPorts[1]}`);
+      let datagrams: CapturedUdp[] = [];
+      try {
+        const callStart = Date.now();
+        const dialed = await phone.command('dial', `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`);
+        assert.ok(dialed.ok, `dial: ${dialed.data}`);
+        await alice.waitCallState('ringing-in', 15_000);
+        await alice.answer();
+        await alice.waitCallState('connected', 10_000);
+        await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED');
+        const call = (await liveCalls())[0]!;
+        assert.equal(call.caller.kind, 'rtp', 'the SRTP phone is on an RtpEndpoint');
+
+        // the keys of the phone leg, as negotiated: baresip's (its offer) and ferry's (the answer)
+        const client = await connectKurento(`ws://127.0.0.1:${stack.mediaPort}/kurento`);
+        let phoneSdp: string;
+        let ferrySdp: string;
+        try {
+          const ep = await client.getMediaobjectById(call.media.callerEndpointId!);
+          phoneSdp = await kcall<string>(ep, 'getRemoteSessionDescriptor');
+          ferrySdp = await kcall<string>(ep, 'getLocalSessionDescriptor');
+        } finally {
+          client.close();
+        }
+        const profile = mediaenc === 'srtp-mand' ? 'RTP/SAVP' : 'RTP/AVP';
+        assert.match(phoneSdp, new RegExp(`^m=audio \\d+ ${profile.replace('/', '\\/')} `, 'm'), 'what baresip offered');
+        assert.match(ferrySdp, new RegExp(`^m=audio \\d+ ${profile.replace('/', '\\/')} `, 'm'), 'ferry answers in the offer\'s profile');
+        assert.match(ferrySdp, /^a=crypto:\d+ AES_CM_128_HMAC_SHA1_80 inline:/m);
+
+        await waitFor(async () => {
+          const s = await alice.rtpStats();
+          return s.sent > 150 && s.received > 150;
+        }, 20_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
+        const leg = await waitFor(async () => {
+          const l = await phoneLeg();
+          return l && l.packetsFromPeer > 150 && l.packetsToPeer > 150 ? l : undefined;
+        }, 10_000, 100, 'RTP both ways at the phone leg in ferry media');
+        assert.equal(leg.srtp, true);
+        // baresip's RTCP (SRTCP) reports the packets it got from ferry: its decryption worked too
+        const report = await phone.waitEvent((e) => {
+          const s = e.rtcp_stats as { rx?: { sent?: number } } | undefined;
+          return e.type === 'CALL_RTCP' && e.at >= callStart && (s?.rx?.sent ?? 0) > 0;
+        }, 12_000, 'an RTCP report at baresip with packets from ferry');
+        // several of ferry's SRTCP reports go out during the call
+        await new Promise((r) => setTimeout(r, 2.5 * RTCP_INTERVAL_MS));
+        console.log(`# ${mediaenc}: baresip RTCP ${JSON.stringify(report.rtcp_stats)}; phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to baresip`);
+        const hangupAt = Date.now();
+        assert.ok((await phone.command('hangup')).ok);
+        await alice.waitCallState('ended', 3000);
+        console.log(`# ${mediaenc}: baresip hang-up -> webphone shows the end: ${(await alice.endedAt())! - hangupAt} ms`);
+        await waitFor(async () => (await media()).pipelines === 0, 3000, 25, 'the pipeline released');
+        datagrams = await capture.stop();
+
+        const fromPhone = keyOf(phoneSdp);
+        const fromFerry = keyOf(ferrySdp);
+        const phonePorts = (p: number) => p >= phone.rtpPorts[0] && p <= phone.rtpPorts[1];
+        const toPhone = datagrams.filter((d) => phonePorts(d.to.port) && !phonePorts(d.from.port));
+        const byPhone = datagrams.filter((d) => phonePorts(d.from.port) && !phonePorts(d.to.port));
+        const count = { rtp: [0, 0], rtcp: [0, 0], plainOnWire: 0, failed: 0, clearControl: 0 };
+        const failures: string[] = [];
+        for (const [i, list, ctx] of [[0, toPhone, fromFerry], [1, byPhone, fromPhone]] as const) {
+          for (const d of list) {
+            const wire = Buffer.from(d.payload);
+            if (i === 1 && isClearRtcpControl(d.payload)) {
+              count.clearControl++;
+              continue;
+            }
+            if (isRtcp(d.payload)) {
+              if (ctx.unprotectRtcp(wire)) count.rtcp[i]!++;
+              else {
+                count.failed++;
+                failures.push(`${i === 0 ? 'to' : 'from'} phone ${d.from.port}->${d.to.port} RTCP ${d.payload.length} B ${d.payload.subarray(0, 16).toString('hex')}`);
+              }
+              continue;
+            }
+            const clear = ctx.unprotectRtp(wire);
+            if (!clear) {
+              count.failed++;
+              failures.push(`${i === 0 ? 'to' : 'from'} phone ${d.from.port}->${d.to.port} RTP ${d.payload.length} B ${d.payload.subarray(0, 16).toString('hex')}`);
+              continue;
+            }
+            count.rtp[i]!++;
+            // G.711 in the clear vs. what travelled: an SRTP payload differs from the audio it carries
+            if (d.payload.subarray(12, 12 + 160).equals(clear.subarray(12, 12 + 160))) count.plainOnWire++;
+          }
+        }
+        console.log(`# ${mediaenc}: captured on the phone leg: ${toPhone.length} datagrams ferry->baresip (SRTP ${count.rtp[0]}, SRTCP ${count.rtcp[0]}), ${byPhone.length} baresip->ferry (SRTP ${count.rtp[1]}, SRTCP ${count.rtcp[1]}), failed ${count.failed}, plain payloads ${count.plainOnWire}, baresip's clear RTCP PING/BYE ${count.clearControl}`);
+        assert.ok(count.rtp[0]! > 150 && count.rtp[1]! > 150, 'SRTP both ways on the wire');
+        assert.equal(count.failed, 0, `every datagram on the phone leg authenticates with its sender's key: ${failures.join('; ')}`);
+        assert.ok(count.rtcp[0]! >= 2, 'ferry sent SRTCP reports (and its BYE)');
+        assert.ok(count.rtcp[1]! >= 1, 'baresip sent SRTCP');
+        assert.equal(count.plainOnWire, 0, 'no payload travelled in the clear');
+        assert.equal(toPhone.length, count.rtp[0]! + count.rtcp[0]!, 'everything ferry sent to the phone is SRTP or SRTCP');
+        assert.ok(count.clearControl <= 3, `${count.clearControl} clear RTCP packets from baresip`);
+      } catch (err) {
+        if (datagrams.length === 0) await capture.stop().catch(() => undefined);
+        throw diagnose(err);
+      }
+    });
+  });
+}
