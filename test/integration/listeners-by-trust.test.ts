@@ -57,7 +57,9 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   const engines: SipEngineProcess[] = [];
   const starts: FerryStartProcess[] = [];
   const dirs: string[] = [];
+  const spawned: LineProcess[] = [];
   after(async () => {
+    for (const p of spawned) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     await Promise.all(engines.map((e) => e.stop()));
     await Promise.all(starts.map((s) => s.stop()));
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -80,6 +82,7 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
 
   test('listeners: ferry sip with the default secret and FERRY_SIP_CONTROL_HOST=0.0.0.0 refuses to start, naming the problem; with its own secret it starts there', async () => {
     const refused = LineProcess.spawn(process.execPath, [BIN, 'sip'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: '' });
+    spawned.push(refused);
     const exit = await Promise.race([refused.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ferry sip did not exit within 15 s')), 15_000))]);
     assert.equal(exit.code, 1, `exit code; stderr: ${refused.stderr.join('\n')}`);
     assert.equal(refused.stderr.length, 1, `one line: ${refused.stderr.join('\n')}`);
