@@ -5,6 +5,7 @@ import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
 import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
 import { controlLimitsFromEnv } from '../sip/control/control-limits';
+import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
 
 /**
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
@@ -13,6 +14,9 @@ import { controlLimitsFromEnv } from '../sip/control/control-limits';
  * control address is refused (exit 1, one line). Control-port limits before authentication:
  * FERRY_SIP_CONTROL_PRE_AUTH_MAX_BYTES, _AUTH_TIMEOUT_MS, _MAX_CONNECTIONS, _MAX_UNAUTHENTICATED. Port 0 picks a free port;
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
+ * SIP connection hygiene (size limit, read deadlines, idle close, caps, WebSocket ping): FERRY_SIP_MAX_MESSAGE_BYTES,
+ * FERRY_SIP_HEADER_TIMEOUT_MS, FERRY_SIP_BODY_TIMEOUT_MS, FERRY_SIP_IDLE_TIMEOUT_MS, FERRY_SIP_MAX_CONNECTIONS_PER_SOURCE,
+ * FERRY_SIP_MAX_CONNECTIONS, FERRY_SIP_WS_PING_INTERVAL_MS (src/sip/transport/connection-limits.ts).
  * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
  * FERRY_SIP_ORPHAN_DIALOG_MS: a dialog no connected app owns is BYEd by the engine after this long (default 30000).
@@ -29,6 +33,7 @@ export async function run(_args: string[]): Promise<void> {
     process.exit(1);
   }
   const controlLimits = controlLimitsFromEnv();
+  const connectionLimits = connectionLimitsFromEnv();
   const logger = createLogger('sip');
   let engine: Awaited<ReturnType<typeof startSipEngine>> | undefined;
   runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
@@ -40,6 +45,7 @@ export async function run(_args: string[]): Promise<void> {
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
     controlHost,
     controlLimits,
+    connectionLimits,
     secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000),
     timers: {
@@ -52,7 +58,7 @@ export async function run(_args: string[]): Promise<void> {
   const statsIntervalMs = envInt('FERRY_SIP_STATS_INTERVAL_MS', 0);
   if (statsIntervalMs > 0) {
     const running = engine;
-    const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify(running.engine.stats())}\n`));
+    const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify({ ...running.engine.stats(), connections: running.connections.stats() })}\n`));
     setInterval(printStats, statsIntervalMs).unref();
   }
   // keep the process alive: transports hold the event loop open

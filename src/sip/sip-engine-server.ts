@@ -10,6 +10,8 @@ import { DEFAULT_TIMERS, type TimerConfig } from './transaction/timer-config';
 import { TcpTransport } from './transport/tcp-transport';
 import { UdpTransport } from './transport/udp-transport';
 import { WsTransport } from './transport/ws-transport';
+import { ConnectionGuard } from './transport/connection-guard';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits';
 
 export interface SipEngineOptions {
   host?: string;
@@ -23,6 +25,8 @@ export interface SipEngineOptions {
   /** pre-authentication frame limit, authentication deadline and connection caps of the control port */
   controlLimits?: Partial<ControlLimits>;
   secret?: string;
+  /** size limit, read deadlines, idle close, caps and WebSocket ping of SIP connections (docs/security.md "Connections") */
+  connectionLimits?: Partial<ConnectionLimits>;
   clock?: Clock;
   timers?: Partial<TimerConfig>;
   /** how long a dialog with no connected owner waits for an app before the engine BYEs it (default 30000) */
@@ -34,6 +38,8 @@ export interface SipEngineOptions {
 export interface RunningSipEngine {
   ports: { sip: number; ws: number; control: number };
   engine: SipEngine;
+  /** connection hygiene of the SIP stream transports: open connections, refusals and closes by reason */
+  connections: ConnectionGuard;
   /** Graceful stop: BYEs every confirmed dialog (waiting briefly for the answers), then closes everything. */
   close(): Promise<void>;
 }
@@ -51,10 +57,13 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const events = {
     onMessage: (d: Buffer, f: import('./transport/flow').Flow) => engine?.onNetworkData(d, f),
     onClose: (f: import('./transport/flow').Flow) => engine?.onFlowClosed(f),
+    onOversizedRequest: (head: Buffer, f: import('./transport/flow').Flow) => engine?.onOversizedRequest(head, f),
   };
+  const connections = new ConnectionGuard({ ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, createLogger('sip.connections'),
+    (f) => engine?.flowInUse(f) ?? false, options.clock ?? systemClock);
   const udp = new UdpTransport((d, f) => engine?.onNetworkData(d, f));
-  const tcp = new TcpTransport(events);
-  const ws = new WsTransport(events);
+  const tcp = new TcpTransport(events, connections);
+  const ws = new WsTransport(events, connections);
   const bindings = new FlowBindings();
   const control = new ControlServer({
     secret: options.secret ?? 'cymru',
@@ -92,6 +101,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   return {
     ports,
     engine: e,
+    connections,
     close: () => (closing ??= close()),
   };
 }

@@ -159,6 +159,37 @@ export class SipEngine implements ControlHandler {
     this.bindings.forgetFlow(flow);
   }
 
+  /**
+   * A connection is in use while an unexpired registration is bound to it, a dialog runs over it or a
+   * transaction waits on it; the transports never close such a connection for idleness.
+   */
+  flowInUse(flow: Flow): boolean {
+    if (this.bindings.holdsFlow(flow, this.clock.now())) return true;
+    for (const d of this.dialogs.all()) if (d.flow === flow) return true;
+    for (const p of this.pendingServer.values()) if (p.flow === flow) return true;
+    for (const c of this.clients.entries()) if (c.flow === flow) return true;
+    return false;
+  }
+
+  /**
+   * A request the transport refused for its size, of which only the headers were read: answered
+   * 413 on the same connection when its headers allow a response (the transport then closes it).
+   */
+  onOversizedRequest(head: Buffer, flow: Flow): void {
+    let headers: SipHeaders | undefined;
+    let method: string | undefined;
+    try {
+      const m = parseSipMessage(head, false);
+      if (m.kind === 'request') ({ headers, method } = m);
+    } catch (err) {
+      if (err instanceof SipParseError && err.isRequest) ({ headers, method } = err);
+    }
+    if (!headers || !method || method === 'ACK' || !headers.getAll('Via').length || !headers.has('CSeq')) return;
+    const req: SipRequest = { kind: 'request', method, uri: '', headers, body: Buffer.alloc(0) };
+    flow.send(serializeSipMessage(makeResponse(req, 413, randomToken(), 'Request Entity Too Large')));
+    this.log.info('answered oversized request with 413', { from: flow.id, method, callId: headers.get('Call-ID') });
+  }
+
   private onParseError(err: unknown, flow: Flow): void {
     const why = err instanceof Error ? err.message : String(err);
     if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
@@ -604,7 +635,7 @@ export class SipEngine implements ControlHandler {
       if (!n || n.uri === '*') continue;
       const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
       if (Number(exp) === 0) this.bindings.unbind(n.uri);
-      else this.bindings.bind(n.uri, flow);
+      else this.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.clock.now() + Number(exp) * 1000 : undefined);
     }
   }
 

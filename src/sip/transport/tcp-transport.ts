@@ -1,24 +1,25 @@
 import net from 'node:net';
 import type { Flow } from './flow';
-import { StreamFlow } from './stream-flow';
-import { SipStreamFramer } from '../message/sip-stream-framer';
+import type { StreamFlow } from './stream-flow';
+import type { ConnectionGuard } from './connection-guard';
+import { serveSipByteStream, type StreamTransportEvents } from './stream-connection';
 
-export interface StreamTransportEvents {
-  onMessage(data: Buffer, flow: Flow): void;
-  onClose(flow: Flow): void;
-}
+export type { StreamTransportEvents } from './stream-connection';
 
-/** SIP over TCP: listener plus outgoing connections, each framed by Content-Length. */
+/**
+ * SIP over TCP: listener plus outgoing connections, each framed by Content-Length, with the size limit,
+ * read deadlines, idle close and connection caps of the shared ConnectionGuard (serveSipByteStream).
+ */
 export class TcpTransport {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly byRemote = new Map<string, StreamFlow>();
   private seq = 0;
 
-  constructor(private readonly events: StreamTransportEvents) {}
+  constructor(private readonly events: StreamTransportEvents, private readonly guard: ConnectionGuard) {}
 
   async listen(host: string, port: number): Promise<number> {
-    const server = net.createServer((socket) => this.adopt(socket));
+    const server = net.createServer((socket) => { this.adopt(socket, true); });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -36,28 +37,20 @@ export class TcpTransport {
       socket.once('error', reject);
       socket.once('connect', () => { socket.off('error', reject); resolve(); });
     });
-    return this.adopt(socket);
+    const flow = this.adopt(socket, false);
+    if (!flow) throw new Error(`connection to ${host}:${port} was refused by the connection limits`);
+    return flow;
   }
 
-  private adopt(socket: net.Socket): StreamFlow {
-    socket.setNoDelay(true);
+  private adopt(socket: net.Socket, accepted: boolean): StreamFlow | undefined {
+    const flow = serveSipByteStream(socket, { id: `tcp#${++this.seq}`, protocol: 'tcp', accepted, guard: this.guard, events: this.events });
+    if (!flow) return undefined;
     this.sockets.add(socket);
-    const flow = new StreamFlow(`tcp#${++this.seq}`, 'tcp', socket.remoteAddress ?? '', socket.remotePort ?? 0,
-      socket.localAddress ?? '', socket.localPort ?? 0, (d) => { socket.write(d); });
-    this.byRemote.set(`${flow.remoteAddress}:${flow.remotePort}`, flow);
-    const framer = new SipStreamFramer();
-    socket.on('data', (chunk) => {
-      const out = framer.push(chunk);
-      if (out.pings > 0) socket.write('\r\n');
-      for (const m of out.messages) this.events.onMessage(m, flow);
-      if (out.error) socket.destroy();
-    });
-    socket.on('error', () => { /* close follows */ });
+    const key = `${flow.remoteAddress}:${flow.remotePort}`;
+    this.byRemote.set(key, flow);
     socket.on('close', () => {
-      flow.closed = true;
       this.sockets.delete(socket);
-      if (this.byRemote.get(`${flow.remoteAddress}:${flow.remotePort}`) === flow) this.byRemote.delete(`${flow.remoteAddress}:${flow.remotePort}`);
-      this.events.onClose(flow);
+      if (this.byRemote.get(key) === flow) this.byRemote.delete(key);
     });
     return flow;
   }

@@ -1,32 +1,53 @@
 import http from 'node:http';
+import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { TimerHandle } from '../../common/clock';
+import type { ConnectionGuard, ConnectionWatch } from './connection-guard';
 import type { Flow } from './flow';
 import { StreamFlow } from './stream-flow';
-import type { StreamTransportEvents } from './tcp-transport';
+import type { StreamTransportEvents } from './stream-connection';
+
+interface WsConnection {
+  flow: StreamFlow;
+  ws: WebSocket;
+  watch: ConnectionWatch;
+  /** answered the last ping */
+  alive: boolean;
+}
 
 /**
  * SIP over WebSocket (RFC 7118): subprotocol `sip`, one SIP message per WS message.
  * A bare CRLF-CRLF message is a keep-alive (SIP.js) and is answered with CRLF.
  * Connections are only ever accepted, never opened (browsers cannot be dialled).
+ * Hygiene (ConnectionGuard): every TCP connection is admitted against the caps before its HTTP upgrade,
+ * which must complete within the header timeout; a WebSocket message may not exceed the message size
+ * limit (`maxPayload`, close 1009); a frame must complete within the header timeout of its first byte;
+ * every connection is pinged and closed when it has not answered the previous ping; the idle close
+ * applies as on TCP.
  */
 export class WsTransport {
   private server: http.Server | undefined;
   private wss: WebSocketServer | undefined;
-  private readonly flows = new Map<string, { flow: StreamFlow; ws: WebSocket }>();
+  private readonly flows = new Map<string, WsConnection>();
+  /** watches of accepted TCP connections not upgraded yet */
+  private readonly handshaking = new Map<net.Socket, ConnectionWatch>();
+  private pinger: TimerHandle | undefined;
   private seq = 0;
 
-  constructor(private readonly events: StreamTransportEvents) {}
+  constructor(private readonly events: StreamTransportEvents, private readonly guard: ConnectionGuard) {}
 
   async listen(host: string, port: number): Promise<number> {
     const server = http.createServer((_req, res) => { res.writeHead(426); res.end('SIP over WebSocket only\n'); });
     const wss = new WebSocketServer({
       server,
-      maxPayload: 1_048_576,
+      maxPayload: this.guard.limits.maxMessageBytes,
       handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
       // RFC 7118 §4: a client that does not offer the `sip` subprotocol is refused (the upgrade gets 401)
       verifyClient: (info: { req: http.IncomingMessage }) => /(^|,)\s*sip\s*(,|$)/i.test(String(info.req.headers['sec-websocket-protocol'] ?? '')),
     });
+    server.on('connection', (socket: net.Socket) => this.admit(socket));
     wss.on('connection', (ws, req) => this.adopt(ws, req));
+    this.pinger = this.guard.clock.setInterval(() => this.pingAll(), this.guard.limits.wsPingIntervalMs);
     this.server = server;
     this.wss = wss;
     await new Promise<void>((resolve, reject) => {
@@ -40,12 +61,44 @@ export class WsTransport {
     return this.flows.get(flowId)?.flow;
   }
 
+  /** A TCP connection before its upgrade: counted against the caps, its handshake on the header deadline. */
+  private admit(socket: net.Socket): void {
+    const watch = this.guard.admit({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: 'ws' }, () => socket.destroy());
+    if (!watch) {
+      socket.destroy();
+      return;
+    }
+    this.handshaking.set(socket, watch);
+    watch.reading('headers', 0);
+    socket.once('close', () => {
+      this.handshaking.delete(socket);
+      watch.closed();
+    });
+  }
+
   private adopt(ws: WebSocket, req: http.IncomingMessage): void {
     const s = req.socket;
+    const watch = this.handshaking.get(s);
+    this.handshaking.delete(s);
+    if (!watch) {
+      ws.terminate();
+      return;
+    }
     const flow = new StreamFlow(`ws#${++this.seq}`, 'ws', s.remoteAddress ?? '', s.remotePort ?? 0, s.localAddress ?? '',
       s.localPort ?? 0, (d) => ws.send(d.toString('utf8')));
-    this.flows.set(flow.id, { flow, ws });
+    const conn: WsConnection = { flow, ws, watch, alive: true };
+    this.flows.set(flow.id, conn);
+    watch.attach(flow);
+    watch.reading('none', 1); // the handshake is done: it counts as traffic for the idle clock
+    // runs before the WebSocket parser: the first bytes of a frame start its deadline, a whole frame ends it
+    s.prependListener('data', () => watch.reading('headers', 0));
+    ws.on('pong', () => {
+      conn.alive = true;
+      watch.reading('none', 0);
+    });
+    ws.on('ping', () => watch.reading('none', 0));
     ws.on('message', (data, isBinary) => {
+      watch.reading('none', 1);
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
       if (!isBinary && /^(\r\n)+$/.test(buf.toString('latin1'))) {
         if (buf.length >= 4) ws.send('\r\n');
@@ -53,16 +106,38 @@ export class WsTransport {
       }
       this.events.onMessage(buf, flow);
     });
-    ws.on('error', () => { /* close follows */ });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // the ws library closes the connection itself (1009 for a message above maxPayload, 1002 for bad framing)
+      watch.violation(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message-too-large' : 'bad-framing', err.message);
+    });
     ws.on('close', () => {
       flow.closed = true;
       this.flows.delete(flow.id);
+      watch.closed();
       this.events.onClose(flow);
     });
   }
 
+  /** Closes the connections that did not answer the previous ping, pings the others. */
+  private pingAll(): void {
+    for (const conn of this.flows.values()) {
+      if (!conn.alive) {
+        conn.watch.violation('no-pong', `no pong within ${this.guard.limits.wsPingIntervalMs} ms`);
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      try {
+        conn.ws.ping();
+      } catch { /* closing: the close handler cleans up */ }
+    }
+  }
+
   async close(): Promise<void> {
+    this.pinger?.cancel();
+    this.pinger = undefined;
     for (const { ws } of this.flows.values()) ws.terminate();
+    for (const socket of this.handshaking.keys()) socket.destroy();
     this.wss?.close();
     const server = this.server;
     this.server = undefined;

@@ -1,0 +1,209 @@
+import { systemClock, type Clock, type TimerHandle } from '../../common/clock';
+import type { Logger } from '../../common/logger';
+import type { FramerPending } from '../message/sip-stream-framer';
+import type { Flow } from './flow';
+import type { ConnectionLimits } from './connection-limits';
+
+/** Why ferry sip closed a SIP connection itself. */
+export type ConnectionCloseReason =
+  | 'message-too-large' | 'bad-framing' | 'header-timeout' | 'body-timeout' | 'handshake-timeout' | 'idle' | 'no-pong';
+/** Why a new connection was refused on accept. */
+export type ConnectionRefusal = 'per-source-cap' | 'connection-cap';
+
+const CLOSE_REASONS: ConnectionCloseReason[] = ['message-too-large', 'bad-framing', 'header-timeout', 'body-timeout', 'handshake-timeout', 'idle', 'no-pong'];
+const REFUSALS: ConnectionRefusal[] = ['per-source-cap', 'connection-cap'];
+
+export interface ConnectionStats {
+  /** accepted connections open now */
+  open: number;
+  /** distinct source addresses holding them */
+  sources: number;
+  refused: Record<ConnectionRefusal, number>;
+  closed: Record<ConnectionCloseReason, number>;
+}
+
+/** Who is at the other end of a new connection. */
+export interface ConnectionPeer {
+  address: string;
+  port: number;
+  /** transport name for logs: tcp, tls, ws, wss */
+  protocol: string;
+}
+
+/**
+ * Connection hygiene for every SIP stream transport (TCP, TLS, WebSocket, secure WebSocket), shared by all
+ * of them in one ferry sip so the caps count every connection once. How a transport opts in:
+ *
+ * 1. On accept, before reading anything, call `admit(peer, close)`. `undefined` means the per-source or
+ *    global cap refused it (already logged and counted): destroy the socket. Otherwise keep the returned
+ *    ConnectionWatch and call `watch.closed()` from the socket's close handler (this releases its slot).
+ *    Connections ferry sip opens itself use `track(peer, close)` instead: watched, never refused.
+ * 2. Once the connection carries SIP, `watch.attach(flow)` (the idle check asks whether the flow is in use).
+ * 3. After every read, `watch.reading(phase, completed)`: what is half-read now and how many whole SIP
+ *    messages arrived. Byte streams get both from SipStreamFramer (`pending`, `messages.length`); a
+ *    framer error is `watch.violation('message-too-large' | 'bad-framing', detail)`.
+ *    A transport that reads whole messages (WebSocket) calls `reading('headers', 0)` when a frame's first
+ *    bytes arrive and `reading('none', n)` when it is complete; its size limit is `limits.maxMessageBytes`.
+ * 4. A WebSocket transport pings every `limits.wsPingIntervalMs` and reports `violation('no-pong')`.
+ *
+ * The watch then closes (through the `close` callback) a connection whose headers or body are late, or
+ * that has had no SIP message for the idle timeout while no registration, dialog or transaction uses it.
+ * Every refusal and close is one log line naming the source address, and counted in `stats()`.
+ */
+export class ConnectionGuard {
+  private readonly bySource = new Map<string, number>();
+  private openCount = 0;
+  private readonly refused = Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<ConnectionRefusal, number>;
+  private readonly closedBy = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<ConnectionCloseReason, number>;
+
+  constructor(
+    readonly limits: ConnectionLimits,
+    private readonly log: Logger,
+    /** true while a registration binding, a dialog or a transaction uses the flow (the engine knows) */
+    private readonly inUse: (flow: Flow) => boolean,
+    readonly clock: Clock = systemClock,
+  ) {}
+
+  /** A connection accepted from the network: counted against the caps; `undefined` = refused, destroy it. */
+  admit(peer: ConnectionPeer, close: () => void): ConnectionWatch | undefined {
+    const source = normalizeAddress(peer.address);
+    const fromSource = this.bySource.get(source) ?? 0;
+    let refusal: ConnectionRefusal | undefined;
+    let limit = 0;
+    if (this.openCount >= this.limits.maxConnections) {
+      refusal = 'connection-cap';
+      limit = this.limits.maxConnections;
+    } else if (fromSource >= this.limits.maxPerSource) {
+      refusal = 'per-source-cap';
+      limit = this.limits.maxPerSource;
+    }
+    if (refusal) {
+      this.refused[refusal]++;
+      this.log.warn(`SIP connection refused from ${source}: ${refusal}`, { source, port: peer.port, protocol: peer.protocol, reason: refusal, limit });
+      return undefined;
+    }
+    this.bySource.set(source, fromSource + 1);
+    this.openCount++;
+    return new ConnectionWatch(this, peer, source, true, close);
+  }
+
+  /** A connection ferry sip opened itself: the same read deadlines and idle close, never refused by the caps. */
+  track(peer: ConnectionPeer, close: () => void): ConnectionWatch {
+    return new ConnectionWatch(this, peer, normalizeAddress(peer.address), false, close);
+  }
+
+  stats(): ConnectionStats {
+    return { open: this.openCount, sources: this.bySource.size, refused: { ...this.refused }, closed: { ...this.closedBy } };
+  }
+
+  /** @internal the watch's slot is free again */
+  release(source: string): void {
+    const n = (this.bySource.get(source) ?? 1) - 1;
+    if (n <= 0) this.bySource.delete(source);
+    else this.bySource.set(source, n);
+    this.openCount = Math.max(0, this.openCount - 1);
+  }
+
+  /** @internal one line and one count per close */
+  recordClose(watch: ConnectionWatch, reason: ConnectionCloseReason, detail: string): void {
+    this.closedBy[reason]++;
+    const meta = { source: watch.source, port: watch.peer.port, protocol: watch.peer.protocol, flow: watch.flow?.id, reason, detail };
+    if (reason === 'idle') this.log.info(`SIP connection closed from ${watch.source}: ${reason}`, meta);
+    else this.log.warn(`SIP connection closed from ${watch.source}: ${reason}`, meta);
+  }
+
+  /** @internal */
+  flowInUse(flow: Flow): boolean {
+    return this.inUse(flow);
+  }
+}
+
+/** The deadlines of one connection; see ConnectionGuard for how a transport drives it. */
+export class ConnectionWatch {
+  flow: Flow | undefined;
+  private phase: FramerPending = 'none';
+  private readTimer: TimerHandle | undefined;
+  private idleTimer: TimerHandle | undefined;
+  private lastMessageAt: number;
+  private done = false;
+
+  constructor(
+    private readonly guard: ConnectionGuard,
+    readonly peer: ConnectionPeer,
+    readonly source: string,
+    private readonly counted: boolean,
+    private readonly close: () => void,
+  ) {
+    this.lastMessageAt = guard.clock.now();
+    this.scheduleIdleCheck(guard.limits.idleTimeoutMs);
+  }
+
+  attach(flow: Flow): void {
+    this.flow = flow;
+  }
+
+  /**
+   * After a read: `phase` is what is half-read now, `completed` the number of whole SIP messages that
+   * arrived. A new partial message (or a new phase) starts its deadline; nothing pending clears it.
+   */
+  reading(phase: FramerPending, completed: number): void {
+    if (this.done) return;
+    if (completed > 0) this.lastMessageAt = this.guard.clock.now();
+    if (phase === 'none') {
+      this.phase = 'none';
+      this.readTimer?.cancel();
+      this.readTimer = undefined;
+      return;
+    }
+    if (phase === this.phase && completed === 0 && this.readTimer) return;
+    this.phase = phase;
+    this.readTimer?.cancel();
+    const limits = this.guard.limits;
+    const handshake = this.flow === undefined && this.peer.protocol.startsWith('ws');
+    const [ms, reason]: [number, ConnectionCloseReason] = phase === 'body'
+      ? [limits.bodyTimeoutMs, 'body-timeout']
+      : [limits.headerTimeoutMs, handshake ? 'handshake-timeout' : 'header-timeout'];
+    this.readTimer = this.guard.clock.setTimeout(() => {
+      this.readTimer = undefined;
+      this.violation(reason, `${phase === 'body' ? 'body' : handshake ? 'handshake' : 'headers'} not complete within ${ms} ms`);
+    }, ms);
+  }
+
+  /** Closes the connection for `reason` (logged with the source and counted once). */
+  violation(reason: ConnectionCloseReason, detail: string): void {
+    if (this.done) return;
+    this.guard.recordClose(this, reason, detail);
+    this.closed();
+    this.close();
+  }
+
+  /** The socket closed (for whatever reason): timers stop and the slot is released. Idempotent. */
+  closed(): void {
+    if (this.done) return;
+    this.done = true;
+    this.readTimer?.cancel();
+    this.idleTimer?.cancel();
+    this.readTimer = undefined;
+    this.idleTimer = undefined;
+    if (this.counted) this.guard.release(this.source);
+  }
+
+  private scheduleIdleCheck(ms: number): void {
+    this.idleTimer = this.guard.clock.setTimeout(() => this.checkIdle(), Math.max(1, ms));
+  }
+
+  private checkIdle(): void {
+    if (this.done) return;
+    const idleMs = this.guard.limits.idleTimeoutMs;
+    const quietFor = this.guard.clock.now() - this.lastMessageAt;
+    if (quietFor < idleMs) return this.scheduleIdleCheck(idleMs - quietFor);
+    // a half-read message has its own deadline; a connection in use is never idle
+    if (this.phase !== 'none' || (this.flow && this.guard.flowInUse(this.flow))) return this.scheduleIdleCheck(idleMs);
+    this.violation('idle', `no SIP message for ${quietFor} ms and no registration, dialog or transaction on it`);
+  }
+}
+
+/** `::ffff:1.2.3.4` and `1.2.3.4` are one source. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

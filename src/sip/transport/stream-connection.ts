@@ -1,0 +1,78 @@
+import type net from 'node:net';
+import { SipStreamFramer } from '../message/sip-stream-framer';
+import type { ConnectionGuard, ConnectionWatch } from './connection-guard';
+import type { Flow, SipProtocol } from './flow';
+import { StreamFlow } from './stream-flow';
+
+export interface StreamTransportEvents {
+  onMessage(data: Buffer, flow: Flow): void;
+  onClose(flow: Flow): void;
+  /**
+   * A request refused for its size before its body was read (`head` is its header block): the engine
+   * answers 413 on `flow` when it can; the connection is closed right after.
+   */
+  onOversizedRequest?(head: Buffer, flow: Flow): void;
+}
+
+/** How long a connection refused for an oversized message may take to read our 413 before it is cut. */
+const REFUSAL_LINGER_MS = 1000;
+
+export interface ByteStreamOptions {
+  id: string;
+  protocol: SipProtocol;
+  /** accepted from the network (counted against the caps) or opened by ferry sip */
+  accepted: boolean;
+  guard: ConnectionGuard;
+  events: StreamTransportEvents;
+}
+
+/**
+ * Serves SIP over one byte-stream socket (TCP, or TLS once its handshake is done): admits it through the
+ * ConnectionGuard, frames it by Content-Length, answers CRLF keep-alives, enforces the guard's size limit
+ * and read deadlines, and reports messages and the close. Returns `undefined` when the guard refused the
+ * connection (the socket is destroyed). Any byte-stream transport serves its sockets through here.
+ */
+export function serveSipByteStream(socket: net.Socket, options: ByteStreamOptions): StreamFlow | undefined {
+  const { guard, events } = options;
+  const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: options.protocol };
+  let closeSocket = (): void => { socket.destroy(); };
+  const close = (): void => closeSocket();
+  const watch: ConnectionWatch | undefined = options.accepted ? guard.admit(peer, close) : guard.track(peer, close);
+  if (!watch) {
+    socket.destroy();
+    return undefined;
+  }
+  socket.setNoDelay(true);
+  const flow = new StreamFlow(options.id, options.protocol, peer.address, peer.port, socket.localAddress ?? '', socket.localPort ?? 0,
+    (d) => { socket.write(d); });
+  watch.attach(flow);
+  let framer: SipStreamFramer | undefined = new SipStreamFramer(guard.limits.maxMessageBytes);
+  socket.on('data', (chunk: Buffer) => {
+    if (!framer) return; // refused: whatever still arrives is dropped until the socket is gone
+    const out = framer.push(chunk);
+    if (out.pings > 0) socket.write('\r\n');
+    for (const m of out.messages) events.onMessage(m, flow);
+    if (out.error) {
+      framer = undefined;
+      if (out.refusedHead && events.onOversizedRequest) {
+        events.onOversizedRequest(out.refusedHead, flow);
+        // let the 413 leave before the connection goes: half-close now, cut it shortly after
+        closeSocket = () => {
+          socket.end();
+          guard.clock.setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+        };
+      }
+      watch.violation(out.tooLarge ? 'message-too-large' : 'bad-framing', out.error);
+      return;
+    }
+    watch.reading(framer.pending, out.messages.length);
+  });
+  socket.on('error', () => { /* close follows */ });
+  socket.on('close', () => {
+    flow.closed = true;
+    framer = undefined;
+    watch.closed();
+    events.onClose(flow);
+  });
+  return flow;
+}
