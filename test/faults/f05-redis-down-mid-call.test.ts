@@ -56,6 +56,7 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
     reader.on('error', () => {});
   });
   afterEach(async () => {
+    if (redis?.running) process.kill(redis.pid!, 'SIGCONT'); // after a freeze
     if (redis && !redis.running) await redis.restart();
     if (!fx) return;
     await fx.phone.media.stopMedia().catch(() => undefined);
@@ -155,6 +156,30 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
         `RTP at the phone ${fromBrowser} packets (gap <= ${gap} ms), at the browser ${browserAfter - browserBefore}; ` +
         `written back ${writtenBackMs} ms after the empty restart; BYE told in ${toldMs} ms; ferry_store_errors_total ${errors}`,
     );
+  });
+
+  test('F5: Redis frozen (SIGSTOP) mid-call -> once the gateway sees it down, the phone\'s hang-up reaches the webphone < 400 ms (no write waits for Redis); the end reaches Redis when it resumes', async () => {
+    const since = await fx.phoneCallsWebphone();
+    const call = await fx.liveCall(since);
+    process.kill(redis.pid!, 'SIGSTOP');
+    const frozenAt = Date.now();
+    // the gateway's next lease renewal times out (FERRY_STORE_TIMEOUT_MS): it knows the store is down
+    await waitFor(async () => metric(await (await fetch(`http://127.0.0.1:${fx.stack.httpPort}/metrics`)).text(), 'ferry_store_up') === 0, 10_000, 50, 'the gateway to see the store down');
+    const seenDownMs = Date.now() - frozenAt;
+    const byeAt = await fx.phone.hangup();
+    await fx.phone.media.sendBye();
+    await fx.phone.media.stopMedia();
+    await fx.webphone.waitCallState('ended', 5000);
+    const toldMs = (await fx.webphone.endedAt())! - byeAt;
+    // were the end's record write waiting for the frozen Redis, this would take >= the 500 ms store timeout
+    assert.ok(toldMs < 400, `the phone's BYE reached the webphone ${toldMs} ms after it was sent, Redis frozen`);
+    await fx.releasedAt(5000);
+    process.kill(redis.pid!, 'SIGCONT');
+    await waitFor(async () => {
+      const r = await fx.redisCall(call.id);
+      return r !== undefined && r.record.state === 'ended' && r.ttlMs > 0;
+    }, 10_000, 50, 'the ended record in Redis after the freeze');
+    console.log(`# measured F5 (frozen Redis): gateway saw the store down after ${seenDownMs} ms; BYE told in ${toldMs} ms`);
   });
 
   test('F5: while Redis is down, a call to the registered webphone still routes and ends normally; its ended record reaches Redis when it returns', async () => {

@@ -78,36 +78,45 @@ export class ResilientStateStore implements StateStore {
     while (this.writingBack) await this.writingBack;
   }
 
-  // --- writes: mirrored, attempted, never rejected ---
+  // --- writes: mirrored, attempted, never rejected; while the store is down they do not wait for it ---
 
   async putCall(record: CallRecord, ttlMs?: number): Promise<void> {
     this.mirror.callWritten(record, ttlMs);
-    await this.syncCall(record.id);
+    await this.unlessDown(this.syncCall(record.id));
   }
 
   async deleteCall(id: string): Promise<void> {
     this.mirror.callDeleted(id);
-    await this.syncCall(id);
+    await this.unlessDown(this.syncCall(id));
   }
 
   async putRegistration(reg: Registration): Promise<void> {
     this.mirror.registrationWritten(reg);
-    await this.syncRegistration(bindingKey(reg.user, reg.contact));
+    await this.unlessDown(this.syncRegistration(bindingKey(reg.user, reg.contact)));
   }
 
   async removeRegistration(user: string, contact: string): Promise<void> {
     this.mirror.registrationRemoved(user, contact);
-    await this.syncRegistration(bindingKey(user, contact));
+    await this.unlessDown(this.syncRegistration(bindingKey(user, contact)));
   }
 
   async renewLease(instanceId: string, ttlMs: number): Promise<void> {
     this.mirror.lease = { instanceId, ttlMs };
-    await this.bounded('renewLease', () => this.inner.renewLease(instanceId, ttlMs)).catch(() => {});
+    await this.unlessDown(this.bounded('renewLease', () => this.inner.renewLease(instanceId, ttlMs)).catch(() => {}));
   }
 
   async dropLease(instanceId: string): Promise<void> {
     if (this.mirror.lease?.instanceId === instanceId) this.mirror.lease = undefined;
     await this.bounded('dropLease', () => this.inner.dropLease(instanceId)).catch(() => {});
+  }
+
+  /**
+   * While the store is up, a write waits for it (bounded). While it is known down, the write is in
+   * the mirror already and goes on in the background: a frozen Redis must not delay a BYE by its
+   * timeout on every write. (The attempt still runs: its success is how a return is noticed.)
+   */
+  private async unlessDown(write: Promise<unknown>): Promise<void> {
+    if (this.up) await write;
   }
 
   // --- reads ---
