@@ -10,7 +10,7 @@ import { WeriftLeg } from './werift-leg';
  */
 const iceSettingsByHost = new Map<string, IceSettings>();
 
-/** `host`: the media server's address (FERRY_MEDIA_HOST), the default ICE address when FERRY_MEDIA_ICE_ADDRESSES is unset. */
+/** `host`: the media server's RTP address (FERRY_MEDIA_RTP_HOST, else FERRY_MEDIA_HOST), the default ICE address when FERRY_MEDIA_ICE_ADDRESSES is unset. */
 export function createWebRtcLeg(opts: { clock: Clock; logger: Logger; host: string; ice?: IceSettings; rtcpIntervalMs?: number }): WebRtcLeg {
   let ice = opts.ice ?? iceSettingsByHost.get(opts.host);
   if (!ice) {

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
  * Where the WebRTC leg's ICE agent gathers host candidates. Default: loopback only, so nothing leaves
  * 127.0.0.1 in tests. Production sets FERRY_MEDIA_ICE_ADDRESSES to the addresses browsers can reach.
  *   FERRY_MEDIA_ICE_ADDRESSES  comma-separated IPv4 addresses to advertise (default: the media server's
- *                              FERRY_MEDIA_HOST when it is a concrete IPv4 address, else 127.0.0.1)
+ *                              RTP address, FERRY_MEDIA_RTP_HOST or FERRY_MEDIA_HOST, when it is a concrete IPv4 address, else 127.0.0.1)
  *   FERRY_MEDIA_ICE_PORT_MIN / FERRY_MEDIA_ICE_PORT_MAX  optional UDP port range (both or neither)
  *   FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS (default 5000), FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS (default 30000, RFC 7675)
  * No STUN/TURN server is ever contacted (werift's default public STUN server is switched off).
