@@ -26,9 +26,9 @@ const PER_CALL: FaultKind[] = ['mute', 'hold', 'blip', 'cable-pull'];
 /**
  * Injects the planned faults into the running soak. Per-call faults (mute, hold, blip, cable pull)
  * pick a live call that has no other fault running; process faults (gateway / ferry media SIGKILL,
- * Redis SIGKILL) kill the part, keep it down for `downMs` and start it again on the same ports (and,
- * for the gateway, the same instance id) as `ferry start`'s supervisor does. Process faults never
- * overlap: the next one waits until the previous part is back.
+ * Redis SIGKILL) kill the part and wait until it is back on the same ports (the gateway with the same
+ * instance id): `ferry start`'s supervisor restores it, or the soak after `downMs` (soak-stack.ts).
+ * Process faults never overlap: the next one waits until the previous part is back.
  */
 export class FaultInjector {
   readonly injected: InjectedFault[] = [];
@@ -162,20 +162,10 @@ export class FaultInjector {
     this.injected.push(record);
     this.ctx.log(`fault ${planned.kind} (${record.callsAlive!.length} calls up)`);
     for (const c of this.ctx.live) if (c.endedAt === undefined) c.faults.push({ kind: planned.kind, at: record.at });
-    if (planned.kind === 'redis-restart') {
-      await world.redis.kill();
-      record.at = Date.now();
-      await sleep(Math.max(options.downMs, 2000));
-      await world.redis.start();
-    } else {
-      const part = planned.kind === 'gateway-kill' ? 'gateway' : 'media';
-      record.detail = `pid ${world.pid(part)}`;
-      await world.stack.kill(part, 'SIGKILL');
-      record.at = Date.now();
-      await sleep(options.downMs);
-      await world.stack.restart(part);
-      record.detail += ` -> ${world.pid(part)}`;
-    }
+    const part = planned.kind === 'gateway-kill' ? 'gateway' : planned.kind === 'media-kill' ? 'media' : 'redis';
+    record.detail = `pid ${world.pid(part)}`;
+    await world.stack.killAndRestore(part, options.downMs);
+    record.detail += ` -> ${world.pid(part)}`;
     record.until = Date.now();
   }
 }

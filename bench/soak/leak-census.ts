@@ -39,7 +39,7 @@ async function mediaStats(port: number): Promise<{ pipelines: number; boundPorts
 }
 
 async function redisCounts(world: SoakWorld): Promise<{ index: number; live: number }> {
-  const redis = new Redis(world.redis.url, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(world.stack.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   try {
     const prefix = world.stack.redisPrefix;

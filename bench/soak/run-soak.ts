@@ -13,7 +13,7 @@ import { SoakWorld } from './soak-world';
 
 /** every call record of the run, by the webphone leg's Call-ID */
 async function gatewayEnds(world: SoakWorld): Promise<Map<string, GatewayEnd>> {
-  const redis = new Redis(world.redis.url, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(world.stack.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   const out = new Map<string, GatewayEnd>();
   try {
@@ -44,11 +44,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   log(`soak: ${options.calls} calls, ${options.durationMs / 1000} s, seed ${options.seed}, T_dead ${options.deadMs} ms`);
   const world = await SoakWorld.create(options);
   const sampler = new ResourceSampler(() => ({
-    sip: world.pid('sip'), media: world.pid('media'), gateway: world.pid('gateway'), redis: world.redis.pid, soak: process.pid,
+    sip: world.pid('sip'), media: world.pid('media'), gateway: world.pid('gateway'), redis: world.pid('redis'), soak: process.pid,
   }));
   try {
     const baseline = await fdBaseline(world);
-    log(`soak: stack up (sip ${world.stack.sipPort}, media ${world.stack.mediaPort}, gateway http ${world.stack.httpPort}, redis ${world.redis.port}); ${world.slots.length} webphones registered`);
+    log(`soak: stack up, ${world.stack.how} (sip ${world.stack.sipPort}, media ${world.stack.mediaPort}, gateway http ${world.stack.httpPort}, ${world.stack.redisUrl}); ${world.slots.length} webphones registered`);
     sampler.start();
     const ctx: SoakContext = { options, world, calls: [], live: new Set(), stopping: false, log };
     const plan = faultPlan(options);

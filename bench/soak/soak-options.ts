@@ -26,6 +26,8 @@ export interface SoakOptions {
   downMs: number;
   /** FERRY_SIP_ORPHAN_DIALOG_MS for the run */
   orphanDialogMs: number;
+  /** how the stack runs: `start` = one `ferry start` (private Redis, its supervisor restores killed parts); `parts` = the three processes and a Redis started by the soak */
+  via: 'start' | 'parts';
   /** kinds to inject (default: all) */
   kinds: FaultKind[];
   /** progress lines (default: none) */
@@ -45,6 +47,7 @@ export function defaultOptions(overrides: Partial<SoakOptions> = {}): SoakOption
     rtcpIntervalMs: 5_000,
     downMs: 1_000,
     orphanDialogMs: 10_000,
+    via: 'start',
     kinds: [...FAULT_KINDS],
     ...overrides,
   };
@@ -74,6 +77,11 @@ export function parseSoakArgs(argv: string[]): SoakOptions {
       case '--rtcp-interval-ms': o.rtcpIntervalMs = num(); break;
       case '--down-ms': o.downMs = num(); break;
       case '--orphan-dialog-ms': o.orphanDialogMs = num(); break;
+      case '--via':
+        if (value !== 'start' && value !== 'parts') throw new Error('--via: start or parts');
+        o.via = value;
+        i++;
+        break;
       case '--kinds': {
         if (!value) throw new Error('--kinds: a comma-separated list is required');
         const kinds = value.split(',').map((k) => k.trim());
@@ -84,7 +92,7 @@ export function parseSoakArgs(argv: string[]): SoakOptions {
         break;
       }
       default:
-        throw new Error(`unknown option ${name} (known: --calls --minutes --seconds --seed --dead-ms --blip-ms --fault-every-ms --call-min-ms --call-max-ms --rtcp-interval-ms --down-ms --orphan-dialog-ms --kinds)`);
+        throw new Error(`unknown option ${name} (known: --calls --minutes --seconds --seed --dead-ms --blip-ms --fault-every-ms --call-min-ms --call-max-ms --rtcp-interval-ms --down-ms --orphan-dialog-ms --via --kinds)`);
     }
   }
   const options = defaultOptions(o);

@@ -1,16 +1,16 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startStack, type Stack } from '../../test/helpers/stack';
 import { SipPhone } from '../../test/helpers/sip-phone';
 import { RtpPhone } from '../../test/helpers/rtp-phone';
-import { SoakRedis } from './private-redis';
+import { startFerryStart } from './ferry-start-stack';
+import { startPartsStack, type SoakPart, type SoakStack } from './soak-stack';
 import { WsWebphone } from './ws-webphone';
 import type { SoakOptions } from './soak-options';
 
 /**
- * Everything a soak runs against: the three ferry processes (test/helpers/stack.ts, free ports) on
- * the soak's own Redis, and one "slot" per concurrent call — a webphone user `w<i>` (SIP over
+ * Everything a soak runs against: the ferry processes on free ports (one `ferry start`, or the three
+ * parts started separately on the soak's own Redis: soak-stack.ts), and one "slot" per concurrent call — a webphone user `w<i>` (SIP over
  * WebSocket, registered) and an IP phone trunk `p<i>` (scripted SIP/RTP phone on UDP; a webphone
  * rings it by dialling `phone<i>`). `close()` stops and removes all of it.
  */
@@ -31,17 +31,15 @@ export class SoakWorld {
   private sipStatsWaiters: (() => void)[] = [];
 
   private constructor(
-    readonly stack: Stack,
-    readonly redis: SoakRedis,
+    readonly stack: SoakStack,
     readonly slots: Slot[],
     private readonly configDir: string,
   ) {}
 
   static async create(options: SoakOptions): Promise<SoakWorld> {
-    const redis = await SoakRedis.create();
     const configDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-soak-'));
     const phones: { phone: SipPhone; media: RtpPhone; port: number; rtp: number[] }[] = [];
-    let stack: Stack | undefined;
+    let stack: SoakStack | undefined;
     const worldRef: { world?: SoakWorld } = {};
     try {
       for (let i = 0; i < options.calls; i++) {
@@ -61,23 +59,22 @@ export class SoakWorld {
       const file = path.join(configDir, 'ferry.json');
       await writeFile(file, JSON.stringify(config, null, 2));
       const pendingStats: string[] = [];
-      stack = await startStack({
-        redisUrl: redis.url,
+      const stackOptions = {
         env: {
+          NODE_ENV: 'test',
           FERRY_LOG_LEVEL: 'warn',
           FERRY_SIP_CONFIG: file,
           FERRY_MEDIA_DEAD_MS: String(options.deadMs),
           FERRY_SIP_ORPHAN_DIALOG_MS: String(options.orphanDialogMs),
           FERRY_SIP_STATS_INTERVAL_MS: '1000',
         },
-        onLine: (part, line) => {
-          if (part === 'sip' && line.startsWith('ferry sip stats ')) {
-            const w = worldRef.world;
-            if (w) w.onSipStats(line);
-            else pendingStats.push(line);
-          }
+        onSipStats: (json: string) => {
+          const w = worldRef.world;
+          if (w) w.onSipStats(json);
+          else pendingStats.push(json);
         },
-      });
+      };
+      stack = options.via === 'start' ? await startFerryStart(stackOptions) : await startPartsStack(stackOptions);
       const slots: Slot[] = [];
       for (let i = 0; i < phones.length; i++) {
         const p = phones[i]!;
@@ -85,22 +82,21 @@ export class SoakWorld {
         await webphone.register(3600);
         slots.push({ index: i, webphone, phone: p.phone, media: p.media, phoneSipPort: p.port, phoneRtpPorts: p.rtp });
       }
-      const world = new SoakWorld(stack, redis, slots, configDir);
+      const world = new SoakWorld(stack, slots, configDir);
       worldRef.world = world;
       for (const line of pendingStats) world.onSipStats(line);
       return world;
     } catch (err) {
       await stack?.stop().catch(() => undefined);
       for (const p of phones) await p.phone.close().catch(() => undefined);
-      await redis.destroy().catch(() => undefined);
       await rm(configDir, { recursive: true, force: true });
       throw err;
     }
   }
 
-  private onSipStats(line: string): void {
+  private onSipStats(json: string): void {
     try {
-      this.sipStats = JSON.parse(line.slice('ferry sip stats '.length)) as Record<string, number>;
+      this.sipStats = JSON.parse(json) as Record<string, number>;
     } catch {
       return;
     }
@@ -119,7 +115,7 @@ export class SoakWorld {
     return this.sipStats;
   }
 
-  pid(part: FerryPart): number | undefined {
+  pid(part: SoakPart): number | undefined {
     return this.stack.pid(part);
   }
 
@@ -129,7 +125,6 @@ export class SoakWorld {
       await s.phone.close().catch(() => undefined);
     }
     await this.stack.stop().catch(() => undefined);
-    await this.redis.destroy().catch(() => undefined);
     await rm(this.configDir, { recursive: true, force: true });
   }
 }
