@@ -9,10 +9,10 @@ import type { SoakCall } from '../../bench/soak/soak-call';
 
 /**
  * lifecycle.md F9: the chaos soak (bench/soak, `npm run soak`) in its short form — 10 concurrent calls
- * between webphones (SIP over WebSocket + werift) and scripted IP phones for 60 s on the whole stack
- * (ferry sip, ferry media, ferry gateway on the soak's own Redis), with a fixed seed injecting every
- * fault kind at least once: mute, hold, 5 s blip, cable pull (> T_dead), gateway SIGKILL, ferry media
- * SIGKILL and Redis SIGKILL, each part restarted after 1 s. Asserts 0 false ends (every end matched to
+ * between webphones (SIP over WebSocket + werift) and scripted IP phones for 60 s through one
+ * `ferry start` (sip, media, gateway and its private Redis, supervised), with a fixed seed injecting
+ * every fault kind at least once: mute, hold, 5 s blip, cable pull (> T_dead), SIGKILL of the gateway,
+ * of ferry media and of the private Redis (each restored by ferry start's supervisor). Asserts 0 false ends (every end matched to
  * a hang-up, a cable pull -> media-timeout or a media kill -> media-lost), every party told, and nothing
  * leaked (pipelines, bound ports, SIP dialogs, live Redis call records, file descriptors).
  * Needs root (iptables on loopback for blips and cable pulls).
