@@ -15,6 +15,7 @@ import { MediaSession, type SessionConnection } from './media-session';
 import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './server-manager';
 import { guarded } from '../../common/process-faults';
 import { PORTS_RESERVED_PER_ENDPOINT, quotaExceeded } from './media-quotas';
+import { LogThrottle } from '../../common/log-throttle';
 
 /** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
 export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
@@ -66,9 +67,12 @@ export class MediaSet implements ObjectHost {
   private readonly quotaRefusals = new Map<string, number>();
   /** Ports counted for element creates under way (checked, not yet in a pipeline). */
   private readonly pendingPorts = new Map<string, number>();
+  /** refused creates: one line per session and limit per 10 s, however fast they come */
+  private readonly refusalLog: LogThrottle;
 
   constructor(private readonly o: MediaSetOptions) {
     this.logger = o.logger;
+    this.refusalLog = new LogThrottle(10_000, () => o.clock.now());
     this.manager = new ServerManager(this, o.clock, {
       pipelineIds: () => [...this.pipelines.keys()],
       sessionIds: () => [...this.sessions.keys()],
@@ -243,7 +247,8 @@ export class MediaSet implements ObjectHost {
 
   private refuse(session: MediaSession, limit: string, what: string, used: number, max: number): Error {
     this.quotaRefusals.set(limit, (this.quotaRefusals.get(limit) ?? 0) + 1);
-    this.logger.warn('create refused by quota', { sessionId: session.id, limit, used, max });
+    const admitted = this.refusalLog.admit(`${session.id} ${limit}`);
+    if (admitted) this.logger.warn('create refused by quota', { sessionId: session.id, limit, used, max, suppressedSinceLastLine: admitted.suppressed });
     return quotaExceeded(what, used, max);
   }
 

@@ -5,6 +5,7 @@ import { AUTHENTICATED_MAX_FRAME_BYTES, ControlFrameDecoder } from './control-fr
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-limits';
 import { AppRouter } from './app-router';
 import { guarded } from '../../common/process-faults';
+import { LogThrottle } from '../../common/log-throttle';
 
 export interface AppSipMessage {
   rid: string;
@@ -43,6 +44,8 @@ export class ControlServer {
   private readonly apps = new Set<AppConnection>();
   private seq = 0;
   private readonly limits: ControlLimits;
+  /** refused connections: one line per cap per 10 s, however fast they come */
+  private readonly refusalLog = new LogThrottle(10_000);
 
   constructor(private readonly options: ControlServerOptions, private readonly handler: ControlHandler, private readonly log: Logger) {
     this.limits = { ...DEFAULT_CONTROL_LIMITS, ...options.limits };
@@ -61,7 +64,8 @@ export class ControlServer {
   private accept(socket: net.Socket): void {
     const refusal = this.refusal();
     if (refusal) {
-      this.log.warn('control connection refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: refusal });
+      const admitted = this.refusalLog.admit(refusal);
+      if (admitted) this.log.warn('control connection refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: refusal, suppressedSinceLastLine: admitted.suppressed });
       socket.on('error', () => { /* the peer may reset first */ });
       socket.destroy();
       return;
