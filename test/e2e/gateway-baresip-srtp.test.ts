@@ -9,7 +9,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 import { BaresipPhone } from '../helpers/baresip-phone';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
 import { call as kcall, connectKurento } from '../helpers/media-kurento';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { freePort } from '../helpers/free-port';
+import { describeSipp, runSipp } from '../helpers/sipp';
+import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
 import { UdpCapture, type CapturedUdp } from '../helpers/udp-capture';
 
 /**
@@ -200,5 +202,21 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         throw diagnose(err);
       }
     });
+
+    if (mediaenc === 'srtp-mand') {
+      test('SRTP-SDES: a phone offering RTP/SAVP with no usable a=crypto (only AES_CM_128_HMAC_SHA1_32) gets 488 with a Warning naming the suite; nothing is created', async () => {
+        const before = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.length;
+        const r = await runSipp({
+          scenario: 'gateway-uac-savp-no-usable-crypto.xml', localPort: await freePort(), mediaPort: await sippMediaPort(),
+          remote: `127.0.0.1:${stack.sipPort}`, service: ALICE.user, extraArgs: ['-au', DESK.user, '-ap', DESK.password, '-auth_uri', `${ALICE.user}@127.0.0.1:${stack.sipPort}`], timeoutS: 15,
+        });
+        assert.equal(r.exitCode, 0, describeSipp(r));
+        assert.match(r.messages, /Warning: 399 ferry "no supported SRTP crypto suite offered \(AES_CM_128_HMAC_SHA1_32\); needed AES_CM_128_HMAC_SHA1_80"/);
+        assert.equal((await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.length, before, 'no call record');
+        const m = await media();
+        assert.deepEqual([m.pipelines, m.boundPorts], [0, 0]);
+        assert.notEqual(await alice.callState(), 'ringing-in', 'the webphone was never rung');
+      });
+    }
   });
 }
