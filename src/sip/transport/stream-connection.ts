@@ -56,8 +56,10 @@ export function serveSipByteStream(socket: net.Socket, options: ByteStreamOption
       framer = undefined;
       if (out.refusedHead && events.onOversizedRequest) {
         events.onOversizedRequest(out.refusedHead, flow);
-        // let the 413 leave before the connection goes: half-close now, cut it shortly after
+        // let the 413 leave before the connection goes: stop reading (the rest of the body is never read),
+        // half-close now, cut it shortly after
         closeSocket = () => {
+          socket.pause();
           socket.end();
           guard.clock.setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
         };
