@@ -4,6 +4,8 @@ import Redis from 'ioredis';
 import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 import { RedisServerProcess } from '../helpers/redis-server-process';
+import { SipRawClient, digestAnswer } from '../helpers/sip-raw-client';
+import { WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -182,9 +184,21 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
     console.log(`# measured F5 (frozen Redis): gateway saw the store down after ${seenDownMs} ms; BYE told in ${toldMs} ms`);
   });
 
-  test('F5: while Redis is down, a call to the registered webphone still routes and ends normally; its ended record reaches Redis when it returns', async () => {
+  test('F5: while Redis is down, a call to the registered webphone still routes and ends normally, and a phone registers (digest); the ended record and the new binding reach Redis when it returns', async () => {
     await waitFor(async () => (await reader.hlen(key('reg:alice'))) > 0, 10_000, 50, "alice's binding in Redis");
     await redis.kill('SIGKILL');
+    // a device registers while Redis is down: challenged, then accepted
+    const device = await SipRawClient.open('udp', fx.stack.sipPort);
+    try {
+      const uri = 'sip:ferry.local';
+      const challenge = await device.request({ method: 'REGISTER', uri, fromUser: 'bob', expires: 600 });
+      assert.equal(challenge.status, 401, `challenged: ${challenge.status}`);
+      const authorization = digestAnswer(challenge.header('WWW-Authenticate')!, { user: 'bob', password: WEBPHONE_USERS.bob, method: 'REGISTER', uri });
+      const registered = await device.request({ method: 'REGISTER', uri, fromUser: 'bob', expires: 600, authorization, cseq: 2 });
+      assert.equal(registered.status, 200, `REGISTER accepted while Redis is down: ${registered.status}`);
+    } finally {
+      device.close();
+    }
     const since = await fx.phoneCallsWebphone();
     const byeAt = await fx.phone.hangup();
     await fx.phone.media.stopMedia();
@@ -200,6 +214,7 @@ describe('F5: Redis down mid-call', { timeout: 240_000 }, () => {
       return calls.length === 1 && calls[0]!.state === 'ended' ? calls[0] : undefined;
     }, 10_000, 50, 'the ended record written back');
     assert.equal(ended.reason, 'sip-bye');
+    await waitFor(async () => (await reader.hlen(key('reg:bob'))) === 1, 5000, 50, "bob's binding, accepted during the outage, written back");
     // Redis came back empty: this record is there only because the gateway wrote its end back
     assert.ok((await fx.redisCall(ended.id))!.ttlMs > 0, 'ended, with its TTL backstop (not a live record)');
     console.log(`# measured F5: call during the outage told of the BYE in ${toldMs} ms`);
