@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort } from '../helpers/free-port';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
-import { alive, endedRecord, establishCall, reconnects, startWorld, story, type World } from '../helpers/media-fault-world';
+import { alive, endedRecord, establishCall, gatewayLogCount, reconnects, startWorld, story, type World } from '../helpers/media-fault-world';
 import { getJson, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -109,6 +109,35 @@ for (const store of ['memory', 'redis'] as const) {
         await w.webphone.waitCallState('ended', 5000);
         await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
         assert.equal(w.stack.pid('gateway'), gatewayPid);
+      });
+
+      test(`F3d (${store}): media lost while the webphone rings: its answer gets the call refused at once (503 to the phone, BYE to the webphone), reason media-lost`, async () => {
+        const gatewayPid = w.stack.pid('gateway')!;
+        const since = Date.now();
+        const calling = w.phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: w.stack.sipPort }).then(
+          () => 'connected',
+          (err: Error) => err.message,
+        );
+        await w.webphone.waitCallState('ringing-in', 15_000);
+        const call = (await getJson<{ calls: CallRecord[] }>(w.stack.httpPort, '/api/calls')).calls.find((c) => c.createdAt >= since - 1000 && c.state !== 'ended')!;
+        assert.ok(call, 'the ringing call has a record');
+        const lossesBefore = gatewayLogCount(w, 'media server connection lost');
+        await w.stack.kill('media', 'SIGKILL');
+        await waitFor(() => gatewayLogCount(w, 'media server connection lost') > lossesBefore, 3000, 25, 'the gateway noticed the loss');
+        const answeredAt = Date.now();
+        await w.webphone.answer();
+        const outcome = await calling;
+        const refusedAt = Date.now();
+        await w.webphone.waitCallState('ended', 5000);
+        const webphoneEndedAt = (await w.webphone.endedAt())!;
+        const record = await endedRecord(w, call.id);
+        assert.match(outcome, /503/, `the phone's call: ${outcome}`);
+        assert.equal(record.reason, 'media-lost', story(record));
+        assert.ok(refusedAt - answeredAt < 3000, `phone refused ${refusedAt - answeredAt} ms after the answer click`);
+        assert.ok(webphoneEndedAt - answeredAt < 3000, `webphone told ${webphoneEndedAt - answeredAt} ms after the answer click`);
+        assert.ok(alive(gatewayPid));
+        console.log(`# F3d ${store}: answer while media lost -> phone 503 +${refusedAt - answeredAt} ms, webphone ended +${webphoneEndedAt - answeredAt} ms`);
+        await w.stack.restart('media');
       });
     });
   });

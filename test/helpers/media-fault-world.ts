@@ -118,9 +118,14 @@ export async function endedRecord(w: World, id: string): Promise<CallRecord> {
   }, 5000, 25, `call ${id} has an end reason`);
 }
 
+/** how many gateway log lines so far contain `text` */
+export function gatewayLogCount(w: World, text: string): number {
+  return w.stack.output.filter((l) => l.startsWith('[gateway]') && l.includes(text)).length;
+}
+
 /** how many times the gateway logged getting its media server back */
 export function reconnects(w: World): number {
-  return w.stack.output.filter((l) => l.startsWith('[gateway]') && l.includes('media server reconnected')).length;
+  return gatewayLogCount(w, 'media server reconnected');
 }
 
 export function alive(pid: number): boolean {

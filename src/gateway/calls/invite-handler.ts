@@ -4,7 +4,7 @@ import { Clock } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { CallMedia } from '../media/call-media';
-import { MediaConnection } from '../media/media-connection';
+import { MediaConnection, MediaUnavailableError } from '../media/media-connection';
 import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
 import { StateStore } from '../state/state-store';
@@ -135,7 +135,13 @@ export class InviteHandler {
     });
 
     try {
-      const media = await CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log);
+      // every media request below is given up at once if the media server is lost meanwhile
+      const building = CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log);
+      const media = await d.media.guard(building).catch((err: unknown) => {
+        // abandoned: should the pipeline still appear (a blip), it is released, not leaked
+        if (err instanceof MediaUnavailableError) void building.then((m) => m.release(), () => undefined);
+        throw err;
+      });
       call.attachMedia(media);
       call.note('media-created', media.ids.pipelineId);
       await call.persist();
@@ -146,20 +152,20 @@ export class InviteHandler {
       let offerB: string;
       if (callerKind === 'rtp' && target.kind === 'webrtc') {
         const codec = callerCodecs[0]!;
-        earlyAnswerA = await media.answer('caller', restrictCodecs(req.body, [codec]));
-        offerB = await media.offer('callee', [codec]);
+        earlyAnswerA = await d.media.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
+        offerB = await d.media.guard(media.offer('callee', [codec]));
       } else {
-        offerB = await media.offer('callee', callerCodecs);
+        offerB = await d.media.guard(media.offer('callee', callerCodecs));
       }
       let uacReq: { cancel: () => void } | undefined;
       phase = 'signalling';
       const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
         localSdpB: offerB,
         localSdpA: async (sdpB: string) => {
-          await media.acceptAnswer('callee', sdpB);
+          await d.media.guard(media.acceptAnswer('callee', sdpB));
           const codec = chosenCodec(sdpB);
           call.note('callee-answered', `codec ${codec}`);
-          return earlyAnswerA ?? media.answer('caller', restrictCodecs(req.body, [codec]));
+          return earlyAnswerA ?? d.media.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
         },
         headers: { From: fromHeader },
         // a PBX that challenges our INVITE gets its trunk's credentials (srf answers the 401/407)
@@ -198,9 +204,11 @@ export class InviteHandler {
       const e = err as { status?: number; reason?: string; message?: string };
       let reason: EndReason;
       // the callee could not even be reached (e.g. a webphone whose WebSocket is gone): 480
-      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError);
+      const mediaLost = err instanceof MediaUnavailableError;
+      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError) && !mediaLost;
       if (cancelled) reason = 'sip-cancel';
       else if (noAnswer) reason = 'no-answer';
+      else if (mediaLost) reason = 'media-lost';
       else if (e.status) reason = reasonForStatus(e.status);
       else if (unreachable) reason = 'unavailable';
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
@@ -212,7 +220,8 @@ export class InviteHandler {
       call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
       if (!res.finalResponseSent) {
         try {
-          if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
+          if (mediaLost) res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S) } });
+          else if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
           else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${err.message.replace(/"/g, "'").slice(0, 200)}"` } });
           else res.send(e.status && e.status >= 400 ? e.status : 500);
         } catch {

@@ -17,6 +17,14 @@ export function guardErrors(o: EventEmitter, fn: (err: Error) => void): void {
   e._eventsCount = (e._eventsCount ?? 0) + 1;
 }
 
+/** A media request given up because the media server is unreachable (or was lost while it was pending). */
+export class MediaUnavailableError extends Error {
+  constructor(message = 'media server unreachable') {
+    super(message);
+    this.name = 'MediaUnavailableError';
+  }
+}
+
 export interface MediaConnectionEvents {
   /** the control connection to the media server dropped (it was up) */
   lost: [];
@@ -136,6 +144,35 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private cancelRedial(): void {
     if (this.redialTimer) clearTimeout(this.redialTimer);
     this.redialTimer = undefined;
+  }
+
+  /**
+   * `work` (a request to the media server), given up at once with MediaUnavailableError when the
+   * server is unreachable or is lost before it answers — kurento-client itself would wait for its
+   * 20 s request timeout. The abandoned request's own outcome is swallowed.
+   */
+  guard<T>(work: Promise<T>): Promise<T> {
+    if (this.state !== 'up') {
+      work.catch(() => undefined);
+      return Promise.reject(new MediaUnavailableError());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onLost = (): void => {
+        work.catch(() => undefined);
+        reject(new MediaUnavailableError('media server lost while a request was pending'));
+      };
+      this.once('lost', onLost);
+      work.then(
+        (v) => {
+          this.off('lost', onLost);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.off('lost', onLost);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   }
 
   private get c(): KClient {
