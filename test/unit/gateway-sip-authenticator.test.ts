@@ -1,0 +1,173 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createLogger } from '../../src/common/logger';
+import { Clock } from '../../src/common/clock';
+import { parseSipConfig } from '../../src/gateway/config/sip-config-loader';
+import { ConfigError } from '../../src/gateway/config/config-error';
+import { CallRouter } from '../../src/gateway/calls/call-router';
+import { AuthCounters } from '../../src/gateway/registrar/auth-counters';
+import { DigestAuth } from '../../src/gateway/registrar/digest-auth';
+import { AuthLimits, AuthRequest, SipAuthenticator } from '../../src/gateway/registrar/sip-authenticator';
+import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { StateStore } from '../../src/gateway/state/state-store';
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/** a clock the test moves by hand (only `now` is used here) */
+function manualClock(start = 1_000_000): Clock & { advance(ms: number): void } {
+  let now = start;
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  } as unknown as Clock & { advance(ms: number): void };
+}
+
+const LIMITS: AuthLimits = { nonceLifetimeMs: 30_000, maxFailuresPerSource: 5, maxFailuresPerUser: 8, failureWindowMs: 60_000, lockoutMs: 120_000 };
+const PASSWORDS: Record<string, string> = { alice: 'alice-pw', bob: 'bob-pw' };
+const lookup = (u: string) => (PASSWORDS[u] ? { password: PASSWORDS[u]!, who: u } : undefined);
+
+function world(store?: StateStore) {
+  const clock = manualClock();
+  const digest = new DigestAuth('ferry.local', Buffer.alloc(32, 1), LIMITS.nonceLifetimeMs, () => clock.now());
+  const counters = new AuthCounters();
+  const auth = new SipAuthenticator(digest, store ?? new MemoryStateStore(clock), LIMITS, counters, createLogger('test-auth'), clock);
+  /** REGISTER from `source` with an answer (nc 1) for a fresh challenge, or for `nonce` */
+  const register = async (source: string, user: string, password: string, opts: { nonce?: string; nc?: number } = {}) => {
+    const nonce = opts.nonce ?? digest.makeNonce(source);
+    const uri = 'sip:ferry.local';
+    const nc = (opts.nc ?? 1).toString(16).padStart(8, '0');
+    const response = md5(`${md5(`${user}:ferry.local:${password}`)}:${nonce}:${nc}:c0ffee:auth:${md5(`REGISTER:${uri}`)}`);
+    const header = `Digest username="${user}", realm="ferry.local", nonce="${nonce}", uri="${uri}", response="${response}", qop=auth, nc=${nc}, cnonce="c0ffee"`;
+    const req: AuthRequest = { method: 'REGISTER', uri, header, source, sourcePort: 5060, transport: 'udp' };
+    return { outcome: await auth.authenticate(req, lookup, 401), nonce };
+  };
+  return { clock, digest, counters, auth, register };
+}
+
+describe('SipAuthenticator', () => {
+  test('no credentials: a challenge, nothing counted', async () => {
+    const w = world();
+    const out = await w.auth.authenticate({ method: 'INVITE', uri: 'sip:bob@ferry.local', header: undefined, source: '10.0.0.1', sourcePort: 5060, transport: 'udp' }, lookup, 407);
+    assert.equal(out.ok, false);
+    assert.equal(!out.ok && out.status, 407);
+    assert.match(!out.ok ? out.headers['Proxy-Authenticate']! : '', /^Digest realm="ferry.local", nonce="/);
+    assert.equal(w.counters.render().join('\n').includes('ferry_auth_failures_total 0'), true);
+  });
+
+  test('nonce counts: increasing nc accepted, a repeated or lower nc is a replay', async () => {
+    const w = world();
+    const first = await w.register('10.0.0.1', 'alice', 'alice-pw', { nc: 1 });
+    assert.equal(first.outcome.ok, true);
+    assert.equal((await w.register('10.0.0.1', 'alice', 'alice-pw', { nonce: first.nonce, nc: 3 })).outcome.ok, true);
+    const lower = await w.register('10.0.0.1', 'alice', 'alice-pw', { nonce: first.nonce, nc: 2 });
+    const same = await w.register('10.0.0.1', 'alice', 'alice-pw', { nonce: first.nonce, nc: 3 });
+    assert.equal(lower.outcome.ok || same.outcome.ok, false);
+    assert.equal(w.counters.failuresOf('replay'), 2);
+  });
+
+  test('an expired nonce with the right password gets stale=true and is not a failure', async () => {
+    const w = world();
+    const nonce = w.digest.makeNonce('10.0.0.1');
+    w.clock.advance(LIMITS.nonceLifetimeMs + 1);
+    const { outcome } = await w.register('10.0.0.1', 'alice', 'alice-pw', { nonce });
+    assert.equal(outcome.ok, false);
+    assert.match(!outcome.ok ? outcome.headers['WWW-Authenticate']! : '', /stale=true/);
+    assert.equal(w.counters.render().join('\n').includes('ferry_auth_failures_total 0'), true);
+  });
+
+  test('per source: the 5th failure locks the address out (403, also for the right password) until the lockout ends; other addresses unaffected', async () => {
+    const w = world();
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const { outcome } = await w.register('10.0.0.66', 'alice', `guess${i}`);
+      statuses.push(outcome.ok ? 200 : outcome.status);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 403, 403, 403]);
+    assert.equal(w.counters.lockouts, 1);
+    assert.equal((await w.register('10.0.0.66', 'alice', 'alice-pw')).outcome.ok, false, 'locked out: right password refused');
+    assert.equal((await w.register('10.0.0.7', 'alice', 'alice-pw')).outcome.ok, true, 'another address is not locked out');
+    w.clock.advance(LIMITS.lockoutMs - 1000);
+    assert.equal((await w.register('10.0.0.66', 'alice', 'alice-pw')).outcome.ok, false, 'not before the lockout ends');
+    w.clock.advance(1001);
+    assert.equal((await w.register('10.0.0.66', 'alice', 'alice-pw')).outcome.ok, true, 'after the lockout');
+  });
+
+  test('per user: failures from many addresses lock the user out, not other users', async () => {
+    const w = world();
+    for (let i = 0; i < LIMITS.maxFailuresPerUser; i++) await w.register(`10.1.0.${i}`, 'alice', 'wrong');
+    assert.equal(w.counters.lockouts, 1, 'one lockout: the user (each address failed once)');
+    const { outcome } = await w.register('10.2.0.1', 'alice', 'alice-pw');
+    assert.equal(!outcome.ok && outcome.status, 403, 'alice is locked out from a fresh address too');
+    assert.equal((await w.register('10.2.0.1', 'bob', 'bob-pw')).outcome.ok, true, 'bob is not');
+  });
+
+  test('failures outside the window do not add up', async () => {
+    const w = world();
+    for (let i = 0; i < LIMITS.maxFailuresPerSource - 1; i++) await w.register('10.0.0.9', 'alice', 'wrong');
+    w.clock.advance(LIMITS.failureWindowMs + 1);
+    const { outcome } = await w.register('10.0.0.9', 'alice', 'wrong');
+    assert.equal(!outcome.ok && outcome.status, 401, 'a new window: challenged, not locked out');
+  });
+
+  test('while the state store does not answer, nonce counts and lockouts are kept in the gateway\'s memory', async () => {
+    const failing = new Proxy({} as StateStore, {
+      get: () => () => Promise.reject(new Error('store down')),
+    });
+    const w = world(failing);
+    const first = await w.register('10.0.0.1', 'alice', 'alice-pw');
+    assert.equal(first.outcome.ok, true);
+    assert.equal((await w.register('10.0.0.1', 'alice', 'alice-pw', { nonce: first.nonce })).outcome.ok, false, 'replay still refused');
+    for (let i = 0; i < LIMITS.maxFailuresPerSource; i++) await w.register('10.0.0.2', 'bob', 'wrong');
+    const { outcome } = await w.register('10.0.0.2', 'bob', 'bob-pw');
+    assert.equal(!outcome.ok && outcome.status, 403);
+  });
+});
+
+describe('trunk config: acceptFrom and digest credentials', () => {
+  const parse = (trunks: unknown[], users: unknown[] = []) => parseSipConfig(JSON.stringify({ domain: 'd', users, trunks }, null, 1), 'f.json');
+
+  test('acceptFrom: host, host:port, transport:host:port; defaults are the trunk address port and transport', () => {
+    const c = parse([{ name: 'pbx', address: 'pbx.example:5070', transport: 'tcp', acceptFrom: ['10.0.0.20', '10.0.0.21:5090', 'udp:10.0.0.22', 'TLS:10.0.0.23:5061'] }]);
+    assert.deepEqual(c.trunks[0]!.acceptFrom, [
+      { transport: 'tcp', host: '10.0.0.20', port: 5070 },
+      { transport: 'tcp', host: '10.0.0.21', port: 5090 },
+      { transport: 'udp', host: '10.0.0.22', port: 5070 },
+      { transport: 'tls', host: '10.0.0.23', port: 5061 },
+    ]);
+  });
+
+  test('bad entries and credentials are refused with file:line', () => {
+    let err: ConfigError | undefined;
+    try {
+      parse(
+        [
+          { name: 'a', address: '10.0.0.1:5060', acceptFrom: ['pbx.example', '10.0.0.1:0', 'sctp:10.0.0.1', '300.0.0.1'] },
+          { name: 'b', address: '10.0.0.2:5060', inboundAuth: { username: 'alice', password: 'x' }, outboundAuth: { username: 'b' } },
+          { name: 'c', address: '10.0.0.3:5060', inboundAuth: 'secret' },
+        ],
+        [{ user: 'alice', password: 'pw' }],
+      );
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    assert.ok(err instanceof ConfigError);
+    const p = err.problems.join('\n');
+    for (const j of [0, 1, 2, 3]) assert.match(p, new RegExp(`^f\\.json:\\d+: trunks\\[0\\]\\.acceptFrom\\[${j}\\]: must be`, 'm'));
+    assert.match(p, /^f\.json:\d+: trunks\[1\]\.inboundAuth\.username: "alice" is also a user/m);
+    assert.match(p, /^f\.json:\d+: trunks\[1\]\.outboundAuth\.password: is required/m);
+    assert.match(p, /^f\.json:\d+: trunks\[2\]\.inboundAuth: must be an object/m);
+  });
+
+  test('the router trusts exactly transport + address + port', () => {
+    const c = parse([{ name: 'pbx', address: '10.0.0.20:5060', transport: 'udp', acceptFrom: ['10.0.0.20'] }]);
+    const r = new CallRouter(c, new MemoryStateStore());
+    assert.equal(r.trunkFor('udp', '10.0.0.20', 5060)?.name, 'pbx');
+    assert.equal(r.trunkFor('tcp', '10.0.0.20', 5060), undefined, 'TCP from the same host and port');
+    assert.equal(r.trunkFor('udp', '10.0.0.20', 5090), undefined, 'another port');
+    assert.equal(r.trunkFor('ws', '10.0.0.20', 5060), undefined);
+    assert.equal(r.trunkFor('udp', '10.0.0.21', 5060), undefined);
+  });
+});
