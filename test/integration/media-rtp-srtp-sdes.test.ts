@@ -132,6 +132,55 @@ describe('media: RtpEndpoint SRTP-SDES (RFC 4568) through kurento-client', { tim
     await pipeline.release();
   });
 
+  test('SDES: optional SRTP - an RTP/AVP offer with a usable a=crypto is answered RTP/AVP with our key and protected; with only unusable crypto lines it stays plain RTP', async () => {
+    const { pipeline, phone, plain, answer } = await srtpCall((p) => p.sdp({ profile: 'RTP/AVP' }));
+    assert.match(answer, /^m=audio \d+ RTP\/AVP 0 101\r$/m);
+    assert.match(answer, /^a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:/m);
+    phone.sendRtp(payload('optional', 0));
+    await plain.waitFor(() => plain.received.length === 1, 5000, 'the SRTP packet relayed');
+    assert.equal(plain.received[0]!.payload.subarray(0, 10).toString(), 'optional 0');
+    plain.send(0, payload('back', 0));
+    await phone.waitFor(() => phone.rtp.length === 1, 5000, 'a packet to the phone');
+    assert.equal(phone.rtp[0]!.clear?.subarray(12, 18).toString(), 'back 0', 'protected with the answered key');
+    await pipeline.release();
+
+    const p2 = await client.create('MediaPipeline');
+    const ep = await call<KurentoObjectLike>(p2, 'create', 'RtpEndpoint');
+    const other = await SrtpTestPeer.open();
+    closers.push(() => other.close());
+    const plainAnswer = await call<string>(ep, 'processOffer', other.sdp({ profile: 'RTP/AVP', crypto: [`1 AES_CM_128_HMAC_SHA1_32 inline:${other.keyBase64}`] }));
+    assert.match(plainAnswer, /^m=audio \d+ RTP\/AVP /m);
+    assert.doesNotMatch(plainAnswer, /a=crypto/);
+    await p2.release();
+  });
+
+  test('SDES: a re-offer (hold, then resume) with the same key keeps the streams; a new key from the phone is used from then on', async () => {
+    const { pipeline, a, phone, plain, answer } = await srtpCall();
+    for (let i = 0; i < 5; i++) phone.sendRtp(payload('before', i));
+    await plain.waitFor(() => plain.received.length === 5, 5000, '5 packets before the re-offer');
+    const held = await call<string>(a, 'processOffer', phone.sdp().replace('a=sendrecv', 'a=sendonly'));
+    assert.match(held, /a=recvonly/);
+    assert.equal(/inline:(\S+)/.exec(held)![1], /inline:(\S+)/.exec(answer)![1], 'our key does not change');
+    for (let i = 5; i < 10; i++) phone.sendRtp(payload('held', i));
+    await plain.waitFor(() => plain.received.length === 10, 5000, 'the stream goes on under the same key');
+    // the phone re-keys: its packets under the new key (and a fresh sequence) pass, the old key's do not
+    const rekeyed = await SrtpTestPeer.open();
+    closers.push(() => rekeyed.close());
+    const newKeySdp = phone.sdp({ crypto: [`1 AES_CM_128_HMAC_SHA1_80 inline:${rekeyed.keyBase64}`] });
+    await call<string>(a, 'processOffer', newKeySdp);
+    const fresh = new SrtpContext(rekeyed.master);
+    phone.sendRaw(fresh.protectRtp(phone.plainRtp(payload('new key', 10))));
+    await plain.waitFor(() => plain.received.length === 11, 5000, 'a packet under the new key');
+    assert.equal(plain.received[10]!.payload.subarray(0, 9).toString(), 'new key 1');
+    phone.sendRtp(payload('old key', 11));
+    const elementOf = async () => (await fetchStats(server.port)).pipelinesDetail.find((p) => p.id === pipeline.id)!.elements.find((e) => e.id === a.id)!;
+    const deadline = Date.now() + 3000;
+    while ((await elementOf()).srtpRefusedPackets !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await elementOf()).srtpRefusedPackets, 1, 'the old key is no longer accepted');
+    assert.equal(plain.received.length, 11);
+    await pipeline.release();
+  });
+
   test('SDES: an RTP/SAVP offer without a usable a=crypto is refused with SDP_END_POINT_PROCESS_OFFER_ERROR and binds no port', async () => {
     const phone = await SrtpTestPeer.open();
     closers.push(() => phone.close());
