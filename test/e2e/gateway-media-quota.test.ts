@@ -8,7 +8,7 @@ import { connectKurento, type KurentoClientLike } from '../helpers/media-kurento
  * Chromium webphone (test/helpers/gateway-call-fixture.ts), and another kurento-client on the media
  * server's port creating pipelines until it is refused. The gateway's calls still connect with media
  * both ways — while the other client stays connected, and at once after clients that filled the whole
- * server left (their pipelines never carried media and must not hold the server for the orphan TTL).
+ * server left (their pipelines never negotiated media and must not hold the server for the orphan TTL).
  */
 
 interface RpcError {
@@ -74,7 +74,7 @@ describe('gateway calls under a media quota', { timeout: 180_000 }, () => {
     assert.match(String(rest.refusal?.message), /pipeline quota of the server reached \(30\/30\)/);
     assert.equal(stats.pipelines, 30, 'the server is full');
 
-    // both leave; their pipelines are orphans that never carried media: a call connects at once
+    // both leave; their pipelines are orphans that never negotiated media: a call connects at once
     a.close();
     b.close();
     const leftAt = Date.now();

@@ -8,7 +8,7 @@ import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
  * ferry media's quotas (`bin/ferry media` with small FERRY_MEDIA_MAX_* limits, the real npm
  * kurento-client): a control session that creates until refused gets Kurento's NOT_ENOUGH_RESOURCES
  * (40009), another session still sets up a call whose RTP flows both ways, and an orphaned pipeline that
- * never carried media gives its slot to a connected client at once rather than after the orphan TTL.
+ * never negotiated media gives its slot to a connected client at once rather than after the orphan TTL.
  */
 
 interface RpcError {
@@ -125,7 +125,7 @@ describe('media quotas', { timeout: 120_000 }, () => {
     assert.ok(s.logsMatching('create refused by quota').length >= 3, 'refusals are logged');
   });
 
-  test('quota: the server full, orphaned pipelines that never carried media are reclaimed for a connected client at once (not after the 240 s orphan TTL); an orphaned live call keeps its pipeline and media', async () => {
+  test('quota: the server full, orphaned pipelines that never negotiated media are reclaimed for a connected client at once (not after the 240 s orphan TTL); an orphaned live call keeps its pipeline and media', async () => {
     const s = await server();
     const a = await client(s);
     const b = await client(s);

@@ -283,8 +283,8 @@ export class MediaSet implements ObjectHost {
   }
 
   /**
-   * The server is full: orphaned pipelines (no owner session connected) whose media is not flowing are
-   * released, oldest first, until `enough()` — an orphan that never carried media must not hold a slot a
+   * The server is full: orphaned pipelines (no owner session connected) without a live leg (never
+   * negotiated) are released, oldest first, until `enough()` — such an orphan must not hold a slot a
    * connected client needs for its orphan TTL. Pipelines with live media (calls whose app is gone) stay.
    */
   private async reclaimIdleOrphans(enough: () => boolean, keep?: PipelineRecord): Promise<void> {
