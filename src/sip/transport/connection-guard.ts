@@ -1,4 +1,5 @@
 import { systemClock, type Clock, type TimerHandle } from '../../common/clock';
+import { LogThrottle } from '../../common/log-throttle';
 import type { Logger } from '../../common/logger';
 import type { FramerPending } from '../message/sip-stream-framer';
 import type { Flow } from './flow';
@@ -12,6 +13,8 @@ export type ConnectionRefusal = 'per-source-cap' | 'connection-cap';
 
 const CLOSE_REASONS: ConnectionCloseReason[] = ['message-too-large', 'bad-framing', 'header-timeout', 'body-timeout', 'handshake-timeout', 'idle', 'no-pong'];
 const REFUSALS: ConnectionRefusal[] = ['per-source-cap', 'connection-cap'];
+/** a source retrying against a cap in a loop gets one refusal line per this interval (the rest counted as `suppressed`) */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ConnectionStats {
   /** accepted connections open now */
@@ -48,13 +51,20 @@ export interface ConnectionPeer {
  *
  * The watch then closes (through the `close` callback) a connection whose headers or body are late, or
  * that has had no SIP message for the idle timeout while no registration, dialog or transaction uses it.
- * Every refusal and close is one log line naming the source address, and counted in `stats()`.
+ * Every close is one log line naming the source address; refusals too, at most one line per source and
+ * cap per 10 s (a refused source can retry in a tight loop) with the number not logged since. Both are
+ * counted in `stats()`.
+ *
+ * TLS and WSS: admit on the server's raw `connection` event (before the handshake), so a handshake counts
+ * against the caps and is bounded by `reading('headers', 0)` as the WebSocket upgrade is, or set the TLS
+ * server's `handshakeTimeout` to `limits.headerTimeoutMs` and serve at `secureConnection`.
  */
 export class ConnectionGuard {
   private readonly bySource = new Map<string, number>();
   private openCount = 0;
   private readonly refused = Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<ConnectionRefusal, number>;
   private readonly closedBy = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<ConnectionCloseReason, number>;
+  private readonly refusalLog: LogThrottle;
 
   constructor(
     readonly limits: ConnectionLimits,
@@ -62,7 +72,9 @@ export class ConnectionGuard {
     /** true while a registration binding, a dialog or a transaction uses the flow (the engine knows) */
     private readonly inUse: (flow: Flow) => boolean,
     readonly clock: Clock = systemClock,
-  ) {}
+  ) {
+    this.refusalLog = new LogThrottle(REFUSAL_LOG_INTERVAL_MS, () => clock.now());
+  }
 
   /** A connection accepted from the network: counted against the caps; `undefined` = refused, destroy it. */
   admit(peer: ConnectionPeer, close: () => void): ConnectionWatch | undefined {
@@ -79,7 +91,11 @@ export class ConnectionGuard {
     }
     if (refusal) {
       this.refused[refusal]++;
-      this.log.warn(`SIP connection refused from ${source}: ${refusal}`, { source, port: peer.port, protocol: peer.protocol, reason: refusal, limit });
+      const line = this.refusalLog.admit(`${source}|${refusal}`);
+      if (line) {
+        this.log.warn(`SIP connection refused from ${source}: ${refusal}`,
+          { source, port: peer.port, protocol: peer.protocol, reason: refusal, limit, suppressed: line.suppressed });
+      }
       return undefined;
     }
     this.bySource.set(source, fromSource + 1);
