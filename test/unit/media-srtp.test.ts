@@ -104,6 +104,20 @@ describe('SRTP (RFC 3711) AES_CM_128_HMAC_SHA1_80', { timeout: 120_000 }, () => 
     assert.equal(receiver.counters.unprotected, 1);
   });
 
+  test('protect into a caller\'s buffer gives the same bytes as into a new one', () => {
+    const master = { masterKey: randomBytes(16), masterSalt: randomBytes(14) };
+    const a = new SrtpContext(master);
+    const b = new SrtpContext(master);
+    const out = Buffer.alloc(1500, 0xee);
+    const plain = rtp(99);
+    const intoOut = a.protectRtp(plain, out);
+    assert.equal(intoOut.buffer, out.buffer);
+    assert.ok(intoOut.equals(b.protectRtp(plain)));
+    const rr = receiverReport(3);
+    assert.ok(a.protectRtcp(rr, out).equals(b.protectRtcp(rr)));
+    assert.throws(() => a.protectRtp(plain, Buffer.alloc(plain.length)), /shorter/);
+  });
+
   test('a replayed SRTP packet is refused; reordered packets inside the window pass, ones older than the window do not', () => {
     const { sender, receiver } = pair();
     const wire = Array.from({ length: 300 }, (_, i) => sender.protectRtp(rtp(1000 + i)));

@@ -72,19 +72,22 @@ export class SrtpContext {
 
   // ---- RTP --------------------------------------------------------------------------------------
 
-  /** A new buffer: `packet` encrypted, with the tag appended. `packet` is left untouched. */
-  protectRtp(packet: Buffer): Buffer {
+  /**
+   * `packet` encrypted, with the tag appended, in `out` when given (at least packet.length + 10 bytes;
+   * the result is a view of it) or in a new buffer. `packet` itself is left untouched.
+   */
+  protectRtp(packet: Buffer, out?: Buffer): Buffer {
     const headerLen = rtpHeaderLength(packet, packet.length);
     if (headerLen < 0) throw new Error('not an RTP packet');
     const ssrc = packet.readUInt32BE(8);
     const seq = packet.readUInt16BE(2);
     const roc = this.sendRoc(ssrc, seq);
-    const out = Buffer.allocUnsafe(packet.length + SRTP_AUTH_TAG_BYTES);
-    packet.copy(out, 0);
+    const dst = outputBuffer(out, packet.length + SRTP_AUTH_TAG_BYTES);
+    packet.copy(dst, 0);
     this.rtpIv(ssrc, roc, seq);
-    this.rtpKeys.cipher.xor(this.iv, out, headerLen, packet.length - headerLen);
-    this.rtpTag(out, packet.length, roc).copy(out, packet.length, 0, SRTP_AUTH_TAG_BYTES);
-    return out;
+    this.rtpKeys.cipher.xor(this.iv, dst, headerLen, packet.length - headerLen);
+    this.rtpTag(dst, packet.length, roc).copy(dst, packet.length, 0, SRTP_AUTH_TAG_BYTES);
+    return dst;
   }
 
   /** The decrypted packet (a view of `packet`, decrypted in place), or undefined when refused. */
@@ -119,20 +122,20 @@ export class SrtpContext {
 
   // ---- RTCP -------------------------------------------------------------------------------------
 
-  /** A new buffer: `packet` (a compound RTCP packet) encrypted, with E flag, SRTCP index and tag. */
-  protectRtcp(packet: Buffer): Buffer {
+  /** `packet` (a compound RTCP packet) encrypted, with E flag, SRTCP index and tag; in `out` when given (length + 14), else a new buffer. */
+  protectRtcp(packet: Buffer, out?: Buffer): Buffer {
     if (packet.length < 8) throw new Error('not an RTCP packet');
     const ssrc = packet.readUInt32BE(4);
     const index = this.srtcpIndex;
     this.srtcpIndex = (this.srtcpIndex + 1) & 0x7fffffff;
-    const out = Buffer.allocUnsafe(packet.length + SRTCP_INDEX_BYTES + SRTP_AUTH_TAG_BYTES);
-    packet.copy(out, 0);
+    const dst = outputBuffer(out, packet.length + SRTCP_INDEX_BYTES + SRTP_AUTH_TAG_BYTES);
+    packet.copy(dst, 0);
     this.rtcpIv(ssrc, index);
-    this.rtcpKeys.cipher.xor(this.iv, out, 8, packet.length - 8);
-    out.writeUInt32BE((0x80000000 | index) >>> 0, packet.length);
+    this.rtcpKeys.cipher.xor(this.iv, dst, 8, packet.length - 8);
+    dst.writeUInt32BE((0x80000000 | index) >>> 0, packet.length);
     const signed = packet.length + SRTCP_INDEX_BYTES;
-    this.tag(this.rtcpKeys, out, signed, undefined).copy(out, signed, 0, SRTP_AUTH_TAG_BYTES);
-    return out;
+    this.tag(this.rtcpKeys, dst, signed, undefined).copy(dst, signed, 0, SRTP_AUTH_TAG_BYTES);
+    return dst;
   }
 
   /** The decrypted compound RTCP packet (a view of `packet`), or undefined when refused. */
@@ -241,6 +244,12 @@ export class SrtpContext {
     }
     return h.digest();
   }
+}
+
+function outputBuffer(out: Buffer | undefined, length: number): Buffer {
+  if (out === undefined) return Buffer.allocUnsafe(length);
+  if (out.length < length) throw new Error(`SRTP output buffer of ${out.length} bytes is shorter than ${length}`);
+  return out.subarray(0, length);
 }
 
 interface Keys {
