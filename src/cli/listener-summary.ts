@@ -5,7 +5,8 @@ export interface ListenerInfo {
   /** What it serves, e.g. `SIP udp/tcp`, `drachtio control`. */
   name: string;
   host: string;
-  port: number;
+  /** a port, or a range such as `10000-20000` (`*`: ports chosen by the OS) */
+  port: number | string;
   /** Public listeners are meant for phones and browsers; control listeners only for ferry's own parts. */
   kind: 'public' | 'control';
 }

@@ -101,6 +101,7 @@ export async function run(_args: string[]): Promise<void> {
       { name: 'SIP udp/tcp', host: sipHost, port: Number(sipInfo.sip), kind: 'public' },
       { name: 'SIP WebSocket', host: sipHost, port: Number(sipInfo.ws), kind: 'public' },
       { name: 'webphone page + API', host: httpHost, port: Number(gw.http), kind: 'public' },
+      { name: 'RTP (phones)', host: mediaRtpHost, port: rtpPorts(env), kind: 'public' },
       { name: 'drachtio control', host: sipControlHost, port: Number(sipInfo.control), kind: 'control' },
       { name: 'Kurento + /stats', host: mediaHost, port: Number(mediaInfo.port), kind: 'control' },
       ...(store.privateRedis ? [{ name: 'private Redis', host: LOOPBACK_HOST, port: store.privateRedis.port, kind: 'control' as const }] : []),
@@ -111,4 +112,11 @@ export async function run(_args: string[]): Promise<void> {
     log(`ferry start: ${(err as Error).message}`);
     await stopAll(1);
   }
+}
+
+/** The media port range as configured for ferry media (`*`: any port the OS hands out). */
+function rtpPorts(env: NodeJS.ProcessEnv): string {
+  const min = Number(env.FERRY_MEDIA_RTP_PORT_MIN || 0);
+  const max = Number(env.FERRY_MEDIA_RTP_PORT_MAX || 0);
+  return min > 0 && max > 0 ? `${min}-${max}` : '*';
 }

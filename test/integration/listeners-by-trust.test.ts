@@ -6,6 +6,7 @@ import path from 'node:path';
 import { LineProcess } from '../helpers/line-process';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { FerryStartProcess } from '../helpers/ferry-start-process';
+import { call, connectKurento, type KurentoObjectLike } from '../helpers/media-kurento';
 
 /**
  * Listeners split by trust, read from the kernel's socket tables: public listeners (SIP, WebSocket,
@@ -94,7 +95,7 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
     assert.deepEqual(boundAddresses(e.ports.control, 'tcp'), ['0.0.0.0'], 'an explicit control address is honoured');
   });
 
-  test('listeners: ferry start with FERRY_HOST=0.0.0.0 → SIP, WebSocket and the page on 0.0.0.0, drachtio control and Kurento on 127.0.0.1, and it says so', async () => {
+  test('listeners: ferry start with FERRY_HOST=0.0.0.0 → SIP, WebSocket, RTP and the page on 0.0.0.0, drachtio control and Kurento on 127.0.0.1, and it says so', async () => {
     const fs = FerryStartProcess.spawn({
       ...FREE_PORTS,
       FERRY_HOST: '0.0.0.0',
@@ -114,6 +115,20 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
     await fs.waitLine((l) => /^\s+control\s+drachtio control\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'control listener line');
     await fs.waitLine((l) => /^\s+control\s+Kurento \+ \/stats\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'Kurento listener line');
     await fs.waitLine((l) => /^\s+public\s+SIP udp\/tcp\s+0\.0\.0\.0:\d+\s+\(reachable from other hosts\)/.test(l), 0, 5000, 'SIP listener line');
+    await fs.waitLine((l) => /^\s+public\s+RTP \(phones\)\s+0\.0\.0\.0:\*\s+\(reachable from other hosts\)/.test(l), 0, 5000, 'RTP listener line');
+    // RTP is public: an RtpEndpoint created through the (loopback) Kurento port binds its socket on 0.0.0.0
+    const kurento = await connectKurento(`ws://127.0.0.1:${ready.media}/kurento`);
+    try {
+      const pipeline = await kurento.create('MediaPipeline');
+      const ep = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+      const offer = await call<string>(ep, 'generateOffer');
+      const rtpPort = Number(/^m=audio (\d+)/m.exec(offer)?.[1]);
+      assert.ok(rtpPort > 0, offer);
+      assert.deepEqual(boundAddresses(rtpPort, 'udp'), ['0.0.0.0'], 'the RTP socket follows FERRY_HOST');
+      await pipeline.release();
+    } finally {
+      kurento.close();
+    }
     await fs.stop();
   });
 
