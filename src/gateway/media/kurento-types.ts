@@ -44,6 +44,8 @@ export interface KClient extends EventEmitter {
 /** kurento-client's reconnector (reconnect-core): emits 'reconnect' per attempt, 'connect', 'disconnect', 'error' */
 export interface KReconnector extends EventEmitter {
   readonly connected: boolean;
+  /** false: a lost transport is not retried by the reconnector itself */
+  reconnect: boolean;
   /** start a new attempt now (and restart its own back-off) */
   reset(): void;
 }

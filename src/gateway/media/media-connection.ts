@@ -41,8 +41,10 @@ export interface MediaConnectionEvents {
  * which a fresh client could not offer). Two things are added around it: every transport stream
  * gets an 'error' guard (a refused reconnect otherwise crashes the process, kurento-protocol.md §7),
  * and the attempts are paced by RedialSchedule (100 ms doubling to 1 s) instead of kurento-client's
- * fixed Fibonacci back-off (1 s growing to 30 s, not configurable through kurento-client), which
- * would leave new calls refused for up to 30 s after the media server is back.
+ * own Fibonacci back-off (100 ms growing to 10 s, not configurable through kurento-client), which
+ * would leave new calls refused for up to 10 s after the media server is back: after each lost
+ * transport the reconnector's own back-off is switched off (`reconnect = false`) and each paced
+ * attempt switches it on for that one attempt (`reset()`).
  */
 export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private client: KClient | undefined;
@@ -98,6 +100,8 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     });
     re.on('disconnect', () => {
       this.attemptInFlight = false;
+      // emitted before the reconnector schedules its own next attempt: this stops it (ours are paced)
+      if (this.state !== 'closed') re.reconnect = false;
       if (this.state === 'up') this.markDown();
       if (this.state === 'down') this.scheduleRedial();
     });
@@ -132,6 +136,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
       if (this.state !== 'down' || !re) return;
       if (!re.connected && !this.attemptInFlight) {
         try {
+          re.reconnect = true;
           re.reset();
         } catch (err) {
           this.log.warn('media reconnect attempt failed to start', { err: (err as Error).message });
