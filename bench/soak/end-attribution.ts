@@ -10,6 +10,9 @@ import type { Party, SoakCall } from './soak-call';
  * and call set-ups that failed did so while a part was down (otherwise they are unexplained).
  */
 export interface GatewayEnd {
+  /** the gateway's call id */
+  id?: string;
+  pipelineId?: string;
   reason?: string;
   suspectedFalseEnd?: boolean;
   state: string;

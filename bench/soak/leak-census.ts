@@ -14,6 +14,8 @@ export interface Census {
   mediaPipelines: number;
   mediaBoundPorts: number;
   mediaElements: number;
+  /** pipelines still in ferry media at the end: id, owner sessions, orphaned, element count */
+  leftoverPipelines: { id: string; owners: string[]; orphaned: boolean; elements: number }[];
   sipDialogs: number;
   sipTransactions: number;
   /** entries of the gateway's live-call index (ended calls stay listed until their record expires) */
@@ -33,9 +35,16 @@ export async function fdBaseline(world: SoakWorld): Promise<FdBaseline> {
   return { sip: await fdCount(world.pid('sip')), media: await fdCount(world.pid('media')), gateway: await fdCount(world.pid('gateway')) };
 }
 
-async function mediaStats(port: number): Promise<{ pipelines: number; boundPorts: number; elements: number }> {
+interface MediaStats {
+  pipelines: number;
+  boundPorts: number;
+  elements: number;
+  pipelinesDetail?: { id: string; owners: string[]; orphaned: boolean; elements: unknown[] }[];
+}
+
+async function mediaStats(port: number): Promise<MediaStats> {
   const res = await fetch(`http://127.0.0.1:${port}/stats`);
-  return (await res.json()) as { pipelines: number; boundPorts: number; elements: number };
+  return (await res.json()) as MediaStats;
 }
 
 async function redisCounts(world: SoakWorld): Promise<{ index: number; live: number }> {
@@ -62,7 +71,7 @@ async function redisCounts(world: SoakWorld): Promise<{ index: number; live: num
 }
 
 export async function takeCensus(world: SoakWorld, baseline: FdBaseline): Promise<Census> {
-  const media = await mediaStats(world.stack.mediaPort).catch(() => ({ pipelines: -1, boundPorts: -1, elements: -1 }));
+  const media = await mediaStats(world.stack.mediaPort).catch((): MediaStats => ({ pipelines: -1, boundPorts: -1, elements: -1 }));
   const sip = (await world.freshSipStats()) ?? {};
   const redis = await redisCounts(world).catch(() => ({ index: -1, live: -1 }));
   const fd = async (part: FerryPart): Promise<{ start: number | undefined; end: number | undefined }> => ({ start: baseline[part], end: await fdCount(world.pid(part)) });
@@ -70,6 +79,7 @@ export async function takeCensus(world: SoakWorld, baseline: FdBaseline): Promis
     mediaPipelines: media.pipelines,
     mediaBoundPorts: media.boundPorts,
     mediaElements: media.elements,
+    leftoverPipelines: (media.pipelinesDetail ?? []).map((p) => ({ id: p.id, owners: p.owners, orphaned: p.orphaned, elements: p.elements.length })),
     sipDialogs: sip.dialogs ?? -1,
     sipTransactions: (sip.serverTransactions ?? 0) + (sip.clientTransactions ?? 0),
     redisIndexEntries: redis.index,

@@ -21,11 +21,13 @@ async function gatewayEnds(world: SoakWorld): Promise<Map<string, GatewayEnd>> {
       const raw = await redis.get(key);
       if (!raw) continue;
       const r = JSON.parse(raw) as {
-        state: string; reason?: string; suspectedFalseEnd?: boolean; timeline?: GatewayEnd['timeline'];
+        id: string; state: string; reason?: string; suspectedFalseEnd?: boolean; timeline?: GatewayEnd['timeline'];
+        media?: { pipelineId?: string };
         caller: { kind: string; dialog?: { callId: string } }; callee: { kind: string; dialog?: { callId: string } };
       };
       const leg = r.caller.kind === 'webrtc' ? r.caller : r.callee;
-      if (leg.dialog?.callId) out.set(leg.dialog.callId, { state: r.state, reason: r.reason, suspectedFalseEnd: r.suspectedFalseEnd, timeline: r.timeline });
+      const end: GatewayEnd = { id: r.id, state: r.state, reason: r.reason, suspectedFalseEnd: r.suspectedFalseEnd, timeline: r.timeline, pipelineId: r.media?.pipelineId };
+      out.set(leg.dialog?.callId ?? `no-dialog:${r.id}`, end);
     }
   } finally {
     redis.disconnect();
@@ -71,10 +73,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const census = await settledCensus(world, baseline, 45_000);
     const records = await gatewayEnds(world);
     const attribution = attribute(ctx.calls, injector.injected, records);
+    // which calls the pipelines left in ferry media belonged to
+    const byPipeline = new Map([...records.values()].filter((r) => r.pipelineId).map((r) => [r.pipelineId!, r]));
+    const leftovers = census.leftoverPipelines.map((p) => {
+      const r = byPipeline.get(p.id);
+      return { ...p, call: r ? `${r.id} ${r.state}${r.reason ? ` ${r.reason}` : ''}: ${(r.timeline ?? []).map((e) => e.event).join(',')}` : 'no call record names it' };
+    });
     sampler.stop();
     return buildReport({
       options, startedAt, runEndedAt, finishedAt: Date.now(), calls: ctx.calls, plan, faults: injector.injected,
-      attribution, census, leaks: censusLeaks(census), resources: sampler.summary(), loadAverages: sampler.loadAverages,
+      attribution, census: { ...census, leftoverPipelines: leftovers }, leaks: censusLeaks(census), resources: sampler.summary(), loadAverages: sampler.loadAverages,
       machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1048576) },
     });
   } finally {

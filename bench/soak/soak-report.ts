@@ -25,7 +25,7 @@ export interface SoakReport {
   partiesTold: { told: number; expected: number; notTold: { call: number; problem: string }[] };
   latenciesMs: Record<string, { n: number; p50?: number; p95?: number; max?: number }>;
   leaks: string[];
-  census: Census;
+  census: Omit<Census, 'leftoverPipelines'> & { leftoverPipelines: (Census['leftoverPipelines'][number] & { call: string })[] };
   resources: Record<string, ResourceSummary>;
   loadAverage: { avg?: number; max?: number };
   machine: { cpus: number; memoryMb: number };
@@ -44,7 +44,7 @@ function dist(values: number[]): { n: number; p50?: number; p95?: number; max?: 
 
 export function buildReport(input: {
   options: SoakOptions; startedAt: number; runEndedAt: number; finishedAt: number; calls: SoakCall[]; plan: PlannedFault[];
-  faults: InjectedFault[]; attribution: Attribution; census: Census; leaks: string[]; resources: Record<string, ResourceSummary>;
+  faults: InjectedFault[]; attribution: Attribution; census: SoakReport['census']; leaks: string[]; resources: Record<string, ResourceSummary>;
   loadAverages: number[]; machine: { cpus: number; memoryMb: number };
 }): SoakReport {
   const { calls, faults, attribution: a } = input;
@@ -125,6 +125,7 @@ export function humanSummary(r: SoakReport): string {
     `leaks: ${r.leaks.length === 0 ? 'none' : r.leaks.join('; ')} (media pipelines ${r.census.mediaPipelines}, bound ports ${r.census.mediaBoundPorts}, sip dialogs ${r.census.sipDialogs}, Redis live records ${r.census.redisLiveRecords} (index ${r.census.redisIndexEntries}), fds ${Object.entries(r.census.fds).map(([p, f]) => `${p} ${f.start}->${f.end}`).join(', ')})`,
     `resources: ${Object.entries(r.resources).map(([n, s]) => `${n} cpu avg ${s.cpuAvgPercent}% max ${s.cpuMaxPercent}% rss max ${s.rssMaxMb} MB`).join('; ')}; load avg ${r.loadAverage.avg} (max ${r.loadAverage.max}) on ${r.machine.cpus} cpus`,
     ...r.problems.map((p) => `  PROBLEM ${p}`),
+    ...r.census.leftoverPipelines.slice(0, 10).map((p) => `  leftover pipeline ${p.id} (${p.elements} elements, owners ${p.owners.join(',') || 'none'}${p.orphaned ? ', orphaned' : ''}): call ${p.call}`),
     ...r.falseEnds.flatMap((f) => [`  call ${f.call} as the soak saw it: ${f.soakTimeline.join('; ')}`, `  call ${f.call} in the gateway's record: ${f.gatewayTimeline.join('; ')}`]),
   ];
   return lines.join('\n');
