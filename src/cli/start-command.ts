@@ -20,8 +20,8 @@ export async function run(_args: string[]): Promise<void> {
   const env = process.env;
   const host = env.FERRY_HOST ?? '127.0.0.1';
   const sipHost = env.FERRY_SIP_HOST ?? host;
-  const sipControlHost = env.FERRY_SIP_CONTROL_HOST ?? LOOPBACK_HOST;
-  const mediaHost = env.FERRY_MEDIA_HOST ?? LOOPBACK_HOST;
+  const sipControlHost = env.FERRY_SIP_CONTROL_HOST || LOOPBACK_HOST;
+  const mediaHost = env.FERRY_MEDIA_HOST || LOOPBACK_HOST;
   const httpHost = env.FERRY_HTTP_HOST ?? host;
   const exposure = controlExposureProblem(sipControlHost, env.FERRY_SIP_SECRET || DEFAULT_CONTROL_SECRET);
   if (exposure) {
@@ -43,7 +43,7 @@ export async function run(_args: string[]): Promise<void> {
   };
   const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost } }, log);
   // RTP follows the public address; an explicit FERRY_MEDIA_HOST keeps meaning both, as for `ferry media`
-  const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST ?? env.FERRY_MEDIA_HOST ?? host;
+  const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST || env.FERRY_MEDIA_HOST || host;
   const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost } }, log);
   const parts: SupervisedChild[] = [sip, media];
   let gateway: SupervisedChild | undefined;
