@@ -203,6 +203,37 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
       }
     });
 
+    test(`SRTP-SDES (${mediaenc}): baresip holds and resumes (re-INVITEs with its keys): audio both ways again after resume, still SRTP, the call stays up`, async () => {
+      try {
+        const callStart = Date.now();
+        assert.ok((await phone.command('dial', `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`)).ok);
+        await alice.waitCallState('ringing-in', 15_000);
+        await alice.answer();
+        await alice.waitCallState('connected', 10_000);
+        await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED');
+        await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'SRTP from the phone');
+        assert.ok((await phone.command('hold')).ok);
+        await alice.waitCallState('held by the other side', 5000);
+        assert.ok((await phone.command('resume')).ok);
+        await alice.waitCallState('connected', 5000);
+        const resumedFrom = (await phoneLeg())!.packetsFromPeer;
+        await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) - resumedFrom > 50, 5000, 100, 'SRTP from the phone again after resume');
+        const s0 = await alice.rtpStats();
+        await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the browser receives again after resume');
+        const leg = (await phoneLeg())!;
+        assert.equal(leg.srtp, true);
+        assert.ok((leg.srtpRefusedPackets ?? 0) <= 3, `refused on the SRTP leg: ${leg.srtpRefusedPackets} (baresip's few clear RTCP packets at most)`);
+        const calls = await liveCalls();
+        assert.equal(calls.length, 1);
+        assert.equal(calls[0]!.state, 'answered');
+        assert.ok((await phone.command('hangup')).ok);
+        await alice.waitCallState('ended', 3000);
+        await waitFor(async () => (await media()).pipelines === 0, 3000, 25, 'the pipeline released');
+      } catch (err) {
+        throw diagnose(err);
+      }
+    });
+
     if (mediaenc === 'srtp-mand') {
       test('SRTP-SDES: a phone offering RTP/SAVP with no usable a=crypto (only AES_CM_128_HMAC_SHA1_32) gets 488 with a Warning naming the suite; nothing is created', async () => {
         const before = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.length;
