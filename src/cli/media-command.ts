@@ -1,17 +1,23 @@
 import { createLogger } from '../common/logger';
 import { runProcess } from '../common/process-runner';
 import { startMediaServer } from '../media/server/media-server';
+import { isLoopbackHost } from '../common/listen-address';
 
 /**
  * `ferry media`: the Kurento-protocol media server. Prints exactly one stdout line once listening,
  * `ferry media ready {"port":<port>}`; SIGTERM/SIGINT/SIGHUP release everything (peers told) and
  * exit 0. A stray rejection or exception is logged and counted (/stats `processFaults`), and media
  * keeps flowing. Signals, watchdog and parent watch: src/common/process-runner.ts.
+ * The Kurento port (FERRY_MEDIA_HOST, default 127.0.0.1) has no authentication: on any other address
+ * a one-line warning says so (docs/security.md, "Listeners").
  */
 export async function run(_args: string[]): Promise<void> {
   const logger = createLogger('media');
   let server: Awaited<ReturnType<typeof startMediaServer>> | undefined;
   runProcess({ name: 'media', logger, stop: async () => server?.close() });
   server = await startMediaServer({ logger });
+  if (!isLoopbackHost(server.config.host)) {
+    process.stderr.write(`ferry media: WARNING: the Kurento port listens on ${server.config.host}:${server.port}, reachable from other hosts, and the Kurento protocol has no authentication: whoever reaches it can release any call. Keep FERRY_MEDIA_HOST on 127.0.0.1 or admit only the gateway's host in a firewall\n`);
+  }
   process.stdout.write(`ferry media ready ${JSON.stringify({ port: server.port })}\n`);
 }

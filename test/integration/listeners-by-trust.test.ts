@@ -7,6 +7,7 @@ import { LineProcess } from '../helpers/line-process';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { FerryStartProcess } from '../helpers/ferry-start-process';
 import { call, connectKurento, type KurentoObjectLike } from '../helpers/media-kurento';
+import { MediaServerProcess } from '../helpers/media-server-process';
 
 /**
  * Listeners split by trust, read from the kernel's socket tables: public listeners (SIP, WebSocket,
@@ -59,7 +60,9 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   const starts: FerryStartProcess[] = [];
   const dirs: string[] = [];
   const spawned: LineProcess[] = [];
+  const mediaServers: MediaServerProcess[] = [];
   after(async () => {
+    await Promise.all(mediaServers.map((m) => m.stop()));
     for (const p of spawned) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     await Promise.all(engines.map((e) => e.stop()));
     await Promise.all(starts.map((s) => s.stop()));
@@ -93,6 +96,19 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
     const e = await spawnSipEngine({ FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: 'a-long-site-secret' });
     engines.push(e);
     assert.deepEqual(boundAddresses(e.ports.control, 'tcp'), ['0.0.0.0'], 'an explicit control address is honoured');
+  });
+
+  test('listeners: ferry media with the Kurento port on a non-loopback address warns in one line that it has no authentication; on loopback it does not', async () => {
+    const open = await MediaServerProcess.start({ FERRY_MEDIA_HOST: '0.0.0.0', FERRY_MEDIA_SDP_ADDRESS: '127.0.0.1', FERRY_LOG_LEVEL: 'warn' });
+    mediaServers.push(open);
+    const local = await MediaServerProcess.start({ FERRY_LOG_LEVEL: 'warn' });
+    mediaServers.push(local);
+    assert.deepEqual(boundAddresses(open.port, 'tcp'), ['0.0.0.0']);
+    assert.deepEqual(boundAddresses(local.port, 'tcp'), ['127.0.0.1'], 'the default is loopback');
+    const warnings = open.logsMatching('WARNING');
+    assert.equal(warnings.length, 1, open.log());
+    assert.match(warnings[0]!, /^ferry media: WARNING: the Kurento port listens on 0\.0\.0\.0:\d+, reachable from other hosts, and the Kurento protocol has no authentication/);
+    assert.deepEqual(local.logsMatching('WARNING'), [], 'no warning on loopback');
   });
 
   test('listeners: ferry start with FERRY_HOST=0.0.0.0 → SIP, WebSocket, RTP and the page on 0.0.0.0, drachtio control and Kurento on 127.0.0.1, and it says so', async () => {
