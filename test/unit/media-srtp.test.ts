@@ -5,6 +5,7 @@ import { RtpPacket, SrtcpSession, SrtpSession } from 'werift';
 import { AesCmKeystream } from '../../src/media/srtp/aes-cm-keystream';
 import { deriveKey, Label } from '../../src/media/srtp/key-derivation';
 import { SRTP_AUTH_TAG_BYTES, SrtpContext, estimateIndex } from '../../src/media/srtp/srtp-context';
+import { srtpMastersFromDtls } from '../../src/media/srtp/dtls-srtp-keys';
 import { rng } from '../helpers/seeded-random';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -116,6 +117,20 @@ describe('SRTP (RFC 3711) AES_CM_128_HMAC_SHA1_80', { timeout: 120_000 }, () => 
     const rr = receiverReport(3);
     assert.ok(a.protectRtcp(rr, out).equals(b.protectRtcp(rr)));
     assert.throws(() => a.protectRtp(plain, Buffer.alloc(plain.length)), /shorter/);
+  });
+
+  test('DTLS-SRTP keying material splits into client/server keys and salts (RFC 5764 4.2), and the two roles talk', () => {
+    const material = Buffer.from(Array.from({ length: 60 }, (_, i) => i));
+    const client = srtpMastersFromDtls(material, 'client');
+    const server = srtpMastersFromDtls(material, 'server');
+    assert.deepEqual([...client.local.masterKey], Array.from({ length: 16 }, (_, i) => i));
+    assert.deepEqual([...server.local.masterKey], Array.from({ length: 16 }, (_, i) => 16 + i));
+    assert.deepEqual([...client.local.masterSalt], Array.from({ length: 14 }, (_, i) => 32 + i));
+    assert.deepEqual([...server.local.masterSalt], Array.from({ length: 14 }, (_, i) => 46 + i));
+    assert.ok(client.remote.masterKey.equals(server.local.masterKey) && client.remote.masterSalt.equals(server.local.masterSalt));
+    const plain = rtp(1);
+    assert.ok(new SrtpContext(server.remote).unprotectRtp(new SrtpContext(client.local).protectRtp(plain))?.equals(plain));
+    assert.throws(() => srtpMastersFromDtls(material.subarray(1), 'client'), /60 bytes/);
   });
 
   test('a replayed SRTP packet is refused; reordered packets inside the window pass, ones older than the window do not', () => {

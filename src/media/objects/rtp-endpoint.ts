@@ -203,13 +203,14 @@ export class RtpEndpoint extends SdpEndpoint {
   }
 
   /** SRTP on or off for the leg; an unchanged peer key keeps the running contexts (rollover counters, replay windows). */
-  private applySrtp(leg: RtpLeg, sdes: { master: SrtpMaster; keyParams: string } | undefined): void {
+  private applySrtp(leg: RtpLeg, sdes: { tag: number; master: SrtpMaster; keyParams: string } | undefined): void {
     if (!sdes) {
       this.srtpKeys = undefined;
       leg.setSrtp(undefined);
       return;
     }
     if (this.srtpKeys?.remoteKeyParams !== sdes.keyParams) {
+      this.ctx.logger.info(this.srtpKeys ? 'SRTP-SDES peer key changed' : 'SRTP-SDES negotiated', { element: this.id, tag: sdes.tag, suite: SDES_SUITE });
       this.srtpKeys = {
         remoteKeyParams: sdes.keyParams,
         inbound: new SrtpContext(sdes.master),

@@ -214,7 +214,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (this.srtp) {
       const clear = this.srtp.inbound.unprotectRtp(datagram);
       if (!clear) {
-        this.srtpDropped++;
+        this.onSrtpRefused();
         return;
       }
       msg = clear;
@@ -243,8 +243,16 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private unprotectRtcp(datagram: Buffer): Buffer | undefined {
     if (!this.srtp) return datagram;
     const clear = this.srtp.inbound.unprotectRtcp(datagram);
-    if (!clear) this.srtpDropped++;
+    if (!clear) this.onSrtpRefused();
     return clear;
+  }
+
+  /** Count a refused SRTP/SRTCP datagram; the first one of the leg is logged (with why, so far). */
+  private onSrtpRefused(): void {
+    if (this.srtpDropped++ === 0) {
+      const c = this.srtp!.inbound.counters;
+      this.logger.info('SRTP datagram refused on phone leg', { authFailures: c.authFailures, replays: c.replays, malformed: c.malformed });
+    }
   }
 
   private onRtcpSocket(datagram: Buffer, rinfo: dgram.RemoteInfo): void {
