@@ -55,9 +55,10 @@ export interface ConnectionPeer {
  * cap per 10 s (a refused source can retry in a tight loop) with the number not logged since. Both are
  * counted in `stats()`.
  *
- * TLS and WSS: admit on the server's raw `connection` event (before the handshake), so a handshake counts
- * against the caps and is bounded by `reading('headers', 0)` as the WebSocket upgrade is, or set the TLS
- * server's `handshakeTimeout` to `limits.headerTimeoutMs` and serve at `secureConnection`.
+ * TLS and WSS: admit on the server's raw `connection` event, before the handshake, and call
+ * `reading('headers', 0)` there: the handshake then counts against the caps and must finish within the
+ * header timeout (as WsTransport does for the HTTP upgrade). A TLS byte stream is then served with
+ * `serveSipByteStream(tlsSocket, { ..., watch })`, handing over that watch.
  */
 export class ConnectionGuard {
   private readonly bySource = new Map<string, number>();
@@ -148,14 +149,16 @@ export class ConnectionWatch {
     readonly peer: ConnectionPeer,
     readonly source: string,
     private readonly counted: boolean,
-    private readonly close: () => void,
+    private close: () => void,
   ) {
     this.lastMessageAt = guard.clock.now();
     this.scheduleIdleCheck(guard.limits.idleTimeoutMs);
   }
 
-  attach(flow: Flow): void {
+  /** The connection carries SIP now as `flow`; `close`, when given, replaces how the watch closes it. */
+  attach(flow: Flow, close?: () => void): void {
     this.flow = flow;
+    if (close) this.close = close;
   }
 
   /**
@@ -175,7 +178,8 @@ export class ConnectionWatch {
     this.phase = phase;
     this.readTimer?.cancel();
     const limits = this.guard.limits;
-    const handshake = this.flow === undefined && this.peer.protocol.startsWith('ws');
+    // before `attach`, the connection is still in its WebSocket upgrade or TLS handshake
+    const handshake = this.flow === undefined;
     const [ms, reason]: [number, ConnectionCloseReason] = phase === 'body'
       ? [limits.bodyTimeoutMs, 'body-timeout']
       : [limits.headerTimeoutMs, handshake ? 'handshake-timeout' : 'header-timeout'];

@@ -24,6 +24,11 @@ export interface ByteStreamOptions {
   accepted: boolean;
   guard: ConnectionGuard;
   events: StreamTransportEvents;
+  /**
+   * The watch this connection was admitted with already, e.g. on the raw TCP connection before a TLS
+   * handshake (ConnectionGuard explains); when given, the socket is not admitted again.
+   */
+  watch?: ConnectionWatch;
 }
 
 /**
@@ -37,7 +42,7 @@ export function serveSipByteStream(socket: net.Socket, options: ByteStreamOption
   const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: options.protocol };
   let closeSocket = (): void => { socket.destroy(); };
   const close = (): void => closeSocket();
-  const watch: ConnectionWatch | undefined = options.accepted ? guard.admit(peer, close) : guard.track(peer, close);
+  const watch: ConnectionWatch | undefined = options.watch ?? (options.accepted ? guard.admit(peer, close) : guard.track(peer, close));
   if (!watch) {
     socket.destroy();
     return undefined;
@@ -45,7 +50,8 @@ export function serveSipByteStream(socket: net.Socket, options: ByteStreamOption
   socket.setNoDelay(true);
   const flow = new StreamFlow(options.id, options.protocol, peer.address, peer.port, socket.localAddress ?? '', socket.localPort ?? 0,
     (d) => { socket.write(d); });
-  watch.attach(flow);
+  watch.attach(flow, close);
+  watch.reading('none', 0); // a handshake before this is over
   let framer: SipStreamFramer | undefined = new SipStreamFramer(guard.limits.maxMessageBytes);
   socket.on('data', (chunk: Buffer) => {
     if (!framer) return; // refused: whatever still arrives is dropped until the socket is gone
