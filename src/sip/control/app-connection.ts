@@ -13,6 +13,10 @@ export class AppConnection {
 
   constructor(readonly id: string, private readonly socket: net.Socket) {}
 
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '?';
+  }
+
   get remote(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }

@@ -46,6 +46,8 @@ export class ControlServer {
   private readonly limits: ControlLimits;
   /** refused connections: one line per cap per 10 s, however fast they come */
   private readonly refusalLog = new LogThrottle(10_000);
+  /** events of connections that never authenticated: one line per kind and source address per 10 s */
+  private readonly strangerLog = new LogThrottle(10_000);
 
   constructor(private readonly options: ControlServerOptions, private readonly handler: ControlHandler, private readonly log: Logger) {
     this.limits = { ...DEFAULT_CONTROL_LIMITS, ...options.limits };
@@ -76,7 +78,7 @@ export class ControlServer {
     this.apps.add(app);
     const authTimer = setTimeout(guarded('sip.control-auth-timeout', () => {
       if (app.authenticated || app.closed) return;
-      this.log.info('app did not authenticate in time, closing its connection', { app: app.id, remote: app.remote, timeoutMs: this.limits.authTimeoutMs });
+      this.logStranger(app, 'app did not authenticate in time, closing its connection', { timeoutMs: this.limits.authTimeoutMs });
       app.close();
     }), this.limits.authTimeoutMs);
     authTimer.unref();
@@ -88,7 +90,8 @@ export class ControlServer {
         const step = decoder.next();
         if (step === undefined) return;
         if ('error' in step) {
-          this.log.info('bad control frame, closing app connection', { app: app.id, remote: app.remote, authenticated: app.authenticated, error: step.error });
+          if (app.authenticated) this.log.info('bad control frame, closing app connection', { app: app.id, remote: app.remote, authenticated: true, error: step.error });
+          else this.logStranger(app, 'bad control frame, closing app connection', { authenticated: false, error: step.error });
           app.close();
           return;
         }
@@ -109,6 +112,12 @@ export class ControlServer {
       if (app.authenticated) this.log.info('app disconnected', { app: app.id });
       this.handler.onAppClosed(app);
     });
+  }
+
+  /** One line per event kind and source address per 10 s for peers that never authenticated (a flood stays a trickle). */
+  private logStranger(app: AppConnection, message: string, meta: Record<string, unknown>): void {
+    const admitted = this.strangerLog.admit(`${message} ${app.remoteAddress}`);
+    if (admitted) this.log.info(message, { app: app.id, remote: app.remote, ...meta, suppressedSinceLastLine: admitted.suppressed });
   }
 
   /** Why a new connection cannot be taken now, or undefined. */
@@ -142,7 +151,7 @@ export class ControlServer {
       case 'authenticate': {
         if (tokens[2] !== this.options.secret) {
           app.respond(rid, ['NO', 'incorrect secret']);
-          this.log.info('app failed to authenticate', { app: app.id, remote: app.remote });
+          this.logStranger(app, 'app failed to authenticate', {});
           app.closing = true;
           setImmediate(guarded('sip.close-unauthenticated-app', () => app.close()));
           return;
