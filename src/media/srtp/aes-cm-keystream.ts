@@ -1,8 +1,7 @@
 import { createCipheriv, type Cipher } from 'node:crypto';
 
-/** Largest run of keystream one call produces: a UDP datagram never exceeds this on our legs. */
+/** Keystream is made in runs of at most this many bytes (the prepared counter blocks). */
 const MAX_BYTES = 2048;
-const MAX_BLOCKS = MAX_BYTES / 16;
 
 /**
  * AES in counter mode as SRTP defines it (RFC 3711 §4.1.1): block j of the keystream is
@@ -21,38 +20,31 @@ export class AesCmKeystream {
   }
 
   /**
-   * XOR `length` bytes of `data` from `offset` with the keystream that starts at `iv` (16 bytes, low
-   * 16 bits zero). Encrypts and decrypts, in place.
+   * XOR `length` bytes of `data` from `offset` with the keystream that starts at `iv` (16 bytes, the
+   * block counter in its low bits). Encrypts and decrypts, in place; any length (runs of MAX_BYTES).
    */
   xor(iv: Buffer, data: Buffer, offset: number, length: number): void {
-    if (length <= 0) return;
-    if (length > MAX_BYTES) throw new Error(`AES-CM run of ${length} bytes is longer than ${MAX_BYTES}`);
-    const blocks = Math.ceil(length / 16);
     const c = this.counters;
     const low = iv.readUInt32BE(12);
-    for (let b = 0; b < blocks; b++) {
-      const o = b * 16;
-      iv.copy(c, o, 0, 12);
-      c.writeUInt32BE((low + b) >>> 0, o + 12);
+    for (let done = 0; done < length; done += MAX_BYTES) {
+      const run = Math.min(MAX_BYTES, length - done);
+      const blocks = Math.ceil(run / 16);
+      const first = done / 16;
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 16;
+        iv.copy(c, o, 0, 12);
+        c.writeUInt32BE((low + first + b) >>> 0, o + 12);
+      }
+      const ks = this.ecb.update(c.subarray(0, blocks * 16));
+      const at = offset + done;
+      for (let i = 0; i < run; i++) data[at + i] ^= ks[i]!;
     }
-    const ks = this.ecb.update(c.subarray(0, blocks * 16));
-    for (let i = 0; i < length; i++) data[offset + i] ^= ks[i]!;
   }
 
   /** `length` bytes of keystream (used by key derivation and the test vectors). */
   keystream(iv: Buffer, length: number): Buffer {
     const out = Buffer.alloc(length);
-    for (let done = 0; done < length; done += MAX_BLOCKS * 16) {
-      const run = Math.min(MAX_BLOCKS * 16, length - done);
-      const at = Buffer.from(iv);
-      addToLow32(at, done / 16);
-      this.xor(at, out, done, run);
-    }
+    this.xor(iv, out, 0, length);
     return out;
   }
-}
-
-/** iv += n on the low 32 bits (SRTP never counts further: its keystream per IV is at most 2^16 blocks). */
-function addToLow32(iv: Buffer, n: number): void {
-  iv.writeUInt32BE((iv.readUInt32BE(12) + n) >>> 0, 12);
 }
