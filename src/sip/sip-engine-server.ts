@@ -57,7 +57,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const events = {
     onMessage: (d: Buffer, f: import('./transport/flow').Flow) => engine?.onNetworkData(d, f),
     onClose: (f: import('./transport/flow').Flow) => engine?.onFlowClosed(f),
-    onOversizedRequest: (head: Buffer, f: import('./transport/flow').Flow) => engine?.onOversizedRequest(head, f),
+    onRefusedRequest: (head: Buffer, f: import('./transport/flow').Flow, status: 400 | 413, why: string) => engine?.onRefusedRequest(head, f, status, why),
   };
   const connections = new ConnectionGuard({ ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, createLogger('sip.connections'),
     (f) => engine?.flowInUse(f) ?? false, options.clock ?? systemClock);

@@ -191,7 +191,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     await logged(e, /SIP connection closed from 127\.0\.0\.1: header-timeout/, /"protocol":"ws"/);
   });
 
-  test('connections: a TCP INVITE announcing a body above the size limit is answered 413 before its body is sent and the connection closed; one under the limit is served', async () => {
+  test('connections: a TCP INVITE announcing a body above the size limit is answered 413 before its body is sent, one without Content-Length 400, each connection closed; one under the limit is served', async () => {
     const e = await engine({ FERRY_SIP_MAX_MESSAGE_BYTES: '8192' });
     const big = keep(await rawTcp(e.ports.sip));
     big.socket.write(inviteHead(e.ports.sip, big.socket.localPort!, 'toolarge', 9000)); // headers only: the body never comes
@@ -204,7 +204,13 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     ok.socket.write(inviteHead(e.ports.sip, ok.socket.localPort!, 'fits', Buffer.byteLength(sdp)) + sdp);
     await waitUntil(() => /SIP\/2\.0 503/.test(ok.text()), 5000, 'the INVITE under the limit answered');
     assert.doesNotMatch(ok.text(), /413/);
-    await logged(e, /answered oversized request with 413/);
+    await logged(e, /answered refused request with 413/);
+    // a stream cannot be framed without Content-Length: answered 400 naming it, then closed
+    const noLength = keep(await rawTcp(e.ports.sip));
+    noLength.socket.write(inviteHead(e.ports.sip, noLength.socket.localPort!, 'nolength', 0).replace('Content-Length: 0\r\n', ''));
+    await waitUntil(() => noLength.closedAt !== undefined, 5000, 'the connection without Content-Length closed');
+    assert.match(noLength.text(), /^SIP\/2\.0 400 Bad Request \(missing Content-Length on a stream\)\r\n/);
+    assert.match(noLength.text(), /\r\nCall-ID: nolength\r\n/);
   });
 
   test('idle: connections without a registration are closed at the idle timeout; a JsSIP webphone registered over WS keeps its connection and still gets an INVITE; a lapsed registration no longer holds one', async () => {

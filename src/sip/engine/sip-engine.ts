@@ -172,10 +172,11 @@ export class SipEngine implements ControlHandler {
   }
 
   /**
-   * A request the transport refused for its size, of which only the headers were read: answered
-   * 413 on the same connection when its headers allow a response (the transport then closes it).
+   * A request the stream transport refused once its headers were read — too large (413) or with a
+   * missing/unreadable Content-Length (400) — answered on the same connection when its headers allow a
+   * response (the transport then closes it).
    */
-  onOversizedRequest(head: Buffer, flow: Flow): void {
+  onRefusedRequest(head: Buffer, flow: Flow, status: 400 | 413, why: string): void {
     let headers: SipHeaders | undefined;
     let method: string | undefined;
     try {
@@ -186,8 +187,9 @@ export class SipEngine implements ControlHandler {
     }
     if (!headers || !method || method === 'ACK' || !headers.getAll('Via').length || !headers.has('CSeq')) return;
     const req: SipRequest = { kind: 'request', method, uri: '', headers, body: Buffer.alloc(0) };
-    flow.send(serializeSipMessage(makeResponse(req, 413, randomToken(), 'Request Entity Too Large')));
-    this.log.info('answered oversized request with 413', { from: flow.id, method, callId: headers.get('Call-ID') });
+    const reason = status === 413 ? 'Request Entity Too Large' : `Bad Request (${why})`;
+    flow.send(serializeSipMessage(makeResponse(req, status, randomToken(), reason)));
+    this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID') });
   }
 
   private onParseError(err: unknown, flow: Flow): void {

@@ -7,7 +7,8 @@
  * are copied into one buffer that never grows past the limit (plus one read chunk), and a message whose
  * Content-Length announces more than the limit is refused as soon as its headers are complete, before
  * any of its body is kept. A refused stream is unrecoverable: `push` returns an `error` (and, when the
- * headers were complete, `refusedHead`, so the transport can answer 413) and the caller closes.
+ * headers were complete, `refusedHead`, so the transport can answer 413, or 400 for an unreadable
+ * Content-Length) and the caller closes.
  * After every push, `pending` says whether a message is half-read (for the transport's read deadlines).
  */
 export interface FramerOutput {
@@ -16,7 +17,7 @@ export interface FramerOutput {
   error: string | undefined;
   /** the error is a size limit (headers or whole message too large), not unreadable framing */
   tooLarge: boolean;
-  /** the headers of a message refused for its size (its body was never read) */
+  /** the headers of a refused message whose headers were complete (its body was never read): enough to answer it */
   refusedHead: Buffer | undefined;
 }
 
@@ -84,8 +85,10 @@ export class SipStreamFramer {
         const headEnd = end + 4;
         const head = data.toString('latin1', pos, end);
         const m = /(?:^|\r\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/i.exec(head);
-        if (!m) return this.fail(out, 'missing Content-Length on a stream');
-        if (!/^\d{1,9}\s*$/.test(m[1])) return this.fail(out, 'bad Content-Length');
+        if (!m || !/^\d{1,9}\s*$/.test(m[1])) {
+          out.refusedHead = Buffer.from(data.subarray(pos, headEnd));
+          return this.fail(out, m ? 'bad Content-Length' : 'missing Content-Length on a stream');
+        }
         const total = headEnd - pos + Number(m[1].trim());
         if (total > this.maxMessageBytes) {
           out.refusedHead = Buffer.from(data.subarray(pos, headEnd));

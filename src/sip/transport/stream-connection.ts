@@ -8,13 +8,14 @@ export interface StreamTransportEvents {
   onMessage(data: Buffer, flow: Flow): void;
   onClose(flow: Flow): void;
   /**
-   * A request refused for its size before its body was read (`head` is its header block): the engine
-   * answers 413 on `flow` when it can; the connection is closed right after.
+   * A request refused by the framer once its headers were read (`head`), before its body: too large
+   * (`status` 413) or with a missing/unreadable Content-Length (400). The engine answers it on `flow`
+   * when the headers allow; the connection is closed right after.
    */
-  onOversizedRequest?(head: Buffer, flow: Flow): void;
+  onRefusedRequest?(head: Buffer, flow: Flow, status: 400 | 413, why: string): void;
 }
 
-/** How long a connection refused for an oversized message may take to read our 413 before it is cut. */
+/** How long a connection refused for a message may take to read our 413/400 before it is cut. */
 const REFUSAL_LINGER_MS = 1000;
 
 export interface ByteStreamOptions {
@@ -60,9 +61,9 @@ export function serveSipByteStream(socket: net.Socket, options: ByteStreamOption
     for (const m of out.messages) events.onMessage(m, flow);
     if (out.error) {
       framer = undefined;
-      if (out.refusedHead && events.onOversizedRequest) {
-        events.onOversizedRequest(out.refusedHead, flow);
-        // let the 413 leave before the connection goes: stop reading (the rest of the body is never read),
+      if (out.refusedHead && events.onRefusedRequest) {
+        events.onRefusedRequest(out.refusedHead, flow, out.tooLarge ? 413 : 400, out.error);
+        // let the answer leave before the connection goes: stop reading (the rest of the body is never read),
         // half-close now, cut it shortly after
         closeSocket = () => {
           socket.pause();
