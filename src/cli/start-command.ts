@@ -8,6 +8,7 @@ import { chooseGatewayStateStore } from './gateway-state-store';
 import { connectHost, LOOPBACK_HOST, urlHost } from '../common/listen-address';
 import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
 import { listenerSummary, type ListenerInfo } from './listener-summary';
+import { setUpApiToken } from './api-token-file';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
@@ -72,6 +73,8 @@ export async function run(_args: string[]): Promise<void> {
     const store = await chooseGatewayStateStore(env, log);
     if (store.privateRedis) stopLast.push(store.privateRedis.child);
     const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start(), store.privateRedis?.child.start()]);
+    // the HTTP API needs a bearer token: FERRY_API_TOKEN, else one generated into the data directory
+    const apiToken = setUpApiToken(env);
     gateway = new SupervisedPart(
       {
         name: 'gateway',
@@ -80,6 +83,7 @@ export async function run(_args: string[]): Promise<void> {
           FERRY_MEDIA_URL: `ws://${urlHost(connectHost(mediaHost))}:${mediaInfo.port}/kurento`,
           FERRY_WEBPHONE_WS_URL: env.FERRY_WEBPHONE_WS_URL ?? `ws://${env.FERRY_SIP_HOST ?? host}:${sipInfo.ws}`,
           FERRY_HTTP_HOST: httpHost,
+          ...apiToken.gatewayEnv,
           // the same instance id for every restart of the gateway: it resumes its own calls at once
           ...store.gatewayEnv,
         },
@@ -107,6 +111,7 @@ export async function run(_args: string[]): Promise<void> {
       ...(store.privateRedis ? [{ name: 'private Redis', host: LOOPBACK_HOST, port: store.privateRedis.port, kind: 'control' as const }] : []),
     ];
     process.stdout.write(`${listenerSummary(listeners).join('\n')}\n`);
+    if (apiToken.file) process.stdout.write(`ferry: HTTP API token (from this host only) in ${apiToken.file}: curl -H "Authorization: Bearer $(cat ${apiToken.file})" http://127.0.0.1:${gw.http}/api/calls\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
   } catch (err) {
     log(`ferry start: ${(err as Error).message}`);

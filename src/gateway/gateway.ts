@@ -7,6 +7,7 @@ import { CallRegistry } from './calls/call-registry';
 import { CallRouter } from './calls/call-router';
 import { InviteHandler } from './calls/invite-handler';
 import { GatewayConfig } from './config/gateway-config';
+import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
 import { MediaConnection } from './media/media-connection';
@@ -77,9 +78,16 @@ export class Gateway {
             store: this.store.health(),
           });
         },
-        webphoneConfig: () => ({ wsUrl: opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088', domain: config.sip.domain }),
+        webphoneConfig: () => ({
+          wsUrl: opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088',
+          domain: config.sip.domain,
+          iceServers: config.webphone.iceServers,
+          iceTransportPolicy: config.webphone.iceTransportPolicy,
+          ...(config.webphone.httpsUrl ? { httpsUrl: config.webphone.httpsUrl } : {}),
+        }),
       },
       this.log.child({ component: 'gateway.http' }),
+      new HttpAccess(config.httpAccess),
     );
     this.adopter = new CallAdopter({
       store: this.store,
@@ -121,6 +129,7 @@ export class Gateway {
       noAnswerMs: config.noAnswerMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
       onEnded: (r) => this.metrics.callEnded(r),
+      loopbackMedia: config.loopbackMedia,
     });
     const verbs = this.srf as unknown as SrfVerbs;
     verbs.register((req, res) => {

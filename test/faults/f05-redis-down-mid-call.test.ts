@@ -1,7 +1,7 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { waitFor } from '../helpers/stack';
+import { TEST_API_TOKEN, waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 import { RedisServerProcess } from '../helpers/redis-server-process';
 import { SipRawClient, digestAnswer } from '../helpers/sip-raw-client';
@@ -33,7 +33,7 @@ interface Timed {
 async function timedGet(port: number, p: string): Promise<Timed> {
   const t0 = Date.now();
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000), headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
     const body = await res.text();
     return { status: res.status, ms: Date.now() - t0, body };
   } catch (err) {

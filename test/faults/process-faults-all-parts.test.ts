@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LineProcess } from '../helpers/line-process';
@@ -73,7 +73,9 @@ describe('F8: stray faults inside ferry gateway and ferry sip', { timeout: 90_00
     }
     assert.ok(isRunning(gateway) && isRunning(sip), 'both still run');
     assert.ok(!ferry.stderr.some((l) => l.includes('exited unexpectedly')), 'nothing was restarted');
-    const calls = await fetch(`http://127.0.0.1:${ready.http}/api/calls`);
+    // ferry start generated the API token into its data directory
+    const token = readFileSync(path.join(dataDir, 'api-token'), 'utf8').trim();
+    const calls = await fetch(`http://127.0.0.1:${ready.http}/api/calls`, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(calls.status, 200, 'the gateway still serves its API');
     assert.deepEqual(await metrics(ready.http), { unhandledRejection: 1, uncaughtException: 1, guardedCallback: 0 });
   });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
+import { TEST_API_TOKEN } from './stack';
 
 /**
  * `ferry start` (what `npm start` runs) as a real process for fault tests: every output line kept
@@ -47,6 +48,8 @@ export class FerryStartProcess {
         ...process.env,
         NODE_ENV: 'test',
         FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
+        // the token getJson sends (without it, ferry start would generate one into FERRY_DATA_DIR)
+        FERRY_API_TOKEN: TEST_API_TOKEN,
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -120,7 +120,8 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
     const latestCall = async (): Promise<CallRecord> => {
       const all = await calls();
       assert.ok(all.length > 0, 'a call record exists');
-      return all.sort((a, b) => b.createdAt - a.createdAt)[0]!;
+      // the list holds summaries; the whole record (dialogs, media ids) is at /api/calls/:id
+      return getJson<CallRecord>(stack.httpPort, `/api/calls/${all.sort((a, b) => b.createdAt - a.createdAt)[0]!.id}`);
     };
     const callKeys = async (): Promise<string[]> => (redis ? redis.keys(`${stack.redisPrefix}call:*`) : []);
     /** a SIPp left over by a failed test would hold the port: stop them all before the next one */

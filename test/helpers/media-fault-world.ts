@@ -108,7 +108,8 @@ export async function establishCall(w: World): Promise<CallRecord> {
   await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the phone at the browser');
   const calls = (await getJson<{ calls: CallRecord[] }>(w.stack.httpPort, '/api/calls')).calls.filter((c) => c.state === 'answered');
   assert.equal(calls.length, 1, `one answered call: ${JSON.stringify(calls.map((c) => c.state))}`);
-  return calls[0]!;
+  // the list holds summaries; the whole record (dialogs, media ids) is at /api/calls/:id
+  return getJson<CallRecord>(w.stack.httpPort, `/api/calls/${calls[0]!.id}`);
 }
 
 export async function endedRecord(w: World, id: string): Promise<CallRecord> {

@@ -127,6 +127,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       FERRY_WEBPHONE_WS_URL: `ws://127.0.0.1:${sip.info.ws}`,
       FERRY_HTTP_HOST: '127.0.0.1',
       FERRY_HTTP_PORT: '0',
+      FERRY_API_TOKEN: TEST_API_TOKEN,
       FERRY_REDIS_PREFIX: redisPrefix,
       REDIS_URL: opts.redisUrl ?? '',
       ...(opts.partEnv?.gateway ?? {}),
@@ -176,9 +177,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 /** the same as startStack (the name the lifecycle tests were promised) */
 export const start = startStack;
 
-/** GET a JSON document from a local port */
-export async function getJson<T = unknown>(port: number, p: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${port}${p}`);
+/** the HTTP API bearer token test stacks (and `ferry start` in tests) run with */
+export const TEST_API_TOKEN = 'ferry-test-api-token-0123456789';
+
+/** GET a JSON document from a local port (with the test API token) */
+export async function getJson<T = unknown>(port: number, p: string, token = TEST_API_TOKEN): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: { Authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`GET ${p}: ${res.status}`);
   return (await res.json()) as T;
 }

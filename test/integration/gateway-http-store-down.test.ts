@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../src/common/logger';
+import { HttpAccess } from '../../src/gateway/http/http-access';
 import { HttpServer } from '../../src/gateway/http/http-server';
 import { GatewayMetrics } from '../../src/gateway/http/metrics';
 import { createStateStore } from '../../src/gateway/state/create-state-store';
@@ -14,6 +15,8 @@ import { RedisServerProcess } from '../helpers/redis-server-process';
  * a JSON error and Retry-After within 1 s while it is down; another failure stays a 500; /metrics
  * renders ferry_store_up and ferry_store_errors_total.
  */
+const TOKEN = 'store-down-test-api-token';
+
 describe('F5: gateway HTTP API while the state store is down', { timeout: 60_000 }, () => {
   let redis: RedisServerProcess;
   let store: ReturnType<typeof createStateStore>;
@@ -37,6 +40,7 @@ describe('F5: gateway HTTP API while the state store is down', { timeout: 60_000
         webphoneConfig: () => ({ wsUrl: 'ws://127.0.0.1:1', domain: 'd' }),
       },
       createLogger('test.http'),
+      new HttpAccess({ apiToken: TOKEN, apiLoopbackOnly: false, metricsAuth: 'loopback', allowedHosts: ['localhost'] }),
     );
     port = await server.listen('127.0.0.1', 0);
     await store.putCall(record);
@@ -49,7 +53,7 @@ describe('F5: gateway HTTP API while the state store is down', { timeout: 60_000
 
   const get = async (p: string): Promise<{ status: number; ms: number; body: string; retryAfter: string | null }> => {
     const t0 = Date.now();
-    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(5000), headers: { Authorization: `Bearer ${TOKEN}` } });
     return { status: res.status, body: await res.text(), ms: Date.now() - t0, retryAfter: res.headers.get('retry-after') };
   };
 

@@ -8,6 +8,7 @@ import { DialogLike, InDialogRequest, InDialogResponse } from './dialog-like';
 import { snapshotDialog } from './dialog-snapshot';
 import { EndReason } from './end-reason';
 import { answerDirection, bumpVersion, direction, withDirection } from './sdp-rewriter';
+import { connectionAddress, countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
 
 /** how long the release waits for a BYE to be answered (the BYE is already on the wire; a dead peer must not hold the release) */
 const BYE_WAIT_MS = 500;
@@ -24,6 +25,8 @@ export interface CallDeps {
   clock: Clock;
   log: Logger;
   endedRecordTtlMs: number;
+  /** loopback media targets in re-offers (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
+  loopbackMedia?: LoopbackMediaRule;
 }
 
 /**
@@ -130,6 +133,7 @@ export class Call extends EventEmitter<CallEvents> {
       res.send(481);
       return;
     }
+    if (!this.acceptableSdp(side, req, res)) return;
     try {
       const offer = req.body;
       if (!offer) {
@@ -206,8 +210,25 @@ export class Call extends EventEmitter<CallEvents> {
     }
   }
 
+  /**
+   * A re-offer (re-INVITE, UPDATE) passes the same SDP checks as a new call; else 488 with a Warning
+   * and nothing changes. A party already on a loopback address may stay there (its first offer passed).
+   */
+  private acceptableSdp(side: Side, req: InDialogRequest, res: InDialogResponse): boolean {
+    if (!req.body) return true;
+    const leg = side === 'caller' ? this.record.caller : this.record.callee;
+    const source = req.source_address ?? (leg.remoteSdp ? connectionAddress(leg.remoteSdp) : undefined) ?? '';
+    const check = validateSdp(req.body, { source, loopbackMedia: this.deps.loopbackMedia ?? 'from-loopback' });
+    if (check.ok) return true;
+    countSdpRejection(check.problem);
+    this.note('sdp-refused', `${side} ${req.method}: ${check.problem}`);
+    res.send(488, { headers: { Warning: sdpWarning(check.detail) } });
+    return false;
+  }
+
   /** UPDATE: JsSIP's session-timer refresh carries no SDP; answer it ourselves */
   private onUpdate(side: Side, req: InDialogRequest, res: InDialogResponse): void {
+    if (!this.acceptableSdp(side, req, res)) return;
     const d = this.dialogs[side];
     const headers: Record<string, string> = {};
     if (req.has('Session-Expires')) headers['Session-Expires'] = `${req.get('Session-Expires')!.split(';')[0]};refresher=uac`;

@@ -20,6 +20,8 @@ export interface DialogLike extends EventEmitter {
 export interface InDialogRequest {
   method: string;
   body: string;
+  /** where the request came from (srf sets it; requests replayed to adopted dialogs may not) */
+  source_address?: string;
   get(name: string): string | undefined;
   has(name: string): boolean;
 }

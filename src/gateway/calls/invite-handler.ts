@@ -15,6 +15,7 @@ import { identifyCaller } from './caller-identity';
 import { DialogLike } from './dialog-like';
 import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
+import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -31,6 +32,8 @@ export interface InviteHandlerDeps {
   noAnswerMs: number;
   endedRecordTtlMs: number;
   onEnded: (record: CallRecord) => void;
+  /** loopback media targets in SDP (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
+  loopbackMedia?: LoopbackMediaRule;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -57,6 +60,16 @@ export class InviteHandler {
 
   async handle(req: SrfReq, res: SrfRes): Promise<void> {
     const { d } = this;
+    // hostile or oversized SDP is refused before anything is authenticated, created or stored
+    if (req.body) {
+      const sdp = validateSdp(req.body, { source: req.source_address, loopbackMedia: d.loopbackMedia ?? 'from-loopback' });
+      if (!sdp.ok) {
+        countSdpRejection(sdp.problem);
+        d.log.warn('sdp refused', { callId: req.get('Call-ID'), source: req.source_address, problem: sdp.problem });
+        res.send(488, 'Not Acceptable Here', { headers: { Warning: sdpWarning(sdp.detail) } });
+        return;
+      }
+    }
     const transport = String(req.protocol ?? 'udp').toLowerCase();
     const caller = await identifyCaller(
       {
@@ -120,7 +133,7 @@ export class InviteHandler {
       owner: d.instanceId,
       timeline: [],
     };
-    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs });
+    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia });
     d.registry.add(call);
     call.once('ended', (r) => d.onEnded(r));
     call.note('invite', `${callerParty} (${callerKind}/${transport}) -> ${dialled} => ${target.party} (${target.kind})`);

@@ -4,6 +4,9 @@ import { ConfigError } from './config-error';
 import { loadSipConfig } from './sip-config-loader';
 import { SipConfig } from './sip-config';
 import { AuthLimits, DEFAULT_AUTH_LIMITS } from '../registrar/sip-authenticator';
+import { LoopbackMediaRule, parseLoopbackMediaRule } from '../calls/sdp-validator';
+import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
+import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -25,6 +28,12 @@ export interface GatewayConfig {
   sip: SipConfig;
   /** digest nonce lifetime, failure limits and lockout (FERRY_AUTH_*) */
   auth: AuthLimits;
+  /** API token, Host names, /metrics access (FERRY_API_TOKEN, FERRY_HTTP_ALLOWED_HOSTS, ...) */
+  httpAccess: HttpAccessConfig;
+  /** iceServers, ICE transport policy and HTTPS link for the webphone page */
+  webphone: WebphoneSettings;
+  /** loopback media addresses in SDP (FERRY_ALLOW_LOOPBACK_MEDIA) */
+  loopbackMedia: LoopbackMediaRule;
 }
 
 type Env = Record<string, string | undefined>;
@@ -57,6 +66,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (!/^wss?:\/\/[^/]+/.test(mediaUrl)) problems.push(`environment: FERRY_MEDIA_URL=${JSON.stringify(mediaUrl)}: must be a ws:// or wss:// URL`);
   const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push(`environment: REDIS_URL=${JSON.stringify(redisUrl)}: must be a redis:// URL`);
+  const httpHost = get('FERRY_HTTP_HOST', '127.0.0.1');
+  const loopbackMedia = parseLoopbackMediaRule(env.FERRY_ALLOW_LOOPBACK_MEDIA);
+  if (!loopbackMedia) problems.push(`environment: FERRY_ALLOW_LOOPBACK_MEDIA=${JSON.stringify(env.FERRY_ALLOW_LOOPBACK_MEDIA)}: must be 0, 1 or from-loopback`);
   const leaseMs = int('FERRY_GATEWAY_LEASE_MS', 10000, 500, 3600000);
   const config = {
     sipControl: { host: m?.[1] ?? '127.0.0.1', port: Number(m?.[2] ?? 9022), secret: get('FERRY_SIP_SECRET', 'cymru') },
@@ -64,7 +76,10 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     redisUrl,
     redisPrefix: get('FERRY_REDIS_PREFIX', 'ferry:'),
     storeTimeoutMs: int('FERRY_STORE_TIMEOUT_MS', 500, 50, 5000),
-    http: { host: get('FERRY_HTTP_HOST', '127.0.0.1'), port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
+    httpAccess: loadHttpAccessConfig(env, httpHost, problems),
+    webphone: loadWebphoneSettings(env, problems),
+    loopbackMedia: loopbackMedia ?? 'from-loopback',
+    http: { host: httpHost, port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
     instanceId: get('FERRY_GATEWAY_ID', `gw-${randomUUID().slice(0, 8)}`),
     leaseMs,
     adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),

@@ -5,29 +5,74 @@ import path from 'node:path';
 import { Logger } from '../../common/logger';
 import { CallRecord } from '../state/call-record';
 import { StoreUnavailableError } from '../state/store-unavailable-error';
+import { summarizeCall } from './call-summary';
+import { HttpAccess } from './http-access';
 import { jssipBundle } from './jssip-bundle';
 
 export interface HttpApi {
   listCalls(): Promise<CallRecord[]>;
   getCall(id: string): Promise<CallRecord | undefined>;
   metrics(): Promise<string>;
-  webphoneConfig(): { wsUrl: string; domain: string };
+  webphoneConfig(): WebphoneConfig;
+}
+
+/** what the webphone page reads from `/api/webphone-config` (public: the page needs it before any login) */
+export interface WebphoneConfig {
+  wsUrl: string;
+  domain: string;
+  /** RTCPeerConnection iceServers (FERRY_WEBPHONE_ICE_SERVERS); TURN credentials here are visible to every visitor */
+  iceServers?: unknown[];
+  iceTransportPolicy?: 'all' | 'relay';
+  /** where the page is served over HTTPS, linked when the page is not a secure context */
+  httpsUrl?: string;
 }
 
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/webphone.js': { file: 'webphone.js', type: 'text/javascript; charset=utf-8' },
+  '/webphone.css': { file: 'webphone.css', type: 'text/css; charset=utf-8' },
 };
+
+/** on every answer: no MIME sniffing, no referrer leaking the URL, never framed */
+const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };
+
+/** the page loads only its own files and talks only to its SIP WebSocket */
+function contentSecurityPolicy(wsUrl: string): string {
+  let ws = '';
+  try {
+    const u = new URL(wsUrl);
+    if (u.protocol === 'ws:' || u.protocol === 'wss:') ws = ` ${u.protocol}//${u.host}`;
+  } catch {
+    /* no usable WebSocket URL: 'self' only */
+  }
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `connect-src 'self'${ws}`,
+    "media-src 'self' blob: mediastream:",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /**
  * The gateway's HTTP side: the webphone page at `/`, `/jssip.js`, `GET /api/calls`,
- * `GET /api/calls/:id`, `GET /api/webphone-config`, `GET /metrics`, `GET /healthz`.
+ * `GET /api/calls/:id`, `GET /api/webphone-config`, `GET /metrics`, `GET /healthz`. Host names and
+ * bearer tokens are checked by HttpAccess; the list view holds call summaries only.
  * While the state store does not answer, the call API answers 503 (JSON error, Retry-After).
  */
 export class HttpServer {
   private server: http.Server | undefined;
 
-  constructor(private readonly api: HttpApi, private readonly log: Logger) {}
+  /** `access` decides who may read what; without one, `/api/*` answers 401 to everyone */
+  constructor(
+    private readonly api: HttpApi,
+    private readonly log: Logger,
+    private readonly access = new HttpAccess({ apiToken: undefined, apiLoopbackOnly: false, metricsAuth: 'loopback', allowedHosts: ['localhost'] }),
+  ) {}
 
   async listen(host: string, port: number): Promise<number> {
     const server = http.createServer((req, res) => {
@@ -35,7 +80,7 @@ export class HttpServer {
         if (err instanceof StoreUnavailableError) {
           // the store's operations are bounded, so this answer comes within FERRY_STORE_TIMEOUT_MS
           if (!res.headersSent) {
-            res.writeHead(503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Retry-After': '1' });
+            res.writeHead(503, { ...COMMON_HEADERS, 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Retry-After': '1' });
             res.end(JSON.stringify({ error: 'state store unavailable', detail: err.message }));
           } else res.end();
           return;
@@ -61,13 +106,13 @@ export class HttpServer {
     await new Promise<void>((r) => s.close(() => r()));
   }
 
-  private send(res: http.ServerResponse, status: number, type: string, body: string): void {
-    res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
+  private send(res: http.ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
     res.end(body);
   }
 
-  private json(res: http.ServerResponse, status: number, body: unknown): void {
-    this.send(res, status, 'application/json', JSON.stringify(body));
+  private json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.send(res, status, 'application/json', JSON.stringify(body), headers);
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -76,18 +121,27 @@ export class HttpServer {
       res.setHeader('Allow', 'GET, HEAD');
       return this.json(res, 405, { error: 'method not allowed' });
     }
+    const host = this.access.checkHost(req);
+    if (!host.ok) return this.json(res, host.status, { error: host.error });
     const p = url.pathname;
     const st = STATIC[p];
-    if (st) return this.send(res, 200, st.type, await readFile(path.join(__dirname, 'webphone', st.file), 'utf8'));
+    if (st) {
+      const csp: Record<string, string> = p === '/' ? { 'Content-Security-Policy': contentSecurityPolicy(this.api.webphoneConfig().wsUrl) } : {};
+      return this.send(res, 200, st.type, await readFile(path.join(__dirname, 'webphone', st.file), 'utf8'), csp);
+    }
     if (p === '/jssip.js') return this.send(res, 200, 'text/javascript; charset=utf-8', await jssipBundle());
     if (p === '/healthz') return this.json(res, 200, { ok: true });
     if (p === '/api/webphone-config') return this.json(res, 200, this.api.webphoneConfig());
+    if (p === '/metrics' || p.startsWith('/api/')) {
+      const allowed = this.access.authorize(req, p === '/metrics' ? 'metrics' : 'api');
+      if (!allowed.ok) return this.json(res, allowed.status, { error: allowed.error }, allowed.headers);
+    }
     if (p === '/metrics') return this.send(res, 200, 'text/plain; version=0.0.4', await this.api.metrics());
     if (p === '/api/calls') {
       const all = await this.api.listCalls();
       const which = url.searchParams.get('state');
       const calls = which === 'all' ? all : all.filter((c) => c.state !== 'ended');
-      return this.json(res, 200, { calls: calls.sort((a, b) => a.createdAt - b.createdAt) });
+      return this.json(res, 200, { calls: calls.sort((a, b) => a.createdAt - b.createdAt).map(summarizeCall) });
     }
     const m = /^\/api\/calls\/([A-Za-z0-9-]{1,64})$/.exec(p);
     if (m) {

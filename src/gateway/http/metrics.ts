@@ -1,5 +1,6 @@
 import { processFaultCounts } from '../../common/process-faults';
 import { EndReason } from '../calls/end-reason';
+import { sdpRejectionCounts } from '../calls/sdp-validator';
 import { AuthCounters } from '../registrar/auth-counters';
 
 /** Counters behind GET /metrics (Prometheus text format). */
@@ -62,6 +63,13 @@ export class GatewayMetrics {
     );
     for (const [kind, n] of Object.entries(processFaultCounts())) lines.push(`ferry_process_faults_total{kind="${kind}"} ${n}`);
     lines.push(...this.auth.render());
+    lines.push(
+      '# HELP ferry_sdp_rejected_total SDP offers refused with 488 before anything was created, by problem.',
+      '# TYPE ferry_sdp_rejected_total counter',
+    );
+    const sdp = [...sdpRejectionCounts()].sort();
+    if (sdp.length === 0) lines.push('ferry_sdp_rejected_total 0');
+    for (const [problem, n] of sdp) lines.push(`ferry_sdp_rejected_total{problem="${problem}"} ${n}`);
     return `${lines.join('\n')}\n`;
   }
 }

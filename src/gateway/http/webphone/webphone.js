@@ -6,7 +6,9 @@
   var session = null;
   var muted = false;
   var held = false;
-  var config = { wsUrl: '', domain: 'ferry.local' };
+  var config = { wsUrl: '', domain: 'ferry.local', iceServers: [] };
+  /** a call whose browser found no ICE candidate within this long fails with a message */
+  var ICE_GATHER_TIMEOUT_MS = 5000;
 
   function setRegState(s) { $('reg-state').textContent = s; }
   function setCallState(s) { $('call-state').textContent = s; window.ferryCallState = s; }
@@ -46,25 +48,45 @@
     // JsSIP sends the SDP only when ICE gathering completes; with several interfaces (or an
     // unreachable STUN server) that can take long. Half a second after the first candidate is enough.
     var gatherTimer = null;
+    var candidates = 0;
+    var noIceCandidate = false;
+    var noCandidateTimer = null;
+    function noNetworkPath() {
+      if (candidates > 0 || s.isEnded()) return;
+      noIceCandidate = true;
+      s.terminate();
+    }
     s.on('icecandidate', function (e) {
+      candidates++;
       if (!gatherTimer) gatherTimer = setTimeout(function () { e.ready(); }, 500);
     });
     s.on('peerconnection', function (e) {
-      e.peerconnection.addEventListener('track', function () { attachRemoteAudio(e.peerconnection); });
+      var pc = e.peerconnection;
+      pc.addEventListener('track', function () { attachRemoteAudio(pc); });
+      // no candidate at all (no usable interface, STUN/TURN unreachable): say so instead of ringing forever
+      noCandidateTimer = setTimeout(noNetworkPath, ICE_GATHER_TIMEOUT_MS);
+      pc.addEventListener('icegatheringstatechange', function () {
+        if (pc.iceGatheringState === 'complete') noNetworkPath();
+      });
     });
+    function stopWatching() { if (noCandidateTimer) clearTimeout(noCandidateTimer); }
     s.on('hold', function (e) { if (e.originator === 'local') held = true; else setCallState('held by the other side'); buttons(); });
     s.on('unhold', function (e) { if (e.originator === 'local') held = false; else setCallState('connected'); buttons(); });
     s.on('ended', function (e) {
+      stopWatching();
       setCallState('ended');
       window.ferryEndedAt = Date.now();
       message(e.originator === 'remote' ? 'The other side hung up.' : 'Call ended.', e.originator === 'remote' ? '' : 'info');
       session = null; buttons();
     });
     s.on('failed', function (e) {
+      stopWatching();
       setCallState('failed');
       window.ferryEndedAt = Date.now();
       var why = e.cause || 'failed';
-      var text = why === 'Busy' ? 'The other side is busy.' :
+      var text = noIceCandidate ? 'Call failed: this browser found no network path for audio (no ICE candidate in ' + (ICE_GATHER_TIMEOUT_MS / 1000) + ' s). Check the network or the STUN/TURN servers.' :
+        !window.isSecureContext && (why === 'User Denied Media Access' || why === 'Bad Media Description') ? 'Call failed: the browser gives the microphone only to a secure (HTTPS) page.' :
+        why === 'Busy' ? 'The other side is busy.' :
         why === 'Canceled' ? (e.originator === 'remote' ? 'The caller hung up before you answered.' : 'Call cancelled.') :
         why === 'Unavailable' || why === 'Not Found' ? 'Nobody to reach at that number (' + why + ').' :
         'Call failed: ' + why + '.';
@@ -106,7 +128,30 @@
     buttons();
   }
 
-  var callOptions = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] }, rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: false } };
+  function callOptions() {
+    var pcConfig = { iceServers: Array.isArray(config.iceServers) ? config.iceServers : [] };
+    if (config.iceTransportPolicy === 'relay') pcConfig.iceTransportPolicy = 'relay';
+    return { mediaConstraints: { audio: true, video: false }, pcConfig: pcConfig, rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: false } };
+  }
+
+  /** without a secure context the browser gives no microphone: say so, and where the HTTPS page is */
+  function showSecureContextNotice() {
+    if (window.isSecureContext) return;
+    var box = $('not-secure');
+    box.textContent = 'This page is not a secure context (it was loaded over plain http:// from another machine), so the browser will not give it the microphone and calls cannot work. ';
+    var https = typeof config.httpsUrl === 'string' && /^https:\/\//.test(config.httpsUrl) ? config.httpsUrl : '';
+    if (https) {
+      var a = document.createElement('a');
+      a.href = https;
+      a.textContent = 'Open the HTTPS page: ' + https;
+      a.id = 'https-link';
+      box.appendChild(a);
+    } else {
+      box.appendChild(document.createTextNode('Ask the administrator for the HTTPS address of this page.'));
+    }
+    box.hidden = false;
+    window.ferryNotSecure = true;
+  }
 
   $('register').onclick = register;
   $('unregister').onclick = unregister;
@@ -114,9 +159,10 @@
     var target = $('target').value.trim();
     if (!target) { message('Enter a number or user.'); return; }
     if (target.indexOf('@') < 0) target = 'sip:' + target + '@' + config.domain;
-    ua.call(target, callOptions);
+    if (!window.isSecureContext || !navigator.mediaDevices) { message('Calls need the microphone, which this browser gives only to a secure (HTTPS) page.'); return; }
+    ua.call(target, callOptions());
   };
-  $('answer').onclick = function () { if (session) session.answer(callOptions); };
+  $('answer').onclick = function () { if (session) session.answer(callOptions()); };
   $('hangup').onclick = function () { if (session) session.terminate(); };
   $('mute').onclick = function () {
     if (!session) return;
@@ -149,10 +195,11 @@
 
   fetch('/api/webphone-config').then(function (r) { return r.json(); }).then(function (c) {
     config = c;
+    // only the user name may come from the URL: a password there ends up in history, logs and Referer
     var q = new URLSearchParams(location.search);
-    $('ws-url').value = q.get('ws') || c.wsUrl;
+    $('ws-url').value = c.wsUrl;
     if (q.get('user')) $('user').value = q.get('user');
-    if (q.get('password')) $('password').value = q.get('password');
+    showSecureContextNotice();
     window.ferryReady = true;
     buttons();
   });

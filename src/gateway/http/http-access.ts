@@ -1,0 +1,97 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type http from 'node:http';
+import { isIP } from 'node:net';
+
+/**
+ * Who may use the gateway's HTTP side (docs/security.md "HTTP API and webphone"):
+ * - `/api/*` (except the page's own `/api/webphone-config`) needs `Authorization: Bearer <token>`;
+ *   with no token configured it answers 401 to everyone. A token `ferry start` generated is usable
+ *   from loopback clients only (403 from elsewhere): it was never meant to leave the host.
+ * - `/metrics` answers loopback clients without a token (a scraper on the host; counters only),
+ *   others with the token; FERRY_METRICS_AUTH=token asks everyone for it.
+ * - every request's Host must be one of the configured names or an IP literal, else 421: a browser
+ *   tricked by DNS rebinding sends the attacker's name.
+ */
+export interface HttpAccessConfig {
+  apiToken: string | undefined;
+  apiLoopbackOnly: boolean;
+  metricsAuth: 'loopback' | 'token';
+  /** lower-case host names (no port) accepted in Host; IP literals are always accepted */
+  allowedHosts: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+export const MIN_API_TOKEN_LENGTH = 16;
+
+/** reads FERRY_API_TOKEN / FERRY_API_TOKEN_FILE, FERRY_API_LOOPBACK_ONLY, FERRY_METRICS_AUTH, FERRY_HTTP_ALLOWED_HOSTS */
+export function loadHttpAccessConfig(env: Env, listenHost: string, problems: string[]): HttpAccessConfig {
+  let apiToken = env.FERRY_API_TOKEN || undefined;
+  if (!apiToken && env.FERRY_API_TOKEN_FILE) {
+    try {
+      apiToken = readFileSync(env.FERRY_API_TOKEN_FILE, 'utf8').trim() || undefined;
+    } catch (err) {
+      problems.push(`environment: FERRY_API_TOKEN_FILE: cannot read ${env.FERRY_API_TOKEN_FILE}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (apiToken !== undefined && (apiToken.length < MIN_API_TOKEN_LENGTH || /\s/.test(apiToken))) {
+    problems.push(`environment: the API token must be at least ${MIN_API_TOKEN_LENGTH} characters without spaces`);
+  }
+  const metricsAuth = env.FERRY_METRICS_AUTH || 'loopback';
+  if (metricsAuth !== 'loopback' && metricsAuth !== 'token') problems.push(`environment: FERRY_METRICS_AUTH=${JSON.stringify(metricsAuth)}: must be loopback or token`);
+  const configured = env.FERRY_HTTP_ALLOWED_HOSTS;
+  const names = configured
+    ? configured.split(',')
+    : ['localhost', listenHost, env.FERRY_PUBLIC_HOST ?? ''];
+  const allowedHosts = [...new Set(names.map((n) => n.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter((n) => n && n !== '0.0.0.0' && n !== '::'))];
+  return { apiToken, apiLoopbackOnly: env.FERRY_API_LOOPBACK_ONLY === '1', metricsAuth: metricsAuth === 'token' ? 'token' : 'loopback', allowedHosts };
+}
+
+export type AccessDecision = { ok: true } | { ok: false; status: number; error: string; headers?: Record<string, string> };
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.toLowerCase().replace(/^::ffff:/, '');
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+/** the host name of a Host header, without port or IPv6 brackets, lower case */
+export function hostName(header: string): string {
+  const h = header.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined);
+  return h.replace(/:\d*$/, '').replace(/\.$/, '');
+}
+
+/** constant-time: both sides hashed to 32 bytes first, so neither length nor content leaks through timing */
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export class HttpAccess {
+  constructor(private readonly config: HttpAccessConfig) {}
+
+  /** 421 unless Host names us */
+  checkHost(req: http.IncomingMessage): AccessDecision {
+    const header = req.headers.host;
+    if (!header) return { ok: false, status: 400, error: 'a Host header is required' };
+    const name = hostName(header);
+    if (isIP(name) !== 0 || this.config.allowedHosts.includes(name)) return { ok: true };
+    return { ok: false, status: 421, error: 'this server does not answer for that host name (FERRY_HTTP_ALLOWED_HOSTS)' };
+  }
+
+  /** bearer token check for `/api/*`, and for `/metrics` from non-loopback clients */
+  authorize(req: http.IncomingMessage, what: 'api' | 'metrics'): AccessDecision {
+    const loopback = isLoopback(req.socket.remoteAddress);
+    if (what === 'metrics' && this.config.metricsAuth === 'loopback' && loopback) return { ok: true };
+    const challenge = { 'WWW-Authenticate': 'Bearer realm="ferry"' };
+    const token = this.config.apiToken;
+    if (!token) return { ok: false, status: 401, error: 'no API token is configured (FERRY_API_TOKEN)', headers: challenge };
+    if (this.config.apiLoopbackOnly && !loopback) return { ok: false, status: 403, error: 'the generated API token is usable from this host only; set FERRY_API_TOKEN to use the API from elsewhere' };
+    const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
+    if (!m || !sameToken(m[1]!, token)) return { ok: false, status: 401, error: 'a valid bearer token is required', headers: challenge };
+    return { ok: true };
+  }
+}
