@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createLogger } from '../../src/common/logger';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import { Clock } from '../../src/common/clock';
 import { parseSipConfig } from '../../src/gateway/config/sip-config-loader';
 import { ConfigError } from '../../src/gateway/config/config-error';
@@ -33,7 +34,16 @@ function world(store?: StateStore) {
   const clock = manualClock();
   const digest = new DigestAuth('ferry.local', Buffer.alloc(32, 1), LIMITS.nonceLifetimeMs, () => clock.now());
   const counters = new AuthCounters();
-  const auth = new SipAuthenticator(digest, store ?? new MemoryStateStore(clock), LIMITS, counters, createLogger('test-auth'), clock);
+  // the log lines, kept for the assertions (a real winston logger with the gateway's JSON format)
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+  const auth = new SipAuthenticator(digest, store ?? new MemoryStateStore(clock), LIMITS, counters, log, clock);
   /** REGISTER from `source` with an answer (nc 1) for a fresh challenge, or for `nonce` */
   const register = async (source: string, user: string, password: string, opts: { nonce?: string; nc?: number } = {}) => {
     const nonce = opts.nonce ?? digest.makeNonce(source);
@@ -44,7 +54,7 @@ function world(store?: StateStore) {
     const req: AuthRequest = { method: 'REGISTER', uri, header, source, sourcePort: 5060, transport: 'udp' };
     return { outcome: await auth.authenticate(req, lookup, 401), nonce };
   };
-  return { clock, digest, counters, auth, register };
+  return { clock, digest, counters, auth, register, lines };
 }
 
 describe('SipAuthenticator', () => {
@@ -87,6 +97,13 @@ describe('SipAuthenticator', () => {
     }
     assert.deepEqual(statuses, [401, 401, 401, 401, 403, 403, 403]);
     assert.equal(w.counters.lockouts, 1);
+    // one line per event, fixed message text and src_ip (what a fail2ban filter matches)
+    const by = (m: string) => w.lines.filter((l) => l.message === m);
+    assert.equal(by('authentication failed').length, 5);
+    assert.ok(by('authentication failed').every((l) => l.src_ip === '10.0.0.66' && l.kind === 'wrong-password' && l.user === 'alice'));
+    assert.deepEqual(by('authentication lockout').map((l) => [l.src_ip, l.scope]), [['10.0.0.66', 'source']]);
+    assert.equal(by('authentication refused: locked out').length, 2);
+    assert.ok(!JSON.stringify(w.lines).includes('guess'), 'no password or digest response in the logs');
     assert.equal((await w.register('10.0.0.66', 'alice', 'alice-pw')).outcome.ok, false, 'locked out: right password refused');
     assert.equal((await w.register('10.0.0.7', 'alice', 'alice-pw')).outcome.ok, true, 'another address is not locked out');
     w.clock.advance(LIMITS.lockoutMs - 1000);
