@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import WebSocket from 'ws';
 
 /**
  * ferry media's quotas (`bin/ferry media` with small FERRY_MEDIA_MAX_* limits, the real npm
@@ -159,5 +160,38 @@ describe('media quotas', { timeout: 120_000 }, () => {
     await live.pb.waitFor(() => live.pb.received.length >= before.b + 20, 5000, 'media still flows a -> b');
     await live.pa.waitFor(() => live.pa.received.length >= before.a + 20, 5000, 'media still flows b -> a');
     assert.ok(s.logsMatching('idle orphaned pipeline reclaimed for a new create').length >= 39, 'reclaims are logged');
+  });
+
+  test('quota: control connections above FERRY_MEDIA_MAX_CONNECTIONS get HTTP 503 on upgrade; once one leaves, a kurento-client connects and works', async () => {
+    const s = await MediaServerProcess.start({ ...QUOTA_ENV, FERRY_MEDIA_MAX_CONNECTIONS: '3' });
+    servers.push(s);
+    const open = async (): Promise<{ ws: WebSocket; status: number }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(s.url);
+        ws.once('open', () => resolve({ ws, status: 101 }));
+        ws.once('unexpected-response', (_req, res) => resolve({ ws, status: res.statusCode ?? 0 }));
+        ws.once('error', reject);
+      });
+    const held = [await open(), await open(), await open()];
+    assert.deepEqual(held.map((h) => h.status), [101, 101, 101], 'under the cap');
+    const extra = await open();
+    assert.equal(extra.status, 503, 'the 4th connection is refused');
+    held[0]!.ws.close();
+    await new Promise<void>((r) => held[0]!.ws.once('close', () => r()));
+    const deadline = Date.now() + 5000;
+    let c: KurentoClientLike | undefined;
+    while (!c) {
+      try {
+        c = await connectKurento(s.url);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    clients.push(c);
+    const pipeline = await c.create('MediaPipeline');
+    assert.match(pipeline.id, /_kurento\.MediaPipeline$/, 'the client that got the freed slot works');
+    held.slice(1).forEach((h) => h.ws.close());
+    assert.ok(s.logsMatching('connection cap reached').length >= 1, 'the refusal is logged');
   });
 });

@@ -18,6 +18,8 @@ export interface MediaQuotas {
   maxPorts: number;
   /** UDP ports bound by the endpoints of the pipelines one session created (FERRY_MEDIA_MAX_PORTS_PER_SESSION). */
   maxPortsPerSession: number;
+  /** Control WebSocket connections at once (FERRY_MEDIA_MAX_CONNECTIONS); more get HTTP 503 on upgrade. */
+  maxConnections: number;
 }
 
 /** Sized for a 2-core host: about 200 WebRTC↔RTP or 500 RTP↔RTP calls fit, one pipeline each. */
@@ -27,6 +29,7 @@ export const DEFAULT_MEDIA_QUOTAS: MediaQuotas = {
   maxElementsPerPipeline: 16,
   maxPorts: 8000,
   maxPortsPerSession: 4800,
+  maxConnections: 256,
 };
 
 /** Ports an endpoint is counted for before it has bound any (one RTP + RTCP pair). */
@@ -40,6 +43,7 @@ export function mediaQuotasFromEnv(): MediaQuotas {
     maxElementsPerPipeline: envInt('FERRY_MEDIA_MAX_ELEMENTS_PER_PIPELINE', d.maxElementsPerPipeline),
     maxPorts: envInt('FERRY_MEDIA_MAX_PORTS', d.maxPorts),
     maxPortsPerSession: envInt('FERRY_MEDIA_MAX_PORTS_PER_SESSION', d.maxPortsPerSession),
+    maxConnections: envInt('FERRY_MEDIA_MAX_CONNECTIONS', d.maxConnections),
   };
   for (const [name, value] of Object.entries(q)) {
     if (value < 1) throw new Error(`media quota ${name} must be at least 1 (got ${value})`);

@@ -13,6 +13,7 @@ import { loadMediaConfig, type MediaConfig } from './media-config';
 import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
 import { guarded, processFaultCounts } from '../../common/process-faults';
+import { LogThrottle } from '../../common/log-throttle';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -68,10 +69,17 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     res.end('not found (ferry media serves ws://HOST:PORT/kurento and GET /stats)\n');
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const maxConnections = config.quotas.maxConnections;
+  const refusedConnectionLog = new LogThrottle(10_000);
   httpServer.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0]!.replace(/^\/+/, '');
     if (path !== 'kurento') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (sockets.size >= maxConnections) {
+      if (refusedConnectionLog.admit('cap')) logger.warn('control connection refused: connection cap reached', { max: maxConnections, remote: req.socket.remoteAddress });
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\r\n');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
