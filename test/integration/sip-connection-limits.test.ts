@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import type Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
-import { connectSrf, g711Sdp, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, g711Sdp, type ConnectedSrf } from '../helpers/srf-app';
 import { installDigestRegistrar, parseDigest } from '../helpers/srf-digest-registrar';
 import { createHash } from 'node:crypto';
 import {
@@ -252,6 +252,44 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     await uac;
     jssip.stop();
     await logged(e, /SIP connection closed from 127\.0\.0\.1: idle/);
+  });
+
+  test('idle: a TCP phone whose INVITE rings past the idle timeout and whose call then lasts past it keeps its connection; the BYE reaches it over it', async () => {
+    const idleMs = 1500;
+    const e = await engine({ FERRY_SIP_IDLE_TIMEOUT_MS: String(idleMs) });
+    let dialog: Srf.Dialog | undefined;
+    const app = await connectSrf({ host: '127.0.0.1', port: e.ports.control, secret: 'cymru' }, (srf: Srf) => {
+      srf.invite((req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+        res.send(180);
+        setTimeout(() => {
+          srf.createUAS(req, res, { localSdp: g711Sdp(40_010) }).then((d) => { dialog = d; }, () => { /* the test fails on its own waits */ });
+        }, 2 * idleMs);
+      });
+    });
+    apps.push(app);
+    const phone = keep(await rawTcp(e.ports.sip));
+    const unused = keep(await rawTcp(e.ports.sip)); // control: opened at the same time, carries nothing
+    const local = phone.socket.localPort!;
+    const sdp = g711Sdp(40_012);
+    phone.socket.write(inviteHead(e.ports.sip, local, 'ringing-call', Buffer.byteLength(sdp)) + sdp);
+    await waitUntil(() => /^SIP\/2\.0 200 /m.test(phone.text()), 2 * idleMs + 10_000, 'the 200 after ringing past the idle timeout');
+    const ok = phone.text().slice(phone.text().search(/^SIP\/2\.0 200 /m));
+    const header = (name: string) => new RegExp(`^${name}: ([^\r\n]*)`, 'mi').exec(ok)?.[1] ?? '';
+    const contactUri = /<([^>]+)>/.exec(header('Contact'))?.[1] ?? '';
+    phone.socket.write(sipLines([`ACK ${contactUri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${local};branch=z9hG4bKack${Date.now()}`,
+      'Max-Forwards: 70', `From: ${header('From')}`, `To: ${header('To')}`, 'Call-ID: ringing-call', 'CSeq: 1 ACK', 'Content-Length: 0', '', '']));
+    await waitUntil(() => dialog !== undefined, 5000, 'the app\'s dialog confirmed by the ACK');
+    assert.ok(unused.closedAt !== undefined, 'the unused connection was closed at the idle timeout meanwhile (control)');
+    // the call lasts past the idle timeout with no SIP on its connection
+    await new Promise((r) => setTimeout(r, 2 * idleMs));
+    assert.equal(phone.closedAt, undefined, 'the connection of a ringing, then established call is never closed for idleness');
+    const bye = destroyDialog(dialog!);
+    await waitUntil(() => /^BYE /m.test(phone.text()), 5000, 'the BYE over the same connection');
+    const byeText = phone.text().slice(phone.text().search(/^BYE /m));
+    const byeHeaders = byeText.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+    phone.socket.write(sipLines(['SIP/2.0 200 OK', ...byeHeaders, 'Content-Length: 0', '', '']));
+    await bye;
+    console.log(`# call over TCP: rang ${2 * idleMs} ms and lasted ${2 * idleMs} ms more with idle timeout ${idleMs} ms; the unused connection lived ${unused.closedAt! - unused.openedAt} ms`);
   });
 
   test('caps: the per-source cap refuses the (cap+1)th connection (TCP and WS count together), the global cap refuses another address; a freed slot is taken again', async () => {
