@@ -43,7 +43,7 @@ describe('digest authentication', () => {
     assert.deepEqual(auth.verify(creds, { ...invite, uri: 'sip:9777000555@ferry.local' }, 'pw'), { ok: false, stale: false, why: 'uri-mismatch' });
   });
 
-  test('nonces: bound to the source address, foreign ones refused, stale ones flagged only for a right answer, shared key accepted across instances', () => {
+  test('nonces: bound to the source address; foreign and expired ones get a fresh nonce (stale) only for a right answer; shared key accepted across instances', () => {
     let now = 1_000_000;
     const key = Buffer.alloc(32, 7);
     const a = new DigestAuth('r', key, 1000, () => now);
@@ -52,8 +52,9 @@ describe('digest authentication', () => {
     const req = { method: 'REGISTER', uri: 'sip:r', source: '10.0.0.5' };
     const creds = DigestAuth.parse(answer(a.challenge(req.source), 'u', 'p', 'REGISTER', 'sip:r'))!;
     assert.deepEqual(b.verify(creds, req, 'p'), { ok: true, nc: 1 }, 'another gateway with the shared key');
-    assert.deepEqual(c.verify(creds, req, 'p'), { ok: false, stale: false, why: 'foreign-nonce' });
-    assert.deepEqual(a.verify(creds, { ...req, source: '10.0.0.6' }, 'p'), { ok: false, stale: false, why: 'foreign-nonce' }, 'issued to another address');
+    assert.deepEqual(c.verify(creds, req, 'p'), { ok: false, stale: true, why: 'foreign-nonce' }, 'another key: a fresh nonce');
+    assert.deepEqual(a.verify(creds, { ...req, source: '10.0.0.6' }, 'p'), { ok: false, stale: true, why: 'foreign-nonce' }, 'issued to another address');
+    assert.deepEqual(c.verify(creds, req, 'wrong'), { ok: false, stale: false, why: 'wrong-password' }, 'a foreign nonce with a wrong answer is a failure');
     now += 5000;
     assert.deepEqual(a.verify(creds, req, 'p'), { ok: false, stale: true, why: 'stale-nonce' });
     assert.deepEqual(a.verify(creds, req, 'wrong'), { ok: false, stale: false, why: 'wrong-password' }, 'stale only with the right password');

@@ -88,6 +88,18 @@ describe('SipAuthenticator', () => {
     assert.equal(w.counters.render().join('\n').includes('ferry_auth_failures_total 0'), true);
   });
 
+  test('right answers on a nonce of another key (gateway restarted) are re-challenged with stale=true, never counted: a site behind one address is not locked out', async () => {
+    const w = world();
+    const oldKey = new DigestAuth('ferry.local', Buffer.alloc(32, 2));
+    for (let i = 0; i < LIMITS.maxFailuresPerSource * 2; i++) {
+      const { outcome } = await w.register('10.0.0.50', i % 2 ? 'alice' : 'bob', i % 2 ? 'alice-pw' : 'bob-pw', { nonce: oldKey.makeNonce('10.0.0.50') });
+      assert.equal(!outcome.ok && outcome.status, 401);
+      assert.match(!outcome.ok ? outcome.headers['WWW-Authenticate']! : '', /stale=true/);
+    }
+    assert.equal(w.counters.lockouts, 0);
+    assert.equal((await w.register('10.0.0.50', 'alice', 'alice-pw')).outcome.ok, true);
+  });
+
   test('per source: the 5th failure locks the address out (403, also for the right password) until the lockout ends; other addresses unaffected', async () => {
     const w = world();
     const statuses: number[] = [];

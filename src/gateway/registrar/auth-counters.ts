@@ -4,7 +4,6 @@ export type AuthFailureKind =
   | 'unknown-user'
   | 'uri-mismatch'
   | 'replay'
-  | 'foreign-nonce'
   | 'wrong-realm'
   | 'unsupported'
   | 'bad-nc'

@@ -22,11 +22,11 @@ export interface DigestCredentials {
 }
 
 /** What was wrong with an Authorization header (also the `kind` label of ferry_auth_failures_total). */
-export type DigestFailure = 'wrong-realm' | 'unsupported' | 'foreign-nonce' | 'uri-mismatch' | 'wrong-password' | 'bad-nc';
+export type DigestFailure = 'wrong-realm' | 'unsupported' | 'uri-mismatch' | 'wrong-password' | 'bad-nc';
 
 export type DigestCheck =
   | { ok: true; nc: number }
-  | { ok: false; stale: true; why: 'stale-nonce' }
+  | { ok: false; stale: true; why: 'stale-nonce' | 'foreign-nonce' }
   | { ok: false; stale: false; why: DigestFailure };
 
 /** The request an Authorization header came with. */
@@ -98,18 +98,15 @@ export class DigestAuth {
 
   /**
    * Checks credentials against the request they came with and the caller's password. `ok` carries
-   * the nonce count to claim (0 without qop: such a nonce is good for one request). A nonce past its
-   * lifetime is `stale` only when the response was right (the client knows the password and just
-   * needs a fresh nonce).
+   * the nonce count to claim (0 without qop: such a nonce is good for one request). A nonce that is
+   * not ours (another key, another source address) or past its lifetime is `stale` when the response
+   * was right: the client knows the password and only needs a fresh nonce (RFC 7616 §3.3), which is no
+   * guess worth counting (e.g. every phone of a site after a gateway restart with a new key).
    */
   verify(creds: DigestCredentials, req: DigestRequest, password: string): DigestCheck {
     if (creds.realm !== this.realm) return { ok: false, stale: false, why: 'wrong-realm' };
     if (creds.algorithm && creds.algorithm.toUpperCase() !== 'MD5') return { ok: false, stale: false, why: 'unsupported' };
     if (creds.qop !== undefined && creds.qop.toLowerCase() !== 'auth') return { ok: false, stale: false, why: 'unsupported' };
-    const [ts, mac, extra] = creds.nonce.split('.');
-    if (!ts || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !sameText(mac, this.mac(ts, req.source))) {
-      return { ok: false, stale: false, why: 'foreign-nonce' };
-    }
     if (!sameUri(creds.uri, req.uri)) return { ok: false, stale: false, why: 'uri-mismatch' };
     let nc = 0;
     if (creds.qop) {
@@ -123,6 +120,10 @@ export class DigestAuth {
       ? md5(`${ha1}:${creds.nonce}:${creds.nc}:${creds.cnonce}:${creds.qop}:${ha2}`)
       : md5(`${ha1}:${creds.nonce}:${ha2}`);
     if (!sameText(want, creds.response.toLowerCase())) return { ok: false, stale: false, why: 'wrong-password' };
+    const [ts, mac, extra] = creds.nonce.split('.');
+    if (!ts || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !sameText(mac, this.mac(ts, req.source))) {
+      return { ok: false, stale: true, why: 'foreign-nonce' };
+    }
     if (this.now() - parseInt(ts, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale-nonce' };
     return { ok: true, nc };
   }

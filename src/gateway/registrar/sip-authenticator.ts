@@ -49,7 +49,8 @@ export type AuthOutcome<T> =
 
 /**
  * Digest authentication of REGISTER and INVITE with replay and brute-force protection:
- * - the `uri` must be the Request-URI, the nonce ours, bound to the source address and fresh;
+ * - the `uri` must be the Request-URI, the nonce ours, bound to the source address and fresh (a
+ *   right answer on a foreign or old nonce gets a new one with stale=true, and is no failure);
  * - each nonce count is claimed once in the state store (a repeated or lower `nc` is a replay, on
  *   every gateway sharing the store);
  * - failures are counted per source address and per user; reaching the limit within the window
@@ -88,7 +89,10 @@ export class SipAuthenticator {
     if (!account) return this.failed(req, 'unknown-user', creds.username, false, challenge);
     const check = this.digest.verify(creds, { method: req.method, uri: req.uri, source: req.source }, account.password);
     if (!check.ok) {
-      if (check.stale) return challenge(true);
+      if (check.stale) {
+        this.log.debug('authentication: fresh nonce needed', { src_ip: req.source, user: clip(creds.username), why: check.why });
+        return challenge(true);
+      }
       return this.failed(req, check.why, creds.username, true, challenge);
     }
     const fresh = await this.attempt('claimNonceCount', (s) => s.claimNonceCount(creds.nonce, check.nc, this.limits.nonceLifetimeMs + 1000));
