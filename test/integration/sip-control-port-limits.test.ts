@@ -174,4 +174,21 @@ describe('ferry sip control port: limits before authentication', { timeout: 120_
     await logged(e, /control connection refused.*connection cap reached \(5\)/);
     await pingAnswered(again, 'ping-at-cap');
   });
+
+  test('control: right after authenticate the frame limit is the authenticated one, even for a large frame in the same write; before it, the same frame closes the connection', async () => {
+    const e = await engine({});
+    const big = encodeControlFrame(`big-ping|ping|${'x'.repeat(100_000)}`);
+    // authenticate and a 100 kB frame in one write: the second frame is judged after authentication
+    const ok = await rawConnect(e.ports.control);
+    sockets.push(ok.socket);
+    ok.socket.write(Buffer.concat([encodeControlFrame('auth-1|authenticate|cymru|'), big]));
+    await waitUntil(() => ok.received.includes('|response|big-ping|OK'), 5000, 'the 100 kB ping answered after authenticate');
+    assert.equal(ok.closedAt, undefined);
+    // positive control: the same frame first, before authenticating, closes the connection
+    const early = await rawConnect(e.ports.control);
+    sockets.push(early.socket);
+    early.socket.write(Buffer.concat([big, encodeControlFrame('auth-1|authenticate|cymru|')]));
+    await waitUntil(() => early.closedAt !== undefined, 3000, 'the unauthenticated 100 kB frame closed the connection');
+    assert.ok(!early.received.includes('|response|auth-1|OK'), 'the authenticate behind it was never handled');
+  });
 });
