@@ -47,8 +47,9 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
 
   test('a wrong password is refused at registration', async () => {
     const page = await (await browser.newContext()).newPage();
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=nope`);
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice`);
     await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+    await page.fill('#password', 'nope');
     await page.click('#register');
     await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'failed', undefined, { timeout: 15000 });
     assert.match((await page.textContent('#message')) ?? '', /Registration failed/);

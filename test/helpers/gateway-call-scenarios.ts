@@ -94,8 +94,9 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       if (redisUrl) redis = new Redis(redisUrl);
       browser = await launchChromium();
       const page = await (await browser.newContext()).newPage();
-      await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice&password=alice-e2e-secret`);
+      await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice`);
       await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+      await page.fill('#password', 'alice-e2e-secret');
       assert.equal(await page.inputValue('#ws-url'), `ws://127.0.0.1:${stack.wsPort}`, 'the page points at the SIP engine');
       await page.click('#register');
       await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });

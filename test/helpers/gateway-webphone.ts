@@ -7,8 +7,10 @@ import { launchChromium } from './chromium';
  */
 export async function openRegisteredPage(browser: Browser, httpPort: number, user: string, password: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
-  await page.goto(`http://127.0.0.1:${httpPort}/?user=${user}&password=${password}`);
+  await page.goto(`http://127.0.0.1:${httpPort}/?user=${user}`);
   await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
+  // the password is typed into the form: the page never takes it from the URL
+  await page.fill('#password', password);
   await page.click('#register');
   await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
   return page;
@@ -30,9 +32,12 @@ export class GatewayWebphone {
     const browser = await launchChromium();
     try {
       const page = await (await browser.newContext()).newPage();
-      const q = new URLSearchParams({ ws: `ws://127.0.0.1:${options.wsPort}`, user: options.user, password: options.password });
-      await page.goto(`http://127.0.0.1:${options.httpPort}/?${q.toString()}`);
+      await page.goto(`http://127.0.0.1:${options.httpPort}/`);
       await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 10_000 });
+      // typed into the form as a person would (the page takes neither the password nor the WebSocket from its URL)
+      await page.fill('#ws-url', `ws://127.0.0.1:${options.wsPort}`);
+      await page.fill('#user', options.user);
+      await page.fill('#password', options.password);
       const phone = new GatewayWebphone(browser, page);
       await page.click('#register');
       await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 10_000 });

@@ -55,6 +55,8 @@ export interface RequestOptions {
   callId?: string;
   cseq?: number;
   expires?: number;
+  /** the INVITE's SDP (default: a plain G.711 offer on 127.0.0.1) */
+  body?: string;
 }
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
@@ -125,7 +127,7 @@ export class SipRawClient {
     const cseq = `${o.cseq ?? 1} ${o.method}`;
     const via = this.transport === 'udp' ? 'UDP' : 'TCP';
     const host = `127.0.0.1:${this.localPort}`;
-    const body = o.method === 'INVITE' ? SDP : '';
+    const body = o.body ?? (o.method === 'INVITE' ? SDP : '');
     const viaLine = `Via: SIP/2.0/${via} ${host};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`;
     const fromLine = `From: <sip:${o.fromUser}@ferry.local>;tag=${randomBytes(4).toString('hex')}`;
     const toUri = o.toUri ?? (o.method === 'REGISTER' ? `sip:${o.fromUser}@ferry.local` : o.uri);
