@@ -9,7 +9,8 @@ import { ConfigError } from '../../src/gateway/config/config-error';
 import { CallRouter } from '../../src/gateway/calls/call-router';
 import { AuthCounters } from '../../src/gateway/registrar/auth-counters';
 import { DigestAuth } from '../../src/gateway/registrar/digest-auth';
-import { AuthLimits, AuthRequest, SipAuthenticator } from '../../src/gateway/registrar/sip-authenticator';
+import { AuthLimits, AuthRequest, DEFAULT_AUTH_LIMITS, SipAuthenticator } from '../../src/gateway/registrar/sip-authenticator';
+import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import { StateStore } from '../../src/gateway/state/state-store';
 
@@ -152,6 +153,16 @@ describe('SipAuthenticator', () => {
     for (let i = 0; i < LIMITS.maxFailuresPerSource; i++) await w.register('10.0.0.2', 'bob', 'wrong');
     const { outcome } = await w.register('10.0.0.2', 'bob', 'bob-pw');
     assert.equal(!outcome.ok && outcome.status, 403);
+  });
+});
+
+describe('FERRY_AUTH_* variables', () => {
+  test('defaults, values and out-of-range values (named in the error)', () => {
+    assert.deepEqual(loadGatewayConfig({}).auth, DEFAULT_AUTH_LIMITS);
+    const c = loadGatewayConfig({ FERRY_AUTH_NONCE_LIFETIME_MS: '5000', FERRY_AUTH_MAX_FAILURES: '3', FERRY_AUTH_MAX_USER_FAILURES: '7', FERRY_AUTH_FAILURE_WINDOW_MS: '2000', FERRY_AUTH_LOCKOUT_MS: '9000' });
+    assert.deepEqual(c.auth, { nonceLifetimeMs: 5000, maxFailuresPerSource: 3, maxFailuresPerUser: 7, failureWindowMs: 2000, lockoutMs: 9000 });
+    assert.throws(() => loadGatewayConfig({ FERRY_AUTH_MAX_FAILURES: '0', FERRY_AUTH_LOCKOUT_MS: 'soon' }), (err: ConfigError) =>
+      err.problems.some((p) => p.startsWith('environment: FERRY_AUTH_MAX_FAILURES="0"')) && err.problems.some((p) => p.startsWith('environment: FERRY_AUTH_LOCKOUT_MS="soon"')));
   });
 });
 
