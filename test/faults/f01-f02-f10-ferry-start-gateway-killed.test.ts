@@ -97,13 +97,36 @@ async function phoneCallsWebphone(w: World): Promise<CallRecord> {
   return live[0]!;
 }
 
+/** the gateway child running now (ferry start's ready line names the first one; restarts get new pids) */
+function gatewayPid(w: World): number {
+  const pid = w.fs.childPid('gateway');
+  assert.ok(pid, `a running gateway child of ferry start ${w.fs.child.pid}`);
+  return pid;
+}
+
 /** SIGKILL the gateway child; resolves with the kill time and the time the restarted gateway connected to ferry sip. */
 async function killGateway(w: World): Promise<{ killedAt: number; connectedAt: number }> {
   const killedAt = Date.now();
-  process.kill(w.ready.pids.gateway, 'SIGKILL');
+  process.kill(gatewayPid(w), 'SIGKILL');
   const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
   assert.equal(connected.meta.instanceId, w.ready.gatewayId, 'the restarted gateway runs under the same instance id');
   return { killedAt, connectedAt: connected.at };
+}
+
+/** SIGKILL the gateway child and wait until it is gone (the supervisor restarts it after a back-off); resolves with the kill time. */
+async function killGatewayAndWaitGone(w: World): Promise<number> {
+  const pid = gatewayPid(w);
+  const killedAt = Date.now();
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 5000, 5, 'the gateway child gone');
+  return killedAt;
 }
 
 async function adoptedAt(w: World, id: string): Promise<number> {
@@ -158,83 +181,62 @@ async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<
   console.log(`[measure] ${label}: adopted ${adoptMs} ms after the restarted gateway connected (${adopted - killedAt} ms after the SIGKILL); largest RTP gap at the phone ${phoneGap} ms (own send gap ${phoneSendGap} ms); webphone received ${webReceived}/${phoneSent}`);
 }
 
-/** After the restart, a new call to alice still reaches her webphone (her registration survived). */
-async function secondCallReachesWebphone(w: World): Promise<void> {
-  const again = await phoneCallsWebphone(w);
-  const from = Date.now();
-  await w.webphone.hangup();
-  await w.phone.waitForRequest('BYE', 5000, from);
-  await w.phone.media.stopMedia();
-  await endedRecord(w, again.id);
-}
-
 describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted with the same id', { timeout: 600_000 }, () => {
-  test('F1: default mode (private Redis): media never stops, adopted < 2 s after the new gateway connects, registration kept; the phone hangs up -> webphone told < 500 ms (sip-bye)', async () => {
-    const w = await startWorld('default');
-    try {
-      assert.ok(w.ready.pids.redis, 'ferry start runs its private redis-server');
-      assert.ok(!w.fs.lines.some((l) => l.line.startsWith(MEMORY_MODE_WARNING)), 'no memory-mode warning in the default mode');
-      const call = await phoneCallsWebphone(w);
-      await killAndAdopt(w, call, 'F1');
-      const byeAt = await w.phone.hangup();
-      await w.phone.media.stopMedia();
-      assert.equal(w.phone.lastHangupStatus, 200);
-      await w.webphone.waitCallState('ended', 5000);
-      const told = (await w.webphone.endedAt())! - byeAt;
-      assert.ok(told < HANGUP_BOUND_MS, `webphone told ${told} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
-      const rec = await endedRecord(w, call.id);
-      assert.equal(rec.reason, 'sip-bye');
-      assert.equal(rec.endedBy, 'caller');
-      console.log(`[measure] F1: phone hang-up after the restart reached the webphone in ${told} ms`);
-      await secondCallReachesWebphone(w);
-    } catch (err) {
-      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
-      throw err;
-    } finally {
-      await w.close();
-    }
-  });
-
-  test('F2: REDIS_URL mode: media never stops, adopted < 2 s after the new gateway connects, registration kept; the webphone hangs up -> BYE at the phone < 500 ms', async () => {
-    const w = await startWorld('redis');
-    try {
-      assert.equal(w.ready.pids.redis, undefined, 'no private redis-server when REDIS_URL is given');
-      const call = await phoneCallsWebphone(w);
-      await killAndAdopt(w, call, 'F2');
-      const from = Date.now();
-      const hangupAt = await w.webphone.hangup();
-      const bye = await w.phone.waitForRequest('BYE', 5000, from);
-      await w.phone.media.stopMedia();
-      const told = bye.at - hangupAt;
-      assert.ok(told < HANGUP_BOUND_MS, `BYE at the phone ${told} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
-      const rec = await endedRecord(w, call.id);
-      // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
-      assert.ok(['sip-bye', 'dtls-close'].includes(rec.reason ?? ''), `end reason ${rec.reason}`);
-      console.log(`[measure] F2: webphone hang-up after the restart reached the phone in ${told} ms (${rec.reason})`);
-      await secondCallReachesWebphone(w);
-    } catch (err) {
-      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
-      throw err;
-    } finally {
-      await w.close();
-    }
-  });
-
-  test('F10: the phone hangs up while no gateway is connected -> the restarted gateway gets the held BYE, answers 200, BYEs the webphone once (sip-bye), no BYE to the phone', async () => {
-    const w = await startWorld('default');
-    try {
-      const call = await phoneCallsWebphone(w);
-      const killedAt = Date.now();
-      process.kill(w.ready.pids.gateway, 'SIGKILL');
-      // the gateway child is dead (the supervisor restarts it after a back-off): the phone hangs up now
-      await waitFor(() => {
-        try {
-          process.kill(w.ready.pids.gateway, 0);
-          return false;
-        } catch {
-          return true;
+  for (const mode of ['default', 'redis'] as const) {
+    const id = mode === 'default' ? 'F1' : 'F2';
+    const what = mode === 'default' ? 'default mode (private Redis)' : 'REDIS_URL mode';
+    test(`${id}: ${what}: gateway SIGKILLed mid-call twice; each time media never stops and the call is adopted < 2 s after the new gateway connects; the phone then the webphone hangs up -> the other told < 500 ms; alice still reachable after the restart`, async () => {
+      const w = await startWorld(mode);
+      try {
+        if (mode === 'default') {
+          assert.ok(w.ready.pids.redis, 'ferry start runs its private redis-server');
+          assert.ok(!w.fs.lines.some((l) => l.line.startsWith(MEMORY_MODE_WARNING)), 'no memory-mode warning in the default mode');
+        } else {
+          assert.equal(w.ready.pids.redis, undefined, 'no private redis-server when REDIS_URL is given');
         }
-      }, 5000, 5, 'the gateway child gone');
+
+        // first call: the phone hangs up after the restart
+        const first = await phoneCallsWebphone(w);
+        await killAndAdopt(w, first, `${id} call 1`);
+        const byeAt = await w.phone.hangup();
+        await w.phone.media.stopMedia();
+        assert.equal(w.phone.lastHangupStatus, 200);
+        await w.webphone.waitCallState('ended', 5000);
+        const webphoneTold = (await w.webphone.endedAt())! - byeAt;
+        assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
+        const rec1 = await endedRecord(w, first.id);
+        assert.equal(rec1.reason, 'sip-bye');
+        assert.equal(rec1.endedBy, 'caller');
+
+        // second call, placed after the restart: alice's registration survived it
+        const second = await phoneCallsWebphone(w);
+        await killAndAdopt(w, second, `${id} call 2`);
+        const from = Date.now();
+        const hangupAt = await w.webphone.hangup();
+        const bye = await w.phone.waitForRequest('BYE', 5000, from);
+        await w.phone.media.stopMedia();
+        const phoneTold = bye.at - hangupAt;
+        assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
+        const rec2 = await endedRecord(w, second.id);
+        // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+        assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
+        assert.equal(rec2.endedBy, 'callee');
+        console.log(`[measure] ${id}: after the restart, the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason})`);
+      } catch (err) {
+        if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
+        throw err;
+      } finally {
+        await w.close();
+      }
+    });
+  }
+
+  test('F10: a party hangs up while no gateway is connected -> the restarted gateway gets the held BYE and BYEs the other party exactly once: the phone (200 to its BYE, reason sip-bye), then the webphone', async () => {
+    const w = await startWorld('default');
+    try {
+      // the phone hangs up in the gap
+      const call = await phoneCallsWebphone(w);
+      let killedAt = await killGatewayAndWaitGone(w);
       const hangup = w.phone.hangup();
       const byeSentAt = Date.now();
       await w.phone.media.stopMedia();
@@ -251,7 +253,23 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
       assert.deepEqual(byes.map((e) => `${e.event} ${e.detail}`), ['bye-sent to callee'], 'exactly one BYE, to the webphone');
       // the record is ended, so every BYE the gateway meant to send has gone out: none reached the phone
       assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
-      console.log(`[measure] F10: held BYE held ${connected.at - byeSentAt} ms until the restarted gateway connected; webphone told ${toldAfterConnect} ms after it connected`);
+      console.log(`[measure] F10 phone: held BYE held ${connected.at - byeSentAt} ms until the restarted gateway connected; webphone told ${toldAfterConnect} ms after it connected`);
+
+      // the webphone hangs up in the gap (its BYE over WebSocket, its DTLS close to ferry media)
+      const second = await phoneCallsWebphone(w);
+      killedAt = await killGatewayAndWaitGone(w);
+      const hangupAt = await w.webphone.hangup();
+      const connected2 = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+      assert.ok(hangupAt < connected2.at, 'the webphone hung up before the restarted gateway connected');
+      const bye = await w.phone.waitForRequest('BYE', 10_000, killedAt);
+      await w.phone.media.stopMedia();
+      const rec2 = await endedRecord(w, second.id);
+      // the webphone's BYE and its DTLS close_notify leave together: either may be what ends it
+      assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}; timeline ${JSON.stringify(rec2.timeline)}`);
+      const byes2 = rec2.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
+      assert.deepEqual(byes2.map((e) => `${e.event} ${e.detail}`), ['bye-sent to caller'], 'exactly one BYE, to the phone');
+      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, 'one BYE reached the phone');
+      console.log(`[measure] F10 webphone: phone got its BYE ${bye.at - connected2.at} ms after the restarted gateway connected (${rec2.reason})`);
     } catch (err) {
       if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
       throw err;

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { TEST_API_TOKEN } from './stack';
@@ -83,6 +84,26 @@ export class FerryStartProcess {
     const l = await this.waitLine((line) => line.startsWith('[gateway] {') && line.includes(`"message":${JSON.stringify(message)}`), since, timeoutMs, `gateway event "${message}"`);
     const meta = JSON.parse(l.line.slice('[gateway] '.length)) as Record<string, unknown>;
     return { at: Date.parse(String(meta.timestamp)), meta };
+  }
+
+  /**
+   * The pid of the supervised `bin/ferry <part>` child running now (a restarted child has a new
+   * one, which no output line names): found among this process's children in /proc.
+   */
+  childPid(part: 'sip' | 'media' | 'gateway'): number | undefined {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[1]) !== this.child.pid || fields[0] === 'Z') continue;
+        const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        if (argv.some((a) => a.endsWith(path.join('bin', 'ferry'))) && argv.includes(part)) return Number(entry);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return undefined;
   }
 
   tail(n: number): string {
