@@ -6,6 +6,7 @@ import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { SrtpTestPeer } from '../helpers/srtp-test-peer';
 import { newSrtpMaster } from '../../src/media/srtp/sdes-crypto';
 import { SrtpContext } from '../../src/media/srtp/srtp-context';
+import { rng } from '../helpers/seeded-random';
 
 // kurento-client checks the crypto parameter's type: it must be its SDES complex type
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -121,6 +122,31 @@ describe('media: RtpEndpoint SRTP-SDES (RFC 4568) through kurento-client', { tim
     phone.sendRtp(payload('genuine', 4));
     await plain.waitFor(() => plain.received.length >= 2, 2000, 'positive control after the refusals');
     assert.deepEqual(plain.received.map((r) => r.payload.subarray(0, 9).toString()), ['x 2 CCCCC', 'genuine 4']);
+    await pipeline.release();
+  });
+
+  test('SDES: 3000 random datagrams (RTP- and RTCP-looking) from the phone\'s address are all refused; the genuine stream goes on', async () => {
+    const { pipeline, a, phone, plain } = await srtpCall();
+    phone.sendRtp(payload('first', 0));
+    await plain.waitFor(() => plain.received.length === 1, 5000, 'positive control before the garbage');
+    const random = rng(0x5a17);
+    for (let i = 0; i < 3000; i++) {
+      const b = Buffer.alloc(8 + Math.floor(random() * 300));
+      for (let j = 0; j < b.length; j++) b[j] = Math.floor(random() * 256);
+      b[0] = 0x80 | (b[0]! & 0x3f); // version 2: past the first filter
+      if (i % 3 === 0) b[1] = 200 + (i % 5); // looks like RTCP
+      else b[1] = i % 2 === 0 ? 0 : 101; // a negotiated payload type
+      phone.sendRaw(b);
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 3)); // paced: loopback UDP drops bursts
+    }
+    phone.sendRtp(payload('after', 1));
+    await plain.waitFor(() => plain.received.length >= 2, 5000, 'the genuine packet after the garbage');
+    await new Promise((r) => setImmediate(r));
+    const el = (await fetchStats(server.port)).pipelinesDetail.find((p) => p.id === pipeline.id)!.elements.find((e) => e.id === a.id)!;
+    assert.deepEqual(plain.received.map((r) => r.payload.subarray(0, 7).toString()), ['first 0', 'after 1'], 'nothing but the genuine packets relayed');
+    // most reached the leg and were refused there (loopback UDP may still drop some under load)
+    assert.ok(Number(el.srtpRefusedPackets) > 1500, `refused ${String(el.srtpRefusedPackets)} of 3000`);
+    console.log(`# garbage on the SRTP leg: ${String(el.srtpRefusedPackets)} of 3000 datagrams refused, 0 relayed`);
     await pipeline.release();
   });
 
