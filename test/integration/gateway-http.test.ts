@@ -2,12 +2,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createLogger } from '../../src/common/logger';
+import { HttpAccess } from '../../src/gateway/http/http-access';
 import { HttpServer } from '../../src/gateway/http/http-server';
 import { GatewayMetrics } from '../../src/gateway/http/metrics';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /** The gateway's HTTP side on a real socket, over the in-memory store: API, metrics, page, bad requests. */
+const TOKEN = 'gateway-http-test-api-token';
+
 describe('gateway HTTP API', () => {
   const store = new MemoryStateStore();
   const metrics = new GatewayMetrics();
@@ -19,6 +22,7 @@ describe('gateway HTTP API', () => {
       webphoneConfig: () => ({ wsUrl: 'ws://127.0.0.1:1', domain: 'd' }),
     },
     createLogger('test.http'),
+    new HttpAccess({ apiToken: TOKEN, apiLoopbackOnly: false, metricsAuth: 'loopback', allowedHosts: ['localhost'] }),
   );
   let port = 0;
   const rec = (id: string, state: CallRecord['state']): CallRecord => ({
@@ -37,7 +41,7 @@ describe('gateway HTTP API', () => {
 
   const get = (p: string, method = 'GET'): Promise<{ status: number; body: string; type: string }> =>
     new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path: p, method }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, path: p, method, headers: { Authorization: `Bearer ${TOKEN}` } }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
