@@ -113,8 +113,9 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         await alice.answer();
         await alice.waitCallState('connected', 10_000);
         await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED');
-        const call = (await liveCalls())[0]!;
-        assert.equal(call.caller.kind, 'rtp', 'the SRTP phone is on an RtpEndpoint');
+        const listed = (await liveCalls())[0]!;
+        assert.equal(listed.caller.kind, 'rtp', 'the SRTP phone is on an RtpEndpoint');
+        const call = await getJson<CallRecord>(stack.httpPort, `/api/calls/${listed.id}`); // the full record has the media ids
 
         // the keys of the phone leg, as negotiated: baresip's (its offer) and ferry's (the answer)
         const client = await connectKurento(`ws://127.0.0.1:${stack.mediaPort}/kurento`);
