@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { digestAnswer, SipRawClient } from '../helpers/sip-raw-client';
+import { digestAnswer, SipRawClient, type SipResponse } from '../helpers/sip-raw-client';
 import { startStack, type Stack } from '../helpers/stack';
 
 /**
@@ -54,14 +54,17 @@ describe('digest replay across gateways sharing Redis', { timeout: 120_000 }, ()
     const authorization = digestAnswer(challenge.header('WWW-Authenticate')!, { user: 'alice', password: 'alice-2gw-secret', method: 'REGISTER', uri });
     const ok = await client.request({ method: 'REGISTER', uri, fromUser: 'alice', expires: 600, authorization, cseq: 2 });
     assert.equal(ok.status, 200, 'answered at one gateway (positive control: the nonce one issued is good at the other or the same)');
-    const replay = await client.request({ method: 'REGISTER', uri, fromUser: 'alice', expires: 600, authorization, cseq: 3 });
-    assert.equal(replay.status, 401, 'replayed: challenged again');
-
     const registeredAt = loggedBy(mark, 'registered');
-    const refusedAt = loggedBy(mark, 'authentication failed', '"kind":"replay"');
     assert.equal(registeredAt.length, 1);
-    assert.equal(refusedAt.length, 1);
-    assert.notEqual(registeredAt[0], refusedAt[0], `accepted at ${registeredAt[0]}, replay refused at the other gateway (${refusedAt[0]})`);
+    // replay until a replay has reached the other gateway (ferry sip deals REGISTERs in turn: the next one)
+    let refusedByOther = false;
+    for (let attempt = 0; attempt < 6 && !refusedByOther; attempt++) {
+      const replay: SipResponse = await client.request({ method: 'REGISTER', uri, fromUser: 'alice', expires: 600, authorization, cseq: 3 + attempt });
+      assert.equal(replay.status, 401, `replay ${attempt + 1}: challenged again`);
+      refusedByOther = loggedBy(mark, 'authentication failed', '"kind":"replay"').some((gw) => gw !== registeredAt[0]);
+    }
+    assert.ok(refusedByOther, `accepted at ${registeredAt[0]}, a replay refused at the other gateway`);
+    assert.equal(loggedBy(mark, 'registered').length, 1, 'no replay registered anywhere');
     assert.equal(Object.keys(await redis.hgetall(`${stack.redisPrefix}reg:alice`)).length, 1, 'one binding');
   });
 });
