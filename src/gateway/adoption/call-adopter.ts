@@ -41,8 +41,9 @@ export interface CallAdopterDeps {
  *   there, release what is left, mark the record ended with a TTL backstop).
  * A claim in the store (SET NX) makes sure only one gateway adopts a given call. A gateway restarted
  * with its previous instance id adopts its own calls in its first scan, without waiting for a lease.
- * In-dialog requests for unknown dialogs that arrive before the first scan has finished are held
- * (HeldInDialogRequests) and delivered to the call they belong to once it is adopted. Every adopted
+ * In-dialog requests for unknown dialogs that arrive before the first scan has finished, or that
+ * belong to a call still waiting for its dead owner's lease, are held (HeldInDialogRequests) and
+ * delivered to the call once it is adopted. Every adopted
  * dialog is claimed in ferry sip, so the engine's orphan-dialog timer never ends an adopted call.
  */
 export class CallAdopter {
@@ -52,7 +53,17 @@ export class CallAdopter {
   private scanning = false;
 
   constructor(private readonly d: CallAdopterDeps) {
-    this.held = new HeldInDialogRequests((req, res) => this.dialogs.dispatch(req, res), d.log, () => d.clock.now());
+    // a request of a dead owner's call waits at most for that owner's lease to run out and one scan
+    const holdMs = d.leaseMs + d.intervalMs + 1000;
+    this.held = new HeldInDialogRequests((req, res) => this.dialogs.dispatch(req, res), (req) => this.awaitsAdoption(req), holdMs, d.clock, d.log);
+  }
+
+  /** a live call in the store, not driven here, has a dialog with this request's Call-ID */
+  private async awaitsAdoption(req: DialogRequest): Promise<boolean> {
+    const callId = req.get('Call-ID');
+    if (!callId) return false;
+    const calls = await this.d.store.listCalls();
+    return calls.some((rec) => rec.state !== 'ended' && !this.d.registry.has(rec.id) && (rec.caller.dialog?.callId === callId || rec.callee.dialog?.callId === callId));
   }
 
   /** an in-dialog request srf has no Dialog for (a dialog adopted, or to be adopted, from a dead gateway, or unknown) */
@@ -72,6 +83,7 @@ export class CallAdopter {
   stop(): void {
     this.timer?.cancel();
     this.timer = undefined;
+    this.held.close();
   }
 
   async scan(): Promise<number> {
