@@ -60,15 +60,17 @@
       candidates++;
       if (!gatherTimer) gatherTimer = setTimeout(function () { e.ready(); }, 500);
     });
-    s.on('peerconnection', function (e) {
-      var pc = e.peerconnection;
+    function watchPeerConnection(pc) {
       pc.addEventListener('track', function () { attachRemoteAudio(pc); });
       // no candidate at all (no usable interface, STUN/TURN unreachable): say so instead of ringing forever
       noCandidateTimer = setTimeout(noNetworkPath, ICE_GATHER_TIMEOUT_MS);
       pc.addEventListener('icegatheringstatechange', function () {
         if (pc.iceGatheringState === 'complete') noNetworkPath();
       });
-    });
+    }
+    // an outgoing session has its connection already; an incoming one gets it when answered
+    if (s.connection) watchPeerConnection(s.connection);
+    else s.on('peerconnection', function (e) { watchPeerConnection(e.peerconnection); });
     function stopWatching() { if (noCandidateTimer) clearTimeout(noCandidateTimer); }
     s.on('hold', function (e) { if (e.originator === 'local') held = true; else setCallState('held by the other side'); buttons(); });
     s.on('unhold', function (e) { if (e.originator === 'local') held = false; else setCallState('connected'); buttons(); });
