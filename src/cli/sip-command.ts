@@ -6,6 +6,7 @@ import { startSipEngine } from '../sip/sip-engine-server';
 import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
 import { controlLimitsFromEnv } from '../sip/control/control-limits';
 import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
+import { tlsFilesFromEnv, trustedCasFromEnv } from '../common/tls-files';
 
 /**
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
@@ -17,7 +18,10 @@ import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
  * SIP connection hygiene (size limit, read deadlines, idle close, caps, WebSocket ping): FERRY_SIP_MAX_MESSAGE_BYTES,
  * FERRY_SIP_HEADER_TIMEOUT_MS, FERRY_SIP_BODY_TIMEOUT_MS, FERRY_SIP_IDLE_TIMEOUT_MS, FERRY_SIP_MAX_CONNECTIONS_PER_SOURCE,
  * FERRY_SIP_MAX_CONNECTIONS, FERRY_SIP_WS_PING_INTERVAL_MS (src/sip/transport/connection-limits.ts).
- * FERRY_SIP_ADVERTISED_HOST overrides the address written in Via/Contact (default: the listen host).
+ * FERRY_SIP_ADVERTISED_HOST (else FERRY_PUBLIC_HOST) overrides the address written in Via/Contact/Record-Route
+ * (default: the listen host). With FERRY_TLS_CERT + FERRY_TLS_KEY: SIP over TLS on FERRY_SIP_TLS_PORT (5061) and
+ * secure WebSocket on FERRY_SIP_WSS_PORT (8089); FERRY_TLS_CA adds CAs trusted for TLS connections ferry sip
+ * opens, FERRY_SIP_TLS_VERIFY=0 skips checking their certificates. A bad certificate or key: exit 1, one line.
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
  * FERRY_SIP_ORPHAN_DIALOG_MS: a dialog no connected app owns is BYEd by the engine after this long (default 30000).
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
@@ -32,6 +36,14 @@ export async function run(_args: string[]): Promise<void> {
     process.stderr.write(`ferry sip: refusing to start: ${exposure}\n`);
     process.exit(1);
   }
+  let tlsOptions: { cert: Buffer; key: Buffer; ca: Buffer[] | undefined; verifyPeer: boolean } | undefined;
+  try {
+    const files = tlsFilesFromEnv();
+    if (files) tlsOptions = { cert: files.cert, key: files.key, ca: trustedCasFromEnv(), verifyPeer: envString('FERRY_SIP_TLS_VERIFY', '1') !== '0' };
+  } catch (err) {
+    process.stderr.write(`ferry sip: refusing to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   const controlLimits = controlLimitsFromEnv();
   const connectionLimits = connectionLimitsFromEnv();
   const logger = createLogger('sip');
@@ -39,9 +51,10 @@ export async function run(_args: string[]): Promise<void> {
   runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
   engine = await startSipEngine({
     host: envString('FERRY_SIP_HOST', '127.0.0.1'),
-    advertisedHost: envString('FERRY_SIP_ADVERTISED_HOST', '') || undefined,
+    advertisedHost: envString('FERRY_SIP_ADVERTISED_HOST', '') || envString('FERRY_PUBLIC_HOST', '') || undefined,
     sipPort: envInt('FERRY_SIP_PORT', 5060),
     wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
+    ...(tlsOptions ? { tls: tlsOptions, tlsPort: envInt('FERRY_SIP_TLS_PORT', 5061), wssPort: envInt('FERRY_SIP_WSS_PORT', 8089) } : {}),
     controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
     controlHost,
     controlLimits,

@@ -10,6 +10,7 @@ import { DEFAULT_TIMERS, type TimerConfig } from './transaction/timer-config';
 import { TcpTransport } from './transport/tcp-transport';
 import { UdpTransport } from './transport/udp-transport';
 import { WsTransport } from './transport/ws-transport';
+import { TlsTransport, type TlsTransportOptions } from './transport/tls-transport';
 import { ConnectionGuard } from './transport/connection-guard';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits';
 
@@ -19,6 +20,12 @@ export interface SipEngineOptions {
   advertisedHost?: string;
   sipPort?: number;
   wsPort?: number;
+  /** certificate and key for SIP over TLS and secure WebSocket; without it neither listens */
+  tls?: TlsTransportOptions;
+  /** SIP over TLS port (with `tls`; default 5061, 0 = any free port) */
+  tlsPort?: number;
+  /** secure WebSocket port (with `tls`; default 8089, 0 = any free port) */
+  wssPort?: number;
   controlPort?: number;
   /** the drachtio control port's listen address (default 127.0.0.1, whatever `host` is: it is not a public listener) */
   controlHost?: string;
@@ -36,7 +43,8 @@ export interface SipEngineOptions {
 }
 
 export interface RunningSipEngine {
-  ports: { sip: number; ws: number; control: number };
+  /** `tls`/`wss` are 0 when no certificate was given */
+  ports: { sip: number; ws: number; tls: number; wss: number; control: number };
   engine: SipEngine;
   /** connection hygiene of the SIP stream transports: open connections, refusals and closes by reason */
   connections: ConnectionGuard;
@@ -46,13 +54,13 @@ export interface RunningSipEngine {
 
 export const FERRY_SIP_VERSION = 'v0.8.26-ferry';
 
-/** Starts transports (UDP+TCP on one port, WS), the engine and the drachtio control port. Port 0 = any free port. */
+/** Starts transports (UDP+TCP on one port, WS; TLS and WSS when given a certificate), the engine and the drachtio control port. Port 0 = any free port. */
 export async function startSipEngine(options: SipEngineOptions = {}): Promise<RunningSipEngine> {
   const host = options.host ?? '127.0.0.1';
   const advertised = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
   const log = createLogger('sip.engine');
   const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
-  const ports = { sip: 0, ws: 0, control: 0 };
+  const ports = { sip: 0, ws: 0, tls: 0, wss: 0, control: 0 };
   let engine: SipEngine | undefined;
   const events = {
     onMessage: (d: Buffer, f: import('./transport/flow').Flow) => engine?.onNetworkData(d, f),
@@ -64,26 +72,32 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const udp = new UdpTransport((d, f) => engine?.onNetworkData(d, f));
   const tcp = new TcpTransport(events, connections);
   const ws = new WsTransport(events, connections);
+  const tls = options.tls ? new TlsTransport(events, connections, options.tls) : undefined;
+  const wss = options.tls ? new WsTransport(events, connections, options.tls) : undefined;
   const bindings = new FlowBindings();
   const control = new ControlServer({
     secret: options.secret ?? 'cymru',
     version: FERRY_SIP_VERSION,
-    hostports: () => `udp/${advertised}:${ports.sip},tcp/${advertised}:${ports.sip},ws/${advertised}:${ports.ws}`,
+    // as drachtio-server lists its transports: one `proto/host:port` per listener
+    hostports: () => [`udp/${advertised}:${ports.sip}`, `tcp/${advertised}:${ports.sip}`, ...(tls ? [`tls/${advertised}:${ports.tls}`] : []),
+      `ws/${advertised}:${ports.ws}`, ...(wss ? [`wss/${advertised}:${ports.wss}`] : [])].join(','),
     limits: options.controlLimits,
   }, {
     onAppSip: (app, m) => engine?.onAppSip(app, m),
     onAppClosed: (app) => engine?.onAppClosed(app),
     onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));
-  engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings), bindings,
-    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS);
+  engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls), bindings,
+    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
     ports.ws = await ws.listen(host, options.wsPort ?? 0);
+    if (tls) ports.tls = await tls.listen(host, options.tlsPort ?? 5061);
+    if (wss) ports.wss = await wss.listen(host, options.wssPort ?? 8089);
     ports.control = await control.listen(options.controlHost ?? '127.0.0.1', options.controlPort ?? 0);
   } catch (err) {
-    await Promise.allSettled([udp.close(), tcp.close(), ws.close(), control.close()]);
+    await Promise.allSettled([udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close(), control.close()]);
     throw err;
   }
   log.info('ferry sip listening', { host, controlHost: options.controlHost ?? '127.0.0.1', ...ports });
@@ -96,7 +110,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
       log.warn('could not end dialogs at shutdown', { error: err instanceof Error ? err.message : String(err) });
     }
     e.shutdown();
-    await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close()]);
+    await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close()]);
   };
   return {
     ports,

@@ -6,6 +6,9 @@ export interface EngineAddressing {
   host: string;
   sipPort(): number;
   wsPort(): number;
+  /** SIP over TLS and secure WebSocket ports (0 when not listening) */
+  tlsPort?(): number;
+  wssPort?(): number;
 }
 
 /** What the engine writes about itself in Via, Contact and the drachtio meta tokens, per transport. */
@@ -18,9 +21,15 @@ export class LocalAddress {
   }
 
   port(flow: Flow): number {
-    return flow.protocol === 'ws' ? this.addressing.wsPort() : this.addressing.sipPort();
+    switch (flow.protocol) {
+      case 'ws': return this.addressing.wsPort();
+      case 'wss': return this.addressing.wssPort?.() ?? 0;
+      case 'tls': return this.addressing.tlsPort?.() ?? 0;
+      default: return this.addressing.sipPort();
+    }
   }
 
+  /** `;transport=tls` on a `sip:` URI, as drachtio-server writes it for a TLS connection (not a `sips:` URI). */
   contact(flow: Flow): string {
     const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
     return `<sip:${this.host(flow)}:${this.port(flow)}${t}>`;

@@ -5,10 +5,13 @@ import { parseSipUri } from '../message/sip-uri';
 import type { FlowBindings } from '../registrar/flow-bindings';
 import type { Flow } from '../transport/flow';
 import type { TcpTransport } from '../transport/tcp-transport';
+import type { TlsTransport } from '../transport/tls-transport';
 import type { UdpTransport } from '../transport/udp-transport';
 
 /**
- * Picks the Flow for a request to a URI (RFC 3263 without SRV/NAPTR: IP or A record, default port 5060).
+ * Picks the Flow for a request to a URI (RFC 3263 without SRV/NAPTR: IP or A record, default port 5060,
+ * 5061 for TLS). `transport=tls` or a `sips:` URI goes over TLS, the peer's certificate checked against
+ * the URI's host.
  * A Contact bound by a REGISTER over a connection wins; `.invalid` hosts are never resolved.
  */
 export class NextHopResolver {
@@ -16,6 +19,8 @@ export class NextHopResolver {
     private readonly udp: UdpTransport,
     private readonly tcp: TcpTransport,
     private readonly bindings: FlowBindings,
+    /** absent when ferry sip has no certificate (then TLS targets cannot be reached) */
+    private readonly tls?: TlsTransport,
   ) {}
 
   async resolve(uriOrNameAddr: string): Promise<Flow> {
@@ -30,9 +35,11 @@ export class NextHopResolver {
     if (host.toLowerCase().endsWith('.invalid')) throw new Error(`no connection for ${text}`);
     const transport = (u.params.get('transport') ?? 'udp')?.toLowerCase();
     if (transport === 'ws' || transport === 'wss') throw new Error(`no WebSocket connection for ${text}`);
-    if (u.scheme === 'sips' || transport === 'tls') throw new Error(`TLS is not supported yet (${text})`);
+    const secure = u.scheme === 'sips' || transport === 'tls';
+    if (secure && !this.tls) throw new Error(`no TLS transport (FERRY_TLS_CERT/FERRY_TLS_KEY unset) for ${text}`);
     const address = net.isIP(host) ? host : host.toLowerCase() === 'localhost' ? '127.0.0.1' : (await dns.lookup(host, { family: 4 })).address;
-    const port = u.port ?? 5060;
+    const port = u.port ?? (secure ? 5061 : 5060);
+    if (secure && this.tls) return this.tls.connect(address, port, host);
     if (transport === 'tcp') return this.tcp.connect(address, port);
     return this.udp.flowTo(address, port);
   }

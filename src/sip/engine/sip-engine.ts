@@ -20,7 +20,7 @@ import { ClientTransactionTable, type ClientTransaction } from '../transaction/c
 import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
 import { ServerTransactionTable, type ServerTransaction } from '../transaction/server-transaction-table';
 import type { TimerConfig } from '../transaction/timer-config';
-import type { Flow } from '../transport/flow';
+import { isByteStream, type Flow } from '../transport/flow';
 import { LocalAddress, type EngineAddressing } from './local-address';
 import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
 import type { NextHopResolver } from './next-hop-resolver';
@@ -140,7 +140,7 @@ export class SipEngine implements ControlHandler {
   onNetworkData(data: Buffer, flow: Flow): void {
     let msg: SipMessage;
     try {
-      msg = parseSipMessage(data, flow.protocol !== 'tcp');
+      msg = parseSipMessage(data, !isByteStream(flow.protocol));
     } catch (err) {
       this.onParseError(err, flow);
       return;

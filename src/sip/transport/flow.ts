@@ -1,5 +1,5 @@
-/** How a SIP message travels: one UDP peer address, or one TCP/WS connection. */
-export type SipProtocol = 'udp' | 'tcp' | 'ws';
+/** How a SIP message travels: one UDP peer address, or one TCP, TLS, WebSocket or secure WebSocket connection. */
+export type SipProtocol = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
 export interface Flow {
   /** stable id: `udp/1.2.3.4:5060` for UDP, `tcp#7` / `ws#3` for connections */
@@ -22,5 +22,10 @@ export interface SipTarget {
 }
 
 export function viaTransportName(p: SipProtocol): string {
-  return p === 'udp' ? 'UDP' : p === 'tcp' ? 'TCP' : 'WS';
+  return p.toUpperCase();
+}
+
+/** A byte stream framed by Content-Length (TCP, TLS), as opposed to datagrams and WebSocket messages. */
+export function isByteStream(p: SipProtocol): boolean {
+  return p === 'tcp' || p === 'tls';
 }

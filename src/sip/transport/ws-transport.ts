@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TimerHandle } from '../../common/clock';
@@ -29,15 +30,28 @@ export class WsTransport {
   private server: http.Server | undefined;
   private wss: WebSocketServer | undefined;
   private readonly flows = new Map<string, WsConnection>();
-  /** watches of accepted TCP connections not upgraded yet */
-  private readonly handshaking = new Map<net.Socket, ConnectionWatch>();
+  /** watches of accepted TCP connections not upgraded yet, by remote address|port (a WSS request's socket is the TLS one) */
+  private readonly handshaking = new Map<string, { socket: net.Socket; watch: ConnectionWatch }>();
   private pinger: TimerHandle | undefined;
   private seq = 0;
 
-  constructor(private readonly events: StreamTransportEvents, private readonly guard: ConnectionGuard) {}
+  /**
+   * `tls` given: secure WebSocket (WSS, flows named `wss`); the TLS handshake and the HTTP upgrade together
+   * must finish within the header timeout.
+   */
+  constructor(
+    private readonly events: StreamTransportEvents,
+    private readonly guard: ConnectionGuard,
+    private readonly tls?: { cert: Buffer; key: Buffer },
+  ) {}
+
+  private get protocol(): 'ws' | 'wss' {
+    return this.tls ? 'wss' : 'ws';
+  }
 
   async listen(host: string, port: number): Promise<number> {
-    const server = http.createServer((_req, res) => { res.writeHead(426); res.end('SIP over WebSocket only\n'); });
+    const notWs = (_req: http.IncomingMessage, res: http.ServerResponse): void => { res.writeHead(426); res.end('SIP over WebSocket only\n'); };
+    const server = this.tls ? https.createServer({ cert: this.tls.cert, key: this.tls.key }, notWs) : http.createServer(notWs);
     const wss = new WebSocketServer({
       server,
       maxPayload: this.guard.limits.maxMessageBytes,
@@ -63,28 +77,29 @@ export class WsTransport {
 
   /** A TCP connection before its upgrade: counted against the caps, its handshake on the header deadline. */
   private admit(socket: net.Socket): void {
-    const watch = this.guard.admit({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: 'ws' }, () => socket.destroy());
+    const watch = this.guard.admit({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: this.protocol }, () => socket.destroy());
     if (!watch) {
       socket.destroy();
       return;
     }
-    this.handshaking.set(socket, watch);
+    const key = remoteKey(socket);
+    this.handshaking.set(key, { socket, watch });
     watch.reading('headers', 0);
     socket.once('close', () => {
-      this.handshaking.delete(socket);
+      if (this.handshaking.get(key)?.socket === socket) this.handshaking.delete(key);
       watch.closed();
     });
   }
 
   private adopt(ws: WebSocket, req: http.IncomingMessage): void {
     const s = req.socket;
-    const watch = this.handshaking.get(s);
-    this.handshaking.delete(s);
+    const watch = this.handshaking.get(remoteKey(s))?.watch;
+    this.handshaking.delete(remoteKey(s));
     if (!watch) {
       ws.terminate();
       return;
     }
-    const flow = new StreamFlow(`ws#${++this.seq}`, 'ws', s.remoteAddress ?? '', s.remotePort ?? 0, s.localAddress ?? '',
+    const flow = new StreamFlow(`${this.protocol}#${++this.seq}`, this.protocol, s.remoteAddress ?? '', s.remotePort ?? 0, s.localAddress ?? '',
       s.localPort ?? 0, (d) => ws.send(d.toString('utf8')));
     const conn: WsConnection = { flow, ws, watch, alive: true };
     this.flows.set(flow.id, conn);
@@ -137,10 +152,15 @@ export class WsTransport {
     this.pinger?.cancel();
     this.pinger = undefined;
     for (const { ws } of this.flows.values()) ws.terminate();
-    for (const socket of this.handshaking.keys()) socket.destroy();
+    for (const { socket } of this.handshaking.values()) socket.destroy();
     this.wss?.close();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** one TCP connection: the raw socket and the TLS socket over it answer the same */
+function remoteKey(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
 }
