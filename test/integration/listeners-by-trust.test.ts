@@ -45,6 +45,16 @@ function boundAddresses(port: number, protocol: 'tcp' | 'udp'): string[] {
   return out;
 }
 
+/** `p`, or a rejection naming `what` after `ms` (the timer is cleared either way). */
+async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function decodeAddress(hex: string): string {
   if (hex.length === 8) {
     const b = Buffer.from(hex, 'hex');
@@ -87,7 +97,7 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   test('listeners: ferry sip with the default secret and FERRY_SIP_CONTROL_HOST=0.0.0.0 refuses to start, naming the problem; with its own secret it starts there', async () => {
     const refused = LineProcess.spawn(process.execPath, [BIN, 'sip'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: '' });
     spawned.push(refused);
-    const exit = await Promise.race([refused.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ferry sip did not exit within 15 s')), 15_000))]);
+    const exit = await withDeadline(refused.exited, 15_000, 'ferry sip did not exit');
     assert.equal(exit.code, 1, `exit code; stderr: ${refused.stderr.join('\n')}`);
     assert.equal(refused.stderr.length, 1, `one line: ${refused.stderr.join('\n')}`);
     assert.match(refused.stderr[0]!, /^ferry sip: refusing to start: .*0\.0\.0\.0.*default secret 'cymru'.*FERRY_SIP_SECRET/);
@@ -151,7 +161,7 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   test('listeners: ferry start with FERRY_SIP_CONTROL_HOST=0.0.0.0 and the default secret refuses to start (exit 1, one line)', async () => {
     const fs = FerryStartProcess.spawn({ ...FREE_PORTS, FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_STORE: 'memory', FERRY_DATA_DIR: dataDir() });
     starts.push(fs);
-    const code = await Promise.race([fs.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ferry start did not exit within 20 s')), 20_000))]);
+    const code = await withDeadline(fs.exited, 20_000, 'ferry start did not exit');
     assert.equal(code, 1, fs.tail(20));
     const lines = fs.lines.map((l) => l.line);
     assert.equal(lines.length, 1, `exactly one line: ${lines.join('\n')}`);
