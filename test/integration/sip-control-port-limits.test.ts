@@ -130,11 +130,12 @@ describe('ferry sip control port: limits before authentication', { timeout: 120_
     const authed = await rawConnect(e.ports.control);
     sockets.push(idle.socket, authed.socket);
     await authenticate(authed, 'cymru');
-    await waitUntil(() => idle.closedAt !== undefined, timeoutMs + 5000, 'the idle connection closed');
+    await waitUntil(() => idle.closedAt !== undefined, timeoutMs + 10_000, 'the idle connection closed');
     const lived = idle.closedAt! - idle.openedAt;
     console.log(`# idle unauthenticated connection closed after ${lived} ms (timeout ${timeoutMs} ms)`);
     assert.ok(lived >= timeoutMs - 100, `closed after ${lived} ms, before the timeout`);
-    assert.ok(lived < timeoutMs + 3000, `closed after ${lived} ms`);
+    // generous for a loaded machine; without the deadline it is never closed
+    assert.ok(lived < timeoutMs + 6000, `closed after ${lived} ms`);
     // positive control: the authenticated connection (opened at the same time) outlives the timeout and is served
     assert.equal(authed.closedAt, undefined, 'the authenticated connection is still open');
     await pingAnswered(authed, 'ping-after-timeout');
