@@ -39,6 +39,10 @@ export interface BaresipOptions {
    * (SRTP when the other side answers with a key), `srtp-mand` offers RTP/SAVP (SRTP or no call)
    */
   mediaenc?: 'srtp' | 'srtp-mand';
+  /** SIP transport of the account to its registrar (default udp); `tls` uses `registrar` as the TLS host:port */
+  transport?: 'udp' | 'tls';
+  /** a PEM file of CA certificates baresip loads for SIP over TLS (`sip_cafile`) */
+  caFile?: string;
 }
 
 export interface BaresipEvent {
@@ -145,6 +149,7 @@ export class BaresipPhone {
         'module_app menu.so',
         'module_app ctrl_tcp.so',
         `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
+        ...(options.caFile ? [`sip_cafile ${options.caFile}`] : []),
         '',
       ].join('\n');
       await writeFile(path.join(dir, 'config'), config);
@@ -154,7 +159,7 @@ export class BaresipPhone {
         `answermode=${options.answer ?? 'manual'}`,
         options.mediaenc ? `mediaenc=${options.mediaenc}` : '',
       ].filter(Boolean);
-      await writeFile(path.join(dir, 'accounts'), `<sip:${options.user}@${options.registrar};transport=udp>;${params.join(';')}\n`);
+      await writeFile(path.join(dir, 'accounts'), `<sip:${options.user}@${options.registrar};transport=${options.transport ?? 'udp'}>;${params.join(';')}\n`);
       // no `-d`: it would daemonise and the pid held here would be useless
       const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       const log: string[] = [];
