@@ -4,7 +4,7 @@ import type { Party, SoakCall } from './soak-call';
 /**
  * Matches every call's end to its cause. Accepted: a party's hang-up (`sip-bye`; `dtls-close` when
  * the webphone hung up, it closes its peer connection as it sends BYE), a cable pull (`media-timeout`),
- * a ferry media kill while the call was up (`media-lost`). Anything else — a call ended with another
+ * a ferry media kill while the call was up or being set up (`media-lost`). Anything else — a call ended with another
  * reason, or ended with no hang-up and no such fault — is a FALSE END. Also checked: a call alive
  * at a media kill really ended (no party left in a call without media), a cable-pulled call ended,
  * and call set-ups that failed did so while a part was down (otherwise they are unexplained).
@@ -86,7 +86,8 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
     const causes = new Map<string, string>();
     if (call.hangupBy) for (const r of HANGUP_REASONS[call.hangupBy]) causes.set(r, 'hang-up');
     if (call.cablePull) causes.set('media-timeout', 'cable-pull');
-    const killsDuringCall = mediaKills.filter((k) => call.answeredAt! < k.at && (call.endedAt ?? Infinity) >= k.at);
+    // a call still being set up when ferry media died may have its pipeline on the dead server too
+    const killsDuringCall = mediaKills.filter((k) => call.placedAt < k.at && (call.endedAt ?? Infinity) >= k.at);
     if (killsDuringCall.length > 0) causes.set('media-lost', 'media-kill');
     const cause = record?.reason ? causes.get(record.reason) : undefined;
     if (cause) a.endsByCause[cause] = (a.endsByCause[cause] ?? 0) + 1;
@@ -105,7 +106,7 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
       const told = call.toldAt[call.hangupBy === 'phone' ? 'webphone' : 'phone'];
       if (told !== undefined) a.toldAfterHangupMs.push(told - call.hangupAt);
     }
-    for (const k of killsDuringCall) {
+    for (const k of killsDuringCall.filter((kill) => call.answeredAt! < kill.at)) {
       const back = k.until ?? k.at;
       if (call.endedAt === undefined || call.endedAt > back + MEDIA_LOST_WITHIN_MS) {
         call.problems.push(`up at the media kill (+${k.at - call.answeredAt!} ms) but not ended within ${MEDIA_LOST_WITHIN_MS} ms of ferry media's restart (left without media)`);
