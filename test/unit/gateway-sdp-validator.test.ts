@@ -53,6 +53,7 @@ describe('gateway SDP validation', () => {
     assert.equal(problem(sdp({ c: '224.2.1.1/127' })), 'multicast');
     assert.equal(problem(sdp({ c: null, mediaC: 'ff02::1' }).replace('IN IP4 ff02', 'IN IP6 ff02')), 'multicast');
     assert.equal(problem(sdp({ c: '169.254.169.254' })), 'link-local');
+    assert.equal(problem(sdp({ extra: ['a=candidate:1 1 udp 1 fe80::1c:2d 5000 typ host', 'a=candidate:2 1 udp 1 169.254.3.4 5000 typ host'] })), 'ok', 'ICE agents list link-local candidates: accepted');
     assert.equal(problem(sdp({ c: '255.255.255.255' })), 'reserved-address');
     assert.equal(problem(sdp({ extra: ['a=rtcp:6380 IN IP4 239.0.0.1'] })), 'multicast', 'a=rtcp address checked too');
   });

@@ -81,8 +81,12 @@ function isLoopbackSource(source: string): boolean {
 
 const fail = (problem: SdpProblem, detail: string): SdpCheck => ({ ok: false, problem, detail });
 
-/** `unspecifiedOk`: c=0.0.0.0 is RFC 2543 hold ("send me nothing"), which phones still send */
-function checkTarget(address: string, what: string, ctx: SdpValidationContext, unspecifiedOk: boolean): SdpCheck {
+/**
+ * `unspecifiedOk`: c=0.0.0.0 is RFC 2543 hold ("send me nothing"), which phones still send.
+ * `linkLocalOk`: ICE agents list link-local candidates; ICE sends them only small paced connectivity
+ * checks, and media only after one is answered, so they cannot aim a stream at anything.
+ */
+function checkTarget(address: string, what: string, ctx: SdpValidationContext, unspecifiedOk: boolean, linkLocalOk = false): SdpCheck {
   const cls = classifyAddress(address);
   switch (cls) {
     case 'unicast':
@@ -96,7 +100,7 @@ function checkTarget(address: string, what: string, ctx: SdpValidationContext, u
     case 'multicast':
       return fail('multicast', `${what} ${address} is a multicast address`);
     case 'link-local':
-      return fail('link-local', `${what} ${address} is a link-local address`);
+      return linkLocalOk ? { ok: true } : fail('link-local', `${what} ${address} is a link-local address`);
     case 'reserved':
       return fail('reserved-address', `${what} ${address} is a reserved address`);
     case 'not-ip':
@@ -148,7 +152,7 @@ function checkCandidate(value: string, ctx: SdpValidationContext): SdpCheck {
   // TCP active candidates name port 9 or 0 (RFC 6544); mDNS host names (*.local) hide the address
   if (port(f[5], /^tcp$/i.test(f[2]!)) === undefined) return fail('bad-port', `a=candidate port ${f[5]!.slice(0, 12)} is not between 1 and 65535`);
   if (isIP(address) === 0) return /^[A-Za-z0-9-]{1,63}\.local$/.test(address) ? { ok: true } : fail('bad-address', `a=candidate address ${address.slice(0, 40)} is neither an IP address nor an mDNS name`);
-  return checkTarget(address, 'a=candidate', ctx, false);
+  return checkTarget(address, 'a=candidate', ctx, false, true);
 }
 
 /**
