@@ -6,6 +6,7 @@ import { MediaConnection } from '../../src/gateway/media/media-connection';
 import { probeMediaObject } from '../../src/gateway/media/media-object-probe';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
+import { freePort } from '../helpers/free-port';
 
 /**
  * The gateway's media connection (the real kurento-client against a real `ferry media` process)
@@ -110,6 +111,23 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     assert.deepEqual(await probeMediaObject(pipeline, 1000), { present: true }, 'the pipeline survived the blip');
     await pipeline.release();
     assert.equal((await media.stats()).pipelines, 0);
+  });
+
+  test('started before the media server: connect() waits through refused attempts and resolves once it is up', async () => {
+    const port = await freePort({ protocols: ['tcp'] });
+    const conn = connection(`ws://127.0.0.1:${port}/kurento`);
+    const connecting = conn.connect(20_000);
+    await new Promise((r) => setTimeout(r, 700)); // a few refused attempts first
+    assert.equal(conn.isUp, false);
+    const media = await MediaServerProcess.start({ FERRY_MEDIA_PORT: String(port) });
+    servers.push(media);
+    const readyAt = Date.now();
+    await connecting;
+    assert.ok(Date.now() - readyAt < 1500, `connected ${Date.now() - readyAt} ms after the server was ready`);
+    assert.equal(conn.isUp, true);
+    const p = await conn.createPipeline();
+    assert.equal((await media.stats()).pipelines, 1);
+    await p.release();
   });
 
   test('the events are emitted once per loss (no repeated lost while down)', async () => {

@@ -70,6 +70,8 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     const client = pending as unknown as KClient;
     this.client = client;
     this.watch(client);
+    // kurento-client started its first attempt in its constructor, before our listeners existed
+    this.attemptInFlight = !client._re?.connected;
     this.state = 'down';
     this.scheduleRedial();
     let timer: NodeJS.Timeout | undefined;
