@@ -77,6 +77,8 @@ describe('F8: stray faults inside ferry gateway and ferry sip', { timeout: 90_00
     const token = readFileSync(path.join(dataDir, 'api-token'), 'utf8').trim();
     const calls = await fetch(`http://127.0.0.1:${ready.http}/api/calls`, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(calls.status, 200, 'the gateway still serves its API');
+    assert.ok(token.length >= 32 && ![...ferry.stdout, ...ferry.stderr].some((l) => l.includes(token)), 'ferry start printed where the token is, never the token');
+    assert.ok(ferry.stdout.some((l) => l.includes(path.join(dataDir, 'api-token'))), 'ferry start printed the token file');
     assert.deepEqual(await metrics(ready.http), { unhandledRejection: 1, uncaughtException: 1, guardedCallback: 0 });
   });
 });
