@@ -7,7 +7,8 @@ import type { Party, SoakCall } from './soak-call';
  * a ferry media kill while the call was up or being set up (`media-lost`). Anything else — a call ended with another
  * reason, or ended with no hang-up and no such fault — is a FALSE END. Also checked: a call alive
  * at a media kill really ended (no party left in a call without media), a cable-pulled call ended,
- * and call set-ups that failed did so while a part was down (otherwise they are unexplained).
+ * and call set-ups that failed did so while a part was down (otherwise they are unexplained; a refused
+ * authentication with the right credentials is never explained by an outage).
  */
 export interface GatewayEnd {
   /** the gateway's call id */
@@ -61,19 +62,24 @@ export interface Attribution {
   mediaLostAfterKillMs: number[];
   /** cable pull -> the call ended, ms */
   cablePullEndMs: number[];
+  /** gateway SIGKILL -> the restarted gateway adopted a call that was up (its record's `adopted`), ms */
+  adoptedAfterGatewayKillMs: number[];
 }
 
 export function attribute(calls: SoakCall[], faults: InjectedFault[], records: Map<string, GatewayEnd>): Attribution {
   const a: Attribution = {
     endsByReason: {}, endsByCause: {}, falseEnds: [], explainedSetupFailures: 0, unexplainedSetupFailures: [],
-    toldAfterHangupMs: [], mediaLostAfterKillMs: [], cablePullEndMs: [],
+    toldAfterHangupMs: [], mediaLostAfterKillMs: [], cablePullEndMs: [], adoptedAfterGatewayKillMs: [],
   };
   const mediaKills = faults.filter((f) => f.kind === 'media-kill' && !f.skipped);
+  const gatewayKills = faults.filter((f) => f.kind === 'gateway-kill' && !f.skipped);
   const processFaults = faults.filter((f) => (f.kind === 'media-kill' || f.kind === 'gateway-kill' || f.kind === 'redis-restart') && !f.skipped);
   for (const call of calls) {
     if (call.answeredAt === undefined) {
       const failedAt = call.setupFailedAt ?? call.placedAt;
-      const explained = processFaults.some((f) => call.placedAt <= (f.until ?? f.at) + SETUP_GRACE_MS && failedAt >= f.at);
+      // a refused authentication (right credentials) is never explained by a part being down
+      const authRefused = / (401|403|407) /.test(call.setupError ?? '');
+      const explained = !authRefused && processFaults.some((f) => call.placedAt <= (f.until ?? f.at) + SETUP_GRACE_MS && failedAt >= f.at);
       if (explained) a.explainedSetupFailures++;
       else a.unexplainedSetupFailures.push({ call: call.id, error: call.setupError ?? 'unknown', placedAt: call.placedAt });
       continue;
@@ -115,6 +121,10 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
       }
     }
     if (call.cablePull && call.endedAt !== undefined && !call.hangupBy) a.cablePullEndMs.push(call.endedAt - call.cablePull.at);
+    for (const k of gatewayKills.filter((kill) => call.answeredAt! < kill.at)) {
+      const adopted = record?.timeline?.find((e) => e.event === 'adopted' && e.t >= k.at);
+      if (adopted) a.adoptedAfterGatewayKillMs.push(adopted.t - k.at);
+    }
   }
   return a;
 }

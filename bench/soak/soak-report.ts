@@ -95,6 +95,7 @@ export function buildReport(input: {
       hangupToOtherPartyBye: dist(a.toldAfterHangupMs),
       mediaKillToBothToldMediaLost: dist(a.mediaLostAfterKillMs),
       cablePullToEnd: dist(a.cablePullEndMs),
+      gatewayKillToCallAdopted: dist(a.adoptedAfterGatewayKillMs),
       ...Object.fromEntries((['gateway-kill', 'media-kill', 'redis-restart'] as const).map((kind) => [
         `${kind}ToPartBack`, dist(faults.filter((f) => f.kind === kind && !f.skipped && f.until !== undefined).map((f) => f.until! - f.at)),
       ])),
@@ -125,6 +126,7 @@ export function humanSummary(r: SoakReport): string {
     `hang-up -> other party's BYE: ${lat('hangupToOtherPartyBye')}`,
     `media kill -> both told (media-lost): ${lat('mediaKillToBothToldMediaLost')}`,
     `cable pull -> end: ${lat('cablePullToEnd')}`,
+    `gateway kill -> call adopted by the restarted gateway: ${lat('gatewayKillToCallAdopted')}`,
     `killed part back and ready: gateway ${lat('gateway-killToPartBack')}; media ${lat('media-killToPartBack')}; redis ${lat('redis-restartToPartBack')}`,
     `leaks: ${r.leaks.length === 0 ? 'none' : r.leaks.join('; ')} (media pipelines ${r.census.mediaPipelines}, bound ports ${r.census.mediaBoundPorts}, sip dialogs ${r.census.sipDialogs}, Redis live records ${r.census.redisLiveRecords} (index ${r.census.redisIndexEntries}), fds ${Object.entries(r.census.fds).map(([p, f]) => `${p} ${f.start}->${f.end}`).join(', ')})`,
     `resources: ${Object.entries(r.resources).map(([n, s]) => `${n} cpu avg ${s.cpuAvgPercent}% max ${s.cpuMaxPercent}% rss max ${s.rssMaxMb} MB`).join('; ')}; load avg ${r.loadAverage.avg} (max ${r.loadAverage.max}) on ${r.machine.cpus} cpus`,
