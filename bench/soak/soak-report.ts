@@ -78,7 +78,8 @@ export function buildReport(input: {
     totalSeconds: Math.round((input.finishedAt - input.startedAt) / 1000),
     calls: {
       placed: calls.length, answered: answered.length, setupFailed: calls.length - answered.length,
-      setupFailuresByError: countBy(calls.filter((c) => c.answeredAt === undefined).map((c) => (c.setupError ?? 'unknown').replace(/ to INVITE sip:\S+/, ''))),
+      setupFailuresByError: countBy(calls.filter((c) => c.answeredAt === undefined).map((c) => `${c.caller} called: ${(c.setupError ?? 'unknown')
+        .replace(/^(INVITE \S+: |call failed )/, '').replace(/ to INVITE sip:\S+ SIP\/2\.0/, '').replace(/ within \d+ ms/, '')}`)),
       explainedSetupFailures: a.explainedSetupFailures,
       unexplainedSetupFailures: a.unexplainedSetupFailures.map((u) => ({ call: u.call, error: u.error, atS: Math.round((u.placedAt - input.startedAt) / 100) / 10 })),
     },
