@@ -41,8 +41,8 @@ export function ensureDevCertificate(dataDir: string, names: string[]): DevCerti
   const keyFile = path.join(dir, 'dev-key.pem');
   if (existsSync(certFile) && existsSync(keyFile) && covers(readFileSync(certFile), names)) return { certFile, keyFile, created: false, names };
   const san = names.map((n) => (net.isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
-  const tmpCert = `${certFile}.new`;
-  const tmpKey = `${keyFile}.new`;
+  const tmpCert = `${certFile}.${process.pid}.new`;
+  const tmpKey = `${keyFile}.${process.pid}.new`;
   try {
     execFileSync('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-sha256',

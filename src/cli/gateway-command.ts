@@ -25,5 +25,5 @@ export async function run(_args: string[]): Promise<void> {
   const gateway = new Gateway(config);
   runProcess({ name: 'gateway', logger: createLogger('gateway'), stop: () => gateway.stop() });
   await gateway.start();
-  process.stdout.write(`ferry gateway ready ${JSON.stringify({ http: gateway.httpPort, instance: config.instanceId })}\n`);
+  process.stdout.write(`ferry gateway ready ${JSON.stringify({ http: gateway.httpPort, ...(gateway.httpsPort ? { https: gateway.httpsPort } : {}), instance: config.instanceId })}\n`);
 }

@@ -5,10 +5,11 @@ import { runProcess } from '../common/process-runner';
 import { stopChildrenInOrder } from '../gateway/supervisor/stop-children';
 import { SupervisedChild, SupervisedPart } from '../gateway/supervisor/child-process-supervisor';
 import { chooseGatewayStateStore } from './gateway-state-store';
-import { connectHost, LOOPBACK_HOST, urlHost } from '../common/listen-address';
+import { connectHost, isLoopbackHost, isWildcardHost, LOOPBACK_HOST, urlHost } from '../common/listen-address';
 import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
 import { listenerSummary, type ListenerInfo } from './listener-summary';
 import { setUpApiToken } from './api-token-file';
+import { setUpStartTls, tlsPortDefault, type StartTls } from './start-tls';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
@@ -16,6 +17,8 @@ import { setUpApiToken } from './api-token-file';
  * where the webphone page is, and stops them all on Ctrl-C / SIGTERM. FERRY_HOST moves the public
  * listeners (SIP, WebSocket, the page); the control listeners (drachtio control port, Kurento port)
  * stay on 127.0.0.1 unless FERRY_SIP_CONTROL_HOST / FERRY_MEDIA_HOST say otherwise.
+ * TLS (src/cli/start-tls.ts): SIP over TLS, secure WebSocket and the HTTPS page with FERRY_TLS_CERT/KEY or a
+ * development certificate it makes in the data directory (and says how to trust); FERRY_TLS=0 turns them off.
  */
 export async function run(_args: string[]): Promise<void> {
   const env = process.env;
@@ -29,6 +32,18 @@ export async function run(_args: string[]): Promise<void> {
     process.stderr.write(`ferry start: refusing to start: ${exposure}\n`);
     process.exit(1);
   }
+  let tls: StartTls | undefined;
+  try {
+    tls = setUpStartTls(env);
+  } catch (err) {
+    process.stderr.write(`ferry start: refusing to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const tlsPorts = tls ? {
+    FERRY_SIP_TLS_PORT: tlsPortDefault(env.FERRY_SIP_TLS_PORT, env.FERRY_SIP_PORT, 5061),
+    FERRY_SIP_WSS_PORT: tlsPortDefault(env.FERRY_SIP_WSS_PORT, env.FERRY_SIP_WS_PORT, 8089),
+    FERRY_HTTPS_PORT: tlsPortDefault(env.FERRY_HTTPS_PORT, env.FERRY_HTTP_PORT, 3443),
+  } : undefined;
   // fail fast on a bad configuration, before anything is spawned
   try {
     loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
@@ -42,7 +57,8 @@ export async function run(_args: string[]): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost } }, log);
+  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost,
+    ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) } }, log);
   // RTP follows the public address; an explicit FERRY_MEDIA_HOST keeps meaning both, as for `ferry media`
   const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST || env.FERRY_MEDIA_HOST || host;
   const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost } }, log);
@@ -83,6 +99,8 @@ export async function run(_args: string[]): Promise<void> {
           FERRY_MEDIA_URL: `ws://${urlHost(connectHost(mediaHost))}:${mediaInfo.port}/kurento`,
           FERRY_WEBPHONE_WS_URL: env.FERRY_WEBPHONE_WS_URL ?? `ws://${env.FERRY_SIP_HOST ?? host}:${sipInfo.ws}`,
           FERRY_HTTP_HOST: httpHost,
+          // over HTTPS the page opens wss://<the name it was opened with>:<this port>
+          ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_HTTPS_PORT: tlsPorts.FERRY_HTTPS_PORT, FERRY_WEBPHONE_WSS_PORT: String(sipInfo.wss) } : {}),
           ...apiToken.gatewayEnv,
           // the same instance id for every restart of the gateway: it resumes its own calls at once
           ...store.gatewayEnv,
@@ -93,9 +111,10 @@ export async function run(_args: string[]): Promise<void> {
     parts.push(gateway);
     const gw = await gateway.start();
     // a restarted gateway serves the API and the webphone page on the same port
-    gateway.spec.env = { ...gateway.spec.env, FERRY_HTTP_PORT: String(gw.http) };
+    gateway.spec.env = { ...gateway.spec.env, FERRY_HTTP_PORT: String(gw.http), ...(gw.https ? { FERRY_HTTPS_PORT: String(gw.https) } : {}) };
     const info = {
       sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http,
+      ...(tls ? { tls: sipInfo.tls, wss: sipInfo.wss, https: gw.https } : {}),
       pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid, ...(store.privateRedis ? { redis: store.privateRedis.child.pid } : {}) },
       store: store.mode, gatewayId: store.gatewayEnv.FERRY_GATEWAY_ID,
       ...(store.privateRedis ? { redis: store.privateRedis.port, dataDir: store.privateRedis.dataDir } : {}),
@@ -105,6 +124,11 @@ export async function run(_args: string[]): Promise<void> {
       { name: 'SIP udp/tcp', host: sipHost, port: Number(sipInfo.sip), kind: 'public' },
       { name: 'SIP WebSocket', host: sipHost, port: Number(sipInfo.ws), kind: 'public' },
       { name: 'webphone page + API', host: httpHost, port: Number(gw.http), kind: 'public' },
+      ...(tls ? [
+        { name: 'SIP TLS', host: sipHost, port: Number(sipInfo.tls), kind: 'public' as const },
+        { name: 'SIP secure WebSocket', host: sipHost, port: Number(sipInfo.wss), kind: 'public' as const },
+        { name: 'HTTPS page + API', host: httpHost, port: Number(gw.https), kind: 'public' as const },
+      ] : []),
       { name: 'RTP (phones)', host: mediaRtpHost, port: rtpPorts(env), kind: 'public' },
       { name: 'drachtio control', host: sipControlHost, port: Number(sipInfo.control), kind: 'control' },
       { name: 'Kurento + /stats', host: mediaHost, port: Number(mediaInfo.port), kind: 'control' },
@@ -113,6 +137,12 @@ export async function run(_args: string[]): Promise<void> {
     process.stdout.write(`${listenerSummary(listeners).join('\n')}\n`);
     if (apiToken.file) process.stdout.write(`ferry: HTTP API token (from this host only) in ${apiToken.file}: curl -H "Authorization: Bearer $(cat ${apiToken.file})" http://127.0.0.1:${gw.http}/api/calls\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
+    if (tls) {
+      // the name the certificate covers and browsers should use: the public name, else this host's loopback name
+      const pageHost = urlHost(env.FERRY_PUBLIC_HOST || (isWildcardHost(httpHost) || isLoopbackHost(httpHost) ? 'localhost' : httpHost));
+      process.stdout.write(`ferry: webphone page over HTTPS at https://${pageHost}:${gw.https}/  (SIP: tls ${sipInfo.tls}, secure WebSocket ${sipInfo.wss}; browsers on other machines need this one)\n`);
+      process.stdout.write(`${tls.notes.join('\n')}\n`);
+    }
   } catch (err) {
     log(`ferry start: ${(err as Error).message}`);
     await stopAll(1);

@@ -48,6 +48,8 @@ export class Gateway {
   private readonly adopter: CallAdopter;
   private readonly clock: Clock;
   httpPort = 0;
+  /** 0 unless a certificate is configured */
+  httpsPort = 0;
 
   constructor(readonly config: GatewayConfig, private readonly opts: GatewayOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -78,13 +80,20 @@ export class Gateway {
             store: this.store.health(),
           });
         },
-        webphoneConfig: () => ({
-          wsUrl: opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088',
-          domain: config.sip.domain,
-          iceServers: config.webphone.iceServers,
-          iceTransportPolicy: config.webphone.iceTransportPolicy,
-          ...(config.webphone.httpsUrl ? { httpsUrl: config.webphone.httpsUrl } : {}),
-        }),
+        webphoneConfig: (secure, host) => {
+          const wsUrl = opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088';
+          // a page served over HTTPS may only open a secure WebSocket
+          const name = host ? (host.includes(':') ? `[${host}]` : host) : undefined;
+          const httpsUrl = config.webphone.httpsUrl ?? (this.httpsPort && name ? `https://${name}:${this.httpsPort}/` : undefined);
+          const wssUrl = config.webphoneWss.url ?? (config.webphoneWss.port && name ? `wss://${name}:${config.webphoneWss.port}` : undefined);
+          return {
+            wsUrl: secure && wssUrl ? wssUrl : wsUrl,
+            domain: config.sip.domain,
+            iceServers: config.webphone.iceServers,
+            iceTransportPolicy: config.webphone.iceTransportPolicy,
+            ...(httpsUrl ? { httpsUrl } : {}),
+          };
+        },
       },
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
@@ -167,6 +176,7 @@ export class Gateway {
     // requests offered before this scan ends are held and delivered to the adopted calls
     await this.adopter.start();
     this.httpPort = await this.http.listen(config.http.host, config.http.port);
+    if (config.https.tls) this.httpsPort = await this.http.listenHttps(config.http.host, config.https.port, config.https.tls);
   }
 
   private connectSip(): Promise<void> {

@@ -7,6 +7,7 @@ import { AuthLimits, DEFAULT_AUTH_LIMITS } from '../registrar/sip-authenticator'
 import { LoopbackMediaRule, parseLoopbackMediaRule } from '../calls/sdp-validator';
 import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
 import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
+import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -17,6 +18,13 @@ export interface GatewayConfig {
   /** bound of every state store operation (the HTTP API answers 503 within it while Redis is down) */
   storeTimeoutMs: number;
   http: { host: string; port: number };
+  /** the page and API over HTTPS on the HTTP host (FERRY_HTTPS_PORT), when FERRY_TLS_CERT/FERRY_TLS_KEY are set */
+  https: { port: number; tls: TlsFiles | undefined };
+  /**
+   * the secure WebSocket the page uses when served over HTTPS: FERRY_WEBPHONE_WSS_URL, else
+   * wss://<the name the page was opened with>:FERRY_WEBPHONE_WSS_PORT (the certificate covers that name)
+   */
+  webphoneWss: { url: string | undefined; port: number };
   instanceId: string;
   leaseMs: number;
   adoptIntervalMs: number;
@@ -80,6 +88,8 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     webphone: loadWebphoneSettings(env, problems),
     loopbackMedia: loopbackMedia ?? 'from-loopback',
     http: { host: httpHost, port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
+    https: { port: int('FERRY_HTTPS_PORT', 3443, 0, 65535), tls: loadTls(env, problems) },
+    webphoneWss: { url: env.FERRY_WEBPHONE_WSS_URL || undefined, port: int('FERRY_WEBPHONE_WSS_PORT', 0, 0, 65535) },
     instanceId: get('FERRY_GATEWAY_ID', `gw-${randomUUID().slice(0, 8)}`),
     leaseMs,
     adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),
@@ -104,4 +114,13 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   }
   if (problems.length > 0 || !sip) throw new ConfigError(problems);
   return { ...config, sip };
+}
+
+function loadTls(env: Env, problems: string[]): TlsFiles | undefined {
+  try {
+    return tlsFilesFromEnv(env);
+  } catch (err) {
+    problems.push(`environment: ${(err as Error).message}`);
+    return undefined;
+  }
 }

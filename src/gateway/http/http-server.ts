@@ -1,19 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Logger } from '../../common/logger';
 import { CallRecord } from '../state/call-record';
 import { StoreUnavailableError } from '../state/store-unavailable-error';
 import { summarizeCall } from './call-summary';
-import { HttpAccess } from './http-access';
+import { HttpAccess, hostName } from './http-access';
 import { jssipBundle } from './jssip-bundle';
 
 export interface HttpApi {
   listCalls(): Promise<CallRecord[]>;
   getCall(id: string): Promise<CallRecord | undefined>;
   metrics(): Promise<string>;
-  webphoneConfig(): WebphoneConfig;
+  /** `secure`: asked over HTTPS (the page must then use the secure WebSocket); `host`: the request's Host name */
+  webphoneConfig(secure?: boolean, host?: string): WebphoneConfig;
 }
 
 /** what the webphone page reads from `/api/webphone-config` (public: the page needs it before any login) */
@@ -66,6 +68,8 @@ function contentSecurityPolicy(wsUrl: string): string {
  */
 export class HttpServer {
   private server: http.Server | undefined;
+  /** the same routes over TLS (listenHttps) */
+  private secureServer: https.Server | undefined;
 
   /** `access` decides who may read what; without one, `/api/*` answers 401 to everyone */
   constructor(
@@ -75,7 +79,22 @@ export class HttpServer {
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
-    const server = http.createServer((req, res) => {
+    const server = http.createServer(this.handler());
+    this.server = server;
+    return listenOn(server, host, port);
+  }
+
+  /** Serves the same page and API over HTTPS with this certificate chain and key (PEM). */
+  async listenHttps(host: string, port: number, tls: { cert: Buffer; key: Buffer }): Promise<number> {
+    const server = https.createServer({ cert: tls.cert, key: tls.key }, this.handler());
+    // a client that fails its handshake (an untrusted certificate) is not an error of ours
+    server.on('tlsClientError', () => {});
+    this.secureServer = server;
+    return listenOn(server, host, port);
+  }
+
+  private handler(): http.RequestListener {
+    return (req, res) => {
       this.route(req, res).catch((err: Error) => {
         if (err instanceof StoreUnavailableError) {
           // the store's operations are bounded, so this answer comes within FERRY_STORE_TIMEOUT_MS
@@ -89,21 +108,17 @@ export class HttpServer {
         if (!res.headersSent) this.send(res, 500, 'application/json', JSON.stringify({ error: 'internal error' }));
         else res.end();
       });
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    return (server.address() as AddressInfo).port;
+    };
   }
 
   async close(): Promise<void> {
-    const s = this.server;
+    const servers = [this.server, this.secureServer].filter((s): s is http.Server => s !== undefined);
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
+    this.secureServer = undefined;
+    await Promise.all(servers.map(async (s) => {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }));
   }
 
   private send(res: http.ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
@@ -124,14 +139,20 @@ export class HttpServer {
     const host = this.access.checkHost(req);
     if (!host.ok) return this.json(res, host.status, { error: host.error });
     const p = url.pathname;
+    const secure = 'encrypted' in req.socket && req.socket.encrypted === true;
+    const webphone = (): WebphoneConfig => this.api.webphoneConfig(secure, hostName(req.headers.host ?? ''));
     const st = STATIC[p];
     if (st) {
-      const csp: Record<string, string> = p === '/' ? { 'Content-Security-Policy': contentSecurityPolicy(this.api.webphoneConfig().wsUrl) } : {};
+      const csp: Record<string, string> = p === '/' ? {
+        'Content-Security-Policy': contentSecurityPolicy(webphone().wsUrl),
+        // over HTTPS: browsers keep to HTTPS for this host for a day
+        ...(secure ? { 'Strict-Transport-Security': 'max-age=86400' } : {}),
+      } : {};
       return this.send(res, 200, st.type, await readFile(path.join(__dirname, 'webphone', st.file), 'utf8'), csp);
     }
     if (p === '/jssip.js') return this.send(res, 200, 'text/javascript; charset=utf-8', await jssipBundle());
     if (p === '/healthz') return this.json(res, 200, { ok: true });
-    if (p === '/api/webphone-config') return this.json(res, 200, this.api.webphoneConfig());
+    if (p === '/api/webphone-config') return this.json(res, 200, webphone());
     if (p === '/metrics' || p.startsWith('/api/')) {
       const allowed = this.access.authorize(req, p === '/metrics' ? 'metrics' : 'api');
       if (!allowed.ok) return this.json(res, allowed.status, { error: allowed.error }, allowed.headers);
@@ -150,4 +171,12 @@ export class HttpServer {
     }
     return this.json(res, 404, { error: 'not found' });
   }
+}
+
+async function listenOn(server: http.Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+  return (server.address() as AddressInfo).port;
 }
