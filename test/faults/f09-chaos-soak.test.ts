@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attribute } from '../../bench/soak/end-attribution';
-import { FAULT_KINDS } from '../../bench/soak/soak-options';
-import { defaultOptions } from '../../bench/soak/soak-options';
+import { faultPlan } from '../../bench/soak/fault-plan';
+import { defaultOptions, FAULT_KINDS } from '../../bench/soak/soak-options';
 import { runSoak } from '../../bench/soak/run-soak';
 import { humanSummary } from '../../bench/soak/soak-report';
 import type { SoakCall } from '../../bench/soak/soak-call';
@@ -35,6 +35,17 @@ describe('F9: chaos soak', () => {
     const a = attribute(calls, [], records);
     assert.deepEqual(a.falseEnds.map((f) => [f.call, f.reason]), [[1, 'session-expired'], [3, 'media-lost']]);
     assert.deepEqual(a.endsByCause, { 'hang-up': 1 });
+  });
+
+  test('F9: the fault schedule is seeded: the same seed gives the same plan, every kind comes once before repeats', () => {
+    const options = defaultOptions({ seed: SEED, durationMs: 600_000, faultEveryMs: 10_000 });
+    const plan = faultPlan(options);
+    assert.deepEqual(faultPlan(options), plan);
+    assert.notDeepEqual(faultPlan({ ...options, seed: SEED + 1 }), plan);
+    assert.deepEqual(new Set(plan.slice(0, FAULT_KINDS.length).map((f) => f.kind)), new Set(FAULT_KINDS));
+    assert.ok(plan.length >= 50, `${plan.length} faults in 10 minutes`);
+    assert.ok(plan.every((f, i) => i === 0 || f.atMs > plan[i - 1]!.atMs), 'in time order');
+    assert.ok(plan.at(-1)!.atMs <= options.durationMs - options.deadMs, 'the last fault leaves time for a cable pull to end its call');
   });
 
   test('F9: 10 calls, 60 s, every fault kind (seed 9): 0 false ends, every party told, 0 leaks', { timeout: 300_000 }, async (t) => {
