@@ -201,7 +201,9 @@ export class RtpPhone implements PhonePeer {
     if (!audio) throw new Error('rtp-phone: remote SDP has no audio m-line');
     const address = audio.connection?.ip ?? parsed.connection?.ip;
     if (!address) throw new Error('rtp-phone: remote SDP has no c= address');
-    const mux = audio.rtcpMux !== undefined;
+    // RFC 5761: RTCP shares the RTP port only when both sides agreed to it; a phone that answered an
+    // a=rtcp-mux offer with its own a=rtcp port sends RTCP from that port to the far end's port + 1
+    const mux = this.rtcpMux && audio.rtcpMux !== undefined;
     const rtcpPort = mux ? audio.port : (audio.rtcp?.port ?? audio.port + 1);
     this.remote = { address, rtpPort: audio.port, rtcpPort };
   }
