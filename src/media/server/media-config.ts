@@ -9,7 +9,7 @@ export interface MediaConfig {
   host: string;
   /** Address the RTP sockets and ICE candidates bind (FERRY_MEDIA_RTP_HOST; defaults to `host`). */
   rtpHost: string;
-  /** Address written in RtpEndpoint SDP (FERRY_MEDIA_SDP_ADDRESS; defaults to `rtpHost`, required when it is a wildcard). */
+  /** Address written in RtpEndpoint SDP (FERRY_MEDIA_SDP_ADDRESS, else FERRY_MEDIA_PUBLIC_IP, else `rtpHost`; required when that is a wildcard). */
   sdpAddress: string;
   /** Ping interval for control WebSockets (a dead peer without FIN is dropped after two missed pongs); 0 = off. */
   wsPingMs: number;
@@ -41,7 +41,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConf
   const config: MediaConfig = {
     host,
     rtpHost,
-    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', rtpHost),
+    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', envString('FERRY_MEDIA_PUBLIC_IP', rtpHost)),
     wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000),
     port: envInt('FERRY_MEDIA_PORT', 8888),
     rtpPortMin: envInt('FERRY_MEDIA_RTP_PORT_MIN', 0),

@@ -19,6 +19,7 @@ import { buildReport } from '../rtp/rtcp-packets';
 import { ReceptionStats } from '../rtp/reception-stats';
 import { buildBye, inspectRtcpCompound } from './rtcp-compound';
 import { WebRtcSdpError } from './webrtc-sdp-error';
+import { advertiseCandidate, advertiseSdp } from './advertised-address';
 import type {
   DtlsConnectionState,
   G711Codec,
@@ -225,8 +226,10 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.flushLocalCandidates();
   }
 
+  /** as the peer must see it: host candidates on the public address when FERRY_MEDIA_PUBLIC_IP is set */
   localDescription(): string | undefined {
-    return this.pc?.localDescription?.sdp;
+    const sdp = this.pc?.localDescription?.sdp;
+    return sdp === undefined ? undefined : advertiseSdp(sdp, this.options.ice.addresses, this.options.ice.publicAddress);
   }
 
   remoteDescription(): string | undefined {
@@ -312,7 +315,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.pc = pc;
     pc.onIceCandidate.subscribe((c) => {
       if (!c || this.closing) return;
-      const init: IceCandidateInit = { candidate: c.candidate.startsWith('candidate:') ? c.candidate : `candidate:${c.candidate}`, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 };
+      const text = c.candidate.startsWith('candidate:') ? c.candidate : `candidate:${c.candidate}`;
+      const init: IceCandidateInit = { candidate: advertiseCandidate(text, this.options.ice.addresses, this.options.ice.publicAddress), sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 };
       this.localCandidates.push(init);
       this.flushLocalCandidates();
     });
