@@ -60,10 +60,30 @@ for (const store of ['memory', 'redis'] as const) {
         await w.phone.media.stopMedia();
         const second = await establishCall(w);
         assert.notEqual(second.id, call.id);
+        const hangupFrom = Date.now();
         await w.webphone.hangup();
-        await w.phone.waitForRequest('BYE', 5000, Date.now() - 100);
+        await w.phone.waitForRequest('BYE', 5000, hangupFrom);
         await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
         assert.equal(w.stack.pid('gateway'), gatewayPid);
+      });
+
+      test(`F3e (${store}): an idle media restart (no calls) — SIGKILL, restart: the gateway keeps its pid, reconnects, and the next call connects`, async () => {
+        const gatewayPid = w.stack.pid('gateway')!;
+        assert.equal((await getJson<{ calls: CallRecord[] }>(w.stack.httpPort, '/api/calls')).calls.length, 0, 'no live call');
+        const before = reconnects(w);
+        await w.stack.kill('media', 'SIGKILL');
+        await w.stack.restart('media');
+        await waitFor(() => reconnects(w) > before, 5000, 25, 'the gateway reconnected to the restarted media server');
+        assert.equal(w.stack.pid('gateway'), gatewayPid);
+        assert.ok(alive(gatewayPid));
+        const next = await establishCall(w);
+        const hangupFrom = Date.now();
+        await w.webphone.hangup();
+        await w.phone.waitForRequest('BYE', 5000, hangupFrom);
+        await w.phone.media.stopMedia();
+        // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+        assert.ok(['sip-bye', 'dtls-close'].includes((await endedRecord(w, next.id)).reason ?? ''));
+        await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
       });
     });
 

@@ -40,7 +40,7 @@ export interface MediaConnectionEvents {
  * control-connection blip the server re-binds the session: subscriptions and ownership survive,
  * which a fresh client could not offer). Two things are added around it: every transport stream
  * gets an 'error' guard (a refused reconnect otherwise crashes the process, kurento-protocol.md §7),
- * and the attempts are paced by RedialSchedule (100 ms doubling to 1 s) instead of kurento-client's
+ * and the attempts are paced by RedialSchedule (100 ms doubling to 0.5 s) instead of kurento-client's
  * own Fibonacci back-off (100 ms growing to 10 s, not configurable through kurento-client), which
  * would leave new calls refused for up to 10 s after the media server is back: after each lost
  * transport the reconnector's own back-off is switched off (`reconnect = false`) and each paced
