@@ -50,22 +50,38 @@ describe('gateway: hostile SDP is refused with 488 before anything is created or
   let pbx: dgram.Socket;
   let client: SipRawClient;
   let invitesAtPbx = 0;
+  let byesAtPbx = 0;
 
   before(async () => {
-    // the callee trunk: counts INVITEs (by Call-ID) and answers each 486 Busy after 800 ms
+    // the callee trunk: counts INVITEs (by Call-ID) and answers each 486 Busy after 800 ms, except
+    // number 5550666, which it answers 200 with an SDP aiming media at 127.0.0.1:6379; BYEs get 200
     pbx = dgram.createSocket('udp4');
     const seen = new Set<string>();
     pbx.on('message', (m, from) => {
       const text = m.toString('utf8');
-      if (!text.startsWith('INVITE ')) return;
       const head = text.split('\r\n\r\n')[0]!.split('\r\n');
       const h = (name: string): string[] => head.filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+      const reply = (status: string, extra: string[], body = ''): void => {
+        const to = h('To')[0]!;
+        const lines = [`SIP/2.0 ${status}`, ...h('Via'), ...h('From'), /;tag=/.test(to) ? to : `${to};tag=pbx${invitesAtPbx}`, ...h('Call-ID'), ...h('CSeq'), ...extra, `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+        pbx.send(lines, from.port, from.address);
+      };
+      if (text.startsWith('BYE ')) {
+        byesAtPbx++;
+        reply('200 OK', []);
+        return;
+      }
+      if (!text.startsWith('INVITE ')) return;
       const callId = h('Call-ID')[0] ?? '';
       if (seen.has(callId)) return;
       seen.add(callId);
       invitesAtPbx++;
-      const busy = ['SIP/2.0 486 Busy Here', ...h('Via'), ...h('From'), `${h('To')[0]};tag=pbx${invitesAtPbx}`, callId, ...h('CSeq'), 'Content-Length: 0', '', ''].join('\r\n');
-      setTimeout(() => pbx.send(busy, from.port, from.address), 800);
+      if (head[0]!.startsWith('INVITE sip:5550666@')) {
+        const contact = `Contact: <sip:pbx@127.0.0.1:${pbx.address().port}>`;
+        reply('200 OK', [contact, 'Content-Type: application/sdp'], offer({ c: '127.0.0.1', port: 6379 }));
+        return;
+      }
+      setTimeout(() => reply('486 Busy Here', []), 800);
     });
     await new Promise<void>((r) => pbx.bind(0, '127.0.0.1', () => r()));
     const carrierPort = await freePort({ protocols: ['tcp'] });
@@ -145,9 +161,24 @@ describe('gateway: hostile SDP is refused with 488 before anything is created or
     });
   }
 
+  test('a callee answering with an SDP aimed at 127.0.0.1:6379: the caller gets 488 + Warning, the callee is BYEd, the pipeline released', async () => {
+    const countedBefore = (await rejected()).get('loopback') ?? 0;
+    const byesBefore = byesAtPbx;
+    const res = await client.request({ method: 'INVITE', uri: 'sip:95550666@ferry.local', fromUser: '5551234', body: offer() }, 15_000);
+    assert.equal(res.status, 488, `got ${res.status}`);
+    assert.match(res.header('Warning') ?? '', /^399 \S+ ".*answer.*loopback.*"$/);
+    assert.equal((await rejected()).get('loopback'), countedBefore + 1);
+    await waitFor(() => byesAtPbx > byesBefore, 5000, 25, 'the callee BYEd');
+    await waitFor(async () => (await media()).pipelines === 0, 5000, 25, 'the pipeline released');
+    const calls = (await getJson<{ calls: { state: string; timeline: { event: string; detail?: string }[] }[] }>(stack.httpPort, '/api/calls?state=all')).calls;
+    const last = calls[calls.length - 1]!;
+    assert.equal(last.state, 'ended');
+    assert.ok(last.timeline.some((e) => e.event === 'sdp-refused'), JSON.stringify(last.timeline));
+  });
+
   test('the list API never carries an SDP (the whole record is at /api/calls/:id)', async () => {
     const list = await getJson<{ calls: Record<string, unknown>[] }>(stack.httpPort, '/api/calls?state=all');
-    assert.equal(list.calls.length, 1, 'only the valid call was ever recorded');
+    assert.equal(list.calls.length, 2, 'only the valid offers were ever recorded');
     assert.doesNotMatch(JSON.stringify(list), /v=0|localSdp|remoteSdp|pipelineId|callId/);
     const one = await getJson<{ media: { pipelineId?: string } }>(stack.httpPort, `/api/calls/${String(list.calls[0]!.id)}`);
     assert.ok(one.media.pipelineId, 'positive control: the whole record names its pipeline');

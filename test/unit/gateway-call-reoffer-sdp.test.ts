@@ -106,6 +106,19 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.equal((await ok.answered).status, 200, 'positive control');
   });
 
+  test('the other party\'s answer to our re-INVITE is checked too: a multicast answer is noted and not applied', async () => {
+    const { caller, callee, record } = call(sdp('198.51.100.10'));
+    const before = record.callee.remoteSdp;
+    callee.remote.sdp = sdp('239.9.9.9', 'recvonly');
+    const r = request('INVITE', sdp('198.51.100.10', 'sendonly'), '198.51.100.10');
+    emit(caller, 'modify', r);
+    assert.equal((await r.answered).status, 200, 'the hold itself is fine');
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(callee.modified.length, 1, 'the callee was re-INVITEd');
+    assert.equal(record.callee.remoteSdp, before, 'its answer was not taken');
+    assert.ok(record.timeline.some((e) => e.event === 'sdp-refused' && e.detail === 'callee answer: multicast'), JSON.stringify(record.timeline));
+  });
+
   test('a party already on loopback may stay there when the request carries no source (an adopted dialog)', async () => {
     const { caller } = call(sdp('127.0.0.1'));
     const r = request('INVITE', sdp('127.0.0.1', 'sendonly'));

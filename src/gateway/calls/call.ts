@@ -159,7 +159,8 @@ export class Call extends EventEmitter<CallEvents> {
         to.local.sdp = toOffer;
         const otherRecord = side === 'caller' ? this.record.callee : this.record.caller;
         otherRecord.localSdp = toOffer;
-        if (theirAnswer) {
+        // an answer aiming media where no offer may is noted and not applied: the endpoint keeps what it had
+        if (theirAnswer && this.acceptableAnswer(this.other(side), theirAnswer)) {
           otherRecord.direction = direction(theirAnswer);
           otherRecord.remoteSdp = theirAnswer;
           // tell the RTP endpoint what the phone now sends (hold switches its liveness to T_hold);
@@ -223,6 +224,17 @@ export class Call extends EventEmitter<CallEvents> {
     countSdpRejection(check.problem);
     this.note('sdp-refused', `${side} ${req.method}: ${check.problem}`);
     res.send(488, { headers: { Warning: sdpWarning(check.detail) } });
+    return false;
+  }
+
+  /** the other party's answer to our re-INVITE, held to the same rules (source: its earlier SDP's address) */
+  private acceptableAnswer(side: Side, answer: string): boolean {
+    const leg = side === 'caller' ? this.record.caller : this.record.callee;
+    const source = (leg.remoteSdp ? connectionAddress(leg.remoteSdp) : undefined) ?? '';
+    const check = validateSdp(answer, { source, loopbackMedia: this.deps.loopbackMedia ?? 'from-loopback' });
+    if (check.ok) return true;
+    countSdpRejection(check.problem);
+    this.note('sdp-refused', `${side} answer: ${check.problem}`);
     return false;
   }
 

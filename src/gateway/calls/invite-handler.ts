@@ -174,7 +174,14 @@ export class InviteHandler {
       phase = 'signalling';
       const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
         localSdpB: offerB,
-        localSdpA: async (sdpB: string) => {
+        localSdpA: async (sdpB: string, resB?: { source_address?: string }) => {
+          // the callee's answer is held to the same rules: media is never aimed where an offer may not aim it
+          const answerCheck = validateSdp(sdpB, { source: resB?.source_address ?? '', loopbackMedia: d.loopbackMedia ?? 'from-loopback' });
+          if (!answerCheck.ok) {
+            countSdpRejection(answerCheck.problem);
+            call.note('sdp-refused', `callee answer: ${answerCheck.problem}`);
+            throw new SdpError(`the called party's answer was refused: ${answerCheck.detail.replace(/[^\x20-\x7e]/g, '?')}`);
+          }
           await d.media.guard(media.acceptAnswer('callee', sdpB));
           const codec = chosenCodec(sdpB);
           call.note('callee-answered', `codec ${codec}`);
