@@ -1,0 +1,144 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../helpers/chromium';
+import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
+import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { SipPhone } from '../helpers/sip-phone';
+import { waitFor } from '../helpers/stack';
+
+/**
+ * TLS everywhere a site needs it, through `ferry start` as `npm start` runs it: no certificate is given, so
+ * it makes a self-signed development certificate in its data directory and serves SIP over TLS, the secure
+ * WebSocket and the HTTPS page with it. A real Chromium opens the HTTPS page (a secure context, so the
+ * microphone is allowed), takes the wss:// URL the page was given, registers over it and calls a scripted
+ * desk phone (SIP over UDP with a real RTP peer); packets are counted both ways. Chromium is started with
+ * --ignore-certificate-errors (the development certificate is not in its trust store); that ferry serves
+ * exactly the development certificate is checked separately with node:tls trusting only that file.
+ */
+type ReadyWithTls = FerryReady & { tls: number; wss: number; https: number };
+
+function getText(port: number, p: string, ca: Buffer, host = 'localhost'): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', servername: host, port, path: p, ca, headers: { Host: `${host}:${port}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${p} timed out`)));
+  });
+}
+
+async function peerCertificate(port: number, ca: Buffer): Promise<{ authorized: boolean; fingerprint: string }> {
+  const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca });
+  try {
+    await new Promise<void>((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+    return { authorized: s.authorized, fingerprint: s.getPeerCertificate().fingerprint256 };
+  } finally {
+    s.destroy();
+  }
+}
+
+describe('TLS: ferry start with its development certificate; Chromium on the HTTPS page over WSS calls a phone', { timeout: 180_000 }, () => {
+  let phone: SipPhone;
+  let config: { file: string; remove(): Promise<void> };
+  let dataDir: string;
+  let fs: FerryStartProcess;
+  let ready: ReadyWithTls;
+  let browser: Browser | undefined;
+  let page: Page;
+  let certPem: Buffer;
+
+  before(async () => {
+    phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
+    const phonePort = await phone.start();
+    config = await writeLifecycleSipConfig({ port: phonePort });
+    dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-https-data-'));
+    fs = FerryStartProcess.spawn({ FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, REDIS_URL: '', FERRY_LOG_LEVEL: 'info' });
+    try {
+      ready = (await fs.ready()) as ReadyWithTls;
+    } catch (err) {
+      await fs.stop();
+      throw err;
+    }
+    const certFile = path.join(dataDir, 'tls', 'dev-cert.pem');
+    assert.ok(existsSync(certFile), 'the development certificate is in the data directory');
+    certPem = readFileSync(certFile);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await phone?.close();
+    await fs?.stop();
+    await config?.remove();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('TLS: ferry start says where the HTTPS page is and how to trust its development certificate; every TLS listener serves it', async () => {
+    assert.ok(ready.tls > 0 && ready.wss > 0 && ready.https > 0, JSON.stringify(ready));
+    const out = fs.lines.map((l) => l.line).join('\n');
+    assert.match(out, new RegExp(`webphone page over HTTPS at https://localhost:${ready.https}/`));
+    assert.match(out, /self-signed development certificate .*dev-cert\.pem/);
+    assert.match(out, /update-ca-certificates/);
+    const fingerprints = new Set<string>();
+    for (const port of [ready.tls, ready.wss, ready.https]) {
+      const c = await peerCertificate(port, certPem);
+      assert.equal(c.authorized, true, `port ${port} presents a certificate the development certificate verifies`);
+      fingerprints.add(c.fingerprint);
+    }
+    assert.equal(fingerprints.size, 1, 'one certificate on SIP/TLS, WSS and HTTPS');
+  });
+
+  test('TLS: over HTTPS the page is told the wss:// URL for the name it was opened with; over HTTP it gets ws:// and a link to HTTPS', async () => {
+    const secure = await getText(ready.https, '/api/webphone-config', certPem);
+    assert.equal(secure.status, 200);
+    assert.equal((JSON.parse(secure.body) as { wsUrl: string }).wsUrl, `wss://localhost:${ready.wss}`);
+    const page = await getText(ready.https, '/', certPem);
+    assert.match(String(page.headers['content-security-policy']), new RegExp(`connect-src 'self' wss://localhost:${ready.wss}`));
+    assert.match(String(page.headers['strict-transport-security']), /max-age=\d+/);
+    const plain = await fetch(`http://127.0.0.1:${ready.http}/api/webphone-config`);
+    const body = (await plain.json()) as { wsUrl: string; httpsUrl?: string };
+    assert.equal(body.wsUrl, `ws://127.0.0.1:${ready.ws}`);
+    assert.equal(body.httpsUrl, `https://127.0.0.1:${ready.https}/`);
+  });
+
+  test('TLS: Chromium on the HTTPS page registers over WSS and calls a phone; RTP counted both ways', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, '--ignore-certificate-errors'] });
+    page = await (await browser.newContext()).newPage();
+    await page.goto(`https://localhost:${ready.https}/`);
+    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 15_000 });
+    assert.equal(await page.evaluate(() => window.isSecureContext), true, 'the HTTPS page is a secure context');
+    assert.equal(await page.inputValue('#ws-url'), `wss://localhost:${ready.wss}`, 'the page uses the secure WebSocket');
+    await page.fill('#user', 'alice');
+    await page.fill('#password', WEBPHONE_USERS.alice);
+    await page.click('#register');
+    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15_000 });
+
+    const since = Date.now();
+    await page.fill('#target', '9100');
+    await page.click('#call');
+    await page.waitForFunction(() => (window as unknown as { ferryCallState?: string }).ferryCallState === 'connected', undefined, { timeout: 20_000 });
+    const stats = (): Promise<{ sent: number; received: number }> =>
+      page.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
+    await waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > 50, 15_000, 100, 'RTP from the HTTPS webphone at the phone');
+    await waitFor(async () => {
+      const s = await stats();
+      return s.sent > 50 && s.received > 50;
+    }, 15_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
+    const s = await stats();
+    const atPhone = await phone.media.rtpReceivedBetween(since, Date.now());
+    const fromPhone = await phone.media.rtpSentBetween(since, Date.now());
+    console.log(`https webphone call: browser sent ${s.sent}, received ${s.received}; phone received ${atPhone}, sent ${fromPhone}`);
+    assert.ok(atPhone > 50 && fromPhone > 50);
+    await page.click('#hangup');
+    await page.waitForFunction(() => (window as unknown as { ferryCallState?: string }).ferryCallState !== 'connected', undefined, { timeout: 10_000 });
+  });
+});
