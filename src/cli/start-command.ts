@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { createLogger } from '../common/logger';
@@ -61,7 +62,10 @@ export async function run(_args: string[]): Promise<void> {
     ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) } }, log);
   // RTP follows the public address; an explicit FERRY_MEDIA_HOST keeps meaning both, as for `ferry media`
   const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST || env.FERRY_MEDIA_HOST || host;
-  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost } }, log);
+  // FERRY_PUBLIC_HOST given as an IPv4 address is also where phones and browsers send media (unless FERRY_MEDIA_PUBLIC_IP says otherwise)
+  const mediaPublicIp = env.FERRY_MEDIA_PUBLIC_IP || (isIP(env.FERRY_PUBLIC_HOST ?? '') === 4 ? env.FERRY_PUBLIC_HOST! : '');
+  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost,
+    ...(mediaPublicIp ? { FERRY_MEDIA_PUBLIC_IP: mediaPublicIp } : {}) } }, log);
   const parts: SupervisedChild[] = [sip, media];
   let gateway: SupervisedChild | undefined;
   /** Children stopped after the engines (e.g. a private store the gateway writes to). */

@@ -126,7 +126,8 @@ describe('ferry sip over TLS and WSS', { timeout: 90_000 }, () => {
     tlsPort = ready.tls;
     wssPort = ready.wss;
     app = await connectSrf({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' }, (srf: Srf) => {
-      srf.register((req, res) => {
+      type Handler = (req: { protocol: string; get(h: string): string }, res: { send(status: number, opts: object): void }) => void;
+      (srf as unknown as { register(h: Handler): void }).register((req, res) => {
         registers.push({ protocol: req.protocol, via: req.get('Via'), contact: req.get('Contact') });
         res.send(200, { headers: { Contact: req.get('Contact'), Expires: '60' } });
       });
@@ -163,7 +164,7 @@ describe('ferry sip over TLS and WSS', { timeout: 90_000 }, () => {
   });
 
   test('WSS: a REGISTER over a verified secure WebSocket reaches the app as protocol wss', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${wssPort}`, 'sip', { ca: [cert.cert], servername: 'localhost' });
+    const ws = new WebSocket(`wss://127.0.0.1:${wssPort}`, 'sip', { ca: [cert.cert] });
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
     const before = registers.length;
     const answer = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
@@ -211,5 +212,41 @@ describe('ferry sip over TLS and WSS', { timeout: 90_000 }, () => {
     const after = Date.now() - t0;
     assert.ok(after >= HEADER_TIMEOUT_MS - 100 && after < HEADER_TIMEOUT_MS + 8000, `closed after ${after} ms`);
     await until('the close is logged', () => /handshake-timeout/.test(engine.stdout() + engine.stderr()));
+  });
+});
+
+describe('ferry sip behind NAT: FERRY_PUBLIC_HOST', { timeout: 60_000 }, () => {
+  const PUBLIC_HOST = 'sip.ferry-public.test';
+  let engine: SipEngineProcess;
+  let app: ConnectedSrf;
+
+  before(async () => {
+    engine = await spawnSipEngine({ FERRY_PUBLIC_HOST: PUBLIC_HOST });
+    app = await connectSrf({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
+  });
+
+  after(async () => {
+    app?.close();
+    await engine?.stop();
+  });
+
+  test('real networks: the public host is what ferry sip writes in hostports, Via and Contact (the sockets stay where they are)', async () => {
+    assert.equal(app.sipAddress('udp'), `${PUBLIC_HOST}:${engine.ports.sip}`);
+    const dgram = await import('node:dgram');
+    const phone = dgram.createSocket('udp4');
+    const received: string[] = [];
+    phone.on('message', (m) => received.push(m.toString('utf8')));
+    await new Promise<void>((r) => phone.bind(0, '127.0.0.1', () => r()));
+    try {
+      const port = (phone.address() as net.AddressInfo).port;
+      const uac = app.srf.createUAC(`sip:bob@127.0.0.1:${port}`, { localSdp: g711Sdp(40000) }).catch(() => undefined);
+      await until('the INVITE at the phone', () => received.some((r) => r.startsWith('INVITE ')));
+      const invite = received.find((r) => r.startsWith('INVITE '))!;
+      assert.match(invite, new RegExp(`\\r\\nVia: SIP/2\\.0/UDP ${PUBLIC_HOST.replace(/\./g, '\\.')}:${engine.ports.sip};`, 'i'));
+      assert.match(invite, new RegExp(`\\r\\nContact: <sip:[^>]*${PUBLIC_HOST.replace(/\./g, '\\.')}:${engine.ports.sip}>`, 'i'));
+      void uac;
+    } finally {
+      phone.close();
+    }
   });
 });
