@@ -9,10 +9,11 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 import { BaresipPhone } from '../helpers/baresip-phone';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
 import { call as kcall, connectKurento } from '../helpers/media-kurento';
-import { freePort } from '../helpers/free-port';
+import { freePort, freePorts } from '../helpers/free-port';
+import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { describeSipp, runSipp } from '../helpers/sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
-import { UdpCapture, type CapturedUdp } from '../helpers/udp-capture';
+import { LoopbackCapture, type CapturedPacket } from '../helpers/loopback-capture';
 
 /**
  * baresip with SRTP-SDES (its srtp module) calls the gateway's webphone page in real Chromium. On the
@@ -59,16 +60,26 @@ const isClearRtcpControl = (b: Buffer) => {
   return s.valid && s.types.every((t) => t === 204 || t === 203 || t === 201 || t === 202);
 };
 
-for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
-  describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) calls the Chromium webphone through the gateway`, { timeout: 150_000 }, () => {
+const VARIANTS = [
+  { mediaenc: 'srtp-mand', sip: 'tls' },
+  { mediaenc: 'srtp-mand', sip: 'udp' },
+  { mediaenc: 'srtp', sip: 'udp' },
+] as const;
+
+for (const { mediaenc, sip } of VARIANTS) {
+  const mode = `${mediaenc} over SIP/${sip.toUpperCase()}`;
+  describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) over SIP/${sip.toUpperCase()} calls the Chromium webphone through the gateway`, { timeout: 150_000 }, () => {
     let stack: Stack;
     let dir: string;
+    let cert: TestCertificate | undefined;
+    let sipTlsPort = 0;
     let phone: BaresipPhone;
     let alice: GatewayWebphone;
 
     const media = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
     const phoneLeg = async (): Promise<PhoneLegStats | undefined> => (await media()).pipelinesDetail.flatMap((p) => p.elements).find((e) => e.type === 'RtpEndpoint');
     const liveCalls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls;
+    const dialUri = (): string => (sip === 'tls' ? `sip:${ALICE.user}@127.0.0.1:${sipTlsPort};transport=tls` : `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`);
     const diagnose = (err: unknown): Error =>
       new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
 
@@ -78,10 +89,20 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         domain: 'ferry.local',
         users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip, SRTP)' }],
       }));
+      let sipEnv: Record<string, string> = {};
+      if (sip === 'tls') {
+        cert = makeTestCertificate();
+        const [tlsPort, wssPort] = await freePorts(2, { protocols: ['tcp'] });
+        sipTlsPort = tlsPort!;
+        sipEnv = { FERRY_TLS_CERT: cert.certFile, FERRY_TLS_KEY: cert.keyFile, FERRY_SIP_TLS_PORT: String(tlsPort), FERRY_SIP_WSS_PORT: String(wssPort) };
+      }
       stack = await startStack({
-        partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_RTCP_INTERVAL_MS: String(RTCP_INTERVAL_MS) } },
+        partEnv: { sip: sipEnv, gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_RTCP_INTERVAL_MS: String(RTCP_INTERVAL_MS) } },
       });
-      phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: `127.0.0.1:${stack.sipPort}`, answer: 'auto', mediaenc });
+      phone = await BaresipPhone.start({
+        user: DESK.user, password: DESK.password, answer: 'auto', mediaenc,
+        ...(sip === 'tls' ? { registrar: `127.0.0.1:${sipTlsPort}`, transport: 'tls', caFile: cert!.certFile } : { registrar: `127.0.0.1:${stack.sipPort}` }),
+      });
       try {
         await phone.waitRegistered(15_000);
       } catch (err) {
@@ -100,14 +121,17 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
       await phone?.stop();
       await stack?.stop();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      cert?.remove();
     });
 
-    test(`SRTP-SDES (${mediaenc}): baresip calls the webphone, audio both ways, the phone leg's wire carries only SRTP/SRTCP that authenticates with the exchanged keys`, async () => {
-      const capture = await UdpCapture.start(`udp and portrange ${phone.rtpPorts[0]}-${phone.rtpPorts[1]}`);
-      let datagrams: CapturedUdp[] = [];
+    test(`SRTP-SDES (${mode}): baresip calls the webphone, audio both ways, the phone leg's wire carries only SRTP/SRTCP that authenticates with the exchanged keys`, async () => {
+      const rtpFilter = `udp and portrange ${phone.rtpPorts[0]}-${phone.rtpPorts[1]}`;
+      const sipFilter = sip === 'tls' ? `tcp and port ${sipTlsPort}` : `udp and port ${stack.sipPort}`;
+      const capture = await LoopbackCapture.start(`(${rtpFilter}) or (${sipFilter})`);
+      let captured: CapturedPacket[] = [];
       try {
         const callStart = Date.now();
-        const dialed = await phone.command('dial', `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`);
+        const dialed = await phone.command('dial', dialUri());
         assert.ok(dialed.ok, `dial: ${dialed.data}`);
         await alice.waitCallState('ringing-in', 15_000);
         await alice.answer();
@@ -116,6 +140,8 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         const listed = (await liveCalls())[0]!;
         assert.equal(listed.caller.kind, 'rtp', 'the SRTP phone is on an RtpEndpoint');
         const call = await getJson<CallRecord>(stack.httpPort, `/api/calls/${listed.id}`); // the full record has the media ids
+        const invite = call.timeline.find((e) => e.event === 'invite');
+        assert.match(invite?.detail ?? '', new RegExp(`\\(rtp/${sip}\\)`), `the INVITE came over SIP/${sip}`);
 
         // the keys of the phone leg, as negotiated: baresip's (its offer) and ferry's (the answer)
         const client = await connectKurento(`ws://127.0.0.1:${stack.mediaPort}/kurento`);
@@ -149,13 +175,27 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         }, 12_000, 'an RTCP report at baresip with packets from ferry');
         // several of ferry's SRTCP reports go out during the call
         await new Promise((r) => setTimeout(r, 2.5 * RTCP_INTERVAL_MS));
-        console.log(`# ${mediaenc}: baresip RTCP ${JSON.stringify(report.rtcp_stats)}; phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to baresip`);
+        console.log(`# ${mode}: baresip RTCP ${JSON.stringify(report.rtcp_stats)}; phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to baresip`);
         const hangupAt = Date.now();
         assert.ok((await phone.command('hangup')).ok);
         await alice.waitCallState('ended', 3000);
-        console.log(`# ${mediaenc}: baresip hang-up -> webphone shows the end: ${(await alice.endedAt())! - hangupAt} ms`);
+        console.log(`# ${mode}: baresip hang-up -> webphone shows the end: ${(await alice.endedAt())! - hangupAt} ms`);
         await waitFor(async () => (await media()).pipelines === 0, 3000, 25, 'the pipeline released');
-        datagrams = await capture.stop();
+        captured = await capture.stop();
+        const sipPort = sip === 'tls' ? sipTlsPort : stack.sipPort;
+        const datagrams = captured.filter((p) => p.protocol === 'udp' && p.from.port !== sipPort && p.to.port !== sipPort);
+        if (sip === 'udp') {
+          // the contrast: over SIP/UDP the SDES keys travel readable, which is why docs/security.md pairs SRTP with SIP/TLS
+          const sipText = Buffer.concat(captured.filter((p) => p.from.port === sipPort || p.to.port === sipPort).map((p) => p.payload)).toString('latin1');
+          assert.match(sipText, /a=crypto:\d+ AES_CM_128_HMAC_SHA1_80 inline:/, 'over SIP/UDP the keys are visible on the wire');
+        } else {
+          // the signalling that carries the SDES keys went encrypted: TLS records, no SIP or SDP text
+          const stream = Buffer.concat(captured.filter((p) => p.protocol === 'tcp').map((p) => p.payload));
+          assert.ok(stream.length > 2000, `SIP over TLS captured (${stream.length} bytes)`);
+          assert.ok(captured.some((p) => p.protocol === 'tcp' && p.payload[0] === 0x17 && p.payload[1] === 0x03), 'TLS application data records (the connection was set up at registration)');
+          for (const text of ['INVITE sip:', 'a=crypto', 'inline:', 'REGISTER', 'SIP/2.0']) assert.equal(stream.indexOf(text), -1, `'${text}' in the clear on the SIP/TLS connection`);
+          console.log(`# ${mode}: ${stream.length} bytes of SIP over TLS captured, no SIP or SDP text in them`);
+        }
 
         const fromPhone = keyOf(phoneSdp);
         const fromFerry = keyOf(ferrySdp);
@@ -190,7 +230,7 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
             if (d.payload.subarray(12, 12 + 160).equals(clear.subarray(12, 12 + 160))) count.plainOnWire++;
           }
         }
-        console.log(`# ${mediaenc}: captured on the phone leg: ${toPhone.length} datagrams ferry->baresip (SRTP ${count.rtp[0]}, SRTCP ${count.rtcp[0]}), ${byPhone.length} baresip->ferry (SRTP ${count.rtp[1]}, SRTCP ${count.rtcp[1]}), failed ${count.failed}, plain payloads ${count.plainOnWire}, baresip's clear RTCP PING/BYE ${count.clearControl}`);
+        console.log(`# ${mode}: captured on the phone leg: ${toPhone.length} datagrams ferry->baresip (SRTP ${count.rtp[0]}, SRTCP ${count.rtcp[0]}), ${byPhone.length} baresip->ferry (SRTP ${count.rtp[1]}, SRTCP ${count.rtcp[1]}), failed ${count.failed}, plain payloads ${count.plainOnWire}, baresip's clear RTCP PING/BYE ${count.clearControl}`);
         assert.ok(count.rtp[0]! > 150 && count.rtp[1]! > 150, 'SRTP both ways on the wire');
         assert.equal(count.failed, 0, `every datagram on the phone leg authenticates with its sender's key: ${failures.join('; ')}`);
         assert.ok(count.rtcp[0]! >= 2, 'ferry sent SRTCP reports (and its BYE)');
@@ -199,15 +239,15 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
         assert.equal(toPhone.length, count.rtp[0]! + count.rtcp[0]!, 'everything ferry sent to the phone is SRTP or SRTCP');
         assert.ok(count.clearControl <= 3, `${count.clearControl} clear RTCP packets from baresip`);
       } catch (err) {
-        if (datagrams.length === 0) await capture.stop().catch(() => undefined);
+        if (captured.length === 0) await capture.stop().catch(() => undefined);
         throw diagnose(err);
       }
     });
 
-    test(`SRTP-SDES (${mediaenc}): baresip holds and resumes (re-INVITEs with its keys): audio both ways again after resume, still SRTP, the call stays up`, async () => {
+    test(`SRTP-SDES (${mode}): baresip holds and resumes (re-INVITEs with its keys): audio both ways again after resume, still SRTP, the call stays up`, async () => {
       try {
         const callStart = Date.now();
-        assert.ok((await phone.command('dial', `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`)).ok);
+        assert.ok((await phone.command('dial', dialUri())).ok);
         await alice.waitCallState('ringing-in', 15_000);
         await alice.answer();
         await alice.waitCallState('connected', 10_000);
@@ -235,7 +275,7 @@ for (const mediaenc of ['srtp-mand', 'srtp'] as const) {
       }
     });
 
-    if (mediaenc === 'srtp-mand') {
+    if (mediaenc === 'srtp-mand' && sip === 'udp') {
       test('SRTP-SDES: a phone offering RTP/SAVP with no usable a=crypto (only AES_CM_128_HMAC_SHA1_32) gets 488 with a Warning naming the suite; nothing is created', async () => {
         const before = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.length;
         const r = await runSipp({
