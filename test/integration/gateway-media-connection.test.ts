@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { createLogger } from '../../src/common/logger';
 import { MediaConnection } from '../../src/gateway/media/media-connection';
 import { probeMediaObject } from '../../src/gateway/media/media-object-probe';
+import { CallMedia } from '../../src/gateway/media/call-media';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
 import { freePort } from '../helpers/free-port';
@@ -128,6 +129,33 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     const p = await conn.createPipeline();
     assert.equal((await media.stats()).pipelines, 1);
     await p.release();
+  });
+
+  test('a call ending while the control connection is down: its pipeline is released once the connection is back (no leak)', async () => {
+    const media = await MediaServerProcess.start();
+    servers.push(media);
+    const relay = await TcpCutter.start(media.port);
+    try {
+      const log = createLogger('test-media-connection');
+      const conn = connection(`ws://127.0.0.1:${relay.port}/kurento`);
+      await conn.connect();
+      const callMedia = await CallMedia.build(conn, { caller: 'rtp', callee: 'rtp' }, log);
+      assert.equal((await media.stats()).pipelines, 1);
+      const lost = waitEvent(conn, 'lost', 3000);
+      relay.refuse(true);
+      relay.cut();
+      await lost;
+      const releaseStarted = Date.now();
+      await callMedia.release(); // must not hang on the unreachable server
+      assert.ok(Date.now() - releaseStarted < 2500, `release returned after ${Date.now() - releaseStarted} ms`);
+      assert.equal((await media.stats()).pipelines, 1, 'nothing reached the server yet');
+      const restored = waitEvent<[boolean]>(conn, 'restored', 5000);
+      relay.refuse(false);
+      assert.equal((await restored).args[0], true, 'same session: the pipeline survived the outage');
+      await media.waitForStats((st) => st.pipelines === 0 && st.boundPorts === 0, 3000);
+    } finally {
+      await relay.close();
+    }
   });
 
   test('the events are emitted once per loss (no repeated lost while down)', async () => {

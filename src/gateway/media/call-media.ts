@@ -31,6 +31,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     readonly callee: KSdpEndpoint,
     readonly kinds: { caller: LegKind; callee: LegKind },
     private readonly log: Logger,
+    private readonly conn: MediaConnection,
   ) {
     super();
     this.watch(caller, 'caller');
@@ -49,7 +50,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       const callee = await mk(kinds.callee);
       await caller.connect(callee);
       await callee.connect(caller);
-      return new CallMedia(pipeline, caller, callee, kinds, log);
+      return new CallMedia(pipeline, caller, callee, kinds, log, conn);
     } catch (err) {
       await pipeline.release().catch(() => {});
       throw err;
@@ -61,7 +62,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     const pipeline = await conn.byId<KMediaPipeline>(ids.pipelineId);
     const caller = await conn.byId<KSdpEndpoint>(ids.callerEndpointId);
     const callee = await conn.byId<KSdpEndpoint>(ids.calleeEndpointId);
-    return new CallMedia(pipeline, caller, callee, kinds, log);
+    return new CallMedia(pipeline, caller, callee, kinds, log, conn);
   }
 
   get ids(): { pipelineId: string; callerEndpointId: string; calleeEndpointId: string } {
@@ -124,14 +125,34 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       timer = setTimeout(() => r('timeout'), RELEASE_WAIT_MS);
     });
     const done = await Promise.race([
-      this.pipeline.release().then(
+      this.releasePipeline().then(
         () => 'released' as const,
-        (err: Error) => this.log.warn('pipeline release failed', { err: err.message }),
+        (err: Error) => {
+          this.log.warn('pipeline release failed', { pipelineId: this.pipeline.id, err: err.message });
+          return 'failed' as const;
+        },
       ),
       unanswered,
     ]);
     clearTimeout(timer);
     if (done === 'timeout') this.log.warn('pipeline release unanswered', { pipelineId: this.pipeline.id, waitedMs: RELEASE_WAIT_MS });
+    if (done !== 'released' && !this.conn.isUp) {
+      // the control connection is down: after a mere blip the pipeline is still there (and bound
+      // to our session again, so the media server would keep it): release it once we are back
+      this.log.info('pipeline release deferred until the media server is back', { pipelineId: this.pipeline.id });
+      this.conn.once('restored', () => {
+        this.releasePipeline().then(
+          () => this.log.info('deferred pipeline release done', { pipelineId: this.pipeline.id }),
+          (err: Error) => this.log.warn('deferred pipeline release failed', { pipelineId: this.pipeline.id, err: err.message }),
+        );
+      });
+    }
+  }
+
+  private releasePipeline(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      void this.pipeline.release((err) => (err ? reject(err) : resolve())).catch(() => undefined);
+    });
   }
 
   get isReleased(): boolean {

@@ -6,7 +6,8 @@ import { EventEmitter } from 'node:events';
  */
 export interface KMediaObject extends EventEmitter {
   readonly id: string;
-  release(): Promise<void>;
+  /** with a callback its error is ours only (the promise form also prints it with a stack trace) */
+  release(callback?: (err?: Error | null) => void): Promise<void>;
   /**
    * A cheap request on the object; with a callback, since the promise form of kurento-client's
    * generated getters swallows errors. Fails with "not found" when the server no longer has it.
