@@ -25,8 +25,11 @@ import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
 const SHARED_REDIS = 'redis://127.0.0.1:6379';
 const ADOPT_BOUND_MS = 2000;
 const HANGUP_BOUND_MS = 500;
-/** ferry sip ends a dialog no app owns after this long: short here, so an unclaimed adopted call would be cut within the test */
-const ORPHAN_DIALOG_MS = 3000;
+/**
+ * ferry sip ends a dialog no app owns after this long: short here, so an unclaimed adopted call would
+ * be cut within the test, yet longer than a gateway restart takes on a loaded machine (~1-3 s)
+ */
+const ORPHAN_DIALOG_MS = 8000;
 
 interface World {
   fs: FerryStartProcess;
@@ -113,6 +116,39 @@ async function killGateway(w: World): Promise<{ killedAt: number; connectedAt: n
   return { killedAt, connectedAt: connected.at };
 }
 
+/**
+ * Samples the webphone's received-RTP counter (Chromium getStats via the page) until stop(): the
+ * longest time it did not change, and how many samples were taken.
+ */
+function watchWebphoneRtp(w: World): { stop(): Promise<{ longestMs: number; samples: number }> } {
+  let running = true;
+  let samples = 0;
+  let lastValue = -1;
+  let lastChange = Date.now();
+  let longestMs = 0;
+  const loop = (async () => {
+    while (running) {
+      const value = (await w.webphone.rtpStats()).received;
+      const now = Date.now();
+      samples++;
+      if (value !== lastValue) {
+        longestMs = Math.max(longestMs, now - lastChange);
+        lastValue = value;
+        lastChange = now;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    longestMs = Math.max(longestMs, Date.now() - lastChange);
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { longestMs, samples };
+    },
+  };
+}
+
 /** SIGKILL the gateway child and wait until it is gone (the supervisor restarts it after a back-off); resolves with the kill time. */
 async function killGatewayAndWaitGone(w: World): Promise<number> {
   const pid = gatewayPid(w);
@@ -150,18 +186,19 @@ async function endedRecord(w: World, id: string): Promise<CallRecord> {
  * alice's registration still in the store; the adopter claimed both dialogs in ferry sip, so the
  * call outlives ferry sip's orphan deadline untouched.
  */
-async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<void> {
-  const webReceivedBefore = (await w.webphone.rtpStats()).received;
+async function killAndAdopt(w: World, call: CallRecord, label: string, opts: { pastOrphanDeadline: boolean }): Promise<void> {
+  const webphoneRtp = watchWebphoneRtp(w);
   const { killedAt, connectedAt } = await killGateway(w);
   const adopted = await adoptedAt(w, call.id);
   const end = Date.now();
+  const webStall = await webphoneRtp.stop();
   const phoneGap = await w.phone.media.maxRtpGap(killedAt - 200, end);
   const phoneSendGap = await w.phone.media.maxSendGap(killedAt - 200, end);
   // the phone's receive times are taken by this (test) process: a stall of ours shows up in its own send gaps too
   assert.ok(phoneGap < Math.max(100, phoneSendGap + 100), `largest RTP gap webphone -> phone across the restart: ${phoneGap} ms (our own largest send gap ${phoneSendGap} ms)`);
-  const phoneSent = await w.phone.media.rtpSentBetween(killedAt, end - 300);
-  const webReceived = (await w.webphone.rtpStats()).received - webReceivedBefore;
-  assert.ok(webReceived >= phoneSent * 0.9, `phone -> webphone across the restart: ${webReceived} packets received, ${phoneSent} sent`);
+  // the browser's counter, read through the page every 100 ms or so: a coarse check that the other direction never stopped either
+  assert.ok(webStall.samples >= 5, `webphone RTP counter sampled ${webStall.samples} times`);
+  assert.ok(webStall.longestMs < 1000, `phone -> webphone across the restart: the webphone's received-packet counter stood still for ${webStall.longestMs} ms at most (< 1000 ms)`);
   const adoptMs = adopted - connectedAt;
   assert.ok(adoptMs < ADOPT_BOUND_MS, `adopted ${adoptMs} ms after the restarted gateway connected (bound ${ADOPT_BOUND_MS} ms)`);
   const bindings = await w.redis.hgetall(`${w.prefix}reg:alice`);
@@ -171,6 +208,8 @@ async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<
     return n >= 2 ? n : undefined;
   }, 5000, 25, 'ferry sip logging both dialogs claimed');
   assert.equal(claims, 2, 'both dialogs claimed once');
+  const measured = `[measure] ${label}: adopted ${adoptMs} ms after the restarted gateway connected (${adopted - killedAt} ms after the SIGKILL); largest RTP gap at the phone ${phoneGap} ms (own send gap ${phoneSendGap} ms); webphone's RTP counter never still > ${webStall.longestMs} ms (${webStall.samples} samples)`;
+  if (!opts.pastOrphanDeadline) return console.log(measured);
   // past ferry sip's orphan deadline (counted from the kill): nobody was sent a BYE, media still flows
   const pastDeadline = killedAt + ORPHAN_DIALOG_MS + 1000;
   await new Promise((r) => setTimeout(r, Math.max(0, pastDeadline - Date.now())));
@@ -178,7 +217,7 @@ async function killAndAdopt(w: World, call: CallRecord, label: string): Promise<
   assert.equal(await w.webphone.callState(), 'connected', 'the webphone is still in the call');
   const flowing = Date.now();
   await waitFor(async () => (await w.phone.media.rtpReceivedBetween(flowing, Date.now())) > 10, 3000, 50, 'RTP still reaching the phone');
-  console.log(`[measure] ${label}: adopted ${adoptMs} ms after the restarted gateway connected (${adopted - killedAt} ms after the SIGKILL); largest RTP gap at the phone ${phoneGap} ms (own send gap ${phoneSendGap} ms); webphone received ${webReceived}/${phoneSent}`);
+  console.log(`${measured}; no BYE past the orphan deadline`);
 }
 
 describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted with the same id', { timeout: 600_000 }, () => {
@@ -197,7 +236,7 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
 
         // first call: the phone hangs up after the restart
         const first = await phoneCallsWebphone(w);
-        await killAndAdopt(w, first, `${id} call 1`);
+        await killAndAdopt(w, first, `${id} call 1`, { pastOrphanDeadline: true });
         const byeAt = await w.phone.hangup();
         await w.phone.media.stopMedia();
         assert.equal(w.phone.lastHangupStatus, 200);
@@ -210,7 +249,7 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
 
         // second call, placed after the restart: alice's registration survived it
         const second = await phoneCallsWebphone(w);
-        await killAndAdopt(w, second, `${id} call 2`);
+        await killAndAdopt(w, second, `${id} call 2`, { pastOrphanDeadline: false });
         const from = Date.now();
         const hangupAt = await w.webphone.hangup();
         const bye = await w.phone.waitForRequest('BYE', 5000, from);
@@ -220,7 +259,7 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
         const rec2 = await endedRecord(w, second.id);
         // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
         assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
-        assert.equal(rec2.endedBy, 'callee');
+        assert.equal(rec2.endedBy, rec2.reason === 'sip-bye' ? 'callee' : 'media');
         console.log(`[measure] ${id}: after the restart, the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason})`);
       } catch (err) {
         if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;

@@ -51,6 +51,8 @@ export class CallAdopter {
   private readonly held: HeldInDialogRequests;
   private timer: TimerHandle | undefined;
   private scanning = false;
+  /** calls being adopted right now: their dialogs take requests only once the call is connected to them */
+  private readonly adopting = new Set<string>();
 
   constructor(private readonly d: CallAdopterDeps) {
     // a request of a dead owner's call waits at most for that owner's lease to run out and one scan
@@ -63,7 +65,12 @@ export class CallAdopter {
     const callId = req.get('Call-ID');
     if (!callId) return false;
     const calls = await this.d.store.listCalls();
-    return calls.some((rec) => rec.state !== 'ended' && !this.d.registry.has(rec.id) && (rec.caller.dialog?.callId === callId || rec.callee.dialog?.callId === callId));
+    return calls.some(
+      (rec) =>
+        rec.state !== 'ended' &&
+        (!this.d.registry.has(rec.id) || this.adopting.has(rec.id)) &&
+        (rec.caller.dialog?.callId === callId || rec.callee.dialog?.callId === callId),
+    );
   }
 
   /** an in-dialog request srf has no Dialog for (a dialog adopted, or to be adopted, from a dead gateway, or unknown) */
@@ -97,11 +104,14 @@ export class CallAdopter {
         // a record owned by our own id that we do not drive is from our previous life (restart)
         if (rec.owner !== this.d.instanceId && (await this.d.store.leaseAlive(rec.owner))) continue;
         if (!(await this.d.store.claimAdoption(rec.id, this.d.instanceId, this.d.leaseMs))) continue;
+        this.adopting.add(rec.id);
         try {
           await this.adopt(rec);
           adopted++;
         } catch (err) {
           this.d.log.error('adoption failed', { callId: rec.id, err: (err as Error).message });
+        } finally {
+          this.adopting.delete(rec.id);
         }
       }
     } catch (err) {
@@ -126,10 +136,14 @@ export class CallAdopter {
     for (const side of ['caller', 'callee'] as const) {
       const leg = rec[side];
       if (!leg.dialog) continue;
-      const dlg = new AdoptedDialog(this.d.srf, leg.dialog, { local: leg.localSdp ?? '', remote: leg.remoteSdp ?? '' });
-      dialogs[side] = dlg;
-      this.dialogs.add(dlg);
+      dialogs[side] = new AdoptedDialog(this.d.srf, leg.dialog, { local: leg.localSdp ?? '', remote: leg.remoteSdp ?? '' });
     }
+    // the dialogs take the peers' requests only once the call listens to them (a BYE handed to a
+    // dialog before that would be answered and lost); until then such requests are held
+    const listen = (): void => {
+      for (const dlg of Object.values(dialogs)) if (dlg) this.dialogs.add(dlg);
+      this.held.deliver();
+    };
 
     const { pipelineId, callerEndpointId, calleeEndpointId } = rec.media;
     let media: CallMedia | undefined;
@@ -145,8 +159,8 @@ export class CallAdopter {
 
     if (rec.state === 'answered' && media && dialogs.caller && dialogs.callee) {
       call.connect(dialogs.caller, dialogs.callee, { adopted: true });
-      // requests ferry sip held for this call while no gateway was connected (a party's BYE, say)
-      this.held.deliver();
+      // and requests ferry sip held for this call while no gateway was connected (a party's BYE, say)
+      listen();
       await call.persist();
       this.d.log.info('call adopted', { callId: rec.id, from: previous });
       if (!call.isEnding) {
@@ -154,10 +168,18 @@ export class CallAdopter {
       }
       return;
     }
-    // finish: the call ended (or never got answered) while no gateway was alive
+    // finish: the call ended (or never got answered) while no gateway was alive. A dialog ferry sip
+    // no longer knows was ended by it (BYE with a Reason) while no gateway was there: no second BYE
+    const existing = (['caller', 'callee'] as const).filter((side) => dialogs[side]);
+    const statuses = await Promise.all(existing.map((side) => this.claim(call, side, dialogs[side]!)));
+    existing.forEach((side, i) => {
+      if (statuses[i] !== 481) return;
+      dialogs[side]!.connected = false;
+      call.note('dialog-gone', `${side}: ferry sip answered our claim 481`);
+    });
     call.connect(dialogs.caller ?? new DeadDialog(), dialogs.callee ?? new DeadDialog(), { adopted: true });
     // a party's held BYE ends it as that party's hang-up (only the other one gets our BYE)
-    this.held.deliver();
+    listen();
     const reason = rec.reason ?? (rec.state === 'answered' ? 'session-expired' : 'failed');
     await call.end(reason, 'gateway');
     for (const dlg of Object.values(dialogs)) if (dlg) this.dialogs.remove(dlg);
