@@ -17,7 +17,8 @@ interface WsConnection {
 }
 
 /**
- * SIP over WebSocket (RFC 7118): subprotocol `sip`, one SIP message per WS message.
+ * SIP over WebSocket (RFC 7118): subprotocol `sip`, one SIP message per WS message; with a certificate,
+ * the same over TLS (WSS, flows `wss#n`, `Via: SIP/2.0/WSS`).
  * A bare CRLF-CRLF message is a keep-alive (SIP.js) and is answered with CRLF.
  * Connections are only ever accepted, never opened (browsers cannot be dialled).
  * Hygiene (ConnectionGuard): every TCP connection is admitted against the caps before its HTTP upgrade,
