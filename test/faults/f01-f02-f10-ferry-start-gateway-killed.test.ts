@@ -41,7 +41,7 @@ interface World {
   close(): Promise<void>;
 }
 
-async function startWorld(mode: 'default' | 'redis'): Promise<World> {
+async function startWorld(mode: 'default' | 'redis', extraEnv: Record<string, string> = {}): Promise<World> {
   const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
   const phonePort = await phone.start();
   const config = await writeLifecycleSipConfig({ port: phonePort });
@@ -51,6 +51,7 @@ async function startWorld(mode: 'default' | 'redis'): Promise<World> {
     FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
   };
   if (mode === 'redis') Object.assign(env, { REDIS_URL: SHARED_REDIS, FERRY_REDIS_PREFIX: prefix });
+  Object.assign(env, extraEnv);
   const fs = FerryStartProcess.spawn(env);
   let webphone: GatewayWebphone | undefined;
   let redis: Redis | undefined;
@@ -309,6 +310,33 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
       assert.deepEqual(byes2.map((e) => `${e.event} ${e.detail}`), ['bye-sent to caller'], 'exactly one BYE, to the phone');
       assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, 'one BYE reached the phone');
       console.log(`[measure] F10 webphone: phone got its BYE ${bye.at - connected2.at} ms after the restarted gateway connected (${rec2.reason})`);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('F7: the gateway comes back after ferry sip ended the orphaned call itself -> its claims get 481, it finishes the call with no second BYE to either party', async () => {
+    // ferry sip ends the orphaned dialogs 300 ms after the gateway dies, well before its successor connects
+    const w = await startWorld('default', { FERRY_SIP_ORPHAN_DIALOG_MS: '300' });
+    try {
+      const call = await phoneCallsWebphone(w);
+      const killedAt = await killGatewayAndWaitGone(w);
+      const engineBye = await w.phone.waitForRequest('BYE', 5000, killedAt);
+      assert.match(engineBye.message.headers.get('reason')?.[0] ?? '', /.+/, "ferry sip's BYE carries a Reason");
+      await w.phone.media.stopMedia();
+      await w.webphone.waitCallState('ended', 5000);
+      const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+      assert.ok(connected.at > engineBye.at, 'ferry sip ended the call before the gateway came back');
+      const rec = await endedRecord(w, call.id);
+      const events = rec.timeline.map((e) => `${e.event}${e.event === 'dialog-gone' ? ` ${e.detail?.split(':')[0]}` : ''}`);
+      assert.ok(events.includes('adopted'), events.join(','));
+      assert.ok(events.includes('dialog-gone caller') && events.includes('dialog-gone callee'), `both claims answered 481: ${events.join(',')}`);
+      assert.ok(!events.some((e) => /^bye-(sent|unanswered|failed)/.test(e)), `no BYE from the gateway: ${events.join(',')}`);
+      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, "the phone got ferry sip's BYE and no second one");
+      console.log(`[measure] F7 (gateway side): ferry sip BYEd the phone ${engineBye.at - killedAt} ms after the kill; the restarted gateway connected ${connected.at - killedAt} ms after it and ended the record (${rec.reason}) with no BYE`);
     } catch (err) {
       if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
       throw err;
