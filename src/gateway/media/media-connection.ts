@@ -56,6 +56,8 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
 
   constructor(private readonly url: string, private readonly log: Logger) {
     super();
+    // every pending guarded request and every deferred release listens for lost/restored
+    this.setMaxListeners(0);
   }
 
   /** the media server answers our control connection right now (new calls can get media) */
