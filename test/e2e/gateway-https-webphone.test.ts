@@ -11,7 +11,8 @@ import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-proce
 import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { SipPhone } from '../helpers/sip-phone';
-import { waitFor } from '../helpers/stack';
+import { getJson, waitFor } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
  * TLS everywhere a site needs it, through `ferry start` as `npm start` runs it: no certificate is given, so
@@ -46,6 +47,23 @@ async function peerCertificate(port: number, ca: Buffer): Promise<{ authorized: 
     s.destroy();
   }
 }
+
+/** The gateway's page over HTTPS in `browser`, registered as alice over the secure WebSocket it was given. */
+async function openHttpsWebphone(browser: Browser, ready: ReadyWithTls): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`https://localhost:${ready.https}/`);
+  await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 15_000 });
+  assert.equal(await page.evaluate(() => window.isSecureContext), true, 'the HTTPS page is a secure context');
+  assert.equal(await page.inputValue('#ws-url'), `wss://localhost:${ready.wss}`, 'the page uses the secure WebSocket');
+  await page.fill('#user', 'alice');
+  await page.fill('#password', WEBPHONE_USERS.alice);
+  await page.click('#register');
+  await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15_000 });
+  return page;
+}
+
+const launchBrowser = (): Promise<Browser> =>
+  chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, '--ignore-certificate-errors'] });
 
 describe('TLS: ferry start with its development certificate; Chromium on the HTTPS page over WSS calls a phone', { timeout: 180_000 }, () => {
   let phone: SipPhone;
@@ -111,16 +129,8 @@ describe('TLS: ferry start with its development certificate; Chromium on the HTT
   });
 
   test('TLS: Chromium on the HTTPS page registers over WSS and calls a phone; RTP counted both ways', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, '--ignore-certificate-errors'] });
-    page = await (await browser.newContext()).newPage();
-    await page.goto(`https://localhost:${ready.https}/`);
-    await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 15_000 });
-    assert.equal(await page.evaluate(() => window.isSecureContext), true, 'the HTTPS page is a secure context');
-    assert.equal(await page.inputValue('#ws-url'), `wss://localhost:${ready.wss}`, 'the page uses the secure WebSocket');
-    await page.fill('#user', 'alice');
-    await page.fill('#password', WEBPHONE_USERS.alice);
-    await page.click('#register');
-    await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15_000 });
+    browser = await launchBrowser();
+    page = await openHttpsWebphone(browser, ready);
 
     const since = Date.now();
     await page.fill('#target', '9100');
@@ -140,5 +150,63 @@ describe('TLS: ferry start with its development certificate; Chromium on the HTT
     assert.ok(atPhone > 50 && fromPhone > 50);
     await page.click('#hangup');
     await page.waitForFunction(() => (window as unknown as { ferryCallState?: string }).ferryCallState !== 'connected', undefined, { timeout: 10_000 });
+  });
+});
+
+/**
+ * Real networks: ferry media behind a 1:1 NAT (FERRY_MEDIA_PUBLIC_IP, a documentation address here) — what
+ * the gateway hands both parties must carry the public address: the phone's INVITE `c=` and the host
+ * candidates of the answer the webphone gets. No media can flow to that address on this machine; only the
+ * signalling is checked, and the call is hung up.
+ */
+describe('real networks: the public media address survives the gateway, to the phone and to the webphone', { timeout: 180_000 }, () => {
+  const PUBLIC_IP = '198.51.100.23';
+  let phone: SipPhone;
+  let config: { file: string; remove(): Promise<void> };
+  let dataDir: string;
+  let fs: FerryStartProcess;
+  let ready: ReadyWithTls;
+  let browser: Browser | undefined;
+
+  before(async () => {
+    phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
+    config = await writeLifecycleSipConfig({ port: await phone.start() });
+    dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-nat-data-'));
+    fs = FerryStartProcess.spawn({ FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, REDIS_URL: '', FERRY_STORE: 'memory', FERRY_MEDIA_PUBLIC_IP: PUBLIC_IP });
+    try {
+      ready = (await fs.ready()) as ReadyWithTls;
+    } catch (err) {
+      await fs.stop();
+      throw err;
+    }
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await phone?.close();
+    await fs?.stop();
+    await config?.remove();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('real networks: the webphone calls the phone; the phone is offered c= with the public address and the webphone is answered with host candidates on it', async () => {
+    browser = await launchBrowser();
+    const page = await openHttpsWebphone(browser, ready);
+    const since = Date.now();
+    await page.fill('#target', '9100');
+    await page.click('#call');
+    await waitFor(() => phone.received.find((r) => r.method === 'INVITE' && r.at >= since), 20_000, 50, 'the INVITE at the phone');
+    const invite = phone.received.find((r) => r.method === 'INVITE' && r.at >= since)!;
+    assert.match(invite.message.body, new RegExp(`\\r\\nc=IN IP4 ${PUBLIC_IP.replace(/\./g, '\\.')}\\r\\n`), 'the phone leg offer names the public address');
+    const record = await waitFor(async () => {
+      const all = (await getJson<{ calls: { id: string; createdAt: number }[] }>(ready.http, '/api/calls?state=all')).calls.filter((c) => c.createdAt >= since - 1000);
+      if (all.length === 0) return undefined;
+      const r = await getJson<CallRecord>(ready.http, `/api/calls/${all[0]!.id}`);
+      return r.caller.localSdp ? r : undefined;
+    }, 20_000, 100, 'the answer given to the webphone in the call record');
+    const hostAddresses = [...record.caller.localSdp!.matchAll(/a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host/gi)].map((m) => m[1]);
+    assert.ok(hostAddresses.length > 0, 'the webphone was answered with host candidates');
+    assert.deepEqual([...new Set(hostAddresses)], [PUBLIC_IP]);
+    await page.click('#hangup').catch(() => undefined);
   });
 });
