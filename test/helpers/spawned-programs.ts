@@ -10,7 +10,7 @@ import ts from 'typescript';
  *    and the program after `ip netns exec <namespace>`;
  *  - `command: '<program>'` in files that use the gateway's child-process supervisor;
  *  - `executablePath: '<path>'` (a browser playwright-core launches).
- * Not external: node itself (process.execPath, 'node'), and bin/ferry or any relative path.
+ * Not external: node itself (process.execPath, 'node') and the npm/npx that come with it, and bin/ferry or any relative path.
  */
 export interface SpawnedProgram {
   program: string;
@@ -20,7 +20,7 @@ export interface SpawnedProgram {
 
 const SPAWNERS = new Set(['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync', 'fork']);
 const SHELL_STRING = new Set(['exec', 'execSync']);
-const NOT_EXTERNAL = new Set(['node', 'nodejs']);
+const NOT_EXTERNAL = new Set(['node', 'nodejs', 'npm', 'npx']);
 
 export function spawnedPrograms(source: string, file: string): SpawnedProgram[] {
   const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
