@@ -124,7 +124,8 @@ export class SipPhone {
     const status = Number(final.startLine.split(' ')[1]);
     if (status >= 300) {
       this.send(this.ackFor(final, target, branch), via);
-      throw new Error(`sip-phone: call failed ${final.startLine}`);
+      // status and headers for tests that check a refusal (e.g. 503 + Retry-After)
+      throw Object.assign(new Error(`sip-phone: call failed ${final.startLine}`), { status, headers: final.headers });
     }
     const contact = uriOf(final.headers.get('contact')?.[0] ?? target);
     this.dialog = {

@@ -22,6 +22,8 @@ export const END_REASONS = [
   'media-error',
   // the media server was lost (killed, restarted, unreachable) and the call's pipeline did not survive it
   'media-lost',
+  // the media server refused the call's pipeline or endpoints: it is full (its quotas, NOT_ENOUGH_RESOURCES)
+  'media-overloaded',
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];

@@ -5,6 +5,7 @@ import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { CallMedia } from '../media/call-media';
 import { MediaConnection, MediaUnavailableError } from '../media/media-connection';
+import { isMediaOverloaded } from '../media/media-refusal';
 import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
 import { StateStore } from '../state/state-store';
@@ -44,6 +45,8 @@ interface SrfRes {
 
 /** Retry-After (seconds) on the 503 a new call gets while the media server is unreachable */
 const MEDIA_DOWN_RETRY_AFTER_S = 5;
+/** Retry-After (seconds) on the 503 a new call gets while the media server refuses it for its quotas */
+const MEDIA_FULL_RETRY_AFTER_S = 5;
 
 function userOf(uri: string | undefined): string | undefined {
   return uri ? /^sips?:([^@;>]+)@/.exec(uri)?.[1] : undefined;
@@ -225,10 +228,13 @@ export class InviteHandler {
       let reason: EndReason;
       // the callee could not even be reached (e.g. a webphone whose WebSocket is gone): 480
       const mediaLost = err instanceof MediaUnavailableError;
-      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError) && !mediaLost;
+      // the media server is up but full (its quotas): the caller may retry, as when it is unreachable
+      const mediaFull = !mediaLost && isMediaOverloaded(err);
+      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError) && !mediaLost && !mediaFull;
       if (cancelled) reason = 'sip-cancel';
       else if (noAnswer) reason = 'no-answer';
       else if (mediaLost) reason = 'media-lost';
+      else if (mediaFull) reason = 'media-overloaded';
       else if (e.status) reason = reasonForStatus(e.status);
       else if (unreachable) reason = 'unavailable';
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
@@ -238,9 +244,11 @@ export class InviteHandler {
         call.note('stale-registration-removed', target.uri);
       }
       call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
+      if (mediaFull) d.log.warn('call refused: media server full', { callId: record.id, caller: callerParty, dialled, detail: String(e.message ?? err) });
       if (!res.finalResponseSent) {
         try {
           if (mediaLost) res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S) } });
+          else if (mediaFull) res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_FULL_RETRY_AFTER_S), Warning: '399 ferry "media server full"' } });
           else if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
           else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${err.message.replace(/"/g, "'").slice(0, 200)}"` } });
           else res.send(e.status && e.status >= 400 ? e.status : 500);
