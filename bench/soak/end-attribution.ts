@@ -23,6 +23,8 @@ export interface GatewayEnd {
 
 export interface FalseEnd {
   call: number;
+  /** when the call was answered (epoch ms) */
+  answeredAt: number;
   reason: string;
   detail: string;
   /** what the soak saw and did, ms after the answer */
@@ -66,7 +68,12 @@ export interface Attribution {
   adoptedAfterGatewayKillMs: number[];
 }
 
-export function attribute(calls: SoakCall[], faults: InjectedFault[], records: Map<string, GatewayEnd>): Attribution {
+/**
+ * `orphanDialogMs`: FERRY_SIP_ORPHAN_DIALOG_MS. A gateway that stays down longer than that loses its
+ * calls by design: ferry sip ends their dialogs (BYE both), and the restarted gateway, finding them
+ * gone (481 to its claim), records `session-expired`. Such an end is matched to the gateway kill.
+ */
+export function attribute(calls: SoakCall[], faults: InjectedFault[], records: Map<string, GatewayEnd>, orphanDialogMs = 30_000): Attribution {
   const a: Attribution = {
     endsByReason: {}, endsByCause: {}, falseEnds: [], explainedSetupFailures: 0, unexplainedSetupFailures: [],
     toldAfterHangupMs: [], mediaLostAfterKillMs: [], cablePullEndMs: [], adoptedAfterGatewayKillMs: [],
@@ -95,6 +102,10 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
     // a call still being set up when ferry media died may have its pipeline on the dead server too
     const killsDuringCall = mediaKills.filter((k) => call.placedAt < k.at && (call.endedAt ?? Infinity) >= k.at);
     if (killsDuringCall.length > 0) causes.set('media-lost', 'media-kill');
+    const dialogGoneAt = record?.timeline?.find((e) => e.event === 'dialog-gone')?.t;
+    const orphanedBy = gatewayKills.find((k) => call.placedAt < k.at + 5000 && (call.endedAt ?? Infinity) >= k.at
+      && dialogGoneAt !== undefined && dialogGoneAt - k.at > orphanDialogMs);
+    if (orphanedBy) causes.set('session-expired', 'gateway-down-past-orphan-deadline');
     const cause = record?.reason ? causes.get(record.reason) : undefined;
     if (cause) a.endsByCause[cause] = (a.endsByCause[cause] ?? 0) + 1;
     else {
@@ -102,7 +113,7 @@ export function attribute(calls: SoakCall[], faults: InjectedFault[], records: M
       const faultsSeen = call.faults.map((f) => f.kind).join(', ') || 'no fault';
       const t0 = call.answeredAt;
       a.falseEnds.push({
-        call: call.id, reason, detail: `${why}; faults during the call: ${faultsSeen}; accepted: ${[...causes.keys()].join(', ') || 'none'}`,
+        call: call.id, answeredAt: call.answeredAt!, reason, detail: `${why}; faults during the call: ${faultsSeen}; accepted: ${[...causes.keys()].join(', ') || 'none'}`,
         soakTimeline: soakTimeline(call),
         gatewayTimeline: (record?.timeline ?? []).map((e) => `+${e.t - t0} ms ${e.event}${e.detail ? ` ${e.detail}` : ''}${e.by ? ` (${e.by})` : ''}`),
       });

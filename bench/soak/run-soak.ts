@@ -72,7 +72,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const runEndedAt = Date.now();
     const census = await settledCensus(world, baseline, 45_000);
     const records = await gatewayEnds(world);
-    const attribution = attribute(ctx.calls, injector.injected, records);
+    const attribution = attribute(ctx.calls, injector.injected, records, options.orphanDialogMs);
     // which calls the pipelines left in ferry media belonged to
     const byPipeline = new Map([...records.values()].filter((r) => r.pipelineId).map((r) => [r.pipelineId!, r]));
     const leftovers = census.leftoverPipelines.map((p) => {
@@ -82,6 +82,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     sampler.stop();
     return buildReport({
       options, startedAt, runEndedAt, finishedAt: Date.now(), calls: ctx.calls, plan, faults: injector.injected,
+      webphoneDisconnects: world.slots.flatMap((s) => s.webphone.disconnects.map((d) => ({ webphone: s.webphone.user, ...d }))),
       attribution, census: { ...census, leftoverPipelines: leftovers }, leaks: censusLeaks(census), resources: sampler.summary(), loadAverages: sampler.loadAverages,
       machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1048576) },
     });

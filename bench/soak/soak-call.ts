@@ -37,6 +37,8 @@ export interface SoakCall {
   /** the gateway's end reason (from its call record) */
   reason?: string;
   suspectedFalseEnd?: boolean;
+  /** the phone's hang-up BYE got no answer in time (noted, not a failure by itself) */
+  byeUnanswered?: string;
   /** what went wrong with this call, if anything (filled by the attribution) */
   problems: string[];
 }

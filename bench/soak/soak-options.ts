@@ -46,7 +46,7 @@ export function defaultOptions(overrides: Partial<SoakOptions> = {}): SoakOption
     callMaxMs: 120_000,
     rtcpIntervalMs: 5_000,
     downMs: 1_000,
-    orphanDialogMs: 10_000,
+    orphanDialogMs: 30_000,
     via: 'start',
     kinds: [...FAULT_KINDS],
     ...overrides,

@@ -21,7 +21,11 @@ export interface SoakReport {
   faults: { planned: number; injectedByKind: Record<string, number>; skipped: { kind: string; why: string }[]; list: (InjectedFault & { atS: number })[] };
   endsByReason: Record<string, number>;
   endsByCause: Record<string, number>;
-  falseEnds: FalseEnd[];
+  falseEnds: (FalseEnd & { atS: number })[];
+  /** ferry sip closed a registered webphone's WebSocket (it reconnected and registered again) */
+  webphoneDisconnects: { webphone: string; atS: number; code: number; reason: string; inCall: boolean }[];
+  /** hang-ups whose BYE the scripted phone saw no answer to within its 10 s (not failures by themselves) */
+  phoneByesUnanswered: number;
   partiesTold: { told: number; expected: number; notTold: { call: number; problem: string }[] };
   latenciesMs: Record<string, { n: number; p50?: number; p95?: number; max?: number }>;
   leaks: string[];
@@ -46,6 +50,7 @@ export function buildReport(input: {
   options: SoakOptions; startedAt: number; runEndedAt: number; finishedAt: number; calls: SoakCall[]; plan: PlannedFault[];
   faults: InjectedFault[]; attribution: Attribution; census: SoakReport['census']; leaks: string[]; resources: Record<string, ResourceSummary>;
   loadAverages: number[]; machine: { cpus: number; memoryMb: number };
+  webphoneDisconnects: { webphone: string; at: number; code: number; reason: string; inCall: boolean }[];
 }): SoakReport {
   const { calls, faults, attribution: a } = input;
   const answered = calls.filter((c) => c.answeredAt !== undefined);
@@ -63,7 +68,7 @@ export function buildReport(input: {
   const notTold = calls.flatMap((c) => c.problems.filter((p) => /never told|never sent a BYE/.test(p)).map((problem) => ({ call: c.id, problem })));
   const callProblems = calls.filter((c) => c.problems.length > 0).map((c) => ({ call: c.id, problems: c.problems }));
   const problems: string[] = [];
-  for (const f of a.falseEnds) problems.push(`FALSE END: call ${f.call} ended with ${f.reason} (${f.detail})`);
+  for (const f of a.falseEnds) problems.push(`FALSE END: call ${f.call} (answered +${Math.round((f.answeredAt - input.startedAt) / 1000)} s) ended with ${f.reason} (${f.detail})`);
   for (const c of callProblems) for (const p of c.problems) problems.push(`call ${c.call}: ${p}`);
   for (const u of a.unexplainedSetupFailures) problems.push(`call ${u.call}: set-up failed while every part was up (+${Math.round((u.placedAt - input.startedAt) / 1000)} s): ${u.error}`);
   for (const l of input.leaks) problems.push(`LEAK: ${l}`);
@@ -90,7 +95,9 @@ export function buildReport(input: {
     },
     endsByReason: a.endsByReason,
     endsByCause: a.endsByCause,
-    falseEnds: a.falseEnds,
+    falseEnds: a.falseEnds.map((f) => ({ ...f, atS: Math.round((f.answeredAt - input.startedAt) / 100) / 10 })),
+    webphoneDisconnects: input.webphoneDisconnects.map(({ at, ...d }) => ({ ...d, atS: Math.round((at - input.startedAt) / 100) / 10 })),
+    phoneByesUnanswered: calls.filter((c) => c.byeUnanswered).length,
     partiesTold: { told, expected, notTold },
     latenciesMs: {
       hangupToOtherPartyBye: dist(a.toldAfterHangupMs),
@@ -123,7 +130,7 @@ export function humanSummary(r: SoakReport): string {
     `faults injected: ${kv(r.faults.injectedByKind)} at ${r.faults.list.filter((f) => !f.skipped).map((f) => `${f.kind} +${f.atS} s`).join(', ')}${r.faults.skipped.length ? ` (skipped ${r.faults.skipped.length})` : ''}`,
     `ends by reason: ${kv(r.endsByReason)}`,
     `ends by cause: ${kv(r.endsByCause)}; false ends: ${r.falseEnds.length}`,
-    `parties told: ${r.partiesTold.told}/${r.partiesTold.expected}`,
+    `parties told: ${r.partiesTold.told}/${r.partiesTold.expected}; webphone WebSockets closed by ferry sip: ${r.webphoneDisconnects.length}${r.webphoneDisconnects.length ? ` (${r.webphoneDisconnects.slice(0, 5).map((d) => `${d.webphone} +${d.atS} s code ${d.code}${d.inCall ? ' in a call' : ''}`).join(', ')})` : ''}; phone BYEs unanswered in 10 s: ${r.phoneByesUnanswered}`,
     `hang-up -> other party's BYE: ${lat('hangupToOtherPartyBye')}`,
     `media kill -> both told (media-lost): ${lat('mediaKillToBothToldMediaLost')}`,
     `cable pull -> end: ${lat('cablePullToEnd')}`,

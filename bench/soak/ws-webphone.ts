@@ -50,27 +50,60 @@ export class WsWebphone extends EventEmitter<WsWebphoneEvents> {
   lastEnded: WebphoneCall | undefined;
   answerDelayMs = 200;
 
+  /** every time ferry sip closed our WebSocket (we reconnect and register again, as JsSIP does) */
+  readonly disconnects: { at: number; code: number; reason: string; inCall: boolean }[] = [];
+  private closing = false;
+  private registeredExpires = 3600;
+
   private constructor(
-    private readonly ws: WebSocket,
+    private ws: WebSocket,
+    private readonly url: string,
     readonly user: string,
     private readonly password: string,
     private readonly domain: string,
   ) {
     super();
-    ws.on('message', (data) => {
-      const m = parseSip(data.toString());
-      if (m) this.onMessage(m);
-    });
+    this.attach(ws);
   }
 
   static async connect(url: string, user: string, password: string, domain: string): Promise<WsWebphone> {
+    return new WsWebphone(await WsWebphone.open(url), url, user, password, domain);
+  }
+
+  private static async open(url: string): Promise<WebSocket> {
     const ws = new WebSocket(url, 'sip');
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
     ws.on('error', () => undefined);
-    return new WsWebphone(ws, user, password, domain);
+    return ws;
+  }
+
+  private attach(ws: WebSocket): void {
+    ws.on('message', (data) => {
+      const m = parseSip(data.toString());
+      if (m) this.onMessage(m);
+    });
+    ws.once('close', (code, reason) => {
+      if (this.closing || ws !== this.ws) return;
+      this.disconnects.push({ at: Date.now(), code, reason: reason.toString(), inCall: this.call !== undefined });
+      void this.reconnect();
+    });
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let attempt = 0; !this.closing; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
+      try {
+        this.ws = await WsWebphone.open(this.url);
+        this.attach(this.ws);
+        await this.register(this.registeredExpires);
+        return;
+      } catch {
+        // ferry sip not reachable yet: try again
+      }
+    }
   }
 
   get aor(): string {
@@ -83,6 +116,7 @@ export class WsWebphone extends EventEmitter<WsWebphoneEvents> {
 
   /** REGISTER with digest; resolves on 200. */
   async register(expires = 3600): Promise<void> {
+    this.registeredExpires = expires;
     const uri = `sip:${this.domain}`;
     const build = (auth?: string): { text: string; branch: string } => {
       const branch = `z9hG4bK${token()}`;
@@ -192,6 +226,7 @@ export class WsWebphone extends EventEmitter<WsWebphoneEvents> {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.drop();
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();

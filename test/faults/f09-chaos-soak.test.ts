@@ -60,7 +60,7 @@ describe('F9: chaos soak', () => {
       callMaxMs: 20_000,
       rtcpIntervalMs: 2500,
       downMs: 1000,
-      orphanDialogMs: 5000,
+      orphanDialogMs: 30_000,
       log: (line) => t.diagnostic(line),
     });
     const report = await runSoak(options);
