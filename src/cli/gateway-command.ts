@@ -3,6 +3,7 @@ import { runProcess } from '../common/process-runner';
 import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { Gateway } from '../gateway/gateway';
+import { routeLibraryConsole } from '../gateway/media/library-console';
 
 /**
  * `ferry gateway`: the B2BUA app. Reads its environment and sip-config (docs/configuration.md);
@@ -22,6 +23,8 @@ export async function run(_args: string[]): Promise<void> {
     }
     throw err;
   }
+  // dependencies' console output (kurento-client's reconnect lines and stack dumps) as logger lines
+  routeLibraryConsole(createLogger('gateway.library'));
   const gateway = new Gateway(config);
   runProcess({ name: 'gateway', logger: createLogger('gateway'), stop: () => gateway.stop() });
   await gateway.start();
