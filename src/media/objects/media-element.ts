@@ -87,6 +87,17 @@ export abstract class MediaElement extends MediaObject {
     return [...new Set(this.sources.values())];
   }
 
+  /** Every element this one exchanges media with (its sources and its sinks, any media type). */
+  connectedPeers(): MediaElement[] {
+    const peers = new Set<MediaElement>(this.sources.values());
+    for (const set of this.sinks.values()) for (const e of set) peers.add(e);
+    peers.delete(this);
+    return [...peers];
+  }
+
+  /** Called on both ends after a connection was made or undone (SdpEndpoint re-derives its hold state). */
+  protected connectionsChanged(): void {}
+
   // ---- per-packet path ----------------------------------------------------------------------
 
   /** A packet arrived from this element's peer: relay it to every AUDIO sink. `packet` is a valid RTP packet. */
@@ -167,6 +178,8 @@ export abstract class MediaElement extends MediaObject {
       this.emitEvent('ElementConnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
     }
     this.refreshAudioSinks();
+    this.connectionsChanged();
+    sink.connectionsChanged();
   }
 
   disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
@@ -177,6 +190,8 @@ export abstract class MediaElement extends MediaObject {
       this.emitEvent('ElementDisconnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
     }
     this.refreshAudioSinks();
+    this.connectionsChanged();
+    sink.connectionsChanged();
   }
 
   private disconnectAll(): void {

@@ -55,6 +55,10 @@ export abstract class SdpEndpoint extends MediaElement {
   private readonly liveness: LegLiveness;
   private legEndReason: LegEndReason | undefined;
   private legEndedAt = 0;
+  /** What this leg's own peer said in its last SDP: it will send (false: hold, lifecycle rule 3). */
+  private ownPeerWillSend = true;
+  /** Why this leg is on the hold rule now: its own peer's SDP, or a connected endpoint's (see refreshHold). */
+  private holdCause: 'own-sdp' | 'connected-endpoint' | undefined;
 
   constructor(ctx: ElementContext, type: string) {
     super(ctx, type);
@@ -92,12 +96,46 @@ export abstract class SdpEndpoint extends MediaElement {
     this.setCodecs(n.codecs);
     this.localSdp = n.localSdp;
     this.remoteSdp = n.remoteSdp;
-    this.liveness.setPeerWillSend(n.peerWillSend);
+    const wasHeldBySdp = this.heldBySdp;
+    this.ownPeerWillSend = n.peerWillSend;
+    this.refreshHold();
+    if (wasHeldBySdp !== this.heldBySdp) for (const p of this.connectedPeers()) if (p instanceof SdpEndpoint) p.refreshHold();
     if (!this.sessionStarted) {
       this.sessionStarted = true;
       this.emitEvent('MediaSessionStarted');
     }
     if (!this.legEndReason) this.liveness.start();
+  }
+
+  /** This leg's own peer said in its SDP that it will not send (a hold direction or address). */
+  get heldBySdp(): boolean {
+    return this.remoteSdp !== undefined && !this.ownPeerWillSend && !this.released;
+  }
+
+  /**
+   * A leg is on the hold rule (T_hold instead of T_dead, lifecycle rule 3) when its own peer's SDP holds,
+   * or when an endpoint it exchanges media with is held by its peer's SDP: the far party of the call is on
+   * hold, so this party gets nothing and is told (by the application's re-INVITE) to send nothing either —
+   * which a WebRtcEndpoint cannot learn from SDP, as it takes no renegotiation. The relay's connection
+   * graph makes this work for any application, also one that adopted the call. Not transitive.
+   */
+  private refreshHold(): void {
+    const cause = this.heldBySdp
+      ? 'own-sdp'
+      : this.connectedPeers().some((p) => p instanceof SdpEndpoint && p.heldBySdp)
+        ? 'connected-endpoint'
+        : undefined;
+    if (cause === this.holdCause) return;
+    const was = this.holdCause;
+    this.holdCause = cause;
+    this.liveness.setPeerWillSend(cause === undefined);
+    if (cause === 'connected-endpoint' || was === 'connected-endpoint') {
+      this.ctx.logger.info(cause ? 'media leg on the hold rule: connected endpoint held' : 'media leg off the hold rule', { element: this.id, ...(cause ? { cause } : { was }) });
+    }
+  }
+
+  protected override connectionsChanged(): void {
+    if (!this.released) this.refreshHold();
   }
 
   /** End this leg now (explicit signal). Idempotent; the first reason wins. */
@@ -232,6 +270,7 @@ export abstract class SdpEndpoint extends MediaElement {
       connectionState: this.connectionState,
       negotiated: this.remoteSdp !== undefined,
       legEnded: this.legEndReason ?? null,
+      hold: this.holdCause ?? null,
       leg: a ? { kind: this.leg!.kind, ...a, boundPorts: this.leg!.boundPorts() } : null,
     };
   }
