@@ -3,6 +3,7 @@ import { Clock, systemClock } from '../common/clock';
 import { createLogger, Logger } from '../common/logger';
 import { LeaseKeeper } from './adoption/lease-keeper';
 import { CallAdopter } from './adoption/call-adopter';
+import { DialogReclaimer } from './adoption/dialog-reclaimer';
 import { CallRegistry } from './calls/call-registry';
 import { CallRouter } from './calls/call-router';
 import { InviteHandler } from './calls/invite-handler';
@@ -46,6 +47,8 @@ export class Gateway {
   private readonly lease: LeaseKeeper;
   /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
   private readonly adopter: CallAdopter;
+  /** claims every live call's dialogs again when the control connection to ferry sip comes back */
+  private readonly reclaimer: DialogReclaimer;
   private readonly clock: Clock;
   httpPort = 0;
   /** 0 unless a certificate is configured */
@@ -98,6 +101,7 @@ export class Gateway {
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
     );
+    this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({
       store: this.store,
       media: this.media,
@@ -118,6 +122,7 @@ export class Gateway {
     await this.media.connect();
     this.mediaLoss.start();
     await this.connectSip();
+    this.reclaimer.start();
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
     const digest = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'), config.auth.nonceLifetimeMs, () => this.clock.now());
     const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock);

@@ -2,11 +2,9 @@ import { EventEmitter } from 'node:events';
 import type Srf from 'drachtio-srf';
 import { DialogLike, InDialogRequest, InDialogResponse } from '../calls/dialog-like';
 import { DialogSnapshot } from '../state/call-record';
+import { claimDialog, FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER } from './dialog-claim';
 
-/** header of ferry sip's "surviving the app" extension (docs/sip-control-extension.md) */
-export const FERRY_DIALOG_HEADER = 'X-Ferry-Dialog';
-/** header that makes an in-dialog OPTIONS a claim of the dialog, answered by ferry sip itself (docs/sip-control-extension.md) */
-export const FERRY_CLAIM_HEADER = 'X-Ferry-Claim';
+export { FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER };
 
 interface SentRequest {
   on(event: 'response', cb: (res: { status: number; body?: string }, ack?: () => void) => void): void;
@@ -21,12 +19,6 @@ interface SentRequest {
 type SrfRequestFn = (
   uri: string,
   opts: { method: string; headers: Record<string, string>; body?: string },
-  callback: (err: Error | null, sent: SentRequest) => void,
-) => void;
-
-/** srf.request addressed by drachtio dialog id (no URI of our own; the engine sends inside the dialog) */
-type ClaimRequestFn = (
-  opts: { uri: string; method: string; stackDialogId: string; headers: Record<string, string> },
   callback: (err: Error | null, sent: SentRequest) => void,
 ) => void;
 
@@ -88,22 +80,9 @@ export class AdoptedDialog extends EventEmitter implements DialogLike {
     });
   }
 
-  /**
-   * Makes this gateway the dialog's owner in ferry sip, without anything going on the wire: an
-   * in-dialog OPTIONS addressed by the engine's dialog id and marked `X-Ferry-Claim`, which ferry sip
-   * answers itself (200; 481 when it no longer knows the dialog). Resolves with the status.
-   */
+  /** Claims the dialog in ferry sip (rebuilding it there after an engine restart): see claimDialog. */
   claim(): Promise<number> {
-    const request = this.srf.request.bind(this.srf) as unknown as ClaimRequestFn;
-    return new Promise((resolve, reject) => {
-      const opts = { uri: 'sip:placeholder', method: 'OPTIONS', stackDialogId: this.snapshot.dialogId, headers: { [FERRY_CLAIM_HEADER]: 'true' } };
-      request(opts, (err, sent) => {
-        if (err) return reject(err);
-        sent.on('response', (res) => {
-          if (res.status >= 200) resolve(res.status);
-        });
-      });
-    });
+    return claimDialog(this.srf, this.snapshot, this.cseq);
   }
 
   async destroy(opts: { headers?: Record<string, string> } = {}): Promise<unknown> {

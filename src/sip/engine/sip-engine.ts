@@ -29,6 +29,7 @@ import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { ReliableProvisional } from './reliable-provisional';
 import { OrphanDialogs, type HeldRequest } from './orphan-dialogs';
+import { EndedDialogIds } from './ended-dialog-ids';
 import { SipHeaders } from '../message/sip-headers';
 import { parseSipUri } from '../message/sip-uri';
 import { guarded } from '../../common/process-faults';
@@ -100,6 +101,7 @@ export class SipEngine implements ControlHandler {
   private readonly clients: ClientTransactionTable<ClientRequest>;
   private readonly local: LocalAddress;
   private readonly orphans: OrphanDialogs;
+  private readonly endedDialogs: EndedDialogIds;
   private closing = false;
 
   constructor(
@@ -117,6 +119,7 @@ export class SipEngine implements ControlHandler {
     this.clients = new ClientTransactionTable(clock, timers);
     this.local = new LocalAddress(addressing);
     this.orphans = new OrphanDialogs(clock, orphanDialogMs, (d, held, ms) => this.onOrphanDeadline(d, held, ms));
+    this.endedDialogs = new EndedDialogIds(clock);
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */
@@ -492,6 +495,7 @@ export class SipEngine implements ControlHandler {
   /** Removes a dialog and everything kept for it (orphan deadline, held requests: a held BYE gets 200, others 481). */
   private dropDialog(dialog: Dialog): void {
     this.dialogs.remove(dialog);
+    this.endedDialogs.remember(dialog.id);
     for (const h of this.orphans.release(dialog)) {
       if (h.txn.finalSent || h.txn.terminated) continue;
       h.txn.respond(makeResponse(h.request, h.request.method === 'BYE' ? 200 : 481, dialog.localTag));
@@ -533,7 +537,8 @@ export class SipEngine implements ControlHandler {
    * it itself (200, or 481 for a dialog it does not know), and the app becomes the dialog's owner.
    */
   private onAppClaim(app: AppConnection, m: AppSipMessage, req: SipRequest): void {
-    const dialog = this.dialogs.get(m.dialogId);
+    const dialog = this.dialogs.get(m.dialogId) ?? this.rebuildClaimedDialog(app, m.dialogId, req);
+    req.headers.remove(FERRY_DIALOG_HEADER);
     if (dialog) {
       req.headers.set('Call-ID', dialog.callId);
       req.headers.set('From', dialog.localParty);
@@ -558,6 +563,26 @@ export class SipEngine implements ControlHandler {
     const wasOrphaned = this.orphans.isOrphaned(dialog);
     this.setOwner(dialog, app);
     this.log.info('dialog claimed by app', { callId: dialog.callId, dialogId: dialog.id, app: app.id, from: previous, wasOrphaned });
+  }
+
+  /**
+   * A claim of a dialog this engine does not know (it restarted since the dialog began) that carries
+   * `X-Ferry-Dialog` and the dialog's identifiers (Call-ID, From and To with tags, CSeq; the
+   * Request-URI is the peer's target) rebuilds the dialog, as a request with those headers would (§4).
+   * A dialog this engine itself saw end is never rebuilt: that claim gets 481.
+   */
+  private rebuildClaimedDialog(app: AppConnection, dialogId: string, req: SipRequest): Dialog | undefined {
+    if (!req.headers.has(FERRY_DIALOG_HEADER) || this.endedDialogs.has(dialogId)) return undefined;
+    let dialog: Dialog;
+    try {
+      dialog = dialogFromSnapshot(dialogId, req, app.id);
+    } catch (err) {
+      this.log.info('claim could not rebuild the dialog', { dialogId, app: app.id, reason: (err as Error).message });
+      return undefined;
+    }
+    this.dialogs.add(dialog);
+    this.log.info('dialog rebuilt from a claim', { callId: dialog.callId, dialogId, app: app.id });
+    return dialog;
   }
 
   /** What the drachtio meta tokens of a claim name as the peer: the dialog's remote target (nothing is sent there). */
