@@ -15,8 +15,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * RTCP interval so its reports are seen (and do not disturb the call). ferry media runs with
  * FERRY_MEDIA_DEAD_MS at 10 s, and baresip's hold stops RTP both ways for longer than that: only RTCP
  * (baresip's every 5 s, the browser's) and the hold rules keep the call up, as with a real desk phone.
- * (Not lower: while the phone holds, the browser's leg stays on FERRY_MEDIA_DEAD_MS and only the
- * browser's RTCP, every 2.5-7.5 s, keeps it alive.)
+ * (While the phone holds, ferry media also puts the browser's leg on the hold rule, because the
+ * endpoint it is connected to is held: test/lifecycle/s11-hold-both-legs-chromium.test.ts holds at 3 s.)
  */
 interface RtpEndpointStats {
   type: string;

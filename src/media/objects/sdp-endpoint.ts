@@ -113,16 +113,27 @@ export abstract class SdpEndpoint extends MediaElement {
   }
 
   /**
+   * Whether this endpoint follows the hold of an endpoint it is connected to (see refreshHold). False for
+   * an endpoint that learns its peer's direction from every SDP it is given (RtpEndpoint: an application
+   * passes the held party's re-INVITE answer to it); a silent peer whose SDP still says sendrecv is dead.
+   */
+  protected followsConnectedHold(): boolean {
+    return false;
+  }
+
+  /**
    * A leg is on the hold rule (T_hold instead of T_dead, lifecycle rule 3) when its own peer's SDP holds,
-   * or when an endpoint it exchanges media with is held by its peer's SDP: the far party of the call is on
-   * hold, so this party gets nothing and is told (by the application's re-INVITE) to send nothing either —
-   * which a WebRtcEndpoint cannot learn from SDP, as it takes no renegotiation. The relay's connection
-   * graph makes this work for any application, also one that adopted the call. Not transitive.
+   * or — for an endpoint that takes no SDP renegotiation (WebRtcEndpoint, as in KMS) — when an endpoint
+   * it exchanges media with is held by its peer's SDP: the far party of the call is on hold, so this party
+   * gets nothing and is told (by the application's re-INVITE, which this endpoint never sees) to send
+   * nothing either. The relay's connection graph decides, so this works for any application, also one
+   * that adopted the call. Not transitive. A browser that really goes away meanwhile still ends its leg
+   * at once through its explicit signals (ICE consent lost, DTLS close).
    */
   private refreshHold(): void {
     const cause = this.heldBySdp
       ? 'own-sdp'
-      : this.connectedPeers().some((p) => p instanceof SdpEndpoint && p.heldBySdp)
+      : this.followsConnectedHold() && this.connectedPeers().some((p) => p instanceof SdpEndpoint && p.heldBySdp)
         ? 'connected-endpoint'
         : undefined;
     if (cause === this.holdCause) return;

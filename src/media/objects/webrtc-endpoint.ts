@@ -145,6 +145,11 @@ export class WebRtcEndpoint extends SdpEndpoint {
     return local;
   }
 
+  /** No renegotiation here: a browser's hold is learnt from the endpoint it is connected to (SdpEndpoint.refreshHold). */
+  protected override followsConnectedHold(): boolean {
+    return true;
+  }
+
   private applyNegotiation(localSdp: string, remoteSdp: string): void {
     const n = this.webrtc.negotiated();
     if (!n) throw KurentoErrors.sdpCreate('no usable audio after negotiation');
