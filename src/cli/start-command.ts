@@ -93,6 +93,10 @@ export async function run(_args: string[]): Promise<void> {
     const store = await chooseGatewayStateStore(env, log);
     if (store.privateRedis) stopLast.push(store.privateRedis.child);
     const [sipInfo, mediaInfo] = await Promise.all([sip.start(), media.start(), store.privateRedis?.child.start()]);
+    // a restarted ferry sip listens on the same ports (a port given as 0 took a free one): phones,
+    // webphones and the gateway's control connection find it where they left it
+    sip.spec.env = { ...sip.spec.env, FERRY_SIP_PORT: String(sipInfo.sip), FERRY_SIP_WS_PORT: String(sipInfo.ws), FERRY_SIP_CONTROL_PORT: String(sipInfo.control),
+      ...(sipInfo.tls ? { FERRY_SIP_TLS_PORT: String(sipInfo.tls) } : {}), ...(sipInfo.wss ? { FERRY_SIP_WSS_PORT: String(sipInfo.wss) } : {}) };
     // the HTTP API needs a bearer token: FERRY_API_TOKEN, else one generated into the data directory
     const apiToken = setUpApiToken(env);
     gateway = new SupervisedPart(
