@@ -9,7 +9,15 @@ export const FERRY_CLAIM_HEADER = 'X-Ferry-Claim';
 export const CLAIM_CSEQ_MARGIN = 100;
 
 interface SentRequest {
+  /** the control connection the request went out on (srf sets it on every request it sends) */
+  socket?: unknown;
   on(event: 'response', cb: (res: { status: number }) => void): void;
+}
+
+/** ferry sip's answer to a claim, and the control connection the claim went over */
+export interface ClaimResult {
+  status: number;
+  socket: unknown;
 }
 
 /** srf.request addressed by drachtio dialog id (the engine answers a claim itself; nothing goes on the wire) */
@@ -25,7 +33,12 @@ type ClaimRequestFn = (
  * peer's target), so a ferry sip that restarted since the dialog began rebuilds it instead of
  * answering 481. Resolves with ferry sip's status: 200, or 481 when the dialog is gone (ended).
  */
-export function claimDialog(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<number> {
+export async function claimDialog(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<number> {
+  return (await claimDialogOver(srf, s, cseq)).status;
+}
+
+/** claimDialog, also naming the control connection the claim went over */
+export function claimDialogOver(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<ClaimResult> {
   const request = srf.request.bind(srf) as unknown as ClaimRequestFn;
   const headers: Record<string, string> = {
     [FERRY_CLAIM_HEADER]: 'true',
@@ -40,7 +53,7 @@ export function claimDialog(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CL
     request({ uri: s.remoteTarget, method: 'OPTIONS', stackDialogId: s.dialogId, headers }, (err, sent) => {
       if (err) return reject(err);
       sent.on('response', (res) => {
-        if (res.status >= 200) resolve(res.status);
+        if (res.status >= 200) resolve({ status: res.status, socket: sent.socket });
       });
     });
   });

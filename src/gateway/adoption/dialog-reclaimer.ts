@@ -3,7 +3,7 @@ import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { Call } from '../calls/call';
 import { CallRegistry } from '../calls/call-registry';
-import { claimDialog } from './dialog-claim';
+import { claimDialogOver } from './dialog-claim';
 
 /** how long one re-claim may take before it is given up (it is tried again on the next reconnection) */
 const RECLAIM_WAIT_MS = 5000;
@@ -64,10 +64,24 @@ export class DialogReclaimer {
     const sides = (['caller', 'callee'] as const).filter((side) => call.record[side].dialog);
     const statuses = await Promise.all(sides.map((side) => this.claim(call, side)));
     const gone = sides.filter((_, i) => statuses[i] === 481);
-    if (statuses.every((s) => s !== undefined && s < 300)) call.note('dialogs-reclaimed', 'after the sip control connection came back');
+    if (statuses.every((s) => s !== undefined && s < 300)) {
+      call.note('dialogs-reclaimed', 'after the sip control connection came back');
+      await call.persist();
+    }
     if (gone.length === 0 || call.isEnding) return;
     for (const side of gone) call.note('dialog-gone', `${side}: ferry sip answered our re-claim 481`);
     await call.end('session-expired', gone.length === 1 ? gone[0]! : 'gateway');
+  }
+
+  /**
+   * drachtio-srf ties each Dialog to the control connection it began on and sends its requests
+   * (BYE, re-INVITE) over that socket only; after a reconnection that socket is destroyed and every
+   * request fails with "provided socket has been destroyed". Point the call's srf Dialog (if the call
+   * has one: an adopted call's dialogs are not srf's) at the connection the claim just went over.
+   */
+  private rebindSrfDialog(dialogId: string, socket: unknown): void {
+    const dlg = (this.d.srf as unknown as { findDialogById(id: string): { req?: { socket?: unknown } } | undefined }).findDialogById(dialogId);
+    if (dlg?.req && socket) dlg.req.socket = socket;
   }
 
   private async claim(call: Call, side: 'caller' | 'callee'): Promise<number | undefined> {
@@ -77,11 +91,13 @@ export class DialogReclaimer {
       timer = this.d.clock.setTimeout(() => r('timeout'), RECLAIM_WAIT_MS);
     });
     try {
-      const status = await Promise.race([claimDialog(this.d.srf, snapshot, snapshot.localCseq + RECLAIM_CSEQ_MARGIN), timeout]);
-      if (status === 'timeout') {
+      const result = await Promise.race([claimDialogOver(this.d.srf, snapshot, snapshot.localCseq + RECLAIM_CSEQ_MARGIN), timeout]);
+      if (result === 'timeout') {
         call.note('reclaim-unanswered', `${side} dialog ${snapshot.dialogId}`);
         return undefined;
       }
+      const { status, socket } = result;
+      if (status < 300) this.rebindSrfDialog(snapshot.dialogId, socket);
       if (status >= 300 && status !== 481) call.note('reclaim-refused', `${side}: ${status}`);
       return status;
     } catch (err) {

@@ -1,0 +1,205 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { SipPhone } from '../helpers/sip-phone';
+import { getJson, waitFor } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * docs/lifecycle.md F11, through `ferry start` (what `npm start` runs, default mode): ferry sip is
+ * SIGKILLed mid-call and ferry start restarts it on the same ports. Media does not pass through ferry
+ * sip, so it never stops; the gateway's control connection (drachtio-srf) reconnects by itself and the
+ * gateway claims every live call's dialogs with their identifiers, which makes the new ferry sip
+ * rebuild them (nothing on the wire). The Chromium webphone's JsSIP reconnects its WebSocket and
+ * registers again, keeping its call. A later hang-up by either party then reaches the other < 500 ms.
+ */
+const HANGUP_BOUND_MS = 500;
+/** short, so a call whose dialogs nobody claimed again would be cut within the test */
+const ORPHAN_DIALOG_MS = 4000;
+
+interface World {
+  fs: FerryStartProcess;
+  ready: FerryReady;
+  phone: SipPhone;
+  webphone: GatewayWebphone;
+  close(): Promise<void>;
+}
+
+async function startWorld(): Promise<World> {
+  const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
+  const phonePort = await phone.start();
+  const config = await writeLifecycleSipConfig({ port: phonePort });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f11-data-'));
+  const fs = FerryStartProcess.spawn({
+    FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
+  });
+  let webphone: GatewayWebphone | undefined;
+  const close = async (): Promise<void> => {
+    if (process.env.FERRY_TEST_DUMP) console.log(fs.lines.map((l) => l.line).join('\n'));
+    await webphone?.close();
+    await phone.close();
+    await fs.stop();
+    await config.remove();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const ready = await fs.ready();
+    webphone = await GatewayWebphone.open({ httpPort: ready.http, wsPort: ready.ws, user: 'alice', password: WEBPHONE_USERS.alice });
+    return { fs, ready, phone, webphone, close };
+  } catch (err) {
+    if (err instanceof Error) err.message += `\nferry start output:\n${fs.tail(40)}`;
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function callRecord(w: World, id: string): Promise<CallRecord | undefined> {
+  return getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
+}
+
+/** The phone calls alice, the webphone answers, RTP flows both ways; resolves with the live record. */
+async function phoneCallsWebphone(w: World): Promise<CallRecord> {
+  const since = Date.now();
+  const calling = w.phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: w.ready.sip });
+  await w.webphone.waitCallState('ringing-in', 15_000);
+  await w.webphone.answer();
+  await calling;
+  await w.webphone.waitCallState('connected', 10_000);
+  await waitFor(async () => (await w.phone.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP from the webphone at the phone');
+  const base = (await w.webphone.rtpStats()).received;
+  await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the phone at the webphone');
+  const all = (await getJson<{ calls: CallRecord[] }>(w.ready.http, '/api/calls?state=all')).calls;
+  const live = all.filter((c) => c.state === 'answered' && c.createdAt >= since - 1000);
+  assert.equal(live.length, 1, `one answered call: ${JSON.stringify(live.map((c) => [c.id, c.state]))}`);
+  return live[0]!;
+}
+
+/** Samples the webphone's RTP counters (Chromium getStats through the page) until stop(). */
+function watchWebphoneRtp(w: World): { stop(): Promise<{ longestStillMs: number; samples: number; received: number; sent: number }> } {
+  let running = true;
+  let samples = 0;
+  let last = -1;
+  let lastChange = Date.now();
+  let longestStillMs = 0;
+  let first: { sent: number; received: number } | undefined;
+  let latest = { sent: 0, received: 0 };
+  const loop = (async () => {
+    while (running) {
+      latest = await w.webphone.rtpStats();
+      first ??= latest;
+      const now = Date.now();
+      samples++;
+      if (latest.received !== last) {
+        longestStillMs = Math.max(longestStillMs, now - lastChange);
+        last = latest.received;
+        lastChange = now;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    longestStillMs = Math.max(longestStillMs, Date.now() - lastChange);
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { longestStillMs, samples, received: latest.received - (first?.received ?? 0), sent: latest.sent - (first?.sent ?? 0) };
+    },
+  };
+}
+
+function sipLines(w: World, message: string, since: number): number {
+  return w.fs.lines.filter((l) => l.at >= since && l.line.startsWith('[sip] {') && l.line.includes(`"message":${JSON.stringify(message)}`)).length;
+}
+
+/**
+ * SIGKILL the ferry sip child mid-call; ferry start restarts it. Checks, across the kill: RTP both
+ * ways never stops (packets counted at both parties), the gateway reconnects and ferry sip rebuilds
+ * both dialogs from the gateway's claims, alice's webphone registers again over a new WebSocket;
+ * then waits past the orphan deadline: no BYE anywhere, the call still up.
+ */
+async function killSipMidCall(w: World, call: CallRecord, label: string): Promise<void> {
+  const pid = w.fs.childPid('sip');
+  assert.ok(pid, 'a running ferry sip child');
+  const webRtp = watchWebphoneRtp(w);
+  const killedAt = Date.now();
+  process.kill(pid, 'SIGKILL');
+  const back = await w.fs.gatewayEvent("sip control connection back; claiming the live calls' dialogs", killedAt, 30_000);
+  assert.notEqual(w.fs.childPid('sip'), pid, 'ferry start restarted ferry sip');
+  const rebuilt = await waitFor(() => (sipLines(w, 'dialog rebuilt from a claim', killedAt) >= 2 ? sipLines(w, 'dialog rebuilt from a claim', killedAt) : undefined), 5000, 25, 'ferry sip rebuilding both dialogs');
+  assert.equal(rebuilt, 2, 'both dialogs rebuilt once');
+  const registered = await w.fs.gatewayEvent('registered', killedAt, 30_000);
+  assert.equal(registered.meta.user, 'alice', 'the webphone registered again over its new WebSocket');
+  // past the orphan deadline (from the moment the gateway came back): nobody got a BYE, media flows
+  await new Promise((r) => setTimeout(r, Math.max(0, back.at + ORPHAN_DIALOG_MS + 1000 - Date.now())));
+  const end = Date.now();
+  const web = await webRtp.stop();
+  const phoneGap = await w.phone.media.maxRtpGap(killedAt - 200, end);
+  const phoneSendGap = await w.phone.media.maxSendGap(killedAt - 200, end);
+  const phoneGot = await w.phone.media.rtpReceivedBetween(killedAt, end);
+  const spanS = (end - killedAt) / 1000;
+  // G.711 at 20 ms: 50 packets a second each way; allow for the browser's jitter and the shared CPU
+  assert.ok(phoneGot > spanS * 40, `phone received ${phoneGot} RTP packets in the ${spanS.toFixed(1)} s after the kill`);
+  assert.ok(web.received > spanS * 40, `webphone received ${web.received} RTP packets in the ${spanS.toFixed(1)} s after the kill`);
+  assert.ok(phoneGap < Math.max(100, phoneSendGap + 100), `largest RTP gap webphone -> phone across the kill: ${phoneGap} ms (our own largest send gap ${phoneSendGap} ms)`);
+  assert.ok(web.samples >= 5, `webphone RTP counter sampled ${web.samples} times`);
+  assert.ok(web.longestStillMs < 1000, `phone -> webphone: the webphone's received counter stood still ${web.longestStillMs} ms at most (< 1000 ms)`);
+  assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
+  assert.equal(await w.webphone.callState(), 'connected', 'the webphone is still in the call');
+  const rec = await callRecord(w, call.id);
+  assert.equal(rec?.state, 'answered', `the call is still answered: ${JSON.stringify(rec?.timeline)}`);
+  assert.ok(rec.timeline.some((e) => e.event === 'dialogs-reclaimed'), 'the gateway noted the reclaim');
+  console.log(`[measure] ${label}: gateway back on ferry sip ${back.at - killedAt} ms after the SIGKILL, alice registered again ${registered.at - killedAt} ms after it; over ${spanS.toFixed(1)} s: phone got ${phoneGot} RTP (largest gap ${phoneGap} ms, own send gap ${phoneSendGap} ms), webphone got ${web.received} (counter still <= ${web.longestStillMs} ms); no BYE past the orphan deadline`);
+}
+
+async function endedRecord(w: World, id: string): Promise<CallRecord> {
+  return waitFor(async () => {
+    const r = await callRecord(w, id);
+    return r?.state === 'ended' ? r : undefined;
+  }, 5000, 25, `call ${id} ended`);
+}
+
+describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { timeout: 300_000 }, () => {
+  test('F11: ferry sip killed mid-call -> RTP never stops both ways, the gateway rebuilds the dialogs in the new ferry sip, no BYE past the orphan deadline; then (a) the phone hangs up -> the webphone told < 500 ms, (b) in a second call the webphone hangs up -> the phone gets BYE < 500 ms', async () => {
+    const w = await startWorld();
+    try {
+      // (a) the phone hangs up after the restart
+      const first = await phoneCallsWebphone(w);
+      await killSipMidCall(w, first, 'F11 call 1');
+      const byeAt = await w.phone.hangup();
+      await w.phone.media.stopMedia();
+      assert.equal(w.phone.lastHangupStatus, 200, "the phone's BYE answered 200");
+      await w.webphone.waitCallState('ended', 5000);
+      const webphoneTold = (await w.webphone.endedAt())! - byeAt;
+      assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
+      const rec1 = await endedRecord(w, first.id);
+      assert.equal(rec1.reason, 'sip-bye');
+      assert.equal(rec1.endedBy, 'caller');
+
+      // (b) a second call through the restarted ferry sip; it is killed again; the webphone hangs up
+      const second = await phoneCallsWebphone(w);
+      await killSipMidCall(w, second, 'F11 call 2');
+      const from = Date.now();
+      const hangupAt = await w.webphone.hangup();
+      const bye = await w.phone.waitForRequest('BYE', 5000, from);
+      await w.phone.media.stopMedia();
+      const phoneTold = bye.at - hangupAt;
+      assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
+      const rec2 = await endedRecord(w, second.id);
+      // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+      assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
+      const sipBye = rec2.timeline.some((e) => e.event === 'bye' && e.detail === 'from callee');
+      console.log(`[measure] F11: after ferry sip's restart the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason}; webphone's BYE reached the gateway: ${sipBye})`);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+});
