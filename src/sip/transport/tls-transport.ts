@@ -1,9 +1,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Flow } from './flow';
-import type { StreamFlow } from './stream-flow';
 import type { ConnectionGuard } from './connection-guard';
-import { serveSipByteStream, type StreamTransportEvents } from './stream-connection';
+import type { StreamTransportEvents } from './stream-connection';
+import { StreamListener } from './stream-listener';
 
 export interface TlsTransportOptions {
   /** the server certificate chain and key (PEM) */
@@ -22,30 +22,22 @@ export interface TlsTransportOptions {
  * limit, read deadlines, idle close). Clients are not asked for a certificate: they authenticate by digest.
  */
 export class TlsTransport {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly byRemote = new Map<string, StreamFlow>();
+  private readonly streams: StreamListener;
   private readonly context: tls.SecureContext;
-  private seq = 0;
 
-  constructor(private readonly events: StreamTransportEvents, private readonly guard: ConnectionGuard, private readonly options: TlsTransportOptions) {
+  constructor(events: StreamTransportEvents, private readonly guard: ConnectionGuard, private readonly options: TlsTransportOptions) {
+    this.streams = new StreamListener('tls', events, guard);
     this.context = tls.createSecureContext({ cert: options.cert, key: options.key });
   }
 
-  async listen(host: string, port: number): Promise<number> {
-    const server = net.createServer((raw) => this.accept(raw));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => { server.off('error', reject); resolve(); });
-    });
-    return (server.address() as net.AddressInfo).port;
+  listen(host: string, port: number): Promise<number> {
+    return this.streams.listen(host, port, (raw) => this.accept(raw));
   }
 
   /** An open TLS connection to host:port, or a new one (the peer's certificate verified unless configured off). */
   async connect(host: string, port: number, serverName?: string): Promise<Flow> {
-    const existing = this.byRemote.get(`${host}:${port}`);
-    if (existing && !existing.closed) return existing;
+    const existing = this.streams.openTo(host, port);
+    if (existing) return existing;
     const name = serverName ?? host;
     const socket = tls.connect({
       host,
@@ -59,7 +51,7 @@ export class TlsTransport {
       socket.once('error', reject);
       socket.once('secureConnect', () => { socket.off('error', reject); resolve(); });
     });
-    const flow = this.serve(socket, false);
+    const flow = this.streams.serve(socket, false);
     if (!flow) throw new Error(`TLS connection to ${host}:${port} was refused by the connection limits`);
     return flow;
   }
@@ -73,35 +65,16 @@ export class TlsTransport {
       return;
     }
     watch.reading('headers', 0); // the handshake runs on the header deadline
-    this.sockets.add(raw);
-    raw.once('close', () => {
-      this.sockets.delete(raw);
-      watch.closed();
-    });
+    this.streams.hold(raw);
+    raw.once('close', () => { watch.closed(); });
     raw.on('error', () => { /* close follows */ });
     secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.context, requestCert: false });
     const s = secure;
     s.on('error', () => { s.destroy(); raw.destroy(); });
-    s.once('secure', () => { this.serve(s, true, watch); });
+    s.once('secure', () => { this.streams.serve(s, true, watch); });
   }
 
-  private serve(socket: tls.TLSSocket, accepted: boolean, watch?: import('./connection-guard').ConnectionWatch): StreamFlow | undefined {
-    const flow = serveSipByteStream(socket, { id: `tls#${++this.seq}`, protocol: 'tls', accepted, guard: this.guard, events: this.events, ...(watch ? { watch } : {}) });
-    if (!flow) return undefined;
-    this.sockets.add(socket);
-    const key = `${flow.remoteAddress}:${flow.remotePort}`;
-    this.byRemote.set(key, flow);
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      if (this.byRemote.get(key) === flow) this.byRemote.delete(key);
-    });
-    return flow;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.streams.close();
   }
 }
