@@ -164,7 +164,8 @@ export class FaultInjector {
     for (const c of this.ctx.live) if (c.endedAt === undefined) c.faults.push({ kind: planned.kind, at: record.at });
     const part = planned.kind === 'gateway-kill' ? 'gateway' : planned.kind === 'media-kill' ? 'media' : 'redis';
     record.detail = `pid ${world.pid(part)}`;
-    await world.stack.killAndRestore(part, options.downMs);
+    // the moment of the signal (finding the pid may take a while on a loaded machine)
+    record.at = (await world.stack.killAndRestore(part, options.downMs)).killedAt;
     record.detail += ` -> ${world.pid(part)}`;
     record.until = Date.now();
   }

@@ -156,13 +156,14 @@ export async function startFerryStart(options: SoakStackOptions): Promise<SoakSt
       await refresh();
       const old = pids.get(part);
       if (!old) throw new Error(`ferry start has no ${part} child to kill`);
+      const killedAt = Date.now();
       process.kill(old, 'SIGKILL');
       const deadline = Date.now() + 30_000;
       for (;;) {
         await sleep(100);
         await refresh();
         const now = pids.get(part);
-        if (now && now !== old && (await readyAgain[part]())) return;
+        if (now && now !== old && (await readyAgain[part]())) return { killedAt };
         if (Date.now() > deadline) throw new Error(`${part} not back within 30 s of its SIGKILL:\n${tail.slice(-20).join('\n')}`);
       }
     },

@@ -19,8 +19,11 @@ export interface SoakStack {
   readonly redisUrl: string;
   readonly redisPrefix: string;
   pid(part: SoakPart): number | undefined;
-  /** SIGKILL the part and resolve once it is back and ready (same ports; the gateway with the same id) */
-  killAndRestore(part: KilledPart, downMs: number): Promise<void>;
+  /**
+   * SIGKILL the part and resolve once it is back and ready (same ports; the gateway with the same id),
+   * with the moment the signal was sent
+   */
+  killAndRestore(part: KilledPart, downMs: number): Promise<{ killedAt: number }>;
   stop(): Promise<void>;
 }
 
@@ -60,15 +63,17 @@ export async function startPartsStack(options: SoakStackOptions): Promise<SoakSt
     redisPrefix: stack.redisPrefix,
     pid: (part) => (part === 'redis' ? redis.pid : stack.pid(part)),
     async killAndRestore(part, downMs) {
+      const killedAt = Date.now();
       if (part === 'redis') {
         await redis.kill();
         await sleep(Math.max(downMs, 2000));
         await redis.start();
-        return;
+        return { killedAt };
       }
       await stack.kill(part, 'SIGKILL');
       await sleep(downMs);
       await stack.restart(part);
+      return { killedAt };
     },
     async stop() {
       await stack.stop().catch(() => undefined);
