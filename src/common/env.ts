@@ -13,3 +13,18 @@ export function envInt(name: string, fallback: number): number {
   }
   return n;
 }
+
+/**
+ * A set of limits, each read from its environment variable (`variables`, the default when unset) and each
+ * required to be at least 1; `kind` names them in the error (`<kind> <name> must be at least 1 (got 0)`).
+ */
+export function positiveLimitsFromEnv<T extends { [K in keyof T]: number }>(kind: string, defaults: T, variables: Record<keyof T, string>): T {
+  const limits = {} as Record<keyof T, number>;
+  for (const name of Object.keys(variables) as (keyof T & string)[]) {
+    limits[name] = envInt(variables[name], defaults[name]);
+  }
+  for (const [name, value] of Object.entries<number>(limits)) {
+    if (value < 1) throw new Error(`${kind} ${name} must be at least 1 (got ${value})`);
+  }
+  return limits as T;
+}

@@ -1,4 +1,4 @@
-import { envInt } from '../../common/env';
+import { positiveLimitsFromEnv } from '../../common/env';
 import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
 
 /**
@@ -36,19 +36,14 @@ export const DEFAULT_MEDIA_QUOTAS: MediaQuotas = {
 export const PORTS_RESERVED_PER_ENDPOINT = 2;
 
 export function mediaQuotasFromEnv(): MediaQuotas {
-  const d = DEFAULT_MEDIA_QUOTAS;
-  const q: MediaQuotas = {
-    maxPipelines: envInt('FERRY_MEDIA_MAX_PIPELINES', d.maxPipelines),
-    maxPipelinesPerSession: envInt('FERRY_MEDIA_MAX_PIPELINES_PER_SESSION', d.maxPipelinesPerSession),
-    maxElementsPerPipeline: envInt('FERRY_MEDIA_MAX_ELEMENTS_PER_PIPELINE', d.maxElementsPerPipeline),
-    maxPorts: envInt('FERRY_MEDIA_MAX_PORTS', d.maxPorts),
-    maxPortsPerSession: envInt('FERRY_MEDIA_MAX_PORTS_PER_SESSION', d.maxPortsPerSession),
-    maxConnections: envInt('FERRY_MEDIA_MAX_CONNECTIONS', d.maxConnections),
-  };
-  for (const [name, value] of Object.entries(q)) {
-    if (value < 1) throw new Error(`media quota ${name} must be at least 1 (got ${value})`);
-  }
-  return q;
+  return positiveLimitsFromEnv('media quota', DEFAULT_MEDIA_QUOTAS, {
+    maxPipelines: 'FERRY_MEDIA_MAX_PIPELINES',
+    maxPipelinesPerSession: 'FERRY_MEDIA_MAX_PIPELINES_PER_SESSION',
+    maxElementsPerPipeline: 'FERRY_MEDIA_MAX_ELEMENTS_PER_PIPELINE',
+    maxPorts: 'FERRY_MEDIA_MAX_PORTS',
+    maxPortsPerSession: 'FERRY_MEDIA_MAX_PORTS_PER_SESSION',
+    maxConnections: 'FERRY_MEDIA_MAX_CONNECTIONS',
+  });
 }
 
 /** The error a refused create gets: `Not enough resources: <what> (<used>/<limit>)`. */

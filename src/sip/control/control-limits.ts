@@ -1,4 +1,4 @@
-import { envInt } from '../../common/env';
+import { positiveLimitsFromEnv } from '../../common/env';
 
 /**
  * What the drachtio control port accepts from a connection that has not yet authenticated, and how
@@ -25,15 +25,10 @@ export const DEFAULT_CONTROL_LIMITS: ControlLimits = {
 
 /** FERRY_SIP_CONTROL_PRE_AUTH_MAX_BYTES, _AUTH_TIMEOUT_MS, _MAX_CONNECTIONS, _MAX_UNAUTHENTICATED (docs/configuration.md). */
 export function controlLimitsFromEnv(): ControlLimits {
-  const d = DEFAULT_CONTROL_LIMITS;
-  const limits: ControlLimits = {
-    preAuthMaxFrameBytes: envInt('FERRY_SIP_CONTROL_PRE_AUTH_MAX_BYTES', d.preAuthMaxFrameBytes),
-    authTimeoutMs: envInt('FERRY_SIP_CONTROL_AUTH_TIMEOUT_MS', d.authTimeoutMs),
-    maxConnections: envInt('FERRY_SIP_CONTROL_MAX_CONNECTIONS', d.maxConnections),
-    maxUnauthenticated: envInt('FERRY_SIP_CONTROL_MAX_UNAUTHENTICATED', d.maxUnauthenticated),
-  };
-  for (const [name, value] of Object.entries(limits)) {
-    if (value < 1) throw new Error(`control port limit ${name} must be at least 1 (got ${value})`);
-  }
-  return limits;
+  return positiveLimitsFromEnv('control port limit', DEFAULT_CONTROL_LIMITS, {
+    preAuthMaxFrameBytes: 'FERRY_SIP_CONTROL_PRE_AUTH_MAX_BYTES',
+    authTimeoutMs: 'FERRY_SIP_CONTROL_AUTH_TIMEOUT_MS',
+    maxConnections: 'FERRY_SIP_CONTROL_MAX_CONNECTIONS',
+    maxUnauthenticated: 'FERRY_SIP_CONTROL_MAX_UNAUTHENTICATED',
+  });
 }

@@ -1,4 +1,4 @@
-import { envInt } from '../../common/env';
+import { positiveLimitsFromEnv } from '../../common/env';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../message/sip-stream-framer';
 
 /**
@@ -42,19 +42,15 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
  * (docs/configuration.md, docs/security.md "Connections").
  */
 export function connectionLimitsFromEnv(): ConnectionLimits {
-  const d = DEFAULT_CONNECTION_LIMITS;
-  const limits: ConnectionLimits = {
-    maxMessageBytes: envInt('FERRY_SIP_MAX_MESSAGE_BYTES', d.maxMessageBytes),
-    headerTimeoutMs: envInt('FERRY_SIP_HEADER_TIMEOUT_MS', d.headerTimeoutMs),
-    bodyTimeoutMs: envInt('FERRY_SIP_BODY_TIMEOUT_MS', d.bodyTimeoutMs),
-    idleTimeoutMs: envInt('FERRY_SIP_IDLE_TIMEOUT_MS', d.idleTimeoutMs),
-    maxPerSource: envInt('FERRY_SIP_MAX_CONNECTIONS_PER_SOURCE', d.maxPerSource),
-    maxConnections: envInt('FERRY_SIP_MAX_CONNECTIONS', d.maxConnections),
-    wsPingIntervalMs: envInt('FERRY_SIP_WS_PING_INTERVAL_MS', d.wsPingIntervalMs),
-  };
-  for (const [name, value] of Object.entries(limits)) {
-    if (value < 1) throw new Error(`SIP connection limit ${name} must be at least 1 (got ${value})`);
-  }
+  const limits = positiveLimitsFromEnv('SIP connection limit', DEFAULT_CONNECTION_LIMITS, {
+    maxMessageBytes: 'FERRY_SIP_MAX_MESSAGE_BYTES',
+    headerTimeoutMs: 'FERRY_SIP_HEADER_TIMEOUT_MS',
+    bodyTimeoutMs: 'FERRY_SIP_BODY_TIMEOUT_MS',
+    idleTimeoutMs: 'FERRY_SIP_IDLE_TIMEOUT_MS',
+    maxPerSource: 'FERRY_SIP_MAX_CONNECTIONS_PER_SOURCE',
+    maxConnections: 'FERRY_SIP_MAX_CONNECTIONS',
+    wsPingIntervalMs: 'FERRY_SIP_WS_PING_INTERVAL_MS',
+  });
   if (limits.maxMessageBytes < 1024) throw new Error(`FERRY_SIP_MAX_MESSAGE_BYTES must be at least 1024 (got ${limits.maxMessageBytes})`);
   return limits;
 }
