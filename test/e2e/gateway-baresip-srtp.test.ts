@@ -1,18 +1,16 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
 import type { CallRecord } from '../../src/gateway/state/call-record';
-import { BaresipPhone } from '../helpers/baresip-phone';
-import { GatewayWebphone } from '../helpers/gateway-webphone';
+import type { BaresipPhone } from '../helpers/baresip-phone';
+import type { GatewayWebphone } from '../helpers/gateway-webphone';
+import { BaresipWebphoneWorld } from '../helpers/baresip-webphone-world';
 import { call as kcall, connectKurento } from '../helpers/media-kurento';
 import { freePort, freePorts } from '../helpers/free-port';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { describeSipp, runSipp } from '../helpers/sipp';
-import { getJson, sippMediaPort, startStack, waitFor, type Stack } from '../helpers/stack';
+import { getJson, sippMediaPort, waitFor, type Stack } from '../helpers/stack';
 import { LoopbackCapture, type CapturedPacket } from '../helpers/loopback-capture';
 
 /**
@@ -23,20 +21,6 @@ import { LoopbackCapture, type CapturedPacket } from '../helpers/loopback-captur
  * it carries. Two ways to ask for SRTP: `srtp-mand` (RTP/SAVP, the IETF way) and `srtp` (RTP/AVP with
  * a=crypto, SRTP when the answer carries a key).
  */
-interface PhoneLegStats {
-  type: string;
-  packetsFromPeer: number;
-  packetsToPeer: number;
-  srtp?: boolean;
-  srtpRefusedPackets?: number;
-}
-interface MediaStats {
-  pipelines: number;
-  elements: number;
-  boundPorts: number;
-  pipelinesDetail: { elements: PhoneLegStats[] }[];
-}
-
 /** ferry media's SR/RR interval here: several reports fit in the call */
 const RTCP_INTERVAL_MS = 1000;
 const DESK = { user: '1001', password: 'desk-srtp-secret' };
@@ -70,25 +54,19 @@ for (const { mediaenc, sip } of VARIANTS) {
   const mode = `${mediaenc} over SIP/${sip.toUpperCase()}`;
   describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) over SIP/${sip.toUpperCase()} calls the Chromium webphone through the gateway`, { timeout: 150_000 }, () => {
     let stack: Stack;
-    let dir: string;
+    let world: BaresipWebphoneWorld | undefined;
     let cert: TestCertificate | undefined;
     let sipTlsPort = 0;
     let phone: BaresipPhone;
     let alice: GatewayWebphone;
 
-    const media = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
-    const phoneLeg = async (): Promise<PhoneLegStats | undefined> => (await media()).pipelinesDetail.flatMap((p) => p.elements).find((e) => e.type === 'RtpEndpoint');
-    const liveCalls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls;
+    const media = () => world!.media();
+    const phoneLeg = () => world!.phoneLeg();
+    const liveCalls = () => world!.liveCalls();
     const dialUri = (): string => (sip === 'tls' ? `sip:${ALICE.user}@127.0.0.1:${sipTlsPort};transport=tls` : `sip:${ALICE.user}@127.0.0.1:${stack.sipPort}`);
-    const diagnose = (err: unknown): Error =>
-      new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
+    const diagnose = (err: unknown): Error => (world ? world.diagnose(err) : err as Error);
 
     before(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'ferry-baresip-srtp-'));
-      writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
-        domain: 'ferry.local',
-        users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip, SRTP)' }],
-      }));
       let sipEnv: Record<string, string> = {};
       if (sip === 'tls') {
         cert = makeTestCertificate();
@@ -96,31 +74,26 @@ for (const { mediaenc, sip } of VARIANTS) {
         sipTlsPort = tlsPort!;
         sipEnv = { FERRY_TLS_CERT: cert.certFile, FERRY_TLS_KEY: cert.keyFile, FERRY_SIP_TLS_PORT: String(tlsPort), FERRY_SIP_WSS_PORT: String(wssPort) };
       }
-      stack = await startStack({
-        partEnv: { sip: sipEnv, gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_RTCP_INTERVAL_MS: String(RTCP_INTERVAL_MS) } },
+      world = new BaresipWebphoneWorld({
+        dirPrefix: 'ferry-baresip-srtp-',
+        desk: { ...DESK, displayName: 'Desk phone (baresip, SRTP)' },
+        alice: ALICE,
+        partEnv: { sip: sipEnv, media: { FERRY_MEDIA_RTCP_INTERVAL_MS: String(RTCP_INTERVAL_MS) } },
+        phone: (s) => ({
+          mediaenc,
+          ...(sip === 'tls' ? { registrar: `127.0.0.1:${sipTlsPort}`, transport: 'tls', caFile: cert!.certFile } : { registrar: `127.0.0.1:${s.sipPort}` }),
+        }),
       });
-      phone = await BaresipPhone.start({
-        user: DESK.user, password: DESK.password, answer: 'auto', mediaenc,
-        ...(sip === 'tls' ? { registrar: `127.0.0.1:${sipTlsPort}`, transport: 'tls', caFile: cert!.certFile } : { registrar: `127.0.0.1:${stack.sipPort}` }),
-      });
-      try {
-        await phone.waitRegistered(15_000);
-      } catch (err) {
-        throw diagnose(err);
-      }
-      alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...ALICE });
-      await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10_000, 50, 'phone and webphone registered');
+      await world.start();
+      ({ stack, phone, alice } = world);
     });
 
     afterEach(async () => {
-      await phone?.command('hangup').catch(() => undefined);
+      await world?.hangUpLeftover();
     });
 
     after(async () => {
-      await alice?.close();
-      await phone?.stop();
-      await stack?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      await world?.stop();
       cert?.remove();
     });
 

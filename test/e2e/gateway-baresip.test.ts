@@ -1,11 +1,9 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
-import { GatewayWebphone } from '../helpers/gateway-webphone';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import type { BaresipEvent, BaresipPhone } from '../helpers/baresip-phone';
+import type { GatewayWebphone } from '../helpers/gateway-webphone';
+import { BaresipWebphoneWorld } from '../helpers/baresip-webphone-world';
+import { getJson, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -18,34 +16,27 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * (While the phone holds, ferry media also puts the browser's leg on the hold rule, because the
  * endpoint it is connected to is held: test/lifecycle/s11-hold-both-legs-chromium.test.ts holds at 3 s.)
  */
-interface RtpEndpointStats {
-  type: string;
-  packetsFromPeer: number;
-  packetsToPeer: number;
-}
-interface MediaStats {
-  pipelines: number;
-  elements: number;
-  boundPorts: number;
-  pipelinesDetail: { elements: RtpEndpointStats[] }[];
-}
-
 const DEAD_MS = 10_000;
 const DESK = { user: '1001', password: 'desk-baresip-secret' };
 const ALICE = { user: 'alice', password: 'alice-baresip-secret' };
 
 describe('baresip desk phone <-> Chromium webphone through the gateway', { timeout: 180_000 }, () => {
+  const world = new BaresipWebphoneWorld({
+    dirPrefix: 'ferry-baresip-e2e-',
+    desk: { ...DESK, displayName: 'Desk phone (baresip)' },
+    alice: ALICE,
+    partEnv: { media: { FERRY_MEDIA_DEAD_MS: String(DEAD_MS) } },
+    phone: (stack) => ({ registrar: `127.0.0.1:${stack.sipPort}` }),
+  });
   let stack: Stack;
-  let dir: string;
   let phone: BaresipPhone;
   let alice: GatewayWebphone;
 
-  const media = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
-  const phoneLeg = async (): Promise<RtpEndpointStats | undefined> => (await media()).pipelinesDetail.flatMap((p) => p.elements).find((e) => e.type === 'RtpEndpoint');
-  const liveCalls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls;
+  const media = () => world.media();
+  const phoneLeg = () => world.phoneLeg();
+  const liveCalls = () => world.liveCalls();
   const rtcpReports = (since: number): BaresipEvent[] => phone.events.filter((e) => e.type === 'CALL_RTCP' && e.at >= since);
-  const diagnose = (err: unknown): Error =>
-    new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
+  const diagnose = (err: unknown): Error => world.diagnose(err);
 
   /** media both ways, counted at the browser (getStats) and at the phone's RtpEndpoint in ferry media, and baresip's RTCP */
   async function assertAudioBothWays(callStart: number): Promise<void> {
@@ -78,34 +69,17 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
   }
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'ferry-baresip-e2e-'));
-    writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
-      domain: 'ferry.local',
-      users: [{ ...ALICE, displayName: 'Alice (webphone)' }, { ...DESK, displayName: 'Desk phone (baresip)' }],
-    }));
-    stack = await startStack({
-      partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') }, media: { FERRY_MEDIA_DEAD_MS: String(DEAD_MS) } },
-    });
-    phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: `127.0.0.1:${stack.sipPort}`, answer: 'auto' });
-    try {
-      await phone.waitRegistered(15_000);
-    } catch (err) {
-      throw diagnose(err);
-    }
-    alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...ALICE });
-    await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10_000, 50, 'phone and webphone registered');
+    await world.start();
+    ({ stack, phone, alice } = world);
   });
 
   afterEach(async () => {
     // a failed test must not leave a call up for the next one
-    await phone?.command('hangup').catch(() => undefined);
+    await world.hangUpLeftover();
   });
 
   after(async () => {
-    await alice?.close();
-    await phone?.stop();
-    await stack?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await world.stop();
   });
 
   test('baresip calls the webphone, audio both ways, baresip hangs up: webphone sees the end < 1 s, all released', async () => {
