@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { ArrivalWaiters, isRtcpPacket, rtcpReceiverReport, rtcpReceiverReportAndBye } from './rtp-peer-parts';
 
 /**
  * A scripted plain-RTP peer for ferry media tests (a stand-in "phone" media socket on 127.0.0.1):
@@ -17,7 +18,7 @@ export interface ReceivedRtp {
 export class RtpTestPeer {
   readonly received: ReceivedRtp[] = [];
   readonly rtcpReceived: Buffer[] = [];
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new ArrivalWaiters();
   private seq = 1000;
   private ts = 5000;
   readonly ssrc = (Math.random() * 0xffffffff) >>> 0;
@@ -29,7 +30,7 @@ export class RtpTestPeer {
     readonly port: number,
   ) {
     socket.on('message', (msg, rinfo) => {
-      if (msg.length >= 8 && msg[1]! >= 192 && msg[1]! <= 223) this.rtcpReceived.push(Buffer.from(msg));
+      if (isRtcpPacket(msg)) this.rtcpReceived.push(Buffer.from(msg));
       else if (msg.length >= 12)
         this.received.push({
           pt: msg[1]! & 0x7f,
@@ -40,9 +41,7 @@ export class RtpTestPeer {
           payload: Buffer.from(msg.subarray(12)),
           from: `${rinfo.address}:${rinfo.port}`,
         });
-      const w = this.waiters;
-      this.waiters = [];
-      w.forEach((f) => f());
+      this.waiters.arrived();
     });
   }
 
@@ -107,42 +106,16 @@ export class RtpTestPeer {
 
   /** An RR + BYE compound. */
   sendRtcpBye(port = this.remote!.port): void {
-    const rr = Buffer.alloc(8);
-    rr[0] = 0x80;
-    rr[1] = 201;
-    rr.writeUInt16BE(1, 2);
-    rr.writeUInt32BE(this.ssrc, 4);
-    const bye = Buffer.alloc(8);
-    bye[0] = 0x81;
-    bye[1] = 203;
-    bye.writeUInt16BE(1, 2);
-    bye.writeUInt32BE(this.ssrc, 4);
-    this.sendRaw(Buffer.concat([rr, bye]), port);
+    this.sendRaw(rtcpReceiverReportAndBye(this.ssrc), port);
   }
 
   /** An RTCP RR alone (a muted phone keeps sending these). */
   sendRtcpRr(port = this.remote!.port): void {
-    const rr = Buffer.alloc(8);
-    rr[0] = 0x80;
-    rr[1] = 201;
-    rr.writeUInt16BE(1, 2);
-    rr.writeUInt32BE(this.ssrc, 4);
-    this.sendRaw(rr, port);
+    this.sendRaw(rtcpReceiverReport(this.ssrc), port);
   }
 
-  async waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 50));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    return this.waiters.waitFor(pred, timeoutMs, what);
   }
 
   close(): void {

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { newSrtpMaster } from '../../src/media/srtp/sdes-crypto';
 import { SrtpContext, type SrtpMaster } from '../../src/media/srtp/srtp-context';
 import { parseRtcpCompound, type RtcpSummary } from '../../src/media/rtp/rtcp-packets';
+import { ArrivalWaiters, isRtcpPacket, rtcpReceiverReportAndBye } from './rtp-peer-parts';
 
 /**
  * A scripted SRTP-SDES "phone" media socket on 127.0.0.1 for ferry media tests: offers RTP/SAVP with
@@ -20,7 +21,7 @@ export class SrtpTestPeer {
   readonly master: SrtpMaster = newSrtpMaster();
   private readonly outbound = new SrtpContext(this.master);
   private inbound: SrtpContext | undefined;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new ArrivalWaiters();
   private seq = 40_000;
   private ts = 1000;
   readonly ssrc = (Math.random() * 0xffffffff) >>> 0;
@@ -31,16 +32,13 @@ export class SrtpTestPeer {
   private constructor(readonly socket: dgram.Socket) {
     socket.on('message', (msg) => {
       const wire = Buffer.from(msg);
-      const isRtcp = msg.length >= 8 && msg[1]! >= 192 && msg[1]! <= 223;
-      if (isRtcp) {
+      if (isRtcpPacket(msg)) {
         const clear = this.inbound?.unprotectRtcp(Buffer.from(msg));
         this.rtcp.push({ wire, clear, summary: clear ? parseRtcpCompound(clear) : undefined });
       } else {
         this.rtp.push({ wire, clear: this.inbound?.unprotectRtp(Buffer.from(msg)) });
       }
-      const w = this.waiters;
-      this.waiters = [];
-      w.forEach((f) => f());
+      this.waiters.arrived();
     });
   }
 
@@ -110,17 +108,7 @@ export class SrtpTestPeer {
 
   /** Protect and send an RR + BYE compound. */
   sendRtcpBye(): void {
-    const rr = Buffer.alloc(8);
-    rr[0] = 0x80;
-    rr[1] = 201;
-    rr.writeUInt16BE(1, 2);
-    rr.writeUInt32BE(this.ssrc, 4);
-    const bye = Buffer.alloc(8);
-    bye[0] = 0x81;
-    bye[1] = 203;
-    bye.writeUInt16BE(1, 2);
-    bye.writeUInt32BE(this.ssrc, 4);
-    this.sendRaw(this.outbound.protectRtcp(Buffer.concat([rr, bye])));
+    this.sendRaw(this.outbound.protectRtcp(rtcpReceiverReportAndBye(this.ssrc)));
   }
 
   sendRaw(b: Buffer): void {
@@ -128,19 +116,8 @@ export class SrtpTestPeer {
     this.socket.send(b, this.remote.port, this.remote.address);
   }
 
-  async waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 50));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    return this.waiters.waitFor(pred, timeoutMs, what);
   }
 
   close(): void {
