@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { freePort } from '../helpers/free-port';
 import { digestAnswer, SipRawClient } from '../helpers/sip-raw-client';
 import { startStack, waitFor, type Stack } from '../helpers/stack';
+import { removeTestKeys } from '../helpers/redis-test-keys';
 
 /**
  * Trunk trust and digest authentication against the real three processes on the shared Redis:
@@ -71,11 +72,7 @@ describe('gateway authentication on a real network (trunks, digest replay, locko
 
   after(async () => {
     for (const c of clients) c.close();
-    if (redis && stack) {
-      const keys = await redis.keys(`${stack.redisPrefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-    }
+    if (redis && stack) await removeTestKeys(redis, stack.redisPrefix);
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

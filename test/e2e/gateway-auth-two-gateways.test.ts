@@ -6,6 +6,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { digestAnswer, SipRawClient, type SipResponse } from '../helpers/sip-raw-client';
 import { startStack, type Stack } from '../helpers/stack';
+import { removeTestKeys } from '../helpers/redis-test-keys';
 
 /**
  * Two gateways on one SIP engine and one Redis: ferry sip deals new REGISTERs to them in turn, so
@@ -29,11 +30,7 @@ describe('digest replay across gateways sharing Redis', { timeout: 120_000 }, ()
 
   after(async () => {
     client?.close();
-    if (redis && stack) {
-      const keys = await redis.keys(`${stack.redisPrefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-    }
+    if (redis && stack) await removeTestKeys(redis, stack.redisPrefix);
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import { freePort } from '../helpers/free-port';
 import { SipRawClient } from '../helpers/sip-raw-client';
 import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { removeTestKeys } from '../helpers/redis-test-keys';
 
 /**
  * Hostile SDP against the whole stack (ferry sip, ferry media, ferry gateway on Redis): a trunk the
@@ -110,11 +111,7 @@ describe('gateway: hostile SDP is refused with 488 before anything is created or
   after(async () => {
     client?.close();
     pbx?.close();
-    if (redis && stack) {
-      const keys = await redis.keys(`${stack.redisPrefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-    }
+    if (redis && stack) await removeTestKeys(redis, stack.redisPrefix);
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
