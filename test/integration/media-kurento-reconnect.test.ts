@@ -1,8 +1,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
-import { call, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
+import { fetchStats, type KurentoClientLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -31,17 +32,11 @@ describe('media: kurento-client reconnect', () => {
     client = await kurento(`ws://127.0.0.1:${cutter.port}/kurento`, { failAfter: 10, response_timeout: 200, duplicates_timeout: 200 });
     client.on('error', () => undefined);
     const reconnected = new Promise<boolean>((resolve) => client!.on('reconnected', (same: unknown) => resolve(same === true)));
-    const pipeline = await client.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
     const ended: Record<string, unknown>[] = [];
-    a.on('MediaSessionTerminated', (d) => ended.push(d));
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-    pb.useRemoteSdp(await call<string>(b, 'processOffer', pb.sdp()));
-    await call(a, 'connect', b);
+    const { pipeline, pa, pb } = await bridgedRtpPair(client, peers, {
+      oneWay: true,
+      beforeOffers: (a) => a.on('MediaSessionTerminated', (d) => ended.push(d)),
+    });
     const sessionId = (await fetchStats(server.port)).sessionsDetail[0]!.id;
 
     cutter.cut();

@@ -5,6 +5,7 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import type { MediaConfig } from '../../src/media/server/media-config';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 
 /**
  * How a phone leg ends, with real packets (lifecycle.md rules 1-7, media side): RTCP BYE, ICMP port
@@ -42,21 +43,15 @@ async function client(s: RunningMediaServer): Promise<KurentoClientLike> {
 }
 
 async function newCall(c: KurentoClientLike): Promise<Call> {
-  const pipeline = await c.create('MediaPipeline');
-  const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-  const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
   const events: Call['events'] = [];
-  for (const ep of [a, b]) {
-    for (const type of ['MediaSessionTerminated', 'MediaStateChanged']) ep.on(type, (data) => events.push({ source: ep.id, type, data }));
-  }
-  const pa = await RtpTestPeer.open();
-  const pb = await RtpTestPeer.open();
-  peers.push(pa, pb);
-  pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-  pb.useRemoteSdp(await call<string>(b, 'processOffer', pb.sdp()));
-  await call(a, 'connect', b);
-  await call(b, 'connect', a);
-  return { pipeline, a, b, pa, pb, events };
+  const pair = await bridgedRtpPair(c, peers, {
+    beforeOffers: (a, b) => {
+      for (const ep of [a, b]) {
+        for (const type of ['MediaSessionTerminated', 'MediaStateChanged']) ep.on(type, (data) => events.push({ source: ep.id, type, data }));
+      }
+    },
+  });
+  return { ...pair, events };
 }
 
 async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import WebSocket from 'ws';
 
 /**
@@ -70,16 +71,7 @@ describe('media quotas', { timeout: 120_000 }, () => {
    * `packets` RTP packets went each way. `keepSending` keeps media flowing (a live call) until after().
    */
   async function rtpCall(c: KurentoClientLike, packets = 20, keepSending = false): Promise<{ pipeline: KurentoObjectLike; pa: RtpTestPeer; pb: RtpTestPeer }> {
-    const pipeline = await c.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-    pb.useRemoteSdp(await call<string>(b, 'processOffer', pb.sdp()));
-    await call(a, 'connect', b);
-    await call(b, 'connect', a);
+    const { pipeline, pa, pb } = await bridgedRtpPair(c, peers);
     let n = 0;
     const tick = setInterval(() => {
       n++;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 
 /**
  * A pipeline released by a control session that is not the one watching it (an operator's tool, a
@@ -36,16 +37,7 @@ describe('media: a pipeline released by another control session', { timeout: 30_
 
   /** owner session: a pipeline with two RTP endpoints, media flowing both ways (state CONNECTED) */
   async function ownerCall(owner: KurentoClientLike): Promise<{ pipeline: KurentoObjectLike; a: KurentoObjectLike; b: KurentoObjectLike }> {
-    const pipeline = await owner.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-    pb.useRemoteSdp(await call<string>(b, 'processOffer', pb.sdp()));
-    await call(a, 'connect', b);
-    await call(b, 'connect', a);
+    const { pipeline, a, b, pa, pb } = await bridgedRtpPair(owner, peers);
     for (let i = 0; i < 5; i++) {
       pa.send(0, Buffer.from([i]));
       pb.send(0, Buffer.from([i]));
