@@ -65,39 +65,64 @@ async function openHttpsWebphone(browser: Browser, ready: ReadyWithTls): Promise
 const launchBrowser = (): Promise<Browser> =>
   chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, '--ignore-certificate-errors'] });
 
+/** Dials `target` from the webphone page. */
+async function dial(page: Page, target: string): Promise<void> {
+  await page.fill('#target', target);
+  await page.click('#call');
+}
+
+/**
+ * `ferry start` in its own data directory (no certificate given, so it makes its development one), with a
+ * scripted desk phone in its SIP config; stop() cleans up whatever start() got to, and the browser.
+ */
+class FerryWithDeskPhone {
+  phone!: SipPhone;
+  fs!: FerryStartProcess;
+  ready!: ReadyWithTls;
+  dataDir!: string;
+  browser: Browser | undefined;
+  private config: { file: string; remove(): Promise<void> } | undefined;
+
+  async start(dataDirPrefix: string, env: Record<string, string>): Promise<void> {
+    this.phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
+    this.config = await writeLifecycleSipConfig({ port: await this.phone.start() });
+    this.dataDir = mkdtempSync(path.join(tmpdir(), dataDirPrefix));
+    this.fs = FerryStartProcess.spawn({ FERRY_SIP_CONFIG: this.config.file, FERRY_DATA_DIR: this.dataDir, REDIS_URL: '', ...env });
+    try {
+      this.ready = (await this.fs.ready()) as ReadyWithTls;
+    } catch (err) {
+      await this.fs.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.browser?.close().catch(() => undefined);
+    await (this.phone as SipPhone | undefined)?.close();
+    await (this.fs as FerryStartProcess | undefined)?.stop();
+    await this.config?.remove();
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
 describe('TLS: ferry start with its development certificate; Chromium on the HTTPS page over WSS calls a phone', { timeout: 180_000 }, () => {
+  const world = new FerryWithDeskPhone();
   let phone: SipPhone;
-  let config: { file: string; remove(): Promise<void> };
-  let dataDir: string;
   let fs: FerryStartProcess;
   let ready: ReadyWithTls;
-  let browser: Browser | undefined;
   let page: Page;
   let certPem: Buffer;
 
   before(async () => {
-    phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
-    const phonePort = await phone.start();
-    config = await writeLifecycleSipConfig({ port: phonePort });
-    dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-https-data-'));
-    fs = FerryStartProcess.spawn({ FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, REDIS_URL: '', FERRY_LOG_LEVEL: 'info' });
-    try {
-      ready = (await fs.ready()) as ReadyWithTls;
-    } catch (err) {
-      await fs.stop();
-      throw err;
-    }
-    const certFile = path.join(dataDir, 'tls', 'dev-cert.pem');
+    await world.start('ferry-https-data-', { FERRY_LOG_LEVEL: 'info' });
+    ({ phone, fs, ready } = world);
+    const certFile = path.join(world.dataDir, 'tls', 'dev-cert.pem');
     assert.ok(existsSync(certFile), 'the development certificate is in the data directory');
     certPem = readFileSync(certFile);
   });
 
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    await phone?.close();
-    await fs?.stop();
-    await config?.remove();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await world.stop();
   });
 
   test('TLS: ferry start says where the HTTPS page is and how to trust its development certificate; every TLS listener serves it', async () => {
@@ -129,12 +154,11 @@ describe('TLS: ferry start with its development certificate; Chromium on the HTT
   });
 
   test('TLS: Chromium on the HTTPS page registers over WSS and calls a phone; RTP counted both ways', async () => {
-    browser = await launchBrowser();
-    page = await openHttpsWebphone(browser, ready);
+    world.browser = await launchBrowser();
+    page = await openHttpsWebphone(world.browser, ready);
 
     const since = Date.now();
-    await page.fill('#target', '9100');
-    await page.click('#call');
+    await dial(page, '9100');
     await page.waitForFunction(() => (window as unknown as { ferryCallState?: string }).ferryCallState === 'connected', undefined, { timeout: 20_000 });
     const stats = (): Promise<{ sent: number; received: number }> =>
       page.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
@@ -161,40 +185,24 @@ describe('TLS: ferry start with its development certificate; Chromium on the HTT
  */
 describe('real networks: the public media address survives the gateway, to the phone and to the webphone', { timeout: 180_000 }, () => {
   const PUBLIC_IP = '198.51.100.23';
+  const world = new FerryWithDeskPhone();
   let phone: SipPhone;
-  let config: { file: string; remove(): Promise<void> };
-  let dataDir: string;
-  let fs: FerryStartProcess;
   let ready: ReadyWithTls;
-  let browser: Browser | undefined;
 
   before(async () => {
-    phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
-    config = await writeLifecycleSipConfig({ port: await phone.start() });
-    dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-nat-data-'));
-    fs = FerryStartProcess.spawn({ FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, REDIS_URL: '', FERRY_STORE: 'memory', FERRY_MEDIA_PUBLIC_IP: PUBLIC_IP });
-    try {
-      ready = (await fs.ready()) as ReadyWithTls;
-    } catch (err) {
-      await fs.stop();
-      throw err;
-    }
+    await world.start('ferry-nat-data-', { FERRY_STORE: 'memory', FERRY_MEDIA_PUBLIC_IP: PUBLIC_IP });
+    ({ phone, ready } = world);
   });
 
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    await phone?.close();
-    await fs?.stop();
-    await config?.remove();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await world.stop();
   });
 
   test('real networks: the webphone calls the phone; the phone is offered c= with the public address and the webphone is answered with host candidates on it', async () => {
-    browser = await launchBrowser();
-    const page = await openHttpsWebphone(browser, ready);
+    world.browser = await launchBrowser();
+    const page = await openHttpsWebphone(world.browser, ready);
     const since = Date.now();
-    await page.fill('#target', '9100');
-    await page.click('#call');
+    await dial(page, '9100');
     await waitFor(() => phone.received.find((r) => r.method === 'INVITE' && r.at >= since), 20_000, 50, 'the INVITE at the phone');
     const invite = phone.received.find((r) => r.method === 'INVITE' && r.at >= since)!;
     assert.match(invite.message.body, new RegExp(`\\r\\nc=IN IP4 ${PUBLIC_IP.replace(/\./g, '\\.')}\\r\\n`), 'the phone leg offer names the public address');
