@@ -61,6 +61,7 @@ export async function run(_args: string[]): Promise<void> {
     connectionLimits,
     secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000),
+    restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000),
     timers: {
       t1: envInt('FERRY_SIP_T1_MS', 500),
       t2: envInt('FERRY_SIP_T2_MS', 4000),

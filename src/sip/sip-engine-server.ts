@@ -38,6 +38,8 @@ export interface SipEngineOptions {
   timers?: Partial<TimerConfig>;
   /** how long a dialog with no connected owner waits for an app before the engine BYEs it (default 30000) */
   orphanDialogMs?: number;
+  /** after start, how long an in-dialog request for an unknown dialog waits for an app's claim before 481 (default 10000) */
+  restartHoldMs?: number;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
 }
@@ -88,7 +90,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls), bindings,
-    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS);
+    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);

@@ -1,9 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
+import { isPortFree } from '../helpers/free-port';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
 import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
 import { RtpPhone } from '../helpers/rtp-phone';
@@ -23,6 +24,24 @@ const HANGUP_BOUND_MS = 500;
 /** short, so a call whose dialogs nobody claimed again would be cut within the test */
 const ORPHAN_DIALOG_MS = 4000;
 
+/**
+ * Free ports for ferry sip below the kernel's ephemeral range. ferry sip is restarted on the ports
+ * it had; a port the kernel handed out (port 0) may meanwhile be handed to any other socket on the
+ * machine (an outgoing connection, a browser's ICE socket), and the restart would then fail with
+ * EADDRINUSE. A real deployment uses fixed ports (5060, 8088, 9022) outside that range too.
+ */
+async function portsBelowEphemeralRange(n: number): Promise<number[]> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 32768);
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n && tries < 1000; tries++) {
+    const p = 20000 + Math.floor(Math.random() * (top - 20000));
+    if (!ports.includes(p) && (await isPortFree(p, 'udp')) && (await isPortFree(p, 'tcp'))) ports.push(p);
+  }
+  assert.equal(ports.length, n, 'free ports below the ephemeral range');
+  return ports;
+}
+
 interface World {
   fs: FerryStartProcess;
   ready: FerryReady;
@@ -36,8 +55,11 @@ async function startWorld(): Promise<World> {
   const phonePort = await phone.start();
   const config = await writeLifecycleSipConfig({ port: phonePort });
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f11-data-'));
+  const [sip, ws, control, tls, wss] = await portsBelowEphemeralRange(5);
   const fs = FerryStartProcess.spawn({
     FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
+    FERRY_SIP_PORT: String(sip), FERRY_SIP_WS_PORT: String(ws), FERRY_SIP_CONTROL_PORT: String(control),
+    FERRY_SIP_TLS_PORT: String(tls), FERRY_SIP_WSS_PORT: String(wss), FERRY_HTTPS_PORT: '0',
   });
   let webphone: GatewayWebphone | undefined;
   const close = async (): Promise<void> => {
@@ -195,6 +217,41 @@ describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { tim
       assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
       const sipBye = rec2.timeline.some((e) => e.event === 'bye' && e.detail === 'from callee');
       console.log(`[measure] F11: after ferry sip's restart the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason}; webphone's BYE reached the gateway: ${sipBye})`);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
+      throw err;
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('F11: the phone hangs up while ferry sip is down -> its retransmitted BYE is held by the restarted ferry sip until the gateway re-claims the dialog, answered 200 (not 481); the webphone is told < 500 ms after it has reconnected and registered again', async () => {
+    const w = await startWorld();
+    try {
+      const call = await phoneCallsWebphone(w);
+      const pid = w.fs.childPid('sip');
+      assert.ok(pid, 'a running ferry sip child');
+      const killedAt = Date.now();
+      process.kill(pid, 'SIGKILL');
+      // a desk phone over UDP retransmits its BYE until ferry sip answers
+      const hangup = w.phone.hangup({ retransmit: true, timeoutMs: 30_000 });
+      await w.phone.media.stopMedia();
+      const back = await w.fs.gatewayEvent("sip control connection back; claiming the live calls' dialogs", killedAt, 30_000);
+      await hangup;
+      assert.equal(w.phone.lastHangupStatus, 200, "the phone's BYE answered 200, not 481");
+      await w.webphone.waitCallState('ended', 20_000);
+      const endedAt = (await w.webphone.endedAt())!;
+      const registered = await w.fs.gatewayEvent('registered', killedAt, 30_000);
+      assert.equal(registered.meta.user, 'alice');
+      const told = endedAt - Math.max(back.at, registered.at);
+      assert.ok(told < HANGUP_BOUND_MS, `webphone told ${told} ms after it was reachable again (gateway back ${back.at - killedAt} ms, alice registered ${registered.at - killedAt} ms after the kill; bound ${HANGUP_BOUND_MS} ms)`);
+      const rec = await endedRecord(w, call.id);
+      assert.equal(rec.reason, 'sip-bye', `timeline ${JSON.stringify(rec.timeline)}`);
+      assert.equal(rec.endedBy, 'caller');
+      assert.ok(!rec.timeline.some((e) => e.event === 'bye-failed'), `the BYE to the webphone went out: ${JSON.stringify(rec.timeline)}`);
+      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE to the phone that hung up');
+      const heldByEngine = sipLines(w, 'request held since the restart handed to its rebuilt dialog', killedAt);
+      console.log(`[measure] F11 hang-up while ferry sip was down: gateway back ${back.at - killedAt} ms after the kill, alice registered again after ${registered.at - killedAt} ms, webphone told ${endedAt - killedAt} ms after the kill (${told} ms after it was reachable); BYE held by the restarted ferry sip until the claim: ${heldByEngine > 0}`);
     } catch (err) {
       if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
       throw err;

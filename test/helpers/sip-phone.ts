@@ -146,14 +146,31 @@ export class SipPhone {
   /** Status of the final response to our last BYE (200, or 481 when nobody knew the dialog). */
   lastHangupStatus: number | undefined;
 
-  /** Hang up: SIP BYE, resolves (with the BYE's send time) once it is answered. The media is left to the test. */
-  async hangup(): Promise<number> {
+  /**
+   * Hang up: SIP BYE, resolves (with the BYE's send time) once it is answered. The media is left to the test.
+   * `retransmit`: resend the BYE as a UDP client transaction does (RFC 3261 timer E: 500 ms doubling
+   * to 4 s) until a final response, for a peer that may be down when it is first sent.
+   */
+  async hangup(opts: { retransmit?: boolean; timeoutMs?: number } = {}): Promise<number> {
     const d = this.requireDialog();
     d.cseq++;
     const branch = this.branch();
     const bye = this.inDialog('BYE', `${d.cseq} BYE`, branch);
     const sentAt = Date.now();
-    const final = await this.sendAndAwaitFinal(bye, branch, d.remoteTarget, 10_000);
+    let resend: NodeJS.Timeout | undefined;
+    if (opts.retransmit) {
+      let interval = 500;
+      const again = (): void => {
+        resend = setTimeout(() => {
+          if (!this.pending.has(branch)) return;
+          this.send(bye, d.remoteTarget);
+          interval = Math.min(interval * 2, 4000);
+          again();
+        }, interval);
+      };
+      again();
+    }
+    const final = await this.sendAndAwaitFinal(bye, branch, d.remoteTarget, opts.timeoutMs ?? 10_000).finally(() => clearTimeout(resend));
     this.lastHangupStatus = Number(final.startLine.split(' ')[1]);
     this.dialog = undefined;
     return sentAt;

@@ -9,15 +9,7 @@ export const FERRY_CLAIM_HEADER = 'X-Ferry-Claim';
 export const CLAIM_CSEQ_MARGIN = 100;
 
 interface SentRequest {
-  /** the control connection the request went out on (srf sets it on every request it sends) */
-  socket?: unknown;
   on(event: 'response', cb: (res: { status: number }) => void): void;
-}
-
-/** ferry sip's answer to a claim, and the control connection the claim went over */
-export interface ClaimResult {
-  status: number;
-  socket: unknown;
 }
 
 /** srf.request addressed by drachtio dialog id (the engine answers a claim itself; nothing goes on the wire) */
@@ -33,12 +25,7 @@ type ClaimRequestFn = (
  * peer's target), so a ferry sip that restarted since the dialog began rebuilds it instead of
  * answering 481. Resolves with ferry sip's status: 200, or 481 when the dialog is gone (ended).
  */
-export async function claimDialog(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<number> {
-  return (await claimDialogOver(srf, s, cseq)).status;
-}
-
-/** claimDialog, also naming the control connection the claim went over */
-export function claimDialogOver(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<ClaimResult> {
+export function claimDialog(srf: Srf, s: DialogSnapshot, cseq = s.localCseq + CLAIM_CSEQ_MARGIN): Promise<number> {
   const request = srf.request.bind(srf) as unknown as ClaimRequestFn;
   const headers: Record<string, string> = {
     [FERRY_CLAIM_HEADER]: 'true',
@@ -52,9 +39,24 @@ export function claimDialogOver(srf: Srf, s: DialogSnapshot, cseq = s.localCseq 
   return new Promise((resolve, reject) => {
     request({ uri: s.remoteTarget, method: 'OPTIONS', stackDialogId: s.dialogId, headers }, (err, sent) => {
       if (err) return reject(err);
+      // before anything else arrives on this connection (ferry sip answers the claim, then hands over
+      // requests it held for the dialog), so a BYE relayed because of them already goes the right way
+      unpinSrfDialog(srf, s.dialogId);
       sent.on('response', (res) => {
-        if (res.status >= 200) resolve({ status: res.status, socket: sent.socket });
+        if (res.status >= 200) resolve(res.status);
       });
     });
   });
+}
+
+/**
+ * drachtio-srf ties each Dialog to the control connection it began on and sends its requests (BYE,
+ * re-INVITE) over that socket only; after a reconnection that socket is destroyed and every request
+ * would fail with "provided socket has been destroyed". Unpinning the Dialog (when this gateway has
+ * one: an adopted call's dialogs are not srf's) makes srf send over its current connection, the only
+ * one a gateway has.
+ */
+export function unpinSrfDialog(srf: Srf, dialogId: string): void {
+  const dlg = (srf as unknown as { findDialogById(id: string): { req?: { socket?: unknown } } | undefined }).findDialogById(dialogId);
+  if (dlg?.req) dlg.req.socket = undefined;
 }

@@ -3,7 +3,7 @@ import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { Call } from '../calls/call';
 import { CallRegistry } from '../calls/call-registry';
-import { claimDialogOver } from './dialog-claim';
+import { claimDialog, unpinSrfDialog } from './dialog-claim';
 
 /** how long one re-claim may take before it is given up (it is tried again on the next reconnection) */
 const RECLAIM_WAIT_MS = 5000;
@@ -45,6 +45,13 @@ export class DialogReclaimer {
       this.lostAt = this.d.clock.now();
       this.d.log.warn('sip control connection lost; live calls keep their media', { liveCalls: this.d.registry.size });
     });
+    // drachtio-srf's agent announces the connection one event-loop turn before srf does: by then ferry
+    // sip may already hand over requests it held for our dialogs (a party's BYE), and the call's srf
+    // Dialogs must send the BYE to the other party over the new connection, not the dead one
+    const app = (this.d.srf as unknown as { app?: { on(event: string, cb: (...args: unknown[]) => void): void } }).app;
+    app?.on('connect', (err: unknown) => {
+      if (!err && this.connectedOnce) this.unpinAll();
+    });
     srf.on('connect', (err: unknown) => {
       if (err || !this.connectedOnce) return;
       const downMs = this.lostAt === undefined ? undefined : this.d.clock.now() - this.lostAt;
@@ -52,6 +59,16 @@ export class DialogReclaimer {
       this.d.log.info('sip control connection back; claiming the live calls\' dialogs', { downMs, liveCalls: this.d.registry.size });
       void this.reclaimAll();
     });
+  }
+
+  /** every live call's srf Dialogs send over the current control connection from now on */
+  private unpinAll(): void {
+    for (const call of this.d.registry.all()) {
+      for (const side of ['caller', 'callee'] as const) {
+        const id = call.record[side].dialog?.dialogId;
+        if (id) unpinSrfDialog(this.d.srf, id);
+      }
+    }
   }
 
   async reclaimAll(): Promise<void> {
@@ -73,17 +90,6 @@ export class DialogReclaimer {
     await call.end('session-expired', gone.length === 1 ? gone[0]! : 'gateway');
   }
 
-  /**
-   * drachtio-srf ties each Dialog to the control connection it began on and sends its requests
-   * (BYE, re-INVITE) over that socket only; after a reconnection that socket is destroyed and every
-   * request fails with "provided socket has been destroyed". Point the call's srf Dialog (if the call
-   * has one: an adopted call's dialogs are not srf's) at the connection the claim just went over.
-   */
-  private rebindSrfDialog(dialogId: string, socket: unknown): void {
-    const dlg = (this.d.srf as unknown as { findDialogById(id: string): { req?: { socket?: unknown } } | undefined }).findDialogById(dialogId);
-    if (dlg?.req && socket) dlg.req.socket = socket;
-  }
-
   private async claim(call: Call, side: 'caller' | 'callee'): Promise<number | undefined> {
     const snapshot = call.record[side].dialog!;
     let timer: TimerHandle | undefined;
@@ -91,13 +97,11 @@ export class DialogReclaimer {
       timer = this.d.clock.setTimeout(() => r('timeout'), RECLAIM_WAIT_MS);
     });
     try {
-      const result = await Promise.race([claimDialogOver(this.d.srf, snapshot, snapshot.localCseq + RECLAIM_CSEQ_MARGIN), timeout]);
-      if (result === 'timeout') {
+      const status = await Promise.race([claimDialog(this.d.srf, snapshot, snapshot.localCseq + RECLAIM_CSEQ_MARGIN), timeout]);
+      if (status === 'timeout') {
         call.note('reclaim-unanswered', `${side} dialog ${snapshot.dialogId}`);
         return undefined;
       }
-      const { status, socket } = result;
-      if (status < 300) this.rebindSrfDialog(snapshot.dialogId, socket);
       if (status >= 300 && status !== 481) call.note('reclaim-refused', `${side}: ${status}`);
       return status;
     } catch (err) {

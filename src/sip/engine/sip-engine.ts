@@ -30,6 +30,8 @@ import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { ReliableProvisional } from './reliable-provisional';
 import { OrphanDialogs, type HeldRequest } from './orphan-dialogs';
 import { EndedDialogIds } from './ended-dialog-ids';
+import { DEFAULT_RESTART_HOLD_MS, RestartHeldRequests } from './restart-held-requests';
+import { needsBoundFlow, RECONNECTING_FLOW_WAIT_MS, waitForBoundFlow } from './reconnecting-flow-wait';
 import { SipHeaders } from '../message/sip-headers';
 import { parseSipUri } from '../message/sip-uri';
 import { guarded } from '../../common/process-faults';
@@ -102,6 +104,8 @@ export class SipEngine implements ControlHandler {
   private readonly local: LocalAddress;
   private readonly orphans: OrphanDialogs;
   private readonly endedDialogs: EndedDialogIds;
+  /** in-dialog requests for dialogs unknown right after start, waiting for their app's claim */
+  private readonly restartHeld: RestartHeldRequests;
   private closing = false;
 
   constructor(
@@ -113,6 +117,7 @@ export class SipEngine implements ControlHandler {
     addressing: EngineAddressing,
     private readonly log: Logger,
     orphanDialogMs = DEFAULT_ORPHAN_DIALOG_MS,
+    restartHoldMs = DEFAULT_RESTART_HOLD_MS,
   ) {
     this.bindings = bindings;
     this.serverTxns = new ServerTransactionTable(clock, timers);
@@ -120,6 +125,11 @@ export class SipEngine implements ControlHandler {
     this.local = new LocalAddress(addressing);
     this.orphans = new OrphanDialogs(clock, orphanDialogMs, (d, held, ms) => this.onOrphanDeadline(d, held, ms));
     this.endedDialogs = new EndedDialogIds(clock);
+    this.restartHeld = new RestartHeldRequests(clock, restartHoldMs, (h) => {
+      if (h.txn.finalSent || h.txn.terminated) return;
+      h.txn.respond(makeResponse(h.request, 481));
+      this.log.info('request for an unknown dialog answered 481: no app claimed its dialog after the restart', { callId: callIdOf(h.request), method: h.request.method });
+    });
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */
@@ -134,7 +144,7 @@ export class SipEngine implements ControlHandler {
       dialogs: this.dialogs.size,
       bindings: this.bindings.size,
       orphanedDialogs: this.orphans.size,
-      heldRequests: this.orphans.heldCount,
+      heldRequests: this.orphans.heldCount + this.restartHeld.size,
     };
   }
 
@@ -253,6 +263,10 @@ export class SipEngine implements ControlHandler {
             earlyDialogId = makeDialogId(callIdOf(early.request), fromTag); // srf resolves the 1xx's fnPrack by it
           }
           this.deliverRequest(earlyApp, req, flow, key, txn, undefined, earlyDialogId);
+          return;
+        }
+        if (!this.closing && this.restartHeld.hold({ request: req, flow, key, txn }, callIdOf(req), toTag, fromTag)) {
+          this.log.info('request for an unknown dialog held: ferry sip started recently, its app may still claim the dialog', { callId: callIdOf(req), method: req.method });
           return;
         }
         txn.respond(makeResponse(req, 481));
@@ -563,6 +577,9 @@ export class SipEngine implements ControlHandler {
     const wasOrphaned = this.orphans.isOrphaned(dialog);
     this.setOwner(dialog, app);
     this.log.info('dialog claimed by app', { callId: dialog.callId, dialogId: dialog.id, app: app.id, from: previous, wasOrphaned });
+    // requests held since the restart for this dialog go to the app after the claim's answer
+    const rebuilt = dialog;
+    setImmediate(guarded('sip.restart-held-release', () => this.releaseRestartHeld(rebuilt)));
   }
 
   /**
@@ -583,6 +600,16 @@ export class SipEngine implements ControlHandler {
     this.dialogs.add(dialog);
     this.log.info('dialog rebuilt from a claim', { callId: dialog.callId, dialogId, app: app.id });
     return dialog;
+  }
+
+  /** Requests held since the restart for a dialog just rebuilt: handled as in-dialog requests now. */
+  private releaseRestartHeld(dialog: Dialog): void {
+    if (this.dialogs.get(dialog.id) !== dialog) return;
+    for (const h of this.restartHeld.take(dialog.callId, dialog.localTag, dialog.remoteTag)) {
+      if (h.txn.finalSent || h.txn.terminated) continue;
+      this.log.info('request held since the restart handed to its rebuilt dialog', { callId: dialog.callId, dialogId: dialog.id, method: h.request.method });
+      this.onInDialogRequest(h.request, h.flow, h.key, h.txn, dialog);
+    }
   }
 
   /** What the drachtio meta tokens of a claim name as the peer: the dialog's remote target (nothing is sent there). */
@@ -712,6 +739,8 @@ export class SipEngine implements ControlHandler {
         dialog = dialogFromSnapshot(adoptId.trim(), req, app.id);
         this.dialogs.add(dialog);
         this.log.info('dialog rebuilt from snapshot', { dialogId: dialog.id, callId: dialog.callId, app: app.id });
+        const rebuilt = dialog;
+        setImmediate(guarded('sip.restart-held-release', () => this.releaseRestartHeld(rebuilt)));
       }
       return this.sendInDialog(app, m, req, dialog);
     }
@@ -770,7 +799,16 @@ export class SipEngine implements ControlHandler {
     if (dialog.flow && !dialog.flow.closed) return dialog.flow;
     const first = dialog.routeSet[0];
     if (first && /;lr\b/i.test(first)) return this.resolver.resolve(first);
-    return this.resolver.resolve(dialog.remoteTarget);
+    try {
+      return await this.resolver.resolve(dialog.remoteTarget);
+    } catch (err) {
+      // a webphone whose connection dropped keeps its call and comes back: wait for it a little
+      if (!needsBoundFlow(dialog.remoteTarget)) throw err;
+      this.log.info('in-dialog request waits for the peer to reconnect', { callId: dialog.callId, dialogId: dialog.id, waitMs: RECONNECTING_FLOW_WAIT_MS });
+      const flow = await waitForBoundFlow(this.bindings, dialog.remoteTarget, this.clock);
+      if (!flow) throw err;
+      return flow;
+    }
   }
 
   private addVia(req: SipRequest, flow: Flow): void {
@@ -909,6 +947,7 @@ export class SipEngine implements ControlHandler {
   async endAllDialogs(reason: string, maxWaitMs: number): Promise<{ byes: number; answered: number; waitedMs: number }> {
     const started = this.clock.now();
     this.closing = true;
+    this.restartHeld.expireAll();
     for (const p of [...this.pendingServer.values()]) {
       this.finishPending(p);
       if (p.txn.finalSent || p.txn.terminated) continue;
@@ -953,6 +992,7 @@ export class SipEngine implements ControlHandler {
   /** Stops every transaction and timer (engine shutdown). */
   shutdown(): void {
     this.closing = true;
+    this.restartHeld.expireAll();
     this.serverTxns.abortAll();
     this.clients.abortAll();
     for (const p of [...this.pendingServer.values()]) this.finishPending(p);
