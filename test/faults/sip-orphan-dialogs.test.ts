@@ -6,13 +6,11 @@
  */
 import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { connectBareSrf, waitFor } from '../helpers/srf-app';
 import {
-  answeringPhone, claimDialog, engineLog, latestStats, placeCall, requestByDialogId, startB2buaChild, statsLineCount,
-  type ArrivalLog, type B2buaChild, type DialogSnapshot,
+  bridgedCallThroughApp, claimDialog, engineLog, latestStats, requestByDialogId, statsLineCount,
+  type ArrivalLog, type DialogSnapshot,
 } from '../helpers/sip-b2bua-call';
-import type { ChildEvent } from '../helpers/srf-b2bua-child';
 
 const ORPHAN_MS = 1500;
 
@@ -23,21 +21,7 @@ describe('F7: orphan dialogs (the app died, nobody adopted its dialogs) are ende
   });
 
   async function callThroughDoomedApp() {
-    const engine: SipEngineProcess = await spawnSipEngine({
-      FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_MS),
-      FERRY_SIP_STATS_INTERVAL_MS: '100',
-      FERRY_LOG_LEVEL: 'info',
-    });
-    cleanup.push(() => engine.stop());
-    const caller = await answeringPhone(engine.ports.sip);
-    const callee = await answeringPhone(engine.ports.sip);
-    cleanup.push(() => { caller.phone.close(); callee.phone.close(); });
-    const app: B2buaChild = await startB2buaChild(engine.ports.control, `sip:callee@127.0.0.1:${callee.phone.port}`);
-    cleanup.push(() => app.kill());
-    const ok = await placeCall(caller.phone, engine.ports.sip);
-    await waitFor(() => app.events.some((e) => e.event === 'bridged'), 'the app bridging the call', 15_000);
-    const bridged = app.events.find((e) => e.event === 'bridged') as Extract<ChildEvent, { event: 'bridged' }>;
-    await waitFor(() => latestStats(engine)?.dialogs === 2, 'ferry sip holding both dialogs of the call');
+    const { engine, caller, callee, app, ok, bridged } = await bridgedCallThroughApp(cleanup, ORPHAN_MS);
     const killedAt = Date.now();
     await app.kill();
     return { engine, caller, callee, ok, bridged, killedAt };

@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { SipEngineProcess } from './sip-engine-process';
+import { spawnSipEngine, type SipEngineProcess } from './sip-engine-process';
+import { waitFor } from './srf-app';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from './sip-udp-phone';
 import type { ChildEvent, DialogSnapshot } from './srf-b2bua-child';
 
@@ -106,6 +107,48 @@ export async function answeringPhone(targetPort: number, options: { ringOnly?: b
     return undefined;
   };
   return { phone, arrivals };
+}
+
+export interface BridgedCall {
+  engine: SipEngineProcess;
+  caller: { phone: SipUdpPhone; arrivals: ArrivalLog };
+  callee: { phone: SipUdpPhone; arrivals: ArrivalLog };
+  app: B2buaChild;
+  /** the 200 the caller got */
+  ok: ReceivedSip;
+  bridged: Extract<ChildEvent, { event: 'bridged' }>;
+}
+
+/**
+ * ferry sip (orphan time `orphanMs`, stats every 100 ms) with a B2BUA app bridging a call between two
+ * answering phones; resolves once ferry sip holds both dialogs. What it starts is pushed on `cleanup`
+ * (run in reverse). `calleeIgnoresBye`: the callee answers a BYE but leaves its call up.
+ */
+export async function bridgedCallThroughApp(
+  cleanup: Array<() => Promise<void> | void>,
+  orphanMs: number,
+  options: { calleeIgnoresBye?: boolean } = {},
+): Promise<BridgedCall> {
+  const engine: SipEngineProcess = await spawnSipEngine({
+    FERRY_SIP_ORPHAN_DIALOG_MS: String(orphanMs),
+    FERRY_SIP_STATS_INTERVAL_MS: '100',
+    FERRY_LOG_LEVEL: 'info',
+  });
+  cleanup.push(() => engine.stop());
+  const caller = await answeringPhone(engine.ports.sip);
+  const callee = await answeringPhone(engine.ports.sip);
+  cleanup.push(() => { caller.phone.close(); callee.phone.close(); });
+  if (options.calleeIgnoresBye) {
+    const answer = callee.phone.autoAnswer!;
+    callee.phone.autoAnswer = (m) => (m.startLine.startsWith('BYE ') ? (answer(m), undefined) : answer(m));
+  }
+  const app: B2buaChild = await startB2buaChild(engine.ports.control, `sip:callee@127.0.0.1:${callee.phone.port}`);
+  cleanup.push(() => app.kill());
+  const ok = await placeCall(caller.phone, engine.ports.sip);
+  await waitFor(() => app.events.some((e) => e.event === 'bridged'), 'the app bridging the call', 15_000);
+  const bridged = app.events.find((e) => e.event === 'bridged') as Extract<ChildEvent, { event: 'bridged' }>;
+  await waitFor(() => latestStats(engine)?.dialogs === 2, 'ferry sip holding both dialogs of the call');
+  return { engine, caller, callee, app, ok, bridged };
 }
 
 /** The caller's side of a call: INVITE to ferry sip, wait for the 200, ACK it. Returns the 200. */

@@ -7,14 +7,13 @@
  */
 import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { spawnSipEngine } from '../helpers/sip-engine-process';
 import { connectBareSrf, waitFor } from '../helpers/srf-app';
 import {
-  answeringPhone, byeFromCaller, claimDialog, engineLog, latestStats, placeCall, requestByDialogId, startB2buaChild,
-  type ArrivalLog, type B2buaChild,
+  answeringPhone, bridgedCallThroughApp, byeFromCaller, claimDialog, engineLog, latestStats, requestByDialogId, startB2buaChild,
+  type ArrivalLog,
 } from '../helpers/sip-b2bua-call';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
-import type { ChildEvent } from '../helpers/srf-b2bua-child';
 
 function byes(arrivals: ArrivalLog) {
   return arrivals.filter((a) => a.method === 'BYE');
@@ -34,28 +33,7 @@ describe('ferry sip: claimed, held and shut-down dialogs (against ferry sip only
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function bridgedCall(orphanMs: number, options: { calleeIgnoresBye?: boolean } = {}) {
-    const engine: SipEngineProcess = await spawnSipEngine({
-      FERRY_SIP_ORPHAN_DIALOG_MS: String(orphanMs),
-      FERRY_SIP_STATS_INTERVAL_MS: '100',
-      FERRY_LOG_LEVEL: 'info',
-    });
-    cleanup.push(() => engine.stop());
-    const caller = await answeringPhone(engine.ports.sip);
-    const callee = await answeringPhone(engine.ports.sip);
-    cleanup.push(() => { caller.phone.close(); callee.phone.close(); });
-    if (options.calleeIgnoresBye) {
-      const answer = callee.phone.autoAnswer!;
-      callee.phone.autoAnswer = (m) => (m.startLine.startsWith('BYE ') ? (answer(m), undefined) : answer(m));
-    }
-    const app: B2buaChild = await startB2buaChild(engine.ports.control, `sip:callee@127.0.0.1:${callee.phone.port}`);
-    cleanup.push(() => app.kill());
-    const ok = await placeCall(caller.phone, engine.ports.sip);
-    await waitFor(() => app.events.some((e) => e.event === 'bridged'), 'the app bridging the call', 15_000);
-    const bridged = app.events.find((e) => e.event === 'bridged') as Extract<ChildEvent, { event: 'bridged' }>;
-    await waitFor(() => latestStats(engine)?.dialogs === 2, 'ferry sip holding both dialogs');
-    return { engine, caller, callee, app, ok, bridged };
-  }
+  const bridgedCall = (orphanMs: number, options: { calleeIgnoresBye?: boolean } = {}) => bridgedCallThroughApp(cleanup, orphanMs, options);
 
   test('a claim on a dialog id ferry sip does not know gets 481; a claim moves a live dialog to the claiming app', { timeout: 60_000 }, async () => {
     const s = await bridgedCall(30_000);
