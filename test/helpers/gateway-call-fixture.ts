@@ -68,6 +68,17 @@ export class GatewayCallFixture {
     return Date.now();
   }
 
+  /**
+   * Ends whatever call a test left (a failed one must not leave it to the next): the phone's media stops,
+   * the phone hangs up if still in the call, then waits (errors ignored) for the release and the webphone's end.
+   */
+  async endLeftoverCall(): Promise<void> {
+    await this.phone.media.stopMedia().catch(() => undefined);
+    if (this.phone.inCall) await this.phone.hangup().catch(() => undefined);
+    await this.releasedAt(5000).catch(() => undefined);
+    await this.webphone.waitCallState('ended', 3000).catch(() => undefined);
+  }
+
   /** The phone calls alice; the webphone answers; media flows both ways. */
   async phoneCallsWebphone(): Promise<number> {
     const since = Date.now();

@@ -22,10 +22,7 @@ describe('S11 (gateway): hold by sendonly re-INVITE from the IP phone', { timeou
     fx = await GatewayCallFixture.start({ env: { FERRY_MEDIA_DEAD_MS: String(DEAD_MS) } });
   });
   afterEach(async () => {
-    await fx.phone.media.stopMedia().catch(() => undefined);
-    if (fx.phone.inCall) await fx.phone.hangup().catch(() => undefined);
-    await fx.releasedAt(5000).catch(() => undefined);
-    await fx.webphone.waitCallState('ended', 3000).catch(() => undefined);
+    await fx.endLeftoverCall();
   });
   after(async () => {
     await fx?.close();
