@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { fetchStats } from '../helpers/media-kurento';
 import { RawRpc } from '../helpers/media-raw-rpc';
+import { rawRpcRtpPair } from '../helpers/media-rtp-pair';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { rng } from '../helpers/seeded-random';
 
@@ -73,15 +74,7 @@ describe('media: JSON-RPC fuzz', () => {
     // the unrelated call, on its own session
     const owner = await RawRpc.open(server.url);
     rpcs.push(owner);
-    const p = await owner.ok('create', { type: 'MediaPipeline' });
-    const a = await owner.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    const b = await owner.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(String((await owner.ok('invoke', { object: a.value, operation: 'processOffer', operationParams: { offer: pa.sdp() } })).value));
-    pb.useRemoteSdp(String((await owner.ok('invoke', { object: b.value, operation: 'processOffer', operationParams: { offer: pb.sdp() } })).value));
-    await owner.ok('invoke', { object: a.value, operation: 'connect', operationParams: { sink: b.value } });
+    const { p, pa, pb } = await rawRpcRtpPair(owner, peers);
 
     const fuzzer = await RawRpc.open(server.url);
     rpcs.push(fuzzer);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { RawRpc } from '../helpers/media-raw-rpc';
+import { rawRpcRtpPair } from '../helpers/media-rtp-pair';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { isRunning } from '../helpers/process-tree';
 
@@ -32,16 +33,7 @@ describe('F8: stray faults inside ferry media', { timeout: 60_000 }, () => {
 
   test('F8: a stray rejection and an exception are logged and counted; pid kept; another call\'s RTP keeps flowing', async () => {
     const pid = media.pid!;
-    const p = await rpc.ok('create', { type: 'MediaPipeline' });
-    const a = await rpc.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    const b = await rpc.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    for (const ep of [a, b]) await rpc.ok('subscribe', { object: ep.value, type: 'MediaSessionTerminated' });
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(String((await rpc.ok('invoke', { object: a.value, operation: 'processOffer', operationParams: { offer: pa.sdp() } })).value));
-    pb.useRemoteSdp(String((await rpc.ok('invoke', { object: b.value, operation: 'processOffer', operationParams: { offer: pb.sdp() } })).value));
-    await rpc.ok('invoke', { object: a.value, operation: 'connect', operationParams: { sink: b.value } });
+    const { p, pa, pb } = await rawRpcRtpPair(rpc, peers, { subscribeEnded: true });
 
     // a steady 50 packets/s stream a → b through ferry media, arrival times recorded at b
     const arrivals: number[] = [];

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { RawRpc } from '../helpers/media-raw-rpc';
+import { rawRpcRtpPair } from '../helpers/media-rtp-pair';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { rng } from '../helpers/seeded-random';
 
@@ -26,17 +27,7 @@ describe('media: garbage on RTP ports', () => {
   });
 
   test('10000 seeded garbage datagrams: no crash, no end, every real packet relayed', async () => {
-    const p = await rpc.ok('create', { type: 'MediaPipeline' });
-    const a = await rpc.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    const b = await rpc.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
-    await rpc.ok('subscribe', { object: a.value, type: 'MediaSessionTerminated' });
-    await rpc.ok('subscribe', { object: b.value, type: 'MediaSessionTerminated' });
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    peers.push(pa, pb);
-    pa.useRemoteSdp(String((await rpc.ok('invoke', { object: a.value, operation: 'processOffer', operationParams: { offer: pa.sdp() } })).value));
-    pb.useRemoteSdp(String((await rpc.ok('invoke', { object: b.value, operation: 'processOffer', operationParams: { offer: pb.sdp() } })).value));
-    await rpc.ok('invoke', { object: a.value, operation: 'connect', operationParams: { sink: b.value } });
+    const { p, pa, pb } = await rawRpcRtpPair(rpc, peers, { subscribeEnded: true });
 
     const stranger = dgram.createSocket('udp4');
     await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
