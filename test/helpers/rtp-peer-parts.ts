@@ -5,24 +5,24 @@ export function isRtcpPacket(b: Buffer): boolean {
   return b.length >= 8 && b[1]! >= 192 && b[1]! <= 223;
 }
 
+/** An 8-byte RTCP packet of `type` that carries only `ssrc` (`count`: its 5-bit count field). */
+function rtcpWithSsrcOnly(type: number, count: number, ssrc: number): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = 0x80 | count;
+  b[1] = type;
+  b.writeUInt16BE(1, 2);
+  b.writeUInt32BE(ssrc, 4);
+  return b;
+}
+
 /** An RTCP receiver report with no report blocks, from `ssrc`. */
 export function rtcpReceiverReport(ssrc: number): Buffer {
-  const rr = Buffer.alloc(8);
-  rr[0] = 0x80;
-  rr[1] = 201;
-  rr.writeUInt16BE(1, 2);
-  rr.writeUInt32BE(ssrc, 4);
-  return rr;
+  return rtcpWithSsrcOnly(201, 0, ssrc);
 }
 
 /** An RR + BYE compound from `ssrc` (how a phone says its stream ends). */
 export function rtcpReceiverReportAndBye(ssrc: number): Buffer {
-  const bye = Buffer.alloc(8);
-  bye[0] = 0x81;
-  bye[1] = 203;
-  bye.writeUInt16BE(1, 2);
-  bye.writeUInt32BE(ssrc, 4);
-  return Buffer.concat([rtcpReceiverReport(ssrc), bye]);
+  return Buffer.concat([rtcpReceiverReport(ssrc), rtcpWithSsrcOnly(203, 1, ssrc)]);
 }
 
 /** Waiters woken on every received datagram; waitFor re-checks its condition then (or every 50 ms). */
