@@ -60,6 +60,15 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
     console.log(`# baresip RTCP at +${report.at - callStart} ms: ${JSON.stringify(report.rtcp_stats)}; phone leg in ferry media: ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to the phone`);
   }
 
+  /** alice dials the desk phone, baresip answers on its own, both see the call up: when it started and its record */
+  async function webphoneCallsDesk(): Promise<{ callStart: number; call: CallRecord }> {
+    const callStart = Date.now();
+    await alice.dial(DESK.user);
+    await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED (auto-answer)');
+    await alice.waitCallState('connected', 10_000);
+    return { callStart, call: (await liveCalls())[0]! };
+  }
+
   async function assertReleased(): Promise<void> {
     await waitFor(async () => {
       const m = await media();
@@ -118,11 +127,7 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
 
   test('the webphone calls baresip (auto-answer), audio both ways, webphone hangs up: baresip gets the BYE, all released', async () => {
     try {
-      const callStart = Date.now();
-      await alice.dial(DESK.user);
-      await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED (auto-answer)');
-      await alice.waitCallState('connected', 10_000);
-      const call = (await liveCalls())[0]!;
+      const { callStart, call } = await webphoneCallsDesk();
       assert.equal(call.caller.kind, 'webrtc');
       assert.equal(call.callee.kind, 'rtp');
       assert.match(call.callee.uri, new RegExp(`^sip:1001[^@]*@127\\.0\\.0\\.1:${phone.sipPort}\\b`), 'routed to the Contact baresip registered');
@@ -145,11 +150,7 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
   });
   test('baresip mutes, then holds longer than FERRY_MEDIA_DEAD_MS, resumes: the call survives; then it is switched off (SIGTERM): webphone sees the end < 1 s', async () => {
     try {
-      const callStart = Date.now();
-      await alice.dial(DESK.user);
-      await phone.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED (auto-answer)');
-      await alice.waitCallState('connected', 10_000);
-      const call = (await liveCalls())[0]!;
+      const { callStart, call } = await webphoneCallsDesk();
       await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from the phone');
 
       // mute: baresip keeps sending RTP (µ-law silence); the call goes on and packets keep coming
