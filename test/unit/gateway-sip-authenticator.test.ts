@@ -79,6 +79,26 @@ describe('SipAuthenticator', () => {
     assert.equal(w.counters.failuresOf('replay'), 2);
   });
 
+  test('clients behind one address challenged in the same millisecond each get their own nonce and all register with their first answer; a replayed answer is still refused', async () => {
+    const w = world(); // the test clock stands still: every challenge below is issued at the same instant
+    const source = '10.0.0.77';
+    const challenged = await Promise.all(Array.from({ length: 50 }, () =>
+      w.auth.authenticate({ method: 'REGISTER', uri: 'sip:ferry.local', header: undefined, source, sourcePort: 5060, transport: 'udp' }, lookup, 401)));
+    const nonces = challenged.map((out) => /nonce="([^"]+)"/.exec(!out.ok ? out.headers['WWW-Authenticate']! : '')![1]!);
+    assert.equal(new Set(nonces).size, 50, 'fifty distinct nonces from one instant and one address');
+    const answers = await Promise.all(nonces.map((nonce, i) => w.register(source, i % 2 ? 'alice' : 'bob', i % 2 ? 'alice-pw' : 'bob-pw', { nonce })));
+    assert.deepEqual(answers.filter((a) => !a.outcome.ok).length, 0, 'every first answer (nc=1) accepted');
+    assert.equal(w.counters.failuresOf('replay'), 0);
+    assert.equal(w.counters.lockouts, 0);
+    const replay = await w.register(source, 'bob', 'bob-pw', { nonce: nonces[0] });
+    assert.equal(replay.outcome.ok, false, 'the same answer again is a replay');
+    assert.equal(w.counters.failuresOf('replay'), 1);
+    const [ts, salt, mac] = nonces[2]!.split('.');
+    const forged = `${ts}.${salt!.replace(/^./, (c) => (c === '0' ? '1' : '0'))}.${mac}`;
+    const tampered = await w.register(source, 'bob', 'bob-pw', { nonce: forged });
+    assert.match(!tampered.outcome.ok ? tampered.outcome.headers['WWW-Authenticate']! : '', /stale=true/, 'a changed random part no longer matches the HMAC');
+  });
+
   test('an expired nonce with the right password gets stale=true and is not a failure', async () => {
     const w = world();
     const nonce = w.digest.makeNonce('10.0.0.1');

@@ -2,9 +2,11 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 
 /**
  * RFC 3261 §22 / RFC 7616 MD5 digest authentication, server side, the cryptographic half: nonces
- * and the check of one Authorization header. A nonce is `<issue time>.<HMAC(key, time + source
- * address)>`: stateless, bound to the address it was issued to, usable for `nonceLifetimeMs`
- * (then `stale`). With several gateways a shared key lets a nonce from one be checked by another.
+ * and the check of one Authorization header. A nonce is `<issue time>.<random>.<HMAC(key, time +
+ * random + source address)>`: stateless, bound to the address it was issued to, usable for
+ * `nonceLifetimeMs` (then `stale`). The random part makes every nonce unique, so clients behind one
+ * address (an office behind NAT) challenged in the same millisecond never share a nonce, whose
+ * counts would otherwise collide and look like replays. With several gateways a shared key lets a nonce from one be checked by another.
  * Which nonce counts (`nc`) were already used is the caller's business (SipAuthenticator, in the
  * state store): `verify` returns the count to claim.
  */
@@ -38,6 +40,10 @@ export interface DigestRequest {
   source: string;
 }
 
+/** bytes of randomness in every nonce (hex in the nonce) */
+const NONCE_RANDOM_BYTES = 8;
+const NONCE_RANDOM_FORM = new RegExp(`^[0-9a-f]{${NONCE_RANDOM_BYTES * 2}}$`);
+
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 function sameText(a: string, b: string): boolean {
@@ -68,11 +74,12 @@ export class DigestAuth {
 
   makeNonce(source: string): string {
     const ts = this.now().toString(16);
-    return `${ts}.${this.mac(ts, source)}`;
+    const salt = randomBytes(NONCE_RANDOM_BYTES).toString('hex');
+    return `${ts}.${salt}.${this.mac(ts, salt, source)}`;
   }
 
-  private mac(ts: string, source: string): string {
-    return createHmac('sha256', this.key).update(`${ts} ${source}`).digest('hex').slice(0, 32);
+  private mac(ts: string, salt: string, source: string): string {
+    return createHmac('sha256', this.key).update(`${ts} ${salt} ${source}`).digest('hex').slice(0, 32);
   }
 
   /** parses an Authorization / Proxy-Authorization header; undefined when it is not Digest */
@@ -120,8 +127,9 @@ export class DigestAuth {
       ? md5(`${ha1}:${creds.nonce}:${creds.nc}:${creds.cnonce}:${creds.qop}:${ha2}`)
       : md5(`${ha1}:${creds.nonce}:${ha2}`);
     if (!sameText(want, creds.response.toLowerCase())) return { ok: false, stale: false, why: 'wrong-password' };
-    const [ts, mac, extra] = creds.nonce.split('.');
-    if (!ts || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !sameText(mac, this.mac(ts, req.source))) {
+    const [ts, salt, mac, extra] = creds.nonce.split('.');
+    if (!ts || !salt || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !NONCE_RANDOM_FORM.test(salt)
+      || !sameText(mac, this.mac(ts, salt, req.source))) {
       return { ok: false, stale: true, why: 'foreign-nonce' };
     }
     if (this.now() - parseInt(ts, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale-nonce' };
