@@ -212,13 +212,22 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
+   * Where a leg's SIP comes from, which every SDP of the leg is judged by: the address recorded when
+   * the call was set up, else the request's own source, else (a record written before the address was
+   * kept) the address of the party's earlier SDP.
+   */
+  private legSource(side: Side, requestSource?: string): string {
+    const leg = side === 'caller' ? this.record.caller : this.record.callee;
+    return leg.sipSource ?? requestSource ?? (leg.remoteSdp ? connectionAddress(leg.remoteSdp) : undefined) ?? '';
+  }
+
+  /**
    * A re-offer (re-INVITE, UPDATE) passes the same SDP checks as a new call; else 488 with a Warning
-   * and nothing changes. A party already on a loopback address may stay there (its first offer passed).
+   * and nothing changes. The loopback rule judges it by the leg's SIP source, as the first offer was.
    */
   private acceptableSdp(side: Side, req: InDialogRequest, res: InDialogResponse): boolean {
     if (!req.body) return true;
-    const leg = side === 'caller' ? this.record.caller : this.record.callee;
-    const source = req.source_address ?? (leg.remoteSdp ? connectionAddress(leg.remoteSdp) : undefined) ?? '';
+    const source = this.legSource(side, req.source_address);
     const check = validateSdp(req.body, { source, loopbackMedia: this.deps.loopbackMedia ?? 'from-loopback' });
     if (check.ok) return true;
     countSdpRejection(check.problem);
@@ -227,10 +236,9 @@ export class Call extends EventEmitter<CallEvents> {
     return false;
   }
 
-  /** the other party's answer to our re-INVITE, held to the same rules (source: its earlier SDP's address) */
+  /** the other party's answer to our re-INVITE, held to the same rules (judged by the leg's SIP source) */
   private acceptableAnswer(side: Side, answer: string): boolean {
-    const leg = side === 'caller' ? this.record.caller : this.record.callee;
-    const source = (leg.remoteSdp ? connectionAddress(leg.remoteSdp) : undefined) ?? '';
+    const source = this.legSource(side);
     const check = validateSdp(answer, { source, loopbackMedia: this.deps.loopbackMedia ?? 'from-loopback' });
     if (check.ok) return true;
     countSdpRejection(check.problem);

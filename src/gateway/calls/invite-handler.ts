@@ -130,7 +130,7 @@ export class InviteHandler {
       id: randomUUID(),
       state: 'routing',
       createdAt: d.clock.now(),
-      caller: { uri: callerUri, kind: callerKind, party: callerParty },
+      caller: { uri: callerUri, kind: callerKind, party: callerParty, ...(req.source_address ? { sipSource: req.source_address } : {}) },
       callee: { uri: target.uri, kind: target.kind, party: target.party },
       media: { mediaUrl: d.mediaUrl },
       owner: d.instanceId,
@@ -179,6 +179,7 @@ export class InviteHandler {
         localSdpB: offerB,
         localSdpA: async (sdpB: string, resB?: { source_address?: string }) => {
           // the callee's answer is held to the same rules: media is never aimed where an offer may not aim it
+          if (resB?.source_address) record.callee.sipSource = resB.source_address;
           const answerCheck = validateSdp(sdpB, { source: resB?.source_address ?? '', loopbackMedia: d.loopbackMedia ?? 'from-loopback' });
           if (!answerCheck.ok) {
             countSdpRejection(answerCheck.problem);

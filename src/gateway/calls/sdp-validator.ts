@@ -32,13 +32,15 @@ export type SdpProblem =
 export type SdpCheck = { ok: true } | { ok: false; problem: SdpProblem; detail: string };
 
 /**
- * Loopback media targets: `from-loopback` (default) accepts them only when the SDP itself came
- * from a loopback address (a phone or test on this host); `always` and `never` do what they say.
+ * Loopback media targets: `from-loopback` (default) accepts them only when the SIP of the party
+ * that sent the SDP comes from a loopback address (a phone, webphone or test on this host); every
+ * SDP of a call leg (offer, answer, re-offer, answer to our re-INVITE) is judged by that leg's SIP
+ * source. `always` and `never` do what they say.
  */
 export type LoopbackMediaRule = 'from-loopback' | 'always' | 'never';
 
 export interface SdpValidationContext {
-  /** source address of the request that carried the SDP */
+  /** where the SIP of the party that sent the SDP comes from (the leg's SIP source) */
   source: string;
   loopbackMedia: LoopbackMediaRule;
 }

@@ -35,6 +35,12 @@ export interface CallLeg {
   dialog?: DialogSnapshot;
   /** this leg's last SDP direction as the peer sent it */
   direction?: string;
+  /**
+   * the address this party's SIP comes from, recorded when the call is set up (the caller's INVITE,
+   * the callee's answer): every SDP of the leg is judged by it (loopback media rule), on an adopted
+   * call too
+   */
+  sipSource?: string;
   /** the SDP we last gave this party, and the one it gave us (an adopting gateway answers re-INVITEs with it) */
   localSdp?: string;
   remoteSdp?: string;
