@@ -74,6 +74,8 @@ export async function startFerryStart(options: SoakStackOptions): Promise<SoakSt
   Object.assign(env, {
     FERRY_SIP_PORT: String(ports.sip), FERRY_SIP_WS_PORT: String(ports.ws), FERRY_SIP_CONTROL_PORT: String(ports.control),
     FERRY_MEDIA_PORT: String(ports.media), FERRY_HTTP_PORT: String(ports.http), FERRY_DATA_DIR: dataDir, FERRY_REDIS_PREFIX: redisPrefix,
+    // the soak's peers use no TLS: no SIP/TLS, WSS or HTTPS listener on their standard ports to collide with
+    FERRY_TLS: '0',
   });
   const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
