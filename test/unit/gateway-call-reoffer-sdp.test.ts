@@ -54,16 +54,28 @@ function request(method: string, body: string, source?: string): { req: InDialog
   return { req: Object.assign(req, { __res: res }), answered };
 }
 
-function call(callerSdp: string): { call: Call; caller: StandInDialog; callee: StandInDialog; record: CallRecord } {
+/** `legs`: the legs' SIP sources as recorded at set-up (absent: a record written before they were kept), the callee's earlier SDP */
+function call(callerSdp: string, legs: { callerSource?: string; calleeSource?: string; calleeSdp?: string } = {}): { call: Call; caller: StandInDialog; callee: StandInDialog; record: CallRecord } {
   const record: CallRecord = {
-    id: 'call-1', state: 'answered', createdAt: Date.now(), caller: { uri: 'sip:a@d', kind: 'rtp', party: 'a', remoteSdp: callerSdp },
-    callee: { uri: 'sip:b@d', kind: 'rtp', party: 'b' }, media: { mediaUrl: 'ws://x' }, owner: 'gw', timeline: [],
+    id: 'call-1', state: 'answered', createdAt: Date.now(),
+    caller: { uri: 'sip:a@d', kind: 'rtp', party: 'a', remoteSdp: callerSdp, ...(legs.callerSource ? { sipSource: legs.callerSource } : {}) },
+    callee: { uri: 'sip:b@d', kind: 'rtp', party: 'b', ...(legs.calleeSource ? { sipSource: legs.calleeSource } : {}) },
+    media: { mediaUrl: 'ws://x' }, owner: 'gw', timeline: [],
   };
   const c = new Call(record, { store: new MemoryStateStore(), clock: systemClock, log: createLogger('test.call'), endedRecordTtlMs: 60_000, loopbackMedia: 'from-loopback' });
   const caller = new StandInDialog({ sdp: sdp('192.0.2.1') }, { sdp: callerSdp });
-  const callee = new StandInDialog({ sdp: sdp('192.0.2.1') }, { sdp: sdp('198.51.100.20') });
+  const callee = new StandInDialog({ sdp: sdp('192.0.2.1') }, { sdp: legs.calleeSdp ?? sdp('198.51.100.20') });
   c.connect(caller, callee, { adopted: true });
   return { call: c, caller, callee, record };
+}
+
+/** polls `cond` every 5 ms until it holds or `ms` passed */
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 const emit = (d: StandInDialog, event: 'modify' | 'update', r: ReturnType<typeof request>): void => {
@@ -128,5 +140,36 @@ describe('re-offers in a call pass the SDP checks', () => {
     const bad = request('INVITE', sdp('127.0.0.1', 'sendonly'));
     emit(remoteCaller, 'modify', bad);
     assert.equal((await bad.answered).status, 488, 'a remote party cannot move to our loopback');
+  });
+
+  test('a leg is judged by its own SIP source: a webphone on this host (SIP from 127.0.0.1) answering our hold re-INVITE with c=127.0.0.1 is accepted, whatever its earlier SDP said', async () => {
+    // the webphone's first answer named no loopback address (0.0.0.0 / a LAN address), its SIP comes from loopback
+    for (const earlier of ['0.0.0.0', '192.168.1.20']) {
+      const { caller, callee, record } = call(sdp('127.0.0.1'), { callerSource: '127.0.0.1', calleeSource: '127.0.0.1', calleeSdp: sdp(earlier) });
+      callee.remote.sdp = sdp('127.0.0.1', 'recvonly', 41000);
+      const r = request('INVITE', sdp('127.0.0.1', 'sendonly'), '127.0.0.1');
+      emit(caller, 'modify', r);
+      assert.equal((await r.answered).status, 200);
+      await until(() => record.callee.direction !== undefined || record.timeline.some((e) => e.event === 'sdp-refused'), 2000, 'the callee answer handled');
+      assert.equal(record.callee.direction, 'recvonly', `the answer was taken (earlier c=${earlier}): ${JSON.stringify(record.timeline)}`);
+      assert.equal(record.callee.remoteSdp, callee.remote.sdp);
+      assert.ok(!record.timeline.some((e) => e.event === 'sdp-refused'));
+    }
+  });
+
+  test('a leg whose SIP comes from a remote address cannot aim media at our loopback: re-offer 488, answer to our re-INVITE not taken (also when the request itself names no source)', async () => {
+    const { caller, callee, record } = call(sdp('198.51.100.10'), { callerSource: '198.51.100.10', calleeSource: '203.0.113.7', calleeSdp: sdp('127.0.0.1') });
+    const before = record.callee.remoteSdp;
+    callee.remote.sdp = sdp('127.0.0.1', 'recvonly', 6379);
+    const r = request('INVITE', sdp('198.51.100.10', 'sendonly'), '198.51.100.10');
+    emit(caller, 'modify', r);
+    assert.equal((await r.answered).status, 200, 'positive control: the hold itself is fine');
+    await until(() => record.timeline.some((e) => e.event === 'sdp-refused'), 2000, 'the callee answer refused');
+    assert.ok(record.timeline.some((e) => e.event === 'sdp-refused' && e.detail === 'callee answer: loopback'), JSON.stringify(record.timeline));
+    assert.equal(record.callee.remoteSdp, before, 'its answer was not taken');
+    assert.equal(record.callee.direction, undefined);
+    const offer = request('INVITE', sdp('127.0.0.1', 'sendonly'));
+    emit(caller, 'modify', offer);
+    assert.equal((await offer.answered).status, 488, 'a remote leg re-offering our loopback (no source on the request)');
   });
 });
