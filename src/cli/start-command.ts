@@ -143,6 +143,7 @@ export async function run(_args: string[]): Promise<void> {
       ...(store.privateRedis ? [{ name: 'private Redis', host: LOOPBACK_HOST, port: store.privateRedis.port, kind: 'control' as const }] : []),
     ];
     process.stdout.write(`${listenerSummary(listeners).join('\n')}\n`);
+    process.stdout.write(`${storeSummary(store.mode, store.privateRedis?.dataDir)}\n`);
     if (apiToken.file) process.stdout.write(`ferry: HTTP API token (from this host only) in ${apiToken.file}: curl -H "Authorization: Bearer $(cat ${apiToken.file})" http://127.0.0.1:${gw.http}/api/calls\n`);
     process.stdout.write(`ferry: webphone page at http://${env.FERRY_HTTP_HOST ?? host}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
     if (tls) {
@@ -162,4 +163,11 @@ function rtpPorts(env: NodeJS.ProcessEnv): string {
   const min = Number(env.FERRY_MEDIA_RTP_PORT_MIN || 0);
   const max = Number(env.FERRY_MEDIA_RTP_PORT_MAX || 0);
   return min > 0 && max > 0 ? `${min}-${max}` : '*';
+}
+
+/** One plain line saying where calls and registrations live and whether they survive a gateway restart. */
+function storeSummary(mode: string, dataDir: string | undefined): string {
+  if (mode === 'private-redis') return `ferry: calls and registrations are kept in a private Redis with its data in ${dataDir}: they survive a restart of the gateway and of ferry start`;
+  if (mode === 'redis') return 'ferry: calls and registrations are kept in the Redis at REDIS_URL: they survive a gateway restart';
+  return 'ferry: calls and registrations are kept in the gateway\'s memory only (see the warning above)';
 }
