@@ -63,6 +63,9 @@ describe('gateway authentication on a real network (trunks, digest replay, locko
           FERRY_AUTH_MAX_FAILURES: String(MAX_FAILURES),
           FERRY_AUTH_LOCKOUT_MS: String(LOCKOUT_MS),
           FERRY_AUTH_FAILURE_WINDOW_MS: String(FAILURE_WINDOW_MS),
+          // the back-off's held answers must add up to less than the short window (9 failures: 10+20+40+80+4x100 ms)
+          FERRY_AUTH_BACKOFF_MS: '10',
+          FERRY_AUTH_BACKOFF_MAX_MS: '100',
           FERRY_NO_ANSWER_MS: '2000',
         },
       },
@@ -162,16 +165,21 @@ describe('gateway authentication on a real network (trunks, digest replay, locko
     const uri = 'sip:ferry.local';
     let challenge = (await c.request({ method: 'REGISTER', uri, fromUser: 'alice' })).header('WWW-Authenticate')!;
     const statuses: number[] = [];
+    const answeredAt: number[] = [];
     const started = Date.now();
     for (let i = 0; i < 50; i++) {
       const authorization = digestAnswer(challenge, { user: 'alice', password: `guess-${i}`, method: 'REGISTER', uri });
       const r = await c.request({ method: 'REGISTER', uri, fromUser: 'alice', authorization, cseq: i + 2 });
       statuses.push(r.status);
+      answeredAt.push(Date.now());
       challenge = r.header('WWW-Authenticate') ?? challenge;
     }
     const lockedAt = started;
     assert.deepEqual(statuses.slice(0, MAX_FAILURES - 1), new Array(MAX_FAILURES - 1).fill(401), 'challenged again until the limit');
     assert.deepEqual(statuses.slice(MAX_FAILURES - 1), new Array(50 - MAX_FAILURES + 1).fill(403), `403 from failure ${MAX_FAILURES} on: ${statuses.join(',')}`);
+    // back-off: the 2nd..9th failures were held 10, 20, 40, 80, 100 … ms (at least 270 ms in all, after the 1st answer)
+    const heldMs = answeredAt[MAX_FAILURES - 2]! - answeredAt[0]!;
+    assert.ok(heldMs >= 270, `failures 2-${MAX_FAILURES - 1} answered over ${heldMs} ms: held back`);
     const right = (ch: string, cseq: number) => c.request({ method: 'REGISTER', uri, fromUser: 'alice', cseq, authorization: digestAnswer(ch, { user: 'alice', password: 'alice-auth-secret', method: 'REGISTER', uri }) });
     assert.equal((await right(challenge, 100)).status, 403, 'locked out: the right password is refused too');
 

@@ -179,8 +179,8 @@ describe('SipAuthenticator', () => {
 describe('FERRY_AUTH_* variables', () => {
   test('defaults, values and out-of-range values (named in the error)', () => {
     assert.deepEqual(loadGatewayConfig({}).auth, DEFAULT_AUTH_LIMITS);
-    const c = loadGatewayConfig({ FERRY_AUTH_NONCE_LIFETIME_MS: '5000', FERRY_AUTH_MAX_FAILURES: '3', FERRY_AUTH_MAX_USER_FAILURES: '7', FERRY_AUTH_FAILURE_WINDOW_MS: '2000', FERRY_AUTH_LOCKOUT_MS: '9000' });
-    assert.deepEqual(c.auth, { nonceLifetimeMs: 5000, maxFailuresPerSource: 3, maxFailuresPerUser: 7, failureWindowMs: 2000, lockoutMs: 9000 });
+    const c = loadGatewayConfig({ FERRY_AUTH_NONCE_LIFETIME_MS: '5000', FERRY_AUTH_MAX_FAILURES: '3', FERRY_AUTH_MAX_USER_FAILURES: '7', FERRY_AUTH_FAILURE_WINDOW_MS: '2000', FERRY_AUTH_LOCKOUT_MS: '9000', FERRY_AUTH_BACKOFF_MS: '0', FERRY_AUTH_BACKOFF_MAX_MS: '500' });
+    assert.deepEqual(c.auth, { nonceLifetimeMs: 5000, maxFailuresPerSource: 3, maxFailuresPerUser: 7, failureWindowMs: 2000, lockoutMs: 9000, backoffBaseMs: 0, backoffMaxMs: 500 });
     assert.throws(() => loadGatewayConfig({ FERRY_AUTH_MAX_FAILURES: '0', FERRY_AUTH_LOCKOUT_MS: 'soon' }), (err: ConfigError) =>
       err.problems.some((p) => p.startsWith('environment: FERRY_AUTH_MAX_FAILURES="0"')) && err.problems.some((p) => p.startsWith('environment: FERRY_AUTH_LOCKOUT_MS="soon"')));
   });

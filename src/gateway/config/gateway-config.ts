@@ -103,6 +103,8 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       maxFailuresPerUser: int('FERRY_AUTH_MAX_USER_FAILURES', DEFAULT_AUTH_LIMITS.maxFailuresPerUser, 1, 100000),
       failureWindowMs: int('FERRY_AUTH_FAILURE_WINDOW_MS', DEFAULT_AUTH_LIMITS.failureWindowMs, 1000, 86400000),
       lockoutMs: int('FERRY_AUTH_LOCKOUT_MS', DEFAULT_AUTH_LIMITS.lockoutMs, 1000, 86400000),
+      backoffBaseMs: int('FERRY_AUTH_BACKOFF_MS', DEFAULT_AUTH_LIMITS.backoffBaseMs ?? 0, 0, 60000),
+      backoffMaxMs: int('FERRY_AUTH_BACKOFF_MAX_MS', DEFAULT_AUTH_LIMITS.backoffMaxMs ?? 0, 0, 60000),
     },
   };
   let sip: SipConfig | undefined;

@@ -4,6 +4,7 @@ import { MemoryStateStore } from '../state/memory-state-store';
 import { StateStore } from '../state/state-store';
 import { AuthCounters, AuthFailureKind } from './auth-counters';
 import { DigestAuth } from './digest-auth';
+import { FailureBackoff } from './failure-backoff';
 
 /** Authentication limits (docs/configuration.md: FERRY_AUTH_*). */
 export interface AuthLimits {
@@ -15,6 +16,10 @@ export interface AuthLimits {
   maxFailuresPerUser: number;
   failureWindowMs: number;
   lockoutMs: number;
+  /** answer of a source's 2nd failure in the window held this long, doubling per failure (0 or absent: no back-off) */
+  backoffBaseMs?: number;
+  /** the longest an answer to a failure is held */
+  backoffMaxMs?: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
@@ -23,6 +28,8 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
   maxFailuresPerUser: 20,
   failureWindowMs: 60_000,
   lockoutMs: 300_000,
+  backoffBaseMs: 100,
+  backoffMaxMs: 1600,
 };
 
 /** A request to authenticate: what the digest is checked against. */
@@ -53,6 +60,8 @@ export type AuthOutcome<T> =
  *   right answer on a foreign or old nonce gets a new one with stale=true, and is no failure);
  * - each nonce count is claimed once in the state store (a repeated or lower `nc` is a replay, on
  *   every gateway sharing the store);
+ * - the answer to a failure is held back (back-off: from a source's 2nd failure in the window,
+ *   doubling, capped: src/gateway/registrar/failure-backoff.ts);
  * - failures are counted per source address and per user; reaching the limit within the window
  *   locks that address or user out (403) for the lockout time;
  * - every refusal is counted (ferry_auth_failures_total{kind}, ferry_auth_lockouts_total) and
@@ -61,6 +70,7 @@ export type AuthOutcome<T> =
  */
 export class SipAuthenticator {
   private readonly local: MemoryStateStore;
+  private readonly backoff: FailureBackoff;
 
   constructor(
     private readonly digest: DigestAuth,
@@ -71,6 +81,7 @@ export class SipAuthenticator {
     clock: Clock = systemClock,
   ) {
     this.local = new MemoryStateStore(clock);
+    this.backoff = new FailureBackoff(limits.backoffBaseMs ?? 0, limits.backoffMaxMs ?? 0, limits.failureWindowMs, clock);
   }
 
   async authenticate<T>(req: AuthRequest, lookup: (username: string) => AuthAccount<T> | undefined, challengeStatus: 401 | 407): Promise<AuthOutcome<T>> {
@@ -120,7 +131,10 @@ export class SipAuthenticator {
       this.counters.lockouts++;
       this.log.warn('authentication lockout', { src_ip: req.source, user: clip(user), scope, lockout_ms: limits.lockoutMs });
     }
-    return sourceLocked || userLocked ? forbidden() : challenge(false);
+    if (sourceLocked || userLocked) return forbidden();
+    // back-off: a guesser's next try waits; a first typo is answered at once
+    await this.backoff.hold(this.backoff.delayFor(req.source));
+    return challenge(false);
   }
 
   /** runs a store operation; while the store does not answer, on this gateway's own memory */
