@@ -1,6 +1,6 @@
 /**
  * The real npm kurento-client 7.3.0 for ferry media tests, with the one guard every app needs: a
- * refused/closed connection must not throw an unhandled 'error' (kurento-protocol.md §7).
+ * refused/closed connection must not throw an unhandled 'error'.
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kurento = require('kurento-client') as (url: string, options?: Record<string, unknown>) => Promise<KurentoClientLike>;

@@ -4,7 +4,7 @@ import { parse as parseSdp } from 'sdp-transform';
 
 /**
  * A scripted IP phone's media side, on real UDP sockets (node:dgram): what no packaged phone does
- * exactly on cue (test-peers.md). It sends PCMU at 50 packets/s, an RTCP SR every `rtcpIntervalMs`,
+ * exactly on cue. It sends PCMU at 50 packets/s, an RTCP SR every `rtcpIntervalMs`,
  * can mute (RTP stops, RTCP continues), send an RTCP BYE, stop everything, or close its sockets so
  * the far end's next send draws ICMP port unreachable. It counts what it receives (RTP, RTCP,
  * RTCP BYE) and keeps RTP arrival times so a test can measure the largest gap.

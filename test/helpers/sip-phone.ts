@@ -8,7 +8,7 @@ import type { PhonePeer } from './rtp-phone';
  * end's BYE with 200; its media is a PhonePeer (the scripted RTP phone, in-process or in a netns),
  * so a test decides exactly what goes on the wire after the SIP BYE (RTCP BYE or not, socket closed
  * or not). Loopback UDP only; no retransmissions (a lost datagram fails the test loudly instead).
- * SIPp/baresip stay the phones where their own behaviour is the point (test-peers.md).
+ * SIPp/baresip stay the phones where their own behaviour is the point.
  */
 interface SipMessage {
   startLine: string;

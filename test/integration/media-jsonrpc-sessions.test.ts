@@ -6,7 +6,7 @@ import { fetchStats } from '../helpers/media-kurento';
 import { RawRpc } from '../helpers/media-raw-rpc';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 
-/** The Kurento JSON-RPC protocol as kurento-protocol.md describes it: sessionId rules, reconnect, errors, transactions, ownership. */
+/** The Kurento JSON-RPC protocol as kurento-client speaks it: sessionId rules, reconnect, errors, transactions, ownership. */
 describe('media: JSON-RPC protocol and sessions', () => {
   let server: RunningMediaServer;
   const open: RawRpc[] = [];

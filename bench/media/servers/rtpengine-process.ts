@@ -1,7 +1,7 @@
 /**
  * A private rtpengine (Debian `rtpengine-daemon`, userspace forwarding: no kernel module) on
  * loopback, driven over the ng protocol with the npm `rtpengine-client`. Command line as in
- * shared/design/rtpengine-anchor.md (throughput settings), with free ports chosen at start.
+ * its throughput settings, with free ports chosen at start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Why a call ended: the lifecycle signals (shared/design/lifecycle.md rule 8) plus the ways a call
+ * Why a call ended: the lifecycle signals (docs/lifecycle.md) plus the ways a call
  * fails before it is answered. The first reason recorded wins; later ones are timeline evidence.
  */
 export const END_REASONS = [

@@ -7,7 +7,7 @@ import { RedialSchedule } from './redial-schedule';
 /**
  * kurento-client objects turn every new listener into a server subscription (a 'newListener'
  * hook) and refuse 'error' there; yet they emit 'error' when a subscription or unsubscription
- * fails, which would crash the process unhandled (kurento-protocol.md §2.3). So the guard is
+ * fails, which would crash the process unhandled. So the guard is
  * installed in the emitter's listener table directly, bypassing the hook.
  */
 export function guardErrors(o: EventEmitter, fn: (err: Error) => void): void {
@@ -39,7 +39,7 @@ export interface MediaConnectionEvents {
  * Reconnection is kurento-client's own (it re-sends `connect` with its session id, so after a mere
  * control-connection blip the server re-binds the session: subscriptions and ownership survive,
  * which a fresh client could not offer). Two things are added around it: every transport stream
- * gets an 'error' guard (a refused reconnect otherwise crashes the process, kurento-protocol.md §7),
+ * gets an 'error' guard (a refused reconnect otherwise crashes the process),
  * and the attempts are paced by RedialSchedule (100 ms doubling to 0.5 s) instead of kurento-client's
  * own Fibonacci back-off (100 ms growing to 10 s, not configurable through kurento-client), which
  * would leave new calls refused for up to 10 s after the media server is back: after each lost

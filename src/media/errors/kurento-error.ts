@@ -1,6 +1,6 @@
 /**
  * The one error type of ferry media's object model. It carries a Kurento error code and the macro name KMS
- * puts in `data.type` (kurento-protocol.md §1.5); the JSON-RPC layer (src/media/rpc/) turns it into
+ * puts in `data.type`; the JSON-RPC layer (src/media/rpc/) turns it into
  * `{"code":..,"message":..,"data":{"type":..}}`. Domain code throws these and never sees JSON-RPC.
  */
 export class KurentoError extends Error {

@@ -71,7 +71,7 @@ export abstract class MediaObject {
   }
 
   /**
-   * Kurento's `Error` event (kurento-protocol.md §3.1): `type` is the error kind (e.g.
+   * Kurento's `Error` event: `type` is the error kind (e.g.
    * 'STREAM_ERROR_FAILED'), plus `description` and `errorCode`. Not a media-flow event, so it is emitted
    * with the common fields but `type` overridden by the error kind, as KMS does.
    */

@@ -1,6 +1,6 @@
 import { KurentoError } from '../errors/kurento-error';
 
-/** JSON-RPC 2.0 envelopes as Kurento uses them (kurento-protocol.md §1.2). Pure functions. */
+/** JSON-RPC 2.0 envelopes as Kurento uses them. Pure functions. */
 export type JsonRpcId = string | number | null;
 
 export interface JsonRpcRequest {

@@ -1,6 +1,6 @@
 /**
- * Runs tasks one at a time per key, in submission order (kurento-protocol.md §1.1: one connection's
- * requests are processed in FIFO order, at least per target object). Different keys run concurrently,
+ * Runs tasks one at a time per key, in submission order: one connection's
+ * requests are processed in FIFO order, at least per target object. Different keys run concurrently,
  * so one slow WebRTC negotiation does not hold up other calls on the same control connection.
  */
 export class KeyedQueue {

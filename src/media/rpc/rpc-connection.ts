@@ -17,7 +17,7 @@ import {
 } from './json-rpc';
 import { KeyedQueue } from './keyed-queue';
 
-/** Methods whose request creates/uses a session (kurento-protocol.md §1.3 getOrCreateSessionId). */
+/** Methods whose request creates/uses a session (getOrCreateSessionId). */
 const SESSION_METHODS = new Set(['create', 'describe', 'invoke', 'subscribe', 'unsubscribe', 'release', 'ref', 'unref', 'transaction']);
 
 let nextConnectionId = 1;

@@ -6,7 +6,7 @@ import type { CryptoAttribute } from '../srtp/sdes-crypto';
 /**
  * SDP for the plain RTP leg (RtpEndpoint): parse a peer's offer/answer into what the leg needs, and
  * write our offers/answers. Audio only (G.711 PCMU/PCMA + telephone-event), RTP/AVP or RTP/AVPF, or
- * their SRTP forms RTP/SAVP and RTP/SAVPF with SDES keys (`a=crypto`, RFC 4568). Pure functions; every failure is a KurentoError with an SDP code (kurento-protocol.md §1.5).
+ * their SRTP forms RTP/SAVP and RTP/SAVPF with SDES keys (`a=crypto`, RFC 4568). Pure functions; every failure is a KurentoError with an SDP code.
  */
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 export type RtpProfile = 'RTP/AVP' | 'RTP/AVPF' | 'RTP/SAVP' | 'RTP/SAVPF';

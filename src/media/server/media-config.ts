@@ -3,7 +3,7 @@ import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
-/** ferry media's configuration, read once at start (style.md §10). */
+/** ferry media's configuration, read once at start. */
 export interface MediaConfig {
   /** Address the Kurento control port and /stats listen on (FERRY_MEDIA_HOST, default 127.0.0.1: a control listener). */
   host: string;

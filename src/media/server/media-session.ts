@@ -7,7 +7,7 @@ export interface SessionConnection {
 }
 
 /**
- * A Kurento session (kurento-protocol.md §1.3): a UUID, at most one bound connection, the pipelines it
+ * A Kurento session: a UUID, at most one bound connection, the pipelines it
  * owns, and its event subscriptions (they belong to the session, not the socket). No timers: a session
  * lives while it has a connection or owns something, and expires the moment it has neither.
  */

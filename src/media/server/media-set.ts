@@ -361,7 +361,7 @@ export class MediaSet implements ObjectHost {
   // ---- release ----------------------------------------------------------------------------------
 
   /**
-   * Global release (kurento-protocol.md §1.4): any element releases its whole pipeline; unknown ids
+   * Global release: any element releases its whole pipeline; unknown ids
    * succeed. `by` is the control session that asked: every OTHER session subscribed to an endpoint's
    * end events is told first (releaseNotice: reason control-release, detail released-by-other-session).
    */

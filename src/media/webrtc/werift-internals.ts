@@ -4,7 +4,7 @@ import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
 import { ReplayGuard } from './srtp-replay-window';
 
 /**
- * Every place ferry reaches into werift 0.25.2 below its public API, in one file (media-engine-research.md:
+ * Every place ferry reaches into werift 0.25.2 below its public API, in one file (out of the box
  * werift drops RTCP BYE, sends no DTLS close_notify, keeps no SRTP replay list). The narrow interfaces
  * below describe exactly the internals used; a werift upgrade is checked against this file and its tests.
  */

@@ -120,7 +120,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       if (t.kind !== 'audio' || this.transceiver) return;
       this.transceiver = t;
       void t.sender.replaceTrack(this.track);
-      // Without this werift answers recvonly (media-engine-research.md): the browser would never get our audio.
+      // Without this werift answers recvonly: the browser would never get our audio.
       t.setDirection('sendrecv');
     });
     try {
