@@ -1,5 +1,5 @@
 /**
- * drachtio control-protocol framing: `<decimal byte length>#<payload>` (research note §1.1).
+ * drachtio control-protocol framing: `<decimal byte length>#<payload>`.
  * Frames may be split across or packed into TCP segments. A bad length prefix is unrecoverable.
  * The largest frame accepted is asked for frame by frame (`maxFrameBytes`), so a connection can be held
  * to a small limit until it has authenticated: an announced length above it fails at once, before any

@@ -33,7 +33,7 @@ export interface ControlServerOptions {
 }
 
 /**
- * The drachtio control port (research note §1.1-1.3): authenticate, route/remove_route, ping,
+ * The drachtio control port: authenticate, route/remove_route, ping,
  * and `sip` messages handed to the engine. A malformed frame closes only that app's connection.
  * Until a connection has authenticated it is held to a small frame limit and an authentication
  * deadline, and only so many such connections (and connections in all) are accepted (control-limits.ts).

@@ -1,7 +1,7 @@
 import type { Flow } from '../transport/flow';
 
 /**
- * The token layouts drachtio-srf parses (lib/drachtio-agent.js `_onMsg`; research note §1.2). Positions
+ * The token layouts drachtio-srf parses (lib/drachtio-agent.js `_onMsg`). Positions
  * matter: srf reads the transaction id and dialog id by index.
  */
 export interface WireMeta {
