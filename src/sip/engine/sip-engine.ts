@@ -91,7 +91,7 @@ export const APP_GONE_REASON = 'SIP;cause=480;text="the app that placed this cal
 export const SHUTDOWN_BYE_REASON = 'SIP;cause=503;text="ferry sip is shutting down"';
 
 /**
- * drachtio-server's semantics on top of the transaction layer (research note §1.4-1.8): delivers
+ * drachtio-server's semantics on top of the transaction layer: delivers
  * network requests to apps, turns app messages into SIP, keeps dialogs, and keeps them when an app
  * goes away (the "surviving the app" extension).
  */

@@ -2,7 +2,7 @@ import { parseSipUri } from '../message/sip-uri';
 import type { Flow } from '../transport/flow';
 
 /**
- * Webphone flows (research note §1.8, §4.2): after a successful REGISTER over a connection, the
+ * Webphone flows: after a successful REGISTER over a connection, the
  * registered Contact (user@host) is bound to that connection, so later requests for that Contact
  * (whose host is usually `<random>.invalid`) go back over it. Forgotten when the connection closes.
  * Each binding remembers when its registration expires: until then its connection counts as in use
