@@ -5,11 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
-import { GatewayWebphone } from '../helpers/gateway-webphone';
-import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
-import { RtpPhone } from '../helpers/rtp-phone';
-import { SipPhone } from '../helpers/sip-phone';
+import { FerryStartProcess } from '../helpers/ferry-start-process';
+import { allCalls, phoneCallsWebphone, startFerryStartCallWorld, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
 import { getJson, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
@@ -31,75 +28,34 @@ const HANGUP_BOUND_MS = 500;
  */
 const ORPHAN_DIALOG_MS = 8000;
 
-interface World {
-  fs: FerryStartProcess;
-  ready: FerryReady;
-  phone: SipPhone;
-  webphone: GatewayWebphone;
+interface World extends FerryStartCallWorld {
   redis: Redis;
   prefix: string;
-  close(): Promise<void>;
 }
 
 async function startWorld(mode: 'default' | 'redis', extraEnv: Record<string, string> = {}): Promise<World> {
-  const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
-  const phonePort = await phone.start();
-  const config = await writeLifecycleSipConfig({ port: phonePort });
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-data-'));
   const prefix = mode === 'redis' ? `ferry-f2-${randomUUID().slice(0, 8)}:` : 'ferry:';
-  const env: Record<string, string> = {
-    FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
-  };
+  const env: Record<string, string> = { FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS) };
   if (mode === 'redis') Object.assign(env, { REDIS_URL: SHARED_REDIS, FERRY_REDIS_PREFIX: prefix });
   Object.assign(env, extraEnv);
-  const fs = FerryStartProcess.spawn(env);
-  let webphone: GatewayWebphone | undefined;
   let redis: Redis | undefined;
-  const close = async (): Promise<void> => {
-    if (process.env.FERRY_TEST_DUMP) console.log(fs.lines.map((l) => l.line).join('\n'));
-    await webphone?.close();
-    await phone.close();
-    if (redis && mode === 'redis') {
-      const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
-      if (keys.length) await redis.del(...keys).catch(() => undefined);
-    }
-    redis?.disconnect();
-    await fs.stop();
-    await config.remove();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  try {
-    const ready = await fs.ready();
-    assert.equal(ready.store, mode === 'redis' ? 'redis' : 'private-redis');
-    redis = new Redis(mode === 'redis' ? SHARED_REDIS : `redis://127.0.0.1:${ready.redis}`, { maxRetriesPerRequest: 2 });
-    webphone = await GatewayWebphone.open({ httpPort: ready.http, wsPort: ready.ws, user: 'alice', password: WEBPHONE_USERS.alice });
-    return { fs, ready, phone, webphone, redis, prefix, close };
-  } catch (err) {
-    if (err instanceof Error) err.message += `\nferry start output:\n${fs.tail(40)}`;
-    await close().catch(() => undefined);
-    throw err;
-  }
+  const base = await startFerryStartCallWorld('ferry-f1', env, {
+    onReady: (ready) => {
+      assert.equal(ready.store, mode === 'redis' ? 'redis' : 'private-redis');
+      redis = new Redis(mode === 'redis' ? SHARED_REDIS : `redis://127.0.0.1:${ready.redis}`, { maxRetriesPerRequest: 2 });
+    },
+    onClose: async () => {
+      if (redis && mode === 'redis') {
+        const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
+        if (keys.length) await redis.del(...keys).catch(() => undefined);
+      }
+      redis?.disconnect();
+    },
+  });
+  return { ...base, redis: redis!, prefix };
 }
 
-async function calls(w: World): Promise<CallRecord[]> {
-  return (await getJson<{ calls: CallRecord[] }>(w.ready.http, '/api/calls?state=all')).calls;
-}
-
-/** The phone calls alice, the webphone answers, RTP flows both ways; resolves with the live record. */
-async function phoneCallsWebphone(w: World): Promise<CallRecord> {
-  const since = Date.now();
-  const calling = w.phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: w.ready.sip });
-  await w.webphone.waitCallState('ringing-in', 15_000);
-  await w.webphone.answer();
-  await calling;
-  await w.webphone.waitCallState('connected', 10_000);
-  await waitFor(async () => (await w.phone.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP from the webphone at the phone');
-  const base = (await w.webphone.rtpStats()).received;
-  await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the phone at the webphone');
-  const live = (await calls(w)).filter((c) => c.state === 'answered' && c.createdAt >= since - 1000);
-  assert.equal(live.length, 1, `one answered call: ${JSON.stringify(live.map((c) => [c.id, c.state]))}`);
-  return live[0]!;
-}
+const calls = allCalls;
 
 /** the gateway child running now (ferry start's ready line names the first one; restarts get new pids) */
 function gatewayPid(w: World): number {

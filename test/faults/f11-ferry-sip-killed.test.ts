@@ -1,14 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { FerryStartProcess, type FerryReady } from '../helpers/ferry-start-process';
+import { readFileSync } from 'node:fs';
+import { phoneCallsWebphone, startFerryStartCallWorld, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
 import { isPortFree } from '../helpers/free-port';
-import { GatewayWebphone } from '../helpers/gateway-webphone';
-import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
-import { RtpPhone } from '../helpers/rtp-phone';
-import { SipPhone } from '../helpers/sip-phone';
 import { getJson, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -42,64 +36,19 @@ async function portsBelowEphemeralRange(n: number): Promise<number[]> {
   return ports;
 }
 
-interface World {
-  fs: FerryStartProcess;
-  ready: FerryReady;
-  phone: SipPhone;
-  webphone: GatewayWebphone;
-  close(): Promise<void>;
-}
+type World = FerryStartCallWorld;
 
 async function startWorld(): Promise<World> {
-  const phone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'desk' });
-  const phonePort = await phone.start();
-  const config = await writeLifecycleSipConfig({ port: phonePort });
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f11-data-'));
   const [sip, ws, control, tls, wss] = await portsBelowEphemeralRange(5);
-  const fs = FerryStartProcess.spawn({
-    FERRY_SIP_CONFIG: config.file, FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'info', REDIS_URL: '', FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
+  return startFerryStartCallWorld('ferry-f11', {
+    FERRY_SIP_ORPHAN_DIALOG_MS: String(ORPHAN_DIALOG_MS),
     FERRY_SIP_PORT: String(sip), FERRY_SIP_WS_PORT: String(ws), FERRY_SIP_CONTROL_PORT: String(control),
     FERRY_SIP_TLS_PORT: String(tls), FERRY_SIP_WSS_PORT: String(wss), FERRY_HTTPS_PORT: '0',
   });
-  let webphone: GatewayWebphone | undefined;
-  const close = async (): Promise<void> => {
-    if (process.env.FERRY_TEST_DUMP) console.log(fs.lines.map((l) => l.line).join('\n'));
-    await webphone?.close();
-    await phone.close();
-    await fs.stop();
-    await config.remove();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  try {
-    const ready = await fs.ready();
-    webphone = await GatewayWebphone.open({ httpPort: ready.http, wsPort: ready.ws, user: 'alice', password: WEBPHONE_USERS.alice });
-    return { fs, ready, phone, webphone, close };
-  } catch (err) {
-    if (err instanceof Error) err.message += `\nferry start output:\n${fs.tail(40)}`;
-    await close().catch(() => undefined);
-    throw err;
-  }
 }
 
 async function callRecord(w: World, id: string): Promise<CallRecord | undefined> {
   return getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
-}
-
-/** The phone calls alice, the webphone answers, RTP flows both ways; resolves with the live record. */
-async function phoneCallsWebphone(w: World): Promise<CallRecord> {
-  const since = Date.now();
-  const calling = w.phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: w.ready.sip });
-  await w.webphone.waitCallState('ringing-in', 15_000);
-  await w.webphone.answer();
-  await calling;
-  await w.webphone.waitCallState('connected', 10_000);
-  await waitFor(async () => (await w.phone.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP from the webphone at the phone');
-  const base = (await w.webphone.rtpStats()).received;
-  await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the phone at the webphone');
-  const all = (await getJson<{ calls: CallRecord[] }>(w.ready.http, '/api/calls?state=all')).calls;
-  const live = all.filter((c) => c.state === 'answered' && c.createdAt >= since - 1000);
-  assert.equal(live.length, 1, `one answered call: ${JSON.stringify(live.map((c) => [c.id, c.state]))}`);
-  return live[0]!;
 }
 
 /** Samples the webphone's RTP counters (Chromium getStats through the page) until stop(). */
