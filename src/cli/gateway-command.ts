@@ -3,7 +3,7 @@ import { runProcess } from '../common/process-runner';
 import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { Gateway } from '../gateway/gateway';
-import { routeLibraryConsole } from '../gateway/media/library-console';
+import { routeLibraryConsole } from '../gateway/kurento/library-console';
 
 /**
  * `ferry gateway`: the B2BUA app. Reads its environment and sip-config (docs/configuration.md);

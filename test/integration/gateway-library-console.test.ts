@@ -10,7 +10,7 @@ import { SipInviteProbe } from '../helpers/sip-invite-probe';
  * The real `ferry gateway` process with real ferry sip and ferry media: whatever kurento-client prints
  * on the console (its `console.trace` stack dumps for failed requests, its `reconnect to server` line
  * per attempt during a media outage) comes out as the gateway's own JSON log lines
- * (src/gateway/media/library-console.ts), without stacks, repeated lines rate-limited. ferry media is
+ * (src/gateway/kurento/library-console.ts), without stacks, repeated lines rate-limited. ferry media is
  * started with one element per pipeline, so a call's second endpoint is refused (40009): the refusal
  * the gateway maps to 503 and kurento-client dumps a stack for.
  */

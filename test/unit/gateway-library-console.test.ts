@@ -2,9 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { callingLibrary, consoleText, routeLibraryConsole } from '../../src/gateway/media/library-console';
+import { callingLibrary, consoleText, routeLibraryConsole } from '../../src/gateway/kurento/library-console';
 
-/** The gateway's console routing (src/gateway/media/library-console.ts) on a fake clock, logger lines captured. */
+/** The gateway's console routing (src/gateway/kurento/library-console.ts) on a fake clock, logger lines captured. */
 
 function capture(): { log: winston.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -29,7 +29,7 @@ describe('gateway library console', { timeout: 10_000 }, () => {
   test('the calling package is the nearest frame under node_modules', () => {
     const stack = [
       'Error',
-      '    at Console.log (/srv/ferry/src/gateway/media/library-console.ts:80:20)',
+      '    at Console.log (/srv/ferry/src/gateway/kurento/library-console.ts:80:20)',
       '    at Reconnect.<anonymous> (/srv/ferry/node_modules/kurento-client/lib/KurentoClient.js:946:15)',
       '    at Reconnect.emit (node:events:524:28)',
     ].join('\n');

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedialSchedule } from '../../src/gateway/media/redial-schedule';
+import { RedialSchedule } from '../../src/gateway/kurento/redial-schedule';
 
 describe('gateway: redial schedule for a lost media server', { timeout: 5000 }, () => {
   test('doubles from 100 ms to a 500 ms cap, and starts over after a reset', () => {

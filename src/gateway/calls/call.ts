@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
-import { CallMedia, Side } from '../media/call-media';
+import { CallMedia, Side } from '../kurento/call-media';
 import { CallRecord, CallState } from '../state/call-record';
 import { StateStore } from '../state/state-store';
 import { DialogLike, InDialogRequest, InDialogResponse } from './dialog-like';
