@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ChildSpec, SupervisedChild } from '../gateway/supervisor/child-process-supervisor';
+import { ChildSpec, SupervisedChild } from './supervisor/child-process-supervisor';
 
 /**
  * The private Redis `ferry start` runs when no REDIS_URL is given: Debian's `redis-server` on a free

@@ -1,9 +1,9 @@
 /**
  * A process that supervises one non-ferry program (`sh -c 'echo up; exec sleep 300'`) with
- * src/gateway/supervisor/child-process-supervisor.ts and prints `child <pid>` once it is ready —
+ * src/cli/supervisor/child-process-supervisor.ts and prints `child <pid>` once it is ready —
  * for the test that SIGKILLs this host and expects the program to die with it.
  */
-import { SupervisedChild } from '../../src/gateway/supervisor/child-process-supervisor';
+import { SupervisedChild } from '../../src/cli/supervisor/child-process-supervisor';
 
 const sleeper = new SupervisedChild(
   { name: 'sleeper', command: 'sh', args: ['-c', 'echo up; exec sleep 300'], ready: (l) => (l === 'up' ? {} : undefined), restart: false },

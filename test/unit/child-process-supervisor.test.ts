@@ -2,9 +2,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import path from 'node:path';
-import { SupervisedChild } from '../../src/gateway/supervisor/child-process-supervisor';
-import { parentDeathSignalAvailable } from '../../src/gateway/supervisor/parent-death-signal';
-import { stopChildrenInOrder } from '../../src/gateway/supervisor/stop-children';
+import { SupervisedChild } from '../../src/cli/supervisor/child-process-supervisor';
+import { parentDeathSignalAvailable } from '../../src/cli/supervisor/parent-death-signal';
+import { stopChildrenInOrder } from '../../src/cli/supervisor/stop-children';
 import { LineProcess } from '../helpers/line-process';
 import { isRunning, waitUntilGone } from '../helpers/process-tree';
 

@@ -82,6 +82,6 @@ test('positive control: a program added later without an install line is reporte
   assert.deepEqual(found.map((p) => p.program).sort(), ['ethtool', 'firefox-esr', 'ip', 'ip', 'linphonec', 'nft', 'sipp', 'socat', 'tcpdump', 'tshark'].sort());
   assert.deepEqual(unlisted(found, tools).map((p) => `${p.program}:${p.line}`), ['tshark:6', 'nft:7', 'ethtool:8', 'socat:9', 'tcpdump:11', 'firefox-esr:12', 'linphonec:13']);
   // the supervisor's command: field counts in files that use it
-  const supervised = "import { ChildProcessSupervisor } from '../gateway/supervisor/child-process-supervisor';\nnew ChildProcessSupervisor({ name: 'redis', command: 'redis-server', args: [] });";
+  const supervised = "import { ChildProcessSupervisor } from './supervisor/child-process-supervisor';\nnew ChildProcessSupervisor({ name: 'redis', command: 'redis-server', args: [] });";
   assert.deepEqual(spawnedPrograms(supervised, 'private-redis.ts').map((p) => p.program), ['redis-server']);
 });
