@@ -9,7 +9,7 @@ import { configureIceConsent } from '../../src/media/webrtc/werift-internals';
 import { buildBye } from '../../src/media/webrtc/rtcp-compound';
 import { buildReport } from '../../src/media/rtp/rtcp-packets';
 import type { IceCandidateInit, IceComponentState } from '../../src/media/webrtc/webrtc-leg';
-import type { LegEndReason } from '../../src/media/legs/media-leg';
+import type { LegEndReason } from '../../src/media/relay/media-leg';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
 
 /**

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
-import { emptyLegActivity, type LegActivity, type LegEndReason } from '../../src/media/legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason } from '../../src/media/relay/media-leg';
 import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
 import { rng } from '../helpers/seeded-random';
 

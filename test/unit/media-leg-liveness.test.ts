@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
 import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
-import type { LegActivity, LegEndReason } from '../../src/media/legs/media-leg';
+import type { LegActivity, LegEndReason } from '../../src/media/relay/media-leg';
 
 /** lifecycle.md rules 2-3 on a fake clock: 10-minute mute, 30-minute call, hold, silent death, explicit signals. */
 function harness(limits = { deadMs: 15000, holdMs: 3600000 }) {

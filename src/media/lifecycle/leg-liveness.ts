@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '../../common/clock';
-import type { LegActivity, LegEndReason } from '../legs/media-leg';
+import type { LegActivity, LegEndReason } from '../relay/media-leg';
 
 export interface LivenessLimits {
   /** No RTP and no RTCP from the peer for this long = dead (FERRY_MEDIA_DEAD_MS). */

@@ -1,5 +1,5 @@
 import { KurentoErrors } from '../errors/kurento-error';
-import type { MediaLeg } from '../legs/media-leg';
+import type { MediaLeg } from '../relay/media-leg';
 import { EMPTY_CODECS, type CodecTable } from '../relay/codec-table';
 import { RtpStreamRewriter } from '../relay/rtp-stream-rewriter';
 import type { TimerHandle } from '../../common/clock';

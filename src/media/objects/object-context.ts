@@ -1,6 +1,6 @@
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import type { LegEndReason } from '../legs/media-leg';
+import type { LegEndReason } from '../relay/media-leg';
 import type { MediaConfig } from '../server/media-config';
 import type { PortAllocator } from '../rtp/port-allocator';
 

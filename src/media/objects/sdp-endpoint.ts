@@ -1,6 +1,6 @@
 import { KurentoErrors } from '../errors/kurento-error';
 import { LegLiveness } from '../lifecycle/leg-liveness';
-import { emptyLegActivity, type LegEndReason, type MediaLeg } from '../legs/media-leg';
+import { emptyLegActivity, type LegEndReason, type MediaLeg } from '../relay/media-leg';
 import type { CodecTable } from '../relay/codec-table';
 import { MediaElement } from './media-element';
 import type { OperationParams } from './media-object';
@@ -34,7 +34,7 @@ export const BASE_RTP_ENDPOINT_EVENTS: readonly string[] = [
 ];
 
 /**
- * Kurento's SdpEndpoint/BaseRtpEndpoint: an element with one transport leg (src/media/legs/media-leg.ts),
+ * Kurento's SdpEndpoint/BaseRtpEndpoint: an element with one transport leg (src/media/relay/media-leg.ts),
  * SDP state, MediaState/ConnectionState and the leg's liveness (lifecycle.md).
  *
  * Subclasses (RtpEndpoint, WebRtcEndpoint) implement generateOffer/processOffer/processAnswer in

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from './rtcp-packets';
 import { ReceptionStats } from './reception-stats';
 import type { SrtpContext } from '../srtp/srtp-context';

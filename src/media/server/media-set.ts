@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { KurentoErrors } from '../errors/kurento-error';
-import type { LegEndReason } from '../legs/media-leg';
+import type { LegEndReason } from '../relay/media-leg';
 import type { ElementTypeRegistry } from '../objects/element-type';
 import { MediaElement } from '../objects/media-element';
 import type { MediaObject } from '../objects/media-object';

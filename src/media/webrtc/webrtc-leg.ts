@@ -1,4 +1,4 @@
-import type { MediaLeg } from '../legs/media-leg';
+import type { MediaLeg } from '../relay/media-leg';
 
 /**
  * ferry's own WebRTC-leg interface: what a WebRtcEndpoint needs from a WebRTC stack (ICE agent, DTLS-SRTP,
@@ -40,7 +40,7 @@ export interface WebRtcLegEvents {
   rtp: [packet: Buffer];
   rtcp: [packet: Buffer, info: { bye: boolean }];
   connected: [];
-  signal: [reason: import('../legs/media-leg').LegEndReason];
+  signal: [reason: import('../relay/media-leg').LegEndReason];
   closed: [];
   /** A local ICE candidate (emitted only after gatherCandidates(), as in KMS). */
   'local-candidate': [candidate: IceCandidateInit];

@@ -11,7 +11,7 @@ import {
 } from 'werift';
 import type { Clock, TimerHandle } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import { emptyLegActivity, type LegActivity, type LegEndReason } from '../legs/media-leg';
+import { emptyLegActivity, type LegActivity, type LegEndReason } from '../relay/media-leg';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
 import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';

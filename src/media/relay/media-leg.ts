@@ -8,7 +8,7 @@ import type { EventEmitter } from 'node:events';
  *
  * Packets crossing this boundary are plain (decrypted) RTP as Buffers. A leg never rewrites payload
  * bytes; the element that forwards a packet rewrites payload type / SSRC / sequence / timestamp for
- * the leg it sends on (see src/media/objects/ for the relay).
+ * the leg it sends on (see the relay in this folder).
  */
 export type LegEndReason =
   | 'rtcp-bye'
