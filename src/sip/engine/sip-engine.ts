@@ -87,6 +87,8 @@ export const DEFAULT_ORPHAN_DIALOG_MS = 30_000;
 export const ORPHAN_BYE_REASON = 'SIP;cause=480;text="no app owns this dialog"';
 /** `Reason` on the CANCEL of an outgoing INVITE whose app went away, and on the BYE of its late 2xx. */
 export const APP_GONE_REASON = 'SIP;cause=480;text="the app that placed this call is gone"';
+/** `Reason` on the BYE sent when the ACK to a 2xx never came, byte for byte as drachtio-server writes it (srf reports the text). */
+export const ACK_TIMEOUT_REASON = 'SIP ;cause=200 ;text="ACK timeout"';
 /** `Reason` on the BYE of every dialog when ferry sip stops. */
 export const SHUTDOWN_BYE_REASON = 'SIP;cause=503;text="ferry sip is shutting down"';
 
@@ -671,8 +673,8 @@ export class SipEngine implements ControlHandler {
       }
       const d = dialog;
       start2xxRetransmission(this.clock, this.timers, d, data, p.flow, cseq, () => {
-        this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: d.id, callId: d.callId });
-        this.sendEngineBye(d, undefined);
+        this.log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: d.id, callId: d.callId, reason: ACK_TIMEOUT_REASON });
+        void this.sendEngineBye(d, ACK_TIMEOUT_REASON);
       });
       dialogId = dialog.id;
     }
