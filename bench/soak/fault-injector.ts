@@ -100,8 +100,12 @@ export class FaultInjector {
     };
     this.ctx.log(`fault ${planned.kind} on call ${call.id} (slot ${call.slot})`);
     if (planned.kind === 'cable-pull') {
+      // claim the call before the (slow) iptables call: its slot must not hang up on plan meanwhile,
+      // or the call would end by a hang-up while its cable is being pulled
+      call.busyWith = planned.kind;
       const hole = await PacketBlackhole.apply([...slot.phoneRtpPorts, slot.phoneSipPort]);
       call.cablePull = { at: Date.now(), hole };
+      delete call.busyWith;
       record.detail = `phone ports ${[...slot.phoneRtpPorts, slot.phoneSipPort].join(',')} dropped until the call ended + 3 s`;
       return;
     }

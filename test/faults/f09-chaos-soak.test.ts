@@ -70,7 +70,9 @@ describe('F9: chaos soak', () => {
     for (const kind of FAULT_KINDS) assert.ok((report.faults.injectedByKind[kind] ?? 0) >= 1, `${kind} injected at least once: ${JSON.stringify(report.faults)}`);
     const blip = report.faults.list.find((f) => f.kind === 'blip' && !f.skipped);
     assert.ok(blip && Number(/^(\d+) packets dropped/.exec(blip.detail ?? '')?.[1]) > 50, `the blip dropped the phone's packets: ${blip?.detail}`);
-    assert.ok((report.endsByCause['cable-pull'] ?? 0) >= 1, `a cable pull ended its call with media-timeout:\n${summary}`);
+    const cablePull = report.faults.list.find((f) => f.kind === 'cable-pull' && !f.skipped);
+    assert.ok((report.endsByCause['cable-pull'] ?? 0) >= 1,
+      `a cable pull ended its call with media-timeout:\n${summary}\ncable pull: ${JSON.stringify(cablePull)}\ncall problems: ${JSON.stringify(report.callProblems)}\nproblems: ${JSON.stringify(report.problems)}`);
     assert.ok((report.endsByCause['media-kill'] ?? 0) >= 1, `the media kill ended calls with media-lost:\n${summary}`);
     assert.ok((report.endsByCause['hang-up'] ?? 0) >= 10, `calls ended by hang-ups:\n${summary}`);
     assert.ok(report.calls.answered >= 20, `calls kept going (${report.calls.answered} answered)`);
