@@ -7,6 +7,7 @@
  * (`udp/1.2.3.4:5060,tcp/...`), so the same test works against either server.
  */
 import Srf from 'drachtio-srf';
+import { pollUntil } from './wait-for';
 
 export type SrfTransport = 'udp' | 'tcp' | 'ws' | 'wss' | 'tls';
 
@@ -50,6 +51,35 @@ export async function connectBareSrf(port: number): Promise<any> {
   return srf;
 }
 
+interface SrfAgentInternals {
+  wp: { send(socket: unknown, msg: string): string };
+  mapServer: Map<unknown, { pendingRequests: Map<string, (reply: string[]) => void> }>;
+}
+
+/**
+ * Resolves once the server has answered a `ping` sent now on srf's control connection. The server
+ * handles the frames of one connection in order, so by then it has handled every `route` frame srf
+ * sent before the ping (the ones sent at authentication and the ones a handler registered later
+ * sent): a request a phone sends afterwards reaches the handler. This replaces "sleep 100 ms so the
+ * route reaches the engine". drachtio-srf 5.0.29 keeps its agent at `srf._app.client`; `wp.send`
+ * returns the frame's id and `pendingRequests` maps that id to the callback of its answer.
+ */
+export async function routesApplied(srf: Srf, timeoutMs = 5_000): Promise<void> {
+  const agent = (srf as unknown as { _app?: { client?: SrfAgentInternals } })._app?.client;
+  if (!agent) throw new Error('routesApplied: srf is not connected');
+  const sockets = [...agent.mapServer.keys()];
+  if (sockets.length === 0) throw new Error('routesApplied: srf has no control connection');
+  await Promise.all(sockets.map((socket) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to a control-port ping within ${timeoutMs} ms`)), timeoutMs);
+    const id = agent.wp.send(socket, 'ping');
+    agent.mapServer.get(socket)?.pendingRequests.set(id, (reply) => {
+      clearTimeout(timer);
+      if (reply[0] === 'OK') resolve();
+      else reject(new Error(`control-port ping answered ${reply.join('|')}`));
+    });
+  })));
+}
+
 /**
  * Creates an Srf, lets `setup` install handlers (srf.invite, srf.use('register'), ...), connects and
  * waits for the authenticated `connect` event. Rejects on a refused secret or after `timeoutMs`.
@@ -87,8 +117,8 @@ export async function connectSrf(
     });
     (srf as unknown as { connect(o: ControlAddress): void }).connect(control);
   });
-  // let the `route` frames sent right after authentication reach the server before traffic starts
-  await new Promise((r) => setTimeout(r, 100));
+  // the `route` frames sent right after authentication have reached the server before traffic starts
+  await routesApplied(srf, timeoutMs);
   const map = parseHostports(hostports);
   return {
     srf,
@@ -119,11 +149,7 @@ export function g711Sdp(port: number, direction: 'sendrecv' | 'sendonly' | 'recv
 
 /** Resolves when `predicate()` becomes true; rejects with `what` after `timeoutMs`. */
 export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(predicate, { timeoutMs, what });
 }
 
 /**
