@@ -15,6 +15,8 @@ export class DialogTable {
   remove(d: Dialog): void {
     d.pending2xx?.cancel();
     d.pending2xx = undefined;
+    d.challengedBye?.cancel();
+    d.challengedBye = undefined;
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
     if (this.byKey.get(d.key) === d) this.byKey.delete(d.key);
   }

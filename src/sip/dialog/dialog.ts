@@ -15,6 +15,8 @@ export class Dialog {
   lastAck: { cseq: number; data: Buffer } | undefined;
   /** UAS: 2xx retransmission until ACK (cseq of the INVITE it answers) */
   pending2xx: { cseq: number; timer: TimerHandle; cancel(): void } | undefined;
+  /** our BYE was challenged (401/407): the dialog waits this long for the retry with credentials */
+  challengedBye: TimerHandle | undefined;
 
   constructor(
     readonly id: string,

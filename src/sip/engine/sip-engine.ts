@@ -789,6 +789,8 @@ export class SipEngine implements ControlHandler {
       return;
     }
     const req = buildInDialogRequest(dialog, appReq.method, appReq);
+    dialog.challengedBye?.cancel();
+    dialog.challengedBye = undefined;
     if (req.method === 'BYE') {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
@@ -883,7 +885,11 @@ export class SipEngine implements ControlHandler {
       return;
     }
     if (res.status >= 200) c.finalForwarded = true;
-    if (req.method === 'BYE' && res.status >= 200 && c.dialog) this.dropDialog(c.dialog);
+    if (req.method === 'BYE' && res.status >= 200 && c.dialog) {
+      // a challenged BYE keeps its dialog for the app's retry with credentials (drachtio-server does the same)
+      if (res.status === 401 || res.status === 407) this.keepForAuthenticatedRetry(c.dialog);
+      else this.dropDialog(c.dialog);
+    }
     if (req.method === 'INVITE' && res.status >= 300 && c.earlyDialog && c.dialog) {
       this.dropDialog(c.dialog);
       c.dialog = undefined;
@@ -892,6 +898,21 @@ export class SipEngine implements ControlHandler {
     if (!app || !c.txnId) return;
     if (c.dialog && !dialogId && req.method !== 'INVITE') dialogId = c.dialog.id;
     this.sendToApp(app, res, c.flow, c.txnId, dialogId);
+  }
+
+  /**
+   * A BYE the app sent was challenged (401/407): the dialog stays for the retry with credentials, which
+   * drachtio-srf sends in the same dialog. If no BYE follows within 64*T1 the dialog is dropped quietly.
+   */
+  private keepForAuthenticatedRetry(dialog: Dialog): void {
+    dialog.challengedBye?.cancel();
+    dialog.challengedBye = this.clock.setTimeout(() => {
+      dialog.challengedBye = undefined;
+      if (this.dialogs.get(dialog.id) !== dialog) return;
+      this.log.info('challenged BYE not retried: dialog dropped', { callId: dialog.callId, dialogId: dialog.id });
+      this.dropDialog(dialog);
+    }, 64 * this.timers.t1);
+    this.log.info('BYE challenged: dialog kept for the retry with credentials', { callId: dialog.callId, dialogId: dialog.id });
   }
 
   /** RFC 3261 §13.2.2.4: the 2xx of an INVITE whose app is gone is ACKed by the engine (else the peer BYEs it later). */
