@@ -1,12 +1,8 @@
-import { envInt, envString } from '../common/env';
 import { createLogger } from '../common/logger';
 import { guarded } from '../common/process-faults';
 import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
-import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
-import { controlLimitsFromEnv } from '../sip/control/control-limits';
-import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
-import { tlsFilesFromEnv, trustedCasFromEnv } from '../common/tls-files';
+import { loadSipSettings, type SipSettings } from './sip-settings';
 
 /**
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
@@ -26,50 +22,24 @@ import { tlsFilesFromEnv, trustedCasFromEnv } from '../common/tls-files';
  * FERRY_SIP_ORPHAN_DIALOG_MS: a dialog no connected app owns is BYEd by the engine after this long (default 30000).
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
+ * Every variable is read and checked before anything listens (src/cli/sip-settings.ts): a bad value, such as
+ * a port outside 0..65535, exits 1 with one line naming the variable.
  * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
  */
 export async function run(_args: string[]): Promise<void> {
-  const controlHost = envString('FERRY_SIP_CONTROL_HOST', '127.0.0.1');
-  const secret = envString('FERRY_SIP_SECRET', DEFAULT_CONTROL_SECRET);
-  const exposure = controlExposureProblem(controlHost, secret);
-  if (exposure) {
-    process.stderr.write(`ferry sip: refusing to start: ${exposure}\n`);
-    process.exit(1);
-  }
-  let tlsOptions: { cert: Buffer; key: Buffer; ca: Buffer[] | undefined; verifyPeer: boolean } | undefined;
+  let settings: SipSettings;
   try {
-    const files = tlsFilesFromEnv();
-    if (files) tlsOptions = { cert: files.cert, key: files.key, ca: trustedCasFromEnv(), verifyPeer: envString('FERRY_SIP_TLS_VERIFY', '1') !== '0' };
+    settings = loadSipSettings();
   } catch (err) {
     process.stderr.write(`ferry sip: refusing to start: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  const controlLimits = controlLimitsFromEnv();
-  const connectionLimits = connectionLimitsFromEnv();
   const logger = createLogger('sip');
   let engine: Awaited<ReturnType<typeof startSipEngine>> | undefined;
   runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
-  engine = await startSipEngine({
-    host: envString('FERRY_SIP_HOST', '127.0.0.1'),
-    advertisedHost: envString('FERRY_SIP_ADVERTISED_HOST', '') || envString('FERRY_PUBLIC_HOST', '') || undefined,
-    sipPort: envInt('FERRY_SIP_PORT', 5060),
-    wsPort: envInt('FERRY_SIP_WS_PORT', 8088),
-    ...(tlsOptions ? { tls: tlsOptions, tlsPort: envInt('FERRY_SIP_TLS_PORT', 5061), wssPort: envInt('FERRY_SIP_WSS_PORT', 8089) } : {}),
-    controlPort: envInt('FERRY_SIP_CONTROL_PORT', 9022),
-    controlHost,
-    controlLimits,
-    connectionLimits,
-    secret,
-    orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000),
-    restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000),
-    timers: {
-      t1: envInt('FERRY_SIP_T1_MS', 500),
-      t2: envInt('FERRY_SIP_T2_MS', 4000),
-      t4: envInt('FERRY_SIP_T4_MS', 5000),
-    },
-  });
+  engine = await startSipEngine(settings.engine);
   process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
-  const statsIntervalMs = envInt('FERRY_SIP_STATS_INTERVAL_MS', 0);
+  const statsIntervalMs = settings.statsIntervalMs;
   if (statsIntervalMs > 0) {
     const running = engine;
     const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify({ ...running.engine.stats(), connections: running.connections.stats() })}\n`));

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
-import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
+import { loadMediaConfig } from '../media/server/media-config';
+import { loadSipSettings } from './sip-settings';
 import { createLogger } from '../common/logger';
 import { runProcess } from '../common/process-runner';
 import { stopChildrenInOrder } from './supervisor/stop-children';
@@ -45,27 +46,27 @@ export async function run(_args: string[]): Promise<void> {
     FERRY_SIP_WSS_PORT: tlsPortDefault(env.FERRY_SIP_WSS_PORT, env.FERRY_SIP_WS_PORT, 8089),
     FERRY_HTTPS_PORT: tlsPortDefault(env.FERRY_HTTPS_PORT, env.FERRY_HTTP_PORT, 3443),
   } : undefined;
-  // fail fast on a bad configuration, before anything is spawned
-  try {
-    loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ferry start: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const log = (line: string): void => {
-    process.stderr.write(`${line}\n`);
-  };
-  const sip = new SupervisedPart({ name: 'sip', env: { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost,
-    ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) } }, log);
   // RTP follows the public address; an explicit FERRY_MEDIA_HOST keeps meaning both, as for `ferry media`
   const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST || env.FERRY_MEDIA_HOST || host;
   // FERRY_PUBLIC_HOST given as an IPv4 address is also where phones and browsers send media (unless FERRY_MEDIA_PUBLIC_IP says otherwise)
   const mediaPublicIp = env.FERRY_MEDIA_PUBLIC_IP || (isIP(env.FERRY_PUBLIC_HOST ?? '') === 4 ? env.FERRY_PUBLIC_HOST! : '');
-  const media = new SupervisedPart({ name: 'media', env: { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost,
-    ...(mediaPublicIp ? { FERRY_MEDIA_PUBLIC_IP: mediaPublicIp } : {}) } }, log);
+  const sipEnv = { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost,
+    ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) };
+  const mediaEnv = { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost, ...(mediaPublicIp ? { FERRY_MEDIA_PUBLIC_IP: mediaPublicIp } : {}) };
+  // fail fast on a bad configuration, before anything is spawned: each part's settings as that part will read them
+  try {
+    loadSipSettings({ ...env, ...sipEnv });
+    loadMediaConfig({}, { ...env, ...mediaEnv });
+    loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
+  } catch (err) {
+    process.stderr.write(`ferry start: refusing to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const sip = new SupervisedPart({ name: 'sip', env: sipEnv }, log);
+  const media = new SupervisedPart({ name: 'media', env: mediaEnv }, log);
   const parts: SupervisedChild[] = [sip, media];
   let gateway: SupervisedChild | undefined;
   /** Children stopped after the engines (e.g. a private store the gateway writes to). */

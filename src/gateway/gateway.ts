@@ -84,7 +84,7 @@ export class Gateway {
           });
         },
         webphoneConfig: (secure, host) => {
-          const wsUrl = opts.webphoneWsUrl ?? process.env.FERRY_WEBPHONE_WS_URL ?? 'ws://127.0.0.1:8088';
+          const wsUrl = opts.webphoneWsUrl ?? config.webphoneWsUrl;
           // a page served over HTTPS may only open a secure WebSocket
           const name = host ? (host.includes(':') ? `[${host}]` : host) : undefined;
           const httpsUrl = config.webphone.httpsUrl ?? (this.httpsPort && name ? `https://${name}:${this.httpsPort}/` : undefined);

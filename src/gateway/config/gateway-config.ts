@@ -25,6 +25,8 @@ export interface GatewayConfig {
    * wss://<the name the page was opened with>:FERRY_WEBPHONE_WSS_PORT (the certificate covers that name)
    */
   webphoneWss: { url: string | undefined; port: number };
+  /** the SIP-over-WebSocket URL the page uses over plain HTTP (FERRY_WEBPHONE_WS_URL) */
+  webphoneWsUrl: string;
   instanceId: string;
   leaseMs: number;
   adoptIntervalMs: number;
@@ -70,6 +72,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const control = get('FERRY_SIP_CONTROL_URL', '127.0.0.1:9022').replace(/^tcp:\/\//, '');
   const m = /^([^:/]+):(\d{1,5})$/.exec(control);
   if (!m) problems.push(`environment: FERRY_SIP_CONTROL_URL=${JSON.stringify(control)}: must be host:port`);
+  else if (Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`environment: FERRY_SIP_CONTROL_URL=${JSON.stringify(control)}: the port must be between 1 and 65535`);
   const mediaUrl = get('FERRY_MEDIA_URL', 'ws://127.0.0.1:8888/kurento');
   if (!/^wss?:\/\/[^/]+/.test(mediaUrl)) problems.push(`environment: FERRY_MEDIA_URL=${JSON.stringify(mediaUrl)}: must be a ws:// or wss:// URL`);
   const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
@@ -90,6 +93,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     http: { host: httpHost, port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
     https: { port: int('FERRY_HTTPS_PORT', 3443, 0, 65535), tls: loadTls(env, problems) },
     webphoneWss: { url: env.FERRY_WEBPHONE_WSS_URL || undefined, port: int('FERRY_WEBPHONE_WSS_PORT', 0, 0, 65535) },
+    webphoneWsUrl: get('FERRY_WEBPHONE_WS_URL', 'ws://127.0.0.1:8088'),
     instanceId: get('FERRY_GATEWAY_ID', `gw-${randomUUID().slice(0, 8)}`),
     leaseMs,
     adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),

@@ -28,7 +28,7 @@ export class WebRtcEndpoint extends SdpEndpoint {
       if (ctx.constructorParams[p] === true) throw KurentoErrors.notImplemented(`WebRtcEndpoint: ${p}=true is not supported by ferry media`);
     }
     const logger = ctx.logger.child({ element: ctx.id });
-    this.webrtc = createWebRtcLeg({ clock: ctx.clock, logger, host: ctx.config.rtpHost, rtcpIntervalMs: ctx.config.rtcpIntervalMs });
+    this.webrtc = createWebRtcLeg({ clock: ctx.clock, logger, ice: ctx.config.ice, rtcpIntervalMs: ctx.config.rtcpIntervalMs });
     this.attachLeg(this.webrtc);
     this.wireIceEvents(this.webrtc);
   }

@@ -1,4 +1,5 @@
-import { envInt, envString } from '../../common/env';
+import { envInt, envPort, envString, type Env } from '../../common/env';
+import { loadIceSettings, type IceSettings } from '../webrtc/ice-settings';
 import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
@@ -29,29 +30,43 @@ export interface MediaConfig {
   rtcpIntervalMs: number;
   /** Pipeline, element and port limits (media-quotas.ts). */
   quotas: MediaQuotas;
+  /** Where WebRtcEndpoints gather ICE candidates (FERRY_MEDIA_ICE_*, FERRY_MEDIA_PUBLIC_IP; ice-settings.ts). */
+  ice: IceSettings;
+  /** Orphaned pipelines that never negotiated media are released after this long (FERRY_MEDIA_ORPHAN_TTL_MS, default 240000 as KMS's GC). */
+  orphanTtlMs: number;
+  /** The event-loop lag window /stats reports over (FERRY_MEDIA_LAG_WINDOW_MS, default 10000). */
+  lagWindowMs: number;
 }
 
-export function loadMediaConfig(overrides: Partial<MediaConfig> = {}): MediaConfig {
-  const policy = envString('FERRY_MEDIA_AUTO_RELEASE', 'orphans');
+/**
+ * Reads every FERRY_MEDIA_* variable once, at start: a bad value (a port outside 0..65535, an ICE address
+ * that is not IPv4, an unknown policy) throws here, naming the variable, before anything listens.
+ * `env` is the process environment except in tests; the quotas always come from the process environment.
+ */
+export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env = process.env): MediaConfig {
+  const policy = envString('FERRY_MEDIA_AUTO_RELEASE', 'orphans', env);
   if (policy !== 'orphans' && policy !== 'always' && policy !== 'never') {
     throw new Error(`FERRY_MEDIA_AUTO_RELEASE=${JSON.stringify(policy)} must be one of orphans, always, never`);
   }
-  const host = overrides.host ?? envString('FERRY_MEDIA_HOST', '127.0.0.1');
-  const rtpHost = overrides.rtpHost ?? envString('FERRY_MEDIA_RTP_HOST', host);
+  const host = overrides.host ?? envString('FERRY_MEDIA_HOST', '127.0.0.1', env);
+  const rtpHost = overrides.rtpHost ?? envString('FERRY_MEDIA_RTP_HOST', host, env);
   const config: MediaConfig = {
     host,
     rtpHost,
-    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', envString('FERRY_MEDIA_PUBLIC_IP', rtpHost)),
-    wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000),
-    port: envInt('FERRY_MEDIA_PORT', 8888),
-    rtpPortMin: envInt('FERRY_MEDIA_RTP_PORT_MIN', 0),
-    rtpPortMax: envInt('FERRY_MEDIA_RTP_PORT_MAX', 0),
-    deadMs: envInt('FERRY_MEDIA_DEAD_MS', 15000),
-    holdMs: envInt('FERRY_MEDIA_HOLD_MS', 3600000),
+    sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', envString('FERRY_MEDIA_PUBLIC_IP', rtpHost, env), env),
+    wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000, env),
+    port: envPort('FERRY_MEDIA_PORT', 8888, env),
+    rtpPortMin: envPort('FERRY_MEDIA_RTP_PORT_MIN', 0, env),
+    rtpPortMax: envPort('FERRY_MEDIA_RTP_PORT_MAX', 0, env),
+    deadMs: envInt('FERRY_MEDIA_DEAD_MS', 15000, env),
+    holdMs: envInt('FERRY_MEDIA_HOLD_MS', 3600000, env),
     autoRelease: policy,
-    releaseGraceMs: envInt('FERRY_MEDIA_RELEASE_GRACE_MS', 5000),
-    rtcpIntervalMs: envInt('FERRY_MEDIA_RTCP_INTERVAL_MS', 5000),
-    quotas: mediaQuotasFromEnv(),
+    releaseGraceMs: envInt('FERRY_MEDIA_RELEASE_GRACE_MS', 5000, env),
+    rtcpIntervalMs: envInt('FERRY_MEDIA_RTCP_INTERVAL_MS', 5000, env),
+    quotas: overrides.quotas ?? mediaQuotasFromEnv(),
+    ice: overrides.ice ?? loadIceSettings(env, rtpHost),
+    orphanTtlMs: envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000, env),
+    lagWindowMs: envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000, env),
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {

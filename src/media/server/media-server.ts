@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { systemClock, type Clock } from '../../common/clock';
 import { createLogger, type Logger } from '../../common/logger';
-import { envInt } from '../../common/env';
 import { defaultElementTypes } from '../objects/element-types';
 import type { ElementTypeRegistry } from '../objects/element-type';
 import { RpcConnection } from '../rpc/rpc-connection';
@@ -21,7 +20,7 @@ export interface MediaServerOptions {
   clock?: Clock;
   logger?: Logger;
   elementTypes?: ElementTypeRegistry;
-  /** Orphaned pipelines that never negotiated media are released after this long (default 240000, as KMS's GC). */
+  /** Orphaned pipelines that never negotiated media are released after this long (default: config.orphanTtlMs). */
   orphanTtlMs?: number;
 }
 
@@ -51,11 +50,11 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     logger,
     elementTypes: options.elementTypes ?? defaultElementTypes(),
     ports: new PortAllocator(config.rtpHost, config.rtpPortMin, config.rtpPortMax),
-    orphanTtlMs: options.orphanTtlMs ?? envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000),
+    orphanTtlMs: options.orphanTtlMs ?? config.orphanTtlMs,
   });
   const serverId = randomUUID();
   const sockets = new Set<WebSocket>();
-  const loopLag = new EventLoopLag(envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000));
+  const loopLag = new EventLoopLag(config.lagWindowMs);
 
   const httpServer = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
