@@ -12,6 +12,7 @@ import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message
 import { callIdOf, cseqOf } from '../message/sip-message';
 import { SipParseError } from '../message/sip-parse-error';
 import { parseSipMessage } from '../message/sip-parser';
+import { refusalResponse, validateRequest } from '../message/request-validator';
 import { serializeSipMessage } from '../message/sip-serializer';
 import { parseVia, formatVia } from '../message/via';
 import { FlowBindings } from '../registrar/flow-bindings';
@@ -222,6 +223,13 @@ export class SipEngine implements ControlHandler {
 
   private onNetworkRequest(req: SipRequest, flow: Flow): void {
     this.stampVia(req, flow);
+    // RFC 3261 §8.2 checks (505/400/501/416/420) before any transaction or app: src/sip/message/request-validator.ts
+    const refusal = validateRequest(req, { routes: (verb) => this.router.connected().some((a) => a.routes.has(verb)) });
+    if (refusal) {
+      if (req.method !== 'ACK') flow.send(serializeSipMessage(refusalResponse(req, refusal)));
+      this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id });
+      return;
+    }
     const mf = req.headers.get('Max-Forwards');
     if (mf !== undefined && Number(mf) === 0 && req.method !== 'ACK' && req.method !== 'OPTIONS') {
       flow.send(serializeSipMessage(makeResponse(req, 483, randomToken())));

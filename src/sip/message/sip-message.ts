@@ -7,6 +7,8 @@ export interface SipRequest {
   uri: string;
   headers: SipHeaders;
   body: Buffer;
+  /** the Request-Line's SIP-Version when it is not SIP/2.0 (such a request is answered 505) */
+  version?: string;
 }
 
 /** A parsed SIP response (RFC 3261 §7.2). */
@@ -27,7 +29,7 @@ export interface CSeq {
 
 export function parseCSeq(value: string | undefined): CSeq | undefined {
   if (!value) return undefined;
-  const m = /^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$/.exec(value);
+  const m = /^\s*(\d{1,10})\s+([A-Za-z0-9!%*_+`'~.-]+)\s*$/.exec(value);
   if (!m) return undefined;
   const seq = Number(m[1]);
   if (seq > 2 ** 31 - 1) return undefined;

@@ -6,6 +6,9 @@ import { parseVia } from './via';
 
 const MAX_HEADER_BYTES = 65_536;
 const TOKEN = /^[A-Za-z0-9!%*_+`'~.-]+$/;
+const SIP_VERSION = /^SIP\/\d{1,3}\.\d{1,3}$/i;
+/** RFC 3261 §20.22: Max-Forwards is 1*DIGIT in 0-255 (leading zeros allowed: `0068` is 68). */
+const MAX_FORWARDS = /^\d{1,9}$/;
 
 /**
  * Parses one complete SIP message (datagram, WebSocket message, or a frame cut by SipStreamFramer).
@@ -39,21 +42,24 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
   let isRequest = false;
   let method: string | undefined;
   let uri = '';
+  let version = 'SIP/2.0';
   let status = 0;
   let reason = '';
-  const resp = /^SIP\/2\.0 (\d{3}) ?(.*)$/.exec(startLine);
+  const resp = /^SIP\/2\.0 (\d{3})(?: (.*))?$/.exec(startLine);
   if (resp) {
     status = Number(resp[1]);
-    reason = resp[2];
+    reason = resp[2] ?? '';
     if (status < 100 || status > 699) throw new SipParseError(`bad status code ${status}`);
   } else {
     const parts = startLine.split(' ');
-    if (parts.length !== 3 || parts[2] !== 'SIP/2.0' || !TOKEN.test(parts[0]) || !parts[1]) {
+    // any SIP/x.y parses, so a request of another version can be answered 505 (request-validator.ts)
+    if (parts.length !== 3 || !SIP_VERSION.test(parts[2]) || !TOKEN.test(parts[0]) || !parts[1]) {
       throw new SipParseError(`bad start line: ${JSON.stringify(startLine.slice(0, 80))}`);
     }
     isRequest = true;
     method = parts[0].toUpperCase();
     uri = parts[1];
+    version = parts[2].toUpperCase();
   }
 
   const headers = new SipHeaders();
@@ -87,10 +93,11 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
     if (!cseq) fail('bad CSeq');
     if (isRequest && cseq!.method !== method) fail('CSeq method does not match request method');
     const topVia = headers.getAll('Via')[0];
-    if (!topVia || !parseVia(topVia)) fail('bad Via');
+    // a request of another SIP version has Vias of that version; it is answered 505, not 400
+    if (!topVia || (version === 'SIP/2.0' && !parseVia(topVia))) fail('bad Via');
   }
   const mf = headers.get('Max-Forwards');
-  if (mf !== undefined && !/^\d{1,3}$/.test(mf.trim())) fail('bad Max-Forwards');
+  if (mf !== undefined && (!MAX_FORWARDS.test(mf.trim()) || Number(mf.trim()) > 255)) fail('bad Max-Forwards');
 
   const bodyStart = Math.min(data.length, headEnd + sepLen);
   const clRaw = lenient ? undefined : headers.get('Content-Length');
@@ -104,6 +111,6 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
     if (!datagram) fail('missing Content-Length on a stream');
     body = Buffer.from(data.subarray(bodyStart));
   }
-  if (isRequest) return { kind: 'request', method: method!, uri, headers, body };
+  if (isRequest) return { kind: 'request', method: method!, uri, headers, body, ...(version !== 'SIP/2.0' ? { version } : {}) };
   return { kind: 'response', status, reason, headers, body };
 }

@@ -7,8 +7,8 @@
  * are copied into one buffer that never grows past the limit (plus one read chunk), and a message whose
  * Content-Length announces more than the limit is refused as soon as its headers are complete, before
  * any of its body is kept. A refused stream is unrecoverable: `push` returns an `error` (and, when the
- * headers were complete, `refusedHead`, so the transport can answer 413, or 400 for an unreadable
- * Content-Length) and the caller closes.
+ * headers were complete, `refusedHead`, so the transport can answer 413, or 400 for an unreadable,
+ * missing or conflicting Content-Length) and the caller closes.
  * After every push, `pending` says whether a message is half-read (for the transport's read deadlines).
  */
 export interface FramerOutput {
@@ -27,6 +27,12 @@ export type FramerPending = 'none' | 'headers' | 'body';
 export const DEFAULT_MAX_MESSAGE_BYTES = 65_536;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const CONTENT_LENGTH_LINE = /(?:^|\r\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
+
+/** The value of every Content-Length header line (long or compact name) in a message head. */
+function contentLengths(head: string): string[] {
+  return [...head.matchAll(CONTENT_LENGTH_LINE)].map((m) => m[1]);
+}
 
 export class SipStreamFramer {
   /** bytes of the incomplete message, `store[0..len)`; empty between messages */
@@ -84,12 +90,17 @@ export class SipStreamFramer {
         }
         const headEnd = end + 4;
         const head = data.toString('latin1', pos, end);
-        const m = /(?:^|\r\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/i.exec(head);
-        if (!m || !/^\d{1,9}\s*$/.test(m[1])) {
+        const lengths = contentLengths(head);
+        if (lengths.length === 0 || !lengths.every((l) => /^\d{1,9}\s*$/.test(l))) {
           out.refusedHead = Buffer.from(data.subarray(pos, headEnd));
-          return this.fail(out, m ? 'bad Content-Length' : 'missing Content-Length on a stream');
+          return this.fail(out, lengths.length ? 'bad Content-Length' : 'missing Content-Length on a stream');
         }
-        const total = headEnd - pos + Number(m[1].trim());
+        // two different lengths: where this message ends, and the next begins, cannot be known
+        if (new Set(lengths.map((l) => Number(l.trim()))).size > 1) {
+          out.refusedHead = Buffer.from(data.subarray(pos, headEnd));
+          return this.fail(out, 'conflicting Content-Length values');
+        }
+        const total = headEnd - pos + Number(lengths[0].trim());
         if (total > this.maxMessageBytes) {
           out.refusedHead = Buffer.from(data.subarray(pos, headEnd));
           return this.fail(out, `message of ${total} bytes is larger than ${this.maxMessageBytes} bytes`, true);
