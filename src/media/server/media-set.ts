@@ -16,6 +16,7 @@ import { SERVER_MANAGER_EVENTS, SERVER_MANAGER_ID, ServerManager } from './serve
 import { guarded } from '../../common/process-faults';
 import { PORTS_RESERVED_PER_ENDPOINT, quotaExceeded } from './media-quotas';
 import { LogThrottle } from '../../common/log-throttle';
+import { TeardownRetries, type TeardownRetryPolicy } from './teardown-retries';
 
 /** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
 export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
@@ -25,6 +26,8 @@ interface PipelineRecord {
   elements: Map<string, MediaElement>;
   owners: Set<MediaSession>;
   release: Promise<void> | undefined;
+  /** the release was counted in releasesByReason (a retried release counts once) */
+  releaseCounted?: boolean;
   graceTimer: TimerHandle | undefined;
   orphanTimer: TimerHandle | undefined;
   /** The session that created the pipeline (charged for it in the per-session quota). */
@@ -42,6 +45,8 @@ export interface MediaSetOptions {
   ports: PortAllocator;
   /** An orphaned pipeline with no live media (never negotiated) is released after this long. */
   orphanTtlMs: number;
+  /** How a failed element teardown or pipeline release is retried (default: 1 s doubling to 30 s, 8 retries). */
+  teardownRetryPolicy?: TeardownRetryPolicy;
 }
 
 /**
@@ -69,10 +74,13 @@ export class MediaSet implements ObjectHost {
   private readonly pendingPorts = new Map<string, number>();
   /** refused creates: one line per session and limit per 10 s, however fast they come */
   private readonly refusalLog: LogThrottle;
+  /** element teardowns and pipeline releases that failed: logged, counted, retried (/stats teardownFailures) */
+  private readonly teardownRetries: TeardownRetries;
 
   constructor(private readonly o: MediaSetOptions) {
     this.logger = o.logger;
     this.refusalLog = new LogThrottle(10_000, () => o.clock.now());
+    this.teardownRetries = new TeardownRetries(o.clock, o.logger, o.teardownRetryPolicy);
     this.manager = new ServerManager(this, o.clock, {
       pipelineIds: () => [...this.pipelines.keys()],
       sessionIds: () => [...this.sessions.keys()],
@@ -372,9 +380,21 @@ export class MediaSet implements ObjectHost {
     if (!rec) return Promise.resolve();
     if (!rec.release) {
       if (by) this.tellOtherSessions(rec, by);
-      rec.release = this.releasePipeline(rec, reason);
+      const release = this.releasePipeline(rec, reason);
+      rec.release = release;
+      // a release that throws is logged, counted and retried; a later release() call may try again too
+      release.catch((err: unknown) => {
+        if (rec.release === release) rec.release = undefined;
+        if (!this.pipelines.has(rec.pipeline.id)) return;
+        this.teardownRetries.failed(rec.pipeline.id, err, () => this.release(rec.pipeline.id, reason), { pipeline: rec.pipeline.id, reason });
+      });
     }
     return rec.release;
+  }
+
+  /** Release from a timer or an event, where nobody awaits the result: a failure is logged and retried by release() itself. */
+  private releaseInBackground(pid: string, reason: LegEndReason): void {
+    this.release(pid, reason).catch(() => undefined);
   }
 
   /** A pipeline is being released by session `by`: its endpoints' other subscribers get the end events now. */
@@ -423,13 +443,16 @@ export class MediaSet implements ObjectHost {
     rec.orphanTimer?.cancel();
     rec.graceTimer = rec.orphanTimer = undefined;
     this.logger.info('releasing pipeline', { pipeline: pid, reason, elements: rec.elements.size, orphaned: this.isOrphaned(rec) });
-    this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
+    if (!rec.releaseCounted) this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
+    rec.releaseCounted = true;
     const elements = [...rec.elements.values()];
     rec.pipeline.muteEvents();
     for (const e of elements) e.muteEvents();
+    // an element whose teardown fails (its sockets would not close) is logged and retried, not forgotten
     await Promise.all(
       elements.map((e) =>
-        e.teardown({ notifyPeer: true }).catch((err: unknown) => this.logger.warn('element teardown failed', { element: e.id, error: String(err) })),
+        e.teardown({ notifyPeer: true }).catch((err: unknown) =>
+          this.teardownRetries.failed(e.id, err, () => e.teardown({ notifyPeer: false }), { element: e.id, pipeline: pid, reason })),
       ),
     );
     await rec.pipeline.teardown();
@@ -482,7 +505,7 @@ export class MediaSet implements ObjectHost {
     const orphaned = this.isOrphaned(rec);
     if (orphaned) {
       if (ended && policy !== 'never') {
-        void this.release(pid, ended).catch((err: unknown) => this.logger.error('auto-release failed', { pipeline: pid, error: String(err) }));
+        this.releaseInBackground(pid, ended);
         return;
       }
       if (!live && !rec.orphanTimer) {
@@ -491,7 +514,7 @@ export class MediaSet implements ObjectHost {
           const r = this.pipelines.get(pid);
           if (!r || r.release || !this.isOrphaned(r)) return;
           if (this.hasLiveMedia(r)) return;
-          void this.release(pid, 'session-expired').catch(() => undefined);
+          this.releaseInBackground(pid, 'session-expired');
         }, this.o.orphanTtlMs);
       }
       return;
@@ -502,7 +525,7 @@ export class MediaSet implements ObjectHost {
       const reason = ended;
       rec.graceTimer = this.o.clock.setTimeout(() => {
         rec.graceTimer = undefined;
-        void this.release(pid, reason).catch(() => undefined);
+        this.releaseInBackground(pid, reason);
       }, this.o.config.releaseGraceMs);
     }
   }
@@ -534,6 +557,7 @@ export class MediaSet implements ObjectHost {
       pipelinesDetail,
       legEndsByReason: Object.fromEntries(this.legEnds),
       releasesByReason: Object.fromEntries(this.releases),
+      teardownFailures: this.teardownRetries.stats(),
       quotas: { ...this.o.config.quotas, portsCounted: this.portsCountedFor(), refusals: Object.fromEntries(this.quotaRefusals) },
       sessionsDetail: [...this.sessions.values()].map((s) => ({
         id: s.id,
@@ -550,7 +574,8 @@ export class MediaSet implements ObjectHost {
 
   /** Release everything (shutdown): peers are told, sockets closed, sessions forgotten. */
   async closeAll(): Promise<void> {
-    await Promise.all([...this.pipelines.keys()].map((pid) => this.release(pid, 'control-release')));
+    await Promise.all([...this.pipelines.keys()].map((pid) => this.release(pid, 'control-release').catch(() => undefined)));
+    await this.teardownRetries.flush();
     for (const s of [...this.sessions.values()]) {
       s.connection = undefined;
       this.expireIfIdle(s);
