@@ -64,11 +64,6 @@ export abstract class MediaElement extends MediaObject {
     return this.ctx.pipelineId;
   }
 
-  /** The SSRC this element uses for every packet it sends to its peer (legs put it in their RTCP too). */
-  get outgoingSsrc(): number {
-    return this.rewriter.outSsrc;
-  }
-
   protected useLeg(leg: MediaLeg): void {
     this.leg = leg;
   }

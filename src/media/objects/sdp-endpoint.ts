@@ -74,9 +74,9 @@ export abstract class SdpEndpoint extends MediaElement {
     return this.legEndReason;
   }
 
-  /** Negotiated and its leg not ended: the registry keeps such a pipeline alive even when orphaned. */
+  /** Negotiated with media and its leg not ended: the registry keeps such a pipeline alive even when orphaned. */
   get mediaLive(): boolean {
-    return this.remoteSdp !== undefined && this.legEndReason === undefined && !this.released;
+    return this.sessionStarted && this.remoteSdp !== undefined && this.legEndReason === undefined && !this.released;
   }
 
   protected attachLeg(leg: MediaLeg): void {
@@ -105,6 +105,16 @@ export abstract class SdpEndpoint extends MediaElement {
       this.emitEvent('MediaSessionStarted');
     }
     if (!this.legEndReason) this.liveness.start();
+  }
+
+  /**
+   * An offer answered with every m-line at port 0 (nothing ferry carries): the SDP is kept for
+   * getLocal/RemoteSessionDescriptor, but no media session starts, no liveness runs and the endpoint
+   * does not keep an orphaned pipeline alive (mediaLive stays false).
+   */
+  protected negotiatedWithoutMedia(localSdp: string, remoteSdp: string): void {
+    this.localSdp = localSdp;
+    this.remoteSdp = remoteSdp;
   }
 
   /** This leg's own peer said in its SDP that it will not send (a hold direction or address). */
@@ -245,11 +255,16 @@ export abstract class SdpEndpoint extends MediaElement {
     }
   }
 
-  /** `getStats`: inbound/outbound RTP counters of the leg, in Kurento's RTC*RTPStreamStats shape (a subset). */
+  /**
+   * `getStats`: inbound/outbound RTP counters of the leg and its RTCP session figures, in Kurento's
+   * RTC*RTPStreamStats shape (a subset). Outbound `ssrc` is the leg's own SSRC (the one on the wire),
+   * inbound `ssrc` the peer's; jitter and roundTripTime in seconds, fractionLost 0..1.
+   */
   protected override statsValue(): Record<string, unknown> {
     const leg = this.leg;
     if (!leg) return {};
     const a = leg.activity();
+    const r = leg.rtcpStats();
     const now = this.clock.now();
     const common = { __module__: 'kurento', timestamp: Math.floor(now / 1000), timestampMillis: now, mediaType: 'AUDIO' };
     return {
@@ -258,17 +273,23 @@ export abstract class SdpEndpoint extends MediaElement {
         __type__: 'RTCInboundRTPStreamStats',
         id: `${this.id}_inbound`,
         type: 'inboundrtp',
+        ...(r?.remoteSsrc !== undefined ? { ssrc: String(r.remoteSsrc) } : {}),
         packetsReceived: a.packetsIn,
         bytesReceived: a.bytesIn,
+        packetsLost: r?.packetsLost ?? 0,
+        fractionLost: r?.fractionLost ?? 0,
+        jitter: r?.jitter ?? 0,
       },
       [`${this.id}_outbound`]: {
         ...common,
         __type__: 'RTCOutboundRTPStreamStats',
         id: `${this.id}_outbound`,
         type: 'outboundrtp',
-        ssrc: String(this.outgoingSsrc),
+        ...(leg.localSsrc !== undefined ? { ssrc: String(leg.localSsrc) } : {}),
         packetsSent: a.packetsOut,
         bytesSent: a.bytesOut,
+        ...(r?.remoteReport ? { packetsLost: r.remoteReport.packetsLost, fractionLost: r.remoteReport.fractionLost } : {}),
+        ...(r?.roundTripTime !== undefined ? { roundTripTime: r.roundTripTime } : {}),
       },
     };
   }

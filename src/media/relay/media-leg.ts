@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { RtcpStreamStats } from '../rtcp/rtcp-session';
 
 /**
  * The contract between a media element (RtpEndpoint, WebRtcEndpoint in src/media/objects/) and the
@@ -76,8 +77,16 @@ export interface MediaLeg extends EventEmitter {
   /** Number of local UDP ports this leg holds right now (for /stats boundPorts; 0 after close). */
   boundPorts(): number;
   /**
+   * The SSRC of everything this leg sends (it stamps it on every RTP packet and uses it in its RTCP), the
+   * one getStats reports; undefined while the leg does not know it yet (WebRTC before negotiation).
+   */
+  readonly localSsrc: number | undefined;
+  /** The leg's RTCP session statistics (src/media/rtcp/rtcp-session.ts), undefined before it runs. */
+  rtcpStats(): RtcpStreamStats | undefined;
+  /**
    * Tell the peer goodbye (RTCP BYE on RTP; RTCP BYE + DTLS close_notify on WebRTC), then free every socket
-   * and timer. Idempotent: a second call resolves at once.
+   * and timer. Idempotent: every call returns the first call's promise (its `notifyPeer` decides), so
+   * concurrent closes send one goodbye.
    */
   close(options?: { notifyPeer?: boolean }): Promise<void>;
 }

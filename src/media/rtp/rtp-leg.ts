@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
-import type { Clock, TimerHandle } from '../../common/clock';
+import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
-import { buildByeCompound, buildReport, looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from './rtcp-packets';
-import { ReceptionStats } from './reception-stats';
+import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
+import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import type { SrtpContext } from '../srtp/srtp-context';
 
 /** SRTP on this leg: `inbound` unprotects what the peer sends (its key), `outbound` protects ours. */
@@ -41,8 +41,10 @@ interface Path {
  * the port we receive on. Latching (see accept()): the SDP-named address always wins and the socket
  * is then connect()ed to it, so the kernel drops strangers and an ICMP port unreachable surfaces as
  * ECONNREFUSED ('icmp-unreachable' signal); a NAT'd phone is latched by its first plausible packet.
- * RTCP on port+1 or muxed (RFC 5761); SR/RR every `rtcpIntervalMs`; an incoming BYE is the
- * 'rtcp-bye' end signal. Per-packet path: header checks, counters, one emit; no allocation.
+ * RTCP on port+1 or muxed (RFC 5761) through an RtcpSession (src/media/rtcp/): SR/RR on the randomised
+ * RFC 3550 interval around `rtcpIntervalMs`, reception statistics, one BYE; an incoming BYE is the
+ * 'rtcp-bye' end signal. The session's SSRC is stamped on every RTP packet this leg sends (one SSRC
+ * on the wire, the one getStats reports). Per-packet path: header checks, counters, one emit; no allocation.
  * With SRTP (setSrtp, SDES keys): every datagram is authenticated and decrypted before it counts, latches
  * or is relayed, and everything we send (RTP, SR/RR, BYE) is protected; an unauthenticated packet is
  * dropped and counted (srtpRefused).
@@ -53,14 +55,13 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private rtcp: Path | undefined;
   private remote: RemoteRtpAddress | undefined;
   private sendAllowed = true;
+  /** close() was called: nothing more is sent but the goodbye. */
+  private closing = false;
   private closed = false;
-  private reportTimer: TimerHandle | undefined;
-  private readonly reception = new ReceptionStats();
-  private readonly ownSsrc = (Math.random() * 0xffffffff) >>> 0 || 1;
-  private lastSentSsrc = 0;
-  private lastSentTs = 0;
-  private lastSentTsAt = 0;
-  private payloadOctetsOut = 0;
+  private closePromise: Promise<void> | undefined;
+  /** setRemote() ran once: reports are on, 'connected' was emitted. */
+  private started = false;
+  private readonly rtcpSession: RtcpSession;
   private strangersDropped = 0;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
@@ -71,11 +72,19 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
     private readonly clock: Clock,
-    private readonly rtcpIntervalMs: number,
+    rtcpIntervalMs: number,
     private readonly cname: string,
     private readonly logger: Logger,
   ) {
     super();
+    this.rtcpSession = new RtcpSession({
+      clock,
+      ssrc: (Math.random() * 0xffffffff) >>> 0 || 1,
+      cname,
+      clockRate: 8000,
+      minIntervalMs: rtcpIntervalMs,
+      send: (compound) => this.sendRtcp(compound),
+    });
     this.rtp = newPath(sockets.rtp);
     this.rtcp = sockets.rtcp ? newPath(sockets.rtcp) : undefined;
     sockets.rtp.on('message', (msg, rinfo) => this.onRtpSocket(msg, rinfo));
@@ -84,6 +93,15 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       sockets.rtcp.on('message', (msg, rinfo) => this.onRtcpSocket(msg, rinfo));
       sockets.rtcp.on('error', (err) => this.onSocketError(err, 'rtcp'));
     }
+  }
+
+  /** The SSRC of everything this leg sends (RTP and RTCP). */
+  get localSsrc(): number {
+    return this.rtcpSession.ssrc;
+  }
+
+  rtcpStats(): RtcpStreamStats {
+    return this.rtcpSession.stats();
   }
 
   get localRtpPort(): number {
@@ -107,7 +125,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    * `peerReceives` false (peer is sendonly/inactive) stops RTP to it; RTCP continues.
    */
   setRemote(remote: RemoteRtpAddress, peerReceives: boolean, payloadTypes: readonly number[] = []): void {
-    if (this.closed) return;
+    if (this.closing) return;
     this.acceptedPts = new Uint8Array(128);
     for (const pt of payloadTypes) if (pt >= 0 && pt < 128) this.acceptedPts[pt] = 1;
     const changed =
@@ -119,8 +137,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       this.retarget(this.rtp, remote.address, remote.rtpPort);
       if (this.rtcp) this.retarget(this.rtcp, remote.rtcpAddress, remote.rtcpPort);
     }
-    if (!this.reportTimer) {
-      this.reportTimer = this.clock.setInterval(() => this.sendReport(), this.rtcpIntervalMs);
+    if (!this.started) {
+      this.started = true;
+      this.rtcpSession.start();
       this.emit('connected');
     }
   }
@@ -155,18 +174,15 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   sendRtp(packet: Buffer): void {
-    if (this.closed || !this.sendAllowed) return;
+    if (this.closing || !this.sendAllowed) return;
     const p = this.rtp;
     if (p.targetAddress === undefined || p.connecting) return;
-    this.lastSentSsrc = packet.readUInt32BE(8);
-    this.lastSentTs = packet.readUInt32BE(4);
-    const now = this.clock.now();
-    this.lastSentTsAt = now;
+    packet.writeUInt32BE(this.rtcpSession.ssrc, 8);
+    this.rtcpSession.onRtpSent(packet);
     const c = this.counters;
     c.packetsOut++;
     c.bytesOut += packet.length;
-    c.lastRtpOutAt = now;
-    this.payloadOctetsOut += packet.length - 12;
+    c.lastRtpOutAt = this.clock.now();
     const wire = this.srtp ? this.srtp.outbound.protectRtp(packet) : packet;
     if (p.connected) p.socket.send(wire);
     else p.socket.send(wire, p.targetPort, p.targetAddress);
@@ -186,13 +202,20 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     return this.strangersDropped;
   }
 
-  async close(options: { notifyPeer?: boolean } = {}): Promise<void> {
-    if (this.closed) return;
-    if (options.notifyPeer) await this.sendBye();
-    if (this.closed) return;
+  /**
+   * Idempotent: every call returns the same promise, so concurrent closes send one RTCP BYE (when the
+   * first asked for it) and close the sockets once.
+   */
+  close(options: { notifyPeer?: boolean } = {}): Promise<void> {
+    this.closePromise ??= this.teardown(options.notifyPeer ?? false);
+    return this.closePromise;
+  }
+
+  private async teardown(notifyPeer: boolean): Promise<void> {
+    this.closing = true;
+    const bye = this.rtcpSession.goodbye('ferry: call ended');
+    if (notifyPeer && bye) await new Promise<void>((resolve) => this.sendRtcp(bye, resolve));
     this.closed = true;
-    this.reportTimer?.cancel();
-    this.reportTimer = undefined;
     const sockets = [this.rtp.socket, ...(this.rtcp ? [this.rtcp.socket] : [])];
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => closeQuietly(s, resolve))));
     this.emit('closed');
@@ -206,8 +229,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (looksLikeRtcp(datagram)) {
       const rtcp = this.unprotectRtcp(datagram);
       if (!rtcp) return;
-      const summary = parseRtcpCompound(rtcp);
-      if (this.accept(this.rtp, rinfo, summary.valid)) this.onRtcp(summary, rtcp);
+      const plausible = parseRtcpCompound(rtcp).valid;
+      if (this.accept(this.rtp, rinfo, plausible)) this.onRtcp(rtcp);
       return;
     }
     let msg = datagram;
@@ -224,7 +247,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     c.packetsIn++;
     c.bytesIn += msg.length;
     c.lastRtpInAt = this.clock.now();
-    this.reception.onPacket(msg.readUInt32BE(8), msg.readUInt16BE(2));
+    this.rtcpSession.onRtpReceived(msg);
     try {
       this.emit('rtp', msg);
     } catch (err) {
@@ -259,12 +282,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (this.closed || !this.rtcp) return;
     const msg = this.unprotectRtcp(datagram);
     if (!msg) return;
-    const summary = parseRtcpCompound(msg);
-    if (!this.accept(this.rtcp, rinfo, summary.valid)) return;
-    this.onRtcp(summary, msg);
+    if (!this.accept(this.rtcp, rinfo, parseRtcpCompound(msg).valid)) return;
+    this.onRtcp(msg);
   }
 
-  private onRtcp(summary: RtcpSummary, msg: Buffer): void {
+  private onRtcp(msg: Buffer): void {
+    const summary: RtcpSummary = this.rtcpSession.onRtcpReceived(msg);
     if (!summary.valid) return;
     this.counters.lastRtcpInAt = this.clock.now();
     try {
@@ -347,32 +370,6 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const buf = this.srtp ? this.srtp.outbound.protectRtcp(clear) : clear;
     if (p.connected) p.socket.send(buf, done);
     else p.socket.send(buf, p.targetPort, p.targetAddress, done);
-  }
-
-  private senderSsrc(): number {
-    return this.lastSentSsrc || this.ownSsrc;
-  }
-
-  private sendReport(): void {
-    const now = this.clock.now();
-    const block = this.reception.block();
-    const sending = this.counters.lastRtpOutAt !== undefined && now - this.counters.lastRtpOutAt < 2 * this.rtcpIntervalMs;
-    const sender = sending
-      ? {
-          ntpMs: now,
-          rtpTimestamp: (this.lastSentTs + Math.round((now - this.lastSentTsAt) * 8)) >>> 0,
-          packetCount: this.counters.packetsOut,
-          octetCount: this.payloadOctetsOut,
-        }
-      : undefined;
-    this.sendRtcp(buildReport(this.senderSsrc(), this.cname, sender, block ? [block] : []));
-  }
-
-  /** Send RTCP BYE and wait until the datagram left (so close() cannot cancel it). */
-  private sendBye(): Promise<void> {
-    const ssrcs = [this.senderSsrc()];
-    if (this.lastSentSsrc && this.lastSentSsrc !== this.ownSsrc) ssrcs.push(this.ownSsrc);
-    return new Promise((resolve) => this.sendRtcp(buildByeCompound(ssrcs, this.cname, 'ferry: call ended'), () => resolve()));
   }
 }
 

@@ -9,16 +9,16 @@ import {
   type RTCDtlsTransport,
   type RTCRtpTransceiver,
 } from 'werift';
-import type { Clock, TimerHandle } from '../../common/clock';
+import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { emptyLegActivity, type LegActivity, type LegEndReason } from '../relay/media-leg';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
 import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
-import { buildReport } from '../rtp/rtcp-packets';
-import { ReceptionStats } from '../rtp/reception-stats';
-import { buildBye, inspectRtcpCompound } from './rtcp-compound';
+import { parseRtcpCompound } from '../rtcp/rtcp-packets';
+import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import { WebRtcSdpError } from './webrtc-sdp-error';
+import { offerMLines, rejectOtherLines } from '../sdp/rejected-media';
 import { advertiseCandidate, advertiseSdp } from './advertised-address';
 import type {
   DtlsConnectionState,
@@ -38,7 +38,7 @@ export interface WeriftLegOptions {
   ice: IceSettings;
   /** How long processOffer/generateOffer wait for host candidates before answering (ms). */
   gatherTimeoutMs?: number;
-  /** Mean RTCP report interval (ms); each report is sent at 0.5..1.5 times it (RFC 3550 §6.3.1). */
+  /** RTCP report interval (ms): the mean of the randomised RFC 3550 interval (see src/media/rtcp/rtcp-session.ts). */
   rtcpIntervalMs?: number;
 }
 
@@ -48,8 +48,9 @@ const TELEPHONE_EVENT_DEFAULT_PT = 101;
  * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
  * host addresses only, DTLS-SRTP, one audio m-line with G.711 + telephone-event. werift does ICE, DTLS
  * and SDP; this class does the media path itself (werift-internals.ts): it taps decrypted RTP/RTCP
- * (with replay protection and BYE detection), sends RTP under its signalled SSRC, sends its own RTCP SR
- * and BYE, and sends a real DTLS close_notify on close so the browser learns at once.
+ * (with replay protection and BYE detection), sends RTP under its signalled SSRC, runs its RTCP through an
+ * RtcpSession (src/media/rtcp/: SR/RR, reception statistics, one BYE) under that same SSRC, and sends a
+ * real DTLS close_notify on close so the browser learns at once.
  */
 export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLeg {
   readonly kind = 'webrtc' as const;
@@ -79,16 +80,10 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private readonly sockets = new Set<Socket>();
-  private rtcpTimer: TimerHandle | undefined;
+  /** Created once negotiated and connected (it needs the signalled SSRC). */
+  private rtcpSession: RtcpSession | undefined;
 
   private stats: LegActivity = emptyLegActivity();
-  private srPacketsSent = 0;
-  private srOctetsSent = 0;
-  private lastRtpTimestampOut = 0;
-  private lastRtpOutWall = 0;
-  private sentSinceReport = false;
-  private readonly reception = new ReceptionStats();
-  private receivedSinceReport = false;
   /** Datagrams (non-STUN) dropped because they came from an address that is not one of the peer's. */
   private strangers = { dropped: 0, forgedAlerts: 0 };
   get strangerDatagrams(): number {
@@ -147,7 +142,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
     this.negotiation = this.readNegotiation(sdp);
     if (!this.negotiation) throw new WebRtcSdpError('process-offer', 'the offer left no usable audio stream (G.711) to answer');
-    return sdp;
+    // Every m-line but the audio one answered with port 0 in one form, whatever the stack wrote for it.
+    return rejectOtherLines(sdp, offerMLines(offer), remote.mLineIndex);
   }
 
   async generateOffer(preferred: G711Codec): Promise<string> {
@@ -197,6 +193,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       neg.telephoneEvent = remote.telephoneEvent !== undefined && neg.telephoneEvent ? { payloadType: remote.telephoneEvent } : undefined;
     }
     this.negotiation = neg;
+    this.startRtcp();
   }
 
   async addRemoteCandidate(candidate: IceCandidateInit): Promise<void> {
@@ -261,15 +258,19 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (neg.direction === 'recvonly' || neg.direction === 'inactive') return;
     const sent = sendSrtp(t, packet, neg.localSsrc);
     if (sent === 0) return;
-    const now = this.options.clock.now();
-    this.stats.lastRtpOutAt = now;
+    this.stats.lastRtpOutAt = this.options.clock.now();
     this.stats.packetsOut++;
     this.stats.bytesOut += packet.length;
-    this.srPacketsSent++;
-    this.srOctetsSent += packet.length - 12;
-    this.lastRtpTimestampOut = packet.readUInt32BE(4);
-    this.lastRtpOutWall = now;
-    this.sentSinceReport = true;
+    this.rtcpSession?.onRtpSent(packet);
+  }
+
+  /** The SSRC this leg signalled and stamps on everything it sends (RTP, RTCP); undefined before negotiation. */
+  get localSsrc(): number | undefined {
+    return this.negotiation?.localSsrc;
+  }
+
+  rtcpStats(): RtcpStreamStats | undefined {
+    return this.rtcpSession?.stats();
   }
 
   activity(): LegActivity {
@@ -494,7 +495,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.isConnected = true;
     this.setDtls('CONNECTED');
     this.setIce('READY');
-    this.scheduleRtcp();
+    this.startRtcp();
     this.emit('connected');
   }
 
@@ -503,14 +504,13 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.stats.lastRtpInAt = this.options.clock.now();
     this.stats.packetsIn++;
     this.stats.bytesIn += packet.length;
-    this.reception.onPacket(packet.readUInt32BE(8), packet.readUInt16BE(2));
-    this.receivedSinceReport = true;
+    this.rtcpSession?.onRtpReceived(packet);
     this.emit('rtp', packet);
   }
 
   private onRtcpIn(packet: Buffer): void {
     if (this.closing) return;
-    const info = inspectRtcpCompound(packet);
+    const info = this.rtcpSession ? this.rtcpSession.onRtcpReceived(packet) : parseRtcpCompound(packet);
     if (!info.valid) {
       this.counters.malformedRtcpIn++;
       return;
@@ -522,40 +522,26 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.emit('rtcp', packet, { bye: info.bye });
   }
 
-  private scheduleRtcp(): void {
-    if (this.closing) return;
-    const mean = this.options.rtcpIntervalMs ?? 5000;
-    const delay = mean * (0.5 + Math.random());
-    this.rtcpTimer = this.options.clock.setTimeout(() => {
-      this.rtcpTimer = undefined;
-      this.sendReport();
-      this.scheduleRtcp();
-    }, delay);
-  }
-
   /**
-   * Our RTCP (RFC 3550 §6.4): SR + SDES when we sent RTP since the last report, else RR + SDES, with a
-   * report block for the stream we receive. werift sends none (its receive path is replaced).
+   * Our RTCP (RFC 3550 §6.4) from the moment the leg is both negotiated and connected: SR + SDES when we
+   * sent RTP in the last two intervals, else RR + SDES, with a report block for the stream we receive.
+   * werift sends none (its receive path is replaced).
    */
-  private sendReport(): void {
-    const t = this.dtlsTransport;
+  private startRtcp(): void {
     const neg = this.negotiation;
-    if (!t || !neg || !this.isConnected) return;
-    if (!this.sentSinceReport && !this.receivedSinceReport) return;
-    const compound = this.report(neg.localSsrc, this.sentSinceReport);
-    this.sentSinceReport = false;
-    this.receivedSinceReport = false;
-    if (sendSrtcp(t, compound)) this.counters.rtcpOut++;
-  }
-
-  private report(ssrc: number, asSender: boolean): Buffer {
-    const now = this.options.clock.now();
-    const elapsed = this.lastRtpOutWall > 0 ? Math.max(0, now - this.lastRtpOutWall) : 0;
-    const block = this.reception.block();
-    const sender = asSender
-      ? { ntpMs: now, rtpTimestamp: (this.lastRtpTimestampOut + elapsed * 8) >>> 0, packetCount: this.srPacketsSent, octetCount: this.srOctetsSent }
-      : undefined;
-    return buildReport(ssrc, this.cname, sender, block ? [block] : []);
+    if (this.rtcpSession || !neg || !this.isConnected || this.closing) return;
+    this.rtcpSession = new RtcpSession({
+      clock: this.options.clock,
+      ssrc: neg.localSsrc,
+      cname: this.cname,
+      clockRate: 8000,
+      minIntervalMs: this.options.rtcpIntervalMs ?? 5000,
+      send: (compound) => {
+        const t = this.dtlsTransport;
+        if (t && this.isConnected && !this.closing && sendSrtcp(t, compound)) this.counters.rtcpOut++;
+      },
+    });
+    this.rtcpSession.start();
   }
 
   private readNegotiation(sdp: string): NegotiatedAudio | undefined {
@@ -598,16 +584,11 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   private async teardown(notifyPeer: boolean): Promise<void> {
-    this.rtcpTimer?.cancel();
-    this.rtcpTimer = undefined;
+    const bye = this.rtcpSession?.goodbye('call ended');
     const t = this.dtlsTransport;
-    const neg = this.negotiation;
-    if (notifyPeer && t && this.isConnected && neg) {
+    if (notifyPeer && t && this.isConnected) {
       try {
-        const report = this.report(neg.localSsrc, this.srPacketsSent > 0);
-        if (await sendSrtcpNow(t, Buffer.concat([report, buildBye(neg.localSsrc, 'call ended')]))) {
-          this.counters.rtcpOut++;
-        }
+        if (bye && (await sendSrtcpNow(t, bye))) this.counters.rtcpOut++;
         this.counters.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
       } catch (err) {
         this.options.logger.warn('could not tell the browser goodbye', { error: (err as Error).message });
