@@ -29,7 +29,7 @@ let nextConnectionId = 1;
 export class RpcConnection implements SessionConnection {
   readonly connectionId = nextConnectionId++;
   private boundSessionId: string | undefined;
-  private readonly queue = new KeyedQueue();
+  private readonly queue: KeyedQueue;
   private closed = false;
 
   constructor(
@@ -37,7 +37,11 @@ export class RpcConnection implements SessionConnection {
     private readonly send: (text: string) => void,
     private readonly serverId: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // a request task that fails outside execute()'s own error handling (a reply on a closing socket, a bug)
+    this.queue = new KeyedQueue((key, err) =>
+      this.logger.error('control request task failed', { connection: this.connectionId, queue: key, error: err instanceof Error ? err.message : String(err) }));
+  }
 
   get sessionId(): string | undefined {
     return this.boundSessionId;
