@@ -1,0 +1,87 @@
+import type { SipRequest, SipResponse } from '../message/sip-message';
+import { parseNameAddr } from '../message/name-addr';
+import { parseSipUri } from '../message/sip-uri';
+import { formatVia, parseVia } from '../message/via';
+import type { Flow } from '../transport/flow';
+import { proxyBranch } from './loop-detection';
+import type { ProxyLocalAddress } from './proxy-ports';
+
+/** The URI parameter that marks ferry sip's own Record-Route (and so the Route of later in-dialog requests). */
+export const RECORD_ROUTE_MARK = 'ferry-rr';
+
+/** Our Record-Route for requests leaving over `flow`: `<sip:host:port[;transport=x];lr;ferry-rr>`. */
+export function recordRouteFor(local: ProxyLocalAddress, flow: Flow): string {
+  const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
+  return `<sip:${local.host(flow)}:${local.port(flow)}${t};lr;${RECORD_ROUTE_MARK}>`;
+}
+
+/** True when a Route value is our own Record-Route coming back (top Route of an in-dialog request). */
+export function isOurRoute(route: string | undefined, ourHosts: readonly string[]): boolean {
+  if (!route) return false;
+  const uri = parseNameAddr(route)?.uri;
+  const u = uri ? parseSipUri(uri) : undefined;
+  return !!u && u.params.has(RECORD_ROUTE_MARK) && ourHosts.includes(u.host);
+}
+
+/** Our Via (fresh branch carrying the loop hash) on top of the request's own. */
+export function pushOurVia(req: SipRequest, local: ProxyLocalAddress, flow: Flow, hash: string): void {
+  const via = parseVia(local.via(flow));
+  if (!via) throw new Error('engine Via is not parseable');
+  via.params.set('branch', proxyBranch(hash));
+  req.headers.prepend('Via', formatVia(via));
+}
+
+/** Max-Forwards decremented (RFC 3261 §16.6 step 3), or 70 when absent. */
+export function decrementMaxForwards(req: SipRequest): void {
+  const mf = req.headers.get('Max-Forwards');
+  const n = mf !== undefined && /^\s*\d{1,10}\s*$/.test(mf) ? Number(mf) : undefined;
+  req.headers.set('Max-Forwards', n === undefined ? '70' : String(Math.max(0, n - 1)));
+}
+
+/** A copy of a request (headers cloned, body shared: the proxy never changes it). */
+export function copyRequest(req: SipRequest): SipRequest {
+  return { kind: 'request', method: req.method, uri: req.uri, headers: req.headers.clone(), body: req.body };
+}
+
+/** A response on its way upstream: our Via (the top one) removed (RFC 3261 §16.7 step 3). */
+export function withoutOurVia(res: SipResponse): SipResponse {
+  const headers = res.headers.clone();
+  headers.shift('Via');
+  return { kind: 'response', status: res.status, reason: res.reason, headers, body: res.body };
+}
+
+export interface BranchRequestInput {
+  /** the request as the proxy received it (Route already removed) */
+  original: SipRequest;
+  target: string;
+  /** the original Request-URI names ferry sip itself: it is replaced by the target */
+  replaceUri: boolean;
+  recordRoute: boolean;
+  appHeaders: ReadonlyArray<[string, string]>;
+  hash: string;
+}
+
+/**
+ * RFC 3261 §16.6: the copy of the request for one target. The Request-URI becomes the target when the
+ * caller addressed ferry sip itself (as drachtio-server does; otherwise it is kept and the target is
+ * only the next hop); Max-Forwards goes down by one; Record-Route (Path for REGISTER) when the app
+ * stays in the dialog; the app's extra headers; our Via on top.
+ */
+export function buildBranchRequest(input: BranchRequestInput, local: ProxyLocalAddress, flow: Flow): SipRequest {
+  const req = copyRequest(input.original);
+  if (input.replaceUri) req.uri = input.target;
+  decrementMaxForwards(req);
+  if (input.recordRoute) {
+    const rr = recordRouteFor(local, flow);
+    if (req.method === 'REGISTER') {
+      req.headers.prepend('Path', rr);
+      const require = req.headers.getAll('Require');
+      if (!require.some((r) => r.trim().toLowerCase() === 'path')) req.headers.append('Require', 'path');
+    } else {
+      req.headers.prepend('Record-Route', rr);
+    }
+  }
+  for (const [name, value] of input.appHeaders) req.headers.set(name, value);
+  pushOurVia(req, local, flow, input.hash);
+  return req;
+}

@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { makeResponse } from '../engine/message-builders';
+import { callIdOf } from '../message/sip-message';
+import type { SipRequest } from '../message/sip-message';
+import { serializeSipMessage } from '../message/sip-serializer';
+import type { Flow } from '../transport/flow';
+import { copyRequest, decrementMaxForwards, isOurRoute, pushOurVia, withoutOurVia } from './forwarded-request';
+import { loopHash } from './loop-detection';
+import type { ProxyServerTransaction, ProxyServices } from './proxy-ports';
+
+/**
+ * In-dialog requests of a call proxied with `remainInDialog`: both parties send them to ferry sip
+ * because its Record-Route is in their route set. The top Route (ours) is removed and the request
+ * goes to the next Route or the Request-URI (RFC 3261 §16.4, loose routing) in a client transaction;
+ * its responses come back without our Via. An ACK to a 2xx has no response and is passed on as is.
+ */
+export class RecordRouteRelay {
+  private inFlight = 0;
+
+  constructor(private readonly services: ProxyServices) {}
+
+  /** In-dialog requests relayed and not answered yet. */
+  get size(): number {
+    return this.inFlight;
+  }
+
+  /** True when the request's top Route is our Record-Route: it is relayed, the engine does nothing more. */
+  onRequest(req: SipRequest, flow: Flow, txn: ProxyServerTransaction): boolean {
+    const fwd = this.stripOurRoute(req, flow);
+    if (!fwd) return false;
+    this.inFlight++;
+    let open = true;
+    const finish = (): void => {
+      if (!open) return;
+      open = false;
+      this.inFlight--;
+    };
+    const hash = loopHash(req);
+    this.services.resolve(fwd.headers.getAll('Route')[0] ?? fwd.uri).then((out) => {
+      pushOurVia(fwd, this.services.local, out, hash);
+      this.services.sendRequest(fwd, out, {
+        onResponse: (res) => {
+          if (res.status === 100) return;
+          txn.respond(withoutOurVia(res));
+          if (res.status >= 200) finish();
+        },
+        onTimeout: () => {
+          finish();
+          if (!txn.finalSent) txn.respond(makeResponse(req, 408, randomBytes(8).toString('hex')));
+        },
+      });
+    }).catch((err: unknown) => {
+      finish();
+      this.services.log.info('in-dialog request of a proxied call could not be relayed', { callId: callIdOf(req), method: req.method,
+        error: err instanceof Error ? err.message : String(err) });
+      if (!txn.finalSent) txn.respond(makeResponse(req, 503, randomBytes(8).toString('hex')));
+    });
+    return true;
+  }
+
+  /** An ACK to a 2xx of a record-routed call: passed on statelessly. True when it was ours to pass. */
+  onAck(req: SipRequest, flow: Flow): boolean {
+    const fwd = this.stripOurRoute(req, flow);
+    if (!fwd) return false;
+    const hash = loopHash(req);
+    this.services.resolve(fwd.headers.getAll('Route')[0] ?? fwd.uri).then((out) => {
+      pushOurVia(fwd, this.services.local, out, hash);
+      out.send(serializeSipMessage(fwd));
+    }).catch((err: unknown) => {
+      this.services.log.info('ACK of a proxied call could not be relayed', { callId: callIdOf(req), error: err instanceof Error ? err.message : String(err) });
+    });
+    return true;
+  }
+
+  /** A copy without our top Route and with Max-Forwards decremented, or undefined when the top Route is not ours. */
+  private stripOurRoute(req: SipRequest, flow: Flow): SipRequest | undefined {
+    const hosts = [this.services.local.host(flow), flow.localAddress];
+    if (!isOurRoute(req.headers.getAll('Route')[0], hosts)) return undefined;
+    const fwd = copyRequest(req);
+    fwd.headers.shift('Route');
+    decrementMaxForwards(fwd);
+    return fwd;
+  }
+}
