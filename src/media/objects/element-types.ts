@@ -1,4 +1,6 @@
 import { ElementTypeRegistry, type ElementType } from './element-type';
+import { playerEndpointType } from './player-endpoint';
+import { recorderEndpointType } from './recorder-endpoint';
 import { rtpEndpointType } from './rtp-endpoint';
 
 /**
@@ -12,6 +14,8 @@ const OPTIONAL_ELEMENT_MODULES = ['./webrtc-endpoint'];
 export function defaultElementTypes(): ElementTypeRegistry {
   const registry = new ElementTypeRegistry();
   registry.register(rtpEndpointType);
+  registry.register(playerEndpointType);
+  registry.register(recorderEndpointType);
   for (const path of OPTIONAL_ELEMENT_MODULES) {
     const t = loadOptional(path);
     if (t) registry.register(t);

@@ -1,5 +1,6 @@
 import { envInt, envPort, envString, type Env } from '../../common/env';
 import { loadIceSettings, type IceSettings } from '../webrtc/ice-settings';
+import { mediaFilesConfigFromEnv, type MediaFilesConfig } from '../media-files/media-files-config';
 import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
@@ -36,6 +37,8 @@ export interface MediaConfig {
   orphanTtlMs: number;
   /** The event-loop lag window /stats reports over (FERRY_MEDIA_LAG_WINDOW_MS, default 10000). */
   lagWindowMs: number;
+  /** PlayerEndpoint/RecorderEndpoint: the media files directory and fetch limits (FERRY_MEDIA_FILES_DIR & co., media-files-config.ts). */
+  mediaFiles: MediaFilesConfig;
 }
 
 /**
@@ -67,6 +70,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     ice: overrides.ice ?? loadIceSettings(env, rtpHost),
     orphanTtlMs: envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000, env),
     lagWindowMs: envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000, env),
+    mediaFiles: overrides.mediaFiles ?? mediaFilesConfigFromEnv(env),
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {

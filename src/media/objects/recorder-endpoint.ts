@@ -1,0 +1,220 @@
+import type { TimerHandle } from '../../common/clock';
+import { KurentoErrors } from '../errors/kurento-error';
+import { decodeG711 } from '../media-files/g711';
+import { MediaSourceError, openRecordingFile } from '../media-files/media-file-access';
+import { TELEPHONE_RATE } from '../media-files/telephone-audio';
+import { WavRecordingWriter } from '../media-files/wav-recording-writer';
+import type { ElementType } from './element-type';
+import type { OperationParams } from './media-object';
+import type { ElementContext } from './object-context';
+import type { EndOfStreamListener } from './player-endpoint';
+import { URI_ENDPOINT_EVENTS, URI_ENDPOINT_HIERARCHY, UriEndpoint } from './uri-endpoint';
+
+/** How often gathered samples are written and the WAV header's sizes brought up to date. */
+const FLUSH_MS = 1000;
+/** A packet may arrive this late (samples) before the gap in front of it is filled with silence. */
+const LATE_SAMPLES = 480;
+/** Audio more than this far ahead of the recording's clock (samples) is dropped: a peer cannot make the file grow faster than time. */
+const AHEAD_SAMPLES = TELEPHONE_RATE;
+/** Largest payload taken from one packet (samples): 200 ms of G.711. */
+const MAX_PACKET_SAMPLES = 1600;
+
+/**
+ * Kurento's RecorderEndpoint for audio: records the AUDIO connected into it as a WAV file (16-bit PCM,
+ * mono, 8 kHz; PCMU and PCMA both decode to it without loss) at a `file://` (or relative) URI inside the
+ * media files directory. `mediaProfile` must be absent: ferry media writes WAV only, and every Kurento
+ * profile names a container it does not write (40006 NOT_IMPLEMENTED says so).
+ *
+ * The file is on the recording's clock: time while recording is filled with the audio received, and
+ * with silence where none came (a gap, hold, no source connected), so its length is the time spent
+ * recording; paused time is left out. `record` creates/truncates the file and answers once it is open
+ * (`Recording`); `pause` (`Paused`); `stop` and `stopAndWait` answer once the file is complete
+ * (`Stopped`). The header is kept valid while recording (sizes rewritten every second) and finalised on
+ * stop and on every end: the element or pipeline released, the owner gone and the pipeline released, the
+ * server shut down. With `stopOnEndOfStream`, a connected PlayerEndpoint reaching its end stops it.
+ */
+export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener {
+  private readonly stopOnEndOfStream: boolean;
+  private writer: WavRecordingWriter | undefined;
+  private flushTimer: TimerHandle | undefined;
+  /** Recording time before the current run (ms), and when the current run started. */
+  private recordedMs = 0;
+  private runStartedAt = 0;
+  /** Samples placed in the file so far (audio and silence). */
+  private cursor = 0;
+  private packetsRecorded = 0;
+  private packetsDroppedAhead = 0;
+  private decodeBuffer = new Int16Array(MAX_PACKET_SAMPLES);
+
+  constructor(ctx: ElementContext) {
+    super(ctx, 'RecorderEndpoint', false);
+    const profile = ctx.constructorParams.mediaProfile;
+    if (profile !== undefined && profile !== null) {
+      throw KurentoErrors.notImplemented(`mediaProfile ${JSON.stringify(profile)}: ferry media records audio as WAV (16-bit PCM, 8 kHz, mono) only; leave mediaProfile unset`);
+    }
+    const stop = ctx.constructorParams.stopOnEndOfStream;
+    if (stop !== undefined && stop !== null && typeof stop !== 'boolean') throw KurentoErrors.marshall("'stopOnEndOfStream' parameter should be a boolean");
+    this.stopOnEndOfStream = stop === true;
+  }
+
+  override async invoke(operation: string, params: OperationParams): Promise<unknown> {
+    switch (operation) {
+      case 'record':
+        await this.record();
+        return null;
+      case 'stopAndWait':
+        await this.stopMedia();
+        return null;
+      default:
+        return super.invoke(operation, params);
+    }
+  }
+
+  private async record(): Promise<void> {
+    if (this.state === 'START') return;
+    if (this.state === 'STOP') {
+      if (this.location.kind !== 'file') throw KurentoErrors.notImplemented('ferry media records to file:// URIs only');
+      let fh;
+      try {
+        fh = await openRecordingFile(this.location.path, this.files);
+      } catch (err) {
+        const why = err instanceof MediaSourceError ? err.message : 'cannot open the recording file';
+        throw KurentoErrors.illegalParam(`RecorderEndpoint: ${why}`);
+      }
+      if (this.released || this.state !== 'STOP') {
+        await fh.close().catch(() => undefined);
+        if (this.released) throw KurentoErrors.objectNotFound(this.id);
+        return;
+      }
+      this.writer = new WavRecordingWriter(fh, TELEPHONE_RATE, (err) => this.writeFailed(err));
+      this.recordedMs = 0;
+      this.cursor = 0;
+      this.ctx.logger.info('recording started', { element: this.id });
+    }
+    this.runStartedAt = this.clock.now();
+    this.flushTimer ??= this.clock.setInterval(() => this.flushTick(), FLUSH_MS);
+    this.setState('START');
+    this.emitEvent('Recording');
+  }
+
+  /** Samples the file should hold by now on the recording's clock. */
+  private clockSamples(now = this.clock.now()): number {
+    const ms = this.recordedMs + (this.state === 'START' ? now - this.runStartedAt : 0);
+    return Math.floor((ms * TELEPHONE_RATE) / 1000);
+  }
+
+  /** Silence up to `target` samples. */
+  private fillTo(target: number): void {
+    const w = this.writer;
+    if (!w || target <= this.cursor) return;
+    const n = target - this.cursor;
+    if (!w.fits(n)) return this.sizeLimitReached();
+    w.append(undefined, n);
+    this.cursor = target;
+  }
+
+  override deliverFromPipeline(packet: Buffer, codec: string): void {
+    super.deliverFromPipeline(packet, codec); // flow-in state and counts; a recorder has no leg to send to
+    const w = this.writer;
+    if (this.state !== 'START' || !w) return;
+    if (codec !== 'pcmu/8000' && codec !== 'pcma/8000') return;
+    const payload = rtpPayload(packet);
+    if (!payload || payload.length === 0) return;
+    const n = Math.min(payload.length, MAX_PACKET_SAMPLES);
+    const target = this.clockSamples();
+    if (this.cursor > target + AHEAD_SAMPLES) {
+      this.packetsDroppedAhead++;
+      return;
+    }
+    if (this.cursor < target - n - LATE_SAMPLES) this.fillTo(target - n);
+    if (!w.fits(n)) return this.sizeLimitReached();
+    const pcm = this.decodeBuffer.subarray(0, n);
+    decodeG711(codec === 'pcmu/8000' ? 'mulaw' : 'alaw', payload.subarray(0, n), pcm, 0);
+    w.append(pcm, n);
+    this.cursor += n;
+    this.packetsRecorded++;
+  }
+
+  private flushTick(): void {
+    if (this.state === 'START') this.fillTo(this.clockSamples() - LATE_SAMPLES);
+    void this.writer?.flush();
+  }
+
+  sourceReachedEndOfStream(): void {
+    if (this.stopOnEndOfStream && this.state !== 'STOP') void this.stopMedia();
+  }
+
+  protected override async pauseMedia(): Promise<void> {
+    if (this.state !== 'START') return;
+    const now = this.clock.now();
+    this.fillTo(this.clockSamples(now));
+    this.recordedMs += now - this.runStartedAt;
+    this.setState('PAUSE');
+    this.emitEvent('Paused');
+  }
+
+  protected override async stopMedia(): Promise<void> {
+    if (this.state === 'STOP' && !this.writer) return;
+    await this.finish();
+    this.setState('STOP');
+    this.emitEvent('Stopped');
+  }
+
+  /** Brings the file to the recording's clock, finalises and closes it. Idempotent. */
+  private async finish(): Promise<void> {
+    const w = this.writer;
+    if (!w) return;
+    if (this.state === 'START') this.fillTo(this.clockSamples());
+    this.flushTimer?.cancel();
+    this.flushTimer = undefined;
+    this.writer = undefined;
+    await w.close();
+    this.ctx.logger.info('recording finished', { element: this.id, durationMs: Math.round((this.cursor * 1000) / TELEPHONE_RATE), packetsRecorded: this.packetsRecorded, packetsDroppedAhead: this.packetsDroppedAhead });
+  }
+
+  private writeFailed(err: Error): void {
+    this.ctx.logger.warn('recording write failed', { element: this.id, error: err.message });
+    this.emitError('RESOURCE_ERROR_WRITE', `Recording stopped: the file could not be written (${(err as NodeJS.ErrnoException).code ?? err.message})`, 0);
+    void this.stopMedia();
+  }
+
+  private sizeLimitReached(): void {
+    this.emitError('RESOURCE_ERROR_NO_SPACE_LEFT', 'Recording stopped: a WAV file holds at most 4 GiB', 0);
+    void this.stopMedia();
+  }
+
+  override describeForStats(): Record<string, unknown> {
+    return {
+      ...super.describeForStats(),
+      recordedMs: Math.round((this.cursor * 1000) / TELEPHONE_RATE),
+      packetsRecorded: this.packetsRecorded,
+      packetsDroppedAhead: this.packetsDroppedAhead,
+    };
+  }
+
+  override async teardown(options: { notifyPeer: boolean }): Promise<void> {
+    if (this.released) return;
+    await this.finish();
+    await super.teardown(options);
+  }
+}
+
+/** The payload of a valid RTP packet (CSRCs, header extension and padding skipped), or undefined. */
+function rtpPayload(p: Buffer): Buffer | undefined {
+  if (p.length < 12) return undefined;
+  let offset = 12 + (p[0]! & 0x0f) * 4;
+  if (p[0]! & 0x10) {
+    if (p.length < offset + 4) return undefined;
+    offset += 4 + p.readUInt16BE(offset + 2) * 4;
+  }
+  let end = p.length;
+  if (p[0]! & 0x20) end -= p[p.length - 1]!;
+  return offset <= end ? p.subarray(offset, end) : undefined;
+}
+
+export const recorderEndpointType: ElementType = {
+  type: 'RecorderEndpoint',
+  hierarchy: URI_ENDPOINT_HIERARCHY,
+  events: [...URI_ENDPOINT_EVENTS, 'Recording', 'Paused', 'Stopped'],
+  create: (ctx) => new RecorderEndpoint(ctx),
+};
