@@ -1,7 +1,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SrtpContext } from '../../src/media/srtp/srtp-context';
-import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import type { BaresipPhone } from '../helpers/baresip-phone';
 import type { GatewayWebphone } from '../helpers/gateway-webphone';

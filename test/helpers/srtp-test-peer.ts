@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { newSrtpMaster } from '../../src/media/srtp/sdes-crypto';
 import { SrtpContext, type SrtpMaster } from '../../src/media/srtp/srtp-context';
-import { parseRtcpCompound, type RtcpSummary } from '../../src/media/rtp/rtcp-packets';
+import { parseRtcpCompound, type RtcpSummary } from '../../src/media/rtcp/rtcp-packets';
 import { ArrivalWaiters, isRtcpPacket, rtcpReceiverReportAndBye } from './rtp-peer-parts';
 
 /**

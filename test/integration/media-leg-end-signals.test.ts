@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import type { MediaConfig } from '../../src/media/server/media-config';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';

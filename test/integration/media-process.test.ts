@@ -2,7 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { call, connectKurento, fetchStats, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRtcpCompound } from '../../src/media/rtp/rtcp-packets';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';

@@ -6,8 +6,7 @@ import { createLogger } from '../../src/common/logger';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
 import { configureIceConsent } from '../../src/media/webrtc/werift-internals';
-import { buildBye } from '../../src/media/webrtc/rtcp-compound';
-import { buildReport } from '../../src/media/rtp/rtcp-packets';
+import { buildBye, buildReport } from '../../src/media/rtcp/rtcp-packets';
 import type { IceCandidateInit, IceComponentState } from '../../src/media/webrtc/webrtc-leg';
 import type { LegEndReason } from '../../src/media/relay/media-leg';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
@@ -141,7 +140,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
 
   test('a browser RTCP BYE is reported as rtcp{bye:true}, never as an end signal', async () => {
     const h = await connectedPair();
-    h.peer.sendRtcp(Buffer.concat([buildReport(h.peer.ssrc, 'peer', undefined, []), buildBye(h.peer.ssrc, 'track stopped')]));
+    h.peer.sendRtcp(Buffer.concat([buildReport(h.peer.ssrc, 'peer', undefined, []), buildBye([h.peer.ssrc], 'track stopped')]));
     await waitFor(() => h.rtcpSeen.some((r) => r.bye), 5000, 'BYE seen by the leg');
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(h.signals, []);

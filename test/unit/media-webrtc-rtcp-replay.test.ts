@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { packets as rtpjs } from 'rtp.js';
 
 const { CompoundPacket, ByePacket, ReceiverReportPacket, SdesPacket, SenderReportPacket } = rtpjs;
-import { buildBye, inspectRtcpCompound } from '../../src/media/webrtc/rtcp-compound';
-import { buildReport } from '../../src/media/rtp/rtcp-packets';
+import { buildBye, buildReport, parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { ReplayGuard, ReplayWindow } from '../../src/media/webrtc/srtp-replay-window';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { rtpHeaderLength } from '../../src/media/webrtc/werift-internals';
@@ -15,7 +14,7 @@ describe('WebRTC leg RTCP compound handling', () => {
   test('our goodbye (SR + SDES + BYE) parses back with rtp.js (an independent parser)', () => {
     const compound = Buffer.concat([
       buildReport(0x11223344, 'ferry-cname', { ntpMs: 1_700_000_000_500, rtpTimestamp: 8000, packetCount: 50, octetCount: 8000 }, []),
-      buildBye(0x11223344, 'call ended'),
+      buildBye([0x11223344], 'call ended'),
     ]);
     const parsed = new CompoundPacket(view(compound));
     const packets = parsed.getPackets();
@@ -33,23 +32,24 @@ describe('WebRTC leg RTCP compound handling', () => {
     assert.ok(bye instanceof ByePacket);
     assert.deepEqual(bye.getSsrcs(), [0x11223344]);
     assert.equal(bye.getReason(), 'call ended');
-    assert.deepEqual(inspectRtcpCompound(compound), { valid: true, bye: true, senderSsrc: 0x11223344, packetTypes: [200, 202, 203] });
-    const rr = new CompoundPacket(view(Buffer.concat([buildReport(7, 'c', undefined, []), buildBye(7)]))).getPackets();
+    const summary = parseRtcpCompound(compound);
+    assert.deepEqual([summary.valid, summary.bye, summary.senderSsrc, summary.types], [true, true, 0x11223344, [200, 202, 203]]);
+    const rr = new CompoundPacket(view(Buffer.concat([buildReport(7, 'c', undefined, []), buildBye([7])]))).getPackets();
     assert.ok(rr[0] instanceof ReceiverReportPacket);
     assert.ok(rr[2] instanceof ByePacket);
   });
 
   test('BYE detection: found anywhere in a compound, absent when there is none', () => {
     const rr = buildReport(1, 'x', undefined, []);
-    assert.equal(inspectRtcpCompound(rr).bye, false);
-    assert.equal(inspectRtcpCompound(Buffer.concat([rr, buildBye(1)])).bye, true);
-    assert.equal(inspectRtcpCompound(Buffer.concat([rr, buildBye(1, 'r'.repeat(200))])).bye, true);
+    assert.equal(parseRtcpCompound(rr).bye, false);
+    assert.equal(parseRtcpCompound(Buffer.concat([rr, buildBye([1])])).bye, true);
+    assert.equal(parseRtcpCompound(Buffer.concat([rr, buildBye([1], 'r'.repeat(200))])).bye, true);
   });
 
   test('fuzz: truncated, bit-flipped and random buffers never throw and never claim a BYE outside valid framing', () => {
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-    const base = Buffer.concat([buildReport(9, 'c', { ntpMs: 1, rtpTimestamp: 2, packetCount: 3, octetCount: 4 }, []), buildBye(9, 'x')]);
+    const base = Buffer.concat([buildReport(9, 'c', { ntpMs: 1, rtpTimestamp: 2, packetCount: 3, octetCount: 4 }, []), buildBye([9], 'x')]);
     for (let i = 0; i < 20000; i++) {
       let b: Buffer;
       const kind = i % 3;
@@ -58,7 +58,7 @@ describe('WebRTC leg RTCP compound handling', () => {
         b = Buffer.from(base);
         for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
       } else b = Buffer.from(Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256)));
-      const info = inspectRtcpCompound(b);
+      const info = parseRtcpCompound(b);
       if (info.valid) {
         let len = 0;
         for (let pos = 0; pos < b.length; pos += (b.readUInt16BE(pos + 2) + 1) * 4) len = pos + (b.readUInt16BE(pos + 2) + 1) * 4;
