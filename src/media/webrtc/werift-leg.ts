@@ -30,6 +30,7 @@ import type {
   WebRtcLeg,
   WebRtcLegEvents,
 } from './webrtc-leg';
+import { attachLocalTrack } from './local-track';
 import { acceptDataOnlyFromPeers, configureIceConsent, disableDefaultStunServer, iceSockets, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
 
 export interface WeriftLegOptions {
@@ -80,6 +81,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Every socket trackSocket() has seen (and given its listeners), open or closed. */
+  private readonly seenSockets = new WeakSet<Socket>();
   /** Created once negotiated and connected (it needs the signalled SSRC). */
   private rtcpSession: RtcpSession | undefined;
 
@@ -114,7 +117,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     pc.onRemoteTransceiverAdded.subscribe((t) => {
       if (t.kind !== 'audio' || this.transceiver) return;
       this.transceiver = t;
-      void t.sender.replaceTrack(this.track);
+      void attachLocalTrack(t.sender, this.track, this.options.logger);
       // Without this werift answers recvonly: the browser would never get our audio.
       t.setDirection('sendrecv');
     });
@@ -333,7 +336,9 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   private trackSocket(s: Socket): void {
-    if (this.sockets.has(s)) return;
+    // once per socket, ever: a closed socket werift still lists must not get new listeners on every /stats read
+    if (this.seenSockets.has(s)) return;
+    this.seenSockets.add(s);
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
     // werift adds no 'error' listener to its ICE sockets; an emitted socket error must never take the server down.
