@@ -158,8 +158,6 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
       [CHROMIUM_OFFER.replace(/m=audio[^]*$/, ''), 40205, /no active audio/],
       [CHROMIUM_OFFER.replace(/a=fingerprint[^\r]*\r\n/, ''), 40205, /fingerprint/],
       [CHROMIUM_OFFER.replace(/a=ice-pwd[^\r]*\r\n/, ''), 40205, /ice-ufrag/],
-      [CHROMIUM_OFFER.replace(' 0 8 ', ' ').replace(/a=rtpmap:[08] [^\r]*\r\n/g, ''), 40205, /PCMU|PCMA/],
-      [CHROMIUM_OFFER.replace('UDP/TLS/RTP/SAVPF', 'RTP/AVP'), 40205, /DTLS-SRTP/],
     ];
     for (const [offer, code, msg] of cases) {
       const ep = endpoint(new RecordingHost());
@@ -172,6 +170,40 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
       await ep.teardown({ notifyPeer: false });
       assert.equal(ep.boundPorts(), 0);
     }
+  });
+
+  test('an offer with nothing usable (no G.711, or not DTLS-SRTP) is answered with every m-line at port 0, binding nothing', async () => {
+    const cases: [string, string][] = [
+      ['no PCMU/PCMA', CHROMIUM_OFFER.replace(' 0 8 ', ' ').replace(/a=rtpmap:[08] [^\r]*\r\n/g, '')],
+      ['RTP/AVP instead of DTLS-SRTP', CHROMIUM_OFFER.replace('UDP/TLS/RTP/SAVPF', 'RTP/AVP')],
+    ];
+    for (const [what, offer] of cases) {
+      const host = new RecordingHost();
+      const ep = endpoint(host);
+      const answer = (await ep.invoke('processOffer', { offer })) as string;
+      const offered = parse(offer).media;
+      const media = parse(answer).media;
+      assert.equal(media.length, offered.length, what);
+      media.forEach((m, i) => {
+        assert.equal(m.port, 0, `${what}: line ${i} rejected`);
+        assert.equal(m.type, offered[i]!.type);
+        assert.equal(m.protocol, offered[i]!.protocol);
+        assert.equal(String(m.payloads), String(offered[i]!.payloads).split(' ')[0], `${what}: one format from the offer`);
+        assert.equal(String(m.mid), String(offered[i]!.mid));
+      });
+      assert.doesNotMatch(answer, /a=group:BUNDLE/, `${what}: a rejected line is in no BUNDLE group`);
+      assert.equal(await ep.invoke('getRemoteSessionDescriptor', {}), offer);
+      assert.equal(await ep.invoke('getLocalSessionDescriptor', {}), answer);
+      assert.ok(!host.events.includes('MediaSessionStarted'), `${what}: no media session`);
+      assert.equal(ep.boundPorts(), 0);
+      await assert.rejects(ep.invoke('processOffer', { offer: CHROMIUM_OFFER }), (e: KurentoError) => e.code === 40208, 'negotiated, as in KMS');
+      await ep.teardown({ notifyPeer: true });
+    }
+    // positive control: the unmutated offer gets a live audio line from a fresh endpoint
+    const ep = endpoint(new RecordingHost());
+    const answer = (await ep.invoke('processOffer', { offer: CHROMIUM_OFFER })) as string;
+    assert.ok(parse(answer).media.some((m) => m.type === 'audio' && Number(m.port) !== 0));
+    await ep.teardown({ notifyPeer: false });
   });
 
   test('mDNS (.local) candidates are never handed to werift (it would send multicast DNS)', async () => {
@@ -229,13 +261,22 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
     const r = rng(0xfe44);
     let answered = 0;
     let rejected = 0;
+    let rejectedAll = 0;
     for (let i = 0; i < 300; i++) {
       const offer = mutate(CHROMIUM_OFFER, r);
       const ep = endpoint(new RecordingHost());
       try {
         const answer = (await withTimeout(ep.invoke('processOffer', { offer }), 10_000, `seed #${i}`)) as string;
-        const m = parse(answer).media.find((x) => x.type === 'audio' && Number(x.port) !== 0);
-        assert.ok(m, `answer #${i} has an audio m-line`);
+        const media = parse(answer).media;
+        assert.equal(media.length, parse(offer).media.length, `answer #${i} answers every offered m-line`);
+        const m = media.find((x) => x.type === 'audio' && Number(x.port) !== 0);
+        if (!m) {
+          // nothing usable left in the mutated offer: every line answered with port 0, nothing bound
+          assert.ok(media.every((x) => Number(x.port) === 0), `answer #${i}: every line rejected`);
+          assert.equal(ep.boundPorts(), 0);
+          rejectedAll++;
+          continue;
+        }
         assert.ok(m.rtp.some((x) => x.codec === 'PCMU' || x.codec === 'PCMA'), `answer #${i} has G.711`);
         assert.notEqual(m.direction, undefined);
         answered++;
@@ -249,7 +290,7 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
       }
       assert.equal(ep.boundPorts(), 0, `mutation #${i} left ports bound`);
     }
-    assert.ok(answered > 10 && rejected > 10, `answered ${answered}, rejected ${rejected}`);
+    assert.ok(answered > 10 && rejected > 10, `answered ${answered}, rejected ${rejected}, all lines at port 0 ${rejectedAll}`);
     assert.deepEqual(unhandled, []);
   });
 });

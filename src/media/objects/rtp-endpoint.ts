@@ -10,14 +10,17 @@ import {
   isSecureProfile,
   offerCodecs,
   parseRemoteAudio,
+  parseRtpOffer,
   peerReceives,
   peerSends,
   writeAudioSdp,
   type Direction,
+  type MLineSummary,
   type RemoteAudio,
   type RtpProfile,
   type SdpCodec,
 } from '../sdp/rtp-audio-sdp';
+import { writeRejectingAnswer } from '../sdp/rejected-media';
 import type { ElementType } from './element-type';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
@@ -61,6 +64,8 @@ export class RtpEndpoint extends SdpEndpoint {
   private readonly cryptoRequired: boolean;
   /** The peer's key-params text and our contexts, so a re-offer with the same key keeps the streams' state. */
   private srtpKeys: { remoteKeyParams: string; inbound: SrtpContext; outbound: SrtpContext } | undefined;
+  /** The last offer's audio line and the codecs answered, kept for an offer that removes the audio stream. */
+  private lastRemote: { remote: RemoteAudio; codecs: SdpCodec[] } | undefined;
 
   constructor(ctx: ElementContext) {
     super(ctx, 'RtpEndpoint');
@@ -145,12 +150,15 @@ export class RtpEndpoint extends SdpEndpoint {
     this.applySrtp(leg, sdes);
     const local = this.localSdp!;
     this.applyRemote(leg, remote, common, local, String(answer));
+    this.lastRemote = { remote, codecs: common };
     return local;
   }
 
   private async processOffer(offer: unknown): Promise<string> {
     if (this.state === 'offer-generated') throw KurentoErrors.sdpAlreadyNegotiated();
-    const remote = parseRemoteAudio(offer, 'offer', KurentoErrors.sdpProcessOffer);
+    const parsed = parseRtpOffer(offer);
+    if ('rejectAll' in parsed) return this.rejectOffer(parsed.rejectAll, String(offer));
+    const remote = parsed.audio;
     const codecs = answerCodecs(remote.codecs, this.preferredCodecs());
     if (codecs.length === 0) throw KurentoErrors.sdpProcessOffer('offer has no supported audio codec (PCMU, PCMA)');
     const sdes = this.offeredSdes(remote);
@@ -173,6 +181,32 @@ export class RtpEndpoint extends SdpEndpoint {
     this.state = 'negotiated';
     this.applySrtp(leg, sdes);
     this.applyRemote(leg, remote, codecs, local, String(offer));
+    this.lastRemote = { remote, codecs };
+    return local;
+  }
+
+  /**
+   * An offer with nothing ferry carries (video only, other codecs or transports, every line at port 0):
+   * answered with every m-line at port 0, as KMS does. A first such offer binds no port and starts no
+   * leg; on a negotiated endpoint (a re-INVITE that removes the audio stream) the leg stays, sends
+   * nothing and is on the hold rule, as for `inactive`, until a later offer brings audio back.
+   */
+  private rejectOffer(mlines: MLineSummary[], offer: string): string {
+    if (this.cryptoRequired) throw KurentoErrors.sdpProcessOffer('offer has no usable audio line, but this endpoint was created with SDES crypto');
+    const local = writeRejectingAnswer({
+      sessionId: this.sdpSessionId,
+      version: this.sdpVersion++,
+      address: this.ctx.config.sdpAddress,
+      mlines: mlines.map((m) => ({ type: m.type, port: m.port, protocol: m.protocol, formats: m.payloads.split(/\s+/).filter(Boolean), mid: undefined })),
+    });
+    this.state = 'negotiated';
+    this.ctx.logger.info('offer answered with every m-line at port 0 (no usable audio)', { element: this.id, mlines: mlines.map((m) => `${m.type} ${m.protocol}`).join(', ') });
+    const last = this.lastRemote;
+    if (this.rtpLeg && last) {
+      this.applyRemote(this.rtpLeg, { ...last.remote, direction: 'inactive' }, last.codecs, local, offer);
+    } else {
+      this.negotiatedWithoutMedia(local, offer);
+    }
     return local;
   }
 

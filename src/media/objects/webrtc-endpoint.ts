@@ -1,4 +1,7 @@
+import { randomInt } from 'node:crypto';
 import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
+import { writeRejectingAnswer, type OfferedMLine } from '../sdp/rejected-media';
+import { webRtcOfferPlan } from '../webrtc/remote-sdp-check';
 import { codecKey, codecTableFrom } from '../relay/codec-table';
 import { createWebRtcLeg } from '../webrtc/create-webrtc-leg';
 import type { G711Codec, IceCandidateInit, WebRtcLeg } from '../webrtc/webrtc-leg';
@@ -103,6 +106,14 @@ export class WebRtcEndpoint extends SdpEndpoint {
     if (this.state !== 'none') throw KurentoErrors.sdpAlreadyNegotiated();
     if (typeof offer !== 'string') throw KurentoErrors.marshall("'offer' parameter should be a string");
     if (offer.trim() === '') throw KurentoErrors.sdpParse('Empty offer not valid');
+    let plan: ReturnType<typeof webRtcOfferPlan>;
+    try {
+      plan = webRtcOfferPlan(offer);
+    } catch (err) {
+      throw this.sdpFailure(err, 'process-offer');
+    }
+    if (plan.mlines.length === 0) throw KurentoErrors.sdpProcessOffer('SDP has no active audio m-line');
+    if (plan.carried < 0) return this.rejectOffer(plan.mlines, offer);
     this.state = 'negotiated';
     let answer: string;
     try {
@@ -112,6 +123,19 @@ export class WebRtcEndpoint extends SdpEndpoint {
       throw this.sdpFailure(err, 'process-offer');
     }
     this.applyNegotiation(answer, offer);
+    return answer;
+  }
+
+  /**
+   * An offer with nothing ferry carries (video only, data channels only, audio without PCMU/PCMA or
+   * DTLS-SRTP): answered with every m-line at port 0 and no BUNDLE group, as KMS does. No ICE agent is
+   * started and no port bound; the endpoint is negotiated (a second offer gets 40208, as in KMS).
+   */
+  private rejectOffer(mlines: OfferedMLine[], offer: string): string {
+    this.state = 'negotiated';
+    const answer = writeRejectingAnswer({ sessionId: String(randomInt(1_000_000_000, 2_000_000_000)), version: 0, address: '0.0.0.0', mlines });
+    this.ctx.logger.info('offer answered with every m-line at port 0 (no usable audio)', { element: this.id, mlines: mlines.map((m) => `${m.type} ${m.protocol}`).join(', ') });
+    this.negotiatedWithoutMedia(answer, offer);
     return answer;
   }
 

@@ -2,6 +2,7 @@ import * as sdpTransform from 'sdp-transform';
 import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
 import { codecKey } from '../relay/codec-table';
 import type { CryptoAttribute } from '../srtp/sdes-crypto';
+import { MAX_MLINES } from './rejected-media';
 
 /**
  * SDP for the plain RTP leg (RtpEndpoint): parse a peer's offer/answer into what the leg needs, and
@@ -60,9 +61,35 @@ const STATIC_NAMES: Record<number, string> = { 0: 'pcmu/8000', 8: 'pcma/8000' };
 
 /**
  * Parse the peer's SDP. `fail` builds the error for semantic problems (40205 for offers, 40206 for
- * answers); syntax problems are 40201 SDP_PARSE_ERROR.
+ * answers); syntax problems are 40201 SDP_PARSE_ERROR. The audio line used is the first usable one
+ * (see `usableAudioIndex`); without one, `fail` is thrown.
  */
 export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: (msg: string) => KurentoError): RemoteAudio {
+  const d = parseDescription(text, what);
+  const index = usableAudioIndex(d);
+  if (index < 0) throw fail(noUsableAudio(d, what));
+  return readAudio(d, index, what);
+}
+
+/**
+ * An offer to an RtpEndpoint: its usable audio line, or — when it has none (video only, audio in a
+ * transport or with codecs ferry does not speak, every line at port 0) — its m-lines, all to be answered
+ * with port 0 (`mirror` with index -1), as KMS answers. Syntax problems are still 40201.
+ */
+export function parseRtpOffer(text: unknown): { audio: RemoteAudio } | { rejectAll: MLineSummary[] } {
+  const d = parseDescription(text, 'offer');
+  const index = usableAudioIndex(d);
+  if (index < 0) return { rejectAll: d.mlines };
+  return { audio: readAudio(d, index, 'offer') };
+}
+
+interface ParsedDescription {
+  parsed: sdpTransform.SessionDescription;
+  media: sdpTransform.SessionDescription['media'];
+  mlines: MLineSummary[];
+}
+
+function parseDescription(text: unknown, what: 'offer' | 'answer'): ParsedDescription {
   if (typeof text !== 'string' || text.trim() === '') throw KurentoErrors.sdpParse(`Empty ${what} not valid`);
   if (!/^v=0\r?$/m.test(text.split('\n', 1)[0] ?? '')) throw KurentoErrors.sdpParse(`SDP ${what} must start with v=0`);
   let parsed: sdpTransform.SessionDescription;
@@ -73,6 +100,7 @@ export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: 
   }
   const media = Array.isArray(parsed.media) ? parsed.media : [];
   if (media.length === 0) throw KurentoErrors.sdpParse(`SDP ${what} has no m= line`);
+  if (media.length > MAX_MLINES) throw KurentoErrors.sdpParse(`SDP ${what} has more than ${MAX_MLINES} m= lines`);
   const mlines: MLineSummary[] = media.map((m) => ({
     type: String(m.type),
     port: Number(m.port),
@@ -83,12 +111,38 @@ export function parseRemoteAudio(text: unknown, what: 'offer' | 'answer', fail: 
     if (!m.type || !Number.isInteger(m.port) || m.port < 0 || m.port > 65535 || !m.protocol || m.protocol === 'undefined') {
       throw KurentoErrors.sdpParse(`SDP ${what} has a malformed m= line`);
     }
+    if (m.type !== 'audio' || !PROFILES.includes(m.protocol)) continue;
+    for (const token of m.payloads.split(/\s+/).filter(Boolean)) {
+      const pt = Number(token);
+      if (!Number.isInteger(pt) || pt < 0 || pt > 127) throw KurentoErrors.sdpParse(`SDP ${what} has a bad payload type '${token}'`);
+    }
   }
-  const index = media.findIndex((m, i) => m.type === 'audio' && mlines[i]!.port > 0 && PROFILES.includes(String(m.protocol)));
-  if (index < 0) {
-    const audio = media.find((m) => m.type === 'audio');
-    throw fail(audio ? `no usable audio line in ${what} (profile ${audio.protocol}, port ${audio.port}; need RTP/AVP, RTP/AVPF, RTP/SAVP or RTP/SAVPF)` : `no audio line in ${what}`);
-  }
+  return { parsed, media, mlines };
+}
+
+/** The first audio line ferry can carry: port > 0, an RTP profile, and PCMU or PCMA among its formats; -1 when none. */
+function usableAudioIndex(d: ParsedDescription): number {
+  return d.media.findIndex((m, i) => {
+    const line = d.mlines[i]!;
+    if (m.type !== 'audio' || line.port === 0 || !PROFILES.includes(line.protocol)) return false;
+    const rtpmaps = new Map<number, string>();
+    for (const r of m.rtp ?? []) rtpmaps.set(Number(r.payload), codecKey(String(r.codec), Number(r.rate)));
+    return line.payloads.split(/\s+/).some((token) => {
+      const pt = Number(token);
+      const key = rtpmaps.get(pt) ?? STATIC_NAMES[pt];
+      return key !== undefined && key !== TELEPHONE_EVENT && SUPPORTED_CODECS.has(key);
+    });
+  });
+}
+
+function noUsableAudio(d: ParsedDescription, what: 'offer' | 'answer'): string {
+  const audio = d.media.find((m) => m.type === 'audio');
+  if (!audio) return `no audio line in ${what}`;
+  return `no usable audio line in ${what} (profile ${audio.protocol}, port ${audio.port}; need RTP/AVP, RTP/AVPF, RTP/SAVP or RTP/SAVPF with PCMU or PCMA)`;
+}
+
+function readAudio(d: ParsedDescription, index: number, what: 'offer' | 'answer'): RemoteAudio {
+  const { parsed, media, mlines } = d;
   const m = media[index]!;
   const ip: unknown = m.connection?.ip ?? parsed.connection?.ip;
   if (!ip || !isIpAddress(ip)) throw KurentoErrors.sdpParse(`SDP ${what} has no valid c= address for audio`);
@@ -139,7 +193,7 @@ export interface LocalAudioDescription {
   direction: Direction;
   /** Our SDES key attribute (`<tag> <suite> inline:<key>`), for RTP/SAVP(F). */
   crypto?: string;
-  /** For answers: the offer's m-lines, every one but `index` rejected with port 0. */
+  /** For answers: the offer's m-lines, every one but `index` rejected with port 0 (-1: all of them). */
   mirror?: { mlines: MLineSummary[]; index: number };
 }
 
@@ -155,7 +209,7 @@ export function writeAudioSdp(d: LocalAudioDescription): string {
   for (let i = 0; i < total; i++) {
     if (d.mirror && i !== d.mirror.index) {
       const m = d.mirror.mlines[i]!;
-      lines.push(`m=${m.type} 0 ${m.protocol} ${m.payloads || '0'}`);
+      lines.push(`m=${m.type} 0 ${m.protocol} ${m.payloads.split(/\s+/).find(Boolean) ?? '0'}`);
       continue;
     }
     lines.push(`m=audio ${d.port} ${d.profile} ${d.codecs.map((c) => c.pt).join(' ')}`);

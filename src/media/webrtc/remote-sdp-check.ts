@@ -1,6 +1,7 @@
 import { parse, write } from 'sdp-transform';
 import { WebRtcSdpError } from './webrtc-sdp-error';
 import type { G711Codec } from './webrtc-leg';
+import { MAX_MLINES, offerMLines, offerForStack, type OfferedMLine } from '../sdp/rejected-media';
 
 /**
  * Checks a browser's SDP before werift sees it, so bad input gets a clear message instead of a werift
@@ -19,18 +20,11 @@ export interface RemoteAudioOffer {
 const MAX_SDP_BYTES = 64 * 1024;
 
 export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-answer'): RemoteAudioOffer {
-  if (typeof sdp !== 'string' || sdp.trim() === '') throw new WebRtcSdpError('parse', 'Empty SDP not valid');
-  if (sdp.length > MAX_SDP_BYTES) throw new WebRtcSdpError('parse', `SDP too large (${sdp.length} bytes)`);
-  if (!/^v=0\r?\n/.test(sdp)) throw new WebRtcSdpError('parse', 'SDP must start with "v=0"');
-  let session: ReturnType<typeof parse>;
-  try {
-    session = parse(sdp);
-  } catch (err) {
-    throw new WebRtcSdpError('parse', `SDP parse error: ${(err as Error).message}`);
-  }
+  const session = parseChecked(sdp);
   const media = Array.isArray(session.media) ? session.media : [];
-  const index = media.findIndex((m) => m.type === 'audio' && Number(m.port) !== 0);
-  if (index < 0) throw new WebRtcSdpError(stage, 'SDP has no active audio m-line');
+  // An offer: the line ferry carries (the others are answered with port 0). An answer: its active audio line.
+  const index = stage === 'process-offer' ? usableAudioIndex(media) : media.findIndex((m) => m.type === 'audio' && Number(m.port) !== 0);
+  if (index < 0) throw new WebRtcSdpError(stage, stage === 'process-offer' ? 'SDP has no usable audio m-line (DTLS-SRTP with PCMU/0 or PCMA/8)' : 'SDP has no active audio m-line');
   const m = media[index]!;
   const proto = String(m.protocol ?? '');
   if (!/^(UDP\/TLS\/RTP\/SAVPF?|RTP\/SAVPF)$/i.test(proto)) {
@@ -79,6 +73,45 @@ export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-a
   };
 }
 
+function parseChecked(sdp: unknown): ReturnType<typeof parse> {
+  if (typeof sdp !== 'string' || sdp.trim() === '') throw new WebRtcSdpError('parse', 'Empty SDP not valid');
+  if (sdp.length > MAX_SDP_BYTES) throw new WebRtcSdpError('parse', `SDP too large (${sdp.length} bytes)`);
+  if (!/^v=0\r?\n/.test(sdp)) throw new WebRtcSdpError('parse', 'SDP must start with "v=0"');
+  try {
+    return parse(sdp);
+  } catch (err) {
+    throw new WebRtcSdpError('parse', `SDP parse error: ${(err as Error).message}`);
+  }
+}
+
+const DTLS_SRTP = /^(UDP\/TLS\/RTP\/SAVPF?|RTP\/SAVPF)$/i;
+
+/**
+ * The offer's m-line a WebRtcEndpoint carries: the first audio line with a port, a DTLS-SRTP transport
+ * and PCMU at 0 or PCMA at 8 (the only codecs ferry relays without transcoding); -1 when there is none.
+ * Every other line (video, data channels, a second audio line, audio without G.711) is answered with
+ * port 0 (src/media/sdp/rejected-media.ts).
+ */
+function usableAudioIndex(media: ReturnType<typeof parse>['media']): number {
+  return media.findIndex((m) => {
+    if (m.type !== 'audio' || Number(m.port) === 0 || !DTLS_SRTP.test(String(m.protocol ?? ''))) return false;
+    const names = new Map((m.rtp ?? []).map((r) => [Number(r.payload), `${String(r.codec).toUpperCase()}/${r.rate ?? ''}`]));
+    const payloads = String(m.payloads ?? '').trim().split(/\s+/).map(Number);
+    return (payloads.includes(0) && (names.get(0) ?? 'PCMU/8000') === 'PCMU/8000') || (payloads.includes(8) && (names.get(8) ?? 'PCMA/8000') === 'PCMA/8000');
+  });
+}
+
+/** An offer's m-lines and the index of the one a WebRtcEndpoint carries (-1: answer them all with port 0). Syntax errors throw (stage 'parse'). */
+export function webRtcOfferPlan(sdp: unknown): { mlines: OfferedMLine[]; carried: number } {
+  const session = parseChecked(sdp);
+  const media = Array.isArray(session.media) ? session.media : [];
+  if (media.length > MAX_MLINES) throw new WebRtcSdpError('parse', `SDP has more than ${MAX_MLINES} m= lines`);
+  const mlines = offerMLines(sdp as string);
+  const malformed = mlines.findIndex((m, i) => !/^[A-Za-z][\w-]*$/.test(m.type) || String(media[i]?.type) !== m.type || !Number.isInteger(m.port) || m.port < 0 || m.port > 65535 || !/^[\w/]+$/.test(m.protocol));
+  if (mlines.length !== media.length || malformed >= 0) throw new WebRtcSdpError('parse', `SDP has a malformed m= line${malformed >= 0 ? ` (#${malformed})` : ''}`);
+  return { mlines, carried: usableAudioIndex(media) };
+}
+
 /** The G.711 codec to answer with: the preferred one if offered, else the other. */
 export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711Codec {
   const has = (c: G711Codec) => (c === 'PCMU' ? offer.pcmu !== undefined : offer.pcma !== undefined);
@@ -91,7 +124,8 @@ export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711C
 /**
  * The offer as handed to the WebRTC stack: the audio m-line keeps only the payload types we answer with
  * (the chosen G.711 and telephone-event/8000). werift matches telephone-event by name and could otherwise
- * answer Chromium's telephone-event/48000. The original text stays the remote session descriptor.
+ * answer Chromium's telephone-event/48000. Every other m-line is already rejected (port 0, out of the
+ * BUNDLE group), so the stack sets up nothing for it. The original text stays the remote session descriptor.
  */
 export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, codec: G711Codec): string {
   const session = parse(offer);
@@ -104,7 +138,7 @@ export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, code
   if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
   if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
   dropMdnsCandidates(session);
-  return write(session);
+  return offerForStack(write(session), audio.mLineIndex);
 }
 
 /** An `xxx.local` host (a browser hiding its address behind mDNS): ferry media does not resolve those. */
