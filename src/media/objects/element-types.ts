@@ -1,4 +1,5 @@
 import { ElementTypeRegistry, type ElementType } from './element-type';
+import { passThroughType } from './pass-through';
 import { playerEndpointType } from './player-endpoint';
 import { recorderEndpointType } from './recorder-endpoint';
 import { rtpEndpointType } from './rtp-endpoint';
@@ -14,6 +15,7 @@ const OPTIONAL_ELEMENT_MODULES = ['./webrtc-endpoint'];
 export function defaultElementTypes(): ElementTypeRegistry {
   const registry = new ElementTypeRegistry();
   registry.register(rtpEndpointType);
+  registry.register(passThroughType);
   registry.register(playerEndpointType);
   registry.register(recorderEndpointType);
   for (const path of OPTIONAL_ELEMENT_MODULES) {

@@ -108,6 +108,20 @@ export abstract class MediaElement extends MediaObject {
     sinks[n - 1]!.deliverFromPipeline(packet, key);
   }
 
+  /**
+   * For a leg-less element that forwards what it is given (PassThrough): relay a packet already known to
+   * carry codec `key` to every AUDIO sink, counted as media flowing out of this element.
+   */
+  protected relayToSinks(packet: Buffer, key: string): void {
+    this.flowOutCount++;
+    if (!this.flowingOut) this.setFlowOut(true);
+    const sinks = this.audioSinks;
+    const n = sinks.length;
+    if (n === 0) return;
+    for (let i = 0; i < n - 1; i++) sinks[i]!.deliverFromPipeline(Buffer.from(packet), key);
+    sinks[n - 1]!.deliverFromPipeline(packet, key);
+  }
+
   /** A packet from a connected source, to be sent to this element's peer. */
   deliverFromPipeline(packet: Buffer, codec: string): void {
     this.flowInCount++;
