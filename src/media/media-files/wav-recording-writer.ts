@@ -15,7 +15,7 @@ export class WavRecordingWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writtenBytes = 0;
-  private chain: Promise<void>;
+  private chain: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private failed = false;
 
@@ -24,7 +24,7 @@ export class WavRecordingWriter {
     private readonly sampleRate: number,
     private readonly onError: (err: Error) => void,
   ) {
-    this.chain = this.run(async () => {
+    void this.run(async () => {
       await fh.write(pcm16WavHeader(sampleRate, 1, 0), 0, HEADER_BYTES, 0);
     });
   }
