@@ -195,7 +195,7 @@ describe('media files: G.711, WAV, resampling, URIs, recording files', () => {
       const done = readFileSync(path.join(dir, 'calls', '2026', 'rec.wav'));
       assert.deepEqual(done.subarray(0, 44), pcm16WavHeader(8000, 1, 16000));
       assert.equal(done.length, 44 + 16000);
-      assert.deepEqual(errors, []);
+      assert.equal(errors.length, 0);
       // an existing recording is truncated by a new one
       const again = await openRecordingFile(path.join(dir, 'calls', '2026', 'rec.wav'), cfg);
       await new WavRecordingWriter(again, 8000, () => undefined).close();
