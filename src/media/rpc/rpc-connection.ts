@@ -22,6 +22,9 @@ const SESSION_METHODS = new Set(['create', 'describe', 'invoke', 'subscribe', 'u
 
 let nextConnectionId = 1;
 
+/** More operations than this in one `transaction` is a malformed transaction (hostile input bound). */
+export const MAX_TRANSACTION_OPERATIONS = 256;
+
 /**
  * One Kurento control connection (a WebSocket): frames in, frames out, session binding, FIFO per
  * pipeline. Turns JSON-RPC into MediaSet calls; no media object sees a request id or a socket.
@@ -208,15 +211,25 @@ export class RpcConnection implements SessionConnection {
         await this.set.unref(session, params.object);
         return {};
       case 'transaction':
-        return { value: await this.transaction(params.operations) };
+        return { value: await this.transaction(params.operations, session.id) };
       default:
         throw new JsonRpcError(JSONRPC_METHOD_NOT_FOUND, 'Method not found.');
     }
   }
 
-  /** `transaction`: run operations in order, substituting "newref:K" with result K's value; stop at the first error. */
-  private async transaction(operations: unknown): Promise<unknown> {
+  /**
+   * `transaction` (KMS ServerMethods::transaction): run the operations in order under the transaction's
+   * session (an operation's own sessionId is overridden, as KMS does), replacing every string
+   * "newref:K" with operation K's result value; stop at the first operation that fails, whose entry
+   * carries the error, and answer the entries so far (no rollback). A malformed transaction — not an
+   * array, ids not 0..n-1, a nested transaction, a "newref:K" that names no earlier operation, more than
+   * MAX_TRANSACTION_OPERATIONS operations — is answered 40008 MALFORMED_TRANSACTION as a whole, and
+   * ferry checks all of it before running anything (KMS checks ids and references as it goes, after
+   * running the operations before them, so their objects are created for nobody to know).
+   */
+  private async transaction(operations: unknown, sessionId: string): Promise<unknown> {
     if (!Array.isArray(operations)) throw KurentoErrors.malformedTransaction("'operations' must be an array");
+    if (operations.length > MAX_TRANSACTION_OPERATIONS) throw KurentoErrors.malformedTransaction(`a transaction has at most ${MAX_TRANSACTION_OPERATIONS} operations`);
     const reqs: JsonRpcRequest[] = [];
     operations.forEach((op, i) => {
       let r: JsonRpcRequest;
@@ -225,20 +238,15 @@ export class RpcConnection implements SessionConnection {
       } catch {
         throw KurentoErrors.malformedTransaction(`operation ${i} is not a valid request`);
       }
-      if (r.id !== i) throw KurentoErrors.malformedTransaction(`operation ids must be 0..${operations.length - 1}`);
+      if (r.id !== i) throw KurentoErrors.malformedTransaction(`Id of request '${i}' should be '${i}'`);
       if (r.method === 'transaction') throw KurentoErrors.malformedTransaction('nested transactions are not allowed');
+      checkNewRefs(r.params, i);
       reqs.push(r);
     });
     const values: unknown[] = [];
     const responses: Record<string, unknown>[] = [];
     for (const r of reqs) {
-      let params: Record<string, unknown>;
-      try {
-        params = substituteNewRefs(r.params, values) as Record<string, unknown>;
-      } catch (err) {
-        responses.push(errorFrame(r.id ?? null, err));
-        break;
-      }
+      const params = { ...(substituteNewRefs(r.params, values) as Record<string, unknown>), sessionId };
       const frame = (await this.execute({ ...r, params }))!;
       responses.push(frame);
       if ('error' in frame) break;
@@ -272,12 +280,25 @@ function asObject(v: unknown, name: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function substituteNewRefs(v: unknown, values: unknown[]): unknown {
-  if (typeof v === 'string' && v.startsWith('newref:')) {
-    const k = Number(v.slice('newref:'.length));
-    if (!Number.isInteger(k) || k < 0 || k >= values.length) throw KurentoErrors.noCommitTransaction(`Reference '${v}' is not resolved`);
-    return values[k];
+const NEW_REF = 'newref:';
+
+/** Operation `index`'s "newref:K" strings must name an earlier operation (whose result will be there). */
+function checkNewRefs(v: unknown, index: number, depth = 0): void {
+  if (depth > 32) throw KurentoErrors.malformedTransaction(`operation ${index} is nested too deeply`);
+  if (typeof v === 'string') {
+    if (!v.startsWith(NEW_REF) || v.length === NEW_REF.length) return;
+    const ref = v.slice(NEW_REF.length);
+    if (!/^\d{1,6}$/.test(ref)) throw KurentoErrors.malformedTransaction(`Invalid index of newref '${ref}'`);
+    if (Number(ref) >= index) throw KurentoErrors.malformedTransaction(`Result not found on request ${Number(ref)}`);
+    return;
   }
+  if (Array.isArray(v)) for (const x of v) checkNewRefs(x, index, depth + 1);
+  else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) checkNewRefs(x, index, depth + 1);
+}
+
+/** Replace every "newref:K" (checked by checkNewRefs) with operation K's result value. */
+function substituteNewRefs(v: unknown, values: unknown[]): unknown {
+  if (typeof v === 'string' && v.startsWith(NEW_REF) && v.length > NEW_REF.length) return values[Number(v.slice(NEW_REF.length))];
   if (Array.isArray(v)) return v.map((x) => substituteNewRefs(x, values));
   if (typeof v === 'object' && v !== null) {
     const out: Record<string, unknown> = {};

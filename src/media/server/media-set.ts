@@ -156,6 +156,10 @@ export class MediaSet implements ObjectHost {
 
   get(id: unknown): MediaObject {
     if (typeof id !== 'string') throw KurentoErrors.marshall("'object' parameter should be a string");
+    // As KMS: a reference to an object of a transaction that was never committed.
+    if (id.startsWith('newref:') && id.length > 'newref:'.length) {
+      throw KurentoErrors.noCommitTransaction(`Object '${id}' not found. Possibly using a transactional object without committing the transaction.`);
+    }
     const o = this.objects.get(id);
     if (!o || o.isReleased) throw KurentoErrors.objectNotFound(id);
     return o;
