@@ -43,6 +43,7 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
   let method: string | undefined;
   let uri = '';
   let version = 'SIP/2.0';
+  let badRequestLine: string | undefined;
   let status = 0;
   let reason = '';
   const resp = /^SIP\/2\.0 (\d{3})(?: (.*))?$/.exec(startLine);
@@ -54,12 +55,15 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
     const parts = startLine.split(' ');
     // any SIP/x.y parses, so a request of another version can be answered 505 (request-validator.ts)
     if (parts.length !== 3 || !SIP_VERSION.test(parts[2]) || !TOKEN.test(parts[0]) || !parts[1]) {
-      throw new SipParseError(`bad start line: ${JSON.stringify(startLine.slice(0, 80))}`);
+      // a request line with extra or missing spaces (RFC 4475 lwsruri, lwsstart, trws): read the headers
+      // anyway so the request can be answered 400; anything else is not a SIP message
+      if (!TOKEN.test(parts[0]) || !/ SIP\/\d/i.test(startLine)) throw new SipParseError(`bad start line: ${JSON.stringify(startLine.slice(0, 80))}`);
+      badRequestLine = `bad request line: ${JSON.stringify(startLine.slice(0, 80))}`;
     }
     isRequest = true;
     method = parts[0].toUpperCase();
-    uri = parts[1];
-    version = parts[2].toUpperCase();
+    uri = parts[1] ?? '';
+    version = (parts[2] ?? '').toUpperCase();
   }
 
   const headers = new SipHeaders();
@@ -87,6 +91,7 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
   const fail = (why: string): never => {
     throw new SipParseError(why, isRequest, method, headers);
   };
+  if (badRequestLine) fail(badRequestLine);
   if (!lenient) {
     for (const h of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) if (!headers.has(h)) fail(`missing ${h}`);
     const cseq = parseCSeq(headers.get('CSeq'));
