@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { systemClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { MediaConnection } from '../../src/gateway/kurento/media-connection';
 import { probeMediaObject } from '../../src/gateway/kurento/media-object-probe';
@@ -139,7 +140,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
       const log = createLogger('test-media-connection');
       const conn = connection(`ws://127.0.0.1:${relay.port}/kurento`);
       await conn.connect();
-      const callMedia = await CallMedia.build(conn, { caller: 'rtp', callee: 'rtp' }, log);
+      const callMedia = await CallMedia.build(conn, { caller: 'rtp', callee: 'rtp' }, log, systemClock);
       assert.equal((await media.stats()).pipelines, 1);
       const lost = waitEvent(conn, 'lost', 3000);
       relay.refuse(true);

@@ -149,7 +149,7 @@ export class CallAdopter {
     let media: CallMedia | undefined;
     if (pipelineId && callerEndpointId && calleeEndpointId) {
       try {
-        media = await CallMedia.attach(this.d.media, { pipelineId, callerEndpointId, calleeEndpointId }, { caller: rec.caller.kind, callee: rec.callee.kind }, call.log);
+        media = await CallMedia.attach(this.d.media, { pipelineId, callerEndpointId, calleeEndpointId }, { caller: rec.caller.kind, callee: rec.callee.kind }, call.log, this.d.clock);
         call.attachMedia(media);
         call.note('media-reattached', pipelineId);
       } catch (err) {

@@ -152,7 +152,7 @@ export class InviteHandler {
 
     try {
       // every media request below is given up at once if the media server is lost meanwhile
-      const building = CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log);
+      const building = CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log, d.clock);
       const media = await d.media.guard(building).catch((err: unknown) => {
         // abandoned: should the pipeline still appear (a blip), it is released, not leaked
         if (err instanceof MediaUnavailableError) void building.then((m) => m.release(), () => undefined);

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { EndReason, isEndReason } from '../calls/end-reason';
 import { LegKind } from '../state/call-record';
@@ -10,6 +11,8 @@ export type Side = 'caller' | 'callee';
 
 /** how long a call's end waits for the media server to confirm its pipeline's release */
 const RELEASE_WAIT_MS = 2000;
+/** how long an offer/answer of a WebRTC endpoint waits for IceGatheringDone before it goes out with the candidates it has */
+const GATHER_WAIT_MS = 3000;
 
 export interface CallMediaEvents {
   ended: [reason: EndReason, side: Side, detail: string];
@@ -32,13 +35,14 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     readonly kinds: { caller: LegKind; callee: LegKind },
     private readonly log: Logger,
     private readonly conn: MediaConnection,
+    private readonly clock: Clock,
   ) {
     super();
     this.watch(caller, 'caller');
     this.watch(callee, 'callee');
   }
 
-  static async build(conn: MediaConnection, kinds: { caller: LegKind; callee: LegKind }, log: Logger): Promise<CallMedia> {
+  static async build(conn: MediaConnection, kinds: { caller: LegKind; callee: LegKind }, log: Logger, clock: Clock): Promise<CallMedia> {
     const pipeline = await conn.createPipeline();
     try {
       const mk = async (k: LegKind): Promise<KSdpEndpoint> => {
@@ -50,7 +54,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       const callee = await mk(kinds.callee);
       await caller.connect(callee);
       await callee.connect(caller);
-      return new CallMedia(pipeline, caller, callee, kinds, log, conn);
+      return new CallMedia(pipeline, caller, callee, kinds, log, conn, clock);
     } catch (err) {
       await pipeline.release().catch(() => {});
       throw err;
@@ -58,11 +62,11 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   }
 
   /** re-attach to the objects of a call another gateway created (adoption) */
-  static async attach(conn: MediaConnection, ids: { pipelineId: string; callerEndpointId: string; calleeEndpointId: string }, kinds: { caller: LegKind; callee: LegKind }, log: Logger): Promise<CallMedia> {
+  static async attach(conn: MediaConnection, ids: { pipelineId: string; callerEndpointId: string; calleeEndpointId: string }, kinds: { caller: LegKind; callee: LegKind }, log: Logger, clock: Clock): Promise<CallMedia> {
     const pipeline = await conn.byId<KMediaPipeline>(ids.pipelineId);
     const caller = await conn.byId<KSdpEndpoint>(ids.callerEndpointId);
     const callee = await conn.byId<KSdpEndpoint>(ids.calleeEndpointId);
-    return new CallMedia(pipeline, caller, callee, kinds, log, conn);
+    return new CallMedia(pipeline, caller, callee, kinds, log, conn, clock);
   }
 
   get ids(): { pipelineId: string; callerEndpointId: string; calleeEndpointId: string } {
@@ -120,9 +124,9 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     this.released = true;
     // a lost media server answers nothing (kurento-client would wait its 20 s request timeout):
     // the call's end must not hang on it; the request still goes out if the server comes back
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const unanswered = new Promise<'timeout'>((r) => {
-      timer = setTimeout(() => r('timeout'), RELEASE_WAIT_MS);
+      timer = this.clock.setTimeout(() => r('timeout'), RELEASE_WAIT_MS);
     });
     const done = await Promise.race([
       this.releasePipeline().then(
@@ -134,7 +138,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       ),
       unanswered,
     ]);
-    clearTimeout(timer);
+    timer?.cancel();
     if (done === 'timeout') this.log.warn('pipeline release unanswered', { pipelineId: this.pipeline.id, waitedMs: RELEASE_WAIT_MS });
     if (done !== 'released' && !this.conn.isUp) {
       // the control connection is down: after a mere blip the pipeline is still there (and bound
@@ -168,14 +172,16 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     const onCandidate = (e: KEventData): void => {
       if (e.candidate?.candidate) candidates.push(e.candidate.candidate);
     };
+    let timer: TimerHandle | undefined;
     w.on('IceCandidateFound', onCandidate);
     w.on('IceGatheringDone', done);
     try {
       const sdp = await negotiate();
       await w.gatherCandidates();
-      await Promise.race([gathered, new Promise((r) => setTimeout(r, 3000).unref())]);
+      await Promise.race([gathered, new Promise<void>((r) => (timer = this.clock.setTimeout(r, GATHER_WAIT_MS)))]);
       return withCandidates(sdp, candidates);
     } finally {
+      timer?.cancel();
       w.removeListener('IceCandidateFound', onCandidate);
       w.removeListener('IceGatheringDone', done);
     }
