@@ -157,6 +157,28 @@ describe('drachtio-srf proxyRequest through ferry sip, SIPp caller and callees',
     await countsBackToZero();
   });
 
+  test('finalTimeout: a destination that rings too long is cancelled, the next one answers', TEST_TIMEOUT, async () => {
+    const ringing = await callee('uas-ring-cancelled.xml', 'tcp');
+    const answering = await callee('proxy-uas-answer.xml', 'udp');
+    let results: ProxyResults | undefined;
+    let answeredAfterMs = 0;
+    handler = (req) => {
+      const started = Date.now();
+      srf.proxyRequest(req, [ringing.uri, answering.uri], { remainInDialog: true, finalTimeout: '500ms' })
+        .then((r: ProxyResults) => { results = r; answeredAfterMs = Date.now() - started; });
+    };
+    const a = await caller();
+    assert.equal(a.exitCode, 0, describeSipp(a));
+    const r = await ringing.sipp.done;
+    assert.equal(r.exitCode, 0, `the ringing destination got a CANCEL and ACKed its 487: ${describeSipp(r)}`);
+    const b = await answering.sipp.done;
+    assert.equal(b.exitCode, 0, describeSipp(b));
+    await waitFor(() => results !== undefined, 'proxyRequest resolves');
+    assert.deepEqual(statuses(results!), [200], 'a destination given up at its timeout reports nothing (its late 487 is dropped)');
+    assert.ok(answeredAfterMs >= 500, `the second destination answered only after the 500 ms final timeout (${answeredAfterMs} ms)`);
+    await countsBackToZero();
+  });
+
   test('followRedirects: a 302 is followed to its Contact, which answers; the caller never sees the 302', TEST_TIMEOUT, async () => {
     const answering = await callee('proxy-uas-answer.xml', 'udp');
     const redirect = await callee('proxy-uas-redirect.xml', 'tcp', { target: `sip:${answering.uri}` });
