@@ -6,6 +6,7 @@ import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-limits';
 import { AppRouter } from './app-router';
 import { guarded } from '../../common/process-faults';
 import { LogThrottle } from '../../common/log-throttle';
+import { secretMatches } from './secret-match';
 
 export interface AppSipMessage {
   rid: string;
@@ -149,7 +150,7 @@ export class ControlServer {
     }
     switch (kind) {
       case 'authenticate': {
-        if (tokens[2] !== this.options.secret) {
+        if (!secretMatches(tokens[2], this.options.secret)) {
           app.respond(rid, ['NO', 'incorrect secret']);
           this.logStranger(app, 'app failed to authenticate', {});
           app.closing = true;
