@@ -4,7 +4,7 @@ import {
   RTCRtpCodecParameters,
   type RTCDtlsTransport,
 } from 'werift';
-import { inspectRtcpCompound } from '../../src/media/webrtc/rtcp-compound';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { disableDefaultStunServer, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtp, tapDecryptedMedia } from '../../src/media/webrtc/werift-internals';
 
 /**
@@ -93,7 +93,7 @@ export class WebRtcTestPeer {
           this.transport = t;
           tapDecryptedMedia(t, {
             rtp: (p) => this.rtpIn.push(Buffer.from(p)),
-            rtcp: (p) => this.rtcpIn.push({ packet: Buffer.from(p), bye: inspectRtcpCompound(p).bye, at: Date.now() }),
+            rtcp: (p) => this.rtcpIn.push({ packet: Buffer.from(p), bye: parseRtcpCompound(p).bye, at: Date.now() }),
             replayed: () => undefined,
           });
           // Record every SRTP datagram this peer sends (for the replay test), at the socket.
