@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'sdp-transform';
 import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
-import { MediaServerProcess } from '../helpers/media-server-process';
+import { MediaServerProcess, type MediaStats } from '../helpers/media-server-process';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 
 /**
@@ -98,8 +98,13 @@ describe('media: port-0 answers for m-lines ferry does not carry (kurento-client
     });
   }
 
-  function elementOf(stats: { pipelinesDetail?: unknown }, id: string): { packetsFromPeer?: number; hold?: string | null } | undefined {
-    return ((stats.pipelinesDetail ?? []) as { elements: { id: string }[] }[]).flatMap((p) => p.elements).find((e) => e.id === id);
+  interface ElementStats {
+    id: string;
+    packetsFromPeer?: number;
+    hold?: string | null;
+  }
+  function elementOf(stats: MediaStats, id: string): ElementStats | undefined {
+    return ((stats.pipelinesDetail ?? []) as { elements: ElementStats[] }[]).flatMap((p) => p.elements).find((e) => e.id === id);
   }
 
   async function assertServerEmpty(): Promise<void> {
