@@ -36,6 +36,8 @@ const MAX_PACKET_SAMPLES = 1600;
 export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener {
   private readonly stopOnEndOfStream: boolean;
   private writer: WavRecordingWriter | undefined;
+  /** The close of the last file, while and after it runs. */
+  private finishing: Promise<void> | undefined;
   private flushTimer: TimerHandle | undefined;
   /** Recording time before the current run (ms), and when the current run started. */
   private recordedMs = 0;
@@ -82,7 +84,8 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
         throw KurentoErrors.illegalParam(`RecorderEndpoint: ${why}`);
       }
       if (this.released || this.state !== 'STOP') {
-        await fh.close().catch(() => undefined);
+        // released while the file was being opened: leave a valid (empty) WAV, not a truncated file
+        await new WavRecordingWriter(fh, TELEPHONE_RATE, () => undefined).close();
         if (this.released) throw KurentoErrors.objectNotFound(this.id);
         return;
       }
@@ -160,16 +163,22 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
     this.emitEvent('Stopped');
   }
 
-  /** Brings the file to the recording's clock, finalises and closes it. Idempotent. */
-  private async finish(): Promise<void> {
+  /**
+   * Brings the file to the recording's clock, finalises and closes it. Idempotent: a second caller (a
+   * release arriving while a stop is closing the file) waits for the same close.
+   */
+  private finish(): Promise<void> {
     const w = this.writer;
-    if (!w) return;
+    if (!w) return this.finishing ?? Promise.resolve();
     if (this.state === 'START') this.fillTo(this.clockSamples());
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
     this.writer = undefined;
-    await w.close();
-    this.ctx.logger.info('recording finished', { element: this.id, durationMs: Math.round((this.cursor * 1000) / TELEPHONE_RATE), packetsRecorded: this.packetsRecorded, packetsDroppedAhead: this.packetsDroppedAhead });
+    const durationMs = Math.round((this.cursor * 1000) / TELEPHONE_RATE);
+    this.finishing = w.close().then(() => {
+      this.ctx.logger.info('recording finished', { element: this.id, durationMs, packetsRecorded: this.packetsRecorded, packetsDroppedAhead: this.packetsDroppedAhead });
+    });
+    return this.finishing;
   }
 
   private writeFailed(err: Error): void {
