@@ -19,33 +19,16 @@ const MEDIA_ELEMENT_EVENTS: readonly string[] = [
  * Kurento's PassThrough: a leg-less element that forwards what its source sends it to every sink,
  * unchanged (each sink still maps the payload type to what it negotiated and rewrites SSRC, sequence and
  * timestamp for its own peer). Connected like any element; MediaFlowIn/Out follow the packets through it.
- * A loop of PassThroughs (A -> B -> A) would recurse without end: a packet that comes back to a
- * PassThrough while it is forwarding it is dropped and counted (`/stats` `loopDropped`).
+ * No loop can form: an element has one source per media type, so a cycle of PassThroughs has no way in.
  */
 export class PassThrough extends MediaElement {
-  private forwarding = false;
-  private loopDropped = 0;
-
   constructor(ctx: ElementContext) {
     super(ctx, 'PassThrough');
   }
 
   override deliverFromPipeline(packet: Buffer, codec: string): void {
-    if (this.forwarding) {
-      this.loopDropped++;
-      return;
-    }
     super.deliverFromPipeline(packet, codec); // counts media flowing in; there is no leg to send to
-    this.forwarding = true;
-    try {
-      this.relayToSinks(packet, codec);
-    } finally {
-      this.forwarding = false;
-    }
-  }
-
-  override describeForStats(): Record<string, unknown> {
-    return { ...super.describeForStats(), loopDropped: this.loopDropped };
+    this.relayToSinks(packet, codec);
   }
 }
 
