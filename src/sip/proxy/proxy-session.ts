@@ -57,7 +57,8 @@ export class ProxySession implements BranchEvents {
 
   /** The caller's CANCEL arrived; the engine already answered it 200 and the request 487. */
   cancelledUpstream(): void {
-    if (this.upstreamFinal === undefined) this.upstreamFinal = 487;
+    if (this.upstreamFinal !== undefined) return; // a CANCEL after the final response changes nothing (RFC 3261 §9.2)
+    this.upstreamFinal = 487;
     this.services.log.info('proxied request cancelled by the caller', { callId: this.callId });
     this.stopSearching();
     this.advance();
