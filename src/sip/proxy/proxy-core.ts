@@ -71,7 +71,9 @@ export class ProxyCore {
 
   /** The caller cancelled an INVITE (the engine answered the CANCEL 200 and the INVITE 487). */
   onCancelled(inviteTxn: ProxyServerTransaction): void {
-    this.sessions.get(inviteTxn)?.cancelledUpstream();
+    const session = this.sessions.get(inviteTxn);
+    if (session) session.cancelledUpstream();
+    else this.relay.onCancelled(inviteTxn);
   }
 
   /** An in-dialog request that matches no dialog: relayed when its top Route is our Record-Route. */

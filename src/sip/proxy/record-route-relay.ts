@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { buildCancel } from '../engine/in-dialog-request-builder';
 import { makeResponse } from '../engine/message-builders';
 import { callIdOf } from '../message/sip-message';
 import type { SipRequest } from '../message/sip-message';
@@ -16,6 +17,8 @@ import type { ProxyServerTransaction, ProxyServices } from './proxy-ports';
  */
 export class RecordRouteRelay {
   private inFlight = 0;
+  /** relayed re-INVITEs without a final response yet, by the caller's server transaction: a CANCEL follows them */
+  private readonly invites = new Map<ProxyServerTransaction, { fwd: SipRequest; out: Flow }>();
 
   constructor(private readonly services: ProxyServices) {}
 
@@ -34,10 +37,12 @@ export class RecordRouteRelay {
       if (!open) return;
       open = false;
       this.inFlight--;
+      this.invites.delete(txn);
     };
     const hash = loopHash(req);
     this.services.resolve(fwd.headers.getAll('Route')[0] ?? fwd.uri).then((out) => {
       pushOurVia(fwd, this.services.local, out, hash);
+      if (fwd.method === 'INVITE' && open) this.invites.set(txn, { fwd, out });
       this.services.sendRequest(fwd, out, {
         onResponse: (res) => {
           if (res.status === 100) return;
@@ -55,6 +60,15 @@ export class RecordRouteRelay {
         error: err instanceof Error ? err.message : String(err) });
       if (!txn.finalSent) txn.respond(makeResponse(req, 503, randomBytes(8).toString('hex')));
     });
+    return true;
+  }
+
+  /** The sender cancelled a relayed re-INVITE (the engine answered it 487): the CANCEL goes on to the other party. */
+  onCancelled(txn: ProxyServerTransaction): boolean {
+    const relayed = this.invites.get(txn);
+    if (!relayed) return false;
+    this.invites.delete(txn);
+    this.services.sendRequest(buildCancel(relayed.fwd, undefined), relayed.out, { onResponse: () => {}, onTimeout: () => {} });
     return true;
   }
 
