@@ -126,6 +126,12 @@ describe('media RTCP: session', () => {
     assert.ok(st.roundTripTime !== undefined && Math.abs(st.roundTripTime - 0.2) < 0.001, `rtt ${st.roundTripTime}`);
     assert.deepEqual(st.remoteReport, { fractionLost: 0.25, packetsLost: 3, jitter: 0.01 });
     assert.equal(st.reportsReceived, 1);
+    // a lying peer: an LSR from the future (negative RTT) or a DLSR that leaves more than 60 s are not kept
+    const lie = (lsr: number, dlsr: number) => buildReport(PEER_SSRC, 'peer', undefined, [{ ssrc: OUR_SSRC, fractionLost: 0, cumulativeLost: 0, extendedHighestSeq: 1, jitter: 0, lsr, dlsr }]);
+    s.onRtcpReceived(lie((ntpMiddle(clock.now()) + 65536) >>> 0, 0));
+    s.onRtcpReceived(lie((ntpMiddle(clock.now()) - 120 * 65536) >>> 0, 0));
+    assert.equal(s.stats().roundTripTime, st.roundTripTime, 'the last sane RTT stays');
+    assert.equal(s.stats().reportsReceived, 3);
     s.stop();
   });
 

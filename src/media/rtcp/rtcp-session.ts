@@ -5,6 +5,8 @@ import { buildBye, buildReport, ntpMiddle, parseRtcpCompound, type RtcpSummary, 
 
 /** UDP + IPv4 header bytes counted in the average RTCP packet size (RFC 3550 §6.2). */
 const UDP_IP_OVERHEAD = 28;
+/** Largest round-trip time taken from a peer's report (s). */
+const MAX_RTT_S = 60;
 
 export interface RtcpSessionOptions {
   clock: Clock;
@@ -103,19 +105,19 @@ export class RtcpSession {
     this.timer = undefined;
   }
 
-  /** An RTP packet we sent (already carrying our SSRC). */
-  onRtpSent(packet: Buffer): void {
+  /** An RTP packet we sent (already carrying our SSRC); `now` from the leg's clock when it has it at hand. */
+  onRtpSent(packet: Buffer, now = this.options.clock.now()): void {
     this.packetsSent++;
     this.octetsSent += packet.length - 12;
     this.lastRtpTimestamp = packet.readUInt32BE(4);
-    this.lastRtpSentAt = this.options.clock.now();
+    this.lastRtpSentAt = now;
   }
 
-  /** An RTP packet from the peer (plain, at least 12 bytes). */
-  onRtpReceived(packet: Buffer): void {
+  /** An RTP packet from the peer (plain, at least 12 bytes) that arrived at `now` (the leg's clock). */
+  onRtpReceived(packet: Buffer, now = this.options.clock.now()): void {
     this.peerHeard = true;
     this.rtpReceived++;
-    this.reception.onPacket(packet.readUInt32BE(8), packet.readUInt16BE(2), packet.readUInt32BE(4), this.options.clock.now());
+    this.reception.onPacket(packet.readUInt32BE(8), packet.readUInt16BE(2), packet.readUInt32BE(4), now);
   }
 
   /** A (clear) compound RTCP packet from the peer: parsed once here, for the leg too. */
@@ -133,8 +135,9 @@ export class RtcpSession {
       this.remoteReport = { fractionLost: b.fractionLost / 256, packetsLost: b.cumulativeLost, jitter: b.jitter / this.options.clockRate };
       if (b.lsr !== 0) {
         // RFC 3550 §6.4.1: RTT = A - LSR - DLSR, all in 1/65536 s of our own NTP clock.
+        // A value outside 0..MAX_RTT_S is a peer's clock or arithmetic error and is not kept.
         const rtt = (ntpMiddle(now) - b.lsr - b.dlsr) | 0;
-        if (rtt >= 0) this.rttSeconds = rtt / 65536;
+        if (rtt >= 0 && rtt <= MAX_RTT_S * 65536) this.rttSeconds = rtt / 65536;
       }
     }
     return summary;

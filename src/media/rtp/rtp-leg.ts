@@ -178,11 +178,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const p = this.rtp;
     if (p.targetAddress === undefined || p.connecting) return;
     packet.writeUInt32BE(this.rtcpSession.ssrc, 8);
-    this.rtcpSession.onRtpSent(packet);
+    const now = this.clock.now();
+    this.rtcpSession.onRtpSent(packet, now);
     const c = this.counters;
     c.packetsOut++;
     c.bytesOut += packet.length;
-    c.lastRtpOutAt = this.clock.now();
+    c.lastRtpOutAt = now;
     const wire = this.srtp ? this.srtp.outbound.protectRtp(packet) : packet;
     if (p.connected) p.socket.send(wire);
     else p.socket.send(wire, p.targetPort, p.targetAddress);
@@ -246,8 +247,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const c = this.counters;
     c.packetsIn++;
     c.bytesIn += msg.length;
-    c.lastRtpInAt = this.clock.now();
-    this.rtcpSession.onRtpReceived(msg);
+    const now = this.clock.now();
+    c.lastRtpInAt = now;
+    this.rtcpSession.onRtpReceived(msg, now);
     try {
       this.emit('rtp', msg);
     } catch (err) {

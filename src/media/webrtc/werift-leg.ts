@@ -261,10 +261,11 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (neg.direction === 'recvonly' || neg.direction === 'inactive') return;
     const sent = sendSrtp(t, packet, neg.localSsrc);
     if (sent === 0) return;
-    this.stats.lastRtpOutAt = this.options.clock.now();
+    const now = this.options.clock.now();
+    this.stats.lastRtpOutAt = now;
     this.stats.packetsOut++;
     this.stats.bytesOut += packet.length;
-    this.rtcpSession?.onRtpSent(packet);
+    this.rtcpSession?.onRtpSent(packet, now);
   }
 
   /** The SSRC this leg signalled and stamps on everything it sends (RTP, RTCP); undefined before negotiation. */
@@ -506,10 +507,11 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   private onRtpIn(packet: Buffer): void {
     if (this.closing || packet.length < 12 || packet[0]! >> 6 !== 2) return;
-    this.stats.lastRtpInAt = this.options.clock.now();
+    const now = this.options.clock.now();
+    this.stats.lastRtpInAt = now;
     this.stats.packetsIn++;
     this.stats.bytesIn += packet.length;
-    this.rtcpSession?.onRtpReceived(packet);
+    this.rtcpSession?.onRtpReceived(packet, now);
     this.emit('rtp', packet);
   }
 
