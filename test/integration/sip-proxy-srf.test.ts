@@ -111,6 +111,22 @@ describe('drachtio-srf proxyRequest through ferry sip, SIPp caller and callees',
     await countsBackToZero();
   });
 
+  test('remainInDialog: the callee hangs up, its BYE passes through ferry sip to the caller', TEST_TIMEOUT, async () => {
+    const b = await callee('proxy-uas-hangup.xml', 'udp');
+    let results: ProxyResults | undefined;
+    handler = (req) => { srf.proxyRequest(req, b.uri, { remainInDialog: true }).then((r: ProxyResults) => { results = r; }); };
+    const a = await caller('uac-await-bye.xml');
+    assert.equal(a.exitCode, 0, describeSipp(a));
+    const bResult = await b.sipp.done;
+    assert.equal(bResult.exitCode, 0, `the callee got the 200 to its BYE back through ferry sip: ${describeSipp(bResult)}`);
+    const bye = received(a, /^BYE /)[0];
+    assert.match(headerOf(bye, 'Via') ?? '', /branch=z9hG4bKfp/, 'the caller got the BYE from ferry sip');
+    assert.equal(headerOf(bye, 'Route'), undefined, 'without ferry sip\'s Route');
+    await waitFor(() => results !== undefined, 'proxyRequest resolves');
+    assert.equal(results?.finalStatus, 200);
+    await countsBackToZero();
+  });
+
   test('callback form, serial: the first destination answers 503, the second answers; the caller never sees the 503', TEST_TIMEOUT, async () => {
     const failing = await callee('proxy-uas-unavailable.xml', 'tcp');
     const answering = await callee('proxy-uas-answer.xml', 'udp');
