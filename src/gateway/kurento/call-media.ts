@@ -6,6 +6,7 @@ import { LegKind } from '../state/call-record';
 import { g711Codecs, restrictCodecs, SdpError, withCandidates } from '../calls/sdp-rewriter';
 import { guardErrors, MediaConnection } from './media-connection';
 import { KEventData, KMediaPipeline, KSdpEndpoint, KWebRtcEndpoint } from './kurento-types';
+import { kurentoCall } from './kurento-call';
 
 export type Side = 'caller' | 'callee';
 
@@ -52,8 +53,8 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       };
       const caller = await mk(kinds.caller);
       const callee = await mk(kinds.callee);
-      await caller.connect(callee);
-      await callee.connect(caller);
+      await kurentoCall<void>((cb) => caller.connect(callee, cb));
+      await kurentoCall<void>((cb) => callee.connect(caller, cb));
       return new CallMedia(pipeline, caller, callee, kinds, log, conn, clock);
     } catch (err) {
       await pipeline.release().catch(() => {});
@@ -81,7 +82,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   async offer(side: Side, codecs: readonly string[]): Promise<string> {
     const ep = this.endpoint(side);
     const kind = this.kinds[side];
-    const sdp = await this.withGathering(ep, kind, () => ep.generateOffer());
+    const sdp = await this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.generateOffer(cb)));
     const offer = restrictCodecs(sdp, codecs);
     this.log.debug('offer', { side, generated: sdp, sent: offer });
     return offer;
@@ -90,7 +91,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   /** our endpoint for `side` answers the peer's offer */
   async answer(side: Side, offer: string): Promise<string> {
     const ep = this.endpoint(side);
-    const answer = await this.withGathering(ep, this.kinds[side], () => ep.processOffer(offer)).catch((err: unknown) => {
+    const answer = await this.withGathering(ep, this.kinds[side], () => kurentoCall<string>((cb) => ep.processOffer(offer, cb))).catch((err: unknown) => {
       // the media server refused the offer's SDP (Kurento SDP error codes 402xx): a 488 for the caller, not a 500
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 40200 && code < 40300) throw new SdpError(`media server refused the offer: ${(err as Error).message}`);
@@ -103,16 +104,25 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   /** the peer's answer to our earlier offer */
   async acceptAnswer(side: Side, answer: string): Promise<void> {
     this.log.debug('peer answer', { side, answer });
-    await this.endpoint(side).processAnswer(answer);
+    const ep = this.endpoint(side);
+    await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
   }
 
   /**
-   * Renegotiation (re-INVITE: hold/resume). Tries the media server's own renegotiation; returns
-   * undefined when it does not support one (KMS does not), so the caller falls back to SDP edits.
+   * Renegotiation (re-INVITE: hold/resume). A WebRtcEndpoint takes one SDP negotiation only (in KMS and
+   * in ferry media: a second processOffer is refused with 40208 "Endpoint already negotiated"), so for
+   * a WebRTC leg it is not asked and undefined is returned at once; the caller answers from its own
+   * SDP with the new direction. An RTP leg's endpoint is asked (ferry media takes a second SDP as a
+   * re-INVITE); when it refuses, one log line and undefined.
    */
   async renegotiate(side: Side, offer: string): Promise<string | undefined> {
+    if (this.kinds[side] === 'webrtc') {
+      this.log.debug('WebRTC leg renegotiated in SIP only (the endpoint takes one negotiation)', { side });
+      return undefined;
+    }
+    const ep = this.endpoint(side);
     try {
-      return await this.endpoint(side).processOffer(offer);
+      return await kurentoCall<string>((cb) => ep.processOffer(offer, cb));
     } catch (err) {
       this.log.info('media server did not renegotiate; direction carried in SIP only', { side, err: (err as Error).message });
       return undefined;
@@ -177,7 +187,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     w.on('IceGatheringDone', done);
     try {
       const sdp = await negotiate();
-      await w.gatherCandidates();
+      await kurentoCall<void>((cb) => w.gatherCandidates(cb));
       await Promise.race([gathered, new Promise<void>((r) => (timer = this.clock.setTimeout(r, GATHER_WAIT_MS)))]);
       return withCandidates(sdp, candidates);
     } finally {

@@ -16,18 +16,26 @@ export interface KMediaObject extends EventEmitter {
 }
 
 export interface KMediaElement extends KMediaObject {
-  connect(sink: KMediaElement, mediaType?: 'AUDIO' | 'VIDEO' | 'DATA'): Promise<void>;
-  getMediaState(): Promise<string>;
+  /** callback form only, as the SDP methods below */
+  connect(sink: KMediaElement, callback: KCallback<void>): void;
 }
 
+/** kurento-client's completion callback: the error is the caller's alone (no console trace, nothing swallowed). */
+export type KCallback<T> = (err: Error | null | undefined, result?: T) => void;
+
+/**
+ * The SDP methods take a callback: their promise form (no callback) prints a failure with
+ * `console.trace` and then RESOLVES with undefined, so an error could be neither caught nor kept out
+ * of the log. Call them through `kurentoCall` (./kurento-call.ts).
+ */
 export interface KSdpEndpoint extends KMediaElement {
-  processOffer(offer: string): Promise<string>;
-  processAnswer(answer: string): Promise<string>;
-  generateOffer(): Promise<string>;
+  processOffer(offer: string, callback: KCallback<string>): void;
+  processAnswer(answer: string, callback: KCallback<string>): void;
+  generateOffer(callback: KCallback<string>): void;
 }
 
 export interface KWebRtcEndpoint extends KSdpEndpoint {
-  gatherCandidates(): Promise<void>;
+  gatherCandidates(callback: KCallback<void>): void;
 }
 
 export interface KMediaPipeline extends KMediaObject {
