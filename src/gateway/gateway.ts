@@ -143,6 +143,7 @@ export class Gateway {
       noAnswerMs: config.noAnswerMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
       onEnded: (r) => this.metrics.callEnded(r),
+      onStarted: () => this.metrics.callsStarted++,
       loopbackMedia: config.loopbackMedia,
     });
     const verbs = this.srf as unknown as SrfVerbs;
@@ -162,9 +163,8 @@ export class Gateway {
         this.adopter.offer(req as never, res as never);
         return;
       }
-      this.metrics.callsStarted++;
       invites.handle(req as never, res as never).catch((err: Error) => {
-        this.log.error('invite failed', { err: err.message, stack: err.stack });
+        this.log.error('invite failed', { err: err.message, errorName: err.name });
         try {
           res.send(500);
         } catch {

@@ -158,6 +158,12 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
         throw new Error(`${(err as Error).message}\n${describeSipp(r)}`);
       }
     };
+    const callsStarted = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text();
+      const m = /^ferry_calls_started_total (\d+)$/m.exec(text);
+      assert.ok(m, 'ferry_calls_started_total is exported');
+      return Number(m[1]);
+    };
     const expectClean = async (): Promise<void> => {
       await waitFor(async () => (await mediaStats()).pipelines === 0, 3000, 25, 'media pipelines back to 0');
       const st = await mediaStats();
@@ -169,8 +175,11 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
 
     test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', async () => {
       const sipp = await uas('gateway-uas-echo.xml');
+      const startedBefore = await callsStarted();
       await phone.dial('95550100');
       await explained(stack.httpPort, () => phone.waitState('connected', 25000));
+      // JsSIP's INVITE is challenged (407) and retried with credentials: one call, counted once
+      assert.equal(await callsStarted(), startedBefore + 1, 'ferry_calls_started_total counts the challenged INVITE and its retry once');
       const during = await latestCall();
       assert.equal(during.state, 'answered');
       assert.equal(during.caller.kind, 'webrtc');

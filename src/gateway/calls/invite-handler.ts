@@ -33,6 +33,11 @@ export interface InviteHandlerDeps {
   noAnswerMs: number;
   endedRecordTtlMs: number;
   onEnded: (record: CallRecord) => void;
+  /**
+   * A call was created: caller identified (after any digest challenge), number routed. Called once per
+   * call — the challenged INVITE and its authenticated retry are one call (ferry_calls_started_total).
+   */
+  onStarted: (record: CallRecord) => void;
   /** loopback media targets in SDP (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
   loopbackMedia?: LoopbackMediaRule;
 }
@@ -138,6 +143,7 @@ export class InviteHandler {
     };
     const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia });
     d.registry.add(call);
+    d.onStarted(record);
     call.once('ended', (r) => d.onEnded(r));
     call.note('invite', `${callerParty} (${callerKind}/${transport}) -> ${dialled} => ${target.party} (${target.kind})`);
     await call.persist();

@@ -40,7 +40,7 @@ export class GatewayMetrics {
       '# HELP ferry_registrations Live registrations (bindings).',
       '# TYPE ferry_registrations gauge',
       `ferry_registrations ${g.registrations}`,
-      '# HELP ferry_calls_started_total Calls this instance started routing.',
+      '# HELP ferry_calls_started_total Calls this instance created (caller identified, number routed): one per call, the digest-challenged INVITE and its retry are one call.',
       '# TYPE ferry_calls_started_total counter',
       `ferry_calls_started_total ${this.callsStarted}`,
       '# HELP ferry_calls_adopted_total Calls this instance took over from a dead gateway.',
