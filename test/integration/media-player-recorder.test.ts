@@ -202,6 +202,10 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
     assert.equal(await call(player, 'getState'), 'STOP');
     assert.equal(Number(await call(player, 'getPosition')), 0, 'back at the start after EndOfStream');
     assert.equal(await call(player, 'getUri'), `file://${dir}/tone-1k.wav`);
+    // an application that adopts the pipeline (a second gateway) gets a PlayerEndpoint proxy from describe
+    const adopted = await client.getMediaobjectById(player.id);
+    assert.equal(typeof adopted.play, 'function');
+    assert.equal(Number((await call<Record<string, unknown>>(adopted, 'getVideoInfo')).duration), 1500);
     await releaseAndCheckGone(pipeline);
   });
 

@@ -12,10 +12,12 @@ import { URI_ENDPOINT_EVENTS, URI_ENDPOINT_HIERARCHY, UriEndpoint } from './uri-
 
 /** How often gathered samples are written and the WAV header's sizes brought up to date. */
 const FLUSH_MS = 1000;
-/** A packet may arrive this late (samples) before the gap in front of it is filled with silence. */
-const LATE_SAMPLES = 480;
+/** Silence is filled in by the clock alone only up to this far behind it (samples): later audio still finds its place. */
+const FILL_BEHIND_SAMPLES = 3200;
 /** Audio more than this far ahead of the recording's clock (samples) is dropped: a peer cannot make the file grow faster than time. */
 const AHEAD_SAMPLES = TELEPHONE_RATE;
+/** A stream whose timestamps put it further than this from the clock (samples) is placed afresh at the clock. */
+const REANCHOR_SAMPLES = TELEPHONE_RATE;
 /** Largest payload taken from one packet (samples): 200 ms of G.711. */
 const MAX_PACKET_SAMPLES = 1600;
 
@@ -25,9 +27,9 @@ const MAX_PACKET_SAMPLES = 1600;
  * media files directory. `mediaProfile` must be absent: ferry media writes WAV only, and every Kurento
  * profile names a container it does not write (40006 NOT_IMPLEMENTED says so).
  *
- * The file is on the recording's clock: time while recording is filled with the audio received, and
- * with silence where none came (a gap, hold, no source connected), so its length is the time spent
- * recording; paused time is left out. `record` creates/truncates the file and answers once it is open
+ * The file is on the recording's clock: time while recording is filled with the audio received, placed
+ * by its RTP timestamps, and with silence where none came (lost packets, hold, no source connected), so
+ * its length is the time spent recording; paused time is left out. `record` creates/truncates the file and answers once it is open
  * (`Recording`); `pause` (`Paused`); `stop` and `stopAndWait` answer once the file is complete
  * (`Stopped`). The header is kept valid while recording (sizes rewritten every second) and finalised on
  * stop and on every end: the element or pipeline released, the owner gone and the pipeline released, the
@@ -46,6 +48,9 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
   private cursor = 0;
   private packetsRecorded = 0;
   private packetsDroppedAhead = 0;
+  private packetsDroppedLate = 0;
+  /** Where the current stream's RTP timestamps are placed in the file: `ts` is at sample `at`. Reset by a new SSRC, a resume, a jump. */
+  private anchor: { ssrc: number; ts: number; at: number } | undefined;
   private decodeBuffer = new Int16Array(MAX_PACKET_SAMPLES);
 
   constructor(ctx: ElementContext) {
@@ -95,6 +100,7 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
       this.ctx.logger.info('recording started', { element: this.id });
     }
     this.runStartedAt = this.clock.now();
+    this.anchor = undefined;
     this.flushTimer ??= this.clock.setInterval(() => this.flushTick(), FLUSH_MS);
     this.setState('START');
     this.emitEvent('Recording');
@@ -116,6 +122,14 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
     this.cursor = target;
   }
 
+  /**
+   * A packet of the connected source: placed in the file by its RTP timestamp relative to the stream's
+   * anchor (so jitter neither inserts silence nor shifts the audio, and lost packets leave silence of
+   * their exact length), the anchor being set at the recording's clock for a new stream (SSRC), after
+   * a resume, or when the timestamps stray more than a second from the clock. Audio overlapping what
+   * the file already holds (duplicates, very late packets) is cut; audio more than a second ahead of
+   * the clock is dropped.
+   */
   override deliverFromPipeline(packet: Buffer, codec: string): void {
     super.deliverFromPipeline(packet, codec); // flow-in state and counts; a recorder has no leg to send to
     const w = this.writer;
@@ -124,22 +138,40 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
     const payload = rtpPayload(packet);
     if (!payload || payload.length === 0) return;
     const n = Math.min(payload.length, MAX_PACKET_SAMPLES);
-    const target = this.clockSamples();
-    if (this.cursor > target + AHEAD_SAMPLES) {
+    const clock = this.clockSamples();
+    if (this.cursor > clock + AHEAD_SAMPLES) {
       this.packetsDroppedAhead++;
       return;
     }
-    if (this.cursor < target - n - LATE_SAMPLES) this.fillTo(target - n);
-    if (!w.fits(n)) return this.sizeLimitReached();
-    const pcm = this.decodeBuffer.subarray(0, n);
-    decodeG711(codec === 'pcmu/8000' ? 'mulaw' : 'alaw', payload.subarray(0, n), pcm, 0);
-    w.append(pcm, n);
-    this.cursor += n;
+    const ts = packet.readUInt32BE(4);
+    const ssrc = packet.readUInt32BE(8);
+    let at: number | undefined;
+    const a = this.anchor;
+    if (a && a.ssrc === ssrc) {
+      at = a.at + ((ts - a.ts) | 0);
+      if (at > clock + REANCHOR_SAMPLES || at + n < clock - REANCHOR_SAMPLES) at = undefined;
+    }
+    if (at === undefined) {
+      at = Math.max(this.cursor, clock - n);
+      this.anchor = { ssrc, ts, at };
+    }
+    const skip = Math.max(0, this.cursor - at);
+    if (skip >= n) {
+      this.packetsDroppedLate++;
+      return;
+    }
+    this.fillTo(at);
+    const count = n - skip;
+    if (!w.fits(count)) return this.sizeLimitReached();
+    const pcm = this.decodeBuffer.subarray(0, count);
+    decodeG711(codec === 'pcmu/8000' ? 'mulaw' : 'alaw', payload.subarray(skip, n), pcm, 0);
+    w.append(pcm, count);
+    this.cursor += count;
     this.packetsRecorded++;
   }
 
   private flushTick(): void {
-    if (this.state === 'START') this.fillTo(this.clockSamples() - LATE_SAMPLES);
+    if (this.state === 'START') this.fillTo(this.clockSamples() - FILL_BEHIND_SAMPLES);
     void this.writer?.flush();
   }
 
@@ -198,6 +230,7 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
       recordedMs: Math.round((this.cursor * 1000) / TELEPHONE_RATE),
       packetsRecorded: this.packetsRecorded,
       packetsDroppedAhead: this.packetsDroppedAhead,
+      packetsDroppedLate: this.packetsDroppedLate,
     };
   }
 
