@@ -168,6 +168,25 @@ describe('media RTCP: session', () => {
     assert.equal(clock.pending(), 0, 'no restart after goodbye');
   });
 
+  test('fuzz: 20000 mutated SR and RR compounds from the peer never throw; RTT stays in 0..60 s', { timeout: 10_000 }, () => {
+    const { clock, s } = session(1000);
+    const r = rng(7);
+    const samples = [
+      buildReport(PEER_SSRC, 'peer', { ntpMs: clock.now(), rtpTimestamp: 1, packetCount: 2, octetCount: 3 }, [{ ssrc: OUR_SSRC, fractionLost: 1, cumulativeLost: 2, extendedHighestSeq: 3, jitter: 4, lsr: ntpMiddle(clock.now()), dlsr: 5 }]),
+      buildReport(PEER_SSRC, 'peer', undefined, [{ ssrc: OUR_SSRC, fractionLost: 1, cumulativeLost: 2, extendedHighestSeq: 3, jitter: 4, lsr: 9, dlsr: 9 }]),
+    ];
+    for (let i = 0; i < 20000; i++) {
+      const b = Buffer.from(samples[i % 2]!);
+      for (let k = 0; k < 1 + Math.floor(r() * 4); k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
+      s.onRtcpReceived(r() < 0.2 ? b.subarray(0, Math.floor(r() * b.length)) : b);
+      clock.advance(1);
+    }
+    const st = s.stats();
+    assert.ok(st.reportsReceived > 0);
+    assert.ok(st.roundTripTime === undefined || (st.roundTripTime >= 0 && st.roundTripTime <= 60));
+    assert.ok(Number.isFinite(st.jitter));
+  });
+
   test('invalid RTCP from the peer changes nothing', { timeout: 5000 }, () => {
     const { s } = session(1000);
     assert.equal(s.onRtcpReceived(Buffer.from([0x80, 0xc9, 0x00, 0x09])).valid, false);
