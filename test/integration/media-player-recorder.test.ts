@@ -340,7 +340,7 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
     await releaseAndCheckGone(pipeline);
   });
 
-  test('released in the middle of a recording (and paused before): the WAV is complete and valid, paused time left out', { timeout: 20_000 }, async () => {
+  test('the recorder released in the middle of a recording (and paused before): the WAV is complete and valid, paused time left out', { timeout: 20_000 }, async () => {
     const { pipeline, rtp, peer } = await phoneLeg();
     const recorder = await call<KurentoObjectLike>(pipeline, 'create', 'RecorderEndpoint', { uri: `file://${dir}/calls/released.wav` });
     const seen = collect(recorder, ['Recording', 'Paused']);
@@ -361,7 +361,7 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
     const firstPart = await recordedMs(server, recorder.id);
     await pollUntil(async () => (await recordedMs(server, recorder.id)) - firstPart >= 800, { timeoutMs: 3000, what: 'a second part recorded' });
     const x0 = Date.now();
-    await pipeline.release();
+    await recorder.release(); // releasing an element releases its whole pipeline
     const x1 = Date.now();
     sender.stop();
     await server.waitForPipelineGone(pipeline.id, 5000);
@@ -371,6 +371,33 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
     const shortest = p0 - t1 + (x0 - r1);
     assert.ok(wav.seconds * 1000 >= shortest * 0.95 && wav.seconds * 1000 <= longest * 1.05, `duration ${wav.seconds} s, recorded between ${shortest} and ${longest} ms`);
     assert.ok(Math.abs(dominantFrequency(wav.samples.subarray(800, -800), 8000, 10).hz - 1200) <= 10);
+  });
+
+  test('the owning session gone in the middle of a recording: the orphaned pipeline keeps recording until the phone hangs up (RTCP BYE), then the WAV is finalised', { timeout: 20_000 }, async () => {
+    const owner = await connectKurento(server.url);
+    const pipeline = await owner.create('MediaPipeline');
+    const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const peer = await RtpTestPeer.open();
+    peers.push(peer);
+    peer.useRemoteSdp(await call<string>(rtp, 'processOffer', peer.sdp()));
+    const recorder = await call<KurentoObjectLike>(pipeline, 'create', 'RecorderEndpoint', { uri: 'calls/orphaned.wav' });
+    await call(rtp, 'connect', recorder);
+    const sender = sendTone(peer, 850, 5000);
+    await call(recorder, 'record');
+    const t1 = Date.now();
+    await pollUntil(async () => (await recordedMs(server, recorder.id)) >= 500, { timeoutMs: 3000, what: 'recording under way' });
+    owner.close();
+    await server.waitForStats((st) => ((st.pipelinesDetail ?? []) as { id: string; orphaned: boolean }[]).some((p) => p.id === pipeline.id && p.orphaned), 5000);
+    const atOrphan = await recordedMs(server, recorder.id);
+    await pollUntil(async () => (await recordedMs(server, recorder.id)) >= atOrphan + 500, { timeoutMs: 3000, what: 'recording going on while orphaned' });
+    sender.stop();
+    peer.sendRtcpBye();
+    const byeAt = Date.now();
+    await server.waitForPipelineGone(pipeline.id, 5000);
+    const wav = soxInspect(path.join(dir, 'calls', 'orphaned.wav'));
+    const recorded = byeAt - t1;
+    assert.ok(Math.abs(wav.seconds * 1000 - recorded) <= 0.05 * recorded + 100, `${wav.seconds} s of about ${recorded} ms`);
+    assert.ok(Math.abs(dominantFrequency(wav.samples.subarray(800, -800), 8000, 10).hz - 850) <= 10);
   });
 
   test('ferry media stopped by SIGTERM, or killed by SIGKILL, in the middle of a recording: the WAV is valid', { timeout: 30_000 }, async () => {
