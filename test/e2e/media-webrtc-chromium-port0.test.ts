@@ -66,6 +66,52 @@ describe('media: Chromium audio+video+data offer to WebRtcEndpoint gets a port-0
     return offer;
   }
 
+  test('other shapes of Chromium offers: video first, video only, two audio lines, Opus only, max-bundle: every answer accepted', async () => {
+    const shapes: Record<string, { setup: string; config?: RTCConfiguration; carried: number | undefined }> = {
+      'video first': { setup: "const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); pc.addTrack(s.getVideoTracks()[0], s); pc.addTrack(s.getAudioTracks()[0], s);", carried: 1 },
+      'video only': { setup: "const s = await navigator.mediaDevices.getUserMedia({ video: true }); pc.addTrack(s.getVideoTracks()[0], s);", carried: undefined },
+      'two audio lines': { setup: "const s = await navigator.mediaDevices.getUserMedia({ audio: true }); pc.addTrack(s.getAudioTracks()[0], s); pc.addTransceiver('audio');", carried: 0 },
+      'Opus only': {
+        setup: "const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); for (const t of s.getTracks()) pc.addTrack(t, s); pc.getTransceivers()[0].setCodecPreferences(RTCRtpReceiver.getCapabilities('audio').codecs.filter((c) => c.mimeType === 'audio/opus'));",
+        carried: undefined,
+      },
+      'max-bundle': { setup: "const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); for (const t of s.getTracks()) pc.addTrack(t, s);", config: { bundlePolicy: 'max-bundle' }, carried: 0 },
+    };
+    const ctx = await browser.newContext();
+    closers.push(() => ctx.close());
+    const page = await ctx.newPage();
+    await page.goto(`http://127.0.0.1:${(web.address() as AddressInfo).port}/`);
+    for (const [name, shape] of Object.entries(shapes)) {
+      const offer = await page.evaluate(async ({ setup, config }) => {
+        const pc = new RTCPeerConnection(config);
+        (window as unknown as { pc: RTCPeerConnection }).pc = pc;
+        // eslint-disable-next-line @typescript-eslint/no-implied-eval
+        await (new Function('pc', `return (async () => { ${setup} })()`) as (p: RTCPeerConnection) => Promise<void>)(pc);
+        const o = await pc.createOffer();
+        await pc.setLocalDescription(o);
+        return o.sdp!;
+      }, { setup: shape.setup, config: shape.config });
+      const pipeline = await client.create('MediaPipeline');
+      const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+      const answer = await call<string>(webrtc, 'processOffer', offer);
+      const lines = parse(answer).media;
+      assert.equal(lines.length, parse(offer).media.length, `${name}: one answer line per offered line`);
+      lines.forEach((m, i) => assert.equal(Number(m.port) !== 0, i === shape.carried, `${name}: line ${i} ${i === shape.carried ? 'carried' : 'port 0'}`));
+      const result = await page.evaluate(async (sdp) => {
+        try {
+          await (window as unknown as { pc: RTCPeerConnection }).pc.setRemoteDescription({ type: 'answer', sdp });
+          return 'accepted';
+        } catch (err) {
+          return String(err);
+        }
+      }, answer);
+      assert.equal(result, 'accepted', `${name}: Chromium refused the answer:\n${answer}`);
+      await page.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.close());
+      await pipeline.release();
+    }
+    await server.waitForStats((s) => s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0, 5000);
+  });
+
   test('audio answered and flowing, video and data channel rejected with port 0, Chromium accepts', async () => {
     const ctx = await browser.newContext();
     closers.push(() => ctx.close());
