@@ -195,6 +195,9 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
       assert.equal(await ep.invoke('getRemoteSessionDescriptor', {}), offer);
       assert.equal(await ep.invoke('getLocalSessionDescriptor', {}), answer);
       assert.ok(!host.events.includes('MediaSessionStarted'), `${what}: no media session`);
+      await ep.invoke('gatherCandidates', {});
+      assert.ok(host.events.includes('IceGatheringDone'), `${what}: nothing to gather, done at once`);
+      assert.ok(!host.events.includes('IceCandidateFound'));
       assert.equal(ep.boundPorts(), 0);
       await assert.rejects(ep.invoke('processOffer', { offer: CHROMIUM_OFFER }), (e: KurentoError) => e.code === 40208, 'negotiated, as in KMS');
       await ep.teardown({ notifyPeer: true });

@@ -24,6 +24,8 @@ type Negotiation = 'none' | 'offer-generated' | 'negotiated';
 export class WebRtcEndpoint extends SdpEndpoint {
   private readonly webrtc: WebRtcLeg;
   private state: Negotiation = 'none';
+  /** The offer was answered with every m-line at port 0: no ICE agent, no media. */
+  private carriesNothing = false;
 
   constructor(ctx: ElementContext) {
     super(ctx, 'WebRtcEndpoint');
@@ -45,6 +47,11 @@ export class WebRtcEndpoint extends SdpEndpoint {
       case 'processAnswer':
         return this.processAnswer(params.answer);
       case 'gatherCandidates':
+        // An answer that carries nothing (every m-line at port 0) has no ICE agent: gathering is done at once.
+        if (this.carriesNothing) {
+          this.emitEvent('IceGatheringDone');
+          return null;
+        }
         // Allowed before negotiation too: candidates are then reported as soon as the SDP exchange gathers them.
         try {
           await this.webrtc.gatherCandidates();
@@ -133,6 +140,7 @@ export class WebRtcEndpoint extends SdpEndpoint {
    */
   private rejectOffer(mlines: OfferedMLine[], offer: string): string {
     this.state = 'negotiated';
+    this.carriesNothing = true;
     const answer = writeRejectingAnswer({ sessionId: String(randomInt(1_000_000_000, 2_000_000_000)), version: 0, address: '0.0.0.0', mlines });
     this.ctx.logger.info('offer answered with every m-line at port 0 (no usable audio)', { element: this.id, mlines: mlines.map((m) => `${m.type} ${m.protocol}`).join(', ') });
     this.negotiatedWithoutMedia(answer, offer);
