@@ -16,9 +16,31 @@ export interface AppSipMessage {
   raw: string;
 }
 
+/**
+ * `proxy|<stackTxnId>|remainInDialog|fullResponse|followRedirects|simultaneous|<provisionalTimeout>|<finalTimeout>|<dest>|...`
+ * followed by CRLF and a SIP message carrying the headers the app adds (drachtio-srf `srf.proxyRequest`).
+ */
+export interface AppProxyMessage {
+  rid: string;
+  transactionId: string;
+  remainInDialog: boolean;
+  fullResponse: boolean;
+  followRedirects: boolean;
+  simultaneous: boolean;
+  provisionalTimeout: string;
+  finalTimeout: string;
+  destinations: string[];
+  /** the SIP message after the first CRLF ('' when none) */
+  raw: string;
+  /** every token of the frame's first line, as received */
+  tokens: string[];
+}
+
 /** What the engine does with app messages. */
 export interface ControlHandler {
   onAppSip(app: AppConnection, msg: AppSipMessage): void;
+  /** `proxy`: the app asks the engine to proxy a network request it was handed. */
+  onAppProxy?(app: AppConnection, msg: AppProxyMessage): void;
   onAppClosed(app: AppConnection): void;
   /** The app now routes `verb` (lower case): requests held for such an app go to it. */
   onAppRoute?(app: AppConnection, verb: string): void;
@@ -188,7 +210,21 @@ export class ControlServer {
         return;
       }
       case 'proxy':
-        return app.respond(rid, ['NOK', 'proxy is not supported by ferry sip']);
+        if (!this.handler.onAppProxy) return app.respond(rid, ['NOK', 'proxy is not supported by ferry sip']);
+        this.handler.onAppProxy(app, {
+          rid,
+          transactionId: tokens[2] ?? '',
+          remainInDialog: tokens[3] === 'remainInDialog',
+          fullResponse: tokens[4] === 'fullResponse',
+          followRedirects: tokens[5] === 'followRedirects',
+          simultaneous: tokens[6] === 'simultaneous',
+          provisionalTimeout: tokens[7] ?? '',
+          finalTimeout: tokens[8] ?? '',
+          destinations: tokens.slice(9).filter(Boolean),
+          raw: cr >= 0 && frame[cr + 1] === '\n' ? frame.slice(cr + 2) : '',
+          tokens,
+        });
+        return;
       default:
         return app.respond(rid, ['NOK', `unknown message type ${kind}`]);
     }

@@ -2,11 +2,15 @@ import type { Flow } from '../transport/flow';
 import type { TimerHandle } from '../../common/clock';
 
 /**
- * One INVITE dialog as the engine keeps it (RFC 3261 §12): a plain record plus the owning app
- * connection id. Owner `undefined` = orphaned (its app went away); the dialog stays until a BYE.
+ * One dialog as the engine keeps it (RFC 3261 §12; an INVITE session or a SUBSCRIBE subscription): a
+ * plain record plus the owning app connection id. Owner `undefined` = orphaned (its app went away).
  */
 export class Dialog {
   ownerId: string | undefined;
+  /** false while early (created by a reliable 1xx); the engine's DialogLifetime sets it */
+  confirmed = false;
+  /** what the dialog is for: an INVITE session, or a subscription (RFC 6665) that ends with a NOTIFY `terminated` */
+  usage: 'invite' | 'subscribe' = 'invite';
   /** CSeq of our last request in this dialog */
   localCSeq: number;
   remoteCSeq: number | undefined;

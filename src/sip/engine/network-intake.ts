@@ -1,0 +1,107 @@
+import type { Logger } from '../../common/logger';
+import type { AppRouter } from '../control/app-router';
+import { refusalResponse, validateRequest } from '../message/request-validator';
+import { SipHeaders } from '../message/sip-headers';
+import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message';
+import { callIdOf } from '../message/sip-message';
+import { SipParseError } from '../message/sip-parse-error';
+import { parseSipMessage } from '../message/sip-parser';
+import { serializeSipMessage } from '../message/sip-serializer';
+import { formatVia, parseVia } from '../message/via';
+import { isByteStream, type Flow } from '../transport/flow';
+import { makeResponse, randomToken } from './message-builders';
+
+/** Where a message that passed intake goes. */
+export interface IntakeTargets {
+  onRequest(req: SipRequest, flow: Flow): void;
+  onResponse(res: SipResponse): void;
+}
+
+/**
+ * Everything from the transports enters here: parsed (a malformed request answered 400 when its
+ * headers allow, anything else unreadable dropped), the top Via stamped (received/rport), new requests
+ * checked — the ONE call site of the request validator (src/sip/message/request-validator.ts) and the
+ * Max-Forwards check — then handed to the UAS core (requests) or the UAC core (responses).
+ */
+export class NetworkIntake {
+  constructor(private readonly router: AppRouter, private readonly log: Logger, private readonly targets: IntakeTargets) {}
+
+  onData(data: Buffer, flow: Flow): void {
+    let msg: SipMessage;
+    try {
+      msg = parseSipMessage(data, !isByteStream(flow.protocol));
+    } catch (err) {
+      this.onParseError(err, flow);
+      return;
+    }
+    this.log.debug('sip received', { from: flow.id, line: msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`,
+      callId: callIdOf(msg), cseq: msg.headers.get('CSeq') });
+    try {
+      if (msg.kind === 'request') this.onRequest(msg, flow);
+      else this.targets.onResponse(msg);
+    } catch (err) {
+      this.log.error('failed to handle SIP message', { error: err instanceof Error ? err.stack : String(err), callId: callIdOf(msg) });
+    }
+  }
+
+  /**
+   * A request the stream transport refused once its headers were read — too large (413) or with a
+   * missing/unreadable Content-Length (400) — answered on the same connection when its headers allow a
+   * response (the transport then closes it).
+   */
+  onRefusedRequest(head: Buffer, flow: Flow, status: 400 | 413, why: string): void {
+    let headers: SipHeaders | undefined;
+    let method: string | undefined;
+    try {
+      const m = parseSipMessage(head, false);
+      if (m.kind === 'request') ({ headers, method } = m);
+    } catch (err) {
+      if (err instanceof SipParseError && err.isRequest) ({ headers, method } = err);
+    }
+    if (!headers || !method || method === 'ACK' || !headers.getAll('Via').length || !headers.has('CSeq')) return;
+    const req: SipRequest = { kind: 'request', method, uri: '', headers, body: Buffer.alloc(0) };
+    const reason = status === 413 ? 'Request Entity Too Large' : `Bad Request (${why})`;
+    flow.send(serializeSipMessage(makeResponse(req, status, randomToken(), reason)));
+    this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID') });
+  }
+
+  private onRequest(req: SipRequest, flow: Flow): void {
+    this.stampVia(req, flow);
+    // RFC 3261 §8.2 checks (505/400/501/416/420) before any transaction or app
+    const refusal = validateRequest(req, { routes: (verb) => this.router.connected().some((a) => a.routes.has(verb)) });
+    if (refusal) {
+      if (req.method !== 'ACK') flow.send(serializeSipMessage(refusalResponse(req, refusal)));
+      this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id });
+      return;
+    }
+    const mf = req.headers.get('Max-Forwards');
+    if (mf !== undefined && Number(mf) === 0 && req.method !== 'ACK' && req.method !== 'OPTIONS') {
+      flow.send(serializeSipMessage(makeResponse(req, 483, randomToken())));
+      return;
+    }
+    this.targets.onRequest(req, flow);
+  }
+
+  private onParseError(err: unknown, flow: Flow): void {
+    const why = err instanceof Error ? err.message : String(err);
+    if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
+      const h = err.headers;
+      const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
+      const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
+      flow.send(serializeSipMessage(res));
+      this.log.info('answered malformed request with 400', { reason: why, from: flow.id });
+      return;
+    }
+    this.log.info('dropped malformed SIP message', { reason: why, from: flow.id });
+  }
+
+  /** Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581). */
+  private stampVia(req: SipRequest, flow: Flow): void {
+    const top = req.headers.getAll('Via')[0];
+    const via = parseVia(top);
+    if (!via) return;
+    if (via.host !== flow.remoteAddress) via.params.set('received', flow.remoteAddress);
+    if (via.params.has('rport') && !via.params.get('rport')) via.params.set('rport', String(flow.remotePort));
+    req.headers.replaceFirst('Via', formatVia(via));
+  }
+}

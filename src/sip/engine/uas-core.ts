@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import type { AppConnection } from '../control/app-connection';
+import type { AppSipMessage } from '../control/control-server';
+import { type Dialog, makeDialogId } from '../dialog/dialog';
+import { uasDialog } from '../dialog/dialog-factory';
+import { parseNameAddr, tagOf } from '../message/name-addr';
+import type { SipRequest, SipResponse } from '../message/sip-message';
+import { callIdOf, cseqOf } from '../message/sip-message';
+import { serializeSipMessage } from '../message/sip-serializer';
+import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
+import { ServerTransactionTable, type ServerTransaction } from '../transaction/server-transaction-table';
+import type { Flow } from '../transport/flow';
+import type { DialogOwners } from './dialog-owners';
+import type { EngineContext } from './engine-context';
+import { ACK_TIMEOUT_REASON } from './engine-reasons';
+import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
+import type { HeldRequest } from './orphan-dialogs';
+import type { PendingServerRequest } from './pending-server-requests';
+import type { ProxyDispatch } from './proxy-dispatch';
+import { ReliableProvisional } from './reliable-provisional';
+import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-dialogs';
+import { start2xxRetransmission } from './uas-2xx-retransmitter';
+
+/** What the UAS core asks of the rest of the engine. */
+export interface UasPeers {
+  owners: DialogOwners;
+  /** ends a dialog with a BYE the engine sends itself (ACK timeout) */
+  engineBye(dialog: Dialog, reason: string): Promise<number>;
+  proxy(): ProxyDispatch;
+}
+
+/**
+ * The UAS core: requests from the network — new ones dealt to the apps that route their method,
+ * in-dialog ones to the dialog's owner, ACK and CANCEL matched to their INVITE — and the apps'
+ * responses to them, which create UAS dialogs (2xx to INVITE, 200/202 to SUBSCRIBE).
+ */
+export class UasCore {
+  constructor(private readonly ctx: EngineContext, private readonly peers: UasPeers) {}
+
+  /** A request from the network that passed validation (its top Via already stamped). */
+  onRequest(req: SipRequest, flow: Flow): void {
+    const { serverTxns, dialogs, router, pending } = this.ctx;
+    const keyFor = (method: string): string => ServerTransactionTable.keyOf(req, method);
+
+    if (req.method === 'ACK') {
+      const ist = serverTxns.get(keyFor('INVITE'))?.txn;
+      if (ist instanceof ServerInviteTransaction && ist.receiveAck()) return;
+      this.onAck2xx(req, flow);
+      return;
+    }
+    if (req.method === 'CANCEL') {
+      this.onCancel(req, flow, keyFor('INVITE'), keyFor('CANCEL'));
+      return;
+    }
+    const existing = serverTxns.get(keyFor(req.method));
+    if (existing) {
+      existing.txn.receiveRetransmission();
+      return;
+    }
+    const key = keyFor(req.method);
+    const txn = serverTxns.create(req, flow, key);
+    if (req.method === 'INVITE') txn.respond(makeResponse(req, 100));
+
+    const toTag = tagOf(req.headers.get('To'));
+    const fromTag = tagOf(req.headers.get('From')) ?? '';
+    if (toTag) {
+      const dialog = dialogs.find(callIdOf(req), toTag, fromTag);
+      if (dialog) {
+        this.onInDialogRequest(req, flow, key, txn, dialog);
+        return;
+      }
+      // UPDATE/PRACK in an early dialog go to the app that holds the unanswered INVITE (srf matches UPDATE by
+      // Call-ID and answers a PRACK it does not expect with 200)
+      const early = req.method === 'UPDATE' || req.method === 'PRACK' ? pending.inviteFor(callIdOf(req), fromTag, toTag) : undefined;
+      const earlyApp = early ? router.find(early.appId) : undefined;
+      if (early && earlyApp) {
+        let earlyDialogId = '';
+        if (req.method === 'PRACK' && early.reliable1xx?.matches(req.headers.get('RAck'))) {
+          early.reliable1xx.stop();
+          early.reliable1xx.acknowledged = true;
+          earlyDialogId = makeDialogId(callIdOf(early.request), fromTag); // srf resolves the 1xx's fnPrack by it
+        }
+        this.deliver(earlyApp, req, flow, key, txn, undefined, earlyDialogId);
+        return;
+      }
+      if (this.peers.proxy().onUnmatchedInDialogRequest?.(req, flow, txn)) return;
+      if (!this.ctx.lifecycle.closing && this.ctx.restartHeld.hold({ request: req, flow, key, txn }, callIdOf(req), toTag, fromTag)) {
+        this.ctx.log.info('request for an unknown dialog held: ferry sip started recently, its app may still claim the dialog', { callId: callIdOf(req), method: req.method });
+        return;
+      }
+      txn.respond(makeResponse(req, 481));
+      return;
+    }
+    const app = this.ctx.lifecycle.closing ? undefined : router.next(req.method);
+    if (!app) {
+      txn.respond(makeResponse(req, 503, randomToken()));
+      this.ctx.log.info('no app routed for request', { method: req.method, callId: callIdOf(req) });
+      return;
+    }
+    this.deliver(app, req, flow, key, txn, undefined);
+  }
+
+  /** A request in a known dialog: to its owner, to another app that routes the method, or held for the dialog. */
+  onInDialogRequest(req: SipRequest, flow: Flow, key: string, txn: ServerTransaction, dialog: Dialog): void {
+    const cseq = cseqOf(req).seq;
+    if (req.method === 'INVITE' && dialog.pending2xx) {
+      txn.respond(makeResponse(req, 491));
+      return;
+    }
+    if (dialog.remoteCSeq !== undefined && cseq < dialog.remoteCSeq) {
+      txn.respond(makeResponse(req, 500, undefined, 'Server Internal Error (CSeq out of order)')); // RFC 3261 §12.2.2
+      return;
+    }
+    dialog.remoteCSeq = Math.max(dialog.remoteCSeq ?? 0, cseq);
+    if (flow.reliable && (!dialog.flow || dialog.flow.closed)) dialog.flow = flow;
+    if (req.method === 'BYE') {
+      dialog.pending2xx?.cancel();
+      dialog.pending2xx = undefined;
+    }
+    let app = this.ctx.router.find(dialog.ownerId);
+    if (!app) {
+      app = this.ctx.router.next(req.method);
+      if (!app) {
+        this.peers.owners.hold(dialog, { request: req, flow, key, txn });
+        return;
+      }
+      this.ctx.log.info('orphaned dialog adopted by another app', { dialogId: dialog.id, app: app.id, method: req.method, callId: dialog.callId });
+      this.peers.owners.setOwner(dialog, app);
+    }
+    this.deliver(app, req, flow, key, txn, dialog);
+  }
+
+  /** A held in-dialog request handed to the dialog's new owner. */
+  deliverHeld(app: AppConnection, h: HeldRequest, dialog: Dialog): void {
+    this.deliver(app, h.request, h.flow, h.key, h.txn, dialog);
+  }
+
+  /** Hands a network request to `app` (`sip|network|...`); it is pending until the app's final response. */
+  deliver(app: AppConnection, req: SipRequest, flow: Flow, key: string, txn: ServerTransaction, dialog: Dialog | undefined,
+    dialogId = dialog?.id ?? ''): void {
+    const p = this.ctx.pending.add(req, flow, key, txn, app.id, dialog);
+    this.ctx.serverTxns.attach(key, p);
+    this.ctx.appPort.networkMessage(app, req, flow, p.txnId, dialogId);
+  }
+
+  private onAck2xx(req: SipRequest, flow: Flow): void {
+    const dialog = this.ctx.dialogs.find(callIdOf(req), tagOf(req.headers.get('To')) ?? '', tagOf(req.headers.get('From')) ?? '');
+    if (!dialog) {
+      this.peers.proxy().onUnmatchedAck?.(req, flow);
+      return;
+    }
+    const cseq = cseqOf(req).seq;
+    if (dialog.pending2xx && dialog.pending2xx.cseq === cseq) {
+      dialog.pending2xx.cancel();
+      dialog.pending2xx = undefined;
+    }
+    const app = this.ctx.router.find(dialog.ownerId);
+    if (app) this.ctx.appPort.networkMessage(app, req, flow, randomUUID(), dialog.id);
+  }
+
+  private onCancel(req: SipRequest, flow: Flow, inviteKey: string, cancelKey: string): void {
+    const { serverTxns } = this.ctx;
+    const existing = serverTxns.get(cancelKey);
+    if (existing) {
+      existing.txn.receiveRetransmission();
+      return;
+    }
+    const txn = serverTxns.create(req, flow, cancelKey);
+    const entry = serverTxns.get(inviteKey);
+    if (!entry || !(entry.txn instanceof ServerInviteTransaction)) {
+      txn.respond(makeResponse(req, 481, randomToken()));
+      return;
+    }
+    const pending = entry.value;
+    txn.respond(makeResponse(req, 200, pending?.toTag ?? randomToken()));
+    if (entry.txn.finalSent) {
+      this.peers.proxy().onCancelled?.(entry.txn);
+      return;
+    }
+    entry.txn.respond(makeResponse(entry.txn.request, 487, pending?.toTag ?? randomToken()));
+    this.peers.proxy().onCancelled?.(entry.txn);
+    if (pending && !pending.done) {
+      this.ctx.pending.finish(pending);
+      const app = this.ctx.router.find(pending.appId);
+      if (app) this.ctx.appPort.networkMessage(app, req, flow, pending.txnId, '');
+    }
+  }
+
+  /** The app's response to a network request it was handed (`sip|<txnId>|` + response). */
+  onAppResponse(app: AppConnection, m: AppSipMessage, appRes: SipResponse): void {
+    const p = this.ctx.pending.get(m.transactionId);
+    if (!p || p.done) {
+      this.ctx.appPort.refuse(app, m.rid, 'transaction not found or already completed');
+      return;
+    }
+    const { local, clock, timers, log } = this.ctx;
+    const req = p.request;
+    const status = appRes.status;
+    const appToTag = tagOf(appRes.headers.get('To'));
+    if (!p.dialog && appToTag) p.toTag = appToTag;
+    const res = makeResponse(req, status, p.toTag, appRes.reason || undefined);
+    const skip = new Set([...ENGINE_OWNED, 'from', 'to', 'call-id', 'cseq']);
+    for (const h of appRes.headers.list()) if (!skip.has(h.name.toLowerCase())) res.headers.append(h.name, h.value);
+    const dialogCreating = req.method === 'INVITE' || req.method === 'SUBSCRIBE';
+    if (dialogCreating && status > 100 && status < 300) {
+      for (const rr of req.headers.getAll('Record-Route')) res.headers.append('Record-Route', rr);
+      if (!res.headers.has('Contact')) res.headers.append('Contact', local.contact(p.flow));
+    }
+    const contact = res.headers.get('Contact');
+    if (contact) res.headers.set('Contact', replaceLocalhost(contact, local.host(p.flow), local.port(p.flow), p.flow.protocol));
+    res.body = appRes.body;
+    sniffContentType(res.headers, res.body);
+
+    let dialogId = '';
+    const reliable = req.method === 'INVITE' && status > 100 && status < 200 && /\b100rel\b/i.test(res.headers.getAll('Require').join(','));
+    if (reliable) {
+      p.rseq = p.rseq === undefined ? 1 + Math.floor(Math.random() * 10_000) : p.rseq + 1;
+      res.headers.set('RSeq', String(p.rseq));
+      dialogId = makeDialogId(callIdOf(req), tagOf(req.headers.get('From')) ?? '');
+    }
+    const data = serializeSipMessage(res);
+    p.txn.respond(res);
+    if (reliable) {
+      p.reliable1xx?.stop();
+      p.reliable1xx = new ReliableProvisional(p.rseq!, cseqOf(req).seq, data, p.flow, clock, timers);
+    }
+    if (status >= 200) this.ctx.pending.finish(p);
+    if (req.method === 'INVITE' && status >= 200 && status < 300) {
+      const cseq = cseqOf(req).seq;
+      let dialog = p.dialog;
+      if (!dialog) {
+        dialog = this.ctx.dialogs.create(uasDialog(req, res, p.toTag, p.flow, local.contact(p.flow), app.id), 'uas-2xx', true);
+      } else {
+        const c = res.headers.get('Contact');
+        if (c) dialog.localContact = c;
+      }
+      const d = dialog;
+      start2xxRetransmission(clock, timers, d, data, p.flow, cseq, () => {
+        log.info('no ACK for 2xx; ending dialog with BYE', { dialogId: d.id, callId: d.callId, reason: ACK_TIMEOUT_REASON });
+        void this.peers.engineBye(d, ACK_TIMEOUT_REASON);
+      });
+      dialogId = dialog.id;
+    }
+    if (!p.dialog && isSubscriptionAccepted(req, status)) {
+      const dialog = this.ctx.dialogs.create(uasDialog(req, res, p.toTag, p.flow, local.contact(p.flow), app.id), 'uas-2xx', true);
+      dialog.usage = 'subscribe';
+      dialogId = dialog.id;
+    }
+    if (p.dialog && status >= 200) this.endAfterAnswer(p, status);
+    if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.reliable) this.bindRegistration(req, res, p.flow);
+    this.ctx.appPort.responseSent(app, m.rid, data, p.flow, p.txnId, dialogId);
+  }
+
+  /** A dialog ends when the app answered the peer's BYE, or a NOTIFY `terminated` of a subscription the peer serves. */
+  private endAfterAnswer(p: PendingServerRequest, status: number): void {
+    const dialog = p.dialog!;
+    if (p.request.method === 'BYE') this.ctx.dialogs.end(dialog, 'bye');
+    else if (dialog.usage === 'subscribe' && subscriptionTerminated(p.request, status)) this.ctx.dialogs.end(dialog, 'subscription-terminated');
+  }
+
+  private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
+    const contacts = res.headers.getAll('Contact').length ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
+    const expiresHeader = res.headers.get('Expires') ?? req.headers.get('Expires');
+    for (const c of contacts) {
+      const n = parseNameAddr(c);
+      if (!n || n.uri === '*') continue;
+      const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
+      if (Number(exp) === 0) this.ctx.bindings.unbind(n.uri);
+      else this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined);
+    }
+  }
+
+  /**
+   * An app connection dropped: its in-dialog requests go to another app that routes the method, or are
+   * held for the dialog; its unanswered out-of-dialog requests get 503.
+   */
+  onAppClosed(app: AppConnection): { reoffered: number; held: number; refused: number } {
+    let reoffered = 0;
+    let held = 0;
+    let refused = 0;
+    for (const p of this.ctx.pending.values()) {
+      if (p.appId !== app.id || p.done) continue;
+      const other = p.dialog ? this.ctx.router.next(p.request.method) : undefined;
+      if (other && p.dialog) {
+        p.appId = other.id;
+        this.peers.owners.setOwner(p.dialog, other);
+        this.ctx.appPort.networkMessage(other, p.request, p.flow, p.txnId, p.dialog.id);
+        reoffered++;
+        continue;
+      }
+      this.ctx.pending.finish(p);
+      if (p.dialog) {
+        this.peers.owners.hold(p.dialog, { request: p.request, flow: p.flow, key: p.key, txn: p.txn });
+        held++;
+        continue;
+      }
+      p.txn.respond(makeResponse(p.request, 503, p.toTag));
+      this.ctx.log.info('request pending at a gone app answered 503', { callId: callIdOf(p.request), method: p.request.method, app: app.id });
+      refused++;
+    }
+    return { reoffered, held, refused };
+  }
+
+  /** Engine stop: what waits for an app is answered (a BYE 200, other in-dialog requests 481, new requests 503). */
+  answerAllPending(): void {
+    for (const p of this.ctx.pending.values()) {
+      this.ctx.pending.finish(p);
+      if (p.txn.finalSent || p.txn.terminated) continue;
+      p.txn.respond(makeResponse(p.request, p.dialog ? (p.request.method === 'BYE' ? 200 : 481) : 503, p.toTag));
+    }
+  }
+}
