@@ -73,7 +73,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
     private readonly clock: Clock,
     rtcpIntervalMs: number,
-    private readonly cname: string,
+    cname: string,
     private readonly logger: Logger,
   ) {
     super();
