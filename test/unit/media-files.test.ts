@@ -9,6 +9,7 @@ import { ALAW_TO_LINEAR, decodeG711, encodeG711, MULAW_TO_LINEAR } from '../../s
 import { openRecordingFile, MediaSourceError, loadMediaBytes } from '../../src/media/media-files/media-file-access';
 import { resolveMediaUri } from '../../src/media/media-files/media-uri';
 import { decodeTelephoneAudio } from '../../src/media/media-files/telephone-audio';
+import { loadTelephoneAudio } from '../../src/media/media-files/telephone-audio-loader';
 import { MediaFormatError, parseWav, pcm16WavHeader } from '../../src/media/media-files/wav-format';
 import { WavRecordingWriter } from '../../src/media/media-files/wav-recording-writer';
 import { dominantFrequency, rms, sineSamples } from '../helpers/audio-tone';
@@ -200,6 +201,20 @@ describe('media files: G.711, WAV, resampling, URIs, recording files', () => {
       const again = await openRecordingFile(path.join(dir, 'calls', '2026', 'rec.wav'), cfg);
       await new WavRecordingWriter(again, 8000, () => undefined).close();
       assert.equal(readFileSync(path.join(dir, 'calls', '2026', 'rec.wav')).length, 44);
+      // players of the same file share one decoded copy (also when they load at the same time); a changed file is read again
+      const mu = Buffer.alloc(800);
+      encodeG711('mulaw', sineSamples(500, 8000, 800), 0, 800, mu, 0);
+      writeFileSync(path.join(dir, 'hold.ul'), mu);
+      const loc = { kind: 'file' as const, path: path.join(dir, 'hold.ul') };
+      const [a, b] = await Promise.all([loadTelephoneAudio(loc, cfg, signal), loadTelephoneAudio(loc, cfg, signal)]);
+      const c = await loadTelephoneAudio(loc, cfg, signal);
+      assert.equal(a.audio, b.audio);
+      assert.equal(a.audio, c.audio);
+      assert.deepEqual([a.shared || b.shared, c.shared], [true, true]);
+      writeFileSync(path.join(dir, 'hold.ul'), mu.subarray(0, 400));
+      const d = await loadTelephoneAudio(loc, cfg, signal);
+      assert.equal(d.shared, false);
+      assert.equal(d.audio.length, 400, 'the edited file');
       // a write error is reported once and later samples are dropped
       const ro = await open(path.join(dir, 'calls', '2026', 'rec.wav'), 'r');
       const failing = new WavRecordingWriter(ro, 8000, (e) => errors.push(e));

@@ -1,5 +1,5 @@
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { MediaFilesConfig } from './media-files-config';
 import type { MediaLocation } from './media-uri';
@@ -37,6 +37,21 @@ async function realInside(dir: string, p: string): Promise<string | undefined> {
 export async function loadMediaBytes(loc: MediaLocation, cfg: MediaFilesConfig, signal: AbortSignal): Promise<{ bytes: Buffer; name: string }> {
   if (loc.kind === 'file') return { bytes: await readMediaFile(loc.path, cfg), name: loc.path };
   return { bytes: await fetchMedia(loc.url, cfg, signal), name: loc.url.pathname };
+}
+
+/**
+ * What identifies a file's content for the decoded-audio cache (device, inode, size, modification time),
+ * or undefined when it is not a readable regular file inside the directory (loading it then reports why).
+ */
+export async function mediaFileIdentity(p: string, cfg: MediaFilesConfig): Promise<string | undefined> {
+  const real = await realInside(cfg.dir, p);
+  if (!real) return undefined;
+  try {
+    const st = await stat(real);
+    return st.isFile() ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function readMediaFile(p: string, cfg: MediaFilesConfig): Promise<Buffer> {

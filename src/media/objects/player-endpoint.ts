@@ -2,8 +2,9 @@ import { randomInt } from 'node:crypto';
 import type { TimerHandle } from '../../common/clock';
 import { KurentoError } from '../errors/kurento-error';
 import { encodeG711, type G711Law } from '../media-files/g711';
-import { loadMediaBytes, MediaSourceError } from '../media-files/media-file-access';
-import { decodeTelephoneAudio, TELEPHONE_RATE } from '../media-files/telephone-audio';
+import { MediaSourceError } from '../media-files/media-file-access';
+import { TELEPHONE_RATE } from '../media-files/telephone-audio';
+import { loadTelephoneAudio } from '../media-files/telephone-audio-loader';
 import { MediaFormatError } from '../media-files/wav-format';
 import type { ElementType } from './element-type';
 import { MediaElement, type MediaType } from './media-element';
@@ -36,7 +37,8 @@ function listensForEndOfStream(e: unknown): e is EndOfStreamListener {
  * `http(s)://` (size limit and timeout), as 20 ms G.711 packets paced by the clock into every AUDIO sink,
  * each in the codec that sink negotiated (PCMU, else PCMA).
  *
- * The media is loaded at the first `play` (or `getVideoInfo`) and kept; `play` answers at once, and an
+ * The media is loaded at the first `play` (or `getVideoInfo`) and kept (a file's decoded audio is shared
+ * by every player of the same file, telephone-audio-loader.ts); `play` answers at once, and an
  * unreadable source is reported as KMS does, by an `Error` event (type INVALID_URI or INVALID_MEDIA, with
  * a description saying why), after which the player is stopped. At the end of the media: `EndOfStream`,
  * then the player is stopped with its position back at 0, so `play` starts again from the beginning.
@@ -132,10 +134,9 @@ export class PlayerEndpoint extends UriEndpoint {
     if (this.audio) return Promise.resolve(this.audio);
     if (!this.loading) {
       this.loading = (async () => {
-        const { bytes, name } = await loadMediaBytes(this.location, this.files, this.abort.signal);
-        const audio = await decodeTelephoneAudio(bytes, name);
+        const { audio, shared } = await loadTelephoneAudio(this.location, this.files, this.abort.signal);
         this.audio = audio;
-        this.ctx.logger.info('player media loaded', { element: this.id, media: this.location.kind, bytes: bytes.length, durationMs: Math.round((audio.length * 1000) / TELEPHONE_RATE) });
+        this.ctx.logger.info('player media loaded', { element: this.id, media: this.location.kind, shared, durationMs: Math.round((audio.length * 1000) / TELEPHONE_RATE) });
         return audio;
       })();
       this.loading.catch(() => {
