@@ -10,9 +10,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type Srf from 'drachtio-srf';
 import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
-import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, destroyDialog, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
 import { startSipp, killAllSipp, describeSipp, tracedMessages, headerOf } from '../helpers/sipp';
+
+const T1_MS = 20;
 
 function md5(s: string): string {
   return createHash('md5').update(s).digest('hex');
@@ -30,7 +32,7 @@ describe('ferry sip: a BYE challenged with 407 keeps its dialog for drachtio-srf
   let app: ConnectedSrf;
 
   before(async () => {
-    engine = await startSipEngine({ timers: { t1: 20, t2: 160, t4: 200 } });
+    engine = await startSipEngine({ timers: { t1: T1_MS, t2: 160, t4: 200 } });
     app = await connectSrf({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
   });
 
@@ -64,6 +66,23 @@ describe('ferry sip: a BYE challenged with 407 keeps its dialog for drachtio-srf
     assert.deepEqual(finals, ['SIP/2.0 407 Proxy Authentication Required', 'SIP/2.0 200 OK']);
     await waitFor(() => engine.engine.stats().dialogs === 0, 'the dialog to end after the 200');
     await waitFor(() => engine.engine.stats().clientTransactions === 0, 'the BYE transactions to end');
+    assert.equal((app.srf as unknown as { _dialogs: Map<string, unknown> })._dialogs.size, 0, 'no dialog left in srf');
+  });
+
+  test('a challenged BYE the app does not retry: the dialog is kept for 64*T1, then dropped (counts back to zero)', { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const phone = await startSipp({ scenario: 'uas-challenge-bye-no-retry.xml', localPort: port, timeoutS: 20 });
+    await phone.ready();
+    const dialog = await app.srf.createUAC(`sip:phone@127.0.0.1:${port}`, { localSdp: g711Sdp(32102) });
+    const started = Date.now();
+    await destroyDialog(dialog); // no credentials: srf takes the 407 as the answer and forgets the dialog
+    assert.equal(engine.engine.stats().dialogs, 1, 'right after the 407 the dialog is still kept for a retry');
+    const result = await phone.done;
+    assert.equal(result.exitCode, 0, describeSipp(result));
+    await waitFor(() => engine.engine.stats().dialogs === 0, 'the kept dialog to be dropped');
+    const keptMs = Date.now() - started;
+    assert.ok(keptMs >= 64 * T1_MS * 0.9, `kept about 64*T1 (${keptMs} ms), not dropped at once`);
+    await waitFor(() => engine.engine.stats().clientTransactions === 0, 'the BYE transaction to end');
     assert.equal((app.srf as unknown as { _dialogs: Map<string, unknown> })._dialogs.size, 0, 'no dialog left in srf');
   });
 });
