@@ -127,6 +127,20 @@ describe('drachtio-srf proxyRequest through ferry sip, SIPp caller and callees',
     await countsBackToZero();
   });
 
+  test('remainInDialog: a re-INVITE (hold), its ACK and the BYE pass through ferry sip', TEST_TIMEOUT, async () => {
+    const b = await callee('proxy-uas-hold.xml', 'udp');
+    handler = (req) => { srf.proxyRequest(req, b.uri, { remainInDialog: true }).catch(() => {}); };
+    const a = await caller('uac-hold.xml');
+    assert.equal(a.exitCode, 0, `the caller's re-INVITE was answered a=recvonly through ferry sip: ${describeSipp(a)}`);
+    const bResult = await b.sipp.done;
+    assert.equal(bResult.exitCode, 0, describeSipp(bResult));
+    const invites = received(bResult, /^INVITE /);
+    assert.equal(invites.length, 2);
+    assert.match(headerOf(invites[1], 'Via') ?? '', /branch=z9hG4bKfp/, 'the re-INVITE came through ferry sip');
+    assert.ok(received(bResult, /^ACK /).length >= 2, 'both ACKs were relayed');
+    await countsBackToZero();
+  });
+
   test('callback form, serial: the first destination answers 503, the second answers; the caller never sees the 503', TEST_TIMEOUT, async () => {
     const failing = await callee('proxy-uas-unavailable.xml', 'tcp');
     const answering = await callee('proxy-uas-answer.xml', 'udp');
