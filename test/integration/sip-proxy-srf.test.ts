@@ -1,9 +1,10 @@
 /**
  * Acceptance for the `proxy` verb: the unmodified npm drachtio-srf connected to ferry sip (in this
  * process, short RFC 3261 timers) proxies SIPp callers to SIPp callees with `srf.proxyRequest()`:
- * promise and callback forms, Record-Route (the BYE and the ACK pass through ferry sip), a first
- * destination that fails (503, or no answer within the provisional timeout) before a second answers,
- * a 302 followed, simultaneous forking, the caller's CANCEL, and the engine's counts back to zero.
+ * promise and callback forms, Record-Route (ACK, BYE from either side and a hold re-INVITE pass
+ * through ferry sip), a first destination that fails (503, no answer within the provisional timeout,
+ * ringing past the final timeout) before a second answers, a 302 followed, simultaneous forking, the
+ * caller's CANCEL, and the engine's counts back to zero after each.
  * Destinations that fail are reached over TCP: an INVITE client transaction that got a 3xx-6xx over
  * UDP lingers 32 s (RFC 3261 Timer D), over TCP it ends at once, so the counts can be checked quickly.
  */
