@@ -4,6 +4,7 @@ import { ConfigError } from '../gateway/config/config-error';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { Gateway } from '../gateway/gateway';
 import { routeLibraryConsole } from '../gateway/kurento/library-console';
+import { portInUseMessage } from '../common/port-in-use';
 
 /**
  * `ferry gateway`: the B2BUA app. Reads its environment and sip-config (docs/configuration.md);
@@ -27,6 +28,16 @@ export async function run(_args: string[]): Promise<void> {
   routeLibraryConsole(createLogger('gateway.library'));
   const gateway = new Gateway(config);
   runProcess({ name: 'gateway', logger: createLogger('gateway'), stop: () => gateway.stop() });
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (err) {
+    const inUse = portInUseMessage(err, [
+      { variable: 'FERRY_HTTP_PORT', port: config.http.port },
+      { variable: 'FERRY_HTTPS_PORT', port: config.https.tls ? config.https.port : undefined },
+    ]);
+    if (!inUse) throw err;
+    process.stderr.write(`ferry gateway: cannot start: ${inUse}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`ferry gateway ready ${JSON.stringify({ http: gateway.httpPort, ...(gateway.httpsPort ? { https: gateway.httpsPort } : {}), instance: config.instanceId })}\n`);
 }

@@ -2,6 +2,8 @@
  * Entry point of the `ferry` command. Each subcommand lives in its own module and is loaded lazily,
  * so `ferry media` never loads the SIP engine or the gateway (architecture.md: one wall that matters).
  */
+import { PART_HELP, wantsHelp } from './part-help';
+
 type Command = { describe: string; load: () => Promise<{ run(args: string[]): Promise<void> }> };
 
 const commands: Record<string, Command> = {
@@ -13,7 +15,7 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ferry ${name.padEnd(8)} ${c.describe}`);
-  return `usage:\n${lines.join('\n')}\n`;
+  return `usage:\n${lines.join('\n')}\n\nferry <command> --help describes one command and its main settings.\n`;
 }
 
 export function main(argv: string[]): void {
@@ -27,6 +29,11 @@ export function main(argv: string[]): void {
   if (!command) {
     process.stderr.write(`ferry: unknown command "${name}"\n${usage()}`);
     process.exitCode = 2;
+    return;
+  }
+  if (wantsHelp(rest)) {
+    process.stdout.write(PART_HELP[name] ?? `usage: ferry ${name}\n  ${command.describe}\n`);
+    process.exitCode = 0;
     return;
   }
   command

@@ -2,6 +2,8 @@ import { createLogger } from '../common/logger';
 import { runProcess } from '../common/process-runner';
 import { startMediaServer } from '../media/server/media-server';
 import { isLoopbackHost } from '../common/listen-address';
+import { portInUseMessage } from '../common/port-in-use';
+import { loadMediaConfig } from '../media/server/media-config';
 
 /**
  * `ferry media`: the Kurento-protocol media server. Prints exactly one stdout line once listening,
@@ -15,7 +17,14 @@ export async function run(_args: string[]): Promise<void> {
   const logger = createLogger('media');
   let server: Awaited<ReturnType<typeof startMediaServer>> | undefined;
   runProcess({ name: 'media', logger, stop: async () => server?.close() });
-  server = await startMediaServer({ logger });
+  try {
+    server = await startMediaServer({ logger });
+  } catch (err) {
+    const inUse = portInUseMessage(err, [{ variable: 'FERRY_MEDIA_PORT', port: loadMediaConfig().port }]);
+    if (!inUse) throw err;
+    process.stderr.write(`ferry media: cannot start: ${inUse}\n`);
+    process.exit(1);
+  }
   if (!isLoopbackHost(server.config.host)) {
     process.stderr.write(`ferry media: WARNING: the Kurento port listens on ${server.config.host}:${server.port}, reachable from other hosts, and the Kurento protocol has no authentication: whoever reaches it can release any call. Keep FERRY_MEDIA_HOST on 127.0.0.1 or admit only the gateway's host in a firewall\n`);
   }

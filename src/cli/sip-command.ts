@@ -3,6 +3,7 @@ import { guarded } from '../common/process-faults';
 import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
 import { loadSipSettings, type SipSettings } from './sip-settings';
+import { portInUseMessage } from '../common/port-in-use';
 
 /**
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
@@ -37,7 +38,21 @@ export async function run(_args: string[]): Promise<void> {
   const logger = createLogger('sip');
   let engine: Awaited<ReturnType<typeof startSipEngine>> | undefined;
   runProcess({ name: 'sip', logger, stop: async () => engine?.close() });
-  engine = await startSipEngine(settings.engine);
+  try {
+    engine = await startSipEngine(settings.engine);
+  } catch (err) {
+    const o = settings.engine;
+    const inUse = portInUseMessage(err, [
+      { variable: 'FERRY_SIP_PORT', port: o.sipPort },
+      { variable: 'FERRY_SIP_WS_PORT', port: o.wsPort },
+      { variable: 'FERRY_SIP_TLS_PORT', port: o.tls ? o.tlsPort : undefined },
+      { variable: 'FERRY_SIP_WSS_PORT', port: o.tls ? o.wssPort : undefined },
+      { variable: 'FERRY_SIP_CONTROL_PORT', port: o.controlPort },
+    ]);
+    if (!inUse) throw err;
+    process.stderr.write(`ferry sip: cannot start: ${inUse}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
   const statsIntervalMs = settings.statsIntervalMs;
   if (statsIntervalMs > 0) {

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { loadMediaConfig } from '../media/server/media-config';
 import { loadSipSettings } from './sip-settings';
-import { createLogger } from '../common/logger';
+import { createLogger, logSettings } from '../common/logger';
 import { runProcess } from '../common/process-runner';
 import { stopChildrenInOrder } from './supervisor/stop-children';
 import { SupervisedChild, SupervisedPart } from './supervisor/child-process-supervisor';
@@ -65,6 +65,8 @@ export async function run(_args: string[]): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
+  // the children log to a pipe, not the terminal: they use the format this process chose for its stderr
+  process.env.FERRY_LOG_FORMAT = logSettings.format;
   const sip = new SupervisedPart({ name: 'sip', env: sipEnv }, log);
   const media = new SupervisedPart({ name: 'media', env: mediaEnv }, log);
   const parts: SupervisedChild[] = [sip, media];

@@ -52,7 +52,7 @@ function trackChild(child: ChildProcess): void {
 
 /**
  * Runs one program, waits for its readiness line, restarts it (with back-off) if it dies
- * unexpectedly, and stops it with SIGTERM (SIGKILL after a grace period). The child cannot outlive
+ * unexpectedly after it was ready once (a child that fails to start is not restarted: start() rejects), and stops it with SIGTERM (SIGKILL after a grace period). The child cannot outlive
  * this process: it is started through a parent-death signal where available, gets this process's
  * pid in FERRY_PARENT_PID (ferry children watch it), is SIGKILLed if this process exits, and runs in
  * its own session so a terminal's Ctrl-C or hang-up reaches only the supervisor, which stops the
@@ -62,6 +62,8 @@ export class SupervisedChild extends EventEmitter {
   private child: ChildProcess | undefined;
   private stopping = false;
   private restarts = 0;
+  /** The child has been ready at least once: only then is an exit a crash worth a restart. */
+  private everReady = false;
   private restartTimer: NodeJS.Timeout | undefined;
   info: Record<string, unknown> = {};
 
@@ -105,6 +107,7 @@ export class SupervisedChild extends EventEmitter {
           const info = this.spec.ready(line);
           if (info) {
             ready = true;
+            this.everReady = true;
             clearTimeout(timer);
             this.info = info;
             this.restarts = 0;
@@ -123,6 +126,9 @@ export class SupervisedChild extends EventEmitter {
         reject(new Error(`${this.spec.name} exited (${signal ?? code}) before it was ready`));
         this.emit('exit', code, signal);
         if (this.stopping || this.spec.restart === false) return;
+        // a child that never became ready failed to start (a bad setting, a port in use): the rejected
+        // start() reports it, and restarting would only repeat the failure
+        if (!this.everReady) return;
         const delay = Math.min(10000, 250 * 2 ** this.restarts++);
         this.out(`${prefix}exited unexpectedly (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
         this.restartTimer = setTimeout(
