@@ -3,8 +3,9 @@ import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { loadMediaConfig } from '../media/server/media-config';
 import { loadSipSettings } from './sip-settings';
 import { createLogger, logSettings } from '../common/logger';
-import { runProcess } from '../common/process-runner';
-import { stopChildrenInOrder } from './supervisor/stop-children';
+import { DEFAULT_SHUTDOWN_WATCHDOG_MS, runProcess } from '../common/process-runner';
+import { childStopBudgetMs, stopChildrenInOrder } from './supervisor/stop-children';
+import { envInt } from '../common/env';
 import { SupervisedChild, SupervisedPart } from './supervisor/child-process-supervisor';
 import { chooseGatewayStateStore } from './gateway-state-store';
 import { connectHost, isLoopbackHost, isWildcardHost, LOOPBACK_HOST, urlHost } from '../common/listen-address';
@@ -54,7 +55,9 @@ export async function run(_args: string[]): Promise<void> {
     ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) };
   const mediaEnv = { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost, ...(mediaPublicIp ? { FERRY_MEDIA_PUBLIC_IP: mediaPublicIp } : {}) };
   // fail fast on a bad configuration, before anything is spawned: each part's settings as that part will read them
+  let watchdogMs: number;
   try {
+    watchdogMs = envInt('FERRY_SHUTDOWN_WATCHDOG_MS', DEFAULT_SHUTDOWN_WATCHDOG_MS, env);
     loadSipSettings({ ...env, ...sipEnv });
     loadMediaConfig({}, { ...env, ...mediaEnv });
     loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
@@ -78,11 +81,12 @@ export async function run(_args: string[]): Promise<void> {
   const runner = runProcess({
     name: 'start',
     logger: createLogger('start'),
+    watchdogMs,
     stop: async () => {
       process.stdout.write('ferry: stopping\n');
       // gateway first (it leaves calls to the others), then the engines
       const engines = parts.filter((p) => p !== gateway && !stopLast.includes(p));
-      await stopChildrenInOrder([gateway ? [gateway] : [], engines, stopLast]);
+      await stopChildrenInOrder([gateway ? [gateway] : [], engines, stopLast], childStopBudgetMs(watchdogMs));
       process.stdout.write('ferry: stopped\n');
     },
     forceStop: () => [...parts, ...stopLast].forEach((p) => p.kill()),

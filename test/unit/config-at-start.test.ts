@@ -54,6 +54,7 @@ for (const [part, env, message] of [
   ['media', { FERRY_MEDIA_ICE_ADDRESSES: 'not-an-address', FERRY_MEDIA_PORT: '0' }, /^ferry media: .*FERRY_MEDIA_ICE_ADDRESSES: "not-an-address" is not an IPv4 address/],
   ['start', { FERRY_SIP_PORT: '99999' }, /^ferry start: refusing to start: environment variable FERRY_SIP_PORT="99999" is not a port/],
   ['start', { FERRY_MEDIA_ICE_ADDRESSES: 'bad', FERRY_STORE: 'memory' }, /^ferry start: refusing to start: .*FERRY_MEDIA_ICE_ADDRESSES/],
+  ['start', { FERRY_SHUTDOWN_WATCHDOG_MS: 'soon', FERRY_STORE: 'memory' }, /^ferry start: refusing to start: environment variable FERRY_SHUTDOWN_WATCHDOG_MS="soon" is not a non-negative integer/],
 ] as const) {
   test(`ferry ${part} with ${JSON.stringify(env)} exits 1 at start-up with one line naming the variable`, { timeout: 20_000 }, () => {
     const r = spawnSync(process.execPath, [ferry, part], { encoding: 'utf8', env: { ...process.env, ...env, FERRY_LOG_FORMAT: 'json' }, timeout: 15_000 });

@@ -5,6 +5,11 @@ import type { SupervisedChild } from './child-process-supervisor';
 /** Margin kept between the last SIGKILL and the supervisor's own shutdown watchdog. */
 const WATCHDOG_MARGIN_MS = 200;
 
+/** The time children get to stop under a supervisor whose shutdown watchdog is `watchdogMs`. */
+export function childStopBudgetMs(watchdogMs: number): number {
+  return watchdogMs - WATCHDOG_MARGIN_MS;
+}
+
 /**
  * Stops supervised children group by group (e.g. the gateway, then the engines, then the store),
  * the members of a group together, within one budget: the supervisor's shutdown watchdog
@@ -13,7 +18,7 @@ const WATCHDOG_MARGIN_MS = 200;
  */
 export async function stopChildrenInOrder(
   groups: SupervisedChild[][],
-  budgetMs = envInt('FERRY_SHUTDOWN_WATCHDOG_MS', DEFAULT_SHUTDOWN_WATCHDOG_MS) - WATCHDOG_MARGIN_MS,
+  budgetMs = childStopBudgetMs(envInt('FERRY_SHUTDOWN_WATCHDOG_MS', DEFAULT_SHUTDOWN_WATCHDOG_MS)),
 ): Promise<void> {
   const deadline = Date.now() + Math.max(100, budgetMs);
   const nonEmpty = groups.filter((g) => g.length > 0);
