@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
-import { connectBareSrf as connectSrf } from '../helpers/srf-app';
+import { connectBareSrf as connectSrf, routesApplied } from '../helpers/srf-app';
+import { pollUntil } from '../helpers/wait-for';
 import WebSocket from 'ws';
 
 function runSipp(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
@@ -21,7 +22,7 @@ function runSipp(args: string[], timeoutMs = 30_000): Promise<{ code: number | n
   });
 }
 
-describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => {
+describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', { timeout: 180_000 }, () => {
   let engine: SipEngineProcess;
   let srf: any;
   const events: string[] = [];
@@ -52,7 +53,35 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       events.push(`dialog:${dlg.id}`);
       dlg.on('destroy', (_m: unknown, reason: string) => events.push(`destroy:${dlg.id}:${reason ?? ''}`));
     });
+    await routesApplied(srf);
   });
+
+  /**
+   * The positive control of a "no more retransmissions" check: a second call CANCELled and never ACKed
+   * has its 487 retransmitted by Timer G (T1 = 50 ms doubling to T2 = 400 ms). Once it has been sent
+   * `copies` times, more than T2 has passed in which the engine's retransmission timers demonstrably
+   * ran and this process demonstrably received them; a timer that had not stopped would have fired too.
+   * `caughtUp` runs once the engine has answered this call's INVITE: it has handled what was sent before.
+   */
+  async function retransmissionWindow(caughtUp: () => void, copies = 5): Promise<void> {
+    const mode = answerMode;
+    answerMode = 'hold-for-cancel';
+    const other = await SipUdpPhone.open(engine.ports.sip);
+    try {
+      const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
+      other.sendRaw(inviteText(other, ids, engine.ports.sip));
+      await other.waitFor((m) => m.startLine.startsWith('SIP/2.0 100'));
+      caughtUp(); // the engine has read everything sent before this INVITE
+      await waitUntil(() => events.includes('invite:udp'));
+      other.sendRaw(cancelText(other, ids));
+      await waitUntil(() => other.count((m) => m.startLine.startsWith('SIP/2.0 487')) >= copies);
+      const r487 = await other.waitFor((m) => m.startLine.startsWith('SIP/2.0 487'));
+      other.sendRaw(ackText(other, ids, r487.header('To') ?? ''));
+    } finally {
+      other.close();
+      answerMode = mode;
+    }
+  }
 
   after(async () => {
     srf?.disconnect();
@@ -87,29 +116,17 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       phone.sendRaw(inviteText(phone, ids, engine.ports.sip));
       await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 100'));
       await waitUntil(() => events.includes('invite:udp'));
-      phone.sendRaw([
-        `CANCEL sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
-        'Max-Forwards: 70',
-        `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
-        `To: <sip:service@127.0.0.1:${engine.ports.sip}>`,
-        `Call-ID: ${ids.callId}`, 'CSeq: 1 CANCEL', 'Content-Length: 0', '', ''].join('\r\n'));
+      phone.sendRaw(cancelText(phone, ids));
       await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /CANCEL/.test(m.header('CSeq') ?? ''));
       const r487 = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 487'));
       assert.match(r487.header('CSeq') ?? '', /1 INVITE/);
       await waitUntil(() => events.includes('cancel'));
       // no ACK yet: the 487 is retransmitted (Timer G) until we ACK it
       await waitUntil(() => phone.count((m) => m.startLine.startsWith('SIP/2.0 487')) >= 2);
-      phone.sendRaw([
-        `ACK sip:service@127.0.0.1:${engine.ports.sip} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
-        'Max-Forwards: 70',
-        `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
-        `To: ${r487.header('To')}`,
-        `Call-ID: ${ids.callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'));
-      await sleep(300);
-      const n = phone.count((m) => m.startLine.startsWith('SIP/2.0 487'));
-      await sleep(600);
+      phone.sendRaw(ackText(phone, ids, r487.header('To') ?? ''));
+      let n = 0;
+      events.length = 0;
+      await retransmissionWindow(() => { n = phone.count((m) => m.startLine.startsWith('SIP/2.0 487')); });
       assert.equal(phone.count((m) => m.startLine.startsWith('SIP/2.0 487')), n, '487 retransmissions stop after ACK');
     } finally {
       phone.close();
@@ -183,8 +200,9 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
       assert.equal(prackOk.startLine, 'SIP/2.0 200 OK');
       await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.header('CSeq') ?? ''));
       assert.ok(events.includes('prack'), events.join());
-      const n = phone.count((m) => m.startLine.startsWith('SIP/2.0 183'));
-      await sleep(400);
+      let n = 0;
+      events.length = 0;
+      await retransmissionWindow(() => { n = phone.count((m) => m.startLine.startsWith('SIP/2.0 183')); });
       assert.equal(phone.count((m) => m.startLine.startsWith('SIP/2.0 183')), n, 'no 183 retransmission after PRACK');
     } finally {
       phone.close();
@@ -245,7 +263,7 @@ describe('ferry sip smoke (drachtio-srf + SIPp, against ferry sip only)', () => 
   });
 });
 
-describe('ferry sip: several apps and other methods (against ferry sip only)', () => {
+describe('ferry sip: several apps and other methods (against ferry sip only)', { timeout: 60_000 }, () => {
   let engine: SipEngineProcess;
   before(async () => { engine = await spawnSipEngine(); });
   after(async () => { await engine?.stop(); });
@@ -260,14 +278,16 @@ describe('ferry sip: several apps and other methods (against ferry sip only)', (
     const apps = [await connectSrf(engine.ports.control), await connectSrf(engine.ports.control), await connectSrf(engine.ports.control)];
     const seen = [0, 0, 0];
     apps.forEach((a, i) => a.options((_req: any, res: any) => { seen[i]++; res.send(200); }));
-    await sleep(150);
+    await Promise.all(apps.map((a) => routesApplied(a)));
     const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       for (let i = 0; i < 6; i++) phone.sendRaw(optionsText(phone, i));
       await waitUntil(() => phone.count((m) => m.startLine === 'SIP/2.0 200 OK') === 6);
       assert.deepEqual(seen, [2, 2, 2]);
       apps[1].disconnect();
-      await sleep(150);
+      // the engine has dropped the app once the other two apps' pings come back after it saw the close
+      await waitUntil(() => apps[1]._app.client.mapServer.size === 0);
+      await Promise.all([routesApplied(apps[0]), routesApplied(apps[2])]);
       for (let i = 6; i < 10; i++) phone.sendRaw(optionsText(phone, i));
       await waitUntil(() => phone.count((m) => m.startLine === 'SIP/2.0 200 OK') === 10);
       assert.deepEqual(seen, [4, 2, 4]);
@@ -287,7 +307,7 @@ describe('ferry sip: several apps and other methods (against ferry sip only)', (
       d.on('message', (_r: any, rs: any) => { got.push('message'); rs.send(202); });
     });
     srf.register((req: any, res: any) => { got.push(`register:${req.protocol}`); res.send(401, { headers: { 'WWW-Authenticate': 'Digest realm="ferry", nonce="abc"' } }); });
-    await sleep(150);
+    await routesApplied(srf);
     const phone = await SipUdpPhone.open(engine.ports.sip);
     try {
       const ids = { callId: sipToken(), fromTag: sipToken(), branch: sipToken() };
@@ -315,7 +335,7 @@ describe('ferry sip: several apps and other methods (against ferry sip only)', (
   });
 });
 
-describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () => {
+describe('ferry sip webphone flows over WebSocket (against ferry sip only)', { timeout: 60_000 }, () => {
   let engine: SipEngineProcess;
   let srf: any;
   before(async () => {
@@ -324,7 +344,7 @@ describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () 
     srf.register((req: any, res: any) => {
       res.send(200, { headers: { Contact: `${req.get('Contact')};expires=600`, Expires: '600' } });
     });
-    await sleep(100);
+    await routesApplied(srf);
   });
   after(async () => {
     srf?.disconnect();
@@ -374,20 +394,35 @@ describe('ferry sip webphone flows over WebSocket (against ferry sip only)', () 
     await dlg.destroy();
     assert.ok(inbox.some((m) => m.startsWith('BYE ')));
 
+    const wsClosed = new Promise((r) => ws.once('close', r));
     ws.close();
-    await sleep(200);
+    await wsClosed;
+    // our FIN reached ferry sip before the ping that follows: by its answer the engine has seen the close and dropped the binding
+    await routesApplied(srf);
     await assert.rejects(srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP }), /no connection/);
   });
 });
 
 async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(25);
-  }
+  await pollUntil(cond, { timeoutMs, what: 'condition' });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function cancelText(phone: SipUdpPhone, ids: { callId: string; fromTag: string; branch: string }): string {
+  return [
+    `CANCEL sip:service@127.0.0.1:${phone.target.port} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
+    `To: <sip:service@127.0.0.1:${phone.target.port}>`,
+    `Call-ID: ${ids.callId}`, 'CSeq: 1 CANCEL', 'Content-Length: 0', '', ''].join('\r\n');
+}
+
+function ackText(phone: SipUdpPhone, ids: { callId: string; fromTag: string; branch: string }, to: string): string {
+  return [
+    `ACK sip:service@127.0.0.1:${phone.target.port} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${ids.branch};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:phone@127.0.0.1:${phone.port}>;tag=${ids.fromTag}`,
+    `To: ${to}`,
+    `Call-ID: ${ids.callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n');
 }
