@@ -1,12 +1,14 @@
+import { compositeType } from './composite';
 import { ElementTypeRegistry, type ElementType } from './element-type';
+import { hubPortType } from './hub-port';
 import { passThroughType } from './pass-through';
 import { playerEndpointType } from './player-endpoint';
 import { recorderEndpointType } from './recorder-endpoint';
 import { rtpEndpointType } from './rtp-endpoint';
 
 /**
- * The factory table: every element type ferry media can create. Optional element modules owned by
- * other engineers are loaded when their file exists (today: ./webrtc-endpoint.ts exporting
+ * The factory table: every element type ferry media can create. Optional element modules
+ * are loaded when their file exists (today: ./webrtc-endpoint.ts exporting
  * `elementType`), so adding one needs no edit here. A load error other than "file missing" is thrown:
  * a broken module must not silently vanish from the server.
  */
@@ -18,6 +20,8 @@ export function defaultElementTypes(): ElementTypeRegistry {
   registry.register(passThroughType);
   registry.register(playerEndpointType);
   registry.register(recorderEndpointType);
+  registry.register(compositeType);
+  registry.register(hubPortType);
   for (const path of OPTIONAL_ELEMENT_MODULES) {
     const t = loadOptional(path);
     if (t) registry.register(t);

@@ -51,7 +51,7 @@ export interface MediaSetOptions {
 
 /**
  * Every media object, session and subscription of one ferry media process, and the lifecycle rules
- * (lifecycle.md): release is global, recursive and idempotent, and releasing ANY element releases its
+ * (docs/lifecycle.md): release is global, recursive and idempotent, and releasing ANY element releases its
  * whole pipeline (rule 5); a session expires the moment it has no connection and owns nothing (rule 6);
  * an orphaned pipeline (every owner session without a connection) keeps running while its media lives
  * (rule 1) and is released when a leg ends, per FERRY_MEDIA_AUTO_RELEASE (rule 7). Legs are told first
@@ -130,7 +130,7 @@ export class MediaSet implements ObjectHost {
 
   /**
    * Forget a session that owns nothing and has no connection. With `lastObjectReleased`, a session
-   * whose last pipeline just went also expires while connected (lifecycle.md rule 6), unless it still
+   * whose last pipeline just went also expires while connected (docs/lifecycle.md, rule 6), unless it still
    * listens to the ServerManager; its connection is unbound and a later request simply re-creates it.
    */
   private expireIfIdle(s: MediaSession, lastObjectReleased = false): void {
@@ -183,7 +183,9 @@ export class MediaSet implements ObjectHost {
     }
     const t = this.o.elementTypes.get(type);
     if (!t) throw KurentoErrors.notAvailable(`Factory '${typeName}' not found`);
-    const pid = constructorParams.mediaPipeline;
+    // a HubPort names only its hub (Hub.createHubPort sends {hub}): its pipeline is the hub's
+    const hub = constructorParams.hub;
+    const pid = constructorParams.mediaPipeline ?? (typeof hub === 'string' ? pipelineIdOf(hub) : undefined);
     if (typeof pid !== 'string') throw KurentoErrors.marshall("'mediaPipeline' constructor parameter is required");
     const rec = this.pipelines.get(pid);
     if (!rec || rec.release) throw KurentoErrors.objectNotFound(pid);
