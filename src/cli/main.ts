@@ -1,6 +1,6 @@
 /**
  * Entry point of the `ferry` command. Each subcommand lives in its own module and is loaded lazily,
- * so `ferry media` never loads the SIP engine or the gateway (architecture.md: one wall that matters).
+ * so `ferry media` never loads the SIP engine or the gateway (docs/architecture.md, "One wall").
  */
 import { PART_HELP, wantsHelp } from './part-help';
 

@@ -1,7 +1,7 @@
 /**
  * Time source for every timer that decides something (SIP transaction timers, media liveness,
  * leases). Production uses `systemClock`; tests inject a `FakeClock` and advance it, so a
- * 30-minute call or a 10-minute mute runs in milliseconds (DEVELOPERS.md: no long sleeps).
+ * 30-minute call or a 10-minute mute runs in milliseconds instead of a long sleep.
  */
 import { guarded } from './process-faults';
 

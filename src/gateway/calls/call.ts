@@ -32,7 +32,7 @@ export interface CallDeps {
 /**
  * One bridged call: two SIP dialogs and one media pipeline. The record in the state store is
  * written on every change. `end(reason)` is the only exit; it runs once (the first reason wins,
- * later ones are timeline evidence) and follows lifecycle.md rule 4: record the end, BYE whoever
+ * later ones are timeline evidence) and follows docs/lifecycle.md, rule 4: record the end, BYE whoever
  * is still there, release the media, keep the record only as a TTL backstop.
  */
 export class Call extends EventEmitter<CallEvents> {

@@ -9,7 +9,7 @@ export interface LivenessLimits {
 }
 
 /**
- * Decides when one media leg is over (lifecycle.md rules 2 and 3), from the leg's counters and explicit
+ * Decides when one media leg is over (docs/lifecycle.md, rules 2 and 3), from the leg's counters and explicit
  * signals, on an injected clock. Pure: no sockets, no events other than the one `onEnd` call.
  * - an explicit signal (RTCP BYE from a phone, DTLS close_notify, ICMP unreachable, ICE failed) ends it at once;
  * - otherwise it ends when neither RTP nor RTCP arrived for deadMs (holdMs when the peer will not send);

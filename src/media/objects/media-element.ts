@@ -10,7 +10,7 @@ import type { ElementContext } from './object-context';
  * Kurento's MediaElement: connections to other elements of the same pipeline, the RTP relay between
  * them, and the MediaFlowIn/Out states.
  *
- * ## Extension API (how a new element type plugs in; the WebRTC engineer uses this)
+ * ## Extension API (how a new element type plugs in)
  * - Subclass `SdpEndpoint` (./sdp-endpoint.ts) for anything with a transport leg (RtpEndpoint,
  *   WebRtcEndpoint), or `MediaElement` directly for a leg-less element.
  * - Describe the type with an `ElementType` (./element-type.ts): `type`, `hierarchy` (nearest ancestor

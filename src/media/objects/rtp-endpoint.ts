@@ -262,7 +262,7 @@ export class RtpEndpoint extends SdpEndpoint {
       codecs.map((c) => c.pt),
     );
     const pairs = codecs.map((c) => [c.pt, c.key] as const);
-    // lifecycle.md rule 3: any hold direction (sendonly/recvonly/inactive, or c=0.0.0.0) switches the
+    // docs/lifecycle.md, rule 3: any hold direction (sendonly/recvonly/inactive, or c=0.0.0.0) switches the
     // leg to T_hold, even sendonly: phones on hold often send neither music nor RTP, only RTCP.
     this.negotiated({
       codecs: codecTableFrom(pairs),

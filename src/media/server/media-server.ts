@@ -38,7 +38,7 @@ const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 /**
  * ferry media: the Kurento JSON-RPC server on ws://HOST:PORT/kurento plus plain HTTP GET /stats on the
- * same port (issue 2).
+ * same port (docs/media-server.md).
  */
 export async function startMediaServer(options: MediaServerOptions = {}): Promise<RunningMediaServer> {
   const config = loadMediaConfig(options.config);
