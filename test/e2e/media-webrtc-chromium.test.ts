@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/media-webrtc-peer';
 const IceCandidate = (require('kurento-client') as { getComplexType(n: string): (v: Record<string, unknown>) => unknown }).getComplexType('IceCandidate');
 
 /**
- * Issue 2 acceptance (browser half) and issue 5 items 1 and 4 on the browser side, with real Chromium
+ * Acceptance of ferry media on the browser side, with real Chromium
  * (Debian /usr/bin/chromium through playwright-core, fake microphone) on test/e2e/pages/media-webrtc-call.html:
  * - audio through a pipeline (WebRtcEndpoint <-> RtpEndpoint) to a plain dgram RTP peer: the peer counts
  *   the browser's packets, the browser's getStats shows packets received from the peer;

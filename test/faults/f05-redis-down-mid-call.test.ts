@@ -9,7 +9,7 @@ import { WEBPHONE_USERS } from '../helpers/lifecycle-sip-config';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * lifecycle.md F5: the gateway's Redis dies mid-call (the whole stack — sip, media, gateway — on a
+ * docs/lifecycle.md F5: the gateway's Redis dies mid-call (the whole stack — sip, media, gateway — on a
  * PRIVATE redis-server this test SIGKILLs and restarts empty, as after a crash without persistence;
  * Chromium webphone alice registered on the gateway page, the scripted SIP phone in the call):
  *  - while Redis is down: /api/calls and /api/calls/:id answer 503 within 1 s, /metrics answers

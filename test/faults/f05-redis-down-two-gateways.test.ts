@@ -6,7 +6,7 @@ import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 import { RedisServerProcess } from '../helpers/redis-server-process';
 
 /**
- * lifecycle.md F5 with two gateways: their shared (private) Redis, with an append-only file as
+ * docs/lifecycle.md F5 with two gateways: their shared (private) Redis, with an append-only file as
  * `ferry start` runs it, crashes (SIGKILL) mid-call and comes back after twice the lease with its
  * data: the call record is there, every lease has lapsed (no gateway could renew its own). The
  * gateway that does not own the call must not take the lapsed lease for a dead owner, whichever

@@ -8,7 +8,7 @@ import { humanSummary } from '../../bench/soak/soak-report';
 import type { SoakCall } from '../../bench/soak/soak-call';
 
 /**
- * lifecycle.md F9: the chaos soak (bench/soak, `npm run soak`) in its short form — 10 concurrent calls
+ * docs/lifecycle.md F9: the chaos soak (bench/soak, `npm run soak`) in its short form — 10 concurrent calls
  * between webphones (SIP over WebSocket + werift) and scripted IP phones for 60 s through one
  * `ferry start` (sip, media, gateway and its private Redis, supervised), with a fixed seed injecting
  * every fault kind at least once: mute, hold, 5 s blip, cable pull (> T_dead), SIGKILL of the gateway,

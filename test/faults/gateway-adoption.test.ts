@@ -7,7 +7,7 @@ import {
 } from '../helpers/gateway-adoption-harness';
 
 /**
- * Gateway death mid-call with two gateways on one Redis (lifecycle.md S14; issue 5 item 6): the
+ * Gateway death mid-call with two gateways on one Redis (docs/lifecycle.md S14): the
  * survivor adopts the call within the lease time — re-attaching to its media objects by id and
  * taking over both dialogs through ferry sip's extension — and then handles the phone's re-INVITEs
  * and BYE: BYE to the webphone, pipeline released, record ended.

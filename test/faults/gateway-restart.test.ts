@@ -7,7 +7,7 @@ import {
 } from '../helpers/gateway-adoption-harness';
 
 /**
- * The only gateway dies mid-call (lifecycle.md S13, and rule 7): the restarted gateway resumes the
+ * The only gateway dies mid-call (docs/lifecycle.md S13, and rule 7): the restarted gateway resumes the
  * call from Redis, or, when the call ended while no gateway was alive, finishes it.
  */
 describe('gateway restart (Redis)', { timeout: 120_000 }, () => {

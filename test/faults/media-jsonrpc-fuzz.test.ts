@@ -39,7 +39,7 @@ function mutateText(r: () => number, s: string): string {
 }
 
 /**
- * Bad input never disturbs anyone else (issue 2 item 5): malformed JSON gets -32700, malformed
+ * Bad input never disturbs anyone else: malformed JSON gets -32700, malformed
  * requests -32600/-32602, and thousands of seeded mutations of valid frames on one connection leave
  * an unrelated session's call relaying every packet, the server answering, and /stats consistent.
  */

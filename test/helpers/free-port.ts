@@ -1,5 +1,5 @@
 /**
- * Free-port finders for tests. Several engineers run suites on the same machine at the same time,
+ * Free-port finders for tests. Several test suites may run on the same machine at the same time,
  * so no test may use a fixed port: ask the kernel for an ephemeral one and check that it is free
  * for every protocol the peer will bind (a SIP peer often binds UDP and TCP on the same number).
  *

@@ -12,7 +12,7 @@ import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * The gateway's end-to-end acceptance scenarios (issue 4), run through the real three processes
+ * The gateway's end-to-end acceptance scenarios, run through the real three processes
  * with real Chromium on the webphone page and SIPp as the IP phone. Used twice: with the
  * in-memory store and with Redis (test/e2e/gateway-calls-*.test.ts).
  */

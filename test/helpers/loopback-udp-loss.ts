@@ -4,7 +4,7 @@
  * Every datagram *to* one of the ports is dropped by the kernel with probability p, so listing every
  * SIP endpoint of a call puts loss on every hop in both directions; nobody's software knows.
  *
- * Only the given ports are touched (other engineers' tests on this machine are unaffected). Rules
+ * Only the given ports are touched (other tests running on this machine are unaffected). Rules
  * carry a comment naming this process and are deleted by `remove()` and, as a backstop, on exit.
  * Needs root (CAP_NET_ADMIN). Used instead of `tc netem`, which this kernel lacks (sch_netem).
  */

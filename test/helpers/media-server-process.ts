@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 
-/** ferry media's GET /stats (issue 2 item 4). */
+/** ferry media's GET /stats (docs/media-server.md, "GET /stats"). */
 export interface MediaStats {
   pipelines: number;
   elements: number;

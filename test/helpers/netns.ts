@@ -8,7 +8,7 @@ const run = promisify(execFile);
  * veth pair on a private /30 (10.213.x.y): the root side holds `hostAddress` (the gateway's media
  * server reaches the phone there), the namespace side holds `phoneAddress`. Needs root (CAP_NET_ADMIN).
  *
- * Faults, as lifecycle.md S7 and S10 describe them:
+ * Faults, as docs/lifecycle.md S7 and S10 describe them:
  *  - `pullCable()`: the namespace end goes link-down (nothing reaches the phone, no ICMP comes back);
  *    `plugCable()` brings it back.
  *  - `dropAll()`: 100% loss on both veth ends (tc netem, or the blackhole qdisc where this kernel lacks

@@ -1,6 +1,6 @@
 /**
  * Runs SIPp (Debian sip-tester) as a real SIP phone in tests: one scenario from test/sipp/, explicit
- * ports (never SIPp's defaults 5060/6000, other engineers share the machine), UDP or TCP, optional
+ * ports (never SIPp's defaults 5060/6000, other tests share the machine), UDP or TCP, optional
  * SIPp-level packet loss (-lost), a global timeout, and statistics read back from its CSV dump.
  *
  * Each run gets its own temporary directory for SIPp's message/error/stat files; the result carries

@@ -8,7 +8,7 @@ import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 
 /**
- * How a phone leg ends, with real packets (lifecycle.md rules 1-7, media side): RTCP BYE, ICMP port
+ * How a phone leg ends, with real packets (docs/lifecycle.md, rules 1-7, media side): RTCP BYE, ICMP port
  * unreachable, silent death after DEAD_MS, RTCP-only (mute) that must NOT end, orphans kept while media
  * lives and released when a leg ends, the 'always' policy, latching against strangers, RTCP reports.
  */

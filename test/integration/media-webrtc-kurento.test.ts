@@ -12,7 +12,7 @@ const kurentoClient = require('kurento-client') as { getComplexType(name: string
 const IceCandidate = kurentoClient.getComplexType('IceCandidate');
 
 /**
- * Issue 2 acceptance, WebRTC half: the real kurento-client 7.3.0 drives ferry media (in-process
+ * Acceptance, WebRTC half: the real kurento-client 7.3.0 drives ferry media (in-process
  * startMediaServer on a free port). A pipeline holds a WebRtcEndpoint (a werift WebRTC peer: full ICE,
  * DTLS-SRTP, trickle ICE through IceCandidateFound/addIceCandidate, its candidates sent before
  * processOffer) and an RtpEndpoint (a dgram "phone"), connected both ways. RTP is counted each way

@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): an ACK that never comes. A SIPp caller does not ACK the 200 that a
+ * Acceptance: an ACK that never comes. A SIPp caller does not ACK the 200 that a
  * drachtio-srf createB2BUA app sent through the SIP server under test. The server retransmits the
  * 200 (timer G), gives up at timer H and sends the BYE itself, reporting it to the app as an
  * "unsolicited" BYE: srf destroys the A-leg dialog, and the app releases B.

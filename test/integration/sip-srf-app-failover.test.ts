@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): two drachtio-srf apps are connected to ferry sip; app A (its own process)
+ * Acceptance: two drachtio-srf apps are connected to ferry sip; app A (its own process)
  * bridges a SIPp caller to a SIPp callee with createB2BUA and is SIGKILLed mid-call. The remaining
  * app B, using ferry's opt-in extension (docs/sip-control-extension.md: `srf.use('bye')` to receive
  * in-dialog requests of orphaned dialogs, `srf.request({stackDialogId})` to send on them):

@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): a drachtio-srf createB2BUA app bridges a SIPp caller (A) to a SIPp callee (B)
+ * Acceptance: a drachtio-srf createB2BUA app bridges a SIPp caller (A) to a SIPp callee (B)
  * through the SIP server under test: BYE from either side, CANCEL while B rings, and a hold
  * re-INVITE (a=sendonly) passed across. Runs against ferry sip, or a real drachtio-server when
  * DRACHTIO_URL is set.

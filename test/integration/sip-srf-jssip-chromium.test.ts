@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3), browser variant: JsSIP in real Chromium (Debian /usr/bin/chromium through
+ * Acceptance, browser variant: JsSIP in real Chromium (Debian /usr/bin/chromium through
  * playwright-core, fake microphone) registers over SIP-over-WebSocket through the SIP server under
  * test; the drachtio-srf app challenges it (digest) and accepts it, then routes an INVITE to the
  * registered `.invalid` Contact with createUAC. JsSIP answers with a real WebRTC answer, the ACK and

@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): a webphone over SIP-over-WebSocket. A real JsSIP user agent (npm jssip, run
+ * Acceptance: a webphone over SIP-over-WebSocket. A real JsSIP user agent (npm jssip, run
  * in Node with the `ws` package as its WebSocket) registers through the SIP server under test; the
  * drachtio-srf app acts as registrar and challenges with a digest (401, MD5, qop=auth), checks the
  * answer with node:crypto, stores the Contact (a `.invalid` host) and answers 200. The app then

@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): under 10% packet loss the transaction layer completes every call by
+ * Acceptance: under 10% packet loss the transaction layer completes every call by
  * retransmission. A drachtio-srf createB2BUA app bridges caller SIPp A to callee SIPp B through the
  * SIP server under test, with the server's standard RFC 3261 timers (T1 = 500 ms). Two loss methods:
  *  - SIPp's own `-lost 10` on both phones: each SIPp drops 10% of the SIP messages it sends and 10%

@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): the real npm drachtio-srf places a call with createUAC to a SIPp phone
+ * Acceptance: the real npm drachtio-srf places a call with createUAC to a SIPp phone
  * (through the SIP server under test); the call ends by the app's BYE or by the phone's BYE.
  * Runs against ferry sip, or a real drachtio-server when DRACHTIO_URL is set.
  */

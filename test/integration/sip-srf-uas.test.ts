@@ -1,5 +1,5 @@
 /**
- * Acceptance (issue 3): the real npm drachtio-srf, connected to the SIP server under test, answers a
+ * Acceptance: the real npm drachtio-srf, connected to the SIP server under test, answers a
  * SIPp phone's call with createUAS over UDP and over TCP; SIPp hangs up and srf sees the dialog
  * destroyed. Runs against ferry sip, or a real drachtio-server when DRACHTIO_URL is set.
  */

@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * issue 5 item 7: /metrics counts false ends. A call ended on silence (here media-timeout) whose
+ * /metrics counts false ends. A call ended on silence (here media-timeout) whose
  * silent party then answers the gateway's BYE at once was still there: the end was probably false
  * (a phone that mutes without RTCP, a blip), and the gateway says so in the call's timeline, its
  * record and `ferry_calls_suspected_false_end_total`. The lifecycle scenarios S8-S12 promise 0 of

@@ -8,7 +8,7 @@ import { writeLifecycleSipConfig, WEBPHONE_USERS } from '../helpers/lifecycle-si
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * lifecycle.md S1 (webphone hangs up with SIP BYE over WebSocket, proxy alive -> BYE to the phone,
+ * docs/lifecycle.md S1 (webphone hangs up with SIP BYE over WebSocket, proxy alive -> BYE to the phone,
  * pipeline released, < 1 s) and S2 (IP phone hangs up with SIP BYE, proxy alive -> the webphone is
  * told, pipeline released, < 1 s), through the real three processes (ferry sip, ferry media, ferry
  * gateway on Redis), real Chromium on the gateway's JsSIP webphone page, and the scripted SIP phone

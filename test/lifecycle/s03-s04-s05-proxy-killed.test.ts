@@ -6,7 +6,7 @@ import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
 
 /**
- * lifecycle.md S3-S5, media side: the proxy (a kurento-client app in its own process) is SIGKILLed
+ * docs/lifecycle.md S3-S5, media side: the proxy (a kurento-client app in its own process) is SIGKILLed
  * mid-call; ferry media must keep the orphaned call's media flowing (rule 1), then release it itself
  * on the phone's explicit end signals (rule 7, FERRY_MEDIA_AUTO_RELEASE=orphans), telling both peers
  * first (rule 4: RTCP BYE to the phone, DTLS close_notify to the webphone).

@@ -5,7 +5,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * lifecycle.md S4 and S13 with the real gateway as the proxy (sip + media + gateway on Redis,
+ * docs/lifecycle.md S4 and S13 with the real gateway as the proxy (sip + media + gateway on Redis,
  * Chromium webphone on the gateway page, scripted SIP phone):
  *  - S4: the gateway is SIGKILLed mid-call, then the IP phone hangs up (SIP BYE, RTCP BYE, RTP stops):
  *    ferry media releases the orphaned pipeline within 1 s of the RTCP BYE; the restarted gateway finds

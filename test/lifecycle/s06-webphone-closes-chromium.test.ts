@@ -7,7 +7,7 @@ import { RtpPhone } from '../helpers/rtp-phone';
 import { BrowserWebphone } from '../helpers/browser-webphone';
 
 /**
- * lifecycle.md S6: the proxy was SIGKILLed (S3), then the webphone goes away. Real Chromium is the
+ * docs/lifecycle.md S6: the proxy was SIGKILLed (S3), then the webphone goes away. Real Chromium is the
  * webphone. pc.close() sends DTLS close_notify: ferry media must release within 1 s (dtls-close).
  * A killed tab sends nothing: only ICE consent loss (RFC 7675) tells; ferry media's consent timing is
  * tuned down for the test (check every 1 s, lost after 4 s), and the bound is that consent timeout + 2 s.

@@ -7,7 +7,7 @@ import { MediaCall } from '../helpers/media-call';
 import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
 
 /**
- * lifecycle.md S7 (IP phone cable pulled -> released after T_dead ± 2 s) and S10 (network blip: all
+ * docs/lifecycle.md S7 (IP phone cable pulled -> released after T_dead ± 2 s) and S10 (network blip: all
  * packets dropped for T_dead - 5 s, then back -> the call continues, 0 false ends), with the phone
  * (scripted RTP peer) in its own network namespace behind a veth pair. ferry media listens on the
  * veth's root-side address (FERRY_MEDIA_HOST), so its RtpEndpoint reaches the phone over the veth;

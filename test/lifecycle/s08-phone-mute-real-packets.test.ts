@@ -7,7 +7,7 @@ import { RtpPhone } from '../helpers/rtp-phone';
 import type { ProxyEvent } from '../helpers/media-proxy-process';
 
 /**
- * lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) with real packets and real processes,
+ * docs/lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) with real packets and real processes,
  * scaled down: T_dead = 2 s, the scripted phone's RTCP every 1 s, and the mute lasts 3 x T_dead
  * (the 10-minute version runs on a fake clock in s08-s09-s11-s12-long-durations-*; S9 is in s09-*).
  * A false end shows as a MediaSessionTerminated / MediaStateChanged(DISCONNECTED) event to the live

@@ -6,7 +6,7 @@ import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
 import { rng } from '../helpers/seeded-random';
 
 /**
- * The 10- and 30-minute scenarios of lifecycle.md, run on a fake clock over ferry media's liveness rule
+ * The 10- and 30-minute scenarios of docs/lifecycle.md, run on a fake clock over ferry media's liveness rule
  * (src/media/lifecycle/leg-liveness.ts) with the packet timing real peers put on the wire:
  * RTP every 20 ms, RTCP SR every ~5 s (baresip exactly 5 s; Chromium ~5 s;
  * RFC 3550 randomises the interval over [0.5, 1.5] x). The real-process counterparts with short

@@ -8,7 +8,7 @@ import { BrowserWebphone } from '../helpers/browser-webphone';
 import type { ProxyEvent } from '../helpers/media-proxy-process';
 
 /**
- * lifecycle.md S9: the webphone (real Chromium) mutes, by replaceTrack(null) (RTP stops; the browser's
+ * docs/lifecycle.md S9: the webphone (real Chromium) mutes, by replaceTrack(null) (RTP stops; the browser's
  * RTCP continues, about every 5 s, randomised up to 7.5 s) or track.enabled = false (Chromium keeps
  * sending silence). Real packets, scaled down: T_dead = 8 s (it must stay above the browser's RTCP
  * interval, as the default 15 s is) and each mute lasts 1.5 x T_dead. The 10-minute version is on a fake

@@ -5,7 +5,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * lifecycle.md S11 end to end: the IP phone (scripted SIP phone) puts the webphone on hold with a
+ * docs/lifecycle.md S11 end to end: the IP phone (scripted SIP phone) puts the webphone on hold with a
  * sendonly re-INVITE through the gateway (which holds the webphone in turn: Chromium then stops its RTP
  * and keeps RTCP about every 5 s, so T_dead must stay above that: 8 s here), then sends no RTP for
  * 2 x T_dead:

@@ -5,7 +5,7 @@ import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * lifecycle.md S11 through the gateway, the answer side: the IP phone holds the webphone (sendonly
+ * docs/lifecycle.md S11 through the gateway, the answer side: the IP phone holds the webphone (sendonly
  * re-INVITE), the gateway relays the hold to the webphone, and the webphone's ANSWER is judged by the
  * webphone leg's own SIP source (its WebSocket from this host), recorded with the leg at set-up and
  * kept in the call record, not by the address its SDP names. It must be taken (no `sdp-refused`), the

@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * lifecycle.md S11 with both legs: the IP phone (scripted SIP phone) holds a call with the Chromium
+ * docs/lifecycle.md S11 with both legs: the IP phone (scripted SIP phone) holds a call with the Chromium
  * webphone by a sendonly re-INVITE and goes silent. The gateway re-INVITEs the browser, which then
  * sends no RTP and only sparse RTCP; its WebRtcEndpoint takes no SDP renegotiation, so ferry media puts
  * it on the hold rule because the endpoint it is connected to (the phone's RtpEndpoint) is held by its

@@ -7,7 +7,7 @@ import { RtpPhone } from '../helpers/rtp-phone';
 import type { ProxyEvent } from '../helpers/media-proxy-process';
 
 /**
- * lifecycle.md S11: hold via re-INVITE (sendonly). The proxy passes the phone's sendonly re-offer to
+ * docs/lifecycle.md S11: hold via re-INVITE (sendonly). The proxy passes the phone's sendonly re-offer to
  * the RtpEndpoint (processOffer again, as the gateway does on a re-INVITE), and the phone then goes
  * completely silent (no RTP and no RTCP: the worst holder). Scaled down with real packets:
  * T_dead = 2 s, T_hold = 8 s; the hold lasts 3 x T_dead and must not end the call; a hold longer

@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * lifecycle.md S14: two gateways share Redis (and ferry sip / ferry media); the one owning a call
+ * docs/lifecycle.md S14: two gateways share Redis (and ferry sip / ferry media); the one owning a call
  * is SIGKILLed mid-call; the other takes the call over within the lease time (no call lost: media
  * keeps flowing, the survivor adopts the record, re-attaches to the media objects by id), and then
  * handles the phone's hang-up: the webphone is told and the pipeline released, each < 1 s.

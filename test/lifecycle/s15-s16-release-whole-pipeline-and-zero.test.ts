@@ -8,7 +8,7 @@ import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
 
 /**
- * lifecycle.md S15 (release() on one endpoint takes the whole pipeline; a repeat release is a no-op)
+ * docs/lifecycle.md S15 (release() on one endpoint takes the whole pipeline; a repeat release is a no-op)
  * and S16 (after all calls end: 0 pipelines, 0 elements, 0 bound ports, 0 live sessions, memory back
  * near its baseline) on ferry media, with calls ended every way the media server sees: app release,
  * RTCP BYE and ICMP on orphans. The gateway's Redis half of S16 is in s16-gateway-*.

@@ -5,7 +5,7 @@ import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
 /**
- * lifecycle.md S16 through the whole stack: after calls ended every way a live gateway sees (webphone
+ * docs/lifecycle.md S16 through the whole stack: after calls ended every way a live gateway sees (webphone
  * BYE, phone BYE, phone BYE + RTCP BYE, ringing then CANCEL-free busy... kept to the answered kinds
  * here), ferry media is back to 0 pipelines / 0 elements / 0 bound ports with 0 sessions (rule 6), Redis holds 0 call keys once the ended records' backstop TTL passed
  * (FERRY_CALL_RECORD_TTL_MS=1000 here), and ferry media's RSS is near where it started.

@@ -4,7 +4,7 @@ import { FakeClock } from '../../src/common/clock';
 import { LegLiveness } from '../../src/media/lifecycle/leg-liveness';
 import type { LegActivity, LegEndReason } from '../../src/media/relay/media-leg';
 
-/** lifecycle.md rules 2-3 on a fake clock: 10-minute mute, 30-minute call, hold, silent death, explicit signals. */
+/** docs/lifecycle.md, rules 2-3 on a fake clock: 10-minute mute, 30-minute call, hold, silent death, explicit signals. */
 function harness(limits = { deadMs: 15000, holdMs: 3600000 }) {
   const clock = new FakeClock();
   const activity: LegActivity = { lastRtpInAt: undefined, lastRtcpInAt: undefined, lastRtpOutAt: undefined, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };

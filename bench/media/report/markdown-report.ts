@@ -2,7 +2,7 @@ import type { StepResult } from './step-result';
 
 const f = (v: number | undefined, digits = 1): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
 
-/** One row per (target, N): the figures issue 2's benchmark section asks for, plus what explains them. */
+/** One row per (target, N): the figures docs/benchmarks.md reports, plus what explains them. */
 export function resultsTable(results: readonly StepResult[]): string {
   const head = [
     'target',

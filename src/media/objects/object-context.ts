@@ -10,7 +10,7 @@ export interface ObjectHost {
   emitEvent(objectId: string, type: string, data: Record<string, unknown>): void;
   /** Find a live object by id (for connect(sink), etc.). */
   lookup(id: string): unknown;
-  /** An endpoint's leg ended (lifecycle.md); the registry applies the auto-release policy. */
+  /** An endpoint's leg ended (docs/lifecycle.md); the registry applies the auto-release policy. */
   legEnded(elementId: string, reason: LegEndReason): void;
 }
 

@@ -35,7 +35,7 @@ export const BASE_RTP_ENDPOINT_EVENTS: readonly string[] = [
 
 /**
  * Kurento's SdpEndpoint/BaseRtpEndpoint: an element with one transport leg (src/media/relay/media-leg.ts),
- * SDP state, MediaState/ConnectionState and the leg's liveness (lifecycle.md).
+ * SDP state, MediaState/ConnectionState and the leg's liveness (docs/lifecycle.md).
  *
  * Subclasses (RtpEndpoint, WebRtcEndpoint) implement generateOffer/processOffer/processAnswer in
  * `invoke()`, and call:

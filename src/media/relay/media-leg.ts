@@ -23,7 +23,7 @@ export type LegEndReason =
   | 'sip-bye'
   | 'sip-cancel';
 
-/** What the leg has seen from its peer, for liveness decisions (lifecycle.md). Times are ms since epoch (or of the injected clock). */
+/** What the leg has seen from its peer, for liveness decisions (docs/lifecycle.md). Times are ms since epoch (or of the injected clock). */
 export interface LegActivity {
   lastRtpInAt: number | undefined;
   lastRtcpInAt: number | undefined;
@@ -61,7 +61,7 @@ export interface MediaLegEvents {
   /**
    * An explicit end signal seen by the transport (RTCP BYE, DTLS close_notify, ICMP unreachable, ICE failure).
    * Only the RTP (phone) leg signals 'rtcp-bye'; a WebRTC leg reports a browser's BYE through `rtcp` with
-   * `bye: true` and never as a signal (a browser's BYE means one track stopped; lifecycle.md).
+   * `bye: true` and never as a signal (a browser's BYE means one track stopped; docs/lifecycle.md).
    */
   signal: [reason: LegEndReason];
   /** The leg closed (after close()); no more events follow. */

@@ -20,7 +20,7 @@ export interface MediaConfig {
   /** RTP port range for RtpEndpoints; 0/0 = ports chosen by the OS. */
   rtpPortMin: number;
   rtpPortMax: number;
-  /** A leg with neither RTP nor RTCP for this long is dead (lifecycle.md T_dead). */
+  /** A leg with neither RTP nor RTCP for this long is dead (docs/lifecycle.md T_dead). */
   deadMs: number;
   /** Same when the SDP says the peer will not send (hold) (T_hold). */
   holdMs: number;

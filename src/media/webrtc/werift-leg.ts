@@ -525,7 +525,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.stats.lastRtcpInAt = this.options.clock.now();
     this.counters.rtcpIn++;
     if (info.bye) this.counters.rtcpByeIn++;
-    // A browser's BYE only means a track stopped (lifecycle.md): reported, never turned into an end signal here.
+    // A browser's BYE only means a track stopped (docs/lifecycle.md): reported, never turned into an end signal here.
     this.emit('rtcp', packet, { bye: info.bye });
   }
 
