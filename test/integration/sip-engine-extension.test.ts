@@ -9,7 +9,13 @@ import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
-import { connectBareSrf as connectSrf } from '../helpers/srf-app';
+import { connectBareSrf as connectSrf, routesApplied } from '../helpers/srf-app';
+import { pollUntil } from '../helpers/wait-for';
+
+/** Resolves once ferry sip has logged `count` "app disconnected" lines: it has dropped those apps' routes and owned dialogs. */
+async function appsGone(engine: SipEngineProcess, count: number): Promise<void> {
+  await pollUntil(() => ((engine.stdout() + engine.stderr()).match(/app disconnected/g) ?? []).length >= count, { timeoutMs: 5_000, what: `${count} "app disconnected" log line(s)` });
+}
 
 /**
  * srf.request in callback form: the 'response' listener is attached while srf handles the engine's
@@ -55,7 +61,7 @@ function byeFromPhone(phone: SipUdpPhone, ok: ReceivedSip, enginePort: number): 
     'Content-Length: 0', '', ''].join('\r\n');
 }
 
-describe('ferry sip extension: dialogs survive their app (against ferry sip only)', () => {
+describe('ferry sip extension: dialogs survive their app (against ferry sip only)', { timeout: 120_000 }, () => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
@@ -67,7 +73,7 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
       const d = await appA.createUAS(req, res, { localSdp: TEST_SDP });
       dialogId = d.id;
     });
-    await new Promise((r) => setTimeout(r, 100)); // route|invite reaches the engine
+    await routesApplied(appA); // route|invite reached the engine
     const phone = new SipUdpPhone();
     await phone.start();
     cleanup.push(() => phone.close());
@@ -76,13 +82,12 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
     phone.sendRaw(inviteText(phone, { callId: sipToken(), fromTag: sipToken(), branch: sipToken() }, engine.ports.sip));
     const ok = await phone.waitFor((m) => m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.header('CSeq') ?? ''));
     phone.sendRaw(ackFor(phone, ok, engine.ports.sip));
-    for (let i = 0; i < 200 && !dialogId; i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(dialogId, 'app A created the dialog');
+    await pollUntil(() => dialogId, { timeoutMs: 5_000, what: 'app A to create the dialog' });
     return { phone, ok, dialogId };
   }
 
   test('app A dies mid-call: the phone BYE is offered to app B (srf.use("bye")) and answered by it', async () => {
-    const engine = await spawnSipEngine();
+    const engine = await spawnSipEngine({ FERRY_LOG_LEVEL: 'info' }); // its "app disconnected" line is the signal
     cleanup.push(() => engine.stop());
     const appA = await connectSrf(engine.ports.control);
     const appB = await connectSrf(engine.ports.control);
@@ -95,7 +100,7 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
     });
     const { phone, ok, dialogId } = await callUp(engine, appA);
     appA.disconnect();
-    await new Promise((r) => setTimeout(r, 200));
+    await appsGone(engine, 1);
     phone.sendRaw(byeFromPhone(phone, ok, engine.ports.sip));
     const r = await phone.waitFor((m) => /BYE/.test(m.header('CSeq') ?? '') && m.startLine.startsWith('SIP/2.0 '));
     assert.equal(r.startLine, 'SIP/2.0 200 OK');
@@ -118,14 +123,14 @@ describe('ferry sip extension: dialogs survive their app (against ferry sip only
   });
 
   test('app B re-INVITEs (hold) and BYEs a dialog app A created, by its stored dialog id', async () => {
-    const engine = await spawnSipEngine();
+    const engine = await spawnSipEngine({ FERRY_LOG_LEVEL: 'info' }); // its "app disconnected" line is the signal
     cleanup.push(() => engine.stop());
     const appA = await connectSrf(engine.ports.control);
     const appB = await connectSrf(engine.ports.control);
     cleanup.push(() => safeDisconnect(appB));
     const { phone, ok, dialogId } = await callUp(engine, appA);
     appA.disconnect();
-    await new Promise((r) => setTimeout(r, 200));
+    await appsGone(engine, 1);
 
     const reinvite = await request(appB, { uri: 'sip:placeholder', method: 'INVITE', stackDialogId: dialogId,
       body: TEST_SDP.replace('a=rtpmap:0 PCMU/8000', 'a=sendonly') });
