@@ -86,6 +86,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     limits: options.controlLimits,
   }, {
     onAppSip: (app, m) => engine?.onAppSip(app, m),
+    onAppProxy: (app, m) => engine?.onAppProxy(app, m),
     onAppClosed: (app) => engine?.onAppClosed(app),
     onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));

@@ -15,7 +15,7 @@ import { pollUntil } from '../helpers/wait-for';
 
 const ORPHAN_MS = 60_000; // longer than 64*T1, so Timer J/H run out while the dialog is orphaned
 const T1 = DEFAULT_TIMERS.t1;
-const ZERO = { serverTransactions: 0, clientTransactions: 0, pending: 0, dialogs: 0, bindings: 0, orphanedDialogs: 0, heldRequests: 0 };
+const ZERO = { serverTransactions: 0, clientTransactions: 0, pending: 0, dialogs: 0, bindings: 0, orphanedDialogs: 0, heldRequests: 0, proxySessions: 0, proxyForwards: 0 };
 
 function req(phone: SipUdpPhone, method: string, ok: ReceivedSip, cseq: number): string {
   return [`${method} sip:service@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bK${sipToken()};rport`,

@@ -46,12 +46,3 @@ export interface ProxyServices {
   timers: TimerConfig;
   log: Logger;
 }
-
-/** Until the proxy core is plugged in: the `proxy` verb is refused as before. */
-export class RefuseProxy implements ProxyDispatch {
-  constructor(private readonly appPort: AppPort) {}
-
-  proxy(app: AppConnection, m: AppProxyMessage): void {
-    this.appPort.refuse(app, m.rid, 'proxy is not supported by ferry sip');
-  }
-}

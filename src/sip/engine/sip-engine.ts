@@ -22,7 +22,8 @@ import { makeResponse } from './message-builders';
 import { NetworkIntake } from './network-intake';
 import type { NextHopResolver } from './next-hop-resolver';
 import { PendingServerRequests, type PendingServerRequest } from './pending-server-requests';
-import { RefuseProxy, type ProxyDispatch, type ProxyServices } from './proxy-dispatch';
+import { type ProxyDispatch, type ProxyServices } from './proxy-dispatch';
+import { ProxyCore } from '../proxy/proxy-core';
 import { DEFAULT_RESTART_HOLD_MS, RestartHeldRequests } from './restart-held-requests';
 import { UacCore } from './uac-core';
 import { UasCore } from './uas-core';
@@ -53,7 +54,7 @@ export class SipEngine implements ControlHandler {
   private readonly uac: UacCore;
   private readonly owners: DialogOwners;
   private readonly claims: DialogClaims;
-  /** the `proxy` verb's handler: a proxy core, or RefuseProxy while none is plugged in */
+  /** the `proxy` verb's handler: the proxy core */
   private readonly proxyDispatch: ProxyDispatch;
 
   constructor(
@@ -105,8 +106,8 @@ export class SipEngine implements ControlHandler {
       onRequest: (req, flow) => this.uas.onRequest(req, flow),
       onResponse: (res) => this.uac.onResponse(res),
     });
-    // the `proxy` verb is dispatched here: a proxy core implementing ProxyDispatch takes this.proxyServices()
-    this.proxyDispatch = new RefuseProxy(this.ctx.appPort);
+    // the `proxy` verb is dispatched here: the proxy core (src/sip/proxy/) gets what it may use of the engine
+    this.proxyDispatch = new ProxyCore(this.proxyServices());
   }
 
   /** What the proxy core may use of the engine. */
