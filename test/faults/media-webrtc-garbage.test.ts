@@ -107,8 +107,8 @@ describe('WebRTC leg under garbage from a stranger', () => {
     assert.equal(leg.dtlsState(), 'CONNECTED');
     // The same forged alerts from the peer's own address (as an off-path attacker spoofing it would send):
     // dropped because they are not protected under the session keys.
-    peer.sendRaw(alert(1, 0));
-    peer.sendRaw(Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 26, ...bytes(26)]));
+    await peer.sendRaw(alert(1, 0));
+    await peer.sendRaw(Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 26, ...bytes(26)]));
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(signals, [], 'an unauthenticated alert from the peer address cannot end the call');
     assert.equal(leg.forgedAlerts, 2);

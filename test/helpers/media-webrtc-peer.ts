@@ -1,188 +1,228 @@
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  type RTCDtlsTransport,
-} from 'werift';
-import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
-import { disableDefaultStunServer, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtp, tapDecryptedMedia } from '../../src/media/webrtc/werift-internals';
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { pollUntil } from './wait-for';
+import type { HostMessage, PeerOperation, PeerRequest } from './webrtc-test-peer-protocol';
+import type { HeldDatagramKind } from './werift-test-peer';
 
 /**
- * A browser-like WebRTC peer for the WebRTC-leg tests: werift (full ICE, DTLS-SRTP) on 127.0.0.1, offering
- * opus-less G.711 + telephone-event/8000 at PT 126 (as Chromium numbers it). It records every decrypted RTP
- * and RTCP packet it receives byte for byte, and can send any plain RTP (DTMF included), an RTCP BYE, a
- * DTLS close_notify, or replay a captured SRTP datagram. Trickle ICE: candidates are collected, not inlined.
+ * A browser-like WebRTC peer for the WebRTC-leg tests, independent of the code under test: werift's own
+ * unmodified ICE, DTLS-SRTP and RTCP (werift-test-peer.ts), running in a separate child process
+ * (webrtc-test-peer-host.ts) that loads nothing from src/. ferry changes werift process-wide (ICE consent
+ * timing) and patches its own werift objects, so a peer in the test process could inherit ferry's changes
+ * and a mistake made the same way on both sides would pass; test/unit/webrtc-test-peer-independence.test.ts
+ * checks that no file of the peer imports src/, and the host reports any src/ module it finds loaded.
+ *
+ * One host process per test process, started with the first peer; every peer of the file lives in it.
+ * Offers G.711 + telephone-event/8000 at PT 126 (as Chromium numbers it) on 127.0.0.1 with trickle ICE.
+ * It records every decrypted RTP and RTCP packet it receives byte for byte, and can send any plain RTP (DTMF
+ * included) and RTCP, a DTLS close_notify, replay a captured SRTP datagram, send raw bytes, hold back its
+ * DTLS HelloVerifyRequests, or freeze. Sends are queued to the host in order; `sendRtp` and `sendRtcp`
+ * return at once (an error of an earlier send is thrown by the next call).
  */
+
+class PeerHost {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Map<number, (event: string, args: unknown[]) => void>();
+  private exited: Error | undefined;
+
+  constructor(private readonly child: ChildProcess) {
+    child.on('message', (m: HostMessage) => this.onMessage(m));
+    child.on('exit', (code, signal) => {
+      this.exited = new Error(`WebRTC test peer host exited (code ${code}, signal ${signal})`);
+      for (const p of this.pending.values()) p.reject(this.exited);
+      this.pending.clear();
+    });
+    this.idle();
+  }
+
+  static start(): Promise<PeerHost> {
+    const child = fork(path.join(__dirname, 'webrtc-test-peer-host.ts'), [], {
+      cwd: path.resolve(__dirname, '../..'),
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`WebRTC test peer host failed to start (exit ${code})`));
+      child.once('exit', onExit);
+      child.once('message', (m: HostMessage) => {
+        child.off('exit', onExit);
+        if (m.kind !== 'ready') return reject(new Error(`WebRTC test peer host: unexpected first message ${m.kind}`));
+        if (m.modulesFromSrc.length > 0) {
+          child.kill();
+          return reject(new Error(`the WebRTC test peer loaded ferry code: ${m.modulesFromSrc.join(', ')}`));
+        }
+        resolve(new PeerHost(child));
+      });
+    });
+  }
+
+  listen(peer: number, fn: (event: string, args: unknown[]) => void): void {
+    this.listeners.set(peer, fn);
+  }
+
+  request(peer: number, op: PeerOperation, args: unknown[] = []): Promise<unknown> {
+    if (this.exited) return Promise.reject(this.exited);
+    const id = this.nextId++;
+    const message: PeerRequest = { id, peer, op, args };
+    const reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.busy();
+    this.child.send(message);
+    return reply;
+  }
+
+  private onMessage(m: HostMessage): void {
+    if (m.kind === 'event') {
+      this.listeners.get(m.peer)?.(m.event, m.args);
+    } else if (m.kind === 'reply') {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(new Error(m.error));
+      if (this.pending.size === 0) this.idle();
+    }
+  }
+
+  /** Keep the test process alive while a reply is awaited; otherwise the host never holds it open. */
+  private busy(): void {
+    this.child.ref();
+    this.child.channel?.ref();
+  }
+
+  private idle(): void {
+    this.child.unref();
+    this.child.channel?.unref();
+  }
+}
+
+let host: Promise<PeerHost> | undefined;
+let nextPeer = 1;
+
+function bytes(v: unknown): Buffer {
+  return Buffer.from(v as Uint8Array);
+}
+
 export class WebRtcTestPeer {
-  readonly pc: RTCPeerConnection;
   readonly rtpIn: Buffer[] = [];
   readonly rtcpIn: { packet: Buffer; bye: boolean; at: number }[] = [];
   readonly dtlsStates: { state: string; at: number }[] = [];
   readonly candidates: { candidate: string; sdpMid: string; sdpMLineIndex: number }[] = [];
   readonly sentSrtp: Buffer[] = [];
-  private readonly track = new MediaStreamTrack({ kind: 'audio' });
-  private transport: RTCDtlsTransport | undefined;
-  private connectedResolve: (() => void) | undefined;
   readonly connected: Promise<void>;
   readonly ssrc = 0x5eed0001;
+  private readonly id = nextPeer++;
+  private readonly created: Promise<PeerHost>;
+  private host: PeerHost | undefined;
+  private isConnected = false;
+  private readonly failures: string[] = [];
+  private connectedResolve: (() => void) | undefined;
 
   constructor(opts: { pcmaOnly?: boolean; telephoneEventPt?: number } = {}) {
-    const audio = [];
-    if (!opts.pcmaOnly) audio.push(new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }));
-    audio.push(new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }));
-    audio.push(new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: opts.telephoneEventPt ?? 126 }));
-    this.pc = new RTCPeerConnection({
-      iceServers: [],
-      codecs: { audio, video: [] },
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    });
     this.connected = new Promise((r) => (this.connectedResolve = r));
-    this.pc.onIceCandidate.subscribe((c) => {
-      if (c) this.candidates.push({ candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 });
+    host ??= PeerHost.start();
+    this.created = host.then(async (h) => {
+      h.listen(this.id, (event, args) => this.onEvent(event, args));
+      await h.request(this.id, 'create', [opts, this.ssrc]);
+      this.host = h;
+      return h;
     });
+    this.created.catch(() => undefined); // surfaced by the first awaited call
   }
 
-  /** Our offer without candidates (they trickle: read `candidates` after gathering). */
-  async createOffer(): Promise<string> {
-    this.pc.addTransceiver(this.track, { direction: 'sendrecv' });
-    const offer = await this.pc.createOffer();
-    disableDefaultStunServer(this.pc);
-    await this.pc.setLocalDescription(offer);
-    await this.gathered();
-    this.watch();
-    return this.pc.localDescription!.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate') && !l.startsWith('a=end-of-candidates')).join('\r\n');
-  }
-
-  /** Answer a ferry offer (complete SDP back). */
-  async answer(offer: string): Promise<string> {
-    this.pc.onRemoteTransceiverAdded.subscribe((t) => {
-      void t.sender.replaceTrack(this.track);
-      t.setDirection('sendrecv');
-    });
-    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-    const answer = await this.pc.createAnswer();
-    disableDefaultStunServer(this.pc);
-    await this.pc.setLocalDescription(answer);
-    await this.gathered();
-    this.watch();
-    return this.pc.localDescription!.sdp;
-  }
-
-  async setAnswer(sdp: string): Promise<void> {
-    await this.pc.setRemoteDescription({ type: 'answer', sdp });
-  }
-
-  async addCandidate(c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
-    await this.pc.addIceCandidate({ candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 });
-  }
-
-  private async gathered(): Promise<void> {
-    if (this.pc.iceGatheringState === 'complete') return;
-    await new Promise<void>((r) => this.pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && r()));
-  }
-
-  private watch(): void {
-    for (const t of this.pc.dtlsTransports) {
-      t.onStateChange.subscribe((s) => {
-        this.dtlsStates.push({ state: s, at: Date.now() });
-        if (s === 'connecting') ignoreDuplicateHelloVerify(t); // this peer is the DTLS client when it answers
-        if (s === 'connected' && !this.transport) {
-          this.transport = t;
-          tapDecryptedMedia(t, {
-            rtp: (p) => this.rtpIn.push(Buffer.from(p)),
-            rtcp: (p) => this.rtcpIn.push({ packet: Buffer.from(p), bye: parseRtcpCompound(p).bye, at: Date.now() }),
-            replayed: () => undefined,
-          });
-          // Record every SRTP datagram this peer sends (for the replay test), at the socket.
-          const conn = (t as unknown as { iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: import('node:dgram').Socket } } } } } }).iceTransport.connection;
-          const socket = conn.nominated?.protocol.transport?.socket;
-          if (socket) {
-            const send = socket.send.bind(socket) as (...a: unknown[]) => void;
-            (socket as unknown as { send: (...a: unknown[]) => void }).send = (...args: unknown[]) => {
-              const b = args[0];
-              if (Buffer.isBuffer(b) && b.length > 12 && b[0]! >= 128 && b[0]! <= 191 && b[1]! < 192) this.sentSrtp.push(Buffer.from(b));
-              send(...args);
-            };
-          }
-          this.connectedResolve?.();
-        }
-      });
+  private onEvent(event: string, args: unknown[]): void {
+    switch (event) {
+      case 'rtp':
+        this.rtpIn.push(bytes(args[0]));
+        break;
+      case 'rtcp':
+        this.rtcpIn.push({ packet: bytes(args[0]), bye: args[1] === true, at: Number(args[2]) });
+        break;
+      case 'dtlsState':
+        this.dtlsStates.push({ state: String(args[0]), at: Number(args[1]) });
+        break;
+      case 'candidate':
+        this.candidates.push(args[0] as { candidate: string; sdpMid: string; sdpMLineIndex: number });
+        break;
+      case 'sentSrtp':
+        this.sentSrtp.push(bytes(args[0]));
+        break;
+      case 'connected':
+        this.isConnected = true;
+        this.connectedResolve?.();
+        break;
     }
   }
 
-  sendRtp(packet: Buffer): void {
-    if (!this.transport) throw new Error('not connected');
-    sendSrtp(this.transport, packet, this.ssrc);
+  private async call(op: PeerOperation, args: unknown[] = []): Promise<unknown> {
+    const h = await this.created;
+    return h.request(this.id, op, args);
   }
 
+  /** A send that does not wait for the host: queued in order; a failure is thrown by the next call. */
+  private post(op: PeerOperation, args: unknown[]): void {
+    if (this.failures.length > 0) throw new Error(`an earlier send failed: ${this.failures.join('; ')}`);
+    if (!this.isConnected || !this.host) throw new Error('not connected');
+    this.host.request(this.id, op, args).catch((e: Error) => this.failures.push(`${op}: ${e.message}`));
+  }
+
+  /** Our offer without candidates (they trickle: read `candidates` after this resolves). */
+  async createOffer(): Promise<string> {
+    const offer = String(await this.call('createOffer'));
+    return offer;
+  }
+
+  /** Answer an offer (complete SDP back, candidates inline). */
+  async answer(offer: string): Promise<string> {
+    return String(await this.call('answer', [offer]));
+  }
+
+  async setAnswer(sdp: string): Promise<void> {
+    await this.call('setAnswer', [sdp]);
+  }
+
+  async addCandidate(c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    await this.call('addCandidate', [{ candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null }]);
+  }
+
+  /** Send a plain RTP packet (its PT, seq, timestamp, marker and payload kept; this peer's SSRC stamped) over werift's SRTP. */
+  sendRtp(packet: Buffer): void {
+    this.post('sendRtp', [packet]);
+  }
+
+  /** Send a plain RTCP compound as it is, over werift's SRTCP. */
   sendRtcp(compound: Buffer): void {
-    if (!this.transport) throw new Error('not connected');
-    sendSrtcp(this.transport, compound);
+    this.post('sendRtcp', [compound]);
   }
 
   /** Send a captured SRTP datagram again, unchanged. */
   async replay(datagram: Buffer): Promise<void> {
-    const conn = (this.transport as unknown as { iceTransport: { connection: { send(b: Buffer): Promise<void> } } }).iceTransport.connection;
-    await conn.send(datagram);
+    await this.call('replay', [datagram]);
   }
 
   /** Send raw bytes on the selected pair, unprotected (forged DTLS records for fault tests). */
-  sendRaw(datagram: Buffer): void {
-    const conn = (this.transport as unknown as { iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: import('node:dgram').Socket } }; remoteAddr: [string, number] } } } }).iceTransport.connection;
-    const pair = conn.nominated;
-    pair?.protocol.transport?.socket?.send(datagram, pair.remoteAddr[1], pair.remoteAddr[0]);
+  async sendRaw(datagram: Buffer): Promise<void> {
+    await this.call('sendRaw', [datagram]);
   }
 
+  /** A DTLS close_notify protected under the session keys. */
   async closeNotify(): Promise<void> {
-    if (this.transport) await sendDtlsCloseNotify(this.transport);
+    await this.call('closeNotify');
   }
 
-  /**
-   * Hold back this peer's outgoing datagrams that `match` selects, from the first one for `holdMs`, then
-   * send them all at once (late, not lost): e.g. DTLS HelloVerifyRequests, so the other side, having
-   * retransmitted its ClientHello meanwhile, receives two of them back to back (a slow peer).
-   */
-  holdDatagrams(match: (b: Buffer) => boolean, holdMs: number): void {
-    let queue: (() => void)[] | undefined;
-    let released = false;
-    for (const it of this.pc.iceTransports) {
-      const conn = (it as unknown as { connection: { protocols: Array<{ transport?: { send: (d: Buffer, a?: unknown) => Promise<void> } }> } }).connection;
-      for (const p of conn.protocols) {
-        const t = p.transport;
-        if (!t) continue;
-        const send = t.send;
-        t.send = (d: Buffer, a?: unknown) => {
-          if (released || !match(d)) return send(d, a);
-          if (!queue) {
-            queue = [];
-            setTimeout(() => {
-              released = true;
-              for (const f of queue!) f();
-            }, holdMs);
-          }
-          queue.push(() => void send(d, a).catch(() => undefined));
-          return Promise.resolve();
-        };
-      }
-    }
+  /** Hold back outgoing datagrams of `kind` for `holdMs` from the first one, then send them all (late, not lost). */
+  async holdDatagrams(kind: HeldDatagramKind, holdMs: number): Promise<void> {
+    await this.call('holdDatagrams', [kind, holdMs]);
   }
 
   /** Stop answering and sending anything (a frozen peer: cable pulled). */
-  freeze(): void {
-    for (const it of this.pc.iceTransports) {
-      const conn = (it as unknown as { connection: { protocols: Array<{ transport?: { socket?: import('node:dgram').Socket; send?: unknown } }> } }).connection;
-      for (const p of conn.protocols) {
-        p.transport?.socket?.removeAllListeners('message');
-        if (p.transport) p.transport.send = async () => undefined;
-      }
-    }
+  async freeze(): Promise<void> {
+    await this.call('freeze');
   }
 
   async close(): Promise<void> {
-    await this.pc.close().catch(() => undefined);
+    await this.call('close').catch(() => undefined);
   }
 }
 
@@ -198,10 +238,7 @@ export function rtpPacket(pt: number, seq: number, ts: number, ssrc: number, pay
   return b;
 }
 
+/** Waits until `cond()` holds, checking every 10 ms; fails after `timeoutMs` naming `what`. */
 export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(() => cond() || undefined, { timeoutMs, what, stepMs: 10 });
 }

@@ -4,8 +4,8 @@ import { parse } from 'sdp-transform';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
+import { rtcpCompoundHasBye } from '../helpers/rtcp-test-packets';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kurentoClient = require('kurento-client') as { getComplexType(name: string): (v: Record<string, unknown>) => unknown };
@@ -160,7 +160,7 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     await c.pipeline.release();
     await waitFor(() => c.browser.dtlsStates.some((s) => s.state === 'closed'), 1000, 'the WebRTC peer to see DTLS closed');
     assert.ok(c.browser.rtcpIn.some((r) => r.bye), 'RTCP BYE reached the WebRTC peer');
-    assert.ok(c.phone.rtcpReceived.some((b) => parseRtcpCompound(b).bye), 'RTCP BYE at the phone');
+    assert.ok(c.phone.rtcpReceived.some((b) => rtcpCompoundHasBye(b)), 'RTCP BYE at the phone');
     const told = c.browser.dtlsStates.find((s) => s.state === 'closed')!.at - t0;
     assert.ok(told < 1000, `WebRTC peer told in ${told} ms`);
     const stats = await fetchStats(server.port);

@@ -6,13 +6,14 @@ import { createLogger } from '../../src/common/logger';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
 import { configureIceConsent } from '../../src/media/webrtc/werift-internals';
-import { buildBye, buildReport } from '../../src/media/rtcp/rtcp-packets';
 import type { IceCandidateInit, IceComponentState } from '../../src/media/webrtc/webrtc-leg';
 import type { LegEndReason } from '../../src/media/relay/media-leg';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
+import { rtcpReceiverReportAndBye } from '../helpers/rtp-peer-parts';
 
 /**
- * The werift-based WebRTC leg against a real second WebRTC stack (werift) over 127.0.0.1: trickle ICE,
+ * The werift-based WebRTC leg against an independent WebRTC peer (werift's own unmodified stack, in its own
+ * process: test/helpers/media-webrtc-peer.ts) over 127.0.0.1: trickle ICE,
  * DTLS-SRTP, RTP and DTMF both ways with payload bytes compared, our RTCP SR/BYE, the browser's BYE,
  * DTLS close_notify both ways (measured), SRTP replay protection, ICE consent loss, port accounting.
  */
@@ -140,7 +141,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
 
   test('a browser RTCP BYE is reported as rtcp{bye:true}, never as an end signal', async () => {
     const h = await connectedPair();
-    h.peer.sendRtcp(Buffer.concat([buildReport(h.peer.ssrc, 'peer', undefined, []), buildBye([h.peer.ssrc], 'track stopped')]));
+    h.peer.sendRtcp(rtcpReceiverReportAndBye(h.peer.ssrc));
     await waitFor(() => h.rtcpSeen.some((r) => r.bye), 5000, 'BYE seen by the leg');
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(h.signals, []);
@@ -150,7 +151,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
   test('SRTP replay protection: a replayed datagram is dropped', async () => {
     const h = await connectedPair();
     h.peer.sendRtp(rtpPacket(0, 500, 0, 0, Buffer.alloc(160, 1)));
-    await waitFor(() => h.rtpSeen.length === 1, 5000, 'first packet');
+    await waitFor(() => h.rtpSeen.length === 1 && h.peer.sentSrtp.length >= 1, 5000, 'first packet, seen sent and received');
     const captured = h.peer.sentSrtp.at(-1)!;
     for (let i = 0; i < 3; i++) await h.peer.replay(captured);
     h.peer.sendRtp(rtpPacket(0, 501, 160, 0, Buffer.alloc(160, 2)));
@@ -188,7 +189,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
   test('ICE consent loss (peer frozen) gives signal(ice-failed) after the consent timeout', async () => {
     const h = await connectedPair({ env: { FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS: '500', FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS: '2500' } });
     const t0 = Date.now();
-    h.peer.freeze();
+    await h.peer.freeze();
     await waitFor(() => h.signals.some((s) => s.reason === 'ice-failed'), 8000, 'ice-failed');
     const took = Date.now() - t0;
     assert.ok(took >= 1500, `consent expired too early (${took} ms)`);
@@ -234,7 +235,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     // DTLS record (content type 22 handshake) whose first handshake message is HelloVerifyRequest (type 3):
     // held back 700 ms, so the leg (DTLS client) retransmits its ClientHello (at 500 ms) and then receives
     // both answers back to back. werift alone fails the handshake here (client Flight3 throws).
-    peer.holdDatagrams((b) => b.length > 13 && b[0] === 22 && b[13] === 3, 700);
+    await peer.holdDatagrams('dtls-hello-verify-request', 700);
     for (const c of peer.candidates) await leg.addRemoteCandidate(c);
     await peer.setAnswer(await leg.processOffer(offer, 'PCMU'));
     await waitFor(() => dtls.includes('CONNECTED') || dtls.includes('FAILED'), 15000, 'DTLS outcome');
