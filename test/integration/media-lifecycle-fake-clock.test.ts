@@ -4,6 +4,7 @@ import { FakeClock } from '../../src/common/clock';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { RawRpc } from '../helpers/media-raw-rpc';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * Long lifecycle scenarios on a FakeClock with real sockets and real packets: the server's decisions
@@ -50,21 +51,30 @@ function legStats(server: RunningMediaServer, id: string): LegStats | undefined 
 /** Send an RTCP RR from each peer and wait until the server stamped it with the current fake time. */
 async function rtcpFrom(server: RunningMediaServer, clock: FakeClock, legs: Leg[]): Promise<void> {
   for (const l of legs) l.peer.sendRtcpRr();
-  const deadline = Date.now() + 3000;
-  while (!legs.every((l) => legStats(server, l.id)?.leg?.lastRtcpInAt === clock.now())) {
-    if (Date.now() > deadline) throw new Error('RTCP not seen by the server');
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  await pollUntil(() => legs.every((l) => legStats(server, l.id)?.leg?.lastRtcpInAt === clock.now()), { timeoutMs: 3000, stepMs: 2, what: 'RTCP seen by the server' });
 }
 
-describe('media lifecycle on a fake clock (real packets)', () => {
+/** Wait until the server has seen the proxy's connection close: every pipeline is orphaned (its orphan rules run from here). */
+async function orphaned(server: RunningMediaServer): Promise<void> {
+  await pollUntil(() => {
+    const st = server.mediaSet.stats() as { pipelinesDetail: { orphaned: boolean }[] };
+    return st.pipelinesDetail.length > 0 && st.pipelinesDetail.every((d) => d.orphaned);
+  }, { timeoutMs: 3000, stepMs: 2, what: 'the server to see the proxy gone' });
+}
+
+/** Wait until the server has released every pipeline (release runs asynchronously once the fake clock decided it). */
+async function released(server: RunningMediaServer): Promise<void> {
+  await pollUntil(() => server.mediaSet.pipelineCount() === 0, { timeoutMs: 3000, stepMs: 2, what: 'the pipeline to be released' });
+}
+
+describe('media lifecycle on a fake clock (real packets)', { timeout: 60_000 }, () => {
   test('S12-like: an orphaned call whose phones keep RTCP for 30 simulated minutes is kept; then silence ends it after DEAD_MS and it is released', async () => {
     const { clock, server, rpc } = await setup();
     const p = String((await rpc.ok('create', { type: 'MediaPipeline' })).value);
     const a = await endpoint(rpc, p);
     const b = await endpoint(rpc, p);
     await rpc.close(); // the proxy dies: the pipeline is orphaned
-    await new Promise((r) => setTimeout(r, 50));
+    await orphaned(server);
     for (let t = 0; t < 30 * 60_000; t += 5000) {
       await rtcpFrom(server, clock, [a, b]);
       clock.advance(5000);
@@ -72,8 +82,7 @@ describe('media lifecycle on a fake clock (real packets)', () => {
     assert.equal(server.mediaSet.pipelineCount(), 1, 'no false end in 30 minutes');
     assert.equal(legStats(server, a.id)?.legEnded, null);
     clock.advance(16_000); // both phones vanish
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(server.mediaSet.pipelineCount(), 0, 'released after DEAD_MS of silence');
+    await released(server); // released after DEAD_MS of silence
     const st = server.mediaSet.stats() as { boundPorts: number; sessions: number };
     assert.deepEqual([st.boundPorts, st.sessions], [0, 0]);
     assert.equal(clock.pending(), 0, 'no timer outlives the pipeline');
@@ -89,9 +98,12 @@ describe('media lifecycle on a fake clock (real packets)', () => {
     const reoffer = await rpc.ok('invoke', { object: a.id, operation: 'processOffer', operationParams: { offer: a.peer.sdp({ direction: 'sendonly' }) } });
     assert.match(String(reoffer.value), /^a=recvonly\r$/m, 'answer mirrors hold');
     assert.equal(String(reoffer.value).match(/^m=audio (\d+)/m)![1], String(a.peer.remote!.port), 'same local port after re-offer');
-    // the phone on hold must not get RTP from us
+    // the phone on hold must not get RTP from us; the positive control: what the held phone sends (sendonly)
+    // still reaches the other phone, relayed by the same server after the packet that must not arrive
+    await rpc.ok('invoke', { object: a.id, operation: 'connect', operationParams: { sink: b.id } });
     b.peer.send(0, Buffer.from('to held phone'));
-    await new Promise((r) => setTimeout(r, 100));
+    a.peer.send(0, Buffer.from('from held phone'));
+    await pollUntil(() => b.peer.received.length > 0, { timeoutMs: 3000, what: 'the held phone\'s RTP at the other phone' });
     assert.equal(a.peer.received.length, 0);
     for (let t = 0; t < 10 * 60_000; t += 5000) {
       if (t % 60_000 === 0) await rtcpFrom(server, clock, [b]);
@@ -112,12 +124,11 @@ describe('media lifecycle on a fake clock (real packets)', () => {
     clock.advance(10 * 60_000);
     assert.equal(server.mediaSet.pipelineCount(), 1, 'owner alive: kept');
     await rpc.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await orphaned(server);
     clock.advance(59_000);
     assert.equal(server.mediaSet.pipelineCount(), 1);
     clock.advance(2000);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(server.mediaSet.pipelineCount(), 0);
+    await released(server);
     assert.equal(clock.pending(), 0);
   });
 
@@ -125,7 +136,7 @@ describe('media lifecycle on a fake clock (real packets)', () => {
     const { clock, server, rpc } = await setup({}, 60_000);
     const created = await rpc.ok('create', { type: 'MediaPipeline' });
     await rpc.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await orphaned(server);
     clock.advance(30_000);
     const again = await RawRpc.open(server.url);
     rpcs.push(again);
