@@ -16,6 +16,7 @@ import { DialogClaims } from './dialog-claims';
 import { DialogLifetime } from './dialog-lifetime';
 import { DialogOwners } from './dialog-owners';
 import type { EngineContext } from './engine-context';
+import { endAllDialogs, type GracefulStopResult } from './graceful-stop';
 import { DEFAULT_ORPHAN_DIALOG_MS, FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER } from './engine-reasons';
 import { LocalAddress, type EngineAddressing } from './local-address';
 import { makeResponse } from './message-builders';
@@ -233,44 +234,9 @@ export class SipEngine implements ControlHandler {
 
   // ---------------------------------------------------------------- stopping
 
-  /**
-   * Graceful stop, first half: no party is left in a call with nobody. Refuses new calls, answers what
-   * waits for an app (a BYE 200, other in-dialog requests 481, new requests 503), cancels outgoing
-   * INVITEs, BYEs every confirmed dialog with `reason`, and waits for the BYEs' answers up to `maxWaitMs`.
-   */
-  async endAllDialogs(reason: string, maxWaitMs: number): Promise<{ byes: number; answered: number; waitedMs: number }> {
-    const { ctx } = this;
-    const started = ctx.clock.now();
-    ctx.lifecycle.closing = true;
-    ctx.restartHeld.expireAll();
-    this.uas.answerAllPending();
-    const early = this.uac.abandonAllInvites();
-    const byes: Array<Promise<number>> = [];
-    for (const d of ctx.dialogs.all()) {
-      if (early.has(d)) continue;
-      const held = this.owners.release(d);
-      const peerHungUp = held.some((h) => h.request.method === 'BYE');
-      for (const h of held) {
-        if (!h.txn.finalSent && !h.txn.terminated) h.txn.respond(makeResponse(h.request, h.request.method === 'BYE' ? 200 : 481, d.localTag));
-      }
-      if (peerHungUp) {
-        ctx.dialogs.end(d, 'bye');
-        continue;
-      }
-      ctx.log.info('dialog ended at shutdown: BYE sent', { callId: d.callId, dialogId: d.id, reason });
-      byes.push(this.uac.sendEngineBye(d, reason));
-    }
-    let answered = 0;
-    for (const b of byes) void b.then((status) => { if (status > 0) answered++; });
-    if (byes.length) {
-      await new Promise<void>((resolve) => {
-        const timer = ctx.clock.setTimeout(resolve, maxWaitMs);
-        void Promise.all(byes).then(() => { timer.cancel(); resolve(); });
-      });
-    }
-    const result = { byes: byes.length, answered, waitedMs: ctx.clock.now() - started };
-    ctx.log.info('ferry sip stopping: dialogs ended', result);
-    return result;
+  /** Graceful stop, first half (graceful-stop.ts): every party is told, every confirmed dialog BYEd. */
+  endAllDialogs(reason: string, maxWaitMs: number): Promise<GracefulStopResult> {
+    return endAllDialogs(this.ctx, { uas: this.uas, uac: this.uac, owners: this.owners }, reason, maxWaitMs);
   }
 
   /** Stops every transaction and timer (engine shutdown). */
