@@ -29,6 +29,15 @@ export function processFaultCounts(): ProcessFaultCounts {
   return { ...counts };
 }
 
+/**
+ * An error as log fields on one line: `error` (`Name: message`) and `at` (its first stack frame),
+ * never the whole stack (logs are one line per event).
+ */
+export function errorForLog(err: unknown): { error: string; at?: string } {
+  const at = whereThrown(err);
+  return { error: describe(err), ...(at ? { at } : {}) };
+}
+
 /** First stack frame of an error, e.g. `at expire (/x/y.ts:10:5)`, so a fault line says where. */
 function whereThrown(err: unknown): string | undefined {
   if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
+import { errorForLog } from '../../common/process-faults';
 import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
@@ -261,7 +262,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private handlerErrors = 0;
 
   private reportHandlerError(err: unknown): void {
-    if (this.handlerErrors++ < 3) this.logger.error('error while relaying a packet', { error: err instanceof Error ? err.stack : String(err) });
+    if (this.handlerErrors++ < 3) this.logger.error('error while relaying a packet', errorForLog(err));
   }
 
   /** The clear compound RTCP packet: `datagram` itself without SRTP, else its authenticated, decrypted form. */

@@ -1,4 +1,5 @@
 import type { Logger } from '../../common/logger';
+import { errorForLog } from '../../common/process-faults';
 import type { AppRouter } from '../control/app-router';
 import { refusalResponse, validateRequest } from '../message/request-validator';
 import { SipHeaders } from '../message/sip-headers';
@@ -40,7 +41,7 @@ export class NetworkIntake {
       if (msg.kind === 'request') this.onRequest(msg, flow);
       else this.targets.onResponse(msg);
     } catch (err) {
-      this.log.error('failed to handle SIP message', { error: err instanceof Error ? err.stack : String(err), callId: callIdOf(msg) });
+      this.log.error('failed to handle SIP message', { ...errorForLog(err), callId: callIdOf(msg) });
     }
   }
 
