@@ -86,10 +86,12 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     await browser.setAnswer(answer);
     await call(webrtc, 'gatherCandidates');
     await browser.connected;
+    // The browser here is the DTLS server: it is connected one flight before ferry's endpoint (the client) is.
+    await waitFor(() => events.some((e) => e.type === 'ConnectionStateChanged' && e.data.newState === 'CONNECTED'), 10_000, "ferry's WebRtcEndpoint connected");
     return { pipeline, webrtc, rtp, browser, phone, events, answer };
   }
 
-  test('negotiates, relays RTP and DTMF both ways with payloads intact, fires ICE/flow events, release -> zero', async () => {
+  test('negotiates, relays RTP and DTMF both ways with payloads intact, fires ICE/flow events, release -> zero', { timeout: 30_000 }, async () => {
     const c = await setUpCall('PCMU');
     const m = parse(c.answer).media[0]!;
     assert.equal(m.direction, 'sendrecv');
@@ -169,7 +171,7 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     assert.equal(stats.boundPorts, 0);
   });
 
-  test('a PCMA phone: the browser is answered PCMA, audio flows without transcoding', async () => {
+  test('a PCMA phone: the browser is answered PCMA, audio flows without transcoding', { timeout: 30_000 }, async () => {
     const c = await setUpCall('PCMA');
     const m = parse(c.answer).media[0]!;
     assert.deepEqual(m.rtp.map((r) => r.codec), ['PCMA', 'telephone-event']);
@@ -185,7 +187,7 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     assert.equal((await fetchStats(server.port)).boundPorts, 0);
   });
 
-  test('generateOffer / processAnswer: ferry offers to the WebRTC peer, audio flows', async () => {
+  test('generateOffer / processAnswer: ferry offers to the WebRTC peer, audio flows', { timeout: 30_000 }, async () => {
     const pipeline = await client.create('MediaPipeline');
     const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
     const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
@@ -214,7 +216,7 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     assert.equal((await fetchStats(server.port)).boundPorts, 0);
   });
 
-  test('bad SDP gets a Kurento SDP error and leaves the endpoint usable; unknown candidates get 40401', async () => {
+  test('bad SDP gets a Kurento SDP error and leaves the endpoint usable; unknown candidates get 40401', { timeout: 30_000 }, async () => {
     const pipeline = await client.create('MediaPipeline');
     const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
     await assert.rejects(call(webrtc, 'processOffer', 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\n'), (e: { code?: number; message?: string }) => {

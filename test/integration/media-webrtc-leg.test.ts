@@ -67,7 +67,7 @@ async function connectedPair(opts: { pcmaOnly?: boolean; preferred?: 'PCMU' | 'P
 }
 
 describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
-  test('answers sendrecv with the preferred G.711 + telephone-event, candidates only on loopback', async () => {
+  test('answers sendrecv with the preferred G.711 + telephone-event, candidates only on loopback', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     const answer = parse(h.leg.localDescription()!);
     const audio = answer.media.find((m) => m.type === 'audio')!;
@@ -90,7 +90,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(h.leg.boundPorts(), h.localCandidates.length);
   });
 
-  test('RTP and DTMF both ways with payload bytes intact; our SR arrives under our SSRC', async () => {
+  test('RTP and DTMF both ways with payload bytes intact; our SR arrives under our SSRC', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     const neg = h.leg.negotiated()!;
     const payloadOf = (i: number) => Buffer.alloc(160, (i * 7) & 0xff);
@@ -139,7 +139,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(last.readIntBE(33, 3), 50, 'cumulative lost: the test skipped seq 2050..2099 before its DTMF');
   });
 
-  test('a browser RTCP BYE is reported as rtcp{bye:true}, never as an end signal', async () => {
+  test('a browser RTCP BYE is reported as rtcp{bye:true}, never as an end signal', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     h.peer.sendRtcp(rtcpReceiverReportAndBye(h.peer.ssrc));
     await waitFor(() => h.rtcpSeen.some((r) => r.bye), 5000, 'BYE seen by the leg');
@@ -148,7 +148,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.ok(h.leg.counters.rtcpByeIn >= 1);
   });
 
-  test('SRTP replay protection: a replayed datagram is dropped', async () => {
+  test('SRTP replay protection: a replayed datagram is dropped', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     h.peer.sendRtp(rtpPacket(0, 500, 0, 0, Buffer.alloc(160, 1)));
     await waitFor(() => h.rtpSeen.length === 1 && h.peer.sentSrtp.length >= 1, 5000, 'first packet, seen sent and received');
@@ -161,7 +161,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(h.leg.counters.replayedDropped, 3);
   });
 
-  test('close({notifyPeer}) sends RTCP BYE and a DTLS close_notify: the peer sees DTLS closed within 1 s; ports freed', async () => {
+  test('close({notifyPeer}) sends RTCP BYE and a DTLS close_notify: the peer sees DTLS closed within 1 s; ports freed', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     assert.ok(h.leg.boundPorts() >= 1);
     const t0 = Date.now();
@@ -176,7 +176,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     await h.leg.close({ notifyPeer: true }); // idempotent
   });
 
-  test('a close_notify from the peer gives signal(dtls-close) within 1 s', async () => {
+  test('a close_notify from the peer gives signal(dtls-close) within 1 s', { timeout: 30_000 }, async () => {
     const h = await connectedPair();
     const t0 = Date.now();
     await h.peer.closeNotify();
@@ -186,7 +186,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(h.leg.dtlsState(), 'CLOSED');
   });
 
-  test('ICE consent loss (peer frozen) gives signal(ice-failed) after the consent timeout', async () => {
+  test('ICE consent loss (peer frozen) gives signal(ice-failed) after the consent timeout', { timeout: 30_000 }, async () => {
     const h = await connectedPair({ env: { FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS: '500', FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS: '2500' } });
     const t0 = Date.now();
     await h.peer.freeze();
@@ -198,7 +198,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     configureIceConsent({ intervalMs: 5000, timeoutMs: 30000 });
   });
 
-  test('a DTLS fingerprint mismatch fails the DTLS transport: no media, no crash, ports freed', async () => {
+  test('a DTLS fingerprint mismatch fails the DTLS transport: no media, no crash, ports freed', { timeout: 30_000 }, async () => {
     const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
     const peer = new WebRtcTestPeer();
     cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
@@ -216,7 +216,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(leg.boundPorts(), 0);
   });
 
-  test('an ICE address that cannot be bound gives a clear error, not an unreachable answer', async () => {
+  test('an ICE address that cannot be bound gives a clear error, not an unreachable answer', { timeout: 30_000 }, async () => {
     const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: '192.0.2.77' }) });
     const peer = new WebRtcTestPeer();
     cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
@@ -225,7 +225,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(leg.boundPorts(), 0);
   });
 
-  test('a late duplicate DTLS HelloVerifyRequest (slow peer) does not fail the handshake', async () => {
+  test('a late duplicate DTLS HelloVerifyRequest (slow peer) does not fail the handshake', { timeout: 30_000 }, async () => {
     const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
     const peer = new WebRtcTestPeer();
     cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
@@ -247,7 +247,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     await waitFor(() => got === 1, 5000, 'RTP after the slow handshake');
   });
 
-  test('PCMA when the peer offers only PCMA, even if PCMU is preferred', async () => {
+  test('PCMA when the peer offers only PCMA, even if PCMU is preferred', { timeout: 30_000 }, async () => {
     const h = await connectedPair({ pcmaOnly: true, preferred: 'PCMU' });
     assert.equal(h.leg.negotiated()!.codec.name, 'PCMA');
     h.leg.sendRtp(rtpPacket(8, 1, 0, 1, Buffer.alloc(160, 0xd5)));
@@ -255,7 +255,7 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     assert.equal(h.peer.rtpIn[0]![1]! & 0x7f, 8);
   });
 
-  test('generateOffer / processAnswer: ferry offers, the peer answers', async () => {
+  test('generateOffer / processAnswer: ferry offers, the peer answers', { timeout: 30_000 }, async () => {
     const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
     const peer = new WebRtcTestPeer();
     cleanups.push(() => leg.close({ notifyPeer: false }), () => peer.close());
