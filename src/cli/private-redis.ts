@@ -7,7 +7,7 @@ import { ChildSpec, SupervisedChild } from './supervisor/child-process-superviso
  * The private Redis `ferry start` runs when no REDIS_URL is given: Debian's `redis-server` on a free
  * loopback port, with its own data directory and an append-only file, supervised (restarted on the
  * same port if it dies; it dies with `ferry start`). The gateway's calls and registrations live
- * there, so a restarted gateway finds them again (docs/gateway.md, "State").
+ * there, so a restarted gateway finds them again (README.md, "State").
  *
  * The data directory (FERRY_DATA_DIR, default `<package root>/.ferry`) belongs to one `ferry start`
  * at a time: a lock file names the owner's pid, and a second `ferry start` on the same directory is
