@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
 
-test('FakeClock runs timers in time order, repeats intervals, and counts pending timers back to zero', () => {
+test('FakeClock runs timers in time order, repeats intervals, and counts pending timers back to zero', { timeout: 30_000 }, () => {
   const clock = new FakeClock(0);
   const seen: string[] = [];
   clock.setTimeout(() => seen.push(`b@${clock.now()}`), 200);

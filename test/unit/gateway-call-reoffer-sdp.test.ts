@@ -83,7 +83,7 @@ const emit = (d: StandInDialog, event: 'modify' | 'update', r: ReturnType<typeof
 };
 
 describe('re-offers in a call pass the SDP checks', () => {
-  test('positive control: a valid hold re-INVITE is answered 200 and carried to the other party', async () => {
+  test('positive control: a valid hold re-INVITE is answered 200 and carried to the other party', { timeout: 30_000 }, async () => {
     const { caller, callee } = call(sdp('198.51.100.10'));
     const r = request('INVITE', sdp('198.51.100.10', 'sendonly'), '198.51.100.10');
     emit(caller, 'modify', r);
@@ -92,7 +92,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.equal(callee.modified.length, 1, 'the hold went across');
   });
 
-  test('a re-INVITE aiming media at our loopback (c=127.0.0.1, port 6379) from a remote party: 488 + Warning, nothing changes', async () => {
+  test('a re-INVITE aiming media at our loopback (c=127.0.0.1, port 6379) from a remote party: 488 + Warning, nothing changes', { timeout: 30_000 }, async () => {
     const { caller, callee, record } = call(sdp('198.51.100.10'));
     const before = record.caller.remoteSdp;
     const r = request('INVITE', sdp('127.0.0.1', 'sendrecv', 6379), '198.51.100.10');
@@ -105,7 +105,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.ok(record.timeline.some((e) => e.event === 'sdp-refused'));
   });
 
-  test('an UPDATE with a multicast or oversized SDP: 488', async () => {
+  test('an UPDATE with a multicast or oversized SDP: 488', { timeout: 30_000 }, async () => {
     const { caller } = call(sdp('198.51.100.10'));
     const a = request('UPDATE', sdp('239.1.1.1'), '198.51.100.10');
     emit(caller, 'update', a);
@@ -118,7 +118,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.equal((await ok.answered).status, 200, 'positive control');
   });
 
-  test('the other party\'s answer to our re-INVITE is checked too: a multicast answer is noted and not applied', async () => {
+  test('the other party\'s answer to our re-INVITE is checked too: a multicast answer is noted and not applied', { timeout: 30_000 }, async () => {
     const { caller, callee, record } = call(sdp('198.51.100.10'));
     const before = record.callee.remoteSdp;
     callee.remote.sdp = sdp('239.9.9.9', 'recvonly');
@@ -131,7 +131,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.ok(record.timeline.some((e) => e.event === 'sdp-refused' && e.detail === 'callee answer: multicast'), JSON.stringify(record.timeline));
   });
 
-  test('a party already on loopback may stay there when the request carries no source (an adopted dialog)', async () => {
+  test('a party already on loopback may stay there when the request carries no source (an adopted dialog)', { timeout: 30_000 }, async () => {
     const { caller } = call(sdp('127.0.0.1'));
     const r = request('INVITE', sdp('127.0.0.1', 'sendonly'));
     emit(caller, 'modify', r);
@@ -142,7 +142,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     assert.equal((await bad.answered).status, 488, 'a remote party cannot move to our loopback');
   });
 
-  test('a leg is judged by its own SIP source: a webphone on this host (SIP from 127.0.0.1) answering our hold re-INVITE with c=127.0.0.1 is accepted, whatever its earlier SDP said', async () => {
+  test('a leg is judged by its own SIP source: a webphone on this host (SIP from 127.0.0.1) answering our hold re-INVITE with c=127.0.0.1 is accepted, whatever its earlier SDP said', { timeout: 30_000 }, async () => {
     // the webphone's first answer named no loopback address (0.0.0.0 / a LAN address), its SIP comes from loopback
     for (const earlier of ['0.0.0.0', '192.168.1.20']) {
       const { caller, callee, record } = call(sdp('127.0.0.1'), { callerSource: '127.0.0.1', calleeSource: '127.0.0.1', calleeSdp: sdp(earlier) });
@@ -157,7 +157,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     }
   });
 
-  test('a leg whose SIP comes from a remote address cannot aim media at our loopback: re-offer 488, answer to our re-INVITE not taken (also when the request itself names no source)', async () => {
+  test('a leg whose SIP comes from a remote address cannot aim media at our loopback: re-offer 488, answer to our re-INVITE not taken (also when the request itself names no source)', { timeout: 30_000 }, async () => {
     const { caller, callee, record } = call(sdp('198.51.100.10'), { callerSource: '198.51.100.10', calleeSource: '203.0.113.7', calleeSdp: sdp('127.0.0.1') });
     const before = record.callee.remoteSdp;
     callee.remote.sdp = sdp('127.0.0.1', 'recvonly', 6379);

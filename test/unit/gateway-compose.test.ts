@@ -25,7 +25,7 @@ describe('docker-compose.yml', () => {
   const doc = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'), { strict: true, uniqueKeys: true }) as { services: Record<string, Service> };
   const s = doc.services;
 
-  test('has the four services of the production shape', () => {
+  test('has the four services of the production shape', { timeout: 30_000 }, () => {
     assert.deepEqual(Object.keys(s).sort(), ['drachtio', 'gateway', 'kms', 'redis']);
     assert.match(s.drachtio!.image!, /^drachtio\/drachtio-server:/);
     assert.match(s.kms!.image!, /^kurento\/kurento-media-server:7\./);
@@ -33,7 +33,7 @@ describe('docker-compose.yml', () => {
     for (const svc of Object.values(s)) assert.ok(svc.image && !svc.image.endsWith(':latest'), 'images are pinned');
   });
 
-  test('every mounted file exists in the repository (kms/ and sip-config/)', () => {
+  test('every mounted file exists in the repository (kms/ and sip-config/)', { timeout: 30_000 }, () => {
     const mounts = Object.values(s).flatMap((svc) => svc.volumes ?? []);
     assert.ok(mounts.some((m) => m.startsWith('./kms/')), 'kms/ mounted');
     assert.ok(mounts.some((m) => m.startsWith('./sip-config')), 'sip-config/ mounted');
@@ -43,7 +43,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  test('the gateway is pointed at drachtio, KMS and Redis, and its sip-config is valid', () => {
+  test('the gateway is pointed at drachtio, KMS and Redis, and its sip-config is valid', { timeout: 30_000 }, () => {
     const env = s.gateway!.environment!;
     assert.equal(env.FERRY_SIP_CONTROL_URL, '127.0.0.1:9022');
     assert.equal(env.FERRY_MEDIA_URL, 'ws://127.0.0.1:8888/kurento');
@@ -56,7 +56,7 @@ describe('docker-compose.yml', () => {
     loadSipConfig(path.join(root, env.FERRY_SIP_CONFIG!.replace(/^\/app\//, '')));
   });
 
-  test('a broken compose file is refused by the parser (the check can fail)', () => {
+  test('a broken compose file is refused by the parser (the check can fail)', { timeout: 30_000 }, () => {
     assert.throws(() => parse('services:\n  a:\n    image: x\n  a:\n    image: y\n', { uniqueKeys: true }));
     assert.throws(() => parse('services:\n  a: [\n', { strict: true }));
   });

@@ -19,7 +19,7 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe('located JSON parser', () => {
-  test('parses values and records the line of each path', () => {
+  test('parses values and records the line of each path', { timeout: 30_000 }, () => {
     const r = parseLocatedJson('{\n "a": 1,\n "b": [\n  {"c": "x"},\n  true\n ]\n}');
     assert.deepEqual(r.value, { a: 1, b: [{ c: 'x' }, true] });
     assert.equal(r.lines.get('a'), 2);
@@ -27,14 +27,14 @@ describe('located JSON parser', () => {
     assert.equal(r.lines.get('b[1]'), 5);
   });
 
-  test('syntax errors name the line', () => {
+  test('syntax errors name the line', { timeout: 30_000 }, () => {
     assert.throws(() => parseLocatedJson('{\n "a": 1\n "b": 2\n}'), (e: unknown) => e instanceof LocatedJsonError && e.line === 3);
     assert.throws(() => parseLocatedJson('{"a": 1, "a": 2}'), /duplicate key/);
     assert.throws(() => parseLocatedJson('{"a": "x\ny"}'), /unterminated/);
     assert.throws(() => parseLocatedJson('[1] 2'), /after the end/);
   });
 
-  test('agrees with JSON.parse and never throws anything but LocatedJsonError under mutation (seeded fuzz)', () => {
+  test('agrees with JSON.parse and never throws anything but LocatedJsonError under mutation (seeded fuzz)', { timeout: 30_000 }, () => {
     const sample = JSON.stringify({ domain: 'x.y', users: [{ user: 'a', password: 'p\u00e9"\\', n: -1.5e3 }], t: [true, false, null, {}] }, null, 2);
     let seed = 12345;
     const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
@@ -69,21 +69,21 @@ describe('located JSON parser', () => {
 });
 
 describe('sip-config', () => {
-  test('the shipped sip-config/ferry.json is valid', () => {
+  test('the shipped sip-config/ferry.json is valid', { timeout: 30_000 }, () => {
     const c = loadSipConfig(defaultSipConfigFile());
     assert.equal(c.domain, 'ferry.local');
     assert.ok(c.users.some((u) => u.user === 'alice'));
     assert.ok(c.routes.length >= 1);
   });
 
-  test('a wrong field names file, line and field', () => {
+  test('a wrong field names file, line and field', { timeout: 30_000 }, () => {
     const text = '{\n  "domain": "d",\n  "users": [\n    { "user": "a", "password": "p" },\n    { "user": "b", "pasword": "p" }\n  ]\n}\n';
     const problems = problemsOf(() => parseSipConfig(text, 'sip-config/ferry.json'));
     assert.ok(problems.includes('sip-config/ferry.json:5: users[1].pasword: unknown field (allowed: user, password, displayName)'), problems.join('\n'));
     assert.ok(problems.includes('sip-config/ferry.json:5: users[1].password: is required'), problems.join('\n'));
   });
 
-  test('bad values are all reported together', () => {
+  test('bad values are all reported together', { timeout: 30_000 }, () => {
     const text = [
       '{',
       '  "domain": "bad domain",',
@@ -100,12 +100,12 @@ describe('sip-config', () => {
     for (const w of want) assert.ok(problems.some((p) => w.test(p)), `missing ${w} in\n${problems.join('\n')}`);
   });
 
-  test('syntax error names the line', () => {
+  test('syntax error names the line', { timeout: 30_000 }, () => {
     const problems = problemsOf(() => parseSipConfig('{\n "domain": "d",\n "users": [\n}', 'x.json'));
     assert.match(problems[0]!, /^x\.json:4: syntax: /);
   });
 
-  test('routes: default is "dial a user"; rewrite and trunk targets parse', () => {
+  test('routes: default is "dial a user"; rewrite and trunk targets parse', { timeout: 30_000 }, () => {
     const c = parseSipConfig('{"domain":"d","trunks":[{"name":"p","address":"127.0.0.1:5090"}],"routes":[{"match":"9(\\\\d+)","to":"trunk:p","rewrite":"$1"}]}', 'f');
     assert.deepEqual(c.routes[0]!.to, { kind: 'trunk', trunk: 'p' });
     assert.ok(c.routes[0]!.match.test('9123'));
@@ -116,7 +116,7 @@ describe('sip-config', () => {
 });
 
 describe('gateway environment', () => {
-  test('defaults', () => {
+  test('defaults', { timeout: 30_000 }, () => {
     const c = loadGatewayConfig({});
     assert.deepEqual(c.sipControl, { host: '127.0.0.1', port: 9022, secret: 'cymru' });
     assert.equal(c.mediaUrl, 'ws://127.0.0.1:8888/kurento');
@@ -125,7 +125,7 @@ describe('gateway environment', () => {
     assert.equal(c.leaseMs, 10000);
   });
 
-  test('bad variables and a bad sip-config file are reported together', () => {
+  test('bad variables and a bad sip-config file are reported together', { timeout: 30_000 }, () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ferry-cfg-'));
     const file = path.join(dir, 'ferry.json');
     writeFileSync(file, '{\n  "domain": "d",\n  "userz": []\n}\n');

@@ -22,7 +22,7 @@ function answer(challenge: string, user: string, password: string, method: strin
 const REG = { method: 'REGISTER', uri: 'sip:ferry.local', source: '10.0.0.5' };
 
 describe('digest authentication', () => {
-  test('accepts the right password with and without qop (nc to claim), refuses a wrong one', () => {
+  test('accepts the right password with and without qop (nc to claim), refuses a wrong one', { timeout: 30_000 }, () => {
     const auth = new DigestAuth('ferry.local');
     const ch = auth.challenge(REG.source);
     assert.match(ch, /^Digest realm="ferry.local", nonce="[0-9a-f]+\.[0-9a-f]{16}\.[0-9a-f]{32}", algorithm=MD5, qop="auth"$/);
@@ -33,7 +33,7 @@ describe('digest authentication', () => {
     assert.equal(auth.verify(ok, { ...REG, method: 'INVITE' }, 'pw').ok, false, 'method is part of the hash');
   });
 
-  test('digest: a uri other than the Request-URI is refused (credentials for one target do not place a call to another)', () => {
+  test('digest: a uri other than the Request-URI is refused (credentials for one target do not place a call to another)', { timeout: 30_000 }, () => {
     const auth = new DigestAuth('ferry.local');
     const ch = auth.challenge(REG.source);
     const creds = DigestAuth.parse(answer(ch, '1001', 'pw', 'INVITE', 'sip:1001@ferry.local'))!;
@@ -43,7 +43,7 @@ describe('digest authentication', () => {
     assert.deepEqual(auth.verify(creds, { ...invite, uri: 'sip:9777000555@ferry.local' }, 'pw'), { ok: false, stale: false, why: 'uri-mismatch' });
   });
 
-  test('nonces: bound to the source address; foreign and expired ones get a fresh nonce (stale) only for a right answer; shared key accepted across instances', () => {
+  test('nonces: bound to the source address; foreign and expired ones get a fresh nonce (stale) only for a right answer; shared key accepted across instances', { timeout: 30_000 }, () => {
     let now = 1_000_000;
     const key = Buffer.alloc(32, 7);
     const a = new DigestAuth('r', key, 1000, () => now);
@@ -61,7 +61,7 @@ describe('digest authentication', () => {
     assert.match(a.challenge(req.source, true), /stale=true/);
   });
 
-  test('qop=auth without a valid nc or cnonce, other qop and algorithms are refused', () => {
+  test('qop=auth without a valid nc or cnonce, other qop and algorithms are refused', { timeout: 30_000 }, () => {
     const auth = new DigestAuth('ferry.local');
     const good = answer(auth.challenge(REG.source), 'alice', 'pw', 'REGISTER', 'sip:ferry.local');
     const p = (h: string) => DigestAuth.parse(h)!;
@@ -71,14 +71,14 @@ describe('digest authentication', () => {
     assert.equal((auth.verify(p(good.replace('algorithm=MD5', 'algorithm=SHA-512')), REG, 'pw') as { why: string }).why, 'unsupported');
   });
 
-  test('parse refuses non-digest and incomplete headers', () => {
+  test('parse refuses non-digest and incomplete headers', { timeout: 30_000 }, () => {
     assert.equal(DigestAuth.parse(undefined), undefined);
     assert.equal(DigestAuth.parse('Basic abc'), undefined);
     assert.equal(DigestAuth.parse('Digest username="a"'), undefined);
     assert.equal(DigestAuth.parse('Digest username="a\\"b", realm="r", nonce="n", uri="u", response="x"')!.username, 'a"b');
   });
 
-  test('fuzz: mutated Authorization headers never throw (seeded)', () => {
+  test('fuzz: mutated Authorization headers never throw (seeded)', { timeout: 30_000 }, () => {
     const auth = new DigestAuth('ferry.local');
     const sample = answer(auth.challenge(REG.source), 'alice', 'pw', 'REGISTER', 'sip:ferry.local');
     let seed = 7;
@@ -96,7 +96,7 @@ describe('digest authentication', () => {
 });
 
 describe('Contact header parsing', () => {
-  test('JsSIP and phone contacts, several per header, expires', () => {
+  test('JsSIP and phone contacts, several per header, expires', { timeout: 30_000 }, () => {
     const jssip = '<sip:pgu1j5tv@49707sareh9v.invalid;transport=ws>;+sip.ice;reg-id=1;+sip.instance="<urn:uuid:1-2>";expires=600';
     assert.deepEqual(parseContacts(jssip), [{ uri: 'sip:pgu1j5tv@49707sareh9v.invalid;transport=ws', expires: 600 }]);
     assert.deepEqual(parseContacts('"A, B" <sip:a@h>;expires=0, sip:b@h:5070;expires=30'), [
@@ -107,7 +107,7 @@ describe('Contact header parsing', () => {
     assert.deepEqual(parseContacts('garbage, <http://x>'), []);
   });
 
-  test('fuzz: never throws', () => {
+  test('fuzz: never throws', { timeout: 30_000 }, () => {
     let seed = 3;
     const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
     const base = '"A" <sip:a@h;transport=ws>;expires=60, <sip:b@h>;q=0.5';

@@ -17,7 +17,7 @@ const CHROME_OFFER = [
 const PHONE_OFFER = ['v=0', 'o=sipp 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 6000 RTP/AVP 8 0 101', 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', ''].join('\r\n');
 
 describe('SDP rewriting', () => {
-  test('a browser offer is cut down to G.711 + 8 kHz telephone-event, keeping ICE/DTLS', () => {
+  test('a browser offer is cut down to G.711 + 8 kHz telephone-event, keeping ICE/DTLS', { timeout: 30_000 }, () => {
     const out = restrictCodecs(CHROME_OFFER, ['PCMA', 'PCMU']);
     assert.match(out, /^m=audio 9 UDP\/TLS\/RTP\/SAVPF 8 0 126\r$/m);
     assert.doesNotMatch(out, /opus|G722|red\/|CN\/|telephone-event\/48000|transport-cc|minptime/);
@@ -28,21 +28,21 @@ describe('SDP rewriting', () => {
     assert.equal(isWebRtc(PHONE_OFFER), false);
   });
 
-  test('static payload types without rtpmap are recognised', () => {
+  test('static payload types without rtpmap are recognised', { timeout: 30_000 }, () => {
     assert.deepEqual(g711Codecs(PHONE_OFFER), ['PCMA', 'PCMU']);
     assert.equal(chosenCodec(PHONE_OFFER), 'PCMA');
     const only = restrictCodecs(PHONE_OFFER, ['PCMU']);
     assert.match(only, /^m=audio 6000 RTP\/AVP 0 101\r$/m);
   });
 
-  test('no common codec is a clear SdpError', () => {
+  test('no common codec is a clear SdpError', { timeout: 30_000 }, () => {
     const opusOnly = CHROME_OFFER.replace('111 63 9 0 8 13 110 126', '111').replace(/a=rtpmap:(0|8) .*\r\n/g, '');
     assert.throws(() => restrictCodecs(opusOnly, ['PCMU', 'PCMA']), (e: unknown) => e instanceof SdpError && /no common codec/.test(e.message));
     assert.throws(() => restrictCodecs('hello', ['PCMU']), /not an SDP body/);
     assert.throws(() => chosenCodec('v=0\r\nm=video 9 RTP/AVP 96\r\n'), /no active audio/);
   });
 
-  test('directions: read, written, answered, and c=0.0.0.0 hold', () => {
+  test('directions: read, written, answered, and c=0.0.0.0 hold', { timeout: 30_000 }, () => {
     assert.equal(direction(PHONE_OFFER), 'sendrecv');
     const held = withDirection(PHONE_OFFER, 'sendonly');
     assert.equal(direction(held), 'sendonly');
@@ -54,7 +54,7 @@ describe('SDP rewriting', () => {
     assert.match(bumpVersion(PHONE_OFFER), /^o=sipp 1 2 IN IP4/m);
   });
 
-  test('ICE candidates are added once, with end-of-candidates', () => {
+  test('ICE candidates are added once, with end-of-candidates', { timeout: 30_000 }, () => {
     const base = CHROME_OFFER.replace(/a=candidate:.*\r\n/, '');
     const c = 'candidate:7 1 udp 2116026367 127.0.0.1 40258 typ host generation 0';
     const once = withCandidates(base, [c, `a=${c}`]);
@@ -62,7 +62,7 @@ describe('SDP rewriting', () => {
     assert.match(once, /a=end-of-candidates/);
   });
 
-  test('fuzz: mutated SDP never throws anything but SdpError (seeded)', () => {
+  test('fuzz: mutated SDP never throws anything but SdpError (seeded)', { timeout: 30_000 }, () => {
     let seed = 42;
     const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
     const samples = [CHROME_OFFER, PHONE_OFFER];

@@ -59,7 +59,7 @@ function world(store?: StateStore) {
 }
 
 describe('SipAuthenticator', () => {
-  test('no credentials: a challenge, nothing counted', async () => {
+  test('no credentials: a challenge, nothing counted', { timeout: 30_000 }, async () => {
     const w = world();
     const out = await w.auth.authenticate({ method: 'INVITE', uri: 'sip:bob@ferry.local', header: undefined, source: '10.0.0.1', sourcePort: 5060, transport: 'udp' }, lookup, 407);
     assert.equal(out.ok, false);
@@ -68,7 +68,7 @@ describe('SipAuthenticator', () => {
     assert.equal(w.counters.render().join('\n').includes('ferry_auth_failures_total 0'), true);
   });
 
-  test('nonce counts: increasing nc accepted, a repeated or lower nc is a replay', async () => {
+  test('nonce counts: increasing nc accepted, a repeated or lower nc is a replay', { timeout: 30_000 }, async () => {
     const w = world();
     const first = await w.register('10.0.0.1', 'alice', 'alice-pw', { nc: 1 });
     assert.equal(first.outcome.ok, true);
@@ -79,7 +79,7 @@ describe('SipAuthenticator', () => {
     assert.equal(w.counters.failuresOf('replay'), 2);
   });
 
-  test('clients behind one address challenged in the same millisecond each get their own nonce and all register with their first answer; a replayed answer is still refused', async () => {
+  test('clients behind one address challenged in the same millisecond each get their own nonce and all register with their first answer; a replayed answer is still refused', { timeout: 30_000 }, async () => {
     const w = world(); // the test clock stands still: every challenge below is issued at the same instant
     const source = '10.0.0.77';
     const challenged = await Promise.all(Array.from({ length: 50 }, () =>
@@ -99,7 +99,7 @@ describe('SipAuthenticator', () => {
     assert.match(!tampered.outcome.ok ? tampered.outcome.headers['WWW-Authenticate']! : '', /stale=true/, 'a changed random part no longer matches the HMAC');
   });
 
-  test('an expired nonce with the right password gets stale=true and is not a failure', async () => {
+  test('an expired nonce with the right password gets stale=true and is not a failure', { timeout: 30_000 }, async () => {
     const w = world();
     const nonce = w.digest.makeNonce('10.0.0.1');
     w.clock.advance(LIMITS.nonceLifetimeMs + 1);
@@ -109,7 +109,7 @@ describe('SipAuthenticator', () => {
     assert.equal(w.counters.render().join('\n').includes('ferry_auth_failures_total 0'), true);
   });
 
-  test('right answers on a nonce of another key (gateway restarted) are re-challenged with stale=true, never counted: a site behind one address is not locked out', async () => {
+  test('right answers on a nonce of another key (gateway restarted) are re-challenged with stale=true, never counted: a site behind one address is not locked out', { timeout: 30_000 }, async () => {
     const w = world();
     const oldKey = new DigestAuth('ferry.local', Buffer.alloc(32, 2));
     for (let i = 0; i < LIMITS.maxFailuresPerSource * 2; i++) {
@@ -121,7 +121,7 @@ describe('SipAuthenticator', () => {
     assert.equal((await w.register('10.0.0.50', 'alice', 'alice-pw')).outcome.ok, true);
   });
 
-  test('per source: the 5th failure locks the address out (403, also for the right password) until the lockout ends; other addresses unaffected', async () => {
+  test('per source: the 5th failure locks the address out (403, also for the right password) until the lockout ends; other addresses unaffected', { timeout: 30_000 }, async () => {
     const w = world();
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -145,7 +145,7 @@ describe('SipAuthenticator', () => {
     assert.equal((await w.register('10.0.0.66', 'alice', 'alice-pw')).outcome.ok, true, 'after the lockout');
   });
 
-  test('per user: failures from many addresses lock the user out, not other users', async () => {
+  test('per user: failures from many addresses lock the user out, not other users', { timeout: 30_000 }, async () => {
     const w = world();
     for (let i = 0; i < LIMITS.maxFailuresPerUser; i++) await w.register(`10.1.0.${i}`, 'alice', 'wrong');
     assert.equal(w.counters.lockouts, 1, 'one lockout: the user (each address failed once)');
@@ -154,7 +154,7 @@ describe('SipAuthenticator', () => {
     assert.equal((await w.register('10.2.0.1', 'bob', 'bob-pw')).outcome.ok, true, 'bob is not');
   });
 
-  test('failures outside the window do not add up', async () => {
+  test('failures outside the window do not add up', { timeout: 30_000 }, async () => {
     const w = world();
     for (let i = 0; i < LIMITS.maxFailuresPerSource - 1; i++) await w.register('10.0.0.9', 'alice', 'wrong');
     w.clock.advance(LIMITS.failureWindowMs + 1);
@@ -162,7 +162,7 @@ describe('SipAuthenticator', () => {
     assert.equal(!outcome.ok && outcome.status, 401, 'a new window: challenged, not locked out');
   });
 
-  test('while the state store does not answer, nonce counts and lockouts are kept in the gateway\'s memory', async () => {
+  test('while the state store does not answer, nonce counts and lockouts are kept in the gateway\'s memory', { timeout: 30_000 }, async () => {
     const failing = new Proxy({} as StateStore, {
       get: () => () => Promise.reject(new Error('store down')),
     });
@@ -177,7 +177,7 @@ describe('SipAuthenticator', () => {
 });
 
 describe('FERRY_AUTH_* variables', () => {
-  test('defaults, values and out-of-range values (named in the error)', () => {
+  test('defaults, values and out-of-range values (named in the error)', { timeout: 30_000 }, () => {
     assert.deepEqual(loadGatewayConfig({}).auth, DEFAULT_AUTH_LIMITS);
     const c = loadGatewayConfig({ FERRY_AUTH_NONCE_LIFETIME_MS: '5000', FERRY_AUTH_MAX_FAILURES: '3', FERRY_AUTH_MAX_USER_FAILURES: '7', FERRY_AUTH_FAILURE_WINDOW_MS: '2000', FERRY_AUTH_LOCKOUT_MS: '9000', FERRY_AUTH_BACKOFF_MS: '0', FERRY_AUTH_BACKOFF_MAX_MS: '500' });
     assert.deepEqual(c.auth, { nonceLifetimeMs: 5000, maxFailuresPerSource: 3, maxFailuresPerUser: 7, failureWindowMs: 2000, lockoutMs: 9000, backoffBaseMs: 0, backoffMaxMs: 500 });
@@ -189,7 +189,7 @@ describe('FERRY_AUTH_* variables', () => {
 describe('trunk config: acceptFrom and digest credentials', () => {
   const parse = (trunks: unknown[], users: unknown[] = []) => parseSipConfig(JSON.stringify({ domain: 'd', users, trunks }, null, 1), 'f.json');
 
-  test('acceptFrom: host, host:port, transport:host:port; defaults are the trunk address port and transport', () => {
+  test('acceptFrom: host, host:port, transport:host:port; defaults are the trunk address port and transport', { timeout: 30_000 }, () => {
     const c = parse([{ name: 'pbx', address: 'pbx.example:5070', transport: 'tcp', acceptFrom: ['10.0.0.20', '10.0.0.21:5090', 'udp:10.0.0.22', 'TLS:10.0.0.23:5061'] }]);
     assert.deepEqual(c.trunks[0]!.acceptFrom, [
       { transport: 'tcp', host: '10.0.0.20', port: 5070 },
@@ -199,7 +199,7 @@ describe('trunk config: acceptFrom and digest credentials', () => {
     ]);
   });
 
-  test('bad entries and credentials are refused with file:line', () => {
+  test('bad entries and credentials are refused with file:line', { timeout: 30_000 }, () => {
     let err: ConfigError | undefined;
     try {
       parse(
@@ -221,7 +221,7 @@ describe('trunk config: acceptFrom and digest credentials', () => {
     assert.match(p, /^f\.json:\d+: trunks\[2\]\.inboundAuth: must be an object/m);
   });
 
-  test('the router trusts exactly transport + address + port', () => {
+  test('the router trusts exactly transport + address + port', { timeout: 30_000 }, () => {
     const c = parse([{ name: 'pbx', address: '10.0.0.20:5060', transport: 'udp', acceptFrom: ['10.0.0.20'] }]);
     const r = new CallRouter(c, new MemoryStateStore());
     assert.equal(r.trunkFor('udp', '10.0.0.20', 5060)?.name, 'pbx');

@@ -23,7 +23,7 @@ function run(clock: FakeClock, ms: number, step: number, each: () => void): void
 }
 
 describe('media leg liveness (FakeClock)', () => {
-  test('a 10-minute mute with RTCP every 5 s is never an end', () => {
+  test('a 10-minute mute with RTCP every 5 s is never an end', { timeout: 30_000 }, () => {
     const h = harness();
     h.liveness.start();
     h.activity.lastRtpInAt = h.clock.now();
@@ -34,7 +34,7 @@ describe('media leg liveness (FakeClock)', () => {
     assert.equal(h.clock.pending(), 0);
   });
 
-  test('a 30-minute healthy call (RTP every 20 ms, sampled per second) never ends', () => {
+  test('a 30-minute healthy call (RTP every 20 ms, sampled per second) never ends', { timeout: 30_000 }, () => {
     const h = harness();
     h.liveness.start();
     run(h.clock, 30 * 60_000, 1000, () => {
@@ -45,7 +45,7 @@ describe('media leg liveness (FakeClock)', () => {
     h.liveness.stop();
   });
 
-  test('silent death: neither RTP nor RTCP -> media-timeout after DEAD_MS (not before)', () => {
+  test('silent death: neither RTP nor RTCP -> media-timeout after DEAD_MS (not before)', { timeout: 30_000 }, () => {
     const h = harness();
     h.liveness.start();
     h.clock.advance(2000);
@@ -60,14 +60,14 @@ describe('media leg liveness (FakeClock)', () => {
     assert.equal(h.clock.pending(), 0, 'no timer left after the end');
   });
 
-  test('a peer that never sends anything is dead DEAD_MS after negotiation', () => {
+  test('a peer that never sends anything is dead DEAD_MS after negotiation', { timeout: 30_000 }, () => {
     const h = harness({ deadMs: 3000, holdMs: 60_000 });
     h.liveness.start();
     h.clock.advance(3200);
     assert.deepEqual(h.ends.map((e) => e.reason), ['media-timeout']);
   });
 
-  test('hold (peer will not send): silence is fine until HOLD_MS, then hold-timeout; RTCP during hold keeps it', () => {
+  test('hold (peer will not send): silence is fine until HOLD_MS, then hold-timeout; RTCP during hold keeps it', { timeout: 30_000 }, () => {
     const h = harness({ deadMs: 15_000, holdMs: 3_600_000 });
     h.liveness.start();
     h.liveness.setPeerWillSend(false);
@@ -84,7 +84,7 @@ describe('media leg liveness (FakeClock)', () => {
     k.liveness.stop();
   });
 
-  test('resume after hold restarts the silence clock with DEAD_MS', () => {
+  test('resume after hold restarts the silence clock with DEAD_MS', { timeout: 30_000 }, () => {
     const h = harness({ deadMs: 15_000, holdMs: 3_600_000 });
     h.liveness.start();
     h.liveness.setPeerWillSend(false);
@@ -96,7 +96,7 @@ describe('media leg liveness (FakeClock)', () => {
     assert.deepEqual(h.ends.map((e) => e.reason), ['media-timeout']);
   });
 
-  test('a blip shorter than DEAD_MS is not an end', () => {
+  test('a blip shorter than DEAD_MS is not an end', { timeout: 30_000 }, () => {
     const h = harness({ deadMs: 15_000, holdMs: 3_600_000 });
     h.liveness.start();
     run(h.clock, 60_000, 1000, () => (h.activity.lastRtpInAt = h.clock.now()));
@@ -106,7 +106,7 @@ describe('media leg liveness (FakeClock)', () => {
     h.liveness.stop();
   });
 
-  test('an explicit signal ends at once; the first reason wins; stop() leaves no timer', () => {
+  test('an explicit signal ends at once; the first reason wins; stop() leaves no timer', { timeout: 30_000 }, () => {
     const h = harness();
     h.liveness.start();
     h.activity.lastRtpInAt = h.clock.now();

@@ -5,7 +5,7 @@ import { PortAllocator } from '../../src/media/rtp/port-allocator';
 
 /** RTP ports: even RTP + odd RTCP pairs from the OS or a configured range; a full range is a clear error. */
 describe('media: RTP port allocation', () => {
-  test('OS ports: an even RTP port with RTCP on port+1, or one port with rtcp-mux', async () => {
+  test('OS ports: an even RTP port with RTCP on port+1, or one port with rtcp-mux', { timeout: 30_000 }, async () => {
     const a = new PortAllocator('127.0.0.1', 0, 0);
     const pair = await a.bindPair(true);
     const rtp = pair.rtp.address().port;
@@ -16,7 +16,7 @@ describe('media: RTP port allocation', () => {
     for (const s of [pair.rtp, pair.rtcp!, single.rtp]) s.close();
   });
 
-  test('a configured range is used, busy ports are skipped, an exhausted range fails clearly', async () => {
+  test('a configured range is used, busy ports are skipped, an exhausted range fails clearly', { timeout: 30_000 }, async () => {
     // find 6 consecutive free ports starting at an even number
     let base = 0;
     for (let tries = 0; tries < 50 && !base; tries++) {

@@ -23,7 +23,7 @@ const PHONE_OFFER = [
 ].join('\r\n');
 
 describe('media: RTP SDP parsing and writing', () => {
-  test('a phone offer: PCMA first, telephone-event, RTCP on port+1, rejected video kept in the answer', () => {
+  test('a phone offer: PCMA first, telephone-event, RTCP on port+1, rejected video kept in the answer', { timeout: 30_000 }, () => {
     const r = parseRemoteAudio(PHONE_OFFER, 'offer', KurentoErrors.sdpProcessOffer);
     assert.equal(r.address, '192.168.1.20');
     assert.equal(r.port, 16384);
@@ -44,7 +44,7 @@ describe('media: RTP SDP parsing and writing', () => {
     assert.deepEqual(back.codecs.map((c) => c.pt), [8, 101]);
   });
 
-  test('AVPF, rtcp-mux, hold directions and static payload types without rtpmap', () => {
+  test('AVPF, rtcp-mux, hold directions and static payload types without rtpmap', { timeout: 30_000 }, () => {
     const sdp = 'v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 5004 RTP/AVPF 0\r\nc=IN IP4 10.0.0.2\r\na=rtcp-mux\r\na=sendonly\r\n';
     const r = parseRemoteAudio(sdp, 'offer', KurentoErrors.sdpProcessOffer);
     assert.equal(r.profile, 'RTP/AVPF');
@@ -70,12 +70,12 @@ describe('media: RTP SDP parsing and writing', () => {
     ['bad pt', 'v=0\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 300\r\n', 40201],
   ];
   for (const [name, sdp, code] of bad) {
-    test(`bad SDP (${name}) -> KurentoError ${code}`, () => {
+    test(`bad SDP (${name}) -> KurentoError ${code}`, { timeout: 30_000 }, () => {
       assert.throws(() => parseRemoteAudio(sdp, 'offer', KurentoErrors.sdpProcessOffer), (e: unknown) => e instanceof KurentoError && e.code === code);
     });
   }
 
-  test('seeded fuzz: 20000 mutations of valid SDPs either parse to a sane result or throw a KurentoError, never anything else', () => {
+  test('seeded fuzz: 20000 mutations of valid SDPs either parse to a sane result or throw a KurentoError, never anything else', { timeout: 30_000 }, () => {
     const r = rng(4733);
     const samples = [PHONE_OFFER, 'v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 5004 RTP/AVPF 0 8 96\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:96 telephone-event/8000\r\na=rtcp:6000 IN IP4 10.0.0.3\r\na=inactive\r\n'];
     const tokens = ['\r\n', 'm=audio ', 'c=IN IP4 ', 'a=rtcp:', 'a=rtpmap:', ' ', '0', '65536', '-1', 'RTP/AVP', 'a=rtcp-mux', '\n', '=', 'IP6 ::1', 'a=fmtp:'];

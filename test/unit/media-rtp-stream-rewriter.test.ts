@@ -17,14 +17,14 @@ function packet(ssrc: number, seq: number, ts: number, pt: number, marker = fals
 const read = (b: Buffer) => ({ pt: b[1]! & 0x7f, marker: (b[1]! & 0x80) !== 0, seq: b.readUInt16BE(2), ts: b.readUInt32BE(4), ssrc: b.readUInt32BE(8), payload: b.subarray(12).toString() });
 
 describe('media: RTP stream rewriter (one outgoing SSRC, continuity across sources)', () => {
-  test('payload type rewritten, SSRC replaced, payload untouched, marker kept', () => {
+  test('payload type rewritten, SSRC replaced, payload untouched, marker kept', { timeout: 30_000 }, () => {
     const w = new RtpStreamRewriter(0xdeadbeef);
     const b = packet(1, 10, 1000, 101, true);
     w.rewrite(b, 96, 8000, 0);
     assert.deepEqual(read(b), { pt: 96, marker: true, seq: 10, ts: 1000, ssrc: 0xdeadbeef, payload: 'data' });
   });
 
-  test('a source switch continues seq by one and ts by the elapsed time, with the marker set; wrap-around is clean', () => {
+  test('a source switch continues seq by one and ts by the elapsed time, with the marker set; wrap-around is clean', { timeout: 30_000 }, () => {
     const w = new RtpStreamRewriter(7);
     let now = 1000;
     const outs: ReturnType<typeof read>[] = [];
@@ -49,7 +49,7 @@ describe('media: RTP stream rewriter (one outgoing SSRC, continuity across sourc
     assert.equal((outs[4]!.ts - outs[3]!.ts) >>> 0, 160);
   });
 
-  test('codec table maps payload types by codec name', () => {
+  test('codec table maps payload types by codec name', { timeout: 30_000 }, () => {
     const t = codecTableFrom([
       [0, 'pcmu/8000'],
       [101, 'telephone-event/8000'],

@@ -11,7 +11,7 @@ import { rtpHeaderLength } from '../../src/media/webrtc/werift-internals';
 const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
 describe('WebRTC leg RTCP compound handling', () => {
-  test('our goodbye (SR + SDES + BYE) parses back with rtp.js (an independent parser)', () => {
+  test('our goodbye (SR + SDES + BYE) parses back with rtp.js (an independent parser)', { timeout: 30_000 }, () => {
     const compound = Buffer.concat([
       buildReport(0x11223344, 'ferry-cname', { ntpMs: 1_700_000_000_500, rtpTimestamp: 8000, packetCount: 50, octetCount: 8000 }, []),
       buildBye([0x11223344], 'call ended'),
@@ -39,14 +39,14 @@ describe('WebRTC leg RTCP compound handling', () => {
     assert.ok(rr[2] instanceof ByePacket);
   });
 
-  test('BYE detection: found anywhere in a compound, absent when there is none', () => {
+  test('BYE detection: found anywhere in a compound, absent when there is none', { timeout: 30_000 }, () => {
     const rr = buildReport(1, 'x', undefined, []);
     assert.equal(parseRtcpCompound(rr).bye, false);
     assert.equal(parseRtcpCompound(Buffer.concat([rr, buildBye([1])])).bye, true);
     assert.equal(parseRtcpCompound(Buffer.concat([rr, buildBye([1], 'r'.repeat(200))])).bye, true);
   });
 
-  test('fuzz: truncated, bit-flipped and random buffers never throw and never claim a BYE outside valid framing', () => {
+  test('fuzz: truncated, bit-flipped and random buffers never throw and never claim a BYE outside valid framing', { timeout: 30_000 }, () => {
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
     const base = Buffer.concat([buildReport(9, 'c', { ntpMs: 1, rtpTimestamp: 2, packetCount: 3, octetCount: 4 }, []), buildBye([9], 'x')]);
@@ -69,7 +69,7 @@ describe('WebRTC leg RTCP compound handling', () => {
     }
   });
 
-  test('rtpHeaderLength handles CSRCs, extensions and short buffers', () => {
+  test('rtpHeaderLength handles CSRCs, extensions and short buffers', { timeout: 30_000 }, () => {
     const p = Buffer.alloc(12 + 8 + 4 + 8 + 10);
     p[0] = 0x80 | 0x10 | 2; // X bit, 2 CSRCs
     p.writeUInt16BE(0xbede, 20);
@@ -81,7 +81,7 @@ describe('WebRTC leg RTCP compound handling', () => {
 });
 
 describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
-  test('accepts new indexes, rejects replays and indexes older than the window', () => {
+  test('accepts new indexes, rejects replays and indexes older than the window', { timeout: 30_000 }, () => {
     const w = new ReplayWindow(64);
     assert.equal(w.accept(100), true);
     assert.equal(w.accept(100), false);
@@ -94,7 +94,7 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
     assert.equal(w.accept(171), true);
   });
 
-  test('a large jump clears stale slots: indexes inside the new window are not mistaken for replays', () => {
+  test('a large jump clears stale slots: indexes inside the new window are not mistaken for replays', { timeout: 30_000 }, () => {
     const w = new ReplayWindow(8);
     for (let i = 0; i < 8; i++) assert.equal(w.accept(i), true);
     assert.equal(w.accept(1000), true);
@@ -102,7 +102,7 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
     for (let i = 993; i <= 1000; i++) assert.equal(w.accept(i), false, `replay ${i}`);
   });
 
-  test('against a reference set over a random stream with reordering and duplicates', () => {
+  test('against a reference set over a random stream with reordering and duplicates', { timeout: 30_000 }, () => {
     let seed = 99;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
     const w = new ReplayWindow(128);
@@ -121,7 +121,7 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
     }
   });
 
-  test('ReplayGuard keeps one window per SSRC', () => {
+  test('ReplayGuard keeps one window per SSRC', { timeout: 30_000 }, () => {
     const g = new ReplayGuard();
     assert.equal(g.accept(1, 5), true);
     assert.equal(g.accept(2, 5), true);
@@ -130,7 +130,7 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
 });
 
 describe('ICE settings', () => {
-  test('defaults to loopback and werift consent timing; validates input', () => {
+  test('defaults to loopback and werift consent timing; validates input', { timeout: 30_000 }, () => {
     assert.deepEqual(loadIceSettings({}), { addresses: ['127.0.0.1'], portRange: undefined, consentIntervalMs: 5000, consentTimeoutMs: 30000 });
     assert.deepEqual(loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.1, 127.0.0.2', FERRY_MEDIA_ICE_PORT_MIN: '40000', FERRY_MEDIA_ICE_PORT_MAX: '40100' }).addresses, ['127.0.0.1', '127.0.0.2']);
     assert.throws(() => loadIceSettings({ FERRY_MEDIA_ICE_ADDRESSES: 'localhost' }), /not an IPv4 address/);

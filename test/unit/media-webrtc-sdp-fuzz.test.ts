@@ -136,7 +136,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 }
 
 describe('WebRtcEndpoint.processOffer fuzz', () => {
-  test('the unmutated Chromium offer is answered sendrecv PCMU + telephone-event/8000', async () => {
+  test('the unmutated Chromium offer is answered sendrecv PCMU + telephone-event/8000', { timeout: 30_000 }, async () => {
     const host = new RecordingHost();
     const ep = endpoint(host);
     const answer = (await ep.invoke('processOffer', { offer: CHROMIUM_OFFER })) as string;
@@ -150,7 +150,7 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
     assert.equal(ep.boundPorts(), 0);
   });
 
-  test('clear Kurento errors for obviously bad offers', async () => {
+  test('clear Kurento errors for obviously bad offers', { timeout: 30_000 }, async () => {
     const cases: [unknown, number, RegExp][] = [
       ['', 40201, /Empty offer/],
       [42, 40001, /offer/],
@@ -209,7 +209,7 @@ describe('WebRtcEndpoint.processOffer fuzz', () => {
     await ep.teardown({ notifyPeer: false });
   });
 
-  test('mDNS (.local) candidates are never handed to werift (it would send multicast DNS)', async () => {
+  test('mDNS (.local) candidates are never handed to werift (it would send multicast DNS)', { timeout: 30_000 }, async () => {
     assert.equal(isMdnsCandidate('candidate:1 1 udp 2122260223 2a1b3c4d-0000-4e5f-8a9b-0123456789ab.local 54321 typ host'), true);
     assert.equal(isMdnsCandidate('candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host'), false);
     const withMdns = CHROMIUM_OFFER.replace('a=sendrecv\r\n', 'a=sendrecv\r\na=candidate:1 1 udp 2122260223 2a1b3c4d.local 54321 typ host generation 0\r\na=candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host generation 0\r\n');

@@ -123,7 +123,7 @@ describe('process runner', { timeout: 60_000 }, () => {
 });
 
 describe('guarded()', () => {
-  test('a throw or a rejection inside a guarded callback is counted, not thrown', async () => {
+  test('a throw or a rejection inside a guarded callback is counted, not thrown', { timeout: 30_000 }, async () => {
     const before = processFaultCounts().guardedCallback;
     const sync = guarded('test.sync', () => {
       throw new Error('boom');
@@ -150,7 +150,7 @@ describe('guarded()', () => {
     assert.equal(processFaultCounts().guardedCallback, before + 2);
   });
 
-  test('systemClock timers are guarded: a throw in one is counted and the next timers still run', async () => {
+  test('systemClock timers are guarded: a throw in one is counted and the next timers still run', { timeout: 30_000 }, async () => {
     const before = processFaultCounts().guardedCallback;
     let ticks = 0;
     await new Promise<void>((resolve, reject) => {

@@ -12,7 +12,7 @@ function app(id: string, routes: string[]): AppConnection {
 }
 
 describe('AppRouter: new requests are dealt round-robin per verb', () => {
-  test('each verb has its own rotation among the apps that routed it', () => {
+  test('each verb has its own rotation among the apps that routed it', { timeout: 30_000 }, () => {
     const r = new AppRouter();
     const a = app('a', ['invite', 'register']);
     const b = app('b', ['invite']);
@@ -24,7 +24,7 @@ describe('AppRouter: new requests are dealt round-robin per verb', () => {
     assert.equal(r.next('options'), undefined);
   });
 
-  test('closed, removed or unauthenticated apps are skipped; find() only returns live apps', () => {
+  test('closed, removed or unauthenticated apps are skipped; find() only returns live apps', { timeout: 30_000 }, () => {
     const r = new AppRouter();
     const a = app('a', ['invite']);
     const b = app('b', ['invite']);

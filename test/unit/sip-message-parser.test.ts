@@ -10,7 +10,7 @@ import { parseVia } from '../../src/sip/message/via';
 import { BODY, SAMPLES, mutate, prng } from '../helpers/sip-fuzz-samples';
 
 describe('SIP message parser', () => {
-  test('expands compact header names and keeps multi-valued headers in order', () => {
+  test('expands compact header names and keeps multi-valued headers in order', { timeout: 30_000 }, () => {
     const m = parseSipMessage(Buffer.from(SAMPLES[0]));
     assert.equal(m.kind, 'request');
     assert.deepEqual(m.headers.getAll('Via').map((v) => parseVia(v)?.params.get('branch')), ['z9hG4bK776asdhds', 'z9hG4bKproxy1']);
@@ -22,7 +22,7 @@ describe('SIP message parser', () => {
     assert.equal(m.headers.get('Content-Type'), 'application/sdp');
   });
 
-  test('Content-Length counts bytes, not characters (UTF-8 body survives a round trip)', () => {
+  test('Content-Length counts bytes, not characters (UTF-8 body survives a round trip)', { timeout: 30_000 }, () => {
     const m = parseSipMessage(Buffer.from(SAMPLES[0]));
     assert.equal(m.body.toString('utf8'), BODY);
     const out = serializeSipMessage(m);
@@ -32,18 +32,18 @@ describe('SIP message parser', () => {
     assert.notEqual(Buffer.byteLength(BODY), BODY.length);
   });
 
-  test('a datagram with extra bytes after Content-Length keeps only Content-Length bytes', () => {
+  test('a datagram with extra bytes after Content-Length keeps only Content-Length bytes', { timeout: 30_000 }, () => {
     const m = parseSipMessage(Buffer.from(SAMPLES[1] + 'junk'));
     assert.equal(m.body.length, 0);
   });
 
-  test('missing mandatory headers: SipParseError that still allows a 400', () => {
+  test('missing mandatory headers: SipParseError that still allows a 400', { timeout: 30_000 }, () => {
     const bad = SAMPLES[2].replace('CSeq: 1 REGISTER\r\n', '');
     assert.throws(() => parseSipMessage(Buffer.from(bad)), (e: unknown) => e instanceof SipParseError && e.isRequest && e.method === 'REGISTER'
       && e.headers?.get('Call-ID') === 'reg-1');
   });
 
-  test('URI and Via helpers', () => {
+  test('URI and Via helpers', { timeout: 30_000 }, () => {
     const u = parseSipUri('sip:k7m2@df7jal23ls0d.invalid;transport=ws');
     assert.equal(u?.host, 'df7jal23ls0d.invalid');
     assert.equal(u?.params.get('transport'), 'ws');
@@ -52,7 +52,7 @@ describe('SIP message parser', () => {
     assert.equal(parseVia('SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1')?.protocol, 'WS');
   });
 
-  test('TCP framing: split and packed messages, CRLF keep-alive pings', () => {
+  test('TCP framing: split and packed messages, CRLF keep-alive pings', { timeout: 30_000 }, () => {
     const f = new SipStreamFramer();
     const a = Buffer.from(SAMPLES[0]);
     const b = Buffer.from(SAMPLES[1]);
@@ -71,7 +71,7 @@ describe('SIP message parser', () => {
     assert.equal(pings, 2);
   });
 
-  test('TCP framing: a stream without Content-Length is an error (the connection is closed)', () => {
+  test('TCP framing: a stream without Content-Length is an error (the connection is closed)', { timeout: 30_000 }, () => {
     const f = new SipStreamFramer();
     const out = f.push(Buffer.from(SAMPLES[1].replace('Content-Length: 0\r\n', '')));
     assert.ok(out.error);
@@ -79,7 +79,7 @@ describe('SIP message parser', () => {
 });
 
 describe('SIP parser fuzz (seeded mutations of valid messages)', () => {
-  test('20 000 mutations: parse succeeds or throws SipParseError, never anything else; framer never throws', () => {
+  test('20 000 mutations: parse succeeds or throws SipParseError, never anything else; framer never throws', { timeout: 30_000 }, () => {
     const rnd = prng(0xfe77);
     let ok = 0;
     let rejected = 0;

@@ -19,7 +19,7 @@ function held(method: string): HeldRequest {
 }
 
 describe('ferry sip orphan dialogs (fake clock)', () => {
-  test('a watched dialog reaches its deadline once, with what was held, after exactly the orphan time', () => {
+  test('a watched dialog reaches its deadline once, with what was held, after exactly the orphan time', { timeout: 30_000 }, () => {
     const clock = new FakeClock();
     const fired: Array<{ id: string; methods: string[]; ms: number }> = [];
     const orphans = new OrphanDialogs(clock, 30_000, (d, h, ms) => fired.push({ id: d.callId, methods: h.map((x) => x.request.method), ms }));
@@ -40,7 +40,7 @@ describe('ferry sip orphan dialogs (fake clock)', () => {
     assert.deepEqual([orphans.size, orphans.heldCount, clock.pending()], [0, 0, 0], 'nothing left');
   });
 
-  test('a dialog released before its deadline (claimed, taken over) never fires and hands back its held requests', () => {
+  test('a dialog released before its deadline (claimed, taken over) never fires and hands back its held requests', { timeout: 30_000 }, () => {
     const clock = new FakeClock();
     let fired = 0;
     const orphans = new OrphanDialogs(clock, 1_500, () => fired++);
@@ -59,7 +59,7 @@ describe('ferry sip orphan dialogs (fake clock)', () => {
     assert.deepEqual([orphans.size, clock.pending()], [0, 0]);
   });
 
-  test('holding a request for an unwatched dialog starts its deadline', () => {
+  test('holding a request for an unwatched dialog starts its deadline', { timeout: 30_000 }, () => {
     const clock = new FakeClock();
     const fired: string[] = [];
     const orphans = new OrphanDialogs(clock, 500, (d) => fired.push(d.callId));

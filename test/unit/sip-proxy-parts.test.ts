@@ -39,7 +39,7 @@ function command(over: Partial<ProxyCommandMessage> = {}): ProxyCommandMessage {
 }
 
 describe('proxy options as drachtio-srf sends them', () => {
-  test('durations: empty is none, 1500ms and 2s are read, anything else is refused with the option\'s name', () => {
+  test('durations: empty is none, 1500ms and 2s are read, anything else is refused with the option\'s name', { timeout: 30_000 }, () => {
     assert.equal(parseProxyDuration('provisionalTimeout', ''), undefined);
     assert.equal(parseProxyDuration('provisionalTimeout', '1500ms'), 1500);
     assert.equal(parseProxyDuration('finalTimeout', '2s'), 2000);
@@ -48,7 +48,7 @@ describe('proxy options as drachtio-srf sends them', () => {
     assert.throws(() => parseProxyDuration('finalTimeout', '99999s'), /between/);
   });
 
-  test('destinations: a bare host[:port] becomes a sip: URI as srf writes it; tel: and garbage are refused', () => {
+  test('destinations: a bare host[:port] becomes a sip: URI as srf writes it; tel: and garbage are refused', { timeout: 30_000 }, () => {
     assert.equal(parseProxyDestination('10.0.0.7:5070'), 'sip:10.0.0.7:5070');
     assert.equal(parseProxyDestination('sip:bob@pbx.example;transport=tcp'), 'sip:bob@pbx.example;transport=tcp');
     assert.throws(() => parseProxyDestination('tel:+4930123'), ProxyOptionsError);
@@ -57,7 +57,7 @@ describe('proxy options as drachtio-srf sends them', () => {
     assert.throws(() => proxyOptionsFrom(command({ destinations: Array(17).fill('10.0.0.7') })), /too many destinations/);
   });
 
-  test('extra headers come from the SIP text; the ones the proxy owns are dropped', () => {
+  test('extra headers come from the SIP text; the ones the proxy owns are dropped', { timeout: 30_000 }, () => {
     const raw = 'INVITE sip:10.0.0.7 SIP/2.0\r\nX-Tenant: blue\r\nVia: SIP/2.0/UDP evil\r\nRecord-Route: <sip:evil>\r\nContent-Length: 0\r\n\r\n';
     assert.deepEqual(appHeaders(raw), [['X-Tenant', 'blue']]);
     assert.deepEqual(appHeaders(''), []);
@@ -65,7 +65,7 @@ describe('proxy options as drachtio-srf sends them', () => {
     assert.deepEqual([o.recordRoute, o.simultaneous, o.provisionalTimeoutMs, o.headers.length], [true, true, 2000, 1]);
   });
 
-  test('fuzz: random option values and SIP text only ever give options or a ProxyOptionsError', () => {
+  test('fuzz: random option values and SIP text only ever give options or a ProxyOptionsError', { timeout: 30_000 }, () => {
     const next = rng(4711);
     const alphabet = 'sip:@;=.0123456789msx \r\n|<>"tcp-_%\u00e9';
     const word = (n: number) => Array.from({ length: Math.floor(next() * n) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
@@ -90,7 +90,7 @@ describe('proxy options as drachtio-srf sends them', () => {
 });
 
 describe('best failure and loops', () => {
-  test('RFC 3261 §16.7: 6xx wins, then the lowest class, 401/407/415/420/484 first among 4xx; a 503 goes up as 500', () => {
+  test('RFC 3261 §16.7: 6xx wins, then the lowest class, 401/407/415/420/484 first among 4xx; a 503 goes up as 500', { timeout: 30_000 }, () => {
     assert.equal(bestResponseIndex([503, 486]), 1);
     assert.equal(bestResponseIndex([486, 603, 302]), 1);
     assert.equal(bestResponseIndex([500, 302, 404]), 1);
@@ -101,7 +101,7 @@ describe('best failure and loops', () => {
     assert.equal(upstreamStatus(486), 486);
   });
 
-  test('a request carrying our Via with its own loop hash has looped; a spiral (new Request-URI) has not', () => {
+  test('a request carrying our Via with its own loop hash has looped; a spiral (new Request-URI) has not', { timeout: 30_000 }, () => {
     const first = invite();
     const forwarded = buildBranchRequest({ original: first, target: 'sip:10.0.0.7', replaceUri: false, recordRoute: false, appHeaders: [],
       hash: loopHash(first) }, local, udp);
@@ -114,7 +114,7 @@ describe('best failure and loops', () => {
 });
 
 describe('the forwarded copy of a request', () => {
-  test('Request-URI replaced when it named ferry sip, Max-Forwards down by one, Record-Route and our Via on top, app headers set', () => {
+  test('Request-URI replaced when it named ferry sip, Max-Forwards down by one, Record-Route and our Via on top, app headers set', { timeout: 30_000 }, () => {
     const req = invite();
     const out = buildBranchRequest({ original: req, target: 'sip:10.0.0.7:5070', replaceUri: true, recordRoute: true,
       appHeaders: [['X-Tenant', 'blue']], hash: loopHash(req) }, local, tcp);
@@ -128,7 +128,7 @@ describe('the forwarded copy of a request', () => {
     assert.equal(recordRouteFor(local, udp), '<sip:10.0.0.5:5060;lr;ferry-rr>');
   });
 
-  test('REGISTER gets Path and Require: path instead of Record-Route; no Max-Forwards becomes 70', () => {
+  test('REGISTER gets Path and Require: path instead of Record-Route; no Max-Forwards becomes 70', { timeout: 30_000 }, () => {
     const reg = invite('sip:10.0.0.5');
     reg.method = 'REGISTER';
     reg.headers.remove('Max-Forwards');
@@ -141,7 +141,7 @@ describe('the forwarded copy of a request', () => {
     assert.equal(out.headers.get('Max-Forwards'), '70');
   });
 
-  test('our Route is recognised by its mark and host only', () => {
+  test('our Route is recognised by its mark and host only', { timeout: 30_000 }, () => {
     assert.equal(isOurRoute('<sip:10.0.0.5:5060;lr;ferry-rr>', ['10.0.0.5']), true);
     assert.equal(isOurRoute('<sip:10.0.0.5:5060;lr>', ['10.0.0.5']), false);
     assert.equal(isOurRoute('<sip:10.0.0.8:5060;lr;ferry-rr>', ['10.0.0.5']), false);

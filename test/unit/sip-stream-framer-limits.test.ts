@@ -21,7 +21,7 @@ function message(bodyBytes: number, callId = 'c1'): Buffer {
 }
 
 describe('SIP stream framer: size limit and bounded memory', () => {
-  test('framer: a body announced above the limit is refused when the headers are complete, before any of it is kept', () => {
+  test('framer: a body announced above the limit is refused when the headers are complete, before any of it is kept', { timeout: 30_000 }, () => {
     const f = new SipStreamFramer(LIMIT);
     const h = Buffer.from(head(1_048_576));
     const out = f.push(Buffer.concat([h, Buffer.alloc(10_000, 0x61)]));
@@ -37,7 +37,7 @@ describe('SIP stream framer: size limit and bounded memory', () => {
     }
   });
 
-  test('framer: headers that never end are refused once past the limit; at most the limit plus one chunk is ever held', () => {
+  test('framer: headers that never end are refused once past the limit; at most the limit plus one chunk is ever held', { timeout: 30_000 }, () => {
     const f = new SipStreamFramer(LIMIT);
     const chunk = 16_384;
     let maxHeld = 0;
@@ -57,7 +57,7 @@ describe('SIP stream framer: size limit and bounded memory', () => {
     assert.equal(f.bufferedBytes, 0, 'the buffer is dropped at the refusal');
   });
 
-  test('framer: a message of exactly the limit is framed, one byte more is refused', () => {
+  test('framer: a message of exactly the limit is framed, one byte more is refused', { timeout: 30_000 }, () => {
     const fixed = Buffer.byteLength(head(10_000)); // the same header length for any five-digit body size
     const atLimit = message(LIMIT - fixed);
     assert.equal(atLimit.length, LIMIT);
@@ -70,7 +70,7 @@ describe('SIP stream framer: size limit and bounded memory', () => {
     assert.equal(over.messages.length, 0);
   });
 
-  test('framer: nothing is held between messages; a pipelined partial message keeps only its own bytes; pending follows headers then body', () => {
+  test('framer: nothing is held between messages; a pipelined partial message keeps only its own bytes; pending follows headers then body', { timeout: 30_000 }, () => {
     const f = new SipStreamFramer(LIMIT);
     const a = message(1000, 'a');
     const b = message(2000, 'b');
@@ -89,7 +89,7 @@ describe('SIP stream framer: size limit and bounded memory', () => {
     assert.equal(f.bufferedBytes, 0, 'no buffer kept once the message is complete');
   });
 
-  test('framer: one-byte pushes are framed in linear time: 4 x the bytes costs about 4 x the time, not 16 x (no re-copy or re-scan of what is held)', () => {
+  test('framer: one-byte pushes are framed in linear time: 4 x the bytes costs about 4 x the time, not 16 x (no re-copy or re-scan of what is held)', { timeout: 30_000 }, () => {
     const build = (filler: number, body: number) => Buffer.concat([Buffer.from(['INVITE sip:x@127.0.0.1 SIP/2.0',
       'Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1', `X-Filler: ${'y'.repeat(filler)}`, `Content-Length: ${body}`, '', ''].join('\r\n')),
     Buffer.alloc(body, 0x61)]);

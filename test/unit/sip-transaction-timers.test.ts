@@ -56,7 +56,7 @@ function setup(reliable = false) {
 const { t1, t2, t4 } = DEFAULT_TIMERS;
 
 describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
-  test('Timer A retransmits at T1, 2T1, 4T1...; Timer B gives up at 64*T1 with a timeout', () => {
+  test('Timer A retransmits at T1, 2T1, 4T1...; Timer B gives up at 64*T1 with a timeout', { timeout: 30_000 }, () => {
     const s = setup();
     const ict = new ClientInviteTransaction(request('INVITE'), s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
     ict.start();
@@ -68,7 +68,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.equal(s.clock.pending(), 0, 'no timer outlives the transaction');
   });
 
-  test('a provisional stops Timer A (and B); no retransmissions in Proceeding', () => {
+  test('a provisional stops Timer A (and B); no retransmissions in Proceeding', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ict = new ClientInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -82,7 +82,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.equal(s.timeouts(), 0);
   });
 
-  test('3xx-6xx: ACK sent by the transaction, retransmitted final re-ACKed and absorbed, Timer D then terminated', () => {
+  test('3xx-6xx: ACK sent by the transaction, retransmitted final re-ACKed and absorbed, Timer D then terminated', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ict = new ClientInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -99,7 +99,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.equal(ict.currentState, 'terminated');
   });
 
-  test('Timer D is 0 on a reliable transport', () => {
+  test('Timer D is 0 on a reliable transport', { timeout: 30_000 }, () => {
     const s = setup(true);
     const req = request('INVITE');
     const ict = new ClientInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -110,7 +110,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.deepEqual(s.flow.times('INVITE'), [0], 'no Timer A on a reliable transport');
   });
 
-  test('2xx: Accepted (RFC 6026), 2xx retransmissions reach the TU, Timer M ends it', () => {
+  test('2xx: Accepted (RFC 6026), 2xx retransmissions reach the TU, Timer M ends it', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ict = new ClientInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -123,7 +123,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     assert.equal(ict.currentState, 'terminated');
   });
 
-  test('the transition table refuses illegal moves', () => {
+  test('the transition table refuses illegal moves', { timeout: 30_000 }, () => {
     assert.deepEqual(ICT_TRANSITIONS.completed, ['terminated']);
     assert.ok(!ICT_TRANSITIONS.accepted.includes('completed'));
     assert.deepEqual(IST_TRANSITIONS.terminated, []);
@@ -131,7 +131,7 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
 });
 
 describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
-  test('Timer E doubles up to T2; Timer F times out at 64*T1', () => {
+  test('Timer E doubles up to T2; Timer F times out at 64*T1', { timeout: 30_000 }, () => {
     const s = setup();
     const nict = new ClientNonInviteTransaction(request('OPTIONS'), s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
     nict.start();
@@ -141,7 +141,7 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(s.clock.pending(), 0);
   });
 
-  test('in Proceeding Timer E runs at T2 and Timer F keeps its original deadline', () => {
+  test('in Proceeding Timer E runs at T2 and Timer F keeps its original deadline', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('BYE');
     const nict = new ClientNonInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -155,7 +155,7 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(nict.currentState, 'terminated');
   });
 
-  test('final response: Completed, retransmitted finals absorbed, Timer K = T4 (0 when reliable)', () => {
+  test('final response: Completed, retransmitted finals absorbed, Timer K = T4 (0 when reliable)', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('BYE');
     const nict = new ClientNonInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated, s.user);
@@ -177,7 +177,7 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
 });
 
 describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
-  test('retransmitted INVITE in Proceeding gets the last provisional again', () => {
+  test('retransmitted INVITE in Proceeding gets the last provisional again', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ist = new ServerInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated);
@@ -187,7 +187,7 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     assert.equal(s.flow.times('SIP/2.0 100').length, 3);
   });
 
-  test('non-2xx final: Timer G retransmits (capped at T2) until ACK; ACK stops it; Timer I ends it', () => {
+  test('non-2xx final: Timer G retransmits (capped at T2) until ACK; ACK stops it; Timer I ends it', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ist = new ServerInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated);
@@ -202,7 +202,7 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     assert.equal(s.clock.pending(), 0);
   });
 
-  test('Timer H: no ACK within 64*T1 terminates and reports the ACK timeout', () => {
+  test('Timer H: no ACK within 64*T1 terminates and reports the ACK timeout', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     let ackTimeouts = 0;
@@ -217,7 +217,7 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     assert.ok(g.length >= 8 && g.every((t, i) => i === 0 || t - g[i - 1] <= t2), `G intervals capped at T2: ${g}`);
   });
 
-  test('retransmitted INVITE in Completed gets the final again; in Accepted it is absorbed', () => {
+  test('retransmitted INVITE in Completed gets the final again; in Accepted it is absorbed', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('INVITE');
     const ist = new ServerInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated);
@@ -234,7 +234,7 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     assert.equal(ist2.currentState, 'terminated', 'Timer L');
   });
 
-  test('Timer I is 0 on a reliable transport and there is no Timer G', () => {
+  test('Timer I is 0 on a reliable transport and there is no Timer G', { timeout: 30_000 }, () => {
     const s = setup(true);
     const req = request('INVITE');
     const ist = new ServerInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated);
@@ -248,7 +248,7 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
 });
 
 describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
-  test('Trying absorbs retransmissions; Proceeding/Completed resend the last response; Timer J', () => {
+  test('Trying absorbs retransmissions; Proceeding/Completed resend the last response; Timer J', { timeout: 30_000 }, () => {
     const s = setup();
     const req = request('BYE');
     const nist = new ServerNonInviteTransaction(req, s.flow, s.clock, DEFAULT_TIMERS, s.onTerminated);

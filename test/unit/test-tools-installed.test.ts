@@ -47,14 +47,14 @@ test('every program the tests start has its Debian package in scripts/test-tools
   );
 });
 
-test('scripts/test.sh installs from scripts/test-tools.txt and checks each program with command -v', () => {
+test('scripts/test.sh installs from scripts/test-tools.txt and checks each program with command -v', { timeout: 30_000 }, () => {
   const script = readFileSync(path.join(ROOT, 'scripts', 'test.sh'), 'utf8');
   assert.match(script, /done < scripts\/test-tools\.txt/);
   assert.match(script, /command -v "\$program"/);
   assert.match(script, /apt-get .*install -y -qq "\$\{need\[@\]\}"/);
 });
 
-test('positive control: a program added later without an install line is reported by name', () => {
+test('positive control: a program added later without an install line is reported by name', { timeout: 30_000 }, () => {
   const tools = parseToolList('sipp sip-tester\nip iproute2  # namespaces\n# tshark tshark\n');
   const fixture = [
     "import { spawn, execFile, execSync } from 'node:child_process';",
