@@ -267,6 +267,7 @@ function queueKey(req: JsonRpcRequest): string {
   if (target && target !== SERVER_MANAGER_ID) return pipelineIdOf(target) ?? target;
   const cp = p.constructorParams as Record<string, unknown> | undefined;
   if (req.method === 'create' && cp && typeof cp.mediaPipeline === 'string') return cp.mediaPipeline;
+  if (req.method === 'create' && cp && typeof cp.hub === 'string') return pipelineIdOf(cp.hub) ?? ''; // a HubPort names only its hub
   return '';
 }
 
