@@ -12,7 +12,7 @@ import ts from 'typescript';
  *   root, or docs/; placeholders such as `<out>/results.md` and URLs are not names);
  * - links (markdown `[text](target)`) to a local file that does not exist;
  * - cites a rule, scenario or section that the named document does not have (`docs/lifecycle.md,
- *   rule 9`, `lifecycle.md S17`, `sip-control-extension.md §12`);
+ *   rule 9`, `lifecycle.md S17`, `sip-control-extension.md §12`, `security.md, "No such heading"`);
  * - mentions `../shared` or `shared/design`, a "research note", an issue by number (`issue 5`; an outside
  *   project's tracker, `drachtio-server issue #89`, is fine), or engineers (who wrote or runs what).
  * What counts as a comment: comments in TypeScript/JavaScript (read with the TypeScript scanner, so
@@ -161,7 +161,7 @@ function resolveMd(name: string, fromFile: string): string | undefined {
 }
 
 /** Rule numbers, scenario ids and numbered sections a document has. */
-function anchorsOf(doc: string): { rules: Set<number>; ids: Set<string>; sections: Set<string> } {
+function anchorsOf(doc: string): { rules: Set<number>; ids: Set<string>; sections: Set<string>; headings: string[] } {
   const text = readFileSync(path.join(ROOT, doc), 'utf8');
   const rules = new Set<number>();
   const rulesPart = /^## The rules\b[\s\S]*?(?=^## )/m.exec(text)?.[0] ?? '';
@@ -170,7 +170,13 @@ function anchorsOf(doc: string): { rules: Set<number>; ids: Set<string>; section
   for (const m of text.matchAll(/^\| ([SF]\d+) \|/gm)) ids.add(m[1]!);
   const sections = new Set<string>();
   for (const m of text.matchAll(/^#+ (\d+(?:\.\d+)*)[.\s]/gm)) sections.add(m[1]!);
-  return { rules, ids, sections };
+  const headings = [...text.matchAll(/^#+ (.+)$/gm)].map((m) => normalHeading(m[1]!));
+  return { rules, ids, sections, headings };
+}
+
+/** A heading or a quoted section name as compared: no markup, lower case, single spaces. */
+function normalHeading(h: string): string {
+  return h.replace(/[`*_]/g, '').replace(/\s+/g, ' ').trim().toLowerCase();
 }
 
 function expandRange(from: string, to: string | undefined, prefix = ''): string[] {
@@ -182,8 +188,8 @@ function expandRange(from: string, to: string | undefined, prefix = ''): string[
   return out;
 }
 
-/** What follows a document's name: `, rule 3`, ` rules 2-3`, ` rules 2 and 3`, ` S14`, ` S3-S5`, ` §6`, ` §6-7`. */
-function citations(after: string): { rules: number[]; ids: string[]; sections: string[] } {
+/** What follows a document's name: `, rule 3`, ` rules 2-3`, ` rules 2 and 3`, ` S14`, ` S3-S5`, ` §6`, ` §6-7`, `, "Heading"`. */
+function citations(after: string): { rules: number[]; ids: string[]; sections: string[]; heading?: string } {
   const rules: number[] = [];
   const ids: string[] = [];
   const sections: string[] = [];
@@ -202,7 +208,8 @@ function citations(after: string): { rules: number[]; ids: string[]; sections: s
     if (sec[2] && !sec[1]!.includes('.')) sections.push(...expandRange(sec[1]!, sec[2]));
     else sections.push(sec[1]!);
   }
-  return { rules, ids, sections };
+  const quoted = /^[,:]?\s*\(?["“]([^"”\n]{2,80})["”]/.exec(after);
+  return quoted ? { rules, ids, sections, heading: quoted[1]! } : { rules, ids, sections };
 }
 
 /** Outside phrases no comment or doc may carry; `allowed` (given the text before a match) lets a legitimate use pass. */
@@ -260,13 +267,16 @@ function scan(): { findings: Finding[]; filesScanned: number; mdNames: number; l
           findings.push({ where: where(m.index!), problem: `names ${name}, which is not in the repository` });
           continue;
         }
-        const cited = citations(clean.slice(m.index! + name.length, m.index! + name.length + 40));
-        if (cited.rules.length + cited.ids.length + cited.sections.length === 0) continue;
+        const cited = citations(clean.slice(m.index! + name.length, m.index! + name.length + 100));
+        if (cited.rules.length + cited.ids.length + cited.sections.length === 0 && cited.heading === undefined) continue;
         ruleCites++;
         const a = anchorsFor(doc);
         for (const n of cited.rules) if (!a.rules.has(n)) findings.push({ where: where(m.index!), problem: `cites ${doc} rule ${n}, which it does not have (rules: ${[...a.rules].join(', ') || 'none'})` });
         for (const id of cited.ids) if (!a.ids.has(id)) findings.push({ where: where(m.index!), problem: `cites ${doc} ${id}, which it does not have` });
         for (const s of cited.sections) if (!a.sections.has(s)) findings.push({ where: where(m.index!), problem: `cites ${doc} §${s}, which has no such numbered section` });
+        if (cited.heading !== undefined && !a.headings.some((h) => h.startsWith(normalHeading(cited.heading!)))) {
+          findings.push({ where: where(m.index!), problem: `cites ${doc}, "${cited.heading}", which has no heading that starts so` });
+        }
       }
       if (file.endsWith('.md')) {
         for (const m of clean.matchAll(MD_LINK_RE)) {
@@ -325,6 +335,8 @@ test('the checks catch what they are for (positive controls)', { timeout: 10_000
   assert.deepEqual(citations(' rules 2-4)'), { rules: [2, 3, 4], ids: [], sections: [] });
   assert.deepEqual(citations(' S3-S5, media side'), { rules: [], ids: ['S3', 'S4', 'S5'], sections: [] });
   assert.deepEqual(citations(' §6-7'), { rules: [], ids: [], sections: ['6', '7'] });
+  assert.deepEqual(citations(', "Media quotas")'), { rules: [], ids: [], sections: [], heading: 'Media quotas' });
+  assert.ok(anchorsOf('docs/lifecycle.md').headings.includes('the rules'));
   assert.equal(resolveMd('lifecycle.md', 'src/media/x.ts'), path.join('docs', 'lifecycle.md'));
   assert.equal(resolveMd('kurento-protocol-notes.md', 'src/media/x.ts'), undefined);
   const names = [...'see <out>/results.md and docs/gateway.md, style.md'.matchAll(MD_NAME_RE)].map((m) => m[1]);
