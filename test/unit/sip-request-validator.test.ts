@@ -74,7 +74,7 @@ describe('request validator', () => {
     assert.equal(validateRequest(options([], 'OPTIONS sip:a?b;c=d@example.com;transport=tcp SIP/2.0'), noApp), undefined);
   });
 
-  test('420 lists every unsupported Require tag in Unsupported; ACK and CANCEL are never refused for it', { timeout: 5000 }, () => {
+  test('420 lists every unsupported Require tag in Unsupported; ACK, CANCEL and routed requests are never refused for it', { timeout: 5000 }, () => {
     const r = validateRequest(options(['Require: 100rel, foo', 'Require: bar']), noApp);
     assert.equal(r?.status, 420);
     const res = refusalResponse(options(['Require: 100rel, foo', 'Require: bar']), r!);
@@ -82,6 +82,8 @@ describe('request validator', () => {
     assert.equal(res.reason, 'Bad Extension');
     assert.match(res.headers.get('To')!, /;tag=[0-9a-f]{16}$/);
     assert.equal(validateRequest(options(['Require: foo'], 'CANCEL sip:service@127.0.0.1 SIP/2.0', 'CANCEL'), noApp), undefined);
+    // routed through ferry sip (a proxy hop): the Require is for the UAS further on
+    assert.equal(validateRequest(options(['Route: <sip:127.0.0.1;lr>', 'Require: precondition']), noApp), undefined);
   });
 
   test('400 for duplicated single headers, a bare z9hG4bK branch, a REGISTER To that is not sip', { timeout: 5000 }, () => {

@@ -19,7 +19,8 @@ import { tagOf } from './name-addr';
  *    dialog that no connected app routes.
  * 4. 416 Unsupported URI Scheme: a Request-URI scheme other than sip, sips or tel.
  * 5. 420 Bad Extension with Unsupported: a Require option tag not in SUPPORTED_OPTION_TAGS (not for
- *    ACK and CANCEL, RFC 3261 §8.2.2.3).
+ *    ACK and CANCEL, RFC 3261 §8.2.2.3, nor for a request with a Route header: that one is routed
+ *    through ferry sip, and its Require is for the UAS further on).
  *
  * An ACK is never answered: the engine drops an ACK that fails these checks.
  */
@@ -74,7 +75,9 @@ export function validateRequest(req: SipRequest, ctx: ValidationContext): Reques
   }
   const scheme = SCHEME.exec(req.uri)![1].toLowerCase();
   if (!SUPPORTED_SCHEMES.has(scheme)) return refuse(416, `Request-URI scheme ${scheme}`);
-  if (req.method !== 'ACK' && req.method !== 'CANCEL') {
+  // a request with a Route set passes through ferry sip as a proxy hop (an app relays it with srf.proxyRequest):
+  // Require is for its UAS downstream, not for a proxy (RFC 3261 §16.3)
+  if (req.method !== 'ACK' && req.method !== 'CANCEL' && !req.headers.has('Route')) {
     const unsupported = req.headers.getAll('Require').map((t) => t.trim()).filter((t) => t && !SUPPORTED_OPTION_TAGS.has(t.toLowerCase()));
     if (unsupported.length) return refuse(420, `Require ${unsupported.join(', ')}`, [['Unsupported', unsupported.join(', ')]]);
   }
