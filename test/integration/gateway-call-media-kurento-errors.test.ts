@@ -39,8 +39,8 @@ describe('gateway call media: renegotiation and SDP errors without console trace
     for (const c of cleanups.reverse()) await c();
   });
 
-  async function setUp() {
-    const media = await MediaServerProcess.start();
+  async function setUp(env: Record<string, string> = {}) {
+    const media = await MediaServerProcess.start(env);
     cleanups.push(() => media.stop());
     const { logger, lines } = capture();
     const conn = new MediaConnection(media.url, logger);
@@ -50,6 +50,18 @@ describe('gateway call media: renegotiation and SDP errors without console trace
     cleanups.push(() => callMedia.release());
     return { media, callMedia, lines };
   }
+
+  test('a call set-up that fails half-way releases its pipeline (callback form: a failed release would be logged, not traced)', { timeout: 20_000 }, async () => {
+    // one element per pipeline: the second endpoint is refused after the pipeline and the first endpoint exist
+    const small = await MediaServerProcess.start({ FERRY_MEDIA_MAX_ELEMENTS_PER_PIPELINE: '1' });
+    cleanups.push(() => small.stop());
+    const { logger } = capture();
+    const conn = new MediaConnection(small.url, logger);
+    cleanups.push(() => conn.close());
+    await conn.connect();
+    await assert.rejects(CallMedia.build(conn, { caller: 'rtp', callee: 'rtp' }, logger, systemClock));
+    await small.waitForStats((st) => st.pipelines === 0 && st.elements === 0, 3000);
+  });
 
   test('webphone hold: the negotiated WebRtcEndpoint is not asked again, nothing is traced; the kurento promise form would have traced (positive control)', { timeout: 20_000 }, async () => {
     const { callMedia, lines } = await setUp();

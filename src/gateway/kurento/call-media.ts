@@ -57,7 +57,9 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
       await kurentoCall<void>((cb) => callee.connect(caller, cb));
       return new CallMedia(pipeline, caller, callee, kinds, log, conn, clock);
     } catch (err) {
-      await pipeline.release().catch(() => {});
+      // callback form: a failed release is logged here, not traced on the console by kurento-client
+      await kurentoCall<void>((cb) => void pipeline.release(cb)).catch((releaseErr: Error) =>
+        log.warn('pipeline release after a failed call set-up failed', { pipelineId: pipeline.id, err: releaseErr.message }));
       throw err;
     }
   }
