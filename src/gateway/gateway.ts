@@ -8,6 +8,7 @@ import { CallRegistry } from './calls/call-registry';
 import { CallRouter } from './calls/call-router';
 import { InviteHandler } from './calls/invite-handler';
 import { GatewayConfig } from './config/gateway-config';
+import { CallEventBus, LocalCallEventBus } from './events/call-events';
 import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
@@ -40,6 +41,8 @@ export class Gateway {
   readonly store: StateStore;
   readonly registry = new CallRegistry();
   readonly metrics = new GatewayMetrics();
+  /** every call and registration event this gateway sees (webhooks, /api/events, CDRs subscribe) */
+  readonly events: CallEventBus;
   private readonly srf = new Srf();
   private readonly media: MediaConnection;
   private readonly mediaLoss: MediaLossMonitor;
@@ -57,6 +60,7 @@ export class Gateway {
   constructor(readonly config: GatewayConfig, private readonly opts: GatewayOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.log = createLogger('gateway', { instanceId: config.instanceId });
+    this.events = new LocalCallEventBus(config.instanceId, () => this.clock.now(), this.log.child({ component: 'gateway.events' }));
     this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock, { timeoutMs: config.storeTimeoutMs, log: this.log.child({ component: 'gateway.store' }) });
     this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
     this.mediaLoss = new MediaLossMonitor({
@@ -114,6 +118,7 @@ export class Gateway {
       intervalMs: config.adoptIntervalMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
       metrics: this.metrics,
+      events: this.events,
     });
   }
 
@@ -126,7 +131,9 @@ export class Gateway {
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
     const digest = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'), config.auth.nonceLifetimeMs, () => this.clock.now());
     const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock);
-    const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId);
+    const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId, (change) =>
+      this.events.publish({ type: 'registration.changed', data: { ...change } }),
+    );
     const router = new CallRouter(config.sip, this.store);
     const invites = new InviteHandler({
       srf: this.srf,
@@ -145,6 +152,7 @@ export class Gateway {
       onEnded: (r) => this.metrics.callEnded(r),
       onStarted: () => this.metrics.callsStarted++,
       loopbackMedia: config.loopbackMedia,
+      events: this.events,
     });
     const verbs = this.srf as unknown as SrfVerbs;
     verbs.register((req, res) => {

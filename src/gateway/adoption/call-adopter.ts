@@ -2,6 +2,7 @@ import type Srf from 'drachtio-srf';
 import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { Call } from '../calls/call';
+import { CallEventBus } from '../events/call-events';
 import { CallRegistry } from '../calls/call-registry';
 import { CallMedia } from '../kurento/call-media';
 import { MediaConnection } from '../kurento/media-connection';
@@ -29,6 +30,8 @@ export interface CallAdopterDeps {
   intervalMs: number;
   endedRecordTtlMs: number;
   metrics: GatewayMetrics;
+  /** the adopting gateway's event bus: an adopted call's later events are published from here */
+  events?: CallEventBus;
 }
 
 /**
@@ -126,7 +129,7 @@ export class CallAdopter {
   private async adopt(rec: CallRecord): Promise<void> {
     const previous = rec.owner;
     rec.owner = this.d.instanceId;
-    const call = new Call(rec, { store: this.d.store, clock: this.d.clock, log: this.d.log, endedRecordTtlMs: this.d.endedRecordTtlMs });
+    const call = new Call(rec, { store: this.d.store, clock: this.d.clock, log: this.d.log, endedRecordTtlMs: this.d.endedRecordTtlMs, events: this.d.events });
     call.note('adopted', `from ${previous}${previous === this.d.instanceId ? ' (this instance, restarted)' : ' (lease expired)'}, state ${rec.state}`);
     this.d.registry.add(call);
     this.d.metrics.callsAdopted++;

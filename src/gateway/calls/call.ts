@@ -4,6 +4,8 @@ import { Logger } from '../../common/logger';
 import { CallMedia, Side } from '../kurento/call-media';
 import { CallRecord, CallState } from '../state/call-record';
 import { StateStore } from '../state/state-store';
+import { CallEventBus, CallEventType } from '../events/call-events';
+import { callEndedData, callParties } from '../events/call-event-data';
 import { DialogLike, InDialogRequest, InDialogResponse } from './dialog-like';
 import { snapshotDialog } from './dialog-snapshot';
 import { EndReason } from './end-reason';
@@ -27,6 +29,8 @@ export interface CallDeps {
   endedRecordTtlMs: number;
   /** loopback media targets in re-offers (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
   loopbackMedia?: LoopbackMediaRule;
+  /** the gateway's call event bus: ringing, answered, held, resumed and ended are published on it */
+  events?: CallEventBus;
 }
 
 /**
@@ -66,8 +70,15 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   setState(state: CallState, event?: string, detail?: string): void {
+    const previous = this.record.state;
     this.record.state = state;
     if (event) this.note(event, detail);
+    if (state === 'ringing' && previous !== 'ringing') this.publish('call.ringing', { parties: callParties(this.record) });
+  }
+
+  /** publishes one of this call's events on the gateway's bus (with the call's id and tags) */
+  publish(type: CallEventType, data: Record<string, unknown>): void {
+    this.deps.events?.publish({ type, callId: this.record.id, ...(this.record.tags ? { tags: { ...this.record.tags } } : {}), data });
   }
 
   /** writes the record (serialised, so writes never reorder) */
@@ -103,6 +114,7 @@ export class Call extends EventEmitter<CallEvents> {
       this.record.callee.dialog = snapshotDialog(callee as never, 'uac');
       this.record.answeredAt = this.deps.clock.now();
       this.setState('answered', 'answered');
+      this.publish('call.answered', { parties: callParties(this.record) });
     }
     this.record.caller.localSdp = caller.local.sdp;
     this.record.caller.remoteSdp = caller.remote.sdp;
@@ -154,6 +166,7 @@ export class Call extends EventEmitter<CallEvents> {
       void this.persist();
       if (changed) {
         this.note(dir === 'sendrecv' ? 'resume' : 'hold', `${side} sent a=${dir}`);
+        this.publish(dir === 'sendrecv' ? 'call.resumed' : 'call.held', { by: side, direction: dir, parties: callParties(this.record) });
         const toOffer = bumpVersion(withDirection(to.local.sdp, dir));
         const theirAnswer = await this.modifyWithRetry(to, toOffer);
         to.local.sdp = toOffer;
@@ -306,6 +319,7 @@ export class Call extends EventEmitter<CallEvents> {
       this.record.endedAt = this.deps.clock.now();
       this.setState('ended', 'ended', reason);
       this.log.info('call ended', { reason, by, timeline: this.record.timeline.map((e) => e.event).join(',') });
+      this.publish('call.ended', callEndedData(this.record));
       await this.persist(this.deps.endedRecordTtlMs);
       this.emit('ended', this.record);
     })();

@@ -9,6 +9,7 @@ import { isMediaOverloaded } from '../kurento/media-refusal';
 import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
 import { StateStore } from '../state/state-store';
+import { CallEventBus } from '../events/call-events';
 import { Call } from './call';
 import { CallRegistry } from './call-registry';
 import { CallRouter } from './call-router';
@@ -40,6 +41,8 @@ export interface InviteHandlerDeps {
   onStarted: (record: CallRecord) => void;
   /** loopback media targets in SDP (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
   loopbackMedia?: LoopbackMediaRule;
+  /** the gateway's call event bus (each call publishes its events on it) */
+  events?: CallEventBus;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -141,7 +144,7 @@ export class InviteHandler {
       owner: d.instanceId,
       timeline: [],
     };
-    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia });
+    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia, events: d.events });
     d.registry.add(call);
     d.onStarted(record);
     call.once('ended', (r) => d.onEnded(r));

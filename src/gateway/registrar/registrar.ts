@@ -6,6 +6,15 @@ import { StateStore } from '../state/state-store';
 import { SipAuthenticator } from './sip-authenticator';
 import { parseContacts } from './contact-header';
 
+/** What `registration.changed` tells: the user's bindings after a REGISTER that added or removed one. */
+export interface RegistrationChange {
+  user: string;
+  aor: string;
+  added: string[];
+  removed: string[];
+  contacts: { contact: string; transport: Registration['transport']; expiresAt: number }[];
+}
+
 export interface RegisterResponse {
   send(status: number, reason?: string | { headers?: Record<string, string> }, opts?: { headers?: Record<string, string> }): void;
 }
@@ -22,7 +31,8 @@ export class Registrar {
     private readonly auth: SipAuthenticator,
     private readonly log: Logger,
     private readonly instanceId: string,
-    private readonly onChange: () => void = () => {},
+    /** called after a REGISTER that added or removed a binding (a refresh of the same bindings is no change) */
+    private readonly onChange: (change: RegistrationChange) => void = () => {},
   ) {}
 
   async handle(req: Srf.SrfRequest & { protocol?: string; source_address?: string; source_port?: number; uri?: string }, res: RegisterResponse): Promise<void> {
@@ -56,9 +66,11 @@ export class Registrar {
     const defaultExpires = req.has('Expires') ? Number(req.get('Expires')) : 3600;
     const transport = String(req.protocol ?? 'udp').toLowerCase() as Registration['transport'];
     const now = Date.now();
+    const before = (await this.store.getRegistrations(user.user)).map((r) => r.contact);
+    const aor = `sip:${user.user}@${this.config.domain}`;
     if (contactHeader.trim() === '*') {
       for (const r of await this.store.getRegistrations(user.user)) await this.store.removeRegistration(user.user, r.contact);
-      this.onChange();
+      if (before.length > 0) this.onChange({ user: user.user, aor, added: [], removed: before, contacts: [] });
       res.send(200);
       return;
     }
@@ -78,7 +90,7 @@ export class Registrar {
       }
       const expires = Math.min(asked, this.config.maxExpires);
       await this.store.putRegistration({
-        aor: `sip:${user.user}@${this.config.domain}`,
+        aor,
         user: user.user,
         contact: c.uri,
         transport,
@@ -91,8 +103,12 @@ export class Registrar {
       accepted.push(`<${c.uri}>;expires=${expires}`);
       this.log.info('registered', { user: user.user, contact: c.uri, transport, expires });
     }
-    this.onChange();
     const current = await this.store.getRegistrations(user.user);
+    const added = current.map((r) => r.contact).filter((c) => !before.includes(c));
+    const removed = before.filter((c) => !current.some((r) => r.contact === c));
+    if (added.length > 0 || removed.length > 0) {
+      this.onChange({ user: user.user, aor, added, removed, contacts: current.map((r) => ({ contact: r.contact, transport: r.transport, expiresAt: r.expiresAt })) });
+    }
     const contactOut = current
       .map((r) => `<${r.contact}>;expires=${Math.max(0, Math.round((r.expiresAt - now) / 1000))}`)
       .join(', ');

@@ -73,5 +73,7 @@ export interface CallRecord {
    * (a mute, hold or blip taken for a dead peer). Counted in /metrics; lifecycle tests assert 0.
    */
   suspectedFalseEnd?: boolean;
+  /** custom tags given at origination (REST API), echoed in every event of the call */
+  tags?: Record<string, string>;
   timeline: TimelineEntry[];
 }
