@@ -13,13 +13,15 @@ import type { ElementContext } from '../../src/media/objects/object-context';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
 import { loadMediaConfig } from '../../src/media/server/media-config';
 import { goertzelPower, sineSamples } from '../helpers/audio-tone';
+import { rng } from '../helpers/seeded-random';
 
 /**
  * The audio mixer on a fake clock: one frame per 20 ms per port, each port hears the exact sum of the
  * OTHER ports' decoded G.711 (never its own), clipped to 16 bits; a party that stops, or never sends,
  * stalls nothing; jitter inside the playout delay changes nothing, a straggler is dropped and counted;
  * the port cap answers 40009; no timer outlives the last port. Then Composite + HubPorts as elements:
- * three tones in, each port's sink hears the other two in its own codec and not its own.
+ * three tones in, each port's sink hears the other two in its own codec and not its own; hostile
+ * packets (random headers, lengths, timestamps) into a port never throw and never stop the mix.
  */
 
 const DELAY_FRAMES = PLAYOUT_DELAY_SAMPLES / FRAME_SAMPLES;
@@ -243,5 +245,27 @@ describe('media: Composite and HubPort elements (fake clock)', () => {
     o.add(sinks[0]!);
     assert.throws(() => new HubPort(o.context('HubPort', { hub: sinks[0]!.id })), /should be a Hub/);
     assert.throws(() => new HubPort(o.context('HubPort', {})), /'hub' constructor parameter is required/);
+  });
+
+  test('fuzz: 20 000 random packets into a port never throw, the mix keeps its pace and stays bounded', { timeout: 10_000 }, async () => {
+    const random = rng(0x4d1c);
+    const o = new Objects();
+    const hub = o.add(new Composite(o.context('Composite', {})));
+    const [hostile, listener] = [0, 1].map(() => o.add(new HubPort(o.context('HubPort', { hub: hub.id }))));
+    const sink = new CaptureSink(o.context('CaptureSink', {}), ['pcmu/8000']);
+    listener!.connectTo(sink, 'AUDIO');
+    for (let i = 0; i < 20_000; i++) {
+      const b = Buffer.alloc(Math.floor(random() * 700));
+      for (let j = 0; j < b.length; j++) b[j] = Math.floor(random() * 256);
+      if (b.length > 0 && random() < 0.7) b[0] = 0x80 | (b[0]! & 0x3f); // mostly version 2, any flags
+      hostile!.deliverFromPipeline(b, random() < 0.5 ? 'pcmu/8000' : 'pcma/8000');
+      if (i % 100 === 0) o.clock.advance(20);
+    }
+    assert.equal(sink.got.length, 200, 'one frame per 20 ms throughout');
+    assert.ok(sink.got.every((p) => p.payload.length === FRAME_SAMPLES), 'every frame 20 ms, whatever came in');
+    const input = hostile!.describeForStats() as { packetsMixed: number; packetsLate: number };
+    assert.ok(input.packetsMixed > 1000, `packets were taken into the mix: ${JSON.stringify(input)}`);
+    for (const e of [hub, hostile!, listener!, sink]) await e.teardown({ notifyPeer: false });
+    assert.equal(o.clock.pending(), 0);
   });
 });

@@ -143,6 +143,7 @@ export class HubPort extends MediaElement implements MixListener {
     const input = this.mixerPort.input;
     return {
       ...super.describeForStats(),
+      flowingOut: this.sendingOut,
       hub: this.hub.id,
       packetsMixed: input.packetsMixed,
       packetsLate: input.packetsLate,
