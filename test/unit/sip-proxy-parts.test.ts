@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { SipHeaders } from '../../src/sip/message/sip-headers';
 import type { SipRequest } from '../../src/sip/message/sip-message';
 import type { Flow } from '../../src/sip/transport/flow';
-import { appHeaders, parseProxyDestination, parseProxyDuration, proxyOptionsFrom, ProxyOptionsError } from '../../src/sip/proxy/proxy-options';
+import { appHeaders, parseProxyDestination, parseProxyDuration, proxyOptionsFrom, ProxyOptionsError, type ProxyCommand } from '../../src/sip/proxy/proxy-options';
 import { bestResponseIndex, upstreamStatus } from '../../src/sip/proxy/best-response';
 import { isLoop, loopHash, PROXY_BRANCH_PREFIX } from '../../src/sip/proxy/loop-detection';
 import { buildBranchRequest, isOurRoute, recordRouteFor } from '../../src/sip/proxy/forwarded-request';
-import type { ProxyCommandMessage } from '../../src/sip/proxy/proxy-ports';
 import { rng } from '../helpers/seeded-random';
 
 const local = {
@@ -33,9 +32,9 @@ function invite(uri = 'sip:bob@10.0.0.5:5060'): SipRequest {
   };
 }
 
-function command(over: Partial<ProxyCommandMessage> = {}): ProxyCommandMessage {
-  return { rid: 'r', transactionId: 't', remainInDialog: false, fullResponse: true, followRedirects: false, simultaneous: false,
-    provisionalTimeout: '', finalTimeout: '', destinations: ['10.0.0.7'], raw: '', ...over };
+function command(over: Partial<ProxyCommand> = {}): ProxyCommand {
+  return { remainInDialog: false, followRedirects: false, simultaneous: false, provisionalTimeout: '', finalTimeout: '',
+    destinations: ['10.0.0.7'], raw: '', ...over };
 }
 
 describe('proxy options as drachtio-srf sends them', () => {

@@ -2,9 +2,12 @@ import type { SipRequest, SipResponse } from '../message/sip-message';
 import { parseNameAddr } from '../message/name-addr';
 import { parseSipUri } from '../message/sip-uri';
 import { formatVia, parseVia } from '../message/via';
+import type { LocalAddress } from '../engine/local-address';
 import type { Flow } from '../transport/flow';
 import { proxyBranch } from './loop-detection';
-import type { ProxyLocalAddress } from './proxy-ports';
+
+/** What the forwarding helpers use of the engine's address. */
+export type ProxyLocalAddress = Pick<LocalAddress, 'host' | 'port' | 'via'>;
 
 /** The URI parameter that marks ferry sip's own Record-Route (and so the Route of later in-dialog requests). */
 export const RECORD_ROUTE_MARK = 'ferry-rr';

@@ -2,7 +2,8 @@ import type { TimerHandle } from '../../common/clock';
 import type { SipRequest, SipResponse } from '../message/sip-message';
 import type { Flow } from '../transport/flow';
 import { buildCancel } from '../engine/in-dialog-request-builder';
-import type { ProxyClientTransaction, ProxyServices } from './proxy-ports';
+import type { ProxyServices } from '../engine/proxy-dispatch';
+import type { ClientTransaction } from '../transaction/client-transaction-table';
 
 /** RFC 3261 §16.6 step 11: Timer C, how long an INVITE branch may ring without a final response. */
 export const PROXY_TIMER_C_MS = 180_000;
@@ -36,7 +37,7 @@ export class ProxyBranch {
   finalResponse: SipResponse | undefined;
   flow: Flow | undefined;
   request: SipRequest | undefined;
-  private txn: ProxyClientTransaction | undefined;
+  private txn: ClientTransaction | undefined;
   private cancelWanted = false;
   private cancelSent = false;
   private readonly timers = new Map<string, TimerHandle>();

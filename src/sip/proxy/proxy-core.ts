@@ -8,7 +8,10 @@ import type { Flow, SipProtocol } from '../transport/flow';
 import { copyRequest } from './forwarded-request';
 import { isLoop, loopHash } from './loop-detection';
 import { ProxyOptionsError, proxyOptionsFrom, type ProxyOptions } from './proxy-options';
-import type { ProxyCommandMessage, ProxyPendingRequest, ProxyServerTransaction, ProxyServices } from './proxy-ports';
+import type { AppProxyMessage } from '../control/control-server';
+import type { PendingServerRequest } from '../engine/pending-server-requests';
+import type { ProxyDispatch, ProxyServices } from '../engine/proxy-dispatch';
+import type { ServerTransaction } from '../transaction/server-transaction-table';
 import { ProxyReport } from './proxy-report';
 import { ProxySession } from './proxy-session';
 import { RecordRouteRelay } from './record-route-relay';
@@ -21,8 +24,8 @@ const PROTOCOLS: SipProtocol[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
  * and, with `remainInDialog`, the call's later in-dialog requests are relayed through ferry sip
  * (src/sip/proxy/record-route-relay.ts). docs/sip-proxy.md describes what it does and its limits.
  */
-export class ProxyCore {
-  private readonly sessions = new Map<ProxyServerTransaction, ProxySession>();
+export class ProxyCore implements ProxyDispatch {
+  private readonly sessions = new Map<ServerTransaction, ProxySession>();
   private readonly relay: RecordRouteRelay;
 
   constructor(private readonly services: ProxyServices) {
@@ -30,7 +33,7 @@ export class ProxyCore {
   }
 
   /** The app's `proxy` message for the network request `pending` (undefined: no such transaction). */
-  proxy(app: AppConnection, m: ProxyCommandMessage, pending: ProxyPendingRequest | undefined): void {
+  proxy(app: AppConnection, m: AppProxyMessage, pending: PendingServerRequest | undefined): void {
     const report = new ProxyReport(this.services.appPort, app, m.rid, () => this.services.clock.now(), m.fullResponse);
     if (!pending) return report.fail(`Unknown transaction id: ${m.transactionId}`);
     if (pending.appId !== app.id) return report.fail(`transaction ${m.transactionId} was given to another app`);
@@ -70,14 +73,14 @@ export class ProxyCore {
   }
 
   /** The caller cancelled an INVITE (the engine answered the CANCEL 200 and the INVITE 487). */
-  onCancelled(inviteTxn: ProxyServerTransaction): void {
+  onCancelled(inviteTxn: ServerTransaction): void {
     const session = this.sessions.get(inviteTxn);
     if (session) session.cancelledUpstream();
     else this.relay.onCancelled(inviteTxn);
   }
 
   /** An in-dialog request that matches no dialog: relayed when its top Route is our Record-Route. */
-  onUnmatchedInDialogRequest(req: SipRequest, flow: Flow, txn: ProxyServerTransaction): boolean {
+  onUnmatchedInDialogRequest(req: SipRequest, flow: Flow, txn: ServerTransaction): boolean {
     return this.relay.onRequest(req, flow, txn);
   }
 
@@ -96,7 +99,7 @@ export class ProxyCore {
     this.sessions.clear();
   }
 
-  private refuse(pending: ProxyPendingRequest, status: number, reason: string, report: ProxyReport): void {
+  private refuse(pending: PendingServerRequest, status: number, reason: string, report: ProxyReport): void {
     this.services.finishPending(pending);
     pending.txn.respond(makeResponse(pending.request, status, randomBytes(8).toString('hex')));
     this.services.log.info('proxy refused', { callId: callIdOf(pending.request), status, reason });

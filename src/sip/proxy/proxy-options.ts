@@ -1,7 +1,7 @@
 import { SipParseError } from '../message/sip-parse-error';
 import { parseSipMessage } from '../message/sip-parser';
 import { parseSipUri } from '../message/sip-uri';
-import type { ProxyCommandMessage } from './proxy-ports';
+import type { AppProxyMessage } from '../control/control-server';
 
 /** At most this many destinations in one `proxy` message. */
 export const MAX_PROXY_DESTINATIONS = 16;
@@ -30,6 +30,10 @@ export interface ProxyOptions {
 }
 
 export class ProxyOptionsError extends Error {}
+
+/** The parts of the app's `proxy` message that say how to proxy. */
+export type ProxyCommand = Pick<AppProxyMessage, 'destinations' | 'remainInDialog' | 'followRedirects' | 'simultaneous'
+  | 'provisionalTimeout' | 'finalTimeout' | 'raw'>;
 
 /**
  * Reads a drachtio duration as srf passes `provisionalTimeout` / `finalTimeout`: `''` (none),
@@ -75,7 +79,7 @@ export function appHeaders(raw: string): Array<[string, string]> {
 }
 
 /** Checks an app's `proxy` message; throws ProxyOptionsError with a reason the app can read. */
-export function proxyOptionsFrom(m: ProxyCommandMessage): ProxyOptions {
+export function proxyOptionsFrom(m: ProxyCommand): ProxyOptions {
   const dests = m.destinations.filter((d) => d.trim() !== '');
   if (dests.length === 0) throw new ProxyOptionsError('no destination to proxy to');
   if (dests.length > MAX_PROXY_DESTINATIONS) throw new ProxyOptionsError(`too many destinations (at most ${MAX_PROXY_DESTINATIONS})`);

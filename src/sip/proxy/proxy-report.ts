@@ -2,7 +2,7 @@ import type { AppConnection } from '../control/app-connection';
 import type { SipResponse } from '../message/sip-message';
 import { serializeSipMessage } from '../message/sip-serializer';
 import type { Flow } from '../transport/flow';
-import type { ProxyAppPort } from './proxy-ports';
+import type { AppPort } from '../engine/app-port';
 
 /**
  * The answers to an app's `proxy` message, as drachtio-srf's Request#proxy reads them: every final
@@ -12,7 +12,7 @@ import type { ProxyAppPort } from './proxy-ports';
 export class ProxyReport {
   private finished = false;
 
-  constructor(private readonly appPort: ProxyAppPort, private readonly app: AppConnection, private readonly rid: string,
+  constructor(private readonly appPort: AppPort, private readonly app: AppConnection, private readonly rid: string,
     private readonly now: () => number, private readonly fullResponse: boolean) {}
 
   get done(): boolean {

@@ -9,11 +9,12 @@ import { bestResponseIndex, upstreamStatus } from './best-response';
 import { buildBranchRequest, withoutOurVia } from './forwarded-request';
 import { ProxyBranch, type BranchEvents } from './proxy-branch';
 import { MAX_PROXY_BRANCHES, parseProxyDestination, type ProxyOptions } from './proxy-options';
-import type { ProxyPendingRequest, ProxyServices } from './proxy-ports';
+import type { PendingServerRequest } from '../engine/pending-server-requests';
+import type { ProxyServices } from '../engine/proxy-dispatch';
 import type { ProxyReport } from './proxy-report';
 
 export interface ProxySessionInit {
-  pending: ProxyPendingRequest;
+  pending: PendingServerRequest;
   /** the request as received, without its Route headers */
   request: SipRequest;
   options: ProxyOptions;

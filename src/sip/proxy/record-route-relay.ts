@@ -7,7 +7,8 @@ import { serializeSipMessage } from '../message/sip-serializer';
 import type { Flow } from '../transport/flow';
 import { copyRequest, decrementMaxForwards, isOurRoute, pushOurVia, withoutOurVia } from './forwarded-request';
 import { loopHash } from './loop-detection';
-import type { ProxyServerTransaction, ProxyServices } from './proxy-ports';
+import type { ProxyServices } from '../engine/proxy-dispatch';
+import type { ServerTransaction } from '../transaction/server-transaction-table';
 
 /**
  * In-dialog requests of a call proxied with `remainInDialog`: both parties send them to ferry sip
@@ -18,7 +19,7 @@ import type { ProxyServerTransaction, ProxyServices } from './proxy-ports';
 export class RecordRouteRelay {
   private inFlight = 0;
   /** relayed re-INVITEs without a final response yet, by the caller's server transaction: a CANCEL follows them */
-  private readonly invites = new Map<ProxyServerTransaction, { fwd: SipRequest; out: Flow }>();
+  private readonly invites = new Map<ServerTransaction, { fwd: SipRequest; out: Flow }>();
 
   constructor(private readonly services: ProxyServices) {}
 
@@ -28,7 +29,7 @@ export class RecordRouteRelay {
   }
 
   /** True when the request's top Route is our Record-Route: it is relayed, the engine does nothing more. */
-  onRequest(req: SipRequest, flow: Flow, txn: ProxyServerTransaction): boolean {
+  onRequest(req: SipRequest, flow: Flow, txn: ServerTransaction): boolean {
     const fwd = this.stripOurRoute(req, flow);
     if (!fwd) return false;
     this.inFlight++;
@@ -64,7 +65,7 @@ export class RecordRouteRelay {
   }
 
   /** The sender cancelled a relayed re-INVITE (the engine answered it 487): the CANCEL goes on to the other party. */
-  onCancelled(txn: ProxyServerTransaction): boolean {
+  onCancelled(txn: ServerTransaction): boolean {
     const relayed = this.invites.get(txn);
     if (!relayed) return false;
     this.invites.delete(txn);
