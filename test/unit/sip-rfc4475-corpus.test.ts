@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import { SipParseError } from '../../src/sip/message/sip-parse-error';
+import { SipStreamFramer } from '../../src/sip/message/sip-stream-framer';
 import { RFC4475_CORPUS, loadRfc4475 } from '../fixtures/rfc4475/corpus';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'rfc4475');
@@ -61,5 +62,18 @@ describe('RFC 4475 corpus files', () => {
     assert.equal(esc02.kind === 'request' && esc02.method, 'RE%47IST%45R');
     const dblreq = parseSipMessage(loadRfc4475('dblreq'));
     assert.equal(dblreq.kind === 'request' && `${dblreq.method}|${dblreq.body.length}`, 'REGISTER|0');
+  });
+
+  test('on a byte stream: conflicting or negative Content-Length is refused with the head kept for a 400, clerr waits', { timeout: 5000 }, () => {
+    const mcl = new SipStreamFramer().push(loadRfc4475('mcl01'));
+    assert.equal(mcl.error, 'conflicting Content-Length values');
+    assert.ok(mcl.refusedHead?.toString('latin1').startsWith('OPTIONS sip:user@example.com SIP/2.0'));
+    assert.equal(new SipStreamFramer().push(loadRfc4475('ncl')).error, 'bad Content-Length');
+    const clerr = new SipStreamFramer();
+    const out = clerr.push(loadRfc4475('clerr'));
+    assert.deepEqual([out.messages.length, out.error, clerr.pending], [0, undefined, 'body']);
+    // the same Content-Length twice frames (the validator answers the duplicate 400)
+    const twice = Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\nl: 0\r\n\r\n');
+    assert.equal(new SipStreamFramer().push(twice).messages.length, 1);
   });
 });
