@@ -134,29 +134,6 @@ export function takeOverMediaReceive(transport: RTCDtlsTransport, sink: Decrypte
   });
 }
 
-/**
- * Observe (not replace) the decrypted packets of a transport whose werift receive path stays in place:
- * wraps the SRTP/SRTCP decrypt functions. Used by test peers that keep werift's own machinery.
- */
-export function tapDecryptedMedia(transport: RTCDtlsTransport, sink: DecryptedMediaSink): void {
-  const t = internals(transport);
-  const srtp = t.srtp;
-  const srtcp = t.srtcp;
-  if (!srtp || !srtcp) throw new Error('SRTP is not started on this DTLS transport');
-  const decryptRtp = srtp.decrypt;
-  srtp.decrypt = (buf: Buffer): Buffer => {
-    const plain = decryptRtp(buf);
-    sink.rtp(Buffer.from(plain));
-    return plain;
-  };
-  const decryptRtcp = srtcp.decrypt;
-  srtcp.decrypt = (buf: Buffer): Buffer => {
-    const plain = decryptRtcp(buf);
-    sink.rtcp(Buffer.from(plain));
-    return plain;
-  };
-}
-
 /** RTP header length (fixed part + CSRCs + extension), or -1 if the packet is too short to hold it. */
 export function rtpHeaderLength(packet: Buffer): number {
   if (packet.length < 12) return -1;
