@@ -203,3 +203,56 @@ for (const transport of ['udp', 'tcp', 'ws'] as const) {
     });
   });
 }
+
+/**
+ * The valid response of 3.1.1.12 sent as the answer to a real request: the app sends an OPTIONS through
+ * ferry sip to a UDP peer, which answers with unreason's status line, reason phrase (UTF-8), Contact,
+ * Content-Type and body, its Via/From/To/Call-ID/CSeq taken from the request so it matches the transaction.
+ */
+describe('RFC 4475 3.1.1.12 unreason answering a request an app sent (UDP)', () => {
+  let engine: RunningSipEngine;
+  let app: ConnectedSrf;
+  let peer: dgram.Socket;
+
+  before(async () => {
+    engine = await startSipEngine({ host: '127.0.0.1', timers: { t1: 20, t2: 160, t4: 100 }, restartHoldMs: 0 });
+    app = await connectSrf({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
+    peer = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', resolve));
+  }, { timeout: 20_000 });
+
+  after(async () => {
+    peer?.close();
+    app?.close();
+    await engine?.close();
+  }, { timeout: 10_000 });
+
+  test('the app gets the 200 with its reason phrase and body intact; the transaction ends', { timeout: 15_000 }, async () => {
+    const fixture = loadRfc4475('unreason').toString('latin1');
+    const headEnd = fixture.indexOf('\r\n\r\n');
+    const [statusLine, ...lines] = fixture.slice(0, headEnd).split('\r\n');
+    const kept = lines.filter((l) => !/^(via|v|from|f|to|t|call-id|i|cseq)\s*:/i.test(l));
+    let requests = 0;
+    peer.on('message', (d, rinfo) => {
+      const req = parseSipMessage(d, true);
+      if (req.kind !== 'request') return;
+      requests++;
+      const matching = [...req.headers.getAll('Via').map((v) => `Via: ${v}`), `From: ${req.headers.get('From')}`,
+        `To: ${req.headers.get('To')};tag=2229`, `Call-ID: ${req.headers.get('Call-ID')}`, `CSeq: ${req.headers.get('CSeq')}`];
+      const answer = [statusLine, ...matching, ...kept].join('\r\n') + fixture.slice(headEnd);
+      peer.send(Buffer.from(answer, 'latin1'), rinfo.port, rinfo.address);
+    });
+    const res = await new Promise<any>((resolve, reject) => {
+      (app.srf as any).request(`sip:peer@127.0.0.1:${peer.address().port}`, { method: 'OPTIONS' }, (err: Error | null, req: any) => {
+        if (err) reject(err);
+        else req.on('response', (r: any) => resolve(r));
+      });
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.reason, '= 2**3 * 5**2 но сто девяносто девять - простое');
+    assert.equal(res.get('Content-Type'), 'application/sdp');
+    assert.equal(Buffer.byteLength(res.body), 154);
+    assert.ok(requests >= 1);
+    await pollUntil(() => engine.engine.stats().clientTransactions === 0, { timeoutMs: 5000, what: 'the client transaction to end' });
+  });
+});
