@@ -87,9 +87,13 @@ describe('WebRTC leg under garbage from a stranger', () => {
       for (let k = 0; k < 20; k++) stranger.send(garbage(i * 20 + k), port, '127.0.0.1');
       await new Promise((r) => setTimeout(r, 4));
     }
-    await waitFor(() => received.length >= N, 10_000, `all ${N} packets of the call (got ${received.length})`);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(received.length, N, 'no garbage reached the relay');
+    await waitFor(() => received.length >= N, 10_000, `all ${N} packets of the call`);
+    // Positive marker: every garbage datagram handed to the kernel, then one more packet of the call; once
+    // it is in, everything sent before it has been through the leg.
+    await new Promise<void>((r) => stranger.send(Buffer.alloc(1), port, '127.0.0.1', () => r()));
+    peer.sendRtp(rtpPacket(0, 100 + N, 160 * N, 0, Buffer.alloc(160, N & 0xff)));
+    await waitFor(() => received.length >= N + 1, 10_000, 'the marker packet after the garbage');
+    assert.equal(received.length, N + 1, 'no garbage reached the relay');
     received.forEach((p, i) => {
       assert.equal(p.readUInt16BE(2), 100 + i);
       assert.deepEqual(p.subarray(12), Buffer.alloc(160, i & 0xff));
@@ -100,16 +104,17 @@ describe('WebRTC leg under garbage from a stranger', () => {
     leg.on('signal', (r) => signals.push(r));
     const ended = (reason: string): boolean => signals.includes(reason);
     const alert = (level: number, desc: number) => Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 99, 0, 2, level, desc]);
+    const droppedBefore = leg.strangerDatagrams;
     stranger.send(alert(1, 0), port, '127.0.0.1');
     stranger.send(alert(2, 40), port, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => leg.strangerDatagrams >= droppedBefore + 2, 5000, "the stranger's two alerts dropped");
     assert.deepEqual(signals, [], 'a stranger cannot end the call');
     assert.equal(leg.dtlsState(), 'CONNECTED');
     // The same forged alerts from the peer's own address (as an off-path attacker spoofing it would send):
     // dropped because they are not protected under the session keys.
     await peer.sendRaw(alert(1, 0));
     await peer.sendRaw(Buffer.from([21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 26, ...bytes(26)]));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => leg.forgedAlerts >= 2, 5000, 'both forged alerts from the peer address dropped');
     assert.deepEqual(signals, [], 'an unauthenticated alert from the peer address cannot end the call');
     assert.equal(leg.forgedAlerts, 2);
     // The peer's real (encrypted) close_notify still ends it at once.

@@ -143,7 +143,9 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     const h = await connectedPair();
     h.peer.sendRtcp(rtcpReceiverReportAndBye(h.peer.ssrc));
     await waitFor(() => h.rtcpSeen.some((r) => r.bye), 5000, 'BYE seen by the leg');
-    await new Promise((r) => setTimeout(r, 200));
+    // Positive marker after the BYE on the same path: once it is through, the BYE has been handled in full.
+    h.peer.sendRtp(rtpPacket(0, 1, 0, 0, Buffer.alloc(160, 7)));
+    await waitFor(() => h.rtpSeen.length === 1, 5000, 'RTP sent after the BYE');
     assert.deepEqual(h.signals, []);
     assert.ok(h.leg.counters.rtcpByeIn >= 1);
   });
@@ -155,8 +157,8 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     const captured = h.peer.sentSrtp.at(-1)!;
     for (let i = 0; i < 3; i++) await h.peer.replay(captured);
     h.peer.sendRtp(rtpPacket(0, 501, 160, 0, Buffer.alloc(160, 2)));
-    await waitFor(() => h.rtpSeen.length >= 2, 5000, 'second packet');
-    await new Promise((r) => setTimeout(r, 100));
+    // The second packet went out after the replays on the same socket: when it and three replay drops are in, all were handled.
+    await waitFor(() => h.rtpSeen.length >= 2 && h.leg.counters.replayedDropped >= 3, 5000, 'second packet and three replays dropped');
     assert.equal(h.rtpSeen.length, 2);
     assert.equal(h.leg.counters.replayedDropped, 3);
   });
