@@ -56,7 +56,7 @@ describe('media: JSON-RPC fuzz', () => {
     await server.close();
   });
 
-  test('malformed frames get JSON-RPC errors', async () => {
+  test('malformed frames get JSON-RPC errors', { timeout: 300_000 }, async () => {
     const r = await RawRpc.open(server.url);
     rpcs.push(r);
     const parse = await r.sendFrame('{"jsonrpc":"2.0","id":1,"method":', null);
@@ -70,7 +70,7 @@ describe('media: JSON-RPC fuzz', () => {
     assert.equal((await r.sendFrame('{"jsonrpc":"2.0","id":10,"method":"invoke","params":{"object":"manager_ServerManager","operation":7}}', 10)).error?.code, 40001);
   });
 
-  test('5000 seeded mutations on one connection; an unrelated call keeps relaying every packet', async () => {
+  test('5000 seeded mutations on one connection; an unrelated call keeps relaying every packet', { timeout: 300_000 }, async () => {
     // the unrelated call, on its own session
     const owner = await RawRpc.open(server.url);
     rpcs.push(owner);

@@ -50,14 +50,14 @@ describe('gateway HTTP API', () => {
       req.end();
     });
 
-  test('GET /api/calls lists live calls; ?state=all includes ended ones', async () => {
+  test('GET /api/calls lists live calls; ?state=all includes ended ones', { timeout: 120_000 }, async () => {
     const live = JSON.parse((await get('/api/calls')).body) as { calls: CallRecord[] };
     assert.deepEqual(live.calls.map((c) => c.id), ['11111111-live']);
     const all = JSON.parse((await get('/api/calls?state=all')).body) as { calls: CallRecord[] };
     assert.equal(all.calls.length, 2);
   });
 
-  test('GET /api/calls/:id returns the timeline and reason; unknown ids and bad paths are 404', async () => {
+  test('GET /api/calls/:id returns the timeline and reason; unknown ids and bad paths are 404', { timeout: 120_000 }, async () => {
     const one = await get('/api/calls/22222222-gone');
     assert.equal(one.status, 200);
     const r = JSON.parse(one.body) as CallRecord;
@@ -69,13 +69,13 @@ describe('gateway HTTP API', () => {
     assert.equal((await get('/nothing-here')).status, 404);
   });
 
-  test('only GET and HEAD are allowed', async () => {
+  test('only GET and HEAD are allowed', { timeout: 120_000 }, async () => {
     const r = await get('/api/calls', 'POST');
     assert.equal(r.status, 405);
     assert.deepEqual(JSON.parse(r.body), { error: 'method not allowed' });
   });
 
-  test('GET /metrics is Prometheus text', async () => {
+  test('GET /metrics is Prometheus text', { timeout: 120_000 }, async () => {
     const m = await get('/metrics');
     assert.match(m.type, /^text\/plain/);
     assert.match(m.body, /^# TYPE ferry_active_calls gauge$/m);
@@ -86,7 +86,7 @@ describe('gateway HTTP API', () => {
     for (const line of m.body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? \d+)$/, line);
   });
 
-  test('the webphone page, its script and the JsSIP bundle are served', async () => {
+  test('the webphone page, its script and the JsSIP bundle are served', { timeout: 120_000 }, async () => {
     const page = await get('/');
     assert.match(page.type, /text\/html/);
     for (const id of ['register', 'target', 'call', 'answer', 'hangup', 'mute', 'hold', 'keypad', 'call-state', 'message', 'reg-state']) {

@@ -33,7 +33,7 @@ function contract(name: string, make: () => { store: StateStore; wait: (ms: numb
     const { store, wait, now: clockNow } = make();
     after(() => store.close());
 
-    test('registrations expire and are counted', async () => {
+    test('registrations expire and are counted', { timeout: 120_000 }, async () => {
       const now = clockNow();
       await store.putRegistration(reg('u1', 'sip:a@x.invalid', now + 60_000));
       await store.putRegistration(reg('u1', 'sip:b@x.invalid', now + 1000));
@@ -49,7 +49,7 @@ function contract(name: string, make: () => { store: StateStore; wait: (ms: numb
       assert.deepEqual(await store.getRegistrations('u1'), []);
     });
 
-    test('call records: live without TTL, ended with TTL, deleted', async () => {
+    test('call records: live without TTL, ended with TTL, deleted', { timeout: 120_000 }, async () => {
       const a = call(randomUUID());
       const b = call(randomUUID());
       await store.putCall(a);
@@ -67,7 +67,7 @@ function contract(name: string, make: () => { store: StateStore; wait: (ms: numb
       assert.deepEqual(await store.listCalls(), []);
     });
 
-    test('leases and adoption claims', async () => {
+    test('leases and adoption claims', { timeout: 120_000 }, async () => {
       await store.renewLease('gw-1', 200);
       assert.equal(await store.leaseAlive('gw-1'), true);
       assert.equal(await store.leaseAlive('gw-2'), false);

@@ -26,7 +26,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await server.close();
   });
 
-  test('sessionId is assigned on first use, echoed in every result, injected into later pings', async () => {
+  test('sessionId is assigned on first use, echoed in every result, injected into later pings', { timeout: 120_000 }, async () => {
     const r = await rpc();
     const pong = await r.ok('ping', { interval: 5000 });
     assert.deepEqual(pong, { value: 'pong' });
@@ -49,7 +49,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     assert.deepEqual(rel, { sessionId: sid });
   });
 
-  test('Kurento error codes: unknown object 40101, unknown operation 40008, unknown type 40108, unsupported event 40106, unknown method -32601, bad SDP 40201', async () => {
+  test('Kurento error codes: unknown object 40101, unknown operation 40008, unknown type 40108, unsupported event 40106, unknown method -32601, bad SDP 40201', { timeout: 120_000 }, async () => {
     const r = await rpc();
     const p = await r.ok('create', { type: 'MediaPipeline' });
     const e = await r.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
@@ -77,7 +77,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r.ok('release', { object: p.value });
   });
 
-  test('reconnect: connect(sessionId) rebinds, subscriptions follow the session to the new socket; unknown session -> 40007', async () => {
+  test('reconnect: connect(sessionId) rebinds, subscriptions follow the session to the new socket; unknown session -> 40007', { timeout: 120_000 }, async () => {
     const r1 = await rpc();
     const p = await r1.ok('create', { type: 'MediaPipeline' });
     const sid = p.sessionId!;
@@ -105,7 +105,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r2.ok('release', { object: p.value });
   });
 
-  test('a second connection using the same sessionId takes it over: events go to it only', async () => {
+  test('a second connection using the same sessionId takes it over: events go to it only', { timeout: 120_000 }, async () => {
     const r1 = await rpc();
     const r2 = await rpc();
     const p = await r1.ok('create', { type: 'MediaPipeline' });
@@ -121,7 +121,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r2.ok('release', { object: p.value });
   });
 
-  test('transaction with newref: substitution; bad inner ids -> 40008', async () => {
+  test('transaction with newref: substitution; bad inner ids -> 40008', { timeout: 120_000 }, async () => {
     const r = await rpc();
     const p = await r.ok('create', { type: 'MediaPipeline' });
     const t = await r.ok('transaction', {
@@ -154,7 +154,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r.ok('release', { object: p.value });
   });
 
-  test('ownership: ref adopts, unref by every owner releases; closeSession releases what only it owned; the session expires', async () => {
+  test('ownership: ref adopts, unref by every owner releases; closeSession releases what only it owned; the session expires', { timeout: 120_000 }, async () => {
     const r1 = await rpc();
     const r2 = await rpc();
     const p = await r1.ok('create', { type: 'MediaPipeline' });
@@ -175,7 +175,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     assert.ok(!st.sessionsDetail.some((x) => x.id === q.sessionId), 'session forgotten');
   });
 
-  test('per-connection FIFO: requests pipelined without waiting run in order (getLocalSessionDescriptor after processOffer)', async () => {
+  test('per-connection FIFO: requests pipelined without waiting run in order (getLocalSessionDescriptor after processOffer)', { timeout: 120_000 }, async () => {
     const r = await rpc();
     const p = await r.ok('create', { type: 'MediaPipeline' });
     const e = await r.ok('create', { type: 'RtpEndpoint', constructorParams: { mediaPipeline: p.value } });
@@ -192,7 +192,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     await r.ok('release', { object: p.value });
   });
 
-  test('ServerManager ObjectCreated/ObjectDestroyed events; getSessions; a session listening to the manager does not expire', async () => {
+  test('ServerManager ObjectCreated/ObjectDestroyed events; getSessions; a session listening to the manager does not expire', { timeout: 120_000 }, async () => {
     const r = await rpc();
     const sub = await r.ok('subscribe', { object: 'manager_ServerManager', type: 'ObjectCreated' });
     await r.ok('subscribe', { object: 'manager_ServerManager', type: 'ObjectDestroyed' });
@@ -212,7 +212,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     assert.deepEqual(await r.ok('ping'), { value: 'pong', sessionId: sub.sessionId }, 'still bound');
   });
 
-  test('a control peer that stops answering WebSocket pings (half-open TCP) is dropped: its session is orphaned, a healthy one is not', async () => {
+  test('a control peer that stops answering WebSocket pings (half-open TCP) is dropped: its session is orphaned, a healthy one is not', { timeout: 120_000 }, async () => {
     const pinging = await startMediaServer({ config: { port: 0, host: '127.0.0.1', wsPingMs: 150 } });
     try {
       const silent = await RawRpc.open(pinging.url, { autoPong: false });
@@ -229,7 +229,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     }
   });
 
-  test('the ?query on the path is tolerated; another path is refused; a released session leaves /stats at zero', async () => {
+  test('the ?query on the path is tolerated; another path is refused; a released session leaves /stats at zero', { timeout: 120_000 }, async () => {
     const r = await RawRpc.open(`${server.url}?access_token=abc`);
     open.push(r);
     assert.deepEqual(await r.ok('ping'), { value: 'pong' });

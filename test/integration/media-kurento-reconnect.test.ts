@@ -26,7 +26,7 @@ describe('media: kurento-client reconnect', () => {
     await server?.close();
   });
 
-  test('cut, media keeps flowing as an orphan, the client reconnects to the same session and still gets its events', async () => {
+  test('cut, media keeps flowing as an orphan, the client reconnects to the same session and still gets its events', { timeout: 120_000 }, async () => {
     server = await startMediaServer({ config: { port: 0, host: '127.0.0.1', deadMs: 15000, autoRelease: 'orphans' } });
     cutter = await TcpCutter.start(server.port);
     client = await kurento(`ws://127.0.0.1:${cutter.port}/kurento`, { failAfter: 10, response_timeout: 200, duplicates_timeout: 200 });

@@ -68,7 +68,7 @@ function terminated(c: Call, source: string): Record<string, unknown> | undefine
 }
 
 describe('media: phone leg end signals', () => {
-  test('RTCP BYE from the phone -> MediaSessionTerminated + MediaStateChanged(DISCONNECTED) with reason rtcp-bye; owner alive keeps the pipeline', async () => {
+  test('RTCP BYE from the phone -> MediaSessionTerminated + MediaStateChanged(DISCONNECTED) with reason rtcp-bye; owner alive keeps the pipeline', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000 });
     const c = await newCall(await client(s));
     c.pa.send(0, Buffer.from('x'));
@@ -94,7 +94,7 @@ describe('media: phone leg end signals', () => {
     assert.equal((await fetchStats(s.port)).boundPorts, 0);
   });
 
-  test('ICMP port unreachable on our sends -> reason icmp-unreachable', async () => {
+  test('ICMP port unreachable on our sends -> reason icmp-unreachable', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000 });
     const c = await newCall(await client(s));
     c.pa.send(0, Buffer.from('latch me'));
@@ -109,7 +109,7 @@ describe('media: phone leg end signals', () => {
     await c.pipeline.release();
   });
 
-  test('silent death: no RTP and no RTCP for DEAD_MS -> media-timeout; RTCP-only (mute) for 3x DEAD_MS is not an end', async () => {
+  test('silent death: no RTP and no RTCP for DEAD_MS -> media-timeout; RTCP-only (mute) for 3x DEAD_MS is not an end', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 800 });
     const c = await newCall(await client(s));
     const t0 = Date.now();
@@ -124,7 +124,7 @@ describe('media: phone leg end signals', () => {
     await c.pipeline.release();
   });
 
-  test('orphaned pipeline: media keeps flowing after the app disconnects, then a leg end releases it and the other phone gets RTCP BYE', async () => {
+  test('orphaned pipeline: media keeps flowing after the app disconnects, then a leg end releases it and the other phone gets RTCP BYE', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000, autoRelease: 'orphans' });
     const app = await client(s);
     const c = await newCall(app);
@@ -143,7 +143,7 @@ describe('media: phone leg end signals', () => {
     await c.pb.waitFor(() => c.pb.rtcpReceived.some((b) => parseRtcpCompound(b).bye), 2000, 'RTCP BYE to the other phone');
   });
 
-  test("policy 'always': the app is alive but does not release -> released after RELEASE_GRACE_MS", async () => {
+  test("policy 'always': the app is alive but does not release -> released after RELEASE_GRACE_MS", { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000, autoRelease: 'always', releaseGraceMs: 300 });
     const c = await newCall(await client(s));
     c.pb.sendRtcpBye();
@@ -153,7 +153,7 @@ describe('media: phone leg end signals', () => {
     assert.ok(ms >= 150, `released after ${ms} ms`);
   });
 
-  test('without rtcp-mux: RTCP on its own port (a=rtcp), two bound ports, a BYE there ends the leg', async () => {
+  test('without rtcp-mux: RTCP on its own port (a=rtcp), two bound ports, a BYE there ends the leg', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000 });
     const app = await client(s);
     const pipeline = await app.create('MediaPipeline');
@@ -175,7 +175,7 @@ describe('media: phone leg end signals', () => {
     assert.equal((await fetchStats(s.port)).boundPorts, 0);
   });
 
-  test("policy 'never': an orphan whose leg ended is only reported, never released by ferry media", async () => {
+  test("policy 'never': an orphan whose leg ended is only reported, never released by ferry media", { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000, autoRelease: 'never' });
     const app = await client(s);
     const c = await newCall(app);
@@ -189,7 +189,7 @@ describe('media: phone leg end signals', () => {
     assert.equal((await fetchStats(s.port)).boundPorts, 0);
   });
 
-  test('latching: after the first source, packets from a stranger are dropped', async () => {
+  test('latching: after the first source, packets from a stranger are dropped', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000 });
     const c = await newCall(await client(s));
     c.pa.send(0, Buffer.from('real'));
@@ -205,7 +205,7 @@ describe('media: phone leg end signals', () => {
     await c.pipeline.release();
   });
 
-  test('symmetric RTP behind NAT: the SDP names one port, the phone sends from another -> we answer to the real source', async () => {
+  test('symmetric RTP behind NAT: the SDP names one port, the phone sends from another -> we answer to the real source', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000 });
     const app = await client(s);
     const pipeline = await app.create('MediaPipeline');
@@ -227,7 +227,7 @@ describe('media: phone leg end signals', () => {
     await pipeline.release();
   });
 
-  test('the RTP leg sends RTCP reports (SR while sending, with SDES) to the peer', async () => {
+  test('the RTP leg sends RTCP reports (SR while sending, with SDES) to the peer', { timeout: 120_000 }, async () => {
     const s = await server({ deadMs: 15000, rtcpIntervalMs: 150 });
     const c = await newCall(await client(s));
     for (let i = 0; i < 10; i++) c.pa.send(0, Buffer.from([i]));

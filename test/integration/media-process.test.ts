@@ -15,7 +15,7 @@ describe('media: bin/ferry media process', () => {
     peers.forEach((p) => p.close());
   });
 
-  test('prints one ready line with the bound port, serves /stats and kurento-client, SIGTERM tells the phone and exits 0', async () => {
+  test('prints one ready line with the bound port, serves /stats and kurento-client, SIGTERM tells the phone and exits 0', { timeout: 120_000 }, async () => {
     const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'ferry'), 'media'], {
       env: { ...process.env, FERRY_MEDIA_PORT: '0', FERRY_MEDIA_HOST: '127.0.0.1', FERRY_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -54,7 +54,7 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     return { pipeline, a, b, pa, pb, events };
   }
 
-  test('ids follow the KMS scheme and describe/getInfo answer as kurento-client expects', async () => {
+  test('ids follow the KMS scheme and describe/getInfo answer as kurento-client expects', { timeout: 120_000 }, async () => {
     const pipeline = await client.create('MediaPipeline');
     assert.match(pipeline.id, /^[0-9a-f-]{36}_kurento\.MediaPipeline$/);
     const ep = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
@@ -68,7 +68,7 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     await pipeline.release();
   });
 
-  test('packets relay both ways with payload bytes intact, payload types mapped, events fired, release -> zero', async () => {
+  test('packets relay both ways with payload bytes intact, payload types mapped, events fired, release -> zero', { timeout: 120_000 }, async () => {
     const { pipeline, a, b, pa, pb, events } = await call2();
     const sentA: Buffer[] = [];
     const sentB: Buffer[] = [];
@@ -118,7 +118,7 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     await assert.rejects(call(a, 'getMediaState'), (err: Error & { code?: number }) => err instanceof ReferenceError || err.code === 40101);
   });
 
-  test('DTMF (RFC 4733) passes both ways with the payload type mapped 101 <-> 96', async () => {
+  test('DTMF (RFC 4733) passes both ways with the payload type mapped 101 <-> 96', { timeout: 120_000 }, async () => {
     const { pipeline, pa, pb } = await call2();
     const ts = 90000;
     pa.sendDtmf(101, 5, false, 160, ts);
@@ -137,7 +137,7 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     await pipeline.release();
   });
 
-  test('a new source keeps the sink leg SSRC, sequence and timestamp continuous', async () => {
+  test('a new source keeps the sink leg SSRC, sequence and timestamp continuous', { timeout: 120_000 }, async () => {
     const { pipeline, a, b, pa, pb } = await call2();
     for (let i = 0; i < 5; i++) pa.send(0, Buffer.from([i]));
     await pb.waitFor(() => pb.received.length >= 5);
@@ -161,7 +161,7 @@ describe('media: RtpEndpoint <-> RtpEndpoint relay through kurento-client', () =
     await pipeline.release();
   });
 
-  test('releasing one element releases the whole pipeline, a second release and unknown ids are no-ops', async () => {
+  test('releasing one element releases the whole pipeline, a second release and unknown ids are no-ops', { timeout: 120_000 }, async () => {
     const { pipeline, a, pa } = await call2();
     assert.equal((await fetchStats(server.port)).elements, 2);
     await a.release();

@@ -51,7 +51,7 @@ describe('ACK timeout: the server retransmits the 200, then BYEs the caller and 
     await target?.stop();
   });
 
-  test('caller never ACKs: 200 retransmitted, server BYE to the caller, srf destroy, B released', async (t) => {
+  test('caller never ACKs: 200 retransmitted, server BYE to the caller, srf destroy, B released', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const realServer = target.kind === 'drachtio-server';
     const timeoutS = realServer ? 60 : 20;

@@ -89,7 +89,7 @@ describe('two srf apps: the survivor takes over the calls of an app killed mid-c
     return { engine, appA, appB, caller, callee, bridged, byesReceived, byesSent };
   }
 
-  test('the caller hangs up after app A died: app B answers the BYE and BYEs the callee', async (t) => {
+  test('the caller hangs up after app A died: app B answers the BYE and BYEs the callee', { timeout: 120_000 }, async (t) => {
     t.diagnostic(TARGET_NOTE);
     const s = await setUp('uac-call.xml', 2500);
     const [ra, rb] = await Promise.all([s.caller.done, s.callee.done]);
@@ -105,7 +105,7 @@ describe('two srf apps: the survivor takes over the calls of an app killed mid-c
     assert.equal(s.appA.events.some((e) => e.event === 'destroyed'), false, 'app A was dead before any BYE');
   });
 
-  test('nobody hangs up after app A died: app B BYEs both legs of the call by their stored dialog ids', async (t) => {
+  test('nobody hangs up after app A died: app B BYEs both legs of the call by their stored dialog ids', { timeout: 120_000 }, async (t) => {
     t.diagnostic(TARGET_NOTE);
     const s = await setUp('uac-await-bye.xml', 300);
     const statuses = await Promise.all([

@@ -117,7 +117,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
   }
 
   for (const transport of ['udp', 'tcp'] as const) {
-    test(`over ${transport.toUpperCase()}: A hangs up, the app's BYE releases B`, async (t) => {
+    test(`over ${transport.toUpperCase()}: A hangs up, the app's BYE releases B`, { timeout: 120_000 }, async (t) => {
       t.diagnostic(target.description);
       const r = await bridge('uac-call.xml', 'uas-answer.xml', transport);
       assertBothSucceeded(r);
@@ -131,7 +131,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
     });
   }
 
-  test('over UDP: B hangs up, the app\'s BYE releases A', async (t) => {
+  test('over UDP: B hangs up, the app\'s BYE releases A', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const r = await bridge('uac-await-bye.xml', 'uas-hangup.xml', 'udp', 500);
     assertBothSucceeded(r);
@@ -143,7 +143,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
     assert.equal(srfDialogCount(), 0, 'no dialog left in srf');
   });
 
-  test('over UDP: A cancels while B rings; A gets 487, the CANCEL reaches B, the app sees cancel and 487', async (t) => {
+  test('over UDP: A cancels while B rings; A gets 487, the CANCEL reaches B, the app sees cancel and 487', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const r = await bridge('uac-cancel.xml', 'uas-ring-cancelled.xml', 'udp');
     assertBothSucceeded(r);
@@ -160,7 +160,7 @@ describe('drachtio-srf createB2BUA bridges two SIPp phones', () => {
     assert.equal(srfDialogCount(), 0, 'no dialog left in srf');
   });
 
-  test('over UDP: A puts the call on hold (re-INVITE a=sendonly); the app passes it to B and B\'s recvonly back', async (t) => {
+  test('over UDP: A puts the call on hold (re-INVITE a=sendonly); the app passes it to B and B\'s recvonly back', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const r = await bridge('uac-hold.xml', 'uas-hold.xml', 'udp');
     assertBothSucceeded(r);

@@ -135,7 +135,7 @@ describe('JsSIP in Chromium: register with digest, receive and answer a routed I
 
   const pageLog = () => page.evaluate(() => (window as unknown as { log: string[] }).log.slice());
 
-  test('registered via 401/200, INVITE answered by the browser, ICE+DTLS connected, app BYE ends it', async (t) => {
+  test('registered via 401/200, INVITE answered by the browser, ICE+DTLS connected, app BYE ends it', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     await page.evaluate(
       ([ws, uri, pw]) => (window as unknown as { startUa(a: string, b: string, c: string): void }).startUa(ws, uri, pw),

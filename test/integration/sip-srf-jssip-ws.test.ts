@@ -68,7 +68,7 @@ describe('JsSIP over WebSocket registers with digest auth and receives an INVITE
     await target?.stop();
   });
 
-  test('REGISTER challenged (401) then accepted (200); INVITE to the .invalid Contact reaches JsSIP over its WebSocket', async (t) => {
+  test('REGISTER challenged (401) then accepted (200); INVITE to the .invalid Contact reaches JsSIP over its WebSocket', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const wsUrl = `ws://${app.sipAddress('ws')}`;
     const socket = new JsSIP.WebSocketInterface(wsUrl);

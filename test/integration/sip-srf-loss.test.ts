@@ -137,7 +137,7 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
     return { a: ra, b: rb };
   }
 
-  test(`${CALLS} B2BUA calls with SIPp -lost ${LOSS_PERCENT} on both phones (UDP, standard timers): all succeed`, async (t) => {
+  test(`${CALLS} B2BUA calls with SIPp -lost ${LOSS_PERCENT} on both phones (UDP, standard timers): all succeed`, { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     t.diagnostic(`loss method: SIPp -lost ${LOSS_PERCENT} on caller and callee (drops sent and received SIP messages)`);
     const { a, b } = await runCalls(t, LOSS_PERCENT);
@@ -146,7 +146,7 @@ describe(`${LOSS_PERCENT}% packet loss: every call completes by retransmission`,
     assert.ok(lost > 0, 'SIPp really dropped messages');
   });
 
-  test(`${CALLS} B2BUA calls with ${LOSS_PERCENT}% kernel packet loss (iptables statistic DROP on loopback UDP to both phones and the server): all succeed`, async (t) => {
+  test(`${CALLS} B2BUA calls with ${LOSS_PERCENT}% kernel packet loss (iptables statistic DROP on loopback UDP to both phones and the server): all succeed`, { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     let loss: LoopbackUdpLoss | undefined;
     let serverPort = 0;

@@ -35,7 +35,7 @@ describe('drachtio-srf createUAC calls a SIPp phone', () => {
   }
 
   for (const transport of ['udp', 'tcp'] as const) {
-    test(`over ${transport.toUpperCase()}: SIPp answers, the app hangs up with dialog.destroy()`, async (t) => {
+    test(`over ${transport.toUpperCase()}: SIPp answers, the app hangs up with dialog.destroy()`, { timeout: 120_000 }, async (t) => {
       t.diagnostic(target.description);
       const port = await freePort();
       const phone = await startSipp({ scenario: 'uas-answer.xml', localPort: port, transport, timeoutS: 20 });
@@ -63,7 +63,7 @@ describe('drachtio-srf createUAC calls a SIPp phone', () => {
     });
   }
 
-  test('over UDP: SIPp answers, then the phone hangs up; srf emits destroy', async (t) => {
+  test('over UDP: SIPp answers, then the phone hangs up; srf emits destroy', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const port = await freePort();
     const phone = await startSipp({ scenario: 'uas-hangup.xml', localPort: port, transport: 'udp', talkMs: 500, timeoutS: 20 });
@@ -79,7 +79,7 @@ describe('drachtio-srf createUAC calls a SIPp phone', () => {
     assert.equal(srfDialogCount(), 0, 'no dialog left in srf');
   });
 
-  test('over UDP: SIPp answers 486; createUAC rejects with 486 and the phone gets one ACK, in the INVITE transaction', async (t) => {
+  test('over UDP: SIPp answers 486; createUAC rejects with 486 and the phone gets one ACK, in the INVITE transaction', { timeout: 120_000 }, async (t) => {
     t.diagnostic(target.description);
     const port = await freePort();
     const phone = await startSipp({ scenario: 'uas-busy.xml', localPort: port, transport: 'udp', lingerMs: 2500, timeoutS: 20 });

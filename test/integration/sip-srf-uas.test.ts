@@ -51,7 +51,7 @@ describe('drachtio-srf createUAS answers a SIPp call', () => {
   });
 
   for (const transport of ['udp', 'tcp'] as const) {
-    test(`over ${transport.toUpperCase()}: SIPp calls, srf answers with createUAS, SIPp's BYE destroys the dialog`, async (t) => {
+    test(`over ${transport.toUpperCase()}: SIPp calls, srf answers with createUAS, SIPp's BYE destroys the dialog`, { timeout: 120_000 }, async (t) => {
       t.diagnostic(target.description);
       calls.length = 0;
       const result = await runSipp({

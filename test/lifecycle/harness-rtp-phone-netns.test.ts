@@ -18,7 +18,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 
 /** The lifecycle harness proves itself first: the scripted phone and the namespace faults do what the scenarios rely on. */
 describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
-  test('two scripted phones exchange RTP at 50 pps and RTCP; mute stops RTP only; RTCP BYE is counted', async () => {
+  test('two scripted phones exchange RTP at 50 pps and RTCP; mute stops RTP only; RTCP BYE is counted', { timeout: 300_000 }, async () => {
     const a = new RtpPhone({ rtcpIntervalMs: 500 });
     const b = new RtpPhone({ rtcpIntervalMs: 500 });
     after(() => Promise.all([a.close(), b.close()]));
@@ -48,7 +48,7 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     assert.equal((await b.stats()).byeReceived, 1);
   });
 
-  test('a phone in its own namespace: traffic flows over the veth, the cable pull and the netem blip silence it, both recover, the namespace is deleted', async (t) => {
+  test('a phone in its own namespace: traffic flows over the veth, the cable pull and the netem blip silence it, both recover, the namespace is deleted', { timeout: 300_000 }, async (t) => {
     const ns = await NetNamespace.create();
     const host = new RtpPhone({ address: ns.hostAddress, rtcpIntervalMs: 500 });
     let phone: RtpPhoneProcess | undefined;
@@ -94,7 +94,7 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     assert.equal(await NetNamespace.exists(ns.name), false);
   });
 
-  test('two scripted SIP phones: INVITE/200/ACK with RTP both ways, sendonly re-INVITE answered recvonly, BYE answered 200', async () => {
+  test('two scripted SIP phones: INVITE/200/ACK with RTP both ways, sendonly re-INVITE answered recvonly, BYE answered 200', { timeout: 300_000 }, async () => {
     const caller = new SipPhone(new RtpPhone(), { user: 'a' });
     const callee = new SipPhone(new RtpPhone(), { user: 'b' });
     after(() => Promise.all([caller.close(), callee.close()]));

@@ -40,7 +40,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     return call;
   }
 
-  test('S3: proxy killed (SIGKILL) mid-call -> RTP keeps flowing both ways, no gap > 100 ms, pipeline kept past T_dead', async () => {
+  test('S3: proxy killed (SIGKILL) mid-call -> RTP keeps flowing both ways, no gap > 100 ms, pipeline kept past T_dead', { timeout: 300_000 }, async () => {
     const call = await orphanedCall();
     try {
       await s3Checks(call);
@@ -78,7 +78,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     assert.equal(call.webphone!.dtlsEndedAt(), undefined, 'the webphone was not cut');
   }
 
-  test('S4: S3, then the IP phone hangs up (RTCP BYE, RTP stops) -> ferry media releases within 1 s and tells both peers first', async () => {
+  test('S4: S3, then the IP phone hangs up (RTCP BYE, RTP stops) -> ferry media releases within 1 s and tells both peers first', { timeout: 300_000 }, async () => {
     const call = await orphanedCall();
     await sleep(500);
     await call.phone.sendBye();
@@ -99,7 +99,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     console.log(`[measure] S4 release latency after RTCP BYE: ${latency} ms; webphone DTLS closed after ${told - byeAt} ms`);
   });
 
-  test('S5: S3, then the IP phone hangs up with no RTCP BYE and closes its socket -> released on ICMP port unreachable within 2 s', async () => {
+  test('S5: S3, then the IP phone hangs up with no RTCP BYE and closes its socket -> released on ICMP port unreachable within 2 s', { timeout: 300_000 }, async () => {
     const call = await orphanedCall();
     await sleep(500);
     await call.phone.closeSockets();

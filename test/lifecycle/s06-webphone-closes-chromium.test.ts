@@ -46,7 +46,7 @@ describe('S6: webphone (Chromium) closes after the proxy died', () => {
     return { call, browser };
   }
 
-  test('S6: S3, then the webphone closes its peer connection (pc.close(): DTLS close_notify) -> released within 1 s, phone told', async () => {
+  test('S6: S3, then the webphone closes its peer connection (pc.close(): DTLS close_notify) -> released within 1 s, phone told', { timeout: 300_000 }, async () => {
     const { call, browser } = await orphanedBrowserCall();
     const closedAt = await browser.closePeerConnection();
     const { at, stats } = await media.waitForPipelineGone(call.answer!.pipelineId, 5000);
@@ -60,7 +60,7 @@ describe('S6: webphone (Chromium) closes after the proxy died', () => {
     console.log(`[measure] S6 release latency after pc.close(): ${latency} ms`);
   });
 
-  test('S6 tab killed: S3, then the browser tab is closed without a word -> released on ICE consent loss within the consent timeout + 2 s', async () => {
+  test('S6 tab killed: S3, then the browser tab is closed without a word -> released on ICE consent loss within the consent timeout + 2 s', { timeout: 300_000 }, async () => {
     const { call, browser } = await orphanedBrowserCall();
     const killedAt = await browser.killTab();
     const bound = CONSENT_TIMEOUT_MS + 2000;

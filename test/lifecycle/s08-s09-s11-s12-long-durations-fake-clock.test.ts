@@ -74,7 +74,7 @@ function advanceExpectingNoEnd(clock: FakeClock, ms: number, ends: { reason: Leg
 }
 
 describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rule, real peer timing)', () => {
-  test('S8: IP phone mutes (RTP stops, RTCP SR continues) for 10 min -> nothing released, 0 false ends', () => {
+  test('S8: IP phone mutes (RTP stops, RTCP SR continues) for 10 min -> nothing released, 0 false ends', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 8);
     const { liveness, ends } = watch(clock, peer);
@@ -90,7 +90,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     assert.equal(liveness.running, false);
   });
 
-  test('S8 contrast: the same mute with NO RTCP (SIPp rtp_stream pause) is a silent death -> media-timeout at T_dead', () => {
+  test('S8 contrast: the same mute with NO RTCP (SIPp rtp_stream pause) is a silent death -> media-timeout at T_dead', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 88);
     const { ends } = watch(clock, peer);
@@ -105,7 +105,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     assert.ok(after >= DEAD_MS - 6_500 && after <= DEAD_MS + 2_000, `ended ${after} ms after the last packet (T_dead ± 2 s, the last RTCP may precede the silence)`);
   });
 
-  test('S9: webphone mutes (track disabled: RTP stops, browser RTCP every ~5 s continues) for 10 min -> 0 false ends', () => {
+  test('S9: webphone mutes (track disabled: RTP stops, browser RTCP every ~5 s continues) for 10 min -> 0 false ends', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 9, 5000);
     const { liveness, ends } = watch(clock, peer);
@@ -118,7 +118,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     liveness.stop();
   });
 
-  test('S11: hold via re-INVITE (sendonly) for 10 min, peer sends nothing at all -> no end; T_hold applies; resume restarts T_dead', () => {
+  test('S11: hold via re-INVITE (sendonly) for 10 min, peer sends nothing at all -> no end; T_hold applies; resume restarts T_dead', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 11);
     const { liveness, ends } = watch(clock, peer);
@@ -136,7 +136,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     liveness.stop();
   });
 
-  test('S11 bound: a hold that never resumes and never sends ends with hold-timeout at T_hold (1 h), not at T_dead', () => {
+  test('S11 bound: a hold that never resumes and never sends ends with hold-timeout at T_hold (1 h), not at T_dead', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 111);
     const { liveness, ends } = watch(clock, peer);
@@ -153,7 +153,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     assert.ok(Math.abs(after - HOLD_MS) <= 2_000, `hold-timeout ${after} ms after the hold (T_hold ${HOLD_MS} ± 2 s)`);
   });
 
-  test('S12: a healthy 30-minute call (50 pps with jitter, RTCP ~5 s) -> no end, no spurious release', () => {
+  test('S12: a healthy 30-minute call (50 pps with jitter, RTCP ~5 s) -> no end, no spurious release', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const phone = new SimulatedPeer(clock, 12);
     const browser = new SimulatedPeer(clock, 1212);
@@ -168,7 +168,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     b.liveness.stop();
   });
 
-  test('S10: a blip (all packets dropped) of T_dead - 5 s then back -> the call continues; a cut of T_dead ends it (media-timeout, within T_dead ± 2 s)', () => {
+  test('S10: a blip (all packets dropped) of T_dead - 5 s then back -> the call continues; a cut of T_dead ends it (media-timeout, within T_dead ± 2 s)', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 10);
     const { liveness, ends } = watch(clock, peer);
@@ -187,7 +187,7 @@ describe('S8/S9/S11/S12 long durations on a fake clock (ferry media liveness rul
     assert.equal(liveness.running, false, 'no timer left after the end');
   });
 
-  test('explicit signals end at once and only once (RTCP BYE, ICMP, DTLS close): the first reason wins, no timer left', () => {
+  test('explicit signals end at once and only once (RTCP BYE, ICMP, DTLS close): the first reason wins, no timer left', { timeout: 30_000 }, () => {
     const clock = new FakeClock(0);
     const peer = new SimulatedPeer(clock, 1);
     const { liveness, ends } = watch(clock, peer);

@@ -58,7 +58,7 @@ describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 2 s, 
     return { call, heldAt: Date.now() };
   }
 
-  for (const direction of ['sendonly', 'inactive'] as const) test(`S11: held (${direction} re-offer) for 3 x T_dead with neither RTP nor RTCP from the phone -> 0 false ends; resume (sendrecv re-offer) brings media back`, async () => {
+  for (const direction of ['sendonly', 'inactive'] as const) test(`S11: held (${direction} re-offer) for 3 x T_dead with neither RTP nor RTCP from the phone -> 0 false ends; resume (sendrecv re-offer) brings media back`, { timeout: 300_000 }, async () => {
     const { call, heldAt } = await holdCall(direction);
     await sleep(3 * DEAD_MS);
     assert.deepEqual(endEvents(call.proxy.events), [], `no end while on hold (${Date.now() - heldAt} ms)`);
@@ -74,7 +74,7 @@ describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 2 s, 
     assert.ok(hasPipeline(await media.stats(), call.answer!.pipelineId), 'the pipeline is still there');
   });
 
-  test('S11 bound: a silent hold that never resumes ends with hold-timeout at T_hold ± 2 s (not media-timeout at T_dead)', async () => {
+  test('S11 bound: a silent hold that never resumes ends with hold-timeout at T_hold ± 2 s (not media-timeout at T_dead)', { timeout: 300_000 }, async () => {
     const { call, heldAt } = await holdCall();
     const ended = await call.proxy.waitForEvent((e) => e.event === 'MediaSessionTerminated' && e.leg === 0, HOLD_MS + 5000);
     const after = ended.at - heldAt;

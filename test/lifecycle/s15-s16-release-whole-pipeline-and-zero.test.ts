@@ -47,7 +47,7 @@ describe('S15/S16: release everything, once; everything back to zero', () => {
     await media.stop();
   });
 
-  test('S15: release() on the RtpEndpoint releases the whole pipeline (both endpoints, ports); releasing again, and the pipeline, is a no-op', async () => {
+  test('S15: release() on the RtpEndpoint releases the whole pipeline (both endpoints, ports); releasing again, and the pipeline, is a no-op', { timeout: 300_000 }, async () => {
     const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
     calls.push(call);
     await sleep(500);
@@ -79,7 +79,7 @@ describe('S15/S16: release everything, once; everything back to zero', () => {
     await call.close();
   });
 
-  test('S16: after calls ended by app release, RTCP BYE (orphan), ICMP (orphan) and proxy exit -> 0 pipelines, 0 elements, 0 bound ports, 0 sessions, RSS near baseline', async () => {
+  test('S16: after calls ended by app release, RTCP BYE (orphan), ICMP (orphan) and proxy exit -> 0 pipelines, 0 elements, 0 bound ports, 0 sessions, RSS near baseline', { timeout: 300_000 }, async () => {
     const baseline = await rssKb(media.pid!);
     for (let round = 0; round < 2; round++) {
       const released = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
