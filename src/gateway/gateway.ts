@@ -19,6 +19,7 @@ import { Registrar } from './registrar/registrar';
 import { SipAuthenticator } from './registrar/sip-authenticator';
 import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
+import { Webhooks } from './webhooks/webhooks';
 
 type VerbHandler = (req: Srf.SrfRequest & { stackDialogId?: string }, res: Srf.SrfResponse) => void;
 /** srf's per-verb registration methods (generated at runtime; missing from its typings) */
@@ -48,6 +49,8 @@ export class Gateway {
   private readonly mediaLoss: MediaLossMonitor;
   private readonly http: HttpServer;
   private readonly lease: LeaseKeeper;
+  /** POSTs bus events to the receivers in sip-config's `webhooks` */
+  readonly webhooks: Webhooks;
   /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
   private readonly adopter: CallAdopter;
   /** claims every live call's dialogs again when the control connection to ferry sip comes back */
@@ -62,6 +65,14 @@ export class Gateway {
     this.log = createLogger('gateway', { instanceId: config.instanceId });
     this.events = new LocalCallEventBus(config.instanceId, () => this.clock.now(), this.log.child({ component: 'gateway.events' }));
     this.store = createStateStore(config.redisUrl, config.redisPrefix, this.clock, { timeoutMs: config.storeTimeoutMs, log: this.log.child({ component: 'gateway.store' }) });
+    this.webhooks = new Webhooks({
+      receivers: config.sip.webhooks ?? [],
+      events: this.events,
+      log: this.log.child({ component: 'gateway.webhooks' }),
+      instanceId: config.instanceId,
+      ...(config.redisUrl ? { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix } : {}),
+    });
+    this.metrics.addSection(() => this.webhooks.metricLines());
     this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
     this.mediaLoss = new MediaLossMonitor({
       media: this.media,
@@ -184,6 +195,7 @@ export class Gateway {
     for (const verb of ['bye', 'info', 'update'] as const) {
       verbs[verb]((req, res) => this.adopter.offer(req as never, res as never));
     }
+    this.webhooks.start();
     await this.lease.start();
     // a gateway restarted with its previous id adopts its own calls here, at once; in-dialog
     // requests offered before this scan ends are held and delivered to the adopted calls
@@ -219,6 +231,7 @@ export class Gateway {
     }
     this.mediaLoss.stop();
     this.media.close();
+    await this.webhooks.stop();
     await this.store.close();
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './config-error';
 import { JsonValue, LocatedJsonError, parseLocatedJson } from './located-json';
 import { isIP } from 'node:net';
+import { parseWebhookReceivers } from '../webhooks/webhook-config';
 import { DigestSecret, RouteTarget, SipConfig, SipRoute, SipTrunk, SipUser, Transport, TrunkSource } from './sip-config';
 
 /**
@@ -86,7 +87,7 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   if (!isObj(root)) {
     throw new ConfigError([`${file}:1: (top level): must be an object`]);
   }
-  checkKeys(root, '', ['domain', 'users', 'trunks', 'routes', 'minExpires', 'maxExpires']);
+  checkKeys(root, '', ['domain', 'users', 'trunks', 'routes', 'minExpires', 'maxExpires', 'webhooks']);
   const domain = str(root, 'domain', '', { pattern: /^[A-Za-z0-9.-]+$/, hint: 'a host name' }) ?? '';
   const minExpires = int(root, 'minExpires', 60, 1, 86400);
   const maxExpires = int(root, 'maxExpires', 3600, 1, 86400);
@@ -178,8 +179,10 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   });
   if (routeList === null) routes.push({ match: /^.*$/, to: { kind: 'user' } });
 
+  const webhooks = parseWebhookReceivers(root.webhooks, problem);
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return { domain, users, trunks, routes, minExpires, maxExpires };
+  return { domain, users, trunks, routes, minExpires, maxExpires, ...(webhooks.length > 0 ? { webhooks } : {}) };
 }
 
 /**

@@ -1,3 +1,5 @@
+import { WebhookReceiver } from '../webhooks/webhook-config';
+
 /** The validated contents of the sip-config file: users, trunks (IP phones / PBX) and the dial plan. */
 export type Transport = 'udp' | 'tcp' | 'tls';
 
@@ -57,4 +59,6 @@ export interface SipConfig {
   /** registration expiry bounds in seconds */
   minExpires: number;
   maxExpires: number;
+  /** webhook receivers of call events (docs/webhooks.md); none when absent */
+  webhooks?: WebhookReceiver[];
 }

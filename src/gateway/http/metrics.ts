@@ -11,6 +11,12 @@ export class GatewayMetrics {
   callsAdopted = 0;
   /** authentication failures and lockouts (SipAuthenticator) */
   readonly auth = new AuthCounters();
+  /** more metric families rendered by other parts (e.g. webhook delivery), each a list of text lines */
+  private readonly sections: (() => string[])[] = [];
+
+  addSection(render: () => string[]): void {
+    this.sections.push(render);
+  }
 
   callEnded(record: { reason?: EndReason; suspectedFalseEnd?: boolean }): void {
     const r = record.reason ?? 'failed';
@@ -70,6 +76,7 @@ export class GatewayMetrics {
     const sdp = [...sdpRejectionCounts()].sort();
     if (sdp.length === 0) lines.push('ferry_sdp_rejected_total 0');
     for (const [problem, n] of sdp) lines.push(`ferry_sdp_rejected_total{problem="${problem}"} ${n}`);
+    for (const section of this.sections) lines.push(...section());
     return `${lines.join('\n')}\n`;
   }
 }
