@@ -19,6 +19,8 @@ const BYE_WAIT_MS = 500;
 const SILENCE_REASONS: ReadonlySet<EndReason> = new Set<EndReason>(['media-timeout', 'hold-timeout', 'ice-failed']);
 
 export interface CallEvents {
+  /** end(reason) began (the first reason); the record is not written yet */
+  ending: [reason: EndReason];
   ended: [record: CallRecord];
 }
 
@@ -106,12 +108,28 @@ export class Call extends EventEmitter<CallEvents> {
     this.timers.push(t);
   }
 
-  /** both dialogs are up: watch them for BYE, re-INVITE, INFO, UPDATE */
-  connect(caller: DialogLike, callee: DialogLike, opts: { adopted?: boolean } = {}): void {
+  /** a party's dialog, once it is up */
+  dialog(side: Side): DialogLike | undefined {
+    return this.dialogs[side];
+  }
+
+  /**
+   * A dialog that is up before the call is bridged (an originated call's first party, while the
+   * second rings): end() hangs it up too. connect() later takes it over.
+   */
+  holdDialog(side: Side, d: DialogLike): void {
+    this.dialogs[side] = d;
+  }
+
+  /**
+   * both dialogs are up: watch them for BYE, re-INVITE, INFO, UPDATE. `roles`: our side of each
+   * dialog (default: the caller called us, we called the callee; an originated call placed both)
+   */
+  connect(caller: DialogLike, callee: DialogLike, opts: { adopted?: boolean; roles?: { caller: 'uas' | 'uac'; callee: 'uas' | 'uac' } } = {}): void {
     this.dialogs = { caller, callee };
     if (!opts.adopted) {
-      this.record.caller.dialog = snapshotDialog(caller as never, 'uas');
-      this.record.callee.dialog = snapshotDialog(callee as never, 'uac');
+      this.record.caller.dialog = snapshotDialog(caller as never, opts.roles?.caller ?? 'uas');
+      this.record.callee.dialog = snapshotDialog(callee as never, opts.roles?.callee ?? 'uac');
       this.record.answeredAt = this.deps.clock.now();
       this.setState('answered', 'answered');
       this.publish('call.answered', { parties: callParties(this.record) });
@@ -280,6 +298,7 @@ export class Call extends EventEmitter<CallEvents> {
       return this.ending;
     }
     this.ending = (async () => {
+      this.emit('ending', reason);
       this.record.reason = reason;
       this.record.endedBy = by;
       this.setState('ending', 'ending', `${reason} (by ${by})`);

@@ -24,6 +24,8 @@ export const END_REASONS = [
   'media-lost',
   // the media server refused the call's pipeline or endpoints: it is full (its quotas, NOT_ENOUGH_RESOURCES)
   'media-overloaded',
+  // hung up through the REST API (DELETE /api/calls/:id)
+  'api-hangup',
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];
