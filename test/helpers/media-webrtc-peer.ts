@@ -20,10 +20,15 @@ import type { HeldDatagramKind } from './werift-test-peer';
  * return at once (an error of an earlier send is thrown by the next call).
  */
 
+/** The longest a connecting peer keeps the test process alive (a test's own timeout is shorter). */
+const CONNECTING_HOLD_MS = 60_000;
+
 class PeerHost {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly listeners = new Map<number, (event: string, args: unknown[]) => void>();
+  /** Peers between offer/answer and `connected` (a test may await only that event), each with its expiry. */
+  private readonly connecting = new Map<number, NodeJS.Timeout>();
   private exited: Error | undefined;
 
   constructor(private readonly child: ChildProcess) {
@@ -33,7 +38,7 @@ class PeerHost {
       for (const p of this.pending.values()) p.reject(this.exited);
       this.pending.clear();
     });
-    this.idle();
+    this.updateRef();
   }
 
   static start(): Promise<PeerHost> {
@@ -67,9 +72,24 @@ class PeerHost {
     const id = this.nextId++;
     const message: PeerRequest = { id, peer, op, args };
     const reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.busy();
+    this.updateRef();
     this.child.send(message);
     return reply;
+  }
+
+  /**
+   * While a peer is connecting (for at most CONNECTING_HOLD_MS), the host keeps the test process alive: its
+   * `connected` event may be the only thing a test awaits.
+   */
+  setConnecting(peer: number, connecting: boolean): void {
+    clearTimeout(this.connecting.get(peer));
+    this.connecting.delete(peer);
+    if (connecting) {
+      const expiry = setTimeout(() => this.setConnecting(peer, false), CONNECTING_HOLD_MS);
+      expiry.unref();
+      this.connecting.set(peer, expiry);
+    }
+    this.updateRef();
   }
 
   private onMessage(m: HostMessage): void {
@@ -81,19 +101,22 @@ class PeerHost {
       this.pending.delete(m.id);
       if (m.ok) p.resolve(m.value);
       else p.reject(new Error(m.error));
-      if (this.pending.size === 0) this.idle();
+      this.updateRef();
     }
   }
 
-  /** Keep the test process alive while a reply is awaited; otherwise the host never holds it open. */
-  private busy(): void {
-    this.child.ref();
-    this.child.channel?.ref();
-  }
-
-  private idle(): void {
-    this.child.unref();
-    this.child.channel?.unref();
+  /**
+   * Keep the test process alive while a reply or a connection is awaited; otherwise the host never holds it
+   * open (a test that forgets to close a peer must not hang its file).
+   */
+  private updateRef(): void {
+    if (this.pending.size > 0 || this.connecting.size > 0) {
+      this.child.ref();
+      this.child.channel?.ref();
+    } else {
+      this.child.unref();
+      this.child.channel?.unref();
+    }
   }
 }
 
@@ -150,6 +173,7 @@ export class WebRtcTestPeer {
         break;
       case 'connected':
         this.isConnected = true;
+        this.host?.setConnecting(this.id, false);
         this.connectedResolve?.();
         break;
     }
@@ -169,12 +193,13 @@ export class WebRtcTestPeer {
 
   /** Our offer without candidates (they trickle: read `candidates` after this resolves). */
   async createOffer(): Promise<string> {
-    const offer = String(await this.call('createOffer'));
-    return offer;
+    (await this.created).setConnecting(this.id, !this.isConnected);
+    return String(await this.call('createOffer'));
   }
 
   /** Answer an offer (complete SDP back, candidates inline). */
   async answer(offer: string): Promise<string> {
+    (await this.created).setConnecting(this.id, !this.isConnected);
     return String(await this.call('answer', [offer]));
   }
 
@@ -222,6 +247,7 @@ export class WebRtcTestPeer {
   }
 
   async close(): Promise<void> {
+    this.host?.setConnecting(this.id, false);
     await this.call('close').catch(() => undefined);
   }
 }
