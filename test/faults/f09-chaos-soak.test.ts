@@ -20,7 +20,7 @@ import type { SoakCall } from '../../bench/soak/soak-call';
 const SEED = 9;
 
 describe('F9: chaos soak', () => {
-  test('F9: the attribution calls an end with no matching cause a false end (positive control)', () => {
+  test('F9: the attribution calls an end with no matching cause a false end (positive control)', { timeout: 30_000 }, () => {
     const base = { slot: 0, caller: 'phone' as const, placedAt: 1000, answeredAt: 1100, plannedHangupAt: 9000, plannedHangupBy: 'phone' as const, faults: [], problems: [] };
     const calls: SoakCall[] = [
       { ...base, id: 1, webphoneCallId: 'a', endedAt: 5000, toldAt: { phone: 5000, webphone: 5001 } },
@@ -37,7 +37,7 @@ describe('F9: chaos soak', () => {
     assert.deepEqual(a.endsByCause, { 'hang-up': 1 });
   });
 
-  test('F9: the fault schedule is seeded: the same seed gives the same plan, every kind comes once before repeats', () => {
+  test('F9: the fault schedule is seeded: the same seed gives the same plan, every kind comes once before repeats', { timeout: 30_000 }, () => {
     const options = defaultOptions({ seed: SEED, durationMs: 600_000, faultEveryMs: 10_000 });
     const plan = faultPlan(options);
     assert.deepEqual(faultPlan(options), plan);

@@ -13,6 +13,7 @@ import { FakeClock } from '../../src/common/clock';
 import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
 import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
+import { pollPause } from '../helpers/wait-for';
 import { startSipp, killAllSipp, describeSipp, countReceived, tracedMessages, headerOf } from '../helpers/sipp';
 
 describe('ferry sip: ACK timeout BYE carries drachtio-server\'s Reason, srf reports "ACK timeout"', () => {
@@ -38,7 +39,7 @@ describe('ferry sip: ACK timeout BYE carries drachtio-server\'s Reason, srf repo
     for (let fakeMs = 0; !done(); fakeMs += 500) {
       if (fakeMs > 60_000) throw new Error(`fake clock advanced 60 s without ${what}`);
       clock.advance(500);
-      await new Promise((r) => setTimeout(r, 10));
+      await pollPause(10);
     }
   }
 

@@ -1,0 +1,164 @@
+/**
+ * Tests whose timing cannot lie. Reads every file under test/ and fails on
+ *  (a) a fixed pause (`setTimeout(resolve, ms)` behind a promise, `sleep(`, `delay(`, `realTimePause(`,
+ *      `pollPause(`, an import of `timers/promises`) outside the polling helpers and the documented
+ *      exceptions below: a test waits for the thing itself (an event, a log line, a counter polled with
+ *      a deadline through test/helpers/wait-for.ts) or drives a FakeClock where the code takes a clock;
+ *  (b) a `test(`/`it(` call without a `timeout` option of its own or of an enclosing `describe(`: a
+ *      missed event must fail the test, never hang the run.
+ * An allowance is a maximum: a file may lose pauses (lower its number then), never gain one silently.
+ * docs/testing.md "Waiting in tests" explains the rules for people writing tests.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { blankComments, findFixedPauses, testsWithoutTimeout } from '../helpers/test-source-scan';
+
+const TEST_DIR = path.join(__dirname, '..');
+
+/** The polling helpers: a timer pause inside a loop that looks again until a deadline passes. */
+const POLLING_HELPERS: Record<string, { pauses: number; why: string }> = {
+  'helpers/wait-for.ts': { pauses: 3, why: 'the shared polling helper (pollUntil, pollPause) and realTimePause itself' },
+  'helpers/baresip-phone.ts': { pauses: 1, why: 'waitRegistered: polls its events and log with a deadline' },
+  'helpers/browser-webphone.ts': { pauses: 1, why: 'waitConnected: polls getStats with a deadline' },
+  'helpers/ferry-start-process.ts': { pauses: 1, why: 'waitLine: polls the output lines with a deadline' },
+  'helpers/free-port.ts': { pauses: 1, why: 'waitForPortBound: polls /proc/net with a deadline' },
+  'helpers/media-server-process.ts': { pauses: 1, why: 'waitForStats: polls /stats with a deadline' },
+  'helpers/process-tree.ts': { pauses: 1, why: 'waitUntilGone: polls the process table with a deadline' },
+  'helpers/rtp-peer-parts.ts': { pauses: 1, why: 'waitFor: wakes on each packet, at the latest every 50 ms, until a deadline' },
+  'helpers/sip-raw-connections.ts': { pauses: 1, why: 'waitUntil: polls a predicate with a deadline' },
+  'helpers/sip-udp-phone.ts': { pauses: 1, why: 'waitFor: wakes on each message or at the deadline' },
+  'helpers/stack.ts': { pauses: 1, why: 'waitFor: polls with a deadline' },
+  'helpers/werift-webphone.ts': { pauses: 1, why: 'waitConnected: polls the connection state with a deadline' },
+  'helpers/process-runner-child.ts': { pauses: 1, why: 'a child program whose slow stop is the behaviour under test (RUNNER_STOP_MS)' },
+};
+
+/**
+ * Documented real-time cases: the time itself is what the test measures or the scenario requires
+ * (a blip that must really last N seconds, a window whose end is the measurement, a process that runs
+ * on the real clock and cannot be given a FakeClock), or a pause between sends that paces a burst.
+ * Entries marked DEBT are waits that should become readiness waits and have not yet: each one is a
+ * known weakness, listed here so it is visible and cannot grow.
+ */
+const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
+  'unit/bench-measurement.test.ts': { pauses: 1, why: "the pacer's rate is measured over one second of real time" },
+  'lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts': { pauses: 2, why: 'S10: the blip must really last T_dead - 5 s; the no-false-end window must run past blip start + T_dead (ferry media is a process on the real clock), with its RTCP as the positive marker' },
+
+  // DEBT: fixed waits still to be replaced by readiness waits (see docs/testing.md)
+  'e2e/gateway-baresip-srtp.test.ts': { pauses: 1, why: 'DEBT: waits 2.5 RTCP intervals for SRTCP to flow' },
+  'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'DEBT: a 4 s hold and DEAD_MS + 2 s "no false end" window (real-time processes)' },
+  'e2e/gateway-start.test.ts': { pauses: 1, why: 'DEBT: 100 ms pause in a poll loop' },
+  'e2e/media-webrtc-chromium.test.ts': { pauses: 4, why: 'DEBT: 50-100 ms pauses in poll loops' },
+  'faults/f01-f02-f10-ferry-start-gateway-killed.test.ts': { pauses: 2, why: 'real time: waits past a lease deadline of processes on the real clock; a 100 ms poll step' },
+  'faults/f05-redis-down-mid-call.test.ts': { pauses: 1, why: 'real time: one probe round per second while Redis is down' },
+  'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'DEBT: 200 ms poll step' },
+  'faults/f11-ferry-sip-killed.test.ts': { pauses: 2, why: 'real time: waits past the orphan-dialog deadline of a real-clock process; a 100 ms poll step' },
+  'faults/f11-sip-control-reconnect.test.ts': { pauses: 1, why: 'real time: waits past twice the orphan-dialog deadline of a real-clock process' },
+  'faults/ferry-start-signals.test.ts': { pauses: 1, why: 'DEBT: 5 ms poll step' },
+  'faults/gateway-restart.test.ts': { pauses: 1, why: 'DEBT: 500 ms poll step' },
+  'faults/media-jsonrpc-fuzz.test.ts': { pauses: 1, why: 'DEBT: 200 ms settle before the final check' },
+  'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: loopback UDP drops bursts (3 ms every 50 packets); DEBT: a 20 ms settle' },
+  'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
+  'faults/process-faults-all-parts.test.ts': { pauses: 1, why: 'DEBT: 20 ms poll step' },
+  'integration/gateway-media-connection.test.ts': { pauses: 3, why: 'DEBT: lets refused reconnect attempts happen (0.7-1.5 s)' },
+  'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
+  'integration/media-jsonrpc-sessions.test.ts': { pauses: 2, why: 'DEBT: 800 ms and 100 ms settles' },
+  'integration/media-kurento-reconnect.test.ts': { pauses: 1, why: 'DEBT: 20 ms poll step' },
+  'integration/media-leg-end-signals.test.ts': { pauses: 5, why: 'DEBT: 20-300 ms settles and pacing' },
+  'integration/media-process.test.ts': { pauses: 2, why: 'DEBT: poll steps' },
+  'integration/media-quotas.test.ts': { pauses: 1, why: 'DEBT: 50 ms poll step' },
+  'integration/media-release-by-other-session.test.ts': { pauses: 1, why: 'DEBT: 10 ms poll step' },
+  'integration/media-rtp-relay.test.ts': { pauses: 2, why: 'pacing (2 ms between packets); DEBT: a 200 ms settle' },
+  'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
+  'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'DEBT: 10 ms poll steps' },
+  'integration/media-webrtc-leg.test.ts': { pauses: 3, why: 'pacing; DEBT: 100-200 ms settles' },
+  'integration/sip-connection-limits.test.ts': { pauses: 5, why: 'real time: idle timeouts of real sockets (idleMs, 2 x idleMs); DEBT: 250-300 ms settles' },
+  'integration/sip-control-port-limits.test.ts': { pauses: 5, why: 'DEBT: 10-300 ms settles around the control port limits' },
+  'integration/sip-srf-jssip-chromium.test.ts': { pauses: 4, why: 'DEBT: 50-100 ms poll steps' },
+  'integration/sip-srf-jssip-ws.test.ts': { pauses: 1, why: 'DEBT: 300 ms settle' },
+  'integration/sip-tls-transports.test.ts': { pauses: 1, why: 'DEBT: 20 ms poll step' },
+  'lifecycle/harness-rtp-phone-netns.test.ts': { pauses: 12, why: 'real time: the harness itself is measured (packet gaps, mute windows of a real-clock phone process); DEBT: settles' },
+  'lifecycle/s03-s04-s05-proxy-killed.test.ts': { pauses: 7, why: 'real time: T_dead of a real-clock ferry media process; DEBT: settles' },
+  'lifecycle/s04-s13-gateway-killed-and-restarted.test.ts': { pauses: 2, why: 'DEBT: 300 ms settle' },
+  'lifecycle/s06-webphone-closes-chromium.test.ts': { pauses: 4, why: 'DEBT: media-flowing and settle waits' },
+  'lifecycle/s08-phone-mute-real-packets.test.ts': { pauses: 7, why: 'real time: the mute must really last MUTE_MS; DEBT: settles before and after' },
+  'lifecycle/s09-webphone-mute-chromium.test.ts': { pauses: 4, why: 'real time: the mute must really last MUTE_MS; DEBT: settles before and after' },
+  'lifecycle/s11-gateway-hold-reinvite.test.ts': { pauses: 2, why: 'real time: the hold must really outlast 2 x DEAD_MS' },
+  'lifecycle/s11-gateway-hold-webphone-answer.test.ts': { pauses: 1, why: 'DEBT: 250 ms settle' },
+  'lifecycle/s11-hold-both-legs-chromium.test.ts': { pauses: 2, why: 'DEBT: 500 ms settles' },
+  'lifecycle/s11-hold-reinvite-real-packets.test.ts': { pauses: 4, why: 'real time: the hold must really outlast 3 x DEAD_MS; DEBT: settles' },
+  'lifecycle/s15-s16-release-whole-pipeline-and-zero.test.ts': { pauses: 4, why: 'DEBT: 300-800 ms settles' },
+  'unit/child-process-supervisor.test.ts': { pauses: 1, why: 'DEBT: 25 ms poll step' },
+  'unit/gateway-call-reoffer-sdp.test.ts': { pauses: 2, why: 'DEBT: 5-20 ms settles' },
+  'unit/gateway-state-store-choice.test.ts': { pauses: 1, why: 'DEBT: 10 ms poll step' },
+  'unit/process-runner.test.ts': { pauses: 1, why: 'real time: waits out the repeated-signal window of the real-clock runner' },
+};
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) return name === 'node_modules' || name === 'fixtures' ? [] : testFiles(p);
+    return p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+const files = testFiles(TEST_DIR).map((abs) => ({ rel: path.relative(TEST_DIR, abs).split(path.sep).join('/'), code: blankComments(readFileSync(abs, 'utf8')) }));
+
+test('no fixed pause in test/ outside the polling helpers and the documented real-time exceptions', { timeout: 30_000 }, () => {
+  const problems: string[] = [];
+  for (const { rel, code } of files) {
+    const pauses = findFixedPauses(code);
+    const allowed = POLLING_HELPERS[rel] ?? REAL_TIME_EXCEPTIONS[rel];
+    if (pauses.length > (allowed?.pauses ?? 0)) {
+      problems.push(`${rel}: ${pauses.length} fixed pause(s), ${allowed?.pauses ?? 0} allowed; wait for the event itself (test/helpers/wait-for.ts pollUntil) or use a FakeClock:\n`
+        + pauses.map((p) => `    line ${p.line}: ${p.text}`).join('\n'));
+    }
+  }
+  assert.deepEqual(problems, [], `\n${problems.join('\n')}`);
+});
+
+test('every allowance names a file that still has a pause (a stale entry hides nothing)', { timeout: 30_000 }, () => {
+  const byName = new Map(files.map((f) => [f.rel, f.code]));
+  const stale = Object.keys({ ...POLLING_HELPERS, ...REAL_TIME_EXCEPTIONS }).filter((rel) => {
+    const code = byName.get(rel);
+    return code === undefined || findFixedPauses(code).length === 0;
+  });
+  assert.deepEqual(stale, [], 'remove these entries');
+});
+
+test('every test(/it( call has a timeout (its own or its describe\'s)', { timeout: 30_000 }, () => {
+  const problems: string[] = [];
+  for (const { rel, code } of files) {
+    if (!rel.endsWith('.test.ts')) continue;
+    for (const t of testsWithoutTimeout(code)) problems.push(`${rel}:${t.line} ${t.kind}(${t.name}) has no { timeout }`);
+  }
+  assert.deepEqual(problems, [], `\n${problems.join('\n')}`);
+});
+
+test('the scanner finds pauses and missing timeouts in multi-line calls, and ignores comments and clock methods', { timeout: 30_000 }, () => {
+  // written with `@` inside the names so this file's own scan does not see them; the `@` is removed before scanning
+  const sample = blankComments([
+    '// await sle@ep(100) in a comment does not count',
+    'await new Promise((r) => set@Timeout(r, 100));',
+    'clock.set@Timeout(fn, 5000);',
+    "set@Timeout(() => child.kill('SIGKILL'), 3000);",
+    "import { set@Timeout as wait } from 'node:timers@/promises';",
+    "descr@ibe('suite', () => {",
+    '  te@st(',
+    "    'multi-line without timeout',",
+    '    async () => { await realTime@Pause(5); },',
+    '  );',
+    "  te@st('with one', { timeout: 1_000 }, () => {});",
+    "  te@st(`template ${'x'}`, { skip: false,",
+    '    timeout: 5 }, () => {});',
+    '});',
+    "descr@ibe('timed', { timeout: 9 }, () => { i@t('inherits', () => {}); });",
+    'const opts = { timeout: 10 };',
+    "te@st('by name', opts, () => {});",
+    'while (!done()) await poll@Pause(20);',
+    'await poll@Pause(500);',
+  ].join('\n').replace(/@/g, ''));
+  assert.deepEqual(findFixedPauses(sample).map((p) => p.line), [2, 5, 9, 19]);
+  assert.deepEqual(testsWithoutTimeout(sample).map((t) => t.line), [7]);
+});
