@@ -75,5 +75,9 @@ export interface CallRecord {
   suspectedFalseEnd?: boolean;
   /** custom tags given at origination (REST API), echoed in every event of the call */
   tags?: Record<string, string>;
+  /** 'api': placed by `POST /api/calls` (the caller leg is party A, rung first; the callee leg is B) */
+  origin?: 'api';
+  /** recording asked for at origination (`POST /api/calls` with `record: true`) */
+  record?: boolean;
   timeline: TimelineEntry[];
 }
