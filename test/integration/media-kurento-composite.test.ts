@@ -66,7 +66,7 @@ describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry med
     await server?.stop();
   });
 
-  test('three parties: each hears the other two tones and not its own; a party going silent stalls nobody; releasing a HubPort frees all', async () => {
+  test('three parties: each hears the other two tones and not its own; a party going silent stalls nobody; releasing a HubPort frees only that port', async () => {
     const pipeline = await client.create('MediaPipeline');
     const composite = await call<KurentoObjectLike>(pipeline, 'create', 'Composite');
     const parties: { ep: KurentoObjectLike; port: KurentoObjectLike; peer: RtpTestPeer; law: G711Law }[] = [];
@@ -108,12 +108,17 @@ describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry med
     assert.ok(atB![0]! > 1000 && atB![2]! > 1000, `the silent party still hears both: ${fmt(atB!)}`);
     senders.forEach((s) => s.stop());
 
-    // releasing one HubPort releases its pipeline (ferry's rule for every element): everything freed
+    // releasing one HubPort releases only that port, as in KMS: the hub keeps the other two, the call goes on
     await parties[0]!.port.release();
+    const { stats: after } = await server.waitForStats((s) => s.elements === 6, 5000);
+    const left = (after.pipelinesDetail as { elements: { id: string; type: string; ports?: string[] }[] }[])[0]!.elements;
+    assert.deepEqual(left.find((e) => e.type === 'Composite')?.ports, parties.slice(1).map((p) => p.port.id), 'the hub keeps the other two ports');
+    assert.equal(left.filter((e) => e.type === 'RtpEndpoint').length, 3, 'every party\'s endpoint stays');
+    await pipeline.release();
     await server.waitForStats((s) => s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0, 5000);
   });
 
-  test(`at most ${MAX_MIXER_PORTS} HubPorts per Composite (40009 beyond), describe, release of the Composite frees all`, async () => {
+  test(`at most ${MAX_MIXER_PORTS} HubPorts per Composite (40009 beyond), describe, release of the Composite frees it and its ports`, async () => {
     const pipeline = await client.create('MediaPipeline');
     const composite = await call<KurentoObjectLike>(pipeline, 'create', 'Composite');
     for (let i = 0; i < MAX_MIXER_PORTS; i++) await call(composite, 'createHubPort');
@@ -123,7 +128,10 @@ describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry med
     assert.equal(((await call<string[]>(composite, 'getChildren')) ?? []).length, MAX_MIXER_PORTS);
     const stats = await server.stats();
     assert.equal(stats.elements, MAX_MIXER_PORTS + 1, 'the refused port left nothing behind');
+    // the hub goes with its ports (its children), the pipeline stays until released
     await composite.release();
+    await server.waitForStats((s) => s.pipelines === 1 && s.elements === 0, 5000);
+    await pipeline.release();
     await server.waitForStats((s) => s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0, 5000);
   });
 });

@@ -58,12 +58,15 @@ export class Composite extends MediaElement {
         return `digraph "${this.id}" {}`;
       case 'dumpGstreamerDot':
         return null;
-      case 'getChildren':
-        return [...this.portIds];
       default:
         // only MediaObject's operations: a Hub is not a MediaElement (no connect, no flow states)
         return MediaObject.prototype.invoke.call(this, operation, params);
     }
+  }
+
+  /** A hub's children are its ports (getChildren; they are released with it). */
+  override childIds(): string[] {
+    return [...this.portIds];
   }
 
   override describeForStats(): Record<string, unknown> {

@@ -375,7 +375,10 @@ export class MediaSet implements ObjectHost {
   // ---- release ----------------------------------------------------------------------------------
 
   /**
-   * Global release: any element releases its whole pipeline; unknown ids
+   * Global release: the pipeline, or any of a call's endpoints (RtpEndpoint, WebRtcEndpoint),
+   * releases the whole pipeline (docs/lifecycle.md, rule 5); any other element (a player, a recorder,
+   * a pass-through, a hub and its ports) releases only itself as KMS does, so an app can drop an
+   * announcement's player or a conference port while the call goes on. Unknown ids
    * succeed. `by` is the control session that asked: every OTHER session subscribed to an endpoint's
    * end events is told first (releaseNotice: reason control-release, detail released-by-other-session).
    */
@@ -384,6 +387,8 @@ export class MediaSet implements ObjectHost {
     const pid = pipelineIdOf(id);
     const rec = pid ? this.pipelines.get(pid) : undefined;
     if (!rec) return Promise.resolve();
+    const element = id !== pid ? rec.elements.get(id) : undefined;
+    if (element && !(element instanceof SdpEndpoint) && !rec.release) return this.releaseElement(rec, element, reason);
     if (!rec.release) {
       if (by) this.tellOtherSessions(rec, by);
       const release = this.releasePipeline(rec, reason);
@@ -396,6 +401,27 @@ export class MediaSet implements ObjectHost {
       });
     }
     return rec.release;
+  }
+
+  /** One element that is not a call endpoint goes, with its children (a hub's ports); its pipeline stays. */
+  private async releaseElement(rec: PipelineRecord, element: MediaObject, reason: LegEndReason): Promise<void> {
+    const victims = [element, ...element.childIds().flatMap((id) => rec.elements.get(id) ?? [])];
+    this.logger.info('releasing element', { pipeline: rec.pipeline.id, element: element.id, type: element.type, reason, children: victims.length - 1 });
+    for (const e of victims) {
+      rec.elements.delete(e.id);
+      rec.elementCreators.delete(e.id);
+      rec.pipeline.removeChild(e.id);
+      this.objects.delete(e.id);
+      this.dropSubscriptions(e.id);
+      e.muteEvents();
+    }
+    await Promise.all(
+      victims.map((e) =>
+        e.teardown({ notifyPeer: true }).catch((err: unknown) =>
+          this.teardownRetries.failed(e.id, err, () => e.teardown({ notifyPeer: false }), { element: e.id, pipeline: rec.pipeline.id, reason })),
+      ),
+    );
+    for (const e of victims) this.manager.objectDestroyed(e.id);
   }
 
   /** Release from a timer or an event, where nobody awaits the result: a failure is logged and retried by release() itself. */
@@ -465,13 +491,7 @@ export class MediaSet implements ObjectHost {
     const ids = [...rec.elements.keys(), pid];
     for (const id of ids) {
       this.objects.delete(id);
-      const byType = this.subs.get(id);
-      if (byType) {
-        for (const sessions of byType.values()) {
-          for (const s of sessions) for (const [subId, sub] of s.subscriptions) if (sub.objectId === id) s.subscriptions.delete(subId);
-        }
-        this.subs.delete(id);
-      }
+      this.dropSubscriptions(id);
     }
     this.pipelines.delete(pid);
     for (const s of rec.owners) {
@@ -480,6 +500,16 @@ export class MediaSet implements ObjectHost {
     }
     rec.owners.clear();
     for (const id of ids) this.manager.objectDestroyed(id);
+  }
+
+  /** Every session's subscriptions to one object's events go with the object. */
+  private dropSubscriptions(id: string): void {
+    const byType = this.subs.get(id);
+    if (!byType) return;
+    for (const sessions of byType.values()) {
+      for (const s of sessions) for (const [subId, sub] of s.subscriptions) if (sub.objectId === id) s.subscriptions.delete(subId);
+    }
+    this.subs.delete(id);
   }
 
   // ---- lifecycle policy ---------------------------------------------------------------------------
