@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import { rtcpCompoundHasBye } from '../helpers/rtcp-test-packets';
+import { rtcpReceiverReport, rtcpReceiverReportAndBye } from '../helpers/rtp-peer-parts';
+import { rng } from '../helpers/seeded-random';
 
 /**
  * The WebRTC peer the integration tests check ferry with must not share ferry's code: a mistake made the
@@ -83,5 +86,19 @@ describe('the WebRTC test peer is independent of the code under test', () => {
   test('positive control: the same scan flags a test that does import src/', { timeout: 10_000 }, () => {
     const { violations } = scan(path.join(repo, 'test/integration/media-webrtc-leg.test.ts'));
     assert.ok(violations.some((v) => v.includes('src/media/webrtc/werift-leg')), violations.join('\n'));
+  });
+
+  test("the peer's own BYE detector: BYE after an RR found, RR alone not, damage stops the walk, random bytes never throw", { timeout: 10_000 }, () => {
+    assert.equal(rtcpCompoundHasBye(rtcpReceiverReportAndBye(0x1234)), true);
+    assert.equal(rtcpCompoundHasBye(rtcpReceiverReport(0x1234)), false);
+    const bad = rtcpReceiverReportAndBye(0x1234);
+    bad[8] = 0x00; // the BYE's version bits broken: the walk stops before it
+    assert.equal(rtcpCompoundHasBye(bad), false);
+    assert.equal(rtcpCompoundHasBye(Buffer.alloc(0)), false);
+    const random = rng(20261202);
+    for (let i = 0; i < 5000; i++) {
+      const b = Buffer.from(Array.from({ length: Math.floor(random() * 120) }, () => Math.floor(random() * 256)));
+      assert.equal(typeof rtcpCompoundHasBye(b), 'boolean');
+    }
   });
 });
