@@ -9,6 +9,7 @@ import { CallRouter } from './calls/call-router';
 import { InviteHandler } from './calls/invite-handler';
 import { GatewayConfig } from './config/gateway-config';
 import { CallEventBus, LocalCallEventBus } from './events/call-events';
+import { EventStream } from './events/event-stream';
 import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
@@ -51,6 +52,8 @@ export class Gateway {
   private readonly lease: LeaseKeeper;
   /** POSTs bus events to the receivers in sip-config's `webhooks` */
   readonly webhooks: Webhooks;
+  /** `/api/events`: the bus's events to dashboards over a WebSocket */
+  readonly eventStream: EventStream;
   /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
   private readonly adopter: CallAdopter;
   /** claims every live call's dialogs again when the control connection to ferry sip comes back */
@@ -73,6 +76,8 @@ export class Gateway {
       ...(config.redisUrl ? { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix } : {}),
     });
     this.metrics.addSection(() => this.webhooks.metricLines());
+    this.eventStream = new EventStream(this.events, this.log.child({ component: 'gateway.events' }));
+    this.metrics.addSection(() => this.eventStream.metricLines());
     this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
     this.mediaLoss = new MediaLossMonitor({
       media: this.media,
@@ -116,6 +121,7 @@ export class Gateway {
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
     );
+    this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({
       store: this.store,
@@ -196,6 +202,7 @@ export class Gateway {
       verbs[verb]((req, res) => this.adopter.offer(req as never, res as never));
     }
     this.webhooks.start();
+    this.eventStream.start();
     await this.lease.start();
     // a gateway restarted with its previous id adopts its own calls here, at once; in-dialog
     // requests offered before this scan ends are held and delivered to the adopted calls
@@ -222,6 +229,7 @@ export class Gateway {
   /** stops handling new work; live calls stay up, and dropping the lease lets another gateway adopt them at once */
   async stop(): Promise<void> {
     this.adopter.stop();
+    this.eventStream.stop();
     await this.http.close();
     await this.lease.stop({ release: true });
     try {

@@ -3,7 +3,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { Logger } from '../../common/logger';
+import { rejectUpgrade } from '../events/event-stream';
 import { CallRecord } from '../state/call-record';
 import { StoreUnavailableError } from '../state/store-unavailable-error';
 import { summarizeCall } from './call-summary';
@@ -71,6 +73,9 @@ export class HttpServer {
   /** the same routes over TLS (listenHttps) */
   private secureServer: https.Server | undefined;
 
+  /** WebSocket endpoints on the same ports (`/api/events`), reached after the Host and token checks */
+  private readonly upgrades = new Map<string, (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void>();
+
   /** `access` decides who may read what; without one, `/api/*` answers 401 to everyone */
   constructor(
     private readonly api: HttpApi,
@@ -80,6 +85,7 @@ export class HttpServer {
 
   async listen(host: string, port: number): Promise<number> {
     const server = http.createServer(this.handler());
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));
     this.server = server;
     return listenOn(server, host, port);
   }
@@ -89,6 +95,7 @@ export class HttpServer {
     const server = https.createServer({ cert: tls.cert, key: tls.key }, this.handler());
     // a client that fails its handshake (an untrusted certificate) is not an error of ours
     server.on('tlsClientError', () => {});
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));
     this.secureServer = server;
     return listenOn(server, host, port);
   }
@@ -109,6 +116,22 @@ export class HttpServer {
         else res.end();
       });
     };
+  }
+
+  /** serves WebSocket upgrades to `path` (an `/api/` path: token required) with `handler` */
+  onUpgrade(path: string, handler: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+    this.upgrades.set(path, handler);
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const handler = this.upgrades.get(new URL(req.url ?? '/', 'http://gateway').pathname);
+    if (!handler || req.method !== 'GET') return rejectUpgrade(socket, 404, 'not found');
+    const host = this.access.checkHost(req);
+    if (!host.ok) return rejectUpgrade(socket, host.status, host.error);
+    const allowed = this.access.authorize(req, 'api');
+    if (!allowed.ok) return rejectUpgrade(socket, allowed.status, allowed.error, allowed.headers);
+    handler(req, socket, head);
   }
 
   async close(): Promise<void> {
