@@ -28,7 +28,7 @@ describe('false-end detector (gateway /metrics)', { timeout: 90_000 }, () => {
     await fx?.close();
   });
 
-  test('a real end (the phone hangs up with SIP BYE) is not a suspected false end', async () => {
+  test('a real end (the phone hangs up with SIP BYE) is not a suspected false end', { timeout: 30_000 }, async () => {
     const since = await fx.phoneCallsWebphone();
     const call = await fx.liveCall(since);
     await fx.phone.hangup();
@@ -42,7 +42,24 @@ describe('false-end detector (gateway /metrics)', { timeout: 90_000 }, () => {
     await fx.webphone.waitCallState('ended', 3000).catch(() => undefined);
   });
 
-  test('the phone goes silent (no RTP, no RTCP) but is still there: ended on media-timeout, its 200 to our BYE marks a suspected false end', async () => {
+  test('the webphone hangs up: the gateway BYEs the phone, which answers 200 at once; a real end, not a suspected false end', { timeout: 30_000 }, async () => {
+    // the control that can fail: the gateway's own BYE answered at once by a party that is still there
+    // is what the detector looks for; here the end was real (a hang-up), so a detector that counted every
+    // answered BYE would count this call
+    const since = await fx.phoneCallsWebphone();
+    const call = await fx.liveCall(since);
+    await fx.webphone.hangup();
+    await fx.releasedAt(5000);
+    await waitFor(async () => (await fx.call(call.id)).state === 'ended', 5000, 20, 'call record ended');
+    await waitFor(() => !fx.phone.inCall, 5000, 20, "the phone got (and answered) the gateway's BYE");
+    await fx.phone.media.stopMedia();
+    const record = await fx.call(call.id);
+    assert.notEqual(record.reason, 'media-timeout');
+    assert.notEqual(record.suspectedFalseEnd, true, JSON.stringify(record.timeline.slice(-6)));
+    assert.deepEqual(await metric(fx, 'ferry_calls_suspected_false_end_total'), ['ferry_calls_suspected_false_end_total 0']);
+  });
+
+  test('the phone goes silent (no RTP, no RTCP) but is still there: ended on media-timeout, its 200 to our BYE marks a suspected false end', { timeout: 30_000 }, async () => {
     const since = await fx.phoneCallsWebphone();
     const call = await fx.liveCall(since);
     await fx.phone.media.stopMedia(); // silent, SIP still alive: what a mute without RTCP looks like
