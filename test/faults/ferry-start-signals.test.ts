@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LineProcess } from '../helpers/line-process';
 import { descendants, isRunning, waitUntilGone } from '../helpers/process-tree';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * F6: SIGHUP (the terminal closed) or SIGKILL of `ferry start` leaves no ferry process behind:
@@ -95,7 +96,7 @@ describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000
     const deadline = Date.now() + 20_000;
     let tree = descendants(p.pid).filter((d) => d.comm === 'node');
     while (tree.length < 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
+      await pollPause(5);
       tree = descendants(p.pid).filter((d) => d.comm === 'node');
     }
     assert.ok(tree.length >= 2, `children spawned: ${JSON.stringify(descendants(p.pid))}`);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LineProcess } from '../helpers/line-process';
 import { isRunning } from '../helpers/process-tree';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * F8 in the other parts: the same stray rejection and uncaught exception (test-only preload,
@@ -42,7 +43,7 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await pollPause(20);
   }
 }
 

@@ -5,6 +5,7 @@ import { fetchStats, type KurentoClientLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
+import { pollPause } from '../helpers/wait-for';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kurento = require('kurento-client') as (url: string, options?: Record<string, unknown>) => Promise<KurentoClientLike>;
@@ -43,7 +44,7 @@ describe('media: kurento-client reconnect', () => {
     const deadline = Date.now() + 3000;
     while (!(await fetchStats(server.port)).pipelinesDetail[0]?.orphaned) {
       if (Date.now() > deadline) throw new Error('not orphaned after the cut');
-      await new Promise((r) => setTimeout(r, 20));
+      await pollPause(20);
     }
     for (let i = 0; i < 10; i++) pa.send(0, Buffer.from([i]));
     await pb.waitFor(() => pb.received.length >= 10, 3000, 'media through the orphan');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { call, connectKurento, fetchStats, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { pollPause } from '../helpers/wait-for';
 
 /** The process contract of `bin/ferry media` (others' tests and `ferry start` depend on it). */
 describe('media: bin/ferry media process', () => {
@@ -29,7 +30,7 @@ describe('media: bin/ferry media process', () => {
     const deadline = Date.now() + 20000;
     while (!stdout.includes('\n')) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ready line; stderr:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 25));
+      await pollPause(25);
     }
     const m = /^ferry media ready (\{"port":(\d+)\})\n$/.exec(stdout);
     assert.ok(m, `ready line: ${JSON.stringify(stdout)}`);

@@ -5,6 +5,7 @@ import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } 
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import WebSocket from 'ws';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * ferry media's quotas (`bin/ferry media` with small FERRY_MEDIA_MAX_* limits, the real npm
@@ -177,7 +178,7 @@ describe('media quotas', { timeout: 120_000 }, () => {
         c = await connectKurento(s.url);
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 50));
+        await pollPause(50);
       }
     }
     clients.push(c);

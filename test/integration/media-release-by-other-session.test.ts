@@ -4,6 +4,7 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * A pipeline released by a control session that is not the one watching it (an operator's tool, a
@@ -70,7 +71,7 @@ describe('media: a pipeline released by another control session', { timeout: 30_
     const deadline = Date.now() + 3000;
     while (seenA.terminated.length === 0 || seenB.terminated.length === 0) {
       if (Date.now() > deadline) throw new Error(`owner not told: a=${JSON.stringify(seenA)} b=${JSON.stringify(seenB)}`);
-      await new Promise((r) => setTimeout(r, 10));
+      await pollPause(10);
     }
     const toldMs = Date.now() - releasedAt;
     for (const seen of [seenA, seenB]) {

@@ -15,6 +15,7 @@ import type Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { connectSrf, g711Sdp, type ConnectedSrf } from '../helpers/srf-app';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
+import { pollPause } from '../helpers/wait-for';
 
 const HEADER_TIMEOUT_MS = 1500;
 
@@ -98,7 +99,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
   const end = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await pollPause(20);
   }
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chooseGatewayStateStore, MEMORY_MODE_WARNING, StoreConfigError } from '../../src/cli/gateway-state-store';
 import { DataDirInUse } from '../../src/cli/private-redis';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * How `ferry start` picks the gateway's state store and instance id (src/cli/gateway-state-store.ts),
@@ -32,7 +33,7 @@ async function waitForCmdline(pid: number, text: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text)) {
     if (Date.now() > deadline) throw new Error(`pid ${pid} never showed ${text}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await pollPause(10);
   }
 }
 
