@@ -9,6 +9,9 @@ import { CallRouter } from './calls/call-router';
 import { InviteHandler } from './calls/invite-handler';
 import { GatewayConfig } from './config/gateway-config';
 import { CallEventBus, LocalCallEventBus } from './events/call-events';
+import { callApiRoutes } from './api/call-api';
+import { BlindTransfers, CallControl } from './api/call-control';
+import { Originator } from './api/originator';
 import { EventStream } from './events/event-stream';
 import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
@@ -59,6 +62,8 @@ export class Gateway {
   /** claims every live call's dialogs again when the control connection to ferry sip comes back */
   private readonly reclaimer: DialogReclaimer;
   private readonly clock: Clock;
+  /** click-to-call (POST /api/calls): made once the SIP side is up */
+  private originator: Originator | undefined;
   httpPort = 0;
   /** 0 unless a certificate is configured */
   httpsPort = 0;
@@ -120,6 +125,18 @@ export class Gateway {
       },
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
+      callApiRoutes({
+        store: this.store,
+        control: new CallControl({
+          registry: this.registry,
+          store: this.store,
+          clock: this.clock,
+          instanceId: config.instanceId,
+          transfers: () => (this as unknown as { transfers?: BlindTransfers }).transfers,
+        }),
+        originator: () => this.originator,
+        users: () => config.sip.users.map((u) => u.user),
+      }),
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
@@ -159,6 +176,24 @@ export class Gateway {
       media: this.media,
       router,
       auth,
+      registry: this.registry,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.call' }),
+      instanceId: config.instanceId,
+      mediaUrl: config.mediaUrl,
+      noAnswerMs: config.noAnswerMs,
+      endedRecordTtlMs: config.endedRecordTtlMs,
+      onEnded: (r) => this.metrics.callEnded(r),
+      onStarted: () => this.metrics.callsStarted++,
+      loopbackMedia: config.loopbackMedia,
+      events: this.events,
+    });
+    this.originator = new Originator({
+      srf: this.srf,
+      config: config.sip,
+      store: this.store,
+      media: this.media,
+      router,
       registry: this.registry,
       clock: this.clock,
       log: this.log.child({ component: 'gateway.call' }),

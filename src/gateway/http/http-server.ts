@@ -8,6 +8,7 @@ import { Logger } from '../../common/logger';
 import { rejectUpgrade } from '../events/event-stream';
 import { CallRecord } from '../state/call-record';
 import { StoreUnavailableError } from '../state/store-unavailable-error';
+import type { RouteTable } from '../api/route-table';
 import { summarizeCall } from './call-summary';
 import { HttpAccess, hostName } from './http-access';
 import { jssipBundle } from './jssip-bundle';
@@ -36,6 +37,18 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/webphone.js': { file: 'webphone.js', type: 'text/javascript; charset=utf-8' },
   '/webphone.css': { file: 'webphone.css', type: 'text/css; charset=utf-8' },
 };
+
+/**
+ * The routes this server answers itself (besides a mounted RouteTable's), for the OpenAPI check:
+ * a route added below must be added here and to the document (src/gateway/api/openapi.ts).
+ */
+export const BUILT_IN_ROUTES: readonly { method: 'GET'; path: string }[] = [
+  ...Object.keys(STATIC).map((path) => ({ method: 'GET' as const, path })),
+  { method: 'GET', path: '/jssip.js' },
+  { method: 'GET', path: '/healthz' },
+  { method: 'GET', path: '/api/webphone-config' },
+  { method: 'GET', path: '/metrics' },
+];
 
 /** on every answer: no MIME sniffing, no referrer leaking the URL, never framed */
 const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };
@@ -81,6 +94,8 @@ export class HttpServer {
     private readonly api: HttpApi,
     private readonly log: Logger,
     private readonly access = new HttpAccess({ apiToken: undefined, apiLoopbackOnly: false, metricsAuth: 'loopback', allowedHosts: ['localhost'] }),
+    /** mounted routes (the REST API, src/gateway/api/): asked after the Host and token checks, before the built-in ones */
+    private readonly routes?: RouteTable,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
@@ -155,13 +170,18 @@ export class HttpServer {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
+    const host = this.access.checkHost(req);
+    if (!host.ok) return this.json(res, host.status, { error: host.error });
+    const p = url.pathname;
+    if (this.routes && p.startsWith('/api/') && p !== '/api/webphone-config') {
+      const allowed = this.access.authorize(req, 'api');
+      if (!allowed.ok) return this.json(res, allowed.status, { error: allowed.error }, allowed.headers);
+      if (await this.routes.handle(req, res, url)) return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return this.json(res, 405, { error: 'method not allowed' });
     }
-    const host = this.access.checkHost(req);
-    if (!host.ok) return this.json(res, host.status, { error: host.error });
-    const p = url.pathname;
     const secure = 'encrypted' in req.socket && req.socket.encrypted === true;
     const webphone = (): WebphoneConfig => this.api.webphoneConfig(secure, hostName(req.headers.host ?? ''));
     const st = STATIC[p];

@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type Srf from 'drachtio-srf';
+import { Clock, TimerHandle } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { Call } from '../calls/call';
+import { CallRegistry } from '../calls/call-registry';
+import { CallRouter, RouteResult } from '../calls/call-router';
+import { DialogLike } from '../calls/dialog-like';
+import { EndReason, reasonForStatus } from '../calls/end-reason';
+import { chosenCodec, G711, SdpError } from '../calls/sdp-rewriter';
+import { LoopbackMediaRule, validateSdp } from '../calls/sdp-validator';
+import { SipConfig } from '../config/sip-config';
+import { CallEventBus } from '../events/call-events';
+import { CallMedia, Side } from '../kurento/call-media';
+import { MediaConnection, MediaUnavailableError } from '../kurento/media-connection';
+import { isMediaOverloaded } from '../kurento/media-refusal';
+import { CallRecord } from '../state/call-record';
+import { StateStore } from '../state/state-store';
+import { ApiError } from './api-error';
+import { OriginateRequest } from './api-validation';
+
+export interface OriginatorDeps {
+  srf: Srf;
+  config: SipConfig;
+  store: StateStore;
+  media: MediaConnection;
+  router: CallRouter;
+  registry: CallRegistry;
+  clock: Clock;
+  log: Logger;
+  instanceId: string;
+  mediaUrl: string;
+  /** ring timeout of each party when the request names none */
+  noAnswerMs: number;
+  endedRecordTtlMs: number;
+  onStarted: (record: CallRecord) => void;
+  onEnded: (record: CallRecord) => void;
+  loopbackMedia?: LoopbackMediaRule;
+  events?: CallEventBus;
+}
+
+type Routed = Extract<RouteResult, { ok: true }>;
+interface PendingInvite {
+  cancel(): void;
+}
+
+/**
+ * Click-to-call (`POST /api/calls`): ring party A; when A answers, ring B; when B answers, the two
+ * dialogs are bridged through the call's pipeline and the call is an ordinary Call from then on
+ * (same re-INVITE, INFO, BYE handling, same single end path). Party A is the record's caller leg,
+ * party B its callee leg. Each party rings at most `ringTimeoutMs` (then the call ends no-answer).
+ * While B rings, A hears silence (no ringback is played). Parties are user names (their latest
+ * registration) or numbers routed by the dial plan (a trunk).
+ */
+export class Originator {
+  constructor(private readonly d: OriginatorDeps) {}
+
+  /** where a party is reached: a configured user's registration, else the dial plan */
+  private async resolve(field: 'a' | 'b', party: string): Promise<Routed> {
+    const { d } = this;
+    const user = d.config.users.find((u) => u.user === party);
+    let target: RouteResult;
+    if (user) {
+      const regs = await d.store.getRegistrations(user.user);
+      if (regs.length === 0) throw new ApiError(409, `${field}: user ${party} is not registered`, { field });
+      const reg = regs.reduce((x, y) => (y.registeredAt > x.registeredAt ? y : x));
+      target = { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user.user, user: user.user };
+    } else {
+      target = await d.router.route(party);
+    }
+    if (!target.ok) {
+      if (target.status === 480) throw new ApiError(409, `${field}: ${party} is not reachable now (${target.reason})`, { field });
+      throw new ApiError(404, `${field}: no user or route for ${party}`, { field });
+    }
+    return target;
+  }
+
+  /** checks both parties and creates the call; A is rung in the background. Returns the new call. */
+  async originate(req: OriginateRequest): Promise<Call> {
+    const { d } = this;
+    const a = await this.resolve('a', req.a);
+    const b = await this.resolve('b', req.b);
+    if (!d.media.isUp) throw new ApiError(503, 'the media server is unreachable', {}, { 'Retry-After': '5' });
+    const record: CallRecord = {
+      id: randomUUID(),
+      state: 'routing',
+      createdAt: d.clock.now(),
+      caller: { uri: a.uri, kind: a.kind, party: a.party },
+      callee: { uri: b.uri, kind: b.kind, party: b.party },
+      media: { mediaUrl: d.mediaUrl },
+      owner: d.instanceId,
+      origin: 'api',
+      ...(req.record ? { record: true } : {}),
+      ...(req.tags ? { tags: { ...req.tags } } : {}),
+      timeline: [],
+    };
+    const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia, events: d.events });
+    d.registry.add(call);
+    d.onStarted(record);
+    call.once('ended', (r) => d.onEnded(r));
+    call.note('originate', `api: ${req.a} => ${a.party} (${a.kind}), then ${req.b} => ${b.party} (${b.kind})${req.from ? `, caller id ${req.from}` : ''}`);
+    await call.persist();
+    void this.run(call, req, a, b);
+    return call;
+  }
+
+  private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed): Promise<void> {
+    const { d } = this;
+    const ringMs = req.ringTimeoutMs ?? d.noAnswerMs;
+    const pending: { invite?: PendingInvite; timer?: TimerHandle; noAnswer?: Side } = {};
+    // the call ends (DELETE, media, A hangs up) while a party still rings: cancel that INVITE
+    call.once('ending', () => {
+      pending.timer?.cancel();
+      pending.invite?.cancel();
+    });
+    let side: Side = 'caller';
+    let media: CallMedia | undefined;
+    try {
+      const building = CallMedia.build(d.media, { caller: a.kind, callee: b.kind }, call.log, d.clock);
+      media = await d.media.guard(building).catch((err: unknown) => {
+        if (err instanceof MediaUnavailableError) void building.then((m) => m.release(), () => undefined);
+        throw err;
+      });
+      call.attachMedia(media);
+      call.note('media-created', media.ids.pipelineId);
+      await call.persist();
+      if (call.isEnding) return;
+
+      // party A: sees party B's number as the caller
+      const offerA = await d.media.guard(media.offer('caller', G711));
+      const dialogA = await this.invite(call, 'caller', a, offerA, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
+      if (!dialogA) return;
+      const earlyBye = (): void => {
+        call.note('bye', 'from caller (before the callee answered)');
+        void call.end('sip-bye', 'caller');
+      };
+      dialogA.on('destroy', earlyBye);
+      call.holdDialog('caller', dialogA);
+      if (!this.acceptable(call, 'caller', dialogA.remote.sdp, a)) throw new SdpError("party A's answer was refused");
+      await d.media.guard(media.acceptAnswer('caller', dialogA.remote.sdp));
+      const codec = chosenCodec(dialogA.remote.sdp);
+      call.note('a-answered', `codec ${codec}`);
+      void call.persist();
+
+      // party B: offered the codec A chose (no transcoding), sees `from` or party A
+      side = 'callee';
+      const offerB = await d.media.guard(media.offer('callee', [codec]));
+      const shown = req.from ?? a.party;
+      const dialogB = await this.invite(call, 'callee', b, offerB, `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
+      if (!dialogB) return;
+      if (!this.acceptable(call, 'callee', dialogB.remote.sdp, b)) {
+        await dialogB.destroy().catch(() => undefined);
+        throw new SdpError("party B's answer was refused");
+      }
+      await d.media.guard(media.acceptAnswer('callee', dialogB.remote.sdp));
+      call.note('callee-answered', `codec ${chosenCodec(dialogB.remote.sdp)}`);
+      dialogA.off('destroy', earlyBye);
+      if (!dialogA.connected || call.isEnding) {
+        // A left while B answered: B is hung up by the end path
+        call.holdDialog('callee', dialogB);
+        if (!call.isEnding) void call.end('sip-bye', 'caller');
+        return;
+      }
+      call.connect(dialogA, dialogB, { roles: { caller: 'uac', callee: 'uac' } });
+    } catch (err) {
+      if (call.isEnding) return;
+      const e = err as { status?: number; reason?: string; message?: string };
+      let reason: EndReason;
+      if (pending.noAnswer) reason = 'no-answer';
+      else if (err instanceof MediaUnavailableError) reason = 'media-lost';
+      else if (isMediaOverloaded(err)) reason = 'media-overloaded';
+      else if (e.status) reason = reasonForStatus(e.status);
+      else if (err instanceof SdpError) reason = 'failed';
+      else reason = media ? 'unavailable' : 'media-error';
+      call.note('failed', `${side}: ${e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err)}`);
+      await call.end(reason, side);
+    }
+  }
+
+  /** INVITE one party with our offer; resolves with its dialog once it answers, undefined when the call ended meanwhile */
+  private async invite(call: Call, side: Side, to: Routed, offer: string, from: string, ringMs: number, pending: { invite?: PendingInvite; timer?: TimerHandle; noAnswer?: Side }): Promise<DialogLike | undefined> {
+    const { d } = this;
+    if (call.isEnding) return undefined;
+    const dialog = (await d.srf.createUAC(to.uri, {
+      localSdp: offer,
+      headers: { From: from },
+      ...(to.trunk?.outboundAuth ? { auth: { username: to.trunk.outboundAuth.username, password: to.trunk.outboundAuth.password } } : {}),
+    } as never, {
+      cbRequest: (_err: unknown, r: unknown) => {
+        if (!r) return;
+        pending.invite = r as PendingInvite;
+        pending.timer = d.clock.setTimeout(() => {
+          pending.noAnswer = side;
+          call.note('no-answer', `${side} after ${ringMs} ms`);
+          pending.invite?.cancel();
+        }, ringMs);
+        call.addTimer(pending.timer);
+      },
+      cbProvisional: (p: unknown) => {
+        const status = (p as { status: number }).status;
+        if (status !== 180 && status !== 183) return;
+        if (call.state === 'routing') call.setState('ringing', 'ringing', `${side} ${status}`);
+        else call.note(`${side}-ringing`, String(status));
+        void call.persist();
+      },
+    } as never)) as unknown as DialogLike;
+    pending.timer?.cancel();
+    pending.invite = undefined;
+    if (call.isEnding) {
+      // answered just as the call ended: hang this party up too
+      await dialog.destroy({ headers: { Reason: `SIP;cause=200;text="${call.record.reason ?? 'failed'}"` } }).catch(() => undefined);
+      return undefined;
+    }
+    const leg = side === 'caller' ? call.record.caller : call.record.callee;
+    const source = sourceOf(dialog);
+    if (source) leg.sipSource ??= source;
+    return dialog;
+  }
+
+  /** a party's answer passes the same SDP checks as any offer (media is never aimed where it may not be) */
+  private acceptable(call: Call, side: Side, sdp: string, to: Routed): boolean {
+    const source = (side === 'caller' ? call.record.caller.sipSource : call.record.callee.sipSource) ?? hostOf(to.uri);
+    const check = validateSdp(sdp, { source, loopbackMedia: this.d.loopbackMedia ?? 'from-loopback' });
+    if (!check.ok) call.note('sdp-refused', `${side} answer: ${check.problem}`);
+    return check.ok;
+  }
+}
+
+/** what may stand in a SIP URI's user part */
+function sipUser(s: string): string {
+  return s.replace(/[^A-Za-z0-9\-_.!~*'()&=+$,;?/%]/g, '');
+}
+
+function hostOf(uri: string): string {
+  return /^sips?:(?:[^@]+@)?([^:;>]+)/.exec(uri)?.[1] ?? '';
+}
+
+/** the address the party's 2xx came from, when srf kept it */
+function sourceOf(d: DialogLike): string | undefined {
+  const res = (d as unknown as { res?: { source_address?: string } }).res;
+  return res?.source_address;
+}
