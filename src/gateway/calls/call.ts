@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { CallMedia, Side } from '../kurento/call-media';
-import { CallRecord, CallState } from '../state/call-record';
+import { CallLeg, CallRecord, CallState } from '../state/call-record';
 import { StateStore } from '../state/state-store';
 import { CallEventBus, CallEventType } from '../events/call-events';
 import { callEndedData, callParties } from '../events/call-event-data';
@@ -33,6 +33,8 @@ export interface CallDeps {
   loopbackMedia?: LoopbackMediaRule;
   /** the gateway's call event bus: ringing, answered, held, resumed and ended are published on it */
   events?: CallEventBus;
+  /** a REFER from one party (transfer, src/gateway/transfer/); without it a REFER is answered 501 */
+  onRefer?: (call: Call, side: Side, req: InDialogRequest, res: InDialogResponse) => void;
 }
 
 /**
@@ -45,6 +47,10 @@ export class Call extends EventEmitter<CallEvents> {
   readonly record: CallRecord;
   media: CallMedia | undefined;
   private dialogs: { caller?: DialogLike; callee?: DialogLike } = {};
+  /** how to stop watching each party's dialog (a transfer hands a leg to another dialog) */
+  private unwatch: { caller?: () => void; callee?: () => void } = {};
+  /** while set, a BYE from this party does not end the call: it is being transferred away (the transfer decides) */
+  private leaving: { side: Side; gone: boolean } | undefined;
   private ending: Promise<void> | undefined;
   private persistChain: Promise<void> = Promise.resolve();
   private timers: TimerHandle[] = [];
@@ -138,17 +144,77 @@ export class Call extends EventEmitter<CallEvents> {
     this.record.caller.remoteSdp = caller.remote.sdp;
     this.record.callee.localSdp = callee.local.sdp;
     this.record.callee.remoteSdp = callee.remote.sdp;
-    for (const side of ['caller', 'callee'] as const) {
-      const d = side === 'caller' ? caller : callee;
-      d.on('destroy', () => {
-        this.note('bye', `from ${side}`);
-        void this.end('sip-bye', side);
-      });
-      d.on('modify', (req: InDialogRequest, res: InDialogResponse) => void this.onReinvite(side, req, res));
-      d.on('info', (req: InDialogRequest, res: InDialogResponse) => void this.onInfo(side, req, res));
-      d.on('update', (req: InDialogRequest, res: InDialogResponse) => this.onUpdate(side, req, res));
-    }
+    this.watch('caller', caller);
+    this.watch('callee', callee);
     void this.persist();
+  }
+
+  /** listens to one party's dialog for BYE, re-INVITE, INFO, UPDATE, REFER */
+  private watch(side: Side, d: DialogLike): void {
+    this.unwatch[side]?.();
+    const onDestroy = (): void => {
+      if (this.leaving?.side === side) {
+        this.leaving.gone = true;
+        this.note('bye', `from ${side} (being transferred away: the call goes on)`);
+        return;
+      }
+      this.note('bye', `from ${side}`);
+      void this.end('sip-bye', side);
+    };
+    const onModify = (req: InDialogRequest, res: InDialogResponse): void => void this.onReinvite(side, req, res);
+    const onInfo = (req: InDialogRequest, res: InDialogResponse): void => void this.onInfo(side, req, res);
+    const onUpdate = (req: InDialogRequest, res: InDialogResponse): void => this.onUpdate(side, req, res);
+    const onRefer = (req: InDialogRequest, res: InDialogResponse): void => {
+      if (this.deps.onRefer && !this.ending) this.deps.onRefer(this, side, req, res);
+      else res.send(this.ending ? 481 : 501);
+    };
+    d.on('destroy', onDestroy);
+    d.on('modify', onModify);
+    d.on('info', onInfo);
+    d.on('update', onUpdate);
+    d.on('refer', onRefer);
+    this.unwatch[side] = () => {
+      d.removeListener('destroy', onDestroy);
+      d.removeListener('modify', onModify);
+      d.removeListener('info', onInfo);
+      d.removeListener('update', onUpdate);
+      d.removeListener('refer', onRefer);
+    };
+  }
+
+  /**
+   * Transfer: while `side` is set, that party's BYE does not end the call (`leftDuringTransfer` tells
+   * whether it came); undefined clears it.
+   */
+  setLeaving(side: Side | undefined): void {
+    this.leaving = side ? { side, gone: false } : undefined;
+  }
+
+  get leftDuringTransfer(): boolean {
+    return this.leaving?.gone ?? false;
+  }
+
+  /**
+   * Transfer: `side` is now another party on another dialog. The old dialog is no longer watched nor
+   * hung up by end() (it is returned; the transfer hangs it up); the record's leg becomes `leg`.
+   */
+  replaceLeg(side: Side, d: DialogLike, leg: CallLeg): DialogLike | undefined {
+    const old = this.detachLeg(side);
+    this.dialogs[side] = d;
+    this.record[side] = leg;
+    leg.localSdp = d.local.sdp;
+    leg.remoteSdp = d.remote.sdp;
+    this.watch(side, d);
+    return old;
+  }
+
+  /** Transfer: the party's dialog leaves this call (not watched, not hung up by end()); it is returned. */
+  detachLeg(side: Side): DialogLike | undefined {
+    this.unwatch[side]?.();
+    this.unwatch[side] = undefined;
+    const old = this.dialogs[side];
+    this.dialogs[side] = undefined;
+    return old;
   }
 
   private other(side: Side): Side {

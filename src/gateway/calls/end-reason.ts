@@ -26,6 +26,8 @@ export const END_REASONS = [
   'media-overloaded',
   // hung up through the REST API (DELETE /api/calls/:id)
   'api-hangup',
+  // attended transfer: the transferor's consultation call, whose other party joined the transferee's call
+  'transferred',
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];

@@ -29,10 +29,14 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   private released = false;
   private endedEmitted = false;
 
+  /** how to stop listening to each endpoint's end events (a transfer swaps a leg's endpoint) */
+  private readonly unwatch = new Map<KSdpEndpoint, () => void>();
+
   private constructor(
     readonly pipeline: KMediaPipeline,
-    readonly caller: KSdpEndpoint,
-    readonly callee: KSdpEndpoint,
+    /** each leg's endpoint: a transfer replaces one (replaceEndpoint) */
+    public caller: KSdpEndpoint,
+    public callee: KSdpEndpoint,
     readonly kinds: { caller: LegKind; callee: LegKind },
     private readonly log: Logger,
     private readonly conn: MediaConnection,
@@ -82,8 +86,18 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   /** an offer from our endpoint for `side`, restricted to `codecs` (G.711) + telephone-event */
   async offer(side: Side, codecs: readonly string[]): Promise<string> {
-    const ep = this.endpoint(side);
-    const kind = this.kinds[side];
+    return this.offerFrom(this.endpoint(side), this.kinds[side], codecs, side);
+  }
+
+  /** Transfer: a new endpoint for a new party in this call's pipeline (not connected yet). */
+  async createEndpoint(kind: LegKind): Promise<KSdpEndpoint> {
+    const ep = await this.pipeline.create(kind === 'webrtc' ? 'WebRtcEndpoint' : 'RtpEndpoint');
+    guardErrors(ep, (err) => this.log.warn('endpoint error', { endpointId: ep.id, err: err?.message }));
+    return ep;
+  }
+
+  /** an offer from any endpoint of this pipeline (a transfer's new one), restricted to `codecs` */
+  async offerFrom(ep: KSdpEndpoint, kind: LegKind, codecs: readonly string[], side: Side | 'new' = 'new'): Promise<string> {
     const sdp = await this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.generateOffer(cb)));
     const offer = restrictCodecs(sdp, codecs);
     this.log.debug('offer', { side, generated: sdp, sent: offer });
@@ -92,8 +106,12 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   /** our endpoint for `side` answers the peer's offer */
   async answer(side: Side, offer: string): Promise<string> {
-    const ep = this.endpoint(side);
-    const answer = await this.withGathering(ep, this.kinds[side], () => kurentoCall<string>((cb) => ep.processOffer(offer, cb))).catch((err: unknown) => {
+    return this.answerOn(this.endpoint(side), this.kinds[side], offer, side);
+  }
+
+  /** any endpoint of this pipeline (a transfer's new one) answers the peer's offer */
+  async answerOn(ep: KSdpEndpoint, kind: LegKind, offer: string, side: Side | 'new' = 'new'): Promise<string> {
+    const answer = await this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.processOffer(offer, cb))).catch((err: unknown) => {
       // the media server refused the offer's SDP (Kurento SDP error codes 402xx): a 488 for the caller, not a 500
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 40200 && code < 40300) throw new SdpError(`media server refused the offer: ${(err as Error).message}`);
@@ -108,6 +126,40 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     this.log.debug('peer answer', { side, answer });
     const ep = this.endpoint(side);
     await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
+  }
+
+  /** the peer's answer to an offer of a transfer's new endpoint */
+  async acceptAnswerOn(ep: KSdpEndpoint, answer: string): Promise<void> {
+    await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
+  }
+
+  /** Transfer: `ep` (another leg's endpoint in this pipeline) sends to and receives from `side`'s endpoint. */
+  async connectTo(side: Side, ep: KSdpEndpoint): Promise<void> {
+    const mine = this.endpoint(side);
+    await kurentoCall<void>((cb) => mine.connect(ep, cb));
+    await kurentoCall<void>((cb) => ep.connect(mine, cb));
+  }
+
+  /**
+   * Transfer: `side` is now served by `ep` (already connected both ways to the other leg's endpoint):
+   * its end events are watched and the old endpoint is released (its end events no longer count).
+   */
+  async replaceEndpoint(side: Side, ep: KSdpEndpoint, kind: LegKind): Promise<void> {
+    const old = this.endpoint(side);
+    this.unwatch.get(old)?.();
+    this.unwatch.delete(old);
+    if (side === 'caller') this.caller = ep;
+    else this.callee = ep;
+    this.kinds[side] = kind;
+    this.watch(ep, side);
+    await kurentoCall<void>((cb) => void old.release(cb)).catch((err: Error) => this.log.warn('old endpoint release failed', { endpointId: old.id, err: err.message }));
+  }
+
+  /** Transfer: a new endpoint that will not be used after all is released (errors logged) */
+  async releaseEndpoint(ep: KSdpEndpoint): Promise<void> {
+    this.unwatch.get(ep)?.();
+    this.unwatch.delete(ep);
+    await kurentoCall<void>((cb) => void ep.release(cb)).catch((err: Error) => this.log.warn('endpoint release failed', { endpointId: ep.id, err: err.message }));
   }
 
   /**
@@ -200,10 +252,16 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   }
 
   private watch(ep: KSdpEndpoint, side: Side): void {
-    ep.on('MediaSessionTerminated', (e: KEventData) => this.fire(isEndReason(e.reason) ? e.reason : 'session-expired', side, `MediaSessionTerminated${e.reason ? ` reason=${e.reason}` : ''}${e.detail ? ` detail=${e.detail}` : ''}`));
-    ep.on('MediaStateChanged', (e: KEventData) => {
+    const onTerminated = (e: KEventData): void => this.fire(isEndReason(e.reason) ? e.reason : 'session-expired', side, `MediaSessionTerminated${e.reason ? ` reason=${e.reason}` : ''}${e.detail ? ` detail=${e.detail}` : ''}`);
+    const onState = (e: KEventData): void => {
       if (e.newState !== 'DISCONNECTED' || e.oldState !== 'CONNECTED') return;
       this.fire(isEndReason(e.reason) ? e.reason : 'media-timeout', side, `MediaStateChanged DISCONNECTED${e.reason ? ` reason=${e.reason}` : ''}${e.detail ? ` detail=${e.detail}` : ''}`);
+    };
+    ep.on('MediaSessionTerminated', onTerminated);
+    ep.on('MediaStateChanged', onState);
+    this.unwatch.set(ep, () => {
+      ep.removeListener('MediaSessionTerminated', onTerminated);
+      ep.removeListener('MediaStateChanged', onState);
     });
   }
 

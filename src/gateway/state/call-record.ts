@@ -54,6 +54,23 @@ export interface TimelineEntry {
   by?: string;
 }
 
+export interface TransferEntry {
+  /** epoch ms the new party was connected */
+  at: number;
+  /** blind (REFER or API), attended (REFER with Replaces), replaces (an INVITE with Replaces) */
+  kind: 'blind' | 'attended' | 'replaces';
+  /** who asked: the API, or the side whose party sent the REFER / was replaced */
+  by: 'api' | 'caller' | 'callee';
+  /** the side of the record that now holds the new party */
+  side: 'caller' | 'callee';
+  /** party names: the one that left, the one that stayed, the one that joined */
+  left: string;
+  stayed: string;
+  joined: string;
+  /** what was dialled (blind transfer) */
+  target?: string;
+}
+
 export interface CallRecord {
   id: string;
   state: CallState;
@@ -73,6 +90,11 @@ export interface CallRecord {
    * (a mute, hold or blip taken for a dead peer). Counted in /metrics; lifecycle tests assert 0.
    */
   suspectedFalseEnd?: boolean;
+  /**
+   * Transfers this call went through, oldest first (src/gateway/transfer/, docs/transfer.md): who
+   * asked, the party that left, the party that stayed and the party that joined.
+   */
+  transfers?: TransferEntry[];
   /** custom tags given at origination (REST API), echoed in every event of the call */
   tags?: Record<string, string>;
   /** 'api': placed by `POST /api/calls` (the caller leg is party A, rung first; the callee leg is B) */

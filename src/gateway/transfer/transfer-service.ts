@@ -1,0 +1,444 @@
+import type Srf from 'drachtio-srf';
+import { Clock, TimerHandle } from '../../common/clock';
+import { Logger } from '../../common/logger';
+import { Call } from '../calls/call';
+import { CallRegistry } from '../calls/call-registry';
+import { CallRouter } from '../calls/call-router';
+import { DialogLike, InDialogRequest, InDialogResponse } from '../calls/dialog-like';
+import { snapshotDialog } from '../calls/dialog-snapshot';
+import { bumpVersion, chosenCodec, direction, restrictCodecs, withDirection } from '../calls/sdp-rewriter';
+import { SipConfig } from '../config/sip-config';
+import { callParties } from '../events/call-event-data';
+import { Side } from '../kurento/call-media';
+import { KSdpEndpoint } from '../kurento/kurento-types';
+import { MediaConnection } from '../kurento/media-connection';
+import { CallLeg, LegKind, TransferEntry } from '../state/call-record';
+import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
+
+/** how long a BYE to the party that leaves may go unanswered before the transfer carries on */
+const BYE_WAIT_MS = 500;
+
+export type TransferBy = 'api' | 'caller' | 'callee';
+
+export interface BlindTransferOptions {
+  /** the number or user to dial (routed like a new call: a registered user or a trunk) */
+  target: string;
+  /** the party that stays and is connected to the target; default the caller */
+  keep?: Side;
+  by: TransferBy;
+}
+
+export type TransferResult =
+  | { ok: true; target: string; party: string }
+  | { ok: false; status: number; reason: string };
+
+export interface TransferDeps {
+  srf: Srf;
+  config: SipConfig;
+  router: CallRouter;
+  registry: CallRegistry;
+  media: MediaConnection;
+  clock: Clock;
+  log: Logger;
+  /** a transfer target that has not answered within this long is cancelled (the gateway's no-answer time) */
+  noAnswerMs: number;
+}
+
+/** progress of a transfer as the REFER's NOTIFYs tell it (a final status ends the subscription) */
+type Progress = (status: number, reason: string) => void;
+
+/** what the INVITE handler knows of a new caller once it is authenticated */
+export interface ReplacingCaller {
+  party: string;
+  uri: string;
+  kind: LegKind;
+  codecs: string[];
+  source?: string;
+}
+
+type SrfReq = Srf.SrfRequest & { body: string };
+/** the INVITE's response object as the INVITE handler holds it */
+export interface ReplacingResponse {
+  send(status: number, reason?: string | { headers?: Record<string, string>; body?: string }, opts?: { headers?: Record<string, string>; body?: string }): void;
+}
+
+function other(side: Side): Side {
+  return side === 'caller' ? 'callee' : 'caller';
+}
+
+class TransferFailed extends Error {
+  constructor(readonly status: number, readonly reason: string) {
+    super(`${status} ${reason}`);
+  }
+}
+
+/**
+ * Call transfer on the B2BUA (docs/transfer.md). All three kinds end the same way: the party that
+ * stays keeps its dialog and its endpoint; a new endpoint in the SAME pipeline is connected to it
+ * both ways; the leaving party's dialog is hung up and its endpoint released; the call record's leg
+ * becomes the new party (so an adopting gateway finds it) and the timeline and `transfers` say so.
+ * - blind: REFER without Replaces, or the REST API; the target is dialled as a new leg;
+ * - attended: REFER with Replaces naming the transferor's other call through this gateway; that
+ *   call's other party is moved into this call's pipeline by one re-INVITE to that party alone;
+ * - replaces: an INVITE with a Replaces header takes the place of the party whose dialog it names.
+ * One transfer at a time per call; until the new party is connected the old media stays as it was,
+ * so a failed transfer leaves the call exactly as before.
+ */
+export class TransferService {
+  private readonly busy = new WeakSet<Call>();
+
+  constructor(private readonly d: TransferDeps) {}
+
+  /** the REST API's blind transfer (and the REFER's, through onRefer) */
+  async blind(call: Call, opts: BlindTransferOptions, progress?: Progress): Promise<TransferResult> {
+    const keep = opts.keep ?? 'caller';
+    const leaving = other(keep);
+    const refused = this.refuse(call);
+    if (refused) return refused;
+    this.busy.add(call);
+    try {
+      const party = await this.runBlind(call, keep, leaving, opts, progress);
+      return { ok: true, target: opts.target, party };
+    } catch (err) {
+      const f = err instanceof TransferFailed ? err : new TransferFailed(500, (err as Error).message ?? String(err));
+      this.failed(call, leaving, f);
+      return { ok: false, status: f.status, reason: f.reason };
+    } finally {
+      this.busy.delete(call);
+    }
+  }
+
+  /** a REFER from one party of a call (Call routes it here) */
+  onRefer(call: Call, side: Side, req: InDialogRequest, res: InDialogResponse): void {
+    const target = parseReferTo(req.get('Refer-To'));
+    if (!target.ok) {
+      call.note('refer-refused', `${side}: ${target.problem}`);
+      res.send(400, { headers: { Warning: `399 ferry "${target.problem}"` } });
+      return;
+    }
+    const refused = this.refuse(call);
+    if (refused) {
+      res.send(refused.status === 409 ? 491 : 481, refused.status === 409 ? 'Request Pending' : 'Call Does Not Exist');
+      return;
+    }
+    const dialog = call.dialog(side);
+    if (!dialog) {
+      res.send(481);
+      return;
+    }
+    res.send(202, 'Accepted');
+    call.note('refer', `${side} -> ${target.uri}${target.replaces ? ' (with Replaces)' : ''}`);
+    const notify = this.notifier(call, side, dialog);
+    notify(100, 'Trying');
+    if (target.replaces) {
+      void this.attended(call, side, target.replaces, notify);
+    } else {
+      void this.blind(call, { target: target.user, keep: other(side), by: side }, notify).then((r) => {
+        if (!r.ok) notify(r.status, r.reason);
+      });
+    }
+  }
+
+  /**
+   * An INVITE carrying a Replaces header, from an authenticated caller (the INVITE handler calls
+   * this after identifying the caller and checking the SDP). Answers the INVITE itself.
+   */
+  async onReplacingInvite(req: SrfReq, res: ReplacingResponse, caller: ReplacingCaller): Promise<void> {
+    const parsed = parseReplaces(req.get('Replaces'));
+    if (!parsed.ok) {
+      res.send(400, { headers: { Warning: `399 ferry "${parsed.problem}"` } });
+      return;
+    }
+    const found = this.findDialog(parsed.ref);
+    if (!found || found.call.state !== 'answered' || this.busy.has(found.call) || !found.call.media) {
+      // RFC 3891 §3: no such confirmed dialog here
+      res.send(481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    const { call, side } = found;
+    const keep = other(side);
+    const media = call.media!;
+    this.busy.add(call);
+    call.setLeaving(side);
+    let ep: KSdpEndpoint | undefined;
+    try {
+      const codec = chosenCodec(call.record[keep].localSdp ?? call.dialog(keep)!.local.sdp);
+      if (!caller.codecs.includes(codec)) throw new TransferFailed(488, `the call's codec ${codec} is not offered`);
+      ep = await this.d.media.guard(media.createEndpoint(caller.kind));
+      const answer = await this.d.media.guard(media.answerOn(ep, caller.kind, restrictCodecs(req.body, [codec])));
+      const uas = (await this.d.srf.createUAS(req, res as unknown as Srf.SrfResponse, { localSdp: answer } as never)) as unknown as DialogLike;
+      const leg: CallLeg = {
+        uri: caller.uri,
+        kind: caller.kind,
+        party: caller.party,
+        dialog: snapshotDialog(uas as never, 'uas'),
+        ...(caller.source ? { sipSource: caller.source } : {}),
+      };
+      const entry = this.entry(call, 'replaces', side, side, leg.party);
+      await this.switchLeg(call, side, keep, ep, uas, leg);
+      ep = undefined;
+      this.completed(call, entry);
+    } catch (err) {
+      if (ep) await media.releaseEndpoint(ep);
+      const f = err instanceof TransferFailed ? err : new TransferFailed(500, (err as Error).message ?? String(err));
+      try {
+        res.send(f.status >= 400 ? f.status : 500);
+      } catch {
+        /* already answered */
+      }
+      this.failed(call, side, f);
+    } finally {
+      this.busy.delete(call);
+    }
+  }
+
+  /** why this call cannot be transferred now (409 for one already being transferred), or undefined */
+  private refuse(call: Call): { ok: false; status: number; reason: string } | undefined {
+    if (call.isEnding || call.state !== 'answered' || !call.media) return { ok: false, status: 481, reason: 'the call is not answered or is ending' };
+    if (this.busy.has(call)) return { ok: false, status: 409, reason: 'a transfer of this call is already in progress' };
+    return undefined;
+  }
+
+  private async runBlind(call: Call, keep: Side, leaving: Side, opts: BlindTransferOptions, progress?: Progress): Promise<string> {
+    const { d } = this;
+    const route = await d.router.route(opts.target);
+    if (!route.ok) throw new TransferFailed(route.status, route.reason);
+    const media = call.media!;
+    const codec = chosenCodec(call.record[keep].localSdp ?? call.dialog(keep)!.local.sdp);
+    call.setLeaving(leaving);
+    call.note('transfer-started', `blind by ${opts.by}: ${call.record[keep].party} to ${opts.target} (${route.party}); ${call.record[leaving].party} leaves`);
+    void call.persist();
+    let ep: KSdpEndpoint | undefined = await d.media.guard(media.createEndpoint(route.kind));
+    try {
+      const offer = await d.media.guard(media.offerFrom(ep, route.kind, [codec]));
+      if (call.isEnding) throw new TransferFailed(487, 'the call ended during the transfer');
+      let timer: TimerHandle | undefined;
+      let noAnswer = false;
+      let onEnding: (() => void) | undefined;
+      const keepParty = call.record[keep].party;
+      const dialog = (await d.srf
+        .createUAC(
+          route.uri,
+          {
+            localSdp: offer,
+            headers: { From: `<sip:${keepParty}@${d.config.domain}>` },
+            ...(route.trunk?.outboundAuth ? { auth: { username: route.trunk.outboundAuth.username, password: route.trunk.outboundAuth.password } } : {}),
+          } as never,
+          {
+            cbRequest: (err: unknown, r: { cancel(): void } | undefined) => {
+              if (err || !r) return;
+              timer = d.clock.setTimeout(() => {
+                noAnswer = true;
+                r.cancel();
+              }, d.noAnswerMs);
+              // the call ending meanwhile cancels the new leg at once
+              onEnding = () => r.cancel();
+              call.once('ending', onEnding);
+            },
+            cbProvisional: (p: { status: number; reason: string }) => {
+              if (p.status === 180 || p.status === 183) progress?.(p.status === 183 ? 183 : 180, p.status === 183 ? 'Session Progress' : 'Ringing');
+            },
+          } as never,
+        )
+        .catch((err: { status?: number; reason?: string; message?: string }) => {
+          if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
+          throw new TransferFailed(err.status ?? 480, err.reason ?? err.message ?? 'Temporarily Unavailable');
+        })
+        .finally(() => {
+          timer?.cancel();
+          if (onEnding) call.removeListener('ending', onEnding);
+        })) as unknown as DialogLike & { res?: { source_address?: string } };
+      if (call.isEnding) {
+        await dialog.destroy().catch(() => undefined);
+        throw new TransferFailed(487, 'the call ended during the transfer');
+      }
+      await d.media.guard(media.acceptAnswerOn(ep, dialog.remote.sdp));
+      const leg: CallLeg = {
+        uri: route.uri,
+        kind: route.kind,
+        party: route.party,
+        dialog: snapshotDialog(dialog as never, 'uac'),
+        ...(dialog.res?.source_address ? { sipSource: dialog.res.source_address } : {}),
+      };
+      const entry = { ...this.entry(call, 'blind', opts.by, leaving, route.party), target: opts.target };
+      progress?.(200, 'OK');
+      await this.switchLeg(call, leaving, keep, ep, dialog, leg);
+      ep = undefined;
+      this.completed(call, entry);
+      return route.party;
+    } finally {
+      if (ep) await media.releaseEndpoint(ep);
+    }
+  }
+
+  /** attended transfer: REFER with Replaces in call X from `side`; the named dialog is the transferor's leg of call Y */
+  private async attended(x: Call, side: Side, ref: DialogRef, notify: Progress): Promise<void> {
+    const found = this.findDialog(ref);
+    if (!found || found.call === x) {
+      x.note('transfer-failed', 'attended: the dialog named by Replaces is not a call of this gateway');
+      notify(481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    const y = found.call;
+    const ySideA = found.side;
+    const ySideC = other(ySideA);
+    const keep = other(side);
+    if (this.refuse(y) || this.busy.has(x)) {
+      notify(491, 'Request Pending');
+      return;
+    }
+    this.busy.add(x);
+    this.busy.add(y);
+    x.setLeaving(side);
+    y.setLeaving(ySideA);
+    const media = x.media!;
+    let ep: KSdpEndpoint | undefined;
+    try {
+      const dialogC = y.dialog(ySideC);
+      if (!dialogC) throw new TransferFailed(481, 'Call/Transaction Does Not Exist');
+      const legC: CallLeg = { ...y.record[ySideC] };
+      x.note('transfer-started', `attended by ${side}: ${x.record[keep].party} to ${legC.party} (call ${y.record.id}); ${x.record[side].party} leaves`);
+      const codec = chosenCodec(x.record[keep].localSdp ?? x.dialog(keep)!.local.sdp);
+      ep = await this.d.media.guard(media.createEndpoint(legC.kind));
+      const offer = await this.d.media.guard(media.offerFrom(ep, legC.kind, [codec]));
+      // the one re-INVITE: to the joining party alone, moving its media onto the new endpoint
+      const answer = await dialogC.modify(offer).catch((err: { status?: number; message?: string }) => {
+        throw new TransferFailed(err.status ?? 500, `re-INVITE to ${legC.party} failed: ${err.message ?? err}`);
+      });
+      dialogC.local.sdp = offer;
+      await this.d.media.guard(media.acceptAnswerOn(ep, answer || dialogC.remote.sdp));
+      y.detachLeg(ySideC);
+      y.note('transferred-away', `${legC.party} joined call ${x.record.id}`);
+      const entry = this.entry(x, 'attended', side, side, legC.party);
+      notify(200, 'OK');
+      await this.switchLeg(x, side, keep, ep, dialogC, legC);
+      ep = undefined;
+      this.completed(x, entry);
+      y.setLeaving(undefined);
+      await y.end('transferred', 'gateway');
+    } catch (err) {
+      if (ep) await media.releaseEndpoint(ep);
+      const f = err instanceof TransferFailed ? err : new TransferFailed(500, (err as Error).message ?? String(err));
+      notify(f.status, f.reason);
+      this.failed(x, side, f);
+      y.setLeaving(undefined);
+      if (y.leftDuringTransfer && !y.isEnding) void y.end('sip-bye', ySideA);
+    } finally {
+      this.busy.delete(x);
+      this.busy.delete(y);
+    }
+  }
+
+  /**
+   * The common end of every transfer: `ep` (answered by the joining party) is connected both ways to
+   * the staying party's endpoint, the call's `leaving` side becomes the new dialog and leg, the
+   * leaving party's endpoint is released and its dialog hung up.
+   */
+  private async switchLeg(call: Call, leaving: Side, keep: Side, ep: KSdpEndpoint, dialog: DialogLike, leg: CallLeg): Promise<void> {
+    const media = call.media!;
+    await this.d.media.guard(media.connectTo(keep, ep));
+    const old = call.replaceLeg(leaving, dialog, leg);
+    call.setLeaving(undefined);
+    await media.replaceEndpoint(leaving, ep, leg.kind);
+    call.record.media = { ...call.record.media, ...media.ids };
+    if (old?.connected) await this.hangUp(call, old, leaving);
+    else call.note('transferor-gone', `${leaving} had already hung up`);
+    await this.takeOffHold(call, keep);
+  }
+
+  /**
+   * A transferor usually holds the call before its REFER (ferry relayed that as a sendonly re-INVITE
+   * to the party that stays): once the new party is connected, the staying party is re-INVITEd back
+   * to sendrecv — its own dialog only, nothing goes through another party.
+   */
+  private async takeOffHold(call: Call, keep: Side): Promise<void> {
+    const kd = call.dialog(keep);
+    if (!kd || direction(kd.local.sdp) === 'sendrecv') return;
+    const offer = bumpVersion(withDirection(kd.local.sdp, 'sendrecv'));
+    try {
+      const answer = await kd.modify(offer);
+      kd.local.sdp = offer;
+      const leg = call.record[keep];
+      leg.localSdp = offer;
+      if (answer) {
+        leg.remoteSdp = answer;
+        leg.direction = direction(answer);
+        if (leg.kind === 'rtp') await call.media?.renegotiate(keep, answer);
+      }
+      call.note('resume', `${keep} taken off hold after the transfer`);
+    } catch (err) {
+      call.note('reinvite-failed', `${keep} (off hold after the transfer): ${(err as Error).message ?? err}`);
+    }
+  }
+
+  private async hangUp(call: Call, d: DialogLike, side: Side): Promise<void> {
+    let timer: TimerHandle | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = this.d.clock.setTimeout(() => r('timeout'), BYE_WAIT_MS);
+    });
+    const r = await Promise.race([d.destroy({ headers: { Reason: 'SIP;cause=200;text="transferred"' } }).then(() => 'sent' as const, () => 'failed' as const), timeout]);
+    timer?.cancel();
+    call.note(r === 'sent' ? 'bye-sent' : r === 'timeout' ? 'bye-unanswered' : 'bye-failed', `to the transferred-away ${side}`);
+  }
+
+  private entry(call: Call, kind: TransferEntry['kind'], by: TransferBy, side: Side, joined: string): TransferEntry {
+    return { at: 0, kind, by, side, left: call.record[side].party, stayed: call.record[other(side)].party, joined };
+  }
+
+  private completed(call: Call, entry: TransferEntry): void {
+    entry.at = this.d.clock.now();
+    (call.record.transfers ??= []).push(entry);
+    call.note('transferred', `${entry.kind} by ${entry.by}: ${entry.left} -> ${entry.joined} (${entry.stayed} stays)`);
+    call.publish('call.transferred', { ...entry, parties: callParties(call.record) });
+    void call.persist();
+  }
+
+  private failed(call: Call, leaving: Side, f: TransferFailed): void {
+    call.note('transfer-failed', `${f.status} ${f.reason}`);
+    const gone = call.leftDuringTransfer;
+    call.setLeaving(undefined);
+    void call.persist();
+    // the transferor hung up while the target rang: the transferee is left with nobody
+    if (gone && !call.isEnding) void call.end('sip-bye', leaving);
+  }
+
+  /** the call and side of a dialog this gateway holds, by Call-ID and tags (either order: the namer's view) */
+  private findDialog(ref: DialogRef): { call: Call; side: Side } | undefined {
+    for (const call of this.d.registry.all()) {
+      for (const side of ['caller', 'callee'] as const) {
+        const dl = call.dialog(side);
+        if (!dl || dl.sip.callId !== ref.callId) continue;
+        const tags = [dl.sip.localTag, dl.sip.remoteTag];
+        if (tags.includes(ref.toTag) && tags.includes(ref.fromTag)) return { call, side };
+      }
+    }
+    return undefined;
+  }
+
+  /** sends the REFER's NOTIFYs (RFC 3515 §2.4.4) in the transferor's dialog; a final status ends the subscription */
+  private notifier(call: Call, side: Side, dialog: DialogLike): Progress {
+    let done = false;
+    let chain: Promise<unknown> = Promise.resolve();
+    return (status, reason) => {
+      if (done) return;
+      const final = status >= 200;
+      if (final) done = true;
+      chain = chain.then(() =>
+        dialog
+          .request({
+            method: 'NOTIFY',
+            headers: {
+              Event: 'refer',
+              'Subscription-State': final ? 'terminated;reason=noresource' : 'active;expires=60',
+              'Content-Type': 'message/sipfrag;version=2.0',
+            },
+            body: sipfrag(status, reason),
+          })
+          .then(
+            (r) => call.note('notify-sent', `to ${side}: ${status} ${reason} (answered ${r.status})`),
+            (err: Error) => call.note('notify-failed', `to ${side}: ${status}: ${err?.message ?? err}`),
+          ),
+      );
+    };
+  }
+}
