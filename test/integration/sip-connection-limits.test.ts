@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import {
   MB, clientFrameHeader, clientTextFrame, rawTcp, rawWebSocket, rssBytes, waitUntil, type RawConnection,
 } from '../helpers/sip-raw-connections';
+import { pollPause, realTimePause } from '../helpers/wait-for';
 
 /**
  * Connection hygiene of `bin/ferry sip` on its public SIP stream listeners (TCP and WebSocket), probed
@@ -103,7 +104,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     const pid = e.child.pid!;
     const port = e.ports.sip;
     assert.match(await servedOverTcp(port), /^SIP\/2\.0 503/); // warms the accept path
-    await new Promise((r) => setTimeout(r, 300));
+    await realTimePause(300); // a memory measurement: let start-up garbage settle before the RSS baseline
     const before = rssBytes(pid);
     let peak = before;
     const sampler = setInterval(() => { try { peak = Math.max(peak, rssBytes(pid)); } catch { /* exited */ } }, 20);
@@ -144,7 +145,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     let after = rssBytes(pid);
     const deadline = Date.now() + 15_000;
     while (after > before + 50 * MB && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
+      await pollPause(100);
       after = rssBytes(pid);
     }
     console.log(`# ferry sip RSS: ${(before / MB).toFixed(1)} MB at start, peak ${(peak / MB).toFixed(1)} MB, ${(after / MB).toFixed(1)} MB after the closes`);
@@ -244,7 +245,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     console.log(`# unused connections closed after ${closing.map((c) => c.closedAt! - c.openedAt).join(', ')} ms; the 3 s registration's after ${lapsedAfter} ms (idle timeout ${idleMs} ms)`);
     assert.ok(lapsedAfter >= 2900, `the registered connection was closed ${lapsedAfter} ms after its REGISTER, before the registration expired`);
     // positive control: the registered webphone's connection, as old as the others, is open and carries an INVITE
-    await new Promise((r) => setTimeout(r, idleMs));
+    await realTimePause(idleMs); // real time: it must live through one more idle timeout of the ferry sip process
     assert.equal(jssip.disconnectedAt(), undefined, 'the registered webphone\'s WebSocket is still open');
     assert.ok(Date.now() - jssip.connectedAt >= 3 * idleMs, 'it lived through several idle timeouts');
     const uac = app.srf.createUAC(jssipContact, { localSdp: g711Sdp(40_002) }).catch((err: Error) => err);
@@ -281,7 +282,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     await waitUntil(() => dialog !== undefined, 5000, 'the app\'s dialog confirmed by the ACK');
     assert.ok(unused.closedAt !== undefined, 'the unused connection was closed at the idle timeout meanwhile (control)');
     // the call lasts past the idle timeout with no SIP on its connection
-    await new Promise((r) => setTimeout(r, 2 * idleMs));
+    await realTimePause(2 * idleMs); // real time: two idle timeouts of the ferry sip process pass
     assert.equal(phone.closedAt, undefined, 'the connection of a ringing, then established call is never closed for idleness');
     const bye = destroyDialog(dialog!);
     await waitUntil(() => /^BYE /m.test(phone.text()), 5000, 'the BYE over the same connection');
@@ -308,7 +309,7 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     const seventh = keep(await rawTcp(e.ports.sip, '127.0.0.2'));
     await waitUntil(() => seventh.closedAt !== undefined, 3000, 'the 7th connection refused by the global cap');
     await logged(e, /SIP connection refused from 127\.0\.0\.2: connection-cap/, /"limit":6\b/);
-    await new Promise((r) => setTimeout(r, 300));
+    // the 7th's refusal (accepted and judged after them) is the positive control of "the others stay open"
     assert.ok([...held, ...other].every((c) => c.closedAt === undefined), 'the connections under the caps stay open');
     // a held connection goes: its slot is free, a new connection from 127.0.0.1 is served
     held[0]!.socket.destroy();

@@ -68,7 +68,7 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
   'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'DEBT: 10 ms poll steps' },
   'integration/media-webrtc-leg.test.ts': { pauses: 3, why: 'pacing; DEBT: 100-200 ms settles' },
-  'integration/sip-connection-limits.test.ts': { pauses: 5, why: 'real time: idle timeouts of real sockets (idleMs, 2 x idleMs); DEBT: 250-300 ms settles' },
+  'integration/sip-connection-limits.test.ts': { pauses: 3, why: 'real time: connections must outlive idle timeouts of the ferry sip process (idleMs, 2 x idleMs), with closed unused connections as the control; a memory measurement: RSS baseline after start-up settles' },
   'integration/sip-control-port-limits.test.ts': { pauses: 3, why: 'a memory measurement: RSS baseline after start-up settles, and the sampler watching 200 ms past the closes for a late peak; DEBT: 100 ms for the server to see a FIN' },
   'integration/sip-srf-jssip-chromium.test.ts': { pauses: 4, why: 'DEBT: 50-100 ms poll steps' },
   'integration/sip-srf-jssip-ws.test.ts': { pauses: 1, why: 'DEBT: 300 ms settle' },
