@@ -1,6 +1,6 @@
 /**
  * The OpenAPI 3 document of the gateway's HTTP side, served at `/api/openapi.json`. Every route the
- * server answers is listed here and every path here is answered: test/integration/gateway-openapi.test.ts
+ * server answers is listed here and every path here is answered: test/integration/gateway-api-rest.test.ts
  * compares the two both ways. Adding a route: add it to the server (a RouteTable, or BUILT_IN_ROUTES
  * in src/gateway/http/http-server.ts) AND a `paths` entry here (docs/api.md says how).
  */
