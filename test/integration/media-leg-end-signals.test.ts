@@ -6,6 +6,7 @@ import type { MediaConfig } from '../../src/media/server/media-config';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
+import { pollPause, realTimePause } from '../helpers/wait-for';
 
 /**
  * How a phone leg ends, with real packets (docs/lifecycle.md, rules 1-7, media side): RTCP BYE, ICMP port
@@ -58,7 +59,7 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
   const start = Date.now();
   while (!(await pred())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await pollPause(20);
   }
   return Date.now() - start;
 }
@@ -102,7 +103,7 @@ describe('media: phone leg end signals', () => {
     c.pa.close(); // the phone closed its media socket
     for (let i = 0; i < 10 && terminated(c, c.a.id) === undefined; i++) {
       c.pb.send(0, Buffer.from(`to the closed phone ${i}`));
-      await new Promise((r) => setTimeout(r, 30));
+      await pollPause(30);
     }
     await until(() => terminated(c, c.a.id) !== undefined, 3000, 'MediaSessionTerminated');
     assert.equal(terminated(c, c.a.id)!.reason, 'icmp-unreachable');
@@ -117,7 +118,7 @@ describe('media: phone leg end signals', () => {
     c.pa.send(0, Buffer.from('one'));
     while (Date.now() - t0 < 2600) {
       c.pb.sendRtcpRr();
-      await new Promise((r) => setTimeout(r, 150));
+      await realTimePause(150); // real time: a muted phone's RTCP every 150 ms while the server's 800 ms dead timer runs on the real clock
     }
     assert.equal(terminated(c, c.a.id)?.reason, 'media-timeout');
     assert.equal(terminated(c, c.b.id), undefined, 'RTCP alone keeps the muted leg alive');
@@ -183,7 +184,9 @@ describe('media: phone leg end signals', () => {
     await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.orphaned === true, 3000, 'orphaned');
     c.pa.sendRtcpBye();
     await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.elements.some((e) => e.legEnded === 'rtcp-bye') === true, 3000, 'leg ended');
-    await new Promise((r) => setTimeout(r, 300));
+    // the positive marker: the other leg's BYE, handled after the first; a release the first end triggered would come before it
+    c.pb.sendRtcpBye();
+    await until(async () => (await fetchStats(s.port)).pipelinesDetail[0]?.elements.every((e) => e.legEnded === 'rtcp-bye') === true, 3000, 'both legs ended');
     assert.equal((await fetchStats(s.port)).pipelines, 1);
     await s.mediaSet.release(c.pipeline.id);
     assert.equal((await fetchStats(s.port)).boundPorts, 0);
@@ -199,8 +202,8 @@ describe('media: phone leg end signals', () => {
     stranger.remote = c.pa.remote;
     for (let i = 0; i < 5; i++) stranger.send(0, Buffer.from('evil'));
     c.pa.send(0, Buffer.from('real2'));
+    // real2 left the same socket after the stranger's packets and reached the server's same port: its relay is the positive control
     await c.pb.waitFor(() => c.pb.received.length >= 2);
-    await new Promise((r) => setTimeout(r, 150));
     assert.deepEqual(c.pb.received.map((p) => p.payload.toString()), ['real', 'real2']);
     await c.pipeline.release();
   });

@@ -62,7 +62,7 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'integration/gateway-media-connection.test.ts': { pauses: 3, why: 'DEBT: lets refused reconnect attempts happen (0.7-1.5 s)' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
   'integration/media-jsonrpc-sessions.test.ts': { pauses: 2, why: 'DEBT: 800 ms and 100 ms settles' },
-  'integration/media-leg-end-signals.test.ts': { pauses: 5, why: 'DEBT: 20-300 ms settles and pacing' },
+  'integration/media-leg-end-signals.test.ts': { pauses: 1, why: "real time: a muted phone's RTCP every 150 ms while the in-process server's 800 ms dead timer runs on the real clock" },
   'integration/media-process.test.ts': { pauses: 1, why: 'DEBT: a 100 ms settle before counting bound ports' },
   'integration/media-rtp-relay.test.ts': { pauses: 2, why: 'pacing (2 ms between packets); DEBT: a 200 ms settle' },
   'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
