@@ -24,10 +24,11 @@ import { SipAuthenticator } from './registrar/sip-authenticator';
 import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
 import { Webhooks } from './webhooks/webhooks';
+import { TransferService } from './transfer/transfer-service';
 
 type VerbHandler = (req: Srf.SrfRequest & { stackDialogId?: string }, res: Srf.SrfResponse) => void;
 /** srf's per-verb registration methods (generated at runtime; missing from its typings) */
-type SrfVerbs = Record<'register' | 'invite' | 'options' | 'bye' | 'info' | 'update', (handler: VerbHandler) => void>;
+type SrfVerbs = Record<'register' | 'invite' | 'options' | 'bye' | 'info' | 'update' | 'refer', (handler: VerbHandler) => void>;
 
 export interface GatewayOptions {
   clock?: Clock;
@@ -44,10 +45,15 @@ export interface GatewayOptions {
 export class Gateway {
   readonly log: Logger;
   readonly store: StateStore;
-  readonly registry = new CallRegistry();
+  /** every call registered here hands its REFERs to the transfer core */
+  readonly registry = new CallRegistry((call) => {
+    call.referHandler = (c, side, req, res) => this.transfers.onRefer(c, side, req, res);
+  });
   readonly metrics = new GatewayMetrics();
   /** every call and registration event this gateway sees (webhooks, /api/events, CDRs subscribe) */
   readonly events: CallEventBus;
+  /** call transfer (REFER blind/attended, INVITE with Replaces, the REST API's blind transfer): docs/transfer.md */
+  readonly transfers: TransferService;
   private readonly srf = new Srf();
   private readonly media: MediaConnection;
   private readonly mediaLoss: MediaLossMonitor;
@@ -139,6 +145,16 @@ export class Gateway {
       }),
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
+    this.transfers = new TransferService({
+      srf: this.srf,
+      config: config.sip,
+      router: new CallRouter(config.sip, this.store),
+      registry: this.registry,
+      media: this.media,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.transfer' }),
+      noAnswerMs: config.noAnswerMs,
+    });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({
       store: this.store,
@@ -187,6 +203,7 @@ export class Gateway {
       onStarted: () => this.metrics.callsStarted++,
       loopbackMedia: config.loopbackMedia,
       events: this.events,
+      replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
     });
     this.originator = new Originator({
       srf: this.srf,
@@ -233,6 +250,11 @@ export class Gateway {
       });
     });
     verbs.options((_req, res) => res.send(200));
+    verbs.refer((req, res) => {
+      // a REFER srf has no Dialog for: an adopted dialog's (or unknown: 481); outside any dialog: refused
+      if (/;\s*tag=/i.test(req.get('To') ?? '')) this.adopter.offer(req as never, res as never);
+      else res.send(403, 'Forbidden', { headers: { Warning: '399 ferry "REFER is accepted only inside a call"' } } as never);
+    });
     for (const verb of ['bye', 'info', 'update'] as const) {
       verbs[verb]((req, res) => this.adopter.offer(req as never, res as never));
     }

@@ -119,6 +119,11 @@ export class AdoptedDialog extends EventEmitter implements DialogLike {
         return;
       case 'ACK':
         return;
+      case 'REFER':
+        // a transfer of an adopted call (src/gateway/transfer/); nobody listening: not supported
+        if (this.listenerCount('refer') === 0) res.send(501);
+        else this.emit('refer', req, res);
+        return;
       case 'INFO':
       case 'UPDATE':
         if (this.listenerCount(req.method.toLowerCase()) === 0) res.send(200);

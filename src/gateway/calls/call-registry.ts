@@ -4,8 +4,12 @@ import { Call } from './call';
 export class CallRegistry {
   private readonly calls = new Map<string, Call>();
 
+  /** `onAdd`: runs for every call added (the gateway hands each call its REFER handler there) */
+  constructor(private readonly onAdd?: (call: Call) => void) {}
+
   add(call: Call): void {
     this.calls.set(call.record.id, call);
+    this.onAdd?.(call);
     call.once('ended', () => this.calls.delete(call.record.id));
   }
 

@@ -33,8 +33,6 @@ export interface CallDeps {
   loopbackMedia?: LoopbackMediaRule;
   /** the gateway's call event bus: ringing, answered, held, resumed and ended are published on it */
   events?: CallEventBus;
-  /** a REFER from one party (transfer, src/gateway/transfer/); without it a REFER is answered 501 */
-  onRefer?: (call: Call, side: Side, req: InDialogRequest, res: InDialogResponse) => void;
 }
 
 /**
@@ -47,6 +45,8 @@ export class Call extends EventEmitter<CallEvents> {
   readonly record: CallRecord;
   media: CallMedia | undefined;
   private dialogs: { caller?: DialogLike; callee?: DialogLike } = {};
+  /** a REFER from one party goes here (the gateway's transfer core sets it when the call is registered); without it: 501 */
+  referHandler: ((call: Call, side: Side, req: InDialogRequest, res: InDialogResponse) => void) | undefined;
   /** how to stop watching each party's dialog (a transfer hands a leg to another dialog) */
   private unwatch: { caller?: () => void; callee?: () => void } = {};
   /** while set, a BYE from this party does not end the call: it is being transferred away (the transfer decides) */
@@ -165,7 +165,7 @@ export class Call extends EventEmitter<CallEvents> {
     const onInfo = (req: InDialogRequest, res: InDialogResponse): void => void this.onInfo(side, req, res);
     const onUpdate = (req: InDialogRequest, res: InDialogResponse): void => this.onUpdate(side, req, res);
     const onRefer = (req: InDialogRequest, res: InDialogResponse): void => {
-      if (this.deps.onRefer && !this.ending) this.deps.onRefer(this, side, req, res);
+      if (this.referHandler && !this.ending) this.referHandler(this, side, req, res);
       else res.send(this.ending ? 481 : 501);
     };
     d.on('destroy', onDestroy);

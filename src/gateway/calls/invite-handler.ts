@@ -10,6 +10,7 @@ import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
 import { StateStore } from '../state/state-store';
 import { CallEventBus } from '../events/call-events';
+import { ReplacingCaller } from '../transfer/transfer-service';
 import { Call } from './call';
 import { CallRegistry } from './call-registry';
 import { CallRouter } from './call-router';
@@ -43,6 +44,8 @@ export interface InviteHandlerDeps {
   loopbackMedia?: LoopbackMediaRule;
   /** the gateway's call event bus (each call publishes its events on it) */
   events?: CallEventBus;
+  /** an INVITE with a Replaces header, once its caller is identified and its SDP checked (transfer core) */
+  replacingInvite?: (req: SrfReq, res: SrfRes, caller: ReplacingCaller) => Promise<void>;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -127,6 +130,12 @@ export class InviteHandler {
       return;
     }
 
+    if (req.has('Replaces')) {
+      // RFC 3891: this caller takes the place of a party in a call we hold (attended transfer)
+      if (!d.replacingInvite) res.send(420, 'Bad Extension', { headers: { Unsupported: 'replaces' } });
+      else await d.replacingInvite(req, res, { party: callerParty, uri: callerUri, kind: callerKind, codecs: callerCodecs, ...(req.source_address ? { source: req.source_address } : {}) });
+      return;
+    }
     const target = await d.router.route(dialled);
     if (!target.ok) {
       d.log.info('call not routed', { dialled, status: target.status });
