@@ -1,0 +1,124 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { SipPhone } from '../helpers/sip-phone';
+import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * REST call control on the real stack (ferry sip, ferry media, two gateways on one Redis) with two
+ * scripted SIP phones behind two trunks: originate A=8100 (phone A) then B=9200 (phone B), RTP
+ * counted at both phones; hold/resume seen at phone B as the direction of the re-INVITE it gets;
+ * DTMF seen at phone B as INFO application/dtmf-relay; the other gateway answers 409 naming the
+ * owner; DELETE ends it with api-hangup, both phones get BYE, the pipeline is released.
+ */
+describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { timeout: 90_000 }, () => {
+  let stack: Stack;
+  let dir: string;
+  const phoneA = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'agent' });
+  const phoneB = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'customer' });
+
+  const api = async (port: number, method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; location: string | null }> => {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown>, location: res.headers.get('location') };
+  };
+
+  before(async () => {
+    const a = `127.0.0.1:${await phoneA.start()}`;
+    const b = `127.0.0.1:${await phoneB.start()}`;
+    dir = mkdtempSync(path.join(tmpdir(), 'ferry-api-'));
+    writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
+      domain: 'ferry.local', users: [{ user: 'alice', password: 'alice-secret-1' }],
+      trunks: [{ name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] }],
+      routes: [{ match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1' }],
+    }));
+    stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
+  });
+
+  after(async () => {
+    await phoneA.close();
+    await phoneB.close();
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('A answers, then B; media both ways; hold/resume/dtmf at B; other gateway 409; DELETE ends both', async () => {
+    const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '9200', from: '5550100', ringTimeoutMs: 10_000, record: true, tags: { crm: 'ticket-42' } });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const id = made.json.id as string;
+    assert.equal(made.location, `/api/calls/${id}`);
+    const answered = await waitFor(async () => {
+      const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+      return r.state === 'answered' ? r : undefined;
+    }, 15_000, 50, 'the originated call answered');
+    assert.equal(answered.origin, 'api');
+    assert.equal(answered.record, true);
+    assert.deepEqual(answered.tags, { crm: 'ticket-42' });
+    const events = answered.timeline.map((e) => e.event);
+    assert.ok(events.indexOf('a-answered') < events.indexOf('answered'), events.join(','));
+    // A was rung first and shown B's number; B was shown the caller id asked for
+    const inviteA = phoneA.received.find((m) => m.method === 'INVITE')!;
+    const inviteB = phoneB.received.find((m) => m.method === 'INVITE')!;
+    assert.ok(inviteA.at <= inviteB.at);
+    assert.match(inviteA.message.headers.get('from')![0]!, /sip:9200@/);
+    assert.match(inviteB.message.headers.get('from')![0]!, /sip:5550100@/);
+    await waitFor(async () => (await phoneA.media.stats()).rtpReceived > 25 && (await phoneB.media.stats()).rtpReceived > 25, 10_000, 50, 'RTP at both phones');
+
+    // hold: B gets a=sendonly (answers recvonly); resume: a=sendrecv
+    const reinvitesBefore = phoneB.received.filter((m) => m.method === 'INVITE').length;
+    const held = await api(stack.httpPort, 'POST', `/api/calls/${id}/hold`, { party: 'callee' });
+    assert.equal(held.status, 200, JSON.stringify(held.json));
+    const reinvites = phoneB.received.filter((m) => m.method === 'INVITE');
+    assert.equal(reinvites.length, reinvitesBefore + 1);
+    assert.match(reinvites.at(-1)!.message.body, /a=sendonly/);
+    assert.equal((held.json.directions as Record<string, string>).callee, 'recvonly');
+    assert.equal(phoneA.received.filter((m) => m.method === 'INVITE').length, 1, 'A was not re-INVITEd (party: callee)');
+    const resumed = await api(stack.httpPort, 'POST', `/api/calls/${id}/resume`, {});
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.json));
+    assert.match(phoneB.received.filter((m) => m.method === 'INVITE').at(-1)!.message.body, /a=sendrecv/);
+    assert.match(phoneA.received.filter((m) => m.method === 'INVITE').at(-1)!.message.body, /a=sendrecv/, 'both resumed (party defaults to both)');
+
+    // DTMF to B as INFO application/dtmf-relay, one per digit, in order
+    const dtmf = await api(stack.httpPort, 'POST', `/api/calls/${id}/dtmf`, { digits: '5#', party: 'callee' });
+    assert.equal(dtmf.status, 200, JSON.stringify(dtmf.json));
+    const infos = phoneB.received.filter((m) => m.method === 'INFO');
+    assert.equal(infos.length, 2);
+    assert.equal(infos[0]!.message.headers.get('content-type')![0], 'application/dtmf-relay');
+    assert.match(infos[0]!.message.body, /^Signal=5\r\nDuration=160/);
+    assert.match(infos[1]!.message.body, /^Signal=#/);
+    assert.equal(phoneA.received.filter((m) => m.method === 'INFO').length, 0);
+
+    // the other gateway does not drive this call: 409 naming the owner, and the call is untouched
+    const elsewhere = await api(stack.httpPort2!, 'DELETE', `/api/calls/${id}`);
+    assert.equal(elsewhere.status, 409);
+    assert.equal(elsewhere.json.owner, answered.owner);
+    assert.equal((await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).state, 'answered');
+
+    const hungUp = await api(stack.httpPort, 'DELETE', `/api/calls/${id}`);
+    assert.equal(hungUp.status, 200, JSON.stringify(hungUp.json));
+    assert.equal(hungUp.json.reason, 'api-hangup');
+    assert.ok(phoneA.received.some((m) => m.method === 'BYE'), 'A got BYE');
+    assert.ok(phoneB.received.some((m) => m.method === 'BYE'), 'B got BYE');
+    const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+    assert.equal(ended.state, 'ended');
+    assert.equal(ended.endedBy, 'gateway');
+    assert.deepEqual(await getJson<{ pipelines: number }>(stack.mediaPort, '/stats').then((s) => s.pipelines), 0);
+    assert.equal((await api(stack.httpPort, 'DELETE', `/api/calls/${id}`)).status, 409, 'an ended call cannot be hung up again');
+  });
+
+  test('unknown parties: 404 / 409 before anything rings', async () => {
+    const none = await api(stack.httpPort, 'POST', '/api/calls', { a: '7000', b: '9200' });
+    assert.equal(none.status, 404);
+    assert.equal(none.json.field, 'a');
+    const unregistered = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: 'alice' });
+    assert.equal(unregistered.status, 409);
+    assert.equal(unregistered.json.field, 'b');
+  });
+});
