@@ -5,6 +5,7 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import { fetchStats } from '../helpers/media-kurento';
 import { RawRpc } from '../helpers/media-raw-rpc';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { pollUntil } from '../helpers/wait-for';
 
 /** The Kurento JSON-RPC protocol as kurento-client speaks it: sessionId rules, reconnect, errors, transactions, ownership. */
 describe('media: JSON-RPC protocol and sessions', () => {
@@ -220,9 +221,9 @@ describe('media: JSON-RPC protocol and sessions', () => {
       open.push(silent, healthy);
       const p1 = await silent.ok('create', { type: 'MediaPipeline' });
       const p2 = await healthy.ok('create', { type: 'MediaPipeline' });
-      await new Promise((r) => setTimeout(r, 800));
-      const st = await fetchStats(pinging.port);
-      assert.equal(st.pipelinesDetail.find((p) => p.id === p1.value)?.orphaned, true, 'silent peer dropped');
+      // the silent peer's drop is the event; the healthy peer answered the same pings meanwhile
+      const st = await pollUntil(async () => { const s = await fetchStats(pinging.port); return s.pipelinesDetail.find((p) => p.id === p1.value)?.orphaned ? s : undefined; },
+        { timeoutMs: 5_000, what: 'the silent peer dropped (its pipeline orphaned)' });
       assert.equal(st.pipelinesDetail.find((p) => p.id === p2.value)?.orphaned, false, 'healthy peer kept');
     } finally {
       await pinging.close();
@@ -241,8 +242,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
       }),
     );
     await Promise.all(open.map((x) => x.close()));
-    await new Promise((res) => setTimeout(res, 100));
-    const st = await fetchStats(server.port);
-    assert.deepEqual([st.pipelines, st.elements, st.sessions, st.boundPorts], [0, 0, 0, 0]);
+    await pollUntil(async () => { const st = await fetchStats(server.port); return [st.pipelines, st.elements, st.sessions, st.boundPorts].every((n) => n === 0); },
+      { timeoutMs: 5_000, what: 'pipelines, elements, sessions and bound ports back to 0' });
   });
 });

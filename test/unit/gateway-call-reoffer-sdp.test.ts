@@ -7,6 +7,7 @@ import { Call } from '../../src/gateway/calls/call';
 import type { DialogLike, InDialogRequest } from '../../src/gateway/calls/dialog-like';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { pollPause } from '../helpers/wait-for';
 
 /**
  * Re-offers inside a call (re-INVITE, UPDATE) pass the same SDP checks as a new call: a hostile one
@@ -74,7 +75,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await pollPause(5);
   }
 }
 
@@ -125,7 +126,7 @@ describe('re-offers in a call pass the SDP checks', () => {
     const r = request('INVITE', sdp('198.51.100.10', 'sendonly'), '198.51.100.10');
     emit(caller, 'modify', r);
     assert.equal((await r.answered).status, 200, 'the hold itself is fine');
-    await new Promise((res) => setTimeout(res, 20));
+    await until(() => record.timeline.some((e) => e.event === 'sdp-refused'), 2_000, "the callee's answer judged");
     assert.equal(callee.modified.length, 1, 'the callee was re-INVITEd');
     assert.equal(record.callee.remoteSdp, before, 'its answer was not taken');
     assert.ok(record.timeline.some((e) => e.event === 'sdp-refused' && e.detail === 'callee answer: multicast'), JSON.stringify(record.timeline));

@@ -61,10 +61,9 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
   'integration/gateway-media-connection.test.ts': { pauses: 3, why: 'DEBT: lets refused reconnect attempts happen (0.7-1.5 s)' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
-  'integration/media-jsonrpc-sessions.test.ts': { pauses: 2, why: 'DEBT: 800 ms and 100 ms settles' },
   'integration/media-leg-end-signals.test.ts': { pauses: 1, why: "real time: a muted phone's RTCP every 150 ms while the in-process server's 800 ms dead timer runs on the real clock" },
   'integration/media-process.test.ts': { pauses: 1, why: 'DEBT: a 100 ms settle before counting bound ports' },
-  'integration/media-rtp-relay.test.ts': { pauses: 2, why: 'pacing (2 ms between packets); DEBT: a 200 ms settle' },
+  'integration/media-rtp-relay.test.ts': { pauses: 1, why: 'pacing: 2 ms between packets of a burst (loopback UDP drops bursts)' },
   'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
   'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'DEBT: 10 ms poll steps' },
   'integration/media-webrtc-leg.test.ts': { pauses: 3, why: 'pacing; DEBT: 100-200 ms settles' },
@@ -84,7 +83,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'lifecycle/s11-hold-reinvite-real-packets.test.ts': { pauses: 4, why: 'real time: the hold must really outlast 3 x DEAD_MS; DEBT: settles' },
   'lifecycle/s15-s16-release-whole-pipeline-and-zero.test.ts': { pauses: 4, why: 'DEBT: 300-800 ms settles' },
   'unit/child-process-supervisor.test.ts': { pauses: 1, why: 'DEBT: 25 ms poll step' },
-  'unit/gateway-call-reoffer-sdp.test.ts': { pauses: 2, why: 'DEBT: 5-20 ms settles' },
   'unit/process-runner.test.ts': { pauses: 1, why: 'real time: waits out the repeated-signal window of the real-clock runner' },
 };
 
