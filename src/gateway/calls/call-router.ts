@@ -4,7 +4,7 @@ import { StateStore } from '../state/state-store';
 
 /** Where a dialled number goes, or why it cannot (a SIP status for the caller). */
 export type RouteResult =
-  | { ok: true; uri: string; kind: LegKind; party: string; user?: string; trunk?: SipTrunk }
+  | { ok: true; uri: string; kind: LegKind; party: string; user?: string; trunk?: SipTrunk; record?: boolean }
   | { ok: false; status: number; reason: string };
 
 /**
@@ -24,14 +24,14 @@ export class CallRouter {
       const trunk = this.config.trunks.find((t) => t.name === name);
       if (!trunk) return { ok: false, status: 404, reason: 'Not Found' };
       const uri = `sip:${number}@${trunk.address}${trunk.transport === 'udp' ? '' : `;transport=${trunk.transport}`}`;
-      return { ok: true, uri, kind: 'rtp', party: trunk.name, trunk };
+      return { ok: true, uri, kind: 'rtp', party: trunk.name, trunk, ...(route.record ? { record: true } : {}) };
     }
     const user = route.to.user ?? number;
     if (!this.config.users.some((u) => u.user === user)) return { ok: false, status: 404, reason: 'Not Found' };
     const regs = await this.store.getRegistrations(user);
     if (regs.length === 0) return { ok: false, status: 480, reason: 'Temporarily Unavailable' };
     const reg = regs.reduce((a, b) => (b.registeredAt > a.registeredAt ? b : a));
-    return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user };
+    return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user, ...(route.record ? { record: true } : {}) };
   }
 
   /**

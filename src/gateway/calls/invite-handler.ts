@@ -151,6 +151,7 @@ export class InviteHandler {
       callee: { uri: target.uri, kind: target.kind, party: target.party },
       media: { mediaUrl: d.mediaUrl },
       owner: d.instanceId,
+      ...(target.record ? { record: true } : {}),
       timeline: [],
     };
     const call = new Call(record, { store: d.store, clock: d.clock, log: d.log, endedRecordTtlMs: d.endedRecordTtlMs, loopbackMedia: d.loopbackMedia, events: d.events });

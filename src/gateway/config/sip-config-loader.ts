@@ -47,6 +47,13 @@ export function parseSipConfig(text: string, file: string): SipConfig {
       if (!allowed.includes(k)) problem(path ? `${path}.${k}` : k, `unknown field (allowed: ${allowed.join(', ')})`);
     }
   };
+  /** an optional true/false field (call recording on a user or a route: docs/recording.md) */
+  const flag = (o: Obj, key: string, path: string): boolean | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') problem(`${path}.${key}`, 'must be true or false');
+    return v === true ? true : undefined;
+  };
   const str = (o: Obj, key: string, path: string, opts: { optional?: boolean; pattern?: RegExp; hint?: string } = {}): string | undefined => {
     const v = o[key];
     const p = path ? `${path}.${key}` : key;
@@ -97,12 +104,13 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   list(root, 'users', '').forEach((u, i) => {
     const path = `users[${i}]`;
     if (!isObj(u)) return problem(path, 'must be an object');
-    checkKeys(u, path, ['user', 'password', 'displayName']);
+    checkKeys(u, path, ['user', 'password', 'displayName', 'record']);
     const user = str(u, 'user', path, { pattern: /^[A-Za-z0-9._~+-]+$/, hint: 'a SIP user name (letters, digits, . _ ~ + -)' });
     const password = str(u, 'password', path);
     const displayName = str(u, 'displayName', path, { optional: true });
     if (user && users.some((x) => x.user === user)) problem(`${path}.user`, `duplicate user ${JSON.stringify(user)}`);
-    if (user && password) users.push({ user, password, ...(displayName ? { displayName } : {}) });
+    const record = flag(u, 'record', path);
+    if (user && password) users.push({ user, password, ...(displayName ? { displayName } : {}), ...(record ? { record } : {}) });
   });
 
   const trunks: SipTrunk[] = [];
@@ -152,7 +160,7 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   (routeList ?? []).forEach((r, i) => {
     const path = `routes[${i}]`;
     if (!isObj(r)) return problem(path, 'must be an object');
-    checkKeys(r, path, ['match', 'to', 'rewrite']);
+    checkKeys(r, path, ['match', 'to', 'rewrite', 'record']);
     const match = str(r, 'match', path);
     const to = str(r, 'to', path, { pattern: /^(user|user:[A-Za-z0-9._~+-]+|trunk:[A-Za-z0-9._-]+)$/, hint: '"user", "user:<name>" or "trunk:<name>"' });
     const rewrite = str(r, 'rewrite', path, { optional: true });
@@ -175,7 +183,8 @@ export function parseSipConfig(text: string, file: string): SipConfig {
       if (!trunks.some((t) => t.name === trunk)) problem(`${path}.to`, `no trunk named ${JSON.stringify(trunk)} in trunks`);
       target = { kind: 'trunk', trunk };
     }
-    if (re && target) routes.push({ match: re, to: target, ...(rewrite ? { rewrite } : {}) });
+    const record = flag(r, 'record', path);
+    if (re && target) routes.push({ match: re, to: target, ...(rewrite ? { rewrite } : {}), ...(record ? { record } : {}) });
   });
   if (routeList === null) routes.push({ match: /^.*$/, to: { kind: 'user' } });
 

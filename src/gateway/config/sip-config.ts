@@ -22,6 +22,8 @@ export interface SipUser {
   user: string;
   password: string;
   displayName?: string;
+  /** record every call this user is a party of (docs/recording.md) */
+  record?: boolean;
 }
 
 export interface SipTrunk {
@@ -48,6 +50,8 @@ export interface SipRoute {
   to: RouteTarget;
   /** replacement for the dialled number (`$1` etc. refer to the match's groups); default: unchanged */
   rewrite?: string;
+  /** record every call routed by this route (docs/recording.md) */
+  record?: boolean;
 }
 
 export interface SipConfig {
