@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../helpers/free-port';
 import { RtpPhone } from '../helpers/rtp-phone';
+import { describeSipp, startSipp } from '../helpers/sipp';
 import { SipPhone } from '../helpers/sip-phone';
-import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import { getJson, sippMediaPort, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -13,13 +15,17 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * scripted SIP phones behind two trunks: originate A=8100 (phone A) then B=9200 (phone B), RTP
  * counted at both phones; hold/resume seen at phone B as the direction of the re-INVITE it gets;
  * DTMF seen at phone B as INFO application/dtmf-relay; the other gateway answers 409 naming the
- * owner; DELETE ends it with api-hangup, both phones get BYE, the pipeline is released.
+ * owner; DELETE ends it with api-hangup, both phones get BYE, the pipeline is released. Before the
+ * bridge: B busy (a phone answering 486) ends the call busy and A gets BYE; DELETE while B rings (SIPp
+ * ringing until cancelled) sends A BYE and B CANCEL.
  */
 describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { timeout: 90_000 }, () => {
   let stack: Stack;
   let dir: string;
   const phoneA = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'agent' });
   const phoneB = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'customer' });
+  const busyPhone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'busy', autoAnswer: false });
+  let ringerPort = 0;
 
   const api = async (port: number, method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; location: string | null }> => {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, {
@@ -33,11 +39,20 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
   before(async () => {
     const a = `127.0.0.1:${await phoneA.start()}`;
     const b = `127.0.0.1:${await phoneB.start()}`;
+    const busy = `127.0.0.1:${await busyPhone.start()}`;
+    ringerPort = await freePort();
+    const ringer = `127.0.0.1:${ringerPort}`;
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-api-'));
     writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
       domain: 'ferry.local', users: [{ user: 'alice', password: 'alice-secret-1' }],
-      trunks: [{ name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] }],
-      routes: [{ match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1' }],
+      trunks: [
+        { name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] },
+        { name: 'busy', address: busy, transport: 'udp', acceptFrom: [busy] }, { name: 'ringer', address: ringer, transport: 'udp', acceptFrom: [ringer] },
+      ],
+      routes: [
+        { match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1' },
+        { match: '6(\\d+)', to: 'trunk:busy', rewrite: '$1' }, { match: '7(\\d+)', to: 'trunk:ringer', rewrite: '$1' },
+      ],
     }));
     stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
   });
@@ -45,6 +60,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
   after(async () => {
     await phoneA.close();
     await phoneB.close();
+    await busyPhone.close();
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -114,11 +130,50 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
   });
 
   test('unknown parties: 404 / 409 before anything rings', async () => {
-    const none = await api(stack.httpPort, 'POST', '/api/calls', { a: '7000', b: '9200' });
+    const none = await api(stack.httpPort, 'POST', '/api/calls', { a: '5000', b: '9200' });
     assert.equal(none.status, 404);
     assert.equal(none.json.field, 'a');
     const unregistered = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: 'alice' });
     assert.equal(unregistered.status, 409);
     assert.equal(unregistered.json.field, 'b');
+  });
+
+  const byes = (p: SipPhone): number => p.received.filter((m) => m.method === 'BYE').length;
+  const endedRecord = (id: string): Promise<CallRecord> => waitFor(async () => {
+    const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+    return r.state === 'ended' ? r : undefined;
+  }, 10_000, 50, 'the call ended');
+
+  test('B busy: the call ends busy and A is sent BYE', async () => {
+    const byesBefore = byes(phoneA);
+    const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '6300' });
+    assert.equal(made.status, 201);
+    const ended = await endedRecord(made.json.id as string);
+    assert.equal(ended.reason, 'busy');
+    assert.equal(ended.endedBy, 'callee');
+    assert.ok(ended.timeline.some((e) => e.event === 'a-answered'), 'A had answered');
+    await waitFor(() => byes(phoneA) === byesBefore + 1, 3000, 25, 'BYE at A');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
+  });
+
+  test('DELETE while B rings: A gets BYE, B gets CANCEL', async () => {
+    const sipp = await startSipp({ scenario: 'gateway-uas-ring.xml', localPort: ringerPort, mediaPort: await sippMediaPort(), timeoutS: 30 });
+    try {
+      await sipp.ready();
+      const byesBefore = byes(phoneA);
+      const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '7300' });
+      assert.equal(made.status, 201);
+      const id = made.json.id as string;
+      await waitFor(async () => (await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).timeline.some((e) => e.event === 'callee-ringing'), 10_000, 25, 'B rings');
+      const del = await api(stack.httpPort, 'DELETE', `/api/calls/${id}`);
+      assert.equal(del.status, 200);
+      assert.equal(del.json.reason, 'api-hangup');
+      assert.equal(byes(phoneA), byesBefore + 1, 'A was sent BYE before the DELETE answered');
+      const r = await sipp.done;
+      assert.equal(r.exitCode, 0, describeSipp(r));
+      await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
+    } finally {
+      await sipp.stop().catch(() => undefined);
+    }
   });
 });
