@@ -10,6 +10,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { removeTestKeys } from '../helpers/redis-test-keys';
 import { SipPhone } from '../helpers/sip-phone';
+import { digestAnswer, SipRawClient } from '../helpers/sip-raw-client';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import { WebhookReceiverServer } from '../helpers/webhook-receiver';
 
@@ -20,6 +21,7 @@ import { WebhookReceiverServer } from '../helpers/webhook-receiver';
  */
 const SECRET = 'webhook-test-secret-0123456789';
 const TIMEOUT_MS = 1000;
+const CAROL_PASSWORD = 'carol-webhook-secret';
 const CALL_FLOW = ['call.ringing', 'call.answered', 'call.held', 'call.resumed', 'call.ended'];
 
 describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
@@ -40,6 +42,7 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
       file,
       JSON.stringify({
         domain: 'ferry.local',
+        users: [{ user: 'carol', password: CAROL_PASSWORD }],
         trunks: [trunk('a', pa), trunk('b', pb)],
         routes: [{ match: '9(\\d+)', to: 'trunk:b', rewrite: '$1' }],
         webhooks: [{ name: 'test', url: receiver.url, secret: SECRET, timeoutMs: TIMEOUT_MS, retryInitialMs: 200, retryMaxMs: 1000 }],
@@ -122,6 +125,36 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
       assert.deepEqual(streamed.filter((e) => e.callId === id).map((e) => e.id), got.map((r) => r.event.id));
     } finally {
       ws.close();
+    }
+  });
+
+  test('registration.changed when a binding is added or removed, not on a refresh', { timeout: 15_000 }, async () => {
+    const client = await SipRawClient.open('udp', stack.sipPort);
+    try {
+      const register = async (expires: number): Promise<number> => {
+        const uri = 'sip:ferry.local';
+        const challenge = await client.request({ method: 'REGISTER', uri, fromUser: 'carol', expires });
+        assert.equal(challenge.status, 401);
+        const authorization = digestAnswer(challenge.header('WWW-Authenticate')!, { user: 'carol', password: CAROL_PASSWORD, method: 'REGISTER', uri });
+        return (await client.request({ method: 'REGISTER', uri, fromUser: 'carol', expires, authorization, cseq: 2 })).status;
+      };
+      const changes = () => receiver.received.filter((r) => r.event.type === 'registration.changed').map((r) => r.event);
+      assert.equal(await register(300), 200);
+      await waitFor(() => changes().length === 1, 5000, 20, 'registration.changed (added)');
+      assert.equal(await register(300), 200); // a refresh
+      assert.equal(await register(0), 200);
+      await waitFor(() => changes().length >= 2, 5000, 20, 'registration.changed (removed)');
+      const [added, removed] = changes();
+      assert.equal(added!.data.user, 'carol');
+      assert.equal((added!.data.added as string[]).length, 1);
+      assert.equal((added!.data.contacts as unknown[]).length, 1);
+      // the refresh between them was no change: the next event is the removal
+      assert.deepEqual(removed!.data.removed, added!.data.added);
+      assert.deepEqual(removed!.data.contacts, []);
+      assert.equal(changes().length, 2);
+      assert.ok(receiver.received.filter((r) => r.event.type === 'registration.changed').every((r) => r.verified));
+    } finally {
+      client.close();
     }
   });
 
