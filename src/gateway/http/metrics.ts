@@ -2,6 +2,17 @@ import { processFaultCounts } from '../../common/process-faults';
 import { EndReason } from '../calls/end-reason';
 import { sdpRejectionCounts } from '../calls/sdp-validator';
 import { AuthCounters } from '../registrar/auth-counters';
+import { Histogram } from './histogram';
+
+/** one leg's quality as the media server measured it over the call (what a call's end observes) */
+export interface LegQualityFigures {
+  /** interarrival jitter of what the media server received from this party, in seconds */
+  jitterSeconds?: number;
+  /** packets lost / packets expected from this party, 0..1 */
+  lossRatio?: number;
+  /** round-trip time to this party from RTCP, in seconds */
+  rttSeconds?: number;
+}
 
 /** Counters behind GET /metrics (Prometheus text format). */
 export class GatewayMetrics {
@@ -13,9 +24,29 @@ export class GatewayMetrics {
   readonly auth = new AuthCounters();
   /** more metric families rendered by other parts (e.g. webhook delivery), each a list of text lines */
   private readonly sections: (() => string[])[] = [];
+  /** INVITE received to the first 180/183 sent back (post-dial delay), per call that rang */
+  readonly setupTime = new Histogram('ferry_call_setup_seconds', 'Call set-up time: from the INVITE the gateway received to the first 180/183 it sent back, per call that rang.', [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10]);
+  /** answer time: INVITE received to 200 OK (includes the callee's ringing) */
+  readonly answerTime = new Histogram('ferry_call_answer_seconds', 'From the INVITE the gateway received to the answer, per answered call (includes the time the callee let it ring).', [0.5, 1, 2, 5, 10, 20, 30, 60]);
+  readonly jitter = new Histogram('ferry_call_jitter_seconds', 'Per call leg, at the end of an answered call: interarrival jitter of the audio the media server received from that party (last RTCP figure).', [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2], 'leg');
+  readonly loss = new Histogram('ferry_call_packet_loss_ratio', 'Per call leg, at the end of an answered call: packets lost / packets expected from that party over the call (0..1).', [0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5], 'leg');
+  readonly rtt = new Histogram('ferry_call_rtt_seconds', 'Per call leg, at the end of an answered call: round-trip time to that party from RTCP (legs without an RTT figure are not observed).', [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1], 'leg');
 
   addSection(render: () => string[]): void {
     this.sections.push(render);
+  }
+
+  /** a call leg's quality at the call's end (one observation per leg and figure) */
+  observeLegQuality(leg: 'caller' | 'callee', q: LegQualityFigures): void {
+    if (q.jitterSeconds !== undefined) this.jitter.observe(q.jitterSeconds, leg);
+    if (q.lossRatio !== undefined) this.loss.observe(q.lossRatio, leg);
+    if (q.rttSeconds !== undefined) this.rtt.observe(q.rttSeconds, leg);
+  }
+
+  /** set-up and answer times of an ended call (ms epoch times from its record) */
+  observeCallTimes(t: { createdAt: number; ringingAt?: number; answeredAt?: number }): void {
+    if (t.ringingAt !== undefined) this.setupTime.observe((t.ringingAt - t.createdAt) / 1000);
+    if (t.answeredAt !== undefined) this.answerTime.observe((t.answeredAt - t.createdAt) / 1000);
   }
 
   callEnded(record: { reason?: EndReason; suspectedFalseEnd?: boolean }): void {
@@ -76,6 +107,7 @@ export class GatewayMetrics {
     const sdp = [...sdpRejectionCounts()].sort();
     if (sdp.length === 0) lines.push('ferry_sdp_rejected_total 0');
     for (const [problem, n] of sdp) lines.push(`ferry_sdp_rejected_total{problem="${problem}"} ${n}`);
+    for (const h of [this.setupTime, this.answerTime, this.jitter, this.loss, this.rtt]) lines.push(...h.render());
     for (const section of this.sections) lines.push(...section());
     return `${lines.join('\n')}\n`;
   }
