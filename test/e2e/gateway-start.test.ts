@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * `ferry gateway` and `ferry start` (npm start) as processes: a bad sip-config fails start-up naming
@@ -74,8 +75,8 @@ describe('ferry gateway / ferry start processes', { timeout: 60_000 }, () => {
         }
       }, 50);
     });
-    await new Promise((r) => setTimeout(r, 100));
-    assert.ok(p.stdout.some((l) => l.includes(`webphone page at http://127.0.0.1:${ready.http}/`)), p.stdout.join('\n'));
+    await pollUntil(() => p.stdout.some((l) => l.includes(`webphone page at http://127.0.0.1:${ready.http}/`)),
+      { timeoutMs: 5_000, what: `the "webphone page at" line (output so far:\n${p.stdout.join('\n')})` });
     const page = await (await fetch(`http://127.0.0.1:${ready.http}/`)).text();
     assert.match(page, /<title>ferry webphone<\/title>/);
     const js = await fetch(`http://127.0.0.1:${ready.http}/jssip.js`);

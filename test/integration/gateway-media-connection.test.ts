@@ -9,6 +9,7 @@ import { CallMedia } from '../../src/gateway/kurento/call-media';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
 import { freePort } from '../helpers/free-port';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * The gateway's media connection (the real kurento-client against a real `ferry media` process)
@@ -26,10 +27,26 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     for (const s of servers) await s.stop();
   });
 
+  /** refused connection attempts per connection, counted from its 'media connection attempt failed' debug line */
+  const refusedAttempts = new Map<MediaConnection, number>();
+
   function connection(url: string): MediaConnection {
-    const c = new MediaConnection(url, createLogger('test-media-connection'));
+    const log = createLogger('test-media-connection');
+    const debug = log.debug.bind(log);
+    const c = new MediaConnection(url, Object.assign(log, {
+      debug: ((message: string, ...rest: unknown[]) => {
+        if (message === 'media connection attempt failed') refusedAttempts.set(c, (refusedAttempts.get(c) ?? 0) + 1);
+        return (debug as (m: string, ...r: unknown[]) => unknown)(message, ...rest);
+      }) as typeof log.debug,
+    }));
     conns.push(c);
     return c;
+  }
+
+  /** Resolves once `c` has seen `n` more refused attempts than it had when called. */
+  async function refusedAttemptsMore(c: MediaConnection, n: number, what: string): Promise<void> {
+    const base = refusedAttempts.get(c) ?? 0;
+    await pollUntil(() => (refusedAttempts.get(c) ?? 0) >= base + n, { timeoutMs: 10_000, what: `${n} refused attempts ${what}` });
   }
 
   function waitEvent<T extends unknown[]>(c: MediaConnection, event: 'lost' | 'restored', timeoutMs: number): Promise<{ at: number; args: T }> {
@@ -58,8 +75,8 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     const lostAt = (await lost).at;
     assert.ok(lostAt - killedAt < 1000, `lost ${lostAt - killedAt} ms after the kill`);
     assert.equal(conn.isUp, false);
-    // refused reconnect attempts for 1.5 s: this process must survive them (it would crash unguarded)
-    await new Promise((r) => setTimeout(r, 1500));
+    // refused reconnect attempts: this process must survive them (it would crash unguarded)
+    await refusedAttemptsMore(conn, 3, 'after the kill');
     assert.equal(conn.isUp, false);
 
     const restored = waitEvent<[boolean]>(conn, 'restored', 10_000);
@@ -119,7 +136,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     const port = await freePort({ protocols: ['tcp'] });
     const conn = connection(`ws://127.0.0.1:${port}/kurento`);
     const connecting = conn.connect(20_000);
-    await new Promise((r) => setTimeout(r, 700)); // a few refused attempts first
+    await refusedAttemptsMore(conn, 3, 'before the media server starts');
     assert.equal(conn.isUp, false);
     const media = await MediaServerProcess.start({ FERRY_MEDIA_PORT: String(port) });
     servers.push(media);
@@ -169,7 +186,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
     const lost = once(conn, 'lost');
     process.kill(media.pid!, 'SIGKILL');
     await lost;
-    await new Promise((r) => setTimeout(r, 1200)); // several refused attempts
+    await refusedAttemptsMore(conn, 4, 'after the loss');
     assert.equal(losses, 1);
   });
 });

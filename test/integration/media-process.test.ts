@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { call, connectKurento, fetchStats, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-import { pollPause } from '../helpers/wait-for';
+import { pollPause, pollUntil } from '../helpers/wait-for';
 
 /** The process contract of `bin/ferry media` (others' tests and `ferry start` depend on it). */
 describe('media: bin/ferry media process', () => {
@@ -49,8 +49,7 @@ describe('media: bin/ferry media process', () => {
       peers.push(phone);
       phone.useRemoteSdp(await call<string>(ep, 'processOffer', phone.sdp()));
       phone.send(0, Buffer.from('latch'));
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal((await fetchStats(port)).boundPorts, 1);
+      await pollUntil(async () => (await fetchStats(port)).boundPorts === 1, { timeoutMs: 3_000, what: 'one bound port' });
       child.kill('SIGTERM');
       const { code } = await exited;
       assert.equal(code, 0, `exit code; stderr:\n${stderr.slice(-2000)}`);

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
-import { connectSrf, g711Sdp, waitFor, type ConnectedSrf } from '../helpers/srf-app';
+import { connectSrf, g711Sdp, routesApplied, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { installDigestRegistrar, type DigestRegistrarLog } from '../helpers/srf-digest-registrar';
 
 /** Stand-in for the browser API; JsSIP only checks that it exists before accepting an INVITE. */
@@ -131,7 +131,8 @@ describe('JsSIP over WebSocket registers with digest auth and receives an INVITE
 
     // the WebSocket is gone: the server must forget the binding, and a request to it must fail
     await waitFor(() => uaEvents.includes('disconnected'), 'JsSIP disconnecting', 10_000);
-    await new Promise((r) => setTimeout(r, 300));
+    // JsSIP's close reached the server before this ping: by its answer the server has seen the WebSocket go
+    await routesApplied(app.srf);
     let guard: NodeJS.Timeout | undefined;
     const afterClose = await Promise.race([
       app.srf.createUAC(reg.contactUri!, { localSdp: g711Sdp(32002) }).then(

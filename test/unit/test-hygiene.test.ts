@@ -48,7 +48,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   // DEBT: fixed waits still to be replaced by readiness waits (see docs/testing.md)
   'e2e/gateway-baresip-srtp.test.ts': { pauses: 1, why: 'DEBT: waits 2.5 RTCP intervals for SRTCP to flow' },
   'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'DEBT: a 4 s hold and DEAD_MS + 2 s "no false end" window (real-time processes)' },
-  'e2e/gateway-start.test.ts': { pauses: 1, why: 'DEBT: 100 ms pause in a poll loop' },
   'e2e/media-webrtc-chromium.test.ts': { pauses: 4, why: 'DEBT: 50-100 ms pauses in poll loops' },
   'faults/f01-f02-f10-ferry-start-gateway-killed.test.ts': { pauses: 2, why: 'real time: waits past a lease deadline of processes on the real clock; a 100 ms poll step' },
   'faults/f05-redis-down-mid-call.test.ts': { pauses: 1, why: 'real time: one probe round per second while Redis is down' },
@@ -59,10 +58,8 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'faults/media-jsonrpc-fuzz.test.ts': { pauses: 1, why: 'DEBT: 200 ms settle before the final check' },
   'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: loopback UDP drops bursts (3 ms every 50 packets); DEBT: a 20 ms settle' },
   'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
-  'integration/gateway-media-connection.test.ts': { pauses: 3, why: 'DEBT: lets refused reconnect attempts happen (0.7-1.5 s)' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
   'integration/media-leg-end-signals.test.ts': { pauses: 1, why: "real time: a muted phone's RTCP every 150 ms while the in-process server's 800 ms dead timer runs on the real clock" },
-  'integration/media-process.test.ts': { pauses: 1, why: 'DEBT: a 100 ms settle before counting bound ports' },
   'integration/media-rtp-relay.test.ts': { pauses: 1, why: 'pacing: 2 ms between packets of a burst (loopback UDP drops bursts)' },
   'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
   'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'DEBT: 10 ms poll steps' },
@@ -70,7 +67,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'integration/sip-connection-limits.test.ts': { pauses: 3, why: 'real time: connections must outlive idle timeouts of the ferry sip process (idleMs, 2 x idleMs), with closed unused connections as the control; a memory measurement: RSS baseline after start-up settles' },
   'integration/sip-control-port-limits.test.ts': { pauses: 3, why: 'a memory measurement: RSS baseline after start-up settles, and the sampler watching 200 ms past the closes for a late peak; DEBT: 100 ms for the server to see a FIN' },
   'integration/sip-srf-jssip-chromium.test.ts': { pauses: 4, why: 'DEBT: 50-100 ms poll steps' },
-  'integration/sip-srf-jssip-ws.test.ts': { pauses: 1, why: 'DEBT: 300 ms settle' },
   'lifecycle/harness-rtp-phone-netns.test.ts': { pauses: 12, why: 'real time: the harness itself is measured (packet gaps, mute windows of a real-clock phone process); DEBT: settles' },
   'lifecycle/s03-s04-s05-proxy-killed.test.ts': { pauses: 7, why: 'real time: T_dead of a real-clock ferry media process; DEBT: settles' },
   'lifecycle/s04-s13-gateway-killed-and-restarted.test.ts': { pauses: 2, why: 'DEBT: 300 ms settle' },
@@ -82,7 +78,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'lifecycle/s11-hold-both-legs-chromium.test.ts': { pauses: 2, why: 'DEBT: 500 ms settles' },
   'lifecycle/s11-hold-reinvite-real-packets.test.ts': { pauses: 4, why: 'real time: the hold must really outlast 3 x DEAD_MS; DEBT: settles' },
   'lifecycle/s15-s16-release-whole-pipeline-and-zero.test.ts': { pauses: 4, why: 'DEBT: 300-800 ms settles' },
-  'unit/child-process-supervisor.test.ts': { pauses: 1, why: 'DEBT: 25 ms poll step' },
   'unit/process-runner.test.ts': { pauses: 1, why: 'real time: waits out the repeated-signal window of the real-clock runner' },
 };
 
