@@ -103,6 +103,36 @@ describe('webhook delivery', { timeout: 20_000 }, () => {
   });
 });
 
+describe('webhook delivery stop', { timeout: 10_000 }, () => {
+  test('stopping aborts a POST in flight instead of waiting out its timeout', { timeout: 5000 }, async () => {
+    const bus = new LocalCallEventBus('gw', Date.now);
+    let aborted = 0;
+    const started: string[] = [];
+    const hooks = new Webhooks({
+      receivers: [receiver({ timeoutMs: 30_000 })],
+      events: bus,
+      log,
+      instanceId: 'gw',
+      send: (_r, item, _now, _attempt, signal) =>
+        new Promise<SendOutcome>((resolve) => {
+          started.push(item.type);
+          signal?.addEventListener('abort', () => {
+            aborted++;
+            resolve({ ok: false, error: 'aborted' });
+          });
+        }),
+    });
+    hooks.start();
+    bus.publish({ type: 'call.ringing', callId: 'c', data: {} });
+    await waitFor(() => started.length === 1, 1000, 2, 'the POST started');
+    const t0 = Date.now();
+    await hooks.stop();
+    assert.ok(Date.now() - t0 < 1000, `stopped in ${Date.now() - t0} ms`);
+    assert.equal(aborted, 1);
+    assert.equal(hooks.counters.get('r')!.retried, 0, 'an aborted POST is not a failure of the receiver');
+  });
+});
+
 describe('Redis webhook queue', { timeout: 20_000 }, () => {
   const redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
   const prefix = `ferry-test-${randomUUID().slice(0, 8)}:`;

@@ -11,7 +11,7 @@ const STORE_RETRY_MS = 1000;
 
 export interface ReceiverDeliveryOptions {
   now?: () => number;
-  send?: (receiver: WebhookReceiver, item: QueuedWebhook, nowMs: number, attempt: number) => Promise<SendOutcome>;
+  send?: (receiver: WebhookReceiver, item: QueuedWebhook, nowMs: number, attempt: number, signal?: AbortSignal) => Promise<SendOutcome>;
 }
 
 /**
@@ -24,6 +24,10 @@ export class ReceiverDelivery {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  /** a wake that came while no sleep was waiting: the next sleep returns at once (no lost wake-up) */
+  private woken = false;
+  /** aborts the POST in flight when the gateway stops */
+  private readonly stopping = new AbortController();
   /** the head's failed attempts and when it may be tried again (per event id) */
   private retry: { id: string; attempts: number; nextAt: number } | undefined;
   private readonly now: () => number;
@@ -47,23 +51,31 @@ export class ReceiverDelivery {
 
   /** a new event was queued here */
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.wake();
     await this.loop;
     await this.queue.release().catch(() => undefined);
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
+        this.wakeUp = undefined;
+        this.woken = false;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }
@@ -107,7 +119,7 @@ export class ReceiverDelivery {
       await this.sleepUntil(retry.nextAt);
       return;
     }
-    const outcome = await this.send(this.receiver, item, this.now(), retry.attempts + 1);
+    const outcome = await this.send(this.receiver, item, this.now(), retry.attempts + 1, this.stopping.signal);
     if (this.stopped && !outcome.ok) return;
     if (outcome.ok) {
       await this.queue.remove(item.id);

@@ -6,16 +6,16 @@ export type SendOutcome = { ok: true; status: number } | { ok: false; status?: n
 
 /**
  * POSTs one event to a receiver, signed, bounded by the receiver's timeout (connect, send and
- * answer together). A 2xx answer is delivery; anything else (another status, a refused connection,
+ * answer together) and by `stop` (the gateway stopping). A 2xx answer is delivery; anything else (another status, a refused connection,
  * the timeout) is a failure to retry. Redirects are not followed; the answer's body is not read.
  */
-export async function sendWebhook(receiver: WebhookReceiver, item: QueuedWebhook, nowMs: number, attempt: number): Promise<SendOutcome> {
+export async function sendWebhook(receiver: WebhookReceiver, item: QueuedWebhook, nowMs: number, attempt: number, stop?: AbortSignal): Promise<SendOutcome> {
   const timestamp = Math.floor(nowMs / 1000);
   try {
     const res = await fetch(receiver.url, {
       method: 'POST',
       redirect: 'manual',
-      signal: AbortSignal.timeout(receiver.timeoutMs),
+      signal: stop ? AbortSignal.any([AbortSignal.timeout(receiver.timeoutMs), stop]) : AbortSignal.timeout(receiver.timeoutMs),
       headers: {
         'Content-Type': 'application/json',
         'User-Agent': 'ferry-webhooks/1',

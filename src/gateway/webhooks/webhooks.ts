@@ -19,7 +19,7 @@ export interface WebhooksOptions {
   redisPrefix?: string;
   now?: () => number;
   /** replaces the HTTP POST (tests) */
-  send?: (receiver: WebhookReceiver, item: { id: string; type: string; body: string }, nowMs: number, attempt: number) => Promise<SendOutcome>;
+  send?: (receiver: WebhookReceiver, item: { id: string; type: string; body: string }, nowMs: number, attempt: number, signal?: AbortSignal) => Promise<SendOutcome>;
 }
 
 /**
