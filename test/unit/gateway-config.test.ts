@@ -132,6 +132,7 @@ describe('gateway environment', () => {
     const problems = problemsOf(() => loadGatewayConfig({ FERRY_HTTP_PORT: 'x', FERRY_MEDIA_URL: 'http://a', FERRY_SIP_CONFIG: file }));
     assert.ok(problems.some((p) => p.startsWith('environment: FERRY_HTTP_PORT="x"')));
     assert.ok(problems.some((p) => p.startsWith('environment: FERRY_MEDIA_URL=')));
-    assert.ok(problems.includes(`${file}:3: userz: unknown field (allowed: domain, users, trunks, routes, minExpires, maxExpires)`), problems.join('\n'));
+    // the list of allowed fields grows with the sections the file gains (webhooks, …)
+    assert.ok(problems.some((p) => p.startsWith(`${file}:3: userz: unknown field (allowed: domain, users, trunks, routes, minExpires, maxExpires, `)), problems.join('\n'));
   });
 });
