@@ -16,6 +16,8 @@ import { EventStream } from './events/event-stream';
 import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
+import { addStatusRoutes } from './http/status/status-routes';
+import { StatusService } from './http/status/status-service';
 import { MediaConnection } from './kurento/media-connection';
 import { MediaLossMonitor } from './kurento/media-loss-monitor';
 import { DigestAuth } from './registrar/digest-auth';
@@ -63,6 +65,8 @@ export class Gateway {
   readonly webhooks: Webhooks;
   /** `/api/events`: the bus's events to dashboards over a WebSocket */
   readonly eventStream: EventStream;
+  /** what `/status` shows: live calls with their quality, the last hour's charts; feeds the quality histograms */
+  readonly status: StatusService;
   /** created before the SIP connection, so requests ferry sip held for us are never answered 481 before our first adoption scan */
   private readonly adopter: CallAdopter;
   /** claims every live call's dialogs again when the control connection to ferry sip comes back */
@@ -98,6 +102,15 @@ export class Gateway {
       graceMs: config.mediaLossGraceMs,
     });
     this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
+    this.status = new StatusService({
+      registry: this.registry,
+      events: this.events,
+      metrics: this.metrics,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.status' }),
+      gatewayId: config.instanceId,
+      listCalls: () => this.store.listCalls(),
+    });
     this.http = new HttpServer(
       {
         listCalls: () => this.store.listCalls(),
@@ -131,7 +144,7 @@ export class Gateway {
       },
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
-      callApiRoutes({
+      addStatusRoutes(callApiRoutes({
         store: this.store,
         control: new CallControl({
           registry: this.registry,
@@ -142,7 +155,7 @@ export class Gateway {
         }),
         originator: () => this.originator,
         users: () => config.sip.users.map((u) => u.user),
-      }),
+      }), this.status),
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
     this.transfers = new TransferService({
@@ -260,6 +273,7 @@ export class Gateway {
     }
     this.webhooks.start();
     this.eventStream.start();
+    this.status.start();
     await this.lease.start();
     // a gateway restarted with its previous id adopts its own calls here, at once; in-dialog
     // requests offered before this scan ends are held and delivered to the adopted calls
@@ -287,6 +301,7 @@ export class Gateway {
   async stop(): Promise<void> {
     this.adopter.stop();
     this.eventStream.stop();
+    this.status.stop();
     await this.http.close();
     await this.lease.stop({ release: true });
     try {

@@ -91,6 +91,26 @@ export const openApiDocument = {
     '/': { get: { summary: 'the webphone page', security: publicRoute, responses: { '200': { description: 'HTML' } } } },
     '/webphone.js': { get: { summary: 'the webphone page script', security: publicRoute, responses: { '200': { description: 'JavaScript' } } } },
     '/webphone.css': { get: { summary: 'the webphone page style', security: publicRoute, responses: { '200': { description: 'CSS' } } } },
+    '/favicon.svg': { get: { summary: 'the pages\' icon', security: publicRoute, responses: { '200': { description: 'SVG' } } } },
+    '/status': { get: { summary: 'the status page (no data itself: it asks /api/status with the token it is given)', security: publicRoute, responses: { '200': { description: 'HTML' } } } },
+    '/status.js': { get: { summary: 'the status page script', security: publicRoute, responses: { '200': { description: 'JavaScript' } } } },
+    '/status.css': { get: { summary: 'the status page style', security: publicRoute, responses: { '200': { description: 'CSS' } } } },
+    '/api/status': {
+      get: {
+        summary: 'what the status page draws: live calls with state and last quality sample (calls this gateway drives), and the last hour per minute (most live calls, ends by reason)',
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              now: { type: 'integer' }, gatewayId: { type: 'string' },
+              calls: { type: 'array', items: { type: 'object' } },
+              history: { type: 'array', items: { type: 'object', properties: { minute: { type: 'integer' }, activeMax: { type: 'integer' }, ended: { type: 'object', additionalProperties: { type: 'integer' } } } } },
+            },
+          }),
+          ...common,
+        },
+      },
+    },
     '/jssip.js': { get: { summary: 'the bundled JsSIP', security: publicRoute, responses: { '200': { description: 'JavaScript' } } } },
     '/healthz': { get: { summary: 'liveness', security: publicRoute, responses: { '200': json({ type: 'object' }) } } },
     '/metrics': { get: { summary: 'Prometheus metrics (loopback without a token unless FERRY_METRICS_AUTH=token)', responses: { '200': { description: 'Prometheus text' }, ...common } } },

@@ -32,10 +32,15 @@ export interface WebphoneConfig {
   httpsUrl?: string;
 }
 
-const STATIC: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/webphone.js': { file: 'webphone.js', type: 'text/javascript; charset=utf-8' },
-  '/webphone.css': { file: 'webphone.css', type: 'text/css; charset=utf-8' },
+/** public static files: the webphone page (webphone/), the status page (status/: no data, it asks /api/status with the token) */
+const STATIC: Record<string, { file: string; type: string; page?: 'webphone' | 'status' }> = {
+  '/': { file: 'webphone/index.html', type: 'text/html; charset=utf-8', page: 'webphone' },
+  '/webphone.js': { file: 'webphone/webphone.js', type: 'text/javascript; charset=utf-8' },
+  '/webphone.css': { file: 'webphone/webphone.css', type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: 'webphone/favicon.svg', type: 'image/svg+xml' },
+  '/status': { file: 'status/status.html', type: 'text/html; charset=utf-8', page: 'status' },
+  '/status.js': { file: 'status/status.js', type: 'text/javascript; charset=utf-8' },
+  '/status.css': { file: 'status/status.css', type: 'text/css; charset=utf-8' },
 };
 
 /**
@@ -186,12 +191,13 @@ export class HttpServer {
     const webphone = (): WebphoneConfig => this.api.webphoneConfig(secure, hostName(req.headers.host ?? ''));
     const st = STATIC[p];
     if (st) {
-      const csp: Record<string, string> = p === '/' ? {
-        'Content-Security-Policy': contentSecurityPolicy(webphone().wsUrl),
+      const csp: Record<string, string> = st.page ? {
+        // the status page talks to its own origin only
+        'Content-Security-Policy': contentSecurityPolicy(st.page === 'webphone' ? webphone().wsUrl : ''),
         // over HTTPS: browsers keep to HTTPS for this host for a day
         ...(secure ? { 'Strict-Transport-Security': 'max-age=86400' } : {}),
       } : {};
-      return this.send(res, 200, st.type, await readFile(path.join(__dirname, 'webphone', st.file), 'utf8'), csp);
+      return this.send(res, 200, st.type, await readFile(path.join(__dirname, st.file), 'utf8'), csp);
     }
     if (p === '/jssip.js') return this.send(res, 200, 'text/javascript; charset=utf-8', await jssipBundle());
     if (p === '/healthz') return this.json(res, 200, { ok: true });

@@ -7,8 +7,9 @@ interface RouteAdder {
 
 /**
  * `GET /api/status`: what the `/status` page draws (live calls with quality, the last hour's charts).
- * Mounted on the API's route table, so it needs the bearer token like every `/api/` route.
+ * Mounted on the API's route table, so it needs the bearer token like every `/api/` route. Returns the table.
  */
-export function addStatusRoutes(table: RouteAdder, status: Pick<StatusService, 'snapshot'>): void {
+export function addStatusRoutes<T extends RouteAdder>(table: T, status: Pick<StatusService, 'snapshot'>): T {
   table.add('GET', '/api/status', async () => ({ status: 200, body: await status.snapshot() }));
+  return table;
 }
