@@ -189,6 +189,21 @@ export class SipPhone {
     return final.body;
   }
 
+  /** REFER in the call's dialog (a transfer, RFC 3515); resolves with the final status (202 when accepted). */
+  async refer(referTo: string): Promise<number> {
+    const d = this.requireDialog();
+    d.cseq++;
+    const branch = this.branch();
+    const msg = this.inDialog('REFER', `${d.cseq} REFER`, branch, [`Refer-To: ${referTo}`, `Referred-By: <${d.localUri}>`, `Contact: <${this.contact}>`]);
+    const final = await this.sendAndAwaitFinal(msg, branch, d.remoteTarget, 10_000);
+    return Number(final.startLine.split(' ')[1]);
+  }
+
+  /** The call's dialog identifiers (what a Replaces header names), while in a call. */
+  get dialogIds(): { callId: string; localTag: string; remoteTag: string } | undefined {
+    return this.dialog ? { callId: this.dialog.callId, localTag: this.dialog.localTag, remoteTag: this.dialog.remoteTag } : undefined;
+  }
+
   /** Resolves when a request with this method arrives (or has arrived after `since`). */
   waitForRequest(method: string, timeoutMs: number, since = 0): Promise<{ method: string; at: number; message: SipMessage }> {
     const seen = this.received.find((r) => r.method === method && r.at >= since);
@@ -343,6 +358,8 @@ export class SipPhone {
       // re-INVITE from the other side (hold/resume): answer with our current SDP, same direction rules.
       const dir = /a=(sendonly|inactive)/.exec(msg.body)?.[1];
       const answer = await this.media.sdp(dir === 'sendonly' ? 'recvonly' : dir === 'inactive' ? 'inactive' : 'sendrecv');
+      // a re-INVITE may move our media elsewhere (a transfer re-wires the far end): send where it says
+      if (msg.body) await this.media.applyRemoteSdp(msg.body);
       this.respond(msg, 200, 'OK', [`Contact: <${this.contact}>`, 'Content-Type: application/sdp'], answer);
       return;
     }

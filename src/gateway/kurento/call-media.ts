@@ -142,7 +142,8 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   /**
    * Transfer: `side` is now served by `ep` (already connected both ways to the other leg's endpoint):
-   * its end events are watched and the old endpoint is released (its end events no longer count).
+   * its end events are watched and the old endpoint is disconnected and released (ferry media releases
+   * an endpoint connected to nothing alone; one still connected would take the whole pipeline with it).
    */
   async replaceEndpoint(side: Side, ep: KSdpEndpoint, kind: LegKind): Promise<void> {
     const old = this.endpoint(side);
@@ -152,6 +153,10 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     else this.callee = ep;
     this.kinds[side] = kind;
     this.watch(ep, side);
+    // the old endpoint still sends to nobody but receives from the other leg: cut that, then (connected
+    // to nothing) it is released alone, the pipeline and the call go on
+    const staying = this.endpoint(side === 'caller' ? 'callee' : 'caller');
+    await kurentoCall<void>((cb) => staying.disconnect(old, cb)).catch((err: Error) => this.log.warn('old endpoint disconnect failed', { endpointId: old.id, err: err.message }));
     await kurentoCall<void>((cb) => void old.release(cb)).catch((err: Error) => this.log.warn('old endpoint release failed', { endpointId: old.id, err: err.message }));
   }
 

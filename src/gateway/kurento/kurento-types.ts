@@ -18,6 +18,7 @@ export interface KMediaObject extends EventEmitter {
 export interface KMediaElement extends KMediaObject {
   /** callback form only, as the SDP methods below */
   connect(sink: KMediaElement, callback: KCallback<void>): void;
+  disconnect(sink: KMediaElement, callback: KCallback<void>): void;
 }
 
 /** kurento-client's completion callback: the error is the caller's alone (no console trace, nothing swallowed). */
@@ -57,6 +58,8 @@ export interface KReconnector extends EventEmitter {
   reconnect: boolean;
   /** start a new attempt now (and restart its own back-off) */
   reset(): void;
+  /** close the transport now (with `reconnect` false: for good) */
+  disconnect(): void;
 }
 
 export type KurentoFactory = (url: string, options?: Record<string, unknown>) => PromiseLike<KClient>;

@@ -375,8 +375,9 @@ export class MediaSet implements ObjectHost {
   // ---- release ----------------------------------------------------------------------------------
 
   /**
-   * Global release: the pipeline, or any of a call's endpoints (RtpEndpoint, WebRtcEndpoint),
-   * releases the whole pipeline (docs/lifecycle.md, rule 5); any other element (a player, a recorder,
+   * Global release: the pipeline, or any of a call's endpoints (RtpEndpoint, WebRtcEndpoint) that is
+   * connected to another element, releases the whole pipeline (docs/lifecycle.md, rule 5); an endpoint
+   * connected to nothing (never connected, or disconnected by a transfer) and any other element (a player, a recorder,
    * a pass-through, a hub and its ports) releases only itself as KMS does, so an app can drop an
    * announcement's player or a conference port while the call goes on. Unknown ids
    * succeed. `by` is the control session that asked: every OTHER session subscribed to an endpoint's
@@ -388,7 +389,9 @@ export class MediaSet implements ObjectHost {
     const rec = pid ? this.pipelines.get(pid) : undefined;
     if (!rec) return Promise.resolve();
     const element = id !== pid ? rec.elements.get(id) : undefined;
-    if (element && !(element instanceof SdpEndpoint) && !rec.release) return this.releaseElement(rec, element, reason);
+    // an endpoint connected to nothing is no longer one of the call's (a transfer swapped it out): it goes alone
+    const detached = element instanceof SdpEndpoint && element.connectedPeers().length === 0;
+    if (element && (!(element instanceof SdpEndpoint) || detached) && !rec.release) return this.releaseElement(rec, element, reason);
     if (!rec.release) {
       if (by) this.tellOtherSessions(rec, by);
       const release = this.releasePipeline(rec, reason);

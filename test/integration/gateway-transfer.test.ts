@@ -1,0 +1,197 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SipPhone } from '../helpers/sip-phone';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * Call transfer through the real three ferry processes with scripted SIP/RTP phones (docs/transfer.md):
+ * blind by REFER and by the REST API, a blind transfer to a busy target (the call goes on), attended
+ * with Replaces. Every phone is a trunk of its own (the config names its port): dialling 7xxx rings
+ * B, 8xxx rings C, 6xxx rings D (always busy). Packets are counted between the parties that remain.
+ */
+interface MediaStats {
+  pipelines: number;
+  elements: number;
+}
+
+describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000 }, () => {
+  let stack: Stack;
+  let dir: string;
+  const phones: Record<'a' | 'a2' | 'b' | 'c' | 'd', SipPhone> = {
+    a: new SipPhone(new RtpPhone(), { user: 'a' }),
+    a2: new SipPhone(new RtpPhone(), { user: 'a2' }),
+    b: new SipPhone(new RtpPhone(), { user: 'b' }),
+    c: new SipPhone(new RtpPhone(), { user: 'c' }),
+    d: new SipPhone(new RtpPhone(), { user: 'd', autoAnswer: false }),
+  };
+
+  before(async () => {
+    const ports: Record<string, number> = {};
+    for (const [name, phone] of Object.entries(phones)) ports[name] = await phone.start();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-transfer-'));
+    const trunk = (name: string): Record<string, unknown> => ({ name, address: `127.0.0.1:${ports[name]}`, transport: 'udp', acceptFrom: [`127.0.0.1:${ports[name]}`] });
+    const config = {
+      domain: 'ferry.local',
+      users: [{ user: 'alice', password: 'alice-transfer-secret' }],
+      trunks: ['a', 'a2', 'b', 'c', 'd'].map(trunk),
+      routes: [
+        { match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' },
+        { match: '8(\\d+)', to: 'trunk:c', rewrite: '$1' },
+        { match: '6(\\d+)', to: 'trunk:d', rewrite: '$1' },
+        { match: '.*', to: 'user' },
+      ],
+    };
+    const file = path.join(dir, 'ferry.json');
+    await writeFile(file, JSON.stringify(config, null, 2));
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '5000' } } });
+  });
+
+  after(async () => {
+    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
+    for (const phone of Object.values(phones)) await phone.close();
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
+  const mediaStats = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
+  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
+  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+
+  /** more than `n` RTP packets arrived at `phone` after `since` */
+  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
+    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
+
+  /** `from` calls `number`; both ends exchange packets; resolves with the new call's record id */
+  async function bridged(from: SipPhone, to: SipPhone, number: string): Promise<string> {
+    const before = new Set((await calls()).map((c) => c.id));
+    const since = Date.now();
+    await from.call(`sip:${number}@ferry.local`, via());
+    await hears(from, since, `RTP at the caller of ${number}`);
+    await hears(to, since, `RTP at the callee of ${number}`);
+    const mine = (await calls()).filter((c) => !before.has(c.id) && c.state === 'answered');
+    assert.equal(mine.length, 1, 'one new answered call');
+    return mine[0]!.id;
+  }
+
+  const notifies = (phone: SipPhone, since: number): { body: string; event?: string; type?: string; state?: string }[] =>
+    phone.received
+      .filter((r) => r.method === 'NOTIFY' && r.at >= since)
+      .map((r) => ({ body: r.message.body, event: r.message.headers.get('event')?.[0], type: r.message.headers.get('content-type')?.[0], state: r.message.headers.get('subscription-state')?.[0] }));
+
+  async function hangUpAndZero(phone: SipPhone, other: SipPhone): Promise<void> {
+    const since = Date.now();
+    await phone.hangup();
+    await phone.media.stopMedia();
+    await other.waitForRequest('BYE', 5000, since);
+    await other.media.stopMedia();
+    await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipelines back to 0');
+  }
+
+  test('blind transfer by REFER from the callee: NOTIFY 100 then 200, the callee is released, caller and target talk', { timeout: 30_000 }, async () => {
+    const { a, b, c } = phones;
+    const id = await bridged(a, b, '7100');
+    const during = await mediaStats();
+    const since = Date.now();
+    assert.equal(await b.refer('<sip:8100@ferry.local>'), 202);
+    await b.waitForRequest('BYE', 10_000, since);
+    await b.media.stopMedia();
+    const frags = notifies(b, since);
+    assert.ok(frags.length >= 2, `NOTIFYs: ${JSON.stringify(frags)}`);
+    assert.equal(frags[0]!.body, 'SIP/2.0 100 Trying\r\n');
+    assert.equal(frags.at(-1)!.body, 'SIP/2.0 200 OK\r\n');
+    assert.match(frags.at(-1)!.state ?? '', /^terminated/);
+    for (const f of frags) {
+      assert.equal(f.event, 'refer');
+      assert.equal(f.type, 'message/sipfrag;version=2.0');
+    }
+    const switched = Date.now();
+    await hears(c, switched, 'RTP from the caller at the target');
+    await hears(a, switched, 'RTP from the target at the caller');
+    const r = await record(id);
+    assert.equal(r.state, 'answered');
+    assert.equal(r.caller.party, 'a');
+    assert.equal(r.callee.party, 'c', 'the record follows the new leg');
+    assert.deepEqual(
+      r.transfers?.map((t) => [t.kind, t.by, t.left, t.stayed, t.joined, t.target]),
+      [['blind', 'callee', 'b', 'a', 'c', '8100']],
+    );
+    assert.ok(r.timeline.some((e) => e.event === 'transferred'), 'the timeline shows the transfer');
+    const now = await mediaStats();
+    assert.deepEqual([now.pipelines, now.elements], [during.pipelines, during.elements], 'the same pipeline, the old endpoint released for the new');
+    await hangUpAndZero(a, c);
+  });
+
+  test('blind transfer to a busy target: NOTIFY 486, the call goes on between the same two parties', { timeout: 30_000 }, async () => {
+    const { a, b } = phones;
+    const id = await bridged(a, b, '7101');
+    const since = Date.now();
+    assert.equal(await b.refer('<sip:6100@ferry.local>'), 202);
+    const final = await waitFor(() => notifies(b, since).find((n) => /^SIP\/2\.0 [2-6]\d\d/.test(n.body)), 10_000, 25, 'final NOTIFY');
+    assert.equal(final.body, 'SIP/2.0 486 Busy Here\r\n');
+    const failedAt = Date.now();
+    // positive control in the same window: both still hear each other, and no BYE reached the transferor
+    await hears(a, failedAt, 'RTP from the callee after the failed transfer');
+    await hears(b, failedAt, 'RTP from the caller after the failed transfer');
+    assert.equal(b.received.filter((m) => m.method === 'BYE' && m.at >= since).length, 0, 'the transferor was not hung up');
+    const r = await record(id);
+    assert.equal(r.callee.party, 'b');
+    assert.ok(r.timeline.some((e) => e.event === 'transfer-failed' && /486/.test(e.detail ?? '')), JSON.stringify(r.timeline));
+    assert.equal(r.transfers, undefined);
+    await hangUpAndZero(b, a);
+  });
+
+  test('blind transfer by the REST API: the callee leg is replaced by the target', { timeout: 30_000 }, async () => {
+    const { a, b, c } = phones;
+    const id = await bridged(a, b, '7102');
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: '8102', keep: 'caller' }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    await b.waitForRequest('BYE', 5000, since);
+    await b.media.stopMedia();
+    const switched = Date.now();
+    await hears(c, switched, 'RTP from the caller at the target');
+    await hears(a, switched, 'RTP from the target at the caller');
+    const r = await record(id);
+    assert.deepEqual(r.transfers?.map((t) => [t.kind, t.by, t.left, t.joined]), [['blind', 'api', 'b', 'c']]);
+    await hangUpAndZero(c, a);
+  });
+
+  test('attended transfer with Replaces: B and C talk, both of A\'s legs are released, the consultation call ends "transferred"', { timeout: 30_000 }, async () => {
+    const { a, a2, b, c } = phones;
+    const x = await bridged(a, b, '7103');
+    const y = await bridged(a2, c, '8103');
+    assert.equal((await mediaStats()).pipelines, 2);
+    const ids = a2.dialogIds!;
+    // the A–C dialog as A sees it: its Call-ID, the far end's tag (to-tag) and its own (from-tag)
+    const replaces = encodeURIComponent(`${ids.callId};to-tag=${ids.remoteTag};from-tag=${ids.localTag}`);
+    const since = Date.now();
+    assert.equal(await a.refer(`<sip:8103@ferry.local?Replaces=${replaces}>`), 202);
+    await a.waitForRequest('BYE', 10_000, since);
+    await a2.waitForRequest('BYE', 10_000, since);
+    await a.media.stopMedia();
+    await a2.media.stopMedia();
+    assert.equal(notifies(a, since).at(-1)?.body, 'SIP/2.0 200 OK\r\n');
+    assert.ok(c.received.some((m) => m.method === 'INVITE' && m.at >= since), 'C was moved by one re-INVITE');
+    assert.equal(b.received.filter((m) => m.method === 'INVITE' && m.at >= since).length, 0, 'B was not re-INVITEd');
+    const switched = Date.now();
+    await hears(b, switched, 'RTP from C at B');
+    await hears(c, switched, 'RTP from B at C');
+    await waitFor(async () => (await mediaStats()).pipelines === 1, 5000, 25, 'the consultation call\'s pipeline released');
+    const rx = await record(x);
+    assert.deepEqual(rx.transfers?.map((t) => [t.kind, t.by, t.left, t.stayed, t.joined]), [['attended', 'caller', 'a', 'b', 'c']]);
+    assert.equal(rx.caller.party, 'c');
+    const ry = await waitFor(async () => { const r = await record(y); return r.state === 'ended' ? r : undefined; }, 5000, 25, 'consultation call ended');
+    assert.equal(ry.reason, 'transferred');
+    await hangUpAndZero(b, c);
+  });
+});
