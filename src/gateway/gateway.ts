@@ -10,7 +10,7 @@ import { InviteHandler } from './calls/invite-handler';
 import { GatewayConfig } from './config/gateway-config';
 import { CallEventBus, LocalCallEventBus } from './events/call-events';
 import { callApiRoutes } from './api/call-api';
-import { BlindTransfers, CallControl } from './api/call-control';
+import { CallControl } from './api/call-control';
 import { Originator } from './api/originator';
 import { EventStream } from './events/event-stream';
 import { HttpAccess } from './http/http-access';
@@ -151,7 +151,7 @@ export class Gateway {
           store: this.store,
           clock: this.clock,
           instanceId: config.instanceId,
-          transfers: () => (this as unknown as { transfers?: BlindTransfers }).transfers,
+          transfers: () => this.transfers,
         }),
         originator: () => this.originator,
         users: () => config.sip.users.map((u) => u.user),

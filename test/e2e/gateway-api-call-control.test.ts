@@ -25,6 +25,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
   const phoneA = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'agent' });
   const phoneB = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'customer' });
   const busyPhone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'busy', autoAnswer: false });
+  const phoneC = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'supervisor' });
   let ringerPort = 0;
 
   const api = async (port: number, method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; location: string | null }> => {
@@ -40,6 +41,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     const a = `127.0.0.1:${await phoneA.start()}`;
     const b = `127.0.0.1:${await phoneB.start()}`;
     const busy = `127.0.0.1:${await busyPhone.start()}`;
+    const c = `127.0.0.1:${await phoneC.start()}`;
     ringerPort = await freePort();
     const ringer = `127.0.0.1:${ringerPort}`;
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-api-'));
@@ -48,10 +50,12 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
       trunks: [
         { name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] },
         { name: 'busy', address: busy, transport: 'udp', acceptFrom: [busy] }, { name: 'ringer', address: ringer, transport: 'udp', acceptFrom: [ringer] },
+        { name: 'third', address: c, transport: 'udp', acceptFrom: [c] },
       ],
       routes: [
         { match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1' },
         { match: '6(\\d+)', to: 'trunk:busy', rewrite: '$1' }, { match: '7(\\d+)', to: 'trunk:ringer', rewrite: '$1' },
+        { match: '5(\\d+)', to: 'trunk:third', rewrite: '$1' },
       ],
     }));
     stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
@@ -61,6 +65,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     await phoneA.close();
     await phoneB.close();
     await busyPhone.close();
+    await phoneC.close();
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -130,7 +135,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
   });
 
   test('unknown parties: 404 / 409 before anything rings', async () => {
-    const none = await api(stack.httpPort, 'POST', '/api/calls', { a: '5000', b: '9200' });
+    const none = await api(stack.httpPort, 'POST', '/api/calls', { a: '4000', b: '9200' });
     assert.equal(none.status, 404);
     assert.equal(none.json.field, 'a');
     const unregistered = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: 'alice' });
@@ -175,5 +180,28 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     } finally {
       await sipp.stop().catch(() => undefined);
     }
+  });
+
+  test('blind transfer by API: A stays and talks to C, B is released', async () => {
+    const byesB = byes(phoneB);
+    const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '9200' });
+    assert.equal(made.status, 201);
+    const id = made.json.id as string;
+    await waitFor(async () => (await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).state === 'answered', 10_000, 50, 'answered');
+    const moved = await api(stack.httpPort, 'POST', `/api/calls/${id}/transfer`, { target: '5400', keep: 'caller' });
+    assert.equal(moved.status, 200, JSON.stringify(moved.json));
+    assert.equal(moved.json.party, 'third');
+    await waitFor(() => byes(phoneB) === byesB + 1, 5000, 25, 'BYE at B');
+    const before = { a: (await phoneA.media.stats()).rtpReceived, c: (await phoneC.media.stats()).rtpReceived };
+    await waitFor(async () => (await phoneA.media.stats()).rtpReceived > before.a + 25 && (await phoneC.media.stats()).rtpReceived > before.c + 25, 10_000, 50, 'RTP between A and C').catch(async (err) => {
+      const [a, c] = [await phoneA.media.stats(), await phoneC.media.stats()];
+      const timeline = (await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`);
+      throw new Error(`${(err as Error).message}; before ${JSON.stringify(before)}, A received ${a.rtpReceived} sent ${a.rtpSent}, C received ${c.rtpReceived} sent ${c.rtpSent}; timeline ${timeline.join(', ')}`);
+    });
+    const record = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+    assert.equal(record.state, 'answered');
+    assert.equal(record.callee.party, 'third');
+    assert.equal((await api(stack.httpPort, 'DELETE', `/api/calls/${id}`)).status, 200);
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
   });
 });
