@@ -9,6 +9,7 @@ import { documentedRoutes, openApiDocument } from '../../src/gateway/api/openapi
 import { CallRegistry } from '../../src/gateway/calls/call-registry';
 import { HttpAccess } from '../../src/gateway/http/http-access';
 import { BUILT_IN_ROUTES, HttpServer } from '../../src/gateway/http/http-server';
+import { addStatusRoutes } from '../../src/gateway/http/status/status-routes';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -22,12 +23,13 @@ const TOKEN = 'gateway-api-rest-test-token-0123';
 
 describe('REST API: routes, document, validation', { timeout: 30_000 }, () => {
   const store = new MemoryStateStore();
-  const table = callApiRoutes({
+  // the gateway mounts the status page's JSON on the same table
+  const table = addStatusRoutes(callApiRoutes({
     store,
     control: new CallControl({ registry: new CallRegistry(), store, clock: systemClock, instanceId: 'gw-here', transfers: () => undefined }),
     originator: () => undefined,
     users: () => ['alice', 'bob'],
-  });
+  }), { snapshot: async () => ({ now: Date.now(), gatewayId: 'gw-here', calls: [], history: [] }) });
   const server = new HttpServer(
     {
       listCalls: () => store.listCalls(),
