@@ -66,10 +66,12 @@ export class Registrar {
     const defaultExpires = req.has('Expires') ? Number(req.get('Expires')) : 3600;
     const transport = String(req.protocol ?? 'udp').toLowerCase() as Registration['transport'];
     const now = Date.now();
-    const before = (await this.store.getRegistrations(user.user)).map((r) => r.contact);
+    // the bindings before this REGISTER: registration.changed reports only what it added or removed
+    const existing = await this.store.getRegistrations(user.user);
+    const before = existing.map((r) => r.contact);
     const aor = `sip:${user.user}@${this.config.domain}`;
     if (contactHeader.trim() === '*') {
-      for (const r of await this.store.getRegistrations(user.user)) await this.store.removeRegistration(user.user, r.contact);
+      for (const r of existing) await this.store.removeRegistration(user.user, r.contact);
       if (before.length > 0) this.onChange({ user: user.user, aor, added: [], removed: before, contacts: [] });
       res.send(200);
       return;
