@@ -1,10 +1,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
 import type { ProxyEvent } from '../helpers/media-proxy-process';
+import { pollUntil, realTimePause } from '../helpers/wait-for';
+
+/** RTP from the phone reaches the webphone (more than `n` packets since `since`) */
+async function webphoneHears(call: MediaCall, since: number, n: number, what: string): Promise<void> {
+  await pollUntil(() => call.webphone!.rtpReceivedBetween(since, Date.now()) > n, { timeoutMs: 10_000, stepMs: 50, what });
+}
 
 /**
  * docs/lifecycle.md S8 (IP phone mutes: RTP stops, RTCP continues) with real packets and real processes,
@@ -20,7 +25,7 @@ function endEvents(events: ProxyEvent[]): ProxyEvent[] {
   return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
 }
 
-describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 s)', () => {
+describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 s)', { timeout: 300_000 }, () => {
   let media: MediaServerProcess;
   const closers: (() => Promise<void>)[] = [];
 
@@ -35,16 +40,16 @@ describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 
   test('S8: IP phone mutes (RTP stops, RTCP SR every 1 s continues) for 3 x T_dead, proxy alive -> 0 false ends; RTP resumes on unmute', { timeout: 300_000 }, async () => {
     const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
     closers.push(() => call.close());
-    await sleep(500);
+    await webphoneHears(call, 0, 10, 'media flowing before the mute');
     await call.phone.mute();
     const mutedAt = Date.now();
-    await sleep(MUTE_MS);
+    await realTimePause(MUTE_MS); // the scenario: the mute really lasts 3 x T_dead of the real-clock ferry media
     await call.phone.unmute();
     const unmutedAt = Date.now();
-    await sleep(1000);
+    // the positive control of "no end event": RTP after the unmute reaches the webphone, so the call outlived the mute
+    await webphoneHears(call, unmutedAt + 300, 20, 'RTP at the webphone again after the unmute');
     assert.ok(call.webphone!.rtpReceivedBetween(mutedAt + 200, unmutedAt) <= 5, 'the phone really sent no RTP while muted');
     assert.deepEqual(endEvents(call.proxy.events), [], 'no end event');
-    assert.ok(call.webphone!.rtpReceivedBetween(unmutedAt + 300, Date.now()) > 20, 'RTP reaches the webphone again');
     assert.equal(call.webphone!.dtlsEndedAt(), undefined);
     await call.proxy.release('pipeline');
     await media.waitForPipelineGone(call.answer!.pipelineId, 2000);
@@ -53,15 +58,14 @@ describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 
   test('S8 orphaned: proxy killed, then the IP phone mutes for 3 x T_dead -> ferry media keeps the call (no release)', { timeout: 300_000 }, async () => {
     const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
     closers.push(() => call.close());
-    await sleep(500);
+    await webphoneHears(call, 0, 10, 'media flowing before the mute');
     await call.proxy.kill('SIGKILL');
     await call.phone.mute();
-    await sleep(MUTE_MS);
+    await realTimePause(MUTE_MS); // the scenario: the mute really lasts 3 x T_dead of the real-clock ferry media
     assert.ok(MediaServerProcess.hasPipeline(await media.stats(), call.answer!.pipelineId), 'the muted orphan is not released');
     await call.phone.unmute();
     const unmutedAt = Date.now();
-    await sleep(1000);
-    assert.ok(call.webphone!.rtpReceivedBetween(unmutedAt + 300, Date.now()) > 20, 'RTP reaches the webphone again');
+    await webphoneHears(call, unmutedAt + 300, 20, 'RTP at the webphone again after the unmute');
     await call.phone.sendBye();
     await media.waitForPipelineGone(call.answer!.pipelineId, 3000);
   });
