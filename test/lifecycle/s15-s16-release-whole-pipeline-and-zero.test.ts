@@ -2,10 +2,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import WebSocket from 'ws';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * docs/lifecycle.md S15 (release() on one endpoint takes the whole pipeline; a repeat release is a no-op)
@@ -50,8 +50,7 @@ describe('S15/S16: release everything, once; everything back to zero', () => {
   test('S15: release() on the RtpEndpoint releases the whole pipeline (both endpoints, ports); releasing again, and the pipeline, is a no-op', { timeout: 300_000 }, async () => {
     const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
     calls.push(call);
-    await sleep(500);
-    const during = await media.stats();
+    const { stats: during } = await media.waitForStats((s) => s.pipelines === 1 && s.elements >= 2 && s.boundPorts >= 2, 5000);
     assert.equal(during.pipelines, 1);
     assert.ok(during.elements >= 2, `two endpoints during the call: ${JSON.stringify(during)}`);
     assert.ok(during.boundPorts >= 2, `RTP/RTCP (+ICE) ports bound during the call: ${JSON.stringify(during)}`);
@@ -72,8 +71,8 @@ describe('S15/S16: release everything, once; everything back to zero', () => {
       { pipelines: 0, elements: 0 },
     );
     // Rule 4 applies to every release: peers are told (RTCP BYE to the phone, close_notify to the browser).
-    await sleep(300);
-    assert.ok((await call.phone.stats()).byeReceived >= 1, 'phone got an RTCP BYE');
+    await pollUntil(async () => (await call.phone.stats()).byeReceived >= 1 && call.webphone!.dtlsEndedAt() !== undefined,
+      { timeoutMs: 3_000, what: `the phone's RTCP BYE and the webphone's DTLS close (${JSON.stringify(call.webphone!.dtlsStates)})` });
     const told = call.webphone!.dtlsEndedAt();
     assert.ok(told !== undefined && told - releasedAt < 1000, `webphone DTLS closed within 1 s: ${JSON.stringify(call.webphone!.dtlsStates)}`);
     await call.close();
@@ -86,7 +85,11 @@ describe('S15/S16: release everything, once; everything back to zero', () => {
       const byeOrphan = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
       const icmpOrphan = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
       calls.push(released, byeOrphan, icmpOrphan);
-      await sleep(800);
+      // three calls up, each phone hearing the webphone (ICMP needs ferry media sending to the phone)
+      await pollUntil(async () => {
+        for (const c of [released, byeOrphan, icmpOrphan]) if ((await c.phone.stats()).rtpReceived <= 10) return false;
+        return true;
+      }, { timeoutMs: 10_000, stepMs: 50, what: 'RTP at the three phones' });
       assert.equal((await media.stats()).pipelines, 3);
       await released.proxy.release('pipeline');
       await released.proxy.kill('SIGTERM');
