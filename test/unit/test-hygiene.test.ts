@@ -7,7 +7,7 @@
  *  (b) a `test(`/`it(` call without a `timeout` option of its own or of an enclosing `describe(`: a
  *      missed event must fail the test, never hang the run.
  * An allowance is a maximum: a file may lose pauses (lower its number then), never gain one silently.
- * docs/testing.md "Waiting in tests" explains the rules for people writing tests.
+ * docs/testing.md explains the rules for people writing tests.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
