@@ -17,6 +17,13 @@ import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
 import { addStatusRoutes } from './http/status/status-routes';
+import { addCdrRoutes } from './cdr/cdr-api';
+import { cdrConfigFromEnv } from './cdr/cdr-config';
+import { CdrFileStore } from './cdr/cdr-file-store';
+import { RedisCdrStore } from './cdr/cdr-redis-store';
+import { CdrService } from './cdr/cdr-service';
+import { CdrStore, MemoryCdrStore } from './cdr/cdr-store';
+import { addRecordingRoutes } from './recording/recording-api';
 import { StatusService } from './http/status/status-service';
 import { MediaConnection } from './kurento/media-connection';
 import { MediaLossMonitor } from './kurento/media-loss-monitor';
@@ -56,6 +63,8 @@ export class Gateway {
   readonly events: CallEventBus;
   /** call transfer (REFER blind/attended, INVITE with Replaces, the REST API's blind transfer): docs/transfer.md */
   readonly transfers: TransferService;
+  /** one CDR per ended call (file, Redis) and call recording */
+  readonly cdrs: CdrService;
   private readonly srf = new Srf();
   private readonly media: MediaConnection;
   private readonly mediaLoss: MediaLossMonitor;
@@ -102,6 +111,25 @@ export class Gateway {
       graceMs: config.mediaLossGraceMs,
     });
     this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
+    const cdrConfig = cdrConfigFromEnv();
+    // read back from Redis when there is one, else the file, else the last CDRs in memory
+    const cdrStores: CdrStore[] = [
+      ...(config.redisUrl ? [new RedisCdrStore(config.redisUrl, config.redisPrefix, cdrConfig.retentionMs)] : []),
+      ...(cdrConfig.file ? [new CdrFileStore(cdrConfig.file)] : []),
+    ];
+    if (cdrStores.length === 0) cdrStores.push(new MemoryCdrStore());
+    this.cdrs = new CdrService({
+      config: cdrConfig,
+      sip: config.sip,
+      events: this.events,
+      registry: this.registry,
+      store: this.store,
+      stores: cdrStores,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.cdr' }),
+      gatewayId: config.instanceId,
+    });
+    this.metrics.addSection(() => this.cdrs.metricLines());
     this.status = new StatusService({
       registry: this.registry,
       events: this.events,
@@ -144,7 +172,7 @@ export class Gateway {
       },
       this.log.child({ component: 'gateway.http' }),
       new HttpAccess(config.httpAccess),
-      addStatusRoutes(callApiRoutes({
+      addRecordingRoutes(addCdrRoutes(addStatusRoutes(callApiRoutes({
         store: this.store,
         control: new CallControl({
           registry: this.registry,
@@ -155,7 +183,7 @@ export class Gateway {
         }),
         originator: () => this.originator,
         users: () => config.sip.users.map((u) => u.user),
-      }), this.status),
+      }), this.status), { store: () => this.cdrs.reader }), { store: () => this.cdrs.reader, mediaFilesDir: cdrConfig.mediaFilesDir }),
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
     this.transfers = new TransferService({
@@ -274,6 +302,7 @@ export class Gateway {
     this.webhooks.start();
     this.eventStream.start();
     this.status.start();
+    this.cdrs.start();
     await this.lease.start();
     // a gateway restarted with its previous id adopts its own calls here, at once; in-dialog
     // requests offered before this scan ends are held and delivered to the adopted calls
@@ -312,6 +341,7 @@ export class Gateway {
     this.mediaLoss.stop();
     this.media.close();
     await this.webhooks.stop();
+    await this.cdrs.stop();
     await this.store.close();
   }
 }
