@@ -111,6 +111,13 @@ export const openApiDocument = {
         },
       },
     },
+    '/api/events': {
+      get: {
+        summary: 'live call and registration events over a WebSocket (upgrade; docs/webhooks.md)',
+        parameters: [{ name: 'types', in: 'query', schema: { type: 'string' }, description: 'comma list of event types to receive' }],
+        responses: { '101': { description: 'switching to the WebSocket protocol; one JSON event per message' }, '400': error('an unknown event type'), '503': error('too many clients'), ...common },
+      },
+    },
     '/jssip.js': { get: { summary: 'the bundled JsSIP', security: publicRoute, responses: { '200': { description: 'JavaScript' } } } },
     '/healthz': { get: { summary: 'liveness', security: publicRoute, responses: { '200': json({ type: 'object' }) } } },
     '/metrics': { get: { summary: 'Prometheus metrics (loopback without a token unless FERRY_METRICS_AUTH=token)', responses: { '200': { description: 'Prometheus text' }, ...common } } },

@@ -103,6 +103,11 @@ export class HttpServer {
     private readonly routes?: RouteTable,
   ) {}
 
+  /** every (method, path) this server answers: built-in, mounted (RouteTable) and WebSocket upgrades (as GET); the OpenAPI document must list exactly these */
+  routeList(): { method: string; path: string; upgrade?: true }[] {
+    return [...BUILT_IN_ROUTES, ...(this.routes?.list() ?? []), ...[...this.upgrades.keys()].map((path) => ({ method: 'GET', path, upgrade: true as const }))];
+  }
+
   async listen(host: string, port: number): Promise<number> {
     const server = http.createServer(this.handler());
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));
