@@ -48,7 +48,8 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
         webhooks: [{ name: 'test', url: receiver.url, secret: SECRET, timeoutMs: TIMEOUT_MS, retryInitialMs: 200, retryMaxMs: 1000 }],
       }),
     );
-    stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', env: { FERRY_SIP_CONFIG: file } });
+    // two gateways on one Redis share each receiver's queue; a short lease makes adoption quick
+    stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, env: { FERRY_SIP_CONFIG: file, FERRY_GATEWAY_LEASE_MS: '1500' } });
   });
 
   after(async () => {
@@ -73,11 +74,20 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     return { id: rec.id, setupMs };
   }
 
+  /** a counter summed over both gateways (whichever holds the receiver's lease counts deliveries) */
   async function metric(name: string): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{receiver="test"} `));
-    return line ? Number(line.split(' ').pop()) : NaN;
+    let sum = 0;
+    for (const port of [stack.httpPort, stack.httpPort2!]) {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{receiver="test"} `));
+      if (!line) throw new Error(`${name} not in /metrics of :${port}`);
+      sum += Number(line.split(' ').pop());
+    }
+    return sum;
   }
+
+  /** the Redis queue's length (the gauge is per gateway, as last seen) */
+  const queueLength = (): Promise<number> => redis.llen(`${stack.redisPrefix}webhook:test:queue`);
 
   function typesOf(events: CallEvent[], callId: string): string[] {
     return events.filter((e) => e.callId === callId).map((e) => e.type);
@@ -92,13 +102,20 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
       ws.on('error', () => undefined);
     });
     assert.equal(status, 401);
-    const streamed: CallEvent[] = [];
-    const ws = new WebSocket(`ws://127.0.0.1:${stack.httpPort}/api/events`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
-    ws.on('message', (m) => streamed.push(JSON.parse(String(m)) as CallEvent));
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    // a stream shows its own gateway's events: one to each gateway (either may take the call)
+    const streamed = new Map<number, CallEvent[]>();
+    const sockets = await Promise.all(
+      [stack.httpPort, stack.httpPort2!].map(
+        (port) =>
+          new Promise<WebSocket>((resolve, reject) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${port}/api/events`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
+            streamed.set(port, []);
+            ws.on('message', (m) => streamed.get(port)!.push(JSON.parse(String(m)) as CallEvent));
+            ws.once('open', () => resolve(ws));
+            ws.once('error', reject);
+          }),
+      ),
+    );
     try {
       const { id } = await call();
       await a.reinvite('sendonly');
@@ -119,12 +136,15 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
       assert.equal((ended.data.parties as { caller: { party: string } }).caller.party, 'a');
       assert.equal((ended.data.parties as { callee: { party: string } }).callee.party, 'b');
       assert.equal(got[2]!.event.data.by, 'caller');
-      // the WebSocket stream carries the same events (same ids)
-      await waitFor(() => typesOf(streamed, id).length === CALL_FLOW.length, 5000, 20, 'the call’s events on /api/events');
-      assert.deepEqual(typesOf(streamed, id), CALL_FLOW);
-      assert.deepEqual(streamed.filter((e) => e.callId === id).map((e) => e.id), got.map((r) => r.event.id));
+      // the owning gateway's stream carries the same events (same ids); the other one's none of them
+      const ownerPort = got[0]!.event.gatewayId === `gw-a-${stack.redisPrefix}` ? stack.httpPort : stack.httpPort2!;
+      const otherPort = ownerPort === stack.httpPort ? stack.httpPort2! : stack.httpPort;
+      await waitFor(() => typesOf(streamed.get(ownerPort)!, id).length === CALL_FLOW.length, 5000, 20, 'the call’s events on /api/events');
+      assert.deepEqual(typesOf(streamed.get(ownerPort)!, id), CALL_FLOW);
+      assert.deepEqual(streamed.get(ownerPort)!.filter((e) => e.callId === id).map((e) => e.id), got.map((r) => r.event.id));
+      assert.deepEqual(typesOf(streamed.get(otherPort)!, id), []);
     } finally {
-      ws.close();
+      for (const ws of sockets) ws.close();
     }
   });
 
@@ -165,14 +185,14 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     await a.hangup();
     await waitFor(async () => (await metric('ferry_webhook_retried_total')) >= retriedBefore + 3, 10_000, 50, 'failed attempts counted');
     assert.equal(receiver.eventsOf(id).length, 0, 'nothing delivered while down');
-    assert.ok((await metric('ferry_webhook_queue_length')) >= 1, 'events queued');
+    assert.ok((await queueLength()) >= 1, 'events queued');
     await receiver.start(); // the same port
     await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 10_000, 20, 'call.ended after the receiver returned');
     const got = receiver.eventsOf(id);
     assert.deepEqual(got.map((r) => r.event.type), ['call.ringing', 'call.answered', 'call.ended']);
     assert.ok(got.every((r) => r.verified));
     assert.ok(got[0]!.attempt > 1, `the first event was retried (attempt ${got[0]!.attempt})`);
-    await waitFor(async () => (await metric('ferry_webhook_queue_length')) === 0, 5000, 50, 'queue drained');
+    await waitFor(async () => (await queueLength()) === 0, 5000, 50, 'queue drained');
   });
 
   test('events queued in Redis before a gateway restart are delivered after it', { timeout: 40_000 }, async () => {
@@ -184,6 +204,7 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     await waitFor(async () => receiver.posts > postsBefore && (await redis.llen(queueKey)) >= 3, 10_000, 50, 'the call’s events queued in Redis, receiver failing');
     const restartAt = Date.now();
     await stack.restart('gateway');
+    await stack.restart('gateway2');
     receiver.mode = 'ok';
     await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 15_000, 20, 'call.ended after the restart');
     const got = receiver.eventsOf(id);
@@ -218,6 +239,27 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     // a call that waited for even one POST would be slower by the POST timeout
     assert.ok(median(dead) - median(healthy) < TIMEOUT_MS / 2, `set-up ms healthy ${healthy.join(',')} vs dead receiver ${dead.join(',')}`);
     receiver.mode = 'ok';
-    await waitFor(async () => (await metric('ferry_webhook_queue_length')) === 0, 20_000, 100, 'queue drained once the receiver answers');
+    await waitFor(async () => (await queueLength()) === 0, 20_000, 100, 'queue drained once the receiver answers');
+  });
+
+  test('an adopted call’s later events come from the adopting gateway', { timeout: 40_000 }, async () => {
+    const { id } = await call();
+    const ids = { gateway: `gw-a-${stack.redisPrefix}`, gateway2: `gw-b-${stack.redisPrefix}` } as const;
+    const owner = (await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).owner;
+    const [dead, survivor] = owner === ids.gateway ? (['gateway', 'gateway2'] as const) : (['gateway2', 'gateway'] as const);
+    assert.equal(owner, ids[dead]);
+    await stack.kill(dead, 'SIGKILL');
+    const survivorPort = survivor === 'gateway' ? stack.httpPort : stack.httpPort2!;
+    await waitFor(async () => (await getJson<CallRecord>(survivorPort, `/api/calls/${id}`)).owner === ids[survivor], 15_000, 100, 'the call adopted');
+    await a.hangup();
+    await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 20_000, 50, 'call.ended from the adopting gateway');
+    const got = receiver.eventsOf(id);
+    assert.deepEqual(got.map((r) => [r.event.type, r.event.gatewayId]), [
+      ['call.ringing', ids[dead]],
+      ['call.answered', ids[dead]],
+      ['call.ended', ids[survivor]],
+    ]);
+    assert.equal(got.at(-1)!.event.data.reason, 'sip-bye');
+    assert.ok(got.every((r) => r.verified));
   });
 });
