@@ -6,6 +6,8 @@ import path from 'node:path';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import { freePort } from '../helpers/free-port';
+import { describeSipp, runSipp } from '../helpers/sipp';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -22,6 +24,8 @@ interface MediaStats {
 describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000 }, () => {
   let stack: Stack;
   let dir: string;
+  /** SIPp's SIP port: the trunk "sipp" */
+  let sippPort: number;
   const phones: Record<'a' | 'a2' | 'b' | 'c' | 'd', SipPhone> = {
     a: new SipPhone(new RtpPhone(), { user: 'a' }),
     a2: new SipPhone(new RtpPhone(), { user: 'a2' }),
@@ -33,12 +37,14 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
   before(async () => {
     const ports: Record<string, number> = {};
     for (const [name, phone] of Object.entries(phones)) ports[name] = await phone.start();
+    sippPort = await freePort();
+    ports.sipp = sippPort;
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-transfer-'));
     const trunk = (name: string): Record<string, unknown> => ({ name, address: `127.0.0.1:${ports[name]}`, transport: 'udp', acceptFrom: [`127.0.0.1:${ports[name]}`] });
     const config = {
       domain: 'ferry.local',
       users: [{ user: 'alice', password: 'alice-transfer-secret' }],
-      trunks: ['a', 'a2', 'b', 'c', 'd'].map(trunk),
+      trunks: ['a', 'a2', 'b', 'c', 'd', 'sipp'].map(trunk),
       routes: [
         { match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' },
         { match: '8(\\d+)', to: 'trunk:c', rewrite: '$1' },
@@ -125,6 +131,21 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     const now = await mediaStats();
     assert.deepEqual([now.pipelines, now.elements], [during.pipelines, during.elements], 'the same pipeline, the old endpoint released for the new');
     await hangUpAndZero(a, c);
+  });
+
+  test('blind transfer by REFER from SIPp (the caller): 202, NOTIFY 100/180/200 sipfrag, BYE; the called phone and the target talk', { timeout: 30_000 }, async () => {
+    const { b, c } = phones;
+    const since = Date.now();
+    const result = await runSipp({ scenario: 'gateway-uac-refer.xml', localPort: sippPort, remote: `127.0.0.1:${stack.sipPort}`, service: '7200', keys: { refer_to: '8200' }, timeoutS: 20 });
+    assert.equal(result.exitCode, 0, describeSipp(result));
+    const switched = Date.now();
+    await hears(c, switched, 'RTP from B at the target');
+    await hears(b, switched, 'RTP from the target at B');
+    const r = (await calls()).find((x) => x.createdAt >= since - 1000 && x.transfers?.length);
+    assert.ok(r, 'the transferred call');
+    assert.deepEqual(r.transfers?.map((t) => [t.kind, t.by, t.left, t.stayed, t.joined]), [['blind', 'caller', 'sipp', 'b', 'c']]);
+    assert.equal(r.caller.party, 'c');
+    await hangUpAndZero(b, c);
   });
 
   test('blind transfer to a busy target: NOTIFY 486, the call goes on between the same two parties', { timeout: 30_000 }, async () => {

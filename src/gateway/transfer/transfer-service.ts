@@ -17,6 +17,8 @@ import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
 
 /** how long a BYE to the party that leaves may go unanswered before the transfer carries on */
 const BYE_WAIT_MS = 500;
+/** how long the final NOTIFY may go unanswered before the transferor's leg is hung up anyway */
+const NOTIFY_WAIT_MS = 1000;
 
 export type TransferBy = 'api' | 'caller' | 'callee';
 
@@ -44,8 +46,12 @@ export interface TransferDeps {
   noAnswerMs: number;
 }
 
-/** progress of a transfer as the REFER's NOTIFYs tell it (a final status ends the subscription) */
-type Progress = (status: number, reason: string) => void;
+/**
+ * progress of a transfer as the REFER's NOTIFYs tell it (a final status ends the subscription); the
+ * promise settles once that NOTIFY is answered or NOTIFY_WAIT_MS passed (the BYE to the transferor waits
+ * for the final one, so the transferor reads the outcome before its call is hung up)
+ */
+type Progress = (status: number, reason: string) => Promise<void> | void;
 
 /** what the INVITE handler knows of a new caller once it is authenticated */
 export interface ReplacingCaller {
@@ -261,7 +267,7 @@ export class TransferService {
         ...(dialog.res?.source_address ? { sipSource: dialog.res.source_address } : {}),
       };
       const entry = { ...this.entry(call, 'blind', opts.by, leaving, route.party), target: opts.target };
-      progress?.(200, 'OK');
+      await progress?.(200, 'OK');
       await this.switchLeg(call, leaving, keep, ep, dialog, leg);
       ep = undefined;
       this.completed(call, entry);
@@ -310,7 +316,7 @@ export class TransferService {
       y.detachLeg(ySideC);
       y.note('transferred-away', `${legC.party} joined call ${x.record.id}`);
       const entry = this.entry(x, 'attended', side, side, legC.party);
-      notify(200, 'OK');
+      await notify(200, 'OK');
       await this.switchLeg(x, side, keep, ep, dialogC, legC);
       ep = undefined;
       this.completed(x, entry);
@@ -423,7 +429,7 @@ export class TransferService {
       if (done) return;
       const final = status >= 200;
       if (final) done = true;
-      chain = chain.then(() =>
+      const sent = chain.then(() =>
         dialog
           .request({
             method: 'NOTIFY',
@@ -439,6 +445,12 @@ export class TransferService {
             (err: Error) => call.note('notify-failed', `to ${side}: ${status}: ${err?.message ?? err}`),
           ),
       );
+      chain = sent;
+      let timer: TimerHandle | undefined;
+      const waited = new Promise<void>((r) => {
+        timer = this.d.clock.setTimeout(r, NOTIFY_WAIT_MS);
+      });
+      return Promise.race([sent.then(() => undefined), waited]).finally(() => timer?.cancel());
     };
   }
 }
