@@ -57,17 +57,12 @@ export class EventStream {
   /** takes over an authorised upgrade request for `/api/events` */
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://gateway');
-    let types: Set<CallEventType> | undefined;
-    const asked = url.searchParams.get('types');
-    if (asked !== null) {
-      const list = asked.split(',').map((t) => t.trim()).filter(Boolean);
-      const bad = list.filter((t) => !(callEventTypes as readonly string[]).includes(t));
-      if (bad.length > 0 || list.length === 0) {
-        rejectUpgrade(socket, 400, `types: ${bad.length > 0 ? `unknown event type ${JSON.stringify(bad[0]!.slice(0, 40))}` : 'empty'} (known: ${callEventTypes.join(', ')})`);
-        return;
-      }
-      types = new Set(list as CallEventType[]);
+    const asked = parseTypesParam(url.searchParams.get('types'));
+    if (!asked.ok) {
+      rejectUpgrade(socket, 400, asked.error);
+      return;
     }
+    const types = asked.types;
     if (this.clients.size >= this.opts.maxClients) {
       this.refusedOverCap++;
       rejectUpgrade(socket, 503, `at most ${this.opts.maxClients} event streams are open`);
@@ -134,6 +129,18 @@ export class EventStream {
     this.clients.clear();
     this.wss.close();
   }
+}
+
+/** `?types=a,b`: the event types a stream wants (undefined: all), or the 400 error naming the bad one */
+export function parseTypesParam(value: string | null): { ok: true; types: ReadonlySet<CallEventType> | undefined } | { ok: false; error: string } {
+  if (value === null) return { ok: true, types: undefined };
+  const list = value.slice(0, 1024).split(',', 16).map((t) => t.trim()).filter(Boolean);
+  const bad = list.find((t) => !(callEventTypes as readonly string[]).includes(t));
+  if (bad !== undefined || list.length === 0) {
+    const what = bad !== undefined ? `unknown event type ${JSON.stringify(bad.slice(0, 40))}` : 'empty';
+    return { ok: false, error: `types: ${what} (known: ${callEventTypes.join(', ')})` };
+  }
+  return { ok: true, types: new Set(list as CallEventType[]) };
 }
 
 /** answers an upgrade request with a plain HTTP error and closes the connection */
