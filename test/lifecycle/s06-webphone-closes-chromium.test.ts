@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../helpers/wait-for';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
@@ -38,11 +38,11 @@ describe('S6: webphone (Chromium) closes after the proxy died', () => {
     closers.push(() => browser.close());
     const call = await MediaCall.startWith({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }), webphone: browser });
     closers.push(() => call.close());
-    await sleep(1000);
-    assert.ok((await call.phone.stats()).rtpReceived > 20, 'the phone receives the browser');
-    assert.ok((await browser.stats()).inPackets > 20, 'the browser receives the phone');
+    await pollUntil(async () => (await call.phone.stats()).rtpReceived > 20 && (await browser.stats()).inPackets > 20,
+      { timeoutMs: 10_000, stepMs: 50, what: 'media both ways (the phone receives the browser and the browser the phone, > 20 packets each)' });
     await call.proxy.kill('SIGKILL');
-    await sleep(300);
+    // ferry media has seen the proxy go: the pipeline is orphaned (S3)
+    await media.waitForStats((st) => ((st.pipelinesDetail ?? []) as { id: string; orphaned?: boolean }[]).some((p) => p.id === call.answer!.pipelineId && p.orphaned === true), 3000);
     return { call, browser };
   }
 
@@ -54,8 +54,8 @@ describe('S6: webphone (Chromium) closes after the proxy died', () => {
     assert.ok(latency < 1000, `released ${latency} ms after pc.close() (bound < 1 s)`);
     if (stats.pipelines === 0) assert.equal(stats.boundPorts, 0, 'no port left bound');
     assert.ok(media.logsMatching('dtls-close').length > 0, `end reason dtls-close logged; log tail:\n${media.log(20)}`);
-    await sleep(200);
-    const phone = await call.phone.stats();
+    const phone = await pollUntil(async () => { const st = await call.phone.stats(); return st.byeReceived >= 1 ? st : undefined; },
+      { timeoutMs: 2_000, what: "the phone's RTCP BYE" });
     assert.ok(phone.byeReceived >= 1 && phone.firstByeAt! - closedAt < 1000, `phone got an RTCP BYE within 1 s: ${JSON.stringify(phone)}`);
     console.log(`[measure] S6 release latency after pc.close(): ${latency} ms`);
   });
