@@ -33,6 +33,7 @@ export class ReceiverDelivery {
   private readonly now: () => number;
   private readonly send: NonNullable<ReceiverDeliveryOptions['send']>;
   private lastWarnAt = 0;
+  private lastStoreWarnAt = 0;
 
   constructor(
     readonly receiver: WebhookReceiver,
@@ -85,7 +86,11 @@ export class ReceiverDelivery {
       try {
         await this.step();
       } catch (err) {
-        this.log.warn('webhook queue unavailable', { receiver: this.receiver.name, err: (err as Error).message });
+        // one line every few seconds while the queue's store is down, not one per retry
+        if (this.now() - this.lastStoreWarnAt > 5000) {
+          this.lastStoreWarnAt = this.now();
+          this.log.warn('webhook queue unavailable', { receiver: this.receiver.name, err: (err as Error).message });
+        }
         await this.sleep(STORE_RETRY_MS);
       }
     }
