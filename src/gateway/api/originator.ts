@@ -114,6 +114,8 @@ export class Originator {
       pending.invite?.cancel();
     });
     let side: Side = 'caller';
+    /** a party is being INVITEd (an error without a status then means it could not be reached) */
+    let signalling = false;
     let media: CallMedia | undefined;
     try {
       const building = CallMedia.build(d.media, { caller: a.kind, callee: b.kind }, call.log, d.clock);
@@ -128,7 +130,9 @@ export class Originator {
 
       // party A: sees party B's number as the caller
       const offerA = await d.media.guard(media.offer('caller', G711));
+      signalling = true;
       const dialogA = await this.invite(call, 'caller', a, offerA, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
+      signalling = false;
       if (!dialogA) return;
       const earlyBye = (): void => {
         call.note('bye', 'from caller (before the callee answered)');
@@ -146,7 +150,9 @@ export class Originator {
       side = 'callee';
       const offerB = await d.media.guard(media.offer('callee', [codec]));
       const shown = req.from ?? a.party;
+      signalling = true;
       const dialogB = await this.invite(call, 'callee', b, offerB, `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
+      signalling = false;
       if (!dialogB) return;
       if (!this.acceptable(call, 'callee', dialogB.remote.sdp, b)) {
         await dialogB.destroy().catch(() => undefined);
@@ -166,14 +172,18 @@ export class Originator {
       if (call.isEnding) return;
       const e = err as { status?: number; reason?: string; message?: string };
       let reason: EndReason;
+      // the party's own answer (a failure status, no answer, unreachable) ends it "by" that party;
+      // anything else (media, a refused SDP) by the gateway, which then hangs up every party that is up
+      let by: Side | 'gateway' = side;
       if (pending.noAnswer) reason = 'no-answer';
-      else if (err instanceof MediaUnavailableError) reason = 'media-lost';
-      else if (isMediaOverloaded(err)) reason = 'media-overloaded';
+      else if (err instanceof MediaUnavailableError) [reason, by] = ['media-lost', 'gateway'];
+      else if (isMediaOverloaded(err)) [reason, by] = ['media-overloaded', 'gateway'];
       else if (e.status) reason = reasonForStatus(e.status);
-      else if (err instanceof SdpError) reason = 'failed';
-      else reason = media ? 'unavailable' : 'media-error';
+      else if (err instanceof SdpError) [reason, by] = ['failed', 'gateway'];
+      else if (signalling) reason = 'unavailable';
+      else [reason, by] = ['media-error', 'gateway'];
       call.note('failed', `${side}: ${e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err)}`);
-      await call.end(reason, side);
+      await call.end(reason, by);
     }
   }
 
