@@ -1,6 +1,8 @@
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { parse as parseSdp } from 'sdp-transform';
+import { encodeG711 } from '../../src/media/media-files/g711';
+import { sineSamples } from './audio-tone';
 
 /**
  * A scripted IP phone's media side, on real UDP sockets (node:dgram): what no packaged phone does
@@ -22,6 +24,8 @@ export interface RtpPhoneOptions {
   rtcpIntervalMs?: number;
   /** RTP payload type to send (default 0, PCMU). */
   payloadType?: number;
+  /** Send a PCMU sine tone of this frequency (Hz) instead of the changing one-byte fill (recording tests). */
+  toneHz?: number;
 }
 
 export type SdpDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -149,7 +153,12 @@ export class RtpPhone implements PhonePeer {
     this.rtcpMux = options.rtcpMux ?? false;
     this.rtcpIntervalMs = options.rtcpIntervalMs ?? 2000;
     this.payloadType = options.payloadType ?? 0;
+    this.toneHz = options.toneHz;
   }
+
+  private readonly toneHz: number | undefined;
+  /** samples of the tone sent so far (its phase) */
+  private toneSamples = 0;
 
   /** Bind an even RTP port and (without mux) RTCP on the next port, as RFC 3550 phones do. */
   async start(): Promise<{ rtpPort: number; rtcpPort: number }> {
@@ -318,6 +327,8 @@ export class RtpPhone implements PhonePeer {
     const now = Date.now();
     this.counters.rtcpReceived++;
     this.counters.lastRtcpAt = now;
+    // the far end's SR (first in a compound): its SSRC and NTP middle 32 bits, echoed as LSR/DLSR in our reports
+    if (packet.length >= 28 && packet[1] === 200) this.lastSr = { ssrc: packet.readUInt32BE(4), ntpMiddle: ((packet.readUInt32BE(8) & 0xffff) << 16 | packet.readUInt32BE(12) >>> 16) >>> 0, at: now };
     for (const type of rtcpPacketTypes(packet)) {
       if (type === 203) {
         this.counters.byeReceived++;
@@ -337,8 +348,14 @@ export class RtpPhone implements PhonePeer {
     packet.writeUInt32BE(this.timestamp, 4);
     packet.writeUInt32BE(this.ssrc, 8);
     // A recognisable, changing payload: each packet is filled with one byte value (checks relay integrity).
-    this.payloadByte = (this.payloadByte + 1) & 0x7f;
-    packet.fill(this.payloadByte, RTP_HEADER);
+    if (this.toneHz !== undefined) {
+      const pcm = sineSamples(this.toneHz, 8000, PCMU_PAYLOAD, 0.5, this.toneSamples);
+      this.toneSamples += PCMU_PAYLOAD;
+      encodeG711('mulaw', pcm, 0, PCMU_PAYLOAD, packet, RTP_HEADER);
+    } else {
+      this.payloadByte = (this.payloadByte + 1) & 0x7f;
+      packet.fill(this.payloadByte, RTP_HEADER);
+    }
     this.rtpSocket.send(packet, this.remote.rtpPort, this.remote.address, (err) => {
       if (err) this.counters.sendErrors++;
     });
@@ -346,11 +363,21 @@ export class RtpPhone implements PhonePeer {
     this.sends.push(Date.now());
   }
 
+  /** the far end's last SR, for the report block (RFC 3550 6.4.1: LSR/DLSR let the far end measure the round trip) */
+  private lastSr: { ssrc: number; ntpMiddle: number; at: number } | undefined;
+
   private buildSr(): Buffer {
-    const sr = Buffer.alloc(28);
-    sr[0] = 0x80;
+    const block = this.lastSr !== undefined;
+    const sr = Buffer.alloc(block ? 52 : 28);
+    sr[0] = block ? 0x81 : 0x80;
     sr[1] = 200;
-    sr.writeUInt16BE(6, 2);
+    sr.writeUInt16BE(block ? 12 : 6, 2);
+    if (this.lastSr) {
+      // one report block about the far end's stream: no loss, LSR and DLSR (1/65536 s)
+      sr.writeUInt32BE(this.lastSr.ssrc, 28);
+      sr.writeUInt32BE(this.lastSr.ntpMiddle, 44);
+      sr.writeUInt32BE(Math.min(0xffffffff, Math.round(((Date.now() - this.lastSr.at) / 1000) * 65536)) >>> 0, 48);
+    }
     sr.writeUInt32BE(this.ssrc, 4);
     const now = Date.now();
     sr.writeUInt32BE((Math.floor(now / 1000) + NTP_EPOCH_OFFSET) >>> 0, 8);

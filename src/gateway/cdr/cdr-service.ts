@@ -181,15 +181,15 @@ export class CdrService {
       if (q) quality[side] = q;
     }
     const cdr = buildCdr(record, { gatewayId: this.deps.gatewayId, quality, ...(t?.recorder ? { recording: t.recorder.ref } : {}) });
-    for (const store of this.deps.stores) {
-      try {
-        await store.write(cdr);
-      } catch (err) {
-        this.counters.writeFailures++;
-        this.deps.log.error('CDR write failed', { callId, store: store.name, err: (err as Error).message });
-        continue;
-      }
-    }
+    // every store at once: a slow or dead one delays none of the others
+    await Promise.all(
+      this.deps.stores.map((store) =>
+        store.write(cdr).catch((err: Error) => {
+          this.counters.writeFailures++;
+          this.deps.log.error('CDR write failed', { callId, store: store.name, err: err.message });
+        }),
+      ),
+    );
     this.counters.written++;
     this.deps.log.info('CDR written', { callId, reason: cdr.reason, talkMs: cdr.talkMs, stores: this.deps.stores.map((s) => s.name).join(',') });
   }
