@@ -87,6 +87,12 @@
       if (!started) { ctx.moveTo(x, y); started = true; } else ctx.lineTo(x, y);
     });
     ctx.stroke(); ctx.lineWidth = 1;
+    // a dot per sampled minute, so a lone minute shows too
+    ctx.fillStyle = '#1f5f8b';
+    history.forEach(function (m, i) {
+      if (m.activeMax === undefined) return;
+      ctx.beginPath(); ctx.arc(pad + i * step, (h - 14) - (m.activeMax / max) * (h - 22), 2.5, 0, 2 * Math.PI); ctx.fill();
+    });
   }
 
   function drawEnds(history) {
