@@ -105,7 +105,7 @@ export class SipPhone {
   }
 
   /** Place a call to `target` (a SIP URI) through the SIP server at `via`. Resolves on 200 (after ACK) or rejects on a failure. */
-  async call(target: string, via: { host: string; port: number }): Promise<void> {
+  async call(target: string, via: { host: string; port: number }, opts: { headers?: string[] } = {}): Promise<void> {
     const callId = randomBytes(8).toString('hex');
     const localTag = randomBytes(4).toString('hex');
     const localUri = `sip:${this.user}@${this.address}:${this.port}`;
@@ -117,7 +117,7 @@ export class SipPhone {
       to: `<${target}>`,
       callId,
       cseq: '1 INVITE',
-      extra: [`Contact: <${this.contact}>`, 'Content-Type: application/sdp', 'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS'],
+      extra: [`Contact: <${this.contact}>`, 'Content-Type: application/sdp', 'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS', ...(opts.headers ?? [])],
       body: sdp,
     });
     const final = await this.sendAndAwaitFinal(invite, branch, via, 30_000);

@@ -8,6 +8,51 @@ import { RtpPhone } from '../helpers/rtp-phone';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import { freePort } from '../helpers/free-port';
 import { describeSipp, runSipp } from '../helpers/sipp';
+import { SipUdpPhone, sipToken } from '../helpers/sip-udp-phone';
+import dgram from 'node:dgram';
+
+/**
+ * A phone that rings and never answers: 100 + 180 to an INVITE, 200 to a CANCEL followed by 487 to the
+ * INVITE. Keeps a transfer to it in progress as long as a test needs.
+ */
+class RingingPhone {
+  readonly socket = dgram.createSocket('udp4');
+  readonly invites: string[] = [];
+  readonly cancels: string[] = [];
+
+  async start(): Promise<number> {
+    const pending = new Map<string, string>();
+    this.socket.on('message', (buf, rinfo) => {
+      const text = buf.toString('utf8');
+      const head = text.split('\r\n\r\n')[0]!.split('\r\n');
+      const method = head[0]!.split(' ')[0]!;
+      const copy = (t: string, tag: boolean, status: string): string => {
+        const h = t.split('\r\n\r\n')[0]!.split('\r\n');
+        const keep = h.filter((l) => /^(via|from|to|call-id|cseq)\s*:/i.test(l)).map((l) => (tag && /^to\s*:/i.test(l) && !/tag=/.test(l) ? `${l};tag=ringing1` : l));
+        return [`SIP/2.0 ${status}`, ...keep, 'Content-Length: 0', '', ''].join('\r\n');
+      };
+      const send = (m: string): void => void this.socket.send(Buffer.from(m), rinfo.port, rinfo.address);
+      const callId = head.find((l) => /^call-id\s*:/i.test(l))?.split(':')[1]?.trim() ?? '';
+      if (method === 'INVITE') {
+        this.invites.push(text);
+        pending.set(callId, text);
+        send(copy(text, false, '100 Trying'));
+        send(copy(text, true, '180 Ringing'));
+      } else if (method === 'CANCEL') {
+        this.cancels.push(text);
+        send(copy(text, false, '200 OK'));
+        const invite = pending.get(callId);
+        if (invite) send(copy(invite, true, '487 Request Terminated'));
+      }
+    });
+    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
+    return this.socket.address().port;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -26,6 +71,7 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
   let dir: string;
   /** SIPp's SIP port: the trunk "sipp" */
   let sippPort: number;
+  const ringing = new RingingPhone();
   const phones: Record<'a' | 'a2' | 'b' | 'c' | 'd', SipPhone> = {
     a: new SipPhone(new RtpPhone(), { user: 'a' }),
     a2: new SipPhone(new RtpPhone(), { user: 'a2' }),
@@ -39,16 +85,18 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     for (const [name, phone] of Object.entries(phones)) ports[name] = await phone.start();
     sippPort = await freePort();
     ports.sipp = sippPort;
+    ports.ringing = await ringing.start();
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-transfer-'));
     const trunk = (name: string): Record<string, unknown> => ({ name, address: `127.0.0.1:${ports[name]}`, transport: 'udp', acceptFrom: [`127.0.0.1:${ports[name]}`] });
     const config = {
       domain: 'ferry.local',
       users: [{ user: 'alice', password: 'alice-transfer-secret' }],
-      trunks: ['a', 'a2', 'b', 'c', 'd', 'sipp'].map(trunk),
+      trunks: ['a', 'a2', 'b', 'c', 'd', 'sipp', 'ringing'].map(trunk),
       routes: [
         { match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' },
         { match: '8(\\d+)', to: 'trunk:c', rewrite: '$1' },
         { match: '6(\\d+)', to: 'trunk:d', rewrite: '$1' },
+        { match: '5(\\d+)', to: 'trunk:ringing', rewrite: '$1' },
         { match: '.*', to: 'user' },
       ],
     };
@@ -60,6 +108,7 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
   after(async () => {
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
     for (const phone of Object.values(phones)) await phone.close();
+    ringing.close();
     await stack?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -214,5 +263,78 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     const ry = await waitFor(async () => { const r = await record(y); return r.state === 'ended' ? r : undefined; }, 5000, 25, 'consultation call ended');
     assert.equal(ry.reason, 'transferred');
     await hangUpAndZero(b, c);
+  });
+
+  test('one transfer at a time (491 / API 409), a bad Refer-To 400; the call ending cancels the ringing target', { timeout: 30_000 }, async () => {
+    const { a, b } = phones;
+    const id = await bridged(a, b, '7104');
+    assert.equal(await b.refer('<http://example.com/>'), 400);
+    const since = Date.now();
+    assert.equal(await b.refer('<sip:5104@ferry.local>'), 202);
+    await waitFor(() => ringing.invites.length > 0, 5000, 25, 'the target rings');
+    assert.equal(await b.refer('<sip:8104@ferry.local>'), 491, 'a second REFER while the first is in progress');
+    const api = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: '8104' }),
+    });
+    assert.equal(api.status, 409, await api.clone().text());
+    assert.ok(notifies(b, since).some((n) => n.body === 'SIP/2.0 180 Ringing\r\n'), 'the transferor saw the target ring');
+    // the transferee hangs up while the target rings: the transfer's INVITE is cancelled, everything released
+    await hangUpAndZero(a, b);
+    await waitFor(() => ringing.cancels.length > 0, 5000, 25, 'CANCEL to the ringing target');
+    const r = await record(id);
+    assert.ok(r.timeline.some((e) => e.event === 'transfer-failed'), JSON.stringify(r.timeline.map((e) => e.event)));
+  });
+
+  test('REFER outside a dialog: 403; in a dialog nobody knows: 481', { timeout: 15_000 }, async () => {
+    const raw = await SipUdpPhone.open(stack.sipPort);
+    try {
+      const refer = (toTag: string): string => {
+        const callId = sipToken();
+        return [
+          `REFER sip:7100@127.0.0.1:${stack.sipPort} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${raw.port};branch=z9hG4bK${sipToken()};rport`,
+          'Max-Forwards: 70',
+          `From: <sip:stranger@127.0.0.1:${raw.port}>;tag=${sipToken()}`,
+          `To: <sip:7100@127.0.0.1:${stack.sipPort}>${toTag}`,
+          `Call-ID: ${callId}`,
+          'CSeq: 1 REFER',
+          `Contact: <sip:stranger@127.0.0.1:${raw.port}>`,
+          'Refer-To: <sip:8100@ferry.local>',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n');
+      };
+      raw.sendRaw(refer(''));
+      const outside = await raw.waitFor((m) => /^SIP\/2\.0 [2-6]/.test(m.startLine));
+      assert.match(outside.startLine, /^SIP\/2\.0 403/);
+      raw.sendRaw(refer(`;tag=${sipToken()}`));
+      const unknown = await raw.waitFor((m) => /^SIP\/2\.0 [2-6]/.test(m.startLine) && m !== outside);
+      assert.match(unknown.startLine, /^SIP\/2\.0 481/);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('INVITE with Replaces: the new caller takes the named party\'s place, that party gets BYE', { timeout: 30_000 }, async () => {
+    const { a, a2, b } = phones;
+    const id = await bridged(a, b, '7105');
+    const ids = a.dialogIds!;
+    const since = Date.now();
+    await a2.call('sip:7105@ferry.local', via(), { headers: [`Replaces: ${ids.callId};to-tag=${ids.remoteTag};from-tag=${ids.localTag}`] });
+    await a.waitForRequest('BYE', 5000, since);
+    await a.media.stopMedia();
+    const switched = Date.now();
+    await hears(a2, switched, 'RTP from B at the replacing caller');
+    await hears(b, switched, 'RTP from the replacing caller at B');
+    assert.equal(b.received.filter((m) => m.method === 'INVITE' && m.at >= since).length, 0, 'B saw nothing of it');
+    const r = await record(id);
+    assert.deepEqual(r.transfers?.map((t) => [t.kind, t.left, t.stayed, t.joined]), [['replaces', 'a', 'b', 'a2']]);
+    assert.equal(r.caller.party, 'a2');
+    // a Replaces naming no dialog here: 481
+    await assert.rejects(a.call('sip:7105@ferry.local', via(), { headers: ['Replaces: nothing-here;to-tag=1;from-tag=2'] }), (err: { status?: number }) => err.status === 481);
+    await hangUpAndZero(a2, b);
   });
 });
