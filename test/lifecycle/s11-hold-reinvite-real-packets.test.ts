@@ -1,6 +1,6 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil, realTimePause } from '../helpers/wait-for';
 import { MediaServerProcess, type MediaStats } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
@@ -50,7 +50,7 @@ describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 2 s, 
       await call.proxy.release('pipeline').catch(() => undefined);
       await call.close();
     });
-    await sleep(500);
+    await pollUntil(() => call.webphone!.rtpReceived() > 10, { timeoutMs: 10_000, stepMs: 50, what: 'media flowing before the hold' });
     const answer = await call.proxy.invoke<string>(0, 'processOffer', [await call.phone.sdp(direction)]);
     assert.match(answer, direction === 'sendonly' ? /a=recvonly/ : /a=inactive/, `ferry media answers a ${direction} hold`);
     await call.phone.applyRemoteSdp(answer);
@@ -60,16 +60,16 @@ describe('S11: hold via a sendonly re-offer, the held phone silent (T_dead 2 s, 
 
   for (const direction of ['sendonly', 'inactive'] as const) test(`S11: held (${direction} re-offer) for 3 x T_dead with neither RTP nor RTCP from the phone -> 0 false ends; resume (sendrecv re-offer) brings media back`, { timeout: 300_000 }, async () => {
     const { call, heldAt } = await holdCall(direction);
-    await sleep(3 * DEAD_MS);
+    await realTimePause(3 * DEAD_MS); // the scenario: the hold really outlasts 3 x T_dead of the real-clock ferry media
     assert.deepEqual(endEvents(call.proxy.events), [], `no end while on hold (${Date.now() - heldAt} ms)`);
     const answer = await call.proxy.invoke<string>(0, 'processOffer', [await call.phone.sdp('sendrecv')]);
     assert.match(answer, /a=sendrecv/);
     await call.phone.applyRemoteSdp(answer);
     await call.phone.startMedia();
     const resumedAt = Date.now();
-    await sleep(1500);
-    assert.ok(call.webphone!.rtpReceivedBetween(resumedAt + 300, Date.now()) > 20, 'phone RTP reaches the webphone after resume');
-    assert.ok((await call.phone.rtpReceivedBetween(resumedAt + 300, Date.now())) > 20, 'webphone RTP reaches the phone after resume');
+    // media both ways after the resume: the positive control of "no end while on hold"
+    await pollUntil(async () => call.webphone!.rtpReceivedBetween(resumedAt + 300, Date.now()) > 20 && (await call.phone.rtpReceivedBetween(resumedAt + 300, Date.now())) > 20,
+      { timeoutMs: 10_000, stepMs: 50, what: 'RTP both ways after the resume (> 20 packets at the webphone and at the phone)' });
     assert.deepEqual(endEvents(call.proxy.events), []);
     assert.ok(hasPipeline(await media.stats(), call.answer!.pipelineId), 'the pipeline is still there');
   });
