@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil, realTimePause } from '../helpers/wait-for';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { MediaCall } from '../helpers/media-call';
 import { RtpPhone } from '../helpers/rtp-phone';
@@ -33,11 +33,20 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
   async function orphanedCall(): Promise<MediaCall> {
     const call = await MediaCall.start({ media, phone: new RtpPhone({ rtcpIntervalMs: 1000 }) });
     calls.push(call);
-    await sleep(1000);
-    assert.ok((await call.phone.stats()).rtpReceived > 20, 'phone receives RTP from the webphone before the kill');
-    assert.ok(call.webphone!.rtpReceived() > 20, 'webphone receives RTP from the phone before the kill');
+    await pollUntil(async () => (await call.phone.stats()).rtpReceived > 20 && call.webphone!.rtpReceived() > 20,
+      { timeoutMs: 10_000, stepMs: 50, what: 'RTP both ways before the kill (> 20 packets at the phone and at the webphone)' });
     await call.proxy.kill('SIGKILL');
     return call;
+  }
+
+  /** ferry media has seen the proxy go: the call's pipeline is orphaned */
+  async function seenOrphaned(call: MediaCall): Promise<void> {
+    await media.waitForStats((st) => ((st.pipelinesDetail ?? []) as { id: string; orphaned?: boolean }[]).some((p) => p.id === call.answer!.pipelineId && p.orphaned === true), 3000);
+  }
+
+  /** the webphone's DTLS transport closed (ferry media told it); resolves with when */
+  async function webphoneTold(call: MediaCall, withinMs: number): Promise<number> {
+    return pollUntil(() => call.webphone!.dtlsEndedAt(), { timeoutMs: withinMs, what: `the webphone told (DTLS close): ${JSON.stringify(call.webphone!.dtlsStates)}` });
   }
 
   test('S3: proxy killed (SIGKILL) mid-call -> RTP keeps flowing both ways, no gap > 100 ms, pipeline kept past T_dead', { timeout: 300_000 }, async () => {
@@ -52,7 +61,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
 
   async function s3Checks(call: MediaCall): Promise<void> {
     const killedAt = Date.now();
-    await sleep(DEAD_MS * 2);
+    await realTimePause(DEAD_MS * 2); // the measured window: RTP gaps over 2 x T_dead of the real-clock ferry media, the pipeline kept past T_dead
     const end = Date.now();
     const phoneGap = await call.phone.maxRtpGap(killedAt - 200, end);
     const webGap = call.webphone!.maxRtpGap(killedAt - 200, end);
@@ -80,7 +89,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
 
   test('S4: S3, then the IP phone hangs up (RTCP BYE, RTP stops) -> ferry media releases within 1 s and tells both peers first', { timeout: 300_000 }, async () => {
     const call = await orphanedCall();
-    await sleep(500);
+    await seenOrphaned(call);
     await call.phone.sendBye();
     const byeAt = Date.now();
     await call.phone.stopMedia();
@@ -89,9 +98,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     assert.ok(latency < 1000, `released ${latency} ms after the RTCP BYE (bound < 1 s)`);
     if (stats.pipelines === 0) assert.equal(stats.boundPorts, 0, `ports freed: ${JSON.stringify(stats)}`);
     // Rule 4: the webphone learns at once (DTLS close_notify), the phone gets our RTCP BYE.
-    await sleep(300);
-    const told = call.webphone!.dtlsEndedAt();
-    assert.ok(told !== undefined, `webphone's DTLS transport never closed: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    const told = await webphoneTold(call, 2000);
     assert.ok(told - byeAt < 1000, `webphone told ${told - byeAt} ms after the RTCP BYE`);
     assert.ok((await call.phone.stats()).byeReceived >= 1, 'ferry media sent an RTCP BYE to the phone before releasing');
     const reasons = media.logsMatching('rtcp-bye');
@@ -101,7 +108,7 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
 
   test('S5: S3, then the IP phone hangs up with no RTCP BYE and closes its socket -> released on ICMP port unreachable within 2 s', { timeout: 300_000 }, async () => {
     const call = await orphanedCall();
-    await sleep(500);
+    await seenOrphaned(call);
     await call.phone.closeSockets();
     const closedAt = Date.now();
     const { at: releasedAt, stats } = await media.waitForPipelineGone(call.answer!.pipelineId, 2000 + DEAD_MS);
@@ -109,9 +116,8 @@ describe('S3-S5: proxy killed mid-call (ferry media process, kurento-client prox
     assert.ok(latency < 2000, `released ${latency} ms after the socket closed (bound < 2 s; T_dead is ${DEAD_MS} ms, so this was not a timeout)`);
     if (stats.pipelines === 0) assert.equal(stats.boundPorts, 0, 'no port left bound');
     assert.ok(media.logsMatching('icmp-unreachable').length > 0, `the end reason icmp-unreachable is logged; log tail:\n${media.log(20)}`);
-    await sleep(300);
-    const told = call.webphone!.dtlsEndedAt();
-    assert.ok(told !== undefined && told - closedAt < 2000, `webphone told (DTLS close) within 2 s: ${JSON.stringify(call.webphone!.dtlsStates)}`);
+    const told = await webphoneTold(call, 3000);
+    assert.ok(told - closedAt < 2000, `webphone told (DTLS close) within 2 s: ${JSON.stringify(call.webphone!.dtlsStates)}`);
     console.log(`[measure] S5 release latency after the phone closed its socket: ${latency} ms`);
   });
 });
