@@ -4,6 +4,8 @@
  * compares the two both ways. Adding a route: add it to the server (a RouteTable, or BUILT_IN_ROUTES
  * in src/gateway/http/http-server.ts) AND a `paths` entry here (docs/api.md says how).
  */
+import { cdrOpenApiPaths } from '../cdr/cdr-openapi';
+
 type Json = Record<string, unknown>;
 
 const json = (schema: Json, description = 'OK'): Json => ({ description, content: { 'application/json': { schema } } });
@@ -178,6 +180,7 @@ export const openApiDocument = {
         responses: { '200': json({ type: 'object', properties: { registrations: { type: 'array', items: ref('Registration') } } }), ...common },
       },
     },
+    ...cdrOpenApiPaths,
   } as Record<string, Json>,
 };
 
