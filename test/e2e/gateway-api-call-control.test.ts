@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
+import { WebSocket } from 'ws';
+import type { CallEvent } from '../../src/gateway/events/call-events';
 import { freePort } from '../helpers/free-port';
+import { removeTestKeys } from '../helpers/redis-test-keys';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { describeSipp, startSipp } from '../helpers/sipp';
 import { SipPhone } from '../helpers/sip-phone';
@@ -67,10 +71,18 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     await busyPhone.close();
     await phoneC.close();
     await stack?.stop();
+    await removeTestKeys(new Redis('redis://127.0.0.1:6379', { lazyConnect: false }), stack?.redisPrefix ?? 'ferry-test-none:');
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('A answers, then B; media both ways; hold/resume/dtmf at B; other gateway 409; DELETE ends both', async () => {
+    const streamed: CallEvent[] = [];
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      const w = new WebSocket(`ws://127.0.0.1:${stack.httpPort}/api/events`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
+      w.on('message', (m) => streamed.push(JSON.parse(String(m)) as CallEvent));
+      w.once('open', () => resolve(w));
+      w.once('error', reject);
+    });
     const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '9200', from: '5550100', ringTimeoutMs: 10_000, record: true, tags: { crm: 'ticket-42' } });
     assert.equal(made.status, 201, JSON.stringify(made.json));
     const id = made.json.id as string;
@@ -132,6 +144,14 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     assert.equal(ended.endedBy, 'gateway');
     assert.deepEqual(await getJson<{ pipelines: number }>(stack.mediaPort, '/stats').then((s) => s.pipelines), 0);
     assert.equal((await api(stack.httpPort, 'DELETE', `/api/calls/${id}`)).status, 409, 'an ended call cannot be hung up again');
+    // every event of the call carries its tags; hold/resume by the API and the end reason are in them
+    await waitFor(() => streamed.some((e) => e.callId === id && e.type === 'call.ended'), 5000, 25, 'call.ended on /api/events');
+    ws.close();
+    const mine = streamed.filter((e) => e.callId === id);
+    assert.deepEqual(mine.map((e) => e.type), ['call.ringing', 'call.answered', 'call.held', 'call.resumed', 'call.ended']);
+    for (const e of mine) assert.deepEqual(e.tags, { crm: 'ticket-42' }, e.type);
+    assert.equal(mine[2]!.data.by, 'api');
+    assert.equal(mine[4]!.data.reason, 'api-hangup');
   });
 
   test('unknown parties: 404 / 409 before anything rings', async () => {
