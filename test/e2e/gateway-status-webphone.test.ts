@@ -130,6 +130,7 @@ describe('agent webphone and /status page (Chromium, one real call)', { timeout:
     assert.match((await bob.textContent('#caller-name')) ?? '', /Incoming call from Alice Agent/);
     assert.equal(await w(bob, (x) => x.ferryRinging), true, 'the ring tone plays');
     assert.ok((await keypadDisabled(bob)).every(Boolean), 'keypad disabled while ringing');
+    await bob.screenshot({ path: path.join(SHOTS, 'webphone-ringing.png'), fullPage: true });
     await bob.click('#answer');
     await waitState(alice, 'connected');
     await waitState(bob, 'connected');
@@ -166,7 +167,7 @@ describe('agent webphone and /status page (Chromium, one real call)', { timeout:
     assert.equal(await status.isVisible('#no-calls'), false);
     await alice.screenshot({ path: path.join(SHOTS, 'webphone-in-call.png'), fullPage: true });
     await status.screenshot({ path: path.join(SHOTS, 'status-page.png'), fullPage: true });
-    for (const f of ['webphone-in-call.png', 'status-page.png']) {
+    for (const f of ['webphone-ringing.png', 'webphone-in-call.png', 'status-page.png']) {
       const png = readFileSync(path.join(SHOTS, f));
       assert.equal(png.subarray(1, 4).toString(), 'PNG', `${f} is a PNG`);
     }
