@@ -10,6 +10,7 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { waitFor } from '../helpers/media-webrtc-peer';
+import { pollPause } from '../helpers/wait-for';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const IceCandidate = (require('kurento-client') as { getComplexType(n: string): (v: Record<string, unknown>) => unknown }).getComplexType('IceCandidate');
@@ -106,7 +107,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
           .evaluate(() => (window as unknown as { ferryTakeCandidates(): { candidate: string; sdpMid: string; sdpMLineIndex: number }[] }).ferryTakeCandidates())
           .catch(() => []);
         for (const c of cands) if (/ udp /i.test(c.candidate) && / 127\.0\.0\.1 /.test(c.candidate)) await call(webrtc, 'addIceCandidate', IceCandidate(c));
-        await new Promise((r) => setTimeout(r, 50));
+        await pollPause(50);
       }
     })();
     closers.push(() => {
@@ -143,7 +144,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
     let stats = await pageStats(c.page);
     await waitFor(() => stats.inPackets > 0, 5000, 'Chromium getStats packetsReceived');
     for (let i = 0; i < 20 && stats.inPackets < 50; i++) {
-      await new Promise((r) => setTimeout(r, 100));
+      await pollPause(100);
       stats = await pageStats(c.page);
     }
     const fromBrowser = c.phone.received.filter((p) => p.pt === 0);
@@ -161,7 +162,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
     let log: PageLog[] = [];
     for (let i = 0; i < 15 && !log.some((l) => l.what === 'dtls' && (l.state === 'closed' || l.state === 'failed')); i++) {
       log = await pageLog(c.page);
-      await new Promise((r) => setTimeout(r, 100));
+      await pollPause(100);
     }
     const closed = log.find((l) => l.what === 'dtls' && (l.state === 'closed' || l.state === 'failed'));
     assert.ok(closed, `Chromium saw no DTLS close: ${JSON.stringify(log)}`);
@@ -179,7 +180,7 @@ describe('media: real Chromium through WebRtcEndpoint <-> RtpEndpoint', { timeou
     await c.phone.waitFor(() => c.phone.received.filter((p) => p.pt === 8).length >= 50, 15_000, 'the phone to receive 50 PCMA packets from Chromium');
     let stats = await pageStats(c.page);
     for (let i = 0; i < 50 && stats.inPackets < 50; i++) {
-      await new Promise((r) => setTimeout(r, 100));
+      await pollPause(100);
       stats = await pageStats(c.page);
     }
     clearInterval(timer);

@@ -21,6 +21,7 @@ import type Srf from 'drachtio-srf';
 import { startSipServerTarget, type SipServerTarget } from '../helpers/sip-engine-process';
 import { connectSrf, destroyDialog, dialogIdOf, waitFor, type ConnectedSrf } from '../helpers/srf-app';
 import { installDigestRegistrar, type DigestRegistrarLog } from '../helpers/srf-digest-registrar';
+import { pollPause } from '../helpers/wait-for';
 
 const REALM = 'ferry.test';
 const USER = 'webphone';
@@ -144,7 +145,7 @@ describe('JsSIP in Chromium: register with digest, receive and answer a routed I
     await waitFor(() => reg.accepted === 1 || reg.rejected.length > 0, 'the registration', 15_000);
     let log = await pageLog();
     for (let i = 0; i < 100 && !log.some((e) => e.startsWith('regist')); i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await pollPause(50);
       log = await pageLog();
     }
     assert.deepEqual(log, ['registered'], `page events: ${log.join(', ')}`);
@@ -166,14 +167,14 @@ describe('JsSIP in Chromium: register with digest, receive and answer a routed I
       log = await pageLog();
       state = await page.evaluate(() => (window as unknown as { calleeState(): string }).calleeState());
       if (log.includes('confirmed') && log.includes('caller-pc:connected') && state === 'connected') break;
-      await new Promise((r) => setTimeout(r, 100));
+      await pollPause(100);
     }
     assert.ok(log.includes('confirmed'), `JsSIP got the ACK over its WebSocket (events: ${log.join(', ')})`);
     assert.ok(log.includes('caller-pc:connected'), `ICE+DTLS connected between caller media and the browser (events: ${log.join(', ')})`);
     assert.equal(state, 'connected', "JsSIP's RTCPeerConnection is connected");
     let rtp = 0;
     for (let i = 0; i < 50 && rtp === 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
+      await pollPause(100);
       rtp = await page.evaluate(() => (window as unknown as { rtpIn(): Promise<number> }).rtpIn());
     }
     assert.ok(rtp > 0, 'the browser sent audio to the caller');
@@ -181,7 +182,7 @@ describe('JsSIP in Chromium: register with digest, receive and answer a routed I
     const bye = await destroyDialog(dialog);
     assert.equal(bye.method, 'BYE');
     for (let i = 0; i < 100 && !log.some((e) => e.startsWith('ended')); i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await pollPause(50);
       log = await pageLog();
     }
     assert.ok(log.includes('ended:remote:Terminated'), `JsSIP ended the call on the app's BYE (events: ${log.join(', ')})`);
