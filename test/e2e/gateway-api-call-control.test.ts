@@ -202,6 +202,27 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     }
   });
 
+  test('ringTimeoutMs: B rings past it, the call ends no-answer, B gets CANCEL and A BYE', async () => {
+    const sipp = await startSipp({ scenario: 'gateway-uas-ring.xml', localPort: ringerPort, mediaPort: await sippMediaPort(), timeoutS: 30 });
+    try {
+      await sipp.ready();
+      const byesBefore = byes(phoneA);
+      const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '7300', ringTimeoutMs: 1000 });
+      assert.equal(made.status, 201);
+      const ended = await endedRecord(made.json.id as string);
+      assert.equal(ended.reason, 'no-answer');
+      assert.equal(ended.endedBy, 'callee');
+      const ringAt = ended.timeline.find((e) => e.event === 'callee-ringing')!.t;
+      const giveUpAt = ended.timeline.find((e) => e.event === 'no-answer')!.t;
+      assert.ok(giveUpAt - ringAt >= 900 && giveUpAt - ringAt < 3000, `gave up ${giveUpAt - ringAt} ms after B rang`);
+      assert.equal(byes(phoneA), byesBefore + 1, 'A was sent BYE');
+      const r = await sipp.done;
+      assert.equal(r.exitCode, 0, describeSipp(r));
+    } finally {
+      await sipp.stop().catch(() => undefined);
+    }
+  });
+
   test('blind transfer by API: A stays and talks to C, B is released', async () => {
     const byesB = byes(phoneB);
     const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: '9200' });
