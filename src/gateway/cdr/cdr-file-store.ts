@@ -34,11 +34,19 @@ export class CdrFileStore implements CdrStore {
       const batch = this.queue;
       this.queue = [];
       try {
+        let lead = '';
         if (!this.handle) {
           await mkdir(path.dirname(this.file), { recursive: true });
-          this.handle = await open(this.file, 'a', 0o640);
+          this.handle = await open(this.file, 'a+', 0o640);
+          // a line torn by a crash is closed first, so the next CDR starts a line of its own
+          const { size } = await this.handle.stat();
+          if (size > 0) {
+            const last = Buffer.alloc(1);
+            await this.handle.read(last, 0, 1, size - 1);
+            if (last[0] !== 0x0a) lead = '\n';
+          }
         }
-        await this.handle.appendFile(batch.map((b) => b.line).join(''));
+        await this.handle.appendFile(lead + batch.map((b) => b.line).join(''));
         await this.handle.datasync();
         for (const b of batch) b.done();
       } catch (err) {
