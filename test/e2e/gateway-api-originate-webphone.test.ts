@@ -16,7 +16,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * Click-to-call acceptance: originate A = the webphone page in Chromium (registered as alice) and
  * B = a SIPp phone behind a trunk (its media a UDP socket of this test that counts what it gets and
  * sends 20 ms PCMU back). A rings and is answered on the page, then B rings and answers; packets
- * are counted both ways; DELETE ends it: the page sees the end, SIPp gets its BYE (scenario passes),
+ * are counted both ways; the API holds and resumes the webphone (the page shows it); DELETE ends it: the page sees the end, SIPp gets its BYE (scenario passes),
  * the pipeline is released.
  */
 describe('originate webphone -> SIPp phone through the REST API', { timeout: 90_000 }, () => {
@@ -100,6 +100,25 @@ describe('originate webphone -> SIPp phone through the REST API', { timeout: 90_
       return s.received > 50 ? s : undefined;
     }, 10_000, 100, "the phone's RTP at the browser");
     console.log(`# measured: phone socket got ${pcmuAtPhone} PCMU; browser sent ${browserSide.sent}, received ${browserSide.received}`);
+
+    // hold/resume of the webphone by the API: JsSIP sees the re-INVITE's direction
+    const control = async (what: string, body: unknown): Promise<Record<string, unknown>> => {
+      const r = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/${what}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const json = (await r.json()) as Record<string, unknown>;
+      assert.equal(r.status, 200, JSON.stringify(json));
+      return json;
+    };
+    const held = await control('hold', { party: 'caller' });
+    assert.equal((held.directions as Record<string, string>).caller, 'recvonly');
+    await waitFor(async () => (await state()) === 'held by the other side', 5000, 25, 'the page held');
+    await control('resume', { party: 'caller' });
+    await waitFor(async () => (await state()) === 'connected', 5000, 25, 'the page resumed');
+    const afterResume = pcmuAtPhone;
+    await waitFor(() => pcmuAtPhone > afterResume + 25, 5000, 25, 'PCMU from the browser again after resume');
 
     const del = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
     assert.equal(del.status, 200);
