@@ -16,7 +16,8 @@ import { startStack, waitFor, TEST_API_TOKEN, type Stack } from '../helpers/stac
  * ring tone plays; once answered the call timer counts, the quality graph gets getStats samples and
  * the keypad (disabled while idle) works; the status page shows the call's row with the media
  * server's quality figures while the call lives and drops it when it ends. Then /metrics has the
- * set-up and per-leg quality histograms, and every metric the Grafana dashboard queries.
+ * set-up and per-leg quality histograms, and every metric the Grafana dashboard queries. A second
+ * call is transferred blind from the page (JsSIP REFER) to a third webphone.
  * Screenshots go to a temporary directory; FERRY_UPDATE_SCREENSHOTS=1 writes them to docs/images/.
  */
 const DASHBOARD = path.join(__dirname, '..', '..', 'docs', 'grafana', 'ferry-dashboard.json');
@@ -45,7 +46,7 @@ export function queriedMetricNames(expr: string): string[] {
   return [...new Set(expr.match(/\bferry_[a-z0-9_]+/g) ?? [])];
 }
 
-describe('agent webphone and /status page (Chromium, one real call)', { timeout: 120_000 }, () => {
+describe('agent webphone and /status page (Chromium, real calls through the gateway)', { timeout: 120_000 }, () => {
   let stack: Stack;
   let browser: Browser;
   let alice: Page;
@@ -78,7 +79,7 @@ describe('agent webphone and /status page (Chromium, one real call)', { timeout:
     await new Promise<void>((r) => hooks!.listen(0, '127.0.0.1', r));
     writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
       domain: 'ferry.local',
-      users: [{ user: 'alice', password: 'alice-status-pw', displayName: 'Alice Agent' }, { user: 'bob', password: 'bob-status-pw' }],
+      users: [{ user: 'alice', password: 'alice-status-pw', displayName: 'Alice Agent' }, { user: 'bob', password: 'bob-status-pw' }, { user: 'carol', password: 'carol-status-pw' }],
       webhooks: [{ name: 'crm', url: `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`, secret: 'status-test-webhook-secret' }],
     }));
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
@@ -198,6 +199,34 @@ describe('agent webphone and /status page (Chromium, one real call)', { timeout:
     assert.ok(count('ferry_call_jitter_seconds_count\\{leg="caller"\\}') >= 1, 'caller jitter observed');
     assert.ok(count('ferry_call_packet_loss_ratio_count\\{leg="callee"\\}') >= 1, 'callee loss observed');
     console.log(`# measured: call set-up to status-page row with quality ${Date.now() - started} ms (sampler period 5 s)`);
+  });
+
+  test('blind transfer from the page: bob sends alice to carol; alice and carol talk, bob is released', async () => {
+    const carol = await openRegisteredPage(browser, stack.httpPort, 'carol', 'carol-status-pw');
+    watchCsp(carol);
+    await alice.fill('#target', 'bob');
+    await alice.click('#call');
+    await waitState(bob, 'ringing-in');
+    await bob.click('#answer');
+    await waitState(bob, 'connected');
+    await waitState(alice, 'connected');
+    await bob.fill('#transfer-target', 'carol');
+    await bob.click('#transfer');
+    await waitState(carol, 'ringing-in');
+    await carol.click('#answer');
+    await waitState(carol, 'connected');
+    await waitState(bob, 'ended', 10_000);
+    // the final NOTIFY (sipfrag 200) reached bob's page before the gateway released its leg
+    assert.equal(await w(bob, (x) => x.ferryTransferred), 'carol');
+    assert.equal(await state(alice), 'connected', 'alice stays in the call');
+    // alice and carol hear each other: RTP both ways, counted from now on
+    const stats = (p: Page): Promise<{ sent: number; received: number }> => p.evaluate(() => (window as unknown as { ferryStats(): Promise<{ sent: number; received: number }> }).ferryStats());
+    const [a0, c0] = [await stats(alice), await stats(carol)];
+    await waitFor(async () => (await stats(alice)).received > a0.received + 25 && (await stats(carol)).received > c0.received + 25, 10_000, 100, 'RTP between alice and carol');
+    await carol.click('#hangup');
+    await waitState(alice, 'ended', 5000);
+    await waitFor(async () => (await (await fetch(`http://127.0.0.1:${stack.mediaPort}/stats`)).json() as { pipelines: number }).pipelines === 0, 5000, 50, 'pipeline released');
+    await carol.context().close();
   });
 
   test('the Grafana dashboard is Grafana JSON and every metric it queries is in /metrics', async () => {
