@@ -6,6 +6,7 @@ import { RawRpc } from '../helpers/media-raw-rpc';
 import { rawRpcRtpPair } from '../helpers/media-rtp-pair';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { rng } from '../helpers/seeded-random';
+import { pollUntil } from '../helpers/wait-for';
 
 const JUNK: unknown[] = [null, true, 0, -1, 1e308, '', 'x', 'newref:9', [], {}, { a: 1 }, '\u0000', 'manager_ServerManager', 'a'.repeat(5000)];
 
@@ -121,10 +122,10 @@ describe('media: JSON-RPC fuzz', () => {
     assert.deepEqual(await owner.ok('ping'), { value: 'pong', sessionId: p.sessionId });
     await owner.ok('release', { object: p.value });
     await fuzzer.close();
-    await new Promise((res) => setTimeout(res, 200));
-    const st = await fetchStats(server.port);
     // whatever the fuzzer created belongs to its (now orphaned) session and has no live media, except
-    // endpoints it negotiated; none of the unrelated call remains
+    // endpoints it negotiated; none of the unrelated call remains. Waits for the server to see the close.
+    const st = await pollUntil(async () => { const s = await fetchStats(server.port); return s.pipelinesDetail.every((x) => x.orphaned) ? s : undefined; },
+      { timeoutMs: 5_000, what: "the fuzzer's pipelines orphaned after its close" });
     assert.ok(!st.pipelinesDetail.some((x) => x.id === p.value));
     await server.mediaSet.closeAll();
     const zero = await fetchStats(server.port);

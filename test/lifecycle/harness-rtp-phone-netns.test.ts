@@ -1,6 +1,6 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollPause, realTimePause } from '../helpers/wait-for';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
 import { NetNamespace } from '../helpers/netns';
@@ -11,7 +11,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await sleep(50);
+    await pollPause(50);
   }
   return check();
 }
@@ -29,22 +29,23 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     await b.applyRemoteSdp(await a.sdp());
     await a.startMedia();
     await b.startMedia();
-    await sleep(1500);
+    const started = Date.now();
+    assert.ok(await eventually(async () => { const s = await b.stats(); return s.rtpReceived >= 50 && s.rtcpReceived >= 2; }, 5000), 'b receives RTP and RTCP');
     const t0 = Date.now();
     const s1 = await b.stats();
-    assert.ok(s1.rtpReceived >= 50, `b received ${s1.rtpReceived} RTP in 1.5 s`);
+    assert.ok(s1.rtpReceived >= 50, `b received ${s1.rtpReceived} RTP in ${t0 - started} ms`);
     assert.ok(s1.rtcpReceived >= 2, `b received ${s1.rtcpReceived} RTCP`);
     assert.equal(s1.lastPayloadHex?.length, 320);
     assert.ok((await b.maxRtpGap(t0 - 1000, t0)) < 200);
     await a.mute();
-    await sleep(300);
+    await realTimePause(300); // packets already in flight land before the window starts
     const s2 = await b.stats();
-    await sleep(1200);
+    await realTimePause(1200); // the measured window: no RTP, RTCP (every 500 ms) still arrives
     const s3 = await b.stats();
     assert.equal(s3.rtpReceived, s2.rtpReceived, 'muted phone sends no RTP');
     assert.ok(s3.rtcpReceived > s2.rtcpReceived, 'muted phone keeps sending RTCP');
     await a.sendBye();
-    await sleep(200);
+    assert.ok(await eventually(async () => (await b.stats()).byeReceived >= 1, 2000), 'the RTCP BYE arrives');
     assert.equal((await b.stats()).byeReceived, 1);
   });
 
@@ -64,25 +65,25 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     await host.applyRemoteSdp(await phone.sdp());
     await phone.startMedia();
     await host.startMedia();
-    await sleep(1000);
+    assert.ok(await eventually(async () => (await host.stats()).rtpReceived >= 30 && (await phone!.stats()).rtpReceived >= 30, 5000), 'RTP both ways over the veth');
     const flowing = await host.stats();
     assert.ok(flowing.rtpReceived >= 30, `host received ${flowing.rtpReceived} from the namespace`);
     assert.ok((await phone.stats()).rtpReceived >= 30);
 
     await ns.pullCable();
-    await sleep(300);
+    await realTimePause(300); // packets already in flight land before the window starts
     const cut0 = (await host.stats()).rtpReceived;
-    await sleep(1000);
+    await realTimePause(1000); // the measured window; media resuming after the re-plug is its positive control
     assert.equal((await host.stats()).rtpReceived, cut0, 'nothing arrives from a phone whose cable is pulled');
     await ns.plugCable();
     assert.ok(await eventually(async () => (await host.stats()).rtpReceived > cut0 + 20, 5000), 'media resumes within 5 s of the re-plug');
 
     const method = await ns.dropAll();
     t.diagnostic('blip method: ' + method);
-    await sleep(300);
+    await realTimePause(300); // packets already in flight land before the window starts
     const blip0 = (await host.stats()).rtpReceived;
     const phoneBlip0 = (await phone.stats()).rtpReceived;
-    await sleep(1000);
+    await realTimePause(1000); // the measured window; media resuming after the restore is its positive control
     assert.equal((await host.stats()).rtpReceived, blip0, 'netem loss 100% drops phone -> host');
     assert.equal((await phone.stats()).rtpReceived, phoneBlip0, 'netem loss 100% drops host -> phone');
     await ns.restore();
@@ -101,7 +102,7 @@ describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
     await caller.start();
     const calleePort = await callee.start();
     await caller.call(`sip:b@127.0.0.1:${calleePort}`, { host: '127.0.0.1', port: calleePort });
-    await sleep(1000);
+    assert.ok(await eventually(async () => (await callee.media.stats()).rtpReceived > 20 && (await caller.media.stats()).rtpReceived > 20, 5000), 'RTP both ways');
     assert.ok((await callee.media.stats()).rtpReceived > 20);
     assert.ok((await caller.media.stats()).rtpReceived > 20);
     const answer = await caller.reinvite('sendonly');
