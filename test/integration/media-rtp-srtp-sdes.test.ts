@@ -7,6 +7,7 @@ import { SrtpTestPeer } from '../helpers/srtp-test-peer';
 import { newSrtpMaster } from '../../src/media/srtp/sdes-crypto';
 import { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { rng } from '../helpers/seeded-random';
+import { pollPause } from '../helpers/wait-for';
 
 // kurento-client checks the crypto parameter's type: it must be its SDES complex type
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -115,7 +116,7 @@ describe('media: RtpEndpoint SRTP-SDES (RFC 4568) through kurento-client', { tim
     phone.sendRaw(new SrtpContext(newSrtpMaster()).protectRtp(phone.plainRtp(payload('other key', 3))));
     const elementOf = async () => (await fetchStats(server.port)).pipelinesDetail.find((p) => p.id === pipeline.id)!.elements.find((e) => e.id === a.id)!;
     const deadline = Date.now() + 5000;
-    while ((await elementOf()).srtpRefusedPackets !== 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((await elementOf()).srtpRefusedPackets !== 4 && Date.now() < deadline) await pollPause(50);
     assert.equal((await elementOf()).srtpRefusedPackets, 4);
     // the packet sent before the forged copy (index 2) was relayed; after it nothing else arrived
     await plain.waitFor(() => plain.received.length >= 1, 2000, 'the genuine packet 2');
@@ -201,7 +202,7 @@ describe('media: RtpEndpoint SRTP-SDES (RFC 4568) through kurento-client', { tim
     phone.sendRtp(payload('old key', 11));
     const elementOf = async () => (await fetchStats(server.port)).pipelinesDetail.find((p) => p.id === pipeline.id)!.elements.find((e) => e.id === a.id)!;
     const deadline = Date.now() + 3000;
-    while ((await elementOf()).srtpRefusedPackets !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((await elementOf()).srtpRefusedPackets !== 1 && Date.now() < deadline) await pollPause(50);
     assert.equal((await elementOf()).srtpRefusedPackets, 1, 'the old key is no longer accepted');
     assert.equal(plain.received.length, 11);
     await pipeline.release();

@@ -45,7 +45,8 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'unit/bench-measurement.test.ts': { pauses: 1, why: "the pacer's rate is measured over one second of real time" },
   'lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts': { pauses: 2, why: 'S10: the blip must really last T_dead - 5 s; the no-false-end window must run past blip start + T_dead (ferry media is a process on the real clock), with its RTCP as the positive marker' },
 
-  // DEBT: fixed waits still to be replaced by readiness waits (see docs/testing.md)
+  // below, by file: more real-time and pacing cases, and the DEBT entries (fixed waits still to be
+  // replaced by readiness waits, see docs/testing.md); a why that does not start with DEBT is a kept case
   'e2e/gateway-baresip-srtp.test.ts': { pauses: 1, why: 'DEBT: waits 2.5 RTCP intervals for SRTCP to flow' },
   'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'DEBT: a 4 s hold and DEAD_MS + 2 s "no false end" window (real-time processes)' },
   'faults/f01-f02-f10-ferry-start-gateway-killed.test.ts': { pauses: 2, why: 'real time: waits past a lease deadline of processes on the real clock; a 100 ms poll step' },
@@ -59,8 +60,8 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
   'integration/media-leg-end-signals.test.ts': { pauses: 1, why: "real time: a muted phone's RTCP every 150 ms while the in-process server's 800 ms dead timer runs on the real clock" },
   'integration/media-rtp-relay.test.ts': { pauses: 1, why: 'pacing: 2 ms between packets of a burst (loopback UDP drops bursts)' },
-  'integration/media-rtp-srtp-sdes.test.ts': { pauses: 4, why: 'pacing (loopback UDP drops bursts); DEBT: two 50 ms poll steps' },
-  'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'DEBT: 10 ms poll steps' },
+  'integration/media-rtp-srtp-sdes.test.ts': { pauses: 2, why: 'pacing between packets of a burst (loopback UDP drops bursts)' },
+  'integration/media-webrtc-kurento.test.ts': { pauses: 4, why: 'pacing: 10 ms between packets sent both ways (order and payload checks; loopback UDP drops bursts)' },
   'integration/media-webrtc-leg.test.ts': { pauses: 3, why: 'pacing; DEBT: 100-200 ms settles' },
   'integration/sip-connection-limits.test.ts': { pauses: 3, why: 'real time: connections must outlive idle timeouts of the ferry sip process (idleMs, 2 x idleMs), with closed unused connections as the control; a memory measurement: RSS baseline after start-up settles' },
   'integration/sip-control-port-limits.test.ts': { pauses: 3, why: 'a memory measurement: RSS baseline after start-up settles, and the sampler watching 200 ms past the closes for a late peak; DEBT: 100 ms for the server to see a FIN' },
