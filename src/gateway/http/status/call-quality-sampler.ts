@@ -44,7 +44,8 @@ export interface CallQualitySamplerDeps {
 
 type StatsEndpoint = KSdpEndpoint & { getStats(mediaType: string, callback: KCallback<Record<string, unknown>>): void };
 
-const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : undefined);
+/** a usable figure: a finite number in [0, 1e12] (anything bigger is not a real count or time) */
+const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 1e12 ? x : undefined);
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /** a leg's figures out of one Kurento getStats map (its inbound and outbound RTP entries) */
