@@ -197,6 +197,22 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     await hangUpAndZero(b, c);
   });
 
+  test('blind transfer where the transferor hangs up (SIP BYE and RTCP BYE) right after the 202: the transfer still completes', { timeout: 30_000 }, async () => {
+    const { a, b, c } = phones;
+    const id = await bridged(a, b, '7106');
+    assert.equal(await b.refer('<sip:8106@ferry.local>'), 202);
+    await b.hangup();
+    await b.media.sendBye();
+    await b.media.stopMedia();
+    const switched = Date.now();
+    await hears(c, switched, 'RTP from the caller at the target');
+    await hears(a, switched, 'RTP from the target at the caller');
+    const r = await record(id);
+    assert.equal(r.state, 'answered', JSON.stringify(r.timeline.map((e) => e.event)));
+    assert.deepEqual(r.transfers?.map((t) => [t.kind, t.left, t.joined]), [['blind', 'b', 'c']]);
+    await hangUpAndZero(a, c);
+  });
+
   test('blind transfer to a busy target: NOTIFY 486, the call goes on between the same two parties', { timeout: 30_000 }, async () => {
     const { a, b } = phones;
     const id = await bridged(a, b, '7101');

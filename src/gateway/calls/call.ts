@@ -103,6 +103,10 @@ export class Call extends EventEmitter<CallEvents> {
   attachMedia(media: CallMedia): void {
     this.media = media;
     this.record.media = { ...this.record.media, ...media.ids };
+    media.on('leaving-ended', (reason, side, detail) => {
+      if (this.leaving?.side === side) this.leaving.gone = true;
+      this.note('media-ended', `${side} (being transferred away: the call goes on): ${detail}`);
+    });
     media.on('ended', (reason, side, detail) => {
       this.note('media-ended', `${side}: ${detail}`);
       if (SILENCE_REASONS.has(reason) && !this.ending) this.silentSide = side;
@@ -188,6 +192,7 @@ export class Call extends EventEmitter<CallEvents> {
    */
   setLeaving(side: Side | undefined): void {
     this.leaving = side ? { side, gone: false } : undefined;
+    if (this.media) this.media.leavingSide = side;
   }
 
   get leftDuringTransfer(): boolean {

@@ -17,6 +17,8 @@ const GATHER_WAIT_MS = 3000;
 
 export interface CallMediaEvents {
   ended: [reason: EndReason, side: Side, detail: string];
+  /** the leg of the party being transferred away ended (its phone's RTCP BYE, silence): the call goes on */
+  'leaving-ended': [reason: EndReason, side: Side, detail: string];
 }
 
 /**
@@ -28,6 +30,8 @@ export interface CallMediaEvents {
 export class CallMedia extends EventEmitter<CallMediaEvents> {
   private released = false;
   private endedEmitted = false;
+  /** Transfer: the side whose party is being transferred away; its leg's end does not end the call */
+  leavingSide: Side | undefined;
 
   /** how to stop listening to each endpoint's end events (a transfer swaps a leg's endpoint) */
   private readonly unwatch = new Map<KSdpEndpoint, () => void>();
@@ -272,6 +276,10 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   private fire(reason: EndReason, side: Side, detail: string): void {
     if (this.released || this.endedEmitted) return;
+    if (side === this.leavingSide) {
+      this.emit('leaving-ended', reason, side, detail);
+      return;
+    }
     this.endedEmitted = true;
     this.emit('ended', reason, side, detail);
   }
