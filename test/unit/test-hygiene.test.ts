@@ -54,7 +54,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'DEBT: 200 ms poll step' },
   'faults/f11-ferry-sip-killed.test.ts': { pauses: 2, why: 'real time: waits past the orphan-dialog deadline of a real-clock process; a 100 ms poll step' },
   'faults/f11-sip-control-reconnect.test.ts': { pauses: 1, why: 'real time: waits past twice the orphan-dialog deadline of a real-clock process' },
-  'faults/gateway-restart.test.ts': { pauses: 1, why: 'DEBT: 500 ms poll step' },
   'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: loopback UDP drops bursts (3 ms every 50 packets); DEBT: a 20 ms settle' },
   'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
