@@ -48,10 +48,10 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   // below, by file: more real-time and pacing cases, and the DEBT entries (fixed waits still to be
   // replaced by readiness waits, see docs/testing.md); a why that does not start with DEBT is a kept case
   'e2e/gateway-baresip-srtp.test.ts': { pauses: 1, why: 'DEBT: waits 2.5 RTCP intervals for SRTCP to flow' },
-  'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'DEBT: a 4 s hold and DEAD_MS + 2 s "no false end" window (real-time processes)' },
+  'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'real time: baresip (a real-clock program) stays muted 4 s with its RTP counted, and holds past FERRY_MEDIA_DEAD_MS + 2 s (its silence counted as the control)' },
   'faults/f01-f02-f10-ferry-start-gateway-killed.test.ts': { pauses: 2, why: 'real time: waits past a lease deadline of processes on the real clock; a 100 ms poll step' },
   'faults/f05-redis-down-mid-call.test.ts': { pauses: 1, why: 'real time: one probe round per second while Redis is down' },
-  'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'DEBT: 200 ms poll step' },
+  'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'real time: the record is checked every 200 ms while two lease times of the real-clock gateways pass after Redis resumes (the owner renewing its lease is the positive control)' },
   'faults/f11-ferry-sip-killed.test.ts': { pauses: 2, why: 'real time: waits past the orphan-dialog deadline of a real-clock process; a 100 ms poll step' },
   'faults/f11-sip-control-reconnect.test.ts': { pauses: 1, why: 'real time: waits past twice the orphan-dialog deadline of a real-clock process' },
   'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: loopback UDP drops bursts (3 ms every 50 packets); DEBT: a 20 ms settle' },
