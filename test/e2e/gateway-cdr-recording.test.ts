@@ -117,7 +117,7 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
       domain: 'ferry.local',
       users: [{ user: 'alice', password: 'alice-secret-1' }],
       trunks: [{ name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] }],
-      routes: [{ match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1', record: true }],
+      routes: [{ match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1', record: true }, { match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '7(\\d+)', to: 'trunk:pstn', rewrite: '$1' }],
     }));
     stack = await startStack({
       redisUrl: 'redis://127.0.0.1:6379',
@@ -221,6 +221,34 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
     const bad = await fetchApi('/api/cdrs?from=yesterday');
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { field: string }).field, 'from');
+  });
+
+  test('POST /api/calls with record: true (through routes that do not record): recorded, its CDR names the recording', { timeout: 30_000 }, async () => {
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ a: '8100', b: '7200', record: true, tags: { ticket: '=cmd' } }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const id = ((await res.json()) as { id: string }).id;
+    await waitFor(async () => (await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`)).state === 'answered', 15_000, 20, 'the originated call answered');
+    const since = Date.now();
+    await waitFor(async () => (await phoneA.media.rtpReceivedBetween(since, Date.now())) > 25 && (await phoneB.media.rtpReceivedBetween(since, Date.now())) > 25, 10_000, 20, 'RTP at both phones');
+    const del = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
+    assert.equal(del.status, 200);
+    const cdr = await cdrOf(id);
+    assert.equal(cdr.reason, 'api-hangup');
+    assert.equal(cdr.endedBy, 'gateway');
+    assert.deepEqual(cdr.tags, { ticket: '=cmd' });
+    assert.equal(cdr.recording?.url, `/api/recordings/${id}`);
+    const wav = soxRead(await recordingFile(id, 'api.wav'));
+    assert.equal(wav.channels, 2);
+    assert.ok(Math.abs(wav.seconds * 1000 - cdr.talkMs) <= 0.05 * cdr.talkMs + 50, `WAV ${wav.seconds} s vs talk ${cdr.talkMs} ms`);
+    // the originated call's caller leg is party A (phone A, 600 Hz)
+    assert.ok(Math.abs(dominantFrequency(wav.channel(1), 8000).hz - TONE_A) <= 20);
+    assert.ok(Math.abs(dominantFrequency(wav.channel(2), 8000).hz - TONE_B) <= 20);
+    const csv = await (await fetchApi(`/api/cdrs?format=csv&from=${cdr.endedAt}&to=${cdr.endedAt + 1}`)).text();
+    assert.match(csv, /,"?\{""ticket"":""=cmd""\}"?/, 'the tags cell is JSON (a formula sign inside is harmless)');
   });
 
   test('media server stopped mid-call: media-lost end, CDR with the last periodic quality, WAV finalised', { timeout: 60_000 }, async () => {

@@ -22,7 +22,9 @@ interface Tracked {
   /** the end-path sample, started on the call's 'ending' */
   final?: Promise<Partial<Record<Side, LegQuality>>>;
   recorder?: CallRecorder;
+  /** preparing (while ringing), then starting (on answer) */
   recorderStarting?: Promise<void>;
+  recorderStarted?: boolean;
   recorderStopped?: Promise<void>;
 }
 
@@ -98,7 +100,8 @@ export class CdrService {
     if (!e.callId) return;
     if (e.type === 'call.ringing' || e.type === 'call.answered') {
       const t = this.track(e.callId);
-      if (e.type === 'call.answered' && t) this.maybeRecord(t);
+      // recorders are made while the call rings, started when it is answered
+      if (t) this.maybeRecord(t, e.type === 'call.answered');
     } else if (e.type === 'call.transferred') {
       const t = this.tracked.get(e.callId);
       if (t?.recorder && t.call.media) {
@@ -122,7 +125,7 @@ export class CdrService {
       // before the pipeline is released: the requests go out now, ahead of the release (FIFO per pipeline)
       const media = call.media;
       if (media && !media.isReleased) t.final = sampleQuality({ caller: media.caller, callee: media.callee }, this.deps.clock, this.deps.config.endStatsWaitMs, true);
-      if (t.recorder) {
+      if (t.recorder && t.recorderStarted) {
         const recorder = t.recorder;
         t.recorderStopped = (t.recorderStarting ?? Promise.resolve()).then(() => recorder.stop());
       }
@@ -130,21 +133,31 @@ export class CdrService {
     return t;
   }
 
-  private maybeRecord(t: Tracked): void {
+  private maybeRecord(t: Tracked, answered: boolean): void {
     const { call } = t;
-    if (t.recorder || !call.media || !shouldRecord(call.record, this.deps.sip)) return;
-    const recorder = new CallRecorder(call.record.id, call.media, this.deps.clock, call.log);
-    t.recorder = recorder;
-    call.note('recording-started', `${recorder.ref.files.caller} ${recorder.ref.files.callee}`);
-    t.recorderStarting = recorder.start().then(
-      () => void this.counters.recordingsStarted++,
-      (err: Error) => {
-        this.counters.recordingFailures++;
-        t.recorder = undefined;
-        call.note('recording-failed', err.message);
-        call.log.warn('recording failed to start', { err: err.message });
-      },
-    );
+    if (!call.media || !shouldRecord(call.record, this.deps.sip)) return;
+    if (!t.recorder) {
+      t.recorder = new CallRecorder(call.record.id, call.media, this.deps.clock, call.log);
+      t.recorderStarting = t.recorder.prepare().catch((err: Error) => this.recordingFailed(t, err));
+    }
+    if (!answered || t.recorderStarted) return;
+    t.recorderStarted = true;
+    const recorder = t.recorder;
+    t.recorderStarting = (t.recorderStarting ?? Promise.resolve())
+      .then(() => {
+        if (t.recorder !== recorder) return; // preparing failed
+        call.note('recording-started', `${recorder.ref.files.caller} ${recorder.ref.files.callee}`);
+        return recorder.start().then(() => void this.counters.recordingsStarted++);
+      })
+      .catch((err: Error) => this.recordingFailed(t, err));
+  }
+
+  private recordingFailed(t: Tracked, err: Error): void {
+    if (!t.recorder) return;
+    this.counters.recordingFailures++;
+    t.recorder = undefined;
+    t.call.note('recording-failed', err.message);
+    t.call.log.warn('recording failed to start', { err: err.message });
   }
 
   /** the periodic sample of every live answered call (and following calls adopted from another gateway) */
@@ -180,7 +193,7 @@ export class CdrService {
       const q = final[side] ?? t?.last[side];
       if (q) quality[side] = q;
     }
-    const cdr = buildCdr(record, { gatewayId: this.deps.gatewayId, quality, ...(t?.recorder ? { recording: t.recorder.ref } : {}) });
+    const cdr = buildCdr(record, { gatewayId: this.deps.gatewayId, quality, ...(t?.recorder && t.recorderStarted ? { recording: t.recorder.ref } : {}) });
     // every store at once: a slow or dead one delays none of the others
     await Promise.all(
       this.deps.stores.map((store) =>

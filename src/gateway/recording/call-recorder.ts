@@ -49,33 +49,56 @@ export class CallRecorder {
     this.ref = { url: `/api/recordings/${callId}`, format: 'wav', sampleRate: 8000, files: recordingFiles(callId, startedAt), startedAt };
   }
 
-  /** creates, connects and starts both recorders; rejects (after releasing what it made) when the media server refuses */
-  async start(): Promise<void> {
-    const pipeline = this.media.pipeline as RecorderPipeline;
-    try {
-      for (const side of ['caller', 'callee'] as const) {
-        const rec = await pipeline.create('RecorderEndpoint', { uri: this.ref.files[side] });
-        guardErrors(rec, (err) => this.log.warn('recorder error', { side, recorderId: rec.id, err: err?.message }));
-        this.recorders[side] = rec;
+  private prepared: Promise<void> | undefined;
+
+  /**
+   * Creates both recorders and connects each party's endpoint into its own (done while the call rings,
+   * so the answer only has to start them); rejects (after releasing what it made) when the media server refuses.
+   */
+  prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      const pipeline = this.media.pipeline as RecorderPipeline;
+      try {
+        await Promise.all(
+          (['caller', 'callee'] as const).map(async (side) => {
+            const rec = await pipeline.create('RecorderEndpoint', { uri: this.ref.files[side] });
+            guardErrors(rec, (err) => this.log.warn('recorder error', { side, recorderId: rec.id, err: err?.message }));
+            this.recorders[side] = rec;
+          }),
+        );
+        await this.follow();
+      } catch (err) {
+        await this.release();
+        throw err;
       }
-      await this.follow();
-      for (const side of ['caller', 'callee'] as const) await kurentoCall<void>((cb) => this.recorders[side]!.record(cb));
-      this.log.info('recording started', { files: `${this.ref.files.caller} ${this.ref.files.callee}` });
+    })();
+    return this.prepared;
+  }
+
+  /** starts both recorders (preparing them first if that was not done); rejects when the media server refuses */
+  async start(): Promise<void> {
+    await this.prepare();
+    this.ref.startedAt = this.clock.now();
+    try {
+      await Promise.all((['caller', 'callee'] as const).map((side) => kurentoCall<void>((cb) => this.recorders[side]!.record(cb))));
     } catch (err) {
       await this.release();
       throw err;
     }
+    this.log.info('recording started', { files: `${this.ref.files.caller} ${this.ref.files.callee}` });
   }
 
   /** connects each party's current endpoint into its recorder (again after a transfer replaced one) */
   async follow(): Promise<void> {
-    for (const side of ['caller', 'callee'] as const) {
-      const ep = this.media[side];
-      const rec = this.recorders[side];
-      if (!rec || this.sources[side] === ep) continue;
-      await kurentoCall<void>((cb) => ep.connect(rec, cb));
-      this.sources[side] = ep;
-    }
+    await Promise.all(
+      (['caller', 'callee'] as const).map(async (side) => {
+        const ep = this.media[side];
+        const rec = this.recorders[side];
+        if (!rec || this.sources[side] === ep) return;
+        this.sources[side] = ep;
+        await kurentoCall<void>((cb) => ep.connect(rec, cb));
+      }),
+    );
   }
 
   /** stops both recorders (the files are complete when it resolves), bounded by STOP_WAIT_MS; idempotent */
