@@ -2,13 +2,14 @@ import { KurentoErrors } from '../errors/kurento-error';
 import type { MediaLeg } from '../relay/media-leg';
 import { EMPTY_CODECS, type CodecTable } from '../relay/codec-table';
 import { RtpStreamRewriter } from '../relay/rtp-stream-rewriter';
+import { fanOut, incomingCodec, OutgoingRtp } from '../relay/packet-relay';
 import type { TimerHandle } from '../../common/clock';
 import { MediaObject, requireString, type OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 
 /**
- * Kurento's MediaElement: connections to other elements of the same pipeline, the RTP relay between
- * them, and the MediaFlowIn/Out states.
+ * Kurento's MediaElement: connections to other elements of the same pipeline, the MediaFlowIn/Out
+ * states, and the calls into the per-packet relay between them (src/media/relay/packet-relay.ts).
  *
  * ## Extension API (how a new element type plugs in)
  * - Subclass `SdpEndpoint` (./sdp-endpoint.ts) for anything with a transport leg (RtpEndpoint,
@@ -16,8 +17,8 @@ import type { ElementContext } from './object-context';
  * - Describe the type with an `ElementType` (./element-type.ts): `type`, `hierarchy` (nearest ancestor
  *   first, e.g. BASE_RTP_ENDPOINT_HIERARCHY), `events` (every IDL event name of the class, so
  *   subscribe never fails) and `create(ctx)`.
- * - `src/media/objects/webrtc-endpoint.ts` must export `const elementType: ElementType`; the factory
- *   table (./element-types.ts) loads that file when it exists, so nobody edits anybody's files.
+ * - Register the `ElementType` in the factory table (./element-types.ts): one static import and one
+ *   `registry.register(...)` line.
  * - Operations: override `invoke(operation, params)`, handle your names, `return super.invoke(...)`
  *   for the rest. Throw `KurentoErrors.*` (../errors/kurento-error.ts) for failures.
  * - Events: `this.emitEvent('IceCandidateFound', { candidate: {...} })` — source/tags/timestampMillis/type
@@ -42,6 +43,8 @@ export abstract class MediaElement extends MediaObject {
   protected leg: MediaLeg | undefined;
   protected codecs: CodecTable = EMPTY_CODECS;
   private rewriter: RtpStreamRewriter;
+  /** Payload type per codec towards this element's peer, through `rewriter` (../relay/packet-relay.ts). */
+  private readonly outgoing: OutgoingRtp;
 
   /** Packets that left this element into the pipeline (received from its peer). */
   private flowOutCount = 0;
@@ -54,10 +57,15 @@ export abstract class MediaElement extends MediaObject {
   private flowTimer: TimerHandle | undefined;
   /** Packets dropped because the sink did not negotiate the codec. */
   protected droppedNoCodec = 0;
+  /** While true (an RFC 4733 event this element generates is going out), relayed packets are dropped. */
+  private relaySuppressed = false;
+  /** Relayed packets dropped while a generated event was going out. */
+  protected droppedDuringDtmf = 0;
 
   constructor(protected readonly ctx: ElementContext, type: string) {
     super(ctx.id, type, ctx.host, ctx.clock, ctx.pipelineId);
     this.rewriter = new RtpStreamRewriter(randomSsrc());
+    this.outgoing = new OutgoingRtp(this.rewriter);
   }
 
   get pipelineId(): string {
@@ -99,13 +107,8 @@ export abstract class MediaElement extends MediaObject {
   protected relayFromPeer(packet: Buffer): void {
     this.flowOutCount++;
     if (!this.flowingOut) this.setFlowOut(true);
-    const sinks = this.audioSinks;
-    const n = sinks.length;
-    if (n === 0) return;
-    const key = this.codecs.receive[packet[1]! & 0x7f];
-    if (key === undefined) return;
-    for (let i = 0; i < n - 1; i++) sinks[i]!.deliverFromPipeline(Buffer.from(packet), key);
-    sinks[n - 1]!.deliverFromPipeline(packet, key);
+    const key = incomingCodec(packet, this.codecs);
+    if (key !== undefined) fanOut(packet, key, this.audioSinks);
   }
 
   /**
@@ -115,11 +118,7 @@ export abstract class MediaElement extends MediaObject {
   protected relayToSinks(packet: Buffer, key: string): void {
     this.flowOutCount++;
     if (!this.flowingOut) this.setFlowOut(true);
-    const sinks = this.audioSinks;
-    const n = sinks.length;
-    if (n === 0) return;
-    for (let i = 0; i < n - 1; i++) sinks[i]!.deliverFromPipeline(Buffer.from(packet), key);
-    sinks[n - 1]!.deliverFromPipeline(packet, key);
+    fanOut(packet, key, this.audioSinks);
   }
 
   /** A packet from a connected source, to be sent to this element's peer. */
@@ -128,13 +127,31 @@ export abstract class MediaElement extends MediaObject {
     if (!this.flowingIn) this.setFlowIn(true);
     const leg = this.leg;
     if (leg === undefined) return;
-    const pt = this.codecs.send.get(codec);
-    if (pt === undefined) {
-      this.droppedNoCodec++;
+    if (this.relaySuppressed) {
+      this.droppedDuringDtmf++;
       return;
     }
-    this.rewriter.rewrite(packet, pt, this.codecs.clockRates.get(codec) ?? 8000, this.clock.now());
+    if (!this.outgoing.send(packet, codec, this.codecs, leg, this.clock.now())) this.droppedNoCodec++;
+  }
+
+  // ---- packets this element generates itself (ferry's sendDtmf, src/media/relay/dtmf-sender.ts)
+
+  /** The RTP timestamp of this element's outgoing stream now. */
+  protected outgoingTimestamp(clockRate: number, now: number): number {
+    return this.rewriter.currentTimestamp(clockRate, now);
+  }
+
+  /** Send a generated packet on the leg, continuing this element's outgoing stream (sequence number, SSRC). */
+  protected sendGenerated(packet: Buffer, payloadType: number, streamTs: number, now: number): void {
+    const leg = this.leg;
+    if (leg === undefined) return;
+    this.rewriter.stampGenerated(packet, payloadType, streamTs, now);
     leg.sendRtp(packet);
+  }
+
+  /** Drop (true) or relay again (false) what the pipeline sends to this element's peer. */
+  protected suppressRelayed(on: boolean): void {
+    this.relaySuppressed = on;
   }
 
   // ---- media flow states (packet presence only, as in KMS: FLOWING at once, NOT_FLOWING 2-4 s after the last packet)

@@ -2,6 +2,8 @@ import { KurentoErrors } from '../errors/kurento-error';
 import { LegLiveness } from '../lifecycle/leg-liveness';
 import { emptyLegActivity, type LegEndReason, type MediaLeg } from '../relay/media-leg';
 import type { CodecTable } from '../relay/codec-table';
+import { DtmfSender, parseDtmfParams } from '../relay/dtmf-sender';
+import { TELEPHONE_EVENT } from '../sdp/rtp-audio-sdp';
 import { MediaElement } from './media-element';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
@@ -59,6 +61,8 @@ export abstract class SdpEndpoint extends MediaElement {
   private ownPeerWillSend = true;
   /** Why this leg is on the hold rule now: its own peer's SDP, or a connected endpoint's (see refreshHold). */
   private holdCause: 'own-sdp' | 'connected-endpoint' | undefined;
+  /** RFC 4733 events this endpoint generates (`sendDtmf`, a ferry extension); created on first use. */
+  private dtmfSender: DtmfSender | undefined;
 
   constructor(ctx: ElementContext, type: string) {
     super(ctx, type);
@@ -169,6 +173,7 @@ export abstract class SdpEndpoint extends MediaElement {
     if (this.legEndReason || this.released) return;
     this.legEndReason = reason;
     this.legEndedAt = this.clock.now();
+    this.dtmfSender?.stop();
     this.ctx.logger.info('media leg ended', { element: this.id, reason });
     const old = this.mediaState;
     this.mediaState = 'DISCONNECTED';
@@ -235,6 +240,8 @@ export abstract class SdpEndpoint extends MediaElement {
         return this.connectionState;
       case 'requestKeyframe':
         return null;
+      case 'sendDtmf':
+        return this.sendDtmf(params);
       case 'getMaxAudioRecvBandwidth':
       case 'getMaxVideoRecvBandwidth':
       case 'getMinVideoRecvBandwidth':
@@ -253,6 +260,33 @@ export abstract class SdpEndpoint extends MediaElement {
       default:
         return super.invoke(operation, params);
     }
+  }
+
+  /**
+   * ferry extension `sendDtmf({ tones, durationMs?, gapMs? })`: queue RFC 4733 events towards this
+   * endpoint's peer (src/media/relay/dtmf-sender.ts); answers at once with the ms until the last queued
+   * tone has been sent. Refused before negotiation, after the leg ended, and when the peer did not
+   * negotiate telephone-event/8000 in its SDP.
+   */
+  private sendDtmf(params: OperationParams): number {
+    const req = parseDtmfParams(params);
+    if (!this.leg || this.remoteSdp === undefined) throw KurentoErrors.notAvailable('sendDtmf: the endpoint has no negotiated media session yet');
+    if (this.legEndReason) throw KurentoErrors.notAvailable(`sendDtmf: the endpoint's media leg ended (${this.legEndReason})`);
+    if (this.codecs.send.get(TELEPHONE_EVENT) === undefined) {
+      throw KurentoErrors.unsupportedMediaType('sendDtmf: the peer did not negotiate telephone-event/8000 (RFC 4733) in its SDP, so no DTMF can be sent to it in RTP');
+    }
+    if (!this.dtmfSender) {
+      this.dtmfSender = new DtmfSender(this.clock, {
+        payloadType: () => this.codecs.send.get(TELEPHONE_EVENT),
+        currentTimestamp: (now) => this.outgoingTimestamp(8000, now),
+        send: (packet, pt, streamTs, now) => this.sendGenerated(packet, pt, streamTs, now),
+        suppressRelay: (on) => this.suppressRelayed(on),
+        aborted: (reason, tonesLeft) => this.ctx.logger.warn('DTMF sending stopped', { element: this.id, reason, tonesLeft }),
+      });
+    }
+    const ms = this.dtmfSender.enqueue(req);
+    this.ctx.logger.info('DTMF queued', { element: this.id, tones: req.tones.length, durationMs: req.durationMs, gapMs: req.gapMs, untilMs: ms });
+    return ms;
   }
 
   /**
@@ -303,6 +337,7 @@ export abstract class SdpEndpoint extends MediaElement {
       negotiated: this.remoteSdp !== undefined,
       legEnded: this.legEndReason ?? null,
       hold: this.holdCause ?? null,
+      dtmf: { eventsSent: this.dtmfSender?.eventsSent ?? 0, packetsSent: this.dtmfSender?.packetsSent ?? 0, relayedDropped: this.droppedDuringDtmf },
       leg: a ? { kind: this.leg!.kind, ...a, boundPorts: this.leg!.boundPorts() } : null,
     };
   }
@@ -310,6 +345,7 @@ export abstract class SdpEndpoint extends MediaElement {
   override async teardown(options: { notifyPeer: boolean }): Promise<void> {
     if (this.released) return;
     this.liveness.stop();
+    this.dtmfSender?.stop();
     await super.teardown(options);
     await this.leg?.close({ notifyPeer: options.notifyPeer });
   }

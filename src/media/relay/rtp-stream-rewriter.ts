@@ -8,8 +8,9 @@ export class RtpStreamRewriter {
   private lastInSsrc = -1;
   private seqDelta = 0;
   private tsDelta = 0;
-  private lastOutSeq = 0;
-  private lastOutTs = 0;
+  /** Random until the first packet goes out, so a stream that starts with a generated packet starts at random values (RFC 3550). */
+  private lastOutSeq = (Math.random() * 0x10000) & 0xffff;
+  private lastOutTs = (Math.random() * 0x100000000) >>> 0;
   private lastOutAtMs = 0;
   private started = false;
 
@@ -39,5 +40,32 @@ export class RtpStreamRewriter {
     this.lastOutSeq = outSeq;
     this.lastOutTs = outTs;
     this.lastOutAtMs = now;
+  }
+
+  /**
+   * The RTP timestamp this outgoing stream is at `now` (the last packet's stream position plus the time
+   * since it went out), for a packet the element generates itself (ferry's `sendDtmf`, RFC 4733).
+   */
+  currentTimestamp(clockRate: number, now: number): number {
+    if (!this.started) return this.lastOutTs;
+    return (this.lastOutTs + Math.max(0, Math.round(((now - this.lastOutAtMs) * clockRate) / 1000))) >>> 0;
+  }
+
+  /**
+   * Stamps a packet the element generates itself: the next sequence number of this stream, `payloadType`
+   * (the packet's own marker bit and timestamp are kept), the outgoing SSRC. `streamTs` is where the
+   * stream is after this packet (for an RFC 4733 event: its timestamp plus its duration so far): the
+   * next relayed packet is re-anchored after it (and marked), so sequence and time stay continuous.
+   */
+  stampGenerated(packet: Buffer, payloadType: number, streamTs: number, now: number): void {
+    const outSeq = (this.lastOutSeq + 1) & 0xffff;
+    packet[1] = (packet[1]! & 0x80) | (payloadType & 0x7f);
+    packet.writeUInt16BE(outSeq, 2);
+    packet.writeUInt32BE(this.outSsrc, 8);
+    this.lastOutSeq = outSeq;
+    this.lastOutTs = streamTs >>> 0;
+    this.lastOutAtMs = now;
+    this.lastInSsrc = -1;
+    this.started = true;
   }
 }
