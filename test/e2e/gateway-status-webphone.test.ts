@@ -229,6 +229,35 @@ describe('agent webphone and /status page (Chromium, real calls through the gate
     await carol.context().close();
   });
 
+  test('no microphone, no mediaDevices: the page says so instead of calling', async () => {
+    const ctx = await browser.newContext();
+    // a browser that lists no audio input
+    const noMic = await ctx.newPage();
+    await noMic.addInitScript(() => {
+      navigator.mediaDevices.enumerateDevices = async () => [];
+    });
+    await noMic.goto(`http://127.0.0.1:${stack.httpPort}/?user=carol`);
+    await noMic.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 10_000 });
+    assert.equal(await noMic.isVisible('#no-media'), false, 'positive control: mediaDevices present, no notice');
+    await noMic.fill('#password', 'carol-status-pw');
+    await noMic.click('#register');
+    await noMic.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 10_000 });
+    await noMic.fill('#target', 'bob');
+    await noMic.click('#call');
+    await noMic.waitForFunction(() => /No microphone found/.test(document.getElementById('message')?.textContent ?? ''), undefined, { timeout: 5000 });
+    assert.equal(await state(noMic), 'idle', 'no call was tried');
+    // a browser that gives the page no mediaDevices at all
+    const noDevices = await ctx.newPage();
+    await noDevices.addInitScript(() => {
+      Object.defineProperty(navigator, 'mediaDevices', { value: undefined, configurable: true });
+    });
+    await noDevices.goto(`http://127.0.0.1:${stack.httpPort}/`);
+    await noDevices.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 10_000 });
+    assert.ok(await noDevices.isVisible('#no-media'));
+    assert.match((await noDevices.textContent('#no-media')) ?? '', /no access to microphones/);
+    await ctx.close();
+  });
+
   test('the Grafana dashboard is Grafana JSON and every metric it queries is in /metrics', async () => {
     const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { title: string; uid: string; schemaVersion: number; panels: { type: string; title: string; gridPos: Record<string, number>; targets?: { expr: string; refId: string }[] }[] };
     assert.equal(typeof dash.title, 'string');

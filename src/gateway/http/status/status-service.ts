@@ -62,7 +62,11 @@ export class StatusService {
   start(): void {
     this.sampler.start();
     this.history.start(this.d.events);
-    this.tick = this.d.clock.setInterval(guarded('gateway.status-history', () => this.history.noteActive(this.d.registry.size)), 10_000);
+    // the store's count (all gateways), as the page shows; this gateway's own calls while the store does not answer
+    this.tick = this.d.clock.setInterval(guarded('gateway.status-history', async () => {
+      const live = await this.d.listCalls().then((calls) => calls.filter((c) => c.state !== 'ended').length, () => this.d.registry.size);
+      this.history.noteActive(live);
+    }), 10_000);
   }
 
   stop(): void {
