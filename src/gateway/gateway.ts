@@ -195,6 +195,7 @@ export class Gateway {
       clock: this.clock,
       log: this.log.child({ component: 'gateway.transfer' }),
       noAnswerMs: config.noAnswerMs,
+      ringbackUri: config.transferRingbackUri,
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({

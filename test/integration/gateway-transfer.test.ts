@@ -61,6 +61,26 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * with Replaces. Every phone is a trunk of its own (the config names its port): dialling 7xxx rings
  * B, 8xxx rings C, 6xxx rings D (always busy). Packets are counted between the parties that remain.
  */
+/** a mono 16-bit 8 kHz WAV of a sine tone (the ring-back file the media server plays) */
+function toneWav(hz: number, ms: number): Buffer {
+  const samples = Math.round((8000 * ms) / 1000);
+  const b = Buffer.alloc(44 + samples * 2);
+  b.write('RIFF', 0);
+  b.writeUInt32LE(36 + samples * 2, 4);
+  b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(8000, 24);
+  b.writeUInt32LE(16000, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36);
+  b.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / 8000)), 44 + i * 2);
+  return b;
+}
+
 interface MediaStats {
   pipelines: number;
   elements: number;
@@ -102,7 +122,13 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     };
     const file = path.join(dir, 'ferry.json');
     await writeFile(file, JSON.stringify(config, null, 2));
-    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '5000' } } });
+    await writeFile(path.join(dir, 'ringback.wav'), toneWav(425, 1000));
+    stack = await startStack({
+      partEnv: {
+        media: { FERRY_MEDIA_FILES_DIR: dir },
+        gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '3000', FERRY_TRANSFER_RINGBACK_URI: 'ringback.wav' },
+      },
+    });
   });
 
   after(async () => {
@@ -301,6 +327,29 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     await waitFor(() => ringing.cancels.length > 0, 5000, 25, 'CANCEL to the ringing target');
     const r = await record(id);
     assert.ok(r.timeline.some((e) => e.event === 'transfer-failed'), JSON.stringify(r.timeline.map((e) => e.event)));
+  });
+
+  test('ring-back while the target rings; no answer: final NOTIFY 408 and the transferee hears the transferor again', { timeout: 30_000 }, async () => {
+    const { a, b } = phones;
+    const id = await bridged(a, b, '7107');
+    // what A hears from B: the scripted phone's constant payload; the ring-back is a tone
+    const fromB = (await a.media.stats()).lastPayloadHex;
+    assert.match(fromB ?? '', /^(..)\1+$/, 'the phone sends a constant payload');
+    const since = Date.now();
+    const invites = ringing.invites.length;
+    assert.equal(await b.refer('<sip:5107@ferry.local>'), 202);
+    await waitFor(() => ringing.invites.length > invites, 5000, 25, 'the target rings');
+    await waitFor(async () => { const p = (await a.media.stats()).lastPayloadHex; return p !== undefined && !/^(..)\1+$/.test(p); }, 5000, 10, 'the ring-back tone at the transferee');
+    const final = await waitFor(() => notifies(b, since).find((n) => /^SIP\/2\.0 [2-6]\d\d/.test(n.body)), 10_000, 25, 'final NOTIFY');
+    assert.equal(final.body, 'SIP/2.0 408 Request Timeout\r\n');
+    await waitFor(async () => (await a.media.stats()).lastPayloadHex === fromB, 5000, 10, 'the transferor\'s audio back at the transferee');
+    const restoredAt = Date.now();
+    await hears(a, restoredAt, 'RTP from the transferor after the failed transfer');
+    await hears(b, restoredAt, 'RTP from the transferee after the failed transfer');
+    const r = await record(id);
+    const events = r.timeline.map((e) => e.event);
+    assert.ok(events.includes('ringback') && events.includes('media-restored') && events.includes('transfer-failed'), events.join(','));
+    await hangUpAndZero(a, b);
   });
 
   test('REFER outside a dialog: 403; in a dialog nobody knows: 481', { timeout: 15_000 }, async () => {

@@ -32,6 +32,12 @@ export interface GatewayConfig {
   adoptIntervalMs: number;
   endedRecordTtlMs: number;
   noAnswerMs: number;
+  /**
+   * a media file URI (as the media server's PlayerEndpoint reads it: relative to its media files
+   * directory, file:// inside it, or http(s)) played to the party being transferred while the target
+   * rings (FERRY_TRANSFER_RINGBACK_URI); unset: that party keeps hearing the transferor (docs/transfer.md)
+   */
+  transferRingbackUri: string | undefined;
   /** a lost media server not back within this long ends every live call (reason media-lost) */
   mediaLossGraceMs: number;
   sipConfigFile: string;
@@ -99,6 +105,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),
     endedRecordTtlMs: int('FERRY_CALL_RECORD_TTL_MS', 3600000, 1000, 30 * 86400000),
     noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
+    transferRingbackUri: env.FERRY_TRANSFER_RINGBACK_URI?.trim() || undefined,
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
     sipConfigFile: get('FERRY_SIP_CONFIG', defaultSipConfigFile()),
     auth: {

@@ -137,6 +137,36 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
   }
 
+  /**
+   * Transfer ring-back: a PlayerEndpoint playing `uri` (again at each end of the file) becomes the only
+   * source of `side`'s endpoint; `stop()` restores the other leg as its source (unless a transfer
+   * connected a new one) and releases the player (a player goes alone, the pipeline stays).
+   */
+  async ringback(side: Side, uri: string): Promise<{ stop(restore: boolean): Promise<void> }> {
+    const player = await this.pipeline.create('PlayerEndpoint', { uri });
+    guardErrors(player, (err) => this.log.warn('ring-back player error', { err: err?.message }));
+    const again = (): void => player.play(() => undefined);
+    player.on('EndOfStream', again);
+    const listener = this.endpoint(side);
+    try {
+      await kurentoCall<void>((cb) => player.connect(listener, cb));
+      await kurentoCall<void>((cb) => player.play(cb));
+    } catch (err) {
+      await kurentoCall<void>((cb) => void player.release(cb)).catch(() => undefined);
+      throw err;
+    }
+    return {
+      stop: async (restore: boolean) => {
+        player.removeListener('EndOfStream', again);
+        if (restore) {
+          const talker = this.endpoint(side === 'caller' ? 'callee' : 'caller');
+          await kurentoCall<void>((cb) => talker.connect(this.endpoint(side), cb)).catch((err: Error) => this.log.warn('media restore after ring-back failed', { err: err.message }));
+        }
+        await kurentoCall<void>((cb) => void player.release(cb)).catch((err: Error) => this.log.warn('ring-back player release failed', { err: err.message }));
+      },
+    };
+  }
+
   /** Transfer: `ep` (another leg's endpoint in this pipeline) sends to and receives from `side`'s endpoint. */
   async connectTo(side: Side, ep: KSdpEndpoint): Promise<void> {
     const mine = this.endpoint(side);

@@ -39,8 +39,14 @@ export interface KWebRtcEndpoint extends KSdpEndpoint {
   gatherCandidates(callback: KCallback<void>): void;
 }
 
+/** kurento-client's PlayerEndpoint (audio files), as the transfer's ring-back uses it */
+export interface KPlayerEndpoint extends KMediaElement {
+  play(callback: KCallback<void>): void;
+}
+
 export interface KMediaPipeline extends KMediaObject {
   create(type: 'WebRtcEndpoint' | 'RtpEndpoint', params?: Record<string, unknown>): Promise<KSdpEndpoint>;
+  create(type: 'PlayerEndpoint', params: { uri: string }): Promise<KPlayerEndpoint>;
 }
 
 export interface KClient extends EventEmitter {

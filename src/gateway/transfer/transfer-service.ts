@@ -44,6 +44,8 @@ export interface TransferDeps {
   log: Logger;
   /** a transfer target that has not answered within this long is cancelled (the gateway's no-answer time) */
   noAnswerMs: number;
+  /** played to the staying party while a blind transfer's target rings (FERRY_TRANSFER_RINGBACK_URI) */
+  ringbackUri?: string;
 }
 
 /**
@@ -215,7 +217,15 @@ export class TransferService {
     call.note('transfer-started', `blind by ${opts.by}: ${call.record[keep].party} to ${opts.target} (${route.party}); ${call.record[leaving].party} leaves`);
     void call.persist();
     let ep: KSdpEndpoint | undefined = await d.media.guard(media.createEndpoint(route.kind));
+    let ringback: { stop(restore: boolean): Promise<void> } | undefined;
     try {
+      if (d.ringbackUri) {
+        ringback = await d.media.guard(media.ringback(keep, d.ringbackUri)).catch((err: Error) => {
+          call.note('ringback-failed', err.message);
+          return undefined;
+        });
+        if (ringback) call.note('ringback', `to ${keep}`);
+      }
       const offer = await d.media.guard(media.offerFrom(ep, route.kind, [codec]));
       if (call.isEnding) throw new TransferFailed(487, 'the call ended during the transfer');
       let timer: TimerHandle | undefined;
@@ -270,9 +280,17 @@ export class TransferService {
       await progress?.(200, 'OK');
       await this.switchLeg(call, leaving, keep, ep, dialog, leg);
       ep = undefined;
+      // the new party is the staying party's source now: the player just goes
+      await ringback?.stop(false);
+      ringback = undefined;
       this.completed(call, entry);
       return route.party;
     } finally {
+      // a failed transfer: the staying party hears the transferor again
+      if (ringback) {
+        await ringback.stop(true);
+        call.note('media-restored', `${keep} hears ${leaving} again`);
+      }
       if (ep) await media.releaseEndpoint(ep);
     }
   }
