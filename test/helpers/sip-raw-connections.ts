@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { pollUntil } from './wait-for';
 
 export const MB = 1024 * 1024;
 
@@ -88,9 +89,5 @@ export function clientTextFrame(text: string): Buffer {
 }
 
 export async function waitUntil(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(pred, { timeoutMs, what, stepMs: 10 });
 }

@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
+import { pollUntil } from './wait-for';
 
 /**
  * Spawns the three ferry processes (`bin/ferry sip`, `bin/ferry media`, `bin/ferry gateway`) on
@@ -189,18 +190,7 @@ export async function getJson<T = unknown>(port: number, p: string, token = TEST
 
 /** poll `fn` until it returns a truthy value or `timeoutMs` passes */
 export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10000, stepMs = 50, what = 'condition'): Promise<NonNullable<T>> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+  return pollUntil(fn, { timeoutMs, stepMs, what });
 }
 
 /** a media port for SIPp: it binds the port, +1 and, with -rtp_echo, +2/+3 (video), so four free UDP ports */

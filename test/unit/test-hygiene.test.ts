@@ -27,9 +27,7 @@ const POLLING_HELPERS: Record<string, { pauses: number; why: string }> = {
   'helpers/media-server-process.ts': { pauses: 1, why: 'waitForStats: polls /stats with a deadline' },
   'helpers/process-tree.ts': { pauses: 1, why: 'waitUntilGone: polls the process table with a deadline' },
   'helpers/rtp-peer-parts.ts': { pauses: 1, why: 'waitFor: wakes on each packet, at the latest every 50 ms, until a deadline' },
-  'helpers/sip-raw-connections.ts': { pauses: 1, why: 'waitUntil: polls a predicate with a deadline' },
   'helpers/sip-udp-phone.ts': { pauses: 1, why: 'waitFor: wakes on each message or at the deadline' },
-  'helpers/stack.ts': { pauses: 1, why: 'waitFor: polls with a deadline' },
   'helpers/werift-webphone.ts': { pauses: 1, why: 'waitConnected: polls the connection state with a deadline' },
   'helpers/process-runner-child.ts': { pauses: 1, why: 'a child program whose slow stop is the behaviour under test (RUNNER_STOP_MS)' },
 };
