@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { codecTableFrom } from '../../src/media/relay/codec-table';
 import type { MediaLeg } from '../../src/media/relay/media-leg';
 import { fanOut, incomingCodec, OutgoingRtp, type PipelineSink } from '../../src/media/relay/packet-relay';
+import { RtpStreamRewriter } from '../../src/media/relay/rtp-stream-rewriter';
 
 /** The per-packet relay (src/media/relay/packet-relay.ts): codec by payload type, fan-out copies, payload type and SSRC per outgoing peer. */
 
@@ -42,7 +43,7 @@ test('OutgoingRtp: maps the codec to the peer\'s payload type, stamps its SSRC, 
   const sent: Buffer[] = [];
   const leg = { sendRtp: (p: Buffer) => sent.push(p) } as unknown as MediaLeg;
   const peer = codecTableFrom([[8, 'pcma/8000'], [96, 'telephone-event/8000']]);
-  const out = new OutgoingRtp(0xabcdef01);
+  const out = new OutgoingRtp(new RtpStreamRewriter(0xabcdef01));
   assert.equal(out.send(rtp(101, 1), 'telephone-event/8000', peer, leg, 1000), true);
   assert.equal(sent[0]![1]! & 0x7f, 96, 'payload type of the peer');
   assert.equal(sent[0]!.readUInt32BE(8), 0xabcdef01);

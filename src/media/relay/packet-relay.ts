@@ -1,6 +1,6 @@
 import type { CodecTable } from './codec-table';
 import type { MediaLeg } from './media-leg';
-import { RtpStreamRewriter } from './rtp-stream-rewriter';
+import type { RtpStreamRewriter } from './rtp-stream-rewriter';
 
 /**
  * The per-packet relay between the elements of a pipeline (the hot path of every call). An element
@@ -32,13 +32,13 @@ export function fanOut(packet: Buffer, key: string, sinks: readonly PipelineSink
   sinks[n - 1]!.deliverFromPipeline(packet, key);
 }
 
-/** The outgoing half of one element: one SSRC and sequence/timestamp continuity towards its peer. */
+/**
+ * The outgoing half of one element: the payload type its peer negotiated for each codec, and through
+ * `rewriter` one SSRC and sequence/timestamp continuity towards that peer (the element may stamp
+ * packets it generates itself with the same rewriter).
+ */
 export class OutgoingRtp {
-  private readonly rewriter: RtpStreamRewriter;
-
-  constructor(ssrc: number) {
-    this.rewriter = new RtpStreamRewriter(ssrc);
-  }
+  constructor(readonly rewriter: RtpStreamRewriter) {}
 
   /**
    * Sends `packet` (codec `codec`) to the peer on `leg` with the payload type the peer negotiated for
