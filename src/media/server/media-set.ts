@@ -376,8 +376,8 @@ export class MediaSet implements ObjectHost {
 
   /**
    * Global release: the pipeline, or any of a call's endpoints (RtpEndpoint, WebRtcEndpoint) that is
-   * connected to another element, releases the whole pipeline (docs/lifecycle.md, rule 5); an endpoint
-   * connected to nothing (never connected, or disconnected by a transfer) and any other element (a player, a recorder,
+   * connected to another endpoint, releases the whole pipeline (docs/lifecycle.md, rule 5); an endpoint
+   * connected to no other endpoint (never connected, or disconnected by a transfer) and any other element (a player, a recorder,
    * a pass-through, a hub and its ports) releases only itself as KMS does, so an app can drop an
    * announcement's player or a conference port while the call goes on. Unknown ids
    * succeed. `by` is the control session that asked: every OTHER session subscribed to an endpoint's
@@ -389,8 +389,9 @@ export class MediaSet implements ObjectHost {
     const rec = pid ? this.pipelines.get(pid) : undefined;
     if (!rec) return Promise.resolve();
     const element = id !== pid ? rec.elements.get(id) : undefined;
-    // an endpoint connected to nothing is no longer one of the call's (a transfer swapped it out): it goes alone
-    const detached = element instanceof SdpEndpoint && element.connectedPeers().length === 0;
+    // an endpoint connected to no other endpoint is no longer one of the call's (a transfer swapped it
+    // out; a recorder or player may still hang on it): it goes alone
+    const detached = element instanceof SdpEndpoint && !element.connectedPeers().some((p) => p instanceof SdpEndpoint);
     if (element && (!(element instanceof SdpEndpoint) || detached) && !rec.release) return this.releaseElement(rec, element, reason);
     if (!rec.release) {
       if (by) this.tellOtherSessions(rec, by);
