@@ -102,6 +102,9 @@ describe('CDR and recording parts', { timeout: 30_000 }, () => {
     assert.equal(unanswered.talkMs, 0);
     assert.equal(unanswered.ringMs, 2_500);
     assert.equal(unanswered.answered, false);
+    const ref = { url: '/api/recordings/x', format: 'wav' as const, sampleRate: 8000 as const, files: { caller: 'a', callee: 'b' }, startedAt: 3_001 };
+    assert.deepEqual(buildCdr(record({ recording: ref }), { gatewayId: 'adopter', quality: {} }).recording, ref, 'an adopted call names the recording kept on its record');
+    assert.equal(buildCdr(record(), { gatewayId: 'gw', quality: {} }).recording, undefined);
     assert.equal(audioCodec('m=audio 1 RTP/AVP 0 101\r\n'), 'PCMU');
     assert.equal(audioCodec(undefined), undefined);
   });

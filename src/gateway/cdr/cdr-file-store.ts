@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { Cdr } from './cdr';
@@ -60,14 +60,13 @@ export class CdrFileStore implements CdrStore {
 
   /** every CDR line of the file, in file order (missing file: none); `stop` ends the scan early */
   private async scan(visit: (cdr: Cdr) => boolean | void): Promise<void> {
-    let stream;
     try {
-      const h = await open(this.file, 'r');
-      stream = createReadStream('', { fd: h.fd, encoding: 'utf8', autoClose: true });
+      await stat(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
+    const stream = createReadStream(this.file, { encoding: 'utf8' });
     const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
     try {
       for await (const line of lines) {

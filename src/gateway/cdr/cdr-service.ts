@@ -98,6 +98,8 @@ export class CdrService {
 
   private onEvent(e: CallEvent): void {
     if (!e.callId) return;
+    // any event of a call this gateway drives (an adopted call publishes no ringing/answered here)
+    if (e.type !== 'call.ended') this.track(e.callId);
     if (e.type === 'call.ringing' || e.type === 'call.answered') {
       const t = this.track(e.callId);
       // recorders are made while the call rings, started when it is answered
@@ -147,7 +149,12 @@ export class CdrService {
       .then(() => {
         if (t.recorder !== recorder) return; // preparing failed
         call.note('recording-started', `${recorder.ref.files.caller} ${recorder.ref.files.callee}`);
-        return recorder.start().then(() => void this.counters.recordingsStarted++);
+        return recorder.start().then(() => {
+          this.counters.recordingsStarted++;
+          // on the record too: a gateway adopting the call names the recording in its CDR
+          call.record.recording = recorder.ref;
+          void call.persist();
+        });
       })
       .catch((err: Error) => this.recordingFailed(t, err));
   }

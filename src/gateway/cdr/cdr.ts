@@ -1,17 +1,8 @@
-import { CallRecord } from '../state/call-record';
+import { CallRecord, CallRecordingRef } from '../state/call-record';
 import { LegQuality } from './quality';
 
 /** Where a call's recording is (docs/recording.md): one mono WAV per party, under the media files directory. */
-export interface RecordingRef {
-  /** `GET /api/recordings/<callId>` serves both parties as one 2-channel WAV (caller left, callee right) */
-  url: string;
-  format: 'wav';
-  sampleRate: 8000;
-  /** each party's mono WAV, relative to FERRY_MEDIA_FILES_DIR */
-  files: { caller: string; callee: string };
-  /** epoch ms the recorders were started */
-  startedAt: number;
-}
+export type RecordingRef = CallRecordingRef;
 
 /** One call detail record: written once, when the call has ended (docs/cdr.md lists every field). */
 export interface Cdr {
@@ -91,7 +82,7 @@ export function buildCdr(r: CallRecord, extra: { gatewayId: string; quality: Cdr
     ...(r.endedBy ? { endedBy: r.endedBy } : {}),
     ...(codec ? { codec } : {}),
     transfers: (r as CallRecord & { transfers?: unknown[] }).transfers ?? [],
-    ...(extra.recording ? { recording: extra.recording } : {}),
+    ...(extra.recording ?? r.recording ? { recording: extra.recording ?? r.recording } : {}),
     ...(r.tags ? { tags: { ...r.tags } } : {}),
     quality: extra.quality,
   };

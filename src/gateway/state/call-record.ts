@@ -71,6 +71,18 @@ export interface TransferEntry {
   target?: string;
 }
 
+/** Where a call's recording is: one mono WAV per party under the media files directory (docs/recording.md). */
+export interface CallRecordingRef {
+  /** `GET /api/recordings/<callId>` serves both parties as one 2-channel WAV (caller left, callee right) */
+  url: string;
+  format: 'wav';
+  sampleRate: 8000;
+  /** each party's mono WAV, relative to FERRY_MEDIA_FILES_DIR */
+  files: { caller: string; callee: string };
+  /** epoch ms the recorders were started */
+  startedAt: number;
+}
+
 export interface CallRecord {
   id: string;
   state: CallState;
@@ -101,5 +113,7 @@ export interface CallRecord {
   origin?: 'api';
   /** recording asked for at origination (`POST /api/calls` with `record: true`) */
   record?: boolean;
+  /** the call's recording, once started (docs/recording.md): kept here so a gateway adopting the call names it in the CDR */
+  recording?: CallRecordingRef;
   timeline: TimelineEntry[];
 }
