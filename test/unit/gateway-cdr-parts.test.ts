@@ -227,6 +227,21 @@ describe('CDR and recording parts', { timeout: 30_000 }, () => {
       assert.equal(out.readInt16LE(46), -7);
       assert.equal(out.readInt16LE(44 + 8999 * 4), 100);
       assert.equal(out.readInt16LE(44 + 8999 * 4 + 2), 0, 'padded');
+      // random and mangled headers: rejected with an Error or read within the file, never a hang or a crash
+      const rnd = rng(7);
+      const good = readFileSync(left);
+      for (let i = 0; i < 300; i++) {
+        const bytes = i % 2 === 0 ? Buffer.from(Array.from({ length: Math.floor(rnd() * 200) }, () => Math.floor(rnd() * 256))) : Buffer.from(good.subarray(0, 44 + Math.floor(rnd() * 100)));
+        if (i % 2 === 1) for (let k = 0; k < 4; k++) bytes[Math.floor(rnd() * 44)] = Math.floor(rnd() * 256);
+        const f = path.join(dir, 'fuzz.wav');
+        writeFileSync(f, bytes);
+        try {
+          const size = await interleavedSize(f, f);
+          assert.ok(size >= 44 && size <= 44 + bytes.length * 2, `size ${size} for ${bytes.length} bytes`);
+        } catch (err) {
+          assert.ok(err instanceof Error);
+        }
+      }
       writeFileSync(path.join(dir, 'bad.wav'), 'RIFF0000WAVEjunk');
       await assert.rejects(async () => {
         for await (const _ of interleaveWavs(left, path.join(dir, 'bad.wav'))) void _;
