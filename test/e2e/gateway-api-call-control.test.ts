@@ -62,7 +62,7 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
         { match: '5(\\d+)', to: 'trunk:third', rewrite: '$1' },
       ],
     }));
-    stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
+    stack = await startStack({ redisUrl: 'redis://127.0.0.1:6379', secondGateway: true, env: { FERRY_MEDIA_FILES_DIR: path.join(dir, 'media') }, partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json') } } });
   });
 
   after(async () => {
