@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { freePort, waitForPortBound } from './free-port';
+import { pollPause } from './wait-for';
 
 /**
  * baresip (Debian package baresip-core) as a real desk phone for end-to-end tests: its own
@@ -122,7 +123,7 @@ export class BaresipPhone {
     const deadline = Date.now() + timeoutMs;
     while (!this.events.some((e) => e.type === 'REGISTER_OK') && !this.log.some((l) => /\} 200 OK .*binding/.test(l))) {
       if (Date.now() > deadline) throw new Error(`baresip: not registered within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 50));
+      await pollPause(50);
     }
   }
 

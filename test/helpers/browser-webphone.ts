@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './chromium';
+import { pollPause } from './wait-for';
 
 /**
  * The webphone's media side in real Chromium (Debian /usr/bin/chromium via playwright-core, fake
@@ -107,7 +108,7 @@ export class BrowserWebphone {
       const s = await this.stats();
       if (s.connectionState === 'connected') return;
       if (Date.now() > deadline) throw new Error(`Chromium webphone not connected after ${timeoutMs} ms: ${JSON.stringify(s)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await pollPause(50);
     }
   }
 

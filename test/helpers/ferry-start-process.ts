@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { TEST_API_TOKEN } from './stack';
+import { pollPause } from './wait-for';
 
 /**
  * `ferry start` (what `npm start` runs) as a real process for fault tests: every output line kept
@@ -72,7 +73,7 @@ export class FerryStartProcess {
       if (found) return found;
       if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`ferry start exited while waiting for ${what}:\n${this.tail(40)}`);
       if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms:\n${this.tail(40)}`);
-      await new Promise((r) => setTimeout(r, 20));
+      await pollPause(20);
     }
   }
 

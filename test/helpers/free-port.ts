@@ -9,6 +9,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
+import { pollPause } from './wait-for';
 
 export type PortProtocol = 'udp' | 'tcp';
 
@@ -130,7 +131,7 @@ export async function waitForPortBound(port: number, protocol: PortProtocol, tim
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await isPortBound(port, protocol)) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await pollPause(25);
   }
   throw new Error(`nothing bound ${protocol} port ${port} within ${timeoutMs} ms`);
 }

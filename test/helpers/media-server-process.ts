@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
+import { pollPause } from './wait-for';
 
 /** ferry media's GET /stats (docs/media-server.md, "GET /stats"). */
 export interface MediaStats {
@@ -100,7 +101,7 @@ export class MediaServerProcess {
       last = await this.stats();
       if (predicate(last)) return { at: Date.now(), stats: last };
       if (Date.now() > deadline) throw new Error(`/stats condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 10));
+      await pollPause(10);
     }
   }
 

@@ -4,6 +4,7 @@
  * polled, with a deadline — until a set of pids is gone.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { pollPause } from './wait-for';
 
 interface ProcStat {
   pid: number;
@@ -65,6 +66,6 @@ export async function waitUntilGone(pids: number[], timeoutMs: number, since = D
     if (Date.now() > deadline) {
       throw new Error(`still running ${Date.now() - since} ms later: ${left.map((p) => `${p} (${readStat(p)?.comm})`).join(', ')}`);
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await pollPause(10);
   }
 }

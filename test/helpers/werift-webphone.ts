@@ -7,6 +7,7 @@ import {
   RtpPacket,
   type RTCDtlsTransport,
 } from 'werift';
+import { pollPause } from './wait-for';
 
 /**
  * A webphone's media side without a browser: a real WebRTC stack (werift: full ICE, DTLS-SRTP) in the
@@ -72,7 +73,7 @@ export class WeriftWebphone {
     const deadline = Date.now() + timeoutMs;
     while (this.pc.connectionState !== 'connected') {
       if (Date.now() > deadline) throw new Error(`werift webphone not connected after ${timeoutMs} ms (state ${this.pc.connectionState})`);
-      await new Promise((r) => setTimeout(r, 20));
+      await pollPause(20);
     }
   }
 

@@ -20,15 +20,8 @@ const TEST_DIR = path.join(__dirname, '..');
 /** The polling helpers: a timer pause inside a loop that looks again until a deadline passes. */
 const POLLING_HELPERS: Record<string, { pauses: number; why: string }> = {
   'helpers/wait-for.ts': { pauses: 3, why: 'the shared polling helper (pollUntil, pollPause) and realTimePause itself' },
-  'helpers/baresip-phone.ts': { pauses: 1, why: 'waitRegistered: polls its events and log with a deadline' },
-  'helpers/browser-webphone.ts': { pauses: 1, why: 'waitConnected: polls getStats with a deadline' },
-  'helpers/ferry-start-process.ts': { pauses: 1, why: 'waitLine: polls the output lines with a deadline' },
-  'helpers/free-port.ts': { pauses: 1, why: 'waitForPortBound: polls /proc/net with a deadline' },
-  'helpers/media-server-process.ts': { pauses: 1, why: 'waitForStats: polls /stats with a deadline' },
-  'helpers/process-tree.ts': { pauses: 1, why: 'waitUntilGone: polls the process table with a deadline' },
   'helpers/rtp-peer-parts.ts': { pauses: 1, why: 'waitFor: wakes on each packet, at the latest every 50 ms, until a deadline' },
   'helpers/sip-udp-phone.ts': { pauses: 1, why: 'waitFor: wakes on each message or at the deadline' },
-  'helpers/werift-webphone.ts': { pauses: 1, why: 'waitConnected: polls the connection state with a deadline' },
   'helpers/process-runner-child.ts': { pauses: 1, why: 'a child program whose slow stop is the behaviour under test (RUNNER_STOP_MS)' },
 };
 
@@ -64,7 +57,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'integration/sip-control-port-limits.test.ts': { pauses: 3, why: 'a memory measurement: RSS baseline after start-up settles, and the sampler watching 200 ms past the closes for a late peak; DEBT: 100 ms for the server to see a FIN' },
   'lifecycle/harness-rtp-phone-netns.test.ts': { pauses: 6, why: 'real time: the harness proves its faults silence real packets: three "nothing arrives" windows (mute, cable pull, blip; RTCP or the resumption after each is the positive control), each after 300 ms for packets already in flight' },
   'lifecycle/s03-s04-s05-proxy-killed.test.ts': { pauses: 1, why: 'real time: the measured window (RTP gaps over 2 x T_dead of the real-clock ferry media, the orphan kept past T_dead)' },
-  'lifecycle/s04-s13-gateway-killed-and-restarted.test.ts': { pauses: 2, why: 'DEBT: 300 ms settle' },
   'lifecycle/s08-phone-mute-real-packets.test.ts': { pauses: 2, why: 'real time: the mute must really last MUTE_MS (3 x T_dead of the real-clock ferry media), RTP after the unmute is the positive control' },
   'lifecycle/s09-webphone-mute-chromium.test.ts': { pauses: 1, why: 'real time: the mute must really last MUTE_MS (1.5 x T_dead of the real-clock ferry media), RTP after the unmute is the positive control' },
   'lifecycle/s11-gateway-hold-reinvite.test.ts': { pauses: 2, why: 'real time: the hold must really outlast 2 x DEAD_MS' },
