@@ -83,8 +83,11 @@ describe('originate webphone -> SIPp phone through the REST API', { timeout: 90_
     const { id } = (await res.json()) as { id: string };
     const state = (): Promise<string | undefined> => page.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState);
     await waitFor(async () => (await state()) === 'ringing-in', 10_000, 25, 'A rings (the page)');
-    const ringing = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
-    assert.equal(ringing.state, 'ringing');
+    // the page rings when JsSIP has the INVITE; the record says ringing once its 180 reached the gateway
+    const ringing = await waitFor(async () => {
+      const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+      return r.state === 'ringing' ? r : undefined;
+    }, 5000, 25, 'the record says ringing');
     assert.ok(!ringing.timeline.some((e) => e.event === 'callee-answered'), 'B is not called before A answers');
     await page.click('#answer');
     const record = await waitFor(async () => {
