@@ -421,6 +421,8 @@ export class TransferService {
     call.note('transfer-failed', `${f.status} ${f.reason}`);
     const gone = call.leftDuringTransfer;
     call.setLeaving(undefined);
+    // a call that ended meanwhile keeps the record its end wrote (with its TTL)
+    if (call.isEnding) return;
     void call.persist();
     // the transferor hung up while the target rang: the transferee is left with nobody
     if (gone && !call.isEnding) void call.end('sip-bye', leaving);
