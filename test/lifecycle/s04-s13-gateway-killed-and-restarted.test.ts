@@ -1,6 +1,5 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../helpers/stack';
 import { GatewayCallFixture } from '../helpers/gateway-call-fixture';
 
@@ -41,7 +40,11 @@ describe('S4/S13: the gateway killed mid-call, restarted', { timeout: 180_000 },
     const since = await fx.phoneCallsWebphone();
     const call = await fx.liveCall(since);
     await fx.stack.kill('gateway', 'SIGKILL');
-    await sleep(300);
+    // ferry media has seen the gateway's control connection go: the call's pipeline is orphaned (S3), so the phone's RTCP BYE ends it
+    await waitFor(async () => {
+      const st = (await fx.mediaStats()) as unknown as { pipelinesDetail?: { orphaned?: boolean }[] };
+      return (st.pipelinesDetail ?? []).length > 0 && (st.pipelinesDetail ?? []).every((p) => p.orphaned === true);
+    }, 3000, 20, 'the pipeline orphaned after the gateway kill');
     const hangup = fx.phone.hangup().catch((err: Error) => err.message); // nobody may answer the BYE while no gateway lives
     await fx.phone.media.sendBye();
     const rtcpByeAt = Date.now();
