@@ -45,7 +45,7 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'real time: the record is checked every 200 ms while two lease times of the real-clock gateways pass after Redis resumes (the owner renewing its lease is the positive control)' },
   'faults/f11-ferry-sip-killed.test.ts': { pauses: 2, why: 'real time: waits past the orphan-dialog deadline of a real-clock process; a 100 ms poll step' },
   'faults/f11-sip-control-reconnect.test.ts': { pauses: 1, why: 'real time: waits past twice the orphan-dialog deadline of a real-clock process' },
-  'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: loopback UDP drops bursts (3 ms every 50 packets); DEBT: a 20 ms settle' },
+  'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: 3 ms every 50 packets and 20 ms between the two phases let the in-process server drain its socket (loopback UDP drops bursts)' },
   'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
   'integration/media-leg-end-signals.test.ts': { pauses: 1, why: "real time: a muted phone's RTCP every 150 ms while the in-process server's 800 ms dead timer runs on the real clock" },
