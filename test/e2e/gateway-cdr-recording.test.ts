@@ -25,6 +25,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 
 const TONE_A = 600;
 const TONE_B = 1400;
+const TONE_C = 1000;
 
 function sox(args: string[]): { stdout: Buffer; stderr: string } {
   const r = spawnSync('sox', args, { maxBuffer: 64 * 1024 * 1024 });
@@ -83,6 +84,7 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
   let dir: string;
   const phoneA = new SipPhone(new RtpPhone({ rtcpIntervalMs: 500, toneHz: TONE_A }), { user: 'agent' });
   const phoneB = new SipPhone(new RtpPhone({ rtcpIntervalMs: 500, toneHz: TONE_B }), { user: 'customer' });
+  const phoneC = new SipPhone(new RtpPhone({ rtcpIntervalMs: 500, toneHz: TONE_C }), { user: 'expert' });
 
   const fetchApi = (p: string, token = TEST_API_TOKEN): Promise<Response> =>
     fetch(`http://127.0.0.1:${stack.httpPort}${p}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
@@ -112,12 +114,13 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
   before(async () => {
     const a = `127.0.0.1:${await phoneA.start()}`;
     const b = `127.0.0.1:${await phoneB.start()}`;
+    const c = `127.0.0.1:${await phoneC.start()}`;
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-cdr-'));
     writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify({
       domain: 'ferry.local',
       users: [{ user: 'alice', password: 'alice-secret-1' }],
-      trunks: [{ name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] }],
-      routes: [{ match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1', record: true }, { match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '7(\\d+)', to: 'trunk:pstn', rewrite: '$1' }],
+      trunks: [{ name: 'desk', address: a, transport: 'udp', acceptFrom: [a] }, { name: 'pstn', address: b, transport: 'udp', acceptFrom: [b] }, { name: 'third', address: c, transport: 'udp', acceptFrom: [c] }],
+      routes: [{ match: '9(\\d+)', to: 'trunk:pstn', rewrite: '$1', record: true }, { match: '8(\\d+)', to: 'trunk:desk', rewrite: '$1' }, { match: '7(\\d+)', to: 'trunk:pstn', rewrite: '$1' }, { match: '5(\\d+)', to: 'trunk:third', rewrite: '$1' }],
     }));
     stack = await startStack({
       redisUrl: 'redis://127.0.0.1:6379',
@@ -132,6 +135,7 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
   after(async () => {
     await phoneA.close();
     await phoneB.close();
+    await phoneC.close();
     await stack?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -249,6 +253,32 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
     assert.ok(Math.abs(dominantFrequency(wav.channel(2), 8000).hz - TONE_B) <= 20);
     const csv = await (await fetchApi(`/api/cdrs?format=csv&from=${cdr.endedAt}&to=${cdr.endedAt + 1}`)).text();
     assert.match(csv, /,"?\{""ticket"":""=cmd""\}"?/, 'the tags cell is JSON (a formula sign inside is harmless)');
+  });
+
+  test('a recorded call transferred by the API: the callee channel goes on with the new party', { timeout: 30_000 }, async () => {
+    const { id, answeredAt } = await callAB();
+    await waitFor(() => Date.now() - answeredAt > 1000, 5000, 20, 'a second with B');
+    const moved = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: '5400', keep: 'caller' }),
+    });
+    assert.equal(moved.status, 200, await moved.clone().text());
+    const movedAt = Date.now();
+    await waitFor(async () => (await phoneC.media.rtpReceivedBetween(movedAt, Date.now())) > 25 && (await phoneA.media.rtpReceivedBetween(movedAt, Date.now())) > 25, 10_000, 20, 'RTP between A and C');
+    await waitFor(() => Date.now() - movedAt > 1500, 5000, 20, 'over a second with C');
+    await phoneA.hangup();
+    const cdr = await cdrOf(id);
+    assert.equal(cdr.transfers.length, 1, JSON.stringify(cdr.transfers));
+    assert.equal(cdr.callee.party, 'third');
+    const wav = soxRead(await recordingFile(id, 'transfer.wav'));
+    assert.ok(Math.abs(wav.seconds * 1000 - cdr.talkMs) <= 0.05 * cdr.talkMs + 50, `WAV ${wav.seconds} s vs talk ${cdr.talkMs} ms`);
+    const callee = wav.channel(2);
+    const at = (ms: number): Int16Array => callee.subarray(Math.floor((ms / 1000) * 8000), Math.floor((ms / 1000) * 8000) + 4000);
+    assert.ok(Math.abs(dominantFrequency(at(200), 8000).hz - TONE_B) <= 20, 'B at the start of the callee channel');
+    const end = wav.seconds * 1000;
+    assert.ok(Math.abs(dominantFrequency(at(end - 800), 8000).hz - TONE_C) <= 20, `C at the end of the callee channel (${dominantFrequency(at(end - 800), 8000).hz} Hz)`);
+    assert.ok(Math.abs(dominantFrequency(wav.channel(1), 8000).hz - TONE_A) <= 20, 'A all along on the caller channel');
   });
 
   test('media server stopped mid-call: media-lost end, CDR with the last periodic quality, WAV finalised', { timeout: 60_000 }, async () => {
