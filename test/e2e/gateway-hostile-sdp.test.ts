@@ -135,6 +135,8 @@ describe('gateway: hostile SDP is refused with 488 before anything is created or
     assert.ok(invitesAtPbx >= 1, 'the callee got the INVITE');
     assert.equal(await callKeys(), 1, 'its record is in Redis');
     await waitFor(async () => (await media()).pipelines === 0, 5000, 25, 'the failed call\'s pipeline released');
+    // its CDR is written after the end (asynchronously): wait for it, so the refusals below start from a still store
+    await waitFor(async () => (await redis.keys(`${stack.redisPrefix}cdr:*`)).length === 1, 5000, 25, 'the failed call\'s CDR written');
   });
 
   for (const h of HOSTILE) {
