@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import type { CallEvent } from '../../src/gateway/events/call-events';
 import { freePort } from '../helpers/free-port';
 import { removeTestKeys } from '../helpers/redis-test-keys';
-import { RtpPhone } from '../helpers/rtp-phone';
+import { RtpPhone, type ReceivedTelephoneEvent } from '../helpers/rtp-phone';
 import { describeSipp, startSipp } from '../helpers/sipp';
 import { SipPhone } from '../helpers/sip-phone';
 import { getJson, sippMediaPort, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
@@ -18,7 +18,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * REST call control on the real stack (ferry sip, ferry media, two gateways on one Redis) with two
  * scripted SIP phones behind two trunks: originate A=8100 (phone A) then B=9200 (phone B), RTP
  * counted at both phones; hold/resume seen at phone B as the direction of the re-INVITE it gets;
- * DTMF seen at phone B as INFO application/dtmf-relay; the other gateway answers 409 naming the
+ * DTMF seen at phone B as RFC 4733 telephone-events (digits decoded); the other gateway answers 409 naming the
  * owner; DELETE ends it with api-hangup, both phones get BYE, the pipeline is released. Before the
  * bridge: B busy (a phone answering 486) ends the call busy and A gets BYE; DELETE while B rings (SIPp
  * ringing until cancelled) sends A BYE and B CANCEL.
@@ -26,8 +26,10 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { timeout: 90_000 }, () => {
   let stack: Stack;
   let dir: string;
-  const phoneA = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'agent' });
-  const phoneB = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'customer' });
+  const mediaA = new RtpPhone({ rtcpIntervalMs: 1000 });
+  const mediaB = new RtpPhone({ rtcpIntervalMs: 1000 });
+  const phoneA = new SipPhone(mediaA, { user: 'agent' });
+  const phoneB = new SipPhone(mediaB, { user: 'customer' });
   const busyPhone = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'busy', autoAnswer: false });
   const phoneC = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'supervisor' });
   let ringerPort = 0;
@@ -118,15 +120,31 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     assert.match(phoneB.received.filter((m) => m.method === 'INVITE').at(-1)!.message.body, /a=sendrecv/);
     assert.match(phoneA.received.filter((m) => m.method === 'INVITE').at(-1)!.message.body, /a=sendrecv/, 'both resumed (party defaults to both)');
 
-    // DTMF to B as INFO application/dtmf-relay, one per digit, in order
+    // DTMF to B in RTP (RFC 4733 from B's media endpoint, ferry media's sendDtmf): B counts the events and decodes the digits
     const dtmf = await api(stack.httpPort, 'POST', `/api/calls/${id}/dtmf`, { digits: '5#', party: 'callee' });
     assert.equal(dtmf.status, 200, JSON.stringify(dtmf.json));
-    const infos = phoneB.received.filter((m) => m.method === 'INFO');
-    assert.equal(infos.length, 2);
-    assert.equal(infos[0]!.message.headers.get('content-type')![0], 'application/dtmf-relay');
-    assert.match(infos[0]!.message.body, /^Signal=5\r\nDuration=160/);
-    assert.match(infos[1]!.message.body, /^Signal=#/);
-    assert.equal(phoneA.received.filter((m) => m.method === 'INFO').length, 0);
+    assert.equal(dtmf.json.method, 'rfc4733');
+    assert.equal(dtmf.json.sent, 2);
+    const eventsOf = (phone: RtpPhone) => {
+      const byTs = new Map<number, ReceivedTelephoneEvent[]>();
+      for (const p of phone.telephoneEvents()) byTs.set(p.ts, [...(byTs.get(p.ts) ?? []), p]);
+      return [...byTs.values()];
+    };
+    const complete = () => eventsOf(mediaB).filter((e) => e.filter((p) => p.end).length === 3);
+    await waitFor(async () => complete().length >= 2 || undefined, 10_000, 20, 'two complete RFC 4733 events at B');
+    const digitOf = (code: number) => '0123456789*#ABCD'[code]!;
+    const eventsAtB = eventsOf(mediaB);
+    assert.equal(eventsAtB.length, 2, 'two events');
+    assert.equal(eventsAtB.map((e) => digitOf(e[0]!.event)).join(''), '5#');
+    for (const e of eventsAtB) {
+      assert.ok(e.every((p) => p.event === e[0]!.event), 'one digit per event');
+      assert.equal(e[0]!.marker, true, 'marker on the first packet');
+      assert.deepEqual(e.map((p) => p.duration), [160, 320, 480, 640, 800, 960, 1120, 1280, 1280, 1280], 'durations of a 160 ms digit');
+      assert.deepEqual(e.map((p) => p.end), [false, false, false, false, false, false, false, true, true, true], 'end bit on the last three');
+      assert.equal(new Set(e.map((p) => p.ssrc)).size, 1);
+    }
+    assert.equal(phoneB.received.filter((m) => m.method === 'INFO').length, 0, 'no SIP INFO: the media server has sendDtmf');
+    assert.equal(mediaA.telephoneEvents().length, 0, 'nothing to A (party: callee) while B got its events');
 
     // the other gateway does not drive this call: 409 naming the owner, and the call is untouched
     const elsewhere = await api(stack.httpPort2!, 'DELETE', `/api/calls/${id}`);

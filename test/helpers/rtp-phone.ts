@@ -53,6 +53,21 @@ export interface RtpPhoneStats {
   closed: boolean;
 }
 
+/** One RFC 4733 packet as received by the phone. */
+export interface ReceivedTelephoneEvent {
+  at: number;
+  marker: boolean;
+  seq: number;
+  ts: number;
+  ssrc: number;
+  event: number;
+  end: boolean;
+  duration: number;
+}
+
+const TELEPHONE_EVENT_PT = 101;
+const TELEPHONE_EVENTS_MAX = 1000;
+
 /** The operations both the in-process phone and the namespaced child-process phone offer. */
 export interface PhonePeer {
   start(): Promise<{ rtpPort: number; rtcpPort: number }>;
@@ -147,6 +162,8 @@ export class RtpPhone implements PhonePeer {
     closed: false,
   };
   private payloadByte = 0;
+  /** RFC 4733 packets received (payload type 101, the one this phone's SDP names), at most TELEPHONE_EVENTS_MAX. */
+  private readonly events: ReceivedTelephoneEvent[] = [];
 
   constructor(options: RtpPhoneOptions = {}) {
     this.address = options.address ?? '127.0.0.1';
@@ -321,6 +338,24 @@ export class RtpPhone implements PhonePeer {
     this.arrivals.push(now);
     const cc = packet[0]! & 0x0f;
     this.counters.lastPayloadHex = packet.subarray(RTP_HEADER + cc * 4).toString('hex');
+    const payload = packet.subarray(RTP_HEADER + cc * 4);
+    if ((packet[1]! & 0x7f) === TELEPHONE_EVENT_PT && payload.length >= 4 && this.events.length < TELEPHONE_EVENTS_MAX) {
+      this.events.push({
+        at: now,
+        marker: (packet[1]! & 0x80) !== 0,
+        seq: packet.readUInt16BE(2),
+        ts: packet.readUInt32BE(4),
+        ssrc: packet.readUInt32BE(8),
+        event: payload[0]!,
+        end: (payload[1]! & 0x80) !== 0,
+        duration: payload.readUInt16BE(2),
+      });
+    }
+  }
+
+  /** The RFC 4733 telephone-event packets received so far, in arrival order. */
+  telephoneEvents(): ReceivedTelephoneEvent[] {
+    return [...this.events];
   }
 
   private onRtcp(packet: Buffer): void {

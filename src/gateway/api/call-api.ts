@@ -84,7 +84,7 @@ export function callApiRoutes(d: CallApiDeps, table = new RouteTable()): RouteTa
     .add('POST', '/api/calls/{id}/dtmf', async ({ req, params }) => {
       const dtmf = parseDtmf(await readJsonBody(req));
       const call = await control.live(params.id!);
-      return { status: 200, body: { id: call.record.id, party: dtmf.party, sent: await control.dtmf(call, dtmf), method: 'sip-info' } };
+      return { status: 200, body: { id: call.record.id, party: dtmf.party, ...(await control.dtmf(call, dtmf)) } };
     })
     .add('POST', '/api/calls/{id}/transfer', async ({ req, params }) => {
       const t = parseTransfer(await readJsonBody(req));

@@ -7,7 +7,16 @@ import { callParties } from '../events/call-event-data';
 import { Side } from '../kurento/call-media';
 import { StateStore } from '../state/state-store';
 import { ApiError } from './api-error';
+import { sendDtmfOnEndpoint } from '../kurento/ferry-media-dtmf';
 import { DtmfRequest, TransferRequest } from './api-validation';
+
+/** what `/dtmf` did: RFC 4733 from the media server, or SIP INFO (a media server without the extension) */
+export interface DtmfResult {
+  sent: number;
+  method: 'rfc4733' | 'sip-info';
+  /** RFC 4733: ms until the last digit has been sent */
+  untilMs?: number;
+}
 
 /** what `/transfer` calls (the transfer core, src/gateway/transfer/) */
 export interface BlindTransfers {
@@ -29,7 +38,7 @@ const REQUEST_WAIT_MS = 10_000;
 /**
  * What the REST API does to a live call this gateway drives: hang up (the call's single end path,
  * reason api-hangup), hold/resume (re-INVITE the chosen parties a=sendonly / a=sendrecv), DTMF
- * (SIP INFO application/dtmf-relay towards a party), blind transfer (the transfer core).
+ * (RFC 4733 from the party's media endpoint; SIP INFO only without ferry media), blind transfer (the transfer core).
  * A call owned by another gateway is refused 409 naming its owner.
  */
 export class CallControl {
@@ -100,12 +109,26 @@ export class CallControl {
   }
 
   /**
-   * DTMF towards one party as SIP INFO `application/dtmf-relay` (one INFO per digit, in order, each
-   * answered before the next). The media server has no way to inject RFC 4733 packets into a leg;
-   * DTMF a party itself sends (RFC 4733) is relayed by the media server as before.
+   * DTMF towards one party. In RTP: the party's media endpoint sends RFC 4733 telephone-events (ferry
+   * media's `sendDtmf` extension, src/gateway/kurento/ferry-media-dtmf.ts; the API answers once they are
+   * queued, `untilMs` says when the last one will have been sent). Only when the media server does not
+   * have the extension (a real KMS) does it fall back to SIP INFO `application/dtmf-relay` (one INFO per
+   * digit, in order, each answered before the next). A party whose SDP has no telephone-event gets 409.
    */
-  async dtmf(call: Call, req: DtmfRequest): Promise<number> {
+  async dtmf(call: Call, req: DtmfRequest): Promise<DtmfResult> {
     const d = this.dialogOf(call, req.party);
+    const ep = call.media?.[req.party];
+    if (ep) {
+      const r = await this.bounded(call, sendDtmfOnEndpoint(ep, { tones: req.digits, durationMs: req.durationMs }), `DTMF on the ${req.party}'s media endpoint`);
+      if (r.ok) {
+        call.note('dtmf', `api: ${req.digits.length} digit(s) to the ${req.party} (RFC 4733)`);
+        void call.persist();
+        return { sent: req.digits.length, method: 'rfc4733', untilMs: r.untilMs };
+      }
+      if (r.reason === 'not-negotiated') {
+        throw new ApiError(409, `the ${req.party} did not negotiate telephone-event (RFC 4733) in its SDP: no DTMF can be sent to it`, { party: req.party });
+      }
+    }
     for (const digit of req.digits) {
       const r = await this.bounded(call, d.request({
         method: 'INFO',
@@ -115,9 +138,9 @@ export class CallControl {
       const status = r.status ?? 200;
       if (status >= 300) throw new ApiError(502, `the ${req.party} refused the DTMF INFO (${status})`, { status });
     }
-    call.note('dtmf', `api: ${req.digits.length} digit(s) to the ${req.party} (SIP INFO)`);
+    call.note('dtmf', `api: ${req.digits.length} digit(s) to the ${req.party} (SIP INFO: the media server has no sendDtmf)`);
     void call.persist();
-    return req.digits.length;
+    return { sent: req.digits.length, method: 'sip-info' };
   }
 
   async transfer(call: Call, req: TransferRequest): Promise<{ target: string; party: string }> {

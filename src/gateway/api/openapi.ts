@@ -167,7 +167,23 @@ export const openApiDocument = {
     },
     '/api/calls/{id}/dtmf': {
       parameters: [idParam],
-      post: { summary: 'send DTMF to a party (SIP INFO application/dtmf-relay)', requestBody: body('Dtmf'), responses: { '200': json({ type: 'object' }), ...control } },
+      post: {
+        summary: 'send DTMF to a party: RFC 4733 telephone-events from its media endpoint (SIP INFO application/dtmf-relay only when the media server lacks ferry\'s sendDtmf); 409 when the party did not negotiate telephone-event',
+        requestBody: body('Dtmf'),
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              party: { type: 'string', enum: ['caller', 'callee'] },
+              sent: { type: 'integer', description: 'digits sent or queued' },
+              method: { type: 'string', enum: ['rfc4733', 'sip-info'] },
+              untilMs: { type: 'integer', description: 'rfc4733: ms until the last digit has been sent' },
+            },
+          }),
+          ...control,
+        },
+      },
     },
     '/api/calls/{id}/transfer': {
       parameters: [idParam],
