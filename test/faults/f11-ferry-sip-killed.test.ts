@@ -116,7 +116,10 @@ async function killSipMidCall(w: World, call: CallRecord, label: string): Promis
   const spanS = (end - killedAt) / 1000;
   // G.711 at 20 ms: 50 packets a second each way; allow for the browser's jitter and the shared CPU
   assert.ok(phoneGot > spanS * 40, `phone received ${phoneGot} RTP packets in the ${spanS.toFixed(1)} s after the kill`);
-  assert.ok(web.received > spanS * 40, `webphone received ${web.received} RTP packets in the ${spanS.toFixed(1)} s after the kill`);
+  // phone -> webphone: judged against what the phone (a child of this test process) managed to send, since a
+  // starved test machine stalls the sender itself; the stall is bounded by the gap checks below
+  const phoneSent = await w.phone.media.rtpSentBetween(killedAt, end);
+  assert.ok(web.received > phoneSent * 0.8, `webphone received ${web.received} RTP packets in the ${spanS.toFixed(1)} s after the kill, of ${phoneSent} the phone sent`);
   assert.ok(phoneGap < Math.max(100, phoneSendGap + 100), `largest RTP gap webphone -> phone across the kill: ${phoneGap} ms (our own largest send gap ${phoneSendGap} ms)`);
   assert.ok(web.samples >= 5, `webphone RTP counter sampled ${web.samples} times`);
   assert.ok(web.longestStillMs < 1000, `phone -> webphone: the webphone's received counter stood still ${web.longestStillMs} ms at most (< 1000 ms)`);
