@@ -5,6 +5,8 @@ import { invokeOperation, isUnknownOperation, sendDtmfOnEndpoint } from '../../s
 import type { KMediaObject } from '../../src/gateway/kurento/kurento-types';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer, type ReceivedRtp } from '../helpers/media-rtp-test-peer';
+import { WebRtcTestPeer, waitFor } from '../helpers/media-webrtc-peer';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * ferry media's `sendDtmf` extension, driven by the real kurento-client through the gateway's call
@@ -12,7 +14,8 @@ import { RtpTestPeer, type ReceivedRtp } from '../helpers/media-rtp-test-peer';
  * endpoint A told to send "15#" to phone A. Phone A (a real UDP socket) sees RFC 4733 packets with its
  * negotiated payload type, the leg's SSRC, continuous sequence numbers, one timestamp per event,
  * durations growing by 160, the marker on the first packet and the end bit on the last three; none of
- * B's audio during an event, B's audio again afterwards (marked, timestamps after the event).
+ * B's audio during an event, B's audio again afterwards (marked, timestamps after the event). The same
+ * from a WebRtcEndpoint to an independent werift peer (decrypted SRTP), and the refusals.
  */
 describe('media: sendDtmf (ferry extension) through kurento-client', () => {
   let server: RunningMediaServer;
@@ -23,9 +26,11 @@ describe('media: sendDtmf (ferry extension) through kurento-client', () => {
     server = await startMediaServer({ config: { port: 0, host: '127.0.0.1' } });
     client = await connectKurento(server.url);
   });
+  const browsers: WebRtcTestPeer[] = [];
   after(async () => {
     client?.close();
     peers.forEach((p) => p.close());
+    for (const b of browsers) await b.close();
     await server?.close();
   });
 
@@ -152,6 +157,36 @@ describe('media: sendDtmf (ferry extension) through kurento-client', () => {
       // an unnegotiated endpoint refuses too
       const fresh = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
       await assert.rejects(invokeOperation(fresh as unknown as KMediaObject, 'sendDtmf', { tones: '1' }), (err: Error & { code?: number }) => err.code === 40108 && /no negotiated media session/.test(err.message));
+    } finally {
+      await pipeline.release();
+    }
+  });
+
+  test("WebRtcEndpoint: the events reach a WebRTC peer (DTLS-SRTP) with the negotiated payload type and the leg's SSRC", { timeout: 30_000 }, async () => {
+    const pipeline = await client.create('MediaPipeline');
+    try {
+      const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+      const browser = new WebRtcTestPeer();
+      browsers.push(browser);
+      const offer = await call<string>(webrtc, 'generateOffer');
+      const tePt = Number(/a=rtpmap:(\d+) telephone-event\/8000/i.exec(offer)?.[1]);
+      assert.ok(tePt >= 96, `telephone-event in the offer:\n${offer}`);
+      await call(webrtc, 'processAnswer', await browser.answer(offer));
+      await browser.connected;
+      await pollUntil(async () => (await call<string>(webrtc, 'getConnectionState')) === 'CONNECTED' || undefined, { timeoutMs: 10_000, stepMs: 20, what: "ferry's WebRtcEndpoint connected" });
+      const outcome = await sendDtmfOnEndpoint(webrtc as unknown as KMediaObject, { tones: '9', durationMs: 60, gapMs: 0 });
+      assert.equal(outcome.ok, true, JSON.stringify(outcome));
+      const events = () => browser.rtpIn.filter((p) => (p[1]! & 0x7f) === tePt);
+      await waitFor(() => events().length >= 5, 5000, '5 telephone-event packets at the WebRTC peer');
+      const got = events();
+      assert.equal(got.length, 5);
+      assert.deepEqual(got.map((p) => p.readUInt16BE(14)), [160, 320, 480, 480, 480]);
+      assert.deepEqual(got.map((p) => p[12]), [9, 9, 9, 9, 9]);
+      assert.deepEqual(got.map((p) => (p[13]! & 0x80) !== 0), [false, false, true, true, true]);
+      assert.deepEqual(got.map((p) => (p[1]! & 0x80) !== 0), [true, false, false, false, false]);
+      const stats = await call<Record<string, { type: string; ssrc?: string }>>(webrtc, 'getStats', 'AUDIO');
+      const legSsrc = Number(Object.values(stats).find((x) => x.type === 'outboundrtp')!.ssrc);
+      assert.ok(got.every((p) => p.readUInt32BE(8) === legSsrc), 'the leg SSRC the peer negotiated');
     } finally {
       await pipeline.release();
     }
