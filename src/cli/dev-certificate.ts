@@ -81,6 +81,6 @@ export function trustInstructions(certFile: string): string[] {
     `  Debian/Ubuntu: sudo cp ${certFile} /usr/local/share/ca-certificates/ferry-dev.crt && sudo update-ca-certificates`,
     '  Chrome/Chromium: Settings > Privacy and security > Security > Manage certificates > Authorities > Import',
     '  Firefox: Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import',
-    '  or open the HTTPS page and the WSS address once and accept the warning; SIP/TLS phones: install it as a trusted CA',
+    '  or open the HTTPS page and the secure WebSocket\'s https:// address (ferry start prints both) once and accept the warning; SIP/TLS phones: install it as a trusted CA',
   ];
 }

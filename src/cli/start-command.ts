@@ -156,7 +156,7 @@ export async function run(_args: string[]): Promise<void> {
     if (tls) {
       // the name the certificate covers and browsers should use: the public name, else this host's loopback name
       const pageHost = urlHost(env.FERRY_PUBLIC_HOST || (isWildcardHost(httpHost) || isLoopbackHost(httpHost) ? 'localhost' : httpHost));
-      process.stdout.write(`ferry: webphone page over HTTPS at https://${pageHost}:${gw.https}/  (SIP: tls ${sipInfo.tls}, secure WebSocket ${sipInfo.wss}; browsers on other machines need this one)\n`);
+      process.stdout.write(`ferry: webphone page over HTTPS at https://${pageHost}:${gw.https}/  (SIP: tls ${sipInfo.tls}, secure WebSocket wss://${pageHost}:${sipInfo.wss}/ — with a self-signed certificate, open https://${pageHost}:${sipInfo.wss}/ once too; browsers on other machines need this page)\n`);
       process.stdout.write(`${tls.notes.join('\n')}\n`);
     }
   } catch (err) {
