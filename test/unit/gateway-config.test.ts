@@ -79,7 +79,7 @@ describe('sip-config', () => {
   test('a wrong field names file, line and field', { timeout: 30_000 }, () => {
     const text = '{\n  "domain": "d",\n  "users": [\n    { "user": "a", "password": "p" },\n    { "user": "b", "pasword": "p" }\n  ]\n}\n';
     const problems = problemsOf(() => parseSipConfig(text, 'sip-config/ferry.json'));
-    assert.ok(problems.includes('sip-config/ferry.json:5: users[1].pasword: unknown field (allowed: user, password, displayName)'), problems.join('\n'));
+    assert.ok(problems.includes('sip-config/ferry.json:5: users[1].pasword: unknown field (allowed: user, password, displayName, record)'), problems.join('\n'));
     assert.ok(problems.includes('sip-config/ferry.json:5: users[1].password: is required'), problems.join('\n'));
   });
 
