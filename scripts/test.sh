@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# 1. tools: scripts/test-tools.txt maps each program to its Debian package
+# 1. tools: scripts/test-tools.txt maps each program to its Debian package (today: chromium sipp baresip
+#    ip tc ss iptables redis-server redis-cli setpriv pgrep ps getconf tcpdump openssl sox)
 need=()
 missing=()
 while read -r program package _; do
