@@ -227,13 +227,13 @@ export class Gateway {
       this.events.publish({ type: 'registration.changed', data: { ...change } }),
     );
     const router = new CallRouter(config.sip, this.store);
-    const invites = new InviteHandler({
+    // what a call needs, whether a party's INVITE or the REST API started it
+    const callDeps = {
       srf: this.srf,
       config: config.sip,
       store: this.store,
       media: this.media,
       router,
-      auth,
       registry: this.registry,
       clock: this.clock,
       log: this.log.child({ component: 'gateway.call' }),
@@ -241,30 +241,17 @@ export class Gateway {
       mediaUrl: config.mediaUrl,
       noAnswerMs: config.noAnswerMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
-      onEnded: (r) => this.metrics.callEnded(r),
+      onEnded: (r: Parameters<GatewayMetrics['callEnded']>[0]) => this.metrics.callEnded(r),
       onStarted: () => this.metrics.callsStarted++,
       loopbackMedia: config.loopbackMedia,
       events: this.events,
+    };
+    const invites = new InviteHandler({
+      ...callDeps,
+      auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
     });
-    this.originator = new Originator({
-      srf: this.srf,
-      config: config.sip,
-      store: this.store,
-      media: this.media,
-      router,
-      registry: this.registry,
-      clock: this.clock,
-      log: this.log.child({ component: 'gateway.call' }),
-      instanceId: config.instanceId,
-      mediaUrl: config.mediaUrl,
-      noAnswerMs: config.noAnswerMs,
-      endedRecordTtlMs: config.endedRecordTtlMs,
-      onEnded: (r) => this.metrics.callEnded(r),
-      onStarted: () => this.metrics.callsStarted++,
-      loopbackMedia: config.loopbackMedia,
-      events: this.events,
-    });
+    this.originator = new Originator(callDeps);
     const verbs = this.srf as unknown as SrfVerbs;
     verbs.register((req, res) => {
       registrar.handle(req as never, res as never).catch((err: Error) => {
