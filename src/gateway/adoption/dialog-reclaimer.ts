@@ -43,7 +43,9 @@ export class DialogReclaimer {
     srf.on('close', () => {
       if (this.lostAt !== undefined) return;
       this.lostAt = this.d.clock.now();
-      this.d.log.warn('sip control connection lost; live calls keep their media', { liveCalls: this.d.registry.size });
+      // a warning only when calls depend on it (with none, e.g. while ferry start stops everything, it is news, not trouble)
+      const liveCalls = this.d.registry.size;
+      this.d.log[liveCalls > 0 ? 'warn' : 'info']('sip control connection lost; live calls keep their media', { liveCalls });
     });
     // drachtio-srf's agent announces the connection one event-loop turn before srf does: by then ferry
     // sip may already hand over requests it held for our dialogs (a party's BYE), and the call's srf
