@@ -1,43 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import type Srf from 'drachtio-srf';
-import { Clock, TimerHandle } from '../../common/clock';
-import { Logger } from '../../common/logger';
+import { TimerHandle } from '../../common/clock';
 import { Call } from '../calls/call';
-import { CallRegistry } from '../calls/call-registry';
-import { CallRouter, RouteResult } from '../calls/call-router';
+import { RouteResult } from '../calls/call-router';
+import type { InviteHandlerDeps } from '../calls/invite-handler';
 import { DialogLike } from '../calls/dialog-like';
 import { EndReason, reasonForStatus } from '../calls/end-reason';
 import { chosenCodec, G711, SdpError } from '../calls/sdp-rewriter';
-import { LoopbackMediaRule, validateSdp } from '../calls/sdp-validator';
-import { SipConfig } from '../config/sip-config';
-import { CallEventBus } from '../events/call-events';
+import { validateSdp } from '../calls/sdp-validator';
 import { CallMedia, Side } from '../kurento/call-media';
-import { MediaConnection, MediaUnavailableError } from '../kurento/media-connection';
+import { MediaUnavailableError } from '../kurento/media-connection';
 import { isMediaOverloaded } from '../kurento/media-refusal';
 import { CallRecord } from '../state/call-record';
-import { StateStore } from '../state/state-store';
 import { ApiError } from './api-error';
 import { OriginateRequest } from './api-validation';
 
-export interface OriginatorDeps {
-  srf: Srf;
-  config: SipConfig;
-  store: StateStore;
-  media: MediaConnection;
-  router: CallRouter;
-  registry: CallRegistry;
-  clock: Clock;
-  log: Logger;
-  instanceId: string;
-  mediaUrl: string;
-  /** ring timeout of each party when the request names none */
-  noAnswerMs: number;
-  endedRecordTtlMs: number;
-  onStarted: (record: CallRecord) => void;
-  onEnded: (record: CallRecord) => void;
-  loopbackMedia?: LoopbackMediaRule;
-  events?: CallEventBus;
-}
+/** What an API-started call needs: the same as a party's INVITE, without digest auth or Replaces handling. */
+export type OriginatorDeps = Omit<InviteHandlerDeps, 'auth' | 'replacingInvite'>;
 
 type Routed = Extract<RouteResult, { ok: true }>;
 interface PendingInvite {
