@@ -64,6 +64,8 @@ describe('F8: stray faults inside ferry gateway and ferry sip', { timeout: 90_00
       const m = await metrics(ready.http);
       return m.unhandledRejection === 1 && m.uncaughtException === 1;
     }, 10_000);
+    // a log line travels the part's stderr and ferry start's pipe, so it can arrive after /metrics already counts it
+    await until('gateway logs both faults', () => faultLines(ferry!, 'gateway').length === 2, 10_000);
     await until('sip logs both faults', () => faultLines(ferry!, 'sip').length === 2, 10_000);
 
     for (const part of ['gateway', 'sip']) {

@@ -130,9 +130,14 @@ export class BaresipPhone {
   static async start(options: BaresipOptions): Promise<BaresipPhone> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-baresip-'));
     try {
+      // the three ranges are chosen before baresip binds any of them, so each must avoid the others
+      // (a control port equal to the SIP port once made baresip start without its control module)
       const sipPort = await freePort({ protocols: ['udp', 'tcp'], count: 2 });
-      const ctrlPort = await freePort({ protocols: ['tcp'] });
-      const rtpBase = await freePort({ protocols: ['udp'], count: 10, even: true });
+      const taken = (port: number, span: number, [base, count]: [number, number]): boolean => port < base + count && base < port + span;
+      let ctrlPort = await freePort({ protocols: ['tcp'] });
+      while (taken(ctrlPort, 1, [sipPort, 2])) ctrlPort = await freePort({ protocols: ['tcp'] });
+      let rtpBase = await freePort({ protocols: ['udp'], count: 10, even: true });
+      while (taken(rtpBase, 10, [sipPort, 2]) || taken(rtpBase, 10, [ctrlPort, 1])) rtpBase = await freePort({ protocols: ['udp'], count: 10, even: true });
       const tone = path.join(dir, 'tone.wav');
       await writeFile(tone, toneWav(options.toneSeconds ?? 120));
       const config = [
