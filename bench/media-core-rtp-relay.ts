@@ -4,6 +4,11 @@
  * 10 s from /proc/<pid>/stat. Not a test; the full benchmark is `npm run bench:media`.
  *
  *   node --import tsx bench/media-core-rtp-relay.ts [calls=100]
+ *
+ * With `--micro`: no server; the per-packet relay items one at a time, each before/after, in this
+ * process (bench/media/relay-micro.ts), printed as a markdown table:
+ *
+ *   node --import tsx bench/media-core-rtp-relay.ts --micro [--iterations 2000000] [--before-src <dir>/src]
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +16,13 @@ import path from 'node:path';
 import { call, connectKurento, type KurentoObjectLike } from '../test/helpers/media-kurento';
 import { RtpTestPeer } from '../test/helpers/media-rtp-test-peer';
 
-const N = Number(process.argv[2] ?? 100);
+const argv = process.argv.slice(2);
+const N = Number(argv.find((a) => /^\d+$/.test(a)) ?? 100);
+
+function flag(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
 
 async function main(): Promise<void> {
   const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'ferry'), 'media'], {
@@ -78,4 +89,19 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-void main();
+async function micro(): Promise<void> {
+  const { runMicro } = await import('./media/relay-micro');
+  const iterations = Number(flag('--iterations') ?? 2_000_000);
+  const beforeSrc = flag('--before-src');
+  const table = await runMicro({
+    iterations,
+    sendBatches: Math.max(10, Math.round(iterations / 4000)),
+    legPackets: Math.max(5000, Math.round(iterations / 20)),
+    ...(beforeSrc ? { beforeSrc } : {}),
+  });
+  process.stdout.write(`${table}\n`);
+  process.exit(0);
+}
+
+if (argv.includes('--micro')) void micro();
+else void main();

@@ -72,6 +72,14 @@ export interface MediaLeg extends EventEmitter {
   readonly kind: 'rtp' | 'webrtc';
   /** Send a plain RTP packet to the peer (the leg encrypts when it must). Dropped silently before connect or after close. */
   sendRtp(packet: Buffer): void;
+  /**
+   * Optional: take every RTP packet from the peer through one direct callback instead of an 'rtp'
+   * listener (no EventEmitter dispatch per packet). Called before any 'rtp' listener, with the same
+   * packet and the same rules (header checked, may be rewritten in place and sent on); undefined
+   * removes it. A leg without it emits 'rtp' only: consumers use
+   * `leg.setRtpHandler ? leg.setRtpHandler(fn) : leg.on('rtp', fn)`.
+   */
+  setRtpHandler?(handler: ((packet: Buffer) => void) | undefined): void;
   /** Counters for liveness and /stats. */
   activity(): LegActivity;
   /** Number of local UDP ports this leg holds right now (for /stats boundPorts; 0 after close). */

@@ -14,6 +14,13 @@ import type { RtpStreamRewriter } from './rtp-stream-rewriter';
 /** Whatever takes packets from the pipeline: every MediaElement. */
 export interface PipelineSink {
   deliverFromPipeline(packet: Buffer, codec: string): void;
+  /**
+   * True for a sink that neither rewrites the packet nor keeps the Buffer after deliverFromPipeline
+   * returns (it reads it, or copies what it keeps). Such a sink is given the original before any
+   * rewriting sink, so it never costs a copy. Absent = the sink may rewrite the header in place and
+   * its transport may keep the Buffer (every element with a leg).
+   */
+  readonly readsPacketOnly?: boolean;
 }
 
 /** The codec key of a packet from the peer, by its payload type; undefined when the leg did not negotiate it. */
@@ -22,14 +29,37 @@ export function incomingCodec(packet: Buffer, codecs: CodecTable): string | unde
 }
 
 /**
- * One packet carrying codec `key` to every sink. Each sink rewrites the header in place and its
- * transport may keep the buffer, so every sink but the last gets its own copy and the last the original.
+ * One packet carrying codec `key` to every sink. A sink that rewrites the header in place (and whose
+ * transport may keep the buffer) needs a packet of its own, so with several such sinks every one but
+ * the last gets a copy and the last the original. The common case — one sink — copies nothing, and so
+ * does any number of `readsPacketOnly` sinks, which see the original before anyone rewrites it.
  */
 export function fanOut(packet: Buffer, key: string, sinks: readonly PipelineSink[]): void {
   const n = sinks.length;
+  if (n === 1) {
+    sinks[0]!.deliverFromPipeline(packet, key);
+    return;
+  }
   if (n === 0) return;
-  for (let i = 0; i < n - 1; i++) sinks[i]!.deliverFromPipeline(Buffer.from(packet), key);
-  sinks[n - 1]!.deliverFromPipeline(packet, key);
+  let rewriters = 0;
+  for (let i = 0; i < n; i++) {
+    const s = sinks[i]!;
+    if (s.readsPacketOnly === true) s.deliverFromPipeline(packet, key);
+    else rewriters++;
+  }
+  if (rewriters === 0) return;
+  let last = -1;
+  for (let i = n - 1; i >= 0; i--) {
+    if (sinks[i]!.readsPacketOnly !== true) {
+      last = i;
+      break;
+    }
+  }
+  for (let i = 0; i < last; i++) {
+    const s = sinks[i]!;
+    if (s.readsPacketOnly !== true) s.deliverFromPipeline(Buffer.from(packet), key);
+  }
+  sinks[last]!.deliverFromPipeline(packet, key);
 }
 
 /**
@@ -38,6 +68,16 @@ export function fanOut(packet: Buffer, key: string, sinks: readonly PipelineSink
  * packets it generates itself with the same rewriter).
  */
 export class OutgoingRtp {
+  /**
+   * The last (codec table, codec key) this sender mapped and its result, so the per-packet path does
+   * no Map lookup while the stream keeps its codec (a table is replaced, never mutated, on renegotiation,
+   * so its identity is enough to notice a change).
+   */
+  private cachedTable: CodecTable | undefined;
+  private cachedCodec = '';
+  private cachedPt = -1;
+  private cachedClockRate = 8000;
+
   constructor(readonly rewriter: RtpStreamRewriter) {}
 
   /**
@@ -45,10 +85,18 @@ export class OutgoingRtp {
    * that codec. Returns false, sending nothing, when the peer did not negotiate the codec.
    */
   send(packet: Buffer, codec: string, codecs: CodecTable, leg: MediaLeg, nowMs: number): boolean {
-    const pt = codecs.send.get(codec);
-    if (pt === undefined) return false;
-    this.rewriter.rewrite(packet, pt, codecs.clockRates.get(codec) ?? 8000, nowMs);
+    if (codecs !== this.cachedTable || codec !== this.cachedCodec) this.lookUp(codec, codecs);
+    const pt = this.cachedPt;
+    if (pt < 0) return false;
+    this.rewriter.rewrite(packet, pt, this.cachedClockRate, nowMs);
     leg.sendRtp(packet);
     return true;
+  }
+
+  private lookUp(codec: string, codecs: CodecTable): void {
+    this.cachedTable = codecs;
+    this.cachedCodec = codec;
+    this.cachedPt = codecs.send.get(codec) ?? -1;
+    this.cachedClockRate = codecs.clockRates.get(codec) ?? 8000;
   }
 }

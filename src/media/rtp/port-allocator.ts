@@ -1,8 +1,12 @@
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import net from 'node:net';
 
 /**
  * Binds UDP sockets for RTP legs: an even port for RTP and, unless rtcp-mux, port+1 for RTCP
  * (RFC 3550 §11). Ports come from the OS, or from FERRY_MEDIA_RTP_PORT_MIN..MAX when a range is set.
+ * The sockets resolve IP literals synchronously (ipLiteralLookup): a send to an address, and connect(),
+ * then cost no DNS round trip through the event loop, and connect() to a latched peer completes at once.
  */
 export class PortAllocator {
   private next: number;
@@ -47,7 +51,7 @@ export class PortAllocator {
 
 function bindOrUndefined(host: string, port: number): Promise<dgram.Socket | undefined> {
   return new Promise((resolve) => {
-    const s = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+    const s = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: ipLiteralLookup });
     const onError = () => {
       try {
         s.close();
@@ -62,4 +66,23 @@ function bindOrUndefined(host: string, port: number): Promise<dgram.Socket | und
       resolve(s);
     });
   });
+}
+
+/**
+ * dgram's lookup for RTP sockets: an IP literal (every address an SDP or a latch gives us) is answered
+ * synchronously, without dns.lookup's deferred callback and its allocations per send; a name (never
+ * expected here) goes through dns.lookup as before.
+ */
+export function ipLiteralLookup(
+  hostname: string,
+  options: dns.LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = net.isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  const opts: dns.LookupOneOptions = typeof options === 'number' ? { family: options } : options;
+  dns.lookup(hostname, opts, callback);
 }

@@ -3,6 +3,7 @@ import type dgram from 'node:dgram';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
+import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
@@ -45,7 +46,9 @@ interface Path {
  * RTCP on port+1 or muxed (RFC 5761) through an RtcpSession (src/media/rtcp/): SR/RR on the randomised
  * RFC 3550 interval around `rtcpIntervalMs`, reception statistics, one BYE; an incoming BYE is the
  * 'rtcp-bye' end signal. The session's SSRC is stamped on every RTP packet this leg sends (one SSRC
- * on the wire, the one getStats reports). Per-packet path: header checks, counters, one emit; no allocation.
+ * on the wire, the one getStats reports). Per-packet path: header checks, counters, one clock read, a
+ * direct call of each 'rtp' listener (no EventEmitter dispatch), and a send on the connect()ed socket; no
+ * allocation (see "Per-packet path" in docs/media-server.md).
  * With SRTP (setSrtp, SDES keys): every datagram is authenticated and decrypted before it counts, latches
  * or is relayed, and everything we send (RTP, SR/RR, BYE) is protected; an unauthenticated packet is
  * dropped and counted (srtpRefused).
@@ -69,6 +72,14 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private readonly counters: LegActivity = emptyLegActivity();
   private srtp: RtpLegSrtp | undefined;
   private srtpDropped = 0;
+  /** A consumer's direct per-packet callback (setRtpHandler), called before any 'rtp' listener. */
+  private rtpHandler: ((packet: Buffer) => void) | undefined;
+  /**
+   * The 'rtp' listeners as EventEmitter holds them (once() wrappers included), re-read after any
+   * listener is added or removed, so a packet calls them directly instead of going through emit().
+   */
+  private rtpListeners: ReadonlyArray<(packet: Buffer) => void> = [];
+  private rtpListenersStale = true;
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -78,6 +89,12 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     private readonly logger: Logger,
   ) {
     super();
+    const onListenersChanged = (event: string | symbol): void => {
+      if (event === 'rtp') this.rtpListenersStale = true;
+    };
+    const untyped = this as EventEmitter;
+    untyped.on('newListener', onListenersChanged);
+    untyped.on('removeListener', onListenersChanged);
     this.rtcpSession = new RtcpSession({
       clock,
       ssrc: (Math.random() * 0xffffffff) >>> 0 || 1,
@@ -145,6 +162,14 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     }
   }
 
+  /**
+   * The consumer's per-packet callback, called directly for every RTP packet from the peer (before any
+   * 'rtp' listener); undefined removes it. The cheapest way to take packets (MediaLeg.setRtpHandler).
+   */
+  setRtpHandler(handler: ((packet: Buffer) => void) | undefined): void {
+    this.rtpHandler = handler;
+  }
+
   /** Turn SRTP on (or off with undefined); takes effect on the next packet either way. */
   setSrtp(srtp: RtpLegSrtp | undefined): void {
     this.srtp = srtp;
@@ -156,14 +181,10 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   private retarget(path: Path, address: string, port: number): void {
-    if (path.connected || path.connecting) {
-      // A connected socket cannot be re-pointed cheaply; disconnect and fall back to unconnected sends.
-      try {
-        path.socket.disconnect();
-      } catch {
-        // not connected yet; nothing to undo
-      }
-    }
+    // A connected socket cannot be re-pointed: disconnect it and send unconnected to the new SDP address
+    // until a packet from there (or a NAT'd source) latches again; a packet from the new SDP address
+    // connect()s the socket to it (latchConnected).
+    if (path.connected || path.connecting) disconnectQuietly(path.socket);
     path.connected = false;
     path.connecting = false;
     path.latched = false;
@@ -179,7 +200,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const p = this.rtp;
     if (p.targetAddress === undefined || p.connecting) return;
     packet.writeUInt32BE(this.rtcpSession.ssrc, 8);
-    const now = this.clock.now();
+    const now = packetNow(this.clock);
     this.rtcpSession.onRtpSent(packet, now);
     const c = this.counters;
     c.packetsOut++;
@@ -251,12 +272,29 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const now = this.clock.now();
     c.lastRtpInAt = now;
     this.rtcpSession.onRtpReceived(msg, now);
+    beginPacketTurn(this.clock, now);
     try {
-      this.emit('rtp', msg);
+      this.dispatchRtp(msg);
     } catch (err) {
       // A bug downstream must cost one packet, never the process (and never other calls).
       this.reportHandlerError(err);
+    } finally {
+      endPacketTurn();
     }
+  }
+
+  /** What emit('rtp', msg) would do, without its per-call argument array: each listener, in order. */
+  private dispatchRtp(msg: Buffer): void {
+    const h = this.rtpHandler;
+    if (h !== undefined) h(msg);
+    if (this.rtpListenersStale) {
+      this.rtpListeners = this.rawListeners('rtp') as Array<(packet: Buffer) => void>;
+      this.rtpListenersStale = false;
+    }
+    const list = this.rtpListeners;
+    const n = list.length;
+    if (n === 1) list[0]!.call(this, msg);
+    else for (let i = 0; i < n; i++) list[i]!.call(this, msg);
   }
 
   private handlerErrors = 0;
@@ -336,16 +374,43 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     return true;
   }
 
+  /**
+   * Latch to the SDP address and connect() the socket to it: from then on `send` names no address (no
+   * lookup per packet) and the kernel drops datagrams from anyone else. With the synchronous lookup
+   * of PortAllocator's sockets the socket is connected when connect() returns; otherwise sends wait
+   * for the callback. A connect that completes after the path moved on (a re-INVITE retargeted it
+   * meanwhile) is undone; one that fails leaves the path latched and sending unconnected.
+   */
   private latchConnected(path: Path, address: string, port: number): void {
     path.latched = true;
     path.targetAddress = address;
     path.targetPort = port;
     path.connecting = true;
-    path.socket.connect(port, address, () => {
-      if (path.targetAddress !== address || path.targetPort !== port || !path.latched) return;
+    const current = (): boolean => path.targetAddress === address && path.targetPort === port && path.latched && !this.closed;
+    try {
+      path.socket.connect(port, address, (err?: Error) => {
+        if (!current()) {
+          if (!err && !this.closed) disconnectQuietly(path.socket);
+          return;
+        }
+        if (!path.connecting) return; // connected synchronously (below)
+        path.connecting = false;
+        if (err) {
+          this.logger.warn('could not connect() RTP socket to the latched peer; sending unconnected', { address, port, message: err.message });
+          return;
+        }
+        path.connected = true;
+      });
+    } catch (err) {
+      // Already connected (should not happen: retarget disconnects) or closed: keep sending unconnected.
+      path.connecting = false;
+      this.logger.warn('connect() of RTP socket refused', { address, port, message: (err as Error).message });
+      return;
+    }
+    if (isConnected(path.socket)) {
       path.connecting = false;
       path.connected = true;
-    });
+    }
   }
 
   private onSocketError(err: NodeJS.ErrnoException, which: 'rtp' | 'rtcp'): void {
@@ -378,6 +443,24 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 
 function newPath(socket: dgram.Socket): Path {
   return { socket, sdpAddress: undefined, sdpPort: 0, targetAddress: undefined, targetPort: 0, latched: false, connecting: false, connected: false };
+}
+
+function disconnectQuietly(s: dgram.Socket): void {
+  try {
+    s.disconnect();
+  } catch {
+    // not connected (yet, or any more): nothing to undo
+  }
+}
+
+/** Whether the kernel socket is connected now (dgram has no flag for it; remoteAddress throws when not). */
+function isConnected(s: dgram.Socket): boolean {
+  try {
+    s.remoteAddress();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function closeQuietly(s: dgram.Socket, done?: () => void): void {
