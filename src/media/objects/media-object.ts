@@ -51,11 +51,16 @@ export abstract class MediaObject {
     this.host.emitEvent(this.id, type, this.eventData(type, fields, at));
   }
 
+  /** The `tags` field this object's events carry now (empty unless setSendTagsInEvents(true)). */
+  eventTags(): { key: string; value: string }[] {
+    return this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [];
+  }
+
   /** Build an event payload with the common fields (source, tags, timestampMillis, type). */
   protected eventData(type: string, fields: Record<string, unknown>, at = this.clock.now()): Record<string, unknown> {
     return {
       source: this.id,
-      tags: this.sendTagsInEvents ? [...this.tags].map(([key, value]) => ({ key, value })) : [],
+      tags: this.eventTags(),
       timestampMillis: String(at),
       type,
       ...fields,

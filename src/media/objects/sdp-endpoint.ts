@@ -78,6 +78,11 @@ export abstract class SdpEndpoint extends MediaElement {
     return this.legEndReason;
   }
 
+  /** The media state and how the leg ended, for a relay worker's report to the control plane (src/media/workers/). */
+  endState(): { mediaState: MediaState; endReason: LegEndReason | undefined; endedAt: number } {
+    return { mediaState: this.mediaState, endReason: this.legEndReason, endedAt: this.legEndedAt };
+  }
+
   /** Negotiated with media and its leg not ended: the registry keeps such a pipeline alive even when orphaned. */
   get mediaLive(): boolean {
     return this.sessionStarted && this.remoteSdp !== undefined && this.legEndReason === undefined && !this.released;

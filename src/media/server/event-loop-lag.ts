@@ -11,7 +11,8 @@ export class EventLoopLag {
   private readonly timer: NodeJS.Timeout;
   private last = { p99Ms: 0, maxMs: 0 };
 
-  constructor(windowMs = 10_000) {
+  /** `onRoll`: called with the new figures at the end of each window (a relay worker reports them). */
+  constructor(windowMs = 10_000, private readonly onRoll?: (s: { eventLoopLagP99Ms: number; eventLoopLagMaxMs: number }) => void) {
     this.histogram.enable();
     this.timer = setInterval(guarded('media.event-loop-lag', () => this.roll()), windowMs);
     this.timer.unref();
@@ -31,6 +32,7 @@ export class EventLoopLag {
     // the histogram holds timer delays in nanoseconds
     this.last = { p99Ms: round(this.histogram.percentile(99) / 1e6), maxMs: round(this.histogram.max / 1e6) };
     this.histogram.reset();
+    this.onRoll?.(this.snapshot());
   }
 }
 

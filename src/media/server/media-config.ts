@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { envInt, envPort, envString, type Env } from '../../common/env';
 import { loadIceSettings, type IceSettings } from '../webrtc/ice-settings';
 import { mediaFilesConfigFromEnv, type MediaFilesConfig } from '../media-files/media-files-config';
@@ -39,7 +40,15 @@ export interface MediaConfig {
   lagWindowMs: number;
   /** PlayerEndpoint/RecorderEndpoint: the media files directory and fetch limits (FERRY_MEDIA_FILES_DIR & co., media-files-config.ts). */
   mediaFiles: MediaFilesConfig;
+  /**
+   * Relay workers (FERRY_MEDIA_WORKERS, default: the number of cores, os.availableParallelism()): each
+   * holds whole pipelines on its own thread; 1 = everything on the main thread (docs/media-server.md).
+   */
+  workers: number;
 }
+
+/** More relay workers than this is a typo, not a machine. */
+export const MAX_MEDIA_WORKERS = 64;
 
 /**
  * Reads every FERRY_MEDIA_* variable once, at start: a bad value (a port outside 0..65535, an ICE address
@@ -71,10 +80,14 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     orphanTtlMs: envInt('FERRY_MEDIA_ORPHAN_TTL_MS', 240000, env),
     lagWindowMs: envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000, env),
     mediaFiles: overrides.mediaFiles ?? mediaFilesConfigFromEnv(env),
+    workers: envInt('FERRY_MEDIA_WORKERS', Math.min(MAX_MEDIA_WORKERS, os.availableParallelism()), env),
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
     throw new Error(`the RTP address ${config.rtpHost} (FERRY_MEDIA_RTP_HOST / FERRY_MEDIA_HOST) is a wildcard: set FERRY_MEDIA_SDP_ADDRESS to the address phones should send RTP to`);
+  }
+  if (!Number.isInteger(config.workers) || config.workers < 1 || config.workers > MAX_MEDIA_WORKERS) {
+    throw new Error(`FERRY_MEDIA_WORKERS=${config.workers} must be 1..${MAX_MEDIA_WORKERS} (1 = no relay workers, everything on one thread)`);
   }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);

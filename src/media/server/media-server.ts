@@ -13,6 +13,8 @@ import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
 import { guarded, processFaultCounts } from '../../common/process-faults';
 import { LogThrottle } from '../../common/log-throttle';
+import { WorkerPool } from '../workers/worker-pool';
+import { mediaStatsBody } from './media-stats';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -30,6 +32,10 @@ export interface RunningMediaServer {
   url: string;
   config: MediaConfig;
   mediaSet: MediaSet;
+  /** The relay workers (undefined when everything runs on the main thread: FERRY_MEDIA_WORKERS=1, an injected clock or element registry). */
+  workers: WorkerPool | undefined;
+  /** POST /drain set, POST /undrain cleared (a signal for the gateway, read from /stats `draining`). */
+  readonly draining: boolean;
   /** Release everything (peers told), close every connection and the listener. Idempotent. */
   close(): Promise<void>;
 }
@@ -44,14 +50,29 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const config = loadMediaConfig(options.config);
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger('media.server');
-  const mediaSet = new MediaSet({
+  // an injected clock or element registry cannot cross into a worker thread: those servers keep one loop
+  const useWorkers = config.workers > 1 && !options.clock && !options.elementTypes;
+  let pool: WorkerPool | undefined;
+  const mediaSet: MediaSet = new MediaSet({
     config,
     clock,
     logger,
     elementTypes: options.elementTypes ?? defaultElementTypes(),
     ports: new PortAllocator(config.rtpHost, config.rtpPortMin, config.rtpPortMax),
     orphanTtlMs: options.orphanTtlMs ?? config.orphanTtlMs,
+    workers: () => pool,
   });
+  if (useWorkers) {
+    const started = new WorkerPool(config.workers, config, {
+      event: (id, type, data, state) => mediaSet.workerEvent(id, type, data, state),
+      legEnded: (id, reason, state) => mediaSet.workerLegEnded(id, reason, state),
+      workerDied: (id) => mediaSet.workerDied(id),
+    }, logger.child({ component: 'media.workers' }));
+    await started.start();
+    pool = started;
+    logger.info('relay workers running', { workers: config.workers });
+  }
+  let draining = false;
   const serverId = randomUUID();
   const sockets = new Set<WebSocket>();
   const loopLag = new EventLoopLag(config.lagWindowMs);
@@ -59,13 +80,35 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const httpServer = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/stats') {
-      const body = JSON.stringify({ ...mediaSet.stats(), ...loopLag.snapshot(), processFaults: processFaultCounts() });
+      mediaStatsBody(mediaSet, pool, loopLag.snapshot(), processFaultCounts(), draining).then(
+        (body) => {
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+          res.end(JSON.stringify(body));
+        },
+        (err: unknown) => {
+          logger.error('/stats failed', { error: err instanceof Error ? err.message : String(err) });
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('stats unavailable\n');
+        },
+      );
+      return;
+    }
+    if (path === '/drain' || path === '/undrain') {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { 'content-type': 'text/plain', allow: 'POST' });
+        res.end(`${path} takes POST\n`);
+        return;
+      }
+      const want = path === '/drain';
+      if (want !== draining) logger.info(want ? 'media server draining: gateways place no new calls here' : 'media server no longer draining', {});
+      draining = want;
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(body);
+      res.end(JSON.stringify({ draining }));
+      req.resume(); // a body, if any, is not read
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found (ferry media serves ws://HOST:PORT/kurento and GET /stats)\n');
+    res.end('not found (ferry media serves ws://HOST:PORT/kurento, GET /stats, POST /drain and POST /undrain)\n');
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const maxConnections = config.quotas.maxConnections;
@@ -122,13 +165,20 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     ws.on('error', (err) => logger.warn('control socket error', { error: err.message }));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => {
-      httpServer.removeListener('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.port, config.host, () => {
+        httpServer.removeListener('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    if (pingTimer) clearInterval(pingTimer);
+    loopLag.close();
+    await pool?.close();
+    throw err;
+  }
   const port = (httpServer.address() as AddressInfo).port;
   logger.info('ferry media listening', { host: config.host, port });
 
@@ -138,11 +188,16 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     url: `ws://${urlHost(config.host)}:${port}/kurento`,
     config,
     mediaSet,
+    workers: pool,
+    get draining() {
+      return draining;
+    },
     close() {
       closing ??= (async () => {
         if (pingTimer) clearInterval(pingTimer);
         loopLag.close();
         await mediaSet.closeAll();
+        await pool?.close();
         for (const ws of sockets) ws.terminate();
         wss.close();
         await new Promise<void>((resolve) => httpServer.close(() => resolve()));

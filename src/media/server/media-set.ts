@@ -17,13 +17,25 @@ import { guarded } from '../../common/process-faults';
 import { PORTS_RESERVED_PER_ENDPOINT, quotaExceeded } from './media-quotas';
 import { LogThrottle } from '../../common/log-throttle';
 import { TeardownRetries, type TeardownRetryPolicy } from './teardown-retries';
+import { RemoteElement } from '../workers/remote-element';
+import type { RelayWorker, WorkerPool } from '../workers/worker-pool';
+import type { ElementState, WorkerStats } from '../workers/worker-protocol';
 
 /** `detail` of the end events sent when another control session releases a pipeline (ferry extension). */
 export const RELEASED_BY_OTHER_SESSION = 'released-by-other-session';
+/** `detail` of the end events sent when the relay worker holding a pipeline died (ferry extension). */
+export const RELAY_WORKER_DIED = 'media-worker-died';
+
+/** An element of a pipeline: in this thread, or in a relay worker (src/media/workers/). */
+type HeldElement = MediaElement | RemoteElement;
 
 interface PipelineRecord {
   pipeline: MediaPipeline;
-  elements: Map<string, MediaElement>;
+  elements: Map<string, HeldElement>;
+  /** The relay worker that holds the pipeline's elements (undefined: this thread holds them). */
+  worker?: RelayWorker;
+  /** That worker died: the elements are gone with it. */
+  lost?: boolean;
   owners: Set<MediaSession>;
   release: Promise<void> | undefined;
   /** the release was counted in releasesByReason (a retried release counts once) */
@@ -47,6 +59,8 @@ export interface MediaSetOptions {
   orphanTtlMs: number;
   /** How a failed element teardown or pipeline release is retried (default: 1 s doubling to 30 s, 8 retries). */
   teardownRetryPolicy?: TeardownRetryPolicy;
+  /** Relay workers that hold the pipelines (FERRY_MEDIA_WORKERS > 1); without, this thread holds them. */
+  workers?: () => WorkerPool | undefined;
 }
 
 /**
@@ -76,6 +90,8 @@ export class MediaSet implements ObjectHost {
   private readonly refusalLog: LogThrottle;
   /** element teardowns and pipeline releases that failed: logged, counted, retried (/stats teardownFailures) */
   private readonly teardownRetries: TeardownRetries;
+  /** pipeline creates admitted and waiting for their worker (counted against maxPipelines) */
+  private pipelinesUnderway = 0;
 
   constructor(private readonly o: MediaSetOptions) {
     this.logger = o.logger;
@@ -171,11 +187,12 @@ export class MediaSet implements ObjectHost {
     if (type === 'MediaPipeline') {
       await this.admitPipeline(session);
       const id = `${randomUUID()}_kurento.MediaPipeline`;
+      const worker = await this.placePipeline(id);
       const pipeline = new MediaPipeline(id, this, this.o.clock);
       this.objects.set(id, pipeline);
       this.pipelines.set(id, {
         pipeline, elements: new Map(), owners: new Set(), release: undefined, graceTimer: undefined, orphanTimer: undefined,
-        creator: session.id, elementCreators: new Map(), createdAt: this.o.clock.now(),
+        creator: session.id, elementCreators: new Map(), createdAt: this.o.clock.now(), ...(worker ? { worker } : {}),
       });
       this.adopt(session, id);
       this.manager.objectCreated(id);
@@ -193,9 +210,9 @@ export class MediaSet implements ObjectHost {
     if (rec.release) throw KurentoErrors.objectNotFound(pid);
     const id = `${pid}/${randomUUID()}_kurento.${t.type}`;
     this.pendingPorts.set(session.id, (this.pendingPorts.get(session.id) ?? 0) + PORTS_RESERVED_PER_ENDPOINT);
-    let element: MediaElement;
+    let element: HeldElement;
     try {
-      element = await t.create({
+      element = rec.worker ? await this.createInWorker(rec.worker, pid, id, t.type, constructorParams) : await t.create({
         id,
         pipelineId: pid,
         constructorParams,
@@ -221,6 +238,105 @@ export class MediaSet implements ObjectHost {
     this.adopt(session, pid);
     this.manager.objectCreated(id);
     return id;
+  }
+
+  /** A new pipeline's relay worker (the least loaded), told of the pipeline; undefined without workers. */
+  private async placePipeline(pid: string): Promise<RelayWorker | undefined> {
+    const pool = this.o.workers?.();
+    if (!pool) return undefined;
+    this.pipelinesUnderway++;
+    try {
+      const worker = await pool.pick((wid) => this.pipelinesOn(wid));
+      await worker.request({ op: 'createPipeline', pid });
+      return worker;
+    } finally {
+      this.pipelinesUnderway--;
+    }
+  }
+
+  private async createInWorker(worker: RelayWorker, pid: string, id: string, type: string, params: Record<string, unknown>): Promise<RemoteElement> {
+    const r = await worker.request({ op: 'create', pid, id, type, params });
+    const state = r.states?.[id];
+    if (!state) throw KurentoErrors.unexpected(`the relay worker did not report element ${id}`);
+    const element = new RemoteElement(id, type, this, this.o.clock, pid, worker, state);
+    this.applyStates(r.states);
+    return element;
+  }
+
+  /** Pipelines held by relay worker `workerId` (placement and /stats). */
+  pipelinesOn(workerId: number): number {
+    let n = 0;
+    for (const rec of this.pipelines.values()) if (rec.worker?.id === workerId && !rec.lost) n++;
+    return n;
+  }
+
+  /** Elements held by relay worker `workerId`, as the control plane counts them. */
+  elementsOn(workerId: number): number {
+    let n = 0;
+    for (const rec of this.pipelines.values()) if (rec.worker?.id === workerId && !rec.lost) n += rec.elements.size;
+    return n;
+  }
+
+  /** States a worker reported (with a reply): the remote elements' cached state. */
+  private applyStates(states: Record<string, ElementState> | undefined): void {
+    if (!states) return;
+    for (const [id, st] of Object.entries(states)) {
+      const o = this.objects.get(id);
+      if (o instanceof RemoteElement) o.update(st);
+    }
+  }
+
+  // ---- relay workers (src/media/workers/) ------------------------------------------------------------
+
+  /** An event from a relay worker's element: delivered as if the element were here (dropped once muted). */
+  workerEvent(id: string, type: string, data: Record<string, unknown>, state: ElementState | undefined): void {
+    const o = this.objects.get(id);
+    if (!(o instanceof RemoteElement)) return;
+    o.update(state);
+    if (o.isMuted || o.isReleased) return;
+    this.emitEvent(id, type, data);
+  }
+
+  workerLegEnded(id: string, reason: LegEndReason, state: ElementState | undefined): void {
+    const o = this.objects.get(id);
+    if (!(o instanceof RemoteElement) || o.isReleased) return;
+    o.update(state);
+    this.legEnded(id, reason);
+  }
+
+  /** Fresh /stats entries and states from every worker (GET /stats asks them first). */
+  applyWorkerStats(stats: WorkerStats): void {
+    for (const [id, entry] of Object.entries(stats.describe)) {
+      const o = this.objects.get(id);
+      if (o instanceof RemoteElement) {
+        o.updateStats(entry);
+        o.update(stats.states[id]);
+      }
+    }
+  }
+
+  /**
+   * Relay worker `workerId` died: its pipelines went with it. Every subscriber of their endpoints gets the
+   * end events a released pipeline gives (MediaStateChanged -> DISCONNECTED when it was CONNECTED,
+   * MediaSessionTerminated; reason control-release, detail media-worker-died), so the application ends
+   * both parties of each call; then the pipelines are released (nothing left to tear down in the worker).
+   */
+  workerDied(workerId: number): void {
+    const lost = [...this.pipelines.values()].filter((rec) => rec.worker?.id === workerId && !rec.lost);
+    for (const rec of lost) {
+      rec.lost = true;
+      for (const e of rec.elements.values()) {
+        if (!(e instanceof RemoteElement)) continue;
+        if (!rec.release) {
+          for (const { type, data } of e.releaseNotice(RELAY_WORKER_DIED)) {
+            for (const s of this.subs.get(e.id)?.get(type) ?? []) s.connection?.sendNotification('onEvent', { value: { data, object: e.id, type } });
+          }
+        }
+        e.markLost();
+      }
+    }
+    if (lost.length > 0) this.logger.warn('pipelines lost with their relay worker; releasing them', { worker: workerId, pipelines: lost.map((r) => r.pipeline.id) });
+    for (const rec of lost) this.releaseInBackground(rec.pipeline.id, 'control-release');
   }
 
   /** KMS "ownership by touching": describe/invoke/subscribe/ref make the session a co-owner of the pipeline. */
@@ -270,7 +386,7 @@ export class MediaSet implements ObjectHost {
   private livePipelineCount(): number {
     let n = 0;
     for (const rec of this.pipelines.values()) if (!rec.release) n++;
-    return n;
+    return n + this.pipelinesUnderway;
   }
 
   private pipelinesCreatedBy(sessionId: string): number {
@@ -313,7 +429,7 @@ export class MediaSet implements ObjectHost {
   }
 
   private hasLiveMedia(rec: PipelineRecord): boolean {
-    for (const e of rec.elements.values()) if (e instanceof SdpEndpoint && e.mediaLive) return true;
+    for (const e of rec.elements.values()) if (isCallEndpoint(e) && e.mediaLive) return true;
     return false;
   }
 
@@ -346,7 +462,7 @@ export class MediaSet implements ObjectHost {
     if (!set) byType.set(type, (set = new Set()));
     set.add(session);
     this.adopt(session, o.id);
-    const replay = o.replayOnSubscribe(type);
+    const replay = o.replayOnSubscribe(type); // a remote element answers from the state its worker reported
     if (replay) {
       // after the subscribe response has been written (it is sent when this request's promise settles)
       setImmediate(guarded('media.event-replay', () => {
@@ -391,8 +507,8 @@ export class MediaSet implements ObjectHost {
     const element = id !== pid ? rec.elements.get(id) : undefined;
     // an endpoint connected to no other endpoint is no longer one of the call's (a transfer swapped it
     // out; a recorder or player may still hang on it): it goes alone
-    const detached = element instanceof SdpEndpoint && !element.connectedPeers().some((p) => p instanceof SdpEndpoint);
-    if (element && (!(element instanceof SdpEndpoint) || detached) && !rec.release) return this.releaseElement(rec, element, reason);
+    const detached = element !== undefined && isCallEndpoint(element) && !connectedToCallEndpoint(element);
+    if (element && (!isCallEndpoint(element) || detached) && !rec.release) return this.releaseElement(rec, element, reason);
     if (!rec.release) {
       if (by) this.tellOtherSessions(rec, by);
       const release = this.releasePipeline(rec, reason);
@@ -437,7 +553,7 @@ export class MediaSet implements ObjectHost {
   private tellOtherSessions(rec: PipelineRecord, by: MediaSession): void {
     const told = new Set<string>();
     for (const e of rec.elements.values()) {
-      if (!(e instanceof SdpEndpoint)) continue;
+      if (!isCallEndpoint(e)) continue;
       for (const { type, data } of e.releaseNotice(RELEASED_BY_OTHER_SESSION)) {
         for (const s of this.subs.get(e.id)?.get(type) ?? []) {
           if (s === by || !s.connection) continue;
@@ -492,6 +608,8 @@ export class MediaSet implements ObjectHost {
       ),
     );
     await rec.pipeline.teardown();
+    // the worker forgets the pipeline (and tears down anything a racing create left there)
+    if (rec.worker && !rec.lost) await rec.worker.request({ op: 'dropPipeline', pid }).catch(() => undefined);
     const ids = [...rec.elements.keys(), pid];
     for (const id of ids) {
       this.objects.delete(id);
@@ -536,7 +654,7 @@ export class MediaSet implements ObjectHost {
     let ended: LegEndReason | undefined = reasonHint;
     let live = false;
     for (const e of rec.elements.values()) {
-      if (e instanceof SdpEndpoint) {
+      if (isCallEndpoint(e)) {
         ended ??= e.endReason;
         if (e.mediaLive) live = true;
       }
@@ -628,4 +746,14 @@ export function pipelineIdOf(id: string): string | undefined {
   const slash = id.indexOf('/');
   const head = slash < 0 ? id : id.slice(0, slash);
   return head.endsWith('_kurento.MediaPipeline') ? head : undefined;
+}
+
+/** An RtpEndpoint or WebRtcEndpoint, here or in a relay worker: a call's endpoint (lifecycle rule 5). */
+function isCallEndpoint(e: HeldElement): e is SdpEndpoint | RemoteElement {
+  return e instanceof SdpEndpoint || (e instanceof RemoteElement && e.callEndpoint);
+}
+
+/** Connected to another call endpoint (then releasing it releases the whole pipeline). */
+function connectedToCallEndpoint(e: SdpEndpoint | RemoteElement): boolean {
+  return e instanceof RemoteElement ? e.connectedToCallEndpoint : e.connectedPeers().some((p) => p instanceof SdpEndpoint);
 }

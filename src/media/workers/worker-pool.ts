@@ -1,0 +1,267 @@
+import { Worker } from 'node:worker_threads';
+import path from 'node:path';
+import type { Logger } from '../../common/logger';
+import { KurentoError, KurentoErrors } from '../errors/kurento-error';
+import type { LegEndReason } from '../relay/media-leg';
+import type { MediaConfig } from '../server/media-config';
+import type { ElementState, FromWorker, RelayWorkerData, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
+import type { ElementWorker } from './remote-element';
+import { guarded } from '../../common/process-faults';
+
+/** What the control plane does with what workers send (media-set.ts). */
+export interface WorkerPoolHandlers {
+  event(elementId: string, type: string, data: Record<string, unknown>, state: ElementState | undefined): void;
+  legEnded(elementId: string, reason: LegEndReason, state: ElementState | undefined): void;
+  /** Worker `id` is gone (crashed or killed): everything it held is lost. Called before its pending requests fail. */
+  workerDied(id: number): void;
+}
+
+/** A worker that does not say ready within this is a failed start. */
+const READY_TIMEOUT_MS = 30_000;
+/** GET /stats waits this long for a worker's figures. */
+const STATS_TIMEOUT_MS = 2_000;
+/** Restart delay after a death: doubles with each death in the last minute, up to 10 s (a crash loop does not spin). */
+const RESTART_BASE_MS = 100;
+const RESTART_MAX_MS = 10_000;
+
+const WORKER_MODULE = path.join(__dirname, 'relay-worker.ts');
+/**
+ * The worker thread's first lines: ferry runs its TypeScript sources through tsx (bin/ferry), so the
+ * worker registers tsx before loading relay-worker.ts. execArgv is empty: a test runner's flags are not
+ * the worker's business.
+ */
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+require(workerData.tsxApi).register();
+require(workerData.module);
+`;
+
+interface Pending {
+  resolve: (r: { value: unknown; states?: Record<string, ElementState> }) => void;
+  reject: (err: Error) => void;
+}
+
+/** One relay worker slot: a worker thread, restarted in the same slot (same id) when it dies. */
+export class RelayWorker implements ElementWorker {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextRid = 1;
+  private readyNow = false;
+  private readyWaiters: (() => void)[] = [];
+  lag = { eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0 };
+  restarts = 0;
+  private deaths: number[] = [];
+  private closing = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: number,
+    private readonly config: MediaConfig,
+    private readonly handlers: WorkerPoolHandlers,
+    private readonly logger: Logger,
+  ) {}
+
+  get ready(): boolean {
+    return this.readyNow;
+  }
+
+  /** Start the thread; resolves when it says ready, rejects when it dies first or takes too long. */
+  start(): Promise<void> {
+    const data: RelayWorkerData & { tsxApi: string } = {
+      workerId: this.id,
+      config: this.config,
+      module: WORKER_MODULE,
+      tsxApi: require.resolve('tsx/cjs/api'),
+    };
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: data, execArgv: [], stdout: false, stderr: false });
+    this.worker = worker;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`relay worker ${this.id} not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      timer.unref();
+      let started = false;
+      worker.on('message', (m: FromWorker) => {
+        if (m.k === 'ready') {
+          started = true;
+          clearTimeout(timer);
+          this.readyNow = true;
+          for (const w of this.readyWaiters.splice(0)) w();
+          resolve();
+          return;
+        }
+        this.onMessage(m);
+      });
+      worker.on('error', (err) => this.logger.error('relay worker failed', { worker: this.id, error: err.message }));
+      worker.on('exit', (code) => {
+        if (this.worker !== worker) return;
+        this.worker = undefined;
+        this.readyNow = false;
+        if (!started) {
+          clearTimeout(timer);
+          reject(new Error(`relay worker ${this.id} exited (code ${code}) before it was ready`));
+        }
+        this.died(code, started);
+      });
+    });
+  }
+
+  /** Resolves when this slot has a ready worker. */
+  whenReady(): Promise<void> {
+    if (this.readyNow) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  request(req: WorkerRequest): Promise<{ value: unknown; states?: Record<string, ElementState> }> {
+    const worker = this.worker;
+    if (!worker || !this.readyNow) return Promise.reject(KurentoErrors.unexpected(`media relay worker ${this.id} is not running`));
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(rid, { resolve, reject });
+      this.post({ k: 'req', rid, ...req } as ToWorker);
+    });
+  }
+
+  mute(ids: string[]): void {
+    this.post({ k: 'mute', ids });
+  }
+
+  async stats(): Promise<WorkerStats | undefined> {
+    if (!this.readyNow) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS);
+      });
+      const r = await Promise.race([this.request({ op: 'stats' }), late]);
+      return r ? (r.value as WorkerStats) : undefined; // a worker too busy to answer is reported from what is known
+    } catch {
+      return undefined; // it died meanwhile: nothing to report
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** Test hook: the worker exits at once, as if it crashed. */
+  crashForTest(): void {
+    this.post({ k: 'crash' });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const w = this.worker;
+    this.worker = undefined;
+    this.readyNow = false;
+    if (w) await w.terminate();
+    this.failPending('ferry media is stopping');
+  }
+
+  private post(m: ToWorker): void {
+    this.worker?.postMessage(m);
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.k) {
+      case 'res': {
+        const p = this.pending.get(m.rid);
+        if (!p) return;
+        this.pending.delete(m.rid);
+        if (m.ok) p.resolve({ value: m.value, ...(m.states ? { states: m.states } : {}) });
+        else p.reject(deserializeError(m.error));
+        return;
+      }
+      case 'event':
+        this.handlers.event(m.id, m.type, m.data, m.state);
+        return;
+      case 'legEnded':
+        this.handlers.legEnded(m.id, m.reason, m.state);
+        return;
+      case 'lag':
+        this.lag = { eventLoopLagP99Ms: m.eventLoopLagP99Ms, eventLoopLagMaxMs: m.eventLoopLagMaxMs };
+        return;
+      default:
+        return;
+    }
+  }
+
+  private died(code: number, wasReady: boolean): void {
+    if (this.closing) {
+      this.failPending('ferry media is stopping');
+      return;
+    }
+    this.logger.error('relay worker died; its pipelines are released and the worker restarted', { worker: this.id, code, wasReady });
+    this.lag = { eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0 };
+    this.handlers.workerDied(this.id);
+    this.failPending(`media relay worker ${this.id} died`);
+    if (!wasReady) return; // a worker that cannot start is a start failure, reported by start()
+    const now = Date.now();
+    this.deaths = this.deaths.filter((t) => now - t < 60_000);
+    this.deaths.push(now);
+    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (this.deaths.length - 1));
+    this.restartTimer = setTimeout(guarded('media.worker-restart', () => {
+      this.restartTimer = undefined;
+      if (this.closing) return;
+      this.restarts++;
+      this.start().then(
+        () => this.logger.info('relay worker restarted', { worker: this.id, restarts: this.restarts }),
+        (err: unknown) => this.logger.error('relay worker restart failed', { worker: this.id, error: err instanceof Error ? err.message : String(err) }),
+      );
+    }), delay);
+    this.restartTimer.unref();
+  }
+
+  private failPending(why: string): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(KurentoErrors.unexpected(why));
+  }
+}
+
+/** `FERRY_MEDIA_WORKERS` relay workers (docs/media-server.md, "Relay workers"). */
+export class WorkerPool {
+  readonly workers: RelayWorker[];
+
+  constructor(count: number, config: MediaConfig, handlers: WorkerPoolHandlers, logger: Logger) {
+    this.workers = Array.from({ length: count }, (_, i) => new RelayWorker(i + 1, config, handlers, logger));
+  }
+
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.workers.map((w) => w.start()));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  worker(id: number): RelayWorker | undefined {
+    return this.workers.find((w) => w.id === id);
+  }
+
+  /**
+   * The worker a new pipeline goes to: the ready one with the fewest pipelines (`pipelinesOf`), ties by
+   * the lower event-loop lag, then the lower id. When none is ready (all restarting) it waits for one.
+   */
+  async pick(pipelinesOf: (workerId: number) => number): Promise<RelayWorker> {
+    let ready = this.workers.filter((w) => w.ready);
+    if (ready.length === 0) {
+      await Promise.race(this.workers.map((w) => w.whenReady()));
+      ready = this.workers.filter((w) => w.ready);
+    }
+    let best = ready[0]!;
+    for (const w of ready.slice(1)) {
+      const a = pipelinesOf(w.id);
+      const b = pipelinesOf(best.id);
+      if (a < b || (a === b && w.lag.eventLoopLagP99Ms < best.lag.eventLoopLagP99Ms)) best = w;
+    }
+    return best;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
+
+function deserializeError(e: SerializedError): Error {
+  if (e.code !== undefined && e.type !== undefined) return new KurentoError(e.code, e.type, e.message);
+  return new Error(e.message);
+}
