@@ -57,7 +57,7 @@ Prints "ferry gateway ready {...}" once up.
 
 Main settings (environment variables):
   FERRY_SIP_CONTROL_URL                  ferry sip's control port (127.0.0.1:9022)
-  FERRY_MEDIA_URL                        ferry media (ws://127.0.0.1:8888/kurento)
+  FERRY_MEDIA_URL                        ferry media, one or more ws:// URLs, comma-separated (ws://127.0.0.1:8888/kurento)
   REDIS_URL                              state store (unset: memory)
   FERRY_HTTP_HOST / FERRY_HTTP_PORT      webphone page, API, metrics (127.0.0.1 / 3000)
   FERRY_SIP_CONFIG                       users and trunks file (sip-config/ferry.json)

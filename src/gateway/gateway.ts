@@ -25,8 +25,9 @@ import { CdrService } from './cdr/cdr-service';
 import { CdrStore, MemoryCdrStore } from './cdr/cdr-store';
 import { addRecordingRoutes } from './recording/recording-api';
 import { StatusService } from './http/status/status-service';
-import { MediaConnection } from './kurento/media-connection';
 import { MediaLossMonitor } from './kurento/media-loss-monitor';
+import { MediaServerSet } from './media-servers/media-server-set';
+import { mediaUrlKey } from './media-servers/media-url-list';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
 import { SipAuthenticator } from './registrar/sip-authenticator';
@@ -66,8 +67,8 @@ export class Gateway {
   /** one CDR per ended call (file, Redis) and call recording */
   readonly cdrs: CdrService;
   private readonly srf = new Srf();
-  private readonly media: MediaConnection;
-  private readonly mediaLoss: MediaLossMonitor;
+  /** every media server (FERRY_MEDIA_URL): placement of new calls, one connection and one loss monitor each */
+  readonly media: MediaServerSet;
   private readonly http: HttpServer;
   private readonly lease: LeaseKeeper;
   /** POSTs bus events to the receivers in sip-config's `webhooks` */
@@ -102,14 +103,26 @@ export class Gateway {
     this.metrics.addSection(() => this.webhooks.metricLines());
     this.eventStream = new EventStream(this.events, this.log.child({ component: 'gateway.events' }));
     this.metrics.addSection(() => this.eventStream.metricLines());
-    this.media = new MediaConnection(config.mediaUrl, this.log.child({ component: 'gateway.media' }));
-    this.mediaLoss = new MediaLossMonitor({
-      media: this.media,
-      registry: this.registry,
-      clock: this.clock,
-      log: this.log.child({ component: 'gateway.media' }),
-      graceMs: config.mediaLossGraceMs,
+    const mediaLog = this.log.child({ component: 'gateway.media' });
+    // the calls this gateway drives whose record names a media server (its load when it has no /stats)
+    const callsOn = (url: string): number => {
+      const key = mediaUrlKey(url);
+      return this.registry.all().filter((c) => c.state !== 'ended' && mediaUrlKey(c.record.media.mediaUrl) === key).length;
+    };
+    this.media = new MediaServerSet({
+      urls: config.mediaUrls,
+      log: mediaLog,
+      statsIntervalMs: config.mediaStatsIntervalMs,
+      liveCallsOn: callsOn,
+      urlOfPipeline: (pipelineId) => this.registry.all().find((c) => c.record.media.pipelineId === pipelineId)?.record.media.mediaUrl,
+      // the death of one media server ends the calls on it, and only those
+      watch: (conn) => {
+        const monitor = new MediaLossMonitor({ media: conn, registry: this.registry, clock: this.clock, log: mediaLog.child({ mediaUrl: conn.url }), graceMs: config.mediaLossGraceMs });
+        monitor.start();
+        return monitor;
+      },
     });
+    this.metrics.addSection(() => this.media.metricLines());
     this.lease = new LeaseKeeper(this.store, config.instanceId, config.leaseMs, this.clock, this.log);
     const cdrConfig = cdrConfigFromEnv();
     // read back from Redis when there is one, else the file, else the last CDRs in memory
@@ -217,7 +230,6 @@ export class Gateway {
   async start(): Promise<void> {
     const { config } = this;
     await this.media.connect();
-    this.mediaLoss.start();
     await this.connectSip();
     this.reclaimer.start();
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
@@ -238,7 +250,6 @@ export class Gateway {
       clock: this.clock,
       log: this.log.child({ component: 'gateway.call' }),
       instanceId: config.instanceId,
-      mediaUrl: config.mediaUrl,
       noAnswerMs: config.noAnswerMs,
       endedRecordTtlMs: config.endedRecordTtlMs,
       onEnded: (r: Parameters<GatewayMetrics['callEnded']>[0]) => this.metrics.callEnded(r),
@@ -326,7 +337,6 @@ export class Gateway {
     } catch {
       /* not connected */
     }
-    this.mediaLoss.stop();
     this.media.close();
     await this.webhooks.stop();
     await this.cdrs.stop();

@@ -8,7 +8,7 @@ import { EndReason, reasonForStatus } from '../calls/end-reason';
 import { chosenCodec, G711, SdpError } from '../calls/sdp-rewriter';
 import { validateSdp } from '../calls/sdp-validator';
 import { CallMedia, Side } from '../kurento/call-media';
-import { MediaUnavailableError } from '../kurento/media-connection';
+import { MediaConnection, MediaUnavailableError } from '../kurento/media-connection';
 import { isMediaOverloaded } from '../kurento/media-refusal';
 import { CallRecord } from '../state/call-record';
 import { ApiError } from './api-error';
@@ -58,14 +58,19 @@ export class Originator {
     const { d } = this;
     const a = await this.resolve('a', req.a);
     const b = await this.resolve('b', req.b);
-    if (!d.media.isUp) throw new ApiError(503, 'the media server is unreachable', {}, { 'Retry-After': '5' });
+    // the media server this call's pipeline goes on (the same placement as a party's INVITE)
+    const placed = d.media.place();
+    if (!placed.ok) {
+      d.log.warn('call refused: no media server available', { a: a.party, b: b.party, detail: placed.detail });
+      throw new ApiError(503, placed.detail, {}, { 'Retry-After': '5' });
+    }
     const record: CallRecord = {
       id: randomUUID(),
       state: 'routing',
       createdAt: d.clock.now(),
       caller: { uri: a.uri, kind: a.kind, party: a.party },
       callee: { uri: b.uri, kind: b.kind, party: b.party },
-      media: { mediaUrl: d.mediaUrl },
+      media: { mediaUrl: placed.url },
       owner: d.instanceId,
       origin: 'api',
       ...(req.record ? { record: true } : {}),
@@ -78,11 +83,11 @@ export class Originator {
     call.once('ended', (r) => d.onEnded(r));
     call.note('originate', `api: ${req.a} => ${a.party} (${a.kind}), then ${req.b} => ${b.party} (${b.kind})${req.from ? `, caller id ${req.from}` : ''}`);
     await call.persist();
-    void this.run(call, req, a, b);
+    void this.run(call, req, a, b, placed.conn);
     return call;
   }
 
-  private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed): Promise<void> {
+  private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed, server: MediaConnection): Promise<void> {
     const { d } = this;
     const ringMs = req.ringTimeoutMs ?? d.noAnswerMs;
     const pending: { invite?: PendingInvite; timer?: TimerHandle; noAnswer?: Side } = {};
@@ -96,8 +101,8 @@ export class Originator {
     let signalling = false;
     let media: CallMedia | undefined;
     try {
-      const building = CallMedia.build(d.media, { caller: a.kind, callee: b.kind }, call.log, d.clock);
-      media = await d.media.guard(building).catch((err: unknown) => {
+      const building = CallMedia.build(server, { caller: a.kind, callee: b.kind }, call.log, d.clock);
+      media = await server.guard(building).catch((err: unknown) => {
         if (err instanceof MediaUnavailableError) void building.then((m) => m.release(), () => undefined);
         throw err;
       });
@@ -107,7 +112,7 @@ export class Originator {
       if (call.isEnding) return;
 
       // party A: sees party B's number as the caller
-      const offerA = await d.media.guard(media.offer('caller', G711));
+      const offerA = await server.guard(media.offer('caller', G711));
       signalling = true;
       const dialogA = await this.invite(call, 'caller', a, offerA, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
       signalling = false;
@@ -119,14 +124,14 @@ export class Originator {
       dialogA.on('destroy', earlyBye);
       call.holdDialog('caller', dialogA);
       if (!this.acceptable(call, 'caller', dialogA.remote.sdp, a)) throw new SdpError("party A's answer was refused");
-      await d.media.guard(media.acceptAnswer('caller', dialogA.remote.sdp));
+      await server.guard(media.acceptAnswer('caller', dialogA.remote.sdp));
       const codec = chosenCodec(dialogA.remote.sdp);
       call.note('a-answered', `codec ${codec}`);
       void call.persist();
 
       // party B: offered the codec A chose (no transcoding), sees `from` or party A
       side = 'callee';
-      const offerB = await d.media.guard(media.offer('callee', [codec]));
+      const offerB = await server.guard(media.offer('callee', [codec]));
       const shown = req.from ?? a.party;
       signalling = true;
       const dialogB = await this.invite(call, 'callee', b, offerB, `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
@@ -136,7 +141,7 @@ export class Originator {
         await dialogB.destroy().catch(() => undefined);
         throw new SdpError("party B's answer was refused");
       }
-      await d.media.guard(media.acceptAnswer('callee', dialogB.remote.sdp));
+      await server.guard(media.acceptAnswer('callee', dialogB.remote.sdp));
       call.note('callee-answered', `codec ${chosenCodec(dialogB.remote.sdp)}`);
       dialogA.off('destroy', earlyBye);
       if (!dialogA.connected || call.isEnding) {

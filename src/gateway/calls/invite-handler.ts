@@ -4,7 +4,8 @@ import { Clock } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { CallMedia } from '../kurento/call-media';
-import { MediaConnection, MediaUnavailableError } from '../kurento/media-connection';
+import { MediaUnavailableError } from '../kurento/media-connection';
+import type { MediaServerSet } from '../media-servers/media-server-set';
 import { isMediaOverloaded } from '../kurento/media-refusal';
 import { SipAuthenticator } from '../registrar/sip-authenticator';
 import { CallRecord, LegKind } from '../state/call-record';
@@ -24,14 +25,14 @@ export interface InviteHandlerDeps {
   srf: Srf;
   config: SipConfig;
   store: StateStore;
-  media: MediaConnection;
+  /** every media server; each new call is placed on one of them (docs/gateway.md, "Several media servers") */
+  media: MediaServerSet;
   router: CallRouter;
   auth: SipAuthenticator;
   registry: CallRegistry;
   clock: Clock;
   log: Logger;
   instanceId: string;
-  mediaUrl: string;
   noAnswerMs: number;
   endedRecordTtlMs: number;
   onEnded: (record: CallRecord) => void;
@@ -54,7 +55,7 @@ interface SrfRes {
   send(status: number, reason?: string | { headers?: Record<string, string>; body?: string }, opts?: { headers?: Record<string, string>; body?: string }): void;
 }
 
-/** Retry-After (seconds) on the 503 a new call gets while the media server is unreachable */
+/** Retry-After (seconds) on the 503 a new call gets while no media server is available (unreachable or draining) */
 const MEDIA_DOWN_RETRY_AFTER_S = 5;
 /** Retry-After (seconds) on the 503 a new call gets while the media server refuses it for its quotas */
 const MEDIA_FULL_RETRY_AFTER_S = 5;
@@ -71,6 +72,12 @@ function userOf(uri: string | undefined): string | undefined {
  */
 export class InviteHandler {
   constructor(private readonly d: InviteHandlerDeps) {}
+
+  /** 503 + Retry-After, and a Warning naming why (every media server unreachable or draining) */
+  private refuseNoMedia(res: SrfRes, detail: string, caller: string, dialled: string): void {
+    this.d.log.warn('call refused: no media server available', { caller, dialled, detail, mediaServers: this.d.media.describe().map((m) => `${m.url} ${m.up ? 'up' : 'down'}${m.draining ? ' draining' : ''}`) });
+    res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S), Warning: `399 ferry "${detail}"` } });
+  }
 
   async handle(req: SrfReq, res: SrfRes): Promise<void> {
     const { d } = this;
@@ -105,10 +112,10 @@ export class InviteHandler {
     const { party: callerParty, uri: callerUri, fromHeader } = caller;
 
     const dialled = userOf(req.uri) ?? '';
-    if (!d.media.isUp) {
+    const available = d.media.canPlace();
+    if (!available.ok) {
       // no media server to build the call on: refuse at once, the caller may retry (RFC 3261 21.5.4)
-      d.log.warn('call refused: media server unreachable', { caller: callerParty, dialled });
-      res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S), Warning: '399 ferry "media server unreachable"' } });
+      this.refuseNoMedia(res, available.detail, callerParty, dialled);
       return;
     }
     if (!req.body || !/^v=0/.test(req.body)) {
@@ -143,13 +150,19 @@ export class InviteHandler {
       return;
     }
 
+    // the media server this call's pipeline goes on; every later request of the call goes there too
+    const placed = d.media.place();
+    if (!placed.ok) {
+      this.refuseNoMedia(res, placed.detail, callerParty, dialled);
+      return;
+    }
     const record: CallRecord = {
       id: randomUUID(),
       state: 'routing',
       createdAt: d.clock.now(),
       caller: { uri: callerUri, kind: callerKind, party: callerParty, ...(req.source_address ? { sipSource: req.source_address } : {}) },
       callee: { uri: target.uri, kind: target.kind, party: target.party },
-      media: { mediaUrl: d.mediaUrl },
+      media: { mediaUrl: placed.url },
       owner: d.instanceId,
       ...(target.record ? { record: true } : {}),
       timeline: [],
@@ -171,8 +184,9 @@ export class InviteHandler {
 
     try {
       // every media request below is given up at once if the media server is lost meanwhile
-      const building = CallMedia.build(d.media, { caller: callerKind, callee: target.kind }, call.log, d.clock);
-      const media = await d.media.guard(building).catch((err: unknown) => {
+      const server = placed.conn;
+      const building = CallMedia.build(server, { caller: callerKind, callee: target.kind }, call.log, d.clock);
+      const media = await server.guard(building).catch((err: unknown) => {
         // abandoned: should the pipeline still appear (a blip), it is released, not leaked
         if (err instanceof MediaUnavailableError) void building.then((m) => m.release(), () => undefined);
         throw err;
@@ -187,10 +201,10 @@ export class InviteHandler {
       let offerB: string;
       if (callerKind === 'rtp' && target.kind === 'webrtc') {
         const codec = callerCodecs[0]!;
-        earlyAnswerA = await d.media.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
-        offerB = await d.media.guard(media.offer('callee', [codec]));
+        earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
+        offerB = await server.guard(media.offer('callee', [codec]));
       } else {
-        offerB = await d.media.guard(media.offer('callee', callerCodecs));
+        offerB = await server.guard(media.offer('callee', callerCodecs));
       }
       let uacReq: { cancel: () => void } | undefined;
       phase = 'signalling';
@@ -205,10 +219,10 @@ export class InviteHandler {
             call.note('sdp-refused', `callee answer: ${answerCheck.problem}`);
             throw new SdpError(`the called party's answer was refused: ${answerCheck.detail.replace(/[^\x20-\x7e]/g, '?')}`);
           }
-          await d.media.guard(media.acceptAnswer('callee', sdpB));
+          await server.guard(media.acceptAnswer('callee', sdpB));
           const codec = chosenCodec(sdpB);
           call.note('callee-answered', `codec ${codec}`);
-          return earlyAnswerA ?? d.media.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
+          return earlyAnswerA ?? server.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
         },
         headers: { From: fromHeader },
         // a PBX that challenges our INVITE gets its trunk's credentials (srf answers the 401/407)

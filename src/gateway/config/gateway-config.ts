@@ -8,11 +8,17 @@ import { LoopbackMediaRule, parseLoopbackMediaRule } from '../calls/sdp-validato
 import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
 import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
 import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
+import { parseMediaUrlList } from '../media-servers/media-url-list';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
   sipControl: { host: string; port: number; secret: string };
+  /** the first media server of FERRY_MEDIA_URL (the only one when it names one) */
   mediaUrl: string;
+  /** every media server of FERRY_MEDIA_URL, in the order given (docs/gateway.md, "Several media servers") */
+  mediaUrls: string[];
+  /** how often each media server's GET /stats is read for placing calls (FERRY_GATEWAY_MEDIA_STATS_INTERVAL_MS) */
+  mediaStatsIntervalMs: number;
   redisUrl: string | undefined;
   redisPrefix: string;
   /** bound of every state store operation (the HTTP API answers 503 within it while Redis is down) */
@@ -79,8 +85,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const m = /^([^:/]+):(\d{1,5})$/.exec(control);
   if (!m) problems.push(`environment: FERRY_SIP_CONTROL_URL=${JSON.stringify(control)}: must be host:port`);
   else if (Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`environment: FERRY_SIP_CONTROL_URL=${JSON.stringify(control)}: the port must be between 1 and 65535`);
-  const mediaUrl = get('FERRY_MEDIA_URL', 'ws://127.0.0.1:8888/kurento');
-  if (!/^wss?:\/\/[^/]+/.test(mediaUrl)) problems.push(`environment: FERRY_MEDIA_URL=${JSON.stringify(mediaUrl)}: must be a ws:// or wss:// URL`);
+  const mediaList = parseMediaUrlList(get('FERRY_MEDIA_URL', 'ws://127.0.0.1:8888/kurento'));
+  if (!mediaList.ok) problems.push(...mediaList.problems);
+  const mediaUrls = mediaList.ok ? mediaList.urls : ['ws://127.0.0.1:8888/kurento'];
   const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push(`environment: REDIS_URL=${JSON.stringify(redisUrl)}: must be a redis:// URL`);
   const httpHost = get('FERRY_HTTP_HOST', '127.0.0.1');
@@ -89,7 +96,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const leaseMs = int('FERRY_GATEWAY_LEASE_MS', 10000, 500, 3600000);
   const config = {
     sipControl: { host: m?.[1] ?? '127.0.0.1', port: Number(m?.[2] ?? 9022), secret: get('FERRY_SIP_SECRET', 'cymru') },
-    mediaUrl,
+    mediaUrl: mediaUrls[0]!,
+    mediaUrls,
+    mediaStatsIntervalMs: int('FERRY_GATEWAY_MEDIA_STATS_INTERVAL_MS', 2000, 100, 60000),
     redisUrl,
     redisPrefix: get('FERRY_REDIS_PREFIX', 'ferry:'),
     storeTimeoutMs: int('FERRY_STORE_TIMEOUT_MS', 500, 50, 5000),

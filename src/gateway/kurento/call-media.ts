@@ -25,7 +25,9 @@ export interface CallMediaEvents {
  * One call's media: a pipeline with one endpoint per leg (WebRtcEndpoint for a browser,
  * RtpEndpoint for a phone), connected both ways. Turns the media server's end events
  * (MediaSessionTerminated, MediaStateChanged -> DISCONNECTED, with ferry media's `reason`) into
- * one `ended` event. `release()` is idempotent.
+ * one `ended` event. `release()` is idempotent. Every object is on one media server (`connection`,
+ * the one the call was placed on): each request that may wait on it is given up at once when that
+ * server is lost (MediaConnection.guard), whatever the state of the other media servers.
  */
 export class CallMedia extends EventEmitter<CallMediaEvents> {
   private released = false;
@@ -72,12 +74,21 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     }
   }
 
-  /** re-attach to the objects of a call another gateway created (adoption) */
-  static async attach(conn: MediaConnection, ids: { pipelineId: string; callerEndpointId: string; calleeEndpointId: string }, kinds: { caller: LegKind; callee: LegKind }, log: Logger, clock: Clock): Promise<CallMedia> {
+  /**
+   * re-attach to the objects of a call another gateway created (adoption), on the media server the
+   * call's record names (`mediaUrl`; without it, the one `conn` finds for the pipeline)
+   */
+  static async attach(source: MediaConnection, ids: { pipelineId: string; callerEndpointId: string; calleeEndpointId: string; mediaUrl?: string }, kinds: { caller: LegKind; callee: LegKind }, log: Logger, clock: Clock): Promise<CallMedia> {
+    const conn = await source.connectionFor(ids.mediaUrl, ids.pipelineId);
     const pipeline = await conn.byId<KMediaPipeline>(ids.pipelineId);
     const caller = await conn.byId<KSdpEndpoint>(ids.callerEndpointId);
     const callee = await conn.byId<KSdpEndpoint>(ids.calleeEndpointId);
     return new CallMedia(pipeline, caller, callee, kinds, log, conn, clock);
+  }
+
+  /** the connection to the media server this call's pipeline is on: every request of the call goes there */
+  get connection(): MediaConnection {
+    return this.conn;
   }
 
   get ids(): { pipelineId: string; callerEndpointId: string; calleeEndpointId: string } {
@@ -95,14 +106,14 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   /** Transfer: a new endpoint for a new party in this call's pipeline (not connected yet). */
   async createEndpoint(kind: LegKind): Promise<KSdpEndpoint> {
-    const ep = await this.pipeline.create(kind === 'webrtc' ? 'WebRtcEndpoint' : 'RtpEndpoint');
+    const ep = await this.conn.guard(this.pipeline.create(kind === 'webrtc' ? 'WebRtcEndpoint' : 'RtpEndpoint'));
     guardErrors(ep, (err) => this.log.warn('endpoint error', { endpointId: ep.id, err: err?.message }));
     return ep;
   }
 
   /** an offer from any endpoint of this pipeline (a transfer's new one), restricted to `codecs` */
   async offerFrom(ep: KSdpEndpoint, kind: LegKind, codecs: readonly string[], side: Side | 'new' = 'new'): Promise<string> {
-    const sdp = await this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.generateOffer(cb)));
+    const sdp = await this.conn.guard(this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.generateOffer(cb))));
     const offer = restrictCodecs(sdp, codecs);
     this.log.debug('offer', { side, generated: sdp, sent: offer });
     return offer;
@@ -115,7 +126,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
 
   /** any endpoint of this pipeline (a transfer's new one) answers the peer's offer */
   async answerOn(ep: KSdpEndpoint, kind: LegKind, offer: string, side: Side | 'new' = 'new'): Promise<string> {
-    const answer = await this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.processOffer(offer, cb))).catch((err: unknown) => {
+    const answer = await this.conn.guard(this.withGathering(ep, kind, () => kurentoCall<string>((cb) => ep.processOffer(offer, cb)))).catch((err: unknown) => {
       // the media server refused the offer's SDP (Kurento SDP error codes 402xx): a 488 for the caller, not a 500
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 40200 && code < 40300) throw new SdpError(`media server refused the offer: ${(err as Error).message}`);
@@ -129,12 +140,12 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   async acceptAnswer(side: Side, answer: string): Promise<void> {
     this.log.debug('peer answer', { side, answer });
     const ep = this.endpoint(side);
-    await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
+    await this.conn.guard(kurentoCall<string>((cb) => ep.processAnswer(answer, cb)));
   }
 
   /** the peer's answer to an offer of a transfer's new endpoint */
   async acceptAnswerOn(ep: KSdpEndpoint, answer: string): Promise<void> {
-    await kurentoCall<string>((cb) => ep.processAnswer(answer, cb));
+    await this.conn.guard(kurentoCall<string>((cb) => ep.processAnswer(answer, cb)));
   }
 
   /**
@@ -143,7 +154,7 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
    * connected a new one) and releases the player (a player goes alone, the pipeline stays).
    */
   async ringback(side: Side, uri: string): Promise<{ stop(restore: boolean): Promise<void> }> {
-    const player = await this.pipeline.create('PlayerEndpoint', { uri });
+    const player = await this.conn.guard(this.pipeline.create('PlayerEndpoint', { uri }));
     guardErrors(player, (err) => this.log.warn('ring-back player error', { err: err?.message }));
     const again = (): void => player.play(() => undefined);
     player.on('EndOfStream', again);
@@ -170,8 +181,8 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
   /** Transfer: `ep` (another leg's endpoint in this pipeline) sends to and receives from `side`'s endpoint. */
   async connectTo(side: Side, ep: KSdpEndpoint): Promise<void> {
     const mine = this.endpoint(side);
-    await kurentoCall<void>((cb) => mine.connect(ep, cb));
-    await kurentoCall<void>((cb) => ep.connect(mine, cb));
+    await this.conn.guard(kurentoCall<void>((cb) => mine.connect(ep, cb)));
+    await this.conn.guard(kurentoCall<void>((cb) => ep.connect(mine, cb)));
   }
 
   /**

@@ -54,7 +54,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private readonly schedule = new RedialSchedule();
   private lostAt = 0;
 
-  constructor(private readonly url: string, private readonly log: Logger) {
+  constructor(readonly url: string, private readonly log: Logger) {
     super();
     // every pending guarded request and every deferred release listens for lost/restored
     this.setMaxListeners(0);
@@ -65,7 +65,12 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     return this.state === 'up';
   }
 
-  async connect(timeoutMs = 15000): Promise<void> {
+  /**
+   * Connects; rejects when the server has not answered within `timeoutMs`. With `keepTrying` (one of
+   * several media servers) a server that does not answer in time is not given up: the paced attempts
+   * go on, and once it answers it is up and `restored` is emitted.
+   */
+  async connect(timeoutMs = 15000, opts: { keepTrying?: boolean } = {}): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const kurento = require('kurento-client') as KurentoFactory;
     const pending = kurento(this.url, { failAfter: Infinity, request_timeout: 20000 });
@@ -80,15 +85,38 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`media server at ${this.url} did not answer within ${timeoutMs} ms`)), timeoutMs);
     });
+    const answered = Promise.resolve(pending);
     try {
-      await Promise.race([Promise.resolve(pending), timeout]);
+      await Promise.race([answered, timeout]);
     } catch (err) {
-      this.close();
+      if (opts.keepTrying && this.state === 'down') {
+        this.lostAt = Date.now();
+        answered.then(
+          () => {
+            if (this.state !== 'down') return;
+            this.markUp();
+            this.log.info('media server answered', { url: this.url, afterMs: Date.now() - this.lostAt });
+            this.emit('restored', false);
+          },
+          () => undefined,
+        );
+      } else {
+        this.close();
+      }
       throw err;
     } finally {
       clearTimeout(timer);
     }
     this.markUp();
+  }
+
+  /**
+   * The connection to the media server a call's objects are on: `mediaUrl` from the call's record
+   * (or found from its pipeline id). One connection is its own answer; a set of media servers
+   * (MediaServerSet) answers with the connection to that server.
+   */
+  async connectionFor(_mediaUrl: string | undefined, _pipelineId: string): Promise<MediaConnection> {
+    return this;
   }
 
   private watch(client: KClient): void {

@@ -18,7 +18,7 @@ export interface MediaLossMonitorDeps {
 }
 
 /**
- * What the gateway does when it loses the media server: a call's media is only as alive as its
+ * What the gateway does when it loses a media server (one monitor per server): a call's media is only as alive as its
  * pipeline, and nobody else would tell the parties (ferry sip keeps the dialogs up).
  * - The media server comes back within `graceMs`: every live call's pipeline and endpoints are
  *   checked by id; a call whose objects are gone (a restarted server) ends with `media-lost`, both
@@ -46,14 +46,15 @@ export class MediaLossMonitor {
     this.graceTimer = undefined;
   }
 
+  /** the answered calls whose pipeline is on this monitor's media server (with several, the others' calls are not touched) */
   private liveCalls(): Call[] {
-    return this.d.registry.all().filter((c) => c.media !== undefined && !c.isEnding && c.state === 'answered');
+    return this.d.registry.all().filter((c) => c.media !== undefined && c.media.connection === this.d.media && !c.isEnding && c.state === 'answered');
   }
 
   private readonly onLost = (): void => {
     this.graceTimer?.cancel();
     const calls = this.liveCalls().length;
-    this.d.log.warn('media server lost', { liveCalls: calls, graceMs: this.d.graceMs });
+    this.d.log.warn('media server lost', { url: this.d.media.url, liveCalls: calls, graceMs: this.d.graceMs });
     this.graceTimer = this.d.clock.setTimeout(
       guarded('gateway.media-loss-grace', () => {
         this.graceTimer = undefined;
@@ -68,7 +69,7 @@ export class MediaLossMonitor {
     this.graceTimer?.cancel();
     this.graceTimer = undefined;
     const calls = this.liveCalls();
-    this.d.log.info('media server back: checking live calls', { liveCalls: calls.length, sameSession });
+    this.d.log.info('media server back: checking live calls', { url: this.d.media.url, liveCalls: calls.length, sameSession });
     for (const call of calls) void this.check(call).catch((err: Error) => this.d.log.warn('media check failed', { callId: call.record.id, err: err.message }));
   };
 
