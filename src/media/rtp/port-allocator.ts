@@ -23,15 +23,12 @@ export class PortAllocator {
   async bindPair(withRtcp: boolean): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket | undefined }> {
     const attempts = this.min > 0 ? Math.max(1, Math.floor((this.max - this.min + 1) / 2)) : 50;
     for (let i = 0; i < attempts; i++) {
-      const port = this.min > 0 ? this.nextInRange() : 0;
+      const port = this.min > 0 ? this.nextInRange() : await this.osChosenPort(withRtcp);
+      if (port === undefined) continue;
       const rtp = await bindOrUndefined(this.host, port);
       if (!rtp) continue;
       const rtpPort = rtp.address().port;
       if (!withRtcp) return { rtp, rtcp: undefined };
-      if (this.min === 0 && rtpPort % 2 === 1) {
-        rtp.close();
-        continue;
-      }
       const rtcp = rtpPort + 1 <= 65535 ? await bindOrUndefined(this.host, rtpPort + 1) : undefined;
       if (rtcp) return { rtp, rtcp };
       rtp.close();
@@ -41,11 +38,33 @@ export class PortAllocator {
     );
   }
 
+  /**
+   * A free port the OS picks (even when an RTCP port follows), which the caller then binds *by number*.
+   * A socket bound to port 0 is not port-locked: on Linux, disconnect() (a re-INVITE moving a connect()ed
+   * leg to a new peer) would drop its port and the leg would stop receiving; bound by number it keeps it.
+   * The port is free between the probe's close and the bind only for a moment; a lost race is one retry.
+   */
+  private async osChosenPort(even: boolean): Promise<number | undefined> {
+    const probe = await bindOrUndefined(this.host, 0);
+    if (!probe) return undefined;
+    const port = probe.address().port;
+    await new Promise<void>((resolve) => closeQuietlyThen(probe, resolve));
+    return even && port % 2 === 1 ? undefined : port;
+  }
+
   private nextInRange(): number {
     if (this.next + 1 > this.max) this.next = this.min + (this.min % 2);
     const p = this.next;
     this.next += 2;
     return p;
+  }
+}
+
+function closeQuietlyThen(s: dgram.Socket, done: () => void): void {
+  try {
+    s.close(done);
+  } catch {
+    done();
   }
 }
 
