@@ -2,16 +2,20 @@ import { createCipheriv, type Cipher } from 'node:crypto';
 
 /** Keystream is made in runs of at most this many bytes (the prepared counter blocks). */
 const MAX_BYTES = 2048;
+const MAX_BLOCKS = MAX_BYTES / 16;
 
 /**
  * AES in counter mode as SRTP defines it (RFC 3711 §4.1.1): block j of the keystream is
  * AES(key, IV + j), the IV's low 16 bits being the block counter. One persistent AES-128-ECB cipher
  * encrypts a prepared run of counter blocks, so no cipher object is created per packet (measured on
  * Node 20: about 2.0 µs per 172-byte packet, against 2.9 µs for a fresh aes-128-ctr cipher each time).
+ * Per call the only new object is the keystream node:crypto returns; the views of the counter buffer
+ * are made once per run length.
  */
 export class AesCmKeystream {
   private readonly ecb: Cipher;
   private readonly counters = Buffer.alloc(MAX_BYTES);
+  private readonly views: (Buffer | undefined)[] = new Array<Buffer | undefined>(MAX_BLOCKS + 1);
 
   constructor(key: Buffer) {
     if (key.length !== 16) throw new Error('AES-CM key must be 16 bytes');
@@ -28,14 +32,15 @@ export class AesCmKeystream {
     const low = iv.readUInt32BE(12);
     for (let done = 0; done < length; done += MAX_BYTES) {
       const run = Math.min(MAX_BYTES, length - done);
-      const blocks = Math.ceil(run / 16);
-      const first = done / 16;
+      const blocks = (run + 15) >>> 4;
+      const first = done >>> 4;
       for (let b = 0; b < blocks; b++) {
-        const o = b * 16;
+        const o = b << 4;
         iv.copy(c, o, 0, 12);
         c.writeUInt32BE((low + first + b) >>> 0, o + 12);
       }
-      const ks = this.ecb.update(c.subarray(0, blocks * 16));
+      const view = (this.views[blocks] ??= c.subarray(0, blocks << 4));
+      const ks = this.ecb.update(view);
       const at = offset + done;
       for (let i = 0; i < run; i++) data[at + i] ^= ks[i]!;
     }

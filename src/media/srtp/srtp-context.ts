@@ -1,19 +1,17 @@
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { AesCmKeystream } from './aes-cm-keystream';
 import { deriveSessionKeys, type SessionKeys } from './key-derivation';
 import { ReplayWindow } from './replay-window';
+import { AES_CM_128_HMAC_SHA1_80, srtpProfile, type SrtpProfileName, type SrtpProfileSpec } from './srtp-profile';
+import { AesCmHmacTransform, AesGcmTransform, type SrtpTransform } from './srtp-transforms';
 
 /** AES_CM_128_HMAC_SHA1_80: 80-bit authentication tag. */
 export const SRTP_AUTH_TAG_BYTES = 10;
-/** SRTCP trailer: E flag + 31-bit index. */
-const SRTCP_INDEX_BYTES = 4;
 /** A peer rotating SSRCs cannot grow the per-stream state without bound. */
 const MAX_STREAMS = 64;
 
 export interface SrtpMaster {
   /** 16 bytes */
   masterKey: Buffer;
-  /** 14 bytes */
+  /** 14 bytes (AES-CM) or 12 (GCM) */
   masterSalt: Buffer;
 }
 
@@ -26,73 +24,105 @@ export interface SrtpCounters {
   malformed: number;
 }
 
-/** Per-SSRC receive state: rollover counter and highest sequence number come from the window's highest index. */
-interface RtpStream {
-  window: ReplayWindow;
+export interface SrtpContextOptions {
+  /** The SRTCP index of the first RTCP packet this context protects (RFC 7714 test vectors start at 0x5d4). */
+  srtcpIndex?: number;
 }
 
-/** Per-SSRC send state. */
+/** Per-SSRC send state (RFC 3711 §3.3.1: the sender's ROC and highest sequence number). */
 interface SendStream {
   roc: number;
   lastSeq: number;
 }
 
 /**
- * One SRTP cryptographic context for AES_CM_128_HMAC_SHA1_80 (RFC 3711), for ONE direction: the
- * context made from the peer's master key unprotects what it sends; the one made from our key
- * protects what we send. Reusable for any leg (SDES keys from SDP, or keys exported from DTLS).
+ * One SRTP cryptographic context (RFC 3711 §3.2) for ONE direction, for either profile browsers
+ * negotiate: AES_CM_128_HMAC_SHA1_80 (the default, and SDES on the phone leg) or AEAD_AES_128_GCM
+ * (RFC 7714). The context made from the peer's master key unprotects what it sends; the one made from
+ * ours protects what we send. Reusable for any leg (SDES keys from SDP, or keys exported from DTLS).
  *
- * - RTP: the payload after the header (CSRCs and extension included) is encrypted; the tag is
- *   HMAC-SHA1(header || payload || ROC) truncated to 80 bits. The rollover counter is tracked per SSRC
- *   (RFC 3711 Appendix A index estimation), starting at 0 as SDES requires.
- * - RTCP: everything after the first 8 bytes is encrypted; E flag and 31-bit SRTCP index follow, then
- *   the tag over all of it. The index is ours to count when sending.
- * - Unprotect checks the replay window, then the tag (constant time), and only then decrypts, in
- *   place: the result is a view of the same buffer without the trailer. A refused packet returns
- *   undefined and is counted; nothing throws on hostile input.
- * - Per packet: no cipher object (see AesCmKeystream); one Hmac and its digest, the cheapest in
- *   node:crypto (measured: a fresh Hmac 2.8 µs against 4.8 µs for copying precomputed SHA-1 states).
+ * - State is ferry's own: per-SSRC rollover counter and replay window (RFC 3711 §3.3.1, §3.3.2 and
+ *   Appendix A index estimation; ROC starts at 0 as SDES and DTLS-SRTP require), the SRTCP index we send,
+ *   a replay window per SSRC for SRTCP.
+ * - Unprotect checks the replay window, then the tag (constant time), and only then decrypts, in place:
+ *   the result is a view of the same buffer without the trailer. A refused packet returns undefined and
+ *   is counted; nothing throws on hostile input. A forged packet never moves the window.
+ * - The RTP header is read by offsets (no packet objects); per packet the only new objects are those
+ *   node:crypto makes (srtp-transforms.ts) and, for protect, the output buffer unless one is passed in.
  */
 export class SrtpContext {
-  private readonly rtpKeys: Keys;
-  private readonly rtcpKeys: Keys;
-  private readonly iv = Buffer.alloc(16);
-  private readonly rocBytes = Buffer.alloc(4);
-  private readonly receiveStreams = new Map<number, RtpStream>();
+  readonly profile: SrtpProfileSpec;
+  private readonly transform: SrtpTransform;
+  private readonly receiveStreams = new Map<number, ReplayWindow>();
   private readonly rtcpWindows = new Map<number, ReplayWindow>();
   private readonly sendStreams = new Map<number, SendStream>();
-  private srtcpIndex = 0;
+  private srtcpIndex: number;
+  private lastIndex = -1;
   readonly counters: SrtpCounters = { unprotected: 0, authFailures: 0, replays: 0, malformed: 0 };
 
-  constructor(master: SrtpMaster) {
-    const keys = deriveSessionKeys(master.masterKey, master.masterSalt);
-    this.rtpKeys = toKeys(keys.rtp);
-    this.rtcpKeys = toKeys(keys.rtcp);
+  /** From a master key and salt (SDES, DTLS-SRTP), deriving the session keys (RFC 3711 §4.3). */
+  constructor(master: SrtpMaster, profile: SrtpProfileName | SrtpProfileSpec = AES_CM_128_HMAC_SHA1_80, options: SrtpContextOptions & { sessionKeys?: { rtp: SessionKeys; rtcp: SessionKeys } } = {}) {
+    this.profile = typeof profile === 'string' ? srtpProfile(profile) : profile;
+    const keys = options.sessionKeys ?? deriveSessionKeys(master.masterKey, master.masterSalt, this.profile);
+    this.transform = this.profile.aead ? new AesGcmTransform(keys.rtp, keys.rtcp) : new AesCmHmacTransform(keys.rtp, keys.rtcp);
+    this.srtcpIndex = (options.srtcpIndex ?? 0) & 0x7fffffff;
+  }
+
+  /** From session keys directly (the RFC 7714 test vectors give those, not a master key). */
+  static fromSessionKeys(keys: { rtp: SessionKeys; rtcp: SessionKeys }, profile: SrtpProfileName | SrtpProfileSpec, options: SrtpContextOptions = {}): SrtpContext {
+    return new SrtpContext({ masterKey: Buffer.alloc(0), masterSalt: Buffer.alloc(0) }, profile, { ...options, sessionKeys: keys });
+  }
+
+  /** Bytes protectRtp adds (10 for AES-CM, 16 for GCM). */
+  get rtpOverhead(): number {
+    return this.transform.rtpTrailer;
+  }
+
+  /** Bytes protectRtcp adds (14 for AES-CM, 20 for GCM). */
+  get rtcpOverhead(): number {
+    return this.transform.rtcpTrailer;
+  }
+
+  /** The 48-bit packet index (ROC * 65536 + SEQ) of the last RTP packet unprotectRtp accepted; -1 before any. */
+  get lastRtpIndex(): number {
+    return this.lastIndex;
+  }
+
+  /** The receiver's rollover counter for `ssrc` (from the highest index accepted), undefined before its first packet. */
+  receiveRoc(ssrc: number): number | undefined {
+    const w = this.receiveStreams.get(ssrc >>> 0);
+    return w ? Math.floor(w.highestIndex / 0x10000) : undefined;
+  }
+
+  /** The sender's rollover counter for `ssrc`, undefined before its first packet. */
+  sendRoc(ssrc: number): number | undefined {
+    return this.sendStreams.get(ssrc >>> 0)?.roc;
   }
 
   // ---- RTP --------------------------------------------------------------------------------------
 
   /**
-   * `packet` encrypted, with the tag appended, in `out` when given (at least packet.length + 10 bytes;
-   * the result is a view of it) or in a new buffer. `packet` itself is left untouched.
+   * `packet` protected (trailer appended), in `out` when given (at least packet.length + rtpOverhead
+   * bytes; the result is a view of it) or in a new buffer. `packet` itself is left untouched. With
+   * `ssrc`, that SSRC is written into the copy and used (a leg stamping its signalled SSRC).
    */
-  protectRtp(packet: Buffer, out?: Buffer): Buffer {
-    const headerLen = rtpHeaderLength(packet, packet.length);
+  protectRtp(packet: Buffer, out?: Buffer, ssrc?: number): Buffer {
+    const length = packet.length;
+    const headerLen = rtpHeaderLength(packet, length);
     if (headerLen < 0) throw new Error('not an RTP packet');
-    const ssrc = packet.readUInt32BE(8);
-    const seq = packet.readUInt16BE(2);
-    const roc = this.sendRoc(ssrc, seq);
-    const dst = outputBuffer(out, packet.length + SRTP_AUTH_TAG_BYTES);
-    packet.copy(dst, 0);
-    this.rtpIv(ssrc, roc, seq);
-    this.rtpKeys.cipher.xor(this.iv, dst, headerLen, packet.length - headerLen);
-    this.rtpTag(dst, packet.length, roc).copy(dst, packet.length, 0, SRTP_AUTH_TAG_BYTES);
+    const dst = outputBuffer(out, length + this.transform.rtpTrailer);
+    packet.copy(dst, 0, 0, length);
+    if (ssrc !== undefined) dst.writeUInt32BE(ssrc >>> 0, 8);
+    const s = dst.readUInt32BE(8);
+    const seq = dst.readUInt16BE(2);
+    const roc = this.nextSendRoc(s, seq);
+    this.transform.protectRtp(dst, headerLen, length, s, roc, seq);
     return dst;
   }
 
   /** The decrypted packet (a view of `packet`, decrypted in place), or undefined when refused. */
   unprotectRtp(packet: Buffer): Buffer | undefined {
-    const bodyLen = packet.length - SRTP_AUTH_TAG_BYTES;
+    const bodyLen = packet.length - this.transform.rtpTrailer;
     const headerLen = bodyLen >= 12 ? rtpHeaderLength(packet, bodyLen) : -1;
     if (headerLen < 0) {
       this.counters.malformed++;
@@ -100,149 +130,90 @@ export class SrtpContext {
     }
     const ssrc = packet.readUInt32BE(8);
     const seq = packet.readUInt16BE(2);
-    const stream = this.receiveStreams.get(ssrc);
-    const highest = stream ? stream.window.highestIndex : -1;
-    const index = highest < 0 ? seq : estimateIndex(highest, seq);
-    if (index < 0 || (stream && !stream.window.isNew(index))) {
+    const window = this.receiveStreams.get(ssrc);
+    const index = window === undefined || window.highestIndex < 0 ? seq : estimateIndex(window.highestIndex, seq);
+    if (index < 0 || (window !== undefined && !window.isNew(index))) {
       this.counters.replays++;
       return undefined;
     }
     const roc = Math.floor(index / 0x10000);
-    const tag = this.rtpTag(packet, bodyLen, roc);
-    if (!timingSafeEqual(tag.subarray(0, SRTP_AUTH_TAG_BYTES), packet.subarray(bodyLen))) {
+    if (!this.transform.unprotectRtp(packet, headerLen, bodyLen, ssrc, roc, seq)) {
       this.counters.authFailures++;
       return undefined;
     }
-    this.rtpIv(ssrc, roc, seq);
-    this.rtpKeys.cipher.xor(this.iv, packet, headerLen, bodyLen - headerLen);
-    this.receiveStream(ssrc).window.commit(index);
+    this.window(this.receiveStreams, ssrc).commit(index);
+    this.lastIndex = index;
     this.counters.unprotected++;
     return packet.subarray(0, bodyLen);
   }
 
   // ---- RTCP -------------------------------------------------------------------------------------
 
-  /** `packet` (a compound RTCP packet) encrypted, with E flag, SRTCP index and tag; in `out` when given (length + 14), else a new buffer. */
+  /** `packet` (a compound RTCP packet) encrypted, with E flag, SRTCP index and tag; in `out` when given (length + rtcpOverhead), else a new buffer. */
   protectRtcp(packet: Buffer, out?: Buffer): Buffer {
-    if (packet.length < 8) throw new Error('not an RTCP packet');
-    const ssrc = packet.readUInt32BE(4);
+    const length = packet.length;
+    if (length < 8) throw new Error('not an RTCP packet');
     const index = this.srtcpIndex;
     this.srtcpIndex = (this.srtcpIndex + 1) & 0x7fffffff;
-    const dst = outputBuffer(out, packet.length + SRTCP_INDEX_BYTES + SRTP_AUTH_TAG_BYTES);
-    packet.copy(dst, 0);
-    this.rtcpIv(ssrc, index);
-    this.rtcpKeys.cipher.xor(this.iv, dst, 8, packet.length - 8);
-    dst.writeUInt32BE((0x80000000 | index) >>> 0, packet.length);
-    const signed = packet.length + SRTCP_INDEX_BYTES;
-    this.tag(this.rtcpKeys, dst, signed, undefined).copy(dst, signed, 0, SRTP_AUTH_TAG_BYTES);
+    const dst = outputBuffer(out, length + this.transform.rtcpTrailer);
+    packet.copy(dst, 0, 0, length);
+    this.transform.protectRtcp(dst, length, dst.readUInt32BE(4), (0x80000000 | index) >>> 0);
     return dst;
   }
 
   /** The decrypted compound RTCP packet (a view of `packet`), or undefined when refused. */
   unprotectRtcp(packet: Buffer): Buffer | undefined {
-    const signed = packet.length - SRTP_AUTH_TAG_BYTES;
-    const bodyLen = signed - SRTCP_INDEX_BYTES;
+    const bodyLen = packet.length - this.transform.rtcpTrailer;
     if (bodyLen < 8 || packet[0]! >> 6 !== 2) {
       this.counters.malformed++;
       return undefined;
     }
     const ssrc = packet.readUInt32BE(4);
-    const word = packet.readUInt32BE(bodyLen);
-    const encrypted = word >>> 31 === 1;
+    const word = packet.readUInt32BE(packet.length - this.transform.rtcpIndexFromEnd);
     const index = word & 0x7fffffff;
     const window = this.rtcpWindows.get(ssrc);
-    if (window && !window.isNew(index)) {
+    if (window !== undefined && !window.isNew(index)) {
       this.counters.replays++;
       return undefined;
     }
-    const tag = this.tag(this.rtcpKeys, packet, signed, undefined);
-    if (!timingSafeEqual(tag.subarray(0, SRTP_AUTH_TAG_BYTES), packet.subarray(signed))) {
+    if (!this.transform.unprotectRtcp(packet, bodyLen, ssrc, word)) {
       this.counters.authFailures++;
       return undefined;
     }
-    if (encrypted) {
-      this.rtcpIv(ssrc, index);
-      this.rtcpKeys.cipher.xor(this.iv, packet, 8, bodyLen - 8);
-    }
-    this.rtcpWindow(ssrc).commit(index);
+    this.window(this.rtcpWindows, ssrc).commit(index);
     this.counters.unprotected++;
     return packet.subarray(0, bodyLen);
   }
 
   // ---- internals --------------------------------------------------------------------------------
 
-  private sendRoc(ssrc: number, seq: number): number {
+  /** The sender's ROC for this packet: it increments when SEQ wraps (RFC 3711 §3.3.1); a late retransmission keeps the older ROC. */
+  private nextSendRoc(ssrc: number, seq: number): number {
     let s = this.sendStreams.get(ssrc);
-    if (!s) {
+    if (s === undefined) {
       if (this.sendStreams.size >= MAX_STREAMS) this.sendStreams.clear();
       s = { roc: 0, lastSeq: seq };
       this.sendStreams.set(ssrc, s);
       return 0;
     }
-    const index = estimateIndex(s.roc * 0x10000 + s.lastSeq, seq);
-    const roc = Math.max(0, Math.floor(index / 0x10000));
-    if (index > s.roc * 0x10000 + s.lastSeq) {
-      s.roc = roc;
+    const highest = s.roc * 0x10000 + s.lastSeq;
+    const index = estimateIndex(highest, seq);
+    if (index < 0) return 0;
+    if (index > highest) {
+      s.roc = Math.floor(index / 0x10000);
       s.lastSeq = seq;
     }
-    return roc;
+    return Math.floor(index / 0x10000);
   }
 
-  private receiveStream(ssrc: number): RtpStream {
-    let s = this.receiveStreams.get(ssrc);
-    if (!s) {
-      if (this.receiveStreams.size >= MAX_STREAMS) this.receiveStreams.clear();
-      s = { window: new ReplayWindow() };
-      this.receiveStreams.set(ssrc, s);
-    }
-    return s;
-  }
-
-  private rtcpWindow(ssrc: number): ReplayWindow {
-    let w = this.rtcpWindows.get(ssrc);
-    if (!w) {
-      if (this.rtcpWindows.size >= MAX_STREAMS) this.rtcpWindows.clear();
+  private window(map: Map<number, ReplayWindow>, ssrc: number): ReplayWindow {
+    let w = map.get(ssrc);
+    if (w === undefined) {
+      if (map.size >= MAX_STREAMS) map.clear();
       w = new ReplayWindow();
-      this.rtcpWindows.set(ssrc, w);
+      map.set(ssrc, w);
     }
     return w;
-  }
-
-  /** IV = (k_s << 16) XOR (SSRC << 64) XOR (index << 16), index = ROC || SEQ (RFC 3711 §4.1.1). */
-  private rtpIv(ssrc: number, roc: number, seq: number): void {
-    const iv = this.iv;
-    const salt = this.rtpKeys.salt;
-    salt.copy(iv, 0);
-    iv[14] = 0;
-    iv[15] = 0;
-    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
-    iv.writeUInt32BE((iv.readUInt32BE(8) ^ roc) >>> 0, 8);
-    iv.writeUInt16BE(iv.readUInt16BE(12) ^ seq, 12);
-  }
-
-  /** SRTCP: the same layout with the 31-bit SRTCP index in place of ROC || SEQ. */
-  private rtcpIv(ssrc: number, index: number): void {
-    const iv = this.iv;
-    this.rtcpKeys.salt.copy(iv, 0);
-    iv[14] = 0;
-    iv[15] = 0;
-    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
-    // index << 16 occupies bytes 8..13; a 31-bit index fits bytes 10..13
-    iv.writeUInt32BE((iv.readUInt32BE(10) ^ index) >>> 0, 10);
-  }
-
-  private rtpTag(packet: Buffer, length: number, roc: number): Buffer {
-    return this.tag(this.rtpKeys, packet, length, roc);
-  }
-
-  private tag(keys: Keys, packet: Buffer, length: number, roc: number | undefined): Buffer {
-    const h = createHmac('sha1', keys.auth);
-    h.update(packet.subarray(0, length));
-    if (roc !== undefined) {
-      this.rocBytes.writeUInt32BE(roc >>> 0, 0);
-      h.update(this.rocBytes);
-    }
-    return h.digest();
   }
 }
 
@@ -250,16 +221,6 @@ function outputBuffer(out: Buffer | undefined, length: number): Buffer {
   if (out === undefined) return Buffer.allocUnsafe(length);
   if (out.length < length) throw new Error(`SRTP output buffer of ${out.length} bytes is shorter than ${length}`);
   return out.subarray(0, length);
-}
-
-interface Keys {
-  cipher: AesCmKeystream;
-  auth: KeyObject;
-  salt: Buffer;
-}
-
-function toKeys(k: SessionKeys): Keys {
-  return { cipher: new AesCmKeystream(k.encryptionKey), auth: createSecretKey(k.authKey), salt: k.salt };
 }
 
 /**

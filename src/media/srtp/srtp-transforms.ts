@@ -1,0 +1,217 @@
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { AesCmKeystream } from './aes-cm-keystream';
+import type { SessionKeys } from './key-derivation';
+
+/**
+ * The per-packet cryptography of one SRTP profile for one direction, on buffers by offset. The
+ * context (srtp-context.ts) owns everything else: header parsing, replay windows, rollover counters,
+ * the SRTCP index. Every method works in place on `buf` (protect: the plain packet is already there,
+ * with room for the trailer behind it; unprotect: nothing is changed unless authentication passed).
+ */
+export interface SrtpTransform {
+  /** Bytes protectRtp adds to an RTP packet. */
+  readonly rtpTrailer: number;
+  /** Bytes protectRtcp adds to an RTCP packet (tag plus E flag and SRTCP index). */
+  readonly rtcpTrailer: number;
+  /** Where the E flag + SRTCP index word sits, counted back from the end of the SRTCP packet. */
+  readonly rtcpIndexFromEnd: number;
+  protectRtp(buf: Buffer, headerLen: number, length: number, ssrc: number, roc: number, seq: number): void;
+  unprotectRtp(buf: Buffer, headerLen: number, bodyLen: number, ssrc: number, roc: number, seq: number): boolean;
+  /** `word` is the E flag + SRTCP index as it goes on the wire. */
+  protectRtcp(buf: Buffer, length: number, ssrc: number, word: number): void;
+  unprotectRtcp(buf: Buffer, bodyLen: number, ssrc: number, word: number): boolean;
+}
+
+const HMAC_TAG = 10;
+
+/**
+ * AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2.1). One persistent AES-ECB keystream cipher per key.
+ * The tag is a fresh node:crypto Hmac per packet with the raw session key: measured on Node 20 (bench/srtp-profiles.ts)
+ * this is cheaper than copying precomputed inner/outer SHA-1 states with `hash.copy()` (two Hash objects
+ * and two digests per packet) and than an Hmac from a KeyObject.
+ */
+export class AesCmHmacTransform implements SrtpTransform {
+  readonly rtpTrailer = HMAC_TAG;
+  readonly rtcpTrailer = 4 + HMAC_TAG;
+  readonly rtcpIndexFromEnd = 4 + HMAC_TAG;
+  private readonly rtpCipher: AesCmKeystream;
+  private readonly rtcpCipher: AesCmKeystream;
+  private readonly iv = Buffer.alloc(16);
+  private readonly rocBytes = Buffer.alloc(4);
+
+  constructor(
+    private readonly rtp: SessionKeys,
+    private readonly rtcp: SessionKeys,
+  ) {
+    if (rtp.salt.length !== 14 || rtcp.salt.length !== 14) throw new Error('AES-CM session salt must be 14 bytes');
+    if (rtp.authKey.length !== 20 || rtcp.authKey.length !== 20) throw new Error('HMAC-SHA1 session key must be 20 bytes');
+    this.rtpCipher = new AesCmKeystream(rtp.encryptionKey);
+    this.rtcpCipher = new AesCmKeystream(rtcp.encryptionKey);
+  }
+
+  protectRtp(buf: Buffer, headerLen: number, length: number, ssrc: number, roc: number, seq: number): void {
+    this.setIv(this.rtp.salt, ssrc, roc, seq);
+    this.rtpCipher.xor(this.iv, buf, headerLen, length - headerLen);
+    const tag = this.tag(this.rtp.authKey, buf, length, roc);
+    tag.copy(buf, length, 0, HMAC_TAG);
+  }
+
+  unprotectRtp(buf: Buffer, headerLen: number, bodyLen: number, ssrc: number, roc: number, seq: number): boolean {
+    if (!sameTag(this.tag(this.rtp.authKey, buf, bodyLen, roc), buf, bodyLen, HMAC_TAG)) return false;
+    this.setIv(this.rtp.salt, ssrc, roc, seq);
+    this.rtpCipher.xor(this.iv, buf, headerLen, bodyLen - headerLen);
+    return true;
+  }
+
+  protectRtcp(buf: Buffer, length: number, ssrc: number, word: number): void {
+    this.setRtcpIv(ssrc, word & 0x7fffffff);
+    this.rtcpCipher.xor(this.iv, buf, 8, length - 8);
+    buf.writeUInt32BE(word >>> 0, length);
+    this.tag(this.rtcp.authKey, buf, length + 4, -1).copy(buf, length + 4, 0, HMAC_TAG);
+  }
+
+  unprotectRtcp(buf: Buffer, bodyLen: number, ssrc: number, word: number): boolean {
+    if (!sameTag(this.tag(this.rtcp.authKey, buf, bodyLen + 4, -1), buf, bodyLen + 4, HMAC_TAG)) return false;
+    if (word >>> 31 === 1) {
+      this.setRtcpIv(ssrc, word & 0x7fffffff);
+      this.rtcpCipher.xor(this.iv, buf, 8, bodyLen - 8);
+    }
+    return true;
+  }
+
+  /** IV = (k_s << 16) XOR (SSRC << 64) XOR (index << 16), index = ROC || SEQ (RFC 3711 §4.1.1). */
+  private setIv(salt: Buffer, ssrc: number, roc: number, seq: number): void {
+    const iv = this.iv;
+    salt.copy(iv, 0);
+    iv[14] = 0;
+    iv[15] = 0;
+    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
+    iv.writeUInt32BE((iv.readUInt32BE(8) ^ roc) >>> 0, 8);
+    iv.writeUInt16BE(iv.readUInt16BE(12) ^ seq, 12);
+  }
+
+  /** SRTCP: the same layout with the 31-bit SRTCP index in place of ROC || SEQ. */
+  private setRtcpIv(ssrc: number, index: number): void {
+    const iv = this.iv;
+    this.rtcp.salt.copy(iv, 0);
+    iv[14] = 0;
+    iv[15] = 0;
+    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
+    // index << 16 occupies bytes 8..13; a 31-bit index fits bytes 10..13
+    iv.writeUInt32BE((iv.readUInt32BE(10) ^ index) >>> 0, 10);
+  }
+
+  /** HMAC-SHA1 over buf[0, length) and, for RTP (roc >= 0), the rollover counter (RFC 3711 §4.2). */
+  private tag(key: Buffer, buf: Buffer, length: number, roc: number): Buffer {
+    const h = createHmac('sha1', key);
+    h.update(buf.subarray(0, length));
+    if (roc >= 0) {
+      this.rocBytes.writeUInt32BE(roc >>> 0, 0);
+      h.update(this.rocBytes);
+    }
+    return h.digest();
+  }
+}
+
+const GCM_TAG = 16;
+
+/**
+ * AEAD_AES_128_GCM (RFC 7714). node:crypto has no way to re-key or re-IV a GCM cipher, so each packet
+ * costs one createCipheriv/createDecipheriv (bench/srtp-profiles.ts measures it against AES-CM).
+ * - RTP (§8): IV = (00 00 || SSRC || ROC || SEQ) XOR salt; AAD = the header (CSRCs, extension); the
+ *   16-byte tag follows the ciphertext.
+ * - RTCP (§9): IV = (00 00 || SSRC || 00 00 || index) XOR salt; AAD = the first 8 bytes and the E flag +
+ *   index word (the whole packet and the word when E = 0); the packet ends ciphertext || tag || word.
+ * Unprotect copies the plaintext into place only after the tag verified.
+ */
+export class AesGcmTransform implements SrtpTransform {
+  readonly rtpTrailer = GCM_TAG;
+  readonly rtcpTrailer = GCM_TAG + 4;
+  readonly rtcpIndexFromEnd = 4;
+  private readonly iv = Buffer.alloc(12);
+
+  constructor(
+    private readonly rtp: SessionKeys,
+    private readonly rtcp: SessionKeys,
+  ) {
+    if (rtp.salt.length !== 12 || rtcp.salt.length !== 12) throw new Error('AES-GCM session salt must be 12 bytes');
+  }
+
+  protectRtp(buf: Buffer, headerLen: number, length: number, ssrc: number, roc: number, seq: number): void {
+    this.setIv(this.rtp.salt, ssrc, roc, seq);
+    const c = createCipheriv('aes-128-gcm', this.rtp.encryptionKey, this.iv);
+    c.setAAD(buf.subarray(0, headerLen));
+    const enc = c.update(buf.subarray(headerLen, length));
+    c.final();
+    enc.copy(buf, headerLen);
+    c.getAuthTag().copy(buf, length);
+  }
+
+  unprotectRtp(buf: Buffer, headerLen: number, bodyLen: number, ssrc: number, roc: number, seq: number): boolean {
+    this.setIv(this.rtp.salt, ssrc, roc, seq);
+    const d = createDecipheriv('aes-128-gcm', this.rtp.encryptionKey, this.iv);
+    d.setAuthTag(buf.subarray(bodyLen, bodyLen + GCM_TAG));
+    d.setAAD(buf.subarray(0, headerLen));
+    const dec = d.update(buf.subarray(headerLen, bodyLen));
+    try {
+      d.final();
+    } catch {
+      return false;
+    }
+    dec.copy(buf, headerLen);
+    return true;
+  }
+
+  protectRtcp(buf: Buffer, length: number, ssrc: number, word: number): void {
+    this.setRtcpIv(ssrc, word & 0x7fffffff);
+    buf.writeUInt32BE(word >>> 0, length + GCM_TAG);
+    const c = createCipheriv('aes-128-gcm', this.rtcp.encryptionKey, this.iv);
+    c.setAAD(buf.subarray(0, 8));
+    c.setAAD(buf.subarray(length + GCM_TAG, length + GCM_TAG + 4));
+    const enc = c.update(buf.subarray(8, length));
+    c.final();
+    enc.copy(buf, 8);
+    c.getAuthTag().copy(buf, length);
+  }
+
+  unprotectRtcp(buf: Buffer, bodyLen: number, ssrc: number, word: number): boolean {
+    const encrypted = word >>> 31 === 1;
+    this.setRtcpIv(ssrc, word & 0x7fffffff);
+    const d = createDecipheriv('aes-128-gcm', this.rtcp.encryptionKey, this.iv);
+    d.setAuthTag(buf.subarray(bodyLen, bodyLen + GCM_TAG));
+    d.setAAD(buf.subarray(0, encrypted ? 8 : bodyLen));
+    d.setAAD(buf.subarray(bodyLen + GCM_TAG, bodyLen + GCM_TAG + 4));
+    const dec = encrypted ? d.update(buf.subarray(8, bodyLen)) : undefined;
+    try {
+      d.final();
+    } catch {
+      return false;
+    }
+    dec?.copy(buf, 8);
+    return true;
+  }
+
+  private setIv(salt: Buffer, ssrc: number, roc: number, seq: number): void {
+    const iv = this.iv;
+    iv.writeUInt16BE(salt.readUInt16BE(0), 0);
+    iv.writeUInt32BE((salt.readUInt32BE(2) ^ ssrc) >>> 0, 2);
+    iv.writeUInt32BE((salt.readUInt32BE(6) ^ roc) >>> 0, 6);
+    iv.writeUInt16BE(salt.readUInt16BE(10) ^ seq, 10);
+  }
+
+  private setRtcpIv(ssrc: number, index: number): void {
+    const iv = this.iv;
+    const salt = this.rtcp.salt;
+    iv.writeUInt16BE(salt.readUInt16BE(0), 0);
+    iv.writeUInt32BE((salt.readUInt32BE(2) ^ ssrc) >>> 0, 2);
+    iv.writeUInt16BE(salt.readUInt16BE(6), 6);
+    iv.writeUInt32BE((salt.readUInt32BE(8) ^ index) >>> 0, 8);
+  }
+}
+
+/** Constant-time comparison of the first `n` bytes of `tag` with buf[at, at + n), without new objects. */
+function sameTag(tag: Buffer, buf: Buffer, at: number, n: number): boolean {
+  let diff = 0;
+  for (let i = 0; i < n; i++) diff |= tag[i]! ^ buf[at + i]!;
+  return diff === 0;
+}
