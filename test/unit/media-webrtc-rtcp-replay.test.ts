@@ -4,9 +4,10 @@ import { packets as rtpjs } from 'rtp.js';
 
 const { CompoundPacket, ByePacket, ReceiverReportPacket, SdesPacket, SenderReportPacket } = rtpjs;
 import { buildBye, buildReport, parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
-import { ReplayGuard, ReplayWindow } from '../../src/media/webrtc/srtp-replay-window';
+import { randomBytes } from 'node:crypto';
+import { REPLAY_WINDOW, ReplayWindow } from '../../src/media/srtp/replay-window';
+import { SrtpContext, rtpHeaderLength } from '../../src/media/srtp/srtp-context';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
-import { rtpHeaderLength } from '../../src/media/webrtc/werift-internals';
 
 const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
@@ -74,38 +75,57 @@ describe('WebRTC leg RTCP compound handling', () => {
     p[0] = 0x80 | 0x10 | 2; // X bit, 2 CSRCs
     p.writeUInt16BE(0xbede, 20);
     p.writeUInt16BE(2, 22); // 2 words of extension
-    assert.equal(rtpHeaderLength(p), 12 + 8 + 4 + 8);
-    assert.equal(rtpHeaderLength(p.subarray(0, 11)), -1);
-    assert.equal(rtpHeaderLength(p.subarray(0, 25)), -1);
+    assert.equal(rtpHeaderLength(p, p.length), 12 + 8 + 4 + 8);
+    assert.equal(rtpHeaderLength(p, 11), -1);
+    assert.equal(rtpHeaderLength(p, 25), -1);
+    assert.equal(rtpHeaderLength(p, 12 + 8 + 4 + 8), 12 + 8 + 4 + 8, 'a header that exactly fills the length');
   });
 });
 
-describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
+describe('SRTP replay window (RFC 3711 §3.3.2), src/media/srtp/replay-window.ts', () => {
+  /** isNew, then commit (as SrtpContext does once the tag verified). */
+  const accept = (w: ReplayWindow, i: number): boolean => {
+    if (!w.isNew(i)) return false;
+    w.commit(i);
+    return true;
+  };
+
   test('accepts new indexes, rejects replays and indexes older than the window', { timeout: 30_000 }, () => {
-    const w = new ReplayWindow(64);
-    assert.equal(w.accept(100), true);
-    assert.equal(w.accept(100), false);
-    assert.equal(w.accept(99), true, 'late but inside the window');
-    assert.equal(w.accept(99), false);
-    assert.equal(w.accept(170), true, 'jump ahead');
-    assert.equal(w.accept(100), false, 'now older than the window');
-    assert.equal(w.accept(107), true, 'inside the new window, never seen');
-    assert.equal(w.accept(107), false);
-    assert.equal(w.accept(171), true);
+    assert.equal(REPLAY_WINDOW, 128);
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 100), true);
+    assert.equal(accept(w, 100), false);
+    assert.equal(accept(w, 99), true, 'late but inside the window');
+    assert.equal(accept(w, 99), false);
+    assert.equal(accept(w, 234), true, 'jump ahead');
+    assert.equal(accept(w, 100), false, 'now older than the window');
+    assert.equal(accept(w, 107), true, 'inside the new window, never seen');
+    assert.equal(accept(w, 107), false);
+    assert.equal(accept(w, 235), true);
+    assert.equal(w.highestIndex, 235);
   });
 
   test('a large jump clears stale slots: indexes inside the new window are not mistaken for replays', { timeout: 30_000 }, () => {
-    const w = new ReplayWindow(8);
-    for (let i = 0; i < 8; i++) assert.equal(w.accept(i), true);
-    assert.equal(w.accept(1000), true);
-    for (let i = 993; i < 1000; i++) assert.equal(w.accept(i), true, `index ${i}`);
-    for (let i = 993; i <= 1000; i++) assert.equal(w.accept(i), false, `replay ${i}`);
+    const w = new ReplayWindow();
+    for (let i = 0; i < 128; i++) assert.equal(accept(w, i), true);
+    assert.equal(accept(w, 10_000), true);
+    for (let i = 9873; i < 10_000; i++) assert.equal(accept(w, i), true, `index ${i}`);
+    for (let i = 9873; i <= 10_000; i++) assert.equal(accept(w, i), false, `replay ${i}`);
+    assert.equal(accept(w, 9872), false, 'just older than the window');
+  });
+
+  test('isNew alone (a packet whose tag then fails) does not move the window', { timeout: 30_000 }, () => {
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 5), true);
+    assert.equal(w.isNew(50_000), true);
+    assert.equal(w.highestIndex, 5);
+    assert.equal(accept(w, 6), true, 'the next genuine index still passes');
   });
 
   test('against a reference set over a random stream with reordering and duplicates', { timeout: 30_000 }, () => {
     let seed = 99;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-    const w = new ReplayWindow(128);
+    const w = new ReplayWindow();
     const seen = new Set<number>();
     let highest = -1;
     let head = 0;
@@ -113,7 +133,7 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
       head += rand() < 0.9 ? 1 : Math.floor(rand() * 300);
       const idx = Math.max(0, head - Math.floor(rand() * 150));
       const expected = !seen.has(idx) && idx > highest - 128;
-      assert.equal(w.accept(idx), expected, `index ${idx} (highest ${highest})`);
+      assert.equal(accept(w, idx), expected, `index ${idx} (highest ${highest})`);
       if (expected) {
         seen.add(idx);
         highest = Math.max(highest, idx);
@@ -121,11 +141,24 @@ describe('SRTP replay window (RFC 3711 §3.3.2)', () => {
     }
   });
 
-  test('ReplayGuard keeps one window per SSRC', { timeout: 30_000 }, () => {
-    const g = new ReplayGuard();
-    assert.equal(g.accept(1, 5), true);
-    assert.equal(g.accept(2, 5), true);
-    assert.equal(g.accept(1, 5), false);
+  test('an SRTP context keeps one window per SSRC', { timeout: 30_000 }, () => {
+    const master = { masterKey: randomBytes(16), masterSalt: randomBytes(14) };
+    const tx = new SrtpContext(master);
+    const rx = new SrtpContext(master);
+    const packet = (ssrc: number) => {
+      const b = Buffer.alloc(32);
+      b[0] = 0x80;
+      b.writeUInt16BE(5, 2);
+      b.writeUInt32BE(ssrc, 8);
+      return tx.protectRtp(b);
+    };
+    const a = packet(1);
+    const b = packet(2);
+    const again = Buffer.from(a);
+    assert.ok(rx.unprotectRtp(a));
+    assert.ok(rx.unprotectRtp(b), 'the same sequence number from another SSRC is new');
+    assert.equal(rx.unprotectRtp(again), undefined);
+    assert.equal(rx.counters.replays, 1);
   });
 });
 

@@ -31,7 +31,19 @@ import type {
   WebRtcLegEvents,
 } from './webrtc-leg';
 import { attachLocalTrack } from './local-track';
-import { acceptDataOnlyFromPeers, configureIceConsent, disableDefaultStunServer, iceSockets, ignoreDuplicateHelloVerify, sendDtlsCloseNotify, sendSrtcp, sendSrtcpNow, sendSrtp, takeOverMediaReceive } from './werift-internals';
+import {
+  configureIceConsent,
+  demultiplexIceSockets,
+  disableDefaultStunServer,
+  iceSockets,
+  ignoreDuplicateHelloVerify,
+  sendDtlsCloseNotify,
+  sendOnSelectedPair,
+  sendOnSelectedPairNow,
+  type IceSocketCounters,
+} from './werift-internals';
+import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
+import { isRtcp } from './rfc7983';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -48,10 +60,12 @@ const TELEPHONE_EVENT_DEFAULT_PT = 101;
 /**
  * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
  * host addresses only, DTLS-SRTP, one audio m-line with G.711 + telephone-event. werift does ICE, DTLS
- * and SDP; this class does the media path itself (werift-internals.ts): it taps decrypted RTP/RTCP
- * (with replay protection and BYE detection), sends RTP under its signalled SSRC, runs its RTCP through an
- * RtcpSession (src/media/rtcp/: SR/RR, reception statistics, one BYE) under that same SSRC, and sends a
- * real DTLS close_notify on close so the browser learns at once.
+ * and SDP; the packet path is ferry's: an RFC 7983 demultiplexer on the ICE sockets (werift-internals.ts)
+ * hands SRTP/SRTCP from the selected pair to ferry's own SRTP contexts (src/media/srtp/, keyed from the
+ * DTLS exporter: dtls-srtp-session.ts; AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM), which decrypt with
+ * replay protection and ROC tracking; plain RTP/RTCP goes to the relay and the RtcpSession (src/media/rtcp/:
+ * SR/RR, reception statistics, BYE detection). Sending, ferry protects under the SSRC the leg signalled and
+ * sends on the selected pair's socket. On close it sends a real DTLS close_notify so the browser learns at once.
  */
 export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLeg {
   readonly kind = 'webrtc' as const;
@@ -87,8 +101,10 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private rtcpSession: RtcpSession | undefined;
 
   private stats: LegActivity = emptyLegActivity();
-  /** Datagrams (non-STUN) dropped because they came from an address that is not one of the peer's. */
-  private strangers = { dropped: 0, forgedAlerts: 0 };
+  /** ferry's SRTP contexts, keyed once DTLS is connected. */
+  private srtp: DtlsSrtpSession | undefined;
+  /** What the RFC 7983 demultiplexer on the ICE sockets did (strangers dropped, forged alerts, media in, ...). */
+  private strangers: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOffPath: 0, otherDropped: 0 };
   get strangerDatagrams(): number {
     return this.strangers.dropped;
   }
@@ -96,8 +112,29 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   get forgedAlerts(): number {
     return this.strangers.forgedAlerts;
   }
-  /** Counters for tests and /stats: RTCP BYEs seen, packets dropped as replays. */
-  readonly counters = { rtcpIn: 0, rtcpByeIn: 0, rtcpOut: 0, replayedDropped: 0, malformedRtcpIn: 0, closeNotifySent: 0 };
+  /** What the ICE sockets' demultiplexer counted (a copy). */
+  get demuxCounters(): IceSocketCounters {
+    return { ...this.strangers };
+  }
+  /** The SRTP protection profile DTLS negotiated, once connected. */
+  get srtpProfile(): string | undefined {
+    return this.srtp?.profile.name;
+  }
+  /**
+   * Counters for tests and /stats: RTCP BYEs seen; SRTP/SRTCP refused as replays (replayedDropped) or for a
+   * bad tag or shape (srtpRefused); media that arrived before the keys (mediaBeforeKeys); SRTP/SRTCP sent.
+   */
+  readonly counters = {
+    rtcpIn: 0,
+    rtcpByeIn: 0,
+    rtcpOut: 0,
+    replayedDropped: 0,
+    srtpRefused: 0,
+    mediaBeforeKeys: 0,
+    srtpOut: 0,
+    malformedRtcpIn: 0,
+    closeNotifySent: 0,
+  };
 
   constructor(private readonly options: WeriftLegOptions) {
     super();
@@ -140,7 +177,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('process-offer');
-    this.strangers = acceptDataOnlyFromPeers(pc);
+    this.strangers = demultiplexIceSockets(pc, (data) => this.onMedia(data));
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
     this.negotiation = this.readNegotiation(sdp);
@@ -167,7 +204,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('generate-offer');
-    this.strangers = acceptDataOnlyFromPeers(pc);
+    this.strangers = demultiplexIceSockets(pc, (data) => this.onMedia(data));
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('generate-offer', 'no local description after offering');
     return sdp;
@@ -259,8 +296,16 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const neg = this.negotiation;
     if (!this.isConnected || this.closing || !t || !neg) return;
     if (neg.direction === 'recvonly' || neg.direction === 'inactive') return;
-    const sent = sendSrtp(t, packet, neg.localSsrc);
-    if (sent === 0) return;
+    const srtp = this.srtp;
+    if (!srtp) return;
+    let wire: Buffer;
+    try {
+      wire = srtp.outbound.protectRtp(packet, undefined, neg.localSsrc);
+    } catch {
+      return; // not an RTP packet (the relay hands only RTP; a header longer than the packet)
+    }
+    if (!sendOnSelectedPair(t, wire)) return;
+    this.counters.srtpOut++;
     const now = this.options.clock.now();
     this.stats.lastRtpOutAt = now;
     this.stats.packetsOut++;
@@ -486,23 +531,38 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   private onDtlsConnected(t: RTCDtlsTransport): void {
     try {
-      takeOverMediaReceive(t, {
-        rtp: (p) => this.onRtpIn(p),
-        rtcp: (p) => this.onRtcpIn(p),
-        replayed: () => {
-          this.counters.replayedDropped++;
-        },
-      });
+      this.srtp = srtpFromDtls(t);
     } catch (err) {
-      this.options.logger.error('cannot tap SRTP on the DTLS transport', { error: (err as Error).message });
+      this.options.logger.error('cannot key SRTP from the DTLS session', { error: (err as Error).message });
       this.setDtls('FAILED');
       return;
     }
+    this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name });
     this.isConnected = true;
     this.setDtls('CONNECTED');
     this.setIce('READY');
     this.startRtcp();
     this.emit('connected');
+  }
+
+  /** An SRTP or SRTCP datagram from the selected pair (the demultiplexer on the ICE sockets). */
+  private onMedia(data: Buffer): void {
+    const srtp = this.srtp;
+    if (!srtp || this.closing) {
+      this.counters.mediaBeforeKeys++;
+      return;
+    }
+    const ctx = srtp.inbound;
+    const replays = ctx.counters.replays;
+    const rtcp = isRtcp(data);
+    const plain = rtcp ? ctx.unprotectRtcp(data) : ctx.unprotectRtp(data);
+    if (plain === undefined) {
+      if (ctx.counters.replays !== replays) this.counters.replayedDropped++;
+      else this.counters.srtpRefused++;
+      return;
+    }
+    if (rtcp) this.onRtcpIn(plain);
+    else this.onRtpIn(plain);
   }
 
   private onRtpIn(packet: Buffer): void {
@@ -545,7 +605,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       minIntervalMs: this.options.rtcpIntervalMs ?? 5000,
       send: (compound) => {
         const t = this.dtlsTransport;
-        if (t && this.isConnected && !this.closing && sendSrtcp(t, compound)) this.counters.rtcpOut++;
+        const srtp = this.srtp;
+        if (t && srtp && this.isConnected && !this.closing && sendOnSelectedPair(t, srtp.outbound.protectRtcp(compound))) this.counters.rtcpOut++;
       },
     });
     this.rtcpSession.start();
@@ -595,7 +656,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const t = this.dtlsTransport;
     if (notifyPeer && t && this.isConnected) {
       try {
-        if (bye && (await sendSrtcpNow(t, bye))) this.counters.rtcpOut++;
+        if (bye && this.srtp && (await sendOnSelectedPairNow(t, this.srtp.outbound.protectRtcp(bye)))) this.counters.rtcpOut++;
         this.counters.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
       } catch (err) {
         this.options.logger.warn('could not tell the browser goodbye', { error: (err as Error).message });
