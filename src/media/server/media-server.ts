@@ -34,6 +34,8 @@ export interface RunningMediaServer {
   mediaSet: MediaSet;
   /** The relay workers (undefined when everything runs on the main thread: FERRY_MEDIA_WORKERS=1, an injected clock or element registry). */
   workers: WorkerPool | undefined;
+  /** Resolves when every relay worker is running (at once without workers). Listening does not wait for it. */
+  workersReady: Promise<void>;
   /** POST /drain set, POST /undrain cleared (a signal for the gateway, read from /stats `draining`). */
   readonly draining: boolean;
   /** Release everything (peers told), close every connection and the listener. Idempotent. */
@@ -62,15 +64,16 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     orphanTtlMs: options.orphanTtlMs ?? config.orphanTtlMs,
     workers: () => pool,
   });
+  let workersReady = Promise.resolve();
   if (useWorkers) {
-    const started = new WorkerPool(config.workers, config, {
+    pool = new WorkerPool(config.workers, config, {
       event: (id, type, data, state) => mediaSet.workerEvent(id, type, data, state),
       legEnded: (id, reason, state) => mediaSet.workerLegEnded(id, reason, state),
       workerDied: (id) => mediaSet.workerDied(id),
     }, logger.child({ component: 'media.workers' }));
-    await started.start();
-    pool = started;
-    logger.info('relay workers running', { workers: config.workers });
+    // the workers load while the control port opens: a create waits for a running worker (worker-pool.ts)
+    workersReady = pool.launch();
+    workersReady.then(() => logger.info('relay workers running', { workers: config.workers }), () => undefined);
   }
   let draining = false;
   const serverId = randomUUID();
@@ -189,6 +192,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     config,
     mediaSet,
     workers: pool,
+    workersReady,
     get draining() {
       return draining;
     },

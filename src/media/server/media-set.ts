@@ -258,7 +258,7 @@ export class MediaSet implements ObjectHost {
     const r = await worker.request({ op: 'create', pid, id, type, params });
     const state = r.states?.[id];
     if (!state) throw KurentoErrors.unexpected(`the relay worker did not report element ${id}`);
-    const element = new RemoteElement(id, type, this, this.o.clock, pid, worker, state);
+    const element = new RemoteElement(id, type, this, this.o.clock, pid, worker, state, (states) => this.applyStates(states));
     this.applyStates(r.states);
     return element;
   }
@@ -701,6 +701,7 @@ export class MediaSet implements ObjectHost {
       });
       return {
         id: rec.pipeline.id,
+        ...(rec.worker ? { worker: rec.worker.id } : {}),
         owners: [...rec.owners].map((s) => s.id),
         orphaned: this.isOrphaned(rec),
         releasing: rec.release !== undefined,

@@ -32,6 +32,8 @@ export class RemoteElement extends MediaObject {
     pipelineId: string,
     readonly worker: ElementWorker,
     private state: ElementState,
+    /** the states of the pipeline's elements a reply carries (an operation on one may change another: connect) */
+    private readonly applyStates: (states: Record<string, ElementState> | undefined) => void,
   ) {
     super(id, type, host, clock, pipelineId);
     this.statsEntry = { id, type };
@@ -113,6 +115,7 @@ export class RemoteElement extends MediaObject {
   override async invoke(operation: string, params: OperationParams): Promise<unknown> {
     if (this.lost || this.released) throw KurentoErrors.objectNotFound(this.id);
     const r = await this.worker.request({ op: 'invoke', id: this.id, operation, params });
+    this.applyStates(r.states);
     return r.value;
   }
 
@@ -120,7 +123,8 @@ export class RemoteElement extends MediaObject {
     if (this.released) return;
     if (!this.lost) {
       try {
-        await this.worker.request({ op: 'teardown', id: this.id, notifyPeer: options.notifyPeer });
+        const r = await this.worker.request({ op: 'teardown', id: this.id, notifyPeer: options.notifyPeer });
+        this.applyStates(r.states);
       } catch (err) {
         if (!this.lost) throw err; // the worker died meanwhile: its sockets went with it
       }

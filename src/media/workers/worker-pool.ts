@@ -18,6 +18,8 @@ export interface WorkerPoolHandlers {
 
 /** A worker that does not say ready within this is a failed start. */
 const READY_TIMEOUT_MS = 30_000;
+/** A create waits this long for a relay worker to be running (at start, or while all restart). */
+const PICK_WAIT_MS = 30_000;
 /** GET /stats waits this long for a worker's figures. */
 const STATS_TIMEOUT_MS = 2_000;
 /** Restart delay after a death: doubles with each death in the last minute, up to 10 s (a crash loop does not spin). */
@@ -192,7 +194,6 @@ export class RelayWorker implements ElementWorker {
     this.lag = { eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0 };
     this.handlers.workerDied(this.id);
     this.failPending(`media relay worker ${this.id} died`);
-    if (!wasReady) return; // a worker that cannot start is a start failure, reported by start()
     const now = Date.now();
     this.deaths = this.deaths.filter((t) => now - t < 60_000);
     this.deaths.push(now);
@@ -224,13 +225,14 @@ export class WorkerPool {
     this.workers = Array.from({ length: count }, (_, i) => new RelayWorker(i + 1, config, handlers, logger));
   }
 
-  async start(): Promise<void> {
-    try {
-      await Promise.all(this.workers.map((w) => w.start()));
-    } catch (err) {
-      await this.close();
-      throw err;
-    }
+  /**
+   * Start every worker; resolves when all are ready. The control port does not wait for this (ferry media
+   * is ready as soon as it listens; a create waits for a ready worker), and a worker that fails to start
+   * is restarted with the same backoff as one that died, so the promise may never resolve: await it only
+   * with a deadline (tests).
+   */
+  launch(): Promise<void> {
+    return Promise.all(this.workers.map((w) => w.start().catch(() => w.whenReady()))).then(() => undefined);
   }
 
   worker(id: number): RelayWorker | undefined {
@@ -244,8 +246,14 @@ export class WorkerPool {
   async pick(pipelinesOf: (workerId: number) => number): Promise<RelayWorker> {
     let ready = this.workers.filter((w) => w.ready);
     if (ready.length === 0) {
-      await Promise.race(this.workers.map((w) => w.whenReady()));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, PICK_WAIT_MS);
+      });
+      await Promise.race([late, ...this.workers.map((w) => w.whenReady())]);
+      clearTimeout(timer);
       ready = this.workers.filter((w) => w.ready);
+      if (ready.length === 0) throw KurentoErrors.notEnoughResources(`Not enough resources: no media relay worker is running (waited ${PICK_WAIT_MS} ms)`);
     }
     let best = ready[0]!;
     for (const w of ready.slice(1)) {
