@@ -1,0 +1,241 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Socket } from 'node:dgram';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { MediaStreamTrack, RTCPeerConnection, RtpHeader, type RTCDtlsTransport } from 'werift';
+import { srtpFromDtls } from '../../src/media/webrtc/dtls-srtp-session';
+import {
+  demultiplexIceSockets,
+  disableDefaultStunServer,
+  iceSockets,
+  sendDtlsCloseNotify,
+  sendOnSelectedPair,
+  weriftIceBaseModule,
+  type DtlsSocketInternals,
+  type IceConnectionInternals,
+} from '../../src/media/webrtc/werift-internals';
+import { blankComments } from '../helpers/test-source-scan';
+import { pollUntil } from '../helpers/wait-for';
+
+/**
+ * werift 0.25.2 below its public API, pinned. ferry's WebRTC leg reaches into werift only through
+ * src/media/webrtc/werift-internals.ts (docs/werift-notes.md); a werift upgrade that renames or reshapes any
+ * of those internals must fail here, not silence calls. Two real werift peer connections are connected over
+ * loopback in this process and every private shape the file relies on is asserted on them, then used
+ * (the demultiplexer carries an SRTP packet to ferry's context; close_notify closes the other side).
+ * A second part scans src/ so no other file reads werift's private fields.
+ */
+
+// ---- the private shapes, on live objects -------------------------------------------------------------
+
+interface Peer {
+  pc: RTCPeerConnection;
+  conn: IceConnectionInternals;
+  transport: RTCDtlsTransport;
+}
+
+const peers: RTCPeerConnection[] = [];
+after(async () => {
+  for (const pc of peers.splice(0)) await pc.close().catch(() => undefined);
+});
+
+function newPc(): RTCPeerConnection {
+  const pc = new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceUseTcp: false,
+  });
+  peers.push(pc);
+  return pc;
+}
+
+async function gathered(pc: RTCPeerConnection): Promise<void> {
+  await pollUntil(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'ICE gathering' });
+}
+
+async function connectedPair(): Promise<{ a: Peer; b: Peer }> {
+  const a = newPc();
+  const b = newPc();
+  a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
+  const offer = await a.createOffer();
+  disableDefaultStunServer(a);
+  await a.setLocalDescription(offer);
+  await gathered(a);
+  await b.setRemoteDescription(a.localDescription!);
+  const answer = await b.createAnswer();
+  disableDefaultStunServer(b);
+  await b.setLocalDescription(answer);
+  await gathered(b);
+  await a.setRemoteDescription(b.localDescription!);
+  const peer = (pc: RTCPeerConnection): Peer => ({
+    pc,
+    conn: pc.iceTransports[0]!.connection as unknown as IceConnectionInternals,
+    transport: pc.dtlsTransports[0]!,
+  });
+  await pollUntil(() => a.dtlsTransports[0]?.state === 'connected' && b.dtlsTransports[0]?.state === 'connected', { timeoutMs: 20_000, what: 'both DTLS transports connected' });
+  return { a: peer(a), b: peer(b) };
+}
+
+describe('werift private shapes ferry relies on (werift-internals.ts)', { timeout: 60_000 }, () => {
+  test('ICE agent, DTLS socket, DTLS-SRTP keying and iceBase constants exist with the shapes ferry uses, and work', async () => {
+    const { a, b } = await connectedPair();
+
+    // ICE agent (ice/src/ice.js Connection): protocols[i].transport {socket, onData, closed}, canSendApplicationData,
+    // checkList[i].remoteAddr, nominated {protocol.transport, remoteAddr}, stunServer, send
+    for (const { conn } of [a, b]) {
+      assert.ok(Array.isArray(conn.protocols) && conn.protocols.length > 0, 'connection.protocols');
+      for (const p of conn.protocols) {
+        assert.ok(p.transport?.socket instanceof Socket, 'protocols[i].transport.socket is a dgram socket');
+        assert.equal(typeof p.transport.onData, 'function', 'protocols[i].transport.onData');
+        assert.equal(typeof p.transport.closed, 'boolean', 'protocols[i].transport.closed');
+      }
+      assert.equal(typeof conn.canSendApplicationData, 'function', 'connection.canSendApplicationData');
+      assert.equal(conn.canSendApplicationData(), true, 'consent is fresh on a connected pair');
+      assert.ok(Array.isArray(conn.checkList) && conn.checkList.length > 0, 'connection.checkList');
+      const r = conn.checkList[0]!.remoteAddr;
+      assert.ok(typeof r[0] === 'string' && typeof r[1] === 'number', 'checkList[i].remoteAddr is [host, port]');
+      assert.ok(conn.nominated, 'connection.nominated');
+      assert.ok(conn.protocols.some((p) => p.transport === conn.nominated!.protocol.transport), 'nominated.protocol.transport is one of the ICE sockets');
+      assert.equal(typeof conn.nominated.remoteAddr[1], 'number', 'nominated.remoteAddr');
+      assert.ok('stunServer' in conn, 'connection.stunServer (cleared before gathering)');
+      assert.equal(conn.stunServer, undefined, 'disableDefaultStunServer cleared it');
+      assert.equal(typeof conn.send, 'function', 'connection.send (the fallback)');
+    }
+    assert.ok(iceSockets(a.pc).length > 0);
+
+    // DTLS socket (RTCDtlsTransport.dtls): connected, dtls {recordSequenceNumber, epoch, version, flight},
+    // onHandleHandshakes, cipher.encryptPacket / decryptPacket
+    for (const { transport } of [a, b]) {
+      const s = transport.dtls as unknown as DtlsSocketInternals;
+      assert.equal(s.connected, true, 'dtls.connected');
+      assert.equal(typeof s.dtls.recordSequenceNumber, 'number', 'dtls.dtls.recordSequenceNumber');
+      assert.ok(s.dtls.epoch >= 1, 'dtls.dtls.epoch');
+      assert.equal(typeof s.dtls.version.major, 'number', 'dtls.dtls.version');
+      assert.equal(typeof s.dtls.flight, 'number', 'dtls.dtls.flight');
+      assert.equal(typeof s.onHandleHandshakes, 'function', 'dtls.onHandleHandshakes');
+      assert.equal(typeof s.cipher.encryptPacket, 'function', 'dtls.cipher.encryptPacket');
+      assert.equal(typeof s.cipher.decryptPacket, 'function', 'dtls.cipher.decryptPacket');
+    }
+
+    // DTLS-SRTP keying (typed public members): role, dtls.srtp.srtpProfile, dtls.exportKeyingMaterial
+    assert.deepEqual(new Set([a.transport.role, b.transport.role]), new Set(['client', 'server']));
+    assert.ok([1, 7].includes(a.transport.dtls!.srtp.srtpProfile!), `negotiated profile ${a.transport.dtls!.srtp.srtpProfile}`);
+    assert.equal(a.transport.dtls!.exportKeyingMaterial('EXTRACTOR-dtls_srtp', 56).length, 56);
+    const ours = srtpFromDtls(b.transport);
+    assert.equal(ours.profile.dtlsId, a.transport.dtls!.srtp.srtpProfile);
+
+    // The demultiplexer sits in werift's data path: an SRTP packet werift protects on A reaches B's sink
+    // (not werift's SRTP handler) and ferry's context keyed from B's DTLS session decrypts it.
+    const media: Buffer[] = [];
+    const counters = demultiplexIceSockets(b.pc, (d) => media.push(Buffer.from(d)));
+    const header = new RtpHeader({ payloadType: 0, sequenceNumber: 4242, timestamp: 160, ssrc: 0x1234abcd, marker: false });
+    await a.transport.sendRtp(Buffer.alloc(160, 0x55), header);
+    await pollUntil(() => media.length >= 1, { timeoutMs: 5000, what: 'the SRTP datagram at the demultiplexer' });
+    assert.equal(counters.media, 1);
+    const plain = ours.inbound.unprotectRtp(media[0]!);
+    assert.ok(plain, 'ferry decrypts werift-protected SRTP with keys from the exporter');
+    assert.equal(plain.readUInt16BE(2), 4242);
+    assert.ok(plain.subarray(12).equals(Buffer.alloc(160, 0x55)));
+    // and back: ferry protects with A's keys as seen from B (outbound), werift on A decrypts (its own receive path)
+    const got: number[] = [];
+    a.transport.onRtp.subscribe((rtp) => got.push(rtp.header.sequenceNumber));
+    const packet = Buffer.alloc(172);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(777, 2);
+    assert.equal(sendOnSelectedPair(b.transport, ours.outbound.protectRtp(packet, undefined, 0x0a0b0c0d)), true);
+    await pollUntil(() => got.includes(777), { timeoutMs: 5000, what: 'werift on A to decrypt what ferry sent' });
+
+    // close_notify built on the DTLS socket's private state closes the other side
+    assert.equal(await sendDtlsCloseNotify(b.transport), true);
+    await pollUntil(() => a.transport.state === 'closed', { timeoutMs: 5000, what: "A's DTLS transport closed by ferry's close_notify" });
+
+    // iceBase module constants (RFC 7675 consent timing)
+    const iceBase = weriftIceBaseModule();
+    assert.equal(typeof iceBase.CONSENT_INTERVAL, 'number', 'iceBase.CONSENT_INTERVAL');
+    assert.equal(typeof iceBase.CONSENT_TIMEOUT, 'number', 'iceBase.CONSENT_TIMEOUT');
+  });
+});
+
+// ---- nobody else reads werift's private fields ---------------------------------------------------------
+
+const SRC = path.join(__dirname, '..', '..', 'src');
+const INTERNALS = path.join('media', 'webrtc', 'werift-internals.ts');
+
+/** The private members werift-internals.ts uses, and the ones it used to (a rename must not come back elsewhere). */
+const PRIVATE_NAMES = [
+  'protocols',
+  'checkList',
+  'nominated',
+  'stunServer',
+  'canSendApplicationData',
+  'recordSequenceNumber',
+  'onHandleHandshakes',
+  'encryptPacket',
+  'decryptPacket',
+  'srtpSSRCStates',
+  'rolloverCounter',
+  'remoteContext',
+  'srtcp',
+];
+
+/** What a source text does below werift's public API: deep imports, casts of werift objects, private names. */
+function weriftPrivateUses(text: string): string[] {
+  const code = blankComments(text);
+  const found: string[] = [];
+  if (/\bfrom\s+['"]werift\/(?!nonstandard['"]|polyfill)/.test(code) || /require(?:\.resolve)?\(\s*['"]werift(?:\/|['"])/.test(code) || /['"][^'"\n]*werift\/lib\//.test(code)) {
+    found.push('deep import of werift');
+  }
+  const importsWerift = /\bfrom\s+['"]werift['"/]/.test(code) || /require\(\s*['"]werift/.test(code);
+  if (importsWerift && /\bas\s+unknown\s+as\b/.test(code)) found.push('`as unknown as` cast in a file that uses werift');
+  for (const name of PRIVATE_NAMES) if (new RegExp(`\\.${name}\\b`).test(code)) found.push(`.${name}`);
+  if (/\.event\.stack\b/.test(code)) found.push('.event.stack');
+  if (/\b(?:CONSENT_INTERVAL|CONSENT_TIMEOUT|DEFAULT_STUN_SERVER)\b/.test(code)) found.push('werift iceBase constants');
+  return found;
+}
+
+/** Every TypeScript file under `dir`: the code that runs in ferry's processes (src/'s .js files are browser pages, which have no werift). */
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const full = path.join(dir, entry);
+    if (statSync(full).isDirectory()) out.push(...sourceFiles(full));
+    else if (/\.(ts|mts|cts)$/.test(entry)) out.push(full);
+  }
+  return out;
+}
+
+describe('werift private fields are read only in werift-internals.ts', { timeout: 30_000 }, () => {
+  test('positive control: the scanner flags each way of reaching below werift, and passes public use and comments', () => {
+    const flagged = (text: string) => weriftPrivateUses(text);
+    assert.deepEqual(flagged("import { iceBase } from 'werift/lib/ice/src/iceBase';"), ['deep import of werift']);
+    assert.deepEqual(flagged("const p = require.resolve('werift');"), ['deep import of werift']);
+    assert.deepEqual(flagged("import type { RTCDtlsTransport } from 'werift';\nconst s = (t as unknown as { x: number }).x;"), ['`as unknown as` cast in a file that uses werift']);
+    assert.deepEqual(flagged('const roc = srtp.remoteContext.srtpSSRCStates[ssrc].rolloverCounter;'), ['.srtpSSRCStates', '.rolloverCounter', '.remoteContext']);
+    assert.deepEqual(flagged('conn.onData.event.stack.splice(0, 1);'), ['.event.stack']);
+    assert.deepEqual(flagged('for (const p of conn.protocols) p.transport;'), ['.protocols']);
+    assert.deepEqual(flagged('t.srtcp.decrypt(data);'), ['.srtcp']);
+    assert.deepEqual(flagged('ctx.recordSequenceNumber++; socket.onHandleHandshakes = f;'), ['.recordSequenceNumber', '.onHandleHandshakes']);
+    assert.deepEqual(flagged('iceBase.CONSENT_TIMEOUT = 2;'), ['werift iceBase constants']);
+    assert.deepEqual(flagged("import { RTCPeerConnection } from 'werift';\n// reads conn.nominated and .protocols in a comment only\nconst pc = new RTCPeerConnection({});"), []);
+    assert.deepEqual(flagged("import { RtpPacket } from 'werift/nonstandard';"), []);
+    assert.deepEqual(flagged('const x = (y as unknown as number) + 1; // no werift here'), []);
+  });
+
+  test('no file in src/ other than werift-internals.ts reads werift private fields', () => {
+    const files = sourceFiles(SRC);
+    assert.ok(files.length > 100, `scanned ${files.length} files`);
+    assert.ok(files.some((f) => f.endsWith(INTERNALS)), 'werift-internals.ts is among them');
+    const offenders: string[] = [];
+    for (const file of files) {
+      if (file.endsWith(INTERNALS)) continue;
+      const uses = weriftPrivateUses(readFileSync(file, 'utf8'));
+      if (uses.length > 0) offenders.push(`${path.relative(SRC, file)}: ${uses.join(', ')}`);
+    }
+    assert.deepEqual(offenders, []);
+    assert.ok(weriftPrivateUses(readFileSync(path.join(SRC, INTERNALS), 'utf8')).length >= 5, 'positive control: werift-internals.ts itself is flagged');
+  });
+});
