@@ -28,6 +28,12 @@ export interface BenchOptions {
   nice: number;
   /** Extra environment for ferry media (e.g. FERRY_MEDIA_* settings, DEBUG=werift*). */
   mediaEnv: Record<string, string>;
+  /** Relay workers of ferry media (FERRY_MEDIA_WORKERS); undefined = ferry media's own default. */
+  mediaWorkers: number | undefined;
+  /** Event-loop lag p99 (ms) a worker may show and still count as carrying the load (per-core capacity). */
+  lagLimitMs: number;
+  /** Also stop stepping at the first step whose worst worker lag p99 reaches the lag limit. */
+  stopOnLag: boolean;
 }
 
 export const USAGE = `usage: npm run bench:media -- [options]
@@ -50,6 +56,10 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --nice <n>               run servers, load workers and this process at niceness n (e.g. -5, root only):
                            both servers alike, so other processes on a shared machine disturb less
   --media-env K=V          extra environment for ferry media (repeatable)
+  --workers <n>            ferry media relay workers: FERRY_MEDIA_WORKERS=n for the ferry media the bench
+                           starts (default: ferry media's own default); per-worker lag is reported
+  --lag-limit <ms>         event-loop lag p99 a worker may show within the per-core capacity (default 20)
+  --stop-on-lag            also stop stepping at the first step whose worst worker lag p99 >= --lag-limit
   --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -77,6 +87,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     strictStop: false,
     nice: 0,
     mediaEnv: {},
+    mediaWorkers: undefined,
+    lagLimitMs: 20,
+    stopOnLag: false,
   };
   const errors: string[] = [];
   const positiveInt = (flag: string, v: string | undefined): number => {
@@ -162,6 +175,18 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         else o.mediaEnv[m[1]!] = m[2]!;
         break;
       }
+      case '--workers':
+        o.mediaWorkers = positiveInt(flag, value());
+        break;
+      case '--lag-limit': {
+        const n = Number(value());
+        if (!(n > 0)) errors.push('--lag-limit needs a number of ms > 0');
+        else o.lagLimitMs = n;
+        break;
+      }
+      case '--stop-on-lag':
+        o.stopOnLag = true;
+        break;
       case '--write-docs':
         o.writeDocs = true;
         break;
@@ -172,7 +197,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         errors.push(`unknown option ${flag}`);
     }
   }
+  if (o.mediaWorkers !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== String(o.mediaWorkers)) {
+    errors.push('--workers and --media-env FERRY_MEDIA_WORKERS disagree: give one');
+  }
   if (errors.length > 0) throw new Error(`${errors.join('\n')}\n${USAGE}`);
+  if (o.mediaWorkers !== undefined) o.mediaEnv.FERRY_MEDIA_WORKERS = String(o.mediaWorkers);
   return o;
 }
 

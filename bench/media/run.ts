@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
 import type { BenchTarget } from './phases/bench-target';
 import { runSteps } from './phases/step-runner';
-import { capacity, liveCapacity, ratioTable, resultsTable } from './report/markdown-report';
+import { capacity, liveCapacity, perCoreCapacity, ratioTable, resultsTable } from './report/markdown-report';
 import type { StepResult } from './report/step-result';
 import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
@@ -82,6 +82,7 @@ function environment(o: BenchOptions, argv: string[]): string {
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
+    `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
   ].join('\n');
 }
@@ -115,6 +116,14 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   for (const id of o.targets) {
+    if (id === 'rtpengine') {
+      const { RtpengineProcess } = await import('./servers/rtpengine-process');
+      if (!RtpengineProcess.available(o.rtpengineBinary)) {
+        progress(`rtpengine: ${o.rtpengineBinary} not found; skipped (the ratio table shows ferry's figures alone)`);
+        notes.push(`- rtpengine: not installed (${o.rtpengineBinary}); no anchor in this run (apt-get install -y rtpengine-daemon)`);
+        continue;
+      }
+    }
     const target = await createTarget(id, o, outDir);
     active.push(target);
     try {
@@ -130,6 +139,9 @@ async function main(): Promise<void> {
           lossLimitPct: o.lossLimitPct,
           outDir,
           strictStop: o.strictStop,
+          lagLimitMs: o.lagLimitMs,
+          stopOnLag: o.stopOnLag,
+          ...(o.mediaWorkers !== undefined ? { mediaWorkers: o.mediaWorkers } : {}),
           ...(o.profile ? { profileDir: outDir } : {}),
         },
         progress,
@@ -183,6 +195,15 @@ async function main(): Promise<void> {
     '### Verdict',
     `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with every call up and carrying media and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**; counting only the calls that carried media: ${liveCapacity(results, 'ferry webrtc-rtp', o.lossLimitPct)}`,
     `- ferry RTP↔RTP: ${capacity(results, 'ferry rtp-rtp', o.lossLimitPct)} (working calls only: ${liveCapacity(results, 'ferry rtp-rtp', o.lossLimitPct)}); rtpengine RTP↔RTP: ${capacity(results, 'rtpengine rtp-rtp', o.lossLimitPct)} (largest step tried: ${Math.max(...o.steps)})`,
+    ...(['ferry rtp-rtp', 'ferry webrtc-rtp'] as const)
+      .filter((t) => results.some((r) => r.target === t))
+      .map((t) => {
+        const c = perCoreCapacity(results, t, o.lossLimitPct, o.lagLimitMs);
+        return (
+          `- per-core capacity, ${t}: **${c.perWorker.toFixed(0)} calls per worker** (N=${c.calls} with ${c.workers} worker${c.workers === 1 ? '' : 's'} at loss < ${o.lossLimitPct} % and every worker's lag p99 < ${o.lagLimitMs} ms` +
+          `${c.firstFailure ? `; first step beyond: ${c.firstFailure}` : '; no step beyond it failed — try larger --steps'})`
+        );
+      }),
     ...notes,
     ...results
       .filter((r) => r.silentStreams > 0)

@@ -8,9 +8,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
-import { sampleMachine, sampleProcesses } from '../servers/proc-sampler';
+import { coreBusyBetween, sampleCores, sampleMachine, sampleProcesses } from '../servers/proc-sampler';
 import { udpDropsOf } from '../servers/udp-drops';
 import type { StepResult } from '../report/step-result';
+import { workerLagsOf, worstWorkerLagP99 } from '../report/worker-lag';
 import type { BenchTarget, CallSetup } from './bench-target';
 
 export interface StepPlan {
@@ -26,6 +27,11 @@ export interface StepPlan {
   outDir: string;
   /** Stop at the first step whose total loss (dead calls included) exceeds the limit. */
   strictStop: boolean;
+  /** FERRY_MEDIA_WORKERS given to ferry media (recorded with each ferry step). */
+  mediaWorkers?: number;
+  /** Event-loop lag p99 limit of the per-core capacity (ms); with `stopOnLag`, stepping stops above it. */
+  lagLimitMs?: number;
+  stopOnLag?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -76,7 +82,9 @@ export async function runSteps(
     const g0 = sampleProcesses(workers.map((w) => w.pid));
     const o0 = process.cpuUsage();
     const m0 = sampleMachine();
+    const k0 = sampleCores();
     await sleep(plan.windowMs);
+    const k1 = sampleCores();
     const s1 = sampleProcesses(target.serverPids());
     const g1 = sampleProcesses(workers.map((w) => w.pid));
     const o1 = process.cpuUsage(o0);
@@ -93,7 +101,8 @@ export async function runSteps(
       await profiler.stop(file);
       progress(`${target.name}: window CPU profile ${file}`);
     }
-    const serverStats = scalarsOf(target.serverStats ? await target.serverStats() : undefined);
+    const rawStats = target.serverStats ? await target.serverStats() : undefined;
+    const serverStats = scalarsOf(rawStats);
     await sleep(plan.drainMs);
     const reports: WorkerReport[] = await Promise.all(workers.map((w) => w.report(epoch)));
     const drops = dropsAfterWindow();
@@ -132,6 +141,7 @@ export async function runSteps(
     const totalRecv = received[0] + received[1];
     const cpuS = s1.user + s1.system - (s0.user + s0.system);
     const lag = target.loopLag?.(t0Wall, t1Wall);
+    const workerLags = target.loopLag ? workerLagsOf(rawStats, lag) : [];
     const statsLag = serverStats?.eventLoopLagP99Ms;
     const result: StepResult = {
       target: target.name,
@@ -171,6 +181,9 @@ export async function runSteps(
       ),
       silentStreams: [...sendingIds].filter((id) => !heardIds.has(id)).length,
       ...(serverStats ? { serverStats } : {}),
+      ...(target.loopLag && plan.mediaWorkers !== undefined ? { mediaWorkers: plan.mediaWorkers } : {}),
+      ...(workerLags.length > 0 ? { workerLags } : {}),
+      coreBusy: coreBusyBetween(k0, k1),
     };
     const silentIds = [...sendingIds].filter((id) => !heardIds.has(id));
     if (silentIds.length > 0) {
@@ -195,7 +208,10 @@ export async function runSteps(
         `loss=${result.lossPct.toFixed(3)}% (ab ${result.lossPctAB.toFixed(3)} ba ${result.lossPctBA.toFixed(3)}, live streams ${result.liveLossPct.toFixed(3)}) ` +
         `udp drops server/gen=${drops.server}/${drops.generator} ` +
         `gen=${result.generatorCpuPct.toFixed(0)}% skipped=${result.generatorSkippedPct.toFixed(2)}% ` +
-        `machine=${result.machineBusyCores.toFixed(2)} cores (others ${result.otherProcessesCores.toFixed(2)}) silent=${result.silentStreams}`,
+        `machine=${result.machineBusyCores.toFixed(2)} cores (others ${result.otherProcessesCores.toFixed(2)}; ` +
+        `${result.coreBusy!.coresAboveThreshold} above 50 %: ${result.coreBusy!.perCoreBusyPct.map((p) => p.toFixed(0)).join('/')} %) ` +
+        (workerLags.length ? `workers lag p99 ${workerLags.map((w) => fmt(w.lagP99Ms)).join('/')} ms ` : '') +
+        `silent=${result.silentStreams}`,
     );
     // Stepping stops on packet loss among working calls (the capacity limit), on failed setups, or when
     // more than a tenth of the streams are dead. Dead calls below that still count in `lossPct` (and so
@@ -212,7 +228,9 @@ export async function runSteps(
               ? `${(100 * silentShare).toFixed(0)} % of the streams delivered nothing`
               : plan.strictStop && result.lossPct > plan.lossLimitPct
                 ? `loss ${result.lossPct.toFixed(3)}% > ${plan.lossLimitPct}%`
-                : undefined;
+                : plan.stopOnLag && plan.lagLimitMs !== undefined && (worstWorkerLagP99(workerLags) ?? 0) >= plan.lagLimitMs
+                  ? `event-loop lag p99 ${fmt(worstWorkerLagP99(workerLags))} ms >= ${plan.lagLimitMs} ms`
+                  : undefined;
     if (stop) {
       progress(`${target.name}: stopping here (${stop})`);
       break;

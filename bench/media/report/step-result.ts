@@ -1,4 +1,7 @@
 /** The measurements of one target at one concurrency step. */
+import type { CoreBusy } from '../servers/proc-sampler';
+import type { WorkerLag } from './worker-lag';
+
 export interface StepResult {
   target: string;
   /** Calls asked for. */
@@ -53,4 +56,10 @@ export interface StepResult {
   /** What the server says about them (e.g. "16× server ICE CONNECTED DTLS FAILED ..."). */
   silentDiagnosis?: string;
   serverStats?: Record<string, unknown>;
+  /** FERRY_MEDIA_WORKERS this run set for ferry media (--workers), if any. */
+  mediaWorkers?: number;
+  /** Per relay worker of ferry media: pipelines, elements, event-loop lag (one entry without worker threads). */
+  workerLags?: WorkerLag[];
+  /** Per-core busy % of the machine over the window (/proc/stat), and how many cores were above 50 %. */
+  coreBusy?: CoreBusy;
 }

@@ -111,3 +111,46 @@ export function sampleMachine(): MachineSample {
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
 }
+
+export interface CoreSample {
+  /** Busy seconds (everything but idle and iowait) per core, cpu0 first. */
+  busy: number[];
+  total: number[];
+}
+
+/** Per-core jiffies from the `cpuN` lines of /proc/stat text. */
+export function parseCoreStat(text: string): CoreSample {
+  const busy: number[] = [];
+  const total: number[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2]!.trim().split(/\s+/).map(Number);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    const sum = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    busy[Number(m[1])] = (sum - idle) / CLK_TCK;
+    total[Number(m[1])] = sum / CLK_TCK;
+  }
+  return { busy, total };
+}
+
+export function sampleCores(): CoreSample {
+  return parseCoreStat(readFileSync('/proc/stat', 'utf8'));
+}
+
+export interface CoreBusy {
+  /** Busy % of each core between the two samples, cpu0 first. */
+  perCoreBusyPct: number[];
+  /** How many cores were more than `thresholdPct` busy. */
+  coresAboveThreshold: number;
+  thresholdPct: number;
+}
+
+/** Per-core busy % between two samples, and how many cores were above `thresholdPct`. */
+export function coreBusyBetween(a: CoreSample, b: CoreSample, thresholdPct = 50): CoreBusy {
+  const perCoreBusyPct = b.busy.map((busy, i) => {
+    const dt = (b.total[i] ?? 0) - (a.total[i] ?? 0);
+    return dt > 0 ? (100 * (busy - (a.busy[i] ?? 0))) / dt : 0;
+  });
+  return { perCoreBusyPct, coresAboveThreshold: perCoreBusyPct.filter((p) => p > thresholdPct).length, thresholdPct };
+}

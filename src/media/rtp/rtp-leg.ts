@@ -48,7 +48,7 @@ interface Path {
  * 'rtcp-bye' end signal. The session's SSRC is stamped on every RTP packet this leg sends (one SSRC
  * on the wire, the one getStats reports). Per-packet path: header checks, counters, one clock read, a
  * direct call of each 'rtp' listener (no EventEmitter dispatch), and a send on the connect()ed socket; no
- * allocation (see "Per-packet path" in docs/media-server.md).
+ * allocation in ferry's own code (docs/benchmarks.md, "The relay's per-packet path").
  * With SRTP (setSrtp, SDES keys): every datagram is authenticated and decrypted before it counts, latches
  * or is relayed, and everything we send (RTP, SR/RR, BYE) is protected; an unauthenticated packet is
  * dropped and counted (srtpRefused).

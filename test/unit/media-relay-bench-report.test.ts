@@ -1,0 +1,123 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseOptions } from '../../bench/media/cli-options';
+import { perCoreCapacity, ratioTable, resultsTable } from '../../bench/media/report/markdown-report';
+import type { StepResult } from '../../bench/media/report/step-result';
+import { workerLagsOf } from '../../bench/media/report/worker-lag';
+import { coreBusyBetween, parseCoreStat } from '../../bench/media/servers/proc-sampler';
+
+/**
+ * What `npm run bench:media` adds for capacity per core (bench/media): --workers, per-core busy % from
+ * /proc/stat, per-worker lag from /stats (or the single loop), the per-core capacity search over the
+ * steps, and the ratio table when rtpengine is absent.
+ */
+
+function step(over: Partial<StepResult>): StepResult {
+  return {
+    target: 'ferry rtp-rtp',
+    calls: 50,
+    callsUp: 50,
+    setupFailures: 0,
+    setupP50Ms: 10,
+    setupP99Ms: 20,
+    windowS: 5,
+    serverCpuPct: 10,
+    serverUserPct: 6,
+    serverSysPct: 4,
+    cpuPerCall: 0.002,
+    cpuUsPerPacket: 20,
+    rssMiB: 100,
+    rssPerCallKiB: 60,
+    loopLagP99Ms: 3,
+    loopLagMaxMs: 5,
+    statsLagP99Ms: undefined,
+    sentPps: 5000,
+    lossPct: 0,
+    lossPctAB: 0,
+    lossPctBA: 0,
+    liveLossPct: 0,
+    serverUdpDrops: 0,
+    generatorUdpDrops: 0,
+    latencyP50Ms: 0.5,
+    latencyP99Ms: 2,
+    generatorCpuPct: 20,
+    generatorSkippedPct: 0,
+    machineBusyCores: 1,
+    otherProcessesCores: 0.2,
+    silentStreams: 0,
+    ...over,
+    callsUp: over.callsUp ?? over.calls ?? 50,
+  };
+}
+
+describe('bench:media per-core capacity', () => {
+  test('--workers sets FERRY_MEDIA_WORKERS for ferry media; a disagreeing --media-env is refused; lag limit defaults to 20 ms', { timeout: 5_000 }, () => {
+    const o = parseOptions(['--workers', '2', '--steps', '50,100']);
+    assert.equal(o.mediaWorkers, 2);
+    assert.equal(o.mediaEnv.FERRY_MEDIA_WORKERS, '2');
+    assert.equal(o.lagLimitMs, 20);
+    assert.equal(parseOptions([]).mediaEnv.FERRY_MEDIA_WORKERS, undefined, 'no --workers: ferry media keeps its default');
+    assert.throws(() => parseOptions(['--workers', '2', '--media-env', 'FERRY_MEDIA_WORKERS=3']), /disagree/);
+    assert.throws(() => parseOptions(['--workers', '0']), /--workers needs a positive integer/);
+    assert.equal(parseOptions(['--lag-limit', '50', '--stop-on-lag']).lagLimitMs, 50);
+  });
+
+  test('per-core busy % between two /proc/stat samples, and the cores above 50 %', { timeout: 5_000 }, () => {
+    const a = parseCoreStat('cpu  10 0 10 80 0 0 0 0\ncpu0 100 0 0 100 0 0 0 0 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\nintr 1\n');
+    const b = parseCoreStat('cpu  10 0 10 80 0 0 0 0\ncpu0 170 0 10 120 0 0 0 0 0 0\ncpu1 5 0 5 285 5 0 0 0 0 0\nintr 1\n');
+    assert.equal(a.busy.length, 2, 'the aggregate cpu line is not a core');
+    const busy = coreBusyBetween(a, b);
+    assert.deepEqual(busy.perCoreBusyPct.map((p) => Math.round(p)), [80, 10], 'cpu0: 80 of 100 jiffies busy; cpu1: 10 of 100 (iowait counts as idle)');
+    assert.equal(busy.coresAboveThreshold, 1);
+  });
+
+  test("per-worker lag: /stats' workers when ferry media has them, else its single loop as one worker", { timeout: 5_000 }, () => {
+    const two = workerLagsOf(
+      {
+        pipelines: 10,
+        workers: [
+          { id: 1, pipelines: 6, elements: 12, eventLoopLagP99Ms: 4, eventLoopLagMaxMs: 9 },
+          { id: 2, pipelines: 4, elements: 8, eventLoopLagP99Ms: 30, eventLoopLagMaxMs: 40 },
+        ],
+      },
+      { p50Ms: 1, p99Ms: 2, maxMs: 3, samples: 100 },
+    );
+    assert.deepEqual(two.map((w) => [w.id, w.pipelines, w.lagP99Ms, w.source]), [
+      [1, 6, 4, 'stats.workers'],
+      [2, 4, 30, 'stats.workers'],
+    ]);
+    const one = workerLagsOf({ pipelines: 10, elements: 20, eventLoopLagP99Ms: 7 }, { p50Ms: 1, p99Ms: 2, maxMs: 3, samples: 100 });
+    assert.deepEqual(one, [{ id: 0, pipelines: 10, elements: 20, lagP99Ms: 2, lagMaxMs: 3, source: 'probe' }]);
+    assert.equal(workerLagsOf({ pipelines: 1, eventLoopLagP99Ms: 7, eventLoopLagMaxMs: 8 }, undefined)[0]!.lagP99Ms, 7, 'no probe: /stats lag');
+    assert.deepEqual(workerLagsOf(undefined, undefined), []);
+  });
+
+  test('the capacity is the largest step within loss and every worker under the lag limit, per worker', { timeout: 5_000 }, () => {
+    const w = (p99a: number, p99b: number) => [
+      { id: 1, pipelines: 1, elements: 2, lagP99Ms: p99a, lagMaxMs: p99a, source: 'stats.workers' as const },
+      { id: 2, pipelines: 1, elements: 2, lagP99Ms: p99b, lagMaxMs: p99b, source: 'stats.workers' as const },
+    ];
+    const results = [
+      step({ calls: 50, workerLags: w(2, 3) }),
+      step({ calls: 100, workerLags: w(5, 12) }),
+      step({ calls: 150, workerLags: w(6, 25) }), // one worker lags: not carried
+      step({ calls: 200, workerLags: w(6, 8), lossPct: 0.5 }),
+      step({ target: 'ferry webrtc-rtp', calls: 300, workerLags: w(1, 1) }),
+    ];
+    const c = perCoreCapacity(results, 'ferry rtp-rtp', 0.1, 20);
+    assert.deepEqual(c, { calls: 100, workers: 2, perWorker: 50, firstFailure: 'N=150: lag p99 25.0 ms' });
+    const single = perCoreCapacity([step({ calls: 50 }), step({ calls: 100, lossPct: 0.2 })], 'ferry rtp-rtp', 0.1, 20);
+    assert.deepEqual(single, { calls: 50, workers: 1, perWorker: 50, firstFailure: 'N=100: loss 0.200 %' });
+    assert.equal(perCoreCapacity([step({ calls: 50, callsUp: 49 })], 'ferry rtp-rtp', 0.1, 20).calls, 0);
+  });
+
+  test('without rtpengine the ratio table says so and shows ferry; with it, the ratio', { timeout: 5_000 }, () => {
+    const ferryOnly = ratioTable([step({ calls: 50, cpuUsPerPacket: 20 })]);
+    assert.match(ferryOnly, /rtpengine was not part of this run/);
+    assert.match(ferryOnly, /\| 50 \| rtpengine absent \| 0\.00200 \(20\.0 µs\/pkt\)/);
+    const both = ratioTable([step({ calls: 50, cpuUsPerPacket: 20 }), step({ target: 'rtpengine rtp-rtp', calls: 50, cpuUsPerPacket: 10, loopLagP99Ms: undefined })]);
+    assert.match(both, /\| 50 \| 0\.00100 \(10\.0 µs\/pkt\) \| 0\.00200 \(20\.0 µs\/pkt\) \| 2\.0× \|/);
+    const row = resultsTable([step({ calls: 50, mediaWorkers: 1, coreBusy: { perCoreBusyPct: [70, 20], coresAboveThreshold: 1, thresholdPct: 50 }, workerLags: workerLagsOf({ pipelines: 50 }, { p50Ms: 1, p99Ms: 2, maxMs: 3, samples: 9 }) })]);
+    assert.match(row, /\| 1 \(70 \/ 20\) \| FERRY_MEDIA_WORKERS=1: 1 loop \(no per-worker \/stats\): 2\.0 \/ 3\.0 \(50\) \|/);
+  });
+});
