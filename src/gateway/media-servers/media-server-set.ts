@@ -198,7 +198,8 @@ export class MediaServerSet extends MediaConnection {
       url: s.url,
       up: s.conn.isUp,
       draining: st?.figures?.draining === true,
-      statsDown: st?.outcome === 'failed' && st.failuresInARow >= 2,
+      // only a server that has answered /stats before is judged by it (a KMS may not answer the GET at all)
+      statsDown: st?.outcome === 'failed' && st.failuresInARow >= 2 && st.figures !== undefined,
       load,
       lagP99Ms: st?.figures?.eventLoopLagP99Ms,
     };

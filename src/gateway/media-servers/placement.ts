@@ -5,7 +5,7 @@ export interface PlacementCandidate {
   up: boolean;
   /** its /stats says `"draining": true` */
   draining: boolean;
-  /** its /stats stopped answering (two polls in a row since the connection was last up) */
+  /** its /stats, which answered before, stopped answering (two polls in a row since the connection was last up) */
   statsDown: boolean;
   /** pipelines: /stats's count plus the calls placed there since that poll; without /stats, this gateway's live calls there */
   load: number;
