@@ -16,7 +16,6 @@ function step(over: Partial<StepResult>): StepResult {
   return {
     target: 'ferry rtp-rtp',
     calls: 50,
-    callsUp: 50,
     setupFailures: 0,
     setupP50Ms: 10,
     setupP99Ms: 20,
