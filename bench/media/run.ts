@@ -193,7 +193,9 @@ async function main(): Promise<void> {
     ratioTable(results),
     '',
     '### Verdict',
-    `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with every call up and carrying media and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**; counting only the calls that carried media: ${liveCapacity(results, 'ferry webrtc-rtp', o.lossLimitPct)}`,
+    o.targets.includes('ferry-webrtc')
+      ? `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with every call up and carrying media and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**; counting only the calls that carried media: ${liveCapacity(results, 'ferry webrtc-rtp', o.lossLimitPct)}`
+      : '- ferry WebRTC↔RTP: not run (--targets)',
     `- ferry RTP↔RTP: ${capacity(results, 'ferry rtp-rtp', o.lossLimitPct)} (working calls only: ${liveCapacity(results, 'ferry rtp-rtp', o.lossLimitPct)}); rtpengine RTP↔RTP: ${capacity(results, 'rtpengine rtp-rtp', o.lossLimitPct)} (largest step tried: ${Math.max(...o.steps)})`,
     ...(['ferry rtp-rtp', 'ferry webrtc-rtp'] as const)
       .filter((t) => results.some((r) => r.target === t))

@@ -108,6 +108,8 @@ describe('bench:media per-core capacity', () => {
     const single = perCoreCapacity([step({ calls: 50 }), step({ calls: 100, lossPct: 0.2 })], 'ferry rtp-rtp', 0.1, 20);
     assert.deepEqual(single, { calls: 50, workers: 1, perWorker: 50, firstFailure: 'N=100: loss 0.200 %' });
     assert.equal(perCoreCapacity([step({ calls: 50, callsUp: 49 })], 'ferry rtp-rtp', 0.1, 20).calls, 0);
+    const mainLoopLags = perCoreCapacity([step({ calls: 50, loopLagP99Ms: 21, workerLags: w(1, 1) })], 'ferry rtp-rtp', 0.1, 20);
+    assert.deepEqual(mainLoopLags, { calls: 0, workers: 1, perWorker: 0, firstFailure: 'N=50: lag p99 21.0 ms' }, "the main loop's lag counts too");
   });
 
   test('without rtpengine the ratio table says so and shows ferry; with it, the ratio', { timeout: 5_000 }, () => {
@@ -117,6 +119,8 @@ describe('bench:media per-core capacity', () => {
     const both = ratioTable([step({ calls: 50, cpuUsPerPacket: 20 }), step({ target: 'rtpengine rtp-rtp', calls: 50, cpuUsPerPacket: 10, loopLagP99Ms: undefined })]);
     assert.match(both, /\| 50 \| 0\.00100 \(10\.0 µs\/pkt\) \| 0\.00200 \(20\.0 µs\/pkt\) \| 2\.0× \|/);
     const row = resultsTable([step({ calls: 50, mediaWorkers: 1, coreBusy: { perCoreBusyPct: [70, 20], coresAboveThreshold: 1, thresholdPct: 50 }, workerLags: workerLagsOf({ pipelines: 50 }, { p50Ms: 1, p99Ms: 2, maxMs: 3, samples: 9 }) })]);
-    assert.match(row, /\| 1 \(70 \/ 20\) \| FERRY_MEDIA_WORKERS=1: 1 loop \(no per-worker \/stats\): 2\.0 \/ 3\.0 \(50\) \|/);
+    assert.match(row, /\| 1 \(70 \/ 20\) \| 1 loop, no per-worker \/stats \(FERRY_MEDIA_WORKERS=1\): 2\.0 \/ 3\.0 \(50\) \|/);
+    const two = resultsTable([step({ calls: 50, workerLags: workerLagsOf({ workers: [{ id: 1, pipelines: 30, eventLoopLagP99Ms: 4, eventLoopLagMaxMs: 6 }, { id: 2, pipelines: 20, eventLoopLagP99Ms: 5, eventLoopLagMaxMs: 7 }] }, undefined) })]);
+    assert.match(two, /\| 2 workers: #1 4\.0 \/ 6\.0 \(30\); #2 5\.0 \/ 7\.0 \(20\) \|/);
   });
 });

@@ -49,8 +49,9 @@ function workersCell(r: StepResult): string {
   if (!r.workerLags || r.workerLags.length === 0) return r.loopLagP99Ms === undefined ? 'n/a' : '–';
   const single = r.workerLags.length === 1 && r.workerLags[0]!.source !== 'stats.workers';
   const cells = r.workerLags.map((w) => `${f(w.lagP99Ms)} / ${f(w.lagMaxMs)} (${w.pipelines ?? '?'})`);
-  const set = r.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${r.mediaWorkers}: ` : '';
-  return `${set}${single ? `1 loop (no per-worker /stats): ${cells[0]}` : `${r.workerLags.length}: ${cells.join('; ')}`}`;
+  const set = r.mediaWorkers !== undefined ? ` (FERRY_MEDIA_WORKERS=${r.mediaWorkers})` : '';
+  if (single) return `1 loop, no per-worker /stats${set}: ${cells[0]}`;
+  return `${r.workerLags.length} worker${r.workerLags.length === 1 ? '' : 's'}${set}: ${r.workerLags.map((w, i) => `#${w.id} ${cells[i]}`).join('; ')}`;
 }
 
 /**
@@ -125,13 +126,16 @@ export interface PerCoreCapacity {
 /**
  * Per-core capacity of one ferry target: over the steps tried (the search runs up the --steps ladder,
  * so the answer's resolution is the ladder's spacing), the largest N with every call up, no failed
- * setup, loss < lossLimitPct (0 passes a limit of 0) and every worker's event-loop lag p99 < lagLimitMs;
- * divided by the workers that carried it.
+ * setup, loss < lossLimitPct (0 passes a limit of 0) and every worker's event-loop lag p99 < lagLimitMs
+ * (the main loop's, from the probe, included); divided by the workers that carried it.
  */
 export function perCoreCapacity(results: readonly StepResult[], target: string, lossLimitPct: number, lagLimitMs: number): PerCoreCapacity {
   const steps = results.filter((r) => r.target === target).sort((a, b) => a.calls - b.calls);
   const failure = (r: StepResult): string | undefined => {
-    const lag = worstWorkerLagP99(r.workerLags) ?? r.loopLagP99Ms;
+    // The worst of the workers' own figures and the process's main loop (the probe): with one worker
+    // they are the same loop; with worker threads a lagging main loop still delays every call's control.
+    const lags = [worstWorkerLagP99(r.workerLags), r.loopLagP99Ms].filter((v): v is number => v !== undefined);
+    const lag = lags.length > 0 ? Math.max(...lags) : undefined;
     if (r.setupFailures > 0 || r.callsUp !== r.calls) return `${r.calls - r.callsUp} call(s) not up`;
     if (!(r.lossPct < lossLimitPct || r.lossPct === 0)) return `loss ${r.lossPct.toFixed(3)} %`;
     if (lag === undefined) return 'no event-loop lag measured';
