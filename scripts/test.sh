@@ -55,10 +55,55 @@ fi
 [ -d node_modules ] || npm ci
 npx tsc --noEmit -p tsconfig.json
 
-files=$(find test -name '*.test.ts' | sort)
-if [ $# -gt 0 ]; then files="$*"; fi
 export NODE_ENV=test
 # --test-force-exit: a file's process ends once its tests and hooks are done, instead of idling while a
 # library's own background timers run out (kurento-client keeps retrying a stopped media server for ~20 s);
 # what ferry itself leaves behind is counted by the tests (pipelines, ports, dialogs, fds, processes)
-exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec $files
+run_files() { # <concurrency> <files...>
+  local concurrency=$1
+  shift
+  node --import tsx --test --test-force-exit --test-concurrency="$concurrency" --test-reporter=spec "$@"
+}
+
+# Files given as arguments run as they always did: one at a time, in the order given.
+if [ $# -gt 0 ]; then
+  # shellcheck disable=SC2086 # word splitting wanted: `npm test -- "a.ts b.ts"` works too
+  exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec $*
+fi
+
+# Lanes (docs/testing.md, "Lanes"; the list is test/lanes.json): the parallel lane runs
+# FERRY_TEST_CONCURRENCY files at a time (default 2), then the serial lane one at a time.
+# FERRY_TEST_CONCURRENCY=1 runs every file one at a time in a single run, as before the lanes.
+concurrency=${FERRY_TEST_CONCURRENCY:-2}
+case "$concurrency" in '' | *[!0-9]* | 0) echo "test: FERRY_TEST_CONCURRENCY must be a whole number >= 1, not '$concurrency'" >&2; exit 2 ;; esac
+if [ "$concurrency" = 1 ]; then
+  mapfile -t files < <(find test -name '*.test.ts' | sort)
+  exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec "${files[@]}"
+fi
+
+parallel_list=$(node --import tsx test/lanes.ts parallel)
+serial_list=$(node --import tsx test/lanes.ts serial)
+# shellcheck disable=SC2206 # one path a line, no spaces in test file names
+parallel_files=($parallel_list)
+# shellcheck disable=SC2206
+serial_files=($serial_list)
+if [ $(( ${#parallel_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
+  echo "test: test/lanes.ts listed no test file (see test/lanes.json)" >&2
+  exit 1
+fi
+started=$SECONDS
+parallel_rc=0
+serial_rc=0
+if [ ${#parallel_files[@]} -gt 0 ]; then
+  echo "test: parallel lane: ${#parallel_files[@]} files, $concurrency at a time (test/lanes.json)"
+  run_files "$concurrency" "${parallel_files[@]}" || parallel_rc=$?
+  echo "test: parallel lane: exit code $parallel_rc after $(( SECONDS - started )) s"
+fi
+serial_started=$SECONDS
+if [ ${#serial_files[@]} -gt 0 ]; then
+  echo "test: serial lane: ${#serial_files[@]} files, one at a time (test/lanes.json gives each one's reason)"
+  run_files 1 "${serial_files[@]}" || serial_rc=$?
+  echo "test: serial lane: exit code $serial_rc after $(( SECONDS - serial_started )) s"
+fi
+echo "test: parallel lane exit code $parallel_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
+if [ "$parallel_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi

@@ -1,0 +1,172 @@
+/**
+ * The test lanes of `npm test` (scripts/test.sh; docs/testing.md, "Lanes").
+ *
+ * test/lanes.json lists the files of the **parallel lane** (run two files at a time) and, grouped by
+ * reason, the files of the **serial lane** (run one at a time, after the parallel lane). A file in no
+ * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
+ * and test/unit/test-lanes.test.ts fails until it is listed in one of them.
+ *
+ * A file may be in the parallel lane only when it touches nothing another test process on the machine
+ * can see: `globalResourceUses()` reads the file and every file under test/ or bench/ it loads
+ * (imports, and child scripts it names) and finds the uses below; test/unit/test-lanes.test.ts keeps them out of it.
+ *
+ * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|serial [files...]` prints
+ * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts).
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { blankComments } from './helpers/test-source-scan';
+
+export const ROOT = path.resolve(__dirname, '..');
+export const LANES_FILE = path.join(ROOT, 'test', 'lanes.json');
+
+export interface SerialGroup {
+  reason: string;
+  files: string[];
+}
+
+export interface Lanes {
+  /** what the file is, for a reader who opens it first */
+  about?: string;
+  parallel: string[];
+  serial: SerialGroup[];
+}
+
+export type Lane = 'parallel' | 'serial';
+
+/** A kind of use of something shared with every other process on the machine. */
+export interface GlobalResourcePattern {
+  name: string;
+  /** why a file that does this cannot run beside another test file */
+  why: string;
+  pattern: RegExp;
+}
+
+/** Matched against code with its comments blanked out (a word in prose does not count). */
+export const GLOBAL_RESOURCE_PATTERNS: readonly GlobalResourcePattern[] = [
+  { name: 'iptables rule', why: 'iptables rules on loopback act on every process of the machine', pattern: /['"`]iptables['"`]/ },
+  { name: 'tc qdisc', why: 'tc qdiscs act on a whole network device', pattern: /['"`]tc['"`]/ },
+  { name: 'network namespace', why: 'network namespaces, veth pairs and their routes are machine-wide names', pattern: /['"`]netns['"`]|\bip netns\b/ },
+  { name: 'process tools', why: 'pgrep/pkill/killall/ps see (and hit) every process of the machine', pattern: /['"`](pgrep|pkill|killall|ps)['"`]/ },
+  { name: 'process-table scan', why: 'a scan of /proc sees every process of the machine', pattern: /readdir(Sync)?\(\s*['"`]\/proc\/?['"`]/ },
+  {
+    name: 'resource measurement',
+    why: 'RSS, fd counts or CPU read in real time move with whatever else runs',
+    pattern: /VmRSS|\/proc\/\$\{[^}`]*\}\/fd\b|['"`]\/proc\/(stat|loadavg|meminfo)['"`]|\bprocess\.cpuUsage\(/,
+  },
+  { name: 'event-loop lag', why: 'event-loop lag measured in real time grows with the machine load', pattern: /monitorEventLoopDelay|eventLoopUtilization/ },
+  { name: 'Chromium', why: 'Chromium is heavy on CPU and its WebRTC audio runs in real time', pattern: /launchChromium\(|['"`]playwright-core['"`]|['"`]\/usr\/bin\/chromium['"`]/ },
+  { name: 'baresip phone', why: 'baresip is a real phone whose audio runs in real time', pattern: /['"`]baresip['"`]/ },
+  { name: 'Redis flush', why: 'FLUSHALL/FLUSHDB empties the Redis every test shares', pattern: /\bflushall\b|\bflushdb\b/i },
+  { name: 'real-time window', why: 'a window of real time is the scenario; a loaded CPU stretches or starves it', pattern: /(?<!function\s+)(?<![\w$.|])realTimePause\(/ },
+];
+
+export interface GlobalResourceUse {
+  name: string;
+  why: string;
+  /** the file (relative to the repository) where it was found: the test or a helper it loads */
+  file: string;
+  line: number;
+}
+
+/** Every use of a global resource in `code` (one per pattern, its first line). */
+export function scanSource(code: string, file = '<text>'): GlobalResourceUse[] {
+  const blank = blankComments(code);
+  const uses: GlobalResourceUse[] = [];
+  for (const p of GLOBAL_RESOURCE_PATTERNS) {
+    const m = p.pattern.exec(blank);
+    if (!m) continue;
+    const line = blank.slice(0, m.index).split('\n').length;
+    uses.push({ name: p.name, why: p.why, file, line });
+  }
+  return uses;
+}
+
+/** Where the scan follows what a test loads: test code and the benchmark code tests drive (not src/). */
+const FOLLOWED = ['test', 'bench'];
+
+/** Files under test/ or bench/ that `code` (in `dir`) loads: relative imports/requires and named sibling scripts. */
+export function localFilesLoaded(code: string, dir: string): string[] {
+  const found = new Set<string>();
+  const blank = blankComments(code);
+  const add = (spec: string): void => {
+    const base = path.resolve(dir, spec);
+    for (const candidate of [base, `${base}.ts`, path.join(base, 'index.ts')]) {
+      if (candidate.endsWith('.ts') && existsSync(candidate) && statSync(candidate).isFile()) {
+        found.add(candidate);
+        return;
+      }
+    }
+  };
+  for (const m of blank.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*|import\s+)['"`](\.{1,2}\/[^'"`]+)['"`]/g)) add(m[1]!);
+  // a child script started by path: path.join(__dirname, 'rtp-phone-child.ts'), or '../helpers/x-child.ts'
+  for (const m of blank.matchAll(/['"`]((?:\.{1,2}\/)?[\w./-]+\.ts)['"`]/g)) add(m[1]!);
+  return [...found].filter((f) => FOLLOWED.some((d) => f.startsWith(path.join(ROOT, d) + path.sep)));
+}
+
+/** Global-resource uses of a test file and of every file under test/ or bench/ it loads, transitively. */
+export function globalResourceUses(file: string): GlobalResourceUse[] {
+  const start = path.resolve(ROOT, file);
+  const seen = new Set<string>([start]);
+  const queue = [start];
+  const uses: GlobalResourceUse[] = [];
+  while (queue.length > 0) {
+    const current = queue.shift()!;
+    // this file holds the patterns themselves, which are no use of anything
+    if (current === __filename) continue;
+    const code = readFileSync(current, 'utf8');
+    uses.push(...scanSource(code, path.relative(ROOT, current)));
+    for (const next of localFilesLoaded(code, path.dirname(current))) {
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+  }
+  return uses;
+}
+
+/** Every test file, relative to the repository root, sorted (what `npm test` runs). */
+export function allTestFiles(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+      const rel = path.posix.join(dir, entry.name);
+      if (entry.isDirectory()) walk(rel);
+      else if (entry.name.endsWith('.test.ts')) out.push(rel);
+    }
+  };
+  walk('test');
+  return out.sort();
+}
+
+export function readLanes(file = LANES_FILE): Lanes {
+  return JSON.parse(readFileSync(file, 'utf8')) as Lanes;
+}
+
+function normalize(file: string): string {
+  return path.relative(ROOT, path.resolve(ROOT, file)).split(path.sep).join('/');
+}
+
+/** The lane of `file`: parallel only when test/lanes.json lists it there; everything else is serial. */
+export function laneOf(file: string, lanes: Lanes = readLanes()): Lane {
+  return lanes.parallel.includes(normalize(file)) ? 'parallel' : 'serial';
+}
+
+/** The reason test/lanes.json gives for `file` being serial, if it lists it there. */
+export function serialReason(file: string, lanes: Lanes = readLanes()): string | undefined {
+  const f = normalize(file);
+  return lanes.serial.find((g) => g.files.includes(f))?.reason;
+}
+
+if (require.main === module) {
+  const [lane, ...given] = process.argv.slice(2);
+  if (lane !== 'parallel' && lane !== 'serial') {
+    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|serial [test files...]\n');
+    process.exit(2);
+  }
+  const lanes = readLanes();
+  const files = given.length > 0 ? given : allTestFiles();
+  const chosen = files.filter((f) => laneOf(f, lanes) === lane);
+  if (chosen.length > 0) process.stdout.write(`${chosen.join('\n')}\n`);
+}

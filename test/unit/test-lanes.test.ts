@@ -1,0 +1,129 @@
+/**
+ * The lanes of `npm test` (test/lanes.json, test/lanes.ts, docs/testing.md "Lanes"): every test file
+ * is in the parallel lane or in the serial lane with a reason, and no file that touches something
+ * machine-wide (iptables, tc, network namespaces, pgrep/ps, a /proc scan, RSS/fd/CPU readings,
+ * event-loop lag, Chromium, baresip, a Redis flush, a real-time window) — itself or through a helper
+ * it loads — is in the parallel lane.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {
+  allTestFiles,
+  GLOBAL_RESOURCE_PATTERNS,
+  globalResourceUses,
+  laneOf,
+  localFilesLoaded,
+  readLanes,
+  ROOT,
+  scanSource,
+  serialReason,
+} from '../lanes';
+
+/**
+ * Sample code for the positive controls, written so that this file's own source does not match the
+ * patterns (else it would have to be serial itself): « and » stand for quotes, ¦ is removed.
+ */
+function sample(code: string): string {
+  return code.replace(/[«»]/g, "'").replace(/¦/g, '');
+}
+
+describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
+  const lanes = readLanes();
+  const files = allTestFiles();
+
+  test('every test file is listed once: in the parallel lane, or in the serial lane under a reason', () => {
+    const listed = new Map<string, number>();
+    for (const f of lanes.parallel) listed.set(f, (listed.get(f) ?? 0) + 1);
+    for (const g of lanes.serial) {
+      assert.ok(g.reason.trim().length >= 20, `a serial group needs a reason a newcomer understands: ${JSON.stringify(g.reason)}`);
+      assert.ok(g.files.length > 0, `serial group without files: ${g.reason}`);
+      for (const f of g.files) listed.set(f, (listed.get(f) ?? 0) + 1);
+    }
+    const unlisted = files.filter((f) => !listed.has(f));
+    assert.deepEqual(unlisted, [], `test files in no lane (they run serially until listed): add each to "parallel" or to a "serial" group with its reason in test/lanes.json (docs/testing.md, "Lanes")`);
+    const twice = [...listed].filter(([, n]) => n > 1).map(([f]) => f);
+    assert.deepEqual(twice, [], 'test files listed more than once in test/lanes.json');
+    const stale = [...listed.keys()].filter((f) => !files.includes(f));
+    assert.deepEqual(stale, [], 'test/lanes.json names files that do not exist (renamed or removed)');
+    for (const f of files) {
+      if (laneOf(f, lanes) === 'serial') assert.ok(serialReason(f, lanes), `${f} is serial without a reason`);
+    }
+  });
+
+  test('no file in the parallel lane touches a machine-wide resource, itself or through what it loads', () => {
+    const offenders: string[] = [];
+    for (const f of lanes.parallel) {
+      for (const use of globalResourceUses(f)) offenders.push(`${f}: ${use.name} (${use.file}:${use.line}): ${use.why}`);
+    }
+    assert.deepEqual(offenders, [], 'move these to a serial group in test/lanes.json');
+  });
+
+  test('the scan finds the files known to use iptables, tc and netns, /proc scans, Chromium and baresip, and they are serial', () => {
+    const known: [string, string][] = [
+      ['test/integration/sip-srf-loss.test.ts', 'iptables rule'],
+      ['test/faults/f09-chaos-soak.test.ts', 'iptables rule'],
+      ['test/lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts', 'network namespace'],
+      ['test/lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts', 'tc qdisc'],
+      ['test/faults/f01-ferry-start-private-redis.test.ts', 'process-table scan'],
+      ['test/e2e/media-webrtc-chromium.test.ts', 'Chromium'],
+      ['test/e2e/gateway-baresip.test.ts', 'baresip phone'],
+    ];
+    for (const [file, name] of known) {
+      const uses = globalResourceUses(file);
+      assert.ok(uses.some((u) => u.name === name), `${file}: expected a ${name} use, found ${JSON.stringify(uses.map((u) => u.name))}`);
+      assert.equal(laneOf(file, lanes), 'serial', file);
+    }
+    // found through a helper: the test file itself names no iptables
+    const loss = globalResourceUses('test/integration/sip-srf-loss.test.ts').find((u) => u.name === 'iptables rule');
+    assert.equal(loss?.file, 'test/helpers/loopback-udp-loss.ts');
+  });
+
+  test('positive controls: each kind of use is found in sample code; prose in comments is not', () => {
+    const samples: [string, string][] = [
+      ['iptables rule', "await run(«iptables», ['-I', 'INPUT', '-i', 'lo']);"],
+      ['tc qdisc', "await run(«tc», ['qdisc', 'replace', 'dev', 'lo', 'root', 'netem', 'loss', '100%']);"],
+      ['network namespace', "await run('ip', [«netns», 'add', 'ferry-x']);"],
+      ['network namespace', 'execSync(`ip ¦netns exec ferry-x node child.ts`);'],
+      ['process tools', "execFileSync(«pgrep», ['-f', 'bin/ferry']);"],
+      ['process tools', "spawnSync(«ps», ['-eo', 'pid,args']);"],
+      ['process-table scan', 'for (const pid of readdir¦Sync(«/proc»)) check(pid);'],
+      ['resource measurement', 'const rss = /Vm¦RSS:\\s+(\\d+)/.exec(status);'],
+      ['resource measurement', 'const fds = readdirSync(`/proc/${pid}/¦fd`).length;'],
+      ['event-loop lag', 'const h = monitor¦EventLoopDelay({ resolution: 10 });'],
+      ['Chromium', 'const browser = await launch¦Chromium();'],
+      ['baresip phone', "spawn(«baresip», ['-f', dir]);"],
+      ['Redis flush', 'await redis.flush¦all();'],
+      ['real-time window', 'await realTime¦Pause(3000); // the blip lasts 3 s'],
+    ];
+    const names = new Set(GLOBAL_RESOURCE_PATTERNS.map((p) => p.name));
+    for (const [name, code] of samples) {
+      assert.ok(names.has(name), name);
+      const found = scanSource(sample(code)).map((u) => u.name);
+      assert.ok(found.includes(name), `${name} not found in ${sample(code)}: ${JSON.stringify(found)}`);
+    }
+    for (const p of GLOBAL_RESOURCE_PATTERNS) assert.ok(samples.some(([n]) => n === p.name), `no sample for ${p.name}`);
+    // the same words in comments, or the helper that defines the pause, are no use
+    const prose = sample('// needs root: «iptables» and «tc» on loopback\n/* ip ¦netns exec … monitor¦EventLoopDelay */\nexport function realTime¦Pause(ms: number) {}\n');
+    assert.deepEqual(scanSource(prose), []);
+    // and ordinary test code (free ports, a private Redis key prefix, a FakeClock) is clean
+    const clean = "const port = await freePort();\nconst prefix = `ferry-test:${randomUUID()}:`;\nclock.advance(15_000);\nawait pollUntil(() => seen, { timeoutMs: 5_000, what: 'x' });\n";
+    assert.deepEqual(scanSource(clean), []);
+  });
+
+  test('what a test loads is followed: relative imports and named child scripts under test/ and bench/', () => {
+    const dir = path.join(ROOT, 'test', 'unit');
+    const loaded = localFilesLoaded(
+      sample("import { LoopbackUdpLoss } from «../helpers/loopback-udp-loss»;\nconst child = path.join(__dirname, «../helpers/rtp-phone-child.ts»);\nimport { x } from «../../src/common/clock»;\n"),
+      dir,
+    ).map((f) => path.relative(ROOT, f));
+    assert.deepEqual(loaded.sort(), ['test/helpers/loopback-udp-loss.ts', 'test/helpers/rtp-phone-child.ts']);
+  });
+
+  test('a file listed nowhere is serial (the safe default)', () => {
+    assert.equal(laneOf('test/unit/not-yet-listed.test.ts', lanes), 'serial');
+    assert.equal(serialReason('test/unit/not-yet-listed.test.ts', lanes), undefined);
+    assert.equal(laneOf(lanes.parallel[0]!, lanes), 'parallel');
+    assert.equal(laneOf(`./${lanes.parallel[0]!}`, lanes), 'parallel', 'a path given as ./test/… is the same file');
+  });
+});
