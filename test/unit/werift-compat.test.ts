@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:dgram';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, type RTCDtlsTransport } from 'werift';
+import { CandidatePairState, MediaStreamTrack, RTCPeerConnection, RtpHeader, type RTCDtlsTransport } from 'werift';
 import { srtpFromDtls } from '../../src/media/webrtc/dtls-srtp-session';
 import {
   demultiplexIceSockets,
@@ -98,6 +98,11 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
       assert.ok(Array.isArray(conn.checkList) && conn.checkList.length > 0, 'connection.checkList');
       const r = conn.checkList[0]!.remoteAddr;
       assert.ok(typeof r[0] === 'string' && typeof r[1] === 'number', 'checkList[i].remoteAddr is [host, port]');
+      for (const pair of conn.checkList) {
+        assert.equal(typeof pair.state, 'number', 'checkList[i].state');
+        assert.ok(conn.protocols.some((p) => p.transport === pair.protocol.transport), 'checkList[i].protocol.transport is one of the ICE sockets');
+      }
+      assert.ok(conn.checkList.some((pair) => pair.state === CandidatePairState.SUCCEEDED), 'a valid pair has state SUCCEEDED');
       assert.ok(conn.nominated, 'connection.nominated');
       assert.ok(conn.protocols.some((p) => p.transport === conn.nominated!.protocol.transport), 'nominated.protocol.transport is one of the ICE sockets');
       assert.equal(typeof conn.nominated.remoteAddr[1], 'number', 'nominated.remoteAddr');

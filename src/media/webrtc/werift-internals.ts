@@ -1,6 +1,6 @@
 import type { Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
+import { CandidatePairState, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
 import { classifyDatagram } from './rfc7983';
 
 /**
@@ -29,7 +29,7 @@ export interface IceConnectionInternals {
   send(data: Buffer): Promise<void>;
   canSendApplicationData(): boolean;
   protocols: Array<{ transport?: IceSocketTransportInternals }>;
-  checkList?: Array<{ remoteAddr: [string, number] }>;
+  checkList?: Array<{ remoteAddr: [string, number]; state: number; protocol: { transport?: IceSocketTransportInternals } }>;
   nominated?: { protocol: { transport?: IceSocketTransportInternals }; remoteAddr: [string, number] };
   stunServer?: unknown;
 }
@@ -45,6 +45,8 @@ interface PlaintextLike {
 }
 
 const DTLS_CONTENT_TYPE_ALERT = 21;
+/** The pair is in the valid list (its connectivity check succeeded). */
+const PAIR_SUCCEEDED: number = CandidatePairState.SUCCEEDED;
 
 function dtlsSocket(t: RTCDtlsTransport): DtlsSocketInternals | undefined {
   return (t as unknown as { dtls?: DtlsSocketInternals }).dtls;
@@ -126,9 +128,11 @@ export interface IceSocketCounters {
   dropped: number;
   /** DTLS alert records (from a peer address) that do not decrypt under the session keys */
   forgedAlerts: number;
-  /** SRTP/SRTCP datagrams handed to ferry's media path (from the selected pair) */
+  /** SRTP/SRTCP datagrams handed to ferry's media path (from the selected pair, or another valid pair) */
   media: number;
-  /** SRTP/SRTCP datagrams from a peer address that is not the selected pair, or before there is one */
+  /** of those, the ones that came on a valid pair other than werift's nominated one (the browser moved its selected pair) */
+  mediaOnOtherValidPair: number;
+  /** SRTP/SRTCP datagrams from a peer address whose pair is not valid (checks not succeeded), or before nomination */
   mediaOffPath: number;
   /** datagrams from a peer that are neither STUN, DTLS nor RTP/RTCP (ZRTP, TURN channel data, junk) */
   otherDropped: number;
@@ -140,13 +144,15 @@ export interface IceSocketCounters {
  * - DTLS (20–63) goes to werift only from an address of one of the agent's candidate pairs, and after the
  *   handshake an alert record only if it decrypts under the session keys (werift would take a stranger's
  *   plaintext alert as the end of the call);
- * - SRTP/SRTCP (128–191) from the selected (nominated) pair goes to `media`, ferry's own SRTP; werift never
- *   sees it (its SRTP handler stays idle, so nothing is decrypted or parsed twice);
+ * - SRTP/SRTCP (128–191) from the selected (nominated) pair goes to `media`, ferry's own SRTP, and so does media
+ *   on another valid pair of the same socket (a browser that moved its selected pair; counted apart); werift
+ *   never sees media (its SRTP handler stays idle, so nothing is decrypted or parsed twice); media from a pair
+ *   whose checks have not succeeded, or before nomination, is dropped;
  * - everything else is dropped and counted.
  * Call after gathering (the ICE sockets exist then).
  */
 export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffer) => void): IceSocketCounters {
-  const counter: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOffPath: 0, otherDropped: 0 };
+  const counter: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOnOtherValidPair: 0, mediaOffPath: 0, otherDropped: 0 };
   for (const conn of connectionsOf(pc)) {
     for (const p of conn.protocols) {
       const t = p.transport;
@@ -162,6 +168,10 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
           const path = selectedPath(conn);
           if (path && path.transport === t && path.port === addr[1] && path.host === addr[0]) {
             counter.media++;
+            media(data);
+          } else if (path && onValidPair(conn, t, addr)) {
+            counter.media++;
+            counter.mediaOnOtherValidPair++;
             media(data);
           } else if (fromPeer(conn, addr)) {
             counter.mediaOffPath++;
@@ -224,6 +234,27 @@ function alertsAuthentic(pc: RTCPeerConnection, data: Buffer): boolean {
     pos += 13 + length;
   }
   return true;
+}
+
+/**
+ * Media on a valid pair other than werift's nominated one: a controlling browser may nominate again and move
+ * its selected pair (Chromium does when several pairs succeed), while werift keeps the first nominated pair
+ * (it sends there; the browser takes media on any valid pair). The last match is remembered per socket.
+ */
+const lastValidPair = new WeakMap<IceSocketTransportInternals, { pair: NonNullable<IceConnectionInternals['checkList']>[number]; host: string; port: number }>();
+
+function onValidPair(conn: IceConnectionInternals, t: IceSocketTransportInternals, addr: [string, number]): boolean {
+  const last = lastValidPair.get(t);
+  if (last && last.port === addr[1] && last.host === addr[0] && last.pair.state === PAIR_SUCCEEDED) return true;
+  for (const pair of conn.checkList ?? []) {
+    if (pair.state !== PAIR_SUCCEEDED || pair.protocol.transport !== t) continue;
+    const [host, port] = pair.remoteAddr;
+    if (port === addr[1] && host === addr[0]) {
+      lastValidPair.set(t, { pair, host, port });
+      return true;
+    }
+  }
+  return false;
 }
 
 function fromPeer(conn: IceConnectionInternals, addr: [string, number]): boolean {

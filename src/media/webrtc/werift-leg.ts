@@ -104,7 +104,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   /** ferry's SRTP contexts, keyed once DTLS is connected. */
   private srtp: DtlsSrtpSession | undefined;
   /** What the RFC 7983 demultiplexer on the ICE sockets did (strangers dropped, forged alerts, media in, ...). */
-  private strangers: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOffPath: 0, otherDropped: 0 };
+  private strangers: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOnOtherValidPair: 0, mediaOffPath: 0, otherDropped: 0 };
   get strangerDatagrams(): number {
     return this.strangers.dropped;
   }
