@@ -18,7 +18,8 @@ export async function run(_args: string[]): Promise<void> {
   let server: Awaited<ReturnType<typeof startMediaServer>> | undefined;
   runProcess({ name: 'media', logger, stop: async () => server?.close() });
   try {
-    server = await startMediaServer({ logger });
+    // ready once listening: the relay workers load meanwhile (docs/media-server.md, "Relay workers")
+    server = await startMediaServer({ logger, awaitWorkers: false });
   } catch (err) {
     const inUse = portInUseMessage(err, [{ variable: 'FERRY_MEDIA_PORT', port: loadMediaConfig().port }]);
     if (!inUse) throw err;

@@ -24,6 +24,12 @@ export interface MediaServerOptions {
   elementTypes?: ElementTypeRegistry;
   /** Orphaned pipelines that never negotiated media are released after this long (default: config.orphanTtlMs). */
   orphanTtlMs?: number;
+  /**
+   * Resolve only once every relay worker runs (default true). `ferry media` passes false: it is ready as
+   * soon as it listens (a restarted media server is back for its gateway at once) and a create waits for
+   * a worker.
+   */
+  awaitWorkers?: boolean;
 }
 
 export interface RunningMediaServer {
@@ -43,6 +49,8 @@ export interface RunningMediaServer {
 }
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** startMediaServer() (unless awaitWorkers is false) gives up when the workers do not run within this. */
+const WORKERS_READY_TIMEOUT_MS = 60_000;
 
 /**
  * ferry media: the Kurento JSON-RPC server on ws://HOST:PORT/kurento plus plain HTTP GET /stats on the
@@ -181,6 +189,21 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     loopLag.close();
     await pool?.close();
     throw err;
+  }
+  if (options.awaitWorkers !== false && pool) {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), WORKERS_READY_TIMEOUT_MS);
+    });
+    const ready = await Promise.race([workersReady.then(() => true), late]);
+    clearTimeout(timer);
+    if (!ready) {
+      if (pingTimer) clearInterval(pingTimer);
+      loopLag.close();
+      await pool.close();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      throw new Error(`ferry media: the relay workers were not running within ${WORKERS_READY_TIMEOUT_MS} ms`);
+    }
   }
   const port = (httpServer.address() as AddressInfo).port;
   logger.info('ferry media listening', { host: config.host, port });
