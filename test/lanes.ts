@@ -47,6 +47,7 @@ export const GLOBAL_RESOURCE_PATTERNS: readonly GlobalResourcePattern[] = [
   { name: 'iptables rule', why: 'iptables rules on loopback act on every process of the machine', pattern: /['"`]iptables['"`]/ },
   { name: 'tc qdisc', why: 'tc qdiscs act on a whole network device', pattern: /['"`]tc['"`]/ },
   { name: 'network namespace', why: 'network namespaces, veth pairs and their routes are machine-wide names', pattern: /['"`]netns['"`]|\bip netns\b/ },
+  { name: 'packet capture', why: 'tcpdump on loopback sees (and costs CPU for) every process\'s traffic', pattern: /['"`]tcpdump['"`]/ },
   { name: 'process tools', why: 'pgrep/pkill/killall/ps see (and hit) every process of the machine', pattern: /['"`](pgrep|pkill|killall|ps)['"`]/ },
   { name: 'process-table scan', why: 'a scan of /proc sees every process of the machine', pattern: /readdir(Sync)?\(\s*['"`]\/proc\/?['"`]/ },
   {
@@ -58,6 +59,7 @@ export const GLOBAL_RESOURCE_PATTERNS: readonly GlobalResourcePattern[] = [
   { name: 'Chromium', why: 'Chromium is heavy on CPU and its WebRTC audio runs in real time', pattern: /launchChromium\(|['"`]playwright-core['"`]|['"`]\/usr\/bin\/chromium['"`]/ },
   { name: 'baresip phone', why: 'baresip is a real phone whose audio runs in real time', pattern: /['"`]baresip['"`]/ },
   { name: 'Redis flush', why: 'FLUSHALL/FLUSHDB empties the Redis every test shares', pattern: /\bflushall\b|\bflushdb\b/i },
+  { name: 'fixed port', why: 'a fixed port number is one for the whole machine', pattern: /\.(listen|bind)\(\s*(\{\s*port:\s*)?[1-9]\d{1,4}\b/ },
   { name: 'real-time window', why: 'a window of real time is the scenario; a loaded CPU stretches or starves it', pattern: /(?<!function\s+)(?<![\w$.|])realTimePause\(/ },
 ];
 

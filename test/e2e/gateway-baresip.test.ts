@@ -11,12 +11,13 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * webphone page in real Chromium. baresip registers as user 1001 with digest authentication, sends a
  * tone, sends RTCP SR every 5 s and an RTCP BYE right after its SIP BYE; the calls are held past one
  * RTCP interval so its reports are seen (and do not disturb the call). ferry media runs with
- * FERRY_MEDIA_DEAD_MS at 10 s, and baresip's hold stops RTP both ways for longer than that: only RTCP
+ * FERRY_MEDIA_DEAD_MS at 7 s (above baresip's 5 s RTCP interval, below the production 15 s so the hold
+ * need not last as long), and baresip's hold stops RTP both ways for longer than that: only RTCP
  * (baresip's every 5 s, the browser's) and the hold rules keep the call up, as with a real desk phone.
  * (While the phone holds, ferry media also puts the browser's leg on the hold rule, because the
  * endpoint it is connected to is held: test/lifecycle/s11-hold-both-legs-chromium.test.ts holds at 3 s.)
  */
-const DEAD_MS = 10_000;
+const DEAD_MS = 7_000;
 const DESK = { user: '1001', password: 'desk-baresip-secret' };
 const ALICE = { user: 'alice', password: 'alice-baresip-secret' };
 
@@ -156,8 +157,11 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
       // mute: baresip keeps sending RTP (µ-law silence); the call goes on and packets keep coming
       assert.ok((await phone.command('mute')).ok);
       const mutedFrom = (await phoneLeg())!.packetsFromPeer;
-      await new Promise((r) => setTimeout(r, 4000));
-      const afterMute = (await phoneLeg())!.packetsFromPeer;
+      // > 100 packets is over 2 s of muted RTP at 50 packets/s: wait for them instead of a fixed 4 s
+      const afterMute = await waitFor(async () => {
+        const n = (await phoneLeg())?.packetsFromPeer ?? 0;
+        return n - mutedFrom > 100 ? n : undefined;
+      }, 10_000, 100, 'RTP from the phone while muted');
       assert.ok(afterMute - mutedFrom > 100, `RTP kept flowing while muted: ${afterMute - mutedFrom} packets`);
       assert.equal(await alice.callState(), 'connected', 'mute did not end the call');
       assert.ok((await phone.command('mute')).ok);

@@ -85,6 +85,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       ['tc qdisc', "await run(«tc», ['qdisc', 'replace', 'dev', 'lo', 'root', 'netem', 'loss', '100%']);"],
       ['network namespace', "await run('ip', [«netns», 'add', 'ferry-x']);"],
       ['network namespace', 'execSync(`ip ¦netns exec ferry-x node child.ts`);'],
+      ['packet capture', "spawn(«tcpdump», ['-i', 'lo', '-w', '-']);"],
       ['process tools', "execFileSync(«pgrep», ['-f', 'bin/ferry']);"],
       ['process tools', "spawnSync(«ps», ['-eo', 'pid,args']);"],
       ['process-table scan', 'for (const pid of readdir¦Sync(«/proc»)) check(pid);'],
@@ -94,6 +95,8 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       ['Chromium', 'const browser = await launch¦Chromium();'],
       ['baresip phone', "spawn(«baresip», ['-f', dir]);"],
       ['Redis flush', 'await redis.flush¦all();'],
+      ['fixed port', 'server.listen(5¦060, «127.0.0.1»);'],
+      ['fixed port', 'socket.bind({ port: 4¦0000, address: «127.0.0.1» });'],
       ['real-time window', 'await realTime¦Pause(3000); // the blip lasts 3 s'],
     ];
     const names = new Set(GLOBAL_RESOURCE_PATTERNS.map((p) => p.name));
@@ -107,7 +110,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
     const prose = sample('// needs root: «iptables» and «tc» on loopback\n/* ip ¦netns exec … monitor¦EventLoopDelay */\nexport function realTime¦Pause(ms: number) {}\n');
     assert.deepEqual(scanSource(prose), []);
     // and ordinary test code (free ports, a private Redis key prefix, a FakeClock) is clean
-    const clean = "const port = await freePort();\nconst prefix = `ferry-test:${randomUUID()}:`;\nclock.advance(15_000);\nawait pollUntil(() => seen, { timeoutMs: 5_000, what: 'x' });\n";
+    const clean = "const port = await freePort();\nserver.listen(0, '127.0.0.1');\nsocket.bind(port);\nconst prefix = `ferry-test:${randomUUID()}:`;\nclock.advance(15_000);\nawait pollUntil(() => seen, { timeoutMs: 5_000, what: 'x' });\n";
     assert.deepEqual(scanSource(clean), []);
   });
 
