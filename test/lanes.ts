@@ -60,6 +60,11 @@ export const GLOBAL_RESOURCE_PATTERNS: readonly GlobalResourcePattern[] = [
   { name: 'baresip phone', why: 'baresip is a real phone whose audio runs in real time', pattern: /['"`]baresip['"`]/ },
   { name: 'Redis flush', why: 'FLUSHALL/FLUSHDB empties the Redis every test shares', pattern: /\bflushall\b|\bflushdb\b/i },
   { name: 'fixed port', why: 'a fixed port number is one for the whole machine', pattern: /\.(listen|bind)\(\s*(\{\s*port:\s*)?[1-9]\d{1,4}\b/ },
+  {
+    name: 'short SIP timers',
+    why: 'SIP timers shortened to tens of ms (T1 20-50 ms: a transaction times out after 64*T1, 1.3-3.2 s of real time), so a process starved by another test file retransmits or gives up',
+    pattern: /\bt1:\s*[\w]+|FERRY_SIP_T1_MS['"`]?:\s*(['"`]\d|String\()/,
+  },
   { name: 'real-time window', why: 'a window of real time is the scenario; a loaded CPU stretches or starves it', pattern: /(?<!function\s+)(?<![\w$.|])realTimePause\(/ },
 ];
 

@@ -97,6 +97,8 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       ['Redis flush', 'await redis.flush¦all();'],
       ['fixed port', 'server.listen(5¦060, «127.0.0.1»);'],
       ['fixed port', 'socket.bind({ port: 4¦0000, address: «127.0.0.1» });'],
+      ['short SIP timers', 'engine = await startSipEngine({ timers: { t¦1: 20, t2: 160, t4: 200 } });'],
+      ['short SIP timers', 'await spawnSipEngine({ FERRY_SIP_T¦1_MS: «50» });'],
       ['real-time window', 'await realTime¦Pause(3000); // the blip lasts 3 s'],
     ];
     const names = new Set(GLOBAL_RESOURCE_PATTERNS.map((p) => p.name));
