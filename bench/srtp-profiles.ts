@@ -7,7 +7,9 @@
  *
  *   npm run bench:srtp [-- --packets 200000] [--rounds 5]
  *
- * Each figure is the median of `rounds` runs of `packets` operations after a warm-up.
+ * Each figure is CPU time (process.cpuUsage(), user + system) per operation, the median of `rounds` runs of
+ * `packets` operations after a warm-up: CPU time, not wall time, so other processes on a shared machine
+ * inflate it less (they still do, through caches and frequency).
  */
 import { createHash, createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { SrtpContext } from '../src/media/srtp/srtp-context';
@@ -31,14 +33,20 @@ function rtp(seq: number, payloadBytes = 160): Buffer {
   return b;
 }
 
-/** µs per call of `op`, median of ROUNDS runs of `n` calls. */
+/** CPU µs since `from` (user + system). */
+function cpuSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return d.user + d.system;
+}
+
+/** CPU µs per call of `op`, median of ROUNDS runs of `n` calls. */
 function measure(n: number, op: (i: number) => void): number {
   for (let i = 0; i < Math.min(n, 20_000); i++) op(i);
   const runs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
+    const t0 = process.cpuUsage();
     for (let i = 0; i < n; i++) op(i);
-    runs.push(Number(process.hrtime.bigint() - t0) / 1000 / n);
+    runs.push(cpuSince(t0) / n);
   }
   runs.sort((a, b) => a - b);
   return runs[Math.floor(runs.length / 2)]!;
@@ -64,9 +72,9 @@ function profileRows(profile: SrtpProfileName): string[] {
   for (let r = 0; r <= ROUNDS; r++) {
     for (let i = 0; i < PACKETS; i++) copies[i]!.copy(wire[i]!);
     const rx = new SrtpContext(master, profile);
-    const t0 = process.hrtime.bigint();
+    const t0 = process.cpuUsage();
     for (let i = 0; i < PACKETS; i++) rx.unprotectRtp(wire[i]!);
-    const us = Number(process.hrtime.bigint() - t0) / 1000 / PACKETS;
+    const us = cpuSince(t0) / PACKETS;
     if (rx.counters.unprotected !== PACKETS) throw new Error(`unprotect accepted ${rx.counters.unprotected} of ${PACKETS}`);
     if (r > 0) runs.push(us); // round 0 is the warm-up
   }
@@ -111,7 +119,7 @@ function hmacRows(): string[] {
   return rows.map(([name, f]) => `| ${name} | ${measure(PACKETS, f).toFixed(2)} |`);
 }
 
-console.log(`# SRTP profile cost, node ${process.version}, ${PACKETS} packets x ${ROUNDS} rounds (median)\n`);
+console.log(`# SRTP profile cost (CPU µs per operation), node ${process.version}, ${PACKETS} packets x ${ROUNDS} rounds (median)\n`);
 console.log('| profile | RTP bytes plain → protected | protect µs | unprotect µs | both µs | SRTCP protect µs |');
 console.log('|---|---|---|---|---|---|');
 for (const p of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) for (const row of profileRows(p)) console.log(row);

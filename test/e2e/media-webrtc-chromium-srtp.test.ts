@@ -9,6 +9,7 @@ import { systemClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
+import type { SrtpProfileName } from '../../src/media/srtp/srtp-profile';
 import { launchChromium } from '../helpers/chromium';
 import { pollPause, pollUntil } from '../helpers/wait-for';
 
@@ -19,7 +20,8 @@ import { pollPause, pollUntil } from '../helpers/wait-for';
  * failure, no replay, nothing off the selected pair), Chromium's inbound packetsReceived grows and keeps
  * up with what ferry sent (a packet Chromium cannot decrypt is never counted as received), and its
  * packetsDiscarded does not grow. The SRTP profile Chromium's getStats names is the one ferry keyed:
- * AES_CM_128_HMAC_SHA1_80 when Chromium offers, AEAD_AES_128_GCM when ferry offers.
+ * AES_CM_128_HMAC_SHA1_80 when Chromium offers and when ferry offers (its default preference), and
+ * AEAD_AES_128_GCM when ferry offers with GCM preferred: both profiles end to end through ferry's contexts.
  */
 const PAGE = fs.readFileSync(path.join(__dirname, 'pages', 'media-webrtc-call.html'), 'utf8');
 const logger = createLogger('test.media-webrtc-chromium-srtp');
@@ -80,12 +82,12 @@ describe('media: ferry-owned SRTP path against real Chromium', { timeout: 90_000
     await new Promise((r) => web?.close(r));
   });
 
-  async function connectedLeg(ferryOffers: boolean): Promise<{ page: Page; leg: WeriftLeg; fromBrowser: Buffer[] }> {
+  async function connectedLeg(ferryOffers: boolean, srtpProfiles?: SrtpProfileName[]): Promise<{ page: Page; leg: WeriftLeg; fromBrowser: Buffer[] }> {
     const ctx = await browser.newContext();
     closers.push(() => ctx.close());
     const page = await ctx.newPage();
     await page.goto(`http://127.0.0.1:${(web.address() as AddressInfo).port}/`);
-    const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}, '127.0.0.1'), rtcpIntervalMs: 500 });
+    const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}, '127.0.0.1'), rtcpIntervalMs: 500, srtpProfiles });
     closers.push(() => leg.close({ notifyPeer: false }));
     const fromBrowser: Buffer[] = [];
     leg.on('rtp', (p) => fromBrowser.push(Buffer.from(p)));
@@ -117,9 +119,17 @@ describe('media: ferry-owned SRTP path against real Chromium', { timeout: 90_000
     return { page, leg, fromBrowser };
   }
 
-  for (const ferryOffers of [false, true]) {
-    test(`${ferryOffers ? 'ferry offers' : 'Chromium offers'}: RTP counted both ways through ferry's SRTP, getStats clean on both sides`, { timeout: 60_000 }, async () => {
-      const { page, leg, fromBrowser } = await connectedLeg(ferryOffers);
+  // Which profile: the DTLS server picks from what the client offers. Chromium offering makes it the server
+  // (werift answers a=setup:active) and it picks AES-CM; ferry offering makes ferry the server, and ferry's
+  // preference decides (AES-CM by default; GCM first when the leg is told so).
+  const cases: { name: string; ferryOffers: boolean; srtpProfiles?: SrtpProfileName[]; expect: SrtpProfileName }[] = [
+    { name: 'Chromium offers', ferryOffers: false, expect: 'AES_CM_128_HMAC_SHA1_80' },
+    { name: 'ferry offers (default preference)', ferryOffers: true, expect: 'AES_CM_128_HMAC_SHA1_80' },
+    { name: 'ferry offers, GCM preferred', ferryOffers: true, srtpProfiles: ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'], expect: 'AEAD_AES_128_GCM' },
+  ];
+  for (const { name, ferryOffers, srtpProfiles, expect } of cases) {
+    test(`${name}: ${expect} — RTP counted both ways through ferry's SRTP, getStats clean on both sides`, { timeout: 60_000 }, async () => {
+      const { page, leg, fromBrowser } = await connectedLeg(ferryOffers, srtpProfiles);
       const neg = leg.negotiated()!;
       let seq = 1000;
       const send = () => {
@@ -148,7 +158,7 @@ describe('media: ferry-owned SRTP path against real Chromium', { timeout: 90_000
       const sentByFerry = leg.counters.srtpOut;
       const profile = leg.srtpProfile;
       console.log(
-        `# ${ferryOffers ? 'ferry offers' : 'Chromium offers'}: profile ${profile} (Chromium srtpCipher ${second.srtpCipher}); ferry sent ${sentByFerry}, Chromium received ${second.received} (discarded ${second.discarded}, lost ${second.lost}); Chromium sent ${second.sent}, ferry received ${leg.activity().packetsIn}; demux ${JSON.stringify(leg.demuxCounters)}`,
+        `# ${name}: profile ${profile} (Chromium srtpCipher ${second.srtpCipher}); ferry sent ${sentByFerry}, Chromium received ${second.received} (discarded ${second.discarded}, lost ${second.lost}); Chromium sent ${second.sent}, ferry received ${leg.activity().packetsIn}; demux ${JSON.stringify(leg.demuxCounters)}`,
       );
       // ferry's side: everything from the selected pair authenticated and decrypted
       assert.equal(leg.counters.srtpRefused, 0, 'no SRTP/SRTCP authentication failure at ferry');
@@ -164,10 +174,7 @@ describe('media: ferry-owned SRTP path against real Chromium', { timeout: 90_000
       // Chromium names the DTLS-SRTP profile (RFC 5764 §4.1.2, RFC 7714 §14.2)
       const dtlsName = { AES_CM_128_HMAC_SHA1_80: 'SRTP_AES128_CM_HMAC_SHA1_80', AEAD_AES_128_GCM: 'SRTP_AEAD_AES_128_GCM' }[profile!];
       assert.equal(second.srtpCipher, dtlsName, "Chromium's negotiated SRTP cipher is the profile ferry keyed");
-      // Which one: the DTLS server picks. Chromium as server (it offered, werift answers active) picks AES-CM;
-      // werift as server (ferry offered, Chromium answers active) picks its preference, GCM. So this file
-      // carries both profiles end to end through ferry's contexts.
-      assert.equal(profile, ferryOffers ? 'AEAD_AES_128_GCM' : 'AES_CM_128_HMAC_SHA1_80');
+      assert.equal(profile, expect);
       await leg.close({ notifyPeer: true });
       assert.equal(leg.boundPorts(), 0);
     });

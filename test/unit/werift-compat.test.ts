@@ -9,6 +9,7 @@ import {
   demultiplexIceSockets,
   disableDefaultStunServer,
   iceSockets,
+  preferSrtpProfiles,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   weriftIceBaseModule,
@@ -64,6 +65,10 @@ async function connectedPair(): Promise<{ a: Peer; b: Peer }> {
   const offer = await a.createOffer();
   disableDefaultStunServer(a);
   await a.setLocalDescription(offer);
+  // A offers actpass and B answers active, so A is the DTLS server and its list decides: AES-CM first (werift's own order is GCM first).
+  const srtpProfiles = (a.dtlsTransports[0] as unknown as { srtpProfiles: unknown }).srtpProfiles;
+  assert.ok(Array.isArray(srtpProfiles) && srtpProfiles.includes(1) && srtpProfiles.includes(7), 'RTCDtlsTransport.srtpProfiles lists 0x0001 and 0x0007');
+  assert.equal(preferSrtpProfiles(a.dtlsTransports[0]!, [1, 7]), true);
   await gathered(a);
   await b.setRemoteDescription(a.localDescription!);
   const answer = await b.createAnswer();
@@ -128,7 +133,10 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
 
     // DTLS-SRTP keying (typed public members): role, dtls.srtp.srtpProfile, dtls.exportKeyingMaterial
     assert.deepEqual(new Set([a.transport.role, b.transport.role]), new Set(['client', 'server']));
-    assert.ok([1, 7].includes(a.transport.dtls!.srtp.srtpProfile!), `negotiated profile ${a.transport.dtls!.srtp.srtpProfile}`);
+    assert.equal(a.transport.role, 'server');
+    assert.equal(a.transport.dtls!.srtp.srtpProfile, 1, 'the preference put on the DTLS server decided: AES_CM_128_HMAC_SHA1_80');
+    assert.equal(b.transport.dtls!.srtp.srtpProfile, 1);
+    assert.equal(preferSrtpProfiles(a.transport, [7, 1]), false, 'too late once DTLS started');
     assert.equal(a.transport.dtls!.exportKeyingMaterial('EXTRACTOR-dtls_srtp', 56).length, 56);
     const ours = srtpFromDtls(b.transport);
     assert.equal(ours.profile.dtlsId, a.transport.dtls!.srtp.srtpProfile);

@@ -272,6 +272,24 @@ function fromPeer(conn: IceConnectionInternals, addr: [string, number]): boolean
 // ---- DTLS ---------------------------------------------------------------------------------------------
 
 /**
+ * Put ferry's SRTP protection profile preference on a DTLS transport before its handshake starts. werift
+ * hands every transport the same module-level list, AEAD_AES_128_GCM first; the DTLS server picks the first
+ * of its own list that the client offers, so the order decides whenever werift is the DTLS server (ferry
+ * offered; the browser answered `a=setup:active`). The transport's private `srtpProfiles` is replaced by a
+ * reordered copy (only ids werift supports are kept). Returns false (and changes nothing) once DTLS started.
+ */
+export function preferSrtpProfiles(transport: RTCDtlsTransport, dtlsIds: readonly number[]): boolean {
+  const t = transport as unknown as { srtpProfiles?: number[]; state: string };
+  const current = t.srtpProfiles;
+  if (!Array.isArray(current)) throw new Error('werift RTCDtlsTransport has no srtpProfiles list');
+  if (t.state !== 'new') return false;
+  const ordered = dtlsIds.filter((id) => current.includes(id));
+  for (const id of current) if (!ordered.includes(id)) ordered.push(id);
+  t.srtpProfiles = ordered;
+  return true;
+}
+
+/**
  * Send a DTLS close_notify alert (level warning=1, description close_notify=0) as one protected record
  * of the current epoch, the way werift's own application-data `send` builds its records. werift 0.25.2
  * has no call for this (`RTCDtlsTransport.stop()`: "todo impl send alert").

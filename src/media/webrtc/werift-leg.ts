@@ -37,6 +37,7 @@ import {
   disableDefaultStunServer,
   iceSockets,
   ignoreDuplicateHelloVerify,
+  preferSrtpProfiles,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   sendOnSelectedPairNow,
@@ -44,6 +45,7 @@ import {
 } from './werift-internals';
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
 import { isRtcp } from './rfc7983';
+import { srtpProfile, type SrtpProfileName } from '../srtp/srtp-profile';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -53,7 +55,18 @@ export interface WeriftLegOptions {
   gatherTimeoutMs?: number;
   /** RTCP report interval (ms): the mean of the randomised RFC 3550 interval (see src/media/rtcp/rtcp-session.ts). */
   rtcpIntervalMs?: number;
+  /** SRTP protection profiles, most preferred first (default DEFAULT_SRTP_PROFILES); decides when ferry is the DTLS server. */
+  srtpProfiles?: readonly SrtpProfileName[];
 }
+
+/**
+ * ferry's SRTP profile preference: AES_CM_128_HMAC_SHA1_80 first. Both are 128-bit and both are what
+ * browsers implement (RFC 8827 §6.5); AES-CM costs less CPU per packet in node:crypto (one persistent
+ * keystream cipher, where GCM needs a cipher object per packet: bench/srtp-profiles.ts, docs/media-webrtc.md)
+ * and 6 bytes less per packet, and it is what Chromium picks when it is the DTLS server, so a call's profile
+ * does not depend on who offered.
+ */
+export const DEFAULT_SRTP_PROFILES: readonly SrtpProfileName[] = ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'];
 
 const TELEPHONE_EVENT_DEFAULT_PT = 101;
 
@@ -429,6 +442,9 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       if (this.dtlsTransport === t) continue;
       if (this.dtlsTransport) continue; // bundle: one transport carries the audio m-line
       this.dtlsTransport = t;
+      if (!preferSrtpProfiles(t, (this.options.srtpProfiles ?? DEFAULT_SRTP_PROFILES).map((n) => srtpProfile(n).dtlsId))) {
+        this.options.logger.warn('DTLS started before the SRTP profile preference was set; werift\'s order applies');
+      }
       t.onStateChange.subscribe((s) => this.onDtlsState(t, s));
     }
   }
