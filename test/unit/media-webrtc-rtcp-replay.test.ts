@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { REPLAY_WINDOW, ReplayWindow } from '../../src/media/srtp/replay-window';
 import { SrtpContext, rtpHeaderLength } from '../../src/media/srtp/srtp-context';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
+import { classifyDatagram, isRtcp } from '../../src/media/webrtc/rfc7983';
 
 const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
@@ -159,6 +160,22 @@ describe('SRTP replay window (RFC 3711 §3.3.2), src/media/srtp/replay-window.ts
     assert.ok(rx.unprotectRtp(b), 'the same sequence number from another SSRC is new');
     assert.equal(rx.unprotectRtp(again), undefined);
     assert.equal(rx.counters.replays, 1);
+  });
+});
+
+describe('RFC 7983 demultiplexing of the ICE socket', () => {
+  test('first byte: 0-3 STUN, 16-19 ZRTP, 20-63 DTLS, 64-79 TURN channel, 128-191 RTP/RTCP, the rest none; RTCP by its second byte', { timeout: 30_000 }, () => {
+    const kind = (b: number) => classifyDatagram(Buffer.from([b, 0]));
+    const expected = (b: number) =>
+      b <= 3 ? 'stun' : b >= 16 && b <= 19 ? 'zrtp' : b >= 20 && b <= 63 ? 'dtls' : b >= 64 && b <= 79 ? 'turn-channel' : b >= 128 && b <= 191 ? 'media' : 'other';
+    for (let b = 0; b < 256; b++) assert.equal(kind(b), expected(b), `first byte ${b}`);
+    assert.deepEqual([kind(0), kind(3), kind(4), kind(19), kind(20), kind(63), kind(64), kind(127), kind(128), kind(191), kind(192)], ['stun', 'stun', 'other', 'zrtp', 'dtls', 'dtls', 'turn-channel', 'other', 'media', 'media', 'other']);
+    assert.equal(classifyDatagram(Buffer.alloc(0)), 'other');
+    assert.equal(isRtcp(Buffer.from([0x80, 200])), true, 'SR');
+    assert.equal(isRtcp(Buffer.from([0x81, 203])), true, 'BYE');
+    assert.equal(isRtcp(Buffer.from([0x80, 0])), false, 'PCMU');
+    assert.equal(isRtcp(Buffer.from([0x80, 0x80 | 111])), false, 'Opus with the marker bit');
+    assert.equal(isRtcp(Buffer.from([0x80, 224])), false, 'marker + PT 96');
   });
 });
 
