@@ -201,6 +201,9 @@ async function main(): Promise<void> {
       .filter((t) => results.some((r) => r.target === t))
       .map((t) => {
         const c = perCoreCapacity(results, t, o.lossLimitPct, o.lagLimitMs);
+        if (c.calls === 0) {
+          return `- per-core capacity, ${t}: **no step passed** (loss < ${o.lossLimitPct} % and every lag p99 < ${o.lagLimitMs} ms)${c.firstFailure ? `; first: ${c.firstFailure}` : ''} — try smaller --steps`;
+        }
         return (
           `- per-core capacity, ${t}: **${c.perWorker.toFixed(0)} calls per worker** (N=${c.calls} with ${c.workers} worker${c.workers === 1 ? '' : 's'} at loss < ${o.lossLimitPct} % and every worker's lag p99 < ${o.lagLimitMs} ms` +
           `${c.firstFailure ? `; first step beyond: ${c.firstFailure}` : '; no step beyond it failed — try larger --steps'})`
