@@ -39,6 +39,8 @@ interface MediaServer {
 /** a new call's media server */
 export type Placement = { ok: true; url: string; conn: MediaConnection } | { ok: false; detail: string };
 
+/** with several servers, how long start-up waits for the others once one has answered (the rest join later) */
+const START_SPREAD_MS = 2000;
 /** how often unlisted servers without calls are let go */
 const SWEEP_MS = 10_000;
 
@@ -99,8 +101,9 @@ export class MediaServerSet extends MediaConnection {
 
   /**
    * Connects to every listed server. One server: as a single media server always did (rejects when
-   * it does not answer within `timeoutMs`). Several: resolves once each has answered or timed out,
-   * rejects only when none answered; one that did not is tried on, and used once it answers.
+   * it does not answer within `timeoutMs`). Several: resolves once every server has answered, or
+   * `START_SPREAD_MS` after the first one did; rejects only when none answered within `timeoutMs`.
+   * A server that has not answered yet is tried on, and takes new calls once it answers.
    */
   override async connect(timeoutMs = 15000): Promise<void> {
     const servers = this.listed();
@@ -108,13 +111,24 @@ export class MediaServerSet extends MediaConnection {
     if (servers.length === 1) {
       await servers[0]!.conn.connect(timeoutMs);
     } else {
-      const results = await Promise.allSettled(servers.map((s) => s.conn.connect(timeoutMs, { keepTrying: true })));
-      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ url: servers[i]!.url, err: (r.reason as Error).message }] : []));
-      if (failed.length === servers.length) {
-        this.close();
-        throw new Error(`no media server answered: ${failed.map((f) => f.err).join('; ')}`);
+      const attempts = servers.map((s) => s.conn.connect(timeoutMs, { keepTrying: true }));
+      const settled = Promise.allSettled(attempts);
+      let spreadTimer: NodeJS.Timeout | undefined;
+      const firstThenSpread = Promise.any(attempts).then(
+        () => new Promise<void>((r) => (spreadTimer = setTimeout(r, START_SPREAD_MS))),
+        () => undefined,
+      );
+      await Promise.race([settled, firstThenSpread]);
+      clearTimeout(spreadTimer);
+      if (!servers.some((s) => s.conn.isUp)) {
+        const results = await settled;
+        if (!servers.some((s) => s.conn.isUp)) {
+          this.close();
+          throw new Error(`no media server answered: ${results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'answered')).join('; ')}`);
+        }
       }
-      for (const f of failed) this.setLog.warn('media server not answering at start; new calls go to the others until it does', f);
+      const late = servers.filter((s) => !s.conn.isUp).map((s) => s.url);
+      if (late.length > 0) this.setLog.warn('media servers not answering at start; new calls go to the others until they do', { mediaUrls: late });
     }
     for (const s of servers) s.stats?.start();
     this.sweepTimer = setInterval(() => this.sweepUnlisted(), SWEEP_MS);
