@@ -34,6 +34,8 @@ export interface BenchOptions {
   lagLimitMs: number;
   /** Also stop stepping at the first step whose worst worker lag p99 reaches the lag limit. */
   stopOnLag: boolean;
+  /** Bisection probes after the ladder, between the largest passing and the first failing step (ferry targets). */
+  refine: number;
 }
 
 export const USAGE = `usage: npm run bench:media -- [options]
@@ -60,6 +62,9 @@ export const USAGE = `usage: npm run bench:media -- [options]
                            starts (default: ferry media's own default); per-worker lag is reported
   --lag-limit <ms>         event-loop lag p99 a worker may show within the per-core capacity (default 20)
   --stop-on-lag            also stop stepping at the first step whose worst worker lag p99 >= --lag-limit
+  --refine <k>             after the steps, up to k bisection probes (each on a fresh ferry media set up
+                           straight to N) between the largest step within the per-core limits and the
+                           first beyond them; stops at 10 calls' resolution (default 0)
   --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -90,6 +95,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     mediaWorkers: undefined,
     lagLimitMs: 20,
     stopOnLag: false,
+    refine: 0,
   };
   const errors: string[] = [];
   const positiveInt = (flag: string, v: string | undefined): number => {
@@ -187,6 +193,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       case '--stop-on-lag':
         o.stopOnLag = true;
         break;
+      case '--refine': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 0 || n > 10) errors.push('--refine needs an integer from 0 to 10');
+        else o.refine = n;
+        break;
+      }
       case '--write-docs':
         o.writeDocs = true;
         break;

@@ -124,15 +124,32 @@ async function main(): Promise<void> {
         continue;
       }
     }
+    const targetName = await runTarget(id, o.steps, false);
+    // The per-core capacity search, refined: bisect between the largest step that passed and the first
+    // that failed, each probe on a fresh server set up straight to its N.
+    if (targetName && id !== 'rtpengine') {
+      for (let k = 0; k < o.refine; k++) {
+        const c = perCoreCapacity(results, targetName, o.lossLimitPct, o.lagLimitMs);
+        if (c.firstFailureCalls === undefined) break;
+        const mid = c.calls + Math.round((c.firstFailureCalls - c.calls) / 2);
+        if (mid - c.calls < REFINE_RESOLUTION || c.firstFailureCalls - mid < REFINE_RESOLUTION) break;
+        progress(`${targetName}: refining the per-core capacity between N=${c.calls} and N=${c.firstFailureCalls}: N=${mid} on a fresh server`);
+        await runTarget(id, [mid], true);
+      }
+    }
+  }
+
+  /** One target on a fresh server through `steps`; returns its name, or undefined when it could not run. */
+  async function runTarget(id: TargetId, steps: number[], refine: boolean): Promise<string | undefined> {
     const target = await createTarget(id, o, outDir);
     active.push(target);
     try {
-      progress(`${target.name}: starting`);
+      progress(`${target.name}: starting${refine ? ' (refinement)' : ''}`);
       await target.start();
       const r = await runSteps(
         target,
         {
-          steps: o.steps,
+          steps,
           windowMs: o.windowMs,
           settleMs: o.settleMs,
           drainMs: o.drainMs,
@@ -146,18 +163,20 @@ async function main(): Promise<void> {
         },
         progress,
         (step) => {
-          results.push(step);
+          results.push(refine ? { ...step, refinement: true } : step);
           writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
         },
       );
       progress(`${target.name}: releasing ${r.at(-1)?.callsUp ?? 0} calls`);
       const verdict = await target.releaseAll();
       progress(`${target.name}: ${verdict}`);
-      notes.push(`- ${target.name}: after release: ${verdict}`);
+      notes.push(`- ${target.name}${refine ? ` (refinement N=${steps.join(',')})` : ''}: after release: ${verdict}`);
+      return target.name;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       progress(`${target.name}: FAILED: ${msg}`);
       notes.push(`- ${target.name}: failed: ${msg.split('\n')[0]}`);
+      return undefined;
     } finally {
       await target.stop().catch((e: unknown) => progress(`${target.name}: stop failed: ${String(e)}`));
       active.splice(active.indexOf(target), 1);
@@ -227,6 +246,9 @@ async function main(): Promise<void> {
   }
   progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
+
+/** The refinement stops when the interval left is narrower than this many calls. */
+const REFINE_RESOLUTION = 10;
 
 const BEGIN = '<!-- bench:media results begin -->';
 const END = '<!-- bench:media results end -->';

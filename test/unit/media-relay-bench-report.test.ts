@@ -59,6 +59,9 @@ describe('bench:media per-core capacity', () => {
     assert.throws(() => parseOptions(['--workers', '2', '--media-env', 'FERRY_MEDIA_WORKERS=3']), /disagree/);
     assert.throws(() => parseOptions(['--workers', '0']), /--workers needs a positive integer/);
     assert.equal(parseOptions(['--lag-limit', '50', '--stop-on-lag']).lagLimitMs, 50);
+    assert.equal(parseOptions(['--refine', '3']).refine, 3);
+    assert.equal(parseOptions([]).refine, 0);
+    assert.throws(() => parseOptions(['--refine', '-1']), /--refine needs an integer/);
   });
 
   test('per-core busy % between two /proc/stat samples, and the cores above 50 %', { timeout: 5_000 }, () => {
@@ -104,12 +107,16 @@ describe('bench:media per-core capacity', () => {
       step({ target: 'ferry webrtc-rtp', calls: 300, workerLags: w(1, 1) }),
     ];
     const c = perCoreCapacity(results, 'ferry rtp-rtp', 0.1, 20);
-    assert.deepEqual(c, { calls: 100, workers: 2, perWorker: 50, firstFailure: 'N=150: lag p99 25.0 ms' });
+    assert.deepEqual(c, { calls: 100, workers: 2, perWorker: 50, firstFailure: 'N=150: lag p99 25.0 ms', firstFailureCalls: 150 });
     const single = perCoreCapacity([step({ calls: 50 }), step({ calls: 100, lossPct: 0.2 })], 'ferry rtp-rtp', 0.1, 20);
-    assert.deepEqual(single, { calls: 50, workers: 1, perWorker: 50, firstFailure: 'N=100: loss 0.200 %' });
+    assert.deepEqual(single, { calls: 50, workers: 1, perWorker: 50, firstFailure: 'N=100: loss 0.200 %', firstFailureCalls: 100 });
     assert.equal(perCoreCapacity([step({ calls: 50, callsUp: 49 })], 'ferry rtp-rtp', 0.1, 20).calls, 0);
+    // A refinement probe (fresh server at N=125) that passes moves the answer up, the failure above stays named.
+    const refined = perCoreCapacity([...results, step({ calls: 125, refinement: true, workerLags: w(8, 9) })], 'ferry rtp-rtp', 0.1, 20);
+    assert.deepEqual([refined.calls, refined.firstFailureCalls], [125, 150]);
+    assert.match(resultsTable([step({ calls: 125, refinement: true })]), /\| 125 \(refine\) \|/);
     const mainLoopLags = perCoreCapacity([step({ calls: 50, loopLagP99Ms: 21, workerLags: w(1, 1) })], 'ferry rtp-rtp', 0.1, 20);
-    assert.deepEqual(mainLoopLags, { calls: 0, workers: 1, perWorker: 0, firstFailure: 'N=50: lag p99 21.0 ms' }, "the main loop's lag counts too");
+    assert.deepEqual(mainLoopLags, { calls: 0, workers: 1, perWorker: 0, firstFailure: 'N=50: lag p99 21.0 ms', firstFailureCalls: 50 }, "the main loop's lag counts too");
   });
 
   test('without rtpengine the ratio table says so and shows ferry; with it, the ratio', { timeout: 5_000 }, () => {

@@ -26,7 +26,7 @@ export function resultsTable(results: readonly StepResult[]): string {
   ];
   const rows = results.map((r) => [
     r.target,
-    `${r.calls}${r.callsUp !== r.calls ? ` (${r.callsUp})` : ''}`,
+    `${r.calls}${r.callsUp !== r.calls ? ` (${r.callsUp})` : ''}${r.refinement ? ' (refine)' : ''}`,
     `${f(r.serverCpuPct)} (${f(r.serverUserPct)}/${f(r.serverSysPct)})`,
     r.cpuPerCall.toFixed(5),
     f(r.cpuUsPerPacket),
@@ -121,6 +121,8 @@ export interface PerCoreCapacity {
   perWorker: number;
   /** The smallest step tried above `calls` and why it failed, if any. */
   firstFailure: string | undefined;
+  /** That step's N. */
+  firstFailureCalls: number | undefined;
 }
 
 /**
@@ -148,7 +150,7 @@ export function perCoreCapacity(results: readonly StepResult[], target: string, 
   const firstFailure = above ? `N=${above.calls}: ${failure(above)}` : undefined;
   const workers = Math.max(1, best?.workerLags?.length ?? best?.mediaWorkers ?? 1);
   const calls = best?.calls ?? 0;
-  return { calls, workers, perWorker: calls / workers, firstFailure };
+  return { calls, workers, perWorker: calls / workers, firstFailure, firstFailureCalls: above?.calls };
 }
 
 /** The largest N whose working calls (dead ones aside) kept loss within the limit: the CPU-bound capacity. */

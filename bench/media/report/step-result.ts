@@ -62,4 +62,6 @@ export interface StepResult {
   workerLags?: WorkerLag[];
   /** Per-core busy % of the machine over the window (/proc/stat), and how many cores were above 50 %. */
   coreBusy?: CoreBusy;
+  /** A bisection probe of the per-core capacity search (--refine): a fresh server set up straight to N. */
+  refinement?: boolean;
 }
