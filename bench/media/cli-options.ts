@@ -61,7 +61,8 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --workers <n>            ferry media relay workers: FERRY_MEDIA_WORKERS=n for the ferry media the bench
                            starts (default: ferry media's own default); per-worker lag is reported
   --lag-limit <ms>         event-loop lag p99 a worker may show within the per-core capacity (default 20)
-  --stop-on-lag            also stop stepping at the first step whose worst worker lag p99 >= --lag-limit
+  --stop-on-lag            also stop stepping at the first step whose worst lag p99 (any worker or the
+                           main loop) >= --lag-limit
   --refine <k>             after the steps, up to k bisection probes (each on a fresh ferry media set up
                            straight to N) between the largest step within the per-core limits and the
                            first beyond them; stops at 10 calls' resolution (default 0)

@@ -216,6 +216,8 @@ export async function runSteps(
     // Stepping stops on packet loss among working calls (the capacity limit), on failed setups, or when
     // more than a tenth of the streams are dead. Dead calls below that still count in `lossPct` (and so
     // in the verdict) but do not hide what the server does at higher N.
+    // The worst lag p99 of any worker and of the main loop (the probe), as the per-core capacity counts it.
+    const worstLag = Math.max(worstWorkerLagP99(workerLags) ?? 0, result.loopLagP99Ms ?? 0);
     const silentShare = sendingIds.size > 0 ? result.silentStreams / sendingIds.size : 0;
     const stop =
       failures > 0
@@ -228,8 +230,8 @@ export async function runSteps(
               ? `${(100 * silentShare).toFixed(0)} % of the streams delivered nothing`
               : plan.strictStop && result.lossPct > plan.lossLimitPct
                 ? `loss ${result.lossPct.toFixed(3)}% > ${plan.lossLimitPct}%`
-                : plan.stopOnLag && plan.lagLimitMs !== undefined && (worstWorkerLagP99(workerLags) ?? 0) >= plan.lagLimitMs
-                  ? `event-loop lag p99 ${fmt(worstWorkerLagP99(workerLags))} ms >= ${plan.lagLimitMs} ms`
+                : plan.stopOnLag && plan.lagLimitMs !== undefined && worstLag >= plan.lagLimitMs
+                  ? `event-loop lag p99 ${fmt(worstLag)} ms >= ${plan.lagLimitMs} ms`
                   : undefined;
     if (stop) {
       progress(`${target.name}: stopping here (${stop})`);
