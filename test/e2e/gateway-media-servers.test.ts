@@ -22,9 +22,11 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * mediaUrl); server A SIGKILLed mid-call ends only A's calls, both parties of each BYEd with
  * `media-lost`, while B's calls still carry RTP both ways (packets counted) and stay answered; the
  * next new call goes to B; A restarted is used again; a draining server (ferry media's POST /drain)
- * gets no new calls; both servers down: 503 with a Warning saying no media server.
+ * gets no new calls; DTMF and a blind transfer of a call on B (REST API) are done on B (its RFC 4733
+ * events reach the party, the new party gets RTP, the pipeline stays on B); both servers down: 503
+ * with a Warning saying no media server.
  */
-const PAIRS = 9;
+const PAIRS = 10;
 
 interface Pair {
   caller: SipPhone;
@@ -216,7 +218,42 @@ describe('several media servers: placement by load, one server dies, draining', 
     live.push(d);
   });
 
-  test('every media server down: a new call gets 503 with a Warning saying no media server, at once', async () => {
+  test('DTMF and a blind transfer of a call on B are done on B: RFC 4733 events reach the party, the new party hears the one who stayed, the pipeline stays on B', async () => {
+    const onB = live.find((c) => c.record.media.mediaUrl === urlB());
+    assert.ok(onB, 'a live call on B');
+    const auth = { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' };
+    const callerRtp = onB.pair.caller.media as unknown as RtpPhone;
+    const before = callerRtp.telephoneEvents().length;
+    const dtmf = await fetch(`http://127.0.0.1:${stack!.httpPort}/api/calls/${onB.record.id}/dtmf`, { method: 'POST', headers: auth, body: JSON.stringify({ digits: '5#', party: 'caller' }) });
+    assert.equal(dtmf.status, 200, await dtmf.clone().text());
+    assert.equal(((await dtmf.json()) as { method: string }).method, 'rfc4733');
+    await waitFor(() => new Set(callerRtp.telephoneEvents().slice(before).map((e) => e.event)).size === 2, 10_000, 50, 'events 5 and # at the caller');
+    const [pA, pB] = [await pipelinesA(), await pipelinesB()];
+    // the callee is transferred away: the caller is connected to pair 9's callee (dialled 79)
+    const target = pairs[9]!.callee;
+    const since = Date.now();
+    const transfer = await fetch(`http://127.0.0.1:${stack!.httpPort}/api/calls/${onB.record.id}/transfer`, { method: 'POST', headers: auth, body: JSON.stringify({ target: '79', keep: 'caller' }) });
+    assert.ok(transfer.ok, `transfer: ${transfer.status} ${await transfer.text()}`);
+    await onB.pair.callee.waitForRequest('BYE', 10_000, since);
+    await onB.pair.callee.media.stopMedia();
+    await waitFor(async () => (await target.media.rtpReceivedBetween(since, Date.now())) > 20, 15_000, 50, 'RTP from the caller at the new party');
+    const heardFrom = Date.now();
+    await waitFor(async () => (await onB.pair.caller.media.rtpReceivedBetween(heardFrom, Date.now())) > 20, 15_000, 50, 'RTP from the new party at the caller');
+    assert.equal(await pipelinesB(), pB, 'the same pipeline on B');
+    assert.equal(await pipelinesA(), pA, 'nothing on A');
+    const rec = await getJson<CallRecord>(stack!.httpPort, `/api/calls/${onB.record.id}`);
+    assert.equal(rec.media.mediaUrl, urlB());
+    assert.equal(rec.callee.party, 'callee9');
+    // the caller hangs up: the new party is told, B's pipeline goes
+    const at = await onB.pair.caller.hangup();
+    await target.waitForRequest('BYE', 5000, at);
+    await onB.pair.caller.media.stopMedia();
+    await target.media.stopMedia();
+    await waitFor(async () => (await pipelinesB()) === pB - 1, 5000, 50, "the transferred call's pipeline released on B");
+    live = live.filter((c) => c !== onB);
+  });
+
+  test('every media server down: a new call gets 503 with a Warning saying no media server, and a log line', async () => {
     for (const c of live) await hangUp(c);
     live = [];
     await stack!.kill('media', 'SIGKILL');
@@ -225,7 +262,7 @@ describe('several media servers: placement by load, one server dies, draining', 
       const m = await metrics();
       return metric(m, 'ferry_media_server_up', urlA()) === 0 && metric(m, 'ferry_media_server_up', urlB()) === 0;
     }, 10_000, 100, 'both down in /metrics');
-    const index = next++;
+    const index = 8;
     const refused = await pairs[index]!.caller.call(`sip:7${index}@127.0.0.1:${stack!.sipPort}`, { host: '127.0.0.1', port: stack!.sipPort }).then(
       () => assert.fail('the call was answered'),
       (err: { status?: number; headers?: Map<string, string[]> }) => err,
