@@ -65,6 +65,11 @@ export const GLOBAL_RESOURCE_PATTERNS: readonly GlobalResourcePattern[] = [
     why: 'SIP timers shortened to tens of ms (T1 20-50 ms: a transaction times out after 64*T1, 1.3-3.2 s of real time), so a process starved by another test file retransmits or gives up',
     pattern: /\bt1:\s*[\w]+|FERRY_SIP_T1_MS['"`]?:\s*(['"`]\d|String\()/,
   },
+  {
+    name: 'short gateway lease',
+    why: 'a gateway lease of a few seconds is renewed in real time: a gateway starved by another test file lets it lapse and its calls are adopted',
+    pattern: /FERRY_GATEWAY_LEASE_MS['"`]?:\s*(['"`]\d{1,4}['"`]|String\()/,
+  },
   { name: 'real-time window', why: 'a window of real time is the scenario; a loaded CPU stretches or starves it', pattern: /(?<!function\s+)(?<![\w$.|])realTimePause\(/ },
 ];
 

@@ -99,6 +99,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       ['fixed port', 'socket.bind({ port: 4¦0000, address: «127.0.0.1» });'],
       ['short SIP timers', 'engine = await startSipEngine({ timers: { t¦1: 20, t2: 160, t4: 200 } });'],
       ['short SIP timers', 'await spawnSipEngine({ FERRY_SIP_T¦1_MS: «50» });'],
+      ['short gateway lease', 'env: { FERRY_GATEWAY_LEASE_¦MS: «1500», FERRY_GATEWAY_ADOPT_INTERVAL_MS: «250» }'],
       ['real-time window', 'await realTime¦Pause(3000); // the blip lasts 3 s'],
     ];
     const names = new Set(GLOBAL_RESOURCE_PATTERNS.map((p) => p.name));
@@ -112,7 +113,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
     const prose = sample('// needs root: «iptables» and «tc» on loopback\n/* ip ¦netns exec … monitor¦EventLoopDelay */\nexport function realTime¦Pause(ms: number) {}\n');
     assert.deepEqual(scanSource(prose), []);
     // and ordinary test code (free ports, a private Redis key prefix, a FakeClock) is clean
-    const clean = "const port = await freePort();\nserver.listen(0, '127.0.0.1');\nsocket.bind(port);\nconst prefix = `ferry-test:${randomUUID()}:`;\nclock.advance(15_000);\nawait pollUntil(() => seen, { timeoutMs: 5_000, what: 'x' });\n";
+    const clean = "const port = await freePort();\nserver.listen(0, '127.0.0.1');\nsocket.bind(port);\nconst prefix = `ferry-test:${randomUUID()}:`;\nclock.advance(15_000);\nconst env = { FERRY_GATEWAY_LEASE_MS: '10000' };\nawait pollUntil(() => seen, { timeoutMs: 5_000, what: 'x' });\n";
     assert.deepEqual(scanSource(clean), []);
   });
 
