@@ -563,8 +563,9 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   /** An SRTP or SRTCP datagram from the selected pair (the demultiplexer on the ICE sockets). */
   private onMedia(data: Buffer): void {
+    if (this.closing) return;
     const srtp = this.srtp;
-    if (!srtp || this.closing) {
+    if (!srtp) {
       this.counters.mediaBeforeKeys++;
       return;
     }
