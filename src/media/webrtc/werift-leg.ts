@@ -609,7 +609,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   /**
    * Our RTCP (RFC 3550 §6.4) from the moment the leg is both negotiated and connected: SR + SDES when we
    * sent RTP in the last two intervals, else RR + SDES, with a report block for the stream we receive.
-   * werift sends none (its receive path is replaced).
+   * werift sends none (its receivers never see media: the demultiplexer keeps it).
    */
   private startRtcp(): void {
     const neg = this.negotiation;
