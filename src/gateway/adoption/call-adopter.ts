@@ -152,7 +152,7 @@ export class CallAdopter {
     let media: CallMedia | undefined;
     if (pipelineId && callerEndpointId && calleeEndpointId) {
       try {
-        media = await CallMedia.attach(this.d.media, { pipelineId, callerEndpointId, calleeEndpointId }, { caller: rec.caller.kind, callee: rec.callee.kind }, call.log, this.d.clock);
+        media = await CallMedia.attach(this.d.media, { pipelineId, callerEndpointId, calleeEndpointId, mediaUrl: rec.media.mediaUrl }, { caller: rec.caller.kind, callee: rec.callee.kind }, call.log, this.d.clock);
         call.attachMedia(media);
         call.note('media-reattached', pipelineId);
       } catch (err) {
