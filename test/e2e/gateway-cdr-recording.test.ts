@@ -166,7 +166,9 @@ describe('CDRs and call recording on the real stack', { timeout: 120_000 }, () =
       assert.equal(q.final, true, `${side}: sampled on the end path`);
       assert.ok(q.packetsReceived > 50 && q.packetsSent > 50, `${side} packets ${q.packetsReceived}/${q.packetsSent}`);
       assert.ok(q.jitterMs > 0, `${side} jitter ${q.jitterMs}`);
-      assert.ok(q.rttMs !== undefined && q.rttMs > 0, `${side} RTT ${q.rttMs}`);
+      // a round trip was measured (an RR came back naming ferry's SR); on loopback it is below one unit of
+      // RTCP's 1/65536 s clock as often as not, so 0 is a real measurement here, not a missing one
+      assert.ok(q.rttMs !== undefined && q.rttMs >= 0 && q.rttMs < 100, `${side} RTT ${q.rttMs}`);
       assert.ok(q.ssrcIn && q.ssrcOut, `${side} SSRCs`);
       assert.ok(q.mos > 4 && q.mos <= 4.5 && q.rFactor > 85, `${side} MOS ${q.mos} R ${q.rFactor} (loopback, no loss)`);
     }
