@@ -59,8 +59,12 @@ class PageDriver {
     return (await this.page.textContent('#message')) ?? '';
   }
   async dial(target: string): Promise<void> {
+    // the previous call's end stays on the page ('failed', its message) until the new call starts, which
+    // can take a while (getUserMedia first): cleared here so a wait for this call's end cannot read the last one's
     await this.page.evaluate(() => {
-      (window as unknown as { ferryEndedAt?: number }).ferryEndedAt = undefined;
+      const w = window as unknown as { ferryEndedAt?: number; ferryCallState?: string };
+      w.ferryEndedAt = undefined;
+      w.ferryCallState = '';
     });
     await this.page.fill('#target', target);
     await this.page.click('#call');
