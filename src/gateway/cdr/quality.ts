@@ -75,7 +75,10 @@ export function legQuality(endpointId: string, stats: EndpointStats, sampledAt: 
   const jitterMs = (num(stats.inbound?.jitter) ?? 0) * 1000;
   const rttS = num(stats.outbound?.roundTripTime);
   const rttMs = rttS === undefined ? undefined : rttS * 1000;
-  const inLoss = received + lost > 0 ? (100 * lost) / (received + lost) : 0;
+  // a leg whose stats answered but that never heard the party (nothing received, nothing counted lost) carried
+  // no audio from it: that is total loss, not a perfect call (no stats at all stays 0: nothing is known)
+  const heardNothing = stats.inbound !== undefined && received === 0 && lost === 0;
+  const inLoss = received + lost > 0 ? (100 * lost) / (received + lost) : heardNothing ? 100 : 0;
   const outLoss = lostByPeer !== undefined && sent > 0 ? (100 * lostByPeer) / Math.max(sent, lostByPeer) : 0;
   const lossPercent = Math.max(inLoss, outLoss);
   const r = rFactor(lossPercent, (rttMs ?? 0) / 2 + 2 * jitterMs + 20);
