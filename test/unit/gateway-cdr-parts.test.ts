@@ -89,7 +89,7 @@ describe('CDR and recording parts', { timeout: 30_000 }, () => {
     // stats answered, but nothing of the party's audio ever arrived: total loss and the lowest MOS, not 4.4
     const silent = legQuality('ep', { inbound: { ssrc: '9', packetsReceived: 0, packetsLost: 0 }, outbound: { ssrc: '10', packetsSent: 0 } }, 1, true);
     assert.equal(silent.lossPercent, 100);
-    assert.ok(silent.mos < 1.5 && silent.rFactor < 10, `MOS ${silent.mos} R ${silent.rFactor}`);
+    assert.ok(silent.mos < 1.5 && silent.rFactor < 20, `MOS ${silent.mos} R ${silent.rFactor}`);
   });
 
   test('a CDR from a call record: end decided at "ending", durations, codec, SIP Call-IDs', { timeout: 5_000 }, () => {
