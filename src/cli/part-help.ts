@@ -38,7 +38,9 @@ Port 0 means any free port. Reference: docs/configuration.md
   media: `usage: ferry media
 
 The Kurento-protocol media server: kurento-client connects to ws://HOST:PORT/kurento; GET /stats on
-the same port gives its live counts. Prints "ferry media ready {"port":...}" once listening.
+the same port gives its live counts (per relay worker, and whether it is draining); POST /drain marks it
+draining (gateways place no new calls on it), POST /undrain clears that. Prints
+"ferry media ready {"port":...}" once listening.
 
 Main settings (environment variables):
   FERRY_MEDIA_HOST / FERRY_MEDIA_PORT    control listener (127.0.0.1 / 8888); keep it on loopback
@@ -46,6 +48,8 @@ Main settings (environment variables):
   FERRY_MEDIA_RTP_PORT_MIN / _MAX        RTP port range (default: any)
   FERRY_MEDIA_ICE_ADDRESSES              IPv4 addresses WebRTC candidates are gathered on
   FERRY_MEDIA_PUBLIC_IP                  public IPv4 in front of the server (1:1 NAT)
+  FERRY_MEDIA_WORKERS                    relay worker threads, each holding whole pipelines (default: the
+                                         number of cores; 1 = everything on one thread)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Port 0 means any free port. Reference: docs/configuration.md, docs/media-server.md
 `,
