@@ -61,6 +61,32 @@ function connectedTo(s: dgram.Socket): number | undefined {
 }
 
 describe('media relay: RtpLeg connect() and direct dispatch (real sockets)', () => {
+  test('RTP from the peer in a payload type not negotiated is dropped and said once in the log; the agreed type then flows', { timeout: 20_000 }, async () => {
+    const lines: Array<{ message: string; meta: Record<string, unknown> }> = [];
+    const base = createLogger('test.media-relay-rtp-leg-connect.pt');
+    const recording = Object.create(base) as typeof base;
+    recording.info = ((message: string, meta: Record<string, unknown>) => {
+      lines.push({ message, meta });
+      return recording;
+    }) as typeof base.info;
+    const pair = await new PortAllocator('127.0.0.1', 0, 0).bindPair(false);
+    const leg = new RtpLeg(pair, systemClock, 60_000, 'ferry-test', recording);
+    legs.push(leg);
+    const port = pair.rtp.address().port;
+    const a = await phone();
+    const received: number[] = [];
+    leg.on('rtp', (p) => received.push(p.readUInt16BE(2)));
+    leg.setRemote(remoteOf(a.socket), true, [0]); // PCMU agreed
+    a.socket.send(rtp(1, 8), port, '127.0.0.1'); // the peer plays PCMA
+    a.socket.send(rtp(2, 8), port, '127.0.0.1');
+    a.socket.send(rtp(3, 0), port, '127.0.0.1'); // positive control: the agreed type is relayed
+    await pollUntil(() => received.includes(3), { timeoutMs: 5000, what: 'the PCMU packet after the PCMA ones' });
+    assert.deepEqual(received, [3], 'the PCMA packets were dropped');
+    const said = lines.filter((l) => l.message === 'RTP from the peer dropped: payload type not negotiated');
+    assert.equal(said.length, 1, 'said once, not per packet');
+    assert.deepEqual(said[0]!.meta, { payloadType: 8, negotiated: [0] });
+  });
+
   test('the SDP peer latches and connects at once; strangers are filtered; a re-INVITE reconnects to the new peer', { timeout: 20_000 }, async () => {
     const { leg, socket, port } = await newLeg();
     const a = await phone();

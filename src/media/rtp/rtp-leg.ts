@@ -67,6 +67,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private started = false;
   private readonly rtcpSession: RtcpSession;
   private strangersDropped = 0;
+  private implausibleLogged = false;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
   private readonly counters: LegActivity = emptyLegActivity();
@@ -265,7 +266,18 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       }
       msg = clear;
     }
-    if (msg.length < 12 || !this.accept(this.rtp, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1)) return;
+    if (msg.length < 12 || !this.accept(this.rtp, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1)) {
+      if (msg.length >= 12 && !this.implausibleLogged && rinfo.address === this.rtp.sdpAddress && rinfo.port === this.rtp.sdpPort) {
+        // the peer's own address sends a payload type the offer/answer did not agree: a peer that plays
+        // another codec than it offered is silent through ferry; say so once, it is otherwise invisible
+        this.implausibleLogged = true;
+        this.logger.info('RTP from the peer dropped: payload type not negotiated', {
+          payloadType: msg[1]! & 0x7f,
+          negotiated: [...this.acceptedPts.keys()].filter((pt) => this.acceptedPts[pt] === 1),
+        });
+      }
+      return;
+    }
     const c = this.counters;
     c.packetsIn++;
     c.bytesIn += msg.length;
