@@ -1,13 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port';
 import { LineProcess } from '../helpers/line-process';
 import { MediaServerProcess } from '../helpers/media-server-process';
-import { RtpPhone } from '../helpers/rtp-phone';
-import { SipPhone } from '../helpers/sip-phone';
+import { closePhonePairs, startPhonePairs, writePhonePairsConfig, type PhonePair } from '../helpers/trunk-phone-pairs';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -23,10 +22,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  */
 const BIN = path.join(__dirname, '..', '..', 'bin', 'ferry');
 
-interface Pair {
-  caller: SipPhone;
-  callee: SipPhone;
-}
+type Pair = PhonePair;
 
 describe('several media servers: adopted calls stay on their media server', { timeout: 240_000 }, () => {
   let stack: Stack | undefined;
@@ -40,23 +36,10 @@ describe('several media servers: adopted calls stay on their media server', { ti
   const records: CallRecord[] = [];
 
   before(async () => {
-    for (let i = 0; i < 2; i++) {
-      const pair = { caller: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `caller${i}` }), callee: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `callee${i}` }) };
-      await pair.caller.start();
-      await pair.callee.start();
-      pairs.push(pair);
-    }
+    pairs.push(...(await startPhonePairs(2)));
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-media-servers-adopt-'));
     sipConfigFile = path.join(dir, 'ferry.json');
-    await writeFile(sipConfigFile, JSON.stringify({
-      domain: 'ferry.local',
-      users: [],
-      trunks: pairs.flatMap((p, i) => [
-        { name: `caller${i}`, address: `127.0.0.1:${p.caller.port}`, transport: 'udp', acceptFrom: [`127.0.0.1:${p.caller.port}`] },
-        { name: `callee${i}`, address: `127.0.0.1:${p.callee.port}`, transport: 'udp' },
-      ]),
-      routes: pairs.map((_, i) => ({ match: `7${i}`, to: `trunk:callee${i}` })),
-    }, null, 2));
+    await writePhonePairsConfig(sipConfigFile, pairs);
     mediaB = await MediaServerProcess.start();
     portA = await freePort({ protocols: ['tcp'] });
     stack = await startStack({
@@ -70,10 +53,7 @@ describe('several media servers: adopted calls stay on their media server', { ti
   });
 
   after(async () => {
-    for (const p of pairs) {
-      await p.caller.close();
-      await p.callee.close();
-    }
+    await closePhonePairs(pairs);
     if (other && other.child.exitCode === null) {
       other.child.kill('SIGTERM');
       await other.exited;

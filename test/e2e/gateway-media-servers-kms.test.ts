@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -8,8 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port';
 import { MediaServerProcess } from '../helpers/media-server-process';
-import { RtpPhone } from '../helpers/rtp-phone';
-import { SipPhone } from '../helpers/sip-phone';
+import { closePhonePairs, startPhonePairs, writePhonePairsConfig, type PhonePair } from '../helpers/trunk-phone-pairs';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -21,10 +20,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * without /stats does; server B is a `ferry media` with its /stats. Calls (scripted SIP/RTP
  * phones) spread over both: K's load is the gateway's own calls there, B's its pipelines.
  */
-interface Pair {
-  caller: SipPhone;
-  callee: SipPhone;
-}
+type Pair = PhonePair;
 
 /** a TCP front: WebSocket upgrades go through to `target`; any other HTTP request gets 404 */
 async function startKmsLikeFront(target: number): Promise<{ port: number; statsRequests: () => number; close(): Promise<void> }> {
@@ -72,23 +68,10 @@ describe('several media servers: one without /stats (KMS-like) is loaded by the 
   const pairs: Pair[] = [];
 
   before(async () => {
-    for (let i = 0; i < 4; i++) {
-      const pair = { caller: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `caller${i}` }), callee: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `callee${i}` }) };
-      await pair.caller.start();
-      await pair.callee.start();
-      pairs.push(pair);
-    }
+    pairs.push(...(await startPhonePairs(4)));
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-media-servers-kms-'));
     const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify({
-      domain: 'ferry.local',
-      users: [],
-      trunks: pairs.flatMap((p, i) => [
-        { name: `caller${i}`, address: `127.0.0.1:${p.caller.port}`, transport: 'udp', acceptFrom: [`127.0.0.1:${p.caller.port}`] },
-        { name: `callee${i}`, address: `127.0.0.1:${p.callee.port}`, transport: 'udp' },
-      ]),
-      routes: pairs.map((_, i) => ({ match: `7${i}`, to: `trunk:callee${i}` })),
-    }, null, 2));
+    await writePhonePairsConfig(file, pairs);
     mediaK = await MediaServerProcess.start();
     front = await startKmsLikeFront(mediaK.port);
     // the stack's own media server is B (with /stats), listed second
@@ -103,10 +86,7 @@ describe('several media servers: one without /stats (KMS-like) is loaded by the 
   });
 
   after(async () => {
-    for (const p of pairs) {
-      await p.caller.close();
-      await p.callee.close();
-    }
+    await closePhonePairs(pairs);
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.slice(-120).join('\n'));
     await stack?.stop();
     await front?.close();

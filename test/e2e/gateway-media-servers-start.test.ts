@@ -1,12 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port';
 import { MediaServerProcess } from '../helpers/media-server-process';
-import { RtpPhone } from '../helpers/rtp-phone';
-import { SipPhone } from '../helpers/sip-phone';
+import { closePhonePairs, startPhonePairs, writePhonePairsConfig, type PhonePair } from '../helpers/trunk-phone-pairs';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -16,10 +15,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * /metrics; once the second is started on its port the gateway connects to it on its own and the
  * next call goes there (fewer pipelines). Peers: scripted SIP/RTP phones, phone to phone.
  */
-interface Pair {
-  caller: SipPhone;
-  callee: SipPhone;
-}
+type Pair = PhonePair;
 
 describe('several media servers: one not running when the gateway starts', { timeout: 180_000 }, () => {
   let stack: Stack | undefined;
@@ -30,23 +26,10 @@ describe('several media servers: one not running when the gateway starts', { tim
   const pairs: Pair[] = [];
 
   before(async () => {
-    for (let i = 0; i < 2; i++) {
-      const pair = { caller: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `caller${i}` }), callee: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `callee${i}` }) };
-      await pair.caller.start();
-      await pair.callee.start();
-      pairs.push(pair);
-    }
+    pairs.push(...(await startPhonePairs(2)));
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-media-servers-start-'));
     const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify({
-      domain: 'ferry.local',
-      users: [],
-      trunks: pairs.flatMap((p, i) => [
-        { name: `caller${i}`, address: `127.0.0.1:${p.caller.port}`, transport: 'udp', acceptFrom: [`127.0.0.1:${p.caller.port}`] },
-        { name: `callee${i}`, address: `127.0.0.1:${p.callee.port}`, transport: 'udp' },
-      ]),
-      routes: pairs.map((_, i) => ({ match: `7${i}`, to: `trunk:callee${i}` })),
-    }, null, 2));
+    await writePhonePairsConfig(file, pairs);
     portA = await freePort({ protocols: ['tcp'] });
     portB = await freePort({ protocols: ['tcp'] });
     // the stack's own media server is A; nothing listens on B's port yet
@@ -60,10 +43,7 @@ describe('several media servers: one not running when the gateway starts', { tim
   });
 
   after(async () => {
-    for (const p of pairs) {
-      await p.caller.close();
-      await p.callee.close();
-    }
+    await closePhonePairs(pairs);
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.slice(-120).join('\n'));
     await stack?.stop();
     await mediaB?.stop();

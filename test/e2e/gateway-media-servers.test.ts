@@ -1,12 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { SipPhone } from '../helpers/sip-phone';
+import { closePhonePairs, startPhonePairs, writePhonePairsConfig, type PhonePair } from '../helpers/trunk-phone-pairs';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -28,10 +29,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  */
 const PAIRS = 10;
 
-interface Pair {
-  caller: SipPhone;
-  callee: SipPhone;
-}
+type Pair = PhonePair;
 
 describe('several media servers: placement by load, one server dies, draining', { timeout: 240_000 }, () => {
   let stack: Stack | undefined;
@@ -42,24 +40,10 @@ describe('several media servers: placement by load, one server dies, draining', 
   let next = 0;
 
   before(async () => {
-    for (let i = 0; i < PAIRS; i++) {
-      const pair = { caller: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `caller${i}` }), callee: new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: `callee${i}` }) };
-      await pair.caller.start();
-      await pair.callee.start();
-      pairs.push(pair);
-    }
+    pairs.push(...(await startPhonePairs(PAIRS)));
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-media-servers-'));
-    const config = {
-      domain: 'ferry.local',
-      users: [],
-      trunks: pairs.flatMap((p, i) => [
-        { name: `caller${i}`, address: `127.0.0.1:${p.caller.port}`, transport: 'udp', acceptFrom: [`127.0.0.1:${p.caller.port}`] },
-        { name: `callee${i}`, address: `127.0.0.1:${p.callee.port}`, transport: 'udp' },
-      ]),
-      routes: pairs.map((_, i) => ({ match: `7${i}`, to: `trunk:callee${i}` })),
-    };
     const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify(config, null, 2));
+    await writePhonePairsConfig(file, pairs);
     mediaB = await MediaServerProcess.start();
     portA = await freePort({ protocols: ['tcp'] });
     stack = await startStack({
@@ -72,10 +56,7 @@ describe('several media servers: placement by load, one server dies, draining', 
   });
 
   after(async () => {
-    for (const p of pairs) {
-      await p.caller.close();
-      await p.callee.close();
-    }
+    await closePhonePairs(pairs);
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.filter((l) => l.startsWith('[gateway')).slice(-120).join('\n'));
     await stack?.stop();
     await mediaB?.stop();
