@@ -5,6 +5,7 @@ import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } 
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { pollUntil } from '../helpers/wait-for';
+import type { WorkerStatsEntry } from '../../src/media/server/media-stats';
 
 /**
  * ferry media with two relay workers (FERRY_MEDIA_WORKERS=2, docs/media-server.md "Relay workers"):
@@ -13,15 +14,7 @@ import { pollUntil } from '../helpers/wait-for';
  * flowing, /drain and /undrain show in /stats, and everything counts back to zero after release.
  */
 
-interface WorkerEntry {
-  id: number;
-  pipelines: number;
-  elements: number;
-  eventLoopLagP99Ms: number;
-  eventLoopLagMaxMs: number;
-  running: boolean;
-  restarts: number;
-}
+type WorkerEntry = WorkerStatsEntry;
 
 interface Stats {
   pipelines: number;

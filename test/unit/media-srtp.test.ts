@@ -7,6 +7,7 @@ import { deriveKey, Label } from '../../src/media/srtp/key-derivation';
 import { SRTP_AUTH_TAG_BYTES, SrtpContext, estimateIndex } from '../../src/media/srtp/srtp-context';
 import { srtpMastersFromDtls } from '../../src/media/srtp/dtls-srtp-keys';
 import { rng } from '../helpers/seeded-random';
+import { emptyReceiverReport as receiverReport } from '../helpers/rtcp-samples';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -27,15 +28,6 @@ function rtp(seq: number, ssrc = 0x01020304, payload: Buffer = randomBytes(160),
     for (let i = 0; i < ext * 4; i++) head[o + 4 + i] = 0xa0 + i;
   }
   return Buffer.concat([head, payload]);
-}
-
-function receiverReport(ssrc: number): Buffer {
-  const b = Buffer.alloc(8);
-  b[0] = 0x80;
-  b[1] = 201;
-  b.writeUInt16BE(1, 2);
-  b.writeUInt32BE(ssrc, 4);
-  return b;
 }
 
 function pair(): { sender: SrtpContext; receiver: SrtpContext } {

@@ -6,6 +6,7 @@ import { deriveSessionKeys } from '../../src/media/srtp/key-derivation';
 import { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { AEAD_AES_128_GCM } from '../../src/media/srtp/srtp-profile';
 import { dtlsSrtpExportBytes, srtpMastersFromDtls } from '../../src/media/srtp/dtls-srtp-keys';
+import { emptyReceiverReport as receiverReport } from '../helpers/rtcp-samples';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -31,15 +32,6 @@ function rtp(seq: number, ssrc = 0x01020304, payload: Buffer = randomBytes(160))
   head.writeUInt32BE((seq * 160) >>> 0, 4);
   head.writeUInt32BE(ssrc >>> 0, 8);
   return Buffer.concat([head, payload]);
-}
-
-function receiverReport(ssrc: number): Buffer {
-  const b = Buffer.alloc(8);
-  b[0] = 0x80;
-  b[1] = 201;
-  b.writeUInt16BE(1, 2);
-  b.writeUInt32BE(ssrc, 4);
-  return b;
 }
 
 describe('SRTP AEAD_AES_128_GCM (RFC 7714)', { timeout: 60_000 }, () => {
