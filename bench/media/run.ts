@@ -6,7 +6,7 @@
  * --write-docs, into docs/benchmarks.md).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
@@ -192,7 +192,15 @@ async function main(): Promise<void> {
       const pick = [...steps].reverse().find((r) => r.lossPct <= o.lossLimitPct && r.setupFailures === 0) ?? steps.at(-1);
       if (!pick) continue;
       const file = path.join(outDir, `${name.replace(/\W+/g, '-')}-N${pick.calls}.cpuprofile`);
-      parts.push(`#### ${name}, N=${pick.calls}, one ${o.windowMs / 1000} s window`, '', summarizeCpuProfiles([file], REPO, 25), '');
+      parts.push(`#### ${name}, N=${pick.calls}, one ${o.windowMs / 1000} s window (main thread)`, '', summarizeCpuProfiles([file], REPO, 25), '');
+      // The relay worker threads' profiles of the same window (<file>.worker<id>.cpuprofile), where the packets are.
+      const base = path.basename(file, '.cpuprofile');
+      const workerFiles = readdirSync(outDir)
+        .filter((f) => f.startsWith(`${base}.worker`) && f.endsWith('.cpuprofile'))
+        .map((f) => path.join(outDir, f));
+      if (workerFiles.length > 0) {
+        parts.push(`#### ${name}, N=${pick.calls}, the same window, relay worker threads (${workerFiles.length})`, '', summarizeCpuProfiles(workerFiles, REPO, 30), '');
+      }
       const setupFile = path.join(outDir, `${name.replace(/\W+/g, '-')}-setup-N${pick.calls}.cpuprofile`);
       parts.push(`#### ${name}: setting up the calls of the step to N=${pick.calls}`, '', summarizeCpuProfiles([setupFile], REPO, 15), '');
     }

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { AesGcm } from './aes-gcm';
 import { AesCmKeystream } from './aes-cm-keystream';
 import type { SessionKeys } from './key-derivation';
 
@@ -116,79 +117,59 @@ export class AesCmHmacTransform implements SrtpTransform {
 const GCM_TAG = 16;
 
 /**
- * AEAD_AES_128_GCM (RFC 7714). node:crypto has no way to re-key or re-IV a GCM cipher, so each packet
- * costs one createCipheriv/createDecipheriv (bench/srtp-profiles.ts measures it against AES-CM).
+ * AEAD_AES_128_GCM (RFC 7714) on ferry's own GCM (aes-gcm.ts: one persistent AES-ECB cipher per key for
+ * the keystream, GHASH in JavaScript), so no cipher object is created per packet; node:crypto's GCM cannot
+ * be re-IVed and cost a createCipheriv per packet (bench/srtp-profiles.ts compares both).
  * - RTP (§8): IV = (00 00 || SSRC || ROC || SEQ) XOR salt; AAD = the header (CSRCs, extension); the
  *   16-byte tag follows the ciphertext.
  * - RTCP (§9): IV = (00 00 || SSRC || 00 00 || index) XOR salt; AAD = the first 8 bytes and the E flag +
  *   index word (the whole packet and the word when E = 0); the packet ends ciphertext || tag || word.
- * Unprotect copies the plaintext into place only after the tag verified.
+ * Unprotect decrypts in place only after the tag verified.
  */
 export class AesGcmTransform implements SrtpTransform {
   readonly rtpTrailer = GCM_TAG;
   readonly rtcpTrailer = GCM_TAG + 4;
   readonly rtcpIndexFromEnd = 4;
   private readonly iv = Buffer.alloc(12);
+  private readonly rtpGcm: AesGcm;
+  private readonly rtcpGcm: AesGcm;
+  private readonly word = Buffer.alloc(4);
 
   constructor(
     private readonly rtp: SessionKeys,
     private readonly rtcp: SessionKeys,
   ) {
     if (rtp.salt.length !== 12 || rtcp.salt.length !== 12) throw new Error('AES-GCM session salt must be 12 bytes');
+    this.rtpGcm = new AesGcm(rtp.encryptionKey);
+    this.rtcpGcm = new AesGcm(rtcp.encryptionKey);
   }
 
   protectRtp(buf: Buffer, headerLen: number, length: number, ssrc: number, roc: number, seq: number): void {
     this.setIv(this.rtp.salt, ssrc, roc, seq);
-    const c = createCipheriv('aes-128-gcm', this.rtp.encryptionKey, this.iv);
-    c.setAAD(buf.subarray(0, headerLen));
-    const enc = c.update(buf.subarray(headerLen, length));
-    c.final();
-    enc.copy(buf, headerLen);
-    c.getAuthTag().copy(buf, length);
+    this.rtpGcm.seal(this.iv, buf, 0, headerLen, undefined, 0, buf, headerLen, length - headerLen, length);
   }
 
   unprotectRtp(buf: Buffer, headerLen: number, bodyLen: number, ssrc: number, roc: number, seq: number): boolean {
     this.setIv(this.rtp.salt, ssrc, roc, seq);
-    const d = createDecipheriv('aes-128-gcm', this.rtp.encryptionKey, this.iv);
-    d.setAuthTag(buf.subarray(bodyLen, bodyLen + GCM_TAG));
-    d.setAAD(buf.subarray(0, headerLen));
-    const dec = d.update(buf.subarray(headerLen, bodyLen));
-    try {
-      d.final();
-    } catch {
-      return false;
-    }
-    dec.copy(buf, headerLen);
-    return true;
+    return this.rtpGcm.open(this.iv, buf, 0, headerLen, undefined, 0, buf, headerLen, bodyLen - headerLen, bodyLen);
   }
 
   protectRtcp(buf: Buffer, length: number, ssrc: number, word: number): void {
     this.setRtcpIv(ssrc, word & 0x7fffffff);
     buf.writeUInt32BE(word >>> 0, length + GCM_TAG);
-    const c = createCipheriv('aes-128-gcm', this.rtcp.encryptionKey, this.iv);
-    c.setAAD(buf.subarray(0, 8));
-    c.setAAD(buf.subarray(length + GCM_TAG, length + GCM_TAG + 4));
-    const enc = c.update(buf.subarray(8, length));
-    c.final();
-    enc.copy(buf, 8);
-    c.getAuthTag().copy(buf, length);
+    const w = this.word;
+    w.writeUInt32BE(word >>> 0, 0);
+    this.rtcpGcm.seal(this.iv, buf, 0, 8, w, 4, buf, 8, length - 8, length);
   }
 
   unprotectRtcp(buf: Buffer, bodyLen: number, ssrc: number, word: number): boolean {
     const encrypted = word >>> 31 === 1;
     this.setRtcpIv(ssrc, word & 0x7fffffff);
-    const d = createDecipheriv('aes-128-gcm', this.rtcp.encryptionKey, this.iv);
-    d.setAuthTag(buf.subarray(bodyLen, bodyLen + GCM_TAG));
-    d.setAAD(buf.subarray(0, encrypted ? 8 : bodyLen));
-    d.setAAD(buf.subarray(bodyLen + GCM_TAG, bodyLen + GCM_TAG + 4));
-    const dec = encrypted ? d.update(buf.subarray(8, bodyLen)) : undefined;
-    try {
-      d.final();
-    } catch {
-      return false;
-    }
-    dec?.copy(buf, 8);
-    return true;
+    const w = this.word;
+    w.writeUInt32BE(word >>> 0, 0);
+    return encrypted
+      ? this.rtcpGcm.open(this.iv, buf, 0, 8, w, 4, buf, 8, bodyLen - 8, bodyLen)
+      : this.rtcpGcm.open(this.iv, buf, 0, bodyLen, w, 4, buf, bodyLen, 0, bodyLen);
   }
 
   private setIv(salt: Buffer, ssrc: number, roc: number, seq: number): void {
