@@ -1,6 +1,6 @@
-import { createHmac } from 'node:crypto';
 import { AesGcm } from './aes-gcm';
 import { AesCmKeystream } from './aes-cm-keystream';
+import { HmacSha1 } from './hmac-sha1';
 import type { SessionKeys } from './key-derivation';
 
 /**
@@ -27,9 +27,9 @@ const HMAC_TAG = 10;
 
 /**
  * AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2.1). One persistent AES-ECB keystream cipher per key.
- * The tag is a fresh node:crypto Hmac per packet with the raw session key: measured on Node 20 (bench/srtp-profiles.ts)
- * this is cheaper than copying precomputed inner/outer SHA-1 states with `hash.copy()` (two Hash objects
- * and two digests per packet) and than an Hmac from a KeyObject.
+ * The tag is ferry's HMAC-SHA1 (hmac-sha1.ts: the key's inner/outer SHA-1 states computed once, the
+ * compression in JavaScript): measured on Node 20 (bench/srtp-profiles.ts) cheaper than a node:crypto
+ * Hmac per packet, which in turn beat copying precomputed node:crypto Hash states with `hash.copy()`.
  */
 export class AesCmHmacTransform implements SrtpTransform {
   readonly rtpTrailer = HMAC_TAG;
@@ -38,7 +38,8 @@ export class AesCmHmacTransform implements SrtpTransform {
   private readonly rtpCipher: AesCmKeystream;
   private readonly rtcpCipher: AesCmKeystream;
   private readonly iv = Buffer.alloc(16);
-  private readonly rocBytes = Buffer.alloc(4);
+  private readonly rtpMac: HmacSha1;
+  private readonly rtcpMac: HmacSha1;
 
   constructor(
     private readonly rtp: SessionKeys,
@@ -48,17 +49,20 @@ export class AesCmHmacTransform implements SrtpTransform {
     if (rtp.authKey.length !== 20 || rtcp.authKey.length !== 20) throw new Error('HMAC-SHA1 session key must be 20 bytes');
     this.rtpCipher = new AesCmKeystream(rtp.encryptionKey);
     this.rtcpCipher = new AesCmKeystream(rtcp.encryptionKey);
+    this.rtpMac = new HmacSha1(rtp.authKey);
+    this.rtcpMac = new HmacSha1(rtcp.authKey);
   }
 
   protectRtp(buf: Buffer, headerLen: number, length: number, ssrc: number, roc: number, seq: number): void {
     this.setIv(this.rtp.salt, ssrc, roc, seq);
     this.rtpCipher.xor(this.iv, buf, headerLen, length - headerLen);
-    const tag = this.tag(this.rtp.authKey, buf, length, roc);
-    tag.copy(buf, length, 0, HMAC_TAG);
+    this.rtpMac.mac(buf, length, roc);
+    this.rtpMac.writeTo(buf, length, HMAC_TAG);
   }
 
   unprotectRtp(buf: Buffer, headerLen: number, bodyLen: number, ssrc: number, roc: number, seq: number): boolean {
-    if (!sameTag(this.tag(this.rtp.authKey, buf, bodyLen, roc), buf, bodyLen, HMAC_TAG)) return false;
+    this.rtpMac.mac(buf, bodyLen, roc);
+    if (!this.rtpMac.matches(buf, bodyLen, HMAC_TAG)) return false;
     this.setIv(this.rtp.salt, ssrc, roc, seq);
     this.rtpCipher.xor(this.iv, buf, headerLen, bodyLen - headerLen);
     return true;
@@ -68,11 +72,13 @@ export class AesCmHmacTransform implements SrtpTransform {
     this.setRtcpIv(ssrc, word & 0x7fffffff);
     this.rtcpCipher.xor(this.iv, buf, 8, length - 8);
     buf.writeUInt32BE(word >>> 0, length);
-    this.tag(this.rtcp.authKey, buf, length + 4, -1).copy(buf, length + 4, 0, HMAC_TAG);
+    this.rtcpMac.mac(buf, length + 4, -1);
+    this.rtcpMac.writeTo(buf, length + 4, HMAC_TAG);
   }
 
   unprotectRtcp(buf: Buffer, bodyLen: number, ssrc: number, word: number): boolean {
-    if (!sameTag(this.tag(this.rtcp.authKey, buf, bodyLen + 4, -1), buf, bodyLen + 4, HMAC_TAG)) return false;
+    this.rtcpMac.mac(buf, bodyLen + 4, -1);
+    if (!this.rtcpMac.matches(buf, bodyLen + 4, HMAC_TAG)) return false;
     if (word >>> 31 === 1) {
       this.setRtcpIv(ssrc, word & 0x7fffffff);
       this.rtcpCipher.xor(this.iv, buf, 8, bodyLen - 8);
@@ -100,17 +106,6 @@ export class AesCmHmacTransform implements SrtpTransform {
     iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
     // index << 16 occupies bytes 8..13; a 31-bit index fits bytes 10..13
     iv.writeUInt32BE((iv.readUInt32BE(10) ^ index) >>> 0, 10);
-  }
-
-  /** HMAC-SHA1 over buf[0, length) and, for RTP (roc >= 0), the rollover counter (RFC 3711 §4.2). */
-  private tag(key: Buffer, buf: Buffer, length: number, roc: number): Buffer {
-    const h = createHmac('sha1', key);
-    h.update(buf.subarray(0, length));
-    if (roc >= 0) {
-      this.rocBytes.writeUInt32BE(roc >>> 0, 0);
-      h.update(this.rocBytes);
-    }
-    return h.digest();
   }
 }
 
@@ -188,11 +183,4 @@ export class AesGcmTransform implements SrtpTransform {
     iv.writeUInt16BE(salt.readUInt16BE(6), 6);
     iv.writeUInt32BE((salt.readUInt32BE(8) ^ index) >>> 0, 8);
   }
-}
-
-/** Constant-time comparison of the first `n` bytes of `tag` with buf[at, at + n), without new objects. */
-function sameTag(tag: Buffer, buf: Buffer, at: number, n: number): boolean {
-  let diff = 0;
-  for (let i = 0; i < n; i++) diff |= tag[i]! ^ buf[at + i]!;
-  return diff === 0;
 }
