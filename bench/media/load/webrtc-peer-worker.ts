@@ -45,6 +45,8 @@ class WebRtcPeer implements PacedStream {
   private closed = false;
   private isConnected = false;
   private lean: { header: RtpHeader; send: (payload: Buffer, header: RtpHeader) => Promise<number> } | undefined;
+  /** Epoch ms (this process's clock, sub-ms) of ICE 'connected' and of the PeerConnection 'connected' (ICE + DTLS). */
+  readonly times: { iceConnectedAt?: number; connectedAt?: number } = {};
 
   constructor(
     readonly spec: StreamSpec,
@@ -57,9 +59,13 @@ class WebRtcPeer implements PacedStream {
         meter.onReceived(rtp.payload, process.hrtime.bigint());
       });
     });
+    this.pc.iceConnectionStateChange.subscribe((state) => {
+      if (state === 'connected' && this.times.iceConnectedAt === undefined) this.times.iceConnectedAt = performance.timeOrigin + performance.now();
+    });
     this.connected = new Promise((resolve, reject) => {
       this.pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
+          this.times.connectedAt ??= performance.timeOrigin + performance.now();
           this.isConnected = true;
           if (this.leanMode) this.goLean();
           pacer.add(this);
@@ -185,10 +191,12 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       await peer(req.streamId).candidate({ candidate: req.candidate, sdpMid: req.sdpMid, sdpMLineIndex: req.sdpMLineIndex });
       return undefined;
     case 'waitConnected': {
+      // Answers when each phase happened (webrtc-call-setup.ts reads them).
+      const p = peer(req.streamId);
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
-          peer(req.streamId).connected,
+          p.connected,
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new Error(`not connected after ${req.timeoutMs} ms`)), req.timeoutMs);
           }),
@@ -196,7 +204,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       } finally {
         if (timer) clearTimeout(timer);
       }
-      return undefined;
+      return { ...p.times };
     }
     case 'diag':
       return req.streamIds.map((id) => peers.get(id)?.diag() ?? { streamId: id, unknown: true });

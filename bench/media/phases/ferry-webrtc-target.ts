@@ -3,17 +3,17 @@
  * (facing a werift "browser" in a webrtc-peer-worker) and an RtpEndpoint (facing a plain-RTP
  * "phone" in an rtp-peer-worker), connected both ways, negotiated through the real kurento-client
  * the way a gateway does it: phone offer -> RtpEndpoint.processOffer; browser offer ->
- * WebRtcEndpoint.processOffer, gatherCandidates, IceCandidateFound trickled to the browser.
+ * WebRtcEndpoint.processOffer, gatherCandidates, IceCandidateFound trickled to the browser
+ * (webrtc-call-setup.ts).
  * Setup time runs from MediaPipeline creation until the browser's DTLS is connected (the browser's
  * own offer creation is not counted).
  */
 import { LoadWorker } from '../load/load-worker';
 import { PhonePool, type Phone } from '../load/phone-pool';
 import type { StreamSpec } from '../load/worker-protocol';
-import type { KurentoIceCandidate } from '../kurento/kurento-types';
-import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
 import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
 import { FerryMediaHarness, type FerryHarnessOptions } from './ferry-media-harness';
+import { setUpWebRtcCall } from './webrtc-call-setup';
 
 export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
   rtpWorkers: number;
@@ -82,31 +82,27 @@ export class FerryWebRtcTarget implements BenchTarget {
       } catch (err) {
         return { ok: false, ms: 0, error: `browser offer failed: ${err instanceof Error ? err.message : String(err)}` };
       }
-      return timeSetup(async () => {
-        const pipeline = await kurento.create('MediaPipeline');
-        this.harness.pipelines.push(pipeline);
-        this.streamNames.set(streamId, `browser->phone of pipeline ${pipeline.id} (${browser.name})`);
-        this.streamNames.set(phone.streamId, `phone->browser of pipeline ${pipeline.id} (${phone.worker.name})`);
-        const call = { pipelineId: pipeline.id, browser, browserStream: streamId, phone };
-        this.calls.set(streamId, call);
-        this.calls.set(phone.streamId, call);
-        const [webrtc, rtp] = await Promise.all([pipeline.create('WebRtcEndpoint'), pipeline.create('RtpEndpoint')]);
-        webrtc.on('IceCandidateFound', (ev) => {
-          const c = ev.candidate as KurentoIceCandidate | undefined;
-          if (!c?.candidate) return;
-          browser
-            .request({ op: 'candidate', streamId, candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null })
-            .catch(() => undefined);
-        });
-        await Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]);
-        const phoneAnswer = await rtp.processOffer(phoneSdp(phone.port, phone.streamId));
-        const toPhone = audioTarget(phoneAnswer);
-        await this.phones.target(phone, toPhone.host, toPhone.port);
-        const answer = await webrtc.processOffer(offer);
-        await browser.request({ op: 'answer', streamId, sdp: answer });
-        await webrtc.gatherCandidates();
-        await browser.request({ op: 'waitConnected', streamId, timeoutMs: CONNECT_TIMEOUT_MS });
-      }, CONNECT_TIMEOUT_MS + 10000);
+      return timeSetup(
+        () =>
+          setUpWebRtcCall({
+            kurento,
+            phones: this.phones,
+            phone,
+            browser,
+            streamId,
+            offer,
+            connectTimeoutMs: CONNECT_TIMEOUT_MS,
+            onPipeline: (pipeline) => {
+              this.harness.pipelines.push(pipeline);
+              this.streamNames.set(streamId, `browser->phone of pipeline ${pipeline.id} (${browser.name})`);
+              this.streamNames.set(phone.streamId, `phone->browser of pipeline ${pipeline.id} (${phone.worker.name})`);
+              const call = { pipelineId: pipeline.id, browser, browserStream: streamId, phone };
+              this.calls.set(streamId, call);
+              this.calls.set(phone.streamId, call);
+            },
+          }),
+        CONNECT_TIMEOUT_MS + 10000,
+      );
     });
   }
 

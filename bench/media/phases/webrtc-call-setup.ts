@@ -1,0 +1,92 @@
+/**
+ * One gateway-shaped WebRTC↔RTP call through ferry media, negotiated through the real kurento-client the
+ * way a gateway does it: MediaPipeline, WebRtcEndpoint + RtpEndpoint connected both ways, phone offer ->
+ * RtpEndpoint.processOffer, browser offer -> WebRtcEndpoint.processOffer, gatherCandidates with
+ * IceCandidateFound trickled to the browser, until the browser's PeerConnection is connected (ICE + DTLS).
+ * Shared by bench:media's ferry-webrtc target and bench/media/webrtc-call-memory.ts; the latter also reads
+ * the phase marks (ms since the pipeline create was sent).
+ */
+import type { LoadWorker } from '../load/load-worker';
+import type { Phone, PhonePool } from '../load/phone-pool';
+import type { KurentoClientInstance, KurentoIceCandidate, KurentoPipeline } from '../kurento/kurento-types';
+import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
+
+/** When each step of a call's set-up finished, in ms since the MediaPipeline create was sent. */
+export interface WebRtcCallMarks {
+  pipeline?: number;
+  endpoints?: number;
+  connected?: number;
+  rtpOffer?: number;
+  processOffer?: number;
+  browserAnswer?: number;
+  gatherCandidates?: number;
+  firstCandidate?: number;
+  /** the browser's ICE connection state 'connected' (its own clock, epoch-aligned) */
+  iceConnected?: number;
+  /** the browser's PeerConnection 'connected' (ICE + DTLS) */
+  dtlsConnected?: number;
+  /** the browser worker answered waitConnected (what bench:media times as the call's set-up) */
+  done?: number;
+}
+
+/** What the browser worker's waitConnected answers (epoch ms on its clock; absent from older workers). */
+export interface BrowserConnectTimes {
+  iceConnectedAt?: number;
+  connectedAt?: number;
+}
+
+export interface WebRtcCallParts {
+  kurento: KurentoClientInstance;
+  phones: PhonePool;
+  phone: Phone;
+  browser: LoadWorker;
+  /** the browser's stream id (its offer was already made with this id) */
+  streamId: number;
+  offer: string;
+  connectTimeoutMs: number;
+  /** called as soon as the pipeline exists (so a failed set-up still gets released) */
+  onPipeline?: (pipeline: KurentoPipeline) => void;
+  marks?: WebRtcCallMarks;
+}
+
+/** Epoch ms with sub-ms resolution, comparable across processes on one host. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export async function setUpWebRtcCall(p: WebRtcCallParts): Promise<void> {
+  const t0 = epochMs();
+  const marks = p.marks;
+  const mark = (k: keyof WebRtcCallMarks): void => {
+    if (marks) marks[k] = epochMs() - t0;
+  };
+  const pipeline = await p.kurento.create('MediaPipeline');
+  p.onPipeline?.(pipeline);
+  mark('pipeline');
+  const [webrtc, rtp] = await Promise.all([pipeline.create('WebRtcEndpoint'), pipeline.create('RtpEndpoint')]);
+  mark('endpoints');
+  webrtc.on('IceCandidateFound', (ev) => {
+    const c = ev.candidate as KurentoIceCandidate | undefined;
+    if (!c?.candidate) return;
+    if (marks && marks.firstCandidate === undefined) mark('firstCandidate');
+    p.browser
+      .request({ op: 'candidate', streamId: p.streamId, candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null })
+      .catch(() => undefined);
+  });
+  await Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]);
+  mark('connected');
+  const phoneAnswer = await rtp.processOffer(phoneSdp(p.phone.port, p.phone.streamId));
+  const toPhone = audioTarget(phoneAnswer);
+  await p.phones.target(p.phone, toPhone.host, toPhone.port);
+  mark('rtpOffer');
+  const answer = await webrtc.processOffer(p.offer);
+  mark('processOffer');
+  await p.browser.request({ op: 'answer', streamId: p.streamId, sdp: answer });
+  mark('browserAnswer');
+  await webrtc.gatherCandidates();
+  mark('gatherCandidates');
+  const times = await p.browser.request<BrowserConnectTimes | undefined>({ op: 'waitConnected', streamId: p.streamId, timeoutMs: p.connectTimeoutMs });
+  mark('done');
+  if (marks && times?.iceConnectedAt !== undefined) marks.iceConnected = times.iceConnectedAt - t0;
+  if (marks && times?.connectedAt !== undefined) marks.dtlsConnected = times.connectedAt - t0;
+}
