@@ -12,6 +12,7 @@ import {
   preferSrtpProfiles,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
+  skipWeriftSrtp,
   weriftIceBaseModule,
   type DtlsSocketInternals,
   type IceConnectionInternals,
@@ -58,7 +59,7 @@ async function gathered(pc: RTCPeerConnection): Promise<void> {
   await pollUntil(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'ICE gathering' });
 }
 
-async function connectedPair(): Promise<{ a: Peer; b: Peer }> {
+async function connectedPair(beforeConnect?: (b: RTCPeerConnection) => void): Promise<{ a: Peer; b: Peer }> {
   const a = newPc();
   const b = newPc();
   a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
@@ -74,6 +75,7 @@ async function connectedPair(): Promise<{ a: Peer; b: Peer }> {
   const answer = await b.createAnswer();
   disableDefaultStunServer(b);
   await b.setLocalDescription(answer);
+  beforeConnect?.(b);
   await gathered(b);
   await a.setRemoteDescription(b.localDescription!);
   const peer = (pc: RTCPeerConnection): Peer => ({
@@ -166,10 +168,42 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
     assert.equal(await sendDtlsCloseNotify(b.transport), true);
     await pollUntil(() => a.transport.state === 'closed', { timeoutMs: 5000, what: "A's DTLS transport closed by ferry's close_notify" });
 
+    // werift's own SRTP sessions (RTCDtlsTransport.startSrtp / srtpStarted / srtp / srtcp) exist unless skipped
+    const wt = (t: RTCDtlsTransport) => t as unknown as { startSrtp: unknown; srtpStarted: boolean; srtp: unknown; srtcp: unknown };
+    assert.equal(typeof wt(a.transport).startSrtp, 'function', 'RTCDtlsTransport.startSrtp');
+    assert.equal(wt(a.transport).srtpStarted, true, 'RTCDtlsTransport.srtpStarted once connected');
+    assert.ok(wt(a.transport).srtp && wt(a.transport).srtcp, 'werift keyed its SRTP/SRTCP sessions (positive control for the skip below)');
+    assert.equal(skipWeriftSrtp(a.transport), false, 'too late once SRTP started');
+
     // iceBase module constants (RFC 7675 consent timing)
     const iceBase = weriftIceBaseModule();
     assert.equal(typeof iceBase.CONSENT_INTERVAL, 'number', 'iceBase.CONSENT_INTERVAL');
     assert.equal(typeof iceBase.CONSENT_TIMEOUT, 'number', 'iceBase.CONSENT_TIMEOUT');
+  });
+
+  test('skipWeriftSrtp: werift keys no SRTP session of its own, DTLS still connects and ferry keys and carries media', async () => {
+    let skipped: boolean | undefined;
+    const { a, b } = await connectedPair((pc) => {
+      skipped = skipWeriftSrtp(pc.dtlsTransports[0]!);
+    });
+    assert.equal(skipped, true);
+    const wb = b.transport as unknown as { srtpStarted: boolean; srtp: unknown; srtcp: unknown };
+    assert.equal(b.transport.state, 'connected');
+    assert.equal(wb.srtpStarted, true);
+    assert.equal(wb.srtp, undefined, 'no werift SRTP session on the skipped side');
+    assert.equal(wb.srtcp, undefined, 'no werift SRTCP session on the skipped side');
+    // ferry's own path is untouched: keyed from the exporter, protects, and werift on A decrypts it
+    const ours = srtpFromDtls(b.transport);
+    const got: number[] = [];
+    a.transport.onRtp.subscribe((rtp) => got.push(rtp.header.sequenceNumber));
+    demultiplexIceSockets(b.pc, () => undefined);
+    const packet = Buffer.alloc(172);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(4343, 2);
+    assert.equal(sendOnSelectedPair(b.transport, ours.outbound.protectRtp(packet, undefined, 0x0a0b0c0d)), true);
+    await pollUntil(() => got.includes(4343), { timeoutMs: 5000, what: 'werift on A to decrypt what ferry sent with werift SRTP skipped' });
+    // werift's own send path on the skipped side fails softly (its callers catch): no throw, nothing sent
+    assert.equal(await b.transport.sendRtp(Buffer.alloc(160), new RtpHeader({ payloadType: 0, sequenceNumber: 1, timestamp: 0, ssrc: 1, marker: false })), 0);
   });
 });
 
@@ -193,6 +227,8 @@ const PRIVATE_NAMES = [
   'rolloverCounter',
   'remoteContext',
   'srtcp',
+  'startSrtp',
+  'srtpStarted',
 ];
 
 /** What a source text does below werift's public API: deep imports, casts of werift objects, private names. */

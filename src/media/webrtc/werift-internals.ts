@@ -321,6 +321,24 @@ export async function sendDtlsCloseNotify(transport: RTCDtlsTransport): Promise<
   return sendOnSelectedPairNow(transport, record);
 }
 
+/**
+ * werift keys SRTP and SRTCP sessions of its own when DTLS connects (`RTCDtlsTransport.startSrtp`: two sets of
+ * ciphers and HMACs, the key material, a subscriber on every ICE datagram) for media it never sees on ferry's
+ * path: the demultiplexer hands SRTP/SRTCP to ferry's contexts (dtls-srtp-session.ts), and werift's senders and
+ * receivers, which would send RTCP through those sessions, start only on media werift carries (none here).
+ * Skip it on one transport, before DTLS connects: each call keeps less memory. werift's `sendRtp`/`sendRtcp` then
+ * have no session; their callers catch that (and none runs on ferry's path). Returns false and changes nothing
+ * when this werift has no such step or it already ran.
+ */
+export function skipWeriftSrtp(transport: RTCDtlsTransport): boolean {
+  const t = transport as unknown as { startSrtp?: unknown; srtpStarted?: boolean };
+  if (typeof t.startSrtp !== 'function' || t.srtpStarted === true) return false;
+  t.startSrtp = () => {
+    t.srtpStarted = true;
+  };
+  return true;
+}
+
 const HANDSHAKE_HELLO_VERIFY_REQUEST = 3;
 
 /**

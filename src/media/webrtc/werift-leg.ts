@@ -41,6 +41,7 @@ import {
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   sendOnSelectedPairNow,
+  skipWeriftSrtp,
   type IceSocketCounters,
 } from './werift-internals';
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
@@ -69,6 +70,19 @@ export interface WeriftLegOptions {
 export const DEFAULT_SRTP_PROFILES: readonly SrtpProfileName[] = ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'];
 
 const TELEPHONE_EVENT_DEFAULT_PT = 101;
+
+/**
+ * ferry answers as the DTLS server (`a=setup:passive`, RFC 5763 §5 allows either role to the answerer; werift
+ * would write `active`). The browser, which learns the ICE result last (it is the controlling agent: ferry's side
+ * is connected once it answers the nominating check), starts the handshake when it is ready, and ferry's DTLS
+ * server is listening by then. As the client, ferry's ClientHello went out 100 ms after ferry's ICE was connected
+ * (werift's fixed pause) and, when the browser's DTLS was not started yet (a loaded browser), was lost and
+ * retransmitted 500 ms later: call set-up took about 0.5 s longer. As the server, ferry's SRTP profile preference
+ * decides (DEFAULT_SRTP_PROFILES), whoever offered.
+ */
+function answerAsDtlsServer(sdp: string): string {
+  return sdp.replace(/^a=setup:active$/gm, 'a=setup:passive');
+}
 
 /**
  * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
@@ -182,7 +196,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     try {
       const answer = await pc.createAnswer();
       disableDefaultStunServer(pc);
-      await pc.setLocalDescription(answer);
+      await pc.setLocalDescription({ type: 'answer', sdp: answerAsDtlsServer(answer.sdp) });
     } catch (err) {
       throw new WebRtcSdpError('process-offer', `cannot create answer: ${(err as Error).message}`);
     }
@@ -445,6 +459,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       if (!preferSrtpProfiles(t, (this.options.srtpProfiles ?? DEFAULT_SRTP_PROFILES).map((n) => srtpProfile(n).dtlsId))) {
         this.options.logger.warn('DTLS started before the SRTP profile preference was set; werift\'s order applies');
       }
+      // ferry's own SRTP carries the media (dtls-srtp-session.ts); werift's sessions would only hold memory.
+      skipWeriftSrtp(t);
       t.onStateChange.subscribe((s) => this.onDtlsState(t, s));
     }
   }
