@@ -38,6 +38,7 @@ export function loadSipSettings(env: Env = process.env): SipSettings {
     secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000, env),
     restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000, env),
+    unroutedHold: { holdMs: envInt('FERRY_SIP_UNROUTED_HOLD_MS', 5000, env) },
     timers: {
       t1: envInt('FERRY_SIP_T1_MS', 500, env),
       t2: envInt('FERRY_SIP_T2_MS', 4000, env),

@@ -6,6 +6,7 @@ import type { ControlLimits } from './control/control-limits';
 import { NextHopResolver } from './engine/next-hop-resolver';
 import { DEFAULT_ORPHAN_DIALOG_MS, SHUTDOWN_BYE_REASON, SipEngine } from './engine/sip-engine';
 import { FlowBindings } from './registrar/flow-bindings';
+import type { UnroutedHoldLimits } from './engine/unrouted-request-hold';
 import { DEFAULT_TIMERS, type TimerConfig } from './transaction/timer-config';
 import { TcpTransport } from './transport/tcp-transport';
 import { UdpTransport } from './transport/udp-transport';
@@ -40,6 +41,8 @@ export interface SipEngineOptions {
   orphanDialogMs?: number;
   /** after start, how long an in-dialog request for an unknown dialog waits for an app's claim before 481 (default 10000) */
   restartHoldMs?: number;
+  /** bounds of the hold for new requests no app routes yet, right after start or while no app is connected (docs/sip-engine.md) */
+  unroutedHold?: Partial<UnroutedHoldLimits>;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
 }
@@ -91,7 +94,8 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls), bindings,
-    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs);
+    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
+    options.unroutedHold);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);

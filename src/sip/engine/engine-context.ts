@@ -12,6 +12,7 @@ import type { LocalAddress } from './local-address';
 import type { NextHopResolver } from './next-hop-resolver';
 import type { PendingServerRequest, PendingServerRequests } from './pending-server-requests';
 import type { RestartHeldRequests } from './restart-held-requests';
+import type { UnroutedRequestHold } from './unrouted-request-hold';
 
 /** What the engine's parts share: time, configuration, the app side, and the engine's tables. */
 export interface EngineContext {
@@ -29,6 +30,8 @@ export interface EngineContext {
   readonly pending: PendingServerRequests;
   /** in-dialog requests for dialogs unknown right after start, waiting for their app's claim */
   readonly restartHeld: RestartHeldRequests;
+  /** new requests no app routes yet, waiting (right after start, or while no app is connected) for one that does */
+  readonly unroutedHold: UnroutedRequestHold;
   /** set once the engine stops: no new request goes to an app, nothing new is held */
   readonly lifecycle: { closing: boolean };
 }

@@ -20,6 +20,7 @@ export async function endAllDialogs(ctx: EngineContext, parts: { uas: UasCore; u
   const started = ctx.clock.now();
   ctx.lifecycle.closing = true;
   ctx.restartHeld.expireAll();
+  ctx.unroutedHold.expireAll();
   parts.uas.answerAllPending();
   const early = parts.uac.abandonAllInvites();
   const byes: Array<Promise<number>> = [];

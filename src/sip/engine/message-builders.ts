@@ -54,6 +54,13 @@ export function replaceLocalhost(value: string, host: string, port: number, tran
   return s;
 }
 
+/** 503 with `Retry-After` (RFC 3261 §21.5.4): the client may try again after `retryAfterS` seconds. */
+export function makeUnavailable(req: SipRequest, retryAfterS: number, toTag?: string, reason?: string): SipResponse {
+  const res = makeResponse(req, 503, toTag, reason);
+  res.headers.append('Retry-After', String(retryAfterS));
+  return res;
+}
+
 export { tagOf };
 
 /** Headers an app may not set on requests and responses (the engine owns them). */

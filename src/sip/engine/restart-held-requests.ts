@@ -32,6 +32,11 @@ export class RestartHeldRequests {
     this.until = clock.now() + holdMs;
   }
 
+  /** true while ferry sip started less than `holdMs` ago */
+  get open(): boolean {
+    return this.until > this.clock.now();
+  }
+
   /** true while the window is open: the request was kept */
   hold(req: HeldRequest, callId: string, localTag: string, remoteTag: string): boolean {
     const left = this.until - this.clock.now();

@@ -19,7 +19,7 @@ import type { EngineContext } from './engine-context';
 import { endAllDialogs, type GracefulStopResult } from './graceful-stop';
 import { DEFAULT_ORPHAN_DIALOG_MS, FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER } from './engine-reasons';
 import { LocalAddress, type EngineAddressing } from './local-address';
-import { makeResponse } from './message-builders';
+import { makeResponse, makeUnavailable, randomToken } from './message-builders';
 import { NetworkIntake } from './network-intake';
 import type { NextHopResolver } from './next-hop-resolver';
 import { PendingServerRequests, type PendingServerRequest } from './pending-server-requests';
@@ -28,6 +28,7 @@ import { ProxyCore } from '../proxy/proxy-core';
 import { DEFAULT_RESTART_HOLD_MS, RestartHeldRequests } from './restart-held-requests';
 import { UacCore } from './uac-core';
 import { UasCore } from './uas-core';
+import { DEFAULT_UNROUTED_HOLD, UNROUTED_RETRY_AFTER_S, UnroutedRequestHold, type UnroutedHoldLimits } from './unrouted-request-hold';
 import { callIdOf } from '../message/sip-message';
 
 export type { EngineAddressing } from './local-address';
@@ -68,6 +69,7 @@ export class SipEngine implements ControlHandler {
     log: Logger,
     orphanDialogMs = DEFAULT_ORPHAN_DIALOG_MS,
     restartHoldMs = DEFAULT_RESTART_HOLD_MS,
+    unroutedHoldLimits: Partial<UnroutedHoldLimits> = {},
   ) {
     this.bindings = bindings;
     const local = new LocalAddress(addressing);
@@ -75,6 +77,11 @@ export class SipEngine implements ControlHandler {
       if (h.txn.finalSent || h.txn.terminated) return;
       h.txn.respond(makeResponse(h.request, 481));
       log.info('request for an unknown dialog answered 481: no app claimed its dialog after the restart', { callId: callIdOf(h.request), method: h.request.method });
+    });
+    const unroutedHold = new UnroutedRequestHold(clock, { ...DEFAULT_UNROUTED_HOLD, ...unroutedHoldLimits }, (h) => {
+      if (h.txn.finalSent || h.txn.terminated) return;
+      h.txn.respond(makeUnavailable(h.request, UNROUTED_RETRY_AFTER_S, randomToken()));
+      log.info('held new request answered 503: no app routed it in time', { method: h.request.method, callId: callIdOf(h.request), retryAfterS: UNROUTED_RETRY_AFTER_S });
     });
     this.ctx = {
       clock, timers, router, resolver, bindings, local, log,
@@ -84,6 +91,7 @@ export class SipEngine implements ControlHandler {
       clients: new ClientTransactionTable<ClientRequest>(clock, timers),
       pending: new PendingServerRequests(clock, timers),
       restartHeld,
+      unroutedHold,
       lifecycle: { closing: false },
     };
     this.owners = new DialogOwners(this.ctx, orphanDialogMs, {
@@ -140,7 +148,7 @@ export class SipEngine implements ControlHandler {
       dialogs: ctx.dialogs.size,
       bindings: ctx.bindings.size,
       orphanedDialogs: this.owners.size,
-      heldRequests: this.owners.heldCount + ctx.restartHeld.size,
+      heldRequests: this.owners.heldCount + ctx.restartHeld.size + ctx.unroutedHold.size,
       ...this.proxyDispatch.stats?.(),
     };
   }
@@ -157,6 +165,7 @@ export class SipEngine implements ControlHandler {
 
   onFlowClosed(flow: Flow): void {
     this.bindings.forgetFlow(flow);
+    this.ctx.unroutedHold.forgetFlow(flow);
   }
 
   /**
@@ -212,9 +221,13 @@ export class SipEngine implements ControlHandler {
     this.proxyDispatch.proxy(app, m, pending && !pending.done ? pending : undefined);
   }
 
-  /** A new app routed `verb`: it takes every orphaned dialog holding a request of that method, at once. */
+  /**
+   * A new app routed `verb`: it takes every orphaned dialog holding a request of that method, and the new
+   * requests of that method held while no app routed it, at once.
+   */
   onAppRoute(app: AppConnection, verb: string): void {
     this.owners.onAppRoute(app, verb);
+    this.uas.onAppRoute(verb);
   }
 
   /**
@@ -244,6 +257,7 @@ export class SipEngine implements ControlHandler {
     const { ctx } = this;
     ctx.lifecycle.closing = true;
     ctx.restartHeld.expireAll();
+    ctx.unroutedHold.expireAll();
     ctx.serverTxns.abortAll();
     ctx.clients.abortAll();
     for (const p of ctx.pending.values()) ctx.pending.finish(p);

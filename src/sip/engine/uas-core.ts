@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LogThrottle } from '../../common/log-throttle';
 import type { AppConnection } from '../control/app-connection';
 import type { AppSipMessage } from '../control/control-server';
 import { type Dialog, makeDialogId } from '../dialog/dialog';
@@ -13,13 +14,14 @@ import type { Flow } from '../transport/flow';
 import type { DialogOwners } from './dialog-owners';
 import type { EngineContext } from './engine-context';
 import { ACK_TIMEOUT_REASON } from './engine-reasons';
-import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
+import { ENGINE_OWNED, makeResponse, makeUnavailable, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
 import type { HeldRequest } from './orphan-dialogs';
 import type { PendingServerRequest } from './pending-server-requests';
 import type { ProxyDispatch } from './proxy-dispatch';
 import { ReliableProvisional } from './reliable-provisional';
 import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-dialogs';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
+import { UNROUTED_RETRY_AFTER_S } from './unrouted-request-hold';
 
 /** What the UAS core asks of the rest of the engine. */
 export interface UasPeers {
@@ -35,7 +37,12 @@ export interface UasPeers {
  * responses to them, which create UAS dialogs (2xx to INVITE, 200/202 to SUBSCRIBE).
  */
 export class UasCore {
-  constructor(private readonly ctx: EngineContext, private readonly peers: UasPeers) {}
+  /** one warning per bound per 10 s while a flood meets the hold's bounds */
+  private readonly holdFullLog: LogThrottle;
+
+  constructor(private readonly ctx: EngineContext, private readonly peers: UasPeers) {
+    this.holdFullLog = new LogThrottle(10_000, () => ctx.clock.now());
+  }
 
   /** A request from the network that passed validation (its top Via already stamped). */
   onRequest(req: SipRequest, flow: Flow): void {
@@ -93,11 +100,52 @@ export class UasCore {
     }
     const app = this.ctx.lifecycle.closing ? undefined : router.next(req.method);
     if (!app) {
-      txn.respond(makeResponse(req, 503, randomToken()));
-      this.ctx.log.info('no app routed for request', { method: req.method, callId: callIdOf(req) });
+      this.onUnroutedRequest(req, flow, key, txn);
       return;
     }
     this.deliver(app, req, flow, key, txn, undefined);
+  }
+
+  /**
+   * A new request no connected app routes. Right after start (the restart window) or while no app is
+   * connected at all, an app is probably on its way (ferry sip restarted, the app's control connection is
+   * reconnecting): the request is held — within the hold's bounds — until an app routes its method.
+   * Otherwise, or beyond the bounds, it is answered 503 with Retry-After at once.
+   */
+  private onUnroutedRequest(req: SipRequest, flow: Flow, key: string, txn: ServerTransaction): void {
+    const { router, restartHeld, unroutedHold, lifecycle, log } = this.ctx;
+    const appExpected = !lifecycle.closing && (restartHeld.open || router.connected().length === 0);
+    const refusal = appExpected ? unroutedHold.hold({ request: req, flow, key, txn }) : 'off';
+    if (!refusal) {
+      log.info('new request held: no app routes it yet', { method: req.method, callId: callIdOf(req), held: unroutedHold.size, holdMs: unroutedHold.limits.holdMs });
+      return;
+    }
+    txn.respond(makeUnavailable(req, UNROUTED_RETRY_AFTER_S, randomToken()));
+    if (refusal === 'off' || refusal === 'method') {
+      log.info('no app routed for request', { method: req.method, callId: callIdOf(req) });
+      return;
+    }
+    const admitted = this.holdFullLog.admit(refusal);
+    if (admitted) {
+      log.warn('new request answered 503: the hold for unrouted requests is full', {
+        method: req.method, callId: callIdOf(req), from: flow.remoteAddress, bound: refusal, held: unroutedHold.size, heldBytes: unroutedHold.bytes,
+        suppressedSinceLastLine: admitted.suppressed,
+      });
+    }
+  }
+
+  /** An app now routes `verb`: the new requests held for that method go to the apps that route it. */
+  onAppRoute(verb: string): void {
+    const method = verb.toUpperCase();
+    for (const h of this.ctx.unroutedHold.take(method)) {
+      const app = this.ctx.router.next(method);
+      if (!app) {
+        h.txn.respond(makeUnavailable(h.request, UNROUTED_RETRY_AFTER_S, randomToken()));
+        continue;
+      }
+      this.ctx.log.info('held new request offered to app', { method, callId: callIdOf(h.request), app: app.id });
+      this.deliver(app, h.request, h.flow, h.key, h.txn, undefined);
+    }
   }
 
   /** A request in a known dialog: to its owner, to another app that routes the method, or held for the dialog. */
@@ -294,7 +342,7 @@ export class UasCore {
         held++;
         continue;
       }
-      p.txn.respond(makeResponse(p.request, 503, p.toTag));
+      p.txn.respond(makeUnavailable(p.request, UNROUTED_RETRY_AFTER_S, p.toTag));
       this.ctx.log.info('request pending at a gone app answered 503', { callId: callIdOf(p.request), method: p.request.method, app: app.id });
       refused++;
     }
