@@ -10,6 +10,50 @@
   /** a call whose browser found no ICE candidate within this long fails with a message */
   var ICE_GATHER_TIMEOUT_MS = 5000;
 
+  /**
+   * Registration retry. JsSIP does not send a failed REGISTER again; after a server restart (503, 408,
+   * 480, a timeout, a lost connection) the page would stay unregistered. Such a failure is retried after
+   * the server's Retry-After when it gives one, else after 1 s doubling to 30 s (plus up to 20 % jitter,
+   * so many pages do not come back at once). Any other failure (a wrong password) stays failed.
+   * window.ferryRegisterRetries counts the retries scheduled, window.ferryRegisterRetryMs the last delay.
+   */
+  var registerRetry = {
+    timer: null, attempt: 0,
+    TRANSIENT_STATUS: [408, 480, 503],
+    TRANSIENT_CAUSES: ['Connection Error', 'Request Timeout'],
+    FIRST_MS: 1000, MAX_MS: 30000, MAX_RETRY_AFTER_MS: 300000,
+    transient: function (e) {
+      var status = e.response ? e.response.status_code : 0;
+      return this.TRANSIENT_STATUS.indexOf(status) >= 0 || (!e.response && this.TRANSIENT_CAUSES.indexOf(e.cause) >= 0);
+    },
+    delayMs: function (e) {
+      var ra = e.response && e.response.getHeader ? parseInt(String(e.response.getHeader('Retry-After') || ''), 10) : NaN;
+      if (isFinite(ra) && ra >= 0) return Math.min(Math.max(ra * 1000, 500), this.MAX_RETRY_AFTER_MS);
+      var base = Math.min(this.FIRST_MS * Math.pow(2, this.attempt), this.MAX_MS);
+      return Math.round(base * (1 + 0.2 * Math.random()));
+    },
+    /** schedules a new REGISTER on `forUa` after a transient failure; returns the delay, or -1 */
+    schedule: function (forUa, e) {
+      if (!this.transient(e)) return -1;
+      var ms = this.delayMs(e);
+      this.attempt++;
+      this.cancel();
+      window.ferryRegisterRetries = (window.ferryRegisterRetries || 0) + 1;
+      window.ferryRegisterRetryMs = ms;
+      var self = this;
+      this.timer = setTimeout(function () {
+        self.timer = null;
+        if (ua !== forUa || forUa.isRegistered()) return;
+        setRegState('registering');
+        // without a connection JsSIP registers by itself once its WebSocket is back
+        if (forUa.isConnected()) forUa.register();
+      }, ms);
+      return ms;
+    },
+    cancel: function () { if (this.timer) clearTimeout(this.timer); this.timer = null; },
+    reset: function () { this.cancel(); this.attempt = 0; },
+  };
+
   /** the ring tone: WebAudio-generated (two tones, 2 s on, 4 s off), no audio file */
   var ringer = {
     ctx: null, timer: null, nodes: [],
@@ -248,6 +292,7 @@
   function register() {
     var user = $('user').value.trim();
     if (!user) { message('Enter a user.'); return; }
+    registerRetry.reset();
     var socket = new JsSIP.WebSocketInterface($('ws-url').value.trim());
     ua = new JsSIP.UA({
       sockets: [socket],
@@ -256,9 +301,16 @@
       register: true,
       session_timers: true,
     });
-    ua.on('registered', function () { setRegState('registered'); buttons(); });
+    var thisUa = ua;
+    ua.on('registered', function () { registerRetry.reset(); setRegState('registered'); buttons(); });
     ua.on('unregistered', function () { setRegState('unregistered'); buttons(); });
-    ua.on('registrationFailed', function (e) { setRegState('failed'); message('Registration failed: ' + e.cause + '.'); buttons(); });
+    ua.on('registrationFailed', function (e) {
+      setRegState('failed');
+      var retryMs = registerRetry.schedule(thisUa, e);
+      var status = e.response ? ' (' + e.response.status_code + ')' : '';
+      message('Registration failed: ' + e.cause + status + '.' + (retryMs >= 0 ? ' Trying again in ' + Math.ceil(retryMs / 1000) + ' s.' : ''));
+      buttons();
+    });
     ua.on('disconnected', function () { if (ua) setRegState('disconnected'); buttons(); });
     ua.on('newRTCSession', function (e) {
       if (session && !session.isEnded() && e.originator === 'remote') { e.session.terminate({ status_code: 486 }); return; }
@@ -270,6 +322,7 @@
   }
 
   function unregister() {
+    registerRetry.reset();
     if (!ua) return;
     ua.stop();
     ua = null;
