@@ -119,9 +119,9 @@ describe('media: ferry-owned SRTP path against real Chromium', { timeout: 90_000
     return { page, leg, fromBrowser };
   }
 
-  // Which profile: the DTLS server picks from what the client offers. ferry is the server either way (it answers
-  // a=setup:passive; offering, Chromium answers active), so ferry's preference decides (AES-CM by default; GCM first
-  // when the leg is told so).
+  // Which profile: the DTLS server picks from what the client offers. Chromium offering makes it the server
+  // (werift answers a=setup:active) and it picks AES-CM; ferry offering makes ferry the server, and ferry's
+  // preference decides (AES-CM by default; GCM first when the leg is told so).
   const cases: { name: string; ferryOffers: boolean; srtpProfiles?: SrtpProfileName[]; expect: SrtpProfileName }[] = [
     { name: 'Chromium offers', ferryOffers: false, expect: 'AES_CM_128_HMAC_SHA1_80' },
     { name: 'ferry offers (default preference)', ferryOffers: true, expect: 'AES_CM_128_HMAC_SHA1_80' },

@@ -14,7 +14,7 @@ import { rtcpReceiverReportAndBye } from '../helpers/rtp-peer-parts';
 /**
  * The werift-based WebRTC leg against an independent WebRTC peer (werift's own unmodified stack, in its own
  * process: test/helpers/media-webrtc-peer.ts) over 127.0.0.1: trickle ICE,
- * DTLS-SRTP (ferry answers as the DTLS server; AES_CM_128_HMAC_SHA1_80 through ferry's own SRTP), RTP and DTMF both ways with payload bytes compared, our RTCP SR/BYE, the browser's BYE,
+ * DTLS-SRTP (AEAD_AES_128_GCM through ferry's own SRTP), RTP and DTMF both ways with payload bytes compared, our RTCP SR/BYE, the browser's BYE,
  * DTLS close_notify both ways (measured), SRTP replay protection, ICE consent loss, port accounting.
  */
 const logger = createLogger('test.media-webrtc-leg');
@@ -127,11 +127,9 @@ describe('WebRTC leg (werift) against a WebRTC peer on loopback', () => {
     const a = h.leg.activity();
     assert.equal(a.packetsOut, N + 3);
     assert.equal(a.packetsIn, N + 3);
-    // ferry's own packet path: ferry answers as the DTLS server (a=setup:passive), so its preference decides
-    // (AES-CM first; the peer, werift, would pick GCM), and every SRTP datagram from the selected pair went
-    // through the RFC 7983 demultiplexer to ferry's AES-CM context.
-    assert.equal(h.leg.srtpProfile, 'AES_CM_128_HMAC_SHA1_80');
-    assert.match(h.leg.localDescription() ?? '', /^a=setup:passive$/m, 'ferry answered as the DTLS server');
+    // ferry's own packet path: werift prefers AEAD_AES_128_GCM, so two werift stacks negotiate it, and every
+    // SRTP datagram from the selected pair went through the RFC 7983 demultiplexer to ferry's GCM context.
+    assert.equal(h.leg.srtpProfile, 'AEAD_AES_128_GCM');
     const demux = h.leg.demuxCounters;
     assert.ok(demux.media >= N + 3, `media datagrams through the demultiplexer: ${demux.media}`);
     assert.equal(demux.mediaOffPath, 0);

@@ -72,19 +72,6 @@ export const DEFAULT_SRTP_PROFILES: readonly SrtpProfileName[] = ['AES_CM_128_HM
 const TELEPHONE_EVENT_DEFAULT_PT = 101;
 
 /**
- * ferry answers as the DTLS server (`a=setup:passive`, RFC 5763 §5 allows either role to the answerer; werift
- * would write `active`). The browser, which learns the ICE result last (it is the controlling agent: ferry's side
- * is connected once it answers the nominating check), starts the handshake when it is ready, and ferry's DTLS
- * server is listening by then. As the client, ferry's ClientHello went out 100 ms after ferry's ICE was connected
- * (werift's fixed pause) and, when the browser's DTLS was not started yet (a loaded browser), was lost and
- * retransmitted 500 ms later: call set-up took about 0.5 s longer. As the server, ferry's SRTP profile preference
- * decides (DEFAULT_SRTP_PROFILES), whoever offered.
- */
-function answerAsDtlsServer(sdp: string): string {
-  return sdp.replace(/^a=setup:active$/gm, 'a=setup:passive');
-}
-
-/**
  * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
  * host addresses only, DTLS-SRTP, one audio m-line with G.711 + telephone-event. werift does ICE, DTLS
  * and SDP; the packet path is ferry's: an RFC 7983 demultiplexer on the ICE sockets (werift-internals.ts)
@@ -196,7 +183,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     try {
       const answer = await pc.createAnswer();
       disableDefaultStunServer(pc);
-      await pc.setLocalDescription({ type: 'answer', sdp: answerAsDtlsServer(answer.sdp) });
+      await pc.setLocalDescription(answer);
     } catch (err) {
       throw new WebRtcSdpError('process-offer', `cannot create answer: ${(err as Error).message}`);
     }
