@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ChildSpec, SupervisedChild } from './supervisor/child-process-supervisor';
+import { PACKAGE_ROOT } from '../common/package-root';
 
 /**
  * The private Redis `ferry start` runs when no REDIS_URL is given: Debian's `redis-server` on a free
@@ -21,7 +22,7 @@ export interface PrivateRedis {
 }
 
 export function defaultDataDir(): string {
-  return path.join(__dirname, '..', '..', '.ferry');
+  return path.join(PACKAGE_ROOT, '.ferry');
 }
 
 export class DataDirInUse extends Error {}

@@ -4,6 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { guarded } from '../../common/process-faults';
 import { withParentDeathSignal } from './parent-death-signal';
+import { PACKAGE_ROOT } from '../../common/package-root';
 
 /** Any program run as a supervised child. */
 export interface ChildSpec {
@@ -34,7 +35,7 @@ export interface Ready {
   info: Record<string, unknown>;
 }
 
-const FERRY_BIN = path.join(__dirname, '..', '..', '..', 'bin', 'ferry');
+const FERRY_BIN = path.join(PACKAGE_ROOT, 'bin', 'ferry');
 
 /** Children alive right now; SIGKILLed if this process exits with them still running. */
 const liveChildren = new Set<ChildProcess>();

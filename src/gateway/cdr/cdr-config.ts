@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { PACKAGE_ROOT } from '../../common/package-root';
 
 /** CDR and recording settings, read once at start (docs/cdr.md, docs/recording.md). */
 export interface CdrConfig {
@@ -16,8 +17,6 @@ export interface CdrConfig {
 
 type Env = Record<string, string | undefined>;
 
-/** the package root (src/gateway/cdr -> three levels up), as ferry media computes its default data directory */
-const PACKAGE_ROOT = path.join(__dirname, '..', '..', '..');
 
 export function cdrConfigFromEnv(env: Env = process.env): CdrConfig {
   const int = (name: string, fallback: number, min: number, max: number): number => {

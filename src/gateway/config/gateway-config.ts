@@ -9,6 +9,7 @@ import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
 import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
 import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 import { parseMediaUrlList } from '../media-servers/media-url-list';
+import { PACKAGE_ROOT } from '../../common/package-root';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -61,7 +62,7 @@ export interface GatewayConfig {
 type Env = Record<string, string | undefined>;
 
 export function defaultSipConfigFile(): string {
-  return path.join(__dirname, '..', '..', '..', 'sip-config', 'ferry.json');
+  return path.join(PACKAGE_ROOT, 'sip-config', 'ferry.json');
 }
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {

@@ -12,6 +12,7 @@ import type { RouteTable } from '../api/route-table';
 import { summarizeCall } from './call-summary';
 import { HttpAccess, hostName } from './http-access';
 import { jssipBundle } from './jssip-bundle';
+import { srcPath } from '../../common/package-root';
 
 export interface HttpApi {
   listCalls(): Promise<CallRecord[]>;
@@ -202,7 +203,7 @@ export class HttpServer {
         // over HTTPS: browsers keep to HTTPS for this host for a day
         ...(secure ? { 'Strict-Transport-Security': 'max-age=86400' } : {}),
       } : {};
-      return this.send(res, 200, st.type, await readFile(path.join(__dirname, st.file), 'utf8'), csp);
+      return this.send(res, 200, st.type, await readFile(srcPath('gateway', 'http', st.file), 'utf8'), csp);
     }
     if (p === '/jssip.js') return this.send(res, 200, 'text/javascript; charset=utf-8', await jssipBundle());
     if (p === '/healthz') return this.json(res, 200, { ok: true });

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { envInt, type Env } from '../../common/env';
+import { PACKAGE_ROOT } from '../../common/package-root';
 
 /** Where PlayerEndpoint and RecorderEndpoint may read and write, and how much they may fetch. */
 export interface MediaFilesConfig {
@@ -11,8 +12,6 @@ export interface MediaFilesConfig {
   httpTimeoutMs: number;
 }
 
-/** The package root (src/media/media-files -> three levels up). */
-const PACKAGE_ROOT = path.join(__dirname, '..', '..', '..');
 
 /**
  * FERRY_MEDIA_FILES_DIR (default `<FERRY_DATA_DIR>/media`, FERRY_DATA_DIR defaulting to `<package root>/.ferry`),

@@ -7,6 +7,7 @@ import type { MediaConfig } from '../server/media-config';
 import type { ElementState, FromWorker, RelayWorkerData, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
 import type { ElementWorker } from './remote-element';
 import { guarded } from '../../common/process-faults';
+import { RUNNING_BUNDLED } from '../../common/package-root';
 
 /** What the control plane does with what workers send (media-set.ts). */
 export interface WorkerPoolHandlers {
@@ -26,15 +27,18 @@ const STATS_TIMEOUT_MS = 2_000;
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 10_000;
 
-const WORKER_MODULE = path.join(__dirname, 'relay-worker.ts');
 /**
- * The worker thread's first lines: ferry runs its TypeScript sources through tsx (bin/ferry), so the
- * worker registers tsx before loading relay-worker.ts. execArgv is empty: a test runner's flags are not
+ * The relay worker's module and the worker thread's first lines. From the sources (bin/ferry through tsx)
+ * the worker registers tsx, then loads relay-worker.ts; from the start-up bundle (bin/ferry-bundle.js)
+ * relay-worker.js is a bundle next to this one and needs no tsx. Either way relay-worker's start check
+ * compares workerData.module with its own __filename. execArgv is empty: a test runner's flags are not
  * the worker's business.
  */
+const WORKER_MODULE = path.join(__dirname, RUNNING_BUNDLED ? 'relay-worker.js' : 'relay-worker.ts');
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
-require(workerData.tsxApi).register();
+if (workerData.tsxApi) require(workerData.tsxApi).register();
+else process.setSourceMapsEnabled(true);
 require(workerData.module);
 `;
 
@@ -69,11 +73,11 @@ export class RelayWorker implements ElementWorker {
 
   /** Start the thread; resolves when it says ready, rejects when it dies first or takes too long. */
   start(): Promise<void> {
-    const data: RelayWorkerData & { tsxApi: string } = {
+    const data: RelayWorkerData & { tsxApi?: string } = {
       workerId: this.id,
       config: this.config,
       module: WORKER_MODULE,
-      tsxApi: require.resolve('tsx/cjs/api'),
+      ...(RUNNING_BUNDLED ? {} : { tsxApi: require.resolve('tsx/cjs/api') }),
     };
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: data, execArgv: [], stdout: false, stderr: false });
     this.worker = worker;
