@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './chromium';
+import type { BrowserContext, Page } from 'playwright-core';
+import { newChromiumContext } from './chromium';
 import { pollPause } from './wait-for';
 
 /**
@@ -11,6 +11,7 @@ import { pollPause } from './wait-for';
  * a muted track). Signalling is done by the test (offer out, answer and trickled candidates in).
  * Only 127.0.0.1 UDP host candidates are kept, so all media stays on loopback.
  * States the page sees are recorded with their times (`states()`), including the DTLS transport's.
+ * Each webphone is its own browser context of the process's shared Chromium (test/helpers/chromium.ts).
  */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>lifecycle webphone</title><script>
 window.log = [];
@@ -59,7 +60,7 @@ export interface BrowserStats {
 export class BrowserWebphone {
   private constructor(
     private readonly server: http.Server,
-    private readonly browser: Browser,
+    private readonly context: BrowserContext,
     readonly page: Page,
   ) {}
 
@@ -70,10 +71,10 @@ export class BrowserWebphone {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    const browser = await launchChromium();
-    const page = await (await browser.newContext()).newPage();
+    const context = await newChromiumContext();
+    const page = await context.newPage();
     await page.goto(`http://127.0.0.1:${port}/`);
-    return new BrowserWebphone(server, browser, page);
+    return new BrowserWebphone(server, context, page);
   }
 
   /** Complete offer (gathering done), keeping only 127.0.0.1 UDP host candidates. */
@@ -140,7 +141,7 @@ export class BrowserWebphone {
   }
 
   async close(): Promise<void> {
-    await this.browser.close().catch(() => undefined);
+    await this.context.close().catch(() => undefined);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -1,5 +1,5 @@
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './chromium';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { newChromiumContext } from './chromium';
 
 /**
  * Opens the gateway's webphone page (served at `/` on httpPort) in a new context of `browser` as
@@ -21,29 +21,31 @@ export async function openRegisteredPage(browser: Browser, httpPort: number, use
  * its stable element ids (#register, #target, #call, #answer, #hangup, #mute, #hold, #call-state) and
  * its test hooks (window.ferryCallState, window.ferryEndedAt, window.ferryStats()).
  * The webphone of the gateway lifecycle scenarios (S1, S2, S4, S9, S13, S14).
+ * Each webphone is its own browser context of the process's shared Chromium (test/helpers/chromium.ts):
+ * closing it closes its page, as closing the tab would (its WebSocket and peer connection go with it).
  */
 export class GatewayWebphone {
   private constructor(
-    private readonly browser: Browser,
+    private readonly context: BrowserContext,
     readonly page: Page,
   ) {}
 
   static async open(options: { httpPort: number; wsPort: number; user: string; password: string }): Promise<GatewayWebphone> {
-    const browser = await launchChromium();
+    const context = await newChromiumContext();
     try {
-      const page = await (await browser.newContext()).newPage();
+      const page = await context.newPage();
       await page.goto(`http://127.0.0.1:${options.httpPort}/`);
       await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 10_000 });
       // typed into the form as a person would (the page takes neither the password nor the WebSocket from its URL)
       await page.fill('#ws-url', `ws://127.0.0.1:${options.wsPort}`);
       await page.fill('#user', options.user);
       await page.fill('#password', options.password);
-      const phone = new GatewayWebphone(browser, page);
+      const phone = new GatewayWebphone(context, page);
       await page.click('#register');
       await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 10_000 });
       return phone;
     } catch (err) {
-      await browser.close();
+      await context.close().catch(() => undefined);
       throw err;
     }
   }
@@ -101,6 +103,6 @@ export class GatewayWebphone {
   }
 
   async close(): Promise<void> {
-    await this.browser.close().catch(() => undefined);
+    await this.context.close().catch(() => undefined);
   }
 }
