@@ -15,7 +15,8 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ferry ${name.padEnd(8)} ${c.describe}`);
-  return `usage:\n${lines.join('\n')}\n\nferry <command> --help describes one command and its main settings.\n`;
+  return `usage:\n${lines.join('\n')}\n\nferry <command> --help describes one command and its main settings.\n` +
+    'FERRY_BUNDLE=0 runs the TypeScript sources through tsx instead of the cached start-up bundle.\n';
 }
 
 export function main(argv: string[]): void {
