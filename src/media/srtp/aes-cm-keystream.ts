@@ -34,10 +34,15 @@ export class AesCmKeystream {
       const run = Math.min(MAX_BYTES, length - done);
       const blocks = (run + 15) >>> 4;
       const first = done >>> 4;
+      // byte stores: a Buffer.copy per block costs more than the 16 stores
+      const i0 = iv[0]!, i1 = iv[1]!, i2 = iv[2]!, i3 = iv[3]!, i4 = iv[4]!, i5 = iv[5]!;
+      const i6 = iv[6]!, i7 = iv[7]!, i8 = iv[8]!, i9 = iv[9]!, i10 = iv[10]!, i11 = iv[11]!;
       for (let b = 0; b < blocks; b++) {
         const o = b << 4;
-        iv.copy(c, o, 0, 12);
-        c.writeUInt32BE((low + first + b) >>> 0, o + 12);
+        const n = (low + first + b) >>> 0;
+        c[o] = i0; c[o + 1] = i1; c[o + 2] = i2; c[o + 3] = i3; c[o + 4] = i4; c[o + 5] = i5;
+        c[o + 6] = i6; c[o + 7] = i7; c[o + 8] = i8; c[o + 9] = i9; c[o + 10] = i10; c[o + 11] = i11;
+        c[o + 12] = n >>> 24; c[o + 13] = (n >>> 16) & 0xff; c[o + 14] = (n >>> 8) & 0xff; c[o + 15] = n & 0xff;
       }
       const view = (this.views[blocks] ??= c.subarray(0, blocks << 4));
       const ks = this.ecb.update(view);
