@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -177,98 +177,123 @@ async function killAndAdopt(w: World, call: CallRecord, label: string, opts: { p
   console.log(`${measured}; no BYE past the orphan deadline`);
 }
 
-describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted with the same id', { timeout: 600_000 }, () => {
-  for (const mode of ['default', 'redis'] as const) {
-    const id = mode === 'default' ? 'F1' : 'F2';
-    const what = mode === 'default' ? 'default mode (private Redis)' : 'REDIS_URL mode';
-    test(`${id}: ${what}: gateway SIGKILLed mid-call twice; each time media never stops and the call is adopted < 2 s after the new gateway connects; the phone then the webphone hangs up -> the other told < 500 ms; alice still reachable after the restart`, async () => {
-      const w = await startWorld(mode);
-      try {
-        if (mode === 'default') {
-          assert.ok(w.ready.pids.redis, 'ferry start runs its private redis-server');
-          assert.ok(!w.fs.lines.some((l) => l.line.startsWith(MEMORY_MODE_WARNING)), 'no memory-mode warning in the default mode');
-        } else {
-          assert.equal(w.ready.pids.redis, undefined, 'no private redis-server when REDIS_URL is given');
-        }
-
-        // first call: the phone hangs up after the restart
-        const first = await phoneCallsWebphone(w);
-        await killAndAdopt(w, first, `${id} call 1`, { pastOrphanDeadline: true });
-        const byeAt = await w.phone.hangup();
-        await w.phone.media.stopMedia();
-        assert.equal(w.phone.lastHangupStatus, 200);
-        await w.webphone.waitCallState('ended', 5000);
-        const webphoneTold = (await w.webphone.endedAt())! - byeAt;
-        assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
-        const rec1 = await endedRecord(w, first.id);
-        assert.equal(rec1.reason, 'sip-bye');
-        assert.equal(rec1.endedBy, 'caller');
-
-        // second call, placed after the restart: alice's registration survived it
-        const second = await phoneCallsWebphone(w);
-        await killAndAdopt(w, second, `${id} call 2`, { pastOrphanDeadline: false });
-        const from = Date.now();
-        const hangupAt = await w.webphone.hangup();
-        const bye = await w.phone.waitForRequest('BYE', 5000, from);
-        await w.phone.media.stopMedia();
-        const phoneTold = bye.at - hangupAt;
-        assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
-        const rec2 = await endedRecord(w, second.id);
-        // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
-        assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
-        assert.equal(rec2.endedBy, rec2.reason === 'sip-bye' ? 'callee' : 'media');
-        console.log(`[measure] ${id}: after the restart, the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason})`);
-      } catch (err) {
-        if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(30)}`;
-        throw err;
-      } finally {
-        await w.close();
-      }
-    });
+/**
+ * F1 (default mode) or F2 (REDIS_URL mode) in a running world: two calls, each with the gateway
+ * SIGKILLed mid-call and adopted by its same-id successor; the phone hangs up the first, the webphone
+ * the second.
+ */
+async function killedTwiceScenario(w: World, mode: 'default' | 'redis'): Promise<void> {
+  const id = mode === 'default' ? 'F1' : 'F2';
+  if (mode === 'default') {
+    assert.ok(w.ready.pids.redis, 'ferry start runs its private redis-server');
+    assert.ok(!w.fs.lines.some((l) => l.line.startsWith(MEMORY_MODE_WARNING)), 'no memory-mode warning in the default mode');
+  } else {
+    assert.equal(w.ready.pids.redis, undefined, 'no private redis-server when REDIS_URL is given');
   }
 
-  test('F10: a party hangs up while no gateway is connected -> the restarted gateway gets the held BYE and BYEs the other party exactly once: the phone (200 to its BYE, reason sip-bye), then the webphone', async () => {
-    const w = await startWorld('default');
-    try {
-      // the phone hangs up in the gap
-      const call = await phoneCallsWebphone(w);
-      let killedAt = await killGatewayAndWaitGone(w);
-      const hangup = w.phone.hangup();
-      const byeSentAt = Date.now();
-      await w.phone.media.stopMedia();
-      const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
-      assert.ok(byeSentAt < connected.at, 'the BYE was sent before the restarted gateway connected');
-      await hangup;
-      assert.equal(w.phone.lastHangupStatus, 200, "the phone's held BYE was answered 200");
-      await w.webphone.waitCallState('ended', 5000);
-      const toldAfterConnect = (await w.webphone.endedAt())! - connected.at;
-      const rec = await endedRecord(w, call.id);
-      assert.equal(rec.reason, 'sip-bye', `end reason; timeline ${JSON.stringify(rec.timeline)}`);
-      assert.equal(rec.endedBy, 'caller');
-      const byes = rec.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
-      assert.deepEqual(byes.map((e) => `${e.event} ${e.detail}`), ['bye-sent to callee'], 'exactly one BYE, to the webphone');
-      // the record is ended, so every BYE the gateway meant to send has gone out: none reached the phone
-      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
-      console.log(`[measure] F10 phone: held BYE held ${connected.at - byeSentAt} ms until the restarted gateway connected; webphone told ${toldAfterConnect} ms after it connected`);
+  // first call: the phone hangs up after the restart
+  const first = await phoneCallsWebphone(w);
+  await killAndAdopt(w, first, `${id} call 1`, { pastOrphanDeadline: true });
+  const byeAt = await w.phone.hangup();
+  await w.phone.media.stopMedia();
+  assert.equal(w.phone.lastHangupStatus, 200);
+  await w.webphone.waitCallState('ended', 5000);
+  const webphoneTold = (await w.webphone.endedAt())! - byeAt;
+  assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
+  const rec1 = await endedRecord(w, first.id);
+  assert.equal(rec1.reason, 'sip-bye');
+  assert.equal(rec1.endedBy, 'caller');
 
-      // the webphone hangs up in the gap (its BYE over WebSocket, its DTLS close to ferry media)
-      const second = await phoneCallsWebphone(w);
-      killedAt = await killGatewayAndWaitGone(w);
-      const hangupAt = await w.webphone.hangup();
-      const connected2 = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
-      assert.ok(hangupAt < connected2.at, 'the webphone hung up before the restarted gateway connected');
-      const bye = await w.phone.waitForRequest('BYE', 10_000, killedAt);
-      await w.phone.media.stopMedia();
-      const rec2 = await endedRecord(w, second.id);
-      // the webphone's BYE and its DTLS close_notify leave together: either may be what ends it
-      assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}; timeline ${JSON.stringify(rec2.timeline)}`);
-      const byes2 = rec2.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
-      assert.deepEqual(byes2.map((e) => `${e.event} ${e.detail}`), ['bye-sent to caller'], 'exactly one BYE, to the phone');
-      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, 'one BYE reached the phone');
-      console.log(`[measure] F10 webphone: phone got its BYE ${bye.at - connected2.at} ms after the restarted gateway connected (${rec2.reason})`);
-    } catch (err) {
-      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
-      throw err;
+  // second call, placed after the restart: alice's registration survived it
+  const second = await phoneCallsWebphone(w);
+  await killAndAdopt(w, second, `${id} call 2`, { pastOrphanDeadline: false });
+  const from = Date.now();
+  const hangupAt = await w.webphone.hangup();
+  const bye = await w.phone.waitForRequest('BYE', 5000, from);
+  await w.phone.media.stopMedia();
+  const phoneTold = bye.at - hangupAt;
+  assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
+  const rec2 = await endedRecord(w, second.id);
+  // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
+  assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
+  assert.equal(rec2.endedBy, rec2.reason === 'sip-bye' ? 'callee' : 'media');
+  console.log(`[measure] ${id}: after the restart, the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason})`);
+}
+
+/** runs `body`; a failure's message gets the tail of ferry start's output */
+async function withOutputTail(w: World, lines: number, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(lines)}`;
+    throw err;
+  }
+}
+
+const killedTwiceTitle = (id: string, what: string): string =>
+  `${id}: ${what}: gateway SIGKILLed mid-call twice; each time media never stops and the call is adopted < 2 s after the new gateway connects; the phone then the webphone hangs up -> the other told < 500 ms; alice still reachable after the restart`;
+
+describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted with the same id', { timeout: 600_000 }, () => {
+  // F1 and F10 run in the same default-mode world (one ferry start, one webphone): each ends its calls
+  describe('default mode (private Redis)', () => {
+    let w: World;
+    before(async () => {
+      w = await startWorld('default');
+    });
+    after(async () => {
+      await w?.close();
+    });
+
+    test(killedTwiceTitle('F1', 'default mode (private Redis)'), async () => {
+      await withOutputTail(w, 30, () => killedTwiceScenario(w, 'default'));
+    });
+
+    test('F10: a party hangs up while no gateway is connected -> the restarted gateway gets the held BYE and BYEs the other party exactly once: the phone (200 to its BYE, reason sip-bye), then the webphone', async () => {
+      await withOutputTail(w, 40, async () => {
+        // the phone hangs up in the gap
+        const call = await phoneCallsWebphone(w);
+        let killedAt = await killGatewayAndWaitGone(w);
+        const hangup = w.phone.hangup();
+        const byeSentAt = Date.now();
+        await w.phone.media.stopMedia();
+        const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+        assert.ok(byeSentAt < connected.at, 'the BYE was sent before the restarted gateway connected');
+        await hangup;
+        assert.equal(w.phone.lastHangupStatus, 200, "the phone's held BYE was answered 200");
+        await w.webphone.waitCallState('ended', 5000);
+        const toldAfterConnect = (await w.webphone.endedAt())! - connected.at;
+        const rec = await endedRecord(w, call.id);
+        assert.equal(rec.reason, 'sip-bye', `end reason; timeline ${JSON.stringify(rec.timeline)}`);
+        assert.equal(rec.endedBy, 'caller');
+        const byes = rec.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
+        assert.deepEqual(byes.map((e) => `${e.event} ${e.detail}`), ['bye-sent to callee'], 'exactly one BYE, to the webphone');
+        // the record is ended, so every BYE the gateway meant to send has gone out: none reached the phone
+        assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 0, 'no BYE reached the phone');
+        console.log(`[measure] F10 phone: held BYE held ${connected.at - byeSentAt} ms until the restarted gateway connected; webphone told ${toldAfterConnect} ms after it connected`);
+
+        // the webphone hangs up in the gap (its BYE over WebSocket, its DTLS close to ferry media)
+        const second = await phoneCallsWebphone(w);
+        killedAt = await killGatewayAndWaitGone(w);
+        const hangupAt = await w.webphone.hangup();
+        const connected2 = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+        assert.ok(hangupAt < connected2.at, 'the webphone hung up before the restarted gateway connected');
+        const bye = await w.phone.waitForRequest('BYE', 10_000, killedAt);
+        await w.phone.media.stopMedia();
+        const rec2 = await endedRecord(w, second.id);
+        // the webphone's BYE and its DTLS close_notify leave together: either may be what ends it
+        assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}; timeline ${JSON.stringify(rec2.timeline)}`);
+        const byes2 = rec2.timeline.filter((e) => /^bye-(sent|unanswered|failed)$/.test(e.event));
+        assert.deepEqual(byes2.map((e) => `${e.event} ${e.detail}`), ['bye-sent to caller'], 'exactly one BYE, to the phone');
+        assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, 'one BYE reached the phone');
+        console.log(`[measure] F10 webphone: phone got its BYE ${bye.at - connected2.at} ms after the restarted gateway connected (${rec2.reason})`);
+      });
+    });
+  });
+
+  test(killedTwiceTitle('F2', 'REDIS_URL mode'), async () => {
+    const w = await startWorld('redis');
+    try {
+      await withOutputTail(w, 30, () => killedTwiceScenario(w, 'redis'));
     } finally {
       await w.close();
     }
