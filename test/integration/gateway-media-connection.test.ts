@@ -1,4 +1,4 @@
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { systemClock } from '../../src/common/clock';
@@ -21,6 +21,29 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   const servers: MediaServerProcess[] = [];
   const conns: MediaConnection[] = [];
   let cutter: TcpCutter | undefined;
+  /**
+   * The fresh media servers the tests take (one each, never shared), started together before the
+   * first test: a start is seconds of CPU, and started one after another they were most of this file's
+   * time. They are started before any test runs, so no start competes with a test's timed window.
+   */
+  const fresh: MediaServerProcess[] = [];
+  before(async () => {
+    const started = await Promise.allSettled(Array.from({ length: 5 }, () => MediaServerProcess.start()));
+    for (const r of started) {
+      if (r.status === 'fulfilled') {
+        servers.push(r.value);
+        fresh.push(r.value);
+      }
+    }
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+  /** a media server no other test has used */
+  function freshMediaServer(): MediaServerProcess {
+    const media = fresh.shift();
+    assert.ok(media, 'a prestarted media server is left');
+    return media;
+  }
   after(async () => {
     conns.forEach((c) => c.close());
     await cutter?.close();
@@ -60,8 +83,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   }
 
   test('SIGKILL mid-call: lost at once, no crash while refused, restored (new session) < 1.5 s after the server is back; the old pipeline is gone, a new one works', async () => {
-    const media = await MediaServerProcess.start();
-    servers.push(media);
+    const media = freshMediaServer();
     const port = media.port;
     const conn = connection(media.url);
     await conn.connect();
@@ -97,8 +119,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   });
 
   test('idle restart (no objects): no crash, restored', async () => {
-    const media = await MediaServerProcess.start();
-    servers.push(media);
+    const media = freshMediaServer();
     const port = media.port;
     const conn = connection(media.url);
     await conn.connect();
@@ -115,8 +136,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   });
 
   test('a control-connection blip: restored with the same session, the pipeline is still there', async () => {
-    const media = await MediaServerProcess.start();
-    servers.push(media);
+    const media = freshMediaServer();
     cutter = await TcpCutter.start(media.port);
     const conn = connection(`ws://127.0.0.1:${cutter.port}/kurento`);
     await conn.connect();
@@ -150,8 +170,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   });
 
   test('a call ending while the control connection is down: its pipeline is released once the connection is back (no leak)', async () => {
-    const media = await MediaServerProcess.start();
-    servers.push(media);
+    const media = freshMediaServer();
     const relay = await TcpCutter.start(media.port);
     try {
       const log = createLogger('test-media-connection');
@@ -177,8 +196,7 @@ describe('gateway media connection: media server killed, restarted, blipped', { 
   });
 
   test('the events are emitted once per loss (no repeated lost while down)', async () => {
-    const media = await MediaServerProcess.start();
-    servers.push(media);
+    const media = freshMediaServer();
     const conn = connection(media.url);
     await conn.connect();
     let losses = 0;
