@@ -14,7 +14,7 @@ import dgram from 'node:dgram';
 import { FakeClock } from '../../src/common/clock';
 import { startSipEngine, type RunningSipEngine, type SipEngineOptions } from '../../src/sip/sip-engine-server';
 import { DEFAULT_UNROUTED_HOLD, UNROUTED_RETRY_AFTER_S } from '../../src/sip/engine/unrouted-request-hold';
-import { DEFAULT_RESTART_HOLD_MS } from '../../src/sip/engine/restart-held-requests';
+import { DEFAULT_RESTART_HOLD_MS, MAX_RESTART_HELD } from '../../src/sip/engine/restart-held-requests';
 import { connectBareSrf, routesApplied } from '../helpers/srf-app';
 import { sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
 import { pollUntil } from '../helpers/wait-for';
@@ -55,6 +55,12 @@ class Peer {
   }
 
   /** A request from this peer; the same `ids` give a byte-identical retransmission. */
+  /** a BYE naming a dialog (its To tag) this ferry sip never saw */
+  strayBye(i: { callId: string; branch: string; tag: string }): string {
+    return ['BYE sip:service@127.0.0.1 SIP/2.0', `Via: SIP/2.0/UDP ${this.address}:${this.port};branch=z9hG4bK${i.branch};rport`, 'Max-Forwards: 70',
+      `From: <sip:alice@127.0.0.1>;tag=${i.tag}`, `To: <sip:service@127.0.0.1>;tag=${i.tag}x`, `Call-ID: ${i.callId}`, 'CSeq: 2 BYE', 'Content-Length: 0', '', ''].join('\r\n');
+  }
+
   request(method: 'REGISTER' | 'INVITE' | 'OPTIONS', ids: { callId: string; branch: string; tag: string }, body = ''): string {
     const uri = method === 'REGISTER' ? 'sip:127.0.0.1' : 'sip:service@127.0.0.1';
     const b = method === 'INVITE' ? TEST_SDP : body;
@@ -208,5 +214,28 @@ describe('ferry sip: new requests no app routes yet are held for the app that co
     clock.advance(HOLD_MS);
     await pollUntil(() => engine.engine.stats().heldRequests === 0 && heavy.every((h) => big.answersTo(h.callId).length === 1),
       { timeoutMs: 5_000, what: 'the heavy REGISTERs answered at the deadline' });
+  });
+
+  test('right after start, in-dialog requests for unknown dialogs are held up to the bound; beyond it they get 481 at once, and the held count returns to zero when the restart window closes', { timeout: 30_000 }, async () => {
+    const clock = new FakeClock(Date.now());
+    const engine = await engineOn(clock);
+    const flooder = await peer('127.0.0.1', engine);
+    const byes = Array.from({ length: MAX_RESTART_HELD + 30 }, () => ids());
+    for (let i = 0; i < byes.length; i += 100) {
+      for (const b of byes.slice(i, i + 100)) flooder.send(flooder.strayBye(b));
+      await drained(flooder); // the engine has read this batch: the next one does not overflow the socket buffer
+    }
+    assert.equal(engine.engine.stats().heldRequests, MAX_RESTART_HELD, 'held up to the bound');
+    const immediate = byes.flatMap((b) => flooder.answersTo(b.callId));
+    assert.deepEqual([...new Set(immediate.map((a) => a.status))], [481]);
+    assert.equal(immediate.length, 30, 'the rest answered at once');
+    clock.advance(DEFAULT_RESTART_HOLD_MS);
+    assert.equal(engine.engine.stats().heldRequests, 0, 'every held BYE answered when the window closed');
+    // (a thousand answers at once overflow the phone's socket buffer, so a few held ones are asked again:
+    // their retransmissions get the 481 their transactions sent)
+    const sample = byes.slice(0, 5);
+    assert.ok(sample.every((b) => flooder.answersTo(b.callId).length === 0), 'these were held (no answer before the window closed)');
+    for (const b of sample) flooder.send(flooder.strayBye(b));
+    await pollUntil(() => sample.every((b) => flooder.answersTo(b.callId).some((a) => a.status === 481)), { timeoutMs: 5_000, what: 'the held BYEs answered 481' });
   });
 });

@@ -10,6 +10,12 @@ import type { HeldRequest } from './orphan-dialogs';
  */
 export const DEFAULT_RESTART_HOLD_MS = 10_000;
 
+/**
+ * At most this many such requests are held at once: a flood of in-dialog requests naming dialogs
+ * nobody knows costs bounded memory; beyond it they are answered 481 at once, as after the window.
+ */
+export const MAX_RESTART_HELD = 1024;
+
 interface Entry extends HeldRequest {
   dialogKey: string;
 }
@@ -18,6 +24,7 @@ interface Entry extends HeldRequest {
  * In-dialog requests for unknown dialogs received during the first `holdMs` after start. They wait
  * until a claim (or a request with X-Ferry-Dialog) rebuilds their dialog — `take` hands them over —
  * or until the window closes: then `onExpire` answers them (481) and later such requests get 481 at once.
+ * At most `maxHeld` wait at once; more get 481 at once.
  */
 export class RestartHeldRequests {
   private readonly entries: Entry[] = [];
@@ -28,6 +35,7 @@ export class RestartHeldRequests {
     private readonly clock: Clock,
     holdMs: number,
     private readonly onExpire: (held: HeldRequest) => void,
+    private readonly maxHeld = MAX_RESTART_HELD,
   ) {
     this.until = clock.now() + holdMs;
   }
@@ -37,10 +45,10 @@ export class RestartHeldRequests {
     return this.until > this.clock.now();
   }
 
-  /** true while the window is open: the request was kept */
+  /** true while the window is open and the hold not full: the request was kept */
   hold(req: HeldRequest, callId: string, localTag: string, remoteTag: string): boolean {
     const left = this.until - this.clock.now();
-    if (left <= 0) return false;
+    if (left <= 0 || this.entries.length >= this.maxHeld) return false;
     this.entries.push({ ...req, dialogKey: dialogKey(callId, localTag, remoteTag) });
     this.timer ??= this.clock.setTimeout(() => this.expireAll(), left);
     return true;
