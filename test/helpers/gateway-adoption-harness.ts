@@ -27,6 +27,8 @@ export interface Ctx {
   dir: string;
   redis: Redis;
   sipps: SippProcess[];
+  /** call ids seen by callRecord so far (tests sharing a Ctx each add one call) */
+  seenCalls: Set<string>;
 }
 
 export async function setUp(secondGateway: boolean): Promise<Ctx> {
@@ -38,14 +40,19 @@ export async function setUp(secondGateway: boolean): Promise<Ctx> {
     trunks: [{ name: 'pbx', address: '127.0.0.1:9', acceptFrom: [`127.0.0.1:${uacPort}`] }],
     routes: [{ match: '.*', to: 'user' }],
   }));
-  const stack = await startStack({
+  const startingStack = startStack({
     redisUrl: REDIS_URL,
     secondGateway,
     partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_GATEWAY_ADOPT_INTERVAL_MS: '250', FERRY_CALL_RECORD_TTL_MS: '30000' } },
   });
-  const browser = await launchChromium();
-  const page = await openRegisteredPage(browser, stack.httpPort, 'alice', 'alice-adopt');
-  return { stack, browser, page, uacPort, dir, redis: new Redis(REDIS_URL), sipps: [] };
+  // Chromium starts while the processes do
+  const [stack, browser] = await Promise.all([startingStack, launchChromium()]);
+  const page = await openRegisteredPage(browser, stack.httpPort, 'alice', 'alice-adopt').catch(async (err: unknown) => {
+    await browser.close().catch(() => undefined);
+    await stack.stop();
+    throw err;
+  });
+  return { stack, browser, page, uacPort, dir, redis: new Redis(REDIS_URL), sipps: [], seenCalls: new Set() };
 }
 
 export async function tearDown(c: Ctx | undefined): Promise<void> {
@@ -64,9 +71,10 @@ export const state = (page: Page): Promise<string> => page.evaluate(() => (windo
 export const received = (page: Page): Promise<number> =>
   page.evaluate(() => (window as unknown as { ferryStats(): Promise<{ received: number }> }).ferryStats()).then((s) => s.received);
 
+/** the record of the call placed now: exactly one call record not seen by an earlier callRecord on this Ctx */
 export async function callRecord(c: Ctx): Promise<CallRecord> {
-  const ids = await c.redis.smembers(`${c.stack.redisPrefix}calls`);
-  assert.equal(ids.length, 1, 'one call record');
+  const ids = (await c.redis.smembers(`${c.stack.redisPrefix}calls`)).filter((id) => !c.seenCalls.has(id));
+  assert.equal(ids.length, 1, `one new call record (earlier ones: ${[...c.seenCalls].join(', ') || 'none'})`);
   return JSON.parse((await c.redis.get(`${c.stack.redisPrefix}call:${ids[0]}`))!) as CallRecord;
 }
 
@@ -85,6 +93,7 @@ export async function answeredCall(c: Ctx, lingerMs: number): Promise<{ sipp: Si
     const r = await callRecord(c);
     return r.state === 'answered' ? r : undefined;
   }, 5000, 50, 'answered record');
+  c.seenCalls.add(record.id);
   return { sipp, record };
 }
 
@@ -102,6 +111,7 @@ export async function answeredHoldingCall(c: Ctx): Promise<{ sipp: SippProcess; 
     const r = await callRecord(c);
     return r.state === 'answered' ? r : undefined;
   }, 5000, 50, 'answered record');
+  c.seenCalls.add(record.id);
   return { sipp, record };
 }
 
