@@ -39,8 +39,9 @@ function bundleOptions(root) {
     absWorkingDir: root,
     // src/common/package-root.ts: where the package is, and that this is the bundle
     define: { FERRY_BUNDLE_PACKAGE_ROOT: JSON.stringify(root), FERRY_BUNDLE_BUILT: 'true' },
-    // packages are external: they are required from the package root wherever the cache directory is
-    banner: { js: `require = require('node:module').createRequire(${JSON.stringify(path.join(root, 'package.json'))});` },
+    // packages are external: they are required from the package root wherever the cache directory is.
+    // "use strict" first: esbuild's own directive comes after the banner, where it no longer is one.
+    banner: { js: `'use strict';\nrequire = require('node:module').createRequire(${JSON.stringify(path.join(root, 'package.json'))});` },
   };
 }
 

@@ -99,6 +99,8 @@ describe('ferry start-up bundle cache', { timeout: 300_000 }, () => {
     assert.deepEqual(more, []);
     assert.ok(run.how.includes(bundleOf(cacheDir, key)), run.how);
     for (const f of ['main.js', 'main.js.map', 'relay-worker.js', 'relay-worker.js.map']) assert.ok(fs.existsSync(path.join(cacheDir, key, f)), f);
+    // the sources are ES modules, strict mode: the bundles must be too (the directive has to come first)
+    for (const f of ['main.js', 'relay-worker.js']) assert.match(fs.readFileSync(path.join(cacheDir, key, f), 'utf8'), /^'use strict';\n/, f);
     const map = JSON.parse(fs.readFileSync(path.join(cacheDir, key, 'main.js.map'), 'utf8')) as { sources: string[] };
     const cliMain = map.sources.map((s) => path.resolve(cacheDir, key, s)).find((s) => s === path.join(ROOT, 'src', 'cli', 'main.ts'));
     assert.ok(cliMain, 'the source map names src/cli/main.ts');
