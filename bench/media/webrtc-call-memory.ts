@@ -4,7 +4,7 @@
  * collected), and set-up is split into its phases (so a slow phase is named, not blurred into one total).
  *
  *   node --import tsx bench/media/webrtc-call-memory.ts [--steps 100,200] [--concurrency 10] [--settle-ms 3000]
- *        [--browsers 2] [--snapshot] [--nice -5] [--media-env K=V,...] [--out DIR]
+ *        [--browsers 2] [--sequential 10] [--snapshot] [--nice -5] [--media-env K=V,...] [--out DIR]
  *
  * Starts `bin/ferry media` with FERRY_MEDIA_WORKERS=1 (pipelines on its main thread) and the heap probe
  * (bench/media/probe/heap-probe.cjs: --expose-gc; SIGUSR2 = GC, then one memory line, optionally a heap
@@ -13,7 +13,8 @@
  * `--concurrency` at a time, with media flowing (50 packets/s each way per call) while later calls are set up.
  * At each step (cumulative calls up) it reports, against the same server before its first call:
  * RSS per call as bench:media reads it (no forced GC), RSS / V8 heap / external memory per call after GC,
- * and the set-up phases p50/p99 (ms since the MediaPipeline create was sent). After the last step every
+ * and the set-up phases p50/p99 (ms since the MediaPipeline create was sent), apart for the last `--sequential`
+ * calls of each step, set up one at a time (set-up at N calls up without queueing behind other set-ups). After the last step every
  * call is released and memory read again (what a released call leaves behind).
  * `--snapshot` writes heap snapshots (before the first call, at each step, after release) into DIR; writing one
  * grows the process's RSS by tens of MiB, so RSS figures of a --snapshot run are not comparable (heap figures are).
@@ -48,6 +49,8 @@ interface Options {
   concurrency: number;
   settleMs: number;
   browsers: number;
+  /** the last this-many calls of each step are set up one at a time (their set-up reported apart) */
+  sequential: number;
   snapshot: boolean;
   nice: number;
   mediaEnv: Record<string, string>;
@@ -59,6 +62,8 @@ const USAGE = `usage: node --import tsx bench/media/webrtc-call-memory.ts [optio
   --concurrency 10     calls set up at a time (default 10, as bench:media)
   --settle-ms 3000     wait after a step before reading memory (default 3000)
   --browsers 2         werift browser load processes (default 2)
+  --sequential 10      the last k calls of each step are set up one at a time, with the step's other calls up and
+                       flowing; their set-up is reported apart (set-up at N calls without queueing behind 9 others)
   --snapshot           write V8 heap snapshots of ferry media (before, each step, after release) into --out
                        (this inflates RSS: use a run without it for RSS figures)
   --nice -5            start ferry media and the load processes with nice -n <n>
@@ -71,6 +76,7 @@ function parse(argv: string[]): Options {
     concurrency: 10,
     settleMs: 3000,
     browsers: 2,
+    sequential: 10,
     snapshot: false,
     nice: 0,
     mediaEnv: {},
@@ -90,6 +96,7 @@ function parse(argv: string[]): Options {
     else if (a === '--concurrency') o.concurrency = Number(v());
     else if (a === '--settle-ms') o.settleMs = Number(v());
     else if (a === '--browsers') o.browsers = Number(v());
+    else if (a === '--sequential') o.sequential = Number(v());
     else if (a === '--snapshot') o.snapshot = true;
     else if (a === '--nice') o.nice = Number(v());
     else if (a === '--media-env') {
@@ -201,7 +208,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
     const base = await sample(pid, memFile, 'before the first call', 0, snap('before'));
     const samples: MemorySample[] = [base];
-    const steps: { calls: number; failed: number; errors: string[]; marks: WebRtcCallMarks[]; wallMs: number }[] = [];
+    const steps: { calls: number; failed: number; errors: string[]; marks: WebRtcCallMarks[]; sequentialMarks: WebRtcCallMarks[]; wallMs: number }[] = [];
     let up = 0;
     let nextBrowser = 0;
     for (const [k, target] of o.steps.entries()) {
@@ -209,8 +216,10 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const opened = await phones.open(Array.from({ length: add }, () => 1 as const));
       const marks: WebRtcCallMarks[] = [];
+      const sequentialMarks: WebRtcCallMarks[] = [];
       const errors: string[] = [];
-      await runLimited(opened, o.concurrency, async (phone) => {
+      const k1 = Math.max(0, add - Math.min(o.sequential, add));
+      const setUp = async (phone: (typeof opened)[number], into: WebRtcCallMarks[]): Promise<void> => {
         const browser = browsers[nextBrowser++ % browsers.length]!;
         const id = ++streamId;
         const spec: StreamSpec = { streamId: id, direction: 0, ssrc: (0x20000000 + id) >>> 0 };
@@ -229,13 +238,15 @@ async function main(): Promise<void> {
             onPipeline: (p) => harness.pipelines.push(p),
             marks: m,
           });
-          marks.push(m);
+          into.push(m);
         } catch (err) {
           errors.push(err instanceof Error ? err.message : String(err));
         }
-      });
+      };
+      await runLimited(opened.slice(0, k1), o.concurrency, (phone) => setUp(phone, marks));
+      await runLimited(opened.slice(k1), 1, (phone) => setUp(phone, sequentialMarks));
       up = target;
-      steps.push({ calls: target, failed: errors.length, errors: [...new Set(errors)].slice(0, 5), marks, wallMs: Date.now() - t0 });
+      steps.push({ calls: target, failed: errors.length, errors: [...new Set(errors)].slice(0, 5), marks, sequentialMarks, wallMs: Date.now() - t0 });
       await new Promise((r) => setTimeout(r, o.settleMs));
       samples.push(await sample(pid, memFile, `${target} calls up`, target, snap(`calls-${target}`)));
       process.stdout.write(`step ${target}: ${add - errors.length}/${add} set up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
@@ -258,11 +269,15 @@ async function main(): Promise<void> {
       );
     }
     lines.push('');
-    lines.push('| set-up phase (ms since MediaPipeline create) | ' + steps.map((s) => `${s.calls} calls p50 / p99`).join(' | ') + ' |');
-    lines.push('|---|' + steps.map(() => '---|').join(''));
+    const cols = steps.flatMap((s) => [
+      { head: `${s.calls} calls, ${s.marks.length} set up ${o.concurrency} at a time: p50 / p99`, marks: s.marks },
+      { head: `${s.calls} calls, last ${s.sequentialMarks.length} one at a time: p50 / p99`, marks: s.sequentialMarks },
+    ]).filter((c) => c.marks.length > 0);
+    lines.push('| set-up phase (ms since MediaPipeline create) | ' + cols.map((c) => c.head).join(' | ') + ' |');
+    lines.push('|---|' + cols.map(() => '---|').join(''));
     for (const ph of PHASES) {
-      const cells = steps.map((s) => {
-        const v = s.marks.map((m) => m[ph]).filter((x): x is number => x !== undefined);
+      const cells = cols.map((c) => {
+        const v = c.marks.map((m) => m[ph]).filter((x): x is number => x !== undefined);
         const a = pct(v, 50);
         const b = pct(v, 99);
         return a === undefined ? 'n/a' : `${a.toFixed(0)} / ${b!.toFixed(0)}`;

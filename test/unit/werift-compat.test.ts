@@ -9,7 +9,9 @@ import {
   demultiplexIceSockets,
   disableDefaultStunServer,
   iceSockets,
+  ignoreDuplicateHelloVerify,
   preferSrtpProfiles,
+  resendClientHelloEarly,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   skipWeriftSrtp,
@@ -59,7 +61,7 @@ async function gathered(pc: RTCPeerConnection): Promise<void> {
   await pollUntil(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'ICE gathering' });
 }
 
-async function connectedPair(beforeConnect?: (b: RTCPeerConnection) => void): Promise<{ a: Peer; b: Peer }> {
+async function connectedPair(beforeConnect?: (b: RTCPeerConnection, a: RTCPeerConnection) => void): Promise<{ a: Peer; b: Peer }> {
   const a = newPc();
   const b = newPc();
   a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
@@ -75,7 +77,13 @@ async function connectedPair(beforeConnect?: (b: RTCPeerConnection) => void): Pr
   const answer = await b.createAnswer();
   disableDefaultStunServer(b);
   await b.setLocalDescription(answer);
-  beforeConnect?.(b);
+  // B is the DTLS client: guarded as ferry's leg guards its client (a loaded machine resends ClientHellos, and
+  // werift's client fails on the second HelloVerifyRequest that brings)
+  const bt = b.dtlsTransports[0]!;
+  bt.onStateChange.subscribe((state) => {
+    if (state === 'connecting') ignoreDuplicateHelloVerify(bt);
+  });
+  beforeConnect?.(b, a);
   await gathered(b);
   await a.setRemoteDescription(b.localDescription!);
   const peer = (pc: RTCPeerConnection): Peer => ({
@@ -131,6 +139,8 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
       assert.equal(typeof s.onHandleHandshakes, 'function', 'dtls.onHandleHandshakes');
       assert.equal(typeof s.cipher.encryptPacket, 'function', 'dtls.cipher.encryptPacket');
       assert.equal(typeof s.cipher.decryptPacket, 'function', 'dtls.cipher.decryptPacket');
+      // resendClientHelloEarly wraps the DTLS socket's transport context's send (werift's flights send through it)
+      assert.equal(typeof (s as unknown as { transport?: { send?: unknown } }).transport?.send, 'function', 'dtls.transport.send');
     }
 
     // DTLS-SRTP keying (typed public members): role, dtls.srtp.srtpProfile, dtls.exportKeyingMaterial
@@ -204,6 +214,48 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
     await pollUntil(() => got.includes(4343), { timeoutMs: 5000, what: 'werift on A to decrypt what ferry sent with werift SRTP skipped' });
     // werift's own send path on the skipped side fails softly (its callers catch): no throw, nothing sent
     assert.equal(await b.transport.sendRtp(Buffer.alloc(160), new RtpHeader({ payloadType: 0, sequenceNumber: 1, timestamp: 0, ssrc: 1, marker: false })), 0);
+  });
+});
+
+/**
+ * A connects with B's first DTLS datagram (its ClientHello) dropped at A, as a browser whose DTLS has not started
+ * yet drops it; B is the DTLS client. Returns how long after the drop the next DTLS datagram reached A.
+ */
+async function clientHelloResendGap(early: boolean): Promise<number> {
+  let droppedAt: number | undefined;
+  let nextAt: number | undefined;
+  await connectedPair((b, a) => {
+    const t = b.dtlsTransports[0]!;
+    t.onStateChange.subscribe((state) => {
+      if (state === 'connecting' && early) resendClientHelloEarly(t);
+    });
+    for (const conn of a.iceTransports.map((it) => it.connection as unknown as IceConnectionInternals)) {
+      for (const p of conn.protocols) {
+        const tr = p.transport!;
+        const inner = tr.onData!;
+        tr.onData = (data, addr) => {
+          const dtls = data[0]! >= 20 && data[0]! <= 63;
+          if (dtls && droppedAt === undefined) {
+            droppedAt = performance.now();
+            return;
+          }
+          if (dtls && nextAt === undefined) nextAt = performance.now();
+          inner.call(tr, data, addr);
+        };
+      }
+    }
+  });
+  assert.ok(droppedAt !== undefined && nextAt !== undefined, 'a ClientHello was dropped and another came');
+  return nextAt - droppedAt;
+}
+
+describe('resendClientHelloEarly (werift-internals.ts): a lost first ClientHello is sent again before werift would', { timeout: 60_000 }, () => {
+  test('with it, the ClientHello comes again well before 500 ms; without it (control), only after werift\'s 500 ms', async () => {
+    const withResend = await clientHelloResendGap(true);
+    const without = await clientHelloResendGap(false);
+    console.log(`# ClientHello again after ${withResend.toFixed(0)} ms (early resend) vs ${without.toFixed(0)} ms (werift alone)`);
+    assert.ok(without >= 450, `control: werift alone resends after ~500 ms (${without.toFixed(0)} ms)`);
+    assert.ok(withResend < 400, `the early resend came after ${withResend.toFixed(0)} ms`);
   });
 });
 

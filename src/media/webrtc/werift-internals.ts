@@ -363,6 +363,42 @@ export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
   });
 }
 
+/** When ferry's first ClientHello is sent again if no HelloVerifyRequest came (ms after it was first sent). */
+export const CLIENT_HELLO_RESEND_MS: readonly number[] = [150, 300];
+
+/**
+ * werift's DTLS client sends its first ClientHello 100 ms after ICE is connected and resends it only after
+ * 500 ms. The browser, the controlling ICE agent, learns the ICE result after ferry does; a browser whose DTLS is
+ * not started yet when the ClientHello arrives drops it (werift's does; a loaded one often is late), and the
+ * call then waits the 500 ms. So while the handshake is still at flight 1 (no HelloVerifyRequest yet) the same
+ * datagram is sent again `resendAfterMs` after the first send, as werift's own retransmission would (identical
+ * bytes; a duplicate HelloVerifyRequest is ignored by `ignoreDuplicateHelloVerify`). Call when the DTLS transport
+ * enters 'connecting' (the DTLS socket exists on the next microtask); only a client is affected.
+ */
+export function resendClientHelloEarly(transport: RTCDtlsTransport, resendAfterMs: readonly number[] = CLIENT_HELLO_RESEND_MS): void {
+  queueMicrotask(() => {
+    const socket = dtlsSocket(transport) as (DtlsSocketInternals & { transport?: { send?: (buf: Buffer, addr?: unknown) => unknown } }) | undefined;
+    const tc = socket?.transport;
+    if (!socket || transport.role !== 'client' || !tc || typeof tc.send !== 'function') return;
+    const send = tc.send;
+    let first: Buffer | undefined;
+    tc.send = (buf: Buffer, addr?: unknown) => {
+      if (first === undefined && socket.dtls.flight === 1) {
+        first = buf;
+        for (const ms of resendAfterMs) {
+          setTimeout(() => {
+            if (socket.dtls.flight !== 1 || transport.state !== 'connecting') return;
+            Promise.resolve()
+              .then(() => send(buf, addr))
+              .catch(() => undefined);
+          }, ms).unref();
+        }
+      }
+      return send(buf, addr);
+    };
+  });
+}
+
 // ---- ICE agent set-up -----------------------------------------------------------------------------------
 
 /**

@@ -38,6 +38,7 @@ import {
   iceSockets,
   ignoreDuplicateHelloVerify,
   preferSrtpProfiles,
+  resendClientHelloEarly,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   sendOnSelectedPairNow,
@@ -529,6 +530,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     switch (s) {
       case 'connecting':
         ignoreDuplicateHelloVerify(t);
+        resendClientHelloEarly(t);
         this.setDtls('CONNECTING');
         break;
       case 'connected':
