@@ -31,9 +31,23 @@ after(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
-async function server(config: Partial<MediaConfig>): Promise<RunningMediaServer> {
-  const s = await startMediaServer({ config: { port: 0, host: '127.0.0.1', deadMs: 800, rtcpIntervalMs: 200, ...config } });
-  servers.push(s);
+/**
+ * One media server per configuration, shared by the tests that use the same one (a start, with its relay
+ * workers, costs seconds of CPU). Tests that read cumulative counters (legEndsByReason, releasesByReason)
+ * have a configuration of their own; the others release their pipelines, so each one finds the shared
+ * server with no pipeline and no bound port.
+ */
+const byConfig = new Map<string, Promise<RunningMediaServer>>();
+function server(config: Partial<MediaConfig>): Promise<RunningMediaServer> {
+  const key = JSON.stringify(config);
+  let s = byConfig.get(key);
+  if (!s) {
+    s = startMediaServer({ config: { port: 0, host: '127.0.0.1', deadMs: 800, rtcpIntervalMs: 200, ...config } }).then((started) => {
+      servers.push(started);
+      return started;
+    });
+    byConfig.set(key, s);
+  }
   return s;
 }
 
