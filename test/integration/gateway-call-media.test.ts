@@ -11,6 +11,21 @@ import { MediaServerProcess } from '../helpers/media-server-process';
 
 /** The gateway's CallMedia against a real ferry media process, driven by the real kurento-client. */
 
+/**
+ * The ferry media process (default settings) the tests that need nothing special share: a start, with its
+ * relay workers, costs seconds of CPU. The test that stops its server and the one with an element limit
+ * start their own.
+ */
+let defaultMedia: Promise<MediaServerProcess> | undefined;
+function sharedMediaServer(): Promise<MediaServerProcess> {
+  defaultMedia ??= MediaServerProcess.start();
+  return defaultMedia;
+}
+after(async () => {
+  const media = await defaultMedia?.catch(() => undefined);
+  await media?.stop();
+});
+
 /** CallMedia's two waits (ICE gathering, an unanswered release) run on the gateway's injected clock and are cleared. */
 
 /** A FakeClock that records every timer: its delay and whether it was cancelled. */
@@ -38,8 +53,7 @@ describe('gateway call media on the injected clock', { timeout: 30_000 }, () => 
   });
 
   test('a WebRTC offer waits for gathering on the clock (3 s) and cancels that timer when gathering is done', { timeout: 20_000 }, async () => {
-    const media = await MediaServerProcess.start();
-    cleanups.push(() => media.stop());
+    const media = await sharedMediaServer();
     const conn = new MediaConnection(media.url, createLogger('test-call-media'));
     cleanups.push(() => conn.close());
     await conn.connect();
@@ -119,9 +133,8 @@ describe('gateway call media: renegotiation and SDP errors without console trace
     for (const c of cleanups.reverse()) await c();
   });
 
-  async function setUp(env: Record<string, string> = {}) {
-    const media = await MediaServerProcess.start(env);
-    cleanups.push(() => media.stop());
+  async function setUp() {
+    const media = await sharedMediaServer();
     const { logger, lines } = capture();
     const conn = new MediaConnection(media.url, logger);
     cleanups.push(() => conn.close());
