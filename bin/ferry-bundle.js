@@ -4,7 +4,7 @@
 // TypeScript, and it must stay cheap, because every ferry process (and every restart of a part under
 // `ferry start`) passes through it.
 //
-// A key is computed from the source tree (path, size and mtime of every file under src/, plus
+// A key is computed from the source tree (path, size and mtime of every .ts/.js/.json file under src/, plus
 // tsconfig.json and this file), esbuild's and Node's versions, the package root and the bundle options.
 // `<cache>/<key>/main.js` (with relay-worker.js next to it) is run when it exists; otherwise it is built
 // with esbuild into a temporary directory inside the cache and renamed into place: a directory rename is
@@ -45,7 +45,10 @@ function bundleOptions(root) {
   };
 }
 
-/** Every file under dir (path relative to root, size, mtime), in a stable order. */
+/** What esbuild may bundle; other files under src/ (the webphone page, ...) are read at run time, not bundled. */
+const BUNDLED_EXT = /\.(ts|tsx|mts|cts|js|cjs|mjs|json)$/;
+
+/** Every bundled file under dir (path relative to root, size, mtime), in a stable order. */
 function listTree(root, dir, out) {
   let entries;
   try {
@@ -57,7 +60,7 @@ function listTree(root, dir, out) {
   for (const e of entries) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) listTree(root, p, out);
-    else if (e.isFile()) {
+    else if (e.isFile() && BUNDLED_EXT.test(e.name)) {
       const st = fs.statSync(p);
       out.push(`${path.relative(root, p)}\0${st.size}\0${st.mtimeMs}`);
     }
