@@ -1,4 +1,4 @@
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +39,13 @@ interface StartReady {
   pids: Record<string, number>;
 }
 
-async function startFerry(): Promise<{ p: LineProcess; ready: StartReady; tree: { pid: number; comm: string }[] }> {
+interface StartedFerry {
+  p: LineProcess;
+  ready: StartReady;
+  tree: { pid: number; comm: string }[];
+}
+
+async function startFerry(): Promise<StartedFerry> {
   // its own data directory (the private store of `ferry start` lives there)
   const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
   const p = LineProcess.spawn(process.execPath, [BIN, 'start'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir });
@@ -50,6 +56,22 @@ async function startFerry(): Promise<{ p: LineProcess; ready: StartReady; tree: 
   return { p, ready, tree };
 }
 
+/** `npm start` as a terminal runs it: its own process group, which the terminal signals as a whole */
+async function startUnderNpm(): Promise<{ npm: LineProcess; ready: StartReady; tree: { pid: number; comm: string }[] }> {
+  const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
+  const npm = new LineProcess(spawn('npm', ['start', '--silent'], {
+    cwd: path.join(__dirname, '..', '..'),
+    env: { ...process.env, ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  }));
+  started.push(npm);
+  const ready = JSON.parse((await npm.waitForLine(/^ferry ready (\{.*\})$/, 60_000))[1]!) as StartReady;
+  const tree = descendants(npm.pid);
+  for (const d of tree) leftovers.add(d.pid);
+  return { npm, ready, tree };
+}
+
 function tcpPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -58,8 +80,7 @@ function tcpPortFree(port: number): Promise<boolean> {
   });
 }
 
-async function assertTreeGoneAfter(signal: 'SIGHUP' | 'SIGKILL'): Promise<number> {
-  const { p, ready, tree } = await startFerry();
+async function assertTreeGoneAfter(signal: 'SIGHUP' | 'SIGKILL', { p, ready, tree }: StartedFerry): Promise<number> {
   const pids = Object.values(ready.pids);
   for (const part of ['sip', 'media', 'gateway']) assert.ok(ready.pids[part], `${part} pid on the ready line`);
   // with no REDIS_URL, ferry start may run its own store (a redis-server child): it must go too
@@ -78,13 +99,20 @@ async function assertTreeGoneAfter(signal: 'SIGHUP' | 'SIGKILL'): Promise<number
 }
 
 describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000 }, () => {
+  // the two ferry starts of the SIGHUP and SIGKILL scenarios start side by side, both ready before either signal
+  let forSighup: StartedFerry;
+  let forSigkill: StartedFerry;
+  before(async () => {
+    [forSighup, forSigkill] = await Promise.all([startFerry(), startFerry()]);
+  });
+
   test('F6: SIGHUP of ferry start → no ferry process remains after 2 s, ports free', async () => {
-    const took = await assertTreeGoneAfter('SIGHUP');
+    const took = await assertTreeGoneAfter('SIGHUP', forSighup);
     process.stdout.write(`# F6 SIGHUP: whole tree gone ${took} ms after the signal\n`);
   });
 
   test('F6: SIGKILL of ferry start → no ferry process remains after 2 s, ports free', async () => {
-    const took = await assertTreeGoneAfter('SIGKILL');
+    const took = await assertTreeGoneAfter('SIGKILL', forSigkill);
     process.stdout.write(`# F6 SIGKILL: whole tree gone ${took} ms after the signal\n`);
   });
 
@@ -111,29 +139,26 @@ describe('F6: ferry start stopped by the terminal or killed', { timeout: 120_000
     process.stdout.write(`# F6 SIGHUP during start-up: ${all.length} children gone ${took} ms after the signal\n`);
   });
 
-  for (const [signal, what] of [['SIGINT', 'Ctrl-C'], ['SIGHUP', 'the terminal closed']] as const) {
-    test(`F6: ${what} under npm start (${signal} to the whole process group) → graceful stop, nothing remains after 2 s`, async () => {
-      const dataDir = mkdtempSync(path.join(dataRoot, 'data-'));
-      // `npm start` as a terminal runs it: its own process group, which the terminal signals as a whole
-      const npm = new LineProcess(spawn('npm', ['start', '--silent'], {
-        cwd: path.join(__dirname, '..', '..'),
-        env: { ...process.env, ...FREE_PORTS, NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_DATA_DIR: dataDir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      }));
-      started.push(npm);
-      const ready = JSON.parse((await npm.waitForLine(/^ferry ready (\{.*\})$/, 60_000))[1]!) as StartReady;
-      const tree = descendants(npm.pid);
-      for (const d of tree) leftovers.add(d.pid);
-      const parts = Object.values(ready.pids);
-      for (const pid of parts) assert.ok(tree.some((d) => d.pid === pid) && isRunning(pid), `positive control: ${pid} runs under npm`);
-      const sentAt = Date.now();
-      process.kill(-npm.pid, signal);
-      const took = await waitUntilGone([npm.pid, ...tree.map((d) => d.pid)], BOUND_MS, sentAt);
-      assert.ok(npm.stdout.includes('ferry: stopped'), `a graceful stop, not a forced one:\n${npm.stdout.join('\n')}\n${npm.stderr.slice(-20).join('\n')}`);
-      assert.ok(!npm.stderr.some((l) => l.includes('stop forced')), npm.stderr.slice(-20).join('\n'));
-      assert.ok(await tcpPortFree(ready.http), 'the next npm start finds the HTTP port free');
-      process.stdout.write(`# F6 ${what} under npm start: ${tree.length} processes gone ${took} ms after ${signal}\n`);
+  describe('under npm start', () => {
+    // the two npm starts start side by side, both ready before either signal
+    const underNpm = new Map<string, { npm: LineProcess; ready: StartReady; tree: { pid: number; comm: string }[] }>();
+    before(async () => {
+      await Promise.all(['SIGINT', 'SIGHUP'].map(async (signal) => underNpm.set(signal, await startUnderNpm())));
     });
-  }
+
+    for (const [signal, what] of [['SIGINT', 'Ctrl-C'], ['SIGHUP', 'the terminal closed']] as const) {
+      test(`F6: ${what} under npm start (${signal} to the whole process group) → graceful stop, nothing remains after 2 s`, async () => {
+        const { npm, ready, tree } = underNpm.get(signal)!;
+        const parts = Object.values(ready.pids);
+        for (const pid of parts) assert.ok(tree.some((d) => d.pid === pid) && isRunning(pid), `positive control: ${pid} runs under npm`);
+        const sentAt = Date.now();
+        process.kill(-npm.pid, signal);
+        const took = await waitUntilGone([npm.pid, ...tree.map((d) => d.pid)], BOUND_MS, sentAt);
+        assert.ok(npm.stdout.includes('ferry: stopped'), `a graceful stop, not a forced one:\n${npm.stdout.join('\n')}\n${npm.stderr.slice(-20).join('\n')}`);
+        assert.ok(!npm.stderr.some((l) => l.includes('stop forced')), npm.stderr.slice(-20).join('\n'));
+        assert.ok(await tcpPortFree(ready.http), 'the next npm start finds the HTTP port free');
+        process.stdout.write(`# F6 ${what} under npm start: ${tree.length} processes gone ${took} ms after ${signal}\n`);
+      });
+    }
+  });
 });
