@@ -68,14 +68,23 @@ export class BaresipWebphoneWorld {
         media: this.options.partEnv.media ?? {},
       },
     });
-    this.phone = await BaresipPhone.start({ user: desk.user, password: desk.password, answer: 'auto', ...this.options.phone(this.stack) });
-    try {
-      await this.phone.waitRegistered(15_000);
-    } catch (err) {
-      throw this.diagnose(err);
-    }
     const stack = this.stack;
-    this.alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...alice });
+    // the phone and the webphone register independently of each other: both at once
+    const [phone, webphone] = await Promise.allSettled([
+      (async () => {
+        this.phone = await BaresipPhone.start({ user: desk.user, password: desk.password, answer: 'auto', ...this.options.phone(stack) });
+        try {
+          await this.phone.waitRegistered(15_000);
+        } catch (err) {
+          throw this.diagnose(err);
+        }
+      })(),
+      (async () => {
+        this.alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, ...alice });
+      })(),
+    ]);
+    if (phone.status === 'rejected') throw phone.reason;
+    if (webphone.status === 'rejected') throw webphone.reason;
     await waitFor(async () => /^ferry_registrations 2$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 10_000, 50, 'phone and webphone registered');
   }
 
