@@ -111,7 +111,56 @@ function build(root, cacheDir, keyDir) {
   return 'built';
 }
 
-/** Remove keys beyond the newest KEEP_KEYS (by last use) and abandoned temporary builds. Best effort. */
+/**
+ * A running ferry process marks the bundle it runs (in-use/<pid>): a long-lived `ferry media` restarts a
+ * crashed relay worker from relay-worker.js next to its main.js, so that bundle must outlive any number of
+ * newer builds. Markers of processes that are gone are removed on the way.
+ */
+function markInUse(keyDir) {
+  try {
+    const dir = path.join(keyDir, 'in-use');
+    fs.mkdirSync(dir, { recursive: true });
+    const marker = path.join(dir, String(process.pid));
+    fs.writeFileSync(marker, '');
+    process.once('exit', () => {
+      try {
+        fs.unlinkSync(marker);
+      } catch {
+        /* already gone */
+      }
+    });
+  } catch {
+    /* a read-only cache: nothing prunes it either */
+  }
+}
+
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err && err.code === 'EPERM';
+  }
+}
+
+function inUse(keyDir) {
+  const dir = path.join(keyDir, 'in-use');
+  let used = false;
+  let names = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return false;
+  }
+  for (const name of names) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) used = true;
+    else fs.rmSync(path.join(dir, name), { force: true });
+  }
+  return used;
+}
+
+/** Remove keys beyond the newest KEEP_KEYS (by last use) that no running process marks, and abandoned temporary builds. Best effort. */
 function prune(cacheDir, keep) {
   try {
     const now = Date.now();
@@ -132,7 +181,7 @@ function prune(cacheDir, keep) {
       }
     }
     keys.sort((a, b) => b.t - a.t);
-    for (const k of keys.slice(KEEP_KEYS)) fs.rmSync(k.p, { recursive: true, force: true });
+    for (const k of keys.slice(KEEP_KEYS)) if (!inUse(k.p)) fs.rmSync(k.p, { recursive: true, force: true });
   } catch {
     /* pruning is housekeeping: a failure here never stops ferry */
   }
@@ -163,12 +212,14 @@ function bundledMain(root, env = process.env) {
       } catch {
         /* a read-only cache still serves its bundles */
       }
+      markInUse(keyDir);
       if (verbose) process.stderr.write(`ferry: running start-up bundle ${main} (cached)\n`);
       return main;
     }
     const t0 = process.hrtime.bigint();
     fs.mkdirSync(cacheDir, { recursive: true });
     const how = build(root, cacheDir, keyDir);
+    markInUse(keyDir);
     prune(cacheDir, key);
     if (verbose) {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -182,4 +233,4 @@ function bundledMain(root, env = process.env) {
   }
 }
 
-module.exports = { bundledMain, cacheKey, bundleOptions };
+module.exports = { bundledMain, cacheKey, bundleOptions, prune };

@@ -173,6 +173,43 @@ describe('ferry start-up bundle cache', { timeout: 300_000 }, () => {
     assert.match(lines[0]!, /^ferry: start-up bundle not used \(.*ENOTDIR.*\); running the TypeScript sources through tsx$/);
   });
 
+  test('pruning spares a bundle a running process marks (its relay workers restart from it) and drops markers of dead processes', { timeout: 90_000 }, async () => {
+    const dir = path.join(tempDir(), 'cache');
+    const run = await startMedia({ FERRY_BUNDLE_CACHE_DIR: dir });
+    try {
+      const [running] = keys(dir);
+      assert.ok(running);
+      assert.deepEqual(fs.readdirSync(path.join(dir, running, 'in-use')), [String(run.child.pid)]);
+      // a pid that is surely gone: a child that has exited
+      const gone = spawn(process.execPath, ['-e', '']);
+      const gonePid = gone.pid!;
+      await new Promise<void>((resolve) => gone.once('exit', () => resolve()));
+      const fake = (i: number, ageS: number, pid?: number): string => {
+        const name = i.toString(16).padStart(24, '0');
+        fs.mkdirSync(path.join(dir, name, 'in-use'), { recursive: true });
+        fs.writeFileSync(path.join(dir, name, 'main.js'), '');
+        if (pid !== undefined) fs.writeFileSync(path.join(dir, name, 'in-use', String(pid)), '');
+        const t = new Date(Date.now() - ageS * 1000);
+        fs.utimesSync(path.join(dir, name), t, t);
+        return name;
+      };
+      const newer = [1, 2, 3, 4, 5].map((i) => fake(i, i)); // 1 s .. 5 s old: newer than the running key
+      const dead = fake(6, 3600, gonePid); // old and marked by a process that is gone
+      const old = new Date(Date.now() - 7200 * 1000);
+      fs.utimesSync(path.join(dir, running), old, old); // the running key is the oldest of all
+      const { prune } = require(path.join(ROOT, 'bin', 'ferry-bundle.js')) as { prune(cacheDir: string, keep: string): void };
+      prune(dir, 'f'.repeat(24));
+      const left = keys(dir).sort();
+      assert.deepEqual(left, [...newer.slice(0, 4), running].sort(), 'the 4 newest, and the running process\'s bundle');
+      assert.ok(!left.includes(dead) && !left.includes(newer[4]!));
+      assert.ok(fs.existsSync(path.join(dir, running, 'relay-worker.js')));
+    } finally {
+      await stop(run);
+    }
+    const [running] = keys(dir).filter((k) => fs.existsSync(path.join(dir, k, 'relay-worker.js')));
+    assert.deepEqual(fs.readdirSync(path.join(dir, running!, 'in-use')), [], 'the marker goes when the process exits');
+  });
+
   test('bundled ferry media with FERRY_MEDIA_WORKERS=2 has both relay workers running', { timeout: 90_000 }, async () => {
     const run = await startMedia({ FERRY_BUNDLE_CACHE_DIR: cacheDir, FERRY_MEDIA_WORKERS: '2' });
     try {
