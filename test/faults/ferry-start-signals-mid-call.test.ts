@@ -1,4 +1,4 @@
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,21 +36,41 @@ function writeTwoTrunkConfig(a: number, b: number): string {
   return file;
 }
 
+interface CallWorld {
+  caller: SipPhone;
+  callee: SipPhone;
+  ferry: LineProcess;
+  ready: { sip: number };
+  tree: number[];
+}
+
+/** two phones and a ferry start between them, ready (cleaned up after the file) */
+async function startCallWorld(): Promise<CallWorld> {
+  const caller = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'a' });
+  const callee = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'b' });
+  cleanup.push(() => caller.close(), () => callee.close());
+  const config = writeTwoTrunkConfig(await caller.start(), await callee.start());
+  const ferry = LineProcess.spawn(process.execPath, [BIN, 'start'], {
+    NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_SIP_CONFIG: config, FERRY_DATA_DIR: mkdtempSync(path.join(root, 'data-')), REDIS_URL: '',
+    FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
+  });
+  cleanup.push(() => ferry.kill('SIGKILL'));
+  const ready = JSON.parse((await ferry.waitForLine(/^ferry ready (\{.*\})$/, 40_000))[1]!) as { sip: number };
+  const tree = descendants(ferry.pid).map((d) => d.pid);
+  cleanup.push(() => tree.forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }));
+  return { caller, callee, ferry, ready, tree };
+}
+
+// the two scenarios' ferry starts start side by side, both ready before either signal
+const worlds = new Map<string, CallWorld>();
+before(async () => {
+  await Promise.all(['SIGHUP', 'SIGKILL'].map(async (signal) => worlds.set(signal, await startCallWorld())));
+});
+
 for (const signal of ['SIGHUP', 'SIGKILL'] as const) {
   describe(`F6: ${signal} of ferry start mid-call`, { timeout: 90_000 }, () => {
     test(`F6: ${signal} of ferry start mid-call → both phones get a BYE and no ferry process remains, < 2 s`, async () => {
-      const caller = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'a' });
-      const callee = new SipPhone(new RtpPhone({ rtcpIntervalMs: 1000 }), { user: 'b' });
-      cleanup.push(() => caller.close(), () => callee.close());
-      const config = writeTwoTrunkConfig(await caller.start(), await callee.start());
-      const ferry = LineProcess.spawn(process.execPath, [BIN, 'start'], {
-        NODE_ENV: 'test', FERRY_LOG_LEVEL: 'warn', FERRY_SIP_CONFIG: config, FERRY_DATA_DIR: mkdtempSync(path.join(root, 'data-')), REDIS_URL: '',
-        FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', FERRY_MEDIA_PORT: '0', FERRY_HTTP_PORT: '0',
-      });
-      cleanup.push(() => ferry.kill('SIGKILL'));
-      const ready = JSON.parse((await ferry.waitForLine(/^ferry ready (\{.*\})$/, 40_000))[1]!) as { sip: number };
-      const tree = descendants(ferry.pid).map((d) => d.pid);
-      cleanup.push(() => tree.forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }));
+      const { caller, callee, ferry, ready, tree } = worlds.get(signal)!;
 
       const since = Date.now();
       await caller.call('sip:9123@ferry.local', { host: '127.0.0.1', port: ready.sip });
