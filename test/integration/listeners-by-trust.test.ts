@@ -71,7 +71,10 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   const dirs: string[] = [];
   const spawned: LineProcess[] = [];
   const mediaServers: MediaServerProcess[] = [];
+  /** processes a test started alongside another, possibly still starting when the test failed */
+  const starting: Promise<unknown>[] = [];
   after(async () => {
+    await Promise.allSettled(starting);
     await Promise.all(mediaServers.map((m) => m.stop()));
     for (const p of spawned) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     await Promise.all(engines.map((e) => e.stop()));
@@ -97,22 +100,32 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
   test('listeners: ferry sip with the default secret and FERRY_SIP_CONTROL_HOST=0.0.0.0 refuses to start, naming the problem; with its own secret it starts there', async () => {
     const refused = LineProcess.spawn(process.execPath, [BIN, 'sip'], { ...FREE_PORTS, NODE_ENV: 'test', FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: '' });
     spawned.push(refused);
+    // positive control, started meanwhile (independent of the refused one): the same address with a secret of its own is allowed, and binds there
+    const allowed = spawnSipEngine({ FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: 'a-long-site-secret' }).then((e) => {
+      engines.push(e);
+      return e;
+    });
+    starting.push(allowed); // awaited below, and by the after hook should a refusal assertion fail first
     const exit = await withDeadline(refused.exited, 15_000, 'ferry sip did not exit');
     assert.equal(exit.code, 1, `exit code; stderr: ${refused.stderr.join('\n')}`);
     assert.equal(refused.stderr.length, 1, `one line: ${refused.stderr.join('\n')}`);
     assert.match(refused.stderr[0]!, /^ferry sip: refusing to start: .*0\.0\.0\.0.*default secret 'cymru'.*FERRY_SIP_SECRET/);
     assert.ok(!refused.stdout.some((l) => l.startsWith('ferry sip ready')), 'never ready');
-    // positive control: the same address with a secret of its own is allowed, and binds there
-    const e = await spawnSipEngine({ FERRY_SIP_CONTROL_HOST: '0.0.0.0', FERRY_SIP_SECRET: 'a-long-site-secret' });
-    engines.push(e);
+    const e = await allowed;
     assert.deepEqual(boundAddresses(e.ports.control, 'tcp'), ['0.0.0.0'], 'an explicit control address is honoured');
   });
 
   test('listeners: ferry media with the Kurento port on a non-loopback address warns in one line that it has no authentication; on loopback it does not', async () => {
-    const open = await MediaServerProcess.start({ FERRY_MEDIA_HOST: '0.0.0.0', FERRY_MEDIA_SDP_ADDRESS: '127.0.0.1', FERRY_LOG_LEVEL: 'warn' });
-    mediaServers.push(open);
-    const local = await MediaServerProcess.start({ FERRY_LOG_LEVEL: 'warn' });
-    mediaServers.push(local);
+    // both at once (independent processes); each is kept for the after hook as soon as it is up
+    const both = [
+      MediaServerProcess.start({ FERRY_MEDIA_HOST: '0.0.0.0', FERRY_MEDIA_SDP_ADDRESS: '127.0.0.1', FERRY_LOG_LEVEL: 'warn' }),
+      MediaServerProcess.start({ FERRY_LOG_LEVEL: 'warn' }),
+    ].map((start) => start.then((m) => {
+      mediaServers.push(m);
+      return m;
+    }));
+    starting.push(...both);
+    const [open, local] = await Promise.all(both);
     assert.deepEqual(boundAddresses(open.port, 'tcp'), ['0.0.0.0']);
     assert.deepEqual(boundAddresses(local.port, 'tcp'), ['127.0.0.1'], 'the default is loopback');
     const warnings = open.logsMatching('WARNING');
