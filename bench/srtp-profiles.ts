@@ -5,13 +5,14 @@
  * offers (a fresh Hmac from the raw key, from a KeyObject, or copies of precomputed inner/outer SHA-1
  * states with hash.copy()). Not a test (timings are machine- and load-dependent); prints a markdown table.
  *
- *   npm run bench:srtp [-- --packets 200000] [--rounds 5]
+ *   npm run bench:srtp [-- --packets 200000] [--rounds 5] [--keys 400]
  *
  * Each figure is CPU time (process.cpuUsage(), user + system) per operation, the median of `rounds` runs of
  * `packets` operations after a warm-up: CPU time, not wall time, so other processes on a shared machine
  * inflate it less (they still do, through caches and frequency).
  */
-import { createHash, createHmac, createSecretKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, createSecretKey, randomBytes } from 'node:crypto';
+import { AesGcm } from '../src/media/srtp/aes-gcm';
 import { HmacSha1 } from '../src/media/srtp/hmac-sha1';
 import { SrtpContext } from '../src/media/srtp/srtp-context';
 import type { SrtpProfileName } from '../src/media/srtp/srtp-profile';
@@ -90,6 +91,42 @@ function profileRows(profile: SrtpProfileName): string[] {
   return [`| ${profile} | ${plain.length} → ${plain.length + sender.rtpOverhead} | ${protectUs.toFixed(2)} | ${unprotectUs.toFixed(2)} | ${(protectUs + unprotectUs).toFixed(2)} | ${rtcpUs.toFixed(2)} |`];
 }
 
+const MANY_KEYS = arg('--keys', 400);
+
+/** ferry's GCM against a node:crypto GCM cipher per packet when many calls' keys compete for the caches. */
+function manyKeyRows(): string[] {
+  const keys = Array.from({ length: MANY_KEYS }, () => randomBytes(16));
+  const gcms = keys.map((k) => new AesGcm(k));
+  const iv = randomBytes(12);
+  const bufs = Array.from({ length: MANY_KEYS }, () => Buffer.alloc(188, 7));
+  const other = Buffer.alloc(2 << 20);
+  const churn = (i: number): void => {
+    if ((i & 63) === 0) {
+      const at = (i * 4096) % other.length;
+      other.fill(i & 0xff, at, Math.min(other.length, at + 32768));
+    }
+  };
+  const rows: [string, (i: number) => void][] = [
+    ["ferry's AesGcm (ECB keystream, GHASH in JS; ferry uses this)", (i) => {
+      const k = i % MANY_KEYS;
+      const b = bufs[k]!;
+      gcms[k]!.seal(iv, b, 0, 12, undefined, 0, b, 12, 160, 172);
+      churn(i);
+    }],
+    ["createCipheriv('aes-128-gcm') per packet", (i) => {
+      const k = i % MANY_KEYS;
+      const b = bufs[k]!;
+      const c = createCipheriv('aes-128-gcm', keys[k]!, iv);
+      c.setAAD(b.subarray(0, 12));
+      c.update(b.subarray(12, 172)).copy(b, 12);
+      c.final();
+      c.getAuthTag().copy(b, 172);
+      churn(i);
+    }],
+  ];
+  return rows.map(([name, f]) => `| ${name} | ${measure(PACKETS, f).toFixed(2)} |`);
+}
+
 function hmacRows(): string[] {
   const key = randomBytes(20);
   const keyObject = createSecretKey(key);
@@ -130,6 +167,9 @@ console.log(`# SRTP profile cost (CPU µs per operation), node ${process.version
 console.log('| profile | RTP bytes plain → protected | protect µs | unprotect µs | both µs | SRTCP protect µs |');
 console.log('|---|---|---|---|---|---|');
 for (const p of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) for (const row of profileRows(p)) console.log(row);
+console.log(`\n| GCM seal of a 172-byte packet, ${MANY_KEYS} keys round-robin, 2 MiB of other memory touched meanwhile (a server's caches) | µs |`);
+console.log('|---|---|');
+for (const row of manyKeyRows()) console.log(row);
 console.log('\n| HMAC-SHA1 over a 172-byte packet + ROC | µs |');
 console.log('|---|---|');
 for (const row of hmacRows()) console.log(row);
