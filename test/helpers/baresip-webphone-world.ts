@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BaresipPhone, type BaresipOptions } from './baresip-phone';
+import { warmChromium } from './chromium';
 import { GatewayWebphone } from './gateway-webphone';
 import { getJson, startStack, waitFor, type Stack } from './stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
@@ -61,6 +62,7 @@ export class BaresipWebphoneWorld {
       domain: 'ferry.local',
       users: [{ ...alice, displayName: 'Alice (webphone)' }, { user: desk.user, password: desk.password, displayName: desk.displayName }],
     }));
+    warmChromium(); // the webphone's browser starts while the stack does
     this.stack = await startStack({
       partEnv: {
         sip: this.options.partEnv.sip ?? {},

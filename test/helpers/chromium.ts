@@ -47,6 +47,14 @@ function sharedChromium(): Promise<Browser> {
   return shared;
 }
 
+/**
+ * Starts launching the shared Chromium now (e.g. while a stack starts), so the first newChromiumContext
+ * does not wait for it. A failed launch is reported by that newChromiumContext, not here.
+ */
+export function warmChromium(): void {
+  sharedChromium().catch(() => undefined);
+}
+
 /** A new, isolated browser context in the process's shared Chromium; close it to close its pages. */
 export async function newChromiumContext(): Promise<BrowserContext> {
   return (await sharedChromium()).newContext();

@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { startStack, getJson, waitFor, type Stack, type StackOptions } from './stack';
 import { SipPhone } from './sip-phone';
 import { RtpPhone } from './rtp-phone';
+import { warmChromium } from './chromium';
 import { GatewayWebphone } from './gateway-webphone';
 import { writeLifecycleSipConfig, WEBPHONE_USERS } from './lifecycle-sip-config';
 import type { CallRecord } from '../../src/gateway/state/call-record';
@@ -43,6 +44,7 @@ export class GatewayCallFixture {
         env: { FERRY_SIP_CONFIG: config.file, ...(options.env ?? {}) },
         ...(options.secondGateway ? { secondGateway: true } : {}),
       };
+      warmChromium(); // the webphone's browser starts while the stack does
       stack = await startStack(stackOptions);
       const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: WEBPHONE_USERS.alice });
       const redis = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 });

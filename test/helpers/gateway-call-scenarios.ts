@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './chromium';
+import type { BrowserContext, Page } from 'playwright-core';
+import { newChromiumContext, warmChromium } from './chromium';
 import { freePort } from './free-port';
 import { describeSipp, startSipp, type SippProcess } from './sipp';
 import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack';
@@ -39,7 +39,7 @@ async function explained<T>(port: number, fn: () => Promise<T>): Promise<T> {
 }
 
 class PageDriver {
-  constructor(readonly browser: Browser, readonly page: Page) {}
+  constructor(readonly context: BrowserContext, readonly page: Page) {}
   state(): Promise<string> {
     return this.page.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState ?? '');
   }
@@ -75,7 +75,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
   const redisUrl = storeName === 'redis' ? 'redis://127.0.0.1:6379' : undefined;
   describe(`gateway calls end to end (${storeName} store)`, { timeout: 120_000 }, () => {
     let stack: Stack;
-    let browser: Browser;
+    let context: BrowserContext | undefined;
     let phone: PageDriver;
     let dir: string;
     let uasPort: number;
@@ -94,23 +94,24 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
         routes: [{ match: '9(\\d+)', to: 'trunk:pbx', rewrite: '$1' }, { match: '.*', to: 'user' }],
       };
       writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify(config, null, 2));
+      warmChromium(); // the browser starts while the stack does
       stack = await startStack({ ...(redisUrl ? { redisUrl } : {}), partEnv: { gateway: { FERRY_SIP_CONFIG: path.join(dir, 'ferry.json'), FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '4000' } } });
       if (redisUrl) redis = new Redis(redisUrl);
-      browser = await launchChromium();
-      const page = await (await browser.newContext()).newPage();
+      context = await newChromiumContext();
+      const page = await context.newPage();
       await page.goto(`http://127.0.0.1:${stack.httpPort}/?user=alice`);
       await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true);
       await page.fill('#password', 'alice-e2e-secret');
       assert.equal(await page.inputValue('#ws-url'), `ws://127.0.0.1:${stack.wsPort}`, 'the page points at the SIP engine');
       await page.click('#register');
       await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15000 });
-      phone = new PageDriver(browser, page);
+      phone = new PageDriver(context, page);
     });
 
     after(async () => {
       if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.filter((l) => l.startsWith('[gateway]')).join('\n'));
       for (const s of sipps) await s.stop().catch(() => undefined);
-      await browser?.close().catch(() => undefined);
+      await context?.close().catch(() => undefined);
       if (redis) {
         const keys = await redis.keys(`${stack.redisPrefix}*`);
         if (keys.length) await redis.del(...keys);
