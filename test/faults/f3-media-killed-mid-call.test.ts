@@ -20,12 +20,13 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * the grace (a restart can take longer than 1.5 s on a loaded machine).
  * And the counterpart (c): only the control connection drops (ferry media alive, a TCP relay in
  * between is cut): the gateway reconnects to the same session, finds the pipeline and endpoints,
- * and the call goes on — no BYE, RTP both ways, a normal hang-up later.
+ * and the call goes on — no BYE, RTP both ways, a normal hang-up later. (c) runs first on the
+ * memory store's (b) stack, whose gateway reaches ferry media through that relay.
  */
 const BOUND_MS = 2000;
 
 for (const store of ['memory', 'redis'] as const) {
-  describe(`F3: ferry media killed mid-call (${store} store)`, { timeout: 150_000 }, () => {
+  describe(`F3: ferry media killed mid-call (${store} store)`, { timeout: 240_000 }, () => {
     describe('(a) media restarted at once', () => {
       let w: World;
       before(async () => {
@@ -87,14 +88,58 @@ for (const store of ['memory', 'redis'] as const) {
       });
     });
 
-    describe('(b) media stays down', () => {
+    // memory store: the gateway reaches ferry media through a TCP relay (transparent until cut), so
+    // that F3c's control-connection blip runs on this stack first, before ferry media is killed
+    describe(store === 'memory' ? '(b) media stays down; first, the control connection blips through a relay (F3c)' : '(b) media stays down', () => {
       let w: World;
+      let cutter: TcpCutter | undefined;
       before(async () => {
-        w = await startWorld(store);
+        if (store === 'memory') {
+          const mediaPort = await freePort({ protocols: ['tcp'] });
+          cutter = await TcpCutter.start(mediaPort);
+          w = await startWorld('memory', {
+            partEnv: { media: { FERRY_MEDIA_PORT: String(mediaPort) }, gateway: { FERRY_MEDIA_URL: `ws://127.0.0.1:${cutter.port}/kurento` } },
+          });
+        } else {
+          w = await startWorld(store);
+        }
       });
       after(async () => {
         await w?.close();
+        await cutter?.close();
       });
+
+      if (store === 'memory') {
+        test('F3c (memory): a control-connection blip ends nothing: the pipeline is found by id after reconnecting, no BYE past the grace, RTP both ways, normal hang-up later', async () => {
+          const call = await establishCall(w);
+          const before = reconnects(w);
+          const cutAt = Date.now();
+          cutter!.cut();
+          await waitFor(() => reconnects(w) > before, 5000, 25, 'the gateway reconnected through the relay');
+          const checked = await waitFor(async () => {
+            const r = await getJson<CallRecord>(w.stack.httpPort, `/api/calls/${call.id}`);
+            return r.timeline.some((e) => e.event === 'media-check') ? r : undefined;
+          }, 3000, 25, 'the live call checked after reconnecting');
+          assert.equal(checked.state, 'answered', story(checked));
+          // past the grace (1.5 s) by a margin: nothing may end the call
+          const quietUntil = cutAt + 3000;
+          await waitFor(() => Date.now() >= quietUntil, 5000, 50, 'the grace and a margin passed');
+          assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= cutAt).length, 0, 'no BYE at the phone');
+          assert.equal(await w.webphone.callState(), 'connected');
+          const rtpAtPhone = await w.phone.media.rtpReceivedBetween(cutAt + 1000, Date.now());
+          assert.ok(rtpAtPhone > 50, `RTP from the browser kept flowing: ${rtpAtPhone} packets in the last ${Date.now() - cutAt - 1000} ms`);
+          const base = (await w.webphone.rtpStats()).received;
+          await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 5000, 50, 'RTP from the phone at the browser');
+
+          const hangupAt = await w.phone.hangup();
+          await w.webphone.waitCallState('ended', 5000);
+          const record = await endedRecord(w, call.id);
+          assert.equal(record.reason, 'sip-bye', story(record));
+          await w.phone.media.stopMedia();
+          await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipeline released');
+          console.log(`# F3c: blip survived; hang-up reached the webphone ${(await w.webphone.endedAt())! - hangupAt} ms after the phone's BYE`);
+        });
+      }
 
       test(`F3b (${store}): both parties get BYE (media-lost) < ${BOUND_MS} ms after the loss; a new call meanwhile gets 503 + Retry-After; after media is back a new call connects`, async () => {
         const gatewayPid = w.stack.pid('gateway')!;
@@ -162,49 +207,3 @@ for (const store of ['memory', 'redis'] as const) {
     });
   });
 }
-
-describe('F3: the media control connection blips, ferry media stays alive (memory store)', { timeout: 120_000 }, () => {
-  let w: World;
-  let cutter: TcpCutter;
-  before(async () => {
-    const mediaPort = await freePort({ protocols: ['tcp'] });
-    cutter = await TcpCutter.start(mediaPort);
-    w = await startWorld('memory', {
-      partEnv: { media: { FERRY_MEDIA_PORT: String(mediaPort) }, gateway: { FERRY_MEDIA_URL: `ws://127.0.0.1:${cutter.port}/kurento` } },
-    });
-  });
-  after(async () => {
-    await w?.close();
-    await cutter?.close();
-  });
-
-  test('F3c (memory): a control-connection blip ends nothing: the pipeline is found by id after reconnecting, no BYE past the grace, RTP both ways, normal hang-up later', async () => {
-    const call = await establishCall(w);
-    const before = reconnects(w);
-    const cutAt = Date.now();
-    cutter.cut();
-    await waitFor(() => reconnects(w) > before, 5000, 25, 'the gateway reconnected through the relay');
-    const checked = await waitFor(async () => {
-      const r = await getJson<CallRecord>(w.stack.httpPort, `/api/calls/${call.id}`);
-      return r.timeline.some((e) => e.event === 'media-check') ? r : undefined;
-    }, 3000, 25, 'the live call checked after reconnecting');
-    assert.equal(checked.state, 'answered', story(checked));
-    // past the grace (1.5 s) by a margin: nothing may end the call
-    const quietUntil = cutAt + 3000;
-    await waitFor(() => Date.now() >= quietUntil, 5000, 50, 'the grace and a margin passed');
-    assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= cutAt).length, 0, 'no BYE at the phone');
-    assert.equal(await w.webphone.callState(), 'connected');
-    const rtpAtPhone = await w.phone.media.rtpReceivedBetween(cutAt + 1000, Date.now());
-    assert.ok(rtpAtPhone > 50, `RTP from the browser kept flowing: ${rtpAtPhone} packets in the last ${Date.now() - cutAt - 1000} ms`);
-    const base = (await w.webphone.rtpStats()).received;
-    await waitFor(async () => (await w.webphone.rtpStats()).received > base + 20, 5000, 50, 'RTP from the phone at the browser');
-
-    const hangupAt = await w.phone.hangup();
-    await w.webphone.waitCallState('ended', 5000);
-    const record = await endedRecord(w, call.id);
-    assert.equal(record.reason, 'sip-bye', story(record));
-    await w.phone.media.stopMedia();
-    await waitFor(async () => (await getJson<{ pipelines: number }>(w.stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipeline released');
-    console.log(`# F3c: blip survived; hang-up reached the webphone ${(await w.webphone.endedAt())! - hangupAt} ms after the phone's BYE`);
-  });
-});

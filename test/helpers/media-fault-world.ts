@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { newChromiumContext } from './chromium';
 import { GatewayWebphone } from './gateway-webphone';
 import { RtpPhone } from './rtp-phone';
 import { SipInviteProbe } from './sip-invite-probe';
@@ -46,6 +47,8 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
     routes: [{ match: '9(\\d+)', to: 'trunk:phone', rewrite: '$1' }, { match: '.*', to: 'user' }],
   }));
   let stack: Stack | undefined;
+  // the process's shared Chromium launches (if it has not yet) while the ferry processes start
+  const chromiumUp = newChromiumContext().then((context) => context.close(), () => undefined);
   try {
     stack = await startStack({
       ...(store === 'redis' ? { redisUrl: 'redis://127.0.0.1:6379' } : {}),
@@ -58,6 +61,7 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
         },
       },
     });
+    await chromiumUp;
     const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: 'alice-f3-secret' });
     const s = stack;
     return {
@@ -76,6 +80,7 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
       },
     };
   } catch (err) {
+    await chromiumUp;
     await stack?.stop();
     await phone.close();
     await probe.close();
