@@ -413,9 +413,13 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
   });
 
   test('ferry media stopped by SIGTERM, or killed by SIGKILL, in the middle of a recording: the WAV is valid', { timeout: 30_000 }, async () => {
-    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const own = await MediaServerProcess.start(env());
-      extraServers.push(own);
+    // one server of its own per signal, both started at once; the two cases then run one after the other
+    const owns = await Promise.all(['SIGTERM', 'SIGKILL'].map(() => MediaServerProcess.start(env()).then((m) => {
+      extraServers.push(m);
+      return m;
+    })));
+    for (const [i, signal] of (['SIGTERM', 'SIGKILL'] as const).entries()) {
+      const own = owns[i]!;
       const c = await connectKurento(own.url);
       try {
         const pipeline = await c.create('MediaPipeline');
