@@ -299,47 +299,51 @@ describe('F1/F2/F10: ferry start, the gateway SIGKILLed mid-call and restarted w
     }
   });
 
-  test('F7: the gateway comes back after ferry sip ended the orphaned call itself -> its claims get 481, it finishes the call with no second BYE to either party', async () => {
-    // ferry sip ends the orphaned dialogs 300 ms after the gateway dies, well before its successor connects
-    const w = await startWorld('default', { FERRY_SIP_ORPHAN_DIALOG_MS: '300' });
-    try {
-      const call = await phoneCallsWebphone(w);
-      const killedAt = await killGatewayAndWaitGone(w);
-      const engineBye = await w.phone.waitForRequest('BYE', 5000, killedAt);
-      assert.match(engineBye.message.headers.get('reason')?.[0] ?? '', /.+/, "ferry sip's BYE carries a Reason");
-      await w.phone.media.stopMedia();
-      await w.webphone.waitCallState('ended', 5000);
-      const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
-      assert.ok(connected.at > engineBye.at, 'ferry sip ended the call before the gateway came back');
-      const rec = await endedRecord(w, call.id);
-      const events = rec.timeline.map((e) => `${e.event}${e.event === 'dialog-gone' ? ` ${e.detail?.split(':')[0]}` : ''}`);
-      assert.ok(events.includes('adopted'), events.join(','));
-      assert.ok(events.includes('dialog-gone caller') && events.includes('dialog-gone callee'), `both claims answered 481: ${events.join(',')}`);
-      assert.ok(!events.some((e) => /^bye-(sent|unanswered|failed)/.test(e)), `no BYE from the gateway: ${events.join(',')}`);
-      assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, "the phone got ferry sip's BYE and no second one");
-      console.log(`[measure] F7 (gateway side): ferry sip BYEd the phone ${engineBye.at - killedAt} ms after the kill; the restarted gateway connected ${connected.at - killedAt} ms after it and ended the record (${rec.reason}) with no BYE`);
-    } catch (err) {
-      if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
-      throw err;
-    } finally {
-      await w.close();
-    }
-  });
+  // F7 and the memory-mode check side by side (each its own ferry start): F7 bounds no time tighter
+  // than 5 s, and the memory-mode check only reads ferry start's output
+  describe('F7 and the memory-mode warning', { concurrency: 2 }, () => {
+    test('F7: the gateway comes back after ferry sip ended the orphaned call itself -> its claims get 481, it finishes the call with no second BYE to either party', async () => {
+      // ferry sip ends the orphaned dialogs 300 ms after the gateway dies, well before its successor connects
+      const w = await startWorld('default', { FERRY_SIP_ORPHAN_DIALOG_MS: '300' });
+      try {
+        const call = await phoneCallsWebphone(w);
+        const killedAt = await killGatewayAndWaitGone(w);
+        const engineBye = await w.phone.waitForRequest('BYE', 5000, killedAt);
+        assert.match(engineBye.message.headers.get('reason')?.[0] ?? '', /.+/, "ferry sip's BYE carries a Reason");
+        await w.phone.media.stopMedia();
+        await w.webphone.waitCallState('ended', 5000);
+        const connected = await w.fs.gatewayEvent('connected to SIP engine', killedAt, 30_000);
+        assert.ok(connected.at > engineBye.at, 'ferry sip ended the call before the gateway came back');
+        const rec = await endedRecord(w, call.id);
+        const events = rec.timeline.map((e) => `${e.event}${e.event === 'dialog-gone' ? ` ${e.detail?.split(':')[0]}` : ''}`);
+        assert.ok(events.includes('adopted'), events.join(','));
+        assert.ok(events.includes('dialog-gone caller') && events.includes('dialog-gone callee'), `both claims answered 481: ${events.join(',')}`);
+        assert.ok(!events.some((e) => /^bye-(sent|unanswered|failed)/.test(e)), `no BYE from the gateway: ${events.join(',')}`);
+        assert.equal(w.phone.received.filter((r) => r.method === 'BYE' && r.at >= killedAt).length, 1, "the phone got ferry sip's BYE and no second one");
+        console.log(`[measure] F7 (gateway side): ferry sip BYEd the phone ${engineBye.at - killedAt} ms after the kill; the restarted gateway connected ${connected.at - killedAt} ms after it and ended the record (${rec.reason}) with no BYE`);
+      } catch (err) {
+        if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
+        throw err;
+      } finally {
+        await w.close();
+      }
+    });
 
-  test('F1: FERRY_STORE=memory prints one warning line that calls and registrations do not survive a gateway restart', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-mem-'));
-    const fs = FerryStartProcess.spawn({ FERRY_STORE: 'memory', FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'warn' });
-    try {
-      const ready = await fs.ready();
-      assert.equal(ready.store, 'memory');
-      assert.equal(ready.pids.redis, undefined, 'no redis-server in memory mode');
-      const warnings = fs.lines.filter((l) => l.line.startsWith(MEMORY_MODE_WARNING));
-      assert.equal(warnings.length, 1, `one warning line:\n${fs.tail(20)}`);
-      assert.match(warnings[0]!.line, /do not survive a gateway restart/);
-      assert.match(warnings[0]!.line, /\(FERRY_STORE=memory\)$/);
-    } finally {
-      await fs.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    test('F1: FERRY_STORE=memory prints one warning line that calls and registrations do not survive a gateway restart', async () => {
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-f1-mem-'));
+      const fs = FerryStartProcess.spawn({ FERRY_STORE: 'memory', FERRY_DATA_DIR: dataDir, FERRY_LOG_LEVEL: 'warn' });
+      try {
+        const ready = await fs.ready();
+        assert.equal(ready.store, 'memory');
+        assert.equal(ready.pids.redis, undefined, 'no redis-server in memory mode');
+        const warnings = fs.lines.filter((l) => l.line.startsWith(MEMORY_MODE_WARNING));
+        assert.equal(warnings.length, 1, `one warning line:\n${fs.tail(20)}`);
+        assert.match(warnings[0]!.line, /do not survive a gateway restart/);
+        assert.match(warnings[0]!.line, /\(FERRY_STORE=memory\)$/);
+      } finally {
+        await fs.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
   });
 });
