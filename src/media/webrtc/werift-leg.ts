@@ -63,8 +63,8 @@ export interface WeriftLegOptions {
 
 /**
  * ferry's SRTP profile preference: AES_CM_128_HMAC_SHA1_80 first. Both are 128-bit and both are what
- * browsers implement (RFC 8827 §6.5); AES-CM costs less CPU per packet in node:crypto (one persistent
- * keystream cipher, where GCM needs a cipher object per packet: bench/srtp-profiles.ts, docs/media-webrtc.md)
+ * browsers implement (RFC 8827 §6.5), and both run on one persistent cipher per key (GCM's GHASH in
+ * JavaScript); AES-CM still costs slightly less CPU per packet (bench/srtp-profiles.ts, docs/media-webrtc.md)
  * and 6 bytes less per packet, and it is what Chromium picks when it is the DTLS server, so a call's profile
  * does not depend on who offered.
  */
