@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { newChromiumContext } from './chromium';
+import { warmChromium } from './chromium';
 import { GatewayWebphone } from './gateway-webphone';
 import { RtpPhone } from './rtp-phone';
 import { SipInviteProbe } from './sip-invite-probe';
@@ -48,7 +48,7 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
   }));
   let stack: Stack | undefined;
   // the process's shared Chromium launches (if it has not yet) while the ferry processes start
-  const chromiumUp = newChromiumContext().then((context) => context.close(), () => undefined);
+  warmChromium();
   try {
     stack = await startStack({
       ...(store === 'redis' ? { redisUrl: 'redis://127.0.0.1:6379' } : {}),
@@ -61,7 +61,6 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
         },
       },
     });
-    await chromiumUp;
     const webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: 'alice-f3-secret' });
     const s = stack;
     return {
@@ -80,7 +79,6 @@ export async function startWorld(store: 'memory' | 'redis', options: WorldOption
       },
     };
   } catch (err) {
-    await chromiumUp;
     await stack?.stop();
     await phone.close();
     await probe.close();
