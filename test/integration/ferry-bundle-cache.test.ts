@@ -210,6 +210,30 @@ describe('ferry start-up bundle cache', { timeout: 300_000 }, () => {
     assert.deepEqual(fs.readdirSync(path.join(dir, running!, 'in-use')), [], 'the marker goes when the process exits');
   });
 
+  test('ferry media run from the sources in another process (an embedding app, a test) starts its relay workers from the bundle; FERRY_BUNDLE=0 from relay-worker.ts through tsx', { timeout: 90_000 }, async () => {
+    const dir = path.join(tempDir(), 'cache');
+    const entry = async (env: Record<string, string>): Promise<{ module: string; tsxApi?: string }> => {
+      const script = "process.stdout.write(JSON.stringify(require('./src/media/workers/worker-pool').relayWorkerEntry()))";
+      const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, env: { ...process.env, FERRY_BUNDLE_CACHE_DIR: dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      children.delete(child);
+      assert.equal(code, 0, err);
+      return JSON.parse(out) as { module: string; tsxApi?: string };
+    };
+    const bundled = await entry({});
+    const [key] = keys(dir);
+    assert.ok(key, 'the worker bundle was built in the cache');
+    assert.deepEqual(bundled, { module: path.join(dir, key, 'relay-worker.js') });
+    const sources = await entry({ FERRY_BUNDLE: '0' });
+    assert.equal(sources.module, path.join(ROOT, 'src', 'media', 'workers', 'relay-worker.ts'));
+    assert.ok(sources.tsxApi, 'tsx registered in the worker');
+  });
+
   test('bundled ferry media with FERRY_MEDIA_WORKERS=2 has both relay workers running', { timeout: 90_000 }, async () => {
     const run = await startMedia({ FERRY_BUNDLE_CACHE_DIR: cacheDir, FERRY_MEDIA_WORKERS: '2' });
     try {

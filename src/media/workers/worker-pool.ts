@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../common/logger';
 import { KurentoError, KurentoErrors } from '../errors/kurento-error';
@@ -7,7 +8,7 @@ import type { MediaConfig } from '../server/media-config';
 import type { ElementState, FromWorker, RelayWorkerData, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
 import type { ElementWorker } from './remote-element';
 import { guarded } from '../../common/process-faults';
-import { RUNNING_BUNDLED } from '../../common/package-root';
+import { PACKAGE_ROOT, RUNNING_BUNDLED } from '../../common/package-root';
 
 /** What the control plane does with what workers send (media-set.ts). */
 export interface WorkerPoolHandlers {
@@ -28,13 +29,43 @@ const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 10_000;
 
 /**
- * The relay worker's module and the worker thread's first lines. From the sources (bin/ferry through tsx)
- * the worker registers tsx, then loads relay-worker.ts; from the start-up bundle (bin/ferry-bundle.js)
- * relay-worker.js is a bundle next to this one and needs no tsx. Either way relay-worker's start check
- * compares workerData.module with its own __filename. execArgv is empty: a test runner's flags are not
- * the worker's business.
+ * The relay worker's module and the worker thread's first lines. From the start-up bundle
+ * (bin/ferry-bundle.js, docs/architecture.md "Process start-up") relay-worker.js is a bundle next to this
+ * one and needs no tsx. From the sources (an embedding app or a test running ferry media in its own process
+ * through tsx) the worker uses the same cache's relay-worker.js for the current source tree too, built if
+ * missing, since loading the worker's modules one by one through tsx costs a second or more of CPU per
+ * worker start; FERRY_BUNDLE=0, or a cache that cannot be used, registers tsx in the worker and loads
+ * relay-worker.ts as before. Either way relay-worker's start check compares workerData.module with its own
+ * __filename. execArgv is empty: a test runner's flags are not the worker's business.
  */
-const WORKER_MODULE = path.join(__dirname, RUNNING_BUNDLED ? 'relay-worker.js' : 'relay-worker.ts');
+interface WorkerEntry {
+  module: string;
+  tsxApi?: string;
+}
+
+let workerEntry: WorkerEntry | undefined;
+
+function resolveWorkerEntry(): WorkerEntry {
+  if (RUNNING_BUNDLED) return { module: path.join(__dirname, 'relay-worker.js') };
+  const fromSources = { module: path.join(__dirname, 'relay-worker.ts'), tsxApi: require.resolve('tsx/cjs/api') };
+  if (process.env.FERRY_BUNDLE === '0') return fromSources;
+  try {
+    const bundle = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-bundle.js')) as { bundledMain(root: string): string | undefined };
+    const main = bundle.bundledMain(PACKAGE_ROOT); // marks the key in use by this process, so it is not pruned
+    const worker = main ? path.join(path.dirname(main), 'relay-worker.js') : undefined;
+    if (worker && fs.existsSync(worker)) return { module: worker };
+  } catch {
+    /* the cache helper missing or failing: the sources through tsx */
+  }
+  return fromSources;
+}
+
+/** Where relay workers load from: decided once per process, at the first worker start. */
+export function relayWorkerEntry(): WorkerEntry {
+  workerEntry ??= resolveWorkerEntry();
+  return workerEntry;
+}
+
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
 if (workerData.tsxApi) require(workerData.tsxApi).register();
@@ -76,8 +107,7 @@ export class RelayWorker implements ElementWorker {
     const data: RelayWorkerData & { tsxApi?: string } = {
       workerId: this.id,
       config: this.config,
-      module: WORKER_MODULE,
-      ...(RUNNING_BUNDLED ? {} : { tsxApi: require.resolve('tsx/cjs/api') }),
+      ...relayWorkerEntry(),
     };
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: data, execArgv: [], stdout: false, stderr: false });
     this.worker = worker;
