@@ -72,7 +72,8 @@ if [ $# -gt 0 ]; then
 fi
 
 # Lanes (docs/testing.md, "Lanes"; the list is test/lanes.json): the parallel lane runs
-# FERRY_TEST_CONCURRENCY files at a time (default 2), then the serial lane one at a time.
+# FERRY_TEST_CONCURRENCY files at a time (default 2), then the paired lane (the Chromium files that touch
+# nothing else machine-wide) as many at a time with each other only, then the serial lane one at a time.
 # FERRY_TEST_CONCURRENCY=1 runs every file one at a time in a single run, as before the lanes.
 concurrency=${FERRY_TEST_CONCURRENCY:-2}
 case "$concurrency" in '' | *[!0-9]* | 0) echo "test: FERRY_TEST_CONCURRENCY must be a whole number >= 1, not '$concurrency'" >&2; exit 2 ;; esac
@@ -82,12 +83,15 @@ if [ "$concurrency" = 1 ]; then
 fi
 
 parallel_list=$(node --import tsx test/lanes.ts parallel)
+paired_list=$(node --import tsx test/lanes.ts paired)
 serial_list=$(node --import tsx test/lanes.ts serial)
 # shellcheck disable=SC2206 # one path a line, no spaces in test file names
 parallel_files=($parallel_list)
 # shellcheck disable=SC2206
+paired_files=($paired_list)
+# shellcheck disable=SC2206
 serial_files=($serial_list)
-if [ $(( ${#parallel_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
+if [ $(( ${#parallel_files[@]} + ${#paired_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
   echo "test: test/lanes.ts listed no test file (see test/lanes.json)" >&2
   exit 1
 fi
@@ -99,11 +103,18 @@ if [ ${#parallel_files[@]} -gt 0 ]; then
   run_files "$concurrency" "${parallel_files[@]}" || parallel_rc=$?
   echo "test: parallel lane: exit code $parallel_rc after $(( SECONDS - started )) s"
 fi
+paired_started=$SECONDS
+paired_rc=0
+if [ ${#paired_files[@]} -gt 0 ]; then
+  echo "test: paired lane: ${#paired_files[@]} files, $concurrency at a time, only with each other (test/lanes.json, twoAtATime)"
+  run_files "$concurrency" "${paired_files[@]}" || paired_rc=$?
+  echo "test: paired lane: exit code $paired_rc after $(( SECONDS - paired_started )) s"
+fi
 serial_started=$SECONDS
 if [ ${#serial_files[@]} -gt 0 ]; then
   echo "test: serial lane: ${#serial_files[@]} files, one at a time (test/lanes.json gives each one's reason)"
   run_files 1 "${serial_files[@]}" || serial_rc=$?
   echo "test: serial lane: exit code $serial_rc after $(( SECONDS - serial_started )) s"
 fi
-echo "test: parallel lane exit code $parallel_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
-if [ "$parallel_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi
+echo "test: parallel lane exit code $parallel_rc, paired lane exit code $paired_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
+if [ "$parallel_rc" -ne 0 ] || [ "$paired_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi

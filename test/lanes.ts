@@ -2,7 +2,8 @@
  * The test lanes of `npm test` (scripts/test.sh; docs/testing.md, "Lanes").
  *
  * test/lanes.json lists the files of the **parallel lane** (run two files at a time) and, grouped by
- * reason, the files of the **serial lane** (run one at a time, after the parallel lane). A file in no
+ * reason, the other files: a group marked `twoAtATime` is the **paired lane** (its files run two at a
+ * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last). A file in no
  * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
  * and test/unit/test-lanes.test.ts fails until it is listed in one of them.
  *
@@ -10,7 +11,7 @@
  * can see: `globalResourceUses()` reads the file and every file under test/ or bench/ it loads
  * (imports, and child scripts it names) and finds the uses below; test/unit/test-lanes.test.ts keeps them out of it.
  *
- * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|serial [files...]` prints
+ * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|serial [files...]` prints
  * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts).
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -23,6 +24,11 @@ export const LANES_FILE = path.join(ROOT, 'test', 'lanes.json');
 export interface SerialGroup {
   reason: string;
   files: string[];
+  /**
+   * The files of this group run two at a time with each other (never beside a file of another group or
+   * lane): the **paired lane**. Allowed only when every file's machine-wide uses are in PAIRABLE_USES.
+   */
+  twoAtATime?: boolean;
 }
 
 export interface Lanes {
@@ -32,7 +38,14 @@ export interface Lanes {
   serial: SerialGroup[];
 }
 
-export type Lane = 'parallel' | 'serial';
+export type Lane = 'parallel' | 'paired' | 'serial';
+
+/**
+ * Machine-wide uses that two files of the same kind may share: two Chromium files at once load both
+ * cores but see nothing of each other (own ports, own browser, own ferry processes). Anything else —
+ * a short lease, a real-time window, a /proc scan, a resource reading — keeps a file serial.
+ */
+export const PAIRABLE_USES: readonly string[] = ['Chromium'];
 
 /** A kind of use of something shared with every other process on the machine. */
 export interface GlobalResourcePattern {
@@ -160,9 +173,11 @@ function normalize(file: string): string {
   return path.relative(ROOT, path.resolve(ROOT, file)).split(path.sep).join('/');
 }
 
-/** The lane of `file`: parallel only when test/lanes.json lists it there; everything else is serial. */
+/** The lane of `file`: parallel or paired only when test/lanes.json lists it there; everything else is serial. */
 export function laneOf(file: string, lanes: Lanes = readLanes()): Lane {
-  return lanes.parallel.includes(normalize(file)) ? 'parallel' : 'serial';
+  const f = normalize(file);
+  if (lanes.parallel.includes(f)) return 'parallel';
+  return lanes.serial.some((g) => g.twoAtATime === true && g.files.includes(f)) ? 'paired' : 'serial';
 }
 
 /** The reason test/lanes.json gives for `file` being serial, if it lists it there. */
@@ -173,8 +188,8 @@ export function serialReason(file: string, lanes: Lanes = readLanes()): string |
 
 if (require.main === module) {
   const [lane, ...given] = process.argv.slice(2);
-  if (lane !== 'parallel' && lane !== 'serial') {
-    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|serial [test files...]\n');
+  if (lane !== 'parallel' && lane !== 'paired' && lane !== 'serial') {
+    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|paired|serial [test files...]\n');
     process.exit(2);
   }
   const lanes = readLanes();

@@ -14,6 +14,7 @@ import {
   globalResourceUses,
   laneOf,
   localFilesLoaded,
+  PAIRABLE_USES,
   readLanes,
   ROOT,
   scanSource,
@@ -59,7 +60,22 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
     assert.deepEqual(offenders, [], 'move these to a serial group in test/lanes.json');
   });
 
-  test('the scan finds the files known to use iptables, tc and netns, /proc scans, Chromium and baresip, and they are serial', () => {
+  test('a file of a two-at-a-time group (the paired lane) uses nothing machine-wide but what two such files may share', () => {
+    const paired = lanes.serial.filter((g) => g.twoAtATime === true).flatMap((g) => g.files);
+    assert.ok(paired.length > 0, 'positive control: the paired lane has files');
+    const offenders: string[] = [];
+    for (const f of paired) {
+      assert.equal(laneOf(f, lanes), 'paired', f);
+      for (const use of globalResourceUses(f)) if (!PAIRABLE_USES.includes(use.name)) offenders.push(`${f}: ${use.name} (${use.file}:${use.line}): ${use.why}`);
+    }
+    assert.deepEqual(offenders, [], 'move these to a one-at-a-time group in test/lanes.json');
+    // positive control: a Chromium file that also holds a short gateway lease is not pairable, and is serial
+    const s14 = 'test/lifecycle/s14-two-gateways-one-dies.test.ts';
+    assert.ok(globalResourceUses(s14).some((u) => !PAIRABLE_USES.includes(u.name)), 's14 holds a short lease');
+    assert.equal(laneOf(s14, lanes), 'serial');
+  });
+
+  test('the scan finds the files known to use iptables, tc and netns, /proc scans, Chromium and baresip, and none of them is in the parallel lane', () => {
     const known: [string, string][] = [
       ['test/integration/sip-srf-loss.test.ts', 'iptables rule'],
       ['test/faults/f09-chaos-soak.test.ts', 'iptables rule'],
@@ -72,7 +88,8 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
     for (const [file, name] of known) {
       const uses = globalResourceUses(file);
       assert.ok(uses.some((u) => u.name === name), `${file}: expected a ${name} use, found ${JSON.stringify(uses.map((u) => u.name))}`);
-      assert.equal(laneOf(file, lanes), 'serial', file);
+      // a file whose only machine-wide use is Chromium runs in the paired lane; any other use keeps it serial
+      assert.equal(laneOf(file, lanes), name === 'Chromium' ? 'paired' : 'serial', file);
     }
     // found through a helper: the test file itself names no iptables
     const loss = globalResourceUses('test/integration/sip-srf-loss.test.ts').find((u) => u.name === 'iptables rule');
