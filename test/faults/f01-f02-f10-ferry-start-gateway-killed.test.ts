@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { FerryStartProcess } from '../helpers/ferry-start-process';
-import { allCalls, phoneCallsWebphone, startFerryStartCallWorld, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
+import { allCalls, endedRecord, HANGUP_BOUND_MS, phoneCallsWebphone, phoneHangsUpWebphoneTold, startFerryStartCallWorld, webphoneHangsUpPhoneTold, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
 import { getJson, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
@@ -21,7 +21,6 @@ import { MEMORY_MODE_WARNING } from '../../src/cli/gateway-state-store';
  */
 const SHARED_REDIS = 'redis://127.0.0.1:6379';
 const ADOPT_BOUND_MS = 2000;
-const HANGUP_BOUND_MS = 500;
 /**
  * ferry sip ends a dialog no app owns after this long: short here, so an unclaimed adopted call would
  * be cut within the test, yet longer than a gateway restart takes on a loaded machine (~1-3 s)
@@ -130,12 +129,6 @@ async function adoptedAt(w: World, id: string): Promise<number> {
   return rec.timeline.find((e) => e.event === 'adopted')!.t;
 }
 
-async function endedRecord(w: World, id: string): Promise<CallRecord> {
-  return waitFor(async () => {
-    const r = await getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
-    return r?.state === 'ended' ? r : undefined;
-  }, 5000, 25, `call ${id} ended`);
-}
 
 /**
  * The kill-and-restart part shared by F1 and F2: media never stops (the phone's largest RTP gap
@@ -194,28 +187,12 @@ async function killedTwiceScenario(w: World, mode: 'default' | 'redis'): Promise
   // first call: the phone hangs up after the restart
   const first = await phoneCallsWebphone(w);
   await killAndAdopt(w, first, `${id} call 1`, { pastOrphanDeadline: true });
-  const byeAt = await w.phone.hangup();
-  await w.phone.media.stopMedia();
-  assert.equal(w.phone.lastHangupStatus, 200);
-  await w.webphone.waitCallState('ended', 5000);
-  const webphoneTold = (await w.webphone.endedAt())! - byeAt;
-  assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
-  const rec1 = await endedRecord(w, first.id);
-  assert.equal(rec1.reason, 'sip-bye');
-  assert.equal(rec1.endedBy, 'caller');
+  const { webphoneTold } = await phoneHangsUpWebphoneTold(w, first);
 
   // second call, placed after the restart: alice's registration survived it
   const second = await phoneCallsWebphone(w);
   await killAndAdopt(w, second, `${id} call 2`, { pastOrphanDeadline: false });
-  const from = Date.now();
-  const hangupAt = await w.webphone.hangup();
-  const bye = await w.phone.waitForRequest('BYE', 5000, from);
-  await w.phone.media.stopMedia();
-  const phoneTold = bye.at - hangupAt;
-  assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
-  const rec2 = await endedRecord(w, second.id);
-  // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
-  assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
+  const { phoneTold, record: rec2 } = await webphoneHangsUpPhoneTold(w, second);
   assert.equal(rec2.endedBy, rec2.reason === 'sip-bye' ? 'callee' : 'media');
   console.log(`[measure] ${id}: after the restart, the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason})`);
 }

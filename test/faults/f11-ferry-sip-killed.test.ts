@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { phoneCallsWebphone, startFerryStartCallWorld, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
+import { endedRecord, HANGUP_BOUND_MS, phoneCallsWebphone, phoneHangsUpWebphoneTold, startFerryStartCallWorld, webphoneHangsUpPhoneTold, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
 import { isPortFree } from '../helpers/free-port';
 import { getJson, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
@@ -14,7 +14,6 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * rebuild them (nothing on the wire). The Chromium webphone's JsSIP reconnects its WebSocket and
  * registers again, keeping its call. A later hang-up by either party then reaches the other < 500 ms.
  */
-const HANGUP_BOUND_MS = 500;
 /** short, so a call whose dialogs nobody claimed again would be cut within the test */
 const ORPHAN_DIALOG_MS = 4000;
 
@@ -131,12 +130,6 @@ async function killSipMidCall(w: World, call: CallRecord, label: string): Promis
   console.log(`[measure] ${label}: gateway back on ferry sip ${back.at - killedAt} ms after the SIGKILL, alice registered again ${registered.at - killedAt} ms after it; over ${spanS.toFixed(1)} s: phone got ${phoneGot} RTP (largest gap ${phoneGap} ms, own send gap ${phoneSendGap} ms), webphone got ${web.received} (counter still <= ${web.longestStillMs} ms); no BYE past the orphan deadline`);
 }
 
-async function endedRecord(w: World, id: string): Promise<CallRecord> {
-  return waitFor(async () => {
-    const r = await callRecord(w, id);
-    return r?.state === 'ended' ? r : undefined;
-  }, 5000, 25, `call ${id} ended`);
-}
 
 describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { timeout: 300_000 }, () => {
   test('F11: ferry sip killed mid-call -> RTP never stops both ways, the gateway rebuilds the dialogs in the new ferry sip, no BYE past the orphan deadline; then (a) the phone hangs up -> the webphone told < 500 ms, (b) in a second call the webphone hangs up -> the phone gets BYE < 500 ms', async () => {
@@ -145,28 +138,12 @@ describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { tim
       // (a) the phone hangs up after the restart
       const first = await phoneCallsWebphone(w);
       await killSipMidCall(w, first, 'F11 call 1');
-      const byeAt = await w.phone.hangup();
-      await w.phone.media.stopMedia();
-      assert.equal(w.phone.lastHangupStatus, 200, "the phone's BYE answered 200");
-      await w.webphone.waitCallState('ended', 5000);
-      const webphoneTold = (await w.webphone.endedAt())! - byeAt;
-      assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
-      const rec1 = await endedRecord(w, first.id);
-      assert.equal(rec1.reason, 'sip-bye');
-      assert.equal(rec1.endedBy, 'caller');
+      const { webphoneTold } = await phoneHangsUpWebphoneTold(w, first);
 
       // (b) a second call through the restarted ferry sip; it is killed again; the webphone hangs up
       const second = await phoneCallsWebphone(w);
       await killSipMidCall(w, second, 'F11 call 2');
-      const from = Date.now();
-      const hangupAt = await w.webphone.hangup();
-      const bye = await w.phone.waitForRequest('BYE', 5000, from);
-      await w.phone.media.stopMedia();
-      const phoneTold = bye.at - hangupAt;
-      assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
-      const rec2 = await endedRecord(w, second.id);
-      // a webphone's hang-up is a BYE plus a DTLS close_notify at the same moment: either may arrive first
-      assert.ok(['sip-bye', 'dtls-close'].includes(rec2.reason ?? ''), `end reason ${rec2.reason}`);
+      const { phoneTold, record: rec2 } = await webphoneHangsUpPhoneTold(w, second);
       const sipBye = rec2.timeline.some((e) => e.event === 'bye' && e.detail === 'from callee');
       console.log(`[measure] F11: after ferry sip's restart the phone's hang-up reached the webphone in ${webphoneTold} ms; the webphone's reached the phone in ${phoneTold} ms (${rec2.reason}; webphone's BYE reached the gateway: ${sipBye})`);
     } catch (err) {

@@ -84,3 +84,41 @@ export async function phoneCallsWebphone(w: FerryStartCallWorld): Promise<CallRe
   assert.equal(live.length, 1, `one answered call: ${JSON.stringify(live.map((c) => [c.id, c.state]))}`);
   return live[0]!;
 }
+
+/** How soon the other party must be told of a hang-up after a restart (F1, F10, F11): 500 ms. */
+export const HANGUP_BOUND_MS = 500;
+
+/** The call's record once the gateway says it ended (5 s). */
+export async function endedRecord(w: FerryStartCallWorld, id: string): Promise<CallRecord> {
+  return waitFor(async () => {
+    const r = await getJson<CallRecord>(w.ready.http, `/api/calls/${id}`).catch(() => undefined);
+    return r?.state === 'ended' ? r : undefined;
+  }, 5000, 25, `call ${id} ended`);
+}
+
+/** The phone hangs up: its BYE is answered 200, the webphone is told within HANGUP_BOUND_MS, the record says sip-bye by the caller. */
+export async function phoneHangsUpWebphoneTold(w: FerryStartCallWorld, call: CallRecord): Promise<{ webphoneTold: number; record: CallRecord }> {
+  const byeAt = await w.phone.hangup();
+  await w.phone.media.stopMedia();
+  assert.equal(w.phone.lastHangupStatus, 200, "the phone's BYE answered 200");
+  await w.webphone.waitCallState('ended', 5000);
+  const webphoneTold = (await w.webphone.endedAt())! - byeAt;
+  assert.ok(webphoneTold < HANGUP_BOUND_MS, `webphone told ${webphoneTold} ms after the phone's BYE (bound ${HANGUP_BOUND_MS} ms)`);
+  const record = await endedRecord(w, call.id);
+  assert.equal(record.reason, 'sip-bye');
+  assert.equal(record.endedBy, 'caller');
+  return { webphoneTold, record };
+}
+
+/** The webphone hangs up: the phone gets a BYE within HANGUP_BOUND_MS; the end reason is its BYE or its DTLS close_notify (either may arrive first). */
+export async function webphoneHangsUpPhoneTold(w: FerryStartCallWorld, call: CallRecord): Promise<{ phoneTold: number; record: CallRecord }> {
+  const from = Date.now();
+  const hangupAt = await w.webphone.hangup();
+  const bye = await w.phone.waitForRequest('BYE', 5000, from);
+  await w.phone.media.stopMedia();
+  const phoneTold = bye.at - hangupAt;
+  assert.ok(phoneTold < HANGUP_BOUND_MS, `BYE at the phone ${phoneTold} ms after the webphone hung up (bound ${HANGUP_BOUND_MS} ms)`);
+  const record = await endedRecord(w, call.id);
+  assert.ok(['sip-bye', 'dtls-close'].includes(record.reason ?? ''), `end reason ${record.reason}`);
+  return { phoneTold, record };
+}
