@@ -399,6 +399,33 @@ export function resendClientHelloEarly(transport: RTCDtlsTransport, resendAfterM
   });
 }
 
+/** werift's DTLS client socket (`DtlsClient`): `connect()` sends flight 1 and resolves when its retransmissions end. */
+interface DtlsClientInternals extends DtlsSocketInternals {
+  connect: () => Promise<void>;
+}
+
+/**
+ * werift's `RTCDtlsTransport.start()` creates its DTLS client right after entering 'connecting', then waits a
+ * fixed 100 ms (`await setTimeout(100)`) before calling the client's `connect()`, which sends the first
+ * ClientHello: 100 ms of every call's set-up, for nothing. Here the handshake starts at once (on the next
+ * microtask, when the DTLS socket exists) and the socket's `connect` is replaced by one that returns that same
+ * promise, so werift's own call 100 ms later sends nothing again (werift's flight 1 throws when started twice)
+ * and still sees its outcome (a failure still fails the transport). Call when the DTLS transport enters
+ * 'connecting', after `resendClientHelloEarly` (whose hook on `send` must be in place before the first
+ * ClientHello); only a client is affected. Returns nothing; the started promise is kept on the socket.
+ */
+export function startDtlsClientAtOnce(transport: RTCDtlsTransport): void {
+  queueMicrotask(() => {
+    const socket = dtlsSocket(transport) as Partial<DtlsClientInternals> | undefined;
+    if (!socket || transport.role !== 'client' || typeof socket.connect !== 'function' || socket.dtls?.flight !== 0) return;
+    const connect = socket.connect;
+    const started = connect.call(socket);
+    // werift attaches its handler when it calls connect() 100 ms later; until then a failure must not be unhandled
+    started.catch(() => undefined);
+    socket.connect = () => started;
+  });
+}
+
 // ---- ICE agent set-up -----------------------------------------------------------------------------------
 
 /**

@@ -43,6 +43,7 @@ import {
   sendOnSelectedPair,
   sendOnSelectedPairNow,
   skipWeriftSrtp,
+  startDtlsClientAtOnce,
   type IceSocketCounters,
 } from './werift-internals';
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
@@ -531,6 +532,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       case 'connecting':
         ignoreDuplicateHelloVerify(t);
         resendClientHelloEarly(t);
+        startDtlsClientAtOnce(t);
         this.setDtls('CONNECTING');
         break;
       case 'connected':
