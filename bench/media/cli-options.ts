@@ -1,4 +1,6 @@
 /** Command-line options of `npm run bench:media -- [options]`, parsed and checked once. */
+import { machineCpus, parseCpuList, resolvePinning, type CpuPinning } from './servers/cpu-pinning';
+
 export type TargetId = 'rtpengine' | 'ferry-rtp' | 'ferry-webrtc';
 const ALL_TARGETS: TargetId[] = ['rtpengine', 'ferry-rtp', 'ferry-webrtc'];
 
@@ -36,6 +38,8 @@ export interface BenchOptions {
   stopOnLag: boolean;
   /** Bisection probes after the ladder, between the largest passing and the first failing step (ferry targets). */
   refine: number;
+  /** --server-cpus / --generator-cpus, checked against the machine's CPUs: undefined = no pinning. */
+  pinning: CpuPinning | undefined;
 }
 
 export const USAGE = `usage: npm run bench:media -- [options]
@@ -66,9 +70,14 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --refine <k>             after the steps, up to k bisection probes (each on a fresh ferry media set up
                            straight to N) between the largest step within the per-core limits and the
                            first beyond them; stops at 10 calls' resolution (default 0)
+  --server-cpus <list>     run the server under test (rtpengine, or ferry media with all its threads) on
+                           these CPUs only (taskset -c; e.g. 0 or 0-1,3); both servers alike
+  --generator-cpus <list>  run the load workers and this process on these CPUs only; must not overlap
+                           --server-cpus. Give either: the other one gets the rest of the machine's CPUs
   --write-docs             replace the results block in docs/benchmarks.md with this run's tables`;
 
-export function parseOptions(argv: readonly string[]): BenchOptions {
+/** `available`: the CPUs --server-cpus / --generator-cpus are checked against (default: this process's). */
+export function parseOptions(argv: readonly string[], available: readonly number[] = machineCpus()): BenchOptions {
   const quick = argv.includes('--quick');
   const o: BenchOptions = {
     quick,
@@ -97,7 +106,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     lagLimitMs: 20,
     stopOnLag: false,
     refine: 0,
+    pinning: undefined,
   };
+  let serverCpus: number[] | undefined;
+  let generatorCpus: number[] | undefined;
   const errors: string[] = [];
   const positiveInt = (flag: string, v: string | undefined): number => {
     const n = Number(v);
@@ -200,6 +212,18 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         else o.refine = n;
         break;
       }
+      case '--server-cpus':
+      case '--generator-cpus': {
+        let list: number[] | undefined;
+        try {
+          list = parseCpuList(value() ?? '');
+        } catch (err) {
+          errors.push(`${flag}: ${(err as Error).message}`);
+        }
+        if (flag === '--server-cpus') serverCpus = list;
+        else generatorCpus = list;
+        break;
+      }
       case '--write-docs':
         o.writeDocs = true;
         break;
@@ -212,6 +236,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
   if (o.mediaWorkers !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== String(o.mediaWorkers)) {
     errors.push('--workers and --media-env FERRY_MEDIA_WORKERS disagree: give one');
+  }
+  if (!errors.some((e) => e.startsWith('--server-cpus') || e.startsWith('--generator-cpus'))) {
+    try {
+      o.pinning = resolvePinning(serverCpus, generatorCpus, available);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
   }
   if (errors.length > 0) throw new Error(`${errors.join('\n')}\n${USAGE}`);
   if (o.mediaWorkers !== undefined) o.mediaEnv.FERRY_MEDIA_WORKERS = String(o.mediaWorkers);

@@ -12,7 +12,16 @@ import path from 'node:path';
 import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
 import type { BenchTarget } from './phases/bench-target';
 import { runSteps } from './phases/step-runner';
-import { capacity, liveCapacity, perCoreCapacity, ratioTable, resultsTable } from './report/markdown-report';
+import {
+  capacity,
+  generatorLimitedVerdicts,
+  liveCapacity,
+  perCoreCapacity,
+  ratioTable,
+  resultsTable,
+  workerShareVerdict,
+} from './report/markdown-report';
+import { exportPinning, formatCpuList, pinProcess, threadsOffCpus } from './servers/cpu-pinning';
 import type { StepResult } from './report/step-result';
 import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
@@ -81,10 +90,20 @@ function environment(o: BenchOptions, argv: string[]): string {
     `- date: ${new Date(started).toISOString()}, git ${tryRun('git', ['rev-parse', '--short', 'HEAD'])}`,
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
+    pinningLine(o),
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
     `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
   ].join('\n');
+}
+
+function pinningLine(o: BenchOptions): string {
+  const p = o.pinning;
+  if (!p) return `- CPU pinning: none (server, load workers and orchestrator share all ${os.cpus().length} CPUs; --server-cpus / --generator-cpus pin them apart)`;
+  return (
+    `- CPU pinning: server under test (rtpengine, ferry media: every thread) on CPU ${formatCpuList(p.serverCpus)}; ` +
+    `load workers and orchestrator on CPU ${formatCpuList(p.generatorCpus)} (taskset; --server-cpus ${formatCpuList(p.serverCpus)} --generator-cpus ${formatCpuList(p.generatorCpus)})`
+  );
 }
 
 async function main(): Promise<void> {
@@ -101,12 +120,28 @@ async function main(): Promise<void> {
     process.env.FERRY_BENCH_NICE = String(o.nice);
     os.setPriority(o.nice);
   }
+  if (o.pinning) {
+    exportPinning(o.pinning);
+    try {
+      // The orchestrator and every thread it has; the load workers it forks are started through taskset too.
+      pinProcess(process.pid, o.pinning.generatorCpus);
+    } catch (err) {
+      process.stdout.write(`--server-cpus / --generator-cpus need taskset (util-linux): ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   const outDir = o.outDir ?? path.join(__dirname, 'results', new Date(started).toISOString().replace(/[:.]/g, '-'));
   mkdirSync(outDir, { recursive: true });
   progress(`results in ${outDir}; steps ${o.steps.join(',')}; targets ${o.targets.join(',')}`);
 
   const results: StepResult[] = [];
   const notes: string[] = [];
+  if (o.pinning && o.mediaWorkers !== undefined && o.mediaWorkers > o.pinning.serverCpus.length && o.targets.some((t) => t !== 'rtpengine')) {
+    const warn = `- ${o.mediaWorkers} relay workers share the ${o.pinning.serverCpus.length} CPU(s) of --server-cpus ${formatCpuList(o.pinning.serverCpus)}: per-core figures are per CPU given, not per worker`;
+    progress(warn.slice(2));
+    notes.push(warn);
+  }
   const active: BenchTarget[] = [];
   const onSignal = (): void => {
     progress('interrupted: stopping servers and load workers');
@@ -146,6 +181,16 @@ async function main(): Promise<void> {
     try {
       progress(`${target.name}: starting${refine ? ' (refinement)' : ''}`);
       await target.start();
+      if (o.pinning) {
+        const checks = target.serverPids().map((pid) => threadsOffCpus(pid, o.pinning!.serverCpus));
+        const threads = checks.reduce((a, c) => a + c.threads, 0);
+        const off = checks.flatMap((c) => c.off);
+        const line = off.length
+          ? `${target.name}: ${off.length} of ${threads} server thread(s) NOT on CPU ${formatCpuList(o.pinning.serverCpus)}: ${off.slice(0, 4).join('; ')}`
+          : `${target.name}: all ${threads} server threads on CPU ${formatCpuList(o.pinning.serverCpus)} after start`;
+        progress(line);
+        if (!refine) notes.push(`- ${line}`);
+      }
       const r = await runSteps(
         target,
         {
@@ -158,6 +203,7 @@ async function main(): Promise<void> {
           strictStop: o.strictStop,
           lagLimitMs: o.lagLimitMs,
           stopOnLag: o.stopOnLag,
+          ...(o.pinning ? { pinning: o.pinning } : {}),
           ...(o.mediaWorkers !== undefined ? { mediaWorkers: o.mediaWorkers } : {}),
           ...(o.profile ? { profileDir: outDir } : {}),
         },
@@ -236,6 +282,8 @@ async function main(): Promise<void> {
           `${c.firstFailure ? `; first step beyond: ${c.firstFailure}` : '; no step beyond it failed — try larger --steps'})`
         );
       }),
+    ...(['ferry rtp-rtp', 'ferry webrtc-rtp'] as const).flatMap((t) => workerShareVerdict(results, t) ?? []),
+    ...generatorLimitedVerdicts(results),
     ...notes,
     ...results
       .filter((r) => r.silentStreams > 0)

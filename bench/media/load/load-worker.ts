@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { niced } from '../servers/niceness';
+import { launchCommand } from '../servers/cpu-pinning';
 import type { WorkerReport, WorkerRequest, WorkerResponseEnvelope } from './worker-protocol';
 
 export type LoadWorkerKind = 'rtp-peer' | 'webrtc-peer';
@@ -21,8 +21,9 @@ export class LoadWorker {
     // Debugging aid: FERRY_BENCH_WORKER_CPU_PROF=<dir> profiles the load workers themselves.
     const profDir = process.env.FERRY_BENCH_WORKER_CPU_PROF;
     const nodeArgs = ['--import', 'tsx', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
-    // fork() runs `execPath ...execArgv file`: with --nice that is `nice -n <n> node ... file`.
-    const [execPath, execArgv] = niced(process.execPath, nodeArgs);
+    // fork() runs `execPath ...execArgv file`: with --nice that is `nice -n <n> node ... file`, with
+    // --generator-cpus `taskset -c <list> [nice -n <n>] node ... file`.
+    const [execPath, execArgv] = launchCommand('generator', process.execPath, nodeArgs);
     this.child = fork(file, [], {
       execPath,
       execArgv,

@@ -8,8 +8,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
+import type { CpuPinning } from '../servers/cpu-pinning';
 import { coreBusyBetween, sampleCores, sampleMachine, sampleProcesses } from '../servers/proc-sampler';
 import { udpDropsOf } from '../servers/udp-drops';
+import { coreBusyCell, generatorLimit } from '../report/markdown-report';
 import type { StepResult } from '../report/step-result';
 import { workerLagsOf, worstWorkerLagP99 } from '../report/worker-lag';
 import type { BenchTarget, CallSetup } from './bench-target';
@@ -32,6 +34,8 @@ export interface StepPlan {
   /** Event-loop lag p99 limit of the per-core capacity (ms); with `stopOnLag`, stepping stops above it. */
   lagLimitMs?: number;
   stopOnLag?: boolean;
+  /** The run's CPU pinning (recorded with each step, so the report can name the cores). */
+  pinning?: CpuPinning;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -172,6 +176,7 @@ export async function runSteps(
       latencyP50Ms: ms(latency.percentile(50)),
       latencyP99Ms: ms(latency.percentile(99)),
       generatorCpuPct: (100 * (g1.user + g1.system - (g0.user + g0.system))) / wallS,
+      orchestratorCpuPct: (100 * (o1.user + o1.system)) / 1e6 / wallS,
       generatorSkippedPct: totalSent + skipped > 0 ? (100 * skipped) / (totalSent + skipped) : 0,
       machineBusyCores: (m1.busy - m0.busy) / ((t1Wall - t0Wall) / 1000),
       otherProcessesCores: Math.max(
@@ -184,6 +189,7 @@ export async function runSteps(
       ...(target.loopLag && plan.mediaWorkers !== undefined ? { mediaWorkers: plan.mediaWorkers } : {}),
       ...(workerLags.length > 0 ? { workerLags } : {}),
       coreBusy: coreBusyBetween(k0, k1),
+      ...(plan.pinning ? { pinning: plan.pinning } : {}),
     };
     const silentIds = [...sendingIds].filter((id) => !heardIds.has(id));
     if (silentIds.length > 0) {
@@ -209,7 +215,8 @@ export async function runSteps(
         `udp drops server/gen=${drops.server}/${drops.generator} ` +
         `gen=${result.generatorCpuPct.toFixed(0)}% skipped=${result.generatorSkippedPct.toFixed(2)}% ` +
         `machine=${result.machineBusyCores.toFixed(2)} cores (others ${result.otherProcessesCores.toFixed(2)}; ` +
-        `${result.coreBusy!.coresAboveThreshold} above 50 %: ${result.coreBusy!.perCoreBusyPct.map((p) => p.toFixed(0)).join('/')} %) ` +
+        `cores > 50 %: ${coreBusyCell(result)}) ` +
+        (generatorLimit(result) ? `GENERATOR-LIMITED (${generatorLimit(result)}) ` : '') +
         (workerLags.length ? `workers lag p99 ${workerLags.map((w) => fmt(w.lagP99Ms)).join('/')} ms ` : '') +
         `silent=${result.silentStreams}`,
     );

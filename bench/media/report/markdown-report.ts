@@ -19,10 +19,10 @@ export function resultsTable(results: readonly StepResult[]): string {
     'loss % (a→b / b→a) [working calls only]',
     'UDP buffer drops server / generator',
     'latency p50 / p99 ms',
-    'generator CPU % (skipped %)',
+    'generator CPU % (skipped %) [load workers + orchestrator, % of the cores they had]',
     `machine busy cores of ${os.cpus().length} (of which other processes)`,
-    'cores > 50 % busy (busy % per core)',
-    'ferry media workers: lag p99 / max ms (pipelines) each',
+    'cores > 50 % busy (busy % per core; with pinning: whose core)',
+    'ferry media workers: lag p99 / max ms (pipelines, share of calls) each',
   ];
   const rows = results.map((r) => [
     r.target,
@@ -37,9 +37,9 @@ export function resultsTable(results: readonly StepResult[]): string {
     `${r.lossPct.toFixed(3)} (${r.lossPctAB.toFixed(3)} / ${r.lossPctBA.toFixed(3)}) [${r.liveLossPct.toFixed(3)}]${r.silentStreams ? `, ${r.silentStreams} silent streams` : ''}`,
     `${r.serverUdpDrops} / ${r.generatorUdpDrops}`,
     `${f(r.latencyP50Ms, 2)} / ${f(r.latencyP99Ms, 2)}`,
-    `${f(r.generatorCpuPct, 0)} (${f(r.generatorSkippedPct, 2)})`,
+    generatorCell(r),
     `${f(r.machineBusyCores, 2)} (${f(r.otherProcessesCores, 2)})`,
-    r.coreBusy ? `${r.coreBusy.coresAboveThreshold} (${r.coreBusy.perCoreBusyPct.map((p) => p.toFixed(0)).join(' / ')})` : '–',
+    coreBusyCell(r),
     workersCell(r),
   ]);
   return table(head, rows);
@@ -48,10 +48,104 @@ export function resultsTable(results: readonly StepResult[]): string {
 function workersCell(r: StepResult): string {
   if (!r.workerLags || r.workerLags.length === 0) return r.loopLagP99Ms === undefined ? 'n/a' : '–';
   const single = r.workerLags.length === 1 && r.workerLags[0]!.source !== 'stats.workers';
-  const cells = r.workerLags.map((w) => `${f(w.lagP99Ms)} / ${f(w.lagMaxMs)} (${w.pipelines ?? '?'})`);
+  const shares = workerSharesPct(r);
+  const cells = r.workerLags.map(
+    (w, i) => `${f(w.lagP99Ms)} / ${f(w.lagMaxMs)} (${w.pipelines ?? '?'}${shares && r.workerLags!.length > 1 ? `, ${shares[i]!.toFixed(0)} %` : ''})`,
+  );
   const set = r.mediaWorkers !== undefined ? ` (FERRY_MEDIA_WORKERS=${r.mediaWorkers})` : '';
   if (single) return `1 loop, no per-worker /stats${set}: ${cells[0]}`;
   return `${r.workerLags.length} worker${r.workerLags.length === 1 ? '' : 's'}${set}: ${r.workerLags.map((w, i) => `#${w.id} ${cells[i]}`).join('; ')}`;
+}
+
+/**
+ * Busy % per core; with pinning each core is named by what ran on it ("cpu0 server 97 / cpu1 generator 81"),
+ * so the server's core and the generator's are read apart.
+ */
+export function coreBusyCell(r: StepResult): string {
+  if (!r.coreBusy) return '–';
+  const per = r.coreBusy.perCoreBusyPct;
+  if (!r.pinning) return `${r.coreBusy.coresAboveThreshold} (${per.map((p) => p.toFixed(0)).join(' / ')})`;
+  const role = (cpu: number): string =>
+    r.pinning!.serverCpus.includes(cpu) ? 'server' : r.pinning!.generatorCpus.includes(cpu) ? 'generator' : 'unpinned';
+  return `${r.coreBusy.coresAboveThreshold} (${per.map((p, cpu) => `cpu${cpu} ${role(cpu)} ${p.toFixed(0)}`).join(' / ')})`;
+}
+
+/** CPUs the load generator could use at this step: its pinned set, else every core of the machine. */
+export function generatorCores(r: StepResult): number {
+  return r.pinning?.generatorCpus.length ?? (r.coreBusy?.perCoreBusyPct.length || os.cpus().length);
+}
+
+/** Load workers + orchestrator CPU as % of the cores they had (100 = all of them busy). */
+export function generatorLoadPct(r: StepResult): number {
+  return (r.generatorCpuPct + (r.orchestratorCpuPct ?? 0)) / generatorCores(r);
+}
+
+function generatorCell(r: StepResult): string {
+  const own = `${f(r.generatorCpuPct, 0)} (${f(r.generatorSkippedPct, 2)})`;
+  if (r.orchestratorCpuPct === undefined) return own;
+  const cores = generatorCores(r);
+  const where = r.pinning ? `CPU ${r.pinning.generatorCpus.join(',')}` : 'unpinned';
+  return `${own} [${f(generatorLoadPct(r), 0)} % of ${cores} core${cores === 1 ? '' : 's'}, ${where}]`;
+}
+
+/** Generator CPU at or above this share of its cores (or skipped sends above GENERATOR_SKIP_LIMIT_PCT): the generator was the limit. */
+export const GENERATOR_BUSY_LIMIT_PCT = 90;
+export const GENERATOR_SKIP_LIMIT_PCT = 1;
+
+/** Why the load generator, not the server, limited this step (undefined = it did not). */
+export function generatorLimit(r: StepResult): string | undefined {
+  const reasons: string[] = [];
+  const load = generatorLoadPct(r);
+  const cores = generatorCores(r);
+  if (load >= GENERATOR_BUSY_LIMIT_PCT) {
+    reasons.push(`load workers + orchestrator ${load.toFixed(0)} % of their ${cores} core${cores === 1 ? '' : 's'}${r.pinning ? ` (CPU ${r.pinning.generatorCpus.join(',')})` : ''}`);
+  }
+  if (r.generatorSkippedPct > GENERATOR_SKIP_LIMIT_PCT) reasons.push(`skipped ${r.generatorSkippedPct.toFixed(2)} % of sends`);
+  return reasons.length > 0 ? reasons.join(', ') : undefined;
+}
+
+/** One verdict line per step the generator limited: a failed step then says whether the server or the box failed. */
+export function generatorLimitedVerdicts(results: readonly StepResult[]): string[] {
+  return results.flatMap((r) => {
+    const why = generatorLimit(r);
+    if (!why) return [];
+    return [`- ${r.target}: generator-limited at N=${r.calls}${r.refinement ? ' (refine)' : ''} (${why}): this step's loss, lag and set-up describe the load generator's box, not the server`];
+  });
+}
+
+/** Each relay worker's share of the calls (% of the pipelines /stats counted), or undefined without per-worker counts. */
+export function workerSharesPct(r: StepResult): number[] | undefined {
+  const counts = r.workerLags?.map((w) => w.pipelines);
+  if (!counts || counts.length === 0 || counts.some((c) => c === undefined)) return undefined;
+  const total = (counts as number[]).reduce((a, b) => a + b, 0);
+  if (total === 0) return undefined;
+  return (counts as number[]).map((c) => (100 * c) / total);
+}
+
+/** The share each of W workers must stay within: 100/W ± 20 % of it (2 workers: 40–60 %). */
+export function shareBounds(workers: number): [number, number] {
+  const even = 100 / workers;
+  return [even * 0.8, even * 1.2];
+}
+
+/**
+ * With 2 or more relay workers: do all of them carry relay work? Over every step of `target` with
+ * per-worker counts, the most uneven one is shown; met when every step kept every share in bounds.
+ */
+export function workerShareVerdict(results: readonly StepResult[], target: string): string | undefined {
+  const steps = results
+    .filter((r) => r.target === target && (r.workerLags?.length ?? 0) >= 2)
+    .map((r) => ({ r, shares: workerSharesPct(r) }))
+    .filter((x): x is { r: StepResult; shares: number[] } => x.shares !== undefined);
+  if (steps.length === 0) return undefined;
+  const spread = (shares: number[]): number => Math.max(...shares) - Math.min(...shares);
+  const worst = steps.reduce((a, b) => (spread(b.shares) > spread(a.shares) ? b : a));
+  const workers = worst.shares.length;
+  const [lo, hi] = shareBounds(workers);
+  const met = steps.every((x) => x.shares.every((p) => p >= lo && p <= hi));
+  const shown = worst.shares.map((p) => p.toFixed(0)).join(' / ');
+  const where = steps.length === 1 ? `N=${worst.r.calls}` : `N=${worst.r.calls}, the most uneven of ${steps.length} steps`;
+  return `- ${target}: ${workers} workers: shares ${shown} % (${where}; target ${lo.toFixed(0)}–${hi.toFixed(0)} %): **${met ? 'met' : 'not met'}**`;
 }
 
 /**

@@ -1,4 +1,5 @@
 /** The measurements of one target at one concurrency step. */
+import type { CpuPinning } from '../servers/cpu-pinning';
 import type { CoreBusy } from '../servers/proc-sampler';
 import type { WorkerLag } from './worker-lag';
 
@@ -43,6 +44,8 @@ export interface StepResult {
   latencyP99Ms: number | undefined;
   /** Load-generator CPU (all worker processes), % of one core. */
   generatorCpuPct: number;
+  /** The orchestrator's own CPU (this process: call set-up, epochs, sampling), % of one core. */
+  orchestratorCpuPct?: number;
   /** Share of sends the generator skipped because it fell behind: > 1 % means it, not the server, was the limit. */
   generatorSkippedPct: number;
   /** Whole-machine busy cores (of `cores`). */
@@ -62,6 +65,8 @@ export interface StepResult {
   workerLags?: WorkerLag[];
   /** Per-core busy % of the machine over the window (/proc/stat), and how many cores were above 50 %. */
   coreBusy?: CoreBusy;
+  /** --server-cpus / --generator-cpus of the run (absent: server and generator shared every CPU). */
+  pinning?: CpuPinning;
   /** A bisection probe of the per-core capacity search (--refine): a fresh server set up straight to N. */
   refinement?: boolean;
 }

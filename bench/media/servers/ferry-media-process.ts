@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
-import { niced } from './niceness';
+import { launchCommand } from './cpu-pinning';
 import path from 'node:path';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -55,7 +55,7 @@ export class FerryMediaProcess {
     };
     delete env.NODE_ENV;
     const log = createWriteStream(this.opts.logFile);
-    const [cmd, cmdArgs] = niced(process.execPath, [...nodeArgs, path.join(REPO, 'bin', 'ferry'), 'media']);
+    const [cmd, cmdArgs] = launchCommand('server', process.execPath, [...nodeArgs, path.join(REPO, 'bin', 'ferry'), 'media']);
     const child = spawn(cmd, cmdArgs, {
       cwd: REPO,
       env,

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { freeTcpPort, freeUdpPort } from './free-port';
-import { niced } from './niceness';
+import { launchCommand } from './cpu-pinning';
 
 export interface NgResponse {
   result: string;
@@ -71,7 +71,7 @@ export class RtpengineProcess {
       '--num-threads=2',
     ];
     const log = createWriteStream(this.opts.logFile);
-    const [cmd, cmdArgs] = niced(this.opts.binary, args);
+    const [cmd, cmdArgs] = launchCommand('server', this.opts.binary, args);
     const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.pipe(log);
