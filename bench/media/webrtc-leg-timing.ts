@@ -4,13 +4,17 @@
  * timed from the moment processOffer is called. Isolates the leg from kurento-client, the load workers and
  * the machine's load (webrtc-call-memory.ts measures the whole call under load).
  *
- *   node --import tsx bench/media/webrtc-leg-timing.ts [--calls 10]
+ *   node --import tsx bench/media/webrtc-leg-timing.ts [--calls 10] [--resend 25,60,120,250]
+ *
+ * --resend replaces the early ClientHello resend schedule (CLIENT_HELLO_RESEND_MS, ms after the first send) for
+ * this run, to compare schedules.
  */
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { systemClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
+import { CLIENT_HELLO_RESEND_MS } from '../../src/media/webrtc/werift-internals';
 
 async function oneCall(): Promise<Record<string, number>> {
   const marks: Record<string, number> = {};
@@ -52,6 +56,9 @@ async function oneCall(): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--calls');
   const calls = i > 0 ? Number(process.argv[i + 1]) : 10;
+  const r = process.argv.indexOf('--resend');
+  if (r > 0) (CLIENT_HELLO_RESEND_MS as number[]).splice(0, CLIENT_HELLO_RESEND_MS.length, ...process.argv[r + 1]!.split(',').map(Number));
+  process.stdout.write(`ClientHello resend schedule: ${CLIENT_HELLO_RESEND_MS.join(', ')} ms\n`);
   const all: Record<string, number[]> = {};
   for (let k = 0; k < calls; k++) {
     const m = await oneCall();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:dgram';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { CandidatePairState, MediaStreamTrack, RTCPeerConnection, RtpHeader, type RTCDtlsTransport } from 'werift';
+import { CandidatePairState, MediaStreamTrack, RTCDtlsTransport, RTCPeerConnection, RtpHeader } from 'werift';
 import { srtpFromDtls } from '../../src/media/webrtc/dtls-srtp-session';
 import {
   demultiplexIceSockets,
@@ -15,6 +15,7 @@ import {
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   skipWeriftSrtp,
+  startDtlsClientAtOnce,
   weriftIceBaseModule,
   type DtlsSocketInternals,
   type IceConnectionInternals,
@@ -256,6 +257,86 @@ describe('resendClientHelloEarly (werift-internals.ts): a lost first ClientHello
     console.log(`# ClientHello again after ${withResend.toFixed(0)} ms (early resend) vs ${without.toFixed(0)} ms (werift alone)`);
     assert.ok(without >= 450, `control: werift alone resends after ~500 ms (${without.toFixed(0)} ms)`);
     assert.ok(withResend < 400, `the early resend came after ${withResend.toFixed(0)} ms`);
+  });
+});
+
+/** A cookieless ClientHello (the first flight): DTLS handshake record (22), epoch 0, msg_type client_hello (1), empty session id and cookie. */
+function isFirstClientHello(d: Buffer): boolean {
+  return d.length > 61 && d[0] === 22 && d.readUInt16BE(3) === 0 && d[13] === 1 && d[59] === 0 && d[60] === 0;
+}
+
+interface ClientStart {
+  /** ms from the client's DTLS transport entering 'connecting' to its first ClientHello handed to the ICE socket */
+  firstHelloAfterMs: number;
+  /** cookieless ClientHellos the client's ICE sockets sent within 400 ms of 'connecting' (werift's own retransmission comes at 500 ms) */
+  firstHellos: number;
+  /** calls of the DTLS socket's connect() made by werift after ferry's hook (werift's own, after its pause) */
+  weriftConnectCalls: number;
+}
+
+/**
+ * B (the DTLS client) connects to A, with or without `startDtlsClientAtOnce`; every datagram B's real ICE sockets
+ * send is timed from B's 'connecting' (dgram `send` wrapped). No early resend is installed, so every cookieless
+ * ClientHello counted is werift's flight 1 (or its own 500 ms retransmission).
+ */
+async function clientStart(atOnce: boolean): Promise<ClientStart> {
+  let connectingAt: number | undefined;
+  let firstHelloAt: number | undefined;
+  const helloTimes: number[] = [];
+  let weriftConnectCalls = 0;
+  const { b } = await connectedPair((bpc) => {
+    const t = bpc.dtlsTransports[0]!;
+    t.onStateChange.subscribe((state) => {
+      if (state !== 'connecting') return;
+      connectingAt = performance.now();
+      for (const sock of iceSockets(bpc)) {
+        const send = sock.send;
+        sock.send = function (this: Socket, msg: unknown, ...rest: unknown[]) {
+          if (Buffer.isBuffer(msg) && isFirstClientHello(msg)) {
+            helloTimes.push(performance.now());
+            firstHelloAt ??= performance.now();
+          }
+          return (send as (...a: unknown[]) => void).call(this, msg, ...rest);
+        } as typeof sock.send;
+      }
+      if (atOnce) startDtlsClientAtOnce(t);
+      queueMicrotask(() => {
+        // after the hook's microtask: count werift's own later connect() calls
+        const s = t.dtls as unknown as { connect: () => Promise<void> };
+        const hooked = s.connect;
+        s.connect = () => {
+          weriftConnectCalls++;
+          return hooked.call(s);
+        };
+      });
+    });
+  });
+  assert.equal(b.transport.state, 'connected');
+  assert.ok(connectingAt !== undefined && firstHelloAt !== undefined, 'the client sent a ClientHello');
+  // werift's own connect() comes 100 ms after 'connecting', possibly after the handshake finished
+  await pollUntil(() => weriftConnectCalls >= 1, { timeoutMs: 5000, what: "werift's own connect() after its pause" });
+  const firstHellos = helloTimes.filter((at) => at - connectingAt! < 400).length;
+  return { firstHelloAfterMs: firstHelloAt - connectingAt, firstHellos, weriftConnectCalls };
+}
+
+describe("startDtlsClientAtOnce (werift-internals.ts): the first ClientHello leaves without werift's 100 ms pause", { timeout: 60_000 }, () => {
+  test("werift's DTLS transport still pauses 100 ms and then calls the client's connect() once; DtlsClient has connect", () => {
+    const start = RTCDtlsTransport.prototype.start.toString();
+    assert.match(start, /instanceof\s+dtls_1\.DtlsClient\)\s*\{\s*await\s*\(0,\s*promises_1\.setTimeout\)\(100\);\s*this\.dtls\.connect\(\)/, 'RTCDtlsTransport.start: `await setTimeout(100); this.dtls.connect()` for a client');
+    assert.equal(start.match(/\.connect\(\)/g)?.length, 1, 'connect() is called exactly once in start()');
+    assert.match(start, /this\.dtls\s*=\s*new\s+dtls_1\.DtlsClient\(/, 'the client is created in start(), before the pause');
+    assert.ok(start.indexOf('this.setState("connecting")') < start.indexOf('new dtls_1.DtlsClient('), "'connecting' is set before the DTLS socket is created (the hook runs on the next microtask)");
+  });
+
+  test('with it the first ClientHello goes at once, exactly one is sent, werift calls connect() once more and DTLS connects; without it (control), after 100 ms', async () => {
+    const atOnce = await clientStart(true);
+    const control = await clientStart(false);
+    console.log(`# first ClientHello ${atOnce.firstHelloAfterMs.toFixed(1)} ms after 'connecting' (at once) vs ${control.firstHelloAfterMs.toFixed(1)} ms (werift alone)`);
+    assert.ok(control.firstHelloAfterMs >= 99, `control: werift alone sends its first ClientHello after its 100 ms pause (${control.firstHelloAfterMs.toFixed(1)} ms)`);
+    assert.ok(atOnce.firstHelloAfterMs < 50, `the first ClientHello left ${atOnce.firstHelloAfterMs.toFixed(1)} ms after 'connecting'`);
+    assert.equal(atOnce.weriftConnectCalls, 1, "werift's own connect() is called once, after its pause");
+    assert.equal(atOnce.firstHellos, 1, "werift's later connect() sent no second first flight");
+    assert.equal(control.firstHellos, 1);
   });
 });
 
