@@ -2,6 +2,7 @@ import type { Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { CandidatePairState, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
 import { classifyDatagram } from './rfc7983';
+import { useSynchronousIpLookup } from './dgram-internals';
 
 /**
  * Every place ferry reaches into werift 0.25.2 below its public API, in one file. The narrow interfaces
@@ -158,6 +159,8 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
       const t = p.transport;
       const inner = t?.onData;
       if (!t || typeof inner !== 'function') continue;
+      // media to the browser leaves on this socket: no deferred dns.lookup per send (dgram-internals.ts)
+      if (t.socket) useSynchronousIpLookup(t.socket);
       t.onData = (data: Buffer, addr: [string, number]) => {
         const kind = classifyDatagram(data);
         if (kind === 'stun') {

@@ -1,0 +1,88 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { useSynchronousIpLookup } from '../../src/media/webrtc/dgram-internals';
+
+/**
+ * Pins the node:dgram internals src/media/webrtc/dgram-internals.ts relies on (the socket's state under
+ * the 'state symbol' symbol, its handle's `lookup(address, callback)` used by every unconnected send) and
+ * what the change does: a send to an IP literal resolves its address within `send()` instead of on a later
+ * tick, and the datagram still arrives.
+ */
+
+type Lookup = (address: string, cb: (err: Error | null, ip?: string, family?: number) => void) => unknown;
+
+function handleOf(s: dgram.Socket): { lookup: Lookup } {
+  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+  assert.ok(sym, "node:dgram socket has no 'state symbol' own property");
+  const state = (s as unknown as Record<symbol, { handle: { lookup: Lookup } }>)[sym];
+  assert.equal(typeof state.handle.lookup, 'function', 'state.handle.lookup is a function');
+  return state.handle;
+}
+
+/** Sends one datagram to `to` and reports whether the address lookup answered before send() returned. */
+function sendAndWatchLookup(s: dgram.Socket, port: number, address: string): { answeredInsideSend: boolean; called: boolean } {
+  const handle = handleOf(s);
+  const inner = handle.lookup;
+  const seen = { answeredInsideSend: false, called: false };
+  let inside = false;
+  handle.lookup = function (this: unknown, a, cb) {
+    seen.called = true;
+    return inner.call(this, a, (err, ip, family) => {
+      if (inside) seen.answeredInsideSend = true;
+      cb(err, ip, family);
+    });
+  };
+  inside = true;
+  s.send(Buffer.from('x'), port, address);
+  inside = false;
+  handle.lookup = inner;
+  return seen;
+}
+
+async function bound(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+describe('useSynchronousIpLookup (dgram-internals.ts)', { timeout: 10_000 }, () => {
+  test("node:dgram has the shape: a send to an IP literal goes through state.handle.lookup, answered on a later tick (control)", async () => {
+    const rx = await bound();
+    const tx = await bound();
+    try {
+      const got = once(rx, 'message');
+      const seen = sendAndWatchLookup(tx, rx.address().port, '127.0.0.1');
+      assert.equal(seen.called, true, 'the unconnected send asked state.handle.lookup');
+      assert.equal(seen.answeredInsideSend, false, 'dns.lookup answers an IP literal on a later tick');
+      const [msg] = await got;
+      assert.equal(String(msg), 'x');
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+
+  test('after it, the IP literal is resolved inside send() and the datagram arrives; a host name still goes through the original lookup', async () => {
+    const rx = await bound();
+    const tx = await bound();
+    try {
+      assert.equal(useSynchronousIpLookup(tx), true);
+      assert.equal(useSynchronousIpLookup(tx), true, 'idempotent');
+      const got = once(rx, 'message');
+      const seen = sendAndWatchLookup(tx, rx.address().port, '127.0.0.1');
+      assert.equal(seen.answeredInsideSend, true);
+      const [msg] = await got;
+      assert.equal(String(msg), 'x');
+      const byName = once(rx, 'message');
+      tx.send(Buffer.from('y'), rx.address().port, 'localhost');
+      const [msg2] = await byName;
+      assert.equal(String(msg2), 'y');
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+});
