@@ -1,7 +1,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseOptions } from '../../bench/media/cli-options';
-import { perCoreCapacity, ratioTable, resultsTable } from '../../bench/media/report/markdown-report';
+import {
+  coreBusyCell,
+  generatorLimitedVerdicts,
+  perCoreCapacity,
+  ratioTable,
+  resultsTable,
+  workerShareVerdict,
+} from '../../bench/media/report/markdown-report';
+import { formatCpuList, launchCommand, machineCpus, parseCpuList, pinProcess, threadsOffCpus } from '../../bench/media/servers/cpu-pinning';
+import { pollUntil } from '../helpers/wait-for';
 import type { StepResult } from '../../bench/media/report/step-result';
 import { workerLagsOf } from '../../bench/media/report/worker-lag';
 import { coreBusyBetween, parseCoreStat } from '../../bench/media/servers/proc-sampler';
@@ -128,6 +139,113 @@ describe('bench:media per-core capacity', () => {
     const row = resultsTable([step({ calls: 50, mediaWorkers: 1, coreBusy: { perCoreBusyPct: [70, 20], coresAboveThreshold: 1, thresholdPct: 50 }, workerLags: workerLagsOf({ pipelines: 50 }, { p50Ms: 1, p99Ms: 2, maxMs: 3, samples: 9 }) })]);
     assert.match(row, /\| 1 \(70 \/ 20\) \| 1 loop, no per-worker \/stats \(FERRY_MEDIA_WORKERS=1\): 2\.0 \/ 3\.0 \(50\) \|/);
     const two = resultsTable([step({ calls: 50, workerLags: workerLagsOf({ workers: [{ id: 1, pipelines: 30, eventLoopLagP99Ms: 4, eventLoopLagMaxMs: 6 }, { id: 2, pipelines: 20, eventLoopLagP99Ms: 5, eventLoopLagMaxMs: 7 }] }, undefined) })]);
-    assert.match(two, /\| 2 workers: #1 4\.0 \/ 6\.0 \(30\); #2 5\.0 \/ 7\.0 \(20\) \|/);
+    assert.match(two, /\| 2 workers: #1 4\.0 \/ 6\.0 \(30, 60 %\); #2 5\.0 \/ 7\.0 \(20, 40 %\) \|/);
+  });
+});
+
+describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
+  const twoCpus = [0, 1];
+
+  test('the lists are checked against the machine: disjoint, present, and a missing one is the rest', { timeout: 5_000 }, () => {
+    assert.equal(parseOptions([], twoCpus).pinning, undefined, 'no option: no pinning');
+    assert.deepEqual(parseOptions(['--server-cpus', '0', '--generator-cpus', '1'], twoCpus).pinning, { serverCpus: [0], generatorCpus: [1] });
+    assert.deepEqual(parseOptions(['--server-cpus', '1'], twoCpus).pinning, { serverCpus: [1], generatorCpus: [0] });
+    assert.deepEqual(parseOptions(['--generator-cpus', '1'], twoCpus).pinning, { serverCpus: [0], generatorCpus: [1] });
+    assert.deepEqual(parseOptions(['--server-cpus', '0-1'], [0, 1, 2, 3]).pinning, { serverCpus: [0, 1], generatorCpus: [2, 3] });
+    assert.throws(() => parseOptions(['--server-cpus', '3'], twoCpus), /--server-cpus 3: no CPU 3 here \(this machine's CPUs are 0-1\)/);
+    assert.throws(() => parseOptions(['--server-cpus', '0', '--generator-cpus', '1-2'], twoCpus), /--generator-cpus 1-2: no CPU 2 here/);
+    assert.throws(() => parseOptions(['--server-cpus', '0', '--generator-cpus', '0'], twoCpus), /share CPU 0: the sets must be disjoint/);
+    assert.throws(() => parseOptions(['--server-cpus', '0-1'], twoCpus), /no CPU left for the load generator.*give --generator-cpus/);
+    assert.throws(() => parseOptions(['--generator-cpus', '0,1'], twoCpus), /no CPU left for the server/);
+    assert.throws(() => parseOptions(['--server-cpus', 'first'], twoCpus), /--server-cpus: not a CPU list: "first"/);
+    assert.throws(() => parseOptions(['--server-cpus'], twoCpus), /--server-cpus: not a CPU list: ""/);
+  });
+
+  test('CPU lists read and print as taskset writes them', { timeout: 5_000 }, () => {
+    assert.deepEqual(parseCpuList('0-1,4'), [0, 1, 4]);
+    assert.deepEqual(parseCpuList('2,0,1,1'), [0, 1, 2]);
+    assert.equal(formatCpuList([4, 0, 1, 2, 7]), '0-2,4,7');
+    assert.equal(formatCpuList(parseCpuList('3')), '3');
+    assert.throws(() => parseCpuList('3-1'), /runs backwards/);
+    assert.throws(() => parseCpuList('0,,1'), /not a CPU list/);
+  });
+
+  test('a server started through launchCommand has every thread on its CPUs; pinProcess moves a running one', { timeout: 20_000 }, async (t) => {
+    const cpus = machineCpus();
+    const serverCpu = cpus[0]!;
+    const saved = { s: process.env.FERRY_BENCH_SERVER_CPUS, g: process.env.FERRY_BENCH_GENERATOR_CPUS };
+    process.env.FERRY_BENCH_SERVER_CPUS = String(serverCpu);
+    process.env.FERRY_BENCH_GENERATOR_CPUS = String(cpus.at(-1));
+    const children: ChildProcess[] = [];
+    t.after(() => {
+      for (const c of children) c.kill('SIGKILL');
+      process.env.FERRY_BENCH_SERVER_CPUS = saved.s;
+      process.env.FERRY_BENCH_GENERATOR_CPUS = saved.g;
+      if (saved.s === undefined) delete process.env.FERRY_BENCH_SERVER_CPUS;
+      if (saved.g === undefined) delete process.env.FERRY_BENCH_GENERATOR_CPUS;
+    });
+    const idle = ['-e', 'setInterval(() => {}, 1000)'];
+    const [cmd, args] = launchCommand('server', process.execPath, idle);
+    assert.equal(cmd, 'taskset');
+    const pinned = spawn(cmd, args, { stdio: 'ignore' });
+    children.push(pinned);
+    // taskset execs node in the same pid: wait until it is node with its threads started.
+    const isNodeWithThreads = (pid: number): boolean =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(process.execPath) && threadsOffCpus(pid, [serverCpu]).threads > 1;
+    await pollUntil(() => isNodeWithThreads(pinned.pid!), { timeoutMs: 10_000, what: 'the pinned node to start its threads' });
+    assert.deepEqual(threadsOffCpus(pinned.pid!, [serverCpu]).off, [], 'every thread of the pinned server on its CPU');
+
+    const free = spawn(process.execPath, idle, { stdio: 'ignore' });
+    children.push(free);
+    await pollUntil(() => isNodeWithThreads(free.pid!), { timeoutMs: 10_000, what: 'the unpinned node to start its threads' });
+    if (cpus.length > 1) {
+      assert.ok(threadsOffCpus(free.pid!, [serverCpu]).off.length > 0, 'positive control: an unpinned process is allowed every CPU, and the check sees it');
+    }
+    pinProcess(free.pid!, [serverCpu]);
+    assert.deepEqual(threadsOffCpus(free.pid!, [serverCpu]).off, [], 'taskset -a -p moved every thread');
+  });
+
+  test('with pinning each core is named by what ran on it; the generator column shows its share of its cores', { timeout: 5_000 }, () => {
+    const pinning = { serverCpus: [0], generatorCpus: [1] };
+    const r = step({
+      pinning,
+      generatorCpuPct: 70,
+      orchestratorCpuPct: 10,
+      coreBusy: { perCoreBusyPct: [97, 81], coresAboveThreshold: 2, thresholdPct: 50 },
+    });
+    assert.equal(coreBusyCell(r), '2 (cpu0 server 97 / cpu1 generator 81)');
+    assert.match(resultsTable([r]), /\| 70 \(0\.00\) \[80 % of 1 core, CPU 1\] \|/);
+    assert.equal(coreBusyCell(step({ coreBusy: { perCoreBusyPct: [97, 81], coresAboveThreshold: 2, thresholdPct: 50 } })), '2 (97 / 81)', 'unpinned: as before');
+  });
+
+  test('"generator-limited at N=…": its CPU at 90 % of its cores or more than 1 % of sends skipped', { timeout: 5_000 }, () => {
+    const pinning = { serverCpus: [0], generatorCpus: [1] };
+    const cores = { perCoreBusyPct: [60, 95], coresAboveThreshold: 2, thresholdPct: 50 };
+    const lines = generatorLimitedVerdicts([
+      step({ target: 'ferry webrtc-rtp', calls: 200, pinning, coreBusy: cores, generatorCpuPct: 60, orchestratorCpuPct: 5 }),
+      step({ target: 'ferry webrtc-rtp', calls: 400, pinning, coreBusy: cores, generatorCpuPct: 88, orchestratorCpuPct: 7 }),
+      step({ target: 'rtpengine rtp-rtp', calls: 100, generatorCpuPct: 30, orchestratorCpuPct: 2, generatorSkippedPct: 3.5, coreBusy: cores }),
+      step({ target: 'ferry rtp-rtp', calls: 100, generatorCpuPct: 100, orchestratorCpuPct: 5, generatorSkippedPct: 0.5, coreBusy: cores }),
+    ]);
+    assert.deepEqual(lines, [
+      "- ferry webrtc-rtp: generator-limited at N=400 (load workers + orchestrator 95 % of their 1 core (CPU 1)): this step's loss, lag and set-up describe the load generator's box, not the server",
+      "- rtpengine rtp-rtp: generator-limited at N=100 (skipped 3.50 % of sends): this step's loss, lag and set-up describe the load generator's box, not the server",
+    ], 'N=200 (65 % of its core) and the unpinned 105 % of 2 cores with 0.5 % skipped are not limited');
+  });
+
+  test('"2 workers: shares 49 / 51 % (target 40–60 %)": met when every step keeps every share in bounds', { timeout: 5_000 }, () => {
+    const w = (a: number, b: number) => [
+      { id: 1, pipelines: a, elements: 2 * a, lagP99Ms: 1, lagMaxMs: 2, source: 'stats.workers' as const },
+      { id: 2, pipelines: b, elements: 2 * b, lagP99Ms: 1, lagMaxMs: 2, source: 'stats.workers' as const },
+    ];
+    const t = 'ferry webrtc-rtp';
+    assert.equal(workerShareVerdict([step({ target: t, calls: 100, workerLags: w(49, 51) })], t), `- ${t}: 2 workers: shares 49 / 51 % (N=100; target 40–60 %): **met**`);
+    assert.equal(
+      workerShareVerdict([step({ target: t, calls: 100, workerLags: w(50, 50) }), step({ target: t, calls: 200, workerLags: w(130, 70) })], t),
+      `- ${t}: 2 workers: shares 65 / 35 % (N=200, the most uneven of 2 steps; target 40–60 %): **not met**`,
+    );
+    assert.equal(workerShareVerdict([step({ target: t, calls: 100, workerLags: workerLagsOf({ pipelines: 100 }, undefined) })], t), undefined, 'one loop: no share line');
+    assert.equal(workerShareVerdict([step({ target: 'ferry rtp-rtp', calls: 100, workerLags: w(50, 50) })], t), undefined, 'another target: none');
+    assert.match(resultsTable([step({ calls: 100, workerLags: w(49, 51) })]), /#1 1\.0 \/ 2\.0 \(49, 49 %\); #2 1\.0 \/ 2\.0 \(51, 51 %\)/);
   });
 });
