@@ -366,12 +366,16 @@ export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
   });
 }
 
-/** When ferry's first ClientHello is sent again if no HelloVerifyRequest came (ms after it was first sent). */
-export const CLIENT_HELLO_RESEND_MS: readonly number[] = [150, 300];
+/**
+ * When ferry's first ClientHello is sent again if no HelloVerifyRequest came (ms after it was first sent). It now
+ * leaves as soon as ICE connects (`startDtlsClientAtOnce`), often before the browser's DTLS has started, so the
+ * first resends come soon (bench/media/webrtc-leg-timing.ts --resend compares schedules; docs/benchmarks.md).
+ */
+export const CLIENT_HELLO_RESEND_MS: readonly number[] = [10, 25, 50, 100, 200, 350];
 
 /**
- * werift's DTLS client sends its first ClientHello 100 ms after ICE is connected and resends it only after
- * 500 ms. The browser, the controlling ICE agent, learns the ICE result after ferry does; a browser whose DTLS is
+ * werift's DTLS client sends its first ClientHello when ICE is connected (at once with
+ * `startDtlsClientAtOnce`; werift alone waits 100 ms) and resends it only after 500 ms. The browser, the controlling ICE agent, learns the ICE result after ferry does; a browser whose DTLS is
  * not started yet when the ClientHello arrives drops it (werift's does; a loaded one often is late), and the
  * call then waits the 500 ms. So while the handshake is still at flight 1 (no HelloVerifyRequest yet) the same
  * datagram is sent again `resendAfterMs` after the first send, as werift's own retransmission would (identical
