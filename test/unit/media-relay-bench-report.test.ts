@@ -218,19 +218,22 @@ describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
     assert.equal(coreBusyCell(step({ coreBusy: { perCoreBusyPct: [97, 81], coresAboveThreshold: 2, thresholdPct: 50 } })), '2 (97 / 81)', 'unpinned: as before');
   });
 
-  test('"generator-limited at N=…": its CPU at 90 % of its cores or more than 1 % of sends skipped', { timeout: 5_000 }, () => {
+  test('"generator-limited at N=…": its CPU at 90 % of its cores, its pinned cores 90 % busy, or more than 1 % of sends skipped', { timeout: 5_000 }, () => {
     const pinning = { serverCpus: [0], generatorCpus: [1] };
-    const cores = { perCoreBusyPct: [60, 95], coresAboveThreshold: 2, thresholdPct: 50 };
+    const cores = { perCoreBusyPct: [60, 85], coresAboveThreshold: 2, thresholdPct: 50 };
+    const fullCore = { perCoreBusyPct: [60, 100], coresAboveThreshold: 2, thresholdPct: 50 };
     const lines = generatorLimitedVerdicts([
       step({ target: 'ferry webrtc-rtp', calls: 200, pinning, coreBusy: cores, generatorCpuPct: 60, orchestratorCpuPct: 5 }),
       step({ target: 'ferry webrtc-rtp', calls: 400, pinning, coreBusy: cores, generatorCpuPct: 88, orchestratorCpuPct: 7 }),
       step({ target: 'rtpengine rtp-rtp', calls: 100, generatorCpuPct: 30, orchestratorCpuPct: 2, generatorSkippedPct: 3.5, coreBusy: cores }),
-      step({ target: 'ferry rtp-rtp', calls: 100, generatorCpuPct: 100, orchestratorCpuPct: 5, generatorSkippedPct: 0.5, coreBusy: cores }),
+      step({ target: 'ferry rtp-rtp', calls: 100, generatorCpuPct: 100, orchestratorCpuPct: 5, generatorSkippedPct: 0.5, coreBusy: fullCore }),
+      step({ target: 'ferry webrtc-rtp', calls: 100, refinement: true, pinning, coreBusy: fullCore, generatorCpuPct: 40, orchestratorCpuPct: 5 }),
     ]);
     assert.deepEqual(lines, [
       "- ferry webrtc-rtp: generator-limited at N=400 (load workers + orchestrator 95 % of their 1 core (CPU 1)): this step's loss, lag and set-up describe the load generator's box, not the server",
       "- rtpengine rtp-rtp: generator-limited at N=100 (skipped 3.50 % of sends): this step's loss, lag and set-up describe the load generator's box, not the server",
-    ], 'N=200 (65 % of its core) and the unpinned 105 % of 2 cores with 0.5 % skipped are not limited');
+      "- ferry webrtc-rtp: generator-limited at N=100 (refine) (its CPU 1 100 % busy, other processes included (load workers + orchestrator 45 %)): this step's loss, lag and set-up describe the load generator's box, not the server",
+    ], 'N=200 (65 % of its core, the core 85 % busy) and the unpinned 105 % of 2 cores with 0.5 % skipped are not limited');
   });
 
   test('"2 workers: shares 49 / 51 % (target 40–60 %)": met when every step keeps every share in bounds', { timeout: 5_000 }, () => {

@@ -88,7 +88,10 @@ function generatorCell(r: StepResult): string {
   return `${own} [${f(generatorLoadPct(r), 0)} % of ${cores} core${cores === 1 ? '' : 's'}, ${where}]`;
 }
 
-/** Generator CPU at or above this share of its cores (or skipped sends above GENERATOR_SKIP_LIMIT_PCT): the generator was the limit. */
+/**
+ * Generator CPU at or above this share of its cores, or (pinned) its cores this busy with anyone's work,
+ * or skipped sends above GENERATOR_SKIP_LIMIT_PCT: the generator was the limit.
+ */
 export const GENERATOR_BUSY_LIMIT_PCT = 90;
 export const GENERATOR_SKIP_LIMIT_PCT = 1;
 
@@ -99,6 +102,13 @@ export function generatorLimit(r: StepResult): string | undefined {
   const cores = generatorCores(r);
   if (load >= GENERATOR_BUSY_LIMIT_PCT) {
     reasons.push(`load workers + orchestrator ${load.toFixed(0)} % of their ${cores} core${cores === 1 ? '' : 's'}${r.pinning ? ` (CPU ${r.pinning.generatorCpus.join(',')})` : ''}`);
+  }
+  // Pinned, the generator's cores run nothing of the server's: if they are full (other processes
+  // included), the generator's sends and its side of the call set-up wait for CPU.
+  const genBusy = r.pinning && r.coreBusy ? r.pinning.generatorCpus.map((c) => r.coreBusy!.perCoreBusyPct[c] ?? 0) : [];
+  const genBusyAvg = genBusy.length > 0 ? genBusy.reduce((a, b) => a + b, 0) / genBusy.length : 0;
+  if (load < GENERATOR_BUSY_LIMIT_PCT && genBusyAvg >= GENERATOR_BUSY_LIMIT_PCT) {
+    reasons.push(`its CPU ${r.pinning!.generatorCpus.join(',')} ${genBusyAvg.toFixed(0)} % busy, other processes included (load workers + orchestrator ${load.toFixed(0)} %)`);
   }
   if (r.generatorSkippedPct > GENERATOR_SKIP_LIMIT_PCT) reasons.push(`skipped ${r.generatorSkippedPct.toFixed(2)} % of sends`);
   return reasons.length > 0 ? reasons.join(', ') : undefined;
