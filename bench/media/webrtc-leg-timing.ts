@@ -48,6 +48,13 @@ async function oneCall(): Promise<Record<string, number>> {
   browser.dtlsTransports[0]?.onStateChange.subscribe((s) => mark(`browser DTLS ${s}`));
   await connected;
   mark('connected');
+  // the phases, per call (less distorted by a loaded machine than the marks since processOffer)
+  const dtlsFrom = marks['server DTLS CONNECTING'];
+  const dtlsTo = marks['browser DTLS connected'];
+  if (dtlsFrom !== undefined && dtlsTo !== undefined) marks['phase: DTLS (server connecting → browser connected)'] = dtlsTo - dtlsFrom;
+  const iceFrom = marks['browser answer applied'];
+  const iceTo = marks['server ICE CONNECTED'];
+  if (iceFrom !== undefined && iceTo !== undefined) marks['phase: ICE (answer applied → server connected)'] = iceTo - iceFrom;
   await leg.close();
   await browser.close();
   return marks;
