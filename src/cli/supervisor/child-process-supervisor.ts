@@ -171,13 +171,26 @@ export class SupervisedChild extends EventEmitter {
 }
 
 /** The spec of a ferry part: `node bin/ferry <name>`, ready on its `ferry <name> ready {...}` line. */
+/**
+ * What `ferry media` needs at process start (bin/ferry-media-memory.js: V8 young generation, glibc malloc
+ * tunables), given here so that bin/ferry does not relaunch it; nothing for the other parts.
+ */
+function partStartSettings(spec: PartSpec): { nodeOptions: string[]; env: Record<string, string> } {
+  if (spec.name !== 'media') return { nodeOptions: [], env: {} };
+  const memory = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-media-memory.js')) as {
+    mediaStartSettings(env: NodeJS.ProcessEnv, execArgv: string[]): { nodeOptions: string[]; env: Record<string, string> };
+  };
+  return memory.mediaStartSettings({ ...process.env, ...spec.env }, []);
+}
+
 export function ferryPartSpec(spec: PartSpec): ChildSpec {
   const marker = `ferry ${spec.name} ready `;
+  const settings = partStartSettings(spec);
   return {
     name: spec.name,
     command: process.execPath,
-    args: [FERRY_BIN, spec.name],
-    env: spec.env,
+    args: [...settings.nodeOptions, FERRY_BIN, spec.name],
+    env: { ...spec.env, ...settings.env },
     ready: (line) => {
       if (!line.startsWith(marker)) return undefined;
       try {

@@ -60,6 +60,20 @@ function resolveWorkerEntry(): WorkerEntry {
   return fromSources;
 }
 
+/**
+ * The relay workers' young generation limit (MiB; undefined = V8's default) from FERRY_MEDIA_SEMI_SPACE_MB,
+ * as bin/ferry-media-memory.js computes it (docs/media-server.md, "Memory settings"). Decided once per process.
+ */
+let youngGenerationMb: { mb: number | undefined } | undefined;
+
+export function relayWorkerYoungGenerationMb(): number | undefined {
+  if (!youngGenerationMb) {
+    const memory = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-media-memory.js')) as { workerYoungGenerationMb(env: NodeJS.ProcessEnv): number | undefined };
+    youngGenerationMb = { mb: memory.workerYoungGenerationMb(process.env) };
+  }
+  return youngGenerationMb.mb;
+}
+
 /** Where relay workers load from: decided once per process, at the first worker start. */
 export function relayWorkerEntry(): WorkerEntry {
   workerEntry ??= resolveWorkerEntry();
@@ -109,7 +123,15 @@ export class RelayWorker implements ElementWorker {
       config: this.config,
       ...relayWorkerEntry(),
     };
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: data, execArgv: [], stdout: false, stderr: false });
+    const youngMb = relayWorkerYoungGenerationMb();
+    const worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      workerData: data,
+      execArgv: [],
+      stdout: false,
+      stderr: false,
+      ...(youngMb !== undefined ? { resourceLimits: { maxYoungGenerationSizeMb: youngMb } } : {}),
+    });
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`relay worker ${this.id} not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
