@@ -12,6 +12,7 @@ import {
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { emptyLegActivity, type LegActivity, type LegEndReason } from '../relay/media-leg';
+import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
 import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
@@ -154,6 +155,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   constructor(private readonly options: WeriftLegOptions) {
     super();
+    const onListenersChanged = (event: string | symbol): void => {
+      if (event === 'rtp') this.rtpListenersStale = true;
+    };
+    const untyped = this as EventEmitter;
+    untyped.on('newListener', onListenersChanged);
+    untyped.on('removeListener', onListenersChanged);
   }
 
   // ---- negotiation ---------------------------------------------------------------------------
@@ -322,7 +329,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     }
     if (!sendOnSelectedPair(t, wire)) return;
     this.counters.srtpOut++;
-    const now = this.options.clock.now();
+    const now = packetNow(this.options.clock);
     this.stats.lastRtpOutAt = now;
     this.stats.packetsOut++;
     this.stats.bytesOut += packet.length;
@@ -591,12 +598,35 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   private onRtpIn(packet: Buffer): void {
     if (this.closing || packet.length < 12 || packet[0]! >> 6 !== 2) return;
-    const now = this.options.clock.now();
+    const clock = this.options.clock;
+    const now = clock.now();
     this.stats.lastRtpInAt = now;
     this.stats.packetsIn++;
     this.stats.bytesIn += packet.length;
     this.rtcpSession?.onRtpReceived(packet, now);
-    this.emit('rtp', packet);
+    // one clock read for the whole relay that follows (packet-clock.ts); listeners called directly, as RtpLeg does
+    beginPacketTurn(clock, now);
+    try {
+      this.dispatchRtp(packet);
+    } finally {
+      endPacketTurn();
+    }
+  }
+
+  /** The 'rtp' listeners as EventEmitter holds them (once() wrappers included), re-read when one is added or removed. */
+  private rtpListeners: ReadonlyArray<(packet: Buffer) => void> = [];
+  private rtpListenersStale = true;
+
+  /** What emit('rtp', packet) does (each listener in order, a throw propagates), without emit's argument array per packet. */
+  private dispatchRtp(packet: Buffer): void {
+    if (this.rtpListenersStale) {
+      this.rtpListeners = this.rawListeners('rtp') as Array<(packet: Buffer) => void>;
+      this.rtpListenersStale = false;
+    }
+    const list = this.rtpListeners;
+    const n = list.length;
+    if (n === 1) list[0]!.call(this, packet);
+    else for (let i = 0; i < n; i++) list[i]!.call(this, packet);
   }
 
   private onRtcpIn(packet: Buffer): void {
