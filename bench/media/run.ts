@@ -19,6 +19,7 @@ import {
   perCoreCapacity,
   ratioTable,
   resultsTable,
+  serverCoreSharedVerdicts,
   workerShareVerdict,
 } from './report/markdown-report';
 import { exportPinning, formatCpuList, pinProcess, threadsOffCpus } from './servers/cpu-pinning';
@@ -284,6 +285,7 @@ async function main(): Promise<void> {
       }),
     ...(['ferry rtp-rtp', 'ferry webrtc-rtp'] as const).flatMap((t) => workerShareVerdict(results, t) ?? []),
     ...generatorLimitedVerdicts(results),
+    ...serverCoreSharedVerdicts(results),
     ...notes,
     ...results
       .filter((r) => r.silentStreams > 0)

@@ -9,6 +9,7 @@ import {
   perCoreCapacity,
   ratioTable,
   resultsTable,
+  serverCoreSharedVerdicts,
   workerShareVerdict,
 } from '../../bench/media/report/markdown-report';
 import { formatCpuList, launchCommand, machineCpus, parseCpuList, pinProcess, threadsOffCpus } from '../../bench/media/servers/cpu-pinning';
@@ -234,6 +235,21 @@ describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
       "- rtpengine rtp-rtp: generator-limited at N=100 (skipped 3.50 % of sends): this step's loss, lag and set-up describe the load generator's box, not the server",
       "- ferry webrtc-rtp: generator-limited at N=100 (refine) (its CPU 1 100 % busy, other processes included (load workers + orchestrator 45 %)): this step's loss, lag and set-up describe the load generator's box, not the server",
     ], 'N=200 (65 % of its core, the core 85 % busy) and the unpinned 105 % of 2 cores with 0.5 % skipped are not limited');
+  });
+
+  test("pinned: a server core full of other processes' work is named", { timeout: 5_000 }, () => {
+    const pinning = { serverCpus: [0], generatorCpus: [1] };
+    const busy = (p0: number) => ({ perCoreBusyPct: [p0, 40], coresAboveThreshold: 1, thresholdPct: 50 });
+    assert.deepEqual(
+      serverCoreSharedVerdicts([
+        step({ target: 'ferry webrtc-rtp', calls: 100, pinning, serverCpuPct: 14, coreBusy: busy(100) }),
+        step({ target: 'ferry webrtc-rtp', calls: 200, pinning, serverCpuPct: 95, coreBusy: busy(100) }),
+        step({ target: 'ferry webrtc-rtp', calls: 300, pinning, serverCpuPct: 30, coreBusy: busy(50) }),
+        step({ target: 'ferry webrtc-rtp', calls: 400, serverCpuPct: 14, coreBusy: busy(100) }),
+      ]),
+      ["- ferry webrtc-rtp: server's CPU 0 100 % busy at N=100, the server itself 14 %: other processes shared its core"],
+      'the server filling its own core (N=200), a core with room (N=300) and an unpinned run (N=400) are not named',
+    );
   });
 
   test('"2 workers: shares 49 / 51 % (target 40–60 %)": met when every step keeps every share in bounds', { timeout: 5_000 }, () => {

@@ -123,6 +123,21 @@ export function generatorLimitedVerdicts(results: readonly StepResult[]): string
   });
 }
 
+/**
+ * Pinned runs: steps whose server CPUs were ≥ 90 % busy while the server itself used less than 70 % of
+ * them, i.e. other processes took the server's core; that step's lag and loss are not the server's alone.
+ */
+export function serverCoreSharedVerdicts(results: readonly StepResult[]): string[] {
+  return results.flatMap((r) => {
+    if (!r.pinning || !r.coreBusy) return [];
+    const cpus = r.pinning.serverCpus;
+    const busy = cpus.reduce((a, c) => a + (r.coreBusy!.perCoreBusyPct[c] ?? 0), 0) / cpus.length;
+    const own = r.serverCpuPct / cpus.length;
+    if (busy < GENERATOR_BUSY_LIMIT_PCT || own >= 70) return [];
+    return [`- ${r.target}: server's CPU ${cpus.join(',')} ${busy.toFixed(0)} % busy at N=${r.calls}${r.refinement ? ' (refine)' : ''}, the server itself ${own.toFixed(0)} %: other processes shared its core`];
+  });
+}
+
 /** Each relay worker's share of the calls (% of the pipelines /stats counted), or undefined without per-worker counts. */
 export function workerSharesPct(r: StepResult): number[] | undefined {
   const counts = r.workerLags?.map((w) => w.pipelines);
