@@ -28,6 +28,14 @@ import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const started = Date.now();
+/** The commit at start: on a shared checkout HEAD may move while the run goes on. */
+const gitAtStart = ((): string => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'], encoding: 'utf8' }).trim() || 'n/a';
+  } catch {
+    return 'n/a';
+  }
+})();
 
 function progress(line: string): void {
   const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
@@ -88,7 +96,7 @@ function environment(o: BenchOptions, argv: string[]): string {
   };
   return [
     `- command: \`npm run bench:media${argv.length ? ` -- ${argv.join(' ')}` : ''}\``,
-    `- date: ${new Date(started).toISOString()}, git ${tryRun('git', ['rev-parse', '--short', 'HEAD'])}`,
+    `- date: ${new Date(started).toISOString()}, git ${gitAtStart} (at start)`,
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
     pinningLine(o),
