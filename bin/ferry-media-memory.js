@@ -103,7 +103,7 @@ function relaunchMediaIfNeeded(script, args) {
   const nodeArgs = [...process.execArgv, ...settings.nodeOptions, script, ...args];
   const childEnv = { ...env, ...settings.env };
   if (env.FERRY_BUNDLE_VERBOSE === '1') {
-    process.stderr.write(`ferry: media relaunched with ${[...settings.nodeOptions, ...Object.entries(settings.env).map(([k, v]) => `${k}=${v}`)].join(' ')}\n`);
+    process.stderr.write(`ferry media: relaunched with ${[...settings.nodeOptions, ...Object.entries(settings.env).map(([k, v]) => `${k}=${v}`)].join(' ')}\n`);
   }
   const setpriv = spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
   const [command, commandArgs] = setpriv ? ['setpriv', ['--pdeathsig', 'SIGKILL', '--', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];

@@ -144,6 +144,19 @@ function rssByMapping(pid: number): { brkHeap: number; anonymous: number; files:
   return out;
 }
 
+/**
+ * The process that runs ferry media: the started pid, or its only child when bin/ferry relaunched itself with
+ * its memory settings (bin/ferry-media-memory.js; the parent only passes signals on).
+ */
+function mediaServerPid(started: number): number {
+  let pid = started;
+  for (;;) {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    if (children.length !== 1) return pid;
+    pid = Number(children[0]);
+  }
+}
+
 function vmRss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -202,7 +215,7 @@ async function main(): Promise<void> {
     }
     phones = new PhonePool(1, () => ++streamId, 'memory');
     browsers = Array.from({ length: Math.max(1, o.browsers) }, (_, i) => new LoadWorker('webrtc-peer', `memory-werift${i}`));
-    const pid = harness.server.pid;
+    const pid = mediaServerPid(harness.server.pid);
     const kurento = harness.kurento();
     const snap = (name: string): string | undefined => (o.snapshot ? path.join(o.out, `${name}.heapsnapshot`) : undefined);
     await new Promise((r) => setTimeout(r, 1000));
