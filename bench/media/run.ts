@@ -23,6 +23,7 @@ import {
   workerShareVerdict,
 } from './report/markdown-report';
 import { exportPinning, formatCpuList, pinProcess, threadsOffCpus } from './servers/cpu-pinning';
+import { processTree } from './servers/proc-sampler';
 import type { StepResult } from './report/step-result';
 import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
@@ -191,12 +192,14 @@ async function main(): Promise<void> {
       progress(`${target.name}: starting${refine ? ' (refinement)' : ''}`);
       await target.start();
       if (o.pinning) {
-        const checks = target.serverPids().map((pid) => threadsOffCpus(pid, o.pinning!.serverCpus));
+        // The server's whole process tree (bin/ferry may run ferry media as its child), every thread.
+        const checks = target.serverPids().flatMap((root) => processTree(root)).map((pid) => threadsOffCpus(pid, o.pinning!.serverCpus));
+        const processes = checks.length;
         const threads = checks.reduce((a, c) => a + c.threads, 0);
         const off = checks.flatMap((c) => c.off);
         const line = off.length
           ? `${target.name}: ${off.length} of ${threads} server thread(s) NOT on CPU ${formatCpuList(o.pinning.serverCpus)}: ${off.slice(0, 4).join('; ')}`
-          : `${target.name}: all ${threads} server threads on CPU ${formatCpuList(o.pinning.serverCpus)} after start`;
+          : `${target.name}: all ${threads} server threads (${processes} process${processes === 1 ? '' : 'es'}) on CPU ${formatCpuList(o.pinning.serverCpus)} after start`;
         progress(line);
         if (!refine) notes.push(`- ${line}`);
       }
