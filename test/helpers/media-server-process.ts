@@ -44,9 +44,15 @@ export class MediaServerProcess {
   private async launch(env: Record<string, string>): Promise<void> {
     const root = path.join(__dirname, '..', '..');
     this.host = env.FERRY_MEDIA_HOST ?? '127.0.0.1';
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'ferry'), 'media'], {
+    const childEnv = { ...process.env, FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_LOG_LEVEL: 'info', ...env };
+    // its memory settings given at the start, as ferry start does: the spawned pid is the server (no relaunch)
+    const memory = require(path.join(root, 'bin', 'ferry-media-memory.js')) as {
+      mediaStartSettings(env: NodeJS.ProcessEnv, execArgv: string[]): { nodeOptions: string[]; env: Record<string, string> };
+    };
+    const settings = memory.mediaStartSettings(childEnv, []);
+    const child = spawn(process.execPath, [...settings.nodeOptions, path.join(root, 'bin', 'ferry'), 'media'], {
       cwd: root,
-      env: { ...process.env, FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_LOG_LEVEL: 'info', ...env },
+      env: { ...childEnv, ...settings.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
