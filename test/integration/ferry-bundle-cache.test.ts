@@ -33,11 +33,15 @@ interface Run {
   how: string;
 }
 
-/** `ferry media` on a free port with these variables; resolves at its ready line. */
+/**
+ * `ferry media` on a free port with these variables; resolves at its ready line. In one process
+ * (FERRY_MEDIA_MEMORY_SETTINGS=0, no relaunch: test/integration/ferry-media-memory-settings.test.ts), so the
+ * spawned pid is the one that runs the bundle.
+ */
 function startMedia(env: Record<string, string>): Promise<Run> {
   const child = spawn(process.execPath, [FERRY, 'media'], {
     cwd: ROOT,
-    env: { ...process.env, FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_MEDIA_WORKERS: '1', FERRY_BUNDLE_VERBOSE: '1', FERRY_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_MEDIA_WORKERS: '1', FERRY_BUNDLE_VERBOSE: '1', FERRY_LOG_LEVEL: 'warn', FERRY_MEDIA_MEMORY_SETTINGS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
