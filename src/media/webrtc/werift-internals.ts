@@ -374,9 +374,9 @@ export function ignoreDuplicateHelloVerify(transport: RTCDtlsTransport): void {
 export const CLIENT_HELLO_RESEND_MS: readonly number[] = [10, 25, 50, 100, 200, 350];
 
 /**
- * werift's DTLS client sends its first ClientHello when ICE is connected (at once with
- * `startDtlsClientAtOnce`; werift alone waits 100 ms) and resends it only after 500 ms. The browser, the controlling ICE agent, learns the ICE result after ferry does; a browser whose DTLS is
- * not started yet when the ClientHello arrives drops it (werift's does; a loaded one often is late), and the
+ * werift's DTLS client sends its first ClientHello when ICE is connected (at once with `startDtlsClientAtOnce`;
+ * werift alone waits 100 ms) and resends it only after 500 ms. The browser, the controlling ICE agent, learns the
+ * ICE result after ferry does; a browser whose DTLS is not started yet when the ClientHello arrives drops it (werift's does; a loaded one often is late), and the
  * call then waits the 500 ms. So while the handshake is still at flight 1 (no HelloVerifyRequest yet) the same
  * datagram is sent again `resendAfterMs` after the first send, as werift's own retransmission would (identical
  * bytes; a duplicate HelloVerifyRequest is ignored by `ignoreDuplicateHelloVerify`). Call when the DTLS transport
