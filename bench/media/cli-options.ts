@@ -1,8 +1,10 @@
 /** Command-line options of `npm run bench:media -- [options]`, parsed and checked once. */
 import { machineCpus, parseCpuList, resolvePinning, type CpuPinning } from './servers/cpu-pinning';
 
-export type TargetId = 'rtpengine' | 'ferry-rtp' | 'ferry-webrtc';
+export type TargetId = 'rtpengine' | 'ferry-rtp' | 'ferry-webrtc' | 'node-floor';
+/** The default targets; `node-floor` (a bare node:dgram relay: what Node alone costs per packet) only when named. */
 const ALL_TARGETS: TargetId[] = ['rtpengine', 'ferry-rtp', 'ferry-webrtc'];
+const KNOWN_TARGETS: TargetId[] = [...ALL_TARGETS, 'node-floor'];
 
 export interface BenchOptions {
   quick: boolean;
@@ -46,7 +48,8 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --quick                  2 steps (25, 50 calls), 5 s windows: under 2 minutes
   --steps 25,50,100,...    concurrency steps (default 25,50,100,150,200,250,300,400,500)
   --window <s>             measurement window per step (default 15; quick 5)
-  --targets a,b,c          any of rtpengine,ferry-rtp,ferry-webrtc (default all three)
+  --targets a,b,c          any of rtpengine,ferry-rtp,ferry-webrtc (default all three), and node-floor: a bare
+                           node:dgram relay, what Node alone costs per relayed packet (only when named)
   --rtp-workers <n>        plain-RTP load processes (default 2)
   --webrtc-workers <n>     werift load processes (default 2)
   --browser lean|full      werift browsers: lean packet path after DTLS (default) or full track API
@@ -133,7 +136,7 @@ export function parseOptions(argv: readonly string[], available: readonly number
         break;
       case '--targets': {
         const list = (value() ?? '').split(',') as TargetId[];
-        for (const t of list) if (!ALL_TARGETS.includes(t)) errors.push(`unknown target ${JSON.stringify(t)}`);
+        for (const t of list) if (!KNOWN_TARGETS.includes(t)) errors.push(`unknown target ${JSON.stringify(t)}`);
         o.targets = list;
         break;
       }

@@ -18,6 +18,8 @@ import {
   liveCapacity,
   perCoreCapacity,
   ratioTable,
+  nodeFloorTable,
+  NODE_FLOOR_TARGET,
   resultsTable,
   serverCoreSharedVerdicts,
   workerShareVerdict,
@@ -67,6 +69,10 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         profile: o.profile,
         env: o.mediaEnv,
       });
+    }
+    case 'node-floor': {
+      const { NodeFloorTarget } = await import('./phases/node-floor-target');
+      return new NodeFloorTarget({ rtpWorkers: o.rtpWorkers, setupConcurrency: o.setupConcurrency });
     }
     case 'ferry-webrtc': {
       const { FerryWebRtcTarget } = await import('./phases/ferry-webrtc-target');
@@ -277,6 +283,9 @@ async function main(): Promise<void> {
     '### ferry CPU per call relative to rtpengine (same run, same N; per call = µs per packet × 100 packets/s)',
     ratioTable(results),
     '',
+    ...(results.some((r) => r.target === NODE_FLOOR_TARGET)
+      ? ['### The floor of a relay on node:dgram (same run, same N)', nodeFloorTable(results), '']
+      : []),
     '### Verdict',
     o.targets.includes('ferry-webrtc')
       ? `- ferry WebRTC↔RTP: ${webrtcCap} concurrent calls with every call up and carrying media and loss ≤ ${o.lossLimitPct} % (target: ≥ 200): **${webrtcCap >= 200 ? 'met' : 'not met'}**; counting only the calls that carried media: ${liveCapacity(results, 'ferry webrtc-rtp', o.lossLimitPct)}`

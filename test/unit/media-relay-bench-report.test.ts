@@ -6,6 +6,8 @@ import { parseOptions } from '../../bench/media/cli-options';
 import {
   coreBusyCell,
   generatorLimitedVerdicts,
+  NODE_FLOOR_TARGET,
+  nodeFloorTable,
   perCoreCapacity,
   ratioTable,
   resultsTable,
@@ -266,5 +268,72 @@ describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
     assert.equal(workerShareVerdict([step({ target: t, calls: 100, workerLags: workerLagsOf({ pipelines: 100 }, undefined) })], t), undefined, 'one loop: no share line');
     assert.equal(workerShareVerdict([step({ target: 'ferry rtp-rtp', calls: 100, workerLags: w(50, 50) })], t), undefined, 'another target: none');
     assert.match(resultsTable([step({ calls: 100, workerLags: w(49, 51) })]), /#1 1\.0 \/ 2\.0 \(49, 49 %\); #2 1\.0 \/ 2\.0 \(51, 51 %\)/);
+  });
+});
+
+describe('bench:media node floor (a bare node:dgram relay)', () => {
+  test('node-floor is a target only when named; an unknown target is refused', { timeout: 5_000 }, () => {
+    assert.ok(!parseOptions([]).targets.includes('node-floor'));
+    assert.deepEqual(parseOptions(['--targets', 'rtpengine,node-floor,ferry-rtp']).targets, ['rtpengine', 'node-floor', 'ferry-rtp']);
+    assert.throws(() => parseOptions(['--targets', 'node-flor']), /unknown target "node-flor"/);
+  });
+
+  test('the floor table: floor against rtpengine, ferry against the floor, and what ferry adds per packet', { timeout: 5_000 }, () => {
+    const md = nodeFloorTable([
+      step({ target: 'rtpengine rtp-rtp', calls: 100, cpuUsPerPacket: 20 }),
+      step({ target: NODE_FLOOR_TARGET, calls: 100, cpuUsPerPacket: 24 }),
+      step({ target: 'ferry rtp-rtp', calls: 100, cpuUsPerPacket: 36 }),
+      step({ target: NODE_FLOOR_TARGET, calls: 200, cpuUsPerPacket: 18 }),
+    ]);
+    const row100 = md.split('\n').find((l) => l.startsWith('| 100 |'));
+    assert.equal(row100, '| 100 | 20.0 | 24.0 | 1.20× | 36.0 | 1.50× | 12.0 |');
+    const row200 = md.split('\n').find((l) => l.startsWith('| 200 |'));
+    assert.equal(row200, '| 200 | – | 18.0 | – | – | – | – |');
+    assert.match(nodeFloorTable([step({ target: 'ferry rtp-rtp' })]), /carried no call/);
+  });
+
+  test('the floor relay sends what one side receives out to the other, both ways, and closes every socket', { timeout: 15_000 }, async (t) => {
+    const relay = spawn(process.execPath, [require.resolve('../../bench/media/servers/node-floor-relay.cjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.after(() => relay.kill('SIGKILL'));
+    const replies: Array<Record<string, unknown>> = [];
+    let buffered = '';
+    relay.stdout!.on('data', (d: Buffer) => {
+      buffered += String(d);
+      let i;
+      while ((i = buffered.indexOf('\n')) >= 0) {
+        replies.push(JSON.parse(buffered.slice(0, i)) as Record<string, unknown>);
+        buffered = buffered.slice(i + 1);
+      }
+    });
+    let seq = 0;
+    const request = async (msg: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const mine = ++seq;
+      relay.stdin!.write(JSON.stringify({ ...msg, seq: mine }) + '\n');
+      const reply = await pollUntil(() => replies.find((r) => r.seq === mine), { timeoutMs: 5_000, what: `reply to ${String(msg.op)}` });
+      assert.equal(reply.error, undefined);
+      return reply.result as Record<string, unknown>;
+    };
+    await pollUntil(() => replies.find((r) => r.ready === true), { timeoutMs: 5_000, what: 'relay ready' });
+    const dgram = await import('node:dgram');
+    const phone = async (): Promise<{ s: import('node:dgram').Socket; got: Buffer[] }> => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      const got: Buffer[] = [];
+      s.on('message', (m) => got.push(m));
+      return { s, got };
+    };
+    const [a, b] = await Promise.all([phone(), phone()]);
+    t.after(() => {
+      a.s.close();
+      b.s.close();
+    });
+    const pair = (await request({ op: 'pair' })) as { id: number; a: number; b: number };
+    await request({ op: 'target', id: pair.id, a: a.s.address().port, b: b.s.address().port });
+    a.s.send(Buffer.from('from-a'), pair.a, '127.0.0.1');
+    b.s.send(Buffer.from('from-b'), pair.b, '127.0.0.1');
+    await pollUntil(() => b.got.length === 1 && a.got.length === 1, { timeoutMs: 5_000, what: 'both relayed' });
+    assert.equal(String(b.got[0]), 'from-a');
+    assert.equal(String(a.got[0]), 'from-b');
+    assert.deepEqual(await request({ op: 'closeAll' }), { ok: true, open: 0 });
   });
 });

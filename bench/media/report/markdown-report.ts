@@ -222,6 +222,45 @@ export function ratioTable(results: readonly StepResult[]): string {
   return table(RATIO_HEAD, rows);
 }
 
+/** The target name of the bare node:dgram relay (bench/media/phases/node-floor-target.ts). */
+export const NODE_FLOOR_TARGET = 'node floor rtp-rtp';
+
+/**
+ * The bare node:dgram relay against rtpengine and ferry RTP↔RTP at the same N: how much of ferry's figure
+ * any relay on node:dgram pays (a Buffer and an address object per received datagram, a send request per
+ * send, the same syscalls), and how much is ferry's own code.
+ */
+export function nodeFloorTable(results: readonly StepResult[]): string {
+  const by = (target: string): Map<number, StepResult> =>
+    new Map(results.filter((r) => r.target === target && r.callsUp > 0 && r.cpuUsPerPacket > 0).map((r) => [r.calls, r]));
+  const floor = by(NODE_FLOOR_TARGET);
+  const rtpe = by('rtpengine rtp-rtp');
+  const ferryRtp = by('ferry rtp-rtp');
+  const us = (r: StepResult | undefined): string => (r ? `${r.cpuUsPerPacket.toFixed(1)}` : '–');
+  const ratio = (a: StepResult | undefined, b: StepResult | undefined): string => (a && b ? `${(a.cpuUsPerPacket / b.cpuUsPerPacket).toFixed(2)}×` : '–');
+  const rows = [...floor.keys()]
+    .sort((a, b) => a - b)
+    .map((n) => {
+      const f = floor.get(n);
+      const base = rtpe.get(n);
+      const fr = ferryRtp.get(n);
+      return [String(n), us(base), us(f), ratio(f, base), us(fr), ratio(fr, f), fr && f ? (fr.cpuUsPerPacket - f.cpuUsPerPacket).toFixed(1) : '–'];
+    });
+  if (rows.length === 0) return '_the node floor relay carried no call_';
+  return table(
+    [
+      'N calls',
+      'rtpengine RTP↔RTP µs/pkt',
+      'node floor µs/pkt',
+      'node floor / rtpengine',
+      'ferry RTP↔RTP µs/pkt',
+      'ferry RTP↔RTP / node floor',
+      "ferry's own µs/pkt (ferry − floor)",
+    ],
+    rows,
+  );
+}
+
 const RATIO_HEAD = [
   'N calls',
   'rtpengine RTP↔RTP CPU s/call/s',
