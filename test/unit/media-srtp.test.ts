@@ -242,18 +242,16 @@ describe('SRTP (RFC 3711) AES_CM_128_HMAC_SHA1_80', { timeout: 120_000 }, () => 
     assert.ok(receiver.unprotectRtp(genuine[0]!), 'positive control');
   });
 
-  test('cost per 20 ms G.711 packet (protect + unprotect) stays in microseconds', (t) => {
+  test('20 000 packets in a row (the replay window slides with each): every one protects and unprotects to the same bytes', { timeout: 60_000 }, () => {
+    // Its speed is measured by `npm run bench:srtp` (docs/benchmarks.md), not here: a wall-clock bound fails on a loaded machine.
     const { sender, receiver } = pair();
     const plain = rtp(1);
     const n = 20_000;
-    const started = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
       plain.writeUInt16BE(i & 0xffff, 2);
-      receiver.unprotectRtp(sender.protectRtp(plain));
+      const clear = receiver.unprotectRtp(sender.protectRtp(plain));
+      assert.ok(clear?.equals(plain), `packet ${i}`);
     }
-    const us = Number(process.hrtime.bigint() - started) / 1000 / n;
-    t.diagnostic(`protect + unprotect of a 172-byte RTP packet: ${us.toFixed(2)} µs`);
     assert.equal(receiver.counters.unprotected, n);
-    assert.ok(us < 100, `${us} µs per packet`);
   });
 });
