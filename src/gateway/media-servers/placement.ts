@@ -18,15 +18,25 @@ export type PlacementResult =
   | { ok: false; detail: string };
 
 /**
+ * Event-loop lag figures closer than this are the same for placement: a few milliseconds of p99 are noise
+ * between two idle servers, not a reason to prefer one (the one listed first then takes the call).
+ */
+export const LAG_STEP_MS = 10;
+
+function lagRank(c: PlacementCandidate): number {
+  return Math.floor((c.lagP99Ms ?? 0) / LAG_STEP_MS);
+}
+
+/**
  * The server a new call goes to: of those up, not draining and answering /stats, the one with the
- * fewest pipelines; equal loads go to the lower event-loop lag (a server without a lag figure counts
- * as 0), then to the one listed first.
+ * fewest pipelines; equal loads go to the lower event-loop lag in steps of LAG_STEP_MS (a server
+ * without a lag figure counts as 0), then to the one listed first.
  */
 export function choosePlacement(candidates: readonly PlacementCandidate[]): PlacementResult {
   let best: PlacementCandidate | undefined;
   for (const c of candidates) {
     if (!c.up || c.draining || c.statsDown) continue;
-    if (!best || c.load < best.load || (c.load === best.load && (c.lagP99Ms ?? 0) < (best.lagP99Ms ?? 0))) best = c;
+    if (!best || c.load < best.load || (c.load === best.load && lagRank(c) < lagRank(best))) best = c;
   }
   if (best) return { ok: true, chosen: best };
   const down = candidates.filter((c) => !c.up || c.statsDown).length;
