@@ -3,6 +3,7 @@ import type dgram from 'node:dgram';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
+import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
@@ -75,12 +76,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private srtpDropped = 0;
   /** A consumer's direct per-packet callback (setRtpHandler), called before any 'rtp' listener. */
   private rtpHandler: ((packet: Buffer) => void) | undefined;
-  /**
-   * The 'rtp' listeners as EventEmitter holds them (once() wrappers included), re-read after any
-   * listener is added or removed, so a packet calls them directly instead of going through emit().
-   */
-  private rtpListeners: ReadonlyArray<(packet: Buffer) => void> = [];
-  private rtpListenersStale = true;
+  /** The 'rtp' listeners, called directly per packet instead of through emit(). */
+  private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -90,12 +87,6 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     private readonly logger: Logger,
   ) {
     super();
-    const onListenersChanged = (event: string | symbol): void => {
-      if (event === 'rtp') this.rtpListenersStale = true;
-    };
-    const untyped = this as EventEmitter;
-    untyped.on('newListener', onListenersChanged);
-    untyped.on('removeListener', onListenersChanged);
     this.rtcpSession = new RtcpSession({
       clock,
       ssrc: (Math.random() * 0xffffffff) >>> 0 || 1,
@@ -299,14 +290,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private dispatchRtp(msg: Buffer): void {
     const h = this.rtpHandler;
     if (h !== undefined) h(msg);
-    if (this.rtpListenersStale) {
-      this.rtpListeners = this.rawListeners('rtp') as Array<(packet: Buffer) => void>;
-      this.rtpListenersStale = false;
-    }
-    const list = this.rtpListeners;
-    const n = list.length;
-    if (n === 1) list[0]!.call(this, msg);
-    else for (let i = 0; i < n; i++) list[i]!.call(this, msg);
+    this.rtpListeners.call(msg);
   }
 
   private handlerErrors = 0;

@@ -12,6 +12,7 @@ import {
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
 import { emptyLegActivity, type LegActivity, type LegEndReason } from '../relay/media-leg';
+import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
@@ -155,12 +156,6 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   constructor(private readonly options: WeriftLegOptions) {
     super();
-    const onListenersChanged = (event: string | symbol): void => {
-      if (event === 'rtp') this.rtpListenersStale = true;
-    };
-    const untyped = this as EventEmitter;
-    untyped.on('newListener', onListenersChanged);
-    untyped.on('removeListener', onListenersChanged);
   }
 
   // ---- negotiation ---------------------------------------------------------------------------
@@ -607,27 +602,14 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     // one clock read for the whole relay that follows (packet-clock.ts); listeners called directly, as RtpLeg does
     beginPacketTurn(clock, now);
     try {
-      this.dispatchRtp(packet);
+      this.rtpListeners.call(packet);
     } finally {
       endPacketTurn();
     }
   }
 
-  /** The 'rtp' listeners as EventEmitter holds them (once() wrappers included), re-read when one is added or removed. */
-  private rtpListeners: ReadonlyArray<(packet: Buffer) => void> = [];
-  private rtpListenersStale = true;
-
-  /** What emit('rtp', packet) does (each listener in order, a throw propagates), without emit's argument array per packet. */
-  private dispatchRtp(packet: Buffer): void {
-    if (this.rtpListenersStale) {
-      this.rtpListeners = this.rawListeners('rtp') as Array<(packet: Buffer) => void>;
-      this.rtpListenersStale = false;
-    }
-    const list = this.rtpListeners;
-    const n = list.length;
-    if (n === 1) list[0]!.call(this, packet);
-    else for (let i = 0; i < n; i++) list[i]!.call(this, packet);
-  }
+  /** The 'rtp' listeners, called directly per packet instead of through emit(). */
+  private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
 
   private onRtcpIn(packet: Buffer): void {
     if (this.closing) return;
