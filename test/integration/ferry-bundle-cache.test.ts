@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { WorkerStatsEntry } from '../../src/media/server/media-stats';
+import { ferryMediaReadyPort } from '../helpers/ferry-media-ready';
 import { pollUntil } from '../helpers/wait-for';
 
 /**
@@ -38,7 +39,7 @@ interface Run {
  * (FERRY_MEDIA_MEMORY_SETTINGS=0, no relaunch: test/integration/ferry-media-memory-settings.test.ts), so the
  * spawned pid is the one that runs the bundle.
  */
-function startMedia(env: Record<string, string>): Promise<Run> {
+async function startMedia(env: Record<string, string>): Promise<Run> {
   const child = spawn(process.execPath, [FERRY, 'media'], {
     cwd: ROOT,
     env: { ...process.env, FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_MEDIA_WORKERS: '1', FERRY_BUNDLE_VERBOSE: '1', FERRY_LOG_LEVEL: 'warn', FERRY_MEDIA_MEMORY_SETTINGS: '0', ...env },
@@ -48,20 +49,9 @@ function startMedia(env: Record<string, string>): Promise<Run> {
   child.once('exit', () => children.delete(child));
   const stderr: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-  return new Promise<Run>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ferry media not ready within 60 s; stderr:\n${stderr.join('\n')}`)), 60_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`ferry media exited (${code ?? signal}) before ready; stderr:\n${stderr.join('\n')}`));
-    });
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^ferry media ready (\{.*\})/.exec(line);
-      if (!m) return;
-      clearTimeout(timer);
-      const how = stderr.find((l) => l.startsWith('ferry: ')) ?? '';
-      resolve({ child, port: (JSON.parse(m[1]!) as { port: number }).port, stderr, how });
-    });
-  });
+  const port = await ferryMediaReadyPort(child, { timeoutMs: 60_000, log: () => stderr.join('\n') });
+  const how = stderr.find((l) => l.startsWith('ferry: ')) ?? '';
+  return { child, port, stderr, how };
 }
 
 async function stop(run: Run): Promise<void> {

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { ferryMediaReadyPort } from '../helpers/ferry-media-ready';
 import { pollUntil } from '../helpers/wait-for';
 import { ferryPartSpec } from '../../src/cli/supervisor/child-process-supervisor';
 
@@ -38,7 +39,7 @@ interface Media {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startMedia(env: Record<string, string>): Promise<Media> {
+async function startMedia(env: Record<string, string>): Promise<Media> {
   const child = spawn(process.execPath, [FERRY, 'media'], {
     cwd: ROOT,
     env: { ...cleanEnv(), FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_MEDIA_WORKERS: '1', FERRY_LOG_LEVEL: 'warn', ...env },
@@ -53,19 +54,8 @@ function startMedia(env: Record<string, string>): Promise<Media> {
   );
   const stderr: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-  return new Promise<Media>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ferry media not ready within 60 s; stderr:\n${stderr.join('\n')}`)), 60_000);
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`ferry media exited (${code ?? signal}) before ready; stderr:\n${stderr.join('\n')}`));
-    });
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^ferry media ready (\{.*\})/.exec(line);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({ child, port: (JSON.parse(m[1]!) as { port: number }).port, exited });
-    });
-  });
+  const port = await ferryMediaReadyPort(child, { timeoutMs: 60_000, log: () => stderr.join('\n') });
+  return { child, port, exited };
 }
 
 function childPids(pid: number): number[] {
