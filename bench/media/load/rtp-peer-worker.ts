@@ -3,11 +3,16 @@
  * plain RTP over node:dgram. Each stream owns an RTP socket on an even port and an RTCP socket on
  * port+1 (like a phone without rtcp-mux), sends 50 packets/s of 172-byte PCMU from the RTP socket
  * (symmetric RTP) to the media server, and counts the stamped packets it receives.
+ *
+ * Per packet: the stamp, sequence number and timestamp are written in place into the stream's one packet
+ * buffer and sent with one send() on the RTP socket, connected to the server's address once it is known (no
+ * address resolution per send; the kernel then also drops datagrams from anyone else). Received packets are
+ * read in place (no payload view, no stamp object).
  */
 import dgram from 'node:dgram';
 import { SendPacer, type PacedStream } from './send-pacer';
 import { StreamMeter } from './stream-meter';
-import { createPacketBuffer, rtpPayload, stampNext } from './stream-stamp';
+import { createPacketBuffer, rtpPayloadOffset, stampNext } from './stream-stamp';
 import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
 
 const HOST = '127.0.0.1';
@@ -28,8 +33,8 @@ class RtpPeer implements PacedStream {
   ) {
     this.packet = createPacketBuffer(spec.ssrc, spec.streamId, spec.direction);
     rtp.on('message', (msg) => {
-      const payload = rtpPayload(msg);
-      if (payload) meter.onReceived(payload, process.hrtime.bigint());
+      const offset = rtpPayloadOffset(msg);
+      if (offset >= 0) meter.onReceivedAt(msg, offset, process.hrtime.bigint());
       else rtcpReceived += 1; // rtcp-mux style RTCP on the RTP port
     });
     rtcp.on('message', () => {
@@ -52,19 +57,31 @@ class RtpPeer implements PacedStream {
     return this.rtp.address().port;
   }
 
-  setTarget(host: string, port: number): void {
-    const first = this.target === undefined;
+  /** Connect the RTP socket to the server's address (again, if it moved); sending starts once it is connected. */
+  async setTarget(host: string, port: number): Promise<void> {
+    if (this.target?.host === host && this.target.port === port) return;
+    if (this.target) {
+      this.target = undefined;
+      this.rtp.disconnect();
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.rtp.once('error', onError);
+      this.rtp.connect(port, host, () => {
+        this.rtp.off('error', onError);
+        resolve();
+      });
+    });
     this.target = { host, port };
-    if (first) pacer.add(this);
+    pacer.add(this);
   }
 
   send(nowNs: bigint): void {
     if (!this.target) return;
     this.seq = (this.seq + 1) & 0xffff;
     stampNext(this.packet, this.seq, epoch, nowNs);
-    const e = epoch;
-    this.rtp.send(this.packet, this.target.port, this.target.host);
-    meter.onSent(e, this.spec.direction, this.spec.streamId);
+    this.rtp.send(this.packet);
+    meter.onSent(epoch, this.spec.direction, this.spec.streamId);
   }
 
   close(): void {
@@ -118,7 +135,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'target': {
       const peer = peers.get(req.streamId);
       if (!peer) throw new Error(`unknown stream ${req.streamId}`);
-      peer.setTarget(req.host, req.port);
+      await peer.setTarget(req.host, req.port);
       return undefined;
     }
     case 'diag':

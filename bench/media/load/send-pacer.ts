@@ -23,7 +23,9 @@ export class SendPacer {
 
   constructor(private readonly onSkipped: (count: number) => void) {}
 
+  /** Pace `stream` (again adding one already paced changes nothing). */
   add(stream: PacedStream): void {
+    if (this.slotOf.has(stream)) return;
     const slot = this.added++ % SLOTS;
     this.slots[slot]!.add(stream);
     this.slotOf.set(stream, slot);

@@ -1,5 +1,5 @@
 import { LogHistogram } from './log-histogram';
-import { type Direction, readStamp } from './stream-stamp';
+import { type Direction, hasStampAt, rtpPayloadOffset } from './stream-stamp';
 
 /** What one worker saw during one measurement epoch (sent by it, received by it). */
 export interface EpochReport {
@@ -60,17 +60,29 @@ export class StreamMeter {
 
   /** Account a received RTP payload; returns false if it carried no stamp of ours. */
   onReceived(payload: Buffer, nowNs: bigint): boolean {
-    const stamp = readStamp(payload);
-    if (!stamp) {
+    return this.onReceivedAt(payload, 0, nowNs);
+  }
+
+  /** Account a received plain RTP packet (its payload found in place); false if it is not stamped RTP of ours. */
+  onReceivedRtp(packet: Buffer, nowNs: bigint): boolean {
+    return this.onReceivedAt(packet, rtpPayloadOffset(packet), nowNs);
+  }
+
+  /** Account the stamp at `offset` of `buf` (read in place: no payload view, no stamp object per packet). */
+  onReceivedAt(buf: Buffer, offset: number, nowNs: bigint): boolean {
+    if (!hasStampAt(buf, offset)) {
       this.foreign += 1;
       return false;
     }
-    if (stamp.epoch === 0) return true;
-    const c = this.counters(stamp.epoch);
-    c.received[stamp.direction] += 1;
-    c.streamsHeard.add(stamp.streamId);
-    c.receivedByStream.set(stamp.streamId, (c.receivedByStream.get(stamp.streamId) ?? 0) + 1);
-    c.latency.record(Number(nowNs - stamp.sentAtNs) / 1000);
+    const epoch = buf[offset + 8]!;
+    if (epoch === 0) return true;
+    const direction = buf[offset + 9] as Direction;
+    const streamId = buf.readUInt32BE(offset + 4);
+    const c = this.counters(epoch);
+    c.received[direction] += 1;
+    c.streamsHeard.add(streamId);
+    c.receivedByStream.set(streamId, (c.receivedByStream.get(streamId) ?? 0) + 1);
+    c.latency.record(Number(nowNs - buf.readBigInt64BE(offset + 10)) / 1000);
     return true;
   }
 

@@ -48,27 +48,38 @@ export function stampNext(buf: Buffer, seq: number, epoch: number, nowNs: bigint
 
 /** Read the stamp from an RTP payload (the bytes after the RTP header); undefined when it is not ours. */
 export function readStamp(payload: Buffer): Stamp | undefined {
-  if (payload.length < 18 || payload.readUInt32BE(0) !== MAGIC) return undefined;
-  const direction = payload[9];
-  if (direction !== 0 && direction !== 1) return undefined;
+  if (!hasStampAt(payload, 0)) return undefined;
   return {
     streamId: payload.readUInt32BE(4),
     epoch: payload[8] ?? 0,
-    direction,
+    direction: payload[9] as Direction,
     sentAtNs: payload.readBigInt64BE(10),
   };
 }
 
+/** Whether `buf` carries a stamp of ours at `offset` (the start of an RTP payload): read its fields with the offsets above. */
+export function hasStampAt(buf: Buffer, offset: number): boolean {
+  if (offset < 0 || buf.length - offset < 18 || buf.readUInt32BE(offset) !== MAGIC) return false;
+  const direction = buf[offset + 9];
+  return direction === 0 || direction === 1;
+}
+
 /** The payload of a plain RTP packet (skipping CSRCs and a header extension), or undefined if it is not RTP. */
 export function rtpPayload(packet: Buffer): Buffer | undefined {
-  if (packet.length < RTP_HEADER_BYTES || (packet[0]! & 0xc0) !== 0x80) return undefined;
+  const offset = rtpPayloadOffset(packet);
+  return offset < 0 ? undefined : packet.subarray(offset);
+}
+
+/** Where the payload of a plain RTP packet starts (after CSRCs and a header extension); -1 if it is not RTP. */
+export function rtpPayloadOffset(packet: Buffer): number {
+  if (packet.length < RTP_HEADER_BYTES || (packet[0]! & 0xc0) !== 0x80) return -1;
   const pt = packet[1]! & 0x7f;
-  if (pt >= 72 && pt <= 79) return undefined; // RTCP (SR/RR/SDES/BYE/APP... 200-207 with the marker bit)
+  if (pt >= 72 && pt <= 79) return -1; // RTCP (SR/RR/SDES/BYE/APP... 200-207 with the marker bit)
   let offset = RTP_HEADER_BYTES + 4 * (packet[0]! & 0x0f);
   if (packet[0]! & 0x10) {
-    if (packet.length < offset + 4) return undefined;
+    if (packet.length < offset + 4) return -1;
     offset += 4 + 4 * packet.readUInt16BE(offset + 2);
   }
-  if (offset > packet.length) return undefined;
-  return packet.subarray(offset);
+  if (offset > packet.length) return -1;
+  return offset;
 }

@@ -4,20 +4,23 @@
  * makes the offer, applies the media server's answer and trickled candidates, and once connected
  * sends 50 packets/s of 172-byte PCMU and counts the stamped packets it receives.
  *
- * Lean mode (the default of the benchmark): after ICE+DTLS are up, packets bypass werift's
- * track/sender/receiver machinery: they are SRTP-protected by the connection's own SRTP session
- * and sent on its ICE connection (RTCDtlsTransport.sendRtp), and received straight from the DTLS
- * transport's decrypted RTP event. On the wire nothing changes (same SRTP, same ICE pair, werift
- * still answers consent checks and sends RTCP), but the generator costs a fraction of full werift,
- * so on a 2-core machine it leaves the CPU to the server under test.
+ * Lean mode (the default of the benchmark): once ICE+DTLS are up, media bypasses werift both ways
+ * (lean-browser-path.ts): ferry's own SRTP contexts, keyed from werift's DTLS session, protect each
+ * packet into one wire buffer per stream, sent on the nominated ICE pair's socket; received SRTP is
+ * taken off the ICE socket by the RFC 7983 demultiplexer before werift's event chain and decrypted in
+ * place. On the wire nothing changes (same SRTP, same ICE pair, werift still answers consent checks and
+ * DTLS, and sends its RTCP), but a packet costs the generator a fraction of werift's path, so one
+ * generator core drives several hundred calls. Full mode (`--browser full`) uses werift's track API.
  */
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader } from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { LeanBrowserPath } from './lean-browser-path';
 import { SendPacer, type PacedStream } from './send-pacer';
 import { StreamMeter } from './stream-meter';
-import { createPacketBuffer, stampNext } from './stream-stamp';
+import { createPacketBuffer, PACKET_BYTES, stampNext } from './stream-stamp';
 import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
 
 let epoch = 0;
+let rtcpReceived = 0;
 const meter = new StreamMeter();
 const pacer = new SendPacer((n) => meter.onSkipped(epoch, n));
 
@@ -44,7 +47,8 @@ class WebRtcPeer implements PacedStream {
   readonly connected: Promise<void>;
   private closed = false;
   private isConnected = false;
-  private lean: { header: RtpHeader; send: (payload: Buffer, header: RtpHeader) => Promise<number> } | undefined;
+  /** The lean packet path: installed once gathering is done, started when DTLS connects (lean mode only). */
+  private lean: LeanBrowserPath | undefined;
   /** Epoch ms (this process's clock, sub-ms) of ICE 'connected' and of the PeerConnection 'connected' (ICE + DTLS). */
   readonly times: { iceConnectedAt?: number; connectedAt?: number } = {};
 
@@ -66,8 +70,15 @@ class WebRtcPeer implements PacedStream {
       this.pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
           this.times.connectedAt ??= performance.timeOrigin + performance.now();
+          if (this.leanMode) {
+            try {
+              this.goLean();
+            } catch (err) {
+              reject(err instanceof Error ? err : new Error(String(err)));
+              return;
+            }
+          }
           this.isConnected = true;
-          if (this.leanMode) this.goLean();
           pacer.add(this);
           resolve();
         } else if (state === 'failed' || state === 'closed') {
@@ -90,6 +101,8 @@ class WebRtcPeer implements PacedStream {
     }
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new Error('werift produced no local description');
+    // the ICE sockets exist now: received media is taken off them before werift's event chain
+    if (this.leanMode) this.lean = new LeanBrowserPath(this.pc, (packet) => meter.onReceivedRtp(packet, process.hrtime.bigint()));
     return sdp;
   }
 
@@ -119,7 +132,8 @@ class WebRtcPeer implements PacedStream {
       connectionState: this.pc.connectionState,
       iceConnectionState: this.pc.iceConnectionState,
       dtlsState: dtls?.state,
-      lean: this.lean !== undefined,
+      lean: this.lean?.started ?? false,
+      leanCounters: this.lean ? { ...this.lean.counters, srtpProfile: this.lean.profile, demux: { ...this.lean.demux } } : undefined,
       packetsSent: (dtls as unknown as { packetsSent?: number } | undefined)?.packetsSent,
       packetsReceived: (dtls as unknown as { packetsReceived?: number } | undefined)?.packetsReceived,
       nominated: pair ? { local: c(pair.localCandidate), remote: c(pair.remoteCandidate) } : null,
@@ -131,33 +145,34 @@ class WebRtcPeer implements PacedStream {
     return this.isConnected && !this.closed;
   }
 
-  /** Switch to the lean packet path (see the file comment). */
+  /** Start the lean packet path (see the file comment): ferry's SRTP keyed from the DTLS session, werift's SSRC. */
   private goLean(): void {
     const dtls = this.pc.dtlsTransports[0];
     const ssrc = this.pc.getTransceivers()[0]?.sender.ssrc;
-    if (!dtls || ssrc === undefined) throw new Error('lean mode: no DTLS transport / sender SSRC');
-    dtls.onRtp.allUnsubscribe();
-    dtls.onRtp.subscribe((rtp) => {
-      meter.onReceived(rtp.payload, process.hrtime.bigint());
-    });
-    const header = new RtpHeader({ payloadType: 0, ssrc, sequenceNumber: this.seq, timestamp: 0 });
-    this.lean = { header, send: (payload, h) => dtls.sendRtp(payload, h) };
+    const lean = this.lean;
+    if (!dtls || ssrc === undefined || !lean) throw new Error('lean mode: no DTLS transport / sender SSRC / lean path');
+    // the SSRC werift signalled in the offer, written once into the stream's packet buffer
+    this.packet.writeUInt32BE(ssrc >>> 0, 8);
+    lean.start(dtls, PACKET_BYTES);
   }
 
   send(nowNs: bigint): void {
     if (this.closed) return;
     this.seq = (this.seq + 1) & 0xffff;
+    // seq, timestamp, epoch and send time written in place into the stream's one packet buffer
     stampNext(this.packet, this.seq, epoch, nowNs);
     if (this.lean) {
-      const { header, send } = this.lean;
-      header.sequenceNumber = this.seq;
-      header.timestamp = (this.seq * 160) >>> 0;
-      void send(this.packet.subarray(12), header);
+      this.lean.send(this.packet);
     } else {
       // werift parses the Buffer into its own packet object; hand it a copy it may keep.
       this.track.writeRtp(Buffer.from(this.packet));
     }
     meter.onSent(epoch, this.spec.direction, this.spec.streamId);
+  }
+
+  /** SRTCP packets the lean path authenticated (werift's receiver counts its own in full mode). */
+  get rtcpReceived(): number {
+    return this.lean?.counters.rtcpReceived ?? 0;
   }
 
   async close(): Promise<void> {
@@ -215,7 +230,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       const report: WorkerReport = {
         ...meter.report(req.epoch),
         foreign: meter.foreign,
-        rtcpReceived: 0,
+        rtcpReceived: rtcpReceived + [...peers.values()].reduce((n, p) => n + p.rtcpReceived, 0),
         streams: peers.size,
         sendingIds: [...peers.values()].filter((p) => p.sending).map((p) => p.spec.streamId),
       };
@@ -224,7 +239,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'close':
       await Promise.all(
         req.streamIds.map(async (id) => {
-          await peers.get(id)?.close();
+          const p = peers.get(id);
+          rtcpReceived += p?.rtcpReceived ?? 0;
+          await p?.close();
           peers.delete(id);
         }),
       );
