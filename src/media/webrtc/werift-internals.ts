@@ -480,3 +480,149 @@ export function configureIceConsent(timing: { intervalMs: number; timeoutMs: num
   iceBase.CONSENT_INTERVAL = timing.intervalMs / 1000;
   iceBase.CONSENT_TIMEOUT = timing.timeoutMs / 1000;
 }
+
+// ---- DTLS handshake crypto on node:crypto ----------------------------------------------------------------------
+
+/** werift's `dtls/src/cipher/namedCurve.js`: the ECDHE key pair of a handshake (raw key bytes). */
+export interface DtlsNamedCurveModule {
+  generateKeyPair(namedCurve: number): { curve: number; privateKey: Buffer; publicKey: Buffer };
+}
+/** werift's `dtls/src/cipher/prf.js`: the ECDHE shared secret (the pre-master secret). */
+export interface DtlsPrfModule {
+  prfPreMasterSecret(publicKey: Buffer, privateKey: Buffer, curve: number): Buffer;
+}
+/** werift's `dtls/src/cipher/const.js`: the TLS NamedCurve code points werift names. */
+export interface DtlsConstModule {
+  NamedCurveAlgorithm: { secp256r1_23: number; x25519_29: number };
+}
+/** werift's `dtls/src/context/cipher.js`: the CertificateVerify signature (`signatureData`) and its private key. */
+export interface DtlsCipherContextModule {
+  CipherContext: { prototype: { signatureData(this: { localPrivateKey: PemPrivateKey }, data: Buffer, hash: string): Buffer } };
+}
+/** @fidm/x509's `PrivateKey` as werift's DTLS holds its certificate's key (ServerKeyExchange signs with `sign`). */
+export interface FidmPrivateKeyClass {
+  prototype: { sign(this: PemPrivateKey, data: Buffer, hashAlgorithm: string): Buffer; toPEM(): Buffer | string };
+  _signers: Record<string, unknown>;
+}
+interface PemPrivateKey {
+  oid?: string;
+  toPEM(): Buffer | string;
+}
+
+/** The werift DTLS modules the handshake-crypto hook replaces functions of, found next to werift's resolved entry point. */
+export function weriftDtlsCryptoModules(): {
+  namedCurve: DtlsNamedCurveModule;
+  prf: DtlsPrfModule;
+  constants: DtlsConstModule;
+  cipherContext: DtlsCipherContextModule;
+  fidmPrivateKey: FidmPrivateKeyClass;
+} {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require('node:path') as typeof import('node:path');
+  const dtlsDir = path.join(path.dirname(require.resolve('werift')), '../../dtls/src');
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const fidm = require(require.resolve('@fidm/x509', { paths: [dtlsDir] })) as { PrivateKey: FidmPrivateKeyClass };
+  return {
+    namedCurve: require(path.join(dtlsDir, 'cipher/namedCurve.js')) as DtlsNamedCurveModule,
+    prf: require(path.join(dtlsDir, 'cipher/prf.js')) as DtlsPrfModule,
+    constants: require(path.join(dtlsDir, 'cipher/const.js')) as DtlsConstModule,
+    cipherContext: require(path.join(dtlsDir, 'context/cipher.js')) as DtlsCipherContextModule,
+    fidmPrivateKey: fidm.PrivateKey,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+/** How often each replaced step ran on node:crypto (the compat test reads them). */
+export const dtlsCryptoCalls = { keyPairs: 0, sharedSecrets: 0, signatures: 0 };
+
+let dtlsCryptoInstalled = false;
+
+/** DER prefixes of an X25519 key's PKCS#8 (private) and SubjectPublicKeyInfo (public) encodings; the raw 32 bytes follow. */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+/**
+ * werift does a DTLS handshake's public-key work in JavaScript: ECDHE on P-256 with @noble/curves (≈ 9 ms per
+ * handshake on this project's build machine) or on X25519 with tweetnacl (≈ 6 ms), and it signs with the
+ * certificate's key from its PEM text, parsed again for every signature (≈ 1 ms). All of that runs on the
+ * media server's event loop while other calls' packets wait. This replaces, process-wide and once, werift's
+ * `generateKeyPair` and `prfPreMasterSecret` (module exports werift reads at each call) with node:crypto's
+ * ECDH and X25519, and its two signing steps with node:crypto on a key object parsed once per certificate key:
+ * the same key formats and the same bytes on the wire (the compat test compares every result with werift's own
+ * functions), ≈ 0.1–0.5 ms per handshake.
+ */
+export function useNodeCryptoForDtls(): void {
+  if (dtlsCryptoInstalled) return;
+  dtlsCryptoInstalled = true;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const crypto = require('node:crypto') as typeof import('node:crypto');
+  const { namedCurve, prf, constants, cipherContext, fidmPrivateKey } = weriftDtlsCryptoModules();
+  const { secp256r1_23: P256, x25519_29: X25519 } = constants.NamedCurveAlgorithm;
+  const originalKeyPair = namedCurve.generateKeyPair.bind(namedCurve);
+  const originalSecret = prf.prfPreMasterSecret.bind(prf);
+  const x25519KeyObjects = new WeakMap<Buffer, import('node:crypto').KeyObject>();
+
+  namedCurve.generateKeyPair = (curve) => {
+    if (curve === P256) {
+      const ecdh = crypto.createECDH('prime256v1');
+      const publicKey = ecdh.generateKeys();
+      dtlsCryptoCalls.keyPairs++;
+      return { curve, privateKey: ecdh.getPrivateKey(), publicKey };
+    }
+    if (curve === X25519) {
+      const pair = crypto.generateKeyPairSync('x25519');
+      const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8_PREFIX.length);
+      // parsing a private key back costs ≈ 0.4 ms in OpenSSL 3: the shared-secret step takes this object instead
+      x25519KeyObjects.set(privateKey, pair.privateKey);
+      dtlsCryptoCalls.keyPairs++;
+      return { curve, privateKey, publicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length) };
+    }
+    return originalKeyPair(curve);
+  };
+
+  prf.prfPreMasterSecret = (publicKey, privateKey, curve) => {
+    if (curve === P256) {
+      const ecdh = crypto.createECDH('prime256v1');
+      ecdh.setPrivateKey(privateKey);
+      dtlsCryptoCalls.sharedSecrets++;
+      return ecdh.computeSecret(publicKey);
+    }
+    if (curve === X25519 && publicKey.length === 32 && privateKey.length === 32) {
+      const secret = crypto.diffieHellman({
+        privateKey:
+          x25519KeyObjects.get(privateKey) ??
+          crypto.createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }),
+        // a JWK import skips OpenSSL's decoder (≈ 0.4 ms for DER)
+        publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: publicKey.toString('base64url') }, format: 'jwk' }),
+      });
+      dtlsCryptoCalls.sharedSecrets++;
+      return secret;
+    }
+    return originalSecret(publicKey, privateKey, curve);
+  };
+
+  // One parsed key object per certificate key, by its PEM text: werift parses its (shared) certificate's key
+  // into a new object for every peer connection. A few keys at most; the bound keeps a misuse from growing it.
+  const keyObjects = new Map<string, import('node:crypto').KeyObject>();
+  const keyObjectOf = (key: PemPrivateKey): import('node:crypto').KeyObject => {
+    const pem = key.toPEM().toString();
+    let k = keyObjects.get(pem);
+    if (!k) {
+      k = crypto.createPrivateKey(pem);
+      if (keyObjects.size >= 16) keyObjects.clear();
+      keyObjects.set(pem, k);
+    }
+    return k;
+  };
+  cipherContext.CipherContext.prototype.signatureData = function signatureData(data, hash) {
+    dtlsCryptoCalls.signatures++;
+    return crypto.createSign(hash).update(data).sign(keyObjectOf(this.localPrivateKey));
+  };
+  const originalSign = fidmPrivateKey.prototype.sign;
+  fidmPrivateKey.prototype.sign = function sign(data, hashAlgorithm) {
+    // keys with a signer of their own (Ed25519) keep @fidm/x509's path
+    if (this.oid !== undefined && fidmPrivateKey._signers[this.oid] != null) return originalSign.call(this, data, hashAlgorithm);
+    dtlsCryptoCalls.signatures++;
+    return crypto.createSign(hashAlgorithm).update(data).sign(keyObjectOf(this));
+  };
+}

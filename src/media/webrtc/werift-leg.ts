@@ -35,6 +35,7 @@ import type {
 import { attachLocalTrack } from './local-track';
 import {
   configureIceConsent,
+  useNodeCryptoForDtls,
   demultiplexIceSockets,
   disableDefaultStunServer,
   iceSockets,
@@ -370,6 +371,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     }
     const { addresses, portRange, consentIntervalMs, consentTimeoutMs } = this.options.ice;
     configureIceConsent({ intervalMs: consentIntervalMs, timeoutMs: consentTimeoutMs });
+    useNodeCryptoForDtls();
     const pc = new RTCPeerConnection({
       codecs: { audio, video: [] },
       iceServers: [],
