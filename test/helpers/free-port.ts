@@ -8,6 +8,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pollPause } from './wait-for';
 
@@ -63,15 +64,37 @@ export interface FreePortOptions {
 }
 
 /**
- * A port (or a run of `count` consecutive ports) free for all requested protocols.
- * Throws after many attempts rather than looping forever.
+ * The first port of the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range; 32768 when
+ * unreadable). Every socket bound to port 0 and every outgoing TCP connection takes its local port from
+ * that range, so a port chosen there can be taken between "found free" and "bound" by any connection any
+ * process opens meanwhile (a stack starting up opens dozens).
+ */
+function ephemeralRangeStart(): number {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(first) && first > 1024 ? first : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Ports below the ephemeral range that freePort picks from: no port-0 bind or outgoing connection takes these. */
+const PICK_FLOOR = 10000;
+
+/**
+ * A port (or a run of `count` consecutive ports) free for all requested protocols, picked at random below
+ * the kernel's ephemeral range (see ephemeralRangeStart), so only another test's explicit pick can race
+ * for it, not the connections every process opens. Falls back to the kernel's own pick when that range is
+ * too small. Throws after many attempts rather than looping forever.
  */
 export async function freePort(options: FreePortOptions = {}): Promise<number> {
   const protocols = options.protocols ?? ['udp', 'tcp'];
   const count = options.count ?? 1;
   const host = options.host ?? LOOPBACK;
+  const ceiling = ephemeralRangeStart() - count;
+  const below = ceiling - PICK_FLOOR > 1000;
   for (let attempt = 0; attempt < 200; attempt++) {
-    let base = await ephemeralTcpPort(host);
+    let base = below ? PICK_FLOOR + Math.floor(Math.random() * (ceiling - PICK_FLOOR)) : await ephemeralTcpPort(host);
     if (options.even && base % 2 === 1) base -= 1;
     if (base < 1024 || base + count - 1 > 65535) continue;
     if (await allFree(base, count, protocols, host)) return base;
