@@ -5,7 +5,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CandidatePairState, MediaStreamTrack, RTCDtlsTransport, RTCPeerConnection, RtpHeader } from 'werift';
 import { srtpFromDtls } from '../../src/media/webrtc/dtls-srtp-session';
+import { LeanEvent } from '../../src/media/webrtc/werift-lean-event';
 import {
+  compactDtlsBuffers,
   demultiplexIceSockets,
   disableDefaultStunServer,
   iceSockets,
@@ -16,6 +18,8 @@ import {
   sendOnSelectedPair,
   skipWeriftSrtp,
   startDtlsClientAtOnce,
+  useLeanWeriftEvent,
+  weriftEventModule,
   weriftIceBaseModule,
   type DtlsSocketInternals,
   type IceConnectionInternals,
@@ -344,6 +348,112 @@ describe("startDtlsClientAtOnce (werift-internals.ts): the first ClientHello lea
     assert.equal(atOnce.weriftConnectCalls, 1, "werift's own connect() is called once, after its pause");
     assert.equal(atOnce.firstHellos, 1, "werift's later connect() sent no second first flight");
     assert.equal(control.firstHellos, 1);
+  });
+});
+
+// ---- what a call keeps: werift's Event and the DTLS state's pooled buffers ----------------------------------
+
+/** werift's JavaScript files, for the source pins below. */
+function weriftSources(): Array<{ file: string; text: string }> {
+  const root = path.join(path.dirname(require.resolve('werift')), '../..');
+  const out: Array<{ file: string; text: string }> = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir)) {
+      const full = path.join(dir, entry);
+      if (statSync(full).isDirectory()) walk(full);
+      else if (entry.endsWith('.js')) out.push({ file: path.relative(root, full), text: readFileSync(full, 'utf8') });
+    }
+  };
+  walk(root);
+  return out;
+}
+
+const EVENT_METHODS = 'execute|complete|error|allUnsubscribe|subscribe|queuingSubscribe|once|watch|asPromise';
+/** Ways of using werift's Event that LeanEvent (methods on the prototype, installed by replacing the export) would not serve. */
+function eventUsesLeanEventBreaks(text: string): string[] {
+  const code = blankComments(text);
+  const found: string[] = [];
+  // a method taken off an instance (called later without its `this`)
+  for (const m of code.matchAll(new RegExp(`[\\w\\]\\)]\\.(${EVENT_METHODS})\\b(?!\\s*\\()`, 'g'))) found.push(`detached .${m[1]}`);
+  for (const m of code.matchAll(new RegExp(`\\{[^{}=;]*?\\b(${EVENT_METHODS})\\b[^{}=;]*\\}\\s*=\\s*[\\w.]+\\s*;`, 'g'))) found.push(`destructured ${m[1]}`);
+  if (/\breturn(?:Trigger|Listener)\b/.test(code)) found.push('returnTrigger/returnListener');
+  // the class used other than by `new <module>.Event(` at construction (kept in a variable, extended, compared)
+  for (const m of code.matchAll(/(?<!new\s+)\b\w+\.Event\b(?!\s*=)|\bextends\s+\w+\.Event\b|\{\s*Event\s*[,}]/g)) found.push(`Event referenced: ${m[0]}`);
+  return found;
+}
+
+/** The Uint8Arrays reachable from werift's DTLS socket state that are views into a larger ArrayBuffer (a pool slab). */
+function pooledViewsUnder(transport: RTCDtlsTransport): number {
+  const socket = (transport as unknown as { dtls: Record<string, unknown> }).dtls;
+  const seen = new Set<object>();
+  let pooled = 0;
+  const visit = (o: unknown, depth: number): void => {
+    if (o === null || typeof o !== 'object' || seen.has(o) || depth < 0) return;
+    seen.add(o);
+    if (o instanceof Uint8Array) {
+      if (o.byteLength < o.buffer.byteLength) pooled++;
+      return;
+    }
+    for (const [k, v] of Object.entries(o)) if (!['options', 'transport', 'socket', 'srtp'].includes(k) && typeof (v as { subscribe?: unknown })?.subscribe !== 'function') visit(v, depth - 1);
+  };
+  for (const root of ['dtls', 'cipher', 'extensions', 'flight5']) visit(socket[root], 7);
+  return pooled;
+}
+
+describe("useLeanWeriftEvent and compactDtlsBuffers (werift-internals.ts): less memory per call", { timeout: 60_000 }, () => {
+  test("werift's sources construct Event only as `new <module>.Event()` and never take a method off one (positive control: the scanner flags each)", () => {
+    assert.deepEqual(eventUsesLeanEventBreaks('dtls.onConnect.subscribe(() => {});\nnew common_1.Event();\nthis.onData.execute(buf);'), []);
+    assert.deepEqual(eventUsesLeanEventBreaks('socket.on("message", this.onData.execute);'), ['detached .execute']);
+    assert.deepEqual(eventUsesLeanEventBreaks('const { execute, complete } = this.onData;'), ['destructured execute']);
+    assert.deepEqual(eventUsesLeanEventBreaks('const E = common_1.Event;'), ['Event referenced: common_1.Event']);
+    assert.deepEqual(eventUsesLeanEventBreaks('class X extends common_1.Event {}'), ['Event referenced: extends common_1.Event']);
+    const sources = weriftSources().filter(({ file }) => !file.endsWith(path.join('common', 'src', 'event.js')));
+    assert.ok(sources.length > 200, `scanned ${sources.length} werift files`);
+    const constructions = sources.reduce((n, { text }) => n + (blankComments(text).match(/new \w+\.Event\(\)/g)?.length ?? 0), 0);
+    assert.ok(constructions > 50, `werift constructs Event in ${constructions} places`);
+    // not Event methods: an error string of the H.264/H.265 depacketizer, an addEventListener option
+    const known = new Set(['rtp/src/codec/h264.js: detached .error', 'rtp/src/codec/h265.js: detached .error', 'webrtc/src/helper.js: detached .once']);
+    const offenders: string[] = [];
+    for (const { file, text } of sources) for (const use of eventUsesLeanEventBreaks(text)) if (!known.has(`${file}: ${use}`)) offenders.push(`${file}: ${use}`);
+    assert.deepEqual(offenders, []);
+  });
+
+  test("after useLeanWeriftEvent every new werift object holds LeanEvents (before it, werift's own: the control), and a call still connects", async () => {
+    const mod = weriftEventModule();
+    assert.notEqual(mod.Event, LeanEvent, 'not installed yet in this process');
+    const before = newPc();
+    assert.equal(typeof Object.getOwnPropertyDescriptor(before.iceConnectionStateChange, 'execute')?.value, 'function', "werift's Event owns its methods");
+    assert.equal(useLeanWeriftEvent(), true);
+    assert.equal(useLeanWeriftEvent(), true, 'a second call changes nothing');
+    const after = newPc();
+    for (const e of [after.iceConnectionStateChange, after.connectionStateChange, after.onIceCandidate, after.onTransceiverAdded]) {
+      assert.ok(e instanceof LeanEvent, 'a werift RTCPeerConnection made after the install holds LeanEvents');
+    }
+    const { a, b } = await connectedPair();
+    const socket = (t: RTCDtlsTransport) => (t as unknown as { dtls: { onConnect: unknown; onData: unknown } }).dtls;
+    assert.ok(socket(a.transport).onConnect instanceof LeanEvent && socket(b.transport).onData instanceof LeanEvent, "the DTLS sockets' events are LeanEvents");
+    assert.equal(await sendDtlsCloseNotify(b.transport), true);
+    await pollUntil(() => a.transport.state === 'closed', { timeoutMs: 5000, what: "A's DTLS transport closed by close_notify (its onClose a LeanEvent)" });
+  });
+
+  test('compactDtlsBuffers: no pooled view is left under a connected DTLS socket (before: some, the control), and the session still works', async () => {
+    const { a, b } = await connectedPair();
+    const material = (t: RTCDtlsTransport) => Buffer.from(t.dtls!.exportKeyingMaterial('EXTRACTOR-dtls_srtp', 60)).toString('hex');
+    const exported = [material(b.transport), material(a.transport)];
+    assert.equal(exported[0], exported[1], 'both ends export the same DTLS-SRTP keying material');
+    for (const { transport } of [b, a]) {
+      const pooled = pooledViewsUnder(transport);
+      assert.ok(pooled > 5, `werift keeps ${pooled} pooled views after the handshake`);
+      const copied = compactDtlsBuffers(transport);
+      assert.ok(copied >= pooled, `copied ${copied} of ${pooled}`);
+      assert.equal(pooledViewsUnder(transport), 0);
+      assert.equal(compactDtlsBuffers(transport), 0, 'a second pass finds nothing');
+    }
+    // the DTLS-SRTP keying material (master secret, randoms) is unchanged, and the record keys still seal
+    assert.deepEqual([material(b.transport), material(a.transport)], exported);
+    assert.equal(srtpFromDtls(b.transport).profile.name, srtpFromDtls(a.transport).profile.name);
+    assert.equal(await sendDtlsCloseNotify(b.transport), true);
+    await pollUntil(() => a.transport.state === 'closed', { timeoutMs: 5000, what: "A's DTLS transport closed by a close_notify sealed with the compacted keys" });
   });
 });
 

@@ -139,7 +139,9 @@ const scenarios: Record<string, Scenario> = {
     for (const g of gates.splice(0)) g();
     await settle();
     await settle();
-    const off = e.queuingSubscribe(async () => log.push('q3'));
+    const off = e.queuingSubscribe(async () => {
+      log.push('q3');
+    });
     off.unSubscribe();
     log.push(['length after queuing unSubscribe', e.length]);
     e.execute('three');

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { CandidatePairState, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
 import { classifyDatagram } from './rfc7983';
 import { useSynchronousIpLookup } from './dgram-internals';
+import { LeanEvent } from './werift-lean-event';
 
 /**
  * Every place ferry reaches into werift 0.25.2 below its public API, in one file. The narrow interfaces
@@ -388,10 +389,11 @@ export function resendClientHelloEarly(transport: RTCDtlsTransport, resendAfterM
     const tc = socket?.transport;
     if (!socket || transport.role !== 'client' || !tc || typeof tc.send !== 'function') return;
     const send = tc.send;
-    let first: Buffer | undefined;
+    // a flag, not the datagram: this hook lives as long as the call, the ClientHello need not
+    let seenFirst = false;
     tc.send = (buf: Buffer, addr?: unknown) => {
-      if (first === undefined && socket.dtls.flight === 1) {
-        first = buf;
+      if (!seenFirst && socket.dtls.flight === 1) {
+        seenFirst = true;
         for (const ms of resendAfterMs) {
           setTimeout(() => {
             if (socket.dtls.flight !== 1 || transport.state !== 'connecting') return;
@@ -625,4 +627,94 @@ export function useNodeCryptoForDtls(): void {
     dtlsCryptoCalls.signatures++;
     return crypto.createSign(hashAlgorithm).update(data).sign(keyObjectOf(this));
   };
+}
+
+// ---- memory a call keeps ---------------------------------------------------------------------------------------
+
+/** werift's `common/src/event.js`: the `Event` class every werift module constructs as `new common_1.Event()`. */
+export interface WeriftEventModule {
+  Event: new () => object;
+}
+
+/** werift's event module, found next to werift's resolved entry point. */
+export function weriftEventModule(): WeriftEventModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require('node:path') as typeof import('node:path');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(path.dirname(require.resolve('werift')), '../../common/src/event.js')) as WeriftEventModule;
+}
+
+/**
+ * werift's `Event` defines ten arrow functions per instance, and a WebRTC call makes ~60 of them (≈ 45 KB held
+ * per call). werift's modules construct it by a property lookup at each construction (`new common_1.Event()`,
+ * through getters re-exporting the event module's `Event`), so replacing that one export, process-wide and before
+ * the first peer connection, gives every later werift object a `LeanEvent` (werift-lean-event.ts: the same
+ * behaviour, methods on the prototype). Returns true when the lean class is in place; false (and nothing
+ * changed) when werift's export is not the class this was written against (its instances own `execute`).
+ */
+export function useLeanWeriftEvent(): boolean {
+  const mod = weriftEventModule();
+  if (mod.Event === (LeanEvent as unknown)) return true;
+  if (typeof mod.Event !== 'function' || typeof Object.getOwnPropertyDescriptor(new mod.Event(), 'execute')?.value !== 'function') return false;
+  mod.Event = LeanEvent as unknown as WeriftEventModule['Event'];
+  return true;
+}
+
+/** Keys of werift's DTLS socket state the compaction does not enter (options hold the ICE transport; the rest are not buffers). */
+const COMPACT_SKIP = new Set(['options', 'transport', 'socket', 'onConnect', 'onData', 'onError', 'onClose', 'srtp']);
+
+/** A bound on the objects one compaction looks at (a call's DTLS state is a few hundred). */
+const COMPACT_MAX_OBJECTS = 2000;
+
+/**
+ * Plain data of the DTLS state (records, handshake messages, key pairs, parsed keys and their ASN.1 trees): not
+ * an event, timer, emitter, socket handle, promise or collection, whose members lead out of this call's state.
+ */
+function isDtlsStateObject(value: object): boolean {
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Promise || value instanceof Map || value instanceof Set) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.subscribe !== 'function' && typeof v.emit !== 'function' && typeof v.then !== 'function' && !('_onTimeout' in v) && !('_handle' in v);
+}
+
+/**
+ * A `Buffer` made with `Buffer.from`/`slice`/`subarray` of a small size is a view into an 8 KiB pool slab (or
+ * into a larger received datagram); as long as the view lives, the whole slab does. werift's DTLS socket keeps
+ * dozens of such views for the life of the call: its handshake cache and last flight, the master secret, the
+ * certificates, randoms, key pairs and record keys (heap snapshots: ~3 slabs, ~25 KiB per call). Once DTLS is
+ * connected (nothing of the handshake is rebuilt: werift keeps them only to retransmit or to recompute the same
+ * values), each is replaced by a copy of its own exact size, walking the DTLS socket's `dtls`, `cipher`,
+ * `extensions` and client `flight5` state a few levels deep. Returns how many buffers were copied.
+ */
+export function compactDtlsBuffers(transport: RTCDtlsTransport): number {
+  const socket = dtlsSocket(transport) as unknown as Record<string, unknown> | undefined;
+  if (!socket) return 0;
+  const seen = new Set<object>();
+  let copied = 0;
+  let visits = 0;
+  const visit = (holder: Record<string, unknown> | unknown[], depth: number): void => {
+    if (seen.has(holder)) return;
+    seen.add(holder);
+    visits++;
+    const keys = Array.isArray(holder) ? holder.keys() : Object.keys(holder);
+    for (const key of keys) {
+      if (typeof key === 'string' && COMPACT_SKIP.has(key)) continue;
+      const value = (holder as Record<string | number, unknown>)[key];
+      if (value === null || typeof value !== 'object') continue;
+      if (value instanceof Uint8Array) {
+        if (value.byteLength < value.buffer.byteLength) {
+          const copy = Buffer.isBuffer(value) ? Buffer.allocUnsafeSlow(value.length) : new Uint8Array(value.length);
+          copy.set(value);
+          (holder as Record<string | number, unknown>)[key] = copy;
+          copied++;
+        }
+        continue;
+      }
+      if (depth > 0 && visits < COMPACT_MAX_OBJECTS && isDtlsStateObject(value)) visit(value as Record<string, unknown>, depth - 1);
+    }
+  };
+  for (const root of ['dtls', 'cipher', 'extensions', 'flight5']) {
+    const value = socket[root];
+    if (value !== null && typeof value === 'object') visit(value as Record<string, unknown>, 6);
+  }
+  return copied;
 }

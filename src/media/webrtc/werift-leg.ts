@@ -34,7 +34,9 @@ import type {
 } from './webrtc-leg';
 import { attachLocalTrack } from './local-track';
 import {
+  compactDtlsBuffers,
   configureIceConsent,
+  useLeanWeriftEvent,
   useNodeCryptoForDtls,
   demultiplexIceSockets,
   disableDefaultStunServer,
@@ -372,6 +374,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const { addresses, portRange, consentIntervalMs, consentTimeoutMs } = this.options.ice;
     configureIceConsent({ intervalMs: consentIntervalMs, timeoutMs: consentTimeoutMs });
     useNodeCryptoForDtls();
+    useLeanWeriftEvent();
     const pc = new RTCPeerConnection({
       codecs: { audio, video: [] },
       iceServers: [],
@@ -565,6 +568,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       return;
     }
     this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name });
+    compactDtlsBuffers(t);
     this.isConnected = true;
     this.setDtls('CONNECTED');
     this.setIce('READY');
