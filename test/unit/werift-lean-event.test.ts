@@ -72,6 +72,26 @@ const scenarios: Record<string, Scenario> = {
     log.push(['length', e.length]);
     await settle();
   },
+  'a lone subscriber that subscribes another while executing, and one that first unsubscribes itself': async (E, log) => {
+    const e = new E();
+    let added = 0;
+    e.subscribe((x) => {
+      log.push(['first', x]);
+      if (added++ < 2) e.subscribe((y) => log.push(['added', y]));
+    });
+    e.execute(1);
+    e.execute(2);
+    const f = new E();
+    const off = f.subscribe((x) => {
+      log.push(['self-removing', x]);
+      off.unSubscribe();
+      f.subscribe((y) => log.push(['replacement', y]));
+    });
+    f.execute(1);
+    f.execute(2);
+    log.push(['lengths', e.length, f.length]);
+    await settle();
+  },
   'once: runs once, keeps complete and error': async (E, log) => {
     const e = new E();
     e.once((...x) => log.push(['once', ...x]), () => log.push('once-complete'), (err) => log.push(['once-error', err]));
@@ -259,12 +279,11 @@ describe('LeanEvent behaves as werift Event', { timeout: 20_000 }, () => {
   test('positive control: a class that differs in one quirk is told apart', async () => {
     class Tidier extends (LeanEvent as unknown as EventClass) {}
     // werift's queuingSubscribe unSubscribe leaves the queued item in place; a "fixed" one removes it
-    (Tidier.prototype as unknown as { queuingSubscribe: AnyEvent['queuingSubscribe'] }).queuingSubscribe = function (this: AnyEvent & { event: { promiseStack: Array<{ id: number }>; eventId: number } }, execute) {
-      const record = this.event;
-      const id = record.eventId++;
-      record.promiseStack.push({ execute, id } as never);
+    (Tidier.prototype as unknown as { queuingSubscribe: AnyEvent['queuingSubscribe'] }).queuingSubscribe = function (this: { promiseStack: Array<{ id: number }>; eventId: number }, execute) {
+      const id = this.eventId++;
+      this.promiseStack = [...this.promiseStack, { execute, id } as never];
       const unSubscribe = (): void => {
-        record.promiseStack = record.promiseStack.filter((i) => i.id !== id);
+        this.promiseStack = this.promiseStack.filter((i) => i.id !== id);
       };
       return { unSubscribe, disposer: (d: { push(f: () => void): void }) => d.push(unSubscribe) };
     };
@@ -277,6 +296,6 @@ describe('LeanEvent behaves as werift Event', { timeout: 20_000 }, () => {
     assert.equal(ownFunctions(new WeriftEvent()), 10, 'positive control: werift defines ten per-instance functions');
     assert.equal(ownFunctions(new LeanEvent()), 1, 'only onerror, the one no-op shared by every instance');
     assert.equal(new LeanEvent().onerror, new LeanEvent().onerror);
-    assert.deepEqual(Object.keys(new LeanEvent()), ['event', 'ended', 'onended', 'onerror']);
+    assert.deepEqual(Object.keys(new LeanEvent()), ['stack', 'promiseStack', 'eventId', 'ended', 'onended', 'onerror']);
   });
 });

@@ -663,6 +663,9 @@ export function useLeanWeriftEvent(): boolean {
 /** Keys of werift's DTLS socket state the compaction does not enter (options hold the ICE transport; the rest are not buffers). */
 const COMPACT_SKIP = new Set(['options', 'transport', 'socket', 'onConnect', 'onData', 'onError', 'onClose', 'srtp']);
 
+/** The blocks compactDtlsBuffers made: views into them are not copied again. */
+const compactBlocks = new WeakSet<ArrayBufferLike>();
+
 /** A bound on the objects one compaction looks at (a call's DTLS state is a few hundred). */
 const COMPACT_MAX_OBJECTS = 2000;
 
@@ -682,14 +685,15 @@ function isDtlsStateObject(value: object): boolean {
  * dozens of such views for the life of the call: its handshake cache and last flight, the master secret, the
  * certificates, randoms, key pairs and record keys (heap snapshots: ~3 slabs, ~25 KiB per call). Once DTLS is
  * connected (nothing of the handshake is rebuilt: werift keeps them only to retransmit or to recompute the same
- * values), each is replaced by a copy of its own exact size, walking the DTLS socket's `dtls`, `cipher`,
- * `extensions` and client `flight5` state a few levels deep. Returns how many buffers were copied.
+ * values), each is replaced by a view of one block of their exact total size (one per call), walking the DTLS
+ * socket's `dtls`, `cipher`, `extensions` and client `flight5` state a few levels deep. Returns how many buffers
+ * were copied.
  */
 export function compactDtlsBuffers(transport: RTCDtlsTransport): number {
   const socket = dtlsSocket(transport) as unknown as Record<string, unknown> | undefined;
   if (!socket) return 0;
   const seen = new Set<object>();
-  let copied = 0;
+  const found: Array<{ holder: Record<string, unknown> | unknown[]; key: string | number; value: Uint8Array }> = [];
   let visits = 0;
   const visit = (holder: Record<string, unknown> | unknown[], depth: number): void => {
     if (seen.has(holder)) return;
@@ -701,12 +705,7 @@ export function compactDtlsBuffers(transport: RTCDtlsTransport): number {
       const value = (holder as Record<string | number, unknown>)[key];
       if (value === null || typeof value !== 'object') continue;
       if (value instanceof Uint8Array) {
-        if (value.byteLength < value.buffer.byteLength) {
-          const copy = Buffer.isBuffer(value) ? Buffer.allocUnsafeSlow(value.length) : new Uint8Array(value.length);
-          copy.set(value);
-          (holder as Record<string | number, unknown>)[key] = copy;
-          copied++;
-        }
+        if (value.byteLength < value.buffer.byteLength && !compactBlocks.has(value.buffer)) found.push({ holder, key, value });
         continue;
       }
       if (depth > 0 && visits < COMPACT_MAX_OBJECTS && isDtlsStateObject(value)) visit(value as Record<string, unknown>, depth - 1);
@@ -716,5 +715,23 @@ export function compactDtlsBuffers(transport: RTCDtlsTransport): number {
     const value = socket[root];
     if (value !== null && typeof value === 'object') visit(value as Record<string, unknown>, 6);
   }
-  return copied;
+  if (found.length === 0) return 0;
+  // one exact-size block for all of them: a separate ArrayBuffer per small buffer would cost more than its bytes
+  const copies = new Map<Uint8Array, Uint8Array>();
+  let total = 0;
+  for (const f of found) {
+    if (copies.has(f.value)) continue;
+    copies.set(f.value, f.value);
+    total += f.value.byteLength;
+  }
+  const block = Buffer.allocUnsafeSlow(total);
+  compactBlocks.add(block.buffer);
+  let offset = 0;
+  for (const value of copies.keys()) {
+    block.set(value, offset);
+    copies.set(value, Buffer.isBuffer(value) ? block.subarray(offset, offset + value.byteLength) : new Uint8Array(block.buffer, offset, value.byteLength));
+    offset += value.byteLength;
+  }
+  for (const { holder, key, value } of found) (holder as Record<string | number, unknown>)[key] = copies.get(value);
+  return found.length;
 }

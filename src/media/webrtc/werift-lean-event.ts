@@ -1,14 +1,16 @@
 /**
  * werift's `Event` (werift/lib/common/src/event.js) with its methods on the prototype. werift's own class defines
  * ten arrow functions per instance (execute, complete, error, allUnsubscribe, subscribe, queuingSubscribe, once,
- * watch, asPromise, onerror); a WebRTC call makes ~60 Events, ~45 KB of closures that live as long as the call.
- * This class keeps werift's behaviour statement for statement (the same `event` record of stack, promiseStack
- * and eventId, the same order of calls, the async promiseStack run after the synchronous subscribers, the same
- * quirks: `queuingSubscribe`'s unSubscribe filters `stack`, `error` unsubscribes without ending) and differs only
- * where werift's methods are looked up: on the prototype, so a method taken off an instance and called
- * detached has no `this` (werift never does that: test/unit/werift-compat.test.ts checks its sources;
- * `returnTrigger`/`returnListener` hand out bound functions). `werift-internals.ts` installs it
- * (`useLeanWeriftEvent`); test/unit/werift-lean-event.test.ts runs werift's class and this one side by side.
+ * watch, asPromise, onerror) and a record of two arrays; a WebRTC call makes ~60 Events, ~45 KB that live as long
+ * as the call. This class keeps werift's behaviour statement for statement: the same order of calls, the async
+ * promiseStack run after the synchronous subscribers, the same quirks (`queuingSubscribe`'s unSubscribe filters
+ * `stack`, `error` unsubscribes without ending). What differs is unobservable through the methods: they are on
+ * the prototype (a method taken off an instance and called detached has no `this`; werift never does that, as
+ * test/unit/werift-compat.test.ts checks in its sources, and `returnTrigger`/`returnListener` hand out bound
+ * functions), werift's `event` record {stack, promiseStack, eventId} is three fields, an empty list is one shared
+ * frozen array, and the async run is not started when there is no queuing subscriber. `werift-internals.ts`
+ * installs it (`useLeanWeriftEvent`); test/unit/werift-lean-event.test.ts runs werift's class and this one side
+ * by side.
  */
 
 type Execute<T extends unknown[]> = (...args: T) => void;
@@ -21,12 +23,6 @@ interface Item<T extends unknown[]> {
   id: number;
   complete?: Complete;
   error?: ErrorCb;
-}
-
-interface EventRecord<T extends unknown[]> {
-  stack: Item<T>[];
-  promiseStack: Item<T>[];
-  eventId: number;
 }
 
 /** The disposer list werift's `subscribe(...).disposer` pushes into (werift's `EventDisposer`). */
@@ -42,8 +38,20 @@ export interface Subscription {
 /** One no-op shared by every instance (werift's default `onerror` is a per-instance `(e) => {}`). */
 const ignoreError: ErrorCb = () => undefined;
 
+/**
+ * The empty subscriber list every event starts with (and returns to on allUnsubscribe): werift gives each event
+ * two empty arrays; the first subscriber replaces it with a one-element array (a push onto an empty array
+ * would reserve 17 slots). Frozen, so nothing can add to the shared one.
+ */
+const NO_ITEMS: readonly never[] = Object.freeze([]);
+
 export class LeanEvent<T extends unknown[]> {
-  event: EventRecord<T> = { stack: [], promiseStack: [], eventId: 0 };
+  /** werift's `event.stack`: the synchronous subscribers (an array only ever grows by push; removal makes a new one) */
+  private stack: Item<T>[] = NO_ITEMS as never;
+  /** werift's `event.promiseStack`: the queuing subscribers, awaited one after another */
+  private promiseStack: Item<T>[] = NO_ITEMS as never;
+  /** werift's `event.eventId` */
+  private eventId = 0;
   ended = false;
   onended?: () => void = undefined;
   onerror: ErrorCb = ignoreError;
@@ -52,12 +60,14 @@ export class LeanEvent<T extends unknown[]> {
     if (this.ended) {
       return;
     }
-    const record = this.event;
-    for (const item of record.stack) {
+    for (const item of this.stack) {
       (item.execute as Execute<T>)(...args);
     }
+    // werift starts this async run on every execute; with no queuing subscriber (read here, as werift reads it
+    // at the run's start) it would do nothing
+    if (this.promiseStack.length === 0) return;
     (async () => {
-      for (const item of this.event.promiseStack) {
+      for (const item of this.promiseStack) {
         await item.execute(...args);
       }
     })().catch((e: unknown) => {
@@ -69,8 +79,7 @@ export class LeanEvent<T extends unknown[]> {
     if (this.ended) {
       return;
     }
-    const record = this.event;
-    for (const item of record.stack) {
+    for (const item of this.stack) {
       if (item.complete) {
         item.complete();
       }
@@ -87,8 +96,7 @@ export class LeanEvent<T extends unknown[]> {
     if (this.ended) {
       return;
     }
-    const record = this.event;
-    for (const item of record.stack) {
+    for (const item of this.stack) {
       if (item.error) {
         item.error(e);
       }
@@ -100,34 +108,35 @@ export class LeanEvent<T extends unknown[]> {
     if (this.ended) {
       return;
     }
-    this.event = { stack: [], promiseStack: [], eventId: 0 };
+    this.stack = NO_ITEMS as never;
+    this.promiseStack = NO_ITEMS as never;
+    this.eventId = 0;
   }
 
   subscribe(execute: Execute<T>, complete?: Complete, error?: ErrorCb): Subscription {
-    const record = this.event;
-    const id = record.eventId;
-    record.stack.push({ execute, id, complete, error });
-    record.eventId++;
-    const unSubscribe = (): void => {
-      const current = this.event;
-      current.stack = current.stack.filter((item) => item.id !== id && item);
-    };
-    const disposer = (list: DisposerList): void => {
-      list.push(unSubscribe);
-    };
-    return { unSubscribe, disposer };
+    const id = this.eventId;
+    const item: Item<T> = { execute, id, complete, error };
+    // an empty list is never being iterated, so a fresh one-element array is indistinguishable from a push
+    if (this.stack.length === 0) this.stack = [item];
+    else this.stack.push(item);
+    this.eventId++;
+    return this.subscription(id);
   }
 
   queuingSubscribe(execute: PromiseExecute<T>, complete?: Complete, error?: ErrorCb): Subscription {
     if (this.ended) throw new Error('event completed');
-    const record = this.event;
-    const id = record.eventId;
-    record.promiseStack.push({ execute, id, complete, error });
-    record.eventId++;
-    // as werift: this unSubscribe filters the synchronous stack (where the item is not)
+    const id = this.eventId;
+    const item: Item<T> = { execute, id, complete, error };
+    if (this.promiseStack.length === 0) this.promiseStack = [item];
+    else this.promiseStack.push(item);
+    this.eventId++;
+    // as werift's: this unSubscribe filters the synchronous stack (where the item is not)
+    return this.subscription(id);
+  }
+
+  private subscription(id: number): Subscription {
     const unSubscribe = (): void => {
-      const current = this.event;
-      current.stack = current.stack.filter((item) => item.id !== id && item);
+      this.stack = this.stack.filter((item) => item.id !== id && item);
     };
     const disposer = (list: DisposerList): void => {
       list.push(unSubscribe);
@@ -207,7 +216,6 @@ export class LeanEvent<T extends unknown[]> {
   }
 
   get length(): number {
-    const record = this.event;
-    return record.stack.length;
+    return this.stack.length;
   }
 }
