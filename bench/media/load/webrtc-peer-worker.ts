@@ -11,13 +11,25 @@
  * place. On the wire nothing changes (same SRTP, same ICE pair, werift still answers consent checks and
  * DTLS, and sends its RTCP), but a packet costs the generator a fraction of werift's path, so one
  * generator core drives several hundred calls. Full mode (`--browser full`) uses werift's track API.
+ *
+ * Like Chromium, in both modes: the handshake's public-key steps run in native code (node:crypto, as
+ * ferry media itself does them: useNodeCryptoForDtls), and as the DTLS server (it offers actpass, ferry
+ * answers active) it picks AES_CM_128_HMAC_SHA1_80 before AEAD_AES_128_GCM (Chromium lists GCM after the
+ * AES-CM suites, and BoringSSL's server takes its own order; werift's own order is GCM first), so the
+ * server under test runs the profile it runs with Chromium.
  */
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { srtpProfile } from '../../../src/media/srtp/srtp-profile';
+import { preferSrtpProfiles, useNodeCryptoForDtls } from '../../../src/media/webrtc/werift-internals';
 import { LeanBrowserPath } from './lean-browser-path';
 import { SendPacer, type PacedStream } from './send-pacer';
 import { StreamMeter } from './stream-meter';
 import { createPacketBuffer, PACKET_BYTES, stampNext } from './stream-stamp';
 import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
+
+useNodeCryptoForDtls();
+/** Chromium's DTLS-SRTP profile order (AES-CM before GCM). */
+const CHROMIUM_SRTP_ORDER = [srtpProfile('AES_CM_128_HMAC_SHA1_80').dtlsId, srtpProfile('AEAD_AES_128_GCM').dtlsId];
 
 let epoch = 0;
 let rtcpReceived = 0;
@@ -92,6 +104,8 @@ class WebRtcPeer implements PacedStream {
 
   async offer(): Promise<string> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
+    const dtls = this.pc.dtlsTransports[0];
+    if (!dtls || !preferSrtpProfiles(dtls, CHROMIUM_SRTP_ORDER)) throw new Error('cannot set the SRTP profile order before DTLS');
     if (this.pc.iceGatheringState !== 'complete') {
       await new Promise<void>((resolve) => {
         this.pc.iceGatheringStateChange.subscribe((s) => {
