@@ -16,7 +16,8 @@
  * and the set-up phases p50/p99 (ms since the MediaPipeline create was sent), apart for the last `--sequential`
  * calls of each step, set up one at a time (set-up at N calls up without queueing behind other set-ups). After the last step every
  * call is released and memory read again (what a released call leaves behind).
- * `--snapshot` writes heap snapshots (before the first call, at each step, after release) into DIR; writing one
+ * `--snapshot` writes heap snapshots (before the first call, at each step, after release) into DIR
+ * (bench/media/probe/snapshot-diff.ts lists what grew between two of them, per call); writing one
  * grows the process's RSS by tens of MiB, so RSS figures of a --snapshot run are not comparable (heap figures are).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,8 @@ interface Options {
   steps: number[];
   concurrency: number;
   settleMs: number;
+  /** wait after ferry media is up before the baseline reading (ms) */
+  baselineWaitMs: number;
   browsers: number;
   /** the last this-many calls of each step are set up one at a time (their set-up reported apart) */
   sequential: number;
@@ -61,6 +64,8 @@ const USAGE = `usage: node --import tsx bench/media/webrtc-call-memory.ts [optio
   --steps 100,200      cumulative calls up at each measurement (default 100,200)
   --concurrency 10     calls set up at a time (default 10, as bench:media)
   --settle-ms 3000     wait after a step before reading memory (default 3000)
+  --baseline-wait-ms N wait after ferry media is up before the baseline reading (default 11000: one event-loop-lag
+                       window and a second, so its fixed ring of histograms is in the baseline; 1000 before 2026-12-04)
   --browsers 2         werift browser load processes (default 2)
   --sequential 10      the last k calls of each step are set up one at a time, with the step's other calls up and
                        flowing; their set-up is reported apart (set-up at N calls without queueing behind 9 others)
@@ -75,6 +80,7 @@ function parse(argv: string[]): Options {
     steps: [100, 200],
     concurrency: 10,
     settleMs: 3000,
+    baselineWaitMs: 1000 + Number(process.env.FERRY_MEDIA_LAG_WINDOW_MS ?? 10_000),
     browsers: 2,
     sequential: 10,
     snapshot: false,
@@ -95,6 +101,7 @@ function parse(argv: string[]): Options {
     } else if (a === '--steps') o.steps = v().split(',').map(Number);
     else if (a === '--concurrency') o.concurrency = Number(v());
     else if (a === '--settle-ms') o.settleMs = Number(v());
+    else if (a === '--baseline-wait-ms') o.baselineWaitMs = Number(v());
     else if (a === '--browsers') o.browsers = Number(v());
     else if (a === '--sequential') o.sequential = Number(v());
     else if (a === '--snapshot') o.snapshot = true;
@@ -218,7 +225,10 @@ async function main(): Promise<void> {
     const pid = mediaServerPid(harness.server.pid);
     const kurento = harness.kurento();
     const snap = (name: string): string | undefined => (o.snapshot ? path.join(o.out, `${name}.heapsnapshot`) : undefined);
-    await new Promise((r) => setTimeout(r, 1000));
+    // ferry media's event-loop-lag ring (src/media/server/event-loop-lag.ts: a histogram per tenth of the lag
+    // window, ~0.35 MiB each) is complete one window after start: read the baseline after that, or ~3 MiB of
+    // fixed cost is counted per call (16 KiB per call at 200 calls)
+    await new Promise((r) => setTimeout(r, o.baselineWaitMs));
     const base = await sample(pid, memFile, 'before the first call', 0, snap('before'));
     const samples: MemorySample[] = [base];
     const steps: { calls: number; failed: number; errors: string[]; marks: WebRtcCallMarks[]; sequentialMarks: WebRtcCallMarks[]; wallMs: number }[] = [];
