@@ -6,6 +6,7 @@ import { parseOptions } from '../../bench/media/cli-options';
 import {
   coreBusyCell,
   generatorLimitedVerdicts,
+  generatorUsPerPacket,
   NODE_FLOOR_TARGET,
   nodeFloorTable,
   perCoreCapacity,
@@ -219,6 +220,16 @@ describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
     assert.equal(coreBusyCell(r), '2 (cpu0 server 97 / cpu1 generator 81)');
     assert.match(resultsTable([r]), /\| 70 \(0\.00\) \[80 % of 1 core, CPU 1\] \|/);
     assert.equal(coreBusyCell(step({ coreBusy: { perCoreBusyPct: [97, 81], coresAboveThreshold: 2, thresholdPct: 50 } })), '2 (97 / 81)', 'unpinned: as before');
+  });
+
+  test('the generator column is followed by its CPU per packet handled (sent + received)', { timeout: 5_000 }, () => {
+    // 40 % of a core for 10 000 packets/s sent and 10 000 received: 20 µs each
+    const r = step({ generatorCpuPct: 40, orchestratorCpuPct: 10, sentPps: 10_000, lossPct: 0 });
+    assert.equal(generatorUsPerPacket(r), 20);
+    assert.match(resultsTable([r]), /\| 40 \(0\.00\) \[[^\]]*\] \| 20\.0 \|/);
+    // half the packets lost: 15 000 handled per second
+    assert.ok(Math.abs(generatorUsPerPacket(step({ generatorCpuPct: 30, sentPps: 10_000, lossPct: 50 }))! - 20) < 1e-9);
+    assert.equal(generatorUsPerPacket(step({ generatorCpuPct: 30, sentPps: 0 })), undefined, 'nothing sent: no figure');
   });
 
   test('"generator-limited at N=…": its CPU at 90 % of its cores, its pinned cores 90 % busy, or more than 1 % of sends skipped', { timeout: 5_000 }, () => {

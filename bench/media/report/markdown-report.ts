@@ -20,6 +20,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     'UDP buffer drops server / generator',
     'latency p50 / p99 ms',
     'generator CPU % (skipped %) [load workers + orchestrator, % of the cores they had]',
+    'generator µs CPU per packet (load workers; sent + received)',
     `machine busy cores of ${os.cpus().length} (of which other processes)`,
     'cores > 50 % busy (busy % per core; with pinning: whose core)',
     'ferry media workers: lag p99 / max ms (pipelines, share of calls) each',
@@ -38,6 +39,7 @@ export function resultsTable(results: readonly StepResult[]): string {
     `${r.serverUdpDrops} / ${r.generatorUdpDrops}`,
     `${f(r.latencyP50Ms, 2)} / ${f(r.latencyP99Ms, 2)}`,
     generatorCell(r),
+    f(generatorUsPerPacket(r)),
     `${f(r.machineBusyCores, 2)} (${f(r.otherProcessesCores, 2)})`,
     coreBusyCell(r),
     workersCell(r),
@@ -68,6 +70,15 @@ export function coreBusyCell(r: StepResult): string {
   const role = (cpu: number): string =>
     r.pinning!.serverCpus.includes(cpu) ? 'server' : r.pinning!.generatorCpus.includes(cpu) ? 'generator' : 'unpinned';
   return `${r.coreBusy.coresAboveThreshold} (${per.map((p, cpu) => `cpu${cpu} ${role(cpu)} ${p.toFixed(0)}`).join(' / ')})`;
+}
+
+/**
+ * The load workers' CPU per packet they handled (sent, plus received: sent less the loss), µs: what one packet
+ * costs the generator, whatever the step's size. The orchestrator (call set-up, epochs) is not in it.
+ */
+export function generatorUsPerPacket(r: StepResult): number | undefined {
+  const handledPps = r.sentPps * (2 - r.lossPct / 100);
+  return handledPps > 0 ? (r.generatorCpuPct / 100) * 1e6 / handledPps : undefined;
 }
 
 /** CPUs the load generator could use at this step: its pinned set, else every core of the machine. */
