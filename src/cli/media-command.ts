@@ -4,6 +4,7 @@ import { startMediaServer } from '../media/server/media-server';
 import { isLoopbackHost } from '../common/listen-address';
 import { portInUseMessage } from '../common/port-in-use';
 import { loadMediaConfig } from '../media/server/media-config';
+import { applyHeapGrowingPercent } from '../media/server/heap-growing';
 
 /**
  * `ferry media`: the Kurento-protocol media server. Prints exactly one stdout line once listening,
@@ -15,6 +16,7 @@ import { loadMediaConfig } from '../media/server/media-config';
  */
 export async function run(_args: string[]): Promise<void> {
   const logger = createLogger('media');
+  applyHeapGrowingPercent();
   let server: Awaited<ReturnType<typeof startMediaServer>> | undefined;
   runProcess({ name: 'media', logger, stop: async () => server?.close() });
   try {

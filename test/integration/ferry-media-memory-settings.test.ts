@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -106,6 +106,26 @@ describe('ferry media memory settings', { timeout: 180_000 }, () => {
     media.child.kill('SIGTERM');
     assert.deepEqual(await media.exited, { code: 0, signal: null }, 'the parent exits as the child does (a clean stop)');
     await pollUntil(() => !alive(server), { timeoutMs: 10_000, what: 'the child stopped' });
+  });
+
+  test('a malformed memory setting is refused in one line, no stack trace (FERRY_MEDIA_WORKERS, FERRY_MEDIA_HEAP_GROWING_PERCENT)', { timeout: 60_000 }, () => {
+    for (const [name, value] of [
+      ['FERRY_MEDIA_WORKERS', 'abc'],
+      ['FERRY_MEDIA_HEAP_GROWING_PERCENT', 'abc'],
+      ['FERRY_MEDIA_HEAP_GROWING_PERCENT', '500'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [FERRY, 'media'], {
+        cwd: ROOT,
+        env: { ...cleanEnv(), FERRY_MEDIA_HOST: '127.0.0.1', FERRY_MEDIA_PORT: '0', FERRY_LOG_LEVEL: 'warn', [name]: value },
+        encoding: 'utf8',
+        timeout: 50_000,
+      });
+      assert.equal(r.status, 1, `${name}=${value}: exit code 1 (stderr: ${r.stderr})`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `${name}=${value}: one line: ${r.stderr}`);
+      assert.match(lines[0]!, new RegExp(`^ferry media: .*${name}`));
+      assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    }
   });
 
   test('a SIGKILL of the parent takes the child down', { timeout: 60_000 }, async () => {
