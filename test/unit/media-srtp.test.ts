@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { RtpPacket, SrtcpSession, SrtpSession } from 'werift';
 import { AesCmKeystream } from '../../src/media/srtp/aes-cm-keystream';
 import { deriveKey, Label } from '../../src/media/srtp/key-derivation';
@@ -41,6 +41,21 @@ describe('SRTP (RFC 3711) AES_CM_128_HMAC_SHA1_80', { timeout: 120_000 }, () => 
     const ks = cm.keystream(hex('F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000'), 65282 * 16);
     assert.equal(ks.subarray(0, 48).toString('hex').toUpperCase(), 'E03EAD0935C95E80E166B16DD92B4EB4D23513162B02D0F72A43A2FE4A5F97AB41E95B3BB0A2E8DD477901E4FCA894C0');
     assert.equal(ks.subarray(0xfeff * 16).toString('hex').toUpperCase(), 'EC8CDF7398607CB0F2D21675EA9EA1E4362B7C3C6773516318A077D7FC5073AE6A2CC3787889374FBEB4C81B17BA6C44');
+  });
+
+  test('keystreams of different keys share the thread\'s counter blocks: interleaved use equals each alone, against AES-CTR', () => {
+    const keys = [randomBytes(16), randomBytes(16), randomBytes(16)];
+    const streams = keys.map((k) => new AesCmKeystream(k));
+    for (let round = 0; round < 50; round++) {
+      for (const [i, cm] of streams.entries()) {
+        const iv = randomBytes(16);
+        iv[14] = 0;
+        iv[15] = 0;
+        const length = 1 + ((round * 37 + i * 11) % 3000);
+        const ctr = createCipheriv('aes-128-ctr', keys[i]!, iv);
+        assert.deepEqual(cm.keystream(iv, length), ctr.update(Buffer.alloc(length)), `key ${i}, ${length} bytes`);
+      }
+    }
   });
 
   test('key derivation equals RFC 3711 B.3 (cipher key, salt, auth key)', () => {

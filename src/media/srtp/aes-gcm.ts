@@ -11,12 +11,17 @@ const MAX_BLOCKS = 128;
  * packet) and GHASH runs in JavaScript on 32-bit words with Shoup's 8-bit tables for the session's H
  * (4 KiB per key), so a packet creates no cipher object (bench/srtp-profiles.ts measures both).
  */
+/**
+ * The counter blocks, one buffer for every AesGcm of the thread: `keystream` fills and encrypts them in one
+ * synchronous step (each relay worker has its own module), so a key holds only its 4 KiB table.
+ */
+const COUNTERS = Buffer.alloc(MAX_BLOCKS * 16);
+const COUNTER_VIEWS: (Buffer | undefined)[] = new Array<Buffer | undefined>(MAX_BLOCKS + 1);
+
 export class AesGcm {
   private readonly ecb: Cipher;
   /** T[b] = b · H (b's most significant bit is the coefficient of x^0), 4 words per entry. */
   private readonly table = new Int32Array(256 * 4);
-  private readonly counters = Buffer.alloc(MAX_BLOCKS * 16);
-  private readonly views: (Buffer | undefined)[] = new Array<Buffer | undefined>(MAX_BLOCKS + 1);
   /** The running GHASH value (4 big-endian words). */
   private y0 = 0;
   private y1 = 0;
@@ -63,7 +68,7 @@ export class AesGcm {
   private keystream(iv: Buffer, length: number): Buffer {
     const blocks = 1 + ((length + 15) >>> 4);
     if (blocks > MAX_BLOCKS) throw new Error('AES-GCM: packet too long');
-    const c = this.counters;
+    const c = COUNTERS;
     // byte stores: a Buffer.copy per block costs more than the 16 stores
     const i0 = iv[0]!, i1 = iv[1]!, i2 = iv[2]!, i3 = iv[3]!, i4 = iv[4]!, i5 = iv[5]!;
     const i6 = iv[6]!, i7 = iv[7]!, i8 = iv[8]!, i9 = iv[9]!, i10 = iv[10]!, i11 = iv[11]!;
@@ -74,7 +79,7 @@ export class AesGcm {
       c[o + 6] = i6; c[o + 7] = i7; c[o + 8] = i8; c[o + 9] = i9; c[o + 10] = i10; c[o + 11] = i11;
       c[o + 12] = n >>> 24; c[o + 13] = (n >>> 16) & 0xff; c[o + 14] = (n >>> 8) & 0xff; c[o + 15] = n & 0xff;
     }
-    const view = (this.views[blocks] ??= c.subarray(0, blocks << 4));
+    const view = (COUNTER_VIEWS[blocks] ??= c.subarray(0, blocks << 4));
     return this.ecb.update(view);
   }
 
