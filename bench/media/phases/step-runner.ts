@@ -15,6 +15,7 @@ import { coreBusyCell, generatorLimit } from '../report/markdown-report';
 import type { StepResult } from '../report/step-result';
 import { workerLagsOf, worstWorkerLagP99 } from '../report/worker-lag';
 import type { BenchTarget, CallSetup } from './bench-target';
+import { settledRss } from './settled-baseline';
 
 export interface StepPlan {
   steps: number[];
@@ -49,7 +50,10 @@ export async function runSteps(
   const results: StepResult[] = [];
   const workers = target.workers();
   const broadcast = (epoch: number): Promise<unknown> => Promise.all(workers.map((w) => w.request({ op: 'epoch', epoch })));
-  const baseline = sampleProcesses(target.serverPids());
+  // the memory baseline once the server has finished its own start-up (settled-baseline.ts)
+  const settle = await settledRss(() => sampleProcesses(target.serverPids()).rssBytes);
+  progress(`${target.name}: memory baseline ${(settle.rssBytes / 1048576).toFixed(1)} MiB after ${(settle.waitedMs / 1000).toFixed(1)} s${settle.settled ? '' : ' (still moving: read anyway)'}`);
+  const baselineRss = settle.rssBytes;
   let callsUp = 0;
   let callsAsked = 0;
   let epoch = 0;
@@ -162,7 +166,7 @@ export async function runSteps(
       cpuPerCall: callsUp > 0 ? cpuS / wallS / callsUp : 0,
       cpuUsPerPacket: totalSent > 0 ? (cpuS * 1e6) / totalSent : 0,
       rssMiB: s1.rssBytes / 1048576,
-      rssPerCallKiB: callsUp > 0 ? (s1.rssBytes - baseline.rssBytes) / 1024 / callsUp : 0,
+      rssPerCallKiB: callsUp > 0 ? (s1.rssBytes - baselineRss) / 1024 / callsUp : 0,
       loopLagP99Ms: lag?.p99Ms,
       loopLagMaxMs: lag?.maxMs,
       statsLagP99Ms: typeof statsLag === 'number' ? statsLag : undefined,
