@@ -12,6 +12,10 @@ import path from 'node:path';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PROBE = path.join(__dirname, '..', 'probe', 'loop-lag-probe.cjs');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const mediaMemory = require(path.join(REPO, 'bin', 'ferry-media-memory.js')) as {
+  mediaStartSettings(env: NodeJS.ProcessEnv, execArgv: string[]): { nodeOptions: string[]; env: Record<string, string> };
+};
 const READY = /ferry media ready (\{[^}\n]*\})/;
 const INSPECTOR = /Debugger listening on (ws:\/\/\S+)/;
 
@@ -44,9 +48,15 @@ export class FerryMediaProcess {
   async start(timeoutMs = 30000): Promise<void> {
     const nodeOptions = [`--require ${PROBE}`];
     const nodeArgs = this.opts.inspect ? ['--inspect=127.0.0.1:0'] : [];
+    // ferry media's memory settings on its own command line, as `ferry start` gives them: one process. Left to
+    // bin/ferry, a second process would start it again with them, and this idle parent (running the lag probe
+    // it inherits through NODE_OPTIONS) would be counted in the server's CPU and RSS.
+    const settings = mediaMemory.mediaStartSettings({ ...process.env, ...this.opts.extraEnv }, nodeArgs);
+    nodeArgs.push(...settings.nodeOptions);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...this.opts.extraEnv,
+      ...settings.env,
       FERRY_MEDIA_HOST: '127.0.0.1',
       FERRY_MEDIA_PORT: '0',
       FERRY_LOG_LEVEL: this.opts.logLevel,
