@@ -26,6 +26,7 @@ import {
 } from '../../src/media/webrtc/werift-internals';
 import { blankComments } from '../helpers/test-source-scan';
 import { pollUntil } from '../helpers/wait-for';
+import { loopbackPeerConnection } from '../helpers/werift-loopback';
 
 /**
  * werift 0.25.2 below its public API, pinned. ferry's WebRTC leg reaches into werift only through
@@ -50,14 +51,7 @@ after(async () => {
 });
 
 function newPc(): RTCPeerConnection {
-  const pc = new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceUseTcp: false,
-  });
+  const pc = loopbackPeerConnection();
   peers.push(pc);
   return pc;
 }

@@ -4,6 +4,7 @@ import { createVerify, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { MediaStreamTrack, RTCPeerConnection } from 'werift';
 import { disableDefaultStunServer, dtlsCryptoCalls, useNodeCryptoForDtls, weriftDtlsCryptoModules } from '../../src/media/webrtc/werift-internals';
 import { pollUntil } from '../helpers/wait-for';
+import { loopbackPeerConnection } from '../helpers/werift-loopback';
 
 /**
  * useNodeCryptoForDtls (werift-internals.ts) replaces werift 0.25.2's handshake public-key steps with
@@ -91,13 +92,7 @@ describe('useNodeCryptoForDtls: werift handshake crypto on node:crypto', { timeo
     useNodeCryptoForDtls();
     const before = { ...dtlsCryptoCalls };
     const newPc = (): RTCPeerConnection => {
-      const pc = new RTCPeerConnection({
-        iceServers: [],
-        iceUseIpv4: false,
-        iceUseIpv6: false,
-        iceAdditionalHostAddresses: ['127.0.0.1'],
-        iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      });
+      const pc = loopbackPeerConnection();
       pcs.push(pc);
       return pc;
     };
