@@ -25,8 +25,16 @@ function flag(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'ferry'), 'media'], {
-    env: { ...process.env, FERRY_MEDIA_PORT: '0', FERRY_LOG_LEVEL: 'warn' },
+  // ferry media's memory settings on its own command line (as `ferry start` gives them): one process, so
+  // /proc/<pid>/stat below is the server's own CPU, not that of bin/ferry's idle relaunch parent
+  const env = { ...process.env, FERRY_MEDIA_PORT: '0', FERRY_LOG_LEVEL: 'warn' };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const memory = require(path.join(__dirname, '..', 'bin', 'ferry-media-memory.js')) as {
+    mediaStartSettings(env: NodeJS.ProcessEnv, execArgv: string[]): { nodeOptions: string[]; env: Record<string, string> };
+  };
+  const settings = memory.mediaStartSettings(env, []);
+  const child = spawn(process.execPath, [...settings.nodeOptions, path.join(__dirname, '..', 'bin', 'ferry'), 'media'], {
+    env: { ...env, ...settings.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port: number = await new Promise((resolve) => child.stdout!.once('data', (d) => resolve(JSON.parse(String(d).split('ready ')[1]!).port)));
