@@ -45,6 +45,16 @@ const ignoreError: ErrorCb = () => undefined;
  */
 const NO_ITEMS: readonly never[] = Object.freeze([]);
 
+/**
+ * `list` with `item` appended. An empty list (the shared frozen one, or one emptied by unsubscribing) is
+ * never being iterated, so a fresh one-element array is indistinguishable from a push.
+ */
+function withItem<I>(list: I[], item: I): I[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
+}
+
 export class LeanEvent<T extends unknown[]> {
   /** werift's `event.stack`: the synchronous subscribers (an array only ever grows by push; removal makes a new one) */
   private stack: Item<T>[] = NO_ITEMS as never;
@@ -114,22 +124,15 @@ export class LeanEvent<T extends unknown[]> {
   }
 
   subscribe(execute: Execute<T>, complete?: Complete, error?: ErrorCb): Subscription {
-    const id = this.eventId;
-    const item: Item<T> = { execute, id, complete, error };
-    // an empty list is never being iterated, so a fresh one-element array is indistinguishable from a push
-    if (this.stack.length === 0) this.stack = [item];
-    else this.stack.push(item);
-    this.eventId++;
+    const id = this.eventId++;
+    this.stack = withItem(this.stack, { execute, id, complete, error });
     return this.subscription(id);
   }
 
   queuingSubscribe(execute: PromiseExecute<T>, complete?: Complete, error?: ErrorCb): Subscription {
     if (this.ended) throw new Error('event completed');
-    const id = this.eventId;
-    const item: Item<T> = { execute, id, complete, error };
-    if (this.promiseStack.length === 0) this.promiseStack = [item];
-    else this.promiseStack.push(item);
-    this.eventId++;
+    const id = this.eventId++;
+    this.promiseStack = withItem(this.promiseStack, { execute, id, complete, error });
     // as werift's: this unSubscribe filters the synchronous stack (where the item is not)
     return this.subscription(id);
   }
