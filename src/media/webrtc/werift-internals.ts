@@ -466,11 +466,20 @@ export interface IceBaseModule {
 
 /** werift's `ice/src/iceBase.js` module (its RFC 7675 consent constants), found next to werift's resolved entry point. */
 export function weriftIceBaseModule(): IceBaseModule {
+  return weriftModule<IceBaseModule>('ice/src/iceBase.js');
+}
+
+/** A path inside werift's `lib/` (its entry point is lib/webrtc/src/index.js): where its unexported modules are. */
+function weriftLibPath(relative: string): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require('node:path') as typeof import('node:path');
-  const iceBasePath = path.join(path.dirname(require.resolve('werift')), '../../ice/src/iceBase.js');
+  return path.join(path.dirname(require.resolve('werift')), '../..', relative);
+}
+
+/** One of werift's modules by its path inside `lib/` (the same instance werift itself uses). */
+function weriftModule<T>(relative: string): T {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(iceBasePath) as IceBaseModule;
+  return require(weriftLibPath(relative)) as T;
 }
 
 /**
@@ -520,18 +529,14 @@ export function weriftDtlsCryptoModules(): {
   fidmPrivateKey: FidmPrivateKeyClass;
 } {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const path = require('node:path') as typeof import('node:path');
-  const dtlsDir = path.join(path.dirname(require.resolve('werift')), '../../dtls/src');
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const fidm = require(require.resolve('@fidm/x509', { paths: [dtlsDir] })) as { PrivateKey: FidmPrivateKeyClass };
+  const fidm = require(require.resolve('@fidm/x509', { paths: [weriftLibPath('dtls/src')] })) as { PrivateKey: FidmPrivateKeyClass };
   return {
-    namedCurve: require(path.join(dtlsDir, 'cipher/namedCurve.js')) as DtlsNamedCurveModule,
-    prf: require(path.join(dtlsDir, 'cipher/prf.js')) as DtlsPrfModule,
-    constants: require(path.join(dtlsDir, 'cipher/const.js')) as DtlsConstModule,
-    cipherContext: require(path.join(dtlsDir, 'context/cipher.js')) as DtlsCipherContextModule,
+    namedCurve: weriftModule<DtlsNamedCurveModule>('dtls/src/cipher/namedCurve.js'),
+    prf: weriftModule<DtlsPrfModule>('dtls/src/cipher/prf.js'),
+    constants: weriftModule<DtlsConstModule>('dtls/src/cipher/const.js'),
+    cipherContext: weriftModule<DtlsCipherContextModule>('dtls/src/context/cipher.js'),
     fidmPrivateKey: fidm.PrivateKey,
   };
-  /* eslint-enable @typescript-eslint/no-require-imports */
 }
 
 /** How often each replaced step ran on node:crypto (the compat test reads them). */
@@ -638,10 +643,7 @@ export interface WeriftEventModule {
 
 /** werift's event module, found next to werift's resolved entry point. */
 export function weriftEventModule(): WeriftEventModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const path = require('node:path') as typeof import('node:path');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(path.dirname(require.resolve('werift')), '../../common/src/event.js')) as WeriftEventModule;
+  return weriftModule<WeriftEventModule>('common/src/event.js');
 }
 
 /**
