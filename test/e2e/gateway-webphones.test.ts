@@ -122,6 +122,7 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
     // the binding is gone: the next call is refused by the router (480, no media built)
     await alice.evaluate(() => {
       (window as unknown as { ferryCallState?: string }).ferryCallState = 'idle';
+      document.getElementById('message')!.textContent = '';
     });
     await alice.click('#call');
     await waitState(alice, 'failed', 10000);
@@ -130,8 +131,13 @@ describe('webphone calls webphone', { timeout: 90_000 }, () => {
 
   test('calling a user who is not registered gets a clear failure', async () => {
     await bob.evaluate(() => document.getElementById('unregister')!.click());
-    await waitFor(async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls.length === 0, 2000);
+    await waitFor(async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls.length === 0, 5000, 50, 'no call in progress');
     await waitFor(async () => /ferry_registrations 1$/m.test(await (await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`)).text()), 5000, 50, 'bob unregistered');
+    // the page still shows the previous test's failure: clear it, so only this call's outcome can pass
+    await alice.evaluate(() => {
+      (window as unknown as { ferryCallState?: string }).ferryCallState = 'idle';
+      document.getElementById('message')!.textContent = '';
+    });
     await alice.fill('#target', 'bob');
     await alice.click('#call');
     await waitState(alice, 'failed');
