@@ -469,17 +469,28 @@ export function weriftIceBaseModule(): IceBaseModule {
   return weriftModule<IceBaseModule>('ice/src/iceBase.js');
 }
 
+let weriftLib: string | undefined;
+
 /** A path inside werift's `lib/` (its entry point is lib/webrtc/src/index.js): where its unexported modules are. */
 function weriftLibPath(relative: string): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require('node:path') as typeof import('node:path');
-  return path.join(path.dirname(require.resolve('werift')), '../..', relative);
+  weriftLib ??= path.join(path.dirname(require.resolve('werift')), '../..');
+  return path.join(weriftLib, relative);
 }
+
+/** werift's modules looked up so far, by path inside `lib/`: a peer connection's set-up asks for several, every call. */
+const weriftModules = new Map<string, unknown>();
 
 /** One of werift's modules by its path inside `lib/` (the same instance werift itself uses). */
 function weriftModule<T>(relative: string): T {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(weriftLibPath(relative)) as T;
+  let mod = weriftModules.get(relative);
+  if (mod === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(weriftLibPath(relative)) as unknown;
+    weriftModules.set(relative, mod);
+  }
+  return mod as T;
 }
 
 /**
@@ -506,14 +517,42 @@ export interface DtlsPrfModule {
 export interface DtlsConstModule {
   NamedCurveAlgorithm: { secp256r1_23: number; x25519_29: number };
 }
-/** werift's `dtls/src/context/cipher.js`: the CertificateVerify signature (`signatureData`) and its private key. */
+/** werift's `dtls/src/context/cipher.js`: the CertificateVerify signature (`signatureData`), its private key, and `parseX509`. */
 export interface DtlsCipherContextModule {
-  CipherContext: { prototype: { signatureData(this: { localPrivateKey: PemPrivateKey }, data: Buffer, hash: string): Buffer } };
+  CipherContext: {
+    prototype: {
+      signatureData(this: { localPrivateKey: PemPrivateKey }, data: Buffer, hash: string): Buffer;
+      parseX509(this: ParsedCertificateHolder, certPem: string | Buffer, keyPem: string | Buffer, signatureHash: unknown): void;
+    };
+  };
+}
+/** What `CipherContext.parseX509` sets on the context: the certificate's DER and its parsed private key. */
+export interface ParsedCertificateHolder {
+  localCert?: Buffer;
+  localPrivateKey?: unknown;
+  signatureHashAlgorithm?: unknown;
+}
+/** @fidm/x509's `Certificate` as werift's DTLS parses its certificate (`raw`: the DER). */
+export interface FidmCertificateClass {
+  fromPEM(pem: Buffer): { raw: Buffer };
+}
+/** werift's `RTCCertificate` (webrtc/src/transport/dtls.js, exported): the PEM text and the fingerprint it computes from it. */
+export interface WeriftCertificateClass {
+  prototype: { certPem: string; getFingerprints(): Array<{ algorithm: string; value: string }> };
+}
+/** werift's `dtls/src/cipher/suites/aead.js`: the record cipher, whose `summary` getter werift's debug logging reads. */
+export interface DtlsAeadModule {
+  default: { prototype: object };
+}
+/** werift's `dtls/src/helper.js`: `getObjectSummary`, what the cipher's `summary` getter returns. */
+export interface DtlsHelperModule {
+  getObjectSummary(obj: object): Record<string, unknown>;
 }
 /** @fidm/x509's `PrivateKey` as werift's DTLS holds its certificate's key (ServerKeyExchange signs with `sign`). */
 export interface FidmPrivateKeyClass {
   prototype: { sign(this: PemPrivateKey, data: Buffer, hashAlgorithm: string): Buffer; toPEM(): Buffer | string };
   _signers: Record<string, unknown>;
+  fromPEM(pem: Buffer): PemPrivateKey;
 }
 interface PemPrivateKey {
   oid?: string;
@@ -528,8 +567,7 @@ export function weriftDtlsCryptoModules(): {
   cipherContext: DtlsCipherContextModule;
   fidmPrivateKey: FidmPrivateKeyClass;
 } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const fidm = require(require.resolve('@fidm/x509', { paths: [weriftLibPath('dtls/src')] })) as { PrivateKey: FidmPrivateKeyClass };
+  const fidm = weriftFidmX509();
   return {
     namedCurve: weriftModule<DtlsNamedCurveModule>('dtls/src/cipher/namedCurve.js'),
     prf: weriftModule<DtlsPrfModule>('dtls/src/cipher/prf.js'),
@@ -537,6 +575,17 @@ export function weriftDtlsCryptoModules(): {
     cipherContext: weriftModule<DtlsCipherContextModule>('dtls/src/context/cipher.js'),
     fidmPrivateKey: fidm.PrivateKey,
   };
+}
+
+/** @fidm/x509 as werift's DTLS resolves it (the copy whose classes werift's objects are instances of). */
+function weriftFidmX509(): { PrivateKey: FidmPrivateKeyClass; Certificate: FidmCertificateClass } {
+  let fidm = weriftModules.get('@fidm/x509') as { PrivateKey: FidmPrivateKeyClass; Certificate: FidmCertificateClass } | undefined;
+  if (!fidm) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    fidm = require(require.resolve('@fidm/x509', { paths: [weriftLibPath('dtls/src')] })) as { PrivateKey: FidmPrivateKeyClass; Certificate: FidmCertificateClass };
+    weriftModules.set('@fidm/x509', fidm);
+  }
+  return fidm;
 }
 
 /** How often each replaced step ran on node:crypto (the compat test reads them). */
@@ -610,8 +659,12 @@ export function useNodeCryptoForDtls(): void {
 
   // One parsed key object per certificate key, by its PEM text: werift parses its (shared) certificate's key
   // into a new object for every peer connection. A few keys at most; the bound keeps a misuse from growing it.
+  // With shareParsedDtlsCertificate every peer connection holds the same key object: found by it, without toPEM().
   const keyObjects = new Map<string, import('node:crypto').KeyObject>();
+  const keyObjectByKey = new WeakMap<PemPrivateKey, import('node:crypto').KeyObject>();
   const keyObjectOf = (key: PemPrivateKey): import('node:crypto').KeyObject => {
+    const known = keyObjectByKey.get(key);
+    if (known) return known;
     const pem = key.toPEM().toString();
     let k = keyObjects.get(pem);
     if (!k) {
@@ -619,6 +672,7 @@ export function useNodeCryptoForDtls(): void {
       if (keyObjects.size >= 16) keyObjects.clear();
       keyObjects.set(pem, k);
     }
+    keyObjectByKey.set(key, k);
     return k;
   };
   cipherContext.CipherContext.prototype.signatureData = function signatureData(data, hash) {
@@ -632,6 +686,92 @@ export function useNodeCryptoForDtls(): void {
     dtlsCryptoCalls.signatures++;
     return crypto.createSign(hashAlgorithm).update(data).sign(keyObjectOf(this));
   };
+}
+
+// ---- the DTLS certificate, parsed once per process -------------------------------------------------------------
+
+/** Counters for the compat test: certificate parses werift still did, and the ones the cache answered. */
+export const dtlsCertificateParses = { parsed: 0, shared: 0, fingerprintsComputed: 0, fingerprintsShared: 0 };
+
+/** Objects every call's DTLS state shares (the parsed certificate and key): compactDtlsBuffers leaves them alone. */
+const sharedDtlsObjects = new WeakSet<object>();
+
+let certificateSharingInstalled = false;
+
+/**
+ * werift uses one certificate for every peer connection of the process (RTCDtlsTransport.localCertificate), yet
+ * parses its PEM text again and again: each DTLS socket's CipherContext parses the certificate and its private key
+ * with @fidm/x509 (ASN.1 in JavaScript), and each SDP werift writes parses the certificate again to hash it for
+ * a=fingerprint. This makes both happen once per certificate, process-wide: `parseX509` takes the DER and the
+ * parsed key object from a small cache keyed by the PEM texts (every context then holds the same objects;
+ * nothing in werift writes to them: it copies the DER before sending it, and signs with the key, which
+ * useNodeCryptoForDtls does on node:crypto), and `RTCCertificate.getFingerprints` keeps its result per
+ * certificate (a new array of new fingerprint objects each call, as before). Same bytes on the wire.
+ */
+export function shareParsedDtlsCertificate(certificateClass: WeriftCertificateClass): void {
+  if (certificateSharingInstalled) return;
+  certificateSharingInstalled = true;
+  const fidm = weriftFidmX509();
+  const { CipherContext } = weriftModule<DtlsCipherContextModule>('dtls/src/context/cipher.js');
+  const parsed = new Map<string, { cert: Buffer; key: unknown }>();
+  CipherContext.prototype.parseX509 = function parseX509(certPem, keyPem, signatureHash) {
+    const id = `${certPem.toString()}\n${keyPem.toString()}`;
+    let entry = parsed.get(id);
+    if (entry) dtlsCertificateParses.shared++;
+    else {
+      entry = { cert: fidm.Certificate.fromPEM(Buffer.from(certPem)).raw, key: fidm.PrivateKey.fromPEM(Buffer.from(keyPem)) };
+      dtlsCertificateParses.parsed++;
+      sharedDtlsObjects.add(entry.cert);
+      sharedDtlsObjects.add(entry.key as object);
+      // a few certificates at most; the bound keeps a misuse from growing it
+      if (parsed.size >= 16) parsed.clear();
+      parsed.set(id, entry);
+    }
+    this.localCert = entry.cert;
+    this.localPrivateKey = entry.key;
+    this.signatureHashAlgorithm = signatureHash;
+  };
+  const originalFingerprints = certificateClass.prototype.getFingerprints;
+  const fingerprints = new WeakMap<object, { certPem: string; list: Array<{ algorithm: string; value: string }> }>();
+  certificateClass.prototype.getFingerprints = function getFingerprints() {
+    let known = fingerprints.get(this);
+    if (known?.certPem === this.certPem) dtlsCertificateParses.fingerprintsShared++;
+    else {
+      known = { certPem: this.certPem, list: originalFingerprints.call(this) };
+      dtlsCertificateParses.fingerprintsComputed++;
+      fingerprints.set(this, known);
+    }
+    return known.list.map((f) => Object.assign(Object.create(Object.getPrototypeOf(f) as object) as { algorithm: string; value: string }, f));
+  };
+}
+
+let leanCipherSummaryInstalled = false;
+
+/**
+ * werift's DTLS flights pass `cipher.summary` to their debug logger on every handshake (flight5/flight6): the
+ * getter copies the cipher and hex-dumps each of its key buffers whether debug logging is on or not. This makes
+ * the getter return a small object that computes the same summary only when it is formatted (debug's %O
+ * formatting goes through util.inspect), so a handshake with werift's debug logging off no longer pays for it.
+ * Returns false (nothing changed) when werift's cipher has no such getter.
+ */
+export function useLazyDtlsCipherSummary(): boolean {
+  if (leanCipherSummaryInstalled) return true;
+  const proto = weriftModule<DtlsAeadModule>('dtls/src/cipher/suites/aead.js').default?.prototype;
+  const helper = weriftModule<DtlsHelperModule>('dtls/src/helper.js');
+  const getter = proto ? Object.getOwnPropertyDescriptor(proto, 'summary')?.get : undefined;
+  if (!proto || typeof getter !== 'function' || typeof helper.getObjectSummary !== 'function') return false;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { inspect } = require('node:util') as typeof import('node:util');
+  Object.defineProperty(proto, 'summary', {
+    configurable: true,
+    enumerable: false,
+    get(this: object) {
+      const cipher = this;
+      return { [inspect.custom]: (depth: number, options: import('node:util').InspectOptionsStylized) => inspect(helper.getObjectSummary(cipher), { ...options, depth }) };
+    },
+  });
+  leanCipherSummaryInstalled = true;
+  return true;
 }
 
 // ---- memory a call keeps ---------------------------------------------------------------------------------------
@@ -706,6 +846,7 @@ export function compactDtlsBuffers(transport: RTCDtlsTransport): number {
       if (typeof key === 'string' && COMPACT_SKIP.has(key)) continue;
       const value = (holder as Record<string | number, unknown>)[key];
       if (value === null || typeof value !== 'object') continue;
+      if (sharedDtlsObjects.has(value)) continue;
       if (value instanceof Uint8Array) {
         if (value.byteLength < value.buffer.byteLength && !compactBlocks.has(value.buffer)) found.push({ holder, key, value });
         continue;

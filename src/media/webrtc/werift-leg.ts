@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseSdp } from 'sdp-transform';
 import {
   MediaStreamTrack,
+  RTCCertificate,
   RTCPeerConnection,
   RTCRtpCodecParameters,
   type RTCDtlsTransport,
@@ -44,11 +45,13 @@ import {
   ignoreDuplicateHelloVerify,
   preferSrtpProfiles,
   resendClientHelloEarly,
+  shareParsedDtlsCertificate,
   sendDtlsCloseNotify,
   sendOnSelectedPair,
   sendOnSelectedPairNow,
   skipWeriftSrtp,
   startDtlsClientAtOnce,
+  useLazyDtlsCipherSummary,
   type IceSocketCounters,
 } from './werift-internals';
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
@@ -374,6 +377,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const { addresses, portRange, consentIntervalMs, consentTimeoutMs } = this.options.ice;
     configureIceConsent({ intervalMs: consentIntervalMs, timeoutMs: consentTimeoutMs });
     useNodeCryptoForDtls();
+    shareParsedDtlsCertificate(RTCCertificate);
+    useLazyDtlsCipherSummary();
     useLeanWeriftEvent();
     const pc = new RTCPeerConnection({
       codecs: { audio, video: [] },
