@@ -368,10 +368,15 @@ export class MediaSet implements ObjectHost {
       throw this.refuse(session, 'elements-per-pipeline', 'element quota of this pipeline reached', rec.elements.size, q.maxElementsPerPipeline);
     }
     const need = PORTS_RESERVED_PER_ENDPOINT;
-    const own = this.portsCountedFor(session.id);
+    // one pass over the elements for both counts (this runs for every create)
+    const counted = this.portsCounted(session.id);
+    const own = counted.session;
     if (own + need > q.maxPortsPerSession) throw this.refuse(session, 'ports-per-session', 'port quota of this session reached', own, q.maxPortsPerSession);
-    if (this.portsCountedFor() + need > q.maxPorts) await this.reclaimIdleOrphans(() => this.portsCountedFor() + need <= q.maxPorts, rec);
-    const all = this.portsCountedFor();
+    let all = counted.server;
+    if (all + need > q.maxPorts) {
+      await this.reclaimIdleOrphans(() => this.portsCounted().server + need <= q.maxPorts, rec);
+      all = this.portsCounted().server;
+    }
     if (all + need > q.maxPorts) throw this.refuse(session, 'ports', 'port quota of the server reached', all, q.maxPorts);
   }
 
@@ -397,19 +402,23 @@ export class MediaSet implements ObjectHost {
 
   /**
    * UDP ports counted against the quotas: each element's bound ports, at least one RTP+RTCP pair per
-   * element, plus creates under way; for one session (the elements it created) or for the server.
+   * element, plus creates under way; for the server and, in the same pass, for one session (the elements
+   * it created; 0 without `sessionId`).
    */
-  private portsCountedFor(sessionId?: string): number {
-    let n = 0;
+  portsCounted(sessionId?: string): { server: number; session: number } {
+    let server = 0;
+    let session = 0;
     for (const rec of this.pipelines.values()) {
+      const creators = sessionId === undefined ? undefined : rec.elementCreators;
       for (const [id, e] of rec.elements) {
-        if (sessionId !== undefined && rec.elementCreators.get(id) !== sessionId) continue;
-        n += Math.max(e.boundPorts(), PORTS_RESERVED_PER_ENDPOINT);
+        const n = Math.max(e.boundPorts(), PORTS_RESERVED_PER_ENDPOINT);
+        server += n;
+        if (creators !== undefined && creators.get(id) === sessionId) session += n;
       }
     }
-    if (sessionId !== undefined) return n + (this.pendingPorts.get(sessionId) ?? 0);
-    for (const p of this.pendingPorts.values()) n += p;
-    return n;
+    for (const p of this.pendingPorts.values()) server += p;
+    if (sessionId !== undefined) session += this.pendingPorts.get(sessionId) ?? 0;
+    return { server, session };
   }
 
   /**
@@ -717,7 +726,7 @@ export class MediaSet implements ObjectHost {
       legEndsByReason: Object.fromEntries(this.legEnds),
       releasesByReason: Object.fromEntries(this.releases),
       teardownFailures: this.teardownRetries.stats(),
-      quotas: { ...this.o.config.quotas, portsCounted: this.portsCountedFor(), refusals: Object.fromEntries(this.quotaRefusals) },
+      quotas: { ...this.o.config.quotas, portsCounted: this.portsCounted().server, refusals: Object.fromEntries(this.quotaRefusals) },
       sessionsDetail: [...this.sessions.values()].map((s) => ({
         id: s.id,
         bound: s.connection !== undefined,

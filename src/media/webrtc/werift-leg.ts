@@ -350,8 +350,13 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     return { ...this.stats };
   }
 
+  /**
+   * The ICE sockets still open. werift binds them while gathering and no more afterwards (no ICE restart, no
+   * TURN): once gathering is complete (its handler tracks them) the count is the tracked set, without walking
+   * werift's agents again — the media server counts every element's ports on each create.
+   */
   boundPorts(): number {
-    if (this.pc && !this.closing) for (const s of iceSockets(this.pc)) this.trackSocket(s);
+    if (this.pc && !this.closing && !this.gatheringComplete) for (const s of iceSockets(this.pc)) this.trackSocket(s);
     return this.sockets.size;
   }
 
@@ -434,6 +439,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const pc = this.pc;
     if (!pc || pc.iceGatheringState === 'complete') {
       this.gatheringComplete = pc !== undefined;
+      if (pc) for (const sock of iceSockets(pc)) this.trackSocket(sock);
       return Promise.resolve();
     }
     return new Promise((resolve) => {
