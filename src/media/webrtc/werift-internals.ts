@@ -593,9 +593,8 @@ export const dtlsCryptoCalls = { keyPairs: 0, sharedSecrets: 0, signatures: 0 };
 
 let dtlsCryptoInstalled = false;
 
-/** DER prefixes of an X25519 key's PKCS#8 (private) and SubjectPublicKeyInfo (public) encodings; the raw 32 bytes follow. */
+/** The DER prefix of an X25519 private key's PKCS#8 encoding; the raw 32 bytes follow. */
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 /**
  * werift does a DTLS handshake's public-key work in JavaScript: ECDHE on P-256 with @noble/curves (≈ 9 ms per
@@ -627,11 +626,13 @@ export function useNodeCryptoForDtls(): void {
     }
     if (curve === X25519) {
       const pair = crypto.generateKeyPairSync('x25519');
-      const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8_PREFIX.length);
+      // one JWK export carries both raw keys (d, x): ≈ 10 µs, where two DER exports cost ≈ 120 µs
+      const jwk = pair.privateKey.export({ format: 'jwk' });
+      const privateKey = Buffer.from(String(jwk.d), 'base64url');
       // parsing a private key back costs ≈ 0.4 ms in OpenSSL 3: the shared-secret step takes this object instead
       x25519KeyObjects.set(privateKey, pair.privateKey);
       dtlsCryptoCalls.keyPairs++;
-      return { curve, privateKey, publicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length) };
+      return { curve, privateKey, publicKey: Buffer.from(String(jwk.x), 'base64url') };
     }
     return originalKeyPair(curve);
   };
