@@ -73,15 +73,34 @@ export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-a
   };
 }
 
-function parseChecked(sdp: unknown): ReturnType<typeof parse> {
+/** A parsed SDP as this module hands it out: shared, so nobody may change it (restrictOfferCodecs copies what it changes). */
+export type ParsedSdp = ReturnType<typeof parse>;
+
+/**
+ * The last SDP parsed and its result. An offer is read three times on its way in (webRtcOfferPlan in the
+ * endpoint, then checkRemoteSdp and restrictOfferCodecs in the leg), and sdp-transform's parser is the costly
+ * part of each: the text is parsed once and the result shared (read-only) by the three.
+ */
+let lastParsed: { sdp: string; session: ParsedSdp } | undefined;
+
+function parseChecked(sdp: unknown): ParsedSdp {
   if (typeof sdp !== 'string' || sdp.trim() === '') throw new WebRtcSdpError('parse', 'Empty SDP not valid');
+  if (lastParsed?.sdp === sdp) return lastParsed.session;
   if (sdp.length > MAX_SDP_BYTES) throw new WebRtcSdpError('parse', `SDP too large (${sdp.length} bytes)`);
   if (!/^v=0\r?\n/.test(sdp)) throw new WebRtcSdpError('parse', 'SDP must start with "v=0"');
+  let session: ParsedSdp;
   try {
-    return parse(sdp);
+    session = parse(sdp);
   } catch (err) {
     throw new WebRtcSdpError('parse', `SDP parse error: ${(err as Error).message}`);
   }
+  lastParsed = { sdp, session };
+  return session;
+}
+
+/** A remote SDP parsed (the shared, read-only result: see lastParsed); syntax errors throw (stage 'parse'). */
+export function parseRemoteSdp(sdp: unknown): ParsedSdp {
+  return parseChecked(sdp);
 }
 
 const DTLS_SRTP = /^(UDP\/TLS\/RTP\/SAVPF?|RTP\/SAVPF)$/i;
@@ -92,7 +111,7 @@ const DTLS_SRTP = /^(UDP\/TLS\/RTP\/SAVPF?|RTP\/SAVPF)$/i;
  * Every other line (video, data channels, a second audio line, audio without G.711) is answered with
  * port 0 (src/media/sdp/rejected-media.ts).
  */
-function usableAudioIndex(media: ReturnType<typeof parse>['media']): number {
+function usableAudioIndex(media: ParsedSdp['media']): number {
   return media.findIndex((m) => {
     if (m.type !== 'audio' || Number(m.port) === 0 || !DTLS_SRTP.test(String(m.protocol ?? ''))) return false;
     const names = new Map((m.rtp ?? []).map((r) => [Number(r.payload), `${String(r.codec).toUpperCase()}/${r.rate ?? ''}`]));
@@ -127,18 +146,19 @@ export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711C
  * answer Chromium's telephone-event/48000. Every other m-line is already rejected (port 0, out of the
  * BUNDLE group), so the stack sets up nothing for it. The original text stays the remote session descriptor.
  */
-export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, codec: G711Codec): string {
-  const session = parse(offer);
-  const m = session.media[audio.mLineIndex];
-  if (!m) return offer;
+export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, codec: G711Codec, parsed: ParsedSdp = parseChecked(offer)): string {
+  const carried = parsed.media[audio.mLineIndex];
+  if (!carried) return offer;
   const keep = new Set<number>([codec === 'PCMU' ? 0 : 8]);
   if (audio.telephoneEvent !== undefined) keep.add(audio.telephoneEvent);
+  // a copy of what changes: the parsed offer is shared (parseChecked)
+  const m = { ...carried };
   m.payloads = [...keep].join(' ');
   m.rtp = (m.rtp ?? []).filter((r) => keep.has(r.payload));
   if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
   if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
-  dropMdnsCandidates(session);
-  return offerForStack(write(session), audio.mLineIndex);
+  const session = { ...parsed, media: parsed.media.map((x, i) => (i === audio.mLineIndex ? m : x)) };
+  return offerForStack(write(withoutMdnsCandidates(session)), audio.mLineIndex);
 }
 
 /** An `xxx.local` host (a browser hiding its address behind mDNS): ferry media does not resolve those. */
@@ -152,16 +172,14 @@ export function isMdnsCandidate(candidate: string): boolean {
  * addresses, and useless for a server that is not on the browser's LAN. Such candidates are dropped (the
  * browser's other candidates, srflx/relay, still work).
  */
-function dropMdnsCandidates(session: ReturnType<typeof parse>): void {
-  for (const m of session.media ?? []) {
-    if (m.candidates) m.candidates = m.candidates.filter((c) => !/\.local\.?$/i.test(String(c.ip)));
-  }
+function withoutMdnsCandidates(session: ParsedSdp): ParsedSdp {
+  const isMdns = (c: { ip: string }): boolean => /\.local\.?$/i.test(String(c.ip));
+  if (!(session.media ?? []).some((m) => m.candidates?.some(isMdns))) return session;
+  return { ...session, media: session.media.map((m) => (m.candidates?.some(isMdns) ? { ...m, candidates: m.candidates.filter((c) => !isMdns(c)) } : m)) };
 }
 
-/** The remote answer as handed to the WebRTC stack: mDNS candidates removed (see dropMdnsCandidates). */
+/** The remote answer as handed to the WebRTC stack: mDNS candidates removed (see withoutMdnsCandidates). */
 export function answerForStack(answer: string): string {
   if (!/\.local[.\s]/i.test(answer)) return answer;
-  const session = parse(answer);
-  dropMdnsCandidates(session);
-  return write(session);
+  return write(withoutMdnsCandidates(parse(answer)));
 }

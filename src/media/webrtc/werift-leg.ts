@@ -17,7 +17,7 @@ import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
-import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
+import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, parseRemoteSdp, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
 import { parseRtcpCompound } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import { WebRtcSdpError } from './webrtc-sdp-error';
@@ -170,6 +170,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.assertOpen();
     if (this.role !== 'none') throw new WebRtcSdpError('process-offer', 'Endpoint already negotiated');
     const remote = checkRemoteSdp(offer, 'process-offer');
+    // the parse checkRemoteSdp just used (and webRtcOfferPlan before it), kept for restrictOfferCodecs
+    const parsedOffer = parseRemoteSdp(offer);
     const codec = chooseG711(remote, preferred);
     this.role = 'answerer';
     await this.assertAddressesUsable('process-offer');
@@ -183,7 +185,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       t.setDirection('sendrecv');
     });
     try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: restrictOfferCodecs(offer, remote, codec) });
+      await pc.setRemoteDescription({ type: 'offer', sdp: restrictOfferCodecs(offer, remote, codec, parsedOffer) });
     } catch (err) {
       throw new WebRtcSdpError('process-offer', `cannot apply offer: ${(err as Error).message}`);
     }
