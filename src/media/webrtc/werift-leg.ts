@@ -580,7 +580,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       this.setDtls('FAILED');
       return;
     }
-    this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name });
+    // winston builds and pipes the line even when debug is off: only when it is on
+    if (this.options.logger.isDebugEnabled()) this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name });
     compactDtlsBuffers(t);
     this.isConnected = true;
     this.setDtls('CONNECTED');
