@@ -8,12 +8,13 @@
  * from /proc/<pid>/stat) is read before and after each burst's set-up and after its release, so the figure is
  * CPU per set-up, not wall time: it holds on a loaded machine where wall time does not.
  *
- *   node --import tsx bench/media/webrtc-setup-cpu.ts [--calls 50] [--burst 10] [--warmup 10] [--profile] [--media-env K=V,...]
+ *   node --import tsx bench/media/webrtc-setup-cpu.ts [--calls 50] [--burst 10] [--warmup 10] [--up 0] [--profile] [--media-env K=V,...]
  *   npm run bench:webrtc-setup -- --calls 50
  *
  * The phone side of each call is a UDP socket of this process that only drains what ferry media sends it, so
  * no RTP is relayed towards ferry media; the browsers send 50 packets/s from DTLS connected until their burst is
- * released (a few packets per call, counted in the set-up window). `--profile` takes a V8 CPU profile of ferry
+ * released (a few packets per call, counted in the set-up window). `--up N` first sets up N calls that stay up
+ * (their browsers then close, so they carry no media) to measure set-up with N calls in the server. `--profile` takes a V8 CPU profile of ferry
  * media over the set-up windows only (the profiler costs CPU too: read CPU figures from a run without it).
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -33,6 +34,7 @@ interface Options {
   calls: number;
   burst: number;
   warmup: number;
+  up: number;
   browsers: number;
   profile: boolean;
   mediaEnv: Record<string, string>;
@@ -43,6 +45,7 @@ const USAGE = `usage: node --import tsx bench/media/webrtc-setup-cpu.ts [options
   --calls 50          measured set-ups (default 50)
   --burst 10          set-ups at a time (default 10); each burst is released before the next
   --warmup 10         set-ups before the measured ones (JIT, first-use costs; default 10)
+  --up 0              calls set up first and kept (their browsers closed: no media) while the measured ones run
   --browsers 2        werift browser processes (default 2)
   --profile           V8 CPU profile of ferry media over the measured set-up windows (inflates the CPU figures)
   --media-env K=V,... extra environment for ferry media (default FERRY_MEDIA_WORKERS=1)
@@ -53,6 +56,7 @@ function parse(argv: string[]): Options {
     calls: 50,
     burst: 10,
     warmup: 10,
+    up: 0,
     browsers: 2,
     profile: false,
     mediaEnv: { FERRY_MEDIA_WORKERS: '1' },
@@ -71,6 +75,7 @@ function parse(argv: string[]): Options {
     } else if (a === '--calls') o.calls = Number(v());
     else if (a === '--burst') o.burst = Number(v());
     else if (a === '--warmup') o.warmup = Number(v());
+    else if (a === '--up') o.up = Number(v());
     else if (a === '--browsers') o.browsers = Number(v());
     else if (a === '--profile') o.profile = true;
     else if (a === '--media-env') {
@@ -85,6 +90,7 @@ function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${k} must be a positive integer`);
   }
   if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error('--warmup must be 0 or more');
+  if (!Number.isInteger(o.up) || o.up < 0) throw new Error('--up must be 0 or more');
   return o;
 }
 
@@ -143,14 +149,14 @@ async function release(calls: Call[]): Promise<void> {
   await Promise.all([...byBrowser].map(([w, ids]) => w.request({ op: 'close', streamIds: ids }).catch(() => undefined)));
 }
 
-/** Wait until /stats shows nothing left (releases are acknowledged before sockets finish closing). */
-async function settled(harness: FerryMediaHarness): Promise<void> {
+/** Wait until /stats shows only the calls kept up (releases are acknowledged before sockets finish closing). */
+async function settled(harness: FerryMediaHarness, up: { pipelines: number; elements: number; boundPorts: number }): Promise<void> {
   for (let i = 0; i < 40; i++) {
     const s = await harness.stats();
-    if (s && s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0) return;
+    if (s && s.pipelines === up.pipelines && s.elements === up.elements && s.boundPorts === up.boundPorts) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error('ferry media did not return to 0 pipelines / elements / bound ports after a release');
+  throw new Error(`ferry media did not return to ${JSON.stringify(up)} pipelines / elements / bound ports after a release`);
 }
 
 function median(values: number[]): number {
@@ -182,6 +188,7 @@ async function main(): Promise<void> {
     await harness.start();
     const pid = mediaServerPid(harness.server.pid);
     const kurento = harness.kurento();
+    let up = { pipelines: 0, elements: 0, boundPorts: 0 };
     const runBurst = async (n: number, measured: boolean): Promise<void> => {
       const calls: Call[] = Array.from({ length: n }, () => ({ browser: browsers[nextBrowser++ % browsers.length]!, streamId: ++streamId }));
       if (measured && o.profile) await harness.profiler?.start();
@@ -192,19 +199,29 @@ async function main(): Promise<void> {
       const c1 = cpuMs(pid);
       if (measured && o.profile) await harness.profiler?.stop(path.join(o.out, `setup-${bursts.length}.cpuprofile`));
       await release(calls);
-      await settled(harness);
+      await settled(harness, up);
       const c2 = cpuMs(pid);
       const failed = results.filter((r) => r.status === 'rejected');
       if (failed.length > 0) throw new Error(`${failed.length} of ${n} set-ups failed: ${String((failed[0] as PromiseRejectedResult).reason)}`);
       if (measured) bursts.push({ calls: n, setupCpu: c1.process - c0.process, setupMain: c1.main - c0.main, releaseCpu: c2.process - c1.process, wallMs });
     };
+    for (let done = 0; done < o.up; done += o.burst) {
+      const calls: Call[] = Array.from({ length: Math.min(o.burst, o.up - done) }, () => ({ browser: browsers[nextBrowser++ % browsers.length]!, streamId: ++streamId }));
+      await Promise.all(calls.map((c) => setUp(kurento, c, phonePort)));
+      await Promise.all(calls.map((c) => c.browser.request({ op: 'close', streamIds: [c.streamId] })));
+    }
+    if (o.up > 0) {
+      const s = await harness.stats();
+      up = { pipelines: Number(s?.pipelines), elements: Number(s?.elements), boundPorts: Number(s?.boundPorts) };
+      process.stdout.write(`${o.up} calls up (browsers closed): ${JSON.stringify(up)}\n`);
+    }
     for (let done = 0; done < o.warmup; done += o.burst) await runBurst(Math.min(o.burst, o.warmup - done), false);
     for (let done = 0; done < o.calls; done += o.burst) await runBurst(Math.min(o.burst, o.calls - done), true);
 
     const calls = bursts.reduce((n, b) => n + b.calls, 0);
     const sum = (k: 'setupCpu' | 'setupMain' | 'releaseCpu'): number => bursts.reduce((n, b) => n + b[k], 0);
     const lines = [
-      `ferry media ${Object.entries(o.mediaEnv).map(([k, v]) => `${k}=${v}`).join(' ')}, ${calls} set-ups in bursts of ${o.burst} (after ${o.warmup} warm-up), ${o.browsers} werift browser processes${o.profile ? ', PROFILED (CPU inflated)' : ''}`,
+      `ferry media ${Object.entries(o.mediaEnv).map(([k, v]) => `${k}=${v}`).join(' ')}, ${calls} set-ups in bursts of ${o.burst} (after ${o.warmup} warm-up) with ${o.up} other calls up, ${o.browsers} werift browser processes${o.profile ? ', PROFILED (CPU inflated)' : ''}`,
       `set-up CPU per call: ${(sum('setupCpu') / calls).toFixed(1)} ms (process), ${(sum('setupMain') / calls).toFixed(1)} ms (main thread); burst median ${median(bursts.map((b) => b.setupCpu / b.calls)).toFixed(1)} ms`,
       `release CPU per call: ${(sum('releaseCpu') / calls).toFixed(1)} ms (process)`,
       `burst wall time p50: ${median(bursts.map((b) => b.wallMs)).toFixed(0)} ms (wall time depends on the machine's load; CPU much less)`,

@@ -69,7 +69,7 @@ describe('shareParsedDtlsCertificate: the DTLS certificate parsed once per proce
     const proto = RTCCertificate.prototype as unknown as Record<string, unknown>;
     assert.equal(typeof proto.getFingerprints, 'function');
     const cipher = (require(require.resolve('werift').replace(/webrtc\/src\/index\.js$/, 'dtls/src/context/cipher.js')) as {
-      CipherContext: { prototype: Record<string, unknown> };
+      CipherContext: { prototype: { parseX509: (...args: unknown[]) => void } };
     }).CipherContext;
     assert.equal(typeof cipher.prototype.parseX509, 'function');
     assert.equal(cipher.prototype.parseX509.length, 3, 'parseX509(certPem, keyPem, signatureHash)');
