@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
+import { sha1Compress } from './sha1-compress';
 
 /**
  * HMAC-SHA1 (RFC 2104) for SRTP's authentication tag (RFC 3711 §4.2.1), with the inner and outer
- * SHA-1 states of the key computed once and the compression function in JavaScript on 32-bit words.
+ * SHA-1 states of the key computed once and the compression function in JavaScript on 32-bit words
+ * (src/media/srtp/sha1-compress.ts).
  * A packet then costs 3–4 compressions and no object: node:crypto's createHmac per packet costs an Hmac
  * object, OpenSSL's per-init work and a digest Buffer, and its Hash.copy() of precomputed states two
  * Hash objects (bench/srtp-profiles.ts measures all three). The digest stays in `digest` (5 words).
@@ -12,7 +14,8 @@ export class HmacSha1 {
   private readonly outerState = new Int32Array(5);
   /** The last MAC, 5 big-endian words. */
   readonly digest = new Int32Array(5);
-  private readonly w = new Int32Array(80);
+  /** one block's 16 message words */
+  private readonly w = new Int32Array(16);
   private readonly tail = Buffer.alloc(128);
 
   constructor(key: Buffer) {
@@ -62,7 +65,7 @@ export class HmacSha1 {
     for (let i = 6; i < 15; i++) w[i] = 0;
     w[15] = (64 + 20) * 8;
     h.set(this.outerState);
-    this.rounds(h);
+    sha1Compress(h, w);
   }
 
   /** Whether the first `n` bytes of the last MAC equal buf[at, at + n), in constant time. */
@@ -85,59 +88,7 @@ export class HmacSha1 {
       const p = o + (i << 2);
       w[i] = (data[p]! << 24) | (data[p + 1]! << 16) | (data[p + 2]! << 8) | data[p + 3]!;
     }
-    this.rounds(h);
-  }
-
-  /** The 80 rounds over w[0..15] (expanded here), added into h. */
-  private rounds(h: Int32Array): void {
-    const w = this.w;
-    for (let i = 16; i < 80; i++) {
-      const x = w[i - 3]! ^ w[i - 8]! ^ w[i - 14]! ^ w[i - 16]!;
-      w[i] = (x << 1) | (x >>> 31);
-    }
-    let a = h[0]!;
-    let b = h[1]!;
-    let c = h[2]!;
-    let d = h[3]!;
-    let e = h[4]!;
-    let i = 0;
-    for (; i < 20; i++) {
-      const t = (((a << 5) | (a >>> 27)) + ((b & c) | (~b & d)) + e + 0x5a827999 + w[i]!) | 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = t;
-    }
-    for (; i < 40; i++) {
-      const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0x6ed9eba1 + w[i]!) | 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = t;
-    }
-    for (; i < 60; i++) {
-      const t = (((a << 5) | (a >>> 27)) + ((b & c) | (b & d) | (c & d)) + e + 0x8f1bbcdc + w[i]!) | 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = t;
-    }
-    for (; i < 80; i++) {
-      const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0xca62c1d6 + w[i]!) | 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = t;
-    }
-    h[0] = (h[0]! + a) | 0;
-    h[1] = (h[1]! + b) | 0;
-    h[2] = (h[2]! + c) | 0;
-    h[3] = (h[3]! + d) | 0;
-    h[4] = (h[4]! + e) | 0;
+    sha1Compress(h, w);
   }
 }
 
