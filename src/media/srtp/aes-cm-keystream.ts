@@ -54,6 +54,11 @@ export class AesCmKeystream {
     }
   }
 
+  /** AES-ECB of whole counter blocks (`blocks.length` a multiple of 16): a new Buffer of keystream. */
+  encryptBlocks(blocks: Buffer): Buffer {
+    return this.ecb.update(blocks);
+  }
+
   /** `length` bytes of keystream (used by key derivation and the test vectors). */
   keystream(iv: Buffer, length: number): Buffer {
     const out = Buffer.alloc(length);
