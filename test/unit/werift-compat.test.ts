@@ -154,8 +154,17 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
 
     // The demultiplexer sits in werift's data path: an SRTP packet werift protects on A reaches B's sink
     // (not werift's SRTP handler) and ferry's context keyed from B's DTLS session decrypts it.
+    // werift puts exactly one 'message' listener on each ICE socket; the demultiplexer replaces it with one of
+    // its own that takes selected-pair media first and hands everything else to werift's
+    const sockets = iceSockets(b.pc);
+    for (const s of sockets) assert.equal(s.listenerCount('message'), 1, "one 'message' listener (werift's) per ICE socket");
+    const weriftListeners = sockets.map((s) => s.listeners('message')[0]);
     const media: Buffer[] = [];
     const counters = demultiplexIceSockets(b.pc, (d) => media.push(Buffer.from(d)));
+    sockets.forEach((s, i) => {
+      assert.equal(s.listenerCount('message'), 1, 'still one listener');
+      assert.notEqual(s.listeners('message')[0], weriftListeners[i], "ferry's listener in place of werift's");
+    });
     const header = new RtpHeader({ payloadType: 0, sequenceNumber: 4242, timestamp: 160, ssrc: 0x1234abcd, marker: false });
     await a.transport.sendRtp(Buffer.alloc(160, 0x55), header);
     await pollUntil(() => media.length >= 1, { timeoutMs: 5000, what: 'the SRTP datagram at the demultiplexer' });
