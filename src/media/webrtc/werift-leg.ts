@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { parse as parseSdp } from 'sdp-transform';
 import {
   MediaStreamTrack,
   RTCCertificate,
@@ -34,6 +33,7 @@ import type {
   WebRtcLegEvents,
 } from './webrtc-leg';
 import { attachLocalTrack } from './local-track';
+import { readAudioLine } from './audio-line-reader';
 import {
   compactDtlsBuffers,
   configureIceConsent,
@@ -669,18 +669,17 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   private readNegotiation(sdp: string): NegotiatedAudio | undefined {
-    const session = parseSdp(sdp);
-    const m = (session.media ?? []).find((x) => x.type === 'audio' && Number(x.port) !== 0);
+    const m = readAudioLine(sdp);
     const ssrc = this.transceiver?.sender.ssrc;
     if (!m || ssrc === undefined) return undefined;
-    const order = String(m.payloads ?? '').split(/\s+/).map(Number);
-    const names = new Map((m.rtp ?? []).map((r) => [r.payload, r.codec.toUpperCase()]));
+    const order = m.payloads;
+    const names = m.names;
     const nameOf = (pt: number) => names.get(pt) ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '');
     const first = order.find((pt) => nameOf(pt) === 'PCMU' || nameOf(pt) === 'PCMA');
     if (first === undefined) return undefined;
     const name = nameOf(first) as G711Codec;
     const te = order.find((pt) => names.get(pt) === 'TELEPHONE-EVENT');
-    const direction = (['sendrecv', 'sendonly', 'recvonly', 'inactive'] as const).find((d) => m.direction === d) ?? 'sendrecv';
+    const direction = m.direction ?? 'sendrecv';
     return {
       codec: { name, payloadType: first, clockRate: 8000 },
       telephoneEvent: te !== undefined ? { payloadType: te } : undefined,
