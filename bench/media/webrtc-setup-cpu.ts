@@ -9,7 +9,6 @@
  * CPU per set-up, not wall time: it holds on a loaded machine where wall time does not.
  *
  *   node --import tsx bench/media/webrtc-setup-cpu.ts [--calls 50] [--burst 10] [--warmup 10] [--up 0] [--profile] [--media-env K=V,...]
- *   npm run bench:webrtc-setup -- --calls 50
  *
  * The phone side of each call is a UDP socket of this process that only drains what ferry media sends it, so
  * no RTP is relayed towards ferry media; the browsers send 50 packets/s from DTLS connected until their burst is
