@@ -17,6 +17,8 @@ async function webphoneHears(call: MediaCall, since: number, n: number, what: st
  * (the 10-minute version runs on a fake clock in s08-s09-s11-s12-long-durations-*; S9 is in s09-*).
  * A false end shows as a MediaSessionTerminated / MediaStateChanged(DISCONNECTED) event to the live
  * proxy, or (orphaned call) as ferry media releasing the pipeline.
+ * The two scenarios are independent calls on one ferry media (each its own pipeline, proxy and phone)
+ * and run at the same time: each waits out its own mute in real time.
  */
 const DEAD_MS = 2000;
 const MUTE_MS = 3 * DEAD_MS;
@@ -25,7 +27,7 @@ function endEvents(events: ProxyEvent[]): ProxyEvent[] {
   return events.filter((e) => e.event === 'MediaSessionTerminated' || (e.event === 'MediaStateChanged' && e.data.newState === 'DISCONNECTED'));
 }
 
-describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 s)', { timeout: 300_000 }, () => {
+describe('S8: IP phone mute never ends a call (real packets, T_dead 2 s, mute 6 s)', { timeout: 300_000, concurrency: true }, () => {
   let media: MediaServerProcess;
   const closers: (() => Promise<void>)[] = [];
 
