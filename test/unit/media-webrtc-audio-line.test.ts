@@ -51,7 +51,7 @@ test('on the SDP werift writes (offer and answer), the line scan reads what sdp-
   }
 });
 
-test('edge cases: a rejected audio line first, video first, each direction, static types without rtpmap, LF line ends', () => {
+test('edge cases: a rejected audio line first, video first, each direction, static types without rtpmap, LF line ends', { timeout: 10_000 }, () => {
   const head = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=sendonly'];
   const cases = [
     [...head, 'm=audio 0 UDP/TLS/RTP/SAVPF 0', 'a=rtpmap:0 PCMU/8000', 'a=inactive', 'm=audio 9 UDP/TLS/RTP/SAVPF 8 0 101', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000', 'a=recvonly'],

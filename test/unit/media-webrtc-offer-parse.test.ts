@@ -45,7 +45,7 @@ function chromiumOffer(sessionId: string): string {
   ].join('\r\n');
 }
 
-test('the offer is parsed once and shared by webRtcOfferPlan, checkRemoteSdp and restrictOfferCodecs', () => {
+test('the offer is parsed once and shared by webRtcOfferPlan, checkRemoteSdp and restrictOfferCodecs', { timeout: 10_000 }, () => {
   const offer = chromiumOffer('4611731400430051336');
   const plan = webRtcOfferPlan(offer);
   assert.equal(plan.carried, 0);
@@ -57,7 +57,7 @@ test('the offer is parsed once and shared by webRtcOfferPlan, checkRemoteSdp and
   assert.notEqual(parseRemoteSdp(offer), shared, 'only the last parse is kept');
 });
 
-test('restrictOfferCodecs changes nothing in the shared parse, and restricts what the stack gets as before', () => {
+test('restrictOfferCodecs changes nothing in the shared parse, and restricts what the stack gets as before', { timeout: 10_000 }, () => {
   const offer = chromiumOffer('5611731400430051336');
   const before = checkRemoteSdp(offer, 'process-offer');
   const shared = parseRemoteSdp(offer);
