@@ -214,83 +214,87 @@ describe('ferry sip: connection hygiene on SIP TCP and WebSocket', { timeout: 24
     assert.match(noLength.text(), /\r\nCall-ID: nolength\r\n/);
   });
 
-  test('idle: connections without a registration are closed at the idle timeout; a JsSIP webphone registered over WS keeps its connection and still gets an INVITE; a lapsed registration no longer holds one', async () => {
-    const idleMs = 1500;
-    const e = await engine({ FERRY_SIP_IDLE_TIMEOUT_MS: String(idleMs) });
-    let registrar!: ReturnType<typeof installDigestRegistrar>;
-    const app = await connectSrf({ host: '127.0.0.1', port: e.ports.control, secret: 'cymru' }, (srf: Srf) => {
-      registrar = installDigestRegistrar(srf, 'ferry.test', 'alice', 'pa55-word');
-    });
-    apps.push(app);
-    const jssip = await registerJsSip(e.ports.ws, 'alice', 'pa55-word');
-    cleanups.push(() => jssip.stop());
-    const jssipContact = registrar.contactUri!;
-    // nobody uses these: a silent TCP connection, a silent WebSocket, a TCP client whose OPTIONS was answered
-    const silentTcp = keep(await rawTcp(e.ports.sip));
-    const silentWs = keep(await rawWebSocket(e.ports.ws));
-    const answered = keep(await rawTcp(e.ports.sip));
-    answered.socket.write(optionsRequest(e.ports.sip, answered.socket.localPort!, 'idle-options'));
-    await waitUntil(() => /^SIP\/2\.0 \d{3}/.test(answered.text()), 5000, 'the OPTIONS answered');
-    // a WebSocket that registers for 3 s and does not refresh
-    const lapsing = keep(await rawWebSocket(e.ports.ws));
-    const registeredAt = await registerRawWs(lapsing, 'alice', 'pa55-word', 3);
-    const closing = [silentTcp, silentWs, answered];
-    await waitUntil(() => closing.every((c) => c.closedAt !== undefined), idleMs + 5000, 'the unused connections closed');
-    for (const c of closing) {
-      const lived = c.closedAt! - c.openedAt;
-      assert.ok(lived >= idleMs - 200 && lived < idleMs + 4000, `an unused connection was closed after ${lived} ms (idle timeout ${idleMs} ms)`);
-    }
-    await waitUntil(() => lapsing.closedAt !== undefined, 3000 + idleMs + 5000, 'the lapsed registration\'s connection closed');
-    const lapsedAfter = lapsing.closedAt! - registeredAt;
-    console.log(`# unused connections closed after ${closing.map((c) => c.closedAt! - c.openedAt).join(', ')} ms; the 3 s registration's after ${lapsedAfter} ms (idle timeout ${idleMs} ms)`);
-    assert.ok(lapsedAfter >= 2900, `the registered connection was closed ${lapsedAfter} ms after its REGISTER, before the registration expired`);
-    // positive control: the registered webphone's connection, as old as the others, is open and carries an INVITE
-    await realTimePause(idleMs); // real time: it must live through one more idle timeout of the ferry sip process
-    assert.equal(jssip.disconnectedAt(), undefined, 'the registered webphone\'s WebSocket is still open');
-    assert.ok(Date.now() - jssip.connectedAt >= 3 * idleMs, 'it lived through several idle timeouts');
-    const uac = app.srf.createUAC(jssipContact, { localSdp: g711Sdp(40_002) }).catch((err: Error) => err);
-    await waitUntil(() => jssip.invites() > 0, 5000, 'the INVITE reached the registered webphone');
-    await uac;
-    jssip.stop();
-    await logged(e, /SIP connection closed from 127\.0\.0\.1: idle/);
-  });
-
-  test('idle: a TCP phone whose INVITE rings past the idle timeout and whose call then lasts past it keeps its connection; the BYE reaches it over it', async () => {
-    const idleMs = 1500;
-    const e = await engine({ FERRY_SIP_IDLE_TIMEOUT_MS: String(idleMs) });
-    let dialog: Srf.Dialog | undefined;
-    const app = await connectSrf({ host: '127.0.0.1', port: e.ports.control, secret: 'cymru' }, (srf: Srf) => {
-      srf.invite((req: Srf.SrfRequest, res: Srf.SrfResponse) => {
-        res.send(180);
-        setTimeout(() => {
-          srf.createUAS(req, res, { localSdp: g711Sdp(40_010) }).then((d) => { dialog = d; }, () => { /* the test fails on its own waits */ });
-        }, 2 * idleMs);
+  // the two idle-timeout scenarios each have their own ferry sip and wait out its idle timeout in real
+  // time: they run at the same time
+  describe('idle timeout', { concurrency: true }, () => {
+    test('idle: connections without a registration are closed at the idle timeout; a JsSIP webphone registered over WS keeps its connection and still gets an INVITE; a lapsed registration no longer holds one', async () => {
+      const idleMs = 1500;
+      const e = await engine({ FERRY_SIP_IDLE_TIMEOUT_MS: String(idleMs) });
+      let registrar!: ReturnType<typeof installDigestRegistrar>;
+      const app = await connectSrf({ host: '127.0.0.1', port: e.ports.control, secret: 'cymru' }, (srf: Srf) => {
+        registrar = installDigestRegistrar(srf, 'ferry.test', 'alice', 'pa55-word');
       });
+      apps.push(app);
+      const jssip = await registerJsSip(e.ports.ws, 'alice', 'pa55-word');
+      cleanups.push(() => jssip.stop());
+      const jssipContact = registrar.contactUri!;
+      // nobody uses these: a silent TCP connection, a silent WebSocket, a TCP client whose OPTIONS was answered
+      const silentTcp = keep(await rawTcp(e.ports.sip));
+      const silentWs = keep(await rawWebSocket(e.ports.ws));
+      const answered = keep(await rawTcp(e.ports.sip));
+      answered.socket.write(optionsRequest(e.ports.sip, answered.socket.localPort!, 'idle-options'));
+      await waitUntil(() => /^SIP\/2\.0 \d{3}/.test(answered.text()), 5000, 'the OPTIONS answered');
+      // a WebSocket that registers for 3 s and does not refresh
+      const lapsing = keep(await rawWebSocket(e.ports.ws));
+      const registeredAt = await registerRawWs(lapsing, 'alice', 'pa55-word', 3);
+      const closing = [silentTcp, silentWs, answered];
+      await waitUntil(() => closing.every((c) => c.closedAt !== undefined), idleMs + 5000, 'the unused connections closed');
+      for (const c of closing) {
+        const lived = c.closedAt! - c.openedAt;
+        assert.ok(lived >= idleMs - 200 && lived < idleMs + 4000, `an unused connection was closed after ${lived} ms (idle timeout ${idleMs} ms)`);
+      }
+      await waitUntil(() => lapsing.closedAt !== undefined, 3000 + idleMs + 5000, 'the lapsed registration\'s connection closed');
+      const lapsedAfter = lapsing.closedAt! - registeredAt;
+      console.log(`# unused connections closed after ${closing.map((c) => c.closedAt! - c.openedAt).join(', ')} ms; the 3 s registration's after ${lapsedAfter} ms (idle timeout ${idleMs} ms)`);
+      assert.ok(lapsedAfter >= 2900, `the registered connection was closed ${lapsedAfter} ms after its REGISTER, before the registration expired`);
+      // positive control: the registered webphone's connection, as old as the others, is open and carries an INVITE
+      await realTimePause(idleMs); // real time: it must live through one more idle timeout of the ferry sip process
+      assert.equal(jssip.disconnectedAt(), undefined, 'the registered webphone\'s WebSocket is still open');
+      assert.ok(Date.now() - jssip.connectedAt >= 3 * idleMs, 'it lived through several idle timeouts');
+      const uac = app.srf.createUAC(jssipContact, { localSdp: g711Sdp(40_002) }).catch((err: Error) => err);
+      await waitUntil(() => jssip.invites() > 0, 5000, 'the INVITE reached the registered webphone');
+      await uac;
+      jssip.stop();
+      await logged(e, /SIP connection closed from 127\.0\.0\.1: idle/);
     });
-    apps.push(app);
-    const phone = keep(await rawTcp(e.ports.sip));
-    const unused = keep(await rawTcp(e.ports.sip)); // control: opened at the same time, carries nothing
-    const local = phone.socket.localPort!;
-    const sdp = g711Sdp(40_012);
-    phone.socket.write(inviteHead(e.ports.sip, local, 'ringing-call', Buffer.byteLength(sdp)) + sdp);
-    await waitUntil(() => /^SIP\/2\.0 200 /m.test(phone.text()), 2 * idleMs + 10_000, 'the 200 after ringing past the idle timeout');
-    const ok = phone.text().slice(phone.text().search(/^SIP\/2\.0 200 /m));
-    const header = (name: string) => new RegExp(`^${name}: ([^\r\n]*)`, 'mi').exec(ok)?.[1] ?? '';
-    const contactUri = /<([^>]+)>/.exec(header('Contact'))?.[1] ?? '';
-    phone.socket.write(sipLines([`ACK ${contactUri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${local};branch=z9hG4bKack${Date.now()}`,
-      'Max-Forwards: 70', `From: ${header('From')}`, `To: ${header('To')}`, 'Call-ID: ringing-call', 'CSeq: 1 ACK', 'Content-Length: 0', '', '']));
-    await waitUntil(() => dialog !== undefined, 5000, 'the app\'s dialog confirmed by the ACK');
-    assert.ok(unused.closedAt !== undefined, 'the unused connection was closed at the idle timeout meanwhile (control)');
-    // the call lasts past the idle timeout with no SIP on its connection
-    await realTimePause(2 * idleMs); // real time: two idle timeouts of the ferry sip process pass
-    assert.equal(phone.closedAt, undefined, 'the connection of a ringing, then established call is never closed for idleness');
-    const bye = destroyDialog(dialog!);
-    await waitUntil(() => /^BYE /m.test(phone.text()), 5000, 'the BYE over the same connection');
-    const byeText = phone.text().slice(phone.text().search(/^BYE /m));
-    const byeHeaders = byeText.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
-    phone.socket.write(sipLines(['SIP/2.0 200 OK', ...byeHeaders, 'Content-Length: 0', '', '']));
-    await bye;
-    console.log(`# call over TCP: rang ${2 * idleMs} ms and lasted ${2 * idleMs} ms more with idle timeout ${idleMs} ms; the unused connection lived ${unused.closedAt! - unused.openedAt} ms`);
+
+    test('idle: a TCP phone whose INVITE rings past the idle timeout and whose call then lasts past it keeps its connection; the BYE reaches it over it', async () => {
+      const idleMs = 1500;
+      const e = await engine({ FERRY_SIP_IDLE_TIMEOUT_MS: String(idleMs) });
+      let dialog: Srf.Dialog | undefined;
+      const app = await connectSrf({ host: '127.0.0.1', port: e.ports.control, secret: 'cymru' }, (srf: Srf) => {
+        srf.invite((req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+          res.send(180);
+          setTimeout(() => {
+            srf.createUAS(req, res, { localSdp: g711Sdp(40_010) }).then((d) => { dialog = d; }, () => { /* the test fails on its own waits */ });
+          }, 2 * idleMs);
+        });
+      });
+      apps.push(app);
+      const phone = keep(await rawTcp(e.ports.sip));
+      const unused = keep(await rawTcp(e.ports.sip)); // control: opened at the same time, carries nothing
+      const local = phone.socket.localPort!;
+      const sdp = g711Sdp(40_012);
+      phone.socket.write(inviteHead(e.ports.sip, local, 'ringing-call', Buffer.byteLength(sdp)) + sdp);
+      await waitUntil(() => /^SIP\/2\.0 200 /m.test(phone.text()), 2 * idleMs + 10_000, 'the 200 after ringing past the idle timeout');
+      const ok = phone.text().slice(phone.text().search(/^SIP\/2\.0 200 /m));
+      const header = (name: string) => new RegExp(`^${name}: ([^\r\n]*)`, 'mi').exec(ok)?.[1] ?? '';
+      const contactUri = /<([^>]+)>/.exec(header('Contact'))?.[1] ?? '';
+      phone.socket.write(sipLines([`ACK ${contactUri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${local};branch=z9hG4bKack${Date.now()}`,
+        'Max-Forwards: 70', `From: ${header('From')}`, `To: ${header('To')}`, 'Call-ID: ringing-call', 'CSeq: 1 ACK', 'Content-Length: 0', '', '']));
+      await waitUntil(() => dialog !== undefined, 5000, 'the app\'s dialog confirmed by the ACK');
+      assert.ok(unused.closedAt !== undefined, 'the unused connection was closed at the idle timeout meanwhile (control)');
+      // the call lasts past the idle timeout with no SIP on its connection
+      await realTimePause(2 * idleMs); // real time: two idle timeouts of the ferry sip process pass
+      assert.equal(phone.closedAt, undefined, 'the connection of a ringing, then established call is never closed for idleness');
+      const bye = destroyDialog(dialog!);
+      await waitUntil(() => /^BYE /m.test(phone.text()), 5000, 'the BYE over the same connection');
+      const byeText = phone.text().slice(phone.text().search(/^BYE /m));
+      const byeHeaders = byeText.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+      phone.socket.write(sipLines(['SIP/2.0 200 OK', ...byeHeaders, 'Content-Length: 0', '', '']));
+      await bye;
+      console.log(`# call over TCP: rang ${2 * idleMs} ms and lasted ${2 * idleMs} ms more with idle timeout ${idleMs} ms; the unused connection lived ${unused.closedAt! - unused.openedAt} ms`);
+    });
   });
 
   test('caps: the per-source cap refuses the (cap+1)th connection (TCP and WS count together), the global cap refuses another address; a freed slot is taken again', async () => {
