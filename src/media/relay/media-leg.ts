@@ -47,6 +47,38 @@ export function emptyLegActivity(): LegActivity {
   };
 }
 
+/**
+ * A leg's activity counters as it keeps them per packet: times start as NaN ("not yet") rather than
+ * undefined, so V8 keeps them as unboxed doubles and a packet's `lastRtpInAt = now` stores in place — with
+ * `number | undefined` fields every such store boxed a new HeapNumber (an allocation and a write barrier
+ * per packet). `snapshot()` gives the LegActivity the rest of ferry reads (undefined for "not yet").
+ */
+export class LegCounters {
+  lastRtpInAt = NaN;
+  lastRtcpInAt = NaN;
+  lastRtpOutAt = NaN;
+  packetsIn = 0;
+  packetsOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  snapshot(): LegActivity {
+    return {
+      lastRtpInAt: timeOrUndefined(this.lastRtpInAt),
+      lastRtcpInAt: timeOrUndefined(this.lastRtcpInAt),
+      lastRtpOutAt: timeOrUndefined(this.lastRtpOutAt),
+      packetsIn: this.packetsIn,
+      packetsOut: this.packetsOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+    };
+  }
+}
+
+function timeOrUndefined(t: number): number | undefined {
+  return Number.isNaN(t) ? undefined : t;
+}
+
 export interface MediaLegEvents {
   /**
    * A plain RTP packet arrived from the peer (after SRTP decryption for WebRTC). Legs emit only packets

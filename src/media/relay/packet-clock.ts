@@ -10,14 +10,15 @@ import type { Clock } from '../../common/clock';
  * harness) and the turn's clock and time.
  */
 let turnClock: Clock | undefined;
-let turnNow = 0;
+/** The turn's time in a typed array: a module `let` holding a double boxes a new HeapNumber per store. */
+const turnNow = new Float64Array(1);
 let depth = 0;
 
 /** Start a packet turn at `now` (read from `clock`); pair every call with `endPacketTurn()` (try/finally). */
 export function beginPacketTurn(clock: Clock, now: number): void {
   if (depth++ === 0) {
     turnClock = clock;
-    turnNow = now;
+    turnNow[0] = now;
   }
 }
 
@@ -30,5 +31,5 @@ export function endPacketTurn(): void {
 
 /** The current packet turn's time when it was read from `clock`, else `clock.now()`. */
 export function packetNow(clock: Clock): number {
-  return depth > 0 && turnClock === clock ? turnNow : clock.now();
+  return depth > 0 && turnClock === clock ? turnNow[0]! : clock.now();
 }

@@ -69,7 +69,8 @@ export class RtcpSession {
   private packetsSent = 0;
   private octetsSent = 0;
   private lastRtpTimestamp = 0;
-  private lastRtpSentAt: number | undefined;
+  /** NaN until the first packet (a double field: no HeapNumber boxed per packet) */
+  private lastRtpSentAt = NaN;
   /** Packets sent when the previous two reports went out (we_sent: sent since either). */
   private packetsSentAtReport = [0, 0];
   /** RTP packets received from the peer (any SSRC), and that count at our last report. */
@@ -221,7 +222,7 @@ export class RtcpSession {
     const sender: SenderInfo | undefined = weSent
       ? {
           ntpMs: now,
-          rtpTimestamp: (this.lastRtpTimestamp + Math.round(((now - (this.lastRtpSentAt ?? now)) * this.options.clockRate) / 1000)) >>> 0,
+          rtpTimestamp: (this.lastRtpTimestamp + Math.round(((now - (Number.isNaN(this.lastRtpSentAt) ? now : this.lastRtpSentAt)) * this.options.clockRate) / 1000)) >>> 0,
           packetCount: this.packetsSent,
           octetCount: this.octetsSent,
         }

@@ -5,7 +5,7 @@ import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
 import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
-import { emptyLegActivity, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
+import { LegCounters, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import type { SrtpContext } from '../srtp/srtp-context';
@@ -71,7 +71,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private implausibleLogged = false;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
-  private readonly counters: LegActivity = emptyLegActivity();
+  private readonly counters = new LegCounters();
   private srtp: RtpLegSrtp | undefined;
   private srtpDropped = 0;
   /** A consumer's direct per-packet callback (setRtpHandler), called before any 'rtp' listener. */
@@ -204,7 +204,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   activity(): LegActivity {
-    return { ...this.counters };
+    return this.counters.snapshot();
   }
 
   boundPorts(): number {
@@ -257,7 +257,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       }
       msg = clear;
     }
-    if (msg.length < 12 || !this.accept(this.rtp, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1)) {
+    const path = this.rtp;
+    // a connected path is latched (the kernel filters the sender): the payload-type table is not read then
+    if (msg.length < 12 || (!path.connected && !path.connecting && !this.accept(path, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1))) {
       if (msg.length >= 12 && !this.implausibleLogged && rinfo.address === this.rtp.sdpAddress && rinfo.port === this.rtp.sdpPort) {
         // the peer's own address sends a payload type the offer/answer did not agree: a peer that plays
         // another codec than it offered is silent through ferry; say so once, it is otherwise invisible
