@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`) and CI's (.ci/run): installs the Debian packages of every
 # external program the tests run (scripts/test-tools.txt) when missing, makes sure a Redis answers on
-# 127.0.0.1:6379, type-checks, then runs every test (or only the test files given as arguments).
+# 127.0.0.1:6379, type-checks (beside the parallel lane of the tests), and runs every test (or only the
+# test files given as arguments, after the type-check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,7 +54,7 @@ fi
 
 # 3. dependencies, type-check, tests
 [ -d node_modules ] || npm ci
-npx tsc --noEmit -p tsconfig.json
+typecheck() { npx tsc --noEmit -p tsconfig.json; }
 
 export NODE_ENV=test
 # --test-force-exit: a file's process ends once its tests and hooks are done, instead of idling while a
@@ -67,6 +68,7 @@ run_files() { # <concurrency> <files...>
 
 # Files given as arguments run as they always did: one at a time, in the order given.
 if [ $# -gt 0 ]; then
+  typecheck
   # shellcheck disable=SC2086 # word splitting wanted: `npm test -- "a.ts b.ts"` works too
   exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec $*
 fi
@@ -78,6 +80,7 @@ fi
 concurrency=${FERRY_TEST_CONCURRENCY:-2}
 case "$concurrency" in '' | *[!0-9]* | 0) echo "test: FERRY_TEST_CONCURRENCY must be a whole number >= 1, not '$concurrency'" >&2; exit 2 ;; esac
 if [ "$concurrency" = 1 ]; then
+  typecheck
   mapfile -t files < <(find test -name '*.test.ts' | sort)
   exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec "${files[@]}"
 fi
@@ -98,11 +101,26 @@ fi
 started=$SECONDS
 parallel_rc=0
 serial_rc=0
+# The type-check runs beside the parallel lane (whose files are untouched by another process's load)
+# instead of before it; its output is printed once it is done, and a type error stops npm test there,
+# before the paired and serial lanes.
+typecheck_log=$(mktemp "${TMPDIR:-/tmp}/ferry-typecheck.XXXXXX")
+typecheck >"$typecheck_log" 2>&1 &
+typecheck_pid=$!
 if [ ${#parallel_files[@]} -gt 0 ]; then
-  echo "test: parallel lane: ${#parallel_files[@]} files, $concurrency at a time (test/lanes.json)"
+  echo "test: parallel lane: ${#parallel_files[@]} files, $concurrency at a time (test/lanes.json), the type-check beside them"
   run_files "$concurrency" "${parallel_files[@]}" || parallel_rc=$?
   echo "test: parallel lane: exit code $parallel_rc after $(( SECONDS - started )) s"
 fi
+typecheck_rc=0
+wait "$typecheck_pid" || typecheck_rc=$?
+cat "$typecheck_log"
+rm -f "$typecheck_log"
+if [ "$typecheck_rc" -ne 0 ]; then
+  echo "test: the type-check (tsc --noEmit) failed with exit code $typecheck_rc; the paired and serial lanes did not run" >&2
+  exit 1
+fi
+echo "test: type-check passed (done beside the parallel lane, $(( SECONDS - started )) s in)"
 paired_started=$SECONDS
 paired_rc=0
 if [ ${#paired_files[@]} -gt 0 ]; then
