@@ -11,7 +11,7 @@ import {
 } from 'werift';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/logger';
-import { emptyLegActivity, type LegActivity, type LegEndReason } from '../relay/media-leg';
+import { LegCounters, type LegActivity, type LegEndReason } from '../relay/media-leg';
 import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { unbindableAddresses } from './ice-address-probe';
@@ -124,7 +124,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   /** Created once negotiated and connected (it needs the signalled SSRC). */
   private rtcpSession: RtcpSession | undefined;
 
-  private stats: LegActivity = emptyLegActivity();
+  private stats = new LegCounters();
   /** ferry's SRTP contexts, keyed once DTLS is connected. */
   private srtp: DtlsSrtpSession | undefined;
   /** What the RFC 7983 demultiplexer on the ICE sockets did (strangers dropped, forged alerts, media in, ...). */
@@ -349,7 +349,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   activity(): LegActivity {
-    return { ...this.stats };
+    return this.stats.snapshot();
   }
 
   /**
