@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parse } from 'sdp-transform';
-import { checkRemoteSdp, parseRemoteSdp, restrictOfferCodecs, webRtcOfferPlan } from '../../src/media/webrtc/remote-sdp-check';
+import { parse, write } from 'sdp-transform';
+import { offerForStack } from '../../src/media/sdp/rejected-media';
+import { checkRemoteSdp, parseRemoteSdp, restrictOfferCodecs, webRtcOfferPlan, type RemoteAudioOffer } from '../../src/media/webrtc/remote-sdp-check';
 
 /**
  * A browser's offer is parsed once on its way into a WebRtcEndpoint (remote-sdp-check.ts): webRtcOfferPlan,
@@ -81,4 +82,44 @@ test('restrictOfferCodecs changes nothing in the shared parse, and restricts wha
 
   // without the parse handed in, the same result (it is parsed, or taken from the last parse)
   assert.equal(restrictOfferCodecs(offer, before, 'PCMU'), forStack);
+});
+
+/** The restriction as it was done before, through sdp-transform (parse, change, write): the reference. */
+function restrictedByRewrite(offer: string, audio: RemoteAudioOffer, codec: 'PCMU' | 'PCMA'): string {
+  const session = parse(offer);
+  const m = session.media[audio.mLineIndex]!;
+  const keep = new Set<number>([codec === 'PCMU' ? 0 : 8]);
+  if (audio.telephoneEvent !== undefined) keep.add(audio.telephoneEvent);
+  m.payloads = [...keep].join(' ');
+  m.rtp = (m.rtp ?? []).filter((r) => keep.has(r.payload));
+  if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
+  if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
+  for (const x of session.media) if (x.candidates) x.candidates = x.candidates.filter((c) => !/\.local\.?$/i.test(String(c.ip)));
+  return offerForStack(write(session), audio.mLineIndex);
+}
+
+test('the line-based restriction says what the parse-and-write one said (offers from Chromium, Firefox, odd ones)', { timeout: 10_000 }, () => {
+  const chromium = chromiumOffer('6611731400430051336');
+  const firefox = [
+    'v=0', 'o=mozilla...THIS_IS_SDPARTA-99.0 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0',
+    'a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99',
+    'a=group:BUNDLE 0', 'a=ice-options:trickle', 'a=msid-semantic:WMS *',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 109 9 0 8 101', 'c=IN IP4 0.0.0.0', 'a=sendrecv',
+    'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level', 'a=fmtp:109 maxplaybackrate=48000;stereo=1;useinbandfec=1',
+    'a=fmtp:101 0-15', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=ice-ufrag:abcd', 'a=mid:0', 'a=rtcp-mux',
+    'a=rtpmap:109 opus/48000/2', 'a=rtpmap:9 G722/8000/1', 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000',
+    'a=rtpmap:101 telephone-event/8000', 'a=rtcp-fb:* nack', 'a=setup:actpass', 'a=ssrc:1234 cname:{x}', '',
+  ].join('\r\n');
+  // LF line ends, a stray non-SDP line, an mDNS candidate on the second (rejected) line too
+  const odd = chromium.replace(/\r\n/g, '\n').replace('a=rtcp-mux\n', 'a=rtcp-mux\n  \nnot an sdp line\n') + 'a=candidate:3 1 udp 1 abc.local 9 typ host\n';
+  for (const [name, offer] of [['chromium', chromium], ['firefox', firefox], ['odd', odd]] as const) {
+    const audio = checkRemoteSdp(offer, 'process-offer');
+    for (const codec of ['PCMU', 'PCMA'] as const) {
+      const ours = restrictOfferCodecs(offer, audio, codec);
+      const reference = restrictedByRewrite(offer, audio, codec);
+      assert.deepEqual(parse(ours), parse(reference), `${name} ${codec}: the same SDP to the stack`);
+      assert.ok(ours.endsWith('\r\n') && !/[^\r]\n/.test(ours), `${name}: CRLF line ends`);
+      assert.doesNotMatch(ours, /\.local/, `${name}: no mDNS candidate left`);
+    }
+  }
 });

@@ -145,21 +145,39 @@ export function chooseG711(offer: RemoteAudioOffer, preferred: G711Codec): G711C
  * (the chosen G.711 and telephone-event/8000). werift matches telephone-event by name and could otherwise
  * answer Chromium's telephone-event/48000. Every other m-line is already rejected (port 0, out of the
  * BUNDLE group), so the stack sets up nothing for it. The original text stays the remote session descriptor.
+ * Done on the lines of the offer (the m-line's format list, and the carried line's rtpmap/fmtp/rtcp-fb lines of
+ * other payload types, dropped), not by writing the parse back out: sdp-transform's writer costs as much as its
+ * parser. Lines sdp-transform would not parse (not `x=...`) are dropped, as its writer drops them.
  */
 export function restrictOfferCodecs(offer: string, audio: RemoteAudioOffer, codec: G711Codec, parsed: ParsedSdp = parseChecked(offer)): string {
-  const carried = parsed.media[audio.mLineIndex];
-  if (!carried) return offer;
+  if (!parsed.media[audio.mLineIndex]) return offer;
   const keep = new Set<number>([codec === 'PCMU' ? 0 : 8]);
   if (audio.telephoneEvent !== undefined) keep.add(audio.telephoneEvent);
-  // a copy of what changes: the parsed offer is shared (parseChecked)
-  const m = { ...carried };
-  m.payloads = [...keep].join(' ');
-  m.rtp = (m.rtp ?? []).filter((r) => keep.has(r.payload));
-  if (m.fmtp) m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
-  if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
-  const session = { ...parsed, media: parsed.media.map((x, i) => (i === audio.mLineIndex ? m : x)) };
-  return offerForStack(write(withoutMdnsCandidates(session)), audio.mLineIndex);
+  const out: string[] = [];
+  let section = -1;
+  for (const line of offer.split(/\r\n|\r|\n/)) {
+    if (!SDP_LINE.test(line)) continue;
+    if (line.startsWith('m=')) {
+      section++;
+      if (section === audio.mLineIndex) {
+        const [type, port, protocol] = line.slice(2).trim().split(/\s+/);
+        out.push(`m=${type} ${port} ${protocol} ${[...keep].join(' ')}`);
+        continue;
+      }
+    } else if (section === audio.mLineIndex) {
+      const pt = PAYLOAD_ATTRIBUTE.exec(line);
+      if (pt && !keep.has(Number(pt[1]))) continue;
+    }
+    if (line.startsWith('a=candidate:') && isMdnsCandidate(line)) continue;
+    out.push(line);
+  }
+  return offerForStack(out.join('\r\n'), audio.mLineIndex);
 }
+
+/** A line sdp-transform parses (`<letter>=<value>`). */
+const SDP_LINE = /^[a-z]=/;
+/** An attribute of one payload type (`a=rtcp-fb:*` applies to all and is kept). */
+const PAYLOAD_ATTRIBUTE = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)(?:\s|$)/;
 
 /** An `xxx.local` host (a browser hiding its address behind mDNS): ferry media does not resolve those. */
 export function isMdnsCandidate(candidate: string): boolean {
