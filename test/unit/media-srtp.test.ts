@@ -158,6 +158,35 @@ describe('SRTP (RFC 3711) AES_CM_128_HMAC_SHA1_80', { timeout: 120_000 }, () => 
     assert.equal(receiver.counters.replays, 3);
   });
 
+  test('interleaved SSRCs (one above 2^31) keep their own replay windows and rollover counters, across a sequence wrap and past 64 streams', () => {
+    const { sender, receiver } = pair();
+    const a = 0x01020304;
+    const b = 0xfedcba98; // above 2^31
+    const wire: { ssrc: number; seq: number; packet: Buffer }[] = [];
+    for (let i = 0; i < 200; i++) {
+      for (const ssrc of [a, b]) {
+        const seq = 65_500 + i + (ssrc === b ? 7 : 0); // both wrap, at different packets
+        wire.push({ ssrc, seq, packet: sender.protectRtp(rtp(seq, ssrc)) });
+      }
+    }
+    for (const w of wire) {
+      const copy = Buffer.from(w.packet);
+      const plain = receiver.unprotectRtp(w.packet);
+      assert.ok(plain, `ssrc ${w.ssrc.toString(16)} seq ${w.seq}`);
+      assert.equal(plain.readUInt32BE(8), w.ssrc);
+      assert.equal(receiver.unprotectRtp(copy), undefined, 'the same packet again is a replay');
+    }
+    assert.equal(receiver.receiveRoc(a), 1);
+    assert.equal(receiver.receiveRoc(b), 1);
+    assert.equal(receiver.counters.replays, wire.length);
+    // 70 more streams: both sides empty their tables at 64 streams (a bound), so A and B start again at ROC 0 on both
+    for (let k = 0; k < 70; k++) assert.ok(receiver.unprotectRtp(sender.protectRtp(rtp(1, 0x5000 + k))));
+    for (const ssrc of [a, b]) {
+      const next = sender.protectRtp(rtp(65_500 + 200 + (ssrc === b ? 7 : 0), ssrc));
+      assert.ok(receiver.unprotectRtp(next), `ssrc ${ssrc.toString(16)} after the flood`);
+    }
+  });
+
   test('a replayed SRTCP packet is refused and the SRTCP index carries the E flag', () => {
     const { sender, receiver } = pair();
     const first = sender.protectRtcp(receiverReport(42));

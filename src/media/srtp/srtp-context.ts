@@ -56,6 +56,11 @@ export class SrtpContext {
   private readonly receiveStreams = new Map<number, ReplayWindow>();
   private readonly rtcpWindows = new Map<number, ReplayWindow>();
   private readonly sendStreams = new Map<number, SendStream>();
+  /** The last stream each way and its SSRC (always also in its Map, until the Map is cleared). */
+  private lastReceivedSsrc = -1;
+  private lastReceived: ReplayWindow | undefined;
+  private lastSentSsrc = -1;
+  private lastSent: SendStream | undefined;
   private srtcpIndex: number;
   private lastIndex = -1;
   readonly counters: SrtpCounters = { unprotected: 0, authFailures: 0, replays: 0, malformed: 0 };
@@ -130,7 +135,7 @@ export class SrtpContext {
     }
     const ssrc = packet.readUInt32BE(8);
     const seq = packet.readUInt16BE(2);
-    const window = this.receiveStreams.get(ssrc);
+    const window = this.lastReceived !== undefined && this.lastReceivedSsrc === ssrc ? this.lastReceived : this.receiveStreams.get(ssrc);
     const index = window === undefined || window.highestIndex < 0 ? seq : estimateIndex(window.highestIndex, seq);
     if (index < 0 || (window !== undefined && !window.isNew(index))) {
       this.counters.replays++;
@@ -141,7 +146,11 @@ export class SrtpContext {
       this.counters.authFailures++;
       return undefined;
     }
-    this.window(this.receiveStreams, ssrc).commit(index);
+    const committed = window ?? this.window(this.receiveStreams, ssrc);
+    committed.commit(index);
+    // the stream of the next packet, most likely: no Map lookup (keyed by a number above 2^31 for half of all SSRCs)
+    this.lastReceivedSsrc = ssrc;
+    this.lastReceived = committed;
     this.lastIndex = index;
     this.counters.unprotected++;
     return packet.subarray(0, bodyLen);
@@ -189,13 +198,17 @@ export class SrtpContext {
 
   /** The sender's ROC for this packet: it increments when SEQ wraps (RFC 3711 §3.3.1); a late retransmission keeps the older ROC. */
   private nextSendRoc(ssrc: number, seq: number): number {
-    let s = this.sendStreams.get(ssrc);
+    let s = this.lastSent !== undefined && this.lastSentSsrc === ssrc ? this.lastSent : this.sendStreams.get(ssrc);
     if (s === undefined) {
       if (this.sendStreams.size >= MAX_STREAMS) this.sendStreams.clear();
       s = { roc: 0, lastSeq: seq };
       this.sendStreams.set(ssrc, s);
+      this.lastSentSsrc = ssrc;
+      this.lastSent = s;
       return 0;
     }
+    this.lastSentSsrc = ssrc;
+    this.lastSent = s;
     const highest = s.roc * 0x10000 + s.lastSeq;
     const index = estimateIndex(highest, seq);
     if (index < 0) return 0;
@@ -209,7 +222,10 @@ export class SrtpContext {
   private window(map: Map<number, ReplayWindow>, ssrc: number): ReplayWindow {
     let w = map.get(ssrc);
     if (w === undefined) {
-      if (map.size >= MAX_STREAMS) map.clear();
+      if (map.size >= MAX_STREAMS) {
+        map.clear();
+        if (map === this.receiveStreams) this.lastReceived = undefined;
+      }
       w = new ReplayWindow();
       map.set(ssrc, w);
     }

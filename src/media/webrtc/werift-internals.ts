@@ -225,10 +225,11 @@ function takeSelectedPairMedia(
   const werift = listeners[0];
   if (listeners.length !== 1 || typeof werift !== 'function') return;
   socket.removeListener('message', werift as (...args: unknown[]) => void);
+  let path: SelectedPath | undefined;
   socket.on('message', (data: Buffer, rinfo: RemoteInfo) => {
     const b = data.length > 0 ? data[0]! : 0;
     if (b >= 128 && b <= 191) {
-      const path = selectedPath(conn);
+      if (path === undefined || path.pair !== conn.nominated) path = selectedPath(conn);
       if (path !== undefined && path.transport === t && path.port === rinfo.port && path.host === rinfo.address) {
         counter.media++;
         try {
