@@ -2,10 +2,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
-import { MediaStreamTrack, RTCCertificate, RTCDtlsTransport, type RTCPeerConnection } from 'werift';
+import { RTCCertificate, RTCDtlsTransport, type RTCPeerConnection } from 'werift';
 import {
   compactDtlsBuffers,
-  disableDefaultStunServer,
   dtlsCertificateParses,
   shareParsedDtlsCertificate,
   useLazyDtlsCipherSummary,
@@ -13,8 +12,7 @@ import {
   type DtlsHelperModule,
   type ParsedCertificateHolder,
 } from '../../src/media/webrtc/werift-internals';
-import { pollUntil } from '../helpers/wait-for';
-import { loopbackPeerConnection } from '../helpers/werift-loopback';
+import { LoopbackPeers } from '../helpers/werift-loopback';
 
 /**
  * shareParsedDtlsCertificate and useLazyDtlsCipherSummary (werift-internals.ts) take per-call CPU out of a WebRTC
@@ -28,33 +26,12 @@ interface CipherInternals extends ParsedCertificateHolder {
   cipher?: object;
 }
 
-const pcs: RTCPeerConnection[] = [];
-after(async () => {
-  for (const pc of pcs.splice(0)) await pc.close().catch(() => undefined);
-});
-
-function newPc(): RTCPeerConnection {
-  const pc = loopbackPeerConnection();
-  pcs.push(pc);
-  return pc;
-}
+const peers = new LoopbackPeers();
+after(() => peers.closeAll());
 
 /** Two werift peer connections of this process connected over loopback (ICE + DTLS). */
 async function call(): Promise<{ a: RTCPeerConnection; b: RTCPeerConnection; offer: string }> {
-  const a = newPc();
-  const b = newPc();
-  a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
-  const offer = await a.createOffer();
-  disableDefaultStunServer(a);
-  await a.setLocalDescription(offer);
-  await pollUntil(() => a.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'A gathered' });
-  await b.setRemoteDescription(a.localDescription!);
-  const answer = await b.createAnswer();
-  disableDefaultStunServer(b);
-  await b.setLocalDescription(answer);
-  await pollUntil(() => b.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'B gathered' });
-  await a.setRemoteDescription(b.localDescription!);
-  await pollUntil(() => a.connectionState === 'connected' && b.connectionState === 'connected', { timeoutMs: 30_000, what: 'both connected' });
+  const { a, b } = await peers.connectedPair();
   return { a, b, offer: a.localDescription!.sdp };
 }
 

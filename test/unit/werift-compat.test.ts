@@ -26,7 +26,7 @@ import {
 } from '../../src/media/webrtc/werift-internals';
 import { blankComments } from '../helpers/test-source-scan';
 import { pollUntil } from '../helpers/wait-for';
-import { loopbackPeerConnection } from '../helpers/werift-loopback';
+import { LoopbackPeers } from '../helpers/werift-loopback';
 
 /**
  * werift 0.25.2 below its public API, pinned. ferry's WebRTC leg reaches into werift only through
@@ -45,24 +45,16 @@ interface Peer {
   transport: RTCDtlsTransport;
 }
 
-const peers: RTCPeerConnection[] = [];
-after(async () => {
-  for (const pc of peers.splice(0)) await pc.close().catch(() => undefined);
-});
-
-function newPc(): RTCPeerConnection {
-  const pc = loopbackPeerConnection();
-  peers.push(pc);
-  return pc;
-}
+const peers = new LoopbackPeers();
+after(() => peers.closeAll());
 
 async function gathered(pc: RTCPeerConnection): Promise<void> {
   await pollUntil(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'ICE gathering' });
 }
 
 async function connectedPair(beforeConnect?: (b: RTCPeerConnection, a: RTCPeerConnection) => void): Promise<{ a: Peer; b: Peer }> {
-  const a = newPc();
-  const b = newPc();
+  const a = peers.create();
+  const b = peers.create();
   a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
   const offer = await a.createOffer();
   disableDefaultStunServer(a);
@@ -430,11 +422,11 @@ describe("useLeanWeriftEvent and compactDtlsBuffers (werift-internals.ts): less 
   test("after useLeanWeriftEvent every new werift object holds LeanEvents (before it, werift's own: the control), and a call still connects", async () => {
     const mod = weriftEventModule();
     assert.notEqual(mod.Event, LeanEvent, 'not installed yet in this process');
-    const before = newPc();
+    const before = peers.create();
     assert.equal(typeof Object.getOwnPropertyDescriptor(before.iceConnectionStateChange, 'execute')?.value, 'function', "werift's Event owns its methods");
     assert.equal(useLeanWeriftEvent(), true);
     assert.equal(useLeanWeriftEvent(), true, 'a second call changes nothing');
-    const after = newPc();
+    const after = peers.create();
     for (const e of [after.iceConnectionStateChange, after.connectionStateChange, after.onIceCandidate, after.onTransceiverAdded]) {
       assert.ok(e instanceof LeanEvent, 'a werift RTCPeerConnection made after the install holds LeanEvents');
     }

@@ -1,10 +1,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVerify, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { MediaStreamTrack, RTCPeerConnection } from 'werift';
-import { disableDefaultStunServer, dtlsCryptoCalls, useNodeCryptoForDtls, weriftDtlsCryptoModules } from '../../src/media/webrtc/werift-internals';
-import { pollUntil } from '../helpers/wait-for';
-import { loopbackPeerConnection } from '../helpers/werift-loopback';
+import { dtlsCryptoCalls, useNodeCryptoForDtls, weriftDtlsCryptoModules } from '../../src/media/webrtc/werift-internals';
+import { LoopbackPeers } from '../helpers/werift-loopback';
 
 /**
  * useNodeCryptoForDtls (werift-internals.ts) replaces werift 0.25.2's handshake public-key steps with
@@ -25,10 +23,8 @@ const original = {
 const { secp256r1_23: P256, x25519_29: X25519 } = modules.constants.NamedCurveAlgorithm;
 
 describe('useNodeCryptoForDtls: werift handshake crypto on node:crypto', { timeout: 60_000 }, () => {
-  const pcs: RTCPeerConnection[] = [];
-  after(async () => {
-    for (const pc of pcs.splice(0)) await pc.close().catch(() => undefined);
-  });
+  const peers = new LoopbackPeers();
+  after(() => peers.closeAll());
 
   test('the werift shapes it replaces are there', () => {
     assert.equal(P256, 23, 'NamedCurveAlgorithm.secp256r1_23');
@@ -91,28 +87,7 @@ describe('useNodeCryptoForDtls: werift handshake crypto on node:crypto', { timeo
   test('a real werift handshake runs on the replacements (both sides)', async () => {
     useNodeCryptoForDtls();
     const before = { ...dtlsCryptoCalls };
-    const newPc = (): RTCPeerConnection => {
-      const pc = loopbackPeerConnection();
-      pcs.push(pc);
-      return pc;
-    };
-    const a = newPc();
-    const b = newPc();
-    a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
-    const offer = await a.createOffer();
-    disableDefaultStunServer(a);
-    await a.setLocalDescription(offer);
-    await pollUntil(() => a.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'A gathered' });
-    await b.setRemoteDescription(a.localDescription!);
-    const answer = await b.createAnswer();
-    disableDefaultStunServer(b);
-    await b.setLocalDescription(answer);
-    await pollUntil(() => b.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'B gathered' });
-    await a.setRemoteDescription(b.localDescription!);
-    await pollUntil(() => a.connectionState === 'connected' && b.connectionState === 'connected', {
-      timeoutMs: 30_000,
-      what: 'both peer connections connected (DTLS done: the Finished messages agree only if both derived the same secret)',
-    });
+    await peers.connectedPair('both peer connections connected (DTLS done: the Finished messages agree only if both derived the same secret)');
     assert.ok(dtlsCryptoCalls.keyPairs - before.keyPairs >= 2, `an ECDHE key pair per side (${dtlsCryptoCalls.keyPairs - before.keyPairs})`);
     assert.ok(dtlsCryptoCalls.sharedSecrets - before.sharedSecrets >= 2, 'a shared secret per side');
     assert.ok(dtlsCryptoCalls.signatures - before.signatures >= 2, 'ServerKeyExchange and CertificateVerify signed');
