@@ -3,13 +3,12 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:dgram';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { CandidatePairState, MediaStreamTrack, RTCDtlsTransport, RTCPeerConnection, RtpHeader } from 'werift';
+import { CandidatePairState, RTCDtlsTransport, RTCPeerConnection, RtpHeader } from 'werift';
 import { srtpFromDtls } from '../../src/media/webrtc/dtls-srtp-session';
 import { LeanEvent } from '../../src/media/webrtc/werift-lean-event';
 import {
   compactDtlsBuffers,
   demultiplexIceSockets,
-  disableDefaultStunServer,
   iceSockets,
   ignoreDuplicateHelloVerify,
   preferSrtpProfiles,
@@ -26,7 +25,7 @@ import {
 } from '../../src/media/webrtc/werift-internals';
 import { blankComments } from '../helpers/test-source-scan';
 import { pollUntil } from '../helpers/wait-for';
-import { LoopbackPeers } from '../helpers/werift-loopback';
+import { exchangeDescriptions, LoopbackPeers } from '../helpers/werift-loopback';
 
 /**
  * werift 0.25.2 below its public API, pinned. ferry's WebRTC leg reaches into werift only through
@@ -48,35 +47,26 @@ interface Peer {
 const peers = new LoopbackPeers();
 after(() => peers.closeAll());
 
-async function gathered(pc: RTCPeerConnection): Promise<void> {
-  await pollUntil(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'ICE gathering' });
-}
-
 async function connectedPair(beforeConnect?: (b: RTCPeerConnection, a: RTCPeerConnection) => void): Promise<{ a: Peer; b: Peer }> {
   const a = peers.create();
   const b = peers.create();
-  a.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
-  const offer = await a.createOffer();
-  disableDefaultStunServer(a);
-  await a.setLocalDescription(offer);
-  // A offers actpass and B answers active, so A is the DTLS server and its list decides: AES-CM first (werift's own order is GCM first).
-  const srtpProfiles = (a.dtlsTransports[0] as unknown as { srtpProfiles: unknown }).srtpProfiles;
-  assert.ok(Array.isArray(srtpProfiles) && srtpProfiles.includes(1) && srtpProfiles.includes(7), 'RTCDtlsTransport.srtpProfiles lists 0x0001 and 0x0007');
-  assert.equal(preferSrtpProfiles(a.dtlsTransports[0]!, [1, 7]), true);
-  await gathered(a);
-  await b.setRemoteDescription(a.localDescription!);
-  const answer = await b.createAnswer();
-  disableDefaultStunServer(b);
-  await b.setLocalDescription(answer);
-  // B is the DTLS client: guarded as ferry's leg guards its client (a loaded machine resends ClientHellos, and
-  // werift's client fails on the second HelloVerifyRequest that brings)
-  const bt = b.dtlsTransports[0]!;
-  bt.onStateChange.subscribe((state) => {
-    if (state === 'connecting') ignoreDuplicateHelloVerify(bt);
+  await exchangeDescriptions(a, b, {
+    afterOffer: () => {
+      // A offers actpass and B answers active, so A is the DTLS server and its list decides: AES-CM first (werift's own order is GCM first).
+      const srtpProfiles = (a.dtlsTransports[0] as unknown as { srtpProfiles: unknown }).srtpProfiles;
+      assert.ok(Array.isArray(srtpProfiles) && srtpProfiles.includes(1) && srtpProfiles.includes(7), 'RTCDtlsTransport.srtpProfiles lists 0x0001 and 0x0007');
+      assert.equal(preferSrtpProfiles(a.dtlsTransports[0]!, [1, 7]), true);
+    },
+    afterAnswer: () => {
+      // B is the DTLS client: guarded as ferry's leg guards its client (a loaded machine resends ClientHellos, and
+      // werift's client fails on the second HelloVerifyRequest that brings)
+      const bt = b.dtlsTransports[0]!;
+      bt.onStateChange.subscribe((state) => {
+        if (state === 'connecting') ignoreDuplicateHelloVerify(bt);
+      });
+      beforeConnect?.(b, a);
+    },
   });
-  beforeConnect?.(b, a);
-  await gathered(b);
-  await a.setRemoteDescription(b.localDescription!);
   const peer = (pc: RTCPeerConnection): Peer => ({
     pc,
     conn: pc.iceTransports[0]!.connection as unknown as IceConnectionInternals,
