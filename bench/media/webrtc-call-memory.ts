@@ -20,13 +20,13 @@
  * (bench/media/probe/snapshot-diff.ts lists what grew between two of them, per call); writing one
  * grows the process's RSS by tens of MiB, so RSS figures of a --snapshot run are not comparable (heap figures are).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LoadWorker } from './load/load-worker';
 import { PhonePool } from './load/phone-pool';
 import type { StreamSpec } from './load/worker-protocol';
 import { runLimited } from './phases/bench-target';
-import { FerryMediaHarness } from './phases/ferry-media-harness';
+import { defaultResultsDir, mediaServerPid, parseBenchArgs, resultsDirHarness, runBench, type StandaloneBenchOptions } from './phases/standalone-media-bench';
 import { setUpWebRtcCall, type WebRtcCallMarks } from './phases/webrtc-call-setup';
 
 const PROBE = path.join(__dirname, 'probe', 'heap-probe.cjs');
@@ -45,7 +45,7 @@ const PHASES: (keyof WebRtcCallMarks)[] = [
   'done',
 ];
 
-interface Options {
+interface Options extends StandaloneBenchOptions {
   steps: number[];
   concurrency: number;
   settleMs: number;
@@ -56,8 +56,6 @@ interface Options {
   sequential: number;
   snapshot: boolean;
   nice: number;
-  mediaEnv: Record<string, string>;
-  out: string;
 }
 
 const USAGE = `usage: node --import tsx bench/media/webrtc-call-memory.ts [options]
@@ -86,19 +84,10 @@ function parse(argv: string[]): Options {
     snapshot: false,
     nice: 0,
     mediaEnv: {},
-    out: `/tmp/webrtc-call-memory-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    out: defaultResultsDir('webrtc-call-memory'),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
-      return x;
-    };
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else if (a === '--steps') o.steps = v().split(',').map(Number);
+  parseBenchArgs(argv, USAGE, o, (a, v) => {
+    if (a === '--steps') o.steps = v().split(',').map(Number);
     else if (a === '--concurrency') o.concurrency = Number(v());
     else if (a === '--settle-ms') o.settleMs = Number(v());
     else if (a === '--baseline-wait-ms') o.baselineWaitMs = Number(v());
@@ -106,14 +95,9 @@ function parse(argv: string[]): Options {
     else if (a === '--sequential') o.sequential = Number(v());
     else if (a === '--snapshot') o.snapshot = true;
     else if (a === '--nice') o.nice = Number(v());
-    else if (a === '--media-env') {
-      for (const kv of v().split(',')) {
-        const eq = kv.indexOf('=');
-        if (eq > 0) o.mediaEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
-      }
-    } else if (a === '--out') o.out = v();
-    else throw new Error(`unknown option ${a}\n${USAGE}`);
-  }
+    else return false;
+    return true;
+  });
   if (o.steps.some((n) => !Number.isInteger(n) || n < 1) || o.steps.some((n, k) => k > 0 && n <= o.steps[k - 1]!)) {
     throw new Error('--steps must be increasing positive integers');
   }
@@ -151,19 +135,6 @@ function rssByMapping(pid: number): { brkHeap: number; anonymous: number; files:
   return out;
 }
 
-/**
- * The process that runs ferry media: the started pid, or its only child when bin/ferry relaunched itself with
- * its memory settings (bin/ferry-media-memory.js; the parent only passes signals on).
- */
-function mediaServerPid(started: number): number {
-  let pid = started;
-  for (;;) {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    if (children.length !== 1) return pid;
-    pid = Number(children[0]);
-  }
-}
-
 function vmRss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -197,15 +168,9 @@ const kib = (bytes: number): string => (bytes / 1024).toFixed(0);
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
-  mkdirSync(o.out, { recursive: true });
   if (o.nice !== 0) process.env.FERRY_BENCH_NICE = String(o.nice);
   const memFile = path.join(o.out, 'memory.jsonl');
-  const harness = new FerryMediaHarness({
-    logFile: path.join(o.out, 'ferry-media.log'),
-    lagFile: path.join(o.out, 'ferry-media.lag.jsonl'),
-    logLevel: 'warn',
-    env: { ...o.mediaEnv, FERRY_MEDIA_WORKERS: '1', FERRY_BENCH_MEM_FILE: memFile },
-  });
+  const harness = resultsDirHarness(o.out, { env: { ...o.mediaEnv, FERRY_MEDIA_WORKERS: '1', FERRY_BENCH_MEM_FILE: memFile } });
   // Only ferry media gets the probe: NODE_OPTIONS is set for its start and restored before the load workers fork.
   const nodeOptions = process.env.NODE_OPTIONS;
   process.env.NODE_OPTIONS = [nodeOptions ?? '', '--expose-gc', `--require ${PROBE}`].join(' ').trim();
@@ -321,10 +286,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -17,27 +17,26 @@
  * media over the set-up windows only (the profiler costs CPU too: read CPU figures from a run without it).
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LoadWorker } from './load/load-worker';
 import type { StreamSpec } from './load/worker-protocol';
 import type { KurentoClientInstance, KurentoIceCandidate, KurentoPipeline } from './kurento/kurento-types';
-import { FerryMediaHarness } from './phases/ferry-media-harness';
+import type { FerryMediaHarness } from './phases/ferry-media-harness';
+import { defaultResultsDir, mediaServerPid, parseBenchArgs, resultsDirHarness, runBench, type StandaloneBenchOptions } from './phases/standalone-media-bench';
 import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 import { phoneSdp } from './sdp/phone-sdp';
 
 const CONNECT_TIMEOUT_MS = 20000;
 const TICK_MS = 1000 / 100; // USER_HZ: /proc reports CPU in 1/100 s
 
-interface Options {
+interface Options extends StandaloneBenchOptions {
   calls: number;
   burst: number;
   warmup: number;
   up: number;
   browsers: number;
   profile: boolean;
-  mediaEnv: Record<string, string>;
-  out: string;
 }
 
 const USAGE = `usage: node --import tsx bench/media/webrtc-setup-cpu.ts [options]
@@ -59,48 +58,24 @@ function parse(argv: string[]): Options {
     browsers: 2,
     profile: false,
     mediaEnv: { FERRY_MEDIA_WORKERS: '1' },
-    out: `/tmp/webrtc-setup-cpu-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    out: defaultResultsDir('webrtc-setup-cpu'),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
-      return x;
-    };
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else if (a === '--calls') o.calls = Number(v());
+  parseBenchArgs(argv, USAGE, o, (a, v) => {
+    if (a === '--calls') o.calls = Number(v());
     else if (a === '--burst') o.burst = Number(v());
     else if (a === '--warmup') o.warmup = Number(v());
     else if (a === '--up') o.up = Number(v());
     else if (a === '--browsers') o.browsers = Number(v());
     else if (a === '--profile') o.profile = true;
-    else if (a === '--media-env') {
-      for (const kv of v().split(',')) {
-        const eq = kv.indexOf('=');
-        if (eq > 0) o.mediaEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
-      }
-    } else if (a === '--out') o.out = v();
-    else throw new Error(`unknown option ${a}\n${USAGE}`);
-  }
+    else return false;
+    return true;
+  });
   for (const [k, n] of [['--calls', o.calls], ['--burst', o.burst], ['--browsers', o.browsers]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${k} must be a positive integer`);
   }
   if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error('--warmup must be 0 or more');
   if (!Number.isInteger(o.up) || o.up < 0) throw new Error('--up must be 0 or more');
   return o;
-}
-
-/** The process that runs ferry media: the started pid, or its only child when bin/ferry relaunched itself. */
-function mediaServerPid(started: number): number {
-  let pid = started;
-  for (;;) {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    if (children.length !== 1) return pid;
-    pid = Number(children[0]);
-  }
 }
 
 /** CPU ms (user + system) of a process (all threads) and of its main thread, from /proc. */
@@ -166,15 +141,7 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
-  const { mkdirSync, writeFileSync } = await import('node:fs');
-  mkdirSync(o.out, { recursive: true });
-  const harness = new FerryMediaHarness({
-    logFile: path.join(o.out, 'ferry-media.log'),
-    lagFile: path.join(o.out, 'ferry-media.lag.jsonl'),
-    logLevel: 'warn',
-    profile: o.profile,
-    env: o.mediaEnv,
-  });
+  const harness = resultsDirHarness(o.out, { profile: o.profile, env: o.mediaEnv });
   const browsers = Array.from({ length: o.browsers }, (_, i) => new LoadWorker('webrtc-peer', `setup-cpu-werift${i}`));
   const phone: Socket = createSocket('udp4');
   phone.on('message', () => undefined);
@@ -236,10 +203,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);
