@@ -73,12 +73,18 @@ if [ $# -gt 0 ]; then
   exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec $*
 fi
 
-# Lanes (docs/testing.md, "Lanes"; the list is test/lanes.json): the parallel lane runs
-# FERRY_TEST_CONCURRENCY files at a time (default 2), then the paired lane (the Chromium files that touch
-# nothing else machine-wide) as many at a time with each other only, then the serial lane one at a time.
+# Lanes (docs/testing.md, "Lanes"; the list is test/lanes.json): the parallel lane runs 3 files at a
+# time (its files touch nothing another process sees, and many of them spend their time waiting on their
+# own processes and timers), then the paired lane (the Chromium files that touch nothing else
+# machine-wide) 2 at a time with each other only (Chromium's CPU), then the serial lane one at a time.
+# FERRY_TEST_CONCURRENCY=N runs both the parallel and the paired lane N at a time;
 # FERRY_TEST_CONCURRENCY=1 runs every file one at a time in a single run, as before the lanes.
-concurrency=${FERRY_TEST_CONCURRENCY:-2}
-case "$concurrency" in '' | *[!0-9]* | 0) echo "test: FERRY_TEST_CONCURRENCY must be a whole number >= 1, not '$concurrency'" >&2; exit 2 ;; esac
+concurrency=${FERRY_TEST_CONCURRENCY:-}
+if [ -n "$concurrency" ]; then
+  case "$concurrency" in *[!0-9]* | 0) echo "test: FERRY_TEST_CONCURRENCY must be a whole number >= 1, not '$concurrency'" >&2; exit 2 ;; esac
+fi
+parallel_concurrency=${concurrency:-3}
+paired_concurrency=${concurrency:-2}
 if [ "$concurrency" = 1 ]; then
   typecheck
   mapfile -t files < <(find test -name '*.test.ts' | sort)
@@ -108,8 +114,8 @@ typecheck_log=$(mktemp "${TMPDIR:-/tmp}/ferry-typecheck.XXXXXX")
 typecheck >"$typecheck_log" 2>&1 &
 typecheck_pid=$!
 if [ ${#parallel_files[@]} -gt 0 ]; then
-  echo "test: parallel lane: ${#parallel_files[@]} files, $concurrency at a time (test/lanes.json), the type-check beside them"
-  run_files "$concurrency" "${parallel_files[@]}" || parallel_rc=$?
+  echo "test: parallel lane: ${#parallel_files[@]} files, $parallel_concurrency at a time (test/lanes.json), the type-check beside them"
+  run_files "$parallel_concurrency" "${parallel_files[@]}" || parallel_rc=$?
   echo "test: parallel lane: exit code $parallel_rc after $(( SECONDS - started )) s"
 fi
 typecheck_rc=0
@@ -124,8 +130,8 @@ echo "test: type-check passed (done beside the parallel lane, $(( SECONDS - star
 paired_started=$SECONDS
 paired_rc=0
 if [ ${#paired_files[@]} -gt 0 ]; then
-  echo "test: paired lane: ${#paired_files[@]} files, $concurrency at a time, only with each other (test/lanes.json, twoAtATime)"
-  run_files "$concurrency" "${paired_files[@]}" || paired_rc=$?
+  echo "test: paired lane: ${#paired_files[@]} files, $paired_concurrency at a time, only with each other (test/lanes.json, twoAtATime)"
+  run_files "$paired_concurrency" "${paired_files[@]}" || paired_rc=$?
   echo "test: paired lane: exit code $paired_rc after $(( SECONDS - paired_started )) s"
 fi
 serial_started=$SECONDS

@@ -1,7 +1,7 @@
 /**
  * The test lanes of `npm test` (scripts/test.sh; docs/testing.md, "Lanes").
  *
- * test/lanes.json lists the files of the **parallel lane** (run two files at a time) and, grouped by
+ * test/lanes.json lists the files of the **parallel lane** (run three files at a time) and, grouped by
  * reason, the other files: a group marked `twoAtATime` is the **paired lane** (its files run two at a
  * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last). A file in no
  * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
