@@ -197,21 +197,6 @@ export function serialReason(file: string, lanes: Lanes = readLanes()): string |
   return lanes.serial.find((g) => g.files.includes(f))?.reason;
 }
 
-/**
- * The order a lane's files are handed to the runner: the paired lane's as its groups list them in
- * test/lanes.json — longest first, so that the lane does not end on one long file with the other core
- * idle — and the other lanes' in path order.
- */
-export function orderForRun(files: string[], lane: Lane, lanes: Lanes = readLanes()): string[] {
-  if (lane !== 'paired') return files;
-  const listed = lanes.serial.filter((g) => g.twoAtATime === true).flatMap((g) => g.files);
-  const rank = (f: string): number => {
-    const i = listed.indexOf(normalize(f));
-    return i === -1 ? listed.length : i;
-  };
-  return [...files].sort((a, b) => rank(a) - rank(b));
-}
-
 if (require.main === module) {
   const [lane, ...given] = process.argv.slice(2);
   if (lane !== 'parallel' && lane !== 'paired' && lane !== 'serial') {
@@ -220,6 +205,6 @@ if (require.main === module) {
   }
   const lanes = readLanes();
   const files = given.length > 0 ? given : allTestFiles();
-  const chosen = orderForRun(files.filter((f) => laneOf(f, lanes) === lane), lane, lanes);
+  const chosen = files.filter((f) => laneOf(f, lanes) === lane);
   if (chosen.length > 0) process.stdout.write(`${chosen.join('\n')}\n`);
 }
