@@ -90,10 +90,13 @@ export abstract class SdpEndpoint extends MediaElement {
 
   protected attachLeg(leg: MediaLeg): void {
     this.useLeg(leg);
-    leg.on('rtp', (packet: Buffer) => {
+    const onRtp = (packet: Buffer): void => {
       if (this.mediaState !== 'CONNECTED') this.setMediaState('CONNECTED');
       this.relayFromPeer(packet);
-    });
+    };
+    // a leg's direct callback where it has one: no listener dispatch per packet
+    if (leg.setRtpHandler) leg.setRtpHandler(onRtp);
+    else leg.on('rtp', onRtp);
     leg.on('rtcp', () => {
       if (this.mediaState !== 'CONNECTED') this.setMediaState('CONNECTED');
     });
