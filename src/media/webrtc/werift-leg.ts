@@ -162,6 +162,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   constructor(private readonly options: WeriftLegOptions) {
     super();
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event === 'rtp') this.rtpListenerCount++;
+    });
+    (this as EventEmitter).on('removeListener', (event: string | symbol) => {
+      if (event === 'rtp') this.rtpListenerCount--;
+    });
   }
 
   // ---- negotiation ---------------------------------------------------------------------------
@@ -622,14 +628,24 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     // one clock read for the whole relay that follows (packet-clock.ts); listeners called directly, as RtpLeg does
     beginPacketTurn(clock, now);
     try {
-      this.rtpListeners.call(packet);
+      const h = this.rtpHandler;
+      if (h !== undefined) h(packet);
+      if (this.rtpListenerCount > 0) this.rtpListeners.call(packet);
     } finally {
       endPacketTurn();
     }
   }
 
+  /** The consumer's direct per-packet callback (MediaLeg.setRtpHandler), called before any 'rtp' listener. */
+  private rtpHandler: ((packet: Buffer) => void) | undefined;
   /** The 'rtp' listeners, called directly per packet instead of through emit(). */
   private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
+  /** 'rtp' listeners now (kept from newListener/removeListener): with a handler and none, a packet touches no listener list. */
+  private rtpListenerCount = 0;
+
+  setRtpHandler(handler: ((packet: Buffer) => void) | undefined): void {
+    this.rtpHandler = handler;
+  }
 
   private onRtcpIn(packet: Buffer): void {
     if (this.closing) return;
