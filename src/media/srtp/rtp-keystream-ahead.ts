@@ -15,8 +15,8 @@ const COUNTER_VIEWS = new Map<number, Buffer>();
  * (about 1 µs on Node 20, against ~50 ns for the AES of one packet) is paid once per 8 packets. The
  * keystream of an index is the same however often it is made, so a lost, repeated or reordered packet
  * only costs a new run; another SSRC (a context that sees two streams) is served one packet at a time,
- * without a run, so interleaved streams cost what they did before. Memory: 8 × 176 bytes per stream for
- * G.711 at 20 ms.
+ * without a run, so interleaved streams cost what they did before. Memory: one buffer of 8 × 176 bytes
+ * per stream for G.711 at 20 ms, allocated once (grown if the packets grow).
  */
 export class RtpKeystreamAhead {
   private run: Buffer | undefined;
@@ -82,7 +82,12 @@ export class RtpKeystreamAhead {
     const bytes = PACKETS_AHEAD * slot;
     let view = COUNTER_VIEWS.get(bytes);
     if (view === undefined) COUNTER_VIEWS.set(bytes, (view = c.subarray(0, bytes)));
-    this.run = this.cipher.encryptBlocks(view);
+    // node:crypto returns a new Buffer: copied into the stream's own and dropped at once, so it dies young.
+    // Kept for the next 8 packets instead, each one would outlive a scavenge and be promoted: thousands of
+    // small ArrayBuffers a second into the old generation, and with ferry media's small heap growing step
+    // (FERRY_MEDIA_HEAP_GROWING_PERCENT) that many more full collections.
+    if (this.run === undefined || this.run.length < bytes) this.run = Buffer.alloc(bytes);
+    this.cipher.encryptBlocks(view).copy(this.run, 0, 0, bytes);
     this.slot = slot;
     this.runSsrc = ssrc;
     this.runFirst = first;
