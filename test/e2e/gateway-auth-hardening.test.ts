@@ -17,10 +17,10 @@ import { removeTestKeys } from '../helpers/redis-test-keys';
  */
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const API_TOKEN = 'auth-hardening-test-token';
-const LOCKOUT_MS = 4000;
+const LOCKOUT_MS = 3000;
 const MAX_FAILURES = 10;
 /** short, so the failures of the earlier tests have left the window when the lockout test starts */
-const FAILURE_WINDOW_MS = 5000;
+const FAILURE_WINDOW_MS = 2500;
 
 describe('gateway authentication on a real network (trunks, digest replay, lockout)', { timeout: 180_000 }, () => {
   let stack: Stack;
