@@ -23,7 +23,7 @@ describe('gateway adoption by a second gateway (Redis)', { timeout: 120_000 }, (
 
     test('the other gateway adopts the call within the lease, media keeps flowing, and it handles the BYE', async () => {
       const ctx = c!;
-      const { sipp, record } = await answeredCall(ctx, 9000);
+      const { sipp, record } = await answeredCall(ctx, 6000); // hang-up 6 s after answer: past the adoption bound (lease + 2 s) and the media check
       const ownerPart = record.owner.startsWith('gw-a-') ? 'gateway' : 'gateway2';
       const survivorPort = ownerPart === 'gateway' ? ctx.stack.httpPort2! : ctx.stack.httpPort;
       const before = await received(ctx.page);

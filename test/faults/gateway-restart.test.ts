@@ -21,7 +21,7 @@ describe('gateway restart (Redis)', { timeout: 120_000 }, () => {
 
     test('the restarted gateway resumes the call from Redis and handles the phone hanging up', async () => {
       const ctx = c!;
-      const { sipp, record } = await answeredCall(ctx, 8000);
+      const { sipp, record } = await answeredCall(ctx, 4000); // hang-up 4 s after answer: the kill, restart and adoption take about 1 s
       await ctx.stack.kill('gateway', 'SIGKILL');
       const before = await received(ctx.page);
       await waitFor(async () => (await received(ctx.page)) > before, 5000, 50, 'media flowing while no gateway is alive');
