@@ -97,7 +97,7 @@ export async function answeredCall(c: Ctx, lingerMs: number): Promise<{ sipp: Si
   return { sipp, record };
 }
 
-/** like answeredCall, with the phone holding 6 s after answer, resuming 2.5 s later, hanging up 1 s after that */
+/** like answeredCall, with the phone holding 4.5 s after answer (an adoption takes 1.3-1.8 s after the kill), resuming 2.5 s later, hanging up 1 s after that */
 export async function answeredHoldingCall(c: Ctx): Promise<{ sipp: SippProcess; record: CallRecord }> {
   const sipp = await startSipp({
     scenario: 'gateway-uac-hold-late.xml', localPort: c.uacPort, mediaPort: await sippMediaPort(),
