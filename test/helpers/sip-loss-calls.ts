@@ -32,6 +32,31 @@ export function duplicatesReceived(r: SippResult): number {
   return dups;
 }
 
+/**
+ * The call of a SIPp trace that took longest (first to last message of one Call-ID), with its messages
+ * as offsets in ms: "Call-ID 4.2 s: +0 sent INVITE, +3 received 200, ...". Tells which message a slow
+ * run waited on.
+ */
+export function slowestCall(r: SippResult): string {
+  const calls = new Map<string, { at: number; what: string }[]>();
+  const re = /-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(?:UDP|TCP) message (sent|received)[^\n]*\n\n([^\n]*)\n([\s\S]*?)(?=\n-{10,} |$)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(r.messages)) !== null) {
+    const at = Date.parse(`${m[1].replace(' ', 'T').slice(0, 23)}Z`);
+    const callId = /^Call-ID:\s*(\S+)/im.exec(m[4])?.[1] ?? '?';
+    const list = calls.get(callId) ?? [];
+    const firstLine = m[3].trim();
+    list.push({ at, what: `${m[2]} ${firstLine.startsWith('SIP/2.0 ') ? firstLine.slice(8) : firstLine.split(' ')[0]}` });
+    calls.set(callId, list);
+  }
+  let worst: [string, { at: number; what: string }[]] | undefined;
+  const span = (l: { at: number }[]): number => l[l.length - 1]!.at - l[0]!.at;
+  for (const entry of calls) if (!worst || span(entry[1]) > span(worst[1])) worst = entry;
+  if (!worst) return 'no traced call';
+  const t0 = worst[1][0]!.at;
+  return `${worst[0]} ${(span(worst[1]) / 1000).toFixed(1)} s: ${worst[1].map((e) => `+${e.at - t0} ${e.what}`).join(', ')}`;
+}
+
 /** Messages SIPp dropped on purpose (-lost), as its message trace reports them. */
 export function voluntarilyLost(r: SippResult): number {
   return (r.messages.match(/message voluntary lost/g) ?? []).length;
@@ -136,6 +161,8 @@ export async function startLossWorld(label: string): Promise<LossWorld> {
     t.diagnostic(`messages the phones received more than once (server retransmissions SIPp saw): ` +
       `${duplicatesReceived(ra) + duplicatesReceived(rb)}; SIPp's own retransmissions: caller ` +
       `${ra.stats?.retransmissions}, callee ${rb.stats?.retransmissions}`);
+    t.diagnostic(`slowest call at the caller: ${slowestCall(ra)}`);
+    t.diagnostic(`slowest call at the callee: ${slowestCall(rb)}`);
     assert.equal((app.srf as unknown as { _dialogs: Map<string, unknown> })._dialogs.size, 0, 'no dialog left in srf');
     return { a: ra, b: rb };
   }
