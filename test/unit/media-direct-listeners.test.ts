@@ -22,6 +22,11 @@ describe('DirectListeners: an event\'s listeners called as emit() would, without
     emitter.on('rtp', (v: number) => seen.push(`b${v}`));
     direct.call(3);
     assert.deepEqual(seen, ['a1', 'once1', 'a2', 'b3']);
+    // size follows the event's listeners (once() gone after its call, a removed one gone), as listenerCount does
+    assert.equal(direct.size, 1);
+    assert.equal(direct.size, emitter.listenerCount('rtp'));
+    emitter.removeAllListeners('rtp');
+    assert.equal(direct.size, 0);
     // positive control: emit() gives the same calls for the same listeners
     const viaEmit: string[] = [];
     const e2 = new EventEmitter();

@@ -9,16 +9,23 @@ import type { EventEmitter } from 'node:events';
 export class DirectListeners<T> {
   private list: ReadonlyArray<(value: T) => void> = [];
   private stale = true;
+  /** Listeners of the event now: a caller with a direct handler skips `call` while this is 0. */
+  size = 0;
 
   constructor(
     private readonly emitter: EventEmitter,
     private readonly event: string,
   ) {
-    const onListenersChanged = (name: string | symbol): void => {
-      if (name === event) this.stale = true;
-    };
-    emitter.on('newListener', onListenersChanged);
-    emitter.on('removeListener', onListenersChanged);
+    emitter.on('newListener', (name: string | symbol) => {
+      if (name !== event) return;
+      this.stale = true;
+      this.size++;
+    });
+    emitter.on('removeListener', (name: string | symbol) => {
+      if (name !== event) return;
+      this.stale = true;
+      this.size--;
+    });
   }
 
   call(value: T): void {

@@ -78,8 +78,6 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private rtpHandler: ((packet: Buffer) => void) | undefined;
   /** The 'rtp' listeners, called directly per packet instead of through emit(). */
   private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
-  /** 'rtp' listeners now (kept from newListener/removeListener): with a handler and none, a packet touches no listener list. */
-  private rtpListenerCount = 0;
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -89,12 +87,6 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     private readonly logger: Logger,
   ) {
     super();
-    (this as EventEmitter).on('newListener', (event: string | symbol) => {
-      if (event === 'rtp') this.rtpListenerCount++;
-    });
-    (this as EventEmitter).on('removeListener', (event: string | symbol) => {
-      if (event === 'rtp') this.rtpListenerCount--;
-    });
     this.rtcpSession = new RtcpSession({
       clock,
       ssrc: (Math.random() * 0xffffffff) >>> 0 || 1,
@@ -300,7 +292,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private dispatchRtp(msg: Buffer): void {
     const h = this.rtpHandler;
     if (h !== undefined) h(msg);
-    if (this.rtpListenerCount > 0) this.rtpListeners.call(msg);
+    if (this.rtpListeners.size > 0) this.rtpListeners.call(msg);
   }
 
   private handlerErrors = 0;

@@ -162,12 +162,6 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   constructor(private readonly options: WeriftLegOptions) {
     super();
-    (this as EventEmitter).on('newListener', (event: string | symbol) => {
-      if (event === 'rtp') this.rtpListenerCount++;
-    });
-    (this as EventEmitter).on('removeListener', (event: string | symbol) => {
-      if (event === 'rtp') this.rtpListenerCount--;
-    });
   }
 
   // ---- negotiation ---------------------------------------------------------------------------
@@ -630,7 +624,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     try {
       const h = this.rtpHandler;
       if (h !== undefined) h(packet);
-      if (this.rtpListenerCount > 0) this.rtpListeners.call(packet);
+      if (this.rtpListeners.size > 0) this.rtpListeners.call(packet);
     } finally {
       endPacketTurn();
     }
@@ -640,8 +634,6 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private rtpHandler: ((packet: Buffer) => void) | undefined;
   /** The 'rtp' listeners, called directly per packet instead of through emit(). */
   private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
-  /** 'rtp' listeners now (kept from newListener/removeListener): with a handler and none, a packet touches no listener list. */
-  private rtpListenerCount = 0;
 
   setRtpHandler(handler: ((packet: Buffer) => void) | undefined): void {
     this.rtpHandler = handler;
