@@ -11,6 +11,9 @@ import {
   demultiplexIceSockets,
   iceSockets,
   ignoreDuplicateHelloVerify,
+  keepEarlyDtlsRecords,
+  EARLY_DTLS_MAX_BYTES,
+  EARLY_DTLS_MAX_RECORDS,
   preferSrtpProfiles,
   resendClientHelloEarly,
   sendDtlsCloseNotify,
@@ -333,6 +336,89 @@ describe("startDtlsClientAtOnce (werift-internals.ts): the first ClientHello lea
     assert.equal(atOnce.weriftConnectCalls, 1, "werift's own connect() is called once, after its pause");
     assert.equal(atOnce.firstHellos, 1, "werift's later connect() sent no second first flight");
     assert.equal(control.firstHellos, 1);
+  });
+});
+
+interface EarlyServerStart {
+  /** cookieless ClientHellos B (the client) sent before both DTLS transports were connected */
+  firstHellos: number;
+  /** ms from B's first ClientHello to both transports connected */
+  connectedAfterMs: number;
+  kept: number;
+  replayed: number;
+}
+
+/**
+ * A (the DTLS server, as ferry is when it offered) starts its DTLS only once B's first ClientHello has reached A's
+ * ICE agent, the order a browser that answered ferry's offer often produces (its ICE works before the controlling
+ * agent's nomination ends). B starts its handshake at once (as browsers do); no early resend is installed on B, so
+ * a second cookieless ClientHello can only be werift's own retransmission, 500 ms later.
+ */
+async function earlyClientHello(keep: boolean): Promise<EarlyServerStart> {
+  let counts: ReturnType<typeof keepEarlyDtlsRecords> | undefined;
+  const helloTimes: number[] = [];
+  let helloSeen: () => void = () => undefined;
+  const seen = new Promise<void>((resolve) => (helloSeen = resolve));
+  await connectedPair((b, a) => {
+    const at = a.dtlsTransports[0]!;
+    if (keep) counts = keepEarlyDtlsRecords(at);
+    at.iceTransport.connection.onData.subscribe((data: Buffer) => {
+      if (isFirstClientHello(data)) helloSeen();
+    });
+    const start = at.start.bind(at);
+    at.start = async () => {
+      await seen;
+      return start();
+    };
+    const bt = b.dtlsTransports[0]!;
+    bt.onStateChange.subscribe((state) => {
+      if (state !== 'connecting') return;
+      for (const sock of iceSockets(b)) {
+        const send = sock.send;
+        sock.send = function (this: Socket, msg: unknown, ...rest: unknown[]) {
+          if (Buffer.isBuffer(msg) && isFirstClientHello(msg)) helloTimes.push(performance.now());
+          return (send as (...x: unknown[]) => void).call(this, msg, ...rest);
+        } as typeof sock.send;
+      }
+      startDtlsClientAtOnce(bt);
+    });
+  });
+  const connectedAt = performance.now();
+  assert.ok(helloTimes.length >= 1, 'B sent a ClientHello');
+  return { firstHellos: helloTimes.length, connectedAfterMs: connectedAt - helloTimes[0]!, kept: counts?.kept ?? 0, replayed: counts?.replayed ?? 0 };
+}
+
+describe('keepEarlyDtlsRecords (werift-internals.ts): a ClientHello that comes before the DTLS server exists is kept for it', { timeout: 60_000 }, () => {
+  test('with it the server answers the first ClientHello (one sent); without it (control) the client has to send it again', async () => {
+    const kept = await earlyClientHello(true);
+    const control = await earlyClientHello(false);
+    console.log(`# DTLS connected ${kept.connectedAfterMs.toFixed(0)} ms after the first ClientHello (kept) vs ${control.connectedAfterMs.toFixed(0)} ms (werift alone)`);
+    assert.ok(control.firstHellos >= 2, `control: werift alone drops the early ClientHello, so the client sent it again (${control.firstHellos} sent)`);
+    assert.ok(kept.kept >= 1 && kept.replayed === kept.kept, `kept ${kept.kept}, replayed ${kept.replayed}`);
+    assert.equal(kept.firstHellos, 1, 'the server answered the first ClientHello');
+  });
+
+  test(`keeps at most ${EARLY_DTLS_MAX_RECORDS} records and ${EARLY_DTLS_MAX_BYTES} bytes, DTLS only; a client hands none on`, async () => {
+    const pc = peers.create();
+    pc.addTransceiver('audio', { direction: 'sendrecv' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const t = pc.dtlsTransports[0]!;
+    const counts = keepEarlyDtlsRecords(t);
+    const events = t.iceTransport.connection.onData;
+    const dtls = (n: number) => Buffer.alloc(n, 22);
+    events.execute(Buffer.alloc(20, 0)); // STUN: not DTLS
+    events.execute(Buffer.alloc(20, 0x80)); // RTP: not DTLS
+    events.execute(dtls(EARLY_DTLS_MAX_BYTES + 1)); // larger than the whole budget
+    assert.deepEqual(counts, { kept: 0, replayed: 0, dropped: 1 });
+    for (let i = 0; i < EARLY_DTLS_MAX_RECORDS + 2; i++) events.execute(dtls(100));
+    assert.deepEqual(counts, { kept: EARLY_DTLS_MAX_RECORDS, replayed: 0, dropped: 3 });
+    // the role is decided at 'connecting' (controlling: server); a client would not hand them on
+    t.role = 'client';
+    (t as unknown as { setState(s: string): void }).setState('connecting');
+    await new Promise<void>((r) => queueMicrotask(r));
+    assert.equal(counts.replayed, 0, 'a client hands nothing on');
+    events.execute(dtls(100));
+    assert.equal(counts.kept, EARLY_DTLS_MAX_RECORDS, 'nothing is kept after connecting');
   });
 });
 

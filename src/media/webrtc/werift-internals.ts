@@ -449,6 +449,67 @@ export function resendClientHelloEarly(transport: RTCDtlsTransport, resendAfterM
   });
 }
 
+/** At most this many DTLS records, and this many bytes, are kept for a DTLS server that does not exist yet. */
+export const EARLY_DTLS_MAX_RECORDS = 4;
+export const EARLY_DTLS_MAX_BYTES = 8192;
+
+/** What `keepEarlyDtlsRecords` did, for tests and logs. */
+export interface EarlyDtlsRecords {
+  kept: number;
+  replayed: number;
+  dropped: number;
+}
+
+/**
+ * When ferry is the DTLS server (ferry offered, the browser answered `a=setup:active`), the browser starts its
+ * handshake as soon as its side of ICE works, which is often before werift's ICE agent (the controlling one, it
+ * waits for its nomination) has started the DTLS server: werift then drops the ClientHello and the call waits
+ * for the browser's retransmission, measured with Chromium at 50 to 500 ms. Browsers keep such an early
+ * ClientHello for the same reason (WebRTC's DTLS transport caches it); ferry does the same: DTLS records that
+ * reach the ICE agent before its DTLS socket exists are kept (at most `EARLY_DTLS_MAX_RECORDS` /
+ * `EARLY_DTLS_MAX_BYTES`; the ICE socket demultiplexer lets DTLS through only from a candidate pair's address)
+ * and handed to the DTLS server on the microtask after it is created. A client drops them: a server's records
+ * answer its own ClientHello and cannot come first. Call when the transport exists, before ICE starts.
+ */
+export function keepEarlyDtlsRecords(transport: RTCDtlsTransport): EarlyDtlsRecords {
+  const counts: EarlyDtlsRecords = { kept: 0, replayed: 0, dropped: 0 };
+  const events = transport.iceTransport.connection.onData;
+  let kept: Buffer[] = [];
+  let bytes = 0;
+  let replaying = false;
+  const data = events.subscribe((buf: Buffer) => {
+    if (replaying || dtlsSocket(transport) || classifyDatagram(buf) !== 'dtls') return;
+    if (kept.length >= EARLY_DTLS_MAX_RECORDS || bytes + buf.length > EARLY_DTLS_MAX_BYTES) {
+      counts.dropped++;
+      return;
+    }
+    kept.push(Buffer.from(buf));
+    bytes += buf.length;
+    counts.kept++;
+  });
+  const state = transport.onStateChange.subscribe((s) => {
+    if (s === 'new') return;
+    data.unSubscribe();
+    state.unSubscribe();
+    const records = kept;
+    kept = [];
+    if (s !== 'connecting' || records.length === 0) return;
+    queueMicrotask(() => {
+      if (transport.role !== 'server' || !dtlsSocket(transport) || transport.state !== 'connecting') return;
+      replaying = true;
+      try {
+        for (const r of records) {
+          events.execute(r);
+          counts.replayed++;
+        }
+      } finally {
+        replaying = false;
+      }
+    });
+  });
+  return counts;
+}
+
 /** werift's DTLS client socket (`DtlsClient`): `connect()` sends flight 1 and resolves when its retransmissions end. */
 interface DtlsClientInternals extends DtlsSocketInternals {
   connect: () => Promise<void>;
