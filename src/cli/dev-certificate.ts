@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync } from 'node
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { isWildcardHost } from '../common/listen-address';
 
 /** A development certificate in the data directory: `cert.pem` is also its own CA (self-signed). */
 export interface DevCertificate {
@@ -20,12 +21,14 @@ const RENEW_BEFORE_MS = 30 * 86_400_000;
 const VALID_DAYS = 397;
 
 /**
- * The names a development certificate covers: localhost, 127.0.0.1, ::1, this host's name and the
- * public host the operator configured (FERRY_PUBLIC_HOST), if any.
+ * The names a development certificate covers: localhost, 127.0.0.1, ::1, this host's name, the
+ * public host the operator configured (FERRY_PUBLIC_HOST), if any, and the addresses the TLS
+ * listeners bind when they are not a wildcard (FERRY_HOST=10.0.0.5: the printed https:// address).
  */
-export function devCertificateNames(publicHost: string | undefined): string[] {
+export function devCertificateNames(publicHost: string | undefined, listenHosts: string[] = []): string[] {
   const names = ['localhost', '127.0.0.1', '::1', os.hostname()];
   if (publicHost) names.push(publicHost.replace(/^\[|\]$/g, ''));
+  for (const h of listenHosts) if (!isWildcardHost(h)) names.push(h.replace(/^\[|\]$/g, ''));
   return [...new Set(names.filter((n) => n !== ''))];
 }
 

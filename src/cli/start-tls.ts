@@ -19,8 +19,8 @@ export interface StartTls {
 /**
  * TLS for `ferry start`: FERRY_TLS_CERT + FERRY_TLS_KEY when given (checked here, before anything is
  * spawned), else a self-signed development certificate in the data directory covering localhost,
- * 127.0.0.1, this host's name and FERRY_PUBLIC_HOST. FERRY_TLS=0 turns TLS off (no TLS, WSS or HTTPS
- * listener). Throws a one-line Error when the files are unusable or no certificate can be made.
+ * 127.0.0.1, this host's name, FERRY_PUBLIC_HOST and a non-wildcard FERRY_HOST. FERRY_TLS=0 turns TLS
+ * off (no TLS, WSS or HTTPS listener). Throws a one-line Error when the files are unusable or no certificate can be made.
  */
 export function setUpStartTls(env: Env): StartTls | undefined {
   if (env.FERRY_TLS === '0') return undefined;
@@ -31,7 +31,9 @@ export function setUpStartTls(env: Env): StartTls | undefined {
   const notes: string[] = [];
   if (!certFile || !keyFile) {
     const dataDir = path.resolve(env.FERRY_DATA_DIR || defaultDataDir());
-    const dev = ensureDevCertificate(dataDir, devCertificateNames(env.FERRY_PUBLIC_HOST || undefined));
+    // the HTTPS page and SIP/TLS listen where FERRY_HTTP_HOST / FERRY_SIP_HOST (else FERRY_HOST) say
+    const listenHosts = [env.FERRY_HTTP_HOST ?? env.FERRY_HOST, env.FERRY_SIP_HOST ?? env.FERRY_HOST].filter((h): h is string => !!h);
+    const dev = ensureDevCertificate(dataDir, devCertificateNames(env.FERRY_PUBLIC_HOST || undefined, listenHosts));
     certFile = dev.certFile;
     keyFile = dev.keyFile;
     notes.push(...trustInstructions(dev.certFile), `  it covers: ${dev.names.join(', ')}`);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadTlsFiles, tlsFilesFromEnv } from '../../src/common/tls-files';
 import { ensureDevCertificate } from '../../src/cli/dev-certificate';
+import { setUpStartTls } from '../../src/cli/start-tls';
 
 /**
  * The certificate files every TLS listener uses (src/common/tls-files.ts) and `ferry start`'s development
@@ -58,6 +59,25 @@ describe('TLS files and the development certificate', { timeout: 60_000 }, () =>
     assert.notDeepEqual(readFileSync(more.certFile), before);
     assert.match(loadTlsFiles(more.certFile, more.keyFile).subjectAltName, /DNS:ferry\.example\.test/);
     assert.equal(statSync(more.keyFile).mode & 0o777, 0o600);
+  });
+
+  test('TLS: ferry start\'s development certificate covers the address FERRY_HOST binds (the https:// address it prints), never a wildcard', () => {
+    // FERRY_HOST=<a LAN address>: the page is printed as https://<that address>:3443/, so the certificate must name it
+    const lan = setUpStartTls({ FERRY_DATA_DIR: path.join(dir, 'lan'), FERRY_HOST: '192.0.2.77' })!;
+    assert.equal(lan.development, true);
+    const lanNames = loadTlsFiles(lan.files.certFile, lan.files.keyFile).subjectAltName;
+    assert.match(lanNames, /IP Address:192\.0\.2\.77/);
+    assert.match(lanNames, /DNS:localhost/, 'the loopback names stay');
+    // FERRY_HTTP_HOST / FERRY_SIP_HOST name the listeners' own addresses
+    const split = setUpStartTls({ FERRY_DATA_DIR: path.join(dir, 'split'), FERRY_HOST: '192.0.2.78', FERRY_HTTP_HOST: '192.0.2.79' })!;
+    const splitNames = loadTlsFiles(split.files.certFile, split.files.keyFile).subjectAltName;
+    assert.match(splitNames, /IP Address:192\.0\.2\.79/, 'the HTTPS page\'s address');
+    assert.match(splitNames, /IP Address:192\.0\.2\.78/, 'SIP/TLS on FERRY_HOST');
+    // a wildcard is no name a client connects to
+    const any = setUpStartTls({ FERRY_DATA_DIR: path.join(dir, 'any'), FERRY_HOST: '0.0.0.0' })!;
+    const anyNames = loadTlsFiles(any.files.certFile, any.files.keyFile).subjectAltName;
+    assert.doesNotMatch(anyNames, /0\.0\.0\.0/);
+    assert.match(anyNames, /IP Address:127\.0\.0\.1/);
   });
 
   test('TLS: ferry start with an unreadable FERRY_TLS_CERT refuses to start in one line, before spawning anything', () => {
