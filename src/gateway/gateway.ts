@@ -197,6 +197,7 @@ export class Gateway {
         originator: () => this.originator,
         users: () => config.sip.users.map((u) => u.user),
       }), this.status), { store: () => this.cdrs.reader }), { store: () => this.cdrs.reader, mediaFilesDir: cdrConfig.mediaFilesDir }),
+      config.httpLimits,
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
     this.transfers = new TransferService({

@@ -6,6 +6,7 @@ import { SipConfig } from './sip-config';
 import { AuthLimits, DEFAULT_AUTH_LIMITS } from '../registrar/sip-authenticator';
 import { LoopbackMediaRule, parseLoopbackMediaRule } from '../calls/sdp-validator';
 import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
+import { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_VARIABLES, HttpLimits } from '../http/http-limits';
 import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
 import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 import { parseMediaUrlList } from '../media-servers/media-url-list';
@@ -25,6 +26,8 @@ export interface GatewayConfig {
   /** bound of every state store operation (the HTTP API answers 503 within it while Redis is down) */
   storeTimeoutMs: number;
   http: { host: string; port: number };
+  /** request deadlines and connection caps of the HTTP and HTTPS listeners (FERRY_HTTP_*; unset: DEFAULT_HTTP_LIMITS) */
+  httpLimits?: HttpLimits;
   /** the page and API over HTTPS on the HTTP host (FERRY_HTTPS_PORT), when FERRY_TLS_CERT/FERRY_TLS_KEY are set */
   https: { port: number; tls: TlsFiles | undefined };
   /**
@@ -107,6 +110,12 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     webphone: loadWebphoneSettings(env, problems),
     loopbackMedia: loopbackMedia ?? 'from-loopback',
     http: { host: httpHost, port: int('FERRY_HTTP_PORT', 3000, 0, 65535) },
+    httpLimits: {
+      headerTimeoutMs: int(HTTP_LIMIT_VARIABLES.headerTimeoutMs, DEFAULT_HTTP_LIMITS.headerTimeoutMs, 100, 3600000),
+      requestTimeoutMs: int(HTTP_LIMIT_VARIABLES.requestTimeoutMs, DEFAULT_HTTP_LIMITS.requestTimeoutMs, 100, 3600000),
+      maxConnectionsPerSource: int(HTTP_LIMIT_VARIABLES.maxConnectionsPerSource, DEFAULT_HTTP_LIMITS.maxConnectionsPerSource, 1, 1000000),
+      maxConnections: int(HTTP_LIMIT_VARIABLES.maxConnections, DEFAULT_HTTP_LIMITS.maxConnections, 1, 1000000),
+    },
     https: { port: int('FERRY_HTTPS_PORT', 3443, 0, 65535), tls: loadTls(env, problems) },
     webphoneWss: { url: env.FERRY_WEBPHONE_WSS_URL || undefined, port: int('FERRY_WEBPHONE_WSS_PORT', 0, 0, 65535) },
     webphoneWsUrl: get('FERRY_WEBPHONE_WS_URL', 'ws://127.0.0.1:8088'),
@@ -134,6 +143,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   } catch (err) {
     if (err instanceof ConfigError) problems.push(...err.problems);
     else throw err;
+  }
+  if (config.httpLimits.requestTimeoutMs < config.httpLimits.headerTimeoutMs) {
+    problems.push(`environment: ${HTTP_LIMIT_VARIABLES.requestTimeoutMs}=${config.httpLimits.requestTimeoutMs}: must be at least ${HTTP_LIMIT_VARIABLES.headerTimeoutMs} (${config.httpLimits.headerTimeoutMs})`);
   }
   if (problems.length > 0 || !sip) throw new ConfigError(problems);
   return { ...config, sip };

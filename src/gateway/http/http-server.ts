@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { AddressInfo } from 'node:net';
+import { AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Logger } from '../../common/logger';
@@ -11,6 +11,7 @@ import { StoreUnavailableError } from '../state/store-unavailable-error';
 import type { RouteTable } from '../api/route-table';
 import { summarizeCall } from './call-summary';
 import { HttpAccess, hostName } from './http-access';
+import { DEFAULT_HTTP_LIMITS, HttpConnectionGuard, HttpLimits, deadlineCheckIntervalMs } from './http-limits';
 import { jssipBundle } from './jssip-bundle';
 import { srcPath } from '../../common/package-root';
 
@@ -102,7 +103,20 @@ export class HttpServer {
     private readonly access = new HttpAccess({ apiToken: undefined, apiLoopbackOnly: false, metricsAuth: 'loopback', allowedHosts: ['localhost'] }),
     /** mounted routes (the REST API, src/gateway/api/): asked after the Host and token checks, before the built-in ones */
     private readonly routes?: RouteTable,
-  ) {}
+    /** request deadlines and connection caps of both listeners (FERRY_HTTP_*; docs/security.md) */
+    limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+  ) {
+    this.guard = new HttpConnectionGuard(limits, log);
+  }
+
+  /** counts both listeners' connections against the caps */
+  readonly guard: HttpConnectionGuard;
+
+  /** Node's request deadlines, from the limits (its defaults hold a silent client for 60 to 90 s) */
+  private serverOptions(): http.ServerOptions {
+    const l = this.guard.limits;
+    return { headersTimeout: l.headerTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: deadlineCheckIntervalMs(l) };
+  }
 
   /** every (method, path) this server answers: built-in, mounted (RouteTable) and WebSocket upgrades (as GET); the OpenAPI document must list exactly these */
   routeList(): { method: string; path: string; upgrade?: true }[] {
@@ -110,7 +124,8 @@ export class HttpServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    const server = http.createServer(this.handler());
+    const server = http.createServer(this.serverOptions(), this.handler());
+    server.on('connection', (socket: Socket) => this.guard.admit(socket));
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));
     this.server = server;
     return listenOn(server, host, port);
@@ -118,7 +133,9 @@ export class HttpServer {
 
   /** Serves the same page and API over HTTPS with this certificate chain and key (PEM). */
   async listenHttps(host: string, port: number, tls: { cert: Buffer; key: Buffer }): Promise<number> {
-    const server = https.createServer({ cert: tls.cert, key: tls.key }, this.handler());
+    // the handshake is held to the header deadline: a client that connects and says nothing is closed then
+    const server = https.createServer({ ...this.serverOptions(), cert: tls.cert, key: tls.key, handshakeTimeout: this.guard.limits.headerTimeoutMs }, this.handler());
+    server.on('connection', (socket: Socket) => this.guard.admit(socket));
     // a client that fails its handshake (an untrusted certificate) is not an error of ours
     server.on('tlsClientError', () => {});
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));
