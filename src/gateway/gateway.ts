@@ -16,6 +16,7 @@ import { EventStream } from './events/event-stream';
 import { HttpAccess } from './http/http-access';
 import { HttpServer } from './http/http-server';
 import { GatewayMetrics } from './http/metrics';
+import { pageWsUrl } from './http/webphone-settings';
 import { addStatusRoutes } from './http/status/status-routes';
 import { addCdrRoutes } from './cdr/cdr-api';
 import { cdrConfigFromEnv } from './cdr/cdr-config';
@@ -169,9 +170,9 @@ export class Gateway {
           });
         },
         webphoneConfig: (secure, host) => {
-          const wsUrl = opts.webphoneWsUrl ?? config.webphoneWsUrl;
           // a page served over HTTPS may only open a secure WebSocket
           const name = host ? (host.includes(':') ? `[${host}]` : host) : undefined;
+          const wsUrl = pageWsUrl(opts.webphoneWsUrl ?? config.webphoneWsUrl, name);
           const httpsUrl = config.webphone.httpsUrl ?? (this.httpsPort && name ? `https://${name}:${this.httpsPort}/` : undefined);
           const wssUrl = config.webphoneWss.url ?? (config.webphoneWss.port && name ? `wss://${name}:${config.webphoneWss.port}` : undefined);
           return {

@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,26 @@ function run(args: string[], env: Record<string, string>): { child: ChildProcess
   readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, stdout, stderr, exit };
+}
+
+/** GET with a chosen Host header (fetch does not let a caller set Host) */
+function getWithHost(port: number, p: string, host: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, headers: { Host: host } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitReady(p: { stdout: string[]; stderr: string[] }): Promise<{ http: number; media: number; ws: number; pids: Record<string, number> }> {
+  await pollUntil(() => p.stdout.some((l) => l.startsWith('ferry ready ')), { timeoutMs: 40_000, what: `ferry ready (output so far:\n${p.stdout.join('\n')}\n${p.stderr.join('\n')})` });
+  const line = p.stdout.find((l) => l.startsWith('ferry ready '))!;
+  return JSON.parse(line.slice('ferry ready '.length));
 }
 
 function alive(pid: number): boolean {
@@ -93,5 +114,28 @@ describe('ferry gateway / ferry start processes', { timeout: 60_000 }, () => {
     assert.equal(await p.exit, 0);
     assert.ok(p.stdout.includes('ferry: stopped'));
     for (const pid of pids) assert.ok(!alive(pid), `child ${pid} stopped`);
+  });
+
+  test('ferry start with FERRY_HOST=0.0.0.0: prints the page on loopback, and the page connects its WebSocket to the name it was opened with', async () => {
+    const p = run(['start'], { ...FREE_PORTS, FERRY_LOG_LEVEL: 'warn', FERRY_HOST: '0.0.0.0', FERRY_MEDIA_SDP_ADDRESS: '127.0.0.1', FERRY_STORE: 'memory', FERRY_TLS: '0' });
+    const ready = await waitReady(p);
+    await pollUntil(() => p.stdout.some((l) => l.includes('webphone page at ')),
+      { timeoutMs: 5_000, what: `the "webphone page at" line (output so far:\n${p.stdout.join('\n')})` });
+    // before: "webphone page at http://0.0.0.0:<port>/", an address no browser should be sent to
+    assert.ok(p.stdout.some((l) => l.includes(`webphone page at http://127.0.0.1:${ready.http}/`)), p.stdout.join('\n'));
+    assert.ok(!p.stdout.some((l) => l.includes('0.0.0.0:')  && !l.includes('reachable from other hosts')), p.stdout.join('\n'));
+    // ferry start hands the gateway ws://0.0.0.0:<ws>; each page gets ws://<the name it was opened with>:<ws>
+    for (const name of ['127.0.0.1', 'localhost']) {
+      const cfg = await getWithHost(ready.http, '/api/webphone-config', `${name}:${ready.http}`);
+      assert.equal(cfg.status, 200);
+      assert.equal((JSON.parse(cfg.body) as { wsUrl: string }).wsUrl, `ws://${name}:${ready.ws}`);
+      const page = await getWithHost(ready.http, '/', `${name}:${ready.http}`);
+      assert.match(String(page.headers['content-security-policy']), new RegExp(`connect-src 'self' ws://${name}:${ready.ws};`), 'the page may open that WebSocket');
+    }
+    // the page's WebSocket really answers there (SIP over WebSocket: 426 to a plain GET)
+    const ws = await getWithHost(ready.ws, '/', `localhost:${ready.ws}`);
+    assert.equal(ws.status, 426);
+    p.child.kill('SIGINT');
+    assert.equal(await p.exit, 0);
   });
 });

@@ -60,3 +60,15 @@ export function loadWebphoneSettings(env: Env, problems: string[]): WebphoneSett
     httpsUrl,
   };
 }
+
+/**
+ * The SIP WebSocket URL a page opened as `pageHost` connects to: FERRY_WEBPHONE_WS_URL, except that a
+ * wildcard host in it (`ferry start` with FERRY_HOST=0.0.0.0 gives ws://0.0.0.0:8088) is replaced by the
+ * name the page was opened with: browsers refuse ws://0.0.0.0, and from another machine it would name
+ * the browser's own host. `pageHost` is a Host header's name, IPv6 in brackets.
+ */
+export function pageWsUrl(configured: string, pageHost: string | undefined): string {
+  if (!pageHost) return configured;
+  const m = /^(wss?:\/\/)(0\.0\.0\.0|\[::\])(?=[:/]|$)(.*)$/i.exec(configured);
+  return m ? `${m[1]}${pageHost}${m[3]}` : configured;
+}
