@@ -6,6 +6,7 @@ import path from 'node:path';
 import { audioCodec, buildCdr, type Cdr } from '../../src/gateway/cdr/cdr';
 import { csvCell, csvHeader, csvRow, CSV_COLUMNS } from '../../src/gateway/cdr/cdr-csv';
 import { parseCdrQuery } from '../../src/gateway/cdr/cdr-api';
+import { callEndedData } from '../../src/gateway/events/call-event-data';
 import { CdrFileStore } from '../../src/gateway/cdr/cdr-file-store';
 import { MemoryCdrStore } from '../../src/gateway/cdr/cdr-store';
 import { endpointStatsFrom, legQuality, mosFromR, rFactor } from '../../src/gateway/cdr/quality';
@@ -111,6 +112,21 @@ describe('CDR and recording parts', { timeout: 30_000 }, () => {
     assert.equal(buildCdr(record(), { gatewayId: 'gw', quality: {} }).recording, undefined);
     assert.equal(audioCodec('m=audio 1 RTP/AVP 0 101\r\n'), 'PCMU');
     assert.equal(audioCodec(undefined), undefined);
+  });
+
+  test('the call.ended event gives the same end and durations as the CDR (end decided at "ending"), and the release time', { timeout: 5_000 }, () => {
+    // the release (BYEs answered, pipeline released) ends 400 ms after the end was decided
+    const r = record();
+    const cdr = buildCdr(r, { gatewayId: 'gw', quality: {} });
+    const ev = callEndedData(r);
+    for (const k of ['endedAt', 'ringMs', 'talkMs', 'durationMs', 'releasedAt'] as const) assert.equal(ev[k], cdr[k], k);
+    assert.equal(ev.endedAt, 10_000);
+    assert.equal(ev.talkMs, 7_000);
+    assert.equal(ev.releasedAt, 10_400);
+    // a record without an 'ending' entry: its end is the record's end, as in the CDR
+    const bare = record({ timeline: [{ t: 1_500, event: 'ringing' }] });
+    assert.equal(callEndedData(bare).endedAt, 10_400);
+    assert.equal(buildCdr(bare, { gatewayId: 'gw', quality: {} }).endedAt, 10_400);
   });
 
   test('CSV: quoting and formula prefixes, parsed back; random cells survive', { timeout: 5_000 }, () => {

@@ -36,8 +36,8 @@ export interface Cdr {
   quality: { caller?: LegQuality; callee?: LegQuality };
 }
 
-/** the timeline moment the end was decided ('ending'), else the record's end */
-function endDecidedAt(r: CallRecord): number {
+/** the timeline moment the end was decided ('ending'), else the record's end (call.ended's endedAt too) */
+export function endDecidedAt(r: CallRecord): number {
   return r.timeline.find((e) => e.event === 'ending')?.t ?? r.endedAt ?? r.createdAt;
 }
 

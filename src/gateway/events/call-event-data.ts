@@ -1,3 +1,4 @@
+import { endDecidedAt } from '../cdr/cdr';
 import { CallLeg, CallRecord } from '../state/call-record';
 
 /** One party of a call as events show it. */
@@ -20,10 +21,11 @@ function ringingAt(r: CallRecord): number | undefined {
 /**
  * `call.ended`'s data: reason, who ended it, times and durations (ms), parties. Ring time runs
  * from the first 180/183 to the answer (or to the end, for a call never answered); talk time from
- * the answer to the end.
+ * the answer to the end. The end is the moment it was decided ('ending'), as in the call's CDR, so
+ * the event and the CDR give the same times; `releasedAt` is when the release finished.
  */
 export function callEndedData(r: CallRecord): Record<string, unknown> {
-  const endedAt = r.endedAt ?? r.createdAt;
+  const endedAt = endDecidedAt(r);
   const ringing = ringingAt(r);
   const ringMs = ringing !== undefined ? Math.max(0, (r.answeredAt ?? endedAt) - ringing) : 0;
   const talkMs = r.answeredAt !== undefined ? Math.max(0, endedAt - r.answeredAt) : 0;
@@ -35,6 +37,7 @@ export function callEndedData(r: CallRecord): Record<string, unknown> {
     ...(ringing !== undefined ? { ringingAt: ringing } : {}),
     ...(r.answeredAt !== undefined ? { answeredAt: r.answeredAt } : {}),
     endedAt,
+    ...(r.endedAt !== undefined ? { releasedAt: r.endedAt } : {}),
     ringMs,
     talkMs,
     durationMs: Math.max(0, endedAt - r.createdAt),
