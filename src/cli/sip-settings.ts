@@ -4,6 +4,12 @@ import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/c
 import { controlLimitsFromEnv } from '../sip/control/control-limits';
 import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
 import type { SipEngineOptions } from '../sip/sip-engine-server';
+import { DEFAULT_MAX_SERVER_TRANSACTIONS } from '../sip/transaction/server-transaction-table';
+
+function atLeastOne(name: string, n: number): number {
+  if (n < 1) throw new Error(`environment variable ${name}=${n} must be at least 1`);
+  return n;
+}
 
 /** Everything `ferry sip` reads from its environment, read and checked once before anything listens. */
 export interface SipSettings {
@@ -39,6 +45,7 @@ export function loadSipSettings(env: Env = process.env): SipSettings {
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000, env),
     restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000, env),
     unroutedHold: { holdMs: envInt('FERRY_SIP_UNROUTED_HOLD_MS', 5000, env) },
+    maxServerTransactions: atLeastOne('FERRY_SIP_MAX_SERVER_TRANSACTIONS', envInt('FERRY_SIP_MAX_SERVER_TRANSACTIONS', DEFAULT_MAX_SERVER_TRANSACTIONS, env)),
     timers: {
       t1: envInt('FERRY_SIP_T1_MS', 500, env),
       t2: envInt('FERRY_SIP_T2_MS', 4000, env),

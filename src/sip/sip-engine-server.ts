@@ -43,6 +43,8 @@ export interface SipEngineOptions {
   restartHoldMs?: number;
   /** bounds of the hold for new requests no app routes yet, right after start or while no app is connected (docs/sip-engine.md) */
   unroutedHold?: Partial<UnroutedHoldLimits>;
+  /** server transactions open at once; beyond it new out-of-dialog requests are answered 503 statelessly (default 10000; docs/security.md "Connections") */
+  maxServerTransactions?: number;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
 }
@@ -95,7 +97,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls), bindings,
     { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
-    options.unroutedHold);
+    options.unroutedHold, options.maxServerTransactions);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);

@@ -7,7 +7,7 @@ import type { SipMessage } from '../message/sip-message';
 import { parseSipMessage } from '../message/sip-parser';
 import type { FlowBindings } from '../registrar/flow-bindings';
 import { ClientTransactionTable } from '../transaction/client-transaction-table';
-import { ServerTransactionTable } from '../transaction/server-transaction-table';
+import { DEFAULT_MAX_SERVER_TRANSACTIONS, ServerTransactionTable } from '../transaction/server-transaction-table';
 import type { TimerConfig } from '../transaction/timer-config';
 import type { Flow } from '../transport/flow';
 import { AppPort } from './app-port';
@@ -70,6 +70,7 @@ export class SipEngine implements ControlHandler {
     orphanDialogMs = DEFAULT_ORPHAN_DIALOG_MS,
     restartHoldMs = DEFAULT_RESTART_HOLD_MS,
     unroutedHoldLimits: Partial<UnroutedHoldLimits> = {},
+    maxServerTransactions = DEFAULT_MAX_SERVER_TRANSACTIONS,
   ) {
     this.bindings = bindings;
     const local = new LocalAddress(addressing);
@@ -87,7 +88,7 @@ export class SipEngine implements ControlHandler {
       clock, timers, router, resolver, bindings, local, log,
       appPort: new AppPort(clock, local),
       dialogs: new DialogLifetime(clock, log),
-      serverTxns: new ServerTransactionTable<PendingServerRequest>(clock, timers),
+      serverTxns: new ServerTransactionTable<PendingServerRequest>(clock, timers, maxServerTransactions),
       clients: new ClientTransactionTable<ClientRequest>(clock, timers),
       pending: new PendingServerRequests(clock, timers),
       restartHeld,
@@ -133,6 +134,11 @@ export class SipEngine implements ControlHandler {
   /** The engine's dialogs (read-only use: tests, dumps). Dialogs are created and ended only by DialogLifetime. */
   get dialogs(): DialogLifetime {
     return this.ctx.dialogs;
+  }
+
+  /** new requests answered without a transaction because the server transaction table was full (FERRY_SIP_MAX_SERVER_TRANSACTIONS) */
+  get refusedTransactionTableFull(): number {
+    return this.uas.refusedWhenFull;
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */

@@ -23,6 +23,9 @@ import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-d
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { UNROUTED_RETRY_AFTER_S } from './unrouted-request-hold';
 
+/** Retry-After of the 503 a new request gets while the server transaction table is full */
+const FULL_RETRY_AFTER_S = 5;
+
 /** What the UAS core asks of the rest of the engine. */
 export interface UasPeers {
   owners: DialogOwners;
@@ -39,9 +42,14 @@ export interface UasPeers {
 export class UasCore {
   /** one warning per bound per 10 s while a flood meets the hold's bounds */
   private readonly holdFullLog: LogThrottle;
+  /** one warning per 10 s while new requests meet the transaction table's bound */
+  private readonly fullLog: LogThrottle;
+  /** new requests answered without a transaction because the table was full */
+  refusedWhenFull = 0;
 
   constructor(private readonly ctx: EngineContext, private readonly peers: UasPeers) {
     this.holdFullLog = new LogThrottle(10_000, () => ctx.clock.now());
+    this.fullLog = new LogThrottle(10_000, () => ctx.clock.now());
   }
 
   /** A request from the network that passed validation (its top Via already stamped). */
@@ -62,6 +70,10 @@ export class UasCore {
     const existing = serverTxns.get(keyFor(req.method));
     if (existing) {
       existing.txn.receiveRetransmission();
+      return;
+    }
+    if (serverTxns.full && !this.inKnownDialog(req)) {
+      this.refuseWhenFull(req, flow, 503);
       return;
     }
     const key = keyFor(req.method);
@@ -104,6 +116,35 @@ export class UasCore {
       return;
     }
     this.deliver(app, req, flow, key, txn, undefined);
+  }
+
+  /** an in-dialog request for a dialog the engine holds (its BYE, re-INVITE...): served even when the transaction table is full */
+  private inKnownDialog(req: SipRequest): boolean {
+    const toTag = tagOf(req.headers.get('To'));
+    if (!toTag) return false;
+    const fromTag = tagOf(req.headers.get('From')) ?? '';
+    return this.ctx.dialogs.find(callIdOf(req), toTag, fromTag) !== undefined
+      || ((req.method === 'UPDATE' || req.method === 'PRACK') && this.ctx.pending.inviteFor(callIdOf(req), fromTag, toTag) !== undefined);
+  }
+
+  /**
+   * The server transaction table is at its bound: a new out-of-dialog request is answered without a
+   * transaction (503 with Retry-After; a CANCEL matching nothing 481), so a flood of new requests costs
+   * nothing that outlives the datagram. Calls in progress are untouched (their requests are exempt).
+   */
+  private refuseWhenFull(req: SipRequest, flow: Flow, status: 481 | 503): void {
+    this.refusedWhenFull++;
+    if (req.method !== 'ACK') {
+      const res = status === 503 ? makeUnavailable(req, FULL_RETRY_AFTER_S, randomToken()) : makeResponse(req, 481, randomToken());
+      flow.send(serializeSipMessage(res));
+    }
+    const admitted = this.fullLog.admit('full');
+    if (admitted) {
+      this.ctx.log.warn('new request answered without a transaction: the server transaction table is full', {
+        method: req.method.slice(0, 40), status, from: flow.remoteAddress, transactions: this.ctx.serverTxns.size,
+        limit: this.ctx.serverTxns.maxTransactions, suppressedSinceLastLine: admitted.suppressed,
+      });
+    }
   }
 
   /**
@@ -211,6 +252,10 @@ export class UasCore {
     const existing = serverTxns.get(cancelKey);
     if (existing) {
       existing.txn.receiveRetransmission();
+      return;
+    }
+    if (serverTxns.full && !serverTxns.get(inviteKey)) {
+      this.refuseWhenFull(req, flow, 481);
       return;
     }
     const txn = serverTxns.create(req, flow, cancelKey);

@@ -11,13 +11,25 @@ import type { TimerConfig } from './timer-config';
 export type ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction;
 
 /**
+ * Server transactions open at once, at most (FERRY_SIP_MAX_SERVER_TRANSACTIONS). A transaction outlives
+ * its final answer (32 s over UDP, Timers H/J) and a stranger can start one per datagram from any
+ * source address, so without a bound the table grows with the attacker's rate (about 14 kB each).
+ */
+export const DEFAULT_MAX_SERVER_TRANSACTIONS = 10_000;
+
+/**
  * Server transactions by RFC 3261 §17.2.3 key: top Via branch + sent-by + method (an ACK looks up
  * the INVITE's, a CANCEL has its own). Each may carry a value `V` (the engine's pending request).
  */
 export class ServerTransactionTable<V> {
   private readonly byKey = new Map<string, { txn: ServerTransaction; value: V | undefined }>();
 
-  constructor(private readonly clock: Clock, private readonly timers: TimerConfig) {}
+  constructor(private readonly clock: Clock, private readonly timers: TimerConfig, readonly maxTransactions = DEFAULT_MAX_SERVER_TRANSACTIONS) {}
+
+  /** at the bound: a new out-of-dialog request gets no transaction (the UAS core answers it statelessly) */
+  get full(): boolean {
+    return this.byKey.size >= this.maxTransactions;
+  }
 
   /** The key of `req` for `method` (defaults to the request's own method). */
   static keyOf(req: SipRequest, method = req.method): string {
