@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Socket } from 'node:dgram';
+import { createSocket, Socket } from 'node:dgram';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CandidatePairState, RTCDtlsTransport, RTCPeerConnection, RtpHeader } from 'werift';
@@ -9,11 +9,10 @@ import { LeanEvent } from '../../src/media/webrtc/werift-lean-event';
 import {
   compactDtlsBuffers,
   demultiplexIceSockets,
+  EARLY_DTLS_MAX_RECORDS,
+  emptyIceSocketCounters,
   iceSockets,
   ignoreDuplicateHelloVerify,
-  keepEarlyDtlsRecords,
-  EARLY_DTLS_MAX_BYTES,
-  EARLY_DTLS_MAX_RECORDS,
   preferSrtpProfiles,
   resendClientHelloEarly,
   sendDtlsCloseNotify,
@@ -25,6 +24,7 @@ import {
   weriftIceBaseModule,
   type DtlsSocketInternals,
   type IceConnectionInternals,
+  type IceSocketCounters,
 } from '../../src/media/webrtc/werift-internals';
 import { blankComments } from '../helpers/test-source-scan';
 import { pollUntil } from '../helpers/wait-for';
@@ -344,30 +344,31 @@ interface EarlyServerStart {
   firstHellos: number;
   /** ms from B's first ClientHello to both transports connected */
   connectedAfterMs: number;
-  kept: number;
-  replayed: number;
+  /** A's demultiplexer counters (all 0 when A had none: the control) */
+  counters: IceSocketCounters;
 }
 
 /**
  * A (the DTLS server, as ferry is when it offered) starts its DTLS only once B's first ClientHello has reached A's
  * ICE agent, the order a browser that answered ferry's offer often produces (its ICE works before the controlling
  * agent's nomination ends). B starts its handshake at once (as browsers do); no early resend is installed on B, so
- * a second cookieless ClientHello can only be werift's own retransmission, 500 ms later.
+ * a second cookieless ClientHello can only be werift's own retransmission, 500 ms later. With `demux`, A has
+ * ferry's ICE socket demultiplexer (which keeps early DTLS); without it, werift alone (the control).
  */
-async function earlyClientHello(keep: boolean): Promise<EarlyServerStart> {
-  let counts: ReturnType<typeof keepEarlyDtlsRecords> | undefined;
-  const helloTimes: number[] = [];
-  let helloSeen: () => void = () => undefined;
-  const seen = new Promise<void>((resolve) => (helloSeen = resolve));
+async function earlyClientHello(demux: boolean): Promise<EarlyServerStart> {
+  let counters = emptyIceSocketCounters();
+  const hellos: number[] = [];
+  let helloSeen = false;
   await connectedPair((b, a) => {
     const at = a.dtlsTransports[0]!;
-    if (keep) counts = keepEarlyDtlsRecords(at);
+    if (demux) counters = demultiplexIceSockets(a, () => undefined);
+    // werift alone: the ClientHello reaches the ICE agent (and is dropped); with the demultiplexer: it is kept
     at.iceTransport.connection.onData.subscribe((data: Buffer) => {
-      if (isFirstClientHello(data)) helloSeen();
+      if (isFirstClientHello(data)) helloSeen = true;
     });
     const start = at.start.bind(at);
     at.start = async () => {
-      await seen;
+      await pollUntil(() => helloSeen || counters.earlyDtlsKept > 0, { timeoutMs: 10_000, what: "B's first ClientHello at A", stepMs: 1 });
       return start();
     };
     const bt = b.dtlsTransports[0]!;
@@ -376,7 +377,7 @@ async function earlyClientHello(keep: boolean): Promise<EarlyServerStart> {
       for (const sock of iceSockets(b)) {
         const send = sock.send;
         sock.send = function (this: Socket, msg: unknown, ...rest: unknown[]) {
-          if (Buffer.isBuffer(msg) && isFirstClientHello(msg)) helloTimes.push(performance.now());
+          if (Buffer.isBuffer(msg) && isFirstClientHello(msg)) hellos.push(performance.now());
           return (send as (...x: unknown[]) => void).call(this, msg, ...rest);
         } as typeof sock.send;
       }
@@ -384,41 +385,54 @@ async function earlyClientHello(keep: boolean): Promise<EarlyServerStart> {
     });
   });
   const connectedAt = performance.now();
-  assert.ok(helloTimes.length >= 1, 'B sent a ClientHello');
-  return { firstHellos: helloTimes.length, connectedAfterMs: connectedAt - helloTimes[0]!, kept: counts?.kept ?? 0, replayed: counts?.replayed ?? 0 };
+  assert.ok(hellos.length >= 1, 'B sent a ClientHello');
+  return { firstHellos: hellos.length, connectedAfterMs: connectedAt - hellos[0]!, counters };
 }
 
-describe('keepEarlyDtlsRecords (werift-internals.ts): a ClientHello that comes before the DTLS server exists is kept for it', { timeout: 60_000 }, () => {
+describe('the ICE socket demultiplexer keeps DTLS that comes before the DTLS server exists (werift-internals.ts)', { timeout: 60_000 }, () => {
   test('with it the server answers the first ClientHello (one sent); without it (control) the client has to send it again', async () => {
     const kept = await earlyClientHello(true);
     const control = await earlyClientHello(false);
     console.log(`# DTLS connected ${kept.connectedAfterMs.toFixed(0)} ms after the first ClientHello (kept) vs ${control.connectedAfterMs.toFixed(0)} ms (werift alone)`);
     assert.ok(control.firstHellos >= 2, `control: werift alone drops the early ClientHello, so the client sent it again (${control.firstHellos} sent)`);
-    assert.ok(kept.kept >= 1 && kept.replayed === kept.kept, `kept ${kept.kept}, replayed ${kept.replayed}`);
+    const c = kept.counters;
+    assert.ok(c.earlyDtlsKept >= 1 && c.earlyDtlsReplayed === c.earlyDtlsKept && c.earlyDtlsDropped === 0, `kept ${c.earlyDtlsKept}, replayed ${c.earlyDtlsReplayed}, dropped ${c.earlyDtlsDropped}`);
     assert.equal(kept.firstHellos, 1, 'the server answered the first ClientHello');
   });
 
-  test(`keeps at most ${EARLY_DTLS_MAX_RECORDS} records and ${EARLY_DTLS_MAX_BYTES} bytes, DTLS only; a client hands none on`, async () => {
-    const pc = peers.create();
-    pc.addTransceiver('audio', { direction: 'sendrecv' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const t = pc.dtlsTransports[0]!;
-    const counts = keepEarlyDtlsRecords(t);
-    const events = t.iceTransport.connection.onData;
-    const dtls = (n: number) => Buffer.alloc(n, 22);
-    events.execute(Buffer.alloc(20, 0)); // STUN: not DTLS
-    events.execute(Buffer.alloc(20, 0x80)); // RTP: not DTLS
-    events.execute(dtls(EARLY_DTLS_MAX_BYTES + 1)); // larger than the whole budget
-    assert.deepEqual(counts, { kept: 0, replayed: 0, dropped: 1 });
-    for (let i = 0; i < EARLY_DTLS_MAX_RECORDS + 2; i++) events.execute(dtls(100));
-    assert.deepEqual(counts, { kept: EARLY_DTLS_MAX_RECORDS, replayed: 0, dropped: 3 });
-    // the role is decided at 'connecting' (controlling: server); a client would not hand them on
-    t.role = 'client';
-    (t as unknown as { setState(s: string): void }).setState('connecting');
-    await new Promise<void>((r) => queueMicrotask(r));
-    assert.equal(counts.replayed, 0, 'a client hands nothing on');
-    events.execute(dtls(100));
-    assert.equal(counts.kept, EARLY_DTLS_MAX_RECORDS, 'nothing is kept after connecting');
+  test(`before the peer's address is known: kept, then handed on once it is a pair's; a stranger's, and more than ${EARLY_DTLS_MAX_RECORDS} records, dropped; a client hands none on`, async () => {
+    // a ChangeCipherSpec record at epoch 0: werift's DTLS socket parses it and ignores it, so handing it on is harmless
+    const ccs = Buffer.from([20, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+    const stranger = createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
+    let server = emptyIceSocketCounters();
+    let client = emptyIceSocketCounters();
+    const sent: Array<Promise<void>> = [];
+    const send = (from: Socket, port: number) =>
+      sent.push(new Promise<void>((resolve, reject) => from.send(ccs, port, '127.0.0.1', (err) => (err ? reject(err) : resolve()))));
+    try {
+      await connectedPair((b, a) => {
+        // A has not applied B's answer yet: B's address is not one of A's candidate pairs
+        server = demultiplexIceSockets(a, () => undefined);
+        client = demultiplexIceSockets(b, () => undefined);
+        const aPort = (iceSockets(a)[0]!.address() as { port: number }).port;
+        const bPort = (iceSockets(b)[0]!.address() as { port: number }).port;
+        send(iceSockets(b)[0]!, aPort); // from B's own ICE socket
+        for (let i = 0; i < EARLY_DTLS_MAX_RECORDS + 1; i++) send(stranger, aPort);
+        send(stranger, bPort); // to B, the DTLS client
+      });
+      await Promise.all(sent);
+      console.log(`# A (server): ${JSON.stringify(server)}; B (client): ${JSON.stringify(client)}`);
+      assert.equal(server.earlyDtlsKept, EARLY_DTLS_MAX_RECORDS, 'the bound');
+      assert.equal(server.earlyDtlsReplayed, 1, "B's record, handed on once B's address was a pair's");
+      // 3 of the stranger's kept then dropped, 2 over the bound (and B's own early ClientHello, if it came before A's server, over the bound)
+      assert.ok(server.earlyDtlsDropped === 5 || server.earlyDtlsDropped === 6, `dropped ${server.earlyDtlsDropped}`);
+      assert.equal(client.earlyDtlsKept, 1, 'B kept the record sent to it before its DTLS started');
+      assert.equal(client.earlyDtlsReplayed, 0, 'a client hands nothing on');
+      assert.equal(client.earlyDtlsDropped, 1);
+    } finally {
+      stranger.close();
+    }
   });
 });
 

@@ -138,6 +138,90 @@ export interface IceSocketCounters {
   mediaOffPath: number;
   /** datagrams from a peer that are neither STUN, DTLS nor RTP/RTCP (ZRTP, TURN channel data, junk) */
   otherDropped: number;
+  /** DTLS records kept because they came before the DTLS socket existed (see `EarlyDtlsRecords`) */
+  earlyDtlsKept: number;
+  /** of those, handed to ferry's DTLS server once it existed (from a candidate pair's address by then) */
+  earlyDtlsReplayed: number;
+  /** early DTLS records dropped: over the bound, from an address that never became a pair's, or ferry was the client */
+  earlyDtlsDropped: number;
+}
+
+/** The counters of a demultiplexer that has not been installed yet. */
+export function emptyIceSocketCounters(): IceSocketCounters {
+  return { dropped: 0, forgedAlerts: 0, media: 0, mediaOnOtherValidPair: 0, mediaOffPath: 0, otherDropped: 0, earlyDtlsKept: 0, earlyDtlsReplayed: 0, earlyDtlsDropped: 0 };
+}
+
+/** At most this many DTLS records, and this many bytes, are kept per call for a DTLS server that does not exist yet. */
+export const EARLY_DTLS_MAX_RECORDS = 4;
+export const EARLY_DTLS_MAX_BYTES = 8192;
+
+interface EarlyRecord {
+  data: Buffer;
+  addr: [string, number];
+  deliver: (data: Buffer, addr: [string, number]) => void;
+}
+
+/**
+ * DTLS records that reach an ICE socket before the DTLS socket of its transport exists. When ferry offered, the
+ * browser answers `a=setup:active` and is the DTLS client; it starts its handshake as soon as its own side of ICE
+ * works: often before werift (the controlling agent) has finished its nomination and created the DTLS server, and
+ * even before ferry has the browser's answer (so before its address is one of the agent's candidate pairs; the
+ * browser already has ferry's candidates and ferry answers its checks). werift drops such a ClientHello and the
+ * call waits for the browser's retransmission (50 ms to 1 s later). Browsers keep an early ClientHello for the
+ * same race (WebRTC's DTLS transport caches it), and so does ferry: the records are copied and kept (at most
+ * `EARLY_DTLS_MAX_RECORDS` / `EARLY_DTLS_MAX_BYTES` a call), and on the microtask after the transport enters
+ * 'connecting' (its DTLS socket exists then) each one from an address that is now a candidate pair's goes to a
+ * DTLS server the way any DTLS datagram would; the rest are dropped, and all of them when ferry is the client
+ * (a server's records answer the client's ClientHello and cannot come first).
+ */
+class EarlyDtlsRecords {
+  private records: EarlyRecord[] = [];
+  private bytes = 0;
+  private open = true;
+
+  constructor(
+    private readonly transport: RTCDtlsTransport,
+    private readonly conn: IceConnectionInternals,
+    private readonly counter: IceSocketCounters,
+  ) {
+    const sub = transport.onStateChange.subscribe((state) => {
+      if (state === 'new') return;
+      sub.unSubscribe();
+      this.open = false;
+      const records = this.records;
+      this.records = [];
+      if (state !== 'connecting') {
+        this.counter.earlyDtlsDropped += records.length;
+        return;
+      }
+      if (records.length > 0) queueMicrotask(() => this.replay(records));
+    });
+  }
+
+  /** Keeps the record if the DTLS socket does not exist yet; false: the caller handles it now. */
+  keep(data: Buffer, addr: [string, number], deliver: EarlyRecord['deliver']): boolean {
+    if (!this.open || dtlsSocket(this.transport)) return false;
+    if (this.records.length >= EARLY_DTLS_MAX_RECORDS || this.bytes + data.length > EARLY_DTLS_MAX_BYTES) {
+      this.counter.earlyDtlsDropped++;
+      return true;
+    }
+    this.records.push({ data: Buffer.from(data), addr: [addr[0], addr[1]], deliver });
+    this.bytes += data.length;
+    this.counter.earlyDtlsKept++;
+    return true;
+  }
+
+  private replay(records: EarlyRecord[]): void {
+    const server = this.transport.role === 'server' && dtlsSocket(this.transport) !== undefined && this.transport.state === 'connecting';
+    for (const r of records) {
+      if (!server || !fromPeer(this.conn, r.addr)) {
+        this.counter.earlyDtlsDropped++;
+        continue;
+      }
+      this.counter.earlyDtlsReplayed++;
+      r.deliver(r.data, r.addr);
+    }
+  }
 }
 
 /**
@@ -150,12 +234,15 @@ export interface IceSocketCounters {
  *   on another valid pair of the same socket (a browser that moved its selected pair; counted apart); werift
  *   never sees media (its SRTP handler stays idle, so nothing is decrypted or parsed twice); media from a pair
  *   whose checks have not succeeded, or before nomination, is dropped;
- * - everything else is dropped and counted.
- * Call after gathering (the ICE sockets exist then).
+ * - everything else is dropped and counted;
+ * - DTLS that comes before the transport's DTLS socket exists is kept for it (`EarlyDtlsRecords`), whoever sent it.
+ * Call after gathering (the ICE sockets exist then), before the remote description is applied.
  */
 export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffer) => void): IceSocketCounters {
-  const counter: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOnOtherValidPair: 0, mediaOffPath: 0, otherDropped: 0 };
+  const counter = emptyIceSocketCounters();
   for (const conn of connectionsOf(pc)) {
+    const transport = pc.dtlsTransports.find((t) => iceConnection(t) === conn);
+    const early = transport && transport.state === 'new' ? new EarlyDtlsRecords(transport, conn, counter) : undefined;
     for (const p of conn.protocols) {
       const t = p.transport;
       const inner = t?.onData;
@@ -187,6 +274,7 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
           }
           return;
         }
+        if (kind === 'dtls' && early?.keep(data, addr, toDtls)) return;
         if (!fromPeer(conn, addr)) {
           counter.dropped++;
           return;
@@ -195,6 +283,9 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
           counter.otherDropped++;
           return;
         }
+        toDtls(data, addr);
+      };
+      const toDtls = (data: Buffer, addr: [string, number]): void => {
         if (!alertsAuthentic(pc, data)) {
           counter.forgedAlerts++;
           return;
@@ -447,67 +538,6 @@ export function resendClientHelloEarly(transport: RTCDtlsTransport, resendAfterM
       return send(buf, addr);
     };
   });
-}
-
-/** At most this many DTLS records, and this many bytes, are kept for a DTLS server that does not exist yet. */
-export const EARLY_DTLS_MAX_RECORDS = 4;
-export const EARLY_DTLS_MAX_BYTES = 8192;
-
-/** What `keepEarlyDtlsRecords` did, for tests and logs. */
-export interface EarlyDtlsRecords {
-  kept: number;
-  replayed: number;
-  dropped: number;
-}
-
-/**
- * When ferry is the DTLS server (ferry offered, the browser answered `a=setup:active`), the browser starts its
- * handshake as soon as its side of ICE works, which is often before werift's ICE agent (the controlling one, it
- * waits for its nomination) has started the DTLS server: werift then drops the ClientHello and the call waits
- * for the browser's retransmission, measured with Chromium at 50 to 500 ms. Browsers keep such an early
- * ClientHello for the same reason (WebRTC's DTLS transport caches it); ferry does the same: DTLS records that
- * reach the ICE agent before its DTLS socket exists are kept (at most `EARLY_DTLS_MAX_RECORDS` /
- * `EARLY_DTLS_MAX_BYTES`; the ICE socket demultiplexer lets DTLS through only from a candidate pair's address)
- * and handed to the DTLS server on the microtask after it is created. A client drops them: a server's records
- * answer its own ClientHello and cannot come first. Call when the transport exists, before ICE starts.
- */
-export function keepEarlyDtlsRecords(transport: RTCDtlsTransport): EarlyDtlsRecords {
-  const counts: EarlyDtlsRecords = { kept: 0, replayed: 0, dropped: 0 };
-  const events = transport.iceTransport.connection.onData;
-  let kept: Buffer[] = [];
-  let bytes = 0;
-  let replaying = false;
-  const data = events.subscribe((buf: Buffer) => {
-    if (replaying || dtlsSocket(transport) || classifyDatagram(buf) !== 'dtls') return;
-    if (kept.length >= EARLY_DTLS_MAX_RECORDS || bytes + buf.length > EARLY_DTLS_MAX_BYTES) {
-      counts.dropped++;
-      return;
-    }
-    kept.push(Buffer.from(buf));
-    bytes += buf.length;
-    counts.kept++;
-  });
-  const state = transport.onStateChange.subscribe((s) => {
-    if (s === 'new') return;
-    data.unSubscribe();
-    state.unSubscribe();
-    const records = kept;
-    kept = [];
-    if (s !== 'connecting' || records.length === 0) return;
-    queueMicrotask(() => {
-      if (transport.role !== 'server' || !dtlsSocket(transport) || transport.state !== 'connecting') return;
-      replaying = true;
-      try {
-        for (const r of records) {
-          events.execute(r);
-          counts.replayed++;
-        }
-      } finally {
-        replaying = false;
-      }
-    });
-  });
-  return counts;
 }
 
 /** werift's DTLS client socket (`DtlsClient`): `connect()` sends flight 1 and resolves when its retransmissions end. */

@@ -40,10 +40,10 @@ import {
   useLeanWeriftEvent,
   useNodeCryptoForDtls,
   demultiplexIceSockets,
+  emptyIceSocketCounters,
   disableDefaultStunServer,
   iceSockets,
   ignoreDuplicateHelloVerify,
-  keepEarlyDtlsRecords,
   preferSrtpProfiles,
   resendClientHelloEarly,
   shareParsedDtlsCertificate,
@@ -53,7 +53,6 @@ import {
   skipWeriftSrtp,
   startDtlsClientAtOnce,
   useLazyDtlsCipherSummary,
-  type EarlyDtlsRecords,
   type IceSocketCounters,
 } from './werift-internals';
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
@@ -130,9 +129,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   /** ferry's SRTP contexts, keyed once DTLS is connected. */
   private srtp: DtlsSrtpSession | undefined;
   /** What the RFC 7983 demultiplexer on the ICE sockets did (strangers dropped, forged alerts, media in, ...). */
-  /** DTLS records that came before ferry's DTLS server existed (kept and handed to it). */
-  private earlyDtls: EarlyDtlsRecords | undefined;
-  private strangers: IceSocketCounters = { dropped: 0, forgedAlerts: 0, media: 0, mediaOnOtherValidPair: 0, mediaOffPath: 0, otherDropped: 0 };
+  private strangers: IceSocketCounters = emptyIceSocketCounters();
   get strangerDatagrams(): number {
     return this.strangers.dropped;
   }
@@ -474,7 +471,6 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       }
       // ferry's own SRTP carries the media (dtls-srtp-session.ts); werift's sessions would only hold memory.
       skipWeriftSrtp(t);
-      this.earlyDtls = keepEarlyDtlsRecords(t);
       t.onStateChange.subscribe((s) => this.onDtlsState(t, s));
     }
   }
@@ -586,7 +582,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       return;
     }
     // winston builds and pipes the line even when debug is off: only when it is on
-    if (this.options.logger.isDebugEnabled()) this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name, role: t.role, earlyRecords: this.earlyDtls?.replayed ?? 0 });
+    if (this.options.logger.isDebugEnabled()) this.options.logger.debug('DTLS-SRTP keyed', { profile: this.srtp.profile.name, role: t.role, earlyRecords: this.strangers.earlyDtlsReplayed });
     compactDtlsBuffers(t);
     this.isConnected = true;
     this.setDtls('CONNECTED');
