@@ -33,14 +33,14 @@ function audio(s: sdpTransform.SessionDescription): sdpTransform.SessionDescript
   return m;
 }
 
-/** the G.711 codecs an SDP offers, in its order of preference */
+/** the G.711 codecs an SDP offers, in its order of preference (sdp-transform reads an all-digit codec name, `a=rtpmap:0 0`, as a number) */
 export function g711Codecs(sdp: string): string[] {
   const m = audio(parse(sdp));
   const order = String(m.payloads ?? '').split(/\s+/).map(Number);
   const names: string[] = [];
   for (const pt of order) {
     const r = m.rtp.find((x) => x.payload === pt);
-    const name = r ? r.codec.toUpperCase() : pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : undefined;
+    const name = r ? String(r.codec).toUpperCase() : pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : undefined;
     if (name && (G711 as readonly string[]).includes(name) && !names.includes(name)) names.push(name);
   }
   return names;
@@ -63,13 +63,13 @@ export function restrictCodecs(sdp: string, codecs: readonly string[] = G711): s
   const wanted = codecs.map((c) => c.toUpperCase());
   const keep: number[] = [];
   for (const name of wanted) {
-    const r = m.rtp.find((x) => x.codec.toUpperCase() === name && x.rate === 8000);
+    const r = m.rtp.find((x) => String(x.codec).toUpperCase() === name && x.rate === 8000);
     if (r) keep.push(r.payload);
     else if (name === 'PCMU' && String(m.payloads).split(' ').includes('0') && !m.rtp.some((x) => x.payload === 0)) keep.push(0);
     else if (name === 'PCMA' && String(m.payloads).split(' ').includes('8') && !m.rtp.some((x) => x.payload === 8)) keep.push(8);
   }
   if (keep.length === 0) throw new SdpError(`no common codec: SDP offers ${g711Codecs(sdp).join(', ') || 'no G.711'}; needed one of ${wanted.join(', ')}`);
-  const te = m.rtp.find((x) => x.codec.toLowerCase() === 'telephone-event' && x.rate === 8000);
+  const te = m.rtp.find((x) => String(x.codec).toLowerCase() === 'telephone-event' && x.rate === 8000);
   if (te) keep.push(te.payload);
   m.rtp = m.rtp.filter((r) => keep.includes(r.payload));
   m.fmtp = (m.fmtp ?? []).filter((f) => keep.includes(f.payload));

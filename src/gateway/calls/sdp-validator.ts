@@ -51,7 +51,36 @@ function ipv4Octets(a: string): number[] {
   return a.split('.').map(Number);
 }
 
-/** What kind of target an address is (IPv4-mapped IPv6 is judged as the IPv4 address it carries). */
+/**
+ * The eight 16-bit groups of an IPv6 address that `isIP` accepted, whatever its spelling: `::` anywhere,
+ * leading zeros, upper case, a dotted IPv4 tail (`::ffff:127.0.0.1`) and a zone (`%eth0`, dropped).
+ */
+function ipv6Groups(address: string): number[] {
+  const text = address.toLowerCase().replace(/%.*$/, '');
+  const toGroups = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const [a, b, c, d] = ipv4Octets(g) as [number, number, number, number];
+        out.push((a << 8) | b, (c << 8) | d);
+      } else out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const gap = text.indexOf('::');
+  if (gap < 0) return toGroups(text);
+  const head = toGroups(text.slice(0, gap));
+  const tail = toGroups(text.slice(gap + 2));
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+}
+
+/**
+ * What kind of target an address is. An IPv6 address that carries an IPv4 address — mapped
+ * (`::ffff:a.b.c.d`, in any spelling, `::ffff:7f00:1` too), translated (`::ffff:0:a.b.c.d`), compatible
+ * (`::a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`) — is judged as that IPv4 address: a dual-stack socket sends
+ * to it there.
+ */
 export function classifyAddress(address: string): AddressClass {
   const kind = isIP(address);
   if (kind === 4) {
@@ -65,13 +94,17 @@ export function classifyAddress(address: string): AddressClass {
     return 'unicast';
   }
   if (kind === 6) {
-    const lower = address.toLowerCase();
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-    if (mapped) return classifyAddress(mapped[1]!);
-    if (/^(0*:)*:?0*$/.test(lower) || lower === '::') return 'unspecified';
-    if (lower === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(lower)) return 'loopback';
-    if (lower.startsWith('ff')) return 'multicast';
-    if (/^fe[89ab]/.test(lower)) return 'link-local';
+    const g = ipv6Groups(address);
+    const zeros = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
+    const v4 = (): string => `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+    if (zeros(0, 8)) return 'unspecified';
+    if (zeros(0, 7) && g[7] === 1) return 'loopback';
+    if (zeros(0, 5) && g[5] === 0xffff) return classifyAddress(v4()); // mapped
+    if (zeros(0, 4) && g[4] === 0xffff && g[5] === 0) return classifyAddress(v4()); // translated
+    if (zeros(0, 6)) return classifyAddress(v4()); // compatible (deprecated)
+    if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return classifyAddress(v4()); // NAT64
+    if (g[0]! >> 8 === 0xff) return 'multicast';
+    if ((g[0]! & 0xffc0) === 0xfe80) return 'link-local';
     return 'unicast';
   }
   return 'not-ip';
