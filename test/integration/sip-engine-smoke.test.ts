@@ -360,7 +360,7 @@ describe('ferry sip webphone flows over WebSocket (against ferry sip only)', { t
     assert.match(outcome, /^error: Unexpected server response: 401/);
   });
 
-  test('REGISTER over WS binds the .invalid Contact; an INVITE from the app reaches the socket; close forgets it', async () => {
+  test('REGISTER over WS binds the .invalid Contact; an INVITE from the app reaches the socket; once the socket closed, INVITEs to it are reported sent and answered 410 Gone by the engine (503 for a Contact never bound); a new registration is served again', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
     assert.equal(ws.protocol, 'sip');
@@ -399,7 +399,38 @@ describe('ferry sip webphone flows over WebSocket (against ferry sip only)', { t
     await wsClosed;
     // our FIN reached ferry sip before the ping that follows: by its answer the engine has seen the close and dropped the binding
     await routesApplied(srf);
-    await assert.rejects(srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP }), /no connection/);
+    // as drachtio-server: the request is reported sent, then its stack answers 410 Gone itself (the
+    // connection the Contact registered over closed before its registration lapsed)
+    let sent = false;
+    await assert.rejects(
+      srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP }, { cbRequest: (err: unknown, r: unknown) => { sent = !err && !!r; } }),
+      (e: { status?: number }) => e.status === 410,
+    );
+    assert.ok(sent, 'the app was told the INVITE was sent');
+    // a Contact never registered over a connection: 503
+    await assert.rejects(srf.createUAC('sip:nobody@zz9plural.invalid;transport=ws', { localSdp: TEST_SDP }), (e: { status?: number }) => e.status === 503);
+    // a new registration over a live connection clears the lost mark (positive control: the INVITE is delivered again)
+    const ws2 = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
+    await new Promise<void>((resolve, reject) => { ws2.once('open', () => resolve()); ws2.once('error', reject); });
+    const inbox2: string[] = [];
+    ws2.on('message', (d) => {
+      const text = d.toString();
+      inbox2.push(text);
+      if (text.startsWith('INVITE ')) {
+        const h = (n: string) => new RegExp(`^${n}: (.*)$`, 'mi').exec(text)?.[1];
+        ws2.send(['SIP/2.0 486 Busy Here', ...text.split('\r\n').filter((l) => /^Via:/i.test(l)), `From: ${h('From')}`,
+          `To: ${h('To')};tag=busy`, `Call-ID: ${h('Call-ID')}`, `CSeq: ${h('CSeq')}`, 'Content-Length: 0', '', ''].join('\r\n'));
+      }
+    });
+    ws2.send(['REGISTER sip:127.0.0.1 SIP/2.0', 'Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKreg2', 'Max-Forwards: 69',
+      'From: <sip:1001@127.0.0.1>;tag=r2', 'To: <sip:1001@127.0.0.1>', 'Call-ID: ws-reg-2', 'CSeq: 1 REGISTER',
+      'Contact: <sip:k7m2@df7jal23ls0d.invalid;transport=ws>', 'Expires: 600', 'Content-Length: 0', '', ''].join('\r\n'));
+    await waitUntil(() => inbox2.some((m) => m.startsWith('SIP/2.0 200') && /REGISTER/.test(m)));
+    await assert.rejects(srf.createUAC('sip:k7m2@df7jal23ls0d.invalid;transport=ws', { localSdp: TEST_SDP }), (e: { status?: number }) => e.status === 486);
+    assert.ok(inbox2.some((m) => m.startsWith('INVITE ')), 'the INVITE reached the new connection');
+    const ws2Closed = new Promise((r) => ws2.once('close', r));
+    ws2.close();
+    await ws2Closed;
   });
 });
 

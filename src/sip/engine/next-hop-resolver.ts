@@ -3,10 +3,25 @@ import net from 'node:net';
 import { parseNameAddr } from '../message/name-addr';
 import { parseSipUri } from '../message/sip-uri';
 import type { FlowBindings } from '../registrar/flow-bindings';
-import type { Flow } from '../transport/flow';
+import type { Flow, SipProtocol } from '../transport/flow';
 import type { TcpTransport } from '../transport/tcp-transport';
 import type { TlsTransport } from '../transport/tls-transport';
 import type { UdpTransport } from '../transport/udp-transport';
+
+/**
+ * The next hop of a new request cannot be reached: drachtio-server accepts such a request (the app is
+ * told it was sent) and its SIP stack then answers it with a final response of its own, which the app
+ * gets like any response: `410 Gone` when the registered connection it was bound to has closed, `503`
+ * when nothing can carry it (no connection for a `.invalid` or WebSocket Contact, a name that does not
+ * resolve, a TCP or TLS connection refused). Other refusals (an unroutable URI, no TLS configured) stay
+ * a `NOK` answer, as in drachtio-server.
+ */
+export class UnreachableTargetError extends Error {
+  constructor(readonly status: 410 | 503, message: string, readonly protocol: SipProtocol, readonly host: string, readonly port: number) {
+    super(message);
+    this.name = 'UnreachableTargetError';
+  }
+}
 
 /**
  * Picks the Flow for a request to a URI (RFC 3263 without SRV/NAPTR: IP or A record, default port 5060,
@@ -21,6 +36,8 @@ export class NextHopResolver {
     private readonly bindings: FlowBindings,
     /** absent when ferry sip has no certificate (then TLS targets cannot be reached) */
     private readonly tls?: TlsTransport,
+    /** the engine's clock (when a lost binding's registration lapses) */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async resolve(uriOrNameAddr: string): Promise<Flow> {
@@ -32,15 +49,29 @@ export class NextHopResolver {
     const u = parseSipUri(text.startsWith('sip') ? text : `sip:${text}`);
     if (!u || u.scheme === 'tel') throw new Error(`cannot route to ${text}`);
     const host = u.host.replace(/^\[|\]$/g, '');
-    if (host.toLowerCase().endsWith('.invalid')) throw new Error(`no connection for ${text}`);
     const transport = (u.params.get('transport') ?? 'udp')?.toLowerCase();
-    if (transport === 'ws' || transport === 'wss') throw new Error(`no WebSocket connection for ${text}`);
-    const secure = u.scheme === 'sips' || transport === 'tls';
-    if (secure && !this.tls) throw new Error(`no TLS transport (FERRY_TLS_CERT/FERRY_TLS_KEY unset) for ${text}`);
-    const address = net.isIP(host) ? host : host.toLowerCase() === 'localhost' ? '127.0.0.1' : (await dns.lookup(host, { family: 4 })).address;
+    const secure = u.scheme === 'sips' || transport === 'tls' || transport === 'wss';
+    const protocol: SipProtocol = transport === 'ws' || transport === 'wss' || transport === 'tcp' ? transport : secure ? 'tls' : 'udp';
     const port = u.port ?? (secure ? 5061 : 5060);
-    if (secure && this.tls) return this.tls.connect(address, port, host);
-    if (transport === 'tcp') return this.tcp.connect(address, port);
+    const unreachable = (why: string): UnreachableTargetError =>
+      this.bindings.wasLost(text, this.now())
+        ? new UnreachableTargetError(410, `the connection ${text} registered over has closed`, protocol, host, port)
+        : new UnreachableTargetError(503, why, protocol, host, port);
+    if (host.toLowerCase().endsWith('.invalid')) throw unreachable(`no connection for ${text}`);
+    if (transport === 'ws' || transport === 'wss') throw unreachable(`no WebSocket connection for ${text}`);
+    if (secure && !this.tls) throw new Error(`no TLS transport (FERRY_TLS_CERT/FERRY_TLS_KEY unset) for ${text}`);
+    let address: string;
+    try {
+      address = net.isIP(host) ? host : host.toLowerCase() === 'localhost' ? '127.0.0.1' : (await dns.lookup(host, { family: 4 })).address;
+    } catch (err) {
+      throw new UnreachableTargetError(503, `${host} does not resolve: ${(err as Error).message}`, protocol, host, port);
+    }
+    try {
+      if (secure && this.tls) return await this.tls.connect(address, port, host);
+      if (transport === 'tcp') return await this.tcp.connect(address, port);
+    } catch (err) {
+      throw new UnreachableTargetError(503, `no ${protocol.toUpperCase()} connection to ${address}:${port}: ${(err as Error).message}`, protocol, address, port);
+    }
     return this.udp.flowTo(address, port);
   }
 }

@@ -170,7 +170,7 @@ export class SipEngine implements ControlHandler {
   }
 
   onFlowClosed(flow: Flow): void {
-    this.bindings.forgetFlow(flow);
+    this.bindings.forgetFlow(flow, this.ctx.clock.now());
     this.ctx.unroutedHold.forgetFlow(flow);
   }
 

@@ -17,6 +17,7 @@ import type { EngineContext } from './engine-context';
 import { APP_GONE_REASON, FERRY_DIALOG_HEADER } from './engine-reasons';
 import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
+import { UnreachableTargetError } from './next-hop-resolver';
 import { needsBoundFlow, RECONNECTING_FLOW_WAIT_MS, waitForBoundFlow } from './reconnecting-flow-wait';
 import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-dialogs';
 
@@ -68,7 +69,12 @@ export class UacCore {
     const { local } = this.ctx;
     for (const h of ENGINE_OWNED) req.headers.remove(h);
     req.headers.remove('Route');
-    const flowHint = await this.ctx.resolver.resolve(m.proxy ?? req.uri);
+    let unreachable: UnreachableTargetError | undefined;
+    const flowHint = await this.ctx.resolver.resolve(m.proxy ?? req.uri).catch((err: unknown) => {
+      if (!(err instanceof UnreachableTargetError)) throw err;
+      unreachable = err;
+      return unreachableFlow(err);
+    });
     const host = local.host(flowHint);
     const port = local.port(flowHint);
     const from = req.headers.get('From') ?? `<sip:ferry@${host}:${port}>`;
@@ -82,8 +88,26 @@ export class UacCore {
       req.headers.set('Contact', contact ? replaceLocalhost(contact, host, port, flowHint.protocol) : local.contact(flowHint));
     }
     sniffContentType(req.headers, req.body);
+    if (unreachable) return this.answerUnreachable(app, m, req, flowHint, unreachable);
     await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(),
       (data, flow, txnId) => this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId));
+  }
+
+  /**
+   * A new request whose next hop cannot be reached, answered as drachtio-server's stack answers it: the
+   * app is told the request was sent, then gets the stack's own final response (410 or 503, with a To
+   * tag) on a later turn, so an app (srf's createB2BUA) sees a failed transaction rather than a refused
+   * send. Nothing goes on the wire and no transaction is kept.
+   */
+  private answerUnreachable(app: AppConnection, m: AppSipMessage, req: SipRequest, flow: Flow, err: UnreachableTargetError): void {
+    this.addVia(req, flow);
+    const txnId = randomUUID();
+    this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(req), flow, txnId);
+    this.ctx.log.info('request target unreachable: answered by the engine', { method: req.method, callId: req.headers.get('Call-ID'), status: err.status, reason: err.message });
+    const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : 'Service Unavailable');
+    setImmediate(() => {
+      if (this.ctx.router.find(app.id)) this.ctx.appPort.networkMessage(app, res, flow, txnId, '');
+    });
   }
 
   /** `sip||<dialogId>` + request (or a request matched to a dialog): sent in the dialog; the sender becomes its owner. */
@@ -357,4 +381,19 @@ export class UacCore {
 /** A bare request carrying one header, for the builders that copy an app's headers (Reason on BYE/CANCEL). */
 function withHeader(method: string, name: string, value: string): SipRequest {
   return { kind: 'request', method, uri: '', headers: SipHeaders.from([[name, value]]), body: Buffer.alloc(0) };
+}
+
+/** Stands for the connection a request could not get: what the app is told it was sent over; nothing is ever sent on it. */
+function unreachableFlow(err: UnreachableTargetError): Flow {
+  return {
+    id: `${err.protocol}/unreachable/${err.host}:${err.port}`,
+    protocol: err.protocol,
+    reliable: err.protocol !== 'udp',
+    remoteAddress: err.host,
+    remotePort: err.port,
+    localAddress: '127.0.0.1',
+    localPort: 0,
+    closed: true,
+    send: () => undefined,
+  };
 }

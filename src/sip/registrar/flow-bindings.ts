@@ -7,9 +7,17 @@ import type { Flow } from '../transport/flow';
  * (whose host is usually `<random>.invalid`) go back over it. Forgotten when the connection closes.
  * Each binding remembers when its registration expires: until then its connection counts as in use
  * (the idle close of connections spares it).
+ *
+ * A binding whose connection closed before its registration lapsed is remembered as lost until then
+ * (at most MAX_LOST of them, the oldest forgotten first), as drachtio-server keeps a registered
+ * WebSocket's closed transport: a request to that Contact is then answered `410 Gone` rather than
+ * `503` (docs/sip-engine.md, "A target that cannot be reached").
  */
 export class FlowBindings {
+  static readonly MAX_LOST = 10_000;
   private readonly byContact = new Map<string, { flow: Flow; expiresAt: number | undefined }>();
+  /** contact key -> when its registration would have lapsed (undefined = never) */
+  private readonly lost = new Map<string, number | undefined>();
 
   static keyOf(uri: string): string | undefined {
     const u = parseSipUri(uri);
@@ -20,12 +28,28 @@ export class FlowBindings {
   /** `expiresAt` (ms, the engine's clock): when the registration lapses unless refreshed; undefined = never. */
   bind(contactUri: string, flow: Flow, expiresAt?: number): void {
     const k = FlowBindings.keyOf(contactUri);
-    if (k) this.byContact.set(k, { flow, expiresAt });
+    if (!k) return;
+    this.byContact.set(k, { flow, expiresAt });
+    this.lost.delete(k);
   }
 
   unbind(contactUri: string): void {
     const k = FlowBindings.keyOf(contactUri);
-    if (k) this.byContact.delete(k);
+    if (!k) return;
+    this.byContact.delete(k);
+    this.lost.delete(k);
+  }
+
+  /** True when `uri` was bound to a connection that closed before its registration lapsed (and it was not bound again). */
+  wasLost(uri: string, now: number): boolean {
+    const k = FlowBindings.keyOf(uri);
+    if (!k || !this.lost.has(k)) return false;
+    const until = this.lost.get(k);
+    if (until !== undefined && until <= now) {
+      this.lost.delete(k);
+      return false;
+    }
+    return true;
   }
 
   lookup(uri: string): Flow | undefined {
@@ -40,8 +64,22 @@ export class FlowBindings {
     return false;
   }
 
-  forgetFlow(flow: Flow): void {
-    for (const [k, b] of this.byContact) if (b.flow === flow) this.byContact.delete(k);
+  /** The connection closed: its bindings go; those whose registration had not lapsed at `now` are remembered as lost. */
+  forgetFlow(flow: Flow, now?: number): void {
+    for (const [k, b] of this.byContact) {
+      if (b.flow !== flow) continue;
+      this.byContact.delete(k);
+      if (now !== undefined && (b.expiresAt === undefined || b.expiresAt > now)) {
+        this.lost.delete(k);
+        this.lost.set(k, b.expiresAt);
+      }
+    }
+    if (now !== undefined) for (const [k, until] of this.lost) if (until !== undefined && until <= now) this.lost.delete(k);
+    while (this.lost.size > FlowBindings.MAX_LOST) this.lost.delete(this.lost.keys().next().value as string);
+  }
+
+  get lostCount(): number {
+    return this.lost.size;
   }
 
   get size(): number {
