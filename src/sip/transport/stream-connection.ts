@@ -18,6 +18,32 @@ export interface StreamTransportEvents {
 /** How long a connection refused for a message may take to read our 413/400 before it is cut. */
 const REFUSAL_LINGER_MS = 1000;
 
+/**
+ * Answers queued for a peer that does not read them, at most (in bytes, beyond what the kernel holds):
+ * above this ferry sip stops reading the connection until the peer has read them (backpressure), so a
+ * peer that pipelines requests and never reads the answers holds this much, not one answer per request.
+ */
+export function maxUnsentBytes(maxMessageBytes: number): number {
+  return Math.max(256 * 1024, 4 * maxMessageBytes);
+}
+
+/**
+ * Pauses reading `socket` (through `pause`/`resume`) while more than `limit` bytes wait to be sent on it,
+ * resuming once they have drained. Returns the check to run after every write.
+ */
+export function readWhileDrained(socket: net.Socket, limit: number, pause: () => void, resume: () => void): () => void {
+  let paused = false;
+  return () => {
+    if (paused || socket.writableLength <= limit) return;
+    paused = true;
+    pause();
+    socket.once('drain', () => {
+      paused = false;
+      resume();
+    });
+  };
+}
+
 export interface ByteStreamOptions {
   id: string;
   protocol: SipProtocol;
@@ -49,15 +75,22 @@ export function serveSipByteStream(socket: net.Socket, options: ByteStreamOption
     return undefined;
   }
   socket.setNoDelay(true);
+  const backpressure = readWhileDrained(socket, maxUnsentBytes(guard.limits.maxMessageBytes), () => socket.pause(), () => socket.resume());
   const flow = new StreamFlow(options.id, options.protocol, peer.address, peer.port, socket.localAddress ?? '', socket.localPort ?? 0,
-    (d) => { socket.write(d); });
+    (d) => {
+      socket.write(d);
+      backpressure();
+    });
   watch.attach(flow, close);
   watch.reading('none', 0); // a handshake before this is over
   let framer: SipStreamFramer | undefined = new SipStreamFramer(guard.limits.maxMessageBytes);
   socket.on('data', (chunk: Buffer) => {
     if (!framer) return; // refused: whatever still arrives is dropped until the socket is gone
     const out = framer.push(chunk);
-    if (out.pings > 0) socket.write('\r\n');
+    if (out.pings > 0) {
+      socket.write('\r\n');
+      backpressure();
+    }
     for (const m of out.messages) events.onMessage(m, flow);
     if (out.error) {
       framer = undefined;

@@ -6,7 +6,7 @@ import type { TimerHandle } from '../../common/clock';
 import type { ConnectionGuard, ConnectionWatch } from './connection-guard';
 import type { Flow } from './flow';
 import { StreamFlow } from './stream-flow';
-import type { StreamTransportEvents } from './stream-connection';
+import { maxUnsentBytes, readWhileDrained, type StreamTransportEvents } from './stream-connection';
 
 interface WsConnection {
   flow: StreamFlow;
@@ -100,8 +100,13 @@ export class WsTransport {
       ws.terminate();
       return;
     }
+    // a peer that does not read its answers: stop reading its frames until it has (stream-connection.ts)
+    const backpressure = readWhileDrained(s, maxUnsentBytes(this.guard.limits.maxMessageBytes), () => ws.pause(), () => ws.resume());
     const flow = new StreamFlow(`${this.protocol}#${++this.seq}`, this.protocol, s.remoteAddress ?? '', s.remotePort ?? 0, s.localAddress ?? '',
-      s.localPort ?? 0, (d) => ws.send(d.toString('utf8')));
+      s.localPort ?? 0, (d) => {
+        ws.send(d.toString('utf8'));
+        backpressure();
+      });
     const conn: WsConnection = { flow, ws, watch, alive: true };
     this.flows.set(flow.id, conn);
     watch.attach(flow);
