@@ -40,6 +40,8 @@ export function isEndReason(x: unknown): x is EndReason {
 export function reasonForStatus(status: number): EndReason {
   if (status === 486 || status === 600) return 'busy';
   if (status === 408 || status === 480) return 'no-answer';
+  // 410: the binding's connection is gone; 503: the called party or its trunk cannot be reached now
+  if (status === 410 || status === 503) return 'unavailable';
   if (status === 603) return 'declined';
   if (status === 404 || status === 604) return 'not-found';
   if (status === 487) return 'sip-cancel';

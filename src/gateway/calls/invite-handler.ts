@@ -229,7 +229,9 @@ export class InviteHandler {
         ...(target.trunk?.outboundAuth ? { auth: { username: target.trunk.outboundAuth.username, password: target.trunk.outboundAuth.password } } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
-        passFailure: true,
+        // the callee's failure is answered below, not by srf: the gateway knows better than to pass on
+        // a 410 from a gone binding or a 503 from a user it cannot reach (480 for both)
+        passFailure: false,
         passProvisionalResponses: false,
       } as unknown as Srf.CreateB2BUAOptions, {
         cbRequest: (err: unknown, r: unknown) => {
@@ -260,19 +262,25 @@ export class InviteHandler {
     } catch (err) {
       const e = err as { status?: number; reason?: string; message?: string };
       let reason: EndReason;
-      // the callee could not even be reached (e.g. a webphone whose WebSocket is gone): 480
       const mediaLost = err instanceof MediaUnavailableError;
       // the media server is up but full (its quotas): the caller may retry, as when it is unreachable
       const mediaFull = !mediaLost && isMediaOverloaded(err);
-      const unreachable = phase === 'signalling' && !e.status && !(err instanceof SdpError) && !mediaLost && !mediaFull;
+      // the callee could not even be reached: the request could not be sent (no status), or the SIP
+      // stack answered for it, as drachtio-server's does (410 Gone: the connection a webphone registered
+      // over has closed; 503: nothing can carry it); a registered user then gets 480, a trunk's 503 is
+      // passed on (docs/gateway.md, "A call", step 2)
+      const signalling = phase === 'signalling' && !(err instanceof SdpError) && !mediaLost && !mediaFull;
+      const unreachable = signalling && (!e.status || e.status === 410 || (e.status === 503 && !!target.user));
       if (cancelled) reason = 'sip-cancel';
       else if (noAnswer) reason = 'no-answer';
       else if (mediaLost) reason = 'media-lost';
       else if (mediaFull) reason = 'media-overloaded';
-      else if (e.status) reason = reasonForStatus(e.status);
       else if (unreachable) reason = 'unavailable';
+      else if (e.status) reason = reasonForStatus(e.status);
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
-      if (unreachable && target.user) {
+      // a binding we cannot send to (no status), or whose connection is gone (410), is stale; a 503
+      // may be a passing state of ferry sip (its restart before the webphone registered again)
+      if (unreachable && target.user && (!e.status || e.status === 410)) {
         // a binding we cannot send to is stale: forget it so the next call does not try it
         await d.store.removeRegistration(target.user, target.uri).catch(() => {});
         call.note('stale-registration-removed', target.uri);
@@ -285,7 +293,8 @@ export class InviteHandler {
           else if (mediaFull) res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_FULL_RETRY_AFTER_S), Warning: '399 ferry "media server full"' } });
           else if (noAnswer || unreachable) res.send(480, 'Temporarily Unavailable');
           else if (err instanceof SdpError) res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 ferry "${err.message.replace(/"/g, "'").slice(0, 200)}"` } });
-          else res.send(e.status && e.status >= 400 ? e.status : 500);
+          else if (e.status && e.status >= 300) res.send(e.status, e.reason);
+          else res.send(500);
         } catch {
           /* the caller's transaction is gone */
         }
