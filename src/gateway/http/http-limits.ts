@@ -56,7 +56,9 @@ export class HttpConnectionGuard {
 
   /** a server's 'connection' listener: the raw TCP socket, before any TLS handshake */
   admit(socket: net.Socket): void {
-    const source = socket.remoteAddress ?? '?';
+    // an IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: counted and logged as a.b.c.d
+    const raw = socket.remoteAddress ?? '?';
+    const source = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw;
     const held = this.bySource.get(source) ?? 0;
     let cap: 'per-source-cap' | 'connection-cap' | undefined;
     if (held >= this.limits.maxConnectionsPerSource) cap = 'per-source-cap';
