@@ -154,9 +154,8 @@ export async function run(_args: string[]): Promise<void> {
     // where a client on this host reaches the page: a wildcard on loopback, else the address it binds
     const pageAddress = urlHost(connectHost(httpHost));
     if (apiToken.file) {
-      // the generated token is for loopback clients, and a page bound to a LAN address has none
-      if (isWildcardHost(httpHost) || isLoopbackHost(httpHost)) process.stdout.write(`ferry: HTTP API token (from this host only) in ${apiToken.file}: curl -H "Authorization: Bearer $(cat ${apiToken.file})" http://${pageAddress}:${gw.http}/api/calls\n`);
-      else process.stdout.write(`ferry: the HTTP API token in ${apiToken.file} works from loopback clients only, and the page and API listen on ${httpHost} only: set FERRY_API_TOKEN to use the API\n`);
+      // the generated token is for clients on this host: over loopback, or to the host's own address it binds
+      process.stdout.write(`ferry: HTTP API token (from this host only) in ${apiToken.file}: curl -H "Authorization: Bearer $(cat ${apiToken.file})" http://${pageAddress}:${gw.http}/api/calls\n`);
     }
     process.stdout.write(`ferry: webphone page at http://${pageAddress}:${gw.http}/  (SIP: udp/tcp ${sipInfo.sip}, WebSocket ${sipInfo.ws}; Ctrl-C stops everything)\n`);
     if (tls) {

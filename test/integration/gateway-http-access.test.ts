@@ -9,6 +9,7 @@ import { createLogger } from '../../src/common/logger';
 import { HttpAccess, loadHttpAccessConfig, type HttpAccessConfig } from '../../src/gateway/http/http-access';
 import { HttpServer } from '../../src/gateway/http/http-server';
 import { GatewayMetrics } from '../../src/gateway/http/metrics';
+import { NetNamespace } from '../helpers/netns';
 import { loadWebphoneSettings } from '../../src/gateway/http/webphone-settings';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
@@ -17,16 +18,31 @@ import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
  * Who may read the gateway's HTTP side, on real sockets: the bearer token on /api/*, the Host
  * check against DNS rebinding (421), /metrics for host-local scrapers, a generated token refused
  * from other machines, the list view without SDPs or ids, and the page's security headers.
- * Requests "from another machine" come from this host's own non-loopback address (the server
- * listens on every interface), so the server sees a non-loopback client.
+ * "Another machine" is a network namespace joined to this one by a veth pair (test/helpers/netns.ts):
+ * its requests come from its own address over a real link. A request from this host to its own
+ * non-loopback address counts as this host (the server sees its own address as the client's).
  */
 const TOKEN = 'access-test-token-4f1d9c2b7e';
 
-function otherAddress(): string | undefined {
+function ownLanAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return undefined;
+}
+
+/** A GET from inside the namespace (another machine) to this host's end of the veth pair: the status code. */
+async function getFromOtherMachine(ns: NetNamespace, port: number, p: string, token?: string): Promise<number> {
+  const script = `
+    const headers = ${JSON.stringify(token ? { Authorization: `Bearer ${token}` } : {})};
+    const req = require('node:http').request({ host: ${JSON.stringify(ns.hostAddress)}, port: ${port}, path: ${JSON.stringify(p)}, headers }, (res) => {
+      res.resume();
+      res.on('end', () => process.stdout.write(String(res.statusCode)));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => { process.stderr.write(String(e)); process.exit(1); });
+    req.end();`;
+  return Number((await ns.exec(process.execPath, ['-e', script])).trim());
 }
 
 interface Answer {
@@ -77,7 +93,7 @@ async function serve(access: HttpAccessConfig, host = '0.0.0.0'): Promise<{ serv
 }
 
 describe('gateway HTTP access: API token, Host names, /metrics, list view, page headers', { timeout: 30_000 }, () => {
-  const remote = otherAddress();
+  let other: NetNamespace;
   let withToken: { server: HttpServer; port: number };
   let generated: { server: HttpServer; port: number };
   let noToken: { server: HttpServer; port: number };
@@ -87,9 +103,10 @@ describe('gateway HTTP access: API token, Host names, /metrics, list view, page 
     withToken = await serve(base);
     generated = await serve({ ...base, apiLoopbackOnly: true });
     noToken = await serve({ ...base, apiToken: undefined });
+    other = await NetNamespace.create();
   });
   after(async () => {
-    await Promise.all([withToken?.server.close(), generated?.server.close(), noToken?.server.close()]);
+    await Promise.all([withToken?.server.close(), generated?.server.close(), noToken?.server.close(), other?.destroy()]);
   });
 
   test('/api/calls: no token 401 (with a Bearer challenge), a wrong token 401, the right token 200', async () => {
@@ -124,7 +141,7 @@ describe('gateway HTTP access: API token, Host names, /metrics, list view, page 
     assert.deepEqual(only.allowedHosts, ['gw.example.net', '::1'], 'FERRY_HTTP_ALLOWED_HOSTS replaces the defaults');
   });
 
-  test('/metrics: a loopback scraper needs no token; another machine needs it; FERRY_METRICS_AUTH=token asks everyone', async (t) => {
+  test('/metrics: a scraper on this host needs no token; another machine needs it; FERRY_METRICS_AUTH=token asks everyone', async () => {
     assert.equal((await get(withToken.port, '/metrics')).status, 200);
     const strict = await serve({ ...loadHttpAccessConfig({ FERRY_API_TOKEN: TOKEN, FERRY_METRICS_AUTH: 'token' }, '0.0.0.0', []) });
     try {
@@ -133,16 +150,21 @@ describe('gateway HTTP access: API token, Host names, /metrics, list view, page 
     } finally {
       await strict.server.close();
     }
-    if (!remote) return t.skip('this host has no non-loopback IPv4 address');
-    assert.equal((await get(withToken.port, '/metrics', { via: remote })).status, 401, `from ${remote} without a token`);
-    assert.equal((await get(withToken.port, '/metrics', { via: remote, token: TOKEN })).status, 200, `from ${remote} with it`);
+    assert.equal(await getFromOtherMachine(other, withToken.port, '/metrics'), 401, `from ${other.phoneAddress} without a token`);
+    assert.equal(await getFromOtherMachine(other, withToken.port, '/metrics', TOKEN), 200, `from ${other.phoneAddress} with it`);
+    // this host through its own non-loopback addresses: the veth end and the LAN address, if any
+    for (const via of [other.hostAddress, ownLanAddress()].filter((a): a is string => a !== undefined)) {
+      assert.equal((await get(withToken.port, '/metrics', { via })).status, 200, `this host through ${via}`);
+    }
   });
 
-  test('a generated token works from this host only: another machine gets 403 even with it', async (t) => {
+  test('a generated token works from this host only (also through its own LAN address): another machine gets 403 even with it', async () => {
     assert.equal((await get(generated.port, '/api/calls', { token: TOKEN })).status, 200, 'positive control: loopback with the token');
-    if (!remote) return t.skip('this host has no non-loopback IPv4 address');
-    assert.equal((await get(withToken.port, '/api/calls', { via: remote, token: TOKEN })).status, 200, 'positive control: a configured token works from elsewhere');
-    assert.equal((await get(generated.port, '/api/calls', { via: remote, token: TOKEN })).status, 403);
+    for (const via of [other.hostAddress, ownLanAddress()].filter((a): a is string => a !== undefined)) {
+      assert.equal((await get(generated.port, '/api/calls', { via, token: TOKEN })).status, 200, `this host through ${via}`);
+    }
+    assert.equal(await getFromOtherMachine(other, withToken.port, '/api/calls', TOKEN), 200, 'positive control: a configured token works from elsewhere');
+    assert.equal(await getFromOtherMachine(other, generated.port, '/api/calls', TOKEN), 403);
   });
 
   test('the list view has no SDP, dialog ids or media ids; /api/calls/:id has the whole record', async () => {

@@ -7,8 +7,9 @@ import { isIP } from 'node:net';
  * Who may use the gateway's HTTP side (docs/security.md "HTTP API and webphone"):
  * - `/api/*` (except the page's own `/api/webphone-config`) needs `Authorization: Bearer <token>`;
  *   with no token configured it answers 401 to everyone. A token `ferry start` generated is usable
- *   from loopback clients only (403 from elsewhere): it was never meant to leave the host.
- * - `/metrics` answers loopback clients without a token (a scraper on the host; counters only),
+ *   from this host only (loopback, or the host's own address: `fromThisHost`; 403 from elsewhere): it was
+ *   never meant to leave the host.
+ * - `/metrics` answers clients on this host without a token (a scraper on the host; counters only),
  *   others with the token; FERRY_METRICS_AUTH=token asks everyone for it.
  * - every request's Host must be one of the configured names or an IP literal, else 421: a browser
  *   tricked by DNS rebinding sends the attacker's name.
@@ -50,10 +51,27 @@ export function loadHttpAccessConfig(env: Env, listenHost: string, problems: str
 
 export type AccessDecision = { ok: true } | { ok: false; status: number; error: string; headers?: Record<string, string> };
 
+function plainAddress(address: string): string {
+  return address.toLowerCase().replace(/^::ffff:/, '');
+}
+
 function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
-  const a = address.toLowerCase().replace(/^::ffff:/, '');
+  const a = plainAddress(address);
   return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+/**
+ * The client runs on this host: it came over loopback, or from the very address it connected to (a program on
+ * this host opening the host's own LAN address, e.g. when the page and API listen on that address only). A
+ * TCP connection cannot carry a forged source address through its handshake (the answer would go to this
+ * host itself), so a remote address equal to the local one is this host.
+ */
+function fromThisHost(socket: { remoteAddress?: string; localAddress?: string }): boolean {
+  if (isLoopback(socket.remoteAddress)) return true;
+  const remote = socket.remoteAddress;
+  const local = socket.localAddress;
+  return remote !== undefined && local !== undefined && plainAddress(remote) === plainAddress(local);
 }
 
 /** the host name of a Host header, without port or IPv6 brackets, lower case */
@@ -82,9 +100,9 @@ export class HttpAccess {
     return { ok: false, status: 421, error: 'this server does not answer for that host name (FERRY_HTTP_ALLOWED_HOSTS)' };
   }
 
-  /** bearer token check for `/api/*`, and for `/metrics` from non-loopback clients */
+  /** bearer token check for `/api/*`, and for `/metrics` from clients on other machines */
   authorize(req: http.IncomingMessage, what: 'api' | 'metrics'): AccessDecision {
-    const loopback = isLoopback(req.socket.remoteAddress);
+    const loopback = fromThisHost(req.socket);
     if (what === 'metrics' && this.config.metricsAuth === 'loopback' && loopback) return { ok: true };
     const challenge = { 'WWW-Authenticate': 'Bearer realm="ferry"' };
     const token = this.config.apiToken;
