@@ -258,6 +258,9 @@ export class TransferService {
         )
         .catch((err: { status?: number; reason?: string; message?: string }) => {
           if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
+          // a user that cannot be reached (ferry sip's 410 for a gone connection, 503 for none) is
+          // unavailable to the transferor, as to a caller (docs/gateway.md, "A call")
+          if (err.status === 410 || (err.status === 503 && route.user)) throw new TransferFailed(480, 'Temporarily Unavailable');
           throw new TransferFailed(err.status ?? 480, err.reason ?? err.message ?? 'Temporarily Unavailable');
         })
         .finally(() => {
