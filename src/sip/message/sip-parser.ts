@@ -111,11 +111,22 @@ export function parseSipMessage(data: Buffer, datagram = true, lenient = false):
     if (!/^\d{1,9}$/.test(clRaw.trim())) fail('bad Content-Length');
     const cl = Number(clRaw.trim());
     if (bodyStart + cl > data.length) fail('body shorter than Content-Length');
-    body = Buffer.from(data.subarray(bodyStart, bodyStart + cl));
+    body = ownCopy(data.subarray(bodyStart, bodyStart + cl));
   } else {
     if (!datagram) fail('missing Content-Length on a stream');
-    body = Buffer.from(data.subarray(bodyStart));
+    body = ownCopy(data.subarray(bodyStart));
   }
   if (isRequest) return { kind: 'request', method: method!, uri, headers, body, ...(version !== 'SIP/2.0' ? { version } : {}) };
   return { kind: 'response', status, reason, headers, body };
+}
+
+/**
+ * A copy of `bytes` in a buffer of its own: not a view of the received chunk (a stream read is up to 64 kB)
+ * and not a slice of Node's shared 8 kB pool (what `Buffer.from` gives for short data), either of which a
+ * message kept by its transaction for up to 32 s would keep alive whole.
+ */
+function ownCopy(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(out);
+  return out;
 }
