@@ -457,3 +457,65 @@ function ackText(phone: SipUdpPhone, ids: { callId: string; fromTag: string; bra
     `To: ${to}`,
     `Call-ID: ${ids.callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n');
 }
+
+/**
+ * A new request whose TCP next hop cannot be reached, as drachtio-server answers it: reported sent,
+ * then the engine's own final response (503 at once for a refused connection, 408 at 64·T1 for one
+ * that never comes up: a listener that accepts nothing and whose backlog is full drops our SYN).
+ */
+describe('ferry sip: a TCP next hop that cannot be reached (against ferry sip only)', { timeout: 60_000 }, () => {
+  const T1_MS = 50;
+  let engine: SipEngineProcess;
+  let srf: any;
+  let stuck: ReturnType<typeof spawn> | undefined;
+  const fillers: import('node:net').Socket[] = [];
+  before(async () => {
+    engine = await spawnSipEngine({ FERRY_SIP_T1_MS: String(T1_MS) });
+    srf = await connectSrf(engine.ports.control);
+  });
+  after(async () => {
+    for (const s of fillers) s.destroy();
+    stuck?.kill('SIGKILL');
+    srf?.disconnect();
+    await engine?.stop();
+  });
+
+  const outcome = (uri: string): Promise<{ status?: number; sent: boolean; ms: number }> => {
+    const t0 = Date.now();
+    let sent = false;
+    return srf.createUAC(uri, { localSdp: TEST_SDP }, { cbRequest: (err: unknown, r: unknown) => { sent = !err && !!r; } }).then(
+      () => ({ status: 200, sent, ms: Date.now() - t0 }),
+      (e: { status?: number }) => ({ status: e.status, sent, ms: Date.now() - t0 }),
+    );
+  };
+
+  test('TCP connection refused: reported sent, then 503 at once; a listener that never accepts: 408 at 64·T1', async () => {
+    const net = await import('node:net');
+    const closedPort = await new Promise<number>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+    });
+    const refused = await outcome(`sip:bob@127.0.0.1:${closedPort};transport=tcp`);
+    assert.deepEqual([refused.status, refused.sent], [503, true]);
+    assert.ok(refused.ms < 2000, `503 after ${refused.ms} ms`);
+
+    // a process that listens (backlog 1) and then blocks its event loop: it never accepts
+    stuck = spawn(process.execPath, ['-e', "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{console.log(s.address().port);Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,50000)})"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve, reject) => {
+      stuck!.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      stuck!.once('exit', () => reject(new Error('the listener exited')));
+    });
+    // fill its accept queue until a connection no longer comes up: from then on its SYNs are dropped
+    let hung = false;
+    for (let i = 0; i < 8 && !hung; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => undefined);
+      fillers.push(c);
+      hung = !(await new Promise<boolean>((r) => { const t = setTimeout(() => r(false), 500); c.once('connect', () => { clearTimeout(t); r(true); }); }));
+    }
+    assert.ok(hung, 'positive control: a connection to the listener no longer comes up');
+    const timedOut = await outcome(`sip:bob@127.0.0.1:${port};transport=tcp`);
+    assert.deepEqual([timedOut.status, timedOut.sent], [408, true]);
+    assert.ok(timedOut.ms >= 64 * T1_MS - 100 && timedOut.ms < 64 * T1_MS + 3000, `408 after ${timedOut.ms} ms (64·T1 = ${64 * T1_MS} ms)`);
+  });
+});

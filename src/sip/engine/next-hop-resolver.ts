@@ -13,11 +13,12 @@ import type { UdpTransport } from '../transport/udp-transport';
  * told it was sent) and its SIP stack then answers it with a final response of its own, which the app
  * gets like any response: `410 Gone` when the registered connection it was bound to has closed, `503`
  * when nothing can carry it (no connection for a `.invalid` or WebSocket Contact, a name that does not
- * resolve, a TCP or TLS connection refused). Other refusals (an unroutable URI, no TLS configured) stay
+ * resolve, a TCP or TLS connection refused), `408` when a TCP or TLS connection is not up within
+ * 64·T1 (Timer B: sofia-sip's transaction times out while its transport still connects). Other refusals (an unroutable URI, no TLS configured) stay
  * a `NOK` answer, as in drachtio-server.
  */
 export class UnreachableTargetError extends Error {
-  constructor(readonly status: 410 | 503, message: string, readonly protocol: SipProtocol, readonly host: string, readonly port: number) {
+  constructor(readonly status: 408 | 410 | 503, message: string, readonly protocol: SipProtocol, readonly host: string, readonly port: number) {
     super(message);
     this.name = 'UnreachableTargetError';
   }
@@ -38,6 +39,8 @@ export class NextHopResolver {
     private readonly tls?: TlsTransport,
     /** the engine's clock (when a lost binding's registration lapses) */
     private readonly now: () => number = Date.now,
+    /** how long a new TCP or TLS connection may take (64·T1) */
+    private readonly connectTimeoutMs = 32_000,
   ) {}
 
   async resolve(uriOrNameAddr: string): Promise<Flow> {
@@ -66,11 +69,22 @@ export class NextHopResolver {
     } catch (err) {
       throw new UnreachableTargetError(503, `${host} does not resolve: ${(err as Error).message}`, protocol, host, port);
     }
-    try {
-      if (secure && this.tls) return await this.tls.connect(address, port, host);
-      if (transport === 'tcp') return await this.tcp.connect(address, port);
-    } catch (err) {
-      throw new UnreachableTargetError(503, `no ${protocol.toUpperCase()} connection to ${address}:${port}: ${(err as Error).message}`, protocol, address, port);
+    const connecting = secure && this.tls ? this.tls.connect(address, port, host) : transport === 'tcp' ? this.tcp.connect(address, port) : undefined;
+    if (connecting) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new UnreachableTargetError(408, `no ${protocol.toUpperCase()} connection to ${address}:${port} within ${this.connectTimeoutMs} ms`, protocol, address, port)), this.connectTimeoutMs);
+      });
+      // a connection that comes up after the deadline is an idle one (closed by the idle timeout)
+      connecting.catch(() => undefined);
+      try {
+        return await Promise.race([connecting, deadline]);
+      } catch (err) {
+        if (err instanceof UnreachableTargetError) throw err;
+        throw new UnreachableTargetError(503, `no ${protocol.toUpperCase()} connection to ${address}:${port}: ${(err as Error).message}`, protocol, address, port);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     return this.udp.flowTo(address, port);
   }

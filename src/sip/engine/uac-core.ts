@@ -95,7 +95,7 @@ export class UacCore {
 
   /**
    * A new request whose next hop cannot be reached, answered as drachtio-server's stack answers it: the
-   * app is told the request was sent, then gets the stack's own final response (410 or 503, with a To
+   * app is told the request was sent, then gets the stack's own final response (408, 410 or 503, with a To
    * tag) on a later turn, so an app (srf's createB2BUA) sees a failed transaction rather than a refused
    * send. Nothing goes on the wire and no transaction is kept.
    */
@@ -104,7 +104,7 @@ export class UacCore {
     const txnId = randomUUID();
     this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(req), flow, txnId);
     this.ctx.log.info('request target unreachable: answered by the engine', { method: req.method, callId: req.headers.get('Call-ID'), status: err.status, reason: err.message });
-    const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : 'Service Unavailable');
+    const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : undefined);
     setImmediate(() => {
       if (this.ctx.router.find(app.id)) this.ctx.appPort.networkMessage(app, res, flow, txnId, '');
     });
