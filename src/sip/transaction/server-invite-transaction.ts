@@ -21,7 +21,10 @@ export interface IstUser {
   onAckTimeout?(): void;
 }
 
-/** INVITE server transaction: absorbs retransmitted INVITEs, retransmits non-2xx finals (Timer G) until ACK. */
+/**
+ * INVITE server transaction: absorbs retransmitted INVITEs, retransmits non-2xx finals (Timer G) until ACK,
+ * except a 401/407 challenge, sent once (RFC 3261 §26.3.2.4).
+ */
 export class ServerInviteTransaction extends TransactionBase<IstState> {
   private lastResponse: Buffer | undefined;
   private gInterval: number;
@@ -78,7 +81,10 @@ export class ServerInviteTransaction extends TransactionBase<IstState> {
     this.lastResponse = data;
     this.flow.send(data);
     this.transition('completed');
-    if (!this.flow.reliable) this.armG();
+    // RFC 3261 §26.3.2.4: a challenge (401/407) goes out once, without the retransmission algorithm, so a
+    // stranger's INVITEs from forged UDP sources are not answered five times over; a retransmitted INVITE
+    // is still answered with it (Timer H keeps absorbing them), and a client that lost it retransmits
+    if (!this.flow.reliable && response.status !== 401 && response.status !== 407) this.armG();
     this.startTimer('H', 64 * this.config.t1, () => {
       this.transition('terminated');
       this.user.onAckTimeout?.();
