@@ -48,6 +48,7 @@ export interface MediaStatsReport {
   sessionsDetail: { id: string; bound: boolean; pipelines: string[]; subscriptions: number }[];
   legEndsByReason: Record<string, number>;
   releasesByReason: Record<string, number>;
+  draining: boolean;
 }
 
 export async function fetchStats(port: number, host = '127.0.0.1'): Promise<MediaStatsReport> {

@@ -14,7 +14,7 @@ import { createLogger } from '../../src/common/logger';
 import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
 import { ConfigError } from '../../src/gateway/config/config-error';
 import { HttpServer } from '../../src/gateway/http/http-server';
-import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/gateway/http/http-limits';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/common/http-limits';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { pollUntil } from '../helpers/wait-for';
 

@@ -6,7 +6,7 @@ import { SipConfig } from './sip-config';
 import { AuthLimits, DEFAULT_AUTH_LIMITS } from '../registrar/sip-authenticator';
 import { LoopbackMediaRule, parseLoopbackMediaRule } from '../calls/sdp-validator';
 import { HttpAccessConfig, loadHttpAccessConfig } from '../http/http-access';
-import { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_VARIABLES, HttpLimits } from '../http/http-limits';
+import { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_VARIABLES, HttpLimits } from '../../common/http-limits';
 import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-settings';
 import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 import { parseMediaUrlList } from '../media-servers/media-url-list';

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { isIP } from 'node:net';
+import { hostName } from '../../common/host-header';
 
 /**
  * Who may use the gateway's HTTP side (docs/security.md "HTTP API and webphone"):
@@ -74,12 +75,6 @@ function fromThisHost(socket: { remoteAddress?: string; localAddress?: string })
   return remote !== undefined && local !== undefined && plainAddress(remote) === plainAddress(local);
 }
 
-/** the host name of a Host header, without port or IPv6 brackets, lower case */
-export function hostName(header: string): string {
-  const h = header.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined);
-  return h.replace(/:\d*$/, '').replace(/\.$/, '');
-}
 
 /** constant-time: both sides hashed to 32 bytes first, so neither length nor content leaks through timing */
 function sameToken(given: string, expected: string): boolean {

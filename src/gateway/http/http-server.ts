@@ -10,8 +10,9 @@ import { CallRecord } from '../state/call-record';
 import { StoreUnavailableError } from '../state/store-unavailable-error';
 import type { RouteTable } from '../api/route-table';
 import { summarizeCall } from './call-summary';
-import { HttpAccess, hostName } from './http-access';
-import { DEFAULT_HTTP_LIMITS, HttpConnectionGuard, HttpLimits, deadlineCheckIntervalMs } from './http-limits';
+import { hostName } from '../../common/host-header';
+import { HttpAccess } from './http-access';
+import { DEFAULT_HTTP_LIMITS, HttpConnectionGuard, HttpLimits, deadlineCheckIntervalMs } from '../../common/http-limits';
 import { jssipBundle } from './jssip-bundle';
 import { srcPath } from '../../common/package-root';
 

@@ -3,6 +3,7 @@ import { envInt, envPort, envString, type Env } from '../../common/env';
 import { loadIceSettings, type IceSettings } from '../webrtc/ice-settings';
 import { mediaFilesConfigFromEnv, type MediaFilesConfig } from '../media-files/media-files-config';
 import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
+import { controlHttpPolicyFromEnv, type ControlHttpPolicy } from './control-http-guard';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
@@ -18,6 +19,8 @@ export interface MediaConfig {
   wsPingMs: number;
   /** WebSocket + /stats port (0 = any free port). */
   port: number;
+  /** Who may use that port: Origin and Host checks, the header deadline (control-http-guard.ts). */
+  controlHttp: ControlHttpPolicy;
   /** RTP port range for RtpEndpoints; 0/0 = ports chosen by the OS. */
   rtpPortMin: number;
   rtpPortMax: number;
@@ -68,6 +71,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     sdpAddress: envString('FERRY_MEDIA_SDP_ADDRESS', envString('FERRY_MEDIA_PUBLIC_IP', rtpHost, env), env),
     wsPingMs: envInt('FERRY_MEDIA_WS_PING_MS', 20000, env),
     port: envPort('FERRY_MEDIA_PORT', 8888, env),
+    controlHttp: overrides.controlHttp ?? controlHttpPolicyFromEnv(env),
     rtpPortMin: envPort('FERRY_MEDIA_RTP_PORT_MIN', 0, env),
     rtpPortMax: envPort('FERRY_MEDIA_RTP_PORT_MAX', 0, env),
     deadMs: envInt('FERRY_MEDIA_DEAD_MS', 15000, env),

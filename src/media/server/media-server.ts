@@ -13,6 +13,8 @@ import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
 import { guarded, processFaultCounts } from '../../common/process-faults';
 import { LogThrottle } from '../../common/log-throttle';
+import { deadlineCheckIntervalMs, HttpConnectionGuard } from '../../common/http-limits';
+import { controlRequestRefusal } from './control-http-guard';
 import { WorkerPool } from '../workers/worker-pool';
 import { mediaStatsBody } from './media-stats';
 
@@ -88,8 +90,40 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const sockets = new Set<WebSocket>();
   const loopLag = new EventLoopLag(config.lagWindowMs);
 
-  const httpServer = http.createServer((req, res) => {
+  const policy = config.controlHttp;
+  const refusalLog = new LogThrottle(10_000);
+  // answers a refused request (and logs it, one line per reason per 10 s); true when refused
+  const refused = (req: http.IncomingMessage, answer: (status: number, text: string) => void): boolean => {
+    const why = controlRequestRefusal(req, policy);
+    if (!why) return false;
+    const logged = refusalLog.admit(why.reason);
+    if (logged) logger.warn(`control request refused: ${why.reason}`, { reason: why.reason, origin: req.headers.origin, host: req.headers.host, remote: req.socket.remoteAddress, suppressed: logged.suppressed });
+    answer(why.status, why.text);
+    return true;
+  };
+  // a connection must send its request (or WebSocket upgrade) within the header deadline; at most the
+  // WebSocket cap plus 64 connections are open at once (/stats readers, upgrades under way)
+  const connectionGuard = new HttpConnectionGuard(
+    {
+      headerTimeoutMs: policy.headerTimeoutMs,
+      requestTimeoutMs: Math.max(policy.headerTimeoutMs, 30_000),
+      maxConnectionsPerSource: config.quotas.maxConnections + 64,
+      maxConnections: config.quotas.maxConnections + 64,
+    },
+    logger,
+  );
+  const l = connectionGuard.limits;
+  const httpServer = http.createServer({ headersTimeout: l.headerTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: deadlineCheckIntervalMs(l) }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (
+      refused(req, (status, text) => {
+        res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' });
+        res.end(`${text}\n`);
+        req.resume();
+      })
+    ) {
+      return;
+    }
     if (req.method === 'GET' && path === '/stats') {
       mediaStatsBody(mediaSet, pool, loopLag.snapshot(), processFaultCounts(), draining).then(
         (body) => {
@@ -124,12 +158,14 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const maxConnections = config.quotas.maxConnections;
   const refusedConnectionLog = new LogThrottle(10_000);
+  httpServer.on('connection', (socket) => connectionGuard.admit(socket));
   httpServer.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0]!.replace(/^\/+/, '');
     if (path !== 'kurento') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
+    if (refused(req, (status, text) => socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${text}\n`))) return;
     if (sockets.size >= maxConnections) {
       if (refusedConnectionLog.admit('cap')) logger.warn('control connection refused: connection cap reached', { max: maxConnections, remote: req.socket.remoteAddress });
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\r\n');

@@ -1,9 +1,9 @@
 import type net from 'node:net';
-import { LogThrottle } from '../../common/log-throttle';
-import type { Logger } from '../../common/logger';
+import { LogThrottle } from './log-throttle';
+import type { Logger } from './logger';
 
 /**
- * What the gateway's HTTP and HTTPS listeners (the page, the API, /metrics) accept from a connection:
+ * What an HTTP listener accepts from a connection (the gateway's page, API and /metrics; ferry media's control port):
  * how long a client may take to send a request (and, over HTTPS, its TLS handshake) and how many
  * connections one address, and everybody together, may hold. docs/security.md, "HTTP API and webphone".
  */
