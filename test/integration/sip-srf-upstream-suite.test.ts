@@ -1,0 +1,328 @@
+/**
+ * drachtio-srf's own integration tests (its test/*.js, tape + SIPp), vendored unmodified in
+ * test/fixtures/drachtio-srf-upstream/, run against ferry sip: each test file runs as its own
+ * node process with the installed drachtio-srf, and each must pass (tape's "# ok", no "not ok",
+ * every t.pass / t.ok message of the file seen).
+ *
+ * Upstream starts drachtio-server and one SIPp UAS per scenario with docker-compose
+ * (test/docker-compose-testbed.yaml), each container on its own address. Here, in a work directory
+ * copied from the fixture:
+ *  - two `bin/ferry sip` stand in for the containers drachtio-sut and drachtio-uas (secret cymru, as
+ *    upstream), and config/test.json gets their control ports;
+ *  - each SIPp UAS service of the compose file runs as a local `sipp` with the same scenario, on
+ *    127.0.0.1 and a free port;
+ *  - the addresses the test files and scenarios use for those containers (host names such as
+ *    sip:sipp-uas-prack and addresses such as 172.29.0.25) are rewritten to 127.0.0.1:<port>; nothing
+ *    else in them changes;
+ *  - test/sipp.js (docker run drachtio/sipp) is replaced by test/fixtures/drachtio-srf-upstream-adapter/sipp.js
+ *    (the local sipp, same arguments, target from UPSTREAM_SIP_TARGET);
+ *  - `require('..')` finds an index.js that loads the drachtio-srf of node_modules.
+ * The upstream files not run are listed in NOT_RUN with the reason.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { startSipp, killAllSipp, type SippProcess } from '../helpers/sipp';
+import { freePorts } from '../helpers/free-port';
+
+const ROOT = path.resolve(__dirname, '../..');
+const FIXTURE = path.join(ROOT, 'test/fixtures/drachtio-srf-upstream');
+const ADAPTER = path.join(ROOT, 'test/fixtures/drachtio-srf-upstream-adapter');
+
+/** The upstream test files run here, in the order of upstream's test/index.js (then the two it does not list), with a time bound each. */
+const RUN: { file: string; timeoutMs: number }[] = [
+  { file: 'b2b.js', timeoutMs: 240_000 },
+  { file: 'reinvite-tests.js', timeoutMs: 60_000 },
+  { file: 'uac.js', timeoutMs: 150_000 },
+  { file: 'uas.js', timeoutMs: 150_000 },
+  { file: 'proxy.js', timeoutMs: 90_000 },
+  { file: 'utils.js', timeoutMs: 30_000 },
+  { file: 'refer.js', timeoutMs: 60_000 },
+];
+
+/** Upstream test files (in the fixture's test/) that do not run here, and why. */
+const NOT_RUN: Record<string, string> = {
+  'index.js': 'the runner: requires docker_start, the test files and docker_stop in one process; this file runs each test file itself',
+  'docker_start.js': 'starts the docker testbed; here ferry sip and local SIPp processes take its place (before())',
+  'docker_stop.js': 'stops the docker testbed; here after() stops what before() started',
+  'sipp.js': 'a helper, not a test: runs SIPp in docker; replaced by the adapter (local sipp)',
+  'subscribe.js':
+    "not in upstream's runner (test/index.js), and it cannot pass against any server: its app ends the subscription on the first " +
+    'SUBSCRIBE (one NOTIFY, Subscription-State: terminated) while its scenario uac-subscribe.xml (written for uas.js, whose app sends ' +
+    "two NOTIFYs) waits for a second NOTIFY until tape's 20 s timeout. The same SUBSCRIBE/NOTIFY exchange runs, and passes, in uas.js",
+  'parser.js':
+    "not in upstream's runner (test/index.js), and it fails by itself whatever the server: its test never calls t.end() (tape: " +
+    "'test exited without ending'); its one assertion (Srf.parseUri is a function) is covered by utils.js, which runs",
+};
+
+/** Upstream tests not vendored at all (they never talk to a SIP server), and why. */
+const NOT_VENDORED: Record<string, string> = {
+  'test/unit-tests/*.js': "mocha unit tests of drachtio-srf's own parser, digest client and wire protocol against a mock socket; no SIP server is involved",
+  'test/benchmark/': 'a load benchmark comparing two drachtio-srf versions, not a test',
+};
+
+interface ComposeService {
+  name: string;
+  ip: string;
+  /** the SIPp scenario (file name) of a SIPp UAS service */
+  scenario?: string;
+}
+
+/** The services of upstream's docker-compose file: name, address, and the scenario of the SIPp ones. */
+function composeServices(yaml: string): ComposeService[] {
+  const services: ComposeService[] = [];
+  const body = yaml.slice(yaml.indexOf('\nservices:'));
+  for (const block of body.split(/\n(?= {2}[\w-]+:\s*\n)/).slice(1)) {
+    const name = /^ {2}([\w-]+):/.exec(block)?.[1];
+    const ip = /ipv4_address:\s*([\d.]+)/.exec(block)?.[1];
+    if (!name || !ip) continue;
+    const scenario = /command:\s*sipp\s+-sf\s+\/tmp\/([\w.-]+\.xml)/.exec(block)?.[1];
+    services.push({ name, ip, scenario });
+  }
+  return services;
+}
+
+/** Replaces each container host name and address with its local 127.0.0.1:port. */
+function rewriteAddresses(text: string, names: Map<string, string>, ips: Map<string, string>): { text: string; replaced: string[] } {
+  const replaced = new Set<string>();
+  let out = text;
+  for (const name of [...names.keys()].sort((a, b) => b.length - a.length)) {
+    out = out.replace(new RegExp(`(?<![\\w.-])${name.replace(/[-.]/g, '\\$&')}(?![\\w-])`, 'g'), () => {
+      replaced.add(name);
+      return names.get(name)!;
+    });
+  }
+  out = out.replace(/(?<![\w.])172\.29\.0\.(\d{1,3})(?![\d])/g, (m) => {
+    const to = ips.get(m);
+    if (!to) return m;
+    replaced.add(m);
+    return to;
+  });
+  return { text: out, replaced: [...replaced] };
+}
+
+interface TapResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  oks: string[];
+  notOks: string[];
+  summaryOk: boolean;
+}
+
+function parseTap(stdout: string): Pick<TapResult, 'oks' | 'notOks' | 'summaryOk'> {
+  const oks: string[] = [];
+  const notOks: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^(not ok|ok) \d+ ?(.*)$/.exec(line);
+    if (m) (m[1] === 'ok' ? oks : notOks).push(m[2]!.trim());
+  }
+  return { oks, notOks, summaryOk: /^# ok\s*$/m.test(stdout) && !/^# fail/m.test(stdout) };
+}
+
+/** The messages of the file's t.pass('..') and t.ok(.., '..') calls: each must be seen as "ok". */
+function expectedMessages(source: string): string[] {
+  const found = new Set<string>();
+  for (const m of source.matchAll(/\bt\.pass\(\s*(['"])((?:(?!\1).)*)\1\s*\)/g)) found.add(m[2]!.trim());
+  for (const m of source.matchAll(/\bt\.ok\([^\n]*,\s*(['"])((?:(?!\1).)*)\1\s*\)/g)) found.add(m[2]!.trim());
+  return [...found];
+}
+
+/**
+ * Runs one upstream test file (node test/<file>) in its own process group and waits for it to exit;
+ * once tape has printed its summary the file gets 10 s to exit on its own, then its group is killed
+ * (a file that leaves an srf connected never exits; upstream runs them all in one process).
+ */
+function runUpstreamFile(workDir: string, file: string, env: Record<string, string>, timeoutMs: number): Promise<TapResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join('test', file)], {
+      cwd: workDir,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    let graceTimer: NodeJS.Timeout | undefined;
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    const overall = setTimeout(() => killGroup(), timeoutMs); // a deadline: the file overran its bound
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!graceTimer && /^# (ok|fail)/m.test(stdout)) graceTimer = setTimeout(() => killGroup(), 10_000); // a deadline after the summary
+    });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code, signal) => {
+      clearTimeout(overall);
+      if (graceTimer) clearTimeout(graceTimer);
+      killGroup(); // SIPp children the file may have left behind
+      resolve({ code, signal, stdout, stderr, ...parseTap(stdout) });
+    });
+  });
+}
+
+describe("drachtio-srf's own test suite against ferry sip", () => {
+  let workDir: string;
+  let sut: SipEngineProcess;
+  let uasServer: SipEngineProcess;
+  const uasSipps: SippProcess[] = [];
+  const rewritten: Record<string, string[]> = {};
+
+  before(async () => {
+    workDir = mkdtempSync(path.join(os.tmpdir(), 'ferry-srf-upstream-'));
+    cpSync(FIXTURE, workDir, { recursive: true });
+    cpSync(path.join(ADAPTER, 'sipp.js'), path.join(workDir, 'test/sipp.js'));
+    writeFileSync(
+      path.join(workDir, 'index.js'),
+      `'use strict';\n// the drachtio-srf under test: the one ferry installs\nmodule.exports = require(${JSON.stringify(path.join(ROOT, 'node_modules/drachtio-srf'))});\n`,
+    );
+
+    [sut, uasServer] = await Promise.all([spawnSipEngine(), spawnSipEngine()]);
+
+    const services = composeServices(readFileSync(path.join(FIXTURE, 'test/docker-compose-testbed.yaml'), 'utf8'));
+    const sippServices = services.filter((s) => s.scenario);
+    assert.ok(sippServices.length >= 15, `the compose file lists the SIPp UAS services (${sippServices.map((s) => s.name)})`);
+    // per SIPp UAS: its SIP port, and four UDP ports in a row for its media (SIPp binds -mp, +1, +2, +3)
+    const sipPorts = await freePorts(sippServices.length);
+    const mediaPorts = await freePorts(sippServices.length, { count: 4, protocols: ['udp'] });
+    const names = new Map<string, string>();
+    const ips = new Map<string, string>();
+    sippServices.forEach((s, i) => {
+      names.set(s.name, `127.0.0.1:${sipPorts[i]}`);
+      ips.set(s.ip, `127.0.0.1:${sipPorts[i]}`);
+    });
+    for (const s of services.filter((x) => !x.scenario)) {
+      const engine = s.name === 'drachtio-uas' ? uasServer : s.name === 'drachtio-sut' ? sut : undefined;
+      if (engine) ips.set(s.ip, `127.0.0.1:${engine.ports.sip}`);
+    }
+
+    const rewriteDir = (dir: string, ext: string) => {
+      for (const f of readdirSync(path.join(workDir, dir))) {
+        if (!f.endsWith(ext) || (dir === 'test' && f === 'sipp.js')) continue;
+        const p = path.join(workDir, dir, f);
+        const { text, replaced } = rewriteAddresses(readFileSync(p, 'utf8'), names, ips);
+        if (replaced.length) {
+          writeFileSync(p, text);
+          rewritten[`${dir}/${f}`] = replaced;
+        }
+      }
+    };
+    rewriteDir('test', '.js');
+    rewriteDir('test/scripts', '.js');
+    rewriteDir('test/scenarios', '.xml');
+    // SIPp 3.6 refuses a raw '<' or '>' in an attribute (regexp="<sip:(.*)>"), which the docker
+    // image's SIPp accepted: they are written as &lt; / &gt;, which SIPp reads back as the same regexp
+    for (const f of readdirSync(path.join(workDir, 'test/scenarios')).filter((x) => x.endsWith('.xml'))) {
+      const p = path.join(workDir, 'test/scenarios', f);
+      const before = readFileSync(p, 'utf8');
+      const after = before.replace(/regexp="([^"]*)"/g, (_m, re: string) => `regexp="${re.replace(/</g, '&lt;').replace(/>/g, '&gt;')}"`);
+      if (after !== before) {
+        writeFileSync(p, after);
+        (rewritten[`test/scenarios/${f}`] ??= []).push('< and > escaped in regexp="..."');
+      }
+    }
+
+    const configPath = path.join(workDir, 'config/test.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    config['drachtio-sut'] = { ...config['drachtio-sut'], host: '127.0.0.1', port: sut.ports.control };
+    config['drachtio-uas'] = { ...config['drachtio-uas'], host: '127.0.0.1', port: uasServer.ports.control };
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+
+    for (const [i, s] of sippServices.entries()) {
+      const sipp = await startSipp({
+        scenario: path.join(workDir, 'test/scenarios', s.scenario!),
+        localPort: sipPorts[i]!,
+        mediaPort: mediaPorts[i]!,
+        calls: 100_000,
+        timeoutS: 3600,
+      });
+      uasSipps.push(sipp);
+    }
+    await Promise.all(uasSipps.map((s) => s.ready()));
+  });
+
+  after(async () => {
+    killAllSipp();
+    await Promise.all([sut?.stop(), uasServer?.stop()]);
+    if (workDir && !process.env.KEEP_UPSTREAM_WORKDIR) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  test('every upstream test file is run or listed as not run, with the reason', { timeout: 10_000 }, (t) => {
+    const files = readdirSync(path.join(FIXTURE, 'test')).filter((f) => f.endsWith('.js'));
+    const unaccounted = files.filter((f) => !RUN.some((r) => r.file === f) && !(f in NOT_RUN));
+    assert.deepEqual(unaccounted, []);
+    for (const [f, why] of Object.entries({ ...NOT_RUN, ...NOT_VENDORED })) t.diagnostic(`not run: ${f}: ${why}`);
+    for (const [f, what] of Object.entries(rewritten)) t.diagnostic(`addresses rewritten in ${f}: ${what.join(', ')}`);
+  });
+
+  // upstream's runner (test/index.js) requires every test file into one process, in this order
+  const ALL_IN_ONE = 'all-in-one-process.js';
+  const runnerOrder = (): string[] =>
+    [...readFileSync(path.join(FIXTURE, 'test/index.js'), 'utf8').matchAll(/require\('\.\/([\w-]+)'\)/g)]
+      .map((m) => `${m[1]}.js`)
+      .filter((f) => !(f in NOT_RUN));
+  const cases = [
+    ...RUN.map((r) => ({ ...r, title: `upstream test/${r.file} passes`, sources: [r.file] })),
+    {
+      file: ALL_IN_ONE,
+      timeoutMs: 480_000,
+      title: "upstream's runner order in one process (test/index.js without docker_start/docker_stop) passes",
+      sources: runnerOrder(),
+    },
+  ];
+
+  test('upstream runner order covers every file run', { timeout: 10_000 }, () => {
+    assert.deepEqual([...runnerOrder()].sort(), RUN.map((r) => r.file).sort());
+  });
+
+  for (const { file, timeoutMs, title, sources } of cases) {
+    test(title, { timeout: timeoutMs + 20_000 }, async (t) => {
+      if (file === ALL_IN_ONE) {
+        writeFileSync(
+          path.join(workDir, 'test', ALL_IN_ONE),
+          `'use strict';\n// upstream test/index.js without docker_start/docker_stop (and without mocha's unit tests)\n${sources.map((f) => `require('./${f}');`).join('\n')}\n`,
+        );
+      }
+      const logStart = sut.stdout().length;
+      const uasLogStart = uasServer.stdout().length;
+      const result = await runUpstreamFile(
+        workDir,
+        file,
+        {
+          NODE_ENV: 'test',
+          NODE_CONFIG_DIR: path.join(workDir, 'config'),
+          NODE_PATH: path.join(ROOT, 'node_modules'),
+          UPSTREAM_SIP_TARGET: `127.0.0.1:${sut.ports.sip}`,
+        },
+        timeoutMs,
+      );
+      const report = [
+        `exit ${result.code} ${result.signal ?? ''}`,
+        `stdout:\n${result.stdout.slice(-6000)}`,
+        `stderr:\n${result.stderr.slice(-3000)}`,
+        `ferry sip (sut) log tail:\n${sut.stdout().slice(-3000)}`,
+      ].join('\n');
+      for (const ok of result.oks) t.diagnostic(`ok: ${ok}`);
+      assert.deepEqual(result.notOks, [], report);
+      assert.ok(result.summaryOk, `tape printed "# ok"\n${report}`);
+      for (const line of (sut.stdout().slice(logStart) + uasServer.stdout().slice(uasLogStart)).split('\n')) {
+        if (/"level":"(warn|error)"/.test(line)) t.diagnostic(`ferry sip: ${line.slice(0, 400)}`);
+      }
+      const missing = sources
+        .flatMap((f) => expectedMessages(readFileSync(path.join(FIXTURE, 'test', f), 'utf8')))
+        .filter((m) => !result.oks.includes(m));
+      assert.deepEqual(missing, [], `every assertion of ${file} ran and passed\n${report}`);
+      assert.ok(sut.running() && uasServer.running(), 'both ferry sip processes are still running');
+    });
+  }
+});
