@@ -21,6 +21,8 @@ const LOCKOUT_MS = 3000;
 const MAX_FAILURES = 10;
 /** short, so the failures of the earlier tests have left the window when the lockout test starts */
 const FAILURE_WINDOW_MS = 2500;
+/** bindings one user may hold (sip-config `maxContacts`) */
+const MAX_CONTACTS = 3;
 
 describe('gateway authentication on a real network (trunks, digest replay, lockout)', { timeout: 180_000 }, () => {
   let stack: Stack;
@@ -52,6 +54,7 @@ describe('gateway authentication on a real network (trunks, digest replay, locko
         { name: 'carrier', address: '127.0.0.1:9', inboundAuth: { username: 'carrier-in', password: 'carrier-in-secret' } },
       ],
       routes: [{ match: '9(\\d+)', to: 'trunk:pbx', rewrite: '$1' }, { match: '.*', to: 'user' }],
+      maxContacts: MAX_CONTACTS,
     };
     writeFileSync(path.join(dir, 'ferry.json'), JSON.stringify(config, null, 2));
     stack = await startStack({
@@ -154,6 +157,35 @@ describe('gateway authentication on a real network (trunks, digest replay, locko
     assert.equal((await phone.request({ method: 'REGISTER', uri, fromUser: 'alice', expires: 600, authorization: refresh, cseq: 3 })).status, 200, 'nc 2 on the same nonce');
     assert.equal((await phone.request({ method: 'REGISTER', uri, fromUser: 'alice', expires: 600, authorization: refresh, cseq: 4 })).status, 401, 'nc 2 again: replay');
     assert.match(stack.output.join('\n'), /"kind":"replay"/);
+  });
+
+  test(`bindings per user: a new contact beyond maxContacts (${MAX_CONTACTS}) replaces the least recently refreshed; a REGISTER listing more is refused 403`, async () => {
+    const phone = await open('udp');
+    const uri = 'sip:ferry.local';
+    const bindings = async (): Promise<string[]> => Object.keys(await redis.hgetall(`${stack.redisPrefix}reg:1001`)).sort();
+    const contact = (port: number) => `sip:1001@127.0.0.1:${port}`;
+    const challenge = (await phone.request({ method: 'REGISTER', uri, fromUser: '1001' })).header('WWW-Authenticate')!;
+    let nc = 0;
+    let cseq = 1;
+    const register = async (contacts: string[]) => {
+      nc++;
+      cseq++;
+      const authorization = digestAnswer(challenge, { user: '1001', password: 'desk-1001-secret', method: 'REGISTER', uri, nc });
+      return phone.request({ method: 'REGISTER', uri, fromUser: '1001', expires: 600, authorization, cseq, contact: contacts.map((c) => `<${c}>`).join(', ') });
+    };
+    // four contacts one after the other (a webphone reloaded three times without unregistering)
+    for (const port of [41001, 41002, 41003]) assert.equal((await register([contact(port)])).status, 200);
+    assert.deepEqual(await bindings(), [contact(41001), contact(41002), contact(41003)], 'positive control: up to the cap, all kept');
+    assert.equal((await register([contact(41001)])).status, 200, 'a refresh of the oldest makes it the newest');
+    assert.equal((await register([contact(41004)])).status, 200);
+    assert.deepEqual(await bindings(), [contact(41001), contact(41003), contact(41004)], 'the least recently refreshed (41002) was replaced');
+    const many = await register([41005, 41006, 41007, 41008].map(contact));
+    assert.equal(many.status, 403);
+    assert.match(many.text, /^SIP\/2\.0 403 Too Many Contacts\r\n/);
+    assert.deepEqual(await bindings(), [contact(41001), contact(41003), contact(41004)], 'nothing bound by the refused REGISTER');
+    assert.match(stack.output.join('\n'), /registration replaced: too many contacts/);
+    assert.equal((await phone.request({ method: 'REGISTER', uri, fromUser: '1001', expires: 0, contact: '*', cseq: ++cseq, authorization: digestAnswer(challenge, { user: '1001', password: 'desk-1001-secret', method: 'REGISTER', uri, nc: ++nc }) })).status, 200);
+    assert.deepEqual(await bindings(), []);
   });
 
   // last: it locks 127.0.0.1 out for LOCKOUT_MS

@@ -3,7 +3,7 @@ import { ConfigError } from './config-error';
 import { JsonValue, LocatedJsonError, parseLocatedJson } from './located-json';
 import { isIP } from 'node:net';
 import { parseWebhookReceivers } from '../webhooks/webhook-config';
-import { DigestSecret, RouteTarget, SipConfig, SipRoute, SipTrunk, SipUser, Transport, TrunkSource } from './sip-config';
+import { DEFAULT_MAX_CONTACTS, DigestSecret, RouteTarget, SipConfig, SipRoute, SipTrunk, SipUser, Transport, TrunkSource } from './sip-config';
 
 /**
  * Loads and validates a sip-config file (format: docs/configuration.md). Every problem is
@@ -94,10 +94,11 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   if (!isObj(root)) {
     throw new ConfigError([`${file}:1: (top level): must be an object`]);
   }
-  checkKeys(root, '', ['domain', 'users', 'trunks', 'routes', 'minExpires', 'maxExpires', 'webhooks']);
+  checkKeys(root, '', ['domain', 'users', 'trunks', 'routes', 'minExpires', 'maxExpires', 'maxContacts', 'webhooks']);
   const domain = str(root, 'domain', '', { pattern: /^[A-Za-z0-9.-]+$/, hint: 'a host name' }) ?? '';
   const minExpires = int(root, 'minExpires', 60, 1, 86400);
   const maxExpires = int(root, 'maxExpires', 3600, 1, 86400);
+  const maxContacts = int(root, 'maxContacts', DEFAULT_MAX_CONTACTS, 1, 100);
   if (minExpires > maxExpires) problem('minExpires', 'must not exceed maxExpires');
 
   const users: SipUser[] = [];
@@ -191,7 +192,7 @@ export function parseSipConfig(text: string, file: string): SipConfig {
   const webhooks = parseWebhookReceivers(root.webhooks, problem);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { domain, users, trunks, routes, minExpires, maxExpires, ...(webhooks.length > 0 ? { webhooks } : {}) };
+  return { domain, users, trunks, routes, minExpires, maxExpires, maxContacts, ...(webhooks.length > 0 ? { webhooks } : {}) };
 }
 
 /**

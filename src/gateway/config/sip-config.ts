@@ -63,6 +63,11 @@ export interface SipConfig {
   /** registration expiry bounds in seconds */
   minExpires: number;
   maxExpires: number;
+  /** bindings one user may hold at once (default 10): a new one beyond replaces the least recently refreshed */
+  maxContacts?: number;
   /** webhook receivers of call events (docs/webhooks.md); none when absent */
   webhooks?: WebhookReceiver[];
 }
+
+/** Bindings one user may hold when the configuration does not say (`maxContacts`). */
+export const DEFAULT_MAX_CONTACTS = 10;

@@ -1,6 +1,6 @@
 import type Srf from 'drachtio-srf';
 import { Logger } from '../../common/logger';
-import { SipConfig } from '../config/sip-config';
+import { DEFAULT_MAX_CONTACTS, SipConfig } from '../config/sip-config';
 import { Registration } from '../state/registration';
 import { StateStore } from '../state/state-store';
 import { SipAuthenticator } from './sip-authenticator';
@@ -77,6 +77,13 @@ export class Registrar {
       return;
     }
     const contacts = parseContacts(contactHeader);
+    const maxContacts = this.config.maxContacts ?? DEFAULT_MAX_CONTACTS;
+    if (contacts.length > maxContacts) {
+      res.send(403, 'Too Many Contacts', { headers: {} });
+      return;
+    }
+    // the user's bindings as this REGISTER changes them, least recently refreshed first
+    const bound: Binding[] = existing.map((r) => ({ contact: r.contact, registeredAt: r.registeredAt })).sort((a, b) => a.registeredAt - b.registeredAt);
     const accepted: string[] = [];
     for (const c of contacts) {
       const asked = c.expires ?? defaultExpires;
@@ -84,11 +91,21 @@ export class Registrar {
       if (asked === 0) {
         await this.store.removeRegistration(user.user, c.uri);
         this.log.info('unregistered', { user: user.user, contact: c.uri });
+        remove(bound, c.uri);
         continue;
       }
       if (asked < this.config.minExpires) {
         res.send(423, 'Interval Too Brief', { headers: { 'Min-Expires': String(this.config.minExpires) } });
         return;
+      }
+      // a new binding beyond the cap replaces the least recently refreshed one (a webphone reloaded without
+      // unregistering leaves one behind each time; the newest is the one that answers)
+      if (!bound.some((b) => b.contact === c.uri)) {
+        while (bound.length >= maxContacts) {
+          const oldest = bound.shift()!;
+          await this.store.removeRegistration(user.user, oldest.contact);
+          this.log.info('registration replaced: too many contacts', { user: user.user, contact: oldest.contact, max: maxContacts });
+        }
       }
       const expires = Math.min(asked, this.config.maxExpires);
       await this.store.putRegistration({
@@ -102,6 +119,8 @@ export class Registrar {
         expiresAt: now + expires * 1000,
         instanceId: this.instanceId,
       });
+      remove(bound, c.uri);
+      bound.push({ contact: c.uri, registeredAt: now });
       accepted.push(`<${c.uri}>;expires=${expires}`);
       this.log.info('registered', { user: user.user, contact: c.uri, transport, expires });
     }
@@ -116,4 +135,11 @@ export class Registrar {
       .join(', ');
     res.send(200, { headers: contactOut ? { Contact: contactOut } : {} });
   }
+}
+
+type Binding = Pick<Registration, 'contact' | 'registeredAt'>;
+
+function remove(bound: Binding[], contact: string): void {
+  const i = bound.findIndex((b) => b.contact === contact);
+  if (i >= 0) bound.splice(i, 1);
 }
