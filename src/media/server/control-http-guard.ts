@@ -15,7 +15,7 @@ import { hostName } from '../../common/host-header';
  *   listed in FERRY_MEDIA_ALLOWED_ORIGINS (an application running kurento-client in its own pages);
  * - the `Host` header must be an IP literal, `localhost`, this machine's host name or a name listed in
  *   FERRY_MEDIA_ALLOWED_HOSTS, else 421: a rebinding page sends its own name.
- * docs/security.md, "ferry media's control port".
+ * docs/security.md, "Web pages on this host".
  */
 export interface ControlHttpPolicy {
   /** lower-case host names (no port) accepted in Host besides IP literals */
