@@ -1,5 +1,6 @@
 /**
- * drachtio-srf's own integration tests (its test/*.js, tape + SIPp), vendored unmodified in
+ * drachtio-srf's own integration tests (its test/*.js, tape + SIPp; those of the drachtio-srf version
+ * installed, 5.0.29), vendored unmodified in
  * test/fixtures/drachtio-srf-upstream/, run against ferry sip: each test file runs as its own
  * node process with the installed drachtio-srf, and each must pass (tape's "# ok", no "not ok",
  * every t.pass / t.ok message of the file seen).
@@ -61,7 +62,7 @@ const NOT_RUN: Record<string, string> = {
 
 /** Upstream tests not vendored at all (they never talk to a SIP server), and why. */
 const NOT_VENDORED: Record<string, string> = {
-  'test/unit-tests/*.js': "mocha unit tests of drachtio-srf's own parser, digest client and wire protocol against a mock socket; no SIP server is involved",
+  'test/unit-tests/*.js': "mocha unit tests of drachtio-srf's own parser, digest client, createB2BUA header copying (stub request) and wire protocol (mock socket); no SIP server takes part",
   'test/benchmark/': 'a load benchmark comparing two drachtio-srf versions, not a test',
 };
 
@@ -175,7 +176,7 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
   let workDir: string;
   let sut: SipEngineProcess;
   let uasServer: SipEngineProcess;
-  const uasSipps: SippProcess[] = [];
+  const uasSipps: { service: string; sipp: SippProcess }[] = [];
   const rewritten: Record<string, string[]> = {};
 
   before(async () => {
@@ -201,6 +202,13 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
       names.set(s.name, `127.0.0.1:${sipPorts[i]}`);
       ips.set(s.ip, `127.0.0.1:${sipPorts[i]}`);
     });
+    // SIPp UAS containers a test file starts itself (sipp.js sippUas(file, '<container name>')): a free port each
+    const dynamicUas = new Set<string>();
+    for (const f of readdirSync(path.join(FIXTURE, 'test')).filter((x) => x.endsWith('.js'))) {
+      for (const m of readFileSync(path.join(FIXTURE, 'test', f), 'utf8').matchAll(/sippUas\([^,)]+,\s*'([\w-]+)'\)/g)) dynamicUas.add(m[1]!);
+    }
+    const dynamicPorts = await freePorts(dynamicUas.size);
+    [...dynamicUas].forEach((name, i) => names.set(name, `127.0.0.1:${dynamicPorts[i]}`));
     for (const s of services.filter((x) => !x.scenario)) {
       const engine = s.name === 'drachtio-uas' ? uasServer : s.name === 'drachtio-sut' ? sut : undefined;
       if (engine) ips.set(s.ip, `127.0.0.1:${engine.ports.sip}`);
@@ -246,9 +254,9 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
         calls: 100_000,
         timeoutS: 3600,
       });
-      uasSipps.push(sipp);
+      uasSipps.push({ service: s.name, sipp });
     }
-    await Promise.all(uasSipps.map((s) => s.ready()));
+    await Promise.all(uasSipps.map((s) => s.sipp.ready()));
   });
 
   after(async () => {
@@ -325,4 +333,18 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
       assert.ok(sut.running() && uasServer.running(), 'both ferry sip processes are still running');
     });
   }
+  test('what the SIPp UAS services saw', { timeout: 30_000 }, async (t) => {
+    killAllSipp();
+    for (const { service, sipp } of uasSipps) {
+      const r = await sipp.done;
+      t.diagnostic(`${service}: calls ${r.stats?.totalCalls} ok ${r.stats?.successfulCalls} failed ${r.stats?.failedCalls} retrans ${r.stats?.retransmissions}`);
+      if (r.errors.trim()) t.diagnostic(`${service} errors:\n${r.errors.slice(0, 3000)}`);
+      if (process.env.KEEP_UPSTREAM_WORKDIR) writeFileSync(path.join(workDir, `uas-${service}.messages.log`), r.messages);
+    }
+    if (process.env.KEEP_UPSTREAM_WORKDIR) {
+      writeFileSync(path.join(workDir, 'ferry-sip-sut.log'), sut.stdout());
+      writeFileSync(path.join(workDir, 'ferry-sip-uas.log'), uasServer.stdout());
+      t.diagnostic(`kept: ${workDir}`);
+    }
+  });
 });
