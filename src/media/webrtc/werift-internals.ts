@@ -236,7 +236,7 @@ class EarlyDtlsRecords {
  *   whose checks have not succeeded, or before nomination, is dropped;
  * - everything else is dropped and counted;
  * - DTLS that comes before the transport's DTLS socket exists is kept for it (`EarlyDtlsRecords`), whoever sent it.
- * Call after gathering (the ICE sockets exist then), before the remote description is applied.
+ * Call after gathering (the ICE sockets exist then); DTLS is kept early only when the transport is still 'new'.
  */
 export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffer) => void): IceSocketCounters {
   const counter = emptyIceSocketCounters();
