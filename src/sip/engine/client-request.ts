@@ -19,7 +19,10 @@ export interface ClientRequest {
   provisionalSeen?: boolean;
   /** an INVITE whose app went away before its final response: the engine cancels it, and ACKs then BYEs a 2xx */
   abandoned?: boolean;
+  /** a CANCEL of this INVITE is on its way (the app's or the engine's): at most one per INVITE (RFC 3261 §9.1) */
   cancelSent?: boolean;
+  /** that CANCEL */
+  cancel?: SipRequest;
   /** a request the engine sent for itself: told its final status once (-1 when it could not be sent) */
   onFinal?: (status: number) => void;
 }

@@ -48,7 +48,15 @@ export class UacCore {
       this.ctx.appPort.refuse(app, m.rid, 'transaction not found or already completed');
       return;
     }
+    if (c.cancel) {
+      // the INVITE is cancelled already (srf cancelling twice): its CANCEL transaction retransmits; a second
+      // CANCEL with the same branch would be a second transaction the peer cannot tell from the first
+      this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(c.cancel), c.flow, c.txnId);
+      return;
+    }
     const cancel = buildCancel(c.request, appReq);
+    c.cancel = cancel;
+    c.cancelSent = true; // an app that leaves now is not cancelled a second time (cancelAbandoned)
     this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(cancel), c.flow, c.txnId);
     this.startClientTxn(cancel, c.flow, undefined, undefined, '');
   }
@@ -363,6 +371,7 @@ export class UacCore {
     if (c.cancelSent || !(c.txn instanceof ClientInviteTransaction) || c.txn.finalReceived) return;
     c.cancelSent = true;
     const cancel = buildCancel(c.request, withHeader('CANCEL', 'Reason', APP_GONE_REASON));
+    c.cancel = cancel;
     this.ctx.log.info('outgoing INVITE of a gone app cancelled', { callId: callIdOf(c.request), reason: APP_GONE_REASON });
     this.startClientTxn(cancel, c.flow, undefined, undefined, '');
   }
