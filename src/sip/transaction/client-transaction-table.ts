@@ -32,7 +32,7 @@ export class ClientTransactionTable<E extends ClientTransactionEntry> {
     const key = `${branch}|${req.method}`;
     const full = entry as E;
     const done = (): void => {
-      this.byBranch.delete(key);
+      if (this.byBranch.get(key) === full) this.byBranch.delete(key); // not a later transaction of the same key
       if (full.txnId && this.byTxnId.get(full.txnId) === full) this.byTxnId.delete(full.txnId);
     };
     const user = userFor(full);
