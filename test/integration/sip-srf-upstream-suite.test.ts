@@ -74,11 +74,11 @@ const NOT_VENDORED: Record<string, string> = {
  */
 const UAS_ERRORS_EXPLAINED: Record<string, { pattern: RegExp; why: string }> = {
   'sipp-uas': {
-    pattern: /unexpected (CANCEL|BYE)|^Dead call|while expecting 'INVITE' \(index 0\), received 'ACK /,
+    pattern: /unexpected (CANCEL|BYE)|^Dead call|received '(ACK|CANCEL|BYE) /,
     why: "uac.js disconnects once createUAC(uri, opts, callback) has sent the INVITE: ferry sip CANCELs that gone app's call and ACKs/BYEs its 200, which uas.xml does not expect",
   },
   'sipp-uas-reinvite-overlap': {
-    pattern: /unexpected BYE|^Dead call/,
+    pattern: /unexpected BYE|^Dead call|received 'BYE /,
     why: 'uas-reinvite-overlap.xml ends after the re-INVITEs; uac.js then destroys the dialog (BYE)',
   },
   'sipp-uas-200-ok-no-contact-cancel': {
