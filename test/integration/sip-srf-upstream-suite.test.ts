@@ -331,8 +331,8 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
           `'use strict';\n// upstream test/index.js without docker_start/docker_stop (and without mocha's unit tests)\n${sources.map((f) => `require('./${f}');`).join('\n')}\n`,
         );
       }
-      const logStart = sut.stdout().length;
-      const uasLogStart = uasServer.stdout().length;
+      const logStart = sut.stderr().length;
+      const uasLogStart = uasServer.stderr().length;
       const result = await runUpstreamFile(
         workDir,
         file,
@@ -348,12 +348,12 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
         `exit ${result.code} ${result.signal ?? ''}`,
         `stdout:\n${result.stdout.slice(-6000)}`,
         `stderr:\n${result.stderr.slice(-3000)}`,
-        `ferry sip (sut) log tail:\n${sut.stdout().slice(-3000)}`,
+        `ferry sip (sut) log tail:\n${sut.stderr().slice(-3000)}`,
       ].join('\n');
       for (const ok of result.oks) t.diagnostic(`ok: ${ok}`);
       assert.deepEqual(result.notOks, [], report);
       assert.ok(result.summaryOk, `tape printed "# ok"\n${report}`);
-      for (const line of (sut.stdout().slice(logStart) + uasServer.stdout().slice(uasLogStart)).split('\n')) {
+      for (const line of (sut.stderr().slice(logStart) + uasServer.stderr().slice(uasLogStart)).split('\n')) {
         if (/"level":"(warn|error)"/.test(line)) t.diagnostic(`ferry sip: ${line.slice(0, 400)}`);
       }
       const missing = sources
@@ -377,8 +377,8 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
       if (process.env.KEEP_UPSTREAM_WORKDIR) writeFileSync(path.join(workDir, `uas-${service}.messages.log`), r.messages);
     }
     if (process.env.KEEP_UPSTREAM_WORKDIR) {
-      writeFileSync(path.join(workDir, 'ferry-sip-sut.log'), sut.stdout());
-      writeFileSync(path.join(workDir, 'ferry-sip-uas.log'), uasServer.stdout());
+      writeFileSync(path.join(workDir, 'ferry-sip-sut.log'), sut.stdout() + sut.stderr());
+      writeFileSync(path.join(workDir, 'ferry-sip-uas.log'), uasServer.stdout() + uasServer.stderr());
       t.diagnostic(`kept: ${workDir}`);
     }
     assert.deepEqual(unexplained, []);
