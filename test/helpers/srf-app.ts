@@ -51,6 +51,23 @@ export async function connectBareSrf(port: number): Promise<any> {
   return srf;
 }
 
+/**
+ * `connectBareSrf` with the app most sip-engine tests need: it answers every INVITE with `sdp` (createUAS) and
+ * every OPTIONS with 200, and its routes are in place when this resolves. `destroyed` collects the ids of its
+ * dialogs as they end.
+ */
+export async function connectAnsweringSrf(port: number, sdp: string): Promise<{ srf: any; destroyed: string[] }> {
+  const srf = await connectBareSrf(port);
+  const destroyed: string[] = [];
+  srf.invite(async (req: any, res: any) => {
+    const d = await srf.createUAS(req, res, { localSdp: sdp });
+    d.on('destroy', () => destroyed.push(d.id));
+  });
+  srf.options((_req: any, res: any) => res.send(200));
+  await routesApplied(srf);
+  return { srf, destroyed };
+}
+
 interface SrfAgentInternals {
   wp: { send(socket: unknown, msg: string): string };
   mapServer: Map<unknown, { pendingRequests: Map<string, (reply: string[]) => void> }>;

@@ -12,11 +12,9 @@ import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-
 import { loadSipSettings } from '../../src/cli/sip-settings';
 import { DEFAULT_MAX_SERVER_TRANSACTIONS } from '../../src/sip/transaction/server-transaction-table';
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
-import { routesApplied } from '../helpers/srf-app';
+import { connectAnsweringSrf } from '../helpers/srf-app';
 import { pollUntil } from '../helpers/wait-for';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
 
 const BOUND = 20;
 
@@ -29,22 +27,11 @@ function optionsText(phone: SipUdpPhone, port: number, callId: string): string {
 describe('ferry sip: the server transaction table is bounded', { timeout: 60_000 }, () => {
   let engine: RunningSipEngine;
   let srf: any;
-  const destroyed: string[] = [];
+  let destroyed: string[] = [];
 
   before(async () => {
     engine = await startSipEngine({ host: '127.0.0.1', maxServerTransactions: BOUND, timers: { t1: 50 } });
-    srf = new Srf();
-    srf.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      srf.connect({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
-      srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-    });
-    srf.invite(async (req: any, res: any) => {
-      const d = await srf.createUAS(req, res, { localSdp: TEST_SDP });
-      d.on('destroy', () => destroyed.push(d.id));
-    });
-    srf.options((_req: any, res: any) => res.send(200));
-    await routesApplied(srf);
+    ({ srf, destroyed } = await connectAnsweringSrf(engine.ports.control, TEST_SDP));
   });
   after(async () => {
     try { srf.disconnect(); } catch { /* gone */ }

@@ -16,11 +16,9 @@ import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-
 import { maxUnsentBytes } from '../../src/sip/transport/stream-connection';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/sip/message/sip-stream-framer';
 import { sipToken } from '../helpers/sip-udp-phone';
-import { routesApplied } from '../helpers/srf-app';
+import { connectBareSrf, routesApplied } from '../helpers/srf-app';
 import { pollUntil } from '../helpers/wait-for';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
 
 const REQUESTS = 6000;
 const PAD = 'x'.repeat(8000);
@@ -60,12 +58,7 @@ describe('ferry sip: a peer that does not read its answers is not read either', 
   before(async () => {
     // the header deadline well past the test's pauses: what is measured is the backpressure, not the close
     engine = await startSipEngine({ host: '127.0.0.1', connectionLimits: { headerTimeoutMs: 60_000, idleTimeoutMs: 60_000 } });
-    srf = new Srf();
-    srf.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      srf.connect({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
-      srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-    });
+    srf = await connectBareSrf(engine.ports.control);
     srf.options((_req: any, res: any) => {
       seen++;
       res.send(200, { headers: { 'X-Pad': PAD } });

@@ -11,31 +11,18 @@ import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-
 import { SipUdpPhone, inviteText, sipToken, TEST_SDP, type ReceivedSip } from '../helpers/sip-udp-phone';
 import { SAMPLES, mutate, prng } from '../helpers/sip-fuzz-samples';
 import { ControlFrameDecoder, encodeControlFrame } from '../../src/sip/control/control-frame-decoder';
-import { routesApplied } from '../helpers/srf-app';
+import { connectAnsweringSrf, routesApplied } from '../helpers/srf-app';
 import { pollUntil } from '../helpers/wait-for';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Srf = require('drachtio-srf');
 
 describe('ferry sip under malformed input', { timeout: 60_000 }, () => {
   let engine: RunningSipEngine;
   let srf: any;
-  const destroyed: string[] = [];
+  let destroyed: string[] = [];
 
   before(async () => {
     engine = await startSipEngine({ host: '127.0.0.1' });
-    srf = new Srf();
-    srf.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      srf.connect({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
-      srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
-    });
-    srf.invite(async (req: any, res: any) => {
-      const d = await srf.createUAS(req, res, { localSdp: TEST_SDP });
-      d.on('destroy', () => destroyed.push(d.id));
-    });
-    srf.options((_req: any, res: any) => res.send(200));
-    await routesApplied(srf);
+    ({ srf, destroyed } = await connectAnsweringSrf(engine.ports.control, TEST_SDP));
   });
   after(async () => {
     try { srf.disconnect(); } catch { /* gone */ }
