@@ -1,11 +1,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { httpAsk, type HttpAnswer } from '../helpers/http-ask';
 import { pollUntil } from '../helpers/wait-for';
 
 /**
@@ -38,18 +38,9 @@ function run(args: string[], env: Record<string, string>): { child: ChildProcess
   return { child, stdout, stderr, exit };
 }
 
-/** GET with a chosen Host header (fetch does not let a caller set Host) */
-function getWithHost(port: number, p: string, host: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: p, headers: { Host: host } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+/** GET with a chosen Host header */
+function getWithHost(port: number, p: string, host: string): Promise<HttpAnswer> {
+  return httpAsk(port, p, { headers: { Host: host } });
 }
 
 async function waitReady(p: { stdout: string[]; stderr: string[] }): Promise<{ http: number; media: number; ws: number; pids: Record<string, number> }> {

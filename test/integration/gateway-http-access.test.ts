@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setUpApiToken } from '../../src/cli/api-token-file';
@@ -10,6 +9,7 @@ import { HttpAccess, loadHttpAccessConfig, type HttpAccessConfig } from '../../s
 import { HttpServer } from '../../src/gateway/http/http-server';
 import { GatewayMetrics } from '../../src/gateway/http/metrics';
 import { NetNamespace } from '../helpers/netns';
+import { httpAsk, type HttpAnswer } from '../helpers/http-ask';
 import { loadWebphoneSettings } from '../../src/gateway/http/webphone-settings';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
@@ -45,26 +45,11 @@ async function getFromOtherMachine(ns: NetNamespace, port: number, p: string, to
   return Number((await ns.exec(process.execPath, ['-e', script])).trim());
 }
 
-interface Answer {
-  status: number;
-  body: string;
-  headers: http.IncomingHttpHeaders;
-}
-
-function get(port: number, p: string, o: { token?: string; host?: string; via?: string } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
-    if (o.token) headers.Authorization = `Bearer ${o.token}`;
-    if (o.host) headers.Host = o.host;
-    const req = http.request({ host: o.via ?? '127.0.0.1', port, path: p, headers }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+function get(port: number, p: string, o: { token?: string; host?: string; via?: string } = {}): Promise<HttpAnswer> {
+  const headers: Record<string, string> = {};
+  if (o.token) headers.Authorization = `Bearer ${o.token}`;
+  if (o.host) headers.Host = o.host;
+  return httpAsk(port, p, { headers, host: o.via });
 }
 
 const record: CallRecord = {

@@ -1,12 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { mediaQuotasFromEnv } from '../../src/media/server/media-quotas';
 import { controlHttpPolicyFromEnv } from '../../src/media/server/control-http-guard';
 import { call, connectKurento, fetchStats } from '../helpers/media-kurento';
+import { httpAsk, type HttpAnswer } from '../helpers/http-ask';
 import { pollUntil } from '../helpers/wait-for';
 
 /**
@@ -20,22 +20,8 @@ import { pollUntil } from '../helpers/wait-for';
 const HEADER_TIMEOUT_MS = 500;
 const MAX_WS = 2; // FERRY_MEDIA_MAX_CONNECTIONS: the cap on open connections is this + 64
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  return httpAsk(port, path, { method, headers });
 }
 
 /** A WebSocket upgrade to /kurento: 'open', or the HTTP status it was refused with. */
