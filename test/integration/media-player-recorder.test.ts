@@ -284,7 +284,10 @@ describe('media: PlayerEndpoint and RecorderEndpoint through kurento-client', { 
       await assert.rejects(call(pipeline, 'create', 'RecorderEndpoint', { uri }), (e: unknown) => kurentoCode(e) === 40107, uri);
     }
     await assert.rejects(call(pipeline, 'create', 'PlayerEndpoint', { uri: 'rtsp://camera/stream' }), (e: unknown) => kurentoCode(e) === 40006);
-    await assert.rejects(call(pipeline, 'create', 'RecorderEndpoint', { uri: `${webBase}/upload` }), (e: unknown) => kurentoCode(e) === 40006);
+    // an http(s):// recorder URI is accepted, as on KMS (uploaded at the end: media-recorder-http-upload.test.ts)
+    const uploadRecorder = await call<KurentoObjectLike>(pipeline, 'create', 'RecorderEndpoint', { uri: `${webBase}/upload` });
+    assert.equal(await call(uploadRecorder, 'getUri'), `${webBase}/upload`);
+    await uploadRecorder.release();
     await assert.rejects(call(pipeline, 'create', 'RecorderEndpoint', { uri: 'r.webm', mediaProfile: 'WEBM_AUDIO_ONLY' }), (e: unknown) => kurentoCode(e) === 40006 && /WAV/.test(String((e as Error).message)));
     const cases: [string, string][] = [
       ['escape.wav', 'INVALID_URI'],

@@ -1,5 +1,8 @@
-import { constants as fsc } from 'node:fs';
-import { mkdir, open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants as fsc, createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, realpath, rm, stat, type FileHandle } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import type { MediaFilesConfig } from './media-files-config';
 import type { MediaLocation } from './media-uri';
@@ -165,4 +168,55 @@ export async function openRecordingFile(p: string, cfg: MediaFilesConfig): Promi
     throw refused;
   }
   return fh;
+}
+
+/**
+ * A private temporary file for a recording whose URI is `http(s)://` (uploaded at the end by
+ * uploadRecording): `<tmpdir>/ferry-recording-XXXXXX/recording.wav`, opened for writing. `remove()`
+ * deletes it and its directory.
+ */
+export async function openUploadSpool(): Promise<{ fh: FileHandle; path: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-recording-'));
+  const p = path.join(dir, 'recording.wav');
+  const fh = await open(p, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  return { fh, path: p, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Uploads a finished recording to an `http(s)://` RecorderEndpoint URI as KMS does (its recorder's
+ * sink is GStreamer's curlhttpsink): one HTTP POST of the file, `user:password@` in the URI sent as
+ * Basic authentication and left out of the request line. The connection may stay silent for at most
+ * `cfg.httpTimeoutMs` at a time; the answer must be 2xx. Rejects with MediaSourceError('INVALID_URI')
+ * naming the host, never the whole URI (it may carry credentials).
+ */
+export async function uploadRecording(url: URL, filePath: string, cfg: MediaFilesConfig, signal?: AbortSignal): Promise<void> {
+  const size = (await stat(filePath)).size;
+  const target = new URL(url.href);
+  const headers: Record<string, string> = { 'content-type': 'audio/wav', 'content-length': String(size) };
+  if (target.username || target.password) {
+    const user = decodeURIComponent(target.username);
+    const pass = decodeURIComponent(target.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    target.username = '';
+    target.password = '';
+  }
+  const where = `${target.protocol}//${target.host}`;
+  const client = target.protocol === 'https:' ? https : http;
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string) => reject(new MediaSourceError('INVALID_URI', `recording upload to ${where} failed: ${why}`));
+    const req = client.request(target, { method: 'POST', headers, signal }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve();
+        else fail(`HTTP ${status}`);
+      });
+      res.on('error', (e) => fail(e.message));
+    });
+    req.setTimeout(cfg.httpTimeoutMs, () => req.destroy(new Error(`no progress within ${cfg.httpTimeoutMs} ms`)));
+    req.on('error', (e) => fail(signal?.aborted ? 'cancelled' : e.message));
+    const body = createReadStream(filePath);
+    body.on('error', (e) => req.destroy(e));
+    body.pipe(req);
+  });
 }

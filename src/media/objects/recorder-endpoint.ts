@@ -1,7 +1,7 @@
 import type { TimerHandle } from '../../common/clock';
 import { KurentoErrors } from '../errors/kurento-error';
 import { decodeG711 } from '../media-files/g711';
-import { MediaSourceError, openRecordingFile } from '../media-files/media-file-access';
+import { MediaSourceError, openRecordingFile, openUploadSpool, uploadRecording } from '../media-files/media-file-access';
 import { TELEPHONE_RATE } from '../media-files/telephone-audio';
 import { WavRecordingWriter } from '../media-files/wav-recording-writer';
 import type { ElementType } from './element-type';
@@ -24,7 +24,8 @@ const MAX_PACKET_SAMPLES = 1600;
 /**
  * Kurento's RecorderEndpoint for audio: records the AUDIO connected into it as a WAV file (16-bit PCM,
  * mono, 8 kHz; PCMU and PCMA both decode to it without loss) at a `file://` (or relative) URI inside the
- * media files directory. `mediaProfile` must be absent: ferry media writes WAV only, and every Kurento
+ * media files directory, or at an `http(s)://` URI: recorded into a private temporary file and POSTed
+ * there once complete (see `upload`). `mediaProfile` must be absent: ferry media writes WAV only, and every Kurento
  * profile names a container it does not write (40006 NOT_IMPLEMENTED says so).
  *
  * The file is on the recording's clock: time while recording is filled with the audio received, placed
@@ -38,6 +39,10 @@ const MAX_PACKET_SAMPLES = 1600;
 export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener {
   private readonly stopOnEndOfStream: boolean;
   private writer: WavRecordingWriter | undefined;
+  /** For an http(s):// URI: the temporary file being recorded, uploaded when it is complete. */
+  private spool: { path: string; remove: () => Promise<void> } | undefined;
+  /** The upload of the last recording to an http(s):// URI, while it runs (stopAndWait waits for it). */
+  private uploading: Promise<void> | undefined;
   /** The close of the last file, while and after it runs. */
   private finishing: Promise<void> | undefined;
   private flushTimer: TimerHandle | undefined;
@@ -54,7 +59,7 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
   private decodeBuffer = new Int16Array(MAX_PACKET_SAMPLES);
 
   constructor(ctx: ElementContext) {
-    super(ctx, 'RecorderEndpoint', false);
+    super(ctx, 'RecorderEndpoint', true);
     const profile = ctx.constructorParams.mediaProfile;
     if (profile !== undefined && profile !== null) {
       throw KurentoErrors.notImplemented(`mediaProfile ${JSON.stringify(profile)}: ferry media records audio as WAV (16-bit PCM, 8 kHz, mono) only; leave mediaProfile unset`);
@@ -71,6 +76,7 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
         return null;
       case 'stopAndWait':
         await this.stopMedia();
+        await this.uploading;
         return null;
       default:
         return super.invoke(operation, params);
@@ -80,10 +86,16 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
   private async record(): Promise<void> {
     if (this.state === 'START') return;
     if (this.state === 'STOP') {
-      if (this.location.kind !== 'file') throw KurentoErrors.notImplemented('ferry media records to file:// URIs only');
       let fh;
+      let spool: { path: string; remove: () => Promise<void> } | undefined;
       try {
-        fh = await openRecordingFile(this.location.path, this.files);
+        if (this.location.kind === 'file') {
+          fh = await openRecordingFile(this.location.path, this.files);
+        } else {
+          const opened = await openUploadSpool();
+          fh = opened.fh;
+          spool = opened;
+        }
       } catch (err) {
         const why = err instanceof MediaSourceError ? err.message : 'cannot open the recording file';
         throw KurentoErrors.illegalParam(`RecorderEndpoint: ${why}`);
@@ -91,9 +103,11 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
       if (this.released || this.state !== 'STOP') {
         // released while the file was being opened: leave a valid (empty) WAV, not a truncated file
         await new WavRecordingWriter(fh, TELEPHONE_RATE, () => undefined).close();
+        await spool?.remove();
         if (this.released) throw KurentoErrors.objectNotFound(this.id);
         return;
       }
+      this.spool = spool;
       this.writer = new WavRecordingWriter(fh, TELEPHONE_RATE, (err) => this.writeFailed(err));
       this.recordedMs = 0;
       this.cursor = 0;
@@ -207,10 +221,40 @@ export class RecorderEndpoint extends UriEndpoint implements EndOfStreamListener
     this.flushTimer = undefined;
     this.writer = undefined;
     const durationMs = Math.round((this.cursor * 1000) / TELEPHONE_RATE);
+    const spool = this.spool;
+    this.spool = undefined;
     this.finishing = w.close().then(() => {
       this.ctx.logger.info('recording finished', { element: this.id, durationMs, packetsRecorded: this.packetsRecorded, packetsDroppedAhead: this.packetsDroppedAhead });
+      if (spool && this.location.kind === 'http') this.upload(this.location.url, spool);
     });
     return this.finishing;
+  }
+
+  /**
+   * Sends a complete recording to the element's http(s):// URI (one POST, as KMS's curlhttpsink),
+   * then deletes the temporary file. It runs after `stop` has answered (KMS's `stop` does not wait for
+   * its sink either; `stopAndWait` does) and after a release; a failure is an `Error` event
+   * (`RESOURCE_ERROR_WRITE`), not a failed operation.
+   */
+  private upload(url: URL, spool: { path: string; remove: () => Promise<void> }): void {
+    const previous = this.uploading ?? Promise.resolve();
+    const run = previous
+      .then(() => uploadRecording(url, spool.path, this.files))
+      .then(
+        () => {
+          this.ctx.logger.info('recording uploaded', { element: this.id, host: url.host });
+        },
+        (err: unknown) => {
+          const why = err instanceof Error ? err.message : String(err);
+          this.ctx.logger.warn('recording upload failed', { element: this.id, error: why });
+          if (!this.released) this.emitError('RESOURCE_ERROR_WRITE', `Recording not stored: ${why}`, 0);
+        },
+      )
+      .finally(() => spool.remove().catch(() => undefined));
+    this.uploading = run;
+    void run.finally(() => {
+      if (this.uploading === run) this.uploading = undefined;
+    });
   }
 
   private writeFailed(err: Error): void {
