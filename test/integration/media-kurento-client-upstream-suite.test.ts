@@ -2,6 +2,8 @@ import '../helpers/kurento-client-transactions'; // first: lets kurento-client's
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -28,11 +30,12 @@ import { pollUntil } from '../helpers/wait-for';
  * `kurento.PlayerEndpoint`, ...), except `waiting.js`, whose body does not use the prefix and which
  * waits two minutes: it runs in the first round only.
  * Adaptations, all outside the files:
- * - media URIs: the suite plays `http://files.openvidu.io/video/...webm` videos. ferry media is an audio
- *   server (WAV / raw G.711, docs/media-server.md) and the tests run offline, so after `_common.js` is
- *   loaded each `URL_*` names a WAV in ferry media's media directory (`file://...`); the files are written
- *   afresh before every test (a RecorderEndpoint test records over the same URI the players read, as
- *   the suite uses one URL for both);
+ * - media URLs: the suite plays and records `http://files.openvidu.io/video/...` (WebM/MP4 video) and
+ *   the tests run offline. After `_common.js` is loaded each `URL_*` names the same path on a local HTTP
+ *   server instead, which answers a GET with a 2 s tone as WAV (ferry media is an audio server: WAV and
+ *   raw G.711, docs/media-server.md) and accepts the recordings' POSTs (ferry media's RecorderEndpoint
+ *   uploads to an http:// URI as KMS does) — so the suite's players and recorders use their http:// paths
+ *   as upstream, on the same URL for both;
  * - `_common.js` requires `dockerode` for its `scope=docker` mode (a KMS in a container), unused here:
  *   that one require gets a stub that throws if called;
  * - kurento-client is given to the files with the transport guard every Node application of it needs
@@ -155,11 +158,29 @@ const g = globalThis as unknown as Globals;
 let server: MediaServerProcess;
 let mediaDir: string;
 let runner: QUnit1;
-const mediaUrls: Record<string, string> = {};
+let mediaHttp: http.Server;
+const mediaRequests = { get: 0, post: 0 };
 
-function writeMediaFiles(): void {
+/** The stand-in for files.openvidu.io: every GET is the tone WAV, every POST (a recording) is taken. */
+async function startMediaHttp(): Promise<string> {
   const wav = toneWav();
-  for (const url of Object.values(mediaUrls)) fs.writeFileSync(new URL(url), wav);
+  mediaHttp = http.createServer((req, res) => {
+    if (req.method === 'POST' || req.method === 'PUT') {
+      mediaRequests.post++;
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = 201;
+        res.end();
+      });
+      return;
+    }
+    mediaRequests.get++;
+    res.setHeader('content-type', 'audio/wav');
+    res.setHeader('content-length', String(wav.length));
+    res.end(wav);
+  });
+  await new Promise<void>((resolve) => mediaHttp.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(mediaHttp.address() as AddressInfo).port}`;
 }
 
 function loadScript(file: string): void {
@@ -264,11 +285,9 @@ describe('kurento-client upstream test suite against ferry media', { timeout: 90
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     g.kurentoClient = withTransportGuard(require('kurento-client'));
     loadScript('_common.js');
+    const mediaBase = await startMediaHttp();
     for (const name of ['URL_BARCODES', 'URL_FIWARECUT', 'URL_PLATES', 'URL_POINTER_DETECTOR', 'URL_SMALL']) {
-      const original = String(g[name]);
-      const base = path.basename(new URL(original).pathname).replace(/\.[a-z0-9]+$/, '.wav');
-      mediaUrls[name] = `file://${path.join(mediaDir, base)}`;
-      g[name] = mediaUrls[name];
+      g[name] = `${mediaBase}${new URL(String(g[name])).pathname}`;
     }
     process.on('uncaughtException', (e) => {
       if (!runner.uncaught(e)) throw e;
@@ -282,6 +301,7 @@ describe('kurento-client upstream test suite against ferry media', { timeout: 90
   after(async () => {
     for (const child of reconnectServers) child.kill('SIGKILL');
     await server?.stop();
+    mediaHttp?.close();
     if (mediaDir) fs.rmSync(mediaDir, { recursive: true, force: true });
   });
 
@@ -304,7 +324,6 @@ describe('kurento-client upstream test suite against ferry media', { timeout: 90
         total++;
         // the files read QUnit.config.prefix when a test runs; the first round's files set it to '' when unset
         if (round.prefix !== undefined) runner.config.prefix = round.prefix;
-        writeMediaFiles();
         process.stderr.write(`upstream test start: [${round.label}] ${upstream.module} :: ${upstream.name}\n`);
         const result = await runner.run(upstream);
         // test_reconnect's afterEach kills its server without waiting: the next one needs the port
@@ -331,7 +350,10 @@ describe('kurento-client upstream test suite against ferry media', { timeout: 90
     t.diagnostic(`${total} upstream tests run\n${summary.join('\n')}`);
     if (runner.strayFailures.length > 0) t.diagnostic(`failures reported outside any test: ${runner.strayFailures.join(' | ')}`);
     // every test NOT_APPLICABLE names exists upstream (a renamed one must not hide here)
+    t.diagnostic(`media stand-in: ${mediaRequests.get} GETs (players), ${mediaRequests.post} POSTs (recordings uploaded)`);
     if (!only) {
+      // positive control of the URL adaptation: the suite's players fetched and its recorders uploaded
+      assert.ok(mediaRequests.get > 0 && mediaRequests.post > 0, JSON.stringify(mediaRequests));
       assert.deepEqual([...Object.keys(NOT_APPLICABLE)].filter((k) => !seenNotApplicable.has(k)), []);
       assert.ok(total >= 90, `only ${total} upstream tests registered`);
     }
