@@ -8,7 +8,7 @@ export interface MediaFilesConfig {
   dir: string;
   /** Largest media a PlayerEndpoint loads, from a file or over HTTP (bytes). */
   maxFileBytes: number;
-  /** A PlayerEndpoint's HTTP(S) fetch must be complete within this (ms). */
+  /** A PlayerEndpoint's HTTP(S) fetch must be complete within this (ms); a RecorderEndpoint's HTTP(S) upload may go this long without progress. */
   httpTimeoutMs: number;
 }
 
