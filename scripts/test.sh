@@ -91,16 +91,19 @@ if [ "$concurrency" = 1 ]; then
   exec node --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec "${files[@]}"
 fi
 
+beside_list=$(node --import tsx test/lanes.ts beside)
 parallel_list=$(node --import tsx test/lanes.ts parallel)
 paired_list=$(node --import tsx test/lanes.ts paired)
 serial_list=$(node --import tsx test/lanes.ts serial)
 # shellcheck disable=SC2206 # one path a line, no spaces in test file names
+beside_files=($beside_list)
+# shellcheck disable=SC2206
 parallel_files=($parallel_list)
 # shellcheck disable=SC2206
 paired_files=($paired_list)
 # shellcheck disable=SC2206
 serial_files=($serial_list)
-if [ $(( ${#parallel_files[@]} + ${#paired_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
+if [ $(( ${#beside_files[@]} + ${#parallel_files[@]} + ${#paired_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
   echo "test: test/lanes.ts listed no test file (see test/lanes.json)" >&2
   exit 1
 fi
@@ -113,6 +116,17 @@ serial_rc=0
 typecheck_log=$(mktemp "${TMPDIR:-/tmp}/ferry-typecheck.XXXXXX")
 typecheck >"$typecheck_log" 2>&1 &
 typecheck_pid=$!
+# The beside lane (long waits, little CPU, nothing machine-wide: test/lanes.json "beside") runs in the
+# background from now on, all its files at once, beside the parallel and paired lanes; its report is printed
+# when it is done, and the serial lane starts only after it.
+beside_rc=0
+beside_pid=
+if [ ${#beside_files[@]} -gt 0 ]; then
+  beside_log=$(mktemp "${TMPDIR:-/tmp}/ferry-beside.XXXXXX")
+  echo "test: beside lane: ${#beside_files[@]} files at once in the background, beside the parallel and paired lanes (test/lanes.json, beside)"
+  run_files "${#beside_files[@]}" "${beside_files[@]}" >"$beside_log" 2>&1 &
+  beside_pid=$!
+fi
 if [ ${#parallel_files[@]} -gt 0 ]; then
   echo "test: parallel lane: ${#parallel_files[@]} files, $parallel_concurrency at a time (test/lanes.json), the type-check beside them"
   run_files "$parallel_concurrency" "${parallel_files[@]}" || parallel_rc=$?
@@ -124,6 +138,7 @@ cat "$typecheck_log"
 rm -f "$typecheck_log"
 if [ "$typecheck_rc" -ne 0 ]; then
   echo "test: the type-check (tsc --noEmit) failed with exit code $typecheck_rc; the paired and serial lanes did not run" >&2
+  if [ -n "$beside_pid" ]; then kill "$beside_pid" 2>/dev/null; rm -f "$beside_log"; fi
   exit 1
 fi
 echo "test: type-check passed (done beside the parallel lane, $(( SECONDS - started )) s in)"
@@ -134,11 +149,17 @@ if [ ${#paired_files[@]} -gt 0 ]; then
   run_files "$paired_concurrency" "${paired_files[@]}" || paired_rc=$?
   echo "test: paired lane: exit code $paired_rc after $(( SECONDS - paired_started )) s"
 fi
+if [ -n "$beside_pid" ]; then
+  wait "$beside_pid" || beside_rc=$?
+  cat "$beside_log"
+  rm -f "$beside_log"
+  echo "test: beside lane: exit code $beside_rc, done $(( SECONDS - started )) s in"
+fi
 serial_started=$SECONDS
 if [ ${#serial_files[@]} -gt 0 ]; then
   echo "test: serial lane: ${#serial_files[@]} files, one at a time (test/lanes.json gives each one's reason)"
   run_files 1 "${serial_files[@]}" || serial_rc=$?
   echo "test: serial lane: exit code $serial_rc after $(( SECONDS - serial_started )) s"
 fi
-echo "test: parallel lane exit code $parallel_rc, paired lane exit code $paired_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
-if [ "$parallel_rc" -ne 0 ] || [ "$paired_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi
+echo "test: parallel lane exit code $parallel_rc, beside lane exit code $beside_rc, paired lane exit code $paired_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
+if [ "$parallel_rc" -ne 0 ] || [ "$beside_rc" -ne 0 ] || [ "$paired_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi

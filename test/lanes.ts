@@ -3,7 +3,8 @@
  *
  * test/lanes.json lists the files of the **parallel lane** (run three files at a time) and, grouped by
  * reason, the other files: a group marked `twoAtATime` is the **paired lane** (its files run two at a
- * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last). A file in no
+ * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last); `beside` lists
+ * the **beside lane** (long waits, run in the background beside the parallel and paired lanes). A file in no
  * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
  * and test/unit/test-lanes.test.ts fails until it is listed in one of them.
  *
@@ -11,7 +12,7 @@
  * can see: `globalResourceUses()` reads the file and every file under test/ or bench/ it loads
  * (imports, and child scripts it names) and finds the uses below; test/unit/test-lanes.test.ts keeps them out of it.
  *
- * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|serial [files...]` prints
+ * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|serial|beside [files...]` prints
  * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts).
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -35,10 +36,16 @@ export interface Lanes {
   /** what the file is, for a reader who opens it first */
   about?: string;
   parallel: string[];
+  /**
+   * The **beside lane**: files that spend minutes waiting on timers and idle connections (a client library's own
+   * suite with its waits), run in the background beside the parallel and paired lanes, and done before the
+   * serial lane starts. Held to the parallel lane's rule: nothing machine-wide.
+   */
+  beside?: { reason: string; files: string[] };
   serial: SerialGroup[];
 }
 
-export type Lane = 'parallel' | 'paired' | 'serial';
+export type Lane = 'parallel' | 'paired' | 'serial' | 'beside';
 
 /**
  * Machine-wide uses that two files of the same kind may share: two Chromium files at once load both
@@ -188,6 +195,7 @@ function normalize(file: string): string {
 export function laneOf(file: string, lanes: Lanes = readLanes()): Lane {
   const f = normalize(file);
   if (lanes.parallel.includes(f)) return 'parallel';
+  if (lanes.beside?.files.includes(f)) return 'beside';
   return lanes.serial.some((g) => g.twoAtATime === true && g.files.includes(f)) ? 'paired' : 'serial';
 }
 
@@ -199,8 +207,8 @@ export function serialReason(file: string, lanes: Lanes = readLanes()): string |
 
 if (require.main === module) {
   const [lane, ...given] = process.argv.slice(2);
-  if (lane !== 'parallel' && lane !== 'paired' && lane !== 'serial') {
-    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|paired|serial [test files...]\n');
+  if (lane !== 'parallel' && lane !== 'paired' && lane !== 'serial' && lane !== 'beside') {
+    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|paired|serial|beside [test files...]\n');
     process.exit(2);
   }
   const lanes = readLanes();

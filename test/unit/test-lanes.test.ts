@@ -33,9 +33,11 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
   const lanes = readLanes();
   const files = allTestFiles();
 
-  test('every test file is listed once: in the parallel lane, or in the serial lane under a reason', () => {
+  test('every test file is listed once: in the parallel lane, the beside lane, or in the serial lane under a reason', () => {
     const listed = new Map<string, number>();
     for (const f of lanes.parallel) listed.set(f, (listed.get(f) ?? 0) + 1);
+    if (lanes.beside) assert.ok(lanes.beside.reason.trim().length >= 20, 'the beside lane needs a reason a newcomer understands');
+    for (const f of lanes.beside?.files ?? []) listed.set(f, (listed.get(f) ?? 0) + 1);
     for (const g of lanes.serial) {
       assert.ok(g.reason.trim().length >= 20, `a serial group needs a reason a newcomer understands: ${JSON.stringify(g.reason)}`);
       assert.ok(g.files.length > 0, `serial group without files: ${g.reason}`);
@@ -52,9 +54,10 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
     }
   });
 
-  test('no file in the parallel lane touches a machine-wide resource, itself or through what it loads', () => {
+  test('no file in the parallel or the beside lane touches a machine-wide resource, itself or through what it loads', () => {
     const offenders: string[] = [];
-    for (const f of lanes.parallel) {
+    for (const f of [...lanes.parallel, ...(lanes.beside?.files ?? [])]) {
+      if (lanes.beside?.files.includes(f)) assert.equal(laneOf(f, lanes), 'beside', f);
       for (const use of globalResourceUses(f)) offenders.push(`${f}: ${use.name} (${use.file}:${use.line}): ${use.why}`);
     }
     assert.deepEqual(offenders, [], 'move these to a serial group in test/lanes.json');
