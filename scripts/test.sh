@@ -116,17 +116,6 @@ serial_rc=0
 typecheck_log=$(mktemp "${TMPDIR:-/tmp}/ferry-typecheck.XXXXXX")
 typecheck >"$typecheck_log" 2>&1 &
 typecheck_pid=$!
-# The beside lane (long waits, little CPU, nothing machine-wide: test/lanes.json "beside") runs in the
-# background from now on, all its files at once, beside the parallel and paired lanes; its report is printed
-# when it is done, and the serial lane starts only after it.
-beside_rc=0
-beside_pid=
-if [ ${#beside_files[@]} -gt 0 ]; then
-  beside_log=$(mktemp "${TMPDIR:-/tmp}/ferry-beside.XXXXXX")
-  echo "test: beside lane: ${#beside_files[@]} files at once in the background, beside the parallel and paired lanes (test/lanes.json, beside)"
-  run_files "${#beside_files[@]}" "${beside_files[@]}" >"$beside_log" 2>&1 &
-  beside_pid=$!
-fi
 if [ ${#parallel_files[@]} -gt 0 ]; then
   echo "test: parallel lane: ${#parallel_files[@]} files, $parallel_concurrency at a time (test/lanes.json), the type-check beside them"
   run_files "$parallel_concurrency" "${parallel_files[@]}" || parallel_rc=$?
@@ -138,10 +127,21 @@ cat "$typecheck_log"
 rm -f "$typecheck_log"
 if [ "$typecheck_rc" -ne 0 ]; then
   echo "test: the type-check (tsc --noEmit) failed with exit code $typecheck_rc; the paired and serial lanes did not run" >&2
-  if [ -n "$beside_pid" ]; then kill "$beside_pid" 2>/dev/null; rm -f "$beside_log"; fi
   exit 1
 fi
 echo "test: type-check passed (done beside the parallel lane, $(( SECONDS - started )) s in)"
+# The beside lane (long waits, little CPU, nothing machine-wide: test/lanes.json "beside") runs in the
+# background from now on, all its files at once, beside the paired lane (beside the parallel lane as well, its
+# start-up load made parallel files miss their waits); its report is printed when it is done, and the serial
+# lane starts only after it.
+beside_rc=0
+beside_pid=
+if [ ${#beside_files[@]} -gt 0 ]; then
+  beside_log=$(mktemp "${TMPDIR:-/tmp}/ferry-beside.XXXXXX")
+  echo "test: beside lane: ${#beside_files[@]} files at once in the background, beside the paired lane (test/lanes.json, beside)"
+  run_files "${#beside_files[@]}" "${beside_files[@]}" >"$beside_log" 2>&1 &
+  beside_pid=$!
+fi
 paired_started=$SECONDS
 paired_rc=0
 if [ ${#paired_files[@]} -gt 0 ]; then

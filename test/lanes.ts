@@ -4,7 +4,7 @@
  * test/lanes.json lists the files of the **parallel lane** (run three files at a time) and, grouped by
  * reason, the other files: a group marked `twoAtATime` is the **paired lane** (its files run two at a
  * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last); `beside` lists
- * the **beside lane** (long waits, run in the background beside the parallel and paired lanes). A file in no
+ * the **beside lane** (long waits, run in the background beside the paired lane). A file in no
  * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
  * and test/unit/test-lanes.test.ts fails until it is listed in one of them.
  *
@@ -38,8 +38,8 @@ export interface Lanes {
   parallel: string[];
   /**
    * The **beside lane**: files that spend minutes waiting on timers and idle connections (a client library's own
-   * suite with its waits), run in the background beside the parallel and paired lanes, and done before the
-   * serial lane starts. Held to the parallel lane's rule: nothing machine-wide.
+   * suite with its waits), run in the background beside the paired lane, and done before the serial lane
+   * starts. Held to the parallel lane's rule: nothing machine-wide.
    */
   beside?: { reason: string; files: string[] };
   serial: SerialGroup[];
