@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVerify, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { dtlsCryptoCalls, useNodeCryptoForDtls, weriftDtlsCryptoModules } from '../../src/media/webrtc/werift-internals';
+import { dtlsCryptoCalls, p256PrivateKeyBytes, useNodeCryptoForDtls, weriftDtlsCryptoModules } from '../../src/media/webrtc/werift-internals';
 import { LoopbackPeers } from '../helpers/werift-loopback';
 
 /**
@@ -65,6 +65,28 @@ describe('useNodeCryptoForDtls: werift handshake crypto on node:crypto', { timeo
     }
     // a curve the hook does not know goes to werift's own function (which throws for it)
     assert.throws(() => modules.namedCurve.generateKeyPair(0xfff0));
+  });
+
+  test('a P-256 private key is always 32 bytes, also when node:crypto drops its leading zero bytes', () => {
+    useNodeCryptoForDtls();
+    const short = Buffer.from('01'.repeat(31), 'hex');
+    const padded = p256PrivateKeyBytes(short);
+    assert.equal(padded.length, 32);
+    assert.deepEqual(padded, Buffer.concat([Buffer.alloc(1), short]), 'the leading zero restored');
+    const full = Buffer.alloc(32, 7);
+    assert.equal(p256PrivateKeyBytes(full), full, 'a 32-byte key is passed through');
+    // node:crypto returns a short key once in 256: 3000 pairs meet one with probability 1 - (255/256)^3000 > 0.99999
+    let checked = 0;
+    for (let i = 0; i < 3000; i++) {
+      const ours = modules.namedCurve.generateKeyPair(P256);
+      assert.equal(ours.privateKey.length, 32, 'P-256 private key size');
+      if (ours.privateKey[0] !== 0) continue;
+      // werift's own (@noble/curves) shared-secret step takes the key and agrees with ours
+      const theirs = original.generateKeyPair(P256);
+      assert.deepEqual(original.prfPreMasterSecret(theirs.publicKey, ours.privateKey, P256), modules.prf.prfPreMasterSecret(theirs.publicKey, ours.privateKey, P256));
+      checked++;
+    }
+    assert.ok(checked > 0, 'positive control: keys with a leading zero byte were met and checked');
   });
 
   test('signatures made by the replacements verify with the certificate key', () => {

@@ -725,6 +725,17 @@ export const dtlsCryptoCalls = { keyPairs: 0, sharedSecrets: 0, signatures: 0 };
 
 let dtlsCryptoInstalled = false;
 
+/**
+ * A P-256 private key as the 32 bytes werift's own code expects. node:crypto's ECDH.getPrivateKey() drops leading
+ * zero bytes (one key in 256 comes out 31 bytes long), and @noble/curves refuses a scalar that is not 32 bytes.
+ */
+export function p256PrivateKeyBytes(key: Buffer): Buffer {
+  if (key.length >= 32) return key;
+  const padded = Buffer.alloc(32);
+  key.copy(padded, 32 - key.length);
+  return padded;
+}
+
 /** The DER prefix of an X25519 private key's PKCS#8 encoding; the raw 32 bytes follow. */
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
@@ -754,7 +765,7 @@ export function useNodeCryptoForDtls(): void {
       const ecdh = crypto.createECDH('prime256v1');
       const publicKey = ecdh.generateKeys();
       dtlsCryptoCalls.keyPairs++;
-      return { curve, privateKey: ecdh.getPrivateKey(), publicKey };
+      return { curve, privateKey: p256PrivateKeyBytes(ecdh.getPrivateKey()), publicKey };
     }
     if (curve === X25519) {
       const pair = crypto.generateKeyPairSync('x25519');
