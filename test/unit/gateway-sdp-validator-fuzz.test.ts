@@ -16,7 +16,7 @@ import { direction, g711Codecs, isWebRtc, restrictCodecs, SdpError, withDirectio
 import { rng } from '../helpers/seeded-random';
 
 const REMOTE: SdpValidationContext = { source: '198.51.100.7', loopbackMedia: 'from-loopback' };
-const PROBLEMS: readonly SdpProblem[] = ['too-large', 'too-many-lines', 'line-too-long', 'control-bytes', 'malformed', 'too-many-media', 'no-connection',
+const PROBLEMS: readonly SdpProblem[] = ['too-large', 'too-many-lines', 'line-too-long', 'control-bytes', 'malformed', 'too-many-media', 'too-many-candidates', 'no-connection',
   'bad-address', 'multicast', 'loopback', 'link-local', 'reserved-address', 'bad-port'];
 
 /** the targets a remote party's SDP must never name in c= or a=rtcp, as Node's BlockList reads them */

@@ -83,7 +83,7 @@ describe('gateway SDP validation', () => {
     assert.equal(problem(sdp({ extra: ['a=candidate:1 1 udp 1 192.0.2.1 70000 typ host'] })), 'bad-port');
   });
 
-  test('size limits: body, lines, line length, m= sections, each at and past its boundary', { timeout: 30_000 }, () => {
+  test('size limits: body, lines, line length, m= sections, ICE candidates per section, each at and past its boundary', { timeout: 30_000 }, () => {
     assert.equal(problem(sdp({ media: SDP_LIMITS.maxMediaSections })), 'ok');
     assert.equal(problem(sdp({ media: SDP_LIMITS.maxMediaSections + 1 })), 'too-many-media');
     const base = sdp().split('\r\n').length - 1;
@@ -91,6 +91,12 @@ describe('gateway SDP validation', () => {
     assert.equal(problem(sdp({ extra: Array(SDP_LIMITS.maxLines - base + 1).fill('a=x') })), 'too-many-lines');
     assert.equal(problem(sdp({ extra: [`a=${'x'.repeat(SDP_LIMITS.maxLineLength - 2)}`] })), 'ok');
     assert.equal(problem(sdp({ extra: [`a=${'x'.repeat(SDP_LIMITS.maxLineLength - 1)}`] })), 'line-too-long');
+    const candidates = (n: number): string[] => Array.from({ length: n }, (_, i) => `a=candidate:${i} 1 udp ${2_000_000 - i} 192.0.2.${(i % 250) + 1} ${40_000 + i} typ host`);
+    assert.equal(problem(sdp({ extra: candidates(SDP_LIMITS.maxCandidatesPerMedia) })), 'ok');
+    assert.equal(problem(sdp({ extra: candidates(SDP_LIMITS.maxCandidatesPerMedia + 1) })), 'too-many-candidates');
+    const twoSections = (n: number): string => sdp({ extra: [...candidates(SDP_LIMITS.maxCandidatesPerMedia), 'm=audio 40002 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', ...candidates(n)] });
+    assert.equal(problem(twoSections(SDP_LIMITS.maxCandidatesPerMedia)), 'ok', 'counted per m= section');
+    assert.equal(problem(twoSections(SDP_LIMITS.maxCandidatesPerMedia + 1)), 'too-many-candidates');
     assert.equal(problem(sdp({ extra: Array(20).fill(`a=${'x'.repeat(1000)}`) })), 'too-large');
     assert.equal(problem(sdp({ extra: [`a=${'é'.repeat(SDP_LIMITS.maxBytes / 2)}`] })), 'too-large', 'counted in bytes, not characters');
   });

@@ -12,6 +12,8 @@ export const SDP_LIMITS = {
   maxLines: 200,
   maxLineLength: 1024,
   maxMediaSections: 8,
+  /** ICE candidates in one m= section (a browser on a host with several interfaces sends ~10-20) */
+  maxCandidatesPerMedia: 32,
 } as const;
 
 export type SdpProblem =
@@ -21,6 +23,7 @@ export type SdpProblem =
   | 'control-bytes'
   | 'malformed'
   | 'too-many-media'
+  | 'too-many-candidates'
   | 'no-connection'
   | 'bad-address'
   | 'multicast'
@@ -211,6 +214,7 @@ export function validateSdp(sdp: string, ctx: SdpValidationContext): SdpCheck {
   let media = 0;
   let mediaActive = false;
   let mediaConnection = false;
+  let candidates = 0;
   const missing = (): SdpCheck | undefined =>
     media > 0 && mediaActive && !mediaConnection && !sessionConnection ? fail('no-connection', `m= section ${media} has no c= line and there is no session-level c=`) : undefined;
 
@@ -226,6 +230,7 @@ export function validateSdp(sdp: string, ctx: SdpValidationContext): SdpCheck {
       media++;
       if (media > SDP_LIMITS.maxMediaSections) return fail('too-many-media', `SDP has more than ${SDP_LIMITS.maxMediaSections} m= sections`);
       mediaConnection = false;
+      candidates = 0;
       check = checkMediaLine(value);
       mediaActive = !/^\S+ 0(\/|\s)/.test(value);
     } else if (type === 'c') {
@@ -235,6 +240,9 @@ export function validateSdp(sdp: string, ctx: SdpValidationContext): SdpCheck {
     } else if (type === 'a' && value.startsWith('rtcp:')) {
       check = checkRtcp(value.slice(5), ctx);
     } else if (type === 'a' && value.startsWith('candidate:')) {
+      if (++candidates > SDP_LIMITS.maxCandidatesPerMedia) {
+        return fail('too-many-candidates', `an SDP section has more than ${SDP_LIMITS.maxCandidatesPerMedia} ICE candidates`);
+      }
       check = checkCandidate(value.slice(10), ctx);
     }
     if (!check.ok) return check;
