@@ -6,6 +6,7 @@ import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoO
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
 import { rtcpCompoundHasBye } from '../helpers/rtcp-test-packets';
+import { MAX_REMOTE_CANDIDATES } from '../../src/media/webrtc/remote-sdp-check';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kurentoClient = require('kurento-client') as { getComplexType(name: string): (v: Record<string, unknown>) => unknown };
@@ -231,6 +232,32 @@ describe('media: WebRtcEndpoint <-> RtpEndpoint through kurento-client', () => {
     const answer = await call<string>(webrtc, 'processOffer', offer);
     assert.match(answer, /a=sendrecv/);
     await assert.rejects(call(webrtc, 'processOffer', offer), (e: { code?: number }) => e.code === 40208);
+    await pipeline.release();
+    assert.equal((await fetchStats(server.port)).boundPorts, 0);
+  });
+
+  test('remote ICE candidates are bounded: 64 trickled are taken, the 65th is refused; an offer with 65 in its audio m-line is refused', { timeout: 30_000 }, async () => {
+    const pipeline = await client.create('MediaPipeline');
+    const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+    // loopback targets: the endpoint that takes them sends its ICE checks there once it has an offer
+    const candidate = (i: number): string => `candidate:${i} 1 udp ${2_000_000 - i} 127.0.0.${(i % 250) + 1} ${40_000 + i} typ host`;
+    for (let i = 0; i < MAX_REMOTE_CANDIDATES; i++) await call(webrtc, 'addIceCandidate', IceCandidate({ candidate: candidate(i), sdpMid: '0', sdpMLineIndex: 0 }));
+    await assert.rejects(call(webrtc, 'addIceCandidate', IceCandidate({ candidate: candidate(99), sdpMid: '0', sdpMLineIndex: 0 })), (e: { code?: number; message?: string }) => {
+      assert.equal(e.code, 40401);
+      assert.match(String(e.message), /too many remote ICE candidates \(at most 64\)/);
+      return true;
+    });
+    const browser = new WebRtcTestPeer();
+    closers.push(() => browser.close());
+    const offer = await browser.createOffer();
+    const flooded = offer.replace(/(m=audio[^\r\n]*\r?\n)/, (m) => m + Array.from({ length: MAX_REMOTE_CANDIDATES + 1 }, (_, i) => `a=${candidate(i)}\r\n`).join(''));
+    const other = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+    await assert.rejects(call(other, 'processOffer', flooded), (e: { message?: string }) => /more than 64 ICE candidates/.test(String(e.message)));
+    // positive control: the same endpoint takes the browser's own offer, and the first one (64 trickled) answers too
+    assert.match(await call<string>(other, 'processOffer', offer), /a=sendrecv/);
+    const second = new WebRtcTestPeer();
+    closers.push(() => second.close());
+    assert.match(await call<string>(webrtc, 'processOffer', await second.createOffer()), /a=sendrecv/);
     await pipeline.release();
     assert.equal((await fetchStats(server.port)).boundPorts, 0);
   });

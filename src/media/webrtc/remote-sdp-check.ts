@@ -18,6 +18,11 @@ export interface RemoteAudioOffer {
 }
 
 const MAX_SDP_BYTES = 64 * 1024;
+/**
+ * Remote ICE candidates one WebRTC leg takes, in its peer's SDP and trickled (addIceCandidate) each: every
+ * one is a target ICE checks are sent to. A browser on a host with several interfaces sends 10-20.
+ */
+export const MAX_REMOTE_CANDIDATES = 64;
 
 export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-answer'): RemoteAudioOffer {
   const session = parseChecked(sdp);
@@ -35,6 +40,9 @@ export function checkRemoteSdp(sdp: unknown, stage: 'process-offer' | 'process-a
   if (!ufrag || !pwd) throw new WebRtcSdpError(stage, 'SDP lacks a=ice-ufrag / a=ice-pwd');
   if (!/^[A-Za-z0-9+/]{4,256}$/.test(String(ufrag)) || !/^[A-Za-z0-9+/]{22,256}$/.test(String(pwd))) {
     throw new WebRtcSdpError(stage, 'SDP has malformed ICE credentials');
+  }
+  if ((m.candidates?.length ?? 0) > MAX_REMOTE_CANDIDATES) {
+    throw new WebRtcSdpError(stage, `SDP has more than ${MAX_REMOTE_CANDIDATES} ICE candidates in its audio m-line`);
   }
   const fp = m.fingerprint ?? session.fingerprint;
   if (!fp || !/^sha-(1|224|256|384|512)$/i.test(String(fp.type)) || !/^([0-9A-Fa-f]{2}:)+[0-9A-Fa-f]{2}$/.test(String(fp.hash))) {

@@ -16,7 +16,7 @@ import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
 import { unbindableAddresses } from './ice-address-probe';
 import type { IceSettings } from './ice-settings';
-import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, parseRemoteSdp, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
+import { answerForStack, checkRemoteSdp, chooseG711, isMdnsCandidate, MAX_REMOTE_CANDIDATES, parseRemoteSdp, restrictOfferCodecs, type RemoteAudioOffer } from './remote-sdp-check';
 import { parseRtcpCompound } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import { WebRtcSdpError } from './webrtc-sdp-error';
@@ -106,6 +106,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   private remoteAudio: RemoteAudioOffer | undefined;
   private negotiation: NegotiatedAudio | undefined;
   private pendingCandidates: IceCandidateInit[] = [];
+  /** remote candidates taken through addRemoteCandidate (bounded by MAX_REMOTE_CANDIDATES) */
+  private trickledCandidates = 0;
 
   private gatherRequested = false;
   private gatheringComplete = false;
@@ -275,8 +277,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       this.options.logger.info('ignoring an mDNS (.local) ICE candidate', { candidate: text.slice(0, 120) });
       return;
     }
+    if (this.trickledCandidates >= MAX_REMOTE_CANDIDATES) {
+      throw new WebRtcSdpError('add-candidate', `too many remote ICE candidates (at most ${MAX_REMOTE_CANDIDATES})`);
+    }
+    this.trickledCandidates++;
     if (!this.pc || this.remoteSdp === undefined) {
-      if (this.pendingCandidates.length < 64) this.pendingCandidates.push(candidate);
+      this.pendingCandidates.push(candidate);
       return;
     }
     await this.applyCandidate(candidate);
