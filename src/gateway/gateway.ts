@@ -205,6 +205,7 @@ export class Gateway {
       srf: this.srf,
       config: config.sip,
       router: new CallRouter(config.sip, this.store),
+      store: this.store,
       registry: this.registry,
       media: this.media,
       clock: this.clock,

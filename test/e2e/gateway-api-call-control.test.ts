@@ -12,6 +12,7 @@ import { RtpPhone, type ReceivedTelephoneEvent } from '../helpers/rtp-phone';
 import { describeSipp, startSipp } from '../helpers/sipp';
 import { SipPhone } from '../helpers/sip-phone';
 import { getJson, sippMediaPort, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import { webphoneRegisters } from '../helpers/raw-webphone-registration';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -186,6 +187,27 @@ describe('REST call control: originate, hold, resume, dtmf, 409, DELETE', { time
     const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
     return r.state === 'ended' ? r : undefined;
   }, 10_000, 50, 'the call ended');
+
+  test('B is a webphone gone without unregistering: the call ends unavailable, A is sent BYE, the binding is forgotten (control: 409 once it is gone)', async () => {
+    const ws = await webphoneRegisters(stack.wsPort, 'alice', 'alice-secret-1');
+    const bindings = async (): Promise<number> => (await getJson<{ registrations: unknown[] }>(stack.httpPort, '/api/registrations?user=alice')).registrations.length;
+    assert.equal(await bindings(), 1);
+    const closed = new Promise((r) => ws.once('close', r));
+    ws.terminate();
+    await closed;
+    const byesBefore = byes(phoneA);
+    const made = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: 'alice' });
+    assert.equal(made.status, 201, 'positive control: the binding is still there, so the call is made');
+    const ended = await endedRecord(made.json.id as string);
+    assert.equal(ended.reason, 'unavailable');
+    assert.ok(ended.timeline.some((e) => e.event === 'stale-registration-removed'), JSON.stringify(ended.timeline));
+    await waitFor(() => byes(phoneA) === byesBefore + 1, 3000, 25, 'BYE at A');
+    assert.equal(await bindings(), 0, 'the binding ferry sip could not send to is forgotten');
+    const again = await api(stack.httpPort, 'POST', '/api/calls', { a: '8100', b: 'alice' });
+    assert.equal(again.status, 409, 'the next call is refused before anything rings');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 3000, 25, 'pipeline released');
+  });
+
 
   test('B busy: the call ends busy and A is sent BYE', async () => {
     const byesBefore = byes(phoneA);

@@ -9,9 +9,8 @@ import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../hel
 import { freePort } from '../helpers/free-port';
 import { describeSipp, runSipp } from '../helpers/sipp';
 import { SipUdpPhone, sipToken } from '../helpers/sip-udp-phone';
-import { digestAnswer } from '../helpers/sip-raw-client';
+import { webphoneRegisters } from '../helpers/raw-webphone-registration';
 import dgram from 'node:dgram';
-import WebSocket from 'ws';
 
 /**
  * A phone that rings and never answers: 100 + 180 to an INVITE, 200 to a CANCEL followed by 487 to the
@@ -260,28 +259,9 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     await hangUpAndZero(b, a);
   });
 
-  /** registers `user` over a WebSocket as a webphone does (digest, a `.invalid` Contact); the open socket */
-  async function webphoneRegisters(user: string, password: string): Promise<WebSocket> {
-    const ws = new WebSocket(`ws://127.0.0.1:${stack.wsPort}`, 'sip');
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-    const answers: string[] = [];
-    ws.on('message', (d) => answers.push(d.toString()));
-    const callId = `reg-${sipToken()}`;
-    const register = (cseq: number, auth?: string): void => ws.send([`REGISTER sip:ferry.local SIP/2.0`, `Via: SIP/2.0/WS q7t9.invalid;branch=z9hG4bK${sipToken()}`, 'Max-Forwards: 70',
-      `From: <sip:${user}@ferry.local>;tag=${sipToken()}`, `To: <sip:${user}@ferry.local>`, `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`,
-      `Contact: <sip:k3x9@q7t9.invalid;transport=ws>;expires=600`, ...(auth ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''].join('\r\n'));
-    const final = (cseq: number): Promise<string> => waitFor(() => answers.find((a) => /^SIP\/2\.0 [2-6]/.test(a) && new RegExp(`^CSeq: ${cseq} REGISTER`, 'mi').test(a)), 5000, 10, `REGISTER ${cseq} answered`);
-    register(1);
-    const challenge = /^WWW-Authenticate: (.*)$/mi.exec(await final(1))?.[1];
-    assert.ok(challenge, 'REGISTER challenged');
-    register(2, digestAnswer(challenge, { user, password, method: 'REGISTER', uri: 'sip:ferry.local' }));
-    assert.match(await final(2), /^SIP\/2\.0 200/);
-    return ws;
-  }
-
   test('blind transfer to a user whose webphone connection is gone (no unregister): final NOTIFY 480, the call goes on; control: while connected, the INVITE reaches it (486)', { timeout: 30_000 }, async () => {
     const { a, b } = phones;
-    const ws = await webphoneRegisters('alice', 'alice-transfer-secret');
+    const ws = await webphoneRegisters(stack.wsPort, 'alice', 'alice-transfer-secret');
     const invites: string[] = [];
     ws.on('message', (d) => {
       const text = d.toString();
@@ -298,6 +278,8 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     const busy = await waitFor(() => notifies(b, since).find((n) => /^SIP\/2\.0 [2-6]\d\d/.test(n.body)), 10_000, 25, 'final NOTIFY');
     assert.equal(busy.body, 'SIP/2.0 486 Busy Here\r\n');
     assert.equal(invites.length, 1, 'the INVITE reached the live webphone');
+    const aliceBindings = async (): Promise<number> => (await getJson<{ registrations: unknown[] }>(stack.httpPort, '/api/registrations?user=alice')).registrations.length;
+    assert.equal(await aliceBindings(), 1, 'control: a busy webphone keeps its binding');
     // the webphone vanishes without unregistering
     const closed = new Promise((r) => ws.once('close', r));
     ws.terminate();
@@ -313,6 +295,8 @@ describe('gateway call transfer (REFER, Replaces, REST API)', { timeout: 120_000
     const r = await record(id);
     assert.equal(r.callee.party, 'b');
     assert.ok(r.timeline.some((e) => e.event === 'transfer-failed' && /480/.test(e.detail ?? '')), JSON.stringify(r.timeline));
+    assert.ok(r.timeline.some((e) => e.event === 'stale-registration-removed'), JSON.stringify(r.timeline));
+    assert.equal(await aliceBindings(), 0, 'the binding ferry sip could not send to is forgotten');
     await hangUpAndZero(b, a);
   });
 

@@ -13,6 +13,7 @@ import { isMediaOverloaded } from '../kurento/media-refusal';
 import { CallRecord } from '../state/call-record';
 import { ApiError } from './api-error';
 import { OriginateRequest } from './api-validation';
+import { forgetStaleBinding } from '../registrar/stale-binding';
 
 /** What an API-started call needs: the same as a party's INVITE, without digest auth or Replaces handling. */
 export type OriginatorDeps = Omit<InviteHandlerDeps, 'auth' | 'replacingInvite'>;
@@ -165,6 +166,8 @@ export class Originator {
       else if (err instanceof SdpError) [reason, by] = ['failed', 'gateway'];
       else if (signalling) reason = 'unavailable';
       else [reason, by] = ['media-error', 'gateway'];
+      // a registered party ferry sip could not send to is forgotten, as for a call (stale-binding.ts)
+      if (signalling && !pending.noAnswer) await forgetStaleBinding(d.store, side === 'caller' ? a : b, e.status, call);
       call.note('failed', `${side}: ${e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err)}`);
       await call.end(reason, by);
     }

@@ -20,6 +20,7 @@ import { DialogLike } from './dialog-like';
 import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
 import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
+import { forgetStaleBinding } from '../registrar/stale-binding';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -278,13 +279,7 @@ export class InviteHandler {
       else if (unreachable) reason = 'unavailable';
       else if (e.status) reason = reasonForStatus(e.status);
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
-      // a binding we cannot send to (no status), or whose connection is gone (410), is stale; a 503
-      // may be a passing state of ferry sip (its restart before the webphone registered again)
-      if (unreachable && target.user && (!e.status || e.status === 410)) {
-        // a binding we cannot send to is stale: forget it so the next call does not try it
-        await d.store.removeRegistration(target.user, target.uri).catch(() => {});
-        call.note('stale-registration-removed', target.uri);
-      }
+      if (unreachable) await forgetStaleBinding(d.store, target, e.status, call);
       call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
       if (mediaFull) d.log.warn('call refused: media server full', { callId: record.id, caller: callerParty, dialled, detail: String(e.message ?? err) });
       if (!res.finalResponseSent) {

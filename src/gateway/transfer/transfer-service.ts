@@ -14,6 +14,8 @@ import { KSdpEndpoint } from '../kurento/kurento-types';
 import { MediaConnection } from '../kurento/media-connection';
 import { CallLeg, LegKind, TransferEntry } from '../state/call-record';
 import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
+import type { StateStore } from '../state/state-store';
+import { forgetStaleBinding } from '../registrar/stale-binding';
 
 /** how long a BYE to the party that leaves may go unanswered before the transfer carries on */
 const BYE_WAIT_MS = 500;
@@ -38,6 +40,8 @@ export interface TransferDeps {
   srf: Srf;
   config: SipConfig;
   router: CallRouter;
+  /** where a registered target's binding is forgotten when ferry sip cannot send to it */
+  store: Pick<StateStore, 'removeRegistration'>;
   registry: CallRegistry;
   media: MediaConnection;
   clock: Clock;
@@ -256,8 +260,10 @@ export class TransferService {
             },
           } as never,
         )
-        .catch((err: { status?: number; reason?: string; message?: string }) => {
+        .catch(async (err: { status?: number; reason?: string; message?: string }) => {
           if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
+          // a registered target ferry sip could not send to is forgotten, as for a call (stale-binding.ts)
+          await forgetStaleBinding(d.store, route, err.status, call);
           // a user that cannot be reached (ferry sip's 410 for a gone connection, 503 for none) is
           // unavailable to the transferor, as to a caller (docs/gateway.md, "A call")
           if (err.status === 410 || (err.status === 503 && route.user)) throw new TransferFailed(480, 'Temporarily Unavailable');

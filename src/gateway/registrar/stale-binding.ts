@@ -1,0 +1,28 @@
+import type { StateStore } from '../state/state-store';
+
+/**
+ * A registered user's binding is stale when ferry sip could not send a request to it: no status (nothing
+ * could carry it) or 410 Gone (the connection the user registered over has closed). A 503 is not proof:
+ * it may be a passing state of ferry sip (its restart, before the webphone registered again).
+ */
+export function isStaleBindingFailure(status: number | undefined): boolean {
+  return !status || status === 410;
+}
+
+/** What a call that tried the binding notes. */
+interface NotedCall {
+  note(kind: string, detail: string): void;
+}
+
+/**
+ * Forgets a registered user's binding that a request could not reach, so the next call, transfer or
+ * API call does not try it again; a target that is not a registration (a trunk) is left alone.
+ * Returns whether it was forgotten.
+ */
+export async function forgetStaleBinding(store: Pick<StateStore, 'removeRegistration'>, target: { user?: string; uri: string },
+  status: number | undefined, call: NotedCall): Promise<boolean> {
+  if (!target.user || !isStaleBindingFailure(status)) return false;
+  await store.removeRegistration(target.user, target.uri).catch(() => {});
+  call.note('stale-registration-removed', target.uri);
+  return true;
+}

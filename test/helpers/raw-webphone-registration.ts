@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { digestAnswer } from './sip-raw-client';
+import { sipToken } from './sip-udp-phone';
+import { waitFor } from './stack';
+
+/**
+ * Registers `user` at `domain` over a SIP WebSocket as a webphone does (digest, a `.invalid` Contact, 600 s);
+ * resolves with the open socket once the REGISTER got its 200. Closing the socket without unregistering
+ * leaves the binding behind, as a browser tab that crashed or lost its network does.
+ */
+export async function webphoneRegisters(wsPort: number, user: string, password: string, domain = 'ferry.local'): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${wsPort}`, 'sip');
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  const answers: string[] = [];
+  ws.on('message', (d) => answers.push(d.toString()));
+  const callId = `reg-${sipToken()}`;
+  const register = (cseq: number, auth?: string): void => ws.send([`REGISTER sip:${domain} SIP/2.0`, `Via: SIP/2.0/WS q7t9.invalid;branch=z9hG4bK${sipToken()}`, 'Max-Forwards: 70',
+    `From: <sip:${user}@${domain}>;tag=${sipToken()}`, `To: <sip:${user}@${domain}>`, `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`,
+    `Contact: <sip:k3x9@q7t9.invalid;transport=ws>;expires=600`, ...(auth ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''].join('\r\n'));
+  const final = (cseq: number): Promise<string> => waitFor(() => answers.find((a) => /^SIP\/2\.0 [2-6]/.test(a) && new RegExp(`^CSeq: ${cseq} REGISTER`, 'mi').test(a)), 5000, 10, `REGISTER ${cseq} answered`);
+  register(1);
+  const challenge = /^WWW-Authenticate: (.*)$/mi.exec(await final(1))?.[1];
+  assert.ok(challenge, 'REGISTER challenged');
+  register(2, digestAnswer(challenge, { user, password, method: 'REGISTER', uri: `sip:${domain}` }));
+  assert.match(await final(2), /^SIP\/2\.0 200/);
+  return ws;
+}
