@@ -136,7 +136,8 @@ export class HttpServer {
   async listenHttps(host: string, port: number, tls: { cert: Buffer; key: Buffer }): Promise<number> {
     // the handshake is held to the header deadline: a client that connects and says nothing is closed then
     const server = https.createServer({ ...this.serverOptions(), cert: tls.cert, key: tls.key, handshakeTimeout: this.guard.limits.headerTimeoutMs }, this.handler());
-    server.on('connection', (socket: Socket) => this.guard.admit(socket));
+    // before the handshake: a source over the handshake rate is closed before it costs any (FERRY_HTTPS_HANDSHAKES_*)
+    server.on('connection', (socket: Socket) => this.guard.admit(socket, true));
     // a client that fails its handshake (an untrusted certificate) is not an error of ours
     server.on('tlsClientError', () => {});
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Duplex, head));

@@ -5,6 +5,8 @@ import { Clock } from '../../common/clock';
  * its window (a typo), then `baseMs`, doubling with each further failure, at most `maxMs`. It slows
  * password guessing down before the lockout (SipAuthenticator) stops it. Kept in this gateway's
  * memory only, for at most `maxSources` sources (the least recently failed are forgotten first).
+ * A source is the key the caller counts by: an IPv4 address or an IPv6 prefix (src/common/source-key.ts),
+ * never a bare IPv6 address, or a guesser would get a fresh back-off from each address of its /64.
  */
 export class FailureBackoff {
   private readonly recent = new Map<string, { count: number; until: number }>();
@@ -17,7 +19,7 @@ export class FailureBackoff {
     private readonly maxSources = 10_000,
   ) {}
 
-  /** records a failure from `source`; returns how long to hold its answer (ms) */
+  /** records a failure from `source` (a source key); returns how long to hold its answer (ms) */
   delayFor(source: string): number {
     if (this.baseMs <= 0) return 0;
     const now = this.clock.now();

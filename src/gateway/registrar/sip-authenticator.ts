@@ -1,5 +1,6 @@
 import { Clock, systemClock } from '../../common/clock';
 import { Logger } from '../../common/logger';
+import { sourceKeyer, type SourceKeyer } from '../../common/source-key';
 import { MemoryStateStore } from '../state/memory-state-store';
 import { StateStore } from '../state/state-store';
 import { AuthCounters, AuthFailureKind } from './auth-counters';
@@ -10,7 +11,7 @@ import { FailureBackoff } from './failure-backoff';
 export interface AuthLimits {
   /** how long a nonce is usable; after that a right answer gets a new nonce with stale=true */
   nonceLifetimeMs: number;
-  /** failures from one source address, within the window, that lock it out */
+  /** failures from one source (an IPv4 address, an IPv6 /64: src/common/source-key.ts), within the window, that lock it out */
   maxFailuresPerSource: number;
   /** failures naming one user (from anywhere), within the window, that lock the user out */
   maxFailuresPerUser: number;
@@ -20,6 +21,8 @@ export interface AuthLimits {
   backoffBaseMs?: number;
   /** the longest an answer to a failure is held */
   backoffMaxMs?: number;
+  /** IPv6 sources are counted by this many leading bits, 48..128 (absent: FERRY_SOURCE_IPV6_PREFIX, default 64) */
+  sourceIpv6Prefix?: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
@@ -62,15 +65,18 @@ export type AuthOutcome<T> =
  *   every gateway sharing the store);
  * - the answer to a failure is held back (back-off: from a source's 2nd failure in the window,
  *   doubling, capped: src/gateway/registrar/failure-backoff.ts);
- * - failures are counted per source address and per user; reaching the limit within the window
- *   locks that address or user out (403) for the lockout time;
+ * - failures are counted per source and per user; reaching the limit within the window locks that
+ *   source or user out (403) for the lockout time. A source is an IPv4 address or an IPv6 prefix (a /64
+ *   unless FERRY_SOURCE_IPV6_PREFIX says otherwise: src/common/source-key.ts), so a guesser cannot
+ *   step through the addresses of its own /64; the back-off counts by the same key;
  * - every refusal is counted (ferry_auth_failures_total{kind}, ferry_auth_lockouts_total) and
- *   logged as one line with a fixed message and `src_ip` (for fail2ban).
+ *   logged as one line with a fixed message, `src_ip` (for fail2ban) and `src_key` (the source counted).
  * While the state store does not answer, this gateway's own memory keeps the counts and claims.
  */
 export class SipAuthenticator {
   private readonly local: MemoryStateStore;
   private readonly backoff: FailureBackoff;
+  private readonly sourceKey: SourceKeyer;
 
   constructor(
     private readonly digest: DigestAuth,
@@ -81,6 +87,7 @@ export class SipAuthenticator {
     clock: Clock = systemClock,
   ) {
     this.local = new MemoryStateStore(clock);
+    this.sourceKey = sourceKeyer(limits.sourceIpv6Prefix);
     this.backoff = new FailureBackoff(limits.backoffBaseMs ?? 0, limits.backoffMaxMs ?? 0, limits.failureWindowMs, clock);
   }
 
@@ -91,7 +98,7 @@ export class SipAuthenticator {
       reason: challengeStatus === 401 ? 'Unauthorized' : 'Proxy Authentication Required',
       headers: { [challengeStatus === 401 ? 'WWW-Authenticate' : 'Proxy-Authenticate']: this.digest.challenge(req.source, stale) },
     });
-    const sourceSubject = `ip:${req.source}`;
+    const sourceSubject = `ip:${this.sourceKey(req.source)}`;
     if (await this.lockedOut(req, sourceSubject, undefined)) return forbidden();
     const creds = DigestAuth.parse(req.header);
     if (!creds) return challenge(false);
@@ -115,7 +122,7 @@ export class SipAuthenticator {
     const left = await this.attempt('authLockoutLeft', (s) => s.authLockoutLeft(subject));
     if (left <= 0) return false;
     this.counters.failed('locked-out');
-    this.log.warn('authentication refused: locked out', { src_ip: req.source, src_port: req.sourcePort, transport: req.transport, method: req.method, ...(user ? { user: clip(user) } : {}), lockout_left_ms: left });
+    this.log.warn('authentication refused: locked out', { src_ip: req.source, src_key: this.sourceKey(req.source), src_port: req.sourcePort, transport: req.transport, method: req.method, ...(user ? { user: clip(user) } : {}), lockout_left_ms: left });
     return true;
   }
 
@@ -123,17 +130,18 @@ export class SipAuthenticator {
   private async failed<T>(req: AuthRequest, kind: AuthFailureKind, user: string, knownUser: boolean, challenge: (stale: boolean) => AuthOutcome<T>): Promise<AuthOutcome<T>> {
     const { limits } = this;
     this.counters.failed(kind);
-    this.log.warn('authentication failed', { src_ip: req.source, src_port: req.sourcePort, transport: req.transport, method: req.method, user: clip(user), kind });
-    const sourceLocked = await this.attempt('countAuthFailure', (s) => s.countAuthFailure(`ip:${req.source}`, limits.maxFailuresPerSource, limits.failureWindowMs, limits.lockoutMs));
+    const key = this.sourceKey(req.source);
+    this.log.warn('authentication failed', { src_ip: req.source, src_key: key, src_port: req.sourcePort, transport: req.transport, method: req.method, user: clip(user), kind });
+    const sourceLocked = await this.attempt('countAuthFailure', (s) => s.countAuthFailure(`ip:${key}`, limits.maxFailuresPerSource, limits.failureWindowMs, limits.lockoutMs));
     const userLocked = knownUser && (await this.attempt('countAuthFailure', (s) => s.countAuthFailure(`user:${user}`, limits.maxFailuresPerUser, limits.failureWindowMs, limits.lockoutMs)));
     for (const [locked, scope] of [[sourceLocked, 'source'], [userLocked, 'user']] as const) {
       if (!locked) continue;
       this.counters.lockouts++;
-      this.log.warn('authentication lockout', { src_ip: req.source, user: clip(user), scope, lockout_ms: limits.lockoutMs });
+      this.log.warn('authentication lockout', { src_ip: req.source, src_key: key, user: clip(user), scope, lockout_ms: limits.lockoutMs });
     }
     if (sourceLocked || userLocked) return forbidden();
     // back-off: a guesser's next try waits; a first typo is answered at once
-    await this.backoff.hold(this.backoff.delayFor(req.source));
+    await this.backoff.hold(this.backoff.delayFor(key));
     return challenge(false);
   }
 

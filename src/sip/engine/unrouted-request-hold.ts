@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../../common/clock';
+import { sourceKeyer, type SourceKeyer } from '../../common/source-key';
 import type { SipRequest } from '../message/sip-message';
 import type { Flow } from '../transport/flow';
 import type { HeldRequest } from './orphan-dialogs';
@@ -6,7 +7,8 @@ import type { HeldRequest } from './orphan-dialogs';
 /**
  * Bounds of the hold for new (out-of-dialog) requests no app routes yet (docs/sip-engine.md,
  * "New requests while no app routes them"). A flood costs at most `maxRequests` requests and
- * `maxBytes` bytes for `holdMs`; one source address holds at most `maxPerSource` of them.
+ * `maxBytes` bytes for `holdMs`; one source (an IPv4 address, an IPv6 /64: src/common/source-key.ts)
+ * holds at most `maxPerSource` of them.
  */
 export interface UnroutedHoldLimits {
   /** how long a held request waits for an app before it is answered 503 (FERRY_SIP_UNROUTED_HOLD_MS; 0 = no hold) */
@@ -15,8 +17,10 @@ export interface UnroutedHoldLimits {
   maxRequests: number;
   /** bytes (request line, headers and body) held at once, from all sources */
   maxBytes: number;
-  /** requests held at once from one source address */
+  /** requests held at once from one source (an IPv4 address, an IPv6 prefix) */
   maxPerSource: number;
+  /** IPv6 sources are counted by this many leading bits, 48..128 (absent: FERRY_SOURCE_IPV6_PREFIX, default 64) */
+  sourceIpv6Prefix?: number;
 }
 
 export const DEFAULT_UNROUTED_HOLD: UnroutedHoldLimits = { holdMs: 5000, maxRequests: 256, maxBytes: 1024 * 1024, maxPerSource: 64 };
@@ -52,18 +56,21 @@ export function heldBytes(req: SipRequest): number {
  * New requests that arrived while no connected app routes their method, each waiting (its server
  * transaction open, so retransmissions are absorbed) until an app routes the method — `take` hands
  * them over — or until its own deadline: then `onExpire` answers it (503 with Retry-After).
- * Bounded in count, bytes and per source address; a request beyond a bound is refused at once.
+ * Bounded in count, bytes and per source; a request beyond a bound is refused at once.
  */
 export class UnroutedRequestHold {
   private readonly entries = new Set<Entry>();
   private readonly bySource = new Map<string, number>();
   private bytesHeld = 0;
+  private readonly sourceKey: SourceKeyer;
 
   constructor(
     private readonly clock: Clock,
     readonly limits: UnroutedHoldLimits,
     private readonly onExpire: (held: HeldRequest) => void,
-  ) {}
+  ) {
+    this.sourceKey = sourceKeyer(limits.sourceIpv6Prefix);
+  }
 
   /** Keeps `held` until an app routes its method or `holdMs` pass; otherwise says why not. */
   hold(held: HeldRequest): HoldRefusal | undefined {
@@ -71,7 +78,7 @@ export class UnroutedRequestHold {
     if (!holdsMethod(held.request.method)) return 'method';
     this.dropSettled();
     const bytes = heldBytes(held.request);
-    const source = held.flow.remoteAddress;
+    const source = this.sourceKey(held.flow.remoteAddress);
     if (this.entries.size >= this.limits.maxRequests) return 'requests';
     if (this.bytesHeld + bytes > this.limits.maxBytes) return 'bytes';
     if ((this.bySource.get(source) ?? 0) >= this.limits.maxPerSource) return 'source';

@@ -1,6 +1,8 @@
 import { systemClock, type Clock, type TimerHandle } from '../../common/clock';
 import { LogThrottle } from '../../common/log-throttle';
 import type { Logger } from '../../common/logger';
+import { sourceKeyer, type SourceKeyer } from '../../common/source-key';
+import { SourceRateLimiter } from '../../common/source-rate-limit';
 import type { FramerPending } from '../message/sip-stream-framer';
 import type { Flow } from './flow';
 import type { ConnectionLimits } from './connection-limits';
@@ -9,18 +11,22 @@ import type { ConnectionLimits } from './connection-limits';
 export type ConnectionCloseReason =
   | 'message-too-large' | 'bad-framing' | 'header-timeout' | 'body-timeout' | 'handshake-timeout' | 'idle' | 'no-pong';
 /** Why a new connection was refused on accept. */
-export type ConnectionRefusal = 'per-source-cap' | 'connection-cap';
+export type ConnectionRefusal = 'per-source-cap' | 'connection-cap' | 'handshake-rate';
 
 const CLOSE_REASONS: ConnectionCloseReason[] = ['message-too-large', 'bad-framing', 'header-timeout', 'body-timeout', 'handshake-timeout', 'idle', 'no-pong'];
-const REFUSALS: ConnectionRefusal[] = ['per-source-cap', 'connection-cap'];
+const REFUSALS: ConnectionRefusal[] = ['per-source-cap', 'connection-cap', 'handshake-rate'];
+/** transports whose connections start with a TLS handshake: counted against the handshake rate */
+const HANDSHAKE_PROTOCOLS = new Set(['tls', 'wss']);
 /** a source retrying against a cap in a loop gets one refusal line per this interval (the rest counted as `suppressed`) */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ConnectionStats {
   /** accepted connections open now */
   open: number;
-  /** distinct source addresses holding them */
+  /** distinct sources holding them (an IPv4 address, an IPv6 prefix: src/common/source-key.ts) */
   sources: number;
+  /** sources whose handshake-rate bucket has not refilled yet */
+  handshakeSources: number;
   refused: Record<ConnectionRefusal, number>;
   closed: Record<ConnectionCloseReason, number>;
 }
@@ -29,7 +35,7 @@ export interface ConnectionStats {
 export interface ConnectionPeer {
   address: string;
   port: number;
-  /** transport name for logs: tcp, tls, ws, wss */
+  /** transport name for logs: tcp, tls, ws, wss (tls and wss count against the handshake rate) */
   protocol: string;
 }
 
@@ -38,7 +44,8 @@ export interface ConnectionPeer {
  * of them in one ferry sip so the caps count every connection once. How a transport opts in:
  *
  * 1. On accept, before reading anything, call `admit(peer, close)`. `undefined` means the per-source or
- *    global cap refused it (already logged and counted): destroy the socket. Otherwise keep the returned
+ *    global cap, or the handshake rate, refused it (already logged and counted): destroy the socket
+ *    (nothing has been read from it, so no handshake work has been done). Otherwise keep the returned
  *    ConnectionWatch and call `watch.closed()` from the socket's close handler (this releases its slot).
  *    Connections ferry sip opens itself use `track(peer, close)` instead: watched, never refused.
  * 2. Once the connection carries SIP, `watch.attach(flow)` (the idle check asks whether the flow is in use).
@@ -55,6 +62,15 @@ export interface ConnectionPeer {
  * cap per 10 s (a refused source can retry in a tight loop) with the number not logged since. Both are
  * counted in `stats()`.
  *
+ * A source is what src/common/source-key.ts makes of the peer address: the IPv4 address, or the IPv6
+ * prefix (a /64 unless FERRY_SOURCE_IPV6_PREFIX says otherwise), so one subscriber's many IPv6 addresses
+ * share one per-source cap. Lines name the address (`source`) and the key counted (`sourceKey`).
+ *
+ * Handshake rate: a TLS or WSS connection costs a full handshake (ECDHE and a signature) before it sends
+ * anything, so a source that opens and drops connections in a loop burns CPU while staying under the
+ * per-source cap. Each source has a token bucket (`tlsHandshakesPerSourcePerSecond`, `tlsHandshakeBurst`);
+ * a `tls`/`wss` connection past it is refused on accept as `handshake-rate`.
+ *
  * TLS and WSS: admit on the server's raw `connection` event, before the handshake, and call
  * `reading('headers', 0)` there: the handshake then counts against the caps and must finish within the
  * header timeout (as WsTransport does for the HTTP upgrade). A TLS byte stream is then served with
@@ -66,6 +82,9 @@ export class ConnectionGuard {
   private readonly refused = Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<ConnectionRefusal, number>;
   private readonly closedBy = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<ConnectionCloseReason, number>;
   private readonly refusalLog: LogThrottle;
+  private readonly handshakes: SourceRateLimiter;
+  /** peer address -> the key the caps count by */
+  readonly sourceKey: SourceKeyer;
 
   constructor(
     readonly limits: ConnectionLimits,
@@ -75,12 +94,15 @@ export class ConnectionGuard {
     readonly clock: Clock = systemClock,
   ) {
     this.refusalLog = new LogThrottle(REFUSAL_LOG_INTERVAL_MS, () => clock.now());
+    this.sourceKey = sourceKeyer(limits.sourceIpv6Prefix);
+    this.handshakes = new SourceRateLimiter({ perSecond: limits.tlsHandshakesPerSourcePerSecond, burst: limits.tlsHandshakeBurst }, () => clock.now());
   }
 
   /** A connection accepted from the network: counted against the caps; `undefined` = refused, destroy it. */
   admit(peer: ConnectionPeer, close: () => void): ConnectionWatch | undefined {
     const source = normalizeAddress(peer.address);
-    const fromSource = this.bySource.get(source) ?? 0;
+    const key = this.sourceKey(peer.address);
+    const fromSource = this.bySource.get(key) ?? 0;
     let refusal: ConnectionRefusal | undefined;
     let limit = 0;
     if (this.openCount >= this.limits.maxConnections) {
@@ -89,42 +111,50 @@ export class ConnectionGuard {
     } else if (fromSource >= this.limits.maxPerSource) {
       refusal = 'per-source-cap';
       limit = this.limits.maxPerSource;
+    } else if (HANDSHAKE_PROTOCOLS.has(peer.protocol) && !this.handshakes.take(key)) {
+      // only a connection that would be admitted takes a token: a refused one costs no handshake
+      refusal = 'handshake-rate';
+      limit = this.limits.tlsHandshakesPerSourcePerSecond;
     }
     if (refusal) {
       this.refused[refusal]++;
-      const line = this.refusalLog.admit(`${source}|${refusal}`);
+      const line = this.refusalLog.admit(`${key}|${refusal}`);
       if (line) {
-        this.log.warn(`SIP connection refused from ${source}: ${refusal}`,
-          { source, port: peer.port, protocol: peer.protocol, reason: refusal, limit, suppressed: line.suppressed });
+        this.log.warn(`SIP connection refused from ${source}${key === source ? '' : ` (counted as ${key})`}: ${refusal}`, {
+          source, sourceKey: key, port: peer.port, protocol: peer.protocol, reason: refusal, limit,
+          ...(refusal === 'handshake-rate' ? { burst: this.limits.tlsHandshakeBurst } : {}), suppressed: line.suppressed,
+        });
       }
       return undefined;
     }
-    this.bySource.set(source, fromSource + 1);
+    this.bySource.set(key, fromSource + 1);
     this.openCount++;
-    return new ConnectionWatch(this, peer, source, true, close);
+    return new ConnectionWatch(this, peer, source, key, true, close);
   }
 
   /** A connection ferry sip opened itself: the same read deadlines and idle close, never refused by the caps. */
   track(peer: ConnectionPeer, close: () => void): ConnectionWatch {
-    return new ConnectionWatch(this, peer, normalizeAddress(peer.address), false, close);
+    return new ConnectionWatch(this, peer, normalizeAddress(peer.address), this.sourceKey(peer.address), false, close);
   }
 
   stats(): ConnectionStats {
-    return { open: this.openCount, sources: this.bySource.size, refused: { ...this.refused }, closed: { ...this.closedBy } };
+    return {
+      open: this.openCount, sources: this.bySource.size, handshakeSources: this.handshakes.tracked, refused: { ...this.refused }, closed: { ...this.closedBy },
+    };
   }
 
   /** @internal the watch's slot is free again */
-  release(source: string): void {
-    const n = (this.bySource.get(source) ?? 1) - 1;
-    if (n <= 0) this.bySource.delete(source);
-    else this.bySource.set(source, n);
+  release(key: string): void {
+    const n = (this.bySource.get(key) ?? 1) - 1;
+    if (n <= 0) this.bySource.delete(key);
+    else this.bySource.set(key, n);
     this.openCount = Math.max(0, this.openCount - 1);
   }
 
   /** @internal one line and one count per close */
   recordClose(watch: ConnectionWatch, reason: ConnectionCloseReason, detail: string): void {
     this.closedBy[reason]++;
-    const meta = { source: watch.source, port: watch.peer.port, protocol: watch.peer.protocol, flow: watch.flow?.id, reason, detail };
+    const meta = { source: watch.source, sourceKey: watch.sourceKey, port: watch.peer.port, protocol: watch.peer.protocol, flow: watch.flow?.id, reason, detail };
     if (reason === 'idle') this.log.info(`SIP connection closed from ${watch.source}: ${reason}`, meta);
     else this.log.warn(`SIP connection closed from ${watch.source}: ${reason}`, meta);
   }
@@ -147,7 +177,10 @@ export class ConnectionWatch {
   constructor(
     private readonly guard: ConnectionGuard,
     readonly peer: ConnectionPeer,
+    /** the peer's address (an IPv4-mapped one as IPv4) */
     readonly source: string,
+    /** what the per-source caps count it as (src/common/source-key.ts) */
+    readonly sourceKey: string,
     private readonly counted: boolean,
     private close: () => void,
   ) {
@@ -205,7 +238,7 @@ export class ConnectionWatch {
     this.idleTimer?.cancel();
     this.readTimer = undefined;
     this.idleTimer = undefined;
-    if (this.counted) this.guard.release(this.source);
+    if (this.counted) this.guard.release(this.sourceKey);
   }
 
   private scheduleIdleCheck(ms: number): void {
