@@ -3,6 +3,7 @@ import net from 'node:net';
 import { parseNameAddr } from '../message/name-addr';
 import { parseSipUri } from '../message/sip-uri';
 import type { FlowBindings } from '../registrar/flow-bindings';
+import { ConnectingFlow } from '../transport/connecting-flow';
 import type { Flow, SipProtocol } from '../transport/flow';
 import type { TcpTransport } from '../transport/tcp-transport';
 import type { TlsTransport } from '../transport/tls-transport';
@@ -14,8 +15,10 @@ import type { UdpTransport } from '../transport/udp-transport';
  * gets like any response: `410 Gone` when the registered connection it was bound to has closed, `503`
  * when nothing can carry it (no connection for a `.invalid` or WebSocket Contact, a name that does not
  * resolve, a TCP or TLS connection refused), `408` when a TCP or TLS connection is not up within
- * 64·T1 (Timer B: sofia-sip's transaction times out while its transport still connects). Other refusals (an unroutable URI, no TLS configured) stay
- * a `NOK` answer, as in drachtio-server.
+ * 64·T1 (Timer B: sofia-sip's transaction times out while its transport still connects). Other
+ * refusals (an unroutable URI, no TLS configured) stay a `NOK` answer, as in drachtio-server.
+ * A new request from an app does not wait for its connection (`nextHop`): the refusal and the 408 reach
+ * it through its transaction; requests that must have a connection first (`resolve`) get this error.
  */
 export class UnreachableTargetError extends Error {
   constructor(readonly status: 408 | 410 | 503, message: string, readonly protocol: SipProtocol, readonly host: string, readonly port: number) {
@@ -43,7 +46,37 @@ export class NextHopResolver {
     private readonly connectTimeoutMs = 32_000,
   ) {}
 
+  /**
+   * The flow for a request to a URI, its connection up: waits for a new TCP or TLS connection at most
+   * 64·T1 (then 408; refused: 503). A connection that comes up after that is not kept.
+   */
   async resolve(uriOrNameAddr: string): Promise<Flow> {
+    const flow = await this.nextHop(uriOrNameAddr);
+    if (!(flow instanceof ConnectingFlow)) return flow;
+    const what = `${flow.protocol.toUpperCase()} connection to ${flow.remoteAddress}:${flow.remotePort}`;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        flow.drop();
+        reject(new UnreachableTargetError(408, `no ${what} within ${this.connectTimeoutMs} ms`, flow.protocol, flow.remoteAddress, flow.remotePort));
+      }, this.connectTimeoutMs);
+    });
+    try {
+      return await Promise.race([flow.ready, deadline]);
+    } catch (err) {
+      if (err instanceof UnreachableTargetError) throw err;
+      throw new UnreachableTargetError(503, `no ${what}: ${(err as Error).message}`, flow.protocol, flow.remoteAddress, flow.remotePort);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The flow for a new request to a URI, without waiting for a connection: an open flow, or a
+   * ConnectingFlow that holds what is sent on it until its TCP or TLS connection is up (whoever uses it
+   * handles `ready` failing and drops it when giving up). Names are still resolved first.
+   */
+  async nextHop(uriOrNameAddr: string): Promise<Flow> {
     // a Route value is <uri>;params, a Request-URI is a bare uri whose ;params belong to it
     const n = uriOrNameAddr.includes('<') ? parseNameAddr(uriOrNameAddr) : undefined;
     const text = n ? n.uri : uriOrNameAddr.trim();
@@ -69,23 +102,11 @@ export class NextHopResolver {
     } catch (err) {
       throw new UnreachableTargetError(503, `${host} does not resolve: ${(err as Error).message}`, protocol, host, port);
     }
-    const connecting = secure && this.tls ? this.tls.connect(address, port, host) : transport === 'tcp' ? this.tcp.connect(address, port) : undefined;
-    if (connecting) {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new UnreachableTargetError(408, `no ${protocol.toUpperCase()} connection to ${address}:${port} within ${this.connectTimeoutMs} ms`, protocol, address, port)), this.connectTimeoutMs);
-      });
-      // a connection that comes up after the deadline is an idle one (closed by the idle timeout)
-      connecting.catch(() => undefined);
-      try {
-        return await Promise.race([connecting, deadline]);
-      } catch (err) {
-        if (err instanceof UnreachableTargetError) throw err;
-        throw new UnreachableTargetError(503, `no ${protocol.toUpperCase()} connection to ${address}:${port}: ${(err as Error).message}`, protocol, address, port);
-      } finally {
-        clearTimeout(timer);
-      }
+    if (secure && this.tls) {
+      const tls = this.tls;
+      return tls.openTo(address, port) ?? new ConnectingFlow('tls', address, port, (signal) => tls.connect(address, port, host, signal));
     }
+    if (transport === 'tcp') return this.tcp.openTo(address, port) ?? new ConnectingFlow('tcp', address, port, (signal) => this.tcp.connect(address, port, signal));
     return this.udp.flowTo(address, port);
   }
 }

@@ -10,6 +10,7 @@ import { callIdOf, cseqOf } from '../message/sip-message';
 import { serializeSipMessage } from '../message/sip-serializer';
 import { ClientInviteTransaction } from '../transaction/client-invite-transaction';
 import type { ClientTransaction } from '../transaction/client-transaction-table';
+import { ConnectingFlow } from '../transport/connecting-flow';
 import type { Flow } from '../transport/flow';
 import type { ClientRequest } from './client-request';
 import type { DialogOwners } from './dialog-owners';
@@ -58,7 +59,26 @@ export class UacCore {
     c.cancel = cancel;
     c.cancelSent = true; // an app that leaves now is not cancelled a second time (cancelAbandoned)
     this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(cancel), c.flow, c.txnId);
+    if (c.flow instanceof ConnectingFlow && c.flow.connecting) {
+      this.endBeforeConnection(c, 'cancelled by the app');
+      return;
+    }
     this.startClientTxn(cancel, c.flow, undefined, undefined, '');
+  }
+
+  /**
+   * An INVITE still waiting for its TCP or TLS connection is cancelled, or its app is gone: it never went
+   * on the wire, so there is nothing to CANCEL there (RFC 3261 §9.1 forbids a CANCEL before a provisional
+   * anyway). Its connection is given up, its transaction ends, and its app (if still connected) gets
+   * `487 Request Terminated` on a later turn, as if the peer had answered the CANCEL.
+   */
+  private endBeforeConnection(c: ClientRequest, why: string): void {
+    (c.flow as ConnectingFlow).drop();
+    c.txn.abort();
+    this.ctx.log.info('request ended before its connection was up: nothing sent', { method: c.request.method, callId: callIdOf(c.request), why });
+    if (!c.appId) return;
+    const res = makeResponse(c.request, 487, randomToken());
+    setImmediate(() => this.onClientResponse(c, res));
   }
 
   /** `sip||` + request: a new request (or, as drachtio does, one sent inside the dialog its Call-ID names). */
@@ -78,7 +98,8 @@ export class UacCore {
     for (const h of ENGINE_OWNED) req.headers.remove(h);
     req.headers.remove('Route');
     let unreachable: UnreachableTargetError | undefined;
-    const flowHint = await this.ctx.resolver.resolve(m.proxy ?? req.uri).catch((err: unknown) => {
+    // a TCP or TLS connection still opening is not waited for: the request is held on it (ConnectingFlow)
+    const flowHint = await this.ctx.resolver.nextHop(m.proxy ?? req.uri).catch((err: unknown) => {
       if (!(err instanceof UnreachableTargetError)) throw err;
       unreachable = err;
       return unreachableFlow(err);
@@ -207,7 +228,8 @@ export class UacCore {
       if (initialInvite && c.txn instanceof ClientInviteTransaction && !c.txn.finalReceived) {
         c.abandoned = true;
         cancelled++;
-        if (c.provisionalSeen) this.cancelAbandoned(c);
+        if (c.flow instanceof ConnectingFlow && c.flow.connecting) this.endBeforeConnection(c, 'its app is gone');
+        else if (c.provisionalSeen) this.cancelAbandoned(c);
       }
     }
     return cancelled;
@@ -221,7 +243,8 @@ export class UacCore {
       if (c.earlyDialog && c.dialog) early.add(c.dialog);
       if (c.dialog && !c.earlyDialog) continue; // a re-INVITE: its dialog is BYEd
       c.abandoned = true;
-      if (c.provisionalSeen) this.cancelAbandoned(c);
+      if (c.flow instanceof ConnectingFlow && c.flow.connecting) this.endBeforeConnection(c, 'ferry sip is stopping');
+      else if (c.provisionalSeen) this.cancelAbandoned(c);
     }
     return early;
   }
@@ -247,10 +270,35 @@ export class UacCore {
   /** Starts a client transaction; `txnId` '' = a request the engine sends for itself (no app sees its responses). */
   private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string,
     onFinal?: (status: number) => void): void {
-    this.ctx.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false, onFinal }, (entry) => ({
-      onResponse: (res) => this.onClientResponse(entry, res),
-      onTimeout: () => this.onClientResponse(entry, makeResponse(req, 408, undefined)),
+    const entry = this.ctx.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false, onFinal }, (e) => ({
+      onResponse: (res) => this.onClientResponse(e, res),
+      onTimeout: () => {
+        if (flow instanceof ConnectingFlow && flow.connecting) {
+          flow.drop();
+          this.ctx.log.info('request target unreachable: no connection within 64·T1', { method: req.method, callId: callIdOf(req), protocol: flow.protocol, to: `${flow.remoteAddress}:${flow.remotePort}` });
+        }
+        this.onClientResponse(e, makeResponse(req, 408, undefined));
+      },
     }));
+    if (flow instanceof ConnectingFlow) this.whenConnected(entry, flow);
+  }
+
+  /**
+   * A request held on a connection still opening: once it is up the request has gone out on it and the
+   * transaction (and the dialog it creates) uses that connection; if it is refused or fails the
+   * transaction ends and the app gets the stack's `503`, as drachtio-server answers a refused connection.
+   */
+  private whenConnected(c: ClientRequest, flow: ConnectingFlow): void {
+    flow.keepWhile(() => !c.txn.terminated);
+    flow.ready.then((up) => {
+      if (c.flow === flow) c.flow = up;
+    }, (err: unknown) => {
+      if (c.txn.terminated) return; // given up already (Timer B, a CANCEL, the app gone, a stop)
+      c.txn.abort();
+      const reason = err instanceof Error ? err.message : String(err);
+      this.ctx.log.info('request target unreachable: answered by the engine', { method: c.request.method, callId: callIdOf(c.request), status: 503, reason: `no ${flow.protocol.toUpperCase()} connection to ${flow.remoteAddress}:${flow.remotePort}: ${reason}` });
+      this.onClientResponse(c, makeResponse(c.request, 503, randomToken()));
+    });
   }
 
   private onClientResponse(c: ClientRequest, res: SipResponse): void {

@@ -4,6 +4,7 @@ import type { Flow } from './flow';
 import type { ConnectionGuard } from './connection-guard';
 import type { StreamTransportEvents } from './stream-connection';
 import { StreamListener } from './stream-listener';
+import { outgoingSocketUp } from './outgoing-connect';
 
 export interface TlsTransportOptions {
   /** the server certificate chain and key (PEM) */
@@ -24,6 +25,8 @@ export interface TlsTransportOptions {
 export class TlsTransport {
   private readonly streams: StreamListener;
   private readonly context: tls.SecureContext;
+  /** outgoing connections not up yet (destroyed on close) */
+  private readonly connecting = new Set<net.Socket>();
 
   constructor(events: StreamTransportEvents, private readonly guard: ConnectionGuard, private readonly options: TlsTransportOptions) {
     this.streams = new StreamListener('tls', events, guard);
@@ -34,8 +37,16 @@ export class TlsTransport {
     return this.streams.listen(host, port, (raw) => this.accept(raw));
   }
 
-  /** An open TLS connection to host:port, or a new one (the peer's certificate verified unless configured off). */
-  async connect(host: string, port: number, serverName?: string): Promise<Flow> {
+  /** An open TLS connection to host:port, if there is one. */
+  openTo(host: string, port: number): Flow | undefined {
+    return this.streams.openTo(host, port);
+  }
+
+  /**
+   * An open TLS connection to host:port, or a new one (the peer's certificate verified unless configured
+   * off); `signal` gives up a new one still connecting or in its handshake.
+   */
+  async connect(host: string, port: number, serverName?: string, signal?: AbortSignal): Promise<Flow> {
     const existing = this.streams.openTo(host, port);
     if (existing) return existing;
     const name = serverName ?? host;
@@ -47,10 +58,7 @@ export class TlsTransport {
       rejectUnauthorized: this.options.verifyPeer ?? true,
       checkServerIdentity: (_h, cert) => tls.checkServerIdentity(name, cert),
     });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('secureConnect', () => { socket.off('error', reject); resolve(); });
-    });
+    await outgoingSocketUp(socket, 'secureConnect', this.connecting, signal, `${host}:${port}`);
     const flow = this.streams.serve(socket, false);
     if (!flow) throw new Error(`TLS connection to ${host}:${port} was refused by the connection limits`);
     return flow;
@@ -75,6 +83,8 @@ export class TlsTransport {
   }
 
   close(): Promise<void> {
+    for (const socket of this.connecting) socket.destroy();
+    this.connecting.clear();
     return this.streams.close();
   }
 }
