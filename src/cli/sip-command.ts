@@ -14,7 +14,9 @@ import { portInUseMessage } from '../common/port-in-use';
  * once listening it prints one line: `ferry sip ready {"sip":..,"ws":..,"control":..}`.
  * SIP connection hygiene (size limit, read deadlines, idle close, caps, WebSocket ping): FERRY_SIP_MAX_MESSAGE_BYTES,
  * FERRY_SIP_HEADER_TIMEOUT_MS, FERRY_SIP_BODY_TIMEOUT_MS, FERRY_SIP_IDLE_TIMEOUT_MS, FERRY_SIP_MAX_CONNECTIONS_PER_SOURCE,
- * FERRY_SIP_MAX_CONNECTIONS, FERRY_SIP_WS_PING_INTERVAL_MS (src/sip/transport/connection-limits.ts).
+ * FERRY_SIP_MAX_CONNECTIONS, FERRY_SIP_WS_PING_INTERVAL_MS, FERRY_SIP_TLS_HANDSHAKES_PER_SOURCE_PER_SECOND,
+ * FERRY_SIP_TLS_HANDSHAKE_BURST (src/sip/transport/connection-limits.ts); a source is an IPv4 address or an IPv6
+ * prefix, FERRY_SOURCE_IPV6_PREFIX bits long (default 64; src/common/source-key.ts).
  * FERRY_SIP_ADVERTISED_HOST (else FERRY_PUBLIC_HOST) overrides the address written in Via/Contact/Record-Route
  * (default: the listen host). With FERRY_TLS_CERT + FERRY_TLS_KEY: SIP over TLS on FERRY_SIP_TLS_PORT (5061) and
  * secure WebSocket on FERRY_SIP_WSS_PORT (8089); FERRY_TLS_CA adds CAs trusted for TLS connections ferry sip
