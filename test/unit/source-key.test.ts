@@ -15,6 +15,8 @@ import type { HeldRequest } from '../../src/sip/engine/orphan-dialogs';
 import type { SipRequest } from '../../src/sip/message/sip-message';
 import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { Flow } from '../../src/sip/transport/flow';
+import { ConnectionGuard } from '../../src/sip/transport/connection-guard';
+import { DEFAULT_CONNECTION_LIMITS } from '../../src/sip/transport/connection-limits';
 
 /**
  * The key per-source caps count by (src/common/source-key.ts): IPv4 by address, IPv6 by its /64 (or the
@@ -195,6 +197,31 @@ describe('caps that count by source key', { timeout: 20_000 }, () => {
     assert.equal(await attempt('2001:db8:0:1::dead'), 403, 'a fresh address of the /64 is locked out too');
     assert.equal(await attempt('2001:db8:0:2::a'), 401, 'another /64 is challenged, not locked out');
     assert.equal(await attempt('192.0.2.1'), 401);
+  });
+
+  test('SIP connection guard: the per-source cap and the handshake bucket count a /64 once; a freed slot is the /64\'s again; ::ffff:a.b.c.d is a.b.c.d', () => {
+    const clock = new FakeClock();
+    const guard = new ConnectionGuard({ ...DEFAULT_CONNECTION_LIMITS, maxPerSource: 2, tlsHandshakesPerSourcePerSecond: 1, tlsHandshakeBurst: 3, sourceIpv6Prefix: 64 },
+      winston.createLogger({ silent: true }), () => false, clock);
+    const admit = (address: string, protocol = 'tcp') => guard.admit({ address, port: 5060, protocol }, () => undefined);
+    const a = admit('2001:db8:0:1::a');
+    const b = admit('2001:DB8:0:1::B');
+    assert.ok(a && b);
+    assert.equal(admit('2001:db8:0:1:ffff::1'), undefined, 'a third address of the /64 is over the cap');
+    assert.ok(admit('2001:db8:0:2::1'), 'another /64 is admitted');
+    assert.equal(a.sourceKey, '2001:db8:0:1::/64');
+    assert.equal(a.source, '2001:db8:0:1::a');
+    b.closed();
+    assert.ok(admit('2001:db8:0:1::c'), 'the freed slot is taken by another address of the /64');
+    const v4a = admit('::ffff:192.0.2.1');
+    const v4b = admit('192.0.2.1');
+    assert.ok(v4a && v4b);
+    assert.equal(admit('::ffff:c000:201'), undefined, 'IPv4-mapped spellings count as the IPv4 address');
+    for (const w of [v4a, v4b]) w.closed();
+    assert.deepEqual([0x1a, 0x2b7, 0xfe01, 0x9].map((n) => { const w = admit(`2001:db8:0:3:${n.toString(16)}::${((n * 7) & 0xffff).toString(16)}`, 'tls'); w?.closed(); return w !== undefined; }),
+      [true, true, true, false], 'TLS from four addresses of one /64 share one handshake bucket');
+    assert.equal(guard.stats().refused['handshake-rate'], 1);
+    assert.equal(guard.stats().refused['per-source-cap'], 2);
   });
 
   test('unrouted-request hold: one /64 holds at most maxPerSource requests; another /64 is still held', () => {
