@@ -17,6 +17,9 @@ import { portInUseMessage } from '../common/port-in-use';
  * FERRY_SIP_MAX_CONNECTIONS, FERRY_SIP_WS_PING_INTERVAL_MS, FERRY_SIP_TLS_HANDSHAKES_PER_SOURCE_PER_SECOND,
  * FERRY_SIP_TLS_HANDSHAKE_BURST (src/sip/transport/connection-limits.ts); a source is an IPv4 address or an IPv6
  * prefix, FERRY_SOURCE_IPV6_PREFIX bits long (default 64; src/common/source-key.ts).
+ * New requests per source (out of dialog, not ACK or CANCEL): FERRY_SIP_REQUESTS_PER_SOURCE_PER_SECOND (default 100)
+ * and FERRY_SIP_REQUEST_BURST (default 1000), 0 or `off` for no limit; past them a new request is dropped unanswered.
+ * FERRY_SIP_RATE_EXEMPT lists addresses and networks never limited (a trunk's SBC; src/sip/engine/request-rate-limits.ts).
  * FERRY_SIP_ADVERTISED_HOST (else FERRY_PUBLIC_HOST) overrides the address written in Via/Contact/Record-Route
  * (default: the listen host). With FERRY_TLS_CERT + FERRY_TLS_KEY: SIP over TLS on FERRY_SIP_TLS_PORT (5061) and
  * secure WebSocket on FERRY_SIP_WSS_PORT (8089); FERRY_TLS_CA adds CAs trusted for TLS connections ferry sip
@@ -59,7 +62,7 @@ export async function run(_args: string[]): Promise<void> {
   const statsIntervalMs = settings.statsIntervalMs;
   if (statsIntervalMs > 0) {
     const running = engine;
-    const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify({ ...running.engine.stats(), connections: running.connections.stats() })}\n`));
+    const printStats = guarded('sip stats line', () => process.stdout.write(`ferry sip stats ${JSON.stringify({ ...running.engine.stats(), connections: running.connections.stats(), requests: running.requests.stats() })}\n`));
     setInterval(printStats, statsIntervalMs).unref();
   }
   // keep the process alive: transports hold the event loop open

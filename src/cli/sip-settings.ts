@@ -3,6 +3,7 @@ import { tlsFilesFromEnv, trustedCasFromEnv } from '../common/tls-files';
 import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/control-exposure';
 import { controlLimitsFromEnv } from '../sip/control/control-limits';
 import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
+import { requestRateFromEnv } from '../sip/engine/request-rate-limits';
 import type { SipEngineOptions } from '../sip/sip-engine-server';
 import { DEFAULT_MAX_SERVER_TRANSACTIONS } from '../sip/transaction/server-transaction-table';
 
@@ -21,7 +22,8 @@ export interface SipSettings {
 /**
  * Reads FERRY_SIP_* (docs/configuration.md). Throws an Error whose message names the variable on the
  * first bad value: a port outside 0..65535, a non-integer timer, the default control secret on a
- * non-loopback control address, an unreadable certificate. `env` is the process environment except in tests;
+ * non-loopback control address, an unreadable certificate, a request rate that is not a whole number or `off`,
+ * an exempt entry that is not an address or network. `env` is the process environment except in tests;
  * the control and connection limits always come from the process environment.
  */
 export function loadSipSettings(env: Env = process.env): SipSettings {
@@ -41,6 +43,7 @@ export function loadSipSettings(env: Env = process.env): SipSettings {
     controlHost,
     controlLimits: controlLimitsFromEnv(),
     connectionLimits: connectionLimitsFromEnv(),
+    requestRate: requestRateFromEnv(env),
     secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000, env),
     restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000, env),

@@ -14,6 +14,8 @@ import { WsTransport } from './transport/ws-transport';
 import { TlsTransport, type TlsTransportOptions } from './transport/tls-transport';
 import { ConnectionGuard } from './transport/connection-guard';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits';
+import { RequestRateGuard } from './engine/request-rate-guard';
+import { DEFAULT_REQUEST_RATE, type RequestRateLimits } from './engine/request-rate-limits';
 
 export interface SipEngineOptions {
   host?: string;
@@ -45,6 +47,8 @@ export interface SipEngineOptions {
   unroutedHold?: Partial<UnroutedHoldLimits>;
   /** server transactions open at once; beyond it new out-of-dialog requests are answered 503 statelessly (default 10000; docs/security.md "Connections") */
   maxServerTransactions?: number;
+  /** new requests per second and burst per source, exempt sources (default 100/s, 1000 at once; docs/security.md "New requests per source") */
+  requestRate?: Partial<RequestRateLimits>;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
 }
@@ -55,6 +59,8 @@ export interface RunningSipEngine {
   engine: SipEngine;
   /** connection hygiene of the SIP stream transports: open connections, refusals and closes by reason */
   connections: ConnectionGuard;
+  /** the per-source rate of new requests: what it dropped */
+  requests: RequestRateGuard;
   /** Graceful stop: BYEs every confirmed dialog (waiting briefly for the answers), then closes everything. */
   close(): Promise<void>;
 }
@@ -76,6 +82,8 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   };
   const connections = new ConnectionGuard({ ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, createLogger('sip.connections'),
     (f) => engine?.flowInUse(f) ?? false, options.clock ?? systemClock);
+  const requests = new RequestRateGuard({ ...DEFAULT_REQUEST_RATE, ...options.requestRate }, connections.sourceKey, createLogger('sip.requests'),
+    options.clock ?? systemClock);
   const udp = new UdpTransport((d, f) => engine?.onNetworkData(d, f));
   const tcp = new TcpTransport(events, connections);
   const ws = new WsTransport(events, connections);
@@ -97,7 +105,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   }, createLogger('sip.control'));
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls, () => (options.clock ?? systemClock).now(), 64 * timers.t1), bindings,
     { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
-    options.unroutedHold, options.maxServerTransactions);
+    options.unroutedHold, options.maxServerTransactions, requests);
 
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
@@ -125,6 +133,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     ports,
     engine: e,
     connections,
+    requests,
     close: () => (closing ??= close()),
   };
 }

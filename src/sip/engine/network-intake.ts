@@ -11,6 +11,7 @@ import { serializeSipMessage } from '../message/sip-serializer';
 import { formatVia, parseVia } from '../message/via';
 import { isByteStream, type Flow } from '../transport/flow';
 import { makeResponse, randomToken } from './message-builders';
+import type { RequestRateGuard } from './request-rate-guard';
 
 /** Where a message that passed intake goes. */
 export interface IntakeTargets {
@@ -22,10 +23,12 @@ export interface IntakeTargets {
  * Everything from the transports enters here: parsed (a malformed request answered 400 when its
  * headers allow, anything else unreadable dropped), the top Via stamped (received/rport), new requests
  * checked — the ONE call site of the request validator (src/sip/message/request-validator.ts) and the
- * Max-Forwards check — then handed to the UAS core (requests) or the UAC core (responses).
+ * Max-Forwards check — then handed to the UAS core (requests) or the UAC core (responses). A new request
+ * from a source over its rate (`rate`, src/sip/engine/request-rate-guard.ts) is dropped first, unanswered.
  */
 export class NetworkIntake {
-  constructor(private readonly router: AppRouter, private readonly log: Logger, private readonly targets: IntakeTargets) {}
+  constructor(private readonly router: AppRouter, private readonly log: Logger, private readonly targets: IntakeTargets,
+    private readonly rate?: RequestRateGuard) {}
 
   onData(data: Buffer, flow: Flow): void {
     let msg: SipMessage;
@@ -35,6 +38,7 @@ export class NetworkIntake {
       this.onParseError(err, flow);
       return;
     }
+    if (msg.kind === 'request' && this.rate && !this.rate.admit(msg.method, msg.headers, flow)) return;
     this.log.debug('sip received', { from: flow.id, line: msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`,
       callId: callIdOf(msg), cseq: msg.headers.get('CSeq') });
     try {
@@ -87,6 +91,7 @@ export class NetworkIntake {
     const why = err instanceof Error ? err.message : String(err);
     if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
       const h = err.headers;
+      if (this.rate && !this.rate.admit(err.method ?? 'UNKNOWN', h, flow)) return;
       const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
       const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
       flow.send(serializeSipMessage(res));

@@ -21,6 +21,7 @@ import { DEFAULT_ORPHAN_DIALOG_MS, FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER } fro
 import { LocalAddress, type EngineAddressing } from './local-address';
 import { makeResponse, makeUnavailable, randomToken } from './message-builders';
 import { NetworkIntake } from './network-intake';
+import type { RequestRateGuard } from './request-rate-guard';
 import type { NextHopResolver } from './next-hop-resolver';
 import { PendingServerRequests, type PendingServerRequest } from './pending-server-requests';
 import { type ProxyDispatch, type ProxyServices } from './proxy-dispatch';
@@ -71,6 +72,8 @@ export class SipEngine implements ControlHandler {
     restartHoldMs = DEFAULT_RESTART_HOLD_MS,
     unroutedHoldLimits: Partial<UnroutedHoldLimits> = {},
     maxServerTransactions = DEFAULT_MAX_SERVER_TRANSACTIONS,
+    /** the per-source rate of new requests (absent: no limit) */
+    requestRate?: RequestRateGuard,
   ) {
     this.bindings = bindings;
     const local = new LocalAddress(addressing);
@@ -115,7 +118,7 @@ export class SipEngine implements ControlHandler {
     this.intake = new NetworkIntake(router, log, {
       onRequest: (req, flow) => this.uas.onRequest(req, flow),
       onResponse: (res) => this.uac.onResponse(res),
-    });
+    }, requestRate);
     // the `proxy` verb is dispatched here: the proxy core (src/sip/proxy/) gets what it may use of the engine
     this.proxyDispatch = new ProxyCore(this.proxyServices());
   }
