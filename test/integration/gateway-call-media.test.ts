@@ -1,13 +1,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { FakeClock, systemClock, type Clock, type TimerHandle } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { MediaConnection } from '../../src/gateway/kurento/media-connection';
 import { CallMedia } from '../../src/gateway/kurento/call-media';
 import { SdpError } from '../../src/gateway/calls/sdp-rewriter';
 import { MediaServerProcess } from '../helpers/media-server-process';
+import { captureLog } from '../helpers/captured-log';
 
 /** The gateway's CallMedia against a real ferry media process, driven by the real kurento-client. */
 
@@ -108,17 +107,6 @@ describe('gateway call media on the injected clock', { timeout: 30_000 }, () => 
  * requests reach the gateway as rejections (kurento-client's promise form would trace and swallow them).
  */
 
-function capture(): { logger: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
-}
-
 function phoneSdp(port: number, direction: string): string {
   return ['v=0', 'o=phone 1 2 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=${direction}`, ''].join('\r\n');
 }
@@ -135,7 +123,7 @@ describe('gateway call media: renegotiation and SDP errors without console trace
 
   async function setUp() {
     const media = await sharedMediaServer();
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     const conn = new MediaConnection(media.url, logger);
     cleanups.push(() => conn.close());
     await conn.connect();
@@ -148,7 +136,7 @@ describe('gateway call media: renegotiation and SDP errors without console trace
     // one element per pipeline: the second endpoint is refused after the pipeline and the first endpoint exist
     const small = await MediaServerProcess.start({ FERRY_MEDIA_MAX_ELEMENTS_PER_PIPELINE: '1' });
     cleanups.push(() => small.stop());
-    const { logger } = capture();
+    const { logger } = captureLog();
     const conn = new MediaConnection(small.url, logger);
     cleanups.push(() => conn.close());
     await conn.connect();

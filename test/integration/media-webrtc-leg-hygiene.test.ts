@@ -1,30 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { MediaStreamTrack, RTCRtpSender, type RTCPeerConnection } from 'werift';
 import { systemClock } from '../../src/common/clock';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { attachLocalTrack } from '../../src/media/webrtc/local-track';
 import { iceSockets } from '../../src/media/webrtc/werift-internals';
 import { WeriftLeg } from '../../src/media/webrtc/werift-leg';
+import { captureLog } from '../helpers/captured-log';
 
 /** The WebRTC leg's small resource rules: /stats reads attach nothing, a failed track attach is logged, not thrown away. */
 
-function capture(): { logger: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
-}
-
 test('boundPorts() read 200 times attaches no listener to the ICE sockets, and a socket werift closed is not counted again', { timeout: 20_000 }, async () => {
-  const { logger } = capture();
+  const { logger } = captureLog();
   const leg = new WeriftLeg({ clock: systemClock, logger, ice: loadIceSettings({}) });
   try {
     await leg.generateOffer('PCMU');
@@ -50,7 +38,7 @@ test('boundPorts() read 200 times attaches no listener to the ICE sockets, and a
 });
 
 test('attachLocalTrack: a stopped track is logged on one line and the promise resolves false; a live track resolves true', { timeout: 5_000 }, async () => {
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLog();
   const live = new MediaStreamTrack({ kind: 'audio' });
   assert.equal(await attachLocalTrack(new RTCRtpSender('audio'), live, logger), true, 'positive control');
   assert.equal(lines.length, 0);

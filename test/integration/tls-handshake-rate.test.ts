@@ -26,17 +26,7 @@ import { TlsTransport } from '../../src/sip/transport/tls-transport';
 import { WsTransport } from '../../src/sip/transport/ws-transport';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { pollUntil } from '../helpers/wait-for';
-
-function capture(): { logger: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
-}
+import { captureLog } from '../helpers/captured-log';
 
 interface Attempt {
   /** the handshake completed */
@@ -116,7 +106,7 @@ describe('TLS handshake rate per source', { timeout: 60_000 }, () => {
 
   test('ferry sip TLS+WSS: a source dropping connections in a loop gets its burst of 10, then is refused before any handshake (counted, one log line); another source is served meanwhile; 1 s of the clock later the first gets 5 more', async () => {
     const clock = new FakeClock();
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     const limits = { ...DEFAULT_CONNECTION_LIMITS, maxPerSource: 1000, tlsHandshakesPerSourcePerSecond: 5, tlsHandshakeBurst: 10, sourceIpv6Prefix: 64 };
     const guard = new ConnectionGuard(limits, logger, () => false, clock);
     const received: { text: string; flow: Flow }[] = [];
@@ -177,7 +167,7 @@ describe('TLS handshake rate per source', { timeout: 60_000 }, () => {
   });
 
   test('gateway HTTPS: past the burst a source is refused before the handshake (counted) while another source and plain HTTP are served', async () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     const server = new HttpServer({ listCalls: async () => [], getCall: async () => undefined, metrics: async () => '', webphoneConfig: () => ({ wsUrl: '', domain: 'x' }) },
       logger, undefined, undefined, { headerTimeoutMs: 5000, requestTimeoutMs: 5000, maxConnectionsPerSource: 100, maxConnections: 100, tlsHandshakesPerSourcePerSecond: 1, tlsHandshakeBurst: 4 });
     try {

@@ -1,21 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { callingLibrary, consoleText, routeLibraryConsole } from '../../src/gateway/kurento/library-console';
+import { captureLog } from '../helpers/captured-log';
 
 /** The gateway's console routing (src/gateway/kurento/library-console.ts) on a fake clock, logger lines captured. */
-
-function capture(): { log: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
-}
 
 describe('gateway library console', { timeout: 10_000 }, () => {
   test('an error is its name, message and code on one line, never its stack', () => {
@@ -40,7 +28,7 @@ describe('gateway library console', { timeout: 10_000 }, () => {
 
   test('console calls become logger lines; a repeated message is logged once per interval with the count left out; restore puts the console back', () => {
     const original = globalThis.console;
-    const { log, lines } = capture();
+    const { log, lines } = captureLog();
     let now = 0;
     const restore = routeLibraryConsole(log, { intervalMs: 5000, now: () => now });
     try {
@@ -64,7 +52,7 @@ describe('gateway library console', { timeout: 10_000 }, () => {
     assert.equal(trace?.text, 'Error: request timeout (code 40000)');
 
     // after the interval the next one is logged, saying how many were left out
-    const again = capture();
+    const again = captureLog();
     now = 0;
     const restore2 = routeLibraryConsole(again.log, { intervalMs: 5000, now: () => now });
     try {

@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { FakeClock } from '../../src/common/clock';
 import { ElementTypeRegistry } from '../../src/media/objects/element-type';
 import { MediaElement } from '../../src/media/objects/media-element';
@@ -10,23 +8,13 @@ import type { ElementContext } from '../../src/media/objects/object-context';
 import { loadMediaConfig } from '../../src/media/server/media-config';
 import { MediaSet } from '../../src/media/server/media-set';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
+import { captureLog } from '../helpers/captured-log';
 
 /**
  * A pipeline whose element fails to tear down is not forgotten: the failure is logged on one line,
  * counted in /stats, and the teardown is retried on the media server's clock until the element's
  * socket is really closed.
  */
-
-function capture(): { logger: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
-}
 
 /** An element holding one real UDP socket whose teardown throws its first `failures` times. */
 class StubbornElement extends MediaElement {
@@ -71,7 +59,7 @@ async function world(failures: number) {
     },
   });
   const clock = new FakeClock();
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLog();
   const set = new MediaSet({
     config: loadMediaConfig({ port: 0 }, {}),
     clock,
