@@ -93,7 +93,7 @@ describe('ferry sip: new requests per source are rate-limited; in-dialog request
     return pollUntil(() => p.answersTo(ids.callId)[0], { timeoutMs: 5_000, what: `an answer to an OPTIONS from ${p.address}` });
   }
 
-  test('a UDP flood of OPTIONS and INVITEs from one source: the first `burst` are answered, the rest dropped unanswered, counted and never seen by the app; another source is served meanwhile; the flooder\'s BYE ends its call; a second later `perSecond` more are let in', { timeout: 60_000 }, async () => {
+  test('a UDP flood of OPTIONS and INVITEs from one source: the first `burst` are answered, the rest dropped unanswered, counted and never seen by the app; a retransmission of an answered one is answered again; another source is served meanwhile; the flooder\'s BYE ends its call; a second later `perSecond` more are let in', { timeout: 60_000 }, async () => {
     const flooder = await peer('127.0.0.1');
     const other = await peer('127.0.0.2');
 
@@ -104,11 +104,22 @@ describe('ferry sip: new requests per source are rate-limited; in-dialog request
     flooder.send(flooder.inDialog('ACK', ok));
     await pollUntil(() => engine.engine.stats().dialogs === 1, { timeoutMs: 5_000, what: 'the call\'s dialog' });
 
+    // an OPTIONS answered before the flood (one more token)
+    const early = requestIds();
+    flooder.send(flooder.request('OPTIONS', early));
+    await pollUntil(() => flooder.answersTo(early.callId).length === 1, { timeoutMs: 5_000, what: 'the answer to the OPTIONS before the flood' });
+
     const droppedBefore = dropped();
     const first = await flood(flooder, 100, ['OPTIONS', 'INVITE']);
-    assert.equal(flooder.answeredOf(first), BURST - 1, 'the burst less the call\'s INVITE was answered');
-    assert.equal(dropped() - droppedBefore, 100 - (BURST - 1), 'every other request was dropped and counted');
-    await pollUntil(() => first.filter((c) => reachedApp.has(c)).length === BURST - 1, { timeoutMs: 5_000, what: 'the answered ones to reach the app' });
+    assert.equal(flooder.answeredOf(first), BURST - 2, 'the burst less the call\'s INVITE and the OPTIONS before was answered');
+    assert.equal(dropped() - droppedBefore, 100 - (BURST - 2), 'every other request was dropped and counted');
+    await pollUntil(() => first.filter((c) => reachedApp.has(c)).length === BURST - 2, { timeoutMs: 5_000, what: 'the answered ones to reach the app' });
+
+    // a retransmission of the OPTIONS answered before (its transaction is still there) starts nothing new:
+    // answered again from the transaction, not counted, even though the source is over its rate
+    flooder.send(flooder.request('OPTIONS', early));
+    await pollUntil(() => flooder.answersTo(early.callId).length === 2, { timeoutMs: 5_000, what: 'the retransmission answered again' });
+    assert.equal(dropped() - droppedBefore, 100 - (BURST - 2));
     assert.ok(first.every((c) => (flooder.answersTo(c).length > 0) === reachedApp.has(c)), 'the app saw exactly the answered ones');
     // the dropped ones opened no transaction: what is open is the answered INVITEs' (turned down, not ACKed here)
     assert.ok(engine.engine.stats().serverTransactions <= BURST, `${engine.engine.stats().serverTransactions} server transactions open`);

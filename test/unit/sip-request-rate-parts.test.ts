@@ -144,6 +144,15 @@ describe('the guard', { timeout: 10_000 }, () => {
     assert.deepEqual(next.map((l) => l.suppressed), [0, 2], "the two drops within the first 10 s after the logged one");
   });
 
+  test('a retransmission of a request whose transaction exists never counts, even over the rate', () => {
+    const { log } = capture();
+    const g = new RequestRateGuard(limits(), sourceKeyer(64), log, new FakeClock());
+    for (let i = 0; i < 3; i++) assert.equal(g.admit(invite.method, invite.headers, flow('203.0.113.1')), true);
+    assert.equal(g.admit(invite.method, invite.headers, flow('203.0.113.1')), false, 'over the rate');
+    assert.equal(g.admit(invite.method, invite.headers, flow('203.0.113.1'), () => true), true, 'its retransmission');
+    assert.equal(g.stats().dropped, 1);
+  });
+
   test('0 turns it off: nothing is counted or dropped', () => {
     const { log } = capture();
     const g = new RequestRateGuard(limits({ perSecond: 0 }), sourceKeyer(64), log, new FakeClock());

@@ -13,10 +13,25 @@ import { isByteStream, type Flow } from '../transport/flow';
 import { makeResponse, randomToken } from './message-builders';
 import type { RequestRateGuard } from './request-rate-guard';
 
+/** What the intake turned away, since start (ferry sip's metrics). */
+export interface IntakeCounts {
+  /** unreadable messages answered 400 (their headers allowed an answer) */
+  malformedAnswered: number;
+  /** unreadable messages dropped without an answer */
+  malformedDropped: number;
+  /**
+   * requests refused before any transaction, by the status they were (or, for an ACK, would have been) answered with:
+   * the validator's (400/416/420/501/505), 483 (Max-Forwards 0), and the stream transports' 400/413 (answered ones)
+   */
+  refusedByStatus: Map<number, number>;
+}
+
 /** Where a message that passed intake goes. */
 export interface IntakeTargets {
   onRequest(req: SipRequest, flow: Flow): void;
   onResponse(res: SipResponse): void;
+  /** true when `req` is a retransmission of a request whose server transaction exists (never counted against the rate) */
+  isRetransmission?(req: SipRequest): boolean;
 }
 
 /**
@@ -27,8 +42,19 @@ export interface IntakeTargets {
  * from a source over its rate (`rate`, src/sip/engine/request-rate-guard.ts) is dropped first, unanswered.
  */
 export class NetworkIntake {
+  private readonly counted: IntakeCounts = { malformedAnswered: 0, malformedDropped: 0, refusedByStatus: new Map() };
+
   constructor(private readonly router: AppRouter, private readonly log: Logger, private readonly targets: IntakeTargets,
     private readonly rate?: RequestRateGuard) {}
+
+  /** A copy of what the intake turned away since start. */
+  counts(): IntakeCounts {
+    return { ...this.counted, refusedByStatus: new Map(this.counted.refusedByStatus) };
+  }
+
+  private countRefused(status: number): void {
+    this.counted.refusedByStatus.set(status, (this.counted.refusedByStatus.get(status) ?? 0) + 1);
+  }
 
   onData(data: Buffer, flow: Flow): void {
     let msg: SipMessage;
@@ -38,7 +64,7 @@ export class NetworkIntake {
       this.onParseError(err, flow);
       return;
     }
-    if (msg.kind === 'request' && this.rate && !this.rate.admit(msg.method, msg.headers, flow)) return;
+    if (msg.kind === 'request' && this.rate && !this.rate.admit(msg.method, msg.headers, flow, () => this.targets.isRetransmission?.(msg) ?? false)) return;
     this.log.debug('sip received', { from: flow.id, line: msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`,
       callId: callIdOf(msg), cseq: msg.headers.get('CSeq') });
     try {
@@ -67,6 +93,7 @@ export class NetworkIntake {
     const req: SipRequest = { kind: 'request', method, uri: '', headers, body: Buffer.alloc(0) };
     const reason = status === 413 ? 'Request Entity Too Large' : `Bad Request (${why})`;
     flow.send(serializeSipMessage(makeResponse(req, status, randomToken(), reason)));
+    this.countRefused(status);
     this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID') });
   }
 
@@ -76,12 +103,14 @@ export class NetworkIntake {
     const refusal = validateRequest(req, { routes: (verb) => this.router.connected().some((a) => a.routes.has(verb)) });
     if (refusal) {
       if (req.method !== 'ACK') flow.send(serializeSipMessage(refusalResponse(req, refusal)));
+      this.countRefused(refusal.status);
       this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id });
       return;
     }
     const mf = req.headers.get('Max-Forwards');
     if (mf !== undefined && Number(mf) === 0 && req.method !== 'ACK' && req.method !== 'OPTIONS') {
       flow.send(serializeSipMessage(makeResponse(req, 483, randomToken())));
+      this.countRefused(483);
       return;
     }
     this.targets.onRequest(req, flow);
@@ -95,9 +124,11 @@ export class NetworkIntake {
       const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
       const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
       flow.send(serializeSipMessage(res));
+      this.counted.malformedAnswered++;
       this.log.info('answered malformed request with 400', { reason: why, from: flow.id });
       return;
     }
+    this.counted.malformedDropped++;
     this.log.info('dropped malformed SIP message', { reason: why, from: flow.id });
   }
 

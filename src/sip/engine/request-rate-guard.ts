@@ -16,7 +16,8 @@ const DROP_LOG_INTERVAL_MS = 10_000;
  * Whether a request starts something new and so counts against its source's rate: a request outside any
  * dialog (its To has no tag), except ACK and CANCEL, which belong to an INVITE transaction that already
  * exists. In-dialog requests (BYE, re-INVITE, UPDATE, INFO, NOTIFY, in-dialog ACK...) never count: a call in
- * progress must not lose its BYE because its source is busy. Responses never reach this question.
+ * progress must not lose its BYE because its source is busy. Responses never reach this question, and
+ * neither does a retransmission of a request whose transaction exists (RequestRateGuard.admit).
  */
 export function startsSomethingNew(method: string, headers: SipHeaders): boolean {
   if (method === 'ACK' || method === 'CANCEL') return false;
@@ -60,9 +61,13 @@ export class RequestRateGuard {
     this.dropLog = new LogThrottle(DROP_LOG_INTERVAL_MS, () => clock.now());
   }
 
-  /** True when the request may go on; false: drop it (already counted and logged). */
-  admit(method: string, headers: SipHeaders, flow: Flow): boolean {
-    if (!this.buckets || !startsSomethingNew(method, headers) || this.limits.exempt.has(flow.remoteAddress)) return true;
+  /**
+   * True when the request may go on; false: drop it (already counted and logged). `retransmission` says
+   * whether a server transaction for it exists already: a UA's retransmission (its answer was lost, or is
+   * late) starts nothing new and never counts.
+   */
+  admit(method: string, headers: SipHeaders, flow: Flow, retransmission: () => boolean = () => false): boolean {
+    if (!this.buckets || !startsSomethingNew(method, headers) || this.limits.exempt.has(flow.remoteAddress) || retransmission()) return true;
     const key = this.sourceKey(flow.remoteAddress);
     if (this.buckets.take(key)) return true;
     this.droppedCount++;

@@ -20,7 +20,7 @@ import { endAllDialogs, type GracefulStopResult } from './graceful-stop';
 import { DEFAULT_ORPHAN_DIALOG_MS, FERRY_CLAIM_HEADER, FERRY_DIALOG_HEADER } from './engine-reasons';
 import { LocalAddress, type EngineAddressing } from './local-address';
 import { makeResponse, makeUnavailable, randomToken } from './message-builders';
-import { NetworkIntake } from './network-intake';
+import { NetworkIntake, type IntakeCounts } from './network-intake';
 import type { RequestRateGuard } from './request-rate-guard';
 import type { NextHopResolver } from './next-hop-resolver';
 import { PendingServerRequests, type PendingServerRequest } from './pending-server-requests';
@@ -118,6 +118,7 @@ export class SipEngine implements ControlHandler {
     this.intake = new NetworkIntake(router, log, {
       onRequest: (req, flow) => this.uas.onRequest(req, flow),
       onResponse: (res) => this.uac.onResponse(res),
+      isRetransmission: (req) => this.ctx.serverTxns.get(ServerTransactionTable.keyOf(req)) !== undefined,
     }, requestRate);
     // the `proxy` verb is dispatched here: the proxy core (src/sip/proxy/) gets what it may use of the engine
     this.proxyDispatch = new ProxyCore(this.proxyServices());
@@ -142,6 +143,11 @@ export class SipEngine implements ControlHandler {
   /** new requests answered without a transaction because the server transaction table was full (FERRY_SIP_MAX_SERVER_TRANSACTIONS) */
   get refusedTransactionTableFull(): number {
     return this.uas.refusedWhenFull;
+  }
+
+  /** malformed messages and requests refused before any transaction, since start (the metrics port) */
+  intakeCounts(): IntakeCounts {
+    return this.intake.counts();
   }
 
   /** Counts for tests and dumps: everything returns to zero when calls end. */
