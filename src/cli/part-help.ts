@@ -31,6 +31,7 @@ Main settings (environment variables):
   FERRY_SIP_WS_PORT                      SIP over WebSocket (8088)
   FERRY_SIP_CONTROL_HOST / _PORT         drachtio control port (127.0.0.1 / 9022)
   FERRY_SIP_SECRET                       drachtio shared secret (cymru)
+  FERRY_SIP_METRICS_HOST / _PORT         Prometheus GET /metrics (127.0.0.1 / unset: off)
   FERRY_TLS_CERT / FERRY_TLS_KEY         certificate and key: SIP over TLS (5061) and WSS (8089)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Port 0 means any free port. Reference: docs/configuration.md

@@ -26,6 +26,10 @@ import { portInUseMessage } from '../common/port-in-use';
  * opens, FERRY_SIP_TLS_VERIFY=0 skips checking their certificates. A bad certificate or key: exit 1, one line.
  * Optional FERRY_SIP_T1_MS / FERRY_SIP_T2_MS / FERRY_SIP_T4_MS shorten the RFC 3261 timers (tests).
  * FERRY_SIP_ORPHAN_DIALOG_MS: a dialog no connected app owns is BYEd by the engine after this long (default 30000).
+ * FERRY_SIP_METRICS_PORT (unset: off) serves GET /metrics in Prometheus text format on FERRY_SIP_METRICS_HOST (default
+ * 127.0.0.1; a non-loopback address is logged once as exposed): connections open, refused and closed by reason, requests
+ * dropped by the per-source rate, answered 503 with the transaction table full, refused and malformed, the engine's
+ * counts, app connections, faults survived (src/sip/metrics/; docs/sip-engine.md "Metrics"). The ready line then has `metrics`.
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
  * Every variable is read and checked before anything listens (src/cli/sip-settings.ts): a bad value, such as
@@ -53,6 +57,7 @@ export async function run(_args: string[]): Promise<void> {
       { variable: 'FERRY_SIP_TLS_PORT', port: o.tls ? o.tlsPort : undefined },
       { variable: 'FERRY_SIP_WSS_PORT', port: o.tls ? o.wssPort : undefined },
       { variable: 'FERRY_SIP_CONTROL_PORT', port: o.controlPort },
+      { variable: 'FERRY_SIP_METRICS_PORT', port: o.metrics?.port },
     ]);
     if (!inUse) throw err;
     process.stderr.write(`ferry sip: cannot start: ${inUse}\n`);

@@ -16,6 +16,10 @@ import { ConnectionGuard } from './transport/connection-guard';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits';
 import { RequestRateGuard } from './engine/request-rate-guard';
 import { DEFAULT_REQUEST_RATE, type RequestRateLimits } from './engine/request-rate-limits';
+import { processFaultCounts } from '../common/process-faults';
+import { renderSipMetrics } from './metrics/sip-metrics';
+import { startSipMetricsServer, type RunningSipMetricsServer } from './metrics/sip-metrics-server';
+import type { SipMetricsListen } from './metrics/sip-metrics-settings';
 
 export interface SipEngineOptions {
   host?: string;
@@ -51,16 +55,20 @@ export interface SipEngineOptions {
   requestRate?: Partial<RequestRateLimits>;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
+  /** where to serve GET /metrics (Prometheus text format; absent: no metrics port; docs/sip-engine.md "Metrics") */
+  metrics?: SipMetricsListen;
 }
 
 export interface RunningSipEngine {
-  /** `tls`/`wss` are 0 when no certificate was given */
-  ports: { sip: number; ws: number; tls: number; wss: number; control: number };
+  /** `tls`/`wss` are 0 when no certificate was given; `metrics` only when the metrics port was asked for */
+  ports: { sip: number; ws: number; tls: number; wss: number; control: number; metrics?: number };
   engine: SipEngine;
   /** connection hygiene of the SIP stream transports: open connections, refusals and closes by reason */
   connections: ConnectionGuard;
   /** the per-source rate of new requests: what it dropped */
   requests: RequestRateGuard;
+  /** everything the metrics port shows, in Prometheus text format (also without a metrics port) */
+  renderMetrics(): string;
   /** Graceful stop: BYEs every confirmed dialog (waiting briefly for the answers), then closes everything. */
   close(): Promise<void>;
 }
@@ -73,7 +81,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const advertised = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
   const log = createLogger('sip.engine');
   const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
-  const ports = { sip: 0, ws: 0, tls: 0, wss: 0, control: 0 };
+  const ports: RunningSipEngine['ports'] = { sip: 0, ws: 0, tls: 0, wss: 0, control: 0 };
   let engine: SipEngine | undefined;
   const events = {
     onMessage: (d: Buffer, f: import('./transport/flow').Flow) => engine?.onNetworkData(d, f),
@@ -107,18 +115,27 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
     options.unroutedHold, options.maxServerTransactions, requests);
 
+  const e = engine;
+  let metricsServer: RunningSipMetricsServer | undefined;
+  const renderMetrics = (): string => renderSipMetrics({
+    engine: e.stats(), tableFull: e.refusedTransactionTableFull, intake: e.intakeCounts(), connections: connections.stats(), requests: requests.stats(),
+    apps: control.connectionCounts(), faults: processFaultCounts(), http: metricsServer?.refused() ?? { perSource: 0, total: 0 },
+  });
   try {
     ports.sip = await bindUdpAndTcp(udp, tcp, host, options.sipPort ?? 0);
     ports.ws = await ws.listen(host, options.wsPort ?? 0);
     if (tls) ports.tls = await tls.listen(host, options.tlsPort ?? 5061);
     if (wss) ports.wss = await wss.listen(host, options.wssPort ?? 8089);
     ports.control = await control.listen(options.controlHost ?? '127.0.0.1', options.controlPort ?? 0);
+    if (options.metrics) {
+      metricsServer = await startSipMetricsServer(options.metrics, renderMetrics, createLogger('sip.metrics'));
+      ports.metrics = metricsServer.port;
+    }
   } catch (err) {
-    await Promise.allSettled([udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close(), control.close()]);
+    await Promise.allSettled([udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close(), control.close(), metricsServer?.close()]);
     throw err;
   }
   log.info('ferry sip listening', { host, controlHost: options.controlHost ?? '127.0.0.1', ...ports });
-  const e = engine;
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     try {
@@ -127,13 +144,14 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
       log.warn('could not end dialogs at shutdown', { error: err instanceof Error ? err.message : String(err) });
     }
     e.shutdown();
-    await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close()]);
+    await Promise.allSettled([control.close(), udp.close(), tcp.close(), ws.close(), tls?.close(), wss?.close(), metricsServer?.close()]);
   };
   return {
     ports,
     engine: e,
     connections,
     requests,
+    renderMetrics,
     close: () => (closing ??= close()),
   };
 }
