@@ -1,7 +1,5 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { FakeClock } from '../../src/common/clock';
 import { AddressList } from '../../src/common/address-list';
 import { sourceKeyer } from '../../src/common/source-key';
@@ -11,6 +9,7 @@ import { DEFAULT_REQUEST_RATE, requestRateFromEnv, requestRateOff, type RequestR
 import type { SipRequest } from '../../src/sip/message/sip-message';
 import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { Flow, SipProtocol } from '../../src/sip/transport/flow';
+import { captureLog } from '../helpers/captured-log';
 
 /**
  * The parts of the per-source rate of new requests: which requests count, the settings (read strictly: a bad
@@ -29,17 +28,6 @@ function request(method: string, to: string): SipRequest {
 function flow(remoteAddress: string, protocol: SipProtocol = 'udp'): Flow {
   return { id: `${protocol}/${remoteAddress}:5070`, protocol, reliable: protocol !== 'udp', remoteAddress, remotePort: 5070,
     localAddress: '127.0.0.1', localPort: 5060, closed: false, send: () => undefined };
-}
-
-function capture(): { log: winston.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] }), lines };
 }
 
 describe('which requests count against the per-source rate', { timeout: 10_000 }, () => {
@@ -120,7 +108,7 @@ describe('the guard', { timeout: 10_000 }, () => {
 
   test('a source gets its burst, then its rate; in-dialog requests always pass; an IPv6 /64 is one source; exempt sources are never counted', () => {
     const clock = new FakeClock();
-    const { log, lines } = capture();
+    const { log, lines } = captureLog();
     const g = new RequestRateGuard(limits(), sourceKeyer(64), log, clock);
     const take = (address: string, r = invite): boolean => g.admit(r.method, r.headers, flow(address));
     assert.deepEqual([1, 2, 3, 4, 5].map(() => take('203.0.113.1')), [true, true, true, false, false]);
@@ -145,7 +133,7 @@ describe('the guard', { timeout: 10_000 }, () => {
   });
 
   test('a retransmission of a request whose transaction exists never counts, even over the rate', () => {
-    const { log } = capture();
+    const { log } = captureLog();
     const g = new RequestRateGuard(limits(), sourceKeyer(64), log, new FakeClock());
     for (let i = 0; i < 3; i++) assert.equal(g.admit(invite.method, invite.headers, flow('203.0.113.1')), true);
     assert.equal(g.admit(invite.method, invite.headers, flow('203.0.113.1')), false, 'over the rate');
@@ -154,14 +142,14 @@ describe('the guard', { timeout: 10_000 }, () => {
   });
 
   test('0 turns it off: nothing is counted or dropped', () => {
-    const { log } = capture();
+    const { log } = captureLog();
     const g = new RequestRateGuard(limits({ perSecond: 0 }), sourceKeyer(64), log, new FakeClock());
     assert.ok(Array.from({ length: 100 }, () => g.admit(invite.method, invite.headers, flow('203.0.113.1'))).every(Boolean));
     assert.deepEqual(g.stats(), { dropped: 0, sources: 0, perSecond: 0, burst: 0 });
   });
 
   test('memory: 10 000 sources flooding through a guard bounded at 100 keep at most 100 buckets', () => {
-    const { log } = capture();
+    const { log } = captureLog();
     const g = new RequestRateGuard(limits({ maxSources: 100 }), sourceKeyer(64), log, new FakeClock());
     for (let i = 0; i < 10_000; i++) {
       const a = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
