@@ -167,6 +167,7 @@ export class Gateway {
             registrations,
             instanceId: config.instanceId,
             store: this.store.health(),
+            httpRefused: this.http.guard.refused,
           });
         },
         webphoneConfig: (secure, host) => {

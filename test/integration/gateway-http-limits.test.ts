@@ -4,7 +4,8 @@
  * headers, one that never starts its TLS handshake, and one address opening more connections than its cap.
  * Real sockets on loopback; every "closed" check has a prompt, well-formed request on the same server as
  * its positive control. Without the limits Node holds such connections 60-90 s (HTTP) or 120 s (a TLS
- * handshake) and accepts any number of them from one address.
+ * handshake) and accepts any number of them from one address. Every refusal shows in /metrics as
+ * ferry_http_connections_refused_total{reason}.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { createLogger } from '../../src/common/logger';
 import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
 import { ConfigError } from '../../src/gateway/config/config-error';
 import { HttpServer } from '../../src/gateway/http/http-server';
+import { GatewayMetrics } from '../../src/gateway/http/metrics';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/common/http-limits';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { pollUntil } from '../helpers/wait-for';
@@ -47,15 +49,20 @@ function hold(port: number, localAddress = '127.0.0.1', first?: string, secure =
 
 /** a complete GET /healthz from `localAddress` (plain or TLS): its status line, or the error */
 function healthz(port: number, localAddress = '127.0.0.1', secure = false): Promise<string> {
+  return get(port, '/healthz', localAddress, secure).then((text) => text.split('\r\n')[0] || 'closed without an answer');
+}
+
+/** a complete GET of `path` on its own connection (closed after the answer): the whole answer as received, or the error */
+function get(port: number, path: string, localAddress = '127.0.0.1', secure = false): Promise<string> {
   return new Promise((resolve) => {
     const socket = secure
       ? tls.connect({ socket: net.connect({ port, host: '127.0.0.1', localAddress }), rejectUnauthorized: false })
       : net.connect({ port, host: '127.0.0.1', localAddress });
     let text = '';
-    socket.once(secure ? 'secureConnect' : 'connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    socket.once(secure ? 'secureConnect' : 'connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
     socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
     socket.on('error', (err) => resolve(`error: ${err.message}`));
-    socket.on('close', () => resolve(text.split('\r\n')[0] || 'closed without an answer'));
+    socket.on('close', () => resolve(text));
   });
 }
 
@@ -153,5 +160,74 @@ describe('gateway HTTP listeners: request deadlines and connection caps', { time
     assert.deepEqual(set.httpLimits, { headerTimeoutMs: 2000, requestTimeoutMs: 4000, maxConnectionsPerSource: 3, maxConnections: 9 });
     assert.throws(() => loadGatewayConfig({ FERRY_HTTP_HEADER_TIMEOUT_MS: '5000', FERRY_HTTP_REQUEST_TIMEOUT_MS: '4000' }), (err: unknown) => err instanceof ConfigError && /FERRY_HTTP_REQUEST_TIMEOUT_MS/.test(err.message));
     assert.throws(() => loadGatewayConfig({ FERRY_HTTP_MAX_CONNECTIONS_PER_SOURCE: '0' }), ConfigError);
+  });
+});
+
+describe('gateway /metrics: ferry_http_connections_refused_total counts the listeners\' refusals by reason', { timeout: 60_000 }, () => {
+  // long deadlines (held connections must stay open through the test), small caps, a handshake bucket of one
+  const CAPS: HttpLimits = { headerTimeoutMs: 20_000, requestTimeoutMs: 20_000, maxConnectionsPerSource: 2, maxConnections: 4, tlsHandshakesPerSourcePerSecond: 1, tlsHandshakeBurst: 1 };
+  let cert: TestCertificate;
+  let server: HttpServer;
+  let port = 0;
+  let tlsPort = 0;
+  const opened: net.Socket[] = [];
+
+  before(async () => {
+    cert = makeTestCertificate();
+    const metrics = new GatewayMetrics();
+    // rendered as the gateway renders it (src/gateway/gateway.ts): the listeners' guard's refusals
+    server = new HttpServer(
+      {
+        listCalls: async () => [], getCall: async () => undefined, webphoneConfig: () => ({ wsUrl: 'ws://127.0.0.1:1', domain: 'd' }),
+        metrics: async () => metrics.render({ activeCalls: 0, ownedCalls: 0, registrations: 0, instanceId: 'gw-test', httpRefused: server.guard.refused }),
+      },
+      createLogger('test.http-limits-metrics'),
+      undefined,
+      undefined,
+      CAPS,
+    );
+    port = await server.listen('127.0.0.1', 0);
+    tlsPort = await server.listenHttps('127.0.0.1', 0, { cert: cert.cert, key: cert.key });
+  });
+  after(async () => {
+    for (const s of opened) s.destroy();
+    await server.close();
+    cert.remove();
+  });
+
+  /** the three samples of ferry_http_connections_refused_total from a scrape (from 127.0.0.1, once every held connection is gone) */
+  async function refusedSamples(): Promise<Record<string, number>> {
+    await pollUntil(() => server.guard.openCount === 0, { timeoutMs: 3000, what: 'no connection held before the scrape' });
+    const answer = await get(port, '/metrics');
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    assert.match(answer, /# HELP ferry_http_connections_refused_total .+\n# TYPE ferry_http_connections_refused_total counter\n/);
+    const samples: Record<string, number> = {};
+    for (const m of answer.matchAll(/^ferry_http_connections_refused_total\{reason="([a-z-]+)"\} (\d+)$/gm)) samples[m[1]!] = Number(m[2]);
+    return samples;
+  }
+
+  test('a per-source refusal, a total-cap refusal and a handshake-rate refusal each move their sample by one', { timeout: 30_000 }, async () => {
+    // positive control: the family is there, every reason at 0
+    assert.deepEqual(await refusedSamples(), { 'per-source-cap': 0, 'connection-cap': 0, 'handshake-rate': 0 });
+
+    // 127.0.0.4 holds its cap of 2; its third connection is closed on accept
+    const four = [await hold(port, '127.0.0.4', 'GET / HTTP/1.1\r\n'), await hold(port, '127.0.0.4', 'GET / HTTP/1.1\r\n')];
+    opened.push(...four.map((h) => h.socket));
+    await pollUntil(() => server.guard.openCount === 2, { timeoutMs: 3000, what: 'two connections counted' });
+    assert.equal(await healthz(port, '127.0.0.4'), 'closed without an answer');
+    // 127.0.0.5 fills the total of 4; a connection from 127.0.0.6 is closed on accept
+    const five = [await hold(port, '127.0.0.5', 'GET / HTTP/1.1\r\n'), await hold(port, '127.0.0.5', 'GET / HTTP/1.1\r\n')];
+    opened.push(...five.map((h) => h.socket));
+    await pollUntil(() => server.guard.openCount === 4, { timeoutMs: 3000, what: 'four connections counted' });
+    assert.equal(await healthz(port, '127.0.0.6'), 'closed without an answer');
+    for (const h of [...four, ...five]) h.socket.destroy();
+    await pollUntil(() => server.guard.openCount === 0, { timeoutMs: 3000, what: 'the held connections uncounted' });
+
+    // HTTPS from 127.0.0.7: its one handshake token is served, the next connection at once is closed before any handshake
+    assert.match(await healthz(tlsPort, '127.0.0.7', true), /^HTTP\/1\.1 200/);
+    assert.match(await healthz(tlsPort, '127.0.0.7', true), /^error|^closed without an answer/);
+
+    assert.deepEqual(await refusedSamples(), { 'per-source-cap': 1, 'connection-cap': 1, 'handshake-rate': 1 });
+    assert.deepEqual(server.guard.refused, { perSource: 1, total: 1, handshakeRate: 1 });
   });
 });

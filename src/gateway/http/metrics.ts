@@ -58,8 +58,12 @@ export class GatewayMetrics {
   /**
    * `store` is the state store's health; when it is down, `activeCalls` and `registrations` are what
    * this gateway knows itself (its own live calls, the bindings it accepted): see docs/gateway.md.
+   * `httpRefused`: connections the HTTP and HTTPS listeners closed on accept (HttpConnectionGuard.refused).
    */
-  render(g: { activeCalls: number; ownedCalls: number; registrations: number; instanceId: string; store?: { up: boolean; errorsTotal: number } }): string {
+  render(g: {
+    activeCalls: number; ownedCalls: number; registrations: number; instanceId: string; store?: { up: boolean; errorsTotal: number };
+    httpRefused?: { perSource: number; total: number; handshakeRate: number };
+  }): string {
     const store = g.store ?? { up: true, errorsTotal: 0 };
     const lines = [
       '# HELP ferry_store_up 1 when the state store answers, 0 while it does not (then the other gauges are what this gateway knows itself).',
@@ -99,6 +103,14 @@ export class GatewayMetrics {
       '# TYPE ferry_process_faults_total counter',
     );
     for (const [kind, n] of Object.entries(processFaultCounts())) lines.push(`ferry_process_faults_total{kind="${kind}"} ${n}`);
+    const http = g.httpRefused ?? { perSource: 0, total: 0, handshakeRate: 0 };
+    lines.push(
+      '# HELP ferry_http_connections_refused_total Connections to the page, API and /metrics (HTTP and HTTPS) closed on accept, by the limit that refused them (FERRY_HTTP_MAX_CONNECTIONS_PER_SOURCE, FERRY_HTTP_MAX_CONNECTIONS, FERRY_HTTPS_HANDSHAKES_PER_SOURCE_PER_SECOND).',
+      '# TYPE ferry_http_connections_refused_total counter',
+      `ferry_http_connections_refused_total{reason="per-source-cap"} ${http.perSource}`,
+      `ferry_http_connections_refused_total{reason="connection-cap"} ${http.total}`,
+      `ferry_http_connections_refused_total{reason="handshake-rate"} ${http.handshakeRate}`,
+    );
     lines.push(...this.auth.render());
     lines.push(
       '# HELP ferry_sdp_rejected_total SDP offers refused with 488 before anything was created, by problem.',
