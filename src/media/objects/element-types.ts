@@ -1,5 +1,6 @@
 import { compositeType } from './composite';
 import { ElementTypeRegistry } from './element-type';
+import { httpPostEndpointType } from './http-post-endpoint';
 import { hubPortType } from './hub-port';
 import { passThroughType } from './pass-through';
 import { playerEndpointType } from './player-endpoint';
@@ -21,5 +22,6 @@ export function defaultElementTypes(): ElementTypeRegistry {
   registry.register(recorderEndpointType);
   registry.register(compositeType);
   registry.register(hubPortType);
+  registry.register(httpPostEndpointType);
   return registry;
 }

@@ -1,23 +1,14 @@
-import { randomInt } from 'node:crypto';
-import type { TimerHandle } from '../../common/clock';
 import { KurentoError } from '../errors/kurento-error';
-import { encodeG711, type G711Law } from '../media-files/g711';
 import { MediaSourceError } from '../media-files/media-file-access';
 import { TELEPHONE_RATE } from '../media-files/telephone-audio';
 import { loadTelephoneAudio } from '../media-files/telephone-audio-loader';
 import { MediaFormatError } from '../media-files/wav-format';
 import type { ElementType } from './element-type';
+import { G711Pacer, PCMA, PCMU, SAMPLES_PER_PACKET, type PacedFrame } from './g711-pacer';
 import { MediaElement, type MediaType } from './media-element';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 import { URI_ENDPOINT_EVENTS, URI_ENDPOINT_HIERARCHY, UriEndpoint } from './uri-endpoint';
-
-const PACKET_MS = 20;
-const SAMPLES_PER_PACKET = (TELEPHONE_RATE * PACKET_MS) / 1000;
-/** Packets sent at once to catch up after a late timer; further behind, the schedule restarts (a gap, no burst). */
-const MAX_CATCH_UP_PACKETS = 10;
-const PCMU = 'pcmu/8000';
-const PCMA = 'pcma/8000';
 
 /** Kurento's PLAYER_SEEK_FAIL. */
 const seekFail = (msg: string) => new KurentoError(40700, 'PLAYER_SEEK_FAIL', msg);
@@ -52,20 +43,15 @@ export class PlayerEndpoint extends UriEndpoint {
   private readonly abort = new AbortController();
   /** Index of the next sample to send. */
   private position = 0;
-  private timer: TimerHandle | undefined;
-  private scheduleStart = 0;
-  private sentSinceStart = 0;
-  private readonly playerSinks = new Set<MediaElement>();
-  private readonly ssrc = randomInt(1, 0xffffffff);
-  private seq = randomInt(0, 0x10000);
-  private timestamp = randomInt(0, 0xffffffff);
-  private lastSentAt: number | undefined;
-  private markNext = true;
-  private packetsSent = 0;
-  private sendingOut = false;
+  /** Sends the audio from `position` into the player's AUDIO sinks (g711-pacer.ts). */
+  private readonly pacer: G711Pacer;
 
   constructor(ctx: ElementContext) {
     super(ctx, 'PlayerEndpoint', true);
+    this.pacer = new G711Pacer(ctx.clock, { next: () => this.nextFrame() }, {
+      flowing: (flowing) => this.emitEvent('MediaFlowOutStateChanged', { state: flowing ? 'FLOWING' : 'NOT_FLOWING', padName: 'default', mediaType: 'AUDIO' }),
+      ended: () => this.endOfStream(),
+    });
   }
 
   override negotiatedCodecKeys(): string[] {
@@ -75,12 +61,12 @@ export class PlayerEndpoint extends UriEndpoint {
   // The player's AUDIO sinks, followed through every connect and disconnect (also those a sink's release makes).
   override connectTo(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.connectTo(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.playerSinks.add(sink);
+    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.add(sink);
   }
 
   override disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.disconnectFrom(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.playerSinks.delete(sink);
+    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.delete(sink);
   }
 
   /** Nothing is played into a player: packets from a source connected to it are counted and dropped. */
@@ -101,7 +87,7 @@ export class PlayerEndpoint extends UriEndpoint {
       case 'getElementGstreamerDot':
         return `digraph "${this.id}" {}`;
       case 'isMediaFlowingOut':
-        return (params.mediaType === undefined || params.mediaType === null || params.mediaType === 'AUDIO') && this.sendingOut;
+        return (params.mediaType === undefined || params.mediaType === null || params.mediaType === 'AUDIO') && this.pacer.flowing;
       default:
         return super.invoke(operation, params);
     }
@@ -111,12 +97,12 @@ export class PlayerEndpoint extends UriEndpoint {
     if (this.state === 'START') return;
     this.setState('START');
     if (this.audio) {
-      this.startPacing();
+      this.pacer.start();
       return;
     }
     this.ensureLoaded().then(
       () => {
-        if (this.state === 'START' && !this.released && !this.timer) this.startPacing();
+        if (this.state === 'START' && !this.released) this.pacer.start();
       },
       (err: unknown) => {
         if (this.released) return;
@@ -148,12 +134,12 @@ export class PlayerEndpoint extends UriEndpoint {
 
   protected override async pauseMedia(): Promise<void> {
     if (this.state !== 'START') return;
-    this.stopPacing();
+    this.pacer.stop();
     this.setState('PAUSE');
   }
 
   protected override async stopMedia(): Promise<void> {
-    this.stopPacing();
+    this.pacer.stop();
     this.position = 0;
     this.setState('STOP');
   }
@@ -165,7 +151,7 @@ export class PlayerEndpoint extends UriEndpoint {
     const sample = Math.round((ms * TELEPHONE_RATE) / 1000);
     if (sample < 0 || sample > this.audio.length) throw seekFail(`Seek fails: position ${ms} ms is outside 0..${this.durationMs()} ms`);
     this.position = sample;
-    this.markNext = true;
+    this.pacer.markDiscontinuity();
   }
 
   private durationMs(): number {
@@ -179,110 +165,33 @@ export class PlayerEndpoint extends UriEndpoint {
     return { __module__: 'kurento', __type__: 'VideoInfo', isSeekable: loaded, seekableInit: 0, seekableEnd: loaded ? duration : 0, duration };
   }
 
-  // ---- pacing: packet n of a run is due at scheduleStart + n * 20 ms --------------------------------
-
-  private startPacing(): void {
-    if (this.timer || this.released) return;
-    const now = this.clock.now();
-    if (this.lastSentAt !== undefined) {
-      // the RTP clock keeps running while paused, so receivers see the gap
-      const elapsed = Math.max(SAMPLES_PER_PACKET, Math.round(((now - this.lastSentAt) * TELEPHONE_RATE) / 1000));
-      this.timestamp = (this.timestamp + elapsed - SAMPLES_PER_PACKET) >>> 0;
-    }
-    this.markNext = true;
-    this.scheduleStart = now;
-    this.sentSinceStart = 0;
-    this.setFlowingOut(true);
-    this.timer = this.clock.setInterval(() => this.tick(), PACKET_MS);
-    this.tick();
-  }
-
-  private stopPacing(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.setFlowingOut(false);
-  }
-
-  private setFlowingOut(flowing: boolean): void {
-    if (this.sendingOut === flowing) return;
-    this.sendingOut = flowing;
-    this.emitEvent('MediaFlowOutStateChanged', { state: flowing ? 'FLOWING' : 'NOT_FLOWING', padName: 'default', mediaType: 'AUDIO' });
-  }
-
-  private tick(): void {
+  /** The pacer's feed: the next 20 ms from `position`, 'end' past the end of the media. */
+  private nextFrame(): PacedFrame | 'end' {
     const audio = this.audio;
-    if (!audio || !this.timer) return;
-    const now = this.clock.now();
-    let due = Math.floor((now - this.scheduleStart) / PACKET_MS) + 1;
-    if (due - this.sentSinceStart > MAX_CATCH_UP_PACKETS) {
-      this.scheduleStart = now - this.sentSinceStart * PACKET_MS;
-      due = this.sentSinceStart + 1;
-    }
-    while (this.sentSinceStart < due && this.timer) {
-      if (this.position >= audio.length) {
-        this.endOfStream();
-        return;
-      }
-      this.sendPacket(audio, now);
-      this.sentSinceStart++;
-    }
-  }
-
-  private sendPacket(audio: Int16Array, now: number): void {
-    const packets = new Map<G711Law, Buffer>();
-    for (const sink of this.playerSinks) {
-      const codec = chooseCodec(sink);
-      const law: G711Law = codec === PCMA ? 'alaw' : 'mulaw';
-      let packet = packets.get(law);
-      if (!packet) packets.set(law, (packet = this.buildPacket(law, audio, law === 'alaw' ? 8 : 0)));
-      sink.deliverFromPipeline(Buffer.from(packet), codec);
-    }
+    if (!audio || this.position >= audio.length) return 'end';
+    const frame = { audio, offset: this.position };
     this.position += SAMPLES_PER_PACKET;
-    this.seq = (this.seq + 1) & 0xffff;
-    this.timestamp = (this.timestamp + SAMPLES_PER_PACKET) >>> 0;
-    this.markNext = false;
-    this.lastSentAt = now;
-    this.packetsSent++;
-  }
-
-  private buildPacket(law: G711Law, audio: Int16Array, pt: number): Buffer {
-    const b = Buffer.alloc(12 + SAMPLES_PER_PACKET);
-    b[0] = 0x80;
-    b[1] = (this.markNext ? 0x80 : 0) | pt;
-    b.writeUInt16BE(this.seq, 2);
-    b.writeUInt32BE(this.timestamp, 4);
-    b.writeUInt32BE(this.ssrc, 8);
-    encodeG711(law, audio, this.position, SAMPLES_PER_PACKET, b, 12);
-    return b;
+    return frame;
   }
 
   private endOfStream(): void {
-    this.stopPacing();
     this.position = 0;
-    this.ctx.logger.info('player end of stream', { element: this.id, packetsSent: this.packetsSent });
+    this.ctx.logger.info('player end of stream', { element: this.id, packetsSent: this.pacer.packetsSent });
     this.emitEvent('EndOfStream');
     this.setState('STOP');
-    for (const sink of this.playerSinks) if (listensForEndOfStream(sink)) sink.sourceReachedEndOfStream();
+    for (const sink of this.pacer.sinks) if (listensForEndOfStream(sink)) sink.sourceReachedEndOfStream();
   }
 
   override describeForStats(): Record<string, unknown> {
-    return { ...super.describeForStats(), positionMs: Math.floor((this.position * 1000) / TELEPHONE_RATE), durationMs: this.durationMs(), packetsSent: this.packetsSent };
+    return { ...super.describeForStats(), positionMs: Math.floor((this.position * 1000) / TELEPHONE_RATE), durationMs: this.durationMs(), packetsSent: this.pacer.packetsSent };
   }
 
   override async teardown(options: { notifyPeer: boolean }): Promise<void> {
     if (this.released) return;
     this.abort.abort();
-    this.timer?.cancel();
-    this.timer = undefined;
+    this.pacer.dispose();
     await super.teardown(options);
-    this.playerSinks.clear();
   }
-}
-
-/** The G.711 codec a sink negotiated (its own preference order), PCMU when it has negotiated neither yet. */
-function chooseCodec(sink: MediaElement): string {
-  for (const key of sink.negotiatedCodecKeys()) if (key === PCMU || key === PCMA) return key;
-  return PCMU;
 }
 
 export const playerEndpointType: ElementType = {

@@ -17,6 +17,8 @@ import { deadlineCheckIntervalMs, HttpConnectionGuard } from '../../common/http-
 import { controlRequestRefusal } from './control-http-guard';
 import { WorkerPool } from '../workers/worker-pool';
 import { mediaStatsBody } from './media-stats';
+import { createHttpPostRoute } from '../http-post/http-post-route';
+import { httpPostMaxBytes } from '../http-post/http-post-settings';
 
 export interface MediaServerOptions {
   /** Overrides on top of the environment (FERRY_MEDIA_*). `port: 0` picks a free port. */
@@ -81,10 +83,14 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       legEnded: (id, reason, state) => mediaSet.workerLegEnded(id, reason, state),
       workerDied: (id) => mediaSet.workerDied(id),
     }, logger.child({ component: 'media.workers' }));
-    // the workers load while the control port opens: a create waits for a running worker (worker-pool.ts)
+  }
+  // the workers start once the control port listens, so they know its port (HttpPostEndpoint URLs); a
+  // create waits for a running worker (worker-pool.ts)
+  const launchWorkers = (): void => {
+    if (!pool) return;
     workersReady = pool.launch();
     workersReady.then(() => logger.info('relay workers running', { workers: config.workers }), () => undefined);
-  }
+  };
   let draining = false;
   const serverId = randomUUID();
   const sockets = new Set<WebSocket>();
@@ -113,6 +119,8 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     logger,
   );
   const l = connectionGuard.limits;
+  // POST /ferry-http-post/...: uploads to HttpPostEndpoints (src/media/http-post/http-post-route.ts)
+  const httpPost = createHttpPostRoute(mediaSet, httpPostMaxBytes(), logger.child({ component: 'media.http-post' }));
   const httpServer = http.createServer({ headersTimeout: l.headerTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: deadlineCheckIntervalMs(l) }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (
@@ -124,6 +132,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     ) {
       return;
     }
+    if (httpPost(req, res, path)) return;
     if (req.method === 'GET' && path === '/stats') {
       mediaStatsBody(mediaSet, pool, loopLag.snapshot(), processFaultCounts(), draining).then(
         (body) => {
@@ -217,6 +226,9 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       httpServer.once('error', reject);
       httpServer.listen(config.port, config.host, () => {
         httpServer.removeListener('error', reject);
+        // port 0: the port the system chose, for what ferry media advertises (HttpPostEndpoint URLs)
+        config.port = (httpServer.address() as AddressInfo).port;
+        launchWorkers();
         resolve();
       });
     });
