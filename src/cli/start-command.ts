@@ -20,6 +20,8 @@ import { setUpStartTls, tlsPortDefault, type StartTls } from './start-tls';
  * where the webphone page is, and stops them all on Ctrl-C / SIGTERM. FERRY_HOST moves the public
  * listeners (SIP, WebSocket, the page); the control listeners (drachtio control port, Kurento port)
  * stay on 127.0.0.1 unless FERRY_SIP_CONTROL_HOST / FERRY_MEDIA_HOST say otherwise.
+ * ferry sip's metrics port (GET /metrics, Prometheus text) is on, on a free loopback port unless FERRY_SIP_METRICS_PORT
+ * says otherwise (empty: off); FERRY_HOST does not move it, only FERRY_SIP_METRICS_HOST does.
  * TLS (src/cli/start-tls.ts): SIP over TLS, secure WebSocket and the HTTPS page with FERRY_TLS_CERT/KEY or a
  * development certificate it makes in the data directory (and says how to trust); FERRY_TLS=0 turns them off.
  */
@@ -51,7 +53,9 @@ export async function run(_args: string[]): Promise<void> {
   const mediaRtpHost = env.FERRY_MEDIA_RTP_HOST || env.FERRY_MEDIA_HOST || host;
   // FERRY_PUBLIC_HOST given as an IPv4 address is also where phones and browsers send media (unless FERRY_MEDIA_PUBLIC_IP says otherwise)
   const mediaPublicIp = env.FERRY_MEDIA_PUBLIC_IP || (isIP(env.FERRY_PUBLIC_HOST ?? '') === 4 ? env.FERRY_PUBLIC_HOST! : '');
-  const sipEnv = { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost,
+  // ferry sip's metrics port: a control-plane listener, on loopback (FERRY_SIP_METRICS_HOST moves it), a free port unless set
+  const sipMetricsHost = env.FERRY_SIP_METRICS_HOST || LOOPBACK_HOST;
+  const sipEnv = { FERRY_SIP_HOST: sipHost, FERRY_SIP_CONTROL_HOST: sipControlHost, FERRY_SIP_METRICS_PORT: env.FERRY_SIP_METRICS_PORT ?? '0',
     ...(tls && tlsPorts ? { ...tls.partEnv, FERRY_SIP_TLS_PORT: tlsPorts.FERRY_SIP_TLS_PORT, FERRY_SIP_WSS_PORT: tlsPorts.FERRY_SIP_WSS_PORT } : {}) };
   const mediaEnv = { FERRY_MEDIA_HOST: mediaHost, FERRY_MEDIA_RTP_HOST: mediaRtpHost, ...(mediaPublicIp ? { FERRY_MEDIA_PUBLIC_IP: mediaPublicIp } : {}) };
   // fail fast on a bad configuration, before anything is spawned: each part's settings as that part will read them
@@ -103,7 +107,8 @@ export async function run(_args: string[]): Promise<void> {
     // a restarted ferry sip listens on the same ports (a port given as 0 took a free one): phones,
     // webphones and the gateway's control connection find it where they left it
     sip.spec.env = { ...sip.spec.env, FERRY_SIP_PORT: String(sipInfo.sip), FERRY_SIP_WS_PORT: String(sipInfo.ws), FERRY_SIP_CONTROL_PORT: String(sipInfo.control),
-      ...(sipInfo.tls ? { FERRY_SIP_TLS_PORT: String(sipInfo.tls) } : {}), ...(sipInfo.wss ? { FERRY_SIP_WSS_PORT: String(sipInfo.wss) } : {}) };
+      ...(sipInfo.tls ? { FERRY_SIP_TLS_PORT: String(sipInfo.tls) } : {}), ...(sipInfo.wss ? { FERRY_SIP_WSS_PORT: String(sipInfo.wss) } : {}),
+      ...(sipInfo.metrics ? { FERRY_SIP_METRICS_PORT: String(sipInfo.metrics) } : {}) };
     // the HTTP API needs a bearer token: FERRY_API_TOKEN, else one generated into the data directory
     const apiToken = setUpApiToken(env);
     gateway = new SupervisedPart(
@@ -129,6 +134,7 @@ export async function run(_args: string[]): Promise<void> {
     gateway.spec.env = { ...gateway.spec.env, FERRY_HTTP_PORT: String(gw.http), ...(gw.https ? { FERRY_HTTPS_PORT: String(gw.https) } : {}) };
     const info = {
       sip: sipInfo.sip, ws: sipInfo.ws, control: sipInfo.control, media: mediaInfo.port, http: gw.http,
+      ...(sipInfo.metrics ? { sipMetrics: sipInfo.metrics } : {}),
       ...(tls ? { tls: sipInfo.tls, wss: sipInfo.wss, https: gw.https } : {}),
       pids: { sip: sip.pid, media: media.pid, gateway: gateway.pid, ...(store.privateRedis ? { redis: store.privateRedis.child.pid } : {}) },
       store: store.mode, gatewayId: store.gatewayEnv.FERRY_GATEWAY_ID,
@@ -147,6 +153,7 @@ export async function run(_args: string[]): Promise<void> {
       { name: 'RTP (phones)', host: mediaRtpHost, port: rtpPorts(env), kind: 'public' },
       { name: 'drachtio control', host: sipControlHost, port: Number(sipInfo.control), kind: 'control' },
       { name: 'Kurento + /stats', host: mediaHost, port: Number(mediaInfo.port), kind: 'control' },
+      ...(sipInfo.metrics ? [{ name: 'SIP /metrics', host: sipMetricsHost, port: Number(sipInfo.metrics), kind: 'control' as const }] : []),
       ...(store.privateRedis ? [{ name: 'private Redis', host: LOOPBACK_HOST, port: store.privateRedis.port, kind: 'control' as const }] : []),
     ];
     process.stdout.write(`${listenerSummary(listeners).join('\n')}\n`);

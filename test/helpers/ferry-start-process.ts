@@ -19,6 +19,8 @@ export interface FerryReady {
   control: number;
   media: number;
   http: number;
+  /** ferry sip's metrics port (on unless FERRY_SIP_METRICS_PORT is set empty) */
+  sipMetrics?: number;
   pids: { sip: number; media: number; gateway: number; redis?: number };
   store: 'private-redis' | 'redis' | 'memory';
   gatewayId: string;

@@ -146,13 +146,18 @@ describe('listeners split by trust', { timeout: 180_000 }, () => {
     starts.push(fs);
     const ready = await fs.ready(90_000);
     const pub = { 'SIP udp': boundAddresses(ready.sip, 'udp'), 'SIP tcp': boundAddresses(ready.sip, 'tcp'), 'SIP WebSocket': boundAddresses(ready.ws, 'tcp'), 'page/API': boundAddresses(ready.http, 'tcp') };
-    const ctl = { 'drachtio control': boundAddresses(ready.control, 'tcp'), 'Kurento + /stats': boundAddresses(ready.media, 'tcp') };
+    assert.ok(ready.sipMetrics, 'ferry start turns on ferry sip\'s metrics port');
+    const ctl = { 'drachtio control': boundAddresses(ready.control, 'tcp'), 'Kurento + /stats': boundAddresses(ready.media, 'tcp'), 'SIP /metrics': boundAddresses(ready.sipMetrics, 'tcp') };
     console.log(`# public ${JSON.stringify(pub)} control ${JSON.stringify(ctl)}`);
     for (const [name, addrs] of Object.entries(pub)) assert.deepEqual(addrs, ['0.0.0.0'], `${name} is public`);
     for (const [name, addrs] of Object.entries(ctl)) assert.deepEqual(addrs, ['127.0.0.1'], `${name} is on loopback only`);
     // the operator is told where each listener is and who can reach it
     await fs.waitLine((l) => /^\s+control\s+drachtio control\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'control listener line');
     await fs.waitLine((l) => /^\s+control\s+Kurento \+ \/stats\s+127\.0\.0\.1:\d+\s+\(this host only\)/.test(l), 0, 5000, 'Kurento listener line');
+    await fs.waitLine((l) => new RegExp(`^\\s+control\\s+SIP /metrics\\s+127\\.0\\.0\\.1:${ready.sipMetrics}\\s+\\(this host only\\)`).test(l), 0, 5000, 'SIP metrics listener line');
+    const metrics = await fetch(`http://127.0.0.1:${ready.sipMetrics}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^ferry_sip_connections_open \d+$/m);
     await fs.waitLine((l) => /^\s+public\s+SIP udp\/tcp\s+0\.0\.0\.0:\d+\s+\(reachable from other hosts\)/.test(l), 0, 5000, 'SIP listener line');
     await fs.waitLine((l) => /^\s+public\s+RTP \(phones\)\s+0\.0\.0\.0:\*\s+\(reachable from other hosts\)/.test(l), 0, 5000, 'RTP listener line');
     // RTP is public: an RtpEndpoint created through the (loopback) Kurento port binds its socket on 0.0.0.0
