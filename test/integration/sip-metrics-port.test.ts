@@ -318,12 +318,15 @@ describe('ferry sip metrics port (FERRY_SIP_METRICS_PORT)', { timeout: 180_000 }
     assert.match(cut.text, /^HTTP\/1\.1 408 /);
     assert.ok(cut.tookMs >= 4900 && cut.tookMs < 8000, `closed after ${cut.tookMs} ms`);
 
-    // 8 connections from 127.0.0.1 at once: a ninth is closed on accept, another address is served, and the refusal is counted
-    const held = await Promise.all(Array.from({ length: 8 }, () => holdOpen(p)));
+    // 8 connections from 127.0.0.6 (an address that opened none before): a ninth is closed on accept, the 8 stay
+    // open, another address is served, and the refusal is counted
+    const held: Array<{ socket: net.Socket; closed: () => boolean }> = [];
     cleanups.push(() => held.forEach((h) => h.socket.destroy()));
-    const ninth = await raw(p, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', { timeoutMs: 5000 });
+    for (let i = 0; i < 8; i++) held.push(await holdOpen(p, '127.0.0.6'));
+    const ninth = await raw(p, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', { localAddress: '127.0.0.6', timeoutMs: 5000 });
     assert.equal(ninth.text, '', 'the ninth connection gets no answer');
     assert.ok(ninth.tookMs < 5000);
+    assert.ok(held.every((h) => !h.closed()), 'the eight held connections stay open');
     const fromOther = await raw(p, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', { localAddress: '127.0.0.5', timeoutMs: 5000 });
     assert.match(fromOther.text, /^HTTP\/1\.1 200 /);
     assert.match(fromOther.text, /\nferry_http_connections_refused_total\{reason="per-source-cap"\} 1\n/);
