@@ -4,7 +4,8 @@
  * sample line `name{labels} value`, each name with its HELP and TYPE before its samples. A fresh engine shows
  * zeros; a connection over the per-source cap and new requests over the per-source rate (both set low) move
  * their counters by exactly what the test's peers saw, with a scrape before as the positive control; a 505,
- * a garbage datagram, a held INVITE and app connections show too. The port listens on loopback only (another
+ * a garbage datagram, a held INVITE, app connections and a stateless answer with the transaction table full
+ * show too. The port listens on loopback only (another
  * address of this host is refused), answers GET /metrics only, and applies the HTTP limits (Host, header size,
  * header deadline, body, connection cap). Unset, no metrics port is opened (positive control: the same port
  * set). A bad setting refuses to start with one line naming the variable.
@@ -278,6 +279,26 @@ describe('ferry sip metrics port (FERRY_SIP_METRICS_PORT)', { timeout: 180_000 }
     stranger.socket.destroy();
     srf.disconnect();
     await pollUntil(async () => (await scrape(port)).get('ferry_sip_app_connections{state="authenticated"}') === 0, { timeoutMs: 5000, what: 'the app gone' });
+  });
+
+  test('with the server transaction table full, a new request answered statelessly moves ferry_sip_requests_table_full_total by one', { timeout: 30_000 }, async () => {
+    const e = await engine({ FERRY_SIP_METRICS_PORT: '0', FERRY_SIP_MAX_SERVER_TRANSACTIONS: '1' });
+    const p = metricsPort(e);
+    const peer = await SourcePeer.open('127.0.0.8', e.ports.sip);
+    cleanups.push(() => peer.close());
+    // the first OPTIONS takes the one transaction (answered 503 at once: no app; the transaction stays to absorb retransmissions)
+    const first = requestIds();
+    peer.send(peer.request('OPTIONS', first));
+    await pollUntil(() => peer.answersTo(first.callId).length > 0, { timeoutMs: 5000, what: 'the first OPTIONS answered' });
+    let now = await scrape(p);
+    assert.equal(now.get('ferry_sip_server_transactions'), 1);
+    assert.equal(now.get('ferry_sip_requests_table_full_total'), 0, 'positive control: not full yet');
+    const second = requestIds();
+    peer.send(peer.request('OPTIONS', second));
+    await pollUntil(() => peer.answersTo(second.callId).find((a) => a.status === 503), { timeoutMs: 5000, what: 'the second OPTIONS answered 503' });
+    now = await scrape(p);
+    assert.equal(now.get('ferry_sip_requests_table_full_total'), 1);
+    assert.equal(now.get('ferry_sip_server_transactions'), 1, 'the stateless answer opened no transaction');
   });
 
   test('loopback only: another address of this host is refused, 127.0.0.1 is served', { timeout: 20_000 }, async () => {
