@@ -99,12 +99,6 @@ for (const name of [
     failure: /^Factory '(kurento\.)?ZBarFilter' not found\n/,
   };
 }
-for (const name of ['Method GetUrl with Callback', 'Method GetUrl with Promise']) {
-  NOT_APPLICABLE[`HttpPostEndpoint :: ${name}`] = {
-    reason: 'HttpPostEndpoint (media uploaded by HTTP POST, WebM/MP4 video) is not implemented by ferry media',
-    failure: /^Factory '(kurento\.)?HttpPostEndpoint' not found\n/,
-  };
-}
 
 NOT_APPLICABLE['Transaction :: transaction error'] = {
   reason:
