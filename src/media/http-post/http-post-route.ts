@@ -60,7 +60,7 @@ export function createHttpPostRoute(targets: UploadTargets, maxBytes: number, lo
       return true;
     }
     void (async () => {
-      const opened = await step({ step: 'open', contentType: req.headers['content-type'] });
+      const opened = await step({ step: 'open', contentType: req.headers['content-type'], maxBytes });
       if (opened.status !== 100) {
         if (opened.status === 404) answer(res, 404, NOT_FOUND);
         else refuse(opened.status, opened.message ?? 'refused', `status-${opened.status}`);
@@ -81,7 +81,7 @@ export function createHttpPostRoute(targets: UploadTargets, maxBytes: number, lo
       let result: UploadStepResult | undefined;
       try {
         arm();
-        for await (const chunk of req as AsyncIterable<Buffer>) {
+        for (let chunk = await nextChunk(req); chunk !== null; chunk = await nextChunk(req)) {
           arm();
           total += chunk.length;
           if (total > maxBytes) {
@@ -123,4 +123,43 @@ export function createHttpPostRoute(targets: UploadTargets, maxBytes: number, lo
     });
     return true;
   };
+}
+
+/**
+ * The next chunk of a request body, null at its end; rejects when the request is closed before its end.
+ * The body is read one chunk at a time (never faster than the endpoint takes it), and stopping early
+ * leaves the connection open for the answer.
+ */
+function nextChunk(req: http.IncomingMessage): Promise<Buffer | null> {
+  const chunk = req.read() as Buffer | null;
+  if (chunk !== null) return Promise.resolve(chunk);
+  if (req.readableEnded) return Promise.resolve(null);
+  if (req.destroyed) return Promise.reject(new Error('the request was closed'));
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      req.off('readable', onReadable);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      req.off('error', onClose);
+    };
+    const onReadable = (): void => {
+      const c = req.read() as Buffer | null;
+      if (c === null) return; // the end is announced next
+      done();
+      resolve(c);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(null);
+    };
+    const onClose = (): void => {
+      done();
+      if (req.readableEnded) resolve(null);
+      else reject(new Error('the request was closed before its end'));
+    };
+    req.on('readable', onReadable);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+    req.on('error', onClose);
+  });
 }

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { TimerHandle } from '../../common/clock';
 import { KurentoErrors } from '../errors/kurento-error';
 import { TELEPHONE_RATE } from '../media-files/telephone-audio';
-import { HTTP_POST_PATH, httpPostUrlBase } from '../http-post/http-post-settings';
+import { DEFAULT_HTTP_POST_MAX_BYTES, HTTP_POST_PATH, httpPostUrlBase } from '../http-post/http-post-settings';
 import { UploadBody, UploadRefused } from '../http-post/upload-body';
 import type { ElementType } from './element-type';
 import { G711Pacer, SAMPLES_PER_PACKET, type PacedFrame } from './g711-pacer';
@@ -79,6 +79,9 @@ export class HttpPostEndpoint extends MediaElement {
   private readonly pacer: G711Pacer;
   private posts = 0;
   private bytesReceived = 0;
+  /** Samples waiting to be played at most (the upload size cap's worth): more is refused 413. */
+  private maxQueued = DEFAULT_HTTP_POST_MAX_BYTES;
+  private overflowed = false;
   /** Audio was played since the last EndOfStream (a run the pacer stopped when it ran dry counts). */
   private playedSinceEnd = false;
 
@@ -140,6 +143,7 @@ export class HttpPostEndpoint extends MediaElement {
     if (token.length !== expected.length || !timingSafeEqual(token, expected) || this.state === 'terminated' || this.released) return { status: 404 };
     switch (params.step) {
       case 'open':
+        if (typeof params.maxBytes === 'number' && params.maxBytes > 0) this.maxQueued = params.maxBytes;
         return this.open(typeof params.contentType === 'string' ? params.contentType : undefined);
       case 'data':
         if (params.session !== this.session || this.state !== 'posting' || !(params.bytes instanceof Uint8Array)) return { status: 409, message: 'this upload is no longer the current one' };
@@ -183,6 +187,7 @@ export class HttpPostEndpoint extends MediaElement {
       this.finish(false);
       return this.refuse(err);
     }
+    if (this.overflowed) return this.overflow();
     return { status: 100 };
   }
 
@@ -194,6 +199,7 @@ export class HttpPostEndpoint extends MediaElement {
     }
     try {
       const { samples } = await body.end();
+      if (this.overflowed) return this.overflow();
       this.finish(true);
       return { status: 200, message: `received ${Math.round((samples * 1000) / TELEPHONE_RATE)} ms of audio` };
     } catch (err) {
@@ -224,6 +230,15 @@ export class HttpPostEndpoint extends MediaElement {
     if (this.sessionStarted) this.emitEvent('MediaSessionTerminated');
   }
 
+  /** More audio waiting than the cap: posted faster than it plays, POST after POST. */
+  private overflow(): UploadStepResult {
+    this.overflowed = false;
+    this.finish(false);
+    const seconds = Math.round(this.maxQueued / TELEPHONE_RATE);
+    this.ctx.logger.warn('http post upload refused', { element: this.id, status: 413, reason: 'audio waiting to be played over the cap' });
+    return { status: 413, message: `more than ${seconds} s of audio would be waiting to be played (FERRY_MEDIA_HTTP_POST_MAX_BYTES)` };
+  }
+
   private refuse(err: unknown): UploadStepResult {
     const r = err instanceof UploadRefused ? err : new UploadRefused(415, 'the upload could not be read as audio');
     this.ctx.logger.warn('http post upload refused', { element: this.id, status: r.status, reason: r.message });
@@ -235,6 +250,10 @@ export class HttpPostEndpoint extends MediaElement {
 
   private enqueue(samples: Int16Array): void {
     if (samples.length === 0 || this.released) return;
+    if (this.queued + samples.length > this.maxQueued) {
+      this.overflowed = true;
+      return;
+    }
     this.queue.push(samples);
     this.queued += samples.length;
     if (!this.pacer.running && this.queued >= PREBUFFER_FRAMES * SAMPLES_PER_PACKET) this.pacer.start();
