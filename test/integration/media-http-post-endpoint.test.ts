@@ -365,6 +365,33 @@ describe('media: HttpPostEndpoint through kurento-client and HTTP', { timeout: 1
     await pipeline.release();
   });
 
+  test('without relay workers (FERRY_MEDIA_WORKERS=1) the endpoint in the main thread takes the same upload', { timeout: 30_000 }, async () => {
+    const single = await MediaServerProcess.start({ FERRY_MEDIA_WORKERS: '1' });
+    const c = await connectKurento(single.url);
+    try {
+      const pipeline = await c.create('MediaPipeline');
+      const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+      const peer = await RtpTestPeer.open();
+      peers.push(peer);
+      peer.useRemoteSdp(await call<string>(rtp, 'processOffer', peer.sdp()));
+      const httpPost = await call<KurentoObjectLike>(pipeline, 'create', 'HttpPostEndpoint');
+      const seen = collect(httpPost, ['EndOfStream']);
+      await call(httpPost, 'connect', rtp);
+      const url = await call<string>(httpPost, 'getUrl');
+      assert.match(url, new RegExp(`^http://127\\.0\\.0\\.1:${single.port}/ferry-http-post/`));
+      assert.equal((await post(url, wavPcm16(tone.subarray(0, 4000)), { 'content-type': 'audio/wav' })).status, 200);
+      await pollUntil(() => seen.length === 1, { timeoutMs: 5000, what: 'EndOfStream' });
+      assert.equal(peer.received.length, 25);
+      assert.ok(Buffer.concat(peer.received.map((p) => p.payload)).equals(g711('mulaw', tone.subarray(0, 4000))));
+      await pipeline.release();
+      const { stats } = await single.waitForStats((s) => s.pipelines === 0, 5000);
+      assert.equal(stats.boundPorts, 0);
+    } finally {
+      c.close();
+      await single.stop();
+    }
+  });
+
   test('release: every pipeline gone, no ports held', { timeout: 20_000 }, async () => {
     const { pipeline, rtp } = await phoneLeg();
     const httpPost = await call<KurentoObjectLike>(pipeline, 'create', 'HttpPostEndpoint');

@@ -62,6 +62,7 @@ const WORKERS_READY_TIMEOUT_MS = 60_000;
  */
 export async function startMediaServer(options: MediaServerOptions = {}): Promise<RunningMediaServer> {
   const config = loadMediaConfig(options.config);
+  const httpPostCap = httpPostMaxBytes(); // a bad value stops the start here, before anything runs
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger('media.server');
   // an injected clock or element registry cannot cross into a worker thread: those servers keep one loop
@@ -120,7 +121,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   );
   const l = connectionGuard.limits;
   // POST /ferry-http-post/...: uploads to HttpPostEndpoints (src/media/http-post/http-post-route.ts)
-  const httpPost = createHttpPostRoute(mediaSet, httpPostMaxBytes(), logger.child({ component: 'media.http-post' }));
+  const httpPost = createHttpPostRoute(mediaSet, httpPostCap, logger.child({ component: 'media.http-post' }));
   const httpServer = http.createServer({ headersTimeout: l.headerTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: deadlineCheckIntervalMs(l) }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (
