@@ -59,7 +59,7 @@ describe('media: JSON-RPC protocol and sessions', () => {
     assert.equal(unknownOp.error?.code, 40008);
     assert.equal(unknownOp.error?.data?.type, 'MALFORMED_TRANSACTION');
     assert.equal(unknownOp.result, undefined);
-    assert.equal((await r.request('create', { type: 'HttpPostEndpoint', constructorParams: { mediaPipeline: p.value } })).error?.code, 40108);
+    assert.equal((await r.request('create', { type: 'ZBarFilter', constructorParams: { mediaPipeline: p.value } })).error?.code, 40108);
     assert.equal((await r.request('subscribe', { object: e.value, type: 'IceCandidateFound' })).error?.code, 40106);
     assert.equal((await r.request('frobnicate', {})).error?.code, -32601);
     const bad = await r.request('invoke', { object: e.value, operation: 'processOffer', operationParams: { offer: '' } });
