@@ -5,6 +5,7 @@ import { Registration } from '../state/registration';
 import { StateStore } from '../state/state-store';
 import { SipAuthenticator } from './sip-authenticator';
 import { parseContacts } from './contact-header';
+import { contactTargetProblem } from './contact-target';
 
 /** What `registration.changed` tells: the user's bindings after a REGISTER that added or removed one. */
 export interface RegistrationChange {
@@ -80,6 +81,15 @@ export class Registrar {
     const maxContacts = this.config.maxContacts ?? DEFAULT_MAX_CONTACTS;
     if (contacts.length > maxContacts) {
       res.send(403, 'Too Many Contacts', { headers: {} });
+      return;
+    }
+    // calls to the user go where its Contacts say: never to this host's own services or a metadata address
+    for (const c of contacts) {
+      if ((c.expires ?? defaultExpires) === 0) continue;
+      const problem = contactTargetProblem(c.uri, String(req.source_address ?? ''));
+      if (!problem) continue;
+      this.log.warn('registration refused: contact address', { user: user.user, src_ip: req.source_address, contact: c.uri.slice(0, 128), problem });
+      res.send(403, 'Forbidden', { headers: { Warning: `399 ferry "${problem}"` } });
       return;
     }
     // the user's bindings as this REGISTER changes them, least recently refreshed first

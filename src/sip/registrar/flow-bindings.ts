@@ -33,11 +33,29 @@ export class FlowBindings {
     this.lost.delete(k);
   }
 
-  unbind(contactUri: string): void {
+  /** Forgets a Contact's binding; with `flow`, only when it is bound to that very connection. */
+  unbind(contactUri: string, flow?: Flow): void {
     const k = FlowBindings.keyOf(contactUri);
     if (!k) return;
+    if (flow && this.byContact.get(k)?.flow !== flow) return;
     this.byContact.delete(k);
     this.lost.delete(k);
+  }
+
+  /**
+   * Whether a Contact registered over `flow` may be bound to it: a `.invalid` host (a webphone's: it names
+   * no address, only its connection reaches it) or the connection's own remote address. A Contact naming
+   * any other address is not bound: another user could otherwise register a desk phone's Contact
+   * (`sip:1001@<its address>`) over a connection of their own and have that phone's calls sent to them.
+   * Requests to such a Contact go to the address it names, as drachtio-server sends them.
+   */
+  static bindable(contactUri: string, flow: Flow): boolean {
+    const u = parseSipUri(contactUri);
+    if (!u) return false;
+    const host = u.host.replace(/^\[|\]$/g, '').toLowerCase();
+    if (host.endsWith('.invalid')) return true;
+    const remote = flow.remoteAddress.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+    return host === remote;
   }
 
   /** True when `uri` was bound to a connection that closed before its registration lapsed (and it was not bound again). */

@@ -1,0 +1,38 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { contactTargetProblem } from '../../src/gateway/registrar/contact-target';
+
+/**
+ * Which Contacts a REGISTER may bind: calls to the user go to them, so none may name this host's own
+ * services (loopback, unless the REGISTER itself came from loopback), a link-local (metadata service),
+ * multicast, unspecified or reserved address. Every spelling of those addresses is judged by its value.
+ */
+describe('registered Contact targets', { timeout: 10_000 }, () => {
+  test('loopback from another machine is refused, from this host accepted', () => {
+    for (const uri of ['sip:alice@127.0.0.1:6379;transport=tcp', 'sip:alice@127.9.9.9', 'sip:alice@localhost:8888;transport=tcp', 'sip:alice@[::1]:5060', 'sip:alice@[::ffff:7f00:1]', 'sips:127.0.0.1']) {
+      assert.match(contactTargetProblem(uri, '192.0.2.7') ?? '', /loopback/, uri);
+      assert.equal(contactTargetProblem(uri, '127.0.0.1'), undefined, `${uri} from loopback`);
+    }
+  });
+
+  test('link-local, multicast, unspecified and reserved are refused from anywhere', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['sip:a@169.254.169.254:80;transport=tcp', /link-local/],
+      ['sip:a@[fe80::1]', /link-local/],
+      ['sip:a@224.0.0.1', /multicast/],
+      ['sip:a@[ff02::1]', /multicast/],
+      ['sip:a@0.0.0.0', /names no host/],
+      ['sip:a@240.0.0.1', /reserved/],
+    ];
+    for (const [uri, want] of cases) {
+      assert.match(contactTargetProblem(uri, '127.0.0.1') ?? '', want, uri);
+      assert.match(contactTargetProblem(uri, '192.0.2.7') ?? '', want, uri);
+    }
+  });
+
+  test('phones and webphones: public, private and .invalid hosts, names, and garbage pass (garbage is not a target)', () => {
+    for (const uri of ['sip:1001@192.168.1.50:5060', 'sip:1001@10.0.0.5;transport=tcp', 'sip:bob@203.0.113.9', 'sip:k7m2@df7jal23ls0d.invalid;transport=ws', 'sip:x@pbx.example.org', 'sip:x@[2001:db8::1]:5060', 'not-a-uri']) {
+      assert.equal(contactTargetProblem(uri, '192.0.2.7'), undefined, uri);
+    }
+  });
+});
