@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Srf from 'drachtio-srf';
 import { Clock } from '../../common/clock';
+import { LogThrottle } from '../../common/log-throttle';
 import { Logger } from '../../common/logger';
 import { SipConfig } from '../config/sip-config';
 import { CallMedia } from '../kurento/call-media';
@@ -72,7 +73,12 @@ function userOf(uri: string | undefined): string | undefined {
  * both legs share the callee's chosen G.711 codec. Failures map both ways.
  */
 export class InviteHandler {
-  constructor(private readonly d: InviteHandlerDeps) {}
+  /** a refused SDP comes before authentication: one line per source address per 10 s (all are counted in /metrics) */
+  private readonly sdpRefusalLog: LogThrottle;
+
+  constructor(private readonly d: InviteHandlerDeps) {
+    this.sdpRefusalLog = new LogThrottle(10_000, () => d.clock.now());
+  }
 
   /** 503 + Retry-After, and a Warning naming why (every media server unreachable or draining) */
   private refuseNoMedia(res: SrfRes, detail: string, caller: string, dialled: string): void {
@@ -87,7 +93,8 @@ export class InviteHandler {
       const sdp = validateSdp(req.body, { source: req.source_address, loopbackMedia: d.loopbackMedia ?? 'from-loopback' });
       if (!sdp.ok) {
         countSdpRejection(sdp.problem);
-        d.log.warn('sdp refused', { callId: req.get('Call-ID'), source: req.source_address, problem: sdp.problem });
+        const logged = this.sdpRefusalLog.admit(String(req.source_address));
+        if (logged) d.log.warn('sdp refused', { callId: req.get('Call-ID'), source: req.source_address, problem: sdp.problem, suppressed: logged.suppressed });
         res.send(488, 'Not Acceptable Here', { headers: { Warning: sdpWarning(sdp.detail) } });
         return;
       }

@@ -1,4 +1,5 @@
 import { Clock, systemClock } from '../../common/clock';
+import { LogThrottle } from '../../common/log-throttle';
 import { Logger } from '../../common/logger';
 import { sourceKeyer, type SourceKeyer } from '../../common/source-key';
 import { MemoryStateStore } from '../state/memory-state-store';
@@ -77,6 +78,8 @@ export class SipAuthenticator {
   private readonly local: MemoryStateStore;
   private readonly backoff: FailureBackoff;
   private readonly sourceKey: SourceKeyer;
+  /** requests refused during a lockout: one line per subject per 10 s (a locked-out guesser keeps sending; all are counted) */
+  private readonly lockedOutLog: LogThrottle;
 
   constructor(
     private readonly digest: DigestAuth,
@@ -88,6 +91,7 @@ export class SipAuthenticator {
   ) {
     this.local = new MemoryStateStore(clock);
     this.sourceKey = sourceKeyer(limits.sourceIpv6Prefix);
+    this.lockedOutLog = new LogThrottle(10_000, () => clock.now());
     this.backoff = new FailureBackoff(limits.backoffBaseMs ?? 0, limits.backoffMaxMs ?? 0, limits.failureWindowMs, clock);
   }
 
@@ -122,7 +126,8 @@ export class SipAuthenticator {
     const left = await this.attempt('authLockoutLeft', (s) => s.authLockoutLeft(subject));
     if (left <= 0) return false;
     this.counters.failed('locked-out');
-    this.log.warn('authentication refused: locked out', { src_ip: req.source, src_key: this.sourceKey(req.source), src_port: req.sourcePort, transport: req.transport, method: req.method, ...(user ? { user: clip(user) } : {}), lockout_left_ms: left });
+    const logged = this.lockedOutLog.admit(subject);
+    if (logged) this.log.warn('authentication refused: locked out', { src_ip: req.source, src_key: this.sourceKey(req.source), src_port: req.sourcePort, transport: req.transport, method: req.method, ...(user ? { user: clip(user) } : {}), lockout_left_ms: left, suppressed: logged.suppressed });
     return true;
   }
 

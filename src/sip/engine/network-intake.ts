@@ -1,3 +1,4 @@
+import { LogThrottle } from '../../common/log-throttle';
 import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
 import type { AppRouter } from '../control/app-router';
@@ -43,6 +44,12 @@ export interface IntakeTargets {
  */
 export class NetworkIntake {
   private readonly counted: IntakeCounts = { malformedAnswered: 0, malformedDropped: 0, refusedByStatus: new Map() };
+  /**
+   * Malformed and refused messages are what a stranger sends at will (over UDP from any source address it
+   * forges): one line per kind and source address per 10 s, the next saying how many were not logged, and
+   * no line at all for sources beyond the first 1000 in an interval. They are all counted (the metrics).
+   */
+  private readonly logThrottle = new LogThrottle(10_000);
 
   constructor(private readonly router: AppRouter, private readonly log: Logger, private readonly targets: IntakeTargets,
     private readonly rate?: RequestRateGuard) {}
@@ -94,7 +101,8 @@ export class NetworkIntake {
     const reason = status === 413 ? 'Request Entity Too Large' : `Bad Request (${why})`;
     flow.send(serializeSipMessage(makeResponse(req, status, randomToken(), reason)));
     this.countRefused(status);
-    this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID') });
+    const logged = this.logThrottle.admit(`refused-stream ${flow.remoteAddress}`);
+    if (logged) this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID'), suppressed: logged.suppressed });
   }
 
   private onRequest(req: SipRequest, flow: Flow): void {
@@ -104,7 +112,8 @@ export class NetworkIntake {
     if (refusal) {
       if (req.method !== 'ACK') flow.send(serializeSipMessage(refusalResponse(req, refusal)));
       this.countRefused(refusal.status);
-      this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id });
+      const logged = this.logThrottle.admit(`refused ${flow.remoteAddress}`);
+      if (logged) this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id, suppressed: logged.suppressed });
       return;
     }
     const mf = req.headers.get('Max-Forwards');
@@ -125,11 +134,13 @@ export class NetworkIntake {
       const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
       flow.send(serializeSipMessage(res));
       this.counted.malformedAnswered++;
-      this.log.info('answered malformed request with 400', { reason: why, from: flow.id });
+      const logged = this.logThrottle.admit(`malformed-answered ${flow.remoteAddress}`);
+      if (logged) this.log.info('answered malformed request with 400', { reason: why, from: flow.id, suppressed: logged.suppressed });
       return;
     }
     this.counted.malformedDropped++;
-    this.log.info('dropped malformed SIP message', { reason: why, from: flow.id });
+    const logged = this.logThrottle.admit(`malformed-dropped ${flow.remoteAddress}`);
+    if (logged) this.log.info('dropped malformed SIP message', { reason: why, from: flow.id, suppressed: logged.suppressed });
   }
 
   /** Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581). */
