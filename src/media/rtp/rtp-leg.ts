@@ -5,6 +5,7 @@ import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
 import { DirectListeners } from '../relay/direct-listeners';
 import { beginPacketTurn, endPacketTurn, packetNow } from '../relay/packet-clock';
+import { mayLatchFrom } from './nat-latch-rule';
 import { LegCounters, type LegActivity, type LegEndReason, type MediaLeg, type MediaLegEvents } from '../relay/media-leg';
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
@@ -342,7 +343,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    * there and connect()s the socket (the kernel then drops strangers and reports ICMP unreachable).
    * Before that, the first *plausible* packet (valid RTP of a negotiated payload type, or valid RTCP)
    * from elsewhere latches to its source without connecting (a phone behind NAT), so the SDP address
-   * can still take over; once latched, any other source is a stranger and is dropped.
+   * can still take over; once latched, any other source is a stranger and is dropped. Only where NAT
+   * can be at work: from the SDP's own IP, or when the SDP names a private, shared or link-local
+   * address (mayLatchFrom); an SDP with a public or loopback address is latched by that address alone.
    */
   private accept(path: Path, rinfo: dgram.RemoteInfo, plausible: boolean): boolean {
     if (path.connected || path.connecting) return true; // latched to the SDP address; the kernel filters
@@ -362,7 +365,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       this.strangersDropped++;
       return false;
     }
-    if (!plausible) {
+    if (!plausible || !mayLatchFrom(path.sdpAddress, rinfo.address)) {
       this.strangersDropped++;
       return false;
     }
