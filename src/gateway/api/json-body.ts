@@ -18,8 +18,10 @@ export async function readJsonBody(req: http.IncomingMessage): Promise<Record<st
     const chunks: Buffer[] = [];
     let size = 0;
     const timer = setTimeout(() => {
-      reject(new ApiError(408, `the body did not arrive within ${BODY_TIMEOUT_MS} ms`));
-      req.destroy();
+      // answered, then closed by `Connection: close` (destroying the request here would close the socket
+      // before the answer is written); reading stops
+      reject(new ApiError(408, `the body did not arrive within ${BODY_TIMEOUT_MS} ms`, {}, { Connection: 'close' }));
+      req.pause();
     }, BODY_TIMEOUT_MS);
     req.on('data', (c: Buffer) => {
       size += c.length;
