@@ -13,15 +13,32 @@ function flow(id: string, remoteAddress: string): Flow & { closed: boolean } {
  * connection (another user naming the same Contact with expires=0) cannot unbind it.
  */
 describe('FlowBindings: a connection holds only its own Contacts', { timeout: 10_000 }, () => {
-  test('bindable: a .invalid host or the connection\'s own address; another address, a name or garbage is not', () => {
+  test('mayBind: a .invalid host or the connection\'s own address; another address, a name or garbage is not', () => {
+    const b = new FlowBindings();
     const f = flow('tcp#1', '10.0.0.9');
-    assert.equal(FlowBindings.bindable('sip:k7m2@df7jal23ls0d.invalid;transport=ws', f), true);
-    assert.equal(FlowBindings.bindable('sip:alice@10.0.0.9:5080;transport=tcp', f), true);
-    assert.equal(FlowBindings.bindable('sip:1001@10.0.0.5:5060', f), false, 'a desk phone\'s Contact at another address');
-    assert.equal(FlowBindings.bindable('sip:1001@pbx.example.org', f), false);
-    assert.equal(FlowBindings.bindable('not a uri', f), false);
-    assert.equal(FlowBindings.bindable('sip:a@10.0.0.9', flow('tcp#2', '::ffff:10.0.0.9')), true, 'an IPv4-mapped remote address is that IPv4 address');
-    assert.equal(FlowBindings.bindable('sip:a@[2001:DB8::1]:5060', flow('tcp#3', '2001:db8::1')), true);
+    assert.equal(b.mayBind('sip:k7m2@df7jal23ls0d.invalid;transport=ws', f, 0), true);
+    assert.equal(b.mayBind('sip:alice@10.0.0.9:5080;transport=tcp', f, 0), true);
+    assert.equal(b.mayBind('sip:1001@10.0.0.5:5060', f, 0), false, 'a desk phone\'s Contact at another address of the same network');
+    assert.equal(b.mayBind('sip:1001@192.0.2.50:5060', flow('tcp#4', '198.51.100.9'), 0), false, 'a public Contact at another address');
+    assert.equal(b.mayBind('sip:1001@pbx.example.org', f, 0), false);
+    assert.equal(b.mayBind('not a uri', f, 0), false);
+    assert.equal(b.mayBind('sip:a@10.0.0.9', flow('tcp#2', '::ffff:10.0.0.9'), 0), true, 'an IPv4-mapped remote address is that IPv4 address');
+    assert.equal(b.mayBind('sip:a@[2001:DB8::1]:5060', flow('tcp#3', '2001:db8::1'), 0), true);
+  });
+
+  test('mayBind: a phone behind NAT (private Contact, connection from a public address) is bound; another address cannot take its Contact while it holds it', () => {
+    const b = new FlowBindings();
+    const contact = 'sip:1001@192.168.1.10:5060;transport=tcp';
+    const phone = flow('tcp#1', '203.0.113.7');
+    assert.equal(b.mayBind(contact, phone, 0), true, 'the NAT\'d phone over its own connection');
+    assert.equal(b.mayBind('sip:1002@100.64.3.4;transport=tls', phone, 0), true, 'a carrier NAT\'s shared address too');
+    b.bind(contact, phone, 60_000);
+    const other = flow('tcp#2', '198.51.100.9');
+    assert.equal(b.mayBind(contact, other, 1_000), false, 'held by a live connection from another address');
+    assert.equal(b.mayBind(contact, flow('tcp#3', '203.0.113.7'), 1_000), true, 'the same phone reconnecting (its NAT\'s address, a new port)');
+    assert.equal(b.mayBind(contact, other, 61_000), true, 'once the holder\'s registration has lapsed');
+    phone.closed = true;
+    assert.equal(b.mayBind(contact, other, 1_000), true, 'once the holder\'s connection has closed');
   });
 
   test('unbind with a connection removes only a binding held by that connection', () => {

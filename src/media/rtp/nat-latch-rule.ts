@@ -1,25 +1,5 @@
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
-
-/**
- * Addresses a phone behind NAT writes in its SDP: private (RFC 1918, fc00::/7), shared (100.64/10, a
- * carrier's NAT) and link-local. Its RTP then arrives from another address (the NAT's), and only
- * latching to that source makes the call work. Loopback is not among them: no NAT stands between two
- * programs on one host (and the gateway accepts loopback media only from a SIP source on this host).
- */
-const BEHIND_NAT = new BlockList();
-BEHIND_NAT.addSubnet('10.0.0.0', 8, 'ipv4');
-BEHIND_NAT.addSubnet('172.16.0.0', 12, 'ipv4');
-BEHIND_NAT.addSubnet('192.168.0.0', 16, 'ipv4');
-BEHIND_NAT.addSubnet('100.64.0.0', 10, 'ipv4');
-BEHIND_NAT.addSubnet('169.254.0.0', 16, 'ipv4');
-BEHIND_NAT.addSubnet('fc00::', 7, 'ipv6');
-BEHIND_NAT.addSubnet('fe80::', 10, 'ipv6');
-
-function plain(address: string): string {
-  const a = address.toLowerCase().replace(/%.*$/, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  return mapped ? mapped[1]! : a;
-}
+import { isIPv4, isIPv6 } from 'node:net';
+import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
 
 /**
  * May RTP from `source` latch a leg whose SDP named `sdpAddress` (before a packet from the SDP address
@@ -31,10 +11,9 @@ function plain(address: string): string {
  */
 export function mayLatchFrom(sdpAddress: string | undefined, source: string): boolean {
   if (sdpAddress === undefined) return false;
-  const sdp = plain(sdpAddress);
-  if (sdp === plain(source)) return true;
-  if (isIPv4(sdp)) return BEHIND_NAT.check(sdp, 'ipv4');
-  if (isIPv6(sdp)) return BEHIND_NAT.check(sdp, 'ipv6');
+  const sdp = plainAddress(sdpAddress);
+  if (sdp === plainAddress(source)) return true;
+  if (isIPv4(sdp) || isIPv6(sdp)) return isBehindNatAddress(sdp);
   // a name (not written by phones; the gateway refuses it): nothing to compare, keep NAT latching
   return true;
 }

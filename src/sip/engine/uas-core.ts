@@ -10,7 +10,6 @@ import { callIdOf, cseqOf } from '../message/sip-message';
 import { serializeSipMessage } from '../message/sip-serializer';
 import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
 import { ServerTransactionTable, type ServerTransaction } from '../transaction/server-transaction-table';
-import { FlowBindings } from '../registrar/flow-bindings';
 import type { Flow } from '../transport/flow';
 import type { DialogOwners } from './dialog-owners';
 import type { EngineContext } from './engine-context';
@@ -360,7 +359,7 @@ export class UasCore {
       if (!n || n.uri === '*') continue;
       const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
       if (Number(exp) === 0) this.ctx.bindings.unbind(n.uri, flow);
-      else if (FlowBindings.bindable(n.uri, flow)) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined);
+      else if (this.ctx.bindings.mayBind(n.uri, flow, this.ctx.clock.now())) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined);
     }
   }
 

@@ -1,3 +1,4 @@
+import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
 import { parseSipUri } from '../message/sip-uri';
 import type { Flow } from '../transport/flow';
 
@@ -43,19 +44,30 @@ export class FlowBindings {
   }
 
   /**
-   * Whether a Contact registered over `flow` may be bound to it: a `.invalid` host (a webphone's: it names
-   * no address, only its connection reaches it) or the connection's own remote address. A Contact naming
-   * any other address is not bound: another user could otherwise register a desk phone's Contact
-   * (`sip:1001@<its address>`) over a connection of their own and have that phone's calls sent to them.
-   * Requests to such a Contact go to the address it names, as drachtio-server sends them.
+   * Whether a Contact registered over `flow` may be bound to it (at `now`, the engine's clock):
+   * - a `.invalid` host (a webphone's: it names no address, only its connection reaches it): yes;
+   * - the connection's own remote address: yes;
+   * - an address a phone behind NAT writes about itself (private, shared, link-local) over a connection
+   *   from an address that is not one (the phone's connection comes from its NAT's public address): yes,
+   *   unless that Contact is bound now — registration unexpired, its connection open — to a connection
+   *   from another address (the phone that holds it keeps it; a phone that reconnects from the same
+   *   address, or after its old connection closed, binds again). From a private address the Contact must
+   *   name that address: no NAT stands between two hosts of one network;
+   * - any other address (a public one, a name): no. Another user could otherwise register a desk phone's
+   *   Contact (`sip:1001@<its address>`) over a connection of their own and have that phone's calls sent to
+   *   them; requests to such a Contact go to the address it names, as drachtio-server sends them.
    */
-  static bindable(contactUri: string, flow: Flow): boolean {
+  mayBind(contactUri: string, flow: Flow, now: number): boolean {
     const u = parseSipUri(contactUri);
     if (!u) return false;
-    const host = u.host.replace(/^\[|\]$/g, '').toLowerCase();
+    const host = plainAddress(u.host);
     if (host.endsWith('.invalid')) return true;
-    const remote = flow.remoteAddress.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
-    return host === remote;
+    const remote = plainAddress(flow.remoteAddress);
+    if (host === remote) return true;
+    if (!isBehindNatAddress(host) || isBehindNatAddress(remote)) return false;
+    const held = this.byContact.get(FlowBindings.keyOf(contactUri)!);
+    if (!held || held.flow === flow || held.flow.closed || (held.expiresAt !== undefined && held.expiresAt <= now)) return true;
+    return plainAddress(held.flow.remoteAddress) === remote;
   }
 
   /** True when `uri` was bound to a connection that closed before its registration lapsed (and it was not bound again). */
