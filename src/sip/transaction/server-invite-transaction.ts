@@ -23,7 +23,7 @@ export interface IstUser {
 
 /**
  * INVITE server transaction: absorbs retransmitted INVITEs, retransmits non-2xx finals (Timer G) until ACK,
- * except a 401/407 challenge, sent once (RFC 3261 §26.3.2.4).
+ * except a 401/407 challenge and a 481, sent once (RFC 3261 §26.3.2.4).
  */
 export class ServerInviteTransaction extends TransactionBase<IstState> {
   private lastResponse: Buffer | undefined;
@@ -83,8 +83,10 @@ export class ServerInviteTransaction extends TransactionBase<IstState> {
     this.transition('completed');
     // RFC 3261 §26.3.2.4: a challenge (401/407) goes out once, without the retransmission algorithm, so a
     // stranger's INVITEs from forged UDP sources are not answered five times over; a retransmitted INVITE
-    // is still answered with it (Timer H keeps absorbing them), and a client that lost it retransmits
-    if (!this.flow.reliable && response.status !== 401 && response.status !== 407) this.armG();
+    // is still answered with it (Timer H keeps absorbing them), and a client that lost it retransmits.
+    // So does a 481: an INVITE with a To tag of no dialog is what a stranger forges at will (in-dialog
+    // requests are not held to the per-source rate), and Timer G made one datagram worth twelve
+    if (!this.flow.reliable && response.status !== 401 && response.status !== 407 && response.status !== 481) this.armG();
     this.startTimer('H', 64 * this.config.t1, () => {
       this.transition('terminated');
       this.user.onAckTimeout?.();
