@@ -22,8 +22,17 @@ export interface IstUser {
 }
 
 /**
+ * Final answers to an INVITE sent once, without Timer G: refusals of a questionable request, whose UDP
+ * source may be forged (Timer G made one forged datagram worth a 100 and eleven answers at the address it
+ * named). 401/407: a challenge; 403: the gateway's answer to a locked-out source (and other refusals);
+ * 481: an INVITE with a To tag of no dialog (in-dialog requests are not held to the per-source rate);
+ * 488: the gateway's answer to a hostile SDP, checked before authentication.
+ */
+const SENT_ONCE: ReadonlySet<number> = new Set([401, 403, 407, 481, 488]);
+
+/**
  * INVITE server transaction: absorbs retransmitted INVITEs, retransmits non-2xx finals (Timer G) until ACK,
- * except a 401/407 challenge and a 481, sent once (RFC 3261 §26.3.2.4).
+ * except the answers to questionable requests, sent once (SENT_ONCE, RFC 3261 §26.3.2.4).
  */
 export class ServerInviteTransaction extends TransactionBase<IstState> {
   private lastResponse: Buffer | undefined;
@@ -84,9 +93,8 @@ export class ServerInviteTransaction extends TransactionBase<IstState> {
     // RFC 3261 §26.3.2.4: a challenge (401/407) goes out once, without the retransmission algorithm, so a
     // stranger's INVITEs from forged UDP sources are not answered five times over; a retransmitted INVITE
     // is still answered with it (Timer H keeps absorbing them), and a client that lost it retransmits.
-    // So does a 481: an INVITE with a To tag of no dialog is what a stranger forges at will (in-dialog
-    // requests are not held to the per-source rate), and Timer G made one datagram worth twelve
-    if (!this.flow.reliable && response.status !== 401 && response.status !== 407 && response.status !== 481) this.armG();
+    // The same for the other refusals of requests a stranger forges at will (SENT_ONCE)
+    if (!this.flow.reliable && !SENT_ONCE.has(response.status)) this.armG();
     this.startTimer('H', 64 * this.config.t1, () => {
       this.transition('terminated');
       this.user.onAckTimeout?.();
