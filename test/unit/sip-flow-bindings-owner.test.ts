@@ -41,6 +41,24 @@ describe('FlowBindings: a connection holds only its own Contacts', { timeout: 10
     assert.equal(b.mayBind(contact, other, 1_000), true, 'once the holder\'s connection has closed');
   });
 
+  test('a UDP desk phone on the LAN (private Contact, no transport) is not captured by a user connecting from a public address', () => {
+    const b = new FlowBindings();
+    const outsider = flow('tcp#7', '203.0.113.9');
+    const desk = 'sip:1001@192.168.1.50:5060';
+    assert.equal(b.mayBind(desk, outsider, 0), false, 'the desk phone\'s very Contact: it names UDP, no connection');
+    // the same user@host spelled with a connection transport is bound (a NAT'd TCP phone would write it) ...
+    const spelled = 'sip:1001@192.168.1.50:5060;transport=tcp';
+    assert.equal(b.mayBind(spelled, outsider, 0), true);
+    b.bind(spelled, outsider, 60_000);
+    assert.equal(b.lookup(spelled), outsider, 'positive control: requests to the bound Contact go over its connection');
+    // ... but serves only requests naming that transport: the desk phone's own URI is not routed to it
+    assert.equal(b.lookup(desk), undefined, 'a request to the UDP desk phone is not sent over the outsider\'s connection');
+    assert.equal(FlowBindings.transportOf('sips:a@b'), 'tls');
+    assert.equal(FlowBindings.transportOf('sip:a@b;transport=WSS'), 'ws');
+    assert.equal(FlowBindings.transportOf('sip:a@b;transport=tls'), 'tls');
+    assert.equal(FlowBindings.transportOf('sip:a@b'), 'udp');
+  });
+
   test('unbind with a connection removes only a binding held by that connection', () => {
     const b = new FlowBindings();
     const owner = flow('ws#1', '10.0.0.7');

@@ -16,7 +16,8 @@ import type { Flow } from '../transport/flow';
  */
 export class FlowBindings {
   static readonly MAX_LOST = 10_000;
-  private readonly byContact = new Map<string, { flow: Flow; expiresAt: number | undefined }>();
+  /** `transport`: the transport the bound Contact names (transportOf): a request is sent over the binding only to a URI naming the same */
+  private readonly byContact = new Map<string, { flow: Flow; expiresAt: number | undefined; transport: string }>();
   /** contact key -> when its registration would have lapsed (undefined = never) */
   private readonly lost = new Map<string, number | undefined>();
 
@@ -26,11 +27,24 @@ export class FlowBindings {
     return `${(u.user ?? '').toLowerCase()}@${u.host.toLowerCase()}`;
   }
 
+  /**
+   * The transport a URI names: `tls` for `sips:` or `transport=tls`, `ws` for `transport=ws`/`wss`, `tcp`,
+   * else `udp` (a Contact without a transport parameter is reached over UDP).
+   */
+  static transportOf(uri: string): string {
+    const u = parseSipUri(uri);
+    if (!u) return 'udp';
+    const t = (u.params.get('transport') ?? '').toLowerCase();
+    if (u.scheme === 'sips' || t === 'tls') return 'tls';
+    if (t === 'ws' || t === 'wss') return 'ws';
+    return t === 'tcp' ? 'tcp' : 'udp';
+  }
+
   /** `expiresAt` (ms, the engine's clock): when the registration lapses unless refreshed; undefined = never. */
   bind(contactUri: string, flow: Flow, expiresAt?: number): void {
     const k = FlowBindings.keyOf(contactUri);
     if (!k) return;
-    this.byContact.set(k, { flow, expiresAt });
+    this.byContact.set(k, { flow, expiresAt, transport: FlowBindings.transportOf(contactUri) });
     this.lost.delete(k);
   }
 
@@ -51,8 +65,9 @@ export class FlowBindings {
    *   from an address that is not one (the phone's connection comes from its NAT's public address): yes,
    *   unless that Contact is bound now — registration unexpired, its connection open — to a connection
    *   from another address (the phone that holds it keeps it; a phone that reconnects from the same
-   *   address, or after its old connection closed, binds again). From a private address the Contact must
-   *   name that address: no NAT stands between two hosts of one network;
+   *   address, or after its old connection closed, binds again), and only when the Contact names a connection
+   *   transport (`transport=tcp|tls|ws`, `sips:`). From a private address the Contact must name that address:
+   *   no NAT stands between two hosts of one network;
    * - any other address (a public one, a name): no. Another user could otherwise register a desk phone's
    *   Contact (`sip:1001@<its address>`) over a connection of their own and have that phone's calls sent to
    *   them; requests to such a Contact go to the address it names, as drachtio-server sends them.
@@ -65,6 +80,9 @@ export class FlowBindings {
     const remote = plainAddress(flow.remoteAddress);
     if (host === remote) return true;
     if (!isBehindNatAddress(host) || isBehindNatAddress(remote)) return false;
+    // a phone behind NAT registering over a connection names that connection's kind of transport; a Contact
+    // without one names UDP — a desk phone on the LAN, which a user from outside must not take over
+    if (FlowBindings.transportOf(contactUri) === 'udp') return false;
     const held = this.byContact.get(FlowBindings.keyOf(contactUri)!);
     if (!held || held.flow === flow || held.flow.closed || (held.expiresAt !== undefined && held.expiresAt <= now)) return true;
     return plainAddress(held.flow.remoteAddress) === remote;
@@ -84,7 +102,10 @@ export class FlowBindings {
 
   lookup(uri: string): Flow | undefined {
     const k = FlowBindings.keyOf(uri);
-    const f = k ? this.byContact.get(k)?.flow : undefined;
+    const b = k ? this.byContact.get(k) : undefined;
+    // the binding serves only URIs naming the transport its Contact named: sip:1001@192.168.1.50;transport=tcp
+    // bound over a connection never captures requests to sip:1001@192.168.1.50 (a UDP phone)
+    const f = b && b.transport === FlowBindings.transportOf(uri) ? b.flow : undefined;
     return f && !f.closed ? f : undefined;
   }
 
