@@ -70,4 +70,21 @@ describe('FlowBindings: a connection holds only its own Contacts', { timeout: 10
     b.unbind(contact, owner);
     assert.equal(b.lookup(contact), undefined, 'positive control: its own connection unbinds it');
   });
+
+  test('keepOnly: the Contacts a registrar no longer lists for an address of record are forgotten on that connection only', () => {
+    const b = new FlowBindings();
+    const conn = flow('ws#1', '10.0.0.7');
+    const other = flow('ws#2', '10.0.0.8');
+    const c = (i: number): string => `sip:c${i}@x${i}.invalid;transport=ws`;
+    for (let i = 0; i < 50; i++) b.bind(c(i), conn, 60_000, 'sip:alice@ferry.local');
+    b.bind('sip:pbx@y.invalid;transport=ws', conn, 60_000, 'sip:bob@ferry.local');
+    b.bind('sip:phone@z.invalid;transport=ws', other, 60_000, 'sip:alice@ferry.local');
+    assert.equal(b.size, 52);
+    b.keepOnly(conn, 'sip:alice@ferry.local', [c(48), c(49), 'sip:phone@z.invalid;transport=ws']);
+    assert.equal(b.size, 4, 'alice keeps the two it lists on this connection; bob\'s binding and alice\'s other connection stay');
+    assert.equal(b.lookup(c(49)), conn);
+    assert.equal(b.lookup(c(0)), undefined);
+    assert.equal(b.lookup('sip:pbx@y.invalid;transport=ws'), conn);
+    assert.equal(b.lookup('sip:phone@z.invalid;transport=ws'), other);
+  });
 });

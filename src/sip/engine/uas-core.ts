@@ -352,15 +352,24 @@ export class UasCore {
   }
 
   private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
-    const contacts = res.headers.getAll('Contact').length ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
+    const listedByRegistrar = res.headers.getAll('Contact').length > 0;
+    const contacts = listedByRegistrar ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
     const expiresHeader = res.headers.get('Expires') ?? req.headers.get('Expires');
+    const aor = parseNameAddr(req.headers.get('To') ?? '')?.uri;
+    const current: string[] = [];
     for (const c of contacts) {
       const n = parseNameAddr(c);
       if (!n || n.uri === '*') continue;
       const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
-      if (Number(exp) === 0) this.ctx.bindings.unbind(n.uri, flow);
-      else if (this.ctx.bindings.mayBind(n.uri, flow, this.ctx.clock.now())) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined);
+      if (Number(exp) === 0) {
+        this.ctx.bindings.unbind(n.uri, flow);
+        continue;
+      }
+      current.push(n.uri);
+      if (this.ctx.bindings.mayBind(n.uri, flow, this.ctx.clock.now())) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined, aor);
     }
+    // the registrar's 2xx lists every Contact the address of record has now: what it dropped is forgotten here too
+    if (listedByRegistrar && aor) this.ctx.bindings.keepOnly(flow, aor, current);
   }
 
   /**

@@ -17,7 +17,7 @@ import type { Flow } from '../transport/flow';
 export class FlowBindings {
   static readonly MAX_LOST = 10_000;
   /** `transport`: the transport the bound Contact names (transportOf): a request is sent over the binding only to a URI naming the same */
-  private readonly byContact = new Map<string, { flow: Flow; expiresAt: number | undefined; transport: string }>();
+  private readonly byContact = new Map<string, { flow: Flow; expiresAt: number | undefined; transport: string; aor: string | undefined }>();
   /** contact key -> when its registration would have lapsed (undefined = never) */
   private readonly lost = new Map<string, number | undefined>();
 
@@ -40,12 +40,30 @@ export class FlowBindings {
     return t === 'tcp' ? 'tcp' : 'udp';
   }
 
-  /** `expiresAt` (ms, the engine's clock): when the registration lapses unless refreshed; undefined = never. */
-  bind(contactUri: string, flow: Flow, expiresAt?: number): void {
+  /**
+   * `expiresAt` (ms, the engine's clock): when the registration lapses unless refreshed; undefined = never.
+   * `aor`: the address of record the REGISTER was for (its To URI), so the bindings a registrar no longer
+   * lists for it can be forgotten (keepOnly).
+   */
+  bind(contactUri: string, flow: Flow, expiresAt?: number, aor?: string): void {
     const k = FlowBindings.keyOf(contactUri);
     if (!k) return;
-    this.byContact.set(k, { flow, expiresAt, transport: FlowBindings.transportOf(contactUri) });
+    this.byContact.set(k, { flow, expiresAt, transport: FlowBindings.transportOf(contactUri), aor: aor === undefined ? undefined : FlowBindings.keyOf(aor) });
     this.lost.delete(k);
+  }
+
+  /**
+   * A registrar's 2xx to a REGISTER for `aor` over `flow` lists every Contact the address of record has
+   * now (RFC 3261 10.3): the bindings of that address of record on that connection whose Contact it no
+   * longer lists (replaced by newer ones past the registrar's cap, removed by another device) are
+   * forgotten, so one connection cannot grow the table by registering new Contacts. Bindings of other
+   * addresses of record on the same connection (a PBX registering many users over one) are left alone.
+   */
+  keepOnly(flow: Flow, aor: string, listed: readonly string[]): void {
+    const a = FlowBindings.keyOf(aor);
+    if (!a) return;
+    const keep = new Set(listed.map((c) => FlowBindings.keyOf(c)).filter((k): k is string => k !== undefined));
+    for (const [k, b] of this.byContact) if (b.flow === flow && b.aor === a && !keep.has(k)) this.byContact.delete(k);
   }
 
   /** Forgets a Contact's binding; with `flow`, only when it is bound to that very connection. */
