@@ -36,6 +36,7 @@ import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
 import { Webhooks } from './webhooks/webhooks';
 import { TransferService } from './transfer/transfer-service';
+import { TOKEN_FAILURE_WINDOW_MS, TOKEN_FAILURES_PER_WINDOW, TOKEN_LOCKOUT_MS } from './http/token-guess-limit';
 
 type VerbHandler = (req: Srf.SrfRequest & { stackDialogId?: string }, res: Srf.SrfResponse) => void;
 /** srf's per-verb registration methods (generated at runtime; missing from its typings) */
@@ -186,7 +187,9 @@ export class Gateway {
         },
       },
       this.log.child({ component: 'gateway.http' }),
-      new HttpAccess(config.httpAccess),
+      new HttpAccess(config.httpAccess, undefined, (source) => this.log.warn('API locked out for a source: too many wrong bearer tokens', {
+        component: 'gateway.http', src_ip: source, failures: TOKEN_FAILURES_PER_WINDOW, windowMs: TOKEN_FAILURE_WINDOW_MS, lockoutMs: TOKEN_LOCKOUT_MS,
+      })),
       addRecordingRoutes(addCdrRoutes(addStatusRoutes(callApiRoutes({
         store: this.store,
         control: new CallControl({

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { isIP } from 'node:net';
 import { hostName } from '../../common/host-header';
+import { TokenGuessLimit } from './token-guess-limit';
 
 /**
  * Who may use the gateway's HTTP side (docs/security.md "HTTP API and webphone"):
@@ -84,7 +85,12 @@ function sameToken(given: string, expected: string): boolean {
 }
 
 export class HttpAccess {
-  constructor(private readonly config: HttpAccessConfig) {}
+  constructor(
+    private readonly config: HttpAccessConfig,
+    /** wrong bearer tokens per source: past the limit the source gets 429 for a while (token-guess-limit.ts) */
+    readonly guesses = new TokenGuessLimit(),
+    private readonly onLockout: (source: string) => void = () => {},
+  ) {}
 
   /** 421 unless Host names us */
   checkHost(req: http.IncomingMessage): AccessDecision {
@@ -103,8 +109,17 @@ export class HttpAccess {
     const token = this.config.apiToken;
     if (!token) return { ok: false, status: 401, error: 'no API token is configured (FERRY_API_TOKEN)', headers: challenge };
     if (this.config.apiLoopbackOnly && !loopback) return { ok: false, status: 403, error: 'the generated API token is usable from this host only; set FERRY_API_TOKEN to use the API from elsewhere' };
+    const source = req.socket.remoteAddress ?? '';
+    const locked = this.guesses.lockedFor(source);
+    if (locked > 0) {
+      return { ok: false, status: 429, error: 'too many wrong API tokens from this address: try again later', headers: { 'Retry-After': String(Math.ceil(locked / 1000)) } };
+    }
     const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
-    if (!m || !sameToken(m[1]!, token)) return { ok: false, status: 401, error: 'a valid bearer token is required', headers: challenge };
+    if (!m) return { ok: false, status: 401, error: 'a valid bearer token is required', headers: challenge };
+    if (!sameToken(m[1]!, token)) {
+      if (this.guesses.failed(source)) this.onLockout(source);
+      return { ok: false, status: 401, error: 'a valid bearer token is required', headers: challenge };
+    }
     return { ok: true };
   }
 }
