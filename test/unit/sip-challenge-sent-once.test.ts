@@ -9,40 +9,19 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
-import type { Flow } from '../../src/sip/transport/flow';
-import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { SipRequest } from '../../src/sip/message/sip-message';
 import { ServerInviteTransaction } from '../../src/sip/transaction/server-invite-transaction';
 import { DEFAULT_TIMERS } from '../../src/sip/transaction/timer-config';
 import { makeResponse } from '../../src/sip/engine/message-builders';
+import { RecordingUdpFlow, strangerInvite } from '../helpers/recording-udp-flow';
 
-class RecordingFlow implements Flow {
-  readonly id = 'mem';
-  readonly remoteAddress = '198.51.100.7';
-  readonly remotePort = 5070;
-  readonly localAddress = '127.0.0.1';
-  readonly localPort = 5060;
-  readonly closed = false;
-  readonly protocol = 'udp' as const;
-  readonly reliable = false;
-  readonly sent: string[] = [];
-  send(data: Buffer): void {
-    this.sent.push(data.toString('utf8'));
-  }
-  count(prefix: string): number {
-    return this.sent.filter((s) => s.startsWith(prefix)).length;
-  }
-}
-
-const invite = (): SipRequest => parseSipMessage(Buffer.from([
-  'INVITE sip:alice@127.0.0.1 SIP/2.0', 'Via: SIP/2.0/UDP 198.51.100.7:5070;branch=z9hG4bKonce', 'From: <sip:x@198.51.100.7>;tag=a',
-  'To: <sip:alice@127.0.0.1>', 'Call-ID: once', 'CSeq: 1 INVITE', 'Content-Length: 0', '', ''].join('\r\n'))) as SipRequest;
+const invite = (): SipRequest => strangerInvite('once');
 
 describe('a 401/407 challenge is sent once (RFC 3261 §26.3.2.4)', () => {
   for (const status of [401, 407]) {
     test(`${status} over UDP: once in 64 x T1, again for a retransmitted INVITE, the ACK absorbed, ended by Timer H; a 486 is retransmitted`, { timeout: 10_000 }, () => {
       const clock = new FakeClock();
-      const flow = new RecordingFlow();
+      const flow = new RecordingUdpFlow();
       const req = invite();
       let ackTimeouts = 0;
       const ist = new ServerInviteTransaction(req, flow, clock, DEFAULT_TIMERS, () => {}, { onAckTimeout: () => { ackTimeouts++; } });
@@ -57,14 +36,14 @@ describe('a 401/407 challenge is sent once (RFC 3261 §26.3.2.4)', () => {
       assert.equal(ackTimeouts, 1);
 
       // positive control: a 486 on the same kind of flow is retransmitted by Timer G
-      const flow2 = new RecordingFlow();
+      const flow2 = new RecordingUdpFlow();
       const ist2 = new ServerInviteTransaction(req, flow2, clock, DEFAULT_TIMERS, () => {});
       ist2.respond(makeResponse(req, 486, 'totag'));
       clock.advance(10_000);
       assert.equal(flow2.count('SIP/2.0 486'), 5);
 
       // the ACK of a challenge is absorbed by its transaction
-      const flow3 = new RecordingFlow();
+      const flow3 = new RecordingUdpFlow();
       const ist3 = new ServerInviteTransaction(req, flow3, clock, DEFAULT_TIMERS, () => {});
       ist3.respond(makeResponse(req, status, 'totag'));
       assert.equal(ist3.receiveAck(), true);

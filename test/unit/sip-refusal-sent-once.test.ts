@@ -9,40 +9,19 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
-import type { Flow } from '../../src/sip/transport/flow';
-import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { SipRequest } from '../../src/sip/message/sip-message';
 import { ServerInviteTransaction } from '../../src/sip/transaction/server-invite-transaction';
 import { DEFAULT_TIMERS } from '../../src/sip/transaction/timer-config';
 import { makeResponse } from '../../src/sip/engine/message-builders';
+import { RecordingUdpFlow, strangerInvite } from '../helpers/recording-udp-flow';
 
-class RecordingFlow implements Flow {
-  readonly id = 'mem';
-  readonly remoteAddress = '198.51.100.7';
-  readonly remotePort = 5070;
-  readonly localAddress = '127.0.0.1';
-  readonly localPort = 5060;
-  readonly closed = false;
-  readonly protocol = 'udp' as const;
-  readonly reliable = false;
-  readonly sent: string[] = [];
-  send(data: Buffer): void {
-    this.sent.push(data.toString('utf8'));
-  }
-  count(prefix: string): number {
-    return this.sent.filter((s) => s.startsWith(prefix)).length;
-  }
-}
-
-const invite = (): SipRequest => parseSipMessage(Buffer.from([
-  'INVITE sip:alice@127.0.0.1 SIP/2.0', 'Via: SIP/2.0/UDP 198.51.100.7:5070;branch=z9hG4bKrefuse', 'From: <sip:x@198.51.100.7>;tag=a',
-  'To: <sip:alice@127.0.0.1>', 'Call-ID: refuse', 'CSeq: 1 INVITE', 'Content-Length: 0', '', ''].join('\r\n'))) as SipRequest;
+const invite = (): SipRequest => strangerInvite('refuse');
 
 describe('refusals of questionable INVITEs are sent once over UDP', () => {
   for (const status of [403, 481, 488]) {
     test(`${status}: once in 64 x T1, again for a retransmitted INVITE, ended by Timer H; a 486 is retransmitted`, { timeout: 10_000 }, () => {
       const clock = new FakeClock();
-      const flow = new RecordingFlow();
+      const flow = new RecordingUdpFlow();
       const req = invite();
       const ist = new ServerInviteTransaction(req, flow, clock, DEFAULT_TIMERS, () => {});
       ist.respond(makeResponse(req, status, 'totag'));
@@ -53,7 +32,7 @@ describe('refusals of questionable INVITEs are sent once over UDP', () => {
       clock.advance(64 * DEFAULT_TIMERS.t1 - 10_000);
       assert.equal(ist.currentState, 'terminated', 'Timer H');
 
-      const flow2 = new RecordingFlow();
+      const flow2 = new RecordingUdpFlow();
       const ist2 = new ServerInviteTransaction(req, flow2, clock, DEFAULT_TIMERS, () => {});
       ist2.respond(makeResponse(req, 486, 'totag'));
       clock.advance(10_000);
