@@ -12,18 +12,16 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SourcePeer, requestIds } from '../helpers/sip-source-peer';
 import { connectBareSrf } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
 import { pollUntil } from '../helpers/wait-for';
+import { expectFerrySipRefusesToStart } from '../helpers/ferry-sip-refusal';
 
-const ROOT = path.resolve(__dirname, '../..');
 
 /** One parsed scrape: `name{k="v",...}` (labels as written, in order) -> value; and each family's type. */
 interface Scrape {
@@ -377,22 +375,7 @@ describe('ferry sip metrics port (FERRY_SIP_METRICS_PORT)', { timeout: 180_000 }
       [{ FERRY_SIP_METRICS_PORT: '0', FERRY_SIP_METRICS_HOST: 'metrics.example' }, /^ferry sip: refusing to start: environment variable FERRY_SIP_METRICS_HOST="metrics\.example" is not an IP address/],
       [{ FERRY_SIP_METRICS_HOST: '127.0.0.1' }, /^ferry sip: refusing to start: environment variable FERRY_SIP_METRICS_HOST="127\.0\.0\.1" is set but FERRY_SIP_METRICS_PORT is not/],
     ];
-    for (const [env, message] of cases) {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin/ferry'), 'sip'], {
-        cwd: ROOT, env: { ...process.env, FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let err = '';
-      let out = '';
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-      assert.equal(code, 1, JSON.stringify(env));
-      const lines = err.split('\n').filter((l) => l !== '');
-      assert.equal(lines.length, 1, `one line: ${err}`);
-      assert.match(lines[0]!, message);
-      assert.doesNotMatch(out, /ferry sip ready/);
-    }
+    for (const [env, message] of cases) await expectFerrySipRefusesToStart(env, message);
   });
 });
 

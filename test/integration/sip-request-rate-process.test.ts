@@ -8,13 +8,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { SourcePeer, requestIds } from '../helpers/sip-source-peer';
 import { pollUntil } from '../helpers/wait-for';
+import { expectFerrySipRefusesToStart } from '../helpers/ferry-sip-refusal';
 
-const ROOT = path.resolve(__dirname, '../..');
 const FLOOD = 30;
 
 interface RequestStats {
@@ -125,21 +123,6 @@ describe('ferry sip: FERRY_SIP_REQUESTS_PER_SOURCE_PER_SECOND, FERRY_SIP_REQUEST
       [{ FERRY_SIP_RATE_EXEMPT: '203.0.113.0/24,sbc.example.net' }, /^ferry sip: refusing to start: environment variable FERRY_SIP_RATE_EXEMPT=.*"sbc\.example\.net" is not an IP address or network/],
       [{ FERRY_SIP_RATE_EXEMPT: '203.0.113.9/24' }, /^ferry sip: refusing to start: environment variable FERRY_SIP_RATE_EXEMPT=.*has bits set past its \/24 prefix/],
     ];
-    for (const [env, message] of cases) {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin/ferry'), 'sip'], {
-        cwd: ROOT, env: { ...process.env, FERRY_SIP_HOST: '127.0.0.1', FERRY_SIP_PORT: '0', FERRY_SIP_WS_PORT: '0', FERRY_SIP_CONTROL_PORT: '0', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let err = '';
-      let out = '';
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-      assert.equal(code, 1, JSON.stringify(env));
-      const lines = err.split('\n').filter((l) => l !== '');
-      assert.equal(lines.length, 1, `one line: ${err}`);
-      assert.match(lines[0]!, message);
-      assert.doesNotMatch(out, /ferry sip ready/);
-    }
+    for (const [env, message] of cases) await expectFerrySipRefusesToStart(env, message);
   });
 });
