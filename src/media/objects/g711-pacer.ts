@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../common/clock';
 import { encodeG711, type G711Law } from '../media-files/g711';
 import { TELEPHONE_RATE } from '../media-files/telephone-audio';
-import type { MediaElement } from './media-element';
+import type { MediaElement, MediaType } from './media-element';
 
 export const PACKET_MS = 20;
 export const SAMPLES_PER_PACKET = (TELEPHONE_RATE * PACKET_MS) / 1000;
@@ -42,6 +42,13 @@ export interface PacerHooks {
  */
 export class G711Pacer {
   readonly sinks = new Set<MediaElement>();
+
+  /** Follows the source's sinks through connect (`connected`) and disconnect: AUDIO ones, or those of every media type. */
+  followSink(sink: MediaElement, mediaType: MediaType | undefined, connected: boolean): void {
+    if (mediaType !== undefined && mediaType !== 'AUDIO') return;
+    if (connected) this.sinks.add(sink);
+    else this.sinks.delete(sink);
+  }
   private timer: TimerHandle | undefined;
   private scheduleStart = 0;
   private sentSinceStart = 0;

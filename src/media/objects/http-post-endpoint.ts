@@ -109,12 +109,12 @@ export class HttpPostEndpoint extends MediaElement {
 
   override connectTo(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.connectTo(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.add(sink);
+    this.pacer.followSink(sink, mediaType, true);
   }
 
   override disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.disconnectFrom(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.delete(sink);
+    this.pacer.followSink(sink, mediaType, false);
   }
 
   /** Nothing is played into it: packets from a source connected to it are counted and dropped. */

@@ -61,12 +61,12 @@ export class PlayerEndpoint extends UriEndpoint {
   // The player's AUDIO sinks, followed through every connect and disconnect (also those a sink's release makes).
   override connectTo(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.connectTo(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.add(sink);
+    this.pacer.followSink(sink, mediaType, true);
   }
 
   override disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.disconnectFrom(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.pacer.sinks.delete(sink);
+    this.pacer.followSink(sink, mediaType, false);
   }
 
   /** Nothing is played into a player: packets from a source connected to it are counted and dropped. */
