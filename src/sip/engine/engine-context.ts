@@ -6,6 +6,7 @@ import type { ClientTransactionTable } from '../transaction/client-transaction-t
 import type { ServerTransactionTable } from '../transaction/server-transaction-table';
 import type { TimerConfig } from '../transaction/timer-config';
 import type { AppPort } from './app-port';
+import type { CallRecords } from './call-records';
 import type { ClientRequest } from './client-request';
 import type { DialogLifetime } from './dialog-lifetime';
 import type { LocalAddress } from './local-address';
@@ -25,6 +26,8 @@ export interface EngineContext {
   readonly log: Logger;
   readonly appPort: AppPort;
   readonly dialogs: DialogLifetime;
+  /** call detail records (cdr:attempt/start/stop) for the apps that asked for them */
+  readonly cdr: CallRecords;
   readonly serverTxns: ServerTransactionTable<PendingServerRequest>;
   readonly clients: ClientTransactionTable<ClientRequest>;
   readonly pending: PendingServerRequests;

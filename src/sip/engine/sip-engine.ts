@@ -11,6 +11,9 @@ import { DEFAULT_MAX_SERVER_TRANSACTIONS, ServerTransactionTable } from '../tran
 import type { TimerConfig } from '../transaction/timer-config';
 import type { Flow } from '../transport/flow';
 import { AppPort } from './app-port';
+import { CallRecords } from './call-records';
+import { CdrSender } from '../control/cdr-sender';
+import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
 import type { ClientRequest } from './client-request';
 import { DialogClaims } from './dialog-claims';
 import { DialogLifetime } from './dialog-lifetime';
@@ -87,10 +90,12 @@ export class SipEngine implements ControlHandler {
       h.txn.respond(makeUnavailable(h.request, UNROUTED_RETRY_AFTER_S, randomToken()));
       log.info('held new request answered 503: no app routed it in time', { method: h.request.method, callId: callIdOf(h.request), retryAfterS: UNROUTED_RETRY_AFTER_S });
     });
+    const dialogs = new DialogLifetime(clock, log);
     this.ctx = {
       clock, timers, router, resolver, bindings, local, log,
       appPort: new AppPort(clock, local),
-      dialogs: new DialogLifetime(clock, log),
+      dialogs,
+      cdr: new CallRecords(new CdrSender(router, () => clock.now()), dialogs),
       serverTxns: new ServerTransactionTable<PendingServerRequest>(clock, timers, maxServerTransactions),
       clients: new ClientTransactionTable<ClientRequest>(clock, timers),
       pending: new PendingServerRequests(clock, timers),
@@ -233,6 +238,7 @@ export class SipEngine implements ControlHandler {
   /** `proxy|<txnId>|...`: the dispatch point of the `proxy` verb. */
   onAppProxy(app: AppConnection, m: AppProxyMessage): void {
     const pending = this.ctx.pending.get(m.transactionId);
+    if (pending && !pending.done && pending.txn instanceof ServerInviteTransaction) this.ctx.cdr.proxying(pending.txn);
     this.proxyDispatch.proxy(app, m, pending && !pending.done ? pending : undefined);
   }
 

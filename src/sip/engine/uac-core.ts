@@ -118,8 +118,10 @@ export class UacCore {
     }
     sniffContentType(req.headers, req.body);
     if (unreachable) return this.answerUnreachable(app, m, req, flowHint, unreachable);
-    await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(),
-      (data, flow, txnId) => this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId));
+    await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(), (data, flow, txnId) => {
+      if (req.method === 'INVITE') this.ctx.cdr.appInvite(data);
+      this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId);
+    });
   }
 
   /**
@@ -131,10 +133,13 @@ export class UacCore {
   private answerUnreachable(app: AppConnection, m: AppSipMessage, req: SipRequest, flow: Flow, err: UnreachableTargetError): void {
     this.addVia(req, flow);
     const txnId = randomUUID();
-    this.ctx.appPort.requestSent(app, m.rid, serializeSipMessage(req), flow, txnId);
+    const data = serializeSipMessage(req);
+    if (req.method === 'INVITE') this.ctx.cdr.appInvite(data);
+    this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId);
     this.ctx.log.info('request target unreachable: answered by the engine', { method: req.method, callId: req.headers.get('Call-ID'), status: err.status, reason: err.message });
     const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : undefined);
     setImmediate(() => {
+      if (req.method === 'INVITE') this.ctx.cdr.appInviteAnswered(req, res);
       if (this.ctx.router.find(app.id)) this.ctx.appPort.networkMessage(app, res, flow, txnId, '');
     });
   }
@@ -163,8 +168,10 @@ export class UacCore {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
     }
-    await this.sendRequest(req, dialog, app, undefined, m.proxy, randomUUID(),
-      (data, flow, txnId) => this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId));
+    await this.sendRequest(req, dialog, app, undefined, m.proxy, randomUUID(), (data, flow, txnId) => {
+      if (req.method === 'BYE') this.ctx.cdr.appBye(dialog, data);
+      this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId);
+    });
   }
 
   /** The flow of a dialog: its connection, the first loose route, or its remote target (waiting briefly for a webphone to reconnect). */
@@ -190,6 +197,7 @@ export class UacCore {
    */
   sendEngineBye(dialog: Dialog, reason: string | undefined): Promise<number> {
     const bye = buildInDialogRequest(dialog, 'BYE', reason ? withHeader('BYE', 'Reason', reason) : undefined);
+    this.ctx.cdr.engineBye(dialog, bye);
     this.ctx.dialogs.end(dialog, 'engine-bye');
     return new Promise<number>((resolve) => {
       const onFinal = (status: number): void => {
@@ -303,6 +311,7 @@ export class UacCore {
 
   private onClientResponse(c: ClientRequest, res: SipResponse): void {
     const req = c.request;
+    if (req.method === 'INVITE' && res.status >= 200 && c.txnId && !c.finalForwarded && (!c.dialog || c.earlyDialog)) this.ctx.cdr.appInviteAnswered(req, res);
     let dialogId = '';
     if (req.method === 'INVITE' && res.status < 200) {
       c.provisionalSeen = true;

@@ -110,6 +110,7 @@ export class UasCore {
       txn.respond(makeResponse(req, 481));
       return;
     }
+    if (txn instanceof ServerInviteTransaction) this.ctx.cdr.networkInvite(req, txn);
     const app = this.ctx.lifecycle.closing ? undefined : router.next(req.method);
     if (!app) {
       this.onUnroutedRequest(req, flow, key, txn);
@@ -205,6 +206,7 @@ export class UasCore {
     if (req.method === 'BYE') {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
+      this.ctx.cdr.networkBye(dialog, req);
     }
     let app = this.ctx.router.find(dialog.ownerId);
     if (!app) {
@@ -270,6 +272,7 @@ export class UasCore {
       this.peers.proxy().onCancelled?.(entry.txn);
       return;
     }
+    this.ctx.cdr.networkInviteCancelled(entry.txn);
     entry.txn.respond(makeResponse(entry.txn.request, 487, pending?.toTag ?? randomToken()));
     this.peers.proxy().onCancelled?.(entry.txn);
     if (pending && !pending.done) {

@@ -37,6 +37,8 @@ const SENT_ONCE: ReadonlySet<number> = new Set([401, 403, 407, 481, 488]);
 export class ServerInviteTransaction extends TransactionBase<IstState> {
   private lastResponse: Buffer | undefined;
   private gInterval: number;
+  /** Told once, of the first final response sent (the engine's call records). */
+  onFinal: ((response: SipResponse) => void) | undefined;
 
   constructor(
     readonly request: SipRequest,
@@ -72,6 +74,11 @@ export class ServerInviteTransaction extends TransactionBase<IstState> {
 
   respond(response: SipResponse): void {
     const data = serializeSipMessage(response);
+    if (response.status >= 200 && this.state === 'proceeding' && this.onFinal) {
+      const tell = this.onFinal;
+      this.onFinal = undefined;
+      tell(response);
+    }
     if (response.status < 200) {
       if (this.state !== 'proceeding') return;
       this.lastResponse = data;
