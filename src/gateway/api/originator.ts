@@ -180,6 +180,7 @@ export class Originator {
     const dialog = (await d.srf.createUAC(to.uri, {
       localSdp: offer,
       headers: { From: from },
+      ...(to.nextHop ? { proxy: to.nextHop } : {}),
       ...(to.trunk?.outboundAuth ? { auth: { username: to.trunk.outboundAuth.username, password: to.trunk.outboundAuth.password } } : {}),
     } as never, {
       cbRequest: (_err: unknown, r: unknown) => {

@@ -1,10 +1,11 @@
 import { SipConfig, SipTrunk } from '../config/sip-config';
 import { LegKind } from '../state/call-record';
+import { natNextHop } from '../registrar/nat-next-hop';
 import { StateStore } from '../state/state-store';
 
 /** Where a dialled number goes, or why it cannot (a SIP status for the caller). */
 export type RouteResult =
-  | { ok: true; uri: string; kind: LegKind; party: string; user?: string; trunk?: SipTrunk; record?: boolean }
+  | { ok: true; uri: string; kind: LegKind; party: string; user?: string; trunk?: SipTrunk; record?: boolean; nextHop?: string }
   | { ok: false; status: number; reason: string };
 
 /**
@@ -31,7 +32,9 @@ export class CallRouter {
     const regs = await this.store.getRegistrations(user);
     if (regs.length === 0) return { ok: false, status: 480, reason: 'Temporarily Unavailable' };
     const reg = regs.reduce((a, b) => (b.registeredAt > a.registeredAt ? b : a));
-    return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user, ...(route.record ? { record: true } : {}) };
+    // a UDP phone behind NAT is reached through the mapping its REGISTER came from, not its private Contact
+    const nextHop = natNextHop(reg);
+    return { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user, user, ...(route.record ? { record: true } : {}), ...(nextHop ? { nextHop } : {}) };
   }
 
   /**

@@ -233,6 +233,7 @@ export class InviteHandler {
           return earlyAnswerA ?? server.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
         },
         headers: { From: fromHeader },
+        ...(target.nextHop ? { proxy: target.nextHop } : {}),
         // a PBX that challenges our INVITE gets its trunk's credentials (srf answers the 401/407)
         ...(target.trunk?.outboundAuth ? { auth: { username: target.trunk.outboundAuth.username, password: target.trunk.outboundAuth.password } } : {}),
         proxyRequestHeaders: [],

@@ -242,6 +242,7 @@ export class TransferService {
           {
             localSdp: offer,
             headers: { From: `<sip:${keepParty}@${d.config.domain}>` },
+            ...(route.nextHop ? { proxy: route.nextHop } : {}),
             ...(route.trunk?.outboundAuth ? { auth: { username: route.trunk.outboundAuth.username, password: route.trunk.outboundAuth.password } } : {}),
           } as never,
           {

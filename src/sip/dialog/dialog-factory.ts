@@ -3,6 +3,7 @@ import type { SipRequest, SipResponse } from '../message/sip-message';
 import { callIdOf, cseqOf, parseCSeq } from '../message/sip-message';
 import type { Flow } from '../transport/flow';
 import { Dialog, makeDialogId } from './dialog';
+import { dialogFlow } from './dialog-flow';
 
 /** RFC 3261 §12.1.1: the UAS dialog of an INVITE we answered 2xx (local tag = our To tag). */
 export function uasDialog(invite: SipRequest, ok: SipResponse, localTag: string, flow: Flow, localContact: string, ownerId: string): Dialog {
@@ -10,7 +11,7 @@ export function uasDialog(invite: SipRequest, ok: SipResponse, localTag: string,
   const remoteTarget = parseNameAddr(invite.headers.getAll('Contact')[0] ?? '')?.uri ?? invite.uri;
   const d = new Dialog(makeDialogId(callIdOf(invite), fromTag), 'uas', callIdOf(invite), localTag, fromTag,
     ok.headers.get('To') ?? '', invite.headers.get('From') ?? '', remoteTarget, invite.headers.getAll('Record-Route'),
-    flow.reliable ? flow : undefined, ok.headers.get('Contact') ?? localContact, 0);
+    dialogFlow(remoteTarget, flow), ok.headers.get('Contact') ?? localContact, 0);
   d.remoteCSeq = cseqOf(invite).seq;
   d.ownerId = ownerId;
   return d;
@@ -23,7 +24,7 @@ export function uacDialog(invite: SipRequest, res: SipResponse, flow: Flow, owne
   const remoteTarget = parseNameAddr(res.headers.getAll('Contact')[0] ?? '')?.uri ?? invite.uri;
   const d = new Dialog(makeDialogId(callIdOf(invite), fromTag), 'uac', callIdOf(invite), fromTag, tagOf(res.headers.get('To')) ?? '',
     invite.headers.get('From') ?? '', res.headers.get('To') ?? '', remoteTarget, res.headers.getAll('Record-Route').reverse(),
-    flow.reliable ? flow : undefined, invite.headers.get('Contact') ?? '', cseq);
+    dialogFlow(remoteTarget, flow), invite.headers.get('Contact') ?? '', cseq);
   d.lastInviteCSeq = cseq;
   d.ownerId = ownerId;
   return d;
