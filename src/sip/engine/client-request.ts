@@ -2,6 +2,7 @@ import type { Dialog } from '../dialog/dialog';
 import type { SipRequest } from '../message/sip-message';
 import type { ClientTransaction } from '../transaction/client-transaction-table';
 import type { Flow } from '../transport/flow';
+import type { TargetFailover } from './target-failover';
 
 /** A request the engine sent: for an app (appId set), for itself (unsolicited BYE, CANCEL), or for the proxy core. */
 export interface ClientRequest {
@@ -25,4 +26,6 @@ export interface ClientRequest {
   cancel?: SipRequest;
   /** a request the engine sent for itself: told its final status once (-1 when it could not be sent) */
   onFinal?: (status: number) => void;
+  /** a new request's further targets (RFC 3263 §4.3): where it is retried when this target fails */
+  failover?: TargetFailover;
 }

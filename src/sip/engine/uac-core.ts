@@ -18,9 +18,10 @@ import type { EngineContext } from './engine-context';
 import { APP_GONE_REASON, FERRY_DIALOG_HEADER } from './engine-reasons';
 import { buildCancel, buildInDialogRequest } from './in-dialog-request-builder';
 import { ENGINE_OWNED, makeResponse, randomToken, replaceLocalhost, sniffContentType } from './message-builders';
-import { UnreachableTargetError } from './next-hop-resolver';
+import { type NextHops, UnreachableTargetError } from './next-hop-resolver';
 import { needsBoundFlow, RECONNECTING_FLOW_WAIT_MS, waitForBoundFlow } from './reconnecting-flow-wait';
 import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-dialogs';
+import { FAILOVER_WINDOW_T1, TargetFailover } from './target-failover';
 
 /** What the UAC core asks of the rest of the engine. */
 export interface UacPeers {
@@ -99,11 +100,12 @@ export class UacCore {
     req.headers.remove('Route');
     let unreachable: UnreachableTargetError | undefined;
     // a TCP or TLS connection still opening is not waited for: the request is held on it (ConnectingFlow)
-    const flowHint = await this.ctx.resolver.nextHop(m.proxy ?? req.uri).catch((err: unknown) => {
+    const hops = await this.ctx.resolver.nextHops(m.proxy ?? req.uri).catch((err: unknown): NextHops => {
       if (!(err instanceof UnreachableTargetError)) throw err;
       unreachable = err;
-      return unreachableFlow(err);
+      return { flow: unreachableFlow(err), next: () => undefined, left: 0 };
     });
+    const flowHint = hops.flow;
     const host = local.host(flowHint);
     const port = local.port(flowHint);
     const from = req.headers.get('From') ?? `<sip:ferry@${host}:${port}>`;
@@ -118,10 +120,11 @@ export class UacCore {
     }
     sniffContentType(req.headers, req.body);
     if (unreachable) return this.answerUnreachable(app, m, req, flowHint, unreachable);
+    const failover = TargetFailover.worthKeeping(hops) ? new TargetFailover(hops, this.ctx.clock.now(), FAILOVER_WINDOW_T1 * this.ctx.timers.t1) : undefined;
     await this.sendRequest(req, undefined, app, flowHint, undefined, randomUUID(), (data, flow, txnId) => {
       if (req.method === 'INVITE') this.ctx.cdr.appInvite(data);
       this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId);
-    });
+    }, failover);
   }
 
   /**
@@ -267,24 +270,44 @@ export class UacCore {
    * transaction: the app's "sent" answer is written before any response to the request can exist.
    */
   private async sendRequest(req: SipRequest, dialog: Dialog | undefined, app: AppConnection | undefined, flowHint: Flow | undefined,
-    proxy: string | undefined, txnId: string, announce: (data: Buffer, flow: Flow, txnId: string) => void): Promise<void> {
+    proxy: string | undefined, txnId: string, announce: (data: Buffer, flow: Flow, txnId: string) => void, failover?: TargetFailover): Promise<void> {
     const { resolver } = this.ctx;
     const flow = flowHint ?? (proxy ? await resolver.resolve(proxy) : dialog ? await this.flowForDialog(dialog) : await resolver.resolve(req.uri));
     this.addVia(req, flow);
     announce(serializeSipMessage(req), flow, txnId);
-    this.startClientTxn(req, flow, dialog, app, txnId);
+    this.startClientTxn(req, flow, dialog, app, txnId, undefined, failover);
+  }
+
+  /**
+   * RFC 3263 §4.3: the target of an app's new request failed (a connection refused or not up in time, a
+   * transaction timeout, a 503): the request goes to the next target as a new client transaction (same
+   * request, new branch), the app still knowing it by its transaction id and seeing only the last outcome.
+   * Not once a dialog exists (a reliable 1xx), the request was cancelled, or its app is gone.
+   */
+  private failOver(c: ClientRequest, why: string): boolean {
+    const app = this.ctx.router.find(c.appId);
+    if (!c.failover || !c.txnId || !app || c.dialog || c.abandoned || c.cancelSent) return false;
+    const flow = c.failover.next(this.ctx.clock.now());
+    if (!flow) return false;
+    const req: SipRequest = { ...c.request, headers: c.request.headers.clone() };
+    this.addVia(req, flow);
+    this.ctx.log.info('request target failed: trying the next target', { method: req.method, callId: callIdOf(req), why, from: `${c.flow.protocol}/${c.flow.remoteAddress}:${c.flow.remotePort}`,
+      to: `${flow.protocol}/${flow.remoteAddress}:${flow.remotePort}`, attempt: c.failover.tried });
+    this.startClientTxn(req, flow, undefined, app, c.txnId, c.onFinal, c.failover);
+    return true;
   }
 
   /** Starts a client transaction; `txnId` '' = a request the engine sends for itself (no app sees its responses). */
   private startClientTxn(req: SipRequest, flow: Flow, dialog: Dialog | undefined, app: AppConnection | undefined, txnId: string,
-    onFinal?: (status: number) => void): void {
-    const entry = this.ctx.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false, onFinal }, (e) => ({
+    onFinal?: (status: number) => void, failover?: TargetFailover): void {
+    const entry = this.ctx.clients.start(req, flow, { txnId, appId: app?.id, request: req, flow, dialog, finalForwarded: false, onFinal, failover }, (e) => ({
       onResponse: (res) => this.onClientResponse(e, res),
       onTimeout: () => {
         if (flow instanceof ConnectingFlow && flow.connecting) {
           flow.drop();
           this.ctx.log.info('request target unreachable: no connection within 64·T1', { method: req.method, callId: callIdOf(req), protocol: flow.protocol, to: `${flow.remoteAddress}:${flow.remotePort}` });
         }
+        if (!e.provisionalSeen && this.failOver(e, 'timeout')) return;
         this.onClientResponse(e, makeResponse(req, 408, undefined));
       },
     }));
@@ -304,12 +327,14 @@ export class UacCore {
       if (c.txn.terminated) return; // given up already (Timer B, a CANCEL, the app gone, a stop)
       c.txn.abort();
       const reason = err instanceof Error ? err.message : String(err);
+      if (this.failOver(c, `no ${flow.protocol.toUpperCase()} connection: ${reason}`)) return;
       this.ctx.log.info('request target unreachable: answered by the engine', { method: c.request.method, callId: callIdOf(c.request), status: 503, reason: `no ${flow.protocol.toUpperCase()} connection to ${flow.remoteAddress}:${flow.remotePort}: ${reason}` });
       this.onClientResponse(c, makeResponse(c.request, 503, randomToken()));
     });
   }
 
   private onClientResponse(c: ClientRequest, res: SipResponse): void {
+    if (res.status === 503 && !c.finalForwarded && this.failOver(c, '503')) return;
     const req = c.request;
     if (req.method === 'INVITE' && res.status >= 200 && c.txnId && !c.finalForwarded && (!c.dialog || c.earlyDialog)) this.ctx.cdr.appInviteAnswered(req, res);
     let dialogId = '';
