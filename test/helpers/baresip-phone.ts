@@ -1,11 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { promisify } from 'node:util';
 import { freePort, waitForPortBound } from './free-port';
-import { pollPause } from './wait-for';
+import { pollPause, pollUntil } from './wait-for';
 
 /**
  * baresip (Debian package baresip-core) as a real desk phone for end-to-end tests: its own
@@ -23,6 +25,8 @@ import { pollPause } from './wait-for';
  *
  * stop() sends SIGTERM (a clean hang-up), then SIGKILL after 3 s, by pid; the directory is removed.
  */
+const runFile = promisify(execFile);
+
 export interface BaresipOptions {
   /** SIP user of the account (the AOR's user part) */
   user: string;
@@ -44,6 +48,14 @@ export interface BaresipOptions {
   transport?: 'udp' | 'tls';
   /** a PEM file of CA certificates baresip loads for SIP over TLS (`sip_cafile`) */
   caFile?: string;
+  /**
+   * run baresip inside this network namespace (a phone behind a NAT router: test/helpers/nat-router.ts),
+   * its SIP and RTP on `address`; its control port is then on the namespace's loopback, reached through
+   * a small relay process started in the namespace (its stdin and stdout are the control connection)
+   */
+  netns?: { name: string; address: string };
+  /** registration interval (s) baresip asks for and refreshes at 90 % of (default 600) */
+  regint?: number;
 }
 
 export interface BaresipEvent {
@@ -90,6 +102,32 @@ export function toneWav(seconds: number): Buffer {
   return buf;
 }
 
+/**
+ * The control connection to a baresip inside a network namespace: once its control port listens there
+ * (`ss` in the namespace, polled within `timeoutMs`), a node process started in the namespace connects to
+ * it on the namespace's loopback and relays it over its stdin and stdout; resolves once it is connected
+ * (it says so on stderr first).
+ */
+async function controlRelay(netns: string, ctrlPort: number, timeoutMs: number): Promise<Duplex> {
+  await pollUntil(async () => (await runFile('ip', ['netns', 'exec', netns, 'ss', '-Hltn', `sport = :${ctrlPort}`])).stdout.trim() !== '',
+    { timeoutMs, stepMs: 50, what: `baresip's control port ${ctrlPort} listening in ${netns}` });
+  const script = `const s=require('net').connect(${ctrlPort},'127.0.0.1',()=>{process.stderr.write('connected\\n');process.stdin.pipe(s);s.pipe(process.stdout)});` +
+    `s.on('close',()=>process.exit(0));s.on('error',(e)=>{process.stderr.write(String(e));process.exit(3)});process.stdin.on('end',()=>s.destroy())`;
+  const relay = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    relay.stderr!.setEncoding('utf8');
+    relay.stderr!.on('data', (d: string) => {
+      err += d;
+      if (err.includes('connected')) resolve();
+    });
+    relay.once('exit', (code) => reject(new Error(`baresip control relay in ${netns} exited (${code}): ${err.trim()}`)));
+  });
+  const duplex = Duplex.from({ readable: relay.stdout!, writable: relay.stdin! });
+  duplex.on('close', () => relay.kill('SIGKILL'));
+  return duplex;
+}
+
 export class BaresipPhone {
   readonly events: BaresipEvent[] = [];
   private readonly pending = new Map<string, Pending>();
@@ -100,7 +138,7 @@ export class BaresipPhone {
 
   private constructor(
     private readonly child: ChildProcess,
-    private readonly ctrl: net.Socket,
+    private readonly ctrl: Duplex,
     readonly dir: string,
     readonly sipPort: number,
     readonly ctrlPort: number,
@@ -140,10 +178,11 @@ export class BaresipPhone {
       while (taken(rtpBase, 10, [sipPort, 2]) || taken(rtpBase, 10, [ctrlPort, 1])) rtpBase = await freePort({ protocols: ['udp'], count: 10, even: true });
       const tone = path.join(dir, 'tone.wav');
       await writeFile(tone, toneWav(options.toneSeconds ?? 120));
+      const address = options.netns?.address ?? '127.0.0.1';
       const config = [
         'poll_method epoll',
-        `sip_listen 127.0.0.1:${sipPort}`,
-        'net_interface 127.0.0.1',
+        `sip_listen ${address}:${sipPort}`,
+        `net_interface ${address}`,
         `rtp_ports ${rtpBase}-${rtpBase + 9}`,
         'rtcp_mux no',
         `audio_source aufile,${tone}`,
@@ -161,13 +200,15 @@ export class BaresipPhone {
       await writeFile(path.join(dir, 'config'), config);
       const params = [
         options.password !== undefined ? `auth_pass=${options.password}` : '',
-        `regint=${options.register === false ? 0 : 600}`,
+        `regint=${options.register === false ? 0 : options.regint ?? 600}`,
         `answermode=${options.answer ?? 'manual'}`,
         options.mediaenc ? `mediaenc=${options.mediaenc}` : '',
       ].filter(Boolean);
       await writeFile(path.join(dir, 'accounts'), `<sip:${options.user}@${options.registrar};transport=${options.transport ?? 'udp'}>;${params.join(';')}\n`);
       // no `-d`: it would daemonise and the pid held here would be useless
-      const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = options.netns
+        ? spawn('ip', ['netns', 'exec', options.netns.name, 'baresip', '-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       const log: string[] = [];
       const keep = (line: string): void => {
         if (/\baudio=\d+\/\d+ \(bit\/s\)/.test(line)) return; // its once-a-tick status line
@@ -179,6 +220,10 @@ export class BaresipPhone {
       const early = new Promise<never>((_, reject) => child.once('exit', (code, sig) => reject(new Error(`baresip exited (${sig ?? code}) before its control port opened:\n${log.slice(-20).join('\n')}`))));
       early.catch(() => undefined);
       try {
+        if (options.netns) {
+          const ctrl = await Promise.race([controlRelay(options.netns.name, ctrlPort, 10_000), early]);
+          return new BaresipPhone(child, ctrl, dir, sipPort, ctrlPort, [rtpBase, rtpBase + 9], log);
+        }
         await Promise.race([waitForPortBound(ctrlPort, 'tcp', 10_000), early]);
         const ctrl = await Promise.race([
           new Promise<net.Socket>((resolve, reject) => {

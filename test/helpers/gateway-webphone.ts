@@ -50,6 +50,29 @@ export class GatewayWebphone {
     }
   }
 
+  /**
+   * The page at `pageUrl` (the HTTPS page at a public address, say) in a new context of `browser`,
+   * registered as user/password over the WebSocket URL the page was given (as a person opening it would);
+   * closing the webphone closes the context.
+   */
+  static async openAt(browser: Browser, pageUrl: string, options: { user: string; password: string }): Promise<GatewayWebphone> {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(pageUrl);
+      await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 15_000 });
+      await page.fill('#user', options.user);
+      await page.fill('#password', options.password);
+      const phone = new GatewayWebphone(context, page);
+      await page.click('#register');
+      await page.waitForFunction(() => document.getElementById('reg-state')?.textContent === 'registered', undefined, { timeout: 15_000 });
+      return phone;
+    } catch (err) {
+      await context.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
   async callState(): Promise<string> {
     return this.page.evaluate(() => (window as unknown as { ferryCallState?: string }).ferryCallState ?? '');
   }

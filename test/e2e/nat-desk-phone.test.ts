@@ -1,0 +1,212 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium, type Browser } from 'playwright-core';
+import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
+import { CHROMIUM_ARGS } from '../helpers/chromium';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { NatRouter } from '../helpers/nat-router';
+import { NatWorld } from '../helpers/nat-world';
+import { waitFor } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * A desk phone behind a home router, as most real sites have it: baresip in a network namespace on a
+ * private address (192.168.x.2), its router a real NAPT (iptables MASQUERADE --random-fully, conntrack)
+ * with a stateful firewall, and ferry on a public address configured as docs/deploy.md says; the webphone
+ * is the gateway's HTTPS page in Chromium on ferry's side. baresip registers over UDP with its private
+ * address in Contact and SDP and refreshes every 10 s (a NAT'd phone's short interval); nothing from
+ * outside reaches it except through the router's mappings.
+ */
+const DESK = { user: '1001', password: 'desk-nat-secret', displayName: 'Desk phone behind NAT' };
+const ALICE = { user: 'alice', password: 'alice-nat-secret', displayName: 'Alice (webphone)' };
+const REGINT_S = 10;
+
+/**
+ * The webphone's Chromium: the tests' usual flags without loopback candidates (a browser on another host
+ * has none; ferry refuses a loopback c= from a remote party), and --ignore-certificate-errors for the
+ * development certificate of the HTTPS page (a secure context: the microphone).
+ */
+export function webphoneArgs(): string[] {
+  return [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'), '--ignore-certificate-errors'];
+}
+
+describe('NAT: a UDP desk phone behind a masquerading router and a webphone on ferry\'s side', { timeout: 300_000 }, () => {
+  const world = new NatWorld([DESK, ALICE]);
+  let browser: Browser | undefined;
+  let alice: GatewayWebphone;
+  let phone: BaresipPhone | undefined;
+
+  const diagnose = (err: unknown): Error =>
+    new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${world.tail(30)}`);
+
+  /** the router's mapping of the phone's SIP port towards ferry's SIP port */
+  async function sipMapping(): Promise<{ privatePort: number; publicPort: number } | undefined> {
+    return (await world.nat.mappings('udp')).find((m) => m.privatePort === phone!.sipPort && m.peer === world.nat.ferryAddress && m.peerPort === world.ready.sip);
+  }
+
+  /** the router's mapping of the phone's RTP port (the first of its range that has one) towards ferry media */
+  async function rtpMapping(): Promise<{ privatePort: number; publicPort: number; packetsIn: number; packetsOut: number } | undefined> {
+    const [lo, hi] = phone!.rtpPorts;
+    return (await world.nat.mappings('udp')).find((m) => m.privatePort >= lo && m.privatePort <= hi && m.privatePort % 2 === 0 && m.peer === world.nat.ferryAddress);
+  }
+
+  /** media both ways, counted at the browser (getStats), at the phone leg in ferry media and at the router's mapping of the phone's RTP (packets delivered to the phone and sent by it) */
+  async function assertAudioBothWays(what: string): Promise<void> {
+    const s0 = await alice.rtpStats();
+    const leg0 = (await world.phoneLeg()) ?? { packetsFromPeer: 0, packetsToPeer: 0 };
+    const map0 = (await rtpMapping()) ?? { packetsIn: 0, packetsOut: 0, publicPort: -1 };
+    await waitFor(async () => {
+      const s = await alice.rtpStats();
+      return s.sent - s0.sent > 100 && s.received - s0.received > 100;
+    }, 15_000, 100, `${what}: RTP both ways at the Chromium webphone (getStats)`);
+    const leg = await waitFor(async () => {
+      const l = await world.phoneLeg();
+      return l && l.packetsFromPeer - leg0.packetsFromPeer > 100 && l.packetsToPeer - leg0.packetsToPeer > 100 ? l : undefined;
+    }, 10_000, 100, `${what}: RTP both ways at the phone leg in ferry media`);
+    const map = await waitFor(async () => {
+      const m = await rtpMapping();
+      if (!m) return undefined;
+      const sameMapping = m.publicPort === map0.publicPort;
+      const inNow = m.packetsIn - (sameMapping ? map0.packetsIn : 0);
+      const outNow = m.packetsOut - (sameMapping ? map0.packetsOut : 0);
+      return inNow > 100 && outNow > 100 ? m : undefined;
+    }, 10_000, 100, `${what}: RTP both ways through the router's mapping of the phone's RTP port`);
+    console.log(`# ${what}: phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to the phone; router mapping ${map.privatePort} -> ${map.publicPort}: ${map.packetsOut} out, ${map.packetsIn} in`);
+  }
+
+  async function webphoneCallsDesk(): Promise<{ callStart: number; call: CallRecord }> {
+    const callStart = Date.now();
+    await alice.dial(DESK.user);
+    await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED at the phone (auto-answer)');
+    await alice.waitCallState('connected', 10_000);
+    const call = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
+    return { callStart, call };
+  }
+
+  async function deskCallsWebphone(): Promise<{ callStart: number; call: CallRecord }> {
+    const callStart = Date.now();
+    const dialed = await phone!.command('dial', `sip:${ALICE.user}@${world.registrar}`);
+    assert.ok(dialed.ok, `dial: ${dialed.data}`);
+    await alice.waitCallState('ringing-in', 15_000);
+    await alice.answer();
+    await alice.waitCallState('connected', 10_000);
+    await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED at the phone');
+    const call = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
+    return { callStart, call };
+  }
+
+  async function webphoneHangsUp(callStart: number): Promise<void> {
+    const hangupAt = await alice.hangup();
+    const closed = await phone!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= callStart, 3000, 'CALL_CLOSED at the phone');
+    const latency = closed.at - hangupAt;
+    console.log(`# webphone hang-up -> the phone behind NAT closes the call: ${latency} ms (${closed.param})`);
+    assert.ok(latency < 1000, `the phone saw the end ${latency} ms after the webphone hung up`);
+    assert.match(closed.param ?? '', /reset by peer/i, 'the phone closed the call because ferry\'s BYE reached it through the router');
+  }
+
+  async function deskHangsUp(callStart: number): Promise<void> {
+    const hangupAt = Date.now();
+    assert.ok((await phone!.command('hangup')).ok);
+    await alice.waitCallState('ended', 3000);
+    const latency = (await alice.endedAt())! - hangupAt;
+    console.log(`# phone behind NAT hangs up -> webphone shows the end: ${latency} ms`);
+    assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after the phone hung up`);
+    await phone!.waitEvent((e: BaresipEvent) => e.type === 'CALL_CLOSED' && e.at >= callStart, 2000, 'CALL_CLOSED at the phone');
+  }
+
+  before(async () => {
+    await world.start();
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: webphoneArgs() });
+    const [p, a] = await Promise.allSettled([
+      (async () => {
+        phone = await BaresipPhone.start({
+          user: DESK.user, password: DESK.password, registrar: world.registrar, answer: 'auto', regint: REGINT_S,
+          netns: { name: world.nat.home, address: world.nat.homeAddress },
+        });
+        await phone.waitRegistered(15_000);
+      })(),
+      GatewayWebphone.openAt(browser, world.pageUrl, ALICE),
+    ]);
+    if (p.status === 'rejected') throw diagnose(p.reason);
+    if (a.status === 'rejected') throw a.reason;
+    alice = a.value;
+  });
+
+  afterEach(async () => {
+    await phone?.command('hangup').catch(() => undefined);
+  });
+
+  after(async () => {
+    await alice?.close();
+    await browser?.close().catch(() => undefined);
+    await phone?.stop();
+    await world.stop();
+    assert.equal(await NatRouter.exists(world.nat.home), false, 'the home namespace is gone');
+    assert.equal(await NatRouter.exists(world.nat.router), false, 'the router namespace is gone');
+  });
+
+  test('NAT: the phone registers over UDP with its private Contact; ferry keeps the router\'s public address and port it came from', async () => {
+    try {
+      const regs = await world.registrations(DESK.user);
+      assert.equal(regs.length, 1, JSON.stringify(regs));
+      assert.match(regs[0]!.contact, new RegExp(`^sip:${DESK.user}[^@]*@${world.nat.homeAddress.replace(/\./g, '\\.')}:${phone!.sipPort}\\b`), 'the Contact names the private address');
+      const mapping = await waitFor(sipMapping, 5000, 50, 'the router\'s mapping of the phone\'s SIP port');
+      assert.equal(regs[0]!.source, `${world.nat.routerOutside}:${mapping.publicPort}`, 'the source is the router\'s public address and the mapped port');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the webphone calls the phone behind NAT: the INVITE reaches it through the router\'s mapping, audio both ways, the webphone\'s hang-up reaches the phone < 1 s, all released', async () => {
+    try {
+      const dropped0 = await world.nat.inboundDropped();
+      const { call } = await webphoneCallsDesk();
+      assert.equal(call.callee.kind, 'rtp');
+      assert.ok(phone!.log.some((l) => l.includes(world.nat.ferryAddress)), 'the phone heard from ferry\'s public address');
+      await assertAudioBothWays('webphone -> phone');
+      await webphoneHangsUp(call.createdAt);
+      await world.waitReleased();
+      assert.equal((await world.call(call.id)).state, 'ended');
+      console.log(`# packets the router's firewall dropped during the call (sent to the private address): ${(await world.nat.inboundDropped()) - dropped0}`);
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the webphone calls the phone behind NAT and the phone hangs up: the webphone sees the end < 1 s, all released', async () => {
+    try {
+      const { callStart, call } = await webphoneCallsDesk();
+      await waitFor(async () => ((await world.phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from the phone at ferry media');
+      await deskHangsUp(callStart);
+      await world.waitReleased();
+      assert.equal((await world.call(call.id)).state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the phone behind NAT calls the webphone: audio both ways, the phone hangs up: the webphone sees the end < 1 s, all released', async () => {
+    try {
+      const { callStart, call } = await deskCallsWebphone();
+      assert.equal(call.caller.kind, 'rtp');
+      await assertAudioBothWays('phone -> webphone');
+      await deskHangsUp(callStart);
+      await world.waitReleased();
+      assert.equal((await world.call(call.id)).state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the phone behind NAT calls the webphone and the webphone hangs up: ferry\'s BYE reaches the phone through the router < 1 s, all released', async () => {
+    try {
+      const { callStart, call } = await deskCallsWebphone();
+      await waitFor(async () => ((await world.phoneLeg())?.packetsToPeer ?? 0) > 50, 10_000, 100, 'RTP to the phone from ferry media');
+      await webphoneHangsUp(callStart);
+      await world.waitReleased();
+      assert.equal((await world.call(call.id)).state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+});
