@@ -6,6 +6,8 @@ import { connectionLimitsFromEnv } from '../sip/transport/connection-limits';
 import { requestRateFromEnv } from '../sip/engine/request-rate-limits';
 import type { SipEngineOptions } from '../sip/sip-engine-server';
 import { sipMetricsFromEnv } from '../sip/metrics/sip-metrics-settings';
+import { dnsSettingsFromEnv } from '../sip/dns/dns-settings';
+import { requestHandlerFromEnv } from '../sip/control/request-handler-settings';
 import { DEFAULT_MAX_SERVER_TRANSACTIONS } from '../sip/transaction/server-transaction-table';
 
 function atLeastOne(name: string, n: number): number {
@@ -24,7 +26,8 @@ export interface SipSettings {
  * Reads FERRY_SIP_* (docs/configuration.md). Throws an Error whose message names the variable on the
  * first bad value: a port outside 0..65535, a non-integer timer, the default control secret on a
  * non-loopback control address, an unreadable certificate, a request rate that is not a whole number or `off`,
- * an exempt entry that is not an address or network, a metrics port or host that is not one. `env` is the process environment except in tests;
+ * an exempt entry that is not an address or network, a metrics port or host that is not one, a DNS server that is not
+ * an IP address with an optional port. `env` is the process environment except in tests;
  * the control and connection limits always come from the process environment.
  */
 export function loadSipSettings(env: Env = process.env): SipSettings {
@@ -46,6 +49,8 @@ export function loadSipSettings(env: Env = process.env): SipSettings {
     connectionLimits: connectionLimitsFromEnv(),
     requestRate: requestRateFromEnv(env),
     metrics: sipMetricsFromEnv(env),
+    dns: dnsSettingsFromEnv(env),
+    requestHandler: requestHandlerFromEnv(env),
     secret,
     orphanDialogMs: envInt('FERRY_SIP_ORPHAN_DIALOG_MS', 30_000, env),
     restartHoldMs: envInt('FERRY_SIP_RESTART_HOLD_MS', 10_000, env),

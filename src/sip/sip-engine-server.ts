@@ -4,6 +4,7 @@ import { createLogger } from '../common/logger';
 import { ControlServer } from './control/control-server';
 import type { ControlLimits } from './control/control-limits';
 import { NextHopResolver } from './engine/next-hop-resolver';
+import type { DnsSettings } from './dns/dns-settings';
 import { DEFAULT_ORPHAN_DIALOG_MS, SHUTDOWN_BYE_REASON, SipEngine } from './engine/sip-engine';
 import { FlowBindings } from './registrar/flow-bindings';
 import type { UnroutedHoldLimits } from './engine/unrouted-request-hold';
@@ -20,6 +21,9 @@ import { processFaultCounts } from '../common/process-faults';
 import { renderSipMetrics } from './metrics/sip-metrics';
 import { startSipMetricsServer, type RunningSipMetricsServer } from './metrics/sip-metrics-server';
 import type { SipMetricsListen } from './metrics/sip-metrics-settings';
+import type { RequestHandlerSettings } from './control/request-handler-settings';
+import { OutboundConnections } from './control/outbound-connections';
+import { RequestHandler } from './control/request-handler';
 
 export interface SipEngineOptions {
   host?: string;
@@ -55,8 +59,12 @@ export interface SipEngineOptions {
   requestRate?: Partial<RequestRateLimits>;
   /** on close, how long to wait for the answers to the shutdown BYEs (default 1000) */
   shutdownByeWaitMs?: number;
+  /** outbound connection mode: new requests go to apps listening with srf.listen() (absent: off; docs/sip-engine.md "Outbound connection mode") */
+  requestHandler?: RequestHandlerSettings;
   /** where to serve GET /metrics (Prometheus text format; absent: no metrics port; docs/sip-engine.md "Metrics") */
   metrics?: SipMetricsListen;
+  /** how request targets are looked up in DNS (servers, timeout, cache size; default: the system's resolver; docs/sip-engine.md "How a target is resolved") */
+  dns?: DnsSettings;
 }
 
 export interface RunningSipEngine {
@@ -111,9 +119,13 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     onAppClosed: (app) => engine?.onAppClosed(app),
     onAppRoute: (app, verb) => engine?.onAppRoute(app, verb),
   }, createLogger('sip.control'));
-  engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls, () => (options.clock ?? systemClock).now(), 64 * timers.t1), bindings,
+  const handlerSettings = options.requestHandler;
+  const requestHandler = handlerSettings ? new RequestHandler(handlerSettings,
+    new OutboundConnections(control, handlerSettings, createLogger('sip.outbound'), (app) => engine?.appInUse(app) ?? false),
+    control.router, createLogger('sip.outbound')) : undefined;
+  engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls, () => (options.clock ?? systemClock).now(), 64 * timers.t1, options.dns), bindings,
     { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
-    options.unroutedHold, options.maxServerTransactions, requests);
+    options.unroutedHold, options.maxServerTransactions, requests, requestHandler);
 
   const e = engine;
   let metricsServer: RunningSipMetricsServer | undefined;

@@ -11,7 +11,8 @@ export class AppConnection {
   readonly routes = new Set<string>();
   tags: string[] = [];
 
-  constructor(readonly id: string, private readonly socket: net.Socket) {}
+  /** `outbound`: ferry sip opened this connection to an app listening with `srf.listen()` (outbound connection mode) */
+  constructor(readonly id: string, private readonly socket: net.Socket, readonly outbound = false) {}
 
   get remoteAddress(): string {
     return this.socket.remoteAddress ?? '?';

@@ -24,6 +24,19 @@ export class AppRouter {
     return candidates[i];
   }
 
+  /**
+   * The next live, authenticated app that routed `verb` and carries `tag` (an outbound-mode web callback's
+   * `route` to a tag), or undefined. Round robin shared with `next`.
+   */
+  nextTagged(verb: string, tag: string): AppConnection | undefined {
+    const v = verb.toLowerCase();
+    const candidates = this.apps.filter((a) => a.authenticated && !a.closed && a.routes.has(v) && a.tags.includes(tag));
+    if (candidates.length === 0) return undefined;
+    const i = (this.cursor.get(v) ?? 0) % candidates.length;
+    this.cursor.set(v, i + 1);
+    return candidates[i];
+  }
+
   find(id: string | undefined): AppConnection | undefined {
     return id === undefined ? undefined : this.apps.find((a) => a.id === id && a.authenticated && !a.closed);
   }

@@ -46,6 +46,16 @@ export interface ControlHandler {
   onAppRoute?(app: AppConnection, verb: string): void;
 }
 
+/** Who waits for an outbound connection (ControlServer.adoptOutbound). */
+export interface OutboundAdoption {
+  /** the app must have sent a valid `authenticate` by then */
+  authTimeoutMs: number;
+  /** the app authenticated (the `OK` is written): the request may go to it now */
+  onAuthenticated(app: AppConnection): void;
+  /** the connection closed (before or after authenticating) */
+  onClosed(app: AppConnection): void;
+}
+
 export interface ControlServerOptions {
   secret: string;
   version: string;
@@ -65,6 +75,8 @@ export class ControlServer {
   readonly router = new AppRouter();
   private server: net.Server | undefined;
   private readonly apps = new Set<AppConnection>();
+  /** outbound connections, until they close: who waits for them */
+  private readonly outbound = new Map<AppConnection, OutboundAdoption>();
   private seq = 0;
   private readonly limits: ControlLimits;
   /** refused connections: one line per cap per 10 s, however fast they come */
@@ -95,15 +107,31 @@ export class ControlServer {
       socket.destroy();
       return;
     }
+    this.attach(socket, undefined);
+  }
+
+  /**
+   * Outbound connection mode: `socket` is a connection ferry sip opened to an app listening with
+   * `srf.listen()`. The app authenticates as an inbound one does (it sends `authenticate` first); `outbound`
+   * hears when it did (the request for it can go out) or when the connection ended before.
+   * The inbound caps do not count it (OutboundConnections has its own).
+   */
+  adoptOutbound(socket: net.Socket, outbound: OutboundAdoption): AppConnection {
+    return this.attach(socket, outbound);
+  }
+
+  private attach(socket: net.Socket, outbound: OutboundAdoption | undefined): AppConnection {
     socket.setNoDelay(true);
     socket.setKeepAlive(true);
-    const app = new AppConnection(`app#${++this.seq}`, socket);
+    const app = new AppConnection(outbound ? `outbound#${++this.seq}` : `app#${++this.seq}`, socket, outbound !== undefined);
     this.apps.add(app);
+    if (outbound) this.outbound.set(app, outbound);
+    const authTimeoutMs = outbound?.authTimeoutMs ?? this.limits.authTimeoutMs;
     const authTimer = setTimeout(guarded('sip.control-auth-timeout', () => {
       if (app.authenticated || app.closed) return;
-      this.logStranger(app, 'app did not authenticate in time, closing its connection', { timeoutMs: this.limits.authTimeoutMs });
+      this.logStranger(app, 'app did not authenticate in time, closing its connection', { timeoutMs: authTimeoutMs });
       app.close();
-    }), this.limits.authTimeoutMs);
+    }), authTimeoutMs);
     authTimer.unref();
     const decoder = new ControlFrameDecoder(() => (app.authenticated ? AUTHENTICATED_MAX_FRAME_BYTES : this.limits.preAuthMaxFrameBytes));
     socket.on('data', (chunk) => {
@@ -132,9 +160,13 @@ export class ControlServer {
       app.closed = true;
       this.apps.delete(app);
       this.router.remove(app);
+      const adoption = this.outbound.get(app);
+      this.outbound.delete(app);
       if (app.authenticated) this.log.info('app disconnected', { app: app.id });
       this.handler.onAppClosed(app);
+      adoption?.onClosed(app);
     });
+    return app;
   }
 
   /** One line per event kind and source address per 10 s for peers that never authenticated (a flood stays a trickle). */
@@ -145,9 +177,14 @@ export class ControlServer {
 
   /** Why a new connection cannot be taken now, or undefined. */
   private refusal(): string | undefined {
-    if (this.apps.size >= this.limits.maxConnections) return `connection cap reached (${this.limits.maxConnections})`;
+    let inbound = 0;
     let unauthenticated = 0;
-    for (const a of this.apps) if (!a.authenticated) unauthenticated++;
+    for (const a of this.apps) {
+      if (a.outbound) continue;
+      inbound++;
+      if (!a.authenticated) unauthenticated++;
+    }
+    if (inbound >= this.limits.maxConnections) return `connection cap reached (${this.limits.maxConnections})`;
     if (unauthenticated >= this.limits.maxUnauthenticated) return `unauthenticated connection cap reached (${this.limits.maxUnauthenticated})`;
     return undefined;
   }
@@ -184,7 +221,8 @@ export class ControlServer {
         this.router.add(app);
         const hp = this.options.hostports();
         app.respond(rid, ['OK', hp, this.options.version, hp]);
-        this.log.info('app connected', { app: app.id, remote: app.remote });
+        this.log.info('app connected', { app: app.id, remote: app.remote, outbound: app.outbound });
+        this.outbound.get(app)?.onAuthenticated(app);
         return;
       }
       case 'route':

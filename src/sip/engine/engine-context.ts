@@ -7,6 +7,7 @@ import type { ServerTransactionTable } from '../transaction/server-transaction-t
 import type { TimerConfig } from '../transaction/timer-config';
 import type { AppPort } from './app-port';
 import type { CallRecords } from './call-records';
+import type { RequestHandler } from '../control/request-handler';
 import type { ClientRequest } from './client-request';
 import type { DialogLifetime } from './dialog-lifetime';
 import type { LocalAddress } from './local-address';
@@ -35,6 +36,8 @@ export interface EngineContext {
   readonly restartHeld: RestartHeldRequests;
   /** new requests no app routes yet, waiting (right after start, or while no app is connected) for one that does */
   readonly unroutedHold: UnroutedRequestHold;
+  /** outbound connection mode: where the new requests of the methods it takes go (absent: to the connected apps) */
+  readonly requestHandler?: RequestHandler;
   /** set once the engine stops: no new request goes to an app, nothing new is held */
   readonly lifecycle: { closing: boolean };
 }

@@ -13,6 +13,7 @@ import type { Flow } from '../transport/flow';
 import { AppPort } from './app-port';
 import { CallRecords } from './call-records';
 import { CdrSender } from '../control/cdr-sender';
+import type { RequestHandler } from '../control/request-handler';
 import { ServerInviteTransaction } from '../transaction/server-invite-transaction';
 import type { ClientRequest } from './client-request';
 import { DialogClaims } from './dialog-claims';
@@ -77,6 +78,8 @@ export class SipEngine implements ControlHandler {
     maxServerTransactions = DEFAULT_MAX_SERVER_TRANSACTIONS,
     /** the per-source rate of new requests (absent: no limit) */
     requestRate?: RequestRateGuard,
+    /** outbound connection mode (absent: every new request goes to the connected apps) */
+    requestHandler?: RequestHandler,
   ) {
     this.bindings = bindings;
     const local = new LocalAddress(addressing);
@@ -102,6 +105,7 @@ export class SipEngine implements ControlHandler {
       restartHeld,
       unroutedHold,
       lifecycle: { closing: false },
+      requestHandler,
     };
     this.owners = new DialogOwners(this.ctx, orphanDialogMs, {
       deliver: (app, held, dialog) => this.uas.deliverHeld(app, held, dialog),
@@ -202,6 +206,15 @@ export class SipEngine implements ControlHandler {
   }
 
   // ---------------------------------------------------------------- app side
+
+  /** true while `app` owns a dialog or has a transaction open (an idle outbound connection is closed) */
+  appInUse(app: AppConnection): boolean {
+    const { ctx } = this;
+    for (const d of ctx.dialogs.all()) if (d.ownerId === app.id) return true;
+    for (const p of ctx.pending.values()) if (p.appId === app.id && !p.done) return true;
+    for (const c of ctx.clients.entries()) if (c.appId === app.id) return true;
+    return false;
+  }
 
   /** `sip|<txnId>|<dialogId>|<proxy>` + SIP from an app: dispatched to the UAS core, the UAC core or the claims. */
   onAppSip(app: AppConnection, m: AppSipMessage): void {

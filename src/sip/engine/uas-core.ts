@@ -22,6 +22,7 @@ import { ReliableProvisional } from './reliable-provisional';
 import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-dialogs';
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { UNROUTED_RETRY_AFTER_S } from './unrouted-request-hold';
+import { dispatchToRequestHandler } from './handler-dispatch';
 
 /** Retry-After of the 503 a new request gets while the server transaction table is full */
 const FULL_RETRY_AFTER_S = 5;
@@ -111,6 +112,11 @@ export class UasCore {
       return;
     }
     if (txn instanceof ServerInviteTransaction) this.ctx.cdr.networkInvite(req, txn);
+    const handler = this.ctx.requestHandler;
+    if (handler && !this.ctx.lifecycle.closing && handler.handles(req.method)) {
+      dispatchToRequestHandler(this.ctx, handler, req, flow, txn, (app) => this.deliver(app, req, flow, key, txn, undefined));
+      return;
+    }
     const app = this.ctx.lifecycle.closing ? undefined : router.next(req.method);
     if (!app) {
       this.onUnroutedRequest(req, flow, key, txn);
