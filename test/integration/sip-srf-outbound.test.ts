@@ -1,0 +1,151 @@
+/**
+ * Outbound connection mode: `bin/ferry sip` with FERRY_SIP_REQUEST_HANDLER opens a control connection to a
+ * real drachtio-srf app listening with `srf.listen({port, secret})` and hands it a SIPp phone's INVITE there;
+ * the app answers, and the phone's BYE reaches the same app over the same connection. Where the app is comes
+ * from a web callback (drachtio-server's query string and JSON answer) or is fixed (tcp://host:port). An app
+ * that cannot be reached, or that offers the wrong secret, leaves the caller with 480; a callback's `reject`
+ * is the caller's answer. An outbound connection left idle is closed by ferry sip.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type net from 'node:net';
+import Srf from 'drachtio-srf';
+import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
+import { g711Sdp, waitFor } from '../helpers/srf-app';
+import { freePort } from '../helpers/free-port';
+import { runSipp, killAllSipp, describeSipp, countReceived } from '../helpers/sipp';
+
+interface ListeningApp {
+  srf: any;
+  server: net.Server;
+  port: number;
+  /** connections ferry sip opened to it, and how many of them have closed */
+  connections: number;
+  closed: number;
+  invites: { callId: string; uri: string }[];
+  destroyed: string[];
+  connectErrors: string[];
+}
+
+async function listeningApp(secret: string): Promise<ListeningApp> {
+  const port = await freePort();
+  const srf: any = new Srf();
+  const app: ListeningApp = { srf, server: undefined as unknown as net.Server, port, connections: 0, closed: 0, invites: [], destroyed: [], connectErrors: [] };
+  srf.on('error', () => { /* a refused authentication */ });
+  srf.on('connect', (err: Error | null) => { if (err) app.connectErrors.push(err.message); });
+  srf.invite(async (req: any, res: any) => {
+    app.invites.push({ callId: req.get('Call-ID'), uri: req.uri });
+    const dialog = await srf.createUAS(req, res, { localSdp: g711Sdp(30010) });
+    dialog.on('destroy', () => app.destroyed.push(req.get('Call-ID')));
+  });
+  app.server = srf.listen({ port, host: '127.0.0.1', secret });
+  app.server.on('connection', (socket: net.Socket) => {
+    app.connections++;
+    socket.on('close', () => app.closed++);
+  });
+  await new Promise<void>((resolve) => (app.server.listening ? resolve() : app.server.once('listening', () => resolve())));
+  return app;
+}
+
+function sipAddress(engine: SipEngineProcess): string {
+  return `127.0.0.1:${engine.ports.sip}`;
+}
+
+function callIdOfSipp(messages: string): string {
+  const m = /^Call-ID:\s*(\S+)/im.exec(messages);
+  assert.ok(m, 'SIPp traced a Call-ID');
+  return m[1];
+}
+
+describe('outbound connection mode: ferry sip connects to drachtio-srf apps listening with srf.listen()', () => {
+  let app: ListeningApp;
+  let wrongSecretApp: ListeningApp;
+  let callback: http.Server;
+  const asked: URLSearchParams[] = [];
+  let viaCallback: SipEngineProcess;
+  let fixed: SipEngineProcess;
+  let closedPort: number;
+
+  before(async () => {
+    app = await listeningApp('cymru');
+    wrongSecretApp = await listeningApp('not-the-secret');
+    closedPort = await freePort();
+    callback = http.createServer((req, res) => {
+      const q = new URL(req.url ?? '/', 'http://x').searchParams;
+      asked.push(q);
+      const user = q.get('uriUser');
+      const answer = user === 'app' ? { action: 'route', data: { uri: `127.0.0.1:${app.port}` } }
+        : user === 'nobody' ? { action: 'route', data: { uri: `127.0.0.1:${closedPort};transport=tcp` } }
+          : user === 'wrong' ? { action: 'route', data: { uri: `127.0.0.1:${wrongSecretApp.port}` } }
+            : { action: 'reject', data: { status: 480, reason: 'Nobody Home' } };
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(answer));
+    });
+    const httpPort = await freePort();
+    await new Promise<void>((resolve) => callback.listen(httpPort, '127.0.0.1', () => resolve()));
+    const common = { FERRY_SIP_REQUEST_HANDLER_METHODS: 'INVITE', FERRY_SIP_OUTBOUND_CONNECT_TIMEOUT_MS: '2000', FERRY_SIP_OUTBOUND_AUTH_TIMEOUT_MS: '3000', FERRY_SIP_OUTBOUND_IDLE_MS: '1000' };
+    viaCallback = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `http://127.0.0.1:${httpPort}/route` });
+    fixed = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `tcp://127.0.0.1:${app.port}` });
+  });
+
+  after(async () => {
+    killAllSipp();
+    await viaCallback?.stop();
+    await fixed?.stop();
+    callback?.close();
+    for (const a of [app, wrongSecretApp]) {
+      a?.server.close();
+    }
+  });
+
+  test('web callback routes the INVITE to the listening app: it answers, the BYE reaches it on the same connection, the idle connection is then closed',
+    { timeout: 60_000 }, async () => {
+      const before = { connections: app.connections, closed: app.closed };
+      const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'app', timeoutS: 20 });
+      assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+      const callId = callIdOfSipp(r.messages);
+      assert.ok(app.invites.some((i) => i.callId === callId), 'the INVITE reached the listening app');
+      await waitFor(() => app.destroyed.includes(callId), "the phone's BYE destroying the app's dialog");
+      assert.equal(app.connections - before.connections, 1, 'one connection carried the INVITE and the BYE');
+      const q = asked.find((p) => p.get('uriUser') === 'app');
+      assert.ok(q, 'the callback was asked');
+      assert.equal(q.get('method'), 'INVITE');
+      assert.equal(q.get('fromUser'), 'sipp');
+      assert.equal(q.get('protocol'), 'udp');
+      assert.equal(q.get('source_address'), '127.0.0.1');
+      assert.match(q.get('uri') ?? '', /^sip:app@127\.0\.0\.1:\d+$/);
+      await waitFor(() => app.closed - before.closed === 1, 'ferry sip closing the idle outbound connection', 15_000);
+    });
+
+  test('fixed route (tcp://host:port): the INVITE goes straight to the app, no callback', { timeout: 60_000 }, async () => {
+    const asks = asked.length;
+    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: sipAddress(fixed), service: 'anyone', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const callId = callIdOfSipp(r.messages);
+    assert.ok(app.invites.some((i) => i.callId === callId), 'the INVITE reached the listening app');
+    await waitFor(() => app.destroyed.includes(callId), "the phone's BYE destroying the app's dialog");
+    assert.equal(asked.length, asks, 'no callback asked');
+  });
+
+  test('the app cannot be reached: the caller gets 480', { timeout: 60_000 }, async () => {
+    const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'nobody', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    assert.equal(countReceived(r, /^SIP\/2\.0 480/), 1, 'one 480');
+  });
+
+  test('the app offers the wrong secret: refused (srf hears "failed to authenticate"), the INVITE never reaches it, the caller gets 480', { timeout: 60_000 }, async () => {
+    const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'wrong', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    assert.equal(countReceived(r, /^SIP\/2\.0 480/), 1, 'one 480');
+    assert.equal(wrongSecretApp.connections, 1, 'ferry sip did connect to the app');
+    assert.deepEqual(wrongSecretApp.connectErrors, ['failed to authenticate to server']);
+    assert.equal(wrongSecretApp.invites.length, 0, 'no INVITE reached the app');
+  });
+
+  test("the callback's reject is the caller's answer (status and reason)", { timeout: 60_000 }, async () => {
+    const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'busy', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    assert.equal(countReceived(r, /^SIP\/2\.0 480 Nobody Home/), 1, "the callback's status and reason");
+  });
+});
