@@ -1,17 +1,21 @@
 import { randomInt } from 'node:crypto';
+import type { TimerHandle } from '../../common/clock';
 import { KurentoErrors } from '../errors/kurento-error';
 import { encodeG711, type G711Law } from '../media-files/g711';
-import type { MixerPort, MixListener } from '../mixing/audio-mixer';
 import { FRAME_SAMPLES } from '../mixing/mix-input';
-import { Composite } from './composite';
+import { otherG711, PCMA, PCMU, transcodeG711InPlace } from '../mixing/rtp-g711';
+import { fanOut } from '../relay/packet-relay';
 import type { ElementType } from './element-type';
+import { Hub, type HubMembership, type HubPortOutput } from './hub';
 import { MediaElement, type MediaType } from './media-element';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 
-const PCMU = 'pcmu/8000';
-const PCMA = 'pcma/8000';
 const RTP_HEADER = 12;
+/** Forwarded packets: MediaFlowOut goes NOT_FLOWING when none went out for this long (as an element's does). */
+const FLOW_CHECK_MS = 2000;
+/** How long a sink's negotiated codecs are trusted before they are read again (a forwarding port's law choice). */
+const CODEC_RECHECK_MS = 250;
 
 /** `describe` hierarchy of HubPort (a MediaElement in the 7.x IDL). */
 const HUB_PORT_HIERARCHY: readonly string[] = ['kurento.MediaElement', 'kurento.MediaObject'];
@@ -25,24 +29,44 @@ const MEDIA_ELEMENT_EVENTS: readonly string[] = [
   'MediaTranscodingStateChanged',
 ];
 
+/** A sink's negotiated codec keys as last read. */
+interface SinkCodecs {
+  keys: string[];
+  readAt: number;
+}
+
 /**
- * Kurento's HubPort on a Composite (./composite.ts): one party of the hub's audio mix. The AUDIO
- * connected into it (`endpoint.connect(hubPort)`: PCMU or PCMA; telephone-events are not mixed) is
- * that party's voice; every 20 ms it sends the elements it is connected to (`hubPort.connect(endpoint)`)
- * the mix of every other port of the hub, as one RTP packet in the G.711 codec each of them negotiated
- * (PCMU, else PCMA), under its own SSRC — silence when nobody else speaks, so the stream never stops.
+ * Kurento's HubPort: one port of a hub (./hub.ts: Composite, AlphaBlending, Mixer, Dispatcher,
+ * DispatcherOneToMany). What is connected INTO the port (`endpoint.connect(hubPort)`) is handed to the
+ * hub; what the hub gives the port goes to the elements it is connected to (`hubPort.connect(endpoint)`):
+ * - from a mixing hub, a 20 ms frame of linear audio: sent as one RTP packet in the G.711 codec each sink
+ *   negotiated (PCMU, else PCMA), under the port's own SSRC;
+ * - from a dispatching hub, the packets of the port it is fed from, forwarded as they are (each sink maps
+ *   the payload type and rewrites SSRC/sequence/timestamp for its peer), the G.711 payload converted to
+ *   the other law only for a sink that negotiated that one and not the packet's (KMS's agnosticbin
+ *   transcodes the same way).
  * Created with `hub.createHubPort()` or `pipeline.create('HubPort', {hub})`; its parent is the hub.
  */
-export class HubPort extends MediaElement implements MixListener {
-  private readonly hub: Composite;
-  private readonly mixerPort: MixerPort;
+export class HubPort extends MediaElement implements HubPortOutput {
+  private readonly hub: Hub;
+  private readonly membership: HubMembership;
   private readonly portSinks = new Set<MediaElement>();
+  /** The AUDIO sinks as an array for the per-packet path. */
+  private outSinks: MediaElement[] = [];
+  private readonly sinkCodecs = new Map<MediaElement, SinkCodecs>();
   private readonly ssrc = randomInt(1, 0xffffffff);
   private seq = randomInt(0, 0x10000);
   private timestamp = randomInt(0, 0xffffffff);
   private markNext = true;
   private framesSent = 0;
   private sendingOut = false;
+  private packetsForwarded = 0;
+  private packetsTranscoded = 0;
+  private forwardedAtCheck = 0;
+  private forwardWatch: TimerHandle | undefined;
+  /** Set while a forwarded packet is being handed to the sinks: a packet coming back through a cycle is dropped. */
+  private forwarding = false;
+  private packetsLooped = 0;
 
   constructor(ctx: ElementContext) {
     super(ctx, 'HubPort');
@@ -50,11 +74,16 @@ export class HubPort extends MediaElement implements MixListener {
     if (typeof hubId !== 'string') throw KurentoErrors.marshall("'hub' constructor parameter is required by HubPort");
     const hub = ctx.host.lookup(hubId);
     if (hub === undefined) throw KurentoErrors.objectNotFound(hubId);
-    if (!(hub instanceof Composite)) throw KurentoErrors.marshall(`'hub' parameter should be a Hub (got a ${(hub as { type?: string }).type ?? 'non-object'})`);
+    if (!(hub instanceof Hub)) throw KurentoErrors.marshall(`'hub' parameter should be a Hub (got a ${(hub as { type?: string }).type ?? 'non-object'})`);
     if (hub.isReleased) throw KurentoErrors.objectNotFound(hubId);
     if (hub.pipelineId !== ctx.pipelineId) throw KurentoErrors.illegalParam('the hub belongs to another pipeline');
     this.hub = hub;
-    this.mixerPort = hub.attach(ctx.id, this);
+    this.membership = hub.join(this);
+  }
+
+  /** A port of a mixing hub only reads what it is given: the relay hands it packets without a copy. */
+  get readsPacketOnly(): boolean {
+    return this.membership?.readsInputOnly ?? false;
   }
 
   override negotiatedCodecKeys(): string[] {
@@ -64,29 +93,26 @@ export class HubPort extends MediaElement implements MixListener {
   // The port's AUDIO sinks, followed through every connect and disconnect (also those a sink's release makes).
   override connectTo(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.connectTo(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.portSinks.add(sink);
+    if (mediaType === undefined || mediaType === 'AUDIO') {
+      this.portSinks.add(sink);
+      this.outSinks = [...this.portSinks];
+    }
   }
 
   override disconnectFrom(sink: MediaElement, mediaType: MediaType | undefined): void {
     super.disconnectFrom(sink, mediaType);
-    if (mediaType === undefined || mediaType === 'AUDIO') this.portSinks.delete(sink);
+    if (mediaType === undefined || mediaType === 'AUDIO') {
+      this.portSinks.delete(sink);
+      this.sinkCodecs.delete(sink);
+      this.outSinks = [...this.portSinks];
+    }
   }
 
-  /** A packet from the element connected into this port: its G.711 payload goes into the mix, read in place. */
+  /** A packet from the element connected into this port: the hub's. */
   override deliverFromPipeline(packet: Buffer, codec: string): void {
     super.deliverFromPipeline(packet, codec); // flow-in state and counts; a port has no leg to send to
     if (this.released) return;
-    const law: G711Law | undefined = codec === PCMU ? 'mulaw' : codec === PCMA ? 'alaw' : undefined;
-    if (law === undefined || packet.length < RTP_HEADER) return;
-    let offset = RTP_HEADER + (packet[0]! & 0x0f) * 4;
-    if (packet[0]! & 0x10) {
-      if (packet.length < offset + 4) return;
-      offset += 4 + packet.readUInt16BE(offset + 2) * 4;
-    }
-    let end = packet.length;
-    if (packet[0]! & 0x20) end -= packet[packet.length - 1]!;
-    if (end <= offset) return;
-    this.hub.mixer.write(this.mixerPort, law, packet, offset, end - offset, packet.readUInt32BE(4), packet.readUInt32BE(8));
+    this.membership.input(packet, codec);
   }
 
   /** The mixer's frame for this port: sent to every sink in its codec. `frame` is only valid during the call. */
@@ -110,6 +136,87 @@ export class HubPort extends MediaElement implements MixListener {
     }
     this.seq = (this.seq + 1) & 0xffff;
     this.timestamp = (this.timestamp + FRAME_SAMPLES) >>> 0;
+  }
+
+  /**
+   * A dispatching hub's packet for this port, to every AUDIO sink: one copy per sink but the last (as the
+   * relay's fan-out), none with one sink; a sink that negotiated only the other G.711 law gets its copy
+   * converted.
+   */
+  forward(packet: Buffer, codec: string): void {
+    if (this.released) return;
+    const sinks = this.outSinks;
+    const n = sinks.length;
+    if (n === 0) {
+      if (this.sendingOut) this.outputStopped();
+      return;
+    }
+    if (this.forwarding) {
+      this.packetsLooped++;
+      return;
+    }
+    this.packetsForwarded++;
+    if (!this.sendingOut) {
+      this.setFlowingOut(true);
+      this.watchFlow();
+    }
+    this.forwarding = true;
+    try {
+      let convert = false;
+      for (let i = 0; i < n; i++) {
+        if (this.codecFor(sinks[i]!, codec) !== codec) {
+          convert = true;
+          break;
+        }
+      }
+      if (!convert) {
+        fanOut(packet, codec, sinks);
+        return;
+      }
+      for (let i = 0; i < n; i++) {
+        const sink = sinks[i]!;
+        const target = this.codecFor(sink, codec);
+        const own = i === n - 1 ? packet : Buffer.from(packet);
+        if (target !== codec && transcodeG711InPlace(own, codec)) {
+          this.packetsTranscoded++;
+          sink.deliverFromPipeline(own, target);
+        } else sink.deliverFromPipeline(own, codec);
+      }
+    } finally {
+      this.forwarding = false;
+    }
+  }
+
+  outputStopped(): void {
+    this.forwardWatch?.cancel();
+    this.forwardWatch = undefined;
+    if (this.sendingOut) this.setFlowingOut(false);
+  }
+
+  /** The codec `sink` gets a packet of `codec` in: the other G.711 law when it negotiated that one and not this one. */
+  private codecFor(sink: MediaElement, codec: string): string {
+    const other = otherG711(codec);
+    if (other === undefined) return codec;
+    const now = this.clock.now();
+    let known = this.sinkCodecs.get(sink);
+    if (known === undefined) {
+      known = { keys: sink.negotiatedCodecKeys(), readAt: now };
+      this.sinkCodecs.set(sink, known);
+    } else if (now - known.readAt >= CODEC_RECHECK_MS) {
+      known.keys = sink.negotiatedCodecKeys();
+      known.readAt = now;
+    }
+    return !known.keys.includes(codec) && known.keys.includes(other) ? other : codec;
+  }
+
+  /** While forwarding: NOT_FLOWING once a check finds nothing forwarded since the last one. */
+  private watchFlow(): void {
+    if (this.forwardWatch || this.released) return;
+    this.forwardedAtCheck = this.packetsForwarded;
+    this.forwardWatch = this.clock.setInterval(() => {
+      if (this.packetsForwarded === this.forwardedAtCheck) this.outputStopped();
+      this.forwardedAtCheck = this.packetsForwarded;
+    }, FLOW_CHECK_MS);
   }
 
   private buildPacket(law: G711Law, pt: number, frame: Int16Array): Buffer {
@@ -140,24 +247,21 @@ export class HubPort extends MediaElement implements MixListener {
   }
 
   override describeForStats(): Record<string, unknown> {
-    const input = this.mixerPort.input;
-    return {
-      ...super.describeForStats(),
-      flowingOut: this.sendingOut,
-      hub: this.hub.id,
-      packetsMixed: input.packetsMixed,
-      packetsLate: input.packetsLate,
-      reanchors: input.reanchors,
-      framesSent: this.framesSent,
-      samplesClipped: this.mixerPort.samplesClipped,
-    };
+    const output = this.membership.output === 'mixed'
+      ? { framesSent: this.framesSent }
+      : { packetsForwarded: this.packetsForwarded, packetsTranscoded: this.packetsTranscoded, packetsLooped: this.packetsLooped };
+    return { ...super.describeForStats(), flowingOut: this.sendingOut, hub: this.hub.id, ...this.membership.stats(), ...output };
   }
 
   override async teardown(options: { notifyPeer: boolean }): Promise<void> {
     if (this.released) return;
-    this.hub.detach(this.id, this.mixerPort);
+    this.hub.leave(this.id);
+    this.forwardWatch?.cancel();
+    this.forwardWatch = undefined;
     await super.teardown(options);
     this.portSinks.clear();
+    this.outSinks = [];
+    this.sinkCodecs.clear();
   }
 }
 

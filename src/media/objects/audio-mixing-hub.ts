@@ -1,0 +1,73 @@
+import { KurentoErrors } from '../errors/kurento-error';
+import { AudioMixer, type MixerPort } from '../mixing/audio-mixer';
+import { g711LawOf, rtpPayloadEnd, rtpPayloadStart } from '../mixing/rtp-g711';
+import { Hub, type HubMembership, type HubPortOutput } from './hub';
+import type { ElementContext } from './object-context';
+
+/**
+ * A hub whose ports are the parties of one N-1 audio mix (../mixing/audio-mixer.ts): what is connected
+ * INTO a port is that party's voice, and what the port sends out is the mix of every OTHER port. Kurento's
+ * Composite and AlphaBlending mix audio this way (their kmsaudiomixer). At most the mixer's port cap
+ * (MAX_MIXER_PORTS; one more is 40009).
+ */
+export abstract class AudioMixingHub extends Hub {
+  readonly mixer: AudioMixer;
+  private readonly members = new Map<string, MixerPort>();
+
+  constructor(ctx: ElementContext, type: string) {
+    super(ctx, type);
+    this.mixer = new AudioMixer(ctx.clock);
+  }
+
+  protected override admit(port: HubPortOutput): HubMembership {
+    if (this.mixer.portCount >= this.mixer.maxPorts) {
+      throw KurentoErrors.notEnoughResources(`a ${this.type} mixes at most ${this.mixer.maxPorts} HubPorts`);
+    }
+    const mixerPort = this.mixer.addPort(port);
+    this.members.set(port.id, mixerPort);
+    return new MixingMembership(this.mixer, mixerPort);
+  }
+
+  protected override dismiss(portId: string): void {
+    const mixerPort = this.members.get(portId);
+    if (mixerPort === undefined) return;
+    this.members.delete(portId);
+    this.mixer.removePort(mixerPort);
+  }
+
+  override describeForStats(): Record<string, unknown> {
+    return { ...super.describeForStats(), framesMixed: this.mixer.framesMixed, scheduleRestarts: this.mixer.scheduleRestarts };
+  }
+
+  override async teardown(options: { notifyPeer: boolean }): Promise<void> {
+    if (this.released) return;
+    this.mixer.close();
+    this.members.clear();
+    await super.teardown(options);
+  }
+}
+
+/** A port of an N-1 mix: its G.711 input goes into the mix, read in place (telephone-events are not mixed). */
+class MixingMembership implements HubMembership {
+  readonly output = 'mixed';
+  readonly readsInputOnly = true;
+
+  constructor(
+    private readonly mixer: AudioMixer,
+    private readonly port: MixerPort,
+  ) {}
+
+  input(packet: Buffer, codec: string): void {
+    const law = g711LawOf(codec);
+    if (law === undefined) return;
+    const start = rtpPayloadStart(packet);
+    const end = rtpPayloadEnd(packet);
+    if (start < 0 || end <= start) return;
+    this.mixer.write(this.port, law, packet, start, end - start, packet.readUInt32BE(4), packet.readUInt32BE(8));
+  }
+
+  stats(): Record<string, unknown> {
+    const input = this.port.input;
+    return { packetsMixed: input.packetsMixed, packetsLate: input.packetsLate, reanchors: input.reanchors, samplesClipped: this.port.samplesClipped };
+  }
+}
