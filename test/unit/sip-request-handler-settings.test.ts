@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_OUTBOUND_LIMITS, parseAppAddress, requestHandlerFromEnv } from '../../src/sip/control/request-handler-settings';
 import { loadSipSettings } from '../../src/cli/sip-settings';
 
-describe('outbound connection mode settings', () => {
+describe('outbound connection mode settings', { timeout: 10_000 }, () => {
   test('unset: off', () => {
     assert.equal(requestHandlerFromEnv({}), undefined);
     assert.equal(requestHandlerFromEnv({ FERRY_SIP_REQUEST_HANDLER: ' ' }), undefined);
