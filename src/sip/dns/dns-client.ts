@@ -15,8 +15,8 @@ export interface DnsAnswer {
 /** The name server could not give an answer: no reply in time, SERVFAIL, REFUSED, a malformed reply. */
 export class DnsLookupError extends Error {}
 
-/** How long "no such name" or "no such record" is kept when the server names no SOA (seconds). */
-export const DEFAULT_NEGATIVE_TTL = 30;
+/** How long "no such name" or "no such record" is kept when the server names no SOA: not at all (RFC 2308 §5). */
+export const DEFAULT_NEGATIVE_TTL = 0;
 
 /**
  * Asks DNS servers over UDP (over TCP when the answer is truncated), each in turn, each try waiting at most
