@@ -2,7 +2,8 @@
  * Call detail records: a drachtio-srf app that does `srf.on('cdr:attempt' | 'cdr:start' | 'cdr:stop', …)`
  * against a real `bin/ferry sip` gets drachtio-server's records, with drachtio-server's arguments, for the
  * calls SIPp places to (and receives from) another srf app: answered and ended by either side, rejected,
- * cancelled, and a call the app places. Records are dealt round robin among the apps that asked for them.
+ * cancelled, a call the app places and a B2BUA call (one set per leg). Records are dealt round robin among
+ * the apps that asked for them.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,6 +53,8 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
   let callApp: ConnectedSrf;
   let cdrApp: ConnectedSrf;
   const cdrs: Cdr[] = [];
+  /** where the app's B2BUA calls the B leg */
+  let bLeg = '';
   const control = (): { host: string; port: number; secret: string } => ({ host: '127.0.0.1', port: engine.ports.control, secret: 'cymru' });
 
   const listenForCdrs = (srf: Srf, app: string): void => {
@@ -71,6 +74,12 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
         const user = /^sip:([^@]+)@/.exec(req.uri)?.[1] ?? '';
         if (user === 'busy') return res.send(480);
         if (user === 'ring') return res.send(180);
+        if (user === 'b2b') {
+          const { uas, uac } = await srf.createB2BUA(req, res, bLeg, { localSdpB: req.body });
+          uas.on('destroy', () => void destroyDialog(uac));
+          uac.on('destroy', () => void destroyDialog(uas));
+          return;
+        }
         const dialog = await srf.createUAS(req, res, { localSdp: g711Sdp(30000) });
         if (user === 'hangup') dialog.on('ack', () => void destroyDialog(dialog));
       });
@@ -169,6 +178,29 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
       ['stop', 'application', 'normal-release', 'BYE'],
     ]);
     checkTimes(records);
+  });
+
+  test('a B2BUA call: each leg has its own attempt, start and stop', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    bLeg = `sip:phone@127.0.0.1:${port}`;
+    const phoneB = await startSipp({ scenario: 'uas-answer.xml', localPort: port, timeoutS: 20 });
+    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'b2b', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const rb = await phoneB.done;
+    assert.equal(rb.stats?.successfulCalls, 1, describeSipp(rb));
+    const a = await recordsOf(callIdOfSipp(r.messages), 3);
+    const b = await recordsOf(callIdOfSipp(rb.messages), 3);
+    assert.deepEqual(a.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+      ['attempt', 'network', undefined, 'INVITE'],
+      ['start', 'application', 'uas', '200'],
+      ['stop', 'network', 'normal-release', 'BYE'],
+    ], 'the A leg (SIPp called the app, SIPp hung up)');
+    assert.deepEqual(b.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+      ['attempt', 'application', undefined, 'INVITE'],
+      ['start', 'network', 'uac', '200'],
+      ['stop', 'application', 'normal-release', 'BYE'],
+    ], 'the B leg (the app called SIPp, and hung up when A did)');
+    checkTimes([...a, ...b]);
   });
 
   test('two apps asking for records: each record goes to one of them, round robin', { timeout: 60_000 }, async () => {
