@@ -4,7 +4,7 @@
  * the app answers, and the phone's BYE reaches the same app over the same connection. Where the app is comes
  * from a web callback (drachtio-server's query string and JSON answer) or is fixed (tcp://host:port). An app
  * that cannot be reached, or that offers the wrong secret, leaves the caller with 480; a callback's `reject`
- * is the caller's answer. An outbound connection left idle is closed by ferry sip.
+ * is the caller's answer, its `redirect` a 302. An outbound connection left idle is closed by ferry sip.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { g711Sdp, waitFor } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
-import { runSipp, killAllSipp, describeSipp, countReceived } from '../helpers/sipp';
+import { runSipp, killAllSipp, describeSipp, countReceived, tracedMessages } from '../helpers/sipp';
 
 interface ListeningApp {
   srf: any;
@@ -78,7 +78,8 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
       const answer = user === 'app' ? { action: 'route', data: { uri: `127.0.0.1:${app.port}` } }
         : user === 'nobody' ? { action: 'route', data: { uri: `127.0.0.1:${closedPort};transport=tcp` } }
           : user === 'wrong' ? { action: 'route', data: { uri: `127.0.0.1:${wrongSecretApp.port}` } }
-            : { action: 'reject', data: { status: 480, reason: 'Nobody Home' } };
+            : user === 'moved' ? { action: 'redirect', data: { contact: ['sip:elsewhere@192.0.2.1', 'sip:other@192.0.2.2'] } }
+              : { action: 'reject', data: { status: 480, reason: 'Nobody Home' } };
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify(answer));
     });
@@ -147,5 +148,14 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'busy', timeoutS: 20 });
     assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
     assert.equal(countReceived(r, /^SIP\/2\.0 480 Nobody Home/), 1, "the callback's status and reason");
+  });
+
+  test("the callback's redirect: 302 with its Contacts", { timeout: 60_000 }, async () => {
+    const r = await runSipp({ scenario: 'uac-redirected.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'moved', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const redirect = tracedMessages(r).find((m) => m.direction === 'received' && /^SIP\/2\.0 302/.test(m.firstLine));
+    assert.ok(redirect, 'SIPp got the 302');
+    assert.deepEqual(redirect.text.split(/\r?\n/).filter((l) => /^Contact:/i.test(l)).map((l) => l.replace(/^Contact:\s*/i, '')),
+      ['<sip:elsewhere@192.0.2.1>', '<sip:other@192.0.2.2>']);
   });
 });
