@@ -8,7 +8,7 @@ import { defaultElementTypes } from '../../src/media/objects/element-types';
 
 test('the factory table holds every element type ferry media implements', { timeout: 5_000 }, () => {
   const names = defaultElementTypes().names().sort();
-  assert.deepEqual(names, ['Composite', 'HttpPostEndpoint', 'HubPort', 'PassThrough', 'PlayerEndpoint', 'RecorderEndpoint', 'RtpEndpoint', 'WebRtcEndpoint']);
+  assert.deepEqual(names, ['AlphaBlending', 'Composite', 'Dispatcher', 'DispatcherOneToMany', 'HttpPostEndpoint', 'HubPort', 'Mixer', 'PassThrough', 'PlayerEndpoint', 'RecorderEndpoint', 'RtpEndpoint', 'WebRtcEndpoint']);
   assert.equal(defaultElementTypes().get('kurento.WebRtcEndpoint')?.type, 'WebRtcEndpoint');
 });
 

@@ -1,7 +1,11 @@
+import { alphaBlendingType } from './alpha-blending';
 import { compositeType } from './composite';
+import { dispatcherType } from './dispatcher';
+import { dispatcherOneToManyType } from './dispatcher-one-to-many';
 import { ElementTypeRegistry } from './element-type';
 import { httpPostEndpointType } from './http-post-endpoint';
 import { hubPortType } from './hub-port';
+import { mixerType } from './mixer';
 import { passThroughType } from './pass-through';
 import { playerEndpointType } from './player-endpoint';
 import { recorderEndpointType } from './recorder-endpoint';
@@ -22,6 +26,10 @@ export function defaultElementTypes(): ElementTypeRegistry {
   registry.register(recorderEndpointType);
   registry.register(compositeType);
   registry.register(hubPortType);
+  registry.register(dispatcherType);
+  registry.register(dispatcherOneToManyType);
+  registry.register(mixerType);
+  registry.register(alphaBlendingType);
   registry.register(httpPostEndpointType);
   return registry;
 }
