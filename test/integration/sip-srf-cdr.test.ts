@@ -74,6 +74,10 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
         const user = /^sip:([^@]+)@/.exec(req.uri)?.[1] ?? '';
         if (user === 'busy') return res.send(480);
         if (user === 'ring') return res.send(180);
+        if (user === 'proxy') {
+          void (srf as unknown as { proxyRequest(r: unknown, to: string, o: object): Promise<unknown> }).proxyRequest(req, bLeg, { remainInDialog: true });
+          return;
+        }
         if (user === 'b2b') {
           const { uas, uac } = await srf.createB2BUA(req, res, bLeg, { localSdpB: req.body });
           uas.on('destroy', () => void destroyDialog(uac));
@@ -201,6 +205,26 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
       ['stop', 'application', 'normal-release', 'BYE'],
     ], 'the B leg (the app called SIPp, and hung up when A did)');
     checkTimes([...a, ...b]);
+  });
+
+  test('a proxied call: attempt (network) and start (application, proxy-uas) for the caller\'s INVITE; its BYE passes the proxy unrecorded', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    bLeg = `sip:phone@127.0.0.1:${port}`;
+    const callee = await startSipp({ scenario: 'proxy-uas-answer.xml', localPort: port, timeoutS: 20 });
+    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'proxy', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const rc = await callee.done;
+    assert.equal(rc.stats?.successfulCalls, 1, describeSipp(rc));
+    const callId = callIdOfSipp(r.messages);
+    const records = await recordsOf(callId, 2);
+    // a later call's records arrive after any this call could still have produced
+    const probe = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'busy', timeoutS: 20 });
+    await recordsOf(callIdOfSipp(probe.messages), 2);
+    assert.deepEqual(cdrs.filter((c) => c.callId === callId).map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+      ['attempt', 'network', undefined, 'INVITE'],
+      ['start', 'application', 'proxy-uas', '200'],
+    ]);
+    checkTimes(records);
   });
 
   test('two apps asking for records: each record goes to one of them, round robin', { timeout: 60_000 }, async () => {
