@@ -69,6 +69,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private started = false;
   private readonly rtcpSession: RtcpSession;
   private strangersDropped = 0;
+  /** times a NAT-latched path moved to another port of the same address */
+  private relatches = 0;
   private implausibleLogged = false;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
@@ -343,7 +345,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    * there and connect()s the socket (the kernel then drops strangers and reports ICMP unreachable).
    * Before that, the first *plausible* packet (valid RTP of a negotiated payload type, or valid RTCP)
    * from elsewhere latches to its source without connecting (a phone behind NAT), so the SDP address
-   * can still take over; once latched, any other source is a stranger and is dropped. Only where NAT
+   * can still take over; once latched, a plausible packet from the latched address on another port
+   * moves the latch there (the NAT mapped the phone again after forgetting its mapping), and any other
+   * source is a stranger and is dropped. Only where NAT
    * can be at work: from the SDP's own IP, or when the SDP names a private, shared or link-local
    * address (mayLatchFrom); an SDP with a public or loopback address is latched by that address alone.
    */
@@ -362,6 +366,14 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     }
     if (path.latched) {
       if (rinfo.address === path.targetAddress && rinfo.port === path.targetPort) return true;
+      // the same NAT on another port: the router forgot the phone's mapping (an idle timeout, a reboot) and
+      // mapped it again; its packets come from there now, and only that new mapping reaches the phone
+      if (plausible && rinfo.address === path.targetAddress && mayLatchFrom(path.sdpAddress, rinfo.address)) {
+        // a few lines per leg: two sources of one NAT address taking turns must not flood the log
+        if (this.relatches++ < 3) this.logger.info('phone leg re-latched: its NAT mapped it to another port', { which: path === this.rtp ? 'rtp' : 'rtcp', address: rinfo.address, from: path.targetPort, to: rinfo.port });
+        path.targetPort = rinfo.port;
+        return true;
+      }
       this.strangersDropped++;
       return false;
     }
