@@ -4,7 +4,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
 import { CHROMIUM_ARGS } from '../helpers/chromium';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
-import { NatRouter } from '../helpers/nat-router';
+import { NatRouter, type NatMapping } from '../helpers/nat-router';
 import { NatWorld } from '../helpers/nat-world';
 import { waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
@@ -44,14 +44,26 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     return (await world.nat.mappings('udp')).find((m) => m.privatePort === phone!.sipPort && m.peer === world.nat.ferryAddress && m.peerPort === world.ready.sip);
   }
 
-  /** the router's mapping of the phone's RTP port (the first of its range that has one) towards ferry media */
-  async function rtpMapping(): Promise<{ privatePort: number; publicPort: number; packetsIn: number; packetsOut: number } | undefined> {
-    const [lo, hi] = phone!.rtpPorts;
-    return (await world.nat.mappings('udp')).find((m) => m.privatePort >= lo && m.privatePort <= hi && m.privatePort % 2 === 0 && m.peer === world.nat.ferryAddress);
+  /** the RTP ports of the live call's phone leg: ferry media's (its SDP to the phone) and the phone's own (the phone's SDP: its private port) */
+  async function rtpPorts(): Promise<{ ferry: number; phone: number }> {
+    const live = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
+    const record = await world.call(live.id);
+    const leg = record.caller.kind === 'rtp' ? record.caller : record.callee;
+    const ferry = /^m=audio (\d+) /m.exec(leg.localSdp ?? '')?.[1];
+    const phonePort = /^m=audio (\d+) /m.exec(leg.remoteSdp ?? '')?.[1];
+    assert.ok(ferry && phonePort, `the phone leg's SDP: ${leg.localSdp} / ${leg.remoteSdp}`);
+    return { ferry: Number(ferry), phone: Number(phonePort) };
+  }
+
+  /** the router's mapping of the phone's RTP port towards the phone leg's port at ferry media (older calls' mappings linger in conntrack) */
+  async function rtpMappingOf(ports: { ferry: number; phone: number }): Promise<NatMapping | undefined> {
+    return (await world.nat.mappings('udp')).find((m) => m.privatePort === ports.phone && m.peer === world.nat.ferryAddress && m.peerPort === ports.ferry);
   }
 
   /** media both ways, counted at the browser (getStats), at the phone leg in ferry media and at the router's mapping of the phone's RTP (packets delivered to the phone and sent by it) */
   async function assertAudioBothWays(what: string): Promise<void> {
+    const ports = await rtpPorts();
+    const rtpMapping = (): Promise<NatMapping | undefined> => rtpMappingOf(ports);
     const s0 = await alice.rtpStats();
     const leg0 = (await world.phoneLeg()) ?? { packetsFromPeer: 0, packetsToPeer: 0 };
     const map0 = (await rtpMapping()) ?? { packetsIn: 0, packetsOut: 0, publicPort: -1 };
@@ -70,7 +82,9 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       const inNow = m.packetsIn - (sameMapping ? map0.packetsIn : 0);
       const outNow = m.packetsOut - (sameMapping ? map0.packetsOut : 0);
       return inNow > 100 && outNow > 100 ? m : undefined;
-    }, 10_000, 100, `${what}: RTP both ways through the router's mapping of the phone's RTP port`);
+    }, 10_000, 100, `${what}: RTP both ways through the router's mapping of the phone's RTP port`).catch(async (err: Error) => {
+      throw new Error(`${err.message}; ports ${JSON.stringify(ports)}, at first ${JSON.stringify(map0)}; the router's mappings now: ${JSON.stringify(await world.nat.mappings('udp'))}`);
+    });
     console.log(`# ${what}: phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to the phone; router mapping ${map.privatePort} -> ${map.publicPort}: ${map.packetsOut} out, ${map.packetsIn} in`);
   }
 
@@ -202,6 +216,53 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     try {
       const { callStart, call } = await deskCallsWebphone();
       await waitFor(async () => ((await world.phoneLeg())?.packetsToPeer ?? 0) > 50, 10_000, 100, 'RTP to the phone from ferry media');
+      await webphoneHangsUp(callStart);
+      await world.waitReleased();
+      assert.equal((await world.call(call.id)).state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the router forgets its mappings mid-call and maps the phone again on new ports: audio resumes both ways on the new mapping, the call stays up, the phone\'s hang-up ends it', async () => {
+    try {
+      const { callStart, call } = await webphoneCallsDesk();
+      await assertAudioBothWays('before the router forgets');
+      const ports = await rtpPorts();
+      const old = (await rtpMappingOf(ports))!;
+      await world.nat.forgetMappings();
+      const forgotAt = Date.now();
+      // the phone's next RTP packet makes a new mapping; --random-fully gives it another public port
+      const fresh = await waitFor(async () => {
+        const m = await rtpMappingOf(ports);
+        return m && m.publicPort !== old.publicPort ? m : undefined;
+      }, 3000, 20, 'a new mapping of the phone\'s RTP port on another public port');
+      console.log(`# the router forgot: the phone's RTP ${old.privatePort} went out on ${old.publicPort}, now on ${fresh.publicPort}`);
+      await assertAudioBothWays('after the router forgot');
+      console.log(`# audio both ways again ${Date.now() - forgotAt} ms after the router forgot`);
+      assert.equal(await alice.callState(), 'connected');
+      assert.equal((await world.call(call.id)).state, 'answered', 'the call is still up');
+      await deskHangsUp(callStart);
+      await world.waitReleased();
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: after the router forgot, the phone\'s next re-REGISTER comes from a new public port; ferry follows it and the next call reaches the phone there', async () => {
+    try {
+      const before = (await world.registrations(DESK.user))[0]!;
+      const beforeMapping = await waitFor(sipMapping, 5000, 50, 'the router\'s mapping of the phone\'s SIP port');
+      await world.nat.forgetMappings();
+      const moved = await waitFor(async () => {
+        const m = await sipMapping();
+        if (!m || m.publicPort === beforeMapping.publicPort) return undefined;
+        const reg = (await world.registrations(DESK.user))[0];
+        return reg && reg.source === `${world.nat.routerOutside}:${m.publicPort}` ? reg : undefined;
+      }, (REGINT_S + 5) * 1000, 100, 'the registration\'s source on the new mapping (the next re-REGISTER)');
+      console.log(`# registration source ${before.source} -> ${moved.source}`);
+      const { callStart, call } = await webphoneCallsDesk();
+      await assertAudioBothWays('the first call after the router forgot');
       await webphoneHangsUp(callStart);
       await world.waitReleased();
       assert.equal((await world.call(call.id)).state, 'ended');
