@@ -14,6 +14,7 @@ import Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
 import { g711Sdp, waitFor } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
+import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { runSipp, killAllSipp, describeSipp, countReceived, tracedMessages } from '../helpers/sipp';
 
 interface ListeningApp {
@@ -28,7 +29,7 @@ interface ListeningApp {
   connectErrors: string[];
 }
 
-async function listeningApp(secret: string): Promise<ListeningApp> {
+async function listeningApp(secret: string, tls?: { cert: Buffer; key: Buffer }): Promise<ListeningApp> {
   const port = await freePort();
   const srf: any = new Srf();
   const app: ListeningApp = { srf, server: undefined as unknown as net.Server, port, connections: 0, closed: 0, invites: [], destroyed: [], connectErrors: [] };
@@ -39,8 +40,8 @@ async function listeningApp(secret: string): Promise<ListeningApp> {
     const dialog = await srf.createUAS(req, res, { localSdp: g711Sdp(30010) });
     dialog.on('destroy', () => app.destroyed.push(req.get('Call-ID')));
   });
-  app.server = srf.listen({ port, host: '127.0.0.1', secret });
-  app.server.on('connection', (socket: net.Socket) => {
+  app.server = srf.listen({ port, host: '127.0.0.1', secret, ...(tls ? { tls } : {}) });
+  app.server.on(tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
     app.connections++;
     socket.on('close', () => app.closed++);
   });
@@ -65,6 +66,9 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
   const asked: URLSearchParams[] = [];
   let viaCallback: SipEngineProcess;
   let fixed: SipEngineProcess;
+  let certificate: TestCertificate;
+  let tlsApp: ListeningApp;
+  let fixedTls: SipEngineProcess;
   let closedPort: number;
 
   before(async () => {
@@ -88,12 +92,18 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     const common = { FERRY_SIP_REQUEST_HANDLER_METHODS: 'INVITE', FERRY_SIP_OUTBOUND_CONNECT_TIMEOUT_MS: '2000', FERRY_SIP_OUTBOUND_AUTH_TIMEOUT_MS: '3000', FERRY_SIP_OUTBOUND_IDLE_MS: '1000' };
     viaCallback = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `http://127.0.0.1:${httpPort}/route` });
     fixed = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `tcp://127.0.0.1:${app.port}` });
+    certificate = makeTestCertificate();
+    tlsApp = await listeningApp('cymru', { cert: certificate.cert, key: certificate.key });
+    fixedTls = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `tls://127.0.0.1:${tlsApp.port}` });
   });
 
   after(async () => {
     killAllSipp();
     await viaCallback?.stop();
     await fixed?.stop();
+    await fixedTls?.stop();
+    tlsApp?.server.close();
+    certificate?.remove();
     callback?.close();
     for (const a of [app, wrongSecretApp]) {
       a?.server.close();
@@ -127,6 +137,15 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     assert.ok(app.invites.some((i) => i.callId === callId), 'the INVITE reached the listening app');
     await waitFor(() => app.destroyed.includes(callId), "the phone's BYE destroying the app's dialog");
     assert.equal(asked.length, asks, 'no callback asked');
+  });
+
+  test('fixed route over TLS (tls://host:port): the app listening with srf.listen({tls}) answers, the BYE follows on that connection', { timeout: 60_000 }, async () => {
+    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: sipAddress(fixedTls), service: 'anyone', timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const callId = callIdOfSipp(r.messages);
+    assert.ok(tlsApp.invites.some((i) => i.callId === callId), 'the INVITE reached the app over TLS');
+    await waitFor(() => tlsApp.destroyed.includes(callId), "the phone's BYE destroying the app's dialog");
+    assert.equal(tlsApp.connections, 1, 'one TLS connection carried the INVITE and the BYE');
   });
 
   test('the app cannot be reached: the caller gets 480', { timeout: 60_000 }, async () => {
