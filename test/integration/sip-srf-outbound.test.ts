@@ -4,7 +4,8 @@
  * the app answers, and the phone's BYE reaches the same app over the same connection. Where the app is comes
  * from a web callback (drachtio-server's query string and JSON answer) or is fixed (tcp://host:port). An app
  * that cannot be reached, or that offers the wrong secret, leaves the caller with 480; a callback's `reject`
- * is the caller's answer, its `redirect` a 302. An outbound connection left idle is closed by ferry sip.
+ * is the caller's answer, its `redirect` a 302. An outbound connection left idle is closed by ferry sip; past
+ * FERRY_SIP_OUTBOUND_MAX_CONNECTIONS the caller gets 503. TLS too.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,6 +70,7 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
   let certificate: TestCertificate;
   let tlsApp: ListeningApp;
   let fixedTls: SipEngineProcess;
+  let capped: SipEngineProcess;
   let closedPort: number;
 
   before(async () => {
@@ -94,6 +96,7 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     fixed = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `tcp://127.0.0.1:${app.port}` });
     certificate = makeTestCertificate();
     tlsApp = await listeningApp('cymru', { cert: certificate.cert, key: certificate.key });
+    capped = await spawnSipEngine({ ...common, FERRY_LOG_LEVEL: 'info', FERRY_SIP_OUTBOUND_IDLE_MS: '60000', FERRY_SIP_OUTBOUND_MAX_CONNECTIONS: '1', FERRY_SIP_REQUEST_HANDLER: `tcp://127.0.0.1:${app.port}` });
     fixedTls = await spawnSipEngine({ ...common, FERRY_SIP_REQUEST_HANDLER: `tls://127.0.0.1:${tlsApp.port}` });
   });
 
@@ -102,6 +105,7 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     await viaCallback?.stop();
     await fixed?.stop();
     await fixedTls?.stop();
+    await capped?.stop();
     tlsApp?.server.close();
     certificate?.remove();
     callback?.close();
@@ -176,5 +180,14 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     assert.ok(redirect, 'SIPp got the 302');
     assert.deepEqual(redirect.text.split(/\r?\n/).filter((l) => /^Contact:/i.test(l)).map((l) => l.replace(/^Contact:\s*/i, '')),
       ['<sip:elsewhere@192.0.2.1>', '<sip:other@192.0.2.2>']);
+  });
+
+  test('FERRY_SIP_OUTBOUND_MAX_CONNECTIONS: with its one connection still open, the next caller gets 503', { timeout: 60_000 }, async () => {
+    const first = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: sipAddress(capped), service: 'anyone', timeoutS: 20 });
+    assert.equal(first.stats?.successfulCalls, 1, `the first call gets the connection: ${describeSipp(first)}`);
+    const second = await runSipp({ scenario: 'gateway-uac-trunk-down.xml', localPort: await freePort(), remote: sipAddress(capped), service: 'anyone', timeoutS: 20 });
+    assert.equal(second.stats?.successfulCalls, 1, describeSipp(second));
+    assert.equal(countReceived(second, /^SIP\/2\.0 503/), 1, 'one 503');
+    assert.match(capped.stderr() + capped.stdout(), /outbound connection cap reached \(1\)/, 'logged with the reason');
   });
 });
