@@ -5,7 +5,7 @@
  * from a web callback (drachtio-server's query string and JSON answer) or is fixed (tcp://host:port). An app
  * that cannot be reached, or that offers the wrong secret, leaves the caller with 480; a callback's `reject`
  * is the caller's answer, its `redirect` a 302. An outbound connection left idle is closed by ferry sip; past
- * FERRY_SIP_OUTBOUND_MAX_CONNECTIONS the caller gets 503. TLS too.
+ * FERRY_SIP_OUTBOUND_MAX_CONNECTIONS the caller gets 503. TLS too, and a callback's route to a tag of the inbound apps.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import Srf from 'drachtio-srf';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
-import { g711Sdp, waitFor } from '../helpers/srf-app';
+import { g711Sdp, routesApplied, waitFor } from '../helpers/srf-app';
 import { freePort } from '../helpers/free-port';
 import { makeTestCertificate, type TestCertificate } from '../helpers/test-certificate';
 import { runSipp, killAllSipp, describeSipp, countReceived, tracedMessages } from '../helpers/sipp';
@@ -84,6 +84,7 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
       const answer = user === 'app' ? { action: 'route', data: { uri: `127.0.0.1:${app.port}` } }
         : user === 'nobody' ? { action: 'route', data: { uri: `127.0.0.1:${closedPort};transport=tcp` } }
           : user === 'wrong' ? { action: 'route', data: { uri: `127.0.0.1:${wrongSecretApp.port}` } }
+            : user === 'tagged' ? { action: 'route', data: { tag: 'conference' } }
             : user === 'moved' ? { action: 'redirect', data: { contact: ['sip:elsewhere@192.0.2.1', 'sip:other@192.0.2.2'] } }
               : { action: 'reject', data: { status: 480, reason: 'Nobody Home' } };
       res.setHeader('Content-Type', 'application/json');
@@ -189,5 +190,37 @@ describe('outbound connection mode: ferry sip connects to drachtio-srf apps list
     assert.equal(second.stats?.successfulCalls, 1, describeSipp(second));
     assert.equal(countReceived(second, /^SIP\/2\.0 503/), 1, 'one 503');
     assert.match(capped.stderr() + capped.stdout(), /outbound connection cap reached \(1\)/, 'logged with the reason');
+  });
+
+  test("the callback's route to a tag: the INVITE goes to the connected (inbound) app with that tag, not to another that routes INVITE", { timeout: 60_000 }, async () => {
+    const inbound = async (tags: string[], got: string[]): Promise<any> => {
+      const srf: any = new Srf(tags);
+      srf.on('error', () => { /* reconnect noise after the engine stops */ });
+      srf.invite(async (req: any, res: any) => {
+        got.push(req.get('Call-ID'));
+        const dialog = await srf.createUAS(req, res, { localSdp: g711Sdp(30012) });
+        dialog.on('destroy', () => got.push(`destroyed ${req.get('Call-ID')}`));
+      });
+      await new Promise<void>((resolve, reject) => {
+        srf.once('connect', (err: Error | null) => (err ? reject(err) : resolve()));
+        srf.connect({ host: '127.0.0.1', port: viaCallback.ports.control, secret: 'cymru' });
+      });
+      await routesApplied(srf);
+      return srf;
+    };
+    const taggedGot: string[] = [];
+    const untaggedGot: string[] = [];
+    const untagged = await inbound([], untaggedGot);
+    const tagged = await inbound(['conference'], taggedGot);
+    try {
+      const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: sipAddress(viaCallback), service: 'tagged', timeoutS: 20 });
+      assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+      const callId = callIdOfSipp(r.messages);
+      await waitFor(() => taggedGot.includes(`destroyed ${callId}`), 'the tagged app answering and getting the BYE');
+      assert.deepEqual(untaggedGot, [], 'the untagged app got nothing');
+    } finally {
+      untagged.disconnect();
+      tagged.disconnect();
+    }
   });
 });
