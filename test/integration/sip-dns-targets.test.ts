@@ -45,13 +45,15 @@ describe('ferry sip: RFC 3263 targets from a real DNS server (dnsmasq)', { timeo
   });
   after(async () => { await dns?.stop(); });
 
-  function resolver(options: { tls?: boolean; udpV6?: boolean; clock?: FakeClock; maxLookups?: number; servers?: { address: string; port: number }[]; timeoutMs?: number } = {}) {
+  function resolver(options: { tls?: boolean; udpV6?: boolean; clock?: FakeClock; maxLookups?: number; servers?: { address: string; port: number }[]; timeoutMs?: number;
+    hosts?: Record<string, string[]> } = {}) {
     const clock = options.clock ?? new FakeClock();
     const cached = new CachedDns({ servers: options.servers ?? [{ address: '127.0.0.1', port: dns.port }], timeoutMs: options.timeoutMs ?? 1000, cacheEntries: 100 }, () => clock.now());
     const transports = new Set<TargetProtocol>(options.tls ? ['udp', 'tcp', 'tls'] : ['udp', 'tcp']);
     const r = new SipTargetResolver(cached.lookup, {
       transports, maxTargets: 5, maxLookups: options.maxLookups ?? 24, random: rng(3),
       families: (p) => (p === 'udp' ? { v4: true, v6: options.udpV6 ?? false } : { v4: true, v6: true }),
+      ...(options.hosts ? { hosts: async (name: string) => options.hosts![name] ?? [] } : {}),
     });
     return { r, cached, clock };
   }
@@ -84,6 +86,15 @@ describe('ferry sip: RFC 3263 targets from a real DNS server (dnsmasq)', { timeo
     assert.deepEqual(show(await r.resolve({ host: '[::1]', secure: false, transport: 'tcp' })), ['tcp/::1:5060']);
     assert.deepEqual(show(await r.resolve({ host: 'localhost', secure: false, port: 5070 })), ['udp/127.0.0.1:5070']);
     assert.equal(cached.queries, 0);
+  });
+
+  test('a name the hosts file lists is those addresses, without DNS (as getaddrinfo finds it first); other names still go to DNS', async () => {
+    const { r, cached } = resolver({ hosts: { [`s.${D}`]: ['192.0.2.5', '2001:db8::5'], 'sbc.lan': ['::1'] } });
+    assert.deepEqual(show(await r.resolve({ host: `s.${D}`, secure: false })), ['udp/192.0.2.5:5060']);
+    assert.deepEqual(show(await r.resolve({ host: 'sbc.lan', secure: false, port: 5070, transport: 'tcp' })), ['tcp/::1:5070']);
+    assert.equal(cached.queries, 0, 'no DNS query for listed names');
+    assert.deepEqual(show(await r.resolve({ host: `a.${D}`, secure: false, port: 5070 })), ['udp/127.0.0.2:5070'], 'positive control: an unlisted name goes to DNS');
+    assert.ok(cached.queries > 0);
   });
 
   test('a name with no records: NoTargetError "does not resolve"', async () => {

@@ -10,6 +10,7 @@ import { orderSrv } from '../../src/sip/dns/srv-order';
 import { DnsCache, MAX_CACHE_TTL } from '../../src/sip/dns/dns-cache';
 import { decodeResponse, DnsFormatError, encodeQuery, type SrvData } from '../../src/sip/dns/dns-message';
 import { dnsSettingsFromEnv, parseDnsServers } from '../../src/sip/dns/dns-settings';
+import { parseHosts } from '../../src/sip/dns/hosts-file';
 import { rng } from '../helpers/seeded-random';
 
 const srv = (target: string, priority: number, weight: number, port = 5060): SrvData => ({ target, priority, weight, port });
@@ -161,5 +162,16 @@ describe('FERRY_SIP_DNS_* settings', { timeout: 10_000 }, () => {
     assert.throws(() => dnsSettingsFromEnv({ FERRY_SIP_DNS_TIMEOUT_MS: '0' }), /FERRY_SIP_DNS_TIMEOUT_MS="0" is not a whole number of milliseconds of at least 1/);
     assert.throws(() => dnsSettingsFromEnv({ FERRY_SIP_DNS_TIMEOUT_MS: '1.5' }), /FERRY_SIP_DNS_TIMEOUT_MS/);
     assert.throws(() => dnsSettingsFromEnv({ FERRY_SIP_DNS_CACHE_ENTRIES: '-1' }), /FERRY_SIP_DNS_CACHE_ENTRIES="-1" is not a whole number of entries/);
+  });
+});
+
+describe('hosts file', { timeout: 10_000 }, () => {
+  test('address, name and aliases; comments, blank and bad lines skipped; names case-insensitive, in file order', () => {
+    const hosts = parseHosts('# comment\n127.0.0.1\tlocalhost\n\n192.0.2.7 trunk.lan Trunk2 # the SBC\n2001:db8::7 trunk.lan\nnot-an-ip name\nfe80::1%eth0 linklocal\n');
+    assert.deepEqual(hosts.get('trunk.lan'), ['192.0.2.7', '2001:db8::7']);
+    assert.deepEqual(hosts.get('trunk2'), ['192.0.2.7']);
+    assert.deepEqual(hosts.get('localhost'), ['127.0.0.1']);
+    assert.equal(hosts.get('name'), undefined);
+    assert.equal(hosts.get('linklocal'), undefined, 'a scoped address cannot be a SIP target here');
   });
 });

@@ -1,8 +1,8 @@
-import dns from 'node:dns/promises';
 import { DnsCache } from './dns-cache';
 import { type DnsAnswer, DnsClient } from './dns-client';
 import type { RecordType } from './dns-message';
 import { type DnsSettings, systemDnsServers } from './dns-settings';
+import { HostsFile } from './hosts-file';
 
 /** DNS as target resolution uses it: cached by TTL, one query in flight per name and type. */
 export class CachedDns {
@@ -17,10 +17,11 @@ export class CachedDns {
     this.cache = new DnsCache(settings.cacheEntries, now);
   }
 
-  /** For names DNS does not know: /etc/hosts, only when ferry sip uses the system's resolver. */
-  get hostsFallback(): ((name: string) => Promise<string[]>) | undefined {
+  /** The hosts file (/etc/hosts), consulted before DNS only when ferry sip uses the system's resolver. */
+  get hosts(): ((name: string) => Promise<string[]>) | undefined {
     if (this.settings.servers) return undefined;
-    return async (name) => (await dns.lookup(name, { all: true })).map((a) => a.address);
+    const file = new HostsFile();
+    return (name) => file.lookup(name);
   }
 
   readonly lookup = (name: string, type: RecordType): Promise<DnsAnswer> => {

@@ -35,8 +35,8 @@ export interface SipTargetOptions {
   maxTargets: number;
   /** at most this many DNS lookups for one resolution */
   maxLookups: number;
-  /** addresses the system knows for a name DNS gave none for (/etc/hosts), when resolving with the system's resolver */
-  hostsFallback?: (name: string) => Promise<string[]>;
+  /** addresses the hosts file lists for a name (when resolving with the system's resolver): used as they are, no DNS */
+  hosts?: (name: string) => Promise<string[]>;
   random?: () => number;
 }
 
@@ -58,6 +58,7 @@ export function defaultPort(protocol: TargetProtocol): number {
  * - otherwise NAPTR (SIP+D2U, SIP+D2T, SIPS+D2T, only transports ferry sip has; `sips:` only SIPS+D2T),
  *   each chosen record's SRV; without usable NAPTR, SRV of _sip._udp, _sip._tcp, _sips._tcp in that order
  *   (`sips:` only _sips._tcp); without SRV, A/AAAA with the default port over UDP (TLS for `sips:`).
+ * A name the hosts file lists (system resolver only) is those addresses, as an A/AAAA answer would be.
  * SRV records are ordered by priority and weight (RFC 2782); each SRV target's IPv4 addresses come before
  * its IPv6 ones. The list is cut at `maxTargets`; a lookup that fails counts as "no records".
  */
@@ -72,7 +73,10 @@ export class SipTargetResolver {
     if (net.isIP(host)) return [{ protocol, address: host, port: q.port ?? defaultPort(protocol) }];
     if (host.toLowerCase() === 'localhost') return [{ protocol, address: '127.0.0.1', port: q.port ?? defaultPort(protocol) }];
     let targets: SipTarget[];
-    if (q.port !== undefined) {
+    const listed = await this.options.hosts?.(host).catch(() => [] as string[]) ?? [];
+    if (listed.length > 0) {
+      targets = run.fromAddresses(listed, protocol, q.port ?? defaultPort(protocol));
+    } else if (q.port !== undefined) {
       targets = await run.addresses(host, protocol, q.port);
     } else if (q.transport) {
       targets = await run.srv(`${SRV_PREFIX[protocol]}.${host}`, protocol);
@@ -149,10 +153,15 @@ class Resolution {
   async addresses(name: string, protocol: TargetProtocol, port: number): Promise<SipTarget[]> {
     const { v4, v6 } = this.o.families(protocol);
     const [a, aaaa] = await Promise.all([v4 ? this.records(name, 'A') : [], v6 ? this.records(name, 'AAAA') : []]);
-    let addresses = [...a, ...aaaa].flatMap((r) => (r.type === 'A' || r.type === 'AAAA' ? [r.address] : []));
-    if (addresses.length === 0 && this.o.hostsFallback) {
-      addresses = (await this.o.hostsFallback(name).catch(() => [] as string[])).filter((ip) => (net.isIPv4(ip) ? v4 : v6));
-    }
+    const addresses = [...a, ...aaaa].flatMap((r) => (r.type === 'A' || r.type === 'AAAA' ? [r.address] : []));
     return addresses.map((address) => ({ protocol, address, port }));
+  }
+
+  /** Listed addresses (hosts file): IPv4 first, only the families the transport reaches. */
+  fromAddresses(addresses: string[], protocol: TargetProtocol, port: number): SipTarget[] {
+    const { v4, v6 } = this.o.families(protocol);
+    const usable = [...addresses.filter((ip) => net.isIPv4(ip) && v4), ...addresses.filter((ip) => net.isIPv6(ip) && v6)];
+    if (usable.length === 0) this.problems.push('the hosts file lists no address this transport reaches');
+    return usable.map((address) => ({ protocol, address, port }));
   }
 }

@@ -74,7 +74,7 @@ export class NextHopResolver {
     this.targets = new SipTargetResolver(this.dns.lookup, {
       transports, maxTargets: MAX_TARGETS, maxLookups: MAX_LOOKUPS_PER_REQUEST, random,
       families: (protocol) => (protocol === 'udp' ? this.udpFamilies() : { v4: true, v6: true }),
-      hostsFallback: this.dns.hostsFallback,
+      hosts: this.dns.hosts,
     });
   }
 
