@@ -454,5 +454,8 @@
     window.ferryReady = true;
     buttons();
   });
+  // a closed tab (or a navigation away) ends its call: CANCEL or BYE over the WebSocket, so the other party
+  // does not ring on for a caller that is gone
+  window.addEventListener('pagehide', function () { if (ua) ua.stop(); });
   setCallState('idle');
 })();
