@@ -30,6 +30,9 @@ import { portInUseMessage } from '../common/port-in-use';
  * 127.0.0.1; a non-loopback address is logged once as exposed): connections open, refused and closed by reason, requests
  * dropped by the per-source rate, answered 503 with the transaction table full, refused and malformed, the engine's
  * counts, app connections, faults survived (src/sip/metrics/; docs/sip-engine.md "Metrics"). The ready line then has `metrics`.
+ * Request targets are resolved as RFC 3263 says (NAPTR, SRV, A/AAAA; a failed target's request goes to the next):
+ * FERRY_SIP_DNS_SERVERS (default: the system's resolver), FERRY_SIP_DNS_TIMEOUT_MS, FERRY_SIP_DNS_CACHE_ENTRIES
+ * (src/sip/dns/dns-settings.ts; docs/sip-engine.md "How a target is resolved").
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
  * Every variable is read and checked before anything listens (src/cli/sip-settings.ts): a bad value, such as
