@@ -54,6 +54,8 @@ export interface BaresipOptions {
    * a small relay process started in the namespace (its stdin and stdout are the control connection)
    */
   netns?: { name: string; address: string };
+  /** the address its SIP and RTP use outside a namespace (default 127.0.0.1) */
+  address?: string;
   /** registration interval (s) baresip asks for and refreshes at 90 % of (default 600) */
   regint?: number;
 }
@@ -178,7 +180,7 @@ export class BaresipPhone {
       while (taken(rtpBase, 10, [sipPort, 2]) || taken(rtpBase, 10, [ctrlPort, 1])) rtpBase = await freePort({ protocols: ['udp'], count: 10, even: true });
       const tone = path.join(dir, 'tone.wav');
       await writeFile(tone, toneWav(options.toneSeconds ?? 120));
-      const address = options.netns?.address ?? '127.0.0.1';
+      const address = options.netns?.address ?? options.address ?? '127.0.0.1';
       const config = [
         'poll_method epoll',
         `sip_listen ${address}:${sipPort}`,

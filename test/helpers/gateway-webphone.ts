@@ -53,11 +53,12 @@ export class GatewayWebphone {
   /**
    * The page at `pageUrl` (the HTTPS page at a public address, say) in a new context of `browser`,
    * registered as user/password over the WebSocket URL the page was given (as a person opening it would);
-   * closing the webphone closes the context.
+   * `prepare` runs on the new context first (an init script, say); closing the webphone closes the context.
    */
-  static async openAt(browser: Browser, pageUrl: string, options: { user: string; password: string }): Promise<GatewayWebphone> {
+  static async openAt(browser: Browser, pageUrl: string, options: { user: string; password: string; prepare?: (context: BrowserContext) => Promise<void> }): Promise<GatewayWebphone> {
     const context = await browser.newContext();
     try {
+      await options.prepare?.(context);
       const page = await context.newPage();
       await page.goto(pageUrl);
       await page.waitForFunction(() => (window as unknown as { ferryReady?: boolean }).ferryReady === true, undefined, { timeout: 15_000 });
