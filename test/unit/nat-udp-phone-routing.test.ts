@@ -7,7 +7,7 @@ import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { SipRequest, SipResponse } from '../../src/sip/message/sip-message';
 import { uacDialog, uasDialog } from '../../src/sip/dialog/dialog-factory';
-import { dialogFlow } from '../../src/sip/dialog/dialog-flow';
+import { dialogFlow, followNatMapping } from '../../src/sip/dialog/dialog-flow';
 import type { Flow } from '../../src/sip/transport/flow';
 
 /**
@@ -82,5 +82,20 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(uas.flow, nat);
     const direct = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1001@203.0.113.9:5060'), udpFlow('203.0.113.9', 5060), 'app');
     assert.equal(direct.flow, undefined, 'a public phone: its Contact, as before');
+  });
+
+  test('followNatMapping: the phone re-registers from a new port of its router\'s address: its NAT dialogs follow it; others stay', { timeout: 5000 }, () => {
+    const old = udpFlow('198.51.100.7', 40312);
+    const fresh = udpFlow('198.51.100.7', 51515);
+    const phone = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1001@192.168.1.20:5060'), old, 'app');
+    const neighbour = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1002@192.168.1.21:5060'), udpFlow('198.51.100.7', 40400), 'app');
+    const elsewhere = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1001@192.168.1.20:5060'), udpFlow('203.0.113.50', 40312), 'app');
+    const dialogs = [phone, neighbour, elsewhere];
+    assert.equal(followNatMapping(dialogs, fresh, ['sip:1001@192.168.1.20:5060']), 1);
+    assert.equal(phone.flow, fresh, 'the phone\'s dialog follows it');
+    assert.notEqual(neighbour.flow, fresh, 'another phone behind the same router (another Contact) stays');
+    assert.notEqual(elsewhere.flow, fresh, 'the same Contact behind another router stays');
+    assert.equal(followNatMapping(dialogs, fresh, ['sip:1001@192.168.1.20:5062']), 0, 'another port of the Contact is another phone');
+    assert.equal(followNatMapping([neighbour], { ...fresh, id: 'tcp#2', protocol: 'tcp', reliable: true }, ['sip:1002@192.168.1.21:5060']), 0, 'a connection does not move UDP dialogs');
   });
 });

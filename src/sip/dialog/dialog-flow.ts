@@ -1,6 +1,7 @@
 import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
 import { parseSipUri } from '../message/sip-uri';
 import type { Flow } from '../transport/flow';
+import type { Dialog } from './dialog';
 
 /**
  * The flow a new dialog keeps for its in-dialog requests (else they go to its remote target, RFC 3261
@@ -16,4 +17,33 @@ export function dialogFlow(remoteTarget: string, flow: Flow): Flow | undefined {
   const host = parseSipUri(remoteTarget)?.host;
   if (host === undefined || !isBehindNatAddress(host)) return undefined;
   return isBehindNatAddress(plainAddress(flow.remoteAddress)) ? undefined : flow;
+}
+
+/**
+ * A phone behind NAT whose router forgot its mapping (an idle timeout, a reboot) is mapped again on another
+ * public port when it next sends; its REGISTER over UDP, answered 2xx, comes from there. Its dialogs kept
+ * over UDP at the same public address (dialogFlow) whose remote target is a Contact the 2xx lists follow it
+ * to that new mapping: their BYE and re-INVITEs reach the phone again (the old mapping leads nowhere).
+ * Returns how many moved.
+ */
+export function followNatMapping(dialogs: Iterable<Dialog>, flow: Flow, contacts: readonly string[]): number {
+  if (flow.reliable || flow.protocol !== 'udp') return 0;
+  const keys = new Set(contacts.map(contactKey).filter((k): k is string => k !== undefined));
+  let moved = 0;
+  for (const d of dialogs) {
+    const f = d.flow;
+    if (!f || f === flow || f.reliable || f.protocol !== 'udp') continue;
+    if (plainAddress(f.remoteAddress) !== plainAddress(flow.remoteAddress)) continue;
+    const k = contactKey(d.remoteTarget);
+    if (k === undefined || !keys.has(k)) continue;
+    d.flow = flow;
+    moved++;
+  }
+  return moved;
+}
+
+/** user@host:port of a SIP URI, lower case (the port 5060 when none is given) */
+function contactKey(uri: string): string | undefined {
+  const u = parseSipUri(uri);
+  return u ? `${(u.user ?? '').toLowerCase()}@${plainAddress(u.host)}:${u.port ?? 5060}` : undefined;
 }

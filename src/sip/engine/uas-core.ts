@@ -4,6 +4,7 @@ import type { AppConnection } from '../control/app-connection';
 import type { AppSipMessage } from '../control/control-server';
 import { type Dialog, makeDialogId } from '../dialog/dialog';
 import { uasDialog } from '../dialog/dialog-factory';
+import { followNatMapping } from '../dialog/dialog-flow';
 import { parseNameAddr, tagOf } from '../message/name-addr';
 import type { SipRequest, SipResponse } from '../message/sip-message';
 import { callIdOf, cseqOf } from '../message/sip-message';
@@ -350,6 +351,7 @@ export class UasCore {
     }
     if (p.dialog && status >= 200) this.endAfterAnswer(p, status);
     if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.reliable) this.bindRegistration(req, res, p.flow);
+    if (req.method === 'REGISTER' && status >= 200 && status < 300 && p.flow.protocol === 'udp') this.followNatMapping(req, res, p.flow);
     this.ctx.appPort.responseSent(app, m.rid, data, p.flow, p.txnId, dialogId);
   }
 
@@ -358,6 +360,14 @@ export class UasCore {
     const dialog = p.dialog!;
     if (p.request.method === 'BYE') this.ctx.dialogs.end(dialog, 'bye');
     else if (dialog.usage === 'subscribe' && subscriptionTerminated(p.request, status)) this.ctx.dialogs.end(dialog, 'subscription-terminated');
+  }
+
+  /** A UDP phone behind NAT registered from another port of its router's address: its dialogs follow it there (dialog-flow.ts). */
+  private followNatMapping(req: SipRequest, res: SipResponse, flow: Flow): void {
+    const listed = res.headers.getAll('Contact').length > 0 ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
+    const contacts = listed.map((c) => parseNameAddr(c)?.uri).filter((u): u is string => u !== undefined && u !== '*');
+    const moved = followNatMapping(this.ctx.dialogs.all(), flow, contacts);
+    if (moved > 0) this.ctx.log.info('dialogs follow a phone behind NAT to its new mapping', { dialogs: moved, address: flow.remoteAddress, port: flow.remotePort });
   }
 
   private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
