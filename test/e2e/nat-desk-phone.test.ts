@@ -88,7 +88,21 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     console.log(`# ${what}: phone leg ${leg.packetsFromPeer} from / ${leg.packetsToPeer} to the phone; router mapping ${map.privatePort} -> ${map.publicPort}: ${map.packetsOut} out, ${map.packetsIn} in`);
   }
 
+  /**
+   * Until the phone re-registers after the router forgot its mappings, ferry knows only the dead mapping and
+   * an INVITE is lost (as with any phone behind NAT): a call to the phone waits for the registration to name
+   * the router's current mapping of its SIP port (bounded by its re-REGISTER interval).
+   */
+  async function registrationCurrent(): Promise<void> {
+    await waitFor(async () => {
+      const m = await sipMapping();
+      const reg = (await world.registrations(DESK.user))[0];
+      return m !== undefined && reg?.source === `${world.nat.routerOutside}:${m.publicPort}`;
+    }, (REGINT_S + 5) * 1000, 100, 'the registration naming the router\'s current mapping of the phone');
+  }
+
   async function webphoneCallsDesk(): Promise<{ callStart: number; call: CallRecord }> {
+    await registrationCurrent();
     const callStart = Date.now();
     await alice.dial(DESK.user);
     await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED at the phone (auto-answer)');
@@ -243,6 +257,29 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       assert.equal(await alice.callState(), 'connected');
       assert.equal((await world.call(call.id)).state, 'answered', 'the call is still up');
       await deskHangsUp(callStart);
+      await world.waitReleased();
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the router forgets its mappings mid-call; once the phone re-registered from its new mapping, the call\'s BYE reaches it there: the webphone\'s hang-up ends the phone\'s call < 1 s', async () => {
+    try {
+      const { callStart, call } = await webphoneCallsDesk();
+      await waitFor(async () => ((await world.phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from the phone at ferry media');
+      const beforeMapping = await waitFor(sipMapping, 5000, 50, 'the router\'s mapping of the phone\'s SIP port');
+      await world.nat.forgetMappings();
+      await waitFor(async () => {
+        const m = await sipMapping();
+        if (!m || m.publicPort === beforeMapping.publicPort) return undefined;
+        const reg = (await world.registrations(DESK.user))[0];
+        return reg && reg.source === `${world.nat.routerOutside}:${m.publicPort}` ? reg : undefined;
+      }, (REGINT_S + 5) * 1000, 100, 'the registration\'s source on the new mapping (the next re-REGISTER)');
+      assert.ok(world.ferry.lines.some((l) => l.at >= callStart && l.line.includes('dialogs follow a phone behind NAT to its new mapping')), 'ferry sip moved the call\'s dialog to the new mapping');
+      const s0 = await alice.rtpStats();
+      await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the phone\'s audio at the webphone after the router forgot');
+      assert.equal((await world.call(call.id)).state, 'answered', 'the call is still up');
+      await webphoneHangsUp(callStart);
       await world.waitReleased();
     } catch (err) {
       throw diagnose(err);
