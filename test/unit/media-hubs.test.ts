@@ -1,11 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/common/clock';
+import { FakeClock, type Clock, type TimerHandle } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { KurentoError } from '../../src/media/errors/kurento-error';
 import { encodeG711, MULAW_TO_LINEAR, ALAW_TO_LINEAR } from '../../src/media/media-files/g711';
 import { MAX_MIXER_PORTS } from '../../src/media/mixing/audio-mixer';
 import { FRAME_SAMPLES, PLAYOUT_DELAY_SAMPLES } from '../../src/media/mixing/mix-input';
+import { FrameSchedule } from '../../src/media/mixing/frame-schedule';
 import { transcodeG711InPlace } from '../../src/media/mixing/rtp-g711';
 import { AlphaBlending } from '../../src/media/objects/alpha-blending';
 import { Composite } from '../../src/media/objects/composite';
@@ -17,6 +18,7 @@ import { Mixer } from '../../src/media/objects/mixer';
 import type { ElementContext } from '../../src/media/objects/object-context';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
 import { loadMediaConfig } from '../../src/media/server/media-config';
+import { rng } from '../helpers/seeded-random';
 
 /**
  * The hubs besides Composite as elements on a fake clock, with capture sinks standing in for endpoints:
@@ -26,7 +28,8 @@ import { loadMediaConfig } from '../../src/media/server/media-config';
  * removeSource or the source's release; a sink that negotiated only the other G.711 law gets the payload
  * converted, the others the original bytes; Mixer gives each port the exact sum of the ports selected
  * for it; AlphaBlending mixes N-1 like a Composite; every bad parameter gets KMS's code; no timer outlives
- * the hubs.
+ * the hubs; random packets through a converting dispatcher port never throw; the Mixer's 20 ms schedule
+ * catches up a late timer and restarts after a long stall.
  */
 
 const PCMU = 'pcmu/8000';
@@ -377,5 +380,58 @@ describe('media: Dispatcher, DispatcherOneToMany, Mixer, AlphaBlending as elemen
     assert.throws(() => o.port(hub), kurentoCode(40009, /an? AlphaBlending mixes at most 32/));
     for (const e of [hub, ...ports, ...sinks]) await e.teardown({ notifyPeer: false });
     assert.equal(o.clock.pending(), 0);
+  });
+
+  test('fuzz: 20 000 random packets through a dispatcher port with a PCMU, a PCMA-only and a two-law sink never throw', { timeout: 10_000 }, async () => {
+    const random = rng(0xd15);
+    const o = new Objects();
+    const hub = o.add(new Dispatcher(o.context('Dispatcher', {})));
+    const [a, b] = [o.port(hub), o.port(hub)];
+    const sinks = [[PCMU], [PCMA], [PCMA, PCMU]].map((k) => new CaptureSink(o.context('CaptureSink', {}), k));
+    for (const s of sinks) b!.connectTo(s, 'AUDIO');
+    await hub.invoke('connect', { source: a!.id, sink: b!.id });
+    for (let i = 0; i < 20_000; i++) {
+      const p = Buffer.alloc(Math.floor(random() * 400));
+      for (let j = 0; j < p.length; j++) p[j] = Math.floor(random() * 256);
+      if (p.length > 0 && random() < 0.7) p[0] = 0x80 | (p[0]! & 0x3f);
+      a!.deliverFromPipeline(p, random() < 0.5 ? PCMU : PCMA);
+    }
+    assert.ok(sinks.every((s) => s.got.length === 20_000), 'every packet to every sink');
+    const stats = b!.describeForStats() as { packetsForwarded: number; packetsTranscoded: number };
+    assert.equal(stats.packetsForwarded, 20_000);
+    assert.ok(stats.packetsTranscoded > 5_000, `the PCMU packets were converted for the PCMA-only sink: ${stats.packetsTranscoded}`);
+    for (const e of [hub, a!, b!, ...sinks]) await e.teardown({ notifyPeer: false });
+    assert.equal(o.clock.pending(), 0);
+  });
+
+  test('FrameSchedule: a late timer runs the missed frames (up to 10), later than that the run restarts (a gap, no burst)', { timeout: 5_000 }, () => {
+    let now = 1_000;
+    let tick: (() => void) | undefined;
+    const clock: Clock = {
+      now: () => now,
+      setTimeout: () => ({ cancel: () => undefined }) as TimerHandle,
+      setInterval: (fn) => {
+        tick = fn;
+        return { cancel: () => (tick = undefined) } as TimerHandle;
+      },
+    };
+    let frames = 0;
+    const schedule = new FrameSchedule(clock, () => frames++);
+    schedule.start();
+    now += 20;
+    tick!();
+    assert.equal(frames, 1);
+    now += 100; // five frames late: all five run now
+    tick!();
+    assert.equal(frames, 6);
+    now += 20 * 30; // thirty frames late: one frame, the run restarts
+    tick!();
+    assert.deepEqual([frames, schedule.restarts], [7, 1]);
+    now += 20;
+    tick!();
+    assert.equal(frames, 8, 'and goes on at 20 ms from there');
+    schedule.stop();
+    assert.equal(tick, undefined);
+    assert.equal(schedule.running, false);
   });
 });
