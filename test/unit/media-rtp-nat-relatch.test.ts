@@ -5,6 +5,7 @@ import { systemClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
 import { RtpLeg } from '../../src/media/rtp/rtp-leg';
+import { captureLog } from '../helpers/captured-log';
 import { pollUntil } from '../helpers/wait-for';
 
 /**
@@ -33,12 +34,12 @@ async function socketOn(address: string): Promise<{ socket: dgram.Socket; got: n
   return { socket, got };
 }
 
-function rtp(seq: number, pt = 0): Buffer {
+function rtp(seq: number, pt = 0, ssrc = 0x0a0b0c0d): Buffer {
   const b = Buffer.alloc(172, 0x55);
   b[0] = 0x80;
   b[1] = pt;
   b.writeUInt16BE(seq, 2);
-  b.writeUInt32BE(0x0a0b0c0d, 8);
+  b.writeUInt32BE(ssrc, 8);
   return b;
 }
 
@@ -77,6 +78,39 @@ describe('NAT: a phone leg latched to a NAT follows the phone to a new port of t
     await pollUntil(() => second.got.includes(102), { timeoutMs: 5000, what: 'the call\'s audio still at the new mapping' });
     assert.deepEqual(received, [1, 2], 'only the phone\'s packets were relayed');
     assert.ok(!stranger.got.includes(102) && !third.got.includes(102));
+  });
+
+  test('another port of the same NAT address with another stream (another subscriber of a carrier NAT) is a stranger, logged once with its source; the phone\'s own stream from a new port still moves the latch (control)', async () => {
+    const captured = captureLog();
+    const pair = await new PortAllocator('127.0.0.1', 0, 0).bindPair(false);
+    const leg = new RtpLeg(pair, systemClock, 60_000, 'ferry-test', captured.logger);
+    legs.push(leg);
+    const received: number[] = [];
+    leg.on('rtp', (p: Buffer) => received.push(p.readUInt16BE(2)));
+    leg.setRemote({ address: '192.168.1.20', rtpPort: 16414, rtcpAddress: '192.168.1.20', rtcpPort: 16414, rtcpMux: true }, true, [0]);
+    const port = pair.rtp.address().port;
+    const phone = await socketOn('127.0.0.1');
+    phone.socket.send(rtp(1), port, '127.0.0.1');
+    await pollUntil(() => received.includes(1), { timeoutMs: 5000, what: 'the phone latched' });
+
+    const neighbour = await socketOn('127.0.0.1');
+    for (const seq of [2, 3]) neighbour.socket.send(rtp(seq, 0, 0x99999999), port, '127.0.0.1');
+    await pollUntil(() => leg.strangerPackets >= 2, { timeoutMs: 5000, what: 'the neighbour\'s packets counted as a stranger\'s' });
+    leg.sendRtp(rtp(100));
+    await pollUntil(() => phone.got.includes(100), { timeoutMs: 5000, what: 'the call\'s audio still at the phone' });
+    assert.ok(!neighbour.got.includes(100), 'the neighbour is not sent the call\'s audio');
+    const logged = captured.lines.filter((l) => l.message === 'phone leg dropped a packet from an address its SDP did not name');
+    assert.equal(logged.length, 1, 'the first stranger of the leg is logged, once');
+    assert.equal(logged[0]!.source, `127.0.0.1:${neighbour.socket.address().port}`);
+    assert.equal(logged[0]!.sdp, '192.168.1.20:16414');
+
+    // control: the phone's own stream (its SSRC) from a new port moves the latch
+    const moved = await socketOn('127.0.0.1');
+    moved.socket.send(rtp(4), port, '127.0.0.1');
+    await pollUntil(() => received.includes(4), { timeoutMs: 5000, what: 'the phone\'s stream from its new mapping taken' });
+    leg.sendRtp(rtp(101));
+    await pollUntil(() => moved.got.includes(101), { timeoutMs: 5000, what: 'the call\'s audio at the new mapping' });
+    assert.deepEqual(received, [1, 4]);
   });
 
   test('a leg whose SDP names a public address is never moved by another port (no NAT there: positive control of the rule)', async () => {

@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import os from 'node:os';
 import { systemClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { PortAllocator } from '../../src/media/rtp/port-allocator';
@@ -96,5 +97,15 @@ describe('a stranger\'s RTP does not latch a leg whose SDP names a public or loo
     assert.equal(mayLatchFrom('172.32.0.1', '198.51.100.9'), false, '172.32/16 is public');
     assert.equal(mayLatchFrom('2001:db8::5', '2001:db8::6'), false, 'a global IPv6 address');
     assert.equal(mayLatchFrom(undefined, '198.51.100.9'), false, 'no SDP yet');
+  });
+
+  test('mayLatchFrom: a phone on this host that writes one of the host\'s own addresses and sends over loopback', () => {
+    const own = Object.values(os.networkInterfaces()).flat().find((a) => a && !a.internal && a.family === 'IPv4')?.address;
+    assert.ok(own, 'this host has a non-loopback IPv4 address');
+    assert.equal(mayLatchFrom(own, '127.0.0.1'), true, `SDP ${own} (this host), source 127.0.0.1 (this host)`);
+    assert.equal(mayLatchFrom('127.0.0.1', own), true, `SDP 127.0.0.1, source ${own}: both this host`);
+    // controls: another host's public address still latches by itself alone; two loopback addresses stay apart
+    assert.equal(mayLatchFrom('203.0.113.5', '127.0.0.1'), false, 'SDP of another host, source on this one');
+    assert.equal(mayLatchFrom('127.0.0.1', '127.0.0.7'), false, 'two loopback addresses');
   });
 });

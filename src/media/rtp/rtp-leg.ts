@@ -71,6 +71,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private strangersDropped = 0;
   /** times a NAT-latched path moved to another port of the same address */
   private relatches = 0;
+  /** The SSRC of the peer's stream as last accepted (RTP, or the sender of its RTCP): a re-latch must continue it. */
+  private peerSsrc: number | undefined;
+  private strangerLogged = false;
   private implausibleLogged = false;
   /** Payload types negotiated for this leg (1 = accepted), for deciding whether a packet may latch. */
   private acceptedPts = new Uint8Array(128);
@@ -248,7 +251,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       const rtcp = this.unprotectRtcp(datagram);
       if (!rtcp) return;
       const plausible = parseRtcpCompound(rtcp).valid;
-      if (this.accept(this.rtp, rinfo, plausible)) this.onRtcp(rtcp);
+      if (this.accept(this.rtp, rinfo, plausible, rtcp.readUInt32BE(4))) this.onRtcp(rtcp);
       return;
     }
     let msg = datagram;
@@ -262,7 +265,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     }
     const path = this.rtp;
     // a connected path is latched (the kernel filters the sender): the payload-type table is not read then
-    if (msg.length < 12 || (!path.connected && !path.connecting && !this.accept(path, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1))) {
+    if (msg.length < 12 || (!path.connected && !path.connecting && !this.accept(path, rinfo, this.acceptedPts[msg[1]! & 0x7f] === 1, msg.readUInt32BE(8)))) {
       if (msg.length >= 12 && !this.implausibleLogged && rinfo.address === this.rtp.sdpAddress && rinfo.port === this.rtp.sdpPort) {
         // the peer's own address sends a payload type the offer/answer did not agree: a peer that plays
         // another codec than it offered is silent through ferry; say so once, it is otherwise invisible
@@ -324,7 +327,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (this.closed || !this.rtcp) return;
     const msg = this.unprotectRtcp(datagram);
     if (!msg) return;
-    if (!this.accept(this.rtcp, rinfo, parseRtcpCompound(msg).valid)) return;
+    if (!this.accept(this.rtcp, rinfo, parseRtcpCompound(msg).valid, msg.length >= 8 ? msg.readUInt32BE(4) : undefined)) return;
     this.onRtcp(msg);
   }
 
@@ -345,13 +348,14 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    * there and connect()s the socket (the kernel then drops strangers and reports ICMP unreachable).
    * Before that, the first *plausible* packet (valid RTP of a negotiated payload type, or valid RTCP)
    * from elsewhere latches to its source without connecting (a phone behind NAT), so the SDP address
-   * can still take over; once latched, a plausible packet from the latched address on another port
-   * moves the latch there (the NAT mapped the phone again after forgetting its mapping), and any other
-   * source is a stranger and is dropped. Only where NAT
+   * can still take over; once latched, a plausible packet from the latched address on another port that
+   * continues the peer's stream (its SSRC) moves the latch there (the NAT mapped the phone again after
+   * forgetting its mapping: another subscriber of the same carrier NAT does not know the SSRC), and any
+   * other source is a stranger and is dropped (the first one logged per leg). Only where NAT
    * can be at work: from the SDP's own IP, or when the SDP names a private, shared or link-local
    * address (mayLatchFrom); an SDP with a public or loopback address is latched by that address alone.
    */
-  private accept(path: Path, rinfo: dgram.RemoteInfo, plausible: boolean): boolean {
+  private accept(path: Path, rinfo: dgram.RemoteInfo, plausible: boolean, ssrc: number | undefined): boolean {
     if (path.connected || path.connecting) return true; // latched to the SDP address; the kernel filters
     if (this.remote === undefined) {
       // No SDP yet: nothing to latch against; accept nothing (the peer cannot know our port anyway).
@@ -362,29 +366,51 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     if (fromSdp) {
       if (!plausible) return false;
       this.latchConnected(path, rinfo.address, rinfo.port);
+      this.peerSsrc = ssrc;
       return true;
     }
     if (path.latched) {
-      if (rinfo.address === path.targetAddress && rinfo.port === path.targetPort) return true;
+      if (rinfo.address === path.targetAddress && rinfo.port === path.targetPort) {
+        if (plausible && ssrc !== undefined) this.peerSsrc = ssrc;
+        return true;
+      }
       // the same NAT on another port: the router forgot the phone's mapping (an idle timeout, a reboot) and
       // mapped it again; its packets come from there now, and only that new mapping reaches the phone
-      if (plausible && rinfo.address === path.targetAddress && mayLatchFrom(path.sdpAddress, rinfo.address)) {
+      if (plausible && ssrc !== undefined && ssrc === this.peerSsrc && rinfo.address === path.targetAddress && mayLatchFrom(path.sdpAddress, rinfo.address)) {
         // a few lines per leg: two sources of one NAT address taking turns must not flood the log
         if (this.relatches++ < 3) this.logger.info('phone leg re-latched: its NAT mapped it to another port', { which: path === this.rtp ? 'rtp' : 'rtcp', address: rinfo.address, from: path.targetPort, to: rinfo.port });
         path.targetPort = rinfo.port;
         return true;
       }
-      this.strangersDropped++;
+      this.onStranger(path, rinfo, 'the leg is latched to another source');
       return false;
     }
     if (!plausible || !mayLatchFrom(path.sdpAddress, rinfo.address)) {
-      this.strangersDropped++;
+      this.onStranger(path, rinfo, plausible ? 'the SDP names an address that is not behind NAT' : 'not a packet of the negotiated stream');
       return false;
     }
     path.latched = true;
     path.targetAddress = rinfo.address;
     path.targetPort = rinfo.port;
+    this.peerSsrc = ssrc;
     return true;
+  }
+
+  /**
+   * Count a stranger's packet; the first one of the leg is logged with where it came from and what the
+   * SDP named: a phone whose packets come from elsewhere than its SDP says (a wrong address in its SDP,
+   * a NAT ferry cannot see) is otherwise silent through ferry with nothing to show why.
+   */
+  private onStranger(path: Path, rinfo: dgram.RemoteInfo, why: string): void {
+    this.strangersDropped++;
+    if (this.strangerLogged) return;
+    this.strangerLogged = true;
+    this.logger.info('phone leg dropped a packet from an address its SDP did not name', {
+      which: path === this.rtp ? 'rtp' : 'rtcp',
+      source: `${rinfo.address}:${rinfo.port}`,
+      sdp: `${path.sdpAddress ?? '-'}:${path.sdpPort}`,
+      why,
+    });
   }
 
   /**
