@@ -33,6 +33,10 @@ import { portInUseMessage } from '../common/port-in-use';
  * Request targets are resolved as RFC 3263 says (NAPTR, SRV, A/AAAA; a failed target's request goes to the next):
  * FERRY_SIP_DNS_SERVERS (default: the system's resolver), FERRY_SIP_DNS_TIMEOUT_MS, FERRY_SIP_DNS_CACHE_ENTRIES
  * (src/sip/dns/dns-settings.ts; docs/sip-engine.md "How a target is resolved").
+ * Outbound connection mode (new requests handed to an app listening with srf.listen()): FERRY_SIP_REQUEST_HANDLER
+ * (tcp://, tls:// or a web callback; unset: off), FERRY_SIP_REQUEST_HANDLER_METHODS, _HTTP_METHOD, _TIMEOUT_MS,
+ * FERRY_SIP_OUTBOUND_CONNECT_TIMEOUT_MS, _AUTH_TIMEOUT_MS, _MAX_CONNECTIONS, _IDLE_MS
+ * (src/sip/control/request-handler-settings.ts; docs/sip-engine.md "Outbound connection mode").
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
  * Every variable is read and checked before anything listens (src/cli/sip-settings.ts): a bad value, such as
