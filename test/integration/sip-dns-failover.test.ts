@@ -10,11 +10,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSipEngine, type SipEngineProcess } from '../helpers/sip-engine-process';
-import { connectBareSrf, g711Sdp } from '../helpers/srf-app';
+import { connectBareSrf, g711Sdp, routesApplied } from '../helpers/srf-app';
 import { Dnsmasq } from '../helpers/dnsmasq';
 import { SipAnsweringPeer } from '../helpers/sip-answering-peer';
 import { freePort, freePorts } from '../helpers/free-port';
-import { countReceived, describeSipp, killAllSipp, startSipp, type SippProcess } from '../helpers/sipp';
+import { countReceived, describeSipp, killAllSipp, runSipp, startSipp, type SippProcess } from '../helpers/sipp';
 import { expectFerrySipRefusesToStart } from '../helpers/ferry-sip-refusal';
 import { pollUntil } from '../helpers/wait-for';
 
@@ -52,6 +52,8 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
   let srf: any;
   const peers: SipAnsweringPeer[] = [];
   const ports: Record<string, number> = {};
+  let proxyTo = '';
+  const proxied: number[] = [];
 
   before(async () => {
     const p = await freePorts(10, { protocols: ['udp', 'tcp'] });
@@ -84,6 +86,11 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
     });
     engine = await spawnSipEngine({ FERRY_LOG_LEVEL: 'info', FERRY_SIP_DNS_SERVERS: dns.server, FERRY_SIP_DNS_TIMEOUT_MS: '500', FERRY_SIP_T1_MS: String(T1_MS), FERRY_SIP_T2_MS: '400', FERRY_SIP_T4_MS: '500' });
     srf = await connectBareSrf(engine.ports.control);
+    // calls to ferry sip are proxied (srf.proxyRequest) to the destination the test sets
+    srf.invite((req: any) => {
+      srf.proxyRequest(req, [proxyTo], { remainInDialog: true }, (err: Error | null, results: { finalStatus?: number }) => { proxied.push(err ? -1 : results.finalStatus ?? 0); });
+    });
+    await routesApplied(srf);
   });
 
   after(async () => {
@@ -182,6 +189,37 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
     const lines = failovers().slice(before);
     assert.equal(lines.length, 1, engine.stderr());
     assert.deepEqual([lines[0]!.why, lines[0]!.from, lines[0]!.to], ['503', `udp/127.0.0.1:${ports.busy}`, `udp/127.0.0.1:${ports.after503}`]);
+  });
+
+  test('a proxied INVITE (srf.proxyRequest to a name) whose first target answers 503 goes to the next target; the caller gets the 200', async () => {
+    const busy = await uas(ports.busy!, 'proxy-uas-unavailable.xml');
+    const next = await uas(ports.after503!, 'proxy-uas-answer.xml');
+    proxyTo = `sip:bob@busy.${D}`;
+    const caller = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: `127.0.0.1:${engine.ports.sip}`, timeoutS: 20, talkMs: 100 });
+    assert.equal(caller.stats?.successfulCalls, 1, describeSipp(caller));
+    assert.equal(countReceived(caller, /^SIP\/2\.0 503/), 0, 'the 503 stayed in ferry sip');
+    const done = await next.done;
+    assert.equal(done.stats?.successfulCalls, 1, describeSipp(done));
+    const refused = await busy.stop();
+    assert.equal(countReceived(refused, /^INVITE /), 1);
+    assert.equal(countReceived(refused, /^ACK /), 1, 'the 503 was ACKed by its transaction');
+    await pollUntil(() => proxied.length === 1, { timeoutMs: 5000, what: 'srf.proxyRequest done' });
+    assert.deepEqual(proxied, [200]);
+    const line = engine.stderr().split('\n').find((l) => l.includes('proxy branch target failed: trying the next target'));
+    assert.ok(line, engine.stderr());
+    const logged = JSON.parse(line) as { why: string; from: string; to: string };
+    assert.deepEqual([logged.why, logged.from, logged.to], ['503', `udp/127.0.0.1:${ports.busy}`, `udp/127.0.0.1:${ports.after503}`]);
+  });
+
+  test('a proxied INVITE whose first target refuses the TCP connection goes to the next target\'s connection', async () => {
+    const next = await uas(ports.tcpUp!, 'proxy-uas-answer.xml', 'tcp');
+    proxyTo = `sip:bob@refused.${D};transport=tcp`;
+    const caller = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: `127.0.0.1:${engine.ports.sip}`, timeoutS: 20, talkMs: 100 });
+    assert.equal(caller.stats?.successfulCalls, 1, describeSipp(caller));
+    const done = await next.done;
+    assert.equal(done.stats?.successfulCalls, 1, describeSipp(done));
+    await pollUntil(() => proxied.length === 2, { timeoutMs: 5000, what: 'srf.proxyRequest done' });
+    assert.deepEqual(proxied, [200, 200]);
   });
 
   test('weights spread requests within one priority (1:3), each request drawn anew', async () => {

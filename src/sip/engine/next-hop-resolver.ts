@@ -46,6 +46,15 @@ export interface NextHops {
   readonly left: number;
 }
 
+/** The targets of a next hop whose connections must be up before a request is sent on them (see resolveTargets). */
+export interface ConnectedHops {
+  readonly flow: Flow;
+  /** the next target whose connection comes up (each target once; undefined when none is left) */
+  next(): Promise<Flow | undefined>;
+  /** targets not tried yet */
+  readonly left: number;
+}
+
 /**
  * Picks the Flow for a request to a URI, resolving its host as RFC 3263 §4 says (NAPTR, SRV, then A/AAAA;
  * src/sip/dns/sip-targets.ts; docs/sip-engine.md "How a target is resolved"). `transport=tls` or a `sips:`
@@ -84,9 +93,30 @@ export class NextHopResolver {
    * comes up after that is not kept.
    */
   async resolve(uriOrNameAddr: string): Promise<Flow> {
+    return (await this.resolveTargets(uriOrNameAddr)).flow;
+  }
+
+  /**
+   * As resolve(), keeping the targets after the one that connected: `next()` gives the following target
+   * whose connection comes up (again within 64·T1), for a request that failed at the first (the proxy core).
+   */
+  async resolveTargets(uriOrNameAddr: string): Promise<ConnectedHops> {
     const hops = await this.nextHops(uriOrNameAddr);
+    const flow = await this.firstConnected(hops, hops.flow);
+    return {
+      flow,
+      next: async () => {
+        const n = hops.next();
+        return n ? this.firstConnected(hops, n).catch(() => undefined) : undefined;
+      },
+      get left() { return hops.left; },
+    };
+  }
+
+  /** `flow`'s connection, else the next target's whose connection comes up, all within 64·T1. */
+  private async firstConnected(hops: NextHops, first: Flow): Promise<Flow> {
     const deadline = this.now() + this.connectTimeoutMs;
-    for (let flow: Flow | undefined = hops.flow; ; ) {
+    for (let flow: Flow | undefined = first; ; ) {
       try {
         return await this.connected(flow, Math.max(0, deadline - this.now()));
       } catch (err) {

@@ -10,6 +10,7 @@ import type { Flow } from '../transport/flow';
 import type { AppRouter } from '../control/app-router';
 import type { AppPort } from './app-port';
 import type { LocalAddress } from './local-address';
+import type { ConnectedHops } from './next-hop-resolver';
 import type { PendingServerRequest } from './pending-server-requests';
 
 /**
@@ -39,6 +40,8 @@ export interface ProxyServices {
   sendRequest(req: SipRequest, flow: Flow, user: { onResponse(res: SipResponse): void; onTimeout(): void }): ClientTransaction;
   /** the next hop for a URI or Route value */
   resolve(uriOrRoute: string): Promise<Flow>;
+  /** ...with the targets after it, for a request that fails at the first (RFC 3263 §4.3) */
+  resolveTargets?(uriOrRoute: string): Promise<ConnectedHops>;
   local: LocalAddress;
   appPort: AppPort;
   router: AppRouter;

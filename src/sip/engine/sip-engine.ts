@@ -140,6 +140,7 @@ export class SipEngine implements ControlHandler {
       finishPending: (p) => ctx.pending.finish(p),
       sendRequest: (req, flow, user) => this.uac.sendForProxy(req, flow, user),
       resolve: (uri) => ctx.resolver.resolve(uri),
+      resolveTargets: (uri) => ctx.resolver.resolveTargets(uri),
       local: ctx.local, appPort: ctx.appPort, router: ctx.router, clock: ctx.clock, timers: ctx.timers, log: ctx.log,
     };
   }
@@ -190,6 +191,7 @@ export class SipEngine implements ControlHandler {
   onFlowClosed(flow: Flow): void {
     this.bindings.forgetFlow(flow, this.ctx.clock.now());
     this.ctx.unroutedHold.forgetFlow(flow);
+    this.uas.onFlowClosed(flow);
   }
 
   /**

@@ -8,6 +8,9 @@ import type { ClientTransaction } from '../transaction/client-transaction-table'
 /** RFC 3261 §16.6 step 11: Timer C, how long an INVITE branch may ring without a final response. */
 export const PROXY_TIMER_C_MS = 180_000;
 
+/** why a branch gave up when its transaction timed out (Timer B/F) */
+export const TRANSACTION_TIMEOUT = 'no response (transaction timeout)';
+
 export type BranchState = 'waiting' | 'calling' | 'proceeding' | 'settled';
 
 /** What a branch tells its proxy session. */
@@ -37,6 +40,8 @@ export class ProxyBranch {
   finalResponse: SipResponse | undefined;
   flow: Flow | undefined;
   request: SipRequest | undefined;
+  /** a provisional response arrived (the target has the request: a timeout is not a dead target) */
+  heardProvisional = false;
   private txn: ClientTransaction | undefined;
   private cancelWanted = false;
   private cancelSent = false;
@@ -73,7 +78,7 @@ export class ProxyBranch {
     if (invite) this.arm('C', PROXY_TIMER_C_MS, () => this.giveUp(408, 'no final response within Timer C'));
     this.txn = this.services.sendRequest(request, flow, {
       onResponse: (res) => this.onResponse(res),
-      onTimeout: () => this.giveUp(408, 'no response (transaction timeout)'),
+      onTimeout: () => this.giveUp(408, TRANSACTION_TIMEOUT),
     });
   }
 
@@ -112,6 +117,7 @@ export class ProxyBranch {
   private onResponse(res: SipResponse): void {
     const late = this.state === 'settled';
     if (res.status < 200) {
+      this.heardProvisional = true;
       if (late && !this.cancelWanted) return;
       if (this.state === 'calling') {
         this.state = 'proceeding';

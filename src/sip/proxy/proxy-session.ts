@@ -7,7 +7,8 @@ import { serializeSipMessage } from '../message/sip-serializer';
 import type { Flow } from '../transport/flow';
 import { bestResponseIndex, upstreamStatus } from './best-response';
 import { buildBranchRequest, withoutOurVia } from './forwarded-request';
-import { ProxyBranch, type BranchEvents } from './proxy-branch';
+import { ProxyBranch, TRANSACTION_TIMEOUT, type BranchEvents } from './proxy-branch';
+import { type ConnectedHops, MAX_TARGETS } from '../engine/next-hop-resolver';
 import { MAX_PROXY_BRANCHES, parseProxyDestination, type ProxyOptions } from './proxy-options';
 import type { PendingServerRequest } from '../engine/pending-server-requests';
 import type { ProxyServices } from '../engine/proxy-dispatch';
@@ -35,6 +36,8 @@ export interface ProxySessionInit {
 export class ProxySession implements BranchEvents {
   private readonly branches: ProxyBranch[] = [];
   private readonly launching = new Set<ProxyBranch>();
+  /** the further targets of a branch's destination, and how many of them were tried (RFC 3263 §4.3) */
+  private readonly targets = new Map<ProxyBranch, { hops: ConnectedHops; tried: number }>();
   /** still looking for a target that answers 2xx */
   private searching = true;
   /** status of the final response sent upstream, once sent */
@@ -79,8 +82,12 @@ export class ProxySession implements BranchEvents {
   }
 
   onFinal(branch: ProxyBranch, res: SipResponse): void {
-    if (branch.flow) this.init.report.response(res, branch.flow);
     const status = res.status;
+    if (status === 503 && this.tryNextTarget(branch, '503')) {
+      this.advance();
+      return;
+    }
+    if (branch.flow) this.init.report.response(res, branch.flow);
     if (status < 300) {
       this.toUpstream(res);
       if (this.searching) {
@@ -99,7 +106,39 @@ export class ProxySession implements BranchEvents {
 
   onGaveUp(branch: ProxyBranch, status: number, why: string): void {
     this.services.log.info('proxy branch gave up', { callId: this.callId, target: branch.target, status, why });
+    if (why === TRANSACTION_TIMEOUT && !branch.heardProvisional) this.tryNextTarget(branch, 'timeout');
     this.advance();
+  }
+
+  /**
+   * RFC 3263 §4.3: the branch's target timed out or answered 503; while the proxy still searches, the
+   * request goes to the next target of the same destination as a new branch right after it (at most
+   * MAX_TARGETS targets in all). The failed branch stays as it ended (it counts for the best response).
+   */
+  private tryNextTarget(branch: ProxyBranch, why: string): boolean {
+    const t = this.targets.get(branch);
+    if (!t || t.hops.left === 0 || !this.searching || this.ended || this.upstreamFinal !== undefined || t.tried >= MAX_TARGETS) return false;
+    const next = this.newBranch(branch.target);
+    this.branches.splice(this.branches.indexOf(branch) + 1, 0, next);
+    this.launching.add(next);
+    void t.hops.next().then((flow) => {
+      this.launching.delete(next);
+      if (this.ended) return;
+      if (!flow) {
+        next.unreachable('no further target');
+        return;
+      }
+      this.services.log.info('proxy branch target failed: trying the next target', { callId: this.callId, target: branch.target, why,
+        from: branch.flow ? `${branch.flow.protocol}/${branch.flow.remoteAddress}:${branch.flow.remotePort}` : undefined, to: `${flow.protocol}/${flow.remoteAddress}:${flow.remotePort}` });
+      this.targets.set(next, { hops: t.hops, tried: t.tried + 1 });
+      if (!this.searching) {
+        next.cancel();
+        this.advance();
+        return;
+      }
+      this.sendBranch(next, flow);
+    });
+    return true;
   }
 
   // ------------------------------------------------------------------ forking
@@ -132,7 +171,13 @@ export class ProxySession implements BranchEvents {
     let flow: Flow | undefined;
     let why = '';
     try {
-      flow = await this.services.resolve(branch.target);
+      if (this.services.resolveTargets) {
+        const hops = await this.services.resolveTargets(branch.target);
+        flow = hops.flow;
+        this.targets.set(branch, { hops, tried: 1 });
+      } else {
+        flow = await this.services.resolve(branch.target);
+      }
     } catch (err) {
       why = err instanceof Error ? err.message : String(err);
     }
@@ -147,6 +192,10 @@ export class ProxySession implements BranchEvents {
       this.advance();
       return;
     }
+    this.sendBranch(branch, flow);
+  }
+
+  private sendBranch(branch: ProxyBranch, flow: Flow): void {
     try {
       const req = buildBranchRequest({
         original: this.init.request, target: branch.target, replaceUri: this.init.replaceUri, recordRoute: this.init.options.recordRoute,
