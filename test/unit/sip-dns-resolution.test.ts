@@ -11,6 +11,9 @@ import { DnsCache, MAX_CACHE_TTL } from '../../src/sip/dns/dns-cache';
 import { decodeResponse, DnsFormatError, encodeQuery, type SrvData } from '../../src/sip/dns/dns-message';
 import { dnsSettingsFromEnv, parseDnsServers } from '../../src/sip/dns/dns-settings';
 import { parseHosts } from '../../src/sip/dns/hosts-file';
+import { TargetFailover } from '../../src/sip/engine/target-failover';
+import type { NextHops } from '../../src/sip/engine/next-hop-resolver';
+import type { Flow } from '../../src/sip/transport/flow';
 import { rng } from '../helpers/seeded-random';
 
 const srv = (target: string, priority: number, weight: number, port = 5060): SrvData => ({ target, priority, weight, port });
@@ -173,5 +176,30 @@ describe('hosts file', { timeout: 10_000 }, () => {
     assert.deepEqual(hosts.get('localhost'), ['127.0.0.1']);
     assert.equal(hosts.get('name'), undefined);
     assert.equal(hosts.get('linklocal'), undefined, 'a scoped address cannot be a SIP target here');
+  });
+});
+
+describe('failover bounds of one request', { timeout: 10_000 }, () => {
+  function hops(n: number): NextHops {
+    const flows = Array.from({ length: n }, (_, i) => ({ id: `udp/127.0.0.1:${5060 + i}` }) as Flow);
+    let i = 1;
+    return { flow: flows[0]!, next: () => flows[i++], get left() { return Math.max(0, n - i); } };
+  }
+
+  test('each further target once, in order; nothing after the last', () => {
+    const f = new TargetFailover(hops(3), 0, 1000);
+    assert.equal(TargetFailover.worthKeeping(hops(3)), true);
+    assert.equal(TargetFailover.worthKeeping(hops(1)), false, 'a single target needs no failover');
+    assert.equal(f.next(10)?.id, 'udp/127.0.0.1:5061');
+    assert.equal(f.next(20)?.id, 'udp/127.0.0.1:5062');
+    assert.equal(f.tried, 3);
+    assert.equal(f.next(30), undefined);
+  });
+
+  test('no further target once the window since the first sending is over', () => {
+    const f = new TargetFailover(hops(3), 1000, 500);
+    assert.equal(f.next(1499)?.id, 'udp/127.0.0.1:5061', 'positive control: inside the window');
+    assert.equal(f.next(1500), undefined);
+    assert.equal(f.tried, 2);
   });
 });
