@@ -11,6 +11,7 @@ import { CachedDns } from '../../src/sip/dns/cached-dns';
 import { NoTargetError, type SipTarget, SipTargetResolver, type TargetProtocol } from '../../src/sip/dns/sip-targets';
 import { Dnsmasq } from '../helpers/dnsmasq';
 import { rng } from '../helpers/seeded-random';
+import { freePort } from '../helpers/free-port';
 
 const D = `t${process.pid}.test`;
 
@@ -119,6 +120,13 @@ describe('ferry sip: RFC 3263 targets from a real DNS server (dnsmasq)', { timeo
     const { r, cached } = resolver({ maxLookups: 6 });
     await assert.rejects(r.resolve({ host: `many.${D}`, secure: false }), /more than 6 DNS lookups/);
     assert.ok(cached.queries <= 6, `${cached.queries} queries`);
+  });
+
+  test('no DNS server on the port (ICMP port unreachable): the try ends at once, not after the timeout', async () => {
+    const { r } = resolver({ servers: [{ address: '127.0.0.1', port: await freePort({ protocols: ['udp'] }) }], timeoutMs: 5000 });
+    const t0 = Date.now();
+    await assert.rejects(r.resolve({ host: `s.${D}`, secure: false, port: 5060 }), /does not resolve \(DNS server 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    assert.ok(Date.now() - t0 < 2000, `gave up after ${Date.now() - t0} ms (the timeout is 5000 ms)`);
   });
 
   test('a DNS server that never answers: each try waits the timeout, then "does not resolve" naming it', async () => {

@@ -68,7 +68,8 @@ export class DnsClient {
         if (!matches(res, id, name, type)) return;
         finish(undefined, res);
       });
-      socket.send(query, server.port, server.address);
+      // a connected socket: an ICMP "port unreachable" (no server there) ends the try at once, as an error
+      socket.connect(server.port, server.address, () => socket.send(query));
     });
   }
 
