@@ -129,18 +129,24 @@ describe('ferry sip: RFC 3263 targets from a real DNS server (dnsmasq)', { timeo
     assert.ok(Date.now() - t0 < 2000, `gave up after ${Date.now() - t0} ms (the timeout is 5000 ms)`);
   });
 
-  test('a DNS server that never answers: each try waits the timeout, then "does not resolve" naming it', async () => {
+  test('a DNS server that never answers: each try waits the timeout, then "does not resolve" naming it; that failure is kept 30 s', async () => {
     const silent = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()));
     let asked = 0;
     silent.on('message', () => { asked++; });
     try {
-      const { r } = resolver({ servers: [{ address: '127.0.0.1', port: silent.address().port }], timeoutMs: 150 });
+      const { r, clock } = resolver({ servers: [{ address: '127.0.0.1', port: silent.address().port }], timeoutMs: 150 });
       const t0 = Date.now();
       await assert.rejects(r.resolve({ host: `s.${D}`, secure: false, port: 5060 }), /does not resolve \(no answer from 127\.0\.0\.1:\d+ within 150 ms/);
       const ms = Date.now() - t0;
       assert.ok(ms >= 2 * 150 - 20 && ms < 2000, `gave up after ${ms} ms (2 tries of 150 ms)`);
       assert.equal(asked, 2, 'two tries of the one A query (AAAA is not asked for UDP over IPv4)');
+      const t1 = Date.now();
+      await assert.rejects(r.resolve({ host: `s.${D}`, secure: false, port: 5060 }), /no answer from/);
+      assert.ok(Date.now() - t1 < 100 && asked === 2, 'a second resolution within 30 s fails at once, nothing asked');
+      clock.advance(30_000);
+      await assert.rejects(r.resolve({ host: `s.${D}`, secure: false, port: 5060 }), /no answer from/);
+      assert.equal(asked, 4, '30 s later the server is asked again');
     } finally {
       silent.close();
     }
