@@ -16,7 +16,9 @@ import { waitFor } from '../helpers/stack';
  * certificate is accepted with --ignore-certificate-errors), registers over the secure WebSocket the page
  * names, and calls a desk phone on the outside (baresip on ferry's side), and is called by it. Its only ICE
  * candidate is its private host address, which ferry cannot reach: ferry must answer the checks that arrive
- * from the router's public address (a peer-reflexive candidate) and send the media there.
+ * from the router's public address (a peer-reflexive candidate) and send the media there. ferry listens on
+ * 0.0.0.0 with FERRY_MEDIA_SDP_ADDRESS and FERRY_MEDIA_ICE_ADDRESSES naming its public address, as
+ * docs/deploy.md's "One public host" says (test/e2e/nat-desk-phone.test.ts binds the public address itself).
  */
 const ALICE = { user: 'alice', password: 'alice-nat-web-secret', displayName: 'Alice (webphone behind NAT)' };
 const DESK = { user: '1002', password: 'desk-outside-secret', displayName: 'Desk phone outside' };
@@ -43,7 +45,8 @@ interface SelectedPair {
 }
 
 describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\'s public address', { timeout: 300_000 }, () => {
-  const world = new NatWorld([ALICE, DESK]);
+  // docs/deploy.md's "One public host" walk: every public listener on 0.0.0.0, the public address in SDP and ICE
+  const world = new NatWorld([ALICE, DESK], { listen: 'wildcard' });
   let browser: Browser | undefined;
   let alice: GatewayWebphone;
   let phone: BaresipPhone | undefined;

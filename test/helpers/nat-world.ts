@@ -18,8 +18,8 @@ export interface NatAccount {
 
 /**
  * ferry on a public address with a home network behind a masquerading router (test/helpers/nat-router.ts):
- * `ferry start` configured as docs/deploy.md tells a deployer on a public host — FERRY_HOST and
- * FERRY_PUBLIC_HOST the public address, RTP and ICE port ranges, its development certificate for the HTTPS
+ * `ferry start` configured as docs/deploy.md tells a deployer on a public host — FERRY_PUBLIC_HOST the
+ * public address, FERRY_HOST that address or 0.0.0.0 with the SDP and ICE addresses, RTP and ICE port ranges, its development certificate for the HTTPS
  * page — with a user file of the given accounts (minExpires low enough for a phone's short re-REGISTER
  * interval, as NAT'd phones use). The API and /metrics are reached at the public address with the test
  * token, ferry media's /stats on loopback. stop() removes everything start() made, also after a failed start.
@@ -32,22 +32,31 @@ export class NatWorld {
   iceRange!: [number, number];
   private dir: string | undefined;
 
-  constructor(private readonly accounts: NatAccount[], private readonly minExpires = 10) {}
+  /**
+   * `listen: 'public-address'` binds the public listeners to the public address itself (FERRY_HOST is it);
+   * `'wildcard'` is docs/deploy.md's "One public host" walk: FERRY_HOST=0.0.0.0, with FERRY_MEDIA_SDP_ADDRESS
+   * and FERRY_MEDIA_ICE_ADDRESSES naming the public address.
+   */
+  constructor(private readonly accounts: NatAccount[], private readonly options: { minExpires?: number; listen?: 'public-address' | 'wildcard' } = {}) {}
 
   async start(): Promise<void> {
     this.nat = await NatRouter.create();
     this.dir = mkdtempSync(path.join(tmpdir(), 'ferry-nat-'));
     const config = path.join(this.dir, 'ferry.json');
-    writeFileSync(config, JSON.stringify({ domain: 'ferry.local', minExpires: this.minExpires, users: this.accounts }));
+    writeFileSync(config, JSON.stringify({ domain: 'ferry.local', minExpires: this.options.minExpires ?? 10, users: this.accounts }));
     const host = { host: this.nat.ferryAddress };
     const rtp = await freePort({ protocols: ['udp'], count: 40, even: true, ...host });
     let ice = await freePort({ protocols: ['udp'], count: 40, ...host });
     while (ice < rtp + 40 && rtp < ice + 40) ice = await freePort({ protocols: ['udp'], count: 40, ...host });
     this.rtpRange = [rtp, rtp + 39];
     this.iceRange = [ice, ice + 39];
+    const publicAddress = this.nat.ferryAddress;
+    const listen: Record<string, string> = this.options.listen === 'wildcard'
+      ? { FERRY_HOST: '0.0.0.0', FERRY_MEDIA_SDP_ADDRESS: publicAddress, FERRY_MEDIA_ICE_ADDRESSES: publicAddress }
+      : { FERRY_HOST: publicAddress };
     this.ferry = FerryStartProcess.spawn({
-      FERRY_HOST: this.nat.ferryAddress,
-      FERRY_PUBLIC_HOST: this.nat.ferryAddress,
+      ...listen,
+      FERRY_PUBLIC_HOST: publicAddress,
       FERRY_MEDIA_RTP_PORT_MIN: String(rtp), FERRY_MEDIA_RTP_PORT_MAX: String(rtp + 39),
       FERRY_MEDIA_ICE_PORT_MIN: String(ice), FERRY_MEDIA_ICE_PORT_MAX: String(ice + 39),
       FERRY_SIP_CONFIG: config,
