@@ -14,7 +14,7 @@ import { connectBareSrf, g711Sdp, routesApplied } from '../helpers/srf-app';
 import { Dnsmasq } from '../helpers/dnsmasq';
 import { SipAnsweringPeer } from '../helpers/sip-answering-peer';
 import { freePort, freePorts } from '../helpers/free-port';
-import { countReceived, describeSipp, killAllSipp, runSipp, startSipp, type SippProcess } from '../helpers/sipp';
+import { branchOf, countReceived, describeSipp, headerOf, killAllSipp, runSipp, startSipp, tracedMessages, type SippProcess } from '../helpers/sipp';
 import { expectFerrySipRefusesToStart } from '../helpers/ferry-sip-refusal';
 import { pollUntil } from '../helpers/wait-for';
 
@@ -80,6 +80,9 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
         // NAPTR: TCP preferred over UDP
         `--naptr-record=n.${D},20,10,S,SIP+D2U,,_sip._udp.n.${D}`, `--naptr-record=n.${D},10,10,S,SIP+D2T,,_sip._tcp.n.${D}`,
         `--srv-host=_sip._tcp.n.${D},lo.${D},${ports.naptrTcp},10,0`, `--srv-host=_sip._udp.n.${D},lo.${D},${ports.naptrUdp},10,0`,
+        // NAPTR: TCP (refused) first, then UDP
+        `--naptr-record=x.${D},10,10,S,SIP+D2T,,_sip._tcp.x.${D}`, `--naptr-record=x.${D},20,10,S,SIP+D2U,,_sip._udp.x.${D}`,
+        `--srv-host=_sip._tcp.x.${D},lo.${D},${ports.tcpClosed},10,0`, `--srv-host=_sip._udp.x.${D},lo.${D},${ports.second},10,0`,
         // IPv6 only
         `--host-record=v6.${D},::1`,
       ],
@@ -154,6 +157,18 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
     assert.deepEqual([lines[0]!.from, lines[0]!.to], [`tcp/127.0.0.1:${ports.tcpClosed}`, `tcp/127.0.0.1:${ports.tcpUp}`]);
   });
 
+  test('NAPTR lists TCP (refused) then UDP: the INVITE fails over across transports, with a UDP Via and Contact', async () => {
+    const second = await uas(ports.second!);
+    const r = await call(srf, `sip:bob@x.${D}`);
+    assert.equal(r.status, 200);
+    const done = await second.done;
+    assert.equal(done.stats?.successfulCalls, 1, describeSipp(done));
+    const invite = tracedMessages(done).find((m) => m.direction === 'received' && /^INVITE /.test(m.firstLine))!;
+    assert.match(headerOf(invite, 'Via') ?? '', /^SIP\/2\.0\/UDP /);
+    assert.doesNotMatch(headerOf(invite, 'Contact') ?? '', /transport=tcp/i, 'the Contact ferry sip wrote follows the new transport');
+    assert.equal(failovers().at(-1)?.to, `udp/127.0.0.1:${ports.second}`);
+  });
+
   test('after a failover the app\'s CANCEL goes where the INVITE went: the second target rings, gets the CANCEL, answers 487', async () => {
     const ringing = await uas(ports.tcpUp!, 'uas-ring-cancelled.xml', 'tcp');
     const before = failovers().length;
@@ -182,10 +197,10 @@ describe('ferry sip: RFC 3263 targets from DNS and failover to the next one (bin
     const refused = await busy.stop();
     assert.equal(countReceived(refused, /^INVITE /), 1);
     assert.equal(countReceived(refused, /^ACK /), 1, 'the 503 was ACKed by its transaction');
-    const branchOf = (r: typeof done, i: number) => /^Via:.*branch=([^;\s]+)/m.exec(r.messages.split(/received [^\n]*\n/).filter((m) => /^INVITE /m.test(m))[i] ?? '')?.[1];
-    assert.notEqual(branchOf(refused, 0), undefined);
-    assert.notEqual(branchOf(done, 0), undefined);
-    assert.notEqual(branchOf(refused, 0), branchOf(done, 0), 'a new client transaction: a new branch');
+    const inviteBranch = (r: typeof done) => branchOf(tracedMessages(r).find((m) => m.direction === 'received' && /^INVITE /.test(m.firstLine))!);
+    assert.notEqual(inviteBranch(refused), undefined);
+    assert.notEqual(inviteBranch(done), undefined);
+    assert.notEqual(inviteBranch(refused), inviteBranch(done), 'a new client transaction: a new branch');
     const lines = failovers().slice(before);
     assert.equal(lines.length, 1, engine.stderr());
     assert.deepEqual([lines[0]!.why, lines[0]!.from, lines[0]!.to], ['503', `udp/127.0.0.1:${ports.busy}`, `udp/127.0.0.1:${ports.after503}`]);

@@ -290,6 +290,8 @@ export class UacCore {
     const flow = c.failover.next(this.ctx.clock.now());
     if (!flow) return false;
     const req: SipRequest = { ...c.request, headers: c.request.headers.clone() };
+    // the Contact ferry sip wrote for the first target's transport follows the new one (an app's own stays)
+    if (req.headers.get('Contact') === this.ctx.local.contact(c.flow)) req.headers.set('Contact', this.ctx.local.contact(flow));
     this.addVia(req, flow);
     this.ctx.log.info('request target failed: trying the next target', { method: req.method, callId: callIdOf(req), why, from: `${c.flow.protocol}/${c.flow.remoteAddress}:${c.flow.remotePort}`,
       to: `${flow.protocol}/${flow.remoteAddress}:${flow.remotePort}`, attempt: c.failover.tried });
