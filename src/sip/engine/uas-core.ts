@@ -24,6 +24,7 @@ import { isSubscriptionAccepted, subscriptionTerminated } from './subscription-d
 import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { UNROUTED_RETRY_AFTER_S } from './unrouted-request-hold';
 import { dispatchToRequestHandler } from './handler-dispatch';
+import { buildCancel } from './in-dialog-request-builder';
 
 /** Retry-After of the 503 a new request gets while the server transaction table is full */
 const FULL_RETRY_AFTER_S = 5;
@@ -279,13 +280,41 @@ export class UasCore {
       this.peers.proxy().onCancelled?.(entry.txn);
       return;
     }
-    this.ctx.cdr.networkInviteCancelled(entry.txn);
-    entry.txn.respond(makeResponse(entry.txn.request, 487, pending?.toTag ?? randomToken()));
-    this.peers.proxy().onCancelled?.(entry.txn);
+    this.cancelUnanswered(entry.txn, pending, req, flow);
+  }
+
+  /**
+   * A WebSocket connection closed. An INVITE that came over it and has no final response yet can never
+   * be answered: responses go back over the connection the request came on, and a WebSocket client takes
+   * no new connection (RFC 7118 §5; JsSIP ends such a call as a connection error). Each such INVITE is
+   * ended as its CANCEL would end it — 487, the app handed a CANCEL (drachtio-srf's `cancel` event), a
+   * proxied INVITE's branches cancelled — so the called party stops ringing at once instead of when
+   * someone's no-answer timer gives up (a webphone tab closed or its network lost while it calls).
+   * drachtio-server tells the app nothing here. Over TCP or TLS nothing is ended: a response may still
+   * reach the caller over a new connection (RFC 3261 §18.2.2).
+   */
+  onFlowClosed(flow: Flow): void {
+    if (flow.protocol !== 'ws' && flow.protocol !== 'wss') return;
+    const { serverTxns, log } = this.ctx;
+    for (const key of serverTxns.unansweredInvitesOn(flow)) {
+      const entry = serverTxns.get(key);
+      if (!entry || !(entry.txn instanceof ServerInviteTransaction) || entry.txn.finalSent) continue;
+      const cancel = buildCancel(entry.txn.request, undefined);
+      cancel.headers.append('Reason', 'SIP;cause=487;text="the caller\'s WebSocket connection closed"');
+      log.info('INVITE ended: the WebSocket connection it came over closed before a final response', { callId: callIdOf(entry.txn.request), flow: flow.id });
+      this.cancelUnanswered(entry.txn, entry.value, cancel, flow);
+    }
+  }
+
+  /** An INVITE without a final response, cancelled by `cancel` (received, or made for a closed connection). */
+  private cancelUnanswered(txn: ServerInviteTransaction, pending: PendingServerRequest | undefined, cancel: SipRequest, flow: Flow): void {
+    this.ctx.cdr.networkInviteCancelled(txn);
+    txn.respond(makeResponse(txn.request, 487, pending?.toTag ?? randomToken()));
+    this.peers.proxy().onCancelled?.(txn);
     if (pending && !pending.done) {
       this.ctx.pending.finish(pending);
       const app = this.ctx.router.find(pending.appId);
-      if (app) this.ctx.appPort.networkMessage(app, req, flow, pending.txnId, '');
+      if (app) this.ctx.appPort.networkMessage(app, cancel, flow, pending.txnId, '');
     }
   }
 

@@ -22,7 +22,7 @@ export const DEFAULT_MAX_SERVER_TRANSACTIONS = 10_000;
  * the INVITE's, a CANCEL has its own). Each may carry a value `V` (the engine's pending request).
  */
 export class ServerTransactionTable<V> {
-  private readonly byKey = new Map<string, { txn: ServerTransaction; value: V | undefined }>();
+  private readonly byKey = new Map<string, { txn: ServerTransaction; value: V | undefined; flow: Flow }>();
 
   constructor(private readonly clock: Clock, private readonly timers: TimerConfig, readonly maxTransactions = DEFAULT_MAX_SERVER_TRANSACTIONS) {}
 
@@ -47,8 +47,15 @@ export class ServerTransactionTable<V> {
     const txn: ServerTransaction = req.method === 'INVITE'
       ? new ServerInviteTransaction(req, flow, this.clock, this.timers, done)
       : new ServerNonInviteTransaction(req, flow, this.clock, this.timers, done);
-    this.byKey.set(key, { txn, value: undefined });
+    this.byKey.set(key, { txn, value: undefined, flow });
     return txn;
+  }
+
+  /** The keys of the INVITE server transactions that came over `flow` and have sent no final response yet. */
+  unansweredInvitesOn(flow: Flow): string[] {
+    const keys: string[] = [];
+    for (const [key, e] of this.byKey) if (e.flow === flow && e.txn instanceof ServerInviteTransaction && !e.txn.finalSent) keys.push(key);
+    return keys;
   }
 
   attach(key: string, value: V): void {
