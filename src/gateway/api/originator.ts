@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { TimerHandle } from '../../common/clock';
 import { Call } from '../calls/call';
-import { RouteResult } from '../calls/call-router';
+import { Routed } from '../calls/call-router';
 import type { InviteHandlerDeps } from '../calls/invite-handler';
 import { DialogLike } from '../calls/dialog-like';
 import { EndReason, reasonForStatus } from '../calls/end-reason';
@@ -13,14 +13,19 @@ import { isMediaOverloaded } from '../kurento/media-refusal';
 import { CallRecord } from '../state/call-record';
 import { ApiError } from './api-error';
 import { OriginateRequest } from './api-validation';
-import { forgetStaleBinding } from '../registrar/stale-binding';
+import { movesToNextRegistration } from '../registrar/stale-binding';
 
 /** What an API-started call needs: the same as a party's INVITE, without digest auth or Replaces handling. */
 export type OriginatorDeps = Omit<InviteHandlerDeps, 'auth' | 'replacingInvite'>;
 
-type Routed = Extract<RouteResult, { ok: true }>;
 interface PendingInvite {
   cancel(): void;
+}
+/** the INVITE of the party now rung, its ring timer, and which party did not answer */
+interface Pending {
+  invite?: PendingInvite;
+  timer?: TimerHandle;
+  noAnswer?: Side;
 }
 
 /**
@@ -28,8 +33,8 @@ interface PendingInvite {
  * dialogs are bridged through the call's pipeline and the call is an ordinary Call from then on
  * (same re-INVITE, INFO, BYE handling, same single end path). Party A is the record's caller leg,
  * party B its callee leg. Each party rings at most `ringTimeoutMs` (then the call ends no-answer).
- * While B rings, A hears silence (no ringback is played). Parties are user names (their latest
- * registration) or numbers routed by the dial plan (a trunk).
+ * While B rings, A hears silence (no ringback is played). Parties are user names (their
+ * registrations, tried one at a time, newest first: docs/gateway.md) or numbers routed by the dial plan (a trunk).
  */
 export class Originator {
   constructor(private readonly d: OriginatorDeps) {}
@@ -38,15 +43,8 @@ export class Originator {
   private async resolve(field: 'a' | 'b', party: string): Promise<Routed> {
     const { d } = this;
     const user = d.config.users.find((u) => u.user === party);
-    let target: RouteResult;
-    if (user) {
-      const regs = await d.store.getRegistrations(user.user);
-      if (regs.length === 0) throw new ApiError(409, `${field}: user ${party} is not registered`, { field });
-      const reg = regs.reduce((x, y) => (y.registeredAt > x.registeredAt ? y : x));
-      target = { ok: true, uri: reg.contact, kind: reg.webrtc ? 'webrtc' : 'rtp', party: user.user, user: user.user };
-    } else {
-      target = await d.router.route(party);
-    }
+    const target = user ? await d.router.userTarget(user.user) : await d.router.route(party);
+    if (!target.ok && user) throw new ApiError(409, `${field}: user ${party} is not registered`, { field });
     if (!target.ok) {
       if (target.status === 480) throw new ApiError(409, `${field}: ${party} is not reachable now (${target.reason})`, { field });
       throw new ApiError(404, `${field}: no user or route for ${party}`, { field });
@@ -91,7 +89,7 @@ export class Originator {
   private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed, server: MediaConnection): Promise<void> {
     const { d } = this;
     const ringMs = req.ringTimeoutMs ?? d.noAnswerMs;
-    const pending: { invite?: PendingInvite; timer?: TimerHandle; noAnswer?: Side } = {};
+    const pending: Pending = {};
     // the call ends (DELETE, media, A hangs up) while a party still rings: cancel that INVITE
     call.once('ending', () => {
       pending.timer?.cancel();
@@ -113,11 +111,12 @@ export class Originator {
       if (call.isEnding) return;
 
       // party A: sees party B's number as the caller
-      const offerA = await server.guard(media.offer('caller', G711));
       signalling = true;
-      const dialogA = await this.invite(call, 'caller', a, offerA, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
+      const answeredA = await this.ring(call, 'caller', a, server, media, G711, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
       signalling = false;
-      if (!dialogA) return;
+      if (!answeredA) return;
+      const dialogA = answeredA.dialog;
+      a = answeredA.to;
       const earlyBye = (): void => {
         call.note('bye', 'from caller (before the callee answered)');
         void call.end('sip-bye', 'caller');
@@ -132,12 +131,13 @@ export class Originator {
 
       // party B: offered the codec A chose (no transcoding), sees `from` or party A
       side = 'callee';
-      const offerB = await server.guard(media.offer('callee', [codec]));
       const shown = req.from ?? a.party;
       signalling = true;
-      const dialogB = await this.invite(call, 'callee', b, offerB, `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
+      const answeredB = await this.ring(call, 'callee', b, server, media, [codec], `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
       signalling = false;
-      if (!dialogB) return;
+      if (!answeredB) return;
+      const dialogB = answeredB.dialog;
+      b = answeredB.to;
       if (!this.acceptable(call, 'callee', dialogB.remote.sdp, b)) {
         await dialogB.destroy().catch(() => undefined);
         throw new SdpError("party B's answer was refused");
@@ -166,15 +166,50 @@ export class Originator {
       else if (err instanceof SdpError) [reason, by] = ['failed', 'gateway'];
       else if (signalling) reason = 'unavailable';
       else [reason, by] = ['media-error', 'gateway'];
-      // a registered party ferry sip could not send to is forgotten, as for a call (stale-binding.ts)
-      if (signalling && !pending.noAnswer) await forgetStaleBinding(d.store, side === 'caller' ? a : b, e.status, call);
       call.note('failed', `${side}: ${e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err)}`);
       await call.end(reason, by);
     }
   }
 
+  /**
+   * Rings one party: `first`, then (a registered user) its other registrations one at a time, newest
+   * first, while a try fails in a way that moves on (stale-binding.ts); the party's leg in the record,
+   * and for a registration of the other kind its endpoint, follow each try. The party rings `ringMs` in
+   * all. Resolves with the dialog of the registration that answered, undefined when the call ended
+   * meanwhile; throws the failure that ended the search.
+   */
+  private async ring(call: Call, side: Side, first: Routed, server: MediaConnection, media: CallMedia, codecs: readonly string[], from: string, ringMs: number, pending: Pending): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
+    const { d } = this;
+    const ringUntil = d.clock.now() + ringMs;
+    let offer: string | undefined;
+    let failure: unknown;
+    for await (const to of d.router.candidates(first)) {
+      if (to !== first) {
+        call.note('next-registration', `${side}: ${to.uri} (${to.kind})`);
+        call.record[side] = { uri: to.uri, kind: to.kind, party: to.party };
+        if (await server.guard(media.switchKind(side, to.kind))) {
+          offer = undefined;
+          call.record.media = { ...call.record.media, ...media.ids };
+          call.note(`${side}-endpoint-replaced`, `${to.kind} ${media.ids[side === 'caller' ? 'callerEndpointId' : 'calleeEndpointId']}`);
+        }
+        void call.persist();
+      }
+      // an offer not answered yet serves the next registration of the same kind as well
+      offer ??= await server.guard(media.offer(side, codecs));
+      try {
+        const dialog = await this.invite(call, side, to, offer, from, ringMs, ringUntil, pending);
+        return dialog ? { dialog, to } : undefined;
+      } catch (err) {
+        const next = !pending.noAnswer && (await movesToNextRegistration(d.store, to, (err as { status?: number }).status, call));
+        if (!next || call.isEnding) throw err;
+        failure = err;
+      }
+    }
+    throw failure;
+  }
+
   /** INVITE one party with our offer; resolves with its dialog once it answers, undefined when the call ended meanwhile */
-  private async invite(call: Call, side: Side, to: Routed, offer: string, from: string, ringMs: number, pending: { invite?: PendingInvite; timer?: TimerHandle; noAnswer?: Side }): Promise<DialogLike | undefined> {
+  private async invite(call: Call, side: Side, to: Routed, offer: string, from: string, ringMs: number, ringUntil: number, pending: Pending): Promise<DialogLike | undefined> {
     const { d } = this;
     if (call.isEnding) return undefined;
     const dialog = (await d.srf.createUAC(to.uri, {
@@ -190,7 +225,7 @@ export class Originator {
           pending.noAnswer = side;
           call.note('no-answer', `${side} after ${ringMs} ms`);
           pending.invite?.cancel();
-        }, ringMs);
+        }, Math.max(0, ringUntil - d.clock.now()));
         call.addTimer(pending.timer);
       },
       cbProvisional: (p: unknown) => {

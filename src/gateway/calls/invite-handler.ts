@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type Srf from 'drachtio-srf';
 import { Clock } from '../../common/clock';
 import { LogThrottle } from '../../common/log-throttle';
@@ -15,13 +16,13 @@ import { CallEventBus } from '../events/call-events';
 import { ReplacingCaller } from '../transfer/transfer-service';
 import { Call } from './call';
 import { CallRegistry } from './call-registry';
-import { CallRouter } from './call-router';
+import { CallRouter, Routed } from './call-router';
 import { identifyCaller } from './caller-identity';
 import { DialogLike } from './dialog-like';
 import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
 import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
-import { forgetStaleBinding } from '../registrar/stale-binding';
+import { movesToNextRegistration } from '../registrar/stale-binding';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -61,6 +62,21 @@ interface SrfRes {
 const MEDIA_DOWN_RETRY_AFTER_S = 5;
 /** Retry-After (seconds) on the 503 a new call gets while the media server refuses it for its quotas */
 const MEDIA_FULL_RETRY_AFTER_S = 5;
+
+/**
+ * srf's createB2BUA relays the caller's CANCEL and UPDATE to the INVITE it sent (listeners on the
+ * caller's request); after a try that failed they are removed, so they do not act for the next try's
+ * INVITE. Returns the remover.
+ */
+function srfRelaysAdded(req: SrfReq): () => void {
+  // drachtio-srf's Request is an EventEmitter
+  const emitter = req as unknown as EventEmitter;
+  const events = ['cancel', 'update'] as const;
+  const before = new Map(events.map((ev) => [ev, new Set(emitter.listeners(ev))]));
+  return () => {
+    for (const ev of events) for (const l of emitter.listeners(ev)) if (!before.get(ev)!.has(l)) emitter.removeListener(ev, l as (...args: unknown[]) => void);
+  };
+}
 
 function userOf(uri: string | undefined): string | undefined {
   return uri ? /^sips?:([^@;>]+)@/.exec(uri)?.[1] : undefined;
@@ -184,6 +200,7 @@ export class InviteHandler {
 
     let cancelled = false;
     let noAnswer = false;
+    let noAnswerTimer = false;
     let phase: 'media' | 'signalling' = 'media';
     req.on('cancel', () => {
       cancelled = true;
@@ -204,20 +221,27 @@ export class InviteHandler {
       await call.persist();
       if (cancelled) throw Object.assign(new Error('cancelled'), { status: 487 });
       // the media server answers a browser with the codec its RTP side negotiated (no transcoding):
-      // when a phone calls a browser, negotiate the phone side first and offer the browser that codec
+      // when a phone calls a browser, the phone side is negotiated first (once) and the browser, and
+      // any registration tried after it, is offered that codec only
       let earlyAnswerA: string | undefined;
-      let offerB: string;
-      if (callerKind === 'rtp' && target.kind === 'webrtc') {
-        const codec = callerCodecs[0]!;
-        earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
-        offerB = await server.guard(media.offer('callee', [codec]));
-      } else {
-        offerB = await server.guard(media.offer('callee', callerCodecs));
-      }
+      let offerB: string | undefined;
+      const offerFor = async (kind: LegKind): Promise<string> => {
+        if (await server.guard(media.switchKind('callee', kind))) {
+          offerB = undefined;
+          record.media = { ...record.media, ...media.ids };
+          call.note('callee-endpoint-replaced', `${kind} ${media.ids.calleeEndpointId}`);
+        }
+        if (callerKind === 'rtp' && kind === 'webrtc' && !earlyAnswerA) {
+          earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(req.body, [callerCodecs[0]!])));
+        }
+        // an offer not answered yet serves the next registration of the same kind as well
+        offerB ??= await server.guard(media.offer('callee', earlyAnswerA ? [callerCodecs[0]!] : callerCodecs));
+        return offerB;
+      };
       let uacReq: { cancel: () => void } | undefined;
-      phase = 'signalling';
-      const { uas, uac } = await d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, target.uri, {
-        localSdpB: offerB,
+      /** one try: INVITE `to` with `offer`, bridged to the caller once it answers */
+      const bridge = (to: Routed, offer: string): Promise<{ uas: DialogLike; uac: DialogLike }> => d.srf.createB2BUA(req, res as unknown as Srf.SrfResponse, to.uri, {
+        localSdpB: offer,
         localSdpA: async (sdpB: string, resB?: { source_address?: string }) => {
           // the callee's answer is held to the same rules: media is never aimed where an offer may not aim it
           if (resB?.source_address) record.callee.sipSource = resB.source_address;
@@ -233,19 +257,25 @@ export class InviteHandler {
           return earlyAnswerA ?? server.guard(media.answer('caller', restrictCodecs(req.body, [codec])));
         },
         headers: { From: fromHeader },
-        ...(target.nextHop ? { proxy: target.nextHop } : {}),
+        ...(to.nextHop ? { proxy: to.nextHop } : {}),
         // a PBX that challenges our INVITE gets its trunk's credentials (srf answers the 401/407)
-        ...(target.trunk?.outboundAuth ? { auth: { username: target.trunk.outboundAuth.username, password: target.trunk.outboundAuth.password } } : {}),
+        ...(to.trunk?.outboundAuth ? { auth: { username: to.trunk.outboundAuth.username, password: to.trunk.outboundAuth.password } } : {}),
         proxyRequestHeaders: [],
         proxyResponseHeaders: [],
         // the callee's failure is answered below, not by srf: the gateway knows better than to pass on
-        // a 410 from a gone binding or a 503 from a user it cannot reach (480 for both)
+        // a 410 from a gone binding or a 503 from a user it cannot reach (480 for both), and a user's
+        // next registration may still answer
         passFailure: false,
         passProvisionalResponses: false,
       } as unknown as Srf.CreateB2BUAOptions, {
         cbRequest: (err: unknown, r: unknown) => {
           if (err || !r) return;
           uacReq = r as { cancel: () => void };
+          // a CANCEL that came while this INVITE was being sent had nothing to cancel yet
+          if (cancelled) uacReq.cancel();
+          if (noAnswerTimer) return;
+          // one no-answer time for the whole call, however many registrations are tried
+          noAnswerTimer = true;
           call.addTimer(d.clock.setTimeout(() => {
             if (call.state === 'answered' || call.isEnding) return;
             noAnswer = true;
@@ -265,8 +295,38 @@ export class InviteHandler {
             if (!res.finalResponseSent) res.send(pr.status === 183 ? 183 : 180, pr.reason);
           }
         },
-      } as never) as unknown as { uas: DialogLike; uac: DialogLike };
-      call.connect(uas, uac);
+      } as never) as unknown as Promise<{ uas: DialogLike; uac: DialogLike }>;
+
+      // a registered user's registrations one at a time, newest first, until one answers (docs/gateway.md, "A call", step 2)
+      let bridged: { uas: DialogLike; uac: DialogLike } | undefined;
+      let failure: unknown;
+      for await (const to of d.router.candidates(target)) {
+        if (to !== target) {
+          call.note('next-registration', `${to.uri} (${to.kind})`);
+          record.callee = { uri: to.uri, kind: to.kind, party: to.party };
+          void call.persist();
+        }
+        phase = 'media';
+        const offer = await offerFor(to.kind);
+        if (cancelled) throw Object.assign(new Error('cancelled'), { status: 487 });
+        if (noAnswer) throw failure ?? Object.assign(new Error('no answer'), { status: 480 });
+        phase = 'signalling';
+        const dropRelays = srfRelaysAdded(req);
+        try {
+          bridged = await bridge(to, offer);
+          break;
+        } catch (err) {
+          uacReq = undefined;
+          dropRelays();
+          const e = err as { status?: number };
+          const atCallee = !(err instanceof SdpError) && !(err instanceof MediaUnavailableError) && !isMediaOverloaded(err);
+          const next = atCallee && (await movesToNextRegistration(d.store, to, e.status, call));
+          if (!next || cancelled || noAnswer || res.finalResponseSent) throw err;
+          failure = err;
+        }
+      }
+      if (!bridged) throw failure;
+      call.connect(bridged.uas, bridged.uac);
       if (cancelled || call.isEnding) void call.end('sip-cancel', 'caller');
     } catch (err) {
       const e = err as { status?: number; reason?: string; message?: string };
@@ -287,7 +347,6 @@ export class InviteHandler {
       else if (unreachable) reason = 'unavailable';
       else if (e.status) reason = reasonForStatus(e.status);
       else reason = err instanceof SdpError ? 'failed' : 'media-error';
-      if (unreachable) await forgetStaleBinding(d.store, target, e.status, call);
       call.note('failed', e.status ? `${e.status} ${e.reason ?? ''}`.trim() : String(e.message ?? err));
       if (mediaFull) d.log.warn('call refused: media server full', { callId: record.id, caller: callerParty, dialled, detail: String(e.message ?? err) });
       if (!res.finalResponseSent) {

@@ -204,6 +204,24 @@ export class CallMedia extends EventEmitter<CallMediaEvents> {
     await kurentoCall<void>((cb) => void old.release(cb)).catch((err: Error) => this.log.warn('old endpoint release failed', { endpointId: old.id, err: err.message }));
   }
 
+  /**
+   * Before `side` is negotiated (a call trying a registration of the other kind: a desk phone after a
+   * webphone): `side` is served by a new endpoint of `kind`, connected both ways to the other leg's;
+   * the old one is released. False (nothing done) when the endpoint is already of that kind.
+   */
+  async switchKind(side: Side, kind: LegKind): Promise<boolean> {
+    if (this.kinds[side] === kind) return false;
+    const ep = await this.createEndpoint(kind);
+    try {
+      await this.connectTo(side === 'caller' ? 'callee' : 'caller', ep);
+    } catch (err) {
+      await this.releaseEndpoint(ep);
+      throw err;
+    }
+    await this.replaceEndpoint(side, ep, kind);
+    return true;
+  }
+
   /** Transfer: a new endpoint that will not be used after all is released (errors logged) */
   async releaseEndpoint(ep: KSdpEndpoint): Promise<void> {
     this.unwatch.get(ep)?.();

@@ -26,3 +26,20 @@ export async function forgetStaleBinding(store: Pick<StateStore, 'removeRegistra
   call.note('stale-registration-removed', target.uri);
   return true;
 }
+
+/**
+ * A call to a registered user tried one of its registrations and it failed with `status`: does the call
+ * go on to the user's next registration? Yes when the registration is stale (it is forgotten), and when
+ * the device could not take the call at all — 503 (it, or ferry sip's way to it, cannot serve now) or
+ * 408 (no final answer to the INVITE): those say nothing about the person, so another device of theirs
+ * is tried, and the registration is kept (noted `registration-unavailable`). Not after the person's or
+ * the device's own answer: busy (486), declined (603), a live phone's 480, or any other status.
+ */
+export async function movesToNextRegistration(store: Pick<StateStore, 'removeRegistration'>, target: { user?: string; uri: string },
+  status: number | undefined, call: NotedCall): Promise<boolean> {
+  if (!target.user) return false;
+  if (await forgetStaleBinding(store, target, status, call)) return true;
+  if (status !== 503 && status !== 408) return false;
+  call.note('registration-unavailable', `${status} ${target.uri}`);
+  return true;
+}

@@ -3,7 +3,7 @@ import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { Call } from '../calls/call';
 import { CallRegistry } from '../calls/call-registry';
-import { CallRouter } from '../calls/call-router';
+import { CallRouter, Routed } from '../calls/call-router';
 import { DialogLike, InDialogRequest, InDialogResponse } from '../calls/dialog-like';
 import { snapshotDialog } from '../calls/dialog-snapshot';
 import { bumpVersion, chosenCodec, direction, restrictCodecs, withDirection } from '../calls/sdp-rewriter';
@@ -15,7 +15,7 @@ import { MediaConnection } from '../kurento/media-connection';
 import { CallLeg, LegKind, TransferEntry } from '../state/call-record';
 import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
 import type { StateStore } from '../state/state-store';
-import { forgetStaleBinding } from '../registrar/stale-binding';
+import { movesToNextRegistration } from '../registrar/stale-binding';
 
 /** how long a BYE to the party that leaves may go unanswered before the transfer carries on */
 const BYE_WAIT_MS = 500;
@@ -213,14 +213,16 @@ export class TransferService {
 
   private async runBlind(call: Call, keep: Side, leaving: Side, opts: BlindTransferOptions, progress?: Progress): Promise<string> {
     const { d } = this;
-    const route = await d.router.route(opts.target);
-    if (!route.ok) throw new TransferFailed(route.status, route.reason);
+    const routed = await d.router.route(opts.target);
+    if (!routed.ok) throw new TransferFailed(routed.status, routed.reason);
+    /** the registration (or trunk) tried last: the one that answered */
+    let route: Routed = routed;
     const media = call.media!;
     const codec = chosenCodec(call.record[keep].localSdp ?? call.dialog(keep)!.local.sdp);
     call.setLeaving(leaving);
     call.note('transfer-started', `blind by ${opts.by}: ${call.record[keep].party} to ${opts.target} (${route.party}); ${call.record[leaving].party} leaves`);
     void call.persist();
-    let ep: KSdpEndpoint | undefined = await d.media.guard(media.createEndpoint(route.kind));
+    let ep: KSdpEndpoint | undefined;
     let ringback: { stop(restore: boolean): Promise<void> } | undefined;
     try {
       if (d.ringbackUri) {
@@ -230,50 +232,74 @@ export class TransferService {
         });
         if (ringback) call.note('ringback', `to ${keep}`);
       }
-      const offer = await d.media.guard(media.offerFrom(ep, route.kind, [codec]));
-      if (call.isEnding) throw new TransferFailed(487, 'the call ended during the transfer');
-      let timer: TimerHandle | undefined;
-      let noAnswer = false;
-      let onEnding: (() => void) | undefined;
       const keepParty = call.record[keep].party;
-      const dialog = (await d.srf
-        .createUAC(
-          route.uri,
-          {
-            localSdp: offer,
-            headers: { From: `<sip:${keepParty}@${d.config.domain}>` },
-            ...(route.nextHop ? { proxy: route.nextHop } : {}),
-            ...(route.trunk?.outboundAuth ? { auth: { username: route.trunk.outboundAuth.username, password: route.trunk.outboundAuth.password } } : {}),
-          } as never,
-          {
-            cbRequest: (err: unknown, r: { cancel(): void } | undefined) => {
-              if (err || !r) return;
-              timer = d.clock.setTimeout(() => {
-                noAnswer = true;
-                r.cancel();
-              }, d.noAnswerMs);
-              // the call ending meanwhile cancels the new leg at once
-              onEnding = () => r.cancel();
-              call.once('ending', onEnding);
-            },
-            cbProvisional: (p: { status: number; reason: string }) => {
-              if (p.status === 180 || p.status === 183) progress?.(p.status === 183 ? 183 : 180, p.status === 183 ? 'Session Progress' : 'Ringing');
-            },
-          } as never,
-        )
-        .catch(async (err: { status?: number; reason?: string; message?: string }) => {
+      const ringUntil = d.clock.now() + d.noAnswerMs;
+      let epKind: LegKind | undefined;
+      let offer = '';
+      let failure: TransferFailed | undefined;
+      let dialog: (DialogLike & { res?: { source_address?: string } }) | undefined;
+      // a registered user's registrations one at a time, newest first, as for a call (docs/gateway.md, "A call", step 2)
+      for await (const to of d.router.candidates(routed)) {
+        if (to !== routed) call.note('next-registration', `transfer: ${to.uri} (${to.kind})`);
+        if (epKind !== to.kind) {
+          // a new endpoint for the target's kind; an offer not answered yet serves the next registration of the same kind
+          if (ep) await media.releaseEndpoint(ep);
+          ep = undefined;
+          ep = await d.media.guard(media.createEndpoint(to.kind));
+          epKind = to.kind;
+          offer = await d.media.guard(media.offerFrom(ep, to.kind, [codec]));
+        }
+        if (call.isEnding) throw new TransferFailed(487, 'the call ended during the transfer');
+        route = to;
+        let timer: TimerHandle | undefined;
+        let noAnswer = false;
+        let onEnding: (() => void) | undefined;
+        try {
+          dialog = (await d.srf
+            .createUAC(
+              to.uri,
+              {
+                localSdp: offer,
+                headers: { From: `<sip:${keepParty}@${d.config.domain}>` },
+                ...(to.nextHop ? { proxy: to.nextHop } : {}),
+                ...(to.trunk?.outboundAuth ? { auth: { username: to.trunk.outboundAuth.username, password: to.trunk.outboundAuth.password } } : {}),
+              } as never,
+              {
+                cbRequest: (err: unknown, r: { cancel(): void } | undefined) => {
+                  if (err || !r) return;
+                  // the target rings FERRY_NO_ANSWER_MS in all, however many registrations are tried
+                  timer = d.clock.setTimeout(() => {
+                    noAnswer = true;
+                    r.cancel();
+                  }, Math.max(0, ringUntil - d.clock.now()));
+                  // the call ending meanwhile cancels the new leg at once
+                  onEnding = () => r.cancel();
+                  call.once('ending', onEnding);
+                },
+                cbProvisional: (p: { status: number; reason: string }) => {
+                  if (p.status === 180 || p.status === 183) progress?.(p.status === 183 ? 183 : 180, p.status === 183 ? 'Session Progress' : 'Ringing');
+                },
+              } as never,
+            )
+            .finally(() => {
+              timer?.cancel();
+              if (onEnding) call.removeListener('ending', onEnding);
+            })) as unknown as DialogLike & { res?: { source_address?: string } };
+          break;
+        } catch (e) {
+          const err = e as { status?: number; reason?: string; message?: string };
           if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
-          // a registered target ferry sip could not send to is forgotten, as for a call (stale-binding.ts)
-          await forgetStaleBinding(d.store, route, err.status, call);
+          // a registration ferry sip could not send to is forgotten and the next one tried (stale-binding.ts)
+          const next = await movesToNextRegistration(d.store, to, err.status, call);
           // a user that cannot be reached (ferry sip's 410 for a gone connection, 503 for none) is
           // unavailable to the transferor, as to a caller (docs/gateway.md, "A call")
-          if (err.status === 410 || (err.status === 503 && route.user)) throw new TransferFailed(480, 'Temporarily Unavailable');
-          throw new TransferFailed(err.status ?? 480, err.reason ?? err.message ?? 'Temporarily Unavailable');
-        })
-        .finally(() => {
-          timer?.cancel();
-          if (onEnding) call.removeListener('ending', onEnding);
-        })) as unknown as DialogLike & { res?: { source_address?: string } };
+          failure = err.status === 410 || (err.status === 503 && to.user)
+            ? new TransferFailed(480, 'Temporarily Unavailable')
+            : new TransferFailed(err.status ?? 480, err.reason ?? err.message ?? 'Temporarily Unavailable');
+          if (!next || call.isEnding) throw failure;
+        }
+      }
+      if (!dialog || !ep) throw failure ?? new TransferFailed(480, 'Temporarily Unavailable');
       if (call.isEnding) {
         await dialog.destroy().catch(() => undefined);
         throw new TransferFailed(487, 'the call ended during the transfer');
