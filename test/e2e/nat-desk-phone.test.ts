@@ -6,7 +6,7 @@ import { CHROMIUM_ARGS } from '../helpers/chromium';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
 import { NatRouter, type NatMapping } from '../helpers/nat-router';
 import { NatWorld } from '../helpers/nat-world';
-import { waitFor } from '../helpers/stack';
+import { TEST_API_TOKEN, waitFor } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -303,6 +303,32 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       await webphoneHangsUp(callStart);
       await world.waitReleased();
       assert.equal((await world.call(call.id)).state, 'ended');
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: a click-to-call through the API rings the phone behind NAT first (through the router\'s mapping), then the webphone; audio both ways, the webphone\'s hang-up reaches the phone < 1 s, all released', async () => {
+    try {
+      await registrationCurrent();
+      const callStart = Date.now();
+      const res = await fetch(`http://${world.nat.ferryAddress}:${world.ready.http}/api/calls`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ a: DESK.user, b: ALICE.user }),
+      });
+      assert.equal(res.status, 201, await res.clone().text());
+      const { id } = (await res.json()) as { id: string };
+      await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED at the phone (party A, auto-answer)');
+      await alice.waitCallState('ringing-in', 15_000);
+      await alice.answer();
+      await alice.waitCallState('connected', 10_000);
+      const record = await world.call(id);
+      assert.equal(record.caller.kind, 'rtp', 'party A is the phone');
+      await assertAudioBothWays('API click-to-call');
+      await webphoneHangsUp(callStart);
+      await world.waitReleased();
+      assert.equal((await world.call(id)).state, 'ended');
     } catch (err) {
       throw diagnose(err);
     }
