@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { PhonePeer } from './rtp-phone';
+import { digestAnswer } from './sip-raw-client';
 
 /**
  * A scripted SIP IP phone over UDP for the gateway lifecycle scenarios: just enough RFC 3261 UA to
@@ -120,7 +121,8 @@ export class SipPhone {
       extra: [`Contact: <${this.contact}>`, 'Content-Type: application/sdp', 'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS', ...(opts.headers ?? [])],
       body: sdp,
     });
-    const final = await this.sendAndAwaitFinal(invite, branch, via, 30_000);
+    this.outgoing = { target, via, branch, from: `<${localUri}>;tag=${localTag}`, callId };
+    const final = await this.sendAndAwaitFinal(invite, branch, via, 30_000).finally(() => (this.outgoing = undefined));
     const status = Number(final.startLine.split(' ')[1]);
     if (status >= 300) {
       this.send(this.ackFor(final, target, branch), via);
@@ -141,6 +143,41 @@ export class SipPhone {
     this.send(this.inDialog('ACK', '1 ACK'), this.dialog.remoteTarget);
     await this.media.applyRemoteSdp(final.body);
     await this.media.startMedia();
+  }
+
+  /** the INVITE call() is waiting on (what its CANCEL repeats) */
+  private outgoing: { target: string; via: { host: string; port: number }; branch: string; from: string; callId: string } | undefined;
+
+  /** CANCEL the INVITE call() is waiting on (RFC 3261 9.1); resolves with the CANCEL's final status. call() then fails (487). */
+  async cancel(): Promise<number> {
+    const o = this.outgoing;
+    if (!o) throw new Error('sip-phone: no INVITE to cancel');
+    const text = this.request('CANCEL', o.target, { via: this.via(o.branch), from: o.from, to: `<${o.target}>`, callId: o.callId, cseq: '1 CANCEL' });
+    const final = await this.sendAndAwaitFinal(text, `${o.branch}:CANCEL`, o.via, 5000);
+    return Number(final.startLine.split(' ')[1]);
+  }
+
+  /**
+   * REGISTER this phone's Contact as its user at `domain` through the registrar at `via`, answering a
+   * digest challenge with `password`; resolves once it got its 200.
+   */
+  async register(via: { host: string; port: number }, password: string, domain = 'ferry.local', expires = 600): Promise<void> {
+    const uri = `sip:${domain}`;
+    const aor = `<sip:${this.user}@${domain}>`;
+    const callId = randomBytes(8).toString('hex');
+    const tag = randomBytes(4).toString('hex');
+    const send = (cseq: number, authorization?: string): Promise<SipMessage> => {
+      const branch = this.branch();
+      const text = this.request('REGISTER', uri, {
+        via: this.via(branch), from: `${aor};tag=${tag}`, to: aor, callId, cseq: `${cseq} REGISTER`,
+        extra: [`Contact: <${this.contact}>;expires=${expires}`, ...(authorization ? [`Authorization: ${authorization}`] : [])],
+      });
+      return this.sendAndAwaitFinal(text, branch, via, 5000);
+    };
+    let final = await send(1);
+    const challenge = final.headers.get('www-authenticate')?.[0];
+    if (final.startLine.startsWith('SIP/2.0 401') && challenge) final = await send(2, digestAnswer(challenge, { user: this.user, password, method: 'REGISTER', uri }));
+    if (!final.startLine.startsWith('SIP/2.0 200')) throw new Error(`sip-phone: REGISTER answered ${final.startLine}`);
   }
 
   /** Status of the final response to our last BYE (200, or 481 when nobody knew the dialog). */
@@ -319,7 +356,9 @@ export class SipPhone {
   private async onMessage(msg: SipMessage): Promise<void> {
     if (msg.startLine.startsWith('SIP/2.0')) {
       const branch = /branch=([^;,\s]+)/.exec(msg.headers.get('via')?.[0] ?? '')?.[1];
-      if (branch) this.pending.get(branch)?.(msg);
+      // a CANCEL shares its INVITE's branch: its answer goes to cancel(), not call()
+      const cancelled = /\sCANCEL$/i.test(msg.headers.get('cseq')?.[0] ?? '');
+      if (branch) this.pending.get(cancelled ? `${branch}:CANCEL` : branch)?.(msg);
       return;
     }
     const method = msg.startLine.split(' ')[0]!;

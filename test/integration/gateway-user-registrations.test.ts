@@ -1,0 +1,271 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type WebSocket from 'ws';
+import { SipPhone } from '../helpers/sip-phone';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import { answerOver, requestsTo, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * A call to a user reaches the user at any registration that can still be reached (docs/gateway.md, "A
+ * call", step 2): the user's registrations are tried one at a time, newest first; a webphone registration
+ * whose WebSocket closed without unregistering (ferry sip's 410) is forgotten and the next one tried at
+ * once, within the same call. Through the real three ferry processes: webphone registrations are raw SIP
+ * WebSockets (closed without unregistering, or scripted), the desk phones and the trunk phones are
+ * scripted SIP/RTP phones whose packets are counted.
+ */
+const PASSWORD = 'reg-search-secret';
+const USERS = ['carol', 'dave', 'erin', 'frank', 'gina'] as const;
+type User = (typeof USERS)[number];
+
+interface MediaStats {
+  pipelines: number;
+  elements: number;
+}
+
+interface RegistrationView {
+  contact: string;
+}
+
+describe('a call to a user tries its registrations one at a time, newest first, skipping dead ones', { timeout: 120_000 }, () => {
+  let stack: Stack;
+  let dir: string;
+  /** trunk phones: the caller, party A of API calls (8xxx), the callee of calls to transfer (7xxx) */
+  const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
+  const a = new SipPhone(new RtpPhone(), { user: 'a' });
+  const b = new SipPhone(new RtpPhone(), { user: 'b' });
+  /**
+   * each user's desk phone (registered over UDP with digest), where a test needs a live registration; on
+   * 127.0.0.2, another address than the webphones' connections (ferry sip binds a Contact naming the
+   * address a REGISTER's connection comes from to that connection)
+   */
+  const desks = Object.fromEntries(USERS.map((u) => [u, new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2' })])) as Record<User, SipPhone>;
+  const sockets: WebSocket[] = [];
+  /** numbers every tab's Contact (each tab is a registration of its own) */
+  let tabs = 0;
+
+  before(async () => {
+    const ports: Record<string, number> = { caller: await caller.start(), a: await a.start(), b: await b.start() };
+    for (const desk of Object.values(desks)) await desk.start();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-regsearch-'));
+    const trunk = (name: string): Record<string, unknown> => ({ name, address: `127.0.0.1:${ports[name]}`, transport: 'udp', acceptFrom: [`127.0.0.1:${ports[name]}`] });
+    const file = path.join(dir, 'ferry.json');
+    await writeFile(file, JSON.stringify({
+      domain: 'ferry.local',
+      users: USERS.map((user) => ({ user, password: PASSWORD })),
+      trunks: ['caller', 'a', 'b'].map(trunk),
+      routes: [{ match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
+    }));
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '8000' } } });
+  });
+
+  after(async () => {
+    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
+    for (const ws of sockets) await vanish(ws);
+    for (const phone of [caller, a, b, ...Object.values(desks)]) await phone.close();
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
+  const mediaStats = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
+  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
+  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+  const contacts = async (user: User): Promise<string[]> =>
+    (await getJson<{ registrations: RegistrationView[] }>(stack.httpPort, `/api/registrations?user=${user}`)).registrations.map((r) => r.contact);
+  const newCall = async (known: Set<string>): Promise<CallRecord> => waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the new call');
+  const ended = (id: string): Promise<CallRecord> => waitFor(async () => {
+    const r = await record(id);
+    return r.state === 'ended' ? r : undefined;
+  }, 10_000, 25, 'the call ended');
+  const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
+
+  /** more than `n` RTP packets arrived at `phone` after `since` */
+  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
+    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
+
+  /** the user's desk phone registers (the oldest registration) */
+  async function deskRegisters(user: User): Promise<string> {
+    await desks[user].register(via(), PASSWORD);
+    return desks[user].contact;
+  }
+
+  /** `n` webphone tabs of `user` register, newest last; returns their sockets (still open) and Contacts */
+  async function tabsRegister(user: User, n: number): Promise<{ ws: WebSocket[]; contacts: string[] }> {
+    const ws: WebSocket[] = [];
+    const made: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const token = `${user}tab${++tabs}`;
+      ws.push(await webphoneRegisters(stack.wsPort, user, PASSWORD, 'ferry.local', token));
+      sockets.push(ws.at(-1)!);
+      made.push(`sip:${token}@${token}.invalid;transport=ws`);
+    }
+    return { ws, contacts: made };
+  }
+
+  /** `n` webphone tabs that register and then vanish without unregistering (crashed, cut off) */
+  async function staleTabs(user: User, n: number): Promise<string[]> {
+    const tabs = await tabsRegister(user, n);
+    for (const ws of tabs.ws) await vanish(ws);
+    return tabs.contacts;
+  }
+
+  async function hangUpAndZero(phone: SipPhone, other: SipPhone): Promise<void> {
+    const since = Date.now();
+    await phone.hangup();
+    await phone.media.stopMedia();
+    await other.waitForRequest('BYE', 5000, since);
+    await other.media.stopMedia();
+    await waitFor(async () => {
+      const s = await mediaStats();
+      return s.pipelines === 0 && s.elements === 0;
+    }, 5000, 25, 'ferry media back to no pipeline and no element');
+  }
+
+  /** the Contacts forgotten as stale, in the order the call tried them */
+  const forgotten = (r: CallRecord): string[] => r.timeline.filter((e) => e.event === 'stale-registration-removed').map((e) => e.detail ?? '');
+
+  test('three webphone tabs gone without unregistering and an older desk phone: one call reaches the desk phone at once, the dead ones are forgotten, media flows, the hang-up releases everything', { timeout: 40_000 }, async () => {
+    const desk = await deskRegisters('carol');
+    const stale = await staleTabs('carol', 3);
+    assert.deepEqual((await contacts('carol')).sort(), [desk, ...stale].sort(), 'four registrations before the call');
+    const known = new Set((await calls()).map((c) => c.id));
+    const dialled = Date.now();
+    await caller.call('sip:carol@ferry.local', via());
+    const answeredIn = Date.now() - dialled;
+    assert.ok(answeredIn < 3000, `answered after ${answeredIn} ms`);
+    await hears(caller, dialled, 'RTP from the desk phone at the caller');
+    await hears(desks.carol, dialled, 'RTP from the caller at the desk phone');
+    const r = await newCall(known);
+    assert.equal(r.state, 'answered', events(r));
+    assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [desk, 'rtp', 'carol']);
+    assert.deepEqual(forgotten(r), [...stale].reverse(), `newest first: ${events(r)}`);
+    assert.equal(r.timeline.filter((e) => e.event === 'next-registration').length, 3, events(r));
+    // the first try was built for a webphone: its endpoint was replaced by the desk phone's kind, once
+    assert.equal(r.timeline.filter((e) => e.event === 'callee-endpoint-replaced').length, 1, events(r));
+    assert.ok(!r.timeline.some((e) => e.event === 'failed'), events(r));
+    assert.deepEqual(await contacts('carol'), [desk], 'only the desk phone is left');
+    // one pipeline with the two phones' endpoints: the webphone endpoint of the first tries is gone
+    assert.deepEqual(await mediaStats().then((s) => [s.pipelines, s.elements]), [1, 2]);
+    await hangUpAndZero(caller, desks.carol);
+    const done = await ended(r.id);
+    assert.equal(done.reason, 'sip-bye');
+  });
+
+  test('control: only dead registrations: the caller gets 480 at once, every one is forgotten, no media is left; the next call is refused by the dial plan', { timeout: 30_000 }, async () => {
+    const stale = await staleTabs('dave', 3);
+    assert.equal((await contacts('dave')).length, 3);
+    const known = new Set((await calls()).map((c) => c.id));
+    const dialled = Date.now();
+    const failure = await caller.call('sip:dave@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    assert.equal(failure?.status, 480);
+    assert.ok(Date.now() - dialled < 3000, `480 after ${Date.now() - dialled} ms`);
+    const r = await ended((await newCall(known)).id);
+    assert.equal(r.reason, 'unavailable', events(r));
+    assert.deepEqual(forgotten(r), [...stale].reverse(), events(r));
+    assert.deepEqual(await contacts('dave'), []);
+    await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
+    const next = await caller.call('sip:dave@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    assert.equal(next?.status, 480);
+  });
+
+  test('a CANCEL during the search: no further registration is INVITEd; control: without it, a 503 from a live tab moves on to the older desk phone and the tab is kept', { timeout: 40_000 }, async () => {
+    const desk = await deskRegisters('erin');
+    // a live tab (the newest registration) that rings and answers 503 only when the test says so
+    const { ws: [tab], contacts: [tabContact] } = await tabsRegister('erin', 1);
+    const invites = requestsTo(tab!, 'INVITE');
+    const cancels = requestsTo(tab!, 'CANCEL');
+    tab!.on('message', (d) => {
+      const text = d.toString();
+      if (text.startsWith('INVITE ')) answerOver(tab!, text, '180 Ringing');
+      if (text.startsWith('CANCEL ')) answerOver(tab!, text, '200 OK');
+    });
+    const deskInvites = (since: number): number => desks.erin.received.filter((m) => m.method === 'INVITE' && m.at >= since).length;
+
+    // control: the tab rings, then fails 503 (not proof that it is dead): the desk phone is INVITEd and answers
+    let since = Date.now();
+    const known = new Set((await calls()).map((c) => c.id));
+    const answered = caller.call('sip:erin@ferry.local', via());
+    const invite = await waitFor(() => invites[0], 5000, 10, 'the live tab is INVITEd');
+    answerOver(tab!, invite, '503 Service Unavailable');
+    await answered;
+    await hears(desks.erin, since, 'RTP from the caller at the desk phone');
+    const r = await newCall(known);
+    assert.equal(deskInvites(since), 1, events(r));
+    assert.deepEqual([r.callee.uri, r.callee.kind], [desk, 'rtp']);
+    assert.ok(r.timeline.some((e) => e.event === 'registration-unavailable' && e.detail === `503 ${tabContact}`), events(r));
+    assert.deepEqual((await contacts('erin')).sort(), [desk, tabContact].sort(), 'the tab that answered 503 is kept');
+    await hangUpAndZero(caller, desks.erin);
+
+    // the CANCEL comes while the tab is being tried; its late 503 must not move the call on
+    since = Date.now();
+    const known2 = new Set((await calls()).map((c) => c.id));
+    const cancelled = caller.call('sip:erin@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const second = await waitFor(() => invites[1], 5000, 10, 'the live tab is INVITEd again');
+    assert.equal(await caller.cancel(), 200);
+    assert.equal((await cancelled)?.status, 487);
+    await waitFor(() => cancels[0], 5000, 10, 'the CANCEL reached the tab');
+    answerOver(tab!, second, '503 Service Unavailable');
+    // the call ends only once the tab's 503 is in: the desk phone would have been tried before that
+    const r2 = await ended((await newCall(known2)).id);
+    assert.equal(r2.reason, 'sip-cancel', events(r2));
+    assert.ok(!r2.timeline.some((e) => e.event === 'next-registration'), events(r2));
+    await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
+    assert.equal(deskInvites(since), 0, `no INVITE after the CANCEL: ${events(r2)}`);
+    assert.equal(invites.length, 2, 'one INVITE per call at the tab');
+  });
+
+  test('an API call to a user with dead tabs and a desk phone: A is rung, then B reaches the desk phone; both hear each other', { timeout: 40_000 }, async () => {
+    const desk = await deskRegisters('frank');
+    const stale = await staleTabs('frank', 3);
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ a: '8100', b: 'frank' }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    await hears(a, since, 'RTP from the desk phone at A');
+    await hears(desks.frank, since, 'RTP from A at the desk phone');
+    const r = await record(id);
+    assert.equal(r.state, 'answered', events(r));
+    assert.deepEqual([r.callee.uri, r.callee.kind], [desk, 'rtp']);
+    assert.deepEqual(forgotten(r), [...stale].reverse(), events(r));
+    assert.deepEqual(await contacts('frank'), [desk]);
+    assert.deepEqual(await mediaStats().then((s) => [s.pipelines, s.elements]), [1, 2]);
+    await hangUpAndZero(a, desks.frank);
+  });
+
+  test('a blind transfer to a user with dead tabs and a desk phone reaches the desk phone; the staying party hears it', { timeout: 40_000 }, async () => {
+    const desk = await deskRegisters('gina');
+    const stale = await staleTabs('gina', 3);
+    const known = new Set((await calls()).map((c) => c.id));
+    let since = Date.now();
+    await caller.call('sip:7100@ferry.local', via());
+    await hears(b, since, 'RTP from the caller at B');
+    const id = (await newCall(known)).id;
+    since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: 'gina', keep: 'caller' }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    await b.waitForRequest('BYE', 5000, since);
+    await b.media.stopMedia();
+    const switched = Date.now();
+    await hears(desks.gina, switched, 'RTP from the caller at the desk phone');
+    await hears(caller, switched, 'RTP from the desk phone at the caller');
+    const r = await record(id);
+    assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [desk, 'rtp', 'gina'], events(r));
+    assert.deepEqual(forgotten(r), [...stale].reverse(), events(r));
+    assert.deepEqual(await contacts('gina'), [desk]);
+    assert.deepEqual(await mediaStats().then((s) => [s.pipelines, s.elements]), [1, 2]);
+    await hangUpAndZero(caller, desks.gina);
+  });
+});
