@@ -7,7 +7,7 @@ import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import { parseSipMessage } from '../../src/sip/message/sip-parser';
 import type { SipRequest, SipResponse } from '../../src/sip/message/sip-message';
 import { uacDialog, uasDialog } from '../../src/sip/dialog/dialog-factory';
-import { dialogFlow, followNatMapping } from '../../src/sip/dialog/dialog-flow';
+import { dialogFlow, followNatMapping, followsNatPeer } from '../../src/sip/dialog/dialog-flow';
 import type { Flow } from '../../src/sip/transport/flow';
 
 /**
@@ -97,5 +97,15 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.notEqual(elsewhere.flow, fresh, 'the same Contact behind another router stays');
     assert.equal(followNatMapping(dialogs, fresh, ['sip:1001@192.168.1.20:5062']), 0, 'another port of the Contact is another phone');
     assert.equal(followNatMapping([neighbour], { ...fresh, id: 'tcp#2', protocol: 'tcp', reliable: true }, ['sip:1002@192.168.1.21:5060']), 0, 'a connection does not move UDP dialogs');
+  });
+
+  test('followsNatPeer: a request in the dialog from another port of the same router moves it there; another address or a public phone does not', { timeout: 5000 }, () => {
+    const old = udpFlow('198.51.100.7', 40312);
+    const phone = uasDialog(invite('sip:1001@192.168.1.20:5060'), ok('sip:ferry@198.51.100.1:5060'), 'b1', old, 'sip:ferry@198.51.100.1:5060', 'app');
+    assert.equal(followsNatPeer(phone, udpFlow('198.51.100.7', 51515)), true);
+    assert.equal(followsNatPeer(phone, old), false, 'the same mapping');
+    assert.equal(followsNatPeer(phone, udpFlow('203.0.113.50', 40312)), false, 'another address');
+    const direct = uasDialog(invite('sip:1002@203.0.113.9:5060'), ok('sip:ferry@198.51.100.1:5060'), 'b2', udpFlow('203.0.113.9', 5060), 'sip:ferry@198.51.100.1:5060', 'app');
+    assert.equal(followsNatPeer(direct, udpFlow('203.0.113.9', 5062)), false, 'a public phone keeps its Contact');
   });
 });

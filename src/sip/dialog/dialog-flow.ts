@@ -42,6 +42,19 @@ export function followNatMapping(dialogs: Iterable<Dialog>, flow: Flow, contacts
   return moved;
 }
 
+/**
+ * Whether a request in `dialog` that arrived over UDP `flow` moves the dialog there: the dialog is kept at a
+ * NAT mapping (dialogFlow) and the request comes from the same public address on another port — the phone's
+ * router forgot the mapping and made a new one, and the phone's request (a re-INVITE, an INFO, a BYE) is
+ * the first ferry sees of it; ferry's requests in the dialog go there from now on.
+ */
+export function followsNatPeer(dialog: Dialog, flow: Flow): boolean {
+  const f = dialog.flow;
+  if (!f || f === flow || f.reliable || f.protocol !== 'udp' || flow.protocol !== 'udp') return false;
+  if (plainAddress(f.remoteAddress) !== plainAddress(flow.remoteAddress)) return false;
+  return dialogFlow(dialog.remoteTarget, flow) === flow;
+}
+
 /** user@host:port of a SIP URI, lower case (the port 5060 when none is given) */
 function contactKey(uri: string): string | undefined {
   const u = parseSipUri(uri);

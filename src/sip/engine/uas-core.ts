@@ -4,7 +4,7 @@ import type { AppConnection } from '../control/app-connection';
 import type { AppSipMessage } from '../control/control-server';
 import { type Dialog, makeDialogId } from '../dialog/dialog';
 import { uasDialog } from '../dialog/dialog-factory';
-import { followNatMapping } from '../dialog/dialog-flow';
+import { followNatMapping, followsNatPeer } from '../dialog/dialog-flow';
 import { parseNameAddr, tagOf } from '../message/name-addr';
 import type { SipRequest, SipResponse } from '../message/sip-message';
 import { callIdOf, cseqOf } from '../message/sip-message';
@@ -211,6 +211,10 @@ export class UasCore {
     }
     dialog.remoteCSeq = Math.max(dialog.remoteCSeq ?? 0, cseq);
     if (flow.reliable && (!dialog.flow || dialog.flow.closed)) dialog.flow = flow;
+    else if (followsNatPeer(dialog, flow)) {
+      this.ctx.log.info('dialog follows a phone behind NAT to its new mapping', { callId: dialog.callId, address: flow.remoteAddress, from: dialog.flow?.remotePort, to: flow.remotePort });
+      dialog.flow = flow;
+    }
     if (req.method === 'BYE') {
       dialog.pending2xx?.cancel();
       dialog.pending2xx = undefined;
