@@ -46,13 +46,16 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
 
   /** the RTP ports of the live call's phone leg: ferry media's (its SDP to the phone) and the phone's own (the phone's SDP: its private port) */
   async function rtpPorts(): Promise<{ ferry: number; phone: number }> {
-    const live = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
-    const record = await world.call(live.id);
-    const leg = record.caller.kind === 'rtp' ? record.caller : record.callee;
-    const ferry = /^m=audio (\d+) /m.exec(leg.localSdp ?? '')?.[1];
-    const phonePort = /^m=audio (\d+) /m.exec(leg.remoteSdp ?? '')?.[1];
-    assert.ok(ferry && phonePort, `the phone leg's SDP: ${leg.localSdp} / ${leg.remoteSdp}`);
-    return { ferry: Number(ferry), phone: Number(phonePort) };
+    // the record is written as the call proceeds: wait for both SDPs of the phone leg in it
+    return waitFor(async () => {
+      const live = (await world.liveCalls())[0];
+      if (!live) return undefined;
+      const record = await world.call(live.id);
+      const leg = record.caller.kind === 'rtp' ? record.caller : record.callee;
+      const ferry = /^m=audio (\d+) /m.exec(leg.localSdp ?? '')?.[1];
+      const phonePort = /^m=audio (\d+) /m.exec(leg.remoteSdp ?? '')?.[1];
+      return ferry && phonePort ? { ferry: Number(ferry), phone: Number(phonePort) } : undefined;
+    }, 5000, 50, 'both SDPs of the phone leg in the live call\'s record');
   }
 
   /** the router's mapping of the phone's RTP port towards the phone leg's port at ferry media (older calls' mappings linger in conntrack) */
@@ -280,6 +283,25 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the phone\'s audio at the webphone after the router forgot');
       assert.equal((await world.call(call.id)).state, 'answered', 'the call is still up');
       await webphoneHangsUp(callStart);
+      await world.waitReleased();
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
+  test('NAT: the router forgets mid-call and the phone puts the call on hold from its new mapping before it re-registers: the hold works, and the webphone\'s hang-up reaches the phone there < 1 s', async () => {
+    try {
+      const { callStart } = await webphoneCallsDesk();
+      // right after one of the phone's re-REGISTERs, so the next (REGINT_S later) cannot move the dialog first
+      const registered = await phone!.waitEvent((e) => e.type === 'REGISTER_OK' && e.at >= callStart, (REGINT_S + 5) * 1000, 'a re-REGISTER during the call');
+      await world.nat.forgetMappings();
+      const sourceBefore = (await world.registrations(DESK.user))[0]!.source;
+      assert.ok((await phone!.command('hold')).ok);
+      await alice.waitCallState('held by the other side', 5000);
+      assert.equal((await world.registrations(DESK.user))[0]!.source, sourceBefore, 'no re-REGISTER yet: only the re-INVITE can have moved the dialog');
+      await webphoneHangsUp(callStart);
+      assert.ok(Date.now() - registered.at < REGINT_S * 900, 'all of it before the phone\'s next re-REGISTER');
+      assert.ok(world.ferry.lines.some((l) => l.at >= callStart && l.line.includes('dialog follows a phone behind NAT to its new mapping')), 'ferry sip moved the dialog on the phone\'s re-INVITE');
       await world.waitReleased();
     } catch (err) {
       throw diagnose(err);
