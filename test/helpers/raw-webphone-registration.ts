@@ -19,7 +19,7 @@ export async function webphoneRegisters(wsPort: number, user: string, password: 
   const callId = `reg-${sipToken()}`;
   const register = (cseq: number, auth?: string): void => ws.send([`REGISTER sip:${domain} SIP/2.0`, `Via: SIP/2.0/WS q7t9.invalid;branch=z9hG4bK${sipToken()}`, 'Max-Forwards: 70',
     `From: <sip:${user}@${domain}>;tag=${sipToken()}`, `To: <sip:${user}@${domain}>`, `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`,
-    `Contact: <sip:${tab ?? 'k3x9'}@${tab ?? 'q7t9'}.invalid;transport=ws>;expires=600`, ...(auth ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''].join('\r\n'));
+    `Contact: <${tab ? tabContact(tab) : 'sip:k3x9@q7t9.invalid;transport=ws'}>;expires=600`, ...(auth ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''].join('\r\n'));
   const final = (cseq: number): Promise<string> => waitFor(() => answers.find((a) => /^SIP\/2\.0 [2-6]/.test(a) && new RegExp(`^CSeq: ${cseq} REGISTER`, 'mi').test(a)), 5000, 10, `REGISTER ${cseq} answered`);
   register(1);
   const challenge = /^WWW-Authenticate: (.*)$/mi.exec(await final(1))?.[1];
@@ -27,6 +27,27 @@ export async function webphoneRegisters(wsPort: number, user: string, password: 
   register(2, digestAnswer(challenge, { user, password, method: 'REGISTER', uri: `sip:${domain}` }));
   assert.match(await final(2), /^SIP\/2\.0 200/);
   return ws;
+}
+
+/** The Contact webphoneRegisters() registers for `tab` */
+export function tabContact(tab: string): string {
+  return `sip:${tab}@${tab}.invalid;transport=ws`;
+}
+
+/**
+ * Webphone tabs of `user` that register in this order (the last is the newest registration), then all
+ * vanish without unregistering (crashed, cut off: ferry sip answers an INVITE to any of them 410). Resolves
+ * with their Contacts. They vanish only once all are registered: the registrar's answer to each REGISTER
+ * lists the user's other Contacts, which ferry sip binds to that tab's connection too.
+ */
+export async function vanishedTabs(wsPort: number, user: string, password: string, tabs: readonly string[], domain = 'ferry.local'): Promise<string[]> {
+  const sockets: WebSocket[] = [];
+  try {
+    for (const tab of tabs) sockets.push(await webphoneRegisters(wsPort, user, password, domain, tab));
+  } finally {
+    for (const ws of sockets) await vanish(ws);
+  }
+  return tabs.map(tabContact);
 }
 
 /** Closes a registered socket without unregistering (a crashed tab); resolves once it is closed. */

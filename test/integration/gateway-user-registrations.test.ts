@@ -7,7 +7,7 @@ import type WebSocket from 'ws';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
-import { answerOver, requestsTo, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
+import { answerOver, requestsTo, tabContact, vanish, vanishedTabs, webphoneRegisters } from '../helpers/raw-webphone-registration';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -94,25 +94,17 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     return desks[user].contact;
   }
 
-  /** `n` webphone tabs of `user` register, newest last; returns their sockets (still open) and Contacts */
-  async function tabsRegister(user: User, n: number): Promise<{ ws: WebSocket[]; contacts: string[] }> {
-    const ws: WebSocket[] = [];
-    const made: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const token = `${user}tab${++tabs}`;
-      ws.push(await webphoneRegisters(stack.wsPort, user, PASSWORD, 'ferry.local', token));
-      sockets.push(ws.at(-1)!);
-      made.push(`sip:${token}@${token}.invalid;transport=ws`);
-    }
-    return { ws, contacts: made };
+  /** a live webphone tab of `user` (the newest registration); returns its socket and Contact */
+  async function liveTab(user: User): Promise<{ ws: WebSocket; contact: string }> {
+    const tab = `${user}tab${++tabs}`;
+    const ws = await webphoneRegisters(stack.wsPort, user, PASSWORD, 'ferry.local', tab);
+    sockets.push(ws);
+    return { ws, contact: tabContact(tab) };
   }
 
-  /** `n` webphone tabs that register and then vanish without unregistering (crashed, cut off) */
-  async function staleTabs(user: User, n: number): Promise<string[]> {
-    const tabs = await tabsRegister(user, n);
-    for (const ws of tabs.ws) await vanish(ws);
-    return tabs.contacts;
-  }
+  /** `n` webphone tabs of `user` that register (newest last) and vanish without unregistering */
+  const staleTabs = (user: User, n: number): Promise<string[]> =>
+    vanishedTabs(stack.wsPort, user, PASSWORD, Array.from({ length: n }, () => `${user}tab${++tabs}`));
 
   async function hangUpAndZero(phone: SipPhone, other: SipPhone): Promise<void> {
     const since = Date.now();
@@ -176,13 +168,13 @@ describe('a call to a user tries its registrations one at a time, newest first, 
   test('a CANCEL during the search: no further registration is INVITEd; control: without it, a 503 from a live tab moves on to the older desk phone and the tab is kept', { timeout: 40_000 }, async () => {
     const desk = await deskRegisters('erin');
     // a live tab (the newest registration) that rings and answers 503 only when the test says so
-    const { ws: [tab], contacts: [tabContact] } = await tabsRegister('erin', 1);
-    const invites = requestsTo(tab!, 'INVITE');
-    const cancels = requestsTo(tab!, 'CANCEL');
-    tab!.on('message', (d) => {
+    const { ws: tab, contact: tabAt } = await liveTab('erin');
+    const invites = requestsTo(tab, 'INVITE');
+    const cancels = requestsTo(tab, 'CANCEL');
+    tab.on('message', (d) => {
       const text = d.toString();
-      if (text.startsWith('INVITE ')) answerOver(tab!, text, '180 Ringing');
-      if (text.startsWith('CANCEL ')) answerOver(tab!, text, '200 OK');
+      if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
+      if (text.startsWith('CANCEL ')) answerOver(tab, text, '200 OK');
     });
     const deskInvites = (since: number): number => desks.erin.received.filter((m) => m.method === 'INVITE' && m.at >= since).length;
 
@@ -191,14 +183,14 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const known = new Set((await calls()).map((c) => c.id));
     const answered = caller.call('sip:erin@ferry.local', via());
     const invite = await waitFor(() => invites[0], 5000, 10, 'the live tab is INVITEd');
-    answerOver(tab!, invite, '503 Service Unavailable');
+    answerOver(tab, invite, '503 Service Unavailable');
     await answered;
     await hears(desks.erin, since, 'RTP from the caller at the desk phone');
     const r = await newCall(known);
     assert.equal(deskInvites(since), 1, events(r));
     assert.deepEqual([r.callee.uri, r.callee.kind], [desk, 'rtp']);
-    assert.ok(r.timeline.some((e) => e.event === 'registration-unavailable' && e.detail === `503 ${tabContact}`), events(r));
-    assert.deepEqual((await contacts('erin')).sort(), [desk, tabContact].sort(), 'the tab that answered 503 is kept');
+    assert.ok(r.timeline.some((e) => e.event === 'registration-unavailable' && e.detail === `503 ${tabAt}`), events(r));
+    assert.deepEqual((await contacts('erin')).sort(), [desk, tabAt].sort(), 'the tab that answered 503 is kept');
     await hangUpAndZero(caller, desks.erin);
 
     // the CANCEL comes while the tab is being tried; its late 503 must not move the call on
@@ -209,7 +201,7 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     assert.equal(await caller.cancel(), 200);
     assert.equal((await cancelled)?.status, 487);
     await waitFor(() => cancels[0], 5000, 10, 'the CANCEL reached the tab');
-    answerOver(tab!, second, '503 Service Unavailable');
+    answerOver(tab, second, '503 Service Unavailable');
     // the call ends only once the tab's 503 is in: the desk phone would have been tried before that
     const r2 = await ended((await newCall(known2)).id);
     assert.equal(r2.reason, 'sip-cancel', events(r2));
