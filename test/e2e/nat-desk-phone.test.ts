@@ -40,7 +40,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${world.tail(30)}`);
 
   /** the router's mapping of the phone's SIP port towards ferry's SIP port */
-  async function sipMapping(): Promise<{ privatePort: number; publicPort: number } | undefined> {
+  async function sipMapping(): Promise<NatMapping | undefined> {
     return (await world.nat.mappings('udp')).find((m) => m.privatePort === phone!.sipPort && m.peer === world.nat.ferryAddress && m.peerPort === world.ready.sip);
   }
 
@@ -191,8 +191,13 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
   test('NAT: the webphone calls the phone behind NAT: the INVITE reaches it through the router\'s mapping, audio both ways, the webphone\'s hang-up reaches the phone < 1 s, all released', async () => {
     try {
       const dropped0 = await world.nat.inboundDropped();
+      await registrationCurrent();
+      const sip0 = (await sipMapping())!;
       const { call } = await webphoneCallsDesk();
       assert.equal(call.callee.kind, 'rtp');
+      const sip1 = (await sipMapping())!;
+      assert.equal(sip1.publicPort, sip0.publicPort, 'the same mapping of the phone\'s SIP port');
+      assert.ok(sip1.packetsIn - sip0.packetsIn >= 2, `the INVITE and the ACK came in through the router's mapping: ${sip0.packetsIn} -> ${sip1.packetsIn} packets`);
       assert.ok(phone!.log.some((l) => l.includes(world.nat.ferryAddress)), 'the phone heard from ferry\'s public address');
       await assertAudioBothWays('webphone -> phone');
       await webphoneHangsUp(call.createdAt);
