@@ -72,6 +72,7 @@ describe('a webphone calls a user with dead tabs and a desk phone', { timeout: 9
       return s.pipelines === 0 && s.elements === 0;
     }, 5000, 25, 'ferry media back to no pipeline and no element');
     const done = await getJson<CallRecord>(stack.httpPort, `/api/calls/${r.id}`);
-    assert.equal(done.reason, 'sip-bye');
+    // the page's BYE and its DTLS close race: either ends the call (as in gateway-webphones.test.ts)
+    assert.ok(['sip-bye', 'dtls-close'].includes(done.reason!), done.reason);
   });
 });
