@@ -19,7 +19,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * scripted SIP/RTP phones whose packets are counted.
  */
 const PASSWORD = 'reg-search-secret';
-const USERS = ['carol', 'dave', 'erin', 'frank', 'gina'] as const;
+const USERS = ['carol', 'dave', 'erin', 'frank', 'gina', 'hank'] as const;
 type User = (typeof USERS)[number];
 
 interface MediaStats {
@@ -209,6 +209,33 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
     assert.equal(deskInvites(since), 0, `no INVITE after the CANCEL: ${events(r2)}`);
     assert.equal(invites.length, 2, 'one INVITE per call at the tab');
+  });
+
+  test('nobody answers: FERRY_NO_ANSWER_MS counts once for the search; the caller gets 480, the ringing tab is cancelled, no older registration is tried', { timeout: 30_000 }, async () => {
+    const desk = await deskRegisters('hank');
+    const { ws: tab, contact: tabAt } = await liveTab('hank');
+    const invites = requestsTo(tab, 'INVITE');
+    tab.on('message', (d) => {
+      const text = d.toString();
+      if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
+      if (text.startsWith('CANCEL ')) {
+        answerOver(tab, text, '200 OK');
+        answerOver(tab, invites.at(-1)!, '487 Request Terminated');
+      }
+    });
+    const since = Date.now();
+    const known = new Set((await calls()).map((c) => c.id));
+    const failure = await caller.call('sip:hank@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const took = Date.now() - since;
+    assert.equal(failure?.status, 480);
+    assert.ok(took >= 7500 && took < 11_000, `480 after ${took} ms (FERRY_NO_ANSWER_MS 8000)`);
+    const r = await ended((await newCall(known)).id);
+    assert.equal(r.reason, 'no-answer', events(r));
+    assert.equal(invites.length, 1, 'the tab was INVITEd once');
+    assert.equal(desks.hank.received.filter((m) => m.method === 'INVITE' && m.at >= since).length, 0, `the desk phone was not tried: ${events(r)}`);
+    assert.ok(!r.timeline.some((e) => e.event === 'next-registration'), events(r));
+    assert.deepEqual((await contacts('hank')).sort(), [desk, tabAt].sort(), 'an unanswered tab is kept');
+    await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
   });
 
   test('an API call to a user with dead tabs and a desk phone: A is rung, then B reaches the desk phone; both hear each other', { timeout: 40_000 }, async () => {
