@@ -37,8 +37,7 @@ export function tabContact(tab: string): string {
 /**
  * Webphone tabs of `user` that register in this order (the last is the newest registration), then all
  * vanish without unregistering (crashed, cut off: ferry sip answers an INVITE to any of them 410). Resolves
- * with their Contacts. They vanish only once all are registered: the registrar's answer to each REGISTER
- * lists the user's other Contacts, which ferry sip binds to that tab's connection too.
+ * with their Contacts.
  */
 export async function vanishedTabs(wsPort: number, user: string, password: string, tabs: readonly string[], domain = 'ferry.local'): Promise<string[]> {
   const sockets: WebSocket[] = [];

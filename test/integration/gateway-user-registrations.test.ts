@@ -19,7 +19,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * scripted SIP/RTP phones whose packets are counted.
  */
 const PASSWORD = 'reg-search-secret';
-const USERS = ['carol', 'dave', 'erin', 'frank', 'gina', 'hank'] as const;
+const USERS = ['carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivy'] as const;
 type User = (typeof USERS)[number];
 
 interface MediaStats {
@@ -258,6 +258,32 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     assert.deepEqual(await contacts('frank'), [desk]);
     assert.deepEqual(await mediaStats().then((s) => [s.pipelines, s.elements]), [1, 2]);
     await hangUpAndZero(a, desks.frank);
+  });
+
+  test('an older live tab and a newer tab gone: the call reaches the older tab over its own WebSocket (the newer tab\'s REGISTER answer listed it, but ferry sip bound it to the connection it registered over)', { timeout: 30_000 }, async () => {
+    const { ws: older, contact: olderAt } = await liveTab('ivy');
+    const invites = requestsTo(older, 'INVITE');
+    const cancels = requestsTo(older, 'CANCEL');
+    older.on('message', (d) => {
+      const text = d.toString();
+      if (text.startsWith('INVITE ')) answerOver(older, text, '180 Ringing');
+      if (text.startsWith('CANCEL ')) answerOver(older, text, '200 OK');
+    });
+    const [newer] = await staleTabs('ivy', 1);
+    assert.deepEqual((await contacts('ivy')).sort(), [olderAt, newer!].sort(), 'two registrations before the call');
+    const known = new Set((await calls()).map((c) => c.id));
+    const rung = caller.call('sip:ivy@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    await waitFor(() => invites[0], 5000, 10, 'the older tab is INVITEd over its own WebSocket');
+    const r = await newCall(known);
+    await waitFor(async () => (await record(r.id)).callee.uri === olderAt, 5000, 25, 'the call is at the older tab');
+    assert.deepEqual(forgotten(await record(r.id)), [newer], 'only the newer, gone tab is forgotten');
+    assert.deepEqual(await contacts('ivy'), [olderAt], 'the older, live tab is kept');
+    await caller.cancel();
+    await waitFor(() => cancels[0], 5000, 10, 'the caller\'s CANCEL reaches the older tab');
+    answerOver(older, invites[0]!, '487 Request Terminated');
+    assert.equal((await rung)?.status, 487);
+    await ended(r.id);
+    await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
   });
 
   test('a blind transfer to a user with dead tabs and a desk phone reaches the desk phone; the staying party hears it', { timeout: 40_000 }, async () => {

@@ -25,6 +25,7 @@ import { start2xxRetransmission } from './uas-2xx-retransmitter';
 import { UNROUTED_RETRY_AFTER_S } from './unrouted-request-hold';
 import { dispatchToRequestHandler } from './handler-dispatch';
 import { buildCancel } from './in-dialog-request-builder';
+import { FlowBindings } from '../registrar/flow-bindings';
 
 /** Retry-After of the 503 a new request gets while the server transaction table is full */
 const FULL_RETRY_AFTER_S = 5;
@@ -403,9 +404,17 @@ export class UasCore {
     if (moved > 0) this.ctx.log.info('dialogs follow a phone behind NAT to its new mapping', { dialogs: moved, address: flow.remoteAddress, port: flow.remotePort });
   }
 
+  /**
+   * A 2xx to a REGISTER over a connection binds the Contacts that REGISTER named to the connection, for
+   * the expiry the registrar granted each. The registrar's 2xx lists every Contact of the address of record
+   * (RFC 3261 §10.3 step 8), the user's other devices included: those were registered over their own
+   * connections and are never bound to this one (a user's newer webphone tab would otherwise take its older
+   * tab's requests, and its death would make the older one look gone).
+   */
   private bindRegistration(req: SipRequest, res: SipResponse, flow: Flow): void {
     const listedByRegistrar = res.headers.getAll('Contact').length > 0;
     const contacts = listedByRegistrar ? res.headers.getAll('Contact') : req.headers.getAll('Contact');
+    const named = new Set(req.headers.getAll('Contact').map((c) => parseNameAddr(c)?.uri).filter((u): u is string => u !== undefined).map((u) => FlowBindings.keyOf(u)));
     const expiresHeader = res.headers.get('Expires') ?? req.headers.get('Expires');
     const aor = parseNameAddr(req.headers.get('To') ?? '')?.uri;
     const current: string[] = [];
@@ -413,12 +422,13 @@ export class UasCore {
       const n = parseNameAddr(c);
       if (!n || n.uri === '*') continue;
       const exp = n.params.get('expires') ?? expiresHeader ?? '3600';
+      const own = named.has(FlowBindings.keyOf(n.uri));
       if (Number(exp) === 0) {
-        this.ctx.bindings.unbind(n.uri, flow);
+        if (own) this.ctx.bindings.unbind(n.uri, flow);
         continue;
       }
       current.push(n.uri);
-      if (this.ctx.bindings.mayBind(n.uri, flow, this.ctx.clock.now())) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined, aor);
+      if (own && this.ctx.bindings.mayBind(n.uri, flow, this.ctx.clock.now())) this.ctx.bindings.bind(n.uri, flow, Number.isFinite(Number(exp)) ? this.ctx.clock.now() + Number(exp) * 1000 : undefined, aor);
     }
     // the registrar's 2xx lists every Contact the address of record has now: what it dropped is forgotten here too
     if (listedByRegistrar && aor) this.ctx.bindings.keepOnly(flow, aor, current);
