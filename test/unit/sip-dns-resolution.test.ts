@@ -142,6 +142,52 @@ describe('DNS wire format', { timeout: 10_000 }, () => {
     loop.writeUInt16BE(0xc000 | (ok.length - 16), ok.length - 16); // the answer's name points at itself
     assert.throws(() => decodeResponse(loop), DnsFormatError);
   });
+
+  test('fuzz: 20 000 mutated and random messages either decode into well-formed records or are refused as DnsFormatError; nothing else is thrown', () => {
+    const q = encodeQuery(7, '_sip._udp.example.test', 'SRV');
+    const srvData = Buffer.concat([Buffer.from([0, 10, 0, 60, 0x13, 0xc4]), Buffer.from([2, 0x68, 0x31]), Buffer.from([0xc0, 0x16])]);
+    const naptr = Buffer.concat([Buffer.from([0, 10, 0, 20, 1, 0x53, 7]), Buffer.from('SIP+D2T'), Buffer.from([0]), Buffer.from([4]), Buffer.from('_sip'), Buffer.from([0xc0, 0x11])]);
+    const seeds = [
+      response(q, 0, [rr(33, 300, srvData), rr(35, 60, naptr), rr(28, 5, Buffer.alloc(16, 1)), rr(1, 9, Buffer.from([192, 0, 2, 1]))]),
+      response(q, 3, []),
+    ];
+    const random = rng(20261206);
+    const pick = (n: number): number => Math.floor(random() * n);
+    let decoded = 0;
+    let refused = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let msg: Buffer;
+      if (i % 10 === 9) {
+        msg = Buffer.alloc(pick(600));
+        for (let j = 0; j < msg.length; j++) msg[j] = pick(256);
+        if (msg.length > 3) msg[2]! |= 0x80; // a response, so the parser reads past the header
+      } else {
+        msg = Buffer.from(seeds[pick(seeds.length)]!);
+        for (let k = 1 + pick(6); k > 0; k--) {
+          const at = pick(msg.length);
+          switch (pick(4)) {
+            case 0: msg[at] = pick(256); break; // any byte
+            case 1: msg[at] = 0xc0 | pick(4); break; // a compression pointer
+            case 2: msg = msg.subarray(0, at); break; // truncated
+            default: msg[at] = [0, 63, 64, 255][pick(4)]!; // label-length edges
+          }
+        }
+      }
+      try {
+        const res = decodeResponse(msg);
+        decoded++;
+        for (const a of res.answers) {
+          assert.equal(typeof a.name, 'string');
+          assert.ok(Number.isInteger(a.ttl) && a.ttl >= 0 && a.ttl <= 0x7fffffff);
+          if (a.type === 'SRV') assert.ok(a.srv.port >= 0 && a.srv.port <= 65535);
+        }
+      } catch (err) {
+        if (!(err instanceof DnsFormatError)) throw new Error(`case ${i}: ${(err as Error).message} (${msg.toString('hex')})`);
+        refused++;
+      }
+    }
+    assert.ok(decoded > 100 && refused > 100, `both outcomes occur (decoded ${decoded}, refused ${refused})`);
+  });
 });
 
 describe('FERRY_SIP_DNS_* settings', { timeout: 10_000 }, () => {
