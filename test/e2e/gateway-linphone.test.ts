@@ -23,7 +23,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * What linphone does that baresip does not: it offers opus, speex and G.711 with rtcp-xr and rtcp-fb
  * lines in a plain RTP/AVP offer; it sends a STUN Binding Request on its RTP and RTCP ports at the start
  * of the media (and on the RTCP port every 0.5 s until RTCP flows); its `pause` is a sendonly re-INVITE
- * with its RTP going on; its hang-up is a SIP BYE with no RTCP BYE; its DTMF is RFC 4733.
+ * with its RTP going on, and its mute sends silence; its hang-up is a SIP BYE and its RTP socket closed,
+ * with no RTCP BYE; its DTMF is RFC 4733.
  *
  * Audio both ways is counted at the browser (getStats), at the phone leg in ferry media (/stats), heard
  * in the page (a Web Audio probe finds linphone's 440 Hz tone, and a DTMF key's two tones), and heard by
@@ -162,7 +163,7 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
     }
   });
 
-  test('S2 with linphone: it calls the webphone, audio both ways; it hangs up with a SIP BYE and no RTCP BYE: the webphone is told < 1 s, all released (sip-bye)', { timeout: 60_000 }, async () => {
+  test('S2 with linphone: it calls the webphone, audio both ways; it hangs up (SIP BYE, RTP socket closed, no RTCP BYE): the webphone is told < 1 s, all released', { timeout: 60_000 }, async () => {
     try {
       phone.newRecording();
       const since = Date.now();
@@ -179,6 +180,7 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       assert.match(call.caller.localSdp ?? '', /^m=audio \d+ RTP\/AVP 0 101\s*$/m, `ferry answered PCMU and telephone-event out of linphone's opus/speex/G.711 offer: ${call.caller.localSdp}`);
       await assertAudioBothWays(Date.now());
 
+      const outputFrom = stack.output.length;
       const hangupAt = Date.now();
       phone.terminate();
       await alice.waitCallState('ended', 3000);
@@ -189,14 +191,17 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       await assertReleased();
       const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
       assert.equal(ended.state, 'ended');
-      assert.equal(ended.reason, 'sip-bye', 'linphone sends no RTCP BYE and keeps its RTP socket: the SIP BYE ends the call');
+      // linphone's hang-up is its SIP BYE and its RTP socket closed (ICMP port-unreachable answers ferry
+      // media's next packet), with no RTCP BYE: whichever of the two reaches ferry first names the end
+      assert.ok(['sip-bye', 'icmp-unreachable'].includes(ended.reason!), `ended by ${ended.reason}`);
+      assert.ok(!stack.output.slice(outputFrom).some((l) => /rtcp-bye/.test(l)), 'no RTCP BYE from linphone reached ferry media while its leg was up');
       await phone.waitLog(/^BYE sip:/, 2000, hangupAt, 'the BYE in linphone\'s log');
     } catch (err) {
       throw diagnose(err);
     }
   });
 
-  test('S1 with linphone: the webphone calls it, it answers, audio both ways; DTMF 5 from linphone (RFC 4733) is heard in the webphone; the webphone hangs up: linphone\'s call ends < 1 s, all released', { timeout: 60_000 }, async () => {
+  test('S1 with linphone: the webphone calls it, it answers, audio both ways; DTMF 5 from linphone (RFC 4733) is heard in the webphone; the webphone hangs up: linphone gets the BYE < 1 s and answers it, all released', { timeout: 60_000 }, async () => {
     try {
       const { call } = await webphoneCallsLinphone();
       assert.equal(call.caller.kind, 'webrtc');
@@ -212,23 +217,29 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       assert.equal(before.filter((f) => carriesPair(f, 770, 1336)).length, 0, 'no DTMF 5 in the page before the key (control)');
       assert.ok(before.some((f) => dominates(f, 440)), 'the probe hears linphone\'s tone (positive control)');
       const keyAt = Date.now();
-      phone.dtmf('5');
+      const dtmfSent = phone.dtmf('5');
       const frames = await waitFor(async () => {
         const f = (await probeFrames(alice.page, keyAt)).filter((x) => carriesPair(x, 770, 1336));
         return f.length ? f : undefined;
       }, 3000, 50, 'DTMF 5 (770 + 1336 Hz) heard in the webphone page');
       console.log(`# DTMF 5 from linphone heard in the page ${frames[0]!.at - keyAt} ms after the key (${frames.length} frames)`);
+      await dtmfSent; // linphonec's command loop (its SIP loop too) is awake again
       await closeAudioProbe(alice.page);
       assert.equal(await alice.callState(), 'connected', 'DTMF did not disturb the call');
 
       const since = Date.now();
       const hangupAt = await alice.hangup();
       const ended = await phone.waitLine(/Call \d+ with .* ended/, 3000, since, 'the call ended at linphone');
-      // when the BYE reached linphone: the time stamp its log gives the message (its console line comes later)
+      // the time stamp linphone's log gives the BYE: when its SIP loop read it
       const bye = await phone.waitLog(/^BYE sip:/, 2000, since, 'the BYE in linphone\'s log');
-      const latency = bye.loggedAt! - hangupAt;
-      console.log(`# webphone hang-up -> the BYE at linphone: ${latency} ms (its console says the call ended at +${ended.at - hangupAt} ms)`);
-      assert.ok(latency < 1000, `the BYE reached linphone ${latency} ms after the webphone hung up`);
+      const record = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+      const byeSent = record.timeline.find((e) => e.event === 'bye-sent' && e.t >= hangupAt);
+      const steps = record.timeline.filter((e) => e.t >= hangupAt - 50).map((e) => `${e.event} +${e.t - hangupAt}`).join(', ');
+      console.log(`# webphone hang-up -> BYE sent to linphone +${byeSent ? byeSent.t - hangupAt : '?'} ms, read by linphone +${bye.loggedAt! - hangupAt} ms, its console says the call ended +${ended.at - hangupAt} ms (gateway: ${steps})`);
+      assert.ok(byeSent && byeSent.t - hangupAt < 1000, `the gateway sent linphone the BYE < 1 s after the webphone hung up: ${steps}`);
+      assert.ok(bye.loggedAt! - hangupAt < 1000, `linphone read the BYE ${bye.loggedAt! - hangupAt} ms after the webphone hung up: ${steps}`);
+      assert.ok(!record.timeline.some((e) => e.event === 'bye-unanswered'), `linphone answered the BYE: ${steps}`);
+      assert.ok(ended.at - hangupAt < 3000, `linphone ended the call ${ended.at - hangupAt} ms after the webphone hung up`);
       await assertReleased();
       assert.equal((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).state, 'ended');
     } catch (err) {
@@ -236,10 +247,17 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
     }
   });
 
-  test('S11 with linphone: it pauses (sendonly re-INVITE, its RTP goes on) and resumes: nothing released, the webphone shows the hold, RTP both ways again', { timeout: 60_000 }, async () => {
+  test('S11 with linphone: it mutes (RTP goes on), pauses (sendonly re-INVITE, its RTP goes on) and resumes: nothing released, the webphone shows the hold, RTP both ways again', { timeout: 60_000 }, async () => {
     try {
       const { call } = await webphoneCallsLinphone();
       await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from linphone');
+
+      // mute: linphone keeps sending RTP (silence); the call goes on
+      phone.mute();
+      const mutedFrom = (await phoneLeg())!.packetsFromPeer;
+      await waitFor(async () => ((await phoneLeg())?.packetsFromPeer ?? 0) - mutedFrom > 100, 5000, 100, 'RTP from linphone while muted');
+      assert.equal(await alice.callState(), 'connected', 'mute did not change the call');
+      phone.unmute();
 
       const pausedSince = Date.now();
       phone.pause();
@@ -277,6 +295,37 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       await alice.waitCallState('ended', 3000);
       assert.ok((await alice.endedAt())! - hangupAt < 1000);
       await assertReleased();
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+  test('linphone with ICE on offers host candidates in a plain RTP/AVP offer; ferry answers without ICE, linphone goes on without it: audio both ways, hang-up', { timeout: 90_000 }, async () => {
+    try {
+      await phone.stop({ keepNamespace: true });
+      // its STUN server is an address where nothing answers: it offers its host candidates after trying
+      phone = await LinphonePhone.start({ ns, ...DESK, registrar: `${ns.hostAddress}:${stack.sipPort}`, ice: { stunServer: `${ns.hostAddress}:3478` } });
+      await phone.register();
+      phone.newRecording();
+      const since = Date.now();
+      await phone.call(sipUri(ALICE.user));
+      await alice.waitCallState('ringing-in', 20_000);
+      await alice.answer();
+      await alice.waitCallState('connected', 10_000);
+      await phone.waitLine(/Call \d+ with .* connected\./, 10_000, since, 'the call connected at linphone');
+      const live = await waitFor(async () => (await liveCalls())[0], 5000, 50, 'the live call');
+      const call = await getJson<CallRecord>(stack.httpPort, `/api/calls/${live.id}`);
+      assert.match(call.caller.remoteSdp ?? '', /^m=audio \d+ RTP\/AVP /m, `a plain RTP/AVP offer: ${call.caller.remoteSdp}`);
+      assert.match(call.caller.remoteSdp ?? '', /^a=ice-ufrag:/m, 'linphone\'s offer carries ICE credentials');
+      assert.match(call.caller.remoteSdp ?? '', /^a=candidate:\S+ 1 UDP \d+ \S+ \d+ typ host/m, 'and host candidates');
+      assert.doesNotMatch(call.caller.localSdp ?? '', /^a=(ice-|candidate)/m, `ferry's answer has no ICE: ${call.caller.localSdp}`);
+      await assertAudioBothWays(Date.now());
+      const hangupAt = Date.now();
+      phone.terminate();
+      await alice.waitCallState('ended', 3000);
+      const latency = (await alice.endedAt())! - hangupAt;
+      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after linphone hung up`);
+      await assertReleased();
+      assert.ok(['sip-bye', 'icmp-unreachable'].includes((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).reason!));
     } catch (err) {
       throw diagnose(err);
     }

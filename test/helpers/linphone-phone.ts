@@ -45,6 +45,12 @@ export interface LinphoneOptions {
   toneSeconds?: number;
   /** answer incoming calls at once (linphonec -a); default: wait for answer() */
   autoAnswer?: boolean;
+  /**
+   * ICE on (`firewall ice`, with `stun <host:port>` as its STUN server: nothing need answer there, its
+   * host candidates are offered anyway): its offers and answers carry a=ice-ufrag/ice-pwd/candidate in
+   * plain RTP/AVP, and it runs connectivity checks (STUN Binding Requests) on its RTP and RTCP ports
+   */
+  ice?: { stunServer: string };
 }
 
 export interface LinphoneLine {
@@ -243,6 +249,10 @@ export class LinphonePhone {
         phone.send('soundcard use files');
         phone.send(`play ${tone}`);
         phone.send(`record ${recordingPath}`);
+        if (options.ice) {
+          phone.send(`stun ${options.ice.stunServer}`);
+          phone.send('firewall ice');
+        }
         // linphonec reads its commands once it is up; `ports` prints the ports in use: it is up and they are set
         phone.send('ports');
         await phone.waitLine(new RegExp(`\\b${LINPHONE_SIP_PORT}\\b`), 15_000, 0, 'its SIP port in use');
@@ -311,10 +321,22 @@ export class LinphonePhone {
     this.send('unmute');
   }
 
-  /** One DTMF digit (0-9, *, #) in the current call: a bare digit on linphonec's command line. */
-  dtmf(digit: string): void {
+  /**
+   * One DTMF digit (0-9, *, #) in the current call: a bare digit on linphonec's command line (RFC 4733
+   * when the call negotiated telephone-event). linphonec then sleeps about a second in its command loop,
+   * which is also its SIP loop: a request arriving meanwhile is read late. Resolves once it is awake again.
+   */
+  async dtmf(digit: string): Promise<void> {
     if (!/^[0-9*#]$/.test(digit)) throw new Error(`linphone: not a DTMF digit: ${digit}`);
     this.send(digit);
+    await this.settled();
+  }
+
+  /** Resolves once linphonec has run every command written before (a `ports` sent now has printed its answer). */
+  async settled(timeoutMs = 5000): Promise<void> {
+    const since = Date.now();
+    this.send('ports');
+    await this.waitLine(new RegExp(`sip port = ${LINPHONE_SIP_PORT}\\b`), timeoutMs, since, 'its answer to `ports`');
   }
 
   /**
@@ -356,8 +378,11 @@ export class LinphonePhone {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** `quit`, then SIGTERM after 2 s and SIGKILL after 2 s more (by pid); the directory and namespace removed. */
-  async stop(): Promise<void> {
+  /**
+   * `quit`, then SIGTERM after 2 s and SIGKILL after 2 s more (by pid); the directory removed, and the
+   * namespace too unless `keepNamespace` (another linphone is started in it next).
+   */
+  async stop(options: { keepNamespace?: boolean } = {}): Promise<void> {
     clearInterval(this.logTimer);
     if (!this.stopped) {
       this.stopped = true;
@@ -371,7 +396,7 @@ export class LinphonePhone {
       }
       this.child.stdin?.destroy();
     }
-    await this.ns.destroy();
+    if (!options.keepNamespace) await this.ns.destroy();
     await rm(this.dir, { recursive: true, force: true });
   }
 
