@@ -15,10 +15,11 @@ import { pollPause } from './wait-for';
  * namespace's `hostAddress` (listen there, or on 0.0.0.0 with that address advertised).
  *
  * It is driven on its stdin (a pipe held open; EOF makes it quit) with linphonec's own commands and
- * watched on its stdout (`-S`: state lines such as "Registration on <sip:...> successful.", "Call 1 with
- * <sip:...> connected.", "Call 1 with <sip:...> ended (...)."); its full log (level 5) goes to a file.
- * Sound is "files" mode: it plays a generated WAV tone as its microphone and records what it hears
- * into a WAV file (`recordingPath`, read by `recording()`).
+ * watched on its stdout (`-S`: "Receiving new incoming call from ...", "Call 1 with <sip:...> connected.",
+ * "... is now paused.", "Call 1 with <sip:...> ended (...).") and in its log file (level 5, read as it is
+ * written: SIP messages, registration states, each line with linphone's own time stamp). Sound is
+ * "files" mode: it plays a generated WAV tone as its microphone and records what it hears into a WAV
+ * file (`recordingPath`, a new one per `newRecording()`, read by `recording()`).
  *
  * Its own config: SIP over UDP only on port 5062 in the namespace (`ports sip` at start: the config's
  * sip_port is not applied), RTP on 7078 (RTCP 7079, no rtcp-mux), video off. HOME is the temporary
@@ -28,7 +29,7 @@ import { pollPause } from './wait-for';
  *   const ns = await LinphonePhone.namespace();
  *   const phone = await LinphonePhone.start({ ns, user: '1001', password: 's', registrar: `${ns.hostAddress}:${sipPort}` });
  *   await phone.register();
- *   await phone.call(`sip:alice@${ns.hostAddress}:${sipPort}`); ... await phone.terminate(); ... await phone.stop();
+ *   await phone.call(`sip:alice@${ns.hostAddress}:${sipPort}`); ... phone.terminate(); ... await phone.stop();
  */
 export const LINPHONE_SIP_PORT = 5062;
 export const LINPHONE_RTP_PORT = 7078;
@@ -253,9 +254,8 @@ export class LinphonePhone {
           phone.send(`stun ${options.ice.stunServer}`);
           phone.send('firewall ice');
         }
-        // linphonec reads its commands once it is up; `ports` prints the ports in use: it is up and they are set
-        phone.send('ports');
-        await phone.waitLine(new RegExp(`\\b${LINPHONE_SIP_PORT}\\b`), 15_000, 0, 'its SIP port in use');
+        // linphonec reads its commands once it is up: its answer to a `ports` after them says it ran them all
+        await phone.settled(15_000);
       } catch (err) {
         await phone.stop();
         throw err;
