@@ -300,6 +300,42 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       throw diagnose(err);
     }
   });
+  test('S11 from the webphone: it holds and resumes; linphone gets a sendonly re-INVITE ("paused by"), answers recvonly, and RTP flows both ways after the resume', { timeout: 60_000 }, async () => {
+    try {
+      const { call } = await webphoneCallsLinphone();
+      await waitFor(async () => ((await phoneLeg())?.packetsToPeer ?? 0) > 50, 10_000, 100, 'RTP to linphone');
+
+      const holdAt = Date.now();
+      await alice.toggleHold();
+      await phone.waitLine(/Call \d+ has been paused by /, 5000, holdAt, 'linphone told it is held');
+      await phone.waitLog(/^a=sendonly/, 2000, holdAt, 'the sendonly re-INVITE in linphone\'s log');
+      await phone.waitLog(/^a=recvonly/, 2000, holdAt, 'its recvonly answer in linphone\'s log');
+      assert.equal((await liveCalls()).length, 1, 'the held call is still up');
+
+      const resumeAt = Date.now();
+      await alice.toggleHold();
+      await phone.waitLine(/Media streams established .* for call \d+/, 5000, resumeAt, 'media again at linphone after the resume');
+      await waitFor(async () => {
+        const c = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
+        return c.timeline.some((e) => e.t >= resumeAt && e.event === 'resume');
+      }, 5000, 50, 'the resume in the call\'s timeline');
+      const leg0 = (await phoneLeg())!;
+      await waitFor(async () => {
+        const l = (await phoneLeg())!;
+        return l.packetsFromPeer - leg0.packetsFromPeer > 50 && l.packetsToPeer - leg0.packetsToPeer > 50;
+      }, 5000, 100, 'RTP both ways at the phone leg after the resume');
+      assert.equal(await alice.callState(), 'connected');
+
+      const hangupAt = Date.now();
+      phone.terminate();
+      await alice.waitCallState('ended', 3000);
+      assert.ok((await alice.endedAt())! - hangupAt < 1000);
+      await assertReleased();
+    } catch (err) {
+      throw diagnose(err);
+    }
+  });
+
   test('linphone with ICE on offers host candidates in a plain RTP/AVP offer; ferry answers without ICE, linphone goes on without it: audio both ways, hang-up', { timeout: 90_000 }, async () => {
     try {
       await phone.stop({ keepNamespace: true });
