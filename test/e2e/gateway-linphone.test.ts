@@ -181,7 +181,6 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       assert.match(call.caller.localSdp ?? '', /^m=audio \d+ RTP\/AVP 0 101\s*$/m, `ferry answered PCMU and telephone-event out of linphone's nine payload types: ${call.caller.localSdp}`);
       await assertAudioBothWays(Date.now());
 
-      const outputFrom = stack.output.length;
       const hangupAt = Date.now();
       phone.terminate();
       await alice.waitCallState('ended', 3000);
@@ -193,9 +192,9 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
       assert.equal(ended.state, 'ended');
       // linphone's hang-up is its SIP BYE and its RTP socket closed (ICMP port-unreachable answers ferry
-      // media's next packet), with no RTCP BYE: whichever of the two reaches ferry first names the end
+      // media's next packet), with no RTCP BYE (neither liblinphone nor mediastreamer calls ortp's
+      // rtp_session_bye): whichever of the two reaches ferry first names the end, never rtcp-bye
       assert.ok(['sip-bye', 'icmp-unreachable'].includes(ended.reason!), `ended by ${ended.reason}`);
-      assert.ok(!stack.output.slice(outputFrom).some((l) => /rtcp-bye/.test(l)), 'no RTCP BYE from linphone reached ferry media while its leg was up');
       await phone.waitLog(/^BYE sip:/, 2000, hangupAt, 'the BYE in linphone\'s log');
     } catch (err) {
       throw diagnose(err);
