@@ -5,7 +5,8 @@ import { contactTargetProblem } from '../../src/gateway/registrar/contact-target
 /**
  * Which Contacts a REGISTER may bind: calls to the user go to them, so none may name this host's own
  * services (loopback, unless the REGISTER itself came from loopback), a link-local (metadata service),
- * multicast, unspecified or reserved address. Every spelling of those addresses is judged by its value.
+ * multicast, unspecified or reserved address, nor a host name (from another machine). Every spelling of
+ * those addresses is judged by its value.
  */
 describe('registered Contact targets', { timeout: 10_000 }, () => {
   test('loopback from another machine is refused, from this host accepted', () => {
@@ -30,9 +31,19 @@ describe('registered Contact targets', { timeout: 10_000 }, () => {
     }
   });
 
-  test('phones and webphones: public, private and .invalid hosts, names, and garbage pass (garbage is not a target)', () => {
-    for (const uri of ['sip:1001@192.168.1.50:5060', 'sip:1001@10.0.0.5;transport=tcp', 'sip:bob@203.0.113.9', 'sip:k7m2@df7jal23ls0d.invalid;transport=ws', 'sip:x@pbx.example.org', 'sip:x@[2001:db8::1]:5060', 'not-a-uri']) {
+  test('phones and webphones: public, private and .invalid hosts, and garbage pass (garbage is not a target)', () => {
+    for (const uri of ['sip:1001@192.168.1.50:5060', 'sip:1001@10.0.0.5;transport=tcp', 'sip:bob@203.0.113.9', 'sip:k7m2@df7jal23ls0d.invalid;transport=ws', 'sip:x@[2001:db8::1]:5060', 'not-a-uri']) {
       assert.equal(contactTargetProblem(uri, '192.0.2.7'), undefined, uri);
     }
+  });
+
+  test('a host name is refused from another machine (its DNS records choose the address and port at call time), accepted from this host', () => {
+    for (const uri of ['sip:x@pbx.example.org', 'sip:x@rebind.example.net:6379;transport=tcp', 'sips:x@internal', 'sip:x@PBX.Example.ORG;transport=tls']) {
+      assert.match(contactTargetProblem(uri, '192.0.2.7') ?? '', /is a name/, uri);
+      assert.equal(contactTargetProblem(uri, '127.0.0.1'), undefined, `${uri} from loopback`);
+    }
+    // controls: a webphone's .invalid name and an address are not names
+    assert.equal(contactTargetProblem('sip:k7m2@df7jal23ls0d.invalid;transport=ws', '192.0.2.7'), undefined);
+    assert.equal(contactTargetProblem('sip:x@198.51.100.4', '192.0.2.7'), undefined);
   });
 });

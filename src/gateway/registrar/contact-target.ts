@@ -7,14 +7,21 @@ import { classifyAddress } from '../calls/sdp-validator';
  * Redis, the Kurento port) and write INVITEs into them; a link-local one reaches a cloud's metadata
  * service (169.254.169.254); multicast, unspecified (0.0.0.0, `::`) and reserved addresses name no
  * phone. Loopback is accepted from a REGISTER that itself came from loopback (a phone or test on this
- * host), as the SDP rule accepts loopback media. Host names are not resolved here (`localhost` is
- * loopback); `.invalid` webphone Contacts name no address at all.
+ * host), as the SDP rule accepts loopback media. A host name (other than `localhost`, which is loopback,
+ * and the `.invalid` names of webphone Contacts, which name no address at all and are reached over their
+ * connection) is refused the same way: ferry sip resolves it when a call is sent (NAPTR, SRV, A/AAAA), so
+ * whoever holds the name's DNS records chooses the address and the port at call time (this host's Redis,
+ * its control ports, a metadata service) whatever it resolved to at registration. Phones write their
+ * address; a name is accepted only from a REGISTER that came from loopback.
  */
 export function contactTargetProblem(uri: string, source: string): string | undefined {
   const m = /^sips?:(?:[^@;?]*@)?(\[[^\]]*\]|[^:;?>]+)/i.exec(uri.trim());
   if (!m) return undefined;
   const host = m[1]!.replace(/^\[|\]$/g, '').toLowerCase();
   const cls = host === 'localhost' || host.endsWith('.localhost') ? 'loopback' : classifyAddress(host);
+  if (cls === 'not-ip' && !host.endsWith('.invalid') && classifyAddress(source) !== 'loopback') {
+    return `Contact host ${host} is a name: register the phone's address (calls go where the name resolves when they are sent)`;
+  }
   switch (cls) {
     case 'loopback':
       return classifyAddress(source) === 'loopback' ? undefined : `Contact host ${host} is a loopback address`;
