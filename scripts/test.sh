@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# 1. tools: scripts/test-tools.txt maps each program to its Debian package (today: chromium sipp baresip
-#    ip tc ss iptables redis-server redis-cli setpriv pgrep ps getconf tcpdump openssl sox)
+# 1. tools: scripts/test-tools.txt maps each program to its Debian package (today: chromium sipp dnsmasq baresip linphonec ip tc ss iptables conntrack sysctl redis-server
+#    redis-cli setpriv taskset pgrep ps getconf tcpdump openssl sox git)
 need=()
 missing=()
 while read -r program package _; do
