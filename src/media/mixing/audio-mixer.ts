@@ -1,12 +1,9 @@
-import type { Clock, TimerHandle } from '../../common/clock';
+import type { Clock } from '../../common/clock';
 import { KurentoErrors } from '../errors/kurento-error';
 import type { G711Law } from '../media-files/g711';
+import { FrameSchedule } from './frame-schedule';
 import { FRAME_SAMPLES, MixInput } from './mix-input';
 
-/** One mixed frame every 20 ms. */
-export const FRAME_MS = 20;
-/** Frames mixed at once to catch up after a late timer; further behind, the schedule restarts (a gap, no burst). */
-const MAX_CATCH_UP_FRAMES = 10;
 /** Ports one mixer takes (documented in docs/media-server.md); one more is NOT_ENOUGH_RESOURCES. */
 export const MAX_MIXER_PORTS = 32;
 
@@ -29,27 +26,30 @@ export class MixerPort {
  * one frame of linear PCM (silence when it has nothing: a silent, late or gone party never stalls the
  * mix), the frames are summed once, and each port is handed the sum minus its own frame, clipped to
  * 16 bits — so everybody hears everybody else and nobody hears themselves, at O(ports) cost per frame.
- * The frame buffers are allocated with the port; the mixing loop allocates nothing. The timer runs
- * while the mixer has ports.
+ * The frame buffers are allocated with the port; the mixing loop allocates nothing. The timer
+ * (./frame-schedule.ts) runs while the mixer has ports.
  */
 export class AudioMixer {
   private readonly ports: MixerPort[] = [];
   private readonly total = new Int32Array(FRAME_SAMPLES);
-  private timer: TimerHandle | undefined;
-  private scheduleStart = 0;
-  private framesSinceStart = 0;
+  private readonly schedule: FrameSchedule;
   /** Mix position (samples) of the next frame to be mixed. */
   private readPos = 0;
   framesMixed = 0;
-  scheduleRestarts = 0;
 
   constructor(
-    private readonly clock: Clock,
+    clock: Clock,
     readonly maxPorts = MAX_MIXER_PORTS,
-  ) {}
+  ) {
+    this.schedule = new FrameSchedule(clock, () => this.mixFrame());
+  }
 
   get portCount(): number {
     return this.ports.length;
+  }
+
+  get scheduleRestarts(): number {
+    return this.schedule.restarts;
   }
 
   /** A new party; NOT_ENOUGH_RESOURCES (40009) when the mixer has `maxPorts` already. */
@@ -59,7 +59,7 @@ export class AudioMixer {
     }
     const port = new MixerPort(listener);
     this.ports.push(port);
-    if (!this.timer) this.start();
+    this.schedule.start();
     return port;
   }
 
@@ -67,7 +67,7 @@ export class AudioMixer {
     const i = this.ports.indexOf(port);
     if (i < 0) return;
     this.ports.splice(i, 1);
-    if (this.ports.length === 0) this.stop();
+    if (this.ports.length === 0) this.schedule.stop();
   }
 
   /** A packet's G.711 payload from the party of `port` (bytes[offset..offset+length), read in place). */
@@ -75,7 +75,7 @@ export class AudioMixer {
     port.input.write(law, bytes, offset, length, ts, ssrc, this.readPos);
   }
 
-  /** Mix one frame now (the timer calls this; tests may too). */
+  /** Mix one frame now (the schedule calls this; tests may too). */
   mixFrame(): void {
     const ports = this.ports;
     const total = this.total;
@@ -110,34 +110,8 @@ export class AudioMixer {
     for (let p = 0; p < ports.length; p++) ports[p]!.listener.mixed(ports[p]!.out);
   }
 
-  private start(): void {
-    this.scheduleStart = this.clock.now();
-    this.framesSinceStart = 0;
-    this.timer = this.clock.setInterval(() => this.tick(), FRAME_MS);
-  }
-
-  private stop(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-  }
-
-  /** Frame n of a run is due at scheduleStart + (n + 1) * 20 ms. */
-  private tick(): void {
-    const now = this.clock.now();
-    let due = Math.floor((now - this.scheduleStart) / FRAME_MS);
-    if (due - this.framesSinceStart > MAX_CATCH_UP_FRAMES) {
-      this.scheduleRestarts++;
-      this.scheduleStart = now - (this.framesSinceStart + 1) * FRAME_MS;
-      due = this.framesSinceStart + 1;
-    }
-    while (this.framesSinceStart < due && this.timer) {
-      this.framesSinceStart++;
-      this.mixFrame();
-    }
-  }
-
   close(): void {
-    this.stop();
+    this.schedule.stop();
     this.ports.length = 0;
   }
 }
