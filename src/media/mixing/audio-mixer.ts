@@ -1,6 +1,7 @@
 import type { Clock } from '../../common/clock';
 import { KurentoErrors } from '../errors/kurento-error';
 import type { G711Law } from '../media-files/g711';
+import { clipFrame } from './clip-frame';
 import { FrameSchedule } from './frame-schedule';
 import { FRAME_SAMPLES, MixInput } from './mix-input';
 
@@ -89,20 +90,8 @@ export class AudioMixer {
     }
     for (let p = 0; p < ports.length; p++) {
       const port = ports[p]!;
-      const own = port.input.frame; // all zero when the input gave nothing
-      const out = port.out;
-      let clipped = 0;
-      for (let i = 0; i < FRAME_SAMPLES; i++) {
-        const v = total[i]! - own[i]!;
-        if (v > 32767) {
-          out[i] = 32767;
-          clipped++;
-        } else if (v < -32768) {
-          out[i] = -32768;
-          clipped++;
-        } else out[i] = v;
-      }
-      port.samplesClipped += clipped;
+      // its own frame is all zero when the input gave nothing
+      port.samplesClipped += clipFrame(total, port.input.frame, port.out);
     }
     this.readPos += FRAME_SAMPLES;
     this.framesMixed++;

@@ -1,5 +1,6 @@
 import type { Clock } from '../../common/clock';
 import type { G711Law } from '../media-files/g711';
+import { clipFrame, SILENCE_FRAME } from './clip-frame';
 import { FrameSchedule } from './frame-schedule';
 import { FRAME_SAMPLES, MixInput } from './mix-input';
 
@@ -104,19 +105,7 @@ export class SelectableMixer {
         const f = input.frame;
         for (let i = 0; i < FRAME_SAMPLES; i++) sum[i] += f[i]!;
       }
-      const out = port.out;
-      let clipped = 0;
-      for (let i = 0; i < FRAME_SAMPLES; i++) {
-        const v = sum[i]!;
-        if (v > 32767) {
-          out[i] = 32767;
-          clipped++;
-        } else if (v < -32768) {
-          out[i] = -32768;
-          clipped++;
-        } else out[i] = v;
-      }
-      port.samplesClipped += clipped;
+      port.samplesClipped += clipFrame(sum, SILENCE_FRAME, port.out);
     }
     this.readPos += FRAME_SAMPLES;
     this.framesMixed++;
