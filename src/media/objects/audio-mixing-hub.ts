@@ -1,7 +1,7 @@
 import { KurentoErrors } from '../errors/kurento-error';
 import { AudioMixer, type MixerPort } from '../mixing/audio-mixer';
-import { g711LawOf, rtpPayloadEnd, rtpPayloadStart } from '../mixing/rtp-g711';
 import { Hub, type HubMembership, type HubPortOutput } from './hub';
+import { MixMembership } from './mix-membership';
 import type { ElementContext } from './object-context';
 
 /**
@@ -25,7 +25,7 @@ export abstract class AudioMixingHub extends Hub {
     }
     const mixerPort = this.mixer.addPort(port);
     this.members.set(port.id, mixerPort);
-    return new MixingMembership(this.mixer, mixerPort);
+    return new MixMembership(this.mixer, mixerPort);
   }
 
   protected override dismiss(portId: string): void {
@@ -44,30 +44,5 @@ export abstract class AudioMixingHub extends Hub {
     this.mixer.close();
     this.members.clear();
     await super.teardown(options);
-  }
-}
-
-/** A port of an N-1 mix: its G.711 input goes into the mix, read in place (telephone-events are not mixed). */
-class MixingMembership implements HubMembership {
-  readonly output = 'mixed';
-  readonly readsInputOnly = true;
-
-  constructor(
-    private readonly mixer: AudioMixer,
-    private readonly port: MixerPort,
-  ) {}
-
-  input(packet: Buffer, codec: string): void {
-    const law = g711LawOf(codec);
-    if (law === undefined) return;
-    const start = rtpPayloadStart(packet);
-    const end = rtpPayloadEnd(packet);
-    if (start < 0 || end <= start) return;
-    this.mixer.write(this.port, law, packet, start, end - start, packet.readUInt32BE(4), packet.readUInt32BE(8));
-  }
-
-  stats(): Record<string, unknown> {
-    const input = this.port.input;
-    return { packetsMixed: input.packetsMixed, packetsLate: input.packetsLate, reanchors: input.reanchors, samplesClipped: this.port.samplesClipped };
   }
 }

@@ -1,9 +1,9 @@
 import { KurentoErrors } from '../errors/kurento-error';
 import { MAX_MIXER_PORTS } from '../mixing/audio-mixer';
-import { g711LawOf, rtpPayloadEnd, rtpPayloadStart } from '../mixing/rtp-g711';
 import { SelectableMixer, type SelectablePort } from '../mixing/selectable-mixer';
 import type { ElementType } from './element-type';
 import { Hub, HUB_EVENTS, HUB_HIERARCHY, type HubMembership, type HubPortOutput } from './hub';
+import { MixMembership } from './mix-membership';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 
@@ -76,37 +76,20 @@ export class Mixer extends Hub {
   }
 }
 
-/** A port of a Mixer: its G.711 input is decoded into its jitter buffer, read in place. */
-class SelectableMembership implements HubMembership {
-  readonly output = 'mixed';
-  readonly readsInputOnly = true;
-
+/** A port of a Mixer: a port of a mix whose /stats entry also names the ports it hears. */
+class SelectableMembership extends MixMembership<SelectablePort> {
   constructor(
-    private readonly mixer: SelectableMixer,
-    private readonly member: SelectablePort,
+    mixer: SelectableMixer,
+    member: SelectablePort,
     private readonly members: ReadonlyMap<string, SelectablePort>,
-  ) {}
-
-  input(packet: Buffer, codec: string): void {
-    const law = g711LawOf(codec);
-    if (law === undefined) return;
-    const start = rtpPayloadStart(packet);
-    const end = rtpPayloadEnd(packet);
-    if (start < 0 || end <= start) return;
-    this.mixer.write(this.member, law, packet, start, end - start, packet.readUInt32BE(4), packet.readUInt32BE(8));
+  ) {
+    super(mixer, member);
   }
 
-  stats(): Record<string, unknown> {
-    const input = this.member.input;
+  override stats(): Record<string, unknown> {
     const sources: string[] = [];
-    for (const [id, m] of this.members) if (this.member.sources.includes(m)) sources.push(id);
-    return {
-      packetsMixed: input.packetsMixed,
-      packetsLate: input.packetsLate,
-      reanchors: input.reanchors,
-      samplesClipped: this.member.samplesClipped,
-      mixSources: sources,
-    };
+    for (const [id, m] of this.members) if (this.port.sources.includes(m)) sources.push(id);
+    return { ...super.stats(), mixSources: sources };
   }
 }
 
