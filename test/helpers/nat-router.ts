@@ -1,8 +1,9 @@
-import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { deleteNamespaceSync, execInNamespace, namespaceExists, removeStaleNamespaces } from './netns-names';
 
 const run = promisify(execFile);
 
@@ -68,7 +69,7 @@ export class NatRouter {
 
   static async create(): Promise<NatRouter> {
     if (process.getuid?.() !== 0) throw new Error('nat-router: network namespaces and iptables need root (CAP_NET_ADMIN)');
-    await NatRouter.removeStale();
+    await removeStaleNamespaces(/^fn[hr](\d+)n\d+/);
     NatRouter.installExitHook();
     const k = NatRouter.counter++;
     const tag = `${process.pid.toString(36)}n${k}`;
@@ -116,12 +117,12 @@ export class NatRouter {
 
   /** Run a command in the home namespace and wait for it. */
   async inHome(command: string, args: string[]): Promise<string> {
-    return (await run('ip', ['netns', 'exec', this.home, command, ...args])).stdout;
+    return execInNamespace(this.home, command, args);
   }
 
   /** Run a command in the router's namespace and wait for it. */
   async inRouter(command: string, args: string[]): Promise<string> {
-    return (await run('ip', ['netns', 'exec', this.router, command, ...args])).stdout;
+    return execInNamespace(this.router, command, args);
   }
 
   /** Start a long-running program in the home namespace. */
@@ -185,8 +186,7 @@ export class NatRouter {
 
   /** Does a namespace of this name exist (tests assert cleanup)? */
   static async exists(name: string): Promise<boolean> {
-    const { stdout } = await run('ip', ['netns', 'list']);
-    return stdout.split('\n').some((line) => line.split(' ')[0] === name);
+    return namespaceExists(name);
   }
 
   /** A /30 of the documentation ranges no interface of the root namespace uses, and a home /24 no route of it names. */
@@ -210,33 +210,13 @@ export class NatRouter {
     throw new Error('nat-router: no free outside /30 or home /24');
   }
 
-  private static async removeStale(): Promise<void> {
-    const { stdout } = await run('ip', ['netns', 'list']);
-    for (const line of stdout.split('\n')) {
-      const m = /^fn[hr](\d+)n\d+/.exec(line);
-      if (!m) continue;
-      const pid = Number(m[1]);
-      if (pid === process.pid) continue;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        await run('ip', ['netns', 'del', m[0]]).catch(() => undefined);
-      }
-    }
-  }
-
   private static installExitHook(): void {
     if (NatRouter.exitHookInstalled) return;
     NatRouter.exitHookInstalled = true;
     process.on('exit', () => {
       for (const r of NatRouter.live) {
-        for (const ns of [r.home, r.router]) {
-          try {
-            execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-          } catch {
-            // already gone
-          }
-        }
+        deleteNamespaceSync(r.home);
+        deleteNamespaceSync(r.router);
         if (r.wrapperDir) rmSync(r.wrapperDir, { recursive: true, force: true });
       }
     });

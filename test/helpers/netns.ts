@@ -1,5 +1,6 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { deleteNamespaceSync, execInNamespace, namespaceExists, removeStaleNamespaces } from './netns-names';
 
 const run = promisify(execFile);
 
@@ -34,7 +35,7 @@ export class NetNamespace {
 
   static async create(): Promise<NetNamespace> {
     if (process.getuid?.() !== 0) throw new Error('netns: network namespaces need root (CAP_NET_ADMIN)');
-    await NetNamespace.removeStale();
+    await removeStaleNamespaces(/^flc(\d+)n\d+/);
     NetNamespace.installExitHook();
     const k = NetNamespace.counter++;
     const tag = `${process.pid.toString(36)}n${k}`;
@@ -62,8 +63,7 @@ export class NetNamespace {
 
   /** Run a command inside the namespace and wait for it. */
   async exec(command: string, args: string[]): Promise<string> {
-    const { stdout } = await run('ip', ['netns', 'exec', this.name, command, ...args]);
-    return stdout;
+    return execInNamespace(this.name, command, args);
   }
 
   /** S7: the phone's cable is pulled (its link goes down; the root end loses carrier). */
@@ -109,8 +109,7 @@ export class NetNamespace {
 
   /** Does the namespace still exist (tests assert cleanup)? */
   static async exists(name: string): Promise<boolean> {
-    const { stdout } = await run('ip', ['netns', 'list']);
-    return stdout.split('\n').some((line) => line.split(' ')[0] === name);
+    return namespaceExists(name);
   }
 
   private static async freeSubnet(k: number): Promise<{ hostAddress: string; phoneAddress: string }> {
@@ -127,32 +126,11 @@ export class NetNamespace {
     throw new Error('netns: no free 10.213.x.y/30 subnet');
   }
 
-  private static async removeStale(): Promise<void> {
-    const { stdout } = await run('ip', ['netns', 'list']);
-    for (const line of stdout.split('\n')) {
-      const m = /^flc(\d+)n\d+/.exec(line);
-      if (!m) continue;
-      const pid = Number(m[1]);
-      if (pid === process.pid) continue;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        await run('ip', ['netns', 'del', m[0]]).catch(() => undefined);
-      }
-    }
-  }
-
   private static installExitHook(): void {
     if (NetNamespace.exitHookInstalled) return;
     NetNamespace.exitHookInstalled = true;
     process.on('exit', () => {
-      for (const ns of NetNamespace.live) {
-        try {
-          execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' });
-        } catch {
-          // already gone
-        }
-      }
+      for (const ns of NetNamespace.live) deleteNamespaceSync(ns.name);
     });
   }
 }
