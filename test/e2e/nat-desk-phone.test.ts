@@ -2,8 +2,8 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium, type Browser } from 'playwright-core';
 import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
-import { CHROMIUM_ARGS } from '../helpers/chromium';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { NatCallEnds, natWebphoneArgs } from '../helpers/nat-calls';
 import { NatRouter, type NatMapping } from '../helpers/nat-router';
 import { NatWorld } from '../helpers/nat-world';
 import { TEST_API_TOKEN, waitFor } from '../helpers/stack';
@@ -21,20 +21,12 @@ const DESK = { user: '1001', password: 'desk-nat-secret', displayName: 'Desk pho
 const ALICE = { user: 'alice', password: 'alice-nat-secret', displayName: 'Alice (webphone)' };
 const REGINT_S = 10;
 
-/**
- * The webphone's Chromium: the tests' usual flags without loopback candidates (a browser on another host
- * has none; ferry refuses a loopback c= from a remote party), and --ignore-certificate-errors for the
- * development certificate of the HTTPS page (a secure context: the microphone).
- */
-export function webphoneArgs(): string[] {
-  return [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'), '--ignore-certificate-errors'];
-}
-
 describe('NAT: a UDP desk phone behind a masquerading router and a webphone on ferry\'s side', { timeout: 300_000 }, () => {
   const world = new NatWorld([DESK, ALICE]);
   let browser: Browser | undefined;
   let alice: GatewayWebphone;
   let phone: BaresipPhone | undefined;
+  let ends: NatCallEnds;
 
   const diagnose = (err: unknown): Error =>
     new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${world.tail(30)}`);
@@ -106,48 +98,22 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
 
   async function webphoneCallsDesk(): Promise<{ callStart: number; call: CallRecord }> {
     await registrationCurrent();
-    const callStart = Date.now();
-    await alice.dial(DESK.user);
-    await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED at the phone (auto-answer)');
-    await alice.waitCallState('connected', 10_000);
-    const call = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
-    return { callStart, call };
-  }
-
-  async function deskCallsWebphone(): Promise<{ callStart: number; call: CallRecord }> {
-    const callStart = Date.now();
-    const dialed = await phone!.command('dial', `sip:${ALICE.user}@${world.registrar}`);
-    assert.ok(dialed.ok, `dial: ${dialed.data}`);
-    await alice.waitCallState('ringing-in', 15_000);
-    await alice.answer();
-    await alice.waitCallState('connected', 10_000);
-    await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED at the phone');
-    const call = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
-    return { callStart, call };
+    return ends.webphoneCalls(DESK.user);
   }
 
   async function webphoneHangsUp(callStart: number): Promise<void> {
-    const hangupAt = await alice.hangup();
-    const closed = await phone!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= callStart, 3000, 'CALL_CLOSED at the phone');
-    const latency = closed.at - hangupAt;
-    console.log(`# webphone hang-up -> the phone behind NAT closes the call: ${latency} ms (${closed.param})`);
-    assert.ok(latency < 1000, `the phone saw the end ${latency} ms after the webphone hung up`);
+    const closed = await ends.webphoneHangsUp(callStart, 'webphone hang-up -> the phone behind NAT closes the call');
     assert.match(closed.param ?? '', /reset by peer/i, 'the phone closed the call because ferry\'s BYE reached it through the router');
   }
 
   async function deskHangsUp(callStart: number): Promise<void> {
-    const hangupAt = Date.now();
-    assert.ok((await phone!.command('hangup')).ok);
-    await alice.waitCallState('ended', 3000);
-    const latency = (await alice.endedAt())! - hangupAt;
-    console.log(`# phone behind NAT hangs up -> webphone shows the end: ${latency} ms`);
-    assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after the phone hung up`);
+    await ends.phoneHangsUp('phone behind NAT hangs up -> webphone shows the end');
     await phone!.waitEvent((e: BaresipEvent) => e.type === 'CALL_CLOSED' && e.at >= callStart, 2000, 'CALL_CLOSED at the phone');
   }
 
   before(async () => {
     await world.start();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: webphoneArgs() });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: natWebphoneArgs() });
     const [p, a] = await Promise.allSettled([
       (async () => {
         phone = await BaresipPhone.start({
@@ -161,6 +127,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     if (p.status === 'rejected') throw diagnose(p.reason);
     if (a.status === 'rejected') throw a.reason;
     alice = a.value;
+    ends = new NatCallEnds(world, alice, phone!);
   });
 
   afterEach(async () => {
@@ -223,7 +190,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
 
   test('NAT: the phone behind NAT calls the webphone: audio both ways, the phone hangs up: the webphone sees the end < 1 s, all released', async () => {
     try {
-      const { callStart, call } = await deskCallsWebphone();
+      const { callStart, call } = await ends.phoneCalls(ALICE.user);
       assert.equal(call.caller.kind, 'rtp');
       await assertAudioBothWays('phone -> webphone');
       await deskHangsUp(callStart);
@@ -236,7 +203,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
 
   test('NAT: the phone behind NAT calls the webphone and the webphone hangs up: ferry\'s BYE reaches the phone through the router < 1 s, all released', async () => {
     try {
-      const { callStart, call } = await deskCallsWebphone();
+      const { callStart, call } = await ends.phoneCalls(ALICE.user);
       await waitFor(async () => ((await world.phoneLeg())?.packetsToPeer ?? 0) > 50, 10_000, 100, 'RTP to the phone from ferry media');
       await webphoneHangsUp(callStart);
       await world.waitReleased();

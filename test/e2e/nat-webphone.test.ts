@@ -2,8 +2,8 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { BaresipPhone, type BaresipEvent } from '../helpers/baresip-phone';
-import { CHROMIUM_ARGS } from '../helpers/chromium';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { NatCallEnds, natWebphoneArgs } from '../helpers/nat-calls';
 import { NatRouter, type NatMapping } from '../helpers/nat-router';
 import { NatWorld } from '../helpers/nat-world';
 import { waitFor } from '../helpers/stack';
@@ -50,6 +50,7 @@ describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\
   let browser: Browser | undefined;
   let alice: GatewayWebphone;
   let phone: BaresipPhone | undefined;
+  let ends: NatCallEnds;
 
   const diagnose = (err: unknown): Error =>
     new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- ferry:\n${world.tail(30)}`);
@@ -119,8 +120,7 @@ describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\
 
   before(async () => {
     await world.start();
-    const args = [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'), '--ignore-certificate-errors'];
-    browser = await chromium.launch({ executablePath: world.nat.homeWrapper('/usr/bin/chromium'), headless: true, args });
+    browser = await chromium.launch({ executablePath: world.nat.homeWrapper('/usr/bin/chromium'), headless: true, args: natWebphoneArgs() });
     const [p, a] = await Promise.allSettled([
       (async () => {
         phone = await BaresipPhone.start({ user: DESK.user, password: DESK.password, registrar: world.registrar, answer: 'auto', address: world.nat.ferryAddress });
@@ -131,6 +131,7 @@ describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\
     if (p.status === 'rejected') throw diagnose(p.reason);
     if (a.status === 'rejected') throw diagnose(a.reason);
     alice = a.value;
+    ends = new NatCallEnds(world, alice, phone!);
   });
 
   afterEach(async () => {
@@ -163,17 +164,10 @@ describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\
 
   test('NAT: the webphone behind NAT calls a phone outside: ICE from its private host candidate finds the path through the router, audio both ways, its hang-up reaches the phone < 1 s, all released', async () => {
     try {
-      const callStart = Date.now();
-      await alice.dial(DESK.user);
-      await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 15_000, 'CALL_ESTABLISHED at the phone (auto-answer)');
-      await alice.waitCallState('connected', 15_000);
-      const live = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
+      const { callStart, call: live } = await ends.webphoneCalls(DESK.user);
       assert.equal(live.caller.kind, 'webrtc');
       await assertAudioThroughNat('webphone behind NAT -> phone', callStart);
-      const hangupAt = await alice.hangup();
-      const closed = await phone!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= callStart, 3000, 'CALL_CLOSED at the phone');
-      console.log(`# webphone behind NAT hangs up -> the phone closes the call: ${closed.at - hangupAt} ms`);
-      assert.ok(closed.at - hangupAt < 1000, `the phone saw the end ${closed.at - hangupAt} ms after the webphone hung up`);
+      await ends.webphoneHangsUp(callStart, 'webphone behind NAT hangs up -> the phone closes the call');
       await world.waitReleased();
       assert.equal((await world.call(live.id)).state, 'ended');
     } catch (err) {
@@ -183,22 +177,10 @@ describe('NAT: Chromium behind a masquerading router on the HTTPS page at ferry\
 
   test('NAT: a phone outside calls the webphone behind NAT: it rings over its WebSocket, audio both ways through the router, the phone\'s hang-up reaches the webphone < 1 s, all released', async () => {
     try {
-      const callStart = Date.now();
-      const dialed = await phone!.command('dial', `sip:${ALICE.user}@${world.registrar}`);
-      assert.ok(dialed.ok, `dial: ${dialed.data}`);
-      await alice.waitCallState('ringing-in', 15_000);
-      await alice.answer();
-      await alice.waitCallState('connected', 15_000);
-      await phone!.waitEvent((e) => e.type === 'CALL_ESTABLISHED' && e.at >= callStart, 10_000, 'CALL_ESTABLISHED at the phone');
-      const live = await waitFor(async () => (await world.liveCalls())[0], 5000, 50, 'the live call');
+      const { callStart, call: live } = await ends.phoneCalls(ALICE.user);
       assert.equal(live.callee.kind, 'webrtc');
       await assertAudioThroughNat('phone -> webphone behind NAT', callStart);
-      const hangupAt = Date.now();
-      assert.ok((await phone!.command('hangup')).ok);
-      await alice.waitCallState('ended', 3000);
-      const latency = (await alice.endedAt())! - hangupAt;
-      console.log(`# the phone hangs up -> the webphone behind NAT shows the end: ${latency} ms`);
-      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after the phone hung up`);
+      await ends.phoneHangsUp('the phone hangs up -> the webphone behind NAT shows the end');
       await world.waitReleased();
       assert.equal((await world.call(live.id)).state, 'ended');
     } catch (err) {
