@@ -48,6 +48,11 @@ function lineOf(msg: SipMsgLike): string {
   return msg.type === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status}`;
 }
 
+/** what the tests compare of a call's records: kind, source, role or reason, and the SIP message's method or status */
+function summary(records: Cdr[]): unknown[][] {
+  return records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]);
+}
+
 describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', () => {
   let engine: SipEngineProcess;
   let callApp: ConnectedSrf;
@@ -110,6 +115,13 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
     return m[1];
   }
 
+  /** SIPp places one call to the app's user `service` with `scenario`, which ends as it should: the call's Call-ID */
+  async function sippCalls(scenario: string, service: string): Promise<string> {
+    const r = await runSipp({ scenario, localPort: await freePort(), remote: callApp.sipAddress('udp'), service, timeoutS: 20 });
+    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    return callIdOfSipp(r.messages);
+  }
+
   function checkTimes(records: Cdr[]): void {
     for (const r of records) {
       assert.match(r.time, TIME, `${r.kind} time in drachtio-server's HH:MM:SS.uuuuuu form`);
@@ -118,11 +130,8 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
   }
 
   test('answered call ended by the caller: attempt (network, INVITE), start (application, uas, 200), stop (network, normal-release, BYE)', { timeout: 60_000 }, async () => {
-    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'answer', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
-    const callId = callIdOfSipp(r.messages);
-    const records = await recordsOf(callId, 3);
-    assert.deepEqual(records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    const records = await recordsOf(await sippCalls('uac-call.xml', 'answer'), 3);
+    assert.deepEqual(summary(records), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['start', 'application', 'uas', '200'],
       ['stop', 'network', 'normal-release', 'BYE'],
@@ -131,11 +140,8 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
   });
 
   test('answered call ended by the app: stop (application, normal-release, the BYE it sent)', { timeout: 60_000 }, async () => {
-    const r = await runSipp({ scenario: 'uac-await-bye.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'hangup', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
-    const callId = callIdOfSipp(r.messages);
-    const records = await recordsOf(callId, 3);
-    assert.deepEqual(records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    const records = await recordsOf(await sippCalls('uac-await-bye.xml', 'hangup'), 3);
+    assert.deepEqual(summary(records), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['start', 'application', 'uas', '200'],
       ['stop', 'application', 'normal-release', 'BYE'],
@@ -144,11 +150,8 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
   });
 
   test('rejected call: attempt, then stop (application, call-rejected, the 480); no start', { timeout: 60_000 }, async () => {
-    const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'busy', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
-    const callId = callIdOfSipp(r.messages);
-    const records = await recordsOf(callId, 2);
-    assert.deepEqual(records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    const records = await recordsOf(await sippCalls('gateway-uac-rejected.xml', 'busy'), 2);
+    assert.deepEqual(summary(records), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['stop', 'application', 'call-rejected', '480'],
     ]);
@@ -156,11 +159,8 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
   });
 
   test('cancelled call: attempt, then stop (network, call-canceled, the INVITE); no start', { timeout: 60_000 }, async () => {
-    const r = await runSipp({ scenario: 'uac-cancel.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'ring', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
-    const callId = callIdOfSipp(r.messages);
-    const records = await recordsOf(callId, 2);
-    assert.deepEqual(records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    const records = await recordsOf(await sippCalls('uac-cancel.xml', 'ring'), 2);
+    assert.deepEqual(summary(records), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['stop', 'network', 'call-canceled', 'INVITE'],
     ]);
@@ -176,7 +176,7 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
     const r = await phone.done;
     assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
     const records = await recordsOf(callId, 3);
-    assert.deepEqual(records.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    assert.deepEqual(summary(records), [
       ['attempt', 'application', undefined, 'INVITE'],
       ['start', 'network', 'uac', '200'],
       ['stop', 'application', 'normal-release', 'BYE'],
@@ -188,18 +188,17 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
     const port = await freePort();
     bLeg = `sip:phone@127.0.0.1:${port}`;
     const phoneB = await startSipp({ scenario: 'uas-answer.xml', localPort: port, timeoutS: 20 });
-    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'b2b', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const aCallId = await sippCalls('uac-call.xml', 'b2b');
     const rb = await phoneB.done;
     assert.equal(rb.stats?.successfulCalls, 1, describeSipp(rb));
-    const a = await recordsOf(callIdOfSipp(r.messages), 3);
+    const a = await recordsOf(aCallId, 3);
     const b = await recordsOf(callIdOfSipp(rb.messages), 3);
-    assert.deepEqual(a.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    assert.deepEqual(summary(a), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['start', 'application', 'uas', '200'],
       ['stop', 'network', 'normal-release', 'BYE'],
     ], 'the A leg (SIPp called the app, SIPp hung up)');
-    assert.deepEqual(b.map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    assert.deepEqual(summary(b), [
       ['attempt', 'application', undefined, 'INVITE'],
       ['start', 'network', 'uac', '200'],
       ['stop', 'application', 'normal-release', 'BYE'],
@@ -211,16 +210,13 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
     const port = await freePort();
     bLeg = `sip:phone@127.0.0.1:${port}`;
     const callee = await startSipp({ scenario: 'proxy-uas-answer.xml', localPort: port, timeoutS: 20 });
-    const r = await runSipp({ scenario: 'uac-call.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'proxy', timeoutS: 20 });
-    assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
+    const callId = await sippCalls('uac-call.xml', 'proxy');
     const rc = await callee.done;
     assert.equal(rc.stats?.successfulCalls, 1, describeSipp(rc));
-    const callId = callIdOfSipp(r.messages);
     const records = await recordsOf(callId, 2);
     // a later call's records arrive after any this call could still have produced
-    const probe = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'busy', timeoutS: 20 });
-    await recordsOf(callIdOfSipp(probe.messages), 2);
-    assert.deepEqual(cdrs.filter((c) => c.callId === callId).map((c) => [c.kind, c.source, c.detail, c.line.split(' ')[0]]), [
+    await recordsOf(await sippCalls('gateway-uac-rejected.xml', 'busy'), 2);
+    assert.deepEqual(summary(cdrs.filter((c) => c.callId === callId)), [
       ['attempt', 'network', undefined, 'INVITE'],
       ['start', 'application', 'proxy-uas', '200'],
     ]);
@@ -232,9 +228,7 @@ describe('call detail records (cdr:attempt/start/stop) for drachtio-srf apps', (
     try {
       const callIds: string[] = [];
       for (let i = 0; i < 2; i++) {
-        const r = await runSipp({ scenario: 'gateway-uac-rejected.xml', localPort: await freePort(), remote: callApp.sipAddress('udp'), service: 'busy', timeoutS: 20 });
-        assert.equal(r.stats?.successfulCalls, 1, describeSipp(r));
-        callIds.push(callIdOfSipp(r.messages));
+        callIds.push(await sippCalls('gateway-uac-rejected.xml', 'busy'));
       }
       const records = (await Promise.all(callIds.map((id) => recordsOf(id, 2)))).flat();
       const attempts = records.filter((c) => c.kind === 'attempt');
