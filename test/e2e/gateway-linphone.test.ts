@@ -92,6 +92,26 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
     await waitFor(async () => (await liveCalls()).length === 0, 3000, 25, 'no live call at the gateway');
   }
 
+  /** linphone hangs up: the webphone shows the end < 1 s later; when linphone hung up */
+  async function linphoneHangsUp(): Promise<number> {
+    const hangupAt = Date.now();
+    phone.terminate();
+    await alice.waitCallState('ended', 3000);
+    const latency = (await alice.endedAt())! - hangupAt;
+    console.log(`# linphone hang-up -> webphone shows the end: ${latency} ms`);
+    assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after linphone hung up`);
+    return hangupAt;
+  }
+
+  /** RTP both ways again at the phone leg in ferry media: more than 50 packets each way from now on */
+  async function legFlowsAgain(what: string): Promise<void> {
+    const leg0 = (await phoneLeg())!;
+    await waitFor(async () => {
+      const l = (await phoneLeg())!;
+      return l.packetsFromPeer - leg0.packetsFromPeer > 50 && l.packetsToPeer - leg0.packetsToPeer > 50;
+    }, 5000, 100, what);
+  }
+
   /** the webphone dials 1001, linphone rings and answers, both see the call up */
   async function webphoneCallsLinphone(): Promise<{ connectedAt: number; call: CallRecord }> {
     phone.newRecording();
@@ -181,12 +201,7 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       assert.match(call.caller.localSdp ?? '', /^m=audio \d+ RTP\/AVP 0 101\s*$/m, `ferry answered PCMU and telephone-event out of linphone's nine payload types: ${call.caller.localSdp}`);
       await assertAudioBothWays(Date.now());
 
-      const hangupAt = Date.now();
-      phone.terminate();
-      await alice.waitCallState('ended', 3000);
-      const latency = (await alice.endedAt())! - hangupAt;
-      console.log(`# linphone hang-up -> webphone shows the end: ${latency} ms`);
-      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after linphone hung up`);
+      const hangupAt = await linphoneHangsUp();
       assert.match(await alice.message(), /other side hung up/);
       await assertReleased();
       const ended = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
@@ -281,19 +296,12 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
         const c = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
         return c.timeline.some((e) => e.event === 'resume' && /sendrecv/.test(e.detail ?? ''));
       }, 5000, 50, 'the resume (sendrecv) in the call\'s timeline');
-      const leg0 = (await phoneLeg())!;
       const s0 = await alice.rtpStats();
-      await waitFor(async () => {
-        const l = (await phoneLeg())!;
-        return l.packetsFromPeer - leg0.packetsFromPeer > 50 && l.packetsToPeer - leg0.packetsToPeer > 50;
-      }, 5000, 100, 'RTP both ways at the phone leg after resume');
+      await legFlowsAgain('RTP both ways at the phone leg after resume');
       await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the browser receives again after resume');
       await phone.waitLog(/^INVITE sip:/, 2000, resumedSince, 'the resume\'s re-INVITE in linphone\'s log');
 
-      const hangupAt = Date.now();
-      phone.terminate();
-      await alice.waitCallState('ended', 3000);
-      assert.ok((await alice.endedAt())! - hangupAt < 1000);
+      await linphoneHangsUp();
       await assertReleased();
     } catch (err) {
       throw diagnose(err);
@@ -318,17 +326,10 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
         const c = await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`);
         return c.timeline.some((e) => e.t >= resumeAt && e.event === 'resume');
       }, 5000, 50, 'the resume in the call\'s timeline');
-      const leg0 = (await phoneLeg())!;
-      await waitFor(async () => {
-        const l = (await phoneLeg())!;
-        return l.packetsFromPeer - leg0.packetsFromPeer > 50 && l.packetsToPeer - leg0.packetsToPeer > 50;
-      }, 5000, 100, 'RTP both ways at the phone leg after the resume');
+      await legFlowsAgain('RTP both ways at the phone leg after the resume');
       assert.equal(await alice.callState(), 'connected');
 
-      const hangupAt = Date.now();
-      phone.terminate();
-      await alice.waitCallState('ended', 3000);
-      assert.ok((await alice.endedAt())! - hangupAt < 1000);
+      await linphoneHangsUp();
       await assertReleased();
     } catch (err) {
       throw diagnose(err);
@@ -355,11 +356,7 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
       assert.match(call.caller.remoteSdp ?? '', /^a=candidate:\S+ 1 UDP \d+ \S+ \d+ typ host/m, 'and host candidates');
       assert.doesNotMatch(call.caller.localSdp ?? '', /^a=(ice-|candidate)/m, `ferry's answer has no ICE: ${call.caller.localSdp}`);
       await assertAudioBothWays(Date.now());
-      const hangupAt = Date.now();
-      phone.terminate();
-      await alice.waitCallState('ended', 3000);
-      const latency = (await alice.endedAt())! - hangupAt;
-      assert.ok(latency < 1000, `the webphone saw the end ${latency} ms after linphone hung up`);
+      await linphoneHangsUp();
       await assertReleased();
       assert.ok(['sip-bye', 'icmp-unreachable'].includes((await getJson<CallRecord>(stack.httpPort, `/api/calls/${call.id}`)).reason!));
     } catch (err) {
