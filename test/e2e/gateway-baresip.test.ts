@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BaresipEvent, BaresipPhone } from '../helpers/baresip-phone';
 import type { GatewayWebphone } from '../helpers/gateway-webphone';
-import { BaresipWebphoneWorld } from '../helpers/baresip-webphone-world';
+import { BaresipWebphoneWorld, waitRtpBothWays } from '../helpers/baresip-webphone-world';
 import { getJson, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -41,14 +41,7 @@ describe('baresip desk phone <-> Chromium webphone through the gateway', { timeo
 
   /** media both ways, counted at the browser (getStats) and at the phone's RtpEndpoint in ferry media, and baresip's RTCP */
   async function assertAudioBothWays(callStart: number): Promise<void> {
-    await waitFor(async () => {
-      const s = await alice.rtpStats();
-      return s.sent > 100 && s.received > 100;
-    }, 15_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
-    const leg = await waitFor(async () => {
-      const l = await phoneLeg();
-      return l && l.packetsFromPeer > 100 && l.packetsToPeer > 100 ? l : undefined;
-    }, 10_000, 100, 'RTP both ways at the phone leg in ferry media');
+    const leg = await waitRtpBothWays(alice, phoneLeg);
     assert.ok(leg.packetsFromPeer > 100 && leg.packetsToPeer > 100, JSON.stringify(leg));
     // baresip reports every 5 s; it emits CALL_RTCP for each report it receives with its own counts
     // baresip sends an SR every 5 s and emits CALL_RTCP with its own count (tx.sent) and the count in

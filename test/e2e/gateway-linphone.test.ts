@@ -10,7 +10,7 @@ import { LINPHONE_SIP_PORT, LinphonePhone } from '../helpers/linphone-phone';
 import type { NetNamespace } from '../helpers/netns';
 import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
 import { carriesPair, closeAudioProbe, dominates, installAudioProbe, probeFrames } from '../helpers/webphone-audio-probe';
-import type { MediaStats, PhoneLegStats } from '../helpers/baresip-webphone-world';
+import { waitRtpBothWays, type MediaStats, type PhoneLegStats } from '../helpers/baresip-webphone-world';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -52,14 +52,7 @@ describe('linphone desk phone <-> Chromium webphone through the gateway', { time
 
   /** media both ways at the browser, at the phone leg in ferry media, linphone's tone heard in the page and the browser's tone in linphone's recording */
   async function assertAudioBothWays(connectedAt: number): Promise<void> {
-    await waitFor(async () => {
-      const s = await alice.rtpStats();
-      return s.sent > 100 && s.received > 100;
-    }, 15_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
-    const leg = await waitFor(async () => {
-      const l = await phoneLeg();
-      return l && l.packetsFromPeer > 100 && l.packetsToPeer > 100 ? l : undefined;
-    }, 10_000, 100, 'RTP both ways at the phone leg in ferry media');
+    const leg = await waitRtpBothWays(alice, phoneLeg);
     // the page hears linphone's 440 Hz tone: 50 frames (1 s) where it dominates every other probed frequency
     const probeFrom = Date.now();
     assert.equal(await installAudioProbe(alice.page), 'running', 'the page\'s AudioContext runs');

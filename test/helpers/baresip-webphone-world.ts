@@ -28,6 +28,21 @@ export interface MediaStats {
   pipelinesDetail: { elements: PhoneLegStats[] }[];
 }
 
+/**
+ * RTP both ways between the webphone and a desk phone: more than 100 packets each way counted by the
+ * browser (getStats), then at the phone leg in ferry media (its stats returned).
+ */
+export async function waitRtpBothWays(webphone: GatewayWebphone, phoneLeg: () => Promise<PhoneLegStats | undefined>): Promise<PhoneLegStats> {
+  await waitFor(async () => {
+    const s = await webphone.rtpStats();
+    return s.sent > 100 && s.received > 100;
+  }, 15_000, 100, 'RTP both ways at the Chromium webphone (getStats)');
+  return waitFor(async () => {
+    const l = await phoneLeg();
+    return l && l.packetsFromPeer > 100 && l.packetsToPeer > 100 ? l : undefined;
+  }, 10_000, 100, 'RTP both ways at the phone leg in ferry media');
+}
+
 export interface BaresipWebphoneWorldOptions {
   /** prefix of the temporary directory holding the gateway's user file */
   dirPrefix: string;
