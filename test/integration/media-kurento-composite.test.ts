@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALAW_TO_LINEAR, encodeG711, MULAW_TO_LINEAR, type G711Law } from '../../src/media/media-files/g711';
+import type { G711Law } from '../../src/media/media-files/g711';
 import { MAX_MIXER_PORTS } from '../../src/media/mixing/audio-mixer';
-import { goertzelPower, sineSamples } from '../helpers/audio-tone';
 import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { MediaServerProcess } from '../helpers/media-server-process';
+import { formatPowers, sendTone, tonePowers, TONES } from '../helpers/mix-tones';
 
 /**
  * Composite + HubPort (audio mixing) driven by the unmodified kurento-client against a real
@@ -15,38 +15,6 @@ import { MediaServerProcess } from '../helpers/media-server-process';
  * 50 packets a second and hear only who still speaks; the port cap answers 40009; releasing a HubPort
  * or the Composite frees everything (/stats back to zero).
  */
-
-const TONES = [400, 700, 1100];
-
-/** Sends a tone as 20 ms G.711 packets paced by the wall clock until stopped. */
-function sendTone(peer: RtpTestPeer, hz: number, law: G711Law): { stop: () => void } {
-  let sent = 0;
-  const t0 = Date.now();
-  const tick = () => {
-    const due = Math.floor((Date.now() - t0) / 20) + 1;
-    for (; sent < due; sent++) {
-      const b = Buffer.alloc(160);
-      encodeG711(law, sineSamples(hz, 8000, 160, 0.3, sent * 160), 0, 160, b, 0);
-      peer.send(law === 'mulaw' ? 0 : 8, b);
-    }
-  };
-  const timer = setInterval(tick, 5);
-  tick();
-  return { stop: () => clearInterval(timer) };
-}
-
-/** Power of each test tone in what `peer` received from packet `from` on (decoded with the law of its payload type). */
-function tonePowers(peer: RtpTestPeer, from: number, to = peer.received.length): number[] {
-  const packets = peer.received.slice(from, to).filter((p) => p.pt === 0 || p.pt === 8);
-  const pcm = new Int16Array(packets.length * 160);
-  packets.forEach((p, i) => {
-    const table = p.pt === 8 ? ALAW_TO_LINEAR : MULAW_TO_LINEAR;
-    for (let j = 0; j < p.payload.length && j < 160; j++) pcm[i * 160 + j] = table[p.payload[j]!]!;
-  });
-  return TONES.map((hz) => goertzelPower(pcm, 8000, hz));
-}
-
-const fmt = (powers: number[]) => powers.map((p, i) => `${TONES[i]} Hz: ${p.toFixed(1)}`).join(', ');
 
 describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry media)', { timeout: 60_000 }, () => {
   let server: MediaServerProcess;
@@ -94,8 +62,8 @@ describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry med
       assert.ok(p.peer.received.slice(starts[i]!).every((r) => r.pt === (p.law === 'alaw' ? 8 : 0)), `party ${i} receives in its own codec`);
       const powers = tonePowers(p.peer, starts[i]!, starts[i]! + 50);
       const others = powers.filter((_, j) => j !== i);
-      assert.ok(Math.min(...others) > 1000, `party ${i} hears both others: ${fmt(powers)}`);
-      assert.ok(Math.min(...others) > 100 * powers[i]!, `party ${i} does not hear itself: ${fmt(powers)}`);
+      assert.ok(Math.min(...others) > 1000, `party ${i} hears both others: ${formatPowers(powers)}`);
+      assert.ok(Math.min(...others) > 100 * powers[i]!, `party ${i} does not hear itself: ${formatPowers(powers)}`);
     });
 
     // phase 2: party 1 goes silent (stops sending); the others keep getting 50 packets a second and hear only each other
@@ -103,9 +71,9 @@ describe('media: Composite + HubPort audio mixing (kurento-client, bin/ferry med
     const quietFrom = parties.map((p) => p.peer.received.length + 10);
     await Promise.all(parties.map((p, i) => p.peer.waitFor(() => p.peer.received.length >= quietFrom[i]! + 25, 3000, `0.5 s more of mix at party ${i}`)));
     const [atA, atB, atC] = parties.map((p, i) => tonePowers(p.peer, quietFrom[i]!, quietFrom[i]! + 25));
-    assert.ok(atA![2]! > 1000 && atA![2]! > 100 * atA![1]!, `party 0 hears party 2 and no more party 1: ${fmt(atA!)}`);
-    assert.ok(atC![0]! > 1000 && atC![0]! > 100 * atC![1]!, `party 2 hears party 0 and no more party 1: ${fmt(atC!)}`);
-    assert.ok(atB![0]! > 1000 && atB![2]! > 1000, `the silent party still hears both: ${fmt(atB!)}`);
+    assert.ok(atA![2]! > 1000 && atA![2]! > 100 * atA![1]!, `party 0 hears party 2 and no more party 1: ${formatPowers(atA!)}`);
+    assert.ok(atC![0]! > 1000 && atC![0]! > 100 * atC![1]!, `party 2 hears party 0 and no more party 1: ${formatPowers(atC!)}`);
+    assert.ok(atB![0]! > 1000 && atB![2]! > 1000, `the silent party still hears both: ${formatPowers(atB!)}`);
     senders.forEach((s) => s.stop());
 
     // releasing one HubPort releases only that port, as in KMS: the hub keeps the other two, the call goes on

@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALAW_TO_LINEAR, encodeG711, MULAW_TO_LINEAR, type G711Law } from '../../src/media/media-files/g711';
-import { goertzelPower, sineSamples } from '../helpers/audio-tone';
+import type { G711Law } from '../../src/media/media-files/g711';
 import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { MediaServerProcess } from '../helpers/media-server-process';
+import { formatPowers, sendTone, tonePowers, TONES } from '../helpers/mix-tones';
 
 /**
  * Mixer and AlphaBlending (audio) driven by the unmodified kurento-client against a real
@@ -16,38 +16,6 @@ import { MediaServerProcess } from '../helpers/media-server-process';
  * each other and not themselves (KMS mixes its audio N-1); its video settings are checked and answered.
  * Everything released, /stats back to zero.
  */
-
-const TONES = [400, 700, 1100];
-
-/** Sends a tone as 20 ms G.711 packets paced by the wall clock until stopped. */
-function sendTone(peer: RtpTestPeer, hz: number, law: G711Law): { stop: () => void } {
-  let sent = 0;
-  const t0 = Date.now();
-  const tick = () => {
-    const due = Math.floor((Date.now() - t0) / 20) + 1;
-    for (; sent < due; sent++) {
-      const b = Buffer.alloc(160);
-      encodeG711(law, sineSamples(hz, 8000, 160, 0.3, sent * 160), 0, 160, b, 0);
-      peer.send(law === 'mulaw' ? 0 : 8, b);
-    }
-  };
-  const timer = setInterval(tick, 5);
-  tick();
-  return { stop: () => clearInterval(timer) };
-}
-
-/** Power of each test tone in what `peer` received between packets `from` and `to`. */
-function tonePowers(peer: RtpTestPeer, from: number, to: number): number[] {
-  const packets = peer.received.slice(from, to).filter((p) => p.pt === 0 || p.pt === 8);
-  const pcm = new Int16Array(packets.length * 160);
-  packets.forEach((p, i) => {
-    const table = p.pt === 8 ? ALAW_TO_LINEAR : MULAW_TO_LINEAR;
-    for (let j = 0; j < p.payload.length && j < 160; j++) pcm[i * 160 + j] = table[p.payload[j]!]!;
-  });
-  return TONES.map((hz) => goertzelPower(pcm, 8000, hz));
-}
-
-const fmt = (powers: number[]) => powers.map((p, i) => `${TONES[i]} Hz: ${p.toFixed(1)}`).join(', ');
 
 interface Party {
   ep: KurentoObjectLike;
@@ -92,7 +60,7 @@ describe('media: Mixer and AlphaBlending audio (kurento-client, bin/ferry media)
   }
 
   const hears = (powers: number[], yes: number[], no: number[], who: string) => {
-    for (const y of yes) for (const n of no) assert.ok(powers[y]! > 1000 && powers[y]! > 100 * powers[n]!, `${who} hears ${TONES[y]} Hz and not ${TONES[n]} Hz: ${fmt(powers)}`);
+    for (const y of yes) for (const n of no) assert.ok(powers[y]! > 1000 && powers[y]! > 100 * powers[n]!, `${who} hears ${TONES[y]} Hz and not ${TONES[n]} Hz: ${formatPowers(powers)}`);
   };
 
   test('Mixer: a supervisor hears caller and agent, whispers to the agent only; the whisper disconnected; errors', async () => {
