@@ -1,7 +1,8 @@
 import { KurentoErrors } from '../errors/kurento-error';
 import { AudioMixer, type MixerPort } from '../mixing/audio-mixer';
-import { Hub, type HubMembership, type HubPortOutput } from './hub';
+import type { HubMembership, HubPortOutput } from './hub';
 import { MixMembership } from './mix-membership';
+import { MixingHubBase } from './mixing-hub-base';
 import type { ElementContext } from './object-context';
 
 /**
@@ -10,13 +11,9 @@ import type { ElementContext } from './object-context';
  * Composite and AlphaBlending mix audio this way (their kmsaudiomixer). At most the mixer's port cap
  * (MAX_MIXER_PORTS; one more is 40009).
  */
-export abstract class AudioMixingHub extends Hub {
-  readonly mixer: AudioMixer;
-  private readonly members = new Map<string, MixerPort>();
-
+export abstract class AudioMixingHub extends MixingHubBase<MixerPort, AudioMixer> {
   constructor(ctx: ElementContext, type: string) {
-    super(ctx, type);
-    this.mixer = new AudioMixer(ctx.clock);
+    super(ctx, type, new AudioMixer(ctx.clock));
   }
 
   protected override admit(port: HubPortOutput): HubMembership {
@@ -26,23 +23,5 @@ export abstract class AudioMixingHub extends Hub {
     const mixerPort = this.mixer.addPort(port);
     this.members.set(port.id, mixerPort);
     return new MixMembership(this.mixer, mixerPort);
-  }
-
-  protected override dismiss(portId: string): void {
-    const mixerPort = this.members.get(portId);
-    if (mixerPort === undefined) return;
-    this.members.delete(portId);
-    this.mixer.removePort(mixerPort);
-  }
-
-  override describeForStats(): Record<string, unknown> {
-    return { ...super.describeForStats(), framesMixed: this.mixer.framesMixed, scheduleRestarts: this.mixer.scheduleRestarts };
-  }
-
-  override async teardown(options: { notifyPeer: boolean }): Promise<void> {
-    if (this.released) return;
-    this.mixer.close();
-    this.members.clear();
-    await super.teardown(options);
   }
 }

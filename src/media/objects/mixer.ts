@@ -2,8 +2,9 @@ import { KurentoErrors } from '../errors/kurento-error';
 import { MAX_MIXER_PORTS } from '../mixing/audio-mixer';
 import { SelectableMixer, type SelectablePort } from '../mixing/selectable-mixer';
 import type { ElementType } from './element-type';
-import { Hub, HUB_EVENTS, HUB_HIERARCHY, type HubMembership, type HubPortOutput } from './hub';
+import { HUB_EVENTS, HUB_HIERARCHY, type HubMembership, type HubPortOutput } from './hub';
 import { MixMembership } from './mix-membership';
+import { MixingHubBase } from './mixing-hub-base';
 import type { OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 
@@ -17,13 +18,9 @@ import type { ElementContext } from './object-context';
  * unused (KMS routes video; ferry carries audio only); VIDEO disconnect is 40005 as in KMS ("not
  * implemented yet"), DATA 40005. At most MAX_MIXER_PORTS ports (one more is 40009).
  */
-export class Mixer extends Hub {
-  readonly mixer: SelectableMixer;
-  private readonly members = new Map<string, SelectablePort>();
-
+export class Mixer extends MixingHubBase<SelectablePort, SelectableMixer> {
   constructor(ctx: ElementContext) {
-    super(ctx, 'Mixer');
-    this.mixer = new SelectableMixer(ctx.clock);
+    super(ctx, 'Mixer', new SelectableMixer(ctx.clock));
   }
 
   protected override admit(port: HubPortOutput): HubMembership {
@@ -31,13 +28,6 @@ export class Mixer extends Hub {
     const member = this.mixer.addPort({ mixed: (frame) => port.mixed(frame), stopped: () => port.outputStopped() });
     this.members.set(port.id, member);
     return new SelectableMembership(this.mixer, member, this.members);
-  }
-
-  protected override dismiss(portId: string): void {
-    const member = this.members.get(portId);
-    if (member === undefined) return;
-    this.members.delete(portId);
-    this.mixer.removePort(member);
   }
 
   override async invoke(operation: string, params: OperationParams): Promise<unknown> {
@@ -62,17 +52,6 @@ export class Mixer extends Hub {
     if (!this.mixer.deselect(source, sink)) throw KurentoErrors.connect('Can not disconnect ports: the source is not connected to the sink');
     this.ctx.logger.info('mixer disconnected ports', { hub: this.id, source: sourceId, sink: sinkId });
     return null;
-  }
-
-  override describeForStats(): Record<string, unknown> {
-    return { ...super.describeForStats(), framesMixed: this.mixer.framesMixed, scheduleRestarts: this.mixer.scheduleRestarts };
-  }
-
-  override async teardown(options: { notifyPeer: boolean }): Promise<void> {
-    if (this.released) return;
-    this.mixer.close();
-    this.members.clear();
-    await super.teardown(options);
   }
 }
 
