@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
-import { createLogger } from '../../src/common/logger';
 import { KurentoError } from '../../src/media/errors/kurento-error';
 import { ALAW_TO_LINEAR, encodeG711, MULAW_TO_LINEAR } from '../../src/media/media-files/g711';
 import { AudioMixer, MAX_MIXER_PORTS, type MixerPort } from '../../src/media/mixing/audio-mixer';
@@ -10,8 +9,7 @@ import { Composite } from '../../src/media/objects/composite';
 import { HubPort } from '../../src/media/objects/hub-port';
 import { MediaElement } from '../../src/media/objects/media-element';
 import type { ElementContext } from '../../src/media/objects/object-context';
-import { PortAllocator } from '../../src/media/rtp/port-allocator';
-import { loadMediaConfig } from '../../src/media/server/media-config';
+import { MediaTestObjects } from '../helpers/media-test-objects';
 import { goertzelPower, sineSamples } from '../helpers/audio-tone';
 import { rng } from '../helpers/seeded-random';
 
@@ -154,28 +152,6 @@ describe('media: audio mixer (fake clock)', () => {
 
 // ---- Composite and HubPort as elements --------------------------------------------------------------
 
-let nextId = 0;
-class Objects {
-  readonly byId = new Map<string, unknown>();
-  readonly clock = new FakeClock();
-  context(type: string, params: Record<string, unknown>): ElementContext {
-    const id = `pipe/${nextId++}_kurento.${type}`;
-    return {
-      id,
-      pipelineId: 'pipe',
-      constructorParams: params,
-      host: { emitEvent: () => undefined, lookup: (x) => this.byId.get(x), legEnded: () => undefined },
-      clock: this.clock,
-      config: loadMediaConfig({ port: 0 }, {}),
-      ports: new PortAllocator('127.0.0.1', 0, 0),
-      logger: createLogger('test.media-mixer'),
-    };
-  }
-  add<T extends { id: string }>(o: T): T {
-    this.byId.set(o.id, o);
-    return o;
-  }
-}
 
 /** Stands in for an endpoint: says which codecs it negotiated, keeps what it is sent. */
 class CaptureSink extends MediaElement {
@@ -209,7 +185,7 @@ function rtp(seq: number, ts: number, ssrc: number, payload: Buffer, pt = 0): Bu
 
 describe('media: Composite and HubPort elements (fake clock)', () => {
   test('three tones: each port\'s sink hears the other two, in its own codec, and not its own; teardown frees the mixer', { timeout: 10_000 }, async () => {
-    const o = new Objects();
+    const o = new MediaTestObjects('test.media-mixer');
     const hub = o.add(new Composite(o.context('Composite', {})));
     const ports = [0, 1, 2].map(() => o.add(new HubPort(o.context('HubPort', { hub: hub.id }))));
     assert.deepEqual(await hub.invoke('getChildren', {}), ports.map((p) => p.id));
@@ -249,7 +225,7 @@ describe('media: Composite and HubPort elements (fake clock)', () => {
 
   test('fuzz: 20 000 random packets into a port never throw, the mix keeps its pace and stays bounded', { timeout: 10_000 }, async () => {
     const random = rng(0x4d1c);
-    const o = new Objects();
+    const o = new MediaTestObjects('test.media-mixer');
     const hub = o.add(new Composite(o.context('Composite', {})));
     const [hostile, listener] = [0, 1].map(() => o.add(new HubPort(o.context('HubPort', { hub: hub.id }))));
     const sink = new CaptureSink(o.context('CaptureSink', {}), ['pcmu/8000']);

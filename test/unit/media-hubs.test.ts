@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock, type Clock, type TimerHandle } from '../../src/common/clock';
-import { createLogger } from '../../src/common/logger';
+import type { Clock, TimerHandle } from '../../src/common/clock';
 import { KurentoError } from '../../src/media/errors/kurento-error';
 import { encodeG711, MULAW_TO_LINEAR, ALAW_TO_LINEAR } from '../../src/media/media-files/g711';
 import { MAX_MIXER_PORTS } from '../../src/media/mixing/audio-mixer';
@@ -16,8 +15,7 @@ import { HubPort } from '../../src/media/objects/hub-port';
 import { MediaElement } from '../../src/media/objects/media-element';
 import { Mixer } from '../../src/media/objects/mixer';
 import type { ElementContext } from '../../src/media/objects/object-context';
-import { PortAllocator } from '../../src/media/rtp/port-allocator';
-import { loadMediaConfig } from '../../src/media/server/media-config';
+import { MediaTestObjects } from '../helpers/media-test-objects';
 import { rng } from '../helpers/seeded-random';
 
 /**
@@ -36,27 +34,9 @@ const PCMU = 'pcmu/8000';
 const PCMA = 'pcma/8000';
 const DELAY_FRAMES = PLAYOUT_DELAY_SAMPLES / FRAME_SAMPLES;
 
-let nextId = 0;
-class Objects {
-  readonly byId = new Map<string, unknown>();
-  readonly clock = new FakeClock();
-  readonly events: { id: string; type: string; data: Record<string, unknown> }[] = [];
-  context(type: string, params: Record<string, unknown>): ElementContext {
-    const id = `pipe/${nextId++}_kurento.${type}`;
-    return {
-      id,
-      pipelineId: 'pipe',
-      constructorParams: params,
-      host: { emitEvent: (oid, t, data) => this.events.push({ id: oid, type: t, data }), lookup: (x) => this.byId.get(x), legEnded: () => undefined },
-      clock: this.clock,
-      config: loadMediaConfig({ port: 0 }, {}),
-      ports: new PortAllocator('127.0.0.1', 0, 0),
-      logger: createLogger('test.media-hubs'),
-    };
-  }
-  add<T extends { id: string }>(o: T): T {
-    this.byId.set(o.id, o);
-    return o;
+class Objects extends MediaTestObjects {
+  constructor() {
+    super('test.media-hubs');
   }
   port(hub: { id: string }): HubPort {
     return this.add(new HubPort(this.context('HubPort', { hub: hub.id })));
