@@ -96,6 +96,16 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
     }, (REGINT_S + 5) * 1000, 100, 'the registration naming the router\'s current mapping of the phone');
   }
 
+  /** after the router forgot `before`, the phone's next re-REGISTER names its new mapping: that registration */
+  async function registrationMovedFrom(before: NatMapping): Promise<{ contact: string; source: string; transport: string }> {
+    return waitFor(async () => {
+      const m = await sipMapping();
+      if (!m || m.publicPort === before.publicPort) return undefined;
+      const reg = (await world.registrations(DESK.user))[0];
+      return reg && reg.source === `${world.nat.routerOutside}:${m.publicPort}` ? reg : undefined;
+    }, (REGINT_S + 5) * 1000, 100, 'the registration\'s source on the new mapping (the next re-REGISTER)');
+  }
+
   async function webphoneCallsDesk(): Promise<{ callStart: number; call: CallRecord }> {
     await registrationCurrent();
     return ends.webphoneCalls(DESK.user);
@@ -244,12 +254,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       await waitFor(async () => ((await world.phoneLeg())?.packetsFromPeer ?? 0) > 50, 10_000, 100, 'RTP from the phone at ferry media');
       const beforeMapping = await waitFor(sipMapping, 5000, 50, 'the router\'s mapping of the phone\'s SIP port');
       await world.nat.forgetMappings();
-      await waitFor(async () => {
-        const m = await sipMapping();
-        if (!m || m.publicPort === beforeMapping.publicPort) return undefined;
-        const reg = (await world.registrations(DESK.user))[0];
-        return reg && reg.source === `${world.nat.routerOutside}:${m.publicPort}` ? reg : undefined;
-      }, (REGINT_S + 5) * 1000, 100, 'the registration\'s source on the new mapping (the next re-REGISTER)');
+      await registrationMovedFrom(beforeMapping);
       assert.ok(world.ferry.lines.some((l) => l.at >= callStart && l.line.includes('dialogs follow a phone behind NAT to its new mapping')), 'ferry sip moved the call\'s dialog to the new mapping');
       const s0 = await alice.rtpStats();
       await waitFor(async () => (await alice.rtpStats()).received - s0.received > 50, 5000, 100, 'the phone\'s audio at the webphone after the router forgot');
@@ -285,12 +290,7 @@ describe('NAT: a UDP desk phone behind a masquerading router and a webphone on f
       const before = (await world.registrations(DESK.user))[0]!;
       const beforeMapping = await waitFor(sipMapping, 5000, 50, 'the router\'s mapping of the phone\'s SIP port');
       await world.nat.forgetMappings();
-      const moved = await waitFor(async () => {
-        const m = await sipMapping();
-        if (!m || m.publicPort === beforeMapping.publicPort) return undefined;
-        const reg = (await world.registrations(DESK.user))[0];
-        return reg && reg.source === `${world.nat.routerOutside}:${m.publicPort}` ? reg : undefined;
-      }, (REGINT_S + 5) * 1000, 100, 'the registration\'s source on the new mapping (the next re-REGISTER)');
+      const moved = await registrationMovedFrom(beforeMapping);
       console.log(`# registration source ${before.source} -> ${moved.source}`);
       const { callStart, call } = await webphoneCallsDesk();
       await assertAudioBothWays('the first call after the router forgot');
