@@ -11,6 +11,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * A caller closes the webphone tab while the called party rings: the page ends its call on `pagehide`
  * (JsSIP `ua.stop()`: CANCEL over the WebSocket), so the called party stops ringing at once instead of
  * ringing on for `FERRY_NO_ANSWER_MS` (60 s here, the default) for a caller that is gone.
+ * A tab that crashes sends nothing, but its WebSocket closes with it: ferry sip ends the caller's INVITE
+ * as its CANCEL would (docs/sip-engine.md, "A caller's WebSocket closes while its INVITE rings"), and the
+ * gateway cancels the called party the same way.
  * Both parties are the gateway's webphone page in real Chromium.
  */
 describe('webphone tab closed while the called party rings (Chromium)', { timeout: 90_000 }, () => {
@@ -26,6 +29,8 @@ describe('webphone tab closed while the called party rings (Chromium)', { timeou
       users: [
         { user: 'alice', password: 'alice-tab-closed-secret', displayName: 'Alice' },
         { user: 'bob', password: 'bob-tab-closed-secret', displayName: 'Bob' },
+        { user: 'carol', password: 'carol-tab-closed-secret', displayName: 'Carol' },
+        { user: 'dave', password: 'dave-tab-closed-secret', displayName: 'Dave' },
       ],
     };
     const file = path.join(dir, 'ferry.json');
@@ -62,5 +67,38 @@ describe('webphone tab closed while the called party rings (Chromium)', { timeou
     assert.equal(ended.endedBy, 'caller');
     assert.ok(Date.now() - closedAt < 15_000, 'ended long before the 60 s no-answer time');
     await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
+  });
+
+  test('the calling tab crashes (no pagehide, no CANCEL from the page): its WebSocket closes, the callee stops ringing, the call ends sip-cancel by the caller', { timeout: 60_000 }, async () => {
+    const carol = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'carol', password: 'carol-tab-closed-secret' });
+    const dave = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'dave', password: 'dave-tab-closed-secret' });
+    try {
+      const known = new Set((await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.map((c) => c.id));
+      await carol.dial('dave');
+      await dave.waitCallState('ringing-in', 15_000);
+      await carol.waitCallState('ringing', 10_000);
+      const ringing = await waitFor(async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls')).calls.find((c) => !known.has(c.id) && c.state === 'ringing'), 5000, 25, 'the call ringing');
+      assert.equal(await dave.callState(), 'ringing-in', 'positive control: the callee rings while the caller\'s tab lives');
+
+      let crashed = false;
+      carol.page.once('crash', () => (crashed = true));
+      const crashedAt = Date.now();
+      const cdp = await carol.page.context().newCDPSession(carol.page);
+      // the renderer dies; the command that crashes it is never answered, so it is not waited for
+      void cdp.send('Page.crash').catch(() => undefined);
+      await waitFor(() => crashed, 10_000, 25, 'the tab crashed');
+      await dave.waitCallState('failed', 10_000);
+      const ended = await waitFor(async () => {
+        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`);
+        return r.state === 'ended' ? r : undefined;
+      }, 5000, 25, 'the call record ended');
+      assert.equal(ended.reason, 'sip-cancel');
+      assert.equal(ended.endedBy, 'caller');
+      assert.ok(Date.now() - crashedAt < 15_000, 'ended long before the 60 s no-answer time');
+      await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
+    } finally {
+      await carol.close().catch(() => undefined);
+      await dave.close();
+    }
   });
 });
