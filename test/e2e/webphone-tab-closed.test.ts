@@ -47,6 +47,22 @@ describe('webphone tab closed while the called party rings (Chromium)', { timeou
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  /**
+   * The callee stops ringing (JsSIP's 'failed': the caller cancelled), the call ends sip-cancel by the
+   * caller long before the 60 s no-answer time counted from `goneAt`, and its pipeline is released.
+   */
+  async function calleeToldCallerGone(callee: GatewayWebphone, callId: string, goneAt: number): Promise<void> {
+    await callee.waitCallState('failed', 10_000);
+    const ended = await waitFor(async () => {
+      const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${callId}`);
+      return r.state === 'ended' ? r : undefined;
+    }, 5000, 25, 'the call record ended');
+    assert.equal(ended.reason, 'sip-cancel');
+    assert.equal(ended.endedBy, 'caller');
+    assert.ok(Date.now() - goneAt < 15_000, 'ended long before the 60 s no-answer time');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
+  }
+
   test('closing the calling tab cancels the call: the callee stops ringing, the call ends sip-cancel by the caller', { timeout: 60_000 }, async () => {
     await alice!.dial('bob');
     await bob!.waitCallState('ringing-in', 15_000);
@@ -58,15 +74,7 @@ describe('webphone tab closed while the called party rings (Chromium)', { timeou
     const closedAt = Date.now();
     await alice!.page.close({ runBeforeUnload: true });
     // an incoming call the caller cancelled ends in 'failed' (JsSIP's 'failed' event, cause Canceled)
-    await bob!.waitCallState('failed', 10_000);
-    const ended = await waitFor(async () => {
-      const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`);
-      return r.state === 'ended' ? r : undefined;
-    }, 5000, 25, 'the call record ended');
-    assert.equal(ended.reason, 'sip-cancel');
-    assert.equal(ended.endedBy, 'caller');
-    assert.ok(Date.now() - closedAt < 15_000, 'ended long before the 60 s no-answer time');
-    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
+    await calleeToldCallerGone(bob!, ringing.id, closedAt);
   });
 
   test('the calling tab crashes (no pagehide, no CANCEL from the page): its WebSocket closes, the callee stops ringing, the call ends sip-cancel by the caller', { timeout: 60_000 }, async () => {
@@ -87,15 +95,7 @@ describe('webphone tab closed while the called party rings (Chromium)', { timeou
       // the renderer dies; the command that crashes it is never answered, so it is not waited for
       void cdp.send('Page.crash').catch(() => undefined);
       await waitFor(() => crashed, 10_000, 25, 'the tab crashed');
-      await dave.waitCallState('failed', 10_000);
-      const ended = await waitFor(async () => {
-        const r = await getJson<CallRecord>(stack.httpPort, `/api/calls/${ringing.id}`);
-        return r.state === 'ended' ? r : undefined;
-      }, 5000, 25, 'the call record ended');
-      assert.equal(ended.reason, 'sip-cancel');
-      assert.equal(ended.endedBy, 'caller');
-      assert.ok(Date.now() - crashedAt < 15_000, 'ended long before the 60 s no-answer time');
-      await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipelines back to 0');
+      await calleeToldCallerGone(dave, ringing.id, crashedAt);
     } finally {
       await carol.close().catch(() => undefined);
       await dave.close();
