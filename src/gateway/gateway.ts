@@ -31,6 +31,8 @@ import { MediaServerSet } from './media-servers/media-server-set';
 import { mediaUrlKey } from './media-servers/media-url-list';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
+import { RegistrationQualifier } from './registrar/qualify';
+import { srfQualifyPing } from './registrar/qualify-ping';
 import { SipAuthenticator } from './registrar/sip-authenticator';
 import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
@@ -86,6 +88,8 @@ export class Gateway {
   private readonly clock: Clock;
   /** click-to-call (POST /api/calls): made once the SIP side is up */
   private originator: Originator | undefined;
+  /** OPTIONS pings to UDP registrations (FERRY_QUALIFY_MS): started once the SIP side is up */
+  private qualifier: RegistrationQualifier | undefined;
   httpPort = 0;
   /** 0 unless a certificate is configured */
   httpsPort = 0;
@@ -268,6 +272,7 @@ export class Gateway {
       ...callDeps,
       auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
+      ring: config.ring,
     });
     this.originator = new Originator(callDeps);
     const verbs = this.srf as unknown as SrfVerbs;
@@ -305,6 +310,16 @@ export class Gateway {
     for (const verb of ['bye', 'info', 'update'] as const) {
       verbs[verb]((req, res) => this.adopter.offer(req as never, res as never));
     }
+    this.qualifier = new RegistrationQualifier({
+      store: this.store,
+      users: () => config.sip.users.map((u) => u.user),
+      ping: srfQualifyPing(this.srf, this.clock, `sip:ferry@${config.sip.domain}`),
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.qualify' }),
+      instanceId: config.instanceId,
+      settings: config.qualify,
+    });
+    this.qualifier.start();
     this.webhooks.start();
     this.eventStream.start();
     this.status.start();
@@ -334,6 +349,7 @@ export class Gateway {
 
   /** stops handling new work; live calls stay up, and dropping the lease lets another gateway adopt them at once */
   async stop(): Promise<void> {
+    this.qualifier?.stop();
     this.adopter.stop();
     this.eventStream.stop();
     this.status.stop();

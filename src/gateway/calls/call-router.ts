@@ -1,6 +1,7 @@
 import { SipConfig, SipTrunk } from '../config/sip-config';
 import { LegKind } from '../state/call-record';
 import { natNextHop } from '../registrar/nat-next-hop';
+import { isReachable } from '../registrar/qualify';
 import { StateStore } from '../state/state-store';
 import type { Registration } from '../state/registration';
 
@@ -50,7 +51,8 @@ export class CallRouter {
 
   /** a configured user's most recent registration as a target; 480 while the user has none */
   async userTarget(user: string, record?: boolean): Promise<RouteResult> {
-    const reg = newest(await this.store.getRegistrations(user));
+    // a registration qualify marked unreachable is skipped until it answers a ping or registers again
+    const reg = newest((await this.store.getRegistrations(user)).filter(isReachable));
     if (!reg) return { ok: false, status: 480, reason: 'Temporarily Unavailable' };
     return registrationTarget({ ok: true, uri: reg.contact, kind: 'rtp', party: user, user, ...(record ? { record: true } : {}) }, reg);
   }
@@ -66,7 +68,7 @@ export class CallRouter {
     if (!first.user) return;
     const tried = new Set([first.uri]);
     for (;;) {
-      const next = newest((await this.store.getRegistrations(first.user)).filter((r) => !tried.has(r.contact)));
+      const next = newest((await this.store.getRegistrations(first.user)).filter((r) => !tried.has(r.contact) && isReachable(r)));
       if (!next) return;
       tried.add(next.contact);
       yield registrationTarget(first, next);

@@ -11,6 +11,7 @@ import { loadWebphoneSettings, WebphoneSettings } from '../http/webphone-setting
 import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 import { parseMediaUrlList } from '../media-servers/media-url-list';
 import { PACKAGE_ROOT } from '../../common/package-root';
+import { DEFAULT_QUALIFY_MAX_FAILURES, DEFAULT_QUALIFY_MS, parseQualifyScope, QualifySettings } from '../registrar/qualify';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -50,6 +51,8 @@ export interface GatewayConfig {
   transferRingbackUri: string | undefined;
   /** a lost media server not back within this long ends every live call (reason media-lost) */
   mediaLossGraceMs: number;
+  /** OPTIONS pings to UDP registrations (FERRY_QUALIFY_MS, FERRY_QUALIFY_MAX_FAILURES, FERRY_QUALIFY_SCOPE) */
+  qualify: QualifySettings;
   sipConfigFile: string;
   sip: SipConfig;
   /** digest nonce lifetime, failure limits and lockout (FERRY_AUTH_*) */
@@ -126,6 +129,11 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
     transferRingbackUri: env.FERRY_TRANSFER_RINGBACK_URI?.trim() || undefined,
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
+    qualify: {
+      intervalMs: int('FERRY_QUALIFY_MS', DEFAULT_QUALIFY_MS, 0, 3600000),
+      maxFailures: int('FERRY_QUALIFY_MAX_FAILURES', DEFAULT_QUALIFY_MAX_FAILURES, 1, 100),
+      scope: parseQualifyScope(env.FERRY_QUALIFY_SCOPE, problems),
+    },
     sipConfigFile: get('FERRY_SIP_CONFIG', defaultSipConfigFile()),
     auth: {
       nonceLifetimeMs: int('FERRY_AUTH_NONCE_LIFETIME_MS', DEFAULT_AUTH_LIMITS.nonceLifetimeMs, 1000, 600000),
@@ -146,6 +154,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   }
   if (config.httpLimits.requestTimeoutMs < config.httpLimits.headerTimeoutMs) {
     problems.push(`environment: ${HTTP_LIMIT_VARIABLES.requestTimeoutMs}=${config.httpLimits.requestTimeoutMs}: must be at least ${HTTP_LIMIT_VARIABLES.headerTimeoutMs} (${config.httpLimits.headerTimeoutMs})`);
+  }
+  if (config.qualify.intervalMs > 0 && config.qualify.intervalMs < 100) {
+    problems.push(`environment: FERRY_QUALIFY_MS=${config.qualify.intervalMs}: must be 0 (no pings) or at least 100`);
   }
   if (problems.length > 0 || !sip) throw new ConfigError(problems);
   return { ...config, sip };

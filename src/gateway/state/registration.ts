@@ -11,5 +11,11 @@ export interface Registration {
   webrtc: boolean;
   registeredAt: number;
   expiresAt: number;
+  /** the gateway that took the REGISTER: the one that qualifies it (src/gateway/registrar/qualify.ts) */
   instanceId?: string;
+  /**
+   * set when the binding stopped answering the gateway's OPTIONS pings (qualify): calls skip it until a
+   * ping is answered again or the device registers again (a new REGISTER writes the binding without it)
+   */
+  unreachableSince?: number;
 }
