@@ -23,6 +23,8 @@ import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
 import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { RingMode } from '../config/gateway-config';
+import { MAX_FORKS, ringAll } from './fork-call';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -50,6 +52,11 @@ export interface InviteHandlerDeps {
   events?: CallEventBus;
   /** an INVITE with a Replaces header, once its caller is identified and its SDP checked (transfer core) */
   replacingInvite?: (req: SrfReq, res: SrfRes, caller: ReplacingCaller) => Promise<void>;
+  /**
+   * a user with several registrations (FERRY_RING): `all` rings them all at once (fork-call.ts),
+   * `newest` (also when unset) one at a time, newest first
+   */
+  ring?: RingMode;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -100,6 +107,16 @@ export class InviteHandler {
   private refuseNoMedia(res: SrfRes, detail: string, caller: string, dialled: string): void {
     this.d.log.warn('call refused: no media server available', { caller, dialled, detail, mediaServers: this.d.media.describe().map((m) => `${m.url} ${m.up ? 'up' : 'down'}${m.draining ? ' draining' : ''}`) });
     res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S), Warning: `399 ferry "${detail}"` } });
+  }
+
+  /** the targets a call to a user rings at once: `first`, then the user's other registrations, newest first */
+  private async registrations(first: Routed): Promise<Routed[]> {
+    const all: Routed[] = [];
+    for await (const to of this.d.router.candidates(first)) {
+      all.push(to);
+      if (all.length >= MAX_FORKS) break;
+    }
+    return all;
   }
 
   async handle(req: SrfReq, res: SrfRes): Promise<void> {
@@ -173,6 +190,8 @@ export class InviteHandler {
       res.send(target.status, target.reason);
       return;
     }
+    // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once when there are several
+    const forks = d.ring === 'all' && target.user ? await this.registrations(target) : [];
 
     // the media server this call's pipeline goes on; every later request of the call goes there too
     const placed = d.media.place();
@@ -297,6 +316,20 @@ export class InviteHandler {
         },
       } as never) as unknown as Promise<{ uas: DialogLike; uac: DialogLike }>;
 
+      if (forks.length > 1) {
+        const both = await ringAll({
+          srf: d.srf, store: d.store, clock: d.clock, noAnswerMs: d.noAnswerMs, loopbackMedia: d.loopbackMedia,
+          req: req as unknown as Parameters<typeof ringAll>[0]['req'], res, call, media, server,
+          caller: { kind: callerKind, codecs: callerCodecs }, from: fromHeader, targets: forks,
+          isCancelled: () => cancelled,
+          signalling: () => {
+            phase = 'signalling';
+          },
+        });
+        call.connect(both.uas, both.uac);
+        if (cancelled || call.isEnding) void call.end('sip-cancel', 'caller');
+        return;
+      }
       // a registered user's registrations one at a time, newest first, until one answers (docs/gateway.md, "A call", step 2)
       let bridged: { uas: DialogLike; uac: DialogLike } | undefined;
       let failure: unknown;

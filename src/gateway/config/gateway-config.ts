@@ -44,6 +44,11 @@ export interface GatewayConfig {
   endedRecordTtlMs: number;
   noAnswerMs: number;
   /**
+   * how a call to a user with several registrations reaches them (FERRY_RING): `all` rings every live
+   * registration at once, the first to answer gets the call; `newest` tries one at a time, newest first
+   */
+  ring: RingMode;
+  /**
    * a media file URI (as the media server's PlayerEndpoint reads it: relative to its media files
    * directory, file:// inside it, or http(s)) played to the party being transferred while the target
    * rings (FERRY_TRANSFER_RINGBACK_URI); unset: that party keeps hearing the transferor (docs/transfer.md)
@@ -66,6 +71,17 @@ export interface GatewayConfig {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** FERRY_RING: `all` (parallel forking) or `newest` (one registration at a time, the default for now) */
+export type RingMode = 'all' | 'newest';
+
+function ringMode(raw: string | undefined, problems: string[]): RingMode {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '') return 'newest';
+  if (v === 'all' || v === 'newest') return v;
+  problems.push(`environment: FERRY_RING=${JSON.stringify(raw)}: must be all or newest`);
+  return 'all';
+}
 
 export function defaultSipConfigFile(): string {
   return path.join(PACKAGE_ROOT, 'sip-config', 'ferry.json');
@@ -127,6 +143,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adoptIntervalMs: int('FERRY_GATEWAY_ADOPT_INTERVAL_MS', Math.max(250, Math.floor(leaseMs / 3)), 100, 3600000),
     endedRecordTtlMs: int('FERRY_CALL_RECORD_TTL_MS', 3600000, 1000, 30 * 86400000),
     noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
+    ring: ringMode(env.FERRY_RING, problems),
     transferRingbackUri: env.FERRY_TRANSFER_RINGBACK_URI?.trim() || undefined,
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
     qualify: {

@@ -1,0 +1,235 @@
+import type Srf from 'drachtio-srf';
+import type { Clock } from '../../common/clock';
+import type { CallMedia } from '../kurento/call-media';
+import type { KSdpEndpoint } from '../kurento/kurento-types';
+import type { MediaConnection } from '../kurento/media-connection';
+import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { LegKind } from '../state/call-record';
+import type { StateStore } from '../state/state-store';
+import type { Call } from './call';
+import type { Routed } from './call-router';
+import type { DialogLike } from './dialog-like';
+import { bestFailure } from './fork-response';
+import { COMPLETED_ELSEWHERE, ForkEnd, ForkSet, ForkTarget } from './fork-set';
+import { chosenCodec, restrictCodecs, SdpError } from './sdp-rewriter';
+import { countSdpRejection, LoopbackMediaRule, validateSdp } from './sdp-validator';
+
+/** at most this many of a user's registrations (the newest) ring at once */
+export const MAX_FORKS = 8;
+
+/** the caller's INVITE, as far as ringing every registration needs it */
+export interface ForkedInvite {
+  body: string;
+  socket?: unknown;
+  on(event: 'cancel', listener: (cancel?: { get(name: string): string | undefined; has(name: string): boolean }) => void): unknown;
+  removeListener(event: 'cancel', listener: (...args: never[]) => void): unknown;
+}
+
+export interface CallerResponse {
+  finalResponseSent?: boolean;
+  send(status: number, reason?: string): void;
+}
+
+export interface RingAllContext {
+  srf: Srf;
+  store: Pick<StateStore, 'removeRegistration'>;
+  clock: Clock;
+  noAnswerMs: number;
+  loopbackMedia?: LoopbackMediaRule;
+  req: ForkedInvite;
+  res: CallerResponse;
+  call: Call;
+  media: CallMedia;
+  /** the media server the call is on (every media request is given up at once when it is lost) */
+  server: MediaConnection;
+  caller: { kind: LegKind; codecs: readonly string[] };
+  /** the From header the callee sees */
+  from: string;
+  /** the registrations, newest first; the first is the one the call's callee endpoint was built for */
+  targets: readonly Routed[];
+  /** the caller sent CANCEL */
+  isCancelled(): boolean;
+  /** every fork's offer is made: the INVITEs go out now */
+  signalling?(): void;
+}
+
+interface Fork extends ForkTarget {
+  ep: KSdpEndpoint;
+  /** made for this fork (the first fork of the built kind uses the call's callee endpoint) */
+  own: boolean;
+}
+
+/**
+ * A call to a user rings every registration at once (FERRY_RING=all; docs/gateway.md, "Which
+ * registration"): each gets an offer from its own endpoint in the call's pipeline (WebRtcEndpoint for a
+ * webphone, RtpEndpoint for a phone), the caller hears 180 once any rings, and the first to answer becomes
+ * the callee leg: its endpoint is connected to the caller's, the caller is answered (srf createUAS). The
+ * others are cancelled (ForkSet) and their endpoints released. Resolves with the two dialogs; throws
+ * what the caller is to be told (the best failure, 487 after its CANCEL, 480 after FERRY_NO_ANSWER_MS).
+ */
+export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac: DialogLike }> {
+  const { call, media, server } = c;
+  call.note('ring-all', `${c.targets.length} registrations at once`);
+  // when a phone calls and a webphone rings, the phone side is negotiated first (the media server gives
+  // the browser the phone's codec): every fork is then offered that codec only
+  let earlyAnswerA: string | undefined;
+  if (c.caller.kind === 'rtp' && c.targets.some((t) => t.kind === 'webrtc')) {
+    earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(c.req.body, [c.caller.codecs[0]!])));
+  }
+  const codecs = earlyAnswerA ? [c.caller.codecs[0]!] : c.caller.codecs;
+  const forks = await prepareForks(c, codecs);
+  // a fork over after the call's end has nothing left to release (the pipeline went with its endpoints)
+  const release = (f: Fork): Promise<void> => (f.own && !media.isReleased ? media.releaseEndpoint(f.ep) : Promise.resolve());
+  if (c.isCancelled()) {
+    await Promise.all(forks.map(release));
+    throw Object.assign(new Error('cancelled'), { status: 487 });
+  }
+
+  c.signalling?.();
+  let noAnswer = false;
+  let timerStarted = false;
+  let ringSent = false;
+  const rung = new Set<Fork>();
+  const set: ForkSet<Fork> = new ForkSet<Fork>(c.srf, forks, {
+    sent: () => {
+      if (timerStarted) return;
+      timerStarted = true;
+      // one ring time for the whole call, from the first INVITE
+      call.addTimer(c.clock.setTimeout(() => {
+        if (set.answered || call.isEnding) return;
+        noAnswer = true;
+        call.note('no-answer', `after ${c.noAnswerMs} ms`);
+        if (!c.res.finalResponseSent) c.res.send(480, 'Temporarily Unavailable');
+        set.cancelAll();
+      }, c.noAnswerMs));
+    },
+    ringing: (f, status) => {
+      if (!rung.has(f)) {
+        rung.add(f);
+        call.note('fork-ringing', `${status} ${f.to.uri}`);
+      }
+      if (call.state === 'routing') {
+        call.setState('ringing', 'ringing', String(status));
+        void call.persist();
+      }
+      // one 180 for the caller, whichever rings; no early media from a fork is passed on
+      if (!ringSent && !c.res.finalResponseSent) {
+        ringSent = true;
+        c.res.send(180, 'Ringing');
+      }
+    },
+    ended: async (f, end) => {
+      await noteEnd(c, f, end);
+      await release(f);
+    },
+    globalFailure: (f, err) => {
+      call.note('fork-global-failure', `${err.status} ${f.to.uri}: the other registrations are cancelled`);
+      // the caller hears it at once, not once every other fork has answered its CANCEL
+      if (!c.res.finalResponseSent) c.res.send(err.status!, err.reason);
+    },
+  }, { from: c.from, socket: c.req.socket });
+
+  const onCancel = (cancel?: { get(name: string): string | undefined; has(name: string): boolean }): void => {
+    if (set.answered) return;
+    if (!c.res.finalResponseSent) c.res.send(487, 'Request Terminated');
+    // the caller's Reason, if any, goes on to every fork (as srf's createB2BUA does)
+    set.cancelAll(cancel?.has('Reason') ? { Reason: cancel.get('Reason')! } : {});
+  };
+  c.req.on('cancel', onCancel);
+  // a CANCEL that came while the offers were made: nothing was sent yet, nothing will ring
+  if (c.isCancelled()) onCancel();
+  try {
+    const outcome = await set.outcome;
+    if (!outcome.answered) {
+      if (noAnswer) throw Object.assign(new Error('no answer'), { status: 480, reason: 'Temporarily Unavailable' });
+      if (c.isCancelled()) throw Object.assign(new Error('cancelled'), { status: 487 });
+      const chosen = outcome.global ?? bestFailure(outcome.failures.map((x) => ({ ...x.err, x })))?.x;
+      throw chosen?.err ?? Object.assign(new Error('no registration answered'), { status: 480 });
+    }
+    return await answered(c, outcome.fork, outcome.dialog, earlyAnswerA);
+  } finally {
+    c.req.removeListener('cancel', onCancel as (...args: never[]) => void);
+  }
+}
+
+/** an endpoint and an offer for every registration, made together; none is left behind if one fails */
+async function prepareForks(c: RingAllContext, codecs: readonly string[]): Promise<Fork[]> {
+  const { media, server } = c;
+  const made = await Promise.allSettled(c.targets.map(async (to, i): Promise<Fork> => {
+    c.call.note('fork', `${to.uri} (${to.kind})`);
+    if (i === 0 && media.kinds.callee === to.kind) return { to, ep: media.callee, own: false, offer: await server.guard(media.offer('callee', codecs)) };
+    const ep = await server.guard(media.createEndpoint(to.kind));
+    try {
+      return { to, ep, own: true, offer: await server.guard(media.offerFrom(ep, to.kind, codecs)) };
+    } catch (err) {
+      await media.releaseEndpoint(ep);
+      throw err;
+    }
+  }));
+  const failed = made.find((m): m is PromiseRejectedResult => m.status === 'rejected');
+  const forks = made.filter((m): m is PromiseFulfilledResult<Fork> => m.status === 'fulfilled').map((m) => m.value);
+  if (failed) {
+    await Promise.all(forks.filter((f) => f.own).map((f) => media.releaseEndpoint(f.ep)));
+    throw failed.reason;
+  }
+  return forks;
+}
+
+/** the timeline entry of a fork that did not win; a dead registration is forgotten as for one tried alone */
+async function noteEnd(c: RingAllContext, f: Fork, end: ForkEnd): Promise<void> {
+  if (end.kind === 'late-answer') {
+    c.call.note('fork-late-answer', `${f.to.uri}: ACKed and hung up`);
+    return;
+  }
+  const what = end.err.status ? `${end.err.status} ${end.err.reason ?? ''}`.trim() : String(end.err.message ?? 'not sent');
+  c.call.note(end.kind === 'cancelled' ? 'fork-cancelled' : 'fork-failed', `${f.to.uri}: ${what}`);
+  // a registration nothing could reach (410, no status) is forgotten; 503/408 are noted and kept
+  if (end.kind === 'failed') await movesToNextRegistration(c.store, f.to, end.err.status, c.call);
+}
+
+/** the first fork that answered becomes the callee leg; the caller is answered */
+async function answered(c: RingAllContext, f: Fork, dialog: DialogLike, earlyAnswerA: string | undefined): Promise<{ uas: DialogLike; uac: DialogLike }> {
+  const { call, media, server } = c;
+  const record = call.record;
+  try {
+    const source = (dialog as unknown as { res?: { source_address?: string } }).res?.source_address;
+    record.callee = { uri: f.to.uri, kind: f.to.kind, party: f.to.party, ...(source ? { sipSource: source } : {}) };
+    call.note('fork-answered', `${f.to.uri} (${f.to.kind})`);
+    if (c.isCancelled() || call.isEnding) throw Object.assign(new Error('cancelled'), { status: 487 });
+    const sdpB = dialog.remote.sdp;
+    // the callee's answer is held to the same rules: media is never aimed where an offer may not aim it
+    const check = validateSdp(sdpB, { source: source ?? '', loopbackMedia: c.loopbackMedia ?? 'from-loopback' });
+    if (!check.ok) {
+      countSdpRejection(check.problem);
+      call.note('sdp-refused', `callee answer: ${check.problem}`);
+      throw new SdpError(`the called party's answer was refused: ${check.detail.replace(/[^\x20-\x7e]/g, '?')}`);
+    }
+    await server.guard(media.acceptAnswerOn(f.ep, sdpB));
+    if (f.ep !== media.callee) {
+      // the answering registration's endpoint serves the callee leg; the one the call was built with goes
+      await server.guard(media.connectTo('caller', f.ep));
+      await server.guard(media.replaceEndpoint('callee', f.ep, f.to.kind));
+      call.note('callee-endpoint-replaced', `${f.to.kind} ${f.ep.id}`);
+    }
+    record.media = { ...record.media, ...media.ids };
+    const codec = chosenCodec(sdpB);
+    call.note('callee-answered', `codec ${codec}`);
+    void call.persist();
+    const sdpA = earlyAnswerA ?? (await server.guard(media.answer('caller', restrictCodecs(c.req.body, [codec]))));
+    if (c.isCancelled() || call.isEnding) throw Object.assign(new Error('cancelled'), { status: 487 });
+    // in-dialog requests from the callee wait until the caller's ACK (as srf's createB2BUA does)
+    const queued = dialog as unknown as { queueRequests: boolean };
+    queued.queueRequests = true;
+    const uas = (await c.srf.createUAS(c.req as never, c.res as never, { localSdp: sdpA })) as unknown as DialogLike;
+    uas.once('ack', () => {
+      queued.queueRequests = false;
+    });
+    return { uas, uac: dialog };
+  } catch (err) {
+    (dialog as unknown as { queueRequests: boolean }).queueRequests = false;
+    await dialog.destroy({ headers: { Reason: 'SIP;cause=200;text="failed"' } }).catch(() => undefined);
+    throw err;
+  }
+}
+
+export { COMPLETED_ELSEWHERE };
