@@ -67,6 +67,9 @@ Main settings (environment variables):
   FERRY_HTTP_HOST / FERRY_HTTP_PORT      webphone page, API, metrics (127.0.0.1 / 3000)
   FERRY_SIP_CONFIG                       users and trunks file (sip-config/ferry.json)
   FERRY_API_TOKEN                        bearer token for /api/*
+  FERRY_QUALIFY_MS                       OPTIONS ping to each UDP phone behind NAT, keeping its router's
+                                         mapping open (25000; 0: none); FERRY_QUALIFY_MAX_FAILURES (2)
+                                         unanswered in a row: calls skip it until it answers again
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Reference: docs/configuration.md, docs/gateway.md
 `,

@@ -320,6 +320,8 @@ export class Gateway {
       settings: config.qualify,
     });
     this.qualifier.start();
+    const qualifier = this.qualifier;
+    this.metrics.addSection(() => qualifier.metricLines());
     this.webhooks.start();
     this.eventStream.start();
     this.status.start();

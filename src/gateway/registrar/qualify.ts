@@ -120,6 +120,23 @@ export class RegistrationQualifier {
     this.maxInFlight = Math.max(1, d.maxInFlight ?? QUALIFY_MAX_IN_FLIGHT);
   }
 
+  /** `/metrics` lines: pings by outcome, marks set and cleared (none while qualify is off) */
+  metricLines(): string[] {
+    if (!this.enabled) return [];
+    const c = this.counts;
+    return [
+      '# HELP ferry_qualify_pings_total OPTIONS pings this gateway sent to registrations (qualify), by outcome.',
+      '# TYPE ferry_qualify_pings_total counter',
+      `ferry_qualify_pings_total{outcome="answered"} ${c.answered}`,
+      `ferry_qualify_pings_total{outcome="no-answer"} ${c.unanswered}`,
+      `ferry_qualify_pings_total{outcome="not-sent"} ${c.notSent}`,
+      '# HELP ferry_qualify_marked_total Registrations this gateway marked unreachable, and reachable again (qualify).',
+      '# TYPE ferry_qualify_marked_total counter',
+      `ferry_qualify_marked_total{to="unreachable"} ${c.markedUnreachable}`,
+      `ferry_qualify_marked_total{to="reachable"} ${c.markedReachable}`,
+    ];
+  }
+
   get enabled(): boolean {
     return this.d.settings.intervalMs > 0;
   }
