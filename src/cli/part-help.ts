@@ -70,6 +70,9 @@ Main settings (environment variables):
   FERRY_QUALIFY_MS                       OPTIONS ping to each UDP phone behind NAT, keeping its router's
                                          mapping open (25000; 0: none); FERRY_QUALIFY_MAX_FAILURES (2)
                                          unanswered in a row: calls skip it until it answers again
+  FERRY_NO_ANSWER_MS                     ring time before the called party is cancelled (60000)
+  FERRY_RING                             all | newest: a user's registrations ring all at once, or one
+                                         at a time, newest first (newest)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Reference: docs/configuration.md, docs/gateway.md
 `,

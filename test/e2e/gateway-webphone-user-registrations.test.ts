@@ -16,6 +16,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * gone without unregistering and whose oldest is a desk phone (docs/gateway.md, "A call", step 2): the
  * call was set up for a WebRTC callee, and reaches the desk phone within the same call, its callee side
  * rebuilt as an RTP leg. Media is counted at the page and at the phone; everything is released after.
+ * FERRY_RING=newest here (one registration at a time); ringing them all at once is
+ * test/e2e/gateway-webphone-ring-all.test.ts.
  */
 describe('a webphone calls a user with dead tabs and a desk phone', { timeout: 90_000 }, () => {
   let stack: Stack;
@@ -34,7 +36,7 @@ describe('a webphone calls a user with dead tabs and a desk phone', { timeout: 9
       routes: [{ match: '.*', to: 'user' }],
     }));
     warmChromium();
-    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000' } } });
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_RING: 'newest' } } });
     alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: 'alice-regs' });
   });
 

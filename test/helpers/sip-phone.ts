@@ -74,8 +74,36 @@ export class SipPhone {
 
   constructor(
     readonly media: PhonePeer,
-    private readonly options: { address?: string; user?: string; autoAnswer?: boolean } = {},
+    private readonly options: { address?: string; user?: string; autoAnswer?: boolean; ring?: boolean } = {},
   ) {}
+
+  /**
+   * `ring` phones: the INVITE ringing now (100 and 180 sent), until answerRinging() or rejectRinging(),
+   * or its CANCEL (200, then 487 for the INVITE unless `ignoreCancel`)
+   */
+  private ringingInvite: SipMessage | undefined;
+  /** `ring` phones: a CANCEL gets its 200 but the INVITE is left ringing (a 200 may still be sent: a late answer) */
+  ignoreCancel = false;
+
+  get ringing(): boolean {
+    return this.ringingInvite !== undefined;
+  }
+
+  /** `ring` phones: answer the ringing INVITE (200 with our SDP); the media starts at the ACK */
+  async answerRinging(): Promise<void> {
+    const msg = this.ringingInvite;
+    if (!msg) throw new Error('sip-phone: nothing rings');
+    this.ringingInvite = undefined;
+    await this.answer(msg);
+  }
+
+  /** `ring` phones: refuse the ringing INVITE with `status` */
+  rejectRinging(status: number, reason: string): void {
+    const msg = this.ringingInvite;
+    if (!msg) throw new Error('sip-phone: nothing rings');
+    this.ringingInvite = undefined;
+    this.respond(msg, status, reason);
+  }
 
   private get address(): string {
     return this.options.address ?? '127.0.0.1';
@@ -379,6 +407,11 @@ export class SipPhone {
     if (method === 'BYE' || method === 'CANCEL') {
       this.respond(msg, 200, 'OK');
       if (method === 'BYE') this.dialog = undefined;
+      const ringing = this.ringingInvite;
+      if (method === 'CANCEL' && ringing && !this.ignoreCancel && ringing.headers.get('call-id')?.[0] === msg.headers.get('call-id')?.[0]) {
+        this.ringingInvite = undefined;
+        this.respond(ringing, 487, 'Request Terminated');
+      }
       return;
     }
     if (method === 'INVITE') {
@@ -407,6 +440,17 @@ export class SipPhone {
       this.respond(msg, 486, 'Busy Here');
       return;
     }
+    if (this.options.ring) {
+      this.ringingInvite = msg;
+      this.respond(msg, 180, 'Ringing');
+      return;
+    }
+    this.respond(msg, 180, 'Ringing');
+    await this.answer(msg);
+  }
+
+  /** answers an INVITE: the dialog, the far end's SDP applied, 200 with ours */
+  private async answer(msg: SipMessage): Promise<void> {
     const contact = uriOf(msg.headers.get('contact')?.[0] ?? `sip:${msg.source.address}:${msg.source.port}`);
     this.dialog = {
       callId: msg.headers.get('call-id')![0]!,
@@ -420,7 +464,6 @@ export class SipPhone {
     };
     this.answeredMedia = false;
     await this.media.applyRemoteSdp(msg.body);
-    this.respond(msg, 180, 'Ringing');
     this.respond(msg, 200, 'OK', [`Contact: <${this.contact}>`, 'Content-Type: application/sdp'], await this.media.sdp());
   }
 

@@ -12,7 +12,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
  * A call to a user reaches the user at any registration that can still be reached (docs/gateway.md, "A
- * call", step 2): the user's registrations are tried one at a time, newest first; a webphone registration
+ * call", step 2): with FERRY_RING=newest (set here) the user's registrations are tried one at a time, newest first
+ * (FERRY_RING=all, ringing them at once, is test/integration/gateway-ring-all.test.ts); a webphone registration
  * whose WebSocket closed without unregistering (ferry sip's 410) is forgotten and the next one tried at
  * once, within the same call. Through the real three ferry processes: webphone registrations are raw SIP
  * WebSockets (closed without unregistering, or scripted), the desk phones and the trunk phones are
@@ -60,7 +61,7 @@ describe('a call to a user tries its registrations one at a time, newest first, 
       trunks: ['caller', 'a', 'b'].map(trunk),
       routes: [{ match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
     }));
-    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '8000' } } });
+    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '8000', FERRY_RING: 'newest' } } });
   });
 
   after(async () => {

@@ -107,10 +107,8 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
       if (!rung.has(f)) {
         rung.add(f);
         call.note('fork-ringing', `${status} ${f.to.uri}`);
-      }
-      if (call.state === 'routing') {
-        call.setState('ringing', 'ringing', String(status));
-        void call.persist();
+        if (call.state === 'routing') call.setState('ringing', 'ringing', String(status));
+        if (!call.isEnding) void call.persist();
       }
       // one 180 for the caller, whichever rings; no early media from a fork is passed on
       if (!ringSent && !c.res.finalResponseSent) {
@@ -120,6 +118,8 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     },
     ended: async (f, end) => {
       await noteEnd(c, f, end);
+      // the record shows each registration's end while the call goes on (not once it ended: its backstop TTL stays)
+      if (!call.isEnding) void call.persist();
       await release(f);
     },
     globalFailure: (f, err) => {
