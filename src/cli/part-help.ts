@@ -72,7 +72,7 @@ Main settings (environment variables):
                                          unanswered in a row: calls skip it until it answers again
   FERRY_NO_ANSWER_MS                     ring time before the called party is cancelled (60000)
   FERRY_RING                             all | newest: a user's registrations ring all at once, or one
-                                         at a time, newest first (newest)
+                                         at a time, newest first (all)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Reference: docs/configuration.md, docs/gateway.md
 `,

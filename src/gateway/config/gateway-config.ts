@@ -72,12 +72,12 @@ export interface GatewayConfig {
 
 type Env = Record<string, string | undefined>;
 
-/** FERRY_RING: `all` (parallel forking) or `newest` (one registration at a time, the default for now) */
+/** FERRY_RING: `all` (parallel forking, the default) or `newest` (one registration at a time) */
 export type RingMode = 'all' | 'newest';
 
 function ringMode(raw: string | undefined, problems: string[]): RingMode {
   const v = raw?.trim().toLowerCase();
-  if (v === undefined || v === '') return 'newest';
+  if (v === undefined || v === '') return 'all';
   if (v === 'all' || v === 'newest') return v;
   problems.push(`environment: FERRY_RING=${JSON.stringify(raw)}: must be all or newest`);
   return 'all';
