@@ -35,9 +35,9 @@ export class NatWorld {
   /**
    * `listen: 'public-address'` binds the public listeners to the public address itself (FERRY_HOST is it);
    * `'wildcard'` is docs/deploy.md's "One public host" walk: FERRY_HOST=0.0.0.0, with FERRY_MEDIA_SDP_ADDRESS
-   * and FERRY_MEDIA_ICE_ADDRESSES naming the public address.
+   * and FERRY_MEDIA_ICE_ADDRESSES naming the public address. `env`: more settings of `ferry start` (e.g. FERRY_QUALIFY_MS).
    */
-  constructor(private readonly accounts: NatAccount[], private readonly options: { minExpires?: number; listen?: 'public-address' | 'wildcard' } = {}) {}
+  constructor(private readonly accounts: NatAccount[], private readonly options: { minExpires?: number; listen?: 'public-address' | 'wildcard'; env?: Record<string, string> } = {}) {}
 
   async start(): Promise<void> {
     this.nat = await NatRouter.create();
@@ -64,6 +64,7 @@ export class NatWorld {
       FERRY_STORE: 'memory',
       REDIS_URL: '',
       FERRY_LOG_LEVEL: 'info',
+      ...this.options.env,
     });
     this.ready = (await this.ferry.ready()) as NatReady;
   }
