@@ -13,7 +13,9 @@ import { RtpPhoneProcess } from '../helpers/rtp-phone-process';
  * veth's root-side address (FERRY_MEDIA_HOST), so its RtpEndpoint reaches the phone over the veth;
  * the webphone (werift) stays on 127.0.0.1. Needs root.
  */
-describe('S7/S10: the phone behind a veth in its own network namespace', { timeout: 300_000 }, () => {
+// S7 and S10 run at the same time: each has its own namespace, veth pair, ferry media, phone and webphone,
+// and each window is waited out on the real clock (S7's T_dead 3 s, S10's blip and T_dead 8 s)
+describe('S7/S10: the phone behind a veth in its own network namespace', { timeout: 300_000, concurrency: true }, () => {
   const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
