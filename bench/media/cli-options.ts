@@ -34,6 +34,8 @@ export interface BenchOptions {
   mediaEnv: Record<string, string>;
   /** Relay workers of ferry media (FERRY_MEDIA_WORKERS); undefined = ferry media's own default. */
   mediaWorkers: number | undefined;
+  /** What ferry media's relay workers are (FERRY_MEDIA_WORKER_KIND); undefined = ferry media's default (thread). */
+  mediaWorkerKind: 'thread' | 'process' | undefined;
   /** Event-loop lag p99 (ms) a worker may show and still count as carrying the load (per-core capacity). */
   lagLimitMs: number;
   /** Also stop stepping at the first step whose worst worker lag p99 reaches the lag limit. */
@@ -67,6 +69,9 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --media-env K=V          extra environment for ferry media (repeatable)
   --workers <n>            ferry media relay workers: FERRY_MEDIA_WORKERS=n for the ferry media the bench
                            starts (default: ferry media's own default); per-worker lag is reported
+  --worker-kind thread|process
+                           what those relay workers are: FERRY_MEDIA_WORKER_KIND (worker threads, the
+                           default, or child processes); to compare both, run the bench once with each
   --lag-limit <ms>         event-loop lag p99 a worker may show within the per-core capacity (default 20)
   --stop-on-lag            also stop stepping at the first step whose worst lag p99 (any worker or the
                            main loop) >= --lag-limit
@@ -106,6 +111,7 @@ export function parseOptions(argv: readonly string[], available: readonly number
     nice: 0,
     mediaEnv: {},
     mediaWorkers: undefined,
+    mediaWorkerKind: undefined,
     lagLimitMs: 20,
     stopOnLag: false,
     refine: 0,
@@ -200,6 +206,12 @@ export function parseOptions(argv: readonly string[], available: readonly number
       case '--workers':
         o.mediaWorkers = positiveInt(flag, value());
         break;
+      case '--worker-kind': {
+        const v = value();
+        if (v !== 'thread' && v !== 'process') errors.push(`--worker-kind must be thread or process, got ${JSON.stringify(v)}`);
+        else o.mediaWorkerKind = v;
+        break;
+      }
       case '--lag-limit': {
         const n = Number(value());
         if (!(n > 0)) errors.push('--lag-limit needs a number of ms > 0');
@@ -240,6 +252,9 @@ export function parseOptions(argv: readonly string[], available: readonly number
   if (o.mediaWorkers !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== String(o.mediaWorkers)) {
     errors.push('--workers and --media-env FERRY_MEDIA_WORKERS disagree: give one');
   }
+  if (o.mediaWorkerKind !== undefined && o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined && o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== o.mediaWorkerKind) {
+    errors.push('--worker-kind and --media-env FERRY_MEDIA_WORKER_KIND disagree: give one');
+  }
   if (!errors.some((e) => e.startsWith('--server-cpus') || e.startsWith('--generator-cpus'))) {
     try {
       o.pinning = resolvePinning(serverCpus, generatorCpus, available);
@@ -249,6 +264,7 @@ export function parseOptions(argv: readonly string[], available: readonly number
   }
   if (errors.length > 0) throw new Error(`${errors.join('\n')}\n${USAGE}`);
   if (o.mediaWorkers !== undefined) o.mediaEnv.FERRY_MEDIA_WORKERS = String(o.mediaWorkers);
+  if (o.mediaWorkerKind !== undefined) o.mediaEnv.FERRY_MEDIA_WORKER_KIND = o.mediaWorkerKind;
   return o;
 }
 

@@ -108,7 +108,7 @@ function environment(o: BenchOptions, argv: string[]): string {
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
     pinningLine(o),
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
-    `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}, kind ${o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined ? `FERRY_MEDIA_WORKER_KIND=${o.mediaEnv.FERRY_MEDIA_WORKER_KIND}${o.mediaWorkerKind !== undefined ? ' (--worker-kind)' : ''}` : 'thread (the default; no --worker-kind)'}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
   ].join('\n');
 }

@@ -49,8 +49,10 @@ Main settings (environment variables):
   FERRY_MEDIA_RTP_PORT_MIN / _MAX        RTP port range (default: any)
   FERRY_MEDIA_ICE_ADDRESSES              IPv4 addresses WebRTC candidates are gathered on
   FERRY_MEDIA_PUBLIC_IP                  public IPv4 in front of the server (1:1 NAT)
-  FERRY_MEDIA_WORKERS                    relay worker threads, each holding whole pipelines (default: the
+  FERRY_MEDIA_WORKERS                    relay workers, each holding whole pipelines (default: the
                                          number of cores; 1 = everything on one thread)
+  FERRY_MEDIA_WORKER_KIND                thread | process: relay workers as threads (default) or child
+                                         processes (a native crash or kill ends only that worker's calls)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Port 0 means any free port. Reference: docs/configuration.md, docs/media-server.md
 `,

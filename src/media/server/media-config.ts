@@ -7,6 +7,9 @@ import { controlHttpPolicyFromEnv, type ControlHttpPolicy } from './control-http
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
+/** What a relay worker is (FERRY_MEDIA_WORKER_KIND): a worker thread, or a child process of its own. */
+export type RelayWorkerKind = 'thread' | 'process';
+
 /** ferry media's configuration, read once at start. */
 export interface MediaConfig {
   /** Address the Kurento control port and /stats listen on (FERRY_MEDIA_HOST, default 127.0.0.1: a control listener). */
@@ -48,6 +51,11 @@ export interface MediaConfig {
    * holds whole pipelines on its own thread; 1 = everything on the main thread (docs/media-server.md).
    */
   workers: number;
+  /**
+   * What each relay worker is (FERRY_MEDIA_WORKER_KIND, default thread): a worker thread, or a child process
+   * (`process`: a native crash, a SIGKILL or the OOM killer ends only that worker's calls). Only with 2+ workers.
+   */
+  workerKind: RelayWorkerKind;
 }
 
 /** More relay workers than this is a typo, not a machine. */
@@ -85,6 +93,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     lagWindowMs: envInt('FERRY_MEDIA_LAG_WINDOW_MS', 10_000, env),
     mediaFiles: overrides.mediaFiles ?? mediaFilesConfigFromEnv(env),
     workers: envInt('FERRY_MEDIA_WORKERS', Math.min(MAX_MEDIA_WORKERS, os.availableParallelism()), env),
+    workerKind: envString('FERRY_MEDIA_WORKER_KIND', 'thread', env) as RelayWorkerKind,
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
@@ -92,6 +101,9 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
   }
   if (!Number.isInteger(config.workers) || config.workers < 1 || config.workers > MAX_MEDIA_WORKERS) {
     throw new Error(`FERRY_MEDIA_WORKERS=${config.workers} must be 1..${MAX_MEDIA_WORKERS} (1 = no relay workers, everything on one thread)`);
+  }
+  if (config.workerKind !== 'thread' && config.workerKind !== 'process') {
+    throw new Error(`FERRY_MEDIA_WORKER_KIND=${JSON.stringify(config.workerKind)} must be thread or process (what each relay worker is)`);
   }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);

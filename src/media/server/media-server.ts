@@ -65,7 +65,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const httpPostCap = httpPostMaxBytes(); // a bad value stops the start here, before anything runs
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger('media.server');
-  // an injected clock or element registry cannot cross into a worker thread: those servers keep one loop
+  // an injected clock or element registry cannot cross into a relay worker: those servers keep one loop
   const useWorkers = config.workers > 1 && !options.clock && !options.elementTypes;
   let pool: WorkerPool | undefined;
   const mediaSet: MediaSet = new MediaSet({
@@ -90,7 +90,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
   const launchWorkers = (): void => {
     if (!pool) return;
     workersReady = pool.launch();
-    workersReady.then(() => logger.info('relay workers running', { workers: config.workers }), () => undefined);
+    workersReady.then(() => logger.info('relay workers running', { workers: config.workers, kind: config.workerKind }), () => undefined);
   };
   let draining = false;
   const serverId = randomUUID();

@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { systemClock } from '../../common/clock';
 import { createLogger, type Logger } from '../../common/logger';
 import { processFaultCounts, recordFault } from '../../common/process-faults';
@@ -12,7 +12,7 @@ import type { LegEndReason } from '../relay/media-leg';
 import { PortAllocator } from '../rtp/port-allocator';
 import type { MediaConfig } from '../server/media-config';
 import { EventLoopLag } from '../server/event-loop-lag';
-import type { ElementState, FromWorker, RelayWorkerData, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
+import { RELAY_PROCESS_FLAG, type ElementState, type FromWorker, type RelayWorkerData, type SerializedError, type ToRelayProcess, type ToWorker, type WorkerRequest, type WorkerStats } from './worker-protocol';
 
 /**
  * The media objects of one relay worker: the elements of the pipelines the control plane placed here,
@@ -162,19 +162,18 @@ export function serializeError(err: unknown): SerializedError {
   return { message: err instanceof Error ? err.message : String(err) };
 }
 
-/** The worker thread's main: wire the port, report lag every window, answer requests in arrival order per object. */
-function runWorker(): void {
-  const port = parentPort;
-  if (!port) throw new Error('relay-worker.ts runs inside a worker thread');
-  const data = workerData as RelayWorkerData;
+/**
+ * A relay worker's main, the same in a thread and in a child process: wire the channel to the control
+ * plane, report lag every window, answer requests in arrival order per object.
+ */
+function runRelay(data: RelayWorkerData, post: (m: FromWorker) => void, onMessage: (fn: (m: ToWorker) => void) => void): void {
   const logger = createLogger('media.worker', { worker: data.workerId });
   // a stray exception or rejection is logged and counted as in the main thread; media keeps flowing
   process.on('uncaughtException', (err) => recordFault('uncaughtException', err, { worker: data.workerId }));
   process.on('unhandledRejection', (err) => recordFault('unhandledRejection', err, { worker: data.workerId }));
-  const post = (m: FromWorker): void => port.postMessage(m);
   const objects = new RelayWorkerObjects(data.config, post, logger);
   const lag = new EventLoopLag(data.config.lagWindowMs, (snapshot) => post({ k: 'lag', ...snapshot }));
-  port.on('message', (m: ToWorker) => {
+  onMessage((m: ToWorker) => {
     if (m.k === 'mute') {
       objects.mute(m.ids);
       return;
@@ -194,8 +193,38 @@ function runWorker(): void {
       (err: unknown) => post({ k: 'res', rid, ok: false, error: serializeError(err) }),
     );
   });
-  logger.info('relay worker ready', {});
+  logger.info('relay worker ready', { kind: parentPort ? 'thread' : 'process' });
   post({ k: 'ready' });
 }
 
-if (parentPort && (workerData as RelayWorkerData | undefined)?.module === __filename) runWorker();
+/**
+ * A relay child process (FERRY_MEDIA_WORKER_KIND=process, relay-transport.ts): its first message is its
+ * RelayWorkerData. ferry media stops it: the child exits when its IPC channel closes (ferry media closed
+ * it, or died), and a terminal's Ctrl-C or a service manager's SIGTERM to the whole group is left to
+ * ferry media, which ends its calls in order and then closes the channel.
+ */
+function runRelayProcess(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  process.once('disconnect', () => {
+    createLogger('media.worker', { pid: process.pid }).info('relay worker process exits: its channel to ferry media closed', {});
+    process.exit(0);
+  });
+  const post = (m: FromWorker): void => {
+    // a closed channel: ferry media is gone and 'disconnect' ends this process
+    if (process.connected) process.send!(m, undefined, {}, () => undefined);
+  };
+  process.once('message', (first: ToRelayProcess) => {
+    if (first.k !== 'init') {
+      process.stderr.write('ferry relay worker: the first message was not init\n');
+      process.exit(1);
+    }
+    runRelay(first.data, post, (fn) => process.on('message', fn as (m: unknown) => void));
+  });
+}
+
+if (parentPort && (workerData as RelayWorkerData | undefined)?.module === __filename) {
+  const port = parentPort;
+  runRelay(workerData as RelayWorkerData, (m) => port.postMessage(m), (fn) => port.on('message', fn));
+} else if (isMainThread && process.send && process.argv[2] === RELAY_PROCESS_FLAG) {
+  runRelayProcess();
+}

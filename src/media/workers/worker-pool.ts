@@ -1,14 +1,13 @@
-import { Worker } from 'node:worker_threads';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../../common/logger';
 import { KurentoError, KurentoErrors } from '../errors/kurento-error';
 import type { LegEndReason } from '../relay/media-leg';
 import type { MediaConfig } from '../server/media-config';
-import type { ElementState, FromWorker, RelayWorkerData, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
+import type { ElementState, FromWorker, SerializedError, ToWorker, WorkerRequest, WorkerStats } from './worker-protocol';
 import type { ElementWorker } from './remote-element';
 import { guarded } from '../../common/process-faults';
-import { PACKAGE_ROOT, RUNNING_BUNDLED } from '../../common/package-root';
+import { startProcessTransport, startThreadTransport, type RelayTransport } from './relay-transport';
+
+export { relayWorkerEntry, relayWorkerYoungGenerationMb } from './relay-transport';
 
 /** What the control plane does with what workers send (media-set.ts). */
 export interface WorkerPoolHandlers {
@@ -28,73 +27,17 @@ const STATS_TIMEOUT_MS = 2_000;
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 10_000;
 
-/**
- * The relay worker's module and the worker thread's first lines. From the start-up bundle
- * (bin/ferry-bundle.js, docs/architecture.md "Process start-up") relay-worker.js is a bundle next to this
- * one and needs no tsx. From the sources (an embedding app or a test running ferry media in its own process
- * through tsx) the worker uses the same cache's relay-worker.js for the current source tree too, built if
- * missing, since loading the worker's modules one by one through tsx costs a second or more of CPU per
- * worker start; FERRY_BUNDLE=0, or a cache that cannot be used, registers tsx in the worker and loads
- * relay-worker.ts as before. Either way relay-worker's start check compares workerData.module with its own
- * __filename. execArgv is empty: a test runner's flags are not the worker's business.
- */
-interface WorkerEntry {
-  module: string;
-  tsxApi?: string;
-}
-
-let workerEntry: WorkerEntry | undefined;
-
-function resolveWorkerEntry(): WorkerEntry {
-  if (RUNNING_BUNDLED) return { module: path.join(__dirname, 'relay-worker.js') };
-  const fromSources = { module: path.join(__dirname, 'relay-worker.ts'), tsxApi: require.resolve('tsx/cjs/api') };
-  if (process.env.FERRY_BUNDLE === '0') return fromSources;
-  try {
-    const bundle = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-bundle.js')) as { bundledMain(root: string): string | undefined };
-    const main = bundle.bundledMain(PACKAGE_ROOT); // marks the key in use by this process, so it is not pruned
-    const worker = main ? path.join(path.dirname(main), 'relay-worker.js') : undefined;
-    if (worker && fs.existsSync(worker)) return { module: worker };
-  } catch {
-    /* the cache helper missing or failing: the sources through tsx */
-  }
-  return fromSources;
-}
-
-/**
- * The relay workers' young generation limit (MiB; undefined = V8's default) from FERRY_MEDIA_SEMI_SPACE_MB,
- * as bin/ferry-media-memory.js computes it (docs/media-server.md, "Memory settings"). Decided once per process.
- */
-let youngGenerationMb: { mb: number | undefined } | undefined;
-
-export function relayWorkerYoungGenerationMb(): number | undefined {
-  if (!youngGenerationMb) {
-    const memory = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-media-memory.js')) as { workerYoungGenerationMb(env: NodeJS.ProcessEnv): number | undefined };
-    youngGenerationMb = { mb: memory.workerYoungGenerationMb(process.env) };
-  }
-  return youngGenerationMb.mb;
-}
-
-/** Where relay workers load from: decided once per process, at the first worker start. */
-export function relayWorkerEntry(): WorkerEntry {
-  workerEntry ??= resolveWorkerEntry();
-  return workerEntry;
-}
-
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-if (workerData.tsxApi) require(workerData.tsxApi).register();
-else process.setSourceMapsEnabled(true);
-require(workerData.module);
-`;
-
 interface Pending {
   resolve: (r: { value: unknown; states?: Record<string, ElementState> }) => void;
   reject: (err: Error) => void;
 }
 
-/** One relay worker slot: a worker thread, restarted in the same slot (same id) when it dies. */
+/**
+ * One relay worker slot: a worker thread or a child process (config.workerKind, relay-transport.ts),
+ * restarted in the same slot (same id) when it dies.
+ */
 export class RelayWorker implements ElementWorker {
-  private worker: Worker | undefined;
+  private worker: RelayTransport | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextRid = 1;
   private readyNow = false;
@@ -116,28 +59,22 @@ export class RelayWorker implements ElementWorker {
     return this.readyNow;
   }
 
-  /** Start the thread; resolves when it says ready, rejects when it dies first or takes too long. */
+  /** The running child process's pid (FERRY_MEDIA_WORKER_KIND=process); undefined for a thread or while restarting. */
+  get pid(): number | undefined {
+    return this.worker?.pid;
+  }
+
+  /** Start the worker; resolves when it says ready, rejects when it dies first or takes too long. */
   start(): Promise<void> {
-    const data: RelayWorkerData & { tsxApi?: string } = {
-      workerId: this.id,
-      config: this.config,
-      ...relayWorkerEntry(),
-    };
-    const youngMb = relayWorkerYoungGenerationMb();
-    const worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: data,
-      execArgv: [],
-      stdout: false,
-      stderr: false,
-      ...(youngMb !== undefined ? { resourceLimits: { maxYoungGenerationSizeMb: youngMb } } : {}),
-    });
+    const data = { workerId: this.id, config: this.config };
+    const worker = this.config.workerKind === 'process' ? startProcessTransport(data) : startThreadTransport(data);
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`relay worker ${this.id} not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
       timer.unref();
       let started = false;
-      worker.on('message', (m: FromWorker) => {
+      worker.onMessage((m: FromWorker) => {
+        if (this.worker !== worker) return; // a late message of a worker being closed
         if (m.k === 'ready') {
           started = true;
           clearTimeout(timer);
@@ -148,16 +85,16 @@ export class RelayWorker implements ElementWorker {
         }
         this.onMessage(m);
       });
-      worker.on('error', (err) => this.logger.error('relay worker failed', { worker: this.id, error: err.message }));
-      worker.on('exit', (code) => {
+      worker.onError((err) => this.logger.error('relay worker failed', { worker: this.id, kind: worker.kind, error: err.message }));
+      worker.onExit((code, signal) => {
         if (this.worker !== worker) return;
         this.worker = undefined;
         this.readyNow = false;
         if (!started) {
           clearTimeout(timer);
-          reject(new Error(`relay worker ${this.id} exited (code ${code}) before it was ready`));
+          reject(new Error(`relay worker ${this.id} exited (${signal ?? `code ${code}`}) before it was ready`));
         }
-        this.died(code, started);
+        this.died(code, signal, started, worker.pid);
       });
     });
   }
@@ -214,7 +151,7 @@ export class RelayWorker implements ElementWorker {
   }
 
   private post(m: ToWorker): void {
-    this.worker?.postMessage(m);
+    this.worker?.send(m);
   }
 
   private onMessage(m: FromWorker): void {
@@ -241,12 +178,12 @@ export class RelayWorker implements ElementWorker {
     }
   }
 
-  private died(code: number, wasReady: boolean): void {
+  private died(code: number | null, signal: NodeJS.Signals | null, wasReady: boolean, pid: number | undefined): void {
     if (this.closing) {
       this.failPending('ferry media is stopping');
       return;
     }
-    this.logger.error('relay worker died; its pipelines are released and the worker restarted', { worker: this.id, code, wasReady });
+    this.logger.error('relay worker died; its pipelines are released and the worker restarted', { worker: this.id, kind: this.config.workerKind, ...(pid !== undefined ? { pid } : {}), code, signal, wasReady });
     this.lag = { eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0 };
     this.handlers.workerDied(this.id);
     this.failPending(`media relay worker ${this.id} died`);

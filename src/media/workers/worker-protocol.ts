@@ -3,9 +3,10 @@ import type { MediaConfig } from '../server/media-config';
 import type { ProcessFaultCounts } from '../../common/process-faults';
 
 /**
- * Messages between ferry media's control plane (main thread) and its relay workers (worker threads,
- * src/media/workers/relay-worker.ts). Every message is structured-cloned; no functions, no sockets.
- * One MessagePort per worker keeps order: events an operation emits arrive before its reply.
+ * Messages between ferry media's control plane (main thread) and its relay workers (worker threads or
+ * child processes, src/media/workers/relay-worker.ts, relay-transport.ts). Every message is
+ * structured-cloned (a MessagePort, or an IPC channel with `serialization: 'advanced'`); no functions, no
+ * sockets. One channel per worker keeps order: events an operation emits arrive before its reply.
  */
 
 /** What the control plane knows of an element without asking its worker (refreshed by every reply and event). */
@@ -63,10 +64,16 @@ export type FromWorker =
   | { k: 'legEnded'; id: string; reason: LegEndReason; state: ElementState | undefined }
   | { k: 'lag'; eventLoopLagP99Ms: number; eventLoopLagMaxMs: number };
 
-/** What a relay worker is started with (worker_threads workerData). */
+/** What a relay worker is started with (a thread's workerData, a child process's `init` message). */
 export interface RelayWorkerData {
   workerId: number;
   config: MediaConfig;
-  /** the TypeScript module to run (the bootstrap registers tsx first) */
+  /** the module to run (relay-worker.js of the bundle, or relay-worker.ts: the bootstrap registers tsx first) */
   module: string;
 }
+
+/** A relay child process gets its RelayWorkerData as its first message, then what a thread gets. */
+export type ToRelayProcess = ToWorker | { k: 'init'; data: RelayWorkerData };
+
+/** The argument a relay child process is started with (relay-worker.ts runs only then, and only with an IPC channel). */
+export const RELAY_PROCESS_FLAG = '--ferry-relay-worker';
