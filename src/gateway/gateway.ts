@@ -267,12 +267,12 @@ export class Gateway {
       onStarted: () => this.metrics.callsStarted++,
       loopbackMedia: config.loopbackMedia,
       events: this.events,
+      ring: config.ring,
     };
     const invites = new InviteHandler({
       ...callDeps,
       auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
-      ring: config.ring,
     });
     this.originator = new Originator(callDeps);
     const verbs = this.srf as unknown as SrfVerbs;

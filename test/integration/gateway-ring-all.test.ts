@@ -23,7 +23,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 const PASSWORD = 'ring-all-secret';
 const NO_ANSWER_MS = 5000;
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
-const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus'] as const;
+const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal'] as const;
 type User = (typeof USERS)[number];
 
 interface MediaStats {
@@ -41,20 +41,26 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   let dir: string;
   /** the trunk phone that calls the users */
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
+  /** party A of an API call (a trunk phone that answers at once) */
+  const partyA = new SipPhone(new RtpPhone(), { user: 'a' });
   /** each user's two desk phones (UDP, digest): [older, newer]; they ring until the test decides */
   const desks = Object.fromEntries(USERS.map((u) => [u, [0, 1].map(() => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
   const sockets: WebSocket[] = [];
 
   before(async () => {
     const callerPort = await caller.start();
+    const aPort = await partyA.start();
     for (const pair of Object.values(desks)) for (const desk of pair) await desk.start();
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ringall-'));
     const file = path.join(dir, 'ferry.json');
     await writeFile(file, JSON.stringify({
       domain: 'ferry.local',
       users: USERS.map((user) => ({ user, password: PASSWORD })),
-      trunks: [{ name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] }],
-      routes: [{ match: '.*', to: 'user' }],
+      trunks: [
+        { name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] },
+        { name: 'a', address: `127.0.0.1:${aPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${aPort}`] },
+      ],
+      routes: [{ match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
     }));
     stack = await startStack({
       partEnv: {
@@ -67,7 +73,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   after(async () => {
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
     for (const ws of sockets) await vanish(ws);
-    for (const phone of [caller, ...Object.values(desks).flat()]) await phone.close();
+    for (const phone of [caller, partyA, ...Object.values(desks).flat()]) await phone.close();
     await stack?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -129,10 +135,10 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     return { result, id: newCall(known).then((r) => r.id) };
   }
 
-  async function hangUp(other: SipPhone): Promise<void> {
+  async function hangUp(other: SipPhone, from = caller): Promise<void> {
     const since = Date.now();
-    await caller.hangup();
-    await caller.media.stopMedia();
+    await from.hangup();
+    await from.media.stopMedia();
     await other.waitForRequest('BYE', 5000, since);
     await other.media.stopMedia();
   }
@@ -323,5 +329,37 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     await hangUp(olderDesk);
     await backToZero();
     assert.equal(requests(newerDesk, 'INVITE', since).length, 0, 'control: the unregistered phone was not rung');
+  });
+
+  test('an API call whose party B is a user with two desk phones: A answers, then both of B\'s phones ring; the older answers and hears A, the newer is cancelled "completed elsewhere"', { timeout: 30_000 }, async () => {
+    const [older, newer] = await bothRegister('hal');
+    const [olderDesk, newerDesk] = desks.hal as [SipPhone, SipPhone];
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ a: '8100', b: 'hal' }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    await waitFor(() => olderDesk.ringing && newerDesk.ringing, 10_000, 10, 'both of B\'s desk phones ring');
+    await olderDesk.answerRinging();
+    const cancel = await newerDesk.waitForRequest('CANCEL', 5000, since);
+    assert.equal(reasonOf(cancel), COMPLETED_ELSEWHERE);
+    const answeredAt = Date.now();
+    await hears(partyA, answeredAt, 'RTP from B\'s older desk phone at A');
+    await hears(olderDesk, answeredAt, 'RTP from A at B\'s older desk phone');
+    const r = await waitFor(async () => {
+      const x = await record(id);
+      return x.state === 'answered' ? x : undefined;
+    }, 5000, 25, 'the API call answered');
+    assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [older, 'rtp', 'hal'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-cancelled' && e.detail?.startsWith(newer!)), events(r));
+    await waitFor(async () => {
+      const s = await mediaStats();
+      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
+    }, 5000, 25, 'one pipeline with A\'s and the older desk phone\'s endpoints');
+    await hangUp(olderDesk, partyA);
+    await backToZero();
   });
 });

@@ -14,6 +14,9 @@ import { CallRecord } from '../state/call-record';
 import { ApiError } from './api-error';
 import { OriginateRequest } from './api-validation';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import { Fork, ForkSide, noteForkEnd, prepareForks, registrationsOf, releaseFork, takeSide } from '../calls/fork-call';
+import { bestFailure } from '../calls/fork-response';
+import { ForkSet } from '../calls/fork-set';
 
 /** What an API-started call needs: the same as a party's INVITE, without digest auth or Replaces handling. */
 export type OriginatorDeps = Omit<InviteHandlerDeps, 'auth' | 'replacingInvite'>;
@@ -34,7 +37,8 @@ interface Pending {
  * (same re-INVITE, INFO, BYE handling, same single end path). Party A is the record's caller leg,
  * party B its callee leg. Each party rings at most `ringTimeoutMs` (then the call ends no-answer).
  * While B rings, A hears silence (no ringback is played). Parties are user names (their
- * registrations, tried one at a time, newest first: docs/gateway.md) or numbers routed by the dial plan (a trunk).
+ * registrations rung all at once with FERRY_RING=all, else one at a time, newest first: docs/gateway.md)
+ * or numbers routed by the dial plan (a trunk).
  */
 export class Originator {
   constructor(private readonly d: OriginatorDeps) {}
@@ -172,8 +176,8 @@ export class Originator {
   }
 
   /**
-   * Rings one party: `first`, then (a registered user) its other registrations one at a time, newest
-   * first, while a try fails in a way that moves on (stale-binding.ts); the party's leg in the record,
+   * Rings one party: with FERRY_RING=all a registered user's registrations all at once (ringAll), else
+   * `first`, then (a registered user) its other registrations one at a time, newest first, while a try fails in a way that moves on (stale-binding.ts); the party's leg in the record,
    * and for a registration of the other kind its endpoint, follow each try. The party rings `ringMs` in
    * all. Resolves with the dialog of the registration that answered, undefined when the call ended
    * meanwhile; throws the failure that ended the search.
@@ -181,6 +185,11 @@ export class Originator {
   private async ring(call: Call, side: Side, first: Routed, server: MediaConnection, media: CallMedia, codecs: readonly string[], from: string, ringMs: number, pending: Pending): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
     const { d } = this;
     const ringUntil = d.clock.now() + ringMs;
+    if (d.ring === 'all' && first.user) {
+      // FERRY_RING=all: a user with several registrations has them all rung at once
+      const targets = await registrationsOf(d.router.candidates(first));
+      if (targets.length > 1) return this.ringAll(call, { call, media, server, targets, side }, codecs, from, ringMs, ringUntil, pending);
+    }
     let offer: string | undefined;
     let failure: unknown;
     for await (const to of d.router.candidates(first)) {
@@ -206,6 +215,76 @@ export class Originator {
       }
     }
     throw failure;
+  }
+
+  /**
+   * Rings every registration of a party at once (docs/gateway.md, "Which registration"): each gets its
+   * own endpoint's offer; the first to answer serves the party's side (its endpoint takes the side's
+   * place), the others are cancelled ("Call completed elsewhere") and their endpoints released. The party
+   * rings until `ringUntil` in all. Resolves as ring() does; throws the best failure when none answered.
+   */
+  private async ringAll(call: Call, fs: ForkSide, codecs: readonly string[], from: string, ringMs: number, ringUntil: number, pending: Pending): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
+    const { d } = this;
+    const { side, media } = fs;
+    if (call.isEnding) return undefined;
+    call.note('ring-all', `${side}: ${fs.targets.length} registrations at once`);
+    const forks = await prepareForks(fs, codecs);
+    if (call.isEnding) {
+      await Promise.all(forks.map((f) => releaseFork(media, f)));
+      return undefined;
+    }
+    let timerStarted = false;
+    const rung = new Set<Fork>();
+    const set: ForkSet<Fork> = new ForkSet<Fork>(d.srf, forks, {
+      sent: () => {
+        if (timerStarted) return;
+        timerStarted = true;
+        pending.timer = d.clock.setTimeout(() => {
+          if (set.answered) return;
+          pending.noAnswer = side;
+          call.note('no-answer', `${side} after ${ringMs} ms`);
+          set.cancelAll();
+        }, Math.max(0, ringUntil - d.clock.now()));
+        call.addTimer(pending.timer);
+      },
+      ringing: (f, status) => {
+        if (rung.has(f)) return;
+        rung.add(f);
+        call.note('fork-ringing', `${side}: ${status} ${f.to.uri}`);
+        if (call.state === 'routing') call.setState('ringing', 'ringing', `${side} ${status}`);
+        if (!call.isEnding) void call.persist();
+      },
+      ended: async (f, end) => {
+        await noteForkEnd(d.store, call, f, end);
+        if (!call.isEnding) void call.persist();
+        await releaseFork(media, f);
+      },
+    }, { from });
+    // the call ending meanwhile (DELETE, party A hanging up, the media) cancels every registration still ringing
+    pending.invite = { cancel: () => set.cancelAll() };
+    const outcome = await set.outcome;
+    pending.timer?.cancel();
+    pending.invite = undefined;
+    if (!outcome.answered) {
+      const best = outcome.global ?? bestFailure(outcome.failures.map((x) => ({ ...x.err, x })))?.x;
+      throw best?.err ?? Object.assign(new Error('no registration answered'), { status: 480, reason: 'Temporarily Unavailable' });
+    }
+    const { fork: f, dialog } = outcome;
+    if (call.isEnding) {
+      await dialog.destroy({ headers: { Reason: `SIP;cause=200;text="${call.record.reason ?? 'failed'}"` } }).catch(() => undefined);
+      return undefined;
+    }
+    call.note('fork-answered', `${side}: ${f.to.uri} (${f.to.kind})`);
+    try {
+      await takeSide(fs, f);
+    } catch (err) {
+      await dialog.destroy().catch(() => undefined);
+      throw err;
+    }
+    const source = sourceOf(dialog);
+    call.record[side] = { uri: f.to.uri, kind: f.to.kind, party: f.to.party, ...(source ? { sipSource: source } : {}) };
+    void call.persist();
+    return { dialog, to: f.to };
   }
 
   /** INVITE one party with our offer; resolves with its dialog once it answers, undefined when the call ended meanwhile */

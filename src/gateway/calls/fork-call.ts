@@ -1,6 +1,6 @@
 import type Srf from 'drachtio-srf';
 import type { Clock } from '../../common/clock';
-import type { CallMedia } from '../kurento/call-media';
+import type { CallMedia, Side } from '../kurento/call-media';
 import type { KSdpEndpoint } from '../kurento/kurento-types';
 import type { MediaConnection } from '../kurento/media-connection';
 import { movesToNextRegistration } from '../registrar/stale-binding';
@@ -53,10 +53,20 @@ export interface RingAllContext {
   signalling?(): void;
 }
 
-interface Fork extends ForkTarget {
+export interface Fork extends ForkTarget {
   ep: KSdpEndpoint;
-  /** made for this fork (the first fork of the built kind uses the call's callee endpoint) */
+  /** made for this fork (the first fork of the built kind uses the call's endpoint for that side) */
   own: boolean;
+}
+
+/** what making the forks of one side of a call needs */
+export interface ForkSide {
+  call: Call;
+  media: CallMedia;
+  server: MediaConnection;
+  /** the registrations, newest first; the first is the one the side's endpoint was built for */
+  targets: readonly Routed[];
+  side: Side;
 }
 
 /**
@@ -77,9 +87,8 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(c.req.body, [c.caller.codecs[0]!])));
   }
   const codecs = earlyAnswerA ? [c.caller.codecs[0]!] : c.caller.codecs;
-  const forks = await prepareForks(c, codecs);
-  // a fork over after the call's end has nothing left to release (the pipeline went with its endpoints)
-  const release = (f: Fork): Promise<void> => (f.own && !media.isReleased ? media.releaseEndpoint(f.ep) : Promise.resolve());
+  const forks = await prepareForks({ call, media, server, targets: c.targets, side: 'callee' }, codecs);
+  const release = (f: Fork): Promise<void> => releaseFork(media, f);
   if (c.isCancelled()) {
     await Promise.all(forks.map(release));
     throw Object.assign(new Error('cancelled'), { status: 487 });
@@ -117,7 +126,7 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
       }
     },
     ended: async (f, end) => {
-      await noteEnd(c, f, end);
+      await noteForkEnd(c.store, call, f, end);
       // the record shows each registration's end while the call goes on (not once it ended: its backstop TTL stays)
       if (!call.isEnding) void call.persist();
       await release(f);
@@ -152,12 +161,17 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
   }
 }
 
+/** a fork over: its endpoint goes, unless it is the side's own (or the call's pipeline went already) */
+export function releaseFork(media: CallMedia, f: Fork): Promise<void> {
+  return f.own && !media.isReleased ? media.releaseEndpoint(f.ep) : Promise.resolve();
+}
+
 /** an endpoint and an offer for every registration, made together; none is left behind if one fails */
-async function prepareForks(c: RingAllContext, codecs: readonly string[]): Promise<Fork[]> {
-  const { media, server } = c;
+export async function prepareForks(c: ForkSide, codecs: readonly string[]): Promise<Fork[]> {
+  const { media, server, side } = c;
   const made = await Promise.allSettled(c.targets.map(async (to, i): Promise<Fork> => {
-    c.call.note('fork', `${to.uri} (${to.kind})`);
-    if (i === 0 && media.kinds.callee === to.kind) return { to, ep: media.callee, own: false, offer: await server.guard(media.offer('callee', codecs)) };
+    c.call.note('fork', `${side === 'caller' ? 'caller: ' : ''}${to.uri} (${to.kind})`);
+    if (i === 0 && media.kinds[side] === to.kind) return { to, ep: media[side], own: false, offer: await server.guard(media.offer(side, codecs)) };
     const ep = await server.guard(media.createEndpoint(to.kind));
     try {
       return { to, ep, own: true, offer: await server.guard(media.offerFrom(ep, to.kind, codecs)) };
@@ -176,15 +190,38 @@ async function prepareForks(c: RingAllContext, codecs: readonly string[]): Promi
 }
 
 /** the timeline entry of a fork that did not win; a dead registration is forgotten as for one tried alone */
-async function noteEnd(c: RingAllContext, f: Fork, end: ForkEnd): Promise<void> {
+export async function noteForkEnd(store: Pick<StateStore, 'removeRegistration'>, call: Call, f: Fork, end: ForkEnd): Promise<void> {
   if (end.kind === 'late-answer') {
-    c.call.note('fork-late-answer', `${f.to.uri}: ACKed and hung up`);
+    call.note('fork-late-answer', `${f.to.uri}: ACKed and hung up`);
     return;
   }
   const what = end.err.status ? `${end.err.status} ${end.err.reason ?? ''}`.trim() : String(end.err.message ?? 'not sent');
-  c.call.note(end.kind === 'cancelled' ? 'fork-cancelled' : 'fork-failed', `${f.to.uri}: ${what}`);
+  call.note(end.kind === 'cancelled' ? 'fork-cancelled' : 'fork-failed', `${f.to.uri}: ${what}`);
   // a registration nothing could reach (410, no status) is forgotten; 503/408 are noted and kept
-  if (end.kind === 'failed') await movesToNextRegistration(c.store, f.to, end.err.status, c.call);
+  if (end.kind === 'failed') await movesToNextRegistration(store, f.to, end.err.status, call);
+}
+
+/**
+ * The registration that answered serves `side`: its endpoint, when it is not the side's own, is connected
+ * to the other side's and takes the side's place (the one the call was built with is released).
+ */
+export async function takeSide(c: Omit<ForkSide, 'targets'>, f: Fork): Promise<void> {
+  const { call, media, server, side } = c;
+  if (f.ep === media[side]) return;
+  await server.guard(media.connectTo(side === 'caller' ? 'callee' : 'caller', f.ep));
+  await server.guard(media.replaceEndpoint(side, f.ep, f.to.kind));
+  call.record.media = { ...call.record.media, ...media.ids };
+  call.note(`${side}-endpoint-replaced`, `${f.to.kind} ${f.ep.id}`);
+}
+
+/** the registrations a party is rung at: `first`, then the user's others, newest first, at most MAX_FORKS */
+export async function registrationsOf(candidates: AsyncIterable<Routed>): Promise<Routed[]> {
+  const all: Routed[] = [];
+  for await (const to of candidates) {
+    all.push(to);
+    if (all.length >= MAX_FORKS) break;
+  }
+  return all;
 }
 
 /** the first fork that answered becomes the callee leg; the caller is answered */
@@ -205,12 +242,8 @@ async function answered(c: RingAllContext, f: Fork, dialog: DialogLike, earlyAns
       throw new SdpError(`the called party's answer was refused: ${check.detail.replace(/[^\x20-\x7e]/g, '?')}`);
     }
     await server.guard(media.acceptAnswerOn(f.ep, sdpB));
-    if (f.ep !== media.callee) {
-      // the answering registration's endpoint serves the callee leg; the one the call was built with goes
-      await server.guard(media.connectTo('caller', f.ep));
-      await server.guard(media.replaceEndpoint('callee', f.ep, f.to.kind));
-      call.note('callee-endpoint-replaced', `${f.to.kind} ${f.ep.id}`);
-    }
+    // the answering registration's endpoint serves the callee leg; the one the call was built with goes
+    await takeSide({ call, media, server, side: 'callee' }, f);
     record.media = { ...record.media, ...media.ids };
     const codec = chosenCodec(sdpB);
     call.note('callee-answered', `codec ${codec}`);

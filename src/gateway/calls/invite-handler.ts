@@ -24,7 +24,7 @@ import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, S
 import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
 import { movesToNextRegistration } from '../registrar/stale-binding';
 import type { RingMode } from '../config/gateway-config';
-import { MAX_FORKS, ringAll } from './fork-call';
+import { registrationsOf, ringAll } from './fork-call';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -109,16 +109,6 @@ export class InviteHandler {
     res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_DOWN_RETRY_AFTER_S), Warning: `399 ferry "${detail}"` } });
   }
 
-  /** the targets a call to a user rings at once: `first`, then the user's other registrations, newest first */
-  private async registrations(first: Routed): Promise<Routed[]> {
-    const all: Routed[] = [];
-    for await (const to of this.d.router.candidates(first)) {
-      all.push(to);
-      if (all.length >= MAX_FORKS) break;
-    }
-    return all;
-  }
-
   async handle(req: SrfReq, res: SrfRes): Promise<void> {
     const { d } = this;
     // hostile or oversized SDP is refused before anything is authenticated, created or stored
@@ -191,7 +181,7 @@ export class InviteHandler {
       return;
     }
     // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once when there are several
-    const forks = d.ring === 'all' && target.user ? await this.registrations(target) : [];
+    const forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)) : [];
 
     // the media server this call's pipeline goes on; every later request of the call goes there too
     const placed = d.media.place();
