@@ -19,7 +19,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * is kept and called; when it stops answering, two pings later it is marked unreachable (logged) and a
  * call skips it for the user's other phone; its next answer, or its next REGISTER, makes it callable
  * again. The user's other phone is a desk phone registered from 127.0.0.2 (no NAT: not pinged) that
- * answers every call busy, so a call ends without media and says which phones it tried.
+ * answers every call busy, so a call ends without media and says which phones it tried. The calls try
+ * the registrations one at a time (FERRY_RING=newest), so "called first" is the order of the INVITEs;
+ * ringing them all at once skips an unreachable one the same way (both take the router's candidates).
  */
 const PASSWORD = 'qualify-secret';
 const QUALIFY_MS = 2000;
@@ -142,7 +144,7 @@ describe('qualify: the gateway pings a NAT\'d UDP registration through ferry sip
       routes: [{ match: '.*', to: 'user' }],
     }));
     stack = await startStack({
-      partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_QUALIFY_MS: String(QUALIFY_MS), FERRY_QUALIFY_MAX_FAILURES: '2', FERRY_LOG_LEVEL: 'info', FERRY_NO_ANSWER_MS: '8000' } },
+      partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_QUALIFY_MS: String(QUALIFY_MS), FERRY_QUALIFY_MAX_FAILURES: '2', FERRY_LOG_LEVEL: 'info', FERRY_NO_ANSWER_MS: '8000', FERRY_RING: 'newest' } },
     });
   });
 
