@@ -16,7 +16,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * answers for it). A phone calls carol: the page and the desk phone ring at once. When the desk phone
  * answers, the page stops ringing (JsSIP got the CANCEL) and audio flows between the caller and the desk
  * phone; when the page answers, the desk phone gets the CANCEL with `Reason: SIP;cause=200;text="Call
- * completed elsewhere"` and audio flows between the caller and the page. Everything is released after.
+ * completed elsewhere"` and audio flows between the caller and the page. A second page (a WebRTC caller)
+ * calling carol reaches her desk phone the same way. Everything is released after.
  */
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 
@@ -24,6 +25,8 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
   let stack: Stack;
   let dir: string;
   let carol: GatewayWebphone;
+  /** a webphone page that calls carol (a WebRTC caller) */
+  let alice: GatewayWebphone;
   /** the calling phone (a trunk by its address) */
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
   /** carol's desk phone, on another address than the webphone's connection */
@@ -36,7 +39,7 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
     const file = path.join(dir, 'ferry.json');
     await writeFile(file, JSON.stringify({
       domain: 'ferry.local',
-      users: [{ user: 'carol', password: 'carol-ring' }],
+      users: [{ user: 'carol', password: 'carol-ring' }, { user: 'alice', password: 'alice-ring' }],
       trunks: [{ name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] }],
       routes: [{ match: '.*', to: 'user' }],
     }));
@@ -44,12 +47,14 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
     stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_RING: 'all' } } });
     await desk.register({ host: '127.0.0.1', port: stack.sipPort }, 'carol-ring');
     carol = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'carol', password: 'carol-ring' });
+    alice = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: 'alice-ring' });
     const regs = await getJson<{ registrations: { contact: string }[] }>(stack.httpPort, '/api/registrations?user=carol');
     assert.equal(regs.registrations.length, 2, 'the page and the desk phone are registered');
   });
 
   after(async () => {
     await carol?.close().catch(() => undefined);
+    await alice?.close().catch(() => undefined);
     await caller.close();
     await desk.close();
     await stack?.stop();
@@ -123,6 +128,32 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
     await caller.hangup();
     await caller.media.stopMedia();
     await carol.waitCallState('ended', 5000);
+    await mediaZero();
+  });
+
+  test('a webphone calls carol: her page and her desk phone ring; the desk phone answers, her page stops ringing, audio flows between the two', { timeout: 50_000 }, async () => {
+    const since = Date.now();
+    const known = new Set((await calls()).map((c) => c.id));
+    await alice.dial('carol');
+    await carol.waitCallState('ringing-in', 15_000);
+    await waitFor(() => desk.ringing, 5000, 10, 'the desk phone rings');
+    await desk.answerRinging();
+    await alice.waitCallState('connected', 10_000);
+    await carol.waitCallState('failed', 5000);
+    assert.equal(await carol.message(), 'The caller hung up before you answered.', 'JsSIP saw the CANCEL');
+    const before = (await alice.rtpStats()).received;
+    await waitFor(async () => (await alice.rtpStats()).received > before + 50, 15_000, 100, 'RTP from the desk phone at the calling page');
+    await hears(desk, since, 'RTP from the calling page at the desk phone');
+    const r = await theCall(known);
+    assert.deepEqual([r.state, r.caller.kind, r.callee.kind, r.callee.uri], ['answered', 'webrtc', 'rtp', desk.contact], events(r));
+    await waitFor(async () => {
+      const s = await getJson<{ pipelines: number; elements: number }>(stack.mediaPort, '/stats');
+      return s.pipelines === 1 && s.elements === 2;
+    }, 5000, 25, 'the calling page\'s and the desk phone\'s endpoints are left');
+    const hangupAt = Date.now();
+    await alice.hangup();
+    await desk.waitForRequest('BYE', 5000, hangupAt);
+    await desk.media.stopMedia();
     await mediaZero();
   });
 });
