@@ -9,6 +9,8 @@ import type { Registration } from '../../src/gateway/state/registration';
 import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
 import { ConfigError } from '../../src/gateway/config/config-error';
 import { captureLog } from '../helpers/captured-log';
+import { srfQualifyPing } from '../../src/gateway/registrar/qualify-ping';
+import type Srf from 'drachtio-srf';
 
 /**
  * Qualify (src/gateway/registrar/qualify.ts) on a fake clock: the registrations a gateway pings, when,
@@ -266,6 +268,46 @@ describe('qualify: OPTIONS pings to UDP registrations', () => {
     assert.ok(gus.includes(0), `by one gateway only (${gus})`);
     a.q.stop();
     b.q.stop();
+  });
+
+  test('the ping over srf: an OPTIONS through the next hop; any answer counts but 408; no answer in time, a refused send, a stop: each settles once and leaves no timer', { timeout: 5000 }, async () => {
+    const clock = new FakeClock();
+    const requests: { uri: string; opts: { method: string; headers: Record<string, string>; proxy?: string }; respond(status: number): void; fail(err: Error): void }[] = [];
+    const srf = {
+      request(uri: string, opts: { method: string; headers: Record<string, string>; proxy?: string }, cb: (err: Error | null, sent: { on(e: string, f: (r: { status: number }) => void): void }) => void): void {
+        let onResponse: ((r: { status: number }) => void) | undefined;
+        requests.push({ uri, opts, respond: (status) => onResponse?.({ status }), fail: (err) => cb(err, undefined as never) });
+        if (uri.includes('refused')) return;
+        cb(null, { on: (_e, f) => { onResponse = f; } });
+      },
+    } as unknown as Srf;
+    const ping = srfQualifyPing(srf, clock, 'sip:ferry@ferry.local');
+    const live = new AbortController();
+    const answered = ping({ uri: 'sip:1@192.168.1.20:5060', nextHop: 'sip:198.51.100.7:40312' }, 5000, live.signal);
+    assert.deepEqual([requests[0]!.opts.method, requests[0]!.opts.proxy, requests[0]!.opts.headers.From], ['OPTIONS', 'sip:198.51.100.7:40312', '<sip:ferry@ferry.local>']);
+    requests[0]!.respond(501);
+    requests[0]!.respond(200);
+    assert.deepEqual(await answered, { outcome: 'answered', status: 501 }, 'a 501 is an answer; the first one counts');
+    const timedOut = ping({ uri: 'sip:2@192.168.1.21:5060' }, 5000, live.signal);
+    assert.equal(requests[1]!.opts.proxy, undefined, 'no next hop: to the Contact');
+    requests[1]!.respond(408);
+    assert.deepEqual(await timedOut, { outcome: 'no-answer' }, 'the engine\'s 408: nothing answered');
+    const silent = ping({ uri: 'sip:3@192.168.1.22:5060' }, 5000, live.signal);
+    clock.advance(4999);
+    let settled = false;
+    void silent.then(() => (settled = true));
+    await settle();
+    assert.equal(settled, false, 'still waiting before the timeout');
+    clock.advance(1);
+    assert.deepEqual(await silent, { outcome: 'no-answer' });
+    const refused = ping({ uri: 'sip:refused@192.168.1.23:5060' }, 5000, live.signal);
+    requests[3]!.fail(new Error('no connection'));
+    assert.deepEqual(await refused, { outcome: 'not-sent', why: 'no connection' });
+    const waiting = ping({ uri: 'sip:4@192.168.1.24:5060' }, 5000, live.signal);
+    assert.equal(clock.pending(), 1, 'one timer while a ping waits');
+    live.abort();
+    assert.deepEqual(await waiting, { outcome: 'not-sent', why: 'qualify stopped' });
+    assert.equal(clock.pending(), 0, 'no timer left once every ping settled');
   });
 
   test('FERRY_QUALIFY_MS=0: no timer, no ping', { timeout: 5000 }, async () => {

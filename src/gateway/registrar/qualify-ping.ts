@@ -17,20 +17,25 @@ type SrfRequestFn = (
  * The qualify ping over the SIP engine: an OPTIONS outside any dialog, through `srf.request`, to the
  * registration's Contact, sent through its NAT next hop when it has one (the way a call's INVITE goes).
  * Any response counts as an answer except `408`, the engine's own word that nothing answered. A
- * request the engine could not take (no control connection) is `not-sent`.
+ * request the engine could not take (no control connection) is `not-sent`, and so is one still waiting
+ * when the qualifier stops (its timer is cancelled then).
  */
 export function srfQualifyPing(srf: Srf, clock: Clock, from: string): QualifyPing {
   const request = srf.request.bind(srf) as unknown as SrfRequestFn;
-  return (target, timeoutMs) =>
+  return (target, timeoutMs, stopped) =>
     new Promise<PingOutcome>((resolve) => {
       let settled = false;
+      const onStop = (): void => finish({ outcome: 'not-sent', why: 'qualify stopped' });
       const finish = (r: PingOutcome): void => {
         if (settled) return;
         settled = true;
         timer.cancel();
+        stopped.removeEventListener('abort', onStop);
         resolve(r);
       };
       const timer = clock.setTimeout(() => finish({ outcome: 'no-answer' }), timeoutMs);
+      if (stopped.aborted) return onStop();
+      stopped.addEventListener('abort', onStop);
       const opts = {
         method: 'OPTIONS',
         headers: { From: `<${from}>`, To: `<${target.uri}>`, Accept: 'application/sdp' },

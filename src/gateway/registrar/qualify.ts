@@ -55,8 +55,11 @@ export type PingOutcome =
   /** it could not be sent (no connection to the SIP engine): says nothing about the device */
   | { outcome: 'not-sent'; why: string };
 
-/** sends one OPTIONS to `uri` (through `nextHop` when given) and reports what came of it within `timeoutMs` */
-export type QualifyPing = (target: { uri: string; nextHop?: string }, timeoutMs: number) => Promise<PingOutcome>;
+/**
+ * sends one OPTIONS to `uri` (through `nextHop` when given) and reports what came of it within `timeoutMs`;
+ * `stopped` aborts the wait (and its timer) when the qualifier stops
+ */
+export type QualifyPing = (target: { uri: string; nextHop?: string }, timeoutMs: number, stopped: AbortSignal) => Promise<PingOutcome>;
 
 export interface QualifierDeps {
   store: StateStore;
@@ -97,6 +100,8 @@ interface BindingState {
  */
 export class RegistrationQualifier {
   private timer: TimerHandle | undefined;
+  /** aborted by stop(): pings still waiting for an answer give up and cancel their timers */
+  private stopping = new AbortController();
   private running = false;
   private busy = false;
   /** the slice of the user list the next tick visits */
@@ -144,6 +149,7 @@ export class RegistrationQualifier {
   start(): void {
     if (!this.enabled || this.running) return;
     this.running = true;
+    this.stopping = new AbortController();
     this.timer = this.d.clock.setInterval(() => this.tick(), this.tickMs);
     this.d.log.info('qualify started', { intervalMs: this.d.settings.intervalMs, maxFailures: this.d.settings.maxFailures, scope: this.d.settings.scope });
   }
@@ -152,6 +158,7 @@ export class RegistrationQualifier {
     this.running = false;
     this.timer?.cancel();
     this.timer = undefined;
+    this.stopping.abort();
     for (const w of this.slotWaiters.splice(0)) w();
     this.states.clear();
     this.leases.clear();
@@ -228,7 +235,7 @@ export class RegistrationQualifier {
   private async pingOne(reg: Registration): Promise<void> {
     const nextHop = natNextHop(reg);
     this.counts.sent++;
-    const r = await this.d.ping({ uri: reg.contact, ...(nextHop ? { nextHop } : {}) }, this.timeoutMs);
+    const r = await this.d.ping({ uri: reg.contact, ...(nextHop ? { nextHop } : {}) }, this.timeoutMs, this.stopping.signal);
     if (!this.running) return;
     if (r.outcome === 'not-sent') {
       this.counts.notSent++;
