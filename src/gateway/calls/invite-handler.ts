@@ -181,7 +181,8 @@ export class InviteHandler {
       return;
     }
     // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once when there are several
-    const forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)) : [];
+    // (a store that cannot list them now: the call goes the one-at-a-time way, which reads them as it goes)
+    const forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)).catch(() => []) : [];
 
     // the media server this call's pipeline goes on; every later request of the call goes there too
     const placed = d.media.place();
