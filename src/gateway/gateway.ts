@@ -220,6 +220,7 @@ export class Gateway {
       log: this.log.child({ component: 'gateway.transfer' }),
       noAnswerMs: config.noAnswerMs,
       ringbackUri: config.transferRingbackUri,
+      ring: config.ring,
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({

@@ -11,7 +11,7 @@ import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * FERRY_RING=all with a real webphone (docs/gateway.md, "Which registration"): carol has the gateway's
+ * FERRY_RING=all with a real webphone (docs/gateway.md, "A call", step 2): carol has the gateway's
  * webphone page open in Chromium and a desk phone (a scripted UDP SIP/RTP phone that rings until the test
  * answers for it). A phone calls carol: the page and the desk phone ring at once. When the desk phone
  * answers, the page stops ringing (JsSIP got the CANCEL) and audio flows between the caller and the desk

@@ -11,7 +11,7 @@ import { answerOver, requestsTo, tabContact, vanish, vanishedTabs, webphoneRegis
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * FERRY_RING=all (docs/gateway.md, "Which registration"): a call to a user with several registrations
+ * FERRY_RING=all (docs/gateway.md, "A call", step 2): a call to a user with several registrations
  * rings them all at once; the first to answer gets the call, every other one is CANCELled with
  * `Reason: SIP;cause=200;text="Call completed elsewhere"`; a late 200 from one of them is ACKed and BYEd;
  * when every one fails the caller gets the best response (486 over 480); a 6xx ends the search; the
@@ -23,7 +23,7 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 const PASSWORD = 'ring-all-secret';
 const NO_ANSWER_MS = 5000;
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
-const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal'] as const;
+const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal', 'ivy'] as const;
 type User = (typeof USERS)[number];
 
 interface MediaStats {
@@ -41,7 +41,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   let dir: string;
   /** the trunk phone that calls the users */
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
-  /** party A of an API call (a trunk phone that answers at once) */
+  /** party A of an API call, and the callee of a call to transfer (a trunk phone that answers at once) */
   const partyA = new SipPhone(new RtpPhone(), { user: 'a' });
   /** each user's two desk phones (UDP, digest): [older, newer]; they ring until the test decides */
   const desks = Object.fromEntries(USERS.map((u) => [u, [0, 1].map(() => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
@@ -360,6 +360,42 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
       return s.pipelines === 1 && s.elements === 2 ? s : undefined;
     }, 5000, 25, 'one pipeline with A\'s and the older desk phone\'s endpoints');
     await hangUp(olderDesk, partyA);
+    await backToZero();
+  });
+
+  test('a blind transfer to a user with two desk phones rings both; the older answers and the staying caller hears it, the newer is cancelled "completed elsewhere"', { timeout: 30_000 }, async () => {
+    const [older, newer] = await bothRegister('ivy');
+    const [olderDesk, newerDesk] = desks.ivy as [SipPhone, SipPhone];
+    const known = new Set((await calls()).map((c) => c.id));
+    let since = Date.now();
+    await caller.call('sip:8200@ferry.local', via());
+    await hears(partyA, since, 'RTP from the caller at the trunk phone');
+    const id = (await newCall(known)).id;
+    since = Date.now();
+    const transfer = fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: 'ivy', keep: 'caller' }),
+    });
+    await waitFor(() => olderDesk.ringing && newerDesk.ringing, 10_000, 10, 'both of ivy\'s desk phones ring');
+    await olderDesk.answerRinging();
+    const res = await transfer;
+    assert.equal(res.status, 200, await res.clone().text());
+    await partyA.waitForRequest('BYE', 5000, since);
+    await partyA.media.stopMedia();
+    const cancel = await newerDesk.waitForRequest('CANCEL', 5000, since);
+    assert.equal(reasonOf(cancel), COMPLETED_ELSEWHERE);
+    const switched = Date.now();
+    await hears(olderDesk, switched, 'RTP from the caller at ivy\'s older desk phone');
+    await hears(caller, switched, 'RTP from ivy\'s older desk phone at the caller');
+    const r = await record(id);
+    assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [older, 'rtp', 'ivy'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-cancelled' && e.detail?.startsWith(newer!)), events(r));
+    await waitFor(async () => {
+      const s = await mediaStats();
+      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
+    }, 5000, 25, 'the caller\'s and the older desk phone\'s endpoints are left');
+    await hangUp(olderDesk);
     await backToZero();
   });
 });

@@ -218,7 +218,7 @@ export class Originator {
   }
 
   /**
-   * Rings every registration of a party at once (docs/gateway.md, "Which registration"): each gets its
+   * Rings every registration of a party at once (docs/gateway.md, "A call", step 2): each gets its
    * own endpoint's offer; the first to answer serves the party's side (its endpoint takes the side's
    * place), the others are cancelled ("Call completed elsewhere") and their endpoints released. The party
    * rings until `ringUntil` in all. Resolves as ring() does; throws the best failure when none answered.

@@ -70,8 +70,8 @@ export interface ForkSide {
 }
 
 /**
- * A call to a user rings every registration at once (FERRY_RING=all; docs/gateway.md, "Which
- * registration"): each gets an offer from its own endpoint in the call's pipeline (WebRtcEndpoint for a
+ * A call to a user rings every registration at once (FERRY_RING=all; docs/gateway.md, "A call",
+ * step 2): each gets an offer from its own endpoint in the call's pipeline (WebRtcEndpoint for a
  * webphone, RtpEndpoint for a phone), the caller hears 180 once any rings, and the first to answer becomes
  * the callee leg: its endpoint is connected to the caller's, the caller is answered (srf createUAS). The
  * others are cancelled (ForkSet) and their endpoints released. Resolves with the two dialogs; throws

@@ -16,6 +16,10 @@ import { CallLeg, LegKind, TransferEntry } from '../state/call-record';
 import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
 import type { StateStore } from '../state/state-store';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { RingMode } from '../config/gateway-config';
+import { Fork, noteForkEnd, registrationsOf, releaseFork } from '../calls/fork-call';
+import { bestFailure } from '../calls/fork-response';
+import { ForkOutcome, ForkSet } from '../calls/fork-set';
 
 /** how long a BYE to the party that leaves may go unanswered before the transfer carries on */
 const BYE_WAIT_MS = 500;
@@ -50,6 +54,8 @@ export interface TransferDeps {
   noAnswerMs: number;
   /** played to the staying party while a blind transfer's target rings (FERRY_TRANSFER_RINGBACK_URI) */
   ringbackUri?: string;
+  /** a target user with several registrations (FERRY_RING): `all` rings them at once, `newest` (or unset) one at a time */
+  ring?: RingMode;
 }
 
 /**
@@ -238,8 +244,14 @@ export class TransferService {
       let offer = '';
       let failure: TransferFailed | undefined;
       let dialog: (DialogLike & { res?: { source_address?: string } }) | undefined;
+      // FERRY_RING=all: a user with several registrations has them all rung at once, as for a call
+      const targets = d.ring === 'all' && routed.user ? await registrationsOf(d.router.candidates(routed)).catch(() => []) : [];
+      if (targets.length > 1) {
+        const won = await this.ringAll(call, targets, codec, `<sip:${keepParty}@${d.config.domain}>`, ringUntil, progress);
+        [ep, dialog, route] = [won.ep, won.dialog, won.to];
+      }
       // a registered user's registrations one at a time, newest first, as for a call (docs/gateway.md, "A call", step 2)
-      for await (const to of d.router.candidates(routed)) {
+      if (targets.length <= 1) for await (const to of d.router.candidates(routed)) {
         if (to !== routed) call.note('next-registration', `transfer: ${to.uri} (${to.kind})`);
         if (epKind !== to.kind) {
           // a new endpoint for the target's kind; an offer not answered yet serves the next registration of the same kind
@@ -329,6 +341,78 @@ export class TransferService {
       }
       if (ep) await media.releaseEndpoint(ep);
     }
+  }
+
+  /**
+   * A blind transfer's target is a user with several registrations and FERRY_RING=all: each gets its own
+   * new endpoint's offer (the staying party's codec) at once; the first to answer is the target (its
+   * endpoint and dialog are returned, the transfer goes on as for one registration), the others are
+   * cancelled ("Call completed elsewhere") and their endpoints released. The call ending meanwhile
+   * cancels them all; nobody answering by `ringUntil` is a 408, every one failing the best failure.
+   */
+  private async ringAll(call: Call, targets: readonly Routed[], codec: string, from: string, ringUntil: number, progress?: Progress): Promise<{ ep: KSdpEndpoint; dialog: DialogLike & { res?: { source_address?: string } }; to: Routed }> {
+    const { d } = this;
+    const media = call.media!;
+    call.note('ring-all', `transfer: ${targets.length} registrations at once`);
+    const made = await Promise.allSettled(targets.map(async (to): Promise<Fork> => {
+      call.note('fork', `transfer: ${to.uri} (${to.kind})`);
+      const ep = await d.media.guard(media.createEndpoint(to.kind));
+      try {
+        return { to, ep, own: true, offer: await d.media.guard(media.offerFrom(ep, to.kind, [codec])) };
+      } catch (err) {
+        await media.releaseEndpoint(ep);
+        throw err;
+      }
+    }));
+    const forks = made.filter((m): m is PromiseFulfilledResult<Fork> => m.status === 'fulfilled').map((m) => m.value);
+    const unmade = made.find((m): m is PromiseRejectedResult => m.status === 'rejected');
+    if (unmade || call.isEnding) {
+      await Promise.all(forks.map((f) => releaseFork(media, f)));
+      if (unmade) throw unmade.reason;
+      throw new TransferFailed(487, 'the call ended during the transfer');
+    }
+    let noAnswer = false;
+    let timer: TimerHandle | undefined;
+    let ringing = false;
+    const set: ForkSet<Fork> = new ForkSet<Fork>(d.srf, forks, {
+      sent: () => {
+        // the target rings FERRY_NO_ANSWER_MS in all, from the first INVITE
+        timer ??= d.clock.setTimeout(() => {
+          if (set.answered) return;
+          noAnswer = true;
+          set.cancelAll();
+        }, Math.max(0, ringUntil - d.clock.now()));
+      },
+      ringing: () => {
+        if (ringing) return;
+        ringing = true;
+        void progress?.(180, 'Ringing');
+      },
+      ended: async (f, end) => {
+        await noteForkEnd(d.store, call, f, end);
+        await releaseFork(media, f);
+      },
+    }, { from });
+    // the call ending meanwhile cancels every registration still ringing
+    const onEnding = (): void => set.cancelAll();
+    call.once('ending', onEnding);
+    let outcome: ForkOutcome<Fork>;
+    try {
+      outcome = await set.outcome;
+    } finally {
+      timer?.cancel();
+      call.removeListener('ending', onEnding);
+    }
+    if (!outcome.answered) {
+      if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
+      if (call.isEnding) throw new TransferFailed(487, 'the call ended during the transfer');
+      const err = (outcome.global ?? bestFailure(outcome.failures.map((x) => ({ ...x.err, x })))?.x)?.err;
+      // a user that cannot be reached is unavailable to the transferor, as to a caller
+      if (!err?.status || err.status === 410 || err.status === 503) throw new TransferFailed(480, 'Temporarily Unavailable');
+      throw new TransferFailed(err.status, err.reason ?? 'failed');
+    }
+    call.note('fork-answered', `transfer: ${outcome.fork.to.uri} (${outcome.fork.to.kind})`);
+    return { ep: outcome.fork.ep, dialog: outcome.dialog as DialogLike & { res?: { source_address?: string } }, to: outcome.fork.to };
   }
 
   /** attended transfer: REFER with Replaces in call X from `side`; the named dialog is the transferor's leg of call Y */
