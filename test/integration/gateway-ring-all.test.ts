@@ -143,7 +143,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     await other.media.stopMedia();
   }
 
-  test('two desk phones ring at once; the older answers: the call is its, RTP flows both ways; the newer gets CANCEL with Reason "Call completed elsewhere" and stops ringing; the hang-up leaves nothing', { timeout: 30_000 }, async () => {
+  test('two desk phones ring at once; the older answers: the call is its, RTP flows both ways; the newer gets CANCEL with Reason "Call completed elsewhere" and stops ringing; its hold reaches the caller; the hang-up leaves nothing', { timeout: 30_000 }, async () => {
     const [older, newer] = await bothRegister('amy');
     const since = Date.now();
     const { result, id } = await dialBoth('amy', since);
@@ -174,9 +174,17 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
       const s = await mediaStats();
       return s.pipelines === 1 && s.elements === 2 ? s : undefined;
     }, 5000, 25, 'one pipeline with the two parties\' endpoints: the losing fork\'s is released');
+    // the answering registration's dialog is the callee leg as for any call: its hold reaches the caller
+    const heldAt = Date.now();
+    await olderDesk.reinvite('sendonly');
+    const hold = await caller.waitForRequest('INVITE', 5000, heldAt);
+    assert.match(hold.message.body, /a=sendonly/);
+    await olderDesk.reinvite('sendrecv');
     await hangUp(olderDesk);
     await backToZero();
-    assert.equal((await ended(r.id)).reason, 'sip-bye');
+    const done = await ended(r.id);
+    assert.equal(done.reason, 'sip-bye');
+    assert.ok(done.timeline.some((e) => e.event === 'hold'), events(done));
   });
 
   test('a late 200 from the registration that lost is ACKed and BYEd; the call stays with the one that answered first', { timeout: 30_000 }, async () => {
