@@ -55,7 +55,7 @@ export function lockDataDir(dataDir: string): void {
     /* no lock yet */
   }
   if (isRunningFerry(holder)) {
-    throw new DataDirInUse(`data directory ${dataDir} is in use by another ferry start (pid ${holder}); stop it, or give this one its own FERRY_DATA_DIR`);
+    throw new DataDirInUse(`data directory ${dataDir} is in use by another ferry start (pid ${holder}); stop it, or run this one with its own FERRY_DATA_DIR and its own ports (FERRY_SIP_PORT, FERRY_SIP_WS_PORT, FERRY_SIP_CONTROL_PORT, FERRY_MEDIA_PORT and FERRY_HTTP_PORT set to 0 take free ones, the TLS ports with them)`);
   }
   writeFileSync(lock, `${process.pid}\n`);
   process.once('exit', () => {
