@@ -16,8 +16,12 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
   return check();
 }
 
-/** The lifecycle harness proves itself first: the scripted phone and the namespace faults do what the scenarios rely on. */
-describe('lifecycle harness: scripted RTP phone and phone namespaces', () => {
+/**
+ * The lifecycle harness proves itself first: the scripted phone and the namespace faults do what the scenarios rely on.
+ * The three tests run at the same time: each has its own phones (own ports) and the namespace test its own
+ * namespace and veth pair, and each window counts only its own phones' packets.
+ */
+describe('lifecycle harness: scripted RTP phone and phone namespaces', { concurrency: true }, () => {
   test('two scripted phones exchange RTP at 50 pps and RTCP; mute stops RTP only; RTCP BYE is counted', { timeout: 300_000 }, async () => {
     const a = new RtpPhone({ rtcpIntervalMs: 500 });
     const b = new RtpPhone({ rtcpIntervalMs: 500 });
