@@ -88,7 +88,7 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
     await desk.answerRinging();
     assert.equal(await result, undefined, 'the caller is answered');
     await carol.waitCallState('failed', 5000);
-    assert.equal(await carol.message(), 'The caller hung up before you answered.', 'JsSIP saw the CANCEL');
+    assert.equal(await carol.message(), 'Answered on another of your devices.', 'JsSIP saw the CANCEL and its Reason (answered elsewhere)');
     const answeredAt = Date.now();
     await hears(caller, answeredAt, 'RTP from the desk phone at the caller');
     await hears(desk, answeredAt, 'RTP from the caller at the desk phone');
@@ -140,7 +140,7 @@ describe('a call to a user with a webphone tab and a desk phone rings both; the 
     await desk.answerRinging();
     await alice.waitCallState('connected', 10_000);
     await carol.waitCallState('failed', 5000);
-    assert.equal(await carol.message(), 'The caller hung up before you answered.', 'JsSIP saw the CANCEL');
+    assert.equal(await carol.message(), 'Answered on another of your devices.', 'JsSIP saw the CANCEL and its Reason (answered elsewhere)');
     const before = (await alice.rtpStats()).received;
     await waitFor(async () => (await alice.rtpStats()).received > before + 50, 15_000, 100, 'RTP from the desk phone at the calling page');
     await hears(desk, since, 'RTP from the calling page at the desk phone');

@@ -280,13 +280,19 @@
         !window.isSecureContext && (why === 'User Denied Media Access' || why === 'Bad Media Description') ? 'Call failed: the browser gives the microphone only to a secure (HTTPS) page.' :
         why === 'User Denied Media Access' ? 'Call failed: no microphone, or this page was not allowed to use it (check the browser\'s site permissions and that a microphone is plugged in).' :
         why === 'Busy' ? 'The other side is busy.' :
-        why === 'Canceled' ? (e.originator === 'remote' ? 'The caller hung up before you answered.' : 'Call cancelled.') :
+        why === 'Canceled' ? (e.originator !== 'remote' ? 'Call cancelled.' : answeredElsewhere(e.message) ? 'Answered on another of your devices.' : 'The caller hung up before you answered.') :
         why === 'Unavailable' || why === 'Not Found' ? 'Nobody to reach at that number (' + why + ').' :
         'Call failed: ' + why + '.';
       message(text);
       session = null; buttons();
     });
     buttons();
+  }
+
+  // the CANCEL of a call another registration of this user answered (RFC 3326: Reason cause 200)
+  function answeredElsewhere(cancel) {
+    var reason = cancel && typeof cancel.getHeader === 'function' ? cancel.getHeader('Reason') : '';
+    return /^\s*SIP\s*;(?:.*;)?\s*cause\s*=\s*200\b/i.test(reason || '');
   }
 
   function register() {
