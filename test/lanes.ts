@@ -13,8 +13,7 @@
  * (imports, and child scripts it names) and finds the uses below; test/unit/test-lanes.test.ts keeps them out of it.
  *
  * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|serial|beside [files...]` prints
- * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts), in the
- * order they start (`startOrder`: the paired lane's as test/lanes.json lists them, longest first).
+ * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts).
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -200,21 +199,6 @@ export function laneOf(file: string, lanes: Lanes = readLanes()): Lane {
   return lanes.serial.some((g) => g.twoAtATime === true && g.files.includes(f)) ? 'paired' : 'serial';
 }
 
-/**
- * The order in which the files of `lane` start: the paired lane's in the order test/lanes.json lists them
- * (longest first: two run at a time, and a long file started last would run alone at the end of the
- * lane), files it does not list after them; every other lane's as given (sorted by path).
- */
-export function startOrder(files: string[], lane: Lane, lanes: Lanes = readLanes()): string[] {
-  if (lane !== 'paired') return files;
-  const listed = lanes.serial.filter((g) => g.twoAtATime === true).flatMap((g) => g.files);
-  const rank = (f: string): number => {
-    const i = listed.indexOf(normalize(f));
-    return i === -1 ? listed.length : i;
-  };
-  return files.map((f, i) => ({ f, i })).sort((x, y) => rank(x.f) - rank(y.f) || x.i - y.i).map((x) => x.f);
-}
-
 /** The reason test/lanes.json gives for `file` being serial, if it lists it there. */
 export function serialReason(file: string, lanes: Lanes = readLanes()): string | undefined {
   const f = normalize(file);
@@ -229,6 +213,6 @@ if (require.main === module) {
   }
   const lanes = readLanes();
   const files = given.length > 0 ? given : allTestFiles();
-  const chosen = startOrder(files.filter((f) => laneOf(f, lanes) === lane), lane, lanes);
+  const chosen = files.filter((f) => laneOf(f, lanes) === lane);
   if (chosen.length > 0) process.stdout.write(`${chosen.join('\n')}\n`);
 }

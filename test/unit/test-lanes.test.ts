@@ -19,7 +19,6 @@ import {
   ROOT,
   scanSource,
   serialReason,
-  startOrder,
 } from '../lanes';
 
 /**
@@ -145,18 +144,6 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       dir,
     ).map((f) => path.relative(ROOT, f));
     assert.deepEqual(loaded.sort(), ['test/helpers/loopback-udp-loss.ts', 'test/helpers/rtp-phone-child.ts']);
-  });
-
-  test('the paired lane starts its files in the order test/lanes.json lists them (longest first); the other lanes keep the order given', () => {
-    const paired = lanes.serial.filter((g) => g.twoAtATime === true).flatMap((g) => g.files);
-    const given = [...paired].sort();
-    assert.notDeepEqual(given, paired, 'positive control: the listed order is not the sorted one');
-    assert.deepEqual(startOrder(given, 'paired', lanes), paired);
-    // a paired file the list does not name (given as paired by the caller) starts after the listed ones
-    assert.deepEqual(startOrder(['test/e2e/not-listed.test.ts', paired[1]!, `./${paired[0]!}`], 'paired', lanes), [`./${paired[0]!}`, paired[1]!, 'test/e2e/not-listed.test.ts']);
-    const parallel = [...lanes.parallel].sort().reverse();
-    assert.deepEqual(startOrder(parallel, 'parallel', lanes), parallel);
-    assert.deepEqual(startOrder(given, 'serial', lanes), given);
   });
 
   test('a file listed nowhere is serial (the safe default)', () => {
