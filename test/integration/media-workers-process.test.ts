@@ -12,10 +12,10 @@ import { startMediaServer, type RunningMediaServer } from '../../src/media/serve
 import { relayProcessExecArgv, relayWorkerEntry, relayWorkerYoungGenerationMb } from '../../src/media/workers/relay-transport';
 import { heapGrowingPercent } from '../../src/media/server/heap-growing';
 import { RELAY_PROCESS_FLAG } from '../../src/media/workers/worker-protocol';
-import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
-import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { connectKurento, type KurentoClientLike } from '../helpers/media-kurento';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { pollUntil } from '../helpers/wait-for';
+import { closeRelayCall, makeRelayCall, relayFlowing, workerOfPipeline, type RelayTestCall } from '../helpers/relay-worker-calls';
 import type { WorkerStatsEntry } from '../../src/media/server/media-stats';
 
 /**
@@ -37,21 +37,7 @@ interface Stats {
   quotas: { portsCounted: number };
 }
 
-interface EndEvent {
-  source: string;
-  reason?: string;
-  detail?: string;
-}
 
-interface TestCall {
-  pipeline: KurentoObjectLike;
-  a: KurentoObjectLike;
-  b: KurentoObjectLike;
-  pa: RtpTestPeer;
-  pb: RtpTestPeer;
-  ends: EndEvent[];
-  pump: NodeJS.Timeout;
-}
 
 /** ferry media's stop budget (FERRY_SHUTDOWN_WATCHDOG_MS default, src/common/process-runner.ts). */
 const STOP_BUDGET_MS = 1500;
@@ -99,7 +85,7 @@ function relayChildrenOf(parent: number): number[] {
 describe('P: relay workers as child processes in one ferry media', { timeout: 240_000 }, () => {
   let server: RunningMediaServer;
   let client: KurentoClientLike;
-  const calls: TestCall[] = [];
+  const calls: RelayTestCall[] = [];
 
   before(async () => {
     server = await startMediaServer({ config: { port: 0, host: '127.0.0.1', workers: 2, workerKind: 'process', lagWindowMs: 1000 } });
@@ -107,50 +93,20 @@ describe('P: relay workers as child processes in one ferry media', { timeout: 24
     client = await connectKurento(server.url);
   });
   after(async () => {
-    for (const c of calls) {
-      clearInterval(c.pump);
-      c.pa.close();
-      c.pb.close();
-    }
+    for (const c of calls) closeRelayCall(c);
     client?.close();
     await server?.close();
   });
 
-  /** A phone-to-phone call through one pipeline; both peers send 50 packets/s. */
-  async function makeCall(): Promise<TestCall> {
-    const pipeline = await client.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const ends: EndEvent[] = [];
-    for (const ep of [a, b]) ep.on('MediaSessionTerminated', (d) => ends.push({ source: ep.id, reason: d.reason as string, detail: d.detail as string }));
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-    pb.useRemoteSdp(await call<string>(b, 'generateOffer'));
-    await call(b, 'processAnswer', pb.sdp());
-    await call(a, 'connect', b);
-    await call(b, 'connect', a);
-    const payload = Buffer.alloc(160, 0xff);
-    const pump = setInterval(() => {
-      pa.send(0, payload);
-      pb.send(0, payload);
-    }, 20);
-    const c = { pipeline, a, b, pa, pb, ends, pump };
+  async function makeCall(): Promise<RelayTestCall> {
+    const c = await makeRelayCall(client);
     calls.push(c);
     return c;
   }
 
-  async function flowing(c: TestCall, what: string, more = 25): Promise<void> {
-    const fromA = c.pb.received.length;
-    const fromB = c.pa.received.length;
-    await pollUntil(() => c.pb.received.length >= fromA + more && c.pa.received.length >= fromB + more, { timeoutMs: 20_000, what: `${what}: ${more} more packets relayed each way` });
-  }
+  const flowing = relayFlowing;
 
-  function workerOf(s: Stats, pipelineId: string): number {
-    const w = s.pipelinesDetail.find((p) => p.id === pipelineId)?.worker;
-    assert.ok(w !== undefined, `pipeline ${pipelineId} names its worker in /stats`);
-    return w;
-  }
+  const workerOf = workerOfPipeline;
 
   test('P1: each relay worker is a child process of ferry media running the relay worker with the memory settings on its command line; each reports its event-loop lag', { timeout: 60_000 }, async () => {
     const workers = server.workers!.workers;

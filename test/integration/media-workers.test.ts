@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
-import { call, connectKurento, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
-import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { connectKurento, type KurentoClientLike } from '../helpers/media-kurento';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { pollUntil } from '../helpers/wait-for';
+import { closeRelayCall, makeRelayCall, relayFlowing, workerOfPipeline, type RelayTestCall } from '../helpers/relay-worker-calls';
 import type { WorkerStatsEntry } from '../../src/media/server/media-stats';
 
 /**
@@ -29,22 +29,7 @@ interface Stats {
   quotas: { portsCounted: number };
 }
 
-interface EndEvent {
-  source: string;
-  type: string;
-  reason?: string;
-  detail?: string;
-}
 
-interface TestCall {
-  pipeline: KurentoObjectLike;
-  a: KurentoObjectLike;
-  b: KurentoObjectLike;
-  pa: RtpTestPeer;
-  pb: RtpTestPeer;
-  ends: EndEvent[];
-  pump: NodeJS.Timeout;
-}
 
 async function stats(port: number): Promise<Stats> {
   const res = await fetch(`http://127.0.0.1:${port}/stats`);
@@ -55,7 +40,7 @@ async function stats(port: number): Promise<Stats> {
 describe('media relay workers: two workers in one ferry media', { timeout: 240_000 }, () => {
   let server: RunningMediaServer;
   let client: KurentoClientLike;
-  const calls: TestCall[] = [];
+  const calls: RelayTestCall[] = [];
 
   before(async () => {
     server = await startMediaServer({ config: { port: 0, host: '127.0.0.1', workers: 2 } });
@@ -63,56 +48,24 @@ describe('media relay workers: two workers in one ferry media', { timeout: 240_0
     client = await connectKurento(server.url);
   });
   after(async () => {
-    for (const c of calls) {
-      clearInterval(c.pump);
-      c.pa.close();
-      c.pb.close();
-    }
+    for (const c of calls) closeRelayCall(c);
     client?.close();
     await server?.close();
   });
 
-  /** A phone-to-phone call through one pipeline: A offers, B answers ferry's offer; both peers send 50 packets/s. */
-  async function makeCall(): Promise<TestCall> {
-    const pipeline = await client.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const ends: EndEvent[] = [];
-    for (const ep of [a, b]) {
-      ep.on('MediaSessionTerminated', (d) => ends.push({ source: ep.id, type: 'MediaSessionTerminated', reason: d.reason as string, detail: d.detail as string }));
-    }
-    const pa = await RtpTestPeer.open();
-    const pb = await RtpTestPeer.open();
-    pa.useRemoteSdp(await call<string>(a, 'processOffer', pa.sdp()));
-    pb.useRemoteSdp(await call<string>(b, 'generateOffer'));
-    await call(b, 'processAnswer', pb.sdp());
-    await call(a, 'connect', b);
-    await call(b, 'connect', a);
-    const payload = Buffer.alloc(160, 0xff);
-    const pump = setInterval(() => {
-      pa.send(0, payload);
-      pb.send(0, payload);
-    }, 20);
-    const c = { pipeline, a, b, pa, pb, ends, pump };
+  async function makeCall(): Promise<RelayTestCall> {
+    const c = await makeRelayCall(client);
     calls.push(c);
     return c;
   }
 
-  function stopCall(c: TestCall): void {
+  function stopCall(c: RelayTestCall): void {
     clearInterval(c.pump);
   }
 
-  async function flowing(c: TestCall, what: string, more = 25): Promise<void> {
-    const fromA = c.pb.received.length;
-    const fromB = c.pa.received.length;
-    await pollUntil(() => c.pb.received.length >= fromA + more && c.pa.received.length >= fromB + more, { timeoutMs: 20_000, what: `${what}: ${more} more packets relayed each way` });
-  }
+  const flowing = relayFlowing;
 
-  function workerOf(s: Stats, pipelineId: string): number {
-    const w = s.pipelinesDetail.find((p) => p.id === pipelineId)?.worker;
-    assert.ok(w !== undefined, `pipeline ${pipelineId} names its worker in /stats`);
-    return w;
-  }
+  const workerOf = workerOfPipeline;
 
   async function zero(what: string): Promise<Stats> {
     return pollUntil(async () => {
