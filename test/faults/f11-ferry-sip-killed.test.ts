@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { endedRecord, HANGUP_BOUND_MS, phoneCallsWebphone, phoneHangsUpWebphoneTold, startFerryStartCallWorld, webphoneHangsUpPhoneTold, type FerryStartCallWorld } from '../helpers/ferry-start-call-world';
@@ -132,8 +132,18 @@ async function killSipMidCall(w: World, call: CallRecord, label: string): Promis
 
 
 describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { timeout: 300_000 }, () => {
+  // both tests run in one world (one ferry start, one webphone, one phone): each ends its calls, and ferry
+  // start's supervisor restarts ferry sip after the same 250 ms each time (its back-off starts over once
+  // the restarted ferry sip is ready)
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+  });
+  after(async () => {
+    await w?.close();
+  });
+
   test('F11: ferry sip killed mid-call -> RTP never stops both ways, the gateway rebuilds the dialogs in the new ferry sip, no BYE past the orphan deadline; then (a) the phone hangs up -> the webphone told < 500 ms, (b) in a second call the webphone hangs up -> the phone gets BYE < 500 ms', async () => {
-    const w = await startWorld();
     try {
       // (a) the phone hangs up after the restart
       const first = await phoneCallsWebphone(w);
@@ -149,13 +159,10 @@ describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { tim
     } catch (err) {
       if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
       throw err;
-    } finally {
-      await w.close();
     }
   });
 
   test('F11: the phone hangs up while ferry sip is down -> its retransmitted BYE is held by the restarted ferry sip until the gateway re-claims the dialog, answered 200 (not 481); the webphone is told < 500 ms after it has reconnected and registered again', async () => {
-    const w = await startWorld();
     try {
       const call = await phoneCallsWebphone(w);
       const pid = w.fs.childPid('sip');
@@ -184,8 +191,6 @@ describe('F11: ferry sip SIGKILLed mid-call and restarted by ferry start', { tim
     } catch (err) {
       if (err instanceof Error) err.message += `\nferry start output:\n${w.fs.tail(40)}`;
       throw err;
-    } finally {
-      await w.close();
     }
   });
 });
