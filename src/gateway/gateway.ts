@@ -32,6 +32,7 @@ import { mediaUrlKey } from './media-servers/media-url-list';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
 import { RegistrationQualifier } from './registrar/qualify';
+import { reachabilityEvent } from './events/registration-events';
 import { srfQualifyPing } from './registrar/qualify-ping';
 import { SipAuthenticator } from './registrar/sip-authenticator';
 import { createStateStore } from './state/create-state-store';
@@ -247,8 +248,14 @@ export class Gateway {
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
     const digest = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'), config.auth.nonceLifetimeMs, () => this.clock.now());
     const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock);
-    const registrar = new Registrar(config.sip, this.store, auth, this.log.child({ component: 'gateway.registrar' }), config.instanceId, (change) =>
-      this.events.publish({ type: 'registration.changed', data: { ...change } }),
+    const registrar = new Registrar(
+      config.sip,
+      this.store,
+      auth,
+      this.log.child({ component: 'gateway.registrar' }),
+      config.instanceId,
+      (change) => this.events.publish({ type: 'registration.changed', data: { ...change } }),
+      (change) => this.events.publish(reachabilityEvent(change)),
     );
     const router = new CallRouter(config.sip, this.store);
     // what a call needs, whether a party's INVITE or the REST API started it
@@ -319,6 +326,7 @@ export class Gateway {
       log: this.log.child({ component: 'gateway.qualify' }),
       instanceId: config.instanceId,
       settings: config.qualify,
+      onChange: (change) => this.events.publish(reachabilityEvent(change)),
     });
     this.qualifier.start();
     const qualifier = this.qualifier;

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/common/clock';
 import { CallRouter } from '../../src/gateway/calls/call-router';
 import { parseSipConfig } from '../../src/gateway/config/sip-config-loader';
-import { isQualified, parseQualifyScope, RegistrationQualifier, type PingOutcome, type QualifySettings } from '../../src/gateway/registrar/qualify';
+import { isQualified, parseQualifyScope, RegistrationQualifier, type PingOutcome, type QualifySettings, type ReachabilityChange } from '../../src/gateway/registrar/qualify';
+import { reachabilityEvent } from '../../src/gateway/events/registration-events';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
 import type { Registration } from '../../src/gateway/state/registration';
 import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
@@ -48,15 +49,22 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
-function world(users: string[], settings: Partial<QualifySettings> = {}, opts: { maxInFlight?: number; instanceId?: string; store?: MemoryStateStore; clock?: FakeClock } = {}) {
+function world(
+  users: string[],
+  settings: Partial<QualifySettings> = {},
+  opts: { maxInFlight?: number; instanceId?: string; store?: MemoryStateStore; clock?: FakeClock; onChange?: (c: ReachabilityChange) => void } = {},
+) {
   const clock = opts.clock ?? new FakeClock();
   const store = opts.store ?? new MemoryStateStore(clock);
   const pings = new ScriptedPings(clock);
   const { log, lines } = captureLog();
+  /** what the qualifier told through onChange (the gateway publishes each as an event) */
+  const changes: ReachabilityChange[] = [];
   const q = new RegistrationQualifier({
     store, users: () => users, ping: pings.ping, clock, log, instanceId: opts.instanceId ?? ME,
     settings: { intervalMs: 10_000, maxFailures: 2, scope: 'nat', ...settings },
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
+    onChange: opts.onChange ?? ((c) => changes.push(c)),
   });
   /** advances the clock in steps of at most 250 ms, letting the promises run after each */
   const advance = async (ms: number): Promise<void> => {
@@ -71,7 +79,7 @@ function world(users: string[], settings: Partial<QualifySettings> = {}, opts: {
     await store.putRegistration(reg);
     return reg;
   };
-  return { clock, store, pings, q, log, lines, advance, register };
+  return { clock, store, pings, q, log, lines, changes, advance, register };
 }
 
 const natContact = (user: string, n = 20): string => `sip:${user}@192.168.1.${n}:5060`;
@@ -308,6 +316,44 @@ describe('qualify: OPTIONS pings to UDP registrations', () => {
     live.abort();
     assert.deepEqual(await waiting, { outcome: 'not-sent', why: 'qualify stopped' });
     assert.equal(clock.pending(), 0, 'no timer left once every ping settled');
+  });
+
+  test('S5: each mark set or cleared is told once (the registration.unreachable / registration.reachable events), not per ping', { timeout: 10_000 }, async () => {
+    const w = world(['ida'], { intervalMs: 1000 });
+    const nat = await w.register('ida', natContact('ida'), '198.51.100.7:40312');
+    let answering = true;
+    w.pings.auto = () => (answering ? { outcome: 'answered', status: 200 } : { outcome: 'no-answer' });
+    w.q.start();
+    await w.advance(3000);
+    assert.deepEqual(w.changes, [], 'answered pings: no change');
+    answering = false;
+    await w.advance(5000);
+    const since = (await w.store.getRegistrations('ida'))[0]!.unreachableSince!;
+    const binding = { user: 'ida', aor: 'sip:ida@ferry.local', contact: nat.contact, transport: 'udp', source: '198.51.100.7:40312' };
+    assert.deepEqual(w.changes, [{ ...binding, to: 'unreachable', unreachableSince: since, failures: 2 }], 'five misses: one change');
+    answering = true;
+    await w.advance(3000);
+    assert.deepEqual(w.changes.slice(1), [{ ...binding, to: 'reachable', unreachableSince: since, by: 'answer' }], 'three answers: one change');
+    assert.deepEqual(reachabilityEvent(w.changes[0]!), { type: 'registration.unreachable', data: { ...binding, unreachableSince: since, failures: 2 } });
+    assert.deepEqual(reachabilityEvent(w.changes[1]!), { type: 'registration.reachable', data: { ...binding, unreachableSince: since, by: 'answer' } });
+    w.q.stop();
+  });
+
+  test('S6: two misses of one binding settling at once (pings overlapping) mark it once; a throwing listener is logged, the mark stands', { timeout: 10_000 }, async () => {
+    const w = world(['jo'], { intervalMs: 1000, maxFailures: 1 }, { onChange: () => { throw new Error('listener broke'); } });
+    const nat = await w.register('jo', natContact('jo'), '198.51.100.7:40312');
+    w.pings.auto = undefined;
+    w.q.start();
+    await w.advance(2000);
+    const out = w.pings.to(nat.contact);
+    assert.equal(out.length, 2, 'two pings out, neither answered yet');
+    for (const p of out) p.answer({ outcome: 'no-answer' });
+    await w.advance(250);
+    assert.equal(w.q.counts.markedUnreachable, 1, 'marked once');
+    assert.equal(w.lines.filter((l) => l.message === 'registration-unreachable').length, 1);
+    assert.equal(typeof (await w.store.getRegistrations('jo'))[0]!.unreachableSince, 'number', 'the mark stands');
+    assert.equal(w.lines.filter((l) => l.message === 'qualify: reachability change not published').length, 1, 'the listener\'s failure is logged');
+    w.q.stop();
   });
 
   test('FERRY_QUALIFY_MS=0: no timer, no ping', { timeout: 5000 }, async () => {

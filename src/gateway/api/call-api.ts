@@ -37,8 +37,20 @@ export function pageOfCalls(all: CallRecord[], q: ListQuery): { page: CallRecord
   return { page, total: matching.length, ...(more && last ? { next: encodeCursor(last) } : {}) };
 }
 
-function registrationView(r: Registration): Record<string, unknown> {
-  return { user: r.user, aor: r.aor, contact: r.contact, transport: r.transport, webrtc: r.webrtc, source: r.source, registeredAt: r.registeredAt, expiresAt: r.expiresAt };
+/** one registration as GET /api/registrations lists it: `reachable` false (and since when) while qualify has it marked */
+export function registrationView(r: Registration): Record<string, unknown> {
+  return {
+    user: r.user,
+    aor: r.aor,
+    contact: r.contact,
+    transport: r.transport,
+    webrtc: r.webrtc,
+    source: r.source,
+    registeredAt: r.registeredAt,
+    expiresAt: r.expiresAt,
+    reachable: r.unreachableSince === undefined,
+    ...(r.unreachableSince !== undefined ? { unreachableSince: r.unreachableSince } : {}),
+  };
 }
 
 /**

@@ -5,6 +5,7 @@
  * in src/gateway/http/http-server.ts) AND a `paths` entry here (docs/api.md says how).
  */
 import { cdrOpenApiPaths } from '../cdr/cdr-openapi';
+import { callEventTypes } from '../events/call-events';
 
 type Json = Record<string, unknown>;
 
@@ -84,7 +85,10 @@ export const openApiDocument = {
         properties: {
           user: { type: 'string' }, aor: { type: 'string' }, contact: { type: 'string' }, transport: { type: 'string' }, webrtc: { type: 'boolean' },
           source: { type: 'string' }, registeredAt: { type: 'integer' }, expiresAt: { type: 'integer' },
+          reachable: { type: 'boolean', description: 'false while the gateway\'s OPTIONS pings go unanswered (qualify: docs/gateway.md); calls skip it then' },
+          unreachableSince: { type: 'integer', description: 'epoch ms when it was marked unreachable; only when reachable is false' },
         },
+        required: ['user', 'aor', 'contact', 'transport', 'webrtc', 'source', 'registeredAt', 'expiresAt', 'reachable'],
       },
     },
   },
@@ -116,7 +120,7 @@ export const openApiDocument = {
     '/api/events': {
       get: {
         summary: 'live call and registration events over a WebSocket (upgrade; docs/webhooks.md)',
-        parameters: [{ name: 'types', in: 'query', schema: { type: 'string' }, description: 'comma list of event types to receive' }],
+        parameters: [{ name: 'types', in: 'query', schema: { type: 'string' }, description: `comma list of event types to receive (${callEventTypes.join(', ')})` }],
         responses: { '101': { description: 'switching to the WebSocket protocol; one JSON event per message' }, '400': error('an unknown event type'), '503': error('too many clients'), ...common },
       },
     },

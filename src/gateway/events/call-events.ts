@@ -15,7 +15,9 @@ export type CallEventType =
   | 'call.resumed'
   | 'call.transferred'
   | 'call.ended'
-  | 'registration.changed';
+  | 'registration.changed'
+  | 'registration.unreachable'
+  | 'registration.reachable';
 
 export const callEventTypes: readonly CallEventType[] = [
   'call.ringing',
@@ -25,6 +27,8 @@ export const callEventTypes: readonly CallEventType[] = [
   'call.transferred',
   'call.ended',
   'registration.changed',
+  'registration.unreachable',
+  'registration.reachable',
 ];
 
 export interface CallEvent {

@@ -61,6 +61,22 @@ export type PingOutcome =
  */
 export type QualifyPing = (target: { uri: string; nextHop?: string }, timeoutMs: number, stopped: AbortSignal) => Promise<PingOutcome>;
 
+/**
+ * A registration marked unreachable or reachable again: the gateway publishes it as the
+ * `registration.unreachable` / `registration.reachable` event (docs/webhooks.md). `by`: what cleared
+ * the mark, an answered ping or the device's next REGISTER (registrar.ts).
+ */
+export type ReachabilityChange =
+  | (ReachabilityBinding & { to: 'unreachable'; unreachableSince: number; failures: number })
+  | (ReachabilityBinding & { to: 'reachable'; unreachableSince: number; by: 'answer' | 'register' });
+
+type ReachabilityBinding = Pick<Registration, 'user' | 'aor' | 'contact' | 'transport' | 'source'>;
+
+/** the binding fields a reachability change names */
+export function reachabilityBinding(reg: Registration): ReachabilityBinding {
+  return { user: reg.user, aor: reg.aor, contact: reg.contact, transport: reg.transport, source: reg.source };
+}
+
 export interface QualifierDeps {
   store: StateStore;
   /** the configured user names: registrations are read per user */
@@ -72,6 +88,8 @@ export interface QualifierDeps {
   settings: QualifySettings;
   maxInFlight?: number;
   timeoutMs?: number;
+  /** called once per mark this gateway sets or clears (never throws into the qualifier) */
+  onChange?: (change: ReachabilityChange) => void;
 }
 
 interface BindingState {
@@ -85,9 +103,10 @@ interface BindingState {
  * router). The pings keep the router's UDP mapping open, so a call reaches the phone however long it
  * waits between REGISTERs; any answer (even `404`, `405`, `501`) says the device is there. A registration
  * that leaves FERRY_QUALIFY_MAX_FAILURES pings in a row unanswered is marked unreachable in the store
- * (`unreachableSince`, one `registration-unreachable` log line): every gateway's calls skip it. It keeps
- * being pinged; the first answer clears the mark (`registration-reachable`), and so does the device's
- * next REGISTER (the registrar writes the binding anew).
+ * (`unreachableSince`, one `registration-unreachable` log line and one `registration.unreachable` event
+ * through `onChange`): every gateway's calls skip it. It keeps being pinged; the first answer clears the
+ * mark (`registration-reachable`, `registration.reachable`), and so does the device's next REGISTER (the
+ * registrar writes the binding anew and tells `registration.reachable` itself).
  *
  * Bounded: the configured users are visited spread evenly over the interval (one slice each tick, about a
  * second apart), never all at once; at most `maxInFlight` pings wait for an answer at a time, and a slice
@@ -110,6 +129,8 @@ export class RegistrationQualifier {
   private readonly slotWaiters: (() => void)[] = [];
   private readonly states = new Map<string, Map<string, BindingState>>();
   private readonly leases = new Map<string, { alive: boolean; at: number }>();
+  /** bindings (`user contact`) whose mark is being written: a second outcome meanwhile does not write it again */
+  private readonly marking = new Set<string>();
   private readonly slicesPerRound: number;
   private readonly tickMs: number;
   private readonly timeoutMs: number;
@@ -249,18 +270,30 @@ export class RegistrationQualifier {
     if (r.outcome === 'answered') {
       this.counts.answered++;
       state.failures = 0;
-      if (reg.unreachableSince !== undefined && (await this.mark(reg, undefined))) {
+      const since = reg.unreachableSince;
+      if (since !== undefined && (await this.mark(reg, undefined))) {
         this.counts.markedReachable++;
-        this.d.log.info('registration-reachable', { user: reg.user, contact: reg.contact, source: reg.source, status: r.status, unreachableMs: this.d.clock.now() - reg.unreachableSince });
+        this.d.log.info('registration-reachable', { user: reg.user, contact: reg.contact, source: reg.source, status: r.status, unreachableMs: this.d.clock.now() - since });
+        this.tell({ ...reachabilityBinding(reg), to: 'reachable', unreachableSince: since, by: 'answer' });
       }
       return;
     }
     this.counts.unanswered++;
     state.failures++;
     if (state.failures < this.d.settings.maxFailures || reg.unreachableSince !== undefined) return;
-    if (await this.mark(reg, this.d.clock.now())) {
+    const since = this.d.clock.now();
+    if (await this.mark(reg, since)) {
       this.counts.markedUnreachable++;
       this.d.log.warn('registration-unreachable', { user: reg.user, contact: reg.contact, source: reg.source, transport: reg.transport, failures: state.failures, ...(nextHop ? { nextHop } : {}) });
+      this.tell({ ...reachabilityBinding(reg), to: 'unreachable', unreachableSince: since, failures: state.failures });
+    }
+  }
+
+  private tell(change: ReachabilityChange): void {
+    try {
+      this.d.onChange?.(change);
+    } catch (err) {
+      this.d.log.warn('qualify: reachability change not published', { user: change.user, contact: change.contact, err: (err as Error).message });
     }
   }
 
@@ -269,6 +302,17 @@ export class RegistrationQualifier {
    * registered again meanwhile (another registeredAt or source): that newer binding stands as written.
    */
   private async mark(reg: Registration, since: number | undefined): Promise<boolean> {
+    const key = `${reg.user} ${reg.contact}`;
+    if (this.marking.has(key)) return false;
+    this.marking.add(key);
+    try {
+      return await this.markNow(reg, since);
+    } finally {
+      this.marking.delete(key);
+    }
+  }
+
+  private async markNow(reg: Registration, since: number | undefined): Promise<boolean> {
     const fresh = (await this.d.store.getRegistrations(reg.user)).find((r) => r.contact === reg.contact);
     if (!fresh || fresh.registeredAt !== reg.registeredAt || fresh.source !== reg.source) return false;
     if ((fresh.unreachableSince === undefined) === (since === undefined)) return false;

@@ -6,6 +6,7 @@ import { StateStore } from '../state/state-store';
 import { SipAuthenticator } from './sip-authenticator';
 import { parseContacts } from './contact-header';
 import { contactTargetProblem } from './contact-target';
+import { ReachabilityChange, reachabilityBinding } from './qualify';
 
 /** What `registration.changed` tells: the user's bindings after a REGISTER that added or removed one. */
 export interface RegistrationChange {
@@ -34,6 +35,8 @@ export class Registrar {
     private readonly instanceId: string,
     /** called after a REGISTER that added or removed a binding (a refresh of the same bindings is no change) */
     private readonly onChange: (change: RegistrationChange) => void = () => {},
+    /** called when a REGISTER rewrote a binding that qualify had marked unreachable (the mark is gone) */
+    private readonly onReachable: (change: ReachabilityChange) => void = () => {},
   ) {}
 
   async handle(req: Srf.SrfRequest & { protocol?: string; source_address?: string; source_port?: number; uri?: string }, res: RegisterResponse): Promise<void> {
@@ -129,6 +132,10 @@ export class Registrar {
         expiresAt: now + expires * 1000,
         instanceId: this.instanceId,
       });
+      const was = existing.find((r) => r.contact === c.uri);
+      if (was?.unreachableSince !== undefined) {
+        this.onReachable({ ...reachabilityBinding(was), transport, source: `${req.source_address}:${req.source_port}`, to: 'reachable', unreachableSince: was.unreachableSince, by: 'register' });
+      }
       remove(bound, c.uri);
       bound.push({ contact: c.uri, registeredAt: now });
       accepted.push(`<${c.uri}>;expires=${expires}`);
