@@ -8,7 +8,7 @@ const best = (...statuses: (number | undefined)[]): number | undefined => {
   return chosen ? statuses[chosen.i] : -1;
 };
 
-test('486 is preferred over 480, 408 and other 4xx, whatever the order', () => {
+test('486 is preferred over 480, 408 and other 4xx, whatever the order', { timeout: 5000 }, () => {
   assert.equal(best(480, 486), 486);
   assert.equal(best(486, 480), 486);
   assert.equal(best(404, 408, 486, 480), 486);
@@ -17,13 +17,13 @@ test('486 is preferred over 480, 408 and other 4xx, whatever the order', () => {
   assert.equal(best(404, 488), 404, 'among other 4xx: the first that came');
 });
 
-test('the lowest class wins: a 4xx over a 5xx; a 3xx over both', () => {
+test('the lowest class wins: a 4xx over a 5xx; a 3xx over both', { timeout: 5000 }, () => {
   assert.equal(best(500, 404), 404);
   assert.equal(best(500, 502), 500);
   assert.equal(best(500, 302, 486), 302);
 });
 
-test('an unreachable registration (no status, 410, 503) counts as 480: below 486, and the first of equals is kept', () => {
+test('an unreachable registration (no status, 410, 503) counts as 480: below 486, and the first of equals is kept', { timeout: 5000 }, () => {
   assert.equal(callerStatusOf({}), 480);
   assert.equal(callerStatusOf({ status: 410 }), 480);
   assert.equal(callerStatusOf({ status: 503 }), 480);
@@ -34,7 +34,7 @@ test('an unreachable registration (no status, 410, 503) counts as 480: below 486
   assert.equal(best(undefined, 410), undefined);
 });
 
-test('a 6xx ends the search; nothing else does; no failure at all: undefined', () => {
+test('a 6xx ends the search; nothing else does; no failure at all: undefined', { timeout: 5000 }, () => {
   assert.deepEqual([600, 603, 604, 606].map(endsSearch), [true, true, true, true]);
   assert.deepEqual([undefined, 486, 500, 599, 700].map(endsSearch), [false, false, false, false, false]);
   assert.equal(bestFailure([]), undefined);
