@@ -276,6 +276,7 @@ export class Gateway {
       loopbackMedia: config.loopbackMedia,
       events: this.events,
       ring: config.ring,
+      mediaLossGraceMs: config.mediaLossGraceMs,
     };
     const invites = new InviteHandler({
       ...callDeps,

@@ -2,7 +2,7 @@ import type Srf from 'drachtio-srf';
 import type { Clock } from '../../common/clock';
 import type { CallMedia, Side } from '../kurento/call-media';
 import type { KSdpEndpoint } from '../kurento/kurento-types';
-import type { MediaConnection } from '../kurento/media-connection';
+import { MediaUnavailableError, type MediaConnection } from '../kurento/media-connection';
 import { movesToNextRegistration } from '../registrar/stale-binding';
 import type { LegKind } from '../state/call-record';
 import type { StateStore } from '../state/state-store';
@@ -17,6 +17,15 @@ import { countSdpRejection, LoopbackMediaRule, validateSdp } from './sdp-validat
 /** at most this many of a user's registrations (the newest) ring at once */
 export const MAX_FORKS = 8;
 
+/** FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS's default: a media server lost while forks ring and not back within it ends the search */
+export const DEFAULT_MEDIA_LOSS_GRACE_MS = 1500;
+
+/** the Reason on the CANCEL of every registration still ringing when the call's media server is lost */
+export const MEDIA_LOST_REASON = 'SIP;cause=503;text="media server lost"';
+
+/** Retry-After (seconds) on the 503 the caller gets when the media server is lost while forks ring */
+const MEDIA_LOST_RETRY_AFTER_S = 5;
+
 /** the caller's INVITE, as far as ringing every registration needs it */
 export interface ForkedInvite {
   body: string;
@@ -27,7 +36,7 @@ export interface ForkedInvite {
 
 export interface CallerResponse {
   finalResponseSent?: boolean;
-  send(status: number, reason?: string): void;
+  send(status: number, reason?: string, opts?: { headers?: Record<string, string> }): void;
 }
 
 export interface RingAllContext {
@@ -51,6 +60,8 @@ export interface RingAllContext {
   isCancelled(): boolean;
   /** every fork's offer is made: the INVITEs go out now */
   signalling?(): void;
+  /** a media server lost while forks ring and not back within this long ends the search (default DEFAULT_MEDIA_LOSS_GRACE_MS) */
+  mediaLossGraceMs?: number;
 }
 
 export interface Fork extends ForkTarget {
@@ -147,9 +158,39 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
   c.req.on('cancel', onCancel);
   // a CANCEL that came while the offers were made: nothing was sent yet, nothing will ring
   if (c.isCancelled()) onCancel();
+  // the media server lost while forks ring: nobody's answer could be carried. Not back within the grace
+  // (or back as a new session: the call's objects are gone), the caller gets 503 and every fork is
+  // cancelled; a control-connection blip (back with the same session) changes nothing
+  const graceMs = c.mediaLossGraceMs ?? DEFAULT_MEDIA_LOSS_GRACE_MS;
+  let mediaLost = false;
+  let lossTimer: ReturnType<Clock['setTimeout']> | undefined;
+  const giveUp = (detail: string): void => {
+    lossTimer?.cancel();
+    lossTimer = undefined;
+    if (set.answered || call.isEnding || mediaLost) return;
+    mediaLost = true;
+    call.note('media-lost', detail);
+    if (!c.res.finalResponseSent) c.res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(MEDIA_LOST_RETRY_AFTER_S) } });
+    set.cancelAll({ Reason: MEDIA_LOST_REASON });
+  };
+  const onLost = (): void => {
+    lossTimer?.cancel();
+    lossTimer = c.clock.setTimeout(() => {
+      if (!server.isUp) giveUp(`media server unreachable for ${graceMs} ms while ringing`);
+    }, graceMs);
+  };
+  const onRestored = (sameSession: boolean): void => {
+    lossTimer?.cancel();
+    lossTimer = undefined;
+    if (!sameSession) giveUp('media server back as a new session while ringing: the call\'s media objects are gone');
+  };
+  server.on('lost', onLost);
+  server.on('restored', onRestored);
+  if (!server.isUp) onLost();
   try {
     const outcome = await set.outcome;
     if (!outcome.answered) {
+      if (mediaLost) throw new MediaUnavailableError('media server lost while ringing');
       if (noAnswer) throw Object.assign(new Error('no answer'), { status: 480, reason: 'Temporarily Unavailable' });
       if (c.isCancelled()) throw Object.assign(new Error('cancelled'), { status: 487 });
       const chosen = outcome.global ?? bestFailure(outcome.failures.map((x) => ({ ...x.err, x })))?.x;
@@ -158,12 +199,19 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     return await answered(c, outcome.fork, outcome.dialog, earlyAnswerA);
   } finally {
     c.req.removeListener('cancel', onCancel as (...args: never[]) => void);
+    server.off('lost', onLost);
+    server.off('restored', onRestored);
+    lossTimer?.cancel();
   }
 }
 
-/** a fork over: its endpoint goes, unless it is the side's own (or the call's pipeline went already) */
+/**
+ * A fork over: its endpoint goes, unless it is the side's own (or the call's pipeline went already).
+ * Given up at once while the media server is unreachable (kurento-client would wait its 20 s request
+ * timeout, holding the call's end back): the endpoint goes with the pipeline, or went with the server.
+ */
 export function releaseFork(media: CallMedia, f: Fork): Promise<void> {
-  return f.own && !media.isReleased ? media.releaseEndpoint(f.ep) : Promise.resolve();
+  return f.own && !media.isReleased ? media.connection.guard(media.releaseEndpoint(f.ep)).catch(() => undefined) : Promise.resolve();
 }
 
 /** an endpoint and an offer for every registration, made together; none is left behind if one fails */

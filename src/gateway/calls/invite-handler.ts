@@ -57,6 +57,8 @@ export interface InviteHandlerDeps {
    * `newest` (also when unset) one at a time, newest first
    */
   ring?: RingMode;
+  /** FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS: a media server lost while a user's registrations ring and not back within it ends the call */
+  mediaLossGraceMs?: number;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -313,6 +315,7 @@ export class InviteHandler {
           req: req as unknown as Parameters<typeof ringAll>[0]['req'], res, call, media, server,
           caller: { kind: callerKind, codecs: callerCodecs }, from: fromHeader, targets: forks,
           isCancelled: () => cancelled,
+          ...(d.mediaLossGraceMs !== undefined ? { mediaLossGraceMs: d.mediaLossGraceMs } : {}),
           signalling: () => {
             phase = 'signalling';
           },
