@@ -10,7 +10,7 @@ import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../hel
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * FERRY_RING=all under faults (docs/gateway.md, "Which registration", and docs/lifecycle.md F1, F2,
+ * FERRY_RING=all under faults (docs/gateway.md, "A call", step 2, and docs/lifecycle.md F1, F2,
  * F3, S14): a user's two desk phones ring at once when a part of ferry dies. Real processes: ferry sip,
  * ferry media and one or two gateways (test/helpers/stack.ts) on a private redis-server; the desk
  * phones and the caller are scripted UDP SIP phones with real RTP (test/helpers/sip-phone.ts, "ring"
