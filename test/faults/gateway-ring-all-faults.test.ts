@@ -6,6 +6,8 @@ import path from 'node:path';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { RedisServerProcess } from '../helpers/redis-server-process';
+import { TcpCutter } from '../helpers/media-tcp-cutter';
+import { freePort } from '../helpers/free-port';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -21,6 +23,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 const PASSWORD = 'ring-all-faults-secret';
 const LEASE_MS = 1500;
 const NO_ANSWER_MS = 20_000;
+/** ferry media's backstop for a pipeline whose owner session is gone and that never had media (FERRY_MEDIA_ORPHAN_TTL_MS) */
+const ORPHAN_TTL_MS = 4000;
 /** the app-gone Reason ferry sip puts on the CANCEL of a gone gateway's INVITE (src/sip/engine/engine-reasons.ts) */
 const APP_GONE_REASON = 'SIP;cause=480;text="the app that placed this call is gone"';
 const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jon'] as const;
@@ -32,6 +36,8 @@ interface World {
   dir: string;
   caller: SipPhone;
   desks: Record<User, [SipPhone, SipPhone]>;
+  /** one gateway: it reaches ferry media through this relay (a control-connection blip is a cut) */
+  cutter?: TcpCutter;
 }
 
 async function startWorld(label: string, secondGateway: boolean): Promise<World> {
@@ -48,6 +54,8 @@ async function startWorld(label: string, secondGateway: boolean): Promise<World>
     routes: [{ match: '.*', to: 'user' }],
   }));
   const redis = await RedisServerProcess.start();
+  const mediaPort = await freePort({ protocols: ['tcp'] });
+  const cutter = secondGateway ? undefined : await TcpCutter.start(mediaPort);
   const stack = await startStack({
     redisUrl: redis.url,
     secondGateway,
@@ -55,11 +63,13 @@ async function startWorld(label: string, secondGateway: boolean): Promise<World>
       gateway: {
         FERRY_SIP_CONFIG: file, FERRY_RING: 'all', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_CALL_RECORD_TTL_MS: '60000',
         FERRY_GATEWAY_LEASE_MS: String(LEASE_MS), FERRY_GATEWAY_ADOPT_INTERVAL_MS: '250',
+        ...(cutter ? { FERRY_MEDIA_URL: `ws://127.0.0.1:${cutter.port}/kurento` } : {}),
       },
+      media: { FERRY_MEDIA_PORT: String(mediaPort), FERRY_MEDIA_ORPHAN_TTL_MS: String(ORPHAN_TTL_MS) },
       sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
     },
   });
-  return { stack, redis, dir, caller, desks };
+  return { stack, redis, dir, caller, desks, ...(cutter ? { cutter } : {}) };
 }
 
 async function stopWorld(w: World | undefined): Promise<void> {
@@ -67,6 +77,7 @@ async function stopWorld(w: World | undefined): Promise<void> {
   if (process.env.FERRY_TEST_DUMP) console.log(w.stack.output.join('\n'));
   for (const phone of [w.caller, ...Object.values(w.desks).flat()]) await phone.close();
   await w.stack.stop();
+  await w.cutter?.close();
   await w.redis.stop();
   await rm(w.dir, { recursive: true, force: true });
 }
@@ -333,6 +344,32 @@ describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
       await backToZero(world, 'F1 (ring-all) killed while ringing');
     });
 
+    test('F1 (ring-all): the gateway SIGKILLed while two registrations ring and not started again: both stop ringing, the caller gets 503, ferry media releases the orphaned pipeline with every fork\'s endpoint after its orphan time; the gateway started later finishes the record', { timeout: 60_000 }, async () => {
+      const world = w!;
+      const user: User = 'jon';
+      await bothRegister(world, user);
+      const since = Date.now();
+      const { result, rec } = await dialBoth(world, user, since);
+      const killedAt = Date.now();
+      await world.stack.kill('gateway', 'SIGKILL');
+      await allToldAfterGatewayDeath(world, user, killedAt, result);
+      assert.equal((await getJson<{ pipelines: number }>(world.stack.mediaPort, '/stats')).pipelines, 1, 'the pipeline is still there before the orphan time');
+      await waitFor(async () => {
+        const st = await getJson<{ pipelines: number; elements: number; boundPorts: number }>(world.stack.mediaPort, '/stats');
+        return st.pipelines === 0 && st.elements === 0 && st.boundPorts === 0;
+      }, ORPHAN_TTL_MS + 4000, 50, 'ferry media released the orphaned pipeline and every endpoint');
+      const releasedMs = Date.now() - killedAt;
+      assert.ok(releasedMs >= ORPHAN_TTL_MS - 500, `released ${releasedMs} ms after the kill: by the orphan rule (${ORPHAN_TTL_MS} ms), not before`);
+      console.log(`# F1 (ring-all), no gateway back: ferry media released the pipeline ${releasedMs} ms after the SIGKILL (orphan time ${ORPHAN_TTL_MS} ms)`);
+      await world.stack.restart('gateway');
+      const ended = await waitFor(async () => {
+        const r = await record(world, rec.id).catch(() => undefined);
+        return r?.state === 'ended' ? r : undefined;
+      }, 10_000, 50, 'the record finished by the gateway started later');
+      assert.ok(ended.timeline.some((e) => e.event === 'media-gone'), events(ended));
+      await backToZero(world, 'F1 (ring-all) no gateway back');
+    });
+
     test('F1 (ring-all): the gateway SIGKILLed after the older registration answered, restarted with the same id: the call is adopted, RTP flows both ways, each side\'s hang-up reaches the other (two calls)', { timeout: 90_000 }, async () => {
       const world = w!;
       const id = `gw-a-${world.stack.redisPrefix}`;
@@ -365,6 +402,8 @@ describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
       await older.waitForRequest('BYE', 5000, answeredAt);
       const cancel = await newer.waitForRequest('CANCEL', 5000, since);
       assert.ok(cancel.at >= answeredAt, 'the newer is cancelled once the answer came');
+      // the call was not completed anywhere: the phone is not told so (it would show no missed call)
+      assert.equal(reasonOf(cancel), 'SIP;cause=503;text="media server lost"', 'the CANCEL names the media server\'s loss');
       await waitFor(() => !newer.ringing, 2000, 10, 'the newer stopped ringing');
       const ended = await waitFor(async () => {
         const r = await record(world, rec.id);
@@ -402,6 +441,64 @@ describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
       console.log(`# F3 (ring-all): media down while ringing: the caller got 503 ${toldMs} ms after the SIGKILL; the call ended ${ended.endedAt! - killedAt} ms after it`);
       await restartMedia(world);
       await backToZero(world, 'F3 (ring-all) nobody answers');
+    });
+
+    test('F3 (ring-all): ferry media SIGKILLed while two registrations ring and started again at once: the call\'s objects are gone, so the caller gets 503 and both phones are cancelled as soon as the gateway is back on it (or at the grace)', { timeout: 60_000 }, async () => {
+      const world = w!;
+      const user: User = 'amy';
+      await bothRegister(world, user);
+      const since = Date.now();
+      const { result, rec } = await dialBoth(world, user, since);
+      const killedAt = Date.now();
+      await world.stack.kill('media', 'SIGKILL');
+      const mark = world.stack.output.length;
+      await world.stack.restart('media');
+      const failed = await result;
+      assert.equal(failed?.status, 503, 'the caller gets 503');
+      const toldMs = Date.now() - killedAt;
+      assert.ok(toldMs < 4000, `told ${toldMs} ms after the kill`);
+      const back = world.stack.output.slice(mark).some((l) => l.startsWith('[gateway] ') && /media server (reconnected|answered)/.test(l));
+      for (const desk of world.desks[user]) {
+        const cancel = await desk.waitForRequest('CANCEL', 3000, killedAt);
+        assert.match(reasonOf(cancel) ?? '', /media/);
+        await waitFor(() => !desk.ringing, 2000, 10, 'the desk phone stopped ringing');
+      }
+      const ended = await waitFor(async () => {
+        const r = await record(world, rec.id);
+        return r.state === 'ended' ? r : undefined;
+      }, 5000, 25, 'the call ended');
+      assert.equal(ended.reason, 'media-lost', events(ended));
+      const lost = ended.timeline.find((e) => e.event === 'media-lost')?.detail ?? '';
+      // the restarted server is a new session: the gateway gives up as soon as it is back on it (before the grace ran out), or at the grace if the restart took longer
+      if (back && toldMs < 1500) assert.match(lost, /new session/, events(ended));
+      console.log(`# F3 (ring-all): media restarted at once while ringing: the caller got 503 ${toldMs} ms after the SIGKILL (${lost})`);
+      await backToZero(world, 'F3 (ring-all) restarted at once');
+    });
+
+    test('F3 (ring-all) control: the gateway\'s connection to ferry media cut while two registrations ring (ferry media alive): both keep ringing past the grace, the older answers, RTP both ways, the hang-up leaves nothing', { timeout: 60_000 }, async () => {
+      const world = w!;
+      const user: User = 'ben';
+      await bothRegister(world, user);
+      const since = Date.now();
+      const { result, rec } = await dialBoth(world, user, since);
+      const mark = world.stack.output.length;
+      const cutAt = Date.now();
+      world.cutter!.cut();
+      await waitFor(() => world.stack.output.slice(mark).some((l) => l.startsWith('[gateway] ') && l.includes('media server reconnected') && l.includes('"sameSession":true')), 5000, 25, 'the gateway back on the same media session');
+      // past the grace (1500 ms) and a margin: the nobody-answers scenario above was told by then
+      await waitFor(() => Date.now() >= cutAt + 3000, 5000, 50, 'the grace and a margin passed');
+      for (const desk of world.desks[user]) {
+        assert.ok(desk.ringing, 'still ringing');
+        assert.equal(requests(desk, 'CANCEL', since).length, 0, 'no CANCEL');
+      }
+      const [older, newer] = world.desks[user];
+      await older.answerRinging();
+      assert.equal(await result, undefined, 'the caller is answered');
+      await newer.waitForRequest('CANCEL', 5000, since);
+      const at = Date.now();
+      await hears(world.caller, at, 'RTP from the older desk at the caller');
+      await hears(older, at, 'RTP from the caller at the older desk');
+      await hangUpAndZero(world, older, true, rec.id, 'F3 (ring-all) control');
     });
   });
 });

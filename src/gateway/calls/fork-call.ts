@@ -142,6 +142,8 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
       if (!call.isEnding) void call.persist();
       await release(f);
     },
+    // an answer while the media server is unreachable cannot be carried (the caller gets 503): the others are not told it completed elsewhere
+    answeredCancelHeaders: () => ({ Reason: server.isUp ? COMPLETED_ELSEWHERE : MEDIA_LOST_REASON }),
     globalFailure: (f, err) => {
       call.note('fork-global-failure', `${err.status} ${f.to.uri}: the other registrations are cancelled`);
       // the caller hears it at once, not once every other fork has answered its CANCEL

@@ -36,6 +36,11 @@ export interface ForkSetHooks<F extends ForkTarget> {
   ended(fork: F, end: ForkEnd): Promise<void>;
   /** a 6xx ended the search (the others are being cancelled; `outcome` settles once they are over) */
   globalFailure?(fork: F, err: ForkError): void;
+  /**
+   * the headers of the CANCEL the others get when `fork` answered; default the RFC 3326 Reason "Call
+   * completed elsewhere" (not when the call cannot be completed after all, e.g. its media server is lost)
+   */
+  answeredCancelHeaders?(fork: F): Record<string, string>;
 }
 
 export interface ForkSetOptions {
@@ -168,7 +173,7 @@ export class ForkSet<F extends ForkTarget> {
       return;
     }
     this.winner = s;
-    this.cancelAll({ Reason: COMPLETED_ELSEWHERE }, s.fork);
+    this.cancelAll(this.hooks.answeredCancelHeaders?.(s.fork) ?? { Reason: COMPLETED_ELSEWHERE }, s.fork);
     this.resolveOutcome({ answered: true, fork: s.fork, dialog });
   }
 }
