@@ -8,6 +8,7 @@ import { RtpPhone } from '../helpers/rtp-phone';
 import { RedisServerProcess } from '../helpers/redis-server-process';
 import { TcpCutter } from '../helpers/media-tcp-cutter';
 import { freePort } from '../helpers/free-port';
+import { answerOver, requestsTo, tabContact, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
@@ -342,6 +343,49 @@ describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
       }, 10_000, 50, 'the ringing record finished by the restarted gateway');
       assert.ok(ended.timeline.some((e) => e.event === 'adopted' && e.detail?.includes('restarted')), events(ended));
       await backToZero(world, 'F1 (ring-all) killed while ringing');
+    });
+
+    test('F1 (ring-all): the gateway SIGKILLed while a desk phone and a webphone tab ring: the tab gets its CANCEL over its WebSocket, the desk phone too, the caller 503; restarted, the gateway finishes the record and releases the pipeline (the caller\'s side already negotiated for the tab); nothing left', { timeout: 60_000 }, async () => {
+      const world = w!;
+      const user: User = 'cat';
+      const [desk] = world.desks[user];
+      await desk.register(via(world), PASSWORD);
+      const tab = await webphoneRegisters(world.stack.wsPort, user, PASSWORD, 'ferry.local', 'cattab1');
+      try {
+        const invites = requestsTo(tab, 'INVITE');
+        const cancels = requestsTo(tab, 'CANCEL');
+        tab.on('message', (d) => {
+          const text = d.toString();
+          if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
+          if (text.startsWith('CANCEL ')) {
+            answerOver(tab, text, '200 OK');
+            answerOver(tab, invites.at(-1)!, '487 Request Terminated');
+          }
+        });
+        assert.deepEqual(await contactsAt(world.stack.httpPort, user), [desk.contact, tabContact('cattab1')].sort());
+        const known = new Set((await calls(world)).map((c) => c.id));
+        const result = world.caller.call(`sip:${user}@ferry.local`, via(world)).then(() => undefined, (err: { status?: number }) => err);
+        await waitFor(() => desk.ringing && invites.length === 1, 8000, 10, 'the desk phone and the tab ring');
+        const rec = await waitFor(async () => (await calls(world)).find((c) => !known.has(c.id) && c.state === 'ringing'), 5000, 25, 'the new call ringing');
+        assert.equal((await getJson<{ elements: number }>(world.stack.mediaPort, '/stats')).elements, 3, 'the caller\'s endpoint and one per registration');
+        const killedAt = Date.now();
+        await world.stack.kill('gateway', 'SIGKILL');
+        const cancel = await waitFor(() => cancels[0], 5000, 10, 'the tab gets CANCEL');
+        assert.match(cancel, /^Reason: SIP;cause=480;text="the app that placed this call is gone"\r$/m);
+        const deskCancel = await desk.waitForRequest('CANCEL', 5000, killedAt);
+        assert.equal(reasonOf(deskCancel), APP_GONE_REASON);
+        await waitFor(() => !desk.ringing, 2000, 10, 'the desk phone stopped ringing');
+        assert.equal((await result)?.status, 503, 'the caller gets 503');
+        await world.stack.restart('gateway');
+        const ended = await waitFor(async () => {
+          const r = await record(world, rec.id).catch(() => undefined);
+          return r?.state === 'ended' ? r : undefined;
+        }, 10_000, 50, 'the record finished by the restarted gateway');
+        assert.ok(ended.timeline.some((e) => e.event === 'media-released'), events(ended));
+        await backToZero(world, 'F1 (ring-all) desk phone and tab');
+      } finally {
+        await vanish(tab);
+      }
     });
 
     test('F1 (ring-all): the gateway SIGKILLed while two registrations ring and not started again: both stop ringing, the caller gets 503, ferry media releases the orphaned pipeline with every fork\'s endpoint after its orphan time; the gateway started later finishes the record', { timeout: 60_000 }, async () => {
