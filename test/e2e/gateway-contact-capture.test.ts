@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { digestAnswer } from '../helpers/sip-raw-client';
 import { startStack, type Stack } from '../helpers/stack';
@@ -17,11 +17,17 @@ import { pollUntil } from '../helpers/wait-for';
  * Real processes (ferry sip, media, gateway), real sockets, from different loopback addresses (the desk
  * phone on 127.0.0.5 over UDP, the other user on 127.0.0.9 over TCP, the caller on 127.0.0.1).
  * And a Contact is where the user's calls are sent: one at a link-local (a cloud's metadata service) or
- * multicast address is refused and binds nothing.
+ * multicast address is refused and binds nothing, and so is one at a public address other than the one
+ * the REGISTER came from (a third party's: each call would send it an INVITE per registration, and
+ * qualify would ping it), tested from this host's own non-loopback address.
  */
 const DOMAIN = 'ferry.local';
 const PHONE_ADDRESS = '127.0.0.5';
 const OTHER_ADDRESS = '127.0.0.9';
+/** this host's first non-loopback, non-private IPv4 address, to send from a source that is not loopback */
+const PUBLIC_ADDRESS = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal && !/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|169\.254\.)/.test(i.address))?.address;
+/** a public address that is not this host's (documentation range) */
+const THIRD_PARTY = PUBLIC_ADDRESS === '198.51.100.77' ? '198.51.100.78' : '198.51.100.77';
 
 interface Msg {
   text: string;
@@ -205,5 +211,28 @@ describe('registered Contacts: another phone\'s Contact is not captured, address
     assert.match(await c.register('bob', 'bob-capture-secret', own), /^SIP\/2\.0 200/);
     const listed = c.received.filter((m) => /^SIP\/2\.0 200/.test(m.start)).at(-1)!.header('Contact') ?? '';
     assert.equal(listed.replace(/;expires=\d+/g, ''), `<${own}>`);
+  });
+
+  test('a Contact at a public address other than the REGISTER\'s source is refused 403 and binds nothing; the source\'s own address is bound', { skip: PUBLIC_ADDRESS ? false : 'this host has no public-class IPv4 address to send from' }, async () => {
+    const c = await Endpoint.udp(PUBLIC_ADDRESS!, stack.sipPort);
+    endpoints.push(c);
+    for (const contact of [`sip:bob@${THIRD_PARTY}:5060`, `sip:bob@${THIRD_PARTY}:5060;transport=tcp`]) {
+      const callId = randomBytes(8).toString('hex');
+      const uri = `sip:${DOMAIN}`;
+      c.request({ method: 'REGISTER', uri, user: 'bob', to: `sip:bob@${DOMAIN}`, contact, callId, cseq: 1 });
+      const challenge = await c.response(callId, 1);
+      assert.match(challenge.start, /^SIP\/2\.0 401/, contact);
+      const auth = digestAnswer(challenge.header('WWW-Authenticate')!, { user: 'bob', password: 'bob-capture-secret', method: 'REGISTER', uri });
+      c.request({ method: 'REGISTER', uri, user: 'bob', to: `sip:bob@${DOMAIN}`, contact, callId, cseq: 2, auth });
+      const final = await c.response(callId, 2);
+      assert.match(final.start, /^SIP\/2\.0 403/, contact);
+      assert.equal(final.header('Warning'), `399 ferry "Contact host ${THIRD_PARTY} is not the address the REGISTER came from"`, contact);
+    }
+    // positive control from the same source: its own address is bound; the 200 lists bob's bindings, none at the third party
+    const own = `sip:bob@${PUBLIC_ADDRESS}:${c.port()}`;
+    assert.match(await c.register('bob', 'bob-capture-secret', own), /^SIP\/2\.0 200/);
+    const listed = c.received.filter((m) => /^SIP\/2\.0 200/.test(m.start)).at(-1)!.header('Contact') ?? '';
+    assert.ok(listed.includes(`<${own}>`), listed);
+    assert.ok(!listed.includes(THIRD_PARTY), listed);
   });
 });

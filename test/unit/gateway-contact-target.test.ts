@@ -32,8 +32,17 @@ describe('registered Contact targets', { timeout: 10_000 }, () => {
   });
 
   test('phones and webphones: public, private and .invalid hosts, and garbage pass (garbage is not a target)', () => {
-    for (const uri of ['sip:1001@192.168.1.50:5060', 'sip:1001@10.0.0.5;transport=tcp', 'sip:bob@203.0.113.9', 'sip:k7m2@df7jal23ls0d.invalid;transport=ws', 'sip:x@[2001:db8::1]:5060', 'not-a-uri']) {
+    for (const uri of ['sip:1001@192.168.1.50:5060', 'sip:1001@10.0.0.5;transport=tcp', 'sip:bob@192.0.2.7:5062', 'sip:k7m2@df7jal23ls0d.invalid;transport=ws', 'sip:x@[::ffff:192.0.2.7]', 'not-a-uri']) {
       assert.equal(contactTargetProblem(uri, '192.0.2.7'), undefined, uri);
+    }
+    // a public IPv6 Contact in the source's /64 (a phone's privacy addresses), and any Contact from loopback
+    assert.equal(contactTargetProblem('sip:x@[2001:db8:0:1::99]:5060', '2001:db8:0:1::5'), undefined);
+    assert.equal(contactTargetProblem('sip:bob@203.0.113.9', '127.0.0.1'), undefined);
+  });
+
+  test('a public address other than the REGISTER\'s source is refused: calls and pings would go to a third party', () => {
+    for (const [uri, source] of [['sip:bob@203.0.113.9', '192.0.2.7'], ['sip:x@198.51.100.4:5060;transport=tcp', '192.0.2.7'], ['sip:x@[2001:db8::1]:5060', '192.0.2.7'], ['sip:x@[2001:db8:0:2::1]', '2001:db8:0:1::5'], ['sip:x@203.0.113.9', '10.0.0.8']]) {
+      assert.match(contactTargetProblem(uri, source) ?? '', /is not the address the REGISTER came from/, `${uri} from ${source}`);
     }
   });
 
@@ -44,6 +53,6 @@ describe('registered Contact targets', { timeout: 10_000 }, () => {
     }
     // controls: a webphone's .invalid name and an address are not names
     assert.equal(contactTargetProblem('sip:k7m2@df7jal23ls0d.invalid;transport=ws', '192.0.2.7'), undefined);
-    assert.equal(contactTargetProblem('sip:x@198.51.100.4', '192.0.2.7'), undefined);
+    assert.equal(contactTargetProblem('sip:x@192.0.2.7', '192.0.2.7'), undefined);
   });
 });
