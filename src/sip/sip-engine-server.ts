@@ -87,6 +87,8 @@ export const FERRY_SIP_VERSION = 'v0.8.26-ferry';
 export async function startSipEngine(options: SipEngineOptions = {}): Promise<RunningSipEngine> {
   const host = options.host ?? '127.0.0.1';
   const advertised = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
+  // dual-stack `::` without an advertised host: IPv6 peers are told an IPv6 address of this host, not the IPv4 one
+  const ipv6Host = options.advertisedHost === undefined && host === '::' ? firstExternalIPv6() : undefined;
   const log = createLogger('sip.engine');
   const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
   const ports: RunningSipEngine['ports'] = { sip: 0, ws: 0, tls: 0, wss: 0, control: 0 };
@@ -124,7 +126,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     new OutboundConnections(control, handlerSettings, createLogger('sip.outbound'), (app) => engine?.appInUse(app) ?? false),
     control.router, createLogger('sip.outbound')) : undefined;
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls, () => (options.clock ?? systemClock).now(), 64 * timers.t1, options.dns), bindings,
-    { host: advertised, sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
+    { host: advertised, ...(ipv6Host !== undefined ? { ipv6Host } : {}), sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
     options.unroutedHold, options.maxServerTransactions, requests, requestHandler);
 
   const e = engine;
@@ -173,6 +175,14 @@ function firstExternalIPv4(): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/** The first IPv6 address of this host other than loopback and link-local (fe80::/10), else `::1`. */
+function firstExternalIPv6(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address)) return a.address;
+  }
+  return '::1';
 }
 
 /** UDP and TCP share one port number; with port 0 retry until both bind the same free port. */

@@ -202,13 +202,18 @@ export class RtpPhone implements PhonePeer {
     return { rtpPort: this.counters.rtpPort, rtcpPort: this.counters.rtcpPort };
   }
 
+  /** IP6 for an IPv6 `address` (c=IN IP6), else IP4 */
+  private get addressType(): 'IP4' | 'IP6' {
+    return this.address.includes(':') ? 'IP6' : 'IP4';
+  }
+
   async sdp(direction: SdpDirection = 'sendrecv'): Promise<string> {
     if (!this.rtpSocket) throw new Error('rtp-phone: start() first');
     const lines = [
       'v=0',
-      `o=rtp-phone ${this.ssrc} 1 IN IP4 ${this.address}`,
+      `o=rtp-phone ${this.ssrc} 1 IN ${this.addressType} ${this.address}`,
       's=rtp-phone',
-      `c=IN IP4 ${this.address}`,
+      `c=IN ${this.addressType} ${this.address}`,
       't=0 0',
       `m=audio ${this.counters.rtpPort} RTP/AVP ${this.payloadType} 101`,
       `a=rtpmap:${this.payloadType} ${this.payloadType === 8 ? 'PCMA' : 'PCMU'}/8000`,
@@ -219,6 +224,11 @@ export class RtpPhone implements PhonePeer {
       `a=${direction}`,
     ];
     return lines.join('\r\n') + '\r\n';
+  }
+
+  /** the address the far end's SDP named (c=), once applied */
+  get remoteAddress(): string | undefined {
+    return this.remote?.address;
   }
 
   async applyRemoteSdp(sdp: string): Promise<void> {
@@ -309,7 +319,7 @@ export class RtpPhone implements PhonePeer {
 
   private bind(port: number): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket('udp4');
+      const socket = dgram.createSocket(this.address.includes(':') ? 'udp6' : 'udp4');
       socket.once('error', reject);
       socket.bind(port, this.address, () => {
         socket.removeListener('error', reject);

@@ -58,9 +58,10 @@ function uriOf(header: string): string {
 }
 
 function hostPortOf(uri: string): { host: string; port: number } {
-  const m = /^sips?:(?:[^@]+@)?([^:;>]+)(?::(\d+))?/i.exec(uri);
+  const m = /^sips?:(?:[^@]+@)?(\[[0-9a-fA-F:.]+\]|[^:;>]+)(?::(\d+))?/i.exec(uri);
   if (!m) throw new Error(`sip-phone: cannot route to ${uri}`);
-  return { host: m[1]!, port: Number(m[2] ?? 5060) };
+  // an IPv6 literal is in brackets in a URI (RFC 3261 §25.1), not in a socket address
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2] ?? 5060) };
 }
 
 export class SipPhone {
@@ -109,16 +110,21 @@ export class SipPhone {
     return this.options.address ?? '127.0.0.1';
   }
 
+  /** the address as a URI or Via host: an IPv6 literal in brackets */
+  private get uriHost(): string {
+    return this.address.includes(':') ? `[${this.address}]` : this.address;
+  }
+
   private get user(): string {
     return this.options.user ?? 'phone';
   }
 
   get contact(): string {
-    return `sip:${this.user}@${this.address}:${this.port}`;
+    return `sip:${this.user}@${this.uriHost}:${this.port}`;
   }
 
   async start(): Promise<number> {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(this.address.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, this.address, () => resolve());
@@ -134,23 +140,35 @@ export class SipPhone {
   }
 
   /** Place a call to `target` (a SIP URI) through the SIP server at `via`. Resolves on 200 (after ACK) or rejects on a failure. */
-  async call(target: string, via: { host: string; port: number }, opts: { headers?: string[] } = {}): Promise<void> {
+  /** `password`: answer a 407 challenge to the INVITE (a phone registered as its user) with a second INVITE carrying Proxy-Authorization */
+  async call(target: string, via: { host: string; port: number }, opts: { headers?: string[]; password?: string } = {}): Promise<void> {
     const callId = randomBytes(8).toString('hex');
     const localTag = randomBytes(4).toString('hex');
-    const localUri = `sip:${this.user}@${this.address}:${this.port}`;
+    const localUri = `sip:${this.user}@${this.uriHost}:${this.port}`;
     const sdp = await this.media.sdp();
-    const branch = this.branch();
-    const invite = this.request('INVITE', target, {
+    let branch = this.branch();
+    let cseq = 1;
+    const invite = (authorization?: string): string => this.request('INVITE', target, {
       via: this.via(branch),
       from: `<${localUri}>;tag=${localTag}`,
       to: `<${target}>`,
       callId,
-      cseq: '1 INVITE',
-      extra: [`Contact: <${this.contact}>`, 'Content-Type: application/sdp', 'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS', ...(opts.headers ?? [])],
+      cseq: `${cseq} INVITE`,
+      extra: [`Contact: <${this.contact}>`, 'Content-Type: application/sdp', 'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS', ...(opts.headers ?? []),
+        ...(authorization ? [`Proxy-Authorization: ${authorization}`] : [])],
       body: sdp,
     });
-    this.outgoing = { target, via, branch, from: `<${localUri}>;tag=${localTag}`, callId };
-    const final = await this.sendAndAwaitFinal(invite, branch, via, 30_000).finally(() => (this.outgoing = undefined));
+    this.outgoing = { target, via, branch, from: `<${localUri}>;tag=${localTag}`, callId, cseq };
+    let final = await this.sendAndAwaitFinal(invite(), branch, via, 30_000).finally(() => (this.outgoing = undefined));
+    const challenge = final.headers.get('proxy-authenticate')?.[0];
+    if (opts.password !== undefined && final.startLine.startsWith('SIP/2.0 407') && challenge) {
+      this.send(this.ackFor(final, target, branch), via);
+      branch = this.branch();
+      cseq = 2;
+      const answer = digestAnswer(challenge, { user: this.user, password: opts.password, method: 'INVITE', uri: target });
+      this.outgoing = { target, via, branch, from: `<${localUri}>;tag=${localTag}`, callId, cseq };
+      final = await this.sendAndAwaitFinal(invite(answer), branch, via, 30_000).finally(() => (this.outgoing = undefined));
+    }
     const status = Number(final.startLine.split(' ')[1]);
     if (status >= 300) {
       this.send(this.ackFor(final, target, branch), via);
@@ -166,21 +184,21 @@ export class SipPhone {
       remoteUri: uriOf(final.headers.get('to')![0]!),
       remoteTarget: { ...hostPortOf(contact), uri: contact },
       routeSet: [...(final.headers.get('record-route') ?? [])].reverse(),
-      cseq: 1,
+      cseq,
     };
-    this.send(this.inDialog('ACK', '1 ACK'), this.dialog.remoteTarget);
+    this.send(this.inDialog('ACK', `${cseq} ACK`), this.dialog.remoteTarget);
     await this.media.applyRemoteSdp(final.body);
     await this.media.startMedia();
   }
 
   /** the INVITE call() is waiting on (what its CANCEL repeats) */
-  private outgoing: { target: string; via: { host: string; port: number }; branch: string; from: string; callId: string } | undefined;
+  private outgoing: { target: string; via: { host: string; port: number }; branch: string; from: string; callId: string; cseq: number } | undefined;
 
   /** CANCEL the INVITE call() is waiting on (RFC 3261 9.1); resolves with the CANCEL's final status. call() then fails (487). */
   async cancel(): Promise<number> {
     const o = this.outgoing;
     if (!o) throw new Error('sip-phone: no INVITE to cancel');
-    const text = this.request('CANCEL', o.target, { via: this.via(o.branch), from: o.from, to: `<${o.target}>`, callId: o.callId, cseq: '1 CANCEL' });
+    const text = this.request('CANCEL', o.target, { via: this.via(o.branch), from: o.from, to: `<${o.target}>`, callId: o.callId, cseq: `${o.cseq} CANCEL` });
     const final = await this.sendAndAwaitFinal(text, `${o.branch}:CANCEL`, o.via, 5000);
     return Number(final.startLine.split(' ')[1]);
   }
@@ -289,6 +307,11 @@ export class SipPhone {
     });
   }
 
+  /** the dialog's remote target (the far end's Contact URI), while in a call */
+  get remoteTargetUri(): string | undefined {
+    return this.dialog?.remoteTarget.uri;
+  }
+
   get inCall(): boolean {
     return this.dialog !== undefined;
   }
@@ -310,7 +333,7 @@ export class SipPhone {
   }
 
   private via(branch: string): string {
-    return `SIP/2.0/UDP ${this.address}:${this.port};rport;branch=${branch}`;
+    return `SIP/2.0/UDP ${this.uriHost}:${this.port};rport;branch=${branch}`;
   }
 
   private request(

@@ -4,6 +4,11 @@ import { newBranch } from './message-builders';
 
 export interface EngineAddressing {
   host: string;
+  /**
+   * The address written for a peer on IPv6 when `host` (an IPv4 address) cannot be: ferry sip listens on
+   * the dual-stack wildcard `::` with no advertised host, and `host` is the first external IPv4 address.
+   */
+  ipv6Host?: string;
   sipPort(): number;
   wsPort(): number;
   /** SIP over TLS and secure WebSocket ports (0 when not listening) */
@@ -15,9 +20,13 @@ export interface EngineAddressing {
 export class LocalAddress {
   constructor(private readonly addressing: EngineAddressing) {}
 
+  /** The host part of our URIs and Via for `flow`: an IPv6 literal in brackets (RFC 3261 §25.1). */
   host(flow: Flow): string {
     const h = this.addressing.host;
-    return h === '0.0.0.0' || h === '::' ? flow.localAddress : h;
+    const v6 = this.addressing.ipv6Host;
+    if (h === '0.0.0.0' || h === '::') return uriHost(flow.localAddress);
+    if (v6 !== undefined && isIpv6Peer(flow.remoteAddress)) return uriHost(v6);
+    return uriHost(h);
   }
 
   port(flow: Flow): number {
@@ -39,4 +48,14 @@ export class LocalAddress {
   via(flow: Flow): string {
     return `SIP/2.0/${viaTransportName(flow.protocol)} ${this.host(flow)}:${this.port(flow)};rport;branch=${newBranch()}`;
   }
+}
+
+/** `[::1]` for an IPv6 literal (already bracketed or not), anything else as it is. */
+export function uriHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** A peer on IPv6 proper (not an IPv4 address mapped into a dual-stack socket, `::ffff:1.2.3.4`). */
+function isIpv6Peer(address: string): boolean {
+  return address.includes(':') && !/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address);
 }

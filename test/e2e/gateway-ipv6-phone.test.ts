@@ -1,0 +1,134 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { SipPhone } from '../helpers/sip-phone';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { warmChromium } from '../helpers/chromium';
+import { GatewayWebphone } from '../helpers/gateway-webphone';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * A desk phone on IPv6 (docs/deploy.md, "IPv6"): ferry sip listens dual-stack (FERRY_SIP_HOST=::),
+ * ferry media binds its RTP sockets on an IPv6 address (FERRY_MEDIA_RTP_HOST=::1, so RtpEndpoint SDP
+ * says c=IN IP6) and its WebRTC legs on IPv4 (FERRY_MEDIA_ICE_ADDRESSES). The phone (scripted SIP over
+ * UDP on [::1], RTP on [::1]) registers with digest and calls the gateway's webphone page in Chromium
+ * (its WebSocket on IPv4 loopback, reaching the same dual-stack listener), and the page calls it:
+ * audio both ways at the phone, at the page and on both of ferry media's legs; the hang-up releases
+ * the pipeline.
+ */
+const DESK_PASSWORD = 'desk-ipv6-secret';
+const ALICE_PASSWORD = 'alice-ipv6-secret';
+
+type Element = { type: string; packetsFromPeer: number; packetsToPeer: number };
+
+describe('a desk phone on IPv6 calls a webphone and is called by it', { timeout: 120_000 }, () => {
+  let stack: Stack;
+  let phone: SipPhone;
+  let rtp: RtpPhone;
+  let webphone: GatewayWebphone;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ipv6-'));
+    const config = path.join(dir, 'ferry.json');
+    await writeFile(config, JSON.stringify({
+      domain: 'ferry.local',
+      users: [{ user: 'alice', password: ALICE_PASSWORD }, { user: 'desk', password: DESK_PASSWORD }],
+      routes: [{ match: '.*', to: 'user' }],
+    }));
+    rtp = new RtpPhone({ address: '::1' });
+    phone = new SipPhone(rtp, { address: '::1', user: 'desk' });
+    await phone.start();
+    warmChromium();
+    stack = await startStack({
+      env: { FERRY_SIP_CONFIG: config },
+      partEnv: {
+        sip: { FERRY_SIP_HOST: '::' },
+        media: { FERRY_MEDIA_RTP_HOST: '::1', FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.1' },
+      },
+    });
+    webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: ALICE_PASSWORD });
+  });
+
+  after(async () => {
+    await webphone?.close().catch(() => undefined);
+    await phone?.close().catch(() => undefined);
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const elements = async (): Promise<Element[]> =>
+    (await getJson<{ pipelinesDetail: { elements: Element[] }[] }>(stack.mediaPort, '/stats')).pipelinesDetail.flatMap((p) => p.elements);
+
+  /** RTP both ways at the phone, at the page, and on both legs at ferry media */
+  const audioBothWays = async (since: number): Promise<void> => {
+    await waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP from the browser at the IPv6 phone');
+    const base = (await webphone.rtpStats()).received;
+    await waitFor(async () => (await webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from the IPv6 phone at the browser');
+    let seen: Element[] = [];
+    await waitFor(async () => {
+      seen = await elements();
+      return seen.length === 2 && seen.every((e) => e.packetsFromPeer > 20 && e.packetsToPeer > 20);
+    }, 8000, 100, 'RTP both ways on both legs at ferry media').catch((err: Error) => {
+      throw new Error(`${err.message} (${JSON.stringify(seen)})`);
+    });
+  };
+
+  const released = async (): Promise<void> => {
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipeline released');
+  };
+
+  const newestCall = async (): Promise<CallRecord> => {
+    const all = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.sort((a, b) => b.createdAt - a.createdAt);
+    return getJson<CallRecord>(stack.httpPort, `/api/calls/${all[0]!.id}`);
+  };
+
+  test('the phone registers over UDP on [::1] with digest: its binding is the IPv6 address', async () => {
+    await phone.register({ host: '::1', port: stack.sipPort }, DESK_PASSWORD);
+    const regs = await getJson<{ registrations: { user: string; contact: string; transport: string; source?: unknown }[] }>(stack.httpPort, '/api/registrations?user=desk');
+    assert.equal(regs.registrations.length, 1, JSON.stringify(regs));
+    assert.match(regs.registrations[0]!.contact, /@\[::1\]:\d+/, JSON.stringify(regs));
+  });
+
+  test('the IPv6 phone calls the webphone: c=IN IP6 to the phone, audio both ways, its BYE releases everything', async () => {
+    const since = Date.now();
+    const calling = phone.call('sip:alice@ferry.local', { host: '::1', port: stack.sipPort }, { password: DESK_PASSWORD });
+    await webphone.waitCallState('ringing-in', 15_000);
+    await webphone.answer();
+    await calling;
+    await webphone.waitCallState('connected', 10_000);
+    // the answer's Contact (where the phone sends its ACK and BYE) and SDP name IPv6 addresses
+    assert.match(phone.remoteTargetUri ?? '', /^sip:[^@]*@?\[[0-9a-f:]+\]:\d+/i, `Contact of the 200: ${phone.remoteTargetUri}`);
+    assert.equal(rtp.remoteAddress, '::1', 'the answer SDP names ferry media on c=IN IP6 ::1');
+    await audioBothWays(since);
+    await phone.media.stopMedia();
+    await phone.hangup();
+    await webphone.waitCallState('ended', 5000);
+    await released();
+    const rec = await newestCall();
+    assert.equal(rec.state, 'ended');
+    assert.equal(rec.reason, 'sip-bye');
+  });
+
+  test('the webphone calls the IPv6 phone: audio both ways, the page hangs up and everything is released', async () => {
+    const since = Date.now();
+    await webphone.dial('desk');
+    await waitFor(async () => phone.inCall, 15_000, 25, 'the IPv6 phone answered');
+    await webphone.waitCallState('connected', 10_000);
+    // the INVITE the phone got: ferry sip's Via, Record-Route/Contact and the offer's c= on IPv6
+    const invite = [...phone.received].reverse().find((r) => r.method === 'INVITE')!.message;
+    const head = (name: string): string => (invite.headers.get(name) ?? []).join(', ');
+    assert.match(head('via'), /^SIP\/2\.0\/UDP \[[0-9a-f:]+\]:\d+/i, head('via'));
+    assert.match(head('contact'), /@?\[[0-9a-f:]+\]:\d+/i, head('contact'));
+    assert.match(invite.body, /^c=IN IP6 ::1\r?$/m, invite.body);
+    await audioBothWays(since);
+    await webphone.hangup();
+    await waitFor(async () => !phone.inCall, 5000, 25, 'the phone got the BYE');
+    await released();
+    const rec = await newestCall();
+    assert.equal(rec.state, 'ended');
+  });
+});
