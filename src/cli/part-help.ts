@@ -75,6 +75,8 @@ Main settings (environment variables):
   FERRY_NO_ANSWER_MS                     ring time before the called party is cancelled (60000)
   FERRY_RING                             all | newest: a user's registrations ring all at once, or one
                                          at a time, newest first (all)
+  FERRY_RING_MAX_FORKS_PER_SOURCE        registrations rung at once beyond each call's first, for the
+                                         calls from one source (64); FERRY_RING_MAX_FORKS in all (1000)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Reference: docs/configuration.md, docs/gateway.md
 `,

@@ -1,4 +1,5 @@
 import Srf from 'drachtio-srf';
+import { ForkBudget } from './calls/fork-budget';
 import { Clock, systemClock } from '../common/clock';
 import { createLogger, Logger } from '../common/logger';
 import { LeaseKeeper } from './adoption/lease-keeper';
@@ -280,6 +281,7 @@ export class Gateway {
     };
     const invites = new InviteHandler({
       ...callDeps,
+      forkBudget: new ForkBudget(config.ringForks),
       auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
     });

@@ -25,6 +25,7 @@ import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from '.
 import { movesToNextRegistration } from '../registrar/stale-binding';
 import type { RingMode } from '../config/gateway-config';
 import { registrationsOf, ringAll } from './fork-call';
+import type { ForkBudget, ForkGrant } from './fork-budget';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -59,6 +60,8 @@ export interface InviteHandlerDeps {
   ring?: RingMode;
   /** FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS: a media server lost while a user's registrations ring and not back within it ends the call */
   mediaLossGraceMs?: number;
+  /** FERRY_RING_MAX_FORKS_PER_SOURCE / FERRY_RING_MAX_FORKS: registrations rung beyond each call's first, per caller source and in all */
+  forkBudget?: ForkBudget;
 }
 
 type SrfReq = Srf.SrfRequest & { protocol?: string; source_address: string; source_port: number; body: string; uri: string; callingNumber?: string; callingName?: string };
@@ -100,9 +103,17 @@ function userOf(uri: string | undefined): string | undefined {
 export class InviteHandler {
   /** a refused SDP comes before authentication: one line per source address per 10 s (all are counted in /metrics) */
   private readonly sdpRefusalLog: LogThrottle;
+  /** a call ringing fewer registrations at once than the user has: one line per limit per 10 s */
+  private readonly forkLimitLog: LogThrottle;
 
   constructor(private readonly d: InviteHandlerDeps) {
     this.sdpRefusalLog = new LogThrottle(10_000, () => d.clock.now());
+    this.forkLimitLog = new LogThrottle(10_000, () => d.clock.now());
+  }
+
+  private logForkLimit(source: string | undefined, limit: string, wanted: number, rung: number, callId: string): void {
+    const logged = this.forkLimitLog.admit(limit);
+    if (logged) this.d.log.warn('ring-all limited', { callId, src_ip: source, limit, registrations: wanted, atOnce: rung, suppressed: logged.suppressed });
   }
 
   /** 503 + Retry-After, and a Warning naming why (every media server unreachable or draining) */
@@ -184,7 +195,7 @@ export class InviteHandler {
     }
     // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once when there are several
     // (a store that cannot list them now: the call goes the one-at-a-time way, which reads them as it goes)
-    const forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)).catch(() => []) : [];
+    let forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)).catch(() => []) : [];
 
     // the media server this call's pipeline goes on; every later request of the call goes there too
     const placed = d.media.place();
@@ -207,6 +218,18 @@ export class InviteHandler {
     d.registry.add(call);
     d.onStarted(record);
     call.once('ended', (r) => d.onEnded(r));
+    // every registration rung beyond the first holds an endpoint while the call rings: within the caller source's budget and the gateway's
+    let grant: ForkGrant | undefined;
+    if (forks.length > 1 && d.forkBudget) {
+      grant = d.forkBudget.take(String(req.source_address ?? ''), forks.length - 1);
+      const held = grant;
+      call.once('ended', () => held.release());
+      if (grant.extra < forks.length - 1) {
+        call.note('ring-all-limited', `${grant.extra + 1} of ${forks.length} registrations at once (${grant.cutBy} limit)`);
+        this.logForkLimit(req.source_address, grant.cutBy ?? 'total', forks.length, grant.extra + 1, record.id);
+        forks = forks.slice(0, grant.extra + 1);
+      }
+    }
     call.note('invite', `${callerParty} (${callerKind}/${transport}) -> ${dialled} => ${target.party} (${target.kind})`);
     await call.persist();
 
@@ -319,7 +342,7 @@ export class InviteHandler {
           signalling: () => {
             phase = 'signalling';
           },
-        });
+        }).finally(() => grant?.release());
         call.connect(both.uas, both.uac);
         if (cancelled || call.isEnding) void call.end('sip-cancel', 'caller');
         return;

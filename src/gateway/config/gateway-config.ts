@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_RING_MAX_FORKS, DEFAULT_RING_MAX_FORKS_PER_SOURCE, type ForkLimits } from '../calls/fork-budget';
 import path from 'node:path';
 import { ConfigError } from './config-error';
 import { loadSipConfig } from './sip-config-loader';
@@ -48,6 +49,8 @@ export interface GatewayConfig {
    * registration at once, the first to answer gets the call; `newest` tries one at a time, newest first
    */
   ring: RingMode;
+  /** registrations rung at once beyond each call's first, per caller source and in all (FERRY_RING_MAX_FORKS_PER_SOURCE, FERRY_RING_MAX_FORKS) */
+  ringForks: ForkLimits;
   /**
    * a media file URI (as the media server's PlayerEndpoint reads it: relative to its media files
    * directory, file:// inside it, or http(s)) played to the party being transferred while the target
@@ -144,6 +147,10 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     endedRecordTtlMs: int('FERRY_CALL_RECORD_TTL_MS', 3600000, 1000, 30 * 86400000),
     noAnswerMs: int('FERRY_NO_ANSWER_MS', 60000, 1000, 3600000),
     ring: ringMode(env.FERRY_RING, problems),
+    ringForks: {
+      perSource: int('FERRY_RING_MAX_FORKS_PER_SOURCE', DEFAULT_RING_MAX_FORKS_PER_SOURCE, 0, 1000000),
+      total: int('FERRY_RING_MAX_FORKS', DEFAULT_RING_MAX_FORKS, 0, 1000000),
+    },
     transferRingbackUri: env.FERRY_TRANSFER_RINGBACK_URI?.trim() || undefined,
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
     qualify: {
