@@ -132,3 +132,61 @@ describe('a desk phone on IPv6 calls a webphone and is called by it', { timeout:
     assert.equal(rec.state, 'ended');
   });
 });
+
+/**
+ * The same phone when ferry media's RTP is on IPv4 (FERRY_MEDIA_RTP_HOST 127.0.0.1, the default): its
+ * c=IN IP6 offer is refused with 488 and a Warning naming IPv6 and the setting, not a call with no audio;
+ * nothing is left on the media server. Control: an IPv4 phone on the same stack gets through.
+ */
+describe('an IPv6 phone while ferry media has RTP on IPv4 only', { timeout: 90_000 }, () => {
+  let stack: Stack;
+  let phone: SipPhone;
+  let v4phone: SipPhone;
+  let webphone: GatewayWebphone;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ipv6-'));
+    const config = path.join(dir, 'ferry.json');
+    await writeFile(config, JSON.stringify({
+      domain: 'ferry.local',
+      users: [{ user: 'alice', password: ALICE_PASSWORD }, { user: 'desk', password: DESK_PASSWORD }, { user: 'desk4', password: DESK_PASSWORD }],
+      routes: [{ match: '.*', to: 'user' }],
+    }));
+    phone = new SipPhone(new RtpPhone({ address: '::1' }), { address: '::1', user: 'desk' });
+    await phone.start();
+    v4phone = new SipPhone(new RtpPhone(), { user: 'desk4' });
+    await v4phone.start();
+    warmChromium();
+    stack = await startStack({ env: { FERRY_SIP_CONFIG: config }, partEnv: { sip: { FERRY_SIP_HOST: '::' } } });
+    webphone = await GatewayWebphone.open({ httpPort: stack.httpPort, wsPort: stack.wsPort, user: 'alice', password: ALICE_PASSWORD });
+    await phone.register({ host: '::1', port: stack.sipPort }, DESK_PASSWORD);
+    await v4phone.register({ host: '127.0.0.1', port: stack.sipPort }, DESK_PASSWORD);
+  });
+
+  after(async () => {
+    await webphone?.close().catch(() => undefined);
+    await phone?.close().catch(() => undefined);
+    await v4phone?.close().catch(() => undefined);
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the IPv6 phone\'s call is refused 488 with a Warning naming IPv6; control: the IPv4 phone\'s call connects', async () => {
+    const refused = await phone.call('sip:alice@ferry.local', { host: '::1', port: stack.sipPort }, { password: DESK_PASSWORD })
+      .then(() => undefined, (err: Error & { status?: number; headers?: Map<string, string[]> }) => err);
+    assert.ok(refused, 'the call was refused');
+    assert.equal(refused.status, 488, refused.message);
+    assert.match((refused.headers?.get('warning') ?? []).join(' '), /IPv6.*FERRY_MEDIA_RTP_HOST/, JSON.stringify([...(refused.headers ?? new Map())]));
+    assert.equal(await webphone.callState(), 'idle', 'the webphone never rang');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'nothing left at ferry media');
+
+    const calling = v4phone.call('sip:alice@ferry.local', { host: '127.0.0.1', port: stack.sipPort }, { password: DESK_PASSWORD });
+    await webphone.waitCallState('ringing-in', 15_000);
+    await webphone.answer();
+    await calling;
+    await webphone.waitCallState('connected', 10_000);
+    await v4phone.hangup();
+    await webphone.waitCallState('ended', 5000);
+  });
+});

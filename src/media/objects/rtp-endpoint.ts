@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { rtpFamilyMismatch } from '../rtp/address-family';
 import { KurentoErrors, type KurentoError } from '../errors/kurento-error';
 import { codecTableFrom } from '../relay/codec-table';
 import { RtpLeg } from '../rtp/rtp-leg';
@@ -136,6 +137,7 @@ export class RtpEndpoint extends SdpEndpoint {
     if (this.state === 'none') throw KurentoErrors.sdpNotOfferGenerated();
     if (this.state === 'negotiated') throw KurentoErrors.sdpAnswerAlreadyProcessed();
     const remote = parseRemoteAudio(answer, 'answer', KurentoErrors.sdpProcessAnswer);
+    this.checkFamily(remote, KurentoErrors.sdpProcessAnswer);
     const offered = this.offered!;
     const common = remote.codecs.filter((c) => offered.codecs.some((o) => o.key === c.key));
     if (!common.some((c) => c.key !== 'telephone-event/8000')) {
@@ -154,11 +156,18 @@ export class RtpEndpoint extends SdpEndpoint {
     return local;
   }
 
+  /** An SDP whose RTP or RTCP address is of the other family than FERRY_MEDIA_RTP_HOST is refused (address-family.ts). */
+  private checkFamily(remote: { address: string; rtcpAddress: string }, error: (msg: string) => Error): void {
+    const why = rtpFamilyMismatch(this.ctx.config.rtpHost, remote.address) ?? rtpFamilyMismatch(this.ctx.config.rtpHost, remote.rtcpAddress);
+    if (why) throw error(why);
+  }
+
   private async processOffer(offer: unknown): Promise<string> {
     if (this.state === 'offer-generated') throw KurentoErrors.sdpAlreadyNegotiated();
     const parsed = parseRtpOffer(offer);
     if ('rejectAll' in parsed) return this.rejectOffer(parsed.rejectAll, String(offer));
     const remote = parsed.audio;
+    this.checkFamily(remote, KurentoErrors.sdpProcessOffer);
     const codecs = answerCodecs(remote.codecs, this.preferredCodecs());
     if (codecs.length === 0) throw KurentoErrors.sdpProcessOffer('offer has no supported audio codec (PCMU, PCMA)');
     const sdes = this.offeredSdes(remote);
