@@ -70,6 +70,8 @@ export class Gateway {
   readonly events: CallEventBus;
   /** call transfer (REFER blind/attended, INVITE with Replaces, the REST API's blind transfer): docs/transfer.md */
   readonly transfers: TransferService;
+  /** registrations rung at once beyond each call's first (FERRY_RING_MAX_FORKS_PER_SOURCE, FERRY_RING_MAX_FORKS): calls and transfers share it */
+  private readonly forkBudget: ForkBudget;
   /** one CDR per ended call (file, Redis) and call recording */
   readonly cdrs: CdrService;
   private readonly srf = new Srf();
@@ -211,6 +213,7 @@ export class Gateway {
       config.httpLimits,
     );
     this.http.onUpgrade('/api/events', (req, socket, head) => this.eventStream.handleUpgrade(req, socket, head));
+    this.forkBudget = new ForkBudget(config.ringForks);
     this.transfers = new TransferService({
       srf: this.srf,
       config: config.sip,
@@ -223,6 +226,7 @@ export class Gateway {
       noAnswerMs: config.noAnswerMs,
       ringbackUri: config.transferRingbackUri,
       ring: config.ring,
+      forkBudget: this.forkBudget,
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({
@@ -281,7 +285,7 @@ export class Gateway {
     };
     const invites = new InviteHandler({
       ...callDeps,
-      forkBudget: new ForkBudget(config.ringForks),
+      forkBudget: this.forkBudget,
       auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
     });

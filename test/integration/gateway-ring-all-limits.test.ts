@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
-import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
+import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -15,8 +15,9 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * "Ringing all registrations"). Here it is 2: the first call from a source to a user with three desk
  * phones rings all three; a second call from the same source while the first rings gets no more, so it
  * rings the newest registration only (one at a time); a call from another source rings all three of its
- * user's; once the first call is over its source rings all three again. Real ferry sip, gateway and ferry
- * media, scripted UDP phones; afterwards ferry media holds nothing.
+ * user's; once the first call is over its source rings all three again. A blind transfer to such a user
+ * counts against the source of the party that leaves the call, the same way. Real ferry sip, gateway and
+ * ferry media, scripted UDP phones; afterwards ferry media holds nothing.
  */
 const PASSWORD = 'ring-limit-secret';
 const USERS = ['amy', 'ben', 'cat'] as const;
@@ -30,20 +31,22 @@ describe('FERRY_RING_MAX_FORKS_PER_SOURCE: one caller source cannot multiply the
   const callerA1 = new SipPhone(new RtpPhone(), { user: 'a1' });
   const callerA2 = new SipPhone(new RtpPhone(), { user: 'a2' });
   const callerB = new SipPhone(new RtpPhone(), { user: 'b', address: '127.0.0.3' });
+  /** a trunk phone on 127.0.0.1 that answers at once (dialled as 8<number>): the party a transfer takes out */
+  const partyA = new SipPhone(new RtpPhone(), { user: 'a' });
   /** three desk phones per user, [oldest .. newest]; they ring until cancelled */
   const desks = Object.fromEntries(USERS.map((u) => [u, [0, 1, 2].map(() => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
 
   before(async () => {
-    const ports = [await callerA1.start(), await callerA2.start(), await callerB.start()];
+    const ports = [await callerA1.start(), await callerA2.start(), await callerB.start(), await partyA.start()];
     for (const trio of Object.values(desks)) for (const desk of trio) await desk.start();
     dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ringlimit-'));
     const file = path.join(dir, 'ferry.json');
-    const hosts = ['127.0.0.1', '127.0.0.1', '127.0.0.3'];
+    const hosts = ['127.0.0.1', '127.0.0.1', '127.0.0.3', '127.0.0.1'];
     await writeFile(file, JSON.stringify({
       domain: 'ferry.local',
       users: USERS.map((user) => ({ user, password: PASSWORD })),
       trunks: ports.map((port, i) => ({ name: `t${i}`, address: `${hosts[i]}:${port}`, transport: 'udp', acceptFrom: [`${hosts[i]}:${port}`] })),
-      routes: [{ match: '.*', to: 'user' }],
+      routes: [{ match: '8(\\d+)', to: 'trunk:t3', rewrite: '$1' }, { match: '.*', to: 'user' }],
     }));
     stack = await startStack({
       partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '30000', FERRY_RING: 'all', FERRY_RING_MAX_FORKS_PER_SOURCE: String(PER_SOURCE) } },
@@ -53,7 +56,7 @@ describe('FERRY_RING_MAX_FORKS_PER_SOURCE: one caller source cannot multiply the
 
   after(async () => {
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
-    for (const phone of [callerA1, callerA2, callerB, ...Object.values(desks).flat()]) await phone.close();
+    for (const phone of [callerA1, callerA2, callerB, partyA, ...Object.values(desks).flat()]) await phone.close();
     await stack?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -104,6 +107,42 @@ describe('FERRY_RING_MAX_FORKS_PER_SOURCE: one caller source cannot multiply the
     const fourth = await dial(callerA2, 'ben', desks.ben);
     for (const desk of desks.ben) assert.equal(invites(desk, again), 1, 'each of ben\'s phones gets one INVITE');
     await cancel(callerA2, fourth);
+    await waitFor(async () => {
+      const s = await getJson<{ pipelines: number; elements: number; boundPorts: number }>(stack.mediaPort, '/stats');
+      return s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0;
+    }, 5000, 25, 'ferry media back to no pipeline, element or bound port');
+  });
+
+  test('S2: a blind transfer to a user rings only the newest registration while the leaving party\'s source has its budget taken', { timeout: 60_000 }, async () => {
+    const since = Date.now();
+    // 127.0.0.1 (callerA1) takes its source's whole budget ringing amy's three phones
+    const ringing = await dial(callerA1, 'amy', desks.amy);
+    // callerB (127.0.0.3) calls the trunk phone on 127.0.0.1, which answers; the API transfers callerB to cat, the trunk phone leaves
+    const known = new Set((await calls()).map((c) => c.id));
+    await callerB.call('sip:8200@ferry.local', via());
+    const id = (await waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the trunk call')).id;
+    const transfer = fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: 'cat', keep: 'caller' }),
+    });
+    await waitFor(() => desks.cat[2]!.ringing, 10_000, 10, 'cat\'s newest desk phone rings');
+    assert.equal(invites(desks.cat[0]!, since), 0, 'cat\'s oldest phone was not rung at once');
+    assert.equal(invites(desks.cat[1]!, since), 0, 'cat\'s middle phone was not rung at once');
+    await desks.cat[2]!.answerRinging();
+    const res = await transfer;
+    assert.equal(res.status, 200, await res.clone().text());
+    // the timeline is stored once the transfer is over
+    const r = await waitFor(async () => {
+      const rec = await getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+      return rec.timeline.some((e) => e.event === 'transferred' || e.event === 'transfer-failed') ? rec : undefined;
+    }, 5000, 25, 'the transfer\'s outcome in the record');
+    assert.ok(r.timeline.some((e) => e.event === 'ring-all-limited' && e.detail === 'transfer: 1 of 3 registrations at once (per-source limit)'), events(r));
+    const hungUp = Date.now();
+    await callerB.hangup();
+    await desks.cat[2]!.waitForRequest('BYE', 5000, hungUp);
+    for (const p of [callerB, partyA, desks.cat[2]!]) await p.media.stopMedia();
+    await cancel(callerA1, ringing);
     await waitFor(async () => {
       const s = await getJson<{ pipelines: number; elements: number; boundPorts: number }>(stack.mediaPort, '/stats');
       return s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0;

@@ -1,4 +1,5 @@
 import type Srf from 'drachtio-srf';
+import type { ForkBudget } from '../calls/fork-budget';
 import { Clock, TimerHandle } from '../../common/clock';
 import { Logger } from '../../common/logger';
 import { Call } from '../calls/call';
@@ -56,6 +57,8 @@ export interface TransferDeps {
   ringbackUri?: string;
   /** a target user with several registrations (FERRY_RING): `all` rings them at once, `newest` (or unset) one at a time */
   ring?: RingMode;
+  /** registrations rung at once beyond the first, per source of the party that leaves (the transferor) and in all */
+  forkBudget?: ForkBudget;
 }
 
 /**
@@ -245,11 +248,21 @@ export class TransferService {
       let failure: TransferFailed | undefined;
       let dialog: (DialogLike & { res?: { source_address?: string } }) | undefined;
       // FERRY_RING=all: a user with several registrations has them all rung at once, as for a call
-      const targets = d.ring === 'all' && routed.user ? await registrationsOf(d.router.candidates(routed)).catch(() => []) : [];
-      if (targets.length > 1) {
-        const won = await this.ringAll(call, targets, codec, `<sip:${keepParty}@${d.config.domain}>`, ringUntil, progress);
-        [ep, dialog, route] = [won.ep, won.dialog, won.to];
+      let targets = d.ring === 'all' && routed.user ? await registrationsOf(d.router.candidates(routed)).catch(() => []) : [];
+      // within the budget of the transferor's source, as its calls are (docs/security.md, "Ringing all registrations")
+      const grant = targets.length > 1 ? d.forkBudget?.take(call.record[leaving].sipSource ?? '', targets.length - 1) : undefined;
+      if (grant && grant.extra < targets.length - 1) {
+        call.note('ring-all-limited', `transfer: ${grant.extra + 1} of ${targets.length} registrations at once (${grant.cutBy} limit)`);
+        targets = targets.slice(0, grant.extra + 1);
       }
+      if (targets.length > 1) {
+        try {
+          const won = await this.ringAll(call, targets, codec, `<sip:${keepParty}@${d.config.domain}>`, ringUntil, progress);
+          [ep, dialog, route] = [won.ep, won.dialog, won.to];
+        } finally {
+          grant?.release();
+        }
+      } else grant?.release();
       // a registered user's registrations one at a time, newest first, as for a call (docs/gateway.md, "A call", step 2)
       if (targets.length <= 1) for await (const to of d.router.candidates(routed)) {
         if (to !== routed) call.note('next-registration', `transfer: ${to.uri} (${to.kind})`);
