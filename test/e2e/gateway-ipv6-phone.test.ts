@@ -8,6 +8,7 @@ import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { warmChromium } from '../helpers/chromium';
 import { GatewayWebphone } from '../helpers/gateway-webphone';
+import { BaresipPhone } from '../helpers/baresip-phone';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -17,7 +18,8 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * UDP on [::1], RTP on [::1]) registers with digest and calls the gateway's webphone page in Chromium
  * (its WebSocket on IPv4 loopback, reaching the same dual-stack listener), and the page calls it:
  * audio both ways at the phone, at the page and on both of ferry media's legs; the hang-up releases
- * the pipeline.
+ * the pipeline. baresip on [::1] does the same over SIP/TCP. With ferry media's RTP on IPv4 the IPv6
+ * phone is refused (488, a Warning naming IPv6) instead of getting a call without audio.
  */
 const DESK_PASSWORD = 'desk-ipv6-secret';
 const ALICE_PASSWORD = 'alice-ipv6-secret';
@@ -36,7 +38,7 @@ describe('a desk phone on IPv6 calls a webphone and is called by it', { timeout:
     const config = path.join(dir, 'ferry.json');
     await writeFile(config, JSON.stringify({
       domain: 'ferry.local',
-      users: [{ user: 'alice', password: ALICE_PASSWORD }, { user: 'desk', password: DESK_PASSWORD }],
+      users: [{ user: 'alice', password: ALICE_PASSWORD }, { user: 'desk', password: DESK_PASSWORD }, { user: 'desk6tcp', password: DESK_PASSWORD }],
       routes: [{ match: '.*', to: 'user' }],
     }));
     rtp = new RtpPhone({ address: '::1' });
@@ -111,6 +113,35 @@ describe('a desk phone on IPv6 calls a webphone and is called by it', { timeout:
     const rec = await newestCall();
     assert.equal(rec.state, 'ended');
     assert.equal(rec.reason, 'sip-bye');
+  });
+
+  test('baresip on [::1] over SIP/TCP registers with digest and calls the webphone: audio both ways, its hang-up releases everything', async () => {
+    const bs = await BaresipPhone.start({ user: 'desk6tcp', password: DESK_PASSWORD, registrar: `[::1]:${stack.sipPort}`, transport: 'tcp', address: '::1', answer: 'auto' });
+    try {
+      await bs.waitRegistered(10_000);
+      const regs = await getJson<{ registrations: { contact: string; transport: string }[] }>(stack.httpPort, '/api/registrations?user=desk6tcp');
+      assert.equal(regs.registrations.length, 1, JSON.stringify(regs));
+      assert.match(regs.registrations[0]!.contact, /\[::1\]/, JSON.stringify(regs));
+      assert.equal(regs.registrations[0]!.transport, 'tcp', JSON.stringify(regs));
+      await bs.command('dial', `sip:alice@[::1]:${stack.sipPort};transport=tcp`);
+      await webphone.waitCallState('ringing-in', 15_000);
+      await webphone.answer();
+      await webphone.waitCallState('connected', 10_000);
+      let seen: Element[] = [];
+      await waitFor(async () => {
+        seen = await elements();
+        return seen.length === 2 && seen.every((e) => e.packetsFromPeer > 20 && e.packetsToPeer > 20);
+      }, 10_000, 100, 'RTP both ways on both legs at ferry media').catch((err: Error) => {
+        throw new Error(`${err.message} (${JSON.stringify(seen)})`);
+      });
+      const base = (await webphone.rtpStats()).received;
+      await waitFor(async () => (await webphone.rtpStats()).received > base + 20, 10_000, 50, 'RTP from baresip at the browser');
+      await bs.command('hangup');
+      await webphone.waitCallState('ended', 5000);
+      await released();
+    } finally {
+      await bs.stop();
+    }
   });
 
   test('the webphone calls the IPv6 phone: audio both ways, the page hangs up and everything is released', async () => {
@@ -188,5 +219,18 @@ describe('an IPv6 phone while ferry media has RTP on IPv4 only', { timeout: 90_0
     await webphone.waitCallState('connected', 10_000);
     await v4phone.hangup();
     await webphone.waitCallState('ended', 5000);
+  });
+
+  test('the webphone calls the IPv6 phone: its c=IN IP6 answer is refused, the call ends for both (BYE to the phone, the page told), nothing left', async () => {
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'the previous call released');
+    const byes = phone.received.filter((r) => r.method === 'BYE').length;
+    await webphone.dial('desk');
+    await waitFor(async () => phone.received.filter((r) => r.method === 'BYE').length > byes, 15_000, 25, 'the phone answered and then got a BYE');
+    await waitFor(async () => ['ended', 'failed'].includes(await webphone.callState()), 10_000, 25, 'the page saw the call end');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'nothing left at ferry media');
+    const all = (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.sort((a, b) => b.createdAt - a.createdAt);
+    const rec = await getJson<CallRecord>(stack.httpPort, `/api/calls/${all[0]!.id}`);
+    assert.equal(rec.state, 'ended');
+    assert.match(JSON.stringify(rec.timeline), /IPv6/, JSON.stringify(rec.timeline));
   });
 });

@@ -45,7 +45,7 @@ export interface BaresipOptions {
    */
   mediaenc?: 'srtp' | 'srtp-mand';
   /** SIP transport of the account to its registrar (default udp); `tls` uses `registrar` as the TLS host:port */
-  transport?: 'udp' | 'tls';
+  transport?: 'udp' | 'tcp' | 'tls';
   /** a PEM file of CA certificates baresip loads for SIP over TLS (`sip_cafile`) */
   caFile?: string;
   /**
@@ -183,8 +183,10 @@ export class BaresipPhone {
       const address = options.netns?.address ?? options.address ?? '127.0.0.1';
       const config = [
         'poll_method epoll',
-        `sip_listen ${address}:${sipPort}`,
+        // an IPv6 address: in brackets in sip_listen, and libre told to use IPv6
+        `sip_listen ${address.includes(':') ? `[${address}]` : address}:${sipPort}`,
         `net_interface ${address}`,
+        ...(address.includes(':') ? ['net_prefer_ipv6 yes'] : []),
         `rtp_ports ${rtpBase}-${rtpBase + 9}`,
         'rtcp_mux no',
         `audio_source aufile,${tone}`,
