@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { ipv6AddressFor } from './engine/ipv6-address-for';
 import { systemClock, type Clock } from '../common/clock';
 import { createLogger } from '../common/logger';
 import { ControlServer } from './control/control-server';
@@ -88,7 +89,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
   const host = options.host ?? '127.0.0.1';
   const advertised = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
   // dual-stack `::` without an advertised host: IPv6 peers are told an IPv6 address of this host, not the IPv4 one
-  const ipv6Host = options.advertisedHost === undefined && host === '::' ? firstExternalIPv6() : undefined;
+  const ipv6HostFor = options.advertisedHost === undefined && host === '::' ? (peer: string) => ipv6AddressFor(peer, hostIPv6Addresses()) : undefined;
   const log = createLogger('sip.engine');
   const timers: TimerConfig = { ...DEFAULT_TIMERS, ...options.timers };
   const ports: RunningSipEngine['ports'] = { sip: 0, ws: 0, tls: 0, wss: 0, control: 0 };
@@ -126,7 +127,7 @@ export async function startSipEngine(options: SipEngineOptions = {}): Promise<Ru
     new OutboundConnections(control, handlerSettings, createLogger('sip.outbound'), (app) => engine?.appInUse(app) ?? false),
     control.router, createLogger('sip.outbound')) : undefined;
   engine = new SipEngine(options.clock ?? systemClock, timers, control.router, new NextHopResolver(udp, tcp, bindings, tls, () => (options.clock ?? systemClock).now(), 64 * timers.t1, options.dns), bindings,
-    { host: advertised, ...(ipv6Host !== undefined ? { ipv6Host } : {}), sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
+    { host: advertised, ...(ipv6HostFor !== undefined ? { ipv6HostFor } : {}), sipPort: () => ports.sip, wsPort: () => ports.ws, tlsPort: () => ports.tls, wssPort: () => ports.wss }, log, options.orphanDialogMs ?? DEFAULT_ORPHAN_DIALOG_MS, options.restartHoldMs,
     options.unroutedHold, options.maxServerTransactions, requests, requestHandler);
 
   const e = engine;
@@ -177,12 +178,15 @@ function firstExternalIPv4(): string {
   return '127.0.0.1';
 }
 
-/** The first IPv6 address of this host other than loopback and link-local (fe80::/10), else `::1`. */
-function firstExternalIPv6(): string {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address)) return a.address;
+/** This host's IPv6 addresses other than link-local (fe80::/10), loopback included; read again at most once a minute. */
+let hostV6: { at: number; list: string[] } | undefined;
+function hostIPv6Addresses(): string[] {
+  const now = Date.now();
+  if (!hostV6 || now - hostV6.at > 60_000) {
+    const list = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []).filter((a) => a.family === 'IPv6' && !/^fe[89ab]/i.test(a.address)).map((a) => a.address);
+    hostV6 = { at: now, list };
   }
-  return '::1';
+  return hostV6.list;
 }
 
 /** UDP and TCP share one port number; with port 0 retry until both bind the same free port. */

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalAddress } from '../../src/sip/engine/local-address';
+import { ipv6AddressFor } from '../../src/sip/engine/ipv6-address-for';
 import type { Flow } from '../../src/sip/transport/flow';
 
 /**
@@ -23,9 +24,11 @@ describe('ferry sip addresses itself on IPv6', () => {
   });
 
   test('dual-stack: a peer on IPv6 is told the IPv6 address, a peer on IPv4 (mapped) the IPv4 one', () => {
-    const local = new LocalAddress({ host: '192.0.2.2', ipv6Host: 'fd00::2', sipPort: () => 5060, wsPort: () => 8088 });
+    const own = ['::1', 'fd00::2', '2001:db8:1::10'];
+    const local = new LocalAddress({ host: '192.0.2.2', ipv6HostFor: (peer) => ipv6AddressFor(peer, own), sipPort: () => 5060, wsPort: () => 8088 });
     assert.equal(local.contact(flow('fd00::9', '::')), '<sip:[fd00::2]:5060>');
-    assert.equal(local.contact(flow('::1', '::')), '<sip:[fd00::2]:5060>');
+    assert.equal(local.contact(flow('::1', '::')), '<sip:[::1]:5060>');
+    assert.equal(local.contact(flow('2001:db8:1::77', '::')), '<sip:[2001:db8:1::10]:5060>');
     assert.equal(local.contact(flow('::ffff:198.51.100.7', '::')), '<sip:192.0.2.2:5060>');
     assert.equal(local.contact(flow('198.51.100.7', '0.0.0.0')), '<sip:192.0.2.2:5060>');
   });
@@ -33,5 +36,16 @@ describe('ferry sip addresses itself on IPv6', () => {
   test('a wildcard advertised host writes the flow\'s own local address, in brackets when IPv6', () => {
     const local = new LocalAddress({ host: '::', sipPort: () => 5060, wsPort: () => 8088 });
     assert.equal(local.contact(flow('fd00::9', 'fd00::2')), '<sip:[fd00::2]:5060>');
+  });
+
+  test('which IPv6 address of the host a peer is told: loopback for loopback, the same /64, else the same kind (unique local or global)', () => {
+    const own = ['::1', 'fd00::2', 'fd00:17::1', '2001:db8:1::10', '2001:db8:2::10'];
+    assert.equal(ipv6AddressFor('::1', own), '::1');
+    assert.equal(ipv6AddressFor('fd00:17::2', own), 'fd00:17::1', 'a phone on the fd00:17::/64 link');
+    assert.equal(ipv6AddressFor('2001:db8:2::99', own), '2001:db8:2::10', 'a phone on the 2001:db8:2::/64 link');
+    assert.equal(ipv6AddressFor('fd99::5', own), 'fd00::2', 'a routed unique local peer: the first unique local address');
+    assert.equal(ipv6AddressFor('2a00:1450::1', own), '2001:db8:1::10', 'a routed global peer: the first global address');
+    assert.equal(ipv6AddressFor('2a00:1450::1', ['::1', 'fd00::2']), 'fd00::2', 'no global address: the first external one');
+    assert.equal(ipv6AddressFor('2a00:1450::1', ['::1']), '::1', 'no external address at all');
   });
 });

@@ -8,7 +8,7 @@ export interface EngineAddressing {
    * The address written for a peer on IPv6 when `host` (an IPv4 address) cannot be: ferry sip listens on
    * the dual-stack wildcard `::` with no advertised host, and `host` is the first external IPv4 address.
    */
-  ipv6Host?: string;
+  ipv6HostFor?: (peer: string) => string;
   sipPort(): number;
   wsPort(): number;
   /** SIP over TLS and secure WebSocket ports (0 when not listening) */
@@ -23,9 +23,9 @@ export class LocalAddress {
   /** The host part of our URIs and Via for `flow`: an IPv6 literal in brackets (RFC 3261 §25.1). */
   host(flow: Flow): string {
     const h = this.addressing.host;
-    const v6 = this.addressing.ipv6Host;
+    const v6 = this.addressing.ipv6HostFor;
     if (h === '0.0.0.0' || h === '::') return uriHost(flow.localAddress);
-    if (v6 !== undefined && isIpv6Peer(flow.remoteAddress)) return uriHost(v6);
+    if (v6 !== undefined && isIpv6Peer(flow.remoteAddress)) return uriHost(v6(flow.remoteAddress));
     return uriHost(h);
   }
 
