@@ -303,7 +303,15 @@ async function answered(c: RingAllContext, f: Fork, dialog: DialogLike, earlyAns
     // in-dialog requests from the callee wait until the caller's ACK (as srf's createB2BUA does)
     const queued = dialog as unknown as { queueRequests: boolean };
     queued.queueRequests = true;
-    const uas = (await c.srf.createUAS(c.req as never, c.res as never, { localSdp: sdpA })) as unknown as DialogLike;
+    const uas = (await c.srf.createUAS(c.req as never, c.res as never, { localSdp: sdpA }).catch((err: Error) => {
+      // the caller's CANCEL crossed our 200: ferry sip answered the INVITE 487 itself and refuses the 200 (srf,
+      // having sent it, hands us no 'cancel' event); the caller cancelled, the registration is hung up below
+      if (/transaction not found or already completed/.test(String((err as { message?: unknown } | undefined)?.message ?? err))) {
+        call.note('cancel', 'from caller, crossing the answer');
+        throw Object.assign(new Error('cancelled'), { status: 487, reason: 'Request Terminated', callerCancelled: true });
+      }
+      throw err;
+    })) as unknown as DialogLike;
     uas.once('ack', () => {
       queued.queueRequests = false;
     });

@@ -379,7 +379,9 @@ export class InviteHandler {
       call.connect(bridged.uas, bridged.uac);
       if (cancelled || call.isEnding) void call.end('sip-cancel', 'caller');
     } catch (err) {
-      const e = err as { status?: number; reason?: string; message?: string };
+      const e = err as { status?: number; reason?: string; message?: string; callerCancelled?: boolean };
+      // a CANCEL that crossed the answer of one of the registrations rung at once (fork-call.ts)
+      if (e.callerCancelled) cancelled = true;
       let reason: EndReason;
       const mediaLost = err instanceof MediaUnavailableError;
       // the media server is up but full (its quotas): the caller may retry, as when it is unreachable
