@@ -227,6 +227,7 @@ export class Gateway {
       ringbackUri: config.transferRingbackUri,
       ring: config.ring,
       forkBudget: this.forkBudget,
+      loopbackMedia: config.loopbackMedia,
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({

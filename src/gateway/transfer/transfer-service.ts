@@ -8,6 +8,7 @@ import { CallRouter, Routed } from '../calls/call-router';
 import { DialogLike, InDialogRequest, InDialogResponse } from '../calls/dialog-like';
 import { snapshotDialog } from '../calls/dialog-snapshot';
 import { bumpVersion, chosenCodec, direction, restrictCodecs, withDirection } from '../calls/sdp-rewriter';
+import { countSdpRejection, type LoopbackMediaRule, validateSdp } from '../calls/sdp-validator';
 import { SipConfig } from '../config/sip-config';
 import { callParties } from '../events/call-event-data';
 import { Side } from '../kurento/call-media';
@@ -59,6 +60,8 @@ export interface TransferDeps {
   ring?: RingMode;
   /** registrations rung at once beyond the first, per source of the party that leaves (the transferor) and in all */
   forkBudget?: ForkBudget;
+  /** loopback media targets in SDP (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
+  loopbackMedia?: LoopbackMediaRule;
 }
 
 /**
@@ -220,6 +223,15 @@ export class TransferService {
     return undefined;
   }
 
+  /** why `sdp` (an answer from `source`) is refused by the SDP rules (docs/security.md, "SDP validation"), noted on the call; undefined when it is fine */
+  private sdpProblem(call: Call, sdp: string, source: string | undefined, what: string): string | undefined {
+    const check = validateSdp(sdp, { source: source ?? '', loopbackMedia: this.d.loopbackMedia ?? 'from-loopback' });
+    if (check.ok) return undefined;
+    countSdpRejection(check.problem);
+    call.note('sdp-refused', `${what}: ${check.problem}`);
+    return check.problem;
+  }
+
   private async runBlind(call: Call, keep: Side, leaving: Side, opts: BlindTransferOptions, progress?: Progress): Promise<string> {
     const { d } = this;
     const routed = await d.router.route(opts.target);
@@ -328,6 +340,12 @@ export class TransferService {
       if (call.isEnding) {
         await dialog.destroy().catch(() => undefined);
         throw new TransferFailed(487, 'the call ended during the transfer');
+      }
+      // the target's answer is held to the rules of every other SDP: media is never aimed where an offer may not aim it
+      const refused = this.sdpProblem(call, dialog.remote.sdp, dialog.res?.source_address, 'transfer target answer');
+      if (refused) {
+        await dialog.destroy({ headers: { Reason: 'SIP;cause=488;text="SDP refused"' } }).catch(() => undefined);
+        throw new TransferFailed(488, 'Not Acceptable Here');
       }
       await d.media.guard(media.acceptAnswerOn(ep, dialog.remote.sdp));
       const leg: CallLeg = {
@@ -463,6 +481,7 @@ export class TransferService {
         throw new TransferFailed(err.status ?? 500, `re-INVITE to ${legC.party} failed: ${err.message ?? err}`);
       });
       dialogC.local.sdp = offer;
+      if (this.sdpProblem(x, answer || dialogC.remote.sdp, legC.sipSource, 'joining party answer')) throw new TransferFailed(488, 'Not Acceptable Here');
       await this.d.media.guard(media.acceptAnswerOn(ep, answer || dialogC.remote.sdp));
       y.detachLeg(ySideC);
       y.note('transferred-away', `${legC.party} joined call ${x.record.id}`);
