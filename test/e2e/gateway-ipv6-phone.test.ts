@@ -234,3 +234,57 @@ describe('an IPv6 phone while ferry media has RTP on IPv4 only', { timeout: 90_0
     assert.match(JSON.stringify(rec.timeline), /IPv6/, JSON.stringify(rec.timeline));
   });
 });
+
+/**
+ * ferry sip on one IPv6 address (FERRY_SIP_HOST=::1, no wildcard): two IPv6 phones register and one calls
+ * the other; Via and Contact carry the address in brackets, RTP on c=IN IP6.
+ */
+describe('ferry sip listening on ::1 only: IPv6 phone calls IPv6 phone', { timeout: 60_000 }, () => {
+  let stack: Stack;
+  let caller: SipPhone;
+  let callee: SipPhone;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ipv6-'));
+    const config = path.join(dir, 'ferry.json');
+    await writeFile(config, JSON.stringify({
+      domain: 'ferry.local',
+      users: [{ user: 'desk', password: DESK_PASSWORD }, { user: 'desk2', password: DESK_PASSWORD }],
+      routes: [{ match: '.*', to: 'user' }],
+    }));
+    caller = new SipPhone(new RtpPhone({ address: '::1' }), { address: '::1', user: 'desk' });
+    callee = new SipPhone(new RtpPhone({ address: '::1' }), { address: '::1', user: 'desk2' });
+    await caller.start();
+    await callee.start();
+    stack = await startStack({
+      env: { FERRY_SIP_CONFIG: config },
+      partEnv: { sip: { FERRY_SIP_HOST: '::1' }, media: { FERRY_MEDIA_RTP_HOST: '::1', FERRY_MEDIA_ICE_ADDRESSES: '127.0.0.1' } },
+    });
+    await caller.register({ host: '::1', port: stack.sipPort }, DESK_PASSWORD);
+    await callee.register({ host: '::1', port: stack.sipPort }, DESK_PASSWORD);
+  });
+
+  after(async () => {
+    await caller?.close().catch(() => undefined);
+    await callee?.close().catch(() => undefined);
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the call connects with [::1] in Via and Contact, RTP both ways, the BYE releases the pipeline', async () => {
+    const since = Date.now();
+    await caller.call('sip:desk2@ferry.local', { host: '::1', port: stack.sipPort }, { password: DESK_PASSWORD });
+    assert.match(caller.remoteTargetUri ?? '', /^sip:(?:[^@]*@)?\[::1\]:\d+/, `Contact of the 200: ${caller.remoteTargetUri}`);
+    const invite = [...callee.received].reverse().find((r) => r.method === 'INVITE')!.message;
+    const head = (name: string): string => (invite.headers.get(name) ?? []).join(', ');
+    assert.match(head('via'), /^SIP\/2\.0\/UDP \[::1\]:\d+/, head('via'));
+    assert.match(head('contact'), /^<sip:(?:[^@]*@)?\[::1\]:\d+/, head('contact'));
+    assert.match(invite.body, /^c=IN IP6 ::1\r?$/m, invite.body);
+    await waitFor(async () => (await caller.media.rtpReceivedBetween(since, Date.now())) > 20 && (await callee.media.rtpReceivedBetween(since, Date.now())) > 20, 10_000, 50, 'RTP both ways between the phones');
+    await caller.media.stopMedia();
+    await caller.hangup();
+    await waitFor(async () => !callee.inCall, 5000, 25, 'the callee got the BYE');
+    await waitFor(async () => (await getJson<{ pipelines: number }>(stack.mediaPort, '/stats')).pipelines === 0, 5000, 25, 'pipeline released');
+  });
+});
