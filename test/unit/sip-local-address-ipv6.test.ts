@@ -15,7 +15,7 @@ const flow = (remoteAddress: string, localAddress: string): Flow => ({
 });
 
 describe('ferry sip addresses itself on IPv6', () => {
-  test('a listen address ::1: Contact and Via carry [::1]; control: an IPv4 listen address is written as it is', () => {
+  test('a listen address ::1: Contact and Via carry [::1]; control: an IPv4 listen address is written as it is', { timeout: 5000 }, () => {
     const v6 = new LocalAddress({ host: '::1', sipPort: () => 5060, wsPort: () => 8088 });
     assert.equal(v6.contact(flow('::1', '::1')), '<sip:[::1]:5060>');
     assert.match(v6.via(flow('::1', '::1')), /^SIP\/2\.0\/UDP \[::1\]:5060;rport;branch=z9hG4bK/);
@@ -23,7 +23,7 @@ describe('ferry sip addresses itself on IPv6', () => {
     assert.equal(v4.contact(flow('127.0.0.1', '127.0.0.1')), '<sip:127.0.0.1:5060>');
   });
 
-  test('dual-stack: a peer on IPv6 is told the IPv6 address, a peer on IPv4 (mapped) the IPv4 one', () => {
+  test('dual-stack: a peer on IPv6 is told the IPv6 address, a peer on IPv4 (mapped) the IPv4 one', { timeout: 5000 }, () => {
     const own = ['::1', 'fd00::2', '2001:db8:1::10'];
     const local = new LocalAddress({ host: '192.0.2.2', ipv6HostFor: (peer) => ipv6AddressFor(peer, own), sipPort: () => 5060, wsPort: () => 8088 });
     assert.equal(local.contact(flow('fd00::9', '::')), '<sip:[fd00::2]:5060>');
@@ -33,12 +33,12 @@ describe('ferry sip addresses itself on IPv6', () => {
     assert.equal(local.contact(flow('198.51.100.7', '0.0.0.0')), '<sip:192.0.2.2:5060>');
   });
 
-  test('a wildcard advertised host writes the flow\'s own local address, in brackets when IPv6', () => {
+  test('a wildcard advertised host writes the flow\'s own local address, in brackets when IPv6', { timeout: 5000 }, () => {
     const local = new LocalAddress({ host: '::', sipPort: () => 5060, wsPort: () => 8088 });
     assert.equal(local.contact(flow('fd00::9', 'fd00::2')), '<sip:[fd00::2]:5060>');
   });
 
-  test('which IPv6 address of the host a peer is told: loopback for loopback, the same /64, else the same kind (unique local or global)', () => {
+  test('which IPv6 address of the host a peer is told: loopback for loopback, the same /64, else the same kind (unique local or global)', { timeout: 5000 }, () => {
     const own = ['::1', 'fd00::2', 'fd00:17::1', '2001:db8:1::10', '2001:db8:2::10'];
     assert.equal(ipv6AddressFor('::1', own), '::1');
     assert.equal(ipv6AddressFor('fd00:17::2', own), 'fd00:17::1', 'a phone on the fd00:17::/64 link');
