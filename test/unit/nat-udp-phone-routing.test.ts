@@ -28,7 +28,13 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(reg('sip:1001@203.0.113.9:5060', '198.51.100.7:40312'), undefined, 'a public Contact is reached where it says');
     assert.equal(reg('sip:1001@192.168.1.20:5060', '192.168.1.20:5060'), undefined, 'no NAT: the source is the Contact');
     assert.equal(reg('sip:1001@192.168.1.20:5060', '192.168.7.1:5060'), undefined, 'a private source: ferry\'s own network');
-    assert.equal(reg('sip:1001@192.168.1.20:5060;transport=tcp', '198.51.100.7:40312', 'tcp'), undefined, 'a connection: ferry sip binds it');
+    // a connection: the phone's own, found by its remote address; never a new one to the private Contact
+    assert.equal(reg('sip:1001@192.168.1.20:5060;transport=tcp', '198.51.100.7:40312', 'tcp'), 'sip:198.51.100.7:40312;transport=tcp');
+    assert.equal(reg('sips:1001@10.0.0.5:5061', '198.51.100.7:40313', 'tls'), 'sip:198.51.100.7:40313;transport=tls');
+    assert.equal(reg('sip:1001@10.0.0.5:5060;transport=tcp', '::ffff:198.51.100.7:40314', 'tcp'), 'sip:[::ffff:198.51.100.7]:40314;transport=tcp', 'the remote address as ferry sip reported it');
+    assert.equal(reg('sip:1001@192.168.1.20:5060;transport=tcp', '192.168.1.20:40312', 'tcp'), undefined, 'a private source: ferry sip binds it to its connection');
+    assert.equal(reg('sip:1001@203.0.113.9:5060;transport=tcp', '203.0.113.9:40312', 'tcp'), undefined, 'a public Contact');
+    assert.equal(reg('sip:1001@10.0.0.5:5060;transport=ws', '198.51.100.7:40312', 'ws'), undefined, 'WebSocket: never dialled');
     assert.equal(reg('sip:alice@abc.invalid;transport=ws', '198.51.100.7:40312', 'wss'), undefined);
     assert.equal(reg('sip:1001@phone.example.org', '198.51.100.7:40312'), undefined, 'a name');
     assert.equal(natNextHop({ contact: 'sip:1001@192.168.1.20', transport: 'udp' }), undefined, 'no source known');
