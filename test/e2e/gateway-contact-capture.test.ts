@@ -1,7 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -9,6 +7,7 @@ import path from 'node:path';
 import { digestAnswer } from '../helpers/sip-raw-client';
 import { startStack, type Stack } from '../helpers/stack';
 import { pollUntil } from '../helpers/wait-for';
+import { RawSipEndpoint, type RawSipMessage } from '../helpers/raw-sip-endpoint';
 
 /**
  * A user who knows another phone's Contact (a desk phone's is `sip:<number>@<its address>`) registers
@@ -29,114 +28,13 @@ const PUBLIC_ADDRESS = Object.values(networkInterfaces()).flat().find((i) => i &
 /** a public address that is not this host's (documentation range) */
 const THIRD_PARTY = PUBLIC_ADDRESS === '198.51.100.77' ? '198.51.100.78' : '198.51.100.77';
 
-interface Msg {
-  text: string;
-  start: string;
-  header(name: string): string | undefined;
-}
 
-function parse(text: string): Msg {
-  const head = text.split('\r\n\r\n')[0]!.split('\r\n');
-  return {
-    text,
-    start: head[0] ?? '',
-    header(name) {
-      const l = head.find((h) => h.toLowerCase().startsWith(`${name.toLowerCase()}:`));
-      return l?.slice(l.indexOf(':') + 1).trim();
-    },
-  };
-}
 
-/** one SIP endpoint: a UDP socket or a TCP connection from a chosen loopback address; keeps every message received */
-class Endpoint {
-  readonly received: Msg[] = [];
-  private buffer = '';
-  private constructor(
-    readonly transport: 'udp' | 'tcp',
-    readonly address: string,
-    private readonly sendText: (t: string) => void,
-    readonly port: () => number,
-    readonly close: () => void,
-  ) {}
-
-  static async udp(address: string, serverPort: number): Promise<Endpoint> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, address, () => r()));
-    const e = new Endpoint('udp', address, (t) => s.send(Buffer.from(t), serverPort, '127.0.0.1'), () => s.address().port, () => s.close());
-    s.on('message', (d) => e.received.push(parse(d.toString('utf8'))));
-    return e;
-  }
-
-  static async tcp(address: string, serverPort: number): Promise<Endpoint> {
-    const s = net.connect({ host: '127.0.0.1', port: serverPort, localAddress: address });
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', resolve);
-      s.once('error', reject);
-    });
-    s.on('error', () => {});
-    const e = new Endpoint('tcp', address, (t) => s.write(t), () => s.localPort!, () => s.destroy());
-    s.on('data', (d) => e.onStream(d.toString('utf8')));
-    return e;
-  }
-
-  private onStream(chunk: string): void {
-    this.buffer += chunk;
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const len = Number(/\r\n(?:Content-Length|l)\s*:\s*(\d+)/i.exec(this.buffer.slice(0, end))?.[1] ?? 0);
-      if (this.buffer.length < end + 4 + len) return;
-      this.received.push(parse(this.buffer.slice(0, end + 4 + len)));
-      this.buffer = this.buffer.slice(end + 4 + len);
-    }
-  }
-
-  send(text: string): void {
-    this.sendText(text);
-  }
-
-  /** a request out of dialog; `auth` is the Authorization / Proxy-Authorization value */
-  request(o: { method: 'REGISTER' | 'INVITE'; uri: string; user: string; to: string; contact: string; callId: string; cseq: number; auth?: string; body?: string }): void {
-    const body = o.body ?? '';
-    this.send([
-      `${o.method} ${o.uri} SIP/2.0`,
-      `Via: SIP/2.0/${this.transport.toUpperCase()} ${this.address}:${this.port()};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${o.user}@${DOMAIN}>;tag=${randomBytes(4).toString('hex')}`,
-      `To: <${o.to}>`,
-      `Call-ID: ${o.callId}`,
-      `CSeq: ${o.cseq} ${o.method}`,
-      `Contact: <${o.contact}>`,
-      ...(o.method === 'REGISTER' ? ['Expires: 600'] : []),
-      ...(o.auth ? [`${o.method === 'REGISTER' ? 'Authorization' : 'Proxy-Authorization'}: ${o.auth}`] : []),
-      ...(body ? ['Content-Type: application/sdp'] : []),
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      '',
-      body,
-    ].join('\r\n'));
-  }
-
-  async response(callId: string, cseq: number, timeoutMs = 10_000): Promise<Msg> {
-    return pollUntil(() => this.received.find((m) => m.start.startsWith('SIP/2.0 ') && !/^SIP\/2\.0 1\d\d/.test(m.start) && m.header('Call-ID') === callId && m.header('CSeq')?.startsWith(`${cseq} `)), { timeoutMs, what: `final response to ${callId} ${cseq}` });
-  }
-
-  /** REGISTER `user` with `contact`, answering the 401 challenge; resolves with the final status line */
-  async register(user: string, password: string, contact: string): Promise<string> {
-    const callId = randomBytes(8).toString('hex');
-    const uri = `sip:${DOMAIN}`;
-    this.request({ method: 'REGISTER', uri, user, to: `sip:${user}@${DOMAIN}`, contact, callId, cseq: 1 });
-    const challenge = await this.response(callId, 1);
-    assert.match(challenge.start, /^SIP\/2\.0 401/);
-    const auth = digestAnswer(challenge.header('WWW-Authenticate')!, { user, password, method: 'REGISTER', uri });
-    this.request({ method: 'REGISTER', uri, user, to: `sip:${user}@${DOMAIN}`, contact, callId, cseq: 2, auth });
-    return (await this.response(callId, 2)).start;
-  }
-}
 
 describe('registered Contacts: another phone\'s Contact is not captured, addresses of this host or link are refused', { timeout: 90_000 }, () => {
   let stack: Stack;
   let dir: string;
-  const endpoints: Endpoint[] = [];
+  const endpoints: RawSipEndpoint[] = [];
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'ferry-contact-capture-'));
@@ -161,17 +59,17 @@ describe('registered Contacts: another phone\'s Contact is not captured, address
   });
 
   test('the desk phone (UDP, 127.0.0.5) still gets its call after another user registered its Contact over TCP from 127.0.0.9', async () => {
-    const phone = await Endpoint.udp(PHONE_ADDRESS, stack.sipPort);
+    const phone = await RawSipEndpoint.udp(PHONE_ADDRESS, stack.sipPort, { domain: DOMAIN });
     endpoints.push(phone);
     const phoneContact = `sip:1001@${PHONE_ADDRESS}:${phone.port()}`;
     assert.match(await phone.register('1001', 'desk-1001-secret', phoneContact), /^SIP\/2\.0 200/);
 
-    const other = await Endpoint.tcp(OTHER_ADDRESS, stack.sipPort);
+    const other = await RawSipEndpoint.tcp(OTHER_ADDRESS, stack.sipPort, { domain: DOMAIN });
     endpoints.push(other);
     // the registrar accepts it (a user may name any Contact for themself): what matters is where 1001's calls go
     assert.match(await other.register('alice', 'alice-capture-secret', phoneContact), /^SIP\/2\.0 200/);
 
-    const caller = await Endpoint.udp('127.0.0.1', stack.sipPort);
+    const caller = await RawSipEndpoint.udp('127.0.0.1', stack.sipPort, { domain: DOMAIN });
     endpoints.push(caller);
     const callId = randomBytes(8).toString('hex');
     const uri = `sip:1001@${DOMAIN}`;
@@ -184,7 +82,7 @@ describe('registered Contacts: another phone\'s Contact is not captured, address
     const auth = digestAnswer(challenge.header('Proxy-Authenticate')!, { user: 'bob', password: 'bob-capture-secret', method: 'INVITE', uri });
     caller.request({ ...invite, cseq: 2, auth });
 
-    const isInvite = (m: Msg): boolean => m.start.startsWith('INVITE ');
+    const isInvite = (m: RawSipMessage): boolean => m.start.startsWith('INVITE ');
     // the call is sent somewhere: to the phone, or (the capture) over the other user's connection
     await pollUntil(() => phone.received.some(isInvite) || other.received.some(isInvite), { timeoutMs: 15_000, what: 'the INVITE for 1001 (to the phone or to the other connection)' });
     assert.equal(other.received.filter(isInvite).length, 0, 'the INVITE for 1001 went over the other user\'s TCP connection');
@@ -193,7 +91,7 @@ describe('registered Contacts: another phone\'s Contact is not captured, address
   });
 
   test('a Contact at a link-local or multicast address is refused 403 with a Warning and binds nothing; the user\'s own Contact is bound', async () => {
-    const c = await Endpoint.udp('127.0.0.1', stack.sipPort);
+    const c = await RawSipEndpoint.udp('127.0.0.1', stack.sipPort, { domain: DOMAIN });
     endpoints.push(c);
     for (const contact of ['sip:bob@169.254.169.254:80;transport=tcp', 'sip:bob@224.0.0.1']) {
       const callId = randomBytes(8).toString('hex');
@@ -214,7 +112,7 @@ describe('registered Contacts: another phone\'s Contact is not captured, address
   });
 
   test('a Contact at a public address other than the REGISTER\'s source is refused 403 and binds nothing; the source\'s own address is bound', { skip: PUBLIC_ADDRESS ? false : 'this host has no public-class IPv4 address to send from' }, async () => {
-    const c = await Endpoint.udp(PUBLIC_ADDRESS!, stack.sipPort);
+    const c = await RawSipEndpoint.udp(PUBLIC_ADDRESS!, stack.sipPort, { domain: DOMAIN });
     endpoints.push(c);
     for (const contact of [`sip:bob@${THIRD_PARTY}:5060`, `sip:bob@${THIRD_PARTY}:5060;transport=tcp`]) {
       const callId = randomBytes(8).toString('hex');
