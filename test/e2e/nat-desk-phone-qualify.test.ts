@@ -20,8 +20,12 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  */
 const DESK = { user: '1001', password: 'desk-qualify-secret', displayName: 'Desk phone behind NAT' };
 const CALLER = { user: 'alice', password: 'alice-qualify-secret', displayName: 'Caller on ferry\'s side' };
-const CONNTRACK_UDP_S = 5;
-const QUALIFY_MS = 2000;
+const CONNTRACK_UDP_S = 3;
+const QUALIFY_MS = 1000;
+/** FERRY_NO_ANSWER_MS: 3 s in the control world (the INVITE nothing answers), 6 s where pings run (Q2 tells a 480 at once from one after it) */
+const NO_ANSWER_MS = { control: 3000, pinged: 6000 };
+/** FERRY_SIP_T1_MS in the control world: the given-up INVITE's transaction ends at Timer B = 64 × T1 (16 s instead of 32 s) */
+const CONTROL_T1_MS = 250;
 /** the desk phone's registration interval: it does not register again during the test */
 const REGINT_S = 3600;
 
@@ -34,7 +38,7 @@ class QualifyWorld {
   registeredAt = 0;
 
   constructor(env: Record<string, string>) {
-    this.world = new NatWorld([DESK, CALLER], { env: { FERRY_NO_ANSWER_MS: '6000', ...env } });
+    this.world = new NatWorld([DESK, CALLER], { env: { FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS.pinged), ...env } });
   }
 
   async start(): Promise<void> {
@@ -99,9 +103,10 @@ class QualifyWorld {
 
 const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
 
-describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open at the router; without them the call does not reach the phone', { timeout: 300_000 }, () => {
-  describe('control: FERRY_QUALIFY_MS=0', () => {
-    const q = new QualifyWorld({ FERRY_QUALIFY_MS: '0' });
+// the two worlds are independent (own router, own ferry, own phones): the control and the pinged world run side by side
+describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open at the router; without them the call does not reach the phone', { timeout: 300_000, concurrency: 2 }, () => {
+  describe('control: FERRY_QUALIFY_MS=0', { concurrency: 1 }, () => {
+    const q = new QualifyWorld({ FERRY_QUALIFY_MS: '0', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS.control), FERRY_SIP_T1_MS: String(CONTROL_T1_MS) });
     before(() => q.start());
     after(() => q.stop());
 
@@ -113,11 +118,11 @@ describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open
         console.log(`# without pings: the router forgot mapping ${first.privatePort} -> ${first.publicPort} ${idle} ms after the REGISTER`);
         assert.equal((await q.world.registrations(DESK.user))[0]?.source, `${q.world.nat.routerOutside}:${first.publicPort}`, 'ferry still knows the forgotten mapping');
         const since = await q.dial();
-        // FERRY_NO_ANSWER_MS (6 s) gives up on the INVITE that nothing answers (its transaction ends at Timer B, 32 s)
+        // FERRY_NO_ANSWER_MS gives up on the INVITE that nothing answers (its transaction ends at Timer B, 64 × T1)
         const closed = await q.caller!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= since, 40_000, 'the caller\'s call closed');
         console.log(`# without pings: the caller's call closed after ${closed.at - since} ms (${closed.param})`);
         assert.match(closed.param ?? '', /480/);
-        assert.ok(closed.at - since >= 5000, 'given up after FERRY_NO_ANSWER_MS, not refused at once: the INVITE went out to the forgotten mapping');
+        assert.ok(closed.at - since >= NO_ANSWER_MS.control - 500, `given up after FERRY_NO_ANSWER_MS (${NO_ANSWER_MS.control} ms), not refused at once: the INVITE went out to the forgotten mapping`);
         const record = await q.callRecord(since, (r) => r.callee.party === DESK.user, 'the call routed to the phone');
         assert.ok(!record.timeline.some((e) => e.event === 'answered'), events(record));
         assert.ok(q.world.ferry.lines.some((l) => l.line.includes(record.id) && l.line.includes('"no-answer"')), 'the gateway gave up: no-answer');
@@ -130,7 +135,7 @@ describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open
     });
   });
 
-  describe(`FERRY_QUALIFY_MS=${QUALIFY_MS}`, () => {
+  describe(`FERRY_QUALIFY_MS=${QUALIFY_MS}`, { concurrency: 1 }, () => {
     const q = new QualifyWorld({ FERRY_QUALIFY_MS: String(QUALIFY_MS), FERRY_QUALIFY_MAX_FAILURES: '2' });
     before(() => q.start());
     after(() => q.stop());
@@ -179,7 +184,7 @@ describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open
         assert.ok(!line.line.includes(DESK.password));
         const since = await q.dial();
         const closed = await q.caller!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= since, 5000, 'the caller\'s call refused');
-        assert.ok(closed.at - since < 3000, `refused after ${closed.at - since} ms, not after FERRY_NO_ANSWER_MS (6 s)`);
+        assert.ok(closed.at - since < 3000, `refused after ${closed.at - since} ms, not after FERRY_NO_ANSWER_MS (${NO_ANSWER_MS.pinged} ms)`);
         assert.match(closed.param ?? '', /480|Temporarily Unavailable/i);
         assert.equal(q.deskEvents('CALL_INCOMING', since).length, 0);
         await q.world.waitReleased();
