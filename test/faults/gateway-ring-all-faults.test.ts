@@ -225,8 +225,9 @@ async function restartMedia(w: World): Promise<void> {
   await waitFor(() => w.stack.output.slice(mark).some((l) => l.startsWith('[gateway] ') && /media server (reconnected|answered)/.test(l)), 10_000, 25, 'the gateway connected to ferry media again');
 }
 
-describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
-  describe('two gateways on one (private) Redis', () => {
+// the two worlds are independent (own Redis, own ferry parts, own phones): they run side by side, the scenarios within each in order
+describe('FERRY_RING=all under faults', { timeout: 600_000, concurrency: 2 }, () => {
+  describe('two gateways on one (private) Redis', { concurrency: 1 }, () => {
     let w: World | undefined;
     before(async () => {
       w = await startWorld('two', true);
@@ -317,7 +318,7 @@ describe('FERRY_RING=all under faults', { timeout: 600_000 }, () => {
     });
   });
 
-  describe('one gateway on a (private) Redis, restarted with the same id', () => {
+  describe('one gateway on a (private) Redis, restarted with the same id', { concurrency: 1 }, () => {
     let w: World | undefined;
     before(async () => {
       w = await startWorld('one', false);
