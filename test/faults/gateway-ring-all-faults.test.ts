@@ -89,6 +89,11 @@ const httpPorts = (w: World): number[] => [w.stack.httpPort, ...(w.stack.httpPor
 const livePort = (w: World): number => (w.stack.pid('gateway') !== undefined ? w.stack.httpPort : w.stack.httpPort2!);
 const calls = async (w: World): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(livePort(w), '/api/calls?state=all')).calls;
 const record = (w: World, id: string): Promise<CallRecord> => getJson<CallRecord>(livePort(w), `/api/calls/${id}`);
+/** the call's record once it has ended (within `ms`) */
+const endedRecord = (w: World, id: string, ms: number): Promise<CallRecord> => waitFor(async () => {
+  const r = await record(w, id);
+  return r.state === 'ended' ? r : undefined;
+}, ms, 25, 'the call ended');
 const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
 const requests = (phone: SipPhone, method: string, since: number) => phone.received.filter((m) => m.method === method && m.at >= since);
 const reasonOf = (m: { message: { headers: Map<string, string[]> } }): string | undefined => m.message.headers.get('reason')?.[0];
@@ -167,10 +172,7 @@ async function hangUpAndZero(w: World, answering: SipPhone, byCaller: boolean, i
   await other.media.stopMedia();
   console.log(`# ${what}: the ${byCaller ? 'caller' : 'callee'}'s hang-up reached the other party ${bye.at - since} ms later`);
   await backToZero(w, what);
-  const done = await waitFor(async () => {
-    const r = await record(w, id);
-    return r.state === 'ended' ? r : undefined;
-  }, 10_000, 25, 'the call ended');
+  const done = await endedRecord(w, id, 10_000);
   assert.equal(done.reason, 'sip-bye', events(done));
   assert.equal(done.endedBy, byCaller ? 'caller' : 'callee', events(done));
   return done;
@@ -450,10 +452,7 @@ describe('FERRY_RING=all under faults', { timeout: 600_000, concurrency: 2 }, ()
       // the call was not completed anywhere: the phone is not told so (it would show no missed call)
       assert.equal(reasonOf(cancel), 'SIP;cause=503;text="media server lost"', 'the CANCEL names the media server\'s loss');
       await waitFor(() => !newer.ringing, 2000, 10, 'the newer stopped ringing');
-      const ended = await waitFor(async () => {
-        const r = await record(world, rec.id);
-        return r.state === 'ended' ? r : undefined;
-      }, 10_000, 25, 'the call ended');
+      const ended = await endedRecord(world, rec.id, 10_000);
       assert.equal(ended.reason, 'media-lost', events(ended));
       await restartMedia(world);
       await backToZero(world, 'F3 (ring-all)');
@@ -478,10 +477,7 @@ describe('FERRY_RING=all under faults', { timeout: 600_000, concurrency: 2 }, ()
         assert.match(reasonOf(cancel) ?? '', /media/, 'the CANCEL names the media server\'s loss');
         await waitFor(() => !desk.ringing, 2000, 10, 'the desk phone stopped ringing');
       }
-      const ended = await waitFor(async () => {
-        const r = await record(world, rec.id);
-        return r.state === 'ended' ? r : undefined;
-      }, 5000, 25, 'the call ended');
+      const ended = await endedRecord(world, rec.id, 5000);
       assert.equal(ended.reason, 'media-lost', events(ended));
       console.log(`# F3 (ring-all): media down while ringing: the caller got 503 ${toldMs} ms after the SIGKILL; the call ended ${ended.endedAt! - killedAt} ms after it`);
       await restartMedia(world);
@@ -508,10 +504,7 @@ describe('FERRY_RING=all under faults', { timeout: 600_000, concurrency: 2 }, ()
         assert.match(reasonOf(cancel) ?? '', /media/);
         await waitFor(() => !desk.ringing, 2000, 10, 'the desk phone stopped ringing');
       }
-      const ended = await waitFor(async () => {
-        const r = await record(world, rec.id);
-        return r.state === 'ended' ? r : undefined;
-      }, 5000, 25, 'the call ended');
+      const ended = await endedRecord(world, rec.id, 5000);
       assert.equal(ended.reason, 'media-lost', events(ended));
       const lost = ended.timeline.find((e) => e.event === 'media-lost')?.detail ?? '';
       // the restarted server is a new session: the gateway gives up as soon as it is back on it (before the grace ran out), or at the grace if the restart took longer
