@@ -36,6 +36,17 @@ interface SendStream {
 }
 
 /**
+ * The per-SSRC RTP state of a context, to hand a stream between this context and a native one
+ * (src/media/native/native-srtp.ts) mid-call: receive = the highest accepted 48-bit index and the replay
+ * window below it (ReplayWindow.exportBits' form), send = the sender's ROC and highest sequence number.
+ * SRTCP state is not part of it (SRTCP stays in JavaScript).
+ */
+export interface SrtpRtpState {
+  receive: { ssrc: number; highestIndex: number; window: Uint8Array }[];
+  send: { ssrc: number; roc: number; lastSeq: number }[];
+}
+
+/**
  * One SRTP cryptographic context (RFC 3711 §3.2) for ONE direction, for either profile browsers
  * negotiate: AES_CM_128_HMAC_SHA1_80 (the default, and SDES on the phone leg) or AEAD_AES_128_GCM
  * (RFC 7714). The context made from the peer's master key unprotects what it sends; the one made from
@@ -63,6 +74,7 @@ export class SrtpContext {
   private lastSent: SendStream | undefined;
   private srtcpIndex: number;
   private lastIndex = -1;
+  private readonly rtpKeys: SessionKeys;
   readonly counters: SrtpCounters = { unprotected: 0, authFailures: 0, replays: 0, malformed: 0 };
 
   /** From a master key and salt (SDES, DTLS-SRTP), deriving the session keys (RFC 3711 §4.3). */
@@ -70,6 +82,7 @@ export class SrtpContext {
     this.profile = typeof profile === 'string' ? srtpProfile(profile) : profile;
     const keys = options.sessionKeys ?? deriveSessionKeys(master.masterKey, master.masterSalt, this.profile);
     this.transform = this.profile.aead ? new AesGcmTransform(keys.rtp, keys.rtcp) : new AesCmHmacTransform(keys.rtp, keys.rtcp);
+    this.rtpKeys = keys.rtp;
     this.srtcpIndex = (options.srtcpIndex ?? 0) & 0x7fffffff;
   }
 
@@ -102,6 +115,46 @@ export class SrtpContext {
   /** The sender's rollover counter for `ssrc`, undefined before its first packet. */
   sendRoc(ssrc: number): number | undefined {
     return this.sendStreams.get(ssrc >>> 0)?.roc;
+  }
+
+  /** This direction's RTP session keys (for a native context doing the same work: native-srtp.ts). Not for logs. */
+  get rtpSessionKeys(): SessionKeys {
+    return this.rtpKeys;
+  }
+
+  /** The per-SSRC RTP state (receive windows, send ROCs): see SrtpRtpState. */
+  exportRtpState(): SrtpRtpState {
+    const receive: SrtpRtpState['receive'] = [];
+    for (const [ssrc, w] of this.receiveStreams) if (w.highestIndex >= 0) receive.push({ ssrc, highestIndex: w.highestIndex, window: w.exportBits() });
+    const send: SrtpRtpState['send'] = [];
+    for (const [ssrc, s] of this.sendStreams) send.push({ ssrc, roc: s.roc, lastSeq: s.lastSeq });
+    return { receive, send };
+  }
+
+  /**
+   * Take over per-SSRC RTP state (from a native context that carried the stream meanwhile): each entry
+   * replaces that SSRC's state, other SSRCs are kept; the 64-stream bound applies as for new packets.
+   * Everything is validated before anything changes (throws on a bad entry).
+   */
+  importRtpState(state: SrtpRtpState): void {
+    const receive = state.receive.map((r) => ({ ssrc: checkSsrc(r.ssrc), window: ReplayWindow.fromBits(r.highestIndex, r.window) }));
+    const send = state.send.map((s) => {
+      if (!Number.isInteger(s.roc) || s.roc < 0 || s.roc > 0xffffffff) throw new Error(`SRTP state: ROC ${s.roc} out of range`);
+      if (!Number.isInteger(s.lastSeq) || s.lastSeq < 0 || s.lastSeq > 0xffff) throw new Error(`SRTP state: sequence number ${s.lastSeq} out of range`);
+      return { ssrc: checkSsrc(s.ssrc), stream: { roc: s.roc, lastSeq: s.lastSeq } };
+    });
+    for (const r of receive) {
+      if (!this.receiveStreams.has(r.ssrc) && this.receiveStreams.size >= MAX_STREAMS) this.receiveStreams.clear();
+      this.receiveStreams.set(r.ssrc, r.window);
+    }
+    for (const s of send) {
+      if (!this.sendStreams.has(s.ssrc) && this.sendStreams.size >= MAX_STREAMS) this.sendStreams.clear();
+      this.sendStreams.set(s.ssrc, s.stream);
+    }
+    this.lastReceivedSsrc = -1;
+    this.lastReceived = undefined;
+    this.lastSentSsrc = -1;
+    this.lastSent = undefined;
   }
 
   // ---- RTP --------------------------------------------------------------------------------------
@@ -231,6 +284,11 @@ export class SrtpContext {
     }
     return w;
   }
+}
+
+function checkSsrc(ssrc: number): number {
+  if (!Number.isInteger(ssrc) || ssrc < 0 || ssrc > 0xffffffff) throw new Error(`SRTP state: SSRC ${ssrc} out of range`);
+  return ssrc;
 }
 
 function outputBuffer(out: Buffer | undefined, length: number): Buffer {
