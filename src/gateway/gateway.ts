@@ -290,7 +290,8 @@ export class Gateway {
       auth,
       replacingInvite: (req, res, caller) => this.transfers.onReplacingInvite(req as never, res, caller),
     });
-    this.originator = new Originator(callDeps);
+    // API calls count against the same fork budget as INVITEs (the API as one source: originator.ts)
+    this.originator = new Originator({ ...callDeps, forkBudget: this.forkBudget });
     const verbs = this.srf as unknown as SrfVerbs;
     verbs.register((req, res) => {
       registrar.handle(req as never, res as never).catch((err: Error) => {

@@ -14,9 +14,22 @@ import { CallRecord } from '../state/call-record';
 import { ApiError } from './api-error';
 import { OriginateRequest } from './api-validation';
 import { movesToNextRegistration } from '../registrar/stale-binding';
-import { Fork, ForkSide, noteForkEnd, prepareForks, registrationsOf, releaseFork, takeSide } from '../calls/fork-call';
+import { Fork, ForkSide, lateRegistrations, noteForkEnd, prepareForks, registrationsOf, releaseFork, takeSide } from '../calls/fork-call';
+import type { ForkGrant } from '../calls/fork-budget';
 import { bestFailure } from '../calls/fork-response';
 import { ForkSet } from '../calls/fork-set';
+
+/**
+ * The source every call started through the REST API counts as in the ring-all fork budget
+ * (FERRY_RING_MAX_FORKS_PER_SOURCE): the API has one token, whoever holds it and wherever it calls from.
+ */
+export const API_FORK_SOURCE = 'api';
+
+/** Retry-After (seconds) on a `POST /api/calls` refused for the fork budget (ringing calls give theirs back within FERRY_NO_ANSWER_MS) */
+const FORK_BUDGET_RETRY_AFTER_S = 5;
+
+/** each party's registrations granted from the fork budget at origination (beyond the party's first) */
+type PartyGrants = Partial<Record<Side, ForkGrant>>;
 
 /** What an API-started call needs: the same as a party's INVITE, without digest auth or Replaces handling. */
 export type OriginatorDeps = Omit<InviteHandlerDeps, 'auth' | 'replacingInvite'>;
@@ -61,9 +74,12 @@ export class Originator {
     const { d } = this;
     const a = await this.resolve('a', req.a);
     const b = await this.resolve('b', req.b);
+    // each party's registrations rung beyond its first, from the API's fork budget: refused when short
+    const grants = await this.forkGrants(a, b);
     // the media server this call's pipeline goes on (the same placement as a party's INVITE)
     const placed = d.media.place();
     if (!placed.ok) {
+      for (const g of Object.values(grants)) g.release();
       d.log.warn('call refused: no media server available', { a: a.party, b: b.party, detail: placed.detail });
       throw new ApiError(503, placed.detail, {}, { 'Retry-After': '5' });
     }
@@ -84,13 +100,51 @@ export class Originator {
     d.registry.add(call);
     d.onStarted(record);
     call.once('ended', (r) => d.onEnded(r));
+    call.once('ended', () => {
+      for (const g of Object.values(grants)) g.release();
+    });
     call.note('originate', `api: ${req.a} => ${a.party} (${a.kind}), then ${req.b} => ${b.party} (${b.kind})${req.from ? `, caller id ${req.from}` : ''}`);
     await call.persist();
-    void this.run(call, req, a, b, placed.conn);
+    void this.run(call, req, a, b, placed.conn, grants);
     return call;
   }
 
-  private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed, server: MediaConnection): Promise<void> {
+  /**
+   * With FERRY_RING=all, every registration of a party beyond its first rings with an endpoint of its own:
+   * they are taken from the fork budget now, the API counting as one source (API_FORK_SOURCE) against
+   * FERRY_RING_MAX_FORKS_PER_SOURCE and with every call against FERRY_RING_MAX_FORKS. Short of either, the
+   * call is refused (429 for the API's own share, 503 for the gateway's) and nothing is kept.
+   */
+  private async forkGrants(a: Routed, b: Routed): Promise<PartyGrants> {
+    const { d } = this;
+    const budget = d.forkBudget;
+    if (d.ring !== 'all' || !budget) return {};
+    const grants: PartyGrants = {};
+    const wanted: Partial<Record<Side, number>> = {};
+    for (const [side, party] of [['caller', a], ['callee', b]] as const) {
+      if (!party.user) continue;
+      const n = (await registrationsOf(d.router.candidates(party)).catch(() => [])).length;
+      if (n > 1) wanted[side] = n - 1;
+    }
+    for (const side of ['caller', 'callee'] as const) {
+      const n = wanted[side];
+      if (!n) continue;
+      const g = budget.take(API_FORK_SOURCE, n);
+      grants[side] = g;
+      if (g.extra >= n) continue;
+      for (const x of Object.values(grants)) x.release();
+      const limit = g.cutBy ?? 'total';
+      const asked = (wanted.caller ?? 0) + (wanted.callee ?? 0);
+      d.log.warn('call refused: ring-all fork budget', { source: API_FORK_SOURCE, limit, registrations: asked, held: budget.held(API_FORK_SOURCE) });
+      const why = limit === 'per-source'
+        ? `the API's calls ring as many registrations at once as FERRY_RING_MAX_FORKS_PER_SOURCE allows already; this call would ring ${asked} more`
+        : `the gateway's calls ring as many registrations at once as FERRY_RING_MAX_FORKS allows already; this call would ring ${asked} more`;
+      throw new ApiError(limit === 'per-source' ? 429 : 503, why, { limit, registrations: asked }, { 'Retry-After': String(FORK_BUDGET_RETRY_AFTER_S) });
+    }
+    return grants;
+  }
+
+  private async run(call: Call, req: OriginateRequest, a: Routed, b: Routed, server: MediaConnection, grants: PartyGrants): Promise<void> {
     const { d } = this;
     const ringMs = req.ringTimeoutMs ?? d.noAnswerMs;
     const pending: Pending = {};
@@ -116,7 +170,7 @@ export class Originator {
 
       // party A: sees party B's number as the caller
       signalling = true;
-      const answeredA = await this.ring(call, 'caller', a, server, media, G711, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending);
+      const answeredA = await this.ring(call, 'caller', a, server, media, G711, `<sip:${sipUser(req.b)}@${d.config.domain}>`, ringMs, pending, grants);
       signalling = false;
       if (!answeredA) return;
       const dialogA = answeredA.dialog;
@@ -137,7 +191,7 @@ export class Originator {
       side = 'callee';
       const shown = req.from ?? a.party;
       signalling = true;
-      const answeredB = await this.ring(call, 'callee', b, server, media, [codec], `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending);
+      const answeredB = await this.ring(call, 'callee', b, server, media, [codec], `<sip:${sipUser(shown)}@${d.config.domain}>`, ringMs, pending, grants);
       signalling = false;
       if (!answeredB) return;
       const dialogB = answeredB.dialog;
@@ -182,14 +236,35 @@ export class Originator {
    * all. Resolves with the dialog of the registration that answered, undefined when the call ended
    * meanwhile; throws the failure that ended the search.
    */
-  private async ring(call: Call, side: Side, first: Routed, server: MediaConnection, media: CallMedia, codecs: readonly string[], from: string, ringMs: number, pending: Pending): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
+  private async ring(call: Call, side: Side, first: Routed, server: MediaConnection, media: CallMedia, codecs: readonly string[], from: string, ringMs: number, pending: Pending, grants: PartyGrants): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
     const { d } = this;
     const ringUntil = d.clock.now() + ringMs;
-    if (d.ring === 'all' && first.user) {
-      // FERRY_RING=all: a user with several registrations has them all rung at once
-      const targets = await registrationsOf(d.router.candidates(first));
-      if (targets.length > 1) return this.ringAll(call, { call, media, server, targets, side }, codecs, from, ringMs, ringUntil, pending);
+    try {
+      if (d.ring === 'all' && first.user) {
+        // FERRY_RING=all: a user with several registrations has them all rung at once
+        let targets = await registrationsOf(d.router.candidates(first));
+        const granted = grants[side]?.extra ?? 0;
+        if (d.forkBudget && targets.length - 1 > granted) {
+          // registered more since the call was made: the rest from the budget as for any call, else fewer ring
+          const more = d.forkBudget.take(API_FORK_SOURCE, targets.length - 1 - granted);
+          grants[side] = joined(grants[side], more);
+          if (more.extra < targets.length - 1 - granted) {
+            call.note('ring-all-limited', `${side}: ${granted + more.extra + 1} of ${targets.length} registrations at once (${more.cutBy ?? 'total'} limit)`);
+            targets = targets.slice(0, granted + more.extra + 1);
+          }
+        }
+        if (targets.length > 1) return await this.ringAll(call, { call, media, server, targets, side }, codecs, from, ringMs, ringUntil, pending);
+      }
+      return await this.ringInTurn(call, side, first, server, media, codecs, from, ringMs, ringUntil, pending);
+    } finally {
+      // this party's ring is over: what it held of the budget goes back
+      grants[side]?.release();
     }
+  }
+
+  /** a party's registrations one at a time, newest first (or a trunk's number) */
+  private async ringInTurn(call: Call, side: Side, first: Routed, server: MediaConnection, media: CallMedia, codecs: readonly string[], from: string, ringMs: number, ringUntil: number, pending: Pending): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
+    const { d } = this;
     let offer: string | undefined;
     let failure: unknown;
     for await (const to of d.router.candidates(first)) {
@@ -228,6 +303,22 @@ export class Originator {
     const { side, media } = fs;
     if (call.isEnding) return undefined;
     call.note('ring-all', `${side}: ${fs.targets.length} registrations at once`);
+    // a registration the party's user makes while these ring joins them, within the API's budget
+    const late = lateRegistrations(fs, {
+      ...(d.events ? { events: d.events } : {}),
+      candidates: (first) => d.router.candidates(first),
+      ...(d.forkBudget ? { take: () => d.forkBudget!.take(API_FORK_SOURCE, 1) } : {}),
+    }, fs.targets[0]!, codecs, side === 'caller' ? 'caller: ' : 'callee: ');
+    try {
+      return await this.ringForks(call, fs, codecs, from, ringMs, ringUntil, pending, late);
+    } finally {
+      late.stop();
+    }
+  }
+
+  private async ringForks(call: Call, fs: ForkSide, codecs: readonly string[], from: string, ringMs: number, ringUntil: number, pending: Pending, late: ReturnType<typeof lateRegistrations>): Promise<{ dialog: DialogLike; to: Routed } | undefined> {
+    const { d } = this;
+    const { side, media } = fs;
     const forks = await prepareForks(fs, codecs);
     if (call.isEnding) {
       await Promise.all(forks.map((f) => releaseFork(media, f)));
@@ -260,6 +351,7 @@ export class Originator {
         await releaseFork(media, f);
       },
     }, { from });
+    late.attach(set);
     // the call ending meanwhile (DELETE, party A hanging up, the media) cancels every registration still ringing
     pending.invite = { cancel: () => set.cancelAll() };
     const outcome = await set.outcome;
@@ -335,6 +427,19 @@ export class Originator {
     if (!check.ok) call.note('sdp-refused', `${side} answer: ${check.problem}`);
     return check.ok;
   }
+}
+
+/** two grants as one (released together) */
+function joined(a: ForkGrant | undefined, b: ForkGrant): ForkGrant {
+  if (!a) return b;
+  return {
+    extra: a.extra + b.extra,
+    ...(b.cutBy ? { cutBy: b.cutBy } : {}),
+    release: () => {
+      a.release();
+      b.release();
+    },
+  };
 }
 
 /** what may stand in a SIP URI's user part */

@@ -13,6 +13,9 @@ import { bestFailure } from './fork-response';
 import { COMPLETED_ELSEWHERE, ForkEnd, ForkSet, ForkTarget } from './fork-set';
 import { chosenCodec, restrictCodecs, SdpError } from './sdp-rewriter';
 import { countSdpRejection, LoopbackMediaRule, validateSdp } from './sdp-validator';
+import type { CallEventBus } from '../events/call-events';
+import type { ForkGrant } from './fork-budget';
+import { LateRegistrations } from './late-registrations';
 
 /** at most this many of a user's registrations (the newest) ring at once */
 export const MAX_FORKS = 8;
@@ -62,6 +65,17 @@ export interface RingAllContext {
   signalling?(): void;
   /** a media server lost while forks ring and not back within this long ends the search (default DEFAULT_MEDIA_LOSS_GRACE_MS) */
   mediaLossGraceMs?: number;
+  /** a registration the user makes while the forks ring joins them (late-registrations.ts); none: the set is fixed */
+  late?: LateJoin;
+}
+
+/** what a registration made while a party rings needs to join its fork set */
+export interface LateJoin {
+  events?: CallEventBus;
+  candidates(first: Routed): AsyncIterable<Routed>;
+  /** one more registration from the fork budget of the call's source (none: unlimited) */
+  take?(): ForkGrant;
+  limited?(limit: 'per-source' | 'total' | 'per-call', contact: string): void;
 }
 
 export interface Fork extends ForkTarget {
@@ -98,9 +112,18 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     earlyAnswerA = await server.guard(media.answer('caller', restrictCodecs(c.req.body, [c.caller.codecs[0]!])));
   }
   const codecs = earlyAnswerA ? [c.caller.codecs[0]!] : c.caller.codecs;
-  const forks = await prepareForks({ call, media, server, targets: c.targets, side: 'callee' }, codecs);
   const release = (f: Fork): Promise<void> => releaseFork(media, f);
+  // listening from before the offers are made: a REGISTER meanwhile is not missed
+  const late = c.late ? lateRegistrations({ call, media, server, side: 'callee' }, c.late, c.targets[0]!, codecs, '') : undefined;
+  let forks: Fork[];
+  try {
+    forks = await prepareForks({ call, media, server, targets: c.targets, side: 'callee' }, codecs);
+  } catch (err) {
+    late?.stop();
+    throw err;
+  }
   if (c.isCancelled()) {
+    late?.stop();
     await Promise.all(forks.map(release));
     throw Object.assign(new Error('cancelled'), { status: 487 });
   }
@@ -157,6 +180,7 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     // the caller's Reason, if any, goes on to every fork (as srf's createB2BUA does)
     set.cancelAll(cancel?.has('Reason') ? { Reason: cancel.get('Reason')! } : {});
   };
+  late?.attach(set);
   c.req.on('cancel', onCancel);
   // a CANCEL that came while the offers were made: nothing was sent yet, nothing will ring
   if (c.isCancelled()) onCancel();
@@ -200,6 +224,7 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
     }
     return await answered(c, outcome.fork, outcome.dialog, earlyAnswerA);
   } finally {
+    late?.stop();
     c.req.removeListener('cancel', onCancel as (...args: never[]) => void);
     server.off('lost', onLost);
     server.off('restored', onRestored);
@@ -214,6 +239,35 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
  */
 export function releaseFork(media: CallMedia, f: Fork): Promise<void> {
   return f.own && !media.isReleased ? media.connection.guard(media.releaseEndpoint(f.ep)).catch(() => undefined) : Promise.resolve();
+}
+
+/**
+ * Listens for registrations `first`'s user makes while `side` rings (LateRegistrations): each gets an endpoint
+ * of its own and an offer with `codecs`, and joins the set once it is attached. `stop()` once the ring is over.
+ */
+export function lateRegistrations(fs: Omit<ForkSide, 'targets'>, join: LateJoin, first: Routed, codecs: readonly string[], label: string): LateRegistrations {
+  const { call, media, server, side } = fs;
+  return new LateRegistrations({
+    ...(join.events ? { events: join.events } : {}),
+    candidates: join.candidates,
+    maxForks: MAX_FORKS,
+    first,
+    call,
+    label,
+    prepare: async (to) => {
+      call.note('fork', `${side === 'caller' ? 'caller: ' : ''}${to.uri} (${to.kind})`);
+      const ep = await server.guard(media.createEndpoint(to.kind));
+      try {
+        return { to, ep, own: true, offer: await server.guard(media.offerFrom(ep, to.kind, codecs)) };
+      } catch (err) {
+        await media.releaseEndpoint(ep).catch(() => undefined);
+        throw err;
+      }
+    },
+    release: (f) => releaseFork(media, f),
+    ...(join.take ? { take: join.take } : {}),
+    ...(join.limited ? { limited: join.limited } : {}),
+  });
 }
 
 /** an endpoint and an offer for every registration, made together; none is left behind if one fails */

@@ -76,21 +76,25 @@ interface ForkState<F> {
  * `outcome` settles once a fork won, or once every fork is over; `settled` once every fork is over.
  */
 export class ForkSet<F extends ForkTarget> {
-  private readonly forks: ForkState<F>[];
+  private readonly forks: ForkState<F>[] = [];
   private winner: ForkState<F> | undefined;
   private stopped = false;
+  /** every fork is over (no fork can join any more) */
+  private over = false;
+  /** forks whose run (their hooks included) is not over yet */
+  private running = 0;
   private global: { fork: F; err: ForkError } | undefined;
   private readonly failures: { fork: F; err: ForkError }[] = [];
   private resolveOutcome!: (o: ForkOutcome<F>) => void;
+  private resolveSettled!: () => void;
   readonly outcome: Promise<ForkOutcome<F>>;
   readonly settled: Promise<void>;
 
   constructor(private readonly srf: Srf, forks: readonly F[], private readonly hooks: ForkSetHooks<F>, private readonly opts: ForkSetOptions) {
-    this.forks = forks.map((fork) => ({ fork, cancelSent: false, done: false }));
     this.outcome = new Promise((r) => (this.resolveOutcome = r));
-    this.settled = Promise.all(this.forks.map((s) => this.run(s))).then(() => {
-      if (!this.winner) this.resolveOutcome({ answered: false, failures: this.failures, ...(this.global ? { global: this.global } : {}) });
-    });
+    this.settled = new Promise((r) => (this.resolveSettled = r));
+    for (const fork of forks) this.start(fork);
+    if (forks.length === 0) this.finish();
   }
 
   /** a fork has answered */
@@ -101,6 +105,43 @@ export class ForkSet<F extends ForkTarget> {
   /** the forks not over yet */
   get pending(): number {
     return this.forks.filter((s) => !s.done).length;
+  }
+
+  /** every fork the set has rung (over or not) */
+  get size(): number {
+    return this.forks.length;
+  }
+
+  /** the forks the set has rung (over or not) */
+  get all(): readonly F[] {
+    return this.forks.map((s) => s.fork);
+  }
+
+  /**
+   * A fork joins while the others ring (a registration made during the ring): it gets its INVITE at once
+   * and counts as any other. Refused (false) once a fork answered, the search ended or every fork is over.
+   */
+  add(fork: F): boolean {
+    if (this.winner || this.stopped || this.over) return false;
+    this.start(fork);
+    return true;
+  }
+
+  private start(fork: F): void {
+    const s: ForkState<F> = { fork, cancelSent: false, done: false };
+    this.forks.push(s);
+    this.running++;
+    void this.run(s).catch(() => undefined).finally(() => {
+      this.running--;
+      if (this.running === 0) this.finish();
+    });
+  }
+
+  private finish(): void {
+    if (this.over) return;
+    this.over = true;
+    if (!this.winner) this.resolveOutcome({ answered: false, failures: this.failures, ...(this.global ? { global: this.global } : {}) });
+    this.resolveSettled();
   }
 
   /**

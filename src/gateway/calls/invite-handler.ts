@@ -339,6 +339,15 @@ export class InviteHandler {
           caller: { kind: callerKind, codecs: callerCodecs }, from: fromHeader, targets: forks,
           isCancelled: () => cancelled,
           ...(d.mediaLossGraceMs !== undefined ? { mediaLossGraceMs: d.mediaLossGraceMs } : {}),
+          // a registration the user makes while these ring joins them, within the caller source's budget
+          late: {
+            ...(d.events ? { events: d.events } : {}),
+            candidates: (first) => d.router.candidates(first),
+            ...(d.forkBudget ? { take: () => d.forkBudget!.take(String(req.source_address ?? ''), 1) } : {}),
+            limited: (limit) => {
+              if (limit !== 'per-call') this.logForkLimit(req.source_address, limit, forks.length + 1, forks.length, record.id);
+            },
+          },
           signalling: () => {
             phase = 'signalling';
           },

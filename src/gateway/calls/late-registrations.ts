@@ -1,0 +1,132 @@
+import type { CallEvent, CallEventBus } from '../events/call-events';
+import type { Call } from './call';
+import type { Routed } from './call-router';
+import type { ForkGrant } from './fork-budget';
+import type { Fork } from './fork-call';
+import type { ForkSet } from './fork-set';
+
+export interface LateRegistrationOptions {
+  /** the gateway's event bus: `registration.changed` says which Contacts a REGISTER added */
+  events?: CallEventBus;
+  /** the user's registrations as targets (CallRouter.candidates): a Contact that joins is read back from the store */
+  candidates(first: Routed): AsyncIterable<Routed>;
+  /** at most this many forks in the set, the ones it started with and the ones that joined (MAX_FORKS) */
+  maxForks: number;
+  /** the party rung: a user's target */
+  first: Routed;
+  call: Call;
+  /** the timeline's prefix for the party (`caller: ` for an API call's party A, empty otherwise) */
+  label: string;
+  /** a fork of its own (endpoint and offer) for a registration that joins */
+  prepare(to: Routed): Promise<Fork>;
+  /** gives up a fork that could not join */
+  release(f: Fork): Promise<void>;
+  /** one more registration from the budget of the call's source and the gateway's (none: unlimited) */
+  take?(): ForkGrant;
+  /** a registration that could not join for a fork limit */
+  limited?(limit: 'per-source' | 'total' | 'per-call', contact: string): void;
+}
+
+/**
+ * A registration made while a user's registrations ring at once joins the ring (docs/gateway.md, "A call",
+ * step 2): the REGISTER's new Contacts (`registration.changed`'s `added`) get their own fork in the
+ * ringing set, within the set's cap (`maxForks` in all) and one registration more from the fork budget
+ * each. A re-REGISTER of a Contact that rings already adds nothing (it is no new binding, and the set rings
+ * each Contact once). The Contacts added before the set exists are kept and tried once it does.
+ * `stop()` (the ring is over) ends listening and gives the budget back.
+ */
+export class LateRegistrations {
+  private set: ForkSet<Fork> | undefined;
+  private readonly queue: string[] = [];
+  private readonly grants: ForkGrant[] = [];
+  private readonly unsubscribe: () => void;
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly o: LateRegistrationOptions) {
+    this.unsubscribe = o.events && o.first.user ? o.events.subscribe((e) => this.onEvent(e)) : () => {};
+  }
+
+  /** the set the registrations join; the Contacts added so far are tried now */
+  attach(set: ForkSet<Fork>): void {
+    this.set = set;
+    this.drain();
+  }
+
+  /** no more joining; the registrations taken from the budget are given back */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe();
+    this.queue.length = 0;
+    void this.chain.then(() => {
+      for (const g of this.grants.splice(0)) g.release();
+    });
+  }
+
+  /** resolves once every Contact seen so far has joined or been turned away */
+  get idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private onEvent(e: CallEvent): void {
+    if (this.stopped || e.type !== 'registration.changed' || e.data.user !== this.o.first.user) return;
+    const added = Array.isArray(e.data.added) ? e.data.added.filter((c): c is string => typeof c === 'string') : [];
+    if (added.length === 0) return;
+    this.queue.push(...added);
+    if (this.set) this.drain();
+  }
+
+  private drain(): void {
+    const contacts = this.queue.splice(0);
+    for (const contact of contacts) this.chain = this.chain.then(() => this.join(contact)).catch(() => undefined);
+  }
+
+  private async join(contact: string): Promise<void> {
+    const { o } = this;
+    const set = this.set;
+    if (!set || this.stopped || set.answered) return;
+    if (set.all.some((f) => f.to.uri === contact)) return;
+    if (set.size >= o.maxForks) {
+      this.note('ring-all-limited', `${o.label}${contact} registered while ringing: not rung, ${o.maxForks} registrations ring already`);
+      o.limited?.('per-call', contact);
+      return;
+    }
+    let to: Routed | undefined;
+    for await (const t of o.candidates(o.first)) {
+      if (t.uri === contact) {
+        to = t;
+        break;
+      }
+    }
+    // gone again, or marked unreachable, before it could be rung
+    if (!to || this.stopped || set.answered) return;
+    const grant = o.take?.();
+    if (grant && grant.extra === 0) {
+      this.note('ring-all-limited', `${o.label}${contact} registered while ringing: not rung (${grant.cutBy ?? 'total'} limit)`);
+      o.limited?.(grant.cutBy ?? 'total', contact);
+      return;
+    }
+    let fork: Fork;
+    try {
+      fork = await o.prepare(to);
+    } catch (err) {
+      grant?.release();
+      this.note('fork-failed', `${o.label}${contact}: no endpoint for the registration made while ringing: ${String((err as Error).message ?? err)}`);
+      return;
+    }
+    if (this.stopped || !set.add(fork)) {
+      await o.release(fork);
+      grant?.release();
+      return;
+    }
+    if (grant) this.grants.push(grant);
+    this.note('fork-joined', `${o.label}${contact} (${to.kind}): registered while ringing`);
+  }
+
+  /** a timeline entry, stored at once (the record shows the ring as it changes) */
+  private note(event: string, detail: string): void {
+    this.o.call.note(event, detail);
+    if (!this.o.call.isEnding) void this.o.call.persist();
+  }
+}

@@ -1,0 +1,275 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SipPhone } from '../helpers/sip-phone';
+import { RtpPhone } from '../helpers/rtp-phone';
+import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+
+/**
+ * FERRY_RING=all (docs/gateway.md, "A call", step 2) beyond the common cases: a registration the user
+ * makes while its registrations ring joins the ring (a re-REGISTER of one that rings adds nothing); a user
+ * with more registrations than ring at once (the 8 newest ring, the others never get an INVITE, nor does a
+ * registration made while 8 ring); a registration that answers 183 with SDP and sends early media (the
+ * caller gets 180 and no media until the 200, then the call works); an API call whose party A is a user
+ * with several registrations (all ring, the first to answer is A, the others are cancelled "Call completed
+ * elsewhere"). Real ferry sip, gateway and ferry media; scripted UDP phones; afterwards ferry media holds
+ * nothing, ferry sip no dialog and the gateway no call.
+ */
+const PASSWORD = 'ring-joins-secret';
+const NO_ANSWER_MS = 15_000;
+const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
+const USERS = ['joe', 'kim', 'lou', 'mia'] as const;
+type User = (typeof USERS)[number];
+/** desk phones per user, [oldest .. newest]: kim has ten (nine registered before the call, one during it) */
+const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3 };
+
+interface SipCounts {
+  dialogs: number;
+  pending: number;
+}
+
+describe('FERRY_RING=all: registrations made while ringing, more than 8 registrations, 183 with SDP, an API call\'s party A with several registrations', { timeout: 240_000 }, () => {
+  let stack: Stack;
+  let dir: string;
+  const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
+  /** party B of the API call: a trunk phone that answers at once */
+  const partyB = new SipPhone(new RtpPhone(), { user: 'b' });
+  const desks = Object.fromEntries(USERS.map((u) => [u, Array.from({ length: DESKS[u] }, () => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
+  /** the provisional responses the caller got (status lines and bodies), in order */
+  const provisionals: { status: number; body: string; at: number }[] = [];
+
+  before(async () => {
+    const callerPort = await caller.start();
+    const bPort = await partyB.start();
+    for (const list of Object.values(desks)) for (const desk of list) await desk.start();
+    // the caller's responses as they come (SipPhone keeps only requests): is a 183 relayed?
+    const phone = caller as unknown as { onMessage(m: { startLine: string; body: string }): Promise<void> };
+    const onMessage = phone.onMessage.bind(caller);
+    phone.onMessage = (m) => {
+      const status = /^SIP\/2\.0 (\d{3})/.exec(m.startLine)?.[1];
+      if (status && Number(status) < 200) provisionals.push({ status: Number(status), body: m.body, at: Date.now() });
+      return onMessage(m);
+    };
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ringjoins-'));
+    const file = path.join(dir, 'ferry.json');
+    await writeFile(file, JSON.stringify({
+      domain: 'ferry.local',
+      users: USERS.map((user) => ({ user, password: PASSWORD })),
+      trunks: [
+        { name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] },
+        { name: 'b', address: `127.0.0.1:${bPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${bPort}`] },
+      ],
+      routes: [{ match: '8(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '.*', to: 'user' }],
+    }));
+    stack = await startStack({
+      partEnv: {
+        gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
+        sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
+      },
+    });
+  });
+
+  after(async () => {
+    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
+    for (const phone of [caller, partyB, ...Object.values(desks).flat()]) await phone.close();
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
+  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
+  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
+  const contacts = async (user: User): Promise<string[]> =>
+    (await getJson<{ registrations: { contact: string }[] }>(stack.httpPort, `/api/registrations?user=${user}`)).registrations.map((r) => r.contact);
+  const newCall = async (known: Set<string>): Promise<CallRecord> => waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the new call');
+  const ended = (id: string): Promise<CallRecord> => waitFor(async () => {
+    const r = await record(id);
+    return r.state === 'ended' ? r : undefined;
+  }, 10_000, 25, 'the call ended');
+  const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
+  const requests = (phone: SipPhone, method: string, since: number) => phone.received.filter((m) => m.method === method && m.at >= since);
+  const reasonOf = (m: { message: { headers: Map<string, string[]> } }): string | undefined => m.message.headers.get('reason')?.[0];
+  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
+    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
+  const sipCounts = (): SipCounts | undefined => {
+    const line = [...stack.output].reverse().find((l) => l.startsWith('[sip] ferry sip stats '));
+    return line ? (JSON.parse(line.slice('[sip] ferry sip stats '.length)) as SipCounts) : undefined;
+  };
+  const activeCalls = async (): Promise<number> => {
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
+    return Number(/^ferry_active_calls (\d+)$/m.exec(await res.text())?.[1] ?? NaN);
+  };
+  /** no pipeline, element or bound port in ferry media, no dialog or pending request in ferry sip, no active call */
+  async function backToZero(): Promise<void> {
+    await waitFor(async () => {
+      const s = await getJson<{ pipelines: number; elements: number; boundPorts: number }>(stack.mediaPort, '/stats');
+      return s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0;
+    }, 5000, 25, 'ferry media back to no pipeline, element or bound port');
+    await waitFor(() => {
+      const c = sipCounts();
+      return !!c && c.dialogs === 0 && c.pending === 0;
+    }, 5000, 50, `ferry sip back to no dialog and no pending request (last: ${JSON.stringify(sipCounts())})`);
+    assert.equal(await activeCalls(), 0, 'the gateway has no active call');
+  }
+
+  /** the caller dials `user`; resolves once `ringing` ring */
+  async function dial(user: User, ringing: SipPhone[]): Promise<{ result: Promise<{ status?: number } | undefined>; id: string }> {
+    const known = new Set((await calls()).map((c) => c.id));
+    const result = caller.call(`sip:${user}@ferry.local`, via()).then(() => undefined, (err: { status?: number }) => err);
+    await waitFor(() => ringing.every((d) => d.ringing), 5000, 10, `${ringing.length} of ${user}'s desk phones ring`);
+    return { result, id: (await newCall(known)).id };
+  }
+
+  async function hangUp(other: SipPhone, from = caller): Promise<void> {
+    const since = Date.now();
+    await from.hangup();
+    await from.media.stopMedia();
+    await other.waitForRequest('BYE', 5000, since);
+    await other.media.stopMedia();
+  }
+
+  test('S1: a device registered while two ring joins them and answers: the caller hears it, the others are cancelled "Call completed elsewhere"; re-REGISTERs of ringing devices ring nothing twice', { timeout: 60_000 }, async () => {
+    const [first, second, third, fourth] = desks.joe as [SipPhone, SipPhone, SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    await second.register(via(), PASSWORD);
+    const since = Date.now();
+    const { result, id } = await dial('joe', [first, second]);
+    assert.equal(requests(third, 'INVITE', since).length, 0, 'the third device is not registered yet');
+    // a second device (or the same one after a network change: a new Contact) registers during the ring
+    await third.register(via(), PASSWORD);
+    await waitFor(() => third.ringing, 5000, 10, 'the device registered during the ring rings');
+    const joined = await record(id);
+    assert.ok(joined.timeline.some((e) => e.event === 'fork-joined' && e.detail === `${third.contact} (rtp): registered while ringing`), events(joined));
+    // re-REGISTERs of devices that ring already (a refresh of the same Contact): no second INVITE. Registrations
+    // join in the order they are made: once a fourth device made after them rings, they were seen
+    await first.register(via(), PASSWORD);
+    await third.register(via(), PASSWORD);
+    await fourth.register(via(), PASSWORD);
+    await waitFor(() => fourth.ringing, 5000, 10, 'a fourth device registered after the re-REGISTERs rings');
+    for (const desk of [first, second, third, fourth]) assert.equal(requests(desk, 'INVITE', since).length, 1, `one INVITE each (${desk.contact})`);
+    assert.equal((await record(id)).timeline.filter((e) => e.event === 'fork-joined').length, 2, 'two registrations joined');
+    await third.answerRinging();
+    assert.equal(await result, undefined, 'the caller is answered');
+    for (const desk of [first, second, fourth]) {
+      const cancel = await desk.waitForRequest('CANCEL', 5000, since);
+      assert.equal(reasonOf(cancel), COMPLETED_ELSEWHERE);
+      assert.ok(!desk.ringing);
+    }
+    const answeredAt = Date.now();
+    await hears(caller, answeredAt, 'RTP from the device that joined at the caller');
+    await hears(third, answeredAt, 'RTP from the caller at the device that joined');
+    const r = await record(id);
+    assert.equal(r.state, 'answered', events(r));
+    assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [third.contact, 'rtp', 'joe'], events(r));
+    assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 3, events(r));
+    await waitFor(async () => {
+      const s = await getJson<{ pipelines: number; elements: number }>(stack.mediaPort, '/stats');
+      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
+    }, 5000, 25, 'the two parties\' endpoints are left: the others\' are released');
+    await hangUp(third);
+    await backToZero();
+    assert.equal((await ended(id)).reason, 'sip-bye');
+  });
+
+  test('S2: nine registrations: the 8 newest ring, the oldest never gets an INVITE; a tenth made while 8 ring is not rung (ring-all-limited); the caller\'s CANCEL reaches the 8', { timeout: 60_000 }, async () => {
+    const all = desks.kim;
+    for (const desk of all.slice(0, 9)) await desk.register(via(), PASSWORD);
+    assert.equal((await contacts('kim')).length, 9);
+    const since = Date.now();
+    const newest8 = all.slice(1, 9);
+    const { result, id } = await dial('kim', newest8);
+    for (const desk of newest8) assert.equal(requests(desk, 'INVITE', since).length, 1, `one INVITE at ${desk.contact}`);
+    const tenth = all[9]!;
+    await tenth.register(via(), PASSWORD);
+    const limited = await waitFor(async () => {
+      const r = await record(id);
+      return r.timeline.some((e) => e.event === 'ring-all-limited') ? r : undefined;
+    }, 5000, 25, 'the tenth registration turned away');
+    assert.ok(limited.timeline.some((e) => e.event === 'ring-all-limited' && e.detail === `${tenth.contact} registered while ringing: not rung, 8 registrations ring already`), events(limited));
+    assert.equal(await caller.cancel(), 200);
+    assert.equal((await result)?.status, 487);
+    for (const desk of newest8) await desk.waitForRequest('CANCEL', 5000, since);
+    const r = await ended(id);
+    assert.equal(r.reason, 'sip-cancel', events(r));
+    assert.equal(r.timeline.filter((e) => e.event === 'fork').length, 8, events(r));
+    assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 8, events(r));
+    assert.equal(requests(all[0]!, 'INVITE', since).length, 0, 'the oldest registration never got an INVITE');
+    assert.equal(requests(tenth, 'INVITE', since).length, 0, 'the registration made while 8 rang never got an INVITE');
+    await backToZero();
+  });
+
+  test('S3: a registration answers 183 with SDP and sends early media: the caller gets 180 only and no media; its 200 then gets the call, RTP both ways', { timeout: 60_000 }, async () => {
+    const [older, newer] = desks.lou as [SipPhone, SipPhone];
+    await older.register(via(), PASSWORD);
+    await newer.register(via(), PASSWORD);
+    const since = Date.now();
+    const { result, id } = await dial('lou', [older, newer]);
+    // the newer phone: 183 with its SDP, and RTP to the gateway's offer at once
+    const invite = requests(newer, 'INVITE', since)[0]!;
+    const phone = newer as unknown as { ringingInvite: unknown; respond(req: unknown, status: number, reason: string, extra: string[], body: string): void };
+    phone.respond(phone.ringingInvite, 183, 'Session Progress', [`Contact: <${newer.contact}>`, 'Content-Type: application/sdp'], await newer.media.sdp());
+    await newer.media.applyRemoteSdp(invite.message.body);
+    const earlyAt = Date.now();
+    await newer.media.startMedia();
+    await waitFor(async () => (await newer.media.rtpSentBetween(earlyAt, Date.now())) >= 50, 5000, 25, 'the newer phone sent 50 packets of early media');
+    const r0 = await record(id);
+    assert.equal(r0.state, 'ringing', events(r0));
+    assert.equal(await caller.media.rtpReceivedBetween(since, Date.now()), 0, 'no early media reached the caller');
+    const statuses = provisionals.filter((p) => p.at >= since).map((p) => p.status);
+    assert.equal(statuses.filter((x) => x === 180).length, 1, `the caller heard ringing once (${statuses.join(', ')})`);
+    assert.ok(!statuses.includes(183), `no 183 was relayed to the caller (${statuses.join(', ')})`);
+    assert.ok(provisionals.filter((p) => p.at >= since).every((p) => p.body === ''), 'no SDP in a provisional to the caller');
+    await newer.answerRinging();
+    assert.equal(await result, undefined, 'the caller is answered');
+    const cancel = await older.waitForRequest('CANCEL', 5000, since);
+    assert.equal(reasonOf(cancel), COMPLETED_ELSEWHERE);
+    const answeredAt = Date.now();
+    await hears(caller, answeredAt, 'RTP from the phone that sent 183 at the caller');
+    await hears(newer, answeredAt, 'RTP from the caller at the phone that sent 183');
+    const r = await record(id);
+    assert.deepEqual([r.state, r.callee.uri], ['answered', newer.contact], events(r));
+    await hangUp(newer);
+    await backToZero();
+  });
+
+  test('S4: an API call whose party A has three registrations: all ring; the middle one answers and is A, the others are cancelled "Call completed elsewhere"; then B rings and the two hear each other', { timeout: 60_000 }, async () => {
+    const [oldest, middle, newest] = desks.mia as [SipPhone, SipPhone, SipPhone];
+    for (const desk of desks.mia) await desk.register(via(), PASSWORD);
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ a: 'mia', b: '8100' }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    await waitFor(() => desks.mia.every((d) => d.ringing), 10_000, 10, 'all three of A\'s desk phones ring');
+    for (const desk of desks.mia) assert.equal(requests(desk, 'INVITE', since).length, 1, `one INVITE at ${desk.contact}`);
+    assert.equal(requests(partyB, 'INVITE', since).length, 0, 'B is not rung before A answers');
+    await middle.answerRinging();
+    for (const desk of [oldest, newest]) {
+      const cancel = await desk.waitForRequest('CANCEL', 5000, since);
+      assert.equal(reasonOf(cancel), COMPLETED_ELSEWHERE);
+      assert.ok(!desk.ringing);
+    }
+    await partyB.waitForRequest('INVITE', 10_000, since);
+    const answeredAt = Date.now();
+    await hears(middle, answeredAt, 'RTP from B at A\'s middle desk phone');
+    await hears(partyB, answeredAt, 'RTP from A\'s middle desk phone at B');
+    const r = await waitFor(async () => {
+      const x = await record(id);
+      return x.state === 'answered' ? x : undefined;
+    }, 5000, 25, 'the API call answered');
+    assert.deepEqual([r.caller.uri, r.caller.kind, r.caller.party], [middle.contact, 'rtp', 'mia'], events(r));
+    assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 2, events(r));
+    await waitFor(async () => {
+      const s = await getJson<{ pipelines: number; elements: number }>(stack.mediaPort, '/stats');
+      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
+    }, 5000, 25, 'A\'s and B\'s endpoints are left');
+    await hangUp(partyB, middle);
+    await backToZero();
+  });
+});
