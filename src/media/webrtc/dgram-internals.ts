@@ -52,3 +52,41 @@ export function useSynchronousIpLookup(socket: Socket): boolean {
   patched.add(socket);
   return true;
 }
+
+/** The UDP handle's own methods ferry's native relay uses (Node 20's UDPWrap). */
+interface UdpHandleReading {
+  fd?: number;
+  recvStart?: () => number;
+  recvStop?: () => number;
+}
+
+function readingHandleOf(socket: Socket): UdpHandleReading | undefined {
+  const handle = stateOf(socket)?.handle as UdpHandleReading | null | undefined;
+  return handle ?? undefined;
+}
+
+/**
+ * The socket's file descriptor (the UDP handle's `fd`), or undefined when the socket is not bound / closed
+ * or this Node's dgram does not have the shape. For the native relay (src/media/native/native-relay.ts).
+ */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = readingHandleOf(socket)?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Stop Node's own reading of the socket (the UDP handle's `recvStop()`): datagrams stay in the kernel for
+ * whoever reads the fd instead; sends keep working. False, changing nothing, without the shape.
+ */
+export function stopReading(socket: Socket): boolean {
+  const h = readingHandleOf(socket);
+  if (!h || typeof h.recvStop !== 'function') return false;
+  return h.recvStop() === 0;
+}
+
+/** Let Node read the socket again (`recvStart()`), after `stopReading`. False without the shape or on error. */
+export function startReading(socket: Socket): boolean {
+  const h = readingHandleOf(socket);
+  if (!h || typeof h.recvStart !== 'function') return false;
+  return h.recvStart() === 0;
+}

@@ -1,0 +1,262 @@
+import type { Socket } from 'node:dgram';
+import { getSystemErrorName } from 'node:util';
+import { socketFd, startReading, stopReading } from '../webrtc/dgram-internals';
+import { buildNative } from './build-native';
+import type { NativeSrtpAddon } from './native-srtp';
+import type { NativeSrtpHandle, OffloadAddress } from './offload-types';
+
+/**
+ * The typed JavaScript face of ferry media's native relay addon (addon.c, relay.c; docs/native-relay.md).
+ * One NativeRelay per JavaScript environment (the main thread, each relay worker): `nativeRelay()` builds
+ * (src/media/native/build-native.ts) and loads the addon once and initialises the environment's relay.
+ *
+ * A socket handed to `watch` is read by the addon instead of Node (Node's reading is stopped); every
+ * datagram the addon does not forward is emitted on the socket as 'message' (same Buffer / rinfo shape as
+ * Node's), and a receive error as 'error' (the same `code`, `errno`, `syscall` Node gives). `unwatch`
+ * gives the socket back (synchronously) and lets Node read it again; closing a watched socket unwatches it
+ * first.
+ */
+
+/** Indices of the route state array (relay.h's ST_*): rewriter, reception statistics, then increments since the last sync. */
+export const STATE = {
+  rwLastInSsrc: 0,
+  rwSeqDelta: 1,
+  rwTsDelta: 2,
+  rwLastOutSeq: 3,
+  rwLastOutTs: 4,
+  rwLastOutAt: 5,
+  rwStarted: 6,
+  rsSsrc: 7,
+  rsBaseSeq: 8,
+  rsMaxSeq: 9,
+  rsBadSeq: 10,
+  rsCycles: 11,
+  rsReceived: 12,
+  rsExpectedPrior: 13,
+  rsReceivedPrior: 14,
+  rsTransit: 15,
+  rsJitter: 16,
+  rsHaveTransit: 17,
+  inPackets: 18,
+  inBytes: 19,
+  inLastAt: 20,
+  rtpReceived: 21,
+  sourceChanges: 22,
+  srtpRefused: 23,
+  outPackets: 24,
+  outBytes: 25,
+  outPayload: 26,
+  outLastAt: 27,
+  outLastTs: 28,
+  flowOut: 29,
+  flowIn: 30,
+  droppedNoCodec: 31,
+  forwarded: 32,
+  sendErrors: 33,
+} as const;
+export const STATE_LENGTH = 34;
+
+/** The addon's exports (addon.c, plus srtp.c's through NativeSrtpAddon). */
+export interface NativeAddon extends NativeSrtpAddon {
+  init(
+    passUp: (socket: Socket, packet: Buffer, address: string, port: number, family: number) => void,
+    errorUp: (socket: Socket, errno: number) => void,
+    notify: (fd: number) => void,
+  ): void;
+  watch(fd: number, socket: Socket): void;
+  unwatch(fd: number): boolean;
+  route(
+    inFd: number,
+    outFd: number,
+    peerAddress: string | null,
+    peerPort: number,
+    destAddress: string | null,
+    destPort: number,
+    outSsrc: number,
+    ptMap: Uint8Array,
+    clockRates: Uint32Array,
+    receiveClockRate: number,
+    srtpIn: NativeSrtpHandle | null,
+    srtpOut: NativeSrtpHandle | null,
+    state: Float64Array,
+  ): void;
+  unroute(inFd: number, state: Float64Array): boolean;
+  sync(inFd: number, state: Float64Array): boolean;
+  armNotify(inFd: number): boolean;
+  counters(): NativeRelayCounters;
+  /** relay.c's rewriter on one packet (tests): state in/out (STATE.rw*), packet rewritten in place. */
+  rewrite(state: Float64Array, packet: Buffer, payloadType: number, clockRate: number, outSsrc: number, nowMs: number): void;
+  /** relay.c's reception statistics on one packet (tests): state in/out (STATE.rs*); true when the source changed. */
+  reception(state: Float64Array, clockRate: number, ssrc: number, seq: number, ts: number, arrivalMs: number): boolean;
+}
+
+export interface NativeRelayCounters {
+  watched: number;
+  routes: number;
+  passedUp: number;
+  forwarded: number;
+  dropped: number;
+  recvErrors: number;
+  sendErrors: number;
+  batches: number;
+}
+
+/** One route's configuration (one direction of a call): see offload-types.ts for the meaning of each part. */
+export interface NativeRouteConfig {
+  /** Source filter; null = the in socket is connect()ed. */
+  peer: OffloadAddress | null;
+  out: Socket;
+  /** Destination; null = the out socket is connect()ed. */
+  dest: OffloadAddress | null;
+  outSsrc: number;
+  ptMap: Uint8Array;
+  clockRates: Uint32Array;
+  receiveClockRate: number;
+  srtpIn: NativeSrtpHandle | null;
+  srtpOut: NativeSrtpHandle | null;
+  /** STATE_LENGTH doubles: the rewriter and reception statistics to start from (the rest is ignored). */
+  state: Float64Array;
+}
+
+let addon: NativeAddon | undefined;
+
+/** Builds (when needed) and loads the addon; throws NativeBuildError / the loader's error. */
+export function loadNativeAddon(): NativeAddon {
+  if (addon) return addon;
+  const file = buildNative();
+  const mod = { exports: {} as unknown };
+  process.dlopen(mod, file);
+  addon = mod.exports as NativeAddon;
+  return addon;
+}
+
+interface Watched {
+  fd: number;
+  close: Socket['close'];
+}
+
+export class NativeRelay {
+  private readonly watched = new Map<Socket, Watched>();
+  private readonly notifyHandlers = new Map<number, () => void>();
+
+  constructor(readonly addon: NativeAddon) {
+    addon.init(
+      (socket, packet, address, port, family) => {
+        socket.emit('message', packet, { address, family: family === 6 ? 'IPv6' : 'IPv4', port, size: packet.length });
+      },
+      (socket, errno) => {
+        const code = getSystemErrorName(errno);
+        const err = Object.assign(new Error(`recvmsg ${code}`), { errno, code, syscall: 'recvmsg' });
+        socket.emit('error', err);
+      },
+      (fd) => this.notifyHandlers.get(fd)?.(),
+    );
+  }
+
+  /** Whether `socket` is read by the addon now. */
+  isWatched(socket: Socket): boolean {
+    return this.watched.has(socket);
+  }
+
+  /**
+   * The addon reads `socket` from now on (Node's reading stops). Idempotent. Throws when the socket has no fd
+   * (not bound, closed) or Node's dgram does not have the expected shape (dgram-internals.ts).
+   */
+  watch(socket: Socket): void {
+    if (this.watched.has(socket)) return;
+    const fd = socketFd(socket);
+    if (fd === undefined) throw new Error('native relay: the socket has no file descriptor (not bound, or closed)');
+    if (!stopReading(socket)) throw new Error("native relay: cannot stop Node's reading of the socket");
+    try {
+      this.addon.watch(fd, socket);
+    } catch (err) {
+      startReading(socket);
+      throw err;
+    }
+    const entry: Watched = { fd, close: socket.close };
+    this.watched.set(socket, entry);
+    // closing a watched socket gives it back first, always (the addon must never read a closed or reused fd)
+    const relay = this;
+    socket.close = function closeUnwatched(this: Socket, ...args: Parameters<Socket['close']>) {
+      relay.unwatch(socket);
+      return entry.close.apply(this, args);
+    } as Socket['close'];
+  }
+
+  /** Give `socket` back to Node (synchronous; a route on it is dropped: unroute first to keep its figures). */
+  unwatch(socket: Socket): void {
+    const entry = this.watched.get(socket);
+    if (!entry) return;
+    this.watched.delete(socket);
+    this.notifyHandlers.delete(entry.fd);
+    this.addon.unwatch(entry.fd);
+    socket.close = entry.close;
+    startReading(socket);
+  }
+
+  /** Install (or replace) the route taking RTP arriving on `inSocket` (watched first when not yet). */
+  route(inSocket: Socket, cfg: NativeRouteConfig): void {
+    this.watch(inSocket);
+    const inFd = this.watched.get(inSocket)!.fd;
+    const outFd = socketFd(cfg.out);
+    if (outFd === undefined) throw new Error('native relay: the out socket has no file descriptor');
+    this.addon.route(
+      inFd,
+      outFd,
+      cfg.peer?.address ?? null,
+      cfg.peer?.port ?? 0,
+      cfg.dest?.address ?? null,
+      cfg.dest?.port ?? 0,
+      cfg.outSsrc >>> 0,
+      cfg.ptMap,
+      cfg.clockRates,
+      cfg.receiveClockRate,
+      cfg.srtpIn,
+      cfg.srtpOut,
+      cfg.state,
+    );
+  }
+
+  /** The route's figures into `state` (increments since the last sync); false when `inSocket` has no route. */
+  sync(inSocket: Socket, state: Float64Array): boolean {
+    const entry = this.watched.get(inSocket);
+    return entry ? this.addon.sync(entry.fd, state) : false;
+  }
+
+  /** Remove the route (its last figures into `state`); the socket stays watched. False when there was none. */
+  unroute(inSocket: Socket, state: Float64Array): boolean {
+    const entry = this.watched.get(inSocket);
+    if (!entry) return false;
+    this.notifyHandlers.delete(entry.fd);
+    return this.addon.unroute(entry.fd, state);
+  }
+
+  /** Call `handler` once after the route on `inSocket` forwards its next packet (after the batch). */
+  notifyOnNextPacket(inSocket: Socket, handler: () => void): boolean {
+    const entry = this.watched.get(inSocket);
+    if (!entry) return false;
+    this.notifyHandlers.set(entry.fd, handler);
+    return this.addon.armNotify(entry.fd);
+  }
+
+  counters(): NativeRelayCounters {
+    return this.addon.counters();
+  }
+}
+
+let relay: NativeRelay | undefined;
+
+/** This environment's relay (the addon built and loaded on first use). Throws when it cannot be built or loaded. */
+export function nativeRelay(): NativeRelay {
+  relay ??= new NativeRelay(loadNativeAddon());
+  return relay;
+}
+
+/** A fresh state array for a route: no rewriter stream, no reception source yet. */
+export function newRouteState(): Float64Array {
+  const s = new Float64Array(STATE_LENGTH);
+  s[STATE.rwLastInSsrc] = -1;
+  s[STATE.rsSsrc] = -1;
+  s[STATE.rsBadSeq] = 0x10001;
+  return s;
+}
