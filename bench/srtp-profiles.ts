@@ -1,7 +1,8 @@
 /**
  * CPU cost per packet of ferry's SRTP profiles (src/media/srtp/), in this process, no sockets:
  * protect and unprotect of a 20 ms G.711 RTP packet (12-byte header + 160 bytes) and of an RTCP RR+SDES
- * compound, for AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM, plus the HMAC-SHA1 strategies node:crypto
+ * compound, for AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM (in JavaScript, and RTP in the native addon's
+ * srtp.c called from JavaScript, which the native relay calls without JavaScript), plus the HMAC-SHA1 strategies node:crypto
  * offers (a fresh Hmac from the raw key, from a KeyObject, or copies of precomputed inner/outer SHA-1
  * states with hash.copy()). Not a test (timings are machine- and load-dependent); prints a markdown table.
  *
@@ -15,7 +16,9 @@ import { createCipheriv, createHash, createHmac, createSecretKey, randomBytes } 
 import { AesGcm } from '../src/media/srtp/aes-gcm';
 import { HmacSha1 } from '../src/media/srtp/hmac-sha1';
 import { SrtpContext } from '../src/media/srtp/srtp-context';
-import type { SrtpProfileName } from '../src/media/srtp/srtp-profile';
+import { srtpProfile, type SrtpProfileName } from '../src/media/srtp/srtp-profile';
+import { loadNativeAddon } from '../src/media/native/native-relay';
+import { NativeSrtp, type NativeSrtpAddon } from '../src/media/native/native-srtp';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number): number => {
@@ -89,6 +92,47 @@ function profileRows(profile: SrtpProfileName): string[] {
   const rtcpOut = Buffer.alloc(rr.length + sender.rtcpOverhead);
   const rtcpUs = measure(Math.floor(PACKETS / 4), () => sender.protectRtcp(rr, rtcpOut));
   return [`| ${profile} | ${plain.length} → ${plain.length + sender.rtpOverhead} | ${protectUs.toFixed(2)} | ${unprotectUs.toFixed(2)} | ${(protectUs + unprotectUs).toFixed(2)} | ${rtcpUs.toFixed(2)} |`];
+}
+
+/** The native addon (src/media/native, built on first use), or the reason it is not available. */
+function nativeAddon(): NativeSrtpAddon | string {
+  try {
+    return loadNativeAddon();
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** The same RTP figures for the native context (srtp.c), called through N-API (the relay calls it directly). */
+function nativeRows(profile: SrtpProfileName, addon: NativeSrtpAddon): string[] {
+  const master = { masterKey: randomBytes(16), masterSalt: randomBytes(profile === 'AEAD_AES_128_GCM' ? 12 : 14) };
+  const keys = new SrtpContext(master, profile).rtpSessionKeys;
+  const spec = srtpProfile(profile);
+  const sender = new NativeSrtp(addon, spec, keys);
+  const plain = rtp(0);
+  const out = Buffer.alloc(plain.length + sender.rtpOverhead);
+  const protectUs = measure(PACKETS, (i) => {
+    plain.copy(out);
+    out.writeUInt16BE(i & 0xffff, 2);
+    addon.srtpProtectRtp(sender.handle, out, plain.length);
+  });
+  const tx = new SrtpContext(master, profile);
+  const wire: Buffer[] = [];
+  for (let i = 0; i < PACKETS; i++) wire.push(tx.protectRtp(rtp(i)));
+  const copies = wire.map((w) => Buffer.from(w));
+  const runs: number[] = [];
+  for (let r = 0; r <= ROUNDS; r++) {
+    for (let i = 0; i < PACKETS; i++) copies[i]!.copy(wire[i]!);
+    const rx = new NativeSrtp(addon, spec, keys);
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < PACKETS; i++) addon.srtpUnprotectRtp(rx.handle, wire[i]!);
+    const us = cpuSince(t0) / PACKETS;
+    if (rx.counters.unprotected !== PACKETS) throw new Error(`native unprotect accepted ${rx.counters.unprotected} of ${PACKETS}`);
+    if (r > 0) runs.push(us);
+  }
+  runs.sort((a, b) => a - b);
+  const unprotectUs = runs[Math.floor(runs.length / 2)]!;
+  return [`| ${profile}, native (srtp.c via N-API) | ${plain.length} → ${plain.length + sender.rtpOverhead} | ${protectUs.toFixed(2)} | ${unprotectUs.toFixed(2)} | ${(protectUs + unprotectUs).toFixed(2)} | (JavaScript) |`];
 }
 
 const MANY_KEYS = arg('--keys', 400);
@@ -167,6 +211,9 @@ console.log(`# SRTP profile cost (CPU µs per operation), node ${process.version
 console.log('| profile | RTP bytes plain → protected | protect µs | unprotect µs | both µs | SRTCP protect µs |');
 console.log('|---|---|---|---|---|---|');
 for (const p of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) for (const row of profileRows(p)) console.log(row);
+const addon = nativeAddon();
+if (typeof addon === 'string') console.log(`| native | not available: ${addon} | | | | |`);
+else for (const p of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) for (const row of nativeRows(p, addon)) console.log(row);
 console.log(`\n| GCM seal of a 172-byte packet, ${MANY_KEYS} keys round-robin, 2 MiB of other memory touched meanwhile (a server's caches) | µs |`);
 console.log('|---|---|');
 for (const row of manyKeyRows()) console.log(row);

@@ -1,13 +1,10 @@
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { deriveSessionKeys, type SessionKeys } from '../../src/media/srtp/key-derivation';
 import { SrtpContext, type SrtpRtpState } from '../../src/media/srtp/srtp-context';
 import { AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, srtpProfile, type SrtpProfileName } from '../../src/media/srtp/srtp-profile';
+import { loadNativeAddon } from '../../src/media/native/native-relay';
 import { handBackSrtpState, NATIVE_SRTP_REFUSED, NativeSrtp, nativeSrtpFrom, type NativeSrtpAddon } from '../../src/media/native/native-srtp';
 import { rng } from '../helpers/seeded-random';
 
@@ -18,19 +15,6 @@ import { rng } from '../helpers/seeded-random';
  */
 
 let addon: NativeSrtpAddon;
-
-function loadAddon(): NativeSrtpAddon {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ferry-native-srtp-'));
-  const init = path.join(dir, 'init.c');
-  writeFileSync(init, '#include "srtp.h"\nstatic napi_value init(napi_env env, napi_value exports) {\n  if (ferry_srtp_register(env, exports) != napi_ok) return NULL;\n  return exports;\n}\nNAPI_MODULE(NODE_GYP_MODULE_NAME, init)\n');
-  const src = path.join(__dirname, '../../src/media/native');
-  const include = path.join(path.dirname(process.execPath), '..', 'include', 'node');
-  const out = path.join(dir, 'ferry_srtp.node');
-  execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', `-I${include}`, `-I${src}`, '-o', out, path.join(src, 'srtp.c'), init, '-Wl,-z,now']);
-  const m = { exports: {} as NativeSrtpAddon };
-  process.dlopen(m, out);
-  return m.exports;
-}
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const PROFILES = ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const;
@@ -78,7 +62,7 @@ function plainState(s: SrtpRtpState): unknown {
 
 describe('native SRTP (srtp.c) equals the JavaScript SrtpContext', { timeout: 120_000 }, () => {
   before(() => {
-    addon = loadAddon();
+    addon = loadNativeAddon(); // builds src/media/native/*.c when needed (build-native.ts)
   }, { timeout: 60_000 });
 
   test('RFC 3711 B.2: the AES-CM keystream of key 2B7E…, IV F0F1…FD0000 (SSRC 0, index 0), and 65 000 bytes of it equal AES-CTR', () => {

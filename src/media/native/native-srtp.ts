@@ -1,6 +1,7 @@
 import type { SessionKeys } from '../srtp/key-derivation';
 import type { SrtpContext, SrtpCounters, SrtpRtpState } from '../srtp/srtp-context';
 import type { SrtpProfileSpec } from '../srtp/srtp-profile';
+import { loadNativeAddon } from './native-relay';
 import type { NativeSrtpHandle } from './offload-types';
 
 /**
@@ -103,8 +104,9 @@ export class NativeSrtp {
  * A native context doing the same RTP work as `context` (its RTP session keys and profile). With `state`
  * (the default) it takes over the context's per-SSRC RTP state now, so the stream continues natively
  * where the JavaScript left it; `context` must not handle that stream's RTP until handBackSrtpState.
+ * `addon`: the environment's loaded addon (a handle works only in the thread that made it).
  */
-export function nativeSrtpFrom(context: SrtpContext, addon: NativeSrtpAddon, options: { state?: boolean } = {}): NativeSrtp {
+export function nativeSrtpFrom(context: SrtpContext, addon: NativeSrtpAddon = loadNativeAddon(), options: { state?: boolean } = {}): NativeSrtp {
   const native = new NativeSrtp(addon, context.profile, context.rtpSessionKeys);
   if (options.state !== false) native.importRtpState(context.exportRtpState());
   return native;

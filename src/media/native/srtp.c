@@ -38,7 +38,7 @@ struct ferry_srtp_ctx {
   int profile;
   int aead;
   size_t tag_len;
-  EVP_CIPHER_CTX *cipher; /* aes-128-ctr (AES-CM) or aes-128-gcm, keyed once, re-IVed per packet */
+  EVP_CIPHER_CTX *cipher; /* aes-128-ecb (AES-CM keystream) or aes-128-gcm (re-IVed per packet), keyed once */
   uint8_t salt[14];
   SHA_CTX inner; /* HMAC-SHA1: the states after (key ^ ipad) and (key ^ opad) */
   SHA_CTX outer;
@@ -223,12 +223,38 @@ static void gcm_iv(const ferry_srtp_ctx *c, uint32_t ssrc, uint32_t roc, uint16_
   iv[11] ^= (uint8_t)seq;
 }
 
-/* XOR buf[0, n) with the AES-CM keystream of this IV (aes-128-ctr: the low 16 bits count blocks). */
+/* XOR buf[0, n) with the AES-CM keystream of this IV (RFC 3711 §4.1.1): E(k, IV + j) for block j, the
+ * low 16 bits counting blocks, made by the context's persistent AES-128-ECB cipher KS_BLOCKS blocks at a
+ * time (no cipher re-initialisation per packet: in OpenSSL 3 that costs parameter look-ups). */
+#define KS_BLOCKS 32
 static int ctr_xor(ferry_srtp_ctx *c, const uint8_t iv[16], uint8_t *buf, size_t n) {
-  int outl = 0;
-  if (EVP_CipherInit_ex(c->cipher, NULL, NULL, NULL, iv, 1) != 1) return 0;
-  if (n == 0) return 1;
-  return EVP_CipherUpdate(c->cipher, buf, &outl, buf, (int)n) == 1;
+  uint8_t ctr[KS_BLOCKS * 16];
+  uint8_t ks[KS_BLOCKS * 16];
+  uint32_t j = 0;
+  while (n > 0) {
+    size_t blocks = (n + 15) / 16;
+    if (blocks > KS_BLOCKS) blocks = KS_BLOCKS;
+    for (size_t b = 0; b < blocks; b++, j++) {
+      memcpy(ctr + 16 * b, iv, 14);
+      ctr[16 * b + 14] = (uint8_t)(j >> 8);
+      ctr[16 * b + 15] = (uint8_t)j;
+    }
+    int outl = 0;
+    if (EVP_CipherUpdate(c->cipher, ks, &outl, ctr, (int)(blocks * 16)) != 1 || outl != (int)(blocks * 16)) return 0;
+    size_t m = blocks * 16 < n ? blocks * 16 : n;
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+      uint64_t a, k;
+      memcpy(&a, buf + i, 8);
+      memcpy(&k, ks + i, 8);
+      a ^= k;
+      memcpy(buf + i, &a, 8);
+    }
+    for (; i < m; i++) buf[i] ^= ks[i];
+    buf += m;
+    n -= m;
+  }
+  return 1;
 }
 
 /* ---- context -------------------------------------------------------------------------------- */
@@ -256,7 +282,8 @@ ferry_srtp_ctx *ferry_srtp_create(int profile, const uint8_t *enc_key, size_t en
   memcpy(c->salt, salt, salt_len);
   c->cipher = EVP_CIPHER_CTX_new();
   if (c->cipher == NULL ||
-      EVP_CipherInit_ex(c->cipher, aead ? EVP_aes_128_gcm() : EVP_aes_128_ctr(), NULL, enc_key, NULL, 1) != 1) {
+      EVP_CipherInit_ex(c->cipher, aead ? EVP_aes_128_gcm() : EVP_aes_128_ecb(), NULL, enc_key, NULL, 1) != 1 ||
+      (!aead && EVP_CIPHER_CTX_set_padding(c->cipher, 0) != 1)) {
     if (c->cipher != NULL) EVP_CIPHER_CTX_free(c->cipher);
     free(c);
     return NULL;
@@ -710,9 +737,9 @@ static napi_value js_import(napi_env env, napi_callback_info info) {
 
 /* the OpenSSL functions this file calls, all resolved from the running node binary */
 static const char *const OPENSSL_SYMBOLS[] = {
-    "EVP_CIPHER_CTX_new", "EVP_CIPHER_CTX_free", "EVP_CIPHER_CTX_ctrl", "EVP_CipherInit_ex", "EVP_CipherUpdate",
-    "EVP_CipherFinal_ex", "EVP_aes_128_ctr",     "EVP_aes_128_gcm",     "SHA1_Init",         "SHA1_Update",
-    "SHA1_Final",
+    "EVP_CIPHER_CTX_new", "EVP_CIPHER_CTX_free", "EVP_CIPHER_CTX_ctrl", "EVP_CIPHER_CTX_set_padding",
+    "EVP_CipherInit_ex",  "EVP_CipherUpdate",    "EVP_CipherFinal_ex",  "EVP_aes_128_ecb",
+    "EVP_aes_128_gcm",    "SHA1_Init",           "SHA1_Update",         "SHA1_Final",
 };
 
 napi_status ferry_srtp_register(napi_env env, napi_value exports) {
