@@ -4,6 +4,8 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { deriveSessionKeys, type SessionKeys } from '../../src/media/srtp/key-derivation';
 import { SrtpContext, type SrtpRtpState } from '../../src/media/srtp/srtp-context';
 import { AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, srtpProfile, type SrtpProfileName } from '../../src/media/srtp/srtp-profile';
+import { execFileSync } from 'node:child_process';
+import { buildNative } from '../../src/media/native/build-native';
 import { loadNativeAddon } from '../../src/media/native/native-relay';
 import { handBackSrtpState, NATIVE_SRTP_REFUSED, NativeSrtp, nativeSrtpFrom, type NativeSrtpAddon } from '../../src/media/native/native-srtp';
 import { rng } from '../helpers/seeded-random';
@@ -355,5 +357,28 @@ describe('native SRTP (srtp.c) equals the JavaScript SrtpContext', { timeout: 12
     for (const s of bad) assert.throws(() => js.importRtpState(s));
     assert.deepEqual(js.exportRtpState(), { receive: [], send: [] });
     assert.ok(addon.srtpLiveContexts() >= 1);
+  });
+
+  test('native contexts are freed when their handles are collected: 1 000 made, back to 0 after GC (a separate node --expose-gc)', () => {
+    const script = `
+      const m = { exports: {} };
+      process.dlopen(m, process.argv[1]);
+      const a = m.exports;
+      const crypto = require('node:crypto');
+      const base = a.srtpLiveContexts();
+      (function make() {
+        for (let i = 0; i < 500; i++) a.srtpCreate(1, crypto.randomBytes(16), crypto.randomBytes(20), crypto.randomBytes(14));
+        for (let i = 0; i < 500; i++) a.srtpCreate(7, crypto.randomBytes(16), Buffer.alloc(0), crypto.randomBytes(12));
+      })();
+      const made = a.srtpLiveContexts();
+      const deadline = Date.now() + 20000;
+      (function poll() {
+        global.gc();
+        const now = a.srtpLiveContexts();
+        if (now === base || Date.now() > deadline) return console.log(JSON.stringify({ base, made, after: now }));
+        setImmediate(poll);
+      })();`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '-e', script, buildNative()], { encoding: 'utf8', timeout: 60_000 });
+    assert.deepEqual(JSON.parse(out), { base: 0, made: 1000, after: 0 });
   });
 });
