@@ -228,6 +228,7 @@ export class Gateway {
       ring: config.ring,
       forkBudget: this.forkBudget,
       loopbackMedia: config.loopbackMedia,
+      events: this.events,
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({

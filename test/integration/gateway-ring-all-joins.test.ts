@@ -21,10 +21,10 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 const PASSWORD = 'ring-joins-secret';
 const NO_ANSWER_MS = 15_000;
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
-const USERS = ['joe', 'kim', 'lou', 'mia'] as const;
+const USERS = ['joe', 'kim', 'lou', 'mia', 'ned', 'oli'] as const;
 type User = (typeof USERS)[number];
 /** desk phones per user, [oldest .. newest]: kim has ten (nine registered before the call, one during it) */
-const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3 };
+const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3, ned: 3, oli: 3 };
 
 interface SipCounts {
   dialogs: number;
@@ -35,7 +35,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
   let stack: Stack;
   let dir: string;
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
-  /** party B of the API call: a trunk phone that answers at once */
+  /** party B of the API calls, and the callee of the call a transfer takes out: a trunk phone that answers at once */
   const partyB = new SipPhone(new RtpPhone(), { user: 'b' });
   const desks = Object.fromEntries(USERS.map((u) => [u, Array.from({ length: DESKS[u] }, () => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
   /** the provisional responses the caller got (status lines and bodies), in order */
@@ -270,6 +270,72 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
       return s.pipelines === 1 && s.elements === 2 ? s : undefined;
     }, 5000, 25, 'A\'s and B\'s endpoints are left');
     await hangUp(partyB, middle);
+    await backToZero();
+  });
+
+  test('S5: a blind transfer to a user whose two devices ring: a third registered meanwhile joins, answers and is the transfer\'s new leg; the two others are cancelled "Call completed elsewhere"', { timeout: 60_000 }, async () => {
+    const [first, second, third] = desks.ned as [SipPhone, SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    await second.register(via(), PASSWORD);
+    const known = new Set((await calls()).map((c) => c.id));
+    let since = Date.now();
+    await caller.call('sip:8200@ferry.local', via());
+    await hears(partyB, since, 'RTP from the caller at the trunk phone');
+    const id = (await newCall(known)).id;
+    since = Date.now();
+    const transfer = fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ target: 'ned', keep: 'caller' }),
+    });
+    await waitFor(() => first.ringing && second.ringing, 10_000, 10, 'both of ned\'s devices ring');
+    await third.register(via(), PASSWORD);
+    await waitFor(() => third.ringing, 5000, 10, 'the device registered during the transfer\'s ring rings');
+    await third.answerRinging();
+    const res = await transfer;
+    assert.equal(res.status, 200, await res.clone().text());
+    await partyB.waitForRequest('BYE', 5000, since);
+    await partyB.media.stopMedia();
+    for (const desk of [first, second]) assert.equal(reasonOf(await desk.waitForRequest('CANCEL', 5000, since)), COMPLETED_ELSEWHERE);
+    const switched = Date.now();
+    await hears(third, switched, 'RTP from the caller at the device that joined');
+    await hears(caller, switched, 'RTP from the device that joined at the caller');
+    const r = await record(id);
+    assert.deepEqual([r.callee.uri, r.callee.party], [third.contact, 'ned'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `transfer: ${third.contact} (rtp): registered while ringing`), events(r));
+    for (const desk of desks.ned) assert.equal(requests(desk, 'INVITE', since).length, 1, `one INVITE at ${desk.contact}`);
+    await hangUp(third);
+    await backToZero();
+  });
+
+  test('S6: an API call whose party A\'s two devices ring: a third registered meanwhile joins and answers as A; then B rings and the two hear each other', { timeout: 60_000 }, async () => {
+    const [first, second, third] = desks.oli as [SipPhone, SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    await second.register(via(), PASSWORD);
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ a: 'oli', b: '8100' }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    await waitFor(() => first.ringing && second.ringing, 10_000, 10, 'both of A\'s devices ring');
+    await third.register(via(), PASSWORD);
+    await waitFor(() => third.ringing, 5000, 10, 'the device registered during A\'s ring rings');
+    await third.answerRinging();
+    for (const desk of [first, second]) assert.equal(reasonOf(await desk.waitForRequest('CANCEL', 5000, since)), COMPLETED_ELSEWHERE);
+    await partyB.waitForRequest('INVITE', 10_000, since);
+    const answeredAt = Date.now();
+    await hears(third, answeredAt, 'RTP from B at the device that joined');
+    await hears(partyB, answeredAt, 'RTP from the device that joined at B');
+    const r = await waitFor(async () => {
+      const x = await record(id);
+      return x.state === 'answered' ? x : undefined;
+    }, 5000, 25, 'the API call answered');
+    assert.deepEqual([r.caller.uri, r.caller.party], [third.contact, 'oli'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `caller: ${third.contact} (rtp): registered while ringing`), events(r));
+    await hangUp(partyB, third);
     await backToZero();
   });
 });

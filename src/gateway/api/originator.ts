@@ -308,7 +308,7 @@ export class Originator {
       ...(d.events ? { events: d.events } : {}),
       candidates: (first) => d.router.candidates(first),
       ...(d.forkBudget ? { take: () => d.forkBudget!.take(API_FORK_SOURCE, 1) } : {}),
-    }, fs.targets[0]!, codecs, side === 'caller' ? 'caller: ' : 'callee: ');
+    }, fs.targets[0]!, codecs, side === 'caller' ? 'caller: ' : '');
     try {
       return await this.ringForks(call, fs, codecs, from, ringMs, ringUntil, pending, late);
     } finally {

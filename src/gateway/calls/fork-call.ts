@@ -114,7 +114,7 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
   const codecs = earlyAnswerA ? [c.caller.codecs[0]!] : c.caller.codecs;
   const release = (f: Fork): Promise<void> => releaseFork(media, f);
   // listening from before the offers are made: a REGISTER meanwhile is not missed
-  const late = c.late ? lateRegistrations({ call, media, server, side: 'callee' }, c.late, c.targets[0]!, codecs, '') : undefined;
+  const late = c.late ? lateRegistrations({ call, media, server }, c.late, c.targets[0]!, codecs, '') : undefined;
   let forks: Fork[];
   try {
     forks = await prepareForks({ call, media, server, targets: c.targets, side: 'callee' }, codecs);
@@ -242,11 +242,12 @@ export function releaseFork(media: CallMedia, f: Fork): Promise<void> {
 }
 
 /**
- * Listens for registrations `first`'s user makes while `side` rings (LateRegistrations): each gets an endpoint
- * of its own and an offer with `codecs`, and joins the set once it is attached. `stop()` once the ring is over.
+ * Listens for registrations `first`'s user makes while its registrations ring (LateRegistrations): each gets an
+ * endpoint of its own and an offer with `codecs`, and joins the set once it is attached (timeline entries
+ * prefixed `label`). `stop()` once the ring is over.
  */
-export function lateRegistrations(fs: Omit<ForkSide, 'targets'>, join: LateJoin, first: Routed, codecs: readonly string[], label: string): LateRegistrations {
-  const { call, media, server, side } = fs;
+export function lateRegistrations(fs: Pick<ForkSide, 'call' | 'media' | 'server'>, join: LateJoin, first: Routed, codecs: readonly string[], label: string): LateRegistrations {
+  const { call, media, server } = fs;
   return new LateRegistrations({
     ...(join.events ? { events: join.events } : {}),
     candidates: join.candidates,
@@ -255,7 +256,7 @@ export function lateRegistrations(fs: Omit<ForkSide, 'targets'>, join: LateJoin,
     call,
     label,
     prepare: async (to) => {
-      call.note('fork', `${side === 'caller' ? 'caller: ' : ''}${to.uri} (${to.kind})`);
+      call.note('fork', `${label}${to.uri} (${to.kind})`);
       const ep = await server.guard(media.createEndpoint(to.kind));
       try {
         return { to, ep, own: true, offer: await server.guard(media.offerFrom(ep, to.kind, codecs)) };

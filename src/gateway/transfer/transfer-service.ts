@@ -19,7 +19,9 @@ import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
 import type { StateStore } from '../state/state-store';
 import { movesToNextRegistration } from '../registrar/stale-binding';
 import type { RingMode } from '../config/gateway-config';
-import { Fork, noteForkEnd, registrationsOf, releaseFork } from '../calls/fork-call';
+import { Fork, lateRegistrations, noteForkEnd, registrationsOf, releaseFork } from '../calls/fork-call';
+import type { CallEventBus } from '../events/call-events';
+import type { LateRegistrations } from '../calls/late-registrations';
 import { bestFailure } from '../calls/fork-response';
 import { ForkOutcome, ForkSet } from '../calls/fork-set';
 
@@ -62,6 +64,8 @@ export interface TransferDeps {
   forkBudget?: ForkBudget;
   /** loopback media targets in SDP (FERRY_ALLOW_LOOPBACK_MEDIA); default from-loopback */
   loopbackMedia?: LoopbackMediaRule;
+  /** the gateway's event bus: a registration the target user makes while its registrations ring joins them */
+  events?: CallEventBus;
 }
 
 /**
@@ -269,7 +273,13 @@ export class TransferService {
       }
       if (targets.length > 1) {
         try {
-          const won = await this.ringAll(call, targets, codec, `<sip:${keepParty}@${d.config.domain}>`, ringUntil, progress);
+          // a registration the target makes while these ring joins them, within the same source's budget
+          const late = lateRegistrations({ call, media, server: d.media }, {
+            ...(d.events ? { events: d.events } : {}),
+            candidates: (first) => d.router.candidates(first),
+            ...(d.forkBudget ? { take: () => d.forkBudget!.take(call.record[leaving].sipSource ?? '', 1) } : {}),
+          }, targets[0]!, [codec], 'transfer: ');
+          const won = await this.ringAll(call, targets, codec, `<sip:${keepParty}@${d.config.domain}>`, ringUntil, progress, late).finally(() => late.stop());
           [ep, dialog, route] = [won.ep, won.dialog, won.to];
         } finally {
           grant?.release();
@@ -381,7 +391,7 @@ export class TransferService {
    * cancelled ("Call completed elsewhere") and their endpoints released. The call ending meanwhile
    * cancels them all; nobody answering by `ringUntil` is a 408, every one failing the best failure.
    */
-  private async ringAll(call: Call, targets: readonly Routed[], codec: string, from: string, ringUntil: number, progress?: Progress): Promise<{ ep: KSdpEndpoint; dialog: DialogLike & { res?: { source_address?: string } }; to: Routed }> {
+  private async ringAll(call: Call, targets: readonly Routed[], codec: string, from: string, ringUntil: number, progress: Progress | undefined, late: LateRegistrations): Promise<{ ep: KSdpEndpoint; dialog: DialogLike & { res?: { source_address?: string } }; to: Routed }> {
     const { d } = this;
     const media = call.media!;
     call.note('ring-all', `transfer: ${targets.length} registrations at once`);
@@ -424,6 +434,7 @@ export class TransferService {
         await releaseFork(media, f);
       },
     }, { from });
+    late.attach(set);
     // the call ending meanwhile cancels every registration still ringing
     const onEnding = (): void => set.cancelAll();
     call.once('ending', onEnding);
