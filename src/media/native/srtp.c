@@ -2,6 +2,9 @@
  * ferry native SRTP for RTP: see srtp.h. Mirrors src/media/srtp/srtp-context.ts (and its transforms) step
  * for step, so a stream can be handed between the two mid-call (state export/import per SSRC).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* RTLD_DEFAULT */
+#endif
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
