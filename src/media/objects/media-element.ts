@@ -3,7 +3,9 @@ import type { MediaLeg } from '../relay/media-leg';
 import { EMPTY_CODECS, type CodecTable } from '../relay/codec-table';
 import { RtpStreamRewriter } from '../relay/rtp-stream-rewriter';
 import { fanOut, incomingCodec, OutgoingRtp } from '../relay/packet-relay';
-import type { TimerHandle } from '../../common/clock';
+import { systemClock, type TimerHandle } from '../../common/clock';
+import type { ElementOffloadDelta, OffloadHooks, RewriterState } from '../native/offload-types';
+import { currentOffloadController, offloadControllerFor } from '../native/offload-controller';
 import { MediaObject, requireString, type OperationParams } from './media-object';
 import type { ElementContext } from './object-context';
 
@@ -61,6 +63,8 @@ export abstract class MediaElement extends MediaObject {
   private relaySuppressed = false;
   /** Relayed packets dropped while a generated event was going out. */
   protected droppedDuringDtmf = 0;
+  /** The native relay's offload controller, while it may carry this element's packets (src/media/native/). */
+  private offloadHooks: OffloadHooks | undefined;
 
   constructor(protected readonly ctx: ElementContext, type: string) {
     super(ctx.id, type, ctx.host, ctx.clock, ctx.pipelineId);
@@ -73,11 +77,74 @@ export abstract class MediaElement extends MediaObject {
   }
 
   protected useLeg(leg: MediaLeg): void {
+    this.offloadHooks?.changed('leg');
     this.leg = leg;
+    // FERRY_MEDIA_RELAY=native: the offload controller may hand this element's simple calls to the native relay
+    if (this.ctx.config.relay === 'native') offloadControllerFor(this.ctx.logger).register(this, leg);
   }
 
   protected setCodecs(codecs: CodecTable): void {
+    this.offloadHooks?.changed('codecs');
     this.codecs = codecs;
+  }
+
+  // ---- the native relay's view of this element (src/media/native/offload-controller.ts) -------------
+
+  /** Give (or take back) the offload controller's hooks. */
+  setOffloadHooks(hooks: OffloadHooks | undefined): void {
+    this.offloadHooks = hooks;
+  }
+
+  /** What the controller reads to decide whether this element's outgoing packets may be forwarded natively. */
+  offloadView(): { leg: MediaLeg | undefined; audioSinks: readonly MediaElement[]; codecs: CodecTable; busy: boolean; realClock: boolean; released: boolean } {
+    return {
+      leg: this.leg,
+      audioSinks: this.audioSinks,
+      codecs: this.codecs,
+      busy: this.relaySuppressed || this.generatingPackets(),
+      realClock: this.clock === systemClock,
+      released: this.released,
+    };
+  }
+
+  /** True while the element generates packets of its own towards its peer (DTMF): no native route into its leg then. */
+  protected generatingPackets(): boolean {
+    return false;
+  }
+
+  exportRewriter(): RewriterState {
+    return this.rewriter.exportState();
+  }
+
+  importRewriter(state: RewriterState): void {
+    this.rewriter.importState(state);
+  }
+
+  /** Add what a native route counted: `asSource` for the element the route reads from, else its sink. */
+  applyFlow(d: ElementOffloadDelta, asSource: boolean): void {
+    if (asSource) {
+      if (d.flowOut <= 0) return;
+      this.flowOutCount += d.flowOut;
+      if (!this.flowingOut && !this.released) this.setFlowOut(true);
+      this.offloadedPacketsFromPeer();
+      return;
+    }
+    this.flowInCount += d.flowIn;
+    this.droppedNoCodec += d.droppedNoCodec;
+    if (d.flowIn > 0 && !this.flowingIn && !this.released) this.setFlowIn(true);
+  }
+
+  /** Packets from the peer went through the native relay (SdpEndpoint: media state CONNECTED). */
+  protected offloadedPacketsFromPeer(): void {}
+
+  /** Bring the native relay's figures in before reading them (flow checks, /stats, getStats). */
+  protected syncOffloaded(): void {
+    this.offloadHooks?.sync();
+  }
+
+  /** Something the native relay relies on changes (DTMF about to be generated, ...): routes come down first. */
+  protected offloadChanged(reason: string): void {
+    this.offloadHooks?.changed(reason);
   }
 
   /** The codec keys this element negotiated, in preference order (used by a sink generating an offer). */
@@ -138,6 +205,7 @@ export abstract class MediaElement extends MediaObject {
 
   /** The RTP timestamp of this element's outgoing stream now. */
   protected outgoingTimestamp(clockRate: number, now: number): number {
+    this.offloadHooks?.changed('dtmf');
     return this.rewriter.currentTimestamp(clockRate, now);
   }
 
@@ -145,12 +213,14 @@ export abstract class MediaElement extends MediaObject {
   protected sendGenerated(packet: Buffer, payloadType: number, streamTs: number, now: number): void {
     const leg = this.leg;
     if (leg === undefined) return;
+    this.offloadHooks?.changed('dtmf');
     this.rewriter.stampGenerated(packet, payloadType, streamTs, now);
     leg.sendRtp(packet);
   }
 
   /** Drop (true) or relay again (false) what the pipeline sends to this element's peer. */
   protected suppressRelayed(on: boolean): void {
+    this.offloadHooks?.changed('dtmf');
     this.relaySuppressed = on;
   }
 
@@ -182,6 +252,7 @@ export abstract class MediaElement extends MediaObject {
   }
 
   private checkFlow(): void {
+    this.offloadHooks?.sync();
     if (this.flowingOut && this.flowOutCount === this.flowOutSeen) this.setFlowOut(false);
     if (this.flowingIn && this.flowInCount === this.flowInSeen) this.setFlowIn(false);
     this.flowOutSeen = this.flowOutCount;
@@ -204,6 +275,8 @@ export abstract class MediaElement extends MediaObject {
       this.emitEvent('ElementConnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
     }
     this.refreshAudioSinks();
+    this.offloadHooks?.changed('connect');
+    sink.offloadHooks?.changed('connect');
     this.connectionsChanged();
     sink.connectionsChanged();
   }
@@ -215,6 +288,8 @@ export abstract class MediaElement extends MediaObject {
       if (sink.sources.get(t) === this) sink.sources.delete(t);
       this.emitEvent('ElementDisconnected', { sink: sink.id, mediaType: t, sourceMediaDescription: 'default', sinkMediaDescription: 'default' });
     }
+    this.offloadHooks?.changed('disconnect');
+    sink.offloadHooks?.changed('disconnect');
     this.refreshAudioSinks();
     this.connectionsChanged();
     sink.connectionsChanged();
@@ -266,8 +341,10 @@ export abstract class MediaElement extends MediaObject {
         return out;
       }
       case 'isMediaFlowingIn':
+        this.offloadHooks?.sync();
         return parseMediaType(params.mediaType) === 'AUDIO' && this.flowingIn;
       case 'isMediaFlowingOut':
+        this.offloadHooks?.sync();
         return parseMediaType(params.mediaType) === 'AUDIO' && this.flowingOut;
       case 'isMediaTranscoding':
         return false;
@@ -283,6 +360,7 @@ export abstract class MediaElement extends MediaObject {
       case 'getEncoderBitrate':
         return 0;
       case 'getStats':
+        this.offloadHooks?.sync();
         return this.statsValue();
       case 'getGstreamerDot':
         return `digraph "${this.id}" {}`;
@@ -298,6 +376,7 @@ export abstract class MediaElement extends MediaObject {
 
   /** Summary for /stats. Subclasses add their own fields. */
   describeForStats(): Record<string, unknown> {
+    this.offloadHooks?.sync();
     return {
       id: this.id,
       type: this.type,
@@ -306,6 +385,8 @@ export abstract class MediaElement extends MediaObject {
       packetsFromPeer: this.flowOutCount,
       packetsToPeer: this.flowInCount,
       droppedNoCodec: this.droppedNoCodec,
+      // FERRY_MEDIA_RELAY=native: whether the packets from this element's peer go through the native relay now
+      ...(this.ctx.config.relay === 'native' ? { nativeRelay: currentOffloadController()?.isRouted(this) === true ? 'routed' : 'js' } : {}),
       sinks: [...new Set([...this.sinks.values()].flatMap((s) => [...s].map((e) => e.id)))],
     };
   }
@@ -317,6 +398,7 @@ export abstract class MediaElement extends MediaObject {
 
   override async teardown(_options: { notifyPeer: boolean }): Promise<void> {
     if (this.released) return;
+    this.offloadHooks?.changed('release');
     this.disconnectAll();
     this.released = true;
     this.flowTimer?.cancel();

@@ -167,6 +167,16 @@ export abstract class SdpEndpoint extends MediaElement {
     }
   }
 
+  /** DTMF this endpoint generates is queued or going out: the native relay keeps off its leg meanwhile. */
+  protected override generatingPackets(): boolean {
+    return (this.dtmfSender?.pending ?? 0) > 0;
+  }
+
+  /** Packets from the peer went through the native relay: what onRtp does for a packet relayed here. */
+  protected override offloadedPacketsFromPeer(): void {
+    if (this.mediaState !== 'CONNECTED') this.setMediaState('CONNECTED');
+  }
+
   protected override connectionsChanged(): void {
     if (!this.released) this.refreshHold();
   }

@@ -1,3 +1,5 @@
+import type { RewriterState } from '../native/offload-types';
+
 /**
  * Rewrites relayed RTP for one outgoing leg, in place: payload type (mapped by the caller), one SSRC
  * per outgoing leg, and sequence number / timestamp continuity when the incoming stream changes
@@ -67,5 +69,29 @@ export class RtpStreamRewriter {
     this.lastOutAtMs = now;
     this.lastInSsrc = -1;
     this.started = true;
+  }
+
+  /** The state, for the native relay to continue this stream (src/media/native/offload-types.ts). */
+  exportState(): RewriterState {
+    return {
+      lastInSsrc: this.lastInSsrc,
+      seqDelta: this.seqDelta,
+      tsDelta: this.tsDelta,
+      lastOutSeq: this.lastOutSeq,
+      lastOutTs: this.lastOutTs,
+      lastOutAtMs: this.lastOutAtMs,
+      started: this.started,
+    };
+  }
+
+  /** Take the state back from the native relay (same semantics, so the stream continues seamlessly). */
+  importState(s: RewriterState): void {
+    this.lastInSsrc = s.lastInSsrc;
+    this.seqDelta = s.seqDelta;
+    this.tsDelta = s.tsDelta;
+    this.lastOutSeq = s.lastOutSeq;
+    this.lastOutTs = s.lastOutTs;
+    this.lastOutAtMs = s.lastOutAtMs;
+    this.started = s.started;
   }
 }

@@ -1,3 +1,4 @@
+import type { ReceptionState } from '../native/offload-types';
 import type { ReportBlock } from './rtcp-packets';
 
 const SEQ_MOD = 0x10000;
@@ -114,6 +115,45 @@ export class ReceptionStatistics {
       lsr: this.lsr,
       dlsr: this.lsr === 0 ? 0 : Math.max(0, Math.round(((nowMs - this.lsrArrivalMs) * 65536) / 1000)),
     };
+  }
+
+  /** The A.1/A.3/A.8 state, for the native relay to continue counting (src/media/native/offload-types.ts). */
+  exportState(): ReceptionState {
+    return {
+      ssrc: this.ssrc,
+      baseSeq: this.baseSeq,
+      maxSeq: this.maxSeq,
+      badSeq: this.badSeq,
+      cycles: this.cycles,
+      received: this.received,
+      expectedPrior: this.expectedPrior,
+      receivedPrior: this.receivedPrior,
+      transit: this.transit,
+      jitterUnits: this.jitterUnits,
+      haveTransit: this.haveTransit,
+    };
+  }
+
+  /**
+   * Take the state the native relay counted on; `sourceChanged`: it saw a new SSRC meanwhile (the source's
+   * LSR and the last fraction are forgotten, as onPacket does on a new SSRC).
+   */
+  importState(s: ReceptionState, sourceChanged: boolean): void {
+    this.ssrc = s.ssrc;
+    this.baseSeq = s.baseSeq;
+    this.maxSeq = s.maxSeq;
+    this.badSeq = s.badSeq;
+    this.cycles = s.cycles;
+    this.received = s.received;
+    this.expectedPrior = s.expectedPrior;
+    this.receivedPrior = s.receivedPrior;
+    this.transit = s.transit;
+    this.jitterUnits = s.jitterUnits;
+    this.haveTransit = s.haveTransit;
+    if (sourceChanged) {
+      this.lsr = 0;
+      this.lastFraction = 0;
+    }
   }
 
   private extendedMax(): number {

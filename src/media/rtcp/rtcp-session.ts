@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../../common/clock';
+import type { InboundOffloadDelta, OutboundOffloadDelta, ReceptionState } from '../native/offload-types';
 import { ReceptionStatistics } from './reception-statistics';
 import { randomisedInterval, type IntervalInputs } from './report-interval';
 import { buildBye, buildReport, ntpMiddle, parseRtcpCompound, type RtcpSummary, type SenderInfo } from './rtcp-packets';
@@ -23,6 +24,11 @@ export interface RtcpSessionOptions {
   random?: () => number;
   /** RTCP bandwidth in bytes/s (default: unlimited, so the minimum interval decides). */
   rtcpBandwidth?: number;
+  /**
+   * Called before a report (or the goodbye) is built: a leg whose packets the native relay carries brings
+   * the relay's figures in here (OffloadHooks.sync, src/media/native/offload-types.ts).
+   */
+  beforeReport?: () => void;
 }
 
 /** What getStats reports for a leg (all counts since the leg started). */
@@ -155,6 +161,31 @@ export class RtcpSession {
     return Buffer.concat([this.report(this.options.clock.now()), buildBye([this.ssrc], reason)]);
   }
 
+  /** The reception statistics' state (for a native route to start from). */
+  exportReception(): ReceptionState {
+    return this.reception.exportState();
+  }
+
+  /** What a native route counted of the peer's RTP since the last sync (src/media/native/offload-types.ts). */
+  applyOffloadedReceive(d: InboundOffloadDelta): void {
+    if (d.rtpReceived > 0) {
+      this.rtpReceived += d.rtpReceived;
+      this.peerHeard = true;
+    }
+    this.reception.importState(d.reception, d.sourceChanges > 0);
+  }
+
+  /** What a native route sent with our SSRC since the last sync. */
+  applyOffloadedSend(d: OutboundOffloadDelta): void {
+    if (d.packets <= 0) return;
+    this.packetsSent += d.packets;
+    this.octetsSent += d.payloadOctets;
+    if (!Number.isNaN(d.lastAt)) {
+      this.lastRtpTimestamp = d.lastRtpTimestamp >>> 0;
+      this.lastRtpSentAt = d.lastAt;
+    }
+  }
+
   stats(): RtcpStreamStats {
     const r = this.reception;
     return {
@@ -180,6 +211,7 @@ export class RtcpSession {
   private onExpire(): void {
     this.timer = undefined;
     if (!this.running) return;
+    this.options.beforeReport?.();
     const now = this.options.clock.now();
     const t = this.nextInterval();
     if (this.lastReportAt + t <= now) {
@@ -216,6 +248,7 @@ export class RtcpSession {
 
   /** SR when we sent RTP since the report before last (RFC 3550 §6.4), else RR; a block when the peer sent since our last report. */
   private report(now: number): Buffer {
+    this.options.beforeReport?.();
     const weSent = this.packetsSent > this.packetsSentAtReport[0]!;
     this.packetsSentAtReport = [this.packetsSentAtReport[1]!, this.packetsSent];
     this.peerSentAtReport = [this.peerSentAtReport[1]!, this.rtpReceived];

@@ -10,6 +10,7 @@ import { LegCounters, type LegActivity, type LegEndReason, type MediaLeg, type M
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import type { SrtpContext } from '../srtp/srtp-context';
+import type { InboundOffloadDelta, OffloadableLeg, OffloadBlocked, OffloadHooks, OffloadPath, OutboundOffloadDelta, ReceptionState } from '../native/offload-types';
 
 /** SRTP on this leg: `inbound` unprotects what the peer sends (its key), `outbound` protects ours. */
 export interface RtpLegSrtp {
@@ -55,7 +56,7 @@ interface Path {
  * or is relayed, and everything we send (RTP, SR/RR, BYE) is protected; an unauthenticated packet is
  * dropped and counted (srtpRefused).
  */
-export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
+export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg, OffloadableLeg {
   readonly kind = 'rtp' as const;
   private readonly rtp: Path;
   private rtcp: Path | undefined;
@@ -84,6 +85,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   private rtpHandler: ((packet: Buffer) => void) | undefined;
   /** The 'rtp' listeners, called directly per packet instead of through emit(). */
   private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
+  /** The native relay's offload controller, while it may carry this leg's RTP (src/media/native/). */
+  private offloadHooks: OffloadHooks | undefined;
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -100,6 +103,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       clockRate: 8000,
       minIntervalMs: rtcpIntervalMs,
       send: (compound) => this.sendRtcp(compound),
+      beforeReport: () => this.offloadHooks?.sync(),
     });
     this.rtp = newPath(sockets.rtp);
     this.rtcp = sockets.rtcp ? newPath(sockets.rtcp) : undefined;
@@ -117,6 +121,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   rtcpStats(): RtcpStreamStats {
+    this.offloadHooks?.sync();
     return this.rtcpSession.stats();
   }
 
@@ -132,6 +137,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   /** Remove the separate RTCP socket (the answer accepted rtcp-mux). */
   useRtcpMux(): void {
     if (!this.rtcp) return;
+    this.offloadHooks?.changed('rtcp-mux');
     closeQuietly(this.rtcp.socket);
     this.rtcp = undefined;
   }
@@ -142,6 +148,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
    */
   setRemote(remote: RemoteRtpAddress, peerReceives: boolean, payloadTypes: readonly number[] = []): void {
     if (this.closing) return;
+    this.offloadHooks?.changed('remote');
     this.acceptedPts = new Uint8Array(128);
     for (const pt of payloadTypes) if (pt >= 0 && pt < 128) this.acceptedPts[pt] = 1;
     const changed =
@@ -170,11 +177,13 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
 
   /** Turn SRTP on (or off with undefined); takes effect on the next packet either way. */
   setSrtp(srtp: RtpLegSrtp | undefined): void {
+    this.offloadHooks?.changed('srtp');
     this.srtp = srtp;
   }
 
   /** Datagrams dropped because they failed SRTP/SRTCP authentication, replay or format checks. */
   get srtpRefused(): number {
+    this.offloadHooks?.sync();
     return this.srtpDropped;
   }
 
@@ -210,6 +219,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   activity(): LegActivity {
+    this.offloadHooks?.sync();
     return this.counters.snapshot();
   }
 
@@ -233,6 +243,8 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
   }
 
   private async teardown(notifyPeer: boolean): Promise<void> {
+    // the native relay gives the sockets back (and its figures) before anything closes
+    this.offloadHooks?.changed('closing');
     this.closing = true;
     const bye = this.rtcpSession.goodbye('ferry: call ended');
     if (notifyPeer && bye) await new Promise<void>((resolve) => this.sendRtcp(bye, resolve));
@@ -241,6 +253,56 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => closeQuietly(s, resolve))));
     this.emit('closed');
     this.removeAllListeners();
+  }
+
+  // ---- native relay (src/media/native/offload-types.ts) ------------------------------------------
+
+  offloadPath(): OffloadPath | OffloadBlocked {
+    if (this.closing || this.closed) return { blocked: 'closing' };
+    if (!this.started) return { blocked: 'no remote address yet' };
+    if (this.srtp) return { blocked: 'SDES SRTP (no native context)' };
+    const p = this.rtp;
+    if (p.connecting) return { blocked: 'connect() under way' };
+    const canSend = this.sendAllowed && p.targetAddress !== undefined;
+    const canReceive = p.connected || p.latched;
+    return {
+      socket: p.socket,
+      peer: p.connected || !p.latched || p.targetAddress === undefined ? null : { address: p.targetAddress, port: p.targetPort },
+      dest: p.connected || p.targetAddress === undefined ? null : { address: p.targetAddress, port: p.targetPort },
+      canSend,
+      canReceive,
+      ssrc: this.rtcpSession.ssrc,
+      srtpIn: null,
+      srtpOut: null,
+      receiveClockRate: 8000,
+    };
+  }
+
+  setOffloadHooks(hooks: OffloadHooks | undefined): void {
+    this.offloadHooks = hooks;
+  }
+
+  exportReception(): ReceptionState {
+    return this.rtcpSession.exportReception();
+  }
+
+  applyInbound(d: InboundOffloadDelta): void {
+    const c = this.counters;
+    c.packetsIn += d.packets;
+    c.bytesIn += d.bytes;
+    if (!Number.isNaN(d.lastAt)) c.lastRtpInAt = d.lastAt;
+    this.rtcpSession.applyOffloadedReceive(d);
+    this.srtpDropped += d.srtpRefused;
+    // the peer's stream as the relay last counted it: a re-latch must continue it
+    if (d.packets > 0 && d.reception.ssrc >= 0) this.peerSsrc = d.reception.ssrc;
+  }
+
+  applyOutbound(d: OutboundOffloadDelta): void {
+    const c = this.counters;
+    c.packetsOut += d.packets;
+    c.bytesOut += d.bytes;
+    if (!Number.isNaN(d.lastAt)) c.lastRtpOutAt = d.lastAt;
+    this.rtcpSession.applyOffloadedSend(d);
   }
 
   // ---- receive ------------------------------------------------------------------------------
@@ -365,6 +427,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
     const fromSdp = rinfo.address === path.sdpAddress && rinfo.port === path.sdpPort;
     if (fromSdp) {
       if (!plausible) return false;
+      this.offloadHooks?.changed('latch');
       this.latchConnected(path, rinfo.address, rinfo.port);
       this.peerSsrc = ssrc;
       return true;
@@ -378,6 +441,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       // mapped it again; its packets come from there now, and only that new mapping reaches the phone
       if (plausible && ssrc !== undefined && ssrc === this.peerSsrc && rinfo.address === path.targetAddress && mayLatchFrom(path.sdpAddress, rinfo.address)) {
         // a few lines per leg: two sources of one NAT address taking turns must not flood the log
+        this.offloadHooks?.changed('relatch');
         if (this.relatches++ < 3) this.logger.info('phone leg re-latched: its NAT mapped it to another port', { which: path === this.rtp ? 'rtp' : 'rtcp', address: rinfo.address, from: path.targetPort, to: rinfo.port });
         path.targetPort = rinfo.port;
         return true;
@@ -389,6 +453,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
       this.onStranger(path, rinfo, plausible ? 'the SDP names an address that is not behind NAT' : 'not a packet of the negotiated stream');
       return false;
     }
+    this.offloadHooks?.changed('latch');
     path.latched = true;
     path.targetAddress = rinfo.address;
     path.targetPort = rinfo.port;
@@ -433,6 +498,7 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg {
           return;
         }
         if (!path.connecting) return; // connected synchronously (below)
+        this.offloadHooks?.changed('connected');
         path.connecting = false;
         if (err) {
           this.logger.warn('could not connect() RTP socket to the latched peer; sending unconnected', { address, port, message: err.message });

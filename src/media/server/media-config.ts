@@ -10,6 +10,9 @@ export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 /** What a relay worker is (FERRY_MEDIA_WORKER_KIND): a worker thread, or a child process of its own. */
 export type RelayWorkerKind = 'thread' | 'process';
 
+/** Who forwards the packets of simple calls (FERRY_MEDIA_RELAY): JavaScript, or the native relay (docs/native-relay.md). */
+export type MediaRelayKind = 'js' | 'native';
+
 /** ferry media's configuration, read once at start. */
 export interface MediaConfig {
   /** Address the Kurento control port and /stats listen on (FERRY_MEDIA_HOST, default 127.0.0.1: a control listener). */
@@ -56,6 +59,12 @@ export interface MediaConfig {
    * (`process`: a native crash, a SIGKILL or the OOM killer ends only that worker's calls). Only with 2+ workers.
    */
   workerKind: RelayWorkerKind;
+  /**
+   * FERRY_MEDIA_RELAY (default js): `native` hands the packets of simple calls (two legs connected one to
+   * one) to the native relay (src/media/native/, docs/native-relay.md); ferry media refuses to start when
+   * it cannot be built or loaded.
+   */
+  relay: MediaRelayKind;
 }
 
 /** More relay workers than this is a typo, not a machine. */
@@ -94,6 +103,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     mediaFiles: overrides.mediaFiles ?? mediaFilesConfigFromEnv(env),
     workers: envInt('FERRY_MEDIA_WORKERS', Math.min(MAX_MEDIA_WORKERS, os.availableParallelism()), env),
     workerKind: envString('FERRY_MEDIA_WORKER_KIND', 'thread', env) as RelayWorkerKind,
+    relay: envString('FERRY_MEDIA_RELAY', 'js', env) as MediaRelayKind,
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
@@ -104,6 +114,9 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
   }
   if (config.workerKind !== 'thread' && config.workerKind !== 'process') {
     throw new Error(`FERRY_MEDIA_WORKER_KIND=${JSON.stringify(config.workerKind)} must be thread or process (what each relay worker is)`);
+  }
+  if (config.relay !== 'js' && config.relay !== 'native') {
+    throw new Error(`FERRY_MEDIA_RELAY=${JSON.stringify(config.relay)} must be js or native (who forwards the packets of simple calls)`);
   }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);

@@ -9,6 +9,7 @@ import type { ElementTypeRegistry } from '../objects/element-type';
 import { RpcConnection } from '../rpc/rpc-connection';
 import { PortAllocator } from '../rtp/port-allocator';
 import { loadMediaConfig, type MediaConfig } from './media-config';
+import { nativeRelay } from '../native/native-relay';
 import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
 import { guarded, processFaultCounts } from '../../common/process-faults';
@@ -62,6 +63,14 @@ const WORKERS_READY_TIMEOUT_MS = 60_000;
  */
 export async function startMediaServer(options: MediaServerOptions = {}): Promise<RunningMediaServer> {
   const config = loadMediaConfig(options.config);
+  // FERRY_MEDIA_RELAY=native: the addon is built and loaded now, so a machine without a compiler fails at start
+  if (config.relay === 'native') {
+    try {
+      nativeRelay();
+    } catch (err) {
+      throw new Error(`FERRY_MEDIA_RELAY=native: ${(err as Error).message}`);
+    }
+  }
   const httpPostCap = httpPostMaxBytes(); // a bad value stops the start here, before anything runs
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger('media.server');

@@ -1,0 +1,199 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
+import type { MediaConfig } from '../../src/media/server/media-config';
+import { currentOffloadController } from '../../src/media/native/offload-controller';
+import { nativeRelay } from '../../src/media/native/native-relay';
+import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
+import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { bridgedRtpPair } from '../helpers/media-rtp-pair';
+import { pollUntil } from '../helpers/wait-for';
+
+/**
+ * FERRY_MEDIA_RELAY=native through real ferry media (in-process server, kurento-client, real UDP peers):
+ * a simple call's two directions go through native routes (the relay's forwarded counter and /stats
+ * `nativeRelay: 'routed'` prove it), and everything JavaScript reports stays right: getStats and /stats
+ * counts, MediaFlowIn/Out and MediaState events, the media-timeout of a silent call (while packets flow
+ * through the native path the leg stays alive), hold and resume (the route into the held leg comes down
+ * and back), release frees every port and watch. The same with two relay workers.
+ */
+
+const servers: RunningMediaServer[] = [];
+const clients: KurentoClientLike[] = [];
+const peers: RtpTestPeer[] = [];
+after(async () => {
+  clients.forEach((c) => c.close());
+  peers.forEach((p) => p.close());
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function server(config: Partial<MediaConfig>): Promise<{ s: RunningMediaServer; c: KurentoClientLike }> {
+  const s = await startMediaServer({ config: { port: 0, host: '127.0.0.1', relay: 'native', workers: 1, ...config } });
+  servers.push(s);
+  const c = await connectKurento(s.url);
+  clients.push(c);
+  return { s, c };
+}
+
+type Events = { source: string; type: string; data: Record<string, unknown> }[];
+
+function subscribe(events: Events): (a: KurentoObjectLike, b: KurentoObjectLike) => void {
+  return (a, b) => {
+    for (const ep of [a, b]) {
+      for (const type of ['MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'MediaStateChanged', 'MediaSessionTerminated']) {
+        ep.on(type, (data) => events.push({ source: ep.id, type, data }));
+      }
+    }
+  };
+}
+
+/** Sends `n` packets from `from` (in groups of 10, each group waited for at `to`, so loopback drops nothing). */
+async function relay(from: RtpTestPeer, to: RtpTestPeer, n: number, what: string): Promise<void> {
+  const target = to.received.length + n;
+  for (let i = 0; i < n; i += 10) {
+    const group = Math.min(10, n - i);
+    for (let k = 0; k < group; k++) from.send(0, Buffer.alloc(160, 0x55));
+    const want = target - n + i + group;
+    await to.waitFor(() => to.received.length >= want, 5000, `${what}: ${want} packets`);
+  }
+}
+
+function elementStats(stats: Awaited<ReturnType<typeof fetchStats>>, id: string): Record<string, unknown> {
+  for (const p of stats.pipelinesDetail) for (const e of p.elements) if (e.id === id) return e;
+  throw new Error(`element ${id} not in /stats`);
+}
+
+async function routedBoth(port: number, a: string, b: string): Promise<void> {
+  await pollUntil(
+    async () => {
+      const st = await fetchStats(port);
+      return elementStats(st, a).nativeRelay === 'routed' && elementStats(st, b).nativeRelay === 'routed';
+    },
+    { timeoutMs: 5000, what: 'both directions routed natively (/stats nativeRelay)' },
+  );
+}
+
+describe('media: FERRY_MEDIA_RELAY=native', () => {
+  test('N1 two RtpEndpoints: both directions forwarded natively, counts, getStats, /stats, flow and media state events, release -> zero', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({});
+    const events: Events = [];
+    const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
+    // the first packet each way latches the legs (JavaScript); the routes follow
+    await relay(pa, pb, 1, 'A->B first');
+    await relay(pb, pa, 1, 'B->A first');
+    await routedBoth(s.port, a.id, b.id);
+    const before = nativeRelay().counters().forwarded;
+    await relay(pa, pb, 100, 'A->B');
+    await relay(pb, pa, 100, 'B->A');
+    assert.ok(nativeRelay().counters().forwarded - before >= 200, 'the 200 packets went through the native relay');
+    assert.equal(currentOffloadController()?.routeCount, 2);
+    // what the peers saw: one SSRC per leg, consecutive sequence numbers across the switch to native
+    for (const p of [pa, pb]) {
+      assert.equal(p.received.length, 101);
+      assert.equal(new Set(p.received.map((r) => r.ssrc)).size, 1);
+      p.received.forEach((r, i) => i > 0 && assert.equal(r.seq, (p.received[i - 1]!.seq + 1) & 0xffff, 'consecutive sequence numbers'));
+      assert.ok(p.received.every((r) => r.pt === 0));
+    }
+    const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number; bytesReceived?: number; ssrc?: string }>>(a, 'getStats', 'AUDIO');
+    const inbound = Object.values(st).find((x) => x.type === 'inboundrtp')!;
+    const outbound = Object.values(st).find((x) => x.type === 'outboundrtp')!;
+    assert.equal(inbound.packetsReceived, 101);
+    assert.equal(inbound.bytesReceived, 101 * 172);
+    assert.equal(inbound.ssrc, String(pa.ssrc), 'the reception statistics know the peer SSRC');
+    assert.equal(outbound.packetsSent, 101);
+    assert.equal(outbound.ssrc, String(pa.received[0]!.ssrc), 'the SSRC on the wire');
+    const stats = await fetchStats(s.port);
+    assert.equal(elementStats(stats, a.id).packetsFromPeer, 101);
+    assert.equal(elementStats(stats, a.id).packetsToPeer, 101);
+    assert.equal(elementStats(stats, b.id).packetsFromPeer, 101);
+    assert.equal(stats.boundPorts, 2);
+    for (const id of [a.id, b.id]) {
+      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowOutStateChanged' && e.data.state === 'FLOWING'), `FlowOut FLOWING on ${id}`);
+      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowInStateChanged' && e.data.state === 'FLOWING'), `FlowIn FLOWING on ${id}`);
+      assert.ok(events.some((e) => e.source === id && e.type === 'MediaStateChanged' && e.data.newState === 'CONNECTED'), `CONNECTED on ${id}`);
+    }
+    assert.equal(await call(b, 'isMediaFlowingIn', 'AUDIO'), true);
+    await pipeline.release();
+    const after = await fetchStats(s.port);
+    assert.deepEqual([after.pipelines, after.elements, after.boundPorts], [0, 0, 0]);
+    assert.equal(currentOffloadController()?.routeCount, 0, 'no route left');
+    assert.equal(nativeRelay().counters().watched, 0, 'no socket left watched');
+    assert.equal(nativeRelay().counters().routes, 0);
+  });
+
+  test('N2 media-timeout still ends a silent call; packets flowing natively keep it alive past DEAD_MS (control)', { timeout: 60_000 }, async () => {
+    const deadMs = 800;
+    const { s, c } = await server({ deadMs, rtcpIntervalMs: 200 });
+    const events: Events = [];
+    const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
+    await relay(pa, pb, 1, 'A->B first');
+    await relay(pb, pa, 1, 'B->A first');
+    await routedBoth(s.port, a.id, b.id);
+    // control: 2.5 x DEAD_MS of packets through the native routes, and no end
+    const start = Date.now();
+    await pollUntil(
+      () => {
+        pa.send(0, Buffer.alloc(160, 1));
+        pb.send(0, Buffer.alloc(160, 2));
+        return Date.now() - start > 2.5 * deadMs;
+      },
+      { timeoutMs: 10 * deadMs, what: 'packets for 2.5 x DEAD_MS', stepMs: 20 },
+    );
+    assert.equal(events.filter((e) => e.type === 'MediaSessionTerminated').length, 0, 'no end while packets flow through the native relay');
+    assert.ok(pb.received.length > 20 && pa.received.length > 20, 'packets did flow');
+    // silence: media-timeout
+    await pollUntil(() => events.some((e) => e.type === 'MediaSessionTerminated' && e.data.reason === 'media-timeout'), {
+      timeoutMs: 10 * deadMs,
+      what: 'MediaSessionTerminated(media-timeout) after the silence',
+    });
+    await pipeline.release().catch(() => undefined);
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
+  });
+
+  test('N3 hold stops the route into the held leg and resume brings it back', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({});
+    const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
+    await relay(pa, pb, 1, 'A->B first');
+    await relay(pb, pa, 1, 'B->A first');
+    await routedBoth(s.port, a.id, b.id);
+    // phone A puts the call on hold: it sends, but must receive nothing
+    await call(a, 'processOffer', pa.sdp({ direction: 'sendonly' }));
+    await pollUntil(async () => elementStats(await fetchStats(s.port), b.id).nativeRelay === 'js', { timeoutMs: 5000, what: 'the route into the held leg removed' });
+    const heldAt = pa.received.length;
+    // positive control: A's packets still reach B (native), and B's packets are handled (counted) but not sent to A
+    await relay(pa, pb, 20, 'A->B during hold');
+    const bFromPeerBefore = elementStats(await fetchStats(s.port), b.id).packetsFromPeer as number;
+    for (let i = 0; i < 20; i++) pb.send(0, Buffer.alloc(160, 3));
+    await pollUntil(async () => (elementStats(await fetchStats(s.port), b.id).packetsFromPeer as number) >= bFromPeerBefore + 20, { timeoutMs: 5000, what: "B's 20 packets counted during the hold" });
+    assert.equal(pa.received.length, heldAt, 'nothing reaches the held phone');
+    // resume
+    await call(a, 'processOffer', pa.sdp({ direction: 'sendrecv' }));
+    await relay(pb, pa, 10, 'B->A after resume');
+    await routedBoth(s.port, a.id, b.id);
+    await relay(pb, pa, 10, 'B->A routed again');
+    await pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(currentOffloadController()?.routeCount, 0);
+  });
+
+  test('N4 FERRY_MEDIA_WORKERS=2: calls in relay workers go through their own native relay', { timeout: 90_000 }, async () => {
+    const { s, c } = await server({ workers: 2 });
+    const calls = [];
+    for (let i = 0; i < 2; i++) calls.push(await bridgedRtpPair(c, peers));
+    for (const k of calls) {
+      await relay(k.pa, k.pb, 1, 'A->B first');
+      await relay(k.pb, k.pa, 1, 'B->A first');
+    }
+    for (const k of calls) await routedBoth(s.port, k.a.id, k.b.id);
+    for (const k of calls) {
+      await relay(k.pa, k.pb, 50, 'A->B');
+      await relay(k.pb, k.pa, 50, 'B->A');
+      const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(k.b, 'getStats', 'AUDIO');
+      assert.equal(Object.values(st).find((x) => x.type === 'inboundrtp')?.packetsReceived, 51);
+      assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, 51);
+    }
+    for (const k of calls) await k.pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed in the workers' });
+  });
+});
