@@ -9,7 +9,7 @@ import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../hel
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
- * `POST /api/calls` counts against the ring-all fork budget as INVITEs do (docs/api.md, "Start a call";
+ * `POST /api/calls` counts against the ring-all fork budget as INVITEs do (docs/api.md, "Place a call";
  * docs/gateway.md, "A call", step 2): every call the API starts is one source ("api") for
  * FERRY_RING_MAX_FORKS_PER_SOURCE (here 2) and counts with every call for FERRY_RING_MAX_FORKS (here 3).
  * A call that would ring more registrations of its parties beyond their first than is left is refused,
