@@ -239,6 +239,15 @@ describe('native SRTP (srtp.c) equals the JavaScript SrtpContext', { timeout: 12
         assert.ok(t.equals(before), `byte ${i}: a refused packet is not decrypted`);
         refused++;
       }
+      // an odd payload length (a partial last keystream block): a bad tag leaves every byte as it came
+      for (const payloadLen of [1, 15, 17, 163, 1001]) {
+        const odd = tx.protectRtp(rtp(1300, ssrc, { payload: randomBytes(payloadLen) }));
+        odd[odd.length - 1]! ^= 0x40;
+        const before = Buffer.from(odd);
+        assert.equal(rx.unprotectRtpCode(odd), NATIVE_SRTP_REFUSED.auth);
+        assert.ok(odd.equals(before), `payload of ${payloadLen} bytes restored`);
+        refused++;
+      }
       // a forged packet far ahead
       const forged = tx.protectRtp(rtp(30_000, ssrc));
       forged[forged.length - 1]! ^= 0xff;

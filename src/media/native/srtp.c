@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/modes.h>
 #include <openssl/sha.h>
 
 #define HMAC_TAG 10
@@ -41,7 +42,8 @@ struct ferry_srtp_ctx {
   int profile;
   int aead;
   size_t tag_len;
-  EVP_CIPHER_CTX *cipher; /* aes-128-ecb (AES-CM keystream) or aes-128-gcm (re-IVed per packet), keyed once */
+  EVP_CIPHER_CTX *cipher; /* aes-128-ecb, keyed once: the AES-CM keystream, GCM's counter blocks and H */
+  GCM128_CONTEXT *gcm;    /* AEAD: OpenSSL's GCM (GHASH) over that cipher (no EVP parameter look-ups per packet) */
   uint8_t salt[14];
   SHA_CTX inner; /* HMAC-SHA1: the states after (key ^ ipad) and (key ^ opad) */
   SHA_CTX outer;
@@ -260,6 +262,39 @@ static int ctr_xor(ferry_srtp_ctx *c, const uint8_t iv[16], uint8_t *buf, size_t
   return 1;
 }
 
+/* GCM's block function over the context's ECB cipher (H at set-up, E(K, J0) per packet). */
+static void gcm_block(const unsigned char in[16], unsigned char out[16], const void *key) {
+  int outl = 0;
+  EVP_CipherUpdate(((const ferry_srtp_ctx *)key)->cipher, out, &outl, in, 16);
+}
+
+/* GCM's counter-mode stream: out = in XOR E(K, ivec), E(K, ivec + 1), ... (32-bit big-endian counter). */
+static void gcm_ctr32(const unsigned char *in, unsigned char *out, size_t blocks, const void *key, const unsigned char ivec[16]) {
+  const ferry_srtp_ctx *c = key;
+  uint8_t ctr[KS_BLOCKS * 16];
+  uint8_t ks[KS_BLOCKS * 16];
+  uint32_t count = rd32(ivec + 12);
+  while (blocks > 0) {
+    size_t m = blocks < KS_BLOCKS ? blocks : KS_BLOCKS;
+    for (size_t b = 0; b < m; b++) {
+      memcpy(ctr + 16 * b, ivec, 12);
+      wr32(ctr + 16 * b + 12, count++);
+    }
+    int outl = 0;
+    EVP_CipherUpdate(c->cipher, ks, &outl, ctr, (int)(m * 16));
+    for (size_t i = 0; i < m * 16; i += 8) {
+      uint64_t a, k;
+      memcpy(&a, in + i, 8);
+      memcpy(&k, ks + i, 8);
+      a ^= k;
+      memcpy(out + i, &a, 8);
+    }
+    in += m * 16;
+    out += m * 16;
+    blocks -= m;
+  }
+}
+
 /* ---- context -------------------------------------------------------------------------------- */
 
 ferry_srtp_ctx *ferry_srtp_create(int profile, const uint8_t *enc_key, size_t enc_len, const uint8_t *auth_key,
@@ -285,8 +320,8 @@ ferry_srtp_ctx *ferry_srtp_create(int profile, const uint8_t *enc_key, size_t en
   memcpy(c->salt, salt, salt_len);
   c->cipher = EVP_CIPHER_CTX_new();
   if (c->cipher == NULL ||
-      EVP_CipherInit_ex(c->cipher, aead ? EVP_aes_128_gcm() : EVP_aes_128_ecb(), NULL, enc_key, NULL, 1) != 1 ||
-      (!aead && EVP_CIPHER_CTX_set_padding(c->cipher, 0) != 1)) {
+      EVP_CipherInit_ex(c->cipher, EVP_aes_128_ecb(), NULL, enc_key, NULL, 1) != 1 ||
+      EVP_CIPHER_CTX_set_padding(c->cipher, 0) != 1 || (aead && (c->gcm = CRYPTO_gcm128_new(c, gcm_block)) == NULL)) {
     if (c->cipher != NULL) EVP_CIPHER_CTX_free(c->cipher);
     free(c);
     return NULL;
@@ -311,6 +346,7 @@ void ferry_srtp_retain(ferry_srtp_ctx *c) { c->refs++; }
 
 void ferry_srtp_release(ferry_srtp_ctx *c) {
   if (c == NULL || --c->refs > 0) return;
+  if (c->gcm != NULL) CRYPTO_gcm128_release(c->gcm);
   EVP_CIPHER_CTX_free(c->cipher);
   memset(c, 0, sizeof *c); /* keys and states */
   free(c);
@@ -351,24 +387,28 @@ int ferry_srtp_unprotect_rtp(void *vctx, uint8_t *pkt, size_t *lenp) {
   uint32_t roc = (uint32_t)(index >> 16);
   size_t n = body - (size_t)h;
   if (c->aead) {
-    uint8_t iv[12];
-    uint8_t tag[GCM_TAG];
-    int outl = 0;
-    int ok;
+    uint8_t iv[16];
     gcm_iv(c, ssrc, roc, seq, iv);
-    memcpy(tag, pkt + body, GCM_TAG);
-    ok = EVP_CipherInit_ex(c->cipher, NULL, NULL, NULL, iv, 0) == 1 &&
-         EVP_CipherUpdate(c->cipher, NULL, &outl, pkt, (int)h) == 1 &&
-         (n == 0 || EVP_CipherUpdate(c->cipher, pkt + h, &outl, pkt + h, (int)n) == 1) &&
-         EVP_CIPHER_CTX_ctrl(c->cipher, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) == 1;
-    if (ok) {
-      uint8_t fin[16];
-      ok = EVP_CipherFinal_ex(c->cipher, fin, &outl) == 1;
-    }
+    CRYPTO_gcm128_setiv(c->gcm, iv, 12);
+    /* GHASH of the ciphertext before it is decrypted in place; the tag compare is CRYPTO_memcmp */
+    int ok = CRYPTO_gcm128_aad(c->gcm, pkt, (size_t)h) == 0 &&
+             (n == 0 || CRYPTO_gcm128_decrypt_ctr32(c->gcm, pkt + h, pkt + h, n, gcm_ctr32) == 0) &&
+             CRYPTO_gcm128_finish(c->gcm, pkt + body, GCM_TAG) == 0;
     if (!ok) {
-      /* the payload was decrypted in place before the tag was checked: encrypt it back (same keystream) */
-      if (n > 0 && EVP_CipherInit_ex(c->cipher, NULL, NULL, NULL, iv, 1) == 1)
-        EVP_CipherUpdate(c->cipher, pkt + h, &outl, pkt + h, (int)n);
+      /* the payload was decrypted before the tag was checked: encrypt it back (the data's counters start at J0 + 1) */
+      if (n > 0) {
+        uint8_t tail[16];
+        size_t full = n / 16 * 16;
+        wr32(iv + 12, 2);
+        if (full > 0) gcm_ctr32(pkt + h, pkt + h, full / 16, c, iv);
+        if (n > full) {
+          memset(tail, 0, sizeof tail);
+          memcpy(tail, pkt + h + full, n - full);
+          wr32(iv + 12, 2 + (uint32_t)(full / 16));
+          gcm_ctr32(tail, tail, 1, c, iv);
+          memcpy(pkt + h + full, tail, n - full);
+        }
+      }
       c->counters.auth_failures++;
       return FERRY_SRTP_ERR_AUTH;
     }
@@ -409,15 +449,12 @@ int ferry_srtp_protect_rtp(void *vctx, uint8_t *pkt, size_t *lenp, size_t cap) {
   size_t n = len - (size_t)h;
   if (c->aead) {
     uint8_t iv[12];
-    uint8_t fin[16];
-    int outl = 0;
     gcm_iv(c, ssrc, roc, seq, iv);
-    if (EVP_CipherInit_ex(c->cipher, NULL, NULL, NULL, iv, 1) != 1 ||
-        EVP_CipherUpdate(c->cipher, NULL, &outl, pkt, (int)h) != 1 ||
-        (n > 0 && EVP_CipherUpdate(c->cipher, pkt + h, &outl, pkt + h, (int)n) != 1) ||
-        EVP_CipherFinal_ex(c->cipher, fin, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c->cipher, EVP_CTRL_GCM_GET_TAG, GCM_TAG, pkt + len) != 1)
+    CRYPTO_gcm128_setiv(c->gcm, iv, 12);
+    if (CRYPTO_gcm128_aad(c->gcm, pkt, (size_t)h) != 0 ||
+        (n > 0 && CRYPTO_gcm128_encrypt_ctr32(c->gcm, pkt + h, pkt + h, n, gcm_ctr32) != 0))
       return FERRY_SRTP_ERR_MALFORMED; /* OpenSSL refused (not expected) */
+    CRYPTO_gcm128_tag(c->gcm, pkt + len, GCM_TAG);
   } else {
     uint8_t iv[16];
     uint8_t mac[20];
@@ -742,7 +779,9 @@ static napi_value js_import(napi_env env, napi_callback_info info) {
 static const char *const OPENSSL_SYMBOLS[] = {
     "EVP_CIPHER_CTX_new", "EVP_CIPHER_CTX_free", "EVP_CIPHER_CTX_ctrl", "EVP_CIPHER_CTX_set_padding",
     "EVP_CipherInit_ex",  "EVP_CipherUpdate",    "EVP_CipherFinal_ex",  "EVP_aes_128_ecb",
-    "EVP_aes_128_gcm",    "SHA1_Init",           "SHA1_Update",         "SHA1_Final",
+    "SHA1_Init",          "SHA1_Update",         "SHA1_Final",          "CRYPTO_gcm128_new",
+    "CRYPTO_gcm128_release", "CRYPTO_gcm128_setiv", "CRYPTO_gcm128_aad",   "CRYPTO_gcm128_encrypt_ctr32",
+    "CRYPTO_gcm128_decrypt_ctr32", "CRYPTO_gcm128_finish", "CRYPTO_gcm128_tag",
 };
 
 napi_status ferry_srtp_register(napi_env env, napi_value exports) {

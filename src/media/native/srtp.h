@@ -6,8 +6,9 @@
  * appends the trailer (10 or 16 bytes), at most FERRY_SRTP_MAX_STREAMS SSRCs per direction (the table is
  * emptied when a new SSRC would exceed it, as the JavaScript does).
  *
- * Crypto: Node's own OpenSSL (EVP aes-128-ecb making the AES-CM keystream / aes-128-gcm re-initialised per
- * packet with only the IV; one EVP_CIPHER_CTX per context; HMAC-SHA1 from precomputed inner/outer SHA-1 states). No allocation per packet.
+ * Crypto: Node's own OpenSSL, one persistent AES-128-ECB EVP_CIPHER_CTX per context making the counter-mode
+ * keystream (AES-CM, and GCM's counters); GCM's GHASH and tag by OpenSSL's CRYPTO_gcm128_* over that cipher;
+ * HMAC-SHA1 from precomputed inner/outer SHA-1 states. No cipher re-initialisation, no allocation per packet.
  * Single-threaded per context: a context belongs to one JavaScript thread.
  */
 #ifndef FERRY_SRTP_H
