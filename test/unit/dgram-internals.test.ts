@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { useSynchronousIpLookup } from '../../src/media/webrtc/dgram-internals';
+import { socketFd, startReading, stopReading, useSynchronousIpLookup } from '../../src/media/webrtc/dgram-internals';
+import { pollUntil } from '../helpers/wait-for';
 
 /**
  * Pins the node:dgram internals src/media/webrtc/dgram-internals.ts relies on (the socket's state under
@@ -84,5 +85,44 @@ describe('useSynchronousIpLookup (dgram-internals.ts)', { timeout: 10_000 }, () 
       tx.close();
       rx.close();
     }
+  });
+});
+
+describe('socketFd / stopReading / startReading (dgram-internals.ts, for the native relay)', { timeout: 10_000 }, () => {
+  test("a bound socket's UDP handle has fd, recvStop and recvStart: Node stops and resumes reading, sends keep working meanwhile", async () => {
+    const rx = await bound();
+    const tx = await bound();
+    try {
+      const fd = socketFd(rx);
+      assert.equal(typeof fd, 'number');
+      assert.ok(fd! > 2, 'a real file descriptor');
+      const seen: string[] = [];
+      rx.on('message', (m) => seen.push(String(m)));
+      // control: Node reads
+      tx.send(Buffer.from('a'), rx.address().port, '127.0.0.1');
+      await pollUntil(() => seen.includes('a'), { timeoutMs: 5000, what: 'a read by Node' });
+      assert.equal(stopReading(rx), true);
+      tx.send(Buffer.from('b'), rx.address().port, '127.0.0.1');
+      // the stopped socket still sends: tx gets its datagram (the positive marker that b was delivered to rx's queue first)
+      const back = once(tx, 'message');
+      rx.send(Buffer.from('from rx'), tx.address().port, '127.0.0.1');
+      assert.equal(String((await back)[0]), 'from rx');
+      assert.deepEqual(seen, ['a'], 'b waits in the kernel while Node does not read');
+      assert.equal(startReading(rx), true);
+      await pollUntil(() => seen.includes('b'), { timeoutMs: 5000, what: 'b read once Node reads again' });
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+
+  test('an unbound or closed socket has no fd', async () => {
+    const s = dgram.createSocket('udp4');
+    assert.equal(socketFd(s), undefined);
+    s.bind(0, '127.0.0.1');
+    await once(s, 'listening');
+    assert.equal(typeof socketFd(s), 'number');
+    s.close();
+    assert.equal(socketFd(s), undefined);
   });
 });

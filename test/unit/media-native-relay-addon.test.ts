@@ -1,0 +1,288 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { RtpStreamRewriter } from '../../src/media/relay/rtp-stream-rewriter';
+import { ReceptionStatistics } from '../../src/media/rtcp/reception-statistics';
+import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../../src/media/native/native-relay';
+import { PT_NOT_NEGOTIATED, PT_UNKNOWN, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
+import { pollUntil } from '../helpers/wait-for';
+import { rng as seededRandom } from '../helpers/seeded-random';
+
+/**
+ * The native relay addon (src/media/native/addon.c, relay.c) on real sockets: a route forwards from its
+ * peer only, rewrites as RtpStreamRewriter does, counts as ReceptionStatistics does (the same code the
+ * forwarder runs, fed the same sequences as the JavaScript), passes everything else up as 'message'
+ * (RTCP, strangers, STUN-like bytes), reports ECONNREFUSED as 'error', and gives sockets back on unwatch
+ * and on close.
+ */
+
+const sockets: dgram.Socket[] = [];
+after(() => {
+  for (const s of sockets) {
+    try {
+      s.close();
+    } catch {
+      // closed by the test
+    }
+  }
+});
+
+async function bound(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  sockets.push(s);
+  return s;
+}
+
+function rtp(pt: number, seq: number, ts: number, ssrc: number, payload = 160, marker = false): Buffer {
+  const p = Buffer.alloc(12 + payload, 0x33);
+  p[0] = 0x80;
+  p[1] = (marker ? 0x80 : 0) | pt;
+  p.writeUInt16BE(seq & 0xffff, 2);
+  p.writeUInt32BE(ts >>> 0, 4);
+  p.writeUInt32BE(ssrc >>> 0, 8);
+  return p;
+}
+
+function collect(s: dgram.Socket): { msgs: { msg: Buffer; from: string }[] } {
+  const box = { msgs: [] as { msg: Buffer; from: string }[] };
+  s.on('message', (msg, rinfo) => box.msgs.push({ msg, from: `${rinfo.address}:${rinfo.port}` }));
+  return box;
+}
+
+function ptMapOf(pairs: [number, number][]): Uint8Array {
+  const m = new Uint8Array(128).fill(PT_UNKNOWN);
+  for (const [i, o] of pairs) m[i] = o;
+  return m;
+}
+
+function routeConfig(over: Partial<NativeRouteConfig> & Pick<NativeRouteConfig, 'out'>): NativeRouteConfig {
+  return {
+    peer: null,
+    dest: null,
+    outSsrc: 0x11223344,
+    ptMap: ptMapOf([[0, 0]]),
+    clockRates: new Uint32Array(128).fill(8000),
+    receiveClockRate: 8000,
+    srtpIn: null,
+    srtpOut: null,
+    state: newRouteState(),
+    ...over,
+  };
+}
+
+function rewriterToState(rw: RewriterState, s: Float64Array): void {
+  s[STATE.rwLastInSsrc] = rw.lastInSsrc;
+  s[STATE.rwSeqDelta] = rw.seqDelta;
+  s[STATE.rwTsDelta] = rw.tsDelta;
+  s[STATE.rwLastOutSeq] = rw.lastOutSeq;
+  s[STATE.rwLastOutTs] = rw.lastOutTs;
+  s[STATE.rwLastOutAt] = rw.lastOutAtMs;
+  s[STATE.rwStarted] = rw.started ? 1 : 0;
+}
+
+function stateToReception(s: Float64Array): ReceptionState {
+  return {
+    ssrc: s[STATE.rsSsrc]!,
+    baseSeq: s[STATE.rsBaseSeq]!,
+    maxSeq: s[STATE.rsMaxSeq]!,
+    badSeq: s[STATE.rsBadSeq]!,
+    cycles: s[STATE.rsCycles]!,
+    received: s[STATE.rsReceived]!,
+    expectedPrior: s[STATE.rsExpectedPrior]!,
+    receivedPrior: s[STATE.rsReceivedPrior]!,
+    transit: s[STATE.rsTransit]!,
+    jitterUnits: s[STATE.rsJitter]!,
+    haveTransit: s[STATE.rsHaveTransit] !== 0,
+  };
+}
+
+describe('native relay addon', () => {
+  test('a route forwards its peer RTP rewritten (PT map, SSRC) and passes up a stranger, RTCP and STUN-like bytes as message', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, stranger, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound(), bound()]);
+    const atFar = collect(far);
+    const up = collect(inS);
+    const state = newRouteState();
+    relay.route(inS, routeConfig({ peer: { address: '127.0.0.1', port: peer.address().port }, out: outS, dest: { address: '127.0.0.1', port: far.address().port }, ptMap: ptMapOf([[0, 8]]), state }));
+    const inPort = inS.address().port;
+    for (let i = 0; i < 5; i++) peer.send(rtp(0, 100 + i, 1000 + 160 * i, 0xabc), inPort, '127.0.0.1');
+    await pollUntil(() => atFar.msgs.length >= 5, { timeoutMs: 5000, what: '5 packets forwarded' });
+    assert.ok(atFar.msgs.every((m) => m.from === `127.0.0.1:${outS.address().port}`), 'sent from the out socket');
+    assert.ok(atFar.msgs.every((m) => (m.msg[1]! & 0x7f) === 8 && m.msg.readUInt32BE(8) === 0x11223344), 'PT mapped 0 -> 8, out SSRC stamped');
+    assert.equal(up.msgs.length, 0, 'nothing passed up so far');
+    // a stranger's RTP, the peer's RTCP and STUN-like bytes go up to the socket's listeners
+    stranger.send(rtp(0, 1, 1, 0xdead), inPort, '127.0.0.1');
+    peer.send(Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 7]), inPort, '127.0.0.1');
+    const stun = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]), Buffer.alloc(12, 9)]);
+    peer.send(stun, inPort, '127.0.0.1');
+    await pollUntil(() => up.msgs.length >= 3, { timeoutMs: 5000, what: 'three datagrams passed up' });
+    assert.equal(up.msgs[0]!.from, `127.0.0.1:${stranger.address().port}`);
+    assert.equal(up.msgs[0]!.msg.readUInt32BE(8), 0xdead, 'the stranger packet as it came');
+    assert.equal(up.msgs[1]!.msg[1], 201, 'RTCP');
+    assert.deepEqual(up.msgs[2]!.msg, stun, 'STUN-like bytes intact');
+    assert.equal(atFar.msgs.length, 5, 'none of them forwarded');
+    assert.ok(relay.sync(inS, state));
+    assert.deepEqual([state[STATE.inPackets], state[STATE.outPackets], state[STATE.forwarded], state[STATE.rsReceived], state[STATE.rsMaxSeq]], [5, 5, 5, 5, 104]);
+    assert.equal(state[STATE.inBytes], 5 * 172);
+    assert.equal(state[STATE.outPayload], 5 * 160);
+    assert.ok(relay.unroute(inS, state));
+    assert.equal(state[STATE.inPackets], 0, 'sync reset the increments');
+    relay.unwatch(inS);
+    // given back: Node reads the socket again
+    peer.send(rtp(0, 200, 1, 0xabc), inPort, '127.0.0.1');
+    await pollUntil(() => up.msgs.length >= 4, { timeoutMs: 5000, what: 'Node reads the socket after unwatch' });
+    assert.equal(atFar.msgs.length, 5);
+  });
+
+  test('payload types: unknown ones dropped, not-negotiated ones counted as the sink drops them', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound()]);
+    const atFar = collect(far);
+    const state = newRouteState();
+    relay.route(inS, routeConfig({ out: outS, dest: { address: '127.0.0.1', port: far.address().port }, ptMap: ptMapOf([[0, 0], [8, PT_NOT_NEGOTIATED]]), state }));
+    const port = inS.address().port;
+    peer.send(rtp(8, 1, 1, 5), port, '127.0.0.1');
+    peer.send(rtp(9, 2, 2, 5), port, '127.0.0.1');
+    peer.send(rtp(0, 3, 3, 5), port, '127.0.0.1'); // the positive control
+    await pollUntil(() => atFar.msgs.length >= 1, { timeoutMs: 5000, what: 'the PCMU packet' });
+    const seen = { in: 0, flowOut: 0, flowIn: 0, droppedNoCodec: 0 };
+    await pollUntil(
+      () => {
+        relay.sync(inS, state);
+        seen.in += state[STATE.inPackets]!;
+        seen.flowOut += state[STATE.flowOut]!;
+        seen.flowIn += state[STATE.flowIn]!;
+        seen.droppedNoCodec += state[STATE.droppedNoCodec]!;
+        return seen.in >= 3;
+      },
+      { timeoutMs: 5000, what: 'all three counted' },
+    );
+    relay.unroute(inS, state);
+    relay.unwatch(inS);
+    // as the JavaScript relay: all three counted in, all three left the source element, two reached the sink, one not negotiated there
+    assert.deepEqual(seen, { in: 3, flowOut: 3, flowIn: 2, droppedNoCodec: 1 });
+    assert.equal(atFar.msgs.length, 1);
+    assert.equal(atFar.msgs[0]!.msg.readUInt16BE(2), 3);
+  });
+
+  test('the rewriter gives what RtpStreamRewriter gives on the same input, across SSRC changes (continuity + marker)', { timeout: 20_000 }, () => {
+    const relay = nativeRelay();
+    const random = seededRandom(7);
+    const js = new RtpStreamRewriter(0xcafebabe);
+    const state = newRouteState();
+    rewriterToState(js.exportState(), state);
+    let now = 1_700_000_000_000;
+    let ssrc = 1;
+    let seq = 65530;
+    let ts = 0xfffffe00;
+    for (let i = 0; i < 400; i++) {
+      if (random() < 0.03) {
+        ssrc = (random() * 0xffffffff) >>> 0;
+        seq = (random() * 0x10000) & 0xffff;
+        ts = (random() * 0x100000000) >>> 0;
+      }
+      now += Math.floor(random() * 40);
+      const pt = random() < 0.1 ? 101 : 0;
+      const rate = pt === 101 ? 8000 : 8000;
+      const a = rtp(pt, seq, ts, ssrc, 20, random() < 0.05);
+      const b = Buffer.from(a);
+      js.rewrite(a, pt, rate, now);
+      relay.addon.rewrite(state, b, pt, rate, 0xcafebabe, now);
+      assert.deepEqual(b, a, `packet ${i}`);
+      seq = (seq + 1) & 0xffff;
+      ts = (ts + 160) >>> 0;
+    }
+    const exported = js.exportState();
+    assert.deepEqual(
+      [state[STATE.rwLastInSsrc], state[STATE.rwSeqDelta], state[STATE.rwTsDelta], state[STATE.rwLastOutSeq], state[STATE.rwLastOutTs], state[STATE.rwLastOutAt], state[STATE.rwStarted] === 1],
+      [exported.lastInSsrc, exported.seqDelta, exported.tsDelta, exported.lastOutSeq, exported.lastOutTs, exported.lastOutAtMs, exported.started],
+    );
+    // a stream JavaScript started continues natively: the state handed over gives the same next packet
+    const handed = new RtpStreamRewriter(0x1);
+    handed.rewrite(rtp(0, 10, 10, 42), 0, 8000, now);
+    const st2 = newRouteState();
+    rewriterToState(handed.exportState(), st2);
+    const x = rtp(0, 500, 9999, 43);
+    const y = Buffer.from(x);
+    handed.rewrite(x, 0, 8000, now + 100);
+    relay.addon.rewrite(st2, y, 0, 8000, 0x1, now + 100);
+    assert.deepEqual(y, x);
+    assert.equal(y[1]! & 0x80, 0x80, 'marker on the new source');
+  });
+
+  test('reception statistics equal ReceptionStatistics on the same sequence: loss, reorder, duplicates, wrap, restart, new SSRC', { timeout: 20_000 }, () => {
+    const relay = nativeRelay();
+    const random = seededRandom(11);
+    const js = new ReceptionStatistics(8000);
+    const state = newRouteState();
+    let arrival = 1_700_000_000_000;
+    let seq = 65000;
+    let ts = 0xffff0000;
+    let ssrc = 77;
+    const seqs: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const r = random();
+      let s = seq;
+      if (r < 0.05) s = (seq + 2 + Math.floor(random() * 5)) & 0xffff; // loss
+      else if (r < 0.08) s = (seq - 1 - Math.floor(random() * 3)) & 0xffff; // reorder / duplicate
+      else if (r < 0.085) s = (seq + 20000) & 0xffff; // a stray far jump (then maybe a restart)
+      else if (r < 0.087) ssrc = (random() * 0xffffffff) >>> 0;
+      seqs.push(s);
+      if (s !== seq && r < 0.05) seq = s;
+      seq = (seq + 1) & 0xffff;
+      ts = (ts + 160 + Math.floor(random() * 9) - 4) >>> 0;
+      arrival += 20 + Math.floor(random() * 7) - 3;
+      js.onPacket(ssrc, s, ts, arrival);
+      relay.addon.reception(state, 8000, ssrc, s, ts, arrival);
+      if (i % 50 === 0 || i > 2990) assert.deepEqual(stateToReception(state), js.exportState(), `after packet ${i}`);
+    }
+    // the far jump twice in a row restarts (A.1), also natively
+    for (const s of [30000, 30001, 30002]) {
+      js.onPacket(ssrc, s, ts, arrival);
+      relay.addon.reception(state, 8000, ssrc, s, ts, arrival);
+    }
+    assert.deepEqual(stateToReception(state), js.exportState(), 'after a restart');
+    assert.ok(seqs.some((s, i) => i > 0 && s < seqs[i - 1]! - 60000), 'the sequence wrapped');
+    // the imported state gives the same report figures
+    const back = new ReceptionStatistics(8000);
+    back.importState(stateToReception(state), false);
+    assert.deepEqual(back.block(arrival), js.block(arrival));
+  });
+
+  test('ECONNREFUSED on a watched connected socket surfaces as error with the code Node gives', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const gone = await bound();
+    const port = gone.address().port;
+    gone.close();
+    const s = await bound();
+    s.connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    relay.watch(s);
+    const errors: NodeJS.ErrnoException[] = [];
+    s.on('error', (e) => errors.push(e));
+    s.send(Buffer.from('x'));
+    await pollUntil(() => errors.length > 0, { timeoutMs: 5000, what: "the socket's error event" });
+    assert.equal(errors[0]!.code, 'ECONNREFUSED');
+    assert.equal(errors[0]!.syscall, 'recvmsg');
+    relay.unwatch(s);
+  });
+
+  test('closing a watched socket unwatches it first; unwatch then close frees everything', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const base = relay.counters().watched;
+    const [a, b] = await Promise.all([bound(), bound()]);
+    relay.watch(a);
+    relay.watch(b);
+    assert.equal(relay.counters().watched, base + 2);
+    relay.unwatch(b);
+    b.close();
+    const closed = once(a, 'close');
+    a.close();
+    await closed;
+    assert.equal(relay.counters().watched, base, 'both given back');
+    assert.equal(relay.isWatched(a), false);
+  });
+});
