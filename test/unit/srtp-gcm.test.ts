@@ -142,4 +142,19 @@ describe('SRTP AEAD_AES_128_GCM (RFC 7714)', { timeout: 60_000 }, () => {
     assert.ok(receiver.unprotectRtp(wire), 'positive control: the untouched packet passes');
     assert.ok(receiver.unprotectRtcp(srtcp), 'positive control: the untouched SRTCP packet passes');
   });
+  test('a datagram of any size UDP carries is protected and unprotected, and a forged one refused, never thrown', () => {
+    const sender = SrtpContext.fromSessionKeys(vectorKeys(), 'AEAD_AES_128_GCM');
+    const receiver = SrtpContext.fromSessionKeys(vectorKeys(), 'AEAD_AES_128_GCM');
+    for (const [seq, size] of [[1, 2048], [2, 9000], [3, 65_400]] as const) {
+      const plain = rtp(seq, 0x01020304, randomBytes(size));
+      const wire = sender.protectRtp(plain);
+      const forged = Buffer.from(wire);
+      forged[forged.length - 1]! ^= 1;
+      assert.equal(receiver.unprotectRtp(forged), undefined, `forged ${size}`);
+      assert.ok(receiver.unprotectRtp(wire)?.equals(plain), `positive control: ${size} bytes round trip`);
+    }
+    assert.equal(receiver.counters.authFailures, 3);
+    const hostile = Buffer.concat([rtp(9), randomBytes(60_000)]);
+    assert.equal(receiver.unprotectRtp(hostile), undefined, 'a long unauthenticated datagram is refused');
+  });
 });

@@ -1,7 +1,10 @@
 import { createCipheriv, type Cipher } from 'node:crypto';
 
-/** Keystream is made in runs of at most this many blocks (the prepared counter blocks). */
-const MAX_BLOCKS = 128;
+/**
+ * The prepared counter blocks: enough for the largest UDP datagram (64 KiB of data + E(K, J0)), so no
+ * packet a peer can send is too long — a longer one would make `keystream` throw out of a socket listener.
+ */
+const MAX_BLOCKS = 4098;
 
 /**
  * AES-128-GCM (NIST SP 800-38D) with a 96-bit IV and a 16-byte tag, for SRTP's AEAD_AES_128_GCM
