@@ -6,6 +6,8 @@ import path from 'node:path';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
+import type WebSocket from 'ws';
+import { requestsTo, tabContact, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -21,10 +23,10 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
 const PASSWORD = 'ring-joins-secret';
 const NO_ANSWER_MS = 15_000;
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
-const USERS = ['joe', 'kim', 'lou', 'mia', 'ned', 'oli'] as const;
+const USERS = ['joe', 'kim', 'lou', 'mia', 'ned', 'oli', 'pam'] as const;
 type User = (typeof USERS)[number];
 /** desk phones per user, [oldest .. newest]: kim has ten (nine registered before the call, one during it) */
-const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3, ned: 3, oli: 3 };
+const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3, ned: 3, oli: 3, pam: 3 };
 
 interface SipCounts {
   dialogs: number;
@@ -72,8 +74,11 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     });
   });
 
+  const sockets: WebSocket[] = [];
+
   after(async () => {
     if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
+    for (const ws of sockets) await vanish(ws);
     for (const phone of [caller, partyB, ...Object.values(desks).flat()]) await phone.close();
     await stack?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -336,6 +341,29 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     assert.deepEqual([r.caller.uri, r.caller.party], [third.contact, 'oli'], events(r));
     assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `caller: ${third.contact} (rtp): registered while ringing`), events(r));
     await hangUp(partyB, third);
+    await backToZero();
+  });
+
+  test('S7: a phone calls a user whose desk phones ring: a webphone tab registered meanwhile does not join (fork-not-joined), a desk phone registered after it does', { timeout: 60_000 }, async () => {
+    const [first, second, third] = desks.pam as [SipPhone, SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    await second.register(via(), PASSWORD);
+    const since = Date.now();
+    const { result, id } = await dial('pam', [first, second]);
+    const tab = await webphoneRegisters(stack.wsPort, 'pam', PASSWORD, 'ferry.local', 'pamtab1');
+    sockets.push(tab);
+    const tabInvites = requestsTo(tab, 'INVITE');
+    // registrations join in the order they are made: once the desk phone registered after the tab rings, the tab was seen
+    await third.register(via(), PASSWORD);
+    await waitFor(() => third.ringing, 5000, 10, 'the desk phone registered after the tab rings');
+    assert.equal(tabInvites.length, 0, 'the tab got no INVITE');
+    const r = await record(id);
+    assert.ok(r.timeline.some((e) => e.event === 'fork-not-joined' && e.detail?.startsWith(`${tabContact('pamtab1')} registered while ringing: `)), events(r));
+    assert.equal(r.timeline.filter((e) => e.event === 'fork-joined').length, 1, events(r));
+    assert.equal(await caller.cancel(), 200);
+    assert.equal((await result)?.status, 487);
+    for (const desk of [first, second, third]) await desk.waitForRequest('CANCEL', 5000, since);
+    assert.equal((await ended(id)).reason, 'sip-cancel');
     await backToZero();
   });
 });

@@ -104,7 +104,11 @@ export class Originator {
       for (const g of Object.values(grants)) g.release();
     });
     call.note('originate', `api: ${req.a} => ${a.party} (${a.kind}), then ${req.b} => ${b.party} (${b.kind})${req.from ? `, caller id ${req.from}` : ''}`);
-    await call.persist();
+    await call.persist().catch((err: unknown) => {
+      // not started after all (the store does not answer): the budget taken for it goes back
+      for (const g of Object.values(grants)) g.release();
+      throw err;
+    });
     void this.run(call, req, a, b, placed.conn, grants);
     return call;
   }

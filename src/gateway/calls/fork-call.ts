@@ -75,6 +75,8 @@ export interface LateJoin {
   candidates(first: Routed): AsyncIterable<Routed>;
   /** one more registration from the fork budget of the call's source (none: unlimited) */
   take?(): ForkGrant;
+  /** why a registration cannot join, if it cannot */
+  refuses?(to: Routed): string | undefined;
   limited?(limit: 'per-source' | 'total' | 'per-call', contact: string): void;
 }
 
@@ -114,7 +116,12 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
   const codecs = earlyAnswerA ? [c.caller.codecs[0]!] : c.caller.codecs;
   const release = (f: Fork): Promise<void> => releaseFork(media, f);
   // listening from before the offers are made: a REGISTER meanwhile is not missed
-  const late = c.late ? lateRegistrations({ call, media, server }, c.late, c.targets[0]!, codecs, '') : undefined;
+  // a webphone is offered the codec of a phone caller's side once that side is answered; with phones only
+  // ringing it is not, and answering it now would tie the phones ringing to one codec: a webphone cannot join then
+  const late = c.late ? lateRegistrations({ call, media, server }, {
+    ...c.late,
+    refuses: (to) => (to.kind === 'webrtc' && c.caller.kind === 'rtp' && !earlyAnswerA ? 'a webphone does not join a phone\'s call ringing phones only' : undefined),
+  }, c.targets[0]!, codecs, '') : undefined;
   let forks: Fork[];
   try {
     forks = await prepareForks({ call, media, server, targets: c.targets, side: 'callee' }, codecs);
@@ -267,6 +274,7 @@ export function lateRegistrations(fs: Pick<ForkSide, 'call' | 'media' | 'server'
     },
     release: (f) => releaseFork(media, f),
     ...(join.take ? { take: join.take } : {}),
+    ...(join.refuses ? { refuses: join.refuses } : {}),
     ...(join.limited ? { limited: join.limited } : {}),
   });
 }

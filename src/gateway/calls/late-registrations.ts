@@ -23,6 +23,8 @@ export interface LateRegistrationOptions {
   release(f: Fork): Promise<void>;
   /** one more registration from the budget of the call's source and the gateway's (none: unlimited) */
   take?(): ForkGrant;
+  /** why a registration cannot join this set, if it cannot (checked before anything is made for it) */
+  refuses?(to: Routed): string | undefined;
   /** a registration that could not join for a fork limit */
   limited?(limit: 'per-source' | 'total' | 'per-call', contact: string): void;
 }
@@ -101,6 +103,11 @@ export class LateRegistrations {
     }
     // gone again, or marked unreachable, before it could be rung
     if (!to || this.stopped || set.answered) return;
+    const refused = o.refuses?.(to);
+    if (refused) {
+      this.note('fork-not-joined', `${o.label}${contact} registered while ringing: ${refused}`);
+      return;
+    }
     const grant = o.take?.();
     if (grant && grant.extra === 0) {
       this.note('ring-all-limited', `${o.label}${contact} registered while ringing: not rung (${grant.cutBy ?? 'total'} limit)`);
