@@ -6,6 +6,7 @@ import { currentOffloadController } from '../../src/media/native/offload-control
 import { nativeRelay } from '../../src/media/native/native-relay';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
+import { SrtpTestPeer } from '../helpers/srtp-test-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { pollUntil } from '../helpers/wait-for';
 
@@ -15,7 +16,8 @@ import { pollUntil } from '../helpers/wait-for';
  * `nativeRelay: 'routed'` prove it), and everything JavaScript reports stays right: getStats and /stats
  * counts, MediaFlowIn/Out and MediaState events, the media-timeout of a silent call (while packets flow
  * through the native path the leg stays alive), hold and resume (the route into the held leg comes down
- * and back), release frees every port and watch. The same with two relay workers.
+ * and back), release frees every port and watch; SDES SRTP on one leg with native contexts (the streams
+ * handed over both ways, so a switch JS -> native -> JS loses or refuses nothing). The same with two relay workers.
  */
 
 const servers: RunningMediaServer[] = [];
@@ -175,6 +177,56 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     await pipeline.release();
     await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed' });
     assert.equal(currentOffloadController()?.routeCount, 0);
+  });
+
+  test('N5 SDES SRTP phone <-> plain phone: both directions natively, the SRTP streams continue across hand-overs, nothing refused', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({});
+    const pipeline = await c.create('MediaPipeline');
+    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const phone = await SrtpTestPeer.open();
+    const plain = await RtpTestPeer.open();
+    peers.push(plain);
+    try {
+      phone.useRemoteSdp(await call<string>(a, 'processOffer', phone.sdp()));
+      plain.useRemoteSdp(await call<string>(b, 'processOffer', plain.sdp()));
+      await call(a, 'connect', b);
+      await call(b, 'connect', a);
+      const exchange = async (n: number, what: string): Promise<void> => {
+        for (let i = 0; i < n; i += 10) {
+          const group = Math.min(10, n - i);
+          const wantPlain = plain.received.length + group;
+          const wantPhone = phone.rtp.length + group;
+          for (let k = 0; k < group; k++) {
+            phone.sendRtp(Buffer.alloc(160, 0x42));
+            plain.send(0, Buffer.alloc(160, 0x24));
+          }
+          await plain.waitFor(() => plain.received.length >= wantPlain, 5000, `${what}: at the plain phone`);
+          await phone.waitFor(() => phone.rtp.length >= wantPhone, 5000, `${what}: at the SRTP phone`);
+        }
+      };
+      await exchange(1, 'first packets (JavaScript)');
+      await routedBoth(s.port, a.id, b.id);
+      const before = nativeRelay().counters().forwarded;
+      await exchange(50, 'native');
+      assert.ok(nativeRelay().counters().forwarded - before >= 100, 'forwarded natively');
+      // a re-offer with the same key takes the routes down (state handed back) and up again
+      phone.useRemoteSdp(await call<string>(a, 'processOffer', phone.sdp()));
+      await exchange(10, 'after the re-offer');
+      await routedBoth(s.port, a.id, b.id);
+      await exchange(20, 'native again');
+      assert.ok(plain.received.every((r) => r.payload.equals(Buffer.alloc(160, 0x42))), 'decrypted before relaying');
+      assert.ok(phone.rtp.every((r) => r.clear !== undefined), 'every packet to the SRTP phone authenticates (ROC and keystream continue)');
+      assert.ok(phone.rtp.every((r) => !r.wire.subarray(12, 172).equals(Buffer.alloc(160, 0x24))), 'encrypted on the wire');
+      const seqs = phone.rtp.map((r) => r.clear!.readUInt16BE(2));
+      seqs.forEach((q, i) => i > 0 && assert.equal(q, (seqs[i - 1]! + 1) & 0xffff, 'consecutive sequence numbers to the SRTP phone'));
+      const st = await fetchStats(s.port);
+      assert.equal(elementStats(st, a.id).srtpRefusedPackets, 0, 'nothing refused');
+      assert.equal(elementStats(st, a.id).packetsFromPeer, 81);
+    } finally {
+      phone.close();
+      await pipeline.release();
+    }
   });
 
   test('N4 FERRY_MEDIA_WORKERS=2: calls in relay workers go through their own native relay', { timeout: 90_000 }, async () => {

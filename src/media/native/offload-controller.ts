@@ -180,6 +180,8 @@ export class OffloadController {
     }
     const route: Route = { from, to, socket: pa.socket, state };
     this.routes.set(a, route);
+    from.leg.offloadRouted?.('in');
+    to.leg.offloadRouted?.('out');
     this.installs++;
     this.armNotify(route);
   }
@@ -203,6 +205,8 @@ export class OffloadController {
     this.removals++;
     if (this.relay.unroute(route.socket, route.state)) this.apply(route);
     this.relay.unwatch(route.socket);
+    route.from.leg.offloadUnrouted?.('in');
+    route.to.leg.offloadUnrouted?.('out');
     this.logger.debug('native relay: route removed', { element: route.from.element.id, reason });
   }
 

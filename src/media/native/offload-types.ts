@@ -167,6 +167,19 @@ export interface OffloadableLeg {
   applyInbound(delta: InboundOffloadDelta): void;
   /** Take what a route into this leg sent (LegCounters packetsOut, bytesOut, lastRtpOutAt; RtcpSession.applyOffloadedSend). */
   applyOutbound(delta: OutboundOffloadDelta): void;
+  /**
+   * Optional: a route from ('in') or into ('out') this leg was just installed with the srtpIn / srtpOut of
+   * the last offloadPath(): the native context owns that direction's SRTP stream state (ROC, replay
+   * window) from now on. A leg whose native contexts take the JavaScript context's state in
+   * offloadPath() itself needs nothing here.
+   */
+  offloadRouted?(direction: 'in' | 'out'): void;
+  /**
+   * Optional: that route was removed (its figures already applied): the leg takes the SRTP stream state
+   * back into its JavaScript context (native-srtp.ts handBackSrtpState) before it handles that direction
+   * itself again.
+   */
+  offloadUnrouted?(direction: 'in' | 'out'): void;
 }
 
 /** State of src/media/relay/rtp-stream-rewriter.ts, exported and imported around a route. */

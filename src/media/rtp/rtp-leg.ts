@@ -10,6 +10,7 @@ import { LegCounters, type LegActivity, type LegEndReason, type MediaLeg, type M
 import { looksLikeRtcp, parseRtcpCompound, type RtcpSummary } from '../rtcp/rtcp-packets';
 import { RtcpSession, type RtcpStreamStats } from '../rtcp/rtcp-session';
 import type { SrtpContext } from '../srtp/srtp-context';
+import { handBackSrtpState, nativeSrtpFrom, type NativeSrtp } from '../native/native-srtp';
 import type { InboundOffloadDelta, OffloadableLeg, OffloadBlocked, OffloadHooks, OffloadPath, OutboundOffloadDelta, ReceptionState } from '../native/offload-types';
 
 /** SRTP on this leg: `inbound` unprotects what the peer sends (its key), `outbound` protects ours. */
@@ -87,6 +88,9 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg, Of
   private readonly rtpListeners = new DirectListeners<Buffer>(this as EventEmitter, 'rtp');
   /** The native relay's offload controller, while it may carry this leg's RTP (src/media/native/). */
   private offloadHooks: OffloadHooks | undefined;
+  /** Native SRTP contexts mirroring `srtp` for the native relay (made on first offload), and which directions it holds. */
+  private nativeSrtp: { srtp: RtpLegSrtp; inbound: NativeSrtp; outbound: NativeSrtp } | undefined;
+  private readonly nativeSrtpHeld = { in: false, out: false };
 
   constructor(
     sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | undefined },
@@ -260,7 +264,6 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg, Of
   offloadPath(): OffloadPath | OffloadBlocked {
     if (this.closing || this.closed) return { blocked: 'closing' };
     if (!this.started) return { blocked: 'no remote address yet' };
-    if (this.srtp) return { blocked: 'SDES SRTP (no native context)' };
     const p = this.rtp;
     if (p.connecting) return { blocked: 'connect() under way' };
     const canSend = this.sendAllowed && p.targetAddress !== undefined;
@@ -272,10 +275,36 @@ export class RtpLeg extends EventEmitter<MediaLegEvents> implements MediaLeg, Of
       canSend,
       canReceive,
       ssrc: this.rtcpSession.ssrc,
-      srtpIn: null,
-      srtpOut: null,
+      srtpIn: this.srtp ? this.nativeContexts(this.srtp).inbound.handle : null,
+      srtpOut: this.srtp ? this.nativeContexts(this.srtp).outbound.handle : null,
       receiveClockRate: 8000,
     };
+  }
+
+  /** The native mirrors of the SDES contexts (remade when the keys change). */
+  private nativeContexts(srtp: RtpLegSrtp): { inbound: NativeSrtp; outbound: NativeSrtp } {
+    if (this.nativeSrtp?.srtp !== srtp || this.nativeSrtp.inbound === undefined) {
+      this.nativeSrtp = { srtp, inbound: nativeSrtpFrom(srtp.inbound, undefined, { state: false }), outbound: nativeSrtpFrom(srtp.outbound, undefined, { state: false }) };
+    }
+    return this.nativeSrtp;
+  }
+
+  /** A route took a direction: its native SRTP context continues the JavaScript context's streams. */
+  offloadRouted(direction: 'in' | 'out'): void {
+    const n = this.nativeSrtp;
+    if (!n || n.srtp !== this.srtp) return;
+    if (direction === 'in') n.inbound.importRtpState(n.srtp.inbound.exportRtpState());
+    else n.outbound.importRtpState(n.srtp.outbound.exportRtpState());
+    this.nativeSrtpHeld[direction] = true;
+  }
+
+  /** The route gave the direction back: the JavaScript context continues the native context's streams. */
+  offloadUnrouted(direction: 'in' | 'out'): void {
+    const n = this.nativeSrtp;
+    if (!n || !this.nativeSrtpHeld[direction]) return;
+    this.nativeSrtpHeld[direction] = false;
+    if (direction === 'in') handBackSrtpState(n.inbound, n.srtp.inbound);
+    else handBackSrtpState(n.outbound, n.srtp.outbound);
   }
 
   setOffloadHooks(hooks: OffloadHooks | undefined): void {
