@@ -1,5 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import type { MediaConfig } from '../../src/media/server/media-config';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
@@ -227,6 +228,43 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
       phone.close();
       await pipeline.release();
     }
+  });
+
+  test('N6 RTCP reports count what went natively: SR packet and octet counts, the report block extended highest sequence and loss', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({ rtcpIntervalMs: 200 });
+    const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
+    await relay(pa, pb, 1, 'A->B first');
+    await relay(pb, pa, 1, 'B->A first');
+    await routedBoth(s.port, a.id, b.id);
+    await relay(pa, pb, 60, 'A->B'); // RtpTestPeer numbers from 1000: 1000..1060 sent so far
+    // one packet lost on the way: the next one carries 1062
+    const skip = Buffer.alloc(172, 7);
+    skip[0] = 0x80;
+    skip[1] = 0; // PCMU
+    skip.writeUInt16BE(1062, 2);
+    skip.writeUInt32BE(999_999, 4);
+    skip.writeUInt32BE(pa.ssrc, 8);
+    pa.sendRaw(skip);
+    await pb.waitFor(() => pb.received.length >= 62, 5000, 'the 62nd packet at B');
+    // ferry's report to phone B: an SR counting every packet sent to B (one by JavaScript, 61 natively)
+    await pollUntil(
+      () => pb.rtcpReceived.some((r) => parseRtcpCompound(r).senderReport?.packetCount === 62 && parseRtcpCompound(r).senderReport?.octetCount === 62 * 160),
+      { timeoutMs: 5000, what: 'an SR to B counting 62 packets and their octets' },
+    );
+    // ferry's report to phone A: a block about A's stream with its extended highest sequence and the one loss
+    await pollUntil(
+      () =>
+        pa.rtcpReceived.some((r) => {
+          const block = parseRtcpCompound(r).reportBlocks.find((x) => x.ssrc === pa.ssrc);
+          return block !== undefined && block.extendedHighestSeq === 1062 && block.cumulativeLost === 1;
+        }),
+      { timeoutMs: 5000, what: "a report block to A: highest 1062, 1 lost" },
+    );
+    const st = await call<Record<string, { type: string; packetsLost?: number; packetsReceived?: number }>>(a, 'getStats', 'AUDIO');
+    const inbound = Object.values(st).find((x) => x.type === 'inboundrtp')!;
+    assert.equal(inbound.packetsReceived, 62);
+    assert.equal(inbound.packetsLost, 1);
+    await pipeline.release();
   });
 
   test('N4 FERRY_MEDIA_WORKERS=2: calls in relay workers go through their own native relay', { timeout: 90_000 }, async () => {
