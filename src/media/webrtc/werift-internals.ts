@@ -123,6 +123,36 @@ export function sendOnSelectedPairNow(transport: RTCDtlsTransport, datagram: Buf
   });
 }
 
+/** The nominated pair as the native relay takes it (src/media/native/offload-types.ts OffloadPath). */
+export interface SelectedPairMedia {
+  /** The nominated pair's local ICE socket (werift's, bound while gathering). */
+  socket: Socket;
+  /** The pair's remote address: where media to the browser goes. */
+  address: string;
+  port: number;
+  /** RFC 7675 consent to send is fresh now (what sendOnSelectedPair checks before every send). */
+  consent: boolean;
+}
+
+/**
+ * The nominated pair's local socket and remote address, and whether consent to send on it is fresh; undefined
+ * before nomination, after an ICE restart cleared it, or once its socket is closed.
+ */
+export function selectedPairMedia(transport: RTCDtlsTransport): SelectedPairMedia | undefined {
+  const conn = iceConnection(transport);
+  const path = selectedPath(conn);
+  if (!path || path.transport.closed) return undefined;
+  return { socket: path.socket, address: path.host, port: path.port, consent: conn.canSendApplicationData() };
+}
+
+/** Where media on a valid pair other than the nominated one came from (demultiplexIceSockets' `media`). */
+export interface MediaElsewhere {
+  /** The ICE socket it arrived on. */
+  socket: Socket;
+  address: string;
+  port: number;
+}
+
 // ---- the demultiplexer on the ICE sockets -------------------------------------------------------------
 
 export interface IceSocketCounters {
@@ -238,9 +268,14 @@ class EarlyDtlsRecords {
  * - DTLS that comes before the transport's DTLS socket exists is kept for it (`EarlyDtlsRecords`), whoever sent it.
  * Call after gathering (the ICE sockets exist then); DTLS is kept early only when the transport is still 'new'.
  */
-export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffer) => void): IceSocketCounters {
+export function demultiplexIceSockets(
+  pc: RTCPeerConnection,
+  media: (data: Buffer, elsewhere?: MediaElsewhere) => void,
+  options: { nominatedChanged?: () => void } = {},
+): IceSocketCounters {
   const counter = emptyIceSocketCounters();
   for (const conn of connectionsOf(pc)) {
+    const nomination = new NominationWatch(conn, options.nominatedChanged);
     const transport = pc.dtlsTransports.find((t) => iceConnection(t) === conn);
     const early = transport && transport.state === 'new' ? new EarlyDtlsRecords(transport, conn, counter) : undefined;
     for (const p of conn.protocols) {
@@ -250,9 +285,10 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
       // media to the browser leaves on this socket: no deferred dns.lookup per send (dgram-internals.ts)
       if (t.socket) {
         useSynchronousIpLookup(t.socket);
-        takeSelectedPairMedia(conn, t, t.socket, counter, media);
+        takeSelectedPairMedia(conn, t, t.socket, counter, media, nomination);
       }
       t.onData = (data: Buffer, addr: [string, number]) => {
+        nomination.check();
         const kind = classifyDatagram(data);
         if (kind === 'stun') {
           inner.call(t, data, addr);
@@ -266,7 +302,7 @@ export function demultiplexIceSockets(pc: RTCPeerConnection, media: (data: Buffe
           } else if (path && onValidPair(conn, t, addr)) {
             counter.media++;
             counter.mediaOnOtherValidPair++;
-            media(data);
+            media(data, t.socket ? { socket: t.socket, address: addr[0], port: addr[1] } : undefined);
           } else if (fromPeer(conn, addr)) {
             counter.mediaOffPath++;
           } else {
@@ -311,6 +347,7 @@ function takeSelectedPairMedia(
   socket: Socket,
   counter: IceSocketCounters,
   media: (data: Buffer) => void,
+  nomination: NominationWatch,
 ): void {
   const listeners = socket.listeners('message');
   const werift = listeners[0];
@@ -320,7 +357,10 @@ function takeSelectedPairMedia(
   socket.on('message', (data: Buffer, rinfo: RemoteInfo) => {
     const b = data.length > 0 ? data[0]! : 0;
     if (b >= 128 && b <= 191) {
-      if (path === undefined || path.pair !== conn.nominated) path = selectedPath(conn);
+      if (path === undefined || path.pair !== conn.nominated) {
+        nomination.check();
+        path = selectedPath(conn);
+      }
       if (path !== undefined && path.transport === t && path.port === rinfo.port && path.host === rinfo.address) {
         counter.media++;
         try {
@@ -333,6 +373,29 @@ function takeSelectedPairMedia(
     }
     (werift as (d: Buffer, r: RemoteInfo) => void).call(socket, data, rinfo);
   });
+}
+
+/**
+ * Tells when werift's nominated pair is another object than last seen (first nomination, an ICE restart or
+ * resetNominatedPair clearing it, a new nomination): checked on every datagram werift's listener handles (STUN
+ * consent checks come every few seconds) and whenever the selected-pair media path finds the pair replaced.
+ */
+class NominationWatch {
+  private seen: IceConnectionInternals['nominated'];
+
+  constructor(
+    private readonly conn: IceConnectionInternals,
+    private readonly changed: (() => void) | undefined,
+  ) {
+    this.seen = conn.nominated;
+  }
+
+  check(): void {
+    const now = this.conn.nominated;
+    if (now === this.seen) return;
+    this.seen = now;
+    this.changed?.();
+  }
 }
 
 /**

@@ -44,6 +44,8 @@ import {
   disableDefaultStunServer,
   iceSockets,
   ignoreDuplicateHelloVerify,
+  selectedPairMedia,
+  type MediaElsewhere,
   preferSrtpProfiles,
   resendClientHelloEarly,
   shareParsedDtlsCertificate,
@@ -58,6 +60,9 @@ import {
 import { srtpFromDtls, type DtlsSrtpSession } from './dtls-srtp-session';
 import { isRtcp } from './rfc7983';
 import { srtpProfile, type SrtpProfileName } from '../srtp/srtp-profile';
+import { handBackSrtpState, nativeSrtpFrom, type NativeSrtp } from '../native/native-srtp';
+import type { InboundOffloadDelta, OffloadableLeg, OffloadBlocked, OffloadHooks, OffloadPath, OutboundOffloadDelta, ReceptionState } from '../native/offload-types';
+import { ReceptionStatistics } from '../rtcp/reception-statistics';
 
 export interface WeriftLegOptions {
   clock: Clock;
@@ -82,6 +87,19 @@ export const DEFAULT_SRTP_PROFILES: readonly SrtpProfileName[] = ['AES_CM_128_HM
 
 const TELEPHONE_EVENT_DEFAULT_PT = 101;
 
+/** WeriftLeg.counters. */
+export interface WeriftLegCounters {
+  rtcpIn: number;
+  rtcpByeIn: number;
+  rtcpOut: number;
+  replayedDropped: number;
+  srtpRefused: number;
+  mediaBeforeKeys: number;
+  srtpOut: number;
+  malformedRtcpIn: number;
+  closeNotifySent: number;
+}
+
 /**
  * The WebRTC leg on werift 0.25.2: a full ICE agent (consent freshness per RFC 7675) on the configured
  * host addresses only, DTLS-SRTP, one audio m-line with G.711 + telephone-event. werift does ICE, DTLS
@@ -92,7 +110,7 @@ const TELEPHONE_EVENT_DEFAULT_PT = 101;
  * SR/RR, reception statistics, BYE detection). Sending, ferry protects under the SSRC the leg signalled and
  * sends on the selected pair's socket. On close it sends a real DTLS close_notify so the browser learns at once.
  */
-export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLeg {
+export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLeg, OffloadableLeg {
   readonly kind = 'webrtc' as const;
 
   private pc: RTCPeerConnection | undefined;
@@ -141,6 +159,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
   /** What the ICE sockets' demultiplexer counted (a copy). */
   get demuxCounters(): IceSocketCounters {
+    this.offloadHooks?.sync();
     return { ...this.strangers };
   }
   /** The SRTP protection profile DTLS negotiated, once connected. */
@@ -149,9 +168,15 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
   /**
    * Counters for tests and /stats: RTCP BYEs seen; SRTP/SRTCP refused as replays (replayedDropped) or for a
-   * bad tag or shape (srtpRefused); media that arrived before the keys (mediaBeforeKeys); SRTP/SRTCP sent.
+   * bad tag or shape (srtpRefused); media that arrived before the keys (mediaBeforeKeys); SRTP sent (srtpOut).
+   * With the native relay carrying the call, its figures are brought in first.
    */
-  readonly counters = {
+  get counters(): WeriftLegCounters {
+    this.offloadHooks?.sync();
+    return this.counts;
+  }
+
+  private readonly counts: WeriftLegCounters = {
     rtcpIn: 0,
     rtcpByeIn: 0,
     rtcpOut: 0,
@@ -206,9 +231,10 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('process-offer');
-    this.strangers = demultiplexIceSockets(pc, (data) => this.onMedia(data));
+    this.strangers = demultiplexIceSockets(pc, (data, elsewhere) => this.onMedia(data, elsewhere), { nominatedChanged: () => this.offloadHooks?.changed('nominated-pair') });
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('process-offer', 'no local description after answering');
+    this.offloadHooks?.changed('negotiated');
     this.negotiation = this.readNegotiation(sdp);
     if (!this.negotiation) throw new WebRtcSdpError('process-offer', 'the offer left no usable audio stream (G.711) to answer');
     // Every m-line but the audio one answered with port 0 in one form, whatever the stack wrote for it.
@@ -233,7 +259,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     await this.waitForGathering();
     this.assertOpen();
     this.assertCandidates('generate-offer');
-    this.strangers = demultiplexIceSockets(pc, (data) => this.onMedia(data));
+    this.strangers = demultiplexIceSockets(pc, (data, elsewhere) => this.onMedia(data, elsewhere), { nominatedChanged: () => this.offloadHooks?.changed('nominated-pair') });
     const sdp = this.localDescription();
     if (!sdp) throw new WebRtcSdpError('generate-offer', 'no local description after offering');
     return sdp;
@@ -261,6 +287,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       neg.codec = { name: chosen, payloadType: chosen === 'PCMU' ? 0 : 8, clockRate: 8000 };
       neg.telephoneEvent = remote.telephoneEvent !== undefined && neg.telephoneEvent ? { payloadType: remote.telephoneEvent } : undefined;
     }
+    this.offloadHooks?.changed('negotiated');
     this.negotiation = neg;
     this.startRtcp();
   }
@@ -338,7 +365,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       return; // not an RTP packet (the relay hands only RTP; a header longer than the packet)
     }
     if (!sendOnSelectedPair(t, wire)) return;
-    this.counters.srtpOut++;
+    this.counts.srtpOut++;
     const now = packetNow(this.options.clock);
     this.stats.lastRtpOutAt = now;
     this.stats.packetsOut++;
@@ -352,10 +379,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   rtcpStats(): RtcpStreamStats | undefined {
+    this.offloadHooks?.sync();
     return this.rtcpSession?.stats();
   }
 
   activity(): LegActivity {
+    this.offloadHooks?.sync();
     return this.stats.snapshot();
   }
 
@@ -371,9 +400,118 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   close(options: { notifyPeer?: boolean } = {}): Promise<void> {
     if (this.closePromise) return this.closePromise;
+    // the native relay gives the ICE socket (and its figures, and the SRTP streams) back before anything closes
+    this.offloadHooks?.changed('closing');
     this.closing = true;
     this.closePromise = this.teardown(options.notifyPeer ?? true);
     return this.closePromise;
+  }
+
+  // ---- native relay (src/media/native/offload-types.ts) ------------------------------------------
+
+  /** The native relay's offload controller, while it may carry this leg's RTP (FERRY_MEDIA_RELAY=native). */
+  private offloadHooks: OffloadHooks | undefined;
+  /** Native SRTP contexts with the keys of `srtp` (made on the first offload), and the directions they hold now. */
+  private nativeSrtp: { session: DtlsSrtpSession; inbound: NativeSrtp; outbound: NativeSrtp; replaysSeen: number } | undefined;
+  private readonly nativeSrtpHeld = { in: false, out: false };
+  /** The last SRTP came on a valid pair other than the nominated one (the browser moved its selected pair). */
+  private mediaElsewhere: MediaElsewhere | undefined;
+
+  /**
+   * The nominated ICE pair's local socket, the browser's address on it (where its SRTP comes from, where ours
+   * goes), the SSRC we signalled and native SRTP contexts with the DTLS-SRTP keys; blocked until negotiated,
+   * keyed and nominated, and once closing.
+   */
+  offloadPath(): OffloadPath | OffloadBlocked {
+    if (this.closing) return { blocked: 'closing' };
+    const t = this.dtlsTransport;
+    const neg = this.negotiation;
+    const srtp = this.srtp;
+    if (!t || !neg) return { blocked: 'not negotiated' };
+    if (!this.isConnected || !srtp || !this.rtcpSession) return { blocked: 'DTLS-SRTP not connected' };
+    const pair = selectedPairMedia(t);
+    if (!pair) return { blocked: 'no nominated ICE pair' };
+    const from = this.mediaElsewhere;
+    if (from && from.socket !== pair.socket) return { blocked: "the browser sends on another ICE socket than the nominated pair's" };
+    const n = this.nativeContexts(srtp);
+    return {
+      socket: pair.socket,
+      peer: from ? { address: from.address, port: from.port } : { address: pair.address, port: pair.port },
+      dest: { address: pair.address, port: pair.port },
+      canSend: pair.consent && neg.direction !== 'recvonly' && neg.direction !== 'inactive',
+      canReceive: true,
+      ssrc: neg.localSsrc,
+      srtpIn: n.inbound.handle,
+      srtpOut: n.outbound.handle,
+      receiveClockRate: 8000,
+    };
+  }
+
+  /** The native mirrors of the DTLS-SRTP contexts (their stream state is taken when a route takes a direction). */
+  private nativeContexts(session: DtlsSrtpSession): { inbound: NativeSrtp; outbound: NativeSrtp } {
+    if (this.nativeSrtp?.session !== session) {
+      this.nativeSrtp = {
+        session,
+        inbound: nativeSrtpFrom(session.inbound, undefined, { state: false }),
+        outbound: nativeSrtpFrom(session.outbound, undefined, { state: false }),
+        replaysSeen: 0,
+      };
+    }
+    return this.nativeSrtp;
+  }
+
+  /** A route took a direction: its native context continues the JavaScript context's streams (ROC, replay window). */
+  offloadRouted(direction: 'in' | 'out'): void {
+    const n = this.nativeSrtp;
+    if (!n || n.session !== this.srtp) return;
+    if (direction === 'in') n.inbound.importRtpState(n.session.inbound.exportRtpState());
+    else n.outbound.importRtpState(n.session.outbound.exportRtpState());
+    this.nativeSrtpHeld[direction] = true;
+  }
+
+  /** The route gave the direction back: the JavaScript context continues where the native one stopped. */
+  offloadUnrouted(direction: 'in' | 'out'): void {
+    const n = this.nativeSrtp;
+    if (!n || !this.nativeSrtpHeld[direction]) return;
+    this.nativeSrtpHeld[direction] = false;
+    if (direction === 'in') handBackSrtpState(n.inbound, n.session.inbound);
+    else handBackSrtpState(n.outbound, n.session.outbound);
+  }
+
+  setOffloadHooks(hooks: OffloadHooks | undefined): void {
+    this.offloadHooks = hooks;
+  }
+
+  exportReception(): ReceptionState {
+    return this.rtcpSession?.exportReception() ?? new ReceptionStatistics(8000).exportState();
+  }
+
+  applyInbound(d: InboundOffloadDelta): void {
+    const s = this.stats;
+    s.packetsIn += d.packets;
+    s.bytesIn += d.bytes;
+    if (!Number.isNaN(d.lastAt)) s.lastRtpInAt = d.lastAt;
+    this.rtcpSession?.applyOffloadedReceive(d);
+    // datagrams from the selected pair that the media path took (as the demultiplexer counts them)
+    this.strangers.media += d.packets + d.srtpRefused;
+    if (d.srtpRefused > 0) {
+      // as onMedia counts them: replays apart from bad tags and malformed packets
+      const n = this.nativeSrtp;
+      const replays = n ? n.inbound.counters.replays : 0;
+      const replayed = n ? Math.min(d.srtpRefused, Math.max(0, replays - n.replaysSeen)) : 0;
+      if (n) n.replaysSeen = replays;
+      this.counts.replayedDropped += replayed;
+      this.counts.srtpRefused += d.srtpRefused - replayed;
+    }
+  }
+
+  applyOutbound(d: OutboundOffloadDelta): void {
+    const s = this.stats;
+    s.packetsOut += d.packets;
+    s.bytesOut += d.bytes;
+    if (!Number.isNaN(d.lastAt)) s.lastRtpOutAt = d.lastAt;
+    this.counts.srtpOut += d.packets;
+    this.rtcpSession?.applyOffloadedSend(d);
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -511,6 +649,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
 
   private onIceConnectionState(s: string): void {
     if (this.closing) return;
+    // a new pair, consent lost ('failed'), a restart: the native route's socket, peer or right to send may change
+    this.offloadHooks?.changed(`ice-${s}`);
     const pc = this.pc;
     switch (s) {
       case 'checking':
@@ -567,11 +707,13 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
         break;
       case 'closed':
         // A DTLS alert from the peer (close_notify): the browser closed its peer connection.
+        this.offloadHooks?.changed('dtls-closed');
         this.setDtls('CLOSED');
         this.isConnected = false;
         this.emit('signal', 'dtls-close');
         break;
       case 'failed':
+        this.offloadHooks?.changed('dtls-failed');
         this.setDtls('FAILED');
         break;
       default:
@@ -580,6 +722,7 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
   }
 
   private onDtlsConnected(t: RTCDtlsTransport): void {
+    this.offloadHooks?.changed('keys');
     try {
       this.srtp = srtpFromDtls(t);
     } catch (err) {
@@ -594,24 +737,33 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     this.setDtls('CONNECTED');
     this.setIce('READY');
     this.startRtcp();
+    // keyed and connected: the native relay may take the call now
+    this.offloadHooks?.changed('connected');
     this.emit('connected');
   }
 
-  /** An SRTP or SRTCP datagram from the selected pair (the demultiplexer on the ICE sockets). */
-  private onMedia(data: Buffer): void {
+  /**
+   * An SRTP or SRTCP datagram from the selected pair (the demultiplexer on the ICE sockets), or from another
+   * valid pair (`elsewhere`: the browser moved its selected pair).
+   */
+  private onMedia(data: Buffer, elsewhere?: MediaElsewhere): void {
     if (this.closing) return;
     const srtp = this.srtp;
     if (!srtp) {
-      this.counters.mediaBeforeKeys++;
+      this.counts.mediaBeforeKeys++;
       return;
     }
     const ctx = srtp.inbound;
-    const replays = ctx.counters.replays;
     const rtcp = isRtcp(data);
+    this.mediaElsewhere = elsewhere;
+    // SRTP here while a native route holds the browser's stream: it comes from another address than the route's
+    // (the browser moved its selected pair): the stream comes back to this context before it decrypts anything
+    if (!rtcp && this.nativeSrtpHeld.in) this.offloadHooks?.changed('media-source');
+    const replays = ctx.counters.replays;
     const plain = rtcp ? ctx.unprotectRtcp(data) : ctx.unprotectRtp(data);
     if (plain === undefined) {
-      if (ctx.counters.replays !== replays) this.counters.replayedDropped++;
-      else this.counters.srtpRefused++;
+      if (ctx.counters.replays !== replays) this.counts.replayedDropped++;
+      else this.counts.srtpRefused++;
       return;
     }
     if (rtcp) this.onRtcpIn(plain);
@@ -650,12 +802,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     if (this.closing) return;
     const info = this.rtcpSession ? this.rtcpSession.onRtcpReceived(packet) : parseRtcpCompound(packet);
     if (!info.valid) {
-      this.counters.malformedRtcpIn++;
+      this.counts.malformedRtcpIn++;
       return;
     }
     this.stats.lastRtcpInAt = this.options.clock.now();
-    this.counters.rtcpIn++;
-    if (info.bye) this.counters.rtcpByeIn++;
+    this.counts.rtcpIn++;
+    if (info.bye) this.counts.rtcpByeIn++;
     // A browser's BYE only means a track stopped (docs/lifecycle.md): reported, never turned into an end signal here.
     this.emit('rtcp', packet, { bye: info.bye });
   }
@@ -674,10 +826,11 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       cname: this.cname,
       clockRate: 8000,
       minIntervalMs: this.options.rtcpIntervalMs ?? 5000,
+      beforeReport: () => this.offloadHooks?.sync(),
       send: (compound) => {
         const t = this.dtlsTransport;
         const srtp = this.srtp;
-        if (t && srtp && this.isConnected && !this.closing && sendOnSelectedPair(t, srtp.outbound.protectRtcp(compound))) this.counters.rtcpOut++;
+        if (t && srtp && this.isConnected && !this.closing && sendOnSelectedPair(t, srtp.outbound.protectRtcp(compound))) this.counts.rtcpOut++;
       },
     });
     this.rtcpSession.start();
@@ -726,8 +879,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     const t = this.dtlsTransport;
     if (notifyPeer && t && this.isConnected) {
       try {
-        if (bye && this.srtp && (await sendOnSelectedPairNow(t, this.srtp.outbound.protectRtcp(bye)))) this.counters.rtcpOut++;
-        this.counters.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
+        if (bye && this.srtp && (await sendOnSelectedPairNow(t, this.srtp.outbound.protectRtcp(bye)))) this.counts.rtcpOut++;
+        this.counts.closeNotifySent = (await sendDtlsCloseNotify(t)) ? 1 : 0;
       } catch (err) {
         this.options.logger.warn('could not tell the browser goodbye', { error: (err as Error).message });
       }
@@ -756,6 +909,8 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
       ),
     );
     this.sockets.clear();
+    // the native SRTP contexts are freed with their handles (the routes gave them back at 'closing')
+    this.nativeSrtp = undefined;
     this.track.stop();
     this.emit('closed');
     this.removeAllListeners();
