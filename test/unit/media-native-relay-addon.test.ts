@@ -7,6 +7,8 @@ import { ReceptionStatistics } from '../../src/media/rtcp/reception-statistics';
 import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../../src/media/native/native-relay';
 import { PT_NOT_NEGOTIATED, PT_UNKNOWN, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
+import { loadMediaConfig } from '../../src/media/server/media-config';
+import { nativeAddonPath } from '../../src/media/native/build-native';
 import { rng as seededRandom } from '../helpers/seeded-random';
 
 /**
@@ -284,5 +286,18 @@ describe('native relay addon', () => {
     await closed;
     assert.equal(relay.counters().watched, base, 'both given back');
     assert.equal(relay.isWatched(a), false);
+  });
+});
+
+describe('FERRY_MEDIA_RELAY', () => {
+  test('js by default; native when set; anything else is refused naming the variable', { timeout: 10_000 }, () => {
+    assert.equal(loadMediaConfig({}, {}).relay, 'js');
+    assert.equal(loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'native' }).relay, 'native');
+    assert.throws(() => loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'kernel' }), /FERRY_MEDIA_RELAY="kernel" must be js or native/);
+  });
+
+  test('the addon is cached under node_modules/.cache/ferry-native/<hash of sources, ABI, arch>', { timeout: 10_000 }, () => {
+    nativeRelay();
+    assert.match(nativeAddonPath(), /node_modules\/\.cache\/ferry-native\/[0-9a-f]{16}\/ferry_native\.node$/);
   });
 });
