@@ -8,7 +8,10 @@ import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../..
 import { PT_NOT_NEGOTIATED, PT_UNKNOWN, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
 import { loadMediaConfig } from '../../src/media/server/media-config';
-import { nativeAddonPath } from '../../src/media/native/build-native';
+import { buildNative, nativeAddonPath, NativeBuildError } from '../../src/media/native/build-native';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { rng as seededRandom } from '../helpers/seeded-random';
 
 /**
@@ -299,5 +302,23 @@ describe('FERRY_MEDIA_RELAY', () => {
   test('the addon is cached under node_modules/.cache/ferry-native/<hash of sources, ABI, arch>', { timeout: 10_000 }, () => {
     nativeRelay();
     assert.match(nativeAddonPath(), /node_modules\/\.cache\/ferry-native\/[0-9a-f]{16}\/ferry_native\.node$/);
+  });
+
+  test('no compiler: one line naming it (what makes ferry media refuse to start with FERRY_MEDIA_RELAY=native); a compiler: a fresh build loads', { timeout: 120_000 }, () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-native-build-'));
+    try {
+      assert.throws(
+        () => buildNative({ cc: '/nonexistent/ferry-cc', cacheRoot: dir }),
+        (err: Error) => err instanceof NativeBuildError && /no C compiler \(\/nonexistent\/ferry-cc not found; install gcc\)/.test(err.message) && !err.message.includes('\n'),
+      );
+      // positive control: the same call with the real compiler builds into that directory
+      const built = buildNative({ cacheRoot: dir });
+      assert.ok(built.startsWith(dir));
+      const mod = { exports: {} as Record<string, unknown> };
+      process.dlopen(mod, built);
+      assert.equal(typeof mod.exports.route, 'function');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -31,28 +31,31 @@ function sources(): string[] {
     .sort();
 }
 
-/** Where the addon for the current sources and this Node lives (whether built or not). */
-export function nativeAddonPath(): string {
+/** Where the addon for the current sources and this Node lives (whether built or not); `cacheRoot` for tests. */
+export function nativeAddonPath(cacheRoot = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'ferry-native')): string {
   const h = createHash('sha256');
   for (const f of sources()) {
     h.update(f);
     h.update(readFileSync(path.join(SOURCE_DIR, f)));
   }
   h.update(`${process.versions.modules}/${process.arch}/${process.platform}`);
-  const dir = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'ferry-native', h.digest('hex').slice(0, 16));
+  const dir = path.join(cacheRoot, h.digest('hex').slice(0, 16));
   return path.join(dir, 'ferry_native.node');
 }
 
-/** The path of a built addon for the current sources: built now when missing. Throws NativeBuildError. */
-export function buildNative(): string {
-  const out = nativeAddonPath();
+/**
+ * The path of a built addon for the current sources: built now when missing. Throws NativeBuildError.
+ * `cc` (default $CC, else cc) and `cacheRoot` are for tests.
+ */
+export function buildNative(options: { cc?: string; cacheRoot?: string } = {}): string {
+  const out = nativeAddonPath(options.cacheRoot);
   if (existsSync(out)) return out;
   if (process.platform !== 'linux') throw new NativeBuildError(`the native relay needs Linux (recvmmsg, epoll); this is ${process.platform}`);
   const include = nodeIncludeDir();
   if (!existsSync(path.join(include, 'node_api.h')) || !existsSync(path.join(include, 'uv.h'))) {
     throw new NativeBuildError(`cannot build the native relay: Node's C headers are missing (no node_api.h / uv.h in ${include})`);
   }
-  const cc = process.env.CC ?? 'cc';
+  const cc = options.cc ?? process.env.CC ?? 'cc';
   const cFiles = sources()
     .filter((f) => f.endsWith('.c'))
     .map((f) => path.join(SOURCE_DIR, f));
