@@ -41,6 +41,8 @@ export class OffloadController {
   private readonly parties = new Map<MediaElement, Party>();
   /** Routes by the element they read from (an element feeds one sink at most while routed). */
   private readonly routes = new Map<MediaElement, Route>();
+  /** The same routes by the element they send to (an element has one AUDIO source, so one route into it at most). */
+  private readonly routesInto = new Map<MediaElement, Route>();
   private readonly dirty = new Set<MediaElement>();
   private scheduled = false;
   private readonly blockLogged = new WeakSet<MediaElement>();
@@ -180,6 +182,7 @@ export class OffloadController {
     }
     const route: Route = { from, to, socket: pa.socket, state };
     this.routes.set(a, route);
+    this.routesInto.set(b, route);
     from.leg.offloadRouted?.('in');
     to.leg.offloadRouted?.('out');
     this.installs++;
@@ -196,12 +199,14 @@ export class OffloadController {
   private removeRoutesOf(element: MediaElement, reason: string): void {
     const own = this.routes.get(element);
     if (own) this.removeRoute(own, reason);
-    for (const r of [...this.routes.values()]) if (r.to.element === element) this.removeRoute(r, reason);
+    const into = this.routesInto.get(element);
+    if (into) this.removeRoute(into, reason);
   }
 
   private removeRoute(route: Route, reason: string): void {
     if (this.routes.get(route.from.element) !== route) return;
     this.routes.delete(route.from.element);
+    if (this.routesInto.get(route.to.element) === route) this.routesInto.delete(route.to.element);
     this.removals++;
     if (this.relay.unroute(route.socket, route.state)) this.apply(route);
     this.relay.unwatch(route.socket);
@@ -213,7 +218,8 @@ export class OffloadController {
   private syncElement(element: MediaElement): void {
     const own = this.routes.get(element);
     if (own) this.syncRoute(own);
-    for (const r of this.routes.values()) if (r.to.element === element) this.syncRoute(r);
+    const into = this.routesInto.get(element);
+    if (into && into !== own) this.syncRoute(into);
   }
 
   private syncRoute(route: Route): void {
