@@ -16,6 +16,7 @@ import {
   preferSrtpProfiles,
   resendClientHelloEarly,
   sendDtlsCloseNotify,
+  selectedPairMedia,
   sendOnSelectedPair,
   skipWeriftSrtp,
   startDtlsClientAtOnce,
@@ -207,6 +208,31 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
     await pollUntil(() => got.includes(4343), { timeoutMs: 5000, what: 'werift on A to decrypt what ferry sent with werift SRTP skipped' });
     // werift's own send path on the skipped side fails softly (its callers catch): no throw, nothing sent
     assert.equal(await b.transport.sendRtp(Buffer.alloc(160), new RtpHeader({ payloadType: 0, sequenceNumber: 1, timestamp: 0, ssrc: 1, marker: false })), 0);
+  });
+
+  test("selectedPairMedia (the native relay's view): the nominated pair's ICE socket, remote address and consent; the demultiplexer tells when the nomination changes", async () => {
+    const { a, b } = await connectedPair();
+    const changes: unknown[] = [];
+    const media: Buffer[] = [];
+    demultiplexIceSockets(b.pc, (d) => media.push(Buffer.from(d)), { nominatedChanged: () => changes.push(b.conn.nominated) });
+    const nominated = b.conn.nominated!;
+    const selected = selectedPairMedia(b.transport);
+    assert.ok(selected, 'a nominated pair');
+    assert.equal(selected.socket, nominated.protocol.transport!.socket, "the nominated pair's local socket");
+    assert.ok(iceSockets(b.pc).includes(selected.socket), 'one of the ICE sockets');
+    assert.deepEqual([selected.address, selected.port], [nominated.remoteAddr[0], nominated.remoteAddr[1]], "the pair's remote address");
+    assert.equal(selected.consent, true, 'consent fresh on a connected pair');
+    // media through the demultiplexer with the same nomination: no change told (the control)
+    const header = (seq: number) => new RtpHeader({ payloadType: 0, sequenceNumber: seq, timestamp: 160, ssrc: 0x1234abcd, marker: false });
+    await a.transport.sendRtp(Buffer.alloc(160, 1), header(1));
+    await pollUntil(() => media.length >= 1 || undefined, { timeoutMs: 5000, what: 'media at the demultiplexer' });
+    assert.deepEqual(changes, []);
+    // werift drops the nomination (as an ICE restart does): the next datagram tells, and there is no pair any more
+    (b.conn as unknown as { resetNominatedPair(): void }).resetNominatedPair();
+    assert.equal(selectedPairMedia(b.transport), undefined, 'no nominated pair');
+    await a.transport.sendRtp(Buffer.alloc(160, 2), header(2));
+    await pollUntil(() => changes.length >= 1 || undefined, { timeoutMs: 5000, what: 'the nomination change told' });
+    assert.deepEqual(changes, [undefined]);
   });
 });
 
