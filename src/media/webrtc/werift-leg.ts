@@ -755,10 +755,12 @@ export class WeriftLeg extends EventEmitter<WebRtcLegEvents> implements WebRtcLe
     }
     const ctx = srtp.inbound;
     const rtcp = isRtcp(data);
-    this.mediaElsewhere = elsewhere;
-    // SRTP here while a native route holds the browser's stream: it comes from another address than the route's
-    // (the browser moved its selected pair): the stream comes back to this context before it decrypts anything
-    if (!rtcp && this.nativeSrtpHeld.in) this.offloadHooks?.changed('media-source');
+    if (!rtcp) {
+      this.mediaElsewhere = elsewhere;
+      // SRTP here while a native route holds the browser's stream: it comes from another address than the route's
+      // (the browser moved its selected pair): the stream comes back to this context before it decrypts anything
+      if (this.nativeSrtpHeld.in) this.offloadHooks?.changed('media-source');
+    }
     const replays = ctx.counters.replays;
     const plain = rtcp ? ctx.unprotectRtcp(data) : ctx.unprotectRtp(data);
     if (plain === undefined) {
