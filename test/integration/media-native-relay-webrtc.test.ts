@@ -342,6 +342,84 @@ describe('media: FERRY_MEDIA_RELAY=native, WebRTC <-> RTP', () => {
     });
   }
 
+  /** The phone sends `n` packets and ferry's phone element has counted them (whatever happens to them next). */
+  async function phoneSends(s: RunningMediaServer, k: Call, n: number): Promise<void> {
+    const before = elementStats(await fetchStats(s.port), k.rtp.id).packetsFromPeer as number;
+    for (let i = 0; i < n; i++) k.phone.send(Buffer.alloc(160, 0x24));
+    await pollUntil(async () => ((elementStats(await fetchStats(s.port), k.rtp.id).packetsFromPeer as number) >= before + n) || undefined, {
+      timeoutMs: 5000,
+      what: `the phone's ${n} packets counted by ferry`,
+    });
+  }
+
+  test('W4 the browser closes DTLS (close_notify) while routed: the routes come down at once and nothing more is sent to it', { timeout: 60_000 }, async () => {
+    const { s, c } = await server();
+    seq = SEQ_START;
+    const k = await setUpCall(s, c, false, await plainPhone());
+    await exchange(k, 1, 'first packets');
+    await routedBoth(s.port, k.webrtc.id, k.rtp.id);
+    await exchange(k, 20, 'native');
+    assert.equal(k.leg.counters.srtpOut, 21);
+    await k.browser.closeNotify();
+    await pollUntil(() => k.leg.dtlsState() === 'CLOSED' || undefined, { timeoutMs: 5000, what: "ferry's leg sees DTLS closed" });
+    await pollUntil(async () => elementStats(await fetchStats(s.port), k.rtp.id).nativeRelay === 'js' || undefined, { timeoutMs: 5000, what: 'the route towards the browser removed' });
+    await phoneSends(s, k, 20);
+    assert.equal(k.leg.counters.srtpOut, 21, 'nothing sent to a browser that closed DTLS');
+    assert.equal(k.browser.rtpIn.length, 21);
+    await k.pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
+  });
+
+  test('W5 the browser stops answering consent checks while routed: once consent expires the route towards it comes down and nothing more is sent (control: sent while consent held)', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({ ice: loadIceSettings({ FERRY_MEDIA_ICE_CONSENT_INTERVAL_MS: '200', FERRY_MEDIA_ICE_CONSENT_TIMEOUT_MS: '1500' }, '127.0.0.1') });
+    seq = SEQ_START;
+    const k = await setUpCall(s, c, false, await plainPhone());
+    await exchange(k, 1, 'first packets');
+    await routedBoth(s.port, k.webrtc.id, k.rtp.id);
+    // control: while consent holds, the phone's packets go to the browser
+    await phoneSends(s, k, 20);
+    await waitFor(() => k.leg.counters.srtpOut === 21, 5000, 'the 20 packets sent to the browser');
+    await k.browser.freeze();
+    await pollUntil(() => k.leg.iceState() === 'FAILED' || undefined, { timeoutMs: 10_000, what: 'consent expired (ICE failed)' });
+    await pollUntil(async () => elementStats(await fetchStats(s.port), k.rtp.id).nativeRelay === 'js' || undefined, { timeoutMs: 5000, what: 'the route towards the browser removed' });
+    const sent = k.leg.counters.srtpOut;
+    await phoneSends(s, k, 20);
+    assert.equal(k.leg.counters.srtpOut, sent, 'nothing sent once consent expired');
+    await k.pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
+  });
+
+  test('W6 FERRY_MEDIA_WORKERS=2: a browser <-> phone call in a relay worker goes through its native relay, getStats right', { timeout: 60_000 }, async () => {
+    const { s, c } = await server({ workers: 2 });
+    seq = SEQ_START;
+    const pipeline = await c.create('MediaPipeline');
+    const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+    const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
+    const browser = new WebRtcTestPeer();
+    const phone = await plainPhone();
+    closers.push(() => browser.close(), () => phone.close(), () => pipeline.release());
+    phone.useRemoteSdp(await call<string>(rtp, 'processOffer', phone.sdp()));
+    await call(webrtc, 'connect', rtp);
+    await call(rtp, 'connect', webrtc);
+    const offer = await call<string>(webrtc, 'generateOffer');
+    await call(webrtc, 'processAnswer', await browser.answer(offer));
+    await browser.connected;
+    // the leg lives in a worker: only what the media server reports is seen from here
+    const k = { pipeline, webrtc, rtp, browser, phone, leg: undefined as unknown as WeriftLeg };
+    await pollUntil(async () => elementStats(await fetchStats(s.port), webrtc.id).dtls === 'CONNECTED' || undefined, { timeoutMs: 10_000, what: "ferry's WebRTC leg connected (/stats dtls)" });
+    await exchange(k, 1, 'first packets');
+    await routedBoth(s.port, webrtc.id, rtp.id);
+    await exchange(k, 50, 'native in the worker');
+    const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(webrtc, 'getStats', 'AUDIO');
+    assert.equal(Object.values(st).find((x) => x.type === 'inboundrtp')?.packetsReceived, 51);
+    assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, 51);
+    assert.equal(browser.rtpIn.length, 51);
+    await pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed in the worker' });
+  });
+
   test('W3 browser <-> SDES SRTP phone: both routes decrypt and encrypt natively, a re-offer hands both streams over, nothing refused', { timeout: 90_000 }, async () => {
     const { s, c } = await server();
     seq = SEQ_START;
