@@ -215,7 +215,7 @@ function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
-describe('media: FERRY_MEDIA_RELAY=native, WebRTC <-> RTP', () => {
+describe('media: FERRY_MEDIA_RELAY=native with WebRTC legs', () => {
   const cases = [
     { name: 'W1 the browser offers (it is the DTLS server): AEAD_AES_128_GCM', ferryOffers: false, profile: 'AEAD_AES_128_GCM' },
     { name: 'W2 ferry offers (it is the DTLS server): AES_CM_128_HMAC_SHA1_80', ferryOffers: true, profile: 'AES_CM_128_HMAC_SHA1_80' },
@@ -418,6 +418,50 @@ describe('media: FERRY_MEDIA_RELAY=native, WebRTC <-> RTP', () => {
     assert.equal(browser.rtpIn.length, 51);
     await pipeline.release();
     await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed in the worker' });
+  });
+
+  test('W7 browser <-> browser (two WebRtcEndpoints): SRTP decrypted with one leg\'s keys and encrypted with the other\'s, natively both ways', { timeout: 60_000 }, async () => {
+    const { s, c } = await server();
+    const pipeline = await c.create('MediaPipeline');
+    closers.push(() => pipeline.release());
+    const ends = [];
+    for (let i = 0; i < 2; i++) {
+      const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
+      const browser = new WebRtcTestPeer();
+      closers.push(() => browser.close());
+      ends.push({ webrtc, browser });
+    }
+    const [a, b] = ends as [(typeof ends)[number], (typeof ends)[number]];
+    await call(a.webrtc, 'connect', b.webrtc);
+    await call(b.webrtc, 'connect', a.webrtc);
+    for (const e of ends) {
+      const offer = await call<string>(e.webrtc, 'generateOffer');
+      await call(e.webrtc, 'processAnswer', await e.browser.answer(offer));
+      await e.browser.connected;
+    }
+    const legs = ends.map((e) => weriftLeg(s, e.webrtc.id));
+    await pollUntil(() => legs.every((l) => l.dtlsState() === 'CONNECTED') || undefined, { timeoutMs: 10_000, what: 'both legs connected' });
+    await routedBoth(s.port, a.webrtc.id, b.webrtc.id);
+    const before = nativeRelay().counters().forwarded;
+    for (let i = 0; i < 50; i += 10) {
+      for (let j = 0; j < 10; j++) {
+        const q = i + j;
+        a.browser.sendRtp(rtpPacket(0, 100 + q, 160 * q, 0, Buffer.alloc(160, 0xa0)));
+        b.browser.sendRtp(rtpPacket(0, 60_000 + q, 160 * q, 0, Buffer.alloc(160, 0xb0)));
+      }
+      await waitFor(() => a.browser.rtpIn.length >= i + 10 && b.browser.rtpIn.length >= i + 10, 5000, `${i + 10} packets each way`);
+    }
+    assert.ok(nativeRelay().counters().forwarded - before >= 100, 'both directions natively');
+    assert.ok(b.browser.rtpIn.every((p) => p.subarray(12).equals(Buffer.alloc(160, 0xa0))), "A's audio at B");
+    assert.ok(a.browser.rtpIn.every((p) => p.subarray(12).equals(Buffer.alloc(160, 0xb0))), "B's audio at A");
+    for (const l of legs) {
+      assert.equal(l.counters.srtpOut, 50);
+      assert.equal(l.counters.srtpRefused, 0);
+      assert.equal(l.activity().packetsIn, 50);
+    }
+    await pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
   });
 
   test('W3 browser <-> SDES SRTP phone: both routes decrypt and encrypt natively, a re-offer hands both streams over, nothing refused', { timeout: 90_000 }, async () => {
