@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,11 +29,21 @@
 #include "srtp.h"
 
 #define BATCH 32
-#define SLOT 8192
+/* Receive slots take any UDP datagram whole (the largest UDP payload is 65 527 bytes over IPv6, 65 507 over
+ * IPv4; iov 65 536 so MSG_TRUNC never happens), plus room for the SRTP trailer protect appends. BATCH slots
+ * are one private anonymous mapping (about 2 MiB of address space per environment); the kernel only
+ * commits the pages datagrams are written into, so small RTP keeps it at a page or two per slot. */
+#define RECV_LEN 65536
+#define SLOT (RECV_LEN + 64)
+#define BUFS_LEN ((size_t)BATCH * SLOT)
+/* Bounds per environment: watched sockets (each holds at most one route), and the fd numbers accepted. */
+#define MAX_WATCHED 16384
+#define MAX_FD (1 << 20)
 
 typedef struct sockent {
   napi_ref socket; /* NULL = not watched */
   ferry_route *route;
+  uint64_t gen; /* which watch this is: a JavaScript callback may unwatch and watch the same fd again */
 } sockent;
 
 typedef struct relay {
@@ -45,7 +56,9 @@ typedef struct relay {
   sockent *socks;
   int nsocks; /* capacity (indexed by fd) */
   int watched;
+  int max_watched; /* MAX_WATCHED unless lowered by limits() */
   int routes;
+  uint64_t next_gen;
   uint8_t *bufs;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -53,6 +66,7 @@ typedef struct relay {
   /* send queue (entries point into bufs and at a route's dest; flushed before any JavaScript call) */
   struct mmsghdr smsgs[BATCH];
   struct iovec siov[BATCH];
+  ferry_route *sroute[BATCH]; /* whose packet each entry is (alive until the flush: no JavaScript runs before it) */
   int sfd;
   int scount;
   int notify_fds[BATCH * 4];
@@ -139,9 +153,11 @@ static void flush_sends(relay *R) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    /* EAGAIN (a full send buffer: dropped, as a real-time relay must), or a pending error on the out
-       socket (ICMP): skip the one message and go on */
+    /* n == 0 or -1: the first message of the rest was not sent. EAGAIN/ENOBUFS (a full send buffer:
+       dropped, as a real-time relay must), EMSGSIZE, or a pending error on the out socket (ICMP): that
+       message is dropped and counted (relay-wide and on its route); the rest are tried. */
     R->send_errors += 1;
+    if (R->sroute[done]) R->sroute[done]->d.send_errors += 1;
     done += 1;
   }
   R->scount = 0;
@@ -153,6 +169,7 @@ static void queue_send(relay *R, int fd, uint8_t *buf, size_t len, ferry_route *
   R->sfd = fd;
   R->siov[i].iov_base = buf;
   R->siov[i].iov_len = len;
+  R->sroute[i] = r;
   struct msghdr *h = &R->smsgs[i].msg_hdr;
   memset(h, 0, sizeof(*h));
   h->msg_iov = &R->siov[i];
@@ -215,15 +232,15 @@ static void read_socket(relay *R, int fd) {
   napi_env env = R->env;
   sockent *s = sock_of(R, fd);
   if (!s) return;
-  napi_ref ref = s->socket;
+  uint64_t gen = s->gen;
   napi_value sock;
-  if (napi_get_reference_value(env, ref, &sock) != napi_ok || sock == NULL) return;
+  if (napi_get_reference_value(env, s->socket, &sock) != napi_ok || sock == NULL) return;
   for (int round = 0; round < 8; round++) {
     s = sock_of(R, fd);
-    if (!s || s->socket != ref) break; /* unwatched (and maybe watched again) by JavaScript meanwhile */
+    if (!s || s->gen != gen) break; /* unwatched (and maybe watched again) by JavaScript meanwhile */
     for (int i = 0; i < BATCH; i++) {
       R->iov[i].iov_base = R->bufs + (size_t)i * SLOT;
-      R->iov[i].iov_len = SLOT;
+      R->iov[i].iov_len = RECV_LEN;
       struct msghdr *h = &R->msgs[i].msg_hdr;
       memset(h, 0, sizeof(*h));
       h->msg_name = &R->addrs[i];
@@ -246,8 +263,10 @@ static void read_socket(relay *R, int fd) {
     for (int i = 0; i < got; i++) {
       uint8_t *buf = R->bufs + (size_t)i * SLOT;
       size_t len = R->msgs[i].msg_len;
+      /* looked up again for each datagram: a JavaScript callback for the previous one may have unrouted,
+         unwatched or closed this socket (the rest of the batch, already read, then goes up as 'message') */
       sockent *cur = sock_of(R, fd);
-      ferry_route *r = (cur && cur->socket == ref) ? cur->route : NULL;
+      ferry_route *r = (cur && cur->gen == gen) ? cur->route : NULL;
       int outcome = FERRY_FWD_PASS;
       if (r && !(R->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
         outcome = ferry_route_packet(r, buf, &len, SLOT, (struct sockaddr *)&R->addrs[i], R->msgs[i].msg_hdr.msg_namelen, now);
@@ -328,7 +347,7 @@ static void relay_finalize(napi_env env, void *data, void *hint) {
   if (R->actx) napi_async_destroy(env, R->actx);
   if (R->epfd >= 0) close(R->epfd);
   free(R->socks);
-  free(R->bufs);
+  if (R->bufs) munmap(R->bufs, BUFS_LEN);
   free(R);
 }
 
@@ -342,8 +361,10 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   relay *R = calloc(1, sizeof(relay));
   if (!R) return throw_error(env, "out of memory");
   R->env = env;
+  R->max_watched = MAX_WATCHED;
   R->epfd = epoll_create1(EPOLL_CLOEXEC);
-  R->bufs = malloc((size_t)BATCH * SLOT);
+  R->bufs = mmap(NULL, BUFS_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (R->bufs == MAP_FAILED) R->bufs = NULL;
   R->poll = calloc(1, sizeof(uv_poll_t));
   if (R->epfd < 0 || !R->bufs || !R->poll) {
     relay_finalize(env, R, NULL);
@@ -391,6 +412,17 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
   if (!R) return NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || get_int(env, argv[0], &fd) || fd < 0)
     return throw_error(env, "watch(fd, socket)");
+  if (fd >= MAX_FD) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "native relay: fd %d is above the relay's limit (%d)", fd, MAX_FD);
+    return throw_error(env, msg);
+  }
+  if (fd < R->nsocks && R->socks[fd].socket) return throw_error(env, "fd is already watched");
+  if (R->watched >= R->max_watched) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "native relay: at most %d watched sockets per environment (fd %d refused)", R->max_watched, fd);
+    return throw_error(env, msg);
+  }
   if (fd >= R->nsocks) {
     int cap = R->nsocks ? R->nsocks : 64;
     while (cap <= fd) cap *= 2;
@@ -414,6 +446,7 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
     epoll_ctl(R->epfd, EPOLL_CTL_DEL, fd, NULL);
     return throw_error(env, "cannot reference the socket");
   }
+  R->socks[fd].gen = ++R->next_gen;
   R->watched++;
   update_polling(R);
   return NULL;
@@ -452,6 +485,7 @@ static napi_value js_unwatch(napi_env env, napi_callback_info info) {
   drop_route(R, s);
   napi_delete_reference(env, s->socket);
   s->socket = NULL;
+  s->gen = 0;
   R->watched--;
   update_polling(R);
   napi_get_boolean(env, true, &result);
@@ -521,6 +555,7 @@ static napi_value js_route(napi_env env, napi_callback_info info) {
     return throw_error(env, "route: bad fd, ssrc or clock rate");
   sockent *s = sock_of(R, in_fd);
   if (!s) return throw_error(env, "route: the in fd is not watched");
+  if (out_fd < 0) return throw_error(env, "route: bad out fd");
   ferry_route *r = calloc(1, sizeof(ferry_route));
   if (!r) return throw_error(env, "out of memory");
   void *pt_map, *rates;
@@ -537,6 +572,13 @@ static napi_value js_route(napi_env env, napi_callback_info info) {
   r->in_fd = in_fd;
   r->out_fd = out_fd;
   r->out_ssrc = ssrc;
+  for (int i = 0; i < 128; i++) {
+    uint8_t v = ((const uint8_t *)pt_map)[i];
+    if (v >= 128 && v != FERRY_PT_UNKNOWN && v != FERRY_PT_NOT_NEGOTIATED) {
+      free_route(r);
+      return throw_error(env, "route: ptMap values must be payload types 0..127, 254 (not negotiated) or 255 (unknown)");
+    }
+  }
   memcpy(r->pt_map, pt_map, 128);
   memcpy(r->clock_rates, rates, sizeof(uint32_t) * 128);
   r->rs.clock_rate = (uint32_t)rate;
@@ -609,6 +651,29 @@ static napi_value js_counters(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* limits(maxWatched?): the relay's bounds { maxWatched, maxFd, datagram }; maxWatched (1..MAX_WATCHED) lowers the cap */
+static napi_value js_limits(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1], obj;
+  relay *R = need_relay(env);
+  if (!R) return NULL;
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok) return throw_error(env, "limits(maxWatched?)");
+  if (argc >= 1) {
+    napi_valuetype t;
+    int n;
+    if (napi_typeof(env, a[0], &t) != napi_ok) return throw_error(env, "limits(maxWatched?)");
+    if (t != napi_undefined) {
+      if (get_int(env, a[0], &n) || n < 1 || n > MAX_WATCHED) return throw_error(env, "limits: maxWatched must be 1..16384");
+      R->max_watched = n;
+    }
+  }
+  napi_create_object(env, &obj);
+  set_num(env, obj, "maxWatched", R->max_watched);
+  set_num(env, obj, "maxFd", MAX_FD);
+  set_num(env, obj, "datagram", RECV_LEN - 1);
+  return obj;
+}
+
 /* ---- the pure per-packet pieces, for tests: same code as the forwarder runs ------------------------ */
 
 /* rewrite(state Float64Array, packet Buffer, payloadType, clockRate, outSsrc, nowMs): rewrites in place, state in/out */
@@ -663,6 +728,7 @@ NAPI_MODULE_INIT() {
       {"sync", NULL, js_sync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"armNotify", NULL, js_arm_notify, NULL, NULL, NULL, napi_enumerable, NULL},
       {"counters", NULL, js_counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"limits", NULL, js_limits, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rewrite", NULL, js_rewrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reception", NULL, js_reception, NULL, NULL, NULL, napi_enumerable, NULL},
   };

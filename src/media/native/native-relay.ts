@@ -84,6 +84,8 @@ export interface NativeAddon extends NativeSrtpAddon {
   sync(inFd: number, state: Float64Array): boolean;
   armNotify(inFd: number): boolean;
   counters(): NativeRelayCounters;
+  /** The relay's bounds per environment; `maxWatched` (1..16384) lowers the cap on watched sockets (a watch beyond it throws). */
+  limits(maxWatched?: number): NativeRelayLimits;
   /** relay.c's rewriter on one packet (tests): state in/out (STATE.rw*), packet rewritten in place. */
   rewrite(state: Float64Array, packet: Buffer, payloadType: number, clockRate: number, outSsrc: number, nowMs: number): void;
   /** relay.c's reception statistics on one packet (tests): state in/out (STATE.rs*); true when the source changed. */
@@ -99,6 +101,15 @@ export interface NativeRelayCounters {
   recvErrors: number;
   sendErrors: number;
   batches: number;
+}
+
+export interface NativeRelayLimits {
+  /** Watched sockets per environment (each holds at most one route): watch beyond it throws, naming the cap. */
+  maxWatched: number;
+  /** The highest fd number + 1 the relay takes. */
+  maxFd: number;
+  /** The longest datagram received whole (any UDP datagram). */
+  datagram: number;
 }
 
 /** One route's configuration (one direction of a call): see offload-types.ts for the meaning of each part. */
@@ -142,6 +153,8 @@ export class NativeRelay {
   constructor(readonly addon: NativeAddon) {
     addon.init(
       (socket, packet, address, port, family) => {
+        // closed by a listener of an earlier datagram of the same batch: Node would not emit on it either
+        if (socketFd(socket) === undefined) return;
         socket.emit('message', packet, { address, family: family === 6 ? 'IPv6' : 'IPv4', port, size: packet.length });
       },
       (socket, errno) => {

@@ -239,7 +239,7 @@ int ferry_route_packet(ferry_route *r, uint8_t *p, size_t *len, size_t cap, cons
   /* the source element: flowOut; the map by codec */
   r->d.flow_out += 1;
   uint8_t out_pt = r->pt_map[p[1] & 0x7f];
-  if (out_pt == FERRY_PT_UNKNOWN) return FERRY_FWD_DROP;
+  if (out_pt == FERRY_PT_UNKNOWN || (out_pt >= 128 && out_pt != FERRY_PT_NOT_NEGOTIATED)) return FERRY_FWD_DROP;
   r->d.flow_in += 1;
   if (out_pt == FERRY_PT_NOT_NEGOTIATED) {
     r->d.dropped_no_codec += 1;
