@@ -252,6 +252,7 @@ describe('native relay addon against hostile input', () => {
     const script = `
       const dgram = require('node:dgram');
       const { nativeRelay, newRouteState } = require(process.argv[1]);
+      const { pollUntil } = require(process.argv[2]);
       let uncaught = 0;
       process.on('uncaughtException', (err) => { if (err.message === 'listener bug') uncaught++; else throw err; });
       const bound = () => new Promise((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => res(s)); });
@@ -272,14 +273,13 @@ describe('native relay addon against hostile input', () => {
           peer.send(p, port, '127.0.0.1');
           if (i % 10 === 9) await new Promise((r) => setImmediate(r));
         }
-        const deadline = Date.now() + 20000;
-        while ((atFar < 100 || uncaught < 100) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        await pollUntil(() => atFar >= 100 && uncaught >= 100, { timeoutMs: 20000, what: 'all forwarded, every throw reported' }).catch(() => {});
         const c = relay.counters();
         console.log(JSON.stringify({ heard, uncaught, atFar, passedUp: c.passedUp, forwarded: c.forwarded }));
         process.exit(0);
       })();
     `;
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script, path.resolve('src/media/native/native-relay.ts')], { encoding: 'utf8', timeout: 50_000 });
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script, path.resolve('src/media/native/native-relay.ts'), path.resolve('test/helpers/wait-for.ts')], { encoding: 'utf8', timeout: 50_000 });
     assert.deepEqual(JSON.parse(out), { heard: 100, uncaught: 100, atFar: 100, passedUp: 100, forwarded: 100 });
   });
 
