@@ -184,7 +184,8 @@ describe('media: FERRY_MEDIA_RELAY=native with real Chromium', { timeout: 120_00
     assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, leg.counters.srtpOut, 'getStats packetsSent = SRTP sent');
     const received = Object.values(st).find((x) => x.type === 'inboundrtp')?.packetsReceived ?? 0;
     const chromiumSent = (await chromiumStats(page)).outPackets;
-    assert.ok(received > 0 && received <= chromiumSent && received >= chromiumSent - 100, `ferry counted ${received} of Chromium's ${chromiumSent} packets`);
+    // Chromium keeps sending its microphone, and its getStats figures are sampled (cached for a while): near, not equal
+    assert.ok(received > 100 && Math.abs(received - chromiumSent) <= 25, `ferry counted ${received} of Chromium's ${chromiumSent} packets`);
 
     trickling = false;
     await pipeline.release();
