@@ -26,6 +26,7 @@ import {
   type DtlsSocketInternals,
   type IceConnectionInternals,
   type IceSocketCounters,
+  type MediaElsewhere,
 } from '../../src/media/webrtc/werift-internals';
 import { blankComments } from '../helpers/test-source-scan';
 import { pollUntil } from '../helpers/wait-for';
@@ -233,6 +234,27 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
     await a.transport.sendRtp(Buffer.alloc(160, 2), header(2));
     await pollUntil(() => changes.length >= 1 || undefined, { timeoutMs: 5000, what: 'the nomination change told' });
     assert.deepEqual(changes, [undefined]);
+  });
+
+  test('media on a valid pair other than the nominated one reaches the media path with its socket and address (the browser moved its selected pair)', async () => {
+    const { a, b } = await connectedPair();
+    const got: { data: Buffer; elsewhere: MediaElsewhere | undefined }[] = [];
+    demultiplexIceSockets(b.pc, (d, elsewhere) => got.push({ data: Buffer.from(d), elsewhere }));
+    const header = (seq: number) => new RtpHeader({ payloadType: 0, sequenceNumber: seq, timestamp: 160, ssrc: 0x1234abcd, marker: false });
+    // from the nominated pair: no `elsewhere` (the control)
+    await a.transport.sendRtp(Buffer.alloc(160, 1), header(1));
+    await pollUntil(() => got.length >= 1 || undefined, { timeoutMs: 5000, what: 'media from the nominated pair' });
+    assert.equal(got[0]!.elsewhere, undefined);
+    // werift's nomination now names another remote address of the same socket: A's address is still a valid pair's
+    const nominated = b.conn.nominated!;
+    const [host, port] = nominated.remoteAddr;
+    b.conn.nominated = { ...nominated, remoteAddr: [host, port === 9 ? 10 : 9] };
+    await a.transport.sendRtp(Buffer.alloc(160, 2), header(2));
+    await pollUntil(() => got.length >= 2 || undefined, { timeoutMs: 5000, what: 'media from the other valid pair' });
+    const e = got[1]!.elsewhere;
+    assert.ok(e, 'told where it came from');
+    assert.equal(e.socket, nominated.protocol.transport!.socket, 'the ICE socket it arrived on');
+    assert.deepEqual([e.address, e.port], [host, port], "the browser's address on that pair");
   });
 });
 
