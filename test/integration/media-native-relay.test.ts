@@ -246,11 +246,20 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     skip.writeUInt32BE(pa.ssrc, 8);
     pa.sendRaw(skip);
     await pb.waitFor(() => pb.received.length >= 62, 5000, 'the 62nd packet at B');
-    // ferry's report to phone B: an SR counting every packet sent to B (one by JavaScript, 61 natively)
-    await pollUntil(
-      () => pb.rtcpReceived.some((r) => parseRtcpCompound(r).senderReport?.packetCount === 62 && parseRtcpCompound(r).senderReport?.octetCount === 62 * 160),
-      { timeoutMs: 5000, what: 'an SR to B counting 62 packets and their octets' },
-    );
+    const forwardedBy = Date.now(); // the route has forwarded all 62 by now (the server shares this clock)
+    // ferry's reports to phone B, as they are on the wire: every SR made after the route forwarded the
+    // 62nd packet counts all 62 and their octets (one by JavaScript, 61 natively) — the route is synced
+    // just before each report is made, not whenever something else happens to read the figures
+    const srNtpMs = (r: Buffer): number => (r.readUInt32BE(8) - 2_208_988_800) * 1000 + (r.readUInt32BE(12) / 0x1_0000_0000) * 1000;
+    const laterSrs = (): { packets: number; octets: number }[] =>
+      pb.rtcpReceived
+        .filter((r) => parseRtcpCompound(r).senderReport !== undefined && srNtpMs(r) > forwardedBy + 1)
+        .map((r) => ({ packets: parseRtcpCompound(r).senderReport!.packetCount, octets: parseRtcpCompound(r).senderReport!.octetCount }));
+    await pollUntil(() => laterSrs().length >= 2 || laterSrs().some((x) => x.packets !== 62), { timeoutMs: 5000, what: 'two SRs to B made after the 62nd packet' });
+    assert.deepEqual(laterSrs().slice(0, 2), [
+      { packets: 62, octets: 62 * 160 },
+      { packets: 62, octets: 62 * 160 },
+    ], 'each SR made while routed counts what the route carried');
     // ferry's report to phone A: a block about A's stream with its extended highest sequence and the one loss
     await pollUntil(
       () =>
