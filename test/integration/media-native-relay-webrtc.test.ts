@@ -7,6 +7,7 @@ import type { MediaConfig } from '../../src/media/server/media-config';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
 import { loadNativeAddon, nativeRelay } from '../../src/media/native/native-relay';
 import type { WeriftLeg } from '../../src/media/webrtc/werift-leg';
+import type { IceConnectionInternals } from '../../src/media/webrtc/werift-internals';
 import type { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
@@ -460,6 +461,48 @@ describe('media: FERRY_MEDIA_RELAY=native with WebRTC legs', () => {
       assert.equal(l.activity().packetsIn, 50);
     }
     await pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
+  });
+
+  test('W8 werift nominates another pair while the browser keeps sending from its address: the route follows the media (source filter moves, the stream handed over, natively again)', { timeout: 60_000 }, async () => {
+    const { s, c } = await server();
+    seq = SEQ_START;
+    const k = await setUpCall(s, c, false, await plainPhone());
+    await exchange(k, 1, 'first packets');
+    await routedBoth(s.port, k.webrtc.id, k.rtp.id);
+    await exchange(k, 10, 'native');
+    // werift's nomination moves to another address of the browser on the same socket (as after a renomination)
+    const conn = (k.leg as unknown as { pc: { iceTransports: { connection: IceConnectionInternals }[] } }).pc.iceTransports[0]!.connection;
+    const nominated = conn.nominated!;
+    const [host, port] = nominated.remoteAddr;
+    conn.nominated = { ...nominated, remoteAddr: [host, port === 9 ? 10 : 9] };
+    // the next datagram from the browser tells (its SRTCP, passed up), then its SRTP from the old address is taken
+    // in JavaScript once (the stream handed back) and the route comes back filtering on where the media comes from
+    k.browser.sendRtcp(emptyReceiverReport(k.browser.ssrc));
+    const atPhone = k.phone.received().length;
+    for (let i = 0; i < 10; i++) {
+      const q = seq++;
+      k.browser.sendRtp(rtpPacket(0, q & 0xffff, 160 * q, 0, Buffer.alloc(160, 3)));
+    }
+    await k.phone.waitFor(() => k.phone.received().length >= atPhone + 10, 'the browser audio at the phone after the move');
+    await routedBoth(s.port, k.webrtc.id, k.rtp.id);
+    const js = jsHighestIndex(k.leg, k.browser.ssrc);
+    assert.ok(js !== undefined && js > SEQ_START, 'the stream went through JavaScript for a moment (handed back, then handed over again)');
+    const forwarded = nativeRelay().counters().forwarded;
+    for (let i = 0; i < 20; i++) {
+      const q = seq++;
+      k.browser.sendRtp(rtpPacket(0, q & 0xffff, 160 * q, 0, Buffer.alloc(160, 4)));
+    }
+    await k.phone.waitFor(() => k.phone.received().length >= atPhone + 30, '20 more at the phone');
+    assert.ok(nativeRelay().counters().forwarded - forwarded >= 20, 'natively from the address the media comes from');
+    assert.equal(jsHighestIndex(k.leg, k.browser.ssrc), js, 'not in JavaScript');
+    assert.equal(k.leg.counters.srtpRefused, 0);
+    assert.equal(k.leg.counters.replayedDropped, 0);
+    const atPhoneSeqs = k.phone.received();
+    atPhoneSeqs.forEach((p, i) => i > 0 && assert.equal(p.seq, (atPhoneSeqs[i - 1]!.seq + 1) & 0xffff, 'consecutive at the phone'));
+    conn.nominated = nominated;
+    await k.pipeline.release();
     await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
     assert.equal(nativeRelay().counters().watched, 0);
   });
