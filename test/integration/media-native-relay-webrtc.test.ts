@@ -33,7 +33,10 @@ const IceCandidate = kurentoClient.getComplexType('IceCandidate');
  * counted); a hold on the phone side takes the routes down and up again with the SRTP streams handed over (the
  * browser's SRTP keeps accepting, ferry refuses nothing); release frees every port, route, watch and native
  * SRTP context. Both SRTP profiles: the browser offering makes it the DTLS server (werift picks
- * AEAD_AES_128_GCM), ferry offering makes ferry the server (AES_CM_128_HMAC_SHA1_80 first).
+ * AEAD_AES_128_GCM), ferry offering makes ferry the server (AES_CM_128_HMAC_SHA1_80 first) (W1, W2). Also: an
+ * SDES SRTP phone (W3), the browser closing DTLS or losing consent while routed (W4, W5: nothing more is sent to
+ * it), a call in a relay worker (W6), browser <-> browser (W7), werift's nomination moving while the browser keeps
+ * sending from its address (W8: the route's source filter follows the media).
  */
 
 const servers: RunningMediaServer[] = [];
