@@ -52,7 +52,9 @@ function resolveWorkerEntry(): WorkerEntry {
     const bundle = require(path.join(PACKAGE_ROOT, 'bin', 'ferry-bundle.js')) as { bundledMain(root: string): string | undefined };
     const main = bundle.bundledMain(PACKAGE_ROOT); // marks the key in use by this process, so it is not pruned
     const worker = main ? path.join(path.dirname(main), 'relay-worker.js') : undefined;
-    if (worker && fs.existsSync(worker)) return { module: worker };
+    // the worker compares workerData.module with its own __filename, which Node gives with symbolic links
+    // resolved (a node_modules that is a link, as in some monorepos and CI caches): compare like with like
+    if (worker && fs.existsSync(worker)) return { module: fs.realpathSync(worker) };
   } catch {
     /* the cache helper missing or failing: the sources through tsx */
   }
