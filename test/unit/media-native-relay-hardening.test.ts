@@ -9,6 +9,7 @@ import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../..
 import { PT_UNKNOWN, type NativeSrtpHandle } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
 import { rng } from '../helpers/seeded-random';
+import { startReading, stopReading } from '../../src/media/webrtc/dgram-internals';
 
 /**
  * The native relay addon (src/media/native/addon.c, relay.c, srtp.c) against hostile input and hostile
@@ -281,6 +282,30 @@ describe('native relay addon against hostile input', () => {
     `;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script, path.resolve('src/media/native/native-relay.ts'), path.resolve('test/helpers/wait-for.ts')], { encoding: 'utf8', timeout: 50_000 });
     assert.deepEqual(JSON.parse(out), { heard: 100, uncaught: 100, atFar: 100, passedUp: 100, forwarded: 100 });
+  });
+
+  test('H6 a send that fails (ICMP unreachable on a connected out socket: partial sendmmsg, then ECONNREFUSED) drops that packet only, counted on the relay and on its route', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, inS, outS, gone] = await Promise.all([bound(), bound(), bound(), bound()]);
+    const gonePort = gone.address().port;
+    gone.close(); // nobody listens there any more: each datagram sent there comes back as ICMP port unreachable
+    outS.connect(gonePort, '127.0.0.1');
+    await once(outS, 'connect');
+    assert.equal(stopReading(outS), true); // the socket's pending error is left for its sends (no receive side takes it)
+    const before = relay.counters();
+    relay.route(inS, routeConfig({ peer: to(peer), out: outS, dest: null }));
+    for (let i = 0; i < 20; i++) {
+      send(peer, rtp(0, i, i * 160, 0xa), inS);
+      await pollUntil(() => relay.counters().forwarded - before.forwarded >= i + 1, { timeoutMs: 5000, what: `packet ${i} through the route` });
+    }
+    const st = newRouteState();
+    assert.equal(relay.unroute(inS, st), true);
+    const errors = relay.counters().sendErrors - before.sendErrors;
+    assert.ok(errors > 0 && errors < 20, `some sends refused, not all (${errors})`);
+    assert.equal(st[STATE.sendErrors], errors, 'each refused send counted on its route');
+    assert.equal(st[STATE.forwarded], 20);
+    relay.unwatch(inS);
+    startReading(outS);
   });
 
   for (const kind of ['plain', 'AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
