@@ -45,7 +45,6 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'real time: the record is checked every 200 ms while two lease times of the real-clock gateways pass after Redis resumes (the owner renewing its lease is the positive control)' },
   'faults/f11-ferry-sip-killed.test.ts': { pauses: 2, why: 'real time: waits past the orphan-dialog deadline of a real-clock process; a 100 ms poll step' },
   'faults/f11-sip-control-reconnect.test.ts': { pauses: 1, why: 'real time: waits past twice the orphan-dialog deadline of a real-clock process' },
-  'faults/media-rtp-garbage.test.ts': { pauses: 3, why: 'pacing: 3 ms every 50 packets and 20 ms between the two phases let the in-process server drain its socket (loopback UDP drops bursts)' },
   'faults/media-webrtc-garbage.test.ts': { pauses: 4, why: 'pacing of a burst; DEBT: three 300 ms settles' },
   'integration/gateway-ring-all-races.test.ts': { pauses: 2, why: 'the race itself: the caller\'s CANCEL and the registration\'s 200 are sent a chosen number of ms apart (both orders, 18 shifts) so that they cross in ferry sip' },
   'integration/gateway-state-store.test.ts': { pauses: 1, why: 'the store takes a wait function; the test gives it real time' },
