@@ -308,6 +308,35 @@ describe('native relay addon against hostile input', () => {
     startReading(outS);
   });
 
+  test('H7 worker threads with a native relay of their own, terminated while datagrams flow, in a process whose main thread never loaded the addon: the process lives on', { timeout: 120_000 }, () => {
+    // the last environment that loaded the addon is gone when its worker's loop closes the relay's poll handle
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const dgram = require('node:dgram');
+      const bound = () => new Promise((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => res(s)); });
+      const boot = "const { workerData } = require('node:worker_threads'); require(workerData.tsxApi).require(workerData.module, workerData.module);";
+      (async () => {
+        const [far, sender] = await Promise.all([bound(), bound()]);
+        let forwarded = 0;
+        far.on('message', () => forwarded++);
+        const rounds = 12;
+        for (let round = 0; round < rounds; round++) {
+          const w = new Worker(boot, { eval: true, workerData: { far: far.address().port, module: process.argv[1], tsxApi: require.resolve('tsx/cjs/api') } });
+          const port = await new Promise((res) => w.once('message', res));
+          const p = Buffer.alloc(40); p[0] = 0x80;
+          const q = Buffer.alloc(40);
+          for (let i = 0; i < 400; i++) sender.send(i % 2 ? p : q, port, '127.0.0.1');
+          await new Promise((res) => setImmediate(res));
+          await w.terminate();
+        }
+        console.log(JSON.stringify({ rounds, forwarded: forwarded > 0, mainLoaded: Object.keys(require.cache).some((f) => f.includes('native-relay')) }));
+        process.exit(0);
+      })();
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script, path.resolve('test/helpers/native-relay-worker.ts')], { encoding: 'utf8', timeout: 100_000 });
+    assert.deepEqual(JSON.parse(out), { rounds: 12, forwarded: true, mainLoaded: false });
+  });
+
   for (const kind of ['plain', 'AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
     test(`H5 fuzz (${kind}): 4000 random and mutated datagrams from the routed peer and strangers; real packets all arrive, every datagram has one outcome`, { timeout: 120_000 }, async () => {
       const relay = nativeRelay();

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -718,7 +719,18 @@ static napi_value js_reception(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * Node unloads an addon with the last environment (worker) that loaded it, and a worker's loop runs its
+ * closing handles after that: the relay's uv_poll_t close callback (free_poll) would then jump into unmapped
+ * code. The library pins itself (RTLD_NODELETE) so its code outlives every environment.
+ */
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_library, &info) != 0 && info.dli_fname != NULL) (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 NAPI_MODULE_INIT() {
+  pin_library();
   napi_property_descriptor props[] = {
       {"init", NULL, js_init, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, js_watch, NULL, NULL, NULL, napi_enumerable, NULL},
