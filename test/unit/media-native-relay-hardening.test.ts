@@ -337,6 +337,25 @@ describe('native relay addon against hostile input', () => {
     assert.deepEqual(JSON.parse(out), { rounds: 12, forwarded: true, mainLoaded: false });
   });
 
+  test('H8 closing the out socket of a route removes the route first: nothing is sent from a closed (or reused) fd, the in socket passes up', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound()]);
+    const atFar = collect(far);
+    const up = collect(inS);
+    const before = relay.counters();
+    relay.route(inS, routeConfig({ peer: to(peer), out: outS, dest: to(far) }));
+    send(peer, rtp(0, 1, 160, 0xa), inS);
+    await pollUntil(() => atFar.msgs.length >= 1, { timeoutMs: 5000, what: 'the route forwards (positive control)' });
+    outS.close();
+    assert.equal(relay.counters().routes, before.routes, 'the route went with its out socket');
+    for (let i = 2; i < 12; i++) send(peer, rtp(0, i, i * 160, 0xa), inS);
+    await pollUntil(() => up.msgs.length >= 10, { timeoutMs: 5000, what: 'the packets passed up' });
+    assert.equal(relay.counters().sendErrors, before.sendErrors, 'no send from the closed fd');
+    assert.equal(relay.isWatched(inS), true, 'the in socket stays watched');
+    assert.equal(relay.sync(inS, newRouteState()), false, 'a later sync finds no route');
+    relay.unwatch(inS);
+  });
+
   for (const kind of ['plain', 'AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
     test(`H5 fuzz (${kind}): 4000 random and mutated datagrams from the routed peer and strangers; real packets all arrive, every datagram has one outcome`, { timeout: 120_000 }, async () => {
       const relay = nativeRelay();

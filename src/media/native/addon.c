@@ -223,10 +223,13 @@ static void error_up(relay *R, napi_value sock, int err) {
   napi_close_handle_scope(env, scope);
 }
 
-static void add_notify(relay *R, int fd) {
+/* 0 when the list is full: the route keeps its notify_pending and asks again with its next packet */
+static int add_notify(relay *R, int fd) {
   for (int i = 0; i < R->nnotify; i++)
-    if (R->notify_fds[i] == fd) return;
-  if (R->nnotify < (int)(sizeof(R->notify_fds) / sizeof(R->notify_fds[0]))) R->notify_fds[R->nnotify++] = fd;
+    if (R->notify_fds[i] == fd) return 1;
+  if (R->nnotify >= (int)(sizeof(R->notify_fds) / sizeof(R->notify_fds[0]))) return 0;
+  R->notify_fds[R->nnotify++] = fd;
+  return 1;
 }
 
 static void read_socket(relay *R, int fd) {
@@ -274,10 +277,7 @@ static void read_socket(relay *R, int fd) {
       if (outcome == FERRY_FWD_SEND) {
         R->forwarded += 1;
         queue_send(R, r->out_fd, buf, len, r);
-        if (r->notify_pending) {
-          r->notify_pending = 0;
-          add_notify(R, fd);
-        }
+        if (r->notify_pending && add_notify(R, fd)) r->notify_pending = 0;
       } else if (outcome == FERRY_FWD_DROP) {
         R->dropped += 1;
       } else {

@@ -143,12 +143,18 @@ export function loadNativeAddon(): NativeAddon {
 
 interface Watched {
   fd: number;
-  close: Socket['close'];
 }
 
 export class NativeRelay {
   private readonly watched = new Map<Socket, Watched>();
   private readonly notifyHandlers = new Map<number, () => void>();
+  /** Sockets whose close() is wrapped (watched, or the out socket of a route): their own close(). */
+  private readonly guarded = new Map<Socket, Socket['close']>();
+  /** The out socket of each routed in socket, and the routed in sockets of each out socket. */
+  private readonly outOf = new Map<Socket, Socket>();
+  private readonly routedOutOf = new Map<Socket, Set<Socket>>();
+  /** Routes removed because their out socket was closed under them (a caller's bug, made harmless). */
+  routesDroppedOnClose = 0;
 
   constructor(readonly addon: NativeAddon) {
     addon.init(
@@ -173,7 +179,8 @@ export class NativeRelay {
 
   /**
    * The addon reads `socket` from now on (Node's reading stops). Idempotent. Throws when the socket has no fd
-   * (not bound, closed) or Node's dgram does not have the expected shape (dgram-internals.ts).
+   * (not bound, closed), Node's dgram does not have the expected shape (dgram-internals.ts), or the
+   * environment's cap on watched sockets is reached (the socket then stays with Node).
    */
   watch(socket: Socket): void {
     if (this.watched.has(socket)) return;
@@ -186,14 +193,44 @@ export class NativeRelay {
       startReading(socket);
       throw err;
     }
-    const entry: Watched = { fd, close: socket.close };
-    this.watched.set(socket, entry);
-    // closing a watched socket gives it back first, always (the addon must never read a closed or reused fd)
+    this.watched.set(socket, { fd });
+    this.guard(socket);
+  }
+
+  /**
+   * Closing a watched socket gives it back first, and closing the out socket of a route removes that
+   * route first, always: the addon must never read, or send from, a closed (or reused) fd.
+   */
+  private guard(socket: Socket): void {
+    if (this.guarded.has(socket)) return;
+    const close = socket.close;
+    this.guarded.set(socket, close);
     const relay = this;
-    socket.close = function closeUnwatched(this: Socket, ...args: Parameters<Socket['close']>) {
-      relay.unwatch(socket);
-      return entry.close.apply(this, args);
+    socket.close = function closeGuarded(this: Socket, ...args: Parameters<Socket['close']>) {
+      relay.beforeClose(socket);
+      return close.apply(this, args);
     } as Socket['close'];
+  }
+
+  private beforeClose(socket: Socket): void {
+    for (const inSocket of [...(this.routedOutOf.get(socket) ?? [])]) {
+      if (inSocket === socket) continue;
+      this.routesDroppedOnClose++;
+      this.unroute(inSocket, new Float64Array(STATE_LENGTH));
+    }
+    this.unwatch(socket);
+    const close = this.guarded.get(socket);
+    if (close) socket.close = close;
+    this.guarded.delete(socket);
+  }
+
+  private forgetRoute(inSocket: Socket): void {
+    const out = this.outOf.get(inSocket);
+    if (!out) return;
+    this.outOf.delete(inSocket);
+    const ins = this.routedOutOf.get(out);
+    ins?.delete(inSocket);
+    if (ins?.size === 0) this.routedOutOf.delete(out);
   }
 
   /** Give `socket` back to Node (synchronous; a route on it is dropped: unroute first to keep its figures). */
@@ -202,8 +239,8 @@ export class NativeRelay {
     if (!entry) return;
     this.watched.delete(socket);
     this.notifyHandlers.delete(entry.fd);
+    this.forgetRoute(socket);
     this.addon.unwatch(entry.fd);
-    socket.close = entry.close;
     startReading(socket);
   }
 
@@ -228,6 +265,12 @@ export class NativeRelay {
       cfg.srtpOut,
       cfg.state,
     );
+    this.forgetRoute(inSocket);
+    this.outOf.set(inSocket, cfg.out);
+    let ins = this.routedOutOf.get(cfg.out);
+    if (!ins) this.routedOutOf.set(cfg.out, (ins = new Set()));
+    ins.add(inSocket);
+    this.guard(cfg.out);
   }
 
   /** The route's figures into `state` (increments since the last sync); false when `inSocket` has no route. */
@@ -241,6 +284,7 @@ export class NativeRelay {
     const entry = this.watched.get(inSocket);
     if (!entry) return false;
     this.notifyHandlers.delete(entry.fd);
+    this.forgetRoute(inSocket);
     return this.addon.unroute(entry.fd, state);
   }
 
