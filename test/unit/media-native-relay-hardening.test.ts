@@ -356,6 +356,29 @@ describe('native relay addon against hostile input', () => {
     relay.unwatch(inS);
   });
 
+  test('H9 a route state array holding NaN, infinities and out-of-range numbers is taken without undefined behaviour (SSRCs none, counts 0)', { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound()]);
+    const atFar = collect(far);
+    const state = newRouteState();
+    const odd = [NaN, Infinity, -Infinity, 1e300, -1e300, 2 ** 53, -0.5];
+    for (let i = 0; i < 18; i++) state[i] = odd[i % odd.length]!;
+    relay.route(inS, routeConfig({ peer: to(peer), out: outS, dest: to(far), state }));
+    for (let i = 0; i < 5; i++) send(peer, rtp(0, 100 + i, 1000 + 160 * i, 0xabc), inS);
+    await pollUntil(() => atFar.msgs.length >= 5, { timeoutMs: 5000, what: '5 packets forwarded' });
+    const st = newRouteState();
+    assert.equal(relay.unroute(inS, st), true);
+    assert.equal(st[STATE.rsSsrc], 0xabc, 'the reception statistics follow the real source');
+    assert.equal(st[STATE.rwLastInSsrc], 0xabc);
+    assert.ok(Number.isFinite(st[STATE.rsReceived]!) && Number.isFinite(st[STATE.rsJitter]!), 'finite figures out');
+    // the same through the test entry points
+    const s2 = newRouteState();
+    s2.fill(NaN);
+    relay.addon.reception(s2, 8000, 1, 1, 1, NaN);
+    relay.addon.rewrite(s2, rtp(0, 1, 1, 1), 0, 8000, 1, Infinity);
+    relay.unwatch(inS);
+  });
+
   for (const kind of ['plain', 'AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
     test(`H5 fuzz (${kind}): 4000 random and mutated datagrams from the routed peer and strangers; real packets all arrive, every datagram has one outcome`, { timeout: 120_000 }, async () => {
       const relay = nativeRelay();

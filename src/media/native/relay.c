@@ -44,8 +44,10 @@ static inline void wr32(uint8_t *p, uint32_t v) {
 /* JavaScript's Math.round for the values used here (half rounds up). */
 static inline double js_round(double x) { return floor(x + 0.5); }
 
-/* ToUint32 of an integral double. */
+/* ToUint32 of an integral double (NaN and infinities, which JavaScript's ToUint32 also makes 0, give 0: a
+ * state array from JavaScript is not trusted to hold only sane numbers). */
 static inline uint32_t to_u32(double x) {
+  if (!isfinite(x)) return 0;
   double m = fmod(x, 4294967296.0);
   if (m < 0) m += 4294967296.0;
   return (uint32_t)m;
@@ -126,6 +128,7 @@ int ferry_reception_on_packet(ferry_reception *rs, uint32_t ssrc, uint32_t seq, 
   }
   rs->received += 1;
   double arrival = fmod(floor((arrival_ms * (double)rs->clock_rate) / 1000.0), 4294967296.0);
+  if (!isfinite(arrival)) arrival = 0; /* a NaN or infinite arrival time (the test entry point takes any number) */
   int32_t transit = (int32_t)(uint32_t)(int64_t)(arrival - (double)ts);
   if (rs->have_transit) {
     int32_t d = (int32_t)((uint32_t)transit - (uint32_t)rs->transit);
@@ -143,24 +146,30 @@ void ferry_deltas_reset(ferry_deltas *d) {
   d->out_last_at = NAN;
 }
 
+/* An SSRC from the state array, or -1 (none) for anything that is not one (negative, NaN, too large). */
+static inline int64_t ssrc_of(double x) { return x >= 0 && x < 4294967296.0 ? (int64_t)x : -1; }
+
+/* A count or time from the state array; NaN and infinities are taken as 0 (counts) or left NaN (times). */
+static inline double finite_or(double x, double otherwise) { return isfinite(x) ? x : otherwise; }
+
 void ferry_route_import(ferry_route *r, const double *st) {
-  r->rw.last_in_ssrc = st[ST_RW_LAST_IN_SSRC] < 0 ? -1 : (int64_t)st[ST_RW_LAST_IN_SSRC];
+  r->rw.last_in_ssrc = ssrc_of(st[ST_RW_LAST_IN_SSRC]);
   r->rw.seq_delta = to_u32(st[ST_RW_SEQ_DELTA]) & 0xffff;
   r->rw.ts_delta = to_u32(st[ST_RW_TS_DELTA]);
   r->rw.last_out_seq = to_u32(st[ST_RW_LAST_OUT_SEQ]) & 0xffff;
   r->rw.last_out_ts = to_u32(st[ST_RW_LAST_OUT_TS]);
-  r->rw.last_out_at_ms = st[ST_RW_LAST_OUT_AT];
+  r->rw.last_out_at_ms = finite_or(st[ST_RW_LAST_OUT_AT], NAN);
   r->rw.started = st[ST_RW_STARTED] != 0;
-  r->rs.ssrc = st[ST_RS_SSRC] < 0 ? -1 : (int64_t)st[ST_RS_SSRC];
+  r->rs.ssrc = ssrc_of(st[ST_RS_SSRC]);
   r->rs.base_seq = to_u32(st[ST_RS_BASE_SEQ]);
   r->rs.max_seq = to_u32(st[ST_RS_MAX_SEQ]);
   r->rs.bad_seq = to_u32(st[ST_RS_BAD_SEQ]);
-  r->rs.cycles = st[ST_RS_CYCLES];
-  r->rs.received = st[ST_RS_RECEIVED];
-  r->rs.expected_prior = st[ST_RS_EXPECTED_PRIOR];
-  r->rs.received_prior = st[ST_RS_RECEIVED_PRIOR];
+  r->rs.cycles = finite_or(st[ST_RS_CYCLES], 0);
+  r->rs.received = finite_or(st[ST_RS_RECEIVED], 0);
+  r->rs.expected_prior = finite_or(st[ST_RS_EXPECTED_PRIOR], 0);
+  r->rs.received_prior = finite_or(st[ST_RS_RECEIVED_PRIOR], 0);
   r->rs.transit = (int32_t)to_u32(st[ST_RS_TRANSIT]);
-  r->rs.jitter_units = st[ST_RS_JITTER];
+  r->rs.jitter_units = finite_or(st[ST_RS_JITTER], 0);
   r->rs.have_transit = st[ST_RS_HAVE_TRANSIT] != 0;
   ferry_deltas_reset(&r->d);
 }
