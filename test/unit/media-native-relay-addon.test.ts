@@ -9,6 +9,7 @@ import { PT_NOT_NEGOTIATED, PT_UNKNOWN, type ReceptionState, type RewriterState 
 import { pollUntil } from '../helpers/wait-for';
 import { loadMediaConfig } from '../../src/media/server/media-config';
 import { buildNative, nativeAddonPath, NativeBuildError } from '../../src/media/native/build-native';
+import { chooseRelay } from '../../src/media/native/relay-choice';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -293,10 +294,29 @@ describe('native relay addon', () => {
 });
 
 describe('FERRY_MEDIA_RELAY', () => {
-  test('js by default; native when set; anything else is refused naming the variable', { timeout: 10_000 }, () => {
-    assert.equal(loadMediaConfig({}, {}).relay, 'js');
+  test('auto by default; js and native when set; anything else is refused naming the variable', { timeout: 10_000 }, () => {
+    assert.equal(loadMediaConfig({}, {}).relay, 'auto');
     assert.equal(loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'native' }).relay, 'native');
-    assert.throws(() => loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'kernel' }), /FERRY_MEDIA_RELAY="kernel" must be js or native/);
+    assert.equal(loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'js' }).relay, 'js');
+    assert.throws(() => loadMediaConfig({}, { FERRY_MEDIA_RELAY: 'kernel' }), /FERRY_MEDIA_RELAY="kernel" must be auto, js or native/);
+  });
+
+  test('auto: native when the addon loads, js with the one-line reason when it cannot; native: refuses naming the setting; js: never loads it', { timeout: 10_000 }, () => {
+    let loads = 0;
+    const works = (): void => {
+      loads++;
+    };
+    const noCompiler = (): void => {
+      loads++;
+      throw new NativeBuildError('cannot build the native relay: no C compiler (cc not found; install gcc)');
+    };
+    assert.deepEqual(chooseRelay('auto', works), { relay: 'native' });
+    assert.deepEqual(chooseRelay('auto', noCompiler), { relay: 'js', fallbackReason: 'cannot build the native relay: no C compiler (cc not found; install gcc)' });
+    assert.throws(() => chooseRelay('native', noCompiler), /^Error: FERRY_MEDIA_RELAY=native: cannot build the native relay: no C compiler/);
+    assert.deepEqual(chooseRelay('native', works), { relay: 'native' });
+    const before = loads;
+    assert.deepEqual(chooseRelay('js', noCompiler), { relay: 'js' });
+    assert.equal(loads, before, 'js does not try to load the addon');
   });
 
   test('the addon is cached under node_modules/.cache/ferry-native/<hash of sources, ABI, arch>', { timeout: 10_000 }, () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { PACKAGE_ROOT, srcPath } from '../../common/package-root';
 
 /**
@@ -61,7 +62,7 @@ export function buildNative(options: { cc?: string; cacheRoot?: string } = {}): 
     .map((f) => path.join(SOURCE_DIR, f));
   const dir = path.dirname(out);
   mkdirSync(dir, { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
+  const tmp = `${out}.${process.pid}.${threadId}.tmp`; // threads of one process may build at once
   try {
     execFileSync(cc, ['-O2', '-std=gnu11', '-Wall', '-shared', '-fPIC', '-fvisibility=hidden', `-I${include}`, '-o', tmp, ...cFiles], {
       stdio: ['ignore', 'pipe', 'pipe'],

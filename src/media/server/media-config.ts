@@ -10,8 +10,16 @@ export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 /** What a relay worker is (FERRY_MEDIA_WORKER_KIND): a worker thread, or a child process of its own. */
 export type RelayWorkerKind = 'thread' | 'process';
 
-/** Who forwards the packets of simple calls (FERRY_MEDIA_RELAY): JavaScript, or the native relay (docs/native-relay.md). */
+/** Who forwards the packets of simple calls: JavaScript, or the native relay (docs/native-relay.md). */
 export type MediaRelayKind = 'js' | 'native';
+
+/**
+ * FERRY_MEDIA_RELAY: `auto` (the default) is `native` when the addon builds and loads on this machine and
+ * `js` otherwise (ferry media says so in one log line); `native` refuses to start without it; `js` never
+ * loads it. startMediaServer() resolves `auto` before anything runs, so elements and relay workers only
+ * ever see `js` or `native`.
+ */
+export type MediaRelaySetting = MediaRelayKind | 'auto';
 
 /** ferry media's configuration, read once at start. */
 export interface MediaConfig {
@@ -60,11 +68,11 @@ export interface MediaConfig {
    */
   workerKind: RelayWorkerKind;
   /**
-   * FERRY_MEDIA_RELAY (default js): `native` hands the packets of simple calls (two legs connected one to
+   * FERRY_MEDIA_RELAY (default auto): `native` hands the packets of simple calls (two legs connected one to
    * one) to the native relay (src/media/native/, docs/native-relay.md); ferry media refuses to start when
-   * it cannot be built or loaded.
+   * it cannot be built or loaded. `auto` is native when it can be, else js (MediaRelaySetting).
    */
-  relay: MediaRelayKind;
+  relay: MediaRelaySetting;
 }
 
 /** More relay workers than this is a typo, not a machine. */
@@ -103,7 +111,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     mediaFiles: overrides.mediaFiles ?? mediaFilesConfigFromEnv(env),
     workers: envInt('FERRY_MEDIA_WORKERS', Math.min(MAX_MEDIA_WORKERS, os.availableParallelism()), env),
     workerKind: envString('FERRY_MEDIA_WORKER_KIND', 'thread', env) as RelayWorkerKind,
-    relay: envString('FERRY_MEDIA_RELAY', 'js', env) as MediaRelayKind,
+    relay: envString('FERRY_MEDIA_RELAY', 'auto', env) as MediaRelaySetting,
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
@@ -115,8 +123,8 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
   if (config.workerKind !== 'thread' && config.workerKind !== 'process') {
     throw new Error(`FERRY_MEDIA_WORKER_KIND=${JSON.stringify(config.workerKind)} must be thread or process (what each relay worker is)`);
   }
-  if (config.relay !== 'js' && config.relay !== 'native') {
-    throw new Error(`FERRY_MEDIA_RELAY=${JSON.stringify(config.relay)} must be js or native (who forwards the packets of simple calls)`);
+  if (config.relay !== 'js' && config.relay !== 'native' && config.relay !== 'auto') {
+    throw new Error(`FERRY_MEDIA_RELAY=${JSON.stringify(config.relay)} must be auto, js or native (who forwards the packets of simple calls)`);
   }
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);

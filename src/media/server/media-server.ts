@@ -10,6 +10,7 @@ import { RpcConnection } from '../rpc/rpc-connection';
 import { PortAllocator } from '../rtp/port-allocator';
 import { loadMediaConfig, type MediaConfig } from './media-config';
 import { nativeRelay } from '../native/native-relay';
+import { chooseRelay } from '../native/relay-choice';
 import { MediaSet } from './media-set';
 import { EventLoopLag } from './event-loop-lag';
 import { guarded, processFaultCounts } from '../../common/process-faults';
@@ -62,18 +63,17 @@ const WORKERS_READY_TIMEOUT_MS = 60_000;
  * same port (docs/media-server.md).
  */
 export async function startMediaServer(options: MediaServerOptions = {}): Promise<RunningMediaServer> {
-  const config = loadMediaConfig(options.config);
-  // FERRY_MEDIA_RELAY=native: the addon is built and loaded now, so a machine without a compiler fails at start
-  if (config.relay === 'native') {
-    try {
-      nativeRelay();
-    } catch (err) {
-      throw new Error(`FERRY_MEDIA_RELAY=native: ${(err as Error).message}`);
-    }
-  }
+  const loaded = loadMediaConfig(options.config);
   const httpPostCap = httpPostMaxBytes(); // a bad value stops the start here, before anything runs
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger('media.server');
+  // FERRY_MEDIA_RELAY: the addon is built and loaded now, so `native` on a machine without a compiler fails
+  // at start and `auto` settles on one relay before any element or relay worker reads the setting
+  const relayChoice = chooseRelay(loaded.relay, nativeRelay);
+  if (relayChoice.fallbackReason !== undefined) {
+    logger.warn('native relay unavailable: packets are relayed in JavaScript (FERRY_MEDIA_RELAY=auto)', { reason: relayChoice.fallbackReason });
+  }
+  const config: MediaConfig = { ...loaded, relay: relayChoice.relay };
   // an injected clock or element registry cannot cross into a relay worker: those servers keep one loop
   const useWorkers = config.workers > 1 && !options.clock && !options.elementTypes;
   let pool: WorkerPool | undefined;
