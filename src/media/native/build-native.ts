@@ -8,7 +8,8 @@ import { PACKAGE_ROOT, srcPath } from '../../common/package-root';
 /**
  * Builds ferry media's native relay addon (src/media/native/*.c, docs/native-relay.md) with the system C
  * compiler against Node's own headers, into
- * node_modules/.cache/ferry-native/<hash of the sources, Node's ABI and the architecture>/ferry_native.node,
+ * node_modules/.cache/ferry-native/<hash of the sources, Node's ABI and the architecture>/ferry_native.node
+ * (FERRY_NATIVE_CACHE_DIR/<hash>/... when that is set),
  * synchronously, on first use (a few seconds); later uses find it there. The addon links against nothing:
  * Node exports libuv's and OpenSSL's symbols to it. Throws NativeBuildError (one line naming what is
  * missing) when it cannot be built.
@@ -32,8 +33,19 @@ function sources(): string[] {
     .sort();
 }
 
+/**
+ * The directory the built addons are kept in: FERRY_NATIVE_CACHE_DIR when set (an absolute path; a
+ * read-only install, or a test that must not find the checkout's build), else node_modules/.cache/ferry-native.
+ */
+export function nativeCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.FERRY_NATIVE_CACHE_DIR;
+  if (dir === undefined || dir === '') return path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'ferry-native');
+  if (!path.isAbsolute(dir)) throw new NativeBuildError(`FERRY_NATIVE_CACHE_DIR=${JSON.stringify(dir)} must be an absolute path`);
+  return dir;
+}
+
 /** Where the addon for the current sources and this Node lives (whether built or not); `cacheRoot` for tests. */
-export function nativeAddonPath(cacheRoot = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'ferry-native')): string {
+export function nativeAddonPath(cacheRoot = nativeCacheRoot()): string {
   const h = createHash('sha256');
   for (const f of sources()) {
     h.update(f);
