@@ -40,10 +40,29 @@ describe('registered Contact targets', { timeout: 10_000 }, () => {
     assert.equal(contactTargetProblem('sip:bob@203.0.113.9', '127.0.0.1'), undefined);
   });
 
-  test('a public address other than the REGISTER\'s source is refused: calls and pings would go to a third party', () => {
-    for (const [uri, source] of [['sip:bob@203.0.113.9', '192.0.2.7'], ['sip:x@198.51.100.4:5060;transport=tcp', '192.0.2.7'], ['sip:x@[2001:db8::1]:5060', '192.0.2.7'], ['sip:x@[2001:db8:0:2::1]', '2001:db8:0:1::5'], ['sip:x@203.0.113.9', '10.0.0.8']]) {
-      assert.match(contactTargetProblem(uri, source) ?? '', /is not the address the REGISTER came from/, `${uri} from ${source}`);
+  test('a public address other than the REGISTER\'s source: accepted over UDP, TCP and TLS (sent to the source), refused over WebSocket or without a source port', () => {
+    const cases: Array<[string, string]> = [
+      ['sip:bob@203.0.113.9', '192.0.2.7'],
+      ['sip:x@198.51.100.4:5060;transport=tcp', '192.0.2.7'],
+      ['sip:x@[2001:db8::1]:5060', '192.0.2.7'],
+      ['sip:x@[2001:db8:0:2::1]', '2001:db8:0:1::5'],
+      // a desk phone on ferry's own network configured with a STUN server: its NAT's public address, from its private one
+      ['sip:x@203.0.113.9', '10.0.0.8'],
+      ['sip:1001@198.51.100.20:5060', '192.168.1.50'],
+    ];
+    for (const [uri, source] of cases) {
+      for (const transport of ['udp', 'tcp', 'tls']) {
+        assert.equal(contactTargetProblem(uri, source, { transport, port: 5062 }), undefined, `${uri} from ${source} over ${transport}`);
+      }
+      // where requests cannot be sent to the source instead, the third party would get them: refused
+      for (const flow of [{ transport: 'ws', port: 5062 }, { transport: 'wss', port: 5062 }, { transport: 'udp', port: 0 }, undefined]) {
+        assert.match(contactTargetProblem(uri, source, flow) ?? '', /is not the address the REGISTER came from/, `${uri} from ${source} over ${JSON.stringify(flow)}`);
+      }
     }
+    // controls: the source's own address (its /64) and a webphone's .invalid host over WebSocket are fine
+    assert.equal(contactTargetProblem('sip:x@192.0.2.7:5060', '192.0.2.7', { transport: 'ws', port: 5062 }), undefined);
+    assert.equal(contactTargetProblem('sip:x@[2001:db8:0:1::99]', '2001:db8:0:1::5', { transport: 'wss', port: 5062 }), undefined);
+    assert.equal(contactTargetProblem('sip:k7m2@df7jal23ls0d.invalid;transport=ws', '192.0.2.7', { transport: 'wss', port: 5062 }), undefined);
   });
 
   test('a host name is refused from another machine (its DNS records choose the address and port at call time), accepted from this host', () => {

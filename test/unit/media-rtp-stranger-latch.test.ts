@@ -97,6 +97,12 @@ describe('a stranger\'s RTP does not latch a leg whose SDP names a public or loo
     assert.equal(mayLatchFrom('172.32.0.1', '198.51.100.9'), false, '172.32/16 is public');
     assert.equal(mayLatchFrom('2001:db8::5', '2001:db8::6'), false, 'a global IPv6 address');
     assert.equal(mayLatchFrom(undefined, '198.51.100.9'), false, 'no SDP yet');
+    // a phone on ferry's own network configured with a STUN server: its SDP names its NAT's public address, its RTP comes from its private one
+    for (const priv of ['192.168.1.50', '10.0.0.8', '100.64.0.1', '::ffff:192.168.1.50']) {
+      assert.equal(mayLatchFrom('203.0.113.5', priv), true, `public SDP, source ${priv} behind NAT`);
+    }
+    assert.equal(mayLatchFrom('2001:db8::5', 'fd00::50'), true, 'a global IPv6 SDP, a ULA source');
+    assert.equal(mayLatchFrom('127.0.0.1', '192.168.1.50'), false, 'a loopback SDP is not a STUN address');
   });
 
   test('mayLatchFrom: a phone on this host that writes one of the host\'s own addresses and sends over loopback', () => {

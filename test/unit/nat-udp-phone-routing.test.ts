@@ -25,7 +25,9 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(reg('sip:1001@100.64.0.9', '203.0.113.4:1024'), 'sip:203.0.113.4:1024', 'a carrier NAT address');
     assert.equal(reg('sip:1001@[fd00::20]:5060', '[2001:db8::7]:5062'), 'sip:[2001:db8::7]:5062', 'IPv6');
     // none: the Contact is where the phone is
-    assert.equal(reg('sip:1001@203.0.113.9:5060', '198.51.100.7:40312'), undefined, 'a public Contact is reached where it says');
+    assert.equal(reg('sip:1001@198.51.100.7:5060', '198.51.100.7:40312'), undefined, 'a public Contact at the source\'s own address is reached where it says');
+    assert.equal(reg('sip:1001@[2001:db8:0:1::99]:5060', '[2001:db8:0:1::5]:5062'), undefined, 'an IPv6 Contact in the source\'s /64');
+    assert.equal(reg('sip:1001@203.0.113.9:5060', '127.0.0.1:40312'), undefined, 'this host may name any');
     assert.equal(reg('sip:1001@192.168.1.20:5060', '192.168.1.20:5060'), undefined, 'no NAT: the source is the Contact');
     assert.equal(reg('sip:1001@192.168.1.20:5060', '192.168.7.1:5060'), undefined, 'a private source: ferry\'s own network');
     // a connection: the phone's own, found by its remote address; never a new one to the private Contact
@@ -41,13 +43,25 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(reg('sip:1001@192.168.1.20', 'garbage'), undefined);
   });
 
+  test('natNextHop: a Contact naming a public address other than the source (a STUN phone on ferry\'s network, or a third party) goes to the source', { timeout: 5000 }, () => {
+    const reg = (contact: string, source: string, transport = 'udp') => natNextHop({ contact, source, transport });
+    assert.equal(reg('sip:1001@203.0.113.9:5060', '192.168.1.50:5060'), 'sip:192.168.1.50:5060', 'STUN: the NAT\'s public address from the private one');
+    assert.equal(reg('sip:1001@203.0.113.9:31000', '10.0.0.8:5062'), 'sip:10.0.0.8:5062');
+    assert.equal(reg('sip:1001@203.0.113.9:5060', '198.51.100.7:40312'), 'sip:198.51.100.7:40312', 'another public address');
+    assert.equal(reg('sip:1001@[2001:db8:0:2::1]:5060', '[2001:db8:0:1::5]:5062'), 'sip:[2001:db8:0:1::5]:5062', 'IPv6 outside the source\'s /64');
+    assert.equal(reg('sip:1001@203.0.113.9:5060;transport=tcp', '192.168.1.50:40312', 'tcp'), 'sip:192.168.1.50:40312;transport=tcp', 'a connection: the phone\'s own');
+    assert.equal(reg('sips:1001@203.0.113.9:5061', '192.168.1.50:40313', 'tls'), 'sip:192.168.1.50:40313;transport=tls');
+    assert.equal(reg('sip:1001@203.0.113.9:5060;transport=ws', '192.168.1.50:40312', 'ws'), undefined, 'WebSocket: the registrar refuses it');
+  });
+
   test('the router hands the gateway the next hop with the Contact as the Request-URI', { timeout: 5000 }, async () => {
-    const config = parseSipConfig(JSON.stringify({ domain: 'ferry.local', users: [{ user: '1001', password: 'p' }, { user: '1002', password: 'p' }] }), 'f.json');
+    const config = parseSipConfig(JSON.stringify({ domain: 'ferry.local', users: [{ user: '1001', password: 'p' }, { user: '1002', password: 'p' }, { user: '1003', password: 'p' }] }), 'f.json');
     const store = new MemoryStateStore();
     const now = Date.now();
     const base = { aor: 'sip:x@ferry.local', webrtc: false, registeredAt: now, expiresAt: now + 60_000 };
     await store.putRegistration({ ...base, user: '1001', contact: 'sip:1001@192.168.1.20:5060', transport: 'udp', source: '198.51.100.7:40312' });
     await store.putRegistration({ ...base, user: '1002', contact: 'sip:1002@203.0.113.9:5060', transport: 'udp', source: '203.0.113.9:5060' });
+    await store.putRegistration({ ...base, user: '1003', contact: 'sip:1003@203.0.113.77:5060', transport: 'udp', source: '192.168.1.50:5062' });
     const router = new CallRouter(config, store);
     const natd = await router.route('1001');
     assert.ok(natd.ok);
@@ -56,6 +70,10 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     const direct = await router.route('1002');
     assert.ok(direct.ok);
     assert.equal(direct.nextHop, undefined, 'a public phone: no next hop (positive control of the field)');
+    const stun = await router.route('1003');
+    assert.ok(stun.ok);
+    assert.equal(stun.uri, 'sip:1003@203.0.113.77:5060');
+    assert.equal(stun.nextHop, 'sip:192.168.1.50:5062', 'a STUN phone on ferry\'s network: its REGISTER\'s source');
   });
 
   const udpFlow = (remoteAddress: string, remotePort = 40312): Flow => ({
@@ -69,6 +87,14 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(dialogFlow('sip:1001@192.168.1.20:5060', udpFlow('192.168.1.20', 5060)), undefined, 'no NAT');
     assert.equal(dialogFlow('sip:1001@203.0.113.9:5060', nat), undefined, 'a public target is reached where it says');
     assert.equal(dialogFlow('sip:1001@192.168.1.20:5060', tcpFlow), tcpFlow, 'a connection is always kept');
+    // a STUN phone on ferry's own network: its Contact names its NAT's public address, it sends from its private one
+    const lan = udpFlow('192.168.1.50', 5060);
+    assert.equal(dialogFlow('sip:1001@203.0.113.9:5060', lan), lan, 'a public target, a private peer');
+    const lan6 = udpFlow('fd00::50', 5060);
+    assert.equal(dialogFlow('sip:1001@[2001:db8::9]:5060', lan6), lan6, 'IPv6: a global target, a ULA peer');
+    assert.equal(dialogFlow('sip:1001@127.0.0.1:5060', lan), undefined, 'a loopback target');
+    assert.equal(dialogFlow('sip:1001@phone.example.org', lan), undefined, 'a name');
+    assert.equal(dialogFlow('sip:1001@203.0.113.9:5060', udpFlow('198.51.100.7')), undefined, 'two public addresses: the target, as RFC 3261 says');
     assert.equal(dialogFlow('sip:1001@203.0.113.9:5060;transport=tcp', tcpFlow), tcpFlow);
   });
 
@@ -86,6 +112,8 @@ describe('NAT: a UDP phone behind a router is reached through the mapping its RE
     assert.equal(uac.flow, nat, 'ACK and BYE go back through the router');
     const uas = uasDialog(invite('sip:1001@192.168.1.20:5060'), ok('sip:ferry@198.51.100.1:5060'), 'b1', nat, 'sip:ferry@198.51.100.1:5060', 'app');
     assert.equal(uas.flow, nat);
+    const stun = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1001@203.0.113.9:5060'), udpFlow('192.168.1.50', 5060), 'app');
+    assert.equal(stun.flow?.remoteAddress, '192.168.1.50', 'a STUN phone on ferry\'s network: ACK and BYE go where its 2xx came from');
     const direct = uacDialog(invite('sip:ferry@198.51.100.1:5060'), ok('sip:1001@203.0.113.9:5060'), udpFlow('203.0.113.9', 5060), 'app');
     assert.equal(direct.flow, undefined, 'a public phone: its Contact, as before');
   });

@@ -1,6 +1,5 @@
 import { classifyAddress } from '../calls/sdp-validator';
-import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
-import { sourceKey } from '../../common/source-key';
+import { namesAnotherPublicAddress, natNextHop } from './nat-next-hop';
 
 /**
  * Whether a Contact a REGISTER binds names a place the gateway may send calls to. A registered Contact
@@ -16,15 +15,17 @@ import { sourceKey } from '../../common/source-key';
  * its control ports, a metadata service) whatever it resolved to at registration. Phones write their
  * address; a name is accepted only from a REGISTER that came from loopback.
  *
- * A Contact naming a public address must name the address the REGISTER came from (for IPv6 its /64, as
- * one source is counted): a phone on a public address registers from it, and one behind NAT writes its
- * private address (reached through its NAT's mapping, nat-next-hop.ts) or the public one its NAT gives it
- * (STUN), which is the source. Any other public address is a third party's: every call to the user would
- * send it INVITEs (one per registration, up to the ring-all fork cap, each retransmitted over UDP) and
- * qualify would ping it, so one REGISTER could aim ferry's traffic at a host that never asked for it. A
- * REGISTER from loopback (this host) may name any.
+ * A Contact naming a public address other than the one the REGISTER came from (for IPv6 outside its /64)
+ * is accepted when requests to it can be sent to that source instead (natNextHop): a REGISTER over UDP,
+ * TCP or TLS from a source that is not loopback. A desk phone on ferry's own network configured with a
+ * STUN server writes its NAT's public address while its packets come from its private one; every request
+ * to such a registration (the INVITEs of a call, qualify's OPTIONS) goes to the REGISTER's source address
+ * and port, never to the address the Contact names, which may be a third party's. Refused where that
+ * routing is impossible: a WebSocket REGISTER (its Contacts are never dialled through a source; one naming
+ * an address would be dialled there) or one whose source address or port is unknown. A REGISTER from
+ * loopback (this host) may name any, and its Contact is dialled where it says.
  */
-export function contactTargetProblem(uri: string, source: string): string | undefined {
+export function contactTargetProblem(uri: string, source: string, flow?: { transport: string; port: number }): string | undefined {
   const m = /^sips?:(?:[^@;?]*@)?(\[[^\]]*\]|[^:;?>]+)/i.exec(uri.trim());
   if (!m) return undefined;
   const host = m[1]!.replace(/^\[|\]$/g, '').toLowerCase();
@@ -44,17 +45,12 @@ export function contactTargetProblem(uri: string, source: string): string | unde
     case 'reserved':
       return `Contact host ${host} is a reserved address`;
     case 'unicast':
-      return isThirdParty(host, source) ? `Contact host ${host} is not the address the REGISTER came from` : undefined;
+      if (!namesAnotherPublicAddress(host, source)) return undefined;
+      // sent to the REGISTER's source instead of the Contact, or refused
+      return flow && natNextHop({ contact: uri, transport: flow.transport, source: `${source}:${flow.port}` }) !== undefined
+        ? undefined
+        : `Contact host ${host} is not the address the REGISTER came from`;
     default:
       return undefined;
   }
-}
-
-/** a public Contact address other than the REGISTER's source (its /64 for IPv6); any from loopback is not */
-function isThirdParty(host: string, source: string): boolean {
-  const from = plainAddress(source);
-  if (classifyAddress(from) === 'loopback' || from === '') return false;
-  const to = plainAddress(host);
-  if (isBehindNatAddress(to)) return false;
-  return sourceKey(to) !== sourceKey(from);
 }

@@ -6,6 +6,7 @@ import { StateStore } from '../state/state-store';
 import { SipAuthenticator } from './sip-authenticator';
 import { parseContacts } from './contact-header';
 import { contactTargetProblem } from './contact-target';
+import { natNextHop } from './nat-next-hop';
 import { ReachabilityChange, reachabilityBinding } from './qualify';
 
 /** What `registration.changed` tells: the user's bindings after a REGISTER that added or removed one. */
@@ -86,10 +87,11 @@ export class Registrar {
       res.send(403, 'Too Many Contacts', { headers: {} });
       return;
     }
-    // calls to the user go where its Contacts say: never to this host's own services or a metadata address
+    // calls to the user go where its Contacts say (or, for a Contact naming another public address, to the
+    // REGISTER's source): never to this host's own services, a metadata address or a third party
     for (const c of contacts) {
       if ((c.expires ?? defaultExpires) === 0) continue;
-      const problem = contactTargetProblem(c.uri, String(req.source_address ?? ''));
+      const problem = contactTargetProblem(c.uri, String(req.source_address ?? ''), { transport, port: Number(req.source_port ?? 0) });
       if (!problem) continue;
       this.log.warn('registration refused: contact address', { user: user.user, src_ip: req.source_address, contact: c.uri.slice(0, 128), problem });
       res.send(403, 'Forbidden', { headers: { Warning: `399 ferry "${problem}"` } });
@@ -139,7 +141,8 @@ export class Registrar {
       remove(bound, c.uri);
       bound.push({ contact: c.uri, registeredAt: now });
       accepted.push(`<${c.uri}>;expires=${expires}`);
-      this.log.info('registered', { user: user.user, contact: c.uri, transport, expires });
+      const via = natNextHop({ contact: c.uri, transport, source: `${req.source_address}:${req.source_port}` });
+      this.log.info('registered', { user: user.user, contact: c.uri, transport, expires, ...(via ? { via } : {}) });
     }
     const current = await this.store.getRegistrations(user.user);
     const added = current.map((r) => r.contact).filter((c) => !before.includes(c));

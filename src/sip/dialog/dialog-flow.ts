@@ -1,3 +1,4 @@
+import { isIP, isIPv4 } from 'node:net';
 import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
 import { parseSipUri } from '../message/sip-uri';
 import type { Flow } from '../transport/flow';
@@ -5,18 +6,34 @@ import type { Dialog } from './dialog';
 
 /**
  * The flow a new dialog keeps for its in-dialog requests (else they go to its remote target, RFC 3261
- * 12.2.1.1): a connection, always; over UDP, the peer's address and port when the remote target names an
- * address a host behind NAT writes about itself (private, shared, link-local) while the dialog's messages
- * came from an address that is not one — a phone behind a NAT router, whose Contact names its private
- * address and whom only the router's mapping reaches (the address and port its INVITE or 2xx came from:
- * its ACK, BYE and re-INVITEs go there, as the responses to its requests do by `rport`). Otherwise none.
+ * 12.2.1.1): a connection, always; over UDP, the peer's address and port when a NAT stands between the
+ * address the remote target names and the one the dialog's messages came from, in either direction:
+ * - the remote target names an address a host behind NAT writes about itself (private, shared,
+ *   link-local) while the messages came from an address that is not one: a phone behind a NAT router,
+ *   whose Contact names its private address and whom only the router's mapping reaches;
+ * - the remote target names a public address while the messages came from a private, shared or
+ *   link-local one: a phone on ferry's own network configured with a STUN server, whose Contact names its
+ *   NAT's public address (reached from inside only if the router loops packets back, and a third party's
+ *   if the phone lied) while it sends from its private address.
+ * Its ACK, BYE and re-INVITEs go to the address and port its INVITE or 2xx came from, as the responses to
+ * its requests do by `rport`. Otherwise none.
  */
 export function dialogFlow(remoteTarget: string, flow: Flow): Flow | undefined {
   if (flow.reliable) return flow;
   if (flow.protocol !== 'udp') return undefined;
   const host = parseSipUri(remoteTarget)?.host;
-  if (host === undefined || !isBehindNatAddress(host)) return undefined;
-  return isBehindNatAddress(plainAddress(flow.remoteAddress)) ? undefined : flow;
+  if (host === undefined) return undefined;
+  const peerBehindNat = isBehindNatAddress(plainAddress(flow.remoteAddress));
+  if (isBehindNatAddress(host)) return peerBehindNat ? undefined : flow;
+  return peerBehindNat && isPublicAddress(host) ? flow : undefined;
+}
+
+/** a unicast IP address that is neither behind NAT nor loopback (not a name) */
+function isPublicAddress(host: string): boolean {
+  const a = plainAddress(host);
+  if (!isIP(a) || isBehindNatAddress(a)) return false;
+  if (isIPv4(a)) return !/^(0|127|22[4-9]|2[3-5]\d)\./.test(a);
+  return a !== '::' && a !== '::1' && !a.startsWith('ff');
 }
 
 /**
