@@ -19,6 +19,8 @@ export interface BenchOptions {
   /** 'lean' (default): werift browsers whose packets bypass werift's track machinery; 'full': track.writeRtp/onReceiveRtp. */
   browser: 'lean' | 'full';
   setupConcurrency: number;
+  /** ferry-webrtc: subscribe to each WebRtcEndpoint's ICE and DTLS state events to mark ferry's own times (default on). */
+  serverSetupMarks: boolean;
   profile: boolean;
   outDir: string | undefined;
   logLevel: string;
@@ -56,6 +58,8 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --webrtc-workers <n>     werift load processes (default 2)
   --browser lean|full      werift browsers: lean packet path after DTLS (default) or full track API
   --setup-concurrency <n>  calls set up in parallel (default 10)
+  --no-server-marks        ferry-webrtc: do not subscribe to the WebRtcEndpoint's ICE/DTLS state events (two
+                           requests per call) that give ferry media's own ICE and DTLS connected times
   --loss-limit <pct>       stop stepping when working calls lose more than this (default 0.1), or >10 % of
                            streams are dead; dead calls always count in the verdict
   --strict-stop            stop at the first step whose total loss (dead calls included) is above the limit
@@ -100,6 +104,7 @@ export function parseOptions(argv: readonly string[], available: readonly number
     webrtcWorkers: 2,
     browser: 'lean',
     setupConcurrency: 10,
+    serverSetupMarks: true,
     profile: false,
     outDir: undefined,
     logLevel: 'warn',
@@ -178,6 +183,9 @@ export function parseOptions(argv: readonly string[], available: readonly number
         break;
       case '--profile':
         o.profile = true;
+        break;
+      case '--no-server-marks':
+        o.serverSetupMarks = false;
         break;
       case '--out':
         o.outDir = value();

@@ -21,6 +21,7 @@ import {
   nodeFloorTable,
   NODE_FLOOR_TARGET,
   resultsTable,
+  setupPhasesTable,
   serverCoreSharedVerdicts,
   workerShareVerdict,
 } from './report/markdown-report';
@@ -84,6 +85,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         webrtcWorkers: o.webrtcWorkers,
         setupConcurrency: o.setupConcurrency,
         leanBrowsers: o.browser === 'lean',
+        serverSetupMarks: o.serverSetupMarks,
         profile: o.profile,
         env: o.mediaEnv,
       });
@@ -109,7 +111,7 @@ function environment(o: BenchOptions, argv: string[]): string {
     pinningLine(o),
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
     `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}, kind ${o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined ? `FERRY_MEDIA_WORKER_KIND=${o.mediaEnv.FERRY_MEDIA_WORKER_KIND}${o.mediaWorkerKind !== undefined ? ' (--worker-kind)' : ''}` : 'thread (the default; no --worker-kind)'}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
-    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}`,
+    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}${o.targets.includes('ferry-webrtc') ? (o.serverSetupMarks ? ' (ferry-webrtc: ICE/DTLS state events subscribed for ferry\'s own set-up marks)' : ' (--no-server-marks)') : ''}`,
   ].join('\n');
 }
 
@@ -280,6 +282,13 @@ async function main(): Promise<void> {
     '### Per step',
     resultsTable(results),
     '',
+    ...(setupPhasesTable(results)
+      ? [
+          '### Set-up: who was busy, and its phases (p50 ms since the MediaPipeline create; ferry media\'s clock beside the browser\'s)',
+          setupPhasesTable(results)!,
+          '',
+        ]
+      : []),
     '### ferry CPU per call relative to rtpengine (same run, same N; per call = µs per packet × 100 packets/s)',
     ratioTable(results),
     '',

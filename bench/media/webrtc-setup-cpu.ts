@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const phonePort = phone.address().port;
   let streamId = 0;
   let nextBrowser = 0;
-  const bursts: { calls: number; setupCpu: number; setupMain: number; releaseCpu: number; wallMs: number }[] = [];
+  const bursts: { calls: number; setupCpu: number; setupMain: number; releaseCpu: number; wallMs: number; callMs: number[] }[] = [];
   try {
     await harness.start();
     const pid = mediaServerPid(harness.server.pid);
@@ -160,7 +160,13 @@ async function main(): Promise<void> {
       if (measured && o.profile) await harness.profiler?.start();
       const c0 = cpuMs(pid);
       const t0 = performance.now();
-      const results = await Promise.allSettled(calls.map((c) => setUp(kurento, c, phonePort)));
+      const callMs: number[] = [];
+      const timed = async (c: Call): Promise<void> => {
+        const s0 = performance.now();
+        await setUp(kurento, c, phonePort);
+        callMs.push(performance.now() - s0);
+      };
+      const results = await Promise.allSettled(calls.map(timed));
       const wallMs = performance.now() - t0;
       const c1 = cpuMs(pid);
       if (measured && o.profile) await harness.profiler?.stop(path.join(o.out, `setup-${bursts.length}.cpuprofile`));
@@ -169,7 +175,7 @@ async function main(): Promise<void> {
       const c2 = cpuMs(pid);
       const failed = results.filter((r) => r.status === 'rejected');
       if (failed.length > 0) throw new Error(`${failed.length} of ${n} set-ups failed: ${String((failed[0] as PromiseRejectedResult).reason)}`);
-      if (measured) bursts.push({ calls: n, setupCpu: c1.process - c0.process, setupMain: c1.main - c0.main, releaseCpu: c2.process - c1.process, wallMs });
+      if (measured) bursts.push({ calls: n, setupCpu: c1.process - c0.process, setupMain: c1.main - c0.main, releaseCpu: c2.process - c1.process, wallMs, callMs });
     };
     for (let done = 0; done < o.up; done += o.burst) {
       const calls: Call[] = Array.from({ length: Math.min(o.burst, o.up - done) }, () => ({ browser: browsers[nextBrowser++ % browsers.length]!, streamId: ++streamId }));
@@ -190,7 +196,7 @@ async function main(): Promise<void> {
       `ferry media ${Object.entries(o.mediaEnv).map(([k, v]) => `${k}=${v}`).join(' ')}, ${calls} set-ups in bursts of ${o.burst} (after ${o.warmup} warm-up) with ${o.up} other calls up, ${o.browsers} werift browser processes${o.profile ? ', PROFILED (CPU inflated)' : ''}`,
       `set-up CPU per call: ${(sum('setupCpu') / calls).toFixed(1)} ms (process), ${(sum('setupMain') / calls).toFixed(1)} ms (main thread); burst median ${median(bursts.map((b) => b.setupCpu / b.calls)).toFixed(1)} ms`,
       `release CPU per call: ${(sum('releaseCpu') / calls).toFixed(1)} ms (process)`,
-      `burst wall time p50: ${median(bursts.map((b) => b.wallMs)).toFixed(0)} ms (wall time depends on the machine's load; CPU much less)`,
+      `burst wall time p50: ${median(bursts.map((b) => b.wallMs)).toFixed(0)} ms; one call's set-up (its browser's offer to its DTLS connected) p50 ${median(bursts.flatMap((b) => b.callMs)).toFixed(0)} ms (wall time depends on the machine's load; CPU much less)`,
     ];
     if (o.profile) lines.push('', summarizeCpuProfiles([o.out], path.resolve(__dirname, '..', '..'), 30));
     const report = lines.join('\n');

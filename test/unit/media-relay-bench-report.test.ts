@@ -13,8 +13,10 @@ import {
   ratioTable,
   resultsTable,
   serverCoreSharedVerdicts,
+  setupPhasesTable,
   workerShareVerdict,
 } from '../../bench/media/report/markdown-report';
+import { phasesP50 } from '../../bench/media/phases/step-runner';
 import { formatCpuList, launchCommand, machineCpus, parseCpuList, pinProcess, threadsOffCpus } from '../../bench/media/servers/cpu-pinning';
 import { pollUntil } from '../helpers/wait-for';
 import type { StepResult } from '../../bench/media/report/step-result';
@@ -279,6 +281,39 @@ describe('bench:media CPU pinning (--server-cpus / --generator-cpus)', () => {
     assert.equal(workerShareVerdict([step({ target: t, calls: 100, workerLags: workerLagsOf({ pipelines: 100 }, undefined) })], t), undefined, 'one loop: no share line');
     assert.equal(workerShareVerdict([step({ target: 'ferry rtp-rtp', calls: 100, workerLags: w(50, 50) })], t), undefined, 'another target: none');
     assert.match(resultsTable([step({ calls: 100, workerLags: w(49, 51) })]), /#1 1\.0 \/ 2\.0 \(49, 49 %\); #2 1\.0 \/ 2\.0 \(51, 51 %\)/);
+  });
+});
+
+describe('bench:media WebRTC set-up split (ferry media beside the browsers)', () => {
+  test('S-setup: phase marks p50 per mark over the calls that recorded it; none recorded, no table', { timeout: 5_000 }, () => {
+    const p = phasesP50([
+      { ok: true, ms: 100, phases: { processOffer: 10, serverDtlsConnected: 60, dtlsConnected: 70, done: 100 } },
+      { ok: true, ms: 300, phases: { processOffer: 30, serverDtlsConnected: 200, dtlsConnected: 250, done: 300 } },
+      { ok: true, ms: 200, phases: { processOffer: 20, serverDtlsConnected: undefined, dtlsConnected: 150, done: 200 } },
+    ]);
+    assert.deepEqual(p, { processOffer: 20, serverDtlsConnected: 60, dtlsConnected: 150, done: 200 });
+    assert.equal(phasesP50([{ ok: true, ms: 5 }]), undefined);
+    assert.equal(setupPhasesTable([step({})]), undefined, 'a target without marks or a set-up window adds no table');
+  });
+
+  test('S-setup: the table puts ferry\'s own ICE/DTLS connected beside the browser\'s, with each core and CPU per call set up', { timeout: 5_000 }, () => {
+    const pinning = { serverCpus: [0], generatorCpus: [1] };
+    const setupWindow = { wallMs: 3000, serverCpuMs: 1500, loadWorkersCpuMs: 2400, orchestratorCpuMs: 600, perCoreBusyPct: [55, 97], orchestratorLagP50Ms: 8, orchestratorLagP99Ms: 45 };
+    const phases = { processOffer: 130, serverIceConnected: 150, iceConnected: 147, serverDtlsConnected: 183, dtlsConnected: 190, done: 236 };
+    const t = setupPhasesTable([
+      step({ target: 'ferry webrtc-rtp', calls: 100, pinning, setupWindow, setupPhasesP50Ms: phases }),
+      step({ target: 'ferry webrtc-rtp', calls: 200, pinning, setupWindow: { ...setupWindow, serverCpuMs: 3000 } }),
+    ]);
+    assert.ok(t);
+    const rows = t.split('\n').slice(2);
+    assert.equal(rows[0], '| ferry webrtc-rtp | 100 | 3.0 (2 (cpu0 server 55 / cpu1 generator 97)) | 15.0 / 30.0 | 8.0 / 45.0 | 130.0 | 150.0 | 147.0 | 183.0 | 190.0 | 236.0 |');
+    // the 200 step added 100 calls: per call set up is over those 100, not 200
+    assert.match(rows[1]!, /^\| ferry webrtc-rtp \| 200 \| 3\.0 \(.*\) \| 30\.0 \/ 30\.0 \| 8\.0 \/ 45\.0 \| – \| – \| – \| – \| – \| – \|$/);
+  });
+
+  test('S-setup: --no-server-marks turns the ICE/DTLS event subscriptions off; they are on by default', { timeout: 5_000 }, () => {
+    assert.equal(parseOptions([]).serverSetupMarks, true);
+    assert.equal(parseOptions(['--no-server-marks']).serverSetupMarks, false);
   });
 });
 

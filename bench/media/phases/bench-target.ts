@@ -6,6 +6,8 @@ export interface CallSetup {
   ok: boolean;
   ms: number;
   error?: string;
+  /** Marks of the set-up's phases, ms since it started (targets that record them: ferry-webrtc). */
+  phases?: Record<string, number | undefined>;
 }
 
 /**

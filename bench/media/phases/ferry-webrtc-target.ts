@@ -13,7 +13,7 @@ import { PhonePool, type Phone } from '../load/phone-pool';
 import type { StreamSpec } from '../load/worker-protocol';
 import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
 import { FerryMediaHarness, type FerryHarnessOptions } from './ferry-media-harness';
-import { setUpWebRtcCall } from './webrtc-call-setup';
+import { setUpWebRtcCall, type WebRtcCallMarks } from './webrtc-call-setup';
 
 export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
   rtpWorkers: number;
@@ -21,6 +21,8 @@ export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
   setupConcurrency: number;
   /** Lean werift browsers (packets bypass werift's track/sender/receiver; see webrtc-peer-worker.ts). */
   leanBrowsers: boolean;
+  /** Subscribe to the WebRtcEndpoint's ICE/DTLS state events: ferry media's own set-up marks (webrtc-call-setup.ts). */
+  serverSetupMarks: boolean;
 }
 
 const CONNECT_TIMEOUT_MS = 20000;
@@ -82,7 +84,8 @@ export class FerryWebRtcTarget implements BenchTarget {
       } catch (err) {
         return { ok: false, ms: 0, error: `browser offer failed: ${err instanceof Error ? err.message : String(err)}` };
       }
-      return timeSetup(
+      const marks: WebRtcCallMarks = {};
+      const setup = await timeSetup(
         () =>
           setUpWebRtcCall({
             kurento,
@@ -92,6 +95,8 @@ export class FerryWebRtcTarget implements BenchTarget {
             streamId,
             offer,
             connectTimeoutMs: CONNECT_TIMEOUT_MS,
+            marks,
+            serverMarks: this.opts.serverSetupMarks,
             onPipeline: (pipeline) => {
               this.harness.pipelines.push(pipeline);
               this.streamNames.set(streamId, `browser->phone of pipeline ${pipeline.id} (${browser.name})`);
@@ -103,6 +108,7 @@ export class FerryWebRtcTarget implements BenchTarget {
           }),
         CONNECT_TIMEOUT_MS + 10000,
       );
+      return { ...setup, phases: { ...marks } };
     });
   }
 

@@ -6,13 +6,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LogHistogram, percentileOf } from '../load/log-histogram';
 import type { WorkerReport } from '../load/worker-protocol';
 import type { CpuPinning } from '../servers/cpu-pinning';
 import { coreBusyBetween, sampleCores, sampleMachine, sampleProcesses } from '../servers/proc-sampler';
 import { udpDropsOf } from '../servers/udp-drops';
 import { coreBusyCell, generatorLimit } from '../report/markdown-report';
-import type { StepResult } from '../report/step-result';
+import type { SetupWindow, StepResult } from '../report/step-result';
 import { workerLagsOf, worstWorkerLagP99 } from '../report/worker-lag';
 import type { BenchTarget, CallSetup } from './bench-target';
 import { settledRss } from './settled-baseline';
@@ -63,7 +64,27 @@ export async function runSteps(
     progress(`${target.name}: setting up calls ${callsAsked + 1}..${n}`);
     const setupProfiler = plan.profileDir ? target.profiler?.() : undefined;
     await setupProfiler?.start();
+    // who was busy while the step's calls were set up: each core, the server, the load workers, this process
+    const setupLag = monitorEventLoopDelay({ resolution: 5 });
+    setupLag.enable();
+    const sk0 = sampleCores();
+    const ss0 = sampleProcesses(target.serverPids());
+    const sg0 = sampleProcesses(workers.map((w) => w.pid));
+    const so0 = process.cpuUsage();
     const setups: CallSetup[] = await target.addCalls(n - callsAsked);
+    setupLag.disable();
+    const ss1 = sampleProcesses(target.serverPids());
+    const sg1 = sampleProcesses(workers.map((w) => w.pid));
+    const so1 = process.cpuUsage(so0);
+    const setupWindow: SetupWindow = {
+      wallMs: ss1.atMs - ss0.atMs,
+      serverCpuMs: (ss1.user + ss1.system - ss0.user - ss0.system) * 1000,
+      loadWorkersCpuMs: (sg1.user + sg1.system - sg0.user - sg0.system) * 1000,
+      orchestratorCpuMs: (so1.user + so1.system) / 1000,
+      perCoreBusyPct: coreBusyBetween(sk0, sampleCores()).perCoreBusyPct,
+      orchestratorLagP50Ms: setupLag.percentile(50) / 1e6,
+      orchestratorLagP99Ms: setupLag.percentile(99) / 1e6,
+    };
     if (setupProfiler && plan.profileDir) {
       await setupProfiler.stop(path.join(plan.profileDir, `${target.name.replace(/\W+/g, '-')}-setup-N${n}.cpuprofile`));
     }
@@ -72,9 +93,12 @@ export async function runSteps(
     callsUp += ok.length;
     const failures = setups.length - ok.length;
     const setupMs = ok.map((s) => s.ms);
+    const setupPhasesP50Ms = phasesP50(ok);
     progress(
       `${target.name}: ${ok.length}/${setups.length} calls up` +
         (setupMs.length ? ` (setup p50 ${fmt(percentileOf(setupMs, 50))} ms, p99 ${fmt(percentileOf(setupMs, 99))} ms)` : '') +
+        ` [set-up: ${(setupWindow.wallMs / 1000).toFixed(1)} s, cores ${setupWindow.perCoreBusyPct.map((b) => b.toFixed(0)).join(' / ')} % busy, server CPU ${fmt(setupWindow.serverCpuMs)} ms, load workers ${fmt(setupWindow.loadWorkersCpuMs)} ms, orchestrator ${fmt(setupWindow.orchestratorCpuMs)} ms, its loop lag p50 / p99 ${fmt(setupWindow.orchestratorLagP50Ms)} / ${fmt(setupWindow.orchestratorLagP99Ms)} ms]` +
+        (setupPhasesP50Ms ? ` [p50 ms: ${Object.entries(setupPhasesP50Ms).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}]` : '') +
         (failures ? `; ${failures} failed: ${setups.find((s) => !s.ok)?.error}` : '') +
         `; measuring ${plan.windowMs / 1000} s`,
     );
@@ -159,6 +183,8 @@ export async function runSteps(
       ...(failures ? { firstSetupError: setups.find((s) => !s.ok)?.error } : {}),
       setupP50Ms: percentileOf(setupMs, 50),
       setupP99Ms: percentileOf(setupMs, 99),
+      ...(setupPhasesP50Ms ? { setupPhasesP50Ms } : {}),
+      setupWindow,
       windowS: wallS,
       serverCpuPct: (100 * cpuS) / wallS,
       serverUserPct: (100 * (s1.user - s0.user)) / wallS,
@@ -268,4 +294,21 @@ function ms(us: number | undefined): number | undefined {
 
 function fmt(v: number | undefined): string {
   return v === undefined ? '-' : v.toFixed(1);
+}
+
+/** p50 of each phase mark over the set-ups that recorded it (undefined when no set-up recorded any). */
+export function phasesP50(setups: readonly CallSetup[]): Record<string, number> | undefined {
+  const byKey = new Map<string, number[]>();
+  for (const s of setups) {
+    for (const [k, v] of Object.entries(s.phases ?? {})) {
+      if (v === undefined || !Number.isFinite(v)) continue;
+      let list = byKey.get(k);
+      if (!list) byKey.set(k, (list = []));
+      list.push(v);
+    }
+  }
+  if (byKey.size === 0) return undefined;
+  const out: Record<string, number> = {};
+  for (const [k, list] of byKey) out[k] = percentileOf(list, 50) ?? NaN;
+  return out;
 }

@@ -27,6 +27,10 @@ export interface WebRtcCallMarks {
   dtlsConnected?: number;
   /** the browser worker answered waitConnected (what bench:media times as the call's set-up) */
   done?: number;
+  /** ferry media's ICE CONNECTED (the event's timestampMillis: ferry's own clock, ms resolution) */
+  serverIceConnected?: number;
+  /** ferry media's DTLS CONNECTED, SRTP keyed (the event's timestampMillis) */
+  serverDtlsConnected?: number;
 }
 
 /** What the browser worker's waitConnected answers (epoch ms on its clock; absent from older workers). */
@@ -47,6 +51,11 @@ export interface WebRtcCallParts {
   /** called as soon as the pipeline exists (so a failed set-up still gets released) */
   onPipeline?: (pipeline: KurentoPipeline) => void;
   marks?: WebRtcCallMarks;
+  /**
+   * Also subscribe to the WebRtcEndpoint's IceComponentStateChanged and DtlsConnectionStateChange and mark
+   * when ferry media itself saw ICE and DTLS connected (two more subscribe requests per call).
+   */
+  serverMarks?: boolean;
 }
 
 /** Epoch ms with sub-ms resolution, comparable across processes on one host. */
@@ -73,6 +82,19 @@ export async function setUpWebRtcCall(p: WebRtcCallParts): Promise<void> {
       .request({ op: 'candidate', streamId: p.streamId, candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null })
       .catch(() => undefined);
   });
+  if (marks && p.serverMarks) {
+    // ferry's own time of the state change: the event's timestampMillis (epoch ms), not when it got here
+    const serverAt = (ev: Record<string, unknown>): number => {
+      const at = Number(ev.timestampMillis);
+      return Number.isFinite(at) && at > 0 ? at - t0 : epochMs() - t0;
+    };
+    webrtc.on('IceComponentStateChanged', (ev) => {
+      if (ev.state === 'CONNECTED' && marks.serverIceConnected === undefined) marks.serverIceConnected = serverAt(ev);
+    });
+    webrtc.on('DtlsConnectionStateChange', (ev) => {
+      if (ev.state === 'CONNECTED' && marks.serverDtlsConnected === undefined) marks.serverDtlsConnected = serverAt(ev);
+    });
+  }
   await Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]);
   mark('connected');
   const phoneAnswer = await rtp.processOffer(phoneSdp(p.phone.port, p.phone.streamId));

@@ -344,3 +344,49 @@ export function capacity(results: readonly StepResult[], target: string, lossLim
 function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
+
+/**
+ * Where a step's set-up time goes (ms since the MediaPipeline create, p50 of each mark): ferry media's own view
+ * (its processOffer answer, ICE and DTLS CONNECTED by its clock) beside the browser's (ICE and DTLS connected by
+ * the werift browser's clock, and when its answer reached the bench), with who was busy meanwhile (each core,
+ * the server's CPU and the load generator's per call set up, the orchestrator's event-loop delay). Undefined
+ * when no step recorded either.
+ */
+export function setupPhasesTable(results: readonly StepResult[]): string | undefined {
+  const rows = results.filter((r) => r.setupPhasesP50Ms || r.setupWindow);
+  if (rows.length === 0) return undefined;
+  const head = [
+    'target',
+    'N calls',
+    'set-up s (cores busy %)',
+    'CPU ms per call set up: server / generator (load workers + orchestrator) [media of the calls up included]',
+    'orchestrator loop delay p50 / p99 ms',
+    'processOffer answered',
+    'ferry ICE connected',
+    'browser ICE connected',
+    'ferry DTLS connected (ferry\'s set-up)',
+    'browser DTLS connected',
+    'bench told (the set-up p50)',
+  ];
+  return table(
+    head,
+    rows.map((r) => {
+      const m = r.setupPhasesP50Ms ?? {};
+      const w = r.setupWindow;
+      const added = Math.max(1, r.calls - (results.filter((x) => x.target === r.target && x.calls < r.calls).reduce((a, x) => Math.max(a, x.calls), 0)));
+      return [
+        r.target,
+        String(r.calls),
+        w ? `${f(w.wallMs / 1000)} (${coreBusyCell({ ...r, coreBusy: { perCoreBusyPct: w.perCoreBusyPct, coresAboveThreshold: w.perCoreBusyPct.filter((p) => p > 50).length, thresholdPct: 50 } })})` : '–',
+        w ? `${f(w.serverCpuMs / added)} / ${f((w.loadWorkersCpuMs + w.orchestratorCpuMs) / added)}` : '–',
+        w ? `${f(w.orchestratorLagP50Ms)} / ${f(w.orchestratorLagP99Ms)}` : '–',
+        f(m.processOffer),
+        f(m.serverIceConnected),
+        f(m.iceConnected),
+        f(m.serverDtlsConnected),
+        f(m.dtlsConnected),
+        f(m.done),
+      ];
+    }),
+  );
+}

@@ -14,6 +14,14 @@ export interface StepResult {
   /** Setup time of the calls added in this step. */
   setupP50Ms: number | undefined;
   setupP99Ms: number | undefined;
+  /**
+   * p50 of each set-up phase mark (ms since the set-up started), over the calls that came up, when the target
+   * records them (ferry-webrtc: processOffer, serverIceConnected / serverDtlsConnected on ferry media's clock,
+   * iceConnected / dtlsConnected on the browser's, done).
+   */
+  setupPhasesP50Ms?: Record<string, number>;
+  /** Who was busy while this step's calls were set up (absent from results written before it was measured). */
+  setupWindow?: SetupWindow;
   windowS: number;
   /** Media-server CPU over the window, % of one core (user+system, all threads and child processes). */
   serverCpuPct: number;
@@ -69,4 +77,20 @@ export interface StepResult {
   pinning?: CpuPinning;
   /** A bisection probe of the per-core capacity search (--refine): a fresh server set up straight to N. */
   refinement?: boolean;
+}
+
+/** CPU over the set-up of one step's calls: which side (server or load generator) was the busy one. */
+export interface SetupWindow {
+  wallMs: number;
+  /** The media server's CPU (all threads, child processes), ms. */
+  serverCpuMs: number;
+  /** The load workers' CPU (werift browsers, RTP phones), ms. */
+  loadWorkersCpuMs: number;
+  /** The orchestrator's own CPU (kurento-client, the set-up's requests), ms. */
+  orchestratorCpuMs: number;
+  /** Busy % of each core, cpu0 first. */
+  perCoreBusyPct: number[];
+  /** The orchestrator's event-loop delay: how long each reply waited for it, roughly. */
+  orchestratorLagP50Ms: number;
+  orchestratorLagP99Ms: number;
 }
