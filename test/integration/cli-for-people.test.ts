@@ -102,11 +102,12 @@ describe('FERRY_LOG_FORMAT', { timeout: 60_000 }, () => {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
       if (format === 'pretty') {
-        assert.match(line, /^\d\d:\d\d:\d\d\.\d{3}  INFO   media  ferry media listening  host=127\.0\.0\.1 port=\d+$/);
+        assert.match(line, /^\d\d:\d\d:\d\d\.\d{3}  INFO   media  ferry media listening  host=127\.0\.0\.1 port=\d+ relay=(native|js)$/);
       } else {
         const parsed = JSON.parse(line) as Record<string, unknown>;
         assert.equal(parsed.message, 'ferry media listening');
         assert.equal(parsed.component, 'media');
+        assert.ok(parsed.relay === 'native' || parsed.relay === 'js', `the relay in use is named: ${String(parsed.relay)}`);
       }
     });
   }

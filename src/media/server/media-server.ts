@@ -264,7 +264,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     }
   }
   const port = (httpServer.address() as AddressInfo).port;
-  logger.info('ferry media listening', { host: config.host, port });
+  logger.info('ferry media listening', { host: config.host, port, relay: config.relay });
 
   let closing: Promise<void> | undefined;
   return {
