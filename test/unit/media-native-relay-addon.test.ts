@@ -1,12 +1,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { RtpStreamRewriter } from '../../src/media/relay/rtp-stream-rewriter';
 import { ReceptionStatistics } from '../../src/media/rtcp/reception-statistics';
-import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../../src/media/native/native-relay';
-import { PT_NOT_NEGOTIATED, PT_UNKNOWN, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
+import { nativeRelay, newRouteState, STATE } from '../../src/media/native/native-relay';
+import { PT_NOT_NEGOTIATED, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
+import { collect, ptMapOf, routeConfig, rtp, UdpSockets } from '../helpers/native-route-sockets';
 import { loadMediaConfig } from '../../src/media/server/media-config';
 import { buildNative, nativeAddonPath, NativeBuildError } from '../../src/media/native/build-native';
 import { chooseRelay } from '../../src/media/native/relay-choice';
@@ -23,61 +23,9 @@ import { rng as seededRandom } from '../helpers/seeded-random';
  * and on close.
  */
 
-const sockets: dgram.Socket[] = [];
-after(() => {
-  for (const s of sockets) {
-    try {
-      s.close();
-    } catch {
-      // closed by the test
-    }
-  }
-});
-
-async function bound(): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  sockets.push(s);
-  return s;
-}
-
-function rtp(pt: number, seq: number, ts: number, ssrc: number, payload = 160, marker = false): Buffer {
-  const p = Buffer.alloc(12 + payload, 0x33);
-  p[0] = 0x80;
-  p[1] = (marker ? 0x80 : 0) | pt;
-  p.writeUInt16BE(seq & 0xffff, 2);
-  p.writeUInt32BE(ts >>> 0, 4);
-  p.writeUInt32BE(ssrc >>> 0, 8);
-  return p;
-}
-
-function collect(s: dgram.Socket): { msgs: { msg: Buffer; from: string }[] } {
-  const box = { msgs: [] as { msg: Buffer; from: string }[] };
-  s.on('message', (msg, rinfo) => box.msgs.push({ msg, from: `${rinfo.address}:${rinfo.port}` }));
-  return box;
-}
-
-function ptMapOf(pairs: [number, number][]): Uint8Array {
-  const m = new Uint8Array(128).fill(PT_UNKNOWN);
-  for (const [i, o] of pairs) m[i] = o;
-  return m;
-}
-
-function routeConfig(over: Partial<NativeRouteConfig> & Pick<NativeRouteConfig, 'out'>): NativeRouteConfig {
-  return {
-    peer: null,
-    dest: null,
-    outSsrc: 0x11223344,
-    ptMap: ptMapOf([[0, 0]]),
-    clockRates: new Uint32Array(128).fill(8000),
-    receiveClockRate: 8000,
-    srtpIn: null,
-    srtpOut: null,
-    state: newRouteState(),
-    ...over,
-  };
-}
+const udp = new UdpSockets();
+after(udp.closeAll);
+const { bound } = udp;
 
 function rewriterToState(rw: RewriterState, s: Float64Array): void {
   s[STATE.rwLastInSsrc] = rw.lastInSsrc;

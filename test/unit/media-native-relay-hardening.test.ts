@@ -1,13 +1,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { nativeRelay, newRouteState, STATE, type NativeRouteConfig } from '../../src/media/native/native-relay';
-import { PT_UNKNOWN, type NativeSrtpHandle } from '../../src/media/native/offload-types';
+import { nativeRelay, newRouteState, STATE } from '../../src/media/native/native-relay';
+import type { NativeSrtpHandle } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
+import { collect, ptMapOf, routeConfig, rtp, to, UdpSockets, type Box } from '../helpers/native-route-sockets';
 import { rng } from '../helpers/seeded-random';
 import { startReading, stopReading } from '../../src/media/webrtc/dgram-internals';
 
@@ -21,73 +22,12 @@ import { startReading, stopReading } from '../../src/media/webrtc/dgram-internal
  * (forwarded, dropped or passed up) while the real packets keep flowing.
  */
 
-const sockets: dgram.Socket[] = [];
-after(() => {
-  for (const s of sockets) {
-    try {
-      s.close();
-    } catch {
-      // closed by the test
-    }
-  }
-});
-
-async function bound(): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  sockets.push(s);
-  return s;
-}
-
-function rtp(pt: number, seq: number, ts: number, ssrc: number, payload: Buffer | number = 160): Buffer {
-  const body = typeof payload === 'number' ? Buffer.alloc(payload, 0x33) : payload;
-  const p = Buffer.alloc(12 + body.length);
-  p[0] = 0x80;
-  p[1] = pt;
-  p.writeUInt16BE(seq & 0xffff, 2);
-  p.writeUInt32BE(ts >>> 0, 4);
-  p.writeUInt32BE(ssrc >>> 0, 8);
-  body.copy(p, 12);
-  return p;
-}
-
-function ptMapOf(pairs: [number, number][]): Uint8Array {
-  const m = new Uint8Array(128).fill(PT_UNKNOWN);
-  for (const [i, o] of pairs) m[i] = o;
-  return m;
-}
-
-function routeConfig(over: Partial<NativeRouteConfig> & Pick<NativeRouteConfig, 'out'>): NativeRouteConfig {
-  return {
-    peer: null,
-    dest: null,
-    outSsrc: 0x11223344,
-    ptMap: ptMapOf([[0, 0]]),
-    clockRates: new Uint32Array(128).fill(8000),
-    receiveClockRate: 8000,
-    srtpIn: null,
-    srtpOut: null,
-    state: newRouteState(),
-    ...over,
-  };
-}
-
-function to(s: dgram.Socket): { address: string; port: number } {
-  return { address: '127.0.0.1', port: s.address().port };
-}
+const udp = new UdpSockets();
+after(udp.closeAll);
+const { bound } = udp;
 
 function send(from: dgram.Socket, msg: Buffer, dest: dgram.Socket): void {
   from.send(msg, dest.address().port, '127.0.0.1');
-}
-
-interface Box {
-  msgs: { msg: Buffer; from: string; size: number }[];
-}
-function collect(s: dgram.Socket): Box {
-  const box: Box = { msgs: [] };
-  s.on('message', (msg, rinfo) => box.msgs.push({ msg, from: `${rinfo.address}:${rinfo.port}`, size: rinfo.size }));
-  return box;
 }
 
 describe('native relay addon against hostile input', () => {
