@@ -4,20 +4,19 @@ import type dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
-import type { MediaConfig } from '../../src/media/server/media-config';
+import type { RunningMediaServer } from '../../src/media/server/media-server';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
 import { NativeBuildError, nativeCacheRoot } from '../../src/media/native/build-native';
 import type { WeriftLeg } from '../../src/media/webrtc/werift-leg';
 import type { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { RemoteElement } from '../../src/media/workers/remote-element';
-import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike, type MediaStatsReport } from '../helpers/media-kurento';
+import { call, connectKurento, fetchStats, type KurentoObjectLike, type MediaStatsReport } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-import { SrtpTestPeer } from '../helpers/srtp-test-peer';
 import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { pollUntil } from '../helpers/wait-for';
+import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
 
 /**
  * The JavaScript relay (FERRY_MEDIA_RELAY=js: src/media/relay/, rtp-leg.ts, werift-leg.ts) end to end through
@@ -33,52 +32,13 @@ import { pollUntil } from '../helpers/wait-for';
  * FERRY_NATIVE_CACHE_DIR setting itself.
  */
 
-const servers: RunningMediaServer[] = [];
-const clients: KurentoClientLike[] = [];
-const peers: RtpTestPeer[] = [];
+const world = new RelayTestServers('js');
+const { clients, peers } = world;
 const closers: (() => unknown)[] = [];
 after(async () => {
   for (const c of closers.splice(0)) await Promise.resolve(c()).catch(() => undefined);
-  clients.forEach((c) => c.close());
-  peers.forEach((p) => p.close());
-  await Promise.all(servers.map((s) => s.close()));
+  await world.close();
 });
-
-async function server(config: Partial<MediaConfig> = {}): Promise<{ s: RunningMediaServer; c: KurentoClientLike }> {
-  const s = await startMediaServer({ config: { port: 0, host: '127.0.0.1', relay: 'js', workers: 1, ...config } });
-  servers.push(s);
-  const c = await connectKurento(s.url);
-  clients.push(c);
-  return { s, c };
-}
-
-type Events = { source: string; type: string; data: Record<string, unknown> }[];
-
-function subscribe(events: Events): (a: KurentoObjectLike, b: KurentoObjectLike) => void {
-  return (a, b) => {
-    for (const ep of [a, b]) {
-      for (const type of ['MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'MediaStateChanged', 'MediaSessionTerminated']) {
-        ep.on(type, (data) => events.push({ source: ep.id, type, data }));
-      }
-    }
-  };
-}
-
-/** Sends `n` packets from `from` (in groups of 10, each group waited for at `to`, so loopback drops nothing). */
-async function relay(from: RtpTestPeer, to: RtpTestPeer, n: number, what: string): Promise<void> {
-  const target = to.received.length + n;
-  for (let i = 0; i < n; i += 10) {
-    const group = Math.min(10, n - i);
-    for (let k = 0; k < group; k++) from.send(0, Buffer.alloc(160, 0x55));
-    const want = target - n + i + group;
-    await to.waitFor(() => to.received.length >= want, 5000, `${what}: ${want} packets`);
-  }
-}
-
-function elementStats(stats: MediaStatsReport, id: string): Record<string, unknown> {
-  for (const p of stats.pipelinesDetail) for (const e of p.elements) if (e.id === id) return e;
-  throw new Error(`element ${id} not in /stats`);
-}
 
 /** The JavaScript relay reports no `nativeRelay` per element (the native one reports 'routed' or 'js'). */
 function assertNoNativeField(stats: MediaStatsReport, ...ids: string[]): void {
@@ -100,13 +60,9 @@ function jsReads(s: RunningMediaServer, id: string): () => number {
   return () => n;
 }
 
-async function portsFreed(port: number): Promise<void> {
-  await pollUntil(async () => (await fetchStats(port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
-}
-
 describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
   test('J1 two RtpEndpoints: both directions relayed in JavaScript with SSRC/sequence rewrite, getStats, /stats, flow events, release -> zero', { timeout: 30_000 }, async () => {
-    const { s, c } = await server();
+    const { s, c } = await world.server();
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     const readA = jsReads(s, a.id);
@@ -138,11 +94,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
     assert.equal(elementStats(stats, b.id).packetsToPeer, 100);
     assertNoNativeField(stats, a.id, b.id);
     assert.equal(stats.boundPorts, 2);
-    for (const id of [a.id, b.id]) {
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowOutStateChanged' && e.data.state === 'FLOWING'), `FlowOut FLOWING on ${id}`);
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowInStateChanged' && e.data.state === 'FLOWING'), `FlowIn FLOWING on ${id}`);
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaStateChanged' && e.data.newState === 'CONNECTED'), `CONNECTED on ${id}`);
-    }
+    assertFlowing(events, [a.id, b.id]);
     assert.equal(await call(b, 'isMediaFlowingIn', 'AUDIO'), true);
     await pipeline.release();
     const after = await fetchStats(s.port);
@@ -152,33 +104,22 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
 
   test('J2 media-timeout ends a silent call; packets flowing keep it alive past DEAD_MS (control)', { timeout: 30_000 }, async () => {
     const deadMs = 800;
-    const { s, c } = await server({ deadMs, rtcpIntervalMs: 200 });
+    const { s, c } = await world.server({ deadMs, rtcpIntervalMs: 200 });
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     const readA = jsReads(s, a.id);
-    const start = Date.now();
-    await pollUntil(
-      () => {
-        pa.send(0, Buffer.alloc(160, 1));
-        pb.send(0, Buffer.alloc(160, 2));
-        return Date.now() - start > 2 * deadMs;
-      },
-      { timeoutMs: 10 * deadMs, what: 'packets for 2 x DEAD_MS', stepMs: 20 },
-    );
+    await sendBothWaysFor(pa, pb, 2 * deadMs, 10 * deadMs, 'packets for 2 x DEAD_MS');
     assert.equal(events.filter((e) => e.type === 'MediaSessionTerminated').length, 0, 'no end while packets flow');
     assert.ok(pb.received.length > 20 && pa.received.length > 20, 'packets did flow');
     assert.ok(readA() > 20, 'read in JavaScript');
     assertNoNativeField(await fetchStats(s.port), a.id, b.id);
-    await pollUntil(() => events.some((e) => e.type === 'MediaSessionTerminated' && e.data.reason === 'media-timeout'), {
-      timeoutMs: 10 * deadMs,
-      what: 'MediaSessionTerminated(media-timeout) after the silence',
-    });
+    await mediaTimedOut(events, 10 * deadMs);
     await pipeline.release().catch(() => undefined);
     await portsFreed(s.port);
   });
 
   test('J3 hold: nothing reaches the held phone while its own packets still go through; resume brings the other direction back', { timeout: 30_000 }, async () => {
-    const { s, c } = await server();
+    const { s, c } = await world.server();
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
     const readB = jsReads(s, b.id);
     await relay(pa, pb, 10, 'A->B');
@@ -206,29 +147,11 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
   });
 
   test('J4 SDES SRTP phone <-> plain phone: decrypted and encrypted in JavaScript both ways, nothing refused', { timeout: 30_000 }, async () => {
-    const { s, c } = await server();
-    const pipeline = await c.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const phone = await SrtpTestPeer.open();
-    const plain = await RtpTestPeer.open();
-    peers.push(plain);
+    const { s, c } = await world.server();
+    const { pipeline, a, b, phone, plain } = await srtpAndPlainCall(c, peers);
     closers.push(() => phone.close());
-    phone.useRemoteSdp(await call<string>(a, 'processOffer', phone.sdp()));
-    plain.useRemoteSdp(await call<string>(b, 'processOffer', plain.sdp()));
-    await call(a, 'connect', b);
-    await call(b, 'connect', a);
     const readA = jsReads(s, a.id);
-    for (let i = 0; i < 50; i += 10) {
-      const wantPlain = plain.received.length + 10;
-      const wantPhone = phone.rtp.length + 10;
-      for (let k = 0; k < 10; k++) {
-        phone.sendRtp(Buffer.alloc(160, 0x42));
-        plain.send(0, Buffer.alloc(160, 0x24));
-      }
-      await plain.waitFor(() => plain.received.length >= wantPlain, 5000, `${wantPlain} at the plain phone`);
-      await phone.waitFor(() => phone.rtp.length >= wantPhone, 5000, `${wantPhone} at the SRTP phone`);
-    }
+    await exchangeSrtp(phone, plain, 50, 'SRTP <-> plain');
     assert.equal(readA(), 50, 'the SRTP datagrams read by Node (JavaScript path)');
     assert.ok(plain.received.every((r) => r.payload.equals(Buffer.alloc(160, 0x42))), 'decrypted before relaying');
     assert.ok(phone.rtp.every((r) => r.clear !== undefined), 'every packet to the SRTP phone authenticates');
@@ -244,7 +167,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
   });
 
   test('J5 browser (werift peer) <-> phone: SRTP decrypted by the JavaScript context, packets both ways, nothing refused', { timeout: 30_000 }, async () => {
-    const { s, c } = await server({ rtcpIntervalMs: 300 });
+    const { s, c } = await world.server({ rtcpIntervalMs: 300 });
     const pipeline = await c.create('MediaPipeline');
     const webrtc = await call<KurentoObjectLike>(pipeline, 'create', 'WebRtcEndpoint');
     const rtp = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
@@ -293,7 +216,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
   });
 
   test('J6 FERRY_MEDIA_WORKERS=2: calls in relay workers relayed in JavaScript, getStats and /stats right', { timeout: 30_000 }, async () => {
-    const { s, c } = await server({ workers: 2 });
+    const { s, c } = await world.server({ workers: 2 });
     const calls = [];
     for (let i = 0; i < 2; i++) calls.push(await bridgedRtpPair(c, peers));
     for (const k of calls) {
@@ -344,15 +267,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
       await relay(pa, pb, 1, 'A->B first');
       await relay(pb, pa, 1, 'B->A first');
       // with the native relay the routes follow the first packets
-      if (native) {
-        await pollUntil(
-          async () => {
-            const st = await fetchStats(proc.port);
-            return (elementStats(st, a.id).nativeRelay === 'routed' && elementStats(st, b.id).nativeRelay === 'routed') || undefined;
-          },
-          { timeoutMs: 5000, what: 'both directions routed natively' },
-        );
-      }
+      if (native) await routedBoth(proc.port, a.id, b.id, 'both directions routed natively');
       const stats = await fetchStats(proc.port);
       await relay(pa, pb, 20, 'A->B');
       await relay(pb, pa, 20, 'B->A');

@@ -1,15 +1,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRtcpCompound } from '../../src/media/rtcp/rtcp-packets';
-import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
-import type { MediaConfig } from '../../src/media/server/media-config';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
 import { nativeRelay } from '../../src/media/native/native-relay';
-import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
-import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
-import { SrtpTestPeer } from '../helpers/srtp-test-peer';
+import { call, fetchStats } from '../helpers/media-kurento';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { pollUntil } from '../helpers/wait-for';
+import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
 
 /**
  * FERRY_MEDIA_RELAY=native through real ferry media (in-process server, kurento-client, real UDP peers):
@@ -21,64 +18,13 @@ import { pollUntil } from '../helpers/wait-for';
  * handed over both ways, so a switch JS -> native -> JS loses or refuses nothing). The same with two relay workers.
  */
 
-const servers: RunningMediaServer[] = [];
-const clients: KurentoClientLike[] = [];
-const peers: RtpTestPeer[] = [];
-after(async () => {
-  clients.forEach((c) => c.close());
-  peers.forEach((p) => p.close());
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function server(config: Partial<MediaConfig>): Promise<{ s: RunningMediaServer; c: KurentoClientLike }> {
-  const s = await startMediaServer({ config: { port: 0, host: '127.0.0.1', relay: 'native', workers: 1, ...config } });
-  servers.push(s);
-  const c = await connectKurento(s.url);
-  clients.push(c);
-  return { s, c };
-}
-
-type Events = { source: string; type: string; data: Record<string, unknown> }[];
-
-function subscribe(events: Events): (a: KurentoObjectLike, b: KurentoObjectLike) => void {
-  return (a, b) => {
-    for (const ep of [a, b]) {
-      for (const type of ['MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'MediaStateChanged', 'MediaSessionTerminated']) {
-        ep.on(type, (data) => events.push({ source: ep.id, type, data }));
-      }
-    }
-  };
-}
-
-/** Sends `n` packets from `from` (in groups of 10, each group waited for at `to`, so loopback drops nothing). */
-async function relay(from: RtpTestPeer, to: RtpTestPeer, n: number, what: string): Promise<void> {
-  const target = to.received.length + n;
-  for (let i = 0; i < n; i += 10) {
-    const group = Math.min(10, n - i);
-    for (let k = 0; k < group; k++) from.send(0, Buffer.alloc(160, 0x55));
-    const want = target - n + i + group;
-    await to.waitFor(() => to.received.length >= want, 5000, `${what}: ${want} packets`);
-  }
-}
-
-function elementStats(stats: Awaited<ReturnType<typeof fetchStats>>, id: string): Record<string, unknown> {
-  for (const p of stats.pipelinesDetail) for (const e of p.elements) if (e.id === id) return e;
-  throw new Error(`element ${id} not in /stats`);
-}
-
-async function routedBoth(port: number, a: string, b: string): Promise<void> {
-  await pollUntil(
-    async () => {
-      const st = await fetchStats(port);
-      return elementStats(st, a).nativeRelay === 'routed' && elementStats(st, b).nativeRelay === 'routed';
-    },
-    { timeoutMs: 5000, what: 'both directions routed natively (/stats nativeRelay)' },
-  );
-}
+const world = new RelayTestServers('native');
+const { peers } = world;
+after(() => world.close());
 
 describe('media: FERRY_MEDIA_RELAY=native', () => {
   test('N1 two RtpEndpoints: both directions forwarded natively, counts, getStats, /stats, flow and media state events, release -> zero', { timeout: 60_000 }, async () => {
-    const { s, c } = await server({});
+    const { s, c } = await world.server({});
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     // the first packet each way latches the legs (JavaScript); the routes follow
@@ -110,11 +56,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     assert.equal(elementStats(stats, a.id).packetsToPeer, 101);
     assert.equal(elementStats(stats, b.id).packetsFromPeer, 101);
     assert.equal(stats.boundPorts, 2);
-    for (const id of [a.id, b.id]) {
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowOutStateChanged' && e.data.state === 'FLOWING'), `FlowOut FLOWING on ${id}`);
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaFlowInStateChanged' && e.data.state === 'FLOWING'), `FlowIn FLOWING on ${id}`);
-      assert.ok(events.some((e) => e.source === id && e.type === 'MediaStateChanged' && e.data.newState === 'CONNECTED'), `CONNECTED on ${id}`);
-    }
+    assertFlowing(events, [a.id, b.id]);
     assert.equal(await call(b, 'isMediaFlowingIn', 'AUDIO'), true);
     await pipeline.release();
     const after = await fetchStats(s.port);
@@ -126,36 +68,25 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
 
   test('N2 media-timeout still ends a silent call; packets flowing natively keep it alive past DEAD_MS (control)', { timeout: 60_000 }, async () => {
     const deadMs = 800;
-    const { s, c } = await server({ deadMs, rtcpIntervalMs: 200 });
+    const { s, c } = await world.server({ deadMs, rtcpIntervalMs: 200 });
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     await relay(pa, pb, 1, 'A->B first');
     await relay(pb, pa, 1, 'B->A first');
     await routedBoth(s.port, a.id, b.id);
     // control: 2.5 x DEAD_MS of packets through the native routes, and no end
-    const start = Date.now();
-    await pollUntil(
-      () => {
-        pa.send(0, Buffer.alloc(160, 1));
-        pb.send(0, Buffer.alloc(160, 2));
-        return Date.now() - start > 2.5 * deadMs;
-      },
-      { timeoutMs: 10 * deadMs, what: 'packets for 2.5 x DEAD_MS', stepMs: 20 },
-    );
+    await sendBothWaysFor(pa, pb, 2.5 * deadMs, 10 * deadMs, 'packets for 2.5 x DEAD_MS');
     assert.equal(events.filter((e) => e.type === 'MediaSessionTerminated').length, 0, 'no end while packets flow through the native relay');
     assert.ok(pb.received.length > 20 && pa.received.length > 20, 'packets did flow');
     // silence: media-timeout
-    await pollUntil(() => events.some((e) => e.type === 'MediaSessionTerminated' && e.data.reason === 'media-timeout'), {
-      timeoutMs: 10 * deadMs,
-      what: 'MediaSessionTerminated(media-timeout) after the silence',
-    });
+    await mediaTimedOut(events, 10 * deadMs);
     await pipeline.release().catch(() => undefined);
-    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed' });
+    await portsFreed(s.port);
     assert.equal(nativeRelay().counters().watched, 0);
   });
 
   test('N3 hold stops the route into the held leg and resume brings it back', { timeout: 60_000 }, async () => {
-    const { s, c } = await server({});
+    const { s, c } = await world.server({});
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
     await relay(pa, pb, 1, 'A->B first');
     await relay(pb, pa, 1, 'B->A first');
@@ -176,36 +107,15 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     await routedBoth(s.port, a.id, b.id);
     await relay(pb, pa, 10, 'B->A routed again');
     await pipeline.release();
-    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed' });
+    await portsFreed(s.port);
     assert.equal(currentOffloadController()?.routeCount, 0);
   });
 
   test('N5 SDES SRTP phone <-> plain phone: both directions natively, the SRTP streams continue across hand-overs, nothing refused', { timeout: 60_000 }, async () => {
-    const { s, c } = await server({});
-    const pipeline = await c.create('MediaPipeline');
-    const a = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const b = await call<KurentoObjectLike>(pipeline, 'create', 'RtpEndpoint');
-    const phone = await SrtpTestPeer.open();
-    const plain = await RtpTestPeer.open();
-    peers.push(plain);
+    const { s, c } = await world.server({});
+    const { pipeline, a, b, phone, plain } = await srtpAndPlainCall(c, peers);
     try {
-      phone.useRemoteSdp(await call<string>(a, 'processOffer', phone.sdp()));
-      plain.useRemoteSdp(await call<string>(b, 'processOffer', plain.sdp()));
-      await call(a, 'connect', b);
-      await call(b, 'connect', a);
-      const exchange = async (n: number, what: string): Promise<void> => {
-        for (let i = 0; i < n; i += 10) {
-          const group = Math.min(10, n - i);
-          const wantPlain = plain.received.length + group;
-          const wantPhone = phone.rtp.length + group;
-          for (let k = 0; k < group; k++) {
-            phone.sendRtp(Buffer.alloc(160, 0x42));
-            plain.send(0, Buffer.alloc(160, 0x24));
-          }
-          await plain.waitFor(() => plain.received.length >= wantPlain, 5000, `${what}: at the plain phone`);
-          await phone.waitFor(() => phone.rtp.length >= wantPhone, 5000, `${what}: at the SRTP phone`);
-        }
-      };
+      const exchange = (n: number, what: string): Promise<void> => exchangeSrtp(phone, plain, n, what);
       await exchange(1, 'first packets (JavaScript)');
       await routedBoth(s.port, a.id, b.id);
       const before = nativeRelay().counters().forwarded;
@@ -231,7 +141,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
   });
 
   test('N6 RTCP reports count what went natively: SR packet and octet counts, the report block extended highest sequence and loss', { timeout: 60_000 }, async () => {
-    const { s, c } = await server({ rtcpIntervalMs: 200 });
+    const { s, c } = await world.server({ rtcpIntervalMs: 200 });
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
     await relay(pa, pb, 1, 'A->B first');
     await relay(pb, pa, 1, 'B->A first');
@@ -277,7 +187,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
   });
 
   test('N4 FERRY_MEDIA_WORKERS=2: calls in relay workers go through their own native relay', { timeout: 90_000 }, async () => {
-    const { s, c } = await server({ workers: 2 });
+    const { s, c } = await world.server({ workers: 2 });
     const calls = [];
     for (let i = 0; i < 2; i++) calls.push(await bridgedRtpPair(c, peers));
     for (const k of calls) {
@@ -293,6 +203,6 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
       assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, 51);
     }
     for (const k of calls) await k.pipeline.release();
-    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0, { timeoutMs: 5000, what: 'ports freed in the workers' });
+    await portsFreed(s.port, 'ports freed in the workers');
   });
 });
