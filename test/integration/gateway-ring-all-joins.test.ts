@@ -1,14 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
-import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
-import type WebSocket from 'ws';
-import { requestsTo, tabContact, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
-import type { CallRecord } from '../../src/gateway/state/call-record';
+import { waitFor } from '../helpers/stack';
+import { requestsTo, tabContact } from '../helpers/raw-webphone-registration';
+import { events, hears, reasonOf, requests, UserCallWorld } from '../helpers/user-call-world';
 
 /**
  * FERRY_RING=all (docs/gateway.md, "A call", step 2) beyond the common cases: a registration the user
@@ -28,14 +24,7 @@ type User = (typeof USERS)[number];
 /** desk phones per user, [oldest .. newest]: kim has ten (nine registered before the call, one during it) */
 const DESKS: Record<User, number> = { joe: 4, kim: 10, lou: 2, mia: 3, ned: 3, oli: 3, pam: 3 };
 
-interface SipCounts {
-  dialogs: number;
-  pending: number;
-}
-
 describe('FERRY_RING=all: registrations made while ringing, more than 8 registrations, 183 with SDP, an API call\'s party A with several registrations', { timeout: 240_000 }, () => {
-  let stack: Stack;
-  let dir: string;
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
   /** party B of the API calls, and the callee of the call a transfer takes out: a trunk phone that answers at once */
   const partyB = new SipPhone(new RtpPhone(), { user: 'b' });
@@ -43,10 +32,21 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
   /** the provisional responses the caller got (status lines and bodies), in order */
   const provisionals: { status: number; body: string; at: number }[] = [];
 
+  const world = new UserCallWorld({
+    dirPrefix: 'ferry-ringjoins-',
+    users: USERS,
+    password: PASSWORD,
+    trunks: { caller, b: partyB },
+    desks: Object.values(desks).flat(),
+    routes: [{ match: '8(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '.*', to: 'user' }],
+    partEnv: {
+      gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
+      sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
+    },
+  });
+  const { via, knownCalls, record, contacts, newCall, inState, ended, mediaHolds, backToZero, hangUp } = world;
+
   before(async () => {
-    const callerPort = await caller.start();
-    const bPort = await partyB.start();
-    for (const list of Object.values(desks)) for (const desk of list) await desk.start();
     // the caller's responses as they come (SipPhone keeps only requests): is a 183 relayed?
     const phone = caller as unknown as { onMessage(m: { startLine: string; body: string }): Promise<void> };
     const onMessage = phone.onMessage.bind(caller);
@@ -55,85 +55,16 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
       if (status && Number(status) < 200) provisionals.push({ status: Number(status), body: m.body, at: Date.now() });
       return onMessage(m);
     };
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ringjoins-'));
-    const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify({
-      domain: 'ferry.local',
-      users: USERS.map((user) => ({ user, password: PASSWORD })),
-      trunks: [
-        { name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] },
-        { name: 'b', address: `127.0.0.1:${bPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${bPort}`] },
-      ],
-      routes: [{ match: '8(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '.*', to: 'user' }],
-    }));
-    stack = await startStack({
-      partEnv: {
-        gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
-        sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
-      },
-    });
+    await world.start();
   });
-
-  const sockets: WebSocket[] = [];
-
-  after(async () => {
-    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
-    for (const ws of sockets) await vanish(ws);
-    for (const phone of [caller, partyB, ...Object.values(desks).flat()]) await phone.close();
-    await stack?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
-  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
-  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
-  const contacts = async (user: User): Promise<string[]> =>
-    (await getJson<{ registrations: { contact: string }[] }>(stack.httpPort, `/api/registrations?user=${user}`)).registrations.map((r) => r.contact);
-  const newCall = async (known: Set<string>): Promise<CallRecord> => waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the new call');
-  const ended = (id: string): Promise<CallRecord> => waitFor(async () => {
-    const r = await record(id);
-    return r.state === 'ended' ? r : undefined;
-  }, 10_000, 25, 'the call ended');
-  const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
-  const requests = (phone: SipPhone, method: string, since: number) => phone.received.filter((m) => m.method === method && m.at >= since);
-  const reasonOf = (m: { message: { headers: Map<string, string[]> } }): string | undefined => m.message.headers.get('reason')?.[0];
-  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
-    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
-  const sipCounts = (): SipCounts | undefined => {
-    const line = [...stack.output].reverse().find((l) => l.startsWith('[sip] ferry sip stats '));
-    return line ? (JSON.parse(line.slice('[sip] ferry sip stats '.length)) as SipCounts) : undefined;
-  };
-  const activeCalls = async (): Promise<number> => {
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
-    return Number(/^ferry_active_calls (\d+)$/m.exec(await res.text())?.[1] ?? NaN);
-  };
-  /** no pipeline, element or bound port in ferry media, no dialog or pending request in ferry sip, no active call */
-  async function backToZero(): Promise<void> {
-    await waitFor(async () => {
-      const s = await getJson<{ pipelines: number; elements: number; boundPorts: number }>(stack.mediaPort, '/stats');
-      return s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0;
-    }, 5000, 25, 'ferry media back to no pipeline, element or bound port');
-    await waitFor(() => {
-      const c = sipCounts();
-      return !!c && c.dialogs === 0 && c.pending === 0;
-    }, 5000, 50, `ferry sip back to no dialog and no pending request (last: ${JSON.stringify(sipCounts())})`);
-    assert.equal(await activeCalls(), 0, 'the gateway has no active call');
-  }
+  after(() => world.close());
 
   /** the caller dials `user`; resolves once `ringing` ring */
   async function dial(user: User, ringing: SipPhone[]): Promise<{ result: Promise<{ status?: number } | undefined>; id: string }> {
-    const known = new Set((await calls()).map((c) => c.id));
-    const result = caller.call(`sip:${user}@ferry.local`, via()).then(() => undefined, (err: { status?: number }) => err);
+    const known = await knownCalls();
+    const result = world.dials(caller, `sip:${user}@ferry.local`);
     await waitFor(() => ringing.every((d) => d.ringing), 5000, 10, `${ringing.length} of ${user}'s desk phones ring`);
     return { result, id: (await newCall(known)).id };
-  }
-
-  async function hangUp(other: SipPhone, from = caller): Promise<void> {
-    const since = Date.now();
-    await from.hangup();
-    await from.media.stopMedia();
-    await other.waitForRequest('BYE', 5000, since);
-    await other.media.stopMedia();
   }
 
   test('S1: a device registered while two ring joins them and answers: the caller hears it, the others are cancelled "Call completed elsewhere"; re-REGISTERs of ringing devices ring nothing twice', { timeout: 60_000 }, async () => {
@@ -170,10 +101,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     assert.equal(r.state, 'answered', events(r));
     assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [third.contact, 'rtp', 'joe'], events(r));
     assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 3, events(r));
-    await waitFor(async () => {
-      const s = await getJson<{ pipelines: number; elements: number }>(stack.mediaPort, '/stats');
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'the two parties\' endpoints are left: the others\' are released');
+    await mediaHolds(1, 2, 'the two parties\' endpoints are left: the others\' are released');
     await hangUp(third);
     await backToZero();
     assert.equal((await ended(id)).reason, 'sip-bye');
@@ -244,11 +172,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     const [oldest, middle, newest] = desks.mia as [SipPhone, SipPhone, SipPhone];
     for (const desk of desks.mia) await desk.register(via(), PASSWORD);
     const since = Date.now();
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ a: 'mia', b: '8100' }),
-    });
+    const res = await world.post('/api/calls', { a: 'mia', b: '8100' });
     assert.equal(res.status, 201, await res.clone().text());
     const { id } = (await res.json()) as { id: string };
     await waitFor(() => desks.mia.every((d) => d.ringing), 10_000, 10, 'all three of A\'s desk phones ring');
@@ -264,16 +188,10 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     const answeredAt = Date.now();
     await hears(middle, answeredAt, 'RTP from B at A\'s middle desk phone');
     await hears(partyB, answeredAt, 'RTP from A\'s middle desk phone at B');
-    const r = await waitFor(async () => {
-      const x = await record(id);
-      return x.state === 'answered' ? x : undefined;
-    }, 5000, 25, 'the API call answered');
+    const r = await inState(id, 'answered', 'the API call answered');
     assert.deepEqual([r.caller.uri, r.caller.kind, r.caller.party], [middle.contact, 'rtp', 'mia'], events(r));
     assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 2, events(r));
-    await waitFor(async () => {
-      const s = await getJson<{ pipelines: number; elements: number }>(stack.mediaPort, '/stats');
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'A\'s and B\'s endpoints are left');
+    await mediaHolds(1, 2, 'A\'s and B\'s endpoints are left');
     await hangUp(partyB, middle);
     await backToZero();
   });
@@ -282,17 +200,13 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     const [first, second, third] = desks.ned as [SipPhone, SipPhone, SipPhone];
     await first.register(via(), PASSWORD);
     await second.register(via(), PASSWORD);
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     let since = Date.now();
     await caller.call('sip:8200@ferry.local', via());
     await hears(partyB, since, 'RTP from the caller at the trunk phone');
     const id = (await newCall(known)).id;
     since = Date.now();
-    const transfer = fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ target: 'ned', keep: 'caller' }),
-    });
+    const transfer = world.post(`/api/calls/${id}/transfer`, { target: 'ned', keep: 'caller' });
     await waitFor(() => first.ringing && second.ringing, 10_000, 10, 'both of ned\'s devices ring');
     await third.register(via(), PASSWORD);
     await waitFor(() => third.ringing, 5000, 10, 'the device registered during the transfer\'s ring rings');
@@ -318,11 +232,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     await first.register(via(), PASSWORD);
     await second.register(via(), PASSWORD);
     const since = Date.now();
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ a: 'oli', b: '8100' }),
-    });
+    const res = await world.post('/api/calls', { a: 'oli', b: '8100' });
     assert.equal(res.status, 201, await res.clone().text());
     const { id } = (await res.json()) as { id: string };
     await waitFor(() => first.ringing && second.ringing, 10_000, 10, 'both of A\'s devices ring');
@@ -334,10 +244,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     const answeredAt = Date.now();
     await hears(third, answeredAt, 'RTP from B at the device that joined');
     await hears(partyB, answeredAt, 'RTP from the device that joined at B');
-    const r = await waitFor(async () => {
-      const x = await record(id);
-      return x.state === 'answered' ? x : undefined;
-    }, 5000, 25, 'the API call answered');
+    const r = await inState(id, 'answered', 'the API call answered');
     assert.deepEqual([r.caller.uri, r.caller.party], [third.contact, 'oli'], events(r));
     assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `caller: ${third.contact} (rtp): registered while ringing`), events(r));
     await hangUp(partyB, third);
@@ -350,8 +257,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     await second.register(via(), PASSWORD);
     const since = Date.now();
     const { result, id } = await dial('pam', [first, second]);
-    const tab = await webphoneRegisters(stack.wsPort, 'pam', PASSWORD, 'ferry.local', 'pamtab1');
-    sockets.push(tab);
+    const tab = await world.webphoneTab('pam', 'pamtab1');
     const tabInvites = requestsTo(tab, 'INVITE');
     // registrations join in the order they are made: once the desk phone registered after the tab rings, the tab was seen
     await third.register(via(), PASSWORD);

@@ -1,14 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type WebSocket from 'ws';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
-import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
-import { answerOver, requestsTo, tabContact, vanish, vanishedTabs, webphoneRegisters } from '../helpers/raw-webphone-registration';
-import type { CallRecord } from '../../src/gateway/state/call-record';
+import { waitFor } from '../helpers/stack';
+import { requestsTo, tabContact, vanishedTabs } from '../helpers/raw-webphone-registration';
+import { count, events, hears, reasonOf, requests, tabRings, UserCallWorld } from '../helpers/user-call-world';
 
 /**
  * FERRY_RING=all (docs/gateway.md, "A call", step 2): a call to a user with several registrations
@@ -26,97 +22,29 @@ const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 const USERS = ['amy', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal', 'ivy'] as const;
 type User = (typeof USERS)[number];
 
-interface MediaStats {
-  pipelines: number;
-  elements: number;
-  boundPorts: number;
-}
-interface SipCounts {
-  dialogs: number;
-  pending: number;
-}
-
 describe('FERRY_RING=all: a call rings every registration of the user at once; the first to answer gets it', { timeout: 180_000 }, () => {
-  let stack: Stack;
-  let dir: string;
   /** the trunk phone that calls the users */
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
   /** party A of an API call, and the callee of a call to transfer (a trunk phone that answers at once) */
   const partyA = new SipPhone(new RtpPhone(), { user: 'a' });
   /** each user's two desk phones (UDP, digest): [older, newer]; they ring until the test decides */
   const desks = Object.fromEntries(USERS.map((u) => [u, [0, 1].map(() => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
-  const sockets: WebSocket[] = [];
-
-  before(async () => {
-    const callerPort = await caller.start();
-    const aPort = await partyA.start();
-    for (const pair of Object.values(desks)) for (const desk of pair) await desk.start();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ringall-'));
-    const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify({
-      domain: 'ferry.local',
-      users: USERS.map((user) => ({ user, password: PASSWORD })),
-      trunks: [
-        { name: 'caller', address: `127.0.0.1:${callerPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${callerPort}`] },
-        { name: 'a', address: `127.0.0.1:${aPort}`, transport: 'udp', acceptFrom: [`127.0.0.1:${aPort}`] },
-      ],
-      routes: [{ match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
-    }));
-    stack = await startStack({
-      partEnv: {
-        gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
-        sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
-      },
-    });
+  const world = new UserCallWorld({
+    dirPrefix: 'ferry-ringall-',
+    users: USERS,
+    password: PASSWORD,
+    trunks: { caller, a: partyA },
+    desks: Object.values(desks).flat(),
+    routes: [{ match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
+    partEnv: {
+      gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
+      sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
+    },
   });
+  const { via, mediaStats, knownCalls, record, contacts, newCall, inState, ended, mediaHolds, backToZero, hangUp } = world;
 
-  after(async () => {
-    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
-    for (const ws of sockets) await vanish(ws);
-    for (const phone of [caller, partyA, ...Object.values(desks).flat()]) await phone.close();
-    await stack?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
-  const mediaStats = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
-  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
-  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
-  const contacts = async (user: User): Promise<string[]> =>
-    (await getJson<{ registrations: { contact: string }[] }>(stack.httpPort, `/api/registrations?user=${user}`)).registrations.map((r) => r.contact);
-  const newCall = async (known: Set<string>): Promise<CallRecord> => waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the new call');
-  const ended = (id: string): Promise<CallRecord> => waitFor(async () => {
-    const r = await record(id);
-    return r.state === 'ended' ? r : undefined;
-  }, 10_000, 25, 'the call ended');
-  const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
-  const count = (r: CallRecord, event: string): number => r.timeline.filter((e) => e.event === event).length;
-  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
-    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
-  const requests = (phone: SipPhone, method: string, since: number) => phone.received.filter((m) => m.method === method && m.at >= since);
-  const reasonOf = (m: { message: { headers: Map<string, string[]> } }): string | undefined => m.message.headers.get('reason')?.[0];
-
-  /** ferry sip's newest live counts */
-  const sipCounts = (): SipCounts | undefined => {
-    const line = [...stack.output].reverse().find((l) => l.startsWith('[sip] ferry sip stats '));
-    return line ? (JSON.parse(line.slice('[sip] ferry sip stats '.length)) as SipCounts) : undefined;
-  };
-  const activeCalls = async (): Promise<number> => {
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/metrics`, { headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } });
-    return Number(/^ferry_active_calls (\d+)$/m.exec(await res.text())?.[1] ?? NaN);
-  };
-  /** no pipeline, element or bound port in ferry media, no dialog or pending request in ferry sip, no active call */
-  async function backToZero(): Promise<void> {
-    await waitFor(async () => {
-      const s = await mediaStats();
-      return s.pipelines === 0 && s.elements === 0 && s.boundPorts === 0;
-    }, 5000, 25, 'ferry media back to no pipeline, element or bound port');
-    await waitFor(() => {
-      const c = sipCounts();
-      return !!c && c.dialogs === 0 && c.pending === 0;
-    }, 5000, 50, `ferry sip back to no dialog and no pending request (last: ${JSON.stringify(sipCounts())})`);
-    assert.equal(await activeCalls(), 0, 'the gateway has no active call');
-  }
+  before(() => world.start());
+  after(() => world.close());
 
   /** both desk phones of `user` register, the older first; resolves with their Contacts [older, newer] */
   async function bothRegister(user: User): Promise<string[]> {
@@ -128,19 +56,11 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
 
   /** the caller dials `user`; resolves once both desk phones ring */
   async function dialBoth(user: User, since: number): Promise<{ result: Promise<{ status?: number } | undefined>; id: Promise<string> }> {
-    const known = new Set((await calls()).map((c) => c.id));
-    const result = caller.call(`sip:${user}@ferry.local`, via()).then(() => undefined, (err: { status?: number }) => err);
+    const known = await knownCalls();
+    const result = world.dials(caller, `sip:${user}@ferry.local`);
     await waitFor(() => desks[user].every((d) => d.ringing), 5000, 10, `both of ${user}'s desk phones ring`);
     for (const desk of desks[user]) assert.equal(requests(desk, 'INVITE', since).length, 1, 'one INVITE each');
     return { result, id: newCall(known).then((r) => r.id) };
-  }
-
-  async function hangUp(other: SipPhone, from = caller): Promise<void> {
-    const since = Date.now();
-    await from.hangup();
-    await from.media.stopMedia();
-    await other.waitForRequest('BYE', 5000, since);
-    await other.media.stopMedia();
   }
 
   test('two desk phones ring at once; the older answers: the call is its, RTP flows both ways; the newer gets CANCEL with Reason "Call completed elsewhere" and stops ringing; its hold reaches the caller; the hang-up leaves nothing', { timeout: 30_000 }, async () => {
@@ -148,10 +68,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     const since = Date.now();
     const { result, id } = await dialBoth('amy', since);
     const [olderDesk, newerDesk] = desks.amy as [SipPhone, SipPhone];
-    const ringing = await waitFor(async () => {
-      const r = await record(await id);
-      return r.state === 'ringing' ? r : undefined;
-    }, 5000, 25, 'the call rings');
+    const ringing = await inState(await id, 'ringing', 'the call rings');
     assert.equal(count(ringing, 'fork'), 2, events(ringing));
     await olderDesk.answerRinging();
     assert.equal(await result, undefined, 'the caller is answered');
@@ -170,10 +87,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     assert.equal(count(r, 'fork-ringing'), 2, events(r));
     // the endpoint the call was built with (the newest registration's) made way for the older phone's
     assert.equal(count(r, 'callee-endpoint-replaced'), 1, events(r));
-    await waitFor(async () => {
-      const s = await mediaStats();
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'one pipeline with the two parties\' endpoints: the losing fork\'s is released');
+    await mediaHolds(1, 2, 'one pipeline with the two parties\' endpoints: the losing fork\'s is released');
     // the answering registration's dialog is the callee leg as for any call: its hold reaches the caller
     const heldAt = Date.now();
     await olderDesk.reinvite('sendonly');
@@ -297,23 +211,15 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   test('a dead webphone tab, a live ringing tab and a desk phone: the dead one is forgotten, the tab is cancelled when the desk phone answers, each webphone endpoint is released', { timeout: 30_000 }, async () => {
     const [olderDesk, newerDesk] = desks.gus as [SipPhone, SipPhone];
     await olderDesk.register(via(), PASSWORD);
-    const tab = await webphoneRegisters(stack.wsPort, 'gus', PASSWORD, 'ferry.local', 'gustab1');
-    sockets.push(tab);
+    const tab = await world.webphoneTab('gus', 'gustab1');
     const invites = requestsTo(tab, 'INVITE');
     const cancels = requestsTo(tab, 'CANCEL');
-    tab.on('message', (d) => {
-      const text = d.toString();
-      if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
-      if (text.startsWith('CANCEL ')) {
-        answerOver(tab, text, '200 OK');
-        answerOver(tab, invites.at(-1)!, '487 Request Terminated');
-      }
-    });
-    const [dead] = await vanishedTabs(stack.wsPort, 'gus', PASSWORD, ['gustab2']);
+    tabRings(tab, invites);
+    const [dead] = await vanishedTabs(world.stack.wsPort, 'gus', PASSWORD, ['gustab2']);
     assert.equal((await contacts('gus')).length, 3);
     const since = Date.now();
-    const known = new Set((await calls()).map((c) => c.id));
-    const result = caller.call('sip:gus@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const known = await knownCalls();
+    const result = world.dials(caller, 'sip:gus@ferry.local');
     await waitFor(() => olderDesk.ringing && invites.length === 1, 5000, 10, 'the desk phone and the live tab ring');
     const id = (await newCall(known)).id;
     await waitFor(async () => (await contacts('gus')).length === 2, 5000, 25, 'the dead tab is forgotten while the others ring');
@@ -330,10 +236,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     assert.deepEqual([r.callee.uri, r.callee.kind], [olderDesk.contact, 'rtp'], events(r));
     assert.ok(r.timeline.some((e) => e.event === 'stale-registration-removed' && e.detail === dead), events(r));
     assert.deepEqual((await contacts('gus')).sort(), [olderDesk.contact, tabContact('gustab1')].sort());
-    await waitFor(async () => {
-      const s = await mediaStats();
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'only the two parties\' endpoints are left');
+    await mediaHolds(1, 2, 'only the two parties\' endpoints are left');
     await hangUp(olderDesk);
     await backToZero();
     assert.equal(requests(newerDesk, 'INVITE', since).length, 0, 'control: the unregistered phone was not rung');
@@ -343,11 +246,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     const [older, newer] = await bothRegister('hal');
     const [olderDesk, newerDesk] = desks.hal as [SipPhone, SipPhone];
     const since = Date.now();
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ a: '8100', b: 'hal' }),
-    });
+    const res = await world.post('/api/calls', { a: '8100', b: 'hal' });
     assert.equal(res.status, 201, await res.clone().text());
     const { id } = (await res.json()) as { id: string };
     await waitFor(() => olderDesk.ringing && newerDesk.ringing, 10_000, 10, 'both of B\'s desk phones ring');
@@ -357,16 +256,10 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     const answeredAt = Date.now();
     await hears(partyA, answeredAt, 'RTP from B\'s older desk phone at A');
     await hears(olderDesk, answeredAt, 'RTP from A at B\'s older desk phone');
-    const r = await waitFor(async () => {
-      const x = await record(id);
-      return x.state === 'answered' ? x : undefined;
-    }, 5000, 25, 'the API call answered');
+    const r = await inState(id, 'answered', 'the API call answered');
     assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [older, 'rtp', 'hal'], events(r));
     assert.ok(r.timeline.some((e) => e.event === 'fork-cancelled' && e.detail?.startsWith(newer!)), events(r));
-    await waitFor(async () => {
-      const s = await mediaStats();
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'one pipeline with A\'s and the older desk phone\'s endpoints');
+    await mediaHolds(1, 2, 'one pipeline with A\'s and the older desk phone\'s endpoints');
     await hangUp(olderDesk, partyA);
     await backToZero();
   });
@@ -374,17 +267,13 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   test('a blind transfer to a user with two desk phones rings both; the older answers and the staying caller hears it, the newer is cancelled "completed elsewhere"', { timeout: 30_000 }, async () => {
     const [older, newer] = await bothRegister('ivy');
     const [olderDesk, newerDesk] = desks.ivy as [SipPhone, SipPhone];
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     let since = Date.now();
     await caller.call('sip:8200@ferry.local', via());
     await hears(partyA, since, 'RTP from the caller at the trunk phone');
     const id = (await newCall(known)).id;
     since = Date.now();
-    const transfer = fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ target: 'ivy', keep: 'caller' }),
-    });
+    const transfer = world.post(`/api/calls/${id}/transfer`, { target: 'ivy', keep: 'caller' });
     await waitFor(() => olderDesk.ringing && newerDesk.ringing, 10_000, 10, 'both of ivy\'s desk phones ring');
     await olderDesk.answerRinging();
     const res = await transfer;
@@ -399,10 +288,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     const r = await record(id);
     assert.deepEqual([r.callee.uri, r.callee.kind, r.callee.party], [older, 'rtp', 'ivy'], events(r));
     assert.ok(r.timeline.some((e) => e.event === 'fork-cancelled' && e.detail?.startsWith(newer!)), events(r));
-    await waitFor(async () => {
-      const s = await mediaStats();
-      return s.pipelines === 1 && s.elements === 2 ? s : undefined;
-    }, 5000, 25, 'the caller\'s and the older desk phone\'s endpoints are left');
+    await mediaHolds(1, 2, 'the caller\'s and the older desk phone\'s endpoints are left');
     await hangUp(olderDesk);
     await backToZero();
   });

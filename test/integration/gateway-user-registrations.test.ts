@@ -1,13 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type WebSocket from 'ws';
 import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
-import { getJson, startStack, TEST_API_TOKEN, waitFor, type Stack } from '../helpers/stack';
-import { answerOver, requestsTo, tabContact, vanish, vanishedTabs, webphoneRegisters } from '../helpers/raw-webphone-registration';
+import { waitFor } from '../helpers/stack';
+import { answerOver, requestsTo, tabContact, vanishedTabs } from '../helpers/raw-webphone-registration';
+import { events, hears, tabRings, UserCallWorld } from '../helpers/user-call-world';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -23,18 +21,7 @@ const PASSWORD = 'reg-search-secret';
 const USERS = ['carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivy'] as const;
 type User = (typeof USERS)[number];
 
-interface MediaStats {
-  pipelines: number;
-  elements: number;
-}
-
-interface RegistrationView {
-  contact: string;
-}
-
 describe('a call to a user tries its registrations one at a time, newest first, skipping dead ones', { timeout: 120_000 }, () => {
-  let stack: Stack;
-  let dir: string;
   /** trunk phones: the caller, party A of API calls (8xxx), the callee of calls to transfer (7xxx) */
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
   const a = new SipPhone(new RtpPhone(), { user: 'a' });
@@ -45,49 +32,22 @@ describe('a call to a user tries its registrations one at a time, newest first, 
    * address a REGISTER's connection comes from to that connection)
    */
   const desks = Object.fromEntries(USERS.map((u) => [u, new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2' })])) as Record<User, SipPhone>;
-  const sockets: WebSocket[] = [];
   /** numbers every tab's Contact (each tab is a registration of its own) */
   let tabs = 0;
 
-  before(async () => {
-    const ports: Record<string, number> = { caller: await caller.start(), a: await a.start(), b: await b.start() };
-    for (const desk of Object.values(desks)) await desk.start();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-regsearch-'));
-    const trunk = (name: string): Record<string, unknown> => ({ name, address: `127.0.0.1:${ports[name]}`, transport: 'udp', acceptFrom: [`127.0.0.1:${ports[name]}`] });
-    const file = path.join(dir, 'ferry.json');
-    await writeFile(file, JSON.stringify({
-      domain: 'ferry.local',
-      users: USERS.map((user) => ({ user, password: PASSWORD })),
-      trunks: ['caller', 'a', 'b'].map(trunk),
-      routes: [{ match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
-    }));
-    stack = await startStack({ partEnv: { gateway: { FERRY_SIP_CONFIG: file, FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '8000', FERRY_RING: 'newest' } } });
+  const world = new UserCallWorld({
+    dirPrefix: 'ferry-regsearch-',
+    users: USERS,
+    password: PASSWORD,
+    trunks: { caller, a, b },
+    desks: Object.values(desks),
+    routes: [{ match: '7(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
+    partEnv: { gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: '8000', FERRY_RING: 'newest' } },
   });
+  const { via, mediaStats, knownCalls, record, contacts, newCall, ended, hangUp } = world;
 
-  after(async () => {
-    if (process.env.FERRY_TEST_DUMP) console.log(stack?.output.join('\n'));
-    for (const ws of sockets) await vanish(ws);
-    for (const phone of [caller, a, b, ...Object.values(desks)]) await phone.close();
-    await stack?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
-  const mediaStats = (): Promise<MediaStats> => getJson<MediaStats>(stack.mediaPort, '/stats');
-  const calls = async (): Promise<CallRecord[]> => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls;
-  const record = (id: string): Promise<CallRecord> => getJson<CallRecord>(stack.httpPort, `/api/calls/${id}`);
-  const contacts = async (user: User): Promise<string[]> =>
-    (await getJson<{ registrations: RegistrationView[] }>(stack.httpPort, `/api/registrations?user=${user}`)).registrations.map((r) => r.contact);
-  const newCall = async (known: Set<string>): Promise<CallRecord> => waitFor(async () => (await calls()).find((c) => !known.has(c.id)), 5000, 25, 'the new call');
-  const ended = (id: string): Promise<CallRecord> => waitFor(async () => {
-    const r = await record(id);
-    return r.state === 'ended' ? r : undefined;
-  }, 10_000, 25, 'the call ended');
-  const events = (r: CallRecord): string => r.timeline.map((e) => `${e.event}${e.detail ? `(${e.detail})` : ''}`).join(', ');
-
-  /** more than `n` RTP packets arrived at `phone` after `since` */
-  const hears = (phone: SipPhone, since: number, what: string, n = 20): Promise<unknown> =>
-    waitFor(async () => (await phone.media.rtpReceivedBetween(since, Date.now())) > n, 10_000, 25, what);
+  before(() => world.start());
+  after(() => world.close());
 
   /** the user's desk phone registers (the oldest registration) */
   async function deskRegisters(user: User): Promise<string> {
@@ -98,21 +58,16 @@ describe('a call to a user tries its registrations one at a time, newest first, 
   /** a live webphone tab of `user` (the newest registration); returns its socket and Contact */
   async function liveTab(user: User): Promise<{ ws: WebSocket; contact: string }> {
     const tab = `${user}tab${++tabs}`;
-    const ws = await webphoneRegisters(stack.wsPort, user, PASSWORD, 'ferry.local', tab);
-    sockets.push(ws);
+    const ws = await world.webphoneTab(user, tab);
     return { ws, contact: tabContact(tab) };
   }
 
   /** `n` webphone tabs of `user` that register (newest last) and vanish without unregistering */
   const staleTabs = (user: User, n: number): Promise<string[]> =>
-    vanishedTabs(stack.wsPort, user, PASSWORD, Array.from({ length: n }, () => `${user}tab${++tabs}`));
+    vanishedTabs(world.stack.wsPort, user, PASSWORD, Array.from({ length: n }, () => `${user}tab${++tabs}`));
 
   async function hangUpAndZero(phone: SipPhone, other: SipPhone): Promise<void> {
-    const since = Date.now();
-    await phone.hangup();
-    await phone.media.stopMedia();
-    await other.waitForRequest('BYE', 5000, since);
-    await other.media.stopMedia();
+    await hangUp(other, phone);
     await waitFor(async () => {
       const s = await mediaStats();
       return s.pipelines === 0 && s.elements === 0;
@@ -126,7 +81,7 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const desk = await deskRegisters('carol');
     const stale = await staleTabs('carol', 3);
     assert.deepEqual((await contacts('carol')).sort(), [desk, ...stale].sort(), 'four registrations before the call');
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     const dialled = Date.now();
     await caller.call('sip:carol@ferry.local', via());
     const answeredIn = Date.now() - dialled;
@@ -152,9 +107,9 @@ describe('a call to a user tries its registrations one at a time, newest first, 
   test('control: only dead registrations: the caller gets 480 at once, every one is forgotten, no media is left; the next call is refused by the dial plan', { timeout: 30_000 }, async () => {
     const stale = await staleTabs('dave', 3);
     assert.equal((await contacts('dave')).length, 3);
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     const dialled = Date.now();
-    const failure = await caller.call('sip:dave@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const failure = await world.dials(caller, 'sip:dave@ferry.local');
     assert.equal(failure?.status, 480);
     assert.ok(Date.now() - dialled < 3000, `480 after ${Date.now() - dialled} ms`);
     const r = await ended((await newCall(known)).id);
@@ -162,7 +117,7 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     assert.deepEqual(forgotten(r), [...stale].reverse(), events(r));
     assert.deepEqual(await contacts('dave'), []);
     await waitFor(async () => (await mediaStats()).pipelines === 0, 5000, 25, 'pipeline released');
-    const next = await caller.call('sip:dave@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const next = await world.dials(caller, 'sip:dave@ferry.local');
     assert.equal(next?.status, 480);
   });
 
@@ -172,16 +127,12 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const { ws: tab, contact: tabAt } = await liveTab('erin');
     const invites = requestsTo(tab, 'INVITE');
     const cancels = requestsTo(tab, 'CANCEL');
-    tab.on('message', (d) => {
-      const text = d.toString();
-      if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
-      if (text.startsWith('CANCEL ')) answerOver(tab, text, '200 OK');
-    });
+    tabRings(tab);
     const deskInvites = (since: number): number => desks.erin.received.filter((m) => m.method === 'INVITE' && m.at >= since).length;
 
     // control: the tab rings, then fails 503 (not proof that it is dead): the desk phone is INVITEd and answers
     let since = Date.now();
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     const answered = caller.call('sip:erin@ferry.local', via());
     const invite = await waitFor(() => invites[0], 5000, 10, 'the live tab is INVITEd');
     answerOver(tab, invite, '503 Service Unavailable');
@@ -196,8 +147,8 @@ describe('a call to a user tries its registrations one at a time, newest first, 
 
     // the CANCEL comes while the tab is being tried; its late 503 must not move the call on
     since = Date.now();
-    const known2 = new Set((await calls()).map((c) => c.id));
-    const cancelled = caller.call('sip:erin@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const known2 = await knownCalls();
+    const cancelled = world.dials(caller, 'sip:erin@ferry.local');
     const second = await waitFor(() => invites[1], 5000, 10, 'the live tab is INVITEd again');
     assert.equal(await caller.cancel(), 200);
     assert.equal((await cancelled)?.status, 487);
@@ -216,17 +167,10 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const desk = await deskRegisters('hank');
     const { ws: tab, contact: tabAt } = await liveTab('hank');
     const invites = requestsTo(tab, 'INVITE');
-    tab.on('message', (d) => {
-      const text = d.toString();
-      if (text.startsWith('INVITE ')) answerOver(tab, text, '180 Ringing');
-      if (text.startsWith('CANCEL ')) {
-        answerOver(tab, text, '200 OK');
-        answerOver(tab, invites.at(-1)!, '487 Request Terminated');
-      }
-    });
+    tabRings(tab, invites);
     const since = Date.now();
-    const known = new Set((await calls()).map((c) => c.id));
-    const failure = await caller.call('sip:hank@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const known = await knownCalls();
+    const failure = await world.dials(caller, 'sip:hank@ferry.local');
     const took = Date.now() - since;
     assert.equal(failure?.status, 480);
     assert.ok(took >= 7500 && took < 11_000, `480 after ${took} ms (FERRY_NO_ANSWER_MS 8000)`);
@@ -243,11 +187,7 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const desk = await deskRegisters('frank');
     const stale = await staleTabs('frank', 3);
     const since = Date.now();
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ a: '8100', b: 'frank' }),
-    });
+    const res = await world.post('/api/calls', { a: '8100', b: 'frank' });
     assert.equal(res.status, 201, await res.clone().text());
     const { id } = (await res.json()) as { id: string };
     await hears(a, since, 'RTP from the desk phone at A');
@@ -265,15 +205,11 @@ describe('a call to a user tries its registrations one at a time, newest first, 
     const { ws: older, contact: olderAt } = await liveTab('ivy');
     const invites = requestsTo(older, 'INVITE');
     const cancels = requestsTo(older, 'CANCEL');
-    older.on('message', (d) => {
-      const text = d.toString();
-      if (text.startsWith('INVITE ')) answerOver(older, text, '180 Ringing');
-      if (text.startsWith('CANCEL ')) answerOver(older, text, '200 OK');
-    });
+    tabRings(older);
     const [newer] = await staleTabs('ivy', 1);
     assert.deepEqual((await contacts('ivy')).sort(), [olderAt, newer!].sort(), 'two registrations before the call');
-    const known = new Set((await calls()).map((c) => c.id));
-    const rung = caller.call('sip:ivy@ferry.local', via()).then(() => undefined, (err: { status?: number }) => err);
+    const known = await knownCalls();
+    const rung = world.dials(caller, 'sip:ivy@ferry.local');
     await waitFor(() => invites[0], 5000, 10, 'the older tab is INVITEd over its own WebSocket');
     const r = await newCall(known);
     await waitFor(async () => (await record(r.id)).callee.uri === olderAt, 5000, 25, 'the call is at the older tab');
@@ -290,17 +226,13 @@ describe('a call to a user tries its registrations one at a time, newest first, 
   test('a blind transfer to a user with dead tabs and a desk phone reaches the desk phone; the staying party hears it', { timeout: 40_000 }, async () => {
     const desk = await deskRegisters('gina');
     const stale = await staleTabs('gina', 3);
-    const known = new Set((await calls()).map((c) => c.id));
+    const known = await knownCalls();
     let since = Date.now();
     await caller.call('sip:7100@ferry.local', via());
     await hears(b, since, 'RTP from the caller at B');
     const id = (await newCall(known)).id;
     since = Date.now();
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${id}/transfer`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ target: 'gina', keep: 'caller' }),
-    });
+    const res = await world.post(`/api/calls/${id}/transfer`, { target: 'gina', keep: 'caller' });
     assert.equal(res.status, 200, await res.clone().text());
     await b.waitForRequest('BYE', 5000, since);
     await b.media.stopMedia();
