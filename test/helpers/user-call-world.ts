@@ -50,6 +50,14 @@ export function tabRings(tab: WebSocket, invites?: string[]): void {
   });
 }
 
+/** FERRY_RING=all with FERRY_NO_ANSWER_MS `noAnswerMs`, records kept 60 s, ferry sip's stats line every 200 ms (for backToZero) */
+export function ringAllEnv(noAnswerMs: number): UserCallWorldOptions['partEnv'] {
+  return {
+    gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(noAnswerMs), FERRY_RING: 'all' },
+    sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
+  };
+}
+
 export interface UserCallWorldOptions {
   /** prefix of the temporary directory that holds the sip-config */
   dirPrefix: string;
@@ -130,6 +138,14 @@ export class UserCallWorld {
   /** `phone` dials `target` through ferry sip: resolves with undefined once answered, with the failure otherwise */
   readonly dials = (phone: SipPhone, target: string): Promise<{ status?: number } | undefined> =>
     phone.call(target, this.via()).then(() => undefined, (err: { status?: number }) => err);
+  /** the caller dials `target` (a trunk phone that answers at once); resolves with the new call's id once `far` hears the caller */
+  readonly connects = async (target: string, far: SipPhone, what: string): Promise<string> => {
+    const known = await this.knownCalls();
+    const since = Date.now();
+    await this.caller.call(target, this.via());
+    await hears(far, since, what);
+    return (await this.newCall(known)).id;
+  };
   /** POSTs `body` as JSON to the gateway's API at `p` */
   readonly post = (p: string, body: unknown): Promise<Response> => fetch(`http://127.0.0.1:${this.stack.httpPort}${p}`, {
     method: 'POST',

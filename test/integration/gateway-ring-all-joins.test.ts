@@ -4,7 +4,7 @@ import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { waitFor } from '../helpers/stack';
 import { requestsTo, tabContact } from '../helpers/raw-webphone-registration';
-import { events, hears, reasonOf, requests, UserCallWorld } from '../helpers/user-call-world';
+import { events, hears, reasonOf, requests, ringAllEnv, UserCallWorld } from '../helpers/user-call-world';
 
 /**
  * FERRY_RING=all (docs/gateway.md, "A call", step 2) beyond the common cases: a registration the user
@@ -39,10 +39,7 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     trunks: { caller, b: partyB },
     desks: Object.values(desks).flat(),
     routes: [{ match: '8(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '.*', to: 'user' }],
-    partEnv: {
-      gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
-      sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
-    },
+    partEnv: ringAllEnv(NO_ANSWER_MS),
   });
   const { via, knownCalls, record, contacts, newCall, inState, ended, mediaHolds, backToZero, hangUp } = world;
 
@@ -200,12 +197,8 @@ describe('FERRY_RING=all: registrations made while ringing, more than 8 registra
     const [first, second, third] = desks.ned as [SipPhone, SipPhone, SipPhone];
     await first.register(via(), PASSWORD);
     await second.register(via(), PASSWORD);
-    const known = await knownCalls();
-    let since = Date.now();
-    await caller.call('sip:8200@ferry.local', via());
-    await hears(partyB, since, 'RTP from the caller at the trunk phone');
-    const id = (await newCall(known)).id;
-    since = Date.now();
+    const id = await world.connects('sip:8200@ferry.local', partyB, 'RTP from the caller at the trunk phone');
+    const since = Date.now();
     const transfer = world.post(`/api/calls/${id}/transfer`, { target: 'ned', keep: 'caller' });
     await waitFor(() => first.ringing && second.ringing, 10_000, 10, 'both of ned\'s devices ring');
     await third.register(via(), PASSWORD);

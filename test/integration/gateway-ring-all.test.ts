@@ -4,7 +4,7 @@ import { SipPhone } from '../helpers/sip-phone';
 import { RtpPhone } from '../helpers/rtp-phone';
 import { waitFor } from '../helpers/stack';
 import { requestsTo, tabContact, vanishedTabs } from '../helpers/raw-webphone-registration';
-import { count, events, hears, reasonOf, requests, tabRings, UserCallWorld } from '../helpers/user-call-world';
+import { count, events, hears, reasonOf, requests, tabRings, ringAllEnv, UserCallWorld } from '../helpers/user-call-world';
 
 /**
  * FERRY_RING=all (docs/gateway.md, "A call", step 2): a call to a user with several registrations
@@ -36,10 +36,7 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
     trunks: { caller, a: partyA },
     desks: Object.values(desks).flat(),
     routes: [{ match: '8(\\d+)', to: 'trunk:a', rewrite: '$1' }, { match: '.*', to: 'user' }],
-    partEnv: {
-      gateway: { FERRY_CALL_RECORD_TTL_MS: '60000', FERRY_NO_ANSWER_MS: String(NO_ANSWER_MS), FERRY_RING: 'all' },
-      sip: { FERRY_SIP_STATS_INTERVAL_MS: '200' },
-    },
+    partEnv: ringAllEnv(NO_ANSWER_MS),
   });
   const { via, mediaStats, knownCalls, record, contacts, newCall, inState, ended, mediaHolds, backToZero, hangUp } = world;
 
@@ -267,12 +264,8 @@ describe('FERRY_RING=all: a call rings every registration of the user at once; t
   test('a blind transfer to a user with two desk phones rings both; the older answers and the staying caller hears it, the newer is cancelled "completed elsewhere"', { timeout: 30_000 }, async () => {
     const [older, newer] = await bothRegister('ivy');
     const [olderDesk, newerDesk] = desks.ivy as [SipPhone, SipPhone];
-    const known = await knownCalls();
-    let since = Date.now();
-    await caller.call('sip:8200@ferry.local', via());
-    await hears(partyA, since, 'RTP from the caller at the trunk phone');
-    const id = (await newCall(known)).id;
-    since = Date.now();
+    const id = await world.connects('sip:8200@ferry.local', partyA, 'RTP from the caller at the trunk phone');
+    const since = Date.now();
     const transfer = world.post(`/api/calls/${id}/transfer`, { target: 'ivy', keep: 'caller' });
     await waitFor(() => olderDesk.ringing && newerDesk.ringing, 10_000, 10, 'both of ivy\'s desk phones ring');
     await olderDesk.answerRinging();

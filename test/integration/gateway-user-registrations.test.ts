@@ -226,12 +226,8 @@ describe('a call to a user tries its registrations one at a time, newest first, 
   test('a blind transfer to a user with dead tabs and a desk phone reaches the desk phone; the staying party hears it', { timeout: 40_000 }, async () => {
     const desk = await deskRegisters('gina');
     const stale = await staleTabs('gina', 3);
-    const known = await knownCalls();
-    let since = Date.now();
-    await caller.call('sip:7100@ferry.local', via());
-    await hears(b, since, 'RTP from the caller at B');
-    const id = (await newCall(known)).id;
-    since = Date.now();
+    const id = await world.connects('sip:7100@ferry.local', b, 'RTP from the caller at B');
+    const since = Date.now();
     const res = await world.post(`/api/calls/${id}/transfer`, { target: 'gina', keep: 'caller' });
     assert.equal(res.status, 200, await res.clone().text());
     await b.waitForRequest('BYE', 5000, since);
