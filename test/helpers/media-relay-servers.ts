@@ -66,6 +66,12 @@ export async function relay(from: RtpTestPeer, to: RtpTestPeer, n: number, what:
   }
 }
 
+/** relay() `n` packets A->B, then `n` B->A (`what` follows the direction in the wait's name, e.g. ' first') */
+export async function relayBothWays(pa: RtpTestPeer, pb: RtpTestPeer, n: number, what = ''): Promise<void> {
+  await relay(pa, pb, n, `A->B${what}`);
+  await relay(pb, pa, n, `B->A${what}`);
+}
+
 /** One element's entry in /stats */
 export function elementStats(stats: MediaStatsReport, id: string): Record<string, unknown> {
   for (const p of stats.pipelinesDetail) for (const e of p.elements) if (e.id === id) return e;

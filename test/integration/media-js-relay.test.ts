@@ -16,7 +16,7 @@ import { WebRtcTestPeer, rtpPacket, waitFor } from '../helpers/media-webrtc-peer
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { MediaServerProcess } from '../helpers/media-server-process';
 import { pollUntil } from '../helpers/wait-for';
-import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
+import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, relayBothWays, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
 
 /**
  * The JavaScript relay (FERRY_MEDIA_RELAY=js: src/media/relay/, rtp-leg.ts, werift-leg.ts) end to end through
@@ -67,8 +67,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     const readA = jsReads(s, a.id);
     const readB = jsReads(s, b.id);
-    await relay(pa, pb, 100, 'A->B');
-    await relay(pb, pa, 100, 'B->A');
+    await relayBothWays(pa, pb, 100);
     assert.equal(readA(), 100, "Node read every one of A's packets (JavaScript path)");
     assert.equal(readB(), 100, "Node read every one of B's packets (JavaScript path)");
     assert.equal(currentOffloadController(), undefined, 'no native offload controller in this process');
@@ -122,8 +121,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
     const { s, c } = await world.server();
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
     const readB = jsReads(s, b.id);
-    await relay(pa, pb, 10, 'A->B');
-    await relay(pb, pa, 10, 'B->A');
+    await relayBothWays(pa, pb, 10);
     await call(a, 'processOffer', pa.sdp({ direction: 'sendonly' }));
     const heldAt = pa.received.length;
     // positive control: A's packets still reach B, and B's are read and counted but not sent to A
@@ -220,8 +218,7 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
     const calls = [];
     for (let i = 0; i < 2; i++) calls.push(await bridgedRtpPair(c, peers));
     for (const k of calls) {
-      await relay(k.pa, k.pb, 50, 'A->B');
-      await relay(k.pb, k.pa, 50, 'B->A');
+      await relayBothWays(k.pa, k.pb, 50);
       const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(k.b, 'getStats', 'AUDIO');
       assert.equal(Object.values(st).find((x) => x.type === 'inboundrtp')?.packetsReceived, 50);
       assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, 50);
@@ -264,13 +261,11 @@ describe('media: FERRY_MEDIA_RELAY=js (the JavaScript relay)', () => {
       const c = await connectKurento(proc.url);
       clients.push(c);
       const { a, b, pa, pb } = await bridgedRtpPair(c, peers);
-      await relay(pa, pb, 1, 'A->B first');
-      await relay(pb, pa, 1, 'B->A first');
+      await relayBothWays(pa, pb, 1, ' first');
       // with the native relay the routes follow the first packets
       if (native) await routedBoth(proc.port, a.id, b.id, 'both directions routed natively');
       const stats = await fetchStats(proc.port);
-      await relay(pa, pb, 20, 'A->B');
-      await relay(pb, pa, 20, 'B->A');
+      await relayBothWays(pa, pb, 20);
       for (const p of [pa, pb]) {
         assert.equal(p.received.length, 21);
         p.received.forEach((r, i) => i > 0 && assert.equal(r.seq, (p.received[i - 1]!.seq + 1) & 0xffff, 'consecutive'));

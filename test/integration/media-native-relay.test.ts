@@ -6,7 +6,7 @@ import { nativeRelay } from '../../src/media/native/native-relay';
 import { call, fetchStats } from '../helpers/media-kurento';
 import { bridgedRtpPair } from '../helpers/media-rtp-pair';
 import { pollUntil } from '../helpers/wait-for';
-import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
+import { assertFlowing, elementStats, portsFreed, RelayTestServers, relay, relayBothWays, routedBoth, sendBothWaysFor, mediaTimedOut, srtpAndPlainCall, exchangeSrtp, subscribe, type Events } from '../helpers/media-relay-servers';
 
 /**
  * FERRY_MEDIA_RELAY=native through real ferry media (in-process server, kurento-client, real UDP peers):
@@ -28,12 +28,10 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
     // the first packet each way latches the legs (JavaScript); the routes follow
-    await relay(pa, pb, 1, 'A->B first');
-    await relay(pb, pa, 1, 'B->A first');
+    await relayBothWays(pa, pb, 1, ' first');
     await routedBoth(s.port, a.id, b.id);
     const before = nativeRelay().counters().forwarded;
-    await relay(pa, pb, 100, 'A->B');
-    await relay(pb, pa, 100, 'B->A');
+    await relayBothWays(pa, pb, 100);
     assert.ok(nativeRelay().counters().forwarded - before >= 200, 'the 200 packets went through the native relay');
     assert.equal(currentOffloadController()?.routeCount, 2);
     // what the peers saw: one SSRC per leg, consecutive sequence numbers across the switch to native
@@ -71,8 +69,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     const { s, c } = await world.server({ deadMs, rtcpIntervalMs: 200 });
     const events: Events = [];
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers, { beforeOffers: subscribe(events) });
-    await relay(pa, pb, 1, 'A->B first');
-    await relay(pb, pa, 1, 'B->A first');
+    await relayBothWays(pa, pb, 1, ' first');
     await routedBoth(s.port, a.id, b.id);
     // control: 2.5 x DEAD_MS of packets through the native routes, and no end
     await sendBothWaysFor(pa, pb, 2.5 * deadMs, 10 * deadMs, 'packets for 2.5 x DEAD_MS');
@@ -88,8 +85,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
   test('N3 hold stops the route into the held leg and resume brings it back', { timeout: 60_000 }, async () => {
     const { s, c } = await world.server({});
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
-    await relay(pa, pb, 1, 'A->B first');
-    await relay(pb, pa, 1, 'B->A first');
+    await relayBothWays(pa, pb, 1, ' first');
     await routedBoth(s.port, a.id, b.id);
     // phone A puts the call on hold: it sends, but must receive nothing
     await call(a, 'processOffer', pa.sdp({ direction: 'sendonly' }));
@@ -143,8 +139,7 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
   test('N6 RTCP reports count what went natively: SR packet and octet counts, the report block extended highest sequence and loss', { timeout: 60_000 }, async () => {
     const { s, c } = await world.server({ rtcpIntervalMs: 200 });
     const { pipeline, a, b, pa, pb } = await bridgedRtpPair(c, peers);
-    await relay(pa, pb, 1, 'A->B first');
-    await relay(pb, pa, 1, 'B->A first');
+    await relayBothWays(pa, pb, 1, ' first');
     await routedBoth(s.port, a.id, b.id);
     await relay(pa, pb, 60, 'A->B'); // RtpTestPeer numbers from 1000: 1000..1060 sent so far
     // one packet lost on the way: the next one carries 1062
@@ -190,14 +185,10 @@ describe('media: FERRY_MEDIA_RELAY=native', () => {
     const { s, c } = await world.server({ workers: 2 });
     const calls = [];
     for (let i = 0; i < 2; i++) calls.push(await bridgedRtpPair(c, peers));
-    for (const k of calls) {
-      await relay(k.pa, k.pb, 1, 'A->B first');
-      await relay(k.pb, k.pa, 1, 'B->A first');
-    }
+    for (const k of calls) await relayBothWays(k.pa, k.pb, 1, ' first');
     for (const k of calls) await routedBoth(s.port, k.a.id, k.b.id);
     for (const k of calls) {
-      await relay(k.pa, k.pb, 50, 'A->B');
-      await relay(k.pb, k.pa, 50, 'B->A');
+      await relayBothWays(k.pa, k.pb, 50);
       const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(k.b, 'getStats', 'AUDIO');
       assert.equal(Object.values(st).find((x) => x.type === 'inboundrtp')?.packetsReceived, 51);
       assert.equal(Object.values(st).find((x) => x.type === 'outboundrtp')?.packetsSent, 51);
