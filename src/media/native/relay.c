@@ -7,8 +7,7 @@
  * route() takes srtpIn/srtpOut handles through ferry_srtp_from_value and holds them with ferry_srtp_retain
  * until the route goes (ferry_srtp_release); per packet relay.c calls
  * ferry_srtp_unprotect_rtp / ferry_srtp_protect_rtp of srtp.c (srtp.h), any non-zero result = refused.
- * SRTP: ferry_srtp_unprotect_rtp / ferry_srtp_protect_rtp of srtp.c (srtp.h). A route's contexts come
- * from JavaScript handles made by srtp.c's srtpCreate (addon.c retains them while the route holds them).
+ * A route's contexts come from JavaScript handles made by srtp.c's srtpCreate.
  *
  * Semantics are those of the JavaScript relay, line for line:
  *  - the rewriter of src/media/relay/rtp-stream-rewriter.ts (SSRC change -> continuity + marker),
