@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { RtpStreamRewriter } from '../../src/media/relay/rtp-stream-rewriter';
 import { ReceptionStatistics } from '../../src/media/rtcp/reception-statistics';
-import { nativeRelay, newRouteState, STATE } from '../../src/media/native/native-relay';
-import { PT_NOT_NEGOTIATED, type ReceptionState, type RewriterState } from '../../src/media/native/offload-types';
+import { nativeRelay, newRouteState, readReceptionState, STATE, writeRewriterState } from '../../src/media/native/native-relay';
+import { PT_NOT_NEGOTIATED } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
 import { collect, ptMapOf, routeConfig, rtp, UdpSockets } from '../helpers/native-route-sockets';
 import { loadMediaConfig } from '../../src/media/server/media-config';
@@ -26,32 +26,6 @@ import { rng as seededRandom } from '../helpers/seeded-random';
 const udp = new UdpSockets();
 after(udp.closeAll);
 const { bound } = udp;
-
-function rewriterToState(rw: RewriterState, s: Float64Array): void {
-  s[STATE.rwLastInSsrc] = rw.lastInSsrc;
-  s[STATE.rwSeqDelta] = rw.seqDelta;
-  s[STATE.rwTsDelta] = rw.tsDelta;
-  s[STATE.rwLastOutSeq] = rw.lastOutSeq;
-  s[STATE.rwLastOutTs] = rw.lastOutTs;
-  s[STATE.rwLastOutAt] = rw.lastOutAtMs;
-  s[STATE.rwStarted] = rw.started ? 1 : 0;
-}
-
-function stateToReception(s: Float64Array): ReceptionState {
-  return {
-    ssrc: s[STATE.rsSsrc]!,
-    baseSeq: s[STATE.rsBaseSeq]!,
-    maxSeq: s[STATE.rsMaxSeq]!,
-    badSeq: s[STATE.rsBadSeq]!,
-    cycles: s[STATE.rsCycles]!,
-    received: s[STATE.rsReceived]!,
-    expectedPrior: s[STATE.rsExpectedPrior]!,
-    receivedPrior: s[STATE.rsReceivedPrior]!,
-    transit: s[STATE.rsTransit]!,
-    jitterUnits: s[STATE.rsJitter]!,
-    haveTransit: s[STATE.rsHaveTransit] !== 0,
-  };
-}
 
 describe('native relay addon', () => {
   test('a route forwards its peer RTP rewritten (PT map, SSRC) and passes up a stranger, RTCP and STUN-like bytes as message', { timeout: 20_000 }, async () => {
@@ -127,7 +101,7 @@ describe('native relay addon', () => {
     const random = seededRandom(7);
     const js = new RtpStreamRewriter(0xcafebabe);
     const state = newRouteState();
-    rewriterToState(js.exportState(), state);
+    writeRewriterState(js.exportState(), state);
     let now = 1_700_000_000_000;
     let ssrc = 1;
     let seq = 65530;
@@ -158,7 +132,7 @@ describe('native relay addon', () => {
     const handed = new RtpStreamRewriter(0x1);
     handed.rewrite(rtp(0, 10, 10, 42), 0, 8000, now);
     const st2 = newRouteState();
-    rewriterToState(handed.exportState(), st2);
+    writeRewriterState(handed.exportState(), st2);
     const x = rtp(0, 500, 9999, 43);
     const y = Buffer.from(x);
     handed.rewrite(x, 0, 8000, now + 100);
@@ -191,18 +165,18 @@ describe('native relay addon', () => {
       arrival += 20 + Math.floor(random() * 7) - 3;
       js.onPacket(ssrc, s, ts, arrival);
       relay.addon.reception(state, 8000, ssrc, s, ts, arrival);
-      if (i % 50 === 0 || i > 2990) assert.deepEqual(stateToReception(state), js.exportState(), `after packet ${i}`);
+      if (i % 50 === 0 || i > 2990) assert.deepEqual(readReceptionState(state), js.exportState(), `after packet ${i}`);
     }
     // the far jump twice in a row restarts (A.1), also natively
     for (const s of [30000, 30001, 30002]) {
       js.onPacket(ssrc, s, ts, arrival);
       relay.addon.reception(state, 8000, ssrc, s, ts, arrival);
     }
-    assert.deepEqual(stateToReception(state), js.exportState(), 'after a restart');
+    assert.deepEqual(readReceptionState(state), js.exportState(), 'after a restart');
     assert.ok(seqs.some((s, i) => i > 0 && s < seqs[i - 1]! - 60000), 'the sequence wrapped');
     // the imported state gives the same report figures
     const back = new ReceptionStatistics(8000);
-    back.importState(stateToReception(state), false);
+    back.importState(readReceptionState(state), false);
     assert.deepEqual(back.block(arrival), js.block(arrival));
   });
 

@@ -3,7 +3,7 @@ import { getSystemErrorName } from 'node:util';
 import { socketFd, startReading, stopReading } from '../webrtc/dgram-internals';
 import { buildNative } from './build-native';
 import type { NativeSrtpAddon } from './native-srtp';
-import type { NativeSrtpHandle, OffloadAddress } from './offload-types';
+import type { NativeSrtpHandle, OffloadAddress, ReceptionState, RewriterState } from './offload-types';
 
 /**
  * The typed JavaScript face of ferry media's native relay addon (addon.c, relay.c; docs/native-relay.md).
@@ -316,4 +316,60 @@ export function newRouteState(): Float64Array {
   s[STATE.rsSsrc] = -1;
   s[STATE.rsBadSeq] = 0x10001;
   return s;
+}
+
+/** A stream rewriter's state into a route's state array (before route()). */
+export function writeRewriterState(rw: RewriterState, s: Float64Array): void {
+  s[STATE.rwLastInSsrc] = rw.lastInSsrc;
+  s[STATE.rwSeqDelta] = rw.seqDelta;
+  s[STATE.rwTsDelta] = rw.tsDelta;
+  s[STATE.rwLastOutSeq] = rw.lastOutSeq;
+  s[STATE.rwLastOutTs] = rw.lastOutTs;
+  s[STATE.rwLastOutAt] = rw.lastOutAtMs;
+  s[STATE.rwStarted] = rw.started ? 1 : 0;
+}
+
+/** The stream rewriter's state as a route's state array holds it (after sync()/unroute()). */
+export function readRewriterState(s: Float64Array): RewriterState {
+  return {
+    lastInSsrc: s[STATE.rwLastInSsrc]!,
+    seqDelta: s[STATE.rwSeqDelta]!,
+    tsDelta: s[STATE.rwTsDelta]!,
+    lastOutSeq: s[STATE.rwLastOutSeq]!,
+    lastOutTs: s[STATE.rwLastOutTs]!,
+    lastOutAtMs: s[STATE.rwLastOutAt]!,
+    started: s[STATE.rwStarted] !== 0,
+  };
+}
+
+/** Reception statistics into a route's state array (before route()). */
+export function writeReceptionState(rs: ReceptionState, s: Float64Array): void {
+  s[STATE.rsSsrc] = rs.ssrc;
+  s[STATE.rsBaseSeq] = rs.baseSeq;
+  s[STATE.rsMaxSeq] = rs.maxSeq;
+  s[STATE.rsBadSeq] = rs.badSeq;
+  s[STATE.rsCycles] = rs.cycles;
+  s[STATE.rsReceived] = rs.received;
+  s[STATE.rsExpectedPrior] = rs.expectedPrior;
+  s[STATE.rsReceivedPrior] = rs.receivedPrior;
+  s[STATE.rsTransit] = rs.transit;
+  s[STATE.rsJitter] = rs.jitterUnits;
+  s[STATE.rsHaveTransit] = rs.haveTransit ? 1 : 0;
+}
+
+/** The reception statistics as a route's state array holds them (after sync()/unroute()). */
+export function readReceptionState(s: Float64Array): ReceptionState {
+  return {
+    ssrc: s[STATE.rsSsrc]!,
+    baseSeq: s[STATE.rsBaseSeq]!,
+    maxSeq: s[STATE.rsMaxSeq]!,
+    badSeq: s[STATE.rsBadSeq]!,
+    cycles: s[STATE.rsCycles]!,
+    received: s[STATE.rsReceived]!,
+    expectedPrior: s[STATE.rsExpectedPrior]!,
+    receivedPrior: s[STATE.rsReceivedPrior]!,
+    transit: s[STATE.rsTransit]!,
+    jitterUnits: s[STATE.rsJitter]!,
+    haveTransit: s[STATE.rsHaveTransit] !== 0,
+  };
 }

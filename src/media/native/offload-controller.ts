@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/logger';
 import type { MediaLeg } from '../relay/media-leg';
 import type { MediaElement } from '../objects/media-element';
-import { nativeRelay, newRouteState, STATE, type NativeRelay } from './native-relay';
+import { nativeRelay, newRouteState, readReceptionState, readRewriterState, STATE, writeReceptionState, writeRewriterState, type NativeRelay } from './native-relay';
 import { isOffloadBlocked, payloadTypeMap, type OffloadableLeg, type OffloadHooks, type OffloadPath } from './offload-types';
 
 /**
@@ -141,26 +141,8 @@ export class OffloadController {
     }
     if (!pa.canReceive || !pb.canSend) return;
     const state = newRouteState();
-    const rw = b.exportRewriter();
-    state[STATE.rwLastInSsrc] = rw.lastInSsrc;
-    state[STATE.rwSeqDelta] = rw.seqDelta;
-    state[STATE.rwTsDelta] = rw.tsDelta;
-    state[STATE.rwLastOutSeq] = rw.lastOutSeq;
-    state[STATE.rwLastOutTs] = rw.lastOutTs;
-    state[STATE.rwLastOutAt] = rw.lastOutAtMs;
-    state[STATE.rwStarted] = rw.started ? 1 : 0;
-    const rs = from.leg.exportReception();
-    state[STATE.rsSsrc] = rs.ssrc;
-    state[STATE.rsBaseSeq] = rs.baseSeq;
-    state[STATE.rsMaxSeq] = rs.maxSeq;
-    state[STATE.rsBadSeq] = rs.badSeq;
-    state[STATE.rsCycles] = rs.cycles;
-    state[STATE.rsReceived] = rs.received;
-    state[STATE.rsExpectedPrior] = rs.expectedPrior;
-    state[STATE.rsReceivedPrior] = rs.receivedPrior;
-    state[STATE.rsTransit] = rs.transit;
-    state[STATE.rsJitter] = rs.jitterUnits;
-    state[STATE.rsHaveTransit] = rs.haveTransit ? 1 : 0;
+    writeRewriterState(b.exportRewriter(), state);
+    writeReceptionState(from.leg.exportReception(), state);
     const { ptMap, clockRates } = payloadTypeMap(va.codecs, vb.codecs);
     try {
       this.relay.route(pa.socket, {
@@ -232,19 +214,7 @@ export class OffloadController {
   /** A route's figures (state as sync/unroute left it) into the JavaScript objects. */
   private apply(route: Route): void {
     const s = route.state;
-    const reception = {
-      ssrc: s[STATE.rsSsrc]!,
-      baseSeq: s[STATE.rsBaseSeq]!,
-      maxSeq: s[STATE.rsMaxSeq]!,
-      badSeq: s[STATE.rsBadSeq]!,
-      cycles: s[STATE.rsCycles]!,
-      received: s[STATE.rsReceived]!,
-      expectedPrior: s[STATE.rsExpectedPrior]!,
-      receivedPrior: s[STATE.rsReceivedPrior]!,
-      transit: s[STATE.rsTransit]!,
-      jitterUnits: s[STATE.rsJitter]!,
-      haveTransit: s[STATE.rsHaveTransit] !== 0,
-    };
+    const reception = readReceptionState(s);
     route.from.leg.applyInbound({
       packets: s[STATE.inPackets]!,
       bytes: s[STATE.inBytes]!,
@@ -261,15 +231,7 @@ export class OffloadController {
       lastAt: s[STATE.outLastAt]!,
       lastRtpTimestamp: s[STATE.outLastTs]!,
     });
-    route.to.element.importRewriter({
-      lastInSsrc: s[STATE.rwLastInSsrc]!,
-      seqDelta: s[STATE.rwSeqDelta]!,
-      tsDelta: s[STATE.rwTsDelta]!,
-      lastOutSeq: s[STATE.rwLastOutSeq]!,
-      lastOutTs: s[STATE.rwLastOutTs]!,
-      lastOutAtMs: s[STATE.rwLastOutAt]!,
-      started: s[STATE.rwStarted] !== 0,
-    });
+    route.to.element.importRewriter(readRewriterState(s));
     const flow = { flowOut: s[STATE.flowOut]!, flowIn: s[STATE.flowIn]!, droppedNoCodec: s[STATE.droppedNoCodec]! };
     route.from.element.applyFlow(flow, true);
     route.to.element.applyFlow(flow, false);
