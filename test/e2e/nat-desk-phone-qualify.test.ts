@@ -167,7 +167,9 @@ describe('NAT + qualify: the gateway\'s pings keep an idle phone\'s mapping open
         assert.ok((await q.caller!.command('hangup')).ok);
         await q.desk!.waitEvent((e) => e.type === 'CALL_CLOSED' && e.at >= since, 5000, 'CALL_CLOSED at the phone behind NAT');
         const record = await q.callRecord(since, (r) => r.state === 'ended', 'the call\'s record ended');
-        assert.equal(record.reason, 'sip-bye', events(record));
+        // baresip's hang-up is its SIP BYE and, from its RTP session, an RTCP BYE sent at the same moment:
+        // whichever reaches ferry first names the end
+        assert.ok(['sip-bye', 'rtcp-bye'].includes(record.reason!), events(record));
         await q.world.waitReleased();
       } catch (err) {
         throw q.diagnose(err);
