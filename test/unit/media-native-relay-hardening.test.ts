@@ -1,5 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import dgramModule from 'node:dgram';
 import type dgram from 'node:dgram';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import type { NativeSrtpHandle } from '../../src/media/native/offload-types';
 import { pollUntil } from '../helpers/wait-for';
 import { collect, ptMapOf, routeConfig, rtp, to, UdpSockets, type Box } from '../helpers/native-route-sockets';
 import { rng } from '../helpers/seeded-random';
-import { startReading, stopReading } from '../../src/media/webrtc/dgram-internals';
+import { socketFd, startReading, stopReading } from '../../src/media/webrtc/dgram-internals';
 
 /**
  * The native relay addon (src/media/native/addon.c, relay.c, srtp.c) against hostile input and hostile
@@ -317,6 +318,102 @@ describe('native relay addon against hostile input', () => {
     relay.addon.reception(s2, 8000, 1, 1, 1, NaN);
     relay.addon.rewrite(s2, rtp(0, 1, 1, 1), 0, 8000, 1, Infinity);
     relay.unwatch(inS);
+  });
+
+  /** dgram's state of a socket (its UDP handle): what a close behind the relay's back goes through. */
+  const handleOf = (s: dgram.Socket): { close(): void } => {
+    const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol')!;
+    return (s as unknown as Record<symbol, { handle: { close(): void } }>)[sym].handle;
+  };
+  /** New bound sockets until one has fd number `fd` (the kernel hands out the lowest free number). */
+  async function socketWithFd(fd: number): Promise<dgram.Socket> {
+    for (let i = 0; i < 64; i++) {
+      const s = await bound();
+      if (socketFd(s) === fd) return s;
+    }
+    throw new Error(`fd ${fd} not reused by 64 new sockets`);
+  }
+  const closeWays = {
+    "dgram's own close, not the socket's": (s: dgram.Socket) => dgramModule.Socket.prototype.close.call(s),
+    'its UDP handle closed (no close event)': (s: dgram.Socket) => handleOf(s).close(),
+  };
+
+  for (const [way, closeBehind] of Object.entries(closeWays)) {
+    test(`H10 the out socket of a route closed behind the relay's back (${way}), its fd number taken by a new socket: no packet of the route leaves through the new socket, the route goes with its figures`, { timeout: 20_000 }, async () => {
+      const relay = nativeRelay();
+      const [peer, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound()]);
+      const atFar = collect(far);
+      const up = collect(inS);
+      const base = relay.counters();
+      const figures: Float64Array[] = [];
+      const off = relay.onSocketGone((s) => {
+        const st = newRouteState();
+        if (s === outS && relay.unroute(inS, st)) figures.push(st);
+      });
+      try {
+        relay.route(inS, routeConfig({ peer: to(peer), out: outS, dest: to(far) }));
+        send(peer, rtp(0, 1, 160, 0xa), inS);
+        await pollUntil(() => atFar.msgs.length >= 1, { timeoutMs: 5000, what: 'the route forwards (positive control)' });
+        assert.equal(atFar.msgs[0]!.from, `127.0.0.1:${outS.address().port}`, 'from the out socket');
+        const fd = socketFd(outS)!;
+        closeBehind(outS);
+        const stranger = await socketWithFd(fd);
+        const atStranger = collect(stranger);
+        for (let i = 2; i < 12; i++) send(peer, rtp(0, i, i * 160, 0xa), inS);
+        await pollUntil(() => up.msgs.length >= 10, { timeoutMs: 5000, what: 'the packets passed up to the in socket' });
+        send(peer, Buffer.from('to the stranger'), stranger);
+        await pollUntil(() => atStranger.msgs.length >= 1, { timeoutMs: 5000, what: 'the new socket is read by Node (positive control)' });
+        assert.equal(atFar.msgs.length, 1, 'nothing more reached the destination: not through the new socket either');
+        assert.equal(relay.counters().routes, base.routes, 'the route is gone');
+        assert.equal(relay.counters().forwarded - base.forwarded, 1);
+        assert.equal(figures.length, 1, 'the gone listener took the route');
+        assert.equal(figures[0]![STATE.forwarded], 1, "the route's figures written back");
+        assert.equal(figures[0]![STATE.inPackets], 1);
+        assert.equal(relay.isWatched(inS), true, 'the in socket stays watched');
+        assert.ok(relay.socketsLost > 0);
+      } finally {
+        off();
+        relay.unwatch(inS);
+      }
+      assert.equal(relay.counters().watched, base.watched);
+    });
+  }
+
+  test("H11 a watched, routed in socket closed behind the relay's back, its fd number taken by a new socket: the route goes with its figures, the new socket is Node's and can be watched and routed", { timeout: 20_000 }, async () => {
+    const relay = nativeRelay();
+    const [peer, inS, outS, far] = await Promise.all([bound(), bound(), bound(), bound()]);
+    const atFar = collect(far);
+    const base = relay.counters();
+    const figures: Float64Array[] = [];
+    const off = relay.onSocketGone((s) => {
+      const st = newRouteState();
+      if (s === inS && relay.unroute(inS, st)) figures.push(st);
+    });
+    try {
+      relay.route(inS, routeConfig({ peer: to(peer), out: outS, dest: to(far) }));
+      send(peer, rtp(0, 1, 160, 0xa), inS);
+      await pollUntil(() => atFar.msgs.length >= 1, { timeoutMs: 5000, what: 'the route forwards (positive control)' });
+      const fd = socketFd(inS)!;
+      dgramModule.Socket.prototype.close.call(inS);
+      const stranger = await socketWithFd(fd);
+      assert.equal(figures.length, 1, 'the gone listener took the route');
+      assert.equal(figures[0]![STATE.forwarded], 1, "the route's figures written back");
+      assert.equal(relay.isWatched(inS), false);
+      assert.equal(relay.counters().watched, base.watched, 'the closed socket is no longer watched');
+      // the new socket with the same number: Node reads it, and the relay takes it like any other
+      const atStranger = collect(stranger);
+      send(peer, rtp(0, 2, 320, 0xa), stranger);
+      await pollUntil(() => atStranger.msgs.length >= 1, { timeoutMs: 5000, what: 'Node reads the new socket' });
+      assert.equal(atFar.msgs.length, 1, 'not forwarded by the old route');
+      relay.route(stranger, routeConfig({ peer: to(peer), out: outS, dest: to(far) }));
+      send(peer, rtp(0, 3, 480, 0xa), stranger);
+      await pollUntil(() => atFar.msgs.length >= 2, { timeoutMs: 5000, what: 'a route on the new socket forwards' });
+      relay.unwatch(stranger);
+    } finally {
+      off();
+    }
+    assert.equal(relay.counters().watched, base.watched);
+    assert.equal(relay.counters().routes, base.routes);
   });
 
   for (const kind of ['plain', 'AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {

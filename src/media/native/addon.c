@@ -8,6 +8,13 @@
  * (passUp -> socket.emit('message')). Receive errors go up as errorUp(socket, errno) -> socket 'error'.
  * Everything runs on the JavaScript thread: no locks. JavaScript is called with napi_make_callback, so
  * microtasks run after each call as after Node's own 'message' dispatch.
+ *
+ * fd numbers are only used while they still name the socket they were given for: each watched socket and each
+ * route's out socket keeps its identity (st_dev, st_ino of fstat), confirmed again before the first use after
+ * any JavaScript may have run (the relay's epoch moves on at each wake and after each call into JavaScript).
+ * A socket closed behind the relay's back (its fd freed, the number maybe taken by a new socket) is then
+ * never read, routed or sent on again; JavaScript is told (lost(fd, outSide)) and takes the route's figures
+ * back before it unwatches.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +53,9 @@ typedef struct sockent {
   napi_ref socket; /* NULL = not watched */
   ferry_route *route;
   uint64_t gen; /* which watch this is: a JavaScript callback may unwatch and watch the same fd again */
+  uint64_t dev, ino; /* the socket's identity (fstat) when watched */
+  uint64_t checked;  /* the relay's epoch when the identity was last confirmed */
+  int lost;          /* the fd no longer names the socket: never read or routed again (until unwatch) */
 } sockent;
 
 typedef struct relay {
@@ -52,7 +63,7 @@ typedef struct relay {
   int epfd;
   uv_poll_t *poll;
   int polling;
-  napi_ref pass_up, error_up, notify, resource;
+  napi_ref pass_up, error_up, notify, lost, resource;
   napi_async_context actx;
   sockent *socks;
   int nsocks; /* capacity (indexed by fd) */
@@ -72,6 +83,11 @@ typedef struct relay {
   int scount;
   int notify_fds[BATCH * 4];
   int nnotify;
+  /* sockets found closed behind the relay's back, told to JavaScript after the wake: fd * 2 + (1 = the out side of its route) */
+  int lost_fds[BATCH * 4];
+  int nlost;
+  /* moves on at every wake and after every call into JavaScript: an identity confirmed in this epoch holds */
+  uint64_t epoch;
   double passed_up, forwarded, dropped, recv_errors, send_errors, batches;
 } relay;
 
@@ -141,6 +157,73 @@ static void call_js(relay *R, napi_ref fn_ref, size_t argc, napi_value *argv) {
   /* napi_make_callback needs an object receiver */
   if (napi_get_reference_value(env, R->resource, &recv) != napi_ok || recv == NULL) return;
   if (napi_make_callback(env, R->actx, recv, fn, argc, argv, &result) != napi_ok) report_js_exception(env);
+  /* JavaScript may have closed sockets (and watched or routed others, confirming them in the epoch it ran in):
+     identities are confirmed again before the next use */
+  R->epoch++;
+}
+
+/* ---- socket identity ---------------------------------------------------------------------------- */
+
+static int identity_of(int fd, uint64_t *dev, uint64_t *ino) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return -1;
+  *dev = (uint64_t)st.st_dev;
+  *ino = (uint64_t)st.st_ino;
+  return 0;
+}
+
+static int same_socket(int fd, uint64_t dev, uint64_t ino) {
+  uint64_t d, i;
+  return identity_of(fd, &d, &i) == 0 && d == dev && i == ino;
+}
+
+/* Queued for lost() after the wake (code = fd * 2 + outSide); a full list drops it: the JavaScript side's 'close'
+   hook tells as well, and the entry stays lost (never used) whatever JavaScript hears. */
+static void add_lost(relay *R, int code) {
+  for (int i = 0; i < R->nlost; i++)
+    if (R->lost_fds[i] == code) return;
+  if (R->nlost < (int)(sizeof(R->lost_fds) / sizeof(R->lost_fds[0]))) R->lost_fds[R->nlost++] = code;
+}
+
+/* A queued lost() no longer applies once JavaScript unwatched the fd (both sides) or changed its route (out
+   side): the number may name another socket, or the route another out socket, by the time it would be told. */
+static void forget_lost(relay *R, int fd, int both) {
+  int k = 0;
+  for (int i = 0; i < R->nlost; i++) {
+    int c = R->lost_fds[i];
+    if ((c >> 1) == fd && (both || (c & 1))) continue;
+    R->lost_fds[k++] = c;
+  }
+  R->nlost = k;
+}
+
+/* The watched fd still names its socket (checked once per epoch); otherwise the entry is lost for good. */
+static int in_ok(relay *R, int fd, sockent *s) {
+  if (s->lost) return 0;
+  if (s->checked == R->epoch) return 1;
+  if (!same_socket(fd, s->dev, s->ino)) {
+    s->lost = 1;
+    /* a closed fd left the epoll set with its socket; a number taken by a new socket names a file that is not
+       in the set (ENOENT): harmless either way */
+    epoll_ctl(R->epfd, EPOLL_CTL_DEL, fd, NULL);
+    add_lost(R, fd * 2);
+    return 0;
+  }
+  s->checked = R->epoch;
+  return 1;
+}
+
+/* The route's out fd still names its out socket (checked once per epoch); otherwise the route sends no more. */
+static int out_ok(relay *R, ferry_route *r) {
+  if (r->out_lost) return 0;
+  if (r->out_checked == R->epoch) return 1;
+  if (!same_socket(r->out_fd, r->out_dev, r->out_ino)) {
+    r->out_lost = 1;
+    add_lost(R, r->in_fd * 2 + 1);
+    return 0;
+  }
+  r->out_checked = R->epoch;
+  return 1;
 }
 
 /* ---- sending ------------------------------------------------------------------------------------ */
@@ -235,13 +318,14 @@ static int add_notify(relay *R, int fd) {
 static void read_socket(relay *R, int fd) {
   napi_env env = R->env;
   sockent *s = sock_of(R, fd);
-  if (!s) return;
+  if (!s || !in_ok(R, fd, s)) return;
   uint64_t gen = s->gen;
   napi_value sock;
   if (napi_get_reference_value(env, s->socket, &sock) != napi_ok || sock == NULL) return;
   for (int round = 0; round < 8; round++) {
     s = sock_of(R, fd);
     if (!s || s->gen != gen) break; /* unwatched (and maybe watched again) by JavaScript meanwhile */
+    if (!in_ok(R, fd, s)) break;    /* closed behind the relay's back by JavaScript meanwhile */
     for (int i = 0; i < BATCH; i++) {
       R->iov[i].iov_base = R->bufs + (size_t)i * SLOT;
       R->iov[i].iov_len = RECV_LEN;
@@ -270,7 +354,9 @@ static void read_socket(relay *R, int fd) {
       /* looked up again for each datagram: a JavaScript callback for the previous one may have unrouted,
          unwatched or closed this socket (the rest of the batch, already read, then goes up as 'message') */
       sockent *cur = sock_of(R, fd);
-      ferry_route *r = (cur && cur->gen == gen) ? cur->route : NULL;
+      ferry_route *r = (cur && cur->gen == gen && !cur->lost) ? cur->route : NULL;
+      /* the out socket closed behind the relay's back: the datagram goes up untouched, the route stays for its figures */
+      if (r && !out_ok(R, r)) r = NULL;
       int outcome = FERRY_FWD_PASS;
       if (r && !(R->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
         outcome = ferry_route_packet(r, buf, &len, SLOT, (struct sockaddr *)&R->addrs[i], R->msgs[i].msg_hdr.msg_namelen, now);
@@ -297,6 +383,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_env env = R->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  R->epoch++; /* JavaScript ran since the last wake */
   struct epoll_event evs[64];
   int n = epoll_wait(R->epfd, evs, 64, 0);
   for (int i = 0; i < n; i++) {
@@ -316,6 +403,20 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
       napi_close_handle_scope(env, s2);
     }
   }
+  /* one at a time from the list: a lost() handler that unwatches or unroutes takes that fd's other codes out */
+  while (R->nlost > 0 && R->lost) {
+    int code = R->lost_fds[0];
+    R->nlost--;
+    memmove(R->lost_fds, R->lost_fds + 1, sizeof(int) * (size_t)R->nlost);
+    napi_handle_scope s2;
+    if (napi_open_handle_scope(env, &s2) != napi_ok) continue;
+    napi_value argv[2];
+    napi_create_int32(env, code >> 1, &argv[0]);
+    napi_get_boolean(env, (code & 1) != 0, &argv[1]);
+    call_js(R, R->lost, 2, argv);
+    napi_close_handle_scope(env, s2);
+  }
+  R->nlost = 0;
   napi_close_handle_scope(env, scope);
 }
 
@@ -352,17 +453,18 @@ static void relay_finalize(napi_env env, void *data, void *hint) {
   free(R);
 }
 
-/* init(passUp, errorUp, notify): once per environment */
+/* init(passUp, errorUp, notify, lost?): once per environment; lost(fd, outSide) tells of a socket closed behind the relay's back */
 static napi_value js_init(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return throw_error(env, "init(passUp, errorUp, notify)");
+  if (argc < 3) return throw_error(env, "init(passUp, errorUp, notify, lost?)");
   if (get_relay(env) != NULL) return throw_error(env, "the native relay of this environment is already initialised");
   relay *R = calloc(1, sizeof(relay));
   if (!R) return throw_error(env, "out of memory");
   R->env = env;
   R->max_watched = MAX_WATCHED;
+  R->epoch = 1;
   R->epfd = epoll_create1(EPOLL_CLOEXEC);
   R->bufs = mmap(NULL, BUFS_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (R->bufs == MAP_FAILED) R->bufs = NULL;
@@ -383,6 +485,11 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[0], 1, &R->pass_up));
   CHECK(napi_create_reference(env, argv[1], 1, &R->error_up));
   CHECK(napi_create_reference(env, argv[2], 1, &R->notify));
+  if (argc >= 4) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[3], &t));
+    if (t == napi_function) CHECK(napi_create_reference(env, argv[3], 1, &R->lost));
+  }
   napi_value resource, name;
   CHECK(napi_create_object(env, &resource));
   CHECK(napi_create_string_utf8(env, "FerryNativeRelay", NAPI_AUTO_LENGTH, &name));
@@ -434,6 +541,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
     R->nsocks = cap;
   }
   if (R->socks[fd].socket) return throw_error(env, "fd is already watched");
+  uint64_t dev, ino;
+  if (identity_of(fd, &dev, &ino) != 0) return throw_error(env, "watch: the fd is not an open socket");
   struct epoll_event ev;
   memset(&ev, 0, sizeof(ev));
   ev.events = EPOLLIN;
@@ -448,6 +557,10 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
     return throw_error(env, "cannot reference the socket");
   }
   R->socks[fd].gen = ++R->next_gen;
+  R->socks[fd].dev = dev;
+  R->socks[fd].ino = ino;
+  R->socks[fd].checked = 0; /* confirmed at the first use (epochs start at 1) */
+  R->socks[fd].lost = 0;
   R->watched++;
   update_polling(R);
   return NULL;
@@ -482,11 +595,14 @@ static napi_value js_unwatch(napi_env env, napi_callback_info info) {
     napi_get_boolean(env, false, &result);
     return result;
   }
-  epoll_ctl(R->epfd, EPOLL_CTL_DEL, fd, NULL);
+  /* a lost entry left the set already; its number may name a stranger's socket now (not in the set) */
+  if (!s->lost) epoll_ctl(R->epfd, EPOLL_CTL_DEL, fd, NULL);
+  forget_lost(R, fd, 1);
   drop_route(R, s);
   napi_delete_reference(env, s->socket);
   s->socket = NULL;
   s->gen = 0;
+  s->lost = 0;
   R->watched--;
   update_polling(R);
   napi_get_boolean(env, true, &result);
@@ -556,7 +672,9 @@ static napi_value js_route(napi_env env, napi_callback_info info) {
     return throw_error(env, "route: bad fd, ssrc or clock rate");
   sockent *s = sock_of(R, in_fd);
   if (!s) return throw_error(env, "route: the in fd is not watched");
-  if (out_fd < 0) return throw_error(env, "route: bad out fd");
+  if (s->lost) return throw_error(env, "route: the in fd no longer names the watched socket (closed)");
+  uint64_t out_dev, out_ino;
+  if (out_fd < 0 || identity_of(out_fd, &out_dev, &out_ino) != 0) return throw_error(env, "route: bad out fd (not an open socket)");
   ferry_route *r = calloc(1, sizeof(ferry_route));
   if (!r) return throw_error(env, "out of memory");
   void *pt_map, *rates;
@@ -572,6 +690,9 @@ static napi_value js_route(napi_env env, napi_callback_info info) {
   if (r->srtp_out) ferry_srtp_retain((ferry_srtp_ctx *)r->srtp_out);
   r->in_fd = in_fd;
   r->out_fd = out_fd;
+  r->out_dev = out_dev;
+  r->out_ino = out_ino;
+  r->out_checked = 0; /* confirmed at the first use */
   r->out_ssrc = ssrc;
   for (int i = 0; i < 128; i++) {
     uint8_t v = ((const uint8_t *)pt_map)[i];
@@ -584,6 +705,7 @@ static napi_value js_route(napi_env env, napi_callback_info info) {
   memcpy(r->clock_rates, rates, sizeof(uint32_t) * 128);
   r->rs.clock_rate = (uint32_t)rate;
   ferry_route_import(r, st);
+  forget_lost(R, in_fd, 0);
   drop_route(R, s);
   s->route = r;
   R->routes++;
@@ -606,7 +728,10 @@ static napi_value sync_or_unroute(napi_env env, napi_callback_info info, int rem
     return result;
   }
   ferry_route_export(s->route, st, 1);
-  if (remove) drop_route(R, s);
+  if (remove) {
+    forget_lost(R, fd, 0);
+    drop_route(R, s);
+  }
   napi_get_boolean(env, true, &result);
   return result;
 }

@@ -15,6 +15,12 @@ import type { NativeSrtpHandle, OffloadAddress, ReceptionState, RewriterState } 
  * Node's), and a receive error as 'error' (the same `code`, `errno`, `syscall` Node gives). `unwatch`
  * gives the socket back (synchronously) and lets Node read it again; closing a watched socket unwatches it
  * first.
+ *
+ * A watched socket, or the out socket of a route, closed any other way (dgram's own close reached without the
+ * socket's `close`, its UDP handle closed, an fd freed under it) is found three ways: its 'close' event, the
+ * addon (which confirms each fd still names its socket before using it, and calls `lost`), and a watch of
+ * another socket that now has the same fd number. Each tells the `onSocketGone` listeners first (the offload
+ * controller takes the routes' figures back), then drops whatever is left on that socket.
  */
 
 /** Indices of the route state array (relay.h's ST_*): rewriter, reception statistics, then increments since the last sync. */
@@ -62,6 +68,8 @@ export interface NativeAddon extends NativeSrtpAddon {
     passUp: (socket: Socket, packet: Buffer, address: string, port: number, family: number) => void,
     errorUp: (socket: Socket, errno: number) => void,
     notify: (fd: number) => void,
+    /** `fd` (a watched socket, or with `outSide` the out socket of the route on watched `fd`) no longer names its socket. */
+    lost?: (fd: number, outSide: boolean) => void,
   ): void;
   watch(fd: number, socket: Socket): void;
   unwatch(fd: number): boolean;
@@ -155,6 +163,12 @@ export class NativeRelay {
   private readonly routedOutOf = new Map<Socket, Set<Socket>>();
   /** Routes removed because their out socket was closed under them (a caller's bug, made harmless). */
   routesDroppedOnClose = 0;
+  /** Watched sockets by fd number. */
+  private readonly byFd = new Map<number, Socket>();
+  private readonly goneListeners = new Set<(socket: Socket) => void>();
+  /** Sockets found closed without their `close` (the 'close' event, the addon's lost(), a reused fd number). */
+  socketsLost = 0;
+  private readonly lostSockets = new WeakSet<Socket>();
 
   constructor(readonly addon: NativeAddon) {
     addon.init(
@@ -169,7 +183,22 @@ export class NativeRelay {
         socket.emit('error', err);
       },
       (fd) => this.notifyHandlers.get(fd)?.(),
+      (fd, outSide) => {
+        const inSocket = this.byFd.get(fd);
+        const socket = inSocket && outSide ? this.outOf.get(inSocket) : inSocket;
+        if (socket) this.lost(socket);
+      },
     );
+  }
+
+  /**
+   * `listener(socket)` is called when a watched socket or a route's out socket is about to close, or was found
+   * closed: before the relay drops anything on it, so the routes' figures can still be taken (unroute). Returns
+   * the remover.
+   */
+  onSocketGone(listener: (socket: Socket) => void): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
   }
 
   /** Whether `socket` is read by the addon now. */
@@ -186,6 +215,9 @@ export class NativeRelay {
     if (this.watched.has(socket)) return;
     const fd = socketFd(socket);
     if (fd === undefined) throw new Error('native relay: the socket has no file descriptor (not bound, or closed)');
+    // another socket watched under this number was closed without its close(): it goes first
+    const previous = this.byFd.get(fd);
+    if (previous && previous !== socket) this.lost(previous);
     if (!stopReading(socket)) throw new Error("native relay: cannot stop Node's reading of the socket");
     try {
       this.addon.watch(fd, socket);
@@ -194,6 +226,7 @@ export class NativeRelay {
       throw err;
     }
     this.watched.set(socket, { fd });
+    this.byFd.set(fd, socket);
     this.guard(socket);
   }
 
@@ -210,9 +243,22 @@ export class NativeRelay {
       relay.beforeClose(socket);
       return close.apply(this, args);
     } as Socket['close'];
+    // closed without the wrapper above (dgram's close reached another way): the event comes after the fd is freed
+    socket.once('close', () => {
+      if (this.guarded.has(socket)) this.lost(socket);
+    });
+  }
+
+  /** `socket` was closed (or its fd freed) without its close(): counted, then as before a close. */
+  private lost(socket: Socket): void {
+    if (!this.guarded.has(socket) && !this.watched.has(socket)) return;
+    this.socketsLost++;
+    this.lostSockets.add(socket);
+    this.beforeClose(socket);
   }
 
   private beforeClose(socket: Socket): void {
+    for (const listener of [...this.goneListeners]) listener(socket);
     for (const inSocket of [...(this.routedOutOf.get(socket) ?? [])]) {
       if (inSocket === socket) continue;
       this.routesDroppedOnClose++;
@@ -238,10 +284,12 @@ export class NativeRelay {
     const entry = this.watched.get(socket);
     if (!entry) return;
     this.watched.delete(socket);
+    if (this.byFd.get(entry.fd) === socket) this.byFd.delete(entry.fd);
     this.notifyHandlers.delete(entry.fd);
     this.forgetRoute(socket);
     this.addon.unwatch(entry.fd);
-    startReading(socket);
+    // a socket found closed is not started again: its handle (if any) is closed, its fd number maybe a stranger's
+    if (!this.lostSockets.has(socket) && socketFd(socket) !== undefined) startReading(socket);
   }
 
   /** Install (or replace) the route taking RTP arriving on `inSocket` (watched first when not yet). */

@@ -29,6 +29,8 @@ interface Route {
   from: Party;
   to: Party;
   socket: OffloadPath['socket'];
+  /** The socket it sends from (the sink leg's). */
+  out: OffloadPath['socket'];
   state: Float64Array;
 }
 
@@ -53,7 +55,10 @@ export class OffloadController {
   constructor(
     private readonly relay: NativeRelay,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // a routed socket closed (or found closed) without its leg's close path: its routes go first, figures kept
+    relay.onSocketGone((socket) => this.socketGone(socket));
+  }
 
   /** An element got a leg (MediaElement.useLeg): it takes part from now on. */
   register(element: MediaElement, leg: MediaLeg): void {
@@ -162,7 +167,7 @@ export class OffloadController {
       this.logger.warn('native relay: route refused; the call stays in JavaScript', { element: a.id, message: (err as Error).message });
       return;
     }
-    const route: Route = { from, to, socket: pa.socket, state };
+    const route: Route = { from, to, socket: pa.socket, out: pb.socket, state };
     this.routes.set(a, route);
     this.routesInto.set(b, route);
     from.leg.offloadRouted?.('in');
@@ -195,6 +200,19 @@ export class OffloadController {
     route.from.leg.offloadUnrouted?.('in');
     route.to.leg.offloadUnrouted?.('out');
     this.logger.debug('native relay: route removed', { element: route.from.element.id, reason });
+  }
+
+  /**
+   * A socket of a route is closing or was found closed while the route exists (the legs announce their own
+   * closing first, so this is a socket closed by someone else: werift, a stray close()). The routes reading or
+   * sending on it are removed now with their figures; the legs' next change brings them back if they still can.
+   */
+  private socketGone(socket: OffloadPath['socket']): void {
+    for (const route of [...this.routes.values()]) {
+      if (route.socket !== socket && route.out !== socket) continue;
+      this.logger.warn('native relay: a routed socket was closed by someone else; its route is removed', { element: route.from.element.id });
+      this.removeRoute(route, 'socket-closed');
+    }
   }
 
   private syncElement(element: MediaElement): void {

@@ -86,6 +86,11 @@ typedef struct ferry_deltas {
 typedef struct ferry_route {
   int in_fd;
   int out_fd;
+  /* the out socket's identity when the route was installed (fstat st_dev, st_ino): the fd number is only
+     used while it still names that socket (addon.c out_ok) */
+  uint64_t out_dev, out_ino;
+  uint64_t out_checked; /* the relay's epoch when the identity was last confirmed */
+  int out_lost;         /* the out fd no longer names the out socket: the route forwards nothing more */
   int has_peer;
   struct sockaddr_storage peer;
   socklen_t peer_len;
