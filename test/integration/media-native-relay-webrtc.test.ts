@@ -1,13 +1,17 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { createHmac, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { runInNewContext } from 'node:vm';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import type { MediaConfig } from '../../src/media/server/media-config';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
 import { loadNativeAddon, nativeRelay } from '../../src/media/native/native-relay';
 import type { WeriftLeg } from '../../src/media/webrtc/werift-leg';
-import type { IceConnectionInternals } from '../../src/media/webrtc/werift-internals';
+import { observeNomination, type IceConnectionInternals } from '../../src/media/webrtc/werift-internals';
 import type { SrtpContext } from '../../src/media/srtp/srtp-context';
 import { loadIceSettings } from '../../src/media/webrtc/ice-settings';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
@@ -36,7 +40,8 @@ const IceCandidate = kurentoClient.getComplexType('IceCandidate');
  * AEAD_AES_128_GCM), ferry offering makes ferry the server (AES_CM_128_HMAC_SHA1_80 first) (W1, W2). Also: an
  * SDES SRTP phone (W3), the browser closing DTLS or losing consent while routed (W4, W5: nothing more is sent to
  * it), a call in a relay worker (W6), browser <-> browser (W7), werift's nomination moving while the browser keeps
- * sending from its address (W8: the route's source filter follows the media).
+ * sending from its address (W8: the route's source filter follows the media), and the browser nominating a pair
+ * from another address while media flows only natively (W9: the routes follow werift's nomination at once).
  */
 
 const servers: RunningMediaServer[] = [];
@@ -217,6 +222,100 @@ function srPacketCounts(k: Call): number[] {
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
+}
+
+/** werift's ICE agent's credentials (its own ufrag/password and the browser's). */
+interface IceCredentials {
+  localUsername: string;
+  localPassword: string;
+  remoteUsername: string;
+  remotePassword: string;
+}
+
+/** A STUN message (RFC 5389): attributes, then MESSAGE-INTEGRITY keyed with `key` and FINGERPRINT. */
+function stunMessage(type: number, tid: Buffer, attrs: [number, Buffer][], key: Buffer): Buffer {
+  const attr = (t: number, v: Buffer): Buffer => {
+    const h = Buffer.alloc(4);
+    h.writeUInt16BE(t, 0);
+    h.writeUInt16BE(v.length, 2);
+    return Buffer.concat([h, v, Buffer.alloc((4 - (v.length % 4)) % 4)]);
+  };
+  const header = (length: number): Buffer => {
+    const h = Buffer.alloc(20);
+    h.writeUInt16BE(type, 0);
+    h.writeUInt16BE(length, 2);
+    h.writeUInt32BE(0x2112a442, 4);
+    tid.copy(h, 8);
+    return h;
+  };
+  let body = Buffer.concat(attrs.map(([t, v]) => attr(t, v)));
+  const integrity = createHmac('sha1', key).update(Buffer.concat([header(body.length + 24), body])).digest();
+  body = Buffer.concat([body, attr(0x0008, integrity)]);
+  const fingerprint = Buffer.alloc(4);
+  fingerprint.writeUInt32BE((crc32(Buffer.concat([header(body.length + 8), body])) ^ 0x5354554e) >>> 0, 0);
+  body = Buffer.concat([body, attr(0x8028, fingerprint)]);
+  return Buffer.concat([header(body.length), body]);
+}
+
+/**
+ * The browser on another address (W9): a UDP socket that sends an ICE check to ferry (USE-CANDIDATE when it
+ * nominates), answers ferry's checks (success, keyed with the browser's ICE password) and keeps what ferry
+ * sends it.
+ */
+class StunAnswerer {
+  readonly datagrams: Buffer[] = [];
+  checksAnswered = 0;
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    private readonly password: string,
+  ) {
+    socket.on('message', (msg, rinfo) => {
+      if (msg.length >= 20 && msg.readUInt16BE(0) === 0x0001 && msg.readUInt32BE(4) === 0x2112a442) {
+        const mapped = Buffer.alloc(8);
+        mapped[1] = 1;
+        mapped.writeUInt16BE(rinfo.port ^ 0x2112, 2);
+        mapped.writeUInt32BE((rinfo.address.split('.').reduce((a, b) => a * 256 + Number(b), 0) ^ 0x2112a442) >>> 0, 4);
+        this.checksAnswered++;
+        socket.send(stunMessage(0x0101, msg.subarray(8, 20), [[0x0020, mapped]], Buffer.from(this.password)), rinfo.port, rinfo.address);
+        return;
+      }
+      this.datagrams.push(msg);
+    });
+  }
+
+  static async open(password: string): Promise<StunAnswerer> {
+    const socket = dgram.createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    return new StunAnswerer(socket, password);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** An ICE check to ferry's ICE socket on `port` (USERNAME ferry:browser, keyed with ferry's password). */
+  sendCheck(port: number, creds: IceCredentials, useCandidate: boolean): void {
+    const priority = Buffer.alloc(4);
+    priority.writeUInt32BE(0x6e0001ff, 0);
+    const attrs: [number, Buffer][] = [
+      [0x0006, Buffer.from(`${creds.localUsername}:${creds.remoteUsername}`)],
+      [0x0024, priority],
+      [0x802a, randomBytes(8)],
+    ];
+    if (useCandidate) attrs.push([0x0025, Buffer.alloc(0)]);
+    this.socket.send(stunMessage(0x0001, randomBytes(12), attrs, Buffer.from(creds.localPassword)), port, '127.0.0.1');
+  }
+
+  /** RTP (SRTP) datagrams of `ssrc` with payload type 0 that reached this address. */
+  srtp(ssrc: number): number {
+    return this.datagrams.filter((d) => d.length >= 12 && d[0]! >> 6 === 2 && (d[1]! & 0x7f) === 0 && d.readUInt32BE(8) === ssrc).length;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
 }
 
 describe('media: FERRY_MEDIA_RELAY=native with WebRTC legs', () => {
@@ -505,6 +604,44 @@ describe('media: FERRY_MEDIA_RELAY=native with WebRTC legs', () => {
     const atPhoneSeqs = k.phone.received();
     atPhoneSeqs.forEach((p, i) => i > 0 && assert.equal(p.seq, (atPhoneSeqs[i - 1]!.seq + 1) & 0xffff, 'consecutive at the phone'));
     conn.nominated = nominated;
+    await k.pipeline.release();
+    await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
+    assert.equal(nativeRelay().counters().watched, 0);
+  });
+
+  test('W9 the browser nominates a pair from another address while media flows only natively: the routes follow werift\'s nomination at once (no datagram passed up needed), the phone\'s packets go natively to the new pair', { timeout: 60_000 }, async () => {
+    const { s, c } = await server();
+    seq = SEQ_START;
+    const k = await setUpCall(s, c, false, await plainPhone());
+    await exchange(k, 1, 'first packets');
+    await routedBoth(s.port, k.webrtc.id, k.rtp.id);
+    await exchange(k, 10, 'native');
+    const conn = (k.leg as unknown as { pc: { iceTransports: { connection: IceConnectionInternals & IceCredentials }[] } }).pc.iceTransports[0]!.connection;
+    const old = conn.nominated!;
+    // the browser's other address: answers ferry's checks (as the browser would), counts ferry's SRTP to it
+    const moved = await StunAnswerer.open(conn.remotePassword);
+    closers.push(() => moved.close());
+    // werift drops its nomination as on the browser's renomination: the routes touching the leg go at once
+    // (before the fix they stayed, the route into the browser sending to a pair werift no longer has)
+    (conn as unknown as { resetNominatedPair(): void }).resetNominatedPair();
+    assert.equal(currentOffloadController()?.routeCount, 0, 'both routes removed at once, before any datagram');
+    const atOldBrowser = k.browser.rtpIn.length;
+    // the routes installed in the event loop turn of werift's nomination: an immediate queued right after the
+    // leg heard of it runs after the controller's and before the loop reads any more datagrams
+    let routesAtNomination: number | undefined;
+    observeNomination(conn, () => {
+      if (conn.nominated?.remoteAddr[1] === moved.port) setImmediate(() => (routesAtNomination = currentOffloadController()?.routeCount));
+    });
+    // the browser nominates the pair from its other address (USE-CANDIDATE); werift's triggered check succeeds
+    moved.sendCheck(old.protocol.transport!.socket!.address().port, conn, true);
+    await pollUntil(() => routesAtNomination !== undefined || undefined, { timeoutMs: 5000, what: 'werift nominated the pair from the other address' });
+    assert.equal(routesAtNomination, 2, 'both routes back in the turn of the nomination, no datagram needed');
+    const forwarded = nativeRelay().counters().forwarded;
+    for (let i = 0; i < 20; i++) k.phone.send(Buffer.alloc(160, 0x24));
+    await pollUntil(() => moved.srtp(k.leg.localSsrc!) >= 20 || undefined, { timeoutMs: 5000, what: "the phone's 20 packets at the new pair" });
+    assert.ok(nativeRelay().counters().forwarded - forwarded >= 20, 'natively');
+    assert.equal(k.browser.rtpIn.length, atOldBrowser, 'nothing more to the old pair');
+    conn.nominated = old;
     await k.pipeline.release();
     await pollUntil(async () => (await fetchStats(s.port)).boundPorts === 0 || undefined, { timeoutMs: 5000, what: 'ports freed' });
     assert.equal(nativeRelay().counters().watched, 0);

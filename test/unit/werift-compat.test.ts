@@ -13,6 +13,7 @@ import {
   emptyIceSocketCounters,
   iceSockets,
   ignoreDuplicateHelloVerify,
+  observeNomination,
   preferSrtpProfiles,
   resendClientHelloEarly,
   sendDtlsCloseNotify,
@@ -228,12 +229,42 @@ describe('werift private shapes ferry relies on (werift-internals.ts)', { timeou
     await a.transport.sendRtp(Buffer.alloc(160, 1), header(1));
     await pollUntil(() => media.length >= 1 || undefined, { timeoutMs: 5000, what: 'media at the demultiplexer' });
     assert.deepEqual(changes, []);
-    // werift drops the nomination (as an ICE restart does): the next datagram tells, and there is no pair any more
+    // werift drops the nomination (as on a renomination, or an ICE restart): told at once, no datagram needed
     (b.conn as unknown as { resetNominatedPair(): void }).resetNominatedPair();
+    assert.deepEqual(changes, [undefined], 'the nomination change told at once');
     assert.equal(selectedPairMedia(b.transport), undefined, 'no nominated pair');
+    // werift nominates again, as after the browser's USE-CANDIDATE on a succeeded pair (checkComplete assigns
+    // `nominated`): told at once too, and the pair is the native relay's view again
+    assert.equal((nominated as unknown as { state: number }).state, CandidatePairState.SUCCEEDED);
+    (b.conn as unknown as { checkComplete(pair: unknown): void }).checkComplete(nominated);
+    assert.deepEqual(changes, [undefined, nominated], 'the new nomination told at once');
+    assert.equal(selectedPairMedia(b.transport)?.socket, selected.socket);
+    // a datagram with the same nomination tells nothing more (the control)
     await a.transport.sendRtp(Buffer.alloc(160, 2), header(2));
-    await pollUntil(() => changes.length >= 1 || undefined, { timeoutMs: 5000, what: 'the nomination change told' });
-    assert.deepEqual(changes, [undefined]);
+    await pollUntil(() => media.length >= 2 || undefined, { timeoutMs: 5000, what: 'media at the demultiplexer again' });
+    assert.equal(changes.length, 2);
+  });
+
+  test("observeNomination: the ICE agent's own `nominated` is a writable, configurable data property; observed, every assignment of another pair is told synchronously and the value kept", async () => {
+    const { b } = await connectedPair();
+    const d = Object.getOwnPropertyDescriptor(b.conn, 'nominated');
+    assert.ok(d && 'value' in d && d.writable === true && d.configurable === true, "connection.nominated is an own writable, configurable data property");
+    const seen: unknown[] = [];
+    const nominated = b.conn.nominated!;
+    assert.equal(observeNomination(b.conn, () => seen.push(b.conn.nominated)), true);
+    assert.equal(b.conn.nominated, nominated, 'the value kept');
+    b.conn.nominated = nominated;
+    assert.deepEqual(seen, [], 'the same pair again: nothing told (the control)');
+    b.conn.nominated = undefined;
+    b.conn.nominated = nominated;
+    assert.deepEqual(seen, [undefined, nominated]);
+    // a second listener on the same agent, and an object without the shape
+    const second: unknown[] = [];
+    assert.equal(observeNomination(b.conn, () => second.push(1)), true);
+    b.conn.nominated = undefined;
+    assert.deepEqual(second, [1]);
+    assert.equal(observeNomination({} as IceConnectionInternals, () => undefined), false, 'no own `nominated`: not observed');
+    b.conn.nominated = nominated;
   });
 
   test('media on a valid pair other than the nominated one reaches the media path with its socket and address (the browser moved its selected pair)', async () => {

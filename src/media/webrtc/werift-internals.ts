@@ -375,10 +375,54 @@ function takeSelectedPairMedia(
   });
 }
 
+/** The listeners of each ICE agent whose `nominated` field is observed (observeNomination). */
+const nominationListeners = new WeakMap<IceConnectionInternals, Set<() => void>>();
+
+/**
+ * Calls `listener` synchronously whenever werift assigns another pair to the agent's `nominated` field: its
+ * first nomination and each later one (checkComplete, after a renomination's resetNominatedPair), the clearing
+ * by resetNominatedPair, restart() and close(). werift 0.25.2 raises no event of its own for it (its ICE state
+ * stays 'connected' across a renomination), so the agent's own data property `nominated` is replaced by an
+ * accessor holding the same value. Returns false, changing nothing, when the property does not have that shape
+ * (test/unit/werift-compat.test.ts pins it). A listener that throws does not break werift's assignment: the
+ * error is rethrown on a microtask.
+ */
+export function observeNomination(conn: IceConnectionInternals, listener: () => void): boolean {
+  let listeners = nominationListeners.get(conn);
+  if (!listeners) {
+    const d = Object.getOwnPropertyDescriptor(conn, 'nominated');
+    if (!d || !('value' in d) || d.writable !== true || d.configurable !== true) return false;
+    let value = d.value as IceConnectionInternals['nominated'];
+    const set = new Set<() => void>();
+    Object.defineProperty(conn, 'nominated', {
+      enumerable: d.enumerable ?? true,
+      configurable: true,
+      get: () => value,
+      set: (next: IceConnectionInternals['nominated']) => {
+        if (next === value) return;
+        value = next;
+        for (const l of [...set]) {
+          try {
+            l();
+          } catch (err) {
+            queueMicrotask(() => {
+              throw err;
+            });
+          }
+        }
+      },
+    });
+    nominationListeners.set(conn, (listeners = set));
+  }
+  listeners.add(listener);
+  return true;
+}
+
 /**
  * Tells when werift's nominated pair is another object than last seen (first nomination, an ICE restart or
- * resetNominatedPair clearing it, a new nomination): checked on every datagram werift's listener handles (STUN
- * consent checks come every few seconds) and whenever the selected-pair media path finds the pair replaced.
+ * resetNominatedPair clearing it, a new nomination): at once, from werift's own assignment (observeNomination);
+ * also checked on every datagram werift's listener handles and whenever the selected-pair media path finds the
+ * pair replaced (the only ways left if the assignment could not be observed).
  */
 class NominationWatch {
   private seen: IceConnectionInternals['nominated'];
@@ -388,6 +432,7 @@ class NominationWatch {
     private readonly changed: (() => void) | undefined,
   ) {
     this.seen = conn.nominated;
+    if (changed) observeNomination(conn, () => this.check());
   }
 
   check(): void {
