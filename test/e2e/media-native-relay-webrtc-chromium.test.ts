@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -9,7 +9,8 @@ import { launchChromium } from '../helpers/chromium';
 import { startMediaServer, type RunningMediaServer } from '../../src/media/server/media-server';
 import { currentOffloadController } from '../../src/media/native/offload-controller';
 import { nativeRelay } from '../../src/media/native/native-relay';
-import type { WeriftLeg } from '../../src/media/webrtc/werift-leg';
+import type { WeriftLeg, WeriftLegOptions } from '../../src/media/webrtc/werift-leg';
+import type { SrtpProfileName } from '../../src/media/srtp/srtp-profile';
 import { call, connectKurento, fetchStats, type KurentoClientLike, type KurentoObjectLike } from '../helpers/media-kurento';
 import { RtpTestPeer } from '../helpers/media-rtp-test-peer';
 import { pollPause, pollUntil } from '../helpers/wait-for';
@@ -25,6 +26,10 @@ const IceCandidate = (require('kurento-client') as { getComplexType(n: string): 
  * by Chromium: Chromium's getStats counts every packet ferry sent and loses none (a packet it could not decrypt
  * would be missing), ferry refuses nothing of Chromium's, Chromium's SRTCP still reaches ferry (passed up), and a
  * hold/resume of the phone hands the SRTP streams to JavaScript and back without Chromium losing a packet.
+ * Both SRTP profiles the native contexts implement: Chromium offering makes it the DTLS server, and it picks
+ * AES_CM_128_HMAC_SHA1_80 whenever the client offers it (C1); ferry offering makes ferry the DTLS server, and a
+ * leg that prefers AEAD_AES_128_GCM (WeriftLegOptions.srtpProfiles) gets GCM from Chromium, which offers it
+ * after AES-CM (C2). Chromium's getStats names the cipher.
  */
 const PAGE = fs.readFileSync(path.join(__dirname, 'pages', 'media-webrtc-call.html'), 'utf8');
 
@@ -96,7 +101,23 @@ describe('media: FERRY_MEDIA_RELAY=native with real Chromium', { timeout: 120_00
     );
   }
 
-  test('C1 Chromium offers: both directions natively, Chromium decrypts every packet ferry sent, ferry refuses nothing, hold/resume on the phone loses nothing, release -> zero', async () => {
+  // each test's own closers, last first (the phone's timer stops before the phone closes), also when it fails
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  });
+
+  // `chromiumCipher`: the name Chromium's getStats gives the profile
+  const cases: { name: string; ferryOffers: boolean; srtpProfiles?: SrtpProfileName[]; cipher: SrtpProfileName; chromiumCipher: string }[] = [
+    { name: 'C1 Chromium offers', ferryOffers: false, cipher: 'AES_CM_128_HMAC_SHA1_80', chromiumCipher: 'SRTP_AES128_CM_HMAC_SHA1_80' },
+    {
+      name: 'C2 ferry offers with AEAD_AES_128_GCM preferred',
+      ferryOffers: true,
+      srtpProfiles: ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'],
+      cipher: 'AEAD_AES_128_GCM',
+      chromiumCipher: 'SRTP_AEAD_AES_128_GCM',
+    },
+  ];
+  for (const { name, ferryOffers, srtpProfiles, cipher, chromiumCipher } of cases) test(`${name} (${cipher}): both directions natively, Chromium decrypts every packet ferry sent, ferry refuses nothing, hold/resume on the phone loses nothing, release -> zero`, async () => {
     const ctx = await browser.newContext();
     closers.push(() => ctx.close());
     const page = await ctx.newPage();
@@ -114,10 +135,19 @@ describe('media: FERRY_MEDIA_RELAY=native with real Chromium', { timeout: 120_00
     phone.useRemoteSdp(await call<string>(rtp, 'processOffer', phoneSdp('sendrecv')));
     await call(webrtc, 'connect', rtp);
     await call(rtp, 'connect', webrtc);
-    type PageApi = { ferryOffer(): Promise<string>; ferryAnswer(s: string): Promise<void> };
-    const offer = await page.evaluate(() => (window as unknown as PageApi).ferryOffer());
-    const answer = await call<string>(webrtc, 'processOffer', offer);
-    await page.evaluate((sdp) => (window as unknown as PageApi).ferryAnswer(sdp), answer);
+    const leg = (server.mediaSet.lookup(webrtc.id) as unknown as { leg: WeriftLeg }).leg;
+    // the leg's SRTP profile preference (decides when ferry is the DTLS server), set before it offers
+    if (srtpProfiles) (leg as unknown as { options: WeriftLegOptions }).options.srtpProfiles = srtpProfiles;
+    type PageApi = { ferryOffer(): Promise<string>; ferryAnswer(s: string): Promise<void>; ferryAnswerOffer(s: string): Promise<string> };
+    if (ferryOffers) {
+      const offer = await call<string>(webrtc, 'generateOffer');
+      const answer = await page.evaluate((sdp) => (window as unknown as PageApi).ferryAnswerOffer(sdp), offer);
+      await call(webrtc, 'processAnswer', answer);
+    } else {
+      const offer = await page.evaluate(() => (window as unknown as PageApi).ferryOffer());
+      const answer = await call<string>(webrtc, 'processOffer', offer);
+      await page.evaluate((sdp) => (window as unknown as PageApi).ferryAnswer(sdp), answer);
+    }
     await call(webrtc, 'gatherCandidates');
     let trickling = true;
     const trickle = (async () => {
@@ -133,13 +163,13 @@ describe('media: FERRY_MEDIA_RELAY=native with real Chromium', { timeout: 120_00
       trickling = false;
       return trickle;
     });
-    const leg = (server.mediaSet.lookup(webrtc.id) as unknown as { leg: WeriftLeg }).leg;
 
     // the phone: 50 packets/s (a real-time pace, as a phone sends)
     let sending = true;
     const timer = setInterval(() => sending && phone.send(0, Buffer.alloc(160, 0xff)), 20);
     closers.push(() => clearInterval(timer));
     await pollUntil(() => leg.dtlsState() === 'CONNECTED' || undefined, { timeoutMs: 15_000, what: "ferry's WebRTC leg connected to Chromium" });
+    assert.equal(leg.srtpProfile, cipher, 'the SRTP profile ferry keyed');
     await routedBoth(webrtc.id, rtp.id);
     const forwarded0 = nativeRelay().counters().forwarded;
     const atPhone0 = phone.received.filter((p) => p.pt === 0).length;
@@ -177,7 +207,7 @@ describe('media: FERRY_MEDIA_RELAY=native with real Chromium', { timeout: 120_00
     console.log(`# Chromium: received ${sentToBrowser.inPackets}, lost ${sentToBrowser.inLost}, discarded ${sentToBrowser.inDiscarded}, sent ${sentToBrowser.outPackets}, ${sentToBrowser.srtpCipher}`);
     assert.equal(sentToBrowser.inLost, 0, 'Chromium lost (could not decrypt) none of ferry\'s packets');
     assert.equal(sentToBrowser.dtlsState, 'connected');
-    assert.ok(sentToBrowser.srtpCipher, 'SRTP cipher reported');
+    assert.equal(sentToBrowser.srtpCipher, chromiumCipher, "the cipher Chromium's getStats names");
     assert.equal(leg.counters.srtpRefused, 0, "ferry refused none of Chromium's SRTP");
     assert.equal(leg.counters.replayedDropped, 0);
     const st = await call<Record<string, { type: string; packetsReceived?: number; packetsSent?: number }>>(webrtc, 'getStats', 'AUDIO');
