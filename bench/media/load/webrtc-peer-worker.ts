@@ -18,9 +18,16 @@
  * AES-CM suites, and BoringSSL's server takes its own order; werift's own order is GCM first), so the
  * server under test runs the profile it runs with Chromium.
  */
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { MediaStreamTrack, RTCCertificate, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { srtpProfile } from '../../../src/media/srtp/srtp-profile';
-import { preferSrtpProfiles, useNodeCryptoForDtls } from '../../../src/media/webrtc/werift-internals';
+import {
+  disableDefaultStunServer,
+  preferSrtpProfiles,
+  shareParsedDtlsCertificate,
+  useLazyDtlsCipherSummary,
+  useLeanWeriftEvent,
+  useNodeCryptoForDtls,
+} from '../../../src/media/webrtc/werift-internals';
 import { LeanBrowserPath } from './lean-browser-path';
 import { SendPacer, type PacedStream } from './send-pacer';
 import { StreamMeter } from './stream-meter';
@@ -28,9 +35,17 @@ import { createPacketBuffer, PACKET_BYTES, stampNext } from './stream-stamp';
 import { serveWorker, type StreamSpec, type WorkerReport, type WorkerRequest } from './worker-protocol';
 
 useNodeCryptoForDtls();
+// What ferry media does for its own peer connections, for the same reason (docs/benchmarks.md, "WebRTC set-up
+// CPU"): the one certificate parsed once per process, werift's cipher summary built only for debug output, and
+// werift's Event without per-instance closures. None of it changes a byte on the wire.
+shareParsedDtlsCertificate(RTCCertificate);
+useLazyDtlsCipherSummary();
+useLeanWeriftEvent();
 /** Chromium's DTLS-SRTP profile order (AES-CM before GCM). */
 const CHROMIUM_SRTP_ORDER = [srtpProfile('AES_CM_128_HMAC_SHA1_80').dtlsId, srtpProfile('AEAD_AES_128_GCM').dtlsId];
 
+/** FERRY_BENCH_JS_SRTP=1: the lean path's RTP through the JavaScript SRTP contexts, not the native ones (to compare). */
+const JS_SRTP = process.env.FERRY_BENCH_JS_SRTP === '1';
 let epoch = 0;
 let rtcpReceived = 0;
 const meter = new StreamMeter();
@@ -103,7 +118,11 @@ class WebRtcPeer implements PacedStream {
   }
 
   async offer(): Promise<string> {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const offer = await this.pc.createOffer();
+    // loopback host candidates only, as a browser without STUN servers gathers: without this werift would
+    // resolve stun.l.google.com and query it for every peer connection (ICE default it falls back to)
+    disableDefaultStunServer(this.pc);
+    await this.pc.setLocalDescription(offer);
     const dtls = this.pc.dtlsTransports[0];
     if (!dtls || !preferSrtpProfiles(dtls, CHROMIUM_SRTP_ORDER)) throw new Error('cannot set the SRTP profile order before DTLS');
     if (this.pc.iceGatheringState !== 'complete') {
@@ -116,7 +135,7 @@ class WebRtcPeer implements PacedStream {
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new Error('werift produced no local description');
     // the ICE sockets exist now: received media is taken off them before werift's event chain
-    if (this.leanMode) this.lean = new LeanBrowserPath(this.pc, (packet) => meter.onReceivedRtp(packet, process.hrtime.bigint()));
+    if (this.leanMode) this.lean = new LeanBrowserPath(this.pc, (packet) => meter.onReceivedRtp(packet, process.hrtime.bigint()), !JS_SRTP);
     return sdp;
   }
 
@@ -147,7 +166,9 @@ class WebRtcPeer implements PacedStream {
       iceConnectionState: this.pc.iceConnectionState,
       dtlsState: dtls?.state,
       lean: this.lean?.started ?? false,
-      leanCounters: this.lean ? { ...this.lean.counters, srtpProfile: this.lean.profile, demux: { ...this.lean.demux } } : undefined,
+      leanCounters: this.lean
+        ? { ...this.lean.counters, srtpProfile: this.lean.profile, nativeSrtp: this.lean.nativeSrtp, demux: { ...this.lean.demux } }
+        : undefined,
       packetsSent: (dtls as unknown as { packetsSent?: number } | undefined)?.packetsSent,
       packetsReceived: (dtls as unknown as { packetsReceived?: number } | undefined)?.packetsReceived,
       nominated: pair ? { local: c(pair.localCandidate), remote: c(pair.remoteCandidate) } : null,
