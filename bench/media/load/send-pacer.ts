@@ -45,7 +45,8 @@ export class SendPacer {
   start(): void {
     if (this.timer) return;
     this.nextAtMs = nowMs();
-    this.timer = setInterval(() => this.tick(), 1);
+    // one wake-up per slot (a 1 ms timer woke the process twice per slot, once for nothing)
+    this.timer = setInterval(() => this.tick(), SLOT_MS);
   }
 
   stop(): void {
