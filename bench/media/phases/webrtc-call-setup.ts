@@ -95,19 +95,24 @@ export async function setUpWebRtcCall(p: WebRtcCallParts): Promise<void> {
       if (ev.state === 'CONNECTED' && marks.serverDtlsConnected === undefined) marks.serverDtlsConnected = serverAt(ev);
     });
   }
-  await Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]);
-  mark('connected');
-  const phoneAnswer = await rtp.processOffer(phoneSdp(p.phone.port, p.phone.streamId));
-  const toPhone = audioTarget(phoneAnswer);
-  await p.phones.target(p.phone, toPhone.host, toPhone.port);
-  mark('rtpOffer');
-  const answer = await webrtc.processOffer(p.offer);
-  mark('processOffer');
-  await p.browser.request({ op: 'answer', streamId: p.streamId, sdp: answer });
-  mark('browserAnswer');
-  await webrtc.gatherCandidates();
-  mark('gatherCandidates');
-  const times = await p.browser.request<BrowserConnectTimes | undefined>({ op: 'waitConnected', streamId: p.streamId, timeoutMs: p.connectTimeoutMs });
+  // Independent requests go out together, as the gateway sends them (src/gateway/kurento/call-media.ts): the two
+  // connects, the phone's negotiation and the browser's. Once ferry answered the browser's offer, the answer goes to
+  // the browser while gatherCandidates goes to ferry, and the wait for the browser's DTLS is asked at once (the
+  // browser worker handles it beside the answer). Each mark is when its own step was answered.
+  const connected = Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]).then(() => mark('connected'));
+  const phoneReady = rtp.processOffer(phoneSdp(p.phone.port, p.phone.streamId)).then(async (phoneAnswer) => {
+    const toPhone = audioTarget(phoneAnswer);
+    await p.phones.target(p.phone, toPhone.host, toPhone.port);
+    mark('rtpOffer');
+  });
+  const browserConnected = webrtc.processOffer(p.offer).then((answer) => {
+    mark('processOffer');
+    const answered = p.browser.request({ op: 'answer', streamId: p.streamId, sdp: answer }).then(() => mark('browserAnswer'));
+    const gathering = webrtc.gatherCandidates().then(() => mark('gatherCandidates'));
+    const up = p.browser.request<BrowserConnectTimes | undefined>({ op: 'waitConnected', streamId: p.streamId, timeoutMs: p.connectTimeoutMs });
+    return Promise.all([up, answered, gathering]).then(([times]) => times);
+  });
+  const [times] = await Promise.all([browserConnected, connected, phoneReady]);
   mark('done');
   if (marks && times?.iceConnectedAt !== undefined) marks.iceConnected = times.iceConnectedAt - t0;
   if (marks && times?.connectedAt !== undefined) marks.dtlsConnected = times.connectedAt - t0;
