@@ -15,7 +15,7 @@ import { pollUntil } from '../helpers/wait-for';
  * bypasses werift both ways (ferry's SRTP keyed from werift's DTLS, sent on the nominated pair's socket, taken
  * off the ICE socket by the RFC 7983 demultiplexer) talks to ferry's own WebRTC leg (WeriftLeg, in this
  * process) over real loopback sockets: packets go both ways and are counted, and a tampered or replayed
- * SRTP packet is refused.
+ * SRTP packet is refused; with the native SRTP contexts (the default) and with the JavaScript ones.
  */
 
 const PACKETS = 25;
@@ -30,7 +30,12 @@ function browserPc(): RTCPeerConnection {
   });
 }
 
-test('a lean-mode browser and a ferry WebRTC leg exchange SRTP both ways; a tampered packet is refused', { timeout: 30_000 }, async () => {
+for (const nativeSrtp of [true, false]) {
+  test(`a lean-mode browser (${nativeSrtp ? 'native' : 'JavaScript'} SRTP) and a ferry WebRTC leg exchange SRTP both ways; a tampered packet is refused`, { timeout: 30_000 }, () =>
+    leanBrowserExchange(nativeSrtp));
+}
+
+async function leanBrowserExchange(nativeSrtp: boolean): Promise<void> {
   const pc = browserPc();
   pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
   const leg = new WeriftLeg({ clock: systemClock, logger: createLogger('lean-browser-test'), ice: loadIceSettings({}) });
@@ -43,7 +48,7 @@ test('a lean-mode browser and a ferry WebRTC leg exchange SRTP both ways; a tamp
     const lean = new LeanBrowserPath(pc, (packet) => {
       received.push(Buffer.from(packet));
       meter.onReceivedRtp(packet, process.hrtime.bigint());
-    });
+    }, nativeSrtp);
     // keep a copy of each raw SRTP datagram the demultiplexer hands over (before it is decrypted in place)
     const rawIn: Buffer[] = [];
     const deliver = lean.onDatagram.bind(lean);
@@ -68,6 +73,7 @@ test('a lean-mode browser and a ferry WebRTC leg exchange SRTP both ways; a tamp
     const ssrc = pc.getTransceivers()[0]!.sender.ssrc;
     lean.start(dtls, PACKET_BYTES);
     assert.equal(lean.started, true);
+    assert.equal(lean.nativeSrtp, nativeSrtp, nativeSrtp ? 'the native SRTP contexts carry RTP' : 'the JavaScript SRTP contexts carry RTP');
     assert.equal(lean.profile, leg.srtpProfile, 'both sides use the SRTP profile DTLS negotiated');
 
     // browser → leg: one packet buffer rewritten in place per send
@@ -110,4 +116,4 @@ test('a lean-mode browser and a ferry WebRTC leg exchange SRTP both ways; a tamp
     await leg.close();
     await pc.close();
   }
-});
+}

@@ -11,11 +11,16 @@
  *   cipher objects, packet objects or promises) and sent on the nominated pair's socket (`sendOnSelectedPair`:
  *   nothing while consent is not fresh, as werift's own send).
  *
+ * RTP is protected and unprotected by the native SRTP contexts of ferry's native relay (src/media/native/native-srtp.ts,
+ * made from the same session keys: the same bytes as the JavaScript SrtpContext) when the addon loads, by the
+ * JavaScript contexts otherwise: the generator's own packet cost, not the server's. SRTCP stays in JavaScript.
+ *
  * On the wire nothing changes: the same SRTP (the profile and keys DTLS negotiated), the same ICE pair. werift
  * keeps its own SRTP session for the RTCP its sender and receiver send; RTCP from the far end is authenticated
  * and counted here instead of going to werift's receiver (which, without media, has nothing to report on).
  */
 import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
+import { nativeSrtpFrom, type NativeSrtp } from '../../../src/media/native/native-srtp';
 import { srtpFromDtls, type DtlsSrtpSession } from '../../../src/media/webrtc/dtls-srtp-session';
 import { isRtcp } from '../../../src/media/webrtc/rfc7983';
 import { demultiplexIceSockets, sendOnSelectedPair, type IceSocketCounters } from '../../../src/media/webrtc/werift-internals';
@@ -40,6 +45,8 @@ export class LeanBrowserPath {
   /** The demultiplexer's own counters (strangers, media off the selected pair...). */
   readonly demux: IceSocketCounters;
   private srtp: DtlsSrtpSession | undefined;
+  /** Native RTP contexts with the session's keys (undefined: the addon did not load, the JavaScript contexts do it). */
+  private native: { inbound: NativeSrtp; outbound: NativeSrtp } | undefined;
   private transport: RTCDtlsTransport | undefined;
   private wire: Buffer | undefined;
 
@@ -51,6 +58,8 @@ export class LeanBrowserPath {
   constructor(
     pc: RTCPeerConnection,
     private readonly onRtp: (packet: Buffer) => void,
+    /** RTP through the native SRTP contexts when the addon loads (the default); false: always the JavaScript ones. */
+    private readonly useNativeSrtp = true,
   ) {
     this.demux = demultiplexIceSockets(pc, (data) => this.onDatagram(data));
   }
@@ -58,9 +67,15 @@ export class LeanBrowserPath {
   /** Key ferry's SRTP contexts from the connected DTLS transport; sending and receiving start now. */
   start(transport: RTCDtlsTransport, packetBytes: number): void {
     const srtp = srtpFromDtls(transport);
+    this.native = this.useNativeSrtp ? nativeContextsOf(srtp) : undefined;
     this.wire = Buffer.allocUnsafe(packetBytes + srtp.outbound.rtpOverhead);
     this.transport = transport;
     this.srtp = srtp;
+  }
+
+  /** Whether RTP goes through the native SRTP contexts (once started). */
+  get nativeSrtp(): boolean {
+    return this.native !== undefined;
   }
 
   get started(): boolean {
@@ -84,7 +99,7 @@ export class LeanBrowserPath {
       this.counters.unsent++;
       return false;
     }
-    const wire = srtp.outbound.protectRtp(packet, this.wire);
+    const wire = this.native ? this.native.outbound.protectRtp(packet, this.wire) : srtp.outbound.protectRtp(packet, this.wire);
     if (!sendOnSelectedPair(transport, wire)) {
       this.counters.unsent++;
       return false;
@@ -105,12 +120,21 @@ export class LeanBrowserPath {
       else this.counters.refused++;
       return;
     }
-    const plain = srtp.inbound.unprotectRtp(data);
+    const plain = this.native ? this.native.inbound.unprotectRtp(data) : srtp.inbound.unprotectRtp(data);
     if (!plain) {
       this.counters.refused++;
       return;
     }
     this.counters.received++;
     this.onRtp(plain);
+  }
+}
+
+/** The native mirrors of a session's RTP contexts, or undefined when the addon cannot be loaded (no compiler, no headers). */
+function nativeContextsOf(srtp: DtlsSrtpSession): { inbound: NativeSrtp; outbound: NativeSrtp } | undefined {
+  try {
+    return { inbound: nativeSrtpFrom(srtp.inbound), outbound: nativeSrtpFrom(srtp.outbound) };
+  } catch {
+    return undefined;
   }
 }
