@@ -11,7 +11,7 @@ import type { Flow } from '../../src/sip/transport/flow';
 import { appHeaders, parseProxyDestination, parseProxyDuration, proxyOptionsFrom, ProxyOptionsError, type ProxyCommand } from '../../src/sip/proxy/proxy-options';
 import { bestResponseIndex, upstreamStatus } from '../../src/sip/proxy/best-response';
 import { isLoop, loopHash, PROXY_BRANCH_PREFIX } from '../../src/sip/proxy/loop-detection';
-import { buildBranchRequest, isOurRoute, recordRouteFor } from '../../src/sip/proxy/forwarded-request';
+import { buildBranchRequest, isOurRoute, recordRouteFor, RouteStamp } from '../../src/sip/proxy/forwarded-request';
 import { rng } from '../helpers/seeded-random';
 
 const local = {
@@ -115,35 +115,42 @@ describe('best failure and loops', () => {
 describe('the forwarded copy of a request', () => {
   test('Request-URI replaced when it named ferry sip, Max-Forwards down by one, Record-Route and our Via on top, app headers set', { timeout: 30_000 }, () => {
     const req = invite();
-    const out = buildBranchRequest({ original: req, target: 'sip:10.0.0.7:5070', replaceUri: true, recordRoute: true,
+    const out = buildBranchRequest({ original: req, target: 'sip:10.0.0.7:5070', replaceUri: true, recordRoute: true, routeStamp: 'st4mp',
       appHeaders: [['X-Tenant', 'blue']], hash: loopHash(req) }, local, tcp);
     assert.equal(out.uri, 'sip:10.0.0.7:5070');
     assert.equal(out.headers.get('Max-Forwards'), '69');
-    assert.equal(out.headers.get('Record-Route'), '<sip:10.0.0.5:5060;transport=tcp;lr;ferry-rr>');
+    assert.equal(out.headers.get('Record-Route'), '<sip:10.0.0.5:5060;transport=tcp;lr;ferry-rr=st4mp>');
     assert.equal(out.headers.getAll('Via').length, 2);
     assert.match(out.headers.getAll('Via')[0], /^SIP\/2\.0\/TCP 10\.0\.0\.5:5060;rport;branch=z9hG4bKfp/);
     assert.equal(out.headers.get('X-Tenant'), 'blue');
     assert.equal(req.headers.get('Max-Forwards'), '70', 'the original is untouched');
-    assert.equal(recordRouteFor(local, udp), '<sip:10.0.0.5:5060;lr;ferry-rr>');
+    assert.equal(recordRouteFor(local, udp, 'st4mp'), '<sip:10.0.0.5:5060;lr;ferry-rr=st4mp>');
   });
 
   test('REGISTER gets Path and Require: path instead of Record-Route; no Max-Forwards becomes 70', { timeout: 30_000 }, () => {
     const reg = invite('sip:10.0.0.5');
     reg.method = 'REGISTER';
     reg.headers.remove('Max-Forwards');
-    const out = buildBranchRequest({ original: reg, target: 'sip:registrar.example', replaceUri: false, recordRoute: true, appHeaders: [],
+    const out = buildBranchRequest({ original: reg, target: 'sip:registrar.example', replaceUri: false, recordRoute: true, routeStamp: 'st4mp', appHeaders: [],
       hash: loopHash(reg) }, local, udp);
     assert.equal(out.uri, 'sip:10.0.0.5', 'a Request-URI kept when it did not name ferry sip');
     assert.equal(out.headers.get('Record-Route'), undefined);
-    assert.equal(out.headers.get('Path'), '<sip:10.0.0.5:5060;lr;ferry-rr>');
+    assert.equal(out.headers.get('Path'), '<sip:10.0.0.5:5060;lr;ferry-rr=st4mp>');
     assert.equal(out.headers.get('Require'), 'path');
     assert.equal(out.headers.get('Max-Forwards'), '70');
   });
 
-  test('our Route is recognised by its mark and host only', { timeout: 30_000 }, () => {
-    assert.equal(isOurRoute('<sip:10.0.0.5:5060;lr;ferry-rr>', ['10.0.0.5']), true);
-    assert.equal(isOurRoute('<sip:10.0.0.5:5060;lr>', ['10.0.0.5']), false);
-    assert.equal(isOurRoute('<sip:10.0.0.8:5060;lr;ferry-rr>', ['10.0.0.5']), false);
-    assert.equal(isOurRoute(undefined, ['10.0.0.5']), false);
+  test('our Route is recognised by our host and the stamp of the request\'s Call-ID, never by the mark alone', { timeout: 30_000 }, () => {
+    const stamp = new RouteStamp(Buffer.alloc(32, 7));
+    const s = stamp.of('c1@10.0.0.9');
+    assert.match(s, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(isOurRoute(`<sip:10.0.0.5:5060;lr;ferry-rr=${s}>`, ['10.0.0.5'], stamp, 'c1@10.0.0.9'), true);
+    assert.equal(isOurRoute(`<sip:10.0.0.5:5060;lr;ferry-rr=${s}>`, ['10.0.0.5'], stamp, 'c2@10.0.0.9'), false, 'another call\'s Call-ID');
+    assert.equal(isOurRoute(`<sip:10.0.0.5:5060;lr;ferry-rr=${s}>`, ['10.0.0.5'], new RouteStamp(Buffer.alloc(32, 8)), 'c1@10.0.0.9'), false, 'another key');
+    assert.equal(isOurRoute('<sip:10.0.0.5:5060;lr;ferry-rr>', ['10.0.0.5'], stamp, 'c1@10.0.0.9'), false, 'the bare mark');
+    assert.equal(isOurRoute(`<sip:10.0.0.5:5060;lr;ferry-rr=${s.slice(1)}>`, ['10.0.0.5'], stamp, 'c1@10.0.0.9'), false, 'a shorter stamp');
+    assert.equal(isOurRoute(`<sip:10.0.0.5:5060;lr>`, ['10.0.0.5'], stamp, 'c1@10.0.0.9'), false);
+    assert.equal(isOurRoute(`<sip:10.0.0.8:5060;lr;ferry-rr=${s}>`, ['10.0.0.5'], stamp, 'c1@10.0.0.9'), false, 'another host');
+    assert.equal(isOurRoute(undefined, ['10.0.0.5'], stamp, 'c1@10.0.0.9'), false);
   });
 });

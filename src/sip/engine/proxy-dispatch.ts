@@ -22,6 +22,8 @@ export interface ProxyDispatch {
   proxy(app: AppConnection, m: AppProxyMessage, pending: PendingServerRequest | undefined): void;
   /** A request with a To tag that matches no dialog (a record-routed proxied call's in-dialog request); true if taken. */
   onUnmatchedInDialogRequest?(req: SipRequest, flow: Flow, txn: ServerTransaction): boolean;
+  /** True when a request with a To tag that matches no dialog carries the Record-Route of a call the proxy stays in (it would be relayed). */
+  relays?(req: SipRequest, flow: Flow): boolean;
   /** An ACK that matches no server INVITE transaction and no dialog; true if taken. */
   onUnmatchedAck?(req: SipRequest, flow: Flow): boolean;
   /** A CANCEL matched the INVITE server transaction `inviteTxn` (the CANCEL is answered 200, the INVITE 487 if it was open). */

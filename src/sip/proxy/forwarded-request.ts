@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SipRequest, SipResponse } from '../message/sip-message';
 import { parseNameAddr } from '../message/name-addr';
 import { parseSipUri } from '../message/sip-uri';
@@ -12,18 +13,44 @@ export type ProxyLocalAddress = Pick<LocalAddress, 'host' | 'port' | 'via'>;
 /** The URI parameter that marks ferry sip's own Record-Route (and so the Route of later in-dialog requests). */
 export const RECORD_ROUTE_MARK = 'ferry-rr';
 
-/** Our Record-Route for requests leaving over `flow`: `<sip:host:port[;transport=x];lr;ferry-rr>`. */
-export function recordRouteFor(local: ProxyLocalAddress, flow: Flow): string {
-  const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
-  return `<sip:${local.host(flow)}:${local.port(flow)}${t};lr;${RECORD_ROUTE_MARK}>`;
+/**
+ * The value of the `ferry-rr` parameter: a MAC of the call's Call-ID under a key only this ferry sip
+ * holds. A request is relayed only when its top Route carries the value for its own Call-ID, so a
+ * stranger who writes `Route: <sip:ferry;lr;ferry-rr>` (or copies the Route of another call) cannot
+ * make ferry sip forward a request of its choosing to an address of its choosing.
+ */
+export class RouteStamp {
+  constructor(private readonly key: Buffer = randomBytes(32)) {}
+
+  /** the stamp of the dialog with this Call-ID (128 bits, base64url) */
+  of(callId: string): string {
+    return createHmac('sha256', this.key).update(callId).digest('base64url').slice(0, 22);
+  }
+
+  /** true when `value` is the stamp of `callId` (compared in constant time) */
+  matches(value: string | null | undefined, callId: string): boolean {
+    if (!value) return false;
+    const want = Buffer.from(this.of(callId));
+    const got = Buffer.from(value);
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
 }
 
-/** True when a Route value is our own Record-Route coming back (top Route of an in-dialog request). */
-export function isOurRoute(route: string | undefined, ourHosts: readonly string[]): boolean {
+/** Our Record-Route for requests leaving over `flow`: `<sip:host:port[;transport=x];lr;ferry-rr=<stamp>>`. */
+export function recordRouteFor(local: ProxyLocalAddress, flow: Flow, stamp: string): string {
+  const t = flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`;
+  return `<sip:${local.host(flow)}:${local.port(flow)}${t};lr;${RECORD_ROUTE_MARK}=${stamp}>`;
+}
+
+/**
+ * True when a Route value is our own Record-Route coming back (top Route of an in-dialog request): one of
+ * our hosts, and the stamp of the request's Call-ID (RouteStamp).
+ */
+export function isOurRoute(route: string | undefined, ourHosts: readonly string[], stamp: RouteStamp, callId: string): boolean {
   if (!route) return false;
   const uri = parseNameAddr(route)?.uri;
   const u = uri ? parseSipUri(uri) : undefined;
-  return !!u && u.params.has(RECORD_ROUTE_MARK) && ourHosts.includes(u.host);
+  return !!u && ourHosts.includes(u.host) && stamp.matches(u.params.get(RECORD_ROUTE_MARK), callId);
 }
 
 /** Our Via (fresh branch carrying the loop hash) on top of the request's own. */
@@ -60,6 +87,8 @@ export interface BranchRequestInput {
   /** the original Request-URI names ferry sip itself: it is replaced by the target */
   replaceUri: boolean;
   recordRoute: boolean;
+  /** the RouteStamp of the request's Call-ID, carried by our Record-Route */
+  routeStamp?: string;
   appHeaders: ReadonlyArray<[string, string]>;
   hash: string;
 }
@@ -75,7 +104,7 @@ export function buildBranchRequest(input: BranchRequestInput, local: ProxyLocalA
   if (input.replaceUri) req.uri = input.target;
   decrementMaxForwards(req);
   if (input.recordRoute) {
-    const rr = recordRouteFor(local, flow);
+    const rr = recordRouteFor(local, flow, input.routeStamp ?? '');
     if (req.method === 'REGISTER') {
       req.headers.prepend('Path', rr);
       const require = req.headers.getAll('Require');

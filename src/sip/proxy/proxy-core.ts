@@ -5,7 +5,7 @@ import type { SipRequest } from '../message/sip-message';
 import { callIdOf } from '../message/sip-message';
 import { parseSipUri } from '../message/sip-uri';
 import type { Flow, SipProtocol } from '../transport/flow';
-import { copyRequest } from './forwarded-request';
+import { copyRequest, RouteStamp } from './forwarded-request';
 import { isLoop, loopHash } from './loop-detection';
 import { ProxyOptionsError, proxyOptionsFrom, type ProxyOptions } from './proxy-options';
 import type { AppProxyMessage } from '../control/control-server';
@@ -27,9 +27,11 @@ const PROTOCOLS: SipProtocol[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 export class ProxyCore implements ProxyDispatch {
   private readonly sessions = new Map<ServerTransaction, ProxySession>();
   private readonly relay: RecordRouteRelay;
+  /** the key of our Record-Routes: only the in-dialog requests of calls this ferry sip proxied are relayed */
+  private readonly stamp = new RouteStamp();
 
   constructor(private readonly services: ProxyServices) {
-    this.relay = new RecordRouteRelay(services);
+    this.relay = new RecordRouteRelay(services, this.stamp);
   }
 
   /** The app's `proxy` message for the network request `pending` (undefined: no such transaction). */
@@ -61,6 +63,7 @@ export class ProxyCore implements ProxyDispatch {
     request.headers.remove('Route'); // as drachtio-server: a preloaded Route is not followed, the app chose the targets
     const session = new ProxySession(this.services, {
       pending, request, options, hash: loopHash(req), replaceUri: this.namesUs(req.uri, pending.flow), report,
+      routeStamp: this.stamp.of(callId),
       onEnded: () => {
         if (this.sessions.get(pending.txn) === session) this.sessions.delete(pending.txn);
       },
@@ -77,6 +80,11 @@ export class ProxyCore implements ProxyDispatch {
     const session = this.sessions.get(inviteTxn);
     if (session) session.cancelledUpstream();
     else this.relay.onCancelled(inviteTxn);
+  }
+
+  /** True when `req` (an in-dialog request no dialog matches) carries our Record-Route for its Call-ID: it is relayed. */
+  relays(req: SipRequest, flow: Flow): boolean {
+    return this.relay.isOurs(req, flow);
   }
 
   /** An in-dialog request that matches no dialog: relayed when its top Route is our Record-Route. */

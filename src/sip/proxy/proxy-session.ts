@@ -23,6 +23,8 @@ export interface ProxySessionInit {
   hash: string;
   /** the Request-URI names ferry sip: each branch gets its target as Request-URI */
   replaceUri: boolean;
+  /** the stamp our Record-Route carries for this request's Call-ID (forwarded-request.ts, RouteStamp) */
+  routeStamp: string;
   report: ProxyReport;
   onEnded(session: ProxySession): void;
 }
@@ -199,6 +201,7 @@ export class ProxySession implements BranchEvents {
     try {
       const req = buildBranchRequest({
         original: this.init.request, target: branch.target, replaceUri: this.init.replaceUri, recordRoute: this.init.options.recordRoute,
+        routeStamp: this.init.routeStamp,
         appHeaders: this.init.options.headers, hash: this.init.hash,
       }, this.services.local, flow);
       this.anySent = true;

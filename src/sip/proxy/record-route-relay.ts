@@ -5,7 +5,7 @@ import { callIdOf } from '../message/sip-message';
 import type { SipRequest } from '../message/sip-message';
 import { serializeSipMessage } from '../message/sip-serializer';
 import type { Flow } from '../transport/flow';
-import { copyRequest, decrementMaxForwards, isOurRoute, pushOurVia, withoutOurVia } from './forwarded-request';
+import { copyRequest, decrementMaxForwards, isOurRoute, pushOurVia, withoutOurVia, type RouteStamp } from './forwarded-request';
 import { loopHash } from './loop-detection';
 import type { ProxyServices } from '../engine/proxy-dispatch';
 import type { ServerTransaction } from '../transaction/server-transaction-table';
@@ -15,13 +15,16 @@ import type { ServerTransaction } from '../transaction/server-transaction-table'
  * because its Record-Route is in their route set. The top Route (ours) is removed and the request
  * goes to the next Route or the Request-URI (RFC 3261 §16.4, loose routing) in a client transaction;
  * its responses come back without our Via. An ACK to a 2xx has no response and is passed on as is.
+ * "Ours" means one of our hosts and the stamp of the request's Call-ID (RouteStamp): without it anyone
+ * could write our Route on top of a request with a To tag and have ferry sip send it wherever the next
+ * Route or the Request-URI says (a trunk that trusts ferry's address, a service on its own host).
  */
 export class RecordRouteRelay {
   private inFlight = 0;
   /** relayed re-INVITEs without a final response yet, by the caller's server transaction: a CANCEL follows them */
   private readonly invites = new Map<ServerTransaction, { fwd: SipRequest; out: Flow }>();
 
-  constructor(private readonly services: ProxyServices) {}
+  constructor(private readonly services: ProxyServices, private readonly stamp: RouteStamp) {}
 
   /** In-dialog requests relayed and not answered yet. */
   get size(): number {
@@ -87,10 +90,15 @@ export class RecordRouteRelay {
     return true;
   }
 
+  /** True when the request's top Route is our Record-Route for its Call-ID. */
+  isOurs(req: SipRequest, flow: Flow): boolean {
+    const hosts = [this.services.local.host(flow), flow.localAddress];
+    return isOurRoute(req.headers.getAll('Route')[0], hosts, this.stamp, callIdOf(req));
+  }
+
   /** A copy without our top Route and with Max-Forwards decremented, or undefined when the top Route is not ours. */
   private stripOurRoute(req: SipRequest, flow: Flow): SipRequest | undefined {
-    const hosts = [this.services.local.host(flow), flow.localAddress];
-    if (!isOurRoute(req.headers.getAll('Route')[0], hosts)) return undefined;
+    if (!this.isOurs(req, flow)) return undefined;
     const fwd = copyRequest(req);
     fwd.headers.shift('Route');
     decrementMaxForwards(fwd);
