@@ -78,6 +78,17 @@ export class DigestAuth {
     return `${ts}.${salt}.${this.mac(ts, salt, source)}`;
   }
 
+  /**
+   * True when `nonce` is one this key made for `source` (whatever its age): whoever answers it received a
+   * challenge at that address. An answer on any other nonce proves nothing about its sender: over UDP the
+   * source address is forgeable and a forger needs no nonce at all to send one.
+   */
+  issuedTo(nonce: string, source: string): boolean {
+    const [ts, salt, mac, extra] = nonce.split('.');
+    return !!ts && !!salt && !!mac && extra === undefined && /^[0-9a-f]{1,13}$/.test(ts) && NONCE_RANDOM_FORM.test(salt)
+      && sameText(mac, this.mac(ts, salt, source));
+  }
+
   private mac(ts: string, salt: string, source: string): string {
     return createHmac('sha256', this.key).update(`${ts} ${salt} ${source}`).digest('hex').slice(0, 32);
   }
@@ -127,12 +138,8 @@ export class DigestAuth {
       ? md5(`${ha1}:${creds.nonce}:${creds.nc}:${creds.cnonce}:${creds.qop}:${ha2}`)
       : md5(`${ha1}:${creds.nonce}:${ha2}`);
     if (!sameText(want, creds.response.toLowerCase())) return { ok: false, stale: false, why: 'wrong-password' };
-    const [ts, salt, mac, extra] = creds.nonce.split('.');
-    if (!ts || !salt || !mac || extra !== undefined || !/^[0-9a-f]{1,13}$/.test(ts) || !NONCE_RANDOM_FORM.test(salt)
-      || !sameText(mac, this.mac(ts, salt, req.source))) {
-      return { ok: false, stale: true, why: 'foreign-nonce' };
-    }
-    if (this.now() - parseInt(ts, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale-nonce' };
+    if (!this.issuedTo(creds.nonce, req.source)) return { ok: false, stale: true, why: 'foreign-nonce' };
+    if (this.now() - parseInt(creds.nonce.split('.')[0]!, 16) > this.nonceLifetimeMs) return { ok: false, stale: true, why: 'stale-nonce' };
     return { ok: true, nc };
   }
 }

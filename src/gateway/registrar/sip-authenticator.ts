@@ -60,8 +60,10 @@ export type AuthOutcome<T> =
 
 /**
  * Digest authentication of REGISTER and INVITE with replay and brute-force protection:
- * - the `uri` must be the Request-URI, the nonce ours, bound to the source address and fresh (a
- *   right answer on a foreign or old nonce gets a new one with stale=true, and is no failure);
+ * - the nonce must be ours and bound to the source address: any answer on another nonce gets a new one
+ *   with stale=true and is no failure (a forged UDP source needs no nonce, so it must not count);
+ * - the `uri` must be the Request-URI, the nonce fresh (a right answer on an old nonce of ours gets a new
+ *   one with stale=true, and is no failure);
  * - each nonce count is claimed once in the state store (a repeated or lower `nc` is a replay, on
  *   every gateway sharing the store);
  * - the answer to a failure is held back (back-off: from a source's 2nd failure in the window,
@@ -106,6 +108,14 @@ export class SipAuthenticator {
     if (await this.lockedOut(req, sourceSubject, undefined)) return forbidden();
     const creds = DigestAuth.parse(req.header);
     if (!creds) return challenge(false);
+    if (!this.digest.issuedTo(creds.nonce, req.source)) {
+      // not a nonce we sent to this address (forged, from another address, or made with the key of a gateway
+      // restarted on the in-memory store): a fresh challenge with stale=true whatever the answer, never counted.
+      // Counting it would let anyone forging a UDP source lock that source (a site's NAT, a trunk) out without
+      // ever receiving a nonce; answering it alike, right password or not, gives a guesser nothing to learn
+      this.log.debug('authentication: fresh nonce needed', { src_ip: req.source, user: clip(creds.username), why: 'foreign-nonce' });
+      return challenge(true);
+    }
     const account = lookup(creds.username);
     if (account && (await this.lockedOut(req, `user:${creds.username}`, creds.username))) return forbidden();
     if (!account) return this.failed(req, 'unknown-user', creds.username, false, challenge);
