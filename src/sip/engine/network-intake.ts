@@ -33,6 +33,11 @@ export interface IntakeTargets {
   onResponse(res: SipResponse): void;
   /** true when `req` is a retransmission of a request whose server transaction exists (never counted against the rate) */
   isRetransmission?(req: SipRequest): boolean;
+  /**
+   * true when `req` (a request with a To tag, or a CANCEL) belongs to something the engine holds: a dialog,
+   * an early dialog, a proxied call's route, the INVITE a CANCEL names; one that does not counts against the rate
+   */
+  isHeld?(req: SipRequest, flow: Flow): boolean;
 }
 
 /**
@@ -71,7 +76,8 @@ export class NetworkIntake {
       this.onParseError(err, flow);
       return;
     }
-    if (msg.kind === 'request' && this.rate && !this.rate.admit(msg.method, msg.headers, flow, () => this.targets.isRetransmission?.(msg) ?? false)) return;
+    if (msg.kind === 'request' && this.rate && !this.rate.admit(msg.method, msg.headers, flow, () => this.targets.isRetransmission?.(msg) ?? false,
+      () => this.targets.isHeld?.(msg, flow) ?? true)) return;
     this.log.debug('sip received', { from: flow.id, line: msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`,
       callId: callIdOf(msg), cseq: msg.headers.get('CSeq') });
     try {

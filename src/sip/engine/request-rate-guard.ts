@@ -15,9 +15,11 @@ const DROP_LOG_INTERVAL_MS = 10_000;
 /**
  * Whether a request starts something new and so counts against its source's rate: a request outside any
  * dialog (its To has no tag), except ACK and CANCEL, which belong to an INVITE transaction that already
- * exists. In-dialog requests (BYE, re-INVITE, UPDATE, INFO, NOTIFY, in-dialog ACK...) never count: a call in
- * progress must not lose its BYE because its source is busy. Responses never reach this question, and
- * neither does a retransmission of a request whose transaction exists (RequestRateGuard.admit).
+ * exists. In-dialog requests (BYE, re-INVITE, UPDATE, INFO, NOTIFY, in-dialog ACK...) of a dialog ferry sip
+ * holds never count: a call in progress must not lose its BYE because its source is busy. Those that match
+ * nothing (a made-up To tag) and a CANCEL that matches no INVITE do count (RequestRateGuard.admit's `held`).
+ * Responses never reach this question, and neither does a retransmission of a request whose transaction
+ * exists (RequestRateGuard.admit).
  */
 export function startsSomethingNew(method: string, headers: SipHeaders): boolean {
   if (method === 'ACK' || method === 'CANCEL') return false;
@@ -64,10 +66,16 @@ export class RequestRateGuard {
   /**
    * True when the request may go on; false: drop it (already counted and logged). `retransmission` says
    * whether a server transaction for it exists already: a UA's retransmission (its answer was lost, or is
-   * late) starts nothing new and never counts.
+   * late) starts nothing new and never counts. `held` says whether a request with a To tag, or a CANCEL,
+   * belongs to something ferry sip holds; one that does not counts as new. ACK never counts.
    */
-  admit(method: string, headers: SipHeaders, flow: Flow, retransmission: () => boolean = () => false): boolean {
-    if (!this.buckets || !startsSomethingNew(method, headers) || this.limits.exempt.has(flow.remoteAddress) || retransmission()) return true;
+  admit(method: string, headers: SipHeaders, flow: Flow, retransmission: () => boolean = () => false, held: () => boolean = () => true): boolean {
+    if (!this.buckets || method === 'ACK' || this.limits.exempt.has(flow.remoteAddress)) return true;
+    // a request with a To tag, or a CANCEL, counts only when it matches nothing ferry sip holds (held: a dialog,
+    // an early dialog, a proxied call's route, the INVITE a CANCEL names): such a request is answered 481 from a
+    // transaction of its own, which a flood of made-up tags would otherwise fill the table with at any rate
+    if (!startsSomethingNew(method, headers) && held()) return true;
+    if (retransmission()) return true;
     const key = this.sourceKey(flow.remoteAddress);
     if (this.buckets.take(key)) return true;
     this.droppedCount++;

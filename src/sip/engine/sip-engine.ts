@@ -128,6 +128,7 @@ export class SipEngine implements ControlHandler {
       onRequest: (req, flow) => this.uas.onRequest(req, flow),
       onResponse: (res) => this.uac.onResponse(res),
       isRetransmission: (req) => this.ctx.serverTxns.get(ServerTransactionTable.keyOf(req)) !== undefined,
+      isHeld: (req, flow) => this.uas.holds(req, flow),
     }, requestRate);
     // the `proxy` verb is dispatched here: the proxy core (src/sip/proxy/) gets what it may use of the engine
     this.proxyDispatch = new ProxyCore(this.proxyServices());

@@ -128,6 +128,16 @@ export class UasCore {
     this.deliver(app, req, flow, key, txn, undefined);
   }
 
+  /**
+   * Whether a request with a To tag, or a CANCEL, belongs to something the engine holds: a dialog or early dialog,
+   * a record-routed proxied call (its route), the INVITE transaction a CANCEL names. One that does not is answered
+   * 481 and counts against its source's rate of new requests (network-intake.ts).
+   */
+  holds(req: SipRequest, flow: Flow): boolean {
+    if (req.method === 'CANCEL') return this.ctx.serverTxns.get(ServerTransactionTable.keyOf(req, 'INVITE')) !== undefined;
+    return this.inKnownDialog(req) || (this.peers.proxy().relays?.(req, flow) ?? false);
+  }
+
   /** an in-dialog request for a dialog the engine holds (its BYE, re-INVITE...): served even when the transaction table is full */
   private inKnownDialog(req: SipRequest): boolean {
     const toTag = tagOf(req.headers.get('To'));
