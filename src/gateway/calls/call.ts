@@ -15,6 +15,14 @@ import { connectionAddress, countSdpRejection, LoopbackMediaRule, sdpWarning, va
 /** how long the release waits for a BYE to be answered (the BYE is already on the wire; a dead peer must not hold the release) */
 const BYE_WAIT_MS = 500;
 
+/**
+ * Entries of one kind a call's timeline keeps. A party can send INFO, re-INVITEs or refused SDP in a loop
+ * (in-dialog requests are not held to the per-source rate); each used to add an entry to the record (in the
+ * state store, rewritten whole on every change) and a log line, without bound. Past this, an entry of that
+ * kind is neither kept nor logged; one `timeline-limited` entry says so (docs/security.md, "Inside a call").
+ */
+export const MAX_TIMELINE_ENTRIES_PER_KIND = 50;
+
 /** End reasons decided by silence rather than by an explicit signal: the only ones that can be false. */
 const SILENCE_REASONS: ReadonlySet<EndReason> = new Set<EndReason>(['media-timeout', 'hold-timeout', 'ice-failed']);
 
@@ -73,7 +81,17 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   note(event: string, detail?: string): void {
-    this.record.timeline.push({ t: this.deps.clock.now(), event, ...(detail ? { detail } : {}) });
+    const timeline = this.record.timeline;
+    let kept = 0;
+    for (const e of timeline) if (e.event === event) kept++;
+    if (kept >= MAX_TIMELINE_ENTRIES_PER_KIND) {
+      if (kept === MAX_TIMELINE_ENTRIES_PER_KIND && !timeline.some((e) => e.event === 'timeline-limited' && e.detail === event)) {
+        timeline.push({ t: this.deps.clock.now(), event: 'timeline-limited', detail: event });
+        this.log.info('timeline-limited', { detail: event, limit: MAX_TIMELINE_ENTRIES_PER_KIND });
+      }
+      return;
+    }
+    timeline.push({ t: this.deps.clock.now(), event, ...(detail ? { detail } : {}) });
     this.log.info(event, detail ? { detail } : {});
   }
 

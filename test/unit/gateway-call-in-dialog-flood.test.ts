@@ -1,0 +1,107 @@
+/**
+ * Requests inside a call are not held to the per-source rate of new requests (a call must not lose its BYE),
+ * so a party in a call — an authenticated user, a trusted trunk — can send INFO, hold/resume re-INVITEs or
+ * refused SDP as fast as it likes. Each is still served (relayed, answered), but each used to add an entry to
+ * the call's timeline — the record the state store keeps and rewrites whole on every change, that the API
+ * returns and the CDR reads — and a log line, without bound: 2000 INFOs made 2000 entries. Now a timeline
+ * keeps at most MAX_TIMELINE_ENTRIES_PER_KIND entries of one kind and one `timeline-limited` entry saying so;
+ * the requests are served as before and the call's end is still recorded.
+ *
+ * The real Call with stand-in dialogs of srf's Dialog shape (as test/unit/gateway-call-reoffer-sdp.test.ts),
+ * on the in-memory state store; its log lines through a real winston logger.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { systemClock } from '../../src/common/clock';
+import { Call, MAX_TIMELINE_ENTRIES_PER_KIND } from '../../src/gateway/calls/call';
+import type { DialogLike, InDialogRequest } from '../../src/gateway/calls/dialog-like';
+import type { CallRecord } from '../../src/gateway/state/call-record';
+import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { pollUntil } from '../helpers/wait-for';
+
+const sdp = (dir = 'sendrecv'): string =>
+  ['v=0', 'o=- 1 1 IN IP4 198.51.100.10', 's=-', 'c=IN IP4 198.51.100.10', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', `a=${dir}`, ''].join('\r\n');
+
+class StandInDialog extends EventEmitter implements DialogLike {
+  readonly id = Math.random().toString(36).slice(2);
+  readonly connected = true;
+  modified = 0;
+  infos = 0;
+  sip = { callId: 'c', localTag: 'l', remoteTag: 'r' };
+  constructor(public local: { sdp: string }, public remote: { sdp: string }) {
+    super();
+  }
+  async destroy(): Promise<unknown> {
+    return undefined;
+  }
+  async modify(): Promise<string> {
+    this.modified++;
+    return this.remote.sdp;
+  }
+  async request(): Promise<{ status: number }> {
+    this.infos++;
+    return { status: 200 };
+  }
+}
+
+function world() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+  const store = new MemoryStateStore();
+  const record: CallRecord = {
+    id: 'call-flood', state: 'answered', createdAt: Date.now(),
+    caller: { uri: 'sip:a@d', kind: 'rtp', party: 'a', remoteSdp: sdp(), sipSource: '198.51.100.10' },
+    callee: { uri: 'sip:b@d', kind: 'rtp', party: 'b', sipSource: '198.51.100.20' },
+    media: { mediaUrl: 'ws://x' }, owner: 'gw', timeline: [],
+  };
+  const call = new Call(record, { store, clock: systemClock, log, endedRecordTtlMs: 60_000, loopbackMedia: 'from-loopback' });
+  const caller = new StandInDialog({ sdp: sdp() }, { sdp: sdp() });
+  const callee = new StandInDialog({ sdp: sdp() }, { sdp: sdp() });
+  call.connect(caller, callee, { adopted: true });
+  /** one request from the caller; resolves with the status it was answered */
+  const send = (event: 'info' | 'modify', method: string, body: string): Promise<number> => new Promise((resolve) => {
+    const req: InDialogRequest = { method, body, source_address: '198.51.100.10', get: (h: string) => (h === 'Content-Type' ? 'application/dtmf-relay' : undefined), has: () => false };
+    caller.emit(event, req, { send: (status: number) => resolve(status) });
+  });
+  return { call, record, caller, callee, send, lines, store };
+}
+
+const kinds = (r: CallRecord, event: string): number => r.timeline.filter((e) => e.event === event).length;
+
+describe('a party flooding its own call: served, but the call\'s timeline and log stay bounded', () => {
+  test('2000 INFOs, 400 hold/resume re-INVITEs and 400 refused re-offers: every one answered, the other party gets every INFO and hold change; the timeline keeps 50 of each kind plus one note; the BYE is still recorded', { timeout: 60_000 }, async () => {
+    const w = world();
+    const statuses: number[] = [];
+    for (let i = 0; i < 2000; i++) statuses.push(await w.send('info', 'INFO', 'Signal=1\r\nDuration=100\r\n'));
+    assert.ok(statuses.every((s) => s === 200), 'every INFO answered 200');
+    assert.equal(w.callee.infos, 2000, 'and relayed to the other party');
+    for (let i = 0; i < 400; i++) assert.equal(await w.send('modify', 'INVITE', sdp(i % 2 ? 'sendrecv' : 'sendonly')), 200);
+    await pollUntil(() => w.callee.modified === 400, { timeoutMs: 10_000, what: 'every hold change carried to the other party' });
+    for (let i = 0; i < 400; i++) assert.equal(await w.send('modify', 'INVITE', sdp().replace(/198\.51\.100\.10/g, '239.1.1.1')), 488);
+
+    assert.equal(kinds(w.record, 'info'), MAX_TIMELINE_ENTRIES_PER_KIND);
+    assert.equal(kinds(w.record, 'hold'), MAX_TIMELINE_ENTRIES_PER_KIND);
+    assert.equal(kinds(w.record, 'resume'), MAX_TIMELINE_ENTRIES_PER_KIND);
+    assert.equal(kinds(w.record, 'sdp-refused'), MAX_TIMELINE_ENTRIES_PER_KIND);
+    assert.deepEqual(w.record.timeline.filter((e) => e.event === 'timeline-limited').map((e) => e.detail).sort(), ['hold', 'info', 'resume', 'sdp-refused']);
+    assert.ok(w.record.timeline.length <= 4 * (MAX_TIMELINE_ENTRIES_PER_KIND + 1) + 5, `${w.record.timeline.length} timeline entries`);
+    const logged = (m: string): number => w.lines.filter((l) => l.message === m).length;
+    assert.equal(logged('info'), MAX_TIMELINE_ENTRIES_PER_KIND, 'log lines bounded alike');
+    assert.equal(logged('timeline-limited'), 4);
+
+    // the call still ends as before, and its end is recorded
+    w.caller.emit('destroy');
+    await pollUntil(() => w.record.state === 'ended', { timeoutMs: 10_000, what: 'the call to end' });
+    assert.equal(kinds(w.record, 'bye'), 1);
+    assert.equal(w.record.reason, 'sip-bye');
+  });
+});
