@@ -119,12 +119,14 @@ export class WsTransport {
     });
     ws.on('ping', () => watch.reading('none', 0));
     ws.on('message', (data, isBinary) => {
-      watch.reading('none', 1);
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
       if (!isBinary && /^(\r\n)+$/.test(buf.toString('latin1'))) {
+        // a keep-alive is not a SIP message: it does not hold an unused connection open past the idle timeout
+        watch.reading('none', 0);
         if (buf.length >= 4) ws.send('\r\n');
         return;
       }
+      watch.reading('none', 1);
       this.events.onMessage(buf, flow);
     });
     ws.on('error', (err: Error & { code?: string }) => {
