@@ -5,6 +5,10 @@ import type { Flow } from '../transport/flow';
 import { Dialog, makeDialogId } from './dialog';
 import { dialogFlow } from './dialog-flow';
 
+function peerOf(flow: Flow): Dialog['peer'] {
+  return flow.remoteAddress ? { address: flow.remoteAddress, port: flow.remotePort, protocol: flow.protocol } : undefined;
+}
+
 /** RFC 3261 §12.1.1: the UAS dialog of an INVITE we answered 2xx (local tag = our To tag). */
 export function uasDialog(invite: SipRequest, ok: SipResponse, localTag: string, flow: Flow, localContact: string, ownerId: string): Dialog {
   const fromTag = tagOf(invite.headers.get('From')) ?? '';
@@ -14,6 +18,7 @@ export function uasDialog(invite: SipRequest, ok: SipResponse, localTag: string,
     dialogFlow(remoteTarget, flow), ok.headers.get('Contact') ?? localContact, 0);
   d.remoteCSeq = cseqOf(invite).seq;
   d.ownerId = ownerId;
+  d.peer = peerOf(flow);
   return d;
 }
 
@@ -27,6 +32,7 @@ export function uacDialog(invite: SipRequest, res: SipResponse, flow: Flow, owne
     dialogFlow(remoteTarget, flow), invite.headers.get('Contact') ?? '', cseq);
   d.lastInviteCSeq = cseq;
   d.ownerId = ownerId;
+  d.peer = peerOf(flow);
   return d;
 }
 

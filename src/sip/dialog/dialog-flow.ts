@@ -1,5 +1,6 @@
-import { isIP, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 import { isBehindNatAddress, plainAddress } from '../../common/nat-addresses';
+import { parseNameAddr } from '../message/name-addr';
 import { parseSipUri } from '../message/sip-uri';
 import type { Flow } from '../transport/flow';
 import type { Dialog } from './dialog';
@@ -76,4 +77,52 @@ export function followsNatPeer(dialog: Dialog, flow: Flow): boolean {
 function contactKey(uri: string): string | undefined {
   const u = parseSipUri(uri);
   return u ? `${(u.user ?? '').toLowerCase()}@${plainAddress(u.host)}:${u.port ?? 5060}` : undefined;
+}
+
+/** Addresses a peer elsewhere never legitimately asks ferry sip to send its dialog's requests to (peerOnlyTarget). */
+const NOT_FOR_PEERS = new BlockList();
+NOT_FOR_PEERS.addSubnet('0.0.0.0', 8, 'ipv4'); // unspecified, "this network"
+NOT_FOR_PEERS.addSubnet('169.254.0.0', 16, 'ipv4'); // link-local: a cloud's metadata service
+NOT_FOR_PEERS.addSubnet('224.0.0.0', 3, 'ipv4'); // multicast, reserved, broadcast
+NOT_FOR_PEERS.addAddress('::', 'ipv6');
+NOT_FOR_PEERS.addSubnet('fe80::', 10, 'ipv6');
+NOT_FOR_PEERS.addSubnet('ff00::', 8, 'ipv6');
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** loopback in any spelling (an IPv4-mapped IPv6 address is judged as its IPv4 address) */
+function isLoopbackAddress(a: string): boolean {
+  if (a === 'localhost') return true;
+  if (isIPv4(a)) return LOOPBACK.check(a, 'ipv4');
+  return isIPv6(a) && LOOPBACK.check(a, 'ipv6');
+}
+
+/**
+ * The target of a dialog's next in-dialog request (its first loose route, else its remote target: the peer's
+ * Record-Route and Contact) is the peer's to choose, and ferry sip sends there from its own address. A peer
+ * elsewhere must not choose one of ferry's own host (loopback: its Redis, its control ports) or an address no
+ * peer can be at (link-local, where a cloud's metadata service answers; multicast; unspecified; reserved):
+ * true when `target` names such an address and it is not the peer's own (a peer on loopback may name
+ * loopback). The engine then sends the dialog's requests to the peer's address instead, as a registration's
+ * Contact is treated (docs/security.md, "Inside a call"). Names are resolved later and are not judged here.
+ */
+export function peerOnlyTarget(target: string, peerAddress: string): boolean {
+  const uri = parseSipUri(parseNameAddr(target)?.uri ?? target);
+  if (!uri) return false;
+  const host = plainAddress(uri.host);
+  const peer = plainAddress(peerAddress);
+  if (host === peer) return false;
+  if (isLoopbackAddress(host)) return !isLoopbackAddress(peer);
+  if (isIPv4(host)) return NOT_FOR_PEERS.check(host, 'ipv4');
+  if (isIPv6(host)) return NOT_FOR_PEERS.check(host, 'ipv6');
+  return false;
+}
+
+/** A SIP URI naming the peer's address, port and transport (where its INVITE or 2xx came from). */
+export function peerUri(peer: { address: string; port: number; protocol: string }): string {
+  const a = plainAddress(peer.address);
+  const host = isIPv6(a) ? `[${a}]` : a;
+  return `sip:${host}:${peer.port}${peer.protocol === 'udp' ? '' : `;transport=${peer.protocol}`}`;
 }

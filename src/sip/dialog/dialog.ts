@@ -21,6 +21,12 @@ export class Dialog {
   pending2xx: { cseq: number; timer: TimerHandle; cancel(): void } | undefined;
   /** our BYE was challenged (401/407): the dialog waits this long for the retry with credentials */
   challengedBye: TimerHandle | undefined;
+  /**
+   * where the peer's INVITE (UAS) or 2xx (UAC) came from: in-dialog requests go there instead of a route or
+   * remote target naming an address the peer may not send ferry sip to (dialog-flow.ts, `peerOnlyTarget`);
+   * unknown for a dialog rebuilt from an app's snapshot
+   */
+  peer: { address: string; port: number; protocol: string } | undefined;
 
   constructor(
     readonly id: string,

@@ -12,6 +12,8 @@ import { ClientInviteTransaction } from '../transaction/client-invite-transactio
 import type { ClientTransaction } from '../transaction/client-transaction-table';
 import { ConnectingFlow } from '../transport/connecting-flow';
 import type { Flow } from '../transport/flow';
+import { LogThrottle } from '../../common/log-throttle';
+import { peerOnlyTarget, peerUri } from '../dialog/dialog-flow';
 import type { ClientRequest } from './client-request';
 import type { DialogOwners } from './dialog-owners';
 import type { EngineContext } from './engine-context';
@@ -36,7 +38,12 @@ export interface UacPeers {
  * the app that sent the request and create UAC dialogs (2xx or reliable 1xx to INVITE, 200/202 to SUBSCRIBE).
  */
 export class UacCore {
-  constructor(private readonly ctx: EngineContext, private readonly peers: UacPeers) {}
+  /** a dialog whose peer named a target it may not: one line per peer address per 10 s */
+  private readonly peerOnlyLog: LogThrottle;
+
+  constructor(private readonly ctx: EngineContext, private readonly peers: UacPeers) {
+    this.peerOnlyLog = new LogThrottle(10_000, () => ctx.clock.now());
+  }
 
   /** A response from the network: to its client transaction. */
   onResponse(res: SipResponse): void {
@@ -181,7 +188,18 @@ export class UacCore {
   async flowForDialog(dialog: Dialog): Promise<Flow> {
     if (dialog.flow && !dialog.flow.closed) return dialog.flow;
     const first = dialog.routeSet[0];
-    if (first && /;lr\b/i.test(first)) return this.ctx.resolver.resolve(first);
+    const loose = first && /;lr\b/i.test(first) ? first : undefined;
+    if (dialog.peer && peerOnlyTarget(loose ?? dialog.remoteTarget, dialog.peer.address)) {
+      // the peer named one of this host's addresses, or one no peer can be at: its requests go where it is
+      const logged = this.peerOnlyLog.admit(dialog.peer.address);
+      if (logged) {
+        this.ctx.log.warn('in-dialog request sent to the peer\'s address: its route or Contact names an address it may not send ferry sip to', {
+          callId: dialog.callId.slice(0, 128), peer: dialog.peer.address, target: (loose ?? dialog.remoteTarget).slice(0, 128), suppressed: logged.suppressed,
+        });
+      }
+      return this.ctx.resolver.resolve(peerUri(dialog.peer));
+    }
+    if (loose) return this.ctx.resolver.resolve(loose);
     try {
       return await this.ctx.resolver.resolve(dialog.remoteTarget);
     } catch (err) {
