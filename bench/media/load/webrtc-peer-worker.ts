@@ -226,6 +226,20 @@ function peer(streamId: number): WebRtcPeer {
   return p;
 }
 
+async function waitConnected(p: WebRtcPeer, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      p.connected,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case 'offer': {
@@ -234,26 +248,21 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       pacer.start();
       return p.offer();
     }
-    case 'answer':
-      await peer(req.streamId).answer(req.sdp);
-      return undefined;
+    case 'answer': {
+      const p = peer(req.streamId);
+      await p.answer(req.sdp);
+      if (req.waitConnectedMs === undefined) return undefined;
+      const answeredAt = performance.timeOrigin + performance.now();
+      await waitConnected(p, req.waitConnectedMs);
+      return { ...p.times, answeredAt };
+    }
     case 'candidate':
       await peer(req.streamId).candidate({ candidate: req.candidate, sdpMid: req.sdpMid, sdpMLineIndex: req.sdpMLineIndex });
       return undefined;
     case 'waitConnected': {
       // Answers when each phase happened (webrtc-call-setup.ts reads them).
       const p = peer(req.streamId);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          p.connected,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`not connected after ${req.timeoutMs} ms`)), req.timeoutMs);
-          }),
-        ]);
-      } finally {
-        if (timer) clearTimeout(timer);
-      }
+      await waitConnected(p, req.timeoutMs);
       return { ...p.times };
     }
     case 'diag':

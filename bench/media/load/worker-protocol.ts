@@ -20,7 +20,8 @@ export type WorkerRequest =
   | { op: 'target'; streamId: number; host: string; port: number }
   // webrtc-peer-worker
   | { op: 'offer'; stream: StreamSpec; lean: boolean }
-  | { op: 'answer'; streamId: number; sdp: string }
+  /** with `waitConnectedMs`: also wait until connected and answer as waitConnected does (one request instead of two) */
+  | { op: 'answer'; streamId: number; sdp: string; waitConnectedMs?: number }
   | { op: 'candidate'; streamId: number; candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
   | { op: 'waitConnected'; streamId: number; timeoutMs: number }
   // both: the state of some streams, for diagnosing silent ones

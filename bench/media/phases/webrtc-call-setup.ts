@@ -18,6 +18,7 @@ export interface WebRtcCallMarks {
   connected?: number;
   rtpOffer?: number;
   processOffer?: number;
+  /** the browser had applied ferry's answer (its own clock, epoch-aligned) */
   browserAnswer?: number;
   gatherCandidates?: number;
   firstCandidate?: number;
@@ -37,6 +38,8 @@ export interface WebRtcCallMarks {
 export interface BrowserConnectTimes {
   iceConnectedAt?: number;
   connectedAt?: number;
+  /** when the browser had applied ferry's answer (an 'answer' request that also waited for the connection) */
+  answeredAt?: number;
 }
 
 export interface WebRtcCallParts {
@@ -97,8 +100,8 @@ export async function setUpWebRtcCall(p: WebRtcCallParts): Promise<void> {
   }
   // Independent requests go out together, as the gateway sends them (src/gateway/kurento/call-media.ts): the two
   // connects, the phone's negotiation and the browser's. Once ferry answered the browser's offer, the answer goes to
-  // the browser while gatherCandidates goes to ferry, and the wait for the browser's DTLS is asked at once (the
-  // browser worker handles it beside the answer). Each mark is when its own step was answered.
+  // the browser (one request that returns once the browser is connected, with the time it had applied the answer)
+  // while gatherCandidates goes to ferry. Each mark is when its own step was answered.
   const connected = Promise.all([webrtc.connect(rtp), rtp.connect(webrtc)]).then(() => mark('connected'));
   const phoneReady = rtp.processOffer(phoneSdp(p.phone.port, p.phone.streamId)).then(async (phoneAnswer) => {
     const toPhone = audioTarget(phoneAnswer);
@@ -107,13 +110,13 @@ export async function setUpWebRtcCall(p: WebRtcCallParts): Promise<void> {
   });
   const browserConnected = webrtc.processOffer(p.offer).then((answer) => {
     mark('processOffer');
-    const answered = p.browser.request({ op: 'answer', streamId: p.streamId, sdp: answer }).then(() => mark('browserAnswer'));
     const gathering = webrtc.gatherCandidates().then(() => mark('gatherCandidates'));
-    const up = p.browser.request<BrowserConnectTimes | undefined>({ op: 'waitConnected', streamId: p.streamId, timeoutMs: p.connectTimeoutMs });
-    return Promise.all([up, answered, gathering]).then(([times]) => times);
+    const up = p.browser.request<BrowserConnectTimes | undefined>({ op: 'answer', streamId: p.streamId, sdp: answer, waitConnectedMs: p.connectTimeoutMs });
+    return Promise.all([up, gathering]).then(([times]) => times);
   });
   const [times] = await Promise.all([browserConnected, connected, phoneReady]);
   mark('done');
+  if (marks && times?.answeredAt !== undefined) marks.browserAnswer = times.answeredAt - t0;
   if (marks && times?.iceConnectedAt !== undefined) marks.iceConnected = times.iceConnectedAt - t0;
   if (marks && times?.connectedAt !== undefined) marks.dtlsConnected = times.connectedAt - t0;
 }
