@@ -13,6 +13,7 @@ import { controlExposureProblem, DEFAULT_CONTROL_SECRET } from '../sip/control/c
 import { listenerSummary, type ListenerInfo } from './listener-summary';
 import { setUpApiToken } from './api-token-file';
 import { setUpStartTls, tlsPortDefault, type StartTls } from './start-tls';
+import { exampleCredentialsWarning } from './example-credentials';
 
 /**
  * `ferry start` (`npm start`): runs ferry sip, ferry media and ferry gateway as supervised child
@@ -64,7 +65,10 @@ export async function run(_args: string[]): Promise<void> {
     watchdogMs = envInt('FERRY_SHUTDOWN_WATCHDOG_MS', DEFAULT_SHUTDOWN_WATCHDOG_MS, env);
     loadSipSettings({ ...env, ...sipEnv });
     loadMediaConfig({}, { ...env, ...mediaEnv });
-    loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
+    const gatewayConfig = loadGatewayConfig({ ...env, FERRY_SIP_CONTROL_URL: '127.0.0.1:1', FERRY_MEDIA_URL: 'ws://127.0.0.1:1/kurento' });
+    // the shipped users' passwords are in README.md: say so when SIP is reachable from other hosts
+    const exposed = exampleCredentialsWarning(gatewayConfig.sip, sipHost, gatewayConfig.sipConfigFile);
+    if (exposed) process.stderr.write(`${exposed}\n`);
   } catch (err) {
     process.stderr.write(`ferry start: refusing to start: ${(err as Error).message}\n`);
     process.exit(1);

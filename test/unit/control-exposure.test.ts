@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { connectHost, isLoopbackHost } from '../../src/common/listen-address';
 import { LogThrottle } from '../../src/common/log-throttle';
 import { controlExposureProblem } from '../../src/sip/control/control-exposure';
+import { EXAMPLE_CREDENTIALS, exampleCredentialsWarning } from '../../src/cli/example-credentials';
+import { defaultSipConfigFile } from '../../src/gateway/config/gateway-config';
+import { loadSipConfig } from '../../src/gateway/config/sip-config-loader';
 
 describe('listen addresses by trust', { timeout: 10_000 }, () => {
   test('loopback: 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback are this host only; wildcards and LAN addresses are not', () => {
@@ -15,6 +18,21 @@ describe('listen addresses by trust', { timeout: 10_000 }, () => {
     assert.ok(controlExposureProblem('10.0.0.5', 'cymru'));
     assert.equal(controlExposureProblem('127.0.0.1', 'cymru'), undefined);
     assert.equal(controlExposureProblem('0.0.0.0', 'a-site-secret'), undefined);
+  });
+
+  test('example credentials: ferry start warns when SIP is reachable from other hosts and the shipped users keep their README passwords; not on loopback, not for a user with a password of its own', () => {
+    const shipped = loadSipConfig(defaultSipConfigFile());
+    assert.deepEqual(shipped.users.map((u) => u.user).sort(), EXAMPLE_CREDENTIALS.map((e) => e.user).sort(), 'the shipped sip-config has exactly the example users');
+    const warning = exampleCredentialsWarning(shipped, '0.0.0.0', 'sip-config/ferry.json') ?? '';
+    assert.match(warning, /^ferry start: WARNING: SIP listens on 0\.0\.0\.0, reachable from other hosts, and sip-config\/ferry\.json gives alice, bob, 1001 the example passwords/);
+    assert.match(warning, /FERRY_SIP_CONFIG/);
+    assert.ok(exampleCredentialsWarning(shipped, '10.0.0.5', 'f'), 'a LAN address is reachable from other hosts');
+    assert.ok(exampleCredentialsWarning(shipped, '::', 'f'), 'the IPv6 wildcard too');
+    for (const h of ['127.0.0.1', '::1', 'localhost']) assert.equal(exampleCredentialsWarning(shipped, h, 'f'), undefined, h);
+    const own = { users: shipped.users.map((u) => (u.user === 'bob' ? u : { ...u, password: `${u.user}-a-password-of-its-own` })) };
+    assert.match(exampleCredentialsWarning(own, '0.0.0.0', 'f') ?? '', /gives bob the example passwords/);
+    const none = { users: shipped.users.map((u) => ({ ...u, password: `${u.user}-a-password-of-its-own` })) };
+    assert.equal(exampleCredentialsWarning(none, '0.0.0.0', 'f'), undefined);
   });
 
   test('a wildcard listener is reached on loopback', () => {
