@@ -21,6 +21,6 @@ export function exampleCredentialsWarning(sip: Pick<SipConfig, 'users'>, sipHost
   const exposed = sip.users.filter((u) => EXAMPLE_CREDENTIALS.some((e) => e.user === u.user && e.password === u.password)).map((u) => u.user);
   if (exposed.length === 0) return undefined;
   return `ferry start: WARNING: SIP listens on ${sipHost}, reachable from other hosts, and ${configFile} gives ${exposed.join(', ')} ` +
-    'the example passwords printed in README.md: anyone who reaches ferry can register as them and place calls. ' +
-    'Give them passwords of your own, or point FERRY_SIP_CONFIG at your own users';
+    'the example passwords printed in README.md, which everyone knows: give them passwords of your own, ' +
+    'or point FERRY_SIP_CONFIG at your own users';
 }
