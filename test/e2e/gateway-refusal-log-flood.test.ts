@@ -17,12 +17,18 @@ import { pollUntil } from '../helpers/wait-for';
  */
 const FLOOD = 120;
 
-async function socketOn(address: string): Promise<{ socket: dgram.Socket; got: string[] }> {
+async function socketOn(address: string): Promise<{ socket: dgram.Socket; got: string[]; nonces: string[] }> {
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((r) => socket.bind(0, address, () => r()));
   const got: string[] = [];
-  socket.on('message', (m) => got.push(m.toString('utf8').split('\r\n')[0]!));
-  return { socket, got };
+  const nonces: string[] = [];
+  socket.on('message', (m) => {
+    const text = m.toString('utf8');
+    got.push(text.split('\r\n')[0]!);
+    const nonce = /\r\nProxy-Authenticate: Digest [^\r\n]*nonce="([^"]+)"/i.exec(text)?.[1];
+    if (nonce) nonces.push(nonce);
+  });
+  return { socket, got, nonces };
 }
 
 function invite(from: dgram.Socket, o: { sdpAddress: string; auth?: string }): string {
@@ -90,12 +96,15 @@ describe('gateway: refusals a stranger repeats at will are counted, and logged o
   test(`a source locked out for guessing sends ${FLOOD} more: every one refused 403 and counted, one 'locked out' line; each failure before the lockout had its own line`, async () => {
     const guesser = await socketOn('127.0.0.6');
     sockets.push(guesser.socket);
-    const auth = 'Digest username="1001", realm="ferry.local", nonce="1.aaaa.bbbb", uri="sip:1001@ferry.local", response="00000000000000000000000000000000"';
+    // a guess counts only when it answers a nonce issued to its source (docs/security.md, "Authentication"): get one
+    guesser.socket.send(invite(guesser.socket, { sdpAddress: '127.0.0.6' }), stack.sipPort, '127.0.0.1');
+    const nonce = await pollUntil(() => guesser.nonces[0], { timeoutMs: 10_000, what: 'a challenge' });
+    const auth = `Digest username="1001", realm="ferry.local", nonce="${nonce}", uri="sip:1001@ferry.local", response="00000000000000000000000000000000"`;
     const send = (): void => guesser.socket.send(invite(guesser.socket, { sdpAddress: '127.0.0.6', auth }), stack.sipPort, '127.0.0.1');
     // the default limit: 10 failures from one source lock it out
     for (let i = 1; i <= 10; i++) {
       send();
-      await pollUntil(() => guesser.got.filter((l) => /^SIP\/2\.0 (407|403)/.test(l)).length >= i, { timeoutMs: 10_000, what: `answer to guess ${i}` });
+      await pollUntil(() => guesser.got.filter((l) => /^SIP\/2\.0 (407|403)/.test(l)).length >= 1 + i, { timeoutMs: 10_000, what: `answer to guess ${i}` });
     }
     assert.ok(guesser.got.some((l) => l.startsWith('SIP/2.0 403')), 'locked out after 10 failures');
     const before0 = await metric('ferry_auth_failures_total{kind="locked-out"}');
