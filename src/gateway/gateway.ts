@@ -36,6 +36,7 @@ import { RegistrationQualifier } from './registrar/qualify';
 import { reachabilityEvent } from './events/registration-events';
 import { srfQualifyPing } from './registrar/qualify-ping';
 import { SipAuthenticator } from './registrar/sip-authenticator';
+import { publishedPasswords } from './registrar/published-passwords';
 import { createStateStore } from './state/create-state-store';
 import { StateStore } from './state/state-store';
 import { Webhooks } from './webhooks/webhooks';
@@ -254,7 +255,8 @@ export class Gateway {
     this.reclaimer.start();
     // one nonce key for every gateway on the store: a challenge from one is answerable at another
     const digest = new DigestAuth(config.sip.domain, await this.store.sharedKey('digest-nonce'), config.auth.nonceLifetimeMs, () => this.clock.now());
-    const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock);
+    const auth = new SipAuthenticator(digest, this.store, config.auth, this.metrics.auth, this.log.child({ component: 'gateway.auth' }), this.clock,
+      publishedPasswords());
     const registrar = new Registrar(
       config.sip,
       this.store,

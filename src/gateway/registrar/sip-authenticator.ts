@@ -1,6 +1,7 @@
 import { Clock, systemClock } from '../../common/clock';
 import { LogThrottle } from '../../common/log-throttle';
 import { Logger } from '../../common/logger';
+import { isThisHostAddress } from '../../common/host-addresses';
 import { sourceKeyer, type SourceKeyer } from '../../common/source-key';
 import { MemoryStateStore } from '../state/memory-state-store';
 import { StateStore } from '../state/state-store';
@@ -82,6 +83,8 @@ export class SipAuthenticator {
   private readonly sourceKey: SourceKeyer;
   /** requests refused during a lockout: one line per subject per 10 s (a locked-out guesser keeps sending; all are counted) */
   private readonly lockedOutLog: LogThrottle;
+  /** right answers with a published password from elsewhere: one line per source per 10 s */
+  private readonly publishedLog: LogThrottle;
 
   constructor(
     private readonly digest: DigestAuth,
@@ -90,10 +93,16 @@ export class SipAuthenticator {
     private readonly counters: AuthCounters,
     private readonly log: Logger,
     clock: Clock = systemClock,
+    /**
+     * passwords everyone knows (the example sip-config's: published-passwords.ts): a right answer with one is
+     * accepted only from this host, else refused 403
+     */
+    private readonly published: ReadonlySet<string> = new Set(),
   ) {
     this.local = new MemoryStateStore(clock);
     this.sourceKey = sourceKeyer(limits.sourceIpv6Prefix);
     this.lockedOutLog = new LogThrottle(10_000, () => clock.now());
+    this.publishedLog = new LogThrottle(10_000, () => clock.now());
     this.backoff = new FailureBackoff(limits.backoffBaseMs ?? 0, limits.backoffMaxMs ?? 0, limits.failureWindowMs, clock);
   }
 
@@ -129,6 +138,17 @@ export class SipAuthenticator {
     }
     const fresh = await this.attempt('claimNonceCount', (s) => s.claimNonceCount(creds.nonce, check.nc, this.limits.nonceLifetimeMs + 1000));
     if (!fresh) return this.failed(req, 'replay', creds.username, true, challenge);
+    if (this.published.has(account.password) && !isThisHostAddress(req.source)) {
+      // the example sip-config's passwords are in the README: from another host they would let anyone register
+      // as its users and call through its trunk (a `FERRY_HOST=0.0.0.0 npm start` left on the shipped file)
+      const logged = this.publishedLog.admit(this.sourceKey(req.source));
+      if (logged) {
+        this.log.warn('authentication refused: the password is the published example one', { src_ip: req.source, src_key: this.sourceKey(req.source),
+          user: clip(creds.username), method: req.method, transport: req.transport, suppressed: logged.suppressed });
+      }
+      return { ok: false, status: 403, reason: 'Forbidden',
+        headers: { Warning: '399 ferry "this password is the example published with ferry; set your own in the sip-config (FERRY_SIP_CONFIG)"' } };
+    }
     return { ok: true, who: account.who, username: creds.username };
   }
 
