@@ -15,9 +15,10 @@
  * made from the same session keys: the same bytes as the JavaScript SrtpContext) when the addon loads, by the
  * JavaScript contexts otherwise: the generator's own packet cost, not the server's. SRTCP stays in JavaScript.
  *
- * On the wire nothing changes: the same SRTP (the profile and keys DTLS negotiated), the same ICE pair. werift
- * keeps its own SRTP session for the RTCP its sender and receiver send; RTCP from the far end is authenticated
- * and counted here instead of going to werift's receiver (which, without media, has nothing to report on).
+ * On the wire nothing changes: the same SRTP (the profile and keys DTLS negotiated), the same ICE pair. werift's
+ * sender and receiver start their RTCP only on RTP that goes through werift, so on this path they send none (the
+ * worker therefore lets werift key no SRTP session: skipWeriftSrtp); RTCP from the far end is authenticated and
+ * counted here instead of going to werift's receiver (which, without media, has nothing to report on).
  */
 import type { RTCDtlsTransport, RTCPeerConnection } from 'werift';
 import { nativeSrtpFrom, type NativeSrtp } from '../../../src/media/native/native-srtp';

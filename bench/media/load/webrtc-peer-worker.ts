@@ -9,8 +9,10 @@
  * packet into one wire buffer per stream, sent on the nominated ICE pair's socket; received SRTP is
  * taken off the ICE socket by the RFC 7983 demultiplexer before werift's event chain and decrypted in
  * place. On the wire nothing changes (same SRTP, same ICE pair, werift still answers consent checks and
- * DTLS, and sends its RTCP), but a packet costs the generator a fraction of werift's path, so one
- * generator core drives several hundred calls. Full mode (`--browser full`) uses werift's track API.
+ * DTLS; its sender and receiver send RTCP only on RTP that goes through werift, so in both versions of this
+ * mode the browser sends none, and werift keys no SRTP session), but a packet costs the generator a fraction
+ * of werift's path, so one generator core drives several hundred calls. Full mode (`--browser full`) uses
+ * werift's track API.
  *
  * Like Chromium, in both modes: the handshake's public-key steps run in native code (node:crypto, as
  * ferry media itself does them: useNodeCryptoForDtls), and as the DTLS server (it offers actpass, ferry
@@ -24,6 +26,7 @@ import {
   disableDefaultStunServer,
   preferSrtpProfiles,
   shareParsedDtlsCertificate,
+  skipWeriftSrtp,
   useLazyDtlsCipherSummary,
   useLeanWeriftEvent,
   useNodeCryptoForDtls,
@@ -125,6 +128,10 @@ class WebRtcPeer implements PacedStream {
     await this.pc.setLocalDescription(offer);
     const dtls = this.pc.dtlsTransports[0];
     if (!dtls || !preferSrtpProfiles(dtls, CHROMIUM_SRTP_ORDER)) throw new Error('cannot set the SRTP profile order before DTLS');
+    // Lean: werift's SRTP session would carry nothing. Its sender and receivers start their RTCP only on RTP that
+    // goes through werift (none does: the lean path sends and receives it), and SRTCP from the server goes to the
+    // lean path too; so werift keys no SRTP session of its own, as ferry media's leg does (skipWeriftSrtp).
+    if (this.leanMode) skipWeriftSrtp(dtls);
     if (this.pc.iceGatheringState !== 'complete') {
       await new Promise<void>((resolve) => {
         this.pc.iceGatheringStateChange.subscribe((s) => {
