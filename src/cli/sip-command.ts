@@ -4,6 +4,8 @@ import { runProcess } from '../common/process-runner';
 import { startSipEngine } from '../sip/sip-engine-server';
 import { loadSipSettings, type SipSettings } from './sip-settings';
 import { portInUseMessage } from '../common/port-in-use';
+import { openFileLimit, openFileLimitWarning } from '../common/open-file-limit';
+import { DEFAULT_CONNECTION_LIMITS } from '../sip/transport/connection-limits';
 
 /**
  * `ferry sip`: SIP UDP+TCP on FERRY_SIP_HOST:FERRY_SIP_PORT, SIP over WebSocket on FERRY_SIP_WS_PORT (public
@@ -39,6 +41,8 @@ import { portInUseMessage } from '../common/port-in-use';
  * (src/sip/control/request-handler-settings.ts; docs/sip-engine.md "Outbound connection mode").
  * FERRY_SIP_STATS_INTERVAL_MS > 0 prints `ferry sip stats {"dialogs":..,...}` (the engine's live counts)
  * at that interval, for leak checks from outside the process (the soak).
+ * A connection cap (FERRY_SIP_MAX_CONNECTIONS) that does not fit under the process's open-file limit is one
+ * warning line on stderr at start (src/common/open-file-limit.ts).
  * Every variable is read and checked before anything listens (src/cli/sip-settings.ts): a bad value, such as
  * a port outside 0..65535, exits 1 with one line naming the variable.
  * Signals, shutdown watchdog, parent watch and fault logging: src/common/process-runner.ts.
@@ -70,6 +74,9 @@ export async function run(_args: string[]): Promise<void> {
     process.stderr.write(`ferry sip: cannot start: ${inUse}\n`);
     process.exit(1);
   }
+  const fdWarning = openFileLimitWarning('ferry sip', 'FERRY_SIP_MAX_CONNECTIONS',
+    settings.engine.connectionLimits?.maxConnections ?? DEFAULT_CONNECTION_LIMITS.maxConnections, openFileLimit());
+  if (fdWarning) process.stderr.write(`${fdWarning}\n`);
   process.stdout.write(`ferry sip ready ${JSON.stringify(engine.ports)}\n`);
   const statsIntervalMs = settings.statsIntervalMs;
   if (statsIntervalMs > 0) {
