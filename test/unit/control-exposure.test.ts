@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { connectHost, isLoopbackHost } from '../../src/common/listen-address';
 import { LogThrottle } from '../../src/common/log-throttle';
 import { controlExposureProblem } from '../../src/sip/control/control-exposure';
-import { EXAMPLE_CREDENTIALS, exampleCredentialsWarning } from '../../src/cli/example-credentials';
+import { exampleCredentialsWarning } from '../../src/cli/example-credentials';
+import { publishedPasswords } from '../../src/gateway/registrar/published-passwords';
 import { defaultSipConfigFile } from '../../src/gateway/config/gateway-config';
 import { loadSipConfig } from '../../src/gateway/config/sip-config-loader';
 
@@ -20,19 +21,22 @@ describe('listen addresses by trust', { timeout: 10_000 }, () => {
     assert.equal(controlExposureProblem('0.0.0.0', 'a-site-secret'), undefined);
   });
 
-  test('example credentials: ferry start warns when SIP is reachable from other hosts and the shipped users keep their README passwords; not on loopback, not for a user with a password of its own', () => {
+  test('example credentials: ferry start warns when SIP is reachable from other hosts and a user or trunk still has a password of the shipped sip-config (printed in README.md); not on loopback, not for passwords of its own', () => {
     const shipped = loadSipConfig(defaultSipConfigFile());
-    assert.deepEqual(shipped.users.map((u) => u.user).sort(), EXAMPLE_CREDENTIALS.map((e) => e.user).sort(), 'the shipped sip-config has exactly the example users');
+    assert.deepEqual([...publishedPasswords()].sort(), ['alice-secret', 'bob-secret', 'desk-1001-secret'], 'the passwords README.md prints');
     const warning = exampleCredentialsWarning(shipped, '0.0.0.0', 'sip-config/ferry.json') ?? '';
-    assert.match(warning, /^ferry start: WARNING: SIP listens on 0\.0\.0\.0, reachable from other hosts, and sip-config\/ferry\.json gives alice, bob, 1001 the example passwords/);
+    assert.match(warning, /^ferry start: WARNING: SIP listens on 0\.0\.0\.0, reachable from other hosts, and sip-config\/ferry\.json gives alice, bob, 1001 the example passwords printed in README\.md, which the gateway accepts from this host only/);
     assert.match(warning, /FERRY_SIP_CONFIG/);
     assert.ok(exampleCredentialsWarning(shipped, '10.0.0.5', 'f'), 'a LAN address is reachable from other hosts');
     assert.ok(exampleCredentialsWarning(shipped, '::', 'f'), 'the IPv6 wildcard too');
     for (const h of ['127.0.0.1', '::1', 'localhost']) assert.equal(exampleCredentialsWarning(shipped, h, 'f'), undefined, h);
-    const own = { users: shipped.users.map((u) => (u.user === 'bob' ? u : { ...u, password: `${u.user}-a-password-of-its-own` })) };
-    assert.match(exampleCredentialsWarning(own, '0.0.0.0', 'f') ?? '', /gives bob the example passwords/);
-    const none = { users: shipped.users.map((u) => ({ ...u, password: `${u.user}-a-password-of-its-own` })) };
+    const own = (password: (user: string) => string) => ({ ...shipped, users: shipped.users.map((u) => ({ ...u, password: password(u.user) })) });
+    assert.match(exampleCredentialsWarning(own((u) => (u === 'bob' ? 'bob-secret' : `${u}-a-password-of-its-own`)), '0.0.0.0', 'f') ?? '', /gives bob the example passwords/);
+    assert.match(exampleCredentialsWarning(own((u) => (u === '1001' ? 'alice-secret' : `${u}-a-password-of-its-own`)), '0.0.0.0', 'f') ?? '', /gives 1001 the example/, 'any user with a published password');
+    const none = own((u) => `${u}-a-password-of-its-own`);
     assert.equal(exampleCredentialsWarning(none, '0.0.0.0', 'f'), undefined);
+    const trunk = { ...none, trunks: [{ name: 'carrier', address: '203.0.113.5:5060', transport: 'udp' as const, acceptFrom: [], inboundAuth: { username: 'carrier-in', password: 'desk-1001-secret' } }] };
+    assert.match(exampleCredentialsWarning(trunk as typeof none, '0.0.0.0', 'f') ?? '', /gives trunk carrier the example/);
   });
 
   test('a wildcard listener is reached on loopback', () => {
