@@ -23,7 +23,8 @@ interface WsConnection {
  * Connections are only ever accepted, never opened (browsers cannot be dialled).
  * Hygiene (ConnectionGuard): every TCP connection is admitted against the caps before its HTTP upgrade,
  * which must complete within the header timeout; a WebSocket message may not exceed the message size
- * limit (`maxPayload`, close 1009); a frame must complete within the header timeout of its first byte;
+ * limit (`maxPayload`, close 1009); a message, whatever frames it is split into, must complete within the
+ * header timeout of its first byte (pings and pongs between its fragments do not extend it);
  * every connection is pinged and closed when it has not answered the previous ping; the idle close
  * applies as on TCP.
  */
@@ -113,20 +114,24 @@ export class WsTransport {
     watch.reading('none', 1); // the handshake is done: it counts as traffic for the idle clock
     // runs before the WebSocket parser: the first bytes of a frame start its deadline, a whole frame ends it
     s.prependListener('data', () => watch.reading('headers', 0));
+    // a ping or pong is not a SIP message: it ends no deadline while a message is half-read (a fragment
+    // received, or part of a frame), else it clears the one its own bytes started
+    const control = (): void => watch.reading(messagePending(ws) ? 'headers' : 'none', 0);
     ws.on('pong', () => {
       conn.alive = true;
-      watch.reading('none', 0);
+      control();
     });
-    ws.on('ping', () => watch.reading('none', 0));
+    ws.on('ping', control);
     ws.on('message', (data, isBinary) => {
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
       if (!isBinary && /^(\r\n)+$/.test(buf.toString('latin1'))) {
         // a keep-alive is not a SIP message: it does not hold an unused connection open past the idle timeout
-        watch.reading('none', 0);
+        watch.reading(messagePending(ws) ? 'headers' : 'none', 0);
         if (buf.length >= 4) ws.send('\r\n');
         return;
       }
-      watch.reading('none', 1);
+      // the same read may hold the start of the next message: its deadline starts now
+      watch.reading(messagePending(ws) ? 'headers' : 'none', 1);
       this.events.onMessage(buf, flow);
     });
     ws.on('error', (err: Error & { code?: string }) => {
@@ -166,6 +171,19 @@ export class WsTransport {
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/**
+ * True while the connection's WebSocket parser holds part of a message: the fragments of a message whose
+ * last fragment has not come, or bytes of a frame not parsed yet (the `ws` receiver's own state; a ping
+ * or pong is handled between frames, so these are the bytes of data frames). Read through the socket's
+ * receiver, as `ws` keeps no public record of it; a receiver without these fields reads as nothing pending.
+ */
+function messagePending(ws: WebSocket): boolean {
+  const receiver = (ws as unknown as { _receiver?: { _fragmented?: unknown; _bufferedBytes?: unknown } })._receiver;
+  if (!receiver) return false;
+  return (typeof receiver._fragmented === 'number' && receiver._fragmented !== 0)
+    || (typeof receiver._bufferedBytes === 'number' && receiver._bufferedBytes > 0);
 }
 
 /** one TCP connection: the raw socket and the TLS socket over it answer the same */
