@@ -2,6 +2,7 @@ import { LogThrottle } from '../../common/log-throttle';
 import type { Logger } from '../../common/logger';
 import { errorForLog } from '../../common/process-faults';
 import type { AppRouter } from '../control/app-router';
+import { forLog, overLongEcho, overLongRefusal } from '../message/echo-limits';
 import { refusalResponse, validateRequest } from '../message/request-validator';
 import { SipHeaders } from '../message/sip-headers';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message';
@@ -46,6 +47,9 @@ export interface IntakeTargets {
  * checked — the ONE call site of the request validator (src/sip/message/request-validator.ts) and the
  * Max-Forwards check — then handed to the UAS core (requests) or the UAC core (responses). A new request
  * from a source over its rate (`rate`, src/sip/engine/request-rate-guard.ts) is dropped first, unanswered.
+ * A request whose Call-ID, tags, branch or echoed headers are over ECHO_LIMITS (src/sip/message/echo-limits.ts)
+ * is answered nothing over UDP and a small 400 that does not repeat them over a connection, before anything
+ * else: every answer, 100 Trying included, would carry them back.
  */
 export class NetworkIntake {
   private readonly counted: IntakeCounts = { malformedAnswered: 0, malformedDropped: 0, refusedByStatus: new Map() };
@@ -103,15 +107,17 @@ export class NetworkIntake {
       if (err instanceof SipParseError && err.isRequest) ({ headers, method } = err);
     }
     if (!headers || !method || method === 'ACK' || !headers.getAll('Via').length || !headers.has('CSeq')) return;
+    if (this.refusedOverLong(method, headers, flow)) return;
     const req: SipRequest = { kind: 'request', method, uri: '', headers, body: Buffer.alloc(0) };
     const reason = status === 413 ? 'Request Entity Too Large' : `Bad Request (${why})`;
     flow.send(serializeSipMessage(makeResponse(req, status, randomToken(), reason)));
     this.countRefused(status);
     const logged = this.logThrottle.admit(`refused-stream ${flow.remoteAddress}`);
-    if (logged) this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: headers.get('Call-ID'), suppressed: logged.suppressed });
+    if (logged) this.log.info(`answered refused request with ${status}`, { from: flow.id, method, reason: why, callId: forLog(headers.get('Call-ID')), suppressed: logged.suppressed });
   }
 
   private onRequest(req: SipRequest, flow: Flow): void {
+    if (this.refusedOverLong(req.method, req.headers, flow)) return;
     this.stampVia(req, flow);
     // RFC 3261 §8.2 checks (505/400/501/416/420) before any transaction or app
     const refusal = validateRequest(req, { routes: (verb) => this.router.connected().some((a) => a.routes.has(verb)) });
@@ -119,7 +125,7 @@ export class NetworkIntake {
       if (req.method !== 'ACK') flow.send(serializeSipMessage(refusalResponse(req, refusal)));
       this.countRefused(refusal.status);
       const logged = this.logThrottle.admit(`refused ${flow.remoteAddress}`);
-      if (logged) this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: callIdOf(req), from: flow.id, suppressed: logged.suppressed });
+      if (logged) this.log.info('refused request', { status: refusal.status, reason: refusal.why, method: req.method.slice(0, 40), callId: forLog(callIdOf(req)), from: flow.id, suppressed: logged.suppressed });
       return;
     }
     const mf = req.headers.get('Max-Forwards');
@@ -131,11 +137,30 @@ export class NetworkIntake {
     this.targets.onRequest(req, flow);
   }
 
+  /**
+   * True when the request's echoed values are over ECHO_LIMITS: then it was answered a small 400 over a
+   * connection, nothing over UDP (nor ever for an ACK), counted as refused with 400 and logged without them.
+   */
+  private refusedOverLong(method: string, headers: SipHeaders, flow: Flow): boolean {
+    const why = overLongEcho(headers);
+    if (!why) return false;
+    const answered = method !== 'ACK' && flow.protocol !== 'udp';
+    if (answered) flow.send(serializeSipMessage(overLongRefusal(headers, why)));
+    this.countRefused(400);
+    const logged = this.logThrottle.admit(`over-long ${flow.remoteAddress}`);
+    if (logged) {
+      this.log.info(answered ? 'refused request with over-long echoed values' : 'dropped request with over-long echoed values',
+        { reason: why, method: method.slice(0, 40), callId: forLog(headers.get('Call-ID')), from: flow.id, suppressed: logged.suppressed });
+    }
+    return true;
+  }
+
   private onParseError(err: unknown, flow: Flow): void {
     const why = err instanceof Error ? err.message : String(err);
     if (err instanceof SipParseError && err.isRequest && err.method !== 'ACK' && err.headers?.getAll('Via').length) {
       const h = err.headers;
       if (this.rate && !this.rate.admit(err.method ?? 'UNKNOWN', h, flow)) return;
+      if (this.refusedOverLong(err.method ?? 'UNKNOWN', h, flow)) return;
       const fake: SipRequest = { kind: 'request', method: err.method ?? 'UNKNOWN', uri: '', headers: h, body: Buffer.alloc(0) };
       const res = makeResponse(fake, 400, randomToken(), `Bad Request (${why.replace(/[^\x20-\x7e]/g, ' ').slice(0, 80)})`);
       flow.send(serializeSipMessage(res));
