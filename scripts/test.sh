@@ -76,8 +76,10 @@ fi
 # Lanes (docs/testing.md, "Lanes"; the list is test/lanes.json): the parallel lane runs 3 files at a
 # time (its files touch nothing another process sees, and many of them spend their time waiting on their
 # own processes and timers), then the paired lane (the Chromium files that touch nothing else
-# machine-wide) 2 at a time with each other only (Chromium's CPU), then the serial lane one at a time.
-# FERRY_TEST_CONCURRENCY=N runs both the parallel and the paired lane N at a time;
+# machine-wide) 2 at a time with each other only (Chromium's CPU), then the quiet lane (serial files light on
+# CPU whose only machine-wide uses are their own: test/lanes.json "quiet") 2 at a time with each other only,
+# then the rest of the serial lane one at a time.
+# FERRY_TEST_CONCURRENCY=N runs the parallel, the paired and the quiet lane N at a time;
 # FERRY_TEST_CONCURRENCY=1 runs every file one at a time in a single run, as before the lanes.
 concurrency=${FERRY_TEST_CONCURRENCY:-}
 if [ -n "$concurrency" ]; then
@@ -85,6 +87,7 @@ if [ -n "$concurrency" ]; then
 fi
 parallel_concurrency=${concurrency:-3}
 paired_concurrency=${concurrency:-2}
+quiet_concurrency=${concurrency:-2}
 if [ "$concurrency" = 1 ]; then
   typecheck
   mapfile -t files < <(find test -name '*.test.ts' | sort)
@@ -94,6 +97,7 @@ fi
 beside_list=$(node --import tsx test/lanes.ts beside)
 parallel_list=$(node --import tsx test/lanes.ts parallel)
 paired_list=$(node --import tsx test/lanes.ts paired)
+quiet_list=$(node --import tsx test/lanes.ts quiet)
 serial_list=$(node --import tsx test/lanes.ts serial)
 # shellcheck disable=SC2206 # one path a line, no spaces in test file names
 beside_files=($beside_list)
@@ -102,8 +106,10 @@ parallel_files=($parallel_list)
 # shellcheck disable=SC2206
 paired_files=($paired_list)
 # shellcheck disable=SC2206
+quiet_files=($quiet_list)
+# shellcheck disable=SC2206
 serial_files=($serial_list)
-if [ $(( ${#beside_files[@]} + ${#parallel_files[@]} + ${#paired_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
+if [ $(( ${#beside_files[@]} + ${#parallel_files[@]} + ${#paired_files[@]} + ${#quiet_files[@]} + ${#serial_files[@]} )) -eq 0 ]; then
   echo "test: test/lanes.ts listed no test file (see test/lanes.json)" >&2
   exit 1
 fi
@@ -155,11 +161,21 @@ if [ -n "$beside_pid" ]; then
   rm -f "$beside_log"
   echo "test: beside lane: exit code $beside_rc, done $(( SECONDS - started )) s in"
 fi
+# The quiet lane (test/lanes.json "quiet"): serial files that spend their time waiting on their own timers with
+# little CPU, and use nothing machine-wide but their own namespaces; two at a time with each other only, alone on
+# the machine otherwise, before the rest of the serial lane.
+quiet_rc=0
+quiet_started=$SECONDS
+if [ ${#quiet_files[@]} -gt 0 ]; then
+  echo "test: quiet lane: ${#quiet_files[@]} files, $quiet_concurrency at a time, only with each other (test/lanes.json, quiet)"
+  run_files "$quiet_concurrency" "${quiet_files[@]}" || quiet_rc=$?
+  echo "test: quiet lane: exit code $quiet_rc after $(( SECONDS - quiet_started )) s"
+fi
 serial_started=$SECONDS
 if [ ${#serial_files[@]} -gt 0 ]; then
   echo "test: serial lane: ${#serial_files[@]} files, one at a time (test/lanes.json gives each one's reason)"
   run_files 1 "${serial_files[@]}" || serial_rc=$?
   echo "test: serial lane: exit code $serial_rc after $(( SECONDS - serial_started )) s"
 fi
-echo "test: parallel lane exit code $parallel_rc, beside lane exit code $beside_rc, paired lane exit code $paired_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
-if [ "$parallel_rc" -ne 0 ] || [ "$beside_rc" -ne 0 ] || [ "$paired_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi
+echo "test: parallel lane exit code $parallel_rc, beside lane exit code $beside_rc, paired lane exit code $paired_rc, quiet lane exit code $quiet_rc, serial lane exit code $serial_rc, $(( SECONDS - started )) s in all"
+if [ "$parallel_rc" -ne 0 ] || [ "$beside_rc" -ne 0 ] || [ "$paired_rc" -ne 0 ] || [ "$quiet_rc" -ne 0 ] || [ "$serial_rc" -ne 0 ]; then exit 1; fi

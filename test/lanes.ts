@@ -4,7 +4,9 @@
  * test/lanes.json lists the files of the **parallel lane** (run three files at a time) and, grouped by
  * reason, the other files: a group marked `twoAtATime` is the **paired lane** (its files run two at a
  * time with each other, after the parallel lane), the rest the **serial lane** (one at a time, last); `beside` lists
- * the **beside lane** (long waits, run in the background beside the paired lane). A file in no
+ * the **beside lane** (long waits, run in the background beside the paired lane); `quiet` lists the serial
+ * files of the **quiet lane** (little CPU, nothing machine-wide but their own: run two at a time with each other,
+ * before the rest of the serial lane; each is also in the serial group that says why it is not parallel). A file in no
  * list runs in the serial lane — the safe default: a new file cannot disturb another by accident —
  * and test/unit/test-lanes.test.ts fails until it is listed in one of them.
  *
@@ -12,7 +14,7 @@
  * can see: `globalResourceUses()` reads the file and every file under test/ or bench/ it loads
  * (imports, and child scripts it names) and finds the uses below; test/unit/test-lanes.test.ts keeps them out of it.
  *
- * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|serial|beside [files...]` prints
+ * CLI (used by scripts/test.sh): `node --import tsx test/lanes.ts parallel|paired|quiet|serial|beside [files...]` prints
  * the files of that lane, one a line, out of the given files (default: every test/**\/*.test.ts).
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -42,10 +44,16 @@ export interface Lanes {
    * starts. Held to the parallel lane's rule: nothing machine-wide.
    */
   beside?: { reason: string; files: string[] };
+  /**
+   * The **quiet lane**: serial files (each also listed in the one-at-a-time serial group that gives its reason)
+   * that spend their time waiting on their own timers with little CPU, and whose only machine-wide uses are
+   * their own (QUIET_USES): run two at a time with each other only, before the rest of the serial lane.
+   */
+  quiet?: { reason: string; files: string[] };
   serial: SerialGroup[];
 }
 
-export type Lane = 'parallel' | 'paired' | 'serial' | 'beside';
+export type Lane = 'parallel' | 'paired' | 'quiet' | 'serial' | 'beside';
 
 /**
  * Machine-wide uses that two files of the same kind may share: two Chromium files at once load both
@@ -53,6 +61,31 @@ export type Lane = 'parallel' | 'paired' | 'serial' | 'beside';
  * a short lease, a real-time window, a /proc scan, a resource reading — keeps a file serial.
  */
 export const PAIRABLE_USES: readonly string[] = ['Chromium'];
+
+/**
+ * Uses that keep a file serial but that two files of the quiet lane may have at the same time, as long as
+ * both are light on CPU: SIP timers of tens of ms, a short gateway lease and a real-time window are at risk
+ * only from a starved CPU; network namespaces are named after the process that made them, on a /30 it picked
+ * (test/helpers/netns.ts, nat-router.ts). Anything seen by every process (iptables or tc on loopback, a
+ * capture, a /proc scan, RSS/CPU readings, Chromium, baresip) keeps a file out of the quiet lane.
+ */
+export const QUIET_USES: readonly string[] = ['short SIP timers', 'short gateway lease', 'real-time window', 'network namespace'];
+
+/**
+ * Uses found in these helpers act only inside a network namespace the test made (tc qdiscs on its own veth
+ * pair, iptables rules inside the namespace): no machine-wide use for the quiet lane's rule.
+ */
+export const OWN_NAMESPACE_USES: readonly { file: string; name: string }[] = [
+  { file: 'test/helpers/netns.ts', name: 'tc qdisc' },
+  { file: 'test/helpers/syn-dropping-target.ts', name: 'iptables rule' },
+];
+
+/** The uses of `file` that keep it out of the quiet lane (every use not in QUIET_USES nor OWN_NAMESPACE_USES). */
+export function quietOffences(file: string): GlobalResourceUse[] {
+  return globalResourceUses(file).filter(
+    (u) => !QUIET_USES.includes(u.name) && !OWN_NAMESPACE_USES.some((o) => o.file === u.file && o.name === u.name),
+  );
+}
 
 /** A kind of use of something shared with every other process on the machine. */
 export interface GlobalResourcePattern {
@@ -191,11 +224,12 @@ function normalize(file: string): string {
   return path.relative(ROOT, path.resolve(ROOT, file)).split(path.sep).join('/');
 }
 
-/** The lane of `file`: parallel or paired only when test/lanes.json lists it there; everything else is serial. */
+/** The lane of `file`: parallel, beside, quiet or paired only when test/lanes.json lists it there; everything else is serial. */
 export function laneOf(file: string, lanes: Lanes = readLanes()): Lane {
   const f = normalize(file);
   if (lanes.parallel.includes(f)) return 'parallel';
   if (lanes.beside?.files.includes(f)) return 'beside';
+  if (lanes.quiet?.files.includes(f)) return 'quiet';
   return lanes.serial.some((g) => g.twoAtATime === true && g.files.includes(f)) ? 'paired' : 'serial';
 }
 
@@ -207,12 +241,17 @@ export function serialReason(file: string, lanes: Lanes = readLanes()): string |
 
 if (require.main === module) {
   const [lane, ...given] = process.argv.slice(2);
-  if (lane !== 'parallel' && lane !== 'paired' && lane !== 'serial' && lane !== 'beside') {
-    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|paired|serial|beside [test files...]\n');
+  if (lane !== 'parallel' && lane !== 'paired' && lane !== 'quiet' && lane !== 'serial' && lane !== 'beside') {
+    process.stderr.write('usage: node --import tsx test/lanes.ts parallel|paired|quiet|serial|beside [test files...]\n');
     process.exit(2);
   }
   const lanes = readLanes();
   const files = given.length > 0 ? given : allTestFiles();
-  const chosen = files.filter((f) => laneOf(f, lanes) === lane);
+  let chosen = files.filter((f) => laneOf(f, lanes) === lane);
+  // the quiet lane starts its files in the order test/lanes.json lists them (longest first), so that two run together to the end
+  if (lane === 'quiet') {
+    const given = new Set(chosen.map(normalize));
+    chosen = (lanes.quiet?.files ?? []).filter((f) => given.has(f));
+  }
   if (chosen.length > 0) process.stdout.write(`${chosen.join('\n')}\n`);
 }

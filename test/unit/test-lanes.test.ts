@@ -15,6 +15,7 @@ import {
   laneOf,
   localFilesLoaded,
   PAIRABLE_USES,
+  quietOffences,
   readLanes,
   ROOT,
   scanSource,
@@ -43,6 +44,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       assert.ok(g.files.length > 0, `serial group without files: ${g.reason}`);
       for (const f of g.files) listed.set(f, (listed.get(f) ?? 0) + 1);
     }
+    // the quiet lane lists serial files a second time (they keep their group's reason): not counted here
     const unlisted = files.filter((f) => !listed.has(f));
     assert.deepEqual(unlisted, [], `test files in no lane (they run serially until listed): add each to "parallel" or to a "serial" group with its reason in test/lanes.json (docs/testing.md, "Lanes")`);
     const twice = [...listed].filter(([, n]) => n > 1).map(([f]) => f);
@@ -61,6 +63,32 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       for (const use of globalResourceUses(f)) offenders.push(`${f}: ${use.name} (${use.file}:${use.line}): ${use.why}`);
     }
     assert.deepEqual(offenders, [], 'move these to a serial group in test/lanes.json');
+  });
+
+  test('a file of the quiet lane is a one-at-a-time serial file with a reason, listed once, and uses nothing machine-wide but its own (QUIET_USES)', () => {
+    const quiet = lanes.quiet?.files ?? [];
+    assert.ok(quiet.length > 0, 'positive control: the quiet lane has files');
+    assert.ok(lanes.quiet!.reason.trim().length >= 20, 'the quiet lane needs a reason a newcomer understands');
+    assert.equal(new Set(quiet).size, quiet.length, 'a file listed twice in the quiet lane');
+    const offenders: string[] = [];
+    for (const f of quiet) {
+      assert.ok(files.includes(f), `the quiet lane names a file that does not exist: ${f}`);
+      assert.equal(laneOf(f, lanes), 'quiet', f);
+      const group = lanes.serial.find((g) => g.files.includes(f));
+      assert.ok(group, `${f}: a quiet file stays listed in the serial group that says why it is not parallel`);
+      assert.notEqual(group.twoAtATime, true, `${f}: a paired-lane file cannot be in the quiet lane as well`);
+      for (const use of quietOffences(f)) offenders.push(`${f}: ${use.name} (${use.file}:${use.line}): ${use.why}`);
+    }
+    assert.deepEqual(offenders, [], 'move these out of the quiet lane (test/lanes.json "quiet")');
+    // positive controls: a /proc scan, iptables on loopback, Chromium and baresip keep a file out; a namespace of its own with tc on its own veth does not
+    const offences = (f: string): string[] => quietOffences(f).map((u) => u.name);
+    assert.ok(offences('test/faults/f01-ferry-start-private-redis.test.ts').includes('process-table scan'));
+    assert.ok(offences('test/integration/sip-srf-loss.test.ts').includes('iptables rule'));
+    assert.ok(offences('test/e2e/nat-desk-phone.test.ts').includes('iptables rule'), 'the NAT router\'s iptables rules (helpers/nat-router.ts) are not excused');
+    assert.ok(offences('test/e2e/gateway-baresip.test.ts').includes('baresip phone'));
+    assert.ok(offences('test/lifecycle/s09-webphone-mute-chromium.test.ts').includes('Chromium'));
+    assert.deepEqual(offences('test/lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts'), [], 'own namespace, tc on its own veth, a real-time window');
+    assert.ok(globalResourceUses('test/lifecycle/s07-s10-cable-pull-and-blip-netns.test.ts').some((u) => u.name === 'tc qdisc'), 'positive control: the scan sees its tc');
   });
 
   test('a file of a two-at-a-time group (the paired lane) uses nothing machine-wide but what two such files may share', () => {
@@ -92,7 +120,9 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
       const uses = globalResourceUses(file);
       assert.ok(uses.some((u) => u.name === name), `${file}: expected a ${name} use, found ${JSON.stringify(uses.map((u) => u.name))}`);
       // a file whose only machine-wide use is Chromium runs in the paired lane; any other use keeps it serial
-      assert.equal(laneOf(file, lanes), name === 'Chromium' ? 'paired' : 'serial', file);
+      // (or, when the use is its own network namespace, possibly in the quiet lane, held to its own rule above)
+      if (name === 'Chromium') assert.equal(laneOf(file, lanes), 'paired', file);
+      else assert.ok(['serial', 'quiet'].includes(laneOf(file, lanes)), `${file}: ${laneOf(file, lanes)}`);
     }
     // found through a helper: the test file itself names no iptables
     const loss = globalResourceUses('test/integration/sip-srf-loss.test.ts').find((u) => u.name === 'iptables rule');
@@ -147,6 +177,7 @@ describe('test lanes (test/lanes.json)', { timeout: 30_000 }, () => {
   });
 
   test('a file listed nowhere is serial (the safe default)', () => {
+    assert.equal(laneOf('test/unit/not-yet-listed.test.ts', { ...lanes, quiet: { reason: 'x'.repeat(20), files: [] } }), 'serial');
     assert.equal(laneOf('test/unit/not-yet-listed.test.ts', lanes), 'serial');
     assert.equal(serialReason('test/unit/not-yet-listed.test.ts', lanes), undefined);
     assert.equal(laneOf(lanes.parallel[0]!, lanes), 'parallel');
