@@ -5,6 +5,8 @@ import { loadGatewayConfig } from '../gateway/config/gateway-config';
 import { Gateway } from '../gateway/gateway';
 import { routeLibraryConsole } from '../gateway/kurento/library-console';
 import { portInUseMessage } from '../common/port-in-use';
+import { openFileLimit, openFileLimitWarning } from '../common/open-file-limit';
+import { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_VARIABLES } from '../common/http-limits';
 
 /**
  * `ferry gateway`: the B2BUA app. Reads its environment and sip-config (docs/configuration.md);
@@ -12,6 +14,8 @@ import { portInUseMessage } from '../common/port-in-use';
  * line, `ferry gateway ready {"http":<port>}`. SIGTERM/SIGINT/SIGHUP stop it without ending calls
  * (the media server and SIP engine keep them; another gateway adopts them). Signals, watchdog,
  * parent watch and fault counting (/metrics `ferry_process_faults_total`): src/common/process-runner.ts.
+ * A cap on the HTTP/HTTPS connections (FERRY_HTTP_MAX_CONNECTIONS) that does not fit under the process's
+ * open-file limit is one warning line on stderr once the configuration is read (src/common/open-file-limit.ts).
  */
 export async function run(_args: string[]): Promise<void> {
   let config;
@@ -24,6 +28,9 @@ export async function run(_args: string[]): Promise<void> {
     }
     throw err;
   }
+  const fdWarning = openFileLimitWarning('ferry gateway', HTTP_LIMIT_VARIABLES.maxConnections,
+    config.httpLimits?.maxConnections ?? DEFAULT_HTTP_LIMITS.maxConnections, openFileLimit());
+  if (fdWarning) process.stderr.write(`${fdWarning}\n`);
   // dependencies' console output (kurento-client's reconnect lines and stack dumps) as logger lines
   routeLibraryConsole(createLogger('gateway.library'));
   const gateway = new Gateway(config);
