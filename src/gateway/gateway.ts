@@ -32,6 +32,7 @@ import { MediaServerSet } from './media-servers/media-server-set';
 import { mediaUrlKey } from './media-servers/media-url-list';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
+import { FlowBoundRegistrations, srfFlowProbe } from './registrar/flow-binding';
 import { RegistrationQualifier } from './registrar/qualify';
 import { reachabilityEvent } from './events/registration-events';
 import { srfQualifyPing } from './registrar/qualify-ping';
@@ -95,6 +96,8 @@ export class Gateway {
   private originator: Originator | undefined;
   /** OPTIONS pings to UDP registrations (FERRY_QUALIFY_MS): started once the SIP side is up */
   private qualifier: RegistrationQualifier | undefined;
+  /** bindings that live on a connection: removed once ferry sip's answers prove it gone */
+  private readonly flows: FlowBoundRegistrations;
   httpPort = 0;
   /** 0 unless a certificate is configured */
   httpsPort = 0;
@@ -112,6 +115,17 @@ export class Gateway {
       ...(config.redisUrl ? { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix } : {}),
     });
     this.metrics.addSection(() => this.webhooks.metricLines());
+    this.flows = new FlowBoundRegistrations({
+      store: this.store,
+      users: () => config.sip.users.map((u) => u.user),
+      domain: config.sip.domain,
+      instanceId: config.instanceId,
+      clock: this.clock,
+      log: this.log.child({ component: 'gateway.registrar' }),
+      settings: config.flows,
+      probe: srfFlowProbe(this.srf, this.clock, `sip:ferry@${config.sip.domain}`),
+      onChange: (change) => this.events.publish({ type: 'registration.changed', data: { ...change } }),
+    });
     this.eventStream = new EventStream(this.events, this.log.child({ component: 'gateway.events' }));
     this.metrics.addSection(() => this.eventStream.metricLines());
     const mediaLog = this.log.child({ component: 'gateway.media' });
@@ -220,6 +234,7 @@ export class Gateway {
       config: config.sip,
       router: new CallRouter(config.sip, this.store),
       store: this.store,
+      flows: this.flows,
       registry: this.registry,
       media: this.media,
       clock: this.clock,
@@ -286,6 +301,7 @@ export class Gateway {
       events: this.events,
       ring: config.ring,
       mediaLossGraceMs: config.mediaLossGraceMs,
+      flows: this.flows,
     };
     const invites = new InviteHandler({
       ...callDeps,
@@ -341,6 +357,12 @@ export class Gateway {
       onChange: (change) => this.events.publish(reachabilityEvent(change)),
     });
     this.qualifier.start();
+    this.flows.start();
+    // the reconnection grace counts from each (re)connection to ferry sip: after its restart it holds no
+    // webphone connection until the tabs still open reconnect and register again
+    this.flows.controlUp();
+    this.srf.on('connect', () => this.flows.controlUp());
+    this.srf.on('disconnect', () => this.flows.controlDown());
     const qualifier = this.qualifier;
     this.metrics.addSection(() => qualifier.metricLines());
     this.webhooks.start();
@@ -373,6 +395,7 @@ export class Gateway {
   /** stops handling new work; live calls stay up, and dropping the lease lets another gateway adopt them at once */
   async stop(): Promise<void> {
     this.qualifier?.stop();
+    this.flows.stop();
     this.adopter.stop();
     this.eventStream.stop();
     this.status.stop();

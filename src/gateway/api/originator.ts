@@ -288,7 +288,7 @@ export class Originator {
         const dialog = await this.invite(call, side, to, offer, from, ringMs, ringUntil, pending);
         return dialog ? { dialog, to } : undefined;
       } catch (err) {
-        const next = !pending.noAnswer && (await movesToNextRegistration(d.store, to, (err as { status?: number }).status, call));
+        const next = !pending.noAnswer && (await movesToNextRegistration(d.store, to, err as { status?: number; reason?: string }, call, d.flows));
         if (!next || call.isEnding) throw err;
         failure = err;
       }
@@ -350,7 +350,7 @@ export class Originator {
         if (!call.isEnding) void call.persist();
       },
       ended: async (f, end) => {
-        await noteForkEnd(d.store, call, f, end);
+        await noteForkEnd(d.store, call, f, end, d.flows);
         if (!call.isEnding) void call.persist();
         await releaseFork(media, f);
       },

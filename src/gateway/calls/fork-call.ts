@@ -4,6 +4,7 @@ import type { CallMedia, Side } from '../kurento/call-media';
 import type { KSdpEndpoint } from '../kurento/kurento-types';
 import { MediaUnavailableError, type MediaConnection } from '../kurento/media-connection';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { FlowBoundRegistrations } from '../registrar/flow-binding';
 import type { LegKind } from '../state/call-record';
 import type { StateStore } from '../state/state-store';
 import type { Call } from './call';
@@ -67,6 +68,8 @@ export interface RingAllContext {
   mediaLossGraceMs?: number;
   /** a registration the user makes while the forks ring joins them (late-registrations.ts); none: the set is fixed */
   late?: LateJoin;
+  /** bindings that live on a connection: removed once a fork's answer proves it gone (flow-binding.ts) */
+  flows?: FlowBoundRegistrations;
 }
 
 /** what a registration made while a party rings needs to join its fork set */
@@ -167,7 +170,7 @@ export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac
       }
     },
     ended: async (f, end) => {
-      await noteForkEnd(c.store, call, f, end);
+      await noteForkEnd(c.store, call, f, end, c.flows);
       // the record shows each registration's end while the call goes on (not once it ended: its backstop TTL stays)
       if (!call.isEnding) void call.persist();
       await release(f);
@@ -303,7 +306,7 @@ export async function prepareForks(c: ForkSide, codecs: readonly string[]): Prom
 }
 
 /** the timeline entry of a fork that did not win; a dead registration is forgotten as for one tried alone */
-export async function noteForkEnd(store: Pick<StateStore, 'removeRegistration'>, call: Call, f: Fork, end: ForkEnd): Promise<void> {
+export async function noteForkEnd(store: Pick<StateStore, 'removeRegistration'>, call: Call, f: Fork, end: ForkEnd, flows?: FlowBoundRegistrations): Promise<void> {
   if (end.kind === 'late-answer') {
     call.note('fork-late-answer', `${f.to.uri}: ACKed and hung up`);
     return;
@@ -311,7 +314,7 @@ export async function noteForkEnd(store: Pick<StateStore, 'removeRegistration'>,
   const what = end.err.status ? `${end.err.status} ${end.err.reason ?? ''}`.trim() : String(end.err.message ?? 'not sent');
   call.note(end.kind === 'cancelled' ? 'fork-cancelled' : 'fork-failed', `${f.to.uri}: ${what}`);
   // a registration nothing could reach (410, no status) is forgotten; 503/408 are noted and kept
-  if (end.kind === 'failed') await movesToNextRegistration(store, f.to, end.err.status, call);
+  if (end.kind === 'failed') await movesToNextRegistration(store, f.to, end.err, call, flows);
 }
 
 /**

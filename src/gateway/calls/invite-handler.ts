@@ -23,6 +23,7 @@ import { EndReason, reasonForStatus } from './end-reason';
 import { chosenCodec, g711Codecs, isWebRtc, requireUsableSdes, restrictCodecs, SdpError } from './sdp-rewriter';
 import { countSdpRejection, LoopbackMediaRule, sdpWarning, validateSdp } from './sdp-validator';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { FlowBoundRegistrations } from '../registrar/flow-binding';
 import type { RingMode } from '../config/gateway-config';
 import { registrationsOf, ringAll } from './fork-call';
 import type { ForkBudget, ForkGrant } from './fork-budget';
@@ -58,6 +59,8 @@ export interface InviteHandlerDeps {
    * `newest` (also when unset) one at a time, newest first
    */
   ring?: RingMode;
+  /** bindings that live on a connection: removed once a request proves it gone (flow-binding.ts) */
+  flows?: FlowBoundRegistrations;
   /** FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS: a media server lost while a user's registrations ring and not back within it ends the call */
   mediaLossGraceMs?: number;
   /** FERRY_RING_MAX_FORKS_PER_SOURCE / FERRY_RING_MAX_FORKS: registrations rung beyond each call's first, per caller source and in all */
@@ -335,6 +338,7 @@ export class InviteHandler {
       if (forks.length > 1) {
         const both = await ringAll({
           srf: d.srf, store: d.store, clock: d.clock, noAnswerMs: d.noAnswerMs, loopbackMedia: d.loopbackMedia,
+          ...(d.flows ? { flows: d.flows } : {}),
           req: req as unknown as Parameters<typeof ringAll>[0]['req'], res, call, media, server,
           caller: { kind: callerKind, codecs: callerCodecs }, from: fromHeader, targets: forks,
           isCancelled: () => cancelled,
@@ -377,9 +381,9 @@ export class InviteHandler {
         } catch (err) {
           uacReq = undefined;
           dropRelays();
-          const e = err as { status?: number };
+          const e = err as { status?: number; reason?: string };
           const atCallee = !(err instanceof SdpError) && !(err instanceof MediaUnavailableError) && !isMediaOverloaded(err);
-          const next = atCallee && (await movesToNextRegistration(d.store, to, e.status, call));
+          const next = atCallee && (await movesToNextRegistration(d.store, to, e, call, d.flows));
           if (!next || cancelled || noAnswer || res.finalResponseSent) throw err;
           failure = err;
         }

@@ -13,6 +13,7 @@ import { tlsFilesFromEnv, type TlsFiles } from '../../common/tls-files';
 import { parseMediaUrlList } from '../media-servers/media-url-list';
 import { PACKAGE_ROOT } from '../../common/package-root';
 import { DEFAULT_QUALIFY_MAX_FAILURES, DEFAULT_QUALIFY_MS, parseQualifyScope, QualifySettings } from '../registrar/qualify';
+import { DEFAULT_FLOW_CHECK_MS, DEFAULT_FLOW_RECONNECT_GRACE_MS, FlowSettings } from '../registrar/flow-binding';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -61,6 +62,8 @@ export interface GatewayConfig {
   mediaLossGraceMs: number;
   /** OPTIONS pings to UDP registrations (FERRY_QUALIFY_MS, FERRY_QUALIFY_MAX_FAILURES, FERRY_QUALIFY_SCOPE) */
   qualify: QualifySettings;
+  /** bindings that live on a connection (FERRY_FLOW_RECONNECT_GRACE_MS, FERRY_FLOW_CHECK_MS): docs/gateway.md, "Bindings that live on a connection" */
+  flows: FlowSettings;
   sipConfigFile: string;
   sip: SipConfig;
   /** digest nonce lifetime, failure limits and lockout (FERRY_AUTH_*) */
@@ -157,6 +160,10 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       intervalMs: int('FERRY_QUALIFY_MS', DEFAULT_QUALIFY_MS, 0, 3600000),
       maxFailures: int('FERRY_QUALIFY_MAX_FAILURES', DEFAULT_QUALIFY_MAX_FAILURES, 1, 100),
       scope: parseQualifyScope(env.FERRY_QUALIFY_SCOPE, problems),
+    },
+    flows: {
+      reconnectGraceMs: int('FERRY_FLOW_RECONNECT_GRACE_MS', DEFAULT_FLOW_RECONNECT_GRACE_MS, 0, 3600000),
+      checkMs: int('FERRY_FLOW_CHECK_MS', DEFAULT_FLOW_CHECK_MS, 0, 3600000),
     },
     sipConfigFile: get('FERRY_SIP_CONFIG', defaultSipConfigFile()),
     auth: {

@@ -8,6 +8,7 @@ import { parseContacts } from './contact-header';
 import { contactTargetProblem } from './contact-target';
 import { natNextHop } from './nat-next-hop';
 import { ReachabilityChange, reachabilityBinding } from './qualify';
+import { isFlowBound } from './flow-binding';
 
 /** What `registration.changed` tells: the user's bindings after a REGISTER that added or removed one. */
 export interface RegistrationChange {
@@ -123,6 +124,7 @@ export class Registrar {
         }
       }
       const expires = Math.min(asked, this.config.maxExpires);
+      const flowBound = isFlowBound({ contact: c.uri, transport, source: `${req.source_address}:${req.source_port}` });
       await this.store.putRegistration({
         aor,
         user: user.user,
@@ -133,6 +135,7 @@ export class Registrar {
         registeredAt: now,
         expiresAt: now + expires * 1000,
         instanceId: this.instanceId,
+        ...(flowBound ? { flowBound } : {}),
       });
       const was = existing.find((r) => r.contact === c.uri);
       if (was?.unreachableSince !== undefined) {

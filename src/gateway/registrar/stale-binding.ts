@@ -1,4 +1,5 @@
 import type { StateStore } from '../state/state-store';
+import type { FailedAnswer, FlowBoundRegistrations } from './flow-binding';
 
 /**
  * A registered user's binding is stale when ferry sip could not send a request to it: no status (nothing
@@ -17,11 +18,19 @@ interface NotedCall {
 /**
  * Forgets a registered user's binding that a request could not reach, so the next call, transfer or
  * API call does not try it again; a target that is not a registration (a trunk) is left alone.
- * Returns whether it was forgotten.
+ * With `flows`, a binding that lives on a connection goes as flow-bound.ts decides (ferry sip's `410`,
+ * or its "no connection" `503` once the reconnection grace is over: `registration.changed`, reason
+ * `flow-closed`). Returns whether it was forgotten.
  */
 export async function forgetStaleBinding(store: Pick<StateStore, 'removeRegistration'>, target: { user?: string; uri: string },
-  status: number | undefined, call: NotedCall): Promise<boolean> {
-  if (!target.user || !isStaleBindingFailure(status)) return false;
+  answer: number | FailedAnswer | undefined, call: NotedCall, flows?: FlowBoundRegistrations): Promise<boolean> {
+  if (!target.user) return false;
+  const failed: FailedAnswer | undefined = typeof answer === 'number' ? { status: answer } : answer;
+  if (flows && (await flows.requestFailed(target, failed).catch(() => false))) {
+    call.note('stale-registration-removed', target.uri);
+    return true;
+  }
+  if (!isStaleBindingFailure(failed?.status)) return false;
   await store.removeRegistration(target.user, target.uri).catch(() => {});
   call.note('stale-registration-removed', target.uri);
   return true;
@@ -36,9 +45,10 @@ export async function forgetStaleBinding(store: Pick<StateStore, 'removeRegistra
  * the device's own answer: busy (486), declined (603), a live phone's 480, or any other status.
  */
 export async function movesToNextRegistration(store: Pick<StateStore, 'removeRegistration'>, target: { user?: string; uri: string },
-  status: number | undefined, call: NotedCall): Promise<boolean> {
+  answer: number | FailedAnswer | undefined, call: NotedCall, flows?: FlowBoundRegistrations): Promise<boolean> {
   if (!target.user) return false;
-  if (await forgetStaleBinding(store, target, status, call)) return true;
+  if (await forgetStaleBinding(store, target, answer, call, flows)) return true;
+  const status = typeof answer === 'number' ? answer : answer?.status;
   if (status !== 503 && status !== 408) return false;
   call.note('registration-unavailable', `${status} ${target.uri}`);
   return true;

@@ -39,6 +39,12 @@ export class MemoryStateStore implements StateStore {
     if (byContact?.size === 0) this.regs.delete(user);
   }
 
+  async removeRegistrationIf(user: string, contact: string, registeredAt: number): Promise<boolean> {
+    if (this.regs.get(user)?.get(contact)?.registeredAt !== registeredAt) return false;
+    await this.removeRegistration(user, contact);
+    return true;
+  }
+
   async countRegistrations(): Promise<number> {
     this.pruneRegistrations();
     let n = 0;

@@ -43,6 +43,20 @@ export interface RedisStateStoreOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * KEYS: the user's binding hash, the expiry index; ARGV: contact, registeredAt, index member. Deletes the
+ * binding only when its stored `registeredAt` is the one given (1), else leaves it (0).
+ */
+const REMOVE_BINDING_IF = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local ok, r = pcall(cjson.decode, v)
+if not ok or type(r) ~= 'table' or r.registeredAt ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return 1
+`;
+
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
@@ -137,6 +151,11 @@ export class RedisStateStore implements StateStore {
 
   async removeRegistration(user: string, contact: string): Promise<void> {
     await (await this.r()).multi().hdel(this.k(`reg:${user}`), contact).zrem(this.k('regs'), `${user} ${contact}`).exec();
+  }
+
+  async removeRegistrationIf(user: string, contact: string, registeredAt: number): Promise<boolean> {
+    const removed = await (await this.r()).eval(REMOVE_BINDING_IF, 2, this.k(`reg:${user}`), this.k('regs'), contact, String(registeredAt), `${user} ${contact}`);
+    return removed === 1;
   }
 
   async countRegistrations(): Promise<number> {

@@ -14,6 +14,12 @@ export interface Registration {
   /** the gateway that took the REGISTER: the one that qualifies it (src/gateway/registrar/qualify.ts) */
   instanceId?: string;
   /**
+   * true when the registrar found the binding reachable only over the connection it was registered over
+   * (a WebSocket, or TCP/TLS from behind NAT with a private Contact): it goes when that connection does
+   * (src/gateway/registrar/flow-binding.ts)
+   */
+  flowBound?: boolean;
+  /**
    * set when the binding stopped answering the gateway's OPTIONS pings (qualify): calls skip it until a
    * ping is answered again or the device registers again (a new REGISTER writes the binding without it)
    */

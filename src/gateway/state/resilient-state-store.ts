@@ -100,6 +100,26 @@ export class ResilientStateStore implements StateStore {
     await this.unlessDown(this.syncRegistration(bindingKey(user, contact)));
   }
 
+  /**
+   * Only with the store answering (queued behind this gateway's other writes of the binding): while it
+   * does not, nothing is removed, the binding stays as written (it still expires), and false is returned.
+   */
+  async removeRegistrationIf(user: string, contact: string, registeredAt: number): Promise<boolean> {
+    const key = bindingKey(user, contact);
+    return this.serial(`reg ${key}`, async () => {
+      const mine = this.mirror.desiredRegistration(key);
+      if (mine?.kind === 'bound' && mine.reg.registeredAt !== registeredAt) return false;
+      let removed = false;
+      try {
+        removed = await this.bounded('removeRegistrationIf', () => this.inner.removeRegistrationIf(user, contact, registeredAt));
+      } catch {
+        return false;
+      }
+      if (removed) this.mirror.registrationForgotten(user, contact, registeredAt);
+      return removed;
+    });
+  }
+
   async renewLease(instanceId: string, ttlMs: number): Promise<void> {
     this.mirror.lease = { instanceId, ttlMs };
     await this.unlessDown(this.bounded('renewLease', () => this.inner.renewLease(instanceId, ttlMs)).catch(() => {}));

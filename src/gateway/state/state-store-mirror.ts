@@ -87,6 +87,12 @@ export class StateStoreMirror {
     this.unconfirmedRemovals.set(key, { user, contact });
   }
 
+  /** the store removed this very binding (registered at `registeredAt`): nothing is left to write back */
+  registrationForgotten(user: string, contact: string, registeredAt: number): void {
+    const key = bindingKey(user, contact);
+    if (this.bindings.get(key)?.registeredAt === registeredAt) this.bindings.delete(key);
+  }
+
   desiredRegistration(key: string): DesiredRegistration | undefined {
     const reg = this.bindings.get(key);
     if (reg) {

@@ -18,6 +18,12 @@ export interface StateStore {
   /** live (unexpired) bindings of an AOR user */
   getRegistrations(user: string): Promise<Registration[]>;
   removeRegistration(user: string, contact: string): Promise<void>;
+  /**
+   * Removes a binding only while it is still the one registered at `registeredAt`, in one step (across
+   * gateways sharing the store too): a REGISTER that renewed it meanwhile, at any gateway, keeps it.
+   * Resolves whether it removed it.
+   */
+  removeRegistrationIf(user: string, contact: string, registeredAt: number): Promise<boolean>;
   countRegistrations(): Promise<number>;
 
   /** create or replace a call record; `ttlMs` only after the call ended (a backstop, never while live) */

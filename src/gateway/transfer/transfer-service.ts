@@ -18,6 +18,7 @@ import { CallLeg, LegKind, TransferEntry } from '../state/call-record';
 import { DialogRef, parseReferTo, parseReplaces, sipfrag } from './refer-to';
 import type { StateStore } from '../state/state-store';
 import { movesToNextRegistration } from '../registrar/stale-binding';
+import type { FlowBoundRegistrations } from '../registrar/flow-binding';
 import type { RingMode } from '../config/gateway-config';
 import { Fork, lateRegistrations, noteForkEnd, registrationsOf, releaseFork } from '../calls/fork-call';
 import type { CallEventBus } from '../events/call-events';
@@ -50,6 +51,8 @@ export interface TransferDeps {
   router: CallRouter;
   /** where a registered target's binding is forgotten when ferry sip cannot send to it */
   store: Pick<StateStore, 'removeRegistration'>;
+  /** bindings that live on a connection: removed once a request proves it gone (flow-binding.ts) */
+  flows?: FlowBoundRegistrations;
   registry: CallRegistry;
   media: MediaConnection;
   clock: Clock;
@@ -337,7 +340,7 @@ export class TransferService {
           const err = e as { status?: number; reason?: string; message?: string };
           if (noAnswer) throw new TransferFailed(408, 'Request Timeout');
           // a registration ferry sip could not send to is forgotten and the next one tried (stale-binding.ts)
-          const next = await movesToNextRegistration(d.store, to, err.status, call);
+          const next = await movesToNextRegistration(d.store, to, err, call, d.flows);
           // a user that cannot be reached (ferry sip's 410 for a gone connection, 503 for none) is
           // unavailable to the transferor, as to a caller (docs/gateway.md, "A call")
           failure = err.status === 410 || (err.status === 503 && to.user)
@@ -430,7 +433,7 @@ export class TransferService {
         void progress?.(180, 'Ringing');
       },
       ended: async (f, end) => {
-        await noteForkEnd(d.store, call, f, end);
+        await noteForkEnd(d.store, call, f, end, d.flows);
         await releaseFork(media, f);
       },
     }, { from });
