@@ -106,18 +106,37 @@ function isLoopbackAddress(a: string): boolean {
  * peer can be at (link-local, where a cloud's metadata service answers; multicast; unspecified; reserved):
  * true when `target` names such an address and it is not the peer's own (a peer on loopback may name
  * loopback). The engine then sends the dialog's requests to the peer's address instead, as a registration's
- * Contact is treated (docs/security.md, "Inside a call"). Names are resolved later and are not judged here.
+ * Contact is treated (docs/security.md, "Inside a call"). A name is judged by the addresses it resolves to,
+ * when the request is sent (`addressNotForPeer`, the resolver's `refuse`).
  */
 export function peerOnlyTarget(target: string, peerAddress: string): boolean {
   const uri = parseSipUri(parseNameAddr(target)?.uri ?? target);
   if (!uri) return false;
   const host = plainAddress(uri.host);
-  const peer = plainAddress(peerAddress);
-  if (host === peer) return false;
-  if (isLoopbackAddress(host)) return !isLoopbackAddress(peer);
+  if (host !== 'localhost' && !isIP(host)) return false;
+  return addressNotForPeer(host, peerAddress, false);
+}
+
+/**
+ * The rule of peerOnlyTarget for one address (a resolved one, or a literal): true when a dialog whose peer is
+ * at `peerAddress` may not have its requests sent to `address`. A dialog rebuilt from an app's snapshot has
+ * no recorded peer (`peerAddress` undefined): it may never be sent to a link-local, multicast, unspecified
+ * or reserved address, nor to loopback unless ferry sip itself listens on loopback only (`localOnly`: every
+ * peer is on this host).
+ */
+export function addressNotForPeer(address: string, peerAddress: string | undefined, localOnly: boolean): boolean {
+  const host = plainAddress(address);
+  const peer = peerAddress === undefined ? undefined : plainAddress(peerAddress);
+  if (peer !== undefined && host === peer) return false;
+  if (isLoopbackAddress(host)) return peer === undefined ? !localOnly : !isLoopbackAddress(peer);
   if (isIPv4(host)) return NOT_FOR_PEERS.check(host, 'ipv4');
   if (isIPv6(host)) return NOT_FOR_PEERS.check(host, 'ipv6');
   return false;
+}
+
+/** True for a loopback address in any spelling (`localhost`, 127.0.0.0/8, ::1, an IPv4-mapped one). */
+export function isLoopbackHost(address: string): boolean {
+  return isLoopbackAddress(plainAddress(address));
 }
 
 /** A SIP URI naming the peer's address, port and transport (where its INVITE or 2xx came from). */

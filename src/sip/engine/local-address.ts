@@ -1,6 +1,7 @@
 import type { Flow } from '../transport/flow';
 import { viaTransportName } from '../transport/flow';
 import { newBranch } from './message-builders';
+import { isLoopbackHost } from '../dialog/dialog-flow';
 
 export interface EngineAddressing {
   host: string;
@@ -27,6 +28,11 @@ export class LocalAddress {
     if (h === '0.0.0.0' || h === '::') return uriHost(flow.localAddress);
     if (v6 !== undefined && isIpv6Peer(flow.remoteAddress)) return uriHost(v6(flow.remoteAddress));
     return uriHost(h);
+  }
+
+  /** True when ferry sip listens on a loopback address only: every peer is on this host. */
+  loopbackOnly(): boolean {
+    return isLoopbackHost(this.addressing.host);
   }
 
   port(flow: Flow): number {

@@ -29,6 +29,18 @@ export class UnreachableTargetError extends Error {
   }
 }
 
+/**
+ * Every address a name resolved to was refused by the caller's `refuse` (a dialog's peer named a host that
+ * resolves to an address it may not have ferry sip send to: src/sip/dialog/dialog-flow.ts, `addressNotForPeer`).
+ * Nothing was sent or connected.
+ */
+export class RefusedTargetError extends Error {
+  constructor(readonly uri: string, readonly addresses: string[]) {
+    super(`${uri} resolves only to addresses refused for this request (${addresses.slice(0, 5).join(', ')})`);
+    this.name = 'RefusedTargetError';
+  }
+}
+
 /** At most this many targets of one next hop are tried (RFC 3263 §4.3 failover). */
 export const MAX_TARGETS = 5;
 /** At most this many DNS lookups for one next hop. */
@@ -92,16 +104,16 @@ export class NextHopResolver {
    * connection comes up, all of them within 64·T1 (then 408; every one refused: 503). A connection that
    * comes up after that is not kept.
    */
-  async resolve(uriOrNameAddr: string): Promise<Flow> {
-    return (await this.resolveTargets(uriOrNameAddr)).flow;
+  async resolve(uriOrNameAddr: string, refuse?: (address: string) => boolean): Promise<Flow> {
+    return (await this.resolveTargets(uriOrNameAddr, refuse)).flow;
   }
 
   /**
    * As resolve(), keeping the targets after the one that connected: `next()` gives the following target
    * whose connection comes up (again within 64·T1), for a request that failed at the first (the proxy core).
    */
-  async resolveTargets(uriOrNameAddr: string): Promise<ConnectedHops> {
-    const hops = await this.nextHops(uriOrNameAddr);
+  async resolveTargets(uriOrNameAddr: string, refuse?: (address: string) => boolean): Promise<ConnectedHops> {
+    const hops = await this.nextHops(uriOrNameAddr, refuse);
     const flow = await this.firstConnected(hops, hops.flow);
     return {
       flow,
@@ -156,8 +168,10 @@ export class NextHopResolver {
    * The targets for a new request to a URI, without waiting for a connection: each an open flow, or a
    * ConnectingFlow that holds what is sent on it until its TCP or TLS connection is up (whoever uses it
    * handles `ready` failing and drops it when giving up). Names are resolved first (DNS, cached).
+   * `refuse`: targets whose address it refuses are left out before any connection or send (a Contact bound
+   * to a registration's connection is not judged); none left: RefusedTargetError.
    */
-  async nextHops(uriOrNameAddr: string): Promise<NextHops> {
+  async nextHops(uriOrNameAddr: string, refuse?: (address: string) => boolean): Promise<NextHops> {
     // a Route value is <uri>;params, a Request-URI is a bare uri whose ;params belong to it
     const n = uriOrNameAddr.includes('<') ? parseNameAddr(uriOrNameAddr) : undefined;
     const text = n ? n.uri : uriOrNameAddr.trim();
@@ -187,6 +201,11 @@ export class NextHopResolver {
     } catch (err) {
       if (!(err instanceof NoTargetError)) throw err;
       throw new UnreachableTargetError(503, err.message, protocol, host, port);
+    }
+    if (refuse) {
+      const allowed = targets.filter((t) => !refuse(t.address));
+      if (allowed.length === 0) throw new RefusedTargetError(text, targets.map((t) => t.address));
+      targets = allowed;
     }
     let i = 0;
     const flowOf = (t: SipTarget): Flow => this.flowTo(t, host);

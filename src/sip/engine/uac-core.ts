@@ -13,7 +13,8 @@ import type { ClientTransaction } from '../transaction/client-transaction-table'
 import { ConnectingFlow } from '../transport/connecting-flow';
 import type { Flow } from '../transport/flow';
 import { LogThrottle } from '../../common/log-throttle';
-import { peerOnlyTarget, peerUri } from '../dialog/dialog-flow';
+import { addressNotForPeer, peerOnlyTarget, peerUri } from '../dialog/dialog-flow';
+import { RefusedTargetError } from './next-hop-resolver';
 import type { ClientRequest } from './client-request';
 import type { DialogOwners } from './dialog-owners';
 import type { EngineContext } from './engine-context';
@@ -189,20 +190,36 @@ export class UacCore {
     if (dialog.flow && !dialog.flow.closed) return dialog.flow;
     const first = dialog.routeSet[0];
     const loose = first && /;lr\b/i.test(first) ? first : undefined;
-    if (dialog.peer && peerOnlyTarget(loose ?? dialog.remoteTarget, dialog.peer.address)) {
-      // the peer named one of this host's addresses, or one no peer can be at: its requests go where it is
-      const logged = this.peerOnlyLog.admit(dialog.peer.address);
+    const target = loose ?? dialog.remoteTarget;
+    const peer = dialog.peer;
+    // the peer named one of this host's addresses, or one no peer can be at: its requests go where it is
+    const toPeer = (): Promise<Flow> => {
+      const logged = this.peerOnlyLog.admit(peer!.address);
       if (logged) {
         this.ctx.log.warn('in-dialog request sent to the peer\'s address: its route or Contact names an address it may not send ferry sip to', {
-          callId: dialog.callId.slice(0, 128), peer: dialog.peer.address, target: (loose ?? dialog.remoteTarget).slice(0, 128), suppressed: logged.suppressed,
+          callId: dialog.callId.slice(0, 128), peer: peer!.address, target: target.slice(0, 128), suppressed: logged.suppressed,
         });
       }
-      return this.ctx.resolver.resolve(peerUri(dialog.peer));
-    }
-    if (loose) return this.ctx.resolver.resolve(loose);
+      return this.ctx.resolver.resolve(peerUri(peer!));
+    };
+    if (peer && peerOnlyTarget(target, peer.address)) return toPeer();
+    // the same rule for the addresses a name resolves to (the peer's DNS chooses them); a dialog rebuilt from a
+    // snapshot has no recorded peer: a refused address fails the request (dialog-flow.ts, addressNotForPeer)
+    const localOnly = this.ctx.local.loopbackOnly();
+    const refuse = (address: string): boolean => addressNotForPeer(address, peer?.address, localOnly);
+    const refused = (err: unknown): Promise<Flow> => {
+      if (!(err instanceof RefusedTargetError)) throw err;
+      if (peer) return toPeer();
+      this.ctx.log.warn('in-dialog request not sent: the target of a dialog rebuilt from a snapshot names an address it may not be sent to', {
+        callId: dialog.callId.slice(0, 128), target: target.slice(0, 128), addresses: err.addresses.slice(0, 5),
+      });
+      throw new UnreachableTargetError(503, err.message, 'udp', err.addresses[0] ?? '', 0);
+    };
+    if (loose) return this.ctx.resolver.resolve(loose, refuse).catch(refused);
     try {
-      return await this.ctx.resolver.resolve(dialog.remoteTarget);
+      return await this.ctx.resolver.resolve(dialog.remoteTarget, refuse);
     } catch (err) {
+      if (err instanceof RefusedTargetError) return refused(err);
       // a webphone whose connection dropped keeps its call and comes back: wait for it a little
       if (!needsBoundFlow(dialog.remoteTarget)) throw err;
       this.ctx.log.info('in-dialog request waits for the peer to reconnect', { callId: dialog.callId, dialogId: dialog.id, waitMs: RECONNECTING_FLOW_WAIT_MS });
