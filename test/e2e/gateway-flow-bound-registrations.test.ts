@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 import { getJson, startStack, waitFor, type Stack } from '../helpers/stack';
 import { answerOver, tabContact, vanish, webphoneRegisters } from '../helpers/raw-webphone-registration';
 import { RawSipEndpoint } from '../helpers/raw-sip-endpoint';
@@ -18,6 +18,27 @@ import type { CallRecord } from '../../src/gateway/state/call-record';
  * `.invalid` Contact) and answering OPTIONS `200` and INVITEs `486`; a tab that "reconnects" after a
  * restart of ferry sip registers again over a new WebSocket, the same Contact, as JsSIP does.
  */
+/** Stand-in for the browser API: JsSIP only checks that it exists before taking an incoming INVITE (W3 never answers one) */
+class FakeRTCPeerConnectionNeverConstructed {
+  constructor() {
+    throw new Error('W3 never answers a call, so no RTCPeerConnection may be created');
+  }
+}
+const g = globalThis as unknown as Record<string, unknown>;
+g.WebSocket ??= WebSocket;
+g.window ??= { RTCPeerConnection: FakeRTCPeerConnectionNeverConstructed };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const JsSIP = require('jssip') as typeof import('jssip');
+
+/** JsSIP's invite server transaction keeps its timers H and I after the ACK of a non-2xx: cleared once the UA stopped */
+function clearJsSipTimers(ua: unknown): void {
+  const ist = (ua as { _transactions?: { ist?: Record<string, { H?: NodeJS.Timeout; I?: NodeJS.Timeout }> } })._transactions?.ist ?? {};
+  for (const tr of Object.values(ist)) {
+    clearTimeout(tr.H);
+    clearTimeout(tr.I);
+  }
+}
+
 const DOMAIN = 'ferry.local';
 const ALICE = { user: 'alice', password: 'alice-flow-secret' };
 /** this host's first non-loopback, non-private IPv4 address, to register the TCP phone from a public source */
@@ -60,6 +81,7 @@ describe('bindings that live on a connection go with it (webphone tabs, TCP behi
         { user: 'dave', password: 'dave-flow-secret' },
         { user: '1001', password: 'desk-1001-flow-secret' },
         { user: '1002', password: 'desk-1002-flow-secret' },
+        { user: 'erin', password: 'erin-flow-secret' },
       ],
       routes: [{ match: '.*', to: 'user' }],
     }));
@@ -197,5 +219,53 @@ describe('bindings that live on a connection go with it (webphone tabs, TCP behi
     await waitFor(async () => !(await contacts('carol')).includes(later.contact), 15_000, 100, 'a tab closed after it removed by a later check');
     assert.deepEqual(await contacts('1002'), [directContact], 'a TCP binding ferry can connect back to stays until it expires');
     assert.match(await (await caller()).call('1001', ALICE), /^SIP\/2\.0 480/, 'the NAT phone\'s user has no registration left');
+  });
+
+  test('W3: ferry sip and both gateways restarted (as npm start restarts): a real JsSIP user agent reconnects, registers again, is kept and rings; a tab that did not come back is removed', { timeout: 60_000 }, async () => {
+    const gone = await tab('erin', 'erin-flow-secret', 'wgone3');
+    const ua = new JsSIP.UA({
+      sockets: [new JsSIP.WebSocketInterface(`ws://127.0.0.1:${stack.wsPort}`)],
+      uri: `sip:erin@${DOMAIN}`,
+      password: 'erin-flow-secret',
+      register: true,
+      register_expires: 600,
+      session_timers: false,
+      // bounded so that it is back well within the gateways' reconnection grace (6 s here; JsSIP's own up to 30 s, the default grace 45 s)
+      connection_recovery_min_interval: 1,
+      connection_recovery_max_interval: 2,
+    });
+    let registered = 0;
+    const incoming: string[] = [];
+    ua.on('registered', () => registered++);
+    ua.on('newRTCSession', ((e: { originator: string; request: { call_id: string }; session: { terminate(o: object): void } }) => {
+      if (e.originator !== 'remote') return;
+      incoming.push(e.request.call_id);
+      e.session.terminate({ status_code: 486 });
+    }) as never);
+    ua.start();
+    try {
+      await waitFor(() => registered === 1, 10_000, 25, 'JsSIP registered');
+      const uaContact = (await contacts('erin')).find((c) => c !== gone.contact)!;
+      assert.ok(uaContact, 'JsSIP\'s binding listed');
+      // positive control before the restart: a call rings the user agent (and the tab, which answers 486 too)
+      assert.match(await (await caller()).call('erin', ALICE), /^SIP\/2\.0 486/);
+      assert.equal(incoming.length, 1, 'JsSIP rang before the restart');
+      // the restart closes both WebSockets: the tab never comes back, JsSIP does by itself
+      const restarted = Date.now();
+      await stack.restart('sip');
+      await stack.restart('gateway');
+      await stack.restart('gateway2');
+      await waitFor(() => registered >= 2, 30_000, 100, 'JsSIP registered again through the restarted ferry sip');
+      await waitFor(async () => !(await contacts('erin')).includes(gone.contact), 30_000, 100, 'the tab\'s binding gone');
+      assert.ok(Date.now() - restarted >= 6000, 'not before the reconnection grace');
+      assert.deepEqual(flowClosedLines(uaContact), [], 'JsSIP\'s binding was never removed');
+      assert.equal(flowClosedLines(gone.contact).length, 1, 'the tab removed once, as flow-closed');
+      assert.deepEqual(await contacts('erin'), [uaContact]);
+      assert.match(await (await caller()).call('erin', ALICE), /^SIP\/2\.0 486/, 'JsSIP\'s answer reaches the caller');
+      assert.equal(incoming.length, 2, 'JsSIP rang after the restart');
+    } finally {
+      ua.stop();
+      clearJsSipTimers(ua);
+    }
   });
 });
