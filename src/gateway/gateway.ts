@@ -362,7 +362,8 @@ export class Gateway {
     // webphone connection until the tabs still open reconnect and register again
     this.flows.controlUp();
     this.srf.on('connect', () => this.flows.controlUp());
-    this.srf.on('disconnect', () => this.flows.controlDown());
+    // drachtio-srf relays its control socket's 'close' (not in its typings)
+    (this.srf as unknown as { on(event: 'close', listener: () => void): void }).on('close', () => this.flows.controlDown());
     const qualifier = this.qualifier;
     this.metrics.addSection(() => qualifier.metricLines());
     this.webhooks.start();
