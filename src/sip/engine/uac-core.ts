@@ -13,6 +13,7 @@ import type { ClientTransaction } from '../transaction/client-transaction-table'
 import { ConnectingFlow } from '../transport/connecting-flow';
 import type { Flow } from '../transport/flow';
 import { LogThrottle } from '../../common/log-throttle';
+import { NO_CONNECTION_REASON } from '../../common/flow-failure';
 import { addressNotForPeer, peerOnlyTarget, peerUri } from '../dialog/dialog-flow';
 import { RefusedTargetError } from './next-hop-resolver';
 import type { ClientRequest } from './client-request';
@@ -148,7 +149,7 @@ export class UacCore {
     if (req.method === 'INVITE') this.ctx.cdr.appInvite(data);
     this.ctx.appPort.requestSent(app, m.rid, data, flow, txnId);
     this.ctx.log.info('request target unreachable: answered by the engine', { method: req.method, callId: req.headers.get('Call-ID'), status: err.status, reason: err.message });
-    const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : undefined);
+    const res = makeResponse(req, err.status, randomToken(), err.status === 410 ? 'Gone' : err.status === 503 ? NO_CONNECTION_REASON : undefined);
     setImmediate(() => {
       if (req.method === 'INVITE') this.ctx.cdr.appInviteAnswered(req, res);
       if (this.ctx.router.find(app.id)) this.ctx.appPort.networkMessage(app, res, flow, txnId, '');
@@ -366,7 +367,7 @@ export class UacCore {
       const reason = err instanceof Error ? err.message : String(err);
       if (this.failOver(c, `no ${flow.protocol.toUpperCase()} connection: ${reason}`)) return;
       this.ctx.log.info('request target unreachable: answered by the engine', { method: c.request.method, callId: callIdOf(c.request), status: 503, reason: `no ${flow.protocol.toUpperCase()} connection to ${flow.remoteAddress}:${flow.remotePort}: ${reason}` });
-      this.onClientResponse(c, makeResponse(c.request, 503, randomToken()));
+      this.onClientResponse(c, makeResponse(c.request, 503, randomToken(), NO_CONNECTION_REASON));
     });
   }
 
