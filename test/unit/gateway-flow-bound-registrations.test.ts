@@ -94,6 +94,23 @@ describe('bindings that live on a connection', () => {
     assert.equal((await w.store.getRegistrations('carol')).length, 2, 'kept: ferry sip just came back');
   });
 
+  test('a call\'s 410 for a binding registered again since the call began (a new connection) keeps it and moves on', async () => {
+    const w = world();
+    const notes: string[] = [];
+    const call = { note: (k: string, d: string) => notes.push(`${k} ${d}`), record: { createdAt: T0 + 1000 } };
+    w.flows.controlUp();
+    await w.store.putRegistration(tab('r', T0 + 2000));
+    assert.equal(await movesToNextRegistration(w.store, { user: 'carol', uri: tab('r').contact }, { status: 410, reason: 'Gone' }, call, w.flows), true, 'moves on');
+    assert.equal((await w.store.getRegistrations('carol')).length, 1, 'kept');
+    assert.deepEqual(notes, [`registration-unavailable 410 ${tab('r').contact}`]);
+    assert.deepEqual(w.changes, []);
+    // control: registered before the call began, the same answer removes it
+    await w.store.putRegistration(tab('r', T0 + 500));
+    assert.equal(await movesToNextRegistration(w.store, { user: 'carol', uri: tab('r').contact }, { status: 410, reason: 'Gone' }, call, w.flows), true);
+    assert.equal((await w.store.getRegistrations('carol')).length, 0, 'removed');
+    assert.equal(w.changes.length, 1);
+  });
+
   test('the check: nothing within the grace, then one OPTIONS per binding on a connection; a binding registered again meanwhile stays', async () => {
     const w = world();
     const udp: Registration = { ...tab('x'), contact: 'sip:dave@127.0.0.1:5062', transport: 'udp', webrtc: false };

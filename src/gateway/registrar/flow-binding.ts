@@ -153,15 +153,21 @@ export class FlowBoundRegistrations {
   }
 
   /**
-   * A request to one of `target.user`'s registrations failed with `answer`: when that proves its
-   * connection gone, the binding is removed (true). A target that is not a registration is left alone.
+   * A request to one of `target.user`'s registrations failed with `answer`. `removed`: it proves the
+   * binding's connection gone and the binding was removed; `renewed`: it would have, but the binding was
+   * registered again meanwhile (over a new connection) and stays; `absent`: the binding is gone already
+   * (another gateway or request removed it); undefined: the answer proves nothing about a connection
+   * (or the target is no registration, or its binding does not live on a connection).
    */
-  async requestFailed(target: { user?: string; uri: string }, answer: FailedAnswer | undefined): Promise<boolean> {
-    if (!target.user || flowAnswer(answer) === undefined) return false;
+  async requestFailed(target: { user?: string; uri: string }, answer: FailedAnswer | undefined, sentAt?: number): Promise<'removed' | 'renewed' | 'absent' | undefined> {
+    if (!target.user || flowAnswer(answer) === undefined) return undefined;
     const reg = (await this.d.store.getRegistrations(target.user)).find((r) => r.contact === target.uri);
-    if (!reg) return false;
+    if (!reg) return 'absent';
     const why = this.closedBy(reg, answer);
-    return why ? this.forget(reg, why) : false;
+    if (!why) return undefined;
+    // registered again after the request was sent: the answer is about the connection before
+    if (sentAt !== undefined && reg.registeredAt > sentAt) return 'renewed';
+    return (await this.forget(reg, why)) ? 'removed' : 'renewed';
   }
 
   /** Removes `reg` when it is still the binding registered at its `registeredAt`; logs and tells the change. */

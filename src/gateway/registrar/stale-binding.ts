@@ -10,9 +10,10 @@ export function isStaleBindingFailure(status: number | undefined): boolean {
   return !status || status === 410;
 }
 
-/** What a call that tried the binding notes. */
+/** What a call that tried the binding notes (and when it began: a binding registered again since then is not the one it tried). */
 interface NotedCall {
   note(kind: string, detail: string): void;
+  readonly record?: { readonly createdAt: number };
 }
 
 /**
@@ -26,10 +27,13 @@ export async function forgetStaleBinding(store: Pick<StateStore, 'removeRegistra
   answer: number | FailedAnswer | undefined, call: NotedCall, flows?: FlowBoundRegistrations): Promise<boolean> {
   if (!target.user) return false;
   const failed: FailedAnswer | undefined = typeof answer === 'number' ? { status: answer } : answer;
-  if (flows && (await flows.requestFailed(target, failed).catch(() => false))) {
+  const verdict = flows ? await flows.requestFailed(target, failed, call.record?.createdAt).catch(() => undefined) : undefined;
+  if (verdict === 'removed' || verdict === 'absent') {
     call.note('stale-registration-removed', target.uri);
     return true;
   }
+  // registered again over a new connection while the request was on the way: kept
+  if (verdict === 'renewed') return false;
   if (!isStaleBindingFailure(failed?.status)) return false;
   await store.removeRegistration(target.user, target.uri).catch(() => {});
   call.note('stale-registration-removed', target.uri);
@@ -49,6 +53,11 @@ export async function movesToNextRegistration(store: Pick<StateStore, 'removeReg
   if (!target.user) return false;
   if (await forgetStaleBinding(store, target, answer, call, flows)) return true;
   const status = typeof answer === 'number' ? answer : answer?.status;
+  // a binding that lives on a connection and was registered again meanwhile: this try failed, the binding stays
+  if (flows && (status === 410 || status === 430)) {
+    call.note('registration-unavailable', `${status} ${target.uri}`);
+    return true;
+  }
   if (status !== 503 && status !== 408) return false;
   call.note('registration-unavailable', `${status} ${target.uri}`);
   return true;
