@@ -11,6 +11,7 @@ import { ResilientStateStore } from '../../src/gateway/state/resilient-state-sto
 import type { Registration } from '../../src/gateway/state/registration';
 import type { StateStore } from '../../src/gateway/state/state-store';
 import { captureLog } from '../helpers/captured-log';
+import { loadGatewayConfig } from '../../src/gateway/config/gateway-config';
 
 /**
  * Bindings that live on a connection (src/gateway/registrar/flow-binding.ts) on a fake clock: which are,
@@ -56,6 +57,13 @@ describe('bindings that live on a connection', () => {
     assert.equal(b('sip:1001@198.51.100.7:5060;transport=tcp', 'tcp', '198.51.100.7:40000'), false, 'TCP naming its own public address');
     assert.equal(b('sip:1001@10.0.0.7:5060', 'udp', '198.51.100.7:40000'), false, 'UDP behind NAT (qualify keeps it)');
     assert.equal(isFlowBound({ contact: 'sip:1001@198.51.100.7:5060;transport=tcp', transport: 'tcp', source: '198.51.100.7:1', flowBound: true }), true, 'recorded as flow-bound');
+  });
+
+  test('settings: defaults 45 s grace and 30 s check; a check interval under 100 ms is refused', () => {
+    const base = { REDIS_URL: '', FERRY_SIP_CONFIG: '' };
+    assert.deepEqual(loadGatewayConfig(base).flows, { reconnectGraceMs: 45_000, checkMs: 30_000 });
+    assert.deepEqual(loadGatewayConfig({ ...base, FERRY_FLOW_CHECK_MS: '0', FERRY_FLOW_RECONNECT_GRACE_MS: '6000' }).flows, { reconnectGraceMs: 6000, checkMs: 0 });
+    assert.throws(() => loadGatewayConfig({ ...base, FERRY_FLOW_CHECK_MS: '50' }), (err: { problems?: string[] }) => (err.problems ?? []).some((p) => /FERRY_FLOW_CHECK_MS=50: must be 0 \(no check\) or at least 100/.test(p)));
   });
 
   test('what an answer proves: 410/430 closed, ferry sip\'s own "no connection" 503, nothing else', () => {

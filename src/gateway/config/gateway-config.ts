@@ -189,6 +189,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (config.qualify.intervalMs > 0 && config.qualify.intervalMs < 100) {
     problems.push(`environment: FERRY_QUALIFY_MS=${config.qualify.intervalMs}: must be 0 (no pings) or at least 100`);
   }
+  if (config.flows.checkMs > 0 && config.flows.checkMs < 100) {
+    problems.push(`environment: FERRY_FLOW_CHECK_MS=${config.flows.checkMs}: must be 0 (no check) or at least 100`);
+  }
   if (problems.length > 0 || !sip) throw new ConfigError(problems);
   return { ...config, sip };
 }
