@@ -23,6 +23,16 @@ const BYE_WAIT_MS = 500;
  */
 export const MAX_TIMELINE_ENTRIES_PER_KIND = 50;
 
+/**
+ * Re-offers (re-INVITEs with SDP) one party may make in a call: REOFFER_BURST at once, then one per
+ * REOFFER_REFILL_MS. Each may be carried to the other party as a re-INVITE and published as a call event
+ * (call.held, call.resumed: webhooks); past this a re-offer is answered 503 with Retry-After and nothing
+ * is carried or published (docs/security.md, "Inside a call"). A person holding and resuming, a transfer,
+ * a session refresh (every 90 s at the shortest, RFC 4028; offerless ones are not counted) stay far below.
+ */
+export const REOFFER_BURST = 10;
+export const REOFFER_REFILL_MS = 5_000;
+
 /** End reasons decided by silence rather than by an explicit signal: the only ones that can be false. */
 const SILENCE_REASONS: ReadonlySet<EndReason> = new Set<EndReason>(['media-timeout', 'hold-timeout', 'ice-failed']);
 
@@ -64,12 +74,22 @@ export class Call extends EventEmitter<CallEvents> {
   private timers: TimerHandle[] = [];
   /** the party whose media leg went silent, when the media server ended the call on silence */
   private silentSide: Side | undefined;
+  /** a re-offer being handled (answered, then carried to the other party): settles when it is done; one at a time */
+  private reofferBusy: Promise<void> | undefined;
+  /** the party whose re-offer is being handled (its answer is carried to the other party) */
+  private reofferSide: Side | undefined;
+  /** a re-offer waits for the one being handled (one may wait; another meanwhile gets 491) */
+  private reofferWaiting = false;
+  /** each party's re-offer bucket (REOFFER_BURST, one back per REOFFER_REFILL_MS) */
+  private readonly reofferTokens: Record<Side, { tokens: number; at: number }>;
   readonly log: Logger;
 
   constructor(record: CallRecord, private readonly deps: CallDeps) {
     super();
     this.record = record;
     this.log = deps.log.child({ callId: record.id });
+    const now = deps.clock.now();
+    this.reofferTokens = { caller: { tokens: REOFFER_BURST, at: now }, callee: { tokens: REOFFER_BURST, at: now } };
   }
 
   get state(): CallState {
@@ -246,15 +266,22 @@ export class Call extends EventEmitter<CallEvents> {
 
   /** re-INVITE from one party: carry hold/resume across and update the media endpoint */
   private async onReinvite(side: Side, req: InDialogRequest, res: InDialogResponse): Promise<void> {
-    const from = this.dialogs[side];
-    const to = this.dialogs[this.other(side)];
-    if (!from || !to || this.ending) {
+    if (!this.dialogs[side] || !this.dialogs[this.other(side)] || this.ending) {
       res.send(481);
       return;
     }
     if (!this.acceptableSdp(side, req, res)) return;
+    const offer = req.body;
+    // a re-offer (not an offerless session refresh) is held to the party's rate and waits its turn
+    const done = offer ? await this.reofferTurn(side, res) : () => {};
+    if (!done) return;
+    const from = this.dialogs[side];
+    const to = this.dialogs[this.other(side)];
     try {
-      const offer = req.body;
+      if (!from || !to || this.ending) {
+        res.send(481);
+        return;
+      }
       if (!offer) {
         // offerless re-INVITE (session refresh): answer with what we have
         res.send(200, { body: from.local.sdp, headers: { 'Content-Type': 'application/sdp' } });
@@ -297,7 +324,54 @@ export class Call extends EventEmitter<CallEvents> {
       } catch {
         /* already answered */
       }
+    } finally {
+      done();
     }
+  }
+
+  /**
+   * `side`'s turn to have its re-offer handled, or undefined when it was answered here: 491 (RFC 3261 §14.1:
+   * the sender retries after a random wait) when the other party's re-offer is being carried to this one
+   * (its re-INVITE and ours cross: glare), or when one re-offer already waits; 503 with Retry-After past the
+   * party's REOFFER_BURST. Otherwise it waits for the party's own re-offer being handled, if any (a quick hold
+   * then resume is served in order). The turn ends with the function returned.
+   */
+  private async reofferTurn(side: Side, res: InDialogResponse): Promise<(() => void) | undefined> {
+    if (this.reofferBusy && (this.reofferWaiting || this.reofferSide !== side)) {
+      this.note('reinvite-491', `${side}: a re-offer from ${this.reofferSide} is in progress${this.reofferWaiting ? ' and one waits' : ''}`);
+      res.send(491);
+      return undefined;
+    }
+    const b = this.reofferTokens[side];
+    const now = this.deps.clock.now();
+    const refilled = Math.floor((now - b.at) / REOFFER_REFILL_MS);
+    if (refilled > 0) {
+      b.tokens = Math.min(REOFFER_BURST, b.tokens + refilled);
+      b.at = b.tokens === REOFFER_BURST ? now : b.at + refilled * REOFFER_REFILL_MS;
+    }
+    if (b.tokens < 1) {
+      const retryAfter = Math.max(1, Math.ceil((b.at + REOFFER_REFILL_MS - now) / 1000));
+      this.note('reinvite-refused', `${side}: more than ${REOFFER_BURST} re-offers, one per ${REOFFER_REFILL_MS / 1000} s`);
+      res.send(503, { headers: { 'Retry-After': String(retryAfter) } });
+      return undefined;
+    }
+    b.tokens--;
+    if (this.reofferBusy) {
+      this.reofferWaiting = true;
+      while (this.reofferBusy) await this.reofferBusy;
+      this.reofferWaiting = false;
+    }
+    let settle!: () => void;
+    const busy = new Promise<void>((r) => { settle = r; });
+    this.reofferBusy = busy;
+    this.reofferSide = side;
+    return () => {
+      if (this.reofferBusy === busy) {
+        this.reofferBusy = undefined;
+        this.reofferSide = undefined;
+      }
+      settle();
+    };
   }
 
   /** re-INVITE the other party; on 491 (glare, RFC 3261 14.1) wait a little and try again */
