@@ -100,6 +100,14 @@ export class RpcConnection implements SessionConnection {
       this.reply(errorFrame(idOf(decoded) ?? null, err));
       return;
     }
+    if (req.method === 'ping') {
+      // never queued: a ping tells the client this connection is served, so it must not wait behind a
+      // request still at work (a pipeline creation waiting for a busy or stopped relay worker)
+      void this.execute(req).then((frame) => {
+        if (frame) this.reply(frame);
+      });
+      return;
+    }
     this.queue.run(queueKey(req), async () => {
       const frame = await this.execute(req);
       if (frame) this.reply(frame);
