@@ -58,9 +58,9 @@ describe('drachtio-srf proxyRequest through ferry sip, SIPp caller and callees',
     await engine?.close();
   });
 
-  async function callee(scenario: string, transport: 'udp' | 'tcp', keys: Record<string, string> = {}): Promise<{ sipp: SippProcess; uri: string }> {
+  async function callee(scenario: string, transport: 'udp' | 'tcp', keys: Record<string, string> = {}, extraArgs: string[] = []): Promise<{ sipp: SippProcess; uri: string }> {
     const port = await freePort({ protocols: [transport] });
-    const sipp = await startSipp({ scenario, localPort: port, transport, timeoutS: 20, keys });
+    const sipp = await startSipp({ scenario, localPort: port, transport, timeoutS: 20, keys, extraArgs });
     sipps.push(sipp);
     await sipp.ready();
     return { sipp, uri: transport === 'tcp' ? `sip:127.0.0.1:${port};transport=tcp` : `127.0.0.1:${port}` };
@@ -229,9 +229,25 @@ describe('drachtio-srf proxyRequest through ferry sip, SIPp caller and callees',
     await countsBackToZero();
   });
 
+  /** An OPTIONS from the app through ferry sip to `uri`, answered 200: ferry sip's connection to a TCP destination is then up. */
+  function optionsAnswered(uri: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      srf.request(uri, { method: 'OPTIONS' }, (err: unknown, req: any) => {
+        if (err) return reject(err);
+        req.on('response', (res: { status: number }) => (res.status === 200 ? resolve() : reject(new Error(`OPTIONS answered ${res.status}`))));
+      });
+    });
+  }
+
   test('forking simultaneous: both destinations ring, one answers, the other is cancelled', TEST_TIMEOUT, async () => {
-    const ringing = await callee('uas-ring-cancelled.xml', 'tcp');
+    // two calls at the ringing destination: the OPTIONS, then the INVITE
+    const ringing = await callee('uas-options-or-ring-cancelled.xml', 'tcp', {}, ['-m', '2']);
     const answering = await callee('proxy-uas-answer.xml', 'udp');
+    // Both INVITEs go out before any answer only when neither waits for a connection: a TCP branch whose
+    // connection is still being set up when the other destination answers is never sent (as drachtio-server
+    // drops a branch not yet started; RFC 3261 §16.7 step 10 cancels only branches that were sent). So the
+    // connection to the TCP destination is made first, by an OPTIONS, and the proxy finds it open.
+    await optionsAnswered(ringing.uri);
     let results: ProxyResults | undefined;
     handler = (req) => {
       srf.proxyRequest(req, [ringing.uri, answering.uri], { remainInDialog: true, forking: 'simultaneous' }).then((r: ProxyResults) => { results = r; });
