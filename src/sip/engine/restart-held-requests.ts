@@ -45,6 +45,11 @@ export class RestartHeldRequests {
     return this.until > this.clock.now();
   }
 
+  /** true while the window is open and the hold not full: a request for an unknown dialog would be kept now */
+  get accepting(): boolean {
+    return this.open && this.entries.length < this.maxHeld;
+  }
+
   /** true while the window is open and the hold not full: the request was kept */
   hold(req: HeldRequest, callId: string, localTag: string, remoteTag: string): boolean {
     const left = this.until - this.clock.now();

@@ -128,7 +128,9 @@ export class SipEngine implements ControlHandler {
       onRequest: (req, flow) => this.uas.onRequest(req, flow),
       onResponse: (res) => this.uac.onResponse(res),
       isRetransmission: (req) => this.ctx.serverTxns.get(ServerTransactionTable.keyOf(req)) !== undefined,
-      isHeld: (req, flow) => this.uas.holds(req, flow),
+      // right after a start, requests of dialogs an app has not claimed back yet are kept for it (bounded by the
+      // hold itself), so they do not count against their source's rate: a trunk's BYEs after a restart are not new
+      isHeld: (req, flow) => restartHeld.accepting || this.uas.holds(req, flow),
     }, requestRate);
     // the `proxy` verb is dispatched here: the proxy core (src/sip/proxy/) gets what it may use of the engine
     this.proxyDispatch = new ProxyCore(this.proxyServices());
