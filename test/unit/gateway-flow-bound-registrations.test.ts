@@ -46,7 +46,7 @@ function world(settings = { reconnectGraceMs: 10_000, checkMs: 5000 }, store: St
 }
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-describe('bindings that live on a connection', () => {
+describe('bindings that live on a connection', { timeout: 30_000 }, () => {
   test('which bindings live on a connection', () => {
     const b = (contact: string, transport: Registration['transport'], source: string): boolean => isFlowBound({ contact, transport, source });
     assert.equal(b('sip:k3x9@q7t9.invalid;transport=ws', 'ws', '127.0.0.1:5'), true, 'a webphone');

@@ -40,6 +40,7 @@ const REAL_TIME_EXCEPTIONS: Record<string, { pauses: number; why: string }> = {
   // replaced by readiness waits, see docs/testing.md); a why that does not start with DEBT is a kept case
   'e2e/gateway-baresip-srtp.test.ts': { pauses: 1, why: 'DEBT: waits 2.5 RTCP intervals for SRTCP to flow' },
   'e2e/gateway-baresip.test.ts': { pauses: 2, why: 'real time: baresip (a real-clock program) stays muted 4 s with its RTP counted, and holds past FERRY_MEDIA_DEAD_MS + 2 s (its silence counted as the control)' },
+  'e2e/gateway-flow-bound-registrations.test.ts': { pauses: 2, why: 'the scenario: a tab reconnects as JsSIP does, 1.5 s after its WebSocket closed and then every 0.5 s until the restarted ferry sip answers; that it comes back within the reconnection grace is what W2 tests' },
   'faults/f01-f02-f10-ferry-start-gateway-killed.test.ts': { pauses: 2, why: 'real time: waits past a lease deadline of processes on the real clock; a 100 ms poll step' },
   'faults/f05-redis-down-mid-call.test.ts': { pauses: 1, why: 'real time: one probe round per second while Redis is down' },
   'faults/f05-redis-down-two-gateways.test.ts': { pauses: 1, why: 'real time: the record is checked every 200 ms while two lease times of the real-clock gateways pass after Redis resumes (the owner renewing its lease is the positive control)' },
