@@ -52,7 +52,9 @@ const VARIANTS = [
 
 for (const { mediaenc, sip } of VARIANTS) {
   const mode = `${mediaenc} over SIP/${sip.toUpperCase()}`;
-  describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) over SIP/${sip.toUpperCase()} calls the Chromium webphone through the gateway`, { timeout: 150_000 }, () => {
+  // concurrency 1 stated: the tests of a world share its phone and webphone, so they never run at once,
+  // even when the worlds themselves are run side by side (node:test passes a suite's concurrency down)
+  describe(`baresip mediaenc=${mediaenc} (SRTP-SDES) over SIP/${sip.toUpperCase()} calls the Chromium webphone through the gateway`, { timeout: 150_000, concurrency: 1 }, () => {
     let stack: Stack;
     let world: BaresipWebphoneWorld | undefined;
     let cert: TestCertificate | undefined;
@@ -173,6 +175,13 @@ for (const { mediaenc, sip } of VARIANTS) {
         const fromPhone = keyOf(phoneSdp);
         const fromFerry = keyOf(ferrySdp);
         const phonePorts = (p: number) => p >= phone.rtpPorts[0] && p <= phone.rtpPorts[1];
+        // this call's leg in ferry media: the RTP port of its answer and the RTCP port after it
+        const legPort = Number(/^m=audio (\d+) /m.exec(ferrySdp)![1]);
+        const legPorts = (p: number) => p === legPort || p === legPort + 1;
+        // only this call's leg talks to the phone (a second call of the phone, e.g. another test of this world
+        // run at the same time, has other keys: its datagrams would be counted as failing to authenticate)
+        const strays = datagrams.filter((d) => phonePorts(d.to.port) !== phonePorts(d.from.port) && !legPorts(phonePorts(d.to.port) ? d.from.port : d.to.port));
+        assert.deepEqual(strays.map((d) => `${d.from.port}->${d.to.port} ${d.payload.length} B`), [], `datagrams between the phone and a ferry port other than this call's leg (${legPort}/${legPort + 1})`);
         const toPhone = datagrams.filter((d) => phonePorts(d.to.port) && !phonePorts(d.from.port));
         const byPhone = datagrams.filter((d) => phonePorts(d.from.port) && !phonePorts(d.to.port));
         const count = { rtp: [0, 0], rtcp: [0, 0], plainOnWire: 0, failed: 0, clearControl: 0 };
