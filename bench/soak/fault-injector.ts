@@ -68,7 +68,9 @@ export class FaultInjector {
   private async pickCall(planned: PlannedFault): Promise<SoakCall | undefined> {
     const { options } = this.ctx;
     const needMs = planned.kind === 'blip' ? options.blipMs : options.deadMs + 2000;
-    const deadline = Date.now() + 5000;
+    // up to 12 s: after a process fault (a media kill ends every call) the next calls take a while to be up
+    // again, longer on a loaded machine; a fault that finds no call is reported as skipped
+    const deadline = Date.now() + 12_000;
     while (Date.now() < deadline && !this.ctx.stopping) {
       const eligible = [...this.ctx.live]
         .filter((c) => c.answeredAt !== undefined && c.endedAt === undefined && !c.busyWith && !c.cablePull)
