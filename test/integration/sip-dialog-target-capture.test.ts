@@ -16,52 +16,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import net from 'node:net';
-import os from 'node:os';
 import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
-import { connectBareSrf, routesApplied } from '../helpers/srf-app';
-import { sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
+import { byesOf, callFrom, connectAnsweringSrf, emptyDialogTargetState, ownIPv4Address, startLocalService } from '../helpers/sip-dialog-target-world';
 import { pollUntil } from '../helpers/wait-for';
 
-/** this host's first non-loopback IPv4 address: a source that is not loopback (another machine, as far as ferry can tell) */
-function ownAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return undefined;
-}
-
-const OWN = ownAddress();
+const OWN = ownIPv4Address();
 
 describe('ferry sip: a peer elsewhere cannot point its dialog\'s requests at this host or the metadata service', { timeout: 60_000, skip: OWN ? false : 'this host has no non-loopback IPv4 address' }, () => {
   let engine: RunningSipEngine;
   let srf: any;
-  const dialogs = new Map<string, any>();
-  const closers: Array<() => void> = [];
-  /** what the local service got: TCP connections (with their bytes) and UDP datagrams */
-  const local = { tcp: [] as string[], udp: [] as string[], tcpPort: 0, udpPort: 0 };
+  const { dialogs, closers, local } = emptyDialogTargetState();
 
   before(async () => {
     engine = await startSipEngine({ host: '0.0.0.0', advertisedHost: OWN!, restartHoldMs: 0 });
-    srf = await connectBareSrf(engine.ports.control);
-    srf.invite(async (req: any, res: any) => {
-      const d = await srf.createUAS(req, res, { localSdp: TEST_SDP });
-      dialogs.set(req.get('Call-ID'), d);
-    });
-    await routesApplied(srf);
-    const server = net.createServer((s) => {
-      const i = local.tcp.push('') - 1;
-      s.on('data', (d) => { local.tcp[i] += d.toString('latin1'); });
-      s.on('error', () => { /* closed by ferry */ });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    local.tcpPort = (server.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-    udp.on('message', (m) => local.udp.push(m.toString('latin1')));
-    local.udpPort = udp.address().port;
-    closers.push(() => server.close(), () => udp.close());
+    srf = await connectAnsweringSrf(engine, dialogs);
+    await startLocalService(local, closers);
   });
   after(async () => {
     closers.forEach((c) => c());
@@ -70,27 +39,8 @@ describe('ferry sip: a peer elsewhere cannot point its dialog\'s requests at thi
   });
 
   /** a caller on `address` that sends an INVITE with `contact` (and `recordRoute`), ACKs the 200, and collects what it is sent */
-  async function call(address: string, contact: string, recordRoute?: string): Promise<{ got: string[]; callId: string }> {
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, address, () => r()));
-    closers.push(() => socket.close());
-    const port = socket.address().port;
-    const got: string[] = [];
-    socket.on('message', (m) => got.push(m.toString('latin1')));
-    const callId = sipToken();
-    const send = (text: string): void => { socket.send(Buffer.from(text, 'latin1'), engine.ports.sip, address); };
-    send([`INVITE sip:service@${address}:${engine.ports.sip} SIP/2.0`, `Via: SIP/2.0/UDP ${address}:${port};branch=z9hG4bK${sipToken()};rport`, 'Max-Forwards: 70',
-      'From: <sip:caller@example.org>;tag=c1', `To: <sip:service@${address}>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: ${contact}`,
-      ...(recordRoute ? [`Record-Route: ${recordRoute}`] : []), 'Content-Type: application/sdp', `Content-Length: ${TEST_SDP.length}`, '', TEST_SDP].join('\r\n'));
-    const ok = await pollUntil(() => got.find((m) => m.startsWith('SIP/2.0 200 ')), { timeoutMs: 5_000, what: `the 200 to the INVITE from ${address}` });
-    const to = /\r\nTo: ([^\r\n]+)/i.exec(ok)![1]!;
-    send([`ACK sip:service@${address}:${engine.ports.sip} SIP/2.0`, `Via: SIP/2.0/UDP ${address}:${port};branch=z9hG4bK${sipToken()};rport`, 'Max-Forwards: 70',
-      'From: <sip:caller@example.org>;tag=c1', `To: ${to}`, `Call-ID: ${callId}`, 'CSeq: 1 ACK', 'Content-Length: 0', '', ''].join('\r\n'));
-    await pollUntil(() => dialogs.has(callId), { timeoutMs: 5_000, what: 'the app\'s dialog' });
-    return { got, callId };
-  }
-
-  const byes = (msgs: string[], callId: string): number => msgs.filter((m) => m.startsWith('BYE ') && m.includes(callId)).length;
+  const call = (address: string, contact: string, recordRoute?: string) => callFrom(engine, dialogs, closers, address, contact, recordRoute);
+  const byes = byesOf;
 
   test('Contact at a local TCP service, a loose Record-Route at a local UDP service, Contact at the metadata service: each BYE goes to the caller, nothing reaches the named address; a caller on loopback is sent its BYE where it said', async () => {
     const cases = [
