@@ -13,9 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
-import { connectBareSrf, routesApplied } from '../helpers/srf-app';
-import { sipToken } from '../helpers/sip-udp-phone';
+import { SipWsOptionsWorld, wsOptionsRequest } from '../helpers/sip-ws-options-world';
 import { pollUntil } from '../helpers/wait-for';
 
 const HEADER_MS = 1000;
@@ -23,49 +21,23 @@ const IDLE_MS = 20_000;
 const PING_EVERY_MS = 150;
 
 describe('ferry sip: a fragmented WebSocket message must complete within the header timeout, pings between fragments or not', { timeout: 60_000 }, () => {
-  let engine: RunningSipEngine;
-  let srf: any;
-  const timers: NodeJS.Timeout[] = [];
-  const sockets: WebSocket[] = [];
+  const world = new SipWsOptionsWorld();
 
   before(async () => {
-    engine = await startSipEngine({ host: '127.0.0.1', connectionLimits: { headerTimeoutMs: HEADER_MS, idleTimeoutMs: IDLE_MS, wsPingIntervalMs: 300 } });
-    srf = await connectBareSrf(engine.ports.control);
-    srf.options((_req: any, res: any) => res.send(200));
-    await routesApplied(srf);
+    await world.start({ headerTimeoutMs: HEADER_MS, idleTimeoutMs: IDLE_MS, wsPingIntervalMs: 300 });
   });
-  after(async () => {
-    timers.forEach((t) => clearInterval(t));
-    sockets.forEach((s) => s.terminate());
-    try { srf.disconnect(); } catch { /* gone */ }
-    await engine.close();
-  });
-
-  async function open(): Promise<{ ws: WebSocket; got: string[]; closedAt?: number }> {
-    const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
-    sockets.push(ws);
-    const conn: { ws: WebSocket; got: string[]; closedAt?: number } = { ws, got: [] };
-    ws.on('message', (d) => conn.got.push(d.toString()));
-    ws.on('close', () => { conn.closedAt = Date.now(); });
-    ws.on('error', () => { /* the close above says it */ });
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-    return conn;
-  }
-
-  const optionsRequest = (): string => ['OPTIONS sip:service@127.0.0.1 SIP/2.0', `Via: SIP/2.0/WS ${sipToken()}.invalid;branch=z9hG4bK${sipToken()}`,
-    'Max-Forwards: 70', `From: <sip:ws@example.invalid>;tag=${sipToken()}`, 'To: <sip:service@127.0.0.1>', `Call-ID: ${sipToken()}`, 'CSeq: 1 OPTIONS',
-    'Content-Length: 0', '', ''].join('\r\n');
+  after(() => world.close());
 
   const sendAsync = (ws: WebSocket, data: string, fin: boolean): Promise<void> =>
     new Promise((resolve, reject) => ws.send(data, { fin }, (err) => (err ? reject(err) : resolve())));
 
   test('one fragment, then only pings: closed at the header timeout, not the idle one; a fragmented message completed in time is served; pongs alone keep a connection', async () => {
-    const idleBefore = engine.connections.stats().closed.idle;
-    const headerBefore = engine.connections.stats().closed['header-timeout'];
+    const idleBefore = world.engine.connections.stats().closed.idle;
+    const headerBefore = world.engine.connections.stats().closed['header-timeout'];
 
     // positive control first: three fragments with pings between, completed well within the deadline
-    const good = await open();
-    const msg = optionsRequest();
+    const good = await world.open();
+    const msg = wsOptionsRequest();
     const third = Math.floor(msg.length / 3);
     await sendAsync(good.ws, msg.slice(0, third), false);
     good.ws.ping();
@@ -75,16 +47,16 @@ describe('ferry sip: a fragmented WebSocket message must complete within the hea
     await pollUntil(() => good.got.some((m) => /^SIP\/2\.0 200 /.test(m)), { timeoutMs: 5_000, what: 'the fragmented OPTIONS answered 200' });
 
     // the hostile one: the first fragment of a message that never completes, then a ping every 150 ms
-    const held = await open();
+    const held = await world.open();
     const openedAt = Date.now();
     await sendAsync(held.ws, msg.slice(0, third), false);
-    timers.push(setInterval(() => { if (held.ws.readyState === WebSocket.OPEN) held.ws.ping(); }, PING_EVERY_MS));
+    world.timers.push(setInterval(() => { if (held.ws.readyState === WebSocket.OPEN) held.ws.ping(); }, PING_EVERY_MS));
 
     await pollUntil(() => held.closedAt, { timeoutMs: IDLE_MS / 2, what: 'the connection with a half-sent message closed' });
     const lived = held.closedAt! - openedAt;
     assert.ok(lived >= HEADER_MS - 200 && lived < IDLE_MS / 2, `closed ${lived} ms after its first fragment (header timeout ${HEADER_MS} ms, idle ${IDLE_MS} ms)`);
-    assert.equal(engine.connections.stats().closed['header-timeout'] - headerBefore, 1, 'closed for its incomplete message');
-    assert.equal(engine.connections.stats().closed.idle - idleBefore, 0, 'not as idle');
+    assert.equal(world.engine.connections.stats().closed['header-timeout'] - headerBefore, 1, 'closed for its incomplete message');
+    assert.equal(world.engine.connections.stats().closed.idle - idleBefore, 0, 'not as idle');
 
     // the good connection (it answers ferry sip's pings, sends nothing else) outlived that deadline several times over
     assert.equal(good.closedAt, undefined, 'the connection whose message completed is open');

@@ -10,62 +10,37 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
-import { connectBareSrf, routesApplied } from '../helpers/srf-app';
-import { sipToken } from '../helpers/sip-udp-phone';
+import { SipWsOptionsWorld, wsOptionsRequest } from '../helpers/sip-ws-options-world';
 import { pollUntil } from '../helpers/wait-for';
 
 const IDLE_MS = 1500;
 const EVERY_MS = 200;
 
 describe('ferry sip: CRLF keep-alives over WebSocket do not keep an unused connection past the idle timeout', { timeout: 60_000 }, () => {
-  let engine: RunningSipEngine;
-  let srf: any;
-  const timers: NodeJS.Timeout[] = [];
-  const sockets: WebSocket[] = [];
+  const world = new SipWsOptionsWorld();
 
   before(async () => {
-    engine = await startSipEngine({ host: '127.0.0.1', connectionLimits: { idleTimeoutMs: IDLE_MS } });
     // an app answers the OPTIONS at once: over WebSocket their transactions end with the answer, so nothing but
     // the messages themselves keeps that connection open
-    srf = await connectBareSrf(engine.ports.control);
-    srf.options((_req: any, res: any) => res.send(200));
-    await routesApplied(srf);
+    await world.start({ idleTimeoutMs: IDLE_MS });
   });
-  after(async () => {
-    timers.forEach((t) => clearInterval(t));
-    sockets.forEach((s) => s.terminate());
-    try { srf.disconnect(); } catch { /* gone */ }
-    await engine.close();
-  });
-
-  async function open(): Promise<{ ws: WebSocket; got: string[]; closedAt?: number }> {
-    const ws = new WebSocket(`ws://127.0.0.1:${engine.ports.ws}`, 'sip');
-    sockets.push(ws);
-    const conn: { ws: WebSocket; got: string[]; closedAt?: number } = { ws, got: [] };
-    ws.on('message', (d) => conn.got.push(d.toString()));
-    ws.on('close', () => { conn.closedAt = Date.now(); });
-    ws.on('error', () => { /* the close above says it */ });
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-    return conn;
-  }
+  after(() => world.close());
 
   test('a connection sending only keep-alives is answered and closed at the idle timeout; one sending OPTIONS as often is kept', async () => {
-    const keepAlive = await open();
-    const options = await open();
+    const keepAlive = await world.open();
+    const options = await world.open();
     const openedAt = Date.now();
-    timers.push(setInterval(() => keepAlive.ws.readyState === WebSocket.OPEN && keepAlive.ws.send('\r\n\r\n'), EVERY_MS));
-    timers.push(setInterval(() => {
+    world.timers.push(setInterval(() => keepAlive.ws.readyState === WebSocket.OPEN && keepAlive.ws.send('\r\n\r\n'), EVERY_MS));
+    world.timers.push(setInterval(() => {
       if (options.ws.readyState !== WebSocket.OPEN) return;
-      options.ws.send(['OPTIONS sip:service@127.0.0.1 SIP/2.0', `Via: SIP/2.0/WS ${sipToken()}.invalid;branch=z9hG4bK${sipToken()}`, 'Max-Forwards: 70',
-        `From: <sip:ws@example.invalid>;tag=${sipToken()}`, 'To: <sip:service@127.0.0.1>', `Call-ID: ${sipToken()}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n'));
+      options.ws.send(wsOptionsRequest());
     }, EVERY_MS));
 
     await pollUntil(() => keepAlive.got.includes('\r\n'), { timeoutMs: 5_000, what: 'a keep-alive answered' });
     await pollUntil(() => keepAlive.closedAt, { timeoutMs: IDLE_MS + 5_000, what: 'the keep-alive-only connection closed' });
     const lived = keepAlive.closedAt! - openedAt;
     assert.ok(lived >= IDLE_MS - 200, `closed after ${lived} ms (idle timeout ${IDLE_MS} ms)`);
-    assert.ok(engine.connections.stats().closed.idle >= 1, 'closed as idle');
+    assert.ok(world.engine.connections.stats().closed.idle >= 1, 'closed as idle');
     // the positive control: the connection that sends SIP as often is still open, and stays past another idle period
     assert.equal(options.closedAt, undefined, 'the connection sending OPTIONS is open');
     assert.ok(options.got.some((m) => /^SIP\/2\.0 200 /.test(m)), 'its OPTIONS are answered');
