@@ -7,19 +7,12 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import os from 'node:os';
 import type { RunningSipEngine } from '../../src/sip/sip-engine-server';
 import { connectBareSrf, routesApplied } from './srf-app';
 import { sipToken, TEST_SDP } from './sip-udp-phone';
 import { pollUntil } from './wait-for';
 
-/** this host's first non-loopback IPv4 address: a source that is not loopback (another machine, as far as ferry can tell) */
-export function ownIPv4Address(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return undefined;
-}
+export { ownIPv4Address } from './own-address';
 
 /** what the local service got: TCP connections (with their bytes) and UDP datagrams */
 export interface LocalServiceRecord { tcp: string[]; udp: string[]; tcpPort: number; udpPort: number }

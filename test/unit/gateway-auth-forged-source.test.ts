@@ -13,16 +13,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import type { Clock } from '../../src/common/clock';
 import { AuthCounters } from '../../src/gateway/registrar/auth-counters';
 import { DigestAuth } from '../../src/gateway/registrar/digest-auth';
 import { type AuthLimits, type AuthOutcome, type AuthRequest, SipAuthenticator } from '../../src/gateway/registrar/sip-authenticator';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { captureLog } from '../helpers/captured-log';
+import { digestAnswer } from '../helpers/digest-answer';
 
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const LIMITS: AuthLimits = { nonceLifetimeMs: 30_000, maxFailuresPerSource: 5, maxFailuresPerUser: 8, failureWindowMs: 60_000, lockoutMs: 120_000 };
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw' };
 const lookup = (u: string) => (PASSWORDS[u] ? { password: PASSWORDS[u]!, who: u } : undefined);
@@ -32,21 +30,13 @@ function world() {
   const clock = { now: () => now } as unknown as Clock;
   const digest = new DigestAuth('ferry.local', Buffer.alloc(32, 3), LIMITS.nonceLifetimeMs, () => now);
   const counters = new AuthCounters();
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+  const { log, lines } = captureLog('info');
   const auth = new SipAuthenticator(digest, new MemoryStateStore(clock), LIMITS, counters, log, clock);
   /** an INVITE from `source` answering `nonce` for `user` with `password` (the digest's other parameters as given) */
   const invite = (source: string, user: string, password: string, nonce: string, opts: { uri?: string; nc?: string } = {}): Promise<AuthOutcome<string>> => {
     const uri = 'sip:9777000555@ferry.local';
     const nc = opts.nc ?? '00000001';
-    const response = md5(`${md5(`${user}:ferry.local:${password}`)}:${nonce}:${nc}:c0ffee:auth:${md5(`INVITE:${opts.uri ?? uri}`)}`);
-    const header = `Digest username="${user}", realm="ferry.local", nonce="${nonce}", uri="${opts.uri ?? uri}", response="${response}", qop=auth, nc=${nc}, cnonce="c0ffee"`;
+    const header = digestAnswer({ method: 'INVITE', uri: opts.uri ?? uri, user, password, nonce, nc });
     const req: AuthRequest = { method: 'INVITE', uri, header, source, sourcePort: 5060, transport: 'udp' };
     return auth.authenticate(req, lookup, 407);
   };

@@ -11,30 +11,20 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import os from 'node:os';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import type { Clock } from '../../src/common/clock';
 import { AuthCounters } from '../../src/gateway/registrar/auth-counters';
 import { DigestAuth } from '../../src/gateway/registrar/digest-auth';
 import { publishedPasswords } from '../../src/gateway/registrar/published-passwords';
 import { type AuthOutcome, type AuthRequest, DEFAULT_AUTH_LIMITS, SipAuthenticator } from '../../src/gateway/registrar/sip-authenticator';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
-
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+import { captureLog } from '../helpers/captured-log';
+import { digestAnswer } from '../helpers/digest-answer';
+import { ownIPv4Address } from '../helpers/own-address';
 
 function world() {
   const clock = { now: () => Date.now() } as unknown as Clock;
   const digest = new DigestAuth('ferry.local', Buffer.alloc(32, 5), DEFAULT_AUTH_LIMITS.nonceLifetimeMs);
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+  const { log, lines } = captureLog('info');
   const published = publishedPasswords();
   const auth = new SipAuthenticator(digest, new MemoryStateStore(clock), { ...DEFAULT_AUTH_LIMITS, backoffBaseMs: 0 }, new AuthCounters(), log, clock, published);
   const passwords: Record<string, string> = { alice: 'alice-secret', '1001': 'desk-1001-secret', carol: 'a-password-of-her-own-7f3k' };
@@ -42,18 +32,11 @@ function world() {
   const register = (source: string, user: string): Promise<AuthOutcome<string>> => {
     const nonce = digest.makeNonce(source);
     const uri = 'sip:ferry.local';
-    const response = md5(`${md5(`${user}:ferry.local:${passwords[user]}`)}:${nonce}:00000001:c0ffee:auth:${md5(`REGISTER:${uri}`)}`);
-    const header = `Digest username="${user}", realm="ferry.local", nonce="${nonce}", uri="${uri}", response="${response}", qop=auth, nc=00000001, cnonce="c0ffee"`;
+    const header = digestAnswer({ method: 'REGISTER', uri, user, password: `${passwords[user]}`, nonce, nc: '00000001' });
     const req: AuthRequest = { method: 'REGISTER', uri, header, source, sourcePort: 5060, transport: 'udp' };
     return auth.authenticate(req, (u) => (passwords[u] ? { password: passwords[u]!, who: u } : undefined), 401);
   };
   return { published, register, lines };
-}
-
-/** this host's first non-loopback IPv4 address, if it has one */
-function ownAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  return undefined;
 }
 
 describe('the example sip-config\'s published passwords are accepted only from this host', () => {
@@ -75,7 +58,7 @@ describe('the example sip-config\'s published passwords are accepted only from t
 
     // positive controls
     assert.equal((await w.register('127.0.0.1', 'alice')).ok, true, 'from loopback');
-    const own = ownAddress();
+    const own = ownIPv4Address();
     if (own) assert.equal((await w.register(own, '1001')).ok, true, `from this host's own address ${own}`);
     assert.equal((await w.register('198.51.100.7', 'carol')).ok, true, 'a password of its own, from another host');
   });
