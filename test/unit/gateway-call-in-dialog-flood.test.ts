@@ -14,57 +14,19 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { systemClock } from '../../src/common/clock';
 import { Call, MAX_TIMELINE_ENTRIES_PER_KIND, REOFFER_BURST } from '../../src/gateway/calls/call';
-import type { DialogLike, InDialogRequest } from '../../src/gateway/calls/dialog-like';
+import type { InDialogRequest } from '../../src/gateway/calls/dialog-like';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { captureLog } from '../helpers/captured-log';
+import { answeredCallRecord, partySdp as sdp, StandInDialog } from '../helpers/stand-in-call-dialogs';
 import { pollUntil } from '../helpers/wait-for';
 
-const sdp = (dir = 'sendrecv'): string =>
-  ['v=0', 'o=- 1 1 IN IP4 198.51.100.10', 's=-', 'c=IN IP4 198.51.100.10', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', `a=${dir}`, ''].join('\r\n');
-
-class StandInDialog extends EventEmitter implements DialogLike {
-  readonly id = Math.random().toString(36).slice(2);
-  readonly connected = true;
-  modified = 0;
-  infos = 0;
-  sip = { callId: 'c', localTag: 'l', remoteTag: 'r' };
-  constructor(public local: { sdp: string }, public remote: { sdp: string }) {
-    super();
-  }
-  async destroy(): Promise<unknown> {
-    return undefined;
-  }
-  async modify(): Promise<string> {
-    this.modified++;
-    return this.remote.sdp;
-  }
-  async request(): Promise<{ status: number }> {
-    this.infos++;
-    return { status: 200 };
-  }
-}
-
 function world() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+  const { log, lines } = captureLog('info');
   const store = new MemoryStateStore();
-  const record: CallRecord = {
-    id: 'call-flood', state: 'answered', createdAt: Date.now(),
-    caller: { uri: 'sip:a@d', kind: 'rtp', party: 'a', remoteSdp: sdp(), sipSource: '198.51.100.10' },
-    callee: { uri: 'sip:b@d', kind: 'rtp', party: 'b', sipSource: '198.51.100.20' },
-    media: { mediaUrl: 'ws://x' }, owner: 'gw', timeline: [],
-  };
+  const record = answeredCallRecord('call-flood', Date.now());
   const call = new Call(record, { store, clock: systemClock, log, endedRecordTtlMs: 60_000, loopbackMedia: 'from-loopback' });
   const caller = new StandInDialog({ sdp: sdp() }, { sdp: sdp() });
   const callee = new StandInDialog({ sdp: sdp() }, { sdp: sdp() });

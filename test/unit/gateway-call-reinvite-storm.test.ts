@@ -9,47 +9,19 @@
  * is served and carried, a refill lets one more through, an offerless session refresh is always answered, and
  * the other party's own re-offer is served.
  *
- * The real Call with stand-in dialogs of srf's Dialog shape (as gateway-call-in-dialog-flood.test.ts), a
+ * The real Call with stand-in dialogs of srf's Dialog shape (test/helpers/stand-in-call-dialogs.ts), a
  * FakeClock, the in-memory state store and the real call event bus.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { FakeClock } from '../../src/common/clock';
 import { createLogger } from '../../src/common/logger';
 import { Call, REOFFER_BURST, REOFFER_REFILL_MS } from '../../src/gateway/calls/call';
-import type { DialogLike, InDialogRequest } from '../../src/gateway/calls/dialog-like';
+import type { InDialogRequest } from '../../src/gateway/calls/dialog-like';
 import { LocalCallEventBus, type CallEvent } from '../../src/gateway/events/call-events';
-import type { CallRecord } from '../../src/gateway/state/call-record';
 import { MemoryStateStore } from '../../src/gateway/state/memory-state-store';
+import { answeredCallRecord, partySdp as sdp, StandInDialog } from '../helpers/stand-in-call-dialogs';
 import { pollUntil } from '../helpers/wait-for';
-
-const sdp = (dir = 'sendrecv', host = '198.51.100.10'): string =>
-  ['v=0', `o=- 1 1 IN IP4 ${host}`, 's=-', `c=IN IP4 ${host}`, 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', `a=${dir}`, ''].join('\r\n');
-
-class StandInDialog extends EventEmitter implements DialogLike {
-  readonly id = Math.random().toString(36).slice(2);
-  readonly connected = true;
-  /** re-INVITEs ferry sent this party */
-  modified = 0;
-  /** when set, the next modify() waits for it */
-  hold: Promise<void> | undefined;
-  sip = { callId: 'c', localTag: 'l', remoteTag: 'r' };
-  constructor(public local: { sdp: string }, public remote: { sdp: string }) {
-    super();
-  }
-  async destroy(): Promise<unknown> {
-    return undefined;
-  }
-  async modify(): Promise<string> {
-    this.modified++;
-    if (this.hold) await this.hold;
-    return this.remote.sdp;
-  }
-  async request(): Promise<{ status: number }> {
-    return { status: 200 };
-  }
-}
 
 interface Answer { status: number; headers?: Record<string, string> }
 
@@ -58,12 +30,7 @@ function world() {
   const events = new LocalCallEventBus('gw', () => clock.now());
   const published: CallEvent[] = [];
   events.subscribe((e) => published.push(e));
-  const record: CallRecord = {
-    id: 'call-storm', state: 'answered', createdAt: clock.now(),
-    caller: { uri: 'sip:a@d', kind: 'rtp', party: 'a', remoteSdp: sdp(), sipSource: '198.51.100.10' },
-    callee: { uri: 'sip:b@d', kind: 'rtp', party: 'b', remoteSdp: sdp('sendrecv', '198.51.100.20'), sipSource: '198.51.100.20' },
-    media: { mediaUrl: 'ws://x' }, owner: 'gw', timeline: [],
-  };
+  const record = answeredCallRecord('call-storm', clock.now(), sdp('sendrecv', '198.51.100.20'));
   const call = new Call(record, { store: new MemoryStateStore(), clock, log: createLogger('test.call'), endedRecordTtlMs: 60_000, loopbackMedia: 'from-loopback', events });
   const caller = new StandInDialog({ sdp: sdp() }, { sdp: sdp() });
   const callee = new StandInDialog({ sdp: sdp('sendrecv', '198.51.100.20') }, { sdp: sdp('sendrecv', '198.51.100.20') });
