@@ -18,6 +18,7 @@ import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-
 import { connectBareSrf, routesApplied } from '../helpers/srf-app';
 import { sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
 import { SourcePeer, requestIds, type RequestIds } from '../helpers/sip-source-peer';
+import { answeredCallFrom, floodInBatches, openSourcePeer } from '../helpers/source-flood';
 import { pollUntil } from '../helpers/wait-for';
 
 const PER_SECOND = 10;
@@ -55,11 +56,7 @@ describe('ferry sip: requests for unknown dialogs and CANCELs matching nothing c
     await engine.close();
   });
 
-  async function peer(address: string): Promise<SourcePeer> {
-    const p = await SourcePeer.open(address, engine.ports.sip);
-    cleanups.push(() => p.close());
-    return p;
-  }
+  const peer = (address: string): Promise<SourcePeer> => openSourcePeer(address, engine.ports.sip, cleanups);
   const dropped = (): number => engine.requests.stats().dropped;
 
   /** a BYE with a made-up To tag, or a CANCEL of an INVITE nobody sent */
@@ -71,33 +68,15 @@ describe('ferry sip: requests for unknown dialogs and CANCELs matching nothing c
   }
 
   /** sends `n` forged requests from `p` in batches, each once the engine has answered or dropped the previous; returns their Call-IDs */
-  async function flood(p: SourcePeer, n: number, methods: Array<'BYE' | 'CANCEL'>): Promise<string[]> {
-    const all: string[] = [];
-    for (let sent = 0; sent < n;) {
-      const droppedBefore = dropped();
-      const batch: string[] = [];
-      for (const end = Math.min(n, sent + BATCH); sent < end; sent++) {
-        const ids = requestIds();
-        batch.push(ids.callId);
-        p.send(forged(p, methods[sent % methods.length]!, ids));
-      }
-      all.push(...batch);
-      await pollUntil(() => p.answeredOf(batch) + dropped() - droppedBefore === batch.length,
-        { timeoutMs: 5_000, what: `each of a batch of ${batch.length} requests from ${p.address} answered or dropped` });
-    }
-    return all;
-  }
+  const flood = (p: SourcePeer, n: number, methods: Array<'BYE' | 'CANCEL'>): Promise<string[]> =>
+    floodInBatches(p, n, (i, ids) => forged(p, methods[i % methods.length]!, ids), dropped, BATCH);
 
   test('a UDP flood of BYEs with made-up To tags and CANCELs of nothing: the burst is answered 481, the rest dropped and open no transaction; the source\'s own call still ends, its own CANCEL is answered, another source is served', { timeout: 60_000 }, async () => {
     const flooder = await peer('127.0.0.1');
     const other = await peer('127.0.0.2');
 
     // before the flood: a call (answered) and a ringing INVITE, both from the flooding source (two tokens)
-    const call = requestIds();
-    flooder.send(flooder.request('INVITE', call, 'call'));
-    const ok = await pollUntil(() => flooder.answersTo(call.callId).find((a) => a.status === 200), { timeoutMs: 5_000, what: 'the call answered' });
-    flooder.send(flooder.inDialog('ACK', ok));
-    await pollUntil(() => engine.engine.stats().dialogs === 1, { timeoutMs: 5_000, what: 'the call\'s dialog' });
+    const { call, ok } = await answeredCallFrom(flooder, engine);
     const ringing = requestIds();
     flooder.send(flooder.request('INVITE', ringing, 'ring'));
     await pollUntil(() => flooder.answersTo(ringing.callId).find((a) => a.status === 180), { timeoutMs: 5_000, what: 'the 180 of the ringing INVITE' });

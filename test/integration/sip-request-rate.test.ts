@@ -17,6 +17,7 @@ import { connectBareSrf, routesApplied } from '../helpers/srf-app';
 import { sipToken, TEST_SDP } from '../helpers/sip-udp-phone';
 import { SourcePeer, requestIds, type PeerAnswer } from '../helpers/sip-source-peer';
 import { SAMPLES, mutate, prng } from '../helpers/sip-fuzz-samples';
+import { answeredCallFrom, floodInBatches, openSourcePeer } from '../helpers/source-flood';
 import { pollUntil } from '../helpers/wait-for';
 
 const PER_SECOND = 10;
@@ -58,33 +59,15 @@ describe('ferry sip: new requests per source are rate-limited; in-dialog request
     await engine.close();
   });
 
-  async function peer(address: string): Promise<SourcePeer> {
-    const p = await SourcePeer.open(address, engine.ports.sip);
-    cleanups.push(() => p.close());
-    return p;
-  }
+  const peer = (address: string): Promise<SourcePeer> => openSourcePeer(address, engine.ports.sip, cleanups);
   const dropped = (): number => engine.requests.stats().dropped;
 
   /**
    * Sends `n` new requests (`methods` in turn) from `p` in batches, each batch once the engine has dealt with
    * the previous one (every request answered or counted as dropped). Returns their Call-IDs.
    */
-  async function flood(p: SourcePeer, n: number, methods: string[]): Promise<string[]> {
-    const all: string[] = [];
-    for (let sent = 0; sent < n;) {
-      const droppedBefore = dropped();
-      const batch: string[] = [];
-      for (const end = Math.min(n, sent + BATCH); sent < end; sent++) {
-        const ids = requestIds();
-        batch.push(ids.callId);
-        p.send(p.request(methods[sent % methods.length]!, ids));
-      }
-      all.push(...batch);
-      await pollUntil(() => p.answeredOf(batch) + dropped() - droppedBefore === batch.length,
-        { timeoutMs: 5_000, what: `each of a batch of ${batch.length} requests from ${p.address} answered or dropped` });
-    }
-    return all;
-  }
+  const flood = (p: SourcePeer, n: number, methods: string[]): Promise<string[]> =>
+    floodInBatches(p, n, (i, ids) => p.request(methods[i % methods.length]!, ids), dropped, BATCH);
 
   /** One OPTIONS from `p` and its answer (the source is served). */
   async function served(p: SourcePeer): Promise<PeerAnswer> {
@@ -98,11 +81,7 @@ describe('ferry sip: new requests per source are rate-limited; in-dialog request
     const other = await peer('127.0.0.2');
 
     // a call from the flooding source, set up before the flood (its INVITE takes one token; its ACK none)
-    const call = requestIds();
-    flooder.send(flooder.request('INVITE', call, 'call'));
-    const ok = await pollUntil(() => flooder.answersTo(call.callId).find((a) => a.status === 200), { timeoutMs: 5_000, what: 'the call answered' });
-    flooder.send(flooder.inDialog('ACK', ok));
-    await pollUntil(() => engine.engine.stats().dialogs === 1, { timeoutMs: 5_000, what: 'the call\'s dialog' });
+    const { call, ok } = await answeredCallFrom(flooder, engine);
 
     // an OPTIONS answered before the flood (one more token)
     const early = requestIds();
