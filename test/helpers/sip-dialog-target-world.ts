@@ -1,6 +1,5 @@
 /**
- * The parts of the dialog-target tests (where ferry sip sends a dialog's in-dialog requests): this host's own
- * non-loopback address (a source that is not loopback, another machine as far as ferry can tell), a local
+ * The parts of the dialog-target tests (where ferry sip sends a dialog's in-dialog requests): a local
  * service on 127.0.0.1 (a TCP listener and a UDP socket recording what reaches them), an app that answers
  * every INVITE with the npm drachtio-srf, and a raw UDP caller that sends an INVITE, ACKs the 200 and
  * collects what it is sent.
@@ -11,8 +10,6 @@ import type { RunningSipEngine } from '../../src/sip/sip-engine-server';
 import { connectBareSrf, routesApplied } from './srf-app';
 import { sipToken, TEST_SDP } from './sip-udp-phone';
 import { pollUntil } from './wait-for';
-
-export { ownIPv4Address } from './own-address';
 
 /** what the local service got: TCP connections (with their bytes) and UDP datagrams */
 export interface LocalServiceRecord { tcp: string[]; udp: string[]; tcpPort: number; udpPort: number }

@@ -17,7 +17,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSipEngine, type RunningSipEngine } from '../../src/sip/sip-engine-server';
-import { byesOf, callFrom, connectAnsweringSrf, emptyDialogTargetState, ownIPv4Address, startLocalService } from '../helpers/sip-dialog-target-world';
+import { byesOf, callFrom, connectAnsweringSrf, emptyDialogTargetState, startLocalService } from '../helpers/sip-dialog-target-world';
+import { ownIPv4Address } from '../helpers/own-address';
 import { pollUntil } from '../helpers/wait-for';
 
 const OWN = ownIPv4Address();
