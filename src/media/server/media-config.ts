@@ -4,6 +4,7 @@ import { loadIceSettings, type IceSettings } from '../webrtc/ice-settings';
 import { mediaFilesConfigFromEnv, type MediaFilesConfig } from '../media-files/media-files-config';
 import { mediaQuotasFromEnv, type MediaQuotas } from './media-quotas';
 import { controlHttpPolicyFromEnv, type ControlHttpPolicy } from './control-http-guard';
+import { checkMediaWatchdogMs, DEFAULT_MEDIA_WATCHDOG_MS } from './main-loop-watchdog';
 
 export type AutoReleasePolicy = 'orphans' | 'always' | 'never';
 
@@ -73,6 +74,11 @@ export interface MediaConfig {
    * it cannot be built or loaded. `auto` is native when it can be, else js (MediaRelaySetting).
    */
   relay: MediaRelaySetting;
+  /**
+   * FERRY_MEDIA_WATCHDOG_MS (default 20000; 0 = off; otherwise at least 1000): `ferry media` ends its own
+   * process (SIGKILL) once its main thread has been stuck this long (main-loop-watchdog.ts).
+   */
+  watchdogMs: number;
 }
 
 /** More relay workers than this is a typo, not a machine. */
@@ -112,6 +118,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
     workers: envInt('FERRY_MEDIA_WORKERS', Math.min(MAX_MEDIA_WORKERS, os.availableParallelism()), env),
     workerKind: envString('FERRY_MEDIA_WORKER_KIND', 'thread', env) as RelayWorkerKind,
     relay: envString('FERRY_MEDIA_RELAY', 'auto', env) as MediaRelaySetting,
+    watchdogMs: envInt('FERRY_MEDIA_WATCHDOG_MS', DEFAULT_MEDIA_WATCHDOG_MS, env),
     ...overrides,
   };
   if (config.sdpAddress === '0.0.0.0' || config.sdpAddress === '::') {
@@ -126,6 +133,7 @@ export function loadMediaConfig(overrides: Partial<MediaConfig> = {}, env: Env =
   if (config.relay !== 'js' && config.relay !== 'native' && config.relay !== 'auto') {
     throw new Error(`FERRY_MEDIA_RELAY=${JSON.stringify(config.relay)} must be auto, js or native (who forwards the packets of simple calls)`);
   }
+  checkMediaWatchdogMs(config.watchdogMs);
   if (config.rtpPortMin > config.rtpPortMax) {
     throw new Error(`FERRY_MEDIA_RTP_PORT_MIN (${config.rtpPortMin}) is above FERRY_MEDIA_RTP_PORT_MAX (${config.rtpPortMax})`);
   }
