@@ -35,6 +35,7 @@ if (mode === 'blocked') {
   process.stdout.write('unblocked\\n');
   process.exit(0);
 } else {
+  process.stdout.write('running\\n');
   const start = Date.now();
   let ticks = 0;
   const timer = setInterval(() => {
@@ -57,7 +58,7 @@ interface Ended {
 }
 
 /** Runs the child to its end; rejects (and kills it) when it has not ended within `boundMs`. */
-function runChild(source: string, boundMs: number): Promise<Ended> {
+function runChild(source: string, boundMs: number, onStdout?: (child: ChildProcess, stdout: string) => void): Promise<Ended> {
   const started = Date.now();
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', source], {
     cwd: ROOT,
@@ -67,7 +68,10 @@ function runChild(source: string, boundMs: number): Promise<Ended> {
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    onStdout?.(child, stdout);
+  });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise<Ended>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -103,6 +107,22 @@ describe('media main-loop watchdog', { timeout: 60_000 }, () => {
     assert.deepEqual({ code: ended.code, signal: ended.signal }, { code: 0, signal: null }, ended.stderr);
     const ticks = Number(/^done (\d+)$/m.exec(ended.stdout)?.[1]);
     assert.ok(ticks >= 20, `its own timers ran (${ticks} ticks over 3 s)`);
+    assert.doesNotMatch(ended.stderr, /main thread stalled/);
+  });
+
+  test('a whole-process pause (SIGSTOP 3.5 s, then SIGCONT: a suspended host) is not a stall: the resumed process runs on and exits 0', { timeout: 30_000 }, async () => {
+    let stopped = false;
+    const ended = await runChild(childSource(1000, 'busy', 5000), 20_000, (child, out) => {
+      if (stopped || !/^running$/m.test(out)) return;
+      stopped = true;
+      child.kill('SIGSTOP');
+      // the pause itself is the scenario: every thread of the child stands still for 3.5 x the limit
+      setTimeout(() => child.kill('SIGCONT'), 3500);
+    });
+    assert.ok(stopped, 'the child was paused');
+    assert.deepEqual({ code: ended.code, signal: ended.signal }, { code: 0, signal: null }, ended.stderr);
+    assert.match(ended.stdout, /^done \d+$/m, 'it ran to its end after the pause');
+    assert.ok(ended.elapsedMs >= 3500, `paused for real (${ended.elapsedMs} ms in all)`);
     assert.doesNotMatch(ended.stderr, /main thread stalled/);
   });
 

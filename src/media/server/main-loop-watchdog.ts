@@ -30,12 +30,18 @@ const fs = require('node:fs');
 const counter = new Int32Array(workerData.buffer);
 const limitMs = workerData.stalledMs;
 let last = Atomics.load(counter, 0);
-let movedAt = Date.now();
+let checkedAt = Date.now();
+// stall time counts only while this worker itself runs: a gap between its own checks of more than twice
+// its period means the whole process (or the host) was paused — SIGSTOP, a suspended VM — and the main
+// thread could not beat either; that pause counts as at most two periods, so a resume is never a stall
+let stalledMs = 0;
 const timer = setInterval(() => {
   const now = Date.now();
+  const gap = Math.max(0, now - checkedAt);
+  checkedAt = now;
   const value = Atomics.load(counter, 0);
-  if (value !== last) { last = value; movedAt = now; return; }
-  const stalledMs = now - movedAt;
+  if (value !== last) { last = value; stalledMs = 0; return; }
+  stalledMs += Math.min(gap, 2 * workerData.checkMs);
   if (stalledMs < limitMs) return;
   clearInterval(timer);
   const line = JSON.stringify({ level: 'error', component: workerData.component, message: 'main thread stalled: ending the process', stalledMs, limitMs, pid: process.pid, timestamp: new Date(now).toISOString() });
