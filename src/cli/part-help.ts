@@ -53,6 +53,7 @@ Main settings (environment variables):
                                          number of cores; 1 = everything on one thread)
   FERRY_MEDIA_WORKER_KIND                thread | process: relay workers as threads (default) or child
                                          processes (a native crash or kill ends only that worker's calls)
+  FERRY_MEDIA_WATCHDOG_MS                a main thread stuck this long ends the process (20000; 0 = off)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Port 0 means any free port. Reference: docs/configuration.md, docs/media-server.md
 `,
