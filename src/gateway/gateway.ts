@@ -32,6 +32,7 @@ import { MediaServerSet } from './media-servers/media-server-set';
 import { mediaUrlKey } from './media-servers/media-url-list';
 import { DigestAuth } from './registrar/digest-auth';
 import { Registrar } from './registrar/registrar';
+import { SharedRegistrationNews } from './registrar/registrations-elsewhere';
 import { FlowBoundRegistrations, srfFlowProbe } from './registrar/flow-binding';
 import { RegistrationQualifier } from './registrar/qualify';
 import { reachabilityEvent } from './events/registration-events';
@@ -98,6 +99,8 @@ export class Gateway {
   private qualifier: RegistrationQualifier | undefined;
   /** bindings that live on a connection: removed once ferry sip's answers prove it gone */
   private readonly flows: FlowBoundRegistrations;
+  /** with Redis: registrations made at the other gateways on the store, heard while their users' calls ring here */
+  private readonly news: SharedRegistrationNews | undefined;
   httpPort = 0;
   /** 0 unless a certificate is configured */
   httpsPort = 0;
@@ -126,6 +129,9 @@ export class Gateway {
       probe: srfFlowProbe(this.srf, this.clock, `sip:ferry@${config.sip.domain}`),
       onChange: (change) => this.events.publish({ type: 'registration.changed', data: { ...change } }),
     });
+    this.news = config.redisUrl
+      ? new SharedRegistrationNews({ redisUrl: config.redisUrl, prefix: config.redisPrefix, instanceId: config.instanceId, log: this.log.child({ component: 'gateway.registrar' }), now: () => this.clock.now() })
+      : undefined;
     this.eventStream = new EventStream(this.events, this.log.child({ component: 'gateway.events' }));
     this.metrics.addSection(() => this.eventStream.metricLines());
     const mediaLog = this.log.child({ component: 'gateway.media' });
@@ -245,6 +251,7 @@ export class Gateway {
       forkBudget: this.forkBudget,
       loopbackMedia: config.loopbackMedia,
       events: this.events,
+      ...(this.news ? { elsewhere: this.news } : {}),
     });
     this.reclaimer = new DialogReclaimer({ srf: this.srf, registry: this.registry, clock: this.clock, log: this.log.child({ component: 'gateway.adoption' }) });
     this.adopter = new CallAdopter({
@@ -278,9 +285,14 @@ export class Gateway {
       auth,
       this.log.child({ component: 'gateway.registrar' }),
       config.instanceId,
-      (change) => this.events.publish({ type: 'registration.changed', data: { ...change } }),
+      (change) => {
+        this.events.publish({ type: 'registration.changed', data: { ...change } });
+        // the other gateways on the store hear of the new bindings: a call ringing that user there rings them too
+        this.news?.announce({ user: change.user, added: change.added });
+      },
       (change) => this.events.publish(reachabilityEvent(change)),
     );
+    this.news?.start();
     const router = new CallRouter(config.sip, this.store);
     // what a call needs, whether a party's INVITE or the REST API started it
     const callDeps = {
@@ -302,6 +314,7 @@ export class Gateway {
       ring: config.ring,
       mediaLossGraceMs: config.mediaLossGraceMs,
       flows: this.flows,
+      ...(this.news ? { elsewhere: this.news } : {}),
     };
     const invites = new InviteHandler({
       ...callDeps,
@@ -408,6 +421,7 @@ export class Gateway {
       /* not connected */
     }
     this.media.close();
+    await this.news?.close();
     await this.webhooks.stop();
     await this.cdrs.stop();
     await this.store.close();

@@ -310,6 +310,7 @@ export class Originator {
     // a registration the party's user makes while these ring joins them, within the API's budget
     const late = lateRegistrations(fs, {
       ...(d.events ? { events: d.events } : {}),
+      ...(d.elsewhere ? { elsewhere: d.elsewhere } : {}),
       candidates: (first) => d.router.candidates(first),
       ...(d.forkBudget ? { take: () => d.forkBudget!.take(API_FORK_SOURCE, 1) } : {}),
     }, fs.targets[0]!, codecs, side === 'caller' ? 'caller: ' : '');

@@ -17,6 +17,7 @@ import { countSdpRejection, LoopbackMediaRule, validateSdp } from './sdp-validat
 import type { CallEventBus } from '../events/call-events';
 import type { ForkGrant } from './fork-budget';
 import { LateRegistrations } from './late-registrations';
+import type { RegistrationsElsewhere } from '../registrar/registrations-elsewhere';
 
 /** at most this many of a user's registrations (the newest) ring at once */
 export const MAX_FORKS = 8;
@@ -75,6 +76,8 @@ export interface RingAllContext {
 /** what a registration made while a party rings needs to join its fork set */
 export interface LateJoin {
   events?: CallEventBus;
+  /** registrations made at the other gateways sharing the store */
+  elsewhere?: RegistrationsElsewhere;
   candidates(first: Routed): AsyncIterable<Routed>;
   /** one more registration from the fork budget of the call's source (none: unlimited) */
   take?(): ForkGrant;
@@ -109,7 +112,7 @@ export interface ForkSide {
  */
 export async function ringAll(c: RingAllContext): Promise<{ uas: DialogLike; uac: DialogLike }> {
   const { call, media, server } = c;
-  call.note('ring-all', `${c.targets.length} registrations at once`);
+  call.note('ring-all', c.targets.length === 1 ? '1 registration (one made while it rings joins)' : `${c.targets.length} registrations at once`);
   // when a phone calls and a webphone rings, the phone side is negotiated first (the media server gives
   // the browser the phone's codec): every fork is then offered that codec only
   let earlyAnswerA: string | undefined;
@@ -260,6 +263,7 @@ export function lateRegistrations(fs: Pick<ForkSide, 'call' | 'media' | 'server'
   const { call, media, server } = fs;
   return new LateRegistrations({
     ...(join.events ? { events: join.events } : {}),
+    ...(join.elsewhere ? { elsewhere: join.elsewhere } : {}),
     candidates: join.candidates,
     maxForks: MAX_FORKS,
     first,

@@ -27,6 +27,7 @@ import type { FlowBoundRegistrations } from '../registrar/flow-binding';
 import type { RingMode } from '../config/gateway-config';
 import { registrationsOf, ringAll } from './fork-call';
 import type { ForkBudget, ForkGrant } from './fork-budget';
+import type { RegistrationsElsewhere } from '../registrar/registrations-elsewhere';
 
 export interface InviteHandlerDeps {
   srf: Srf;
@@ -52,6 +53,8 @@ export interface InviteHandlerDeps {
   loopbackMedia?: LoopbackMediaRule;
   /** the gateway's call event bus (each call publishes its events on it) */
   events?: CallEventBus;
+  /** registrations made at the other gateways sharing the store: a user's ringing call joins them too */
+  elsewhere?: RegistrationsElsewhere;
   /** an INVITE with a Replaces header, once its caller is identified and its SDP checked (transfer core) */
   replacingInvite?: (req: SrfReq, res: SrfRes, caller: ReplacingCaller) => Promise<void>;
   /**
@@ -223,6 +226,9 @@ export class InviteHandler {
     call.once('ended', (r) => d.onEnded(r));
     // every registration rung beyond the first holds an endpoint while the call rings: within the caller source's budget and the gateway's
     let grant: ForkGrant | undefined;
+    // a user's only registration rings as a set of one: a registration the user makes while it rings joins it
+    // (a call cut to one registration by the budget goes one at a time, as the budget has nothing left for a join)
+    let ringAsSet = forks.length >= 1;
     if (forks.length > 1 && d.forkBudget) {
       grant = d.forkBudget.take(String(req.source_address ?? ''), forks.length - 1);
       const held = grant;
@@ -231,6 +237,7 @@ export class InviteHandler {
         call.note('ring-all-limited', `${grant.extra + 1} of ${forks.length} registrations at once (${grant.cutBy} limit)`);
         this.logForkLimit(req.source_address, grant.cutBy ?? 'total', forks.length, grant.extra + 1, record.id);
         forks = forks.slice(0, grant.extra + 1);
+        ringAsSet = forks.length > 1;
       }
     }
     call.note('invite', `${callerParty} (${callerKind}/${transport}) -> ${dialled} => ${target.party} (${target.kind})`);
@@ -335,7 +342,7 @@ export class InviteHandler {
         },
       } as never) as unknown as Promise<{ uas: DialogLike; uac: DialogLike }>;
 
-      if (forks.length > 1) {
+      if (ringAsSet) {
         const both = await ringAll({
           srf: d.srf, store: d.store, clock: d.clock, noAnswerMs: d.noAnswerMs, loopbackMedia: d.loopbackMedia,
           ...(d.flows ? { flows: d.flows } : {}),
@@ -346,6 +353,7 @@ export class InviteHandler {
           // a registration the user makes while these ring joins them, within the caller source's budget
           late: {
             ...(d.events ? { events: d.events } : {}),
+            ...(d.elsewhere ? { elsewhere: d.elsewhere } : {}),
             candidates: (first) => d.router.candidates(first),
             ...(d.forkBudget ? { take: () => d.forkBudget!.take(String(req.source_address ?? ''), 1) } : {}),
             limited: (limit) => {

@@ -1,4 +1,5 @@
 import type { CallEvent, CallEventBus } from '../events/call-events';
+import type { RegistrationsElsewhere } from '../registrar/registrations-elsewhere';
 import type { Call } from './call';
 import type { Routed } from './call-router';
 import type { ForkGrant } from './fork-budget';
@@ -8,6 +9,8 @@ import type { ForkSet } from './fork-set';
 export interface LateRegistrationOptions {
   /** the gateway's event bus: `registration.changed` says which Contacts a REGISTER added */
   events?: CallEventBus;
+  /** registrations made at the other gateways sharing the store (registrations-elsewhere.ts) */
+  elsewhere?: RegistrationsElsewhere;
   /** the user's registrations as targets (CallRouter.candidates): a Contact that joins is read back from the store */
   candidates(first: Routed): AsyncIterable<Routed>;
   /** at most this many forks in the set, the ones it started with and the ones that joined (MAX_FORKS) */
@@ -35,18 +38,21 @@ export interface LateRegistrationOptions {
  * ringing set, within the set's cap (`maxForks` in all) and one registration more from the fork budget
  * each. A re-REGISTER of a Contact that rings already adds nothing (it is no new binding, and the set rings
  * each Contact once). The Contacts added before the set exists are kept and tried once it does.
+ * A REGISTER taken by another gateway sharing the store joins the same way (`elsewhere`: that gateway's
+ * news, heard here once the binding is stored). A call to a user's only registration is a set of one.
  * `stop()` (the ring is over) ends listening and gives the budget back.
  */
 export class LateRegistrations {
   private set: ForkSet<Fork> | undefined;
-  private readonly queue: string[] = [];
+  private readonly queue: { contact: string; elsewhere: boolean }[] = [];
   private readonly grants: ForkGrant[] = [];
-  private readonly unsubscribe: () => void;
+  private readonly unsubscribe: (() => void)[] = [];
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(private readonly o: LateRegistrationOptions) {
-    this.unsubscribe = o.events && o.first.user ? o.events.subscribe((e) => this.onEvent(e)) : () => {};
+    if (o.first.user && o.events) this.unsubscribe.push(o.events.subscribe((e) => this.onEvent(e)));
+    if (o.first.user && o.elsewhere) this.unsubscribe.push(o.elsewhere.subscribe((c) => this.onAdded(c.user, c.added, true)));
   }
 
   /** the set the registrations join; the Contacts added so far are tried now */
@@ -59,7 +65,7 @@ export class LateRegistrations {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.unsubscribe();
+    for (const u of this.unsubscribe.splice(0)) u();
     this.queue.length = 0;
     void this.chain.then(() => {
       for (const g of this.grants.splice(0)) g.release();
@@ -72,19 +78,23 @@ export class LateRegistrations {
   }
 
   private onEvent(e: CallEvent): void {
-    if (this.stopped || e.type !== 'registration.changed' || e.data.user !== this.o.first.user) return;
+    if (e.type !== 'registration.changed' || typeof e.data.user !== 'string') return;
     const added = Array.isArray(e.data.added) ? e.data.added.filter((c): c is string => typeof c === 'string') : [];
-    if (added.length === 0) return;
-    this.queue.push(...added);
+    this.onAdded(e.data.user, added, false);
+  }
+
+  private onAdded(user: string, added: readonly string[], elsewhere: boolean): void {
+    if (this.stopped || user !== this.o.first.user || added.length === 0) return;
+    this.queue.push(...added.map((contact) => ({ contact, elsewhere })));
     if (this.set) this.drain();
   }
 
   private drain(): void {
     const contacts = this.queue.splice(0);
-    for (const contact of contacts) this.chain = this.chain.then(() => this.join(contact)).catch(() => undefined);
+    for (const { contact, elsewhere } of contacts) this.chain = this.chain.then(() => this.join(contact, elsewhere)).catch(() => undefined);
   }
 
-  private async join(contact: string): Promise<void> {
+  private async join(contact: string, elsewhere: boolean): Promise<void> {
     const { o } = this;
     const set = this.set;
     if (!set || this.stopped || set.answered) return;
@@ -128,7 +138,7 @@ export class LateRegistrations {
       return;
     }
     if (grant) this.grants.push(grant);
-    this.note('fork-joined', `${o.label}${contact} (${to.kind}): registered while ringing`);
+    this.note('fork-joined', `${o.label}${contact} (${to.kind}): registered while ringing${elsewhere ? ' (at another gateway)' : ''}`);
   }
 
   /** a timeline entry, stored at once (the record shows the ring as it changes) */

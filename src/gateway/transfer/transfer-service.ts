@@ -23,6 +23,7 @@ import type { RingMode } from '../config/gateway-config';
 import { Fork, lateRegistrations, noteForkEnd, registrationsOf, releaseFork } from '../calls/fork-call';
 import type { CallEventBus } from '../events/call-events';
 import type { LateRegistrations } from '../calls/late-registrations';
+import type { RegistrationsElsewhere } from '../registrar/registrations-elsewhere';
 import { bestFailure } from '../calls/fork-response';
 import { ForkOutcome, ForkSet } from '../calls/fork-set';
 
@@ -69,6 +70,8 @@ export interface TransferDeps {
   loopbackMedia?: LoopbackMediaRule;
   /** the gateway's event bus: a registration the target user makes while its registrations ring joins them */
   events?: CallEventBus;
+  /** registrations made at the other gateways sharing the store: they join the target's ring too */
+  elsewhere?: RegistrationsElsewhere;
 }
 
 /**
@@ -279,6 +282,7 @@ export class TransferService {
           // a registration the target makes while these ring joins them, within the same source's budget
           const late = lateRegistrations({ call, media, server: d.media }, {
             ...(d.events ? { events: d.events } : {}),
+            ...(d.elsewhere ? { elsewhere: d.elsewhere } : {}),
             candidates: (first) => d.router.candidates(first),
             ...(d.forkBudget ? { take: () => d.forkBudget!.take(call.record[leaving].sipSource ?? '', 1) } : {}),
           }, targets[0]!, [codec], 'transfer: ');
