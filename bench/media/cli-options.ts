@@ -1,4 +1,5 @@
 /** Command-line options of `npm run bench:media -- [options]`, parsed and checked once. */
+import type { ArrivalProcess, SetupPacing } from './phases/bench-target';
 import { machineCpus, parseCpuList, resolvePinning, type CpuPinning } from './servers/cpu-pinning';
 
 export type TargetId = 'rtpengine' | 'ferry-rtp' | 'ferry-webrtc' | 'node-floor';
@@ -19,6 +20,14 @@ export interface BenchOptions {
   /** 'lean' (default): werift browsers whose packets bypass werift's track machinery; 'full': track.writeRtp/onReceiveRtp. */
   browser: 'lean' | 'full';
   setupConcurrency: number;
+  /** --setup-rate: open-loop arrivals, calls per second (undefined: closed-loop bursts of setupConcurrency). */
+  setupRate: number | undefined;
+  /** --arrivals: how the open-loop arrivals are spaced (default even: one every 1/R s). */
+  arrivals: ArrivalProcess;
+  /** --arrival-seed: the seed of the poisson arrivals (default 1). */
+  arrivalSeed: number;
+  /** What the targets use: setupRate / arrivals / arrivalSeed or setupConcurrency, resolved once. */
+  setupPacing: SetupPacing;
   /** ferry-webrtc: subscribe to each WebRtcEndpoint's ICE and DTLS state events to mark ferry's own times (default on). */
   serverSetupMarks: boolean;
   profile: boolean;
@@ -57,7 +66,15 @@ export const USAGE = `usage: npm run bench:media -- [options]
   --rtp-workers <n>        plain-RTP load processes (default 2)
   --webrtc-workers <n>     werift load processes (default 2)
   --browser lean|full      werift browsers: lean packet path after DTLS (default) or full track API
-  --setup-concurrency <n>  calls set up in parallel (default 10)
+  --setup-concurrency <n>  closed loop: each step's new calls set up n at a time, the next starting as one
+                           finishes, so bursts of n simultaneous set-ups (default 10)
+  --setup-rate <R>         open loop instead: each step's new calls arrive at R calls/s (fractions allowed),
+                           each set-up started at its arrival whether or not the earlier ones are up, while
+                           the calls already up carry their media; set-up p50/p99 per step, and how late the
+                           arrivals started (the orchestrator's timers)
+  --arrivals even|poisson  --setup-rate spacing: even (default; one call every 1/R s) or poisson (exponential
+                           gaps of mean 1/R s from a fixed seed: the same schedule in every run)
+  --arrival-seed <n>       seed of the poisson arrivals (default 1)
   --no-server-marks        ferry-webrtc: do not subscribe to the WebRtcEndpoint's ICE/DTLS state events (two
                            requests per call) that give ferry media's own ICE and DTLS connected times
   --loss-limit <pct>       stop stepping when working calls lose more than this (default 0.1), or >10 % of
@@ -104,6 +121,10 @@ export function parseOptions(argv: readonly string[], available: readonly number
     webrtcWorkers: 2,
     browser: 'lean',
     setupConcurrency: 10,
+    setupRate: undefined,
+    arrivals: 'even',
+    arrivalSeed: 1,
+    setupPacing: { kind: 'concurrency', limit: 10 },
     serverSetupMarks: true,
     profile: false,
     outDir: undefined,
@@ -124,6 +145,7 @@ export function parseOptions(argv: readonly string[], available: readonly number
   };
   let serverCpus: number[] | undefined;
   let generatorCpus: number[] | undefined;
+  let concurrencyGiven = false;
   const errors: string[] = [];
   const positiveInt = (flag: string, v: string | undefined): number => {
     const n = Number(v);
@@ -165,6 +187,23 @@ export function parseOptions(argv: readonly string[], available: readonly number
       }
       case '--setup-concurrency':
         o.setupConcurrency = positiveInt(flag, value());
+        concurrencyGiven = true;
+        break;
+      case '--setup-rate': {
+        const v = value();
+        const n = Number(v);
+        if (!(n > 0) || !Number.isFinite(n)) errors.push(`--setup-rate needs a number of calls per second > 0, got ${JSON.stringify(v)}`);
+        else o.setupRate = n;
+        break;
+      }
+      case '--arrivals': {
+        const v = value();
+        if (v !== 'even' && v !== 'poisson') errors.push(`--arrivals must be even or poisson, got ${JSON.stringify(v)}`);
+        else o.arrivals = v;
+        break;
+      }
+      case '--arrival-seed':
+        o.arrivalSeed = positiveInt(flag, value());
         break;
       case '--loss-limit': {
         const n = Number(value());
@@ -257,6 +296,10 @@ export function parseOptions(argv: readonly string[], available: readonly number
         errors.push(`unknown option ${flag}`);
     }
   }
+  if (o.setupRate !== undefined && concurrencyGiven) errors.push('--setup-rate and --setup-concurrency exclude each other: give one');
+  if (o.setupRate === undefined && (argv.includes('--arrivals') || argv.includes('--arrival-seed'))) {
+    errors.push('--arrivals and --arrival-seed go with --setup-rate');
+  }
   if (o.mediaWorkers !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== undefined && o.mediaEnv.FERRY_MEDIA_WORKERS !== String(o.mediaWorkers)) {
     errors.push('--workers and --media-env FERRY_MEDIA_WORKERS disagree: give one');
   }
@@ -271,6 +314,10 @@ export function parseOptions(argv: readonly string[], available: readonly number
     }
   }
   if (errors.length > 0) throw new Error(`${errors.join('\n')}\n${USAGE}`);
+  o.setupPacing =
+    o.setupRate !== undefined
+      ? { kind: 'rate', perSecond: o.setupRate, arrivals: o.arrivals, seed: o.arrivalSeed }
+      : { kind: 'concurrency', limit: o.setupConcurrency };
   if (o.mediaWorkers !== undefined) o.mediaEnv.FERRY_MEDIA_WORKERS = String(o.mediaWorkers);
   if (o.mediaWorkerKind !== undefined) o.mediaEnv.FERRY_MEDIA_WORKER_KIND = o.mediaWorkerKind;
   return o;

@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseOptions, UsageRequested, type BenchOptions, type TargetId } from './cli-options';
-import type { BenchTarget } from './phases/bench-target';
+import { pacingLabel, type BenchTarget } from './phases/bench-target';
 import { runSteps } from './phases/step-runner';
 import {
   capacity,
@@ -56,7 +56,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         portMax: o.rtpenginePortMax,
         logFile: path.join(outDir, 'rtpengine.log'),
         rtpWorkers: o.rtpWorkers,
-        setupConcurrency: o.setupConcurrency,
+        setupPacing: o.setupPacing,
       });
     }
     case 'ferry-rtp': {
@@ -66,14 +66,14 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         lagFile: path.join(outDir, 'ferry-media-rtp.lag.jsonl'),
         logLevel: o.logLevel,
         rtpWorkers: o.rtpWorkers,
-        setupConcurrency: o.setupConcurrency,
+        setupPacing: o.setupPacing,
         profile: o.profile,
         env: o.mediaEnv,
       });
     }
     case 'node-floor': {
       const { NodeFloorTarget } = await import('./phases/node-floor-target');
-      return new NodeFloorTarget({ rtpWorkers: o.rtpWorkers, setupConcurrency: o.setupConcurrency });
+      return new NodeFloorTarget({ rtpWorkers: o.rtpWorkers, setupPacing: o.setupPacing });
     }
     case 'ferry-webrtc': {
       const { FerryWebRtcTarget } = await import('./phases/ferry-webrtc-target');
@@ -83,7 +83,7 @@ async function createTarget(id: TargetId, o: BenchOptions, outDir: string): Prom
         logLevel: o.logLevel,
         rtpWorkers: o.rtpWorkers,
         webrtcWorkers: o.webrtcWorkers,
-        setupConcurrency: o.setupConcurrency,
+        setupPacing: o.setupPacing,
         leanBrowsers: o.browser === 'lean',
         serverSetupMarks: o.serverSetupMarks,
         profile: o.profile,
@@ -111,8 +111,18 @@ function environment(o: BenchOptions, argv: string[]): string {
     pinningLine(o),
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
     `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}, kind ${o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined ? `FERRY_MEDIA_WORKER_KIND=${o.mediaEnv.FERRY_MEDIA_WORKER_KIND}${o.mediaWorkerKind !== undefined ? ' (--worker-kind)' : ''}` : 'thread (the default; no --worker-kind)'}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
-    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; setup concurrency ${o.setupConcurrency}${o.targets.includes('ferry-webrtc') ? (o.serverSetupMarks ? ' (ferry-webrtc: ICE/DTLS state events subscribed for ferry\'s own set-up marks)' : ' (--no-server-marks)') : ''}`,
+    `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; ${setupModeText(o)}${o.targets.includes('ferry-webrtc') ? (o.serverSetupMarks ? ' (ferry-webrtc: ICE/DTLS state events subscribed for ferry\'s own set-up marks)' : ' (--no-server-marks)') : ''}`,
   ].join('\n');
+}
+
+/** How each step's new calls were set up, for the environment line of results.md. */
+function setupModeText(o: BenchOptions): string {
+  const p = o.setupPacing;
+  if (p.kind === 'concurrency') return `set-up closed loop, ${p.limit} at a time (--setup-concurrency ${p.limit}: bursts of ${p.limit} simultaneous set-ups)`;
+  return (
+    `set-up open loop, calls arriving at ${p.perSecond}/s (--setup-rate ${p.perSecond}, ${p.arrivals} arrivals` +
+    `${p.arrivals === 'poisson' ? `, seed ${p.seed}` : ': one every ' + (1000 / p.perSecond).toFixed(0) + ' ms'}), each started at its arrival`
+  );
 }
 
 function pinningLine(o: BenchOptions): string {
@@ -223,6 +233,7 @@ async function main(): Promise<void> {
           strictStop: o.strictStop,
           lagLimitMs: o.lagLimitMs,
           stopOnLag: o.stopOnLag,
+          setupMode: pacingLabel(o.setupPacing),
           ...(o.pinning ? { pinning: o.pinning } : {}),
           ...(o.mediaWorkers !== undefined ? { mediaWorkers: o.mediaWorkers } : {}),
           ...(o.profile ? { profileDir: outDir } : {}),

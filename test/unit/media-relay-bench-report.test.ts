@@ -301,14 +301,14 @@ describe('bench:media WebRTC set-up split (ferry media beside the browsers)', ()
     const setupWindow = { wallMs: 3000, serverCpuMs: 1500, loadWorkersCpuMs: 2400, orchestratorCpuMs: 600, perCoreBusyPct: [55, 97], orchestratorLagP50Ms: 8, orchestratorLagP99Ms: 45 };
     const phases = { processOffer: 130, serverIceConnected: 150, iceConnected: 147, serverDtlsConnected: 183, dtlsConnected: 190, done: 236 };
     const t = setupPhasesTable([
-      step({ target: 'ferry webrtc-rtp', calls: 100, pinning, setupWindow, setupPhasesP50Ms: phases }),
-      step({ target: 'ferry webrtc-rtp', calls: 200, pinning, setupWindow: { ...setupWindow, serverCpuMs: 3000 } }),
+      step({ target: 'ferry webrtc-rtp', calls: 100, pinning, setupWindow, setupPhasesP50Ms: phases, setupMode: '10 at a time', setupP50Ms: 236, setupP99Ms: 410 }),
+      step({ target: 'ferry webrtc-rtp', calls: 200, pinning, setupWindow: { ...setupWindow, serverCpuMs: 3000 }, setupMode: '5/s even', setupP50Ms: 45, setupP99Ms: 80, arrivalLateP99Ms: 2, arrivalLateMaxMs: 3.5 }),
     ]);
     assert.ok(t);
     const rows = t.split('\n').slice(2);
-    assert.equal(rows[0], '| ferry webrtc-rtp | 100 | 3.0 (2 (cpu0 server 55 / cpu1 generator 97)) | 15.0 / 30.0 | 8.0 / 45.0 | 130.0 | 150.0 | 147.0 | 183.0 | 190.0 | 236.0 |');
+    assert.equal(rows[0], '| ferry webrtc-rtp | 100 | 3.0 (2 (cpu0 server 55 / cpu1 generator 97)) | 15.0 / 30.0 | 8.0 / 45.0 | 130.0 | 150.0 | 147.0 | 183.0 | 190.0 | 236.0 | 10 at a time | 236.0 / 410.0 | – |');
     // the 200 step added 100 calls: per call set up is over those 100, not 200
-    assert.match(rows[1]!, /^\| ferry webrtc-rtp \| 200 \| 3\.0 \(.*\) \| 30\.0 \/ 30\.0 \| 8\.0 \/ 45\.0 \| – \| – \| – \| – \| – \| – \|$/);
+    assert.match(rows[1]!, /^\| ferry webrtc-rtp \| 200 \| 3\.0 \(.*\) \| 30\.0 \/ 30\.0 \| 8\.0 \/ 45\.0 \| – \| – \| – \| – \| – \| – \| 5\/s even \| 45\.0 \/ 80\.0 \| 2\.0 \/ 3\.5 \|$/);
   });
 
   test('S-setup: --no-server-marks turns the ICE/DTLS event subscriptions off; they are on by default', { timeout: 5_000 }, () => {

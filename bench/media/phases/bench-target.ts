@@ -8,6 +8,85 @@ export interface CallSetup {
   error?: string;
   /** Marks of the set-up's phases, ms since it started (targets that record them: ferry-webrtc). */
   phases?: Record<string, number | undefined>;
+  /** Open-loop arrivals (--setup-rate): how late this call's set-up started against its scheduled arrival, ms. */
+  arrivalLateMs?: number;
+}
+
+/**
+ * How a step's new calls are set up. Closed loop (`concurrency`, --setup-concurrency): at most `limit` set-ups in
+ * flight, the next one starting when one finishes, so a burst of `limit` calls at once. Open loop (`rate`,
+ * --setup-rate): call i arrives at its scheduled time (arrivalOffsetsMs) whether or not the earlier ones are up.
+ */
+export type SetupPacing =
+  | { kind: 'concurrency'; limit: number }
+  | { kind: 'rate'; perSecond: number; arrivals: ArrivalProcess; seed: number };
+
+/** `even`: one call every 1/R s; `poisson`: exponential gaps of mean 1/R s from a seeded generator. */
+export type ArrivalProcess = 'even' | 'poisson';
+
+/** A label for tables and progress lines: "10 at a time", "5/s even", "5/s poisson (seed 1)". */
+export function pacingLabel(p: SetupPacing): string {
+  return p.kind === 'concurrency'
+    ? `${p.limit} at a time`
+    : `${p.perSecond}/s ${p.arrivals}${p.arrivals === 'poisson' ? ` (seed ${p.seed})` : ''}`;
+}
+
+/**
+ * When each of `count` calls arrives, ms after the first (which arrives at 0). `even`: i × 1000/R.
+ * `poisson`: cumulative exponential gaps of mean 1000/R ms drawn from mulberry32(seed): the same seed gives the
+ * same schedule, so runs at one rate compare call for call.
+ */
+export function arrivalOffsetsMs(count: number, perSecond: number, arrivals: ArrivalProcess, seed = 1): number[] {
+  if (!(perSecond > 0)) throw new Error(`arrival rate must be > 0, got ${perSecond}`);
+  const gapMs = 1000 / perSecond;
+  if (arrivals === 'even') return Array.from({ length: count }, (_, i) => i * gapMs);
+  const random = mulberry32(seed);
+  const out: number[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (i > 0) at += -Math.log(1 - random()) * gapMs;
+    out.push(at);
+  }
+  return out;
+}
+
+/** A small seeded PRNG (uniform in [0, 1)); enough for arrival gaps, not for anything secret. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Set up one call per item, paced as `pacing` says (closed-loop bursts or open-loop arrivals). In open loop each
+ * set-up starts on its own timer at its arrival time, none waits for another, and each result records how late
+ * its start was against the schedule (a busy orchestrator loop shows here).
+ */
+export async function runSetups<T>(items: readonly T[], pacing: SetupPacing, fn: (item: T) => Promise<CallSetup>): Promise<CallSetup[]> {
+  if (pacing.kind === 'concurrency') return runLimited(items, pacing.limit, fn);
+  const offsets = arrivalOffsetsMs(items.length, pacing.perSecond, pacing.arrivals, pacing.seed);
+  const t0 = performance.now();
+  return Promise.all(
+    items.map(
+      (item, i) =>
+        new Promise<CallSetup>((resolve) => {
+          const start = (): void => {
+            const lateMs = Math.max(0, performance.now() - t0 - offsets[i]!);
+            fn(item).then(
+              (setup) => resolve({ ...setup, arrivalLateMs: lateMs }),
+              (err: unknown) => resolve({ ok: false, ms: 0, error: err instanceof Error ? err.message : String(err), arrivalLateMs: lateMs }),
+            );
+          };
+          if (offsets[i]! <= 0) start();
+          else setTimeout(start, offsets[i]!);
+        }),
+    ),
+  );
 }
 
 /**

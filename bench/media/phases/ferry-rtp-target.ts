@@ -6,12 +6,13 @@
 import type { LoadWorker } from '../load/load-worker';
 import { PhonePool } from '../load/phone-pool';
 import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
-import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
+import { type BenchTarget, type CallSetup, runSetups, type SetupPacing, timeSetup } from './bench-target';
 import { FerryMediaHarness, type FerryHarnessOptions } from './ferry-media-harness';
 
 export interface FerryRtpTargetOptions extends FerryHarnessOptions {
   rtpWorkers: number;
-  setupConcurrency: number;
+  /** How each step's new calls are set up: closed-loop bursts or open-loop arrivals (bench-target.ts). */
+  setupPacing: SetupPacing;
 }
 
 export class FerryRtpTarget implements BenchTarget {
@@ -55,7 +56,7 @@ export class FerryRtpTarget implements BenchTarget {
     const phones = await this.phones.open(dirs);
     const calls = Array.from({ length: count }, (_, i) => ({ a: phones[2 * i]!, b: phones[2 * i + 1]! }));
     const kurento = this.harness.kurento();
-    return runLimited(calls, this.opts.setupConcurrency, (call) =>
+    return runSetups(calls, this.opts.setupPacing, (call) =>
       timeSetup(async () => {
         const pipeline = await kurento.create('MediaPipeline');
         this.harness.pipelines.push(pipeline);

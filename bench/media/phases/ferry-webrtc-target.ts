@@ -11,14 +11,15 @@
 import { LoadWorker } from '../load/load-worker';
 import { PhonePool, type Phone } from '../load/phone-pool';
 import type { StreamSpec } from '../load/worker-protocol';
-import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
+import { type BenchTarget, type CallSetup, runSetups, type SetupPacing, timeSetup } from './bench-target';
 import { FerryMediaHarness, type FerryHarnessOptions } from './ferry-media-harness';
 import { setUpWebRtcCall, type WebRtcCallMarks } from './webrtc-call-setup';
 
 export interface FerryWebRtcTargetOptions extends FerryHarnessOptions {
   rtpWorkers: number;
   webrtcWorkers: number;
-  setupConcurrency: number;
+  /** How each step's new calls are set up: closed-loop bursts or open-loop arrivals (bench-target.ts). */
+  setupPacing: SetupPacing;
   /** Lean werift browsers (packets bypass werift's track/sender/receiver; see webrtc-peer-worker.ts). */
   leanBrowsers: boolean;
   /** Subscribe to the WebRtcEndpoint's ICE/DTLS state events: ferry media's own set-up marks (webrtc-call-setup.ts). */
@@ -73,7 +74,7 @@ export class FerryWebRtcTarget implements BenchTarget {
     // Phones send b-to-a (rtp -> webrtc); browsers send a-to-b (webrtc -> rtp).
     const phones = await this.phones.open(Array.from({ length: count }, () => 1 as const));
     const kurento = this.harness.kurento();
-    return runLimited(phones, this.opts.setupConcurrency, async (phone) => {
+    return runSetups(phones, this.opts.setupPacing, async (phone) => {
       const browser = this.browsers[this.nextBrowser++ % this.browsers.length]!;
       const streamId = ++this.streamId;
       const spec: StreamSpec = { streamId, direction: 0, ssrc: (0x20000000 + streamId) >>> 0 };

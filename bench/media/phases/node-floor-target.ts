@@ -12,11 +12,12 @@ import readline from 'node:readline';
 import type { LoadWorker } from '../load/load-worker';
 import { PhonePool } from '../load/phone-pool';
 import { launchCommand } from '../servers/cpu-pinning';
-import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
+import { type BenchTarget, type CallSetup, runSetups, type SetupPacing, timeSetup } from './bench-target';
 
 export interface NodeFloorTargetOptions {
   rtpWorkers: number;
-  setupConcurrency: number;
+  /** How each step's new calls are set up: closed-loop bursts or open-loop arrivals (bench-target.ts). */
+  setupPacing: SetupPacing;
 }
 
 const RELAY = path.join(__dirname, '..', 'servers', 'node-floor-relay.cjs');
@@ -73,7 +74,7 @@ export class NodeFloorTarget implements BenchTarget {
     const dirs = Array.from({ length: count }, () => [0, 1] as const).flat();
     const phones = await this.phones.open(dirs);
     const calls = Array.from({ length: count }, (_, i) => ({ a: phones[2 * i]!, b: phones[2 * i + 1]! }));
-    return runLimited(calls, this.opts.setupConcurrency, (call) =>
+    return runSetups(calls, this.opts.setupPacing, (call) =>
       timeSetup(async () => {
         const pair = await this.request<{ id: number; a: number; b: number }>({ op: 'pair' });
         await this.request({ op: 'target', id: pair.id, a: call.a.port, b: call.b.port });

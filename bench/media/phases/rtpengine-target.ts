@@ -7,7 +7,7 @@ import { PhonePool } from '../load/phone-pool';
 import type { LoadWorker } from '../load/load-worker';
 import { audioTarget, phoneSdp } from '../sdp/phone-sdp';
 import { RtpengineProcess, type NgResponse } from '../servers/rtpengine-process';
-import { type BenchTarget, type CallSetup, runLimited, timeSetup } from './bench-target';
+import { type BenchTarget, type CallSetup, runLimited, runSetups, type SetupPacing, timeSetup } from './bench-target';
 
 export interface RtpengineTargetOptions {
   binary: string;
@@ -15,7 +15,8 @@ export interface RtpengineTargetOptions {
   portMax: number;
   logFile: string;
   rtpWorkers: number;
-  setupConcurrency: number;
+  /** How each step's new calls are set up: closed-loop bursts or open-loop arrivals (bench-target.ts). */
+  setupPacing: SetupPacing;
 }
 
 export class RtpengineTarget implements BenchTarget {
@@ -56,7 +57,7 @@ export class RtpengineTarget implements BenchTarget {
     const dirs = Array.from({ length: count }, (_, i) => [0, 1] as const).flat();
     const phones = await this.phones.open(dirs);
     const calls = Array.from({ length: count }, (_, i) => ({ a: phones[2 * i]!, b: phones[2 * i + 1]! }));
-    return runLimited(calls, this.opts.setupConcurrency, (call) =>
+    return runSetups(calls, this.opts.setupPacing, (call) =>
       timeSetup(async () => {
         const { port, host, client } = this.ng();
         const callId = `bench-${call.a.streamId}`;

@@ -38,6 +38,8 @@ export interface StepPlan {
   stopOnLag?: boolean;
   /** The run's CPU pinning (recorded with each step, so the report can name the cores). */
   pinning?: CpuPinning;
+  /** How the calls were set up ("10 at a time", "5/s even"): recorded with each step. */
+  setupMode?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -94,10 +96,13 @@ export async function runSteps(
     const failures = setups.length - ok.length;
     const setupMs = ok.map((s) => s.ms);
     const setupPhasesP50Ms = phasesP50(ok);
+    const late = setups.map((s) => s.arrivalLateMs).filter((v): v is number => v !== undefined);
+    const arrivalLate = late.length > 0 ? { p50: percentileOf(late, 50)!, p99: percentileOf(late, 99)!, max: Math.max(...late) } : undefined;
     progress(
       `${target.name}: ${ok.length}/${setups.length} calls up` +
         (setupMs.length ? ` (setup p50 ${fmt(percentileOf(setupMs, 50))} ms, p99 ${fmt(percentileOf(setupMs, 99))} ms)` : '') +
         ` [set-up: ${(setupWindow.wallMs / 1000).toFixed(1)} s, cores ${setupWindow.perCoreBusyPct.map((b) => b.toFixed(0)).join(' / ')} % busy, server CPU ${fmt(setupWindow.serverCpuMs)} ms, load workers ${fmt(setupWindow.loadWorkersCpuMs)} ms, orchestrator ${fmt(setupWindow.orchestratorCpuMs)} ms, its loop lag p50 / p99 ${fmt(setupWindow.orchestratorLagP50Ms)} / ${fmt(setupWindow.orchestratorLagP99Ms)} ms]` +
+        (arrivalLate ? ` [arrivals ${plan.setupMode ?? ''} started late by p50 / p99 / max ${fmt(arrivalLate.p50)} / ${fmt(arrivalLate.p99)} / ${fmt(arrivalLate.max)} ms]` : '') +
         (setupPhasesP50Ms ? ` [p50 ms: ${Object.entries(setupPhasesP50Ms).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}]` : '') +
         (failures ? `; ${failures} failed: ${setups.find((s) => !s.ok)?.error}` : '') +
         `; measuring ${plan.windowMs / 1000} s`,
@@ -184,6 +189,8 @@ export async function runSteps(
       setupP50Ms: percentileOf(setupMs, 50),
       setupP99Ms: percentileOf(setupMs, 99),
       ...(setupPhasesP50Ms ? { setupPhasesP50Ms } : {}),
+      ...(plan.setupMode !== undefined ? { setupMode: plan.setupMode } : {}),
+      ...(arrivalLate ? { arrivalLateP99Ms: arrivalLate.p99, arrivalLateMaxMs: arrivalLate.max } : {}),
       setupWindow,
       windowS: wallS,
       serverCpuPct: (100 * cpuS) / wallS,

@@ -367,6 +367,9 @@ export function setupPhasesTable(results: readonly StepResult[]): string | undef
     'ferry DTLS connected (ferry\'s set-up)',
     'browser DTLS connected',
     'bench told (the set-up p50)',
+    'set-up mode',
+    'set-up p50 / p99 ms',
+    'open-loop arrivals started late p99 / max ms',
   ];
   return table(
     head,
@@ -386,6 +389,9 @@ export function setupPhasesTable(results: readonly StepResult[]): string | undef
         f(m.serverDtlsConnected),
         f(m.dtlsConnected),
         f(m.done),
+        r.setupMode ?? '–',
+        `${f(r.setupP50Ms)} / ${f(r.setupP99Ms)}`,
+        r.arrivalLateP99Ms !== undefined ? `${f(r.arrivalLateP99Ms)} / ${f(r.arrivalLateMaxMs)}` : '–',
       ];
     }),
   );

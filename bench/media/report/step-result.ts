@@ -20,6 +20,11 @@ export interface StepResult {
    * iceConnected / dtlsConnected on the browser's, done).
    */
   setupPhasesP50Ms?: Record<string, number>;
+  /** How the step's calls were set up: "10 at a time" (closed loop, --setup-concurrency) or "5/s even" (--setup-rate). */
+  setupMode?: string;
+  /** Open-loop arrivals: how late the set-ups started against their schedule, p99 and max, ms. */
+  arrivalLateP99Ms?: number;
+  arrivalLateMaxMs?: number;
   /** Who was busy while this step's calls were set up (absent from results written before it was measured). */
   setupWindow?: SetupWindow;
   windowS: number;
