@@ -71,6 +71,10 @@ export interface UserCallWorldOptions {
   routes: { match: string; to: string; rewrite?: string }[];
   /** environment per part; the gateway's FERRY_SIP_CONFIG is added */
   partEnv: Partial<Record<Part, Record<string, string>>>;
+  /** Redis for the gateways' store (none: in memory) */
+  redisUrl?: string;
+  /** a second gateway on the same ferry sip, ferry media and store (`redisUrl` needed) */
+  secondGateway?: boolean;
 }
 
 /**
@@ -103,7 +107,11 @@ export class UserCallWorld {
       routes: this.opts.routes,
     }));
     const { gateway, ...others } = this.opts.partEnv;
-    this.stack = await startStack({ partEnv: { ...others, gateway: { FERRY_SIP_CONFIG: file, ...gateway } } });
+    this.stack = await startStack({
+      partEnv: { ...others, gateway: { FERRY_SIP_CONFIG: file, ...gateway } },
+      ...(this.opts.redisUrl ? { redisUrl: this.opts.redisUrl } : {}),
+      ...(this.opts.secondGateway ? { secondGateway: true } : {}),
+    });
   }
 
   async close(): Promise<void> {
