@@ -144,6 +144,7 @@ export class Gateway {
       urls: config.mediaUrls,
       log: mediaLog,
       statsIntervalMs: config.mediaStatsIntervalMs,
+      pingTimeoutMs: config.mediaPingTimeoutMs,
       liveCallsOn: callsOn,
       urlOfPipeline: (pipelineId) => this.registry.all().find((c) => c.record.media.pipelineId === pipelineId)?.record.media.mediaUrl,
       // the death of one media server ends the calls on it, and only those

@@ -14,6 +14,7 @@ import { parseMediaUrlList } from '../media-servers/media-url-list';
 import { PACKAGE_ROOT } from '../../common/package-root';
 import { DEFAULT_QUALIFY_MAX_FAILURES, DEFAULT_QUALIFY_MS, parseQualifyScope, QualifySettings } from '../registrar/qualify';
 import { DEFAULT_FLOW_CHECK_MS, DEFAULT_FLOW_RECONNECT_GRACE_MS, FlowSettings } from '../registrar/flow-binding';
+import { DEFAULT_MEDIA_PING_TIMEOUT_MS } from '../kurento/media-liveness';
 
 /** Everything `ferry gateway` needs, read once at start (docs/configuration.md lists each variable). */
 export interface GatewayConfig {
@@ -60,6 +61,11 @@ export interface GatewayConfig {
   transferRingbackUri: string | undefined;
   /** a lost media server not back within this long ends every live call (reason media-lost) */
   mediaLossGraceMs: number;
+  /**
+   * a media server that answers none of the gateway's Kurento pings for this long, its connection
+   * still open, is lost as if the connection had closed (FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS; 0: not watched)
+   */
+  mediaPingTimeoutMs: number;
   /** OPTIONS pings to UDP registrations (FERRY_QUALIFY_MS, FERRY_QUALIFY_MAX_FAILURES, FERRY_QUALIFY_SCOPE) */
   qualify: QualifySettings;
   /** bindings that live on a connection (FERRY_FLOW_RECONNECT_GRACE_MS, FERRY_FLOW_CHECK_MS): docs/gateway.md, "Bindings that live on a connection" */
@@ -156,6 +162,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     },
     transferRingbackUri: env.FERRY_TRANSFER_RINGBACK_URI?.trim() || undefined,
     mediaLossGraceMs: int('FERRY_GATEWAY_MEDIA_LOSS_GRACE_MS', 1500, 0, 3600000),
+    mediaPingTimeoutMs: int('FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS', DEFAULT_MEDIA_PING_TIMEOUT_MS, 0, 3600000),
     qualify: {
       intervalMs: int('FERRY_QUALIFY_MS', DEFAULT_QUALIFY_MS, 0, 3600000),
       maxFailures: int('FERRY_QUALIFY_MAX_FAILURES', DEFAULT_QUALIFY_MAX_FAILURES, 1, 100),
@@ -188,6 +195,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   }
   if (config.qualify.intervalMs > 0 && config.qualify.intervalMs < 100) {
     problems.push(`environment: FERRY_QUALIFY_MS=${config.qualify.intervalMs}: must be 0 (no pings) or at least 100`);
+  }
+  if (config.mediaPingTimeoutMs > 0 && config.mediaPingTimeoutMs < 500) {
+    problems.push(`environment: FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS=${config.mediaPingTimeoutMs}: must be 0 (not watched) or at least 500`);
   }
   if (config.flows.checkMs > 0 && config.flows.checkMs < 100) {
     problems.push(`environment: FERRY_FLOW_CHECK_MS=${config.flows.checkMs}: must be 0 (no check) or at least 100`);

@@ -66,6 +66,8 @@ export interface KReconnector extends EventEmitter {
   reset(): void;
   /** close the transport now (with `reconnect` false: for good) */
   disconnect(): void;
+  /** the current transport: websocket-stream's duplex stream (its `socket` is the ws WebSocket) */
+  readonly _connection?: unknown;
 }
 
 export type KurentoFactory = (url: string, options?: Record<string, unknown>) => PromiseLike<KClient>;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Logger } from '../../common/logger';
 import { guardReconnectTransports } from './kurento-transport-guard';
 import { KClient, KMediaObject, KMediaPipeline, KurentoFactory } from './kurento-types';
+import { DEFAULT_MEDIA_PING_TIMEOUT_MS, LivenessTransport, MediaLiveness } from './media-liveness';
 import { RedialSchedule } from './redial-schedule';
 
 /**
@@ -45,7 +46,17 @@ export interface MediaConnectionEvents {
  * would leave new calls refused for up to 10 s after the media server is back: after each lost
  * transport the reconnector's own back-off is switched off (`reconnect = false`) and each paced
  * attempt switches it on for that one attempt (`reset()`).
+ *
+ * A server that stops answering without closing the connection (hung, SIGSTOPped, its packets
+ * black-holed) is found by MediaLiveness: no answer to the gateway's Kurento pings for
+ * `pingTimeoutMs` (FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS) drops the connection and the server is lost
+ * exactly as if the connection had closed (`lost`, then the paced reconnection).
  */
+export interface MediaConnectionOptions {
+  /** no answer to the gateway's pings for this long: the server is lost (0: not watched) */
+  pingTimeoutMs?: number;
+}
+
 export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private client: KClient | undefined;
   private state: 'idle' | 'up' | 'down' | 'closed' = 'idle';
@@ -53,9 +64,12 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private redialTimer: NodeJS.Timeout | undefined;
   private readonly schedule = new RedialSchedule();
   private lostAt = 0;
+  private readonly liveness: MediaLiveness;
 
-  constructor(readonly url: string, private readonly log: Logger) {
+  constructor(readonly url: string, private readonly log: Logger, opts: MediaConnectionOptions = {}) {
     super();
+    const pingTimeoutMs = opts.pingTimeoutMs ?? DEFAULT_MEDIA_PING_TIMEOUT_MS;
+    this.liveness = new MediaLiveness({ timeoutMs: pingTimeoutMs, onDeaf: (silentMs) => this.onDeaf(silentMs, pingTimeoutMs) });
     // every pending guarded request and every deferred release listens for lost/restored
     this.setMaxListeners(0);
   }
@@ -150,13 +164,38 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     this.state = 'up';
     this.schedule.reset();
     this.cancelRedial();
+    this.liveness.start(this.client?._re?._connection as LivenessTransport | undefined);
   }
 
   private markDown(): void {
+    this.liveness.stop();
     this.state = 'down';
     this.lostAt = Date.now();
     this.log.warn('media server connection lost', { url: this.url });
     this.emit('lost');
+  }
+
+  /**
+   * The server answered none of the pings for the bound: its connection is dropped (the TCP socket
+   * destroyed, not closed politely: a deaf peer would never finish a close) and the server is lost
+   * from here on, as when a connection closes; the paced reconnection tries it again.
+   */
+  private onDeaf(silentMs: number, timeoutMs: number): void {
+    if (this.state !== 'up') return;
+    this.log.warn('media server not answering: treating it as lost', { url: this.url, silentMs, pingTimeoutMs: timeoutMs });
+    const con = this.client?._re?._connection as (LivenessTransport & { socket?: { _socket?: { destroy(): void } }; destroy?: () => void }) | undefined;
+    try {
+      con?.socket?._socket?.destroy();
+    } catch {
+      /* already gone */
+    }
+    try {
+      con?.destroy?.();
+    } catch {
+      /* already gone */
+    }
+    this.markDown();
+    this.scheduleRedial();
   }
 
   /** one paced attempt: kurento-client's reconnector is restarted at once when no attempt is running */
@@ -231,6 +270,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
 
   close(): void {
     this.state = 'closed';
+    this.liveness.stop();
     this.cancelRedial();
     try {
       this.client?.close();

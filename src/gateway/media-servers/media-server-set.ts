@@ -21,6 +21,8 @@ export interface MediaServerSetOptions {
   watch: (conn: MediaConnection) => { stop(): void };
   /** how long a call's record's media server that is not in the list may take to answer (adoption) */
   unlistedConnectTimeoutMs?: number;
+  /** a server that answers none of the gateway's pings for this long is lost (FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS; 0: not watched) */
+  pingTimeoutMs?: number;
 }
 
 /** one media server this gateway talks to */
@@ -76,7 +78,7 @@ export class MediaServerSet extends MediaConnection {
   private add(url: string, listed: boolean): MediaServer {
     const server: MediaServer = {
       url,
-      conn: new MediaConnection(url, this.setLog.child({ mediaUrl: url })),
+      conn: new MediaConnection(url, this.setLog.child({ mediaUrl: url }), { pingTimeoutMs: this.o.pingTimeoutMs }),
       listed,
       stats: listed ? new MediaStatsPoller({ statsUrl: statsUrlOf(url), intervalMs: this.o.statsIntervalMs, timeoutMs: this.o.statsTimeoutMs, log: this.setLog.child({ mediaUrl: url }) }) : undefined,
       placedTotal: 0,
