@@ -78,6 +78,8 @@ Main settings (environment variables):
                                          at a time, newest first (all)
   FERRY_RING_MAX_FORKS_PER_SOURCE        registrations rung at once beyond each call's first, for the
                                          calls from one source (64); FERRY_RING_MAX_FORKS in all (1000)
+  FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS    a media server answering no Kurento ping this long is lost as if
+                                         its connection closed: its calls end, new calls skip it (15000; 0 = off)
   FERRY_LOG_LEVEL / FERRY_LOG_FORMAT     info | debug | warn ... / json | pretty
 Reference: docs/configuration.md, docs/gateway.md
 `,

@@ -123,6 +123,14 @@ describe('gateway environment', () => {
     assert.equal(c.http.port, 3000);
     assert.equal(c.redisUrl, undefined);
     assert.equal(c.leaseMs, 10000);
+    assert.equal(c.mediaPingTimeoutMs, 15000);
+  });
+
+  test('FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS: 0 turns the watch off; below 500 it is refused', { timeout: 30_000 }, () => {
+    assert.equal(loadGatewayConfig({ FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS: '0' }).mediaPingTimeoutMs, 0);
+    assert.equal(loadGatewayConfig({ FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS: '3000' }).mediaPingTimeoutMs, 3000);
+    const problems = problemsOf(() => loadGatewayConfig({ FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS: '200' }));
+    assert.ok(problems.some((p) => p.startsWith('environment: FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS=200: must be 0')), problems.join('\n'));
   });
 
   test('bad variables and a bad sip-config file are reported together', { timeout: 30_000 }, () => {
