@@ -33,6 +33,11 @@ export interface MediaConnectionEvents {
   restored: [sameSession: boolean];
 }
 
+export interface MediaConnectionOptions {
+  /** no answer to the gateway's pings for this long: the server is lost (0: not watched) */
+  pingTimeoutMs?: number;
+}
+
 /**
  * The gateway's one connection to the media server (ferry media or a real KMS) through the
  * unmodified kurento-client, and whether that server is reachable right now.
@@ -52,11 +57,6 @@ export interface MediaConnectionEvents {
  * `pingTimeoutMs` (FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS) drops the connection and the server is lost
  * exactly as if the connection had closed (`lost`, then the paced reconnection).
  */
-export interface MediaConnectionOptions {
-  /** no answer to the gateway's pings for this long: the server is lost (0: not watched) */
-  pingTimeoutMs?: number;
-}
-
 export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private client: KClient | undefined;
   private state: 'idle' | 'up' | 'down' | 'closed' = 'idle';
