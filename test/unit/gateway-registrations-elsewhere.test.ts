@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { AddedRegistrations, SharedRegistrationNews } from '../../src/gateway/registrar/registrations-elsewhere';
 import { captureLog } from '../helpers/captured-log';
+import { RedisServerProcess } from '../helpers/redis-server-process';
 import { waitFor } from '../helpers/stack';
 
 /**
@@ -10,7 +11,8 @@ import { waitFor } from '../helpers/stack';
  * docs/gateway.md, "A call", step 2, "Registered at another gateway"), over the real Redis at
  * 127.0.0.1:6379 with a prefix of this test's own: a gateway hears what another announced, never its own
  * news, nor that of gateways on another prefix (another store); an unsubscribed listener hears nothing
- * more; with Redis unreachable an announcement is dropped with one log line, nothing thrown.
+ * more; after Redis restarted they hear each other again; with Redis unreachable an announcement is
+ * dropped with one log line, nothing thrown.
  */
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -70,6 +72,23 @@ describe('registrations made at another gateway: Redis pub/sub news', { timeout:
     assert.deepEqual(news(late), []);
     assert.deepEqual(late, []);
     assert.deepEqual(news(b.heard).map((c) => c.user), ['ann', 'cy'], 'an announcement adding nothing is not told (it came before cy\'s)');
+  });
+
+  test('Redis restarted (a private redis-server, SIGKILLed and started again empty): the gateways hear each other again without being told', { timeout: 20_000 }, async () => {
+    const redis = await RedisServerProcess.start();
+    try {
+      const a = open('gw-a', prefix, redis.url);
+      const b = open('gw-b', prefix, redis.url);
+      await listening(a.news, b, 'ready-before');
+      await redis.kill('SIGKILL');
+      await redis.restart();
+      // the subscription is made again on the new server: b hears a's news again
+      await listening(a.news, b, 'ready-after');
+      a.news.announce({ user: 'dee', added: ['sip:dee@127.0.0.2:5074'] });
+      await waitFor(() => b.heard.some((c) => c.user === 'dee'), 5000, 10, 'b hears a\'s news after the restart');
+    } finally {
+      await redis.stop();
+    }
   });
 
   test('Redis unreachable: an announcement is dropped with one log line, nothing thrown', { timeout: 20_000 }, async () => {
