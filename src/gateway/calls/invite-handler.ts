@@ -199,7 +199,7 @@ export class InviteHandler {
       res.send(target.status, target.reason);
       return;
     }
-    // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once when there are several
+    // FERRY_RING=all: a user's registrations (newest first, at most MAX_FORKS) ring at once, an only one as a set of one
     // (a store that cannot list them now: the call goes the one-at-a-time way, which reads them as it goes)
     let forks = d.ring === 'all' && target.user ? await registrationsOf(d.router.candidates(target)).catch(() => []) : [];
 
