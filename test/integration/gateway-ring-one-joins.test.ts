@@ -12,30 +12,33 @@ import { events, hears, reasonOf, requests, ringAllEnv, UserCallWorld } from '..
  * others are CANCELled "Call completed elsewhere", a device answering after that is ACKed and BYEd, a
  * registration made after the answer rings nothing; and the limits are those of ringing all (the caller
  * source's budget, FERRY_RING_MAX_FORKS_PER_SOURCE=2 here: `ring-all-limited`). Real ferry sip, gateway and
- * ferry media; scripted UDP phones; afterwards ferry media holds nothing, ferry sip no dialog and the
+ * ferry media; scripted UDP phones; the same for a blind transfer's target (J4) and an API call's party A (J5)
+ * with one registration; afterwards ferry media holds nothing, ferry sip no dialog and the
  * gateway no call.
  */
 const PASSWORD = 'ring-one-joins-secret';
 const NO_ANSWER_MS = 15_000;
 const COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
-const USERS = ['ada', 'bea', 'cid'] as const;
+const USERS = ['ada', 'bea', 'cid', 'dot', 'eve'] as const;
 type User = (typeof USERS)[number];
-const DESKS: Record<User, number> = { ada: 2, bea: 3, cid: 4 };
+const DESKS: Record<User, number> = { ada: 2, bea: 3, cid: 4, dot: 2, eve: 2 };
 
 describe('FERRY_RING=all: a user\'s only registration rings, and a device registered while it rings joins it', { timeout: 180_000 }, () => {
   const caller = new SipPhone(new RtpPhone(), { user: 'caller' });
+  /** the callee of the call a transfer takes out: a trunk phone that answers at once */
+  const partyB = new SipPhone(new RtpPhone(), { user: 'b' });
   const desks = Object.fromEntries(USERS.map((u) => [u, Array.from({ length: DESKS[u] }, () => new SipPhone(new RtpPhone(), { user: u, address: '127.0.0.2', ring: true }))])) as Record<User, SipPhone[]>;
   const base = ringAllEnv(NO_ANSWER_MS)!;
   const world = new UserCallWorld({
     dirPrefix: 'ferry-ringone-',
     users: USERS,
     password: PASSWORD,
-    trunks: { caller },
+    trunks: { caller, b: partyB },
     desks: Object.values(desks).flat(),
-    routes: [{ match: '.*', to: 'user' }],
+    routes: [{ match: '8(\\d+)', to: 'trunk:b', rewrite: '$1' }, { match: '.*', to: 'user' }],
     partEnv: { ...base, gateway: { ...base.gateway, FERRY_RING_MAX_FORKS_PER_SOURCE: '2' } },
   });
-  const { via, knownCalls, record, contacts, newCall, ended, mediaHolds, backToZero, hangUp } = world;
+  const { via, knownCalls, record, contacts, newCall, inState, ended, mediaHolds, backToZero, hangUp } = world;
 
   before(() => world.start());
   after(() => world.close());
@@ -147,6 +150,55 @@ describe('FERRY_RING=all: a user\'s only registration rings, and a device regist
     assert.equal(r.reason, 'sip-cancel', events(r));
     assert.equal(r.timeline.filter((e) => e.event === 'fork-cancelled').length, 3, events(r));
     assert.equal(requests(c, 'INVITE', since).length, 0, 'the registration past the budget never got an INVITE');
+    await backToZero();
+  });
+
+  test('J4: a blind transfer to a user with one registration: a device registered while it rings joins, answers and is the transfer\'s new leg; the first is CANCELled "Call completed elsewhere"', { timeout: 60_000 }, async () => {
+    const [first, second] = desks.dot as [SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    const id = await world.connects('sip:8200@ferry.local', partyB, 'RTP from the caller at the trunk phone');
+    const since = Date.now();
+    const transfer = world.post(`/api/calls/${id}/transfer`, { target: 'dot', keep: 'caller' });
+    await waitFor(() => first.ringing, 10_000, 10, 'dot\'s only device rings');
+    await second.register(via(), PASSWORD);
+    await waitFor(() => second.ringing, 5000, 10, 'the device registered during the transfer\'s ring rings');
+    await second.answerRinging();
+    const res = await transfer;
+    assert.equal(res.status, 200, await res.clone().text());
+    await partyB.waitForRequest('BYE', 5000, since);
+    await partyB.media.stopMedia();
+    assert.equal(reasonOf(await first.waitForRequest('CANCEL', 5000, since)), COMPLETED_ELSEWHERE);
+    const switched = Date.now();
+    await hears(second, switched, 'RTP from the caller at the device that joined');
+    await hears(caller, switched, 'RTP from the device that joined at the caller');
+    const r = await record(id);
+    assert.deepEqual([r.callee.uri, r.callee.party], [second.contact, 'dot'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `transfer: ${second.contact} (rtp): registered while ringing`), events(r));
+    for (const desk of desks.dot) assert.equal(requests(desk, 'INVITE', since).length, 1, `one INVITE at ${desk.contact}`);
+    await hangUp(second);
+    await backToZero();
+  });
+
+  test('J5: an API call whose party A has one registration: a device registered while it rings joins and answers as A (the first CANCELled); then B rings and the two hear each other', { timeout: 60_000 }, async () => {
+    const [first, second] = desks.eve as [SipPhone, SipPhone];
+    await first.register(via(), PASSWORD);
+    const since = Date.now();
+    const res = await world.post('/api/calls', { a: 'eve', b: '8100' });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    await waitFor(() => first.ringing, 10_000, 10, 'A\'s only device rings');
+    await second.register(via(), PASSWORD);
+    await waitFor(() => second.ringing, 5000, 10, 'the device registered during A\'s ring rings');
+    await second.answerRinging();
+    assert.equal(reasonOf(await first.waitForRequest('CANCEL', 5000, since)), COMPLETED_ELSEWHERE);
+    await partyB.waitForRequest('INVITE', 10_000, since);
+    const answeredAt = Date.now();
+    await hears(second, answeredAt, 'RTP from B at the device that joined');
+    await hears(partyB, answeredAt, 'RTP from the device that joined at B');
+    const r = await inState(id, 'answered', 'the API call answered');
+    assert.deepEqual([r.caller.uri, r.caller.party], [second.contact, 'eve'], events(r));
+    assert.ok(r.timeline.some((e) => e.event === 'fork-joined' && e.detail === `caller: ${second.contact} (rtp): registered while ringing`), events(r));
+    await hangUp(partyB, second);
     await backToZero();
   });
 });

@@ -247,6 +247,9 @@ export class Originator {
       if (d.ring === 'all' && first.user) {
         // FERRY_RING=all: a user with several registrations has them all rung at once
         let targets = await registrationsOf(d.router.candidates(first));
+        // a user's only registration rings as a set of one: a registration the user makes while it rings joins it
+        // (cut to one by the budget: one at a time, as the budget has nothing left for a join)
+        let ringSet = targets.length >= 1;
         const granted = grants[side]?.extra ?? 0;
         if (d.forkBudget && targets.length - 1 > granted) {
           // registered more since the call was made: the rest from the budget as for any call, else fewer ring
@@ -255,9 +258,10 @@ export class Originator {
           if (more.extra < targets.length - 1 - granted) {
             call.note('ring-all-limited', `${side}: ${granted + more.extra + 1} of ${targets.length} registrations at once (${more.cutBy ?? 'total'} limit)`);
             targets = targets.slice(0, granted + more.extra + 1);
+            ringSet = targets.length > 1;
           }
         }
-        if (targets.length > 1) return await this.ringAll(call, { call, media, server, targets, side }, codecs, from, ringMs, ringUntil, pending);
+        if (ringSet) return await this.ringAll(call, { call, media, server, targets, side }, codecs, from, ringMs, ringUntil, pending);
       }
       return await this.ringInTurn(call, side, first, server, media, codecs, from, ringMs, ringUntil, pending);
     } finally {
@@ -306,7 +310,7 @@ export class Originator {
     const { d } = this;
     const { side, media } = fs;
     if (call.isEnding) return undefined;
-    call.note('ring-all', `${side}: ${fs.targets.length} registrations at once`);
+    call.note('ring-all', fs.targets.length === 1 ? `${side}: 1 registration (one made while it rings joins)` : `${side}: ${fs.targets.length} registrations at once`);
     // a registration the party's user makes while these ring joins them, within the API's budget
     const late = lateRegistrations(fs, {
       ...(d.events ? { events: d.events } : {}),
@@ -347,7 +351,9 @@ export class Originator {
         if (rung.has(f)) return;
         rung.add(f);
         call.note('fork-ringing', `${side}: ${status} ${f.to.uri}`);
+        // as for a party rung alone: B ringing after A answered is noted once (`callee-ringing`)
         if (call.state === 'routing') call.setState('ringing', 'ringing', `${side} ${status}`);
+        else if (rung.size === 1) call.note(`${side}-ringing`, String(status));
         if (!call.isEnding) void call.persist();
       },
       ended: async (f, end) => {

@@ -273,11 +273,15 @@ export class TransferService {
       let targets = d.ring === 'all' && routed.user ? await registrationsOf(d.router.candidates(routed)).catch(() => []) : [];
       // within the budget of the transferor's source, as its calls are (docs/security.md, "Ringing all registrations")
       const grant = targets.length > 1 ? d.forkBudget?.take(call.record[leaving].sipSource ?? '', targets.length - 1) : undefined;
+      // a user's only registration rings as a set of one: a registration the user makes while it rings joins it
+      // (cut to one by the budget: one at a time, as the budget has nothing left for a join)
+      let ringSet = targets.length >= 1;
       if (grant && grant.extra < targets.length - 1) {
         call.note('ring-all-limited', `transfer: ${grant.extra + 1} of ${targets.length} registrations at once (${grant.cutBy} limit)`);
         targets = targets.slice(0, grant.extra + 1);
+        ringSet = targets.length > 1;
       }
-      if (targets.length > 1) {
+      if (ringSet) {
         try {
           // a registration the target makes while these ring joins them, within the same source's budget
           const late = lateRegistrations({ call, media, server: d.media }, {
@@ -293,7 +297,7 @@ export class TransferService {
         }
       } else grant?.release();
       // a registered user's registrations one at a time, newest first, as for a call (docs/gateway.md, "A call", step 2)
-      if (targets.length <= 1) for await (const to of d.router.candidates(routed)) {
+      if (!ringSet) for await (const to of d.router.candidates(routed)) {
         if (to !== routed) call.note('next-registration', `transfer: ${to.uri} (${to.kind})`);
         if (epKind !== to.kind) {
           // a new endpoint for the target's kind; an offer not answered yet serves the next registration of the same kind
@@ -401,7 +405,7 @@ export class TransferService {
   private async ringAll(call: Call, targets: readonly Routed[], codec: string, from: string, ringUntil: number, progress: Progress | undefined, late: LateRegistrations): Promise<{ ep: KSdpEndpoint; dialog: DialogLike & { res?: { source_address?: string } }; to: Routed }> {
     const { d } = this;
     const media = call.media!;
-    call.note('ring-all', `transfer: ${targets.length} registrations at once`);
+    call.note('ring-all', targets.length === 1 ? 'transfer: 1 registration (one made while it rings joins)' : `transfer: ${targets.length} registrations at once`);
     const made = await Promise.allSettled(targets.map(async (to): Promise<Fork> => {
       call.note('fork', `transfer: ${to.uri} (${to.kind})`);
       const ep = await d.media.guard(media.createEndpoint(to.kind));
