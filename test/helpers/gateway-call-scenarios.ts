@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { newChromiumContext, warmChromium } from './chromium';
 import { freePort } from './free-port';
 import { describeSipp, startSipp, type SippProcess } from './sipp';
-import { getJson, sippMediaPort, startStack, waitFor, type Stack } from './stack';
+import { getJson, sippMediaPort, startStack, TEST_API_TOKEN, waitFor, type Stack } from './stack';
 import type { CallRecord } from '../../src/gateway/state/call-record';
 
 /**
@@ -38,6 +38,9 @@ async function explained<T>(port: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** the call state a test writes on the page to see later that no call came (PageDriver.markState) */
+const NO_CALL_MARK = 'untouched';
+
 class PageDriver {
   constructor(readonly context: BrowserContext, readonly page: Page) {}
   state(): Promise<string> {
@@ -58,6 +61,29 @@ class PageDriver {
   async message(): Promise<string> {
     return (await this.page.textContent('#message')) ?? '';
   }
+  /** a call on the page (ringing, talking, held): anything but no call yet, 'ended', 'failed' or a test's mark */
+  async inCall(): Promise<string | undefined> {
+    const s = await this.state();
+    return ['', 'ended', 'failed', NO_CALL_MARK].includes(s) ? undefined : s;
+  }
+  /** the hang-up button, when the page offers it (an incoming call: declines it); false when it is disabled */
+  hangUpIfOffered(): Promise<boolean> {
+    return this.page.evaluate(() => {
+      const b = document.getElementById('hangup') as HTMLButtonElement | null;
+      if (!b || b.disabled) return false;
+      b.click();
+      return true;
+    });
+  }
+  /**
+   * writes `label` as the page's call state: any call the page sees from now on overwrites it ('ringing-in',
+   * 'failed'...), so finding it unchanged later proves the page saw no call in between
+   */
+  async markState(label: string): Promise<void> {
+    await this.page.evaluate((l) => {
+      (window as unknown as { ferryCallState?: string }).ferryCallState = l;
+    }, label);
+  }
   async dial(target: string): Promise<void> {
     // the previous call's end stays on the page ('failed', its message) until the new call starts, which
     // can take a while (getUserMedia first): cleared here so a wait for this call's end cannot read the last one's
@@ -71,9 +97,20 @@ class PageDriver {
   }
 }
 
+/** each scenario's own bound (its waits add up to less: see the describe) */
+const TEST_MS = 90_000;
+/** the clean-up after each test: SIPp stop (2 s), the page's hang-up (10 s), the calls' ends (3 + 10 s), the page and pipelines (10 s each) */
+const CLEANUP_MS = 60_000;
+
 export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
   const redisUrl = storeName === 'redis' ? 'redis://127.0.0.1:6379' : undefined;
-  describe(`gateway calls end to end (${storeName} store)`, { timeout: 120_000 }, () => {
+  // Each test has its own bound, above the sum of its own waits (the longest: ring 25 s, answer 25 s, SIPp's own
+  // 40 s): a test slow but progressing is not cancelled by a bound on the whole file. The describe's bound is only
+  // a backstop for the file (every test and its clean-up at their bounds). Before, the describe's 120 s was the
+  // only bound and node:test counts it for all nine tests together (from the end of before()): once the tests
+  // took that long, the test then running and every test after it were cancelled ('test did not finish before
+  // its parent and was cancelled') and the describe failed ('test timed out after 120000ms').
+  describe(`gateway calls end to end (${storeName} store)`, { timeout: 9 * (TEST_MS + CLEANUP_MS) + 120_000 }, () => {
     let stack: Stack;
     let context: BrowserContext | undefined;
     let phone: PageDriver;
@@ -130,22 +167,32 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       return getJson<CallRecord>(stack.httpPort, `/api/calls/${all.sort((a, b) => b.createdAt - a.createdAt)[0]!.id}`);
     };
     const callKeys = async (): Promise<string[]> => (redis ? redis.keys(`${stack.redisPrefix}call:*`) : []);
-    /** a SIPp left over by a failed test would hold the port: stop them all before the next one */
-    const stopLeftovers = async (): Promise<void> => {
-      for (const s of sipps.splice(0)) await s.stop().catch(() => undefined);
+    /** SIPps whose process has exited (its `done` settled) */
+    const exited = new WeakSet<SippProcess>();
+    const track = (s: SippProcess): SippProcess => {
+      sipps.push(s);
+      void s.done.then(() => exited.add(s));
+      return s;
+    };
+    /** a SIPp left over by a failed test would hold the port: stop them all before the next one; names those still running */
+    const stopLeftovers = async (): Promise<string[]> => {
+      const left: string[] = [];
+      for (const s of sipps.splice(0)) {
+        if (!exited.has(s)) left.push(`SIPp ${s.options.scenario} still running (stopped)`);
+        await s.stop().catch(() => undefined);
+      }
+      return left;
     };
     const uas = async (scenario: string, extra: string[] = []): Promise<SippProcess> => {
       await stopLeftovers();
-      const s = await startSipp({ scenario, localPort: uasPort, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 });
-      sipps.push(s);
+      const s = track(await startSipp({ scenario, localPort: uasPort, mediaPort: await sippMediaPort(), extraArgs: ['-rtp_echo', ...extra], timeoutS: 40 }));
       await s.ready();
       return s;
     };
     /** the calling phone: SIPp from uacPort to the SIP engine, dialling alice */
     const uac = async (scenario: string, options: { lingerMs?: number; extraArgs?: string[]; timeoutS: number }): Promise<SippProcess> => {
       await stopLeftovers();
-      const s = await startSipp({ scenario, localPort: uacPort, mediaPort: await sippMediaPort(), remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', ...options });
-      sipps.push(s);
+      const s = track(await startSipp({ scenario, localPort: uacPort, mediaPort: await sippMediaPort(), remote: `127.0.0.1:${stack.sipPort}`, service: 'alice', ...options }));
       return s;
     };
     /** polls `get` every 25 ms until the record it returns has ended */
@@ -178,7 +225,59 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       assert.deepEqual(live.map((c) => c.id), [], 'no live call records');
     };
 
-    test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', async () => {
+    const liveCalls = async (): Promise<CallRecord[]> => (await calls()).filter((c) => c.state !== 'ended');
+    /**
+     * After every test, passed or failed: what a test left behind (a SIPp still running, a call on the webphone
+     * page, a live call record, a media pipeline) must not fail the tests after it. Stops the SIPps, hangs up the
+     * page's call, ends any call still live through the API, and waits (bounded) until the page shows no call,
+     * the gateway has no live call and ferry media has no pipeline. Each test still checks its own clean end
+     * (expectClean); this only names what was left over and clears it, and fails when it cannot.
+     */
+    const clearLeftovers = async (testName: string): Promise<void> => {
+      const left = await stopLeftovers();
+      if (!stack || !phone) return; // before() failed: nothing was started to leave anything over
+      const onPage = await phone.inCall();
+      if (onPage) {
+        const clicked = await phone.hangUpIfOffered();
+        left.push(`webphone page in a call ('${onPage}'${clicked ? ', hung up' : ', no hang-up button'})`);
+        try {
+          await waitFor(async () => (await phone.inCall()) === undefined, 10_000, 50, 'the page ends its call');
+        } catch {
+          /* the gateway's end of the call below ends it on the page too */
+        }
+      }
+      // a call whose end is under way (the page's hang-up, a SIPp BYE) ends within the gateway's BYE wait (500 ms)
+      const lingering = await waitFor(async () => (await liveCalls()).length === 0, 3000, 50, 'live calls ended').then(() => [], () => liveCalls());
+      for (const c of lingering.filter((x) => x.state !== 'ending')) {
+        left.push(`call ${c.id} live (${c.state}, ended through the API)`);
+        await fetch(`http://127.0.0.1:${stack.httpPort}/api/calls/${c.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } }).catch(() => undefined);
+      }
+      const problems: string[] = [];
+      /** waits (bounded) until `left` names nothing; else notes what it named last */
+      const gone = async (what: string, leftover: () => Promise<string | undefined>): Promise<void> => {
+        let last: string | undefined = 'not read';
+        await waitFor(async () => {
+          last = await leftover().catch((err: Error) => `unreadable: ${err.message}`);
+          return last === undefined;
+        }, 10_000, 50, what).catch(() => problems.push(`${what}: ${last}`));
+      };
+      await gone('live calls', async () => {
+        const live = await liveCalls();
+        return live.length ? live.map((c) => `${c.id} ${c.state}`).join(', ') : undefined;
+      });
+      await gone('webphone page in a call', async () => phone.inCall());
+      await gone('ferry media', async () => {
+        const st = await mediaStats();
+        return st.pipelines === 0 ? undefined : JSON.stringify(st);
+      });
+      if (left.length) console.log(`# left over after '${testName}': ${left.join('; ')}`);
+      if (problems.length) throw new Error(`after '${testName}' still left over (${left.join('; ') || 'nothing named'}): ${problems.join('; ')}`);
+    };
+    afterEach(async (t) => {
+      await clearLeftovers(t.name);
+    }, { timeout: CLEANUP_MS });
+
+    test('webphone calls an IP phone: 200, RTP both ways, browser hangs up, phone gets BYE, pipeline released', { timeout: TEST_MS }, async () => {
       const sipp = await uas('gateway-uas-echo.xml');
       const startedBefore = await callsStarted();
       await phone.dial('95550100');
@@ -232,7 +331,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       assert.match(after, /^ferry_active_calls 0$/m);
     });
 
-    test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', async () => {
+    test('IP phone calls the registered webphone; webphone answers; phone hangs up; browser shows ended within 1 s', { timeout: TEST_MS }, async () => {
       const sipp = await uac('gateway-uac-call.xml', { lingerMs: 3000, extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
@@ -260,7 +359,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
-    test('webphone cancels before the phone answers: CANCEL reaches the phone, pipeline released', async () => {
+    test('webphone cancels before the phone answers: CANCEL reaches the phone, pipeline released', { timeout: TEST_MS }, async () => {
       const sipp = await uas('gateway-uas-ring.xml');
       await phone.dial('95550101');
       await explained(stack.httpPort, () => phone.waitState('ringing', 25000));
@@ -276,7 +375,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
-    test('busy phone: 486 is relayed to the webphone, call ends with reason busy', async () => {
+    test('busy phone: 486 is relayed to the webphone, call ends with reason busy', { timeout: TEST_MS }, async () => {
       const sipp = await uas('gateway-uas-busy.xml');
       await phone.dial('95550102');
       await explained(stack.httpPort, () => phone.waitState('failed', 25000));
@@ -288,31 +387,34 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
-    test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', async () => {
+    test('in-dialog UPDATE (session timer refresh) is answered and SIP INFO DTMF is relayed to the webphone', { timeout: TEST_MS }, async () => {
       const sipp = await uac('gateway-uac-update-info.xml', { extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
       await phone.waitState('connected', 25000);
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, `UPDATE and INFO both got 200: ${describeSipp(result)}`);
-      await phone.waitState('ended', 3000);
+      await explained(stack.httpPort, () => phone.waitState('ended', 3000));
       const rec = await latestCall();
       assert.ok(rec.timeline.some((e) => e.event === 'info' && /application\/dtmf-relay/.test(e.detail ?? '')), rec.timeline.map((e) => e.event).join(','));
       await expectClean();
     });
 
-    test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', async () => {
+    test('an INVITE without a G.711 codec gets 488 with a Warning; nothing is created', { timeout: TEST_MS }, async () => {
       const before = (await calls()).length;
+      // the page's state is whatever the last test left ('ended', 'failed'): a marker of our own instead, which
+      // a ring would overwrite (the tests before show the page does change its state when rung)
+      await phone.markState(NO_CALL_MARK);
       const sipp = await uac('gateway-uac-bad-sdp.xml', { timeoutS: 20 });
       const result = await sipp.done;
       assert.equal(result.exitCode, 0, describeSipp(result));
       assert.match(result.messages, /Warning: 399 ferry "no G\.711 codec/);
       assert.equal((await calls()).length, before, 'no call record');
       assert.equal((await mediaStats()).pipelines, 0);
-      assert.equal(await phone.state(), 'ended', 'the webphone was never rung');
+      assert.equal(await phone.state(), NO_CALL_MARK, 'the webphone was never rung');
     });
 
-    test('nobody answers the phone: the gateway cancels it after FERRY_NO_ANSWER_MS and tells the webphone (480)', async () => {
+    test('nobody answers the phone: the gateway cancels it after FERRY_NO_ANSWER_MS and tells the webphone (480)', { timeout: TEST_MS }, async () => {
       const sipp = await uas('gateway-uas-ring.xml');
       const dialled = Date.now();
       await phone.dial('95550103');
@@ -328,7 +430,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
-    test('the webphone declines an incoming call: the failure reaches the phone', async () => {
+    test('the webphone declines an incoming call: the failure reaches the phone', { timeout: TEST_MS }, async () => {
       const sipp = await uac('gateway-uac-rejected.xml', { timeoutS: 20 });
       await ringsOrExplain(sipp);
       await phone.page.click('#hangup');
@@ -339,7 +441,7 @@ export function gatewayCallScenarios(storeName: 'memory' | 'redis'): void {
       await expectClean();
     });
 
-    test('hold and resume from the phone are carried to the webphone', async () => {
+    test('hold and resume from the phone are carried to the webphone', { timeout: TEST_MS }, async () => {
       const sipp = await uac('gateway-uac-hold.xml', { extraArgs: ['-rtp_echo'], timeoutS: 40 });
       await ringsOrExplain(sipp);
       await phone.page.click('#answer');
