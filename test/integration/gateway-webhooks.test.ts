@@ -122,13 +122,14 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
       await a.reinvite('sendrecv');
       await a.hangup();
       await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 10_000, 20, 'call.ended at the receiver');
-      const got = receiver.eventsOf(id);
+      // at least once (docs/webhooks.md): a POST answered after the timeout on a loaded machine is sent
+      // again with the same id and body; the receiver ignores the repeat, and each change is one event
+      const got = receiver.uniqueEventsOf(id);
       assert.deepEqual(got.map((r) => r.event.type), CALL_FLOW);
-      for (const r of got) {
+      for (const r of receiver.eventsOf(id)) {
         assert.ok(r.verified, `signature of ${r.event.type}: ${r.verifyProblem}`);
         assert.equal(r.eventId, r.event.id);
       }
-      assert.equal(new Set(got.map((r) => r.event.id)).size, got.length, 'one id per event');
       const ended = got.at(-1)!.event;
       assert.equal(ended.data.reason, 'sip-bye');
       assert.equal(ended.data.endedBy, 'caller');
@@ -188,7 +189,7 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     assert.ok((await queueLength()) >= 1, 'events queued');
     await receiver.start(); // the same port
     await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 10_000, 20, 'call.ended after the receiver returned');
-    const got = receiver.eventsOf(id);
+    const got = receiver.uniqueEventsOf(id);
     assert.deepEqual(got.map((r) => r.event.type), ['call.ringing', 'call.answered', 'call.ended']);
     assert.ok(got.every((r) => r.verified));
     assert.ok(got[0]!.attempt > 1, `the first event was retried (attempt ${got[0]!.attempt})`);
@@ -207,7 +208,7 @@ describe('gateway webhooks and /api/events', { timeout: 150_000 }, () => {
     await stack.restart('gateway2');
     receiver.mode = 'ok';
     await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ended'), 15_000, 20, 'call.ended after the restart');
-    const got = receiver.eventsOf(id);
+    const got = receiver.uniqueEventsOf(id);
     assert.deepEqual(got.map((r) => r.event.type), ['call.ringing', 'call.answered', 'call.ended']);
     for (const r of got) {
       assert.ok(r.verified);
