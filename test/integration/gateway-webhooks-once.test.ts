@@ -75,13 +75,17 @@ describe('call events once per change: repeated and second provisionals, ring-al
 
   const via = (): { host: string; port: number } => ({ host: '127.0.0.1', port: stack.sipPort });
 
+  /** the calls of the tests before */
+  const earlier = new Set<string>();
   async function record(since: number): Promise<CallRecord> {
-    return waitFor(
-      async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.find((c) => c.createdAt >= since - 50),
+    const rec = await waitFor(
+      async () => (await getJson<{ calls: CallRecord[] }>(stack.httpPort, '/api/calls?state=all')).calls.find((c) => c.createdAt >= since - 50 && !earlier.has(c.id)),
       5000,
       20,
       'the call record',
     );
+    earlier.add(rec.id);
+    return rec;
   }
 
   /** `a` calls through SIPp running `scenario`; hangs up once answered; resolves with the call id and SIPp's result */
@@ -150,13 +154,13 @@ describe('call events once per change: repeated and second provisionals, ring-al
 
   test('a receiver that took call.ringing but answered too late gets it again: same id, same body, no second event', { timeout: 30_000 }, async () => {
     receiver.mode = 'take-and-hang';
-    const before = receiver.received.length;
     const uas = await startSipp({ scenario: 'gateway-uas-provisionals.xml', localPort: uasPort, keys: { second_tag: '01' }, timeoutS: 20 });
     await uas.ready();
     const since = Date.now();
     await a.call('sip:9100@127.0.0.1', via());
     const { id } = await record(since);
-    await waitFor(() => receiver.received.length > before, 5000, 10, 'the first POST taken (and left unanswered)');
+    // (waits for this call's event: a late repeat of an earlier call's event may be taken first)
+    await waitFor(() => receiver.eventsOf(id).some((r) => r.event.type === 'call.ringing'), 10_000, 10, 'call.ringing taken (and left unanswered)');
     receiver.mode = 'ok';
     await a.hangup();
     assert.equal((await uas.done).exitCode, 0);
