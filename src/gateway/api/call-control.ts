@@ -76,7 +76,11 @@ export class CallControl {
     const dir = hold ? 'sendonly' : 'sendrecv';
     const dialogs = sides.map((s) => [s, this.dialogOf(call, s)] as const);
     const result: Record<Side, string | undefined> = { caller: undefined, callee: undefined };
+    // one event per change (docs/webhooks.md, "Once per change"): asking again for what every chosen
+    // party has already (a second hold, a resume of a call not held) is re-INVITEd but not published
+    let changed = false;
     for (const [side, d] of dialogs) {
+      if (direction(d.local.sdp) !== dir) changed = true;
       const offer = bumpVersion(withDirection(d.local.sdp, dir));
       const answer = await this.bounded(call, this.modify(call, d, offer), `re-INVITE to the ${side}`);
       d.local.sdp = offer;
@@ -89,8 +93,8 @@ export class CallControl {
       }
       result[side] = leg.direction;
     }
-    call.note(hold ? 'hold' : 'resume', `api: ${sides.join(' and ')} a=${dir}`);
-    call.publish(hold ? 'call.held' : 'call.resumed', { by: 'api', direction: dir, sides, parties: callParties(call.record) });
+    call.note(hold ? 'hold' : 'resume', `api: ${sides.join(' and ')} a=${dir}${changed ? '' : ' (no change)'}`);
+    if (changed) call.publish(hold ? 'call.held' : 'call.resumed', { by: 'api', direction: dir, sides, parties: callParties(call.record) });
     await call.persist();
     return result;
   }
