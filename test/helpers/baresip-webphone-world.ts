@@ -124,6 +124,22 @@ export class BaresipWebphoneWorld {
     return new Error(`${(err as Error).message}\n--- baresip events: ${phone?.events.map((e) => `${e.type}(${e.param ?? ''})`).join(' ')}\n--- baresip log:\n${phone?.log.slice(-25).join('\n')}\n--- ferry:\n${stack?.output.slice(-25).join('\n')}`);
   }
 
+  /**
+   * Replaces the desk phone with a new baresip on the same account with other options (the old one
+   * stopped first, so one phone at a time talks to the stack); resolves once the new one is registered.
+   */
+  async replacePhone(options: Omit<BaresipOptions, 'user' | 'password' | 'answer'>): Promise<BaresipPhone> {
+    await (this.phone as BaresipPhone | undefined)?.stop();
+    const { desk } = this.options;
+    this.phone = await BaresipPhone.start({ user: desk.user, password: desk.password, answer: 'auto', ...options });
+    try {
+      await this.phone.waitRegistered(15_000);
+    } catch (err) {
+      throw this.diagnose(err);
+    }
+    return this.phone;
+  }
+
   /** Hangs up whatever call the phone still has (so a failed test does not leave one up for the next). */
   async hangUpLeftover(): Promise<void> {
     await (this.phone as BaresipPhone | undefined)?.command('hangup').catch(() => undefined);
