@@ -22,7 +22,7 @@ import { LoopbackCapture, type CapturedPacket } from '../helpers/loopback-captur
  * a=crypto, SRTP when the answer carries a key).
  */
 /** ferry media's SR/RR interval here: several reports fit in the call */
-const RTCP_INTERVAL_MS = 1000;
+const RTCP_INTERVAL_MS = 500;
 const DESK = { user: '1001', password: 'desk-srtp-secret' };
 const ALICE = { user: 'alice', password: 'alice-srtp-secret' };
 
