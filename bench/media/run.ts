@@ -32,6 +32,8 @@ import { summarizeCpuProfiles } from './report/cpu-profile-summary';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const started = Date.now();
+/** Read once here: results.md is written at the end of the run, when the load average is the run's own. */
+const loadAtStart = os.loadavg();
 /** The commit at start: on a shared checkout HEAD may move while the run goes on. */
 const gitAtStart = ((): string => {
   try {
@@ -105,12 +107,12 @@ function environment(o: BenchOptions, argv: string[]): string {
   };
   return [
     `- command: \`npm run bench:media${argv.length ? ` -- ${argv.join(' ')}` : ''}\``,
-    `- date: ${new Date(started).toISOString()}, git ${gitAtStart} (at start)`,
+    `- date: ${new Date(started).toISOString()}, git ${gitAtStart} (at start); load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     `- machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`,
     `- rtpengine: ${tryRun('sh', ['-c', `${o.rtpengineBinary} --version 2>&1`])} (userspace, --table=-1, --num-threads=2)`,
     pinningLine(o),
     `- niceness of servers, load workers and orchestrator: ${o.nice}${o.nice !== 0 ? ' (--nice; other processes on the machine keep 0)' : ''}`,
-    `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}, kind ${o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined ? `FERRY_MEDIA_WORKER_KIND=${o.mediaEnv.FERRY_MEDIA_WORKER_KIND}${o.mediaWorkerKind !== undefined ? ' (--worker-kind)' : ''}` : 'thread (the default; no --worker-kind)'}; load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `- ferry media relay workers: ${o.mediaWorkers !== undefined ? `FERRY_MEDIA_WORKERS=${o.mediaWorkers} (--workers)` : "ferry media's default (no --workers)"}, kind ${o.mediaEnv.FERRY_MEDIA_WORKER_KIND !== undefined ? `FERRY_MEDIA_WORKER_KIND=${o.mediaEnv.FERRY_MEDIA_WORKER_KIND}${o.mediaWorkerKind !== undefined ? ' (--worker-kind)' : ''}` : 'thread (the default; no --worker-kind)'}; load average at start: ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`,
     `- load: 50 packets/s each way per call, 172-byte RTP (PCMU, 160-byte payload); ${o.rtpWorkers} plain-RTP load processes, ${o.webrtcWorkers} werift load processes (${o.browser} browsers); window ${o.windowMs / 1000} s per step; ${setupModeText(o)}${o.targets.includes('ferry-webrtc') ? (o.serverSetupMarks ? ' (ferry-webrtc: ICE/DTLS state events subscribed for ferry\'s own set-up marks)' : ' (--no-server-marks)') : ''}`,
   ].join('\n');
 }
