@@ -127,6 +127,8 @@ describe('TLS: ferry start with its development certificate; Chromium on the HTT
 
   test('TLS: ferry start says where the HTTPS page is and how to trust its development certificate; every TLS listener serves it', async () => {
     assert.ok(ready.tls > 0 && ready.wss > 0 && ready.https > 0, JSON.stringify(ready));
+    // ferry start prints these lines after its ready line: they may still be in the pipe when ready() returns
+    await fs.waitLine((l) => /install it as a trusted CA/.test(l), 0, 10_000, 'the development certificate\'s trust notes (the last lines printed)');
     const out = fs.lines.map((l) => l.line).join('\n');
     assert.match(out, new RegExp(`webphone page over HTTPS at https://localhost:${ready.https}/`));
     assert.match(out, /self-signed development certificate .*dev-cert\.pem/);
