@@ -65,6 +65,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   private readonly schedule = new RedialSchedule();
   private lostAt = 0;
   private readonly liveness: MediaLiveness;
+  private unanswered = 0;
 
   constructor(readonly url: string, private readonly log: Logger, opts: MediaConnectionOptions = {}) {
     super();
@@ -72,6 +73,11 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     this.liveness = new MediaLiveness({ timeoutMs: pingTimeoutMs, onDeaf: (silentMs) => this.onDeaf(silentMs, pingTimeoutMs) });
     // every pending guarded request and every deferred release listens for lost/restored
     this.setMaxListeners(0);
+  }
+
+  /** times this server was dropped as not answering the gateway's pings (`onDeaf`; a closed connection is not counted) */
+  get unansweredTotal(): number {
+    return this.unanswered;
   }
 
   /** the media server answers our control connection right now (new calls can get media) */
@@ -182,6 +188,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
    */
   private onDeaf(silentMs: number, timeoutMs: number): void {
     if (this.state !== 'up') return;
+    this.unanswered++;
     this.log.warn('media server not answering: treating it as lost', { url: this.url, silentMs, pingTimeoutMs: timeoutMs });
     const con = this.client?._re?._connection as (LivenessTransport & { socket?: { _socket?: { destroy(): void } }; destroy?: () => void }) | undefined;
     try {

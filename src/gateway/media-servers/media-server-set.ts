@@ -240,7 +240,7 @@ export class MediaServerSet extends MediaConnection {
   }
 
   /** per media server: what /metrics shows (and /status could) */
-  describe(): { url: string; listed: boolean; up: boolean; draining: boolean; stats: string; pipelines: number | undefined; calls: number; placedTotal: number }[] {
+  describe(): { url: string; listed: boolean; up: boolean; draining: boolean; stats: string; pipelines: number | undefined; calls: number; placedTotal: number; unansweredTotal: number }[] {
     return [...this.servers.values()].map((s) => {
       const c = this.candidate(s);
       return {
@@ -252,6 +252,7 @@ export class MediaServerSet extends MediaConnection {
         pipelines: s.stats?.outcome === 'stats' ? s.stats.figures?.pipelines : undefined,
         calls: this.o.liveCallsOn(s.url),
         placedTotal: s.placedTotal,
+        unansweredTotal: s.conn.unansweredTotal,
       };
     });
   }
@@ -273,6 +274,7 @@ export class MediaServerSet extends MediaConnection {
       ...family('ferry_media_server_pipelines', 'gauge', "Pipelines on this media server by its last /stats (all its clients); absent for a server without /stats (a real KMS).", (r) => r.pipelines),
       ...family('ferry_media_server_calls', 'gauge', "Live calls of this gateway whose media is on this media server.", (r) => r.calls),
       ...family('ferry_media_server_calls_placed_total', 'counter', 'New calls this gateway placed on this media server.', (r) => (r.listed ? r.placedTotal : undefined)),
+      ...family('ferry_media_server_unanswered_total', 'counter', "Times the gateway dropped its open control connection to this media server because the server answered none of its pings for FERRY_GATEWAY_MEDIA_PING_TIMEOUT_MS (then lost as if the connection had closed; a connection that closes is not counted here).", (r) => r.unansweredTotal),
     ];
   }
 
