@@ -200,6 +200,7 @@ describe('F13: a media server that stops answering with its connection open (SIG
       const m = await h.metrics();
       assert.equal(h.metric(m, 'ferry_media_server_up', url()), 0, '/metrics: the server is down');
       assert.equal(h.metric(m, 'ferry_media_server_calls', url()), 0, '/metrics: no call on it');
+      assert.equal(h.metric(m, 'ferry_media_server_unanswered_total', url()), 1, '/metrics: dropped once as not answering (F13b\'s shorter stop was not counted)');
 
       // skipped for new calls while it does not answer
       const index = next++;
