@@ -13,7 +13,7 @@ import { parseToolList, spawnedPrograms, type SpawnedProgram } from '../helpers/
 const ROOT = path.join(__dirname, '..', '..');
 const TOOL_LIST = path.join(ROOT, 'scripts', 'test-tools.txt');
 /** on every Debian system (Essential: yes packages: bash, dash, coreutils, util-linux's kill) */
-const ESSENTIAL = new Set(['bash', 'sh', 'kill', 'sleep', 'cat', 'true', 'false', 'env', 'mktemp', 'rm', 'mkdir']);
+const ESSENTIAL = new Set(['bash', 'sh', 'kill', 'sleep', 'cat', 'true', 'false', 'env', 'mktemp', 'rm', 'mkdir', 'nice']);
 
 function tsFiles(dir: string): string[] {
   const out: string[] = [];
