@@ -296,17 +296,32 @@ describe("drachtio-srf's own test suite against ferry sip", () => {
     config['drachtio-uas'] = { ...config['drachtio-uas'], host: '127.0.0.1', port: uasServer.ports.control };
     writeFileSync(configPath, JSON.stringify(config, null, 2));
 
-    for (const [i, s] of sippServices.entries()) {
-      const sipp = await startSipp({
-        scenario: path.join(workDir, 'test/scenarios', s.scenario!),
-        localPort: sipPorts[i]!,
-        mediaPort: mediaPorts[i]!,
-        calls: 100_000,
-        timeoutS: 3600,
-      });
-      uasSipps.push({ service: s.name, sipp });
-    }
-    await Promise.all(uasSipps.map((s) => s.sipp.ready()));
+    // a UAS's media ports are checked free when picked, but another test process running at the same time
+    // can bind one of the four before this SIPp does (a clean-clone run: 'Unable to bind video RTP socket ...
+    // errno = 98'): such a SIPp is started again on freshly picked media ports (its SIP port is in the
+    // upstream config and stays; nothing else refers to its media ports)
+    const startUas = async (i: number): Promise<SippProcess> => {
+      const s = sippServices[i]!;
+      let mediaPort = mediaPorts[i]!;
+      for (let attempt = 1; ; attempt++) {
+        const sipp = await startSipp({
+          scenario: path.join(workDir, 'test/scenarios', s.scenario!),
+          localPort: sipPorts[i]!,
+          mediaPort,
+          calls: 100_000,
+          timeoutS: 3600,
+        });
+        try {
+          await sipp.ready();
+          return sipp;
+        } catch (err) {
+          if (attempt >= 3 || !/Unable to bind (audio|video) RTC?P socket.*errno = 98/.test((err as Error).message)) throw err;
+          mediaPort = (await freePorts(1, { count: 4, protocols: ['udp'] }))[0]!;
+        }
+      }
+    };
+    const started = await Promise.all(sippServices.map((_, i) => startUas(i)));
+    for (const [i, s] of sippServices.entries()) uasSipps.push({ service: s.name, sipp: started[i]! });
   });
 
   after(async () => {
